@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vlu-proto.h - the vlud wire format: framing, limits, command table,
+ * argument checking, replies and events.  Linked by the daemon, libvlu and
+ * the tests.  Never logs, never exits.  Functions return >= 0 or -errno and
+ * do not write output parameters on failure.
+ */
+#ifndef VLU_PROTO_H
+#define VLU_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <json-c/json.h>
+
+#define VLU_PROTO_MAJOR 1
+#define VLU_PROTO_MINOR 0
+#define VLU_PROTO_MICRO 0
+
+/* Hard limits (the configuration may lower, never raise, these). */
+#define VLU_MAX_FDS_PER_MSG 253		/* SCM_MAX_FD */
+#define VLU_MAX_MSG_BYTES (1024 * 1024) /* absolute ceiling for max_message_bytes */
+#define VLU_DEFAULT_MAX_MSG_BYTES 65536
+#define VLU_DEFAULT_MAX_DEPTH 16
+#define VLU_NAME_MAX 64			/* instance and fd names: [A-Za-z0-9_.:-], 1..64 */
+
+/* ---- error classes (the wire vocabulary) ---- */
+enum vlu_error_class {
+	VLU_ERR_GENERIC,	  /* "GenericError" */
+	VLU_ERR_COMMAND_NOT_FOUND, /* "CommandNotFound" */
+	VLU_ERR_INVALID_ARGUMENT, /* "InvalidArgument": unknown, missing or mistyped argument; bad JSON */
+	VLU_ERR_NOT_NEGOTIATED,	  /* "NotNegotiated" */
+	VLU_ERR_PERMISSION_DENIED, /* "PermissionDenied" */
+	VLU_ERR_NOT_FOUND,	  /* "NotFound" */
+	VLU_ERR_BUSY,		  /* "Busy" */
+	VLU_ERR_LIMIT_EXCEEDED,	  /* "LimitExceeded" */
+	VLU_ERR_DEVICE_ERROR,	  /* "DeviceError" */
+	VLU_ERR_UNSUPPORTED,	  /* "Unsupported": refused up front (a blocker) */
+	VLU_ERR_TIMEOUT,	  /* "Timeout" */
+	VLU_ERR_INTERNAL,	  /* "Internal" */
+	_VLU_ERR_MAX,
+};
+const char *vlu_error_class_name(enum vlu_error_class c);
+/* -> class, or -EINVAL for an unknown name */
+int vlu_error_class_from_name(const char *name);
+
+/* ---- framing: one JSON object + its fds per SOCK_SEQPACKET message ---- */
+
+/* Send one message; fds are duplicated by the kernel, ours stay open.
+ * -EAGAIN when the socket is full (nonblocking), -EMSGSIZE if len or nfds exceed limits. */
+int vlu_msg_send(int sock, const char *buf, size_t len, const int *fds, size_t nfds);
+
+/* Receive one message into buf (bufsz bytes, NUL-terminated on success, so bufsz >= max message + 1).
+ * Received fds land in ret_fds (CLOEXEC, caller owns them), at most max_fds.
+ * Returns the message length (> 0), 0 on orderly EOF, -EAGAIN, -EMSGSIZE when the message or its
+ * fds were truncated (all received fds already closed), other -errno. */
+ssize_t vlu_msg_recv(int sock, char *buf, size_t bufsz, int *ret_fds, size_t max_fds, size_t *ret_nfds);
+
+/* Parse exactly one JSON object from buf[0..len) with a depth limit.
+ * -EINVAL: not JSON / trailing garbage / not an object; -E2BIG: deeper than max_depth. */
+int vlu_json_parse(const char *buf, size_t len, int max_depth, json_object **ret);
+
+/* Serialize j compactly; returns a pointer owned by j (valid until j changes or is freed). */
+const char *vlu_json_dump(json_object *j, size_t *ret_len);
+
+/* ---- the command table ---- */
+enum vlu_perm {
+	VLU_PERM_PRENEG = 1u << 0,   /* allowed before negotiation (only "capabilities") */
+	VLU_PERM_ANY = 1u << 1,      /* any admitted peer */
+	VLU_PERM_VMM = 1u << 2,      /* peers the policy admits as VMMs */
+	VLU_PERM_OPERATOR = 1u << 3, /* operators */
+	VLU_PERM_INSTANCE = 1u << 4, /* needs an instance registered on this connection (or a claimed successor) */
+};
+
+enum vlu_arg_type {
+	VLU_ARG_STRING,
+	VLU_ARG_NAME,	       /* string matching the name rules above */
+	VLU_ARG_INT,	       /* int64 within [min, max] */
+	VLU_ARG_BOOL,
+	VLU_ARG_NAME_ARRAY,    /* array of names, length within [min, max] */
+	VLU_ARG_STRING_ARRAY,  /* array of strings, length within [min, max] */
+	VLU_ARG_OBJECT,	       /* nested object, checked by the handler */
+	VLU_ARG_OBJECT_ARRAY,  /* array of objects, length within [min, max], checked by the handler */
+};
+
+struct vlu_arg {
+	const char *name;
+	enum vlu_arg_type type;
+	bool required;
+	int64_t min, max; /* INT: value range; STRING: length range; *_ARRAY: element count range */
+	const char *help;
+};
+
+enum vlu_fds_in {
+	VLU_FDS_NONE,	  /* the request carries no fds */
+	VLU_FDS_PER_NAME, /* exactly one fd per entry of the "names" argument */
+};
+
+enum vlu_cmd_id {
+	VLU_CMD_CAPABILITIES,
+	VLU_CMD_STATUS,
+	VLU_CMD_INSTANCE_REGISTER,
+	VLU_CMD_INSTANCE_LIST,
+	VLU_CMD_INSTANCE_RELEASE,
+	VLU_CMD_DEVICE_LIST,
+	VLU_CMD_DEVICE_OPEN,
+	VLU_CMD_FD_STORE,
+	VLU_CMD_FD_RETRIEVE,
+	VLU_CMD_FD_LIST,
+	VLU_CMD_FD_REMOVE,
+	VLU_CMD_EVENTS_SUBSCRIBE,
+	/* live-update commands (issue 5) are appended here */
+	_VLU_CMD_MAX,
+};
+
+struct vlu_command {
+	enum vlu_cmd_id id;
+	const char *name;
+	const struct vlu_arg *args;
+	size_t n_args;
+	unsigned perm;		 /* enum vlu_perm bits: who may call it */
+	enum vlu_fds_in fds_in;	 /* fds the request carries */
+	bool fds_out;		 /* the reply carries fds */
+	const char *summary;	 /* one line, for CLI help and docs */
+};
+
+/* vlu_commands[i].id == i for every i < _VLU_CMD_MAX */
+extern const struct vlu_command vlu_commands[_VLU_CMD_MAX];
+
+const struct vlu_command *vlu_command_find(const char *name);
+
+/* Check a request's arguments (may be NULL = {}) and fd count against the table entry, before any side
+ * effect: unknown keys, missing required keys, wrong types, out-of-range values, fd count mismatch.
+ * Returns 0 or a negative errno, with a human description in errbuf; the class is InvalidArgument
+ * (or LimitExceeded for too many fds). */
+int vlu_command_check(const struct vlu_command *cmd, json_object *args, size_t nfds,
+		      enum vlu_error_class *ret_class, char *errbuf, size_t errlen);
+
+/* Split a parsed message into its parts (borrowed references into msg).  -EINVAL when it is not a
+ * well-formed request: "execute" not a string, "arguments" not an object, unknown top-level keys. */
+int vlu_request_parse(json_object *msg, const char **ret_execute, json_object **ret_args, json_object **ret_id,
+		      char *errbuf, size_t errlen);
+
+/* Builders.  They take ownership of ret/data; id is borrowed (copied by reference count). */
+json_object *vlu_reply_return(json_object *ret, json_object *id);
+json_object *vlu_reply_error(enum vlu_error_class cls, const char *desc, json_object *id);
+json_object *vlu_event_new(const char *name, json_object *data);
+json_object *vlu_greeting_new(const char *package, const char *const *capabilities);
+
+/* Name rules shared by instance and fd names. */
+bool vlu_name_valid(const char *s);
+
+#endif /* VLU_PROTO_H */
