@@ -141,6 +141,10 @@ int vlu_command_check(const struct vlu_command *cmd, json_object *args, size_t n
 int vlu_request_parse(json_object *msg, const char **ret_execute, json_object **ret_args, json_object **ret_id,
 		      char *errbuf, size_t errlen);
 
+/* The request's "id" member (borrowed), or NULL when absent, JSON null or msg is not an object.  Usable
+ * when vlu_request_parse() failed, so that an error reply can still echo the id. */
+json_object *vlu_request_id(json_object *msg);
+
 /* Builders.  They take ownership of ret/data; id is borrowed (copied by reference count). */
 json_object *vlu_reply_return(json_object *ret, json_object *id);
 json_object *vlu_reply_error(enum vlu_error_class cls, const char *desc, json_object *id);
