@@ -26,10 +26,14 @@ INTEG_SCRIPTS := $(sort $(wildcard $(TOP)/tests/integration/test-*.sh))
 
 TEST_BINS += $(INTEG_BINS)
 
-$(INTEG_DIR)/%: $(O)/tests/integration/%.o $(INTEG_HELPER_OBJS) $(O)/libvluproto.a $(O)/libvlu.so
+# test-lib-*.c drive the daemon through libvlu; the others speak the wire format through libvluproto
+$(INTEG_DIR)/test-lib-%: $(O)/tests/integration/test-lib-%.o $(INTEG_HELPER_OBJS) $(O)/libvluproto.a $(O)/libvlu.so
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o %.a,$^) -L$(O) -lvlu -Wl,-rpath,$(abspath $(O)) \
-		$(PKG_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o %.a,$^) -L$(O) -lvlu -Wl,-rpath,$(abspath $(O)) $(PKG_LIBS)
+
+$(INTEG_DIR)/test-%: $(O)/tests/integration/test-%.o $(INTEG_HELPER_OBJS) $(O)/libvluproto.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o %.a,$^) $(PKG_LIBS)
 
 # ---- the list of host test commands (each prints TAP lines) ----
 # Every command runs from $(TOP) with the build directory's programs named through the environment.
