@@ -39,8 +39,8 @@ $(INTEG_DIR)/test-%: $(O)/tests/integration/test-%.o $(INTEG_HELPER_OBJS) $(O)/l
 # Every command runs from $(TOP) with the build directory's programs named through the environment.
 TEST_ENV := VLU_BUILD=$(abspath $(O)) VLU_TOP=$(TOP) SANITIZE=$(SANITIZE) \
 	ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-HOST_UNIT_BINS := $(sort $(filter $(O)/tests/unit-%,$(TEST_BINS)))
-HOST_CHECK_TARGETS := $(filter-out vm-check check check-host check-san,$(CHECK_TARGETS))
+HOST_UNIT_BINS = $(sort $(filter $(O)/tests/unit-%,$(TEST_BINS)))
+HOST_CHECK_TARGETS = $(filter-out vm-check check check-host check-san,$(CHECK_TARGETS))
 HOST_TEST_CMDS = \
 	$(foreach t,$(HOST_UNIT_BINS),"$(TEST_ENV) CMOCKA_MESSAGE_OUTPUT=TAP $(t)") \
 	$(foreach t,$(HOST_CHECK_TARGETS),"$(MAKE) -s --no-print-directory $(t)") \
