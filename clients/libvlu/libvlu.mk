@@ -1,0 +1,36 @@
+# clients/libvlu/libvlu.mk - libvlu.so.0 (+ vlu.h, libvlu.pc).  Exports only what libvlu.sym lists
+# (the vlu_* functions of vlu.h); the wire format from libvluproto.a is linked in and hidden.
+LIBVLU_SOVER   := 0
+LIBVLU_REAL    := $(O)/libvlu.so.$(LIBVLU_SOVER).1.0
+LIBVLU_SONAME  := libvlu.so.$(LIBVLU_SOVER)
+LIBVLU_OBJS    := $(O)/clients/libvlu/vlu.o
+LIBVLU_SYM     := $(TOP)/clients/libvlu/libvlu.sym
+
+$(O)/clients/libvlu/vlu.o: ALL_CFLAGS += -fvisibility=hidden
+
+$(LIBVLU_REAL): $(LIBVLU_OBJS) $(PROTO_LIB) $(LIBVLU_SYM)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,$(LIBVLU_SONAME) -Wl,--version-script=$(LIBVLU_SYM) \
+		-Wl,--exclude-libs,ALL -Wl,-z,defs -Wl,-z,relro -Wl,-z,now \
+		-o $@ $(LIBVLU_OBJS) $(PROTO_LIB) $(shell $(PKG_CONFIG) --libs json-c)
+
+# the soname link (runtime) and the development link (-lvlu)
+$(O)/$(LIBVLU_SONAME) $(O)/libvlu.so: $(LIBVLU_REAL)
+	ln -sf $(notdir $<) $@
+
+$(O)/libvlu.pc: $(TOP)/clients/libvlu/libvlu.pc.in $(TOP)/Makefile
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(VERSION)|' $< > $@
+
+LIBS += $(LIBVLU_REAL) $(O)/$(LIBVLU_SONAME) $(O)/libvlu.so $(O)/libvlu.pc
+
+install-libvlu: $(LIBVLU_REAL) $(O)/libvlu.pc
+	install -D -m 0755 $(LIBVLU_REAL) $(DESTDIR)$(LIBDIR)/$(notdir $(LIBVLU_REAL))
+	ln -sf $(notdir $(LIBVLU_REAL)) $(DESTDIR)$(LIBDIR)/$(LIBVLU_SONAME)
+	ln -sf $(LIBVLU_SONAME) $(DESTDIR)$(LIBDIR)/libvlu.so
+	install -D -m 0644 $(TOP)/clients/libvlu/vlu.h $(DESTDIR)$(INCLUDEDIR)/vlu.h
+	install -D -m 0644 $(O)/libvlu.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libvlu.pc
+
+.PHONY: install-libvlu
+INSTALL_TARGETS += install-libvlu

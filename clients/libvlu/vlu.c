@@ -1,0 +1,862 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vlu.c - libvlu: connection, greeting and negotiation, generic call with
+ * timeout, reply matching by id, event queue, typed wrappers.
+ *
+ * Never logs, prints, exits or raises signals (sends use MSG_NOSIGNAL).
+ * Everything exported is declared in vlu.h and listed in libvlu.sym; the
+ * wire format comes from protocol/ (linked in statically, hidden).
+ *
+ * fd ownership inside: v->sock, v->epfd, v->evfd belong to v and are closed
+ * by vlu_close().  fds received with a message belong to whoever handles the
+ * message: the caller of vlu_call() for its reply, otherwise they are closed
+ * at once (events and stale replies carry no fds we could use).
+ *
+ * Adding a call: a typed wrapper builds its arguments and uses vlu_call();
+ * nothing else needs to change.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include "basics.h"
+#include "vlu-proto.h"
+#include "vlu.h"
+
+#define VLU_EXPORT __attribute__((visibility("default")))
+
+/* replies may nest deeper than requests (device info, lists) */
+#define REPLY_MAX_DEPTH 64
+/* events queued while nobody processes them; beyond this the oldest are dropped */
+#define EVENT_QUEUE_MAX 4096
+
+struct vlu {
+	int sock; /* SOCK_SEQPACKET, nonblocking, owned */
+	int epfd; /* epoll over sock + evfd: what vlu_get_fd() hands out, owned */
+	int evfd; /* eventfd, readable while events are queued, owned */
+	char *buf;
+	size_t bufsz;
+	int64_t next_id;
+	int timeout_ms;
+	bool dead; /* EOF or fatal error seen */
+
+	vlu_event_fn event_fn;
+	void *event_userdata;
+	json_object *queue; /* array of queued event messages */
+	uint64_t events_dropped;
+
+	json_object *greeting;
+	int srv_major, srv_minor, srv_micro;
+	const char *srv_package; /* borrowed from greeting */
+	json_object *srv_caps;	 /* borrowed from greeting */
+
+	bool have_error;
+	char *err_class;
+	char *err_desc;
+};
+
+/* ---------------------------------------------------------------- time */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* deadline in CLOCK_MONOTONIC ms, or -1 for none */
+static int64_t deadline_of(struct vlu *v, int timeout_ms)
+{
+	if (timeout_ms == 0)
+		timeout_ms = v && v->timeout_ms ? v->timeout_ms : VLU_DEFAULT_TIMEOUT_MS;
+	if (timeout_ms < 0)
+		return -1;
+	return now_ms() + timeout_ms;
+}
+
+/* ms left until deadline for poll(): -1 = infinite, 0 = expired */
+static int remaining_ms(int64_t deadline)
+{
+	int64_t left;
+
+	if (deadline < 0)
+		return -1;
+	left = deadline - now_ms();
+	if (left <= 0)
+		return 0;
+	return left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+
+	for (;;) {
+		int t = remaining_ms(deadline);
+		int r;
+
+		if (t == 0)
+			return -ETIMEDOUT;
+		r = poll(&p, 1, t);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			return -ETIMEDOUT;
+		return 0; /* readable, writable, or HUP/ERR: the next I/O call reports which */
+	}
+}
+
+/* ---------------------------------------------------------------- errors */
+
+static void clear_error(struct vlu *v)
+{
+	v->have_error = false;
+	free(TAKE_PTR(v->err_class));
+	free(TAKE_PTR(v->err_desc));
+}
+
+static int errno_of_class(const char *cls)
+{
+	switch (vlu_error_class_from_name(cls)) {
+	case VLU_ERR_INVALID_ARGUMENT:
+		return -EINVAL;
+	case VLU_ERR_COMMAND_NOT_FOUND:
+		return -ENOSYS;
+	case VLU_ERR_NOT_NEGOTIATED:
+		return -EPROTO;
+	case VLU_ERR_PERMISSION_DENIED:
+		return -EACCES;
+	case VLU_ERR_NOT_FOUND:
+		return -ENOENT;
+	case VLU_ERR_BUSY:
+		return -EBUSY;
+	case VLU_ERR_LIMIT_EXCEEDED:
+		return -E2BIG;
+	case VLU_ERR_DEVICE_ERROR:
+		return -EIO;
+	case VLU_ERR_UNSUPPORTED:
+		return -EOPNOTSUPP;
+	case VLU_ERR_TIMEOUT:
+		return -ETIME;
+	default:
+		return -EREMOTEIO;
+	}
+}
+
+/* Record an error reply {"error":{"class","desc"}}; returns the mapped errno. */
+static int take_error(struct vlu *v, json_object *err)
+{
+	json_object *cls = NULL, *desc = NULL;
+	const char *c = "GenericError", *d = "";
+
+	if (json_object_object_get_ex(err, "class", &cls) && json_object_is_type(cls, json_type_string))
+		c = json_object_get_string(cls);
+	if (json_object_object_get_ex(err, "desc", &desc) && json_object_is_type(desc, json_type_string))
+		d = json_object_get_string(desc);
+	clear_error(v);
+	v->err_class = strdup(c);
+	v->err_desc = strdup(d);
+	v->have_error = v->err_class && v->err_desc;
+	return errno_of_class(c);
+}
+
+/* ---------------------------------------------------------------- events */
+
+static void queue_event(struct vlu *v, json_object *msg)
+{
+	uint64_t one = 1;
+
+	if (!v->queue)
+		v->queue = json_object_new_array();
+	if (!v->queue)
+		return;
+	if (json_object_array_length(v->queue) >= EVENT_QUEUE_MAX) {
+		json_object_array_del_idx(v->queue, 0, 1);
+		v->events_dropped++;
+	}
+	if (json_object_array_add(v->queue, json_object_get(msg)) < 0) {
+		json_object_put(msg);
+		return;
+	}
+	/* make vlu_get_fd() readable until vlu_process() has delivered it */
+	(void)!write(v->evfd, &one, sizeof(one));
+}
+
+/* ---------------------------------------------------------------- receiving */
+
+enum msg_kind { MSG_OTHER, MSG_EVENT, MSG_REPLY };
+
+static enum msg_kind classify(json_object *msg, int64_t *ret_id)
+{
+	json_object *x = NULL;
+
+	if (json_object_object_get_ex(msg, "event", &x) && json_object_is_type(x, json_type_string))
+		return MSG_EVENT;
+	if (json_object_object_get_ex(msg, "return", NULL) || json_object_object_get_ex(msg, "error", NULL)) {
+		*ret_id = -1;
+		if (json_object_object_get_ex(msg, "id", &x) && json_object_is_type(x, json_type_int))
+			*ret_id = json_object_get_int64(x);
+		return MSG_REPLY;
+	}
+	return MSG_OTHER;
+}
+
+/* Read one message without blocking.  1: got one (*ret_msg, *ret_fds/ret_nfds owned by caller);
+ * -EAGAIN: nothing there; -ECONNRESET: EOF; -EBADMSG: a malformed message was dropped; other -errno. */
+static int recv_one(struct vlu *v, json_object **ret_msg, int *fds, size_t *ret_nfds)
+{
+	size_t nfds = 0;
+	json_object *msg = NULL;
+	ssize_t n;
+	int r;
+
+	if (v->dead)
+		return -ECONNRESET;
+	n = vlu_msg_recv(v->sock, v->buf, v->bufsz, fds, VLU_MAX_FDS_PER_MSG, &nfds);
+	if (n == -EAGAIN)
+		return -EAGAIN;
+	if (n == -EMSGSIZE)
+		return -EBADMSG; /* truncated; its fds are already closed */
+	if (n == 0 || n == -ECONNRESET || n == -EPIPE) {
+		v->dead = true;
+		return -ECONNRESET;
+	}
+	if (n < 0)
+		return (int)n;
+	r = vlu_json_parse(v->buf, (size_t)n, REPLY_MAX_DEPTH, &msg);
+	if (r < 0) {
+		close_many(fds, nfds);
+		return -EBADMSG;
+	}
+	*ret_msg = msg;
+	*ret_nfds = nfds;
+	return 1;
+}
+
+/* Route a message that is not the reply someone waits for: events are queued, the rest dropped. */
+static void route_other(struct vlu *v, json_object *msg, int *fds, size_t nfds)
+{
+	int64_t id;
+
+	close_many(fds, nfds);
+	if (classify(msg, &id) == MSG_EVENT)
+		queue_event(v, msg);
+}
+
+/* Wait for the reply with this id; events arriving meanwhile are queued. */
+static int wait_reply(struct vlu *v, int64_t want, int64_t deadline, json_object **ret_msg, int *fds,
+		      size_t *ret_nfds)
+{
+	for (;;) {
+		_cleanup_json_ json_object *msg = NULL;
+		size_t nfds = 0;
+		int64_t id;
+		int r;
+
+		r = recv_one(v, &msg, fds, &nfds);
+		if (r == -EAGAIN) {
+			r = wait_fd(v->sock, POLLIN, deadline);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (r == -EBADMSG)
+			continue;
+		if (r < 0)
+			return r;
+		if (classify(msg, &id) == MSG_REPLY && id == want) {
+			*ret_msg = TAKE_PTR(msg);
+			*ret_nfds = nfds;
+			return 0;
+		}
+		route_other(v, msg, fds, nfds);
+	}
+}
+
+/* ---------------------------------------------------------------- calls */
+
+static int send_msg(struct vlu *v, json_object *msg, const int *fds, size_t nfds, int64_t deadline)
+{
+	size_t len = 0;
+	const char *s = vlu_json_dump(msg, &len);
+
+	if (!s)
+		return -ENOMEM;
+	for (;;) {
+		int r = vlu_msg_send(v->sock, s, len, fds, nfds);
+
+		if (r == -EAGAIN) {
+			r = wait_fd(v->sock, POLLOUT, deadline);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (r == -EPIPE || r == -ECONNRESET) {
+			v->dead = true;
+			return -ECONNRESET;
+		}
+		return r;
+	}
+}
+
+static int call_deadline(struct vlu *v, const char *command, json_object *args, const int *fds, size_t nfds,
+			 int64_t deadline, json_object **ret_return, int **ret_fds, size_t *ret_nfds)
+{
+	_cleanup_json_ json_object *req = NULL, *reply = NULL;
+	int rfds[VLU_MAX_FDS_PER_MSG];
+	size_t rn = 0;
+	json_object *x;
+	int64_t id;
+	int r;
+
+	if (!v || !command)
+		return -EINVAL;
+	clear_error(v);
+	if (v->dead)
+		return -ECONNRESET;
+	if (args && !json_object_is_type(args, json_type_object))
+		return -EINVAL;
+	if (nfds > VLU_MAX_FDS_PER_MSG)
+		return -E2BIG;
+
+	id = v->next_id++;
+	req = json_object_new_object();
+	if (!req)
+		return -ENOMEM;
+	if (json_object_object_add(req, "execute", json_object_new_string(command)) < 0)
+		return -ENOMEM;
+	if (args && json_object_object_add(req, "arguments", json_object_get(args)) < 0)
+		return -ENOMEM;
+	if (json_object_object_add(req, "id", json_object_new_int64(id)) < 0)
+		return -ENOMEM;
+
+	r = send_msg(v, req, fds, nfds, deadline);
+	if (r < 0)
+		return r;
+	r = wait_reply(v, id, deadline, &reply, rfds, &rn);
+	if (r < 0)
+		return r;
+
+	if (json_object_object_get_ex(reply, "error", &x)) {
+		close_many(rfds, rn);
+		if (!json_object_is_type(x, json_type_object))
+			return -EPROTO;
+		return take_error(v, x);
+	}
+	if (!json_object_object_get_ex(reply, "return", &x) || !json_object_is_type(x, json_type_object)) {
+		close_many(rfds, rn);
+		return -EPROTO;
+	}
+
+	if (ret_fds && rn > 0) {
+		int *a = malloc(sizeof(int) * rn);
+		if (!a) {
+			close_many(rfds, rn);
+			return -ENOMEM;
+		}
+		memcpy(a, rfds, sizeof(int) * rn);
+		*ret_fds = a;
+	} else {
+		close_many(rfds, rn);
+		if (ret_fds)
+			*ret_fds = NULL;
+	}
+	if (ret_nfds)
+		*ret_nfds = ret_fds ? rn : 0;
+	if (ret_return)
+		*ret_return = json_object_get(x);
+	return 0;
+}
+
+VLU_EXPORT int vlu_call(struct vlu *v, const char *command, json_object *args, const int *fds, size_t nfds,
+			int timeout_ms, json_object **ret_return, int **ret_fds, size_t *ret_nfds)
+{
+	return call_deadline(v, command, args, fds, nfds, deadline_of(v, timeout_ms), ret_return, ret_fds, ret_nfds);
+}
+
+VLU_EXPORT int vlu_last_error(struct vlu *v, const char **ret_class, const char **ret_desc)
+{
+	if (!v || !v->have_error)
+		return -ENODATA;
+	if (ret_class)
+		*ret_class = v->err_class;
+	if (ret_desc)
+		*ret_desc = v->err_desc;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- connection */
+
+VLU_EXPORT void vlu_close(struct vlu *v)
+{
+	if (!v)
+		return;
+	safe_close(v->epfd);
+	safe_close(v->evfd);
+	safe_close(v->sock);
+	json_object_put(v->queue);
+	json_object_put(v->greeting);
+	clear_error(v);
+	free(v->buf);
+	free(v);
+}
+
+static int connect_socket(const char *path, int64_t deadline)
+{
+	_cleanup_close_ int fd = -EBADF;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	socklen_t salen;
+	size_t len = strlen(path);
+	int t = remaining_ms(deadline);
+
+	if (len == 0)
+		return -EINVAL;
+	if (len >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, len);
+	salen = offsetof(struct sockaddr_un, sun_path) + len + 1;
+	if (path[0] == '@') { /* abstract namespace */
+		sa.sun_path[0] = '\0';
+		salen = offsetof(struct sockaddr_un, sun_path) + len;
+	}
+
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* A blocking connect honours SO_SNDTIMEO when the listen backlog is full. */
+	if (t > 0) {
+		struct timeval tv = { .tv_sec = t / 1000, .tv_usec = (t % 1000) * 1000 };
+		if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+			return -errno;
+	} else if (t == 0)
+		return -ETIMEDOUT;
+	for (;;) {
+		if (connect(fd, (struct sockaddr *)&sa, salen) == 0)
+			break;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EINPROGRESS)
+			return -ETIMEDOUT;
+		return -errno;
+	}
+	if (t > 0) {
+		struct timeval tv = { 0 };
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+		return -errno;
+	return TAKE_FD(fd);
+}
+
+/* Read the greeting: {"VLU":{"version":{...},"capabilities":[...]}}. */
+static int read_greeting(struct vlu *v, int64_t deadline)
+{
+	int fds[VLU_MAX_FDS_PER_MSG];
+
+	for (;;) {
+		_cleanup_json_ json_object *msg = NULL;
+		json_object *body, *ver, *x;
+		size_t nfds = 0;
+		int r = recv_one(v, &msg, fds, &nfds);
+
+		if (r == -EAGAIN) {
+			r = wait_fd(v->sock, POLLIN, deadline);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (r == -EBADMSG)
+			return -EPROTO;
+		if (r < 0)
+			return r;
+		close_many(fds, nfds);
+
+		/* refused before the greeting (e.g. connection limit): an error message, then EOF */
+		if (json_object_object_get_ex(msg, "error", &x) && json_object_is_type(x, json_type_object))
+			return take_error(v, x);
+		if (!json_object_object_get_ex(msg, "VLU", &body) || !json_object_is_type(body, json_type_object) ||
+		    !json_object_object_get_ex(body, "version", &ver) || !json_object_is_type(ver, json_type_object))
+			return -EPROTO;
+		if (!json_object_object_get_ex(ver, "major", &x) || !json_object_is_type(x, json_type_int))
+			return -EPROTO;
+		v->srv_major = json_object_get_int(x);
+		if (json_object_object_get_ex(ver, "minor", &x) && json_object_is_type(x, json_type_int))
+			v->srv_minor = json_object_get_int(x);
+		if (json_object_object_get_ex(ver, "micro", &x) && json_object_is_type(x, json_type_int))
+			v->srv_micro = json_object_get_int(x);
+		if (json_object_object_get_ex(ver, "package", &x) && json_object_is_type(x, json_type_string))
+			v->srv_package = json_object_get_string(x);
+		if (json_object_object_get_ex(body, "capabilities", &x) && json_object_is_type(x, json_type_array))
+			v->srv_caps = x;
+		v->greeting = TAKE_PTR(msg);
+		if (v->srv_major != VLU_PROTO_MAJOR)
+			return -EPROTONOSUPPORT;
+		return 0;
+	}
+}
+
+VLU_EXPORT int vlu_connect_caps(const char *path, int timeout_ms, const char *const *enable, struct vlu **ret)
+{
+	struct vlu *v = NULL;
+	_cleanup_json_ json_object *args = NULL;
+	json_object *arr;
+	struct epoll_event ev = { .events = EPOLLIN };
+	int64_t deadline;
+	int r;
+
+	if (!ret)
+		return -EINVAL;
+	if (!path) {
+		path = getenv("VLUD_SOCKET");
+		if (!path || !*path)
+			path = VLU_DEFAULT_SOCKET;
+	}
+
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->sock = v->epfd = v->evfd = -EBADF;
+	v->next_id = 1;
+	v->timeout_ms = timeout_ms;
+	deadline = deadline_of(NULL, timeout_ms);
+
+	v->bufsz = VLU_MAX_MSG_BYTES + 1;
+	v->buf = malloc(v->bufsz);
+	if (!v->buf) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	v->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (v->evfd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	v->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (v->epfd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = connect_socket(path, deadline);
+	if (r < 0)
+		goto fail;
+	v->sock = r;
+	ev.data.fd = v->sock;
+	if (epoll_ctl(v->epfd, EPOLL_CTL_ADD, v->sock, &ev) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	ev.data.fd = v->evfd;
+	if (epoll_ctl(v->epfd, EPOLL_CTL_ADD, v->evfd, &ev) < 0) {
+		r = -errno;
+		goto fail;
+	}
+
+	r = read_greeting(v, deadline);
+	if (r < 0)
+		goto fail;
+
+	args = json_object_new_object();
+	arr = json_object_new_array();
+	if (!args || !arr || json_object_object_add(args, "enable", arr) < 0) {
+		json_object_put(arr);
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; enable && enable[i]; i++)
+		if (json_object_array_add(arr, json_object_new_string(enable[i])) < 0) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	r = call_deadline(v, "capabilities", args, NULL, 0, deadline, NULL, NULL, NULL);
+	if (r < 0)
+		goto fail;
+
+	*ret = v;
+	return 0;
+fail:
+	vlu_close(v);
+	return r;
+}
+
+VLU_EXPORT int vlu_connect(const char *path, int timeout_ms, struct vlu **ret)
+{
+	return vlu_connect_caps(path, timeout_ms, NULL, ret);
+}
+
+VLU_EXPORT void vlu_server_version(struct vlu *v, int *ret_major, int *ret_minor, int *ret_micro)
+{
+	if (!v)
+		return;
+	if (ret_major)
+		*ret_major = v->srv_major;
+	if (ret_minor)
+		*ret_minor = v->srv_minor;
+	if (ret_micro)
+		*ret_micro = v->srv_micro;
+}
+
+VLU_EXPORT const char *vlu_server_package(struct vlu *v)
+{
+	return v ? v->srv_package : NULL;
+}
+
+VLU_EXPORT bool vlu_server_has_capability(struct vlu *v, const char *capability)
+{
+	if (!v || !v->srv_caps || !capability)
+		return false;
+	for (size_t i = 0; i < json_object_array_length(v->srv_caps); i++) {
+		json_object *c = json_object_array_get_idx(v->srv_caps, i);
+		if (json_object_is_type(c, json_type_string) && strcmp(json_object_get_string(c), capability) == 0)
+			return true;
+	}
+	return false;
+}
+
+VLU_EXPORT void vlu_set_timeout(struct vlu *v, int timeout_ms)
+{
+	if (v)
+		v->timeout_ms = timeout_ms;
+}
+
+VLU_EXPORT int vlu_get_fd(struct vlu *v)
+{
+	return v ? v->epfd : -EINVAL;
+}
+
+VLU_EXPORT void vlu_set_event_callback(struct vlu *v, vlu_event_fn fn, void *userdata)
+{
+	if (!v)
+		return;
+	v->event_fn = fn;
+	v->event_userdata = userdata;
+}
+
+VLU_EXPORT int vlu_process(struct vlu *v)
+{
+	int fds[VLU_MAX_FDS_PER_MSG];
+	uint64_t cnt;
+	int delivered = 0, r = 0;
+
+	if (!v)
+		return -EINVAL;
+
+	/* read what is there; events go to the queue so that order is kept */
+	for (;;) {
+		_cleanup_json_ json_object *msg = NULL;
+		size_t nfds = 0;
+
+		r = recv_one(v, &msg, fds, &nfds);
+		if (r == -EAGAIN) {
+			r = 0;
+			break;
+		}
+		if (r == -EBADMSG)
+			continue;
+		if (r < 0)
+			break;
+		route_other(v, msg, fds, nfds); /* nobody waits for a reply here */
+	}
+
+	(void)!read(v->evfd, &cnt, sizeof(cnt)); /* reset readiness before delivering */
+	while (v->queue && json_object_array_length(v->queue) > 0) {
+		_cleanup_json_ json_object *ev = json_object_get(json_object_array_get_idx(v->queue, 0));
+		json_object *name = NULL;
+
+		json_object_array_del_idx(v->queue, 0, 1);
+		if (!v->event_fn)
+			continue;
+		json_object_object_get_ex(ev, "event", &name);
+		/* the callback may call into v (and queue more events: they are delivered in this loop) */
+		v->event_fn(v, json_object_get_string(name), ev, v->event_userdata);
+		delivered++;
+	}
+	if (r < 0)
+		return r;
+	return delivered;
+}
+
+/* ---------------------------------------------------------------- typed wrappers */
+
+static json_object *names_array(const char *const *names, size_t n)
+{
+	json_object *a = json_object_new_array();
+
+	if (!a)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (!names[i] || json_object_array_add(a, json_object_new_string(names[i])) < 0) {
+			json_object_put(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+static int add_str(json_object *o, const char *key, const char *val)
+{
+	json_object *s;
+
+	if (!val)
+		return 0;
+	s = json_object_new_string(val);
+	if (!s)
+		return -ENOMEM;
+	if (json_object_object_add(o, key, s) < 0) {
+		json_object_put(s);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int simple_call(struct vlu *v, const char *command, json_object *args, json_object **ret)
+{
+	return vlu_call(v, command, args, NULL, 0, 0, ret, NULL, NULL);
+}
+
+VLU_EXPORT int vlu_register(struct vlu *v, const char *name, bool reattach)
+{
+	_cleanup_json_ json_object *args = json_object_new_object();
+
+	if (!args || add_str(args, "name", name) < 0)
+		return -ENOMEM;
+	if (!name)
+		return -EINVAL;
+	if (reattach && json_object_object_add(args, "reattach", json_object_new_boolean(1)) < 0)
+		return -ENOMEM;
+	return simple_call(v, "instance.register", args, NULL);
+}
+
+VLU_EXPORT int vlu_device_open(struct vlu *v, const char *device, int *ret_fd, json_object **ret_info)
+{
+	_cleanup_json_ json_object *args = json_object_new_object(), *ret = NULL;
+	_cleanup_free_ int *fds = NULL;
+	size_t nfds = 0;
+	json_object *dev = NULL;
+	int r;
+
+	if (!device || !ret_fd)
+		return -EINVAL;
+	if (!args || add_str(args, "device", device) < 0)
+		return -ENOMEM;
+	r = vlu_call(v, "device.open", args, NULL, 0, 0, &ret, &fds, &nfds);
+	if (r < 0)
+		return r;
+	if (nfds != 1) {
+		close_many(fds, nfds);
+		return -EPROTO;
+	}
+	if (ret_info) {
+		if (!json_object_object_get_ex(ret, "device", &dev) || !json_object_is_type(dev, json_type_object)) {
+			close_many(fds, nfds);
+			return -EPROTO;
+		}
+		*ret_info = json_object_get(dev);
+	}
+	*ret_fd = fds[0];
+	return 0;
+}
+
+VLU_EXPORT int vlu_fd_store(struct vlu *v, const char *const *names, const int *fds, size_t n, bool replace)
+{
+	_cleanup_json_ json_object *args = json_object_new_object();
+	json_object *a;
+
+	if (!names || !fds || n == 0)
+		return -EINVAL;
+	if (n > VLU_MAX_FDS_PER_MSG)
+		return -E2BIG;
+	a = names_array(names, n);
+	if (!args || !a || json_object_object_add(args, "names", a) < 0) {
+		json_object_put(a);
+		return -ENOMEM;
+	}
+	if (replace && json_object_object_add(args, "replace", json_object_new_boolean(1)) < 0)
+		return -ENOMEM;
+	return vlu_call(v, "fd.store", args, fds, n, 0, NULL, NULL, NULL);
+}
+
+VLU_EXPORT int vlu_fd_retrieve(struct vlu *v, const char *const *names, size_t n, int *fds_out)
+{
+	_cleanup_json_ json_object *args = json_object_new_object();
+	_cleanup_free_ int *fds = NULL;
+	size_t nfds = 0;
+	json_object *a;
+	int r;
+
+	if (!names || !fds_out || n == 0)
+		return -EINVAL;
+	if (n > VLU_MAX_FDS_PER_MSG)
+		return -E2BIG;
+	a = names_array(names, n);
+	if (!args || !a || json_object_object_add(args, "names", a) < 0) {
+		json_object_put(a);
+		return -ENOMEM;
+	}
+	r = vlu_call(v, "fd.retrieve", args, NULL, 0, 0, NULL, &fds, &nfds);
+	if (r < 0)
+		return r;
+	if (nfds != n) {
+		close_many(fds, nfds);
+		return -EPROTO;
+	}
+	memcpy(fds_out, fds, sizeof(int) * n);
+	return 0;
+}
+
+VLU_EXPORT int vlu_fd_list(struct vlu *v, const char *instance, json_object **ret)
+{
+	_cleanup_json_ json_object *args = json_object_new_object();
+
+	if (!args || add_str(args, "instance", instance) < 0)
+		return -ENOMEM;
+	return simple_call(v, "fd.list", args, ret);
+}
+
+VLU_EXPORT int vlu_fd_remove(struct vlu *v, const char *const *names, size_t n, const char *instance)
+{
+	_cleanup_json_ json_object *args = json_object_new_object(), *ret = NULL;
+	json_object *a, *x;
+	int r;
+
+	if (!names || n == 0)
+		return -EINVAL;
+	a = names_array(names, n);
+	if (!args || !a || json_object_object_add(args, "names", a) < 0) {
+		json_object_put(a);
+		return -ENOMEM;
+	}
+	if (add_str(args, "instance", instance) < 0)
+		return -ENOMEM;
+	r = simple_call(v, "fd.remove", args, &ret);
+	if (r < 0)
+		return r;
+	if (json_object_object_get_ex(ret, "removed", &x) && json_object_is_type(x, json_type_int))
+		return json_object_get_int(x);
+	return 0;
+}
+
+VLU_EXPORT int vlu_subscribe(struct vlu *v, const char *instance)
+{
+	_cleanup_json_ json_object *args = json_object_new_object();
+
+	if (!args || add_str(args, "instance", instance) < 0)
+		return -ENOMEM;
+	return simple_call(v, "events.subscribe", args, NULL);
+}
+
+VLU_EXPORT int vlu_status(struct vlu *v, json_object **ret)
+{
+	return simple_call(v, "status", NULL, ret);
+}

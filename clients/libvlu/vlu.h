@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vlu.h - libvlu, the client library of vlud (the vDPA live-update supervisor).
+ *
+ * A connection is a `struct vlu`.  Every call returns >= 0 on success or a negative errno; output
+ * parameters are written only on success.  The library never logs, prints, exits or raises signals.
+ * A `struct vlu` is not thread-safe: use one per thread or lock around it.
+ *
+ * Calls are synchronous with a timeout.  For a VMM's own event loop, poll vlu_get_fd() for POLLIN and
+ * call vlu_process(): it delivers events (also those that arrived while a call was waiting for its
+ * reply) to the callback set with vlu_set_event_callback().
+ *
+ * Error replies from the daemon map to errnos (see vlu_call()); vlu_last_error() gives the daemon's
+ * error class and description.
+ *
+ * fds: fds passed in are never closed by the library (the kernel duplicates them); fds returned are
+ * owned by the caller, CLOEXEC.
+ *
+ * Wire protocol: docs/PROTOCOL.md.
+ */
+#ifndef VLU_H
+#define VLU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <json-c/json.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VLU_VERSION_MAJOR 0
+#define VLU_VERSION_MINOR 1
+#define VLU_VERSION_MICRO 0
+
+/* Default socket when the path argument is NULL and $VLUD_SOCKET is unset. */
+#define VLU_DEFAULT_SOCKET "/run/vlud/vlud.sock"
+/* Timeout used when a call passes timeout_ms == 0 (and by the typed wrappers until vlu_set_timeout()). */
+#define VLU_DEFAULT_TIMEOUT_MS 10000
+
+struct vlu;
+
+/* Event callback: name is the event name, event the whole message {"event","data","timestamp"}
+ * (borrowed, valid during the callback only).  The callback may make calls on v. */
+typedef void (*vlu_event_fn)(struct vlu *v, const char *name, json_object *event, void *userdata);
+
+/* Connect to the daemon at path (NULL: $VLUD_SOCKET, else VLU_DEFAULT_SOCKET), read the greeting and
+ * negotiate, all within timeout_ms (<0: no limit, 0: default).  -EPROTONOSUPPORT: protocol major differs. */
+int vlu_connect(const char *path, int timeout_ms, struct vlu **ret);
+/* The same, enabling capabilities (NULL-terminated list of names offered in the greeting). */
+int vlu_connect_caps(const char *path, int timeout_ms, const char *const *enable, struct vlu **ret);
+/* Close the connection and free everything (NULL is fine).  Queued events are discarded. */
+void vlu_close(struct vlu *v);
+
+/* The daemon's greeting: protocol version and package string (borrowed, valid until vlu_close). */
+void vlu_server_version(struct vlu *v, int *ret_major, int *ret_minor, int *ret_micro);
+const char *vlu_server_package(struct vlu *v);
+bool vlu_server_has_capability(struct vlu *v, const char *capability);
+
+/* Timeout of the typed wrappers below (ms; <0: no limit, 0: VLU_DEFAULT_TIMEOUT_MS). */
+void vlu_set_timeout(struct vlu *v, int timeout_ms);
+
+/* A pollable fd (POLLIN = vlu_process() has work: a message from the daemon or a queued event).
+ * Owned by v; do not read from it or close it. */
+int vlu_get_fd(struct vlu *v);
+/* Without blocking: read what the daemon sent and deliver events to the callback (dropped when none is
+ * set); stale replies of timed-out calls are discarded.  Returns the number of events delivered,
+ * -ECONNRESET once the daemon closed the connection, or another -errno. */
+int vlu_process(struct vlu *v);
+void vlu_set_event_callback(struct vlu *v, vlu_event_fn fn, void *userdata);
+
+/* Generic call.  args: the "arguments" object (borrowed; NULL = none); fds: sent with the request.
+ * On success *ret_return (if non-NULL) gets a new reference to the "return" object, *ret_fds (if
+ * non-NULL) a malloc()ed array of the returned fds (caller owns array and fds; NULL when none) and
+ * *ret_nfds their count; fds not asked for are closed.
+ * Errors: -ETIMEDOUT (no reply in time), -ECONNRESET (connection lost), -EPROTO (malformed reply), or an
+ * error reply, mapped by class: InvalidArgument -EINVAL, CommandNotFound -ENOSYS, NotNegotiated -EPROTO,
+ * PermissionDenied -EACCES, NotFound -ENOENT, Busy -EBUSY, LimitExceeded -E2BIG, DeviceError -EIO,
+ * Unsupported -EOPNOTSUPP, Timeout -ETIME, GenericError/Internal/other -EREMOTEIO. */
+int vlu_call(struct vlu *v, const char *command, json_object *args, const int *fds, size_t nfds, int timeout_ms,
+	     json_object **ret_return, int **ret_fds, size_t *ret_nfds);
+/* After a call that failed with an error reply: 0 and the daemon's class and description (borrowed,
+ * valid until the next call); -ENODATA when the last call did not end with an error reply. */
+int vlu_last_error(struct vlu *v, const char **ret_class, const char **ret_desc);
+
+/* ---- typed wrappers (timeout: vlu_set_timeout) ---- */
+
+/* Register this connection as instance `name` (reattach: take over an orphaned instance of that name). */
+int vlu_register(struct vlu *v, const char *name, bool reattach);
+/* Open a vhost-vdpa device (vdpa name or path); *ret_fd gets the fd, *ret_info (optional) a new reference
+ * to the "device" object of the reply (device_id, features, vqs, ...). */
+int vlu_device_open(struct vlu *v, const char *device, int *ret_fd, json_object **ret_info);
+/* Store n fds under n distinct names (1..253). */
+int vlu_fd_store(struct vlu *v, const char *const *names, const int *fds, size_t n, bool replace);
+/* Retrieve n fds by name; fds_out[i] gets the fd stored as names[i]. */
+int vlu_fd_retrieve(struct vlu *v, const char *const *names, size_t n, int *fds_out);
+/* List held fds (instance NULL: all visible to this peer); *ret gets the "return" object {fds:[...]}. */
+int vlu_fd_list(struct vlu *v, const char *instance, json_object **ret);
+/* Remove n stored fds (instance: operator only, NULL otherwise); returns the number removed. */
+int vlu_fd_remove(struct vlu *v, const char *const *names, size_t n, const char *instance);
+/* Receive events on this connection (instance NULL: all visible to this peer). */
+int vlu_subscribe(struct vlu *v, const char *instance);
+/* Daemon status; *ret gets the "return" object. */
+int vlu_status(struct vlu *v, json_object **ret);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VLU_H */
