@@ -74,3 +74,9 @@ check:
 		$(VM_CHECK_CMD)
 
 .PHONY: check check-host check-san
+
+# helper programs for the shell tests (not tests themselves)
+$(INTEG_DIR)/helper-vmm: $(O)/tests/integration/helper-vmm.o $(O)/libvlu.so
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) -L$(O) -lvlu -Wl,-rpath,$(abspath $(O)) $(PKG_LIBS)
+TEST_BINS += $(INTEG_DIR)/helper-vmm
