@@ -8,11 +8,11 @@ LIBVLU_SYM     := $(TOP)/clients/libvlu/libvlu.sym
 
 $(O)/clients/libvlu/vlu.o: ALL_CFLAGS += -fvisibility=hidden
 
-$(LIBVLU_REAL): $(LIBVLU_OBJS) $(PROTO_LIB) $(LIBVLU_SYM)
+$(LIBVLU_REAL): $(LIBVLU_OBJS) $(O)/libvluproto.a $(LIBVLU_SYM)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,$(LIBVLU_SONAME) -Wl,--version-script=$(LIBVLU_SYM) \
 		-Wl,--exclude-libs,ALL -Wl,-z,defs -Wl,-z,relro -Wl,-z,now \
-		-o $@ $(LIBVLU_OBJS) $(PROTO_LIB) $(shell $(PKG_CONFIG) --libs json-c)
+		-o $@ $(LIBVLU_OBJS) $(O)/libvluproto.a $(shell $(PKG_CONFIG) --libs json-c)
 
 # the soname link (runtime) and the development link (-lvlu)
 $(O)/$(LIBVLU_SONAME) $(O)/libvlu.so: $(LIBVLU_REAL)

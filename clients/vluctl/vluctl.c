@@ -1,0 +1,627 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vluctl - operator CLI of vlud.  Talks to the daemon through libvlu; the
+ * command list of `help` comes from the protocol's command table.
+ *
+ * Exit codes: 0 ok, 1 error reply from the daemon (or another failure),
+ * 2 usage, 3 cannot connect / connection lost, 4 timeout.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "basics.h"
+#include "vlu-proto.h"
+#include "vlu.h"
+
+enum {
+	EXIT_OK = 0,
+	EXIT_ERROR = 1,
+	EXIT_USAGE = 2,
+	EXIT_CONNECT = 3,
+	EXIT_TIMEOUT = 4,
+};
+
+static const char *arg_socket;
+static bool arg_json;
+static int arg_timeout = VLU_DEFAULT_TIMEOUT_MS;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: vluctl [--socket PATH] [--json] [--timeout MS] COMMAND [ARGS...]\n"
+		"\n"
+		"Operator CLI of vlud, the vDPA live-update supervisor.\n"
+		"\n"
+		"Commands:\n"
+		"  status                    daemon status\n"
+		"  instances                 list instances\n"
+		"  devices                   list configured devices\n"
+		"  fds [INSTANCE]            list held fds (all visible, or one instance's)\n"
+		"  events [--follow] [--count N] [--instance NAME]\n"
+		"                            print events as they arrive: until N (default 1) arrived,\n"
+		"                            or with --follow until the daemon goes away\n"
+		"  release NAME              release an instance (closes its held fds)\n"
+		"  call COMMAND [JSON-ARGS]  send one raw request, print its return as JSON\n"
+		"  help                      this text and the daemon's command table\n"
+		"\n"
+		"Options:\n"
+		"  -s, --socket PATH   daemon socket (default $VLUD_SOCKET, else %s)\n"
+		"  -j, --json          print the raw JSON return (errors as {\"error\":{...}})\n"
+		"  -t, --timeout MS    per-request timeout in ms (default %d; <0 none)\n"
+		"  -h, --help          this text\n"
+		"\n"
+		"Exit status: 0 ok, 1 error reply from the daemon, 2 usage error, 3 cannot connect\n"
+		"(or connection lost), 4 timeout.\n",
+		VLU_DEFAULT_SOCKET, VLU_DEFAULT_TIMEOUT_MS);
+}
+
+static const char *type_name(enum vlu_arg_type t)
+{
+	switch (t) {
+	case VLU_ARG_STRING:
+		return "string";
+	case VLU_ARG_NAME:
+		return "name";
+	case VLU_ARG_INT:
+		return "int";
+	case VLU_ARG_BOOL:
+		return "bool";
+	case VLU_ARG_NAME_ARRAY:
+		return "[name]";
+	case VLU_ARG_STRING_ARRAY:
+		return "[string]";
+	case VLU_ARG_OBJECT:
+		return "object";
+	case VLU_ARG_OBJECT_ARRAY:
+		return "[object]";
+	}
+	return "?";
+}
+
+static void perm_string(unsigned perm, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (perm & VLU_PERM_PRENEG)
+		strncat(buf, "pre-negotiation,", len - strlen(buf) - 1);
+	if (perm & VLU_PERM_ANY)
+		strncat(buf, "any,", len - strlen(buf) - 1);
+	if (perm & VLU_PERM_VMM)
+		strncat(buf, (perm & VLU_PERM_INSTANCE) ? "vmm+instance," : "vmm,", len - strlen(buf) - 1);
+	if (perm & VLU_PERM_OPERATOR)
+		strncat(buf, "operator,", len - strlen(buf) - 1);
+	if (buf[0])
+		buf[strlen(buf) - 1] = '\0';
+}
+
+static void help_commands(void)
+{
+	printf("\nProtocol commands (for `vluctl call`):\n");
+	for (size_t i = 0; i < _VLU_CMD_MAX; i++) {
+		const struct vlu_command *c = &vlu_commands[i];
+		char perm[96];
+
+		perm_string(c->perm, perm, sizeof(perm));
+		printf("  %-18s %s\n", c->name, c->summary);
+		printf("  %-18s   permission: %s%s%s\n", "", perm,
+		       c->fds_in == VLU_FDS_PER_NAME ? "; carries one fd per name" : "",
+		       c->fds_out ? "; returns fds" : "");
+		for (size_t k = 0; k < c->n_args; k++) {
+			const struct vlu_arg *a = &c->args[k];
+			char range[64] = "";
+
+			if (a->type != VLU_ARG_BOOL && a->type != VLU_ARG_OBJECT)
+				snprintf(range, sizeof(range), "(%" PRId64 "..%" PRId64 ")", a->min, a->max);
+			printf("  %-18s   %s%s: %s%s  %s\n", "", a->name, a->required ? "" : "?", type_name(a->type),
+			       range, a->help);
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- output */
+
+static void print_value(FILE *f, json_object *v)
+{
+	switch (json_object_get_type(v)) {
+	case json_type_null:
+		fputs("-", f);
+		break;
+	case json_type_string:
+		fputs(json_object_get_string(v), f);
+		break;
+	case json_type_array: {
+		/* arrays of scalars as a comma list */
+		size_t n = json_object_array_length(v);
+		bool scalars = true;
+		for (size_t i = 0; i < n; i++) {
+			json_type t = json_object_get_type(json_object_array_get_idx(v, i));
+			scalars &= t != json_type_object && t != json_type_array;
+		}
+		if (!scalars) {
+			fputs(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN), f);
+			break;
+		}
+		if (n == 0)
+			fputs("-", f);
+		for (size_t i = 0; i < n; i++) {
+			if (i)
+				fputs(",", f);
+			print_value(f, json_object_array_get_idx(v, i));
+		}
+		break;
+	}
+	default:
+		fputs(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN), f);
+		break;
+	}
+}
+
+static char *value_string(json_object *v)
+{
+	char *s = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&s, &len);
+
+	if (!f)
+		return NULL;
+	print_value(f, v);
+	fclose(f);
+	return s;
+}
+
+/* "key: value" lines, nested objects flattened as a.b */
+static void print_kv(json_object *o, const char *prefix)
+{
+	json_object_object_foreach(o, key, val) {
+		char name[256];
+
+		snprintf(name, sizeof(name), "%s%s%s", prefix, *prefix ? "." : "", key);
+		if (json_object_is_type(val, json_type_object) && json_object_object_length(val) > 0) {
+			print_kv(val, name);
+			continue;
+		}
+		printf("%s: ", name);
+		print_value(stdout, val);
+		putchar('\n');
+	}
+}
+
+/* An aligned table of an array of objects; columns = keys in order of first appearance, preferred first. */
+static void print_table(json_object *arr, const char *const *preferred)
+{
+	size_t n = json_object_array_length(arr);
+	const char *cols[64];
+	size_t ncols = 0, width[64];
+
+	for (size_t i = 0; preferred && preferred[i] && ncols < ELEMENTSOF(cols); i++)
+		for (size_t r = 0; r < n; r++)
+			if (json_object_object_get_ex(json_object_array_get_idx(arr, r), preferred[i], NULL)) {
+				cols[ncols++] = preferred[i];
+				break;
+			}
+	for (size_t r = 0; r < n; r++) {
+		json_object *row = json_object_array_get_idx(arr, r);
+		if (!json_object_is_type(row, json_type_object))
+			continue;
+		json_object_object_foreach(row, key, val) {
+			bool seen = false;
+			(void)val;
+			for (size_t c = 0; c < ncols; c++)
+				seen |= strcmp(cols[c], key) == 0;
+			if (!seen && ncols < ELEMENTSOF(cols))
+				cols[ncols++] = key;
+		}
+	}
+	if (n == 0 || ncols == 0) {
+		printf("(none)\n");
+		return;
+	}
+
+	char **cells = calloc(n * ncols, sizeof(char *));
+	if (!cells)
+		return;
+	for (size_t c = 0; c < ncols; c++)
+		width[c] = strlen(cols[c]);
+	for (size_t r = 0; r < n; r++)
+		for (size_t c = 0; c < ncols; c++) {
+			json_object *v = NULL;
+			json_object *row = json_object_array_get_idx(arr, r);
+			if (json_object_is_type(row, json_type_object) && json_object_object_get_ex(row, cols[c], &v))
+				cells[r * ncols + c] = value_string(v);
+			else
+				cells[r * ncols + c] = strdup("-");
+			if (cells[r * ncols + c] && strlen(cells[r * ncols + c]) > width[c])
+				width[c] = strlen(cells[r * ncols + c]);
+		}
+	for (size_t c = 0; c < ncols; c++) {
+		for (const char *p = cols[c]; *p; p++)
+			putchar(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
+		if (c + 1 < ncols)
+			printf("%*s", (int)(width[c] - strlen(cols[c]) + 2), "");
+	}
+	putchar('\n');
+	for (size_t r = 0; r < n; r++) {
+		for (size_t c = 0; c < ncols; c++) {
+			const char *s = cells[r * ncols + c] ? cells[r * ncols + c] : "?";
+			if (c + 1 < ncols)
+				printf("%-*s  ", (int)width[c], s);
+			else
+				printf("%s", s);
+		}
+		putchar('\n');
+	}
+	for (size_t i = 0; i < n * ncols; i++)
+		free(cells[i]);
+	free(cells);
+}
+
+static void print_json(json_object *j)
+{
+	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+/* Print a list reply: the array under `key` as a table, other members as key: value lines. */
+static void print_list(json_object *ret, const char *key, const char *const *preferred)
+{
+	json_object *arr = NULL;
+
+	if (!json_object_object_get_ex(ret, key, &arr) || !json_object_is_type(arr, json_type_array)) {
+		print_kv(ret, "");
+		return;
+	}
+	print_table(arr, preferred);
+	json_object_object_foreach(ret, k, v) {
+		if (strcmp(k, key) == 0)
+			continue;
+		printf("%s: ", k);
+		print_value(stdout, v);
+		putchar('\n');
+	}
+}
+
+/* ---------------------------------------------------------------- calls */
+
+static int exit_of(int r)
+{
+	switch (r) {
+	case -ETIMEDOUT:
+		return EXIT_TIMEOUT;
+	case -ECONNRESET:
+	case -ECONNREFUSED:
+	case -ENOENT:
+	case -EACCES:
+	case -ENOTCONN:
+	case -EPROTONOSUPPORT:
+		return EXIT_CONNECT;
+	default:
+		return EXIT_ERROR;
+	}
+}
+
+static int report_failure(struct vlu *v, const char *what, int r)
+{
+	const char *cls, *desc;
+
+	if (v && vlu_last_error(v, &cls, &desc) >= 0) {
+		if (arg_json) {
+			_cleanup_json_ json_object *e = json_object_new_object(), *inner = json_object_new_object();
+			json_object_object_add(inner, "class", json_object_new_string(cls));
+			json_object_object_add(inner, "desc", json_object_new_string(desc));
+			json_object_object_add(e, "error", TAKE_PTR(inner));
+			print_json(e);
+		}
+		fprintf(stderr, "vluctl: %s: %s: %s\n", what, cls, desc);
+		return EXIT_ERROR;
+	}
+	fprintf(stderr, "vluctl: %s: %s\n", what, strerror(-r));
+	if (r == -ETIMEDOUT)
+		return EXIT_TIMEOUT;
+	if (r == -ECONNRESET)
+		return EXIT_CONNECT;
+	return EXIT_ERROR;
+}
+
+static int do_connect(struct vlu **ret)
+{
+	int r = vlu_connect(arg_socket, arg_timeout, ret);
+
+	if (r < 0) {
+		const char *path = arg_socket ? arg_socket : getenv("VLUD_SOCKET");
+		if (!path || !*path)
+			path = VLU_DEFAULT_SOCKET;
+		fprintf(stderr, "vluctl: cannot connect to %s: %s\n", path, strerror(-r));
+		return r == -ETIMEDOUT ? EXIT_TIMEOUT : EXIT_CONNECT;
+	}
+	vlu_set_timeout(*ret, arg_timeout);
+	return EXIT_OK;
+}
+
+/* One call, printed as a table (list_key), key: value lines (list_key NULL), or raw JSON. */
+static int simple(const char *command, json_object *args, const char *list_key, const char *const *preferred)
+{
+	struct vlu *v = NULL;
+	_cleanup_json_ json_object *ret = NULL;
+	int r, ex;
+
+	ex = do_connect(&v);
+	if (ex != EXIT_OK)
+		return ex;
+	r = vlu_call(v, command, args, NULL, 0, arg_timeout, &ret, NULL, NULL);
+	if (r < 0) {
+		ex = report_failure(v, command, r);
+		vlu_close(v);
+		return ex;
+	}
+	if (arg_json)
+		print_json(ret);
+	else if (list_key)
+		print_list(ret, list_key, preferred);
+	else
+		print_kv(ret, "");
+	vlu_close(v);
+	return EXIT_OK;
+}
+
+static int cmd_call(int argc, char **argv)
+{
+	_cleanup_json_ json_object *args = NULL, *ret = NULL;
+	_cleanup_free_ int *fds = NULL;
+	struct vlu *v = NULL;
+	size_t nfds = 0;
+	int r, ex;
+
+	if (argc < 2 || argc > 3) {
+		fprintf(stderr, "vluctl: usage: call COMMAND [JSON-ARGS]\n");
+		return EXIT_USAGE;
+	}
+	if (argc == 3) {
+		r = vlu_json_parse(argv[2], strlen(argv[2]), VLU_DEFAULT_MAX_DEPTH, &args);
+		if (r < 0) {
+			fprintf(stderr, "vluctl: JSON-ARGS must be one JSON object: %s\n", argv[2]);
+			return EXIT_USAGE;
+		}
+	}
+	ex = do_connect(&v);
+	if (ex != EXIT_OK)
+		return ex;
+	r = vlu_call(v, argv[1], args, NULL, 0, arg_timeout, &ret, &fds, &nfds);
+	if (r < 0) {
+		ex = report_failure(v, argv[1], r);
+		vlu_close(v);
+		return ex;
+	}
+	/* fds a reply carries are of no use to a CLI; the return lists what they were */
+	close_many(fds, nfds);
+	print_json(ret);
+	vlu_close(v);
+	return EXIT_OK;
+}
+
+struct events_state {
+	unsigned seen;
+};
+
+static void on_event(struct vlu *v, const char *name, json_object *event, void *userdata)
+{
+	struct events_state *st = userdata;
+	json_object *ts = NULL, *data = NULL;
+
+	st->seen++;
+	if (arg_json) {
+		print_json(event);
+	} else {
+		int64_t s = 0, us = 0;
+		char when[64] = "?";
+		struct tm tm;
+
+		if (json_object_object_get_ex(event, "timestamp", &ts)) {
+			s = json_object_get_int64(json_object_object_get(ts, "seconds"));
+			us = json_object_get_int64(json_object_object_get(ts, "microseconds"));
+			time_t t = (time_t)s;
+			if (gmtime_r(&t, &tm))
+				strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+		}
+		printf("%s.%06" PRId64 "Z %s", when, us, name ? name : "?");
+		if (json_object_object_get_ex(event, "data", &data) && json_object_is_type(data, json_type_object)) {
+			json_object_object_foreach(data, key, val) {
+				printf(" %s=", key);
+				print_value(stdout, val);
+			}
+		}
+		putchar('\n');
+	}
+	fflush(stdout);
+}
+
+static int cmd_events(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "follow", no_argument, NULL, 'f' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "instance", required_argument, NULL, 'i' },
+		{},
+	};
+	struct events_state st = { 0 };
+	const char *instance = NULL;
+	bool follow = false;
+	long count = 1;
+	struct vlu *v = NULL;
+	int c, r, ex;
+	int64_t deadline = -1;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+fn:i:", opts, NULL)) >= 0) {
+		switch (c) {
+		case 'f':
+			follow = true;
+			break;
+		case 'n': {
+			char *end;
+			errno = 0;
+			count = strtol(optarg, &end, 10);
+			if (errno || *end || count < 1) {
+				fprintf(stderr, "vluctl: --count wants a positive number\n");
+				return EXIT_USAGE;
+			}
+			break;
+		}
+		case 'i':
+			instance = optarg;
+			break;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "vluctl: usage: events [--follow] [--count N] [--instance NAME]\n");
+		return EXIT_USAGE;
+	}
+
+	ex = do_connect(&v);
+	if (ex != EXIT_OK)
+		return ex;
+	r = vlu_subscribe(v, instance);
+	if (r < 0) {
+		ex = report_failure(v, "events.subscribe", r);
+		vlu_close(v);
+		return ex;
+	}
+	vlu_set_event_callback(v, on_event, &st);
+	/* without --follow the timeout bounds the wait for the events */
+	if (!follow && arg_timeout >= 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + arg_timeout;
+	}
+	for (;;) {
+		struct pollfd p = { .fd = vlu_get_fd(v), .events = POLLIN };
+		int t = -1;
+
+		r = vlu_process(v);
+		if (r < 0) {
+			vlu_close(v);
+			if (follow && r == -ECONNRESET)
+				return EXIT_OK; /* the daemon went away: the end of the stream */
+			fprintf(stderr, "vluctl: events: %s\n", strerror(-r));
+			return exit_of(r);
+		}
+		if (!follow && st.seen >= (unsigned long)count)
+			break;
+		if (deadline >= 0) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			int64_t left = deadline - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+			if (left <= 0) {
+				fprintf(stderr, "vluctl: events: %u of %ld events before the timeout\n", st.seen, count);
+				vlu_close(v);
+				return EXIT_TIMEOUT;
+			}
+			t = left > INT_MAX ? INT_MAX : (int)left;
+		}
+		if (poll(&p, 1, t) < 0 && errno != EINTR) {
+			vlu_close(v);
+			return EXIT_ERROR;
+		}
+	}
+	vlu_close(v);
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	const char *cmd;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+s:jt:h", opts, NULL)) >= 0) {
+		switch (c) {
+		case 's':
+			arg_socket = optarg;
+			break;
+		case 'j':
+			arg_json = true;
+			break;
+		case 't': {
+			char *end;
+			long t;
+			errno = 0;
+			t = strtol(optarg, &end, 10);
+			if (errno || *end || !*optarg || t > INT_MAX || t < INT_MIN) {
+				fprintf(stderr, "vluctl: --timeout wants milliseconds\n");
+				return EXIT_USAGE;
+			}
+			/* 0 would mean "library default" to libvlu; on the CLI it means "do not wait" */
+			arg_timeout = t == 0 ? 1 : (int)t;
+			break;
+		}
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	cmd = argv[optind];
+	argc -= optind;
+	argv += optind;
+
+	if (strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		help_commands();
+		return EXIT_OK;
+	}
+	if (strcmp(cmd, "status") == 0 && argc == 1)
+		return simple("status", NULL, NULL, NULL);
+	if (strcmp(cmd, "instances") == 0 && argc == 1) {
+		static const char *const pref[] = { "name", "state", "pid", "uid", NULL };
+		return simple("instance.list", NULL, "instances", pref);
+	}
+	if (strcmp(cmd, "devices") == 0 && argc == 1) {
+		static const char *const pref[] = { "name", "path", "holder", "status", NULL };
+		return simple("device.list", NULL, "devices", pref);
+	}
+	if (strcmp(cmd, "fds") == 0 && argc <= 2) {
+		static const char *const pref[] = { "instance", "name", "type", "dev", "ino", "rdev", "age_ms", NULL };
+		_cleanup_json_ json_object *args = json_object_new_object();
+		if (argc == 2) {
+			if (!vlu_name_valid(argv[1])) {
+				fprintf(stderr, "vluctl: invalid instance name: %s\n", argv[1]);
+				return EXIT_USAGE;
+			}
+			json_object_object_add(args, "instance", json_object_new_string(argv[1]));
+		}
+		return simple("fd.list", args, "fds", pref);
+	}
+	if (strcmp(cmd, "release") == 0 && argc == 2) {
+		_cleanup_json_ json_object *args = json_object_new_object();
+		if (!vlu_name_valid(argv[1])) {
+			fprintf(stderr, "vluctl: invalid instance name: %s\n", argv[1]);
+			return EXIT_USAGE;
+		}
+		json_object_object_add(args, "name", json_object_new_string(argv[1]));
+		return simple("instance.release", args, NULL, NULL);
+	}
+	if (strcmp(cmd, "events") == 0)
+		return cmd_events(argc, argv);
+	if (strcmp(cmd, "call") == 0)
+		return cmd_call(argc, argv);
+
+	fprintf(stderr, "vluctl: unknown command or wrong arguments: %s (see vluctl --help)\n", cmd);
+	return EXIT_USAGE;
+}
