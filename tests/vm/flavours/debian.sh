@@ -1,0 +1,286 @@
+# shellcheck shell=bash
+# tests/vm/flavours/debian.sh - rig kernel flavour "debian": Debian's bookworm-backports kernel
+# (linux-image-*-amd64-unsigned, resolved at run time) with vhost, vhost_vdpa, vringh, vdpa_sim and
+# vdpa_sim_net built out of tree from the matching linux-source, "stock" and "patched" (kernel/patches/).
+#
+# Sourced by tests/vm/rig.sh.  A flavour defines:
+#   flavour_prepare           fetch + build (cached); on success sets
+#                               FL_KVER         kernel release (uname -r in the guest)
+#                               FL_KERNEL       path of the bzImage
+#                               FL_MODS_CPIO    path of a gzip'ed newc cpio holding /lib/modules/rig/...
+#                                               (base/ stock/ and, if built, patched/; plus order)
+#                               FL_PATCHED      "yes" if patched/ differs from stock/, "none" if there are
+#                                               no patches (patched == stock), "failed" if patching/building
+#                                               failed (FL_PATCHED_WHY says why, with a log path)
+#                             returns 0, 2 (cannot prepare here: skip, FL_SKIP_WHY says why), 1 (failed:
+#                             FL_FAIL_WHY says why)
+# Everything it downloads or builds lives under $RIG_CACHE/debian/<kernel release>/.
+# Uses from rig.sh: RIG_CACHE TOP log note die_fail
+
+DEB_SUITE=bookworm-backports
+DEB_APT=$RIG_CACHE/apt
+# Files of linux-source extracted (and patchable).  A patch touching anything else needs this list extended
+# (bump DEB_SUBSET_VERSION so cached extractions are redone).
+DEB_SUBSET_VERSION=1
+DEB_SUBSET=(drivers/vhost drivers/vdpa include/uapi/linux/vhost.h include/uapi/linux/vhost_types.h
+	include/uapi/linux/vdpa.h include/uapi/linux/virtio_net.h include/uapi/linux/virtio_config.h
+	include/linux/vhost_iotlb.h include/linux/vdpa.h include/linux/vringh.h include/linux/virtio_net.h)
+# Modules we build (object = source files relative to the subset root).
+DEB_OOT_FILES=(drivers/vhost/vhost.c drivers/vhost/vhost.h drivers/vhost/vdpa.c drivers/vhost/vringh.c
+	drivers/vdpa/vdpa_sim/vdpa_sim.c drivers/vdpa/vdpa_sim/vdpa_sim.h drivers/vdpa/vdpa_sim/vdpa_sim_net.c)
+# Modules taken from the Debian image as they are (path under lib/modules/KVER/kernel, without .ko.xz).
+DEB_BASE_MODS=(drivers/vhost/vhost_iotlb drivers/vdpa/vdpa virt/lib/irqbypass)
+# Load order in the guest: base:NAME = image module, var:NAME = stock or patched one.
+DEB_LOAD_ORDER="base:vhost_iotlb base:vdpa base:irqbypass var:vhost var:vhost_vdpa var:vringh var:vdpa_sim var:vdpa_sim_net"
+
+deb_apt() {
+	apt-get -q -o Dir::Etc::sourcelist="$DEB_APT/sources.list" -o Dir::Etc::sourceparts=- \
+		-o Dir::State::Lists="$DEB_APT/lists" -o Dir::Cache="$DEB_APT/cache" \
+		-o Dir::State::status=/var/lib/dpkg/status -o APT::Sandbox::User=root \
+		-o Debug::NoLocking=1 "$@"
+}
+deb_apt_cache() {
+	apt-cache -o Dir::Etc::sourcelist="$DEB_APT/sources.list" -o Dir::Etc::sourceparts=- \
+		-o Dir::State::Lists="$DEB_APT/lists" -o Dir::Cache="$DEB_APT/cache" "$@"
+}
+
+# The host's Debian mirror (deb822 sources or one-line sources.list).
+deb_mirror() {
+	local f uri=
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -r "$f" ] || continue
+		uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i ~ /\/debian\/?$/) { print $i; exit } }' "$f")
+		[ -n "$uri" ] && break
+	done
+	if [ -z "$uri" ]; then
+		uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+			grep -m1 -oE '^deb +(\[[^]]*\] +)?https?://[^ ]+/debian/? ' | grep -oE 'https?://[^ ]+')
+	fi
+	echo "${uri%/}"
+}
+
+# Refresh the private index when it is missing or older than a day.  Returns non-zero if there is no
+# usable index (and could not be made).
+deb_apt_update() {
+	mkdir -p "$DEB_APT/lists/partial" "$DEB_APT/cache/archives/partial"
+	local stamp=$DEB_APT/updated
+	if [ -f "$stamp" ] && [ -z "$(find "$stamp" -mmin +1440)" ] && [ "${VLUD_RIG_APT_UPDATE:-0}" != 1 ]; then
+		return 0
+	fi
+	local uri
+	uri=$(deb_mirror)
+	if [ -z "$uri" ]; then
+		log "debian: no Debian mirror found in /etc/apt/sources.list*"
+		return 1
+	fi
+	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $DEB_SUITE main" > "$DEB_APT/sources.list"
+	log "debian: apt-get update ($uri $DEB_SUITE, private configuration under $DEB_APT)"
+	if deb_apt update >> "$RIG_LOG" 2>&1; then
+		touch "$stamp"
+		return 0
+	fi
+	log "debian: apt-get update failed (see $RIG_LOG)"
+	return 1
+}
+
+# Newest linux-image-X.Y.Z+debN-amd64-unsigned in the suite -> "KVER PKGVER".
+deb_resolve() {
+	local pkg ver best= bestver=
+	for pkg in $(deb_apt_cache pkgnames linux-image- 2>/dev/null |
+		grep -E '^linux-image-[0-9]+\.[0-9]+\.[0-9]+\+deb[0-9]+-amd64-unsigned$'); do
+		ver=$(deb_apt_cache policy "$pkg" 2>/dev/null | awk '/Candidate:/ { print $2 }')
+		[ -n "$ver" ] && [ "$ver" != "(none)" ] || continue
+		if [ -z "$bestver" ] || dpkg --compare-versions "$ver" gt "$bestver"; then
+			best=$pkg bestver=$ver
+		fi
+	done
+	[ -n "$best" ] || return 1
+	best=${best#linux-image-}
+	echo "${best%-unsigned} $bestver"
+}
+
+deb_fetch() { # KVER PKGVER DIR
+	local kver=$1 pkgver=$2 d=$3 kabi=${1%-amd64} mm
+	mm=$(echo "$kver" | grep -oE '^[0-9]+\.[0-9]+')
+	mkdir -p "$d/debs"
+	log "debian: downloading $kver ($pkgver)"
+	(cd "$d/debs" && deb_apt download "linux-image-$kver-unsigned=$pkgver" "linux-headers-$kver=$pkgver" \
+		"linux-headers-$kabi-common=$pkgver" "linux-kbuild-$kabi=$pkgver" "linux-source-$mm=$pkgver") \
+		>> "$RIG_LOG" 2>&1 || return 1
+	log "debian: extracting image, headers, kbuild and a subset of linux-source-$mm"
+	rm -rf "$d/image" "$d/hdr" "$d/src" "$d/srcdeb"
+	mkdir -p "$d/image" "$d/hdr" "$d/src" "$d/srcdeb"
+	dpkg-deb -x "$d"/debs/linux-image-"$kver"-unsigned_*.deb "$d/image" || return 1
+	local f
+	for f in "$d"/debs/linux-headers-*.deb "$d"/debs/linux-kbuild-*.deb; do
+		dpkg-deb -x "$f" "$d/hdr" || return 1
+	done
+	dpkg-deb --fsys-tarfile "$d"/debs/linux-source-"$mm"_*.deb |
+		tar -x -C "$d/srcdeb" --wildcards '*/linux-source-*.tar.xz' || return 1
+	local pat=()
+	for f in "${DEB_SUBSET[@]}"; do pat+=("linux-source-$mm/$f"); done
+	tar -xJf "$d"/srcdeb/usr/src/linux-source-"$mm".tar.xz -C "$d/src" --strip-components=1 "${pat[@]}" ||
+		return 1
+	rm -rf "$d/srcdeb"
+	cp "$d/image/boot/vmlinuz-$kver" "$d/vmlinuz"
+	# Image modules we load unchanged, decompressed.
+	mkdir -p "$d/base"
+	local m
+	for m in "${DEB_BASE_MODS[@]}"; do
+		xz -dc "$d/image/lib/modules/$kver/kernel/$m.ko.xz" > "$d/base/${m##*/}.ko" || return 1
+	done
+	grep -E '^CONFIG_(VDPA|VHOST)[A-Z0-9_]*=' "$d/image/boot/config-$kver" > "$d/kconfig-vdpa.txt" || true
+	rm -rf "$d/image"
+	echo "$DEB_SUBSET_VERSION" > "$d/fetched"
+}
+
+# Build the out-of-tree modules.  $1 = output dir, $2 = source tree (subset), $3 = headers root (the
+# extracted /usr/src of linux-headers + -common + kbuild).
+deb_build() {
+	local out=$1 src=$2 hdr=$3 kver=$4 kabi=${4%-amd64}
+	local flav=$hdr/usr/src/linux-headers-$kver
+	# The flavour Makefile includes the -common one by absolute /usr/src path: point it at this copy.
+	sed -i "s#^include /usr/src/linux-headers-$kabi-common/#include $hdr/usr/src/linux-headers-$kabi-common/#" \
+		"$flav/Makefile"
+	rm -rf "$out.tmp"
+	mkdir -p "$out.tmp/oot"
+	local f
+	for f in "${DEB_OOT_FILES[@]}"; do cp "$src/$f" "$out.tmp/oot/" || return 1; done
+	cat > "$out.tmp/oot/Kbuild" <<-'EOF'
+		obj-m += vhost.o vhost_vdpa.o vringh.o vdpa_sim.o vdpa_sim_net.o
+		vhost_vdpa-y := vdpa.o
+	EOF
+	local cc=gcc
+	command -v gcc-12 > /dev/null && cc=gcc-12
+	# BTF for modules needs pahole and the image's vmlinux: not needed here.
+	if ! make -C "$flav" M="$out.tmp/oot" CC="$cc" -j"$(nproc)" CONFIG_DEBUG_INFO_BTF_MODULES= modules \
+		> "$out.tmp/build.log" 2>&1; then
+		mkdir -p "$out.failed" && cp "$out.tmp/build.log" "$out.failed/build.log"
+		return 1
+	fi
+	mkdir -p "$out.tmp/ko"
+	cp "$out.tmp"/oot/*.ko "$out.tmp/ko/"
+	local m
+	for m in "$out.tmp"/ko/*.ko; do
+		[ "$(modinfo -F vermagic "$m" | awk '{print $1}')" = "$kver" ] || {
+			echo "vermagic mismatch: $m" >> "$out.tmp/build.log"; return 1; }
+	done
+	rm -rf "$out.tmp/oot" "$out" "$out.failed"
+	mv "$out.tmp" "$out"
+}
+
+deb_patch_hash() {
+	local p=("$TOP"/kernel/patches/*.patch)
+	[ -e "${p[0]}" ] || { echo none; return; }
+	cat "${p[@]}" | sha256sum | cut -c1-16
+}
+
+# Patched variant: copy of the source subset with the series applied, and a copy of the headers tree
+# (hard links, patched include/ files replaced) so uapi/include changes reach the build.
+deb_build_patched() { # DIR KVER HASH
+	local d=$1 kver=$2 h=$3 kabi=${2%-amd64}
+	local pd=$d/patched-$h
+	rm -rf "$pd"
+	mkdir -p "$pd"
+	cp -a "$d/src" "$pd/src"
+	local p
+	for p in "$TOP"/kernel/patches/*.patch; do
+		echo "== patch -p1 < $p" >> "$pd/patch.log"
+		if ! patch -p1 -d "$pd/src" --no-backup-if-mismatch < "$p" >> "$pd/patch.log" 2>&1; then
+			FL_PATCHED_WHY="$(basename "$p") does not apply (see $pd/patch.log)"
+			return 1
+		fi
+	done
+	cp -al "$d/hdr" "$pd/hdr"
+	local common=$pd/hdr/usr/src/linux-headers-$kabi-common f
+	(cd "$pd/src" && find include -type f) | while read -r f; do
+		if ! cmp -s "$pd/src/$f" "$d/src/$f"; then
+			mkdir -p "$(dirname "$common/$f")"
+			cp --remove-destination "$pd/src/$f" "$common/$f"
+		fi
+	done
+	# The flavour Makefile is a hard link into the pristine tree: give the copy its own before editing.
+	cp --remove-destination "$d/hdr/usr/src/linux-headers-$kver/Makefile" "$pd/hdr/usr/src/linux-headers-$kver/Makefile"
+	sed -i "s#^include .*/linux-headers-$kabi-common/#include /usr/src/linux-headers-$kabi-common/#" \
+		"$pd/hdr/usr/src/linux-headers-$kver/Makefile"
+	if ! deb_build "$pd/mods" "$pd/src" "$pd/hdr" "$kver"; then
+		FL_PATCHED_WHY="patched module build failed (see $pd/mods.failed/build.log)"
+		return 1
+	fi
+}
+
+flavour_prepare() {
+	local kver= pkgver= line
+	if [ -n "${VLUD_RIG_KVER:-}" ]; then
+		kver=$VLUD_RIG_KVER
+	elif deb_apt_update && line=$(deb_resolve); then
+		read -r kver pkgver <<< "$line"
+	else
+		# offline: use the newest kernel already in the cache
+		kver=$(ls -1 "$RIG_CACHE/debian" 2>/dev/null | sort -V | while read -r k; do
+			[ -f "$RIG_CACHE/debian/$k/fetched" ] && echo "$k"; done | tail -1)
+		if [ -z "$kver" ]; then
+			FL_SKIP_WHY="cannot resolve a $DEB_SUITE kernel (no index from the Debian mirror, nothing cached in $RIG_CACHE/debian)"
+			return 2
+		fi
+		log "debian: index unavailable, using cached kernel $kver"
+	fi
+	local d=$RIG_CACHE/debian/$kver
+	if [ "$(cat "$d/fetched" 2>/dev/null)" != "$DEB_SUBSET_VERSION" ]; then
+		if [ -z "$pkgver" ]; then
+			FL_SKIP_WHY="kernel $kver is not cached and its package version is unknown"
+			return 2
+		fi
+		if ! deb_fetch "$kver" "$pkgver" "$d"; then
+			FL_SKIP_WHY="downloading/extracting the $kver packages failed (see $RIG_LOG)"
+			return 2
+		fi
+	fi
+	FL_KVER=$kver
+	FL_KERNEL=$d/vmlinuz
+	if [ ! -f "$d/stock/ko/vhost_vdpa.ko" ]; then
+		log "debian: building stock modules for $kver"
+		if ! deb_build "$d/stock" "$d/src" "$d/hdr" "$kver"; then
+			FL_FAIL_WHY="stock module build failed (see $d/stock.failed/build.log)"
+			return 1
+		fi
+	fi
+	local h
+	h=$(deb_patch_hash)
+	FL_PATCHED=none FL_PATCHED_WHY="kernel/patches/ has no patches (patched == stock)"
+	local pdir=
+	if [ "$h" != none ]; then
+		pdir=$d/patched-$h
+		if [ -f "$pdir/mods/ko/vhost_vdpa.ko" ]; then
+			FL_PATCHED=yes
+		elif [ -f "$pdir/failed" ]; then
+			FL_PATCHED=failed FL_PATCHED_WHY=$(cat "$pdir/failed")
+		else
+			log "debian: applying kernel/patches/ ($h) and building patched modules for $kver"
+			if deb_build_patched "$d" "$kver" "$h"; then
+				FL_PATCHED=yes
+			else
+				FL_PATCHED=failed
+				echo "$FL_PATCHED_WHY" > "$pdir/failed"
+			fi
+		fi
+	fi
+	# The modules cpio segment, cached per (kernel, patch hash).
+	FL_MODS_CPIO=$d/mods-$h.cpio.gz
+	if [ ! -f "$FL_MODS_CPIO" ]; then
+		local st=$d/mods-$h.stage
+		rm -rf "$st"
+		mkdir -p "$st/lib/modules/rig/base" "$st/lib/modules/rig/stock"
+		cp "$d"/base/*.ko "$st/lib/modules/rig/base/"
+		cp "$d"/stock/ko/*.ko "$st/lib/modules/rig/stock/"
+		if [ "$FL_PATCHED" = yes ]; then
+			mkdir -p "$st/lib/modules/rig/patched"
+			cp "$pdir"/mods/ko/*.ko "$st/lib/modules/rig/patched/"
+		fi
+		echo "$DEB_LOAD_ORDER" > "$st/lib/modules/rig/order"
+		(cd "$st" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$FL_MODS_CPIO.tmp" &&
+			mv "$FL_MODS_CPIO.tmp" "$FL_MODS_CPIO"
+		rm -rf "$st"
+	fi
+	return 0
+}

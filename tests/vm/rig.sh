@@ -1,0 +1,426 @@
+#!/bin/bash
+# tests/vm/rig.sh - the real-device rig: boot QEMU (TCG) guests with vdpa_sim_net and run scenarios.
+#
+#   rig.sh check [SCENARIO...]   run scenarios (default: all of tests/vm/scenarios/*.sh), print TAP lines
+#                                and "N passed, N failed, N skipped"; exit 1 if anything failed
+#   rig.sh shell [KEY=VALUE...]  boot a guest with a shell on the console (modules=stock|patched use_va=0|1
+#                                devices=N mac=none|auto memory=2G flavour=debian)
+#   rig.sh prepare [FLAVOUR]     only fetch/build the kernel side (cached)
+#   rig.sh list                  list scenarios with their boot configuration
+#
+# Environment: O (build directory, default build), RIG_BINS (programs to put on the guest's PATH, default
+# $O/vlud $O/vluctl $O/minivmm and $O/guest/*), VLUD_RIG_CACHE (default ~/.cache/vlud/rig), VLUD_RIG_KVER
+# (pin the debian flavour's kernel release), VLUD_RIG_APT_UPDATE=1 (refresh the apt index now),
+# VLUD_RIG_NO_INSTALL=1 (never apt-get install host packages), QEMU (default qemu-system-x86_64).
+# docs/RIG.md describes the rig, the scenario format and the cache.
+set -uo pipefail
+
+RIG_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TOP=$(cd "$RIG_DIR/../.." && pwd)
+O=${O:-build}
+case $O in /*) ;; *) O=$TOP/$O ;; esac
+RIG_OUT=$O/vm
+RIG_CACHE=${VLUD_RIG_CACHE:-$HOME/.cache/vlud/rig}
+RIG_LOG=$RIG_OUT/rig.log
+QEMU=${QEMU:-qemu-system-x86_64}
+NESTED=${TAP_SUMMARY_NESTED:-}
+
+mkdir -p "$RIG_OUT/logs" "$RIG_CACHE"
+
+log() { echo "# $*"; echo "[$(date +%T)] $*" >> "$RIG_LOG"; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# ---------------------------------------------------------------- results
+PASS=0 FAIL=0 SKIP=0
+SKIPS=()
+tapline() { # one TAP line on stdout, counted
+	local l=$1
+	printf '%s\n' "$l"
+	case $l in
+	"not ok"*) FAIL=$((FAIL + 1)) ;;
+	*"# SKIP"*) SKIP=$((SKIP + 1)); SKIPS+=("${l#ok - }") ;;
+	"ok"*) PASS=$((PASS + 1)) ;;
+	esac
+}
+summary() {
+	local s
+	for s in "${SKIPS[@]}"; do echo "# skipped: $s"; done
+	if [ -n "$NESTED" ]; then
+		echo "# vm: $PASS passed, $FAIL failed, $SKIP skipped"
+	else
+		echo "$PASS passed, $FAIL failed, $SKIP skipped"
+	fi
+	[ "$FAIL" -eq 0 ]
+}
+
+# ---------------------------------------------------------------- host packages
+HOST_PKGS=(qemu-system-x86 busybox-static cpio kmod xz-utils bc iproute2 patch make gcc libc6-dev)
+ensure_deps() {
+	local missing=() p
+	for p in "${HOST_PKGS[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "${VLUD_RIG_NO_INSTALL:-0}" = 1 ] || [ "$(id -u)" != 0 ] || ! command -v apt-get > /dev/null; then
+		DEPS_WHY="host packages missing: ${missing[*]} (not root or VLUD_RIG_NO_INSTALL=1: cannot install)"
+		return 1
+	fi
+	log "installing host packages: ${missing[*]}"
+	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >> "$RIG_LOG" 2>&1; then
+		DEBIAN_FRONTEND=noninteractive apt-get update -q >> "$RIG_LOG" 2>&1
+		if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >> "$RIG_LOG" 2>&1; then
+			DEPS_WHY="cannot install host packages ${missing[*]} (see $RIG_LOG)"
+			return 1
+		fi
+	fi
+}
+check_tools() {
+	local t
+	for t in "$QEMU" cpio gzip xz dpkg-deb busybox vdpa make; do
+		command -v "$t" > /dev/null || { DEPS_WHY="$t not found"; return 1; }
+	done
+	[ -x /bin/busybox ] && file_is_static /bin/busybox || { DEPS_WHY="/bin/busybox is not static (install busybox-static)"; return 1; }
+}
+file_is_static() { ! ldd "$1" > /dev/null 2>&1; }
+
+# ---------------------------------------------------------------- scenarios
+declare -A SC_FLAVOUR SC_MODULES SC_USE_VA SC_DEVICES SC_TIMEOUT SC_MEMORY SC_MAC
+# Parse the header comments of a scenario (the leading block of '#' lines).
+parse_scenario() {
+	local name=$1 f=$RIG_DIR/scenarios/$1.sh line key val
+	SC_FLAVOUR[$name]=debian SC_MODULES[$name]=stock SC_USE_VA[$name]=0 SC_DEVICES[$name]=1
+	SC_TIMEOUT[$name]=300 SC_MEMORY[$name]=2G SC_MAC[$name]=none
+	while IFS= read -r line; do
+		case $line in
+		'#!'*) continue ;;
+		'#'*) ;;
+		'') continue ;;
+		*) break ;;
+		esac
+		[[ $line =~ ^#[[:space:]]*([a-z_]+):[[:space:]]*([^[:space:]]+)[[:space:]]*$ ]] || continue
+		key=${BASH_REMATCH[1]} val=${BASH_REMATCH[2]}
+		case $key in
+		flavour) [[ $val =~ ^[a-z0-9_-]+$ ]] && SC_FLAVOUR[$name]=$val || return 1 ;;
+		modules) [[ $val =~ ^(stock|patched)$ ]] && SC_MODULES[$name]=$val || return 1 ;;
+		use_va) [[ $val =~ ^[01]$ ]] && SC_USE_VA[$name]=$val || return 1 ;;
+		devices) [[ $val =~ ^[0-9]$ ]] && SC_DEVICES[$name]=$val || return 1 ;;
+		timeout) [[ $val =~ ^[0-9]+$ ]] && SC_TIMEOUT[$name]=$val || return 1 ;;
+		memory) [[ $val =~ ^[0-9]+[MG]$ ]] && SC_MEMORY[$name]=$val || return 1 ;;
+		mac) [[ $val =~ ^(none|auto)$ ]] && SC_MAC[$name]=$val || return 1 ;;
+		esac
+	done < "$f"
+}
+sc_key() { local n=$1; echo "${SC_FLAVOUR[$n]} ${SC_MODULES[$n]} ${SC_USE_VA[$n]} ${SC_DEVICES[$n]} ${SC_MEMORY[$n]} ${SC_MAC[$n]}"; }
+
+all_scenarios() {
+	local f
+	for f in "$RIG_DIR"/scenarios/*.sh; do [ -e "$f" ] && basename "$f" .sh; done
+}
+
+# ---------------------------------------------------------------- initramfs (userland part)
+# Copy an ELF and every shared library it needs into the staging tree.
+stage_elf() { # SRC DEST-IN-STAGE
+	local src=$1 dst=$2 lib
+	mkdir -p "$ST/$(dirname "$dst")"
+	cp -L "$src" "$ST/$dst"
+	file_is_static "$src" && return 0
+	while read -r lib; do
+		[ -n "$lib" ] || continue
+		case $lib in
+		/lib/* | /lib64/* | /usr/lib/* | /usr/lib64/*) local to=$lib ;;
+		*) local to=/lib/x86_64-linux-gnu/${lib##*/} ;;
+		esac
+		[ -e "$ST$to" ] && continue
+		mkdir -p "$ST$(dirname "$to")"
+		cp -L "$lib" "$ST$to"
+	done < <(ldd "$src" | awk '/=> \// { print $3; next } /^[[:space:]]*\/[^ ]+ \(0x/ { print $1 }')
+}
+
+build_user_cpio() {
+	ST=$RIG_OUT/stage
+	rm -rf "$ST"
+	mkdir -p "$ST"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,run,root,scenarios,lib/x86_64-linux-gnu,lib64,usr/lib/x86_64-linux-gnu,usr/share/vlud}
+	cp /bin/busybox "$ST/bin/busybox"
+	local a
+	for a in $(/bin/busybox --list); do
+		[ -e "$ST/bin/$a" ] || ln -s busybox "$ST/bin/$a"
+	done
+	stage_elf "$(command -v vdpa)" /usr/sbin/vdpa
+	# project programs
+	local bins=${RIG_BINS:-} b
+	if [ -z "$bins" ]; then
+		for b in "$O/vlud" "$O/vluctl" "$O/minivmm" "$O"/guest/*; do [ -f "$b" ] && [ -x "$b" ] && bins="$bins $b"; done
+	fi
+	for b in $bins; do
+		[ -f "$b" ] || continue
+		# scripts are copied as they are, ELF files with their libraries
+		if head -c4 "$b" | grep -q 'ELF'; then stage_elf "$b" "/usr/bin/${b##*/}"; else cp "$b" "$ST/usr/bin/"; fi
+	done
+	for b in "$O"/libvlu.so*; do
+		[ -e "$b" ] && cp -a "$b" "$ST/lib/x86_64-linux-gnu/"
+	done
+	[ -d "$TOP/config" ] && cp -r "$TOP/config" "$ST/usr/share/vlud/"
+	cp "$RIG_DIR"/scenarios/*.sh "$ST/scenarios/" 2>/dev/null
+	cp "$RIG_DIR/guest/init" "$ST/init"
+	chmod 755 "$ST/init"
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\nvmm:x:1000:1000:vmm:/tmp:/bin/sh\n' > "$ST/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\nvmm:x:1000:\n' > "$ST/etc/group"
+	printf 'export PATH=/usr/bin:/usr/sbin:/bin:/sbin\nexport PS1="rig# "\n' > "$ST/etc/profile"
+	(cd "$ST" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$RIG_OUT/user.cpio.gz"
+	rm -rf "$ST"
+}
+
+# A one-file cpio segment with this boot's configuration.
+build_conf_cpio() { # OUT MODULES USE_VA DEVICES MAC SHELL SCENARIO...
+	local out=$1 mods=$2 va=$3 dev=$4 mac=$5 sh=$6 st
+	shift 6
+	st=$RIG_OUT/conf.stage
+	rm -rf "$st"
+	mkdir -p "$st/etc"
+	cat > "$st/etc/rig.conf" <<-EOF
+		RIG_FLAVOUR=$CUR_FLAVOUR
+		RIG_KVER=$FL_KVER
+		RIG_MODULES=$mods
+		RIG_USE_VA=$va
+		RIG_DEVICES=$dev
+		RIG_MAC=$mac
+		RIG_SHELL=$sh
+	EOF
+	: > "$st/etc/rig.scenarios"
+	local s
+	for s in "$@"; do echo "$s ${SC_TIMEOUT[$s]}" >> "$st/etc/rig.scenarios"; done
+	(cd "$st" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$out"
+	rm -rf "$st"
+}
+
+qemu_cmd() { # INITRD MEMORY
+	QEMU_ARGS=("$QEMU" -accel tcg -cpu qemu64 -smp 2 -m "$2" -nographic -no-reboot -nic none
+		-kernel "$FL_KERNEL" -initrd "$1"
+		-append "console=ttyS0 loglevel=4 panic=-1 oops=panic rdinit=/init")
+}
+
+# ---------------------------------------------------------------- one boot
+# Boots one guest for the given scenarios (same boot configuration); prints their TAP lines.  Sets
+# REMAINING to the scenarios that never started because an earlier one hung (the caller boots again).
+BOOT_N=0
+FIRST_TEST_MS=
+run_boot() { # MODULES USE_VA DEVICES MEMORY MAC SCENARIO...
+	local mods=$1 va=$2 dev=$3 mem=$4 mac=$5
+	shift 5
+	local scen=("$@") s
+	BOOT_N=$((BOOT_N + 1))
+	local tag="boot$BOOT_N-${scen[0]}"
+	local blog=$RIG_OUT/logs/$tag.serial.log initrd=$RIG_OUT/initrd-$BOOT_N.img
+	build_conf_cpio "$RIG_OUT/conf-$BOOT_N.cpio.gz" "$mods" "$va" "$dev" "$mac" 0 "${scen[@]}"
+	cat "$FL_MODS_CPIO" "$RIG_OUT/user.cpio.gz" "$RIG_OUT/conf-$BOOT_N.cpio.gz" > "$initrd"
+	rm -f "$RIG_OUT/conf-$BOOT_N.cpio.gz"
+	qemu_cmd "$initrd" "$mem"
+	log "boot $BOOT_N: ${CUR_FLAVOUR} $FL_KVER modules=$mods use_va=$va devices=$dev memory=$mem: ${scen[*]}"
+	echo "# ${QEMU_ARGS[*]}" > "$blog"
+	local t0 t
+	t0=$(now_ms)
+	"${QEMU_ARGS[@]}" < /dev/null >> "$blog" 2>&1 &
+	local qpid=$! deadline=$((t0 + 120000)) cur= last= timed_out= started_ms=
+	while kill -0 "$qpid" 2> /dev/null; do
+		sleep 0.2
+		t=$(now_ms)
+		last=$(grep -a -E '^(VMSTART|VMEND|VMDONE)' "$blog" | tail -1 | tr -d '\r')
+		case $last in
+		VMSTART*)
+			s=$(echo "$last" | cut -d' ' -f2)
+			if [ "$s" != "$cur" ]; then
+				cur=$s
+				[ -n "$started_ms" ] || started_ms=$((t - t0))
+				deadline=$((t + ${SC_TIMEOUT[$s]:-300} * 1000))
+			fi
+			;;
+		VMEND*) [ "$cur" = ended ] || { cur=ended; deadline=$((t + 60000)); } ;;
+		VMDONE*) [ "$cur" = done ] || { cur=done; deadline=$((t + 30000)); } ;;
+		esac
+		if [ "$t" -gt "$deadline" ]; then
+			timed_out=$last
+			kill "$qpid" 2> /dev/null
+			sleep 1
+			kill -9 "$qpid" 2> /dev/null
+			break
+		fi
+	done
+	wait "$qpid" 2> /dev/null
+	local qrc=$? elapsed=$(( $(now_ms) - t0 ))
+	[ -n "$FIRST_TEST_MS" ] || FIRST_TEST_MS=$started_ms
+	echo "# host: qemu exit status $qrc after $elapsed ms, first scenario started at ${started_ms:-never} ms" >> "$blog"
+
+	# Results: the TAP lines, then what the host knows about each scenario.
+	local -A ended=() began=()
+	local l rest
+	while IFS= read -r l; do
+		l=${l%$'\r'}
+		case $l in
+		"VMTAP "*) tapline "${l#VMTAP }" ;;
+		"VMSTART "*) rest=${l#VMSTART }; began[${rest%% *}]=1 ;;
+		"VMEND "*) rest=${l#VMEND }; ended[${rest%% *}]=1 ;;
+		esac
+	done < <(grep -a -E '^VM(TAP|START|END) ' "$blog")
+	local done_seen=
+	grep -a -q '^VMDONE' "$blog" && done_seen=1
+	REMAINING=()
+	local why
+	for s in "${scen[@]}"; do
+		# per-scenario log: the boot up to the first scenario + this scenario's section
+		awk -v s="$s" '{ sub(/\r$/, "") } /^VMSTART /{ inpre = 0; on = ($2 == s) } NR == 1 { inpre = 1 }
+			inpre || on { print } /^VMEND /{ if ($2 == s) on = 0 }' "$blog" > "$RIG_OUT/logs/$s.log"
+		echo "# full serial log of this boot: $blog" >> "$RIG_OUT/logs/$s.log"
+		if [ -n "${ended[$s]:-}" ]; then
+			continue
+		elif [ -n "${began[$s]:-}" ]; then
+			if [ -n "$timed_out" ]; then
+				why="timed out after ${SC_TIMEOUT[$s]} s (guest killed)"
+			else
+				why="guest stopped while it ran (qemu exit status $qrc)"
+			fi
+			tapline "not ok - $s/run: $why; log: $RIG_OUT/logs/$s.log"
+		elif [ -n "$timed_out" ] && [ ${#ended[@]} -gt 0 ]; then
+			REMAINING+=("$s") # an earlier scenario hung: boot again for this one
+		else
+			why="not run: the guest never reached it (${timed_out:+killed after a timeout, }qemu exit status $qrc)"
+			tapline "not ok - $s/run: $why; log: $RIG_OUT/logs/$s.log"
+		fi
+	done
+	if [ -z "$done_seen" ] && [ ${#REMAINING[@]} -eq 0 ] && [ ${#ended[@]} -eq ${#scen[@]} ]; then
+		tapline "not ok - vm/$tag: guest ran every scenario but printed no VMDONE marker; log: $blog"
+	fi
+	for s in "${scen[@]}"; do
+		if grep -a -q "^VMTAP not ok - $s/" "$blog" || [ -z "${ended[$s]:-}" ]; then
+			[ -n "${began[$s]:-}" ] && echo "# $s failed: log $RIG_OUT/logs/$s.log"
+		fi
+	done
+	rm -f "$initrd"
+}
+
+# ---------------------------------------------------------------- flavour
+CUR_FLAVOUR=
+load_flavour() { # NAME -> 0 ready, 1 failed (FL_FAIL_WHY), 2 skip (FL_SKIP_WHY)
+	[ "$CUR_FLAVOUR" = "$1" ] && return "$FL_RC"
+	CUR_FLAVOUR=$1
+	FL_KVER= FL_KERNEL= FL_MODS_CPIO= FL_PATCHED= FL_PATCHED_WHY= FL_SKIP_WHY= FL_FAIL_WHY=
+	if [ ! -f "$RIG_DIR/flavours/$1.sh" ]; then
+		FL_FAIL_WHY="unknown flavour '$1' (no tests/vm/flavours/$1.sh)"
+		FL_RC=1
+		return 1
+	fi
+	# shellcheck source=/dev/null
+	. "$RIG_DIR/flavours/$1.sh"
+	local t0
+	t0=$(now_ms)
+	flavour_prepare
+	FL_RC=$?
+	log "flavour $1: ${FL_KVER:-?} prepared in $(( $(now_ms) - t0 )) ms (rc $FL_RC, patched: ${FL_PATCHED:-?})"
+	return "$FL_RC"
+}
+
+# ---------------------------------------------------------------- commands
+cmd_check() {
+	local t_start names=() s
+	t_start=$(now_ms)
+	if [ $# -gt 0 ]; then names=("$@"); else mapfile -t names < <(all_scenarios); fi
+	if [ ${#names[@]} -eq 0 ]; then
+		tapline "ok - vm # SKIP no scenarios in tests/vm/scenarios"
+		summary
+		return
+	fi
+	DEPS_WHY=
+	if ! ensure_deps || ! check_tools; then
+		tapline "ok - vm # SKIP $DEPS_WHY"
+		summary
+		return
+	fi
+	local ok_names=()
+	for s in "${names[@]}"; do
+		if [ ! -f "$RIG_DIR/scenarios/$s.sh" ]; then
+			tapline "not ok - $s/run: no such scenario (tests/vm/scenarios/$s.sh)"
+		elif ! parse_scenario "$s"; then
+			tapline "not ok - $s/run: bad header in tests/vm/scenarios/$s.sh (see docs/RIG.md)"
+		else
+			ok_names+=("$s")
+		fi
+	done
+	# group by boot configuration, flavour first so each flavour is prepared once
+	local keys
+	keys=$(for s in "${ok_names[@]}"; do sc_key "$s"; done | sort -u)
+	local user_built= key fl mods va dev mem mac group
+	while read -r key; do
+		[ -n "$key" ] || continue
+		read -r fl mods va dev mem mac <<< "$key"
+		group=()
+		for s in "${ok_names[@]}"; do [ "$(sc_key "$s")" = "$key" ] && group+=("$s"); done
+		load_flavour "$fl"
+		case $? in
+		2) for s in "${group[@]}"; do tapline "ok - $s # SKIP flavour $fl: $FL_SKIP_WHY"; done; continue ;;
+		1) for s in "${group[@]}"; do tapline "not ok - $s/run: flavour $fl: $FL_FAIL_WHY"; done; continue ;;
+		esac
+		if [ "$mods" = patched ] && [ "$FL_PATCHED" != yes ]; then
+			for s in "${group[@]}"; do
+				if [ "$FL_PATCHED" = none ]; then
+					tapline "ok - $s # SKIP needs patched modules: $FL_PATCHED_WHY"
+				else
+					tapline "not ok - $s/run: patched modules: $FL_PATCHED_WHY"
+				fi
+			done
+			continue
+		fi
+		if [ -z "$user_built" ]; then
+			build_user_cpio
+			user_built=1
+		fi
+		local tries=0
+		while [ ${#group[@]} -gt 0 ] && [ $tries -lt 10 ]; do
+			run_boot "$mods" "$va" "$dev" "$mem" "$mac" "${group[@]}"
+			group=("${REMAINING[@]}")
+			tries=$((tries + 1))
+		done
+	done <<< "$keys"
+	echo "# vm-check took $(( $(now_ms) - t_start )) ms${FIRST_TEST_MS:+, boot to first scenario ${FIRST_TEST_MS} ms}; logs in $RIG_OUT/logs"
+	summary
+}
+
+cmd_shell() {
+	local fl=debian mods=stock va=0 dev=1 mem=2G mac=none kv
+	for kv in "$@"; do
+		case $kv in
+		flavour=*) fl=${kv#*=} ;; modules=*) mods=${kv#*=} ;; use_va=*) va=${kv#*=} ;;
+		devices=*) dev=${kv#*=} ;; memory=*) mem=${kv#*=} ;; mac=*) mac=${kv#*=} ;;
+		*) echo "rig.sh shell: unknown argument $kv" >&2; return 2 ;;
+		esac
+	done
+	ensure_deps && check_tools || { echo "rig: $DEPS_WHY" >&2; return 1; }
+	load_flavour "$fl" || { echo "rig: flavour $fl: $FL_SKIP_WHY$FL_FAIL_WHY" >&2; return 1; }
+	[ "$mods" != patched ] || [ "$FL_PATCHED" = yes ] || { echo "rig: patched modules: $FL_PATCHED_WHY" >&2; return 1; }
+	build_user_cpio
+	build_conf_cpio "$RIG_OUT/conf-shell.cpio.gz" "$mods" "$va" "$dev" "$mac" 1
+	cat "$FL_MODS_CPIO" "$RIG_OUT/user.cpio.gz" "$RIG_OUT/conf-shell.cpio.gz" > "$RIG_OUT/initrd-shell.img"
+	qemu_cmd "$RIG_OUT/initrd-shell.img" "$mem"
+	echo "rig: ${QEMU_ARGS[*]}  (Ctrl-A X quits qemu)" >&2
+	"${QEMU_ARGS[@]}"
+}
+
+cmd_list() {
+	local s
+	printf '%-28s %-8s %-8s %-6s %-7s %-7s %-6s %s\n' SCENARIO FLAVOUR MODULES USE_VA DEVICES TIMEOUT MEMORY MAC
+	for s in $(all_scenarios); do
+		parse_scenario "$s" || { echo "$s: bad header"; continue; }
+		printf '%-28s %-8s %-8s %-6s %-7s %-7s %-6s %s\n' "$s" "${SC_FLAVOUR[$s]}" "${SC_MODULES[$s]}" \
+			"${SC_USE_VA[$s]}" "${SC_DEVICES[$s]}" "${SC_TIMEOUT[$s]}" "${SC_MEMORY[$s]}" "${SC_MAC[$s]}"
+	done
+}
+
+case ${1:-check} in
+check) shift; cmd_check "$@" ;;
+shell) shift; cmd_shell "$@" ;;
+prepare)
+	ensure_deps && check_tools || { echo "rig: $DEPS_WHY" >&2; exit 1; }
+	load_flavour "${2:-debian}"; rc=$?
+	echo "rig: flavour ${2:-debian}: kernel ${FL_KVER:-?}, patched: ${FL_PATCHED:-?} ${FL_PATCHED_WHY:-}${FL_SKIP_WHY:-}${FL_FAIL_WHY:-}"
+	exit $rc ;;
+list) cmd_list ;;
+*) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

@@ -1,0 +1,48 @@
+# tests/vm/vm.mk - the real-device rig (docs/RIG.md).
+#
+#   make vm-check                     boot QEMU (TCG) guests with vdpa_sim_net and run every scenario of
+#                                     tests/vm/scenarios/ (TAP lines + "N passed, N failed, N skipped")
+#   make vm-check SCENARIOS="a b"     only these scenarios (names without .sh)
+#   make vm-shell [VM_ARGS="modules=patched use_va=1 devices=2"]   interactive guest (Ctrl-A X quits)
+#   make vm-list                      scenarios and their boot configuration
+#   make vm-prepare                   fetch and build the kernel side only (cached in ~/.cache/vlud/rig)
+#
+# Guest programs: every tests/vm/guest/*.c is one program $(O)/guest/<name>, appended to GUEST_BINS;
+# everything in GUEST_BINS plus $(O)/vlud, $(O)/vluctl, $(O)/minivmm (if built) and $(O)/libvlu.so* goes
+# into the guest's initramfs with its shared libraries.
+
+VM_GUEST_SRCS := $(wildcard $(TOP)/tests/vm/guest/*.c)
+VM_GUEST_BINS := $(patsubst $(TOP)/tests/vm/guest/%.c,$(O)/guest/%,$(VM_GUEST_SRCS))
+GUEST_BINS += $(VM_GUEST_BINS)
+
+# dynamically linked: the rig copies every shared library a guest program needs
+$(VM_GUEST_BINS): $(O)/guest/%: $(O)/tests/vm/guest/%.o
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^
+
+RIG := $(TOP)/tests/vm/rig.sh
+SCENARIOS ?=
+VM_ARGS ?=
+# Project programs and libraries for the guest.  They are built best effort: a daemon that does not
+# build yet must not stop the kernel-side scenarios (a scenario that needs a missing program fails itself).
+VM_PROJECT := $(filter $(O)/vlud $(O)/vluctl $(O)/minivmm $(O)/libvlu.so%,$(BINS) $(LIBS)) $(GUEST_BINS)
+# On the guest's PATH (rig.sh skips those that do not exist); a GUEST_BINS program wins over a same-named
+# one of $(O) (copied last).
+VM_BINS = $(O)/vlud $(O)/vluctl $(O)/minivmm $(GUEST_BINS)
+
+.PHONY: vm-check vm-shell vm-list vm-prepare vm-project
+vm-project:
+	@$(MAKE) -s --no-print-directory -k $(VM_PROJECT) >&2 || \
+		echo "# rig: warning: some project programs did not build (see above); scenarios using them will fail"
+
+vm-check: vm-project
+	@O=$(O) RIG_BINS="$(VM_BINS)" bash $(RIG) check $(SCENARIOS)
+
+vm-shell: vm-project
+	@O=$(O) RIG_BINS="$(VM_BINS)" bash $(RIG) shell $(VM_ARGS)
+
+vm-list:
+	@bash $(RIG) list
+
+vm-prepare:
+	@O=$(O) bash $(RIG) prepare
