@@ -1,0 +1,634 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * main.c - minivmm: options, the datapath glue, the single poll loop, the report.
+ *
+ * Exit status: 0 verdict pass, 1 verdict fail, 2 usage, 3 setup failed (device, memory, state).
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+
+#include "minivmm.h"
+
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+#define EXIT_SETUP 3
+
+/* ------------------------------------------------------------------ datapath */
+void mv_vq_save(const struct mv_vq *vq, struct mv_vq_state *s)
+{
+	uint16_t base = s->dev_base;	/* filled separately (GET_VRING_BASE) */
+
+	memset(s, 0, sizeof(*s));
+	s->num = vq->num;
+	s->avail_idx = vq->avail_idx;
+	s->used_seen = vq->used_seen;
+	s->dev_base = base;
+	memcpy(s->busy, vq->busy, sizeof(s->busy));
+	s->kick_fd = vq->kick;
+	s->call_fd = vq->call;
+}
+
+void mv_vq_restore(struct mv_vq *vq, const struct mv_vq_state *s)
+{
+	vq->num = s->num;
+	vq->avail_idx = s->avail_idx;
+	vq->used_seen = s->used_seen;
+	memcpy(vq->busy, s->busy, sizeof(vq->busy));
+}
+
+int mv_dp_refill_rx(struct mv_vmm *v)
+{
+	struct mv_vq *rx = &v->vq[MV_RXQ];
+	unsigned n = 0;
+	int id;
+
+	while ((id = mv_vq_free_id(rx)) >= 0) {
+		mv_vq_post(rx, (unsigned)id, MV_BUFSZ, true);
+		n++;
+	}
+	if (!n)
+		return 0;
+	mv_vq_publish(rx);
+	return mv_vq_kick(rx);
+}
+
+void mv_dp_reap(struct mv_vmm *v, uint64_t now)
+{
+	struct mv_traffic *t = &v->st->traffic;
+	uint32_t id, len;
+
+	while (mv_vq_reap(&v->vq[MV_RXQ], &id, &len)) {
+		if (id >= v->vq[MV_RXQ].num || len > MV_BUFSZ) {
+			t->rx_short++;
+			continue;
+		}
+		uint64_t prev = t->last_echo_us;
+		int k = mv_traffic_check(t, mv_vq_buf(&v->vq[MV_RXQ], id), len, now);
+		if (k == MV_ECHO_OK && v->await_echo_upd >= 0) {
+			struct mv_update_rec *u = &v->st->upd[v->await_echo_upd];
+			u->echo_gap_us = prev ? now - prev : 0;
+			v->await_echo_upd = -1;
+			mv_log("first echo after update: gap between echoes %.1f ms", u->echo_gap_us / 1e3);
+		}
+	}
+	while (mv_vq_reap(&v->vq[MV_TXQ], &id, &len))
+		;
+}
+
+/* one frame into the TX ring (not published); false when the window or the ring is full */
+static bool dp_post_frame(struct mv_vmm *v, uint64_t now)
+{
+	struct mv_traffic *t = &v->st->traffic;
+	struct mv_vq *tx = &v->vq[MV_TXQ];
+	int id;
+
+	if (mv_traffic_inflight(t) >= v->o.max_inflight || (id = mv_vq_free_id(tx)) < 0) {
+		t->tx_full++;
+		return false;
+	}
+	uint32_t len = mv_traffic_build(t, mv_vq_buf(tx, (unsigned)id), MV_BUFSZ, now);
+	mv_vq_post(tx, (unsigned)id, len, false);
+	return true;
+}
+
+unsigned mv_dp_send_now(struct mv_vmm *v, unsigned n)
+{
+	unsigned k = 0;
+	uint64_t now = mv_now_us();
+
+	while (k < n && dp_post_frame(v, now))
+		k++;
+	if (k) {
+		mv_vq_publish(&v->vq[MV_TXQ]);
+		(void)mv_vq_kick(&v->vq[MV_TXQ]);
+	}
+	return k;
+}
+
+static void dp_send(struct mv_vmm *v, uint64_t now)
+{
+	struct mv_vq *tx = &v->vq[MV_TXQ];
+	uint64_t interval = 1000000u / v->o.rate;
+	unsigned n = 0;
+
+	if (!v->next_send_us || (now > v->next_send_us && now - v->next_send_us > 200000 + interval))
+		v->next_send_us = now;	/* after a stall: frames not sent meanwhile are skipped, not burst */
+	while (v->next_send_us <= now) {
+		if (!dp_post_frame(v, now)) {
+			v->next_send_us = now + interval;
+			break;
+		}
+		v->next_send_us += interval;
+		n++;
+	}
+	if (n) {
+		mv_vq_publish(tx);
+		(void)mv_vq_kick(tx);
+		/* receive buffers are reposted as they are consumed */
+		(void)mv_dp_refill_rx(v);
+	}
+}
+
+/* ------------------------------------------------------------------ options */
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: minivmm --device /dev/vhost-vdpa-N [options]\n"
+		"       minivmm --vlud SOCKET --instance NAME --vdpa NAME [options]\n"
+		"Reference VMM: guest RAM in a memfd, RX/TX vrings on a vhost-vdpa net device, loopback traffic,\n"
+		"live update by exec (paths A, B, C).\n"
+		"  --device PATH        open the vhost-vdpa device directly (standalone)\n"
+		"  --vlud SOCKET --instance NAME --vdpa NAME   get the device through vlud (libvlu)\n"
+		"  --mem SIZE           guest RAM (default 256M; K/M/G suffixes)\n"
+		"  --chunk SIZE         split the IOTLB mapping into ranges of SIZE (default: one range)\n"
+		"  --rate N             frames per second (default 1000)\n"
+		"  --frame-len N        Ethernet frame length %d..%d (default 128)\n"
+		"  --max-inflight N     frames sent but not echoed at most (default 64)\n"
+		"  --duration SEC       run time in seconds, 0 = until SIGINT/SIGTERM (default 5)\n"
+		"  --update-after SEC   start a live update SEC seconds after start (and after each update)\n"
+		"  --updates N          number of timed updates (default 1 with --update-after)\n"
+		"  --path A|B|C|auto    force the update path (default auto from the backend features)\n"
+		"  --exec PATH          image to exec on update (default /proc/self/exe)\n"
+		"  --drain-ms N         wait for outstanding echoes at the end (default 2000)\n"
+		"  --pause-frames N     frames posted while the device is suspended for an update; they stay\n"
+		"                       queued in the TX ring and must come back after it (default 8)\n"
+		"  --no-vmpin-check     do not fail the verdict on a VmPin mismatch\n"
+		"  --json               print one JSON object with the verdict on stdout\n"
+		"  -v, --verbose        more log lines on stderr\n"
+		"  -h, --help\n"
+		"SIGUSR1 starts an update now.  Exit: 0 pass, 1 fail, 2 usage, 3 setup error.\n",
+		MV_FRAME_MIN, MV_FRAME_MAX);
+}
+
+static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *ret)
+{
+	char *e;
+	errno = 0;
+	unsigned long v = strtoul(s, &e, 10);
+	if (errno || e == s || *e || *s == '-' || v < min || v > max)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+static int parse_secs(const char *s, double *ret)
+{
+	char *e;
+	errno = 0;
+	double d = strtod(s, &e);
+	if (errno || e == s || *e || !isfinite(d) || d < 0 || d > 1e7)
+		return -EINVAL;
+	*ret = d;
+	return 0;
+}
+
+static int parse_opts(struct mv_opts *o, int argc, char **argv)
+{
+	enum { O_VLUD = 256, O_INSTANCE, O_VDPA, O_MEM, O_CHUNK, O_RATE, O_FLEN, O_INFL, O_DUR, O_UPAFTER,
+	       O_UPDATES, O_PATH, O_EXEC, O_DRAIN, O_NOPIN, O_JSON, O_PFRAMES };
+	static const struct option lo[] = {
+		{ "device", required_argument, NULL, 'd' },
+		{ "vlud", required_argument, NULL, O_VLUD },
+		{ "instance", required_argument, NULL, O_INSTANCE },
+		{ "vdpa", required_argument, NULL, O_VDPA },
+		{ "mem", required_argument, NULL, O_MEM },
+		{ "chunk", required_argument, NULL, O_CHUNK },
+		{ "rate", required_argument, NULL, O_RATE },
+		{ "frame-len", required_argument, NULL, O_FLEN },
+		{ "max-inflight", required_argument, NULL, O_INFL },
+		{ "duration", required_argument, NULL, O_DUR },
+		{ "update-after", required_argument, NULL, O_UPAFTER },
+		{ "updates", required_argument, NULL, O_UPDATES },
+		{ "path", required_argument, NULL, O_PATH },
+		{ "exec", required_argument, NULL, O_EXEC },
+		{ "drain-ms", required_argument, NULL, O_DRAIN },
+		{ "no-vmpin-check", no_argument, NULL, O_NOPIN },
+		{ "pause-frames", required_argument, NULL, O_PFRAMES },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	unsigned long u;
+	bool updates_set = false;
+	int c;
+
+	*o = (struct mv_opts){
+		.mem_size = 256ULL << 20, .rate = 1000, .frame_len = 128, .duration_s = 5, .update_after_s = -1,
+		.exec_path = "/proc/self/exe", .drain_ms = 2000, .max_inflight = 64, .pause_frames = 8,
+		.check_vmpin = true,
+		.argv = argv,
+	};
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "d:vh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'd': o->device = optarg; break;
+		case O_VLUD: o->vlud = optarg; break;
+		case O_INSTANCE: o->instance = optarg; break;
+		case O_VDPA: o->vdpa = optarg; break;
+		case O_MEM:
+			if (mv_parse_size(optarg, &o->mem_size) < 0 || o->mem_size < MV_MIN_MEM || o->mem_size % 4096)
+				return fprintf(stderr, "--mem: need a multiple of 4K, at least 4M\n"), -EINVAL;
+			break;
+		case O_CHUNK:
+			if (mv_parse_size(optarg, &o->chunk) < 0 || !o->chunk || o->chunk % 4096)
+				return fprintf(stderr, "--chunk: need a multiple of 4K\n"), -EINVAL;
+			break;
+		case O_RATE:
+			if (parse_uint(optarg, 1, 1000000, &u) < 0)
+				return fprintf(stderr, "--rate: 1..1000000\n"), -EINVAL;
+			o->rate = (unsigned)u;
+			break;
+		case O_FLEN:
+			if (parse_uint(optarg, MV_FRAME_MIN, MV_FRAME_MAX, &u) < 0)
+				return fprintf(stderr, "--frame-len: %d..%d\n", MV_FRAME_MIN, MV_FRAME_MAX), -EINVAL;
+			o->frame_len = (uint32_t)u;
+			break;
+		case O_INFL:
+			if (parse_uint(optarg, 1, MV_QSZ / 2, &u) < 0)
+				return fprintf(stderr, "--max-inflight: 1..%d\n", MV_QSZ / 2), -EINVAL;
+			o->max_inflight = (unsigned)u;
+			break;
+		case O_DUR:
+			if (parse_secs(optarg, &o->duration_s) < 0)
+				return fprintf(stderr, "--duration: seconds >= 0\n"), -EINVAL;
+			break;
+		case O_UPAFTER:
+			if (parse_secs(optarg, &o->update_after_s) < 0)
+				return fprintf(stderr, "--update-after: seconds >= 0\n"), -EINVAL;
+			break;
+		case O_UPDATES:
+			if (parse_uint(optarg, 0, MV_MAX_UPDATES, &u) < 0)
+				return fprintf(stderr, "--updates: 0..%d\n", MV_MAX_UPDATES), -EINVAL;
+			o->updates = (unsigned)u;
+			updates_set = true;
+			break;
+		case O_PATH:
+			if (!strcmp(optarg, "auto"))
+				o->path = 0;
+			else if (strlen(optarg) == 1 && strchr("ABCabc", optarg[0]))
+				o->path = (char)(optarg[0] & ~0x20);
+			else
+				return fprintf(stderr, "--path: A, B, C or auto\n"), -EINVAL;
+			break;
+		case O_EXEC: o->exec_path = optarg; break;
+		case O_DRAIN:
+			if (parse_uint(optarg, 0, 600000, &u) < 0)
+				return fprintf(stderr, "--drain-ms: 0..600000\n"), -EINVAL;
+			o->drain_ms = (unsigned)u;
+			break;
+		case O_NOPIN: o->check_vmpin = false; break;
+		case O_PFRAMES:
+			if (parse_uint(optarg, 0, MV_QSZ / 2, &u) < 0)
+				return fprintf(stderr, "--pause-frames: 0..%d\n", MV_QSZ / 2), -EINVAL;
+			o->pause_frames = (unsigned)u;
+			break;
+		case O_JSON: o->json = true; break;
+		case 'v': mv_verbose = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -EINVAL;
+		}
+	}
+	if (optind < argc)
+		return fprintf(stderr, "unexpected argument '%s'\n", argv[optind]), -EINVAL;
+	if (!!o->device == !!o->vlud)
+		return fprintf(stderr, "give exactly one of --device and --vlud\n"), -EINVAL;
+	if (o->vlud && (!o->instance || !o->vdpa))
+		return fprintf(stderr, "--vlud needs --instance and --vdpa\n"), -EINVAL;
+	if (o->chunk && o->chunk < o->mem_size && (o->mem_size + o->chunk - 1) / o->chunk > MV_MAX_MAPS)
+		return fprintf(stderr, "--chunk: at most %d ranges\n", MV_MAX_MAPS), -EINVAL;
+	if (!updates_set)
+		o->updates = o->update_after_s >= 0 ? 1 : 0;
+	if (o->updates && o->update_after_s < 0)
+		return fprintf(stderr, "--updates needs --update-after\n"), -EINVAL;
+	if (o->max_inflight > MV_WIN / 4)
+		o->max_inflight = MV_WIN / 4;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ report */
+static double ms(uint64_t us) { return us / 1e3; }
+
+static json_object *jms(uint64_t us)
+{
+	char b[32];
+	snprintf(b, sizeof(b), "%.3f", us / 1e3);
+	return json_object_new_double_s(us / 1e3, b);
+}
+
+static bool update_vmpin_ok(const struct mv_vmm *v, const struct mv_update_rec *u)
+{
+	return u->vmpin_after_kb == v->st->vmpin_expected_kb;
+}
+
+static int report(struct mv_vmm *v, int setup_error)
+{
+	struct mv_state *s = v->st;
+	struct mv_traffic *t = &s->traffic;
+	_cleanup_json_ json_object *root = json_object_new_object(), *reasons = json_object_new_array();
+	json_object *ups = json_object_new_array();
+	char names[256];
+	bool pass = true;
+
+#define FAIL(...) do { char _b[256]; snprintf(_b, sizeof(_b), __VA_ARGS__); \
+		json_object_array_add(reasons, json_object_new_string(_b)); pass = false; } while (0)
+
+	if (setup_error)
+		FAIL("setup failed: %s", strerror(-setup_error));
+	if (!t->echoed)
+		FAIL("no frame echoed");
+	if (t->lost)
+		FAIL("%" PRIu64 " frames lost", t->lost);
+	if (t->dup)
+		FAIL("%" PRIu64 " frames duplicated", t->dup);
+	if (t->corrupt || t->rx_short)
+		FAIL("%" PRIu64 " frames corrupt", t->corrupt + t->rx_short);
+
+	for (unsigned i = 0; i < s->nupdates; i++) {
+		const struct mv_update_rec *u = &s->upd[i];
+		json_object *o = json_object_new_object();
+		uint64_t lost_next = i + 1 < s->nupdates ? s->upd[i + 1].lost_before : t->lost;
+		uint64_t dup_next = i + 1 < s->nupdates ? s->upd[i + 1].dup_before : t->dup;
+		const char *why = NULL;
+		bool vmpin_ok = update_vmpin_ok(v, u);
+
+		(void)mv_choose_path(s->backend_offered ? s->backend_offered : v->dev.backend_offered, v->o.path, &why);
+		json_object_object_add(o, "path", json_object_new_string_len((const char *)&u->path, 1));
+		json_object_object_add(o, "reason", json_object_new_string(why ? why : ""));
+		json_object_object_add(o, "ok", json_object_new_boolean(u->ok));
+		if (!u->ok)
+			json_object_object_add(o, "error", json_object_new_string(strerror(-u->error)));
+		json_object_object_add(o, "mode", json_object_new_string(u->va_mode ? "va" : "pa"));
+		if (u->ok) {
+			json_object_object_add(o, "pause_device_ms", jms(u->t_resume_us - u->t_suspend_us));
+			json_object_object_add(o, "pause_echo_gap_ms", jms(u->echo_gap_us));
+			json_object *ph = json_object_new_object();
+			json_object_object_add(ph, "suspend_to_exec_ms", jms(u->t_exec_us - u->t_suspend_us));
+			json_object_object_add(ph, "exec_to_image_ms", jms(u->t_image_us - u->t_exec_us));
+			json_object_object_add(ph, "image_to_owner_ms", jms(u->t_owner_us - u->t_image_us));
+			json_object_object_add(ph, "owner_to_mapped_ms", jms(u->t_mapped_us - u->t_owner_us));
+			json_object_object_add(ph, "mapped_to_running_ms", jms(u->t_resume_us - u->t_mapped_us));
+			json_object_object_add(o, "phases", ph);
+		}
+		json_object_object_add(o, "inflight_at_suspend", json_object_new_int64((int64_t)u->inflight_at_suspend));
+		json_object_object_add(o, "sent_in_pause", json_object_new_int64((int64_t)u->sent_in_pause));
+		json_object_object_add(o, "lost", json_object_new_int64((int64_t)(lost_next - u->lost_before)));
+		json_object_object_add(o, "dup", json_object_new_int64((int64_t)(dup_next - u->dup_before)));
+		json_object_object_add(o, "vmpin_before_kb", json_object_new_int64(u->vmpin_before_kb));
+		json_object_object_add(o, "vmpin_after_kb", json_object_new_int64(u->vmpin_after_kb));
+		json_object_object_add(o, "vmpin_expected_kb", json_object_new_int64(s->vmpin_expected_kb));
+		json_object_object_add(o, "vmpin_ok", json_object_new_boolean(vmpin_ok));
+		json_object_array_add(ups, o);
+
+		if (!u->ok)
+			FAIL("update %u (path %c) failed: %s", i + 1, u->path, strerror(-u->error));
+		else if (!u->echo_gap_us)
+			FAIL("update %u: no echo after the update", i + 1);
+		if (u->ok && !vmpin_ok && v->o.check_vmpin)
+			FAIL("update %u: VmPin after %" PRId64 " kB, expected %" PRId64 " kB", i + 1, u->vmpin_after_kb,
+			     s->vmpin_expected_kb);
+		if (!v->o.json)
+			printf("update %u: path=%c ok=%d mode=%s pause_device_ms=%.3f pause_echo_gap_ms=%.3f "
+			       "inflight_at_suspend=%" PRIu64 " sent_in_pause=%" PRIu64 " vmpin_before_kb=%" PRId64 " vmpin_after_kb=%" PRId64
+			       " vmpin_expected_kb=%" PRId64 "%s%s\n",
+			       i + 1, u->path, u->ok, u->va_mode ? "va" : "pa",
+			       u->ok ? ms(u->t_resume_us - u->t_suspend_us) : 0.0, ms(u->echo_gap_us),
+			       u->inflight_at_suspend, u->sent_in_pause, u->vmpin_before_kb, u->vmpin_after_kb, s->vmpin_expected_kb,
+			       u->ok ? "" : " error=", u->ok ? "" : strerror(-u->error));
+	}
+	if (s->nupdates < v->o.updates && !setup_error && !v->stop)
+		FAIL("%u of %u updates done", s->nupdates, v->o.updates);
+
+	json_object *dev = json_object_new_object();
+	json_object_object_add(dev, "path", json_object_new_string(v->dev.path));
+	json_object_object_add(dev, "features", json_object_new_int64((int64_t)v->dev.features));
+	json_object_object_add(dev, "backend_offered",
+			       json_object_new_string(mv_backend_names(v->dev.backend_offered, names, sizeof(names))));
+	json_object_object_add(dev, "backend_acked",
+			       json_object_new_string(mv_backend_names(v->dev.backend_acked, names, sizeof(names))));
+	json_object_object_add(dev, "mode", json_object_new_string(v->va_mode ? "va" : "pa"));
+	json_object_object_add(dev, "mem_bytes", json_object_new_int64((int64_t)v->mem.size));
+	json_object_object_add(dev, "maps", json_object_new_int((int)v->mem.nmaps));
+	json_object_object_add(dev, "vmpin_expected_kb", json_object_new_int64(s->vmpin_expected_kb));
+
+	json_object *tr = json_object_new_object();
+	json_object_object_add(tr, "sent", json_object_new_int64((int64_t)t->sent));
+	json_object_object_add(tr, "echoed", json_object_new_int64((int64_t)t->echoed));
+	json_object_object_add(tr, "lost", json_object_new_int64((int64_t)t->lost));
+	json_object_object_add(tr, "dup", json_object_new_int64((int64_t)t->dup));
+	json_object_object_add(tr, "corrupt", json_object_new_int64((int64_t)(t->corrupt + t->rx_short)));
+	json_object_object_add(tr, "foreign", json_object_new_int64((int64_t)t->foreign));
+	json_object_object_add(tr, "throttled", json_object_new_int64((int64_t)t->tx_full));
+	json_object_object_add(tr, "max_gap_ms", jms(t->max_gap_us));
+	json_object_object_add(tr, "rate", json_object_new_int((int)v->o.rate));
+	json_object_object_add(tr, "frame_len", json_object_new_int((int)t->frame_len));
+	json_object_object_add(tr, "generation", json_object_new_int((int)s->generation));
+	json_object_object_add(tr, "paused_frames", json_object_new_string("queued"));
+
+	json_object_object_add(root, "minivmm", json_object_new_string("0.1.0"));
+	json_object_object_add(root, "pid", json_object_new_int((int)getpid()));
+	json_object_object_add(root, "device", dev);
+	json_object_object_add(root, "traffic", tr);
+	json_object_object_add(root, "updates", ups);
+	json_object_object_add(root, "verdict", json_object_new_string(pass ? "pass" : "fail"));
+	json_object_object_add(root, "reasons", json_object_get(reasons));
+
+	if (v->o.json)
+		printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
+	else {
+		printf("traffic: sent=%" PRIu64 " echoed=%" PRIu64 " lost=%" PRIu64 " dup=%" PRIu64 " corrupt=%" PRIu64
+		       " max_gap_ms=%.3f updates=%u\n", t->sent, t->echoed, t->lost, t->dup, t->corrupt + t->rx_short,
+		       ms(t->max_gap_us), s->nupdates);
+		for (size_t i = 0; i < json_object_array_length(reasons); i++)
+			printf("fail: %s\n", json_object_get_string(json_object_array_get_idx(reasons, i)));
+		printf("verdict: %s\n", pass ? "pass" : "fail");
+	}
+	fflush(stdout);
+	if (setup_error)
+		return EXIT_SETUP;
+	return pass ? 0 : EXIT_FAIL;
+}
+
+/* ------------------------------------------------------------------ loop */
+static void handle_signals(struct mv_vmm *v)
+{
+	struct signalfd_siginfo si;
+	while (read(v->sigfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGUSR1)
+			v->update_requested = true;
+		else
+			v->stop = true;
+	}
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+static int run(struct mv_vmm *v)
+{
+	struct mv_state *s = v->st;
+
+	for (;;) {
+		uint64_t now = mv_now_us();
+		if (v->stop || (s->t_deadline_us && now >= s->t_deadline_us))
+			break;
+		if (v->update_requested || (s->updates_left && now >= s->t_next_update_us)) {
+			if (!v->update_requested)
+				s->updates_left--;
+			/* on success this does not return: the new image continues in main() */
+			(void)mv_update_start(v);
+			s->t_next_update_us = mv_now_us() + (uint64_t)(v->o.update_after_s * 1e6);
+			continue;
+		}
+		dp_send(v, now);
+
+		uint64_t until = v->next_send_us;
+		if (s->t_deadline_us)
+			until = min_u64(until, s->t_deadline_us);
+		if (s->updates_left)
+			until = min_u64(until, s->t_next_update_us);
+		now = mv_now_us();
+		uint64_t wait = until > now ? until - now : 0;
+		if (wait > 100000)
+			wait = 100000;
+		struct pollfd p[] = {
+			{ .fd = v->vq[MV_RXQ].call, .events = POLLIN },
+			{ .fd = v->vq[MV_TXQ].call, .events = POLLIN },
+			{ .fd = v->sigfd, .events = POLLIN },
+		};
+		struct timespec ts = { .tv_sec = (time_t)(wait / 1000000), .tv_nsec = (long)(wait % 1000000) * 1000 };
+		if (ppoll(p, ELEMENTSOF(p), &ts, NULL) < 0 && errno != EINTR)
+			return -errno;
+		if (p[0].revents)
+			mv_vq_drain_call(&v->vq[MV_RXQ]);
+		if (p[1].revents)
+			mv_vq_drain_call(&v->vq[MV_TXQ]);
+		if (p[2].revents)
+			handle_signals(v);
+		mv_dp_reap(v, mv_now_us());
+		(void)mv_dp_refill_rx(v);
+	}
+
+	/* drain: no new frames; wait for the echoes still outstanding */
+	uint64_t end = mv_now_us() + (uint64_t)v->o.drain_ms * 1000;
+	while (mv_traffic_inflight(&s->traffic) && mv_now_us() < end) {
+		struct pollfd p = { .fd = v->vq[MV_RXQ].call, .events = POLLIN };
+		(void)poll(&p, 1, 10);
+		mv_vq_drain_call(&v->vq[MV_RXQ]);
+		mv_dp_reap(v, mv_now_us());
+		(void)mv_dp_refill_rx(v);
+	}
+	mv_traffic_finish(&s->traffic);
+	return 0;
+}
+
+static int setup_signals(struct mv_vmm *v)
+{
+	sigset_t ss;
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGUSR1);
+	if (sigprocmask(SIG_BLOCK, &ss, NULL) < 0)
+		return -errno;
+	v->sigfd = signalfd(-1, &ss, SFD_NONBLOCK | SFD_CLOEXEC);
+	return v->sigfd < 0 ? -errno : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct mv_vmm v = { .sigfd = -EBADF, .await_echo_upd = -1 };
+	const char *env;
+	int r, setup_error = 0;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (parse_opts(&v.o, argc, argv) < 0)
+		return EXIT_USAGE;
+	mv_mem_init(&v.mem);
+	mv_vdev_init(&v.dev);
+	for (unsigned q = 0; q < MV_NQ; q++)
+		mv_vq_init(&v.vq[q], q);
+	v.st = calloc(1, sizeof(*v.st));
+	if (!v.st)
+		return EXIT_SETUP;
+
+	r = setup_signals(&v);
+	if (r < 0) {
+		mv_log("signalfd: %s", strerror(-r));
+		return EXIT_SETUP;
+	}
+
+	env = getenv(MV_STATE_ENV);
+	if (env) {
+		/* the new image of a live update */
+		unsigned long fd;
+		if (parse_uint(env, 0, INT32_MAX, &fd) < 0) {
+			mv_log("bad $%s", MV_STATE_ENV);
+			return EXIT_SETUP;
+		}
+		r = mv_update_finish(&v, (int)fd);
+		/* the next timed update counts from the end of this one */
+		v.st->t_next_update_us = mv_now_us() + (uint64_t)(v.o.update_after_s * 1e6);
+		if (r < 0) {
+			mv_log("taking over after the update failed: %s", strerror(-r));
+			setup_error = 0;	/* reported as a failed update */
+			if (!v.st->nupdates) {
+				setup_error = r;
+				goto out;
+			}
+			v.stop = true;
+			goto out;
+		}
+	} else {
+		struct mv_state *s = v.st;
+		if (v.o.vlud) {
+			mv_log("--vlud: minivmm was built without libvlu; use --device");
+			return EXIT_USAGE;
+		}
+		r = mv_mem_create(&v.mem, v.o.mem_size, v.o.chunk);
+		if (r < 0) {
+			mv_log("guest RAM %" PRIu64 " bytes: %s", v.o.mem_size, strerror(-r));
+			setup_error = r;
+			goto out;
+		}
+		r = mv_vdev_open(&v.dev, v.o.device);
+		if (r < 0) {
+			mv_log("open %s: %s", v.o.device, strerror(-r));
+			setup_error = r;
+			goto out;
+		}
+		mv_traffic_init(&s->traffic, v.o.frame_len);
+		r = mv_bringup(&v);
+		if (r < 0) {
+			setup_error = r;
+			goto out;
+		}
+		s->t_run_start_us = mv_now_us();
+		s->t_deadline_us = v.o.duration_s > 0 ? s->t_run_start_us + (uint64_t)(v.o.duration_s * 1e6) : 0;
+		s->updates_left = v.o.updates;
+		s->t_next_update_us = s->t_run_start_us + (uint64_t)(v.o.update_after_s * 1e6);
+		mv_log("running: %u frames/s of %u bytes for %.1f s, %u update(s)", v.o.rate, v.o.frame_len,
+		       v.o.duration_s, v.o.updates);
+	}
+
+	r = run(&v);
+	if (r < 0)
+		mv_log("event loop: %s", strerror(-r));
+out:
+	r = report(&v, setup_error);
+	for (unsigned q = 0; q < MV_NQ; q++)
+		mv_vq_done(&v.vq[q]);
+	/* reset before close so the device stops DMA into memory we unmap next */
+	if (v.dev.fd >= 0)
+		(void)mv_vdev_set_status(&v.dev, 0);
+	mv_vdev_done(&v.dev);
+	mv_mem_done(&v.mem);
+	v.sigfd = safe_close(v.sigfd);
+	free(v.st);
+	return r;
+}

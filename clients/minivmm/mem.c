@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * mem.c - guest RAM: one memfd mapped MAP_SHARED, so an exec'ed image (or another process) maps the very
+ * same pages; the mapping table splits it into IOVA ranges (default: one range for all of it).
+ */
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "minivmm.h"
+
+void mv_mem_init(struct mv_mem *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->fd = -EBADF;
+}
+
+static int mem_mmap(struct mv_mem *m)
+{
+	/* MAP_POPULATE: fault the pages in now, outside any measured pause */
+	void *p = mmap(NULL, m->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, m->fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	m->base = p;
+	return 0;
+}
+
+int mv_mem_create(struct mv_mem *m, uint64_t size, uint64_t chunk)
+{
+	_cleanup_close_ int fd = -EBADF;
+	int r;
+
+	if (size < MV_MIN_MEM || size % 4096)
+		return -EINVAL;
+	if (!chunk || chunk > size)
+		chunk = size;
+	if (chunk % 4096 || (size + chunk - 1) / chunk > MV_MAX_MAPS)
+		return -EINVAL;
+	fd = memfd_create("minivmm-guest-ram", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size) < 0)
+		return -errno;
+	m->fd = TAKE_FD(fd);
+	m->size = size;
+	r = mem_mmap(m);
+	if (r < 0) {
+		mv_mem_done(m);
+		return r;
+	}
+	m->nmaps = 0;
+	for (uint64_t off = 0; off < size; off += chunk) {
+		struct mv_map *mp = &m->maps[m->nmaps++];
+		mp->iova = MV_IOVA_BASE + off;
+		mp->offset = off;
+		mp->size = size - off < chunk ? size - off : chunk;
+		mp->perm = VHOST_ACCESS_RW;
+	}
+	return 0;
+}
+
+int mv_mem_attach(struct mv_mem *m, int fd, uint64_t size)
+{
+	struct stat st;
+	int r;
+
+	/* takes fd in all cases */
+	m->fd = fd;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if ((uint64_t)st.st_size != size) {
+		r = -EINVAL;
+		goto fail;
+	}
+	m->size = size;
+	r = mem_mmap(m);
+	if (r < 0)
+		goto fail;
+	return 0;
+fail:
+	mv_mem_done(m);
+	return r;
+}
+
+void mv_mem_done(struct mv_mem *m)
+{
+	if (m->base)
+		munmap(m->base, m->size);
+	m->base = NULL;
+	m->fd = safe_close(m->fd);
+}
+
+void *mv_mem_ptr(const struct mv_mem *m, uint64_t iova, uint64_t len)
+{
+	if (iova < MV_IOVA_BASE || len > m->size || iova - MV_IOVA_BASE > m->size - len)
+		return NULL;
+	return m->base + (iova - MV_IOVA_BASE);
+}
+
+/* vhost-vdpa checks RLIMIT_MEMLOCK against pinned_vm in PA mode and ignores CAP_IPC_LOCK. */
+int mv_raise_memlock(uint64_t need, uint64_t *ret_limit)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) < 0)
+		return -errno;
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+		goto out;
+	struct rlimit inf = { RLIM_INFINITY, RLIM_INFINITY };
+	if (setrlimit(RLIMIT_MEMLOCK, &inf) == 0) {
+		rl = inf;
+		goto out;
+	}
+	/* unprivileged: go as far as the hard limit */
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_MEMLOCK, &rl) < 0)
+		return -errno;
+out:
+	if (ret_limit)
+		*ret_limit = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : rl.rlim_cur;
+	return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need ? 0 : -ENOMEM;
+}

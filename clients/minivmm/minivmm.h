@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * minivmm.h - internal interfaces of the reference VMM (not installed).
+ *
+ * Modules:
+ *   mem.c      guest RAM (one memfd, MAP_SHARED), fixed layout, mapping table
+ *   vdev.c     the vhost-vdpa device: features, owner, IOTLB (batched), vrings, status
+ *   vq.c       split-virtqueue driver side: descriptors, avail/used, in-order reaping
+ *   traffic.c  loopback frames with sequence numbers, counters, gaps
+ *   state.c    the versioned state blob that crosses an update (pure code, unit-tested)
+ *   update.c   the VMM side of live-update paths A, B, C (exec mode)
+ *   main.c     options, event loop, report
+ *
+ * Errors: functions return >= 0 on success, a negative errno on failure.
+ * Output: only main.c and update.c print (to stderr, via mv_log); the report goes to stdout.
+ */
+#ifndef MINIVMM_H
+#define MINIVMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/virtio_ring.h>
+
+#include "basics.h"
+#include "vlud-vhost.h"
+
+/* ------------------------------------------------------------------ layout */
+/* Device-visible address of guest RAM offset 0 (above 4 GiB, as a real VMM's high RAM would be). */
+#define MV_IOVA_BASE		0x100000000ULL
+#define MV_QSZ			256		/* vring size (vdpa_sim max is 256) */
+#define MV_NQ			2		/* data queues used: 0 = RX, 1 = TX (no CVQ, see docs) */
+#define MV_RXQ			0
+#define MV_TXQ			1
+#define MV_RING_OFF(q)		((uint64_t)(q) * 0x10000)	/* 64 KiB per queue from offset 0 */
+#define MV_DESC_OFF		0x0
+#define MV_AVAIL_OFF		0x1000
+#define MV_USED_OFF		0x2000
+#define MV_BUF_OFF(q)		(0x100000ULL + (uint64_t)(q) * 0x100000)	/* 1 MiB of buffers per queue */
+#define MV_BUFSZ		2048		/* one buffer per descriptor id */
+#define MV_MIN_MEM		(4ULL << 20)	/* rings + buffers need 3 MiB */
+#define MV_MAX_MAPS		64
+
+/* Frame: virtio_net_hdr_v1 (12 bytes) + Ethernet header + payload (see traffic.c). */
+#define MV_NET_HDR_LEN		12
+#define MV_ETH_HLEN		14
+#define MV_FRAME_MIN		60
+#define MV_FRAME_MAX		1514
+#define MV_ETHERTYPE		0x88b5		/* IEEE local experimental */
+
+/* ------------------------------------------------------------------ misc */
+uint64_t mv_now_us(void);			/* CLOCK_MONOTONIC: continuous across exec */
+void mv_log(const char *fmt, ...) _printf_(1, 2);
+extern bool mv_verbose;
+#define mv_debug(...) do { if (mv_verbose) mv_log(__VA_ARGS__); } while (0)
+int mv_vmpin_kb(long *ret_pin, long *ret_lck);	/* from /proc/self/status */
+int mv_parse_size(const char *s, uint64_t *ret);	/* "256M", "1G", "4096" */
+
+/* ------------------------------------------------------------------ mem.c */
+struct mv_map {
+	uint64_t iova;
+	uint64_t size;
+	uint64_t offset;	/* into the guest-RAM memfd */
+	uint8_t perm;		/* VHOST_ACCESS_* */
+};
+
+struct mv_mem {
+	int fd;			/* owned: guest-RAM memfd (CLOEXEC except across an exec update) */
+	uint64_t size;
+	uint8_t *base;		/* MAP_SHARED mapping of the whole memfd in this image */
+	unsigned nmaps;
+	struct mv_map maps[MV_MAX_MAPS];
+};
+
+void mv_mem_init(struct mv_mem *m);
+int mv_mem_create(struct mv_mem *m, uint64_t size, uint64_t chunk);	/* new memfd + map table */
+int mv_mem_attach(struct mv_mem *m, int fd, uint64_t size);		/* takes fd; mmap only */
+void mv_mem_done(struct mv_mem *m);
+void *mv_mem_ptr(const struct mv_mem *m, uint64_t iova, uint64_t len);	/* NULL if outside */
+int mv_raise_memlock(uint64_t need, uint64_t *ret_limit);
+
+/* ------------------------------------------------------------------ vdev.c */
+struct mv_vdev {
+	int fd;			/* owned: /dev/vhost-vdpa-N */
+	char path[256];
+	uint32_t device_id;
+	uint32_t nvqs;
+	uint16_t vring_max;
+	uint64_t dev_features;		/* offered */
+	uint64_t features;		/* acked (driver features) */
+	uint64_t backend_offered;
+	uint64_t backend_acked;
+	uint8_t mac[6];
+};
+
+#define MV_BF(x) (1ULL << VHOST_BACKEND_F_##x)
+
+void mv_vdev_init(struct mv_vdev *d);
+int mv_vdev_open(struct mv_vdev *d, const char *path);		/* O_RDWR|O_CLOEXEC */
+int mv_vdev_adopt(struct mv_vdev *d, int fd, const char *path);	/* takes fd */
+void mv_vdev_done(struct mv_vdev *d);
+int mv_vdev_query(struct mv_vdev *d);			/* any holder: features, vqs, vring max, config */
+int mv_vdev_set_owner(struct mv_vdev *d);
+int mv_vdev_new_owner(struct mv_vdev *d);
+int mv_vdev_ack_backend(struct mv_vdev *d, uint64_t want);	/* acks want & offered */
+int mv_vdev_get_status(struct mv_vdev *d, uint8_t *ret);
+int mv_vdev_set_status(struct mv_vdev *d, uint8_t st);
+int mv_vdev_features_ok(struct mv_vdev *d, uint64_t want);	/* reset? no: ACK|DRIVER, FEATURES, FEATURES_OK */
+int mv_vdev_driver_ok(struct mv_vdev *d);
+int mv_vdev_suspend(struct mv_vdev *d);
+int mv_vdev_resume(struct mv_vdev *d);
+int mv_vdev_get_vring_base(struct mv_vdev *d, unsigned q, uint16_t *ret);
+int mv_vdev_vring_setup(struct mv_vdev *d, unsigned q, uint16_t num, uint16_t base,
+			uint64_t desc, uint64_t avail, uint64_t used, int kick, int call);
+int mv_vdev_vring_enable(struct mv_vdev *d, unsigned q, bool on);
+/* IOTLB: one BATCH_BEGIN ... BATCH_END sequence when BATCH is acked. */
+int mv_vdev_map(struct mv_vdev *d, const struct mv_mem *m);
+int mv_vdev_unmap(struct mv_vdev *d, const struct mv_mem *m);
+int mv_vdev_remap(struct mv_vdev *d, const struct mv_mem *m);	/* VHOST_IOTLB_REMAP, perm 0 */
+const char *mv_backend_names(uint64_t bits, char *buf, size_t len);
+
+/* ------------------------------------------------------------------ vq.c */
+struct mv_vq {
+	unsigned idx;
+	uint16_t num;
+	uint64_t desc_iova, avail_iova, used_iova, buf_iova;
+	struct vring_desc *desc;	/* pointers into guest RAM of this image */
+	struct vring_avail *avail;
+	struct vring_used *used;
+	uint8_t *buf;
+	uint16_t avail_idx;		/* next avail->idx the driver publishes (shadow) */
+	uint16_t used_seen;		/* used->idx processed so far */
+	uint8_t busy[MV_QSZ];		/* descriptor id owned by the device */
+	int kick;			/* owned: eventfd (EFD_NONBLOCK) */
+	int call;			/* owned: eventfd (EFD_NONBLOCK) */
+};
+
+void mv_vq_init(struct mv_vq *vq, unsigned idx);
+int mv_vq_layout(struct mv_vq *vq, const struct mv_mem *m, bool clear);	/* pointers; clear = fresh rings */
+int mv_vq_eventfds(struct mv_vq *vq);					/* new kick + call */
+void mv_vq_done(struct mv_vq *vq);
+unsigned mv_vq_inflight(const struct mv_vq *vq);
+int mv_vq_free_id(const struct mv_vq *vq);		/* id to use next, -ENOBUFS if full */
+uint8_t *mv_vq_buf(const struct mv_vq *vq, unsigned id);
+void mv_vq_post(struct mv_vq *vq, unsigned id, uint32_t len, bool device_writes);
+void mv_vq_publish(struct mv_vq *vq);			/* release-store avail->idx */
+int mv_vq_kick(struct mv_vq *vq);
+void mv_vq_drain_call(struct mv_vq *vq);
+/* Next used element, or false when none is pending. */
+bool mv_vq_reap(struct mv_vq *vq, uint32_t *ret_id, uint32_t *ret_len);
+
+/* ------------------------------------------------------------------ traffic.c */
+#define MV_WIN			1024	/* window of recent sequence numbers (>= 4 * max in flight) */
+
+struct mv_traffic {
+	uint64_t next_seq;	/* next sequence number to send (first is 1) */
+	uint64_t sent, echoed, lost, dup, corrupt, foreign, tx_full, rx_short;
+	uint64_t last_echo_us;	/* time of the last good echo (0: none yet) */
+	uint64_t max_gap_us;	/* largest gap between consecutive echoes */
+	uint64_t max_gap_at_us;	/* when that gap ended */
+	uint32_t frame_len;	/* Ethernet frame length (without the virtio header) */
+	uint32_t generation;	/* which image sends (0 = first, +1 per update) */
+	uint64_t win_seq[MV_WIN];	/* seq sent in this slot (seq % MV_WIN), 0 = empty */
+	uint8_t win_state[MV_WIN];	/* 0 empty, 1 in flight, 2 echoed */
+};
+
+enum { MV_ECHO_OK, MV_ECHO_DUP, MV_ECHO_CORRUPT, MV_ECHO_FOREIGN, MV_ECHO_UNKNOWN };
+
+void mv_traffic_init(struct mv_traffic *t, uint32_t frame_len);
+/* Writes the frame (virtio header + Ethernet) for the next sequence number into buf; returns length. */
+uint32_t mv_traffic_build(struct mv_traffic *t, uint8_t *buf, size_t cap, uint64_t now_us);
+int mv_traffic_check(struct mv_traffic *t, const uint8_t *buf, uint32_t len, uint64_t now_us);
+uint64_t mv_traffic_inflight(const struct mv_traffic *t);
+/* Counts every still-in-flight frame as lost (end of run, after the drain time). */
+void mv_traffic_finish(struct mv_traffic *t);
+
+/* ------------------------------------------------------------------ state.c */
+#define MV_STATE_MAGIC		0x53564d4du	/* "MMVS" little-endian */
+#define MV_STATE_VERSION	1
+#define MV_STATE_ENV		"MINIVMM_STATE_FD"
+
+enum mv_path { MV_PATH_NONE = 0, MV_PATH_A = 'A', MV_PATH_B = 'B', MV_PATH_C = 'C' };
+
+struct mv_vq_state {
+	uint16_t num;
+	uint16_t avail_idx;	/* driver shadow */
+	uint16_t used_seen;	/* driver shadow */
+	uint16_t dev_base;	/* VHOST_GET_VRING_BASE after suspend (last_avail_idx) */
+	uint8_t busy[MV_QSZ];
+	int32_t kick_fd, call_fd;	/* fd numbers valid in the exec'ed image */
+};
+
+struct mv_update_rec {		/* one finished update, as reported */
+	uint8_t path;
+	uint8_t ok;
+	uint8_t va_mode;
+	uint8_t pad;
+	int32_t error;		/* negative errno if !ok */
+	uint64_t t_start_us;	/* request accepted */
+	uint64_t t_suspend_us;	/* SUSPEND returned */
+	uint64_t t_exec_us;	/* just before execve */
+	uint64_t t_image_us;	/* new image's main() */
+	uint64_t t_owner_us;	/* NEW_OWNER / SET_OWNER done */
+	uint64_t t_mapped_us;	/* remap or re-map done */
+	uint64_t t_resume_us;	/* RESUME / DRIVER_OK done */
+	uint64_t echo_gap_us;	/* gap between the last echo before and the first after */
+	uint64_t inflight_at_suspend;	/* frames sent and not yet echoed when the device was suspended */
+	uint64_t sent_in_pause;		/* frames posted while the device was suspended (queued in the ring) */
+	int64_t vmpin_before_kb, vmpin_after_kb;	/* old image before exec, new image after resume */
+	uint64_t lost_before, dup_before;	/* counters when the update started */
+};
+
+#define MV_MAX_UPDATES 32
+
+struct mv_state {
+	/* what the new image needs to take over */
+	uint8_t path;			/* enum mv_path in progress */
+	uint32_t generation;		/* images so far (0 = first) */
+	int32_t dev_fd;			/* -1 for path C (closed by exec) */
+	int32_t mem_fd;
+	char dev_path[256];
+	uint64_t mem_size;
+	uint64_t features;		/* driver features acked */
+	uint64_t backend_acked;
+	uint64_t backend_offered;
+	uint8_t status;			/* device status before suspend */
+	uint32_t nmaps;
+	struct mv_map maps[MV_MAX_MAPS];
+	uint64_t old_uaddr;		/* informational: old image's mapping address */
+	struct mv_vq_state vq[MV_NQ];
+	/* run bookkeeping */
+	uint64_t t_run_start_us, t_deadline_us, t_next_update_us;
+	uint32_t updates_left;
+	int64_t vmpin_expected_kb;	/* VmPin added by the initial map (PA mode: guest RAM) */
+	struct mv_traffic traffic;
+	uint32_t nupdates;
+	struct mv_update_rec upd[MV_MAX_UPDATES];
+};
+
+/* Serialize into a freshly allocated buffer; *ret_len set. */
+int mv_state_pack(const struct mv_state *s, uint8_t **ret_buf, size_t *ret_len);
+/* Parse and validate (magic, version, length, checksum, ranges). */
+int mv_state_unpack(const uint8_t *buf, size_t len, struct mv_state *ret);
+/* A memfd (without CLOEXEC: it crosses exec) holding the packed state. */
+int mv_state_to_memfd(const struct mv_state *s);
+/* Reads and validates; does not close fd. */
+int mv_state_from_fd(int fd, struct mv_state *ret);
+uint32_t mv_crc32(const void *buf, size_t len);
+
+/* ------------------------------------------------------------------ the VMM (main.c, update.c) */
+struct mv_opts {
+	const char *device;		/* --device PATH (standalone) */
+	const char *vlud, *instance, *vdpa;	/* --vlud SOCKET --instance NAME --vdpa NAME */
+	uint64_t mem_size, chunk;
+	unsigned rate;			/* frames per second */
+	uint32_t frame_len;
+	double duration_s;		/* 0: until SIGINT/SIGTERM */
+	double update_after_s;		/* < 0: no timed update */
+	unsigned updates;
+	char path;			/* 0 = auto, 'A', 'B', 'C' */
+	const char *exec_path;		/* image to exec on update */
+	unsigned drain_ms;
+	unsigned max_inflight;
+	unsigned pause_frames;		/* frames to post while suspended (--pause-frames) */
+	bool json;
+	bool check_vmpin;
+	char **argv;			/* for the exec */
+};
+
+struct mv_vmm {
+	struct mv_opts o;
+	struct mv_mem mem;
+	struct mv_vdev dev;
+	struct mv_vq vq[MV_NQ];
+	struct mv_state *st;		/* persistent bookkeeping (traffic, update records); heap */
+	int sigfd;			/* owned: signalfd for INT, TERM, USR1 */
+	bool update_requested;
+	bool stop;
+	bool va_mode;
+	uint64_t next_send_us;
+	int await_echo_upd;		/* index of the update whose first echo is awaited, -1 none */
+};
+
+/* main.c: datapath helpers also used by update.c */
+int mv_dp_refill_rx(struct mv_vmm *v);
+unsigned mv_dp_send_now(struct mv_vmm *v, unsigned n);	/* post up to n frames, ignoring the rate */
+void mv_dp_reap(struct mv_vmm *v, uint64_t now);
+void mv_vq_save(const struct mv_vq *vq, struct mv_vq_state *s);
+void mv_vq_restore(struct mv_vq *vq, const struct mv_vq_state *s);
+
+/* update.c */
+char mv_choose_path(uint64_t backend_offered, char forced, const char **ret_reason);
+int mv_bringup(struct mv_vmm *v);		/* first image: open, own, map, vrings, DRIVER_OK */
+int mv_update_start(struct mv_vmm *v);		/* old image: returns only on failure (after rollback) */
+int mv_update_finish(struct mv_vmm *v, int state_fd);	/* new image: takes over from the state */
+
+#endif /* MINIVMM_H */

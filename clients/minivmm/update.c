@@ -1,0 +1,471 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * update.c - device bring-up and the VMM side of the live-update paths (exec mode, standalone).
+ *
+ *   A  new owner + resume: SUSPEND, save, exec | NEW_OWNER, [IOTLB_REMAP], RESUME
+ *   B  new owner + reset:  SUSPEND, GET_VRING_BASE, SET_STATUS 0 (IOTLB_PERSIST keeps the map), save, exec |
+ *                          NEW_OWNER, [IOTLB_REMAP], features, vrings from saved bases, DRIVER_OK
+ *   C  reopen + re-pin:    SUSPEND, GET_VRING_BASE, save, exec (the CLOEXEC device fd closes: release resets
+ *                          the device and unpins) | open, SET_OWNER, backend features, map everything
+ *                          (batched), features, vrings from saved bases, DRIVER_OK
+ *
+ * What crosses exec: the guest-RAM memfd, the kick/call eventfds and (A, B) the device fd, with FD_CLOEXEC
+ * cleared just before execve, plus a sealed memfd with the state blob named by $MINIVMM_STATE_FD.  The new
+ * image sets FD_CLOEXEC on all of them again.  The daemon-driven variant (libvlu) replaces "suspend/resume
+ * by the VMM" and "fds inherited" with the daemon's doing; the steps below are the same functions.
+ * docs/MINIVMM.md lists the exact ioctl sequence of each path.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <linux/virtio_config.h>
+
+#include "minivmm.h"
+
+#define WANT_BACKEND (MV_BF(IOTLB_MSG_V2) | MV_BF(IOTLB_BATCH) | MV_BF(SUSPEND) | MV_BF(RESUME) | \
+		      MV_BF(IOTLB_PERSIST) | MV_BF(ENABLE_AFTER_DRIVER_OK) | MV_BF(NEW_OWNER) | MV_BF(IOTLB_REMAP))
+#define WANT_FEATURES ((1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_ACCESS_PLATFORM))
+
+char mv_choose_path(uint64_t off, char forced, const char **ret_reason)
+{
+	bool susp = off & MV_BF(SUSPEND), res = off & MV_BF(RESUME), no = off & MV_BF(NEW_OWNER),
+	     pers = off & MV_BF(IOTLB_PERSIST);
+	const char *why;
+	char p = 0;
+
+	switch (forced) {
+	case 'A':
+		if (susp && res && no)
+			p = 'A', why = "forced A; device offers NEW_OWNER, SUSPEND and RESUME";
+		else
+			why = "path A needs NEW_OWNER, SUSPEND and RESUME";
+		break;
+	case 'B':
+		if (susp && no && pers)
+			p = 'B', why = "forced B; device offers NEW_OWNER, SUSPEND and IOTLB_PERSIST";
+		else
+			why = "path B needs NEW_OWNER, SUSPEND and IOTLB_PERSIST";
+		break;
+	case 'C':
+		if (susp)
+			p = 'C', why = "forced C; device offers SUSPEND";
+		else
+			why = "path C needs SUSPEND (refusing a disruptive update)";
+		break;
+	default:
+		if (susp && res && no)
+			p = 'A', why = "auto: NEW_OWNER and RESUME offered";
+		else if (susp && no && pers)
+			p = 'B', why = "auto: NEW_OWNER without RESUME, IOTLB_PERSIST offered";
+		else if (susp)
+			p = 'C', why = "auto: no NEW_OWNER (stock kernel): reopen and re-pin";
+		else
+			why = "no SUSPEND: refusing a disruptive update";
+		break;
+	}
+	if (ret_reason)
+		*ret_reason = why;
+	return p;
+}
+
+static int set_cloexec(int fd, bool on)
+{
+	int fl = fcntl(fd, F_GETFD);
+	if (fl < 0)
+		return -errno;
+	fl = on ? fl | FD_CLOEXEC : fl & ~FD_CLOEXEC;
+	return fcntl(fd, F_SETFD, fl) < 0 ? -errno : 0;
+}
+
+static int setup_vrings(struct mv_vmm *v, const uint16_t *bases)
+{
+	for (unsigned q = 0; q < MV_NQ; q++) {
+		struct mv_vq *vq = &v->vq[q];
+		int r = mv_vdev_vring_setup(&v->dev, q, vq->num, bases ? bases[q] : 0, vq->desc_iova,
+					    vq->avail_iova, vq->used_iova, vq->kick, vq->call);
+		if (r < 0) {
+			mv_log("vring %u setup: %s", q, strerror(-r));
+			return r;
+		}
+		/* Data queues are enabled before DRIVER_OK (allowed with and without ENABLE_AFTER_DRIVER_OK);
+		 * minivmm has no CVQ and thus no control state to replay first. */
+		r = mv_vdev_vring_enable(&v->dev, q, true);
+		if (r < 0) {
+			mv_log("vring %u enable: %s", q, strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* Memory, rlimit and one batched IOTLB update of the whole mapping table (first image, path C). */
+static int map_all(struct mv_vmm *v, uint64_t *ret_us)
+{
+	uint64_t lim = 0, t0;
+	int r;
+
+	r = mv_raise_memlock(v->mem.size, &lim);
+	if (r < 0)
+		mv_log("RLIMIT_MEMLOCK is %" PRIu64 " bytes, below guest RAM (%" PRIu64 "): a PA-mode device "
+		       "will refuse the map (vhost-vdpa ignores CAP_IPC_LOCK)", lim, v->mem.size);
+	t0 = mv_now_us();
+	r = mv_vdev_map(&v->dev, &v->mem);
+	if (ret_us)
+		*ret_us = mv_now_us() - t0;
+	if (r < 0)
+		mv_log("IOTLB map of %u range(s), %" PRIu64 " MiB: %s%s", v->mem.nmaps, v->mem.size >> 20,
+		       strerror(-r), r == -EFAULT ? " (EFAULT here usually means RLIMIT_MEMLOCK or not owner)" : "");
+	return r;
+}
+
+int mv_bringup(struct mv_vmm *v)
+{
+	char names[256];
+	long pin0 = 0, pin1 = 0;
+	uint64_t map_us = 0;
+	int r;
+
+	r = mv_vdev_query(&v->dev);
+	if (r < 0) {
+		mv_log("%s: query: %s", v->dev.path, strerror(-r));
+		return r;
+	}
+	if (v->dev.vring_max < MV_QSZ) {
+		mv_log("%s: vring max %u < %u", v->dev.path, v->dev.vring_max, MV_QSZ);
+		return -ENOTSUP;
+	}
+	r = mv_vdev_set_owner(&v->dev);
+	if (r < 0) {
+		mv_log("SET_OWNER: %s", strerror(-r));
+		return r;
+	}
+	r = mv_vdev_ack_backend(&v->dev, WANT_BACKEND);
+	if (r < 0) {
+		mv_log("SET_BACKEND_FEATURES: %s", strerror(-r));
+		return r;
+	}
+	mv_log("device %s: features 0x%" PRIx64 ", backend offered %s", v->dev.path, v->dev.dev_features,
+	       mv_backend_names(v->dev.backend_offered, names, sizeof(names)));
+	r = mv_vdev_set_status(&v->dev, 0);
+	if (r < 0)
+		return r;
+
+	(void)mv_vmpin_kb(&pin0, NULL);
+	r = map_all(v, &map_us);
+	if (r < 0)
+		return r;
+	(void)mv_vmpin_kb(&pin1, NULL);
+	v->st->vmpin_expected_kb = pin1 - pin0;
+	v->va_mode = pin1 == pin0;
+	mv_log("mapped %" PRIu64 " MiB in %u range(s) at iova 0x%" PRIx64 " in %.1f ms; VmPin +%ld kB (%s mode)",
+	       v->mem.size >> 20, v->mem.nmaps, (uint64_t)MV_IOVA_BASE, map_us / 1e3, pin1 - pin0,
+	       v->va_mode ? "VA" : "PA");
+
+	r = mv_vdev_features_ok(&v->dev, WANT_FEATURES);
+	if (r < 0) {
+		mv_log("features 0x%" PRIx64 ": %s", (uint64_t)(WANT_FEATURES & v->dev.dev_features), strerror(-r));
+		return r;
+	}
+	for (unsigned q = 0; q < MV_NQ; q++) {
+		r = mv_vq_layout(&v->vq[q], &v->mem, true);
+		if (r < 0)
+			return r;
+		r = mv_vq_eventfds(&v->vq[q]);
+		if (r < 0)
+			return r;
+	}
+	r = setup_vrings(v, NULL);
+	if (r < 0)
+		return r;
+	r = mv_vdev_driver_ok(&v->dev);
+	if (r < 0) {
+		mv_log("DRIVER_OK: %s", strerror(-r));
+		return r;
+	}
+	return mv_dp_refill_rx(v);
+}
+
+static void fill_state(struct mv_vmm *v, char path)
+{
+	struct mv_state *s = v->st;
+
+	s->path = (uint8_t)path;
+	s->dev_fd = path == 'C' ? -1 : v->dev.fd;
+	s->mem_fd = v->mem.fd;
+	snprintf(s->dev_path, sizeof(s->dev_path), "%s", v->dev.path);
+	s->mem_size = v->mem.size;
+	s->features = v->dev.features;
+	s->backend_acked = v->dev.backend_acked;
+	s->backend_offered = v->dev.backend_offered;
+	s->nmaps = v->mem.nmaps;
+	memcpy(s->maps, v->mem.maps, sizeof(s->maps));
+	s->old_uaddr = (uintptr_t)v->mem.base;
+	for (unsigned q = 0; q < MV_NQ; q++)
+		mv_vq_save(&v->vq[q], &s->vq[q]);
+}
+
+/* fds that cross exec: memfd, eventfds, device (A, B) */
+static int keep_fds(struct mv_vmm *v, char path, bool keep)
+{
+	int r = set_cloexec(v->mem.fd, !keep);
+	for (unsigned q = 0; q < MV_NQ && r >= 0; q++) {
+		r = set_cloexec(v->vq[q].kick, !keep);
+		if (r >= 0)
+			r = set_cloexec(v->vq[q].call, !keep);
+	}
+	if (r >= 0 && path != 'C')
+		r = set_cloexec(v->dev.fd, !keep);
+	return r;
+}
+
+int mv_update_start(struct mv_vmm *v)
+{
+	struct mv_state *s = v->st;
+	struct mv_update_rec *u;
+	const char *why = NULL;
+	_cleanup_close_ int sfd = -EBADF;
+	char path, num[16];
+	bool reset = false;
+	long pin = -1;
+	int r;
+
+	v->update_requested = false;
+	if (s->nupdates >= MV_MAX_UPDATES) {
+		mv_log("update refused: already %u updates in this run", s->nupdates);
+		return -E2BIG;
+	}
+	u = &s->upd[s->nupdates];
+	memset(u, 0, sizeof(*u));
+	u->t_start_us = mv_now_us();
+	u->lost_before = s->traffic.lost;
+	u->dup_before = s->traffic.dup;
+	u->va_mode = v->va_mode;
+	path = mv_choose_path(v->dev.backend_offered, v->o.path, &why);
+	u->path = (uint8_t)(path ? path : (v->o.path ? v->o.path : '-'));
+	if (!path) {
+		mv_log("update refused before touching anything: %s", why);
+		u->error = -EOPNOTSUPP;
+		s->nupdates++;
+		return -EOPNOTSUPP;
+	}
+	mv_log("update %u: path %c (%s)", s->nupdates + 1, path, why);
+	(void)mv_vmpin_kb(&pin, NULL);
+	u->vmpin_before_kb = pin;
+
+	r = mv_vdev_suspend(&v->dev);
+	if (r < 0) {
+		mv_log("SUSPEND: %s", strerror(-r));
+		u->error = r;
+		s->nupdates++;
+		return r;
+	}
+	u->t_suspend_us = mv_now_us();
+	/* the device completes nothing more: take what it completed before */
+	mv_dp_reap(v, u->t_suspend_us);
+	u->inflight_at_suspend = mv_traffic_inflight(&s->traffic);
+	/* Frames "sent" during the pause go into the TX ring and stay queued: the saved ring state covers
+	 * them (the device's base is below them) and the device processes them after RESUME / DRIVER_OK. */
+	u->sent_in_pause = mv_dp_send_now(v, v->o.pause_frames);
+	for (unsigned q = 0; q < MV_NQ; q++) {
+		r = mv_vdev_get_vring_base(&v->dev, q, &s->vq[q].dev_base);
+		if (r < 0) {
+			mv_log("GET_VRING_BASE %u: %s", q, strerror(-r));
+			goto rollback;
+		}
+	}
+	fill_state(v, path);
+	if (path == 'B') {
+		r = mv_vdev_set_status(&v->dev, 0);	/* IOTLB_PERSIST acked: the device keeps its map */
+		if (r < 0) {
+			mv_log("SET_STATUS 0: %s", strerror(-r));
+			goto rollback;
+		}
+		reset = true;
+	}
+	r = keep_fds(v, path, true);
+	if (r < 0)
+		goto rollback;
+	u->t_exec_us = mv_now_us();
+	s->nupdates++;
+	sfd = mv_state_to_memfd(s);
+	if (sfd < 0) {
+		r = sfd;
+		s->nupdates--;
+		mv_log("state memfd: %s", strerror(-r));
+		goto rollback_fds;
+	}
+	snprintf(num, sizeof(num), "%d", sfd);
+	setenv(MV_STATE_ENV, num, 1);
+	mv_debug("exec %s (state fd %d, q0 base %u, q1 base %u)", v->o.exec_path, sfd, s->vq[0].dev_base,
+		 s->vq[1].dev_base);
+	fflush(NULL);
+	execv(v->o.exec_path, v->o.argv);
+	r = -errno;
+	s->nupdates--;
+	mv_log("exec %s: %s; rolling back", v->o.exec_path, strerror(-r));
+	unsetenv(MV_STATE_ENV);
+rollback_fds:
+	(void)keep_fds(v, path, false);
+rollback:
+	/* Still the owner with the fd open (exec failed, CLOEXEC did not fire): bring the device back. */
+	u->error = r;
+	if (reset) {
+		uint16_t bases[MV_NQ] = { s->vq[0].dev_base, s->vq[1].dev_base };
+		int r2 = mv_vdev_features_ok(&v->dev, v->dev.features);
+		if (r2 >= 0)
+			r2 = setup_vrings(v, bases);
+		if (r2 >= 0)
+			r2 = mv_vdev_driver_ok(&v->dev);
+		if (r2 < 0)
+			mv_log("rollback (re-create vrings): %s", strerror(-r2));
+	} else {
+		int r2 = mv_vdev_resume(&v->dev);
+		if (r2 < 0)
+			mv_log("rollback RESUME: %s", strerror(-r2));
+	}
+	u->t_resume_us = mv_now_us();
+	s->nupdates++;
+	for (unsigned q = 0; q < MV_NQ; q++)
+		(void)mv_vq_kick(&v->vq[q]);
+	return r;
+}
+
+int mv_update_finish(struct mv_vmm *v, int state_fd)
+{
+	struct mv_state *s = v->st;
+	struct mv_update_rec *u;
+	uint16_t bases[MV_NQ];
+	long pin = -1;
+	char path;
+	int r;
+
+	r = mv_state_from_fd(state_fd, s);
+	safe_close(state_fd);
+	unsetenv(MV_STATE_ENV);
+	if (r < 0) {
+		mv_log("state blob: %s", strerror(-r));
+		return r;
+	}
+	if (!s->nupdates || !s->path)
+		return -EBADMSG;
+	u = &s->upd[s->nupdates - 1];
+	u->t_image_us = mv_now_us();
+	path = (char)s->path;
+	s->generation++;
+	s->traffic.generation = s->generation;
+	v->va_mode = s->vmpin_expected_kb == 0;
+
+	/* every inherited fd is ours now and gets CLOEXEC back */
+	r = set_cloexec(s->mem_fd, true);
+	if (r < 0)
+		goto fail;
+	r = mv_mem_attach(&v->mem, s->mem_fd, s->mem_size);
+	if (r < 0) {
+		mv_log("guest RAM memfd %d: %s", s->mem_fd, strerror(-r));
+		goto fail;
+	}
+	v->mem.nmaps = s->nmaps;
+	memcpy(v->mem.maps, s->maps, sizeof(v->mem.maps));
+	for (unsigned q = 0; q < MV_NQ; q++) {
+		struct mv_vq *vq = &v->vq[q];
+		vq->kick = s->vq[q].kick_fd;
+		vq->call = s->vq[q].call_fd;
+		if ((r = set_cloexec(vq->kick, true)) < 0 || (r = set_cloexec(vq->call, true)) < 0)
+			goto fail;
+		r = mv_vq_layout(vq, &v->mem, false);
+		if (r < 0)
+			goto fail;
+		mv_vq_restore(vq, &s->vq[q]);
+		bases[q] = s->vq[q].dev_base;
+	}
+
+	if (path == 'C') {
+		r = mv_vdev_open(&v->dev, s->dev_path);
+		if (r < 0) {
+			mv_log("reopen %s: %s", s->dev_path, strerror(-r));
+			goto fail;
+		}
+	} else {
+		if ((r = set_cloexec(s->dev_fd, true)) < 0)
+			goto fail;
+		mv_vdev_adopt(&v->dev, s->dev_fd, s->dev_path);
+	}
+	r = mv_vdev_query(&v->dev);
+	if (r < 0)
+		goto fail;
+	v->dev.features = s->features;
+	v->dev.backend_acked = s->backend_acked;
+
+	r = path == 'C' ? mv_vdev_set_owner(&v->dev) : mv_vdev_new_owner(&v->dev);
+	if (r < 0) {
+		mv_log("%s: %s", path == 'C' ? "SET_OWNER" : "VHOST_NEW_OWNER", strerror(-r));
+		goto fail;
+	}
+	u->t_owner_us = mv_now_us();
+
+	if (path == 'C') {
+		/* fresh open: backend features were cleared with the old file */
+		r = mv_vdev_ack_backend(&v->dev, s->backend_acked);
+		if (r < 0)
+			goto fail;
+		r = map_all(v, NULL);
+		if (r < 0)
+			goto fail;
+	} else if (v->dev.backend_acked & MV_BF(IOTLB_REMAP)) {
+		/* VA mode: the device keeps user addresses; ours changed with the new mm */
+		r = mv_vdev_remap(&v->dev, &v->mem);
+		if (r < 0) {
+			mv_log("IOTLB_REMAP: %s", strerror(-r));
+			goto fail;
+		}
+	}
+	u->t_mapped_us = mv_now_us();
+
+	if (path == 'A') {
+		r = mv_vdev_resume(&v->dev);
+		if (r < 0) {
+			mv_log("RESUME: %s", strerror(-r));
+			goto fail;
+		}
+	} else {
+		if (path == 'B' && (r = mv_vdev_ack_backend(&v->dev, s->backend_acked)) < 0)
+			goto fail;
+		r = mv_vdev_features_ok(&v->dev, s->features);
+		if (r < 0) {
+			mv_log("features: %s", strerror(-r));
+			goto fail;
+		}
+		r = setup_vrings(v, bases);
+		if (r < 0)
+			goto fail;
+		r = mv_vdev_driver_ok(&v->dev);
+		if (r < 0) {
+			mv_log("DRIVER_OK: %s", strerror(-r));
+			goto fail;
+		}
+	}
+	u->t_resume_us = mv_now_us();
+	(void)mv_vmpin_kb(&pin, NULL);
+	u->vmpin_after_kb = pin;
+	u->ok = 1;
+	v->await_echo_upd = (int)s->nupdates - 1;
+	mv_log("update %u: path %c done: device paused %.1f ms (suspend -> %s), exec -> image %.1f ms, "
+	       "owner %.1f ms, %s %.1f ms; VmPin %" PRId64 " kB -> %ld kB (expected %" PRId64 " kB)",
+	       s->nupdates, path, (u->t_resume_us - u->t_suspend_us) / 1e3, path == 'A' ? "RESUME" : "DRIVER_OK",
+	       (u->t_image_us - u->t_exec_us) / 1e3, (u->t_owner_us - u->t_image_us) / 1e3,
+	       path == 'C' ? "re-map" : "remap", (u->t_mapped_us - u->t_owner_us) / 1e3,
+	       u->vmpin_before_kb, pin, s->vmpin_expected_kb);
+	/* frames queued before the suspend are processed now; RX buffers topped up */
+	r = mv_dp_refill_rx(v);
+	if (r < 0)
+		goto fail;
+	for (unsigned q = 0; q < MV_NQ; q++)
+		(void)mv_vq_kick(&v->vq[q]);
+	return 0;
+fail:
+	u->ok = 0;
+	u->error = r;
+	u->t_resume_us = 0;
+	return r;
+}
