@@ -107,16 +107,29 @@ run fds 0 fds && check fds-lists-held "ram/kick not listed: $(head -c 300 "$T/ou
 run fds-json 0 --json fds && check fds-json-valid "not JSON" json_ok
 run devices 0 devices && check devices-lists-configured "vdpa0 not listed" grep -qw vdpa0 "$T/out"
 
-# events (follow): the CLI prints the fd.stored event of a store made while it follows
-"$VLUCTL" events >"$T/events" 2>&1 </dev/null &
+# events: the CLI prints the fd.stored event of a store made while it waits (--count 1), and --follow
+# keeps printing until stopped
+timeout 10 "$VLUCTL" events --count 1 >"$T/events" 2>&1 </dev/null &
 EPID=$!
-PIDS+=("$EPID")
+"$VLUCTL" events --follow >"$T/follow" 2>&1 </dev/null &
+FPID=$!
+PIDS+=("$EPID" "$FPID")
 sleep 0.5
-echo "store extra" >&7
-for _ in $(seq 60); do grep -q 'fd.stored' "$T/events" && break; sleep 0.05; done
-check events-follow "no fd.stored event: $(head -c 300 "$T/events" | tr '\n' ' ')" grep -q 'fd.stored' "$T/events"
-kill "$EPID" 2>/dev/null
-wait "$EPID" 2>/dev/null
+echo "store extra1" >&7
+sleep 0.2
+echo "store extra2" >&7
+rc=0
+wait "$EPID" || rc=$?
+check events-count-1 "vluctl events --count 1 exited $rc: $(head -c 300 "$T/events" | tr '\n' ' ')" \
+	bash -c "[ $rc -eq 0 ] && grep -q 'fd.stored' '$T/events'"
+for _ in $(seq 60); do [ "$(grep -c 'fd.stored' "$T/follow")" -ge 2 ] && break; sleep 0.05; done
+check events-follow "want 2 fd.stored events: $(head -c 300 "$T/follow" | tr '\n' ' ')" \
+	bash -c "[ \$(grep -c 'fd.stored' '$T/follow') -ge 2 ]"
+kill "$FPID" 2>/dev/null
+wait "$FPID" 2>/dev/null
+
+run call-raw 0 call fd.list '{"instance":"vmcli"}' && check call-raw-json "not JSON" json_ok
+run help 0 help && check help-lists-table "help does not list fd.retrieve" grep -q 'fd.retrieve' "$T/out"
 
 # exit codes: refused 1, usage 2, cannot connect 3
 run release-unknown-refused 1 release no-such-instance
