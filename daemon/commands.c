@@ -1,0 +1,828 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * commands.c - dispatch and the handler table.
+ *
+ * Pipeline for one message: vlu_json_parse (depth limit) -> vlu_request_parse
+ * -> negotiation gate -> vlu_command_find (unknown: CommandNotFound) ->
+ * permission (roles from the policy, instance requirement) ->
+ * vlu_command_check (arguments, fd count) -> handler.  Nothing changes
+ * before the handler runs, and handlers check everything before their first
+ * side effect.  Received fds belong to the request: whatever the handler
+ * did not take (set to -EBADF) is closed here.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+
+#include "commands.h"
+#include "config.h"
+#include "conn.h"
+#include "device.h"
+#include "events.h"
+#include "fdtype.h"
+#include "held.h"
+#include "instance.h"
+#include "persist.h"
+#include "policy.h"
+#include "vlud.h"
+#include "vlud-vhost.h"
+
+#define DEVICE_FD_PREFIX "vdpa:"
+
+int request_error(struct request *r, enum vlu_error_class cls, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->failed = true;
+	r->err_class = cls;
+	va_start(ap, fmt);
+	vsnprintf(r->err, sizeof(r->err), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static bool is_operator(const struct conn *c)
+{
+	return c->roles & ROLE_OPERATOR;
+}
+
+static const char *arg_str(struct request *r, const char *k)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(r->args, k, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static bool arg_bool(struct request *r, const char *k)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(r->args, k, &v) && json_object_is_type(v, json_type_boolean) &&
+	       json_object_get_boolean(v);
+}
+
+static json_object *arg_array(struct request *r, const char *k)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(r->args, k, &v) || !json_object_is_type(v, json_type_array))
+		return NULL;
+	return v;
+}
+
+/* names[] must be distinct; -1 (error recorded) when not */
+static int check_distinct(struct request *r, json_object *names)
+{
+	size_t n = json_object_array_length(names);
+
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(json_object_get_string(json_object_array_get_idx(names, i)),
+				   json_object_get_string(json_object_array_get_idx(names, k))) == 0)
+				return request_error(r, VLU_ERR_INVALID_ARGUMENT, "name '%s' appears twice",
+						     json_object_get_string(json_object_array_get_idx(names, i)));
+	return 0;
+}
+
+static json_object *counts_json(void)
+{
+	json_object *o = json_object_new_object();
+	struct list *p, *t;
+	unsigned orphaned = 0;
+
+	list_for_each_safe(p, t, &vl.instances)
+		if (list_entry(p, struct instance, link)->state == INSTANCE_ORPHANED)
+			orphaned++;
+	json_object_object_add(o, "connections", json_object_new_int64(vl.n_conns));
+	json_object_object_add(o, "instances", json_object_new_int64(vl.n_instances));
+	json_object_object_add(o, "orphaned", json_object_new_int64(orphaned));
+	json_object_object_add(o, "fds", json_object_new_int64(vl.n_held));
+	return o;
+}
+
+/* ---- handlers ---- */
+
+static int cmd_capabilities(struct request *r)
+{
+	json_object *en = arg_array(r, "enable");
+
+	if (r->c->negotiated)
+		return request_error(r, VLU_ERR_GENERIC, "capabilities already negotiated");
+	for (size_t i = 0; en && i < json_object_array_length(en); i++)
+		return request_error(r, VLU_ERR_INVALID_ARGUMENT, "unknown capability '%s' (this daemon offers none)",
+				     json_object_get_string(json_object_array_get_idx(en, i)));
+	r->c->negotiated = true;
+	ev_timer_stop(vl.loop, &r->c->handshake);
+	return 0;
+}
+
+static int cmd_status(struct request *r)
+{
+	json_object *o = json_object_new_object(), *v = json_object_new_object(), *k = json_object_new_object(),
+		    *fs = json_object_new_object(), *st = json_object_new_object(), *you = json_object_new_object(),
+		    *cfg;
+
+	json_object_object_add(v, "major", json_object_new_int(VLU_PROTO_MAJOR));
+	json_object_object_add(v, "minor", json_object_new_int(VLU_PROTO_MINOR));
+	json_object_object_add(v, "micro", json_object_new_int(VLU_PROTO_MICRO));
+	json_object_object_add(v, "package", json_object_new_string(VLUD_PACKAGE));
+	json_object_object_add(o, "version", v);
+	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	json_object_object_add(o, "uptime_ms",
+			       json_object_new_int64((now_monotonic_us() - vl.start_monotonic_us) / 1000));
+	json_object_object_add(o, "counts", counts_json());
+	cfg = config_to_json(vl.cfg);
+	if (cfg) {
+		json_object *lim = NULL;
+
+		if (json_object_object_get_ex(cfg, "limits", &lim))
+			json_object_object_add(o, "limits", json_object_get(lim));
+		json_object_object_add(o, "orphan_expiry_s", json_object_new_int64(vl.cfg->orphan_expiry_s));
+		json_object_put(cfg);
+	}
+	json_object_object_add(fs, "enabled", json_object_new_boolean(vl.fdstore));
+	json_object_object_add(fs, "in_use", json_object_new_int64(vl.fdstore ? vl.n_held + 1 : 0));
+	json_object_object_add(o, "fdstore", fs);
+	json_object_object_add(st, "restored_instances", json_object_new_int64(vl.restored_instances));
+	json_object_object_add(st, "adopted_fds", json_object_new_int64(vl.adopted_fds));
+	json_object_object_add(st, "dropped_fds", json_object_new_int64(vl.dropped_fds));
+	json_object_object_add(st, "lost_fds", json_object_new_int64(vl.lost_fds));
+	json_object_object_add(o, "startup", st);
+	json_object_object_add(k, "vhost_vdpa_major", vl.vdpa_major >= 0 ? json_object_new_int(vl.vdpa_major) : NULL);
+	json_object_object_add(k, "backend_features_seen", json_object_new_uint64(vl.backend_features_seen));
+	json_object_object_add(k, "backend_feature_names_seen", device_backend_feature_names(vl.backend_features_seen));
+	json_object_object_add(o, "kernel", k);
+	json_object_object_add(you, "pid", json_object_new_int(r->c->cred.pid));
+	json_object_object_add(you, "uid", json_object_new_int64(r->c->cred.uid));
+	json_object_object_add(you, "operator", json_object_new_boolean(is_operator(r->c)));
+	json_object_object_add(you, "vmm", json_object_new_boolean(r->c->roles & ROLE_VMM));
+	json_object_object_add(you, "instance", r->c->inst ? json_object_new_string(r->c->inst->name) : NULL);
+	json_object_object_add(o, "you", you);
+	r->ret = o;
+	return 0;
+}
+
+static json_object *instance_event_data(struct instance *inst)
+{
+	json_object *d = json_object_new_object();
+
+	json_object_object_add(d, "name", json_object_new_string(inst->name));
+	json_object_object_add(d, "pid", json_object_new_int(inst->pid));
+	json_object_object_add(d, "uid", json_object_new_int64(inst->uid));
+	return d;
+}
+
+static int cmd_instance_register(struct request *r)
+{
+	struct conn *c = r->c;
+	const char *name = arg_str(r, "name");
+	bool reattach = arg_bool(r, "reattach");
+	struct instance *inst;
+	bool reattached;
+	json_object *o;
+	int pidfd;
+
+	if (c->inst)
+		return request_error(r, VLU_ERR_BUSY, "this connection already registered instance '%s'",
+				     c->inst->name);
+	if (c->pidfd < 0)
+		return request_error(r, VLU_ERR_UNSUPPORTED,
+				     "cannot track the peer process (no pidfd: other pid namespace?)");
+	inst = instance_find(name);
+	if (inst) {
+		if (inst->state == INSTANCE_ATTACHED)
+			return request_error(r, VLU_ERR_BUSY, "instance '%s' is attached to pid %d", name,
+					     (int)inst->pid);
+		if (!reattach)
+			return request_error(r, VLU_ERR_BUSY,
+					     "instance '%s' exists (orphaned); register with reattach:true to adopt it",
+					     name);
+		if (inst->uid != c->cred.uid)
+			return request_error(r, VLU_ERR_PERMISSION_DENIED, "instance '%s' belongs to uid %u", name,
+					     (unsigned)inst->uid);
+	} else if (vl.n_instances >= vl.cfg->limits.max_instances)
+		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "%u instances registered (max_instances)",
+				     vl.n_instances);
+
+	pidfd = fcntl(c->pidfd, F_DUPFD_CLOEXEC, 3);
+	if (pidfd < 0)
+		return request_error(r, VLU_ERR_INTERNAL, "dup: %s", strerror(errno));
+	reattached = inst != NULL;
+	if (inst) {
+		instance_attach(inst, c, c->cred.pid, pidfd);
+		log_info("instance %s reattached by pid %d uid %u (%u fds)", name, (int)c->cred.pid,
+			 (unsigned)c->cred.uid, inst->n_held);
+		events_emit("instance.reattached", inst->name, instance_event_data(inst));
+	} else {
+		int k = instance_create(name, c, c->cred.pid, pidfd, c->cred.uid, c->cred.gid, &inst);
+
+		if (k < 0)
+			return request_error(r, VLU_ERR_INTERNAL, "%s", strerror(-k));
+		log_info("instance %s registered by pid %d uid %u", name, (int)c->cred.pid, (unsigned)c->cred.uid);
+		events_emit("instance.registered", inst->name, instance_event_data(inst));
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "name", json_object_new_string(inst->name));
+	json_object_object_add(o, "pid", json_object_new_int(inst->pid));
+	json_object_object_add(o, "uid", json_object_new_int64(inst->uid));
+	json_object_object_add(o, "state", json_object_new_string(instance_state_name(inst->state)));
+	json_object_object_add(o, "reattached", json_object_new_boolean(reattached));
+	json_object_object_add(o, "fds", json_object_new_int64(inst->n_held));
+	r->ret = o;
+	return 0;
+}
+
+static int cmd_instance_list(struct request *r)
+{
+	json_object *o = json_object_new_object(), *a = json_object_new_array();
+	struct list *p, *t;
+
+	list_for_each_safe(p, t, &vl.instances) {
+		struct instance *inst = list_entry(p, struct instance, link);
+
+		/* VMMs see the instances of their own uid (the ones they could reattach) */
+		if (!is_operator(r->c) && inst->uid != r->c->cred.uid)
+			continue;
+		json_object_array_add(a, instance_to_json(inst));
+	}
+	json_object_object_add(o, "instances", a);
+	r->ret = o;
+	return 0;
+}
+
+static int cmd_instance_release(struct request *r)
+{
+	const char *name = arg_str(r, "name");
+	struct instance *inst = instance_find(name);
+	json_object *o;
+	unsigned n;
+
+	if (!inst) {
+		if (!is_operator(r->c))
+			return request_error(r, VLU_ERR_PERMISSION_DENIED, "'%s' is not this connection's instance",
+					     name);
+		return request_error(r, VLU_ERR_NOT_FOUND, "no instance '%s'", name);
+	}
+	if (!is_operator(r->c) && r->c->inst != inst)
+		return request_error(r, VLU_ERR_PERMISSION_DENIED, "'%s' is not this connection's instance", name);
+	n = instance_release(inst, r->c->inst == inst ? "released by its VMM" : "released by an operator");
+	o = json_object_new_object();
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_object_add(o, "closed_fds", json_object_new_int64(n));
+	r->ret = o;
+	return 0;
+}
+
+struct devlist_ctx {
+	json_object *arr;
+};
+
+static json_object *device_entry(const char *device, const char *path, struct held *h)
+{
+	json_object *o = json_object_new_object();
+	struct stat st;
+
+	json_object_object_add(o, "name", json_object_new_string(device));
+	json_object_object_add(o, "path", path ? json_object_new_string(path) : NULL);
+	json_object_object_add(o, "present", json_object_new_boolean(path && stat(path, &st) == 0));
+	json_object_object_add(o, "configured", json_object_new_boolean(true));
+	json_object_object_add(o, "holder", h ? json_object_new_string(h->inst->name) : NULL);
+	json_object_object_add(o, "fd_name", h ? json_object_new_string(h->name) : NULL);
+	if (h) {
+		uint8_t status;
+
+		json_object_object_add(o, "status", ioctl(h->fd, VHOST_VDPA_GET_STATUS, &status) == 0
+							    ? json_object_new_int(status)
+							    : NULL);
+	} else
+		json_object_object_add(o, "status", NULL);
+	return o;
+}
+
+static void devlist_one(const char *device, void *ud)
+{
+	struct devlist_ctx *x = ud;
+	_cleanup_free_ char *path = NULL;
+	struct held *h = NULL;
+	struct stat st;
+
+	if (device_resolve(device, &path) < 0)
+		path = NULL;
+	if (path && stat(path, &st) == 0 && S_ISCHR(st.st_mode))
+		h = held_find_rdev(st.st_rdev);
+	json_object_array_add(x->arr, device_entry(device, path, h));
+}
+
+static int cmd_device_list(struct request *r)
+{
+	struct devlist_ctx x = { json_object_new_array() };
+	json_object *o = json_object_new_object();
+	struct list *ip, *it, *p, *t;
+
+	policy_foreach_device(vl.cfg, devlist_one, &x);
+	/* held devices the configuration no longer lists (e.g. adopted after a restart) */
+	list_for_each_safe(ip, it, &vl.instances) {
+		struct instance *inst = list_entry(ip, struct instance, link);
+
+		list_for_each_safe(p, t, &inst->held) {
+			struct held *h = list_entry(p, struct held, link);
+			bool listed = false;
+
+			if (h->type != VLUD_FD_VHOST_VDPA)
+				continue;
+			for (size_t i = 0; i < json_object_array_length(x.arr); i++) {
+				json_object *e = json_object_array_get_idx(x.arr, i), *hv;
+
+				if (json_object_object_get_ex(e, "holder", &hv) && hv &&
+				    strcmp(json_object_get_string(hv), inst->name) == 0 &&
+				    json_object_object_get_ex(e, "fd_name", &hv) && hv &&
+				    strcmp(json_object_get_string(hv), h->name) == 0)
+					listed = true;
+			}
+			if (!listed) {
+				json_object *e = device_entry(h->device ? h->device : h->name, h->path, h);
+
+				json_object_object_add(e, "configured", json_object_new_boolean(false));
+				json_object_array_add(x.arr, e);
+			}
+		}
+	}
+	json_object_object_add(o, "devices", x.arr);
+	r->ret = o;
+	return 0;
+}
+
+struct path_match {
+	const char *path;
+	bool found;
+};
+
+static bool listed_name_resolves_to(const char *dev, void *ud)
+{
+	struct path_match *m = ud;
+	_cleanup_free_ char *p = NULL;
+
+	if (dev[0] == '/')
+		return false;
+	if (device_resolve(dev, &p) < 0)
+		return false;
+	return strcmp(p, m->path) == 0;
+}
+
+/* the held fd name of a device: "vdpa:" + the vdpa name or the node's basename */
+static void device_fd_name(const char *device, const char *path, char *buf, size_t len)
+{
+	const char *base = device[0] == '/' ? strrchr(path, '/') + 1 : device;
+
+	snprintf(buf, len, DEVICE_FD_PREFIX "%s", base);
+	if (!vlu_name_valid(buf))
+		snprintf(buf, len, DEVICE_FD_PREFIX "%s", strrchr(path, '/') + 1);
+}
+
+static int cmd_device_open(struct request *r)
+{
+	struct instance *inst = r->c->inst;
+	const char *device = arg_str(r, "device");
+	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	json_object *o, *dj, *fds;
+	struct held *h;
+	struct stat st;
+	uint64_t bf = 0;
+	char name[VLU_NAME_MAX + 1];
+	int k, t;
+
+	if (!inst)
+		return request_error(r, VLU_ERR_PERMISSION_DENIED, "register an instance first");
+	if (!policy_device_listed(vl.cfg, &r->c->cred, device)) {
+		struct path_match m = { device, false };
+
+		if (device[0] != '/' || !policy_foreach_peer_device(vl.cfg, &r->c->cred, listed_name_resolves_to, &m))
+			return request_error(r, VLU_ERR_PERMISSION_DENIED,
+					     "device '%s' is not allowed for uid %u by the policy", device,
+					     (unsigned)r->c->cred.uid);
+	}
+	k = device_resolve(device, &path);
+	if (k == -ENOENT)
+		return request_error(r, VLU_ERR_NOT_FOUND, "no vdpa device '%s' (/sys/bus/vdpa/devices/%s)", device,
+				     device);
+	if (k == -ENODEV)
+		return request_error(r, VLU_ERR_DEVICE_ERROR, "vdpa device '%s' is not bound to vhost_vdpa", device);
+	if (k < 0)
+		return request_error(r, VLU_ERR_INVALID_ARGUMENT, "device '%s': %s", device, strerror(-k));
+	if (stat(path, &st) < 0)
+		return request_error(r, errno == ENOENT ? VLU_ERR_NOT_FOUND : VLU_ERR_DEVICE_ERROR, "%s: %s", path,
+				     strerror(errno));
+	if (S_ISCHR(st.st_mode) && (h = held_find_rdev(st.st_rdev)))
+		return request_error(r, VLU_ERR_BUSY, "device '%s' is held by instance '%s' (fd '%s')", device,
+				     h->inst->name, h->name);
+	device_fd_name(device, path, name, sizeof(name));
+	if (held_find(inst, name))
+		return request_error(r, VLU_ERR_BUSY, "instance '%s' already holds an fd named '%s'", inst->name,
+				     name);
+	if (inst->n_held + 1 > policy_max_fds(vl.cfg, &r->c->cred))
+		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "instance '%s' holds %u fds (max_fds %u)", inst->name,
+				     inst->n_held, policy_max_fds(vl.cfg, &r->c->cred));
+
+	k = device_open_node(path, &fd);
+	if (k == -EBUSY)
+		return request_error(r, VLU_ERR_BUSY, "device '%s' (%s) is held by another process", device, path);
+	if (k == -ENODEV)
+		return request_error(r, VLU_ERR_DEVICE_ERROR, "%s is not a vhost-vdpa character device", path);
+	if (k < 0)
+		return request_error(r, k == -ENOENT ? VLU_ERR_NOT_FOUND : VLU_ERR_DEVICE_ERROR, "open %s: %s", path,
+				     strerror(-k));
+	t = fdtype_detect(fd, vl.vdpa_major, &st);
+	if (t < 0)
+		return request_error(r, VLU_ERR_DEVICE_ERROR, "fstat %s: %s", path, strerror(-t));
+	dj = device_query(fd, &bf);
+	if (!dj)
+		return request_error(r, VLU_ERR_INTERNAL, "out of memory");
+
+	k = held_add(inst, name, TAKE_FD(fd), t, &st, 0, 0, device, path, &h);
+	if (k < 0) {
+		json_object_put(dj);
+		return request_error(r, VLU_ERR_INTERNAL, "%s", strerror(-k));
+	}
+	persist_state_write();
+	vlud_notify_status();
+	vl.backend_features_seen |= bf;
+	log_info("instance %s opened device %s (%s) as '%s'", inst->name, device, path, name);
+
+	json_object_object_add(dj, "name", json_object_new_string(device));
+	json_object_object_add(dj, "path", json_object_new_string(path));
+	o = json_object_new_object();
+	fds = json_object_new_array();
+	json_object_array_add(fds, held_to_json(h, false));
+	json_object_object_add(o, "fds", fds);
+	json_object_object_add(o, "device", dj);
+	r->ret = o;
+	r->out_fds[0] = h->fd;
+	r->n_out_fds = 1;
+
+	o = json_object_new_object();
+	json_object_object_add(o, "instance", json_object_new_string(inst->name));
+	json_object_object_add(o, "device", json_object_new_string(device));
+	json_object_object_add(o, "path", json_object_new_string(path));
+	json_object_object_add(o, "name", json_object_new_string(name));
+	events_emit("device.opened", inst->name, o);
+	return 0;
+}
+
+static json_object *names_event(struct instance *inst, json_object *names)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "instance", json_object_new_string(inst->name));
+	json_object_object_add(o, "names", json_object_get(names));
+	return o;
+}
+
+static int cmd_fd_store(struct request *r)
+{
+	struct instance *inst = r->c->inst;
+	json_object *names = arg_array(r, "names"), *o, *fds;
+	bool replace = arg_bool(r, "replace");
+	size_t n = json_object_array_length(names);
+	unsigned allowed = policy_fd_types(vl.cfg, &r->c->cred), replaced = 0, maxfds;
+	struct stat st[VLU_MAX_FDS_PER_MSG];
+	int types[VLU_MAX_FDS_PER_MSG];
+
+	if (!inst)
+		return request_error(r, VLU_ERR_PERMISSION_DENIED, "register an instance first");
+	if (n != r->nfds || n > VLU_MAX_FDS_PER_MSG)
+		return request_error(r, VLU_ERR_INVALID_ARGUMENT, "%zu names but %zu fds", n, r->nfds);
+	if (check_distinct(r, names) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const char *nm = json_object_get_string(json_object_array_get_idx(names, i));
+		struct held *h;
+
+		if (strncmp(nm, DEVICE_FD_PREFIX, strlen(DEVICE_FD_PREFIX)) == 0)
+			return request_error(r, VLU_ERR_INVALID_ARGUMENT,
+					     "'%s': names starting with '" DEVICE_FD_PREFIX "' are reserved for device.open",
+					     nm);
+		types[i] = fdtype_detect(r->fds[i], vl.vdpa_major, &st[i]);
+		if (types[i] < 0)
+			return request_error(r, VLU_ERR_INVALID_ARGUMENT, "fd %zu ('%s'): %s", i, nm,
+					     strerror(-types[i]));
+		if (!(allowed & (1u << types[i])))
+			return request_error(r, VLU_ERR_PERMISSION_DENIED,
+					     "fd %zu ('%s') is a %s, which the policy does not allow for uid %u", i, nm,
+					     fdtype_name(types[i]), (unsigned)r->c->cred.uid);
+		h = held_find(inst, nm);
+		if (h && !replace)
+			return request_error(r, VLU_ERR_BUSY, "instance '%s' already holds an fd named '%s'", inst->name,
+					     nm);
+		if (h)
+			replaced++;
+	}
+	maxfds = policy_max_fds(vl.cfg, &r->c->cred);
+	if (inst->n_held + n - replaced > maxfds)
+		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "instance '%s' holds %u fds; %zu more exceed max_fds %u",
+				     inst->name, inst->n_held, n - replaced, maxfds);
+
+	/* no error below this point except out of memory */
+	fds = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		const char *nm = json_object_get_string(json_object_array_get_idx(names, i));
+		struct held *old = held_find(inst, nm), *h;
+		int k;
+
+		if (old)
+			held_free(old);
+		k = held_add(inst, nm, TAKE_FD(r->fds[i]), types[i], &st[i], 0, 0, NULL, NULL, &h);
+		if (k < 0) {
+			json_object_put(fds);
+			persist_state_write();
+			return request_error(r, VLU_ERR_INTERNAL, "storing '%s': %s", nm, strerror(-k));
+		}
+		json_object_array_add(fds, held_to_json(h, false));
+	}
+	persist_state_write();
+	vlud_notify_status();
+	log_debug("instance %s stored %zu fds", inst->name, n);
+	o = json_object_new_object();
+	json_object_object_add(o, "fds", fds);
+	r->ret = o;
+	events_emit("fd.stored", inst->name, names_event(inst, names));
+	return 0;
+}
+
+static int cmd_fd_retrieve(struct request *r)
+{
+	struct instance *inst = r->c->inst;
+	json_object *names = arg_array(r, "names"), *o, *fds;
+	size_t n = json_object_array_length(names);
+
+	if (!inst)
+		return request_error(r, VLU_ERR_PERMISSION_DENIED, "register an instance first");
+	if (n > VLU_MAX_FDS_PER_MSG || n > vl.cfg->limits.max_fds_per_message)
+		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "at most %u fds per message",
+				     vl.cfg->limits.max_fds_per_message);
+	for (size_t i = 0; i < n; i++) {
+		const char *nm = json_object_get_string(json_object_array_get_idx(names, i));
+		struct held *h = held_find(inst, nm);
+
+		if (!h)
+			return request_error(r, VLU_ERR_NOT_FOUND, "instance '%s' holds no fd named '%s'", inst->name,
+					     nm);
+		r->out_fds[i] = h->fd;
+	}
+	fds = json_object_new_array();
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(fds, held_to_json(held_find(inst, json_object_get_string(
+									json_object_array_get_idx(names, i))),
+							false));
+	r->n_out_fds = n;
+	o = json_object_new_object();
+	json_object_object_add(o, "fds", fds);
+	r->ret = o;
+	return 0;
+}
+
+static int cmd_fd_list(struct request *r)
+{
+	const char *want = arg_str(r, "instance");
+	json_object *o = json_object_new_object(), *a = json_object_new_array();
+	struct list *ip, *it, *p, *t;
+
+	if (!is_operator(r->c)) {
+		if (want && (!r->c->inst || strcmp(want, r->c->inst->name) != 0)) {
+			json_object_put(o);
+			json_object_put(a);
+			return request_error(r, VLU_ERR_PERMISSION_DENIED, "'%s' is not this connection's instance",
+					     want);
+		}
+		if (!r->c->inst)
+			goto done;
+		want = r->c->inst->name;
+	} else if (want && !instance_find(want)) {
+		json_object_put(o);
+		json_object_put(a);
+		return request_error(r, VLU_ERR_NOT_FOUND, "no instance '%s'", want);
+	}
+	list_for_each_safe(ip, it, &vl.instances) {
+		struct instance *inst = list_entry(ip, struct instance, link);
+
+		if (want && strcmp(want, inst->name) != 0)
+			continue;
+		list_for_each_safe(p, t, &inst->held)
+			json_object_array_add(a, held_to_json(list_entry(p, struct held, link), true));
+	}
+done:
+	json_object_object_add(o, "fds", a);
+	r->ret = o;
+	return 0;
+}
+
+static int cmd_fd_remove(struct request *r)
+{
+	const char *want = arg_str(r, "instance");
+	json_object *names = arg_array(r, "names"), *o;
+	size_t n = json_object_array_length(names);
+	struct held *hs[VLU_MAX_FDS_PER_MSG];
+	struct instance *inst;
+
+	if (want) {
+		inst = instance_find(want);
+		if (r->c->inst && inst == r->c->inst)
+			;
+		else if (!is_operator(r->c))
+			return request_error(r, VLU_ERR_PERMISSION_DENIED, "'%s' is not this connection's instance",
+					     want);
+		else if (!inst)
+			return request_error(r, VLU_ERR_NOT_FOUND, "no instance '%s'", want);
+	} else {
+		inst = r->c->inst;
+		if (!inst)
+			return request_error(r, VLU_ERR_INVALID_ARGUMENT,
+					     "no instance registered on this connection: name one with 'instance'");
+	}
+	if (n > VLU_MAX_FDS_PER_MSG)
+		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "too many names");
+	if (check_distinct(r, names) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const char *nm = json_object_get_string(json_object_array_get_idx(names, i));
+
+		hs[i] = held_find(inst, nm);
+		if (!hs[i])
+			return request_error(r, VLU_ERR_NOT_FOUND, "instance '%s' holds no fd named '%s'", inst->name,
+					     nm);
+	}
+	/* the state forgets them before the fd store does (persist.c) */
+	for (size_t i = 0; i < n; i++)
+		held_unlink(hs[i]);
+	persist_state_write();
+	for (size_t i = 0; i < n; i++)
+		held_destroy(hs[i]);
+	vlud_notify_status();
+	log_debug("instance %s: %zu fds removed", inst->name, n);
+	o = json_object_new_object();
+	json_object_object_add(o, "removed", json_object_new_int64((int64_t)n));
+	r->ret = o;
+	events_emit("fd.removed", inst->name, names_event(inst, names));
+	return 0;
+}
+
+static int cmd_events_subscribe(struct request *r)
+{
+	struct conn *c = r->c;
+	const char *want = arg_str(r, "instance");
+
+	if (is_operator(c)) {
+		snprintf(c->sub_instance, sizeof(c->sub_instance), "%s", want ? want : "");
+	} else {
+		if (!c->inst)
+			return request_error(r, VLU_ERR_PERMISSION_DENIED,
+					     "register an instance first (VMMs receive their own instance's events)");
+		if (want && strcmp(want, c->inst->name) != 0)
+			return request_error(r, VLU_ERR_PERMISSION_DENIED, "'%s' is not this connection's instance",
+					     want);
+		snprintf(c->sub_instance, sizeof(c->sub_instance), "%s", c->inst->name);
+	}
+	c->subscribed = true;
+	conn_update_idle(c);
+	return 0;
+}
+
+/* ---- the table: one handler per enum vlu_cmd_id ---- */
+static const command_handler handlers[_VLU_CMD_MAX] = {
+	[VLU_CMD_CAPABILITIES] = cmd_capabilities,
+	[VLU_CMD_STATUS] = cmd_status,
+	[VLU_CMD_INSTANCE_REGISTER] = cmd_instance_register,
+	[VLU_CMD_INSTANCE_LIST] = cmd_instance_list,
+	[VLU_CMD_INSTANCE_RELEASE] = cmd_instance_release,
+	[VLU_CMD_DEVICE_LIST] = cmd_device_list,
+	[VLU_CMD_DEVICE_OPEN] = cmd_device_open,
+	[VLU_CMD_FD_STORE] = cmd_fd_store,
+	[VLU_CMD_FD_RETRIEVE] = cmd_fd_retrieve,
+	[VLU_CMD_FD_LIST] = cmd_fd_list,
+	[VLU_CMD_FD_REMOVE] = cmd_fd_remove,
+	[VLU_CMD_EVENTS_SUBSCRIBE] = cmd_events_subscribe,
+	/* issue 5: the update engine's handlers go here */
+};
+
+int commands_check_table(void)
+{
+	int r = 0;
+
+	for (unsigned i = 0; i < _VLU_CMD_MAX; i++) {
+		if (vlu_commands[i].id != (enum vlu_cmd_id)i || !vlu_commands[i].name) {
+			log_error("command table entry %u is malformed", i);
+			r = -EINVAL;
+		} else if (!handlers[i]) {
+			log_error("command '%s' has no handler in the daemon", vlu_commands[i].name);
+			r = -EINVAL;
+		}
+	}
+	return r;
+}
+
+/* ---- dispatch ---- */
+
+static void reply_error(struct conn *c, enum vlu_error_class cls, const char *desc, json_object *id)
+{
+	_cleanup_json_ json_object *e = vlu_reply_error(cls, desc, id);
+
+	if (e)
+		(void)conn_send(c, e, NULL, 0);
+}
+
+static bool permitted(struct conn *c, const struct vlu_command *cmd, char *why, size_t len)
+{
+	unsigned p = cmd->perm;
+	bool op = (p & VLU_PERM_OPERATOR) && (c->roles & ROLE_OPERATOR);
+	bool vmm = (p & VLU_PERM_VMM) && (c->roles & ROLE_VMM);
+	bool any = (p & VLU_PERM_ANY) && c->roles;
+
+	if (!op && !vmm && !any) {
+		snprintf(why, len, "'%s' is for %s%s%s", cmd->name, p & VLU_PERM_OPERATOR ? "operators" : "",
+			 (p & VLU_PERM_OPERATOR) && (p & VLU_PERM_VMM) ? " or " : "", p & VLU_PERM_VMM ? "VMMs" : "");
+		return false;
+	}
+	if ((p & VLU_PERM_INSTANCE) && !op && !c->inst) {
+		snprintf(why, len, "'%s' needs an instance: register one first (instance.register)", cmd->name);
+		return false;
+	}
+	return true;
+}
+
+void commands_dispatch(struct conn *c, char *buf, size_t len, int *fds, size_t nfds)
+{
+	_cleanup_json_ json_object *msg = NULL, *empty = NULL, *reply = NULL;
+	struct request r = { .c = c, .fds = fds, .nfds = nfds };
+	const char *execute = NULL;
+	json_object *args = NULL, *id = NULL;
+	char err[512];
+	int k;
+
+	k = vlu_json_parse(buf, len, (int)vl.cfg->limits.max_json_depth, &msg);
+	if (k == -E2BIG) {
+		snprintf(err, sizeof(err), "JSON nested deeper than %u levels", vl.cfg->limits.max_json_depth);
+		reply_error(c, VLU_ERR_LIMIT_EXCEEDED, err, NULL);
+		goto out;
+	}
+	if (k < 0) {
+		reply_error(c, VLU_ERR_INVALID_ARGUMENT, "malformed message: not exactly one JSON object", NULL);
+		goto out;
+	}
+	if (vlu_request_parse(msg, &execute, &args, &id, err, sizeof(err)) < 0) {
+		reply_error(c, VLU_ERR_INVALID_ARGUMENT, err, vlu_request_id(msg));
+		goto out;
+	}
+	r.id = id;
+	r.cmd = vlu_command_find(execute);
+	if (!c->negotiated && !(r.cmd && (r.cmd->perm & VLU_PERM_PRENEG))) {
+		reply_error(c, VLU_ERR_NOT_NEGOTIATED,
+			    "negotiate first: {\"execute\":\"capabilities\",\"arguments\":{\"enable\":[]}}", id);
+		goto out;
+	}
+	if (!r.cmd) {
+		snprintf(err, sizeof(err), "unknown command '%.64s'", execute);
+		reply_error(c, VLU_ERR_COMMAND_NOT_FOUND, err, id);
+		goto out;
+	}
+	if (!permitted(c, r.cmd, err, sizeof(err))) {
+		reply_error(c, VLU_ERR_PERMISSION_DENIED, err, id);
+		goto out;
+	}
+	if (!args) {
+		empty = json_object_new_object();
+		args = empty;
+	}
+	r.args = args;
+	{
+		enum vlu_error_class cls = VLU_ERR_INVALID_ARGUMENT;
+
+		if (vlu_command_check(r.cmd, args, nfds, &cls, err, sizeof(err)) < 0) {
+			reply_error(c, cls, err, id);
+			goto out;
+		}
+	}
+	(void)handlers[r.cmd->id](&r);
+	if (c->dead)
+		goto out;
+	if (r.failed) {
+		json_object_put(r.ret);
+		r.ret = NULL;
+		reply_error(c, r.err_class, r.err, id);
+		goto out;
+	}
+	reply = vlu_reply_return(TAKE_PTR(r.ret), id);
+	if (!reply) {
+		reply_error(c, VLU_ERR_INTERNAL, "out of memory", id);
+		goto out;
+	}
+	(void)conn_send(c, reply, r.out_fds, r.n_out_fds);
+out:
+	json_object_put(r.ret);
+	close_many(fds, nfds); /* whatever the handler did not take */
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * commands.h - request dispatch and the handler table (one handler per
+ * enum vlu_cmd_id; start-up fails if an entry is unbound).  The update
+ * engine (issue 5) adds its handlers to the table in commands.c.
+ */
+#ifndef VLUD_COMMANDS_H
+#define VLUD_COMMANDS_H
+
+#include <stddef.h>
+#include <json-c/json.h>
+
+#include "basics.h"
+#include "vlu-proto.h"
+
+struct conn;
+
+struct request {
+	struct conn *c;
+	const struct vlu_command *cmd;
+	json_object *args; /* borrowed; never NULL (an empty object stands in) */
+	json_object *id;   /* borrowed; may be NULL */
+	int *fds;	   /* received fds: a handler that keeps one sets its entry to -EBADF */
+	size_t nfds;
+	/* results */
+	json_object *ret;  /* owned: the "return" object (NULL = {}) */
+	int out_fds[VLU_MAX_FDS_PER_MSG]; /* borrowed fds for the reply (sent as duplicates) */
+	size_t n_out_fds;
+	enum vlu_error_class err_class;
+	char err[512];
+	bool failed;
+};
+
+typedef int (*command_handler)(struct request *r);
+
+/* Record an error reply; returns -1 so handlers can `return request_error(...)`. */
+int request_error(struct request *r, enum vlu_error_class cls, const char *fmt, ...) _printf_(3, 4);
+
+/* Handle one received message (buf NUL-terminated, len > 0; fds owned: all closed before return
+ * unless a handler took them).  May kill the connection. */
+void commands_dispatch(struct conn *c, char *buf, size_t len, int *fds, size_t nfds);
+
+/* every vlu_commands[] entry has a handler: 0 or -EINVAL (logged) */
+int commands_check_table(void);
+
+#endif

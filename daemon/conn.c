@@ -1,0 +1,397 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * conn.c - accepting, reading, writing and closing client connections.
+ *
+ * A killed connection stays in vl.conns (marked dead, watchers stopped,
+ * socket closed) until the reaper (an ev_idle) frees it, so that lists are
+ * never unlinked under an iterating caller (events are emitted from deep
+ * inside handlers and destructors).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "commands.h"
+#include "config.h"
+#include "conn.h"
+#include "instance.h"
+#include "vlu-proto.h"
+
+struct outmsg {
+	struct list link;
+	char *buf;
+	size_t len;
+	size_t nfds;
+	int fds[]; /* owned duplicates */
+};
+
+static ev_timer accept_pause;
+
+static void outmsg_free(struct outmsg *m)
+{
+	list_del(&m->link);
+	close_many(m->fds, m->nfds);
+	free(m->buf);
+	free(m);
+}
+
+void conn_kill(struct conn *c, const char *why)
+{
+	struct list *p, *t;
+
+	if (!c || c->dead)
+		return;
+	c->dead = true;
+	log_debug("connection %llu (pid %d uid %u) closed: %s", (unsigned long long)c->id, (int)c->cred.pid,
+		  (unsigned)c->cred.uid, why);
+	ev_io_stop(vl.loop, &c->io_in);
+	ev_io_stop(vl.loop, &c->io_out);
+	ev_timer_stop(vl.loop, &c->handshake);
+	ev_timer_stop(vl.loop, &c->idle);
+	list_for_each_safe(p, t, &c->outq)
+		outmsg_free(list_entry(p, struct outmsg, link));
+	c->out_bytes = 0;
+	c->fd = safe_close(c->fd);
+	c->pidfd = safe_close(c->pidfd);
+	c->subscribed = false;
+	if (c->inst)
+		instance_orphan(c->inst, vl.stopping ? "daemon stopping" : "connection closed");
+	c->inst = NULL;
+	vl.n_conns--;
+	ev_idle_start(vl.loop, &vl.reaper);
+	vlud_notify_status();
+}
+
+void conn_reap(void)
+{
+	struct list *p, *t;
+
+	list_for_each_safe(p, t, &vl.conns) {
+		struct conn *c = list_entry(p, struct conn, link);
+
+		if (!c->dead)
+			continue;
+		list_del(&c->link);
+		free(c->cred.groups);
+		free(c);
+	}
+}
+
+void conn_kill_all(const char *why)
+{
+	struct list *p, *t;
+
+	list_for_each_safe(p, t, &vl.conns)
+		conn_kill(list_entry(p, struct conn, link), why);
+}
+
+void conn_update_idle(struct conn *c)
+{
+	if (!c || c->dead)
+		return;
+	if (c->negotiated && !c->inst && !c->subscribed && vl.cfg->limits.idle_timeout_ms > 0) {
+		c->idle.repeat = vl.cfg->limits.idle_timeout_ms / 1000.;
+		ev_timer_again(vl.loop, &c->idle);
+	} else
+		ev_timer_stop(vl.loop, &c->idle);
+}
+
+/* Best-effort last words before closing (never queued). */
+static void send_final_error(int fd, enum vlu_error_class cls, const char *desc)
+{
+	_cleanup_json_ json_object *e = vlu_reply_error(cls, desc, NULL);
+	const char *s;
+	size_t len;
+
+	if (!e)
+		return;
+	s = vlu_json_dump(e, &len);
+	if (s)
+		(void)vlu_msg_send(fd, s, len, NULL, 0);
+}
+
+static int flush(struct conn *c)
+{
+	struct list *p, *t;
+
+	list_for_each_safe(p, t, &c->outq) {
+		struct outmsg *m = list_entry(p, struct outmsg, link);
+		int r = vlu_msg_send(c->fd, m->buf, m->len, m->fds, m->nfds);
+
+		if (r == -EAGAIN)
+			break;
+		if (r < 0) {
+			log_debug("connection %llu: send: %s", (unsigned long long)c->id, strerror(-r));
+			conn_kill(c, "send failed");
+			return r;
+		}
+		c->out_bytes -= m->len;
+		outmsg_free(m);
+	}
+	if (list_empty(&c->outq)) {
+		ev_io_stop(vl.loop, &c->io_out);
+		if (vl.stopping)
+			conn_kill(c, "daemon stopping");
+	} else
+		ev_io_start(vl.loop, &c->io_out);
+	return 0;
+}
+
+int conn_send(struct conn *c, json_object *msg, const int *fds, size_t nfds)
+{
+	struct outmsg *m;
+	const char *s;
+	size_t len;
+	int r;
+
+	if (c->dead)
+		return -ENOTCONN;
+	s = vlu_json_dump(msg, &len);
+	if (!s)
+		return -ENOMEM;
+	if (list_empty(&c->outq)) {
+		r = vlu_msg_send(c->fd, s, len, fds, nfds);
+		if (r == 0)
+			return 0;
+		if (r != -EAGAIN) {
+			log_warning("connection %llu (pid %d): send failed: %s", (unsigned long long)c->id,
+				    (int)c->cred.pid, strerror(-r));
+			conn_kill(c, "send failed");
+			return r;
+		}
+	}
+	if (c->out_bytes + len > vl.cfg->limits.max_pending_output_bytes) {
+		log_warning("connection %llu (pid %d uid %u): more than %u bytes of output pending, disconnecting",
+			    (unsigned long long)c->id, (int)c->cred.pid, (unsigned)c->cred.uid,
+			    vl.cfg->limits.max_pending_output_bytes);
+		conn_kill(c, "output limit");
+		return -ENOBUFS;
+	}
+	m = calloc(1, sizeof(*m) + nfds * sizeof(int));
+	if (!m || !(m->buf = malloc(len))) {
+		free(m);
+		conn_kill(c, "out of memory");
+		return -ENOMEM;
+	}
+	memcpy(m->buf, s, len);
+	m->len = len;
+	list_init(&m->link);
+	for (size_t i = 0; i < nfds; i++) {
+		m->fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+		if (m->fds[i] < 0) {
+			r = -errno;
+			m->nfds = i;
+			outmsg_free(m);
+			conn_kill(c, "dup failed");
+			return r;
+		}
+		m->nfds = i + 1;
+	}
+	list_add_tail(&c->outq, &m->link);
+	c->out_bytes += len;
+	ev_io_start(vl.loop, &c->io_out);
+	return 0;
+}
+
+static void out_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)flush(container_of(w, struct conn, io_out));
+}
+
+static void in_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct conn *c = container_of(w, struct conn, io_in);
+
+	/* a few messages per wake-up, so that one busy client cannot starve the others */
+	for (int i = 0; i < 16 && !c->dead; i++) {
+		int fds[VLU_MAX_FDS_PER_MSG];
+		size_t nfds = 0;
+		ssize_t n;
+
+		n = vlu_msg_recv(c->fd, vl.recvbuf, vl.recvbuf_size, fds, vl.cfg->limits.max_fds_per_message, &nfds);
+		if (n == -EAGAIN)
+			break;
+		if (n == 0) {
+			conn_kill(c, "closed by peer");
+			break;
+		}
+		if (n == -EMSGSIZE) {
+			_cleanup_json_ json_object *e = NULL;
+			char desc[160];
+
+			snprintf(desc, sizeof(desc),
+				 "message truncated: larger than %u bytes or carrying more than %u fds; ignored",
+				 vl.cfg->limits.max_message_bytes, vl.cfg->limits.max_fds_per_message);
+			e = vlu_reply_error(VLU_ERR_LIMIT_EXCEEDED, desc, NULL);
+			if (e)
+				(void)conn_send(c, e, NULL, 0);
+			continue;
+		}
+		if (n < 0) {
+			log_debug("connection %llu: recv: %s", (unsigned long long)c->id, strerror((int)-n));
+			conn_kill(c, "receive failed");
+			break;
+		}
+		commands_dispatch(c, vl.recvbuf, (size_t)n, fds, nfds);
+		conn_update_idle(c);
+	}
+}
+
+static void handshake_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn *c = container_of(w, struct conn, handshake);
+	char desc[128];
+
+	if (c->negotiated)
+		return;
+	snprintf(desc, sizeof(desc), "capabilities not negotiated within %u ms",
+		 vl.cfg->limits.handshake_timeout_ms);
+	send_final_error(c->fd, VLU_ERR_TIMEOUT, desc);
+	conn_kill(c, "handshake timeout");
+}
+
+static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn *c = container_of(w, struct conn, idle);
+	char desc[128];
+
+	snprintf(desc, sizeof(desc), "idle for %u ms without an instance or a subscription",
+		 vl.cfg->limits.idle_timeout_ms);
+	send_final_error(c->fd, VLU_ERR_TIMEOUT, desc);
+	conn_kill(c, "idle timeout");
+}
+
+static int peer_groups(int fd, gid_t **ret, size_t *ret_n)
+{
+	socklen_t len = 64 * sizeof(gid_t);
+
+	for (;;) {
+		gid_t *g = malloc(len ? len : sizeof(gid_t));
+
+		if (!g)
+			return -ENOMEM;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) == 0) {
+			*ret = g;
+			*ret_n = len / sizeof(gid_t);
+			return 0;
+		}
+		free(g);
+		if (errno != ERANGE)
+			return -errno;
+		/* len now holds the size needed */
+	}
+}
+
+static const char *const greeting_caps[] = { NULL };
+
+static void conn_new(int fd)
+{
+	_cleanup_close_ int sfd = fd; /* owned until moved into the connection */
+	_cleanup_close_ int pidfd = -EBADF;
+	_cleanup_json_ json_object *greeting = NULL;
+	struct peer_cred cred = {};
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+	unsigned roles;
+	struct conn *c;
+
+	if (getsockopt(sfd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0) {
+		log_warning("SO_PEERCRED: %m");
+		return;
+	}
+	cred.pid = uc.pid;
+	cred.uid = uc.uid;
+	cred.gid = uc.gid;
+	if (peer_groups(sfd, &cred.groups, &cred.n_groups) < 0) {
+		cred.groups = NULL;
+		cred.n_groups = 0;
+	}
+
+	roles = policy_roles(vl.cfg, &cred);
+	if (!roles) {
+		log_info("refusing connection from pid %d uid %u gid %u: not admitted by the policy", (int)cred.pid,
+			 (unsigned)cred.uid, (unsigned)cred.gid);
+		send_final_error(sfd, VLU_ERR_PERMISSION_DENIED, "not admitted by the policy (neither operator nor VMM)");
+		free(cred.groups);
+		return;
+	}
+	if (vl.n_conns >= vl.cfg->limits.max_connections) {
+		log_warning("refusing connection from pid %d uid %u: %u connections (max_connections)", (int)cred.pid,
+			    (unsigned)cred.uid, vl.n_conns);
+		send_final_error(sfd, VLU_ERR_LIMIT_EXCEEDED, "too many connections (max_connections)");
+		free(cred.groups);
+		return;
+	}
+	if (cred.pid > 0) {
+		pidfd = pidfd_open(cred.pid, 0);
+		if (pidfd < 0) {
+			/* the peer died already, or lives in another pid namespace */
+			log_debug("pidfd_open(%d): %m", (int)cred.pid);
+			pidfd = -EBADF;
+		} else {
+			int fl = fcntl(pidfd, F_GETFD);
+
+			if (fl >= 0)
+				(void)fcntl(pidfd, F_SETFD, fl | FD_CLOEXEC); /* pidfds are CLOEXEC already */
+		}
+	}
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		free(cred.groups);
+		return;
+	}
+	c->id = ++vl.next_conn_id;
+	c->fd = TAKE_FD(sfd);
+	c->pidfd = TAKE_FD(pidfd);
+	c->cred = cred;
+	c->roles = roles;
+	list_init(&c->outq);
+	ev_io_init(&c->io_in, in_cb, c->fd, EV_READ);
+	ev_io_init(&c->io_out, out_cb, c->fd, EV_WRITE);
+	ev_timer_init(&c->handshake, handshake_cb, vl.cfg->limits.handshake_timeout_ms / 1000., 0.);
+	ev_init(&c->idle, idle_cb);
+	list_add_tail(&vl.conns, &c->link);
+	vl.n_conns++;
+	ev_io_start(vl.loop, &c->io_in);
+	ev_timer_start(vl.loop, &c->handshake);
+	log_debug("connection %llu from pid %d uid %u gid %u%s%s", (unsigned long long)c->id, (int)cred.pid,
+		  (unsigned)cred.uid, (unsigned)cred.gid, roles & ROLE_OPERATOR ? " operator" : "",
+		  roles & ROLE_VMM ? " vmm" : "");
+
+	greeting = vlu_greeting_new(VLUD_PACKAGE, greeting_caps);
+	if (!greeting) {
+		conn_kill(c, "out of memory");
+		return;
+	}
+	(void)conn_send(c, greeting, NULL, 0);
+	vlud_notify_status();
+}
+
+static void accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	if (!vl.stopping && vl.listen_fd >= 0)
+		ev_io_start(vl.loop, &vl.listen_io);
+}
+
+void conn_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	for (int i = 0; i < 64; i++) {
+		int fd = accept4(vl.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				return;
+			log_warning("accept: %m; pausing for 1 s");
+			/* EMFILE and friends: the listener stays readable, do not spin */
+			ev_io_stop(vl.loop, &vl.listen_io);
+			ev_timer_init(&accept_pause, accept_resume_cb, 1., 0.);
+			ev_timer_start(vl.loop, &accept_pause);
+			return;
+		}
+		conn_new(fd);
+	}
+}

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * device.c - vhost-vdpa device nodes.  The daemon opens nodes itself
+ * (O_RDWR|O_CLOEXEC), checks the node is a character device of the
+ * "vhost-vdpa" driver (major from /proc/devices), and asks only what a
+ * non-owner may ask (kernel-facts.md section 1): it never calls SET_OWNER.
+ */
+#include <dirent.h>
+#include <stdbool.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "basics.h"
+#include "device.h"
+#include "vlud-vhost.h"
+
+int device_vdpa_major(void)
+{
+	FILE *f = fopen("/proc/devices", "re");
+	char line[128];
+	bool chr = false;
+	int major = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char name[64];
+		int m;
+
+		if (strncmp(line, "Character devices:", 18) == 0) {
+			chr = true;
+			continue;
+		}
+		if (strncmp(line, "Block devices:", 14) == 0) {
+			chr = false;
+			continue;
+		}
+		if (chr && sscanf(line, "%d %63s", &m, name) == 2 && strcmp(name, "vhost-vdpa") == 0) {
+			major = m;
+			break;
+		}
+	}
+	fclose(f);
+	return major;
+}
+
+int device_resolve(const char *device, char **ret_path)
+{
+	char dir[512];
+	DIR *d;
+	struct dirent *de;
+	char *path = NULL;
+
+	if (device[0] == '/') {
+		path = strdup(device);
+		if (!path)
+			return -ENOMEM;
+		*ret_path = path;
+		return 0;
+	}
+	if (strchr(device, '/') || strcmp(device, ".") == 0 || strcmp(device, "..") == 0 || strlen(device) > 255)
+		return -EINVAL;
+	snprintf(dir, sizeof(dir), "/sys/bus/vdpa/devices/%s", device);
+	d = opendir(dir);
+	if (!d)
+		return -errno; /* ENOENT: no such vdpa device (or vdpa not loaded) */
+	while ((de = readdir(d))) {
+		unsigned n;
+		char tail;
+
+		if (sscanf(de->d_name, "vhost-vdpa-%u%c", &n, &tail) == 1) {
+			if (asprintf(&path, "/dev/vhost-vdpa-%u", n) < 0)
+				path = NULL;
+			break;
+		}
+	}
+	closedir(d);
+	if (!path)
+		return -ENODEV; /* the device exists but is not bound to vhost_vdpa */
+	*ret_path = path;
+	return 0;
+}
+
+int device_open_node(const char *path, int *ret_fd)
+{
+	_cleanup_close_ int fd = -EBADF;
+	struct stat st;
+	int major;
+
+	fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	major = device_vdpa_major();
+	if (!S_ISCHR(st.st_mode) || major < 0 || major(st.st_rdev) != (unsigned)major)
+		return -ENODEV;
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+json_object *device_backend_feature_names(uint64_t f)
+{
+	json_object *a = json_object_new_array();
+
+	for (unsigned bit = 0; a && bit < 64; bit++) {
+		const char *n;
+		char tmp[16];
+
+		if (!(f & (1ull << bit)))
+			continue;
+		n = vlud_backend_feature_name(bit);
+		if (!n) {
+			snprintf(tmp, sizeof(tmp), "bit%u", bit);
+			n = tmp;
+		}
+		json_object_array_add(a, json_object_new_string(n));
+	}
+	return a;
+}
+
+json_object *device_query(int fd, uint64_t *ret_backend_features)
+{
+	json_object *o = json_object_new_object();
+	uint32_t u32;
+	uint64_t u64;
+	uint16_t u16;
+	uint8_t u8;
+
+	if (!o)
+		return NULL;
+	*ret_backend_features = 0;
+	json_object_object_add(o, "device_id",
+			       ioctl(fd, VHOST_VDPA_GET_DEVICE_ID, &u32) == 0 ? json_object_new_int64(u32) : NULL);
+	json_object_object_add(o, "features",
+			       ioctl(fd, VHOST_GET_FEATURES, &u64) == 0 ? json_object_new_uint64(u64) : NULL);
+	if (ioctl(fd, VHOST_GET_BACKEND_FEATURES, &u64) == 0) {
+		*ret_backend_features = u64;
+		json_object_object_add(o, "backend_features", json_object_new_uint64(u64));
+		json_object_object_add(o, "backend_feature_names", device_backend_feature_names(u64));
+	} else {
+		json_object_object_add(o, "backend_features", NULL);
+		json_object_object_add(o, "backend_feature_names", json_object_new_array());
+	}
+	json_object_object_add(o, "vqs",
+			       ioctl(fd, VHOST_VDPA_GET_VQS_COUNT, &u32) == 0 ? json_object_new_int64(u32) : NULL);
+	json_object_object_add(o, "vring_num",
+			       ioctl(fd, VHOST_VDPA_GET_VRING_NUM, &u16) == 0 ? json_object_new_int(u16) : NULL);
+	json_object_object_add(o, "config_size",
+			       ioctl(fd, VHOST_VDPA_GET_CONFIG_SIZE, &u32) == 0 ? json_object_new_int64(u32) : NULL);
+	json_object_object_add(o, "status",
+			       ioctl(fd, VHOST_VDPA_GET_STATUS, &u8) == 0 ? json_object_new_int(u8) : NULL);
+	return o;
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* device.h - vhost-vdpa devices: resolution, opening, non-owner queries */
+#ifndef VLUD_DEVICE_H
+#define VLUD_DEVICE_H
+
+#include <stdint.h>
+#include <json-c/json.h>
+
+/* major of "vhost-vdpa" in /proc/devices, or -ENOENT (driver not loaded) */
+int device_vdpa_major(void);
+
+/* "vdpa0" -> "/dev/vhost-vdpa-N" via /sys/bus/vdpa/devices/vdpa0/vhost-vdpa-N; a path is copied. */
+int device_resolve(const char *device, char **ret_path);
+
+/* Open path O_RDWR|O_CLOEXEC and check it is a vhost-vdpa character device.
+ * -EBUSY: open by someone else; -ENODEV: not a vhost-vdpa node; other -errno from open(). */
+int device_open_node(const char *path, int *ret_fd);
+
+/* What a non-owner can learn: device_id, features, backend_features (+names), vqs, vring_num,
+ * config_size, status.  Fields whose ioctl fails are null.  Sets *ret_backend_features (0 if unknown). */
+json_object *device_query(int fd, uint64_t *ret_backend_features);
+
+/* JSON array of the names of the backend feature bits set in f */
+json_object *device_backend_feature_names(uint64_t f);
+
+#endif

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* events.c - deliver events to subscribed connections (see events.h) */
+#include <string.h>
+
+#include "conn.h"
+#include "events.h"
+#include "vlu-proto.h"
+#include "vlud.h"
+
+void events_emit(const char *name, const char *instance, json_object *data)
+{
+	_cleanup_json_ json_object *ev = NULL;
+	struct list *p, *t;
+
+	ev = vlu_event_new(name, data); /* consumes data */
+	if (!ev)
+		return;
+	log_debug("event %s%s%s", name, instance ? " instance=" : "", instance ? instance : "");
+	list_for_each_safe(p, t, &vl.conns) {
+		struct conn *c = list_entry(p, struct conn, link);
+
+		if (c->dead || !c->subscribed)
+			continue;
+		if (c->sub_instance[0] && (!instance || strcmp(c->sub_instance, instance) != 0))
+			continue;
+		/* a subscriber that cannot keep up is disconnected by conn_send (output limit) */
+		(void)conn_send(c, ev, NULL, 0);
+	}
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* fdtype.h - classify an fd (fstat + readlink of /proc/self/fd/N) */
+#ifndef VLUD_FDTYPE_H
+#define VLUD_FDTYPE_H
+
+#include <stdbool.h>
+#include <sys/stat.h>
+
+enum vlud_fd_type {
+	VLUD_FD_VHOST_VDPA,
+	VLUD_FD_MEMFD,
+	VLUD_FD_EVENTFD,
+	VLUD_FD_SOCKET,
+	VLUD_FD_PIPE,
+	VLUD_FD_FILE,
+	VLUD_FD_CHARDEV,
+	VLUD_FD_OTHER,
+	_VLUD_FD_TYPE_MAX,
+};
+
+const char *fdtype_name(enum vlud_fd_type t);
+/* -> type or -EINVAL */
+int fdtype_from_name(const char *name);
+/* Classify fd; fills *ret_st.  vdpa_major < 0: no vhost-vdpa driver known, never VHOST_VDPA. */
+int fdtype_detect(int fd, int vdpa_major, struct stat *ret_st);
+
+#endif

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* held.c - the held fd table (see held.h) */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <json-c/json.h>
+
+#include "held.h"
+#include "instance.h"
+#include "persist.h"
+
+int held_add(struct instance *inst, const char *name, int fd, enum vlud_fd_type type, const struct stat *st,
+	     uint64_t id, int64_t created_us, const char *device, const char *path, struct held **ret)
+{
+	struct held *h;
+
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		safe_close(fd);
+		return -ENOMEM;
+	}
+	if (device && !(h->device = strdup(device)))
+		goto oom;
+	if (path && !(h->path = strdup(path)))
+		goto oom;
+	snprintf(h->name, sizeof(h->name), "%s", name);
+	h->inst = inst;
+	h->fd = fd; /* the table owns it from here */
+	h->type = type;
+	h->dev = st->st_dev;
+	h->ino = st->st_ino;
+	h->rdev = st->st_rdev;
+	h->created_us = created_us ? created_us : now_realtime_us();
+	if (id == 0) {
+		h->id = vl.next_held_id++;
+		persist_fd_add(h);
+	} else {
+		h->id = id;
+		if (id >= vl.next_held_id)
+			vl.next_held_id = id + 1;
+	}
+	list_add_tail(&inst->held, &h->link);
+	inst->n_held++;
+	vl.n_held++;
+	if (ret)
+		*ret = h;
+	return 0;
+oom:
+	free(h->device);
+	free(h);
+	safe_close(fd);
+	return -ENOMEM;
+}
+
+void held_unlink(struct held *h)
+{
+	list_del(&h->link);
+	h->inst->n_held--;
+	vl.n_held--;
+}
+
+void held_destroy(struct held *h)
+{
+	persist_fd_remove(h);
+	h->fd = safe_close(h->fd);
+	free(h->device);
+	free(h->path);
+	free(h);
+}
+
+void held_free(struct held *h)
+{
+	if (!h)
+		return;
+	held_unlink(h);
+	held_destroy(h);
+}
+
+struct held *held_find(struct instance *inst, const char *name)
+{
+	struct list *p, *t;
+
+	list_for_each_safe(p, t, &inst->held) {
+		struct held *h = list_entry(p, struct held, link);
+
+		if (strcmp(h->name, name) == 0)
+			return h;
+	}
+	return NULL;
+}
+
+struct held *held_find_rdev(uint64_t rdev)
+{
+	struct list *ip, *it, *p, *t;
+
+	list_for_each_safe(ip, it, &vl.instances) {
+		struct instance *inst = list_entry(ip, struct instance, link);
+
+		list_for_each_safe(p, t, &inst->held) {
+			struct held *h = list_entry(p, struct held, link);
+
+			if (h->type == VLUD_FD_VHOST_VDPA && h->rdev == rdev)
+				return h;
+		}
+	}
+	return NULL;
+}
+
+json_object *held_to_json(const struct held *h, bool with_instance)
+{
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	if (with_instance)
+		json_object_object_add(o, "instance", json_object_new_string(h->inst->name));
+	json_object_object_add(o, "name", json_object_new_string(h->name));
+	json_object_object_add(o, "type", json_object_new_string(fdtype_name(h->type)));
+	json_object_object_add(o, "dev", json_object_new_uint64(h->dev));
+	json_object_object_add(o, "ino", json_object_new_uint64(h->ino));
+	json_object_object_add(o, "rdev", json_object_new_uint64(h->rdev));
+	if (with_instance) {
+		int64_t age = (now_realtime_us() - h->created_us) / 1000;
+
+		json_object_object_add(o, "id", json_object_new_uint64(h->id));
+		json_object_object_add(o, "age_ms", json_object_new_int64(age > 0 ? age : 0));
+		if (h->device)
+			json_object_object_add(o, "device", json_object_new_string(h->device));
+	}
+	return o;
+}

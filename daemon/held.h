@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * held.h - the held fd table.  Every fd the daemon keeps for an instance
+ * (a device it opened, an fd a VMM stored) is one struct held, owned by its
+ * instance, with a daemon-unique id (fd store name "h<id>").
+ *
+ * held_add() and held_free() keep systemd's fd store in step (persist.c)
+ * but do not rewrite the state memfd: callers make all their changes, then
+ * call persist_state_write() once.
+ */
+#ifndef VLUD_HELD_H
+#define VLUD_HELD_H
+
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "fdtype.h"
+#include "vlud.h"
+
+struct instance;
+
+struct held {
+	struct list link; /* in instance->held */
+	uint64_t id;
+	char name[65];
+	struct instance *inst;
+	int fd;		  /* owned */
+	enum vlud_fd_type type;
+	uint64_t dev, ino, rdev;
+	int64_t created_us; /* CLOCK_REALTIME */
+	char *device;	    /* device.open: the device as requested, else NULL */
+	char *path;	    /* device.open: the node opened, else NULL */
+};
+
+/* Add fd (consumed: owned by the table on success, closed on failure) to inst under name.
+ * id 0: allocate a new id and push the fd to the fd store; id > 0: adoption at start-up (already stored).
+ * st: the fd's fstat (identity recorded). */
+int held_add(struct instance *inst, const char *name, int fd, enum vlud_fd_type type, const struct stat *st,
+	     uint64_t id, int64_t created_us, const char *device, const char *path, struct held **ret);
+
+/* Close the fd, remove it from the fd store, unlink and free. */
+void held_free(struct held *h);
+/* The two halves of held_free(), for callers that rewrite the state in between (a removed fd leaves
+ * the state before the store): unlink from its instance; then store removal, close and free. */
+void held_unlink(struct held *h);
+void held_destroy(struct held *h);
+
+struct held *held_find(struct instance *inst, const char *name);
+/* a held vhost-vdpa fd whose rdev equals rdev, in any instance */
+struct held *held_find_rdev(uint64_t rdev);
+
+struct json_object *held_to_json(const struct held *h, bool with_instance);
+
+#endif

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * instance.h - VMM instances.  An instance is a name, the VMM's pid, pidfd,
+ * uid and gid, and the fds it holds.  It is "attached" while the connection
+ * that registered (or reattached) it is open and its process lives;
+ * otherwise "orphaned": everything is kept until an operator releases it,
+ * orphan_expiry_s passes, or a process of the same uid reattaches.
+ */
+#ifndef VLUD_INSTANCE_H
+#define VLUD_INSTANCE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "vlud.h"
+
+struct conn;
+
+enum instance_state {
+	INSTANCE_ATTACHED,
+	INSTANCE_ORPHANED,
+};
+
+struct instance {
+	struct list link; /* in vl.instances */
+	char name[65];
+	pid_t pid;	  /* last known VMM pid */
+	int pidfd;	  /* owned; -EBADF when orphaned */
+	ev_io pidfd_io;	  /* readable when the process exits */
+	uid_t uid;
+	gid_t gid;
+	int64_t registered_us; /* CLOCK_REALTIME */
+	int64_t orphaned_us;   /* CLOCK_REALTIME, 0 while attached */
+	enum instance_state state;
+	char orphan_reason[64];
+	struct conn *conn; /* attached connection (not owned), NULL when orphaned */
+	struct list held;  /* struct held.link, owned */
+	unsigned n_held;
+	ev_timer expiry;   /* orphan_expiry_s */
+	void *update;	   /* reserved for the update engine (issue 5) */
+};
+
+struct instance *instance_find(const char *name);
+
+/* Create an attached instance for conn (pidfd consumed). */
+int instance_create(const char *name, struct conn *c, pid_t pid, int pidfd, uid_t uid, gid_t gid,
+		    struct instance **ret);
+/* Restore an orphaned instance from the persisted state (start-up). */
+int instance_restore(const char *name, pid_t pid, uid_t uid, gid_t gid, int64_t registered_us, int64_t orphaned_us,
+		     const char *reason, struct instance **ret);
+/* Attach an orphaned instance to conn (pidfd consumed). */
+void instance_attach(struct instance *inst, struct conn *c, pid_t pid, int pidfd);
+/* Detach from its connection/process: keeps every fd; event instance.orphaned; state written. */
+void instance_orphan(struct instance *inst, const char *reason);
+/* Close every held fd, emit instance.released, write the state, free.  Returns the number of fds closed. */
+unsigned instance_release(struct instance *inst, const char *reason);
+
+const char *instance_state_name(enum instance_state s);
+struct json_object *instance_to_json(const struct instance *inst);
+
+/* free everything without touching the fd store (daemon exit) */
+void instance_free_all(void);
+
+#endif

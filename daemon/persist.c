@@ -1,0 +1,402 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * persist.c - restart survival (docs/DESIGN.md "Persistence across daemon
+ * restarts").
+ *
+ * With NOTIFY_SOCKET set, every held fd is pushed once to systemd's fd
+ * store as "h<id>" (FDPOLL=0: PID 1 must not drop an fd on EPOLLHUP) and
+ * removed with FDSTOREREMOVE when released.  The state memfd "vlud-state"
+ * (stored once as "state") is rewritten in place after every change:
+ * pwrite() of the new document, padded with blanks to the old length (so
+ * an interrupted rewrite of a shorter document never leaves stale bytes
+ * behind a valid header), ftruncate() only when it shrank a lot.
+ *
+ * Ordering: a new fd goes to the store before the state names it; a
+ * removed fd leaves the state before the store.  A crash in between leaves
+ * an unknown "h<id>" (dropped at start-up), never a state entry whose fd
+ * is missing.
+ *
+ * Start-up: LISTEN_FDS/LISTEN_FDNAMES are sorted into the listening socket
+ * (any name), "state" and "h<id>"; every h<id> is adopted only if the
+ * state lists it and its fstat identity (dev, ino, rdev) and type match;
+ * anything else is logged, closed and removed from the store.  Instances
+ * come back orphaned (reason "daemon restarted"): their VMMs reattach with
+ * instance.register {reattach:true}.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+
+#include "fdtype.h"
+#include "held.h"
+#include "instance.h"
+#include "persist.h"
+#include "state.h"
+#include "vlud.h"
+
+static void store_remove_name(const char *name)
+{
+	char msg[128];
+	int r;
+
+	if (!vl.fdstore)
+		return;
+	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
+	r = sd_notify(0, msg);
+	if (r < 0)
+		log_warning("fd store: removing %s: %s", name, strerror(-r));
+}
+
+void persist_fd_add(const struct held *h)
+{
+	char msg[128];
+	int r;
+
+	if (!vl.fdstore)
+		return;
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=h%llu\nFDPOLL=0", (unsigned long long)h->id);
+	r = sd_pid_notify_with_fds(0, 0, msg, &h->fd, 1);
+	if (r <= 0)
+		log_warning("fd store: storing h%llu (%s/%s): %s", (unsigned long long)h->id, h->inst->name, h->name,
+			    r < 0 ? strerror(-r) : "NOTIFY_SOCKET not set");
+}
+
+void persist_fd_remove(const struct held *h)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "h%llu", (unsigned long long)h->id);
+	store_remove_name(name);
+}
+
+static int build_doc(struct state_doc *doc)
+{
+	struct list *ip, *it, *p, *t;
+	size_t ni = 0, nf = 0;
+
+	*doc = (struct state_doc){ .next_id = vl.next_held_id, .written_us = now_realtime_us() };
+	doc->instances = calloc(vl.n_instances ? vl.n_instances : 1, sizeof(*doc->instances));
+	doc->fds = calloc(vl.n_held ? vl.n_held : 1, sizeof(*doc->fds));
+	if (!doc->instances || !doc->fds)
+		return -ENOMEM;
+	list_for_each_safe(ip, it, &vl.instances) {
+		struct instance *inst = list_entry(ip, struct instance, link);
+		struct state_instance *si = &doc->instances[ni++];
+
+		snprintf(si->name, sizeof(si->name), "%s", inst->name);
+		si->pid = inst->pid;
+		si->uid = inst->uid;
+		si->gid = inst->gid;
+		si->registered_us = inst->registered_us;
+		si->orphaned = inst->state == INSTANCE_ORPHANED;
+		si->orphaned_us = inst->orphaned_us;
+		list_for_each_safe(p, t, &inst->held) {
+			struct held *h = list_entry(p, struct held, link);
+			struct state_fd *sf = &doc->fds[nf++];
+
+			sf->id = h->id;
+			snprintf(sf->instance, sizeof(sf->instance), "%s", inst->name);
+			snprintf(sf->name, sizeof(sf->name), "%s", h->name);
+			snprintf(sf->type, sizeof(sf->type), "%s", fdtype_name(h->type));
+			sf->dev = h->dev;
+			sf->ino = h->ino;
+			sf->rdev = h->rdev;
+			sf->created_us = h->created_us;
+			sf->device = h->device; /* borrowed: doc is not freed with state_doc_done */
+			sf->path = h->path;
+		}
+	}
+	doc->n_instances = ni;
+	doc->n_fds = nf;
+	return 0;
+}
+
+void persist_state_write(void)
+{
+	struct state_doc doc;
+	_cleanup_free_ char *buf = NULL;
+	size_t len, total, off = 0;
+	int r;
+
+	if (vl.state_fd < 0)
+		return;
+	r = build_doc(&doc);
+	if (r >= 0)
+		r = state_serialize(&doc, &buf, &len);
+	free(doc.instances);
+	free(doc.fds);
+	if (r < 0) {
+		log_error("state: cannot serialise: %s", strerror(-r));
+		return;
+	}
+	total = len;
+	if (vl.state_len > len && vl.state_len <= 2 * len + 65536) {
+		char *nb = realloc(buf, vl.state_len);
+
+		if (nb) {
+			buf = nb;
+			memset(buf + len, ' ', vl.state_len - len);
+			buf[vl.state_len - 1] = '\n';
+			total = vl.state_len;
+		}
+	}
+	while (off < total) {
+		ssize_t n = pwrite(vl.state_fd, buf + off, total - off, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			log_error("state: write: %m");
+			return;
+		}
+		off += (size_t)n;
+	}
+	if (total < vl.state_len && ftruncate(vl.state_fd, (off_t)total) < 0)
+		log_error("state: truncate: %m");
+	vl.state_len = total;
+}
+
+/* ---- start-up ---- */
+
+struct candidate {
+	int fd;
+	uint64_t id;
+	bool used;
+};
+
+static bool is_listener(int fd, bool *ret_ok)
+{
+	int v = 0, dom = 0, type = 0;
+	socklen_t l = sizeof(v);
+	struct stat st;
+
+	*ret_ok = false;
+	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return false;
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) < 0 || !v)
+		return false;
+	l = sizeof(dom);
+	(void)getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l);
+	l = sizeof(type);
+	(void)getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l);
+	*ret_ok = dom == AF_UNIX && type == SOCK_SEQPACKET;
+	return true;
+}
+
+static int read_all(int fd, char **ret, size_t *ret_len)
+{
+	struct stat st;
+	char *buf;
+	size_t off = 0;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || st.st_size < 0 || (uint64_t)st.st_size > VLUD_STATE_MAX_BYTES)
+		return -EINVAL;
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return -ENOMEM;
+	while (off < (size_t)st.st_size) {
+		ssize_t n = pread(fd, buf + off, (size_t)st.st_size - off, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	buf[off] = '\0';
+	*ret = buf;
+	*ret_len = off;
+	return 0;
+}
+
+static void drop(int fd, const char *name, const char *why)
+{
+	log_warning("fd store: dropping '%s': %s", name, why);
+	safe_close(fd);
+	store_remove_name(name);
+	vl.dropped_fds++;
+}
+
+int persist_start(void)
+{
+	char **names = NULL;
+	struct candidate *cand = NULL;
+	size_t n_cand = 0;
+	int state_fd = -EBADF;
+	int n, r = 0;
+
+	vl.fdstore = getenv("NOTIFY_SOCKET") != NULL;
+	vl.state_fd = -EBADF;
+
+	n = sd_listen_fds_with_names(1, &names);
+	if (n < 0) {
+		log_error("LISTEN_FDS: %s", strerror(-n));
+		return n;
+	}
+	cand = calloc(n > 0 ? (size_t)n : 1, sizeof(*cand));
+	if (!cand) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+		const char *name = names && names[i] ? names[i] : "unknown";
+		unsigned long long id;
+		char tail;
+		bool ok;
+
+		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+		if (strcmp(name, "state") == 0 && state_fd < 0) {
+			state_fd = fd;
+			continue;
+		}
+		if (sscanf(name, "h%llu%c", &id, &tail) == 1 && id > 0) {
+			cand[n_cand++] = (struct candidate){ .fd = fd, .id = id };
+			continue;
+		}
+		if (is_listener(fd, &ok)) {
+			if (!ok) {
+				log_error("passed socket '%s' (fd %d) is not an AF_UNIX SOCK_SEQPACKET listener", name,
+					  fd);
+				r = -EPROTOTYPE;
+				goto out;
+			}
+			if (vl.listen_fd >= 0) {
+				log_warning("ignoring extra listening socket '%s' (fd %d)", name, fd);
+				safe_close(fd);
+				continue;
+			}
+			vl.listen_fd = fd;
+			vl.listen_activated = true;
+			int fl = fcntl(fd, F_GETFL);
+			if (fl >= 0)
+				(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+			log_info("using the activated socket '%s' (fd %d)", name, fd);
+			continue;
+		}
+		drop(fd, name, "unknown name");
+	}
+
+	if (state_fd >= 0) {
+		_cleanup_free_ char *buf = NULL;
+		struct state_doc doc = {};
+		size_t len = 0;
+
+		r = read_all(state_fd, &buf, &len);
+		if (r >= 0)
+			r = state_parse(buf, len, &doc);
+		if (r < 0) {
+			log_error("state memfd unreadable (%s): dropping every stored fd", strerror(-r));
+			r = 0;
+		} else {
+			vl.state_len = len;
+			if (doc.next_id > vl.next_held_id)
+				vl.next_held_id = doc.next_id;
+			for (size_t i = 0; i < doc.n_instances; i++) {
+				struct state_instance *si = &doc.instances[i];
+				struct instance *inst;
+
+				if (instance_restore(si->name, si->pid, si->uid, si->gid, si->registered_us,
+						     si->orphaned ? si->orphaned_us : 0,
+						     si->orphaned ? "orphaned before restart" : "daemon restarted",
+						     &inst) < 0) {
+					r = -ENOMEM;
+					break;
+				}
+				vl.restored_instances++;
+			}
+			for (size_t i = 0; r >= 0 && i < doc.n_fds; i++) {
+				struct state_fd *sf = &doc.fds[i];
+				struct candidate *cd = NULL;
+				struct instance *inst = instance_find(sf->instance);
+				struct stat st;
+				char nm[32];
+				int t;
+
+				for (size_t k = 0; k < n_cand; k++)
+					if (!cand[k].used && cand[k].id == sf->id)
+						cd = &cand[k];
+				if (!cd || !inst) {
+					log_warning("state: fd h%llu (%s/%s) is missing from the fd store",
+						    (unsigned long long)sf->id, sf->instance, sf->name);
+					vl.lost_fds++;
+					continue;
+				}
+				cd->used = true;
+				snprintf(nm, sizeof(nm), "h%llu", (unsigned long long)sf->id);
+				t = fdtype_detect(cd->fd, vl.vdpa_major, &st);
+				if (t < 0 || strcmp(fdtype_name(t), sf->type) != 0 || (uint64_t)st.st_dev != sf->dev ||
+				    (uint64_t)st.st_ino != sf->ino || (uint64_t)st.st_rdev != sf->rdev) {
+					char why[256];
+
+					snprintf(why, sizeof(why), "identity differs from the state's %s/%s (%s)",
+						 sf->instance, sf->name, sf->type);
+					drop(cd->fd, nm, why);
+					vl.lost_fds++;
+					continue;
+				}
+				r = held_add(inst, sf->name, cd->fd, t, &st, sf->id, sf->created_us, sf->device,
+					     sf->path, NULL);
+				if (r < 0)
+					break;
+				vl.adopted_fds++;
+			}
+		}
+		state_doc_done(&doc);
+		if (r < 0)
+			goto out;
+	}
+	for (size_t k = 0; k < n_cand; k++)
+		if (!cand[k].used) {
+			char nm[32];
+
+			snprintf(nm, sizeof(nm), "h%llu", (unsigned long long)cand[k].id);
+			drop(cand[k].fd, nm, "not in the state");
+			cand[k].used = true;
+		}
+
+	if (vl.fdstore) {
+		if (state_fd < 0) {
+			state_fd = memfd_create("vlud-state", MFD_CLOEXEC);
+			if (state_fd < 0) {
+				r = -errno;
+				log_error("memfd_create: %m");
+				goto out;
+			}
+			vl.state_len = 0;
+			r = sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME=state\nFDPOLL=0", &state_fd, 1);
+			if (r <= 0)
+				log_warning("fd store: storing the state memfd: %s",
+					    r < 0 ? strerror(-r) : "NOTIFY_SOCKET not set");
+			r = 0;
+		}
+		vl.state_fd = TAKE_FD(state_fd);
+		persist_state_write();
+	} else if (state_fd >= 0) {
+		/* adopted without a store to keep it in: nothing to update */
+		state_fd = safe_close(state_fd);
+	}
+	if (n > 0)
+		log_info("start-up: %u instances restored, %u fds adopted, %u dropped, %u lost", vl.restored_instances,
+			 vl.adopted_fds, vl.dropped_fds, vl.lost_fds);
+out:
+	if (r < 0) {
+		for (size_t k = 0; k < n_cand; k++)
+			if (!cand[k].used)
+				safe_close(cand[k].fd);
+		safe_close(state_fd);
+	}
+	free(cand);
+	if (names)
+		for (int i = 0; i < n; i++)
+			free(names[i]);
+	free(names);
+	return r;
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * persist.h - restart survival through systemd's fd store (only when
+ * NOTIFY_SOCKET is set): every held fd is stored as "h<id>", the state
+ * memfd as "state" (rewritten in place on every change).
+ */
+#ifndef VLUD_PERSIST_H
+#define VLUD_PERSIST_H
+
+#include <stdbool.h>
+
+struct held;
+
+/* Start-up: adopt listening socket, state and held fds from LISTEN_FDS (validating each), set up the
+ * state memfd.  Sets vl.listen_fd when a listening socket was passed.  Returns 0 or -errno (fatal). */
+int persist_start(void);
+
+/* fd store bookkeeping for one held fd (no-ops without the store). */
+void persist_fd_add(const struct held *h);
+void persist_fd_remove(const struct held *h);
+
+/* Rewrite the state memfd from the live tables (no-op without the store).  Logs on failure. */
+void persist_state_write(void);
+
+#endif

@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * state.c - serialise and parse the persisted state (format in state.h).
+ * Pure: no I/O, no globals, no logging.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <json-c/json.h>
+
+#include "basics.h"
+#include "state.h"
+
+static bool name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > VLUD_STATE_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+		      c == '.' || c == ':' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static int add(json_object *o, const char *k, json_object *v)
+{
+	if (!v)
+		return -ENOMEM;
+	if (json_object_object_add(o, k, v) < 0) {
+		json_object_put(v);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len)
+{
+	_cleanup_json_ json_object *root = NULL;
+	json_object *insts, *fds;
+	const char *body;
+	size_t blen, hlen;
+	char header[32];
+	char *buf;
+	int r = 0;
+
+	root = json_object_new_object();
+	if (!root)
+		return -ENOMEM;
+	r |= add(root, "next_id", json_object_new_uint64(doc->next_id));
+	r |= add(root, "written_us", json_object_new_int64(doc->written_us));
+	insts = json_object_new_array();
+	r |= add(root, "instances", insts);
+	fds = json_object_new_array();
+	r |= add(root, "fds", fds);
+	if (r < 0)
+		return -ENOMEM;
+
+	for (size_t i = 0; i < doc->n_instances; i++) {
+		const struct state_instance *si = &doc->instances[i];
+		json_object *o = json_object_new_object();
+
+		if (!o || json_object_array_add(insts, o) < 0) {
+			json_object_put(o);
+			return -ENOMEM;
+		}
+		r |= add(o, "name", json_object_new_string(si->name));
+		r |= add(o, "pid", json_object_new_int(si->pid));
+		r |= add(o, "uid", json_object_new_int64(si->uid));
+		r |= add(o, "gid", json_object_new_int64(si->gid));
+		r |= add(o, "registered_us", json_object_new_int64(si->registered_us));
+		r |= add(o, "orphaned", json_object_new_boolean(si->orphaned));
+		r |= add(o, "orphaned_us", json_object_new_int64(si->orphaned_us));
+		if (r < 0)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < doc->n_fds; i++) {
+		const struct state_fd *sf = &doc->fds[i];
+		json_object *o = json_object_new_object();
+
+		if (!o || json_object_array_add(fds, o) < 0) {
+			json_object_put(o);
+			return -ENOMEM;
+		}
+		r |= add(o, "id", json_object_new_uint64(sf->id));
+		r |= add(o, "instance", json_object_new_string(sf->instance));
+		r |= add(o, "name", json_object_new_string(sf->name));
+		r |= add(o, "type", json_object_new_string(sf->type));
+		r |= add(o, "dev", json_object_new_uint64(sf->dev));
+		r |= add(o, "ino", json_object_new_uint64(sf->ino));
+		r |= add(o, "rdev", json_object_new_uint64(sf->rdev));
+		r |= add(o, "created_us", json_object_new_int64(sf->created_us));
+		if (sf->device)
+			r |= add(o, "device", json_object_new_string(sf->device));
+		if (sf->path)
+			r |= add(o, "path", json_object_new_string(sf->path));
+		if (r < 0)
+			return -ENOMEM;
+	}
+
+	body = json_object_to_json_string_length(root, JSON_C_TO_STRING_PLAIN, &blen);
+	if (!body)
+		return -ENOMEM;
+	hlen = (size_t)snprintf(header, sizeof(header), "%s %d\n", VLUD_STATE_MAGIC, VLUD_STATE_VERSION);
+	buf = malloc(hlen + blen + 2);
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, header, hlen);
+	memcpy(buf + hlen, body, blen);
+	buf[hlen + blen] = '\n';
+	buf[hlen + blen + 1] = '\0';
+	*ret_buf = buf;
+	*ret_len = hlen + blen + 1;
+	return 0;
+}
+
+void state_doc_done(struct state_doc *doc)
+{
+	if (!doc)
+		return;
+	for (size_t i = 0; i < doc->n_fds; i++) {
+		free(doc->fds[i].device);
+		free(doc->fds[i].path);
+	}
+	free(doc->fds);
+	free(doc->instances);
+	*doc = (struct state_doc){};
+}
+
+/* ---- parsing ---- */
+
+static json_object *member(json_object *o, const char *k, json_type t)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, t))
+		return NULL;
+	return v;
+}
+
+static int get_u64(json_object *o, const char *k, uint64_t *ret)
+{
+	json_object *v = member(o, k, json_type_int);
+
+	if (!v)
+		return -EINVAL;
+	/* json-c: a negative value is stored as int64; reject it */
+	if (json_object_get_int64(v) < 0 && json_object_get_uint64(v) == 0)
+		return -EINVAL;
+	*ret = json_object_get_uint64(v);
+	return 0;
+}
+
+static int get_i64(json_object *o, const char *k, int64_t *ret)
+{
+	json_object *v = member(o, k, json_type_int);
+
+	if (!v)
+		return -EINVAL;
+	errno = 0;
+	*ret = json_object_get_int64(v);
+	return errno ? -EINVAL : 0;
+}
+
+static int get_name(json_object *o, const char *k, char *dst)
+{
+	json_object *v = member(o, k, json_type_string);
+
+	if (!v || !name_ok(json_object_get_string(v)))
+		return -EINVAL;
+	strcpy(dst, json_object_get_string(v)); /* length checked by name_ok */
+	return 0;
+}
+
+static int get_opt_str(json_object *o, const char *k, char **ret)
+{
+	json_object *v;
+
+	*ret = NULL;
+	if (!json_object_object_get_ex(o, k, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return -EINVAL;
+	*ret = strdup(json_object_get_string(v));
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int parse_instance(json_object *o, struct state_instance *si)
+{
+	uint64_t u;
+	int64_t i;
+	json_object *b;
+
+	if (!json_object_is_type(o, json_type_object))
+		return -EINVAL;
+	if (get_name(o, "name", si->name) < 0)
+		return -EINVAL;
+	if (get_i64(o, "pid", &i) < 0 || i < 0 || i > INT32_MAX)
+		return -EINVAL;
+	si->pid = (int32_t)i;
+	if (get_u64(o, "uid", &u) < 0 || u > UINT32_MAX)
+		return -EINVAL;
+	si->uid = (uint32_t)u;
+	if (get_u64(o, "gid", &u) < 0 || u > UINT32_MAX)
+		return -EINVAL;
+	si->gid = (uint32_t)u;
+	if (get_i64(o, "registered_us", &si->registered_us) < 0)
+		return -EINVAL;
+	b = member(o, "orphaned", json_type_boolean);
+	if (!b)
+		return -EINVAL;
+	si->orphaned = json_object_get_boolean(b);
+	if (get_i64(o, "orphaned_us", &si->orphaned_us) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_fd(json_object *o, struct state_fd *sf)
+{
+	json_object *t;
+	int r;
+
+	if (!json_object_is_type(o, json_type_object))
+		return -EINVAL;
+	if (get_u64(o, "id", &sf->id) < 0 || sf->id == 0)
+		return -EINVAL;
+	if (get_name(o, "instance", sf->instance) < 0 || get_name(o, "name", sf->name) < 0)
+		return -EINVAL;
+	t = member(o, "type", json_type_string);
+	if (!t || json_object_get_string_len(t) < 1 || (size_t)json_object_get_string_len(t) >= sizeof(sf->type))
+		return -EINVAL;
+	strcpy(sf->type, json_object_get_string(t));
+	if (get_u64(o, "dev", &sf->dev) < 0 || get_u64(o, "ino", &sf->ino) < 0 || get_u64(o, "rdev", &sf->rdev) < 0)
+		return -EINVAL;
+	if (get_i64(o, "created_us", &sf->created_us) < 0)
+		return -EINVAL;
+	r = get_opt_str(o, "device", &sf->device);
+	if (r < 0)
+		return r;
+	return get_opt_str(o, "path", &sf->path);
+}
+
+int state_parse(const char *buf, size_t len, struct state_doc *ret)
+{
+	_cleanup_json_ json_object *root = NULL;
+	struct state_doc doc = {};
+	json_tokener *tok;
+	enum json_tokener_error jerr;
+	json_object *insts, *fds;
+	const char *nl, *p;
+	size_t hlen, end;
+	char *e;
+	long ver;
+	int r;
+
+	if (!buf || len > VLUD_STATE_MAX_BYTES)
+		return -EINVAL;
+	/* header line */
+	nl = memchr(buf, '\n', len < 64 ? len : 64);
+	if (!nl)
+		return -EPROTO;
+	hlen = (size_t)(nl - buf) + 1;
+	if (hlen < sizeof(VLUD_STATE_MAGIC) + 1 || memcmp(buf, VLUD_STATE_MAGIC " ", sizeof(VLUD_STATE_MAGIC)) != 0)
+		return -EPROTO;
+	p = buf + sizeof(VLUD_STATE_MAGIC);
+	if (*p < '0' || *p > '9')
+		return -EPROTO;
+	ver = strtol(p, &e, 10);
+	if (e != nl)
+		return -EPROTO;
+	if (ver != VLUD_STATE_VERSION)
+		return -EPROTONOSUPPORT;
+
+	tok = json_tokener_new_ex(8);
+	if (!tok)
+		return -ENOMEM;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	root = json_tokener_parse_ex(tok, buf + hlen, (int)(len - hlen));
+	jerr = json_tokener_get_error(tok);
+	end = hlen + json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (!root || jerr != json_tokener_success || !json_object_is_type(root, json_type_object))
+		return -EINVAL;
+	for (size_t i = end; i < len; i++)
+		if (buf[i] != ' ' && buf[i] != '\n' && buf[i] != '\t' && buf[i] != '\r')
+			return -EINVAL;
+
+	/* unknown top-level keys: a newer writer of the same version would be a bug; refuse */
+	json_object_object_foreach(root, key, val) {
+		(void)val;
+		if (strcmp(key, "next_id") && strcmp(key, "written_us") && strcmp(key, "instances") && strcmp(key, "fds"))
+			return -EINVAL;
+	}
+	if (get_u64(root, "next_id", &doc.next_id) < 0 || doc.next_id == 0)
+		return -EINVAL;
+	if (get_i64(root, "written_us", &doc.written_us) < 0)
+		return -EINVAL;
+	insts = member(root, "instances", json_type_array);
+	fds = member(root, "fds", json_type_array);
+	if (!insts || !fds)
+		return -EINVAL;
+
+	doc.n_instances = json_object_array_length(insts);
+	doc.instances = calloc(doc.n_instances ? doc.n_instances : 1, sizeof(*doc.instances));
+	doc.fds = calloc(json_object_array_length(fds) ? json_object_array_length(fds) : 1, sizeof(*doc.fds));
+	if (!doc.instances || !doc.fds) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < doc.n_instances; i++) {
+		r = parse_instance(json_object_array_get_idx(insts, i), &doc.instances[i]);
+		if (r < 0)
+			goto fail;
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(doc.instances[k].name, doc.instances[i].name) == 0) {
+				r = -EINVAL;
+				goto fail;
+			}
+	}
+	for (size_t i = 0; i < json_object_array_length(fds); i++) {
+		struct state_fd *sf = &doc.fds[i];
+		bool known = false;
+
+		doc.n_fds = i + 1;
+		r = parse_fd(json_object_array_get_idx(fds, i), sf);
+		if (r < 0)
+			goto fail;
+		if (sf->id >= doc.next_id) {
+			r = -EINVAL;
+			goto fail;
+		}
+		for (size_t k = 0; k < doc.n_instances; k++)
+			if (strcmp(doc.instances[k].name, sf->instance) == 0)
+				known = true;
+		if (!known) {
+			r = -EINVAL;
+			goto fail;
+		}
+		for (size_t k = 0; k < i; k++)
+			if (doc.fds[k].id == sf->id ||
+			    (strcmp(doc.fds[k].instance, sf->instance) == 0 && strcmp(doc.fds[k].name, sf->name) == 0)) {
+				r = -EINVAL;
+				goto fail;
+			}
+	}
+	*ret = doc;
+	return 0;
+fail:
+	state_doc_done(&doc);
+	return r;
+}

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * state.h - the persisted daemon state (the "vlud-state" memfd kept in
+ * systemd's fd store).  Pure serialise/parse, no I/O, unit-tested in
+ * tests/unit/test-state.c.
+ *
+ * Format: the header line "VLUDSTATE 1\n", then one JSON object:
+ *   {"next_id":N, "written_us":T,
+ *    "instances":[{"name","pid","uid","gid","registered_us","orphaned":bool,"orphaned_us"}],
+ *    "fds":[{"id","instance","name","type","dev","ino","rdev","created_us","device"?,"path"?}]}
+ * then optional whitespace (the writer pads in place instead of truncating).
+ * 64-bit numbers (dev, ino, rdev, ids) are JSON integers; json-c keeps uint64 exactly.
+ */
+#ifndef VLUD_STATE_H
+#define VLUD_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VLUD_STATE_MAGIC "VLUDSTATE"
+#define VLUD_STATE_VERSION 1
+#define VLUD_STATE_NAME_MAX 64
+#define VLUD_STATE_MAX_BYTES (64u * 1024 * 1024)
+
+struct state_instance {
+	char name[VLUD_STATE_NAME_MAX + 1];
+	int32_t pid;
+	uint32_t uid, gid;
+	int64_t registered_us; /* CLOCK_REALTIME */
+	bool orphaned;
+	int64_t orphaned_us;
+};
+
+struct state_fd {
+	uint64_t id; /* > 0, unique, < next_id; fd store name "h<id>" */
+	char instance[VLUD_STATE_NAME_MAX + 1];
+	char name[VLUD_STATE_NAME_MAX + 1];
+	char type[16]; /* fdtype name */
+	uint64_t dev, ino, rdev;
+	int64_t created_us;
+	char *device; /* device.open: the device as requested (name or path), else NULL */
+	char *path;   /* device.open: the node opened, else NULL */
+};
+
+struct state_doc {
+	uint64_t next_id;
+	int64_t written_us;
+	struct state_instance *instances;
+	size_t n_instances;
+	struct state_fd *fds;
+	size_t n_fds;
+};
+
+/* Serialise doc: *ret_buf is malloc()ed, NUL-terminated, *ret_len excludes the NUL. */
+int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len);
+
+/* Parse and validate buf[0..len).  -EPROTO: wrong magic; -EPROTONOSUPPORT: other version;
+ * -EINVAL: malformed (bad JSON, missing/mistyped field, bad name, duplicate instance or fd id/name,
+ * fd of an unknown instance, id >= next_id).  Nothing is written on failure. */
+int state_parse(const char *buf, size_t len, struct state_doc *ret);
+
+void state_doc_done(struct state_doc *doc);
+
+#endif

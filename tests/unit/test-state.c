@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * test-state.c - unit tests of the daemon's persisted state format
+ * (daemon/state.c): round trips, the header, padding, and every kind of
+ * malformed document the parser must refuse.  Run with
+ * CMOCKA_MESSAGE_OUTPUT=TAP.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "state.h"
+
+static void fill_doc(struct state_doc *d, struct state_instance *insts, struct state_fd *fds)
+{
+	memset(insts, 0, 2 * sizeof(*insts));
+	memset(fds, 0, 3 * sizeof(*fds));
+	strcpy(insts[0].name, "vm-1");
+	insts[0].pid = 1234;
+	insts[0].uid = 1000;
+	insts[0].gid = 1000;
+	insts[0].registered_us = 1700000000123456LL;
+	strcpy(insts[1].name, "vm.2_x");
+	insts[1].pid = 99;
+	insts[1].uid = 4294967294u;
+	insts[1].gid = 7;
+	insts[1].registered_us = 1;
+	insts[1].orphaned = true;
+	insts[1].orphaned_us = 1700000001000000LL;
+
+	fds[0] = (struct state_fd){ .id = 1, .dev = 0xfd00, .ino = 42, .rdev = 0, .created_us = 5 };
+	strcpy(fds[0].instance, "vm-1");
+	strcpy(fds[0].name, "ram0");
+	strcpy(fds[0].type, "memfd");
+	fds[1] = (struct state_fd){ .id = 7, .dev = 13, .ino = UINT64_MAX, .rdev = (511ull << 20) | 3,
+				    .created_us = 6, .device = "vdpa0", .path = "/dev/vhost-vdpa-0" };
+	strcpy(fds[1].instance, "vm-1");
+	strcpy(fds[1].name, "vdpa:vdpa0");
+	strcpy(fds[1].type, "vhost-vdpa");
+	fds[2] = (struct state_fd){ .id = 3, .dev = 1, .ino = 2, .rdev = 0, .created_us = 7 };
+	strcpy(fds[2].instance, "vm.2_x");
+	strcpy(fds[2].name, "ram0");
+	strcpy(fds[2].type, "eventfd");
+
+	*d = (struct state_doc){ .next_id = 8, .written_us = 77, .instances = insts, .n_instances = 2, .fds = fds,
+				 .n_fds = 3 };
+}
+
+static void roundtrip(void **unused)
+{
+	struct state_instance insts[2];
+	struct state_fd fds[3];
+	struct state_doc d, p = {};
+	char *buf = NULL;
+	size_t len = 0;
+
+	fill_doc(&d, insts, fds);
+	assert_int_equal(state_serialize(&d, &buf, &len), 0);
+	assert_non_null(buf);
+	assert_int_equal(strlen(buf), len);
+	assert_memory_equal(buf, "VLUDSTATE 1\n", 12);
+
+	assert_int_equal(state_parse(buf, len, &p), 0);
+	assert_int_equal(p.next_id, 8);
+	assert_int_equal(p.written_us, 77);
+	assert_int_equal(p.n_instances, 2);
+	assert_int_equal(p.n_fds, 3);
+	for (size_t i = 0; i < 2; i++) {
+		assert_string_equal(p.instances[i].name, insts[i].name);
+		assert_int_equal(p.instances[i].pid, insts[i].pid);
+		assert_int_equal(p.instances[i].uid, insts[i].uid);
+		assert_int_equal(p.instances[i].gid, insts[i].gid);
+		assert_int_equal(p.instances[i].registered_us, insts[i].registered_us);
+		assert_int_equal(p.instances[i].orphaned, insts[i].orphaned);
+		assert_int_equal(p.instances[i].orphaned_us, insts[i].orphaned_us);
+	}
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(p.fds[i].id, fds[i].id);
+		assert_string_equal(p.fds[i].instance, fds[i].instance);
+		assert_string_equal(p.fds[i].name, fds[i].name);
+		assert_string_equal(p.fds[i].type, fds[i].type);
+		assert_true(p.fds[i].dev == fds[i].dev); /* 64-bit exact */
+		assert_true(p.fds[i].ino == fds[i].ino);
+		assert_true(p.fds[i].rdev == fds[i].rdev);
+		assert_int_equal(p.fds[i].created_us, fds[i].created_us);
+	}
+	assert_null(p.fds[0].device);
+	assert_null(p.fds[0].path);
+	assert_string_equal(p.fds[1].device, "vdpa0");
+	assert_string_equal(p.fds[1].path, "/dev/vhost-vdpa-0");
+
+	/* serialising the parsed document gives the same bytes */
+	{
+		char *buf2 = NULL;
+		size_t len2 = 0;
+
+		assert_int_equal(state_serialize(&p, &buf2, &len2), 0);
+		assert_int_equal(len2, len);
+		assert_memory_equal(buf2, buf, len);
+		free(buf2);
+	}
+	state_doc_done(&p);
+	free(buf);
+}
+
+static void empty_doc(void **unused)
+{
+	struct state_doc d = { .next_id = 1 }, p = {};
+	char *buf = NULL;
+	size_t len;
+
+	assert_int_equal(state_serialize(&d, &buf, &len), 0);
+	assert_int_equal(state_parse(buf, len, &p), 0);
+	assert_int_equal(p.n_instances, 0);
+	assert_int_equal(p.n_fds, 0);
+	assert_int_equal(p.next_id, 1);
+	state_doc_done(&p);
+	free(buf);
+}
+
+/* the daemon pads a shorter document with blanks instead of truncating first */
+static void padded(void **unused)
+{
+	struct state_instance insts[2];
+	struct state_fd fds[3];
+	struct state_doc d, p = {};
+	char *buf = NULL, *big;
+	size_t len;
+
+	fill_doc(&d, insts, fds);
+	assert_int_equal(state_serialize(&d, &buf, &len), 0);
+	big = malloc(len + 300);
+	memcpy(big, buf, len);
+	memset(big + len, ' ', 299);
+	big[len + 299] = '\n';
+	assert_int_equal(state_parse(big, len + 300, &p), 0);
+	assert_int_equal(p.n_fds, 3);
+	state_doc_done(&p);
+	/* but not garbage: the stale tail of a longer old document */
+	memcpy(big + len, "\"x\":1}", 6);
+	assert_int_equal(state_parse(big, len + 300, &p), -EINVAL);
+	free(big);
+	free(buf);
+}
+
+static void header(void **unused)
+{
+	struct state_doc p = {};
+	const char *body = "{\"next_id\":1,\"written_us\":0,\"instances\":[],\"fds\":[]}";
+	char b[256];
+
+	snprintf(b, sizeof(b), "VLUDSTATE 1\n%s", body);
+	assert_int_equal(state_parse(b, strlen(b), &p), 0);
+	state_doc_done(&p);
+	snprintf(b, sizeof(b), "VLUDSTATE 2\n%s", body);
+	assert_int_equal(state_parse(b, strlen(b), &p), -EPROTONOSUPPORT);
+	snprintf(b, sizeof(b), "VLUDSTATX 1\n%s", body);
+	assert_int_equal(state_parse(b, strlen(b), &p), -EPROTO);
+	snprintf(b, sizeof(b), "%s", body);
+	assert_int_equal(state_parse(b, strlen(b), &p), -EPROTO);
+	snprintf(b, sizeof(b), "VLUDSTATE 1x\n%s", body);
+	assert_int_equal(state_parse(b, strlen(b), &p), -EPROTO);
+	snprintf(b, sizeof(b), "VLUDSTATE \n%s", body);
+	assert_int_equal(state_parse(b, strlen(b), &p), -EPROTO);
+	assert_int_equal(state_parse("", 0, &p), -EPROTO);
+	/* nothing written on failure */
+	assert_null(p.instances);
+	assert_null(p.fds);
+}
+
+/* one row per way a document can be wrong */
+static const struct bad {
+	const char *what;
+	const char *doc;
+} bads[] = {
+	{ "not json", "{" },
+	{ "array", "[]" },
+	{ "trailing garbage", "{\"next_id\":1,\"written_us\":0,\"instances\":[],\"fds\":[]} x" },
+	{ "unknown key", "{\"next_id\":1,\"written_us\":0,\"instances\":[],\"fds\":[],\"extra\":1}" },
+	{ "missing next_id", "{\"written_us\":0,\"instances\":[],\"fds\":[]}" },
+	{ "next_id zero", "{\"next_id\":0,\"written_us\":0,\"instances\":[],\"fds\":[]}" },
+	{ "next_id string", "{\"next_id\":\"1\",\"written_us\":0,\"instances\":[],\"fds\":[]}" },
+	{ "instances not array", "{\"next_id\":1,\"written_us\":0,\"instances\":{},\"fds\":[]}" },
+	{ "missing fds", "{\"next_id\":1,\"written_us\":0,\"instances\":[]}" },
+	{ "instance bad name",
+	  "{\"next_id\":1,\"written_us\":0,\"instances\":[{\"name\":\"a b\",\"pid\":1,\"uid\":0,\"gid\":0,"
+	  "\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0}],\"fds\":[]}" },
+	{ "instance empty name",
+	  "{\"next_id\":1,\"written_us\":0,\"instances\":[{\"name\":\"\",\"pid\":1,\"uid\":0,\"gid\":0,"
+	  "\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0}],\"fds\":[]}" },
+	{ "instance negative pid",
+	  "{\"next_id\":1,\"written_us\":0,\"instances\":[{\"name\":\"a\",\"pid\":-1,\"uid\":0,\"gid\":0,"
+	  "\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0}],\"fds\":[]}" },
+	{ "instance uid too big",
+	  "{\"next_id\":1,\"written_us\":0,\"instances\":[{\"name\":\"a\",\"pid\":1,\"uid\":4294967296,\"gid\":0,"
+	  "\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0}],\"fds\":[]}" },
+	{ "instance orphaned not bool",
+	  "{\"next_id\":1,\"written_us\":0,\"instances\":[{\"name\":\"a\",\"pid\":1,\"uid\":0,\"gid\":0,"
+	  "\"registered_us\":0,\"orphaned\":1,\"orphaned_us\":0}],\"fds\":[]}" },
+	{ "duplicate instance",
+	  "{\"next_id\":1,\"written_us\":0,\"instances\":[{\"name\":\"a\",\"pid\":1,\"uid\":0,\"gid\":0,"
+	  "\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0},{\"name\":\"a\",\"pid\":2,\"uid\":0,\"gid\":0,"
+	  "\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0}],\"fds\":[]}" },
+	{ "fd of unknown instance",
+	  "{\"next_id\":5,\"written_us\":0,\"instances\":[],\"fds\":[{\"id\":1,\"instance\":\"a\",\"name\":\"x\","
+	  "\"type\":\"memfd\",\"dev\":1,\"ino\":2,\"rdev\":0,\"created_us\":0}]}" },
+	{ "fd id zero",
+	  "{\"next_id\":5,\"written_us\":0,\"instances\":[{\"name\":\"a\",\"pid\":1,\"uid\":0,\"gid\":0,"
+	  "\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0}],\"fds\":[{\"id\":0,\"instance\":\"a\","
+	  "\"name\":\"x\",\"type\":\"memfd\",\"dev\":1,\"ino\":2,\"rdev\":0,\"created_us\":0}]}" },
+	{ "fd id not below next_id",
+	  "{\"next_id\":5,\"written_us\":0,\"instances\":[{\"name\":\"a\",\"pid\":1,\"uid\":0,\"gid\":0,"
+	  "\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0}],\"fds\":[{\"id\":5,\"instance\":\"a\","
+	  "\"name\":\"x\",\"type\":\"memfd\",\"dev\":1,\"ino\":2,\"rdev\":0,\"created_us\":0}]}" },
+	{ "duplicate fd id",
+	  "{\"next_id\":5,\"written_us\":0,\"instances\":[{\"name\":\"a\",\"pid\":1,\"uid\":0,\"gid\":0,"
+	  "\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0}],\"fds\":[{\"id\":1,\"instance\":\"a\","
+	  "\"name\":\"x\",\"type\":\"memfd\",\"dev\":1,\"ino\":2,\"rdev\":0,\"created_us\":0},{\"id\":1,"
+	  "\"instance\":\"a\",\"name\":\"y\",\"type\":\"memfd\",\"dev\":1,\"ino\":2,\"rdev\":0,\"created_us\":0}]}" },
+	{ "duplicate fd name",
+	  "{\"next_id\":5,\"written_us\":0,\"instances\":[{\"name\":\"a\",\"pid\":1,\"uid\":0,\"gid\":0,"
+	  "\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0}],\"fds\":[{\"id\":1,\"instance\":\"a\","
+	  "\"name\":\"x\",\"type\":\"memfd\",\"dev\":1,\"ino\":2,\"rdev\":0,\"created_us\":0},{\"id\":2,"
+	  "\"instance\":\"a\",\"name\":\"x\",\"type\":\"memfd\",\"dev\":1,\"ino\":2,\"rdev\":0,\"created_us\":0}]}" },
+	{ "fd negative dev",
+	  "{\"next_id\":5,\"written_us\":0,\"instances\":[{\"name\":\"a\",\"pid\":1,\"uid\":0,\"gid\":0,"
+	  "\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0}],\"fds\":[{\"id\":1,\"instance\":\"a\","
+	  "\"name\":\"x\",\"type\":\"memfd\",\"dev\":-1,\"ino\":2,\"rdev\":0,\"created_us\":0}]}" },
+	{ "fd missing type",
+	  "{\"next_id\":5,\"written_us\":0,\"instances\":[{\"name\":\"a\",\"pid\":1,\"uid\":0,\"gid\":0,"
+	  "\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0}],\"fds\":[{\"id\":1,\"instance\":\"a\","
+	  "\"name\":\"x\",\"dev\":1,\"ino\":2,\"rdev\":0,\"created_us\":0}]}" },
+	{ "fd device not string",
+	  "{\"next_id\":5,\"written_us\":0,\"instances\":[{\"name\":\"a\",\"pid\":1,\"uid\":0,\"gid\":0,"
+	  "\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0}],\"fds\":[{\"id\":1,\"instance\":\"a\","
+	  "\"name\":\"x\",\"type\":\"memfd\",\"dev\":1,\"ino\":2,\"rdev\":0,\"created_us\":0,\"device\":3}]}" },
+	{ "fd name too long",
+	  "{\"next_id\":5,\"written_us\":0,\"instances\":[{\"name\":\"a\",\"pid\":1,\"uid\":0,\"gid\":0,"
+	  "\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0}],\"fds\":[{\"id\":1,\"instance\":\"a\","
+	  "\"name\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\",\"type\":\"memfd\","
+	  "\"dev\":1,\"ino\":2,\"rdev\":0,\"created_us\":0}]}" },
+};
+
+static void malformed(void **unused)
+{
+	for (size_t i = 0; i < sizeof(bads) / sizeof(bads[0]); i++) {
+		struct state_doc p = {};
+		char *b;
+		int r;
+
+		assert_true(asprintf(&b, "VLUDSTATE 1\n%s", bads[i].doc) > 0);
+		r = state_parse(b, strlen(b), &p);
+		if (r != -EINVAL)
+			fail_msg("%s: expected -EINVAL, got %d", bads[i].what, r);
+		assert_null(p.instances);
+		free(b);
+	}
+}
+
+/* the same valid fd row is accepted, so the rows above fail for their stated reason */
+static void control_row(void **unused)
+{
+	const char *ok = "VLUDSTATE 1\n{\"next_id\":5,\"written_us\":0,\"instances\":[{\"name\":\"a\",\"pid\":1,"
+			 "\"uid\":0,\"gid\":0,\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0}],"
+			 "\"fds\":[{\"id\":1,\"instance\":\"a\",\"name\":\"x\",\"type\":\"memfd\",\"dev\":1,"
+			 "\"ino\":2,\"rdev\":0,\"created_us\":0,\"device\":null}]}\n";
+	struct state_doc p = {};
+
+	assert_int_equal(state_parse(ok, strlen(ok), &p), 0);
+	assert_int_equal(p.n_fds, 1);
+	assert_null(p.fds[0].device);
+	state_doc_done(&p);
+}
+
+/* every truncation of a valid document is refused (an interrupted rewrite is never half-adopted) */
+static void truncated(void **unused)
+{
+	struct state_instance insts[2];
+	struct state_fd fds[3];
+	struct state_doc d;
+	char *buf = NULL;
+	size_t len;
+
+	fill_doc(&d, insts, fds);
+	assert_int_equal(state_serialize(&d, &buf, &len), 0);
+	/* len - 1 drops only the final newline: still complete */
+	for (size_t l = 0; l + 1 < len; l++) {
+		struct state_doc p = {};
+		int r = state_parse(buf, l, &p);
+
+		if (r >= 0)
+			fail_msg("truncated to %zu of %zu bytes: accepted", l, len);
+	}
+	free(buf);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(roundtrip), cmocka_unit_test(empty_doc), cmocka_unit_test(padded),
+		cmocka_unit_test(header),    cmocka_unit_test(malformed), cmocka_unit_test(control_row),
+		cmocka_unit_test(truncated),
+	};
+
+	return cmocka_run_group_tests_name("state", tests, NULL, NULL);
+}
