@@ -72,6 +72,20 @@ static bool bring_up(struct kt_dev *d, const char *dev)
 	return kt_check(kt_packet(d, why, sizeof(why)) == 0, "setup-packet", "%s", why);
 }
 
+/* n packets one after the other; why says which failed */
+static int packets(struct kt_dev *d, int n)
+{
+	char w[400];
+
+	for (int i = 0; i < n; i++) {
+		if (kt_packet(d, w, sizeof(w)) != 0) {
+			snprintf(why, sizeof(why), "packet %d of %d: %s", i + 1, n, w);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static long expect_pin(void)
 {
 	return use_va ? 0 : PIN_KB;
@@ -164,9 +178,8 @@ static int stage1(const char *cmd, const char *dev, bool suspend_first, unsigned
 
 	if (!bring_up(&d, dev))
 		return finish();
-	for (int i = 0; i < 3; i++)
-		if (!kt_check(kt_packet(&d, why, sizeof(why)) == 0, "traffic-before", "%s", why))
-			return finish();
+	if (!kt_check(packets(&d, 3) == 0, "traffic-before", "%s", why))
+		return finish();
 	pin = kt_vmpin_kb(0);
 	kt_check(pin == expect_pin(), "vmpin-before-exec", "VmPin %ld kB, expected %ld", pin, expect_pin());
 	if (suspend_first) {
@@ -223,7 +236,7 @@ static bool stage2_load(int argc, char **argv, struct kt_dev *d, struct kt_state
 }
 
 /* new owner (+ remap in VA mode); reports vmpin before/after */
-static bool take_over(struct kt_dev *d, const struct kt_state *s)
+static bool take_over(struct kt_dev *d, const struct kt_state *s, bool remap)
 {
 	long pin = kt_vmpin_kb(0);
 	int r;
@@ -238,7 +251,7 @@ static bool take_over(struct kt_dev *d, const struct kt_state *s)
 	kt_check(is_owner(d->vfd), "owner-after-new-owner", "GET_VRING_BASE: %m");
 	r = IOCTL(d->vfd, VHOST_NEW_OWNER, NULL);
 	kt_errno(r, _err, EBUSY, "new-owner-twice");
-	if (use_va) {
+	if (use_va && remap) {
 		r = WRITE_IOTLB(d->vfd, VHOST_IOTLB_REMAP, KT_IOVA, KT_RAM, (uintptr_t)d->mem, 0);
 		if (!kt_errno(r, _err, 0, "iotlb-remap"))
 			return false;
@@ -298,17 +311,27 @@ static int cmd_exec(int argc, char **argv)
 		if (!kt_check(kt_packet(&d, why, sizeof(why)) == 0, "traffic-after-exec-before-new-owner", "%s", why))
 			return finish();
 	}
-	if (!take_over(&d, &s))
+	if (!take_over(&d, &s, !use_va))
 		return finish();
 	if (use_va) {
 		/* path B: rings re-created from the saved indices */
 		r = kt_dev_start(&d, false);
 		if (!kt_check(r == 0, "restart", "%s", strerror(-r)))
 			return finish();
-	}
-	for (int i = 0; i < 3; i++)
-		if (!kt_check(kt_packet(&d, why, sizeof(why)) == 0, "traffic-after-new-owner", "%s", why))
+		/* control: the device still has the predecessor's addresses, unmapped in this image, so
+		 * nothing can be processed until IOTLB_REMAP */
+		kt_post(&d);
+		kt_kick(&d);
+		kt_check(kt_wait_rx(&d, 1, 300, why, sizeof(why)) != 0 && kt_rx_used_idx(&d) == d.rx_used_seen,
+			 "no-traffic-before-remap", "a packet looped back before IOTLB_REMAP");
+		r = WRITE_IOTLB(d.vfd, VHOST_IOTLB_REMAP, KT_IOVA, KT_RAM, (uintptr_t)d.mem, 0);
+		if (!kt_errno(r, _err, 0, "iotlb-remap"))
 			return finish();
+		kt_kick(&d);
+		if (!kt_check(kt_wait_rx(&d, 1, KT_TIMEOUT_MS, why, sizeof(why)) == 0, "traffic-after-remap", "%s", why))
+			return finish();
+	}
+	kt_check(packets(&d, 3) == 0, "traffic-after-new-owner", "%s", why);
 	new_owner_checks(&d, s.pin_kb);
 	return finish();
 }
@@ -329,7 +352,7 @@ static int cmd_resume(int argc, char **argv)
 		return finish();
 	kt_check(kt_rx_used_idx(&d) == d.rx_used_seen, "still-suspended-after-exec",
 		 "rx used idx %u, last seen %u", kt_rx_used_idx(&d), d.rx_used_seen);
-	if (!take_over(&d, &s))
+	if (!take_over(&d, &s, true))
 		return finish();
 	r = IOCTL(d.vfd, VHOST_VDPA_RESUME, NULL);
 	if (!kt_errno(r, _err, 0, "resume"))
@@ -338,9 +361,7 @@ static int cmd_resume(int argc, char **argv)
 	kt_check(st & VIRTIO_CONFIG_S_DRIVER_OK, "driver-ok-kept", "status 0x%02x", st);
 	/* the packets posted before exec arrive, in order, none lost, no ring re-initialisation */
 	kt_check(kt_wait_rx(&d, s.pending, KT_TIMEOUT_MS, why, sizeof(why)) == 0, "pending-packets-delivered", "%s", why);
-	for (int i = 0; i < 5; i++)
-		if (!kt_check(kt_packet(&d, why, sizeof(why)) == 0, "traffic-after-resume", "%s", why))
-			return finish();
+	kt_check(packets(&d, 5) == 0, "traffic-after-resume", "%s", why);
 	new_owner_checks(&d, s.pin_kb);
 	return finish();
 }
