@@ -276,7 +276,11 @@ static int wait_reply(struct vlu *v, int64_t want, int64_t deadline, json_object
 			continue;
 		if (r < 0)
 			return r;
-		if (classify(msg, &id) == MSG_REPLY && id == want) {
+		/* An error without id answers the request in flight: the daemon could not read it (truncated,
+		 * too many fds, too deep) or is closing the connection (timeouts).  Requests are sequential. */
+		if (classify(msg, &id) == MSG_REPLY &&
+		    (id == want || (!json_object_object_get_ex(msg, "id", NULL) &&
+				    json_object_object_get_ex(msg, "error", NULL)))) {
 			*ret_msg = TAKE_PTR(msg);
 			*ret_nfds = nfds;
 			return 0;
