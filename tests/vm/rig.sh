@@ -10,8 +10,9 @@
 #
 # Environment: O (build directory, default build), RIG_BINS (programs to put on the guest's PATH, default
 # $O/vlud $O/vluctl $O/minivmm and $O/guest/*), VLUD_RIG_CACHE (default ~/.cache/vlud/rig), VLUD_RIG_KVER
-# (pin the debian flavour's kernel release), VLUD_RIG_APT_UPDATE=1 (refresh the apt index now),
-# VLUD_RIG_NO_INSTALL=1 (never apt-get install host packages), QEMU (default qemu-system-x86_64).
+# (pin the debian flavour's kernel release), VLUD_RIG_PATCH_DIR (patch series for the "patched" modules,
+# default kernel/patches), VLUD_RIG_APT_UPDATE=1 (refresh the apt index now),
+# VLUD_RIG_REBUILD=1 (retry a patched build that failed before), VLUD_RIG_NO_INSTALL=1 (never apt-get install host packages), QEMU (default qemu-system-x86_64).
 # docs/RIG.md describes the rig, the scenario format and the cache.
 set -uo pipefail
 
@@ -22,6 +23,8 @@ case $O in /*) ;; *) O=$TOP/$O ;; esac
 RIG_OUT=$O/vm
 RIG_CACHE=${VLUD_RIG_CACHE:-$HOME/.cache/vlud/rig}
 RIG_LOG=$RIG_OUT/rig.log
+RIG_PATCH_DIR=${VLUD_RIG_PATCH_DIR:-$TOP/kernel/patches}
+case $RIG_PATCH_DIR in /*) ;; *) RIG_PATCH_DIR=$PWD/$RIG_PATCH_DIR ;; esac
 QEMU=${QEMU:-qemu-system-x86_64}
 NESTED=${TAP_SUMMARY_NESTED:-}
 
@@ -355,13 +358,13 @@ cmd_check() {
 		for s in "${ok_names[@]}"; do [ "$(sc_key "$s")" = "$key" ] && group+=("$s"); done
 		load_flavour "$fl"
 		case $? in
-		2) for s in "${group[@]}"; do tapline "ok - $s # SKIP flavour $fl: $FL_SKIP_WHY"; done; continue ;;
+		2) for s in "${group[@]}"; do tapline "ok - $s/run # SKIP flavour $fl: $FL_SKIP_WHY"; done; continue ;;
 		1) for s in "${group[@]}"; do tapline "not ok - $s/run: flavour $fl: $FL_FAIL_WHY"; done; continue ;;
 		esac
 		if [ "$mods" = patched ] && [ "$FL_PATCHED" != yes ]; then
 			for s in "${group[@]}"; do
 				if [ "$FL_PATCHED" = none ]; then
-					tapline "ok - $s # SKIP needs patched modules: $FL_PATCHED_WHY"
+					tapline "ok - $s/run # SKIP needs patched modules: $FL_PATCHED_WHY"
 				else
 					tapline "not ok - $s/run: patched modules: $FL_PATCHED_WHY"
 				fi

@@ -170,7 +170,7 @@ deb_build() {
 }
 
 deb_patch_hash() {
-	local p=("$TOP"/kernel/patches/*.patch)
+	local p=("$RIG_PATCH_DIR"/*.patch)
 	[ -e "${p[0]}" ] || { echo none; return; }
 	cat "${p[@]}" | sha256sum | cut -c1-16
 }
@@ -184,7 +184,7 @@ deb_build_patched() { # DIR KVER HASH
 	mkdir -p "$pd"
 	cp -a "$d/src" "$pd/src"
 	local p
-	for p in "$TOP"/kernel/patches/*.patch; do
+	for p in "$RIG_PATCH_DIR"/*.patch; do
 		echo "== patch -p1 < $p" >> "$pd/patch.log"
 		if ! patch -p1 -d "$pd/src" --no-backup-if-mismatch < "$p" >> "$pd/patch.log" 2>&1; then
 			FL_PATCHED_WHY="$(basename "$p") does not apply (see $pd/patch.log)"
@@ -247,16 +247,16 @@ flavour_prepare() {
 	fi
 	local h
 	h=$(deb_patch_hash)
-	FL_PATCHED=none FL_PATCHED_WHY="kernel/patches/ has no patches (patched == stock)"
+	FL_PATCHED=none FL_PATCHED_WHY="no patches in ${RIG_PATCH_DIR#$TOP/} (patched == stock)"
 	local pdir=
 	if [ "$h" != none ]; then
 		pdir=$d/patched-$h
 		if [ -f "$pdir/mods/ko/vhost_vdpa.ko" ]; then
 			FL_PATCHED=yes
-		elif [ -f "$pdir/failed" ]; then
+		elif [ -f "$pdir/failed" ] && [ "${VLUD_RIG_REBUILD:-0}" != 1 ]; then
 			FL_PATCHED=failed FL_PATCHED_WHY=$(cat "$pdir/failed")
 		else
-			log "debian: applying kernel/patches/ ($h) and building patched modules for $kver"
+			log "debian: applying ${RIG_PATCH_DIR#$TOP/}/*.patch ($h) and building patched modules for $kver"
 			if deb_build_patched "$d" "$kver" "$h"; then
 				FL_PATCHED=yes
 			else
@@ -265,6 +265,12 @@ flavour_prepare() {
 			fi
 		fi
 	fi
+	# Keep the 6 most recently used patched builds (a kernel developer makes one per edit of the series).
+	[ -n "$pdir" ] && touch "$pdir"
+	local old
+	for old in $(ls -1dt "$d"/patched-* 2>/dev/null | tail -n +7); do
+		rm -rf "$old" "$d/mods-${old##*/patched-}.cpio.gz"
+	done
 	# The modules cpio segment, cached per (kernel, patch hash).
 	FL_MODS_CPIO=$d/mods-$h.cpio.gz
 	if [ ! -f "$FL_MODS_CPIO" ]; then

@@ -155,6 +155,16 @@ static bool expect_u64(const char *name, uint64_t got, uint64_t want)
 	return false;
 }
 
+static bool expect_num(const char *name, uint64_t got, uint64_t want)
+{
+	if (got == want) {
+		tap(true, "%s=%" PRIu64, name, want);
+		return true;
+	}
+	tap_fail(name, "expected %" PRIu64 ", got %" PRIu64, want, got);
+	return false;
+}
+
 #define SYS(expr) ({ errno = 0; (long)(expr); })
 
 /* ------------------------------------------------------------------ helpers */
@@ -574,21 +584,21 @@ static int cmd_features(int argc, char **argv)
 	tap((df & net_features) == net_features, "device-features-VERSION_1+ACCESS_PLATFORM");
 
 	if (expect_ok("GET_DEVICE_ID", SYS(ioctl(fd, VHOST_VDPA_GET_DEVICE_ID, &u32))))
-		expect_u64("device-id-net", u32, 1);
+		expect_num("device-id-net", u32, 1);
 	if (expect_ok("GET_VRING_NUM", SYS(ioctl(fd, VHOST_VDPA_GET_VRING_NUM, &u16))))
-		expect_u64("vring-num-max", u16, 256);
+		expect_num("vring-num-max", u16, 256);
 	if (expect_ok("GET_VQS_COUNT", SYS(ioctl(fd, VHOST_VDPA_GET_VQS_COUNT, &u32))))
-		expect_u64("vqs", u32, 3);
+		expect_num("vqs", u32, 3);
 	if (expect_ok("GET_GROUP_NUM", SYS(ioctl(fd, VHOST_VDPA_GET_GROUP_NUM, &u32))))
-		expect_u64("groups", u32, 2);
+		expect_num("groups", u32, 2);
 	if (expect_ok("GET_AS_NUM", SYS(ioctl(fd, VHOST_VDPA_GET_AS_NUM, &u32))))
-		expect_u64("address-spaces", u32, 2);
+		expect_num("address-spaces", u32, 2);
 	struct vhost_vring_state vs = { .index = 0 };
 	if (expect_ok("GET_VRING_GROUP-rx", SYS(ioctl(fd, VHOST_VDPA_GET_VRING_GROUP, &vs))))
-		expect_u64("vring-group-rx", vs.num, 0);
+		expect_num("vring-group-rx", vs.num, 0);
 	vs = (struct vhost_vring_state){ .index = 2 };
 	if (expect_ok("GET_VRING_GROUP-cvq", SYS(ioctl(fd, VHOST_VDPA_GET_VRING_GROUP, &vs))))
-		expect_u64("vring-group-cvq", vs.num, 1);
+		expect_num("vring-group-cvq", vs.num, 1);
 	vs = (struct vhost_vring_state){ .index = 3 };
 	expect_errno("GET_VRING_GROUP-out-of-range", SYS(ioctl(fd, VHOST_VDPA_GET_VRING_GROUP, &vs)), ENOBUFS);
 	vs = (struct vhost_vring_state){ .index = 0 };
@@ -600,7 +610,7 @@ static int cmd_features(int argc, char **argv)
 		expect_u64("iova-last", ir.last, UINT64_MAX);
 	}
 	if (expect_ok("GET_CONFIG_SIZE", SYS(ioctl(fd, VHOST_VDPA_GET_CONFIG_SIZE, &u32))))
-		expect_u64("config-size", u32, sizeof(struct virtio_net_config));
+		expect_num("config-size", u32, sizeof(struct virtio_net_config));
 	struct {
 		struct vhost_vdpa_config h;
 		uint8_t b[sizeof(struct virtio_net_config)];
@@ -615,7 +625,7 @@ static int cmd_features(int argc, char **argv)
 			tap_fail("config-mac", "got %02x:%02x:%02x:%02x:%02x:%02x", nc.mac[0], nc.mac[1], nc.mac[2],
 				 nc.mac[3], nc.mac[4], nc.mac[5]);
 		expect_u64("config-status-link-up", nc.status & VIRTIO_NET_S_LINK_UP, VIRTIO_NET_S_LINK_UP);
-		expect_u64("config-mtu", nc.mtu, 1500);
+		expect_num("config-mtu", nc.mtu, 1500);
 	}
 	/* unsupported / owner-only oddities, as the 6.12 source and the prototype rig show them */
 	u64 = 0;
@@ -636,7 +646,7 @@ static int cmd_map_pa(int argc, char **argv)
 	uint8_t *mem;
 	uint64_t sz = 4 * MiB, sz2 = 2 * MiB;
 
-	expect_u64("vdpa_sim-use_va", (uint64_t)read_sys_int("/sys/module/vdpa_sim/parameters/use_va"), 0);
+	expect_num("vdpa_sim-use_va", (uint64_t)read_sys_int("/sys/module/vdpa_sim/parameters/use_va"), 0);
 	fd = open_owner(NULL);
 	if (fd < 0) {
 		tap_fail("open-owner", "%s", ename(-fd));
@@ -705,7 +715,7 @@ static int cmd_rlimit(int argc, char **argv)
 	struct rlimit rl;
 	uint8_t *mem;
 
-	expect_u64("vdpa_sim-use_va", (uint64_t)read_sys_int("/sys/module/vdpa_sim/parameters/use_va"), 0);
+	expect_num("vdpa_sim-use_va", (uint64_t)read_sys_int("/sys/module/vdpa_sim/parameters/use_va"), 0);
 	if (getrlimit(RLIMIT_MEMLOCK, &rl) < 0)
 		return tap_fail("getrlimit", "%s", ename(errno)), 1;
 	expect_u64("default-RLIMIT_MEMLOCK", rl.rlim_cur, 8 * MiB);
@@ -761,7 +771,7 @@ static int cmd_map_va(int argc, char **argv)
 	uint8_t *mem, *anon;
 	int r;
 
-	expect_u64("vdpa_sim-use_va", (uint64_t)read_sys_int("/sys/module/vdpa_sim/parameters/use_va"), 1);
+	expect_num("vdpa_sim-use_va", (uint64_t)read_sys_int("/sys/module/vdpa_sim/parameters/use_va"), 1);
 	ctx_init(&c);
 	c.vfd = open_owner(NULL);
 	if (c.vfd < 0)
@@ -907,7 +917,7 @@ static int cmd_suspend(int argc, char **argv)
 		snprintf(n, sizeof(n), "GET_VRING_BASE-q%u", q);
 		if (expect_ok(n, SYS(ioctl(c.vfd, VHOST_GET_VRING_BASE, &s)))) {
 			snprintf(n, sizeof(n), "vring-base-q%u", q);
-			expect_u64(n, s.num, 1);
+			expect_num(n, s.num, 1);
 		}
 	}
 	st = 0;
@@ -939,7 +949,7 @@ static int cmd_suspend(int argc, char **argv)
 	expect_ok("SUSPEND-2", SYS(ioctl(c.vfd, VHOST_VDPA_SUSPEND)));
 	s = (struct vhost_vring_state){ .index = 0 };
 	if (expect_ok("GET_VRING_BASE-q0-2", SYS(ioctl(c.vfd, VHOST_GET_VRING_BASE, &s))))
-		expect_u64("vring-base-q0-after-3", s.num, 3);
+		expect_num("vring-base-q0-after-3", s.num, 3);
 	expect_ok("RESUME-2", SYS(ioctl(c.vfd, VHOST_VDPA_RESUME)));
 	pkt_roundtrip(&c, "packet-after-resume-2", "after second resume");
 
