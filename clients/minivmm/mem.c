@@ -16,10 +16,12 @@ void mv_mem_init(struct mv_mem *m)
 	m->fd = -EBADF;
 }
 
-static int mem_mmap(struct mv_mem *m)
+static int mem_mmap(struct mv_mem *m, bool populate)
 {
-	/* MAP_POPULATE: fault the pages in now, outside any measured pause */
-	void *p = mmap(NULL, m->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, m->fd, 0);
+	/* First image: MAP_POPULATE allocates and faults in guest RAM before anything is measured.  The new
+	 * image of an update maps lazily: its page tables fill as it touches rings and buffers, so the pause
+	 * does not grow with guest RAM (path C's re-pin faults in what it pins anyway). */
+	void *p = mmap(NULL, m->size, PROT_READ | PROT_WRITE, MAP_SHARED | (populate ? MAP_POPULATE : 0), m->fd, 0);
 	if (p == MAP_FAILED)
 		return -errno;
 	m->base = p;
@@ -44,7 +46,7 @@ int mv_mem_create(struct mv_mem *m, uint64_t size, uint64_t chunk)
 		return -errno;
 	m->fd = TAKE_FD(fd);
 	m->size = size;
-	r = mem_mmap(m);
+	r = mem_mmap(m, true);
 	if (r < 0) {
 		mv_mem_done(m);
 		return r;
@@ -76,7 +78,7 @@ int mv_mem_attach(struct mv_mem *m, int fd, uint64_t size)
 		goto fail;
 	}
 	m->size = size;
-	r = mem_mmap(m);
+	r = mem_mmap(m, false);
 	if (r < 0)
 		goto fail;
 	return 0;

@@ -1,8 +1,8 @@
 # clients/minivmm/minivmm.mk - the reference VMM (owner: minivmm).
 #   $(O)/minivmm                 dynamically linked (json-c), for the host and installs
 #   $(O)/guest/minivmm           static, for the rig's busybox guest (GUEST_BINS)
-#   $(O)/tests/unit-minivmm-state  cmocka unit test of the state blob, traffic checker and option helpers
-MINIVMM_SRCS := main.c util.c mem.c vdev.c vq.c traffic.c state.c update.c
+#   $(O)/tests/unit-minivmm-state  cmocka unit test of the state blob, traffic checker, path choice, sizes
+MINIVMM_SRCS := main.c util.c mem.c vdev.c vq.c traffic.c state.c path.c update.c
 MINIVMM_OBJS := $(patsubst %.c,$(O)/clients/minivmm/%.o,$(MINIVMM_SRCS))
 MINIVMM_LIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c) -lm
 
@@ -22,7 +22,7 @@ $(O)/guest/minivmm: $(MINIVMM_GUEST_OBJS)
 	$(CC) $(filter-out $(SAN_FLAGS),$(ALL_LDFLAGS)) -static -o $@ $^ $(MINIVMM_LIBS)
 
 MINIVMM_TEST_OBJS := $(O)/tests/unit/test-minivmm-state.o $(O)/clients/minivmm/state.o \
-	$(O)/clients/minivmm/traffic.o $(O)/clients/minivmm/util.o
+	$(O)/clients/minivmm/traffic.o $(O)/clients/minivmm/util.o $(O)/clients/minivmm/path.o
 $(O)/tests/unit-minivmm-state: $(MINIVMM_TEST_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)

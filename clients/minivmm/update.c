@@ -27,48 +27,6 @@
 		      MV_BF(IOTLB_PERSIST) | MV_BF(ENABLE_AFTER_DRIVER_OK) | MV_BF(NEW_OWNER) | MV_BF(IOTLB_REMAP))
 #define WANT_FEATURES ((1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_ACCESS_PLATFORM))
 
-char mv_choose_path(uint64_t off, char forced, const char **ret_reason)
-{
-	bool susp = off & MV_BF(SUSPEND), res = off & MV_BF(RESUME), no = off & MV_BF(NEW_OWNER),
-	     pers = off & MV_BF(IOTLB_PERSIST);
-	const char *why;
-	char p = 0;
-
-	switch (forced) {
-	case 'A':
-		if (susp && res && no)
-			p = 'A', why = "forced A; device offers NEW_OWNER, SUSPEND and RESUME";
-		else
-			why = "path A needs NEW_OWNER, SUSPEND and RESUME";
-		break;
-	case 'B':
-		if (susp && no && pers)
-			p = 'B', why = "forced B; device offers NEW_OWNER, SUSPEND and IOTLB_PERSIST";
-		else
-			why = "path B needs NEW_OWNER, SUSPEND and IOTLB_PERSIST";
-		break;
-	case 'C':
-		if (susp)
-			p = 'C', why = "forced C; device offers SUSPEND";
-		else
-			why = "path C needs SUSPEND (refusing a disruptive update)";
-		break;
-	default:
-		if (susp && res && no)
-			p = 'A', why = "auto: NEW_OWNER and RESUME offered";
-		else if (susp && no && pers)
-			p = 'B', why = "auto: NEW_OWNER without RESUME, IOTLB_PERSIST offered";
-		else if (susp)
-			p = 'C', why = "auto: no NEW_OWNER (stock kernel): reopen and re-pin";
-		else
-			why = "no SUSPEND: refusing a disruptive update";
-		break;
-	}
-	if (ret_reason)
-		*ret_reason = why;
-	return p;
-}
-
 static int set_cloexec(int fd, bool on)
 {
 	int fl = fcntl(fd, F_GETFD);

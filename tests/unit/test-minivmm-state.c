@@ -1,0 +1,346 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * test-minivmm-state.c - unit tests of minivmm's pure code: the state blob (round trip, every kind of
+ * damage rejected, the memfd that crosses exec), the traffic checker (good, duplicate, corrupt, foreign,
+ * unknown, lost, gaps), the path choice and size parsing.  Output: TAP (cmocka; forced if CMOCKA_MESSAGE_OUTPUT is unset).
+ */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <cmocka.h>
+
+#include "../../clients/minivmm/minivmm.h"
+
+static struct mv_state *sample_state(void)
+{
+	struct mv_state *s = calloc(1, sizeof(*s));
+	assert_non_null(s);
+	s->path = MV_PATH_B;
+	s->generation = 3;
+	s->dev_fd = 5;
+	s->mem_fd = 6;
+	snprintf(s->dev_path, sizeof(s->dev_path), "/dev/vhost-vdpa-0");
+	s->mem_size = 256ULL << 20;
+	s->features = 0x300000000ULL;
+	s->backend_acked = 0x17e;
+	s->backend_offered = 0x77e;
+	s->status = 0x0f;
+	s->nmaps = 3;
+	for (unsigned i = 0; i < s->nmaps; i++)
+		s->maps[i] = (struct mv_map){ MV_IOVA_BASE + i * (64ULL << 20), 64ULL << 20, i * (64ULL << 20), 3 };
+	s->old_uaddr = 0x7f0000000000ULL;
+	for (unsigned q = 0; q < MV_NQ; q++) {
+		s->vq[q].num = MV_QSZ;
+		s->vq[q].avail_idx = (uint16_t)(65530 + q);	/* wraps soon: 16-bit indices must survive */
+		s->vq[q].used_seen = (uint16_t)(65500 + q);
+		s->vq[q].dev_base = (uint16_t)(65520 + q);
+		s->vq[q].busy[7] = 1;
+		s->vq[q].busy[MV_QSZ - 1] = 1;
+		s->vq[q].kick_fd = 10 + 2 * (int)q;
+		s->vq[q].call_fd = 11 + 2 * (int)q;
+	}
+	s->t_run_start_us = 1000;
+	s->t_deadline_us = 5001000;
+	s->t_next_update_us = 2001000;
+	s->updates_left = 2;
+	s->vmpin_expected_kb = 262144;
+	mv_traffic_init(&s->traffic, 128);
+	uint8_t buf[MV_BUFSZ];
+	for (int i = 0; i < 40; i++)
+		mv_traffic_build(&s->traffic, buf, sizeof(buf), 0);
+	s->traffic.echoed = 30;
+	for (uint64_t seq = 1; seq <= 30; seq++)
+		s->traffic.win_state[seq % MV_WIN] = 2;
+	s->traffic.max_gap_us = 12345;
+	s->nupdates = 2;
+	s->upd[0] = (struct mv_update_rec){ .path = 'A', .ok = 1, .t_start_us = 1, .t_suspend_us = 2,
+		.t_exec_us = 3, .t_image_us = 4, .t_owner_us = 5, .t_mapped_us = 6, .t_resume_us = 7,
+		.echo_gap_us = 8, .inflight_at_suspend = 9, .sent_in_pause = 8, .vmpin_before_kb = 262144,
+		.vmpin_after_kb = 262144, .lost_before = 0, .dup_before = 0 };
+	s->upd[1] = (struct mv_update_rec){ .path = 'B', .ok = 0, .error = -ENOENT, .vmpin_before_kb = -1 };
+	return s;
+}
+
+static void pack(const struct mv_state *s, uint8_t **buf, size_t *len)
+{
+	assert_int_equal(mv_state_pack(s, buf, len), 0);
+	assert_true(*len > 16);
+}
+
+static void test_crc32(void **st)
+{
+	assert_int_equal(mv_crc32("123456789", 9), 0xcbf43926u);
+	assert_int_equal(mv_crc32("", 0), 0);
+}
+
+static void test_roundtrip(void **st)
+{
+	_cleanup_free_ struct mv_state *s = sample_state(), *r = calloc(1, sizeof(*r));
+	_cleanup_free_ uint8_t *b1 = NULL, *b2 = NULL;
+	size_t l1, l2;
+
+	pack(s, &b1, &l1);
+	assert_int_equal(mv_state_unpack(b1, l1, r), 0);
+	/* every field */
+	assert_int_equal(r->path, 'B');
+	assert_int_equal(r->generation, 3);
+	assert_int_equal(r->dev_fd, 5);
+	assert_int_equal(r->mem_fd, 6);
+	assert_string_equal(r->dev_path, "/dev/vhost-vdpa-0");
+	assert_int_equal(r->mem_size, 256ULL << 20);
+	assert_int_equal(r->features, 0x300000000ULL);
+	assert_int_equal(r->backend_acked, 0x17e);
+	assert_int_equal(r->backend_offered, 0x77e);
+	assert_int_equal(r->status, 0x0f);
+	assert_int_equal(r->nmaps, 3);
+	assert_memory_equal(r->maps, s->maps, sizeof(s->maps[0]) * 3);
+	assert_int_equal(r->old_uaddr, s->old_uaddr);
+	for (unsigned q = 0; q < MV_NQ; q++) {
+		assert_int_equal(r->vq[q].num, MV_QSZ);
+		assert_int_equal(r->vq[q].avail_idx, s->vq[q].avail_idx);
+		assert_int_equal(r->vq[q].used_seen, s->vq[q].used_seen);
+		assert_int_equal(r->vq[q].dev_base, s->vq[q].dev_base);
+		assert_memory_equal(r->vq[q].busy, s->vq[q].busy, MV_QSZ);
+		assert_int_equal(r->vq[q].kick_fd, s->vq[q].kick_fd);
+		assert_int_equal(r->vq[q].call_fd, s->vq[q].call_fd);
+	}
+	assert_int_equal(r->t_deadline_us, 5001000);
+	assert_int_equal(r->updates_left, 2);
+	assert_int_equal(r->vmpin_expected_kb, 262144);
+	assert_memory_equal(&r->traffic, &s->traffic, sizeof(s->traffic));
+	assert_int_equal(mv_traffic_inflight(&r->traffic), 10);
+	assert_int_equal(r->nupdates, 2);
+	assert_memory_equal(&r->upd[0], &s->upd[0], sizeof(s->upd[0]));
+	assert_int_equal(r->upd[1].error, -ENOENT);
+	assert_int_equal(r->upd[1].vmpin_before_kb, -1);
+	/* and byte for byte */
+	pack(r, &b2, &l2);
+	assert_int_equal(l1, l2);
+	assert_memory_equal(b1, b2, l1);
+}
+
+static void test_reject_damage(void **st)
+{
+	_cleanup_free_ struct mv_state *s = sample_state(), *r = calloc(1, sizeof(*r));
+	_cleanup_free_ uint8_t *b = NULL;
+	size_t len;
+
+	pack(s, &b, &len);
+	/* every truncation */
+	for (size_t l = 0; l < len; l++)
+		assert_int_equal(mv_state_unpack(b, l, r), -EBADMSG);
+	/* a flipped bit anywhere: header fields or checksum */
+	for (size_t i = 0; i < len; i++) {
+		b[i] ^= 0x10;
+		int e = mv_state_unpack(b, len, r);
+		assert_true(e == -EBADMSG || (i >= 4 && i < 8 && e == -EPROTONOSUPPORT));
+		b[i] ^= 0x10;
+	}
+	/* trailing garbage */
+	_cleanup_free_ uint8_t *big = calloc(1, len + 4);
+	memcpy(big, b, len);
+	assert_int_equal(mv_state_unpack(big, len + 4, r), -EBADMSG);
+	assert_int_equal(mv_state_unpack(b, len, r), 0);
+}
+
+static void test_reject_version(void **st)
+{
+	_cleanup_free_ struct mv_state *s = sample_state(), *r = calloc(1, sizeof(*r));
+	_cleanup_free_ uint8_t *b = NULL;
+	size_t len;
+
+	pack(s, &b, &len);
+	b[4] = 2;	/* version 2, checksum unaffected (header is not covered) */
+	assert_int_equal(mv_state_unpack(b, len, r), -EPROTONOSUPPORT);
+}
+
+/* damage inside the body with a valid checksum: the range checks must catch it */
+static void test_reject_ranges(void **st)
+{
+	_cleanup_free_ struct mv_state *s = sample_state(), *r = calloc(1, sizeof(*r));
+	uint8_t *b = NULL;
+	size_t len;
+
+	s->maps[2].size = 192ULL << 20;	/* 128M + 192M: past the end of guest RAM */
+	pack(s, &b, &len);
+	assert_int_equal(mv_state_unpack(b, len, r), -EBADMSG);
+	free(b);
+
+	s->maps[2].size = 64ULL << 20;
+	s->vq[1].num = 100;	/* not a power of two */
+	pack(s, &b, &len);
+	assert_int_equal(mv_state_unpack(b, len, r), -EBADMSG);
+	free(b);
+
+	s->vq[1].num = MV_QSZ;
+	s->traffic.frame_len = 10;
+	pack(s, &b, &len);
+	assert_int_equal(mv_state_unpack(b, len, r), -EBADMSG);
+	free(b);
+
+	s->traffic.frame_len = 128;
+	s->nmaps = MV_MAX_MAPS + 1;
+	assert_int_equal(mv_state_pack(s, &b, &len), -EINVAL);
+	s->nmaps = 3;
+	s->path = 'Z';
+	assert_int_equal(mv_state_pack(s, &b, &len), -EINVAL);
+}
+
+static void test_memfd(void **st)
+{
+	_cleanup_free_ struct mv_state *s = sample_state(), *r = calloc(1, sizeof(*r));
+	_cleanup_close_ int fd = mv_state_to_memfd(s);
+	int fl;
+
+	assert_true(fd >= 0);
+	fl = fcntl(fd, F_GETFD);
+	assert_false(fl & FD_CLOEXEC);	/* it must cross exec */
+	assert_true(fcntl(fd, F_GET_SEALS) & F_SEAL_WRITE);
+	assert_int_equal(write(fd, "x", 1), -1);
+	assert_int_equal(mv_state_from_fd(fd, r), 0);
+	assert_int_equal(r->generation, 3);
+	assert_int_equal(r->traffic.sent, 40);
+
+	_cleanup_close_ int bad = memfd_create("t", MFD_CLOEXEC);
+	assert_true(bad >= 0);
+	assert_int_equal(write(bad, "MMVS", 4), 4);
+	assert_int_equal(mv_state_from_fd(bad, r), -EBADMSG);
+}
+
+/* ------------------------------------------------------------------ traffic */
+static void test_traffic_ok_dup(void **st)
+{
+	struct mv_traffic t;
+	uint8_t buf[MV_BUFSZ];
+	uint32_t len;
+
+	mv_traffic_init(&t, 128);
+	len = mv_traffic_build(&t, buf, sizeof(buf), 100);
+	assert_int_equal(len, MV_NET_HDR_LEN + 128);
+	assert_int_equal(mv_traffic_inflight(&t), 1);
+	assert_int_equal(mv_traffic_check(&t, buf, len, 200), MV_ECHO_OK);
+	assert_int_equal(mv_traffic_inflight(&t), 0);
+	assert_int_equal(mv_traffic_check(&t, buf, len, 300), MV_ECHO_DUP);
+	assert_int_equal(t.dup, 1);
+	assert_int_equal(t.echoed, 1);
+	/* broadcast destination, our ethertype */
+	assert_memory_equal(buf + MV_NET_HDR_LEN, "\xff\xff\xff\xff\xff\xff", 6);
+	assert_int_equal(buf[MV_NET_HDR_LEN + 12], 0x88);
+	assert_int_equal(buf[MV_NET_HDR_LEN + 13], 0xb5);
+}
+
+static void test_traffic_corrupt_foreign_unknown(void **st)
+{
+	struct mv_traffic t;
+	uint8_t buf[MV_BUFSZ];
+	uint32_t len;
+
+	mv_traffic_init(&t, 200);
+	len = mv_traffic_build(&t, buf, sizeof(buf), 0);
+	buf[len - 1] ^= 1;
+	assert_int_equal(mv_traffic_check(&t, buf, len, 1), MV_ECHO_CORRUPT);
+	buf[len - 1] ^= 1;
+	assert_int_equal(mv_traffic_check(&t, buf, len - 1, 1), MV_ECHO_CORRUPT);	/* short */
+	buf[MV_NET_HDR_LEN + 13] = 0x00;
+	assert_int_equal(mv_traffic_check(&t, buf, len, 1), MV_ECHO_FOREIGN);
+	buf[MV_NET_HDR_LEN + 13] = 0xb5;
+	buf[MV_NET_HDR_LEN + MV_ETH_HLEN + 4] = 99;	/* seq 99 never sent */
+	assert_int_equal(mv_traffic_check(&t, buf, len, 1), MV_ECHO_UNKNOWN);
+	assert_int_equal(t.corrupt, 3);
+	assert_int_equal(t.foreign, 1);
+	assert_int_equal(t.echoed, 0);
+}
+
+static void test_traffic_lost_gap(void **st)
+{
+	struct mv_traffic t;
+	uint8_t buf[MV_BUFSZ], first[MV_BUFSZ];
+	uint32_t len;
+
+	mv_traffic_init(&t, 60);
+	len = mv_traffic_build(&t, first, sizeof(first), 0);	/* seq 1: never echoed */
+	for (int i = 0; i < 3; i++) {
+		len = mv_traffic_build(&t, buf, sizeof(buf), 0);
+		assert_int_equal(mv_traffic_check(&t, buf, len, 1000 + 5000 * (uint64_t)i), MV_ECHO_OK);
+	}
+	assert_int_equal(t.max_gap_us, 5000);
+	/* the window wraps over seq 1: counted lost once, and its late echo is a duplicate */
+	for (int i = 0; i < MV_WIN; i++) {
+		len = mv_traffic_build(&t, buf, sizeof(buf), 0);
+		assert_int_equal(mv_traffic_check(&t, buf, len, 20000), MV_ECHO_OK);
+	}
+	assert_int_equal(t.lost, 1);
+	assert_int_equal(mv_traffic_check(&t, first, len, 30000), MV_ECHO_DUP);
+	assert_int_equal(t.max_gap_us, 9000);	/* 11000 -> 20000; the duplicate does not count */
+	mv_traffic_build(&t, buf, sizeof(buf), 0);
+	mv_traffic_finish(&t);
+	assert_int_equal(t.lost, 2);
+	assert_int_equal(mv_traffic_inflight(&t), 0);
+	assert_int_equal(t.sent, t.echoed + t.lost);
+}
+
+static void test_parse_size(void **st)
+{
+	uint64_t v;
+	assert_int_equal(mv_parse_size("256M", &v), 0);
+	assert_int_equal(v, 256ULL << 20);
+	assert_int_equal(mv_parse_size("1G", &v), 0);
+	assert_int_equal(v, 1ULL << 30);
+	assert_int_equal(mv_parse_size("64MiB", &v), 0);
+	assert_int_equal(v, 64ULL << 20);
+	assert_int_equal(mv_parse_size("4096", &v), 0);
+	assert_int_equal(v, 4096);
+	assert_int_equal(mv_parse_size("0x1000", &v), 0);
+	assert_int_equal(v, 4096);
+	const char *bad[] = { "", "-1", "12X", "1.5G", "M", "1GG", "99999999999999G" };
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+		assert_true(mv_parse_size(bad[i], &v) < 0);
+}
+
+static void test_choose_path(void **st)
+{
+	const uint64_t stock = MV_BF(IOTLB_MSG_V2) | MV_BF(IOTLB_BATCH) | MV_BF(SUSPEND) | MV_BF(RESUME) |
+			       MV_BF(IOTLB_PERSIST), patched = stock | MV_BF(NEW_OWNER);
+	const struct { uint64_t off; char forced, want; } rows[] = {
+		{ stock, 0, 'C' }, { stock, 'A', 0 }, { stock, 'B', 0 }, { stock, 'C', 'C' },
+		{ patched, 0, 'A' }, { patched, 'A', 'A' }, { patched, 'B', 'B' }, { patched, 'C', 'C' },
+		{ patched & ~MV_BF(RESUME), 0, 'B' }, { patched & ~MV_BF(RESUME), 'A', 0 },
+		{ patched & ~MV_BF(RESUME) & ~MV_BF(IOTLB_PERSIST), 0, 'C' },
+		{ patched & ~MV_BF(IOTLB_PERSIST), 'B', 0 },
+		{ patched & ~MV_BF(SUSPEND), 0, 0 }, { 0, 'C', 0 }, { 0, 0, 0 },
+	};
+	for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
+		const char *why = NULL;
+		char p = mv_choose_path(rows[i].off, rows[i].forced, &why);
+		assert_int_equal(p, rows[i].want);
+		assert_non_null(why);
+		assert_true(strlen(why) > 0);
+	}
+	assert_int_equal(MV_BF(NEW_OWNER), 1ULL << 9);
+	assert_int_equal(MV_BF(IOTLB_REMAP), 1ULL << 10);
+}
+
+int main(void)
+{
+	const struct CMUnitTest t[] = {
+		{ "minivmm/state/crc32", test_crc32, NULL, NULL, NULL },
+		{ "minivmm/state/roundtrip", test_roundtrip, NULL, NULL, NULL },
+		{ "minivmm/state/reject-damage", test_reject_damage, NULL, NULL, NULL },
+		{ "minivmm/state/reject-version", test_reject_version, NULL, NULL, NULL },
+		{ "minivmm/state/reject-ranges", test_reject_ranges, NULL, NULL, NULL },
+		{ "minivmm/state/memfd", test_memfd, NULL, NULL, NULL },
+		{ "minivmm/traffic/ok-dup", test_traffic_ok_dup, NULL, NULL, NULL },
+		{ "minivmm/traffic/corrupt-foreign-unknown", test_traffic_corrupt_foreign_unknown, NULL, NULL, NULL },
+		{ "minivmm/traffic/lost-gap", test_traffic_lost_gap, NULL, NULL, NULL },
+		{ "minivmm/util/parse-size", test_parse_size, NULL, NULL, NULL },
+		{ "minivmm/path/choose", test_choose_path, NULL, NULL, NULL },
+	};
+
+	if (!getenv("CMOCKA_MESSAGE_OUTPUT"))
+		cmocka_set_message_output(CM_OUTPUT_TAP);
+	return _cmocka_run_group_tests("minivmm", t, ELEMENTSOF(t), NULL, NULL) == 0 ? 0 : 1;
+}
