@@ -11,7 +11,7 @@
 # Environment: O (build directory, default build), RIG_BINS (programs to put on the guest's PATH, default
 # $O/vlud $O/vluctl $O/minivmm and $O/guest/*), VLUD_RIG_CACHE (default ~/.cache/vlud/rig), VLUD_RIG_KVER
 # (pin the debian flavour's kernel release), VLUD_RIG_PATCH_DIR (patch series for the "patched" modules,
-# default kernel/patches), VLUD_RIG_APT_UPDATE=1 (refresh the apt index now),
+# default kernel/patches), VLUD_RIG_SCENARIO_DIR (default tests/vm/scenarios), VLUD_RIG_APT_UPDATE=1 (refresh the apt index now),
 # VLUD_RIG_REBUILD=1 (retry a patched build that failed before), VLUD_RIG_NO_INSTALL=1 (never apt-get install host packages), QEMU (default qemu-system-x86_64).
 # docs/RIG.md describes the rig, the scenario format and the cache.
 set -uo pipefail
@@ -23,6 +23,8 @@ case $O in /*) ;; *) O=$TOP/$O ;; esac
 RIG_OUT=$O/vm
 RIG_CACHE=${VLUD_RIG_CACHE:-$HOME/.cache/vlud/rig}
 RIG_LOG=$RIG_OUT/rig.log
+RIG_SCEN=${VLUD_RIG_SCENARIO_DIR:-$RIG_DIR/scenarios}
+case $RIG_SCEN in /*) ;; *) RIG_SCEN=$PWD/$RIG_SCEN ;; esac
 RIG_PATCH_DIR=${VLUD_RIG_PATCH_DIR:-$TOP/kernel/patches}
 case $RIG_PATCH_DIR in /*) ;; *) RIG_PATCH_DIR=$PWD/$RIG_PATCH_DIR ;; esac
 QEMU=${QEMU:-qemu-system-x86_64}
@@ -90,7 +92,7 @@ file_is_static() { ! ldd "$1" > /dev/null 2>&1; }
 declare -A SC_FLAVOUR SC_MODULES SC_USE_VA SC_DEVICES SC_TIMEOUT SC_MEMORY SC_MAC
 # Parse the header comments of a scenario (the leading block of '#' lines).
 parse_scenario() {
-	local name=$1 f=$RIG_DIR/scenarios/$1.sh line key val
+	local name=$1 f=$RIG_SCEN/$1.sh line key val
 	SC_FLAVOUR[$name]=debian SC_MODULES[$name]=stock SC_USE_VA[$name]=0 SC_DEVICES[$name]=1
 	SC_TIMEOUT[$name]=300 SC_MEMORY[$name]=2G SC_MAC[$name]=none
 	while IFS= read -r line; do
@@ -117,7 +119,7 @@ sc_key() { local n=$1; echo "${SC_FLAVOUR[$n]} ${SC_MODULES[$n]} ${SC_USE_VA[$n]
 
 all_scenarios() {
 	local f
-	for f in "$RIG_DIR"/scenarios/*.sh; do [ -e "$f" ] && basename "$f" .sh; done
+	for f in "$RIG_SCEN"/*.sh; do [ -e "$f" ] && basename "$f" .sh; done
 }
 
 # ---------------------------------------------------------------- initramfs (userland part)
@@ -163,7 +165,7 @@ build_user_cpio() {
 		[ -e "$b" ] && cp -a "$b" "$ST/lib/x86_64-linux-gnu/"
 	done
 	[ -d "$TOP/config" ] && cp -r "$TOP/config" "$ST/usr/share/vlud/"
-	cp "$RIG_DIR"/scenarios/*.sh "$ST/scenarios/" 2>/dev/null
+	cp "$RIG_SCEN"/*.sh "$ST/scenarios/" 2>/dev/null
 	cp "$RIG_DIR/guest/init" "$ST/init"
 	chmod 755 "$ST/init"
 	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\nvmm:x:1000:1000:vmm:/tmp:/bin/sh\n' > "$ST/etc/passwd"
@@ -327,7 +329,7 @@ cmd_check() {
 	t_start=$(now_ms)
 	if [ $# -gt 0 ]; then names=("$@"); else mapfile -t names < <(all_scenarios); fi
 	if [ ${#names[@]} -eq 0 ]; then
-		tapline "ok - vm # SKIP no scenarios in tests/vm/scenarios"
+		tapline "ok - vm # SKIP no scenarios in ${RIG_SCEN#$TOP/}"
 		summary
 		return
 	fi
@@ -339,10 +341,10 @@ cmd_check() {
 	fi
 	local ok_names=()
 	for s in "${names[@]}"; do
-		if [ ! -f "$RIG_DIR/scenarios/$s.sh" ]; then
-			tapline "not ok - $s/run: no such scenario (tests/vm/scenarios/$s.sh)"
+		if [ ! -f "$RIG_SCEN/$s.sh" ]; then
+			tapline "not ok - $s/run: no such scenario (${RIG_SCEN#$TOP/}/$s.sh)"
 		elif ! parse_scenario "$s"; then
-			tapline "not ok - $s/run: bad header in tests/vm/scenarios/$s.sh (see docs/RIG.md)"
+			tapline "not ok - $s/run: bad header in ${RIG_SCEN#$TOP/}/$s.sh (see docs/RIG.md)"
 		else
 			ok_names+=("$s")
 		fi

@@ -5,6 +5,7 @@
 #   make vm-check SCENARIOS="a b"     only these scenarios (names without .sh)
 #   make vm-shell [VM_ARGS="modules=patched use_va=1 devices=2"]   interactive guest (Ctrl-A X quits)
 #   make vm-list                      scenarios and their boot configuration
+#   make vm-selftest                  check the rig itself with scenarios that fail on purpose
 #   make vm-prepare                   fetch and build the kernel side only (cached in ~/.cache/vlud/rig)
 #
 # Guest programs: every tests/vm/guest/*.c is one program $(O)/guest/<name>, appended to GUEST_BINS;
@@ -30,7 +31,7 @@ VM_PROJECT := $(filter $(O)/vlud $(O)/vluctl $(O)/minivmm $(O)/libvlu.so%,$(BINS
 # one of $(O) (copied last).
 VM_BINS = $(O)/vlud $(O)/vluctl $(O)/minivmm $(GUEST_BINS)
 
-.PHONY: vm-check vm-shell vm-list vm-prepare vm-project
+.PHONY: vm-check vm-shell vm-list vm-prepare vm-project vm-selftest
 vm-project:
 	@$(MAKE) -s --no-print-directory -k $(VM_PROJECT) >&2 || \
 		echo "# rig: warning: some project programs did not build (see above); scenarios using them will fail"
@@ -40,6 +41,10 @@ vm-check: vm-project
 
 vm-shell: vm-project
 	@O=$(O) RIG_BINS="$(VM_BINS)" bash $(RIG) shell $(VM_ARGS)
+
+# The rig's own result handling (hung, failing, silent scenarios...); not part of vm-check.
+vm-selftest: vm-project
+	@O=$(O) RIG_BINS="$(VM_BINS)" bash $(TOP)/tests/vm/selftest/run.sh
 
 vm-list:
 	@bash $(RIG) list

@@ -1,0 +1,34 @@
+#!/bin/bash
+# tests/vm/selftest/run.sh - check the rig's own result handling with scenarios that fail on purpose
+# (make vm-selftest).  Each check is one TAP line "vm-selftest/<what>".
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+empty=$(mktemp -d)
+VLUD_RIG_SCENARIO_DIR=$HERE VLUD_RIG_PATCH_DIR=$empty TAP_SUMMARY_NESTED= \
+	bash "$HERE/../rig.sh" check self-fail self-exit self-hang self-after self-notap self-warn self-patched \
+	self-badheader self-missing > "$out" 2>&1
+rc=$?
+rmdir "$empty"
+sed 's/^/# | /' "$out"
+n=0 bad=0
+expect() { # NAME REGEX: one line of the rig's output must match
+	n=$((n + 1))
+	if grep -qE "$2" "$out"; then echo "ok - vm-selftest/$1"; else echo "not ok - vm-selftest/$1: no line matches /$2/"; bad=1; fi
+}
+expect not-ok-passed-through '^not ok - self-fail/two: deliberate$'
+expect ok-passed-through '^ok - self-fail/one$'
+expect exit-status-without-not-ok '^not ok - self-exit/run: exited with status 3 without a failing test$'
+expect hung-scenario-killed '^not ok - self-hang/run: timed out after 10 s \(guest killed\)'
+expect next-scenario-after-hang-runs '^ok - self-after/ran$'
+expect no-tap-line '^not ok - self-notap/run: printed no TAP line'
+expect kernel-warning-fails '^not ok - self-warn/kernel-log: .*WARNING: CPU: 0 PID: 1 at self-test'
+expect clean-kernel-log-passes '^ok - self-fail/kernel-log$'
+expect patched-without-patches-skips '^ok - self-patched/run # SKIP needs patched modules: no patches in'
+expect bad-header-fails '^not ok - self-badheader/run: bad header'
+expect missing-scenario-fails '^not ok - self-missing/run: no such scenario'
+expect log-path-printed '^# self-fail failed: log .*/vm/logs/self-fail.log$'
+expect summary-line '^[0-9]+ passed, 7 failed, 1 skipped$'
+if [ "$rc" = 1 ]; then echo "ok - vm-selftest/exit-status-1"; else echo "not ok - vm-selftest/exit-status-1: rig.sh exited $rc"; bad=1; fi
+exit $bad

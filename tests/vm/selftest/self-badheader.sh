@@ -1,0 +1,3 @@
+#!/bin/sh
+# modules: bogus
+echo "ok - self-badheader/should-not-run"

@@ -1,0 +1,4 @@
+#!/bin/sh
+# timeout: 20
+echo "ok - self-exit/one"
+exit 3

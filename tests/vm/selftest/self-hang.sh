@@ -1,0 +1,4 @@
+#!/bin/sh
+# timeout: 10
+echo "ok - self-hang/before"
+sleep 1000

@@ -1,0 +1,3 @@
+#!/bin/sh
+# timeout: 10
+echo hello

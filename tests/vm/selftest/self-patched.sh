@@ -1,0 +1,4 @@
+#!/bin/sh
+# modules: patched
+# timeout: 60
+vdpatest features
