@@ -402,6 +402,22 @@ static int cmd_call(int argc, char **argv)
 	return EXIT_OK;
 }
 
+static int parse_timeout(const char *s)
+{
+	char *end;
+	long t;
+
+	errno = 0;
+	t = strtol(s, &end, 10);
+	if (errno || *end || !*s || t > INT_MAX || t < INT_MIN) {
+		fprintf(stderr, "vluctl: --timeout wants milliseconds\n");
+		return -EINVAL;
+	}
+	/* 0 would mean "library default" to libvlu; on the CLI it means "do not wait" */
+	arg_timeout = t == 0 ? 1 : (int)t;
+	return 0;
+}
+
 struct events_state {
 	unsigned seen;
 };
@@ -444,6 +460,9 @@ static int cmd_events(int argc, char **argv)
 		{ "follow", no_argument, NULL, 'f' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "instance", required_argument, NULL, 'i' },
+		/* the global options are also accepted here, for convenience */
+		{ "timeout", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
 		{},
 	};
 	struct events_state st = { 0 };
@@ -455,8 +474,15 @@ static int cmd_events(int argc, char **argv)
 	int64_t deadline = -1;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+fn:i:", opts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "+fn:i:t:j", opts, NULL)) >= 0) {
 		switch (c) {
+		case 't':
+			if (parse_timeout(optarg) < 0)
+				return EXIT_USAGE;
+			break;
+		case 'j':
+			arg_json = true;
+			break;
 		case 'f':
 			follow = true;
 			break;
@@ -552,19 +578,10 @@ int main(int argc, char **argv)
 		case 'j':
 			arg_json = true;
 			break;
-		case 't': {
-			char *end;
-			long t;
-			errno = 0;
-			t = strtol(optarg, &end, 10);
-			if (errno || *end || !*optarg || t > INT_MAX || t < INT_MIN) {
-				fprintf(stderr, "vluctl: --timeout wants milliseconds\n");
+		case 't':
+			if (parse_timeout(optarg) < 0)
 				return EXIT_USAGE;
-			}
-			/* 0 would mean "library default" to libvlu; on the CLI it means "do not wait" */
-			arg_timeout = t == 0 ? 1 : (int)t;
 			break;
-		}
 		case 'h':
 			usage(stdout);
 			return EXIT_OK;
