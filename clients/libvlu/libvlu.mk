@@ -14,8 +14,11 @@ $(LIBVLU_REAL): $(LIBVLU_OBJS) $(O)/libvluproto.a $(LIBVLU_SYM)
 		-Wl,--exclude-libs,ALL -Wl,-z,defs -Wl,-z,relro -Wl,-z,now \
 		-o $@ $(LIBVLU_OBJS) $(O)/libvluproto.a $(shell $(PKG_CONFIG) --libs json-c)
 
-# the soname link (runtime) and the development link (-lvlu)
-$(O)/$(LIBVLU_SONAME) $(O)/libvlu.so: $(LIBVLU_REAL)
+# the soname link (runtime) and the development link (-lvlu); whoever links with -lvlu also gets
+# the soname link it needs at run time
+$(O)/$(LIBVLU_SONAME): $(LIBVLU_REAL)
+	ln -sf $(notdir $<) $@
+$(O)/libvlu.so: $(LIBVLU_REAL) | $(O)/$(LIBVLU_SONAME)
 	ln -sf $(notdir $<) $@
 
 $(O)/libvlu.pc: $(TOP)/clients/libvlu/libvlu.pc.in $(TOP)/Makefile
