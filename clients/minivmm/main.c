@@ -395,11 +395,12 @@ static int report(struct mv_vmm *v, int setup_error)
 			     s->vmpin_expected_kb);
 		if (!v->o.json)
 			printf("update %u: path=%c ok=%d mode=%s pause_device_ms=%.3f pause_echo_gap_ms=%.3f "
-			       "inflight_at_suspend=%" PRIu64 " sent_in_pause=%" PRIu64 " vmpin_before_kb=%" PRId64 " vmpin_after_kb=%" PRId64
+			       "inflight_at_suspend=%" PRIu64 " sent_in_pause=%" PRIu64 " lost=%" PRIu64 " dup=%" PRIu64 " vmpin_before_kb=%" PRId64 " vmpin_after_kb=%" PRId64
 			       " vmpin_expected_kb=%" PRId64 "%s%s\n",
 			       i + 1, u->path, u->ok, u->va_mode ? "va" : "pa",
 			       u->ok ? ms(u->t_resume_us - u->t_suspend_us) : 0.0, ms(u->echo_gap_us),
-			       u->inflight_at_suspend, u->sent_in_pause, u->vmpin_before_kb, u->vmpin_after_kb, s->vmpin_expected_kb,
+			       u->inflight_at_suspend, u->sent_in_pause, lost_next - u->lost_before, dup_next - u->dup_before,
+			       u->vmpin_before_kb, u->vmpin_after_kb, s->vmpin_expected_kb,
 			       u->ok ? "" : " error=", u->ok ? "" : strerror(-u->error));
 	}
 	if (s->nupdates < v->o.updates && !setup_error && !v->stop)
@@ -442,6 +443,9 @@ static int report(struct mv_vmm *v, int setup_error)
 	if (v->o.json)
 		printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
 	else {
+		printf("device: path=%s mode=%s mem_bytes=%" PRIu64 " maps=%u vmpin_expected_kb=%" PRId64
+		       " backend_offered=%s\n", v->dev.path, v->va_mode ? "va" : "pa", v->mem.size, v->mem.nmaps,
+		       s->vmpin_expected_kb, mv_backend_names(v->dev.backend_offered, names, sizeof(names)));
 		printf("traffic: sent=%" PRIu64 " echoed=%" PRIu64 " lost=%" PRIu64 " dup=%" PRIu64 " corrupt=%" PRIu64
 		       " max_gap_ms=%.3f updates=%u\n", t->sent, t->echoed, t->lost, t->dup, t->corrupt + t->rx_short,
 		       ms(t->max_gap_us), s->nupdates);
