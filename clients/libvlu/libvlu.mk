@@ -21,10 +21,13 @@ $(O)/$(LIBVLU_SONAME): $(LIBVLU_REAL)
 $(O)/libvlu.so: $(LIBVLU_REAL) | $(O)/$(LIBVLU_SONAME)
 	ln -sf $(notdir $<) $@
 
+LIBVLU_PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(VERSION)|'
+
+# the build tree's copy (default paths); `make install` writes its own with the install paths
 $(O)/libvlu.pc: $(TOP)/clients/libvlu/libvlu.pc.in $(TOP)/Makefile
 	@mkdir -p $(@D)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-		-e 's|@VERSION@|$(VERSION)|' $< > $@
+	$(LIBVLU_PC_SED) $< > $@
 
 LIBS += $(LIBVLU_REAL) $(O)/$(LIBVLU_SONAME) $(O)/libvlu.so $(O)/libvlu.pc
 
@@ -33,7 +36,9 @@ install-libvlu: $(LIBVLU_REAL) $(O)/libvlu.pc
 	ln -sf $(notdir $(LIBVLU_REAL)) $(DESTDIR)$(LIBDIR)/$(LIBVLU_SONAME)
 	ln -sf $(LIBVLU_SONAME) $(DESTDIR)$(LIBDIR)/libvlu.so
 	install -D -m 0644 $(TOP)/clients/libvlu/vlu.h $(DESTDIR)$(INCLUDEDIR)/vlu.h
-	install -D -m 0644 $(O)/libvlu.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libvlu.pc
+	@mkdir -p $(DESTDIR)$(LIBDIR)/pkgconfig
+	$(LIBVLU_PC_SED) $(TOP)/clients/libvlu/libvlu.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libvlu.pc
+	chmod 0644 $(DESTDIR)$(LIBDIR)/pkgconfig/libvlu.pc
 
 .PHONY: install-libvlu
 INSTALL_TARGETS += install-libvlu
