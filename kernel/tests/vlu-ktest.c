@@ -314,18 +314,24 @@ static int cmd_exec(int argc, char **argv)
 	if (!take_over(&d, &s, !use_va))
 		return finish();
 	if (use_va) {
-		/* path B: rings re-created from the saved indices */
+		uint8_t st = 0;
+
+		/* path B: rings re-created from the saved indices; the device still has the predecessor's
+		 * addresses (unmapped in this image), so DRIVER_OK is refused until IOTLB_REMAP */
 		r = kt_dev_start(&d, false);
-		if (!kt_check(r == 0, "restart", "%s", strerror(-r)))
-			return finish();
-		/* control: the device still has the predecessor's addresses, unmapped in this image, so
-		 * nothing can be processed until IOTLB_REMAP */
+		kt_status(d.vfd, &st);
+		kt_check(r == -EINVAL && !(st & VIRTIO_CONFIG_S_DRIVER_OK), "driver-ok-refused-before-remap",
+			 "start returned %s, status 0x%02x", kt_errname(-r), st);
 		kt_post(&d);
 		kt_kick(&d);
 		kt_check(kt_wait_rx(&d, 1, 300, why, sizeof(why)) != 0 && kt_rx_used_idx(&d) == d.rx_used_seen,
 			 "no-traffic-before-remap", "a packet looped back before IOTLB_REMAP");
 		r = WRITE_IOTLB(d.vfd, VHOST_IOTLB_REMAP, KT_IOVA, KT_RAM, (uintptr_t)d.mem, 0);
 		if (!kt_errno(r, _err, 0, "iotlb-remap"))
+			return finish();
+		st |= VIRTIO_CONFIG_S_DRIVER_OK;
+		r = IOCTL(d.vfd, VHOST_VDPA_SET_STATUS, &st);
+		if (!kt_errno(r, _err, 0, "driver-ok-after-remap"))
 			return finish();
 		kt_kick(&d);
 		if (!kt_check(kt_wait_rx(&d, 1, KT_TIMEOUT_MS, why, sizeof(why)) == 0, "traffic-after-remap", "%s", why))
@@ -352,8 +358,15 @@ static int cmd_resume(int argc, char **argv)
 		return finish();
 	kt_check(kt_rx_used_idx(&d) == d.rx_used_seen, "still-suspended-after-exec",
 		 "rx used idx %u, last seen %u", kt_rx_used_idx(&d), d.rx_used_seen);
-	if (!take_over(&d, &s, true))
+	if (!take_over(&d, &s, false))
 		return finish();
+	if (use_va) {
+		r = IOCTL(d.vfd, VHOST_VDPA_RESUME, NULL);
+		kt_errno(r, _err, EINVAL, "resume-refused-before-remap");
+		r = WRITE_IOTLB(d.vfd, VHOST_IOTLB_REMAP, KT_IOVA, KT_RAM, (uintptr_t)d.mem, 0);
+		if (!kt_errno(r, _err, 0, "iotlb-remap"))
+			return finish();
+	}
 	r = IOCTL(d.vfd, VHOST_VDPA_RESUME, NULL);
 	if (!kt_errno(r, _err, 0, "resume"))
 		return finish();
@@ -669,7 +682,14 @@ static void errors_va(struct kt_dev *d)
 		munmap(shifted, KT_RAM);
 	if (ofd >= 0)
 		close(ofd);
-	/* suspended: a child may now take the device; then it is gone and we take it back */
+	/* suspended: a child may now take the device; then it is gone and we take it back.  A second
+	 * mapping shows that every mapping must be remapped (or unmapped) before the device resumes. */
+	ofd = memfd_create("kt-second", MFD_CLOEXEC);
+	other = MAP_FAILED;
+	if (ofd >= 0 && ftruncate(ofd, KT_MiB) == 0)
+		other = mmap(NULL, KT_MiB, PROT_READ | PROT_WRITE, MAP_SHARED, ofd, 0);
+	r = WRITE_IOTLB(d->vfd, VHOST_IOTLB_UPDATE, 2 * KT_IOVA, KT_MiB, (uintptr_t)other, VHOST_ACCESS_RW);
+	kt_errno(r, _err, 0, "second-mapping");
 	r = IOCTL(d->vfd, VHOST_VDPA_SUSPEND, NULL);
 	kt_errno(r, _err, 0, "suspend");
 	r = in_child(d, child_new_owner, 0);
@@ -677,8 +697,20 @@ static void errors_va(struct kt_dev *d)
 	r = IOCTL(d->vfd, VHOST_NEW_OWNER, NULL);
 	kt_errno(r, _err, 0, "new-owner-back");
 	r = IOCTL(d->vfd, VHOST_VDPA_RESUME, NULL);
+	kt_errno(r, _err, EINVAL, "resume-refused-stale");
+	r = WRITE_IOTLB(d->vfd, VHOST_IOTLB_REMAP, KT_IOVA, KT_RAM, (uintptr_t)d->mem, 0);
+	kt_errno(r, _err, 0, "remap-first");
+	r = IOCTL(d->vfd, VHOST_VDPA_RESUME, NULL);
+	kt_errno(r, _err, EINVAL, "resume-refused-one-stale");
+	r = WRITE_IOTLB(d->vfd, VHOST_IOTLB_INVALIDATE, 2 * KT_IOVA, KT_MiB, 0, 0);
+	kt_errno(r, _err, 0, "unmap-second");
+	r = IOCTL(d->vfd, VHOST_VDPA_RESUME, NULL);
 	kt_errno(r, _err, 0, "resume");
 	still_works(d, "after-handback");
+	if (other != MAP_FAILED)
+		munmap(other, KT_MiB);
+	if (ofd >= 0)
+		close(ofd);
 }
 
 static int cmd_errors(const char *dev)
