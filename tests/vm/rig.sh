@@ -31,6 +31,15 @@ QEMU=${QEMU:-qemu-system-x86_64}
 NESTED=${TAP_SUMMARY_NESTED:-}
 
 mkdir -p "$RIG_OUT/logs" "$RIG_CACHE"
+# Per-run scratch space: several rig runs may share $O (engineers working in one tree).
+RIG_WORK=$(mktemp -d "$RIG_OUT/run.XXXXXX")
+QPID=
+cleanup() {
+	[ -n "$QPID" ] && kill -9 "$QPID" 2> /dev/null
+	rm -rf "$RIG_WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 log() { echo "# $*"; echo "[$(date +%T)] $*" >> "$RIG_LOG"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
@@ -142,7 +151,7 @@ stage_elf() { # SRC DEST-IN-STAGE
 }
 
 build_user_cpio() {
-	ST=$RIG_OUT/stage
+	ST=$RIG_WORK/stage
 	rm -rf "$ST"
 	mkdir -p "$ST"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,run,root,scenarios,lib/x86_64-linux-gnu,lib64,usr/lib/x86_64-linux-gnu,usr/share/vlud}
 	cp /bin/busybox "$ST/bin/busybox"
@@ -171,7 +180,7 @@ build_user_cpio() {
 	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\nvmm:x:1000:1000:vmm:/tmp:/bin/sh\n' > "$ST/etc/passwd"
 	printf 'root:x:0:\nnogroup:x:65534:\nvmm:x:1000:\n' > "$ST/etc/group"
 	printf 'export PATH=/usr/bin:/usr/sbin:/bin:/sbin\nexport PS1="rig# "\n' > "$ST/etc/profile"
-	(cd "$ST" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$RIG_OUT/user.cpio.gz"
+	(cd "$ST" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$RIG_WORK/user.cpio.gz"
 	rm -rf "$ST"
 }
 
@@ -179,7 +188,7 @@ build_user_cpio() {
 build_conf_cpio() { # OUT MODULES USE_VA DEVICES MAC SHELL SCENARIO...
 	local out=$1 mods=$2 va=$3 dev=$4 mac=$5 sh=$6 st
 	shift 6
-	st=$RIG_OUT/conf.stage
+	st=$RIG_WORK/conf.stage
 	rm -rf "$st"
 	mkdir -p "$st/etc"
 	cat > "$st/etc/rig.conf" <<-EOF
@@ -214,17 +223,18 @@ run_boot() { # MODULES USE_VA DEVICES MEMORY MAC SCENARIO...
 	shift 5
 	local scen=("$@") s
 	BOOT_N=$((BOOT_N + 1))
-	local tag="boot$BOOT_N-${scen[0]}"
-	local blog=$RIG_OUT/logs/$tag.serial.log initrd=$RIG_OUT/initrd-$BOOT_N.img
-	build_conf_cpio "$RIG_OUT/conf-$BOOT_N.cpio.gz" "$mods" "$va" "$dev" "$mac" 0 "${scen[@]}"
-	cat "$FL_MODS_CPIO" "$RIG_OUT/user.cpio.gz" "$RIG_OUT/conf-$BOOT_N.cpio.gz" > "$initrd"
-	rm -f "$RIG_OUT/conf-$BOOT_N.cpio.gz"
+	local tag="boot-${scen[0]}"
+	local blog=$RIG_OUT/logs/$tag.serial.log initrd=$RIG_WORK/initrd-$BOOT_N.img
+	build_conf_cpio "$RIG_WORK/conf-$BOOT_N.cpio.gz" "$mods" "$va" "$dev" "$mac" 0 "${scen[@]}"
+	cat "$FL_MODS_CPIO" "$RIG_WORK/user.cpio.gz" "$RIG_WORK/conf-$BOOT_N.cpio.gz" > "$initrd"
+	rm -f "$RIG_WORK/conf-$BOOT_N.cpio.gz"
 	qemu_cmd "$initrd" "$mem"
 	log "boot $BOOT_N: ${CUR_FLAVOUR} $FL_KVER modules=$mods use_va=$va devices=$dev memory=$mem: ${scen[*]}"
 	echo "# ${QEMU_ARGS[*]}" > "$blog"
 	local t0 t
 	t0=$(now_ms)
 	"${QEMU_ARGS[@]}" < /dev/null >> "$blog" 2>&1 &
+	QPID=$!
 	local qpid=$! deadline=$((t0 + 120000)) cur= last= timed_out= started_ms=
 	while kill -0 "$qpid" 2> /dev/null; do
 		sleep 0.2
@@ -251,7 +261,8 @@ run_boot() { # MODULES USE_VA DEVICES MEMORY MAC SCENARIO...
 		fi
 	done
 	wait "$qpid" 2> /dev/null
-	local qrc=$? elapsed=$(( $(now_ms) - t0 ))
+	local qrc=$?
+	QPID= elapsed=$(( $(now_ms) - t0 ))
 	[ -n "$FIRST_TEST_MS" ] || FIRST_TEST_MS=$started_ms
 	echo "# host: qemu exit status $qrc after $elapsed ms, first scenario started at ${started_ms:-never} ms" >> "$blog"
 
@@ -317,8 +328,12 @@ load_flavour() { # NAME -> 0 ready, 1 failed (FL_FAIL_WHY), 2 skip (FL_SKIP_WHY)
 	. "$RIG_DIR/flavours/$1.sh"
 	local t0
 	t0=$(now_ms)
+	# one preparation at a time per cache (concurrent runs would build into the same directories)
+	exec 9> "$RIG_CACHE/.lock"
+	flock 9
 	flavour_prepare
 	FL_RC=$?
+	flock -u 9
 	log "flavour $1: ${FL_KVER:-?} prepared in $(( $(now_ms) - t0 )) ms (rc $FL_RC, patched: ${FL_PATCHED:-?})"
 	return "$FL_RC"
 }
@@ -401,9 +416,9 @@ cmd_shell() {
 	load_flavour "$fl" || { echo "rig: flavour $fl: $FL_SKIP_WHY$FL_FAIL_WHY" >&2; return 1; }
 	[ "$mods" != patched ] || [ "$FL_PATCHED" = yes ] || { echo "rig: patched modules: $FL_PATCHED_WHY" >&2; return 1; }
 	build_user_cpio
-	build_conf_cpio "$RIG_OUT/conf-shell.cpio.gz" "$mods" "$va" "$dev" "$mac" 1
-	cat "$FL_MODS_CPIO" "$RIG_OUT/user.cpio.gz" "$RIG_OUT/conf-shell.cpio.gz" > "$RIG_OUT/initrd-shell.img"
-	qemu_cmd "$RIG_OUT/initrd-shell.img" "$mem"
+	build_conf_cpio "$RIG_WORK/conf-shell.cpio.gz" "$mods" "$va" "$dev" "$mac" 1
+	cat "$FL_MODS_CPIO" "$RIG_WORK/user.cpio.gz" "$RIG_WORK/conf-shell.cpio.gz" > "$RIG_WORK/initrd-shell.img"
+	qemu_cmd "$RIG_WORK/initrd-shell.img" "$mem"
 	echo "rig: ${QEMU_ARGS[*]}  (Ctrl-A X quits qemu)" >&2
 	"${QEMU_ARGS[@]}"
 }
