@@ -14,6 +14,7 @@
 #include <sys/signalfd.h>
 
 #include "minivmm.h"
+#include "vlu.h"
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
@@ -403,6 +404,14 @@ static int report(struct mv_vmm *v, int setup_error)
 			       u->vmpin_before_kb, u->vmpin_after_kb, s->vmpin_expected_kb,
 			       u->ok ? "" : " error=", u->ok ? "" : strerror(-u->error));
 	}
+	if (v->o.vlud && !setup_error) {
+		if (v->link_reattach_error)
+			FAIL("vlud: reattach after the update failed: %s", strerror(-v->link_reattach_error));
+		else if (!v->link)
+			FAIL("vlud: connection lost");
+		if (!v->link_stored && !s->generation)
+			FAIL("vlud: fds not stored");
+	}
 	if (s->nupdates < v->o.updates && !setup_error && !v->stop)
 		FAIL("%u of %u updates done", s->nupdates, v->o.updates);
 
@@ -432,6 +441,17 @@ static int report(struct mv_vmm *v, int setup_error)
 	json_object_object_add(tr, "generation", json_object_new_int((int)s->generation));
 	json_object_object_add(tr, "paused_frames", json_object_new_string("queued"));
 
+	if (v->o.vlud) {
+		json_object *l = json_object_new_object();
+		json_object_object_add(l, "socket", json_object_new_string(v->o.vlud));
+		json_object_object_add(l, "instance", json_object_new_string(v->o.instance));
+		json_object_object_add(l, "device_fd", json_object_new_string(v->dev_fd_name));
+		json_object_object_add(l, "connected", json_object_new_boolean(v->link != NULL));
+		json_object_object_add(l, "stored", json_object_new_int((int)v->link_stored));
+		json_object_object_add(l, "mappings", json_object_new_string(v->link_mappings_ok ? "ok" :
+			v->link_mappings_error ? strerror(-v->link_mappings_error) : "not sent"));
+		json_object_object_add(root, "vlud", l);
+	}
 	json_object_object_add(root, "minivmm", json_object_new_string("0.1.0"));
 	json_object_object_add(root, "pid", json_object_new_int((int)getpid()));
 	json_object_object_add(root, "device", dev);
@@ -446,6 +466,10 @@ static int report(struct mv_vmm *v, int setup_error)
 		printf("device: path=%s mode=%s mem_bytes=%" PRIu64 " maps=%u vmpin_expected_kb=%" PRId64
 		       " backend_offered=%s\n", v->dev.path, v->va_mode ? "va" : "pa", v->mem.size, v->mem.nmaps,
 		       s->vmpin_expected_kb, mv_backend_names(v->dev.backend_offered, names, sizeof(names)));
+		if (v->o.vlud)
+			printf("vlud: instance=%s device_fd=%s connected=%d stored=%u mappings=%s\n", v->o.instance,
+			       v->dev_fd_name, v->link != NULL, v->link_stored,
+			       v->link_mappings_ok ? "ok" : v->link_mappings_error ? "error" : "not-sent");
 		printf("traffic: sent=%" PRIu64 " echoed=%" PRIu64 " lost=%" PRIu64 " dup=%" PRIu64 " corrupt=%" PRIu64
 		       " max_gap_ms=%.3f updates=%u\n", t->sent, t->echoed, t->lost, t->dup, t->corrupt + t->rx_short,
 		       ms(t->max_gap_us), s->nupdates);
@@ -504,6 +528,7 @@ static int run(struct mv_vmm *v)
 			{ .fd = v->vq[MV_RXQ].call, .events = POLLIN },
 			{ .fd = v->vq[MV_TXQ].call, .events = POLLIN },
 			{ .fd = v->sigfd, .events = POLLIN },
+			{ .fd = mv_link_fd(v), .events = POLLIN },	/* negative: ignored by poll */
 		};
 		struct timespec ts = { .tv_sec = (time_t)(wait / 1000000), .tv_nsec = (long)(wait % 1000000) * 1000 };
 		if (ppoll(p, ELEMENTSOF(p), &ts, NULL) < 0 && errno != EINTR)
@@ -514,6 +539,8 @@ static int run(struct mv_vmm *v)
 			mv_vq_drain_call(&v->vq[MV_TXQ]);
 		if (p[2].revents)
 			handle_signals(v);
+		if (p[3].fd >= 0 && p[3].revents)
+			(void)mv_link_process(v);
 		mv_dp_reap(v, mv_now_us());
 		(void)mv_dp_refill_rx(v);
 	}
@@ -578,6 +605,12 @@ int main(int argc, char **argv)
 		r = mv_update_finish(&v, (int)fd);
 		/* the next timed update counts from the end of this one */
 		v.st->t_next_update_us = mv_now_us() + (uint64_t)(v.o.update_after_s * 1e6);
+		if (r >= 0 && v.o.vlud) {
+			/* the fds came across exec; the instance waits orphaned for us */
+			int r2 = mv_link_reattach(&v);
+			if (r2 < 0)
+				v.link_reattach_error = r2;
+		}
 		if (r < 0) {
 			mv_log("taking over after the update failed: %s", strerror(-r));
 			setup_error = 0;	/* reported as a failed update */
@@ -590,19 +623,20 @@ int main(int argc, char **argv)
 		}
 	} else {
 		struct mv_state *s = v.st;
-		if (v.o.vlud) {
-			mv_log("--vlud: minivmm was built without libvlu; use --device");
-			return EXIT_USAGE;
-		}
 		r = mv_mem_create(&v.mem, v.o.mem_size, v.o.chunk);
 		if (r < 0) {
 			mv_log("guest RAM %" PRIu64 " bytes: %s", v.o.mem_size, strerror(-r));
 			setup_error = r;
 			goto out;
 		}
-		r = mv_vdev_open(&v.dev, v.o.device);
+		if (v.o.vlud)
+			r = mv_link_open_device(&v);
+		else {
+			r = mv_vdev_open(&v.dev, v.o.device);
+			if (r < 0)
+				mv_log("open %s: %s", v.o.device, strerror(-r));
+		}
 		if (r < 0) {
-			mv_log("open %s: %s", v.o.device, strerror(-r));
 			setup_error = r;
 			goto out;
 		}
@@ -611,6 +645,13 @@ int main(int argc, char **argv)
 		if (r < 0) {
 			setup_error = r;
 			goto out;
+		}
+		if (v.link) {
+			r = mv_link_store(&v);
+			if (r < 0) {
+				setup_error = r;
+				goto out;
+			}
 		}
 		s->t_run_start_us = mv_now_us();
 		s->t_deadline_us = v.o.duration_s > 0 ? s->t_run_start_us + (uint64_t)(v.o.duration_s * 1e6) : 0;
@@ -633,6 +674,7 @@ out:
 	mv_vdev_done(&v.dev);
 	mv_mem_done(&v.mem);
 	v.sigfd = safe_close(v.sigfd);
+	mv_link_close(&v);
 	free(v.st);
 	return r;
 }

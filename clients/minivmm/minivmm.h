@@ -268,8 +268,16 @@ struct mv_opts {
 	char **argv;			/* for the exec */
 };
 
+struct vlu;
+
 struct mv_vmm {
 	struct mv_opts o;
+	struct vlu *link;		/* owned: connection to vlud (--vlud), NULL standalone */
+	char dev_fd_name[80];		/* the daemon's name of the held device fd ("vdpa:NAME") */
+	unsigned link_stored;		/* fds stored with the daemon */
+	bool link_mappings_ok;
+	int link_mappings_error;
+	int link_reattach_error;
 	struct mv_mem mem;
 	struct mv_vdev dev;
 	struct mv_vq vq[MV_NQ];
@@ -288,6 +296,14 @@ unsigned mv_dp_send_now(struct mv_vmm *v, unsigned n);	/* post up to n frames, i
 void mv_dp_reap(struct mv_vmm *v, uint64_t now);
 void mv_vq_save(const struct mv_vq *vq, struct mv_vq_state *s);
 void mv_vq_restore(struct mv_vq *vq, const struct mv_vq_state *s);
+
+/* link.c: vlud through libvlu */
+int mv_link_open_device(struct mv_vmm *v);	/* connect, register, device.open */
+int mv_link_store(struct mv_vmm *v);		/* fd.store memfd + eventfds, vmm.mappings */
+int mv_link_reattach(struct mv_vmm *v);	/* new image: connect, register with reattach */
+int mv_link_fd(struct mv_vmm *v);
+int mv_link_process(struct mv_vmm *v);
+void mv_link_close(struct mv_vmm *v);
 
 /* update.c */
 char mv_choose_path(uint64_t backend_offered, char forced, const char **ret_reason);

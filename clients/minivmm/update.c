@@ -207,6 +207,14 @@ int mv_update_start(struct mv_vmm *v)
 		s->nupdates++;
 		return -EOPNOTSUPP;
 	}
+	if (path == 'C' && v->link) {
+		/* the daemon's copy of the device fd keeps the device open: only vlud can release and reopen it */
+		mv_log("update refused before touching anything: path C (%s) needs vlud's update engine when "
+		       "vlud holds the device", why);
+		u->error = -EOPNOTSUPP;
+		s->nupdates++;
+		return -EOPNOTSUPP;
+	}
 	mv_log("update %u: path %c (%s)", s->nupdates + 1, path, why);
 	(void)mv_vmpin_kb(&pin, NULL);
 	u->vmpin_before_kb = pin;
