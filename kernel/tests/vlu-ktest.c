@@ -9,6 +9,7 @@
  *   vlu-ktest scm DEV       a second process gets the fd by SCM_RIGHTS and becomes owner (PA)
  *   vlu-ktest resume DEV    suspend, exec, new owner, remap (VA), resume: no packet lost
  *   vlu-ktest errors DEV    every error case returns its errno and changes nothing
+ *   vlu-ktest cost DEV MiB  PA: time of pinning MiB (IOTLB_UPDATE) vs moving it (VHOST_NEW_OWNER)
  *
  * PA or VA mode is the vdpa_sim module parameter use_va.  The suite name of the TAP lines is
  * $VLUD_SCENARIO (set by the rig) or "ktest-CMD".
@@ -25,6 +26,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "ktlib.h"
 
@@ -740,6 +742,96 @@ static int cmd_errors(const char *dev)
 	return finish();
 }
 
+/* --------------------------------------------------------------------------------------------- cost */
+static double ms_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static int cmd_cost(const char *dev, const char *mib_s)
+{
+	uint64_t size = strtoull(mib_s, NULL, 10) * KT_MiB, bf = 0;
+	double t0, t_pin, t_move, t_back, t_unpin;
+	int vfd, mfd, r, p2c[2], c2p[2];
+	uint8_t *mem;
+	char c = 0;
+	pid_t pid;
+	long pin;
+
+	if (!kt_check(size > 0 && !use_va, "mode", "needs PA mode (use_va=0) and a size, got use_va=%d size %s",
+		      use_va, mib_s))
+		return finish();
+	kt_raise_memlock(4 * size);
+	vfd = open(dev, O_RDWR | O_CLOEXEC);
+	mfd = memfd_create("kt-cost", MFD_CLOEXEC);
+	if (!kt_check(vfd >= 0 && mfd >= 0 && ftruncate(mfd, size) == 0, "setup", "%m"))
+		return finish();
+	ioctl(vfd, VHOST_SET_OWNER, NULL);
+	ioctl(vfd, VHOST_GET_BACKEND_FEATURES, &bf);
+	ioctl(vfd, VHOST_SET_BACKEND_FEATURES, &bf);
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	if (!kt_check(mem != MAP_FAILED, "mmap", "%m"))
+		return finish();
+	for (uint64_t o = 0; o < size; o += 4096)
+		mem[o] = 1;
+	t0 = ms_now();
+	kt_iotlb(vfd, VHOST_IOTLB_BATCH_BEGIN, 0, 0, 0, 0);
+	r = WRITE_IOTLB(vfd, VHOST_IOTLB_UPDATE, KT_IOVA, size, (uintptr_t)mem, VHOST_ACCESS_RW);
+	kt_iotlb(vfd, VHOST_IOTLB_BATCH_END, 0, 0, 0, 0);
+	t_pin = ms_now() - t0;
+	kt_errno(r, _err, 0, "pin");
+	pin = kt_vmpin_kb(0);
+	kt_check(pin == (long)(size / 1024), "vmpin", "VmPin %ld kB, expected %llu", pin,
+		 (unsigned long long)(size / 1024));
+	/* a child takes the device over (timed there), then we take it back (timed here) */
+	if (pipe2(p2c, O_CLOEXEC) < 0 || pipe2(c2p, O_CLOEXEC) < 0)
+		return kt_check(false, "pipe", "%m"), finish();
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		double t = ms_now();
+
+		r = ioctl(vfd, VHOST_NEW_OWNER, NULL) < 0 ? errno : 0;
+		t = ms_now() - t;
+		if (write(c2p[1], &t, sizeof(t)) != sizeof(t) || read(p2c[0], &c, 1) != 1)
+			_exit(99);
+		_exit(r);
+	}
+	if (read(c2p[0], &t_move, sizeof(t_move)) != sizeof(t_move))
+		t_move = -1;
+	pin = kt_vmpin_kb(0);
+	kt_check(pin == 0 && t_move >= 0, "moved", "parent VmPin %ld kB after the child's NEW_OWNER", pin);
+	if (write(p2c[1], &c, 1) != 1)
+		kt_check(false, "release-child", "%m");
+	{
+		int ws = 0;
+
+		waitpid(pid, &ws, 0);
+		kt_check(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "child-new-owner", "child status 0x%x", ws);
+	}
+	t0 = ms_now();
+	r = IOCTL(vfd, VHOST_NEW_OWNER, NULL);
+	t_back = ms_now() - t0;
+	kt_errno(r, _err, 0, "new-owner-back");
+	t0 = ms_now();
+	r = WRITE_IOTLB(vfd, VHOST_IOTLB_INVALIDATE, KT_IOVA, size, 0, 0);
+	t_unpin = ms_now() - t0;
+	kt_errno(r, _err, 0, "unpin");
+	kt_diag("COST size=%lluMiB pin=%.2fms new_owner(child)=%.3fms new_owner(back)=%.3fms unpin=%.2fms",
+		(unsigned long long)(size / KT_MiB), t_pin, t_move, t_back, t_unpin);
+	/* the point of the series: moving the charge is much cheaper than unpin + pin */
+	kt_check(t_move < (t_pin + t_unpin) / 10 && t_back < (t_pin + t_unpin) / 10, "new-owner-cheaper",
+		 "NEW_OWNER %.3f/%.3f ms vs unpin+pin %.2f ms", t_move, t_back, t_pin + t_unpin);
+	close(vfd);
+	munmap(mem, size);
+	close(mfd);
+	kt_check(kt_vmpin_kb(0) == 0, "vmpin-end", "VmPin %ld kB", kt_vmpin_kb(0));
+	return finish();
+}
+
 int main(int argc, char **argv)
 {
 	char suite[64];
@@ -766,6 +858,8 @@ int main(int argc, char **argv)
 		return cmd_scm(argc, argv);
 	if (!strcmp(argv[1], "errors"))
 		return cmd_errors(argv[2]);
+	if (!strcmp(argv[1], "cost") && argc > 3)
+		return cmd_cost(argv[2], argv[3]);
 	fprintf(stderr, "vlu-ktest: unknown command %s\n", argv[1]);
 	return 2;
 }
