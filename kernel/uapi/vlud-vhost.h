@@ -61,7 +61,20 @@
 #define VHOST_BACKEND_F_IOTLB_PERSIST		0x8
 #endif
 
-/* Live-update uAPI (proposed upstream, implemented by kernel/patches/). */
+/*
+ * Live-update uAPI (proposed upstream, implemented by kernel/patches/; kernel/README.md has the details).
+ *
+ * VHOST_NEW_OWNER (ioctl, no argument, any fd holder): the caller becomes the owner; the PA-mode pinned
+ *   charge moves to its mm (checked against its RLIMIT_MEMLOCK).  Errors: EINVAL no owner yet, or a
+ *   VA-mode device that is running and not suspended; EBUSY caller already owns it; ENOMEM the charge does
+ *   not fit (nothing changed).  Stock kernels: EPERM for a non-owner, EFAULT for the owner (NULL arg).
+ * VHOST_IOTLB_REMAP (IOTLB message type, write(), owner only): iova + size of one existing mapping, new
+ *   uaddr (same file, same offset), perm 0.  write() fails with the real errno: EOPNOTSUPP PA mode,
+ *   EPERM not owner, ENOENT no mapping, EINVAL partial match / perm / not the same file+offset.
+ *   (Stock kernels: EFAULT, like every failed IOTLB message.)
+ * After NEW_OWNER on a device with F_IOTLB_REMAP, RESUME and SET_STATUS(DRIVER_OK) fail with EINVAL until
+ *   every mapping was remapped or unmapped.
+ */
 #ifndef VHOST_NEW_OWNER
 #define VHOST_NEW_OWNER				_IO(VHOST_VIRTIO, 0x27)
 #endif
