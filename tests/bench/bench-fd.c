@@ -1,0 +1,392 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bench-fd.c - fd handoff cost through the real daemon (host side, no device needed).
+ *
+ * Starts the built vlud in a temporary directory (twice: without NOTIFY_SOCKET, and with this program
+ * playing systemd's fd store, which is how vlud.service runs) and measures with libvlu:
+ *   - the kernel's own cost of passing N fds in one SCM_RIGHTS message over a SOCK_SEQPACKET socketpair
+ *     (send + receive + close, one thread): the floor under everything else;
+ *   - fd.store of N memfds in one message (replace: the same N names every time) and fd.retrieve of them,
+ *     for N = 1, 16, 253 (SCM_MAX_FD): one request/reply round trip each, as a VMM sees it;
+ *   - 1000 held fds: the time to store them (4 messages of 250), then fd.store/fd.retrieve of one fd,
+ *     fd.list and status while they are held, the daemon's RSS and open fds before and after, and the
+ *     time to remove them.
+ * Prints a text table on stdout and writes the JSON document given with --json.
+ *
+ * Usage: bench-fd [--json FILE] [--reps N] [--quick]   (VLU_BUILD: build directory with vlud, default ./build)
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bstat.h"
+#include "integ.h"
+#include "vlu.h"
+
+#define HELD_N 1000
+#define HELD_BATCH 250
+
+static unsigned reps = 200;
+
+static void die(const char *what, int r)
+{
+	fprintf(stderr, "bench-fd: %s: %s\n", what, strerror(r < 0 ? -r : r));
+	exit(1);
+}
+
+/* ---- systemd's side, pumped by a thread while the benchmark runs ---- */
+struct pump {
+	struct integ_notify *n;
+	bool stop;
+	pthread_t thr;
+};
+
+static void *pump_main(void *arg)
+{
+	struct pump *p = arg;
+
+	while (!__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
+		(void)integ_notify_pump(p->n, 20, NULL);
+	return NULL;
+}
+
+/* n memfds (the fds a VMM stores: guest RAM); fds owned by the caller */
+static int *make_memfds(size_t n)
+{
+	int *fds = calloc(n, sizeof(int));
+
+	if (!fds)
+		die("calloc", -ENOMEM);
+	for (size_t i = 0; i < n; i++) {
+		fds[i] = memfd_create("bench", MFD_CLOEXEC);
+		if (fds[i] < 0)
+			die("memfd_create", -errno);
+	}
+	return fds;
+}
+
+static char **make_names(const char *prefix, size_t n)
+{
+	char **names = calloc(n, sizeof(char *));
+
+	if (!names)
+		die("calloc", -ENOMEM);
+	for (size_t i = 0; i < n; i++)
+		if (asprintf(&names[i], "%s%zu", prefix, i) < 0)
+			die("asprintf", -ENOMEM);
+	return names;
+}
+
+static void free_names(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+static json_object *row(const char *op, size_t nfds, size_t held, struct bstat_samples *s)
+{
+	struct bstat_summary m;
+	json_object *o;
+
+	bstat_summarize(s, &m);
+	o = bstat_summary_json(&m);
+	json_object_object_add(o, "op", json_object_new_string(op));
+	json_object_object_add(o, "nfds", json_object_new_int64((int64_t)nfds));
+	json_object_object_add(o, "held", json_object_new_int64((int64_t)held));
+	{
+		char b[32];
+		double per = nfds ? m.p50 / (double)nfds : 0;
+		snprintf(b, sizeof(b), "%.3f", per);
+		json_object_object_add(o, "median_us_per_fd", json_object_new_double_s(per, b));
+	}
+	printf("  %-22s %5zu %5zu %6zu %10.1f %10.1f %10.1f %10.1f %9.2f\n", op, nfds, held, m.n, m.min, m.p50, m.p99,
+	       m.max, nfds ? m.p50 / (double)nfds : 0);
+	bstat_reset(s);
+	return o;
+}
+
+/* the kernel alone: N fds through a socketpair, received with MSG_CMSG_CLOEXEC and closed */
+static void bench_raw(size_t n, const int *fds, struct bstat_samples *s)
+{
+	int sp[2];
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * 253)];
+	} cs, cr;
+	char payload[64] = "{\"execute\":\"fd.store\"}";
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		die("socketpair", -errno);
+	for (unsigned k = 0; k < reps; k++) {
+		struct iovec iov = { .iov_base = payload, .iov_len = sizeof(payload) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &cs,
+				     .msg_controllen = CMSG_SPACE(sizeof(int) * n) };
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		char rbuf[64];
+		struct iovec riov = { .iov_base = rbuf, .iov_len = sizeof(rbuf) };
+		struct msghdr rh = { .msg_iov = &riov, .msg_iovlen = 1, .msg_control = &cr, .msg_controllen = sizeof(cr) };
+		uint64_t t0;
+
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
+		t0 = bstat_now_ns();
+		if (sendmsg(sp[0], &mh, MSG_NOSIGNAL) < 0)
+			die("sendmsg", -errno);
+		if (recvmsg(sp[1], &rh, MSG_CMSG_CLOEXEC) < 0)
+			die("recvmsg", -errno);
+		for (struct cmsghdr *h = CMSG_FIRSTHDR(&rh); h; h = CMSG_NXTHDR(&rh, h)) {
+			size_t k2 = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			int got[253];
+			memcpy(got, CMSG_DATA(h), k2 * sizeof(int));
+			close_many(got, k2);
+		}
+		bstat_add(s, (double)(bstat_now_ns() - t0) / 1e3);
+	}
+	close(sp[0]);
+	close(sp[1]);
+}
+
+static void report_call_error(struct vlu *v, const char *what, int r)
+{
+	const char *cls = NULL, *desc = NULL;
+
+	vlu_last_error(v, &cls, &desc);
+	fprintf(stderr, "bench-fd: %s: %s (%s: %s)\n", what, strerror(-r), cls ? cls : "-", desc ? desc : "-");
+	exit(1);
+}
+
+static json_object *run_mode(const char *mode, bool fdstore)
+{
+	static const size_t sizes[] = { 1, 16, 253 };
+	_cleanup_free_ char *dir = integ_mkdtemp("bench-fd");
+	_cleanup_free_ char *cfg = NULL;
+	struct integ_notify notify = { .fd = -EBADF };
+	struct integ_daemon d;
+	struct integ_daemon_opts o = {};
+	struct pump pump = {};
+	struct bstat_samples s = {};
+	struct vlu *v = NULL;
+	json_object *res = json_object_new_object(), *rows = json_object_new_array();
+	uint64_t t0;
+	int r;
+
+	if (!dir)
+		die("mkdtemp", -errno);
+	cfg = integ_default_config(dir, "\"limits\": { \"max_fds_per_message\": 253, \"max_fds_per_instance\": 4096, "
+					"\"max_message_bytes\": 1048576, \"max_connections\": 1024, \"idle_timeout_ms\": 0 }");
+	o.config_json = cfg;
+	if (fdstore) {
+		r = integ_notify_open(&notify, dir);
+		if (r < 0)
+			die("notify socket", r);
+		o.notify = &notify;
+	}
+	r = integ_daemon_start(&d, dir, &o);
+	if (r < 0)
+		die("start vlud", r);
+	r = integ_daemon_wait_ready(&d, 10000);
+	if (r < 0) {
+		integ_daemon_dump_log(&d);
+		die("vlud not ready", r);
+	}
+	if (fdstore) {
+		pump.n = &notify;
+		if ((r = pthread_create(&pump.thr, NULL, pump_main, &pump)) != 0)
+			die("pthread_create", r);
+	}
+	r = vlu_connect(d.sock, 5000, &v);
+	if (r < 0)
+		die("vlu_connect", r);
+	r = vlu_register(v, "bench", false);
+	if (r < 0)
+		report_call_error(v, "register", r);
+
+	printf("mode %s (%s)\n", mode, fdstore ? "NOTIFY_SOCKET set: every held fd also goes to the fd store" : "no fd store");
+	printf("  %-22s %5s %5s %6s %10s %10s %10s %10s %9s\n", "operation", "nfds", "held", "reps", "min_us", "median_us",
+	       "p99_us", "max_us", "us/fd");
+	for (size_t si = 0; si < ELEMENTSOF(sizes); si++) {
+		size_t n = sizes[si];
+		int *fds = make_memfds(n);
+		char **names = make_names("f", n);
+		int *out = calloc(n, sizeof(int));
+
+		if (!fdstore) {
+			bench_raw(n, fds, &s);
+			json_object_array_add(rows, row("kernel-scm-roundtrip", n, 0, &s));
+		}
+		for (unsigned k = 0; k < reps; k++) {
+			t0 = bstat_now_ns();
+			r = vlu_fd_store(v, (const char *const *)names, fds, n, true);
+			if (r < 0)
+				report_call_error(v, "fd.store", r);
+			bstat_add(&s, (double)(bstat_now_ns() - t0) / 1e3);
+		}
+		json_object_array_add(rows, row("fd.store", n, n, &s));
+		for (unsigned k = 0; k < reps; k++) {
+			t0 = bstat_now_ns();
+			r = vlu_fd_retrieve(v, (const char *const *)names, n, out);
+			if (r < 0)
+				report_call_error(v, "fd.retrieve", r);
+			bstat_add(&s, (double)(bstat_now_ns() - t0) / 1e3);
+			close_many(out, n);
+		}
+		json_object_array_add(rows, row("fd.retrieve", n, n, &s));
+		r = vlu_fd_remove(v, (const char *const *)names, n, NULL);
+		if (r < 0)
+			report_call_error(v, "fd.remove", r);
+		close_many(fds, n);
+		free(fds);
+		free(out);
+		free_names(names, n);
+	}
+
+	/* 1000 held fds */
+	{
+		int *fds = make_memfds(HELD_N);
+		char **names = make_names("h", HELD_N);
+		const char *one[] = { "x" };
+		int xfd = memfd_create("bench-x", MFD_CLOEXEC), xout = -EBADF;
+		long rss0 = bstat_proc_status_kb(d.pid, "VmRSS"), nfd0 = bstat_proc_nfds(d.pid), rss1, nfd1;
+		double store_all_ms, remove_all_ms;
+		json_object *h = json_object_new_object(), *jl = NULL;
+
+		t0 = bstat_now_ns();
+		for (size_t i = 0; i < HELD_N; i += HELD_BATCH) {
+			r = vlu_fd_store(v, (const char *const *)names + i, fds + i, HELD_BATCH, false);
+			if (r < 0)
+				report_call_error(v, "fd.store (held)", r);
+		}
+		store_all_ms = (double)(bstat_now_ns() - t0) / 1e6;
+		rss1 = bstat_proc_status_kb(d.pid, "VmRSS");
+		nfd1 = bstat_proc_nfds(d.pid);
+		for (unsigned k = 0; k < reps; k++) {
+			t0 = bstat_now_ns();
+			r = vlu_fd_store(v, one, &xfd, 1, true);
+			if (r < 0)
+				report_call_error(v, "fd.store (1 with 1000 held)", r);
+			bstat_add(&s, (double)(bstat_now_ns() - t0) / 1e3);
+		}
+		json_object_array_add(rows, row("fd.store", 1, HELD_N + 1, &s));
+		for (unsigned k = 0; k < reps; k++) {
+			t0 = bstat_now_ns();
+			r = vlu_fd_retrieve(v, one, 1, &xout);
+			if (r < 0)
+				report_call_error(v, "fd.retrieve (1 with 1000 held)", r);
+			bstat_add(&s, (double)(bstat_now_ns() - t0) / 1e3);
+			xout = safe_close(xout);
+		}
+		json_object_array_add(rows, row("fd.retrieve", 1, HELD_N + 1, &s));
+		for (unsigned k = 0; k < reps / 4 + 1; k++) {
+			t0 = bstat_now_ns();
+			r = vlu_fd_list(v, NULL, &jl);
+			if (r < 0)
+				report_call_error(v, "fd.list (1000 held)", r);
+			bstat_add(&s, (double)(bstat_now_ns() - t0) / 1e3);
+			json_object_put(TAKE_PTR(jl));
+		}
+		json_object_array_add(rows, row("fd.list", 0, HELD_N + 1, &s));
+		for (unsigned k = 0; k < reps; k++) {
+			t0 = bstat_now_ns();
+			r = vlu_status(v, &jl);
+			if (r < 0)
+				report_call_error(v, "status", r);
+			bstat_add(&s, (double)(bstat_now_ns() - t0) / 1e3);
+			json_object_put(TAKE_PTR(jl));
+		}
+		json_object_array_add(rows, row("status", 0, HELD_N + 1, &s));
+		t0 = bstat_now_ns();
+		for (size_t i = 0; i < HELD_N; i += HELD_BATCH) {
+			r = vlu_fd_remove(v, (const char *const *)names + i, HELD_BATCH, NULL);
+			if (r < 0)
+				report_call_error(v, "fd.remove (held)", r);
+		}
+		remove_all_ms = (double)(bstat_now_ns() - t0) / 1e6;
+		printf("  held %d fds: store all %.1f ms (%d messages), remove all %.1f ms; vlud RSS %ld -> %ld kB, "
+		       "open fds %ld -> %ld\n", HELD_N, store_all_ms, HELD_N / HELD_BATCH, remove_all_ms, rss0, rss1, nfd0, nfd1);
+		json_object_object_add(h, "n", json_object_new_int(HELD_N));
+		json_object_object_add(h, "messages", json_object_new_int(HELD_N / HELD_BATCH));
+		json_object_object_add(h, "store_all_ms", json_object_new_double(store_all_ms));
+		json_object_object_add(h, "remove_all_ms", json_object_new_double(remove_all_ms));
+		json_object_object_add(h, "vlud_rss_kb_before", json_object_new_int64(rss0));
+		json_object_object_add(h, "vlud_rss_kb_held", json_object_new_int64(rss1));
+		json_object_object_add(h, "vlud_fds_before", json_object_new_int64(nfd0));
+		json_object_object_add(h, "vlud_fds_held", json_object_new_int64(nfd1));
+		json_object_object_add(res, "held", h);
+		close_many(fds, HELD_N);
+		free(fds);
+		free_names(names, HELD_N);
+		safe_close(xfd);
+	}
+
+	vlu_close(v);
+	if (fdstore) {
+		__atomic_store_n(&pump.stop, true, __ATOMIC_RELEASE);
+		pthread_join(pump.thr, NULL);
+		json_object_object_add(res, "fdstore_stored_total", json_object_new_int64(notify.n_stored_total));
+		json_object_object_add(res, "fdstore_removed_total", json_object_new_int64(notify.n_removed_total));
+		json_object_object_add(res, "fdstore_errors", json_object_new_int64(notify.n_errors));
+		printf("  fd store: %u fds pushed, %u removed, %u errors\n", notify.n_stored_total, notify.n_removed_total,
+		       notify.n_errors);
+	}
+	r = integ_daemon_stop(&d, SIGTERM, 5000);
+	if (fdstore)
+		integ_notify_close(&notify);
+	json_object_object_add(res, "mode", json_object_new_string(mode));
+	json_object_object_add(res, "rows", rows);
+	integ_rmrf(dir);
+	bstat_done(&s);
+	return res;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "json", required_argument, NULL, 'j' },
+		{ "reps", required_argument, NULL, 'r' },
+		{ "quick", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	const char *json_path = NULL;
+	json_object *doc = json_object_new_object(), *modes = json_object_new_array();
+	int c;
+
+	while ((c = getopt_long(argc, argv, "j:r:qh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'j': json_path = optarg; break;
+		case 'r': reps = (unsigned)strtoul(optarg, NULL, 10); if (!reps) reps = 1; break;
+		case 'q': reps = 20; break;
+		case 'h': printf("Usage: bench-fd [--json FILE] [--reps N] [--quick]\n"); return 0;
+		default: return 2;
+		}
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	bstat_raise_nofile();
+	printf("# bench-fd: fd handoff through vlud (%s), %u repetitions per row, times per request/reply round trip\n",
+	       integ_prog("vlud"), reps);
+	json_object_array_add(modes, run_mode("plain", false));
+	json_object_array_add(modes, run_mode("fdstore", true));
+	json_object_object_add(doc, "bench", json_object_new_string("fd"));
+	json_object_object_add(doc, "reps", json_object_new_int((int)reps));
+	json_object_object_add(doc, "modes", modes);
+	if (json_path) {
+		int r = bstat_write_json(json_path, doc);
+		if (r < 0)
+			die(json_path, r);
+		printf("# JSON: %s\n", json_path);
+	}
+	json_object_put(doc);
+	return 0;
+}

@@ -1,0 +1,54 @@
+# tests/bench/bench.mk - `make bench` and `make demo` (issue 6, docs/BENCH.md).  Not part of `make check`:
+# benchmarks measure, they assert nothing about timings.
+#
+#   make demo     deps, build, boot the rig (stock modules, then patched), vlud with config/demo.conf in the
+#                 guest, minivmm with traffic, live updates on every path the kernel offers in exec and
+#                 transfer mode; a verdict table on the terminal and one JSON object per update in
+#                 $(O)/demo/demo.json
+#   make bench    deps, build; host: fd handoff (bench-fd) and control-plane latency (bench-ctl) against the
+#                 real daemon; rig: pause per path against guest memory size, one guest boot per module set;
+#                 $(O)/bench/bench.txt, bench.json, pause.png
+#   make bench-host   only the host part;   make bench-vm   only the rig part
+#
+# Knobs: BENCH_REPS (updates per path and size, default 5), BENCH_MEMS (default "64M 256M 1G 2G"),
+# BENCH_VM_MEMORY (guest RAM of the bench boots, default 4G), BENCH_MODULES (default "stock patched").
+
+BENCH_DIR  := $(O)/bench
+BENCH_BINS := $(O)/bench/bench-fd $(O)/bench/bench-ctl
+BENCH_HELPER_OBJS := $(O)/tests/bench/bstat.o $(O)/tests/integration/integ.o
+BENCH_REPS ?= 5
+BENCH_MEMS ?= 64M 256M 1G 2G
+BENCH_VM_MEMORY ?= 4G
+BENCH_MODULES ?= stock patched
+DEMO_DIR   := $(O)/demo
+
+# the host benchmarks reuse the integration tests' daemon runner and fd-store receiver (integ.h)
+$(O)/tests/bench/%.o: ALL_CFLAGS += -I$(TOP)/tests/integration
+
+$(O)/bench/bench-%: $(O)/tests/bench/bench-%.o $(BENCH_HELPER_OBJS) $(O)/libvluproto.a $(O)/libvlu.so
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o %.a,$^) -L$(O) -lvlu -Wl,-rpath,$(abspath $(O)) $(PKG_LIBS) -lpthread
+
+.PHONY: bench bench-host bench-vm bench-build demo
+bench-build: $(BENCH_BINS) $(O)/vlud
+
+bench:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory all bench-build vm-project
+	@O=$(O) VLU_BUILD=$(abspath $(O)) BENCH_REPS="$(BENCH_REPS)" BENCH_MEMS="$(BENCH_MEMS)" \
+		BENCH_VM_MEMORY=$(BENCH_VM_MEMORY) BENCH_MODULES="$(BENCH_MODULES)" RIG_BINS="$(VM_BINS)" \
+		bash $(TOP)/tests/bench/run.sh all
+
+bench-host: bench-build
+	@O=$(O) VLU_BUILD=$(abspath $(O)) bash $(TOP)/tests/bench/run.sh host
+
+bench-vm: all vm-project
+	@O=$(O) VLU_BUILD=$(abspath $(O)) BENCH_REPS="$(BENCH_REPS)" BENCH_MEMS="$(BENCH_MEMS)" \
+		BENCH_VM_MEMORY=$(BENCH_VM_MEMORY) BENCH_MODULES="$(BENCH_MODULES)" RIG_BINS="$(VM_BINS)" \
+		bash $(TOP)/tests/bench/run.sh vm
+
+demo:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory all vm-project
+	@O=$(O) VLU_BUILD=$(abspath $(O)) RIG_BINS="$(VM_BINS)" bash $(TOP)/tests/demo/demo.sh
+
