@@ -171,7 +171,11 @@ build_user_cpio() {
 		if head -c4 "$b" | grep -q 'ELF'; then stage_elf "$b" "/usr/bin/${b##*/}"; else cp "$b" "$ST/usr/bin/"; fi
 	done
 	for b in "$O"/libvlu.so*; do
-		[ -e "$b" ] && cp -a "$b" "$ST/lib/x86_64-linux-gnu/"
+		if [ -L "$b" ]; then
+			cp -a "$b" "$ST/lib/x86_64-linux-gnu/"
+		elif [ -f "$b" ]; then
+			stage_elf "$b" "/lib/x86_64-linux-gnu/${b##*/}"
+		fi
 	done
 	[ -d "$TOP/config" ] && cp -r "$TOP/config" "$ST/usr/share/vlud/"
 	cp "$RIG_SCEN"/*.sh "$ST/scenarios/" 2>/dev/null

@@ -16,10 +16,14 @@ VM_GUEST_SRCS := $(wildcard $(TOP)/tests/vm/guest/*.c)
 VM_GUEST_BINS := $(patsubst $(TOP)/tests/vm/guest/%.c,$(O)/guest/%,$(VM_GUEST_SRCS))
 GUEST_BINS += $(VM_GUEST_BINS)
 
-# dynamically linked: the rig copies every shared library a guest program needs
+# Dynamically linked (the rig copies every shared library a guest program needs); extra libraries of a
+# program NAME in VM_GUEST_LIBS_NAME.
+VM_GUEST_LIBS_vlu-devopen := -L$(O) -lvlu -Wl,-rpath,$(abspath $(O)) $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c)
+$(O)/guest/vlu-devopen: $(O)/libvlu.so
+
 $(VM_GUEST_BINS): $(O)/guest/%: $(O)/tests/vm/guest/%.o
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(VM_GUEST_LIBS_$*)
 
 RIG := $(TOP)/tests/vm/rig.sh
 SCENARIOS ?=

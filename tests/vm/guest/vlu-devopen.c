@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vlu-devopen - a minimal VMM for the rig's daemon scenario, through libvlu:
+ *
+ *   vlu-devopen SOCKET INSTANCE DEVICE [--expect-busy] [--hold]
+ *
+ * connects, registers INSTANCE and asks vlud to open DEVICE (device.open).  Without --expect-busy it checks
+ * the reply (one fd: a vhost-vdpa char device whose rdev is the node's, that answers the kernel's queries;
+ * the device info: name, path, device id 1, 3 vqs, vring_num 256, config_size 24, backend features as the
+ * kernel reports them on the fd); with --expect-busy it checks the open is refused with class Busy.
+ * --hold: after the checks print "held" and keep the connection (and the instance) until stdin ends.
+ * One TAP line per check, named "<$VLUD_SCENARIO>/devopen.<INSTANCE>.<check>".  Exit 0 if all passed.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+#include "basics.h"
+#include "vlu.h"
+#include "vlud-vhost.h"
+
+static const char *suite = "vlu-devopen";
+static const char *inst = "";
+static int failures;
+
+_printf_(2, 3) static void tap(bool ok, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* msg is "check" or "check: why" */
+	printf("%s - %s/devopen.%s.%s\n", ok ? "ok" : "not ok", suite, inst, msg);
+	fflush(stdout);
+	if (!ok)
+		failures++;
+}
+
+static void last_error(struct vlu *v, const char **cls, const char **desc)
+{
+	*cls = *desc = "-";
+	if (v)
+		vlu_last_error(v, cls, desc);
+}
+
+static int64_t info_int(json_object *info, const char *key)
+{
+	json_object *o;
+
+	if (!json_object_object_get_ex(info, key, &o) || !o)
+		return -1;
+	return json_object_get_int64(o);
+}
+
+static void expect_info(json_object *info, const char *key, int64_t want)
+{
+	int64_t got = info_int(info, key);
+
+	if (got == want)
+		tap(true, "info-%s=%" PRId64, key, want);
+	else
+		tap(false, "info-%s: expected %" PRId64 ", got %" PRId64, key, want, got);
+}
+
+static void expect_info_str(json_object *info, const char *key, const char *want)
+{
+	json_object *o;
+	const char *got = json_object_object_get_ex(info, key, &o) && o ? json_object_get_string(o) : "(missing)";
+
+	tap(!strcmp(got, want), "info-%s=%s%s%s", key, want, strcmp(got, want) ? ": got " : "",
+	    strcmp(got, want) ? got : "");
+}
+
+int main(int argc, char **argv)
+{
+	struct vlu *v = NULL;
+	json_object *info = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	const char *sock, *device, *cls, *desc;
+	bool expect_busy = false, hold = false;
+	char path[64];
+	struct stat st, node;
+	int r;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (getenv("VLUD_SCENARIO") && *getenv("VLUD_SCENARIO"))
+		suite = getenv("VLUD_SCENARIO");
+	if (argc < 4) {
+		fprintf(stderr, "usage: vlu-devopen SOCKET INSTANCE DEVICE [--expect-busy] [--hold]\n");
+		return 2;
+	}
+	sock = argv[1];
+	inst = argv[2];
+	device = argv[3];
+	for (int i = 4; i < argc; i++) {
+		if (!strcmp(argv[i], "--expect-busy"))
+			expect_busy = true;
+		else if (!strcmp(argv[i], "--hold"))
+			hold = true;
+		else {
+			fprintf(stderr, "vlu-devopen: unknown option %s\n", argv[i]);
+			return 2;
+		}
+	}
+
+	r = vlu_connect(sock, 5000, &v);
+	tap(r >= 0, "connect%s%s", r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
+	if (r < 0)
+		return 1;
+	r = vlu_register(v, inst, false);
+	last_error(v, &cls, &desc);
+	tap(r >= 0, "register%s%s%s%s", r < 0 ? ": " : "", r < 0 ? cls : "", r < 0 ? " " : "", r < 0 ? desc : "");
+	if (r < 0)
+		goto out;
+
+	r = vlu_device_open(v, device, &fd, &info);
+	last_error(v, &cls, &desc);
+	if (expect_busy) {
+		tap(r == -EBUSY && !strcmp(cls, "Busy"), "open-refused-Busy%s%s%s%s", r == -EBUSY ? "" : ": got ",
+		    r == -EBUSY ? "" : (r < 0 ? strerror(-r) : "success"), r == -EBUSY ? "" : " ",
+		    r == -EBUSY ? "" : cls);
+		if (r == -EBUSY)
+			printf("# refused: %s: %s\n", cls, desc);
+		goto out;
+	}
+	tap(r >= 0, "open%s%s%s%s", r < 0 ? ": " : "", r < 0 ? cls : "", r < 0 ? " " : "", r < 0 ? desc : "");
+	if (r < 0)
+		goto out;
+	printf("# device info: %s\n", json_object_to_json_string_ext(info, JSON_C_TO_STRING_PLAIN));
+
+	/* the fd is the device node's */
+	snprintf(path, sizeof(path), "/dev/vhost-vdpa-%s", device + strcspn(device, "0123456789"));
+	tap(fd >= 0 && fstat(fd, &st) == 0 && S_ISCHR(st.st_mode), "fd-is-chardev");
+	tap(stat(path, &node) == 0 && fd >= 0 && st.st_rdev == node.st_rdev, "fd-rdev-is-%s", path);
+	/* and it answers the kernel's non-owner queries */
+	uint32_t id = 0, vqs = 0;
+	uint64_t bf = 0;
+	tap(ioctl(fd, VHOST_VDPA_GET_DEVICE_ID, &id) == 0 && id == 1, "fd-GET_DEVICE_ID=1");
+	tap(ioctl(fd, VHOST_VDPA_GET_VQS_COUNT, &vqs) == 0 && vqs == 3, "fd-GET_VQS_COUNT=3");
+	tap(ioctl(fd, VHOST_GET_BACKEND_FEATURES, &bf) == 0, "fd-GET_BACKEND_FEATURES");
+	/* the info matches */
+	expect_info_str(info, "name", device);
+	expect_info_str(info, "path", path);
+	expect_info(info, "device_id", 1);
+	expect_info(info, "vqs", 3);
+	expect_info(info, "vring_num", 256);
+	expect_info(info, "config_size", 24);
+	expect_info(info, "backend_features", (int64_t)bf);
+	tap(info_int(info, "features") > 0 &&
+		    (info_int(info, "features") & (1LL << 32)) && (info_int(info, "features") & (1LL << 33)),
+	    "info-features-VERSION_1+ACCESS_PLATFORM");
+	json_object *names;
+	tap(json_object_object_get_ex(info, "backend_feature_names", &names) &&
+		    json_object_is_type(names, json_type_array) &&
+		    (int)json_object_array_length(names) == __builtin_popcountll(bf),
+	    "info-backend_feature_names");
+
+	if (hold) {
+		char buf[64];
+		printf("held\n");
+		fflush(stdout);
+		while (read(0, buf, sizeof(buf)) > 0)
+			;
+	}
+out:
+	if (info)
+		json_object_put(info);
+	vlu_close(v);
+	return failures ? 1 : 0;
+}

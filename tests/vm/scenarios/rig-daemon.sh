@@ -1,0 +1,65 @@
+#!/bin/sh
+# rig-daemon: vlud in the guest with the demo configuration (root is operator and VMM, vdpa0/vdpa1
+# allowed): a VMM's device.open of vdpa0 returns the device fd and the expected info, a second open is
+# refused (Busy) while the first instance holds it, the node itself is busy for everyone else, and after
+# `vluctl release` the device can be opened again.  vluctl checks the daemon's view.
+# flavour: debian
+# modules: stock
+# use_va: 0
+# devices: 1
+# timeout: 120
+S=$VLUD_SCENARIO
+SOCK=/run/vlud/vlud.sock
+rc=0
+t() { # NAME COMMAND...: one TAP line from a command's exit status
+	n=$1; shift
+	if "$@" > /tmp/t.out 2>&1; then echo "ok - $S/$n"; else echo "not ok - $S/$n: $(head -c 300 /tmp/t.out | tr '\n' ' ')"; rc=1; fi
+}
+# the node cannot be opened (EBUSY) because someone holds it
+node_busy() { (exec 5<> /dev/vhost-vdpa-0) 2>&1 | grep -qi 'resource busy'; }
+for p in vlud vluctl vlu-devopen; do
+	command -v $p > /dev/null || { echo "not ok - $S/$p-on-PATH: $p is not built (make)"; exit 1; }
+done
+
+mkdir -p /run/vlud
+vlud --config /usr/share/vlud/config/demo.conf > /tmp/vlud.log 2>&1 &
+VLUD=$!
+i=0
+while [ ! -S $SOCK ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+t daemon-listening test -S $SOCK
+export VLUD_SOCKET=$SOCK
+t vluctl-status vluctl status
+t vluctl-devices-lists-vdpa0 sh -c 'vluctl devices | grep -q vdpa0'
+
+# instance vm1 opens vdpa0 and holds it
+mkfifo /tmp/hold1
+vlu-devopen $SOCK vm1 vdpa0 --hold < /tmp/hold1 > /tmp/vm1.out 2>&1 &
+VM1=$!
+exec 4> /tmp/hold1
+i=0
+while ! grep -q '^held$' /tmp/vm1.out && kill -0 $VM1 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+grep -E '^(not )?ok ' /tmp/vm1.out
+grep '^# ' /tmp/vm1.out
+t vm1-holds-vdpa0 grep -q '^held$' /tmp/vm1.out
+t vluctl-fds-shows-vm1-device sh -c 'vluctl fds vm1 | grep -q vhost-vdpa'
+t vluctl-instances-shows-vm1 sh -c 'vluctl instances | grep -q vm1'
+
+# a second VMM is refused, and so is anyone opening the node directly
+vlu-devopen $SOCK vm2 vdpa0 --expect-busy || rc=1
+t node-busy-while-held node_busy
+
+# vm1 goes away: the daemon keeps the device (orphaned instance) until an operator releases it
+exec 4>&-
+wait $VM1 || rc=1
+t vm1-exited-cleanly true
+t device-still-held-after-vm1-left node_busy
+t vluctl-instances-shows-vm1-orphaned sh -c 'vluctl instances | grep vm1 | grep -q orphan'
+t vluctl-release-vm1 vluctl release vm1
+t node-free-after-release sh -c 'exec 5<> /dev/vhost-vdpa-0'
+vlu-devopen $SOCK vm3 vdpa0 || rc=1
+
+kill $VLUD
+wait $VLUD
+t vlud-stopped true
+sed 's/^/vlud: /' /tmp/vlud.log
+exit $rc
