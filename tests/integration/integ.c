@@ -161,6 +161,7 @@ int integ_notify_open(struct integ_notify *n, const char *dir)
 	int one = 1;
 
 	memset(n, 0, sizeof(*n));
+	pthread_mutex_init(&n->lock, NULL);
 	n->fd = -EBADF;
 	snprintf(n->path, sizeof(n->path), "%s/notify", dir);
 	if (strlen(n->path) >= sizeof(sa.sun_path))
@@ -181,6 +182,11 @@ int integ_notify_open(struct integ_notify *n, const char *dir)
 
 void integ_notify_close(struct integ_notify *n)
 {
+	if (n->thread_running) {
+		n->thread_stop = true;
+		pthread_join(n->thread, NULL);
+		n->thread_running = false;
+	}
 	for (size_t i = 0; i < n->n_store; i++)
 		n->store[i].fd = safe_close(n->store[i].fd);
 	n->n_store = 0;
@@ -249,7 +255,7 @@ static void notify_handle(struct integ_notify *n, char *msg, int *fds, size_t nf
 	close_many(fds, nfds); /* fds not kept (no FDSTORE=1 or duplicates) are closed, like PID 1 */
 }
 
-int integ_notify_pump(struct integ_notify *n, int timeout_ms, const bool *flag)
+static int notify_read(struct integ_notify *n, int timeout_ms, const bool *flag)
 {
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -297,25 +303,76 @@ int integ_notify_pump(struct integ_notify *n, int timeout_ms, const bool *flag)
 			continue;
 		}
 		buf[len] = 0;
+		pthread_mutex_lock(&n->lock);
 		notify_handle(n, buf, fds, nfds);
+		pthread_mutex_unlock(&n->lock);
 	}
 }
 
-size_t integ_notify_count_prefix(const struct integ_notify *n, const char *prefix)
+static void *notify_thread(void *arg)
+{
+	struct integ_notify *n = arg;
+
+	while (!n->thread_stop)
+		notify_read(n, 50, NULL);
+	return NULL;
+}
+
+int integ_notify_start(struct integ_notify *n)
+{
+	int r = pthread_create(&n->thread, NULL, notify_thread, n);
+	if (r != 0)
+		return -r;
+	n->thread_running = true;
+	return 0;
+}
+
+void integ_notify_lock(struct integ_notify *n)
+{
+	pthread_mutex_lock(&n->lock);
+}
+
+void integ_notify_unlock(struct integ_notify *n)
+{
+	pthread_mutex_unlock(&n->lock);
+}
+
+int integ_notify_pump(struct integ_notify *n, int timeout_ms, const bool *flag)
+{
+	if (!n->thread_running)
+		return notify_read(n, timeout_ms, flag);
+	/* the thread reads; wait for the flag or the timeout */
+	for (int waited = 0;; waited += 5) {
+		bool done;
+		pthread_mutex_lock(&n->lock);
+		done = flag && *flag;
+		pthread_mutex_unlock(&n->lock);
+		if (done || waited >= timeout_ms)
+			return 0;
+		usleep(5000);
+	}
+}
+
+size_t integ_notify_count_prefix(struct integ_notify *n, const char *prefix)
 {
 	size_t c = 0;
+	pthread_mutex_lock(&n->lock);
 	for (size_t i = 0; i < n->n_store; i++)
 		if (strncmp(n->store[i].name, prefix, strlen(prefix)) == 0)
 			c++;
+	pthread_mutex_unlock(&n->lock);
 	return c;
 }
 
-int integ_notify_find(const struct integ_notify *n, const char *name)
+int integ_notify_find(struct integ_notify *n, const char *name)
 {
-	for (size_t i = 0; i < n->n_store; i++)
+	int fd = -ENOENT;
+	pthread_mutex_lock(&n->lock);
+	for (size_t i = 0; i < n->n_store && fd < 0; i++)
 		if (strcmp(n->store[i].name, name) == 0)
-			return n->store[i].fd;
-	return -ENOENT;
+			fd = n->store[i].fd;
+	pthread_mutex_unlock(&n->lock);
+	return fd;
 }
 
 /* ---- the daemon ---- */
@@ -397,6 +454,8 @@ int integ_daemon_start(struct integ_daemon *d, const char *dir, const struct int
 		pass[npass] = o->listen_fds[i];
 		names[npass++] = o->listen_names ? o->listen_names[i] : "unknown";
 	}
+	if (o->notify)
+		pthread_mutex_lock(&o->notify->lock); /* released in the parent after fork */
 	if (o->from_store && o->notify)
 		for (size_t i = 0; i < o->notify->n_store && npass < ELEMENTSOF(pass); i++) {
 			pass[npass] = o->notify->store[i].fd;
@@ -406,6 +465,8 @@ int integ_daemon_start(struct integ_daemon *d, const char *dir, const struct int
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
+	if (pid != 0 && o->notify)
+		pthread_mutex_unlock(&o->notify->lock);
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {

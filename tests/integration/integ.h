@@ -11,6 +11,7 @@
 #define VLU_INTEG_H
 
 #include <stdbool.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include <json-c/json.h>
@@ -50,13 +51,23 @@ struct integ_notify {
 	struct integ_stored store[INTEG_STORE_MAX];
 	size_t n_store;
 	unsigned n_stored_total, n_removed_total, n_errors;
+	/* PID 1 reads its notify socket all the time (the kernel queues only net.unix.max_dgram_qlen
+	 * datagrams): a thread does that here; everything above is guarded by lock while it runs */
+	pthread_mutex_t lock;
+	pthread_t thread;
+	bool thread_running;
+	volatile bool thread_stop;
 };
 int integ_notify_open(struct integ_notify *n, const char *dir);
-void integ_notify_close(struct integ_notify *n);
+void integ_notify_close(struct integ_notify *n); /* stops the thread too */
+/* Start the reader thread (after this, integ_notify_pump only waits). */
+int integ_notify_start(struct integ_notify *n);
+void integ_notify_lock(struct integ_notify *n);
+void integ_notify_unlock(struct integ_notify *n);
 /* Process datagrams for up to timeout_ms (returns early once *flag becomes true when flag != NULL). */
 int integ_notify_pump(struct integ_notify *n, int timeout_ms, const bool *flag);
-size_t integ_notify_count_prefix(const struct integ_notify *n, const char *prefix);
-int integ_notify_find(const struct integ_notify *n, const char *name); /* fd or -ENOENT */
+size_t integ_notify_count_prefix(struct integ_notify *n, const char *prefix);
+int integ_notify_find(struct integ_notify *n, const char *name); /* fd or -ENOENT */
 
 /* ---- the daemon ---- */
 struct integ_daemon {

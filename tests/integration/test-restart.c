@@ -107,9 +107,10 @@ static void check_retrieve(const char *tag, int round)
 	char t[96], why[2048] = "";
 	int r;
 
-	snprintf(t, sizeof(t), "%s-fd.list-identities", tag);
+	snprintf(t, sizeof(t), "%s-connect", tag);
 	if (!tap_check(c >= 0, t, "connect: %s", strerror(-c)))
 		return;
+	snprintf(t, sizeof(t), "%s-fd.list-identities", tag);
 	tap_check(fd_list_matches(c, why, sizeof(why)), t, "%s", why);
 
 	rep = call(c, "instance.register", "{\"name\":\"vm1\",\"reattach\":true}");
@@ -135,10 +136,12 @@ static void check_retrieve(const char *tag, int round)
 	{
 		/* the store's copies of h<id> are the same files too */
 		size_t matched = 0;
+		integ_notify_lock(&N);
 		for (size_t k = 0; k < N.n_store; k++)
 			for (int i = 0; i < NFDS; i++)
 				if (integ_kcmp_file(getpid(), N.store[k].fd, getpid(), fds[i]) == 0)
 					matched++;
+		integ_notify_unlock(&N);
 		snprintf(t, sizeof(t), "%s-kcmp-fdstore", tag);
 		tap_check(matched == NFDS, t, "%zu of %d retrieved fds found in the fd store", matched, NFDS);
 	}
@@ -163,7 +166,9 @@ static int restart(const char *dir, int lfd, const char *cfg)
 		.config_json = cfg, .notify = &N, .listen_fds = &lfd, .listen_names = ln, .n_listen = 1,
 		.from_store = true,
 	};
+	integ_notify_lock(&N);
 	N.ready = false;
+	integ_notify_unlock(&N);
 	return integ_daemon_start(&D, dir, &o);
 }
 
@@ -176,7 +181,7 @@ int main(void)
 
 	tap_suite("integ-restart");
 	signal(SIGPIPE, SIG_IGN);
-	if (!dir || integ_notify_open(&N, dir) < 0) {
+	if (!dir || integ_notify_open(&N, dir) < 0 || integ_notify_start(&N) < 0) {
 		tap_check(false, "setup", "temporary directory / notify socket: %m");
 		return 1;
 	}
@@ -242,10 +247,12 @@ int main(void)
 	{
 		/* an fd the state does not name: the restarted daemon must drop it and remove it from the store */
 		int bogus = memfd_create("bogus", MFD_CLOEXEC);
+		integ_notify_lock(&N);
 		if (bogus >= 0 && N.n_store < INTEG_STORE_MAX) {
 			snprintf(N.store[N.n_store].name, sizeof(N.store[0].name), "h999999");
 			N.store[N.n_store++].fd = bogus;
 		}
+		integ_notify_unlock(&N);
 	}
 
 	/* kill -9 of the daemon */
