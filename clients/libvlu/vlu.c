@@ -250,9 +250,23 @@ static void route_other(struct vlu *v, json_object *msg, int *fds, size_t nfds)
 {
 	int64_t id;
 
+	json_object *err;
+
 	close_many(fds, nfds);
-	if (classify(msg, &id) == MSG_EVENT)
+	switch (classify(msg, &id)) {
+	case MSG_EVENT:
 		queue_event(v, msg);
+		break;
+	case MSG_REPLY:
+		/* an error without id outside a call: the daemon's last words before closing (idle timeout,
+		 * output limit); keep it for vlu_last_error() */
+		if (!json_object_object_get_ex(msg, "id", NULL) && json_object_object_get_ex(msg, "error", &err) &&
+		    json_object_is_type(err, json_type_object))
+			(void)take_error(v, err);
+		break;
+	default:
+		break;
+	}
 }
 
 /* Wait for the reply with this id; events arriving meanwhile are queued. */

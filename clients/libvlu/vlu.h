@@ -81,7 +81,9 @@ void vlu_set_event_callback(struct vlu *v, vlu_event_fn fn, void *userdata);
 int vlu_call(struct vlu *v, const char *command, json_object *args, const int *fds, size_t nfds, int timeout_ms,
 	     json_object **ret_return, int **ret_fds, size_t *ret_nfds);
 /* After a call that failed with an error reply: 0 and the daemon's class and description (borrowed,
- * valid until the next call); -ENODATA when the last call did not end with an error reply. */
+ * valid until the next call); -ENODATA when the last call did not end with an error reply.  After
+ * vlu_process() returned -ECONNRESET it gives the daemon's parting error, if it sent one (e.g. Timeout
+ * for an idle connection). */
 int vlu_last_error(struct vlu *v, const char **ret_class, const char **ret_desc);
 
 /* ---- typed wrappers (timeout: vlu_set_timeout) ---- */
