@@ -45,8 +45,11 @@ struct vlu;
  * (borrowed, valid during the callback only).  The callback may make calls on v. */
 typedef void (*vlu_event_fn)(struct vlu *v, const char *name, json_object *event, void *userdata);
 
-/* Connect to the daemon at path (NULL: $VLUD_SOCKET, else VLU_DEFAULT_SOCKET), read the greeting and
- * negotiate, all within timeout_ms (<0: no limit, 0: default).  -EPROTONOSUPPORT: protocol major differs. */
+/* Connect to the daemon at path (NULL: $VLUD_SOCKET, else VLU_DEFAULT_SOCKET; a leading '@' names an
+ * abstract socket), read the greeting and negotiate, all within timeout_ms (<0: no limit, 0: default).
+ * Errors: connect(2)'s (-ENOENT, -ECONNREFUSED, -EACCES), -ETIMEDOUT, -EACCES (refused by the daemon's
+ * policy), -E2BIG (the daemon's connection limit), -ECONNRESET (closed without a word),
+ * -EPROTONOSUPPORT (protocol major differs), -EPROTO (not a vlud greeting). */
 int vlu_connect(const char *path, int timeout_ms, struct vlu **ret);
 /* The same, enabling capabilities (NULL-terminated list of names offered in the greeting). */
 int vlu_connect_caps(const char *path, int timeout_ms, const char *const *enable, struct vlu **ret);

@@ -334,7 +334,11 @@ static int do_connect(struct vlu **ret)
 		const char *path = arg_socket ? arg_socket : getenv("VLUD_SOCKET");
 		if (!path || !*path)
 			path = VLU_DEFAULT_SOCKET;
-		fprintf(stderr, "vluctl: cannot connect to %s: %s\n", path, strerror(-r));
+		const char *why = r == -E2BIG		? "the daemon refused: too many connections"
+				  : r == -EPROTONOSUPPORT ? "the daemon speaks another protocol version"
+				  : r == -EPROTO	  ? "not a vlud socket"
+							  : strerror(-r);
+		fprintf(stderr, "vluctl: cannot connect to %s: %s\n", path, why);
 		return r == -ETIMEDOUT ? EXIT_TIMEOUT : EXIT_CONNECT;
 	}
 	vlu_set_timeout(*ret, arg_timeout);
