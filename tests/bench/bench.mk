@@ -14,7 +14,7 @@
 # BENCH_VM_MEMORY (guest RAM of the bench boots, default 4G), BENCH_MODULES (default "stock patched").
 
 BENCH_DIR  := $(O)/bench
-BENCH_BINS := $(O)/bench/bench-fd $(O)/bench/bench-ctl
+BENCH_BINS := $(O)/bench/bench-fd $(O)/bench/bench-ctl $(O)/bench/bench-report
 BENCH_HELPER_OBJS := $(O)/tests/bench/bstat.o $(O)/tests/integration/integ.o
 BENCH_REPS ?= 5
 BENCH_MEMS ?= 64M 256M 1G 2G

@@ -1,0 +1,419 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bench-report.c - the result collector of `make bench` (docs/BENCH.md).
+ *
+ * Reads the guest's "BENCH {...}" lines from the rig logs of the pause benchmark (tests/bench/guest-pause.sh)
+ * and the host benchmarks' JSON (bench-fd, bench-ctl), and writes into --out DIR:
+ *   pause.txt   the pause table (per module set, path and guest-memory size: min/median/max of the device
+ *               pause, the echo gap the client saw, the daemon's time when the daemon drove the update, the
+ *               phases) and the ratios: C/A per size, growth of each path from the smallest size to 1 GiB
+ *               (and the largest), a least-squares fit of pause against size, the daemon's share
+ *   pause.dat   gnuplot data: one block per (modules, path): mem_mb median min max
+ *   bench.json  everything: the pause rows, the ratios, and the host documents as they are
+ * The first update of each minivmm run is also reported apart ("first"): under TCG it pays for
+ * translating the new image's code once (see docs/BENCH.md).
+ *
+ * Usage: bench-report --out DIR [--vm-log FILE]... [--fd FILE] [--ctl FILE]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bstat.h"
+
+#define MAX_SERIES 64
+#define MAX_PHASES 16
+
+struct series {
+	char modules[16], driver[16], path[4];
+	int mem_mb;
+	unsigned runs, runs_ok, updates_failed, lost, dup;
+	struct bstat_samples pause, echo, daemon, first;
+	/* phases: name -> samples (device-side phases from minivmm or the daemon's phases) */
+	char phase_name[MAX_PHASES][40];
+	struct bstat_samples phase[MAX_PHASES];
+	unsigned nphases;
+	long vmpin_before_kb, vmpin_after_kb;
+};
+
+static struct series S[MAX_SERIES];
+static unsigned nS;
+
+static struct series *series_get(const char *mods, const char *drv, const char *path, int mem_mb)
+{
+	for (unsigned i = 0; i < nS; i++)
+		if (!strcmp(S[i].modules, mods) && !strcmp(S[i].path, path) && S[i].mem_mb == mem_mb &&
+		    !strcmp(S[i].driver, drv))
+			return &S[i];
+	if (nS == MAX_SERIES)
+		return NULL;
+	struct series *s = &S[nS++];
+	snprintf(s->modules, sizeof(s->modules), "%s", mods);
+	snprintf(s->driver, sizeof(s->driver), "%s", drv);
+	snprintf(s->path, sizeof(s->path), "%s", path);
+	s->mem_mb = mem_mb;
+	return s;
+}
+
+static void add_phase(struct series *s, const char *name, double ms)
+{
+	unsigned i;
+
+	for (i = 0; i < s->nphases; i++)
+		if (!strcmp(s->phase_name[i], name))
+			break;
+	if (i == s->nphases) {
+		if (i == MAX_PHASES)
+			return;
+		snprintf(s->phase_name[i], sizeof(s->phase_name[i]), "%s", name);
+		s->nphases++;
+	}
+	bstat_add(&s->phase[i], ms);
+}
+
+static const char *jstr(json_object *o, const char *k)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : NULL;
+}
+
+static double jdbl(json_object *o, const char *k, double dflt)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, k, &v) ? json_object_get_double(v) : dflt;
+}
+
+static json_object *jget(json_object *o, const char *k)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, k, &v) ? v : NULL;
+}
+
+/* one BENCH line */
+static void take_run(json_object *run)
+{
+	const char *mods = jstr(run, "modules"), *drv = jstr(run, "driver"), *path = jstr(run, "path");
+	int mem_mb = (int)jdbl(run, "mem_mb", 0);
+	json_object *mv = jget(run, "minivmm"), *ups = mv ? jget(mv, "updates") : NULL, *vl = jget(run, "vlud");
+	struct series *s;
+
+	if (!mods || !path || !mem_mb)
+		return;
+	s = series_get(mods, drv ? drv : "standalone", path, mem_mb);
+	if (!s)
+		return;
+	s->runs++;
+	if (mv && jstr(mv, "verdict") && !strcmp(jstr(mv, "verdict"), "pass") && jdbl(run, "rc", 1) == 0)
+		s->runs_ok++;
+	for (size_t i = 0; ups && i < json_object_array_length(ups); i++) {
+		json_object *u = json_object_array_get_idx(ups, i), *ph;
+		if (!json_object_get_boolean(jget(u, "ok"))) {
+			s->updates_failed++;
+			continue;
+		}
+		s->lost += (unsigned)jdbl(u, "lost", 0);
+		s->dup += (unsigned)jdbl(u, "dup", 0);
+		s->vmpin_before_kb = (long)jdbl(u, "vmpin_before_kb", 0);
+		s->vmpin_after_kb = (long)jdbl(u, "vmpin_after_kb", 0);
+		/* with the daemon driving, the pause is the daemon's (suspend to resume/DRIVER_OK); else minivmm's */
+		if (!vl || !json_object_is_type(vl, json_type_array)) {
+			double p = jdbl(u, "pause_device_ms", NAN);
+			if (i == 0)
+				bstat_add(&s->first, p);
+			else
+				bstat_add(&s->pause, p);
+			if ((ph = jget(u, "phases"))) {
+				json_object_object_foreach(ph, pk, pv)
+					add_phase(s, pk, json_object_get_double(pv));
+			}
+		}
+		bstat_add(&s->echo, jdbl(u, "pause_echo_gap_ms", NAN));
+	}
+	for (size_t i = 0; vl && json_object_is_type(vl, json_type_array) && i < json_object_array_length(vl); i++) {
+		json_object *u = json_object_array_get_idx(vl, i), *ph;
+		const char *res = jstr(u, "result");
+		if (!res || strcmp(res, "ok"))
+			continue;
+		if (i == 0)
+			bstat_add(&s->first, jdbl(u, "pause_ms", NAN));
+		else
+			bstat_add(&s->pause, jdbl(u, "pause_ms", NAN));
+		bstat_add(&s->daemon, jdbl(u, "daemon_ms", NAN));
+		if ((ph = jget(u, "phases")))
+			for (size_t k = 0; k < json_object_array_length(ph); k++) {
+				json_object *p = json_object_array_get_idx(ph, k);
+				const char *n = jstr(p, "phase");
+				if (n)
+					add_phase(s, n, jdbl(p, "ms", NAN));
+			}
+	}
+}
+
+static int read_vm_log(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *line = NULL;
+	size_t cap = 0;
+	unsigned n = 0;
+
+	if (!f)
+		return -errno;
+	while (getline(&line, &cap, f) > 0) {
+		char *p = strstr(line, "BENCH {");
+		if (!p || strncmp(line, "  | BENCH ", 10))
+			continue;
+		json_object *j = json_tokener_parse(p + 6);
+		if (!j) {
+			fprintf(stderr, "bench-report: %s: unparsable BENCH line\n", path);
+			continue;
+		}
+		take_run(j);
+		json_object_put(j);
+		n++;
+	}
+	free(line);
+	fclose(f);
+	fprintf(stderr, "bench-report: %s: %u runs\n", path, n);
+	return (int)n;
+}
+
+static int cmp_series(const void *a, const void *b)
+{
+	const struct series *x = a, *y = b;
+	int c = strcmp(y->modules, x->modules); /* stock before patched */
+	if (c)
+		return c;
+	if ((c = strcmp(x->path, y->path)))
+		return c;
+	return x->mem_mb - y->mem_mb;
+}
+
+static json_object *jd(double d)
+{
+	char b[32];
+	if (isnan(d))
+		return NULL;
+	snprintf(b, sizeof(b), "%.3f", d);
+	return json_object_new_double_s(d, b);
+}
+
+static double median_of(struct bstat_samples *s)
+{
+	struct bstat_summary m;
+	bstat_summarize(s, &m);
+	return m.n ? m.p50 : NAN;
+}
+
+static struct series *find(const char *mods, const char *path, int mem_mb)
+{
+	for (unsigned i = 0; i < nS; i++)
+		if (!strcmp(S[i].modules, mods) && !strcmp(S[i].path, path) && S[i].mem_mb == mem_mb)
+			return &S[i];
+	return NULL;
+}
+
+static const char *mem_str(int mb, char *b, size_t n)
+{
+	if (mb >= 1024 && mb % 1024 == 0)
+		snprintf(b, n, "%dG", mb / 1024);
+	else
+		snprintf(b, n, "%dM", mb);
+	return b;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "out", required_argument, NULL, 'o' },
+		{ "vm-log", required_argument, NULL, 'v' },
+		{ "fd", required_argument, NULL, 'f' },
+		{ "ctl", required_argument, NULL, 'c' },
+		{}
+	};
+	const char *out = NULL, *fd_path = NULL, *ctl_path = NULL;
+	const char *logs[8];
+	unsigned nlogs = 0;
+	char p[4096], mb1[16], mb2[16];
+	json_object *doc = json_object_new_object(), *rows = json_object_new_array(), *ratios = json_object_new_array();
+	FILE *txt, *dat;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "o:v:f:c:", lo, NULL)) != -1) {
+		switch (c) {
+		case 'o': out = optarg; break;
+		case 'v': if (nlogs < ELEMENTSOF(logs)) logs[nlogs++] = optarg; break;
+		case 'f': fd_path = optarg; break;
+		case 'c': ctl_path = optarg; break;
+		default: return 2;
+		}
+	}
+	if (!out)
+		return fprintf(stderr, "usage: bench-report --out DIR [--vm-log F]... [--fd F] [--ctl F]\n"), 2;
+	for (unsigned i = 0; i < nlogs; i++)
+		(void)read_vm_log(logs[i]);
+	qsort(S, nS, sizeof(S[0]), cmp_series);
+
+	snprintf(p, sizeof(p), "%s/pause.txt", out);
+	txt = fopen(p, "we");
+	snprintf(p, sizeof(p), "%s/pause.dat", out);
+	dat = fopen(p, "we");
+	if (!txt || !dat)
+		return fprintf(stderr, "bench-report: %s: %m\n", p), 1;
+
+	fprintf(txt, "Pause of a live update (ms; TCG guest, vdpa_sim_net, loopback traffic at 1000 frames/s)\n");
+	fprintf(txt, "device pause = suspend -> RESUME (A) / DRIVER_OK (B, C); echo gap = largest gap between echoes the\n"
+		     "client saw; 'first' = the first update of each run (not in min/median/max; see docs/BENCH.md)\n\n");
+	fprintf(txt, "%-8s %-10s %-4s %5s %3s %9s %9s %9s %9s %9s %9s %7s %s\n", "modules", "driver", "path", "mem", "n",
+		"pause_min", "pause_med", "pause_max", "first", "echo_med", "daemon_md", "share", "runs ok/all, lost, VmPin kB");
+	char cur[40] = "";
+	for (unsigned i = 0; i < nS; i++) {
+		struct series *s = &S[i];
+		struct bstat_summary mp, me, md, mf;
+		json_object *o = json_object_new_object(), *ph = json_object_new_object();
+
+		bstat_summarize(&s->pause, &mp);
+		bstat_summarize(&s->echo, &me);
+		bstat_summarize(&s->daemon, &md);
+		bstat_summarize(&s->first, &mf);
+		fprintf(txt, "%-8s %-10s %-4s %5s %3zu %9.1f %9.1f %9.1f %9.1f %9.1f ", s->modules, s->driver, s->path,
+			mem_str(s->mem_mb, mb1, sizeof(mb1)), mp.n, mp.min, mp.p50, mp.max, mf.n ? mf.p50 : NAN, me.p50);
+		if (md.n)
+			fprintf(txt, "%9.1f %6.1f%% ", md.p50, mp.p50 > 0 ? 100 * md.p50 / mp.p50 : NAN);
+		else
+			fprintf(txt, "%9s %7s ", "-", "-");
+		fprintf(txt, "%u/%u, %u, %ld->%ld\n", s->runs_ok, s->runs, s->lost, s->vmpin_before_kb, s->vmpin_after_kb);
+
+		json_object_object_add(o, "modules", json_object_new_string(s->modules));
+		json_object_object_add(o, "driver", json_object_new_string(s->driver));
+		json_object_object_add(o, "path", json_object_new_string(s->path));
+		json_object_object_add(o, "mem_mb", json_object_new_int(s->mem_mb));
+		json_object_object_add(o, "updates", json_object_new_int((int)mp.n));
+		json_object_object_add(o, "pause_min_ms", jd(mp.min));
+		json_object_object_add(o, "pause_median_ms", jd(mp.p50));
+		json_object_object_add(o, "pause_max_ms", jd(mp.max));
+		json_object_object_add(o, "pause_first_ms", mf.n ? jd(mf.p50) : NULL);
+		json_object_object_add(o, "echo_gap_median_ms", me.n ? jd(me.p50) : NULL);
+		json_object_object_add(o, "echo_gap_max_ms", me.n ? jd(me.max) : NULL);
+		json_object_object_add(o, "daemon_median_ms", md.n ? jd(md.p50) : NULL);
+		json_object_object_add(o, "runs", json_object_new_int((int)s->runs));
+		json_object_object_add(o, "runs_ok", json_object_new_int((int)s->runs_ok));
+		json_object_object_add(o, "updates_failed", json_object_new_int((int)s->updates_failed));
+		json_object_object_add(o, "frames_lost", json_object_new_int((int)s->lost));
+		json_object_object_add(o, "frames_dup", json_object_new_int((int)s->dup));
+		json_object_object_add(o, "vmpin_before_kb", json_object_new_int64(s->vmpin_before_kb));
+		json_object_object_add(o, "vmpin_after_kb", json_object_new_int64(s->vmpin_after_kb));
+		for (unsigned k = 0; k < s->nphases; k++)
+			json_object_object_add(ph, s->phase_name[k], jd(median_of(&s->phase[k])));
+		json_object_object_add(o, "phases_median_ms", ph);
+		json_object_array_add(rows, o);
+
+		/* gnuplot: one block per (modules, path) */
+		char key[40];
+		snprintf(key, sizeof(key), "%s-%s", s->modules, s->path);
+		if (strcmp(cur, key)) {
+			if (*cur)
+				fprintf(dat, "\n\n");
+			fprintf(dat, "\"path %s (%s modules)\"\n", s->path, s->modules);
+			snprintf(cur, sizeof(cur), "%s", key);
+		}
+		fprintf(dat, "%d %.3f %.3f %.3f\n", s->mem_mb, mp.p50, mp.min, mp.max);
+	}
+
+	/* phases (median ms) */
+	fprintf(txt, "\nPhases (median ms over the updates of each row, first updates included)\n");
+	for (unsigned i = 0; i < nS; i++) {
+		struct series *s = &S[i];
+		fprintf(txt, "%-8s %-4s %5s:", s->modules, s->path, mem_str(s->mem_mb, mb1, sizeof(mb1)));
+		for (unsigned k = 0; k < s->nphases; k++)
+			fprintf(txt, " %s %.1f", s->phase_name[k], median_of(&s->phase[k]));
+		fprintf(txt, "\n");
+	}
+
+	/* ratios */
+	fprintf(txt, "\nRatios (medians of the same rig run)\n");
+	for (unsigned i = 0; i < nS; i++) {
+		struct series *a, *cc = &S[i];
+		if (strcmp(cc->path, "C") || !(a = find(cc->modules, "A", cc->mem_mb)))
+			continue;
+		double r = median_of(&cc->pause) / median_of(&a->pause);
+		fprintf(txt, "  C/A at %-5s (%s): %.1f\n", mem_str(cc->mem_mb, mb1, sizeof(mb1)), cc->modules, r);
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "ratio", json_object_new_string("C/A"));
+		json_object_object_add(o, "modules", json_object_new_string(cc->modules));
+		json_object_object_add(o, "mem_mb", json_object_new_int(cc->mem_mb));
+		json_object_object_add(o, "value", jd(r));
+		json_object_array_add(ratios, o);
+	}
+	for (unsigned i = 0; i < nS; i++) {
+		struct series *lo_s = &S[i], *hi_s = NULL;
+		/* the smallest size of a (modules, path) series starts it */
+		if (i > 0 && !strcmp(S[i - 1].modules, lo_s->modules) && !strcmp(S[i - 1].path, lo_s->path))
+			continue;
+		double sx = 0, sy = 0, sxx = 0, sxy = 0;
+		unsigned n = 0;
+		for (unsigned k = i; k < nS && !strcmp(S[k].modules, lo_s->modules) && !strcmp(S[k].path, lo_s->path); k++) {
+			double y = median_of(&S[k].pause), x = S[k].mem_mb;
+			if (isnan(y))
+				continue;
+			sx += x, sy += y, sxx += x * x, sxy += x * y, n++;
+			if (S[k].mem_mb == 1024 || !hi_s || S[k].mem_mb > hi_s->mem_mb) {
+				if (!hi_s || hi_s->mem_mb != 1024)
+					hi_s = &S[k];
+			}
+		}
+		if (hi_s && hi_s != lo_s) {
+			double g = median_of(&hi_s->pause) / median_of(&lo_s->pause);
+			fprintf(txt, "  %s %s: %s -> %s x%.2f (memory x%d)", lo_s->modules, lo_s->path,
+				mem_str(lo_s->mem_mb, mb1, sizeof(mb1)), mem_str(hi_s->mem_mb, mb2, sizeof(mb2)), g,
+				hi_s->mem_mb / lo_s->mem_mb);
+			json_object *o = json_object_new_object();
+			json_object_object_add(o, "ratio", json_object_new_string("growth"));
+			json_object_object_add(o, "modules", json_object_new_string(lo_s->modules));
+			json_object_object_add(o, "path", json_object_new_string(lo_s->path));
+			json_object_object_add(o, "from_mb", json_object_new_int(lo_s->mem_mb));
+			json_object_object_add(o, "to_mb", json_object_new_int(hi_s->mem_mb));
+			json_object_object_add(o, "value", jd(g));
+			if (n >= 2) {
+				double slope = (n * sxy - sx * sy) / (n * sxx - sx * sx), icpt = (sy - slope * sx) / n;
+				fprintf(txt, "; fit: %.3f ms + %.4f ms/MiB", icpt, slope);
+				json_object_object_add(o, "fit_intercept_ms", jd(icpt));
+				json_object_object_add(o, "fit_ms_per_mib", jd(slope));
+			}
+			fprintf(txt, "\n");
+			json_object_array_add(ratios, o);
+		}
+	}
+	for (unsigned i = 0; i < nS; i++) {
+		struct series *s = &S[i];
+		double d = median_of(&s->daemon), pz = median_of(&s->pause);
+		if (isnan(d))
+			continue;
+		fprintf(txt, "  daemon share %s %s %s: %.1f%% (%.2f of %.1f ms)\n", s->modules, s->path,
+			mem_str(s->mem_mb, mb1, sizeof(mb1)), 100 * d / pz, d, pz);
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "ratio", json_object_new_string("daemon_share"));
+		json_object_object_add(o, "modules", json_object_new_string(s->modules));
+		json_object_object_add(o, "path", json_object_new_string(s->path));
+		json_object_object_add(o, "mem_mb", json_object_new_int(s->mem_mb));
+		json_object_object_add(o, "value", jd(d / pz));
+		json_object_array_add(ratios, o);
+	}
+	fclose(txt);
+	fclose(dat);
+
+	json_object_object_add(doc, "pause", rows);
+	json_object_object_add(doc, "ratios", ratios);
+	if (fd_path)
+		json_object_object_add(doc, "fd", json_object_from_file(fd_path));
+	if (ctl_path)
+		json_object_object_add(doc, "ctl", json_object_from_file(ctl_path));
+	snprintf(p, sizeof(p), "%s/bench.json", out);
+	int r = bstat_write_json(p, doc);
+	json_object_put(doc);
+	if (r < 0)
+		return fprintf(stderr, "bench-report: %s: %s\n", p, strerror(-r)), 1;
+	return 0;
+}

@@ -1,0 +1,18 @@
+# tests/bench/pause.gp - plot of `make bench`: pause of a live update against guest memory size, per path.
+#   gnuplot -e "datafile='pause.dat'; outfile='pause.png'" pause.gp
+# pause.dat (bench-report): one block per (modules, path), a title line, then "mem_mb median min max".
+# Both axes logarithmic: a flat path is a horizontal line, a linear one a line of slope 1.
+if (!exists("datafile")) datafile = 'pause.dat'
+if (!exists("outfile")) outfile = 'pause.png'
+set terminal pngcairo size 1000,650 noenhanced font ",11"
+set output outfile
+set title "vlud live update: device pause vs guest memory (median, bars min..max; TCG guest, vdpa_sim_net)"
+set xlabel "guest memory (MiB)"
+set ylabel "pause (ms)"
+set logscale xy 2
+set format y "%g"
+set grid xtics ytics mxtics mytics
+set key top left
+stats datafile using 1 nooutput
+blocks = STATS_blocks
+plot for [i=0:blocks-1] datafile index i using 1:2:3:4 with yerrorlines lw 2 pt 7 title columnheader(1)

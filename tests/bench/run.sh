@@ -1,0 +1,127 @@
+#!/bin/bash
+# tests/bench/run.sh - the driver of `make bench` (docs/BENCH.md).
+#
+#   run.sh all | host | vm | report
+#
+# host:   bench-fd and bench-ctl against the built daemon on this machine  -> $OUT/fd.json, ctl.json (+ .txt)
+# vm:     one rig boot per module set (BENCH_MODULES, default "stock patched") running the pause benchmark
+#         (tests/bench/guest-pause.sh) on every path the modules offer at each size of BENCH_MEMS
+#         -> $OUT/vm-<modules>.log (the guest's log of that boot)
+# report: bench-report over what is there -> $OUT/bench.txt, bench.json, pause.dat, pause.png
+# all:    host, vm, report.
+#
+# Environment: O (build dir), VLU_BUILD, BENCH_REPS, BENCH_MEMS, BENCH_VM_MEMORY, BENCH_MODULES,
+# BENCH_PATHS (force paths), BENCH_DRIVER (standalone|vlud|auto; auto = vlud when the daemon has the
+# update engine), RIG_BINS.
+set -uo pipefail
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+O=${O:-build}
+case $O in /*) ;; *) O=$TOP/$O ;; esac
+export VLU_BUILD=${VLU_BUILD:-$O}
+OUT=$O/bench
+mkdir -p "$OUT"
+BENCH_REPS=${BENCH_REPS:-5}
+BENCH_MEMS=${BENCH_MEMS:-64M 256M 1G 2G}
+BENCH_VM_MEMORY=${BENCH_VM_MEMORY:-4G}
+BENCH_MODULES=${BENCH_MODULES:-stock patched}
+BENCH_PATHS=${BENCH_PATHS:-}
+BENCH_DRIVER=${BENCH_DRIVER:-auto}
+T0=$(date +%s)
+
+say() { printf '[bench %4ds] %s\n' $(($(date +%s) - T0)) "$*"; }
+
+# The daemon drives updates once it has the update engine (update.start answered by a handler).
+driver() {
+	case $BENCH_DRIVER in
+	standalone | vlud) echo "$BENCH_DRIVER"; return ;;
+	esac
+	if [ -x "$O/minivmm" ] && "$O/minivmm" --help 2>&1 | grep -q -- '--vlud' &&
+		! strings "$O/minivmm" | grep -q 'minivmm was built without libvlu' &&
+		[ -f "$TOP/daemon/update.c" ] && grep -q 'update_cmd_start' "$TOP/daemon/update.c"; then
+		echo vlud
+	else
+		echo standalone
+	fi
+}
+
+do_host() {
+	say "host: fd handoff through vlud (bench-fd) ..."
+	"$O/bench/bench-fd" --json "$OUT/fd.json" | tee "$OUT/fd.txt" || { say "bench-fd failed"; return 1; }
+	say "host: control plane with concurrent clients (bench-ctl) ..."
+	"$O/bench/bench-ctl" --json "$OUT/ctl.json" | tee "$OUT/ctl.txt" || { say "bench-ctl failed"; return 1; }
+}
+
+do_vm() {
+	local drv scen=$OUT/scenarios m name rc=0 t
+	drv=$(driver)
+	rm -rf "$scen"
+	mkdir -p "$scen"
+	for m in $BENCH_MODULES; do
+		name=bench-$m
+		{
+			echo "#!/bin/sh"
+			echo "# $name: pause of a live update per path against guest memory size ($m modules); generated"
+			echo "# by tests/bench/run.sh from tests/bench/guest-pause.sh"
+			echo "# flavour: debian"
+			echo "# modules: $m"
+			echo "# use_va: 0"
+			echo "# devices: 1"
+			echo "# memory: $BENCH_VM_MEMORY"
+			echo "# timeout: 3000"
+			echo "BENCH_REPS='$BENCH_REPS'"
+			echo "BENCH_MEMS='$BENCH_MEMS'"
+			echo "BENCH_PATHS='$BENCH_PATHS'"
+			echo "BENCH_DRIVER='$drv'"
+			cat "$TOP/tests/bench/guest-pause.sh"
+		} > "$scen/$name.sh"
+	done
+	for m in $BENCH_MODULES; do
+		name=bench-$m
+		say "rig: booting a guest ($BENCH_VM_MEMORY, $m modules), driver $drv: paths ${BENCH_PATHS:-offered} x sizes $BENCH_MEMS x $BENCH_REPS updates ..."
+		t=$(date +%s)
+		# the rig's progress and TAP lines go to the terminal; the guest's log is the result
+		VLUD_RIG_SCENARIO_DIR=$scen O=$O RIG_BINS="${RIG_BINS:-}" bash "$TOP/tests/vm/rig.sh" check "$name" 2>&1 |
+			while IFS= read -r l; do printf '[bench %4ds] %s\n' $(($(date +%s) - T0)) "$l"; done
+		[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+		cp "$O/vm/logs/$name.log" "$OUT/vm-$m.log" 2> /dev/null
+		say "rig: $m done in $(($(date +%s) - t)) s ($(grep -c '^  | BENCH ' "$OUT/vm-$m.log" 2> /dev/null || echo 0) runs recorded)"
+	done
+	return $rc
+}
+
+do_report() {
+	local args=() m
+	[ -f "$OUT/fd.json" ] && args+=(--fd "$OUT/fd.json")
+	[ -f "$OUT/ctl.json" ] && args+=(--ctl "$OUT/ctl.json")
+	for m in $BENCH_MODULES; do [ -f "$OUT/vm-$m.log" ] && args+=(--vm-log "$OUT/vm-$m.log"); done
+	"$O/bench/bench-report" --out "$OUT" "${args[@]}" || return 1
+	if command -v gnuplot > /dev/null && [ -s "$OUT/pause.dat" ]; then
+		gnuplot -e "datafile='$OUT/pause.dat'; outfile='$OUT/pause.png'" "$TOP/tests/bench/pause.gp" &&
+			say "plot: $OUT/pause.png"
+	else
+		say "no plot (gnuplot missing or no pause data)"
+	fi
+	{
+		cat "$OUT/pause.txt"
+		echo
+		[ -f "$OUT/fd.txt" ] && cat "$OUT/fd.txt" && echo
+		[ -f "$OUT/ctl.txt" ] && cat "$OUT/ctl.txt"
+	} > "$OUT/bench.txt"
+	cat "$OUT/pause.txt"
+	say "results: $OUT/bench.txt, $OUT/bench.json, $OUT/pause.png"
+}
+
+rc=0
+case ${1:-all} in
+host) do_host || rc=1 ;;
+vm) do_vm || rc=1; do_report || rc=1 ;;
+report) do_report || rc=1 ;;
+all)
+	do_host || rc=1
+	do_vm || rc=1
+	do_report || rc=1
+	;;
+*) sed -n '2,16p' "$0"; exit 2 ;;
+esac
+say "done in $(($(date +%s) - T0)) s (exit $rc)"
+exit $rc
