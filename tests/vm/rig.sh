@@ -337,6 +337,11 @@ load_flavour() { # NAME -> 0 ready, 1 failed (FL_FAIL_WHY), 2 skip (FL_SKIP_WHY)
 	flock 9
 	flavour_prepare
 	FL_RC=$?
+	# private copy: another run may prune the cache's one while we boot
+	if [ "$FL_RC" = 0 ]; then
+		cp "$FL_MODS_CPIO" "$RIG_WORK/mods-$1.cpio.gz" && FL_MODS_CPIO=$RIG_WORK/mods-$1.cpio.gz
+		cp "$FL_KERNEL" "$RIG_WORK/kernel-$1" && FL_KERNEL=$RIG_WORK/kernel-$1
+	fi
 	flock -u 9
 	log "flavour $1: ${FL_KVER:-?} prepared in $(( $(now_ms) - t0 )) ms (rc $FL_RC, patched: ${FL_PATCHED:-?})"
 	return "$FL_RC"

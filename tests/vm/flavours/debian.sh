@@ -238,6 +238,13 @@ flavour_prepare() {
 	fi
 	FL_KVER=$kver
 	FL_KERNEL=$d/vmlinuz
+	# keep this kernel and the one before it
+	touch "$d/fetched"
+	local k
+	for k in $(ls -1dt "$RIG_CACHE"/debian/*/fetched 2>/dev/null | tail -n +3); do
+		log "debian: removing old cached kernel ${k%/fetched}"
+		rm -rf "${k%/fetched}"
+	done
 	if [ ! -f "$d/stock/ko/vhost_vdpa.ko" ]; then
 		log "debian: building stock modules for $kver"
 		if ! deb_build "$d/stock" "$d/src" "$d/hdr" "$kver"; then
@@ -269,10 +276,10 @@ flavour_prepare() {
 	[ -n "$pdir" ] && touch "$pdir"
 	local old
 	for old in $(ls -1dt "$d"/patched-* 2>/dev/null | tail -n +7); do
-		rm -rf "$old" "$d/mods-${old##*/patched-}.cpio.gz"
+		rm -rf "$old" "$d"/mods-*"${old##*/patched-}".cpio.gz
 	done
 	# The modules cpio segment, cached per (kernel, patch hash).
-	FL_MODS_CPIO=$d/mods-$h.cpio.gz
+	FL_MODS_CPIO=$d/mods-v2-$h.cpio.gz
 	if [ ! -f "$FL_MODS_CPIO" ]; then
 		local st=$d/mods-$h.stage
 		rm -rf "$st"
@@ -283,6 +290,9 @@ flavour_prepare() {
 			mkdir -p "$st/lib/modules/rig/patched"
 			cp "$pdir"/mods/ko/*.ko "$st/lib/modules/rig/patched/"
 		fi
+		# debug info stays in the cache (stock/ko, patched-*/mods/ko: decode oopses there); the guest
+		# gets stripped copies (10x smaller, faster to unpack under TCG)
+		strip --strip-debug "$st"/lib/modules/rig/*/*.ko
 		echo "$DEB_LOAD_ORDER" > "$st/lib/modules/rig/order"
 		(cd "$st" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$FL_MODS_CPIO.tmp" &&
 			mv "$FL_MODS_CPIO.tmp" "$FL_MODS_CPIO"
