@@ -593,10 +593,61 @@ fail:
 	return NULL;
 }
 
+/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates, <= U+10FFFF), or 0. */
+static size_t utf8_seq_len(const unsigned char *s)
+{
+	unsigned char c = s[0];
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (c >= 0xe0 && c <= 0xef) {
+		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+			return 0;
+		if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f))
+			return 0;
+		return 3;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+			return 0;
+		if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+/* A copy of s with every byte that is not part of valid UTF-8 replaced by '?': descriptions are
+ * often built with "%.64s" from client strings, which may cut a multi-byte character in half, and
+ * everything we send must be valid UTF-8. */
+static char *utf8_sanitized(const char *s)
+{
+	char *copy = strdup(s);
+
+	if (!copy)
+		return NULL;
+	for (unsigned char *p = (unsigned char *)copy; *p;) {
+		size_t n = utf8_seq_len(p); /* stops at the NUL: continuation checks fail on it */
+		if (n == 0) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+	return copy;
+}
+
 json_object *vlu_reply_error(enum vlu_error_class cls, const char *desc, json_object *id)
 {
 	_cleanup_json_ json_object *r = NULL;
+	_cleanup_free_ char *clean = NULL;
 	json_object *e;
+
+	clean = utf8_sanitized(desc ? desc : "");
+	if (!clean)
+		return NULL;
 
 	r = json_object_new_object();
 	e = json_object_new_object();
@@ -609,7 +660,7 @@ json_object *vlu_reply_error(enum vlu_error_class cls, const char *desc, json_ob
 		return NULL;
 	}
 	if (json_object_object_add(e, "class", json_object_new_string(vlu_error_class_name(cls))) < 0 ||
-	    json_object_object_add(e, "desc", json_object_new_string(desc ? desc : "")) < 0)
+	    json_object_object_add(e, "desc", json_object_new_string(clean)) < 0)
 		return NULL;
 	if (id && json_object_object_add(r, "id", json_object_get(id)) < 0)
 		return NULL;

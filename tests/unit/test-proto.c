@@ -964,6 +964,17 @@ static void test_builders(void **state)
 		assert_string_equal(vlu_json_dump(r, NULL),
 				    "{\"error\":{\"class\":\"NotFound\",\"desc\":\"no such fd 'x'\"},\"id\":\"req-1\"}");
 	}
+	{
+		/* a description cut in the middle of a UTF-8 character (as "%.64s" does) is repaired: replies
+		 * are always valid UTF-8, so a strict client can parse them */
+		_cleanup_json_ json_object *r = vlu_reply_error(VLU_ERR_INVALID_ARGUMENT, "key 'ab\xc3' \xff\xed\xa0\x80 \xc3\xa9", NULL);
+		_cleanup_json_ json_object *back = NULL;
+		size_t len;
+		const char *txt = vlu_json_dump(r, &len);
+		assert_int_equal(vlu_json_parse(txt, len, 16, &back), 0);
+		assert_string_equal(json_object_get_string(json_object_object_get(json_object_object_get(back, "error"), "desc")),
+				    "key 'ab?' ???? \xc3\xa9");
+	}
 	/* id is borrowed: still ours */
 	assert_string_equal(json_object_get_string(id), "req-1");
 	{
