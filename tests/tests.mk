@@ -80,3 +80,7 @@ $(INTEG_DIR)/helper-vmm: $(O)/tests/integration/helper-vmm.o $(O)/libvlu.so
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) -L$(O) -lvlu -Wl,-rpath,$(abspath $(O)) $(PKG_LIBS)
 TEST_BINS += $(INTEG_DIR)/helper-vmm
+
+# keep the test objects (they are intermediate files of the pattern rules above)
+.SECONDARY: $(patsubst $(TOP)/tests/integration/%.c,$(O)/tests/integration/%.o,$(INTEG_SRCS)) \
+	$(INTEG_HELPER_OBJS) $(O)/tests/integration/helper-vmm.o
