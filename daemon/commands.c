@@ -28,6 +28,7 @@
 #include "instance.h"
 #include "persist.h"
 #include "policy.h"
+#include "update.h"
 #include "vlud.h"
 #include "vlud-vhost.h"
 
@@ -707,7 +708,14 @@ static const command_handler handlers[_VLU_CMD_MAX] = {
 	[VLU_CMD_FD_LIST] = cmd_fd_list,
 	[VLU_CMD_FD_REMOVE] = cmd_fd_remove,
 	[VLU_CMD_EVENTS_SUBSCRIBE] = cmd_events_subscribe,
-	/* issue 5: the update engine's handlers go here */
+	/* issue 5: the update engine (update.c) */
+	[VLU_CMD_VMM_MAPPINGS] = update_cmd_vmm_mappings,
+	[VLU_CMD_UPDATE_START] = update_cmd_start,
+	[VLU_CMD_UPDATE_STATUS] = update_cmd_status,
+	[VLU_CMD_UPDATE_ABORT] = update_cmd_abort,
+	[VLU_CMD_UPDATE_SAVED] = update_cmd_saved,
+	[VLU_CMD_UPDATE_CLAIM] = update_cmd_claim,
+	[VLU_CMD_UPDATE_READY] = update_cmd_ready,
 };
 
 int commands_check_table(void)
@@ -808,7 +816,7 @@ void commands_dispatch(struct conn *c, char *buf, size_t len, int *fds, size_t n
 		}
 	}
 	(void)handlers[r.cmd->id](&r);
-	if (c->dead)
+	if (c->dead || (r.deferred && !r.failed))
 		goto out;
 	if (r.failed) {
 		json_object_put(r.ret);

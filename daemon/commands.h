@@ -29,6 +29,7 @@ struct request {
 	enum vlu_error_class err_class;
 	char err[512];
 	bool failed;
+	bool deferred;	   /* issue 5: the handler replies later itself (update.start with wait) */
 };
 
 typedef int (*command_handler)(struct request *r);

@@ -64,6 +64,11 @@ static void defaults(struct vlud_config *c)
 		.claim_ms = 30000,
 		.commit_ms = 10000,
 	};
+	c->update_policy = (struct vlud_update_policy){
+		.allow_memlock_raise = true,
+		.allow_disruptive = false,
+		.max_state_bytes = 1024 * 1024,
+	};
 	c->orphan_expiry_s = 0;
 	/* operators: root only; VMMs: nobody (default deny) */
 }
@@ -386,6 +391,27 @@ static int parse_root(struct ctx *x, json_object *root, struct vlud_config *c)
 				if (r < 0)
 					return r;
 			}
+		} else if (strcmp(key, "update") == 0) {
+			/* issue 5: update policy {allow_memlock_raise, allow_disruptive, max_state_bytes} */
+			if (!json_object_is_type(val, json_type_object))
+				return fail(x, -EINVAL, "update: must be an object");
+			r = 0;
+			json_object_object_foreach(val, k4, v4) {
+				if (strcmp(k4, "allow_memlock_raise") == 0 || strcmp(k4, "allow_disruptive") == 0) {
+					if (!json_object_is_type(v4, json_type_boolean))
+						return fail(x, -EINVAL, "update.%s: must be true or false", k4);
+					if (k4[6] == 'm')
+						c->update_policy.allow_memlock_raise = json_object_get_boolean(v4);
+					else
+						c->update_policy.allow_disruptive = json_object_get_boolean(v4);
+				} else if (strcmp(k4, "max_state_bytes") == 0)
+					r = get_uint(x, "update.max_state_bytes", v4, 1, 64u * 1024 * 1024,
+						     &c->update_policy.max_state_bytes);
+				else
+					return fail(x, -EINVAL, "update.%s: unknown key", k4);
+				if (r < 0)
+					return r;
+			}
 		} else if (strcmp(key, "orphan_expiry_s") == 0)
 			r = get_uint(x, "orphan_expiry_s", val, 0, 365u * 86400u, &c->orphan_expiry_s);
 		else if (strcmp(key, "operators") == 0) {
@@ -590,6 +616,14 @@ json_object *config_to_json(const struct vlud_config *c)
 										 update_keys[i].off)));
 	json_object_object_add(t, "update", u);
 	json_object_object_add(o, "timeouts", t);
+	{
+		json_object *up = json_object_new_object();
+
+		json_object_object_add(up, "allow_memlock_raise", json_object_new_boolean(c->update_policy.allow_memlock_raise));
+		json_object_object_add(up, "allow_disruptive", json_object_new_boolean(c->update_policy.allow_disruptive));
+		json_object_object_add(up, "max_state_bytes", json_object_new_int64(c->update_policy.max_state_bytes));
+		json_object_object_add(o, "update", up);
+	}
 	json_object_object_add(o, "orphan_expiry_s", json_object_new_int64(c->orphan_expiry_s));
 
 	op = json_object_new_object();

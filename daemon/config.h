@@ -45,6 +45,13 @@ struct vlud_update_timeouts {
 	unsigned suspend_ms, save_ms, exec_ms, claim_ms, commit_ms;
 };
 
+/* issue 5 (update engine): the "update" policy object */
+struct vlud_update_policy {
+	bool allow_memlock_raise; /* D may raise a successor's RLIMIT_MEMLOCK (prlimit) */
+	bool allow_disruptive;	  /* update.start may ask for a path without SUSPEND */
+	unsigned max_state_bytes; /* size limit of a VMM's saved state */
+};
+
 struct vlud_config {
 	char *path; /* file it came from, or NULL for built-in defaults */
 	char *socket_path;
@@ -53,6 +60,7 @@ struct vlud_config {
 	gid_t socket_group;
 	struct vlud_limits limits;
 	struct vlud_update_timeouts update;
+	struct vlud_update_policy update_policy;
 	unsigned orphan_expiry_s; /* 0 = never */
 	struct vlud_idset operators;
 	struct vlud_vmm_rule *vmms;

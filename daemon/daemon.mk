@@ -1,6 +1,6 @@
 # daemon/ - vlud, the supervisor daemon; its state unit test; units and configuration.
 VLUD_SRCS := main.c config.c policy.c conn.c commands.c instance.c held.c device.c persist.c state.c caps.c \
-	     fdtype.c events.c
+	     fdtype.c events.c update.c vmpin.c spawn.c
 VLUD_OBJS := $(VLUD_SRCS:%.c=$(O)/daemon/%.o)
 
 $(VLUD_OBJS) $(O)/tests/unit/test-state.o: ALL_CFLAGS += -I$(TOP)/daemon -DVLUD_VERSION='"$(VERSION)"'

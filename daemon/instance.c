@@ -11,6 +11,7 @@
 #include "held.h"
 #include "instance.h"
 #include "persist.h"
+#include "update.h"
 
 static void expiry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -174,6 +175,7 @@ static void instance_free(struct instance *inst)
 {
 	struct list *p, *t;
 
+	update_instance_gone(inst); /* issue 5 */
 	ev_io_stop(vl.loop, &inst->pidfd_io);
 	ev_timer_stop(vl.loop, &inst->expiry);
 	list_for_each_safe(p, t, &inst->held) {
@@ -202,6 +204,7 @@ unsigned instance_release(struct instance *inst, const char *reason)
 	json_object *data;
 
 	snprintf(name, sizeof(name), "%s", inst->name);
+	update_instance_gone(inst); /* issue 5: end a running update first */
 	/* the state forgets the instance before the fd store forgets its fds (see persist.c) */
 	list_del(&inst->link);
 	vl.n_instances--;

@@ -60,6 +60,44 @@ static const struct vlu_arg events_subscribe_args[] = {
 	{ "instance", VLU_ARG_NAME, false, 1, VLU_NAME_MAX, "only events of this instance (VMMs: always their own)" },
 };
 
+/* ---- live update (issue 5, docs/UPDATE.md) ---- */
+static const struct vlu_arg vmm_mappings_args[] = {
+	{ "mappings", VLU_ARG_OBJECT_ARRAY, true, 0, 64,
+	  "guest memory: [{iova, size, memfd (stored fd name), offset, uaddr, perm}] (replaces the table)" },
+	{ "devices", VLU_ARG_OBJECT_ARRAY, false, 0, 16, "[{name (held device fd name), pinning: \"pa\"|\"va\"}]" },
+};
+
+static const struct vlu_arg update_start_args[] = {
+	{ "instance", VLU_ARG_NAME, true, 1, VLU_NAME_MAX, "the instance to update" },
+	{ "mode", VLU_ARG_STRING, true, 4, 8, "\"exec\" (the VMM execs itself) or \"transfer\" (a second process)" },
+	{ "path", VLU_ARG_STRING, false, 1, 4, "\"auto\" (default), \"A\", \"B\" or \"C\"" },
+	{ "binary", VLU_ARG_STRING, false, 1, 4096, "successor binary (absolute path; default: the VMM's own)" },
+	{ "argv", VLU_ARG_STRING_ARRAY, false, 0, 64, "successor argv (default: the VMM's own)" },
+	{ "successor_pid", VLU_ARG_INT, false, 1, 4194304, "transfer mode: the pid that will claim (not spawned)" },
+	{ "allow_disruptive", VLU_ARG_BOOL, false, 0, 0, "allow a device without SUSPEND (needs the policy too)" },
+	{ "wait", VLU_ARG_BOOL, false, 0, 0, "reply with the verdict when the update ends (default true)" },
+};
+
+static const struct vlu_arg update_instance_args[] = {
+	{ "instance", VLU_ARG_NAME, true, 1, VLU_NAME_MAX, "the instance" },
+};
+
+static const struct vlu_arg update_saved_args[] = {
+	{ "names", VLU_ARG_NAME_ARRAY, true, 1, 1, "[\"state\"]: the sealed state memfd sent with the request" },
+	{ "vrings", VLU_ARG_OBJECT_ARRAY, false, 0, 256, "[{device, index, base}] as the VMM read them" },
+	{ "state_size", VLU_ARG_INT, true, 0, 64 * 1024 * 1024, "bytes of state in the memfd" },
+	{ "error", VLU_ARG_STRING, false, 0, 256, "the VMM could not save: roll back" },
+};
+
+static const struct vlu_arg update_claim_args[] = {
+	{ "instance", VLU_ARG_NAME, true, 1, VLU_NAME_MAX, "the instance being updated" },
+	{ "token", VLU_ARG_STRING, true, 32, 32, "the one-time token (VLU_UPDATE_TOKEN)" },
+};
+
+static const struct vlu_arg update_ready_args[] = {
+	{ "error", VLU_ARG_STRING, false, 0, 256, "the successor failed to restore: roll back" },
+};
+
 const struct vlu_command vlu_commands[_VLU_CMD_MAX] = {
 	[VLU_CMD_CAPABILITIES] = {
 		.id = VLU_CMD_CAPABILITIES,
@@ -158,5 +196,62 @@ const struct vlu_command vlu_commands[_VLU_CMD_MAX] = {
 		.perm = VLU_PERM_ANY,
 		.fds_in = VLU_FDS_NONE,
 		.summary = "receive events on this connection (VMMs: own instance only)",
+	},
+	[VLU_CMD_VMM_MAPPINGS] = {
+		.id = VLU_CMD_VMM_MAPPINGS,
+		.name = "vmm.mappings",
+		ARGS(vmm_mappings_args),
+		.perm = VLU_PERM_VMM | VLU_PERM_INSTANCE,
+		.fds_in = VLU_FDS_NONE,
+		.summary = "declare the guest-memory mapping table and each device's pinning mode (pa/va)",
+	},
+	[VLU_CMD_UPDATE_START] = {
+		.id = VLU_CMD_UPDATE_START,
+		.name = "update.start",
+		ARGS(update_start_args),
+		.perm = VLU_PERM_OPERATOR | VLU_PERM_VMM,
+		.fds_in = VLU_FDS_NONE,
+		.summary = "live-update an instance (operator, or the instance's own VMM); the reply is the verdict",
+	},
+	[VLU_CMD_UPDATE_STATUS] = {
+		.id = VLU_CMD_UPDATE_STATUS,
+		.name = "update.status",
+		ARGS(update_instance_args),
+		.perm = VLU_PERM_OPERATOR | VLU_PERM_VMM,
+		.fds_in = VLU_FDS_NONE,
+		.summary = "the running (or last) update of an instance: phase, path, timings",
+	},
+	[VLU_CMD_UPDATE_ABORT] = {
+		.id = VLU_CMD_UPDATE_ABORT,
+		.name = "update.abort",
+		ARGS(update_instance_args),
+		.perm = VLU_PERM_OPERATOR | VLU_PERM_VMM,
+		.fds_in = VLU_FDS_NONE,
+		.summary = "roll back the running update of an instance now",
+	},
+	[VLU_CMD_UPDATE_SAVED] = {
+		.id = VLU_CMD_UPDATE_SAVED,
+		.name = "update.saved",
+		ARGS(update_saved_args),
+		.perm = VLU_PERM_VMM | VLU_PERM_INSTANCE,
+		.fds_in = VLU_FDS_PER_NAME,
+		.summary = "the old VMM saved its state (after update.save): vring bases + the state memfd",
+	},
+	[VLU_CMD_UPDATE_CLAIM] = {
+		.id = VLU_CMD_UPDATE_CLAIM,
+		.name = "update.claim",
+		ARGS(update_claim_args),
+		.perm = VLU_PERM_VMM,
+		.fds_in = VLU_FDS_NONE,
+		.fds_out = true,
+		.summary = "the successor claims the instance with its token: all fds, the state, mappings, path",
+	},
+	[VLU_CMD_UPDATE_READY] = {
+		.id = VLU_CMD_UPDATE_READY,
+		.name = "update.ready",
+		ARGS(update_ready_args),
+		.perm = VLU_PERM_VMM | VLU_PERM_INSTANCE,
+		.fds_in = VLU_FDS_NONE,
+		.summary = "the successor restored the device; the daemon resumes, verifies and commits (reply: verdict)",
 	},
 };

@@ -109,7 +109,14 @@ enum vlu_cmd_id {
 	VLU_CMD_FD_LIST,
 	VLU_CMD_FD_REMOVE,
 	VLU_CMD_EVENTS_SUBSCRIBE,
-	/* live-update commands (issue 5) are appended here */
+	/* live-update commands (issue 5, docs/UPDATE.md) */
+	VLU_CMD_VMM_MAPPINGS,
+	VLU_CMD_UPDATE_START,
+	VLU_CMD_UPDATE_STATUS,
+	VLU_CMD_UPDATE_ABORT,
+	VLU_CMD_UPDATE_SAVED,
+	VLU_CMD_UPDATE_CLAIM,
+	VLU_CMD_UPDATE_READY,
 	_VLU_CMD_MAX,
 };
 

@@ -1,0 +1,1429 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * update.c - the live-update engine (see update.h and docs/UPDATE.md).
+ *
+ * One update per instance at a time, driven by the daemon (D):
+ *
+ *   start:   preflight (nothing touched when it refuses) -> SUSPEND every device (D's fds) ->
+ *            event update.save to O
+ *   saved:   O's vring bases + its state memfd (kept by D until commit) -> path B: SET_STATUS 0 ->
+ *            exec mode: event update.exec to O (token, binary, argv); transfer mode: spawn N or wait
+ *            for the named pid
+ *   claim:   N proves token + pid (SO_PEERCRED, pidfd) + uid; path C: D closes its device copies (the
+ *            last ones: the device is released, unpinned) and reopens the nodes; N gets every held fd,
+ *            the state memfd, the mapping table and the path; the instance moves to N's connection
+ *   ready:   path A: RESUME; every path: status DRIVER_OK, VmPin verification -> verdict
+ *
+ * Every phase has a deadline (timeouts.update.*); a missed deadline, O or N dying, or update.abort
+ * runs rollback(), whose end state depends on how far the update got (table in docs/UPDATE.md).
+ * Fd ownership: D's device fds stay in the instance's held table throughout (path C: replaced by the
+ * reopened ones at claim); the state memfd is owned by struct update; pidfds are owned by struct update.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/pidfd.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <json-c/json.h>
+
+#include "commands.h"
+#include "config.h"
+#include "conn.h"
+#include "device.h"
+#include "events.h"
+#include "fdtype.h"
+#include "held.h"
+#include "instance.h"
+#include "persist.h"
+#include "spawn.h"
+#include "update.h"
+#include "vlud-vhost.h"
+#include "vlud.h"
+#include "vmpin.h"
+
+#define MAX_MAPS 64
+#define MAX_DEVS 16
+#define DEFAULT_MAX_STATE_BYTES (1024 * 1024)
+#define STATE_FD_NAME "update:state"
+
+#ifndef VIRTIO_CONFIG_S_DRIVER_OK
+#define VIRTIO_CONFIG_S_DRIVER_OK 4
+#endif
+
+enum phase {
+	PH_PREFLIGHT,
+	PH_SUSPEND,
+	PH_SAVE,
+	PH_RESET,
+	PH_EXEC,
+	PH_SPAWN,
+	PH_CLAIM,
+	PH_RESTORE,
+	PH_RESUME,
+	PH_VERIFY,
+	PH_COMMIT,
+	PH_DONE,
+};
+
+static const char *const phase_names[] = {
+	[PH_PREFLIGHT] = "preflight", [PH_SUSPEND] = "suspend", [PH_SAVE] = "save",	  [PH_RESET] = "reset",
+	[PH_EXEC] = "exec",	      [PH_SPAWN] = "spawn",	[PH_CLAIM] = "claim",	  [PH_RESTORE] = "restore",
+	[PH_RESUME] = "resume",	      [PH_VERIFY] = "verify",	[PH_COMMIT] = "commit",	  [PH_DONE] = "done",
+};
+
+enum mode { MODE_EXEC, MODE_TRANSFER };
+
+struct upd_dev {
+	char name[VLU_NAME_MAX + 1]; /* held fd name ("vdpa:vdpa0") */
+	char *device, *path;	     /* as opened (path C reopens path) */
+	uint64_t backend;	     /* offered backend features */
+	bool pa;		     /* pinning mode declared by O (default pa) */
+	bool suspended;
+};
+
+struct update {
+	struct instance *inst;
+	uint64_t id;
+	enum phase phase;
+	enum mode mode;
+	char path; /* 'A', 'B', 'C' */
+	char path_reason[160];
+	char token[33];
+	bool token_valid;
+
+	pid_t old_pid, new_pid;
+	int old_pidfd; /* owned: O */
+	int new_pidfd; /* owned: N (transfer mode); exec mode: -EBADF (same process) */
+	ev_io old_io, new_io;
+	uid_t uid;
+	char *binary;
+	json_object *argv; /* owned */
+	bool spawned;
+
+	uint64_t starter_conn; /* connection waiting for the verdict (0 = none) */
+	json_object *starter_id;
+	uint64_t old_conn;     /* O's connection (events to O; transfer mode keeps it after claim) */
+
+	struct upd_dev devs[MAX_DEVS];
+	unsigned ndevs;
+
+	int state_fd; /* owned: O's saved state (memfd) */
+	uint64_t state_size;
+	json_object *vrings; /* owned */
+
+	ev_timer timer;
+	int64_t t_start_us, t_phase_us, t_suspend_us;
+	int64_t daemon_us; /* time spent in D's own steps */
+	json_object *phases; /* owned: [{phase, ms}] */
+
+	int64_t expected_kb, old_before_kb, old_after_kb, new_before_kb, new_after_kb;
+	char error[256];
+};
+
+struct upd_inst {
+	json_object *mappings; /* owned: the table as declared */
+	json_object *devices;  /* owned: [{name, pinning}] */
+	struct update *cur;
+	json_object *last;     /* owned: verdict of the last update */
+};
+
+static uint64_t next_update_id = 1;
+
+/* ---------------------------------------------------------------- helpers */
+
+static struct upd_inst *ui_get(struct instance *inst, bool create)
+{
+	if (!inst->update && create)
+		inst->update = calloc(1, sizeof(struct upd_inst));
+	return inst->update;
+}
+
+static const char *arg_str(struct request *r, const char *k)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(r->args, k, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static int arg_bool(struct request *r, const char *k, bool dflt)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(r->args, k, &v) || !json_object_is_type(v, json_type_boolean))
+		return dflt;
+	return json_object_get_boolean(v);
+}
+
+static int64_t jint(json_object *o, const char *k, int64_t dflt)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_int))
+		return dflt;
+	return json_object_get_int64(v);
+}
+
+static const char *jstr(json_object *o, const char *k)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static struct conn *conn_by_id(uint64_t id)
+{
+	struct list *p, *t;
+
+	if (!id)
+		return NULL;
+	list_for_each_safe(p, t, &vl.conns) {
+		struct conn *c = list_entry(p, struct conn, link);
+
+		if (c->id == id && !c->dead)
+			return c;
+	}
+	return NULL;
+}
+
+static bool pidfd_alive(int pidfd)
+{
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
+
+	return pidfd >= 0 && poll(&p, 1, 0) == 0;
+}
+
+/* the pid a pidfd refers to (fdinfo "Pid:"), -1 when it exited */
+static pid_t pidfd_pid(int pidfd)
+{
+	char path[64], buf[1024];
+	_cleanup_close_ int fd = -EBADF;
+	ssize_t n;
+	char *p;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strstr(buf, "\nPid:");
+	if (!p)
+		return -1;
+	return (pid_t)strtol(p + 5, NULL, 10);
+}
+
+static const char *mode_name(enum mode m)
+{
+	return m == MODE_EXEC ? "exec" : "transfer";
+}
+
+static char path_str_buf[2];
+static const char *path_str(char p)
+{
+	path_str_buf[0] = p ? p : '-';
+	path_str_buf[1] = '\0';
+	return path_str_buf;
+}
+
+static json_object *event_base(struct update *u)
+{
+	json_object *d = json_object_new_object();
+
+	json_object_object_add(d, "instance", json_object_new_string(u->inst->name));
+	json_object_object_add(d, "id", json_object_new_uint64(u->id));
+	json_object_object_add(d, "mode", json_object_new_string(mode_name(u->mode)));
+	json_object_object_add(d, "path", json_object_new_string(path_str(u->path)));
+	return d;
+}
+
+/* An event to the instance's subscribers and, if it is not subscribed, directly to O's connection. */
+static void tell(struct update *u, uint64_t conn_id, const char *name, json_object *data)
+{
+	struct conn *c = conn_by_id(conn_id);
+
+	if (c && !c->subscribed) {
+		_cleanup_json_ json_object *ev = vlu_event_new(name, json_object_get(data));
+
+		if (ev)
+			(void)conn_send(c, ev, NULL, 0);
+	}
+	events_emit(name, u->inst->name, data);
+}
+
+static void set_phase(struct update *u, enum phase ph, unsigned timeout_ms)
+{
+	int64_t now = now_monotonic_us();
+	json_object *e = json_object_new_object(), *d;
+
+	json_object_object_add(e, "phase", json_object_new_string(phase_names[u->phase]));
+	json_object_object_add(e, "ms", json_object_new_double((double)(now - u->t_phase_us) / 1000.0));
+	json_object_array_add(u->phases, e);
+	u->phase = ph;
+	u->t_phase_us = now;
+	ev_timer_stop(vl.loop, &u->timer);
+	if (timeout_ms) {
+		ev_timer_set(&u->timer, timeout_ms / 1000.0, 0.);
+		ev_timer_start(vl.loop, &u->timer);
+	}
+	d = event_base(u);
+	json_object_object_add(d, "phase", json_object_new_string(phase_names[ph]));
+	json_object_object_add(d, "t_ms", json_object_new_double((double)(now - u->t_start_us) / 1000.0));
+	events_emit("update.phase", u->inst->name, d);
+	log_debug("update %" PRIu64 " (%s): phase %s", u->id, u->inst->name, phase_names[ph]);
+}
+
+static int dev_ioctl(struct update *u, unsigned i, unsigned long req, void *arg)
+{
+	struct held *h = held_find(u->inst, u->devs[i].name);
+
+	if (!h)
+		return -EBADF;
+	return ioctl(h->fd, req, arg) < 0 ? -errno : 0;
+}
+
+static int dev_status(struct update *u, unsigned i, uint8_t *st)
+{
+	return dev_ioctl(u, i, VHOST_VDPA_GET_STATUS, st);
+}
+
+static void resume_all(struct update *u)
+{
+	for (unsigned i = 0; i < u->ndevs; i++) {
+		int k;
+
+		if (!u->devs[i].suspended)
+			continue;
+		k = dev_ioctl(u, i, VHOST_VDPA_RESUME, NULL);
+		if (k < 0)
+			log_warning("update %" PRIu64 ": RESUME %s: %s", u->id, u->devs[i].name, strerror(-k));
+		u->devs[i].suspended = false;
+	}
+}
+
+static void watch_pid(struct update *u, ev_io *w, int pidfd)
+{
+	ev_io_stop(vl.loop, w);
+	if (pidfd < 0)
+		return;
+	ev_io_set(w, pidfd, EV_READ);
+	ev_io_start(vl.loop, w);
+}
+
+static void update_free(struct update *u)
+{
+	if (!u)
+		return;
+	ev_timer_stop(vl.loop, &u->timer);
+	ev_io_stop(vl.loop, &u->old_io);
+	ev_io_stop(vl.loop, &u->new_io);
+	u->old_pidfd = safe_close(u->old_pidfd);
+	u->new_pidfd = safe_close(u->new_pidfd);
+	u->state_fd = safe_close(u->state_fd);
+	for (unsigned i = 0; i < u->ndevs; i++) {
+		free(u->devs[i].device);
+		free(u->devs[i].path);
+	}
+	free(u->binary);
+	json_object_put(u->argv);
+	json_object_put(u->vrings);
+	json_object_put(u->phases);
+	json_object_put(u->starter_id);
+	explicit_bzero(u->token, sizeof(u->token));
+	free(u);
+}
+
+/* ---------------------------------------------------------------- the verdict and the end */
+
+static json_object *verdict(struct update *u, const char *result)
+{
+	json_object *d = event_base(u), *vp = json_object_new_object(), *st = json_object_new_array();
+	bool moved_ok;
+
+	json_object_object_add(d, "result", json_object_new_string(result));
+	json_object_object_add(d, "path_reason", json_object_new_string(u->path_reason));
+	json_object_object_add(d, "old_pid", json_object_new_int(u->old_pid));
+	json_object_object_add(d, "new_pid", u->new_pid ? json_object_new_int(u->new_pid) : NULL);
+	json_object_object_add(vp, "expected_kb", json_object_new_int64(u->expected_kb));
+	json_object_object_add(vp, "old_before_kb", json_object_new_int64(u->old_before_kb));
+	json_object_object_add(vp, "old_after_kb", json_object_new_int64(u->old_after_kb));
+	json_object_object_add(vp, "new_before_kb", json_object_new_int64(u->new_before_kb));
+	json_object_object_add(vp, "new_after_kb", json_object_new_int64(u->new_after_kb));
+	if (u->mode == MODE_EXEC)
+		moved_ok = u->old_before_kb == u->expected_kb && u->new_after_kb == u->expected_kb;
+	else
+		moved_ok = u->old_before_kb - u->old_after_kb == u->expected_kb &&
+			   u->new_after_kb - u->new_before_kb == u->expected_kb;
+	json_object_object_add(vp, "moved_ok", json_object_new_boolean(moved_ok));
+	json_object_object_add(d, "vmpin", vp);
+	for (unsigned i = 0; i < u->ndevs; i++) {
+		json_object *e = json_object_new_object();
+		uint8_t s;
+
+		json_object_object_add(e, "device", json_object_new_string(u->devs[i].name));
+		json_object_object_add(e, "status", dev_status(u, i, &s) == 0 ? json_object_new_int(s) : NULL);
+		json_object_array_add(st, e);
+	}
+	json_object_object_add(d, "status_after", st);
+	json_object_object_add(d, "pause_ms",
+			       u->t_suspend_us ? json_object_new_double((double)(now_monotonic_us() - u->t_suspend_us) /
+									1000.0)
+					       : NULL);
+	json_object_object_add(d, "daemon_ms", json_object_new_double((double)u->daemon_us / 1000.0));
+	json_object_object_add(d, "total_ms",
+			       json_object_new_double((double)(now_monotonic_us() - u->t_start_us) / 1000.0));
+	json_object_object_add(d, "phases", json_object_get(u->phases));
+	if (u->error[0])
+		json_object_object_add(d, "error", json_object_new_string(u->error));
+	return d;
+}
+
+/* End the update: verdict to the starter, the event, O told in transfer mode; u is freed.
+ * ret_verdict (optional) gets a reference for a synchronous reply. */
+static void finish(struct update *u, const char *result, const char *event, json_object **ret_verdict)
+{
+	struct upd_inst *ui = ui_get(u->inst, false);
+	json_object *v;
+	struct conn *c;
+
+	set_phase(u, PH_DONE, 0);
+	v = verdict(u, result);
+	if (ret_verdict)
+		*ret_verdict = json_object_get(v);
+	c = conn_by_id(u->starter_conn);
+	if (c) {
+		_cleanup_json_ json_object *rep = vlu_reply_return(json_object_get(v), u->starter_id);
+		_cleanup_json_ json_object *err = NULL;
+
+		if (strcmp(result, "ok") != 0) {
+			char desc[512];
+
+			snprintf(desc, sizeof(desc), "update %" PRIu64 " %s: %s", u->id, result,
+				 u->error[0] ? u->error : "?");
+			err = vlu_reply_error(VLU_ERR_GENERIC, desc, u->starter_id);
+			/* the error reply carries the verdict too, so the caller sees what happened */
+			if (err) {
+				json_object *eo;
+
+				if (json_object_object_get_ex(err, "error", &eo))
+					json_object_object_add(eo, "verdict", json_object_get(v));
+				(void)conn_send(c, err, NULL, 0);
+			}
+		} else if (rep)
+			(void)conn_send(c, rep, NULL, 0);
+	}
+	if (u->mode == MODE_TRANSFER && u->old_conn && u->inst->conn != conn_by_id(u->old_conn))
+		tell(u, u->old_conn, event, json_object_get(v));
+	else
+		events_emit(event, u->inst->name, json_object_get(v));
+	vlud_log(u->error[0] ? LOG_WARNING : LOG_INFO, "update %" PRIu64 " of %s: %s (path %s, %s mode)%s%s", u->id,
+		 u->inst->name, result, path_str(u->path), mode_name(u->mode), u->error[0] ? ": " : "", u->error);
+	if (ui) {
+		json_object_put(ui->last);
+		ui->last = v;
+		ui->cur = NULL;
+	} else
+		json_object_put(v);
+	update_free(u);
+}
+
+/* Roll back from wherever the update is; the end state per phase is in docs/UPDATE.md. */
+static void rollback(struct update *u, const char *fmt, ...) _printf_(2, 3);
+static void rollback(struct update *u, const char *fmt, ...)
+{
+	bool o_alive = pidfd_alive(u->old_pidfd);
+	struct conn *oc = conn_by_id(u->old_conn);
+	const char *result = "rolled-back";
+	json_object *d;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(u->error, sizeof(u->error), fmt, ap);
+	va_end(ap);
+	log_warning("update %" PRIu64 " of %s: rolling back in phase %s: %s", u->id, u->inst->name,
+		    phase_names[u->phase], u->error);
+	u->token_valid = false;
+
+	switch (u->phase) {
+	case PH_PREFLIGHT:
+	case PH_SUSPEND:
+	case PH_SAVE:
+	case PH_RESET:
+	case PH_EXEC:
+	case PH_SPAWN:
+	case PH_CLAIM:
+		/* nobody claimed: D's device fds are unchanged and O (if it still runs the old image) is
+		 * still the owner.  A: RESUME; B: O re-creates the vrings after the reset (told below), then
+		 * D's RESUME is harmless; C: D kept its fds until claim: RESUME. */
+		if (u->mode == MODE_EXEC && oc == NULL && u->phase >= PH_EXEC) {
+			/* O's connection is gone: it exec'ed into something that never claimed (or died) */
+			result = "failed";
+			snprintf(u->error + strlen(u->error), sizeof(u->error) - strlen(u->error),
+				 "; the old image is gone (%s): devices stay suspended, every fd is kept",
+				 o_alive ? "exec'ed, never claimed" : "process exited");
+			break;
+		}
+		if (!o_alive) {
+			resume_all(u);
+			result = "failed";
+			snprintf(u->error + strlen(u->error), sizeof(u->error) - strlen(u->error),
+				 "; the VMM process exited: devices resumed, every fd kept (instance orphaned)");
+			break;
+		}
+		resume_all(u);
+		break;
+	case PH_RESTORE:
+	case PH_RESUME:
+	case PH_VERIFY:
+	case PH_COMMIT:
+	case PH_DONE:
+		/* N has the fds; exec mode: the old image no longer exists */
+		if (u->mode == MODE_EXEC) {
+			result = "failed";
+			snprintf(u->error + strlen(u->error), sizeof(u->error) - strlen(u->error),
+				 "; exec mode after claim: no old image to return to, every fd kept");
+		} else if (o_alive && oc) {
+			/* transfer mode: O takes back (it re-owns with NEW_OWNER, or re-pins on path C) */
+			resume_all(u);
+		} else
+			result = "failed";
+		break;
+	}
+	d = event_base(u);
+	json_object_object_add(d, "reason", json_object_new_string(u->error));
+	json_object_object_add(d, "phase", json_object_new_string(phase_names[u->phase]));
+	json_object_object_add(d, "reinit", json_object_new_boolean(u->path == 'B' && u->phase >= PH_EXEC));
+	json_object_object_add(d, "reclaim", json_object_new_boolean(u->phase >= PH_RESTORE));
+	if (oc && o_alive && strcmp(result, "rolled-back") == 0)
+		tell(u, u->old_conn, "update.rolled-back", d);
+	else
+		events_emit("update.rolled-back", u->inst->name, d);
+	finish(u, result, "update.completed", NULL);
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct update *u = container_of(w, struct update, timer);
+
+	(void)loop;
+	(void)revents;
+	rollback(u, "timeout in phase %s", phase_names[u->phase]);
+}
+
+static void old_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct update *u = container_of(w, struct update, old_io);
+
+	(void)loop;
+	(void)revents;
+	ev_io_stop(vl.loop, w);
+	if (u->mode == MODE_TRANSFER && u->phase >= PH_RESTORE)
+		return; /* O may exit once N has everything: D verifies without it */
+	rollback(u, "the VMM process %d exited in phase %s", (int)u->old_pid, phase_names[u->phase]);
+}
+
+static void new_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct update *u = container_of(w, struct update, new_io);
+
+	(void)loop;
+	(void)revents;
+	ev_io_stop(vl.loop, w);
+	rollback(u, "the successor %d exited in phase %s", (int)u->new_pid, phase_names[u->phase]);
+}
+
+/* ---------------------------------------------------------------- vmm.mappings */
+
+int update_cmd_vmm_mappings(struct request *r)
+{
+	struct instance *inst = r->c->inst;
+	json_object *maps, *devs = NULL, *o;
+	struct upd_inst *ui;
+
+	if (!inst)
+		return request_error(r, VLU_ERR_PERMISSION_DENIED, "register an instance first");
+	ui = ui_get(inst, true);
+	if (!ui)
+		return request_error(r, VLU_ERR_INTERNAL, "out of memory");
+	if (ui->cur)
+		return request_error(r, VLU_ERR_BUSY, "an update of '%s' is running", inst->name);
+	json_object_object_get_ex(r->args, "mappings", &maps);
+	json_object_object_get_ex(r->args, "devices", &devs);
+	for (size_t i = 0; i < json_object_array_length(maps); i++) {
+		json_object *m = json_object_array_get_idx(maps, i);
+		const char *mf = jstr(m, "memfd");
+		int64_t size = jint(m, "size", -1), iova = jint(m, "iova", -1), off = jint(m, "offset", -1);
+		struct held *h;
+
+		if (!mf || size <= 0 || iova < 0 || off < 0 || jint(m, "perm", 3) < 1 || jint(m, "perm", 3) > 3)
+			return request_error(r, VLU_ERR_INVALID_ARGUMENT,
+					     "mappings[%zu]: needs iova>=0, size>0, memfd (name), offset>=0, perm 1..3", i);
+		h = held_find(inst, mf);
+		if (!h || h->type != VLUD_FD_MEMFD)
+			return request_error(r, VLU_ERR_NOT_FOUND,
+					     "mappings[%zu]: '%s' is not a memfd stored by instance '%s'", i, mf, inst->name);
+	}
+	for (size_t i = 0; devs && i < json_object_array_length(devs); i++) {
+		json_object *d = json_object_array_get_idx(devs, i);
+		const char *nm = jstr(d, "name"), *pin = jstr(d, "pinning");
+		struct held *h = nm ? held_find(inst, nm) : NULL;
+
+		if (!h || h->type != VLUD_FD_VHOST_VDPA)
+			return request_error(r, VLU_ERR_NOT_FOUND, "devices[%zu]: no device fd '%s' in instance '%s'", i,
+					     nm ? nm : "(null)", inst->name);
+		if (!pin || (strcmp(pin, "pa") != 0 && strcmp(pin, "va") != 0))
+			return request_error(r, VLU_ERR_INVALID_ARGUMENT, "devices[%zu]: pinning must be \"pa\" or \"va\"",
+					     i);
+	}
+	json_object_put(ui->mappings);
+	ui->mappings = json_object_get(maps);
+	json_object_put(ui->devices);
+	ui->devices = devs ? json_object_get(devs) : json_object_new_array();
+	o = json_object_new_object();
+	json_object_object_add(o, "mappings", json_object_new_int64((int64_t)json_object_array_length(maps)));
+	r->ret = o;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- update.start: preflight */
+
+static bool dev_is_pa(struct upd_inst *ui, const char *name)
+{
+	for (size_t i = 0; ui->devices && i < json_object_array_length(ui->devices); i++) {
+		json_object *d = json_object_array_get_idx(ui->devices, i);
+
+		if (strcmp(jstr(d, "name"), name) == 0)
+			return strcmp(jstr(d, "pinning"), "va") != 0;
+	}
+	return true;
+}
+
+static int read_cmdline(pid_t pid, json_object **ret)
+{
+	char path[64], buf[8192];
+	_cleanup_close_ int fd = -EBADF;
+	json_object *a;
+	ssize_t n;
+	size_t len = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)n;
+	if (len == 0)
+		return -ENODATA;
+	buf[len] = '\0';
+	a = json_object_new_array();
+	for (size_t i = 0; i < len; i += strlen(buf + i) + 1)
+		json_object_array_add(a, json_object_new_string(buf + i));
+	*ret = a;
+	return 0;
+}
+
+static bool has_bf(uint64_t f, unsigned bit)
+{
+	return f & (1ULL << bit);
+}
+
+/* the path every device allows; 0 and why when the forced one (or every one) is impossible */
+static char choose_path(struct update *u, const char *want, bool disruptive, char *why, size_t len)
+{
+	bool a = true, b = true, c = true, susp = true;
+
+	for (unsigned i = 0; i < u->ndevs; i++) {
+		uint64_t f = u->devs[i].backend;
+
+		if (!has_bf(f, VHOST_BACKEND_F_SUSPEND))
+			susp = false;
+		if (!has_bf(f, VHOST_BACKEND_F_NEW_OWNER) || !has_bf(f, VHOST_BACKEND_F_RESUME) ||
+		    !has_bf(f, VHOST_BACKEND_F_SUSPEND))
+			a = false;
+		if (!has_bf(f, VHOST_BACKEND_F_NEW_OWNER) || !has_bf(f, VHOST_BACKEND_F_IOTLB_PERSIST) ||
+		    !has_bf(f, VHOST_BACKEND_F_SUSPEND))
+			b = false;
+	}
+	if (!susp && !disruptive)
+		c = false;
+	if (!want || strcmp(want, "auto") == 0) {
+		if (a)
+			snprintf(why, len, "auto: every device offers NEW_OWNER, SUSPEND and RESUME");
+		else if (b)
+			snprintf(why, len, "auto: NEW_OWNER and IOTLB_PERSIST but no RESUME on some device");
+		else if (c)
+			snprintf(why, len, "auto: no NEW_OWNER on some device (stock kernel): reopen and re-pin%s",
+				 susp ? "" : " (disruptive: no SUSPEND)");
+		else {
+			snprintf(why, len, "a device lacks SUSPEND and a disruptive update is not allowed");
+			return 0;
+		}
+		return a ? 'A' : b ? 'B' : 'C';
+	}
+	if (strcmp(want, "A") == 0 && a)
+		return snprintf(why, len, "forced: A"), 'A';
+	if (strcmp(want, "B") == 0 && b)
+		return snprintf(why, len, "forced: B"), 'B';
+	if (strcmp(want, "C") == 0 && c)
+		return snprintf(why, len, "forced: C%s", susp ? "" : " (disruptive: no SUSPEND)"), 'C';
+	if (strcmp(want, "A") && strcmp(want, "B") && strcmp(want, "C"))
+		snprintf(why, len, "unknown path '%s' (auto, A, B or C)", want);
+	else if (strcmp(want, "C") == 0)
+		snprintf(why, len, "path C: a device lacks SUSPEND and a disruptive update is not allowed");
+	else
+		snprintf(why, len, "path %s: a device lacks %s", want,
+			 strcmp(want, "A") == 0 ? "NEW_OWNER, SUSPEND or RESUME" : "NEW_OWNER, SUSPEND or IOTLB_PERSIST");
+	return 0;
+}
+
+static int refuse(struct request *r, struct instance *inst, enum vlu_error_class cls, const char *fmt, ...)
+	_printf_(4, 5);
+static int refuse(struct request *r, struct instance *inst, enum vlu_error_class cls, const char *fmt, ...)
+{
+	json_object *d = json_object_new_object();
+	va_list ap;
+
+	r->failed = true;
+	r->err_class = cls;
+	va_start(ap, fmt);
+	vsnprintf(r->err, sizeof(r->err), fmt, ap);
+	va_end(ap);
+	log_info("update of %s refused: %s", inst ? inst->name : "?", r->err);
+	json_object_object_add(d, "instance", inst ? json_object_new_string(inst->name) : NULL);
+	json_object_object_add(d, "reason", json_object_new_string(r->err));
+	json_object_object_add(d, "class", json_object_new_string(vlu_error_class_name(cls)));
+	events_emit("update.refused", inst ? inst->name : NULL, d);
+	return -1;
+}
+
+static int check_binary(const char *b, char *why, size_t len)
+{
+	struct stat st;
+
+	int e;
+
+	if (b[0] != '/')
+		return snprintf(why, len, "successor binary '%.200s' is not an absolute path", b), -EINVAL;
+	if (stat(b, &st) < 0) {
+		e = errno;
+		snprintf(why, len, "successor binary %.200s: %s", b, strerror(e));
+		return -e;
+	}
+	if (!S_ISREG(st.st_mode) || !(st.st_mode & 0111))
+		return snprintf(why, len, "successor binary %.200s is not an executable file", b), -EACCES;
+	return 0;
+}
+
+int update_cmd_start(struct request *r)
+{
+	const char *name = arg_str(r, "instance"), *mode = arg_str(r, "mode"), *want = arg_str(r, "path"),
+		   *binary = arg_str(r, "binary");
+	bool wait = arg_bool(r, "wait", true), disruptive = arg_bool(r, "allow_disruptive", false);
+	struct instance *inst = instance_find(name);
+	struct upd_inst *ui;
+	struct update *u = NULL;
+	json_object *argv = NULL, *v;
+	int64_t succ = -1, map_bytes = 0, pin = 0;
+	uint64_t soft = 0;
+	unsigned npa = 0;
+	char why[256], exe[PATH_MAX];
+	struct list *p, *t;
+	uint8_t rnd[16];
+	int64_t t0 = now_monotonic_us();
+	int k;
+
+	if (!inst) {
+		if (!(r->c->roles & ROLE_OPERATOR))
+			return refuse(r, NULL, VLU_ERR_PERMISSION_DENIED, "'%s' is not this connection's instance", name);
+		return refuse(r, NULL, VLU_ERR_NOT_FOUND, "no instance '%s'", name);
+	}
+	if (!(r->c->roles & ROLE_OPERATOR) && r->c->inst != inst)
+		return refuse(r, inst, VLU_ERR_PERMISSION_DENIED, "'%s' is not this connection's instance", name);
+	if (json_object_object_get_ex(r->args, "successor_pid", &v))
+		succ = json_object_get_int64(v);
+	ui = ui_get(inst, true);
+	if (!ui)
+		return request_error(r, VLU_ERR_INTERNAL, "out of memory");
+	if (ui->cur)
+		return refuse(r, inst, VLU_ERR_BUSY, "update %" PRIu64 " of '%s' is running (phase %s)", ui->cur->id,
+			      name, phase_names[ui->cur->phase]);
+	if (strcmp(mode, "exec") != 0 && strcmp(mode, "transfer") != 0)
+		return refuse(r, inst, VLU_ERR_INVALID_ARGUMENT, "mode must be \"exec\" or \"transfer\"");
+	if (inst->state != INSTANCE_ATTACHED || !inst->conn || inst->pidfd < 0)
+		return refuse(r, inst, VLU_ERR_UNSUPPORTED, "instance '%s' is orphaned: no running VMM to update",
+			      name);
+	if (strcmp(mode, "exec") == 0 && succ > 0)
+		return refuse(r, inst, VLU_ERR_INVALID_ARGUMENT, "successor_pid is for transfer mode");
+	if (disruptive && !vl.cfg->update_policy.allow_disruptive)
+		return refuse(r, inst, VLU_ERR_PERMISSION_DENIED,
+			      "allow_disruptive asked for, but the policy (update.allow_disruptive) forbids it");
+
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return request_error(r, VLU_ERR_INTERNAL, "out of memory");
+	u->inst = inst;
+	u->old_pidfd = u->new_pidfd = u->state_fd = -EBADF;
+	u->mode = strcmp(mode, "exec") == 0 ? MODE_EXEC : MODE_TRANSFER;
+	u->old_pid = inst->pid;
+	u->uid = inst->uid;
+	u->phases = json_object_new_array();
+	u->t_start_us = u->t_phase_us = t0;
+	ev_timer_init(&u->timer, timer_cb, 0., 0.);
+	ev_io_init(&u->old_io, old_exit_cb, -1, EV_READ);
+	ev_io_init(&u->new_io, new_exit_cb, -1, EV_READ);
+
+	/* devices */
+	list_for_each_safe(p, t, &inst->held) {
+		struct held *h = list_entry(p, struct held, link);
+		struct upd_dev *d;
+
+		if (h->type != VLUD_FD_VHOST_VDPA)
+			continue;
+		if (u->ndevs >= MAX_DEVS) {
+			update_free(u);
+			return refuse(r, inst, VLU_ERR_LIMIT_EXCEEDED, "more than %d devices", MAX_DEVS);
+		}
+		d = &u->devs[u->ndevs++];
+		snprintf(d->name, sizeof(d->name), "%s", h->name);
+		d->device = h->device ? strdup(h->device) : NULL;
+		d->path = h->path ? strdup(h->path) : NULL;
+		if (ioctl(h->fd, VHOST_GET_BACKEND_FEATURES, &d->backend) < 0)
+			d->backend = 0;
+		d->pa = dev_is_pa(ui, h->name);
+		npa += d->pa;
+	}
+	if (!u->ndevs) {
+		update_free(u);
+		return refuse(r, inst, VLU_ERR_UNSUPPORTED, "instance '%s' holds no vhost-vdpa device", name);
+	}
+	u->path = choose_path(u, want, disruptive, u->path_reason, sizeof(u->path_reason));
+	if (!u->path) {
+		snprintf(why, sizeof(why), "%s", u->path_reason);
+		update_free(u);
+		return refuse(r, inst, VLU_ERR_UNSUPPORTED, "%s", why);
+	}
+	/* guest memory: every mapping in a stored memfd */
+	if (!ui->mappings || json_object_array_length(ui->mappings) == 0) {
+		update_free(u);
+		return refuse(r, inst, VLU_ERR_UNSUPPORTED,
+			      "no mapping table (vmm.mappings): guest memory is not known to be in a stored memfd");
+	}
+	for (size_t i = 0; i < json_object_array_length(ui->mappings); i++) {
+		json_object *m = json_object_array_get_idx(ui->mappings, i);
+		struct held *h = held_find(inst, jstr(m, "memfd"));
+
+		if (!h || h->type != VLUD_FD_MEMFD) {
+			update_free(u);
+			return refuse(r, inst, VLU_ERR_UNSUPPORTED, "mapping %zu: memfd '%s' is no longer stored", i,
+				      jstr(m, "memfd"));
+		}
+		map_bytes += jint(m, "size", 0);
+	}
+	u->expected_kb = (int64_t)npa * map_bytes / 1024;
+	/* successor binary and argv */
+	if (u->mode == MODE_EXEC || succ <= 0) {
+		if (!binary) {
+			char lp[64];
+			ssize_t n;
+
+			snprintf(lp, sizeof(lp), "/proc/%d/exe", (int)inst->pid);
+			n = readlink(lp, exe, sizeof(exe) - 1);
+			if (n <= 0) {
+				update_free(u);
+				return refuse(r, inst, VLU_ERR_UNSUPPORTED, "cannot read the VMM's binary (%s): %s", lp,
+					      strerror(errno));
+			}
+			exe[n] = '\0';
+			binary = exe;
+		}
+		if (check_binary(binary, why, sizeof(why)) < 0) {
+			update_free(u);
+			return refuse(r, inst, VLU_ERR_UNSUPPORTED, "%s", why);
+		}
+		u->binary = strdup(binary);
+		if (json_object_object_get_ex(r->args, "argv", &argv))
+			u->argv = json_object_get(argv);
+		else if (read_cmdline(inst->pid, &u->argv) < 0) {
+			update_free(u);
+			return refuse(r, inst, VLU_ERR_UNSUPPORTED, "cannot read the VMM's command line");
+		}
+	} else {
+		_cleanup_close_ int pfd = pidfd_open((pid_t)succ, 0);
+		char sp[64];
+		struct stat st;
+
+		snprintf(sp, sizeof(sp), "/proc/%d", (int)succ);
+		if (pfd < 0 || stat(sp, &st) < 0) {
+			update_free(u);
+			return refuse(r, inst, VLU_ERR_NOT_FOUND, "successor pid %" PRId64 " does not exist", succ);
+		}
+		if (st.st_uid != inst->uid) {
+			update_free(u);
+			return refuse(r, inst, VLU_ERR_PERMISSION_DENIED,
+				      "successor pid %" PRId64 " runs as uid %u, the instance as uid %u", succ,
+				      (unsigned)st.st_uid, (unsigned)inst->uid);
+		}
+		if (succ == inst->pid) {
+			update_free(u);
+			return refuse(r, inst, VLU_ERR_INVALID_ARGUMENT, "the successor is the VMM itself: use exec mode");
+		}
+		u->new_pid = (pid_t)succ;
+		u->new_pidfd = TAKE_FD(pfd);
+	}
+	/* pinned memory: O's VmPin must already match the declared PA mappings */
+	k = vmpin_read(inst->pid, &pin, NULL);
+	if (k < 0) {
+		update_free(u);
+		return refuse(r, inst, VLU_ERR_UNSUPPORTED, "cannot read VmPin of pid %d: %s", (int)inst->pid,
+			      strerror(-k));
+	}
+	u->old_before_kb = pin;
+	if (pin != u->expected_kb) {
+		int64_t e = u->expected_kb;
+
+		update_free(u);
+		return refuse(r, inst, VLU_ERR_UNSUPPORTED,
+			      "VmPin of pid %d is %" PRId64 " kB, the declared PA mappings pin %" PRId64
+			      " kB: the accounting to verify is already wrong",
+			      (int)inst->pid, pin, e);
+	}
+	/* RLIMIT_MEMLOCK of the process that will pin (exec: the same process; transfer: the named pid;
+	 * a spawned successor gets it set at spawn) */
+	if (u->expected_kb > 0 && (u->mode == MODE_EXEC || u->new_pid > 0)) {
+		pid_t who = u->mode == MODE_EXEC ? inst->pid : u->new_pid;
+		uint64_t need = (uint64_t)u->expected_kb * 1024;
+
+		if (vmpin_memlock_get(who, &soft, NULL) == 0 && soft < need) {
+			if (!vl.cfg->update_policy.allow_memlock_raise) {
+				update_free(u);
+				return refuse(r, inst, VLU_ERR_UNSUPPORTED,
+					      "RLIMIT_MEMLOCK of pid %d is %" PRIu64 " bytes, the successor must pin %" PRIu64
+					      " and the policy (update.allow_memlock_raise) forbids raising it",
+					      (int)who, soft, need);
+			}
+			k = vmpin_memlock_raise(who, need);
+			if (k < 0) {
+				update_free(u);
+				return refuse(r, inst, VLU_ERR_UNSUPPORTED, "prlimit(%d, RLIMIT_MEMLOCK, %" PRIu64 "): %s",
+					      (int)who, need, strerror(-k));
+			}
+			log_info("update of %s: raised RLIMIT_MEMLOCK of pid %d to %" PRIu64 " bytes", name, (int)who,
+				 need);
+		}
+	}
+
+	/* --- preflight passed: from here on, every failure rolls back --- */
+	u->old_pidfd = fcntl(inst->pidfd, F_DUPFD_CLOEXEC, 3);
+	if (u->old_pidfd < 0) {
+		update_free(u);
+		return request_error(r, VLU_ERR_INTERNAL, "dup pidfd: %s", strerror(errno));
+	}
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+		update_free(u);
+		return request_error(r, VLU_ERR_INTERNAL, "getrandom: %s", strerror(errno));
+	}
+	for (unsigned i = 0; i < sizeof(rnd); i++)
+		snprintf(u->token + 2 * i, 3, "%02x", rnd[i]);
+	u->id = next_update_id++;
+	u->token_valid = true;
+	u->old_conn = inst->conn->id;
+	ui->cur = u;
+	watch_pid(u, &u->old_io, u->old_pidfd);
+	watch_pid(u, &u->new_io, u->new_pidfd);
+	{
+		json_object *d = event_base(u);
+
+		json_object_object_add(d, "path_reason", json_object_new_string(u->path_reason));
+		json_object_object_add(d, "old_pid", json_object_new_int(u->old_pid));
+		events_emit("update.started", inst->name, d);
+	}
+	log_info("update %" PRIu64 " of %s: %s mode, path %c (%s)", u->id, name, mode, u->path, u->path_reason);
+
+	set_phase(u, PH_SUSPEND, vl.cfg->update.suspend_ms);
+	for (unsigned i = 0; i < u->ndevs; i++) {
+		if (!has_bf(u->devs[i].backend, VHOST_BACKEND_F_SUSPEND))
+			continue; /* disruptive update: allowed above */
+		k = dev_ioctl(u, i, VHOST_VDPA_SUSPEND, NULL);
+		if (k < 0) {
+			rollback(u, "SUSPEND %s: %s", u->devs[i].name, strerror(-k));
+			return request_error(r, VLU_ERR_DEVICE_ERROR, "SUSPEND failed; rolled back");
+		}
+		u->devs[i].suspended = true;
+	}
+	u->t_suspend_us = now_monotonic_us();
+	u->daemon_us += now_monotonic_us() - t0;
+
+	set_phase(u, PH_SAVE, vl.cfg->update.save_ms);
+	{
+		json_object *d = event_base(u);
+
+		json_object_object_add(d, "release", json_object_new_boolean(u->path == 'C' && u->mode == MODE_TRANSFER));
+		tell(u, u->old_conn, "update.save", d);
+	}
+	if (wait) {
+		u->starter_conn = r->c->id;
+		u->starter_id = r->id ? json_object_get(r->id) : NULL;
+		r->deferred = true;
+		return 0;
+	}
+	v = event_base(u);
+	json_object_object_add(v, "path_reason", json_object_new_string(u->path_reason));
+	if (u->mode == MODE_TRANSFER && u->new_pid > 0)
+		/* the operator starts the successor itself: it needs the token */
+		json_object_object_add(v, "token", json_object_new_string(u->token));
+	r->ret = v;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- status / abort */
+
+static struct instance *own_or_operator(struct request *r)
+{
+	const char *name = arg_str(r, "instance");
+	struct instance *inst = instance_find(name);
+
+	if (!(r->c->roles & ROLE_OPERATOR) && (!inst || r->c->inst != inst)) {
+		request_error(r, VLU_ERR_PERMISSION_DENIED, "'%s' is not this connection's instance", name);
+		return NULL;
+	}
+	if (!inst)
+		request_error(r, VLU_ERR_NOT_FOUND, "no instance '%s'", name);
+	return inst;
+}
+
+int update_cmd_status(struct request *r)
+{
+	struct instance *inst = own_or_operator(r);
+	struct upd_inst *ui;
+	json_object *o;
+
+	if (!inst)
+		return -1;
+	ui = ui_get(inst, false);
+	o = json_object_new_object();
+	json_object_object_add(o, "instance", json_object_new_string(inst->name));
+	if (ui && ui->cur) {
+		struct update *u = ui->cur;
+		json_object *c = event_base(u);
+
+		json_object_object_add(c, "phase", json_object_new_string(phase_names[u->phase]));
+		json_object_object_add(c, "path_reason", json_object_new_string(u->path_reason));
+		json_object_object_add(c, "t_ms", json_object_new_double((now_monotonic_us() - u->t_start_us) / 1000.0));
+		json_object_object_add(c, "phases", json_object_get(u->phases));
+		json_object_object_add(o, "running", c);
+	} else
+		json_object_object_add(o, "running", NULL);
+	json_object_object_add(o, "last", ui && ui->last ? json_object_get(ui->last) : NULL);
+	json_object_object_add(o, "mappings", ui && ui->mappings ? json_object_get(ui->mappings) : NULL);
+	r->ret = o;
+	return 0;
+}
+
+int update_cmd_abort(struct request *r)
+{
+	struct instance *inst = own_or_operator(r);
+	struct upd_inst *ui;
+	uint64_t id;
+
+	if (!inst)
+		return -1;
+	ui = ui_get(inst, false);
+	if (!ui || !ui->cur)
+		return request_error(r, VLU_ERR_NOT_FOUND, "no update of '%s' is running", inst->name);
+	id = ui->cur->id;
+	rollback(ui->cur, "aborted by %s (pid %d)", r->c->roles & ROLE_OPERATOR ? "an operator" : "the VMM",
+		 (int)r->c->cred.pid);
+	r->ret = json_object_new_object();
+	json_object_object_add(r->ret, "id", json_object_new_uint64(id));
+	json_object_object_add(r->ret, "last", ui->last ? json_object_get(ui->last) : NULL);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- update.saved (from O) */
+
+static void send_exec(struct update *u)
+{
+	json_object *d = event_base(u);
+
+	json_object_object_add(d, "token", json_object_new_string(u->token));
+	json_object_object_add(d, "binary", json_object_new_string(u->binary));
+	json_object_object_add(d, "argv", json_object_get(u->argv));
+	/* only O gets the token: straight to its connection, never to subscribers */
+	{
+		struct conn *c = conn_by_id(u->old_conn);
+		_cleanup_json_ json_object *ev = vlu_event_new("update.exec", d);
+
+		if (c && ev)
+			(void)conn_send(c, ev, NULL, 0);
+	}
+	{
+		json_object *pub = event_base(u);
+
+		json_object_object_add(pub, "binary", json_object_new_string(u->binary));
+		events_emit("update.exec-sent", u->inst->name, pub);
+	}
+}
+
+int update_cmd_saved(struct request *r)
+{
+	struct instance *inst = r->c->inst;
+	struct upd_inst *ui = inst ? ui_get(inst, false) : NULL;
+	struct update *u = ui ? ui->cur : NULL;
+	const char *err = arg_str(r, "error");
+	int64_t t0 = now_monotonic_us(), size;
+	uint64_t max = vl.cfg->update_policy.max_state_bytes;
+	struct stat st;
+	json_object *vr;
+	int type, k;
+
+	if (!u)
+		return request_error(r, VLU_ERR_NOT_FOUND, "no update of this instance is running");
+	if (u->phase != PH_SAVE || r->c->id != u->old_conn)
+		return request_error(r, VLU_ERR_PERMISSION_DENIED, "update.saved is for the old VMM in phase save (now: %s)",
+				     phase_names[u->phase]);
+	if (err) {
+		rollback(u, "the VMM could not save: %s", err);
+		r->ret = json_object_new_object();
+		return 0;
+	}
+	size = jint(r->args, "state_size", -1);
+	type = fdtype_detect(r->fds[0], vl.vdpa_major, &st);
+	if (type != VLUD_FD_MEMFD)
+		return request_error(r, VLU_ERR_INVALID_ARGUMENT, "the state fd is not a memfd");
+	if ((uint64_t)size > max || (uint64_t)st.st_size > max)
+		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "state of %" PRId64 " bytes exceeds %" PRIu64 " (max_state_bytes)",
+				     size, max);
+	if (st.st_size < size)
+		return request_error(r, VLU_ERR_INVALID_ARGUMENT, "state_size %" PRId64 " but the memfd has %lld bytes",
+				     size, (long long)st.st_size);
+	u->state_fd = TAKE_FD(r->fds[0]);
+	u->state_size = (uint64_t)size;
+	if (json_object_object_get_ex(r->args, "vrings", &vr))
+		u->vrings = json_object_get(vr);
+	else
+		u->vrings = json_object_new_array();
+
+	if (u->path == 'B') {
+		set_phase(u, PH_RESET, 0);
+		for (unsigned i = 0; i < u->ndevs; i++) {
+			uint8_t zero = 0;
+
+			k = dev_ioctl(u, i, VHOST_VDPA_SET_STATUS, &zero);
+			if (k < 0) {
+				rollback(u, "SET_STATUS 0 on %s: %s", u->devs[i].name, strerror(-k));
+				r->ret = json_object_new_object();
+				return 0;
+			}
+		}
+	}
+	u->daemon_us += now_monotonic_us() - t0;
+	if (u->mode == MODE_EXEC) {
+		set_phase(u, PH_EXEC, vl.cfg->update.exec_ms + vl.cfg->update.claim_ms);
+		send_exec(u);
+	} else if (u->new_pid > 0) {
+		set_phase(u, PH_CLAIM, vl.cfg->update.claim_ms);
+	} else {
+		pid_t pid;
+		int pfd = -EBADF;
+
+		set_phase(u, PH_SPAWN, vl.cfg->update.exec_ms);
+		k = spawn_successor(u->binary, u->argv, u->inst->uid, u->inst->gid, u->token, u->inst->name,
+				    vl.cfg->update_policy.allow_memlock_raise ? (uint64_t)u->expected_kb * 1024 : 0, &pid,
+				    &pfd);
+		if (k < 0) {
+			rollback(u, "spawning %s: %s", u->binary, strerror(-k));
+			r->ret = json_object_new_object();
+			return 0;
+		}
+		u->spawned = true;
+		u->new_pid = pid;
+		u->new_pidfd = pfd;
+		watch_pid(u, &u->new_io, u->new_pidfd);
+		set_phase(u, PH_CLAIM, vl.cfg->update.claim_ms);
+	}
+	r->ret = event_base(u);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- update.claim (from N) */
+
+static bool token_eq(const char *a, const char *b)
+{
+	unsigned char x = 0;
+
+	if (strlen(a) != strlen(b))
+		return false;
+	for (size_t i = 0; a[i]; i++)
+		x |= (unsigned char)(a[i] ^ b[i]);
+	return x == 0;
+}
+
+/* path C: close D's copies (the last ones once O's are gone: the device is released, reset and
+ * unpinned), reopen the nodes, replace the held entries */
+static int reopen_devices(struct update *u, char *why, size_t len)
+{
+	for (unsigned i = 0; i < u->ndevs; i++) {
+		struct held *h = held_find(u->inst, u->devs[i].name), *nh;
+		_cleanup_close_ int fd = -EBADF;
+		struct stat st;
+		int k, t;
+
+		if (!h || !u->devs[i].path)
+			return snprintf(why, len, "device %s: not held or path unknown", u->devs[i].name), -ENOENT;
+		held_unlink(h);
+		persist_state_write();
+		held_destroy(h);
+		u->devs[i].suspended = false;
+		k = device_open_node(u->devs[i].path, &fd);
+		if (k < 0)
+			return snprintf(why, len, "reopen %s: %s%s", u->devs[i].path, strerror(-k),
+					k == -EBUSY ? " (another copy of the old fd is still open)" : ""),
+			       k;
+		t = fdtype_detect(fd, vl.vdpa_major, &st);
+		if (t < 0)
+			return snprintf(why, len, "fstat %s: %s", u->devs[i].path, strerror(-t)), t;
+		k = held_add(u->inst, u->devs[i].name, TAKE_FD(fd), t, &st, 0, 0, u->devs[i].device, u->devs[i].path,
+			     &nh);
+		if (k < 0)
+			return snprintf(why, len, "holding %s: %s", u->devs[i].path, strerror(-k)), k;
+	}
+	persist_state_write();
+	return 0;
+}
+
+int update_cmd_claim(struct request *r)
+{
+	const char *name = arg_str(r, "instance"), *token = arg_str(r, "token");
+	struct instance *inst = instance_find(name);
+	struct upd_inst *ui = inst ? ui_get(inst, false) : NULL;
+	struct update *u = ui ? ui->cur : NULL;
+	struct conn *c = r->c;
+	pid_t want_pid, pfd_pid;
+	int expect_pidfd;
+	json_object *o, *fds, *devs;
+	struct list *p, *t;
+	int64_t t0 = now_monotonic_us();
+	size_t n = 0;
+	char why[256];
+	int pidfd;
+
+	if (!u || !u->token_valid || (u->phase != PH_EXEC && u->phase != PH_CLAIM && u->phase != PH_SPAWN)) {
+		log_warning("update.claim of '%s' by pid %d uid %u refused: no update waiting for a claim", name,
+			    (int)c->cred.pid, (unsigned)c->cred.uid);
+		return request_error(r, VLU_ERR_PERMISSION_DENIED, "no update of '%s' is waiting for a claim", name);
+	}
+	want_pid = u->mode == MODE_EXEC ? u->old_pid : u->new_pid;
+	expect_pidfd = u->mode == MODE_EXEC ? u->old_pidfd : u->new_pidfd;
+	pfd_pid = pidfd_pid(expect_pidfd);
+	if (!token_eq(token, u->token) || c->cred.pid != want_pid || c->cred.uid != u->uid || pfd_pid != c->cred.pid ||
+	    !pidfd_alive(expect_pidfd) || c->pidfd < 0 || c->inst) {
+		log_warning("update %" PRIu64 " of %s: claim by pid %d uid %u refused (%s; expected pid %d uid %u)", u->id,
+			    name, (int)c->cred.pid, (unsigned)c->cred.uid,
+			    !token_eq(token, u->token) ? "wrong token"
+			    : c->cred.pid != want_pid   ? "wrong pid"
+			    : c->cred.uid != u->uid     ? "wrong uid"
+			    : c->inst		       ? "connection already has an instance"
+						       : "process identity (pidfd) mismatch",
+			    (int)want_pid, (unsigned)u->uid);
+		{
+			json_object *d = event_base(u);
+
+			json_object_object_add(d, "pid", json_object_new_int(c->cred.pid));
+			json_object_object_add(d, "uid", json_object_new_int64(c->cred.uid));
+			events_emit("update.claim-refused", inst->name, d);
+		}
+		return request_error(r, VLU_ERR_PERMISSION_DENIED, "claim refused: token, pid or uid do not match");
+	}
+	if (u->mode == MODE_EXEC && conn_by_id(u->old_conn) && conn_by_id(u->old_conn) != c) {
+		/* the old image's connection is still open: it did not exec (CLOEXEC socket) */
+		return request_error(r, VLU_ERR_BUSY, "the old image's connection is still open: exec first");
+	}
+	if (u->state_fd < 0)
+		return request_error(r, VLU_ERR_INTERNAL, "no saved state");
+
+	/* accepted: burn the token */
+	u->token_valid = false;
+	explicit_bzero(u->token, sizeof(u->token));
+	u->new_pid = c->cred.pid;
+	if (u->mode == MODE_EXEC)
+		u->new_before_kb = 0;
+	(void)vmpin_read(u->new_pid, &u->new_before_kb, NULL);
+	set_phase(u, PH_CLAIM, 0);
+	if (u->path == 'C') {
+		/* transfer mode: O closed its device fds before update.saved */
+		if (reopen_devices(u, why, sizeof(why)) < 0) {
+			set_phase(u, PH_RESTORE, 0);
+			rollback(u, "%s", why);
+			return request_error(r, VLU_ERR_DEVICE_ERROR, "%s", why);
+		}
+	}
+	/* the instance moves to N's connection */
+	pidfd = fcntl(c->pidfd, F_DUPFD_CLOEXEC, 3);
+	if (pidfd < 0)
+		return request_error(r, VLU_ERR_INTERNAL, "dup: %s", strerror(errno));
+	if (inst->state == INSTANCE_ATTACHED)
+		instance_orphan(inst, u->mode == MODE_EXEC ? "exec'ed (live update)" : "handed to the successor");
+	instance_attach(inst, c, c->cred.pid, pidfd);
+	if (u->mode == MODE_EXEC) {
+		/* the same process: watch it as N now */
+		ev_io_stop(vl.loop, &u->old_io);
+		u->new_pidfd = fcntl(u->old_pidfd, F_DUPFD_CLOEXEC, 3);
+		watch_pid(u, &u->new_io, u->new_pidfd);
+	}
+
+	o = event_base(u);
+	fds = json_object_new_array();
+	list_for_each_safe(p, t, &inst->held) {
+		struct held *h = list_entry(p, struct held, link);
+
+		if (n >= vl.cfg->limits.max_fds_per_message - 1 || n >= VLU_MAX_FDS_PER_MSG - 1)
+			break;
+		json_object_array_add(fds, held_to_json(h, false));
+		r->out_fds[n++] = h->fd;
+	}
+	{
+		json_object *s = json_object_new_object();
+
+		json_object_object_add(s, "name", json_object_new_string(STATE_FD_NAME));
+		json_object_object_add(s, "type", json_object_new_string("memfd"));
+		json_object_array_add(fds, s);
+		r->out_fds[n++] = u->state_fd;
+	}
+	r->n_out_fds = n;
+	json_object_object_add(o, "fds", fds);
+	json_object_object_add(o, "state_size", json_object_new_uint64(u->state_size));
+	json_object_object_add(o, "vrings", json_object_get(u->vrings));
+	json_object_object_add(o, "mappings", json_object_get(ui->mappings));
+	devs = json_object_new_array();
+	for (unsigned i = 0; i < u->ndevs; i++) {
+		json_object *d = json_object_new_object();
+
+		json_object_object_add(d, "name", json_object_new_string(u->devs[i].name));
+		json_object_object_add(d, "device", u->devs[i].device ? json_object_new_string(u->devs[i].device) : NULL);
+		json_object_object_add(d, "path", u->devs[i].path ? json_object_new_string(u->devs[i].path) : NULL);
+		json_object_object_add(d, "pinning", json_object_new_string(u->devs[i].pa ? "pa" : "va"));
+		json_object_object_add(d, "backend_features", json_object_new_uint64(u->devs[i].backend));
+		json_object_array_add(devs, d);
+	}
+	json_object_object_add(o, "devices", devs);
+	r->ret = o;
+	u->daemon_us += now_monotonic_us() - t0;
+	set_phase(u, PH_RESTORE, vl.cfg->update.commit_ms);
+	log_info("update %" PRIu64 " of %s: claimed by pid %d (%zu fds handed over)", u->id, name, (int)c->cred.pid, n);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- update.ready (from N) */
+
+int update_cmd_ready(struct request *r)
+{
+	struct instance *inst = r->c->inst;
+	struct upd_inst *ui = inst ? ui_get(inst, false) : NULL;
+	struct update *u = ui ? ui->cur : NULL;
+	const char *err = arg_str(r, "error");
+	int64_t t0 = now_monotonic_us();
+	json_object *v = NULL;
+	bool ok = true;
+	int k;
+
+	if (!u)
+		return request_error(r, VLU_ERR_NOT_FOUND, "no update of this instance is running");
+	if (u->phase != PH_RESTORE || r->c->cred.pid != u->new_pid)
+		return request_error(r, VLU_ERR_PERMISSION_DENIED, "update.ready is for the successor in phase restore (now: %s)",
+				     phase_names[u->phase]);
+	if (err) {
+		rollback(u, "the successor could not restore: %s", err);
+		r->ret = ui->last ? json_object_get(ui->last) : json_object_new_object();
+		return 0;
+	}
+	if (u->path == 'A') {
+		set_phase(u, PH_RESUME, 0);
+		for (unsigned i = 0; i < u->ndevs; i++) {
+			k = dev_ioctl(u, i, VHOST_VDPA_RESUME, NULL);
+			if (k < 0) {
+				snprintf(u->error, sizeof(u->error), "RESUME %s: %s", u->devs[i].name, strerror(-k));
+				ok = false;
+			}
+			u->devs[i].suspended = false;
+		}
+	}
+	set_phase(u, PH_VERIFY, 0);
+	for (unsigned i = 0; i < u->ndevs && ok; i++) {
+		uint8_t st = 0;
+
+		k = dev_status(u, i, &st);
+		if (k < 0 || !(st & VIRTIO_CONFIG_S_DRIVER_OK)) {
+			snprintf(u->error, sizeof(u->error), "device %s: status %s0x%x, not DRIVER_OK", u->devs[i].name,
+				 k < 0 ? "unreadable " : "", st);
+			ok = false;
+		}
+	}
+	(void)vmpin_read(u->new_pid, &u->new_after_kb, NULL);
+	if (u->mode == MODE_TRANSFER)
+		(void)vmpin_read(u->old_pid, &u->old_after_kb, NULL);
+	else
+		u->old_after_kb = u->new_after_kb;
+	if (ok) {
+		bool moved = u->mode == MODE_EXEC ? u->new_after_kb == u->expected_kb
+						  : (u->old_before_kb - u->old_after_kb == u->expected_kb &&
+						     u->new_after_kb - u->new_before_kb == u->expected_kb);
+		if (!moved) {
+			snprintf(u->error, sizeof(u->error),
+				 "VmPin mismatch: expected %" PRId64 " kB moved; old %" PRId64 " -> %" PRId64
+				 " kB, new %" PRId64 " -> %" PRId64 " kB",
+				 u->expected_kb, u->old_before_kb, u->old_after_kb, u->new_before_kb, u->new_after_kb);
+			ok = false;
+		}
+	}
+	u->daemon_us += now_monotonic_us() - t0;
+	if (!ok) {
+		if (u->mode == MODE_TRANSFER && pidfd_alive(u->old_pidfd)) {
+			char e[sizeof(u->error)];
+
+			snprintf(e, sizeof(e), "%s", u->error);
+			rollback(u, "verification failed: %s", e);
+		} else
+			finish(u, "failed", "update.completed", NULL);
+		r->ret = ui->last ? json_object_get(ui->last) : json_object_new_object();
+		return 0;
+	}
+	set_phase(u, PH_COMMIT, 0);
+	finish(u, "ok", "update.completed", &v);
+	r->ret = v;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- instance gone */
+
+void update_instance_gone(struct instance *inst)
+{
+	struct upd_inst *ui = inst->update;
+
+	if (!ui)
+		return;
+	if (ui->cur) {
+		struct update *u = ui->cur;
+
+		snprintf(u->error, sizeof(u->error), "the instance was released during phase %s",
+			 phase_names[u->phase]);
+		u->ndevs = 0; /* its fds are being closed: nothing to resume */
+		finish(u, "failed", "update.completed", NULL);
+	}
+	json_object_put(ui->mappings);
+	json_object_put(ui->devices);
+	json_object_put(ui->last);
+	free(ui);
+	inst->update = NULL;
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * update.h - the live-update engine (issue 5, docs/UPDATE.md): the mapping table of each instance,
+ * the update state machine (preflight, suspend, save, reset/release, exec|spawn, claim, restore,
+ * resume/verify, commit), successor binding (token + pid + uid), VmPin verification and rollback.
+ *
+ * The per-instance data hangs off instance->update (owned by this module, freed by
+ * update_instance_gone(), which instance.c calls before an instance is freed).
+ */
+#ifndef VLUD_UPDATE_H
+#define VLUD_UPDATE_H
+
+struct request;
+struct instance;
+
+int update_cmd_vmm_mappings(struct request *r);
+int update_cmd_start(struct request *r);
+int update_cmd_status(struct request *r);
+int update_cmd_abort(struct request *r);
+int update_cmd_saved(struct request *r);
+int update_cmd_claim(struct request *r);
+int update_cmd_ready(struct request *r);
+
+/* the instance is being freed: stop its update (no rollback possible any more), free our data */
+void update_instance_gone(struct instance *inst);
+
+#endif
