@@ -42,7 +42,8 @@ extern "C" {
 struct vlu;
 
 /* Event callback: name is the event name, event the whole message {"event","data","timestamp"}
- * (borrowed, valid during the callback only).  The callback may make calls on v. */
+ * (borrowed, valid during the callback only).  The callback may make calls on v but must not
+ * vlu_close(v); close after vlu_process() returns instead. */
 typedef void (*vlu_event_fn)(struct vlu *v, const char *name, json_object *event, void *userdata);
 
 /* Connect to the daemon at path (NULL: $VLUD_SOCKET, else VLU_DEFAULT_SOCKET; a leading '@' names an

@@ -1,7 +1,8 @@
 # tests/fuzz/fuzz.mk - the libFuzzer target for protocol/ and its corpus replay.
 #
 #   $(O)/tests/fuzz-proto          clang -fsanitize=fuzzer,address,undefined (only when clang is installed)
-#                                  fuzz:   $(O)/tests/fuzz-proto -max_len=65536 NEWDIR tests/fuzz/corpus
+#                                  fuzz:   $(O)/tests/fuzz-proto -dict=tests/fuzz/proto.dict -max_len=4096 NEWDIR tests/fuzz/corpus
+#                                  then:   $(O)/tests/fuzz-proto -merge=1 tests/fuzz/corpus NEWDIR  (keep what adds coverage)
 #   $(O)/tests/fuzz-proto-replay   the same target + replay-main.c with $(CC) (always built; under
 #                                  SANITIZE=1 with ASan+UBSan): runs every corpus file once, TAP output
 #   make fuzz-replay               both replays over tests/fuzz/corpus (TAP), part of CHECK_TARGETS
