@@ -3,10 +3,10 @@
 LIBVLU_SOVER   := 0
 LIBVLU_REAL    := $(O)/libvlu.so.$(LIBVLU_SOVER).1.0
 LIBVLU_SONAME  := libvlu.so.$(LIBVLU_SOVER)
-LIBVLU_OBJS    := $(O)/clients/libvlu/vlu.o
+LIBVLU_OBJS    := $(O)/clients/libvlu/vlu.o $(O)/clients/libvlu/vlu-update.o
 LIBVLU_SYM     := $(TOP)/clients/libvlu/libvlu.sym
 
-$(O)/clients/libvlu/vlu.o: ALL_CFLAGS += -fvisibility=hidden
+$(O)/clients/libvlu/vlu.o $(O)/clients/libvlu/vlu-update.o: ALL_CFLAGS += -fvisibility=hidden
 
 $(LIBVLU_REAL): $(LIBVLU_OBJS) $(O)/libvluproto.a $(LIBVLU_SYM)
 	@mkdir -p $(@D)

@@ -110,6 +110,57 @@ int vlu_subscribe(struct vlu *v, const char *instance);
 /* Daemon status; *ret gets the "return" object. */
 int vlu_status(struct vlu *v, json_object **ret);
 
+/* ==== live update, the VMM side (issue 5; docs/UPDATE.md; clients/libvlu/vlu-update.c) ====
+ * Old image: vlu_update_set_mappings() once, then on the events (vlu_set_event_callback):
+ *   "update.save"        stop the datapath, save (vring bases + opaque state in a memfd), vlu_update_saved()
+ *   "update.exec"        vlu_update_exec(event): execs the new image with $VLU_UPDATE_TOKEN (exec mode)
+ *   "update.rolled-back" the update was abandoned: carry on (data.reinit: re-create the vrings)
+ *   "update.completed"   transfer mode: the successor committed, exit now
+ * New image: vlu_update_token() != NULL -> vlu_update_claim(), restore, vlu_update_ready(). */
+#define VLU_UPDATE_TOKEN_ENV "VLU_UPDATE_TOKEN"
+
+struct vlu_mapping {
+	uint64_t iova, size;	/* device address and length */
+	const char *memfd;	/* the name the guest-RAM memfd was stored under (vlu_fd_store) */
+	uint64_t offset;	/* into that memfd */
+	uint64_t uaddr;		/* user address in this image (informational) */
+	unsigned perm;		/* VHOST_ACCESS_RO 1, WO 2, RW 3 */
+};
+
+struct vlu_device_pinning {
+	const char *name;	/* the device's held fd name (device.open's fds[0].name, "vdpa:...") */
+	bool va;		/* VA mode (nothing pinned) instead of PA mode */
+};
+
+/* Declare the mapping table and each device's pinning mode (replaces what was declared before). */
+int vlu_update_set_mappings(struct vlu *v, const struct vlu_mapping *maps, size_t n,
+			    const struct vlu_device_pinning *devs, size_t ndevs);
+/* Ask for an update of instance (mode "exec"|"transfer", path NULL/"auto"/"A"/"B"/"C").  wait: the reply
+ * (*ret, optional) is the verdict, sent when the update ends; timeout_ms as in vlu_call(). */
+int vlu_update_start(struct vlu *v, const char *instance, const char *mode, const char *path, bool wait,
+		     int timeout_ms, json_object **ret);
+/* Old image, after "update.save": hand the state memfd (state_size bytes) and the vring bases
+ * ([{device,index,base}], borrowed, may be NULL) to the daemon. */
+int vlu_update_saved(struct vlu *v, int state_fd, uint64_t state_size, json_object *vrings);
+/* Old image: saving failed; the daemon rolls back (state_fd: any memfd, e.g. an empty one). */
+int vlu_update_save_failed(struct vlu *v, int state_fd, const char *why);
+/* Old image, on "update.exec" (event: the whole event or its data): execv(binary, argv) with
+ * $VLU_UPDATE_TOKEN set.  Returns only on failure (-errno, the variable unset again). */
+int vlu_update_exec(json_object *event);
+/* New image: the token from the environment, or NULL when this is not a successor. */
+const char *vlu_update_token(void);
+/* New image: claim the instance.  *ret_info: {path, mode, fds:[{name,...}], state_size, vrings, mappings,
+ * devices}; *ret_fds / *ret_nfds as in vlu_call() (in the order of info.fds; the state memfd is named
+ * "update:state"). */
+int vlu_update_claim(struct vlu *v, const char *instance, const char *token, json_object **ret_info,
+		     int **ret_fds, size_t *ret_nfds);
+/* Index in the claimed fds of the fd named name, or -ENOENT. */
+int vlu_update_claim_fd(json_object *info, const char *name);
+/* New image: the device is restored (error NULL) or could not be (error: why).  *ret_verdict (optional):
+ * the daemon's verdict.  0 is returned whenever the daemon answered: check verdict.result ("ok",
+ * "failed", "rolled-back"). */
+int vlu_update_ready(struct vlu *v, const char *error, json_object **ret_verdict);
+
 #ifdef __cplusplus
 }
 #endif
