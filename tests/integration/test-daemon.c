@@ -29,6 +29,7 @@
 #define MAX_FDS_MSG 8
 #define MAX_MSG 4096
 #define NOBODY 65534
+#define VMM_UID 4242 /* admitted as a VMM only, by a second rule */
 
 static struct integ_daemon D;
 static struct integ_notify N;
@@ -572,6 +573,133 @@ static void test_vmm_killed(int c)
 	json_object_put(rep);
 }
 
+/* every command of the table (foundation and later ones) answers a request without arguments with a
+ * return or a well-formed error of a known class: never CommandNotFound, Internal or silence */
+static void test_table_walk(void)
+{
+	_cleanup_close_ int c = integ_open_client(D.sock, NULL);
+	_cleanup_free_ char *before = NULL, *after = NULL;
+	unsigned bad = 0;
+	char why[2048] = "";
+
+	if (!tap_check(c >= 0, "table-walk-connect", "%s", strerror(-c)))
+		return;
+	before = snapshot(c);
+	for (size_t i = 0; i < _VLU_CMD_MAX; i++) {
+		json_object *rep = NULL;
+		const char *cls;
+		int r;
+
+		if (vlu_commands[i].id == VLU_CMD_CAPABILITIES)
+			continue; /* already negotiated on this connection */
+		r = integ_call(c, vlu_commands[i].name, "{}", NULL, 0, &rep, NULL, 0, NULL);
+		cls = integ_error_class(rep);
+		if (r < 0 || (!integ_return(rep) && (!cls || vlu_error_class_from_name(cls) < 0 ||
+						      strcmp(cls, "CommandNotFound") == 0 || strcmp(cls, "Internal") == 0))) {
+			bad++;
+			snprintf(why + strlen(why), sizeof(why) - strlen(why), "%s: r=%d %s; ", vlu_commands[i].name, r,
+				 rep ? json_object_to_json_string(rep) : "-");
+		}
+		json_object_put(rep);
+	}
+	tap_check(bad == 0, "table-walk-every-command-answers", "%u commands: %s", bad, why);
+	after = snapshot(c);
+	tap_check(before && after && strcmp(before, after) == 0, "table-walk-state-unchanged", "before %s after %s",
+		  before ? before : "-", after ? after : "-");
+}
+
+/* a VMM of another uid: sees only its own instance, cannot touch others', opens only its devices */
+static void test_unprivileged_vmm(int c)
+{
+	_cleanup_free_ char *before = snapshot(c);
+	int st = 0, sync[2];
+	pid_t pid;
+	char buf[1024] = "";
+	ssize_t n;
+
+	if (pipe2(sync, O_CLOEXEC) < 0)
+		return;
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		json_object *rep = NULL;
+		char out[1024] = "";
+		int fd, r, fail = 0;
+		int m;
+
+		close(sync[0]);
+#define STEP(cond, ...) do { if (!(cond)) { snprintf(out + strlen(out), sizeof(out) - strlen(out), __VA_ARGS__); fail++; } } while (0)
+		if (setresgid(VMM_UID, VMM_UID, VMM_UID) < 0 || setgroups(0, NULL) < 0 ||
+		    setresuid(VMM_UID, VMM_UID, VMM_UID) < 0)
+			_exit(10);
+		fd = integ_open_client(D.sock, NULL);
+		if (fd < 0)
+			_exit(11);
+		r = integ_call(fd, "instance.register", "{\"name\":\"vmuser\"}", NULL, 0, &rep, NULL, 0, NULL);
+		STEP(r == 0 && integ_return(rep) && jint(integ_get(rep, "return.uid")) == VMM_UID, "register %s; ",
+		     cls_or(rep));
+		json_object_put(rep);
+		rep = NULL;
+		r = integ_call(fd, "instance.list", NULL, NULL, 0, &rep, NULL, 0, NULL);
+		STEP(r == 0 && find_by_name(integ_get(rep, "return.instances"), "name", "vm1") < 0 &&
+			     find_by_name(integ_get(rep, "return.instances"), "name", "vmuser") >= 0,
+		     "instance.list shows others or not itself: %s; ", rep ? json_object_to_json_string(rep) : "-");
+		json_object_put(rep);
+		rep = NULL;
+		r = integ_call(fd, "fd.list", NULL, NULL, 0, &rep, NULL, 0, NULL);
+		STEP(r == 0 && integ_return(rep) && find_by_name(integ_get(rep, "return.fds"), "instance", "vm1") < 0,
+		     "fd.list shows vm1's fds: %s; ", rep ? json_object_to_json_string(rep) : "-");
+		json_object_put(rep);
+		rep = NULL;
+		r = integ_call(fd, "instance.release", "{\"name\":\"vm1\"}", NULL, 0, &rep, NULL, 0, NULL);
+		STEP(r == 0 && class_is(rep, "PermissionDenied"), "release of vm1: %s; ", cls_or(rep));
+		json_object_put(rep);
+		rep = NULL;
+		r = integ_call(fd, "fd.remove", "{\"names\":[\"ram\"],\"instance\":\"vm1\"}", NULL, 0, &rep, NULL, 0, NULL);
+		STEP(r == 0 && class_is(rep, "PermissionDenied"), "fd.remove of vm1's: %s; ", cls_or(rep));
+		json_object_put(rep);
+		rep = NULL;
+		r = integ_call(fd, "device.open", "{\"device\":\"/dev/null\"}", NULL, 0, &rep, NULL, 0, NULL);
+		STEP(r == 0 && class_is(rep, "PermissionDenied"), "device.open of root's device: %s; ", cls_or(rep));
+		json_object_put(rep);
+		rep = NULL;
+		/* its own fds: a memfd is allowed by its rule, an eventfd is not */
+		m = memfd_create("user-ram", MFD_CLOEXEC);
+		r = integ_call(fd, "fd.store", "{\"names\":[\"uram\"]}", &m, 1, &rep, NULL, 0, NULL);
+		STEP(r == 0 && integ_return(rep), "store memfd: %s; ", cls_or(rep));
+		json_object_put(rep);
+		rep = NULL;
+		close(m);
+		m = eventfd(0, EFD_CLOEXEC);
+		r = integ_call(fd, "fd.store", "{\"names\":[\"uev\"]}", &m, 1, &rep, NULL, 0, NULL);
+		STEP(r == 0 && class_is(rep, "PermissionDenied"), "store eventfd (type not in its rule): %s; ",
+		     cls_or(rep));
+		json_object_put(rep);
+		rep = NULL;
+		r = integ_call(fd, "instance.release", "{\"name\":\"vmuser\"}", NULL, 0, &rep, NULL, 0, NULL);
+		STEP(r == 0 && jint(integ_get(rep, "return.closed_fds")) == 1, "release own: %s; ",
+		     rep ? json_object_to_json_string(rep) : "-");
+		json_object_put(rep);
+#undef STEP
+		if (write(sync[1], out, strlen(out)) < 0)
+			_exit(12);
+		_exit(fail ? 1 : 0);
+	}
+	close(sync[1]);
+	n = read(sync[0], buf, sizeof(buf) - 1);
+	close(sync[0]);
+	if (n > 0)
+		buf[n] = 0;
+	waitpid(pid, &st, 0);
+	tap_check(WIFEXITED(st) && WEXITSTATUS(st) == 0, "unprivileged-vmm-confined",
+		  "uid %d child status 0x%x (10 setresuid, 11 connect): %s", VMM_UID, st, buf);
+	{
+		_cleanup_free_ char *after = snapshot(c);
+		tap_check(before && after && strcmp(before, after) == 0, "unprivileged-vmm-state-unchanged",
+			  "before %s after %s", before ? before : "-", after ? after : "-");
+	}
+}
+
 static void test_sigterm(int c)
 {
 	json_object *m = NULL;
@@ -600,7 +728,7 @@ static void test_sigterm(int c)
 
 int main(void)
 {
-	_cleanup_free_ char *dir = integ_mkdtemp("daemon"), *cfg = NULL, *extra = NULL;
+	_cleanup_free_ char *dir = integ_mkdtemp("daemon"), *cfg = NULL, *extra = NULL, *vmm2 = NULL;
 	json_object *rep = NULL;
 	int c = -EBADF, ev = -EBADF, r;
 	struct integ_daemon_opts o = { 0 };
@@ -611,11 +739,13 @@ int main(void)
 		tap_check(false, "setup", "temporary directory / notify socket: %m");
 		return 1;
 	}
+	/* a second VMM rule: uid VMM_UID, memfds only, no devices */
 	if (asprintf(&extra, "\"limits\": { \"max_connections\": %d, \"max_fds_per_message\": %d, "
 			     "\"max_message_bytes\": %d, \"max_fds_per_instance\": 32 }",
-		     MAX_CONN, MAX_FDS_MSG, MAX_MSG) < 0)
+		     MAX_CONN, MAX_FDS_MSG, MAX_MSG) < 0 ||
+	    asprintf(&vmm2, "{ \"uids\": [%d], \"fd_types\": [\"memfd\"] }", VMM_UID) < 0)
 		return 1;
-	cfg = integ_default_config(dir, extra);
+	cfg = integ_default_config(dir, vmm2, extra);
 	o.config_json = cfg;
 	o.notify = &N;
 	r = integ_daemon_start(&D, dir, &o);
@@ -640,6 +770,8 @@ int main(void)
 	test_commands(c, ev);
 	test_bad_input(c);
 	test_other_uid(c);
+	test_unprivileged_vmm(c);
+	test_table_walk();
 	test_vmm_killed(c);
 	ev = safe_close(ev);
 	test_flood(1);
