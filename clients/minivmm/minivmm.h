@@ -288,6 +288,8 @@ struct mv_vmm {
 	bool va_mode;
 	uint64_t next_send_us;
 	int await_echo_upd;		/* index of the update whose first echo is awaited, -1 none */
+	bool suspended;			/* old image: the device is suspended for an update */
+	bool was_reset;			/* old image: path B reset done (rollback re-creates the vrings) */
 };
 
 /* main.c: datapath helpers also used by update.c */
@@ -308,7 +310,18 @@ void mv_link_close(struct mv_vmm *v);
 /* update.c */
 char mv_choose_path(uint64_t backend_offered, char forced, const char **ret_reason);
 int mv_bringup(struct mv_vmm *v);		/* first image: open, own, map, vrings, DRIVER_OK */
-int mv_update_start(struct mv_vmm *v);		/* old image: returns only on failure (after rollback) */
-int mv_update_finish(struct mv_vmm *v, int state_fd);	/* new image: takes over from the state */
+/* Standalone exec mode: the whole old side (choose, quiesce, exec; rollback on failure) ... */
+int mv_update_start(struct mv_vmm *v);		/* returns only on failure, after rollback */
+/* ... and the whole new side (read the state memfd named by $MINIVMM_STATE_FD, take over). */
+int mv_update_finish(struct mv_vmm *v, int state_fd);
+/* The steps, for a daemon-driven update (docs/UPDATE.md); flags say what vlud does instead of the VMM.
+ * The caller of mv_update_quiesce() has set up st->upd[st->nupdates] (memset, t_start_us, path). */
+#define MV_UPD_DAEMON_SUSPENDS	0x1	/* vlud suspended the device before update.save */
+#define MV_UPD_DAEMON_RESETS	0x2	/* path B: vlud does SET_STATUS 0 after update.saved */
+#define MV_UPD_DAEMON_RESUMES	0x4	/* path A: vlud RESUMEs after update.ready */
+int mv_update_quiesce(struct mv_vmm *v, char path, unsigned flags);	/* old: [SUSPEND], bases, state */
+int mv_update_exec(struct mv_vmm *v, char path);	/* old: exec with fds + state; returns on failure */
+int mv_update_rollback(struct mv_vmm *v);		/* old: RESUME or re-create the vrings */
+int mv_update_takeover(struct mv_vmm *v, unsigned flags);	/* new: st loaded, its fds valid here */
 
 #endif /* MINIVMM_H */

@@ -177,15 +177,123 @@ static int keep_fds(struct mv_vmm *v, char path, bool keep)
 	return r;
 }
 
+/*
+ * Old image, step 1: stop the device and capture everything the successor needs into v->st.
+ * flags: MV_UPD_DAEMON_SUSPENDS (the daemon already suspended the device), MV_UPD_DAEMON_RESETS (path B:
+ * the daemon does SET_STATUS 0).  The VMM is still the owner, so it reads the vring bases itself.
+ */
+int mv_update_quiesce(struct mv_vmm *v, char path, unsigned flags)
+{
+	struct mv_state *s = v->st;
+	struct mv_update_rec *u = &s->upd[s->nupdates];
+	long pin = -1;
+	int r;
+
+	(void)mv_vmpin_kb(&pin, NULL);
+	u->vmpin_before_kb = pin;
+	if (!(flags & MV_UPD_DAEMON_SUSPENDS)) {
+		r = mv_vdev_suspend(&v->dev);
+		if (r < 0) {
+			mv_log("SUSPEND: %s", strerror(-r));
+			return r;
+		}
+	}
+	u->t_suspend_us = mv_now_us();
+	v->suspended = true;
+	/* the device completes nothing more: take what it completed before */
+	mv_dp_reap(v, u->t_suspend_us);
+	u->inflight_at_suspend = mv_traffic_inflight(&s->traffic);
+	/* Frames "sent" during the pause go into the TX ring and stay queued: the saved ring state covers
+	 * them (the device's base is below them) and the device processes them after RESUME / DRIVER_OK. */
+	u->sent_in_pause = mv_dp_send_now(v, v->o.pause_frames);
+	for (unsigned q = 0; q < MV_NQ; q++) {
+		r = mv_vdev_get_vring_base(&v->dev, q, &s->vq[q].dev_base);
+		if (r < 0) {
+			mv_log("GET_VRING_BASE %u: %s", q, strerror(-r));
+			return r;
+		}
+	}
+	fill_state(v, path);
+	if (path == 'B' && !(flags & MV_UPD_DAEMON_RESETS)) {
+		r = mv_vdev_set_status(&v->dev, 0);	/* IOTLB_PERSIST acked: the device keeps its map */
+		if (r < 0) {
+			mv_log("SET_STATUS 0: %s", strerror(-r));
+			return r;
+		}
+		v->was_reset = true;
+	}
+	return 0;
+}
+
+/*
+ * Old image, step 2 (exec mode, standalone): hand the fds and the state to the next image by exec.
+ * Returns only on failure, with every fd back to CLOEXEC.
+ */
+int mv_update_exec(struct mv_vmm *v, char path)
+{
+	struct mv_state *s = v->st;
+	_cleanup_close_ int sfd = -EBADF;
+	char num[16];
+	int r;
+
+	r = keep_fds(v, path, true);
+	if (r < 0)
+		goto out;
+	s->upd[s->nupdates].t_exec_us = mv_now_us();
+	s->nupdates++;	/* the record travels in the blob; the new image completes it */
+	sfd = mv_state_to_memfd(s);
+	s->nupdates--;
+	if (sfd < 0) {
+		r = sfd;
+		mv_log("state memfd: %s", strerror(-r));
+		goto out;
+	}
+	snprintf(num, sizeof(num), "%d", sfd);
+	setenv(MV_STATE_ENV, num, 1);
+	mv_debug("exec %s (state fd %d, q0 base %u, q1 base %u)", v->o.exec_path, sfd, s->vq[0].dev_base,
+		 s->vq[1].dev_base);
+	fflush(NULL);
+	execv(v->o.exec_path, v->o.argv);
+	r = -errno;
+	mv_log("exec %s: %s; rolling back", v->o.exec_path, strerror(-r));
+	unsetenv(MV_STATE_ENV);
+out:
+	(void)keep_fds(v, path, false);
+	return r;
+}
+
+/* Old image after a failure: still the owner with the fd open (exec failed, CLOEXEC did not fire). */
+int mv_update_rollback(struct mv_vmm *v)
+{
+	struct mv_state *s = v->st;
+	int r = 0;
+
+	if (v->was_reset) {
+		uint16_t bases[MV_NQ] = { s->vq[0].dev_base, s->vq[1].dev_base };
+		r = mv_vdev_features_ok(&v->dev, v->dev.features);
+		if (r >= 0)
+			r = setup_vrings(v, bases);
+		if (r >= 0)
+			r = mv_vdev_driver_ok(&v->dev);
+		if (r < 0)
+			mv_log("rollback (re-create vrings): %s", strerror(-r));
+	} else if (v->suspended) {
+		r = mv_vdev_resume(&v->dev);
+		if (r < 0)
+			mv_log("rollback RESUME: %s", strerror(-r));
+	}
+	v->was_reset = v->suspended = false;
+	for (unsigned q = 0; q < MV_NQ; q++)
+		(void)mv_vq_kick(&v->vq[q]);
+	return r;
+}
+
 int mv_update_start(struct mv_vmm *v)
 {
 	struct mv_state *s = v->st;
 	struct mv_update_rec *u;
 	const char *why = NULL;
-	_cleanup_close_ int sfd = -EBADF;
-	char path, num[16];
-	bool reset = false;
-	long pin = -1;
+	char path;
 	int r;
 
 	v->update_requested = false;
@@ -203,126 +311,50 @@ int mv_update_start(struct mv_vmm *v)
 	u->path = (uint8_t)(path ? path : (v->o.path ? v->o.path : '-'));
 	if (!path) {
 		mv_log("update refused before touching anything: %s", why);
-		u->error = -EOPNOTSUPP;
-		s->nupdates++;
-		return -EOPNOTSUPP;
+		r = -EOPNOTSUPP;
+		goto done;
 	}
 	if (path == 'C' && v->link) {
 		/* the daemon's copy of the device fd keeps the device open: only vlud can release and reopen it */
 		mv_log("update refused before touching anything: path C (%s) needs vlud's update engine when "
 		       "vlud holds the device", why);
-		u->error = -EOPNOTSUPP;
-		s->nupdates++;
-		return -EOPNOTSUPP;
+		r = -EOPNOTSUPP;
+		goto done;
 	}
 	mv_log("update %u: path %c (%s)", s->nupdates + 1, path, why);
-	(void)mv_vmpin_kb(&pin, NULL);
-	u->vmpin_before_kb = pin;
-
-	r = mv_vdev_suspend(&v->dev);
-	if (r < 0) {
-		mv_log("SUSPEND: %s", strerror(-r));
-		u->error = r;
-		s->nupdates++;
-		return r;
-	}
-	u->t_suspend_us = mv_now_us();
-	/* the device completes nothing more: take what it completed before */
-	mv_dp_reap(v, u->t_suspend_us);
-	u->inflight_at_suspend = mv_traffic_inflight(&s->traffic);
-	/* Frames "sent" during the pause go into the TX ring and stay queued: the saved ring state covers
-	 * them (the device's base is below them) and the device processes them after RESUME / DRIVER_OK. */
-	u->sent_in_pause = mv_dp_send_now(v, v->o.pause_frames);
-	for (unsigned q = 0; q < MV_NQ; q++) {
-		r = mv_vdev_get_vring_base(&v->dev, q, &s->vq[q].dev_base);
-		if (r < 0) {
-			mv_log("GET_VRING_BASE %u: %s", q, strerror(-r));
-			goto rollback;
-		}
-	}
-	fill_state(v, path);
-	if (path == 'B') {
-		r = mv_vdev_set_status(&v->dev, 0);	/* IOTLB_PERSIST acked: the device keeps its map */
-		if (r < 0) {
-			mv_log("SET_STATUS 0: %s", strerror(-r));
-			goto rollback;
-		}
-		reset = true;
-	}
-	r = keep_fds(v, path, true);
-	if (r < 0)
-		goto rollback;
-	u->t_exec_us = mv_now_us();
-	s->nupdates++;
-	sfd = mv_state_to_memfd(s);
-	if (sfd < 0) {
-		r = sfd;
-		s->nupdates--;
-		mv_log("state memfd: %s", strerror(-r));
-		goto rollback_fds;
-	}
-	snprintf(num, sizeof(num), "%d", sfd);
-	setenv(MV_STATE_ENV, num, 1);
-	mv_debug("exec %s (state fd %d, q0 base %u, q1 base %u)", v->o.exec_path, sfd, s->vq[0].dev_base,
-		 s->vq[1].dev_base);
-	fflush(NULL);
-	execv(v->o.exec_path, v->o.argv);
-	r = -errno;
-	s->nupdates--;
-	mv_log("exec %s: %s; rolling back", v->o.exec_path, strerror(-r));
-	unsetenv(MV_STATE_ENV);
-rollback_fds:
-	(void)keep_fds(v, path, false);
-rollback:
-	/* Still the owner with the fd open (exec failed, CLOEXEC did not fire): bring the device back. */
+	v->suspended = v->was_reset = false;
+	r = mv_update_quiesce(v, path, 0);
+	if (r >= 0)
+		r = mv_update_exec(v, path);	/* returns only on failure */
+	bool touched = v->suspended;
+	(void)mv_update_rollback(v);
+	u->t_resume_us = touched ? mv_now_us() : 0;
+done:
 	u->error = r;
-	if (reset) {
-		uint16_t bases[MV_NQ] = { s->vq[0].dev_base, s->vq[1].dev_base };
-		int r2 = mv_vdev_features_ok(&v->dev, v->dev.features);
-		if (r2 >= 0)
-			r2 = setup_vrings(v, bases);
-		if (r2 >= 0)
-			r2 = mv_vdev_driver_ok(&v->dev);
-		if (r2 < 0)
-			mv_log("rollback (re-create vrings): %s", strerror(-r2));
-	} else {
-		int r2 = mv_vdev_resume(&v->dev);
-		if (r2 < 0)
-			mv_log("rollback RESUME: %s", strerror(-r2));
-	}
-	u->t_resume_us = mv_now_us();
 	s->nupdates++;
-	for (unsigned q = 0; q < MV_NQ; q++)
-		(void)mv_vq_kick(&v->vq[q]);
 	return r;
 }
 
-int mv_update_finish(struct mv_vmm *v, int state_fd)
+/*
+ * New image: take the device over from the state in v->st, whose fd fields name fds this process holds
+ * (inherited across exec here; claimed from the daemon in the daemon-driven flow).
+ * flags: MV_UPD_DAEMON_RESUMES (path A: the daemon RESUMEs after update.ready, the VMM does not).
+ */
+int mv_update_takeover(struct mv_vmm *v, unsigned flags)
 {
 	struct mv_state *s = v->st;
-	struct mv_update_rec *u;
+	struct mv_update_rec *u = &s->upd[s->nupdates - 1];
 	uint16_t bases[MV_NQ];
 	long pin = -1;
-	char path;
+	char path = (char)s->path;
 	int r;
 
-	r = mv_state_from_fd(state_fd, s);
-	safe_close(state_fd);
-	unsetenv(MV_STATE_ENV);
-	if (r < 0) {
-		mv_log("state blob: %s", strerror(-r));
-		return r;
-	}
-	if (!s->nupdates || !s->path)
-		return -EBADMSG;
-	u = &s->upd[s->nupdates - 1];
 	u->t_image_us = mv_now_us();
-	path = (char)s->path;
 	s->generation++;
 	s->traffic.generation = s->generation;
 	v->va_mode = s->vmpin_expected_kb == 0;
 
-	/* every inherited fd is ours now and gets CLOEXEC back */
+	/* every fd named by the state is ours now and gets CLOEXEC back */
 	r = set_cloexec(s->mem_fd, true);
 	if (r < 0)
 		goto fail;
@@ -389,10 +421,12 @@ int mv_update_finish(struct mv_vmm *v, int state_fd)
 	u->t_mapped_us = mv_now_us();
 
 	if (path == 'A') {
-		r = mv_vdev_resume(&v->dev);
-		if (r < 0) {
-			mv_log("RESUME: %s", strerror(-r));
-			goto fail;
+		if (!(flags & MV_UPD_DAEMON_RESUMES)) {
+			r = mv_vdev_resume(&v->dev);
+			if (r < 0) {
+				mv_log("RESUME: %s", strerror(-r));
+				goto fail;
+			}
 		}
 	} else {
 		if (path == 'B' && (r = mv_vdev_ack_backend(&v->dev, s->backend_acked)) < 0)
@@ -422,7 +456,7 @@ int mv_update_finish(struct mv_vmm *v, int state_fd)
 	       (u->t_image_us - u->t_exec_us) / 1e3, (u->t_owner_us - u->t_image_us) / 1e3,
 	       path == 'C' ? "re-map" : "remap", (u->t_mapped_us - u->t_owner_us) / 1e3,
 	       u->vmpin_before_kb, pin, s->vmpin_expected_kb);
-	/* frames queued before the suspend are processed now; RX buffers topped up */
+	/* frames queued before and during the suspend are processed now; RX buffers topped up */
 	r = mv_dp_refill_rx(v);
 	if (r < 0)
 		goto fail;
@@ -434,4 +468,19 @@ fail:
 	u->error = r;
 	u->t_resume_us = 0;
 	return r;
+}
+
+int mv_update_finish(struct mv_vmm *v, int state_fd)
+{
+	int r = mv_state_from_fd(state_fd, v->st);
+
+	safe_close(state_fd);
+	unsetenv(MV_STATE_ENV);
+	if (r < 0) {
+		mv_log("state blob: %s", strerror(-r));
+		return r;
+	}
+	if (!v->st->nupdates || !v->st->path)
+		return -EBADMSG;
+	return mv_update_takeover(v, 0);
 }
