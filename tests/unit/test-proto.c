@@ -1069,6 +1069,81 @@ static void test_request_over_socket(void **state)
 	assert_int_equal(json_object_get_int(json_object_object_get(back, "id")), 9);
 }
 
+/* ------------------------------------------------------------ docs/PROTOCOL.md agrees with the table */
+
+static char *protocol_md; /* the whole file, or NULL when it cannot be found */
+
+static void load_protocol_md(void)
+{
+	const char *top = getenv("VLU_TOP");
+	char path[4096];
+	FILE *f;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/docs/PROTOCOL.md", top && *top ? top : ".");
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0) {
+		protocol_md = calloc(1, (size_t)n + 1);
+		if (protocol_md && fread(protocol_md, 1, (size_t)n, f) != (size_t)n) {
+			free(protocol_md);
+			protocol_md = NULL;
+		}
+	}
+	fclose(f);
+}
+
+/* The section of a command: from its "### `name`" heading to the next heading. */
+static char *doc_section(const char *name)
+{
+	char head[128];
+	const char *start, *end;
+
+	snprintf(head, sizeof(head), "\n### `%s`\n", name);
+	start = strstr(protocol_md, head);
+	if (!start)
+		return NULL;
+	start += strlen(head);
+	end = strstr(start, "\n#");
+	return strndup(start, end ? (size_t)(end - start) : strlen(start));
+}
+
+static void test_doc_command(void **state)
+{
+	const struct vlu_command *c = *state;
+	_cleanup_free_ char *sec = NULL;
+	size_t rows = 0;
+
+	sec = doc_section(c->name);
+	if (!sec)
+		fail_msg("docs/PROTOCOL.md has no section '### `%s`'", c->name);
+	for (size_t i = 0; i < c->n_args; i++) {
+		char row[128];
+		snprintf(row, sizeof(row), "\n| `%s` |", c->args[i].name);
+		if (!strstr(sec, row))
+			fail_msg("docs/PROTOCOL.md, command %s: argument '%s' is not documented", c->name,
+				 c->args[i].name);
+	}
+	for (const char *p = sec; (p = strstr(p, "\n| `")); p++)
+		rows++;
+	if (rows != c->n_args)
+		fail_msg("docs/PROTOCOL.md, command %s: %zu argument rows, the table has %zu arguments", c->name, rows,
+			 c->n_args);
+}
+
+static void test_doc_no_stale_commands(void **state)
+{
+	for (const char *p = protocol_md; (p = strstr(p, "\n### `")); p++) {
+		char name[128];
+		const char *s = p + 6, *e = strchr(s, '`');
+		assert_non_null(e);
+		snprintf(name, sizeof(name), "%.*s", (int)(e - s), s);
+		if (!vlu_command_find(name))
+			fail_msg("docs/PROTOCOL.md documents '%s', which is not in the command table", name);
+	}
+}
+
 /* ------------------------------------------------------------ main */
 
 #define MAX_TESTS 512
@@ -1097,6 +1172,7 @@ int main(void)
 
 	if (!getenv("CMOCKA_MESSAGE_OUTPUT"))
 		cmocka_set_message_output(CM_OUTPUT_TAP);
+	load_protocol_md(); /* $VLU_TOP/docs/PROTOCOL.md, else ./docs/PROTOCOL.md; the doc rows skip without it */
 
 	for (size_t i = 0; i < _VLU_CMD_MAX; i++) {
 		const struct vlu_command *c = &vlu_commands[i];
@@ -1121,7 +1197,13 @@ int main(void)
 			add(test_check_bad_name, st, "proto/check/%s/bad-name", c->name);
 		add(test_check_fd_mismatch, st, "proto/check/%s/fd-count-mismatch", c->name);
 		add(test_check_too_many_fds, st, "proto/check/%s/too-many-fds", c->name);
+		if (protocol_md)
+			add(test_doc_command, st, "proto/doc/%s", c->name);
 	}
+	if (protocol_md)
+		add(test_doc_no_stale_commands, NULL, "proto/doc/no-stale-commands");
+	else /* cmocka prints skips as "not ok ... # SKIP": say it ourselves */
+		printf("ok - proto/doc # SKIP docs/PROTOCOL.md not found (run from the source tree or set VLU_TOP)\n");
 	add(test_table_find_unknown, NULL, "proto/table/find-unknown");
 	add(test_check_names_and_fds_253, NULL, "proto/check/253-names-and-fds");
 	add(test_check_int_ranges_huge_numbers, NULL, "proto/check/int-range-huge-numbers");
@@ -1145,5 +1227,6 @@ int main(void)
 	r = _cmocka_run_group_tests("proto", tests, n_tests, NULL, NULL);
 	for (size_t i = 0; i < n_tests; i++)
 		free(test_names[i]);
+	free(protocol_md);
 	return r == 0 ? 0 : 1;
 }
