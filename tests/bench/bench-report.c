@@ -14,6 +14,7 @@
  * translating the new image's code once (see docs/BENCH.md).
  *
  * Usage: bench-report --out DIR [--vm-log FILE]... [--fd FILE] [--ctl FILE]
+ *        bench-report --out DIR --demo-log FILE...   (make demo: demo.txt, demo.json; exit 1 if an update failed)
  */
 #include <errno.h>
 #include <getopt.h>
@@ -224,6 +225,137 @@ static const char *mem_str(int mb, char *b, size_t n)
 	return b;
 }
 
+
+/* ------------------------------------------------------------------ make demo */
+/* "DEMO {...}" lines of tests/demo/guest-demo.sh -> DIR/demo.txt (the verdict table) and DIR/demo.json
+ * (an array, one object per update, one per line) */
+static json_object *last_update(json_object *client)
+{
+	json_object *ups = client ? jget(client, "updates") : NULL;
+	size_t n = ups && json_object_is_type(ups, json_type_array) ? json_object_array_length(ups) : 0;
+	return n ? json_object_array_get_idx(ups, n - 1) : NULL;
+}
+
+static json_object *demo_row(json_object *run)
+{
+	json_object *o = json_object_new_object(), *v = jget(run, "verdict"), *cl = jget(run, "client");
+	json_object *err = v ? jget(v, "error") : NULL, *vp = v ? jget(v, "vmpin") : NULL, *cu = last_update(cl);
+	json_object *tr = cl ? jget(cl, "traffic") : NULL;
+	const char *res = v ? jstr(v, "result") : NULL;
+	char rb[256];
+
+	json_object_object_add(o, "modules", json_object_get(jget(run, "modules")));
+	json_object_object_add(o, "path", json_object_get(jget(run, "path")));
+	json_object_object_add(o, "mode", json_object_get(jget(run, "mode")));
+	json_object_object_add(o, "guest_memory", json_object_get(jget(run, "mem")));
+	if (err) {
+		const char *cls = jstr(err, "class"), *desc = jstr(err, "desc");
+		snprintf(rb, sizeof(rb), "%s", cls && !strcmp(cls, "Unsupported") ? "not offered" : "error");
+		json_object_object_add(o, "result", json_object_new_string(rb));
+		json_object_object_add(o, "reason", json_object_new_string(desc ? desc : cls ? cls : "?"));
+		return o;
+	}
+	json_object_object_add(o, "result", json_object_new_string(res ? res : "?"));
+	json_object_object_add(o, "path_taken", json_object_get(jget(v, "path")));
+	json_object_object_add(o, "path_reason", json_object_get(jget(v, "path_reason")));
+	json_object_object_add(o, "pause_client_ms", cu ? json_object_get(jget(cu, "pause_echo_gap_ms")) : NULL);
+	json_object_object_add(o, "pause_daemon_ms", json_object_get(jget(v, "pause_ms")));
+	json_object_object_add(o, "daemon_own_ms", json_object_get(jget(v, "daemon_ms")));
+	json_object_object_add(o, "frames_lost", tr ? json_object_get(jget(tr, "lost")) : NULL);
+	json_object_object_add(o, "frames_dup", tr ? json_object_get(jget(tr, "dup")) : NULL);
+	json_object_object_add(o, "client_verdict", cl ? json_object_get(jget(cl, "verdict")) : NULL);
+	json_object_object_add(o, "old_pid", json_object_get(jget(v, "old_pid")));
+	json_object_object_add(o, "new_pid", json_object_get(jget(v, "new_pid")));
+	json_object_object_add(o, "vmpin", json_object_get(vp));
+	json_object_object_add(o, "status_after", json_object_get(jget(v, "status_after")));
+	json_object_object_add(o, "phases", json_object_get(jget(v, "phases")));
+	if (jget(v, "error"))
+		json_object_object_add(o, "reason", json_object_get(jget(v, "error")));
+	return o;
+}
+
+static int demo_report(const char *out, const char *const *logs, unsigned nlogs)
+{
+	json_object *rows = json_object_new_array();
+	char p[4096];
+	FILE *txt, *js;
+	unsigned ok = 0, bad = 0, skipped = 0;
+
+	for (unsigned i = 0; i < nlogs; i++) {
+		FILE *f = fopen(logs[i], "re");
+		char *line = NULL;
+		size_t cap = 0;
+
+		if (!f) {
+			fprintf(stderr, "bench-report: %s: %m\n", logs[i]);
+			continue;
+		}
+		while (getline(&line, &cap, f) > 0) {
+			if (strncmp(line, "  | DEMO {", 10))
+				continue;
+			json_object *j = json_tokener_parse(line + 9);
+			if (!j) {
+				fprintf(stderr, "bench-report: %s: unparsable DEMO line\n", logs[i]);
+				continue;
+			}
+			json_object_array_add(rows, demo_row(j));
+			json_object_put(j);
+		}
+		free(line);
+		fclose(f);
+	}
+	snprintf(p, sizeof(p), "%s/demo.txt", out);
+	txt = fopen(p, "we");
+	snprintf(p, sizeof(p), "%s/demo.json", out);
+	js = fopen(p, "we");
+	if (!txt || !js)
+		return fprintf(stderr, "bench-report: %s: %m\n", p), 1;
+	fprintf(txt, "%-8s %-4s %-8s %-6s %10s %10s %10s %6s %6s %-19s %s\n", "modules", "path", "mode", "memory",
+		"client_ms", "daemon_ms", "own_ms", "share", "lost", "VmPin kB old->new", "result");
+	fprintf(js, "[\n");
+	for (size_t i = 0; i < json_object_array_length(rows); i++) {
+		json_object *o = json_object_array_get_idx(rows, i), *vp = jget(o, "vmpin");
+		const char *res = jstr(o, "result");
+		double pc = jdbl(o, "pause_client_ms", NAN), pd = jdbl(o, "pause_daemon_ms", NAN),
+		       own = jdbl(o, "daemon_own_ms", NAN);
+		char vb[64] = "-", rb[200];
+
+		if (vp)
+			snprintf(vb, sizeof(vb), "%ld->%ld", (long)jdbl(vp, "old_before_kb", -1),
+				 (long)jdbl(vp, "new_after_kb", -1)); /* exec: before exec -> after commit; transfer: O -> N */
+		if (res && !strcmp(res, "ok") && jstr(o, "client_verdict") && !strcmp(jstr(o, "client_verdict"), "pass"))
+			snprintf(rb, sizeof(rb), "OK");
+		else if (res && !strcmp(res, "not offered"))
+			snprintf(rb, sizeof(rb), "not offered: %.150s", jstr(o, "reason") ?: "");
+		else
+			snprintf(rb, sizeof(rb), "FAILED: %s%s%.150s (client: %s)", res ?: "?", jstr(o, "reason") ? ": " : "",
+				 jstr(o, "reason") ?: "", jstr(o, "client_verdict") ?: "no report");
+		if (res && !strcmp(res, "not offered"))
+			skipped++;
+		else if (!strcmp(rb, "OK"))
+			ok++;
+		else
+			bad++;
+		if (res && !strcmp(res, "not offered"))
+			fprintf(txt, "%-8s %-4s %-8s %-6s %10s %10s %10s %6s %6s %-19s %s\n", jstr(o, "modules") ?: "?",
+				jstr(o, "path") ?: "?", jstr(o, "mode") ?: "?", jstr(o, "guest_memory") ?: "?", "-", "-", "-", "-",
+				"-", "-", rb);
+		else
+			fprintf(txt, "%-8s %-4s %-8s %-6s %10.1f %10.1f %10.2f %5.1f%% %6.0f %-19s %s\n", jstr(o, "modules") ?: "?",
+				jstr(o, "path") ?: "?", jstr(o, "mode") ?: "?", jstr(o, "guest_memory") ?: "?", pc, pd, own,
+				pd > 0 ? 100 * own / pd : NAN, jdbl(o, "frames_lost", NAN), vb, rb);
+		fprintf(js, "%s%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
+			i + 1 < json_object_array_length(rows) ? "," : "");
+	}
+	fprintf(js, "]\n");
+	fprintf(txt, "%u updates OK, %u failed, %u paths not offered by the modules (refused before anything was touched)\n",
+		ok, bad, skipped);
+	fclose(txt);
+	fclose(js);
+	json_object_put(rows);
+	return bad || !ok ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -231,27 +363,31 @@ int main(int argc, char **argv)
 		{ "vm-log", required_argument, NULL, 'v' },
 		{ "fd", required_argument, NULL, 'f' },
 		{ "ctl", required_argument, NULL, 'c' },
+		{ "demo-log", required_argument, NULL, 'd' },
 		{}
 	};
 	const char *out = NULL, *fd_path = NULL, *ctl_path = NULL;
-	const char *logs[8];
-	unsigned nlogs = 0;
+	const char *logs[8], *dlogs[8];
+	unsigned nlogs = 0, ndlogs = 0;
 	char p[4096], mb1[16], mb2[16];
 	json_object *doc = json_object_new_object(), *rows = json_object_new_array(), *ratios = json_object_new_array();
 	FILE *txt, *dat;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "o:v:f:c:", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:v:f:c:d:", lo, NULL)) != -1) {
 		switch (c) {
 		case 'o': out = optarg; break;
 		case 'v': if (nlogs < ELEMENTSOF(logs)) logs[nlogs++] = optarg; break;
 		case 'f': fd_path = optarg; break;
 		case 'c': ctl_path = optarg; break;
+		case 'd': if (ndlogs < ELEMENTSOF(dlogs)) dlogs[ndlogs++] = optarg; break;
 		default: return 2;
 		}
 	}
 	if (!out)
-		return fprintf(stderr, "usage: bench-report --out DIR [--vm-log F]... [--fd F] [--ctl F]\n"), 2;
+		return fprintf(stderr, "usage: bench-report --out DIR [--vm-log F]... [--fd F] [--ctl F] | --demo-log F...\n"), 2;
+	if (ndlogs)
+		return demo_report(out, dlogs, ndlogs);
 	for (unsigned i = 0; i < nlogs; i++)
 		(void)read_vm_log(logs[i]);
 	qsort(S, nS, sizeof(S[0]), cmp_series);

@@ -49,6 +49,6 @@ bench-vm: all vm-project
 
 demo:
 	@$(MAKE) --no-print-directory deps
-	@$(MAKE) --no-print-directory all vm-project
-	@O=$(O) VLU_BUILD=$(abspath $(O)) RIG_BINS="$(VM_BINS)" bash $(TOP)/tests/demo/demo.sh
+	@$(MAKE) --no-print-directory all vm-project $(O)/bench/bench-report
+	@O=$(O) RIG_BINS="$(VM_BINS)" bash $(TOP)/tests/demo/demo.sh
 

@@ -27,8 +27,12 @@ BENCH_MODULES=${BENCH_MODULES:-stock patched}
 BENCH_PATHS=${BENCH_PATHS:-}
 BENCH_DRIVER=${BENCH_DRIVER:-auto}
 T0=$(date +%s)
+PROGRESS_TAG=bench
+PROGRESS_T0=$T0
+. "$TOP/tests/bench/progress.sh"
+trap 'progress_stop' EXIT
 
-say() { printf '[bench %4ds] %s\n' $(($(date +%s) - T0)) "$*"; }
+say() { progress_say "$@"; }
 
 # The daemon drives updates once it has the update engine (update.start answered by a handler).
 driver() {
@@ -79,10 +83,12 @@ do_vm() {
 		name=bench-$m
 		say "rig: booting a guest ($BENCH_VM_MEMORY, $m modules), driver $drv: paths ${BENCH_PATHS:-offered} x sizes $BENCH_MEMS x $BENCH_REPS updates ..."
 		t=$(date +%s)
-		# the rig's progress and TAP lines go to the terminal; the guest's log is the result
-		VLUD_RIG_SCENARIO_DIR=$scen O=$O RIG_BINS="${RIG_BINS:-}" bash "$TOP/tests/vm/rig.sh" check "$name" 2>&1 |
-			while IFS= read -r l; do printf '[bench %4ds] %s\n' $(($(date +%s) - T0)) "$l"; done
-		[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+		# progress from the guest's serial log while it runs; the rig's TAP lines after; the guest's log is the result
+		progress_start "$m" "$O/vm/logs/boot*-$name.serial.log" '^(  \| # |VMSTART |VMEND )'
+		VLUD_RIG_SCENARIO_DIR=$scen O=$O RIG_BINS="${RIG_BINS:-}" bash "$TOP/tests/vm/rig.sh" check "$name" \
+			> "$OUT/rig-$m.out" 2>&1 || rc=1
+		progress_stop
+		grep -E '^(ok|not ok|#)' "$OUT/rig-$m.out" | while IFS= read -r l; do say "$m: $l"; done
 		cp "$O/vm/logs/$name.log" "$OUT/vm-$m.log" 2> /dev/null
 		say "rig: $m done in $(($(date +%s) - t)) s ($(grep -c '^  | BENCH ' "$OUT/vm-$m.log" 2> /dev/null || echo 0) runs recorded)"
 	done
