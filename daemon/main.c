@@ -321,8 +321,6 @@ int main(int argc, char **argv)
 	r = config_load(config_path, &vl.cfg, err, sizeof(err));
 	if (r < 0) {
 		log_error("configuration: %s", err);
-		if (check_only)
-			fprintf(stderr, "vlud: %s\n", err);
 		return 1;
 	}
 	if (!config_path)
@@ -338,7 +336,7 @@ int main(int argc, char **argv)
 	if (check_only) {
 		json_object *j = config_to_json(vl.cfg);
 
-		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(j);
 		config_free(vl.cfg);
 		return 0;
