@@ -36,19 +36,20 @@ $(INTEG_DIR)/test-%: $(O)/tests/integration/test-%.o $(INTEG_HELPER_OBJS) $(O)/l
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o %.a,$^) $(PKG_LIBS)
 
 # ---- the list of host test commands (each prints TAP lines) ----
-# Every command runs from $(TOP) with the build directory's programs named through the environment.
-TEST_ENV := VLU_BUILD=$(abspath $(O)) VLU_TOP=$(TOP) SANITIZE=$(SANITIZE) \
+# Every command runs from $(TOP) with the build directory's programs named through the environment
+# (VLU_BUILD; the integration tests default to ./build).
+TEST_ENV := VLU_BUILD=$(abspath $(O)) VLU_TOP=$(TOP) SANITIZE=$(SANITIZE) CMOCKA_MESSAGE_OUTPUT=TAP \
 	ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 HOST_UNIT_BINS = $(sort $(filter $(O)/tests/unit-%,$(TEST_BINS)))
 HOST_CHECK_TARGETS = $(filter-out vm-check check check-host check-san,$(CHECK_TARGETS))
 HOST_TEST_CMDS = \
-	$(foreach t,$(HOST_UNIT_BINS),"$(TEST_ENV) CMOCKA_MESSAGE_OUTPUT=TAP $(t)") \
+	$(foreach t,$(HOST_UNIT_BINS),"$(t)") \
 	$(foreach t,$(HOST_CHECK_TARGETS),"$(MAKE) -s --no-print-directory $(t)") \
-	$(foreach t,$(INTEG_BINS),"$(TEST_ENV) $(t)") \
-	$(foreach t,$(INTEG_SCRIPTS),"$(TEST_ENV) bash $(t)")
+	$(foreach t,$(INTEG_BINS),"$(t)") \
+	$(foreach t,$(INTEG_SCRIPTS),"bash $(t)")
 
 check-host: all
-	@cd $(TOP) && $(TAP_SUMMARY) $(HOST_TEST_CMDS)
+	@cd $(TOP) && $(TEST_ENV) $(TAP_SUMMARY) $(HOST_TEST_CMDS)
 
 check-san:
 	@$(MAKE) --no-print-directory SANITIZE=1 O=build-san check-host
