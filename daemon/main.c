@@ -199,6 +199,20 @@ static int bind_socket(const char *path)
 			return -errno;
 	}
 
+	/* the parent directory (e.g. /run/vlud outside systemd): one level, world-searchable */
+	{
+		char dir[sizeof(sa.sun_path)];
+		char *slash;
+
+		snprintf(dir, sizeof(dir), "%s", path);
+		slash = strrchr(dir, '/');
+		if (slash && slash != dir) {
+			*slash = '\0';
+			if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+				log_warning("mkdir %s: %m", dir);
+		}
+	}
+
 	old = umask(0177); /* created 0600, opened up below once owner and group are right */
 	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
