@@ -160,6 +160,8 @@ static void usage(FILE *f)
 		"  --pause-frames N     frames posted while the device is suspended for an update; they stay\n"
 		"                       queued in the TX ring and must come back after it (default 8)\n"
 		"  --no-vmpin-check     do not fail the verdict on a VmPin mismatch\n"
+		"  --no-prefault        keep guest RAM allocated but unmapped except what is touched (default:\n"
+		"                       all mapped, like a guest that touched its RAM; exec then tears it down)\n"
 		"  --json               print one JSON object with the verdict on stdout\n"
 		"  -v, --verbose        more log lines on stderr\n"
 		"  -h, --help\n"
@@ -192,7 +194,7 @@ static int parse_secs(const char *s, double *ret)
 static int parse_opts(struct mv_opts *o, int argc, char **argv)
 {
 	enum { O_VLUD = 256, O_INSTANCE, O_VDPA, O_MEM, O_CHUNK, O_RATE, O_FLEN, O_INFL, O_DUR, O_UPAFTER,
-	       O_UPDATES, O_PATH, O_EXEC, O_DRAIN, O_NOPIN, O_JSON, O_PFRAMES };
+	       O_UPDATES, O_PATH, O_EXEC, O_DRAIN, O_NOPIN, O_JSON, O_PFRAMES, O_NOPREFAULT };
 	static const struct option lo[] = {
 		{ "device", required_argument, NULL, 'd' },
 		{ "vlud", required_argument, NULL, O_VLUD },
@@ -211,6 +213,7 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 		{ "drain-ms", required_argument, NULL, O_DRAIN },
 		{ "no-vmpin-check", no_argument, NULL, O_NOPIN },
 		{ "pause-frames", required_argument, NULL, O_PFRAMES },
+		{ "no-prefault", no_argument, NULL, O_NOPREFAULT },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -223,7 +226,7 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 	*o = (struct mv_opts){
 		.mem_size = 256ULL << 20, .rate = 1000, .frame_len = 128, .duration_s = 5, .update_after_s = -1,
 		.exec_path = "/proc/self/exe", .drain_ms = 2000, .max_inflight = 64, .pause_frames = 8,
-		.check_vmpin = true,
+		.check_vmpin = true, .prefault = true,
 		.argv = argv,
 	};
 	optind = 1;
@@ -285,6 +288,7 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 			o->drain_ms = (unsigned)u;
 			break;
 		case O_NOPIN: o->check_vmpin = false; break;
+		case O_NOPREFAULT: o->prefault = false; break;
 		case O_PFRAMES:
 			if (parse_uint(optarg, 0, MV_QSZ / 2, &u) < 0)
 				return fprintf(stderr, "--pause-frames: 0..%d\n", MV_QSZ / 2), -EINVAL;
@@ -623,7 +627,7 @@ int main(int argc, char **argv)
 		}
 	} else {
 		struct mv_state *s = v.st;
-		r = mv_mem_create(&v.mem, v.o.mem_size, v.o.chunk);
+		r = mv_mem_create(&v.mem, v.o.mem_size, v.o.chunk, v.o.prefault);
 		if (r < 0) {
 			mv_log("guest RAM %" PRIu64 " bytes: %s", v.o.mem_size, strerror(-r));
 			setup_error = r;

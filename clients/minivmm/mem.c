@@ -4,6 +4,7 @@
  * same pages; the mapping table splits it into IOVA ranges (default: one range for all of it).
  */
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -18,9 +19,9 @@ void mv_mem_init(struct mv_mem *m)
 
 static int mem_mmap(struct mv_mem *m, bool populate)
 {
-	/* First image: MAP_POPULATE allocates and faults in guest RAM before anything is measured.  The new
-	 * image of an update maps lazily: its page tables fill as it touches rings and buffers, so the pause
-	 * does not grow with guest RAM (path C's re-pin faults in what it pins anyway). */
+	/* First image with prefault: MAP_POPULATE allocates guest RAM and maps all of it, like a VMM whose
+	 * guest has touched its memory.  Otherwise (and always in the new image of an update) the mapping is
+	 * lazy: page tables fill as rings and buffers are touched. */
 	void *p = mmap(NULL, m->size, PROT_READ | PROT_WRITE, MAP_SHARED | (populate ? MAP_POPULATE : 0), m->fd, 0);
 	if (p == MAP_FAILED)
 		return -errno;
@@ -28,7 +29,14 @@ static int mem_mmap(struct mv_mem *m, bool populate)
 	return 0;
 }
 
-int mv_mem_create(struct mv_mem *m, uint64_t size, uint64_t chunk)
+int mv_mem_drop_ptes(struct mv_mem *m)
+{
+	/* Shared memfd mapping: MADV_DONTNEED only zaps this process's page table entries; the pages stay
+	 * in the memfd (and pinned, in PA mode).  What is left to tear down at exec is what is touched. */
+	return madvise(m->base, m->size, MADV_DONTNEED) < 0 ? -errno : 0;
+}
+
+int mv_mem_create(struct mv_mem *m, uint64_t size, uint64_t chunk, bool prefault)
 {
 	_cleanup_close_ int fd = -EBADF;
 	int r;
@@ -44,9 +52,12 @@ int mv_mem_create(struct mv_mem *m, uint64_t size, uint64_t chunk)
 		return -errno;
 	if (ftruncate(fd, (off_t)size) < 0)
 		return -errno;
+	/* allocate every page now (not inside a measured pause), mapped or not */
+	if (!prefault && fallocate(fd, 0, 0, (off_t)size) < 0)
+		return -errno;
 	m->fd = TAKE_FD(fd);
 	m->size = size;
-	r = mem_mmap(m, true);
+	r = mem_mmap(m, prefault);
 	if (r < 0) {
 		mv_mem_done(m);
 		return r;

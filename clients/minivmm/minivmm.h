@@ -74,7 +74,8 @@ struct mv_mem {
 };
 
 void mv_mem_init(struct mv_mem *m);
-int mv_mem_create(struct mv_mem *m, uint64_t size, uint64_t chunk);	/* new memfd + map table */
+int mv_mem_create(struct mv_mem *m, uint64_t size, uint64_t chunk, bool prefault);	/* memfd + map table */
+int mv_mem_drop_ptes(struct mv_mem *m);	/* zap this image's page tables of guest RAM (pages stay) */
 int mv_mem_attach(struct mv_mem *m, int fd, uint64_t size);		/* takes fd; mmap only */
 void mv_mem_done(struct mv_mem *m);
 void *mv_mem_ptr(const struct mv_mem *m, uint64_t iova, uint64_t len);	/* NULL if outside */
@@ -265,6 +266,7 @@ struct mv_opts {
 	unsigned pause_frames;		/* frames to post while suspended (--pause-frames) */
 	bool json;
 	bool check_vmpin;
+	bool prefault;			/* guest RAM mapped in full (default) or lazily (--no-prefault) */
 	char **argv;			/* for the exec */
 };
 

@@ -114,6 +114,8 @@ int mv_bringup(struct mv_vmm *v)
 	if (r < 0)
 		return r;
 	(void)mv_vmpin_kb(&pin1, NULL);
+	if (!v->o.prefault)
+		(void)mv_mem_drop_ptes(&v->mem);	/* pinning faulted all of it in */
 	v->st->vmpin_expected_kb = pin1 - pin0;
 	v->va_mode = pin1 == pin0;
 	mv_log("mapped %" PRIu64 " MiB in %u range(s) at iova 0x%" PRIx64 " in %.1f ms; VmPin +%ld kB (%s mode)",
@@ -446,6 +448,8 @@ int mv_update_takeover(struct mv_vmm *v, unsigned flags)
 		}
 	}
 	u->t_resume_us = mv_now_us();
+	if (path == 'C' && !v->o.prefault)
+		(void)mv_mem_drop_ptes(&v->mem);	/* after the pause: the re-pin faulted all of it in */
 	(void)mv_vmpin_kb(&pin, NULL);
 	u->vmpin_after_kb = pin;
 	u->ok = 1;
