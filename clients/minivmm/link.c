@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "minivmm.h"
+#include "mv-vlud.h"
 #include "vlu.h"
 
 /* fd names in the daemon (docs/MINIVMM.md) */
@@ -26,6 +27,7 @@ static void on_event(struct vlu *l, const char *name, json_object *event, void *
 {
 	mv_debug("vlud event %s: %s", name,
 		 json_object_to_json_string_ext(json_object_object_get(event, "data"), JSON_C_TO_STRING_PLAIN));
+	mv_vlud_event(userdata, name, event); /* daemon-driven update (vlud.c) */
 }
 
 static void log_daemon_error(struct mv_vmm *v, const char *what, int r)

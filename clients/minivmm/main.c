@@ -14,6 +14,7 @@
 #include <sys/signalfd.h>
 
 #include "minivmm.h"
+#include "mv-vlud.h"
 #include "vlu.h"
 
 #define EXIT_FAIL 1
@@ -517,7 +518,8 @@ static int run(struct mv_vmm *v)
 			s->t_next_update_us = mv_now_us() + (uint64_t)(v->o.update_after_s * 1e6);
 			continue;
 		}
-		dp_send(v, now);
+		if (!v->suspended)	/* daemon-driven update: nothing moves between save and exec */
+			dp_send(v, now);
 
 		uint64_t until = v->next_send_us;
 		if (s->t_deadline_us)
@@ -545,6 +547,8 @@ static int run(struct mv_vmm *v)
 			handle_signals(v);
 		if (p[3].fd >= 0 && p[3].revents)
 			(void)mv_link_process(v);
+		if (v->suspended)
+			continue;
 		mv_dp_reap(v, mv_now_us());
 		(void)mv_dp_refill_rx(v);
 	}
@@ -599,7 +603,20 @@ int main(int argc, char **argv)
 	}
 
 	env = getenv(MV_STATE_ENV);
-	if (env) {
+	const char *tok = v.o.vlud ? getenv("VLU_UPDATE_TOKEN") : NULL;	/* daemon-driven update (vlud.c) */
+	if (tok) {
+		r = mv_vlud_takeover(&v, tok);
+		v.st->t_next_update_us = mv_now_us() + (uint64_t)(v.o.update_after_s * 1e6);
+		if (r < 0) {
+			mv_log("taking over after the update failed: %s", strerror(-r));
+			if (!v.st->nupdates) {
+				setup_error = r;
+				goto out;
+			}
+			v.stop = true;
+			goto out;
+		}
+	} else if (env) {
 		/* the new image of a live update */
 		unsigned long fd;
 		if (parse_uint(env, 0, INT32_MAX, &fd) < 0) {

@@ -3,12 +3,12 @@
 #                                  vluctl), so it needs only json-c at run time; the rig puts it and its
 #                                  shared libraries into the guest
 #   $(O)/tests/unit-minivmm-state  cmocka unit test of the state blob, traffic checker, path choice, sizes
-MINIVMM_SRCS := main.c util.c mem.c vdev.c vq.c traffic.c state.c path.c update.c link.c
+MINIVMM_SRCS := main.c util.c mem.c vdev.c vq.c traffic.c state.c path.c update.c link.c vlud.c
 MINIVMM_OBJS := $(patsubst %.c,$(O)/clients/minivmm/%.o,$(MINIVMM_SRCS))
 MINIVMM_LIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c) -lm
 
 # libvluproto.a is named directly: clients/*.mk are read before protocol/protocol.mk
-$(O)/minivmm: $(MINIVMM_OBJS) $(O)/clients/libvlu/vlu.o $(O)/libvluproto.a
+$(O)/minivmm: $(MINIVMM_OBJS) $(O)/clients/libvlu/vlu.o $(O)/clients/libvlu/vlu-update.o $(O)/libvluproto.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(MINIVMM_LIBS)
 

@@ -380,7 +380,7 @@ int mv_update_takeover(struct mv_vmm *v, unsigned flags)
 		bases[q] = s->vq[q].dev_base;
 	}
 
-	if (path == 'C') {
+	if (path == 'C' && s->dev_fd < 0) {	/* daemon-driven: vlud reopened it, s->dev_fd is the claimed fd */
 		r = mv_vdev_open(&v->dev, s->dev_path);
 		if (r < 0) {
 			mv_log("reopen %s: %s", s->dev_path, strerror(-r));

@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vlud.c - minivmm's side of a daemon-driven live update (docs/UPDATE.md): vlud drives, minivmm follows.
+ *
+ *   old image (O), on the daemon's events (delivered through link.c's connection):
+ *     update.save         quiesce (vlud already SUSPENDed; path B: vlud resets after we report), capture
+ *                         the state blob, update.saved with the blob in a memfd; stop the datapath
+ *     update.exec         exec the binary vlud names with $VLU_UPDATE_TOKEN (every fd is CLOEXEC: the
+ *                         new image gets them back from vlud with update.claim)
+ *     update.rolled-back  RESUME / re-create the vrings (mv_update_rollback) and carry on
+ *     update.completed    transfer mode, result ok: the successor owns the device now; exit without reset
+ *   new image (N): $VLU_UPDATE_TOKEN set -> connect, update.claim (every held fd + the state memfd), the
+ *     fd numbers in the blob are replaced by the claimed ones, mv_update_takeover (path A: vlud RESUMEs),
+ *     update.ready -> the daemon's verdict, logged as one line "vlud-verdict: {...}" on stderr.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "minivmm.h"
+#include "mv-vlud.h"
+#include "vlu.h"
+
+static const char *jstr(json_object *o, const char *k)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
+		       ? json_object_get_string(v)
+		       : NULL;
+}
+
+static bool jbool(json_object *o, const char *k)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, k, &v) && json_object_get_boolean(v);
+}
+
+static void log_daemon_error(struct mv_vmm *v, const char *what, int r)
+{
+	const char *cls = NULL, *desc = NULL;
+
+	if (v->link && vlu_last_error(v->link, &cls, &desc) == 0)
+		mv_log("vlud %s: %s (%s: %s)", what, strerror(-r), cls, desc);
+	else
+		mv_log("vlud %s: %s", what, strerror(-r));
+}
+
+/* ---- old image ---- */
+
+static bool upd_active;	/* between update.save and exec / rollback */
+static char upd_path;
+static bool upd_transfer;
+
+static json_object *vrings_json(struct mv_vmm *v)
+{
+	json_object *a = json_object_new_array();
+
+	for (unsigned q = 0; q < MV_NQ; q++) {
+		json_object *e = json_object_new_object();
+
+		json_object_object_add(e, "device", json_object_new_string(v->dev_fd_name));
+		json_object_object_add(e, "index", json_object_new_int((int)q));
+		json_object_object_add(e, "base", json_object_new_int(v->st->vq[q].dev_base));
+		json_object_array_add(a, e);
+	}
+	return a;
+}
+
+static void on_save(struct mv_vmm *v, json_object *data)
+{
+	struct mv_state *s = v->st;
+	struct mv_update_rec *u;
+	const char *p = jstr(data, "path");
+	_cleanup_close_ int sfd = -EBADF;
+	_cleanup_json_ json_object *vr = NULL;
+	struct stat st;
+	int r;
+
+	if (upd_active || s->nupdates >= MV_MAX_UPDATES || !p || !strchr("ABC", p[0])) {
+		int efd = memfd_create("minivmm-nostate", MFD_CLOEXEC);
+
+		mv_log("update.save: cannot save (%s)", upd_active ? "already saving" : "bad request or too many updates");
+		if (efd >= 0)
+			(void)vlu_update_save_failed(v->link, efd, "minivmm cannot save now");
+		safe_close(efd);
+		return;
+	}
+	upd_path = p[0];
+	upd_transfer = strcmp(jstr(data, "mode") ? jstr(data, "mode") : "exec", "transfer") == 0;
+	u = &s->upd[s->nupdates];
+	memset(u, 0, sizeof(*u));
+	u->t_start_us = mv_now_us();
+	u->lost_before = s->traffic.lost;
+	u->dup_before = s->traffic.dup;
+	u->va_mode = v->va_mode;
+	u->path = (uint8_t)upd_path;
+	v->suspended = v->was_reset = false;
+	mv_log("vlud update: path %c, %s mode: saving", upd_path, upd_transfer ? "transfer" : "exec");
+	r = mv_update_quiesce(v, upd_path, MV_UPD_DAEMON_SUSPENDS | MV_UPD_DAEMON_RESETS);
+	if (r >= 0) {
+		u->t_exec_us = mv_now_us();
+		s->nupdates++; /* the record travels in the blob; the new image completes it */
+		sfd = mv_state_to_memfd(s);
+		s->nupdates--;
+		if (sfd < 0)
+			r = sfd;
+	}
+	upd_active = true;
+	if (r < 0) {
+		int efd = memfd_create("minivmm-nostate", MFD_CLOEXEC);
+
+		mv_log("update: saving failed: %s", strerror(-r));
+		if (efd >= 0)
+			(void)vlu_update_save_failed(v->link, efd, strerror(-r));
+		safe_close(efd);
+		return;
+	}
+	if (jbool(data, "release")) {
+		/* transfer mode, path C: every copy of the device fd must close (vlud closes its own at claim) */
+		(void)mv_vdev_set_status(&v->dev, 0);
+		mv_vdev_done(&v->dev);
+	}
+	vr = vrings_json(v);
+	if (fstat(sfd, &st) < 0)
+		st.st_size = 0;
+	r = vlu_update_saved(v->link, sfd, (uint64_t)st.st_size, vr);
+	if (r < 0)
+		log_daemon_error(v, "update.saved", r);
+}
+
+static void rollback_local(struct mv_vmm *v, int err)
+{
+	struct mv_state *s = v->st;
+	struct mv_update_rec *u = &s->upd[s->nupdates];
+	bool touched = v->suspended;
+
+	if (!upd_active)
+		return;
+	(void)mv_update_rollback(v);
+	u->t_resume_us = touched ? mv_now_us() : 0;
+	u->error = err;
+	s->nupdates++;
+	upd_active = false;
+}
+
+static void on_exec(struct mv_vmm *v, json_object *event)
+{
+	int r;
+
+	if (!upd_active) {
+		mv_log("update.exec without update.save: ignored");
+		return;
+	}
+	mv_log("vlud update: exec %s", jstr(json_object_object_get(event, "data"), "binary"));
+	fflush(NULL);
+	r = vlu_update_exec(event); /* returns only on failure */
+	mv_log("exec: %s; asking vlud to roll back", strerror(-r));
+	{
+		_cleanup_json_ json_object *args = json_object_new_object();
+
+		json_object_object_add(args, "instance", json_object_new_string(v->o.instance));
+		if (vlu_call(v->link, "update.abort", args, NULL, 0, 0, NULL, NULL, NULL) < 0)
+			rollback_local(v, r);
+	}
+}
+
+void mv_vlud_event(struct mv_vmm *v, const char *name, json_object *event)
+{
+	json_object *data = json_object_object_get(event, "data");
+	const char *inst = jstr(data, "instance");
+
+	if (!name || strncmp(name, "update.", 7) != 0 || !inst || strcmp(inst, v->o.instance) != 0)
+		return;
+	if (strcmp(name, "update.save") == 0)
+		on_save(v, data);
+	else if (strcmp(name, "update.exec") == 0)
+		on_exec(v, event);
+	else if (strcmp(name, "update.rolled-back") == 0) {
+		mv_log("vlud update rolled back: %s", jstr(data, "reason") ? jstr(data, "reason") : "?");
+		rollback_local(v, -ECANCELED);
+	} else if (strcmp(name, "update.completed") == 0 && upd_active && upd_transfer) {
+		const char *res = jstr(data, "result");
+
+		if (res && strcmp(res, "ok") == 0) {
+			/* the successor owns the device and carries the traffic state: leave without a reset */
+			mv_log("vlud update: handed over (transfer mode); exiting");
+			mv_vdev_done(&v->dev);
+			fflush(NULL);
+			_exit(0);
+		}
+		rollback_local(v, -ECANCELED);
+	}
+}
+
+/* ---- new image ---- */
+
+static void event_cb(struct vlu *l, const char *name, json_object *event, void *userdata)
+{
+	struct mv_vmm *v = userdata;
+
+	(void)l;
+	mv_debug("vlud event %s", name);
+	mv_vlud_event(v, name, event);
+}
+
+static int claimed_fd(json_object *info, int *fds, size_t nfds, const char *name)
+{
+	int i = vlu_update_claim_fd(info, name);
+
+	if (i < 0 || (size_t)i >= nfds) {
+		mv_log("update.claim: no fd '%s' among the %zu claimed", name, nfds);
+		return -ENOENT;
+	}
+	return i;
+}
+
+int mv_vlud_takeover(struct mv_vmm *v, const char *token)
+{
+	_cleanup_json_ json_object *info = NULL, *verdict = NULL;
+	_cleanup_free_ int *fds = NULL;
+	struct mv_state *s = v->st;
+	size_t nfds = 0;
+	const char *names[] = { "update:state", NULL, "ram0", "q0-kick", "q0-call", "q1-kick", "q1-call" };
+	int idx[ELEMENTSOF(names)];
+	int r;
+
+	unsetenv(VLU_UPDATE_TOKEN_ENV);
+	snprintf(v->dev_fd_name, sizeof(v->dev_fd_name), "vdpa:%s", v->o.vdpa);
+	names[1] = v->dev_fd_name;
+	r = vlu_connect(v->o.vlud, 5000, &v->link);
+	if (r < 0) {
+		mv_log("connect to vlud at %s: %s", v->o.vlud, strerror(-r));
+		return r;
+	}
+	vlu_set_event_callback(v->link, event_cb, v);
+	r = vlu_update_claim(v->link, v->o.instance, token, &info, &fds, &nfds);
+	if (r < 0) {
+		log_daemon_error(v, "update.claim", r);
+		return r;
+	}
+	for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+		idx[i] = claimed_fd(info, fds, nfds, names[i]);
+		if (idx[i] < 0) {
+			r = idx[i];
+			goto fail;
+		}
+	}
+	r = mv_state_from_fd(fds[idx[0]], s);
+	if (r < 0) {
+		mv_log("state blob from vlud: %s", strerror(-r));
+		goto fail;
+	}
+	if (!s->nupdates || !s->path) {
+		r = -EBADMSG;
+		goto fail;
+	}
+	/* the blob names the old image's fd numbers: use the claimed fds instead (they are ours now) */
+	s->dev_fd = fds[idx[1]];
+	s->mem_fd = fds[idx[2]];
+	for (unsigned q = 0; q < MV_NQ; q++) {
+		s->vq[q].kick_fd = fds[idx[3 + 2 * q]];
+		s->vq[q].call_fd = fds[idx[4 + 2 * q]];
+	}
+	for (size_t i = 0; i < nfds; i++) {
+		bool used = false;
+
+		for (size_t k = 1; k < ELEMENTSOF(names); k++)
+			used |= (size_t)idx[k] == i;
+		if (!used)
+			fds[i] = safe_close(fds[i]);
+	}
+	v->link_stored = 5;
+	v->link_mappings_ok = true;
+	(void)vlu_subscribe(v->link, v->o.instance);
+	r = mv_update_takeover(v, MV_UPD_DAEMON_RESUMES);
+	r = vlu_update_ready(v->link, r < 0 ? strerror(-r) : NULL, &verdict);
+	if (r < 0) {
+		log_daemon_error(v, "update.ready", r);
+		return r;
+	}
+	mv_log("vlud-verdict: %s", json_object_to_json_string_ext(verdict, JSON_C_TO_STRING_PLAIN));
+	{
+		const char *res = jstr(verdict, "result");
+
+		if (!res || strcmp(res, "ok") != 0) {
+			s->upd[s->nupdates - 1].ok = 0;
+			if (!s->upd[s->nupdates - 1].error)
+				s->upd[s->nupdates - 1].error = -EREMOTEIO;
+			return -EREMOTEIO;
+		}
+	}
+	return s->upd[s->nupdates - 1].ok ? 0 : s->upd[s->nupdates - 1].error;
+fail:
+	close_many(fds, nfds);
+	(void)vlu_update_ready(v->link, strerror(-r), NULL);
+	return r;
+}

@@ -1,0 +1,156 @@
+#!/bin/sh
+# update-exec-c-pa: daemon-driven live update, exec mode, path C (reopen + re-pin) on stock modules, PA
+# mode.  vlud drives (update.start from vluctl), minivmm follows (--vlud: save on update.save, exec on
+# update.exec, claim with VLU_UPDATE_TOKEN, restore, update.ready).  Asserts: zero lost/duplicated frames
+# in minivmm's report, the verdict ok with VmPin moved as expected (old before exec == new after commit
+# == the PA mappings), DRIVER_OK after, verdict numbers == minivmm's, the instance attached to the same
+# pid, no fd leaked in the daemon.
+# This file is also the library of the other update-*.sh scenarios (they source it with UPD_LIB_ONLY=1).
+# flavour: debian
+# modules: stock
+# use_va: 0
+# devices: 1
+# timeout: 300
+S=${VLUD_SCENARIO:-update}
+FAILS=0
+SOCK=/run/vlud-upd.sock
+t_ok() { echo "ok - $S/$1"; }
+t_fail() { echo "not ok - $S/$1: $2"; FAILS=$((FAILS + 1)); }
+t_skip() { echo "ok - $S/$1 # SKIP $2"; }
+# val FILE LINE-PREFIX KEY: the value of KEY=... on the first line of FILE starting with LINE-PREFIX
+val() { grep "^$2" "$1" | head -1 | tr ' ' '\n' | sed -n "s/^$3=//p"; }
+# jnum FILE KEY: the first number after "KEY": in a JSON file; jstr FILE KEY: the first string
+jnum() { grep -o "\"$2\":-\{0,1\}[0-9.]*" "$1" | head -1 | sed 's/.*://'; }
+jstr() { grep -o "\"$2\":\"[^\"]*\"" "$1" | head -1 | sed 's/.*:"//; s/"$//'; }
+expect() {
+	if [ -n "$2" ] && [ "$2" "$3" "$4" ] 2> /dev/null; then t_ok "$1"; else t_fail "$1" "got '$2', expected $3 $4"; fi
+}
+expectf() {
+	if [ -n "$2" ] && awk -v a="$2" -v b="$4" "BEGIN { exit !(a $3 b) }"; then t_ok "$1"; else t_fail "$1" "got '$2', expected $3 $4"; fi
+}
+nfds() { ls "/proc/$1/fd" 2> /dev/null | wc -l; }
+vmpin() { sed -n 's/^VmPin:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2> /dev/null; }
+
+# start_vlud [EXTRA-JSON-MEMBERS]: vlud with a policy for uid 0 on vdpa0
+start_vlud() {
+	cat > vlud.conf << EOF
+{ "socket": { "path": "$SOCK" }, "operators": { "uids": [0] },
+  "vmms": [ { "uids": [0, 1000], "devices": ["vdpa0"], "fd_types": ["memfd", "eventfd"], "max_fds": 16 } ],
+  "timeouts": { "update": { "suspend_ms": 2000, "save_ms": 3000, "exec_ms": 3000, "claim_ms": 4000, "commit_ms": 5000 } }
+  ${1:+, $1} }
+EOF
+	vlud -c vlud.conf -d > vlud.log 2>&1 &
+	VLUD_PID=$!
+	n=0
+	while [ ! -S "$SOCK" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+	if [ -S "$SOCK" ]; then
+		t_ok vlud/started
+	else
+		t_fail vlud/started "no socket after 5 s"
+		sed 's/^/[vlud] /' vlud.log
+		exit 1
+	fi
+}
+stop_vlud() {
+	kill "$VLUD_PID" 2> /dev/null
+	wait "$VLUD_PID" 2> /dev/null
+	sed 's/^/[vlud] /' vlud.log
+}
+vctl() { vluctl --socket "$SOCK" "$@"; }
+
+# start_vmm TAG INSTANCE ARGS...: minivmm in the background (pid in VMM_PID), stdout TAG.out, stderr TAG.log
+start_vmm() {
+	tag=$1
+	inst=$2
+	shift 2
+	echo "# $tag: minivmm --vlud $SOCK --instance $inst --vdpa vdpa0 $*"
+	minivmm --vlud "$SOCK" --instance "$inst" --vdpa vdpa0 "$@" > "$tag.out" 2> "$tag.log" &
+	VMM_PID=$!
+	n=0
+	while ! vctl instances 2> /dev/null | grep -q "$inst" && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+	# bring-up and vmm.mappings
+	sleep 1
+}
+wait_vmm() {
+	wait "$VMM_PID"
+	RC=$?
+	sed "s/^/[$1] /" "$1.log" "$1.out"
+}
+
+# update_ok TAG INSTANCE MODE PATH PINNING [START-ARGS-JSON-MEMBERS]: a full update of a running minivmm,
+# every assertion of the happy path.  minivmm must run long enough (--duration) to outlive the update.
+update_ok() {
+	tag=$1 inst=$2 mode=$3 path=$4 pin=$5 extra=$6
+	old_pid=$VMM_PID
+	fd0=$(nfds "$VLUD_PID")
+	pin0=$(vmpin "$old_pid")
+	vctl --json --timeout 30000 call update.start \
+		"{\"instance\":\"$inst\",\"mode\":\"$mode\",\"path\":\"$path\"${extra:+,$extra}}" > "$tag.verdict" 2>&1
+	urc=$?
+	sed "s/^/[$tag verdict] /" "$tag.verdict"
+	expect "$tag/update.start-exit-0" "$urc" -eq 0
+	expect "$tag/verdict-result-ok" "$(jstr "$tag.verdict" result)" = ok
+	expect "$tag/verdict-path" "$(jstr "$tag.verdict" path)" = "$path"
+	expect "$tag/verdict-mode" "$(jstr "$tag.verdict" mode)" = "$mode"
+	if grep -q '"moved_ok":true' "$tag.verdict"; then t_ok "$tag/verdict-vmpin-moved-ok"; else t_fail "$tag/verdict-vmpin-moved-ok" "moved_ok not true"; fi
+	st=$(jnum "$tag.verdict" status)
+	expect "$tag/driver-ok-after" "$((${st:-0} & 4))" -eq 4
+	exp=$(jnum "$tag.verdict" expected_kb)
+	if [ "$pin" = pa ]; then expect "$tag/expected-kb-nonzero-pa" "$exp" -gt 0; else expect "$tag/expected-kb-zero-va" "$exp" -eq 0; fi
+	expect "$tag/old-before-is-expected" "$(jnum "$tag.verdict" old_before_kb)" -eq "$exp"
+	expect "$tag/old-before-is-vmpin-read-here" "$pin0" -eq "$exp"
+	expect "$tag/new-after-is-expected" "$(jnum "$tag.verdict" new_after_kb)" -eq "$exp"
+	npid=$(jnum "$tag.verdict" new_pid)
+	if [ "$mode" = exec ]; then
+		expect "$tag/exec-same-pid" "$npid" -eq "$old_pid"
+	else
+		expect "$tag/transfer-other-pid" "$npid" -ne "$old_pid"
+		expect "$tag/old-after-dropped" "$(jnum "$tag.verdict" old_after_kb)" -eq 0
+	fi
+	expect "$tag/vmpin-of-new-read-here" "$(vmpin "$npid")" -eq "$exp"
+	expectf "$tag/pause-measured" "$(jnum "$tag.verdict" pause_ms)" '>' 0
+	expectf "$tag/daemon-time-measured" "$(jnum "$tag.verdict" daemon_ms)" '>' 0
+	vctl --json instances > "$tag.inst" 2>&1
+	ientry=$(tr -d ' \n' < "$tag.inst" | grep -o "\"name\":\"$inst\"[^}]*")
+	if echo "$ientry" | grep -q '"state":"attached"' && echo "$ientry" | grep -q "\"pid\":$npid[,}]*"; then
+		t_ok "$tag/instance-attached-to-new"
+	else
+		t_fail "$tag/instance-attached-to-new" "$(cat "$tag.inst")"
+	fi
+	fd1=$(nfds "$VLUD_PID")
+	expect "$tag/no-fd-leak-in-daemon" "$fd1" -eq "$fd0"
+	VERDICT_EXP=$exp VERDICT_PAUSE=$(jnum "$tag.verdict" pause_ms) NEW_PID=$npid
+}
+
+# check_vmm_after TAG PATH: minivmm's own report after the update (run has ended)
+check_vmm_after() {
+	f=$1.out
+	expect "$1/minivmm-exit-0" "$RC" -eq 0
+	expect "$1/minivmm-verdict-pass" "$(sed -n 's/^verdict: //p' "$f")" = pass
+	expect "$1/update1-ok" "$(val "$f" "update 1:" ok)" -eq 1
+	expect "$1/update1-path" "$(val "$f" "update 1:" path)" = "$2"
+	expect "$1/zero-lost" "$(val "$f" traffic: lost)" -eq 0
+	expect "$1/zero-dup" "$(val "$f" traffic: dup)" -eq 0
+	expect "$1/all-echoed" "$(val "$f" traffic: echoed)" -eq "$(val "$f" traffic: sent)"
+	expect "$1/frames-after-update" "$(val "$f" traffic: sent)" -gt 3000
+	expect "$1/update-lost-0" "$(val "$f" "update 1:" lost)" -eq 0
+	expect "$1/client-vmpin-expected-equals-verdict" "$(val "$f" "update 1:" vmpin_expected_kb)" -eq "$VERDICT_EXP"
+	expect "$1/client-vmpin-after-equals-verdict" "$(val "$f" "update 1:" vmpin_after_kb)" -eq "$VERDICT_EXP"
+	# the daemon's pause (suspend -> resume/DRIVER_OK verified) contains the client's device pause
+	expectf "$1/daemon-pause-covers-client-device-pause" "$VERDICT_PAUSE" '>=' "$(val "$f" "update 1:" pause_device_ms)"
+	if grep -q "vlud-verdict: .*\"result\":\"ok\"" "$1.log"; then t_ok "$1/client-got-verdict-ok"; else t_fail "$1/client-got-verdict-ok" "no ok verdict in minivmm's log"; fi
+}
+
+# run_update_scenario MODE PATH PINNING: the whole happy-path scenario
+run_update_scenario() {
+	start_vlud '"update": { "allow_memlock_raise": true }'
+	start_vmm run vm0 --mem 64M --duration 7 --pause-frames 8
+	update_ok run vm0 "$1" "$2" "$3"
+	wait_vmm run
+	check_vmm_after run "$2"
+	stop_vlud
+}
+
+[ -n "${UPD_LIB_ONLY:-}" ] && return 0
+run_update_scenario exec C pa
+exit $((FAILS > 0))
