@@ -208,6 +208,13 @@ static double median_of(struct bstat_samples *s)
 	return m.n ? m.p50 : NAN;
 }
 
+static double min_of(struct bstat_samples *s)
+{
+	struct bstat_summary m;
+	bstat_summarize(s, &m);
+	return m.n ? m.min : NAN;
+}
+
 static struct series *find(const char *mods, const char *path, int mem_mb)
 {
 	for (unsigned i = 0; i < nS; i++)
@@ -469,18 +476,20 @@ int main(int argc, char **argv)
 	}
 
 	/* ratios */
-	fprintf(txt, "\nRatios (medians of the same rig run)\n");
+	fprintf(txt, "\nRatios (same rig run; the minimum is the least disturbed by other load on the host)\n");
 	for (unsigned i = 0; i < nS; i++) {
 		struct series *a, *cc = &S[i];
 		if (strcmp(cc->path, "C") || !(a = find(cc->modules, "A", cc->mem_mb)))
 			continue;
-		double r = median_of(&cc->pause) / median_of(&a->pause);
-		fprintf(txt, "  C/A at %-5s (%s): %.1f\n", mem_str(cc->mem_mb, mb1, sizeof(mb1)), cc->modules, r);
+		double r = median_of(&cc->pause) / median_of(&a->pause), rm = min_of(&cc->pause) / min_of(&a->pause);
+		fprintf(txt, "  C/A at %-5s (%s): median %.1f, min %.1f\n", mem_str(cc->mem_mb, mb1, sizeof(mb1)), cc->modules,
+			r, rm);
 		json_object *o = json_object_new_object();
 		json_object_object_add(o, "ratio", json_object_new_string("C/A"));
 		json_object_object_add(o, "modules", json_object_new_string(cc->modules));
 		json_object_object_add(o, "mem_mb", json_object_new_int(cc->mem_mb));
 		json_object_object_add(o, "value", jd(r));
+		json_object_object_add(o, "value_min", jd(rm));
 		json_object_array_add(ratios, o);
 	}
 	for (unsigned i = 0; i < nS; i++) {
@@ -502,8 +511,9 @@ int main(int argc, char **argv)
 		}
 		if (hi_s && hi_s != lo_s) {
 			double g = median_of(&hi_s->pause) / median_of(&lo_s->pause);
-			fprintf(txt, "  %s %s: %s -> %s x%.2f (memory x%d)", lo_s->modules, lo_s->path,
-				mem_str(lo_s->mem_mb, mb1, sizeof(mb1)), mem_str(hi_s->mem_mb, mb2, sizeof(mb2)), g,
+			double gm = min_of(&hi_s->pause) / min_of(&lo_s->pause);
+			fprintf(txt, "  %s %s: %s -> %s median x%.2f, min x%.2f (memory x%d)", lo_s->modules, lo_s->path,
+				mem_str(lo_s->mem_mb, mb1, sizeof(mb1)), mem_str(hi_s->mem_mb, mb2, sizeof(mb2)), g, gm,
 				hi_s->mem_mb / lo_s->mem_mb);
 			json_object *o = json_object_new_object();
 			json_object_object_add(o, "ratio", json_object_new_string("growth"));
@@ -512,6 +522,7 @@ int main(int argc, char **argv)
 			json_object_object_add(o, "from_mb", json_object_new_int(lo_s->mem_mb));
 			json_object_object_add(o, "to_mb", json_object_new_int(hi_s->mem_mb));
 			json_object_object_add(o, "value", jd(g));
+			json_object_object_add(o, "value_min", jd(gm));
 			if (n >= 2) {
 				double slope = (n * sxy - sx * sy) / (n * sxx - sx * sx), icpt = (sy - slope * sx) / n;
 				fprintf(txt, "; fit: %.3f ms + %.4f ms/MiB", icpt, slope);

@@ -6,7 +6,7 @@ if (!exists("datafile")) datafile = 'pause.dat'
 if (!exists("outfile")) outfile = 'pause.png'
 set terminal pngcairo size 1000,650 noenhanced font ",11"
 set output outfile
-set title "vlud live update: device pause vs guest memory (median, bars min..max; TCG guest, vdpa_sim_net)"
+set title "vlud live update: device pause vs guest memory (median, bars min..max, dashed min; TCG guest, vdpa_sim_net)"
 set xlabel "guest memory (MiB)"
 set ylabel "pause (ms)"
 set logscale xy 2
@@ -15,4 +15,6 @@ set grid xtics ytics mxtics mytics
 set key top left
 stats datafile using 1 nooutput
 blocks = STATS_blocks
-plot for [i=0:blocks-1] datafile index i using 1:2:3:4 with yerrorlines lw 2 pt 7 title columnheader(1)
+# solid: median with min..max bars; dashed: the minimum (least disturbed by other load on the host)
+plot for [i=0:blocks-1] datafile index i using 1:2:3:4 with yerrorlines lw 2 pt 7 lc i+1 title columnheader(1), \
+     for [i=0:blocks-1] datafile index i using 1:3 with lines lw 1 dt 2 lc i+1 notitle

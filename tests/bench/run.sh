@@ -83,11 +83,15 @@ do_vm() {
 		name=bench-$m
 		say "rig: booting a guest ($BENCH_VM_MEMORY, $m modules), driver $drv: paths ${BENCH_PATHS:-offered} x sizes $BENCH_MEMS x $BENCH_REPS updates ..."
 		t=$(date +%s)
+		# the guest is TCG on the host's cores: other load on the host inflates and spreads its times
+		echo "$m: host load before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cpus)" > "$OUT/load-$m.txt"
+		say "host load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cpus"
 		# progress from the guest's serial log while it runs; the rig's TAP lines after; the guest's log is the result
 		progress_start "$m" "$O/vm/logs/boot*-$name.serial.log" '^(  \| # |VMSTART |VMEND )'
 		VLUD_RIG_SCENARIO_DIR=$scen O=$O RIG_BINS="${RIG_BINS:-}" bash "$TOP/tests/vm/rig.sh" check "$name" \
 			> "$OUT/rig-$m.out" 2>&1 || rc=1
 		progress_stop
+		echo "$m: host load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/load-$m.txt"
 		grep -E '^(ok|not ok|#)' "$OUT/rig-$m.out" | while IFS= read -r l; do say "$m: $l"; done
 		cp "$O/vm/logs/$name.log" "$OUT/vm-$m.log" 2> /dev/null
 		say "rig: $m done in $(($(date +%s) - t)) s ($(grep -c '^  | BENCH ' "$OUT/vm-$m.log" 2> /dev/null || echo 0) runs recorded)"
@@ -110,6 +114,7 @@ do_report() {
 	{
 		cat "$OUT/pause.txt"
 		echo
+		cat "$OUT"/load-*.txt 2> /dev/null
 		[ -f "$OUT/fd.txt" ] && cat "$OUT/fd.txt" && echo
 		[ -f "$OUT/ctl.txt" ] && cat "$OUT/ctl.txt"
 	} > "$OUT/bench.txt"
