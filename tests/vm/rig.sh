@@ -239,25 +239,40 @@ run_boot() { # MODULES USE_VA DEVICES MEMORY MAC SCENARIO...
 	t0=$(now_ms)
 	"${QEMU_ARGS[@]}" < /dev/null >> "$blog" 2>&1 &
 	QPID=$!
-	local qpid=$! deadline=$((t0 + 120000)) cur= last= timed_out= started_ms=
+	local qpid=$! deadline=$((t0 + 120000)) cur= timed_out= started_ms= seen=1 n l rest
+	local -A ended=() began=()
+	# Follow the serial log: complete lines only; TAP lines are printed as they come.
+	consume() {
+		n=$(wc -l < "$blog")
+		[ "$n" -gt "$seen" ] || return 0
+		while IFS= read -r l; do
+			l=${l%$'\r'}
+			case $l in
+			"VMTAP "*) tapline "${l#VMTAP }" ;;
+			"VMSTART "*)
+				rest=${l#VMSTART }
+				cur=${rest%% *}
+				began[$cur]=1
+				t=$(now_ms)
+				[ -n "$started_ms" ] || started_ms=$((t - t0))
+				deadline=$((t + ${SC_TIMEOUT[$cur]:-300} * 1000))
+				;;
+			"VMEND "*)
+				rest=${l#VMEND }
+				ended[${rest%% *}]=1
+				cur=
+				deadline=$(($(now_ms) + 60000))
+				;;
+			"VMDONE "*) deadline=$(($(now_ms) + 30000)) ;;
+			esac
+		done < <(sed -n "$((seen + 1)),${n}p" "$blog")
+		seen=$n
+	}
 	while kill -0 "$qpid" 2> /dev/null; do
 		sleep 0.2
-		t=$(now_ms)
-		last=$(grep -a -E '^(VMSTART|VMEND|VMDONE)' "$blog" | tail -1 | tr -d '\r')
-		case $last in
-		VMSTART*)
-			s=$(echo "$last" | cut -d' ' -f2)
-			if [ "$s" != "$cur" ]; then
-				cur=$s
-				[ -n "$started_ms" ] || started_ms=$((t - t0))
-				deadline=$((t + ${SC_TIMEOUT[$s]:-300} * 1000))
-			fi
-			;;
-		VMEND*) [ "$cur" = ended ] || { cur=ended; deadline=$((t + 60000)); } ;;
-		VMDONE*) [ "$cur" = done ] || { cur=done; deadline=$((t + 30000)); } ;;
-		esac
-		if [ "$t" -gt "$deadline" ]; then
-			timed_out=$last
+		consume
+		if [ "$(now_ms)" -gt "$deadline" ]; then
+			timed_out=${cur:-boot}
 			kill "$qpid" 2> /dev/null
 			sleep 1
 			kill -9 "$qpid" 2> /dev/null
@@ -266,21 +281,14 @@ run_boot() { # MODULES USE_VA DEVICES MEMORY MAC SCENARIO...
 	done
 	wait "$qpid" 2> /dev/null
 	local qrc=$?
-	QPID= elapsed=$(( $(now_ms) - t0 ))
+	QPID=
+	local elapsed=$(( $(now_ms) - t0 ))
+	# the last line may lack its newline
+	[ -z "$(tail -c1 "$blog")" ] || echo >> "$blog"
+	consume
 	[ -n "$FIRST_TEST_MS" ] || FIRST_TEST_MS=$started_ms
-	echo "# host: qemu exit status $qrc after $elapsed ms, first scenario started at ${started_ms:-never} ms" >> "$blog"
+	echo "# host: qemu exit status $qrc after $elapsed ms, first scenario started at ${started_ms:-never} ms${timed_out:+, killed: $timed_out timed out}" >> "$blog"
 
-	# Results: the TAP lines, then what the host knows about each scenario.
-	local -A ended=() began=()
-	local l rest
-	while IFS= read -r l; do
-		l=${l%$'\r'}
-		case $l in
-		"VMTAP "*) tapline "${l#VMTAP }" ;;
-		"VMSTART "*) rest=${l#VMSTART }; began[${rest%% *}]=1 ;;
-		"VMEND "*) rest=${l#VMEND }; ended[${rest%% *}]=1 ;;
-		esac
-	done < <(grep -a -E '^VM(TAP|START|END) ' "$blog")
 	local done_seen=
 	grep -a -q '^VMDONE' "$blog" && done_seen=1
 	REMAINING=()
@@ -299,8 +307,8 @@ run_boot() { # MODULES USE_VA DEVICES MEMORY MAC SCENARIO...
 				why="guest stopped while it ran (qemu exit status $qrc)"
 			fi
 			tapline "not ok - $s/run: $why; log: $RIG_OUT/logs/$s.log"
-		elif [ -n "$timed_out" ] && [ ${#ended[@]} -gt 0 ]; then
-			REMAINING+=("$s") # an earlier scenario hung: boot again for this one
+		elif [ ${#began[@]} -gt 0 ]; then
+			REMAINING+=("$s") # an earlier scenario hung or crashed the guest: boot again for this one
 		else
 			why="not run: the guest never reached it (${timed_out:+killed after a timeout, }qemu exit status $qrc)"
 			tapline "not ok - $s/run: $why; log: $RIG_OUT/logs/$s.log"

@@ -7,7 +7,7 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 empty=$(mktemp -d)
 VLUD_RIG_SCENARIO_DIR=$HERE VLUD_RIG_PATCH_DIR=$empty TAP_SUMMARY_NESTED= \
-	bash "$HERE/../rig.sh" check self-fail self-exit self-hang self-after self-notap self-warn self-patched \
+	bash "$HERE/../rig.sh" check self-fail self-exit self-hang self-after self-notap self-crash self-warn self-patched \
 	self-badheader self-missing > "$out" 2>&1
 rc=$?
 rmdir "$empty"
@@ -22,6 +22,8 @@ expect ok-passed-through '^ok - self-fail/one$'
 expect exit-status-without-not-ok '^not ok - self-exit/run: exited with status 3 without a failing test$'
 expect hung-scenario-killed '^not ok - self-hang/run: timed out after 10 s \(guest killed\)'
 expect next-scenario-after-hang-runs '^ok - self-after/ran$'
+expect guest-crash-fails '^not ok - self-crash/run: guest stopped while it ran'
+expect next-scenario-after-crash-runs '^ok - self-warn/x$'
 expect no-tap-line '^not ok - self-notap/run: printed no TAP line'
 expect kernel-warning-fails '^not ok - self-warn/kernel-log: .*WARNING: CPU: 0 PID: 1 at self-test'
 expect clean-kernel-log-passes '^ok - self-fail/kernel-log$'
@@ -29,6 +31,6 @@ expect patched-without-patches-skips '^ok - self-patched/run # SKIP needs patche
 expect bad-header-fails '^not ok - self-badheader/run: bad header'
 expect missing-scenario-fails '^not ok - self-missing/run: no such scenario'
 expect log-path-printed '^# self-fail failed: log .*/vm/logs/self-fail.log$'
-expect summary-line '^[0-9]+ passed, 7 failed, 1 skipped$'
+expect summary-line '^[0-9]+ passed, 8 failed, 1 skipped$'
 if [ "$rc" = 1 ]; then echo "ok - vm-selftest/exit-status-1"; else echo "not ok - vm-selftest/exit-status-1: rig.sh exited $rc"; bad=1; fi
 exit $bad
