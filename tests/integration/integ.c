@@ -255,66 +255,62 @@ static void notify_handle(struct integ_notify *n, char *msg, int *fds, size_t nf
 	close_many(fds, nfds); /* fds not kept (no FDSTORE=1 or duplicates) are closed, like PID 1 */
 }
 
-static int notify_read(struct integ_notify *n, int timeout_ms, const bool *flag)
+/* Receive and handle one datagram without waiting: 1 handled, 0 none queued, -errno.  The caller
+ * holds n->lock when the reader thread runs (so "queue empty under the lock" means "all handled"). */
+static int notify_recv_one(struct integ_notify *n)
 {
-	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * VLU_MAX_FDS_PER_MSG) + CMSG_SPACE(sizeof(struct ucred))];
+	} control;
+	char buf[4096];
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+			     .msg_controllen = sizeof(control) };
+	int fds[VLU_MAX_FDS_PER_MSG];
+	size_t nfds = 0;
+	ssize_t len;
 
-	for (;;) {
-		union {
-			struct cmsghdr align;
-			char buf[CMSG_SPACE(sizeof(int) * VLU_MAX_FDS_PER_MSG) + CMSG_SPACE(sizeof(struct ucred))];
-		} control;
-		char buf[4096];
-		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
-				     .msg_controllen = sizeof(control) };
-		int fds[VLU_MAX_FDS_PER_MSG];
-		size_t nfds = 0;
-		ssize_t len;
-
-		if (flag && *flag)
-			return 0;
-		len = recvmsg(n->fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-		if (len < 0) {
-			struct timespec t1;
-			long el;
-			struct pollfd p = { .fd = n->fd, .events = POLLIN };
-
-			if (errno != EAGAIN && errno != EINTR)
-				return -errno;
-			clock_gettime(CLOCK_MONOTONIC, &t1);
-			el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-			if (el >= timeout_ms)
-				return 0;
-			poll(&p, 1, (int)(timeout_ms - el));
-			continue;
+	len = recvmsg(n->fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	if (len < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			if (nfds + k > ELEMENTSOF(fds))
+				k = ELEMENTSOF(fds) - nfds;
+			memcpy(fds + nfds, CMSG_DATA(c), k * sizeof(int));
+			nfds += k;
 		}
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-				size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-				memcpy(fds + nfds, CMSG_DATA(c), k * sizeof(int));
-				nfds += k;
-			}
-		}
-		if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-			n->n_errors++;
-			close_many(fds, nfds);
-			continue;
-		}
-		buf[len] = 0;
-		pthread_mutex_lock(&n->lock);
-		notify_handle(n, buf, fds, nfds);
-		pthread_mutex_unlock(&n->lock);
 	}
+	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+		n->n_errors++;
+		close_many(fds, nfds);
+		return 1;
+	}
+	buf[len] = 0;
+	notify_handle(n, buf, fds, nfds);
+	return 1;
+}
+
+/* handle everything queued now */
+static void notify_drain(struct integ_notify *n)
+{
+	pthread_mutex_lock(&n->lock);
+	while (notify_recv_one(n) > 0)
+		;
+	pthread_mutex_unlock(&n->lock);
 }
 
 static void *notify_thread(void *arg)
 {
 	struct integ_notify *n = arg;
 
-	while (!n->thread_stop)
-		notify_read(n, 50, NULL);
+	while (!n->thread_stop) {
+		struct pollfd p = { .fd = n->fd, .events = POLLIN };
+		if (poll(&p, 1, 50) == 1)
+			notify_drain(n);
+	}
 	return NULL;
 }
 
@@ -339,18 +335,21 @@ void integ_notify_unlock(struct integ_notify *n)
 
 int integ_notify_pump(struct integ_notify *n, int timeout_ms, const bool *flag)
 {
-	if (!n->thread_running)
-		return notify_read(n, timeout_ms, flag);
-	/* the thread reads; wait for the flag or the timeout */
+	/* without the thread, this thread reads; with it, the thread reads and this one waits */
 	for (int waited = 0;; waited += 5) {
 		bool done;
+
+		if (!n->thread_running)
+			notify_drain(n);
 		pthread_mutex_lock(&n->lock);
 		done = flag && *flag;
 		pthread_mutex_unlock(&n->lock);
 		if (done || waited >= timeout_ms)
-			return 0;
+			break;
 		usleep(5000);
 	}
+	notify_drain(n); /* whatever is queued at return has been handled */
+	return 0;
 }
 
 size_t integ_notify_count_prefix(struct integ_notify *n, const char *prefix)

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "integ.h"
@@ -28,6 +29,7 @@
 #define MAX_CONN 8
 #define MAX_FDS_MSG 8
 #define MAX_MSG 4096
+#define HANDSHAKE_MS 1500
 #define NOBODY 65534
 #define VMM_UID 4242 /* admitted as a VMM only, by a second rule */
 
@@ -700,6 +702,32 @@ static void test_unprivileged_vmm(int c)
 	}
 }
 
+/* a client that never negotiates is disconnected after handshake_timeout_ms, not before */
+static void test_handshake_timeout(void)
+{
+	_cleanup_close_ int c = integ_connect(D.sock);
+	json_object *m = NULL;
+	struct timespec t0, t1;
+	long ms;
+	int r;
+
+	if (!tap_check(c >= 0, "handshake-timeout-connect", "%s", strerror(-c)))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = integ_recv(c, 2000, &m, NULL, 0, NULL); /* the greeting */
+	json_object_put(m);
+	m = NULL;
+	do {
+		r = integ_recv(c, 3 * HANDSHAKE_MS, &m, NULL, 0, NULL);
+		json_object_put(m);
+		m = NULL;
+	} while (r == 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	tap_check(r == -ECONNRESET && ms >= HANDSHAKE_MS - 100 && ms < 3 * HANDSHAKE_MS, "handshake-timeout",
+		  "r=%d after %ld ms (limit %d ms)", r, ms, HANDSHAKE_MS);
+}
+
 static void test_sigterm(int c)
 {
 	json_object *m = NULL;
@@ -741,8 +769,8 @@ int main(void)
 	}
 	/* a second VMM rule: uid VMM_UID, memfds only, no devices */
 	if (asprintf(&extra, "\"limits\": { \"max_connections\": %d, \"max_fds_per_message\": %d, "
-			     "\"max_message_bytes\": %d, \"max_fds_per_instance\": 32 }",
-		     MAX_CONN, MAX_FDS_MSG, MAX_MSG) < 0 ||
+			     "\"max_message_bytes\": %d, \"max_fds_per_instance\": 32, \"handshake_timeout_ms\": %d }",
+		     MAX_CONN, MAX_FDS_MSG, MAX_MSG, HANDSHAKE_MS) < 0 ||
 	    asprintf(&vmm2, "{ \"uids\": [%d], \"fd_types\": [\"memfd\"] }", VMM_UID) < 0)
 		return 1;
 	cfg = integ_default_config(dir, vmm2, extra);
@@ -772,6 +800,7 @@ int main(void)
 	test_other_uid(c);
 	test_unprivileged_vmm(c);
 	test_table_walk();
+	test_handshake_timeout();
 	test_vmm_killed(c);
 	ev = safe_close(ev);
 	test_flood(1);
