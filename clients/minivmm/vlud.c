@@ -122,8 +122,8 @@ static void on_save(struct mv_vmm *v, json_object *data)
 		return;
 	}
 	if (jbool(data, "release")) {
-		/* transfer mode, path C: every copy of the device fd must close (vlud closes its own at claim) */
-		(void)mv_vdev_set_status(&v->dev, 0);
+		/* transfer mode, path C: every copy of the device fd must close (vlud closes its own at claim,
+		 * which releases the device); a rollback before that gets vlud's copy back (fd.retrieve) */
 		mv_vdev_done(&v->dev);
 	}
 	vr = vrings_json(v);
@@ -142,6 +142,20 @@ static void rollback_local(struct mv_vmm *v, int err)
 
 	if (!upd_active)
 		return;
+	if (v->dev.fd < 0 && v->link) {
+		/* transfer mode, path C: we closed our copy at save; vlud's still holds the device, we own it */
+		const char *nm = v->dev_fd_name;
+		int fd = -EBADF, r = vlu_fd_retrieve(v->link, &nm, 1, &fd);
+
+		if (r < 0)
+			log_daemon_error(v, "fd.retrieve of the device for the rollback", r);
+		else {
+			char path[sizeof(v->dev.path)];
+
+			snprintf(path, sizeof(path), "%s", v->dev.path);
+			(void)mv_vdev_adopt(&v->dev, fd, path);
+		}
+	}
 	(void)mv_update_rollback(v);
 	u->t_resume_us = touched ? mv_now_us() : 0;
 	u->error = err;
