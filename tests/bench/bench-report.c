@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@
 #define MAX_PHASES 16
 
 struct series {
-	char modules[16], driver[16], path[4];
+	char modules[16], driver[16], ram[16], path[4];
 	int mem_mb;
 	unsigned runs, runs_ok, updates_failed, lost, dup;
 	struct bstat_samples pause, echo, daemon, first;
@@ -43,17 +44,23 @@ struct series {
 static struct series S[MAX_SERIES];
 static unsigned nS;
 
-static struct series *series_get(const char *mods, const char *drv, const char *path, int mem_mb)
+static bool same_group(const struct series *a, const struct series *b)
+{
+	return !strcmp(a->modules, b->modules) && !strcmp(a->driver, b->driver) && !strcmp(a->ram, b->ram);
+}
+
+static struct series *series_get(const char *mods, const char *drv, const char *ram, const char *path, int mem_mb)
 {
 	for (unsigned i = 0; i < nS; i++)
 		if (!strcmp(S[i].modules, mods) && !strcmp(S[i].path, path) && S[i].mem_mb == mem_mb &&
-		    !strcmp(S[i].driver, drv))
+		    !strcmp(S[i].driver, drv) && !strcmp(S[i].ram, ram))
 			return &S[i];
 	if (nS == MAX_SERIES)
 		return NULL;
 	struct series *s = &S[nS++];
 	snprintf(s->modules, sizeof(s->modules), "%s", mods);
 	snprintf(s->driver, sizeof(s->driver), "%s", drv);
+	snprintf(s->ram, sizeof(s->ram), "%s", ram);
 	snprintf(s->path, sizeof(s->path), "%s", path);
 	s->mem_mb = mem_mb;
 	return s;
@@ -103,7 +110,7 @@ static void take_run(json_object *run)
 
 	if (!mods || !path || !mem_mb)
 		return;
-	s = series_get(mods, drv ? drv : "standalone", path, mem_mb);
+	s = series_get(mods, drv ? drv : "standalone", jstr(run, "ram") ?: "touched", path, mem_mb);
 	if (!s)
 		return;
 	s->runs++;
@@ -187,6 +194,10 @@ static int cmp_series(const void *a, const void *b)
 	int c = strcmp(y->modules, x->modules); /* stock before patched */
 	if (c)
 		return c;
+	if ((c = strcmp(y->driver, x->driver))) /* vlud before standalone */
+		return c;
+	if ((c = strcmp(y->ram, x->ram))) /* touched before lazy */
+		return c;
 	if ((c = strcmp(x->path, y->path)))
 		return c;
 	return x->mem_mb - y->mem_mb;
@@ -215,10 +226,10 @@ static double min_of(struct bstat_samples *s)
 	return m.n ? m.min : NAN;
 }
 
-static struct series *find(const char *mods, const char *path, int mem_mb)
+static struct series *find(const struct series *like, const char *path, int mem_mb)
 {
 	for (unsigned i = 0; i < nS; i++)
-		if (!strcmp(S[i].modules, mods) && !strcmp(S[i].path, path) && S[i].mem_mb == mem_mb)
+		if (same_group(&S[i], like) && !strcmp(S[i].path, path) && S[i].mem_mb == mem_mb)
 			return &S[i];
 	return NULL;
 }
@@ -409,9 +420,9 @@ int main(int argc, char **argv)
 	fprintf(txt, "Pause of a live update (ms; TCG guest, vdpa_sim_net, loopback traffic at 1000 frames/s)\n");
 	fprintf(txt, "device pause = suspend -> RESUME (A) / DRIVER_OK (B, C); echo gap = largest gap between echoes the\n"
 		     "client saw; 'first' = the first update of each run (not in min/median/max; see docs/BENCH.md)\n\n");
-	fprintf(txt, "%-8s %-10s %-4s %5s %3s %9s %9s %9s %9s %9s %9s %7s %s\n", "modules", "driver", "path", "mem", "n",
+	fprintf(txt, "%-8s %-10s %-7s %-4s %5s %3s %9s %9s %9s %9s %9s %9s %7s %s\n", "modules", "driver", "ram", "path", "mem", "n",
 		"pause_min", "pause_med", "pause_max", "first", "echo_med", "daemon_md", "share", "runs ok/all, lost, VmPin kB");
-	char cur[40] = "";
+	char cur[64] = "";
 	for (unsigned i = 0; i < nS; i++) {
 		struct series *s = &S[i];
 		struct bstat_summary mp, me, md, mf;
@@ -421,7 +432,7 @@ int main(int argc, char **argv)
 		bstat_summarize(&s->echo, &me);
 		bstat_summarize(&s->daemon, &md);
 		bstat_summarize(&s->first, &mf);
-		fprintf(txt, "%-8s %-10s %-4s %5s %3zu %9.1f %9.1f %9.1f %9.1f %9.1f ", s->modules, s->driver, s->path,
+		fprintf(txt, "%-8s %-10s %-7s %-4s %5s %3zu %9.1f %9.1f %9.1f %9.1f %9.1f ", s->modules, s->driver, s->ram, s->path,
 			mem_str(s->mem_mb, mb1, sizeof(mb1)), mp.n, mp.min, mp.p50, mp.max, mf.n ? mf.p50 : NAN, me.p50);
 		if (md.n)
 			fprintf(txt, "%9.1f %6.1f%% ", md.p50, mp.p50 > 0 ? 100 * md.p50 / mp.p50 : NAN);
@@ -431,6 +442,7 @@ int main(int argc, char **argv)
 
 		json_object_object_add(o, "modules", json_object_new_string(s->modules));
 		json_object_object_add(o, "driver", json_object_new_string(s->driver));
+		json_object_object_add(o, "ram", json_object_new_string(s->ram));
 		json_object_object_add(o, "path", json_object_new_string(s->path));
 		json_object_object_add(o, "mem_mb", json_object_new_int(s->mem_mb));
 		json_object_object_add(o, "updates", json_object_new_int((int)mp.n));
@@ -453,13 +465,16 @@ int main(int argc, char **argv)
 		json_object_object_add(o, "phases_median_ms", ph);
 		json_object_array_add(rows, o);
 
-		/* gnuplot: one block per (modules, path) */
-		char key[40];
+		/* gnuplot: one block per (modules, path), for the first driver and RAM kind only (the sort puts the
+		 * daemon-driven updates of touched guest RAM first) */
+		char key[64];
+		if (strcmp(s->driver, S[0].driver) || strcmp(s->ram, S[0].ram))
+			continue;
 		snprintf(key, sizeof(key), "%s-%s", s->modules, s->path);
 		if (strcmp(cur, key)) {
 			if (*cur)
 				fprintf(dat, "\n\n");
-			fprintf(dat, "\"path %s (%s modules)\"\n", s->path, s->modules);
+			fprintf(dat, "\"path %s (%s modules, %s, %s RAM)\"\n", s->path, s->modules, s->driver, s->ram);
 			snprintf(cur, sizeof(cur), "%s", key);
 		}
 		fprintf(dat, "%d %.3f %.3f %.3f\n", s->mem_mb, mp.p50, mp.min, mp.max);
@@ -469,7 +484,7 @@ int main(int argc, char **argv)
 	fprintf(txt, "\nPhases (median ms over the updates of each row, first updates included)\n");
 	for (unsigned i = 0; i < nS; i++) {
 		struct series *s = &S[i];
-		fprintf(txt, "%-8s %-4s %5s:", s->modules, s->path, mem_str(s->mem_mb, mb1, sizeof(mb1)));
+		fprintf(txt, "%-8s %-10s %-7s %-4s %5s:", s->modules, s->driver, s->ram, s->path, mem_str(s->mem_mb, mb1, sizeof(mb1)));
 		for (unsigned k = 0; k < s->nphases; k++)
 			fprintf(txt, " %s %.1f", s->phase_name[k], median_of(&s->phase[k]));
 		fprintf(txt, "\n");
@@ -479,14 +494,16 @@ int main(int argc, char **argv)
 	fprintf(txt, "\nRatios (same rig run; the minimum is the least disturbed by other load on the host)\n");
 	for (unsigned i = 0; i < nS; i++) {
 		struct series *a, *cc = &S[i];
-		if (strcmp(cc->path, "C") || !(a = find(cc->modules, "A", cc->mem_mb)))
+		if (strcmp(cc->path, "C") || !(a = find(cc, "A", cc->mem_mb)))
 			continue;
 		double r = median_of(&cc->pause) / median_of(&a->pause), rm = min_of(&cc->pause) / min_of(&a->pause);
-		fprintf(txt, "  C/A at %-5s (%s): median %.1f, min %.1f\n", mem_str(cc->mem_mb, mb1, sizeof(mb1)), cc->modules,
-			r, rm);
+		fprintf(txt, "  C/A at %-5s (%s, %s, %s RAM): median %.1f, min %.1f\n", mem_str(cc->mem_mb, mb1, sizeof(mb1)),
+			cc->modules, cc->driver, cc->ram, r, rm);
 		json_object *o = json_object_new_object();
 		json_object_object_add(o, "ratio", json_object_new_string("C/A"));
 		json_object_object_add(o, "modules", json_object_new_string(cc->modules));
+		json_object_object_add(o, "driver", json_object_new_string(cc->driver));
+		json_object_object_add(o, "ram", json_object_new_string(cc->ram));
 		json_object_object_add(o, "mem_mb", json_object_new_int(cc->mem_mb));
 		json_object_object_add(o, "value", jd(r));
 		json_object_object_add(o, "value_min", jd(rm));
@@ -495,11 +512,11 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < nS; i++) {
 		struct series *lo_s = &S[i], *hi_s = NULL;
 		/* the smallest size of a (modules, path) series starts it */
-		if (i > 0 && !strcmp(S[i - 1].modules, lo_s->modules) && !strcmp(S[i - 1].path, lo_s->path))
+		if (i > 0 && same_group(&S[i - 1], lo_s) && !strcmp(S[i - 1].path, lo_s->path))
 			continue;
 		double sx = 0, sy = 0, sxx = 0, sxy = 0;
 		unsigned n = 0;
-		for (unsigned k = i; k < nS && !strcmp(S[k].modules, lo_s->modules) && !strcmp(S[k].path, lo_s->path); k++) {
+		for (unsigned k = i; k < nS && same_group(&S[k], lo_s) && !strcmp(S[k].path, lo_s->path); k++) {
 			double y = median_of(&S[k].pause), x = S[k].mem_mb;
 			if (isnan(y))
 				continue;
@@ -512,12 +529,15 @@ int main(int argc, char **argv)
 		if (hi_s && hi_s != lo_s) {
 			double g = median_of(&hi_s->pause) / median_of(&lo_s->pause);
 			double gm = min_of(&hi_s->pause) / min_of(&lo_s->pause);
-			fprintf(txt, "  %s %s: %s -> %s median x%.2f, min x%.2f (memory x%d)", lo_s->modules, lo_s->path,
+			fprintf(txt, "  %s %s %s RAM, path %s: %s -> %s median x%.2f, min x%.2f (memory x%d)", lo_s->modules,
+				lo_s->driver, lo_s->ram, lo_s->path,
 				mem_str(lo_s->mem_mb, mb1, sizeof(mb1)), mem_str(hi_s->mem_mb, mb2, sizeof(mb2)), g, gm,
 				hi_s->mem_mb / lo_s->mem_mb);
 			json_object *o = json_object_new_object();
 			json_object_object_add(o, "ratio", json_object_new_string("growth"));
 			json_object_object_add(o, "modules", json_object_new_string(lo_s->modules));
+			json_object_object_add(o, "driver", json_object_new_string(lo_s->driver));
+			json_object_object_add(o, "ram", json_object_new_string(lo_s->ram));
 			json_object_object_add(o, "path", json_object_new_string(lo_s->path));
 			json_object_object_add(o, "from_mb", json_object_new_int(lo_s->mem_mb));
 			json_object_object_add(o, "to_mb", json_object_new_int(hi_s->mem_mb));
@@ -538,11 +558,12 @@ int main(int argc, char **argv)
 		double d = median_of(&s->daemon), pz = median_of(&s->pause);
 		if (isnan(d))
 			continue;
-		fprintf(txt, "  daemon share %s %s %s: %.1f%% (%.2f of %.1f ms)\n", s->modules, s->path,
+		fprintf(txt, "  daemon share %s %s RAM, path %s %s: %.1f%% (%.2f of %.1f ms)\n", s->modules, s->ram, s->path,
 			mem_str(s->mem_mb, mb1, sizeof(mb1)), 100 * d / pz, d, pz);
 		json_object *o = json_object_new_object();
 		json_object_object_add(o, "ratio", json_object_new_string("daemon_share"));
 		json_object_object_add(o, "modules", json_object_new_string(s->modules));
+		json_object_object_add(o, "ram", json_object_new_string(s->ram));
 		json_object_object_add(o, "path", json_object_new_string(s->path));
 		json_object_object_add(o, "mem_mb", json_object_new_int(s->mem_mb));
 		json_object_object_add(o, "value", jd(d / pz));

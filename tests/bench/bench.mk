@@ -10,8 +10,10 @@
 #                 $(O)/bench/bench.txt, bench.json, pause.png
 #   make bench-host   only the host part;   make bench-vm   only the rig part
 #
-# Knobs: BENCH_REPS (updates per path and size, default 5), BENCH_MEMS (default "64M 256M 1G 2G"),
-# BENCH_VM_MEMORY (guest RAM of the bench boots, default 4G), BENCH_MODULES (default "stock patched").
+# Knobs (environment or make variables): BENCH_REPS (updates per path and size, default 5), BENCH_MEMS
+# (default "64M 256M 1G 2G"), BENCH_VM_MEMORY (RAM of the bench guests, default 4G), BENCH_MODULES (default
+# "stock patched"), BENCH_DRIVER (default "vlud standalone"), BENCH_RAM (default "touched lazy"),
+# BENCH_PATHS (default: every path the modules offer).
 
 BENCH_DIR  := $(O)/bench
 BENCH_BINS := $(O)/bench/bench-fd $(O)/bench/bench-ctl $(O)/bench/bench-report

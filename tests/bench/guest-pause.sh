@@ -8,11 +8,13 @@
 # Parameters (set by run.sh before this text):
 #   BENCH_REPS    updates per (path, size)          BENCH_MEMS   guest-RAM sizes of minivmm ("64M 256M 1G")
 #   BENCH_PATHS   paths to force ("" = every path the modules offer: stock C; patched A B C)
-#   BENCH_DRIVER  standalone (minivmm updates itself: exec mode, no daemon) or vlud (the daemon drives the
-#                 update: update.start through vluctl, exec mode; the verdict carries the daemon's phases)
+#   BENCH_DRIVER  one or more of: vlud (the daemon drives the update: update.start through vluctl, exec
+#                 mode; its verdict carries the pause it measured, its own time and the phases) and standalone
+#                 (minivmm --device updates itself, no daemon: the kernel's and the VMM's share alone)
+#   BENCH_RAM     one or more of: touched (guest RAM mapped, the default of minivmm), lazy (--no-prefault)
 #
 # Output (serial console): one line per minivmm run
-#   BENCH {"modules":..,"driver":..,"path":..,"mem":..,"rc":..,"minivmm":<minivmm --json verdict>,"vlud":[<verdicts>]}
+#   BENCH {"modules":..,"driver":..,"ram":..,"path":..,"mem":..,"rc":..,"minivmm":<minivmm --json verdict>,"vlud":[<verdicts>]}
 # which run.sh collects from the rig's log, and one TAP line per run: ok when minivmm's verdict passed
 # (every update done, no frame lost or duplicated, VmPin as expected), not ok otherwise.  Timings are
 # never asserted.
@@ -20,7 +22,7 @@
 S=${VLUD_SCENARIO:-bench}
 DEV=/dev/vhost-vdpa-0
 MODS=${RIG_MODULES:-stock}
-: "${BENCH_REPS:=5}" "${BENCH_MEMS:=64M 256M 1G}" "${BENCH_PATHS:=}" "${BENCH_DRIVER:=standalone}"
+: "${BENCH_REPS:=5}" "${BENCH_MEMS:=64M 256M 1G}" "${BENCH_PATHS:=}" "${BENCH_DRIVER:=vlud}" "${BENCH_RAM:=touched}"
 if [ -z "$BENCH_PATHS" ]; then
 	case $MODS in patched) BENCH_PATHS="A B C" ;; *) BENCH_PATHS="C" ;; esac
 fi
@@ -38,26 +40,30 @@ mem_mb() {
 	esac
 }
 
-# run_one PATH MEM: one minivmm with BENCH_REPS updates on PATH; it stops (SIGTERM) once the last update
-# is done, or after a deadline generous for TCG (re-pinning costs ~2 ms per MiB there)
+# run_one DRIVER RAM PATH MEM: one minivmm with BENCH_REPS updates on PATH; it is stopped (SIGTERM) once the
+# last update is done, or after a deadline generous for TCG (re-pinning costs ~2-4 ms per MiB there).
+# RAM: touched (minivmm's default: all guest RAM mapped, like a guest that used it; the exec tears the
+# mapping down inside the pause) or lazy (--no-prefault: allocated, pinned, not mapped).
 run_one() {
-	path=$1 mem=$2 tag=$1-$2
+	drv=$1 ram=$2 path=$3 mem=$4 tag=$1-$2-$3-$4
 	mb=$(mem_mb "$mem")
-	limit=$((30 + BENCH_REPS * (2 + mb * 8 / 1000)))
-	echo "# $(up) $tag: minivmm --mem $mem --path $path, $BENCH_REPS updates ($BENCH_DRIVER), deadline ${limit}s"
+	limit=$((30 + BENCH_REPS * (3 + mb * 8 / 1000)))
+	extra=
+	[ "$ram" = lazy ] && extra=--no-prefault
+	echo "# $(up) path $path, $mem guest RAM ($ram), $BENCH_REPS updates driven by $drv (deadline ${limit}s)"
 	rm -f "$tag.out" "$tag.log" "$tag.vlud"
-	if [ "$BENCH_DRIVER" = vlud ]; then
-		minivmm --vlud "$VLUD_SOCK" --instance "bench" --vdpa vdpa0 --mem "$mem" --duration 0 --json \
+	if [ "$drv" = vlud ]; then
+		minivmm --vlud "$VLUD_SOCK" --instance bench --vdpa vdpa0 --mem "$mem" --duration 0 --json $extra \
 			> "$tag.out" 2> "$tag.log" &
 	else
 		minivmm --device "$DEV" --mem "$mem" --path "$path" --duration 0 --update-after 0.5 \
-			--updates "$BENCH_REPS" --json > "$tag.out" 2> "$tag.log" &
+			--updates "$BENCH_REPS" --json $extra > "$tag.out" 2> "$tag.log" &
 	fi
 	pid=$!
 	t0=$(date +%s)
 	n=0 why=
-	if [ "$BENCH_DRIVER" = vlud ]; then
-		# wait until minivmm runs, then ask the daemon for each update (exec mode, forced path)
+	if [ "$drv" = vlud ]; then
+		# minivmm registered and sent its mappings (it logs "running:" once traffic runs)
 		while ! grep -q "running:" "$tag.log" 2> /dev/null; do
 			sleep 0.2
 			kill -0 "$pid" 2> /dev/null || { why="minivmm exited before running"; break; }
@@ -65,8 +71,12 @@ run_one() {
 		done
 		while [ -z "$why" ] && [ "$n" -lt "$BENCH_REPS" ]; do
 			sleep 0.5
-			vluctl --socket "$VLUD_SOCK" --json update bench --mode exec --path "$path" >> "$tag.vlud" 2>> "$tag.log" ||
-				{ why="update $((n + 1)) failed (vluctl exit $?)"; break; }
+			vluctl --socket "$VLUD_SOCK" --json --timeout 120000 call update.start \
+				"{\"instance\":\"bench\",\"mode\":\"exec\",\"path\":\"$path\"}" > "$tag.v1" 2>> "$tag.log"
+			urc=$?
+			tr -d '\n' < "$tag.v1" >> "$tag.vlud"
+			echo >> "$tag.vlud"
+			[ "$urc" -eq 0 ] || { why="update $((n + 1)): vluctl exit $urc: $(tr -d '\n' < "$tag.v1" | cut -c1-200)"; break; }
 			n=$((n + 1))
 		done
 	else
@@ -85,12 +95,13 @@ run_one() {
 	kill -TERM "$pid" 2> /dev/null
 	wait "$pid"
 	rc=$?
+	[ "$drv" = vlud ] && vluctl --socket "$VLUD_SOCK" release bench > /dev/null 2>&1
 	sed "s/^/[$tag] /" "$tag.log"
 	verdict=$(cat "$tag.out" 2> /dev/null)
 	[ -n "$verdict" ] || verdict=null
 	vl=null
 	[ -s "$tag.vlud" ] && vl="[$(paste -s -d, "$tag.vlud")]"
-	echo "BENCH {\"modules\":\"$MODS\",\"driver\":\"$BENCH_DRIVER\",\"path\":\"$path\",\"mem\":\"$mem\",\"mem_mb\":$mb,\"reps\":$BENCH_REPS,\"rc\":$rc,\"minivmm\":$verdict,\"vlud\":$vl}"
+	echo "BENCH {\"modules\":\"$MODS\",\"driver\":\"$drv\",\"ram\":\"$ram\",\"path\":\"$path\",\"mem\":\"$mem\",\"mem_mb\":$mb,\"reps\":$BENCH_REPS,\"rc\":$rc,\"minivmm\":$verdict,\"vlud\":$vl}"
 	if [ -z "$why" ] && [ "$rc" -eq 0 ] && echo "$verdict" | grep -q '"verdict":"pass"'; then
 		t_ok "$tag/updates-ok-no-frame-lost"
 	else
@@ -100,19 +111,24 @@ run_one() {
 
 VLUD_SOCK=/run/vlud/vlud.sock
 VPID=
-if [ "$BENCH_DRIVER" = vlud ]; then
+case " $BENCH_DRIVER " in *" vlud "*)
 	mkdir -p /run/vlud
 	vlud --config /usr/share/vlud/config/demo.conf > vlud.log 2>&1 &
 	VPID=$!
 	i=0
 	while [ ! -S "$VLUD_SOCK" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 	[ -S "$VLUD_SOCK" ] || { t_fail vlud/start "no socket after 5 s"; cat vlud.log; exit 1; }
-fi
+	;;
+esac
 
-echo "# bench: modules=$MODS driver=$BENCH_DRIVER paths='$BENCH_PATHS' sizes='$BENCH_MEMS' reps=$BENCH_REPS, $(nproc) cpus, $(sed -n 's/MemTotal: *//p' /proc/meminfo)"
-for path in $BENCH_PATHS; do
-	for mem in $BENCH_MEMS; do
-		run_one "$path" "$mem"
+echo "# bench: modules=$MODS drivers='$BENCH_DRIVER' ram='$BENCH_RAM' paths='$BENCH_PATHS' sizes='$BENCH_MEMS' reps=$BENCH_REPS, $(nproc) cpus, $(sed -n 's/MemTotal: *//p' /proc/meminfo)"
+for drv in $BENCH_DRIVER; do
+	for ram in $BENCH_RAM; do
+		for path in $BENCH_PATHS; do
+			for mem in $BENCH_MEMS; do
+				run_one "$drv" "$ram" "$path" "$mem"
+			done
+		done
 	done
 done
 if [ -n "$VPID" ]; then

@@ -11,8 +11,9 @@
 # all:    host, vm, report.
 #
 # Environment: O (build dir), VLU_BUILD, BENCH_REPS, BENCH_MEMS, BENCH_VM_MEMORY, BENCH_MODULES,
-# BENCH_PATHS (force paths), BENCH_DRIVER (standalone|vlud|auto; auto = vlud when the daemon has the
-# update engine), RIG_BINS.
+# BENCH_PATHS (force paths), BENCH_DRIVER (default "vlud standalone": updates driven by the daemon, and by
+# minivmm alone without a daemon), BENCH_RAM (default "touched lazy": minivmm with and without
+# --no-prefault), RIG_BINS.
 set -uo pipefail
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 O=${O:-build}
@@ -25,7 +26,8 @@ BENCH_MEMS=${BENCH_MEMS:-64M 256M 1G 2G}
 BENCH_VM_MEMORY=${BENCH_VM_MEMORY:-4G}
 BENCH_MODULES=${BENCH_MODULES:-stock patched}
 BENCH_PATHS=${BENCH_PATHS:-}
-BENCH_DRIVER=${BENCH_DRIVER:-auto}
+BENCH_DRIVER=${BENCH_DRIVER:-vlud standalone}
+BENCH_RAM=${BENCH_RAM:-touched lazy}
 T0=$(date +%s)
 PROGRESS_TAG=bench
 PROGRESS_T0=$T0
@@ -33,20 +35,6 @@ PROGRESS_T0=$T0
 trap 'progress_stop' EXIT
 
 say() { progress_say "$@"; }
-
-# The daemon drives updates once it has the update engine (update.start answered by a handler).
-driver() {
-	case $BENCH_DRIVER in
-	standalone | vlud) echo "$BENCH_DRIVER"; return ;;
-	esac
-	if [ -x "$O/minivmm" ] && "$O/minivmm" --help 2>&1 | grep -q -- '--vlud' &&
-		! strings "$O/minivmm" | grep -q 'minivmm was built without libvlu' &&
-		[ -f "$TOP/daemon/update.c" ] && grep -q 'update_cmd_start' "$TOP/daemon/update.c"; then
-		echo vlud
-	else
-		echo standalone
-	fi
-}
 
 do_host() {
 	say "host: fd handoff through vlud (bench-fd) ..."
@@ -56,8 +44,7 @@ do_host() {
 }
 
 do_vm() {
-	local drv scen=$OUT/scenarios m name rc=0 t
-	drv=$(driver)
+	local drv=$BENCH_DRIVER scen=$OUT/scenarios m name rc=0 t
 	rm -rf "$scen"
 	mkdir -p "$scen"
 	for m in $BENCH_MODULES; do
@@ -76,12 +63,13 @@ do_vm() {
 			echo "BENCH_MEMS='$BENCH_MEMS'"
 			echo "BENCH_PATHS='$BENCH_PATHS'"
 			echo "BENCH_DRIVER='$drv'"
+			echo "BENCH_RAM='$BENCH_RAM'"
 			cat "$TOP/tests/bench/guest-pause.sh"
 		} > "$scen/$name.sh"
 	done
 	for m in $BENCH_MODULES; do
 		name=bench-$m
-		say "rig: booting a guest ($BENCH_VM_MEMORY, $m modules), driver $drv: paths ${BENCH_PATHS:-offered} x sizes $BENCH_MEMS x $BENCH_REPS updates ..."
+		say "rig: booting a guest ($BENCH_VM_MEMORY, $m modules): drivers '$drv' x guest RAM '$BENCH_RAM' x paths '${BENCH_PATHS:-offered}' x sizes '$BENCH_MEMS' x $BENCH_REPS updates ..."
 		t=$(date +%s)
 		# the guest is TCG on the host's cores: other load on the host inflates and spreads its times
 		echo "$m: host load before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cpus)" > "$OUT/load-$m.txt"
