@@ -151,6 +151,28 @@ run_update_scenario() {
 	stop_vlud
 }
 
+# run_transfer_scenario PATH PINNING: transfer mode, the successor spawned by vlud (same argv, the
+# instance's uid, RLIMIT_MEMLOCK raised by vlud); its output goes to vlud's stdout (vlud.log)
+run_transfer_scenario() {
+	start_vlud '"update": { "allow_memlock_raise": true }'
+	start_vmm run vm0 --mem 64M --duration 8 --pause-frames 8
+	update_ok run vm0 transfer "$1" "$2"
+	wait "$VMM_PID"
+	orc=$?
+	sed "s/^/[run old] /" run.log run.out
+	expect run/old-exits-0-after-commit "$orc" -eq 0
+	if grep -q "handed over" run.log; then t_ok run/old-handed-over; else t_fail run/old-handed-over "no hand-over in its log"; fi
+	n=0
+	while [ -d "/proc/$NEW_PID" ] && ! grep -q "successor pid $NEW_PID ended" vlud.log && [ $n -lt 200 ]; do sleep 0.1; n=$((n + 1)); done
+	sleep 0.2
+	grep -v '^<' vlud.log > run2.out
+	cp run2.out run2.log
+	st=$(sed -n "s/.*successor pid $NEW_PID ended (status \(0x[0-9a-f]*\)).*/\1/p" vlud.log)
+	RC=$((${st:-0x100} >> 8))
+	check_vmm_after run2 "$1"
+	stop_vlud
+}
+
 [ -n "${UPD_LIB_ONLY:-}" ] && return 0
 run_update_scenario exec C pa
 exit $((FAILS > 0))

@@ -1,0 +1,13 @@
+#!/bin/sh
+# update-transfer-b-pa: daemon-driven live update, transfer mode (vlud spawns the successor with the instance's
+# uid, no extra capabilities, RLIMIT_MEMLOCK raised), path B on patched modules, PA mode: VHOST_NEW_OWNER, reset with IOTLB_PERSIST, vrings re-created
+# The old process exits only after the successor committed; zero lost frames; VmPin: the old process
+# drops by what the new one gains; DRIVER_OK after; no fd leaked in the daemon.
+# flavour: debian
+# modules: patched
+# use_va: 0
+# devices: 1
+# timeout: 300
+UPD_LIB_ONLY=1 . /scenarios/update-exec-c-pa.sh
+run_transfer_scenario B pa
+exit $((FAILS > 0))
