@@ -376,7 +376,7 @@ int integ_notify_find(struct integ_notify *n, const char *name)
 
 /* ---- the daemon ---- */
 
-char *integ_default_config(const char *dir, const char *extra_vmms, const char *extra_json)
+char *integ_config(const char *dir, const char *extra_vmms, const char *extra_json)
 {
 	char *s;
 
@@ -394,6 +394,11 @@ char *integ_default_config(const char *dir, const char *extra_vmms, const char *
 		     extra_json ? extra_json : "") < 0)
 		return NULL;
 	return s;
+}
+
+char *integ_default_config(const char *dir, const char *extra_json)
+{
+	return integ_config(dir, NULL, extra_json);
 }
 
 static int wait_pid_timeout(pid_t pid, int *status, int timeout_ms)
@@ -444,7 +449,7 @@ int integ_daemon_start(struct integ_daemon *d, const char *dir, const struct int
 	snprintf(d->log, sizeof(d->log), "%s/vlud.log", dir);
 	d->notify = o->notify;
 
-	cfg = o->config_json ? strdup(o->config_json) : integ_default_config(dir, NULL, NULL);
+	cfg = o->config_json ? strdup(o->config_json) : integ_default_config(dir, NULL);
 	if (!cfg)
 		return -ENOMEM;
 	r = integ_write_file(d->conf, cfg);

@@ -95,7 +95,9 @@ struct integ_daemon_opts {
 /* A configuration for a daemon whose socket is DIR/vlud.sock (mode 0666): root is operator and VMM
  * (devices vdpa0 and /dev/null; memfd, eventfd, vhost-vdpa, pipe, socket, file).  extra_vmms: more
  * rules for the "vmms" array (JSON objects, comma separated); extra_json: more top-level members. */
-char *integ_default_config(const char *dir, const char *extra_vmms, const char *extra_json);
+char *integ_config(const char *dir, const char *extra_vmms, const char *extra_json);
+/* = integ_config(dir, NULL, extra_json) */
+char *integ_default_config(const char *dir, const char *extra_json);
 int integ_daemon_start(struct integ_daemon *d, const char *dir, const struct integ_daemon_opts *o);
 /* wait for READY=1 (with notify) or a successful connect; 0 or -ETIMEDOUT / -ECHILD (exited) */
 int integ_daemon_wait_ready(struct integ_daemon *d, int timeout_ms);

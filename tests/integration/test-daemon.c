@@ -773,7 +773,7 @@ int main(void)
 		     MAX_CONN, MAX_FDS_MSG, MAX_MSG, HANDSHAKE_MS) < 0 ||
 	    asprintf(&vmm2, "{ \"uids\": [%d], \"fd_types\": [\"memfd\"] }", VMM_UID) < 0)
 		return 1;
-	cfg = integ_default_config(dir, vmm2, extra);
+	cfg = integ_config(dir, vmm2, extra);
 	o.config_json = cfg;
 	o.notify = &N;
 	r = integ_daemon_start(&D, dir, &o);

@@ -187,7 +187,7 @@ int main(void)
 	}
 	snprintf(sock, sizeof(sock), "%s/vlud.sock", dir);
 	lfd = listen_socket(sock);
-	cfg = integ_default_config(dir, NULL, NULL);
+	cfg = integ_default_config(dir, NULL);
 	if (!tap_check(lfd >= 0 && cfg, "setup-listen-socket", "%s: %s", sock, strerror(-lfd)))
 		return 1;
 
