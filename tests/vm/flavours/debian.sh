@@ -213,6 +213,10 @@ flavour_prepare() {
 	local kver= pkgver= line
 	if [ -n "${VLUD_RIG_KVER:-}" ]; then
 		kver=$VLUD_RIG_KVER
+		if [ ! -f "$RIG_CACHE/debian/$kver/fetched" ] && deb_apt_update; then
+			pkgver=$(deb_apt_cache policy "linux-image-$kver-unsigned" 2>/dev/null | awk '/Candidate:/ { print $2 }')
+			[ "$pkgver" != "(none)" ] || pkgver=
+		fi
 	elif deb_apt_update && line=$(deb_resolve); then
 		read -r kver pkgver <<< "$line"
 	else
@@ -259,13 +263,13 @@ flavour_prepare() {
 	if [ "$h" != none ]; then
 		pdir=$d/patched-$h
 		if [ -f "$pdir/mods/ko/vhost_vdpa.ko" ]; then
-			FL_PATCHED=yes
+			FL_PATCHED=yes FL_PATCHED_WHY=
 		elif [ -f "$pdir/failed" ] && [ "${VLUD_RIG_REBUILD:-0}" != 1 ]; then
 			FL_PATCHED=failed FL_PATCHED_WHY=$(cat "$pdir/failed")
 		else
 			log "debian: applying ${RIG_PATCH_DIR#$TOP/}/*.patch ($h) and building patched modules for $kver"
 			if deb_build_patched "$d" "$kver" "$h"; then
-				FL_PATCHED=yes
+				FL_PATCHED=yes FL_PATCHED_WHY=
 			else
 				FL_PATCHED=failed
 				echo "$FL_PATCHED_WHY" > "$pdir/failed"
