@@ -25,6 +25,8 @@ DEB_SUBSET_VERSION=1
 DEB_SUBSET=(drivers/vhost drivers/vdpa include/uapi/linux/vhost.h include/uapi/linux/vhost_types.h
 	include/uapi/linux/vdpa.h include/uapi/linux/virtio_net.h include/uapi/linux/virtio_config.h
 	include/linux/vhost_iotlb.h include/linux/vdpa.h include/linux/vringh.h include/linux/virtio_net.h)
+# Bump when the build recipe below changes: cached module builds of another version are redone.
+DEB_BUILD_VERSION=1
 # Modules we build (object = source files relative to the subset root).
 DEB_OOT_FILES=(drivers/vhost/vhost.c drivers/vhost/vhost.h drivers/vhost/vdpa.c drivers/vhost/vringh.c
 	drivers/vdpa/vdpa_sim/vdpa_sim.c drivers/vdpa/vdpa_sim/vdpa_sim.h drivers/vdpa/vdpa_sim/vdpa_sim_net.c)
@@ -165,9 +167,13 @@ deb_build() {
 		[ "$(modinfo -F vermagic "$m" | awk '{print $1}')" = "$kver" ] || {
 			echo "vermagic mismatch: $m" >> "$out.tmp/build.log"; return 1; }
 	done
+	echo "$DEB_BUILD_VERSION" > "$out.tmp/recipe"
 	rm -rf "$out.tmp/oot" "$out" "$out.failed"
 	mv "$out.tmp" "$out"
 }
+
+# a module build directory made by this recipe version (builds from before the marker count as 1)
+deb_built() { [ -f "$1/ko/vhost_vdpa.ko" ] && [ "$(cat "$1/recipe" 2> /dev/null || echo 1)" = "$DEB_BUILD_VERSION" ]; }
 
 deb_patch_hash() {
 	local p=("$RIG_PATCH_DIR"/*.patch)
@@ -249,7 +255,7 @@ flavour_prepare() {
 		log "debian: removing old cached kernel ${k%/fetched}"
 		rm -rf "${k%/fetched}"
 	done
-	if [ ! -f "$d/stock/ko/vhost_vdpa.ko" ]; then
+	if ! deb_built "$d/stock"; then
 		log "debian: building stock modules for $kver"
 		if ! deb_build "$d/stock" "$d/src" "$d/hdr" "$kver"; then
 			FL_FAIL_WHY="stock module build failed (see $d/stock.failed/build.log)"
@@ -262,7 +268,7 @@ flavour_prepare() {
 	local pdir=
 	if [ "$h" != none ]; then
 		pdir=$d/patched-$h
-		if [ -f "$pdir/mods/ko/vhost_vdpa.ko" ]; then
+		if deb_built "$pdir/mods"; then
 			FL_PATCHED=yes FL_PATCHED_WHY=
 		elif [ -f "$pdir/failed" ] && [ "${VLUD_RIG_REBUILD:-0}" != 1 ]; then
 			FL_PATCHED=failed FL_PATCHED_WHY=$(cat "$pdir/failed")
