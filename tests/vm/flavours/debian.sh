@@ -289,8 +289,9 @@ flavour_prepare() {
 		rm -rf "$old" "$d"/mods-*"${old##*/patched-}".cpio.gz
 	done
 	# The modules cpio segment, cached per (kernel, patch hash).
-	FL_MODS_CPIO=$d/mods-v2-$h.cpio.gz
-	if [ ! -f "$FL_MODS_CPIO" ]; then
+	FL_MODS_CPIO=$d/mods-v2-$h-$FL_PATCHED.cpio.gz
+	if [ ! -f "$FL_MODS_CPIO" ] ||
+		[ -n "$(find "$d/base" "$d/stock/ko" ${pdir:+"$pdir/mods/ko"} -newer "$FL_MODS_CPIO" 2> /dev/null)" ]; then
 		local st=$d/mods-$h.stage
 		rm -rf "$st"
 		mkdir -p "$st/lib/modules/rig/base" "$st/lib/modules/rig/stock"
