@@ -215,6 +215,14 @@ deb_build_patched() { # DIR KVER HASH
 	fi
 }
 
+# newest kernel release completely fetched into the cache (by version)
+deb_newest_cached() {
+	local k
+	for k in $(ls -1 "$RIG_CACHE/debian" 2> /dev/null | sort -V); do
+		[ "$(cat "$RIG_CACHE/debian/$k/fetched" 2> /dev/null)" = "$DEB_SUBSET_VERSION" ] && echo "$k"
+	done | tail -1
+}
+
 flavour_prepare() {
 	local kver= pkgver= line
 	if [ -n "${VLUD_RIG_KVER:-}" ]; then
@@ -226,9 +234,7 @@ flavour_prepare() {
 	elif deb_apt_update && line=$(deb_resolve); then
 		read -r kver pkgver <<< "$line"
 	else
-		# offline: use the newest kernel already in the cache
-		kver=$(ls -1 "$RIG_CACHE/debian" 2>/dev/null | sort -V | while read -r k; do
-			[ -f "$RIG_CACHE/debian/$k/fetched" ] && echo "$k"; done | tail -1)
+		kver=$(deb_newest_cached)
 		if [ -z "$kver" ]; then
 			FL_SKIP_WHY="cannot resolve a $DEB_SUITE kernel (no index from the Debian mirror, nothing cached in $RIG_CACHE/debian)"
 			return 2
@@ -242,8 +248,15 @@ flavour_prepare() {
 			return 2
 		fi
 		if ! deb_fetch "$kver" "$pkgver" "$d"; then
-			FL_SKIP_WHY="downloading/extracting the $kver packages failed (see $RIG_LOG)"
-			return 2
+			# e.g. a mirror that has the new image but not yet its linux-source: keep testing on the last one
+			local prev
+			prev=$(deb_newest_cached)
+			if [ -z "$prev" ] || [ -n "${VLUD_RIG_KVER:-}" ]; then
+				FL_SKIP_WHY="downloading/extracting the $kver packages failed (see $RIG_LOG)"
+				return 2
+			fi
+			log "debian: fetching $kver failed (see $RIG_LOG), using cached kernel $prev"
+			kver=$prev d=$RIG_CACHE/debian/$prev
 		fi
 	fi
 	FL_KVER=$kver
