@@ -490,8 +490,8 @@ static bool pkt_roundtrip(struct ctx *c, const char *name, const char *payload)
 		tap_fail(name, "kick: %s", ename(errno));
 		return false;
 	}
-	if (!wait_rx(c, n + 1, 5000)) {
-		tap_fail(name, "no RX completion within 5 s (rx.used.idx=%u tx.used.idx=%u)", used_idx(c, 0),
+	if (!wait_rx(c, n + 1, 10000)) {
+		tap_fail(name, "no RX completion within 10 s (rx.used.idx=%u tx.used.idx=%u)", used_idx(c, 0),
 			 used_idx(c, 1));
 		return false;
 	}
@@ -851,7 +851,7 @@ static int cmd_loopback(int argc, char **argv)
 		post_pkt(&c, bcast, p);
 	}
 	kick(&c);
-	if (wait_rx(&c, base + 16, 5000)) {
+	if (wait_rx(&c, base + 16, 10000)) {
 		const char *why = NULL;
 		int bad = -1;
 		for (int i = 0; i < 16 && bad < 0; i++)
@@ -862,7 +862,7 @@ static int cmd_loopback(int argc, char **argv)
 		else
 			tap_fail("batch-16-frames", "frame %d: %s", bad, why);
 	} else {
-		tap_fail("batch-16-frames", "only %u of 16 completed within 5 s", (uint16_t)(used_idx(&c, 0) - base));
+		tap_fail("batch-16-frames", "only %u of 16 completed within 10 s", (uint16_t)(used_idx(&c, 0) - base));
 	}
 	c.rx_used_seen = base + 16;
 	c.tx_used_seen += 16;
@@ -883,7 +883,7 @@ static int cmd_loopback(int argc, char **argv)
 	uint16_t rxn = c.rx_used_seen;
 	post_pkt(&c, bcast, "after filtered");
 	kick(&c);
-	if (wait_rx(&c, rxn + 1, 5000)) {
+	if (wait_rx(&c, rxn + 1, 10000)) {
 		/* it used the RX slot of the dropped frame, and carries the frame of the next TX slot */
 		struct rused_elem e = used_ring(&c, 0)->ring[rxn % QSZ];
 		bool ok = e.id == rxn % QSZ && !memcmp(rx_buf(&c, rxn % QSZ), tx_buf(&c, (uint16_t)(c.tx_avail - 1) % QSZ),
@@ -937,7 +937,7 @@ static int cmd_suspend(int argc, char **argv)
 	/* ... and RESUME replays the pending kick */
 	expect_ok("RESUME", SYS(ioctl(c.vfd, VHOST_VDPA_RESUME)));
 	const char *why = NULL;
-	if (wait_rx(&c, n + 1, 5000) && check_rx(&c, n, &why))
+	if (wait_rx(&c, n + 1, 10000) && check_rx(&c, n, &why))
 		tap(true, "pending-kick-replayed-on-resume");
 	else
 		tap_fail("pending-kick-replayed-on-resume", "%s", why ? why : "no RX completion after RESUME");
