@@ -1247,8 +1247,9 @@ int update_cmd_claim(struct request *r)
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "claim refused: token, pid or uid do not match");
 	}
 	if (u->mode == MODE_EXEC && conn_by_id(u->old_conn) && conn_by_id(u->old_conn) != c) {
-		/* the old image's connection is still open: it did not exec (CLOEXEC socket) */
-		return request_error(r, VLU_ERR_BUSY, "the old image's connection is still open: exec first");
+		/* same pid, right token: the old image's socket closed at exec (CLOEXEC) and its EOF is not
+		 * processed yet, or the VMM claims for itself; either way that connection is done */
+		conn_kill(conn_by_id(u->old_conn), "replaced by the claiming image (live update)");
 	}
 	if (u->state_fd < 0)
 		return request_error(r, VLU_ERR_INTERNAL, "no saved state");

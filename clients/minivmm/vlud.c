@@ -14,6 +14,7 @@
  *     update.ready -> the daemon's verdict, logged as one line "vlud-verdict: {...}" on stderr.
  */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,6 +259,10 @@ int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 		log_daemon_error(v, "update.claim", r);
 		return r;
 	}
+	/* fault injection for the rig (tests/vm/scenarios/update-faults-*.sh): a successor that dies after its
+	 * claim is simulated by stopping here until the test kills us */
+	if (getenv("MINIVMM_TEST_STOP_AFTER_CLAIM"))
+		raise(SIGSTOP);
 	for (size_t i = 0; i < ELEMENTSOF(names); i++) {
 		idx[i] = claimed_fd(info, fds, nfds, names[i]);
 		if (idx[i] < 0) {

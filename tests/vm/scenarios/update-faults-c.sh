@@ -1,0 +1,165 @@
+#!/bin/sh
+# update-faults-c: live-update fault cases on stock modules (path C), each asserting the end state: who owns
+# the device, whether traffic runs again, VmPin accounted, the update's verdict, and no fd leaked in the
+# daemon (/proc/<vlud>/fd counted against a baseline taken with no client connected).
+#   missing-binary   exec of a binary that does not exist: refused up front, nothing touched, traffic unaffected
+#   wrong-claim      transfer mode with an operator-named successor: claims with the right token from the
+#                    wrong pid, and with a wrong token from the right pid, are refused and change nothing; the
+#                    successor then dies: the old VMM takes the device back (it had closed its copy: it gets
+#                    vlud's back) and its traffic runs on with nothing lost
+#   vmm-killed-save  the VMM is killed while it should save: devices resumed, instance orphaned, fds kept
+#   never-claims     the exec'ed image never connects: claim timeout, update failed, every fd kept
+#   killed-after-claim  the successor is killed after its claim: update failed, every fd kept
+# After each: vluctl release, and a fresh minivmm gets the device and runs traffic (the device is usable).
+# flavour: debian
+# modules: stock
+# use_va: 0
+# devices: 1
+# timeout: 420
+UPD_LIB_ONLY=1 . /scenarios/update-exec-c-pa.sh
+
+start_vlud '"update": { "allow_memlock_raise": true }'
+FD0=$(nfds "$VLUD_PID")
+echo "# vlud $VLUD_PID baseline fds: $FD0"
+
+status() { vctl --json call update.status "{\"instance\":\"$1\"}" > "$2" 2>&1; sed "s/^/[$2] /" "$2"; }
+held() { vctl --json fds "$1" 2> /dev/null | grep -o '"name":"[^"]*"' | wc -l; }
+instate() { vctl --json instances 2> /dev/null | tr -d ' \n' | grep -o "\"name\":\"$1\"[^}]*" | grep -o '"state":"[a-z]*"' | sed 's/.*:"//; s/"//'; }
+devstatus() { vctl --json devices 2> /dev/null | jnum /dev/stdin status; }
+# after TAG INSTANCE: release, the device works for a fresh VMM, no fd leaked
+after() {
+	vctl release "$2" > /dev/null 2>&1
+	expect "$1/released" "$?" -eq 0
+	minivmm --vlud "$SOCK" --instance "$1-fresh" --vdpa vdpa0 --mem 16M --duration 2 > "$1-fresh.out" 2> "$1-fresh.log"
+	frc=$?
+	sed "s/^/[$1-fresh] /" "$1-fresh.log" "$1-fresh.out"
+	expect "$1/device-usable-again" "$frc" -eq 0
+	expect "$1/fresh-traffic-none-lost" "$(val "$1-fresh.out" traffic: lost)" -eq 0
+	vctl release "$1-fresh" > /dev/null 2>&1
+	sleep 0.3
+	expect "$1/no-fd-leak-in-daemon" "$(nfds "$VLUD_PID")" -eq "$FD0"
+}
+
+# ---- missing binary: refused before anything is touched
+T=missing-binary
+start_vmm $T vm1 --mem 32M --duration 4
+vctl --json call update.start '{"instance":"vm1","mode":"exec","binary":"/nonexistent/minivmm"}' > $T.reply 2>&1
+expect $T/refused-exit-1 "$?" -eq 1
+sed "s/^/[$T reply] /" $T.reply
+expect $T/class-unsupported "$(jstr $T.reply class)" = Unsupported
+if grep -q "nonexistent" $T.reply; then t_ok $T/reason-names-binary; else t_fail $T/reason-names-binary "no reason"; fi
+status vm1 $T.status
+if grep -q '"running":null' $T.status && grep -q '"last":null' $T.status; then t_ok $T/no-update-ran; else t_fail $T/no-update-ran "status shows an update"; fi
+wait_vmm $T
+expect $T/vmm-exit-0 "$RC" -eq 0
+expect $T/traffic-none-lost "$(val $T.out traffic: lost)" -eq 0
+expect $T/no-update-in-vmm "$(val $T.out traffic: updates)" -eq 0
+after $T vm1
+
+# ---- wrong token / wrong pid, then the named successor dies: the old VMM takes back (transfer, path C)
+T=wrong-claim
+start_vmm $T vm2 --mem 32M --duration 9
+OLD=$VMM_PID
+pin0=$(vmpin "$OLD")
+rm -f succ.fifo
+mkfifo succ.fifo
+# the named successor: a shell that becomes minivmm (same pid) with whatever token it is given
+sh -c "read tok < succ.fifo; VLU_UPDATE_TOKEN=\$tok exec minivmm --vlud $SOCK --instance vm2 --vdpa vdpa0 --mem 32M" \
+	> $T-succ.out 2> $T-succ.log &
+SUCC=$!
+vctl --json call update.start "{\"instance\":\"vm2\",\"mode\":\"transfer\",\"successor_pid\":$SUCC,\"wait\":false}" > $T.reply 2>&1
+expect $T/started "$?" -eq 0
+sed "s/^/[$T reply] /" $T.reply
+TOKEN=$(jstr $T.reply token)
+expect $T/token-128-bit "${#TOKEN}" -eq 32
+sleep 0.5
+status vm2 $T.status1
+expect $T/waiting-for-claim "$(jstr $T.status1 phase)" = claim
+vctl --json call update.claim "{\"instance\":\"vm2\",\"token\":\"$TOKEN\"}" > $T.claim1 2>&1
+expect $T/right-token-wrong-pid-refused "$?" -eq 1
+expect $T/refusal-class "$(jstr $T.claim1 class)" = PermissionDenied
+status vm2 $T.status2
+expect $T/nothing-changed-still-claim "$(jstr $T.status2 phase)" = claim
+if grep -q "claim by pid .* refused (wrong pid" vlud.log; then t_ok $T/refusal-logged; else t_fail $T/refusal-logged "not in the log"; fi
+echo 0123456789abcdef0123456789abcdef > succ.fifo
+wait $SUCC
+src=$?
+sed "s/^/[$T succ] /" $T-succ.log
+expect $T/wrong-token-successor-fails "$src" -ne 0
+if grep -q "claim by pid $SUCC uid 0 refused (wrong token" vlud.log; then t_ok $T/wrong-token-refused-logged; else t_fail $T/wrong-token-refused-logged "not in the log"; fi
+sleep 0.5
+status vm2 $T.status3
+expect $T/rolled-back "$(jstr $T.status3 result)" = rolled-back
+if grep -q "successor $SUCC exited" $T.status3; then t_ok $T/reason-successor-exited; else t_fail $T/reason-successor-exited "reason"; fi
+expect $T/old-still-attached "$(instate vm2)" = attached
+st=$(devstatus)
+expect $T/device-driver-ok "$((${st:-0} & 4))" -eq 4
+expect $T/old-vmpin-unchanged "$(vmpin "$OLD")" -eq "$pin0"
+wait_vmm $T
+# minivmm counts the rolled-back update as a failed one (exit 1); nothing else may have failed
+expect $T/old-vmm-update-recorded-not-ok "$(val $T.out "update 1:" ok)" -eq 0
+expect $T/old-vmm-only-the-update-failed "$(grep '^fail:' $T.out | grep -vc 'update 1')" -eq 0
+expect $T/old-traffic-none-lost "$(val $T.out traffic: lost)" -eq 0
+expect $T/old-traffic-all-echoed "$(val $T.out traffic: echoed)" -eq "$(val $T.out traffic: sent)"
+expect $T/old-traffic-ran-on "$(val $T.out traffic: sent)" -gt 6000
+after $T vm2
+
+# ---- the VMM is killed in phase save (it is stopped, so it never saves)
+T=vmm-killed-save
+start_vmm $T vm3 --mem 32M --duration 30
+kill -STOP "$VMM_PID"
+vctl --json call update.start '{"instance":"vm3","mode":"exec","wait":false}' > $T.reply 2>&1
+expect $T/started "$?" -eq 0
+sleep 0.5
+kill -KILL "$VMM_PID"
+wait "$VMM_PID" 2> /dev/null
+sleep 0.5
+status vm3 $T.status
+expect $T/result-failed "$(jstr $T.status result)" = failed
+if grep -q "exited in phase save" $T.status; then t_ok $T/reason-exited-in-save; else t_fail $T/reason-exited-in-save "reason"; fi
+expect $T/instance-orphaned "$(instate vm3)" = orphaned
+expect $T/all-6-fds-kept "$(held vm3)" -ge 6
+st=$(devstatus)
+expect $T/device-resumed-driver-ok "$((${st:-0} & 4))" -eq 4
+after $T vm3
+
+# ---- the exec'ed image never connects: claim timeout
+T=never-claims
+printf '#!/bin/sh\nexec sleep 60\n' > /tmp/never.sh
+chmod 755 /tmp/never.sh
+start_vmm $T vm4 --mem 32M --duration 30
+vctl --json --timeout 30000 call update.start '{"instance":"vm4","mode":"exec","binary":"/tmp/never.sh"}' > $T.reply 2>&1
+expect $T/update-not-ok-exit-1 "$?" -eq 1
+sed "s/^/[$T reply] /" $T.reply
+status vm4 $T.status
+expect $T/result-failed "$(jstr $T.status result)" = failed
+if grep -q "timeout in phase exec" $T.status; then t_ok $T/reason-claim-timeout; else t_fail $T/reason-claim-timeout "reason"; fi
+expect $T/instance-orphaned "$(instate vm4)" = orphaned
+expect $T/all-6-fds-kept "$(held vm4)" -ge 6
+kill "$VMM_PID" 2> /dev/null
+wait "$VMM_PID" 2> /dev/null
+after $T vm4
+
+# ---- the successor is killed after its claim (exec mode)
+T=killed-after-claim
+printf '#!/bin/sh\nexport MINIVMM_TEST_STOP_AFTER_CLAIM=1\nexec minivmm "$@"\n' > /tmp/stopper.sh
+chmod 755 /tmp/stopper.sh
+start_vmm $T vm5 --mem 32M --duration 30
+vctl --json --timeout 30000 call update.start '{"instance":"vm5","mode":"exec","binary":"/tmp/stopper.sh"}' > $T.reply 2>&1 &
+UPC=$!
+n=0
+while ! grep -q "stopped" "/proc/$VMM_PID/status" 2> /dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+if grep -q "claimed by pid $VMM_PID" vlud.log; then t_ok $T/claimed; else t_fail $T/claimed "no claim in the log"; fi
+kill -KILL "$VMM_PID"
+wait "$UPC"
+expect $T/update-not-ok-exit-1 "$?" -eq 1
+wait "$VMM_PID" 2> /dev/null
+status vm5 $T.status
+expect $T/result-failed "$(jstr $T.status result)" = failed
+if grep -q "exited in phase restore" $T.status; then t_ok $T/reason-died-in-restore; else t_fail $T/reason-died-in-restore "reason"; fi
+expect $T/instance-orphaned "$(instate vm5)" = orphaned
+expect $T/all-6-fds-kept "$(held vm5)" -ge 6
+after $T vm5
+
+stop_vlud
+exit $((FAILS > 0))
