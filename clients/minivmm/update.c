@@ -331,6 +331,8 @@ int mv_update_start(struct mv_vmm *v)
 	bool touched = v->suspended;
 	(void)mv_update_rollback(v);
 	u->t_resume_us = touched ? mv_now_us() : 0;
+	if (touched)
+		v->await_echo_upd = (int)s->nupdates;	/* traffic must come back after the rollback too */
 done:
 	u->error = r;
 	s->nupdates++;

@@ -34,7 +34,8 @@ expect() {
 expectf() {
 	if [ -n "$2" ] && awk -v a="$2" -v b="$4" "BEGIN { exit !(a $3 b) }"; then t_ok "$1"; else t_fail "$1" "got '$2', expected $3 $4"; fi
 }
-# check_traffic TAG MIN_SENT: exit 0, verdict pass, every frame sent came back once and intact
+# check_traffic TAG MIN_SENT: exit 0, verdict pass, every frame sent came back once and intact (MIN_SENT is
+# a floor about a third of rate x duration: TCG on a loaded host runs the guest slower)
 check_traffic() {
 	f=$1.out
 	sent=$(val "$f" traffic: sent)
@@ -67,18 +68,18 @@ check_update() {
 
 
 run auto --mem 256M --duration 6 --update-after 1.5 --updates 2
-check_traffic auto 3500
+check_traffic auto 1200
 expect auto/mode "$(val auto.out device: mode)" = pa
 if grep -q "backend_offered=.*NEW_OWNER" auto.out; then t_ok auto/new-owner-offered; else t_fail auto/new-owner-offered "patched modules do not offer NEW_OWNER"; fi
 check_update auto 1 A pa 262144
 check_update auto 2 A pa 262144
 
 run path-b --mem 256M --duration 6 --update-after 1.5 --updates 2 --path B
-check_traffic path-b 3500
+check_traffic path-b 1200
 check_update path-b 1 B pa 262144
 check_update path-b 2 B pa 262144
 
 run path-c --mem 256M --duration 4 --update-after 1.5 --path C
-check_traffic path-c 2500
+check_traffic path-c 800
 check_update path-c 1 C pa 262144
 exit $((FAILS > 0))

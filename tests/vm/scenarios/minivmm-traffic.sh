@@ -33,7 +33,8 @@ expect() {
 expectf() {
 	if [ -n "$2" ] && awk -v a="$2" -v b="$4" "BEGIN { exit !(a $3 b) }"; then t_ok "$1"; else t_fail "$1" "got '$2', expected $3 $4"; fi
 }
-# check_traffic TAG MIN_SENT: exit 0, verdict pass, every frame sent came back once and intact
+# check_traffic TAG MIN_SENT: exit 0, verdict pass, every frame sent came back once and intact (MIN_SENT is
+# a floor about a third of rate x duration: TCG on a loaded host runs the guest slower)
 check_traffic() {
 	f=$1.out
 	sent=$(val "$f" traffic: sent)
@@ -66,7 +67,7 @@ check_update() {
 
 
 run plain --mem 256M --duration 3 --rate 1000
-check_traffic plain 2400
+check_traffic plain 800
 expect plain/mode "$(val plain.out device: mode)" = pa
 expect plain/guest-ram-pinned "$(val plain.out device: vmpin_expected_kb)" -eq 262144
 expect plain/no-update "$(val plain.out traffic: updates)" -eq 0
@@ -90,7 +91,7 @@ if grep -q "busy" second.log; then t_ok second/ebusy-reported; else t_fail secon
 wait $pid
 RC=$?
 sed 's/^/[first] /' first.log first.out
-check_traffic first 3000
+check_traffic first 1000
 
 run badmem --mem 1K
 expect usage/bad-mem-exit-2 "$RC" -eq 2

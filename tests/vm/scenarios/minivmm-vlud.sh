@@ -35,7 +35,8 @@ expect() {
 expectf() {
 	if [ -n "$2" ] && awk -v a="$2" -v b="$4" "BEGIN { exit !(a $3 b) }"; then t_ok "$1"; else t_fail "$1" "got '$2', expected $3 $4"; fi
 }
-# check_traffic TAG MIN_SENT: exit 0, verdict pass, every frame sent came back once and intact
+# check_traffic TAG MIN_SENT: exit 0, verdict pass, every frame sent came back once and intact (MIN_SENT is
+# a floor about a third of rate x duration: TCG on a loaded host runs the guest slower)
 check_traffic() {
 	f=$1.out
 	sent=$(val "$f" traffic: sent)
@@ -110,7 +111,7 @@ done
 wait $bg
 RC=$?
 sed "s/^/[traffic] /" traffic.log traffic.out
-check_traffic traffic 4000
+check_traffic traffic 1300
 expect traffic/stored-5-fds "$(val traffic.out vlud: stored)" -eq 5
 expect traffic/device-fd-name "$(val traffic.out vlud: device_fd)" = vdpa:vdpa0
 m=$(val traffic.out vlud: mappings)
