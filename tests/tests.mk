@@ -48,8 +48,13 @@ HOST_TEST_CMDS = \
 	$(foreach t,$(INTEG_BINS),"$(t)") \
 	$(foreach t,$(INTEG_SCRIPTS),"bash $(t)")
 
+# Time limits (seconds): per host test program, and per step of `make check` (the rig is one step; CI
+# allows 90 minutes for everything).  A command over its limit is killed and counted as failed.
+HOST_TEST_TIMEOUT ?= 600
+CHECK_STEP_TIMEOUT ?= 2700
+
 check-host: all
-	@cd $(TOP) && $(TEST_ENV) $(TAP_SUMMARY) $(HOST_TEST_CMDS)
+	@cd $(TOP) && $(TEST_ENV) $(TAP_SUMMARY) -t $(HOST_TEST_TIMEOUT) $(HOST_TEST_CMDS)
 
 check-san:
 	@$(MAKE) --no-print-directory SANITIZE=1 O=build-san check-host
@@ -66,7 +71,7 @@ endif
 
 # One tap-summary over everything; the nested ones inside check-host only pass TAP lines through.
 check:
-	@cd $(TOP) && $(TAP_SUMMARY) \
+	@cd $(TOP) && $(TAP_SUMMARY) -t $(CHECK_STEP_TIMEOUT) \
 		"$(MAKE) --no-print-directory deps" \
 		"$(MAKE) --no-print-directory SANITIZE=0 O=build all" \
 		"$(MAKE) --no-print-directory SANITIZE=0 O=build check-host" \
