@@ -406,7 +406,10 @@ cmd_check() {
 			continue
 		fi
 		if [ -z "$user_built" ]; then
+			local tu
+			tu=$(now_ms)
 			build_user_cpio
+			log "userland initramfs segment built in $(( $(now_ms) - tu )) ms ($(stat -c %s "$RIG_WORK/user.cpio.gz") bytes)"
 			user_built=1
 		fi
 		local tries=0
