@@ -41,8 +41,8 @@ if [ ! -S "$SOCK" ]; then
 fi
 t_ok vlud/start
 
-# the newest minivmm --json report of PID printed into FILE
-report_of() { grep "^{\"minivmm\".*\"pid\":$1," "$2" 2> /dev/null | tail -1; }
+# the newest minivmm --json report of PID printed into FILE (one line: {..,"minivmm":"0.1.0","pid":N,..})
+report_of() { grep "^{.*\"minivmm\":\".*\"pid\":$1," "$2" 2> /dev/null | tail -1; }
 
 run_update() { # PATH MODE
 	path=$1 mode=$2 inst=demo-$1-$2 tag=$1-$2
@@ -64,7 +64,14 @@ run_update() { # PATH MODE
 	verdict=$(oneline "$tag.verdict")
 	newpid=$(echo "$verdict" | sed -n 's/.*"new_pid": *\([0-9][0-9]*\).*/\1/p')
 	[ -n "$newpid" ] || newpid=$pid
-	step "path $path, $mode mode: update returned (vluctl exit $rc); traffic runs on for 1 s"
+	res=$(echo "$verdict" | sed -n 's/.*"result": *"\([^"]*\)".*/\1/p')
+	pz=$(echo "$verdict" | sed -n 's/.*"pause_ms": *\([0-9.]*\).*/\1/p')
+	desc=$(echo "$verdict" | sed -n 's/.*"desc": *"\([^"]*\)".*/\1/p')
+	if [ -n "$res" ]; then
+		step "path $path, $mode mode: update result $res, device paused ${pz%.*} ms (pid $pid -> $newpid); traffic runs on for 1 s"
+	else
+		step "path $path, $mode mode: refused by vlud: ${desc:-vluctl exit $rc}"
+	fi
 	sleep 1
 	# stop whoever runs the VMM now (exec: same pid; transfer: the successor), then the old one if alive
 	kill -TERM "$newpid" 2> /dev/null
