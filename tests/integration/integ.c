@@ -212,6 +212,8 @@ static void notify_handle(struct integ_notify *n, char *msg, int *fds, size_t nf
 			n->n_ready++;
 		} else if (strcmp(line, "STOPPING=1") == 0)
 			n->stopping = true;
+		else if (strcmp(line, "WATCHDOG=1") == 0)
+			n->n_watchdog++;
 		else if (strncmp(line, "STATUS=", 7) == 0)
 			snprintf(n->status, sizeof(n->status), "%s", line + 7);
 		else if (strcmp(line, "FDSTORE=1") == 0)
@@ -512,6 +514,14 @@ int integ_daemon_start(struct integ_daemon *d, const char *dir, const struct int
 		}
 		if (o->notify)
 			setenv("NOTIFY_SOCKET", o->notify->path, 1);
+		unsetenv("WATCHDOG_USEC");
+		unsetenv("WATCHDOG_PID");
+		if (o->watchdog_usec) {
+			snprintf(buf, sizeof(buf), "%u", o->watchdog_usec);
+			setenv("WATCHDOG_USEC", buf, 1);
+			snprintf(buf, sizeof(buf), "%d", (int)getpid());
+			setenv("WATCHDOG_PID", buf, 1);
+		}
 		argv[argc++] = integ_prog("vlud");
 		argv[argc++] = "--config";
 		argv[argc++] = d->conf;

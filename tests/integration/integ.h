@@ -51,6 +51,7 @@ struct integ_notify {
 	struct integ_stored store[INTEG_STORE_MAX];
 	size_t n_store;
 	unsigned n_stored_total, n_removed_total, n_errors;
+	unsigned n_watchdog; /* WATCHDOG=1 seen */
 	/* PID 1 reads its notify socket all the time (the kernel queues only net.unix.max_dgram_qlen
 	 * datagrams): a thread does that here; everything above is guarded by lock while it runs */
 	pthread_mutex_t lock;
@@ -90,6 +91,7 @@ struct integ_daemon_opts {
 	bool from_store; /* also pass every fd in notify->store (after listen_fds), named as stored */
 	const char *const *extra_args;
 	bool no_wait; /* do not wait for readiness */
+	unsigned watchdog_usec; /* > 0: WATCHDOG_USEC and WATCHDOG_PID (the daemon's pid) as systemd sets them */
 };
 
 /* A configuration for a daemon whose socket is DIR/vlud.sock (mode 0666): root is operator and VMM

@@ -159,12 +159,12 @@ static void check_retrieve(const char *tag, int round)
 	close_many(fds, nf);
 }
 
-static int restart(const char *dir, int lfd, const char *cfg)
+static int restart(const char *dir, int lfd, const char *cfg, unsigned watchdog_usec)
 {
 	const char *ln[] = { "vlud.socket" };
 	struct integ_daemon_opts o = {
 		.config_json = cfg, .notify = &N, .listen_fds = &lfd, .listen_names = ln, .n_listen = 1,
-		.from_store = true,
+		.from_store = true, .watchdog_usec = watchdog_usec,
 	};
 	integ_notify_lock(&N);
 	N.ready = false;
@@ -260,7 +260,7 @@ int main(void)
 	tap_check(ws >= 0 && WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL, "kill-9", "wait status 0x%x", ws);
 	vm = safe_close(vm);
 
-	r = restart(dir, lfd, cfg);
+	r = restart(dir, lfd, cfg, 0);
 	if (!tap_check(r == 0, "restart-ready", "no READY=1 after restart: %s", strerror(-r))) {
 		integ_daemon_dump_log(&D);
 		goto out;
@@ -286,10 +286,24 @@ int main(void)
 	/* a clean stop (SIGTERM) keeps the store too; the next start adopts it all again */
 	ws = integ_daemon_stop(&D, SIGTERM, 10000);
 	tap_check(ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "sigterm-clean-exit", "wait status 0x%x", ws);
-	r = restart(dir, lfd, cfg);
+	/* this time systemd's watchdog is on (WatchdogSec): the daemon must ping within the interval */
+	r = restart(dir, lfd, cfg, 400000);
 	if (!tap_check(r == 0, "restart2-ready", "no READY=1: %s", strerror(-r))) {
 		integ_daemon_dump_log(&D);
 		goto out;
+	}
+	{
+		unsigned w0, w1;
+		integ_notify_lock(&N);
+		w0 = N.n_watchdog;
+		integ_notify_unlock(&N);
+		usleep(1200000);
+		integ_notify_lock(&N);
+		w1 = N.n_watchdog;
+		integ_notify_unlock(&N);
+		tap_check(w1 - w0 >= 3, "watchdog-pings", "%u WATCHDOG=1 in 1.2 s with WATCHDOG_USEC=400000 (want >= 3)",
+			  w1 - w0);
+		tap_check(N.status[0] != 0, "status-line", "no STATUS= sent");
 	}
 	integ_notify_pump(&N, 300, NULL);
 	tap_check(integ_notify_count_prefix(&N, "h") == NFDS, "restart2-no-fd-lost", "%zu h* fds in the store",
