@@ -89,6 +89,23 @@ struct held *held_find(struct instance *inst, const char *name)
 	return NULL;
 }
 
+struct held *held_find_id(uint64_t id)
+{
+	struct list *ip, *it, *p, *t;
+
+	list_for_each_safe(ip, it, &vl.instances) {
+		struct instance *inst = list_entry(ip, struct instance, link);
+
+		list_for_each_safe(p, t, &inst->held) {
+			struct held *h = list_entry(p, struct held, link);
+
+			if (h->id == id)
+				return h;
+		}
+	}
+	return NULL;
+}
+
 struct held *held_find_rdev(uint64_t rdev)
 {
 	struct list *ip, *it, *p, *t;

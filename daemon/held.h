@@ -30,6 +30,8 @@ struct held {
 	int64_t created_us; /* CLOCK_REALTIME */
 	char *device;	    /* device.open: the device as requested, else NULL */
 	char *path;	    /* device.open: the node opened, else NULL */
+	uint64_t alias_of;  /* 0, or the id of the held fd with the same open file description that
+			     * stands for both in the fd store (persist.c) */
 };
 
 /* Add fd (consumed: owned by the table on success, closed on failure) to inst under name.
@@ -46,6 +48,8 @@ void held_unlink(struct held *h);
 void held_destroy(struct held *h);
 
 struct held *held_find(struct instance *inst, const char *name);
+/* a held fd with this id, in any instance */
+struct held *held_find_id(uint64_t id);
 /* a held vhost-vdpa fd whose rdev equals rdev, in any instance */
 struct held *held_find_rdev(uint64_t rdev);
 

@@ -11,6 +11,11 @@
  * an interrupted rewrite of a shorter document never leaves stale bytes
  * behind a valid header), ftruncate() only when it shrank a lot.
  *
+ * Aliases: systemd's fd store drops an fd whose open file description is
+ * already stored (kcmp), whatever its name.  Such a held fd is recorded
+ * in the state as an alias of the stored one and restored as a dup of it;
+ * when the stored one goes, its first alias is stored in its place.
+ *
  * Ordering: a new fd goes to the store before the state names it; a
  * removed fd leaves the state before the store.  A crash in between leaves
  * an unknown "h<id>" (dropped at start-up), never a state entry whose fd
@@ -30,6 +35,8 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <linux/kcmp.h>
 #include <systemd/sd-daemon.h>
 
 #include "fdtype.h"
@@ -52,13 +59,37 @@ static void store_remove_name(const char *name)
 		log_warning("fd store: removing %s: %s", name, strerror(-r));
 }
 
-void persist_fd_add(const struct held *h)
+/* Same open file description (kcmp KCMP_FILE on ourselves)?  systemd's fd store keeps one copy of
+ * identical files whatever their names, so a second held fd sharing a file with one already stored is
+ * recorded as an alias of it instead of being stored. */
+static bool same_file(int a, int b)
+{
+	return syscall(SYS_kcmp, getpid(), getpid(), KCMP_FILE, a, b) == 0;
+}
+
+static struct held *find_primary(const struct held *h)
+{
+	struct list *ip, *it, *p, *t;
+
+	list_for_each_safe(ip, it, &vl.instances) {
+		struct instance *inst = list_entry(ip, struct instance, link);
+
+		list_for_each_safe(p, t, &inst->held) {
+			struct held *o = list_entry(p, struct held, link);
+
+			if (o != h && !o->alias_of && o->type == h->type && o->dev == h->dev && o->ino == h->ino &&
+			    same_file(o->fd, h->fd))
+				return o;
+		}
+	}
+	return NULL;
+}
+
+static void store_push(const struct held *h)
 {
 	char msg[128];
 	int r;
 
-	if (!vl.fdstore)
-		return;
 	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=h%llu\nFDPOLL=0", (unsigned long long)h->id);
 	r = sd_pid_notify_with_fds(0, 0, msg, &h->fd, 1);
 	if (r <= 0)
@@ -66,12 +97,52 @@ void persist_fd_add(const struct held *h)
 			    r < 0 ? strerror(-r) : "NOTIFY_SOCKET not set");
 }
 
-void persist_fd_remove(const struct held *h)
+void persist_fd_add(struct held *h)
 {
+	struct held *p;
+
+	if (!vl.fdstore)
+		return;
+	p = find_primary(h);
+	if (p) {
+		h->alias_of = p->id;
+		log_debug("fd store: h%llu (%s/%s) shares its file with h%llu (%s/%s): kept as an alias",
+			  (unsigned long long)h->id, h->inst->name, h->name, (unsigned long long)p->id, p->inst->name,
+			  p->name);
+		return;
+	}
+	store_push(h);
+}
+
+void persist_fd_remove(struct held *h)
+{
+	struct list *ip, *it, *p, *t;
+	struct held *heir = NULL;
 	char name[32];
 
+	if (!vl.fdstore || h->alias_of)
+		return;
 	snprintf(name, sizeof(name), "h%llu", (unsigned long long)h->id);
 	store_remove_name(name);
+	/* its aliases (h is already unlinked): the first one is stored in its place, the rest follow it */
+	list_for_each_safe(ip, it, &vl.instances) {
+		struct instance *inst = list_entry(ip, struct instance, link);
+
+		list_for_each_safe(p, t, &inst->held) {
+			struct held *o = list_entry(p, struct held, link);
+
+			if (o->alias_of != h->id)
+				continue;
+			if (!heir) {
+				heir = o;
+				o->alias_of = 0;
+				store_push(o);
+			} else
+				o->alias_of = heir->id;
+		}
+	}
+	if (heir)
+		persist_state_write();
 }
 
 static int build_doc(struct state_doc *doc)
@@ -109,6 +180,7 @@ static int build_doc(struct state_doc *doc)
 			sf->created_us = h->created_us;
 			sf->device = h->device; /* borrowed: doc is not freed with state_doc_done */
 			sf->path = h->path;
+			sf->alias_of = h->alias_of;
 		}
 	}
 	doc->n_instances = ni;
@@ -320,6 +392,8 @@ int persist_start(void)
 				char nm[32];
 				int t;
 
+				if (sf->alias_of)
+					continue; /* second pass, below */
 				for (size_t k = 0; k < n_cand; k++)
 					if (!cand[k].used && cand[k].id == sf->id)
 						cd = &cand[k];
@@ -346,6 +420,45 @@ int persist_start(void)
 					     sf->path, NULL);
 				if (r < 0)
 					break;
+				vl.adopted_fds++;
+			}
+			/* aliases: a dup of the adopted fd they share their file with */
+			for (size_t i = 0; r >= 0 && i < doc.n_fds; i++) {
+				struct state_fd *sf = &doc.fds[i];
+				struct instance *inst = instance_find(sf->instance);
+				struct held *p = sf->alias_of ? held_find_id(sf->alias_of) : NULL;
+				struct stat st;
+				int fd, t;
+
+				if (!sf->alias_of)
+					continue;
+				if (!p || !inst) {
+					log_warning("state: fd h%llu (%s/%s) was an alias of h%llu, which is gone",
+						    (unsigned long long)sf->id, sf->instance, sf->name,
+						    (unsigned long long)sf->alias_of);
+					vl.lost_fds++;
+					continue;
+				}
+				fd = fcntl(p->fd, F_DUPFD_CLOEXEC, 3);
+				if (fd < 0) {
+					r = -errno;
+					break;
+				}
+				t = fdtype_detect(fd, vl.vdpa_major, &st);
+				if (t < 0 || strcmp(fdtype_name(t), sf->type) != 0 || (uint64_t)st.st_dev != sf->dev ||
+				    (uint64_t)st.st_ino != sf->ino || (uint64_t)st.st_rdev != sf->rdev) {
+					log_warning("state: alias h%llu (%s/%s) does not match h%llu: dropped",
+						    (unsigned long long)sf->id, sf->instance, sf->name,
+						    (unsigned long long)sf->alias_of);
+					safe_close(fd);
+					vl.lost_fds++;
+					continue;
+				}
+				r = held_add(inst, sf->name, fd, t, &st, sf->id, sf->created_us, sf->device, sf->path,
+					     &p);
+				if (r < 0)
+					break;
+				p->alias_of = sf->alias_of;
 				vl.adopted_fds++;
 			}
 		}

@@ -16,8 +16,11 @@ struct held;
 int persist_start(void);
 
 /* fd store bookkeeping for one held fd (no-ops without the store). */
-void persist_fd_add(const struct held *h);
-void persist_fd_remove(const struct held *h);
+/* persist_fd_add may mark h as an alias (h->alias_of) of a held fd with the same open file
+ * description, which systemd would not store twice; persist_fd_remove of such a primary stores its
+ * first alias in its place (and rewrites the state). */
+void persist_fd_add(struct held *h);
+void persist_fd_remove(struct held *h);
 
 /* Rewrite the state memfd from the live tables (no-op without the store).  Logs on failure. */
 void persist_state_write(void);

@@ -98,6 +98,8 @@ int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len
 			r |= add(o, "device", json_object_new_string(sf->device));
 		if (sf->path)
 			r |= add(o, "path", json_object_new_string(sf->path));
+		if (sf->alias_of)
+			r |= add(o, "alias_of", json_object_new_uint64(sf->alias_of));
 		if (r < 0)
 			return -ENOMEM;
 	}
@@ -238,6 +240,9 @@ static int parse_fd(json_object *o, struct state_fd *sf)
 		return -EINVAL;
 	if (get_i64(o, "created_us", &sf->created_us) < 0)
 		return -EINVAL;
+	if (json_object_object_get_ex(o, "alias_of", &t) && (get_u64(o, "alias_of", &sf->alias_of) < 0 ||
+							      sf->alias_of == 0 || sf->alias_of == sf->id))
+		return -EINVAL;
 	r = get_opt_str(o, "device", &sf->device);
 	if (r < 0)
 		return r;
@@ -346,6 +351,20 @@ int state_parse(const char *buf, size_t len, struct state_doc *ret)
 				r = -EINVAL;
 				goto fail;
 			}
+	}
+	/* an alias names a non-alias entry */
+	for (size_t i = 0; i < doc.n_fds; i++) {
+		bool found = false;
+
+		if (!doc.fds[i].alias_of)
+			continue;
+		for (size_t k = 0; k < doc.n_fds; k++)
+			if (doc.fds[k].id == doc.fds[i].alias_of && !doc.fds[k].alias_of)
+				found = true;
+		if (!found) {
+			r = -EINVAL;
+			goto fail;
+		}
 	}
 	*ret = doc;
 	return 0;

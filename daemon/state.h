@@ -7,7 +7,7 @@
  * Format: the header line "VLUDSTATE 1\n", then one JSON object:
  *   {"next_id":N, "written_us":T,
  *    "instances":[{"name","pid","uid","gid","registered_us","orphaned":bool,"orphaned_us"}],
- *    "fds":[{"id","instance","name","type","dev","ino","rdev","created_us","device"?,"path"?}]}
+ *    "fds":[{"id","instance","name","type","dev","ino","rdev","created_us","device"?,"path"?,"alias_of"?}]}
  * then optional whitespace (the writer pads in place instead of truncating).
  * 64-bit numbers (dev, ino, rdev, ids) are JSON integers; json-c keeps uint64 exactly.
  */
@@ -41,6 +41,9 @@ struct state_fd {
 	int64_t created_us;
 	char *device; /* device.open: the device as requested (name or path), else NULL */
 	char *path;   /* device.open: the node opened, else NULL */
+	uint64_t alias_of; /* 0, or the id of another fd entry sharing this open file description: this
+			    * one is not in the fd store (systemd de-duplicates identical files) and is
+			    * restored as a dup of that entry's fd */
 };
 
 struct state_doc {
@@ -57,7 +60,7 @@ int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len
 
 /* Parse and validate buf[0..len).  -EPROTO: wrong magic; -EPROTONOSUPPORT: other version;
  * -EINVAL: malformed (bad JSON, missing/mistyped field, bad name, duplicate instance or fd id/name,
- * fd of an unknown instance, id >= next_id).  Nothing is written on failure. */
+ * fd of an unknown instance, id >= next_id, alias_of naming itself, a missing id or another alias).  Nothing is written on failure. */
 int state_parse(const char *buf, size_t len, struct state_doc *ret);
 
 void state_doc_done(struct state_doc *doc);

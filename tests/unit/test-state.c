@@ -43,10 +43,11 @@ static void fill_doc(struct state_doc *d, struct state_instance *insts, struct s
 	strcpy(fds[1].instance, "vm-1");
 	strcpy(fds[1].name, "vdpa:vdpa0");
 	strcpy(fds[1].type, "vhost-vdpa");
-	fds[2] = (struct state_fd){ .id = 3, .dev = 1, .ino = 2, .rdev = 0, .created_us = 7 };
+	/* the same open file as fds[0], kept by another instance: an alias (not in the fd store) */
+	fds[2] = (struct state_fd){ .id = 3, .dev = 0xfd00, .ino = 42, .rdev = 0, .created_us = 7, .alias_of = 1 };
 	strcpy(fds[2].instance, "vm.2_x");
 	strcpy(fds[2].name, "ram0");
-	strcpy(fds[2].type, "eventfd");
+	strcpy(fds[2].type, "memfd");
 
 	*d = (struct state_doc){ .next_id = 8, .written_us = 77, .instances = insts, .n_instances = 2, .fds = fds,
 				 .n_fds = 3 };
@@ -89,6 +90,7 @@ static void roundtrip(void **unused)
 		assert_true(p.fds[i].ino == fds[i].ino);
 		assert_true(p.fds[i].rdev == fds[i].rdev);
 		assert_int_equal(p.fds[i].created_us, fds[i].created_us);
+		assert_true(p.fds[i].alias_of == fds[i].alias_of);
 	}
 	assert_null(p.fds[0].device);
 	assert_null(p.fds[0].path);
@@ -245,6 +247,17 @@ static const struct bad {
 	  "\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0}],\"fds\":[{\"id\":1,\"instance\":\"a\","
 	  "\"name\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\",\"type\":\"memfd\","
 	  "\"dev\":1,\"ino\":2,\"rdev\":0,\"created_us\":0}]}" },
+#define ALIAS_DOC(a2, a3)                                                                                        \
+	"{\"next_id\":9,\"written_us\":0,\"instances\":[{\"name\":\"a\",\"pid\":1,\"uid\":0,\"gid\":0,"         \
+	"\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0}],\"fds\":["                                   \
+	"{\"id\":1,\"instance\":\"a\",\"name\":\"x\",\"type\":\"memfd\",\"dev\":1,\"ino\":2,\"rdev\":0,\"created_us\":0},"  \
+	"{\"id\":2,\"instance\":\"a\",\"name\":\"y\",\"type\":\"memfd\",\"dev\":1,\"ino\":2,\"rdev\":0,\"created_us\":0" a2 "}," \
+	"{\"id\":3,\"instance\":\"a\",\"name\":\"z\",\"type\":\"memfd\",\"dev\":1,\"ino\":2,\"rdev\":0,\"created_us\":0" a3 "}]}"
+	{ "alias of itself", ALIAS_DOC(",\"alias_of\":2", "") },
+	{ "alias of a missing id", ALIAS_DOC(",\"alias_of\":7", "") },
+	{ "alias of an alias", ALIAS_DOC(",\"alias_of\":1", ",\"alias_of\":2") },
+	{ "alias_of zero", ALIAS_DOC(",\"alias_of\":0", "") },
+	{ "alias_of string", ALIAS_DOC(",\"alias_of\":\"1\"", "") },
 };
 
 static void malformed(void **unused)
@@ -276,6 +289,18 @@ static void control_row(void **unused)
 	assert_int_equal(p.n_fds, 1);
 	assert_null(p.fds[0].device);
 	state_doc_done(&p);
+
+	/* and the alias rows' control: two aliases of one primary */
+	{
+		const char *al = "VLUDSTATE 1\n" ALIAS_DOC(",\"alias_of\":1", ",\"alias_of\":1");
+
+		assert_int_equal(state_parse(al, strlen(al), &p), 0);
+		assert_int_equal(p.n_fds, 3);
+		assert_true(p.fds[0].alias_of == 0);
+		assert_true(p.fds[1].alias_of == 1);
+		assert_true(p.fds[2].alias_of == 1);
+		state_doc_done(&p);
+	}
 }
 
 /* every truncation of a valid document is refused (an interrupted rewrite is never half-adopted) */
