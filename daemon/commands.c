@@ -115,9 +115,10 @@ static int cmd_capabilities(struct request *r)
 
 	if (r->c->negotiated)
 		return request_error(r, VLU_ERR_GENERIC, "capabilities already negotiated");
-	for (size_t i = 0; en && i < json_object_array_length(en); i++)
+	/* the greeting offers no capabilities yet: any name is unknown */
+	if (en && json_object_array_length(en) > 0)
 		return request_error(r, VLU_ERR_INVALID_ARGUMENT, "unknown capability '%s' (this daemon offers none)",
-				     json_object_get_string(json_object_array_get_idx(en, i)));
+				     json_object_get_string(json_object_array_get_idx(en, 0)));
 	r->c->negotiated = true;
 	ev_timer_stop(vl.loop, &r->c->handshake);
 	return 0;

@@ -328,15 +328,10 @@ static void conn_new(int fd)
 	if (cred.pid > 0) {
 		pidfd = pidfd_open(cred.pid, 0);
 		if (pidfd < 0) {
-			/* the peer died already, or lives in another pid namespace */
+			/* the peer died already, or lives in another pid namespace; instance.register will say so */
 			log_debug("pidfd_open(%d): %m", (int)cred.pid);
 			pidfd = -EBADF;
-		} else {
-			int fl = fcntl(pidfd, F_GETFD);
-
-			if (fl >= 0)
-				(void)fcntl(pidfd, F_SETFD, fl | FD_CLOEXEC); /* pidfds are CLOEXEC already */
-		}
+		} /* pidfds are always O_CLOEXEC */
 	}
 
 	c = calloc(1, sizeof(*c));
