@@ -804,16 +804,6 @@ int update_cmd_start(struct request *r)
 		d->pa = dev_is_pa(ui, h->name);
 		npa += d->pa;
 	}
-	if (!u->ndevs) {
-		update_free(u);
-		return refuse(r, inst, VLU_ERR_UNSUPPORTED, "instance '%s' holds no vhost-vdpa device", name);
-	}
-	u->path = choose_path(u, want, disruptive, u->path_reason, sizeof(u->path_reason));
-	if (!u->path) {
-		snprintf(why, sizeof(why), "%s", u->path_reason);
-		update_free(u);
-		return refuse(r, inst, VLU_ERR_UNSUPPORTED, "%s", why);
-	}
 	/* guest memory: every mapping in a stored memfd */
 	if (!ui->mappings || json_object_array_length(ui->mappings) == 0) {
 		update_free(u);
@@ -881,6 +871,16 @@ int update_cmd_start(struct request *r)
 		}
 		u->new_pid = (pid_t)succ;
 		u->new_pidfd = TAKE_FD(pfd);
+	}
+	if (!u->ndevs) {
+		update_free(u);
+		return refuse(r, inst, VLU_ERR_UNSUPPORTED, "instance '%s' holds no vhost-vdpa device", name);
+	}
+	u->path = choose_path(u, want, disruptive, u->path_reason, sizeof(u->path_reason));
+	if (!u->path) {
+		snprintf(why, sizeof(why), "%s", u->path_reason);
+		update_free(u);
+		return refuse(r, inst, VLU_ERR_UNSUPPORTED, "%s", why);
 	}
 	/* pinned memory: O's VmPin must already match the declared PA mappings */
 	k = vmpin_read(inst->pid, &pin, NULL);

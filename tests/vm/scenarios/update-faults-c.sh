@@ -25,7 +25,7 @@ echo "# vlud $VLUD_PID baseline fds: $FD0"
 status() { vctl --json call update.status "{\"instance\":\"$1\"}" > "$2" 2>&1; sed "s/^/[$2] /" "$2"; }
 held() { vctl --json fds "$1" 2> /dev/null | grep -o '"name":"[^"]*"' | wc -l; }
 instate() { vctl --json instances 2> /dev/null | tr -d ' \n' | grep -o "\"name\":\"$1\"[^}]*" | grep -o '"state":"[a-z]*"' | sed 's/.*:"//; s/"//'; }
-devstatus() { vctl --json devices 2> /dev/null | jnum /dev/stdin status; }
+devstatus() { vctl --json devices > devices.json 2>&1; sed 's/^/[devices] /' devices.json >&2; jnum devices.json status; }
 # after TAG INSTANCE: release, the device works for a fresh VMM, no fd leaked
 after() {
 	vctl release "$2" > /dev/null 2>&1
