@@ -546,6 +546,26 @@ static void new_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---------------------------------------------------------------- vmm.mappings */
 
+/* perm: VHOST_ACCESS_* as a number 1..3 or "ro"/"wo"/"rw"; absent = rw.  -1 when invalid. */
+static int map_perm(json_object *m)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(m, "perm", &v))
+		return 3;
+	if (json_object_is_type(v, json_type_int)) {
+		int64_t p = json_object_get_int64(v);
+
+		return p >= 1 && p <= 3 ? (int)p : -1;
+	}
+	if (json_object_is_type(v, json_type_string)) {
+		const char *s = json_object_get_string(v);
+
+		return strcmp(s, "ro") == 0 ? 1 : strcmp(s, "wo") == 0 ? 2 : strcmp(s, "rw") == 0 ? 3 : -1;
+	}
+	return -1;
+}
+
 int update_cmd_vmm_mappings(struct request *r)
 {
 	struct instance *inst = r->c->inst;
@@ -567,7 +587,7 @@ int update_cmd_vmm_mappings(struct request *r)
 		int64_t size = jint(m, "size", -1), iova = jint(m, "iova", -1), off = jint(m, "offset", -1);
 		struct held *h;
 
-		if (!mf || size <= 0 || iova < 0 || off < 0 || jint(m, "perm", 3) < 1 || jint(m, "perm", 3) > 3)
+		if (!mf || size <= 0 || iova < 0 || off < 0 || map_perm(m) < 0)
 			return request_error(r, VLU_ERR_INVALID_ARGUMENT,
 					     "mappings[%zu]: needs iova>=0, size>0, memfd (name), offset>=0, perm 1..3", i);
 		h = held_find(inst, mf);
