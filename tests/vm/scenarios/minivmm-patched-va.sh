@@ -1,7 +1,8 @@
 #!/bin/sh
 # minivmm-patched-va: live update with the patched modules in VA mode (vdpa_sim use_va=1): the
 # device offers IOTLB_REMAP, so the new image remaps its new user address after VHOST_NEW_OWNER; path A
-# automatically (twice), B forced (twice), C forced (once); zero frames lost; VmPin 0 throughout.
+# automatically (twice), B forced (twice), C forced (once), A with four ranges remapped in one batch; zero
+# frames lost; VmPin 0 throughout.
 # flavour: debian
 # modules: patched
 # use_va: 1
@@ -81,4 +82,9 @@ check_update path-b 2 B va 0
 run path-c --mem 256M --duration 4 --update-after 1.5 --path C
 check_traffic path-c 800
 check_update path-c 1 C va 0
+# IOTLB_REMAP of four ranges in one batch
+run chunked --mem 256M --chunk 64M --duration 4 --update-after 1.5
+check_traffic chunked 800
+check_update chunked 1 A va 0
+expect chunked/four-ranges "$(val chunked.out device: maps)" -eq 4
 exit $((FAILS > 0))

@@ -2,8 +2,8 @@
 # minivmm-stock-pa: live update on a stock kernel in PA mode: path C chosen automatically
 # (reopen + re-pin), twice, with 256 MiB of guest RAM; zero frames lost; frames posted while suspended
 # are queued in the TX ring and delivered after DRIVER_OK; VmPin of the new image equals guest RAM.
-# Forcing path A is refused before anything is touched; a failed exec rolls back (RESUME) and traffic
-# continues.
+# The same with the mapping split in four ranges.  Forcing path A is refused before anything is
+# touched; a failed exec rolls back (RESUME) and traffic comes back.
 # flavour: debian
 # modules: stock
 # use_va: 0
@@ -73,6 +73,12 @@ check_traffic auto 1200
 check_update auto 1 C pa 262144
 check_update auto 2 C pa 262144
 if grep -q "auto: no NEW_OWNER" auto.log; then t_ok auto/reason-logged; else t_fail auto/reason-logged "no path reason in log"; fi
+
+# four ranges in one batched IOTLB sequence, re-pinned together on path C
+run chunked --mem 256M --chunk 64M --duration 4 --update-after 1.5
+check_traffic chunked 800
+check_update chunked 1 C pa 262144
+expect chunked/four-ranges "$(val chunked.out device: maps)" -eq 4
 
 run forced-a --mem 64M --duration 2 --update-after 1 --path A
 expect forced-a/exit-status-1 "$RC" -eq 1
