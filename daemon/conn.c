@@ -20,6 +20,9 @@
 #include "instance.h"
 #include "vlu-proto.h"
 
+/* fds held by queued replies of one client that does not read (duplicates of held fds) */
+#define MAX_QUEUED_FDS 1024
+
 struct outmsg {
 	struct list link;
 	char *buf;
@@ -54,6 +57,7 @@ void conn_kill(struct conn *c, const char *why)
 	list_for_each_safe(p, t, &c->outq)
 		outmsg_free(list_entry(p, struct outmsg, link));
 	c->out_bytes = 0;
+	c->out_fds = 0;
 	c->fd = safe_close(c->fd);
 	c->pidfd = safe_close(c->pidfd);
 	c->subscribed = false;
@@ -129,6 +133,7 @@ static int flush(struct conn *c)
 			return r;
 		}
 		c->out_bytes -= m->len;
+		c->out_fds -= m->nfds;
 		outmsg_free(m);
 	}
 	if (list_empty(&c->outq)) {
@@ -163,10 +168,11 @@ int conn_send(struct conn *c, json_object *msg, const int *fds, size_t nfds)
 			return r;
 		}
 	}
-	if (c->out_bytes + len > vl.cfg->limits.max_pending_output_bytes) {
-		log_warning("connection %llu (pid %d uid %u): more than %u bytes of output pending, disconnecting",
+	if (c->out_bytes + len > vl.cfg->limits.max_pending_output_bytes || c->out_fds + nfds > MAX_QUEUED_FDS) {
+		log_warning("connection %llu (pid %d uid %u): more than %u bytes or %u fds of output pending, "
+			    "disconnecting",
 			    (unsigned long long)c->id, (int)c->cred.pid, (unsigned)c->cred.uid,
-			    vl.cfg->limits.max_pending_output_bytes);
+			    vl.cfg->limits.max_pending_output_bytes, MAX_QUEUED_FDS);
 		conn_kill(c, "output limit");
 		return -ENOBUFS;
 	}
@@ -192,6 +198,7 @@ int conn_send(struct conn *c, json_object *msg, const int *fds, size_t nfds)
 	}
 	list_add_tail(&c->outq, &m->link);
 	c->out_bytes += len;
+	c->out_fds += m->nfds;
 	ev_io_start(vl.loop, &c->io_out);
 	return 0;
 }

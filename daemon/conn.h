@@ -30,6 +30,7 @@ struct conn {
 	struct instance *inst; /* registered on this connection (not owned) */
 	struct list outq;      /* struct outmsg */
 	size_t out_bytes;
+	size_t out_fds;	       /* duplicates held by queued messages */
 	bool dead;
 };
 
