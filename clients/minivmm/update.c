@@ -161,6 +161,8 @@ static void fill_state(struct mv_vmm *v, char path)
 	s->nmaps = v->mem.nmaps;
 	memcpy(s->maps, v->mem.maps, sizeof(s->maps));
 	s->old_uaddr = (uintptr_t)v->mem.base;
+	if (mv_vdev_get_status(&v->dev, &s->status) < 0)
+		s->status = 0;
 	for (unsigned q = 0; q < MV_NQ; q++)
 		mv_vq_save(&v->vq[q], &s->vq[q]);
 }
