@@ -22,28 +22,6 @@
 #define EXIT_SETUP 3
 
 /* ------------------------------------------------------------------ datapath */
-void mv_vq_save(const struct mv_vq *vq, struct mv_vq_state *s)
-{
-	uint16_t base = s->dev_base;	/* filled separately (GET_VRING_BASE) */
-
-	memset(s, 0, sizeof(*s));
-	s->num = vq->num;
-	s->avail_idx = vq->avail_idx;
-	s->used_seen = vq->used_seen;
-	s->dev_base = base;
-	memcpy(s->busy, vq->busy, sizeof(s->busy));
-	s->kick_fd = vq->kick;
-	s->call_fd = vq->call;
-}
-
-void mv_vq_restore(struct mv_vq *vq, const struct mv_vq_state *s)
-{
-	vq->num = s->num;
-	vq->avail_idx = s->avail_idx;
-	vq->used_seen = s->used_seen;
-	memcpy(vq->busy, s->busy, sizeof(vq->busy));
-}
-
 int mv_dp_refill_rx(struct mv_vmm *v)
 {
 	struct mv_vq *rx = &v->vq[MV_RXQ];

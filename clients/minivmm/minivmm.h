@@ -151,6 +151,10 @@ void mv_vq_drain_call(struct mv_vq *vq);
 /* Next used element, or false when none is pending. */
 bool mv_vq_reap(struct mv_vq *vq, uint32_t *ret_id, uint32_t *ret_len);
 
+struct mv_vq_state;
+void mv_vq_save(const struct mv_vq *vq, struct mv_vq_state *s);	/* keeps s->dev_base */
+void mv_vq_restore(struct mv_vq *vq, const struct mv_vq_state *s);
+
 /* ------------------------------------------------------------------ traffic.c */
 #define MV_WIN			1024	/* window of recent sequence numbers (>= 4 * max in flight) */
 
@@ -298,8 +302,6 @@ struct mv_vmm {
 int mv_dp_refill_rx(struct mv_vmm *v);
 unsigned mv_dp_send_now(struct mv_vmm *v, unsigned n);	/* post up to n frames, ignoring the rate */
 void mv_dp_reap(struct mv_vmm *v, uint64_t now);
-void mv_vq_save(const struct mv_vq *vq, struct mv_vq_state *s);
-void mv_vq_restore(struct mv_vq *vq, const struct mv_vq_state *s);
 
 /* link.c: vlud through libvlu */
 int mv_link_open_device(struct mv_vmm *v);	/* connect, register, device.open */

@@ -2,7 +2,8 @@
 #   $(O)/minivmm                   the VMM; libvlu's object and the protocol library are linked in (like
 #                                  vluctl), so it needs only json-c at run time; the rig puts it and its
 #                                  shared libraries into the guest
-#   $(O)/tests/unit-minivmm-state  cmocka unit test of the state blob, traffic checker, path choice, sizes
+#   $(O)/tests/unit-minivmm-state  cmocka unit test of the state blob, traffic checker, ring driver, path
+#                                  choice, sizes
 MINIVMM_SRCS := main.c util.c mem.c vdev.c vq.c traffic.c state.c path.c update.c link.c vlud.c
 MINIVMM_OBJS := $(patsubst %.c,$(O)/clients/minivmm/%.o,$(MINIVMM_SRCS))
 MINIVMM_LIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c) -lm
@@ -13,7 +14,8 @@ $(O)/minivmm: $(MINIVMM_OBJS) $(O)/clients/libvlu/vlu.o $(O)/clients/libvlu/vlu-
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(MINIVMM_LIBS)
 
 MINIVMM_TEST_OBJS := $(O)/tests/unit/test-minivmm-state.o $(O)/clients/minivmm/state.o \
-	$(O)/clients/minivmm/traffic.o $(O)/clients/minivmm/util.o $(O)/clients/minivmm/path.o
+	$(O)/clients/minivmm/traffic.o $(O)/clients/minivmm/util.o $(O)/clients/minivmm/path.o \
+	$(O)/clients/minivmm/vq.o $(O)/clients/minivmm/mem.o
 $(O)/tests/unit-minivmm-state: $(MINIVMM_TEST_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)

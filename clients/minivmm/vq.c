@@ -136,3 +136,26 @@ bool mv_vq_reap(struct mv_vq *vq, uint32_t *ret_id, uint32_t *ret_len)
 	*ret_len = e.len;
 	return true;
 }
+
+/* the driver's shadow state of a queue, for the state blob (dev_base is filled separately) */
+void mv_vq_save(const struct mv_vq *vq, struct mv_vq_state *s)
+{
+	uint16_t base = s->dev_base;	/* filled separately (GET_VRING_BASE) */
+
+	memset(s, 0, sizeof(*s));
+	s->num = vq->num;
+	s->avail_idx = vq->avail_idx;
+	s->used_seen = vq->used_seen;
+	s->dev_base = base;
+	memcpy(s->busy, vq->busy, sizeof(s->busy));
+	s->kick_fd = vq->kick;
+	s->call_fd = vq->call;
+}
+
+void mv_vq_restore(struct mv_vq *vq, const struct mv_vq_state *s)
+{
+	vq->num = s->num;
+	vq->avail_idx = s->avail_idx;
+	vq->used_seen = s->used_seen;
+	memcpy(vq->busy, s->busy, sizeof(vq->busy));
+}

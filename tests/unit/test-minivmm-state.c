@@ -2,7 +2,8 @@
 /*
  * test-minivmm-state.c - unit tests of minivmm's pure code: the state blob (round trip, every kind of
  * damage rejected, the memfd that crosses exec), the traffic checker (good, duplicate, corrupt, foreign,
- * unknown, lost, gaps), the path choice and size parsing.  Output: TAP (cmocka; forced if CMOCKA_MESSAGE_OUTPUT is unset).
+ * unknown, lost, gaps), the split-ring driver (wrap of the 16-bit indices, out-of-order completion, save and
+ * restore; the device side played by the test), the path choice and size parsing.  Output: TAP (cmocka; forced if CMOCKA_MESSAGE_OUTPUT is unset).
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -283,6 +284,87 @@ static void test_traffic_lost_gap(void **st)
 	assert_int_equal(t.sent, t.echoed + t.lost);
 }
 
+/* ------------------------------------------------------------------ vq (driver side, device simulated by the test) */
+static void device_complete(struct mv_vq *vq, uint16_t *dev_used, unsigned id, uint32_t len)
+{
+	vq->used->ring[*dev_used % vq->num] = (struct vring_used_elem){ id, len };
+	(*dev_used)++;
+	__atomic_store_n(&vq->used->idx, *dev_used, __ATOMIC_RELEASE);
+}
+
+static void test_vq_ring(void **st)
+{
+	struct mv_mem m;
+	struct mv_vq vq;
+	uint32_t id, len;
+	uint16_t dev_used, dev_avail;
+
+	mv_mem_init(&m);
+	assert_int_equal(mv_mem_create(&m, MV_MIN_MEM, 0, false), 0);
+	assert_int_equal(m.nmaps, 1);
+	assert_int_equal(m.maps[0].iova, MV_IOVA_BASE);
+	mv_vq_init(&vq, MV_TXQ);
+	assert_int_equal(mv_vq_layout(&vq, &m, true), 0);
+	assert_ptr_equal(vq.desc, m.base + MV_RING_OFF(MV_TXQ) + MV_DESC_OFF);
+	assert_ptr_equal(vq.buf, m.base + MV_BUF_OFF(MV_TXQ));
+	assert_null(mv_mem_ptr(&m, MV_IOVA_BASE + MV_MIN_MEM - 8, 16));	/* past the end */
+	assert_null(mv_mem_ptr(&m, MV_IOVA_BASE - 1, 1));
+
+	/* start just below the 16-bit wrap, as the blob may say after a long run */
+	vq.avail_idx = vq.used_seen = dev_used = dev_avail = 65530;
+	vq.used->idx = 65530;
+	for (unsigned n = 0; n < vq.num; n++) {
+		int i = mv_vq_free_id(&vq);
+		assert_true(i >= 0);
+		mv_vq_post(&vq, (unsigned)i, 100, false);
+	}
+	assert_int_equal(mv_vq_free_id(&vq), -ENOBUFS);
+	assert_int_equal(mv_vq_inflight(&vq), vq.num);
+	mv_vq_publish(&vq);
+	assert_int_equal(vq.avail->idx, (uint16_t)(65530 + vq.num));	/* wrapped */
+	assert_false(mv_vq_reap(&vq, &id, &len));
+
+	/* the device takes them in avail order; descriptors point at their own buffers */
+	for (unsigned n = 0; n < 3; n++) {
+		unsigned d = vq.avail->ring[dev_avail++ % vq.num];
+		assert_int_equal(vq.desc[d].addr, vq.buf_iova + (uint64_t)d * MV_BUFSZ);
+		assert_int_equal(vq.desc[d].len, 100);
+		assert_int_equal(vq.desc[d].flags, 0);
+	}
+	/* out of order: complete the third, then the first */
+	unsigned third = vq.avail->ring[(uint16_t)(65530 + 2) % vq.num], first = vq.avail->ring[65530 % vq.num];
+	device_complete(&vq, &dev_used, third, 0);
+	device_complete(&vq, &dev_used, first, 0);
+	assert_true(mv_vq_reap(&vq, &id, &len));
+	assert_int_equal(id, third);
+	assert_true(mv_vq_reap(&vq, &id, &len));
+	assert_int_equal(id, first);
+	assert_false(mv_vq_reap(&vq, &id, &len));
+	assert_int_equal(mv_vq_inflight(&vq), vq.num - 2);
+	/* the free id search skips the second, still busy, and finds the completed ones */
+	int f1 = mv_vq_free_id(&vq);
+	assert_true(f1 == (int)first || f1 == (int)third);
+	mv_vq_post(&vq, (unsigned)f1, 60, true);
+	assert_int_equal(vq.desc[f1].flags, VRING_DESC_F_WRITE);
+	int f2 = mv_vq_free_id(&vq);
+	assert_true((f2 == (int)first || f2 == (int)third) && f2 != f1);
+	assert_int_equal(vq.used_seen, (uint16_t)65532);
+
+	/* save / restore keeps the shadow state */
+	struct mv_vq_state vs = { .dev_base = 7 };
+	struct mv_vq vq2;
+	mv_vq_save(&vq, &vs);
+	assert_int_equal(vs.dev_base, 7);
+	mv_vq_init(&vq2, MV_TXQ);
+	assert_int_equal(mv_vq_layout(&vq2, &m, false), 0);
+	mv_vq_restore(&vq2, &vs);
+	assert_int_equal(vq2.avail_idx, vq.avail_idx);
+	assert_int_equal(vq2.used_seen, vq.used_seen);
+	assert_memory_equal(vq2.busy, vq.busy, MV_QSZ);
+	mv_mem_done(&m);
+	assert_int_equal(m.fd, -EBADF);
+}
+
 static void test_parse_size(void **st)
 {
 	uint64_t v;
@@ -336,6 +418,7 @@ int main(void)
 		{ "minivmm/traffic/ok-dup", test_traffic_ok_dup, NULL, NULL, NULL },
 		{ "minivmm/traffic/corrupt-foreign-unknown", test_traffic_corrupt_foreign_unknown, NULL, NULL, NULL },
 		{ "minivmm/traffic/lost-gap", test_traffic_lost_gap, NULL, NULL, NULL },
+		{ "minivmm/vq/ring-wrap-out-of-order-save", test_vq_ring, NULL, NULL, NULL },
 		{ "minivmm/util/parse-size", test_parse_size, NULL, NULL, NULL },
 		{ "minivmm/path/choose", test_choose_path, NULL, NULL, NULL },
 	};
