@@ -3,6 +3,7 @@
 # the device, whether traffic runs again, VmPin accounted, the update's verdict, and no fd leaked in the
 # daemon (/proc/<vlud>/fd counted against a baseline taken with no client connected).
 #   missing-binary   exec of a binary that does not exist: refused up front, nothing touched, traffic unaffected
+#   exec-fails       the exec itself fails (ENOEXEC): the VMM aborts, vlud RESUMEs, traffic runs on
 #   wrong-claim      transfer mode with an operator-named successor: claims with the right token from the
 #                    wrong pid, and with a wrong token from the right pid, are refused and change nothing; the
 #                    successor then dies: the old VMM takes the device back (it had closed its copy: it gets
@@ -55,6 +56,32 @@ expect $T/vmm-exit-0 "$RC" -eq 0
 expect $T/traffic-none-lost "$(val $T.out traffic: lost)" -eq 0
 expect $T/no-update-in-vmm "$(val $T.out traffic: updates)" -eq 0
 after $T vm1
+
+# ---- exec of the successor fails (a file with the exec bit that is no executable: ENOEXEC): the VMM asks
+# for a rollback (update.abort), vlud RESUMEs, the VMM carries on
+T=exec-fails
+printf 'this is not an executable\n' > /tmp/broken-vmm
+chmod 755 /tmp/broken-vmm
+start_vmm $T vm6 --mem 32M --duration 6
+pin0=$(vmpin "$VMM_PID")
+vctl --json --timeout 30000 call update.start '{"instance":"vm6","mode":"exec","binary":"/tmp/broken-vmm"}' > $T.reply 2>&1
+expect $T/update-not-ok-exit-1 "$?" -eq 1
+sed "s/^/[$T reply] /" $T.reply
+status vm6 $T.status
+expect $T/rolled-back "$(jstr $T.status result)" = rolled-back
+if grep -q "aborted by the VMM" $T.status; then t_ok $T/reason-aborted-by-vmm; else t_fail $T/reason-aborted-by-vmm "reason"; fi
+expect $T/still-attached "$(instate vm6)" = attached
+expect $T/vmpin-unchanged "$(vmpin "$VMM_PID")" -eq "$pin0"
+st=$(devstatus)
+expect $T/device-driver-ok "$((${st:-0} & 4))" -eq 4
+wait_vmm $T
+if grep -q "exec: Exec format error" $T.log; then t_ok $T/exec-failed-in-vmm; else t_fail $T/exec-failed-in-vmm "no exec error in the log"; fi
+expect $T/update-recorded-not-ok "$(val $T.out "update 1:" ok)" -eq 0
+expect $T/only-the-update-failed "$(grep '^fail:' $T.out | grep -vc 'update 1')" -eq 0
+expect $T/traffic-none-lost "$(val $T.out traffic: lost)" -eq 0
+expect $T/traffic-all-echoed "$(val $T.out traffic: echoed)" -eq "$(val $T.out traffic: sent)"
+expect $T/traffic-ran-on "$(val $T.out traffic: sent)" -gt 4000
+after $T vm6
 
 # ---- wrong token / wrong pid, then the named successor dies: the old VMM takes back (transfer, path C)
 T=wrong-claim
