@@ -141,6 +141,8 @@ static void usage(FILE *f)
 		"  --no-vmpin-check     do not fail the verdict on a VmPin mismatch\n"
 		"  --no-prefault        keep guest RAM allocated but unmapped except what is touched (default:\n"
 		"                       all mapped, like a guest that touched its RAM; exec then tears it down)\n"
+		"  --ring-base N        initial vring index 0..65535 (default 0; 65500 makes the 16-bit\n"
+		"                       indices wrap after a few hundred frames)\n"
 		"  --json               print one JSON object with the verdict on stdout\n"
 		"  -v, --verbose        more log lines on stderr\n"
 		"  -h, --help\n"
@@ -173,7 +175,7 @@ static int parse_secs(const char *s, double *ret)
 static int parse_opts(struct mv_opts *o, int argc, char **argv)
 {
 	enum { O_VLUD = 256, O_INSTANCE, O_VDPA, O_MEM, O_CHUNK, O_RATE, O_FLEN, O_INFL, O_DUR, O_UPAFTER,
-	       O_UPDATES, O_PATH, O_EXEC, O_DRAIN, O_NOPIN, O_JSON, O_PFRAMES, O_NOPREFAULT };
+	       O_UPDATES, O_PATH, O_EXEC, O_DRAIN, O_NOPIN, O_JSON, O_PFRAMES, O_NOPREFAULT, O_RINGBASE };
 	static const struct option lo[] = {
 		{ "device", required_argument, NULL, 'd' },
 		{ "vlud", required_argument, NULL, O_VLUD },
@@ -193,6 +195,7 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 		{ "no-vmpin-check", no_argument, NULL, O_NOPIN },
 		{ "pause-frames", required_argument, NULL, O_PFRAMES },
 		{ "no-prefault", no_argument, NULL, O_NOPREFAULT },
+		{ "ring-base", required_argument, NULL, O_RINGBASE },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -268,6 +271,11 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 			break;
 		case O_NOPIN: o->check_vmpin = false; break;
 		case O_NOPREFAULT: o->prefault = false; break;
+		case O_RINGBASE:
+			if (parse_uint(optarg, 0, 65535, &u) < 0)
+				return fprintf(stderr, "--ring-base: 0..65535\n"), -EINVAL;
+			o->ring_base = (uint16_t)u;
+			break;
 		case O_PFRAMES:
 			if (parse_uint(optarg, 0, MV_QSZ / 2, &u) < 0)
 				return fprintf(stderr, "--pause-frames: 0..%d\n", MV_QSZ / 2), -EINVAL;

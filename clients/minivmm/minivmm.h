@@ -268,6 +268,7 @@ struct mv_opts {
 	unsigned drain_ms;
 	unsigned max_inflight;
 	unsigned pause_frames;		/* frames to post while suspended (--pause-frames) */
+	uint16_t ring_base;		/* initial vring index (--ring-base) */
 	bool json;
 	bool check_vmpin;
 	bool prefault;			/* guest RAM mapped in full (default) or lazily (--no-prefault) */

@@ -134,8 +134,13 @@ int mv_bringup(struct mv_vmm *v)
 		r = mv_vq_eventfds(&v->vq[q]);
 		if (r < 0)
 			return r;
+		/* --ring-base: start the 16-bit ring indices there (e.g. 65500: they wrap within a second) */
+		struct mv_vq *vq = &v->vq[q];
+		vq->avail_idx = vq->used_seen = v->o.ring_base;
+		vq->avail->idx = vq->used->idx = v->o.ring_base;
 	}
-	r = setup_vrings(v, NULL);
+	uint16_t bases[MV_NQ] = { v->o.ring_base, v->o.ring_base };
+	r = setup_vrings(v, bases);
 	if (r < 0)
 		return r;
 	r = mv_vdev_driver_ok(&v->dev);

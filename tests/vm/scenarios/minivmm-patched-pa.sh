@@ -2,8 +2,8 @@
 # minivmm-patched-pa: live update with the patched modules (VHOST_NEW_OWNER) in PA mode, 256 MiB:
 # path A chosen automatically (NEW_OWNER + RESUME: vrings, eventfds and mappings kept, the pinned charge
 # moves to the new image), twice; path B forced (reset with IOTLB_PERSIST, vrings re-created from the saved
-# bases), twice; path C forced once; path A with 1 GiB and --no-prefault.  Zero frames lost each time;
-# VmPin of the new image = guest RAM.
+# bases), twice, and once after the ring indices wrapped; path C forced once; path A with 1 GiB and
+# --no-prefault.  Zero frames lost each time; VmPin of the new image = guest RAM.
 # flavour: debian
 # modules: patched
 # use_va: 0
@@ -83,6 +83,11 @@ check_update path-b 2 B pa 262144
 run path-c --mem 256M --duration 4 --update-after 1.5 --path C
 check_traffic path-c 800
 check_update path-c 1 C pa 262144
+# path B re-creates the vrings from saved bases that wrapped (start 65000)
+run wrapped --mem 64M --ring-base 65000 --duration 3 --update-after 1.2 --path B
+check_traffic wrapped 600
+check_update wrapped 1 B pa 65536
+
 # --no-prefault: guest RAM fallocated, this image's page tables dropped after the pin (pages stay pinned)
 run lazy --mem 1G --no-prefault --duration 4 --update-after 1.5
 check_traffic lazy 800

@@ -2,7 +2,7 @@
 # minivmm-stock-pa: live update on a stock kernel in PA mode: path C chosen automatically
 # (reopen + re-pin), twice, with 256 MiB of guest RAM; zero frames lost; frames posted while suspended
 # are queued in the TX ring and delivered after DRIVER_OK; VmPin of the new image equals guest RAM.
-# The same with the mapping split in four ranges.  Forcing path A is refused before anything is
+# The same with the mapping split in four ranges, and after the 16-bit ring indices wrapped.  Forcing path A is refused before anything is
 # touched; a failed exec rolls back (RESUME) and traffic comes back.
 # flavour: debian
 # modules: stock
@@ -79,6 +79,11 @@ run chunked --mem 256M --chunk 64M --duration 4 --update-after 1.5
 check_traffic chunked 800
 check_update chunked 1 C pa 262144
 expect chunked/four-ranges "$(val chunked.out device: maps)" -eq 4
+
+# the update happens after the ring indices wrapped (start 65000, ~1000 frames before the update)
+run wrapped --mem 64M --ring-base 65000 --duration 3 --update-after 1.2
+check_traffic wrapped 600
+check_update wrapped 1 C pa 65536
 
 run forced-a --mem 64M --duration 2 --update-after 1 --path A
 expect forced-a/exit-status-1 "$RC" -eq 1

@@ -1,6 +1,7 @@
 #!/bin/sh
 # minivmm-traffic: loopback traffic without an update through vdpa_sim_net in PA mode:
-# every frame echoed once and intact, all guest RAM pinned; the JSON verdict; one VMM per device;
+# every frame echoed once and intact (also across the 16-bit ring index wrap), all guest RAM pinned;
+# the JSON verdict; one VMM per device;
 # usage and setup errors have their exit status.
 # flavour: debian
 # modules: stock
@@ -71,6 +72,10 @@ check_traffic plain 800
 expect plain/mode "$(val plain.out device: mode)" = pa
 expect plain/guest-ram-pinned "$(val plain.out device: vmpin_expected_kb)" -eq 262144
 expect plain/no-update "$(val plain.out traffic: updates)" -eq 0
+
+# 16-bit ring indices wrapping (they start at 65500)
+run wrap --mem 16M --duration 2 --ring-base 65500
+check_traffic wrap 600
 
 run json --mem 16M --duration 1 --json
 expect json/exit-status "$RC" -eq 0
