@@ -351,6 +351,8 @@ static int report(struct mv_vmm *v, int setup_error)
 		bool vmpin_ok = update_vmpin_ok(v, u);
 
 		(void)mv_choose_path(s->backend_offered ? s->backend_offered : v->dev.backend_offered, v->o.path, &why);
+		if (u->path == 'C' && u->error == -EOPNOTSUPP && v->o.vlud)
+			why = "path C needs vlud's update engine while vlud holds the device";
 		json_object_object_add(o, "path", json_object_new_string_len((const char *)&u->path, 1));
 		json_object_object_add(o, "reason", json_object_new_string(why ? why : ""));
 		json_object_object_add(o, "ok", json_object_new_boolean(u->ok));
