@@ -68,6 +68,7 @@ static void defaults(struct vlud_config *c)
 		.allow_memlock_raise = true,
 		.allow_disruptive = false,
 		.max_state_bytes = 1024 * 1024,
+		.restart_previous = true,
 	};
 	c->orphan_expiry_s = 0;
 	/* operators: root only; VMMs: nobody (default deny) */
@@ -397,10 +398,13 @@ static int parse_root(struct ctx *x, json_object *root, struct vlud_config *c)
 				return fail(x, -EINVAL, "update: must be an object");
 			r = 0;
 			json_object_object_foreach(val, k4, v4) {
-				if (strcmp(k4, "allow_memlock_raise") == 0 || strcmp(k4, "allow_disruptive") == 0) {
+				if (strcmp(k4, "allow_memlock_raise") == 0 || strcmp(k4, "allow_disruptive") == 0 ||
+				    strcmp(k4, "restart_previous") == 0) {
 					if (!json_object_is_type(v4, json_type_boolean))
 						return fail(x, -EINVAL, "update.%s: must be true or false", k4);
-					if (k4[6] == 'm')
+					if (k4[0] == 'r')
+						c->update_policy.restart_previous = json_object_get_boolean(v4);
+					else if (k4[6] == 'm')
 						c->update_policy.allow_memlock_raise = json_object_get_boolean(v4);
 					else
 						c->update_policy.allow_disruptive = json_object_get_boolean(v4);
@@ -622,6 +626,7 @@ json_object *config_to_json(const struct vlud_config *c)
 		json_object_object_add(up, "allow_memlock_raise", json_object_new_boolean(c->update_policy.allow_memlock_raise));
 		json_object_object_add(up, "allow_disruptive", json_object_new_boolean(c->update_policy.allow_disruptive));
 		json_object_object_add(up, "max_state_bytes", json_object_new_int64(c->update_policy.max_state_bytes));
+		json_object_object_add(up, "restart_previous", json_object_new_boolean(c->update_policy.restart_previous));
 		json_object_object_add(o, "update", up);
 	}
 	json_object_object_add(o, "orphan_expiry_s", json_object_new_int64(c->orphan_expiry_s));

@@ -50,6 +50,7 @@ struct vlud_update_policy {
 	bool allow_memlock_raise; /* D may raise a successor's RLIMIT_MEMLOCK (prlimit) */
 	bool allow_disruptive;	  /* update.start may ask for a path without SUSPEND */
 	unsigned max_state_bytes; /* size limit of a VMM's saved state */
+	bool restart_previous;	  /* exec mode: start the previous binary when the new image fails */
 };
 
 struct vlud_config {

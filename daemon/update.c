@@ -106,6 +106,10 @@ struct update {
 	char *binary;
 	json_object *argv; /* owned */
 	bool spawned;
+	char *prev_binary;     /* exec mode: the image O ran (/proc/PID/exe at start), restarted on failure */
+	json_object *prev_argv; /* owned */
+	bool restarted;	       /* exec mode: the previous binary was spawned to take the device back */
+	char first_error[512]; /* why the update failed before the restart */
 
 	uint64_t starter_conn; /* connection waiting for the verdict (0 = none) */
 	json_object *starter_id;
@@ -124,7 +128,7 @@ struct update {
 	json_object *phases; /* owned: [{phase, ms}] */
 
 	int64_t expected_kb, old_before_kb, old_after_kb, new_before_kb, new_after_kb;
-	char error[256];
+	char error[512];
 };
 
 struct upd_inst {
@@ -338,6 +342,8 @@ static void update_free(struct update *u)
 	}
 	free(u->binary);
 	json_object_put(u->argv);
+	free(u->prev_binary);
+	json_object_put(u->prev_argv);
 	json_object_put(u->vrings);
 	json_object_put(u->phases);
 	json_object_put(u->starter_id);
@@ -356,6 +362,7 @@ static json_object *verdict(struct update *u, const char *result)
 	json_object_object_add(d, "path_reason", json_object_new_string(u->path_reason));
 	json_object_object_add(d, "old_pid", json_object_new_int(u->old_pid));
 	json_object_object_add(d, "new_pid", u->new_pid ? json_object_new_int(u->new_pid) : NULL);
+	json_object_object_add(d, "restarted_previous", json_object_new_boolean(u->restarted));
 	json_object_object_add(vp, "expected_kb", json_object_new_int64(u->expected_kb));
 	json_object_object_add(vp, "old_before_kb", json_object_new_int64(u->old_before_kb));
 	json_object_object_add(vp, "old_after_kb", json_object_new_int64(u->old_after_kb));
@@ -408,9 +415,9 @@ static void finish(struct update *u, const char *result, const char *event, json
 		_cleanup_json_ json_object *err = NULL;
 
 		if (strcmp(result, "ok") != 0) {
-			char desc[512];
+			char desc[600];
 
-			snprintf(desc, sizeof(desc), "update %" PRIu64 " %s: %s", u->id, result,
+			snprintf(desc, sizeof(desc), "update %" PRIu64 " %s: %.500s", u->id, result,
 				 u->error[0] ? u->error : "?");
 			err = vlu_reply_error(VLU_ERR_GENERIC, desc, u->starter_id);
 			/* the error reply carries the verdict too, so the caller sees what happened */
@@ -439,6 +446,52 @@ static void finish(struct update *u, const char *result, const char *event, json
 	update_free(u);
 }
 
+/* Exec mode, the old image is gone and its successor failed: start the previous binary (with the
+ * instance's uid and gid, a new token) to claim the device back from the saved state.  0 when started. */
+static int restart_previous(struct update *u)
+{
+	json_object *d;
+	uint8_t rnd[16];
+	pid_t pid;
+	int pfd = -EBADF, k;
+
+	if (u->mode != MODE_EXEC || u->restarted || !u->prev_binary || u->state_fd < 0)
+		return -EINVAL;
+	if (u->phase >= PH_RESTORE && pidfd_alive(u->new_pidfd))
+		return -EBUSY; /* the successor still runs with the fds: not while it holds them */
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		return -errno;
+	for (unsigned i = 0; i < sizeof(rnd); i++)
+		snprintf(u->token + 2 * i, 3, "%02x", rnd[i]);
+	ev_io_stop(vl.loop, &u->old_io);
+	ev_io_stop(vl.loop, &u->new_io);
+	u->new_pidfd = safe_close(u->new_pidfd);
+	snprintf(u->first_error, sizeof(u->first_error), "%s", u->error);
+	set_phase(u, PH_SPAWN, vl.cfg->update.exec_ms);
+	k = spawn_successor(u->prev_binary, u->prev_argv, u->inst->uid, u->inst->gid, u->token, u->inst->name,
+			    vl.cfg->update_policy.allow_memlock_raise ? (uint64_t)u->expected_kb * 1024 : 0, &pid, &pfd);
+	if (k < 0) {
+		explicit_bzero(u->token, sizeof(u->token));
+		snprintf(u->error + strlen(u->error), sizeof(u->error) - strlen(u->error),
+			 "; restarting %s failed: %s", u->prev_binary, strerror(-k));
+		return k;
+	}
+	u->restarted = true;
+	u->token_valid = true;
+	u->new_pid = pid;
+	u->new_pidfd = pfd;
+	watch_pid(u, &u->new_io, u->new_pidfd);
+	set_phase(u, PH_CLAIM, vl.cfg->update.claim_ms);
+	log_warning("update %" PRIu64 " of %s: %s; restarted the previous binary %s as pid %d to take the device back",
+		    u->id, u->inst->name, u->error, u->prev_binary, (int)pid);
+	d = event_base(u);
+	json_object_object_add(d, "reason", json_object_new_string(u->error));
+	json_object_object_add(d, "binary", json_object_new_string(u->prev_binary));
+	json_object_object_add(d, "pid", json_object_new_int(pid));
+	events_emit("update.restarting-previous", u->inst->name, d);
+	return 0;
+}
+
 /* Roll back from wherever the update is; the end state per phase is in docs/UPDATE.md. */
 static void rollback(struct update *u, const char *fmt, ...) _printf_(2, 3);
 static void rollback(struct update *u, const char *fmt, ...)
@@ -455,6 +508,16 @@ static void rollback(struct update *u, const char *fmt, ...)
 	log_warning("update %" PRIu64 " of %s: rolling back in phase %s: %s", u->id, u->inst->name,
 		    phase_names[u->phase], u->error);
 	u->token_valid = false;
+	/* exec mode, the old image is gone (exec'ed into something that failed): the previous binary */
+	if (u->mode == MODE_EXEC && !u->restarted && u->phase >= PH_EXEC && (oc == NULL || !o_alive) &&
+	    vl.cfg->update_policy.restart_previous && restart_previous(u) == 0)
+		return;
+	if (u->restarted && u->first_error[0]) {
+		char e[sizeof(u->error)];
+
+		snprintf(e, sizeof(e), "%s", u->error);
+		snprintf(u->error, sizeof(u->error), "%.200s; then the restarted previous binary: %.200s", u->first_error, e);
+	}
 
 	switch (u->phase) {
 	case PH_PREFLIGHT:
@@ -529,7 +592,7 @@ static void old_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	ev_io_stop(vl.loop, w);
-	if (u->mode == MODE_TRANSFER && u->phase >= PH_RESTORE)
+	if ((u->mode == MODE_TRANSFER && u->phase >= PH_RESTORE) || u->restarted)
 		return; /* O may exit once N has everything: D verifies without it */
 	rollback(u, "the VMM process %d exited in phase %s", (int)u->old_pid, phase_names[u->phase]);
 }
@@ -842,6 +905,19 @@ int update_cmd_start(struct request *r)
 		map_bytes += jint(m, "size", 0);
 	}
 	u->expected_kb = (int64_t)npa * map_bytes / 1024;
+	/* the previous binary, for a restart after a failed exec-mode update */
+	if (u->mode == MODE_EXEC) {
+		char lp[64], pb[PATH_MAX];
+		ssize_t n;
+
+		snprintf(lp, sizeof(lp), "/proc/%d/exe", (int)inst->pid);
+		n = readlink(lp, pb, sizeof(pb) - 1);
+		if (n > 0) {
+			pb[n] = '\0';
+			u->prev_binary = strdup(pb);
+			(void)read_cmdline(inst->pid, &u->prev_argv);
+		}
+	}
 	/* successor binary and argv */
 	if (u->mode == MODE_EXEC || succ <= 0) {
 		if (!binary) {
@@ -1063,8 +1139,8 @@ int update_cmd_abort(struct request *r)
 	if (!ui || !ui->cur)
 		return request_error(r, VLU_ERR_NOT_FOUND, "no update of '%s' is running", inst->name);
 	id = ui->cur->id;
-	rollback(ui->cur, "aborted by %s (pid %d)", r->c->roles & ROLE_OPERATOR ? "an operator" : "the VMM",
-		 (int)r->c->cred.pid);
+	rollback(ui->cur, "aborted by %s (pid %d)",
+		 r->c->inst == inst || r->c->cred.pid == ui->cur->old_pid ? "the VMM" : "an operator", (int)r->c->cred.pid);
 	r->ret = json_object_new_object();
 	json_object_object_add(r->ret, "id", json_object_new_uint64(id));
 	json_object_object_add(r->ret, "last", ui->last ? json_object_get(ui->last) : NULL);
@@ -1244,8 +1320,8 @@ int update_cmd_claim(struct request *r)
 			    (int)c->cred.pid, (unsigned)c->cred.uid);
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "no update of '%s' is waiting for a claim", name);
 	}
-	want_pid = u->mode == MODE_EXEC ? u->old_pid : u->new_pid;
-	expect_pidfd = u->mode == MODE_EXEC ? u->old_pidfd : u->new_pidfd;
+	want_pid = u->mode == MODE_EXEC && !u->restarted ? u->old_pid : u->new_pid;
+	expect_pidfd = u->mode == MODE_EXEC && !u->restarted ? u->old_pidfd : u->new_pidfd;
 	pfd_pid = pidfd_pid(expect_pidfd);
 	if (!token_eq(token, u->token) || c->cred.pid != want_pid || c->cred.uid != u->uid || pfd_pid != c->cred.pid ||
 	    !pidfd_alive(expect_pidfd) || c->pidfd < 0 || c->inst) {
@@ -1266,7 +1342,7 @@ int update_cmd_claim(struct request *r)
 		}
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "claim refused: token, pid or uid do not match");
 	}
-	if (u->mode == MODE_EXEC && conn_by_id(u->old_conn) && conn_by_id(u->old_conn) != c) {
+	if (u->mode == MODE_EXEC && !u->restarted && conn_by_id(u->old_conn) && conn_by_id(u->old_conn) != c) {
 		/* same pid, right token: the old image's socket closed at exec (CLOEXEC) and its EOF is not
 		 * processed yet, or the VMM claims for itself; either way that connection is done */
 		conn_kill(conn_by_id(u->old_conn), "replaced by the claiming image (live update)");
@@ -1278,8 +1354,7 @@ int update_cmd_claim(struct request *r)
 	u->token_valid = false;
 	explicit_bzero(u->token, sizeof(u->token));
 	u->new_pid = c->cred.pid;
-	if (u->mode == MODE_EXEC)
-		u->new_before_kb = 0;
+	u->new_before_kb = 0;
 	(void)vmpin_read(u->new_pid, &u->new_before_kb, NULL);
 	set_phase(u, PH_CLAIM, 0);
 	if (u->path == 'C') {
@@ -1297,7 +1372,7 @@ int update_cmd_claim(struct request *r)
 	if (inst->state == INSTANCE_ATTACHED)
 		instance_orphan(inst, u->mode == MODE_EXEC ? "exec'ed (live update)" : "handed to the successor");
 	instance_attach(inst, c, c->cred.pid, pidfd);
-	if (u->mode == MODE_EXEC) {
+	if (u->mode == MODE_EXEC && !u->restarted) {
 		/* the same process: watch it as N now */
 		ev_io_stop(vl.loop, &u->old_io);
 		u->new_pidfd = fcntl(u->old_pidfd, F_DUPFD_CLOEXEC, 3);
@@ -1421,6 +1496,19 @@ int update_cmd_ready(struct request *r)
 		return 0;
 	}
 	set_phase(u, PH_COMMIT, 0);
+	if (u->restarted) {
+		/* the device runs again, under the previous binary: the update itself failed */
+		json_object *d = event_base(u);
+
+		snprintf(u->error, sizeof(u->error), "%.200s; the previous binary (pid %d) took the device back",
+			 u->first_error, (int)u->new_pid);
+		json_object_object_add(d, "reason", json_object_new_string(u->error));
+		json_object_object_add(d, "restarted_previous", json_object_new_boolean(true));
+		events_emit("update.rolled-back", u->inst->name, d);
+		finish(u, "rolled-back", "update.completed", &v);
+		r->ret = v;
+		return 0;
+	}
 	finish(u, "ok", "update.completed", &v);
 	r->ret = v;
 	return 0;

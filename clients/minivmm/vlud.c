@@ -307,6 +307,17 @@ int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 	{
 		const char *res = jstr(verdict, "result");
 
+		json_object *rp = NULL;
+
+		if (res && strcmp(res, "rolled-back") == 0 && json_object_object_get_ex(verdict, "restarted_previous", &rp) &&
+		    json_object_get_boolean(rp)) {
+			/* we are the previous binary, restarted by vlud after the update failed: the device is ours
+			 * again; the update itself is recorded as not done */
+			mv_log("vlud: restarted as the previous binary; the update was rolled back");
+			s->upd[s->nupdates - 1].ok = 0;
+			s->upd[s->nupdates - 1].error = -ECANCELED;
+			return 0;
+		}
 		if (!res || strcmp(res, "ok") != 0) {
 			s->upd[s->nupdates - 1].ok = 0;
 			if (!s->upd[s->nupdates - 1].error)
