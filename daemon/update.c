@@ -557,11 +557,25 @@ static void rollback(struct update *u, const char *fmt, ...)
 			result = "failed";
 			snprintf(u->error + strlen(u->error), sizeof(u->error) - strlen(u->error),
 				 "; exec mode after claim: no old image to return to, every fd kept");
-		} else if (o_alive && oc) {
-			/* transfer mode: O takes back (it re-owns with NEW_OWNER, or re-pins on path C) */
-			resume_all(u);
-		} else
+		} else if (o_alive && oc && u->path != 'C') {
+			/* transfer mode, A/B: O takes back: the instance returns to O's connection; O re-owns with
+			 * VHOST_NEW_OWNER (remaps in VA mode) and resumes (B: re-creates the vrings) itself, so D
+			 * does not RESUME a device whose owner may still be the dead successor */
+			int pfd = fcntl(u->old_pidfd, F_DUPFD_CLOEXEC, 3);
+
+			if (pfd >= 0 && !oc->inst) {
+				if (u->inst->state == INSTANCE_ATTACHED)
+					instance_orphan(u->inst, "taken back by the old VMM (update rolled back)");
+				instance_attach(u->inst, oc, u->old_pid, pfd);
+			} else
+				safe_close(pfd);
+		} else {
 			result = "failed";
+			snprintf(u->error + strlen(u->error), sizeof(u->error) - strlen(u->error),
+				 u->path == 'C' ? "; path C after the claim: the device was reopened for the successor, "
+						  "the old VMM cannot take it back; every fd kept"
+						: "; the old VMM is gone too; every fd kept");
+		}
 		break;
 	}
 	d = event_base(u);

@@ -135,7 +135,7 @@ static void on_save(struct mv_vmm *v, json_object *data)
 		log_daemon_error(v, "update.saved", r);
 }
 
-static void rollback_local(struct mv_vmm *v, int err)
+static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 {
 	struct mv_state *s = v->st;
 	struct mv_update_rec *u = &s->upd[s->nupdates];
@@ -156,6 +156,20 @@ static void rollback_local(struct mv_vmm *v, int err)
 			snprintf(path, sizeof(path), "%s", v->dev.path);
 			(void)mv_vdev_adopt(&v->dev, fd, path);
 		}
+	}
+	if (jbool(data, "reinit"))
+		v->was_reset = true;	/* path B: vlud reset the device; re-create the vrings from the bases */
+	if (jbool(data, "reclaim")) {
+		/* transfer mode after the successor's claim: become the owner again (VHOST_NEW_OWNER; -EBUSY:
+		 * we still are), remap in VA mode */
+		int r = mv_vdev_new_owner(&v->dev);
+
+		if (r < 0 && r != -EBUSY)
+			mv_log("rollback: VHOST_NEW_OWNER: %s", strerror(-r));
+		else if (r == 0 && (v->dev.backend_acked & MV_BF(IOTLB_REMAP)) && (r = mv_vdev_remap(&v->dev, &v->mem)) < 0)
+			mv_log("rollback: IOTLB_REMAP: %s", strerror(-r));
+		else
+			mv_log("rollback: owner again%s", r == 0 ? " (VHOST_NEW_OWNER)" : "");
 	}
 	(void)mv_update_rollback(v);
 	u->t_resume_us = touched ? mv_now_us() : 0;
@@ -181,7 +195,7 @@ static void on_exec(struct mv_vmm *v, json_object *event)
 
 		json_object_object_add(args, "instance", json_object_new_string(v->o.instance));
 		if (vlu_call(v->link, "update.abort", args, NULL, 0, 0, NULL, NULL, NULL) < 0)
-			rollback_local(v, r);
+			rollback_local(v, r, NULL);
 	}
 }
 
@@ -198,7 +212,7 @@ void mv_vlud_event(struct mv_vmm *v, const char *name, json_object *event)
 		on_exec(v, event);
 	else if (strcmp(name, "update.rolled-back") == 0) {
 		mv_log("vlud update rolled back: %s", jstr(data, "reason") ? jstr(data, "reason") : "?");
-		rollback_local(v, -ECANCELED);
+		rollback_local(v, -ECANCELED, data);
 	} else if (strcmp(name, "update.completed") == 0 && upd_active && upd_transfer) {
 		const char *res = jstr(data, "result");
 
@@ -209,7 +223,7 @@ void mv_vlud_event(struct mv_vmm *v, const char *name, json_object *event)
 			fflush(NULL);
 			_exit(0);
 		}
-		rollback_local(v, -ECANCELED);
+		rollback_local(v, -ECANCELED, data);
 	}
 }
 

@@ -12,6 +12,8 @@
 #   never-claims     the exec'ed image never connects: claim timeout; vlud restarts the previous binary,
 #                    which claims the device back from the saved state (result rolled-back) and runs traffic
 #   killed-after-claim  the successor is killed after its claim: the previous binary is restarted likewise
+#   transfer-killed-after-claim (patched modules only, path A): the named successor is killed after its
+#                    claim; the instance returns to the old VMM, which re-owns the device and runs on
 # After each: vluctl release, and a fresh minivmm gets the device and runs traffic (the device is usable).
 # flavour: debian
 # modules: stock
@@ -214,6 +216,43 @@ if grep -q "exited in phase restore" $T.reply; then t_ok $T/reason-died-in-resto
 expect $T/all-6-fds-kept "$(held vm5)" -ge 6
 check_restarted $T vm5 "$L0"
 after $T vm5
+
+# ---- patched modules (path A): transfer mode, the named successor is killed after its claim: the
+# instance returns to the old VMM, which takes the device back (VHOST_NEW_OWNER if needed) and runs on
+if [ "${RIG_MODULES:-stock}" = patched ]; then
+	T=transfer-killed-after-claim
+	start_vmm $T vm7 --mem 32M --duration 8
+	OLD=$VMM_PID
+	pin0=$(vmpin "$OLD")
+	rm -f succ2.fifo
+	mkfifo succ2.fifo
+	sh -c "read tok < succ2.fifo; MINIVMM_TEST_STOP_AFTER_CLAIM=1 VLU_UPDATE_TOKEN=\$tok exec minivmm --vlud $SOCK --instance vm7 --vdpa vdpa0 --mem 32M" \
+		> $T-succ.out 2> $T-succ.log &
+	SUCC=$!
+	vctl --json call update.start "{\"instance\":\"vm7\",\"mode\":\"transfer\",\"path\":\"A\",\"successor_pid\":$SUCC,\"wait\":false}" > $T.reply 2>&1
+	expect $T/started "$?" -eq 0
+	jstr $T.reply token > succ2.fifo
+	n=0
+	while ! grep -q "stopped" "/proc/$SUCC/status" 2> /dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+	if grep -q "claimed by pid $SUCC" vlud.log; then t_ok $T/claimed; else t_fail $T/claimed "no claim in the log"; fi
+	kill -KILL "$SUCC"
+	wait "$SUCC" 2> /dev/null
+	sleep 0.5
+	status vm7 $T.status
+	expect $T/rolled-back "$(jstr $T.status result)" = rolled-back
+	expect $T/instance-back-to-old "$(instate vm7)" = attached
+	if vctl --json instances | tr -d ' \n' | grep -q "\"name\":\"vm7\"[^}]*\"pid\":$OLD[,}]"; then t_ok $T/instance-pid-is-old; else t_fail $T/instance-pid-is-old "not the old pid"; fi
+	st=$(devstatus)
+	expect $T/device-driver-ok "$((${st:-0} & 4))" -eq 4
+	expect $T/old-vmpin-unchanged "$(vmpin "$OLD")" -eq "$pin0"
+	wait_vmm $T
+	expect $T/old-update-recorded-not-ok "$(val $T.out "update 1:" ok)" -eq 0
+	expect $T/old-only-the-update-failed "$(grep '^fail:' $T.out | grep -vc 'update 1')" -eq 0
+	expect $T/old-traffic-none-lost "$(val $T.out traffic: lost)" -eq 0
+	expect $T/old-traffic-all-echoed "$(val $T.out traffic: echoed)" -eq "$(val $T.out traffic: sent)"
+	expect $T/old-traffic-ran-on "$(val $T.out traffic: sent)" -gt 4000
+	after $T vm7
+fi
 
 stop_vlud
 exit $((FAILS > 0))
