@@ -7,7 +7,7 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 empty=$(mktemp -d)
 VLUD_RIG_SCENARIO_DIR=$HERE VLUD_RIG_PATCH_DIR=$empty TAP_SUMMARY_NESTED= \
-	bash "$HERE/../rig.sh" check self-fail self-exit self-hang self-after self-notap self-crash self-warn self-patched \
+	bash "$HERE/../rig.sh" check self-fail self-leftover self-next self-exit self-hang self-after self-notap self-crash self-warn self-patched \
 	self-badheader self-missing > "$out" 2>&1
 rc=$?
 rmdir "$empty"
@@ -24,6 +24,7 @@ expect hung-scenario-killed '^not ok - self-hang/run: timed out after 10 s \(gue
 expect next-scenario-after-hang-runs '^ok - self-after/ran$'
 expect guest-crash-fails '^not ok - self-crash/run: guest stopped while it ran'
 expect next-scenario-after-crash-runs '^ok - self-warn/x$'
+expect leftover-process-killed '^ok - self-next/device-free$'
 expect no-tap-line '^not ok - self-notap/run: printed no TAP line'
 expect kernel-warning-fails '^not ok - self-warn/kernel-log: .*WARNING: CPU: 0 PID: 1 at self-test'
 expect clean-kernel-log-passes '^ok - self-fail/kernel-log$'
