@@ -150,6 +150,23 @@ stage_elf() { # SRC DEST-IN-STAGE
 	done < <(ldd "$src" | awk '/=> \// { print $3; next } /^[[:space:]]*\/[^ ]+ \(0x/ { print $1 }')
 }
 
+# The userland segment is reused while none of its inputs changed (names, sizes, mtimes of the programs,
+# libvlu, scenarios, runner, config, busybox, vdpa, and dpkg's status file for the system libraries).
+user_cpio() {
+	local bins=${RIG_BINS:-} key f
+	if [ -z "$bins" ]; then
+		for f in "$O/vlud" "$O/vluctl" "$O/minivmm" "$O"/guest/*; do [ -f "$f" ] && [ -x "$f" ] && bins="$bins $f"; done
+	fi
+	key=$( { echo "v1 $bins"; stat -L -c '%n %s %Y' $bins "$O"/libvlu.so* "$RIG_SCEN"/*.sh "$RIG_DIR/guest/init" \
+		"$TOP"/config/* /bin/busybox "$(command -v vdpa)" /var/lib/dpkg/status 2> /dev/null; } | sha256sum | cut -c1-16)
+	if [ -f "$RIG_OUT/user-$key.cpio.gz" ]; then
+		cp "$RIG_OUT/user-$key.cpio.gz" "$RIG_WORK/user.cpio.gz" && return 0
+	fi
+	RIG_BINS=$bins build_user_cpio
+	rm -f "$RIG_OUT"/user-*.cpio.gz
+	cp "$RIG_WORK/user.cpio.gz" "$RIG_OUT/user-$key.cpio.gz.$$" && mv "$RIG_OUT/user-$key.cpio.gz.$$" "$RIG_OUT/user-$key.cpio.gz"
+}
+
 build_user_cpio() {
 	ST=$RIG_WORK/stage
 	rm -rf "$ST"
@@ -408,8 +425,8 @@ cmd_check() {
 		if [ -z "$user_built" ]; then
 			local tu
 			tu=$(now_ms)
-			build_user_cpio
-			log "userland initramfs segment built in $(( $(now_ms) - tu )) ms ($(stat -c %s "$RIG_WORK/user.cpio.gz") bytes)"
+			user_cpio
+			log "userland initramfs segment ready in $(( $(now_ms) - tu )) ms ($(stat -c %s "$RIG_WORK/user.cpio.gz") bytes)"
 			user_built=1
 		fi
 		local tries=0
@@ -435,7 +452,7 @@ cmd_shell() {
 	ensure_deps && check_tools || { echo "rig: $DEPS_WHY" >&2; return 1; }
 	load_flavour "$fl" || { echo "rig: flavour $fl: $FL_SKIP_WHY$FL_FAIL_WHY" >&2; return 1; }
 	[ "$mods" != patched ] || [ "$FL_PATCHED" = yes ] || { echo "rig: patched modules: $FL_PATCHED_WHY" >&2; return 1; }
-	build_user_cpio
+	user_cpio
 	build_conf_cpio "$RIG_WORK/conf-shell.cpio.gz" "$mods" "$va" "$dev" "$mac" 1
 	cat "$FL_MODS_CPIO" "$RIG_WORK/user.cpio.gz" "$RIG_WORK/conf-shell.cpio.gz" > "$RIG_WORK/initrd-shell.img"
 	qemu_cmd "$RIG_WORK/initrd-shell.img" "$mem"
