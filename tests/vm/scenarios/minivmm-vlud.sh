@@ -114,12 +114,7 @@ sed "s/^/[traffic] /" traffic.log traffic.out
 check_traffic traffic 1300
 expect traffic/stored-5-fds "$(val traffic.out vlud: stored)" -eq 5
 expect traffic/device-fd-name "$(val traffic.out vlud: device_fd)" = vdpa:vdpa0
-m=$(val traffic.out vlud: mappings)
-if [ "$m" = ok ]; then
-	t_ok traffic/vmm.mappings
-else
-	echo "ok - $S/traffic/vmm.mappings # SKIP the daemon does not take vmm.mappings yet ($m: no update engine)"
-fi
+expect traffic/vmm.mappings-accepted "$(val traffic.out vlud: mappings)" = ok
 
 # the orphaned instance still holds the device: a second VMM cannot have it
 runv busy vm1 --mem 16M --duration 1
