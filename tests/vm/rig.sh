@@ -12,7 +12,7 @@
 # $O/vlud $O/vluctl $O/minivmm and $O/guest/*), VLUD_RIG_CACHE (default ~/.cache/vlud/rig), VLUD_RIG_KVER
 # (pin the debian flavour's kernel release), VLUD_RIG_PATCH_DIR (patch series for the "patched" modules,
 # default kernel/patches), VLUD_RIG_SCENARIO_DIR (default tests/vm/scenarios), VLUD_RIG_APT_UPDATE=1 (refresh the apt index now),
-# VLUD_RIG_REBUILD=1 (retry a patched build that failed before), VLUD_RIG_NO_INSTALL=1 (never apt-get install host packages), QEMU (default qemu-system-x86_64).
+# VLUD_RIG_APPEND (extra kernel command line, e.g. loglevel=8), VLUD_RIG_REBUILD=1 (retry a patched build that failed before), VLUD_RIG_NO_INSTALL=1 (never apt-get install host packages), QEMU (default qemu-system-x86_64).
 # docs/RIG.md describes the rig, the scenario format and the cache.
 set -uo pipefail
 
@@ -231,7 +231,7 @@ build_conf_cpio() { # OUT MODULES USE_VA DEVICES MAC SHELL SCENARIO...
 qemu_cmd() { # INITRD MEMORY
 	QEMU_ARGS=("$QEMU" -accel tcg -cpu qemu64 -smp 2 -m "$2" -nographic -no-reboot -nic none
 		-kernel "$FL_KERNEL" -initrd "$1"
-		-append "console=ttyS0 loglevel=4 panic=-1 oops=panic rdinit=/init")
+		-append "console=ttyS0 loglevel=4 panic=-1 oops=panic rdinit=/init ${VLUD_RIG_APPEND:-}")
 }
 
 # ---------------------------------------------------------------- one boot
