@@ -36,7 +36,7 @@ start_vlud() {
 	cat > vlud.conf << EOF
 { "socket": { "path": "$SOCK" }, "operators": { "uids": [0] },
   "vmms": [ { "uids": [0, 1000], "devices": ["vdpa0"], "fd_types": ["memfd", "eventfd"], "max_fds": 16 } ],
-  "timeouts": { "update": { "suspend_ms": 2000, "save_ms": 3000, "exec_ms": 3000, "claim_ms": 4000, "commit_ms": 5000 } }
+  "timeouts": { "update": { "suspend_ms": 2000, "save_ms": 3000, "exec_ms": 3000, "claim_ms": ${UPD_CLAIM_MS:-4000}, "commit_ms": 5000 } }
   ${1:+, $1} }
 EOF
 	vlud -c vlud.conf -d > vlud.log 2>&1 &

@@ -21,6 +21,7 @@
 # devices: 1
 # timeout: 420
 UPD_LIB_ONLY=1 . /scenarios/update-exec-c-pa.sh
+UPD_CLAIM_MS=10000	# a slow TCG guest: room for the refused claims before the deadline
 
 start_vlud '"update": { "allow_memlock_raise": true }'
 FD0=$(nfds "$VLUD_PID")
@@ -68,7 +69,7 @@ check_restarted() {
 	expect "$1/restarted-only-the-update-failed" "$(grep '^fail:' "$1-restarted.out" | grep -vc 'update 1')" -eq 0
 	expect "$1/traffic-none-lost" "$(val "$1-restarted.out" traffic: lost)" -eq 0
 	expect "$1/traffic-all-echoed" "$(val "$1-restarted.out" traffic: echoed)" -eq "$(val "$1-restarted.out" traffic: sent)"
-	expect "$1/traffic-ran-on-after-restart" "$(val "$1-restarted.out" traffic: sent)" -gt 8000
+	expect "$1/traffic-ran-on-after-restart" "$(val "$1-restarted.out" traffic: sent)" -gt 4000
 }
 
 # ---- missing binary: refused before anything is touched
@@ -115,7 +116,7 @@ after $T vm6
 
 # ---- wrong token / wrong pid, then the named successor dies: the old VMM takes back (transfer, path C)
 T=wrong-claim
-start_vmm $T vm2 --mem 32M --duration 9
+start_vmm $T vm2 --mem 32M --duration 14
 OLD=$VMM_PID
 pin0=$(vmpin "$OLD")
 rm -f succ.fifo
@@ -185,7 +186,7 @@ T=never-claims
 printf '#!/bin/sh\nexec sleep 60\n' > /tmp/never.sh
 chmod 755 /tmp/never.sh
 L0=$(wc -l < vlud.log)
-start_vmm $T vm4 --mem 32M --duration 16
+start_vmm $T vm4 --mem 32M --duration 24
 vctl --json --timeout 30000 call update.start '{"instance":"vm4","mode":"exec","binary":"/tmp/never.sh"}' > $T.reply 2>&1
 expect $T/update-not-ok-exit-1 "$?" -eq 1
 sed "s/^/[$T reply] /" $T.reply
