@@ -8,11 +8,18 @@
 #   rig.sh prepare [FLAVOUR]     only fetch/build the kernel side (cached)
 #   rig.sh list                  list scenarios with their boot configuration
 #
-# Environment: O (build directory, default build), RIG_BINS (programs to put on the guest's PATH, default
-# $O/vlud $O/vluctl $O/minivmm and $O/guest/*), VLUD_RIG_CACHE (default ~/.cache/vlud/rig), VLUD_RIG_KVER
-# (pin the debian flavour's kernel release), VLUD_RIG_PATCH_DIR (patch series for the "patched" modules,
-# default kernel/patches), VLUD_RIG_SCENARIO_DIR (default tests/vm/scenarios), VLUD_RIG_APT_UPDATE=1 (refresh the apt index now),
-# VLUD_RIG_APPEND (extra kernel command line, e.g. loglevel=8), VLUD_RIG_REBUILD=1 (retry a patched build that failed before), VLUD_RIG_NO_INSTALL=1 (never apt-get install host packages), QEMU (default qemu-system-x86_64).
+# Environment:
+#   O                      build directory (default build)
+#   RIG_BINS               programs for the guest's PATH (default $O/vlud $O/vluctl $O/minivmm $O/guest/*)
+#   VLUD_RIG_CACHE         downloads and builds (default ~/.cache/vlud/rig)
+#   VLUD_RIG_KVER          pin the debian flavour's kernel release (e.g. 6.12.95+deb12-amd64)
+#   VLUD_RIG_PATCH_DIR     patch series of the "patched" modules (default kernel/patches)
+#   VLUD_RIG_SCENARIO_DIR  scenario directory (default tests/vm/scenarios)
+#   VLUD_RIG_APT_UPDATE=1  refresh the private apt index now (else at most once a day)
+#   VLUD_RIG_APPEND        extra guest kernel command line (e.g. loglevel=8)
+#   VLUD_RIG_REBUILD=1     retry a patched build that failed before
+#   VLUD_RIG_NO_INSTALL=1  never apt-get install missing host packages (missing = skip)
+#   QEMU                   default qemu-system-x86_64
 # docs/RIG.md describes the rig, the scenario format and the cache.
 set -uo pipefail
 
@@ -390,7 +397,11 @@ cmd_check() {
 	fi
 	local ok_names=()
 	for s in "${names[@]}"; do
-		if [ ! -f "$RIG_SCEN/$s.sh" ]; then
+		s=${s%.sh}
+		s=${s##*/}
+		if ! [[ $s =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]]; then
+			tapline "not ok - vm/scenario-name: '$s' is not a valid scenario name ([A-Za-z0-9._-])"
+		elif [ ! -f "$RIG_SCEN/$s.sh" ]; then
 			tapline "not ok - $s/run: no such scenario (${RIG_SCEN#$TOP/}/$s.sh)"
 		elif ! parse_scenario "$s"; then
 			tapline "not ok - $s/run: bad header in ${RIG_SCEN#$TOP/}/$s.sh (see docs/RIG.md)"
@@ -479,5 +490,5 @@ prepare)
 	echo "rig: flavour ${2:-debian}: kernel ${FL_KVER:-?}, patched: ${FL_PATCHED:-?} ${FL_PATCHED_WHY:-}${FL_SKIP_WHY:-}${FL_FAIL_WHY:-}"
 	exit $rc ;;
 list) cmd_list ;;
-*) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,/^set -uo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
