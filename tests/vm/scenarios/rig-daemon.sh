@@ -31,6 +31,15 @@ export VLUD_SOCKET=$SOCK
 t vluctl-status vluctl status
 t vluctl-devices-lists-vdpa0 sh -c 'vluctl devices | grep -q vdpa0'
 
+# device.open needs a registered instance on the same connection: vluctl's one-shot call is refused
+vluctl call device.open '{"device":"vdpa0"}' > /tmp/call.out 2>&1
+c=$?
+if [ $c = 1 ] && grep -q PermissionDenied /tmp/call.out; then
+	echo "ok - $S/vluctl-call-device.open-without-instance-refused"
+else
+	echo "not ok - $S/vluctl-call-device.open-without-instance-refused: exit $c: $(head -c 200 /tmp/call.out)"; rc=1
+fi
+
 # instance vm1 opens vdpa0 and holds it
 mkfifo /tmp/hold1
 vlu-devopen $SOCK vm1 vdpa0 --hold < /tmp/hold1 > /tmp/vm1.out 2>&1 &
