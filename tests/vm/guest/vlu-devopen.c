@@ -2,12 +2,13 @@
 /*
  * vlu-devopen - a minimal VMM for the rig's daemon scenario, through libvlu:
  *
- *   vlu-devopen SOCKET INSTANCE DEVICE [--expect-busy] [--hold]
+ *   vlu-devopen SOCKET INSTANCE DEVICE [--expect-busy | --expect-error CLASS] [--hold]
  *
  * connects, registers INSTANCE and asks vlud to open DEVICE (device.open).  Without --expect-busy it checks
  * the reply (one fd: a vhost-vdpa char device whose rdev is the node's, that answers the kernel's queries;
  * the device info: name, path, device id 1, 3 vqs, vring_num 256, config_size 24, backend features as the
- * kernel reports them on the fd); with --expect-busy it checks the open is refused with class Busy.
+ * kernel reports them on the fd); with --expect-error it checks the open is refused with that error class
+ * (--expect-busy = --expect-error Busy).
  * --hold: after the checks print "held" and keep the connection (and the instance) until stdin ends.
  * One TAP line per check, named "<$VLUD_SCENARIO>/devopen.<INSTANCE>.<check>".  Exit 0 if all passed.
  */
@@ -87,7 +88,8 @@ int main(int argc, char **argv)
 	json_object *info = NULL;
 	_cleanup_close_ int fd = -EBADF;
 	const char *sock, *device, *cls, *desc;
-	bool expect_busy = false, hold = false;
+	const char *expect_error = NULL;
+	bool hold = false;
 	char path[64];
 	struct stat st, node;
 	int r;
@@ -96,7 +98,7 @@ int main(int argc, char **argv)
 	if (getenv("VLUD_SCENARIO") && *getenv("VLUD_SCENARIO"))
 		suite = getenv("VLUD_SCENARIO");
 	if (argc < 4) {
-		fprintf(stderr, "usage: vlu-devopen SOCKET INSTANCE DEVICE [--expect-busy] [--hold]\n");
+		fprintf(stderr, "usage: vlu-devopen SOCKET INSTANCE DEVICE [--expect-busy | --expect-error CLASS] [--hold]\n");
 		return 2;
 	}
 	sock = argv[1];
@@ -104,7 +106,9 @@ int main(int argc, char **argv)
 	device = argv[3];
 	for (int i = 4; i < argc; i++) {
 		if (!strcmp(argv[i], "--expect-busy"))
-			expect_busy = true;
+			expect_error = "Busy";
+		else if (!strcmp(argv[i], "--expect-error") && i + 1 < argc)
+			expect_error = argv[++i];
 		else if (!strcmp(argv[i], "--hold"))
 			hold = true;
 		else {
@@ -125,11 +129,14 @@ int main(int argc, char **argv)
 
 	r = vlu_device_open(v, device, &fd, &info);
 	last_error(v, &cls, &desc);
-	if (expect_busy) {
-		tap(r == -EBUSY && !strcmp(cls, "Busy"), "open-refused-Busy%s%s%s%s", r == -EBUSY ? "" : ": got ",
-		    r == -EBUSY ? "" : (r < 0 ? strerror(-r) : "success"), r == -EBUSY ? "" : " ",
-		    r == -EBUSY ? "" : cls);
-		if (r == -EBUSY)
+	if (expect_error) {
+		bool refused = r < 0 && !strcmp(cls, expect_error);
+		if (refused)
+			tap(true, "open-refused-%s", expect_error);
+		else
+			tap(false, "open-refused-%s: got %s%s%s", expect_error, r < 0 ? cls : "success", r < 0 ? " " : "",
+			    r < 0 ? desc : "");
+		if (r < 0)
 			printf("# refused: %s: %s\n", cls, desc);
 		goto out;
 	}

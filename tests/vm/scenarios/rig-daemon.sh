@@ -1,6 +1,6 @@
 #!/bin/sh
-# rig-daemon: vlud in the guest with the demo configuration (root is operator and VMM, vdpa0/vdpa1
-# allowed): a VMM's device.open of vdpa0 returns the device fd and the expected info, a second open is
+# rig-daemon: vlud in the guest with its own configuration (root is operator and the VMM allowed vdpa0):
+# a VMM's device.open of vdpa0 returns the device fd and the expected info, a second open is
 # refused (Busy) while the first instance holds it, the node itself is busy for everyone else, and after
 # `vluctl release` the device can be opened again.  vluctl checks the daemon's view.
 # flavour: debian
@@ -21,8 +21,21 @@ for p in vlud vluctl vlu-devopen; do
 	command -v $p > /dev/null || { echo "not ok - $S/$p-on-PATH: $p is not built (make)"; exit 1; }
 done
 
+# our own guest configuration: root is operator and the VMM allowed vdpa0 (and only vdpa0)
 mkdir -p /run/vlud
-vlud --config /usr/share/vlud/config/demo.conf > /tmp/vlud.log 2>&1 &
+cat > /tmp/vlud.conf <<-EOC
+	{
+		"socket": { "path": "$SOCK", "mode": "0600", "group": null },
+		"orphan_expiry_s": 0,
+		"operators": { "uids": [0], "gids": [] },
+		"vmms": [
+			{ "uids": [0], "gids": [], "devices": ["vdpa0"],
+			  "fd_types": ["memfd", "eventfd", "vhost-vdpa"], "max_fds": 16 }
+		]
+	}
+EOC
+t config-valid vlud --check-config --config /tmp/vlud.conf
+vlud --config /tmp/vlud.conf > /tmp/vlud.log 2>&1 &
 VLUD=$!
 i=0
 while [ ! -S $SOCK ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
@@ -52,6 +65,9 @@ grep '^# ' /tmp/vm1.out
 t vm1-holds-vdpa0 grep -q '^held$' /tmp/vm1.out
 t vluctl-fds-shows-vm1-device sh -c 'vluctl fds vm1 | grep -q vhost-vdpa'
 t vluctl-instances-shows-vm1 sh -c 'vluctl instances | grep -q vm1'
+
+# a device the policy does not list is refused
+vlu-devopen $SOCK vm9 vdpa1 --expect-error PermissionDenied || rc=1
 
 # a second VMM is refused, and so is anyone opening the node directly
 vlu-devopen $SOCK vm2 vdpa0 --expect-busy || rc=1
