@@ -44,7 +44,8 @@ do_host() {
 }
 
 do_vm() {
-	local drv=$BENCH_DRIVER scen=$OUT/scenarios m name rc=0 t
+	local drv=$BENCH_DRIVER scen=$OUT/scenarios m name rc=0 t rig
+	rig=$(rig_snapshot "$OUT/rig") || { say "cannot copy the rig"; return 1; }
 	rm -rf "$scen"
 	mkdir -p "$scen"
 	for m in $BENCH_MODULES; do
@@ -75,12 +76,13 @@ do_vm() {
 		echo "$m: host load before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cpus)" > "$OUT/load-$m.txt"
 		say "host load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cpus"
 		# progress from the guest's serial log while it runs; the rig's TAP lines after; the guest's log is the result
-		progress_start "$m" "$O/vm/logs/boot*-$name.serial.log" '^(  \| # |VMSTART |VMEND )'
-		VLUD_RIG_SCENARIO_DIR=$scen O=$O RIG_BINS="${RIG_BINS:-}" bash "$TOP/tests/vm/rig.sh" check "$name" \
-			> "$OUT/rig-$m.out" 2>&1 || rc=1
+		rm -f "$OUT/rig-$m.out"
+		progress_start "$m" "$O/vm/logs/boot*-$name.serial.log" '^(  \| # |VMSTART |VMEND )' "$OUT/rig-$m.out" '^# '
+		VLUD_RIG_SCENARIO_DIR=$scen VLUD_RIG_PATCH_DIR=${VLUD_RIG_PATCH_DIR:-$TOP/kernel/patches} O=$O \
+			RIG_BINS="${RIG_BINS:-}" bash "$rig" check "$name" > "$OUT/rig-$m.out" 2>&1 || rc=1
 		progress_stop
 		echo "$m: host load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/load-$m.txt"
-		grep -E '^(ok|not ok|#)' "$OUT/rig-$m.out" | while IFS= read -r l; do say "$m: $l"; done
+		grep -E '^(ok|not ok|[0-9]+ passed)' "$OUT/rig-$m.out" | while IFS= read -r l; do say "$m: $l"; done
 		cp "$O/vm/logs/$name.log" "$OUT/vm-$m.log" 2> /dev/null
 		say "rig: $m done in $(($(date +%s) - t)) s ($(grep -c '^  | BENCH ' "$OUT/vm-$m.log" 2> /dev/null || echo 0) runs recorded)"
 	done
