@@ -23,7 +23,7 @@ PKGS=(
 	# systemd-socket-activate and systemd-analyze for the integration tests
 	systemd
 	# the real-device rig (tests/vm)
-	qemu-system-x86 busybox-static cpio kmod xz-utils bc iproute2 perl debian-archive-keyring
+	qemu-system-x86 busybox-static cpio kmod xz-utils bc iproute2 patch perl debian-archive-keyring
 	# bench plots
 	gnuplot-nox
 )
