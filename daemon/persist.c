@@ -6,10 +6,10 @@
  * With NOTIFY_SOCKET set, every held fd is pushed once to systemd's fd
  * store as "h<id>" (FDPOLL=0: PID 1 must not drop an fd on EPOLLHUP) and
  * removed with FDSTOREREMOVE when released.  The state memfd "vlud-state"
- * (stored once as "state") is rewritten in place after every change:
- * pwrite() of the new document, padded with blanks to the old length (so
- * an interrupted rewrite of a shorter document never leaves stale bytes
- * behind a valid header), ftruncate() only when it shrank a lot.
+ * (stored once as "state") is rewritten in place after every change: the
+ * new document goes to the slot not in use, then the one-page index at
+ * offset 0 is flipped to it (state.h), so a rewrite cut by SIGKILL is
+ * never adopted: the index still names the previous, complete copy.
  *
  * Aliases: systemd's fd store drops an fd whose open file description is
  * already stored (kcmp), whatever its name.  Such a held fd is recorded
@@ -54,6 +54,7 @@ static void store_remove_name(const char *name)
 	if (!vl.fdstore)
 		return;
 	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
+	log_debug("fd store: - %s", name);
 	r = sd_notify(0, msg);
 	if (r < 0)
 		log_warning("fd store: removing %s: %s", name, strerror(-r));
@@ -91,6 +92,8 @@ static void store_push(const struct held *h)
 	int r;
 
 	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=h%llu\nFDPOLL=0", (unsigned long long)h->id);
+	log_debug("fd store: + h%llu (%s/%s, ino %llu)", (unsigned long long)h->id, h->inst->name, h->name,
+		  (unsigned long long)h->ino);
 	r = sd_pid_notify_with_fds(0, 0, msg, &h->fd, 1);
 	if (r <= 0)
 		log_warning("fd store: storing h%llu (%s/%s): %s", (unsigned long long)h->id, h->inst->name, h->name,
@@ -188,12 +191,42 @@ static int build_doc(struct state_doc *doc)
 	return 0;
 }
 
+/* The memfd layout (state.h): index page at 0, two document slots after it.  cur is the slot the
+ * index points at; a new document goes to the other one, then the index is flipped. */
+static struct {
+	uint64_t off[2], cap[2];
+	int cur; /* -1: none yet */
+	uint64_t end; /* first free byte (page aligned) after everything allocated */
+} slots = { .cur = -1, .end = VLUD_STATE_INDEX_SIZE };
+
+static uint64_t page_align(uint64_t x)
+{
+	return (x + VLUD_STATE_INDEX_SIZE - 1) / VLUD_STATE_INDEX_SIZE * VLUD_STATE_INDEX_SIZE;
+}
+
+static int pwrite_all(int fd, const char *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(fd, buf + done, len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
 void persist_state_write(void)
 {
 	struct state_doc doc;
 	_cleanup_free_ char *buf = NULL;
-	size_t len, total, off = 0;
-	int r;
+	char index[VLUD_STATE_INDEX_SIZE];
+	size_t len;
+	int r, s;
 
 	if (vl.state_fd < 0)
 		return;
@@ -206,31 +239,25 @@ void persist_state_write(void)
 		log_error("state: cannot serialise: %s", strerror(-r));
 		return;
 	}
-	total = len;
-	if (vl.state_len > len && vl.state_len <= 2 * len + 65536) {
-		char *nb = realloc(buf, vl.state_len);
-
-		if (nb) {
-			buf = nb;
-			memset(buf + len, ' ', vl.state_len - len);
-			buf[vl.state_len - 1] = '\n';
-			total = vl.state_len;
-		}
+	s = slots.cur == 0 ? 1 : 0;
+	if (len > slots.cap[s]) {
+		/* (re)allocate this slot at the end, with room to grow */
+		slots.off[s] = slots.end;
+		slots.cap[s] = page_align(2 * (uint64_t)len);
+		slots.end = slots.off[s] + slots.cap[s];
 	}
-	while (off < total) {
-		ssize_t n = pwrite(vl.state_fd, buf + off, total - off, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			log_error("state: write: %m");
-			return;
-		}
-		off += (size_t)n;
+	r = pwrite_all(vl.state_fd, buf, len, slots.off[s]);
+	if (r >= 0)
+		r = state_index_serialize(slots.off[s], len, index);
+	/* one page at offset 0: a signal cannot cut it, so the index names either the old or the new copy */
+	if (r >= 0)
+		r = pwrite_all(vl.state_fd, index, sizeof(index), 0);
+	if (r < 0) {
+		log_error("state: write: %s", strerror(-r));
+		return;
 	}
-	if (total < vl.state_len && ftruncate(vl.state_fd, (off_t)total) < 0)
-		log_error("state: truncate: %m");
-	vl.state_len = total;
+	slots.cur = s;
+	vl.state_len = len;
 }
 
 /* ---- start-up ---- */
@@ -260,31 +287,56 @@ static bool is_listener(int fd, bool *ret_ok)
 	return true;
 }
 
-static int read_all(int fd, char **ret, size_t *ret_len)
+/* Read the current document of an adopted state memfd (index page, then its slot). */
+static int read_state(int fd, char **ret, size_t *ret_len)
 {
+	char index[VLUD_STATE_INDEX_SIZE];
+	uint64_t off, len;
 	struct stat st;
 	char *buf;
-	size_t off = 0;
+	size_t done = 0;
+	ssize_t n;
+	int r;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (!S_ISREG(st.st_mode) || st.st_size < 0 || (uint64_t)st.st_size > VLUD_STATE_MAX_BYTES)
+	if (!S_ISREG(st.st_mode))
 		return -EINVAL;
-	buf = malloc((size_t)st.st_size + 1);
+	do
+		n = pread(fd, index, sizeof(index), 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	r = state_index_parse(index, (size_t)n, &off, &len);
+	if (r < 0)
+		return r;
+	if (off + len > (uint64_t)st.st_size)
+		return -EINVAL;
+	buf = malloc(len + 1);
 	if (!buf)
 		return -ENOMEM;
-	while (off < (size_t)st.st_size) {
-		ssize_t n = pread(fd, buf + off, (size_t)st.st_size - off, (off_t)off);
-
+	while (done < len) {
+		n = pread(fd, buf + done, len - done, (off_t)(off + done));
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			break;
-		off += (size_t)n;
+		if (n <= 0) {
+			free(buf);
+			return n < 0 ? -errno : -EINVAL;
+		}
+		done += (size_t)n;
 	}
-	buf[off] = '\0';
+	buf[len] = '\0';
+	/* keep writing after what is there; the slot in use stays untouched until the next flip */
+	slots.cur = 0;
+	slots.off[0] = off;
+	slots.cap[0] = page_align(len);
+	/* everything but the current copy is free: the other slot takes the room in front of it, if any */
+	slots.off[1] = off > VLUD_STATE_INDEX_SIZE ? VLUD_STATE_INDEX_SIZE : 0;
+	slots.cap[1] = off > VLUD_STATE_INDEX_SIZE ? off - VLUD_STATE_INDEX_SIZE : 0;
+	slots.end = page_align((uint64_t)st.st_size) > off + slots.cap[0] ? page_align((uint64_t)st.st_size)
+									   : off + slots.cap[0];
 	*ret = buf;
-	*ret_len = off;
+	*ret_len = len;
 	return 0;
 }
 
@@ -361,7 +413,7 @@ int persist_start(void)
 		struct state_doc doc = {};
 		size_t len = 0;
 
-		r = read_all(state_fd, &buf, &len);
+		r = read_state(state_fd, &buf, &len);
 		if (r >= 0)
 			r = state_parse(buf, len, &doc);
 		if (r < 0) {

@@ -249,22 +249,14 @@ static int parse_fd(json_object *o, struct state_fd *sf)
 	return get_opt_str(o, "path", &sf->path);
 }
 
-int state_parse(const char *buf, size_t len, struct state_doc *ret)
+/* "VLUDSTATE <version>\n": -> header length */
+static int parse_header(const char *buf, size_t len, size_t *ret_hlen)
 {
-	_cleanup_json_ json_object *root = NULL;
-	struct state_doc doc = {};
-	json_tokener *tok;
-	enum json_tokener_error jerr;
-	json_object *insts, *fds;
 	const char *nl, *p;
-	size_t hlen, end;
+	size_t hlen;
 	char *e;
 	long ver;
-	int r;
 
-	if (!buf || len > VLUD_STATE_MAX_BYTES)
-		return -EINVAL;
-	/* header line */
 	nl = memchr(buf, '\n', len < 64 ? len : 64);
 	if (!nl)
 		return -EPROTO;
@@ -279,20 +271,101 @@ int state_parse(const char *buf, size_t len, struct state_doc *ret)
 		return -EPROTO;
 	if (ver != VLUD_STATE_VERSION)
 		return -EPROTONOSUPPORT;
+	*ret_hlen = hlen;
+	return 0;
+}
 
-	tok = json_tokener_new_ex(8);
+/* exactly one JSON object in buf[0..len), then only whitespace */
+static int parse_body(const char *buf, size_t len, int depth, json_object **ret)
+{
+	json_tokener *tok;
+	enum json_tokener_error jerr;
+	json_object *root;
+	size_t end;
+
+	tok = json_tokener_new_ex(depth);
 	if (!tok)
 		return -ENOMEM;
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	root = json_tokener_parse_ex(tok, buf + hlen, (int)(len - hlen));
+	root = json_tokener_parse_ex(tok, buf, (int)len);
 	jerr = json_tokener_get_error(tok);
-	end = hlen + json_tokener_get_parse_end(tok);
+	end = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
-	if (!root || jerr != json_tokener_success || !json_object_is_type(root, json_type_object))
+	if (!root || jerr != json_tokener_success || !json_object_is_type(root, json_type_object)) {
+		json_object_put(root);
 		return -EINVAL;
+	}
 	for (size_t i = end; i < len; i++)
-		if (buf[i] != ' ' && buf[i] != '\n' && buf[i] != '\t' && buf[i] != '\r')
+		if (buf[i] != ' ' && buf[i] != '\n' && buf[i] != '\t' && buf[i] != '\r') {
+			json_object_put(root);
 			return -EINVAL;
+		}
+	*ret = root;
+	return 0;
+}
+
+int state_index_serialize(uint64_t offset, uint64_t length, char buf[VLUD_STATE_INDEX_SIZE])
+{
+	int n;
+
+	if (offset < VLUD_STATE_INDEX_SIZE || offset % VLUD_STATE_INDEX_SIZE || length == 0 ||
+	    length > VLUD_STATE_MAX_BYTES)
+		return -EINVAL;
+	memset(buf, ' ', VLUD_STATE_INDEX_SIZE);
+	n = snprintf(buf, VLUD_STATE_INDEX_SIZE, "%s %d\n{\"offset\":%llu,\"length\":%llu}\n", VLUD_STATE_MAGIC,
+		     VLUD_STATE_VERSION, (unsigned long long)offset, (unsigned long long)length);
+	buf[n] = ' '; /* snprintf's NUL */
+	buf[VLUD_STATE_INDEX_SIZE - 1] = '\n';
+	return 0;
+}
+
+int state_index_parse(const char *buf, size_t len, uint64_t *ret_offset, uint64_t *ret_length)
+{
+	_cleanup_json_ json_object *root = NULL;
+	uint64_t off, l;
+	size_t hlen;
+	int r;
+
+	if (!buf)
+		return -EINVAL;
+	if (len > VLUD_STATE_INDEX_SIZE)
+		len = VLUD_STATE_INDEX_SIZE;
+	r = parse_header(buf, len, &hlen);
+	if (r < 0)
+		return r;
+	r = parse_body(buf + hlen, len - hlen, 4, &root);
+	if (r < 0)
+		return r;
+	json_object_object_foreach(root, key, val) {
+		(void)val;
+		if (strcmp(key, "offset") && strcmp(key, "length"))
+			return -EINVAL;
+	}
+	if (get_u64(root, "offset", &off) < 0 || get_u64(root, "length", &l) < 0)
+		return -EINVAL;
+	if (off < VLUD_STATE_INDEX_SIZE || off % VLUD_STATE_INDEX_SIZE || l == 0 || l > VLUD_STATE_MAX_BYTES)
+		return -EINVAL;
+	*ret_offset = off;
+	*ret_length = l;
+	return 0;
+}
+
+int state_parse(const char *buf, size_t len, struct state_doc *ret)
+{
+	_cleanup_json_ json_object *root = NULL;
+	struct state_doc doc = {};
+	json_object *insts, *fds;
+	size_t hlen;
+	int r;
+
+	if (!buf || len > VLUD_STATE_MAX_BYTES)
+		return -EINVAL;
+	r = parse_header(buf, len, &hlen);
+	if (r < 0)
+		return r;
+	r = parse_body(buf + hlen, len - hlen, 8, &root);
+	if (r < 0)
+		return r;
 
 	/* unknown top-level keys: a newer writer of the same version would be a bug; refuse */
 	json_object_object_foreach(root, key, val) {

@@ -8,8 +8,15 @@
  *   {"next_id":N, "written_us":T,
  *    "instances":[{"name","pid","uid","gid","registered_us","orphaned":bool,"orphaned_us"}],
  *    "fds":[{"id","instance","name","type","dev","ino","rdev","created_us","device"?,"path"?,"alias_of"?}]}
- * then optional whitespace (the writer pads in place instead of truncating).
+ * then optional whitespace.
  * 64-bit numbers (dev, ino, rdev, ids) are JSON integers; json-c keeps uint64 exactly.
+ *
+ * The memfd holds an index page and two slots, so that a rewrite killed half-way (SIGKILL can cut a
+ * multi-page write between pages) is never adopted:
+ *   offset 0, one page (VLUD_STATE_INDEX_SIZE bytes): "VLUDSTATE 1\n{"offset":O,"length":L}\n" + blanks
+ *   offset O (page aligned, >= one page): the current document, L bytes
+ * The writer puts a new document in the slot not in use, then rewrites the index page with a single
+ * one-page pwrite (which a signal cannot cut), then reuses the other slot next time.
  */
 #ifndef VLUD_STATE_H
 #define VLUD_STATE_H
@@ -64,5 +71,14 @@ int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len
 int state_parse(const char *buf, size_t len, struct state_doc *ret);
 
 void state_doc_done(struct state_doc *doc);
+
+#define VLUD_STATE_INDEX_SIZE 4096
+
+/* The index page: buf gets exactly VLUD_STATE_INDEX_SIZE bytes (blank padded).  -EINVAL for an offset
+ * inside the index page or not page aligned, or a length of 0. */
+int state_index_serialize(uint64_t offset, uint64_t length, char buf[VLUD_STATE_INDEX_SIZE]);
+/* Parse an index page (len bytes, at most VLUD_STATE_INDEX_SIZE are looked at).  -EPROTO wrong magic,
+ * -EPROTONOSUPPORT other version, -EINVAL malformed or out of range (length > VLUD_STATE_MAX_BYTES). */
+int state_index_parse(const char *buf, size_t len, uint64_t *ret_offset, uint64_t *ret_length);
 
 #endif

@@ -96,7 +96,7 @@ struct vlud {
 	/* persistence (persist.c): only when NOTIFY_SOCKET is set */
 	bool fdstore;
 	int state_fd;		/* owned; the "vlud-state" memfd, -EBADF without fd store */
-	size_t state_len;	/* bytes currently in the memfd (content may be padded) */
+	size_t state_len;	/* length of the current state document in the memfd */
 	unsigned adopted_fds, dropped_fds, lost_fds, restored_instances;
 
 	int vdpa_major;		/* major of "vhost-vdpa" in /proc/devices, -1 unknown */

@@ -325,12 +325,60 @@ static void truncated(void **unused)
 	free(buf);
 }
 
+/* the index page that names the current copy of the document */
+static void index_page(void **unused)
+{
+	char page[VLUD_STATE_INDEX_SIZE], bad[VLUD_STATE_INDEX_SIZE + 1];
+	uint64_t off = 0, len = 0;
+
+	assert_int_equal(state_index_serialize(8192, 1234, page), 0);
+	assert_memory_equal(page, "VLUDSTATE 1\n", 12);
+	assert_int_equal(page[VLUD_STATE_INDEX_SIZE - 1], '\n');
+	assert_null(memchr(page, '\0', sizeof(page)));
+	assert_int_equal(state_index_parse(page, sizeof(page), &off, &len), 0);
+	assert_true(off == 8192 && len == 1234);
+	/* a short read of the page is fine as long as the object is complete */
+	assert_int_equal(state_index_parse(page, 64, &off, &len), 0);
+
+	/* what the writer refuses */
+	assert_int_equal(state_index_serialize(0, 10, page), -EINVAL);    /* inside the index page */
+	assert_int_equal(state_index_serialize(5000, 10, page), -EINVAL); /* not page aligned */
+	assert_int_equal(state_index_serialize(4096, 0, page), -EINVAL);
+	assert_int_equal(state_index_serialize(4096, (uint64_t)VLUD_STATE_MAX_BYTES + 1, page), -EINVAL);
+
+	/* what the reader refuses; nothing written on failure */
+	off = len = 7;
+	snprintf(bad, sizeof(bad), "VLUDSTATE 2\n{\"offset\":4096,\"length\":1}\n");
+	assert_int_equal(state_index_parse(bad, strlen(bad), &off, &len), -EPROTONOSUPPORT);
+	snprintf(bad, sizeof(bad), "VLUDSTATX 1\n{\"offset\":4096,\"length\":1}\n");
+	assert_int_equal(state_index_parse(bad, strlen(bad), &off, &len), -EPROTO);
+	snprintf(bad, sizeof(bad), "VLUDSTATE 1\n{\"offset\":4096,\"length\":1,\"x\":1}\n");
+	assert_int_equal(state_index_parse(bad, strlen(bad), &off, &len), -EINVAL);
+	snprintf(bad, sizeof(bad), "VLUDSTATE 1\n{\"offset\":4096}\n");
+	assert_int_equal(state_index_parse(bad, strlen(bad), &off, &len), -EINVAL);
+	snprintf(bad, sizeof(bad), "VLUDSTATE 1\n{\"offset\":4097,\"length\":1}\n");
+	assert_int_equal(state_index_parse(bad, strlen(bad), &off, &len), -EINVAL);
+	snprintf(bad, sizeof(bad), "VLUDSTATE 1\n{\"offset\":0,\"length\":1}\n");
+	assert_int_equal(state_index_parse(bad, strlen(bad), &off, &len), -EINVAL);
+	snprintf(bad, sizeof(bad), "VLUDSTATE 1\n{\"offset\":4096,\"length\":0}\n");
+	assert_int_equal(state_index_parse(bad, strlen(bad), &off, &len), -EINVAL);
+	snprintf(bad, sizeof(bad), "VLUDSTATE 1\n{\"offset\":4096,\"length\":1} x");
+	assert_int_equal(state_index_parse(bad, strlen(bad), &off, &len), -EINVAL);
+	snprintf(bad, sizeof(bad), "VLUDSTATE 1\n{\"offset\":4096,\"len");
+	assert_int_equal(state_index_parse(bad, strlen(bad), &off, &len), -EINVAL);
+	assert_true(off == 7 && len == 7);
+	/* every truncation of a valid page short of its closing brace is refused */
+	for (size_t l = 0; l < (size_t)(strchr(page, '}') - page); l++)
+		if (state_index_parse(page, l, &off, &len) >= 0)
+			fail_msg("index truncated to %zu bytes: accepted", l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(roundtrip), cmocka_unit_test(empty_doc), cmocka_unit_test(padded),
 		cmocka_unit_test(header),    cmocka_unit_test(malformed), cmocka_unit_test(control_row),
-		cmocka_unit_test(truncated),
+		cmocka_unit_test(truncated), cmocka_unit_test(index_page),
 	};
 
 	return cmocka_run_group_tests_name("state", tests, NULL, NULL);
