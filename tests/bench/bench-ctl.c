@@ -52,7 +52,8 @@ static void *client_main(void *arg)
 	c->connect_us = (double)(bstat_now_ns() - t0) / 1e3;
 	if (r < 0)
 		c->errors++;
-	vlu_set_timeout(v, 30000);
+	else
+		vlu_set_timeout(v, 30000);
 	pthread_barrier_wait(c->bar);
 	if (r < 0)
 		return NULL;
