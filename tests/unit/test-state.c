@@ -376,10 +376,15 @@ static void index_page(void **unused)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(roundtrip), cmocka_unit_test(empty_doc), cmocka_unit_test(padded),
-		cmocka_unit_test(header),    cmocka_unit_test(malformed), cmocka_unit_test(control_row),
-		cmocka_unit_test(truncated), cmocka_unit_test(index_page),
+		{ "daemon/state/roundtrip", roundtrip, NULL, NULL, NULL },
+		{ "daemon/state/empty-doc", empty_doc, NULL, NULL, NULL },
+		{ "daemon/state/padded", padded, NULL, NULL, NULL },
+		{ "daemon/state/header", header, NULL, NULL, NULL },
+		{ "daemon/state/malformed", malformed, NULL, NULL, NULL },
+		{ "daemon/state/control-row", control_row, NULL, NULL, NULL },
+		{ "daemon/state/truncated", truncated, NULL, NULL, NULL },
+		{ "daemon/state/index-page", index_page, NULL, NULL, NULL },
 	};
 
-	return cmocka_run_group_tests_name("state", tests, NULL, NULL);
+	return cmocka_run_group_tests_name("daemon/state", tests, NULL, NULL);
 }
