@@ -28,6 +28,7 @@
 #include "instance.h"
 #include "persist.h"
 #include "vlud.h"
+#include "update.h"
 
 struct vlud vl;
 int vlud_log_level = LOG_INFO;
@@ -129,6 +130,9 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 	log_info("%s: stopping", strsignal(w->signum));
 	vl.stopping = true;
+	/* no device stays suspended: running updates end (RESUME, verdict to their starters) while the
+	 * connections are still up (issue 5) */
+	update_stop_all("the daemon is stopping");
 	(void)sd_notify(0, "STOPPING=1");
 	ev_io_stop(loop, &vl.listen_io);
 	/* stop reading; connections whose output is flushed close now, the rest when flushed */
@@ -425,6 +429,7 @@ out:
 		free(vl.bound_path);
 	}
 	instance_free_all(); /* our copies only: the fd store keeps its own */
+	persist_done();
 	vl.state_fd = safe_close(vl.state_fd);
 	free(vl.recvbuf);
 	config_free(vl.cfg);

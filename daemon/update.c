@@ -49,6 +49,8 @@
 #include "vmpin.h"
 
 #define MAX_MAPS 64
+/* vmm.mappings: iova, size, offset and their ends are bounded (no arithmetic on them can overflow) */
+#define MAP_LIMIT (1ULL << 48)
 #define MAX_DEVS 16
 #define DEFAULT_MAX_STATE_BYTES (1024 * 1024)
 #define STATE_FD_NAME "update:state"
@@ -86,6 +88,7 @@ struct upd_dev {
 	uint64_t backend;	     /* offered backend features */
 	bool pa;		     /* pinning mode declared by O (default pa) */
 	bool suspended;
+	bool lost;		     /* path C: closed, and the reopen failed: D holds no fd of it any more */
 };
 
 struct update {
@@ -384,6 +387,19 @@ static json_object *verdict(struct update *u, const char *result)
 		json_object_array_add(st, e);
 	}
 	json_object_object_add(d, "status_after", st);
+	{
+		json_object *lost = NULL;
+
+		for (unsigned i = 0; i < u->ndevs; i++)
+			if (u->devs[i].lost) {
+				if (!lost)
+					lost = json_object_new_array();
+				json_object_array_add(lost, json_object_new_string(u->devs[i].name));
+			}
+		/* path C: closed and not reopened: vlud holds no fd of these devices any more */
+		if (lost)
+			json_object_object_add(d, "device_lost", lost);
+	}
 	json_object_object_add(d, "pause_ms",
 			       u->t_suspend_us ? json_object_new_double((double)(now_monotonic_us() - u->t_suspend_us) /
 									1000.0)
@@ -499,6 +515,7 @@ static void rollback(struct update *u, const char *fmt, ...)
 	bool o_alive = pidfd_alive(u->old_pidfd);
 	struct conn *oc = conn_by_id(u->old_conn);
 	const char *result = "rolled-back";
+	bool lost = false;
 	json_object *d;
 	va_list ap;
 
@@ -508,8 +525,11 @@ static void rollback(struct update *u, const char *fmt, ...)
 	log_warning("update %" PRIu64 " of %s: rolling back in phase %s: %s", u->id, u->inst->name,
 		    phase_names[u->phase], u->error);
 	u->token_valid = false;
-	/* exec mode, the old image is gone (exec'ed into something that failed): the previous binary */
-	if (u->mode == MODE_EXEC && !u->restarted && u->phase >= PH_EXEC && (oc == NULL || !o_alive) &&
+	for (unsigned i = 0; i < u->ndevs; i++)
+		lost |= u->devs[i].lost;
+	/* exec mode, the old image is gone (exec'ed into something that failed): the previous binary
+	 * (not when a path-C reopen lost a device: there is nothing to hand it) */
+	if (!lost && u->mode == MODE_EXEC && !u->restarted && u->phase >= PH_EXEC && (oc == NULL || !o_alive) &&
 	    vl.cfg->update_policy.restart_previous && restart_previous(u) == 0)
 		return;
 	if (u->restarted && u->first_error[0]) {
@@ -578,6 +598,8 @@ static void rollback(struct update *u, const char *fmt, ...)
 		}
 		break;
 	}
+	if (lost)
+		result = "failed"; /* device_lost in the verdict */
 	d = event_base(u);
 	json_object_object_add(d, "reason", json_object_new_string(u->error));
 	json_object_object_add(d, "phase", json_object_new_string(phase_names[u->phase]));
@@ -623,6 +645,23 @@ static void new_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---------------------------------------------------------------- vmm.mappings */
 
+/* the first key of o not in keys (NULL-terminated), NULL when none (STYLE: unknown keys are rejected) */
+static const char *unknown_key(json_object *o, const char *const *keys)
+{
+	if (!json_object_is_type(o, json_type_object))
+		return NULL;
+	json_object_object_foreach(o, k, v) {
+		size_t i;
+
+		(void)v;
+		for (i = 0; keys[i] && strcmp(keys[i], k) != 0; i++)
+			;
+		if (!keys[i])
+			return k;
+	}
+	return NULL;
+}
+
 /* perm: VHOST_ACCESS_* as a number 1..3 or "ro"/"wo"/"rw"; absent = rw.  -1 when invalid. */
 static int map_perm(json_object *m)
 {
@@ -658,15 +697,32 @@ int update_cmd_vmm_mappings(struct request *r)
 		return request_error(r, VLU_ERR_BUSY, "an update of '%s' is running", inst->name);
 	json_object_object_get_ex(r->args, "mappings", &maps);
 	json_object_object_get_ex(r->args, "devices", &devs);
+	if (json_object_array_length(maps) > MAX_MAPS)
+		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "%zu mappings: at most %d", json_object_array_length(maps),
+				     MAX_MAPS);
+	if (devs && json_object_array_length(devs) > MAX_DEVS)
+		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "%zu devices: at most %d", json_object_array_length(devs),
+				     MAX_DEVS);
 	for (size_t i = 0; i < json_object_array_length(maps); i++) {
+		static const char *const keys[] = { "iova", "size", "memfd", "offset", "uaddr", "perm", NULL };
 		json_object *m = json_object_array_get_idx(maps, i);
-		const char *mf = jstr(m, "memfd");
-		int64_t size = jint(m, "size", -1), iova = jint(m, "iova", -1), off = jint(m, "offset", -1);
+		const char *mf = jstr(m, "memfd"), *bad = unknown_key(m, keys);
+		int64_t size = jint(m, "size", -1), iova = jint(m, "iova", -1), off = jint(m, "offset", -1),
+			uaddr = jint(m, "uaddr", 0);
 		struct held *h;
 
-		if (!mf || size <= 0 || iova < 0 || off < 0 || map_perm(m) < 0)
+		if (!json_object_is_type(m, json_type_object) || bad)
+			return request_error(r, VLU_ERR_INVALID_ARGUMENT, "mappings[%zu]: unknown key '%s'", i,
+					     bad ? bad : "(not an object)");
+		if (!mf || size <= 0 || iova < 0 || off < 0 || uaddr < 0 || map_perm(m) < 0)
 			return request_error(r, VLU_ERR_INVALID_ARGUMENT,
-					     "mappings[%zu]: needs iova>=0, size>0, memfd (name), offset>=0, perm 1..3", i);
+					     "mappings[%zu]: needs iova>=0, size>0, memfd (name), offset>=0, uaddr>=0, perm 1..3",
+					     i);
+		/* every value and every end below 2^48: the sums in update.start cannot overflow */
+		if ((uint64_t)size > MAP_LIMIT || (uint64_t)iova > MAP_LIMIT || (uint64_t)off > MAP_LIMIT ||
+		    (uint64_t)iova + (uint64_t)size > MAP_LIMIT || (uint64_t)off + (uint64_t)size > MAP_LIMIT)
+			return request_error(r, VLU_ERR_INVALID_ARGUMENT,
+					     "mappings[%zu]: iova, size, offset, iova+size and offset+size must be <= 2^48", i);
 		h = held_find(inst, mf);
 		if (!h || h->type != VLUD_FD_MEMFD)
 			return request_error(r, VLU_ERR_NOT_FOUND,
@@ -674,9 +730,13 @@ int update_cmd_vmm_mappings(struct request *r)
 	}
 	for (size_t i = 0; devs && i < json_object_array_length(devs); i++) {
 		json_object *d = json_object_array_get_idx(devs, i);
-		const char *nm = jstr(d, "name"), *pin = jstr(d, "pinning");
+		static const char *const keys[] = { "name", "pinning", NULL };
+		const char *nm = jstr(d, "name"), *pin = jstr(d, "pinning"), *bad = unknown_key(d, keys);
 		struct held *h = nm ? held_find(inst, nm) : NULL;
 
+		if (!json_object_is_type(d, json_type_object) || bad)
+			return request_error(r, VLU_ERR_INVALID_ARGUMENT, "devices[%zu]: unknown key '%s'", i,
+					     bad ? bad : "(not an object)");
 		if (!h || h->type != VLUD_FD_VHOST_VDPA)
 			return request_error(r, VLU_ERR_NOT_FOUND, "devices[%zu]: no device fd '%s' in instance '%s'", i,
 					     nm ? nm : "(null)", inst->name);
@@ -832,7 +892,7 @@ int update_cmd_start(struct request *r)
 	struct upd_inst *ui;
 	struct update *u = NULL;
 	json_object *argv = NULL, *v;
-	int64_t succ = -1, map_bytes = 0, pin = 0;
+	int64_t succ = -1, map_bytes = 0, pin = 0, mul = 0;
 	uint64_t soft = 0;
 	unsigned npa = 0;
 	char why[256], exe[PATH_MAX];
@@ -863,6 +923,10 @@ int update_cmd_start(struct request *r)
 			      name);
 	if (strcmp(mode, "exec") == 0 && succ > 0)
 		return refuse(r, inst, VLU_ERR_INVALID_ARGUMENT, "successor_pid is for transfer mode");
+	if (strcmp(mode, "transfer") == 0 && succ > 0 && wait)
+		/* the named successor needs the token, which only the wait:false reply carries */
+		return refuse(r, inst, VLU_ERR_INVALID_ARGUMENT,
+			      "successor_pid needs wait:false: the token the successor claims with is in that reply");
 	if (disruptive && !vl.cfg->update_policy.allow_disruptive)
 		return refuse(r, inst, VLU_ERR_PERMISSION_DENIED,
 			      "allow_disruptive asked for, but the policy (update.allow_disruptive) forbids it");
@@ -916,9 +980,17 @@ int update_cmd_start(struct request *r)
 			return refuse(r, inst, VLU_ERR_UNSUPPORTED, "mapping %zu: memfd '%s' is no longer stored", i,
 				      jstr(m, "memfd"));
 		}
-		map_bytes += jint(m, "size", 0);
+		if (__builtin_add_overflow(map_bytes, jint(m, "size", 0), &map_bytes) ||
+		    __builtin_mul_overflow(map_bytes, (int64_t)MAX_DEVS, &mul)) {
+			update_free(u);
+			return refuse(r, inst, VLU_ERR_LIMIT_EXCEEDED, "the mappings' sizes overflow");
+		}
 	}
-	u->expected_kb = (int64_t)npa * map_bytes / 1024;
+	if (__builtin_mul_overflow((int64_t)npa, map_bytes, &mul)) {
+		update_free(u);
+		return refuse(r, inst, VLU_ERR_LIMIT_EXCEEDED, "the mappings' sizes overflow");
+	}
+	u->expected_kb = mul / 1024;
 	/* the previous binary, for a restart after a failed exec-mode update */
 	if (u->mode == MODE_EXEC) {
 		char lp[64], pb[PATH_MAX];
@@ -1295,19 +1367,23 @@ static int reopen_devices(struct update *u, char *why, size_t len)
 		held_unlink(h);
 		persist_state_write();
 		held_destroy(h);
+		/* from here the device fd is gone (the node is single-open: the close must come first); a
+		 * failure below loses the device: reported as device_lost, never ok */
 		u->devs[i].suspended = false;
+		u->devs[i].lost = true;
 		k = device_open_node(u->devs[i].path, &fd);
 		if (k < 0)
-			return snprintf(why, len, "reopen %s: %s%s", u->devs[i].path, strerror(-k),
+			return snprintf(why, len, "device lost: reopen %s: %s%s", u->devs[i].path, strerror(-k),
 					k == -EBUSY ? " (another copy of the old fd is still open)" : ""),
 			       k;
 		t = fdtype_detect(fd, vl.vdpa_major, &st);
 		if (t < 0)
-			return snprintf(why, len, "fstat %s: %s", u->devs[i].path, strerror(-t)), t;
+			return snprintf(why, len, "device lost: fstat %s: %s", u->devs[i].path, strerror(-t)), t;
 		k = held_add(u->inst, u->devs[i].name, TAKE_FD(fd), t, &st, 0, 0, u->devs[i].device, u->devs[i].path,
 			     &nh);
 		if (k < 0)
-			return snprintf(why, len, "holding %s: %s", u->devs[i].path, strerror(-k)), k;
+			return snprintf(why, len, "device lost: holding %s: %s", u->devs[i].path, strerror(-k)), k;
+		u->devs[i].lost = false;
 	}
 	persist_state_write();
 	return 0;
@@ -1327,7 +1403,7 @@ int update_cmd_claim(struct request *r)
 	int64_t t0 = now_monotonic_us();
 	size_t n = 0;
 	char why[256];
-	int pidfd;
+	int pidfd = -EBADF, same_pidfd = -EBADF, k;
 
 	if (!u || !u->token_valid || (u->phase != PH_EXEC && u->phase != PH_CLAIM && u->phase != PH_SPAWN)) {
 		log_warning("update.claim of '%s' by pid %d uid %u refused: no update waiting for a claim", name,
@@ -1356,40 +1432,53 @@ int update_cmd_claim(struct request *r)
 		}
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "claim refused: token, pid or uid do not match");
 	}
+	/* every fallible step comes before the point of no return (token burnt, O's connection closed):
+	 * a failure here changes nothing and the update keeps its claim deadline */
+	if (u->state_fd < 0)
+		return request_error(r, VLU_ERR_INTERNAL, "no saved state");
+	pidfd = fcntl(c->pidfd, F_DUPFD_CLOEXEC, 3); /* owned: goes to the instance */
+	if (pidfd < 0)
+		return request_error(r, VLU_ERR_INTERNAL, "dup: %s", strerror(errno));
+	if (u->mode == MODE_EXEC && !u->restarted) {
+		/* the same process: watched as N from now on (owned: goes to u->new_pidfd) */
+		same_pidfd = fcntl(u->old_pidfd, F_DUPFD_CLOEXEC, 3);
+		if (same_pidfd < 0) {
+			k = -errno;
+			safe_close(pidfd);
+			return request_error(r, VLU_ERR_INTERNAL, "dup: %s", strerror(-k));
+		}
+	}
+
+	/* accepted: burn the token */
 	if (u->mode == MODE_EXEC && !u->restarted && conn_by_id(u->old_conn) && conn_by_id(u->old_conn) != c) {
 		/* same pid, right token: the old image's socket closed at exec (CLOEXEC) and its EOF is not
 		 * processed yet, or the VMM claims for itself; either way that connection is done */
 		conn_kill(conn_by_id(u->old_conn), "replaced by the claiming image (live update)");
 	}
-	if (u->state_fd < 0)
-		return request_error(r, VLU_ERR_INTERNAL, "no saved state");
-
-	/* accepted: burn the token */
 	u->token_valid = false;
 	explicit_bzero(u->token, sizeof(u->token));
 	u->new_pid = c->cred.pid;
 	u->new_before_kb = 0;
 	(void)vmpin_read(u->new_pid, &u->new_before_kb, NULL);
-	set_phase(u, PH_CLAIM, 0);
+	set_phase(u, PH_CLAIM, vl.cfg->update.commit_ms); /* never without a deadline */
 	if (u->path == 'C') {
 		/* transfer mode: O closed its device fds before update.saved */
 		if (reopen_devices(u, why, sizeof(why)) < 0) {
+			safe_close(pidfd);
+			safe_close(same_pidfd);
 			set_phase(u, PH_RESTORE, 0);
 			rollback(u, "%s", why);
 			return request_error(r, VLU_ERR_DEVICE_ERROR, "%s", why);
 		}
 	}
 	/* the instance moves to N's connection */
-	pidfd = fcntl(c->pidfd, F_DUPFD_CLOEXEC, 3);
-	if (pidfd < 0)
-		return request_error(r, VLU_ERR_INTERNAL, "dup: %s", strerror(errno));
 	if (inst->state == INSTANCE_ATTACHED)
 		instance_orphan(inst, u->mode == MODE_EXEC ? "exec'ed (live update)" : "handed to the successor");
-	instance_attach(inst, c, c->cred.pid, pidfd);
-	if (u->mode == MODE_EXEC && !u->restarted) {
-		/* the same process: watch it as N now */
+	instance_attach(inst, c, c->cred.pid, TAKE_FD(pidfd));
+	if (same_pidfd >= 0) {
 		ev_io_stop(vl.loop, &u->old_io);
-		u->new_pidfd = fcntl(u->old_pidfd, F_DUPFD_CLOEXEC, 3);
+		safe_close(u->new_pidfd);
+		u->new_pidfd = TAKE_FD(same_pidfd);
 		watch_pid(u, &u->new_io, u->new_pidfd);
 	}
 
@@ -1530,6 +1619,36 @@ int update_cmd_ready(struct request *r)
 
 /* ---------------------------------------------------------------- instance gone */
 
+bool update_running(const struct instance *inst)
+{
+	const struct upd_inst *ui = inst->update;
+
+	return ui && ui->cur;
+}
+
+/* End u now, without a restart or a hand-back: RESUME what D suspended (its fds are still open), so no
+ * device is left suspended, then the verdict (failed). */
+static void stop_update(struct update *u, const char *why)
+{
+	snprintf(u->error, sizeof(u->error), "%s during phase %s; devices resumed", why, phase_names[u->phase]);
+	u->token_valid = false;
+	resume_all(u);
+	finish(u, "failed", "update.completed", NULL);
+}
+
+void update_stop_all(const char *why)
+{
+	struct list *p, *t;
+
+	list_for_each_safe(p, t, &vl.instances) {
+		struct instance *inst = list_entry(p, struct instance, link);
+		struct upd_inst *ui = inst->update;
+
+		if (ui && ui->cur)
+			stop_update(ui->cur, why);
+	}
+}
+
 void update_instance_gone(struct instance *inst)
 {
 	struct upd_inst *ui = inst->update;
@@ -1537,12 +1656,9 @@ void update_instance_gone(struct instance *inst)
 	if (!ui)
 		return;
 	if (ui->cur) {
-		struct update *u = ui->cur;
-
-		snprintf(u->error, sizeof(u->error), "the instance was released during phase %s",
-			 phase_names[u->phase]);
-		u->ndevs = 0; /* its fds are being closed: nothing to resume */
-		finish(u, "failed", "update.completed", NULL);
+		/* called before the instance's fds are closed: they still resume */
+		stop_update(ui->cur, "the instance was released");
+		ui->cur = NULL;
 	}
 	json_object_put(ui->mappings);
 	json_object_put(ui->devices);

@@ -10,6 +10,8 @@
 #ifndef VLUD_UPDATE_H
 #define VLUD_UPDATE_H
 
+#include <stdbool.h>
+
 struct request;
 struct instance;
 
@@ -21,7 +23,13 @@ int update_cmd_saved(struct request *r);
 int update_cmd_claim(struct request *r);
 int update_cmd_ready(struct request *r);
 
-/* the instance is being freed: stop its update (no rollback possible any more), free our data */
+/* the instance is being freed (its fds still open): stop its update (devices resumed, verdict failed),
+ * free our data */
 void update_instance_gone(struct instance *inst);
+/* the daemon stops: end every running update the same way, before connections are torn down */
+void update_stop_all(const char *why);
+/* an update of inst runs (instance.register reattach, fd.remove, fd.store replace and a VMM's
+ * instance.release are refused with Busy meanwhile) */
+bool update_running(const struct instance *inst);
 
 #endif

@@ -184,6 +184,63 @@ int main(void)
 		     "{\"mappings\":[],\"devices\":[{\"name\":\"vdpa:vdpa9\",\"pinning\":\"pa\"}]}", "NotFound", "no device fd");
 	expect_error(c, "mappings/not-a-device", "vmm.mappings",
 		     "{\"mappings\":[],\"devices\":[{\"name\":\"ram0\",\"pinning\":\"pa\"}]}", "NotFound", "no device fd");
+	/* bounds (a VMM must not overflow the daemon's arithmetic: 4 x 2^62 then update.start killed a
+	 * UBSan daemon) and unknown keys */
+	expect_error(c, "mappings/size-2^62-refused", "vmm.mappings",
+		     "{\"mappings\":[{\"iova\":0,\"size\":4611686018427387904,\"memfd\":\"ram0\",\"offset\":0}]}",
+		     "InvalidArgument", "2^48");
+	expect_error(c, "mappings/iova-plus-size-wraps", "vmm.mappings",
+		     "{\"mappings\":[{\"iova\":9223372036854771712,\"size\":8192,\"memfd\":\"ram0\",\"offset\":0}]}",
+		     "InvalidArgument", "2^48");
+	expect_error(c, "mappings/offset-plus-size-over-2^48", "vmm.mappings",
+		     "{\"mappings\":[{\"iova\":0,\"size\":4096,\"memfd\":\"ram0\",\"offset\":281474976710656}]}",
+		     "InvalidArgument", "2^48");
+	expect_error(c, "mappings/negative-uaddr", "vmm.mappings",
+		     "{\"mappings\":[{\"iova\":0,\"size\":4096,\"memfd\":\"ram0\",\"offset\":0,\"uaddr\":-1}]}",
+		     "InvalidArgument", "uaddr");
+	expect_error(c, "mappings/unknown-key-in-mapping", "vmm.mappings",
+		     "{\"mappings\":[{\"iova\":0,\"size\":4096,\"memfd\":\"ram0\",\"offset\":0,\"sise\":1}]}",
+		     "InvalidArgument", "unknown key 'sise'");
+	expect_error(c, "mappings/unknown-key-in-device", "vmm.mappings",
+		     "{\"mappings\":[],\"devices\":[{\"name\":\"vdpa:vdpa0\",\"pinning\":\"pa\",\"x\":1}]}",
+		     "InvalidArgument", "unknown key 'x'");
+	{
+		/* 65 mappings: over the command table's limit (checked before the handler) */
+		char *big = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&big, &len);
+
+		fprintf(f, "{\"mappings\":[");
+		for (int i = 0; i < 65; i++)
+			fprintf(f, "%s{\"iova\":%d,\"size\":4096,\"memfd\":\"ram0\",\"offset\":0}", i ? "," : "",
+				i * 4096);
+		fprintf(f, "]}");
+		fclose(f);
+		{
+			_cleanup_json_ json_object *rep = NULL;
+			const char *cls, *desc;
+
+			r = integ_call(c, "vmm.mappings", big, NULL, 0, &rep, NULL, 0, NULL);
+			cls = r == 0 ? integ_error_class(rep) : NULL;
+			desc = r == 0 ? integ_error_desc(rep) : NULL;
+			tap_check(cls && strcmp(cls, "InvalidArgument") == 0 && desc && strstr(desc, "0..64"),
+				  "mappings/more-than-64-refused", "r=%d class %s desc '%s'", r, cls ? cls : "-",
+				  desc ? desc : "-");
+		}
+		free(big);
+	}
+	/* the largest accepted values, summed by update.start: no overflow (the daemon lives on, checked by
+	 * the refusals that follow) */
+	expect_ok(c, "mappings/2^48-bounds-accepted", "vmm.mappings",
+		  "{\"mappings\":["
+		  "{\"iova\":0,\"size\":281474976710656,\"memfd\":\"ram0\",\"offset\":0},"
+		  "{\"iova\":0,\"size\":281474976710656,\"memfd\":\"ram0\",\"offset\":0},"
+		  "{\"iova\":0,\"size\":281474976710656,\"memfd\":\"ram0\",\"offset\":0},"
+		  "{\"iova\":0,\"size\":281474976710656,\"memfd\":\"ram0\",\"offset\":0}]}",
+		  NULL);
+	expect_error(c, "start/huge-mappings-no-device", "update.start",
+		     "{\"instance\":\"vm1\",\"mode\":\"exec\",\"binary\":\"/bin/true\"}", "Unsupported",
+		     "holds no vhost-vdpa device");
 	expect_ok(c, "mappings/empty-table-accepted", "vmm.mappings", "{\"mappings\":[]}", NULL);
 
 	/* ---- update.start refusals (nothing touched) ---- */
@@ -217,7 +274,13 @@ int main(void)
 	expect_error(c, "start/no-device", "update.start", "{\"instance\":\"vm1\",\"mode\":\"exec\",\"binary\":\"/bin/true\"}",
 		     "Unsupported", "holds no vhost-vdpa device");
 	expect_error(c, "start/transfer-missing-successor-pid", "update.start",
-		     "{\"instance\":\"vm1\",\"mode\":\"transfer\",\"successor_pid\":4194000}", "NotFound", "does not exist");
+		     "{\"instance\":\"vm1\",\"mode\":\"transfer\",\"successor_pid\":4194000,\"wait\":false}", "NotFound",
+		     "does not exist");
+	/* a named successor needs the token, which only the wait:false reply carries: wait:true (the
+	 * default) could never succeed */
+	expect_error(c, "start/successor-pid-needs-wait-false", "update.start",
+		     "{\"instance\":\"vm1\",\"mode\":\"transfer\",\"successor_pid\":1}", "InvalidArgument",
+		     "wait:false");
 	json_object_put(ret);
 	ret = NULL;
 	expect_ok(c, "status/still-nothing", "update.status", "{\"instance\":\"vm1\"}", &ret);
@@ -253,7 +316,7 @@ int main(void)
 			refused_events++;
 		json_object_put(m);
 	}
-	tap_check(refused_events >= 11, "events/update.refused-for-each-refusal", "%zu update.refused events",
+	tap_check(refused_events >= 13, "events/update.refused-for-each-refusal", "%zu update.refused events",
 		  refused_events);
 
 	/* ---- release; no fd leaked ---- */
