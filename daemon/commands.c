@@ -208,6 +208,13 @@ static int cmd_instance_register(struct request *r)
 		if (inst->uid != c->cred.uid)
 			return request_error(r, VLU_ERR_PERMISSION_DENIED, "instance '%s' belongs to uid %u", name,
 					     (unsigned)inst->uid);
+		/* exec mode orphans the instance until the successor claims it with its token: nobody
+		 * adopts it (and retrieves its fds) meanwhile */
+		if (update_running(inst))
+			return request_error(r, VLU_ERR_BUSY,
+					     "instance '%s' is being live-updated: only its successor (update.claim) "
+					     "takes it over",
+					     name);
 	} else if (vl.n_instances >= vl.cfg->limits.max_instances)
 		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "%u instances registered (max_instances)",
 				     vl.n_instances);
@@ -273,6 +280,10 @@ static int cmd_instance_release(struct request *r)
 	}
 	if (!is_operator(r->c) && r->c->inst != inst)
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "'%s' is not this connection's instance", name);
+	/* the VMM waits for its update to end (an operator may release: the update ends failed, devices
+	 * resumed, before the fds close) */
+	if (r->c->inst == inst && update_running(inst))
+		return request_error(r, VLU_ERR_BUSY, "an update of '%s' is running: update.abort it first", name);
 	n = instance_release(inst, r->c->inst == inst ? "released by its VMM" : "released by an operator");
 	o = json_object_new_object();
 	json_object_object_add(o, "name", json_object_new_string(name));
@@ -494,6 +505,7 @@ static int cmd_fd_store(struct request *r)
 	size_t n = json_object_array_length(names);
 	unsigned allowed = policy_fd_types(vl.cfg, &r->c->cred), replaced = 0, maxfds;
 	struct stat st[VLU_MAX_FDS_PER_MSG];
+	struct held *olds[VLU_MAX_FDS_PER_MSG] = { 0 };
 	int types[VLU_MAX_FDS_PER_MSG];
 
 	if (!inst)
@@ -522,6 +534,9 @@ static int cmd_fd_store(struct request *r)
 		if (h && !replace)
 			return request_error(r, VLU_ERR_BUSY, "instance '%s' already holds an fd named '%s'", inst->name,
 					     nm);
+		if (h && update_running(inst))
+			return request_error(r, VLU_ERR_BUSY, "an update of '%s' is running: '%s' cannot be replaced now",
+					     inst->name, nm);
 		if (h)
 			replaced++;
 	}
@@ -530,24 +545,33 @@ static int cmd_fd_store(struct request *r)
 		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "instance '%s' holds %u fds; %zu more exceed max_fds %u",
 				     inst->name, inst->n_held, n - replaced, maxfds);
 
-	/* no error below this point except out of memory */
+	/* no error below this point except out of memory.  Replaced fds: unlinked first, the new ones
+	 * added, the state written, and only then the old ones leave the fd store and close (persist.c's
+	 * ordering: the state never names an fd the store no longer has) */
 	fds = json_object_new_array();
 	for (size_t i = 0; i < n; i++) {
 		const char *nm = json_object_get_string(json_object_array_get_idx(names, i));
-		struct held *old = held_find(inst, nm), *h;
+		struct held *h;
 		int k;
 
-		if (old)
-			held_free(old);
+		olds[i] = held_find(inst, nm);
+		if (olds[i])
+			held_unlink(olds[i]);
 		k = held_add(inst, nm, TAKE_FD(r->fds[i]), types[i], &st[i], 0, 0, NULL, NULL, &h);
 		if (k < 0) {
 			json_object_put(fds);
 			persist_state_write();
+			for (size_t j = 0; j <= i; j++)
+				if (olds[j])
+					held_destroy(olds[j]);
 			return request_error(r, VLU_ERR_INTERNAL, "storing '%s': %s", nm, strerror(-k));
 		}
 		json_object_array_add(fds, held_to_json(h, false));
 	}
 	persist_state_write();
+	for (size_t i = 0; i < n; i++)
+		if (olds[i])
+			held_destroy(olds[i]);
 	vlud_notify_status();
 	log_debug("instance %s stored %zu fds", inst->name, n);
 	o = json_object_new_object();
@@ -651,6 +675,9 @@ static int cmd_fd_remove(struct request *r)
 		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "too many names");
 	if (check_distinct(r, names) < 0)
 		return -1;
+	if (update_running(inst))
+		return request_error(r, VLU_ERR_BUSY, "an update of '%s' is running: its fds stay until it ends",
+				     inst->name);
 	for (size_t i = 0; i < n; i++) {
 		const char *nm = json_object_get_string(json_object_array_get_idx(names, i));
 
