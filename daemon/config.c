@@ -49,8 +49,10 @@ static void defaults(struct vlud_config *c)
 	c->limits = (struct vlud_limits){
 		.max_message_bytes = VLU_DEFAULT_MAX_MSG_BYTES,
 		.max_json_depth = VLU_DEFAULT_MAX_DEPTH,
-		.max_fds_per_message = 64,
-		.max_fds_per_instance = 64,
+		/* an update.claim hands every held fd plus the state memfd over in one message: keep
+		 * max_fds_per_instance + 1 <= max_fds_per_message (docs/CONFIG.md) */
+		.max_fds_per_message = 253,
+		.max_fds_per_instance = 252,
 		.max_instances = 32,
 		.max_connections = 128,
 		.max_pending_output_bytes = 1024 * 1024,

@@ -188,6 +188,14 @@ static const char *jstr(json_object *o, const char *k)
 	return json_object_get_string(v);
 }
 
+/* the fds one claim reply may carry: every held fd and the state memfd (docs/CONFIG.md) */
+static unsigned claim_max_fds(void)
+{
+	unsigned m = vl.cfg->limits.max_fds_per_message;
+
+	return m < VLU_MAX_FDS_PER_MSG ? m : VLU_MAX_FDS_PER_MSG;
+}
+
 static struct conn *conn_by_id(uint64_t id)
 {
 	struct list *p, *t;
@@ -930,6 +938,12 @@ int update_cmd_start(struct request *r)
 	if (disruptive && !vl.cfg->update_policy.allow_disruptive)
 		return refuse(r, inst, VLU_ERR_PERMISSION_DENIED,
 			      "allow_disruptive asked for, but the policy (update.allow_disruptive) forbids it");
+	if (inst->n_held + 1 > claim_max_fds())
+		/* never a claim that hands over fewer fds than the instance holds */
+		return refuse(r, inst, VLU_ERR_LIMIT_EXCEEDED,
+			      "instance '%s' holds %u fds: update.claim hands every one plus the state memfd over in "
+			      "one message of at most %u fds (limits.max_fds_per_message)",
+			      name, inst->n_held, claim_max_fds());
 
 	u = calloc(1, sizeof(*u));
 	if (!u)
@@ -1436,6 +1450,10 @@ int update_cmd_claim(struct request *r)
 	 * a failure here changes nothing and the update keeps its claim deadline */
 	if (u->state_fd < 0)
 		return request_error(r, VLU_ERR_INTERNAL, "no saved state");
+	if (inst->n_held + 1 > claim_max_fds())
+		/* checked at update.start; fds stored since then: never hand over fewer than held */
+		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "instance '%s' holds %u fds, a claim carries at most %u",
+				     name, inst->n_held, claim_max_fds() - 1);
 	pidfd = fcntl(c->pidfd, F_DUPFD_CLOEXEC, 3); /* owned: goes to the instance */
 	if (pidfd < 0)
 		return request_error(r, VLU_ERR_INTERNAL, "dup: %s", strerror(errno));
@@ -1487,8 +1505,6 @@ int update_cmd_claim(struct request *r)
 	list_for_each_safe(p, t, &inst->held) {
 		struct held *h = list_entry(p, struct held, link);
 
-		if (n >= vl.cfg->limits.max_fds_per_message - 1 || n >= VLU_MAX_FDS_PER_MSG - 1)
-			break;
 		json_object_array_add(fds, held_to_json(h, false));
 		r->out_fds[n++] = h->fd;
 	}

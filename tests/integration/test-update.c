@@ -125,6 +125,42 @@ static void other_uid_refused(void)
 		  "child status 0x%x (10 setresuid, 11 connect, 12 call), class %s", st, buf);
 }
 
+/* a second daemon whose max_fds_per_message (3) is below what an instance holds + the state memfd: update.start
+ * is refused up front (LimitExceeded) instead of a claim that would hand over fewer fds than held (P1-4) */
+static void claim_fd_capacity(void)
+{
+	_cleanup_free_ char *dir = integ_mkdtemp("update-fdcap"), *cfg = NULL;
+	struct integ_daemon_opts o = { 0 };
+	struct integ_daemon d2;
+	int c, fds[3], r;
+
+	if (!dir)
+		return (void)tap_check(false, "fdcap/setup", "mkdtemp: %m");
+	cfg = integ_default_config(dir, "\"limits\": { \"max_fds_per_message\": 3, \"max_fds_per_instance\": 8 }");
+	o.config_json = cfg;
+	r = integ_daemon_start(&d2, dir, &o);
+	if (!tap_check(r == 0, "fdcap/start", "vlud did not start (%s)", strerror(-r)))
+		return;
+	c = integ_open_client(d2.sock, NULL);
+	expect_ok(c, "fdcap/register", "instance.register", "{\"name\":\"vm1\"}", NULL);
+	for (int i = 0; i < 3; i++)
+		fds[i] = memfd_create("ram", MFD_CLOEXEC);
+	r = ftruncate(fds[0], 1 << 20);
+	tap_check(r == 0 && store(c, "[\"ram0\",\"ram1\",\"ram2\"]", fds, 3) == 0, "fdcap/store-3", "fd.store failed");
+	expect_ok(c, "fdcap/mappings", "vmm.mappings",
+		  "{\"mappings\":[{\"iova\":0,\"size\":1048576,\"memfd\":\"ram0\",\"offset\":0}]}", NULL);
+	expect_error(c, "fdcap/start-refused-3-held-plus-state-over-3", "update.start",
+		     "{\"instance\":\"vm1\",\"mode\":\"exec\",\"binary\":\"/bin/true\"}", "LimitExceeded",
+		     "max_fds_per_message");
+	close_many(fds, 3);
+	safe_close(c);
+	r = integ_daemon_stop(&d2, SIGTERM, 5000);
+	tap_check(r >= 0 && WIFEXITED(r) && WEXITSTATUS(r) == 0, "fdcap/stop", "status 0x%x", r);
+	if (tap_failures())
+		integ_daemon_dump_log(&d2);
+	integ_rmrf(dir);
+}
+
 int main(void)
 {
 	_cleanup_free_ char *dir = integ_mkdtemp("update"), *cfg = NULL, *vmm2 = NULL, *binpath = NULL,
@@ -334,6 +370,7 @@ int main(void)
 	if (tap_failures())
 		integ_daemon_dump_log(&D);
 	integ_rmrf(dir);
+	claim_fd_capacity();
 	(void)binpath;
 	(void)ev;
 	return tap_exit_status();
