@@ -765,6 +765,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	if (!dir || integ_notify_open(&N, dir) < 0 || integ_notify_start(&N) < 0) {
 		tap_check(false, "setup", "temporary directory / notify socket: %m");
+		integ_rmrf(dir);
 		return 1;
 	}
 	/* a second VMM rule: uid VMM_UID, memfds only, no devices */

@@ -183,13 +183,14 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	if (!dir || integ_notify_open(&N, dir) < 0 || integ_notify_start(&N) < 0) {
 		tap_check(false, "setup", "temporary directory / notify socket: %m");
+		integ_rmrf(dir);
 		return 1;
 	}
 	snprintf(sock, sizeof(sock), "%s/vlud.sock", dir);
 	lfd = listen_socket(sock);
 	cfg = integ_default_config(dir, NULL);
 	if (!tap_check(lfd >= 0 && cfg, "setup-listen-socket", "%s: %s", sock, strerror(-lfd)))
-		return 1;
+		goto out;
 
 	/* first start: socket activated, with a NOTIFY_SOCKET */
 	{
