@@ -27,8 +27,8 @@ static void reap_cb(struct ev_loop *loop, ev_child *w, int revents)
 	log_info("successor pid %d ended (status 0x%x)", w->rpid, w->rstatus);
 }
 
-int spawn_successor(const char *binary, json_object *argv, uid_t uid, gid_t gid, const char *token,
-		    const char *instance, uint64_t memlock_bytes, pid_t *ret_pid, int *ret_pidfd)
+int spawn_successor(const char *binary, json_object *argv, uid_t uid, gid_t gid, const gid_t *groups,
+		    size_t n_groups, const char *token, const char *instance, uint64_t memlock_bytes, pid_t *ret_pid, int *ret_pidfd)
 {
 	char *args[MAX_ARGS + 1] = {};
 	size_t n = argv ? json_object_array_length(argv) : 0;
@@ -73,7 +73,8 @@ int spawn_successor(const char *binary, json_object *argv, uid_t uid, gid_t gid,
 			(void)setrlimit(RLIMIT_MEMLOCK, &rl);
 		}
 		(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-		if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+		if (setgroups(n_groups, n_groups ? groups : NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+		    setresuid(uid, uid, uid) < 0)
 			_exit(126);
 		(void)setsid();
 		execve(binary, args, envp);
@@ -86,7 +87,8 @@ int spawn_successor(const char *binary, json_object *argv, uid_t uid, gid_t gid,
 		kill(pid, SIGKILL);
 		return e;
 	}
-	log_info("spawned successor %s as pid %d (uid %u gid %u)", binary, (int)pid, (unsigned)uid, (unsigned)gid);
+	log_info("spawned successor %s as pid %d (uid %u gid %u, %zu supplementary groups)", binary, (int)pid,
+		 (unsigned)uid, (unsigned)gid, n_groups);
 	*ret_pid = pid;
 	*ret_pidfd = pidfd;
 	return 0;

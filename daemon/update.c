@@ -106,6 +106,8 @@ struct update {
 	int new_pidfd; /* owned: N (transfer mode); exec mode: -EBADF (same process) */
 	ev_io old_io, new_io;
 	uid_t uid;
+	gid_t *groups;	  /* owned: O's supplementary groups (SO_PEERGROUPS of its connection), for spawns */
+	size_t n_groups;
 	char *binary;
 	json_object *argv; /* owned */
 	bool spawned;
@@ -351,6 +353,7 @@ static void update_free(struct update *u)
 		free(u->devs[i].device);
 		free(u->devs[i].path);
 	}
+	free(u->groups);
 	free(u->binary);
 	json_object_put(u->argv);
 	free(u->prev_binary);
@@ -492,7 +495,8 @@ static int restart_previous(struct update *u)
 	u->new_pidfd = safe_close(u->new_pidfd);
 	snprintf(u->first_error, sizeof(u->first_error), "%s", u->error);
 	set_phase(u, PH_SPAWN, vl.cfg->update.exec_ms);
-	k = spawn_successor(u->prev_binary, u->prev_argv, u->inst->uid, u->inst->gid, u->token, u->inst->name,
+	k = spawn_successor(u->prev_binary, u->prev_argv, u->inst->uid, u->inst->gid, u->groups, u->n_groups, u->token,
+			    u->inst->name,
 			    vl.cfg->update_policy.allow_memlock_raise ? (uint64_t)u->expected_kb * 1024 : 0, &pid, &pfd);
 	if (k < 0) {
 		explicit_bzero(u->token, sizeof(u->token));
@@ -953,6 +957,17 @@ int update_cmd_start(struct request *r)
 	u->mode = strcmp(mode, "exec") == 0 ? MODE_EXEC : MODE_TRANSFER;
 	u->old_pid = inst->pid;
 	u->uid = inst->uid;
+	/* a spawned VMM (successor, restarted previous binary) gets the instance's own groups */
+	if (inst->conn->cred.n_groups > 0) {
+		u->groups = calloc(inst->conn->cred.n_groups, sizeof(gid_t));
+		if (u->groups)
+			memcpy(u->groups, inst->conn->cred.groups, inst->conn->cred.n_groups * sizeof(gid_t));
+		else {
+			update_free(u);
+			return request_error(r, VLU_ERR_INTERNAL, "out of memory");
+		}
+		u->n_groups = inst->conn->cred.n_groups;
+	}
 	u->phases = json_object_new_array();
 	u->t_start_us = u->t_phase_us = t0;
 	ev_timer_init(&u->timer, timer_cb, 0., 0.);
@@ -1335,7 +1350,8 @@ int update_cmd_saved(struct request *r)
 		int pfd = -EBADF;
 
 		set_phase(u, PH_SPAWN, vl.cfg->update.exec_ms);
-		k = spawn_successor(u->binary, u->argv, u->inst->uid, u->inst->gid, u->token, u->inst->name,
+		k = spawn_successor(u->binary, u->argv, u->inst->uid, u->inst->gid, u->groups, u->n_groups, u->token,
+				    u->inst->name,
 				    vl.cfg->update_policy.allow_memlock_raise ? (uint64_t)u->expected_kb * 1024 : 0, &pid,
 				    &pfd);
 		if (k < 0) {
