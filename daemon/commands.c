@@ -388,13 +388,15 @@ static bool listed_name_resolves_to(const char *dev, void *ud)
 	return strcmp(p, m->path) == 0;
 }
 
-/* the held fd name of a device: "vdpa:" + the vdpa name or the node's basename */
+/* the held fd name of a device: "vdpa:" + the vdpa name or the node's basename; a vdpa name too long to
+ * fit whole falls back to the node's basename (unique per device), never to a truncated name that two
+ * devices could share */
 static void device_fd_name(const char *device, const char *path, char *buf, size_t len)
 {
 	const char *base = device[0] == '/' ? strrchr(path, '/') + 1 : device;
+	int n = snprintf(buf, len, DEVICE_FD_PREFIX "%s", base);
 
-	snprintf(buf, len, DEVICE_FD_PREFIX "%s", base);
-	if (!vlu_name_valid(buf))
+	if (n < 0 || (size_t)n >= len || !vlu_name_valid(buf))
 		snprintf(buf, len, DEVICE_FD_PREFIX "%s", strrchr(path, '/') + 1);
 }
 

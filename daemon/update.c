@@ -1297,7 +1297,7 @@ int update_cmd_saved(struct request *r)
 	uint64_t max = vl.cfg->update_policy.max_state_bytes;
 	struct stat st;
 	json_object *vr;
-	int type, k;
+	int type, k, seals;
 
 	if (!u)
 		return request_error(r, VLU_ERR_NOT_FOUND, "no update of this instance is running");
@@ -1319,6 +1319,11 @@ int update_cmd_saved(struct request *r)
 	if (st.st_size < size)
 		return request_error(r, VLU_ERR_INVALID_ARGUMENT, "state_size %" PRId64 " but the memfd has %lld bytes",
 				     size, (long long)st.st_size);
+	seals = fcntl(r->fds[0], F_GET_SEALS);
+	if (seals < 0 || (seals & (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW))
+		/* the successor must get exactly what O saved: nobody may change it afterwards */
+		return request_error(r, VLU_ERR_INVALID_ARGUMENT,
+				     "the state memfd must be sealed (F_SEAL_WRITE, F_SEAL_SHRINK, F_SEAL_GROW)");
 	u->state_fd = TAKE_FD(r->fds[0]);
 	u->state_size = (uint64_t)size;
 	if (json_object_object_get_ex(r->args, "vrings", &vr))
@@ -1435,7 +1440,7 @@ int update_cmd_claim(struct request *r)
 	char why[256];
 	int pidfd = -EBADF, same_pidfd = -EBADF, k;
 
-	if (!u || !u->token_valid || (u->phase != PH_EXEC && u->phase != PH_CLAIM && u->phase != PH_SPAWN)) {
+	if (!u || !u->token_valid || (u->phase != PH_EXEC && u->phase != PH_CLAIM)) {
 		log_warning("update.claim of '%s' by pid %d uid %u refused: no update waiting for a claim", name,
 			    (int)c->cred.pid, (unsigned)c->cred.uid);
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "no update of '%s' is waiting for a claim", name);
@@ -1464,8 +1469,6 @@ int update_cmd_claim(struct request *r)
 	}
 	/* every fallible step comes before the point of no return (token burnt, O's connection closed):
 	 * a failure here changes nothing and the update keeps its claim deadline */
-	if (u->state_fd < 0)
-		return request_error(r, VLU_ERR_INTERNAL, "no saved state");
 	if (inst->n_held + 1 > claim_max_fds())
 		/* checked at update.start; fds stored since then: never hand over fewer than held */
 		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "instance '%s' holds %u fds, a claim carries at most %u",
@@ -1483,7 +1486,16 @@ int update_cmd_claim(struct request *r)
 		}
 	}
 
-	/* accepted: burn the token */
+	/* accepted: burn the token.  The instance leaves its old connection without being orphaned (no
+	 * instance.orphaned event, no orphaned state written for a hand-over) */
+	if (inst->conn && inst->conn != c) {
+		struct conn *oldc = inst->conn;
+
+		ev_timer_stop(vl.loop, &inst->expiry);
+		oldc->inst = NULL;
+		inst->conn = NULL;
+		conn_update_idle(oldc);
+	}
 	if (u->mode == MODE_EXEC && !u->restarted && conn_by_id(u->old_conn) && conn_by_id(u->old_conn) != c) {
 		/* same pid, right token: the old image's socket closed at exec (CLOEXEC) and its EOF is not
 		 * processed yet, or the VMM claims for itself; either way that connection is done */
@@ -1506,8 +1518,6 @@ int update_cmd_claim(struct request *r)
 		}
 	}
 	/* the instance moves to N's connection */
-	if (inst->state == INSTANCE_ATTACHED)
-		instance_orphan(inst, u->mode == MODE_EXEC ? "exec'ed (live update)" : "handed to the successor");
 	instance_attach(inst, c, c->cred.pid, TAKE_FD(pidfd));
 	if (same_pidfd >= 0) {
 		ev_io_stop(vl.loop, &u->old_io);
