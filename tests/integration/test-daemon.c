@@ -132,7 +132,7 @@ static void test_greeting(void)
 		  "r=%d got %s", r, cls_or(rep));
 	json_object_put(TAKE_PTR(rep));
 	r = integ_call(c, "capabilities", "{\"enable\":[\"no-such-capability\"]}", NULL, 0, &rep, NULL, 0, NULL);
-	tap_check(r == 0 && integ_error_class(rep), "capabilities-unknown-refused", "r=%d got %s", r,
+	tap_check(r == 0 && class_is(rep, "InvalidArgument"), "capabilities-unknown-refused", "r=%d got %s", r,
 		  rep ? json_object_to_json_string(rep) : "-");
 	json_object_put(TAKE_PTR(rep));
 	r = integ_call(c, "capabilities", "{\"enable\":[]}", NULL, 0, &rep, NULL, 0, NULL);
@@ -161,7 +161,7 @@ static void test_commands(int c, int ev)
 	json_object_put(TAKE_PTR(rep));
 
 	r = integ_call(c, "instance.register", "{\"name\":\"vm1\"}", NULL, 0, &rep, NULL, 0, NULL);
-	tap_check(r == 0 && integ_error_class(rep), "instance.register-twice-refused", "r=%d %s", r, cls_or(rep));
+	tap_check(r == 0 && class_is(rep, "Busy"), "instance.register-twice-refused", "r=%d %s", r, cls_or(rep));
 	json_object_put(TAKE_PTR(rep));
 
 	r = integ_call(c, "instance.list", NULL, NULL, 0, &rep, NULL, 0, NULL);
@@ -196,7 +196,8 @@ static void test_commands(int c, int ev)
 	close_many(rfd, nr);
 	json_object_put(TAKE_PTR(rep));
 	r = integ_call(c, "device.open", "{\"device\":\"vdpa0\"}", NULL, 0, &rep, rfd, 4, &nr);
-	tap_check(r == 0 && integ_error_class(rep) && nr == 0, "device.open-absent-vdpa-device",
+	tap_check(r == 0 && (class_is(rep, "NotFound") || class_is(rep, "DeviceError")) && nr == 0,
+		  "device.open-absent-vdpa-device",
 		  "host has no vdpa0 but got %s nfds=%zu", rep ? json_object_to_json_string(rep) : "-", nr);
 	close_many(rfd, nr);
 	json_object_put(TAKE_PTR(rep));
@@ -251,7 +252,7 @@ static void test_commands(int c, int ev)
 	json_object_put(TAKE_PTR(rep));
 
 	r = integ_call(c, "fd.store", "{\"names\":[\"ram\"]}", fds, 1, &rep, NULL, 0, NULL);
-	tap_check(r == 0 && integ_error_class(rep), "fd.store-duplicate-name-refused", "r=%d %s", r, cls_or(rep));
+	tap_check(r == 0 && class_is(rep, "Busy"), "fd.store-duplicate-name-refused", "r=%d %s", r, cls_or(rep));
 	json_object_put(TAKE_PTR(rep));
 
 	/* fd.retrieve: the same open file (kcmp), data visible both ways */
@@ -337,7 +338,8 @@ static void test_bad_input(int c)
 	r = integ_send_raw(c, big, MAX_MSG * 2, NULL, 0);
 	if (r == 0)
 		r = integ_recv(c, 5000, &rep, NULL, 0, NULL);
-	tap_check(r == 0 && (class_is(rep, "LimitExceeded") || class_is(rep, "InvalidArgument")), "oversize-message",
+	/* the message is truncated by the kernel: its id cannot be known, the reply has none */
+	tap_check(r == 0 && class_is(rep, "LimitExceeded") && !integ_get(rep, "id"), "oversize-message",
 		  "r=%d (%s) got %s", r, r < 0 ? strerror(-r) : "", cls_or(rep));
 	json_object_put(rep);
 	rep = NULL;
