@@ -10,7 +10,8 @@
 #                    vlud's back) and its traffic runs on with nothing lost
 #   vmm-killed-save  the VMM is killed while it should save: devices resumed, instance orphaned, fds kept
 #   never-claims     the exec'ed image never connects: claim timeout; vlud restarts the previous binary,
-#                    which claims the device back from the saved state (result rolled-back) and runs traffic
+#                    which claims the device back from the saved state (result rolled-back) and runs traffic;
+#                    meanwhile (instance orphaned) a reattach and an fd.remove are refused (Busy)
 #   killed-after-claim  the successor is killed after its claim: the previous binary is restarted likewise
 #   transfer-killed-after-claim (patched modules only, path A): the named successor is killed after its
 #                    claim; the instance returns to the old VMM, which re-owns the device and runs on
@@ -187,7 +188,28 @@ printf '#!/bin/sh\nexec sleep 60\n' > /tmp/never.sh
 chmod 755 /tmp/never.sh
 L0=$(wc -l < vlud.log)
 start_vmm $T vm4 --mem 32M --duration 24
-vctl --json --timeout 30000 call update.start '{"instance":"vm4","mode":"exec","binary":"/tmp/never.sh"}' > $T.reply 2>&1
+vctl --json --timeout 30000 call update.start '{"instance":"vm4","mode":"exec","binary":"/tmp/never.sh"}' > $T.reply 2>&1 &
+UPC=$!
+# while the exec'ed image has not claimed, the instance is orphaned: nobody may adopt it or take its fds
+n=0
+while ! vctl --json call update.status '{"instance":"vm4"}' 2> /dev/null | grep -q '"phase":"exec"' && [ $n -lt 100 ]; do
+	sleep 0.1
+	n=$((n + 1))
+done
+n=0
+while [ "$(instate vm4)" != orphaned ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+status vm4 $T.status0
+expect $T/orphaned-by-the-exec "$(instate vm4)" = orphaned
+expect $T/in-phase-exec "$(jstr $T.status0 phase)" = exec
+vctl --json call instance.register '{"name":"vm4","reattach":true}' > $T.reattach 2>&1
+expect $T/reattach-during-update-refused "$?" -eq 1
+sed "s/^/[$T reattach] /" $T.reattach
+expect $T/reattach-refused-busy "$(jstr $T.reattach class)" = Busy
+vctl --json call fd.remove '{"instance":"vm4","names":["vdpa:vdpa0"]}' > $T.remove 2>&1
+expect $T/fd-remove-during-update-refused "$?" -eq 1
+sed "s/^/[$T remove] /" $T.remove
+expect $T/fd-remove-refused-busy "$(jstr $T.remove class)" = Busy
+wait "$UPC"
 expect $T/update-not-ok-exit-1 "$?" -eq 1
 sed "s/^/[$T reply] /" $T.reply
 if grep -q "timeout in phase exec" $T.reply; then t_ok $T/reason-claim-timeout; else t_fail $T/reason-claim-timeout "reason"; fi
