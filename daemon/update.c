@@ -1424,6 +1424,19 @@ static int reopen_devices(struct update *u, char *why, size_t len)
 	return 0;
 }
 
+/* the instance leaves its connection without becoming orphaned: the caller attaches it (or orphans it) next */
+static void detach_conn(struct instance *inst)
+{
+	struct conn *oldc = inst->conn;
+
+	ev_io_stop(vl.loop, &inst->pidfd_io); /* its pidfd is replaced (instance_attach) or closed next */
+	if (!oldc)
+		return;
+	oldc->inst = NULL;
+	inst->conn = NULL;
+	conn_update_idle(oldc);
+}
+
 int update_cmd_claim(struct request *r)
 {
 	const char *name = arg_str(r, "instance"), *token = arg_str(r, "token");
@@ -1486,19 +1499,12 @@ int update_cmd_claim(struct request *r)
 		}
 	}
 
-	/* accepted: burn the token.  The instance leaves its old connection without being orphaned (no
-	 * instance.orphaned event, no orphaned state written for a hand-over) */
-	if (inst->conn && inst->conn != c) {
-		struct conn *oldc = inst->conn;
-
-		ev_timer_stop(vl.loop, &inst->expiry);
-		oldc->inst = NULL;
-		inst->conn = NULL;
-		conn_update_idle(oldc);
-	}
+	/* accepted: burn the token */
 	if (u->mode == MODE_EXEC && !u->restarted && conn_by_id(u->old_conn) && conn_by_id(u->old_conn) != c) {
 		/* same pid, right token: the old image's socket closed at exec (CLOEXEC) and its EOF is not
-		 * processed yet, or the VMM claims for itself; either way that connection is done */
+		 * processed yet, or the VMM claims for itself; either way that connection is done (the
+		 * instance leaves it first: a hand-over, not an orphan) */
+		detach_conn(inst);
 		conn_kill(conn_by_id(u->old_conn), "replaced by the claiming image (live update)");
 	}
 	u->token_valid = false;
@@ -1512,12 +1518,16 @@ int update_cmd_claim(struct request *r)
 		if (reopen_devices(u, why, sizeof(why)) < 0) {
 			safe_close(pidfd);
 			safe_close(same_pidfd);
+			if (inst->state == INSTANCE_ATTACHED && !inst->conn)
+				instance_orphan(inst, "live update failed at the claim");
 			set_phase(u, PH_RESTORE, 0);
 			rollback(u, "%s", why);
 			return request_error(r, VLU_ERR_DEVICE_ERROR, "%s", why);
 		}
 	}
-	/* the instance moves to N's connection */
+	/* the instance moves to N's connection, without being orphaned in between (no instance.orphaned
+	 * event, no orphaned state written for a hand-over) */
+	detach_conn(inst);
 	instance_attach(inst, c, c->cred.pid, TAKE_FD(pidfd));
 	if (same_pidfd >= 0) {
 		ev_io_stop(vl.loop, &u->old_io);
