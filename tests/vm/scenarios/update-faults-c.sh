@@ -13,6 +13,8 @@
 #                    which claims the device back from the saved state (result rolled-back) and runs traffic;
 #                    meanwhile (instance orphaned) a reattach and an fd.remove are refused (Busy)
 #   killed-after-claim  the successor is killed after its claim: the previous binary is restarted likewise
+#   daemon-stops     vlud gets SIGTERM while an update waits in phase save (device suspended): it RESUMEs
+#                    and sends the verdict (failed) to the waiting starter before it exits
 #   transfer-killed-after-claim (patched modules only, path A): the named successor is killed after its
 #                    claim; the instance returns to the old VMM, which re-owns the device and runs on
 # After each: vluctl release, and a fresh minivmm gets the device and runs traffic (the device is usable).
@@ -276,6 +278,35 @@ if [ "${RIG_MODULES:-stock}" = patched ]; then
 	expect $T/old-traffic-ran-on "$(val $T.out traffic: sent)" -gt 4000
 	after $T vm7
 fi
+
+# ---- vlud stops (SIGTERM) during an update: the VMM is stopped, so the update waits in phase save with
+# the device suspended; vlud RESUMEs it and answers the waiting starter with the verdict before it exits
+T=daemon-stops
+start_vmm $T vm8 --mem 32M --duration 30
+kill -STOP "$VMM_PID"
+L0=$(wc -l < vlud.log)
+vctl --json --timeout 30000 call update.start '{"instance":"vm8","mode":"exec"}' > $T.reply 2>&1 &
+UPC=$!
+n=0
+while ! vctl --json call update.status '{"instance":"vm8"}' 2> /dev/null | grep -q '"phase":"save"' && [ $n -lt 100 ]; do
+	sleep 0.1
+	n=$((n + 1))
+done
+kill -TERM "$VLUD_PID"
+wait "$VLUD_PID"
+expect $T/vlud-exit-0 "$?" -eq 0
+wait "$UPC"
+expect $T/starter-answered-not-ok-exit-1 "$?" -eq 1
+sed "s/^/[$T reply] /" $T.reply
+# vluctl prints the error's class and desc (the verdict itself is under error.verdict on the wire)
+if grep -q "update [0-9]* failed: the daemon is stopping during phase save; devices resumed" $T.reply; then
+	t_ok $T/verdict-failed-devices-resumed-before-exit
+else
+	t_fail $T/verdict-failed-devices-resumed-before-exit "no verdict naming the resume"
+fi
+expect $T/no-resume-error "$(tail -n +$((L0 + 1)) vlud.log | grep -c 'RESUME .*:')" -eq 0
+kill -KILL "$VMM_PID" 2> /dev/null
+wait "$VMM_PID" 2> /dev/null
 
 stop_vlud
 exit $((FAILS > 0))
