@@ -63,27 +63,109 @@ static void store_remove_name(const char *name)
 /* Same open file description (kcmp KCMP_FILE on ourselves)?  systemd's fd store keeps one copy of
  * identical files whatever their names, so a second held fd sharing a file with one already stored is
  * recorded as an alias of it instead of being stored. */
-static bool same_file(int a, int b)
+/* The held fds that are in the fd store ("primaries"), sorted by kcmp(KCMP_FILE) order, i.e. by
+ * struct file: finding whether a new fd shares its open file with a stored one costs O(log n) kcmp
+ * calls (eventfds, for one, all share one inode, so dev/ino cannot tell them apart). */
+static struct {
+	struct held **v;
+	size_t n, cap;
+	bool broken; /* kcmp unavailable: no alias detection */
+} prim;
+
+/* kcmp order of a against b: 0 same file, <0 a before b, >0 after; -2 on error */
+static int file_cmp(int a, int b)
 {
-	return syscall(SYS_kcmp, getpid(), getpid(), KCMP_FILE, a, b) == 0;
+	long r = syscall(SYS_kcmp, getpid(), getpid(), KCMP_FILE, a, b);
+
+	if (r < 0)
+		return -2;
+	return r == 0 ? 0 : r == 1 ? -1 : 1;
+}
+
+/* binary search: index of h's file in prim.v (*ret_found) or where it would go; -1 on kcmp error */
+static ssize_t prim_search(int fd, bool *ret_found)
+{
+	size_t lo = 0, hi = prim.n;
+
+	*ret_found = false;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = file_cmp(fd, prim.v[mid]->fd);
+
+		if (c == -2)
+			return -1;
+		if (c == 0) {
+			*ret_found = true;
+			return (ssize_t)mid;
+		}
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return (ssize_t)lo;
+}
+
+static void prim_insert(struct held *h)
+{
+	bool found;
+	ssize_t i;
+
+	if (prim.broken)
+		return;
+	i = prim_search(h->fd, &found);
+	if (i < 0) {
+		log_warning("kcmp: %m; fds stored twice will not be recognised as aliases");
+		prim.broken = true;
+		return;
+	}
+	if (prim.n == prim.cap) {
+		size_t nc = prim.cap ? prim.cap * 2 : 64;
+		struct held **nv = realloc(prim.v, nc * sizeof(*nv));
+
+		if (!nv) {
+			prim.broken = true;
+			return;
+		}
+		prim.v = nv;
+		prim.cap = nc;
+	}
+	memmove(prim.v + i + 1, prim.v + i, (prim.n - (size_t)i) * sizeof(*prim.v));
+	prim.v[i] = h;
+	prim.n++;
+}
+
+static void prim_remove(const struct held *h)
+{
+	for (size_t i = 0; i < prim.n; i++)
+		if (prim.v[i] == h) {
+			memmove(prim.v + i, prim.v + i + 1, (prim.n - i - 1) * sizeof(*prim.v));
+			prim.n--;
+			return;
+		}
 }
 
 static struct held *find_primary(const struct held *h)
 {
-	struct list *ip, *it, *p, *t;
+	bool found;
+	ssize_t i;
 
-	list_for_each_safe(ip, it, &vl.instances) {
-		struct instance *inst = list_entry(ip, struct instance, link);
+	if (prim.broken || prim.n == 0)
+		return NULL;
+	i = prim_search(h->fd, &found);
+	return i >= 0 && found ? prim.v[i] : NULL;
+}
 
-		list_for_each_safe(p, t, &inst->held) {
-			struct held *o = list_entry(p, struct held, link);
+void persist_track(struct held *h)
+{
+	if (vl.fdstore && !h->alias_of)
+		prim_insert(h);
+}
 
-			if (o != h && !o->alias_of && o->type == h->type && o->dev == h->dev && o->ino == h->ino &&
-			    same_file(o->fd, h->fd))
-				return o;
-		}
-	}
-	return NULL;
+void persist_done(void)
+{
+	free(prim.v);
+	prim = (typeof(prim)){};
 }
 
 static void store_push(const struct held *h)
@@ -115,6 +197,7 @@ void persist_fd_add(struct held *h)
 		return;
 	}
 	store_push(h);
+	prim_insert(h);
 }
 
 void persist_fd_remove(struct held *h)
@@ -125,6 +208,7 @@ void persist_fd_remove(struct held *h)
 
 	if (!vl.fdstore || h->alias_of)
 		return;
+	prim_remove(h);
 	snprintf(name, sizeof(name), "h%llu", (unsigned long long)h->id);
 	store_remove_name(name);
 	/* its aliases (h is already unlinked): the first one is stored in its place, the rest follow it */
@@ -140,6 +224,7 @@ void persist_fd_remove(struct held *h)
 				heir = o;
 				o->alias_of = 0;
 				store_push(o);
+				prim_insert(o);
 			} else
 				o->alias_of = heir->id;
 		}
@@ -440,6 +525,7 @@ int persist_start(void)
 				struct state_fd *sf = &doc.fds[i];
 				struct candidate *cd = NULL;
 				struct instance *inst = instance_find(sf->instance);
+				struct held *adopted;
 				struct stat st;
 				char nm[32];
 				int t;
@@ -469,9 +555,10 @@ int persist_start(void)
 					continue;
 				}
 				r = held_add(inst, sf->name, cd->fd, t, &st, sf->id, sf->created_us, sf->device,
-					     sf->path, NULL);
+					     sf->path, &adopted);
 				if (r < 0)
 					break;
+				persist_track(adopted);
 				vl.adopted_fds++;
 			}
 			/* aliases: a dup of the adopted fd they share their file with */
