@@ -1035,7 +1035,9 @@ int update_cmd_start(struct request *r)
 	}
 	/* successor binary and argv */
 	if (u->mode == MODE_EXEC || succ <= 0) {
-		if (!binary) {
+		if (!binary && u->prev_binary)
+			binary = u->prev_binary; /* exec mode: read above */
+		else if (!binary) {
 			char lp[64];
 			ssize_t n;
 
