@@ -51,7 +51,7 @@ static bool is_operator(const struct conn *c)
 	return c->roles & ROLE_OPERATOR;
 }
 
-static const char *arg_str(struct request *r, const char *k)
+const char *request_arg_str(const struct request *r, const char *k)
 {
 	json_object *v;
 
@@ -60,12 +60,23 @@ static const char *arg_str(struct request *r, const char *k)
 	return json_object_get_string(v);
 }
 
-static bool arg_bool(struct request *r, const char *k)
+bool request_arg_bool(const struct request *r, const char *k, bool dflt)
 {
 	json_object *v;
 
-	return json_object_object_get_ex(r->args, k, &v) && json_object_is_type(v, json_type_boolean) &&
-	       json_object_get_boolean(v);
+	if (!json_object_object_get_ex(r->args, k, &v) || !json_object_is_type(v, json_type_boolean))
+		return dflt;
+	return json_object_get_boolean(v);
+}
+
+static const char *arg_str(struct request *r, const char *k)
+{
+	return request_arg_str(r, k);
+}
+
+static bool arg_bool(struct request *r, const char *k)
+{
+	return request_arg_bool(r, k, false);
 }
 
 static json_object *arg_array(struct request *r, const char *k)

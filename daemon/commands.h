@@ -34,6 +34,11 @@ struct request {
 
 typedef int (*command_handler)(struct request *r);
 
+/* A string / boolean argument (already type-checked by the command table); NULL / dflt when absent.
+ * Shared by the handlers in commands.c and update.c. */
+const char *request_arg_str(const struct request *r, const char *k);
+bool request_arg_bool(const struct request *r, const char *k, bool dflt);
+
 /* Record an error reply; returns -1 so handlers can `return request_error(...)`. */
 int request_error(struct request *r, enum vlu_error_class cls, const char *fmt, ...) _printf_(3, 4);
 

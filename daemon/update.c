@@ -154,23 +154,6 @@ static struct upd_inst *ui_get(struct instance *inst, bool create)
 	return inst->update;
 }
 
-static const char *arg_str(struct request *r, const char *k)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(r->args, k, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static int arg_bool(struct request *r, const char *k, bool dflt)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(r->args, k, &v) || !json_object_is_type(v, json_type_boolean))
-		return dflt;
-	return json_object_get_boolean(v);
-}
 
 static int64_t jint(json_object *o, const char *k, int64_t dflt)
 {
@@ -897,9 +880,9 @@ static int check_binary(const char *b, char *why, size_t len)
 
 int update_cmd_start(struct request *r)
 {
-	const char *name = arg_str(r, "instance"), *mode = arg_str(r, "mode"), *want = arg_str(r, "path"),
-		   *binary = arg_str(r, "binary");
-	bool wait = arg_bool(r, "wait", true), disruptive = arg_bool(r, "allow_disruptive", false);
+	const char *name = request_arg_str(r, "instance"), *mode = request_arg_str(r, "mode"), *want = request_arg_str(r, "path"),
+		   *binary = request_arg_str(r, "binary");
+	bool wait = request_arg_bool(r, "wait", true), disruptive = request_arg_bool(r, "allow_disruptive", false);
 	struct instance *inst = instance_find(name);
 	struct upd_inst *ui;
 	struct update *u = NULL;
@@ -1204,7 +1187,7 @@ int update_cmd_start(struct request *r)
 
 static struct instance *own_or_operator(struct request *r)
 {
-	const char *name = arg_str(r, "instance");
+	const char *name = request_arg_str(r, "instance");
 	struct instance *inst = instance_find(name);
 
 	if (!(r->c->roles & ROLE_OPERATOR) && (!inst || r->c->inst != inst)) {
@@ -1294,7 +1277,7 @@ int update_cmd_saved(struct request *r)
 	struct instance *inst = r->c->inst;
 	struct upd_inst *ui = inst ? ui_get(inst, false) : NULL;
 	struct update *u = ui ? ui->cur : NULL;
-	const char *err = arg_str(r, "error");
+	const char *err = request_arg_str(r, "error");
 	int64_t t0 = now_monotonic_us(), size;
 	uint64_t max = vl.cfg->update_policy.max_state_bytes;
 	struct stat st;
@@ -1441,7 +1424,7 @@ static void detach_conn(struct instance *inst)
 
 int update_cmd_claim(struct request *r)
 {
-	const char *name = arg_str(r, "instance"), *token = arg_str(r, "token");
+	const char *name = request_arg_str(r, "instance"), *token = request_arg_str(r, "token");
 	struct instance *inst = instance_find(name);
 	struct upd_inst *ui = inst ? ui_get(inst, false) : NULL;
 	struct update *u = ui ? ui->cur : NULL;
@@ -1585,7 +1568,7 @@ int update_cmd_ready(struct request *r)
 	struct instance *inst = r->c->inst;
 	struct upd_inst *ui = inst ? ui_get(inst, false) : NULL;
 	struct update *u = ui ? ui->cur : NULL;
-	const char *err = arg_str(r, "error");
+	const char *err = request_arg_str(r, "error");
 	int64_t t0 = now_monotonic_us();
 	json_object *v = NULL;
 	bool ok = true;
