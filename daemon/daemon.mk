@@ -1,13 +1,16 @@
 # daemon/ - vlud, the supervisor daemon; its state unit test; units and configuration.
 VLUD_SRCS := main.c config.c policy.c conn.c commands.c instance.c held.c device.c persist.c state.c caps.c \
-	     fdtype.c events.c update.c vmpin.c spawn.c
+	     fdtype.c events.c update.c vmpin.c spawn.c closer.c
 VLUD_OBJS := $(VLUD_SRCS:%.c=$(O)/daemon/%.o)
 
 $(VLUD_OBJS) $(O)/tests/unit/test-state.o: ALL_CFLAGS += -I$(TOP)/daemon -DVLUD_VERSION='"$(VERSION)"'
 
+# closer.c runs a worker thread
+$(VLUD_OBJS): ALL_CFLAGS += -pthread
+
 $(O)/vlud: $(VLUD_OBJS) $(O)/libvluproto.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(VLUD_OBJS) $(O)/libvluproto.a $(PKG_LIBS) $(EV_LIBS)
+	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $(VLUD_OBJS) $(O)/libvluproto.a $(PKG_LIBS) $(EV_LIBS)
 
 BINS += $(O)/vlud
 

@@ -16,6 +16,7 @@
 #include <sys/sysmacros.h>
 
 #include "basics.h"
+#include "closer.h"
 #include "device.h"
 #include "vlud-vhost.h"
 
@@ -93,6 +94,12 @@ int device_open_node(const char *path, int *ret_fd)
 	int major;
 
 	fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 && errno == EBUSY && closer_pending() > 0) {
+		/* the node is single-open and our last copy may still be closing in the closer's worker
+		 * (fd.remove / instance.release just before): wait for it, once (rare, and only this caller) */
+		closer_flush();
+		fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
+	}
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0)

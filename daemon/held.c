@@ -5,6 +5,7 @@
 #include <string.h>
 #include <json-c/json.h>
 
+#include "closer.h"
 #include "held.h"
 #include "instance.h"
 #include "persist.h"
@@ -59,13 +60,23 @@ void held_unlink(struct held *h)
 	vl.n_held--;
 }
 
-void held_destroy(struct held *h)
+int held_destroy_take_fd(struct held *h)
 {
-	persist_fd_remove(h);
-	h->fd = safe_close(h->fd);
+	int fd;
+
+	persist_fd_remove(h); /* still needs h->fd (kcmp order of the fd store's primaries) */
+	fd = TAKE_FD(h->fd); /* owned: goes to the caller */
 	free(h->device);
 	free(h->path);
 	free(h);
+	return fd;
+}
+
+void held_destroy(struct held *h)
+{
+	/* the closer owns the fd from here: the last reference of a device fd unpins all guest RAM in
+	 * close(), which must not run on the loop */
+	closer_close_fd(held_destroy_take_fd(h));
 }
 
 void held_free(struct held *h)

@@ -45,7 +45,11 @@ void held_free(struct held *h);
 /* The two halves of held_free(), for callers that rewrite the state in between (a removed fd leaves
  * the state before the store): unlink from its instance; then store removal, close and free. */
 void held_unlink(struct held *h);
+/* held_destroy() closes the fd in the closer's worker thread (closer.h), not on the loop */
 void held_destroy(struct held *h);
+/* held_destroy() without the close: the fd is returned, owned by the caller (path C hands it to the
+ * closer together with the instance's other device fds and waits for the close) */
+int held_destroy_take_fd(struct held *h);
 
 struct held *held_find(struct instance *inst, const char *name);
 /* a held fd with this id, in any instance */

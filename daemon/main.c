@@ -22,6 +22,7 @@
 
 #include "caps.h"
 #include "commands.h"
+#include "closer.h"
 #include "config.h"
 #include "conn.h"
 #include "device.h"
@@ -369,6 +370,7 @@ int main(int argc, char **argv)
 		log_error("cannot create the event loop");
 		goto out;
 	}
+	(void)closer_init(); /* its thread and eventfd exist from the start (a failure: closes on the loop) */
 	vl.recvbuf_size = vl.cfg->limits.max_message_bytes + 1;
 	vl.recvbuf = malloc(vl.recvbuf_size);
 	if (!vl.recvbuf)
@@ -429,6 +431,7 @@ out:
 		free(vl.bound_path);
 	}
 	instance_free_all(); /* our copies only: the fd store keeps its own */
+	closer_shutdown();   /* closes still pending in the closer's worker finish before exit */
 	persist_done();
 	vl.state_fd = safe_close(vl.state_fd);
 	free(vl.recvbuf);

@@ -9,15 +9,18 @@
  *   saved:   O's vring bases + its state memfd (kept by D until commit) -> path B: SET_STATUS 0 ->
  *            exec mode: event update.exec to O (token, binary, argv); transfer mode: spawn N or wait
  *            for the named pid
- *   claim:   N proves token + pid (SO_PEERCRED, pidfd) + uid; path C: D closes its device copies (the
- *            last ones: the device is released, unpinned) and reopens the nodes; N gets every held fd,
+ *   claim:   N proves token + pid (SO_PEERCRED, pidfd) + uid; path C: D hands its device copies (the
+ *            last ones: the device is released, unpinned) to the closer's worker thread, the claim
+ *            waits (reply deferred, the loop free) and continues in claim_released(), which reopens
+ *            the nodes; N gets every held fd,
  *            the state memfd, the mapping table and the path; the instance moves to N's connection
  *   ready:   path A: RESUME; every path: status DRIVER_OK, VmPin verification -> verdict
  *
  * Every phase has a deadline (timeouts.update.*); a missed deadline, O or N dying, or update.abort
  * runs rollback(), whose end state depends on how far the update got (table in docs/UPDATE.md).
  * Fd ownership: D's device fds stay in the instance's held table throughout (path C: replaced by the
- * reopened ones at claim); the state memfd is owned by struct update; pidfds are owned by struct update.
+ * reopened ones at claim; between the two the old ones belong to the closer); the state memfd is owned
+ * by struct update; pidfds are owned by struct update (a deferred claim's too).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +36,7 @@
 #include <sys/stat.h>
 #include <json-c/json.h>
 
+#include "closer.h"
 #include "commands.h"
 #include "config.h"
 #include "conn.h"
@@ -129,7 +133,15 @@ struct update {
 
 	ev_timer timer;
 	int64_t t_start_us, t_phase_us, t_suspend_us;
-	int64_t daemon_us; /* time spent in D's own steps */
+	int64_t daemon_us; /* time spent in D's own steps (on the loop) */
+	int64_t release_us; /* path C: time the closer's worker spent closing D's old device fds (-1: none) */
+
+	/* path C claim waiting for the closer (claim_job != NULL) */
+	struct closer_job *claim_job;
+	uint64_t claim_conn;	/* N's connection, which gets the deferred reply */
+	json_object *claim_id;	/* owned: the claim request's id */
+	int claim_pidfd;	/* owned: N's pidfd, goes to the instance */
+	int claim_same_pidfd;	/* owned: exec mode, O's pidfd watched as N, goes to u->new_pidfd */
 	json_object *phases; /* owned: [{phase, ms}] */
 
 	int64_t expected_kb, old_before_kb, old_after_kb, new_before_kb, new_after_kb;
@@ -332,6 +344,10 @@ static void update_free(struct update *u)
 	u->old_pidfd = safe_close(u->old_pidfd);
 	u->new_pidfd = safe_close(u->new_pidfd);
 	u->state_fd = safe_close(u->state_fd);
+	closer_cancel(u->claim_job); /* the old fds still close; nobody waits for them any more */
+	u->claim_pidfd = safe_close(u->claim_pidfd);
+	u->claim_same_pidfd = safe_close(u->claim_same_pidfd);
+	json_object_put(u->claim_id);
 	for (unsigned i = 0; i < u->ndevs; i++) {
 		free(u->devs[i].device);
 		free(u->devs[i].path);
@@ -399,12 +415,44 @@ static json_object *verdict(struct update *u, const char *result)
 									1000.0)
 					       : NULL);
 	json_object_object_add(d, "daemon_ms", json_object_new_double((double)u->daemon_us / 1000.0));
+	json_object_object_add(d, "release_ms", u->release_us >= 0 ? json_object_new_double((double)u->release_us / 1000.0)
+								  : NULL);
 	json_object_object_add(d, "total_ms",
 			       json_object_new_double((double)(now_monotonic_us() - u->t_start_us) / 1000.0));
 	json_object_object_add(d, "phases", json_object_get(u->phases));
 	if (u->error[0])
 		json_object_object_add(d, "error", json_object_new_string(u->error));
 	return d;
+}
+
+/* A path-C claim still waiting for the closer when the update ends (deadline, N or O gone, abort,
+ * release, daemon exit): the claimant gets an error reply; an instance the claim had already taken
+ * off O's connection (exec mode) is orphaned, not left attached to nothing.  The old fds still close
+ * (the closer owns them): the devices are lost (device_lost in the verdict). */
+static void claim_pending_end(struct update *u, const char *result)
+{
+	struct conn *c;
+
+	if (!u->claim_job)
+		return;
+	closer_cancel(u->claim_job);
+	u->claim_job = NULL;
+	c = conn_by_id(u->claim_conn);
+	if (c) {
+		char desc[600];
+		_cleanup_json_ json_object *err = NULL;
+
+		snprintf(desc, sizeof(desc), "update %" PRIu64 " %s while the old device was released: %.500s", u->id,
+			 result, u->error[0] ? u->error : "?");
+		err = vlu_reply_error(VLU_ERR_DEVICE_ERROR, desc, u->claim_id);
+		if (err)
+			(void)conn_send(c, err, NULL, 0);
+	}
+	u->claim_pidfd = safe_close(u->claim_pidfd);
+	u->claim_same_pidfd = safe_close(u->claim_same_pidfd);
+	json_object_put(TAKE_PTR(u->claim_id));
+	if (u->inst->state == INSTANCE_ATTACHED && !u->inst->conn)
+		instance_orphan(u->inst, "live update failed at the claim");
 }
 
 /* End the update: verdict to the starter, the event, O told in transfer mode; u is freed.
@@ -415,6 +463,7 @@ static void finish(struct update *u, const char *result, const char *event, json
 	json_object *v;
 	struct conn *c;
 
+	claim_pending_end(u, result);
 	set_phase(u, PH_DONE, 0);
 	v = verdict(u, result);
 	if (ret_verdict)
@@ -937,6 +986,8 @@ int update_cmd_start(struct request *r)
 		return request_error(r, VLU_ERR_INTERNAL, "out of memory");
 	u->inst = inst;
 	u->old_pidfd = u->new_pidfd = u->state_fd = -EBADF;
+	u->claim_pidfd = u->claim_same_pidfd = -EBADF;
+	u->release_us = -1;
 	u->mode = strcmp(mode, "exec") == 0 ? MODE_EXEC : MODE_TRANSFER;
 	u->old_pid = inst->pid;
 	u->uid = inst->uid;
@@ -1372,25 +1423,44 @@ static bool token_eq(const char *a, const char *b)
 	return x == 0;
 }
 
-/* path C: close D's copies (the last ones once O's are gone: the device is released, reset and
- * unpinned), reopen the nodes, replace the held entries */
+/* path C, first half: D's copies leave the held table (the state first, as for fd.remove) and go to
+ * the closer in one job (the last references once O's are gone: the kernel resets the device and
+ * unpins all guest RAM in close(), off the loop).  From the queueing on the devices count as lost until
+ * reopen_devices() has them again.  0: claim_released() runs when every fd is closed. */
+static void claim_released(void *userdata, int64_t close_us);
+static int release_devices(struct update *u, char *why, size_t len)
+{
+	int fds[MAX_DEVS];
+	size_t n = 0;
+
+	for (unsigned i = 0; i < u->ndevs; i++)
+		if (!held_find(u->inst, u->devs[i].name) || !u->devs[i].path)
+			return snprintf(why, len, "device %s: not held or path unknown", u->devs[i].name), -ENOENT;
+	for (unsigned i = 0; i < u->ndevs; i++) {
+		struct held *h = held_find(u->inst, u->devs[i].name);
+
+		held_unlink(h);
+		persist_state_write();
+		fds[n++] = held_destroy_take_fd(h); /* owned here, then by the closer */
+		u->devs[i].suspended = false;
+		u->devs[i].lost = true;
+	}
+	/* the closer owns fds[] from here, also when queueing fails (closed synchronously then) */
+	if (closer_close(fds, n, claim_released, u, &u->claim_job) < 0)
+		return snprintf(why, len, "device lost: could not release the old device fds off the loop"), -ENOMEM;
+	return 0;
+}
+
+/* path C, second half (the old fds are closed): reopen the nodes, new held entries */
 static int reopen_devices(struct update *u, char *why, size_t len)
 {
 	for (unsigned i = 0; i < u->ndevs; i++) {
-		struct held *h = held_find(u->inst, u->devs[i].name), *nh;
 		_cleanup_close_ int fd = -EBADF;
+		struct held *nh;
 		struct stat st;
 		int k, t;
 
-		if (!h || !u->devs[i].path)
-			return snprintf(why, len, "device %s: not held or path unknown", u->devs[i].name), -ENOENT;
-		held_unlink(h);
-		persist_state_write();
-		held_destroy(h);
-		/* from here the device fd is gone (the node is single-open: the close must come first); a
-		 * failure below loses the device: reported as device_lost, never ok */
-		u->devs[i].suspended = false;
-		u->devs[i].lost = true;
+		/* a failure below loses the device: reported as device_lost, never ok */
 		k = device_open_node(u->devs[i].path, &fd);
 		if (k < 0)
 			return snprintf(why, len, "device lost: reopen %s: %s%s", u->devs[i].path, strerror(-k),
@@ -1422,6 +1492,75 @@ static void detach_conn(struct instance *inst)
 	conn_update_idle(oldc);
 }
 
+/* path C: the release or the reopen failed (devices lost) */
+static void claim_failed(struct update *u, const char *why)
+{
+	if (u->inst->state == INSTANCE_ATTACHED && !u->inst->conn)
+		instance_orphan(u->inst, "live update failed at the claim");
+	set_phase(u, PH_RESTORE, 0);
+	rollback(u, "%s", why);
+}
+
+/* The claim's hand-over: the instance moves to N's connection c (pidfd, same_pidfd consumed), the
+ * reply object (*ret) with every held fd (borrowed into out_fds) and the state memfd.  Returns the
+ * number of fds. */
+static int claim_handover(struct update *u, struct conn *c, int pidfd, int same_pidfd, json_object **ret,
+			  int *out_fds, size_t *ret_n)
+{
+	struct instance *inst = u->inst;
+	struct upd_inst *ui = ui_get(inst, false);
+	json_object *o, *fds, *devs;
+	struct list *p, *t;
+	size_t n = 0;
+
+	/* the instance moves to N's connection, without being orphaned in between (no instance.orphaned
+	 * event, no orphaned state written for a hand-over) */
+	detach_conn(inst);
+	instance_attach(inst, c, c->cred.pid, pidfd);
+	if (same_pidfd >= 0) {
+		ev_io_stop(vl.loop, &u->old_io);
+		safe_close(u->new_pidfd);
+		u->new_pidfd = same_pidfd;
+		watch_pid(u, &u->new_io, u->new_pidfd);
+	}
+
+	o = event_base(u);
+	fds = json_object_new_array();
+	list_for_each_safe(p, t, &inst->held) {
+		struct held *h = list_entry(p, struct held, link);
+
+		json_object_array_add(fds, held_to_json(h, false));
+		out_fds[n++] = h->fd;
+	}
+	{
+		json_object *s = json_object_new_object();
+
+		json_object_object_add(s, "name", json_object_new_string(STATE_FD_NAME));
+		json_object_object_add(s, "type", json_object_new_string("memfd"));
+		json_object_array_add(fds, s);
+		out_fds[n++] = u->state_fd;
+	}
+	*ret_n = n;
+	json_object_object_add(o, "fds", fds);
+	json_object_object_add(o, "state_size", json_object_new_uint64(u->state_size));
+	json_object_object_add(o, "vrings", json_object_get(u->vrings));
+	json_object_object_add(o, "mappings", json_object_get(ui->mappings));
+	devs = json_object_new_array();
+	for (unsigned i = 0; i < u->ndevs; i++) {
+		json_object *d = json_object_new_object();
+
+		json_object_object_add(d, "name", json_object_new_string(u->devs[i].name));
+		json_object_object_add(d, "device", u->devs[i].device ? json_object_new_string(u->devs[i].device) : NULL);
+		json_object_object_add(d, "path", u->devs[i].path ? json_object_new_string(u->devs[i].path) : NULL);
+		json_object_object_add(d, "pinning", json_object_new_string(u->devs[i].pa ? "pa" : "va"));
+		json_object_object_add(d, "backend_features", json_object_new_uint64(u->devs[i].backend));
+		json_object_array_add(devs, d);
+	}
+	json_object_object_add(o, "devices", devs);
+	*ret = o;
+	return (int)n;
+}
+
 int update_cmd_claim(struct request *r)
 {
 	const char *name = request_arg_str(r, "instance"), *token = request_arg_str(r, "token");
@@ -1431,10 +1570,7 @@ int update_cmd_claim(struct request *r)
 	struct conn *c = r->c;
 	pid_t want_pid, pfd_pid;
 	int expect_pidfd;
-	json_object *o, *fds, *devs;
-	struct list *p, *t;
 	int64_t t0 = now_monotonic_us();
-	size_t n = 0;
 	char why[256];
 	int pidfd = -EBADF, same_pidfd = -EBADF, k;
 
@@ -1500,65 +1636,85 @@ int update_cmd_claim(struct request *r)
 	set_phase(u, PH_CLAIM, vl.cfg->update.commit_ms); /* never without a deadline */
 	if (u->path == 'C') {
 		/* transfer mode: O closed its device fds before update.saved */
-		if (reopen_devices(u, why, sizeof(why)) < 0) {
+		if (release_devices(u, why, sizeof(why)) < 0) {
 			safe_close(pidfd);
 			safe_close(same_pidfd);
-			if (inst->state == INSTANCE_ATTACHED && !inst->conn)
-				instance_orphan(inst, "live update failed at the claim");
-			set_phase(u, PH_RESTORE, 0);
-			rollback(u, "%s", why);
+			claim_failed(u, why);
 			return request_error(r, VLU_ERR_DEVICE_ERROR, "%s", why);
 		}
+		/* the claim continues in claim_released() (the phase deadline still runs); the reply is
+		 * deferred, the pidfds wait in u (owned) */
+		u->claim_conn = c->id;
+		u->claim_id = r->id ? json_object_get(r->id) : NULL;
+		u->claim_pidfd = TAKE_FD(pidfd);
+		u->claim_same_pidfd = TAKE_FD(same_pidfd);
+		u->daemon_us += now_monotonic_us() - t0;
+		r->deferred = true;
+		log_info("update %" PRIu64 " of %s: claim by pid %d accepted, releasing the old device fds", u->id, name,
+			 (int)c->cred.pid);
+		return 0;
 	}
-	/* the instance moves to N's connection, without being orphaned in between (no instance.orphaned
-	 * event, no orphaned state written for a hand-over) */
-	detach_conn(inst);
-	instance_attach(inst, c, c->cred.pid, TAKE_FD(pidfd));
-	if (same_pidfd >= 0) {
-		ev_io_stop(vl.loop, &u->old_io);
-		safe_close(u->new_pidfd);
-		u->new_pidfd = TAKE_FD(same_pidfd);
-		watch_pid(u, &u->new_io, u->new_pidfd);
-	}
-
-	o = event_base(u);
-	fds = json_object_new_array();
-	list_for_each_safe(p, t, &inst->held) {
-		struct held *h = list_entry(p, struct held, link);
-
-		json_object_array_add(fds, held_to_json(h, false));
-		r->out_fds[n++] = h->fd;
-	}
-	{
-		json_object *s = json_object_new_object();
-
-		json_object_object_add(s, "name", json_object_new_string(STATE_FD_NAME));
-		json_object_object_add(s, "type", json_object_new_string("memfd"));
-		json_object_array_add(fds, s);
-		r->out_fds[n++] = u->state_fd;
-	}
-	r->n_out_fds = n;
-	json_object_object_add(o, "fds", fds);
-	json_object_object_add(o, "state_size", json_object_new_uint64(u->state_size));
-	json_object_object_add(o, "vrings", json_object_get(u->vrings));
-	json_object_object_add(o, "mappings", json_object_get(ui->mappings));
-	devs = json_object_new_array();
-	for (unsigned i = 0; i < u->ndevs; i++) {
-		json_object *d = json_object_new_object();
-
-		json_object_object_add(d, "name", json_object_new_string(u->devs[i].name));
-		json_object_object_add(d, "device", u->devs[i].device ? json_object_new_string(u->devs[i].device) : NULL);
-		json_object_object_add(d, "path", u->devs[i].path ? json_object_new_string(u->devs[i].path) : NULL);
-		json_object_object_add(d, "pinning", json_object_new_string(u->devs[i].pa ? "pa" : "va"));
-		json_object_object_add(d, "backend_features", json_object_new_uint64(u->devs[i].backend));
-		json_object_array_add(devs, d);
-	}
-	json_object_object_add(o, "devices", devs);
-	r->ret = o;
+	k = claim_handover(u, c, TAKE_FD(pidfd), TAKE_FD(same_pidfd), &r->ret, r->out_fds, &r->n_out_fds);
 	u->daemon_us += now_monotonic_us() - t0;
 	set_phase(u, PH_RESTORE, vl.cfg->update.commit_ms);
-	log_info("update %" PRIu64 " of %s: claimed by pid %d (%zu fds handed over)", u->id, name, (int)c->cred.pid, n);
+	log_info("update %" PRIu64 " of %s: claimed by pid %d (%d fds handed over)", u->id, name, (int)c->cred.pid, k);
 	return 0;
+}
+
+/* path C: the closer has closed D's old device fds (close_us in its worker, not on the loop) */
+static void claim_released(void *userdata, int64_t close_us)
+{
+	struct update *u = userdata;
+	int64_t t0 = now_monotonic_us();
+	struct conn *c;
+	json_object *o = NULL;
+	_cleanup_json_ json_object *rep = NULL;
+	int out_fds[VLU_MAX_FDS_PER_MSG];
+	size_t n = 0;
+	char why[256];
+	int k;
+
+	u->claim_job = NULL;
+	u->release_us = close_us;
+	log_info("update %" PRIu64 " of %s: old device fds released in %.1f ms (off the loop)", u->id, u->inst->name,
+		 (double)close_us / 1000.0);
+	if (reopen_devices(u, why, sizeof(why)) < 0) {
+		c = conn_by_id(u->claim_conn);
+		if (c) {
+			_cleanup_json_ json_object *err = vlu_reply_error(VLU_ERR_DEVICE_ERROR, why, u->claim_id);
+
+			if (err)
+				(void)conn_send(c, err, NULL, 0);
+		}
+		u->claim_conn = 0;
+		u->daemon_us += now_monotonic_us() - t0;
+		claim_failed(u, why);
+		return;
+	}
+	c = conn_by_id(u->claim_conn);
+	if (!c || c->dead || c->inst) {
+		/* the claimant's connection closed while the device was released: D holds the reopened
+		 * device; the rollback decides (exec mode: may restart the previous binary) */
+		u->daemon_us += now_monotonic_us() - t0;
+		u->claim_pidfd = safe_close(u->claim_pidfd);
+		u->claim_same_pidfd = safe_close(u->claim_same_pidfd);
+		json_object_put(TAKE_PTR(u->claim_id));
+		u->claim_conn = 0;
+		if (u->inst->state == INSTANCE_ATTACHED && !u->inst->conn)
+			instance_orphan(u->inst, "the claimant disconnected during the claim");
+		rollback(u, "the claimant's connection closed while the old device was released");
+		return;
+	}
+	k = claim_handover(u, c, TAKE_FD(u->claim_pidfd), TAKE_FD(u->claim_same_pidfd), &o, out_fds, &n);
+	rep = vlu_reply_return(o, u->claim_id);
+	if (rep)
+		(void)conn_send(c, rep, out_fds, n);
+	json_object_put(TAKE_PTR(u->claim_id));
+	u->claim_conn = 0;
+	u->daemon_us += now_monotonic_us() - t0;
+	set_phase(u, PH_RESTORE, vl.cfg->update.commit_ms);
+	log_info("update %" PRIu64 " of %s: claimed by pid %d (%d fds handed over)", u->id, u->inst->name,
+		 (int)u->new_pid, k);
 }
 
 /* ---------------------------------------------------------------- update.ready (from N) */
