@@ -20,6 +20,8 @@ GUEST_BINS += $(VM_GUEST_BINS)
 # program NAME in VM_GUEST_LIBS_NAME.
 VM_GUEST_LIBS_vlu-devopen := -L$(O) -lvlu -Wl,-rpath,$(abspath $(O)) $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c)
 $(O)/guest/vlu-devopen: $(O)/libvlu.so
+VM_GUEST_LIBS_vlu-ping := $(VM_GUEST_LIBS_vlu-devopen)
+$(O)/guest/vlu-ping: $(O)/libvlu.so
 
 $(VM_GUEST_BINS): $(O)/guest/%: $(O)/tests/vm/guest/%.o
 	@mkdir -p $(@D)

@@ -36,7 +36,7 @@ start_vlud() {
 	cat > vlud.conf << EOF
 { "socket": { "path": "$SOCK" }, "operators": { "uids": [0] },
   "vmms": [ { "uids": [0, 1000], "devices": ["vdpa0"], "fd_types": ["memfd", "eventfd"], "max_fds": 16 } ],
-  "timeouts": { "update": { "suspend_ms": 2000, "save_ms": 3000, "exec_ms": 3000, "claim_ms": ${UPD_CLAIM_MS:-4000}, "commit_ms": 5000 } }
+  "timeouts": { "update": { "suspend_ms": 2000, "save_ms": 3000, "exec_ms": 3000, "claim_ms": ${UPD_CLAIM_MS:-4000}, "commit_ms": ${UPD_COMMIT_MS:-5000} } }
   ${1:+, $1} }
 EOF
 	vlud -c vlud.conf -d > vlud.log 2>&1 &
@@ -173,6 +173,49 @@ run_transfer_scenario() {
 	stop_vlud
 }
 
+# run_release_latency: the daemon stays responsive while path C releases the old device.  1 GiB of guest
+# RAM (PA mode: pinned), one exec-mode update driven by vluctl while vlu-ping times `status` calls on
+# another connection.  The calls started in phase claim (vlud's last copy of the old device fd is closed
+# there: the kernel resets the device and unpins the guest RAM) must each take less than half the
+# release time vlud measured (verdict release_ms).  Before the closer, that close() ran on vlud's loop
+# and such a call waited for all of it.  Relative to the daemon's own measurement, not absolute timing.
+run_release_latency() {
+	UPD_CLAIM_MS=60000 UPD_COMMIT_MS=60000 start_vlud '"update": { "allow_memlock_raise": true }'
+	echo "# big: minivmm --vlud $SOCK --instance big --vdpa vdpa0 --mem 1G --duration 0"
+	minivmm --vlud "$SOCK" --instance big --vdpa vdpa0 --mem 1G --duration 0 > big.out 2> big.log &
+	VMM_PID=$!
+	n=0
+	while ! grep -q "running:" big.log 2> /dev/null && [ $n -lt 600 ] && kill -0 "$VMM_PID" 2> /dev/null; do
+		sleep 0.2
+		n=$((n + 1))
+	done
+	vlu-ping "$SOCK" big 180 > ping.out 2> ping.err &
+	ping_pid=$!
+	n=0
+	while ! grep -q subscribed ping.out 2> /dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+	vctl --json --timeout 170000 call update.start '{"instance":"big","mode":"exec","path":"C"}' > big.verdict 2>&1
+	urc=$?
+	wait "$ping_pid"
+	prc=$?
+	sed 's/^/[vlu-ping] /' ping.out ping.err
+	sed 's/^/[big verdict] /' big.verdict
+	expect big/update.start-exit-0 "$urc" -eq 0
+	expect big/verdict-result-ok "$(jstr big.verdict result)" = ok
+	rel=$(jnum big.verdict release_ms)
+	expectf big/release-ms-measured "$rel" '>' 0
+	expect big/vlu-ping-saw-the-update-complete "$prc" -eq 0
+	expect big/status-calls-during-claim "$(sed -n 's/.*claim_calls=\([0-9]*\).*/\1/p' ping.out)" -gt 0
+	half=$(awk -v r="${rel:-0}" 'BEGIN { print r / 2 }')
+	expectf big/status-during-release-below-half-release-ms "$(sed -n 's/.*claim_max_ms=\([0-9.]*\).*/\1/p' ping.out)" '<' "$half"
+	# the release is no longer vlud's own time
+	expectf big/daemon-ms-below-release-ms "$(jnum big.verdict daemon_ms)" '<' "${rel:-0}"
+	kill -TERM "$VMM_PID" 2> /dev/null
+	wait "$VMM_PID"
+	sed 's/^/[big] /' big.log
+	stop_vlud
+}
+
 [ -n "${UPD_LIB_ONLY:-}" ] && return 0
 run_update_scenario exec C pa
+run_release_latency
 exit $((FAILS > 0))
