@@ -156,6 +156,9 @@ static int cmd_status(struct request *r)
 
 		if (json_object_object_get_ex(cfg, "limits", &lim))
 			json_object_object_add(o, "limits", json_object_get(lim));
+		/* the update phase deadlines: vluctl update start derives its wait for the verdict from them */
+		if (json_object_object_get_ex(cfg, "timeouts", &lim))
+			json_object_object_add(o, "timeouts", json_object_get(lim));
 		json_object_object_add(o, "orphan_expiry_s", json_object_new_int64(vl.cfg->orphan_expiry_s));
 		json_object_put(cfg);
 	}

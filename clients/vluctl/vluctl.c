@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -30,6 +31,7 @@ enum {
 static const char *arg_socket;
 static bool arg_json;
 static int arg_timeout = VLU_DEFAULT_TIMEOUT_MS;
+static bool arg_timeout_given; /* --timeout was on the command line (update start: overrides the derived wait) */
 
 static void usage(FILE *f)
 {
@@ -47,6 +49,12 @@ static void usage(FILE *f)
 		"                            print events as they arrive: until N (default 1) arrived,\n"
 		"                            or with --follow until the daemon goes away\n"
 		"  release NAME              release an instance (closes its held fds)\n"
+		"  update start INSTANCE --mode exec|transfer [--path auto|A|B|C] [--binary PATH]\n"
+		"         [--arg ARG]... [--successor-pid PID] [--allow-disruptive] [--no-wait]\n"
+		"                            live-update an instance: phases on stderr as they happen,\n"
+		"                            then the verdict (exit 0 only if the result is ok)\n"
+		"  update status INSTANCE    the running update of an instance, and the last verdict\n"
+		"  update abort INSTANCE     roll back the running update of an instance now\n"
 		"  call COMMAND [JSON-ARGS]  send one raw request, print its return as JSON\n"
 		"  help                      this text and the daemon's command table\n"
 		"\n"
@@ -56,8 +64,9 @@ static void usage(FILE *f)
 		"  -t, --timeout MS    per-request timeout in ms (default %d; <0 none)\n"
 		"  -h, --help          this text\n"
 		"\n"
-		"Exit status: 0 ok, 1 error reply from the daemon, 2 usage error, 3 cannot connect\n"
-		"(or connection lost), 4 timeout.\n",
+		"Exit status: 0 ok, 1 error reply from the daemon (update start: the update failed,\n"
+		"was rolled back or refused), 2 usage error, 3 cannot connect (or connection lost),\n"
+		"4 timeout.\n",
 		VLU_DEFAULT_SOCKET, VLU_DEFAULT_TIMEOUT_MS);
 }
 
@@ -419,6 +428,7 @@ static int parse_timeout(const char *s)
 	}
 	/* 0 would mean "library default" to libvlu; on the CLI it means "do not wait" */
 	arg_timeout = t == 0 ? 1 : (int)t;
+	arg_timeout_given = true;
 	return 0;
 }
 
@@ -562,6 +572,477 @@ static int cmd_events(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* ---------------------------------------------------------------- update */
+
+/* Wait of `update start` for the verdict when the daemon does not report its phase deadlines. */
+#define UPDATE_DEFAULT_WAIT_MS 300000
+/* Added to the sum of the daemon's deadlines: the rollback and the verdict after the last one. */
+#define UPDATE_WAIT_MARGIN_MS 10000
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static json_object *jget(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	if (!o || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, key, &v))
+		return NULL;
+	return v;
+}
+
+static const char *jstr(json_object *o, const char *key)
+{
+	json_object *v = jget(o, key);
+
+	return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+/* How long `update start` waits for the verdict: the daemon's phase deadlines (status:
+ * timeouts.update) of a whole update, once more for a restart of the previous binary (exec mode),
+ * with the claim's and the restore's commit_ms each, plus a margin.  The daemon ends every update
+ * by these deadlines, so the wait only runs out when something is wrong. */
+static int update_wait_ms(struct vlu *v)
+{
+	static const char *const keys[] = { "suspend_ms", "save_ms", "exec_ms", "claim_ms", "commit_ms" };
+	_cleanup_json_ json_object *st = NULL;
+	json_object *u;
+	int64_t t[ELEMENTSOF(keys)], total;
+
+	if (vlu_call(v, "status", NULL, NULL, 0, arg_timeout, &st, NULL, NULL) < 0)
+		return UPDATE_DEFAULT_WAIT_MS;
+	u = jget(jget(st, "timeouts"), "update");
+	for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+		json_object *x = jget(u, keys[i]);
+
+		if (!x || !json_object_is_type(x, json_type_int))
+			return UPDATE_DEFAULT_WAIT_MS; /* an older daemon: no deadlines in its status */
+		t[i] = json_object_get_int64(x);
+	}
+	total = t[0] + t[1] + 2 * (t[2] + t[3] + 2 * t[4]) + UPDATE_WAIT_MARGIN_MS;
+	return total > INT_MAX ? INT_MAX : (int)total;
+}
+
+static char *ms_string(json_object *v)
+{
+	char *s = NULL;
+
+	if (v && (json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int))) {
+		if (asprintf(&s, "%.3f ms", json_object_get_double(v)) < 0)
+			s = NULL;
+		return s;
+	}
+	return value_string(v ? v : NULL);
+}
+
+static void print_row(const char *label, const char *value)
+{
+	printf("%-14s %s\n", label, value && *value ? value : "-");
+}
+
+static void print_row_json(const char *label, json_object *v)
+{
+	_cleanup_free_ char *s = value_string(v);
+
+	print_row(label, s);
+}
+
+static void print_row_ms(const char *label, json_object *v)
+{
+	_cleanup_free_ char *s = ms_string(v);
+
+	print_row(label, s);
+}
+
+/* The verdict (update.completed data, the reply of update.start with wait) as a readable table. */
+static void print_verdict(json_object *vd)
+{
+	json_object *vp = jget(vd, "vmpin"), *ph = jget(vd, "phases"), *st = jget(vd, "status_after");
+	char buf[512];
+
+	snprintf(buf, sizeof(buf), "%s of %s", json_object_get_string(jget(vd, "id")),
+		 jstr(vd, "instance") ?: "?");
+	print_row("update", buf);
+	print_row("result", jstr(vd, "result"));
+	snprintf(buf, sizeof(buf), "%s (%s)", jstr(vd, "path") ?: "-", jstr(vd, "path_reason") ?: "-");
+	print_row("path", buf);
+	print_row("mode", jstr(vd, "mode"));
+	print_row_json("old pid", jget(vd, "old_pid"));
+	print_row_json("new pid", jget(vd, "new_pid"));
+	if (json_object_get_boolean(jget(vd, "restarted_previous")))
+		print_row("restarted", "the previous binary took the device back");
+	print_row_ms("pause", jget(vd, "pause_ms"));
+	print_row_ms("daemon time", jget(vd, "daemon_ms"));
+	if (jget(vd, "release_ms"))
+		print_row_ms("release", jget(vd, "release_ms"));
+	print_row_ms("total", jget(vd, "total_ms"));
+	if (vp) {
+		snprintf(buf, sizeof(buf), "expected %" PRId64 " kB, old %" PRId64 " -> %" PRId64 " kB, new %" PRId64
+			 " -> %" PRId64 " kB, moved %s",
+			 json_object_get_int64(jget(vp, "expected_kb")), json_object_get_int64(jget(vp, "old_before_kb")),
+			 json_object_get_int64(jget(vp, "old_after_kb")), json_object_get_int64(jget(vp, "new_before_kb")),
+			 json_object_get_int64(jget(vp, "new_after_kb")),
+			 json_object_get_boolean(jget(vp, "moved_ok")) ? "ok" : "NOT ok");
+		print_row("VmPin", buf);
+	}
+	if (st && json_object_is_type(st, json_type_array)) {
+		size_t n = json_object_array_length(st), len = 0;
+
+		buf[0] = '\0';
+		for (size_t i = 0; i < n && len < sizeof(buf); i++) {
+			json_object *e = json_object_array_get_idx(st, i), *s = jget(e, "status");
+			int k = snprintf(buf + len, sizeof(buf) - len, "%s%s=", i ? ", " : "", jstr(e, "device") ?: "?");
+
+			if (k > 0)
+				len += (size_t)k;
+			if (len < sizeof(buf)) {
+				k = s ? snprintf(buf + len, sizeof(buf) - len, "0x%02x", json_object_get_int(s))
+				      : snprintf(buf + len, sizeof(buf) - len, "?");
+				if (k > 0)
+					len += (size_t)k;
+			}
+		}
+		print_row("device status", buf);
+	}
+	if (jget(vd, "device_lost"))
+		print_row_json("device lost", jget(vd, "device_lost"));
+	if (jget(vd, "error"))
+		print_row("error", jstr(vd, "error"));
+	if (ph && json_object_is_type(ph, json_type_array)) {
+		static const char *const pref[] = { "phase", "ms", NULL };
+
+		printf("phases:\n");
+		print_table(ph, pref);
+	}
+}
+
+struct update_wait {
+	const char *instance;
+	uint64_t id;
+	bool have_id;
+	json_object *verdict; /* owned: the update.completed data of this update */
+};
+
+/* Events of the instance while `update start` waits: progress of this update on stderr, its verdict kept. */
+static void on_update_event(struct vlu *v, const char *name, json_object *event, void *userdata)
+{
+	struct update_wait *w = userdata;
+	json_object *data = jget(event, "data"), *id = jget(data, "id");
+
+	(void)v;
+	if (!name || strncmp(name, "update.", 7) != 0 || !w->have_id || !id ||
+	    (uint64_t)json_object_get_uint64(id) != w->id)
+		return;
+	if (strcmp(name, "update.completed") == 0) {
+		if (!w->verdict)
+			w->verdict = json_object_get(data);
+		return;
+	}
+	if (strcmp(name, "update.phase") == 0) {
+		json_object *t = jget(data, "t_ms");
+
+		fprintf(stderr, "vluctl: update %" PRIu64 " of %s: phase %s (%.3f ms)\n", w->id, w->instance,
+			jstr(data, "phase") ?: "?", t ? json_object_get_double(t) : 0.0);
+	} else {
+		fprintf(stderr, "vluctl: update %" PRIu64 " of %s: %s", w->id, w->instance, name + 7);
+		json_object_object_foreach(data, key, val) {
+			if (strcmp(key, "instance") == 0 || strcmp(key, "id") == 0 || strcmp(key, "mode") == 0 ||
+			    strcmp(key, "path") == 0)
+				continue;
+			fprintf(stderr, " %s=", key);
+			print_value(stderr, val);
+		}
+		fputc('\n', stderr);
+	}
+	fflush(stderr);
+}
+
+static int update_usage(void)
+{
+	fprintf(stderr, "vluctl: usage: update start INSTANCE --mode exec|transfer [--path auto|A|B|C]\n"
+			"         [--binary PATH] [--arg ARG]... [--successor-pid PID] [--allow-disruptive] [--no-wait]\n"
+			"       update status INSTANCE\n"
+			"       update abort INSTANCE\n");
+	return EXIT_USAGE;
+}
+
+static int cmd_update_start(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "mode", required_argument, NULL, 'm' },
+		{ "path", required_argument, NULL, 'p' },
+		{ "binary", required_argument, NULL, 'b' },
+		{ "arg", required_argument, NULL, 'a' },
+		{ "successor-pid", required_argument, NULL, 'P' },
+		{ "allow-disruptive", no_argument, NULL, 'D' },
+		{ "no-wait", no_argument, NULL, 'N' },
+		/* the global options are also accepted here, for convenience */
+		{ "timeout", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{},
+	};
+	_cleanup_json_ json_object *args = json_object_new_object(), *av = NULL, *ret = NULL;
+	struct update_wait w = { 0 };
+	const char *mode = NULL, *path = NULL, *binary = NULL, *instance;
+	bool disruptive = false, nowait = false;
+	long succ = 0;
+	struct vlu *v = NULL;
+	int c, r, ex, wait_ms;
+	int64_t deadline;
+
+	if (!args)
+		return EXIT_ERROR;
+	optind = 0; /* glibc: reinitialise; permute, so the options may follow INSTANCE */
+	while ((c = getopt_long(argc, argv, "m:p:b:a:t:j", opts, NULL)) >= 0) {
+		switch (c) {
+		case 'm':
+			mode = optarg;
+			break;
+		case 'p':
+			path = optarg;
+			break;
+		case 'b':
+			binary = optarg;
+			break;
+		case 'a':
+			if (!av && !(av = json_object_new_array()))
+				return EXIT_ERROR;
+			json_object_array_add(av, json_object_new_string(optarg));
+			break;
+		case 'P': {
+			char *end;
+
+			errno = 0;
+			succ = strtol(optarg, &end, 10);
+			if (errno || *end || !*optarg || succ < 1 || succ > 4194304) {
+				fprintf(stderr, "vluctl: --successor-pid wants a pid\n");
+				return EXIT_USAGE;
+			}
+			break;
+		}
+		case 'D':
+			disruptive = true;
+			break;
+		case 'N':
+			nowait = true;
+			break;
+		case 't':
+			if (parse_timeout(optarg) < 0)
+				return EXIT_USAGE;
+			break;
+		case 'j':
+			arg_json = true;
+			break;
+		default:
+			return update_usage();
+		}
+	}
+	if (optind + 1 != argc)
+		return update_usage();
+	instance = argv[optind];
+	if (!vlu_name_valid(instance)) {
+		fprintf(stderr, "vluctl: invalid instance name: %s\n", instance);
+		return EXIT_USAGE;
+	}
+	if (!mode || (strcmp(mode, "exec") != 0 && strcmp(mode, "transfer") != 0)) {
+		fprintf(stderr, "vluctl: update start needs --mode exec or --mode transfer\n");
+		return EXIT_USAGE;
+	}
+	if (path && strcmp(path, "auto") != 0 && strcmp(path, "A") != 0 && strcmp(path, "B") != 0 &&
+	    strcmp(path, "C") != 0) {
+		fprintf(stderr, "vluctl: --path wants auto, A, B or C\n");
+		return EXIT_USAGE;
+	}
+	if (succ && strcmp(mode, "transfer") != 0) {
+		fprintf(stderr, "vluctl: --successor-pid is for --mode transfer\n");
+		return EXIT_USAGE;
+	}
+	json_object_object_add(args, "instance", json_object_new_string(instance));
+	json_object_object_add(args, "mode", json_object_new_string(mode));
+	if (path)
+		json_object_object_add(args, "path", json_object_new_string(path));
+	if (binary)
+		json_object_object_add(args, "binary", json_object_new_string(binary));
+	if (av)
+		json_object_object_add(args, "argv", TAKE_PTR(av));
+	if (succ)
+		json_object_object_add(args, "successor_pid", json_object_new_int((int)succ));
+	if (disruptive)
+		json_object_object_add(args, "allow_disruptive", json_object_new_boolean(true));
+	/* The verdict comes as the update.completed event of this connection's subscription, so that the
+	 * phases can be printed as they happen (a waiting call would queue them until its reply); and
+	 * successor_pid needs wait:false anyway (its reply carries the token). */
+	json_object_object_add(args, "wait", json_object_new_boolean(false));
+
+	ex = do_connect(&v);
+	if (ex != EXIT_OK)
+		return ex;
+	wait_ms = arg_timeout_given ? arg_timeout : update_wait_ms(v);
+	if (!nowait) {
+		/* subscribe first: no event of the update can be missed */
+		r = vlu_subscribe(v, instance);
+		if (r < 0) {
+			ex = report_failure(v, "events.subscribe", r);
+			vlu_close(v);
+			return ex;
+		}
+		w.instance = instance;
+		vlu_set_event_callback(v, on_update_event, &w);
+	}
+	r = vlu_call(v, "update.start", args, NULL, 0, arg_timeout, &ret, NULL, NULL);
+	if (r < 0) {
+		ex = report_failure(v, "update.start", r);
+		vlu_close(v);
+		return ex;
+	}
+	w.id = json_object_get_uint64(jget(ret, "id"));
+	w.have_id = jget(ret, "id") != NULL;
+	if (nowait || succ) {
+		/* --successor-pid: the token the named process claims with, before the wait */
+		if (arg_json)
+			print_json(ret);
+		else
+			print_kv(ret, "");
+		fflush(stdout);
+		if (nowait) {
+			vlu_close(v);
+			return EXIT_OK;
+		}
+	}
+	if (!w.have_id) {
+		fprintf(stderr, "vluctl: update.start: the reply carries no update id\n");
+		vlu_close(v);
+		return EXIT_ERROR;
+	}
+	deadline = wait_ms < 0 ? -1 : now_ms() + wait_ms;
+	for (;;) {
+		struct pollfd p = { .fd = vlu_get_fd(v), .events = POLLIN };
+		int t = -1;
+
+		r = vlu_process(v);
+		if (w.verdict)
+			break;
+		if (r < 0) {
+			fprintf(stderr, "vluctl: update %" PRIu64 " of %s: connection lost before the verdict: %s\n", w.id,
+				instance, strerror(-r));
+			vlu_close(v);
+			return exit_of(r);
+		}
+		if (deadline >= 0) {
+			int64_t left = deadline - now_ms();
+
+			if (left <= 0) {
+				fprintf(stderr,
+					"vluctl: update %" PRIu64 " of %s: no verdict within %d ms (see `vluctl update "
+					"status %s`)\n",
+					w.id, instance, wait_ms, instance);
+				vlu_close(v);
+				return EXIT_TIMEOUT;
+			}
+			t = left > INT_MAX ? INT_MAX : (int)left;
+		}
+		if (poll(&p, 1, t) < 0 && errno != EINTR) {
+			vlu_close(v);
+			return EXIT_ERROR;
+		}
+	}
+	vlu_close(v);
+	if (arg_json)
+		print_json(w.verdict);
+	else
+		print_verdict(w.verdict);
+	ex = strcmp(jstr(w.verdict, "result") ?: "", "ok") == 0 ? EXIT_OK : EXIT_ERROR;
+	if (ex != EXIT_OK)
+		fprintf(stderr, "vluctl: update %" PRIu64 " of %s %s: %s\n", w.id, instance,
+			jstr(w.verdict, "result") ?: "ended without a result", jstr(w.verdict, "error") ?: "?");
+	json_object_put(w.verdict);
+	return ex;
+}
+
+static int cmd_update(int argc, char **argv)
+{
+	_cleanup_json_ json_object *args = NULL, *ret = NULL;
+	const char *sub, *command;
+	struct vlu *v = NULL;
+	int r, ex;
+
+	if (argc < 2)
+		return update_usage();
+	sub = argv[1];
+	if (strcmp(sub, "start") == 0)
+		return cmd_update_start(argc - 1, argv + 1);
+	if (strcmp(sub, "status") == 0)
+		command = "update.status";
+	else if (strcmp(sub, "abort") == 0)
+		command = "update.abort";
+	else
+		return update_usage();
+	if (argc != 3)
+		return update_usage();
+	if (!vlu_name_valid(argv[2])) {
+		fprintf(stderr, "vluctl: invalid instance name: %s\n", argv[2]);
+		return EXIT_USAGE;
+	}
+	args = json_object_new_object();
+	if (!args)
+		return EXIT_ERROR;
+	json_object_object_add(args, "instance", json_object_new_string(argv[2]));
+	ex = do_connect(&v);
+	if (ex != EXIT_OK)
+		return ex;
+	r = vlu_call(v, command, args, NULL, 0, arg_timeout, &ret, NULL, NULL);
+	if (r < 0) {
+		ex = report_failure(v, command, r);
+		vlu_close(v);
+		return ex;
+	}
+	vlu_close(v);
+	if (arg_json) {
+		print_json(ret);
+		return EXIT_OK;
+	}
+	if (strcmp(sub, "status") == 0) {
+		json_object *run = jget(ret, "running"), *last = jget(ret, "last"), *maps = jget(ret, "mappings");
+		char buf[512];
+
+		print_row("instance", jstr(ret, "instance"));
+		print_row("mappings", maps && json_object_is_type(maps, json_type_array)
+					      ? (snprintf(buf, sizeof(buf), "%zu declared", json_object_array_length(maps)), buf)
+					      : "none declared");
+		if (run) {
+			json_object *t = jget(run, "t_ms"), *ph = jget(run, "phases");
+			static const char *const pref[] = { "phase", "ms", NULL };
+
+			snprintf(buf, sizeof(buf), "update %s, %s mode, path %s (%s), phase %s, %.3f ms so far",
+				 json_object_get_string(jget(run, "id")), jstr(run, "mode") ?: "?", jstr(run, "path") ?: "?",
+				 jstr(run, "path_reason") ?: "-", jstr(run, "phase") ?: "?", t ? json_object_get_double(t) : 0.0);
+			print_row("running", buf);
+			if (ph && json_object_is_type(ph, json_type_array) && json_object_array_length(ph) > 0) {
+				printf("phases so far:\n");
+				print_table(ph, pref);
+			}
+		} else
+			print_row("running", "no update is running");
+		if (last) {
+			printf("last update:\n");
+			print_verdict(last);
+		} else
+			print_row("last update", "none");
+	} else {
+		json_object *last = jget(ret, "last");
+
+		printf("aborted update %s of %s\n", json_object_get_string(jget(ret, "id")), argv[2]);
+		if (last && json_object_get_uint64(jget(last, "id")) == json_object_get_uint64(jget(ret, "id")))
+			print_verdict(last);
+	}
+	return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -642,6 +1123,8 @@ int main(int argc, char **argv)
 		return cmd_events(argc, argv);
 	if (strcmp(cmd, "call") == 0)
 		return cmd_call(argc, argv);
+	if (strcmp(cmd, "update") == 0)
+		return cmd_update(argc, argv);
 
 	fprintf(stderr, "vluctl: unknown command or wrong arguments: %s (see vluctl --help)\n", cmd);
 	return EXIT_USAGE;

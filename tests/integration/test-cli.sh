@@ -131,6 +131,40 @@ wait "$FPID" 2>/dev/null
 run call-raw 0 call fd.list '{"instance":"vmcli"}' && check call-raw-json "not JSON" json_ok
 run help 0 help && check help-lists-table "help does not list fd.retrieve" grep -q 'fd.retrieve' "$T/out"
 
+# vluctl update: the daemon's phase deadlines are in status (update start derives its wait from them)
+run status-timeouts 0 --json status && check status-has-update-timeouts "no timeouts.update in status" \
+	grep -q '"timeouts": *{ *"update": *{ *"suspend_ms"' "$T/out"
+check help-lists-update "help does not list update start/status/abort" \
+	bash -c "$VLUCTL help | grep -q 'update start INSTANCE --mode' && $VLUCTL help | grep -q 'update status INSTANCE' && $VLUCTL help | grep -q 'update abort INSTANCE'"
+# an instance without mappings: refused up front by preflight, the reason printed, exit 1
+run update-start-refused 1 update start vmcli --mode exec
+check update-start-refused-reason "no Unsupported/mapping reason: $(head -c 300 "$T/out" | tr '\n' ' ')" \
+	bash -c "grep -q 'update.start: Unsupported: .*mapping' '$T/out'"
+run update-start-refused-json 1 --json update start vmcli --mode transfer --path C --no-wait
+check update-start-refused-json-error "no error object: $(head -c 300 "$T/out" | tr '\n' ' ')" \
+	grep -q '^{"error":{"class":"Unsupported"' "$T/out"
+# no update has run: status says so (exit 0), abort has nothing to abort (NotFound, exit 1)
+run update-status-none 0 update status vmcli
+check update-status-none-says "no 'no update is running': $(head -c 300 "$T/out" | tr '\n' ' ')" \
+	bash -c "grep -q 'no update is running' '$T/out' && grep -q 'last update *none' '$T/out'"
+run update-status-json 0 --json update status vmcli && check update-status-json-valid "not JSON" json_ok
+run update-status-unknown 1 update status no-such-instance
+check update-status-unknown-notfound "no NotFound: $(head -c 300 "$T/out")" grep -q 'update.status: NotFound' "$T/out"
+run update-abort-none 1 update abort vmcli
+check update-abort-none-notfound "no NotFound: $(head -c 300 "$T/out")" \
+	grep -q "update.abort: NotFound: no update of 'vmcli' is running" "$T/out"
+# usage errors: exit 2 without asking the daemon
+run update-usage-bare 2 update
+run update-usage-unknown-sub 2 update frob vmcli
+run update-usage-no-mode 2 update start vmcli
+run update-usage-bad-mode 2 update start vmcli --mode reboot
+run update-usage-bad-path 2 update start vmcli --mode exec --path D
+run update-usage-pid-needs-transfer 2 update start vmcli --mode exec --successor-pid 5
+run update-usage-bad-pid 2 update start vmcli --mode transfer --successor-pid x
+run update-usage-no-instance 2 update status
+run update-usage-bad-name 2 update abort 'bad/name'
+run update-usage-extra 2 update start vmcli vm2 --mode exec
+
 # exit codes: refused 1, usage 2, cannot connect 3
 run release-unknown-refused 1 release no-such-instance
 run usage-error 2 no-such-subcommand
