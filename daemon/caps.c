@@ -5,7 +5,9 @@
  *   CAP_SYS_RESOURCE  raise a successor VMM's RLIMIT_MEMLOCK with prlimit() before it re-pins guest RAM
  *                     (vhost-vdpa ignores CAP_IPC_LOCK; kernel-facts.md 3)
  *   CAP_SYS_PTRACE    kcmp(KCMP_FILE) and /proc/PID/{status,fd} of VMMs running under other uids
- *   CAP_KILL          signal (pidfd_send_signal) VMMs of other uids during an update
+ *   CAP_KILL          kill() a successor VMM vlud just spawned under the instance's uid when its pidfd
+ *                     cannot be taken (daemon/spawn.c): the child may already run as that other uid.
+ *                     vlud sends no other signal (a rollback never signals a VMM).
  *   CAP_SETUID, CAP_SETGID  spawn a successor VMM with the instance's uid, gid and groups
  * Not kept: CAP_DAC_OVERRIDE (vlud runs as root, which owns /dev/vhost-vdpa-N; the service's
  * DeviceAllow= is what grants access), CAP_CHOWN/CAP_FOWNER (only needed to create the socket, done

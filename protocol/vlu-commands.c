@@ -73,7 +73,7 @@ static const struct vlu_arg update_start_args[] = {
 	{ "path", VLU_ARG_STRING, false, 1, 4, "\"auto\" (default), \"A\", \"B\" or \"C\"" },
 	{ "binary", VLU_ARG_STRING, false, 1, 4096, "successor binary (absolute path; default: the VMM's own)" },
 	{ "argv", VLU_ARG_STRING_ARRAY, false, 0, 64, "successor argv (default: the VMM's own)" },
-	{ "successor_pid", VLU_ARG_INT, false, 1, 4194304, "transfer mode: the pid that will claim (not spawned)" },
+	{ "successor_pid", VLU_ARG_INT, false, 1, 4194304, "transfer mode: the pid that will claim (not spawned); needs wait:false, whose reply has the token" },
 	{ "allow_disruptive", VLU_ARG_BOOL, false, 0, 0, "allow a device without SUSPEND (needs the policy too)" },
 	{ "wait", VLU_ARG_BOOL, false, 0, 0, "reply with the verdict when the update ends (default true)" },
 };
