@@ -333,11 +333,20 @@ run_boot() { # MODULES USE_VA DEVICES MEMORY MAC SCENARIO...
 			tapline "not ok - $s/run: $why; log: $RIG_OUT/logs/$s.log"
 		elif [ ${#began[@]} -gt 0 ]; then
 			REMAINING+=("$s") # an earlier scenario hung or crashed the guest: boot again for this one
+		elif [ "$EARLY_RETRY_LEFT" -gt 0 ]; then
+			# The guest died before its first scenario (seen: rare early-boot oopses of the stock
+			# kernel under a loaded TCG host). Boot once more; a second early death is a failure.
+			REMAINING+=("$s")
 		else
 			why="not run: the guest never reached it (${timed_out:+killed after a timeout, }qemu exit status $qrc)"
 			tapline "not ok - $s/run: $why; log: $RIG_OUT/logs/$s.log"
 		fi
 	done
+	if [ ${#began[@]} -eq 0 ] && [ ${#REMAINING[@]} -gt 0 ]; then
+		echo "# guest died before its first scenario (${timed_out:+killed after a timeout, }qemu exit status $qrc; log $blog): booting once more"
+		EARLY_RETRY_LEFT=$((EARLY_RETRY_LEFT - 1))
+		cp "$blog" "$RIG_OUT/logs/early-death-$tag.serial.log" 2> /dev/null
+	fi
 	if [ -z "$done_seen" ] && [ ${#REMAINING[@]} -eq 0 ] && [ ${#ended[@]} -eq ${#scen[@]} ]; then
 		tapline "not ok - vm/$tag: guest ran every scenario but printed no VMDONE marker; log: $blog"
 	fi
@@ -450,6 +459,7 @@ cmd_check() {
 			user_built=1
 		fi
 		local tries=0
+		EARLY_RETRY_LEFT=1
 		while [ ${#group[@]} -gt 0 ] && [ $tries -lt 10 ]; do
 			run_boot "$mods" "$va" "$dev" "$mem" "$mac" "${group[@]}"
 			group=("${REMAINING[@]}")
