@@ -659,6 +659,19 @@ static void print_row_ms(const char *label, json_object *v)
 	print_row(label, s);
 }
 
+/* [{phase, ms}] as two aligned columns, ms with 3 decimals */
+static void print_phases(json_object *ph)
+{
+	size_t n = json_object_array_length(ph);
+
+	printf("  %-10s %10s\n", "PHASE", "MS");
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(ph, i), *ms = jget(e, "ms");
+
+		printf("  %-10s %10.3f\n", jstr(e, "phase") ?: "?", ms ? json_object_get_double(ms) : 0.0);
+	}
+}
+
 /* The verdict (update.completed data, the reply of update.start with wait) as a readable table. */
 static void print_verdict(json_object *vd)
 {
@@ -714,10 +727,8 @@ static void print_verdict(json_object *vd)
 	if (jget(vd, "error"))
 		print_row("error", jstr(vd, "error"));
 	if (ph && json_object_is_type(ph, json_type_array)) {
-		static const char *const pref[] = { "phase", "ms", NULL };
-
 		printf("phases:\n");
-		print_table(ph, pref);
+		print_phases(ph);
 	}
 }
 
@@ -1016,7 +1027,6 @@ static int cmd_update(int argc, char **argv)
 					      : "none declared");
 		if (run) {
 			json_object *t = jget(run, "t_ms"), *ph = jget(run, "phases");
-			static const char *const pref[] = { "phase", "ms", NULL };
 
 			snprintf(buf, sizeof(buf), "update %s, %s mode, path %s (%s), phase %s, %.3f ms so far",
 				 json_object_get_string(jget(run, "id")), jstr(run, "mode") ?: "?", jstr(run, "path") ?: "?",
@@ -1024,7 +1034,7 @@ static int cmd_update(int argc, char **argv)
 			print_row("running", buf);
 			if (ph && json_object_is_type(ph, json_type_array) && json_object_array_length(ph) > 0) {
 				printf("phases so far:\n");
-				print_table(ph, pref);
+				print_phases(ph);
 			}
 		} else
 			print_row("running", "no update is running");
