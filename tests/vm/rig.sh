@@ -158,13 +158,14 @@ stage_elf() { # SRC DEST-IN-STAGE
 }
 
 # The userland segment is reused while none of its inputs changed (names, sizes, mtimes of the programs,
-# libvlu, scenarios, runner, config, busybox, vdpa, and dpkg's status file for the system libraries).
+# libvlu, scenarios and scenarios/lib/, runner, config, busybox, vdpa, and dpkg's status file for the system
+# libraries).
 user_cpio() {
 	local bins=${RIG_BINS:-} key f
 	if [ -z "$bins" ]; then
 		for f in "$O/vlud" "$O/vluctl" "$O/minivmm" "$O"/guest/*; do [ -f "$f" ] && [ -x "$f" ] && bins="$bins $f"; done
 	fi
-	key=$( { echo "v1 $bins"; stat -L -c '%n %s %Y' $bins "$O"/libvlu.so* "$RIG_SCEN"/*.sh "$RIG_DIR/guest/init" \
+	key=$( { echo "v1 $bins"; stat -L -c '%n %s %Y' $bins "$O"/libvlu.so* "$RIG_SCEN"/*.sh "$RIG_SCEN"/lib/*.sh "$RIG_DIR/guest/init" \
 		"$TOP"/config/* /bin/busybox "$(command -v vdpa)" /var/lib/dpkg/status 2> /dev/null; } | sha256sum | cut -c1-16)
 	if [ -f "$RIG_OUT/user-$key.cpio.gz" ]; then
 		cp "$RIG_OUT/user-$key.cpio.gz" "$RIG_WORK/user.cpio.gz" && return 0
@@ -203,6 +204,8 @@ build_user_cpio() {
 	done
 	[ -d "$TOP/config" ] && cp -r "$TOP/config" "$ST/usr/share/vlud/"
 	cp "$RIG_SCEN"/*.sh "$ST/scenarios/" 2>/dev/null
+	# shared code the scenarios source (not scenarios: all_scenarios lists only $RIG_SCEN/*.sh)
+	if [ -d "$RIG_SCEN/lib" ]; then mkdir -p "$ST/scenarios/lib" && cp "$RIG_SCEN"/lib/*.sh "$ST/scenarios/lib/" 2>/dev/null; fi
 	cp "$RIG_DIR/guest/init" "$ST/init"
 	chmod 755 "$ST/init"
 	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\nvmm:x:1000:1000:vmm:/tmp:/bin/sh\n' > "$ST/etc/passwd"
