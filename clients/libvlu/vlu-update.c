@@ -95,18 +95,28 @@ VLU_EXPORT int vlu_update_start(struct vlu *v, const char *instance, const char 
 	return vlu_call(v, "update.start", args, NULL, 0, timeout_ms, ret, NULL, NULL);
 }
 
-VLU_EXPORT int vlu_update_saved(struct vlu *v, int state_fd, uint64_t state_size, json_object *vrings)
+/* The arguments update.saved always has: {"names": ["state"], "state_size": N}; NULL when out of memory. */
+static json_object *saved_args(uint64_t state_size)
 {
 	_cleanup_json_ json_object *args = json_object_new_object();
 	json_object *names = json_object_new_array();
 
 	if (!args || !names) {
 		json_object_put(names);
-		return -ENOMEM;
+		return NULL;
 	}
 	json_object_array_add(names, json_object_new_string("state"));
 	json_object_object_add(args, "names", names);
 	if (add_u64(args, "state_size", state_size) < 0)
+		return NULL;
+	return TAKE_PTR(args);
+}
+
+VLU_EXPORT int vlu_update_saved(struct vlu *v, int state_fd, uint64_t state_size, json_object *vrings)
+{
+	_cleanup_json_ json_object *args = saved_args(state_size);
+
+	if (!args)
 		return -ENOMEM;
 	if (vrings && json_object_object_add(args, "vrings", json_object_get(vrings)) < 0)
 		return -ENOMEM;
@@ -115,16 +125,9 @@ VLU_EXPORT int vlu_update_saved(struct vlu *v, int state_fd, uint64_t state_size
 
 VLU_EXPORT int vlu_update_save_failed(struct vlu *v, int state_fd, const char *why)
 {
-	_cleanup_json_ json_object *args = json_object_new_object();
-	json_object *names = json_object_new_array();
+	_cleanup_json_ json_object *args = saved_args(0);
 
-	if (!args || !names) {
-		json_object_put(names);
-		return -ENOMEM;
-	}
-	json_object_array_add(names, json_object_new_string("state"));
-	json_object_object_add(args, "names", names);
-	if (add_u64(args, "state_size", 0) < 0 || add_str(args, "error", why ? why : "save failed") < 0)
+	if (!args || add_str(args, "error", why ? why : "save failed") < 0)
 		return -ENOMEM;
 	return vlu_call(v, "update.saved", args, &state_fd, 1, 0, NULL, NULL, NULL);
 }

@@ -707,19 +707,28 @@ VLU_EXPORT int vlu_process(struct vlu *v)
 
 /* ---------------------------------------------------------------- typed wrappers */
 
-static json_object *names_array(const char *const *names, size_t n)
+/* The arguments {"names": [NAMES...]} of fd.store, fd.retrieve, fd.remove; NULL when out of memory or a
+ * name is NULL. */
+static json_object *names_args(const char *const *names, size_t n)
 {
+	_cleanup_json_ json_object *args = json_object_new_object();
 	json_object *a = json_object_new_array();
 
-	if (!a)
+	if (!args || !a) {
+		json_object_put(a);
 		return NULL;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (!names[i] || json_object_array_add(a, json_object_new_string(names[i])) < 0) {
 			json_object_put(a);
 			return NULL;
 		}
 	}
-	return a;
+	if (json_object_object_add(args, "names", a) < 0) {
+		json_object_put(a);
+		return NULL;
+	}
+	return TAKE_PTR(args);
 }
 
 static int add_str(json_object *o, const char *key, const char *val)
@@ -788,18 +797,15 @@ VLU_EXPORT int vlu_device_open(struct vlu *v, const char *device, int *ret_fd, j
 
 VLU_EXPORT int vlu_fd_store(struct vlu *v, const char *const *names, const int *fds, size_t n, bool replace)
 {
-	_cleanup_json_ json_object *args = json_object_new_object();
-	json_object *a;
+	_cleanup_json_ json_object *args = NULL;
 
 	if (!names || !fds || n == 0)
 		return -EINVAL;
 	if (n > VLU_MAX_FDS_PER_MSG)
 		return -E2BIG;
-	a = names_array(names, n);
-	if (!args || !a || json_object_object_add(args, "names", a) < 0) {
-		json_object_put(a);
+	args = names_args(names, n);
+	if (!args)
 		return -ENOMEM;
-	}
 	if (replace && json_object_object_add(args, "replace", json_object_new_boolean(1)) < 0)
 		return -ENOMEM;
 	return vlu_call(v, "fd.store", args, fds, n, 0, NULL, NULL, NULL);
@@ -807,21 +813,18 @@ VLU_EXPORT int vlu_fd_store(struct vlu *v, const char *const *names, const int *
 
 VLU_EXPORT int vlu_fd_retrieve(struct vlu *v, const char *const *names, size_t n, int *fds_out)
 {
-	_cleanup_json_ json_object *args = json_object_new_object();
+	_cleanup_json_ json_object *args = NULL;
 	_cleanup_free_ int *fds = NULL;
 	size_t nfds = 0;
-	json_object *a;
 	int r;
 
 	if (!names || !fds_out || n == 0)
 		return -EINVAL;
 	if (n > VLU_MAX_FDS_PER_MSG)
 		return -E2BIG;
-	a = names_array(names, n);
-	if (!args || !a || json_object_object_add(args, "names", a) < 0) {
-		json_object_put(a);
+	args = names_args(names, n);
+	if (!args)
 		return -ENOMEM;
-	}
 	r = vlu_call(v, "fd.retrieve", args, NULL, 0, 0, NULL, &fds, &nfds);
 	if (r < 0)
 		return r;
@@ -844,18 +847,14 @@ VLU_EXPORT int vlu_fd_list(struct vlu *v, const char *instance, json_object **re
 
 VLU_EXPORT int vlu_fd_remove(struct vlu *v, const char *const *names, size_t n, const char *instance)
 {
-	_cleanup_json_ json_object *args = json_object_new_object(), *ret = NULL;
-	json_object *a, *x;
+	_cleanup_json_ json_object *args = NULL, *ret = NULL;
+	json_object *x;
 	int r;
 
 	if (!names || n == 0)
 		return -EINVAL;
-	a = names_array(names, n);
-	if (!args || !a || json_object_object_add(args, "names", a) < 0) {
-		json_object_put(a);
-		return -ENOMEM;
-	}
-	if (add_str(args, "instance", instance) < 0)
+	args = names_args(names, n);
+	if (!args || add_str(args, "instance", instance) < 0)
 		return -ENOMEM;
 	r = simple_call(v, "fd.remove", args, &ret);
 	if (r < 0)

@@ -320,10 +320,13 @@ int mv_update_start(struct mv_vmm *v);		/* returns only on failure, after rollba
 /* ... and the whole new side (read the state memfd named by $MINIVMM_STATE_FD, take over). */
 int mv_update_finish(struct mv_vmm *v, int state_fd);
 /* The steps, for a daemon-driven update (docs/UPDATE.md); flags say what vlud does instead of the VMM.
- * The caller of mv_update_quiesce() has set up st->upd[st->nupdates] (memset, t_start_us, path). */
+ * The caller of mv_update_quiesce() has set up st->upd[st->nupdates] (mv_update_rec_begin(), path). */
 #define MV_UPD_DAEMON_SUSPENDS	0x1	/* vlud suspended the device before update.save */
 #define MV_UPD_DAEMON_RESETS	0x2	/* path B: vlud does SET_STATUS 0 after update.saved */
 #define MV_UPD_DAEMON_RESUMES	0x4	/* path A: vlud RESUMEs after update.ready */
+/* Clears st->upd[st->nupdates] (the caller checked nupdates < MV_MAX_UPDATES) and records the start:
+ * time, lost/dup counters, VA mode.  The caller sets ->path. */
+struct mv_update_rec *mv_update_rec_begin(struct mv_vmm *v);
 int mv_update_quiesce(struct mv_vmm *v, char path, unsigned flags);	/* old: [SUSPEND], bases, state */
 int mv_update_exec(struct mv_vmm *v, char path);	/* old: exec with fds + state; returns on failure */
 int mv_update_rollback(struct mv_vmm *v);		/* old: RESUME or re-create the vrings */

@@ -297,6 +297,19 @@ int mv_update_rollback(struct mv_vmm *v)
 	return r;
 }
 
+struct mv_update_rec *mv_update_rec_begin(struct mv_vmm *v)
+{
+	struct mv_state *s = v->st;
+	struct mv_update_rec *u = &s->upd[s->nupdates];
+
+	memset(u, 0, sizeof(*u));
+	u->t_start_us = mv_now_us();
+	u->lost_before = s->traffic.lost;
+	u->dup_before = s->traffic.dup;
+	u->va_mode = v->va_mode;
+	return u;
+}
+
 int mv_update_start(struct mv_vmm *v)
 {
 	struct mv_state *s = v->st;
@@ -310,12 +323,7 @@ int mv_update_start(struct mv_vmm *v)
 		mv_log("update refused: already %u updates in this run", s->nupdates);
 		return -E2BIG;
 	}
-	u = &s->upd[s->nupdates];
-	memset(u, 0, sizeof(*u));
-	u->t_start_us = mv_now_us();
-	u->lost_before = s->traffic.lost;
-	u->dup_before = s->traffic.dup;
-	u->va_mode = v->va_mode;
+	u = mv_update_rec_begin(v);
 	path = mv_choose_path(v->dev.backend_offered, v->o.path, &why);
 	u->path = (uint8_t)(path ? path : (v->o.path ? v->o.path : '-'));
 	if (!path) {

@@ -94,12 +94,7 @@ static void on_save(struct mv_vmm *v, json_object *data)
 	}
 	upd_path = p[0];
 	upd_transfer = strcmp(jstr(data, "mode") ? jstr(data, "mode") : "exec", "transfer") == 0;
-	u = &s->upd[s->nupdates];
-	memset(u, 0, sizeof(*u));
-	u->t_start_us = mv_now_us();
-	u->lost_before = s->traffic.lost;
-	u->dup_before = s->traffic.dup;
-	u->va_mode = v->va_mode;
+	u = mv_update_rec_begin(v);
 	u->path = (uint8_t)upd_path;
 	v->suspended = v->was_reset = false;
 	mv_log("vlud update: path %c, %s mode: saving", upd_path, upd_transfer ? "transfer" : "exec");
