@@ -75,6 +75,7 @@ enum phase {
 	PH_RESUME,
 	PH_VERIFY,
 	PH_COMMIT,
+	PH_ROLLBACK, /* transfer mode, path C: O takes the reopened device back (retake_start) */
 	PH_DONE,
 };
 
@@ -82,6 +83,7 @@ static const char *const phase_names[] = {
 	[PH_PREFLIGHT] = "preflight", [PH_SUSPEND] = "suspend", [PH_SAVE] = "save",	  [PH_RESET] = "reset",
 	[PH_EXEC] = "exec",	      [PH_SPAWN] = "spawn",	[PH_CLAIM] = "claim",	  [PH_RESTORE] = "restore",
 	[PH_RESUME] = "resume",	      [PH_VERIFY] = "verify",	[PH_COMMIT] = "commit",	  [PH_DONE] = "done",
+	[PH_ROLLBACK] = "rollback",
 };
 
 enum mode { MODE_EXEC, MODE_TRANSFER };
@@ -118,6 +120,7 @@ struct update {
 	char *prev_binary;     /* exec mode: the image O ran (/proc/PID/exe at start), restarted on failure */
 	json_object *prev_argv; /* owned */
 	bool restarted;	       /* exec mode: the previous binary was spawned to take the device back */
+	bool retake;	       /* transfer mode, path C: the device is being brought back to O (retake_start) */
 	char first_error[512]; /* why the update failed before the restart */
 
 	uint64_t starter_conn; /* connection waiting for the verdict (0 = none) */
@@ -552,6 +555,8 @@ static int restart_previous(struct update *u)
 	return 0;
 }
 
+static int retake_start(struct update *u, char *why, size_t len);
+
 /* Roll back from wherever the update is; the end state per phase is in docs/UPDATE.md. */
 static void rollback(struct update *u, const char *fmt, ...) _printf_(2, 3);
 static void rollback(struct update *u, const char *fmt, ...)
@@ -571,6 +576,15 @@ static void rollback(struct update *u, const char *fmt, ...)
 	u->token_valid = false;
 	for (unsigned i = 0; i < u->ndevs; i++)
 		lost |= u->devs[i].lost;
+	if (u->retake) {
+		/* bringing the device back to O failed (deadline, O gone, O's error): every fd kept */
+		snprintf(u->error + strlen(u->error), sizeof(u->error) - strlen(u->error),
+			 "; while the reopened device was being brought back to the old VMM: every fd kept");
+		if (u->inst->state == INSTANCE_ATTACHED && !u->inst->conn)
+			instance_orphan(u->inst, "live update failed while rolling back");
+		finish(u, "failed", "update.completed", NULL);
+		return;
+	}
 	/* exec mode, the old image is gone (exec'ed into something that failed): the previous binary
 	 * (not when a path-C reopen lost a device: there is nothing to hand it) */
 	if (!lost && u->mode == MODE_EXEC && !u->restarted && u->phase >= PH_EXEC && (oc == NULL || !o_alive) &&
@@ -615,6 +629,7 @@ static void rollback(struct update *u, const char *fmt, ...)
 	case PH_RESUME:
 	case PH_VERIFY:
 	case PH_COMMIT:
+	case PH_ROLLBACK:
 	case PH_DONE:
 		/* N has the fds; exec mode: the old image no longer exists */
 		if (u->mode == MODE_EXEC) {
@@ -633,11 +648,24 @@ static void rollback(struct update *u, const char *fmt, ...)
 				instance_attach(u->inst, oc, u->old_pid, pfd);
 			} else
 				safe_close(pfd);
+		} else if (u->path == 'C' && o_alive && oc && !oc->inst && !lost && !pidfd_alive(u->new_pidfd)) {
+			/* transfer mode, path C, N died after its claim: D closes its copy of N's device (the
+			 * last one: reset, unpin), reopens the node and O takes the fresh fd (retake_start) */
+			char why[256];
+
+			if (retake_start(u, why, sizeof(why)) == 0)
+				return;
+			result = "failed";
+			snprintf(u->error + strlen(u->error), sizeof(u->error) - strlen(u->error),
+				 "; bringing the device back to the old VMM failed: %s", why);
+			lost = false;
+			for (unsigned i = 0; i < u->ndevs; i++)
+				lost |= u->devs[i].lost;
 		} else {
 			result = "failed";
 			snprintf(u->error + strlen(u->error), sizeof(u->error) - strlen(u->error),
 				 u->path == 'C' ? "; path C after the claim: the device was reopened for the successor, "
-						  "the old VMM cannot take it back; every fd kept"
+						  "and the successor still runs or the old VMM is gone; every fd kept"
 						: "; the old VMM is gone too; every fd kept");
 		}
 		break;
@@ -672,7 +700,7 @@ static void old_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	ev_io_stop(vl.loop, w);
-	if ((u->mode == MODE_TRANSFER && u->phase >= PH_RESTORE) || u->restarted)
+	if (((u->mode == MODE_TRANSFER && u->phase >= PH_RESTORE) || u->restarted) && !u->retake)
 		return; /* O may exit once N has everything: D verifies without it */
 	rollback(u, "the VMM process %d exited in phase %s", (int)u->old_pid, phase_names[u->phase]);
 }
@@ -1428,7 +1456,7 @@ static bool token_eq(const char *a, const char *b)
  * unpins all guest RAM in close(), off the loop).  From the queueing on the devices count as lost until
  * reopen_devices() has them again.  0: claim_released() runs when every fd is closed. */
 static void claim_released(void *userdata, int64_t close_us);
-static int release_devices(struct update *u, char *why, size_t len)
+static int release_devices(struct update *u, closer_done_fn done, char *why, size_t len)
 {
 	int fds[MAX_DEVS];
 	size_t n = 0;
@@ -1446,7 +1474,7 @@ static int release_devices(struct update *u, char *why, size_t len)
 		u->devs[i].lost = true;
 	}
 	/* the closer owns fds[] from here, also when queueing fails (closed synchronously then) */
-	if (closer_close(fds, n, claim_released, u, &u->claim_job) < 0)
+	if (closer_close(fds, n, done, u, &u->claim_job) < 0)
 		return snprintf(why, len, "device lost: could not release the old device fds off the loop"), -ENOMEM;
 	return 0;
 }
@@ -1490,6 +1518,79 @@ static void detach_conn(struct instance *inst)
 	oldc->inst = NULL;
 	inst->conn = NULL;
 	conn_update_idle(oldc);
+}
+
+/* Transfer mode, path C, rollback after N's claim (N is gone, O alive on its connection): the instance
+ * returns to O's connection; D's copies of the device (the reopened ones N got: N may have owned and
+ * mapped them) go to the closer, the last references (reset, unpin); retake_released() reopens the nodes
+ * and tells O (update.rolled-back with reopened:true); O fd.retrieves the fresh fds, takes them like a
+ * path-C successor and calls update.ready; D verifies there.  0: under way. */
+static void retake_released(void *userdata, int64_t close_us);
+static int retake_start(struct update *u, char *why, size_t len)
+{
+	struct conn *oc = conn_by_id(u->old_conn);
+	int pfd;
+
+	if (!oc || oc->inst)
+		return snprintf(why, len, "the old VMM's connection is gone or busy"), -ENOTCONN;
+	if (u->claim_job)
+		return snprintf(why, len, "the old device is still being released"), -EBUSY;
+	pfd = fcntl(u->old_pidfd, F_DUPFD_CLOEXEC, 3); /* owned: goes to the instance */
+	if (pfd < 0)
+		return snprintf(why, len, "dup: %s", strerror(errno)), -errno;
+	if (release_devices(u, retake_released, why, len) < 0) {
+		safe_close(pfd);
+		return -EIO;
+	}
+	if (u->inst->state == INSTANCE_ATTACHED)
+		detach_conn(u->inst); /* N's connection (a hand-over back, not an orphan) */
+	instance_attach(u->inst, oc, u->old_pid, pfd);
+	u->retake = true;
+	ev_io_stop(vl.loop, &u->new_io);
+	set_phase(u, PH_ROLLBACK, vl.cfg->update.commit_ms);
+	log_warning("update %" PRIu64 " of %s: %s; releasing the device to bring it back to the old VMM %d", u->id,
+		    u->inst->name, u->error, (int)u->old_pid);
+	return 0;
+}
+
+static void retake_released(void *userdata, int64_t close_us)
+{
+	struct update *u = userdata;
+	int64_t t0 = now_monotonic_us();
+	json_object *d, *names;
+	char why[256];
+
+	u->claim_job = NULL;
+	u->release_us = (u->release_us > 0 ? u->release_us : 0) + close_us;
+	if (reopen_devices(u, why, sizeof(why)) < 0) {
+		u->daemon_us += now_monotonic_us() - t0;
+		snprintf(u->error + strlen(u->error), sizeof(u->error) - strlen(u->error),
+			 "; bringing the device back to the old VMM: %s", why);
+		u->retake = false;
+		finish(u, "failed", "update.completed", NULL);
+		return;
+	}
+	u->daemon_us += now_monotonic_us() - t0;
+	if (!u->inst->conn || u->inst->conn != conn_by_id(u->old_conn)) {
+		snprintf(u->error + strlen(u->error), sizeof(u->error) - strlen(u->error),
+			 "; the old VMM disconnected while the device was released: every fd kept");
+		u->retake = false;
+		finish(u, "failed", "update.completed", NULL);
+		return;
+	}
+	d = event_base(u);
+	names = json_object_new_array();
+	for (unsigned i = 0; i < u->ndevs; i++)
+		json_object_array_add(names, json_object_new_string(u->devs[i].name));
+	json_object_object_add(d, "reason", json_object_new_string(u->error));
+	json_object_object_add(d, "phase", json_object_new_string(phase_names[PH_RESTORE]));
+	json_object_object_add(d, "reinit", json_object_new_boolean(true));
+	json_object_object_add(d, "reclaim", json_object_new_boolean(true));
+	json_object_object_add(d, "reopened", json_object_new_boolean(true));
+	json_object_object_add(d, "devices", names);
+	tell(u, u->old_conn, "update.rolled-back", d);
+	log_info("update %" PRIu64 " of %s: device reopened, the old VMM %d takes it back", u->id, u->inst->name,
+		 (int)u->old_pid);
 }
 
 /* path C: the release or the reopen failed (devices lost) */
@@ -1636,7 +1737,7 @@ int update_cmd_claim(struct request *r)
 	set_phase(u, PH_CLAIM, vl.cfg->update.commit_ms); /* never without a deadline */
 	if (u->path == 'C') {
 		/* transfer mode: O closed its device fds before update.saved */
-		if (release_devices(u, why, sizeof(why)) < 0) {
+		if (release_devices(u, claim_released, why, sizeof(why)) < 0) {
 			safe_close(pidfd);
 			safe_close(same_pidfd);
 			claim_failed(u, why);
@@ -1719,6 +1820,64 @@ static void claim_released(void *userdata, int64_t close_us)
 
 /* ---------------------------------------------------------------- update.ready (from N) */
 
+/* O's update.ready after it took the reopened device back (retake_released): DRIVER_OK and O's VmPin =
+ * expected (the re-pin) -> rolled-back, and the event says the device was brought back to O */
+static int retake_ready(struct request *r, struct update *u, const char *err)
+{
+	int64_t t0 = now_monotonic_us();
+	json_object *v = NULL, *d;
+	bool ok = true;
+
+	if (u->phase != PH_ROLLBACK || u->claim_job || r->c->cred.pid != u->old_pid)
+		return request_error(r, VLU_ERR_PERMISSION_DENIED,
+				     "update.ready is for the old VMM once the device was reopened (now: %s)",
+				     phase_names[u->phase]);
+	u->retake = false; /* any failure from here ends the update, no second rollback */
+	if (err) {
+		snprintf(u->error + strlen(u->error), sizeof(u->error) - strlen(u->error),
+			 "; the old VMM could not take the reopened device back: %s; every fd kept", err);
+		finish(u, "failed", "update.completed", &v);
+		r->ret = v;
+		return 0;
+	}
+	set_phase(u, PH_VERIFY, 0);
+	for (unsigned i = 0; i < u->ndevs && ok; i++) {
+		uint8_t st = 0;
+		int k = dev_status(u, i, &st);
+
+		if (k < 0 || !(st & VIRTIO_CONFIG_S_DRIVER_OK)) {
+			snprintf(u->error + strlen(u->error), sizeof(u->error) - strlen(u->error),
+				 "; brought back to the old VMM, but device %s: status %s0x%x, not DRIVER_OK", u->devs[i].name,
+				 k < 0 ? "unreadable " : "", st);
+			ok = false;
+		}
+	}
+	(void)vmpin_read(u->old_pid, &u->old_after_kb, NULL);
+	if (ok && u->old_after_kb != u->expected_kb) {
+		snprintf(u->error + strlen(u->error), sizeof(u->error) - strlen(u->error),
+			 "; brought back to the old VMM, but its VmPin is %" PRId64 " kB, expected %" PRId64 " kB",
+			 u->old_after_kb, u->expected_kb);
+		ok = false;
+	}
+	u->daemon_us += now_monotonic_us() - t0;
+	if (!ok) {
+		finish(u, "failed", "update.completed", &v);
+		r->ret = v;
+		return 0;
+	}
+	snprintf(u->error + strlen(u->error), sizeof(u->error) - strlen(u->error),
+		 "; the device was reopened and brought back to the old VMM (pid %d)", (int)u->old_pid);
+	d = event_base(u);
+	json_object_object_add(d, "reason", json_object_new_string(u->error));
+	json_object_object_add(d, "reopened", json_object_new_boolean(true));
+	json_object_object_add(d, "brought_back", json_object_new_boolean(true));
+	json_object_object_add(d, "pid", json_object_new_int(u->old_pid));
+	events_emit("update.rolled-back", u->inst->name, d);
+	finish(u, "rolled-back", "update.completed", &v);
+	r->ret = v;
+	return 0;
+}
+
 int update_cmd_ready(struct request *r)
 {
 	struct instance *inst = r->c->inst;
@@ -1732,6 +1891,8 @@ int update_cmd_ready(struct request *r)
 
 	if (!u)
 		return request_error(r, VLU_ERR_NOT_FOUND, "no update of this instance is running");
+	if (u->retake)
+		return retake_ready(r, u, err);
 	if (u->phase != PH_RESTORE || r->c->cred.pid != u->new_pid)
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "update.ready is for the successor in phase restore (now: %s)",
 				     phase_names[u->phase]);

@@ -297,6 +297,7 @@ struct mv_vmm {
 	int await_echo_upd;		/* index of the update whose first echo is awaited, -1 none */
 	bool suspended;			/* old image: the device is suspended for an update */
 	bool was_reset;			/* old image: path B reset done (rollback re-creates the vrings) */
+	bool reopened;			/* old image: path C rollback, vlud reopened the device for us (retake it) */
 };
 
 /* main.c: datapath helpers also used by update.c */

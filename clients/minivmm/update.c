@@ -277,6 +277,23 @@ int mv_update_rollback(struct mv_vmm *v)
 	struct mv_state *s = v->st;
 	int r = 0;
 
+	if (v->reopened) {
+		/* transfer mode, path C, the successor died after its claim: vlud reopened the node and we
+		 * fd.retrieve'd the fresh fd into v->dev: take it like a path-C successor (SET_OWNER, backend
+		 * features, one batched map = re-pin), then the vrings from our saved bases below */
+		r = mv_vdev_set_owner(&v->dev);
+		if (r >= 0)
+			r = mv_vdev_ack_backend(&v->dev, v->dev.backend_acked);
+		if (r >= 0)
+			r = map_all(v, NULL);
+		if (r < 0) {
+			mv_log("rollback (take the reopened device): %s", strerror(-r));
+			v->reopened = v->was_reset = v->suspended = false;
+			return r;
+		}
+		v->was_reset = true;
+		v->suspended = false;
+	}
 	if (v->was_reset) {
 		uint16_t bases[MV_NQ] = { s->vq[0].dev_base, s->vq[1].dev_base };
 		r = mv_vdev_features_ok(&v->dev, v->dev.features);
@@ -291,7 +308,9 @@ int mv_update_rollback(struct mv_vmm *v)
 		if (r < 0)
 			mv_log("rollback RESUME: %s", strerror(-r));
 	}
-	v->was_reset = v->suspended = false;
+	if (v->reopened && r >= 0 && !v->o.prefault)
+		(void)mv_mem_drop_ptes(&v->mem);	/* the re-pin faulted all of it in */
+	v->was_reset = v->suspended = v->reopened = false;
 	for (unsigned q = 0; q < MV_NQ; q++)
 		(void)mv_vq_kick(&v->vq[q]);
 	return r;

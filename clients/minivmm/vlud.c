@@ -154,7 +154,11 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 	}
 	if (jbool(data, "reinit"))
 		v->was_reset = true;	/* path B: vlud reset the device; re-create the vrings from the bases */
-	if (jbool(data, "reclaim")) {
+	if (jbool(data, "reopened"))
+		/* transfer mode, path C, after the successor's claim: the fd retrieved above is a fresh open
+		 * of the node; mv_update_rollback takes it like a path-C successor, then update.ready */
+		v->reopened = true;
+	else if (jbool(data, "reclaim")) {
 		/* transfer mode after the successor's claim: become the owner again (VHOST_NEW_OWNER; -EBUSY:
 		 * we still are), remap in VA mode */
 		int r = mv_vdev_new_owner(&v->dev);
@@ -166,11 +170,25 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 		else
 			mv_log("rollback: owner again%s", r == 0 ? " (VHOST_NEW_OWNER)" : "");
 	}
-	(void)mv_update_rollback(v);
-	u->t_resume_us = touched ? mv_now_us() : 0;
-	u->error = err;
-	s->nupdates++;
-	upd_active = false;
+	{
+		bool reopened = v->reopened;
+		int r = mv_update_rollback(v);
+
+		u->t_resume_us = touched || reopened ? mv_now_us() : 0;
+		u->error = err;
+		s->nupdates++;
+		upd_active = false;
+		if (reopened && v->link) {
+			/* vlud verifies (DRIVER_OK, our VmPin) and sends the verdict */
+			_cleanup_json_ json_object *verdict = NULL;
+			int k = vlu_update_ready(v->link, r < 0 ? strerror(-r) : NULL, &verdict);
+
+			if (k < 0)
+				log_daemon_error(v, "update.ready after taking the reopened device back", k);
+			else
+				mv_log("vlud-verdict: %s", json_object_to_json_string_ext(verdict, JSON_C_TO_STRING_PLAIN));
+		}
+	}
 }
 
 static void on_exec(struct mv_vmm *v, json_object *event)

@@ -17,6 +17,8 @@
 #                    and sends the verdict (failed) to the waiting starter before it exits
 #   transfer-killed-after-claim (patched modules only, path A): the named successor is killed after its
 #                    claim; the instance returns to the old VMM, which re-owns the device and runs on
+#   transfer-c-killed-after-claim (stock modules only, path C): likewise; vlud releases and reopens the
+#                    device, the old VMM takes the fresh fd (re-pin) and runs on (result rolled-back)
 # After each: vluctl release, and a fresh minivmm gets the device and runs traffic (the device is usable).
 # flavour: debian
 # modules: stock
@@ -277,6 +279,64 @@ if [ "${RIG_MODULES:-stock}" = patched ]; then
 	expect $T/old-traffic-all-echoed "$(val $T.out traffic: echoed)" -eq "$(val $T.out traffic: sent)"
 	expect $T/old-traffic-ran-on "$(val $T.out traffic: sent)" -gt 4000
 	after $T vm7
+fi
+
+# ---- stock modules (path C): transfer mode, the named successor is killed after its claim: vlud closes its
+# copy of the device it had reopened for the successor (the last one: reset, unpin), reopens the node and
+# the instance returns to the old VMM, which fd.retrieves the fresh fd, takes it like a path-C successor
+# (SET_OWNER, backend features, one batched map = re-pin, vrings from its saved bases, DRIVER_OK) and calls
+# update.ready; vlud verifies (DRIVER_OK, the old VMM's VmPin) and ends rolled-back
+if [ "${RIG_MODULES:-stock}" = stock ]; then
+	T=transfer-c-killed-after-claim
+	start_vmm $T vm9 --mem 32M --duration 10
+	OLD=$VMM_PID
+	pin0=$(vmpin "$OLD")
+	FDB=$(nfds "$VLUD_PID")
+	rm -f succ3.fifo
+	mkfifo succ3.fifo
+	sh -c "read tok < succ3.fifo; MINIVMM_TEST_STOP_AFTER_CLAIM=1 VLU_UPDATE_TOKEN=\$tok exec minivmm --vlud $SOCK --instance vm9 --vdpa vdpa0 --mem 32M" \
+		> $T-succ.out 2> $T-succ.log &
+	SUCC=$!
+	vctl --json call update.start "{\"instance\":\"vm9\",\"mode\":\"transfer\",\"successor_pid\":$SUCC,\"wait\":false}" > $T.reply 2>&1
+	expect $T/started "$?" -eq 0
+	sed "s/^/[$T reply] /" $T.reply
+	expect $T/path-c "$(jstr $T.reply path)" = C
+	jstr $T.reply token > succ3.fifo
+	n=0
+	while ! grep -q "stopped" "/proc/$SUCC/status" 2> /dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+	if grep -q "claimed by pid $SUCC" vlud.log; then t_ok $T/claimed; else t_fail $T/claimed "no claim in the log"; fi
+	expect $T/old-vmpin-dropped-at-claim "$(vmpin "$OLD")" -eq 0
+	kill -KILL "$SUCC"
+	wait "$SUCC" 2> /dev/null
+	n=0
+	while ! vctl --json call update.status '{"instance":"vm9"}' 2> /dev/null | grep -q '"running":null' && [ $n -lt 150 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	sleep 0.3
+	status vm9 $T.status
+	expect $T/rolled-back "$(jstr $T.status result)" = rolled-back
+	if grep -q "successor $SUCC exited in phase restore" $T.status; then t_ok $T/reason-successor-exited; else t_fail $T/reason-successor-exited "reason"; fi
+	if grep -q "reopened and brought back to the old VMM (pid $OLD)" $T.status; then t_ok $T/reason-brought-back; else t_fail $T/reason-brought-back "reason"; fi
+	expect $T/instance-back-to-old "$(instate vm9)" = attached
+	if vctl --json instances | tr -d ' \n' | grep -q "\"name\":\"vm9\"[^}]*\"pid\":$OLD[,}]"; then t_ok $T/instance-pid-is-old; else t_fail $T/instance-pid-is-old "not the old pid"; fi
+	exp=$(jnum $T.status expected_kb)
+	expect $T/expected-is-guest-ram "$exp" -eq 32768
+	expect $T/old-vmpin-is-guest-ram-again "$(vmpin "$OLD")" -eq "$exp"
+	expect $T/old-vmpin-as-before "$(vmpin "$OLD")" -eq "$pin0"
+	st=$(devstatus)
+	expect $T/device-driver-ok "$((${st:-0} & 4))" -eq 4
+	expect $T/daemon-fds-as-before-update "$(nfds "$VLUD_PID")" -eq "$FDB"
+	wait_vmm $T
+	sed "s/^/[$T succ] /" $T-succ.log
+	if grep -q 'vlud-verdict: .*"result":"rolled-back"' $T.log; then t_ok $T/old-vmm-got-verdict; else t_fail $T/old-vmm-got-verdict "no verdict in the old VMM's log"; fi
+	expect $T/old-update-recorded-not-ok "$(val $T.out "update 1:" ok)" -eq 0
+	expect $T/old-only-the-update-failed "$(grep '^fail:' $T.out | grep -vc 'update 1')" -eq 0
+	expect $T/old-traffic-none-lost "$(val $T.out traffic: lost)" -eq 0
+	expect $T/old-traffic-none-dup "$(val $T.out traffic: dup)" -eq 0
+	expect $T/old-traffic-all-echoed "$(val $T.out traffic: echoed)" -eq "$(val $T.out traffic: sent)"
+	expect $T/old-traffic-ran-on "$(val $T.out traffic: sent)" -gt 4000
+	after $T vm9
 fi
 
 # ---- vlud stops (SIGTERM) during an update: the VMM is stopped, so the update waits in phase save with
