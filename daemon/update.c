@@ -19,8 +19,9 @@
  * Every phase has a deadline (timeouts.update.*); a missed deadline, O or N dying, or update.abort
  * runs rollback(), whose end state depends on how far the update got (table in docs/UPDATE.md).
  * Fd ownership: D's device fds stay in the instance's held table throughout (path C: replaced by the
- * reopened ones at claim; between the two the old ones belong to the closer); the state memfd is owned
- * by struct update; pidfds are owned by struct update (a deferred claim's too).
+ * reopened ones at claim, and again when a transfer-mode rollback brings the device back to O; between
+ * the two the old ones belong to the closer); the state memfd is owned by struct update; pidfds are
+ * owned by struct update (a deferred claim's too).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -121,6 +122,7 @@ struct update {
 	json_object *prev_argv; /* owned */
 	bool restarted;	       /* exec mode: the previous binary was spawned to take the device back */
 	bool retake;	       /* transfer mode, path C: the device is being brought back to O (retake_start) */
+	enum phase retake_from; /* the phase the update failed in before that */
 	char first_error[512]; /* why the update failed before the restart */
 
 	uint64_t starter_conn; /* connection waiting for the verdict (0 = none) */
@@ -556,6 +558,7 @@ static int restart_previous(struct update *u)
 }
 
 static int retake_start(struct update *u, char *why, size_t len);
+static void retake_tell(struct update *u);
 
 /* Roll back from wherever the update is; the end state per phase is in docs/UPDATE.md. */
 static void rollback(struct update *u, const char *fmt, ...) _printf_(2, 3);
@@ -622,6 +625,16 @@ static void rollback(struct update *u, const char *fmt, ...)
 			snprintf(u->error + strlen(u->error), sizeof(u->error) - strlen(u->error),
 				 "; the VMM process exited: devices resumed, every fd kept (instance orphaned)");
 			break;
+		}
+		if (u->mode == MODE_TRANSFER && u->path == 'C' && u->release_us >= 0 && !lost && oc &&
+		    u->inst->conn == oc) {
+			/* path C: the claim released and reopened the device, but the claimant's connection was
+			 * gone before the hand-over: O (still attached) takes the fresh fd like a successor */
+			u->retake = true;
+			u->retake_from = u->phase;
+			set_phase(u, PH_ROLLBACK, vl.cfg->update.commit_ms);
+			retake_tell(u);
+			return;
 		}
 		resume_all(u);
 		break;
@@ -712,6 +725,8 @@ static void new_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	ev_io_stop(vl.loop, w);
+	if (u->retake)
+		return; /* the device is being brought back to O: N no longer matters */
 	rollback(u, "the successor %d exited in phase %s", (int)u->new_pid, phase_names[u->phase]);
 }
 
@@ -1546,6 +1561,7 @@ static int retake_start(struct update *u, char *why, size_t len)
 		detach_conn(u->inst); /* N's connection (a hand-over back, not an orphan) */
 	instance_attach(u->inst, oc, u->old_pid, pfd);
 	u->retake = true;
+	u->retake_from = u->phase;
 	ev_io_stop(vl.loop, &u->new_io);
 	set_phase(u, PH_ROLLBACK, vl.cfg->update.commit_ms);
 	log_warning("update %" PRIu64 " of %s: %s; releasing the device to bring it back to the old VMM %d", u->id,
@@ -1557,7 +1573,6 @@ static void retake_released(void *userdata, int64_t close_us)
 {
 	struct update *u = userdata;
 	int64_t t0 = now_monotonic_us();
-	json_object *d, *names;
 	char why[256];
 
 	u->claim_job = NULL;
@@ -1578,12 +1593,18 @@ static void retake_released(void *userdata, int64_t close_us)
 		finish(u, "failed", "update.completed", NULL);
 		return;
 	}
-	d = event_base(u);
-	names = json_object_new_array();
+	retake_tell(u);
+}
+
+/* tell O to take the reopened devices (fd.retrieve them, then update.ready) */
+static void retake_tell(struct update *u)
+{
+	json_object *d = event_base(u), *names = json_object_new_array();
+
 	for (unsigned i = 0; i < u->ndevs; i++)
 		json_object_array_add(names, json_object_new_string(u->devs[i].name));
 	json_object_object_add(d, "reason", json_object_new_string(u->error));
-	json_object_object_add(d, "phase", json_object_new_string(phase_names[PH_RESTORE]));
+	json_object_object_add(d, "phase", json_object_new_string(phase_names[u->retake_from]));
 	json_object_object_add(d, "reinit", json_object_new_boolean(true));
 	json_object_object_add(d, "reclaim", json_object_new_boolean(true));
 	json_object_object_add(d, "reopened", json_object_new_boolean(true));

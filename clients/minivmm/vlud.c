@@ -7,7 +7,9 @@
  *                         the state blob, update.saved with the blob in a memfd; stop the datapath
  *     update.exec         exec the binary vlud names with $VLU_UPDATE_TOKEN (every fd is CLOEXEC: the
  *                         new image gets them back from vlud with update.claim)
- *     update.rolled-back  RESUME / re-create the vrings (mv_update_rollback) and carry on
+ *     update.rolled-back  RESUME / re-create the vrings (mv_update_rollback) and carry on; with reopened:true
+ *                         (path C, transfer mode) fd.retrieve the reopened device, take it like a path-C
+ *                         successor (mv_update_rollback) and call update.ready (vlud verifies)
  *     update.completed    transfer mode, result ok: the successor owns the device now; exit without reset
  *   new image (N): $VLU_UPDATE_TOKEN set -> connect, update.claim (every held fd + the state memfd), the
  *     fd numbers in the blob are replaced by the claimed ones, mv_update_takeover (path A: vlud RESUMEs),
