@@ -155,7 +155,10 @@ deb_build() {
 	local cc=gcc
 	command -v gcc-12 > /dev/null && cc=gcc-12
 	# BTF for modules needs pahole and the image's vmlinux: not needed here.
-	if ! make -C "$flav" M="$out.tmp/oot" CC="$cc" -j"$(nproc)" CONFIG_DEBUG_INFO_BTF_MODULES= modules \
+	# Not our make's command-line variables: MAKEFLAGS carries them to every sub-make, and Kbuild reads
+	# a command-line O= (ours: the build directory, e.g. `make O=build check`) as its output tree.
+	if ! env -u MAKEFLAGS -u MFLAGS -u MAKEOVERRIDES -u MAKELEVEL \
+		make -C "$flav" M="$out.tmp/oot" CC="$cc" -j"$(nproc)" CONFIG_DEBUG_INFO_BTF_MODULES= modules \
 		> "$out.tmp/build.log" 2>&1; then
 		mkdir -p "$out.failed" && cp "$out.tmp/build.log" "$out.failed/build.log"
 		return 1
