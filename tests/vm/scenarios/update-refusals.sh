@@ -1,0 +1,133 @@
+#!/bin/sh
+# update-refusals: update.start preflight refusals the rig can provoke, each asserting that nothing was
+# touched (no update running, the instance attached to the same pid, the device DRIVER_OK, VmPin and the
+# daemon's fd count unchanged, the VMM's traffic runs on with nothing lost):
+#   memlock  transfer mode, the named successor's RLIMIT_MEMLOCK (64 KiB) is below the PA mappings and the
+#            policy forbids raising it (update.allow_memlock_raise false): refused Unsupported with the
+#            reason; the successor's limit is left as it was
+#   busy     a second update.start while one is running (waiting for its named successor's claim) is
+#            refused Busy; the running update is not disturbed: it goes on to commit (result ok)
+# Not provoked here: the VmPin-vs-declared-mappings mismatch (minivmm declares its pinning from its own
+# measured VmPin, vlu-devopen sends no vmm.mappings; nothing in the rig can declare a wrong mapping table).
+# flavour: debian
+# modules: stock
+# use_va: 0
+# devices: 1
+# timeout: 300
+UPD_LIB_ONLY=1 . /scenarios/update-exec-c-pa.sh
+UPD_CLAIM_MS=15000
+
+instate() { vctl --json instances 2> /dev/null | tr -d ' \n' | grep -o "\"name\":\"$1\"[^}]*"; }
+devstatus() { vctl --json devices > devices.json 2>&1; sed 's/^/[devices] /' devices.json >&2; jnum devices.json status; }
+memlock_soft() { sed -n 's/^Max locked memory *\([0-9a-z]*\) .*/\1/p' "/proc/$1/limits"; }
+# untouched TAG INSTANCE PID PIN0 FD0: the state after a refusal
+untouched() {
+	vctl update status "$2" > "$1.ustatus" 2>&1
+	sed "s/^/[$1 update status] /" "$1.ustatus"
+	if grep -q "no update is running" "$1.ustatus"; then t_ok "$1/no-update-running"; else t_fail "$1/no-update-running" "$(tr '\n' ' ' < "$1.ustatus")"; fi
+	ie=$(instate "$2")
+	if echo "$ie" | grep -q '"state":"attached"' && echo "$ie" | grep -q "\"pid\":$3[,}]*"; then
+		t_ok "$1/instance-attached-to-same-pid"
+	else
+		t_fail "$1/instance-attached-to-same-pid" "$ie"
+	fi
+	st=$(devstatus)
+	expect "$1/device-driver-ok" "$((${st:-0} & 4))" -eq 4
+	expect "$1/vmpin-unchanged" "$(vmpin "$3")" -eq "$4"
+	expect "$1/no-fd-change-in-daemon" "$(nfds "$VLUD_PID")" -eq "$5"
+}
+# traffic_ran_on TAG: the VMM (ended) ran its whole duration with nothing lost and no update attempted
+traffic_ran_on() {
+	expect "$1/vmm-exit-0" "$RC" -eq 0
+	expect "$1/vmm-verdict-pass" "$(sed -n 's/^verdict: //p' "$1.out")" = pass
+	expect "$1/no-update-recorded" "$(grep -c '^update 1:' "$1.out")" -eq 0
+	expect "$1/traffic-none-lost" "$(val "$1.out" traffic: lost)" -eq 0
+	expect "$1/traffic-none-dup" "$(val "$1.out" traffic: dup)" -eq 0
+	expect "$1/traffic-all-echoed" "$(val "$1.out" traffic: echoed)" -eq "$(val "$1.out" traffic: sent)"
+	expect "$1/traffic-ran-on" "$(val "$1.out" traffic: sent)" -gt 3000
+}
+
+start_vlud '"update": { "allow_memlock_raise": false }'
+
+# ---- memlock: the named successor's RLIMIT_MEMLOCK is too small and raising it is forbidden
+T=memlock
+start_vmm $T vm0 --mem 32M --duration 8
+OLD=$VMM_PID
+pin0=$(vmpin "$OLD")
+expect $T/old-pins-pa "$pin0" -gt 0
+sh -c 'ulimit -l 64 && exec sleep 60' &
+SUCC=$!
+sleep 0.3
+lim0=$(memlock_soft "$SUCC")
+expect $T/successor-memlock-64k "$lim0" -eq 65536
+fd0=$(nfds "$VLUD_PID")
+vctl --json call update.start "{\"instance\":\"vm0\",\"mode\":\"transfer\",\"successor_pid\":$SUCC,\"wait\":false}" > $T.reply 2>&1
+expect $T/refused-exit-1 "$?" -eq 1
+sed "s/^/[$T reply] /" $T.reply
+expect $T/refusal-class "$(jstr $T.reply class)" = Unsupported
+if grep -q "RLIMIT_MEMLOCK of pid $SUCC is 65536 bytes.*allow_memlock_raise" $T.reply; then
+	t_ok $T/reason-memlock-names-policy
+else
+	t_fail $T/reason-memlock-names-policy "$(cat $T.reply)"
+fi
+if grep -q "update of vm0 refused: RLIMIT_MEMLOCK" vlud.log; then t_ok $T/refusal-logged; else t_fail $T/refusal-logged "not in vlud's log"; fi
+expect $T/successor-memlock-left-alone "$(memlock_soft "$SUCC")" -eq "$lim0"
+untouched $T vm0 "$OLD" "$pin0" "$fd0"
+wait_vmm $T
+traffic_ran_on $T
+kill "$SUCC" 2> /dev/null
+wait "$SUCC" 2> /dev/null
+vctl release vm0 > /dev/null 2>&1
+stop_vlud
+
+# ---- busy: a second update.start while one runs
+start_vlud '"update": { "allow_memlock_raise": true }'
+T=busy
+start_vmm $T vm1 --mem 32M --duration 10
+OLD=$VMM_PID
+rm -f succ.fifo
+mkfifo succ.fifo
+# the named successor: a shell that becomes minivmm (same pid) with the token it is given
+sh -c "read tok < succ.fifo; VLU_UPDATE_TOKEN=\$tok exec minivmm --vlud $SOCK --instance vm1 --vdpa vdpa0 --mem 32M --duration 4" \
+	> $T-succ.out 2> $T-succ.log &
+SUCC=$!
+vctl --json call update.start "{\"instance\":\"vm1\",\"mode\":\"transfer\",\"successor_pid\":$SUCC,\"wait\":false}" > $T.reply 2>&1
+expect $T/first-started "$?" -eq 0
+sed "s/^/[$T reply] /" $T.reply
+TOKEN=$(jstr $T.reply token)
+sleep 0.5
+vctl --json call update.status '{"instance":"vm1"}' > $T.status1 2>&1
+sed "s/^/[$T status1] /" $T.status1
+expect $T/first-waits-for-claim "$(jstr $T.status1 phase)" = claim
+id1=$(jnum $T.status1 id)
+fd1=$(nfds "$VLUD_PID")
+vctl --json call update.start '{"instance":"vm1","mode":"exec"}' > $T.reply2 2>&1
+expect $T/second-refused-exit-1 "$?" -eq 1
+sed "s/^/[$T reply2] /" $T.reply2
+expect $T/second-refusal-class "$(jstr $T.reply2 class)" = Busy
+if grep -q "is running" $T.reply2; then t_ok $T/second-reason-running; else t_fail $T/second-reason-running "$(cat $T.reply2)"; fi
+vctl --json call update.status '{"instance":"vm1"}' > $T.status2 2>&1
+sed "s/^/[$T status2] /" $T.status2
+expect $T/first-still-in-claim "$(jstr $T.status2 phase)" = claim
+expect $T/first-same-id "$(jnum $T.status2 id)" -eq "${id1:-0}"
+ie=$(instate vm1)
+if echo "$ie" | grep -q "\"pid\":$OLD[,}]*"; then t_ok $T/instance-still-old-pid; else t_fail $T/instance-still-old-pid "$ie"; fi
+expect $T/no-fd-change-in-daemon "$(nfds "$VLUD_PID")" -eq "$fd1"
+# the running update goes on: its successor claims with the right token and commits
+echo "$TOKEN" > succ.fifo
+wait "$VMM_PID"
+orc=$?
+sed "s/^/[$T old] /" $T.log $T.out
+expect $T/old-exits-0-after-commit "$orc" -eq 0
+wait "$SUCC"
+src=$?
+sed "s/^/[$T succ] /" $T-succ.log $T-succ.out
+expect $T/successor-exit-0 "$src" -eq 0
+vctl --json call update.status '{"instance":"vm1"}' > $T.status3 2>&1
+sed "s/^/[$T status3] /" $T.status3
+expect $T/first-committed-ok "$(jstr $T.status3 result)" = ok
+expect $T/first-verdict-same-id "$(jnum $T.status3 id)" -eq "${id1:-0}"
+expect $T/successor-zero-lost "$(val $T-succ.out traffic: lost)" -eq 0
+vctl release vm1 > /dev/null 2>&1
+stop_vlud
+exit $((FAILS > 0))
