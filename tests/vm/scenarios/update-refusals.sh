@@ -7,6 +7,8 @@
 #            reason; the successor's limit is left as it was
 #   busy     a second update.start while one is running (waiting for its named successor's claim) is
 #            refused Busy; the running update is not disturbed: it goes on to commit (result ok)
+#   no-mappings  a VMM that holds the device but never declared vmm.mappings (vlu-devopen --hold): refused
+#            Unsupported (guest memory not known to be in a stored memfd); device status and fds unchanged
 # Not provoked here: the VmPin-vs-declared-mappings mismatch (minivmm declares its pinning from its own
 # measured VmPin, vlu-devopen sends no vmm.mappings; nothing in the rig can declare a wrong mapping table).
 # flavour: debian
@@ -129,5 +131,39 @@ expect $T/first-committed-ok "$(jstr $T.status3 result)" = ok
 expect $T/first-verdict-same-id "$(jnum $T.status3 id)" -eq "${id1:-0}"
 expect $T/successor-zero-lost "$(val $T-succ.out traffic: lost)" -eq 0
 vctl release vm1 > /dev/null 2>&1
+
+# ---- no-mappings: the instance holds a device but declared no mapping table
+T=no-mappings
+rm -f hold.fifo
+mkfifo hold.fifo
+vlu-devopen "$SOCK" vm2 vdpa0 --hold < hold.fifo > $T.out 2> $T.err &
+HOLDER=$!
+exec 7> hold.fifo
+n=0
+while ! grep -q "^held" $T.out 2> /dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+if grep -q "^held" $T.out; then t_ok $T/holder-ready; else t_fail $T/holder-ready "$(cat $T.out $T.err)"; fi
+st0=$(devstatus)
+fd0=$(nfds "$VLUD_PID")
+vctl --json call update.start '{"instance":"vm2","mode":"exec"}' > $T.reply 2>&1
+expect $T/refused-exit-1 "$?" -eq 1
+sed "s/^/[$T reply] /" $T.reply
+expect $T/refusal-class "$(jstr $T.reply class)" = Unsupported
+if grep -q "no mapping table" $T.reply; then t_ok $T/reason-no-mapping-table; else t_fail $T/reason-no-mapping-table "$(cat $T.reply)"; fi
+vctl update status vm2 > $T.ustatus 2>&1
+sed "s/^/[$T update status] /" $T.ustatus
+if grep -q "no update is running" $T.ustatus; then t_ok $T/no-update-running; else t_fail $T/no-update-running "$(tr '\n' ' ' < $T.ustatus)"; fi
+ie=$(instate vm2)
+if echo "$ie" | grep -q '"state":"attached"' && echo "$ie" | grep -q "\"pid\":$HOLDER[,}]*"; then
+	t_ok $T/instance-attached-to-same-pid
+else
+	t_fail $T/instance-attached-to-same-pid "$ie"
+fi
+expect $T/device-status-unchanged "$(devstatus)" -eq "${st0:-x}"
+expect $T/no-fd-change-in-daemon "$(nfds "$VLUD_PID")" -eq "$fd0"
+exec 7>&-
+wait "$HOLDER"
+expect $T/holder-checks-passed "$?" -eq 0
+sed "s/^/[$T holder] /" $T.out $T.err
+vctl release vm2 > /dev/null 2>&1
 stop_vlud
 exit $((FAILS > 0))
