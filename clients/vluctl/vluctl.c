@@ -432,9 +432,51 @@ static int parse_timeout(const char *s)
 	return 0;
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Deliver v's events to its callback until done(ud) holds, the connection fails or the deadline
+ * (CLOCK_MONOTONIC ms; < 0: none) passes.  0 when done, -ETIME at the deadline, else a negative errno
+ * (vlu_process()'s, or poll()'s). */
+static int pump_events(struct vlu *v, int64_t deadline, bool (*done)(void *ud), void *ud)
+{
+	for (;;) {
+		struct pollfd p = { .fd = vlu_get_fd(v), .events = POLLIN };
+		int t = -1;
+		int r = vlu_process(v);
+
+		if (done(ud))
+			return 0;
+		if (r < 0)
+			return r;
+		if (deadline >= 0) {
+			int64_t left = deadline - now_ms();
+
+			if (left <= 0)
+				return -ETIME;
+			t = left > INT_MAX ? INT_MAX : (int)left;
+		}
+		if (poll(&p, 1, t) < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
 struct events_state {
 	unsigned seen;
+	unsigned long count; /* stop after this many (0: follow) */
 };
+
+static bool events_done(void *ud)
+{
+	const struct events_state *st = ud;
+
+	return st->count > 0 && st->seen >= st->count;
+}
 
 static void on_event(struct vlu *v, const char *name, json_object *event, void *userdata)
 {
@@ -533,40 +575,21 @@ static int cmd_events(int argc, char **argv)
 	}
 	vlu_set_event_callback(v, on_event, &st);
 	/* without --follow the timeout bounds the wait for the events */
-	if (!follow && arg_timeout >= 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + arg_timeout;
+	if (!follow && arg_timeout >= 0)
+		deadline = now_ms() + arg_timeout;
+	st.count = follow ? 0 : (unsigned long)count;
+	r = pump_events(v, deadline, events_done, &st);
+	if (r == -ETIME) {
+		fprintf(stderr, "vluctl: events: %u of %ld events before the timeout\n", st.seen, count);
+		vlu_close(v);
+		return EXIT_TIMEOUT;
 	}
-	for (;;) {
-		struct pollfd p = { .fd = vlu_get_fd(v), .events = POLLIN };
-		int t = -1;
-
-		r = vlu_process(v);
-		if (r < 0) {
-			vlu_close(v);
-			if (follow && r == -ECONNRESET)
-				return EXIT_OK; /* the daemon went away: the end of the stream */
-			fprintf(stderr, "vluctl: events: %s\n", strerror(-r));
-			return exit_of(r);
-		}
-		if (!follow && st.seen >= (unsigned long)count)
-			break;
-		if (deadline >= 0) {
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			int64_t left = deadline - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-			if (left <= 0) {
-				fprintf(stderr, "vluctl: events: %u of %ld events before the timeout\n", st.seen, count);
-				vlu_close(v);
-				return EXIT_TIMEOUT;
-			}
-			t = left > INT_MAX ? INT_MAX : (int)left;
-		}
-		if (poll(&p, 1, t) < 0 && errno != EINTR) {
-			vlu_close(v);
-			return EXIT_ERROR;
-		}
+	if (r < 0) {
+		vlu_close(v);
+		if (follow && r == -ECONNRESET)
+			return EXIT_OK; /* the daemon went away: the end of the stream */
+		fprintf(stderr, "vluctl: events: %s\n", strerror(-r));
+		return exit_of(r);
 	}
 	vlu_close(v);
 	return EXIT_OK;
@@ -578,14 +601,6 @@ static int cmd_events(int argc, char **argv)
 #define UPDATE_DEFAULT_WAIT_MS 300000
 /* Added to the sum of the daemon's deadlines: the rollback and the verdict after the last one. */
 #define UPDATE_WAIT_MARGIN_MS 10000
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static json_object *jget(json_object *o, const char *key)
 {
@@ -738,6 +753,11 @@ struct update_wait {
 	bool have_id;
 	json_object *verdict; /* owned: the update.completed data of this update */
 };
+
+static bool update_wait_done(void *ud)
+{
+	return ((const struct update_wait *)ud)->verdict != NULL;
+}
 
 /* Events of the instance while `update start` waits: progress of this update on stderr, its verdict kept. */
 static void on_update_event(struct vlu *v, const char *name, json_object *event, void *userdata)
@@ -931,36 +951,19 @@ static int cmd_update_start(int argc, char **argv)
 		return EXIT_ERROR;
 	}
 	deadline = wait_ms < 0 ? -1 : now_ms() + wait_ms;
-	for (;;) {
-		struct pollfd p = { .fd = vlu_get_fd(v), .events = POLLIN };
-		int t = -1;
-
-		r = vlu_process(v);
-		if (w.verdict)
-			break;
-		if (r < 0) {
-			fprintf(stderr, "vluctl: update %" PRIu64 " of %s: connection lost before the verdict: %s\n", w.id,
-				instance, strerror(-r));
-			vlu_close(v);
-			return exit_of(r);
-		}
-		if (deadline >= 0) {
-			int64_t left = deadline - now_ms();
-
-			if (left <= 0) {
-				fprintf(stderr,
-					"vluctl: update %" PRIu64 " of %s: no verdict within %d ms (see `vluctl update "
-					"status %s`)\n",
-					w.id, instance, wait_ms, instance);
-				vlu_close(v);
-				return EXIT_TIMEOUT;
-			}
-			t = left > INT_MAX ? INT_MAX : (int)left;
-		}
-		if (poll(&p, 1, t) < 0 && errno != EINTR) {
-			vlu_close(v);
-			return EXIT_ERROR;
-		}
+	r = pump_events(v, deadline, update_wait_done, &w);
+	if (r == -ETIME) {
+		fprintf(stderr,
+			"vluctl: update %" PRIu64 " of %s: no verdict within %d ms (see `vluctl update status %s`)\n",
+			w.id, instance, wait_ms, instance);
+		vlu_close(v);
+		return EXIT_TIMEOUT;
+	}
+	if (r < 0) {
+		fprintf(stderr, "vluctl: update %" PRIu64 " of %s: connection lost before the verdict: %s\n", w.id,
+			instance, strerror(-r));
+		vlu_close(v);
+		return exit_of(r);
 	}
 	vlu_close(v);
 	if (arg_json)
