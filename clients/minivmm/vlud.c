@@ -75,6 +75,24 @@ static json_object *vrings_json(struct mv_vmm *v)
 	return a;
 }
 
+/* Fault injection for the rig (tests/vm/scenarios/update-faults-*.sh): MINIVMM_TEST_STOP_AT=POINT stops
+ * this process (SIGSTOP) when it reaches POINT, so that a test can kill it there or let a deadline pass:
+ *   save     on update.save, before quiescing (vlud has suspended the device)
+ *   exec     on update.exec, before exec (the state is saved and with vlud)
+ *   claim    the new image (or a transfer successor), before it connects and claims
+ *   claimed  right after its claim (it holds every fd; MINIVMM_TEST_STOP_AFTER_CLAIM=1 is the old name)
+ *   ready    after restoring the device, before update.ready */
+static void test_stop_at(const char *point)
+{
+	const char *e = getenv("MINIVMM_TEST_STOP_AT");
+
+	if ((e && strcmp(e, point) == 0) || (strcmp(point, "claimed") == 0 && getenv("MINIVMM_TEST_STOP_AFTER_CLAIM"))) {
+		mv_log("test: stopping at %s (MINIVMM_TEST_STOP_AT)", point);
+		fflush(NULL);
+		raise(SIGSTOP);
+	}
+}
+
 static void on_save(struct mv_vmm *v, json_object *data)
 {
 	struct mv_state *s = v->st;
@@ -85,6 +103,7 @@ static void on_save(struct mv_vmm *v, json_object *data)
 	struct stat st;
 	int r;
 
+	test_stop_at("save");
 	if (upd_active || s->nupdates >= MV_MAX_UPDATES || !p || !strchr("ABC", p[0])) {
 		int efd = memfd_create("minivmm-nostate", MFD_CLOEXEC);
 
@@ -201,6 +220,7 @@ static void on_exec(struct mv_vmm *v, json_object *event)
 		mv_log("update.exec without update.save: ignored");
 		return;
 	}
+	test_stop_at("exec");
 	mv_log("vlud update: exec %s", jstr(json_object_object_get(event, "data"), "binary"));
 	fflush(NULL);
 	r = vlu_update_exec(event); /* returns only on failure */
@@ -277,6 +297,7 @@ int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 	unsetenv(VLU_UPDATE_TOKEN_ENV);
 	snprintf(v->dev_fd_name, sizeof(v->dev_fd_name), "vdpa:%s", v->o.vdpa);
 	names[1] = v->dev_fd_name;
+	test_stop_at("claim");
 	r = vlu_connect(v->o.vlud, 5000, &v->link);
 	if (r < 0) {
 		mv_log("connect to vlud at %s: %s", v->o.vlud, strerror(-r));
@@ -288,10 +309,7 @@ int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 		log_daemon_error(v, "update.claim", r);
 		return r;
 	}
-	/* fault injection for the rig (tests/vm/scenarios/update-faults-*.sh): a successor that dies after its
-	 * claim is simulated by stopping here until the test kills us */
-	if (getenv("MINIVMM_TEST_STOP_AFTER_CLAIM"))
-		raise(SIGSTOP);
+	test_stop_at("claimed");
 	for (size_t i = 0; i < ELEMENTSOF(names); i++) {
 		idx[i] = claimed_fd(info, fds, nfds, names[i]);
 		if (idx[i] < 0) {
@@ -327,6 +345,7 @@ int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 	v->link_mappings_ok = true;
 	(void)vlu_subscribe(v->link, v->o.instance);
 	r = mv_update_takeover(v, MV_UPD_DAEMON_RESUMES);
+	test_stop_at("ready");
 	r = vlu_update_ready(v->link, r < 0 ? strerror(-r) : NULL, &verdict);
 	if (r < 0) {
 		log_daemon_error(v, "update.ready", r);

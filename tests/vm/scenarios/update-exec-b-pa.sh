@@ -1,12 +1,12 @@
 #!/bin/sh
 # update-exec-b-pa: daemon-driven live update, exec mode, path B on patched modules, PA mode: VHOST_NEW_OWNER, reset with IOTLB_PERSIST, vrings re-created
 # Zero lost frames, verdict ok with VmPin moved as expected, DRIVER_OK after, verdict numbers equal to
-# minivmm's, instance attached to the successor, no fd leaked in the daemon (see update-exec-c-pa.sh).
+# minivmm's, instance attached to the successor, no fd leaked in the daemon (see lib/update.sh).
 # flavour: debian
 # modules: patched
 # use_va: 0
 # devices: 1
 # timeout: 300
-UPD_LIB_ONLY=1 . /scenarios/update-exec-c-pa.sh
+. /scenarios/lib/update.sh
 run_update_scenario exec B pa
 exit $((FAILS > 0))

@@ -25,7 +25,7 @@
 # use_va: 0
 # devices: 1
 # timeout: 420
-UPD_LIB_ONLY=1 . /scenarios/update-exec-c-pa.sh
+. /scenarios/lib/update.sh
 UPD_CLAIM_MS=10000	# a slow TCG guest: room for the refused claims before the deadline
 
 start_vlud '"update": { "allow_memlock_raise": true }'

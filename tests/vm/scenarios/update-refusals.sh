@@ -16,7 +16,7 @@
 # use_va: 0
 # devices: 1
 # timeout: 300
-UPD_LIB_ONLY=1 . /scenarios/update-exec-c-pa.sh
+. /scenarios/lib/update.sh
 UPD_CLAIM_MS=15000
 
 instate() { vctl --json instances 2> /dev/null | tr -d ' \n' | grep -o "\"name\":\"$1\"[^}]*"; }

@@ -8,6 +8,6 @@
 # use_va: 1
 # devices: 1
 # timeout: 300
-UPD_LIB_ONLY=1 . /scenarios/update-exec-c-pa.sh
+. /scenarios/lib/update.sh
 run_transfer_scenario C va
 exit $((FAILS > 0))

@@ -9,7 +9,7 @@
 # use_va: 0
 # devices: 1
 # timeout: 300
-UPD_LIB_ONLY=1 . /scenarios/update-exec-c-pa.sh
+. /scenarios/lib/update.sh
 T=named
 start_vlud '"update": { "allow_memlock_raise": true }'
 start_vmm $T vm0 --mem 64M --duration 8
