@@ -71,6 +71,7 @@ static void defaults(struct vlud_config *c)
 		.allow_disruptive = false,
 		.max_state_bytes = 1024 * 1024,
 		.restart_previous = true,
+		.kill_late_successor = true,
 	};
 	c->orphan_expiry_s = 0;
 	/* operators: root only; VMMs: nobody (default deny) */
@@ -400,16 +401,23 @@ static int parse_root(struct ctx *x, json_object *root, struct vlud_config *c)
 				return fail(x, -EINVAL, "update: must be an object");
 			r = 0;
 			json_object_object_foreach(val, k4, v4) {
-				if (strcmp(k4, "allow_memlock_raise") == 0 || strcmp(k4, "allow_disruptive") == 0 ||
-				    strcmp(k4, "restart_previous") == 0) {
+				static const struct {
+					const char *key;
+					size_t off;
+				} bools[] = {
+					{ "allow_memlock_raise", offsetof(struct vlud_update_policy, allow_memlock_raise) },
+					{ "allow_disruptive", offsetof(struct vlud_update_policy, allow_disruptive) },
+					{ "restart_previous", offsetof(struct vlud_update_policy, restart_previous) },
+					{ "kill_late_successor", offsetof(struct vlud_update_policy, kill_late_successor) },
+				};
+				size_t b = 0;
+
+				while (b < ELEMENTSOF(bools) && strcmp(k4, bools[b].key) != 0)
+					b++;
+				if (b < ELEMENTSOF(bools)) {
 					if (!json_object_is_type(v4, json_type_boolean))
 						return fail(x, -EINVAL, "update.%s: must be true or false", k4);
-					if (k4[0] == 'r')
-						c->update_policy.restart_previous = json_object_get_boolean(v4);
-					else if (k4[6] == 'm')
-						c->update_policy.allow_memlock_raise = json_object_get_boolean(v4);
-					else
-						c->update_policy.allow_disruptive = json_object_get_boolean(v4);
+					*(bool *)((char *)&c->update_policy + bools[b].off) = json_object_get_boolean(v4);
 				} else if (strcmp(k4, "max_state_bytes") == 0)
 					r = get_uint(x, "update.max_state_bytes", v4, 1, 64u * 1024 * 1024,
 						     &c->update_policy.max_state_bytes);
@@ -629,6 +637,7 @@ json_object *config_to_json(const struct vlud_config *c)
 		json_object_object_add(up, "allow_disruptive", json_object_new_boolean(c->update_policy.allow_disruptive));
 		json_object_object_add(up, "max_state_bytes", json_object_new_int64(c->update_policy.max_state_bytes));
 		json_object_object_add(up, "restart_previous", json_object_new_boolean(c->update_policy.restart_previous));
+		json_object_object_add(up, "kill_late_successor", json_object_new_boolean(c->update_policy.kill_late_successor));
 		json_object_object_add(o, "update", up);
 	}
 	json_object_object_add(o, "orphan_expiry_s", json_object_new_int64(c->orphan_expiry_s));

@@ -124,6 +124,8 @@ struct update {
 	bool retake;	       /* transfer mode, path C: the device is being brought back to O (retake_start) */
 	enum phase retake_from; /* the phase the update failed in before that */
 	char first_error[512]; /* why the update failed before the restart */
+	pid_t killed_pid;      /* the late process D killed last (timer_cb()), 0 = none */
+	bool kill_pending;     /* it was killed; its exit is awaited */
 
 	uint64_t starter_conn; /* connection waiting for the verdict (0 = none) */
 	json_object *starter_id;
@@ -381,6 +383,8 @@ static json_object *verdict(struct update *u, const char *result)
 	json_object_object_add(d, "old_pid", json_object_new_int(u->old_pid));
 	json_object_object_add(d, "new_pid", u->new_pid ? json_object_new_int(u->new_pid) : NULL);
 	json_object_object_add(d, "restarted_previous", json_object_new_boolean(u->restarted));
+	if (u->killed_pid)
+		json_object_object_add(d, "killed_pid", json_object_new_int(u->killed_pid));
 	json_object_object_add(vp, "expected_kb", json_object_new_int64(u->expected_kb));
 	json_object_object_add(vp, "old_before_kb", json_object_new_int64(u->old_before_kb));
 	json_object_object_add(vp, "old_after_kb", json_object_new_int64(u->old_after_kb));
@@ -542,6 +546,7 @@ static int restart_previous(struct update *u)
 		return k;
 	}
 	u->restarted = true;
+	u->kill_pending = false; /* the restarted binary gets its own deadline (and kill) */
 	u->token_valid = true;
 	u->new_pid = pid;
 	u->new_pidfd = pfd;
@@ -697,12 +702,61 @@ static void rollback(struct update *u, const char *fmt, ...)
 	finish(u, result, "update.completed", NULL);
 }
 
+/* The process that missed the deadline of u's phase and may hold (or is about to take) the instance's fds,
+ * when it is one D may kill: exec mode, the exec'ed image (O's pid, its old connection gone) in phase exec
+ * or after its claim; transfer mode, the successor after its claim, or one D spawned (N, or the restarted
+ * previous binary) that never claimed.  Never O in transfer mode, never an operator-named successor
+ * before its claim (it holds nothing), never during a path-C retake (O is the late one).  Its pidfd, or
+ * -ESRCH. */
+static int late_process(struct update *u, pid_t *ret_pid)
+{
+	bool o_gone = conn_by_id(u->old_conn) == NULL;
+
+	if (u->retake)
+		return -ESRCH;
+	if (u->mode == MODE_EXEC && !u->restarted) {
+		if ((u->phase == PH_EXEC || u->phase == PH_RESTORE) && o_gone && pidfd_alive(u->old_pidfd))
+			return *ret_pid = u->old_pid, u->old_pidfd;
+		return -ESRCH;
+	}
+	if (u->new_pidfd < 0 || !pidfd_alive(u->new_pidfd))
+		return -ESRCH;
+	if (u->phase == PH_RESTORE || (u->phase == PH_CLAIM && (u->spawned || u->restarted)))
+		return *ret_pid = u->new_pid, u->new_pidfd;
+	return -ESRCH;
+}
+
+/* A deadline passed.  With update.kill_late_successor (default), a late successor (late_process()) is
+ * killed first and the rollback runs when its exit is seen (old_exit_cb/new_exit_cb), exactly as when it
+ * dies by itself: the fds it holds are closed by the kernel, so a device can go back to a running VMM
+ * (transfer mode: O; exec mode: the previous binary restarted).  Without the kill, the rollback could
+ * only keep every fd and report failed while that process still runs with copies of the device. */
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct update *u = container_of(w, struct update, timer);
+	pid_t pid = 0;
+	int pfd;
 
 	(void)loop;
 	(void)revents;
+	pfd = vl.cfg->update_policy.kill_late_successor && !u->kill_pending ? late_process(u, &pid) : -ESRCH;
+	if (pfd >= 0 && pidfd_send_signal(pfd, SIGKILL, NULL, 0) == 0) {
+		json_object *d = event_base(u);
+
+		u->killed_pid = pid;
+		u->kill_pending = true;
+		log_warning("update %" PRIu64 " of %s: pid %d missed the deadline of phase %s: killed (SIGKILL); rolling "
+			    "back when it has exited",
+			    u->id, u->inst->name, (int)pid, phase_names[u->phase]);
+		json_object_object_add(d, "pid", json_object_new_int(pid));
+		json_object_object_add(d, "phase", json_object_new_string(phase_names[u->phase]));
+		json_object_object_add(d, "reason", json_object_new_string("missed its deadline"));
+		events_emit("update.killed", u->inst->name, d);
+		/* its exit (pidfd readable) rolls back; this deadline only guards against never seeing it */
+		ev_timer_set(&u->timer, 5.0, 0.);
+		ev_timer_start(vl.loop, &u->timer);
+		return;
+	}
 	rollback(u, "timeout in phase %s", phase_names[u->phase]);
 }
 
@@ -715,7 +769,11 @@ static void old_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ev_io_stop(vl.loop, w);
 	if (((u->mode == MODE_TRANSFER && u->phase >= PH_RESTORE) || u->restarted) && !u->retake)
 		return; /* O may exit once N has everything: D verifies without it */
-	rollback(u, "the VMM process %d exited in phase %s", (int)u->old_pid, phase_names[u->phase]);
+	if (u->killed_pid && u->killed_pid == u->old_pid)
+		rollback(u, "timeout in phase %s: pid %d missed its deadline and was killed", phase_names[u->phase],
+			 (int)u->old_pid);
+	else
+		rollback(u, "the VMM process %d exited in phase %s", (int)u->old_pid, phase_names[u->phase]);
 }
 
 static void new_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -727,7 +785,11 @@ static void new_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ev_io_stop(vl.loop, w);
 	if (u->retake)
 		return; /* the device is being brought back to O: N no longer matters */
-	rollback(u, "the successor %d exited in phase %s", (int)u->new_pid, phase_names[u->phase]);
+	if (u->killed_pid && u->killed_pid == u->new_pid)
+		rollback(u, "timeout in phase %s: the successor %d missed its deadline and was killed",
+			 phase_names[u->phase], (int)u->new_pid);
+	else
+		rollback(u, "the successor %d exited in phase %s", (int)u->new_pid, phase_names[u->phase]);
 }
 
 /* ---------------------------------------------------------------- vmm.mappings */
