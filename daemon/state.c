@@ -27,6 +27,32 @@ static bool name_ok(const char *s)
 	return true;
 }
 
+static const char *const phases[] = { "preflight", "suspend", "save",   "reset",  "exec",     "spawn", "claim",
+				      "restore",   "resume",  "verify", "commit", "rollback", "done" };
+
+bool state_phase_known(const char *phase)
+{
+	for (size_t i = 0; i < ELEMENTSOF(phases); i++)
+		if (strcmp(phase, phases[i]) == 0)
+			return true;
+	return false;
+}
+
+/* a verdict as stored: one JSON object of at most VLUD_STATE_VERDICT_MAX bytes */
+static json_object *verdict_parse(const char *text)
+{
+	json_object *v;
+
+	if (!text || strlen(text) > VLUD_STATE_VERDICT_MAX)
+		return NULL;
+	v = json_tokener_parse(text);
+	if (v && !json_object_is_type(v, json_type_object)) {
+		json_object_put(v);
+		return NULL;
+	}
+	return v;
+}
+
 static int add(json_object *o, const char *k, json_object *v)
 {
 	if (!v)
@@ -77,6 +103,14 @@ int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len
 		r |= add(o, "orphaned_us", json_object_new_int64(si->orphaned_us));
 		if (r < 0)
 			return -ENOMEM;
+		if (si->last_update) {
+			json_object *v = verdict_parse(si->last_update);
+
+			if (!v)
+				return -EINVAL;
+			if (add(o, "last_update", v) < 0)
+				return -ENOMEM;
+		}
 	}
 	for (size_t i = 0; i < doc->n_fds; i++) {
 		const struct state_fd *sf = &doc->fds[i];
@@ -104,6 +138,49 @@ int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len
 			return -ENOMEM;
 	}
 
+	if (doc->n_updates) {
+		json_object *ups = json_object_new_array();
+
+		if (add(root, "updates", ups) < 0)
+			return -ENOMEM;
+		for (size_t i = 0; i < doc->n_updates; i++) {
+			const struct state_update *su = &doc->updates[i];
+			json_object *o = json_object_new_object(), *devs;
+			char p[2] = { su->path, '\0' };
+
+			if (!o || json_object_array_add(ups, o) < 0) {
+				json_object_put(o);
+				return -ENOMEM;
+			}
+			r |= add(o, "instance", json_object_new_string(su->instance));
+			r |= add(o, "id", json_object_new_uint64(su->id));
+			r |= add(o, "mode", json_object_new_string(su->mode));
+			r |= add(o, "path", json_object_new_string(p));
+			r |= add(o, "phase", json_object_new_string(su->phase));
+			r |= add(o, "old_pid", json_object_new_int(su->old_pid));
+			r |= add(o, "new_pid", json_object_new_int(su->new_pid));
+			r |= add(o, "started_us", json_object_new_int64(su->started_us));
+			devs = json_object_new_array();
+			r |= add(o, "devices", devs);
+			if (r < 0)
+				return -ENOMEM;
+			for (unsigned k = 0; k < su->n_devs && k < VLUD_STATE_UPDATE_MAX_DEVS; k++) {
+				json_object *d = json_object_new_object();
+
+				if (!d || json_object_array_add(devs, d) < 0) {
+					json_object_put(d);
+					return -ENOMEM;
+				}
+				r |= add(d, "name", json_object_new_string(su->devs[k].name));
+				r |= add(d, "suspended", json_object_new_boolean(su->devs[k].suspended));
+				r |= add(d, "reset", json_object_new_boolean(su->devs[k].reset));
+				r |= add(d, "released", json_object_new_boolean(su->devs[k].released));
+				if (r < 0)
+					return -ENOMEM;
+			}
+		}
+	}
+
 	body = json_object_to_json_string_length(root, JSON_C_TO_STRING_PLAIN, &blen);
 	if (!body)
 		return -ENOMEM;
@@ -129,7 +206,10 @@ void state_doc_done(struct state_doc *doc)
 		free(doc->fds[i].path);
 	}
 	free(doc->fds);
+	for (size_t i = 0; i < doc->n_instances; i++)
+		free(doc->instances[i].last_update);
 	free(doc->instances);
+	free(doc->updates);
 	*doc = (struct state_doc){};
 }
 
@@ -218,6 +298,78 @@ static int parse_instance(json_object *o, struct state_instance *si)
 	si->orphaned = json_object_get_boolean(b);
 	if (get_i64(o, "orphaned_us", &si->orphaned_us) < 0)
 		return -EINVAL;
+	if (json_object_object_get_ex(o, "last_update", &b)) {
+		const char *text;
+
+		if (!json_object_is_type(b, json_type_object))
+			return -EINVAL;
+		text = json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN);
+		if (!text || strlen(text) > VLUD_STATE_VERDICT_MAX)
+			return -EINVAL;
+		si->last_update = strdup(text);
+		if (!si->last_update)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int get_bool(json_object *o, const char *k, bool *ret)
+{
+	json_object *v = member(o, k, json_type_boolean);
+
+	if (!v)
+		return -EINVAL;
+	*ret = json_object_get_boolean(v);
+	return 0;
+}
+
+static int parse_update(json_object *o, struct state_update *su)
+{
+	json_object *v, *devs;
+	int64_t i;
+
+	if (!json_object_is_type(o, json_type_object))
+		return -EINVAL;
+	if (get_name(o, "instance", su->instance) < 0)
+		return -EINVAL;
+	if (get_u64(o, "id", &su->id) < 0 || su->id == 0)
+		return -EINVAL;
+	v = member(o, "mode", json_type_string);
+	if (!v || (strcmp(json_object_get_string(v), "exec") && strcmp(json_object_get_string(v), "transfer")))
+		return -EINVAL;
+	strcpy(su->mode, json_object_get_string(v));
+	v = member(o, "path", json_type_string);
+	if (!v || json_object_get_string_len(v) != 1 || !strchr("ABC", json_object_get_string(v)[0]))
+		return -EINVAL;
+	su->path = json_object_get_string(v)[0];
+	v = member(o, "phase", json_type_string);
+	if (!v || !state_phase_known(json_object_get_string(v)))
+		return -EINVAL;
+	strcpy(su->phase, json_object_get_string(v)); /* known names fit */
+	if (get_i64(o, "old_pid", &i) < 0 || i <= 0 || i > INT32_MAX)
+		return -EINVAL;
+	su->old_pid = (int32_t)i;
+	if (get_i64(o, "new_pid", &i) < 0 || i < 0 || i > INT32_MAX)
+		return -EINVAL;
+	su->new_pid = (int32_t)i;
+	if (get_i64(o, "started_us", &su->started_us) < 0)
+		return -EINVAL;
+	devs = member(o, "devices", json_type_array);
+	if (!devs || json_object_array_length(devs) < 1 || json_object_array_length(devs) > VLUD_STATE_UPDATE_MAX_DEVS)
+		return -EINVAL;
+	su->n_devs = (unsigned)json_object_array_length(devs);
+	for (unsigned k = 0; k < su->n_devs; k++) {
+		struct state_update_dev *d = &su->devs[k];
+		json_object *e = json_object_array_get_idx(devs, k);
+
+		if (!json_object_is_type(e, json_type_object) || get_name(e, "name", d->name) < 0 ||
+		    get_bool(e, "suspended", &d->suspended) < 0 || get_bool(e, "reset", &d->reset) < 0 ||
+		    get_bool(e, "released", &d->released) < 0)
+			return -EINVAL;
+		for (unsigned j = 0; j < k; j++)
+			if (strcmp(su->devs[j].name, d->name) == 0)
+				return -EINVAL;
+	}
 	return 0;
 }
 
@@ -354,7 +506,7 @@ int state_parse(const char *buf, size_t len, struct state_doc *ret)
 {
 	_cleanup_json_ json_object *root = NULL;
 	struct state_doc doc = {};
-	json_object *insts, *fds;
+	json_object *insts, *fds, *ups = NULL;
 	size_t hlen;
 	int r;
 
@@ -363,14 +515,15 @@ int state_parse(const char *buf, size_t len, struct state_doc *ret)
 	r = parse_header(buf, len, &hlen);
 	if (r < 0)
 		return r;
-	r = parse_body(buf + hlen, len - hlen, 8, &root);
+	r = parse_body(buf + hlen, len - hlen, 12, &root);
 	if (r < 0)
 		return r;
 
 	/* unknown top-level keys: a newer writer of the same version would be a bug; refuse */
 	json_object_object_foreach(root, key, val) {
 		(void)val;
-		if (strcmp(key, "next_id") && strcmp(key, "written_us") && strcmp(key, "instances") && strcmp(key, "fds"))
+		if (strcmp(key, "next_id") && strcmp(key, "written_us") && strcmp(key, "instances") && strcmp(key, "fds") &&
+		    strcmp(key, "updates"))
 			return -EINVAL;
 	}
 	if (get_u64(root, "next_id", &doc.next_id) < 0 || doc.next_id == 0)
@@ -380,6 +533,8 @@ int state_parse(const char *buf, size_t len, struct state_doc *ret)
 	insts = member(root, "instances", json_type_array);
 	fds = member(root, "fds", json_type_array);
 	if (!insts || !fds)
+		return -EINVAL;
+	if (json_object_object_get_ex(root, "updates", &ups) && !json_object_is_type(ups, json_type_array))
 		return -EINVAL;
 
 	doc.n_instances = json_object_array_length(insts);
@@ -437,6 +592,33 @@ int state_parse(const char *buf, size_t len, struct state_doc *ret)
 		if (!found) {
 			r = -EINVAL;
 			goto fail;
+		}
+	}
+	/* updates: at most one per instance, of a known instance */
+	if (ups && json_object_array_length(ups) > 0) {
+		doc.updates = calloc(json_object_array_length(ups), sizeof(*doc.updates));
+		if (!doc.updates) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		for (size_t i = 0; i < json_object_array_length(ups); i++) {
+			struct state_update *su = &doc.updates[i];
+			bool known = false;
+
+			doc.n_updates = i + 1;
+			r = parse_update(json_object_array_get_idx(ups, i), su);
+			if (r < 0)
+				goto fail;
+			for (size_t k = 0; k < doc.n_instances; k++)
+				if (strcmp(doc.instances[k].name, su->instance) == 0)
+					known = true;
+			for (size_t k = 0; k < i; k++)
+				if (strcmp(doc.updates[k].instance, su->instance) == 0)
+					known = false;
+			if (!known) {
+				r = -EINVAL;
+				goto fail;
+			}
 		}
 	}
 	*ret = doc;

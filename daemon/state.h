@@ -7,8 +7,13 @@
  * Format: the header line "VLUDSTATE 1\n", then one JSON object:
  *   {"next_id":N, "written_us":T,
  *    "instances":[{"name","pid","uid","gid","registered_us","orphaned":bool,"orphaned_us"}],
- *    "fds":[{"id","instance","name","type","dev","ino","rdev","created_us","device"?,"path"?,"alias_of"?}]}
- * then optional whitespace.
+ *    "fds":[{"id","instance","name","type","dev","ino","rdev","created_us","device"?,"path"?,"alias_of"?}],
+ *    "updates"?:[{"instance","id","mode","path","phase","old_pid","new_pid","started_us",
+ *                 "devices":[{"name","suspended","reset","released"}]}]}
+ * then optional whitespace.  An instance may carry "last_update":{...} (the verdict of its last update,
+ * at most VLUD_STATE_VERDICT_MAX bytes as JSON).  "updates" (a live update running when the document was
+ * written, at most one per instance) and "last_update" are optional: documents written before them parse
+ * unchanged, so the version stays 1.
  * 64-bit numbers (dev, ino, rdev, ids) are JSON integers; json-c keeps uint64 exactly.
  *
  * The memfd holds an index page and two slots, so that a rewrite killed half-way (SIGKILL can cut a
@@ -37,7 +42,37 @@ struct state_instance {
 	int64_t registered_us; /* CLOCK_REALTIME */
 	bool orphaned;
 	int64_t orphaned_us;
+	char *last_update; /* the verdict of its last update as JSON text (an object, at most
+			    * VLUD_STATE_VERDICT_MAX bytes), or NULL */
 };
+
+#define VLUD_STATE_VERDICT_MAX 8192
+#define VLUD_STATE_UPDATE_MAX_DEVS 16
+
+/* A live update that was running when the document was written (daemon/update.c; what a restarted
+ * daemon does with it: docs/UPDATE.md "vlud restarted during an update"). */
+struct state_update_dev {
+	char name[VLUD_STATE_NAME_MAX + 1]; /* the held fd's name ("vdpa:vdpa0") */
+	bool suspended; /* D SUSPENDed it (or was about to, in phase suspend) and has not RESUMEd it */
+	bool reset;	/* path B: D set status 0 (or was about to, in phase reset) */
+	bool released;	/* path C: D's copy went to the closer (the device was reset and unpinned; the held
+			 * fd of that name, if any, is a fresh open of the node) */
+};
+
+struct state_update {
+	char instance[VLUD_STATE_NAME_MAX + 1];
+	uint64_t id; /* > 0 */
+	char mode[16];	/* "exec" | "transfer" */
+	char path;	/* 'A' | 'B' | 'C' */
+	char phase[16]; /* a phase name of docs/UPDATE.md, state_phase_known() */
+	int32_t old_pid, new_pid; /* new_pid 0: none yet */
+	int64_t started_us;	  /* CLOCK_REALTIME */
+	struct state_update_dev devs[VLUD_STATE_UPDATE_MAX_DEVS];
+	unsigned n_devs; /* 1..VLUD_STATE_UPDATE_MAX_DEVS, names unique */
+};
+
+/* the phase names an update record may carry */
+bool state_phase_known(const char *phase);
 
 struct state_fd {
 	uint64_t id; /* > 0, unique, < next_id; fd store name "h<id>" */
@@ -60,6 +95,8 @@ struct state_doc {
 	size_t n_instances;
 	struct state_fd *fds;
 	size_t n_fds;
+	struct state_update *updates;
+	size_t n_updates;
 };
 
 /* Serialise doc: *ret_buf is malloc()ed, NUL-terminated, *ret_len excludes the NUL. */
@@ -67,7 +104,10 @@ int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len
 
 /* Parse and validate buf[0..len).  -EPROTO: wrong magic; -EPROTONOSUPPORT: other version;
  * -EINVAL: malformed (bad JSON, missing/mistyped field, bad name, duplicate instance or fd id/name,
- * fd of an unknown instance, id >= next_id, alias_of naming itself, a missing id or another alias).  Nothing is written on failure. */
+ * fd of an unknown instance, id >= next_id, alias_of naming itself, a missing id or another alias; an update
+ * of an unknown instance, two of one instance, an unknown mode, path or phase, no or too many devices, a
+ * duplicate device name; a last_update that is not an object or exceeds VLUD_STATE_VERDICT_MAX).  Nothing
+ * is written on failure.  state_serialize refuses (-EINVAL) a last_update that is not such an object. */
 int state_parse(const char *buf, size_t len, struct state_doc *ret);
 
 void state_doc_done(struct state_doc *doc);

@@ -373,6 +373,229 @@ static void index_page(void **unused)
 			fail_msg("index truncated to %zu bytes: accepted", l);
 }
 
+/* ---- the running update ("updates") and the last verdict ("last_update") ---- */
+
+#define UPD_INST "{\"name\":\"a\",\"pid\":1,\"uid\":0,\"gid\":0,\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0"
+#define UPD_DOC(inst_extra, upd)                                                                                 \
+	"{\"next_id\":1,\"written_us\":0,\"instances\":[" UPD_INST inst_extra "}],\"fds\":[],\"updates\":[" upd "]}"
+#define UPD_DEV "{\"name\":\"vdpa:vdpa0\",\"suspended\":true,\"reset\":false,\"released\":false}"
+#define UPD(extra, devs)                                                                                          \
+	"{\"instance\":\"a\",\"id\":3,\"mode\":\"exec\",\"path\":\"C\",\"phase\":\"save\",\"old_pid\":10,"     \
+	"\"new_pid\":0,\"started_us\":5" extra ",\"devices\":[" devs "]}"
+
+static void fill_update(struct state_update *u)
+{
+	memset(u, 0, sizeof(*u));
+	strcpy(u->instance, "vm.2_x");
+	u->id = 17;
+	strcpy(u->mode, "transfer");
+	u->path = 'B';
+	strcpy(u->phase, "claim");
+	u->old_pid = 99;
+	u->new_pid = 4321;
+	u->started_us = 1700000002000000LL;
+	u->n_devs = 2;
+	strcpy(u->devs[0].name, "vdpa:vdpa0");
+	u->devs[0].suspended = true;
+	u->devs[0].reset = true;
+	strcpy(u->devs[1].name, "vdpa:vdpa1");
+	u->devs[1].released = true;
+}
+
+static void update_roundtrip(void **unused)
+{
+	struct state_instance insts[2];
+	struct state_fd fds[3];
+	struct state_update u;
+	struct state_doc d, p = {};
+	const char *verdict = "{\"instance\":\"vm-1\",\"id\":2,\"result\":\"failed\",\"phases\":[{\"phase\":\"save\",\"ms\":1.5}],"
+			      "\"error\":\"vlud restarted during the update (phase save): x\"}";
+	char *buf = NULL;
+	size_t len = 0;
+
+	fill_doc(&d, insts, fds);
+	fill_update(&u);
+	insts[0].last_update = (char *)verdict;
+	d.updates = &u;
+	d.n_updates = 1;
+	assert_int_equal(state_serialize(&d, &buf, &len), 0);
+	assert_int_equal(state_parse(buf, len, &p), 0);
+	assert_int_equal(p.n_updates, 1);
+	assert_string_equal(p.updates[0].instance, "vm.2_x");
+	assert_int_equal(p.updates[0].id, 17);
+	assert_string_equal(p.updates[0].mode, "transfer");
+	assert_int_equal(p.updates[0].path, 'B');
+	assert_string_equal(p.updates[0].phase, "claim");
+	assert_int_equal(p.updates[0].old_pid, 99);
+	assert_int_equal(p.updates[0].new_pid, 4321);
+	assert_int_equal(p.updates[0].started_us, 1700000002000000LL);
+	assert_int_equal(p.updates[0].n_devs, 2);
+	assert_string_equal(p.updates[0].devs[0].name, "vdpa:vdpa0");
+	assert_true(p.updates[0].devs[0].suspended && p.updates[0].devs[0].reset && !p.updates[0].devs[0].released);
+	assert_string_equal(p.updates[0].devs[1].name, "vdpa:vdpa1");
+	assert_true(!p.updates[0].devs[1].suspended && !p.updates[0].devs[1].reset && p.updates[0].devs[1].released);
+	/* the verdict comes back as the same JSON object (key order kept, plain) */
+	assert_non_null(p.instances[0].last_update);
+	assert_null(p.instances[1].last_update);
+	{
+		char *again = NULL;
+		size_t l2 = 0;
+
+		/* parse -> serialize -> identical bytes (written_us included: same doc) */
+		assert_int_equal(state_serialize(&p, &again, &l2), 0);
+		assert_int_equal(l2, len);
+		assert_memory_equal(again, buf, len);
+		free(again);
+	}
+	state_doc_done(&p);
+	assert_null(p.updates);
+	free(buf);
+
+	/* without updates and verdicts the document is the one older daemons wrote: no new keys */
+	fill_doc(&d, insts, fds);
+	assert_int_equal(state_serialize(&d, &buf, &len), 0);
+	assert_null(strstr(buf, "updates"));
+	assert_null(strstr(buf, "last_update"));
+	free(buf);
+}
+
+/* an old (pre-"updates") document parses with no updates and no verdicts */
+static void update_old_doc(void **unused)
+{
+	const char *old = "VLUDSTATE 1\n{\"next_id\":1,\"written_us\":0,\"instances\":[" UPD_INST "}],\"fds\":[]}\n";
+	const char *ok = "VLUDSTATE 1\n" UPD_DOC(",\"last_update\":{\"result\":\"ok\"}", UPD("", UPD_DEV));
+	struct state_doc p = {};
+
+	assert_int_equal(state_parse(old, strlen(old), &p), 0);
+	assert_int_equal(p.n_updates, 0);
+	assert_null(p.updates);
+	assert_null(p.instances[0].last_update);
+	state_doc_done(&p);
+	/* control of the rows below */
+	assert_int_equal(state_parse(ok, strlen(ok), &p), 0);
+	assert_int_equal(p.n_updates, 1);
+	assert_string_equal(p.instances[0].last_update, "{\"result\":\"ok\"}");
+	state_doc_done(&p);
+}
+
+static const struct bad upd_bads[] = {
+	{ "updates not an array", "{\"next_id\":1,\"written_us\":0,\"instances\":[" UPD_INST "}],\"fds\":[],\"updates\":{}}" },
+	{ "update not an object", UPD_DOC("", "1") },
+	{ "update of an unknown instance",
+	  "{\"next_id\":1,\"written_us\":0,\"instances\":[],\"fds\":[],\"updates\":[" UPD("", UPD_DEV) "]}" },
+	{ "two updates of one instance", UPD_DOC("", UPD("", UPD_DEV) "," UPD("", UPD_DEV)) },
+	{ "update id zero",
+	  UPD_DOC("", "{\"instance\":\"a\",\"id\":0,\"mode\":\"exec\",\"path\":\"C\",\"phase\":\"save\",\"old_pid\":10,"
+		      "\"new_pid\":0,\"started_us\":5,\"devices\":[" UPD_DEV "]}") },
+	{ "update unknown mode",
+	  UPD_DOC("", "{\"instance\":\"a\",\"id\":3,\"mode\":\"copy\",\"path\":\"C\",\"phase\":\"save\",\"old_pid\":10,"
+		      "\"new_pid\":0,\"started_us\":5,\"devices\":[" UPD_DEV "]}") },
+	{ "update unknown path",
+	  UPD_DOC("", "{\"instance\":\"a\",\"id\":3,\"mode\":\"exec\",\"path\":\"D\",\"phase\":\"save\",\"old_pid\":10,"
+		      "\"new_pid\":0,\"started_us\":5,\"devices\":[" UPD_DEV "]}") },
+	{ "update path of two letters",
+	  UPD_DOC("", "{\"instance\":\"a\",\"id\":3,\"mode\":\"exec\",\"path\":\"AB\",\"phase\":\"save\",\"old_pid\":10,"
+		      "\"new_pid\":0,\"started_us\":5,\"devices\":[" UPD_DEV "]}") },
+	{ "update unknown phase",
+	  UPD_DOC("", "{\"instance\":\"a\",\"id\":3,\"mode\":\"exec\",\"path\":\"C\",\"phase\":\"sleep\",\"old_pid\":10,"
+		      "\"new_pid\":0,\"started_us\":5,\"devices\":[" UPD_DEV "]}") },
+	{ "update old_pid zero",
+	  UPD_DOC("", "{\"instance\":\"a\",\"id\":3,\"mode\":\"exec\",\"path\":\"C\",\"phase\":\"save\",\"old_pid\":0,"
+		      "\"new_pid\":0,\"started_us\":5,\"devices\":[" UPD_DEV "]}") },
+	{ "update negative new_pid",
+	  UPD_DOC("", "{\"instance\":\"a\",\"id\":3,\"mode\":\"exec\",\"path\":\"C\",\"phase\":\"save\",\"old_pid\":1,"
+		      "\"new_pid\":-2,\"started_us\":5,\"devices\":[" UPD_DEV "]}") },
+	{ "update missing started_us",
+	  UPD_DOC("", "{\"instance\":\"a\",\"id\":3,\"mode\":\"exec\",\"path\":\"C\",\"phase\":\"save\",\"old_pid\":1,"
+		      "\"new_pid\":0,\"devices\":[" UPD_DEV "]}") },
+	{ "update without devices", UPD_DOC("", UPD("", "")) },
+	{ "update device bad name", UPD_DOC("", UPD("", "{\"name\":\"a b\",\"suspended\":true,\"reset\":false,\"released\":false}")) },
+	{ "update device flag not bool", UPD_DOC("", UPD("", "{\"name\":\"d\",\"suspended\":1,\"reset\":false,\"released\":false}")) },
+	{ "update device missing flag", UPD_DOC("", UPD("", "{\"name\":\"d\",\"suspended\":true,\"reset\":false}")) },
+	{ "update duplicate device", UPD_DOC("", UPD("", UPD_DEV "," UPD_DEV)) },
+#define D17(i) "{\"name\":\"d" #i "\",\"suspended\":true,\"reset\":false,\"released\":false}"
+	{ "update with 17 devices",
+	  UPD_DOC("", UPD("", D17(1) "," D17(2) "," D17(3) "," D17(4) "," D17(5) "," D17(6) "," D17(7) "," D17(8) ","
+			      D17(9) "," D17(10) "," D17(11) "," D17(12) "," D17(13) "," D17(14) "," D17(15) "," D17(16) ","
+			      D17(17))) },
+	{ "last_update not an object", UPD_DOC(",\"last_update\":\"failed\"", UPD("", UPD_DEV)) },
+	{ "last_update array", UPD_DOC(",\"last_update\":[]", UPD("", UPD_DEV)) },
+};
+
+static void update_malformed(void **unused)
+{
+	for (size_t i = 0; i < sizeof(upd_bads) / sizeof(upd_bads[0]); i++) {
+		struct state_doc p = {};
+		char *b;
+		int r;
+
+		assert_true(asprintf(&b, "VLUDSTATE 1\n%s", upd_bads[i].doc) > 0);
+		r = state_parse(b, strlen(b), &p);
+		if (r != -EINVAL)
+			fail_msg("%s: expected -EINVAL, got %d", upd_bads[i].what, r);
+		assert_null(p.instances);
+		assert_null(p.updates);
+		free(b);
+	}
+}
+
+/* limits: 16 devices is the most; a verdict of VLUD_STATE_VERDICT_MAX bytes is kept, one byte more is
+ * refused by the parser and by the writer */
+static void update_limits(void **unused)
+{
+	const char *d16 = "VLUDSTATE 1\n" UPD_DOC("", UPD("", D17(1) "," D17(2) "," D17(3) "," D17(4) "," D17(5) ","
+							    D17(6) "," D17(7) "," D17(8) "," D17(9) "," D17(10) ","
+							    D17(11) "," D17(12) "," D17(13) "," D17(14) "," D17(15) ","
+							    D17(16)));
+	struct state_instance insts[2];
+	struct state_fd fds[3];
+	struct state_doc d, p = {};
+	char *verdict, *buf = NULL, *doc;
+	size_t len;
+
+	assert_int_equal(state_parse(d16, strlen(d16), &p), 0);
+	assert_int_equal(p.updates[0].n_devs, 16);
+	assert_string_equal(p.updates[0].devs[15].name, "d16");
+	state_doc_done(&p);
+
+	/* {"e":"xxx..."}: 8 bytes of syntax around the string */
+	verdict = malloc(VLUD_STATE_VERDICT_MAX + 2);
+	assert_non_null(verdict);
+	memset(verdict, 'x', VLUD_STATE_VERDICT_MAX + 1);
+	memcpy(verdict, "{\"e\":\"", 6);
+	memcpy(verdict + VLUD_STATE_VERDICT_MAX - 2, "\"}", 3);
+	assert_int_equal(strlen(verdict), VLUD_STATE_VERDICT_MAX);
+	fill_doc(&d, insts, fds);
+	insts[1].last_update = verdict;
+	assert_int_equal(state_serialize(&d, &buf, &len), 0);
+	assert_int_equal(state_parse(buf, len, &p), 0);
+	assert_int_equal(strlen(p.instances[1].last_update), VLUD_STATE_VERDICT_MAX);
+	state_doc_done(&p);
+	free(buf);
+	buf = NULL;
+	/* one byte more: the writer refuses, and so does the parser of a document that has it */
+	memset(verdict, 'x', VLUD_STATE_VERDICT_MAX + 1);
+	memcpy(verdict, "{\"e\":\"", 6);
+	memcpy(verdict + VLUD_STATE_VERDICT_MAX - 1, "\"}", 3);
+	assert_int_equal(strlen(verdict), VLUD_STATE_VERDICT_MAX + 1);
+	assert_int_equal(state_serialize(&d, &buf, &len), -EINVAL);
+	assert_true(asprintf(&doc, "VLUDSTATE 1\n{\"next_id\":1,\"written_us\":0,\"instances\":[" UPD_INST
+				   ",\"last_update\":%s}],\"fds\":[]}",
+			     verdict) > 0);
+	assert_int_equal(state_parse(doc, strlen(doc), &p), -EINVAL);
+	assert_null(p.instances);
+	free(doc);
+	/* not JSON, or not an object: the writer refuses */
+	insts[1].last_update = "{\"e\":";
+	assert_int_equal(state_serialize(&d, &buf, &len), -EINVAL);
+	insts[1].last_update = "[1]";
+	assert_int_equal(state_serialize(&d, &buf, &len), -EINVAL);
+	free(verdict);
+	/* every phase name the engine reports is known, and nothing else */
+	assert_true(state_phase_known("save") && state_phase_known("rollback") && state_phase_known("done"));
+	assert_false(state_phase_known("") || state_phase_known("Save") || state_phase_known("saved"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -384,6 +607,10 @@ int main(void)
 		{ "daemon/state/control-row", control_row, NULL, NULL, NULL },
 		{ "daemon/state/truncated", truncated, NULL, NULL, NULL },
 		{ "daemon/state/index-page", index_page, NULL, NULL, NULL },
+		{ "daemon/state/update-roundtrip", update_roundtrip, NULL, NULL, NULL },
+		{ "daemon/state/update-old-doc", update_old_doc, NULL, NULL, NULL },
+		{ "daemon/state/update-malformed", update_malformed, NULL, NULL, NULL },
+		{ "daemon/state/update-limits", update_limits, NULL, NULL, NULL },
 	};
 
 	return cmocka_run_group_tests_name("daemon/state", tests, NULL, NULL);
