@@ -1,17 +1,21 @@
 # shellcheck shell=bash
 # tests/vm/flavours/debian.sh - rig kernel flavour "debian": Debian's bookworm-backports kernel
 # (linux-image-*-amd64-unsigned, resolved at run time) with vhost, vhost_vdpa, vringh, vdpa_sim and
-# vdpa_sim_net built out of tree from the matching linux-source, "stock" and "patched" (kernel/patches/).
+# vdpa_sim_net built out of tree from the matching linux-source, "stock", "patched" (kernel/patches/) and
+# "nosuspend" (stock + the test-only tests/vm/kpatches/nosuspend/: vdpa_sim without .suspend/.resume).
 #
 # Sourced by tests/vm/rig.sh.  A flavour defines:
 #   flavour_prepare           fetch + build (cached); on success sets
 #                               FL_KVER         kernel release (uname -r in the guest)
 #                               FL_KERNEL       path of the bzImage
 #                               FL_MODS_CPIO    path of a gzip'ed newc cpio holding /lib/modules/rig/...
-#                                               (base/ stock/ and, if built, patched/; plus order)
+#                                               (base/ stock/ and, if built, patched/ nosuspend/;
+#                                               plus order)
 #                               FL_PATCHED      "yes" if patched/ differs from stock/, "none" if there are
 #                                               no patches (patched == stock), "failed" if patching/building
 #                                               failed (FL_PATCHED_WHY says why, with a log path)
+#                               FL_NOSUSPEND    "yes" if nosuspend/ was built, else "failed"
+#                                               (FL_NOSUSPEND_WHY says why)
 #                             returns 0, 2 (cannot prepare here: skip, FL_SKIP_WHY says why), 1 (failed:
 #                             FL_FAIL_WHY says why)
 # Everything it downloads or builds lives under $RIG_CACHE/debian/<kernel release>/.
@@ -33,6 +37,8 @@ DEB_OOT_FILES=(drivers/vhost/vhost.c drivers/vhost/vhost.h drivers/vhost/vdpa.c 
 # Modules taken from the Debian image as they are (path under lib/modules/KVER/kernel, without .ko.xz).
 DEB_BASE_MODS=(drivers/vhost/vhost_iotlb drivers/vdpa/vdpa virt/lib/irqbypass)
 # Load order in the guest: base:NAME = image module, var:NAME = stock or patched one.
+# The test-only "nosuspend" module set: stock sources with this series applied (never kernel/patches/).
+DEB_NOSUSPEND_DIR=$RIG_DIR/kpatches/nosuspend
 DEB_LOAD_ORDER="base:vhost_iotlb base:vdpa base:irqbypass var:vhost var:vhost_vdpa var:vringh var:vdpa_sim var:vdpa_sim_net"
 
 deb_apt() {
@@ -178,25 +184,27 @@ deb_build() {
 # a module build directory made by this recipe version (builds from before the marker count as 1)
 deb_built() { [ -f "$1/ko/vhost_vdpa.ko" ] && [ "$(cat "$1/recipe" 2> /dev/null || echo 1)" = "$DEB_BUILD_VERSION" ]; }
 
-deb_patch_hash() {
-	local p=("$RIG_PATCH_DIR"/*.patch)
+deb_patch_hash() { # [SERIES_DIR]
+	local p=("${1:-$RIG_PATCH_DIR}"/*.patch)
 	[ -e "${p[0]}" ] || { echo none; return; }
 	cat "${p[@]}" | sha256sum | cut -c1-16
 }
 
 # Patched variant: copy of the source subset with the series applied, and a copy of the headers tree
-# (hard links, patched include/ files replaced) so uapi/include changes reach the build.
-deb_build_patched() { # DIR KVER HASH
-	local d=$1 kver=$2 h=$3 kabi=${2%-amd64}
-	local pd=$d/patched-$h
+# (hard links, patched include/ files replaced) so uapi/include changes reach the build.  Builds into
+# DIR/NAME-HASH/mods (NAME: patched, nosuspend); on failure DEB_WHY says why.
+deb_build_patched() { # DIR KVER HASH [SERIES_DIR NAME]
+	local d=$1 kver=$2 h=$3 kabi=${2%-amd64} series=${4:-$RIG_PATCH_DIR} name=${5:-patched}
+	local pd=$d/$name-$h
+	DEB_WHY=
 	rm -rf "$pd"
 	mkdir -p "$pd"
 	cp -a "$d/src" "$pd/src"
 	local p
-	for p in "$RIG_PATCH_DIR"/*.patch; do
+	for p in "$series"/*.patch; do
 		echo "== patch -p1 < $p" >> "$pd/patch.log"
 		if ! patch -p1 -d "$pd/src" --no-backup-if-mismatch < "$p" >> "$pd/patch.log" 2>&1; then
-			FL_PATCHED_WHY="$(basename "$p") does not apply (see $pd/patch.log)"
+			DEB_WHY="$(basename "$p") does not apply (see $pd/patch.log)"
 			return 1
 		fi
 	done
@@ -209,7 +217,7 @@ deb_build_patched() { # DIR KVER HASH
 		echo "$f"
 	done)
 	if [ -n "$changed" ]; then
-		FL_PATCHED_WHY="the series changes $(echo $changed), which the rig does not build (extend DEB_OOT_FILES and the Kbuild in tests/vm/flavours/debian.sh)"
+		DEB_WHY="the series changes $(echo $changed), which the rig does not build (extend DEB_OOT_FILES and the Kbuild in tests/vm/flavours/debian.sh)"
 		return 1
 	fi
 	cp -al "$d/hdr" "$pd/hdr"
@@ -225,7 +233,7 @@ deb_build_patched() { # DIR KVER HASH
 	sed -i "s#^include .*/linux-headers-$kabi-common/#include /usr/src/linux-headers-$kabi-common/#" \
 		"$pd/hdr/usr/src/linux-headers-$kver/Makefile"
 	if ! deb_build "$pd/mods" "$pd/src" "$pd/hdr" "$kver"; then
-		FL_PATCHED_WHY="patched module build failed (see $pd/mods.failed/build.log)"
+		DEB_WHY="$name module build failed (see $pd/mods.failed/build.log)"
 		return 1
 	fi
 }
@@ -305,7 +313,7 @@ flavour_prepare() {
 			if deb_build_patched "$d" "$kver" "$h"; then
 				FL_PATCHED=yes FL_PATCHED_WHY=
 			else
-				FL_PATCHED=failed
+				FL_PATCHED=failed FL_PATCHED_WHY=$DEB_WHY
 				echo "$FL_PATCHED_WHY" > "$pdir/failed"
 			fi
 		fi
@@ -316,10 +324,34 @@ flavour_prepare() {
 	for old in $(ls -1dt "$d"/patched-* 2>/dev/null | tail -n +7); do
 		rm -rf "$old" "$d"/mods-*"${old##*/patched-}".cpio.gz
 	done
-	# The modules cpio segment, cached per (kernel, patch hash).
-	FL_MODS_CPIO=$d/mods-v2-$h-$FL_PATCHED.cpio.gz
+	# "nosuspend": stock + $DEB_NOSUSPEND_DIR, cached per hash of that series like patched/
+	local nh nsdir=
+	nh=$(deb_patch_hash "$DEB_NOSUSPEND_DIR")
+	FL_NOSUSPEND=failed FL_NOSUSPEND_WHY="no patch in ${DEB_NOSUSPEND_DIR#$TOP/}"
+	if [ "$nh" != none ]; then
+		nsdir=$d/nosuspend-$nh
+		if deb_built "$nsdir/mods"; then
+			FL_NOSUSPEND=yes FL_NOSUSPEND_WHY=
+		elif [ -f "$nsdir/failed" ] && [ "${VLUD_RIG_REBUILD:-0}" != 1 ]; then
+			FL_NOSUSPEND_WHY=$(cat "$nsdir/failed")
+		else
+			log "debian: applying ${DEB_NOSUSPEND_DIR#$TOP/}/*.patch ($nh) and building nosuspend modules for $kver"
+			if deb_build_patched "$d" "$kver" "$nh" "$DEB_NOSUSPEND_DIR" nosuspend; then
+				FL_NOSUSPEND=yes FL_NOSUSPEND_WHY=
+			else
+				FL_NOSUSPEND_WHY=$DEB_WHY
+				echo "$FL_NOSUSPEND_WHY" > "$nsdir/failed"
+			fi
+		fi
+		touch "$nsdir"
+		for old in $(ls -1dt "$d"/nosuspend-* 2>/dev/null | tail -n +4); do
+			rm -rf "$old" "$d"/mods-*"-ns${old##*/nosuspend-}"-*.cpio.gz
+		done
+	fi
+	# The modules cpio segment, cached per (kernel, patch hash, nosuspend series hash).
+	FL_MODS_CPIO=$d/mods-v3-$h-$FL_PATCHED-ns$nh-$FL_NOSUSPEND.cpio.gz
 	if [ ! -f "$FL_MODS_CPIO" ] ||
-		[ -n "$(find "$d/base" "$d/stock/ko" ${pdir:+"$pdir/mods/ko"} -newer "$FL_MODS_CPIO" 2> /dev/null)" ]; then
+		[ -n "$(find "$d/base" "$d/stock/ko" ${pdir:+"$pdir/mods/ko"} ${nsdir:+"$nsdir/mods/ko"} -newer "$FL_MODS_CPIO" 2> /dev/null)" ]; then
 		local st=$d/mods-$h.stage
 		rm -rf "$st"
 		mkdir -p "$st/lib/modules/rig/base" "$st/lib/modules/rig/stock"
@@ -328,6 +360,10 @@ flavour_prepare() {
 		if [ "$FL_PATCHED" = yes ]; then
 			mkdir -p "$st/lib/modules/rig/patched"
 			cp "$pdir"/mods/ko/*.ko "$st/lib/modules/rig/patched/"
+		fi
+		if [ "$FL_NOSUSPEND" = yes ]; then
+			mkdir -p "$st/lib/modules/rig/nosuspend"
+			cp "$nsdir"/mods/ko/*.ko "$st/lib/modules/rig/nosuspend/"
 		fi
 		# debug info stays in the cache (stock/ko, patched-*/mods/ko: decode oopses there); the guest
 		# gets stripped copies (10x smaller, faster to unpack under TCG)
