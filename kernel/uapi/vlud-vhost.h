@@ -107,4 +107,19 @@ static inline const char *vlud_backend_feature_name(unsigned bit)
 	return bit < sizeof(names) / sizeof(names[0]) ? names[bit] : NULL;
 }
 
+/* Not uAPI: the one IOTLB message (v2, ASID 0) every userspace program of the project writes to a
+ * vhost-vdpa fd (minivmm, the rig's vdpatest, the kernel tests); zeroed first, padding included. */
+#include <string.h>
+static inline void vlud_iotlb_msg(struct vhost_msg_v2 *m, __u8 type, __u64 iova, __u64 size, __u64 uaddr,
+				  __u8 perm)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = VHOST_IOTLB_MSG_V2;
+	m->iotlb.iova = iova;
+	m->iotlb.size = size;
+	m->iotlb.uaddr = uaddr;
+	m->iotlb.perm = perm;
+	m->iotlb.type = type;
+}
+
 #endif /* VLUD_VHOST_H */

@@ -225,14 +225,7 @@ static long iotlb_msg(int fd, uint8_t type, uint64_t iova, uint64_t size, uint64
 {
 	struct vhost_msg_v2 m;
 
-	memset(&m, 0, sizeof(m));
-	m.type = VHOST_IOTLB_MSG_V2;
-	m.asid = 0;
-	m.iotlb.iova = iova;
-	m.iotlb.size = size;
-	m.iotlb.uaddr = uaddr;
-	m.iotlb.perm = perm;
-	m.iotlb.type = type;
+	vlud_iotlb_msg(&m, type, iova, size, uaddr, perm);
 	return write(fd, &m, sizeof(m));
 }
 
