@@ -430,6 +430,7 @@ out:
 		(void)unlink(vl.bound_path);
 		free(vl.bound_path);
 	}
+	persist_freeze();    /* the teardown below must not rewrite the state (instances leave one by one) */
 	instance_free_all(); /* our copies only: the fd store keeps its own */
 	closer_shutdown();   /* closes still pending in the closer's worker finish before exit */
 	persist_done();

@@ -44,6 +44,7 @@
 #include "instance.h"
 #include "persist.h"
 #include "state.h"
+#include "update.h"
 #include "vlud.h"
 
 static void store_remove_name(const char *name)
@@ -233,6 +234,28 @@ void persist_fd_remove(struct held *h)
 		persist_state_write();
 }
 
+static bool frozen; /* persist_freeze(): the daemon is exiting */
+
+void persist_freeze(void)
+{
+	frozen = true;
+}
+
+void persist_update_changed(void)
+{
+	persist_state_write();
+}
+
+/* what build_doc allocated (the rest is borrowed from the live tables) */
+static void doc_free(struct state_doc *doc)
+{
+	for (size_t i = 0; doc->instances && i < doc->n_instances; i++)
+		free(doc->instances[i].last_update);
+	free(doc->instances);
+	free(doc->fds);
+	free(doc->updates);
+}
+
 static int build_doc(struct state_doc *doc)
 {
 	struct list *ip, *it, *p, *t;
@@ -241,7 +264,8 @@ static int build_doc(struct state_doc *doc)
 	*doc = (struct state_doc){ .next_id = vl.next_held_id, .written_us = now_realtime_us() };
 	doc->instances = calloc(vl.n_instances ? vl.n_instances : 1, sizeof(*doc->instances));
 	doc->fds = calloc(vl.n_held ? vl.n_held : 1, sizeof(*doc->fds));
-	if (!doc->instances || !doc->fds)
+	doc->updates = calloc(vl.n_instances ? vl.n_instances : 1, sizeof(*doc->updates));
+	if (!doc->instances || !doc->fds || !doc->updates)
 		return -ENOMEM;
 	list_for_each_safe(ip, it, &vl.instances) {
 		struct instance *inst = list_entry(ip, struct instance, link);
@@ -254,6 +278,10 @@ static int build_doc(struct state_doc *doc)
 		si->registered_us = inst->registered_us;
 		si->orphaned = inst->state == INSTANCE_ORPHANED;
 		si->orphaned_us = inst->orphaned_us;
+		si->last_update = update_persist_last(inst); /* NULL: none (or no memory: not kept) */
+		doc->n_instances = ni; /* doc_free frees the verdicts so far if the next step fails */
+		if (update_persist_record(inst, &doc->updates[doc->n_updates]))
+			doc->n_updates++;
 		list_for_each_safe(p, t, &inst->held) {
 			struct held *h = list_entry(p, struct held, link);
 			struct state_fd *sf = &doc->fds[nf++];
@@ -313,13 +341,12 @@ void persist_state_write(void)
 	size_t len;
 	int r, s;
 
-	if (vl.state_fd < 0)
+	if (vl.state_fd < 0 || frozen)
 		return;
 	r = build_doc(&doc);
 	if (r >= 0)
 		r = state_serialize(&doc, &buf, &len);
-	free(doc.instances);
-	free(doc.fds);
+	doc_free(&doc);
 	if (r < 0) {
 		log_error("state: cannot serialise: %s", strerror(-r));
 		return;
@@ -600,6 +627,9 @@ int persist_start(void)
 				p->alias_of = sf->alias_of;
 				vl.adopted_fds++;
 			}
+			/* live updates the previous vlud was running, and the last verdicts (issue 5) */
+			if (r >= 0)
+				update_restore(&doc);
 		}
 		state_doc_done(&doc);
 		if (r < 0)

@@ -23,11 +23,13 @@
  * the two the old ones belong to the closer); the state memfd is owned by struct update; pidfds are
  * owned by struct update (a deferred claim's too).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,6 +50,7 @@
 #include "instance.h"
 #include "persist.h"
 #include "spawn.h"
+#include "state.h"
 #include "update.h"
 #include "vlud-vhost.h"
 #include "vlud.h"
@@ -302,6 +305,7 @@ static void set_phase(struct update *u, enum phase ph, unsigned timeout_ms)
 	json_object_object_add(d, "t_ms", json_object_new_double((double)(now - u->t_start_us) / 1000.0));
 	events_emit("update.phase", u->inst->name, d);
 	log_debug("update %" PRIu64 " (%s): phase %s", u->id, u->inst->name, phase_names[ph]);
+	persist_update_changed(); /* the running update is in the state (survives a restart of vlud) */
 }
 
 static int dev_ioctl(struct update *u, unsigned i, unsigned long req, void *arg)
@@ -512,6 +516,7 @@ static void finish(struct update *u, const char *result, const char *event, json
 	} else
 		json_object_put(v);
 	update_free(u);
+	persist_update_changed(); /* the record goes, the verdict stays */
 }
 
 /* Exec mode, the old image is gone and its successor failed: start the previous binary (with the
@@ -1758,6 +1763,20 @@ int update_cmd_claim(struct request *r)
 	char why[256];
 	int pidfd = -EBADF, same_pidfd = -EBADF, k;
 
+	if (!u && ui && ui->last && jint(ui->last, "id", 0) > 0) {
+		json_object *ir;
+
+		if (json_object_object_get_ex(ui->last, "interrupted_by_restart", &ir) && json_object_get_boolean(ir)) {
+			/* the update this claimant belongs to died with the previous vlud (update_restore) */
+			log_warning("update.claim of '%s' by pid %d refused: update %" PRId64 " ended when vlud restarted",
+				    name, (int)c->cred.pid, jint(ui->last, "id", 0));
+			return request_error(r, VLU_ERR_PERMISSION_DENIED,
+					     "update %" PRId64 " of '%s' ended when vlud restarted (phase %s): result failed, "
+					     "nothing to claim; the instance is orphaned (instance.register reattach:true), "
+					     "update.status tells what became of the device",
+					     jint(ui->last, "id", 0), name, jstr(ui->last, "phase") ? jstr(ui->last, "phase") : "?");
+		}
+	}
 	if (!u || !u->token_valid || (u->phase != PH_EXEC && u->phase != PH_CLAIM)) {
 		log_warning("update.claim of '%s' by pid %d uid %u refused: no update waiting for a claim", name,
 			    (int)c->cred.pid, (unsigned)c->cred.uid);
@@ -2102,4 +2121,279 @@ void update_instance_gone(struct instance *inst)
 	json_object_put(ui->last);
 	free(ui);
 	inst->update = NULL;
+}
+
+/* ---------------------------------------------------------------- persistence across a restart of vlud
+ *
+ * The running update is part of the state document (daemon/state.h "updates", written by persist.c from
+ * update_persist_record() at every phase change and at the end), and so is each instance's last
+ * verdict ("last_update").  A vlud started after a SIGKILL or a crash finds the record: update_restore()
+ * brings back what it can for the phase the update was in (docs/UPDATE.md "vlud restarted during an
+ * update") and ends the update with a failed verdict. */
+
+/* the record of inst's running update; false when none runs */
+bool update_persist_record(struct instance *inst, struct state_update *ret)
+{
+	struct upd_inst *ui = inst->update;
+	struct update *u = ui ? ui->cur : NULL;
+
+	if (!u || !u->id)
+		return false;
+	memset(ret, 0, sizeof(*ret));
+	snprintf(ret->instance, sizeof(ret->instance), "%s", inst->name);
+	ret->id = u->id;
+	snprintf(ret->mode, sizeof(ret->mode), "%s", mode_name(u->mode));
+	ret->path = u->path;
+	snprintf(ret->phase, sizeof(ret->phase), "%s", phase_names[u->phase]);
+	ret->old_pid = u->old_pid;
+	ret->new_pid = u->new_pid > 0 ? u->new_pid : 0;
+	ret->started_us = now_realtime_us() - (now_monotonic_us() - u->t_start_us);
+	for (unsigned i = 0; i < u->ndevs && i < VLUD_STATE_UPDATE_MAX_DEVS; i++) {
+		struct state_update_dev *d = &ret->devs[ret->n_devs++];
+
+		snprintf(d->name, sizeof(d->name), "%s", u->devs[i].name);
+		/* in phase suspend the SUSPENDs run after this record is written: count them as done (a
+		 * RESUME of a device that is not suspended does nothing, kernel-facts.md 5) */
+		d->suspended = u->devs[i].suspended ||
+			       (u->phase == PH_SUSPEND && has_bf(u->devs[i].backend, VHOST_BACKEND_F_SUSPEND));
+		/* likewise SET_STATUS 0 runs in phase reset, after the record */
+		d->reset = u->path == 'B' && u->phase >= PH_RESET && u->phase != PH_ROLLBACK;
+		d->released = u->devs[i].lost || u->release_us >= 0 || u->claim_job;
+	}
+	return ret->n_devs > 0;
+}
+
+/* inst's last verdict as JSON text for the state (malloc()ed, at most VLUD_STATE_VERDICT_MAX bytes: a
+ * bigger one keeps only its main members, with "truncated":true), NULL when there is none */
+char *update_persist_last(struct instance *inst)
+{
+	static const char *const keep[] = { "instance", "id", "result", "mode", "path", "old_pid", "new_pid",
+					    "restarted_previous", "phase", "interrupted_by_restart", "device_lost" };
+	struct upd_inst *ui = inst->update;
+	_cleanup_json_ json_object *small = NULL;
+	const char *t;
+
+	if (!ui || !ui->last)
+		return NULL;
+	t = json_object_to_json_string_ext(ui->last, JSON_C_TO_STRING_PLAIN);
+	if (t && strlen(t) <= VLUD_STATE_VERDICT_MAX)
+		return strdup(t);
+	small = json_object_new_object();
+	if (!small)
+		return NULL;
+	for (size_t i = 0; i < ELEMENTSOF(keep); i++) {
+		json_object *v;
+
+		if (json_object_object_get_ex(ui->last, keep[i], &v))
+			json_object_object_add(small, keep[i], json_object_get(v));
+	}
+	{
+		const char *e = jstr(ui->last, "error");
+		char eb[1024];
+
+		if (e) {
+			snprintf(eb, sizeof(eb), "%s", e);
+			json_object_object_add(small, "error", json_object_new_string(eb));
+		}
+	}
+	json_object_object_add(small, "truncated", json_object_new_boolean(true));
+	t = json_object_to_json_string_ext(small, JSON_C_TO_STRING_PLAIN);
+	return t && strlen(t) <= VLUD_STATE_VERDICT_MAX ? strdup(t) : NULL;
+}
+
+/* Does process pid hold an fd of the character device rdev?  1 yes, 0 no, -errno unknown. */
+static int pid_holds_rdev(pid_t pid, dev_t rdev)
+{
+	char dir[64];
+	struct dirent *e;
+	int found = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		struct stat st;
+
+		if (e->d_name[0] == '.')
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, 0) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == rdev)
+			found = 1;
+	}
+	closedir(d);
+	return found;
+}
+
+static enum phase phase_by_name(const char *n)
+{
+	for (unsigned i = 0; i < ELEMENTSOF(phase_names); i++)
+		if (phase_names[i] && strcmp(phase_names[i], n) == 0)
+			return (enum phase)i;
+	return PH_DONE;
+}
+
+static bool pid_exists(pid_t pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+#define APPENDF(buf, ...) snprintf((buf) + strlen(buf), sizeof(buf) - strlen(buf), __VA_ARGS__)
+
+/* One update that was running when the previous vlud died (record su of the adopted state). */
+static void restore_one(struct instance *inst, const struct state_update *su)
+{
+	struct upd_inst *ui = ui_get(inst, true);
+	enum phase ph = phase_by_name(su->phase);
+	bool released = false, reset = false, old_owns, resume;
+	json_object *v, *st, *resumed, *lost = NULL;
+	const char *why_owner;
+	char err[1536] = "";
+	char mode_c = su->path;
+
+	if (!ui)
+		return;
+	for (unsigned i = 0; i < su->n_devs; i++) {
+		released |= su->devs[i].released;
+		reset |= su->devs[i].reset;
+	}
+	/* does the old image still own the devices (nothing reset, released or claimed, and in exec mode
+	 * the process has not exec'ed yet: it still holds its own copy of every device)? */
+	old_owns = ph <= PH_CLAIM && !released && !reset;
+	why_owner = "";
+	if (old_owns && strcmp(su->mode, "exec") == 0 && ph >= PH_EXEC) {
+		/* update.exec was sent: the old image may have exec'ed (its device fds closed with CLOEXEC) */
+		for (unsigned i = 0; i < su->n_devs && old_owns; i++) {
+			struct held *h = held_find(inst, su->devs[i].name);
+			int k = h ? pid_holds_rdev(su->old_pid, (dev_t)h->rdev) : -ENOENT;
+
+			if (k <= 0) {
+				old_owns = false;
+				why_owner = k == 0 ? "the old image exec'ed (pid holds no copy of the device)"
+						   : "cannot tell whether the old image exec'ed";
+			}
+		}
+	}
+	resume = old_owns;
+	APPENDF(err, "vlud restarted during the update (phase %s): ", su->phase);
+	if (resume)
+		APPENDF(err, "before the hand-over, the old VMM (pid %d, %s) still owns the device: devices resumed, "
+			     "every fd kept (instance orphaned: reattach with instance.register reattach:true)",
+			(int)su->old_pid, pid_exists(su->old_pid) ? "alive" : "exited");
+	else if (ph >= PH_RESTORE && ph != PH_ROLLBACK)
+		APPENDF(err, "the successor (pid %d, %s) had claimed every fd%s; vlud keeps every fd, the device is "
+			     "as the successor left it",
+			(int)su->new_pid, pid_exists(su->new_pid) ? "alive" : "exited",
+			mode_c == 'C' ? " (path C: a fresh open of the device)" : "");
+	else if (released)
+		APPENDF(err, "path C: vlud had released the old device (reset, unpinned) for the claim; every fd kept, "
+			     "the device is not brought back");
+	else if (reset)
+		APPENDF(err, "path B: vlud had reset the device (status 0) for the successor; every fd kept, the old "
+			     "VMM must re-create its vrings (it was not told)");
+	else
+		APPENDF(err, "%s: devices stay suspended, every fd kept", why_owner);
+
+	st = json_object_new_array();
+	resumed = json_object_new_array();
+	APPENDF(err, ";");
+	for (unsigned i = 0; i < su->n_devs; i++) {
+		const struct state_update_dev *d = &su->devs[i];
+		struct held *h = held_find(inst, d->name);
+		json_object *e = json_object_new_object();
+		uint8_t s = 0;
+		int k = 0;
+
+		json_object_object_add(e, "device", json_object_new_string(d->name));
+		if (!h) {
+			if (!lost)
+				lost = json_object_new_array();
+			json_object_array_add(lost, json_object_new_string(d->name));
+			json_object_object_add(e, "status", NULL);
+			json_object_array_add(st, e);
+			APPENDF(err, " %s: no fd held (%s)", d->name, d->released ? "released and not reopened: device lost"
+										  : "missing from the fd store");
+			continue;
+		}
+		if (resume && d->suspended) {
+			k = ioctl(h->fd, VHOST_VDPA_RESUME) < 0 ? -errno : 0;
+			if (k < 0)
+				log_warning("update %" PRIu64 " of %s: RESUME %s after the restart: %s", su->id, inst->name,
+					    d->name, strerror(-k));
+			else
+				json_object_array_add(resumed, json_object_new_string(d->name));
+		}
+		if (ioctl(h->fd, VHOST_VDPA_GET_STATUS, &s) < 0) {
+			json_object_object_add(e, "status", NULL);
+			APPENDF(err, " %s: status unreadable (%s)", d->name, strerror(errno));
+		} else {
+			json_object_object_add(e, "status", json_object_new_int(s));
+			APPENDF(err, " %s: %s, status 0x%x%s", d->name,
+				resume && d->suspended ? (k < 0 ? "RESUME failed" : "resumed")
+				: d->released	       ? "released, then reopened by vlud (a fresh open)"
+				: d->reset	       ? "reset by vlud"
+				: d->suspended	       ? "suspended by vlud, not resumed"
+						       : "not suspended",
+				s, (s & VIRTIO_CONFIG_S_DRIVER_OK) ? " (DRIVER_OK)" : "");
+		}
+		json_object_array_add(st, e);
+	}
+
+	v = json_object_new_object();
+	json_object_object_add(v, "instance", json_object_new_string(inst->name));
+	json_object_object_add(v, "id", json_object_new_uint64(su->id));
+	json_object_object_add(v, "mode", json_object_new_string(su->mode));
+	json_object_object_add(v, "path", json_object_new_string(path_str(su->path)));
+	json_object_object_add(v, "result", json_object_new_string("failed"));
+	json_object_object_add(v, "old_pid", json_object_new_int(su->old_pid));
+	json_object_object_add(v, "new_pid", su->new_pid ? json_object_new_int(su->new_pid) : NULL);
+	json_object_object_add(v, "restarted_previous", json_object_new_boolean(false));
+	json_object_object_add(v, "interrupted_by_restart", json_object_new_boolean(true));
+	json_object_object_add(v, "phase", json_object_new_string(su->phase));
+	json_object_object_add(v, "resumed", resumed);
+	json_object_object_add(v, "status_after", st);
+	if (lost)
+		json_object_object_add(v, "device_lost", lost);
+	json_object_object_add(v, "total_ms",
+			       json_object_new_double((double)(now_realtime_us() - su->started_us) / 1000.0));
+	json_object_object_add(v, "error", json_object_new_string(err));
+	log_warning("update %" PRIu64 " of %s: failed: %s", su->id, inst->name, err);
+	events_emit("update.completed", inst->name, json_object_get(v));
+	json_object_put(ui->last);
+	ui->last = v;
+}
+
+void update_restore(const struct state_doc *doc)
+{
+	for (size_t i = 0; i < doc->n_instances; i++) {
+		struct instance *inst = instance_find(doc->instances[i].name);
+		struct upd_inst *ui;
+		json_object *v;
+
+		if (!inst || !doc->instances[i].last_update)
+			continue;
+		v = json_tokener_parse(doc->instances[i].last_update);
+		ui = v ? ui_get(inst, true) : NULL;
+		if (!ui) {
+			json_object_put(v);
+			continue;
+		}
+		json_object_put(ui->last);
+		ui->last = v;
+		if (jint(v, "id", 0) >= (int64_t)next_update_id)
+			next_update_id = (uint64_t)jint(v, "id", 0) + 1;
+	}
+	for (size_t i = 0; i < doc->n_updates; i++) {
+		const struct state_update *su = &doc->updates[i];
+		struct instance *inst = instance_find(su->instance);
+
+		if (su->id >= next_update_id)
+			next_update_id = su->id + 1;
+		if (!inst) {
+			log_warning("update %" PRIu64 " of %s was running when vlud died, but the instance is gone", su->id,
+				    su->instance);
+			continue;
+		}
+		restore_one(inst, su);
+	}
 }

@@ -14,6 +14,8 @@
 
 struct request;
 struct instance;
+struct state_doc;
+struct state_update;
 
 int update_cmd_vmm_mappings(struct request *r);
 int update_cmd_start(struct request *r);
@@ -31,5 +33,16 @@ void update_stop_all(const char *why);
 /* an update of inst runs (instance.register reattach, fd.remove, fd.store replace and a VMM's
  * instance.release are refused with Busy meanwhile) */
 bool update_running(const struct instance *inst);
+
+/* persistence (daemon/persist.c builds the state document from these): the record of inst's running
+ * update (false: none runs), and its last verdict as JSON text (malloc()ed, bounded by
+ * VLUD_STATE_VERDICT_MAX; NULL: none) */
+bool update_persist_record(struct instance *inst, struct state_update *ret);
+char *update_persist_last(struct instance *inst);
+/* start-up, after the fds are adopted: the last verdicts come back, and every update that was running
+ * when the previous vlud died ends here: what its phase allows is brought back (devices D suspended
+ * before the hand-over are RESUMEd), the rest reported; a failed verdict ("vlud restarted during the
+ * update (phase X): ...") becomes the instance's last one, logged and emitted as update.completed */
+void update_restore(const struct state_doc *doc);
 
 #endif

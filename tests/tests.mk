@@ -20,7 +20,7 @@ INTEG_DIR  := $(O)/tests/integration
 # test programs: tests/integration/test-*.c, each one binary, linked with the helpers and libvlu
 INTEG_SRCS := $(wildcard $(TOP)/tests/integration/test-*.c)
 INTEG_BINS := $(patsubst $(TOP)/tests/integration/%.c,$(INTEG_DIR)/%,$(INTEG_SRCS))
-INTEG_HELPER_OBJS := $(O)/tests/integration/integ.o
+INTEG_HELPER_OBJS := $(O)/tests/integration/integ.o $(O)/tests/integration/sdstore.o
 # shell tests: tests/integration/test-*.sh, run with the build directory in the environment
 INTEG_SCRIPTS := $(sort $(wildcard $(TOP)/tests/integration/test-*.sh))
 

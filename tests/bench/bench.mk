@@ -17,7 +17,7 @@
 
 BENCH_DIR  := $(O)/bench
 BENCH_BINS := $(O)/bench/bench-fd $(O)/bench/bench-ctl $(O)/bench/bench-report
-BENCH_HELPER_OBJS := $(O)/tests/bench/bstat.o $(O)/tests/integration/integ.o
+BENCH_HELPER_OBJS := $(O)/tests/bench/bstat.o $(O)/tests/integration/integ.o $(O)/tests/integration/sdstore.o
 BENCH_REPS ?= 5
 BENCH_MEMS ?= 64M 256M 1G 2G
 BENCH_VM_MEMORY ?= 4G

@@ -153,31 +153,16 @@ int integ_write_file(const char *path, const char *content)
 	return 0;
 }
 
-/* ---- systemd's side of sd_notify ---- */
+/* ---- systemd's side of sd_notify (sdstore.c; here with a reader thread) ---- */
 
 int integ_notify_open(struct integ_notify *n, const char *dir)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int one = 1;
+	char path[256];
 
 	memset(n, 0, sizeof(*n));
 	pthread_mutex_init(&n->lock, NULL);
-	n->fd = -EBADF;
-	snprintf(n->path, sizeof(n->path), "%s/notify", dir);
-	if (strlen(n->path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, n->path, strlen(n->path) + 1);
-	n->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (n->fd < 0)
-		return -errno;
-	if (bind(n->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int r = -errno;
-		n->fd = safe_close(n->fd);
-		return r;
-	}
-	/* like PID 1: ask for credentials (the daemon may send them) */
-	setsockopt(n->fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one));
-	return 0;
+	snprintf(path, sizeof(path), "%s/notify", dir);
+	return sdstore_open(&n->sd, path);
 }
 
 void integ_notify_close(struct integ_notify *n)
@@ -187,119 +172,14 @@ void integ_notify_close(struct integ_notify *n)
 		pthread_join(n->thread, NULL);
 		n->thread_running = false;
 	}
-	for (size_t i = 0; i < n->n_store; i++)
-		n->store[i].fd = safe_close(n->store[i].fd);
-	n->n_store = 0;
-	n->fd = safe_close(n->fd);
-}
-
-static bool same_file(int a, int b)
-{
-	/* what systemd does: an fd already in the store (same file) is not added twice */
-	return integ_kcmp_file(getpid(), a, getpid(), b) == 0;
-}
-
-static void notify_handle(struct integ_notify *n, char *msg, int *fds, size_t nfds)
-{
-	bool fdstore = false, fdstoreremove = false;
-	char fdname[256] = "stored";
-	size_t used = 0;
-
-	n->n_msgs++;
-	for (char *save = NULL, *line = strtok_r(msg, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		if (strcmp(line, "READY=1") == 0) {
-			n->ready = true;
-			n->n_ready++;
-		} else if (strcmp(line, "STOPPING=1") == 0)
-			n->stopping = true;
-		else if (strcmp(line, "WATCHDOG=1") == 0)
-			n->n_watchdog++;
-		else if (strncmp(line, "STATUS=", 7) == 0)
-			snprintf(n->status, sizeof(n->status), "%s", line + 7);
-		else if (strcmp(line, "FDSTORE=1") == 0)
-			fdstore = true;
-		else if (strcmp(line, "FDSTOREREMOVE=1") == 0)
-			fdstoreremove = true;
-		else if (strncmp(line, "FDNAME=", 7) == 0)
-			snprintf(fdname, sizeof(fdname), "%s", line + 7);
-	}
-	if (fdstoreremove) {
-		size_t j = 0;
-		for (size_t i = 0; i < n->n_store; i++) {
-			if (strcmp(n->store[i].name, fdname) == 0) {
-				n->store[i].fd = safe_close(n->store[i].fd);
-				n->n_removed_total++;
-			} else
-				n->store[j++] = n->store[i];
-		}
-		n->n_store = j;
-	}
-	if (fdstore) {
-		for (size_t i = 0; i < nfds; i++) {
-			bool dup = false;
-			for (size_t k = 0; k < n->n_store; k++)
-				if (same_file(n->store[k].fd, fds[i]))
-					dup = true;
-			if (dup)
-				continue;
-			if (n->n_store >= INTEG_STORE_MAX) {
-				n->n_errors++;
-				continue;
-			}
-			snprintf(n->store[n->n_store].name, sizeof(n->store[0].name), "%s", fdname);
-			n->store[n->n_store++].fd = fds[i];
-			fds[i] = -EBADF;
-			n->n_stored_total++;
-		}
-		used = nfds;
-	}
-	(void)used;
-	close_many(fds, nfds); /* fds not kept (no FDSTORE=1 or duplicates) are closed, like PID 1 */
-}
-
-/* Receive and handle one datagram without waiting: 1 handled, 0 none queued, -errno.  The caller
- * holds n->lock when the reader thread runs (so "queue empty under the lock" means "all handled"). */
-static int notify_recv_one(struct integ_notify *n)
-{
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * VLU_MAX_FDS_PER_MSG) + CMSG_SPACE(sizeof(struct ucred))];
-	} control;
-	char buf[4096];
-	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
-			     .msg_controllen = sizeof(control) };
-	int fds[VLU_MAX_FDS_PER_MSG];
-	size_t nfds = 0;
-	ssize_t len;
-
-	len = recvmsg(n->fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	if (len < 0)
-		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			if (nfds + k > ELEMENTSOF(fds))
-				k = ELEMENTSOF(fds) - nfds;
-			memcpy(fds + nfds, CMSG_DATA(c), k * sizeof(int));
-			nfds += k;
-		}
-	}
-	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-		n->n_errors++;
-		close_many(fds, nfds);
-		return 1;
-	}
-	buf[len] = 0;
-	notify_handle(n, buf, fds, nfds);
-	return 1;
+	sdstore_close(&n->sd);
 }
 
 /* handle everything queued now */
 static void notify_drain(struct integ_notify *n)
 {
 	pthread_mutex_lock(&n->lock);
-	while (notify_recv_one(n) > 0)
+	while (sdstore_recv_one(&n->sd) > 0)
 		;
 	pthread_mutex_unlock(&n->lock);
 }
@@ -309,7 +189,7 @@ static void *notify_thread(void *arg)
 	struct integ_notify *n = arg;
 
 	while (!n->thread_stop) {
-		struct pollfd p = { .fd = n->fd, .events = POLLIN };
+		struct pollfd p = { .fd = n->sd.fd, .events = POLLIN };
 		if (poll(&p, 1, 50) == 1)
 			notify_drain(n);
 	}
@@ -358,8 +238,8 @@ size_t integ_notify_count_prefix(struct integ_notify *n, const char *prefix)
 {
 	size_t c = 0;
 	pthread_mutex_lock(&n->lock);
-	for (size_t i = 0; i < n->n_store; i++)
-		if (strncmp(n->store[i].name, prefix, strlen(prefix)) == 0)
+	for (size_t i = 0; i < n->sd.n_store; i++)
+		if (strncmp(n->sd.store[i].name, prefix, strlen(prefix)) == 0)
 			c++;
 	pthread_mutex_unlock(&n->lock);
 	return c;
@@ -367,11 +247,9 @@ size_t integ_notify_count_prefix(struct integ_notify *n, const char *prefix)
 
 int integ_notify_find(struct integ_notify *n, const char *name)
 {
-	int fd = -ENOENT;
+	int fd;
 	pthread_mutex_lock(&n->lock);
-	for (size_t i = 0; i < n->n_store && fd < 0; i++)
-		if (strcmp(n->store[i].name, name) == 0)
-			fd = n->store[i].fd;
+	fd = sdstore_find(&n->sd, name);
 	pthread_mutex_unlock(&n->lock);
 	return fd;
 }
@@ -465,9 +343,9 @@ int integ_daemon_start(struct integ_daemon *d, const char *dir, const struct int
 	if (o->notify)
 		pthread_mutex_lock(&o->notify->lock); /* released in the parent after fork */
 	if (o->from_store && o->notify)
-		for (size_t i = 0; i < o->notify->n_store && npass < ELEMENTSOF(pass); i++) {
-			pass[npass] = o->notify->store[i].fd;
-			names[npass++] = o->notify->store[i].name;
+		for (size_t i = 0; i < o->notify->sd.n_store && npass < ELEMENTSOF(pass); i++) {
+			pass[npass] = o->notify->sd.store[i].fd;
+			names[npass++] = o->notify->sd.store[i].name;
 		}
 
 	fflush(stdout);
@@ -478,42 +356,21 @@ int integ_daemon_start(struct integ_daemon *d, const char *dir, const struct int
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
-		char fdnames[8192] = "", buf[64];
+		char buf[64];
 		const char *argv[32];
 		size_t argc = 0;
 		int logfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		int hi[ELEMENTSOF(pass)];
 
 		if (logfd >= 0) {
 			dup2(logfd, STDOUT_FILENO);
 			dup2(logfd, STDERR_FILENO);
 		}
-		/* move the passed fds out of the way, then to 3.. (no CLOEXEC) */
-		for (size_t i = 0; i < npass; i++) {
-			hi[i] = fcntl(pass[i], F_DUPFD_CLOEXEC, 1000);
-			if (hi[i] < 0)
-				_exit(120);
-		}
-		for (size_t i = 0; i < npass; i++) {
-			if (dup2(hi[i], 3 + (int)i) < 0)
-				_exit(121);
-			if (i)
-				strncat(fdnames, ":", sizeof(fdnames) - strlen(fdnames) - 1);
-			strncat(fdnames, names[i], sizeof(fdnames) - strlen(fdnames) - 1);
-		}
-		unsetenv("LISTEN_FDS");
-		unsetenv("LISTEN_FDNAMES");
-		unsetenv("LISTEN_PID");
+		/* the passed fds at 3.., LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID (sdstore.c, shared with the rig) */
+		if (sdstore_child_listen_fds(pass, names, npass) < 0)
+			_exit(121);
 		unsetenv("NOTIFY_SOCKET");
-		if (npass) {
-			snprintf(buf, sizeof(buf), "%zu", npass);
-			setenv("LISTEN_FDS", buf, 1);
-			setenv("LISTEN_FDNAMES", fdnames, 1);
-			snprintf(buf, sizeof(buf), "%d", (int)getpid());
-			setenv("LISTEN_PID", buf, 1);
-		}
 		if (o->notify)
-			setenv("NOTIFY_SOCKET", o->notify->path, 1);
+			setenv("NOTIFY_SOCKET", o->notify->sd.path, 1);
 		unsetenv("WATCHDOG_USEC");
 		unsetenv("WATCHDOG_PID");
 		if (o->watchdog_usec) {
@@ -544,8 +401,8 @@ int integ_daemon_wait_ready(struct integ_daemon *d, int timeout_ms)
 		if (!integ_daemon_alive(d))
 			return -ECHILD;
 		if (d->notify) {
-			integ_notify_pump(d->notify, 20, &d->notify->ready);
-			if (d->notify->ready)
+			integ_notify_pump(d->notify, 20, &d->notify->sd.ready);
+			if (d->notify->sd.ready)
 				return 0;
 		} else {
 			int fd = integ_connect(d->sock);

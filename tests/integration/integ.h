@@ -36,24 +36,12 @@ void integ_rmrf(const char *dir);
 int integ_write_file(const char *path, const char *content);
 
 /* ---- systemd's side of sd_notify and the fd store ---- */
-#define INTEG_STORE_MAX 1024
-struct integ_stored {
-	char name[256];
-	int fd; /* owned by the store */
-};
+#include "sdstore.h" /* the receiver and the store itself, shared with the rig's vlu-fdstore */
+#define INTEG_STORE_MAX SDSTORE_MAX
 struct integ_notify {
-	int fd;		/* bound SOCK_DGRAM receiver, owned */
-	char path[256];
-	bool ready, stopping;
-	unsigned n_ready;	/* READY=1 seen (count) */
-	unsigned n_msgs;
-	char status[512];	/* last STATUS= */
-	struct integ_stored store[INTEG_STORE_MAX];
-	size_t n_store;
-	unsigned n_stored_total, n_removed_total, n_errors;
-	unsigned n_watchdog; /* WATCHDOG=1 seen */
+	struct sdstore sd; /* socket, READY/STATUS/..., the stored fds */
 	/* PID 1 reads its notify socket all the time (the kernel queues only net.unix.max_dgram_qlen
-	 * datagrams): a thread does that here; everything above is guarded by lock while it runs */
+	 * datagrams): a thread does that here; sd is guarded by lock while it runs */
 	pthread_mutex_t lock;
 	pthread_t thread;
 	bool thread_running;

@@ -739,7 +739,7 @@ static void test_sigterm(int c)
 	ws = integ_daemon_stop(&D, SIGTERM, 10000);
 	tap_check(ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "sigterm-clean-exit", "wait status 0x%x%s", ws,
 		  ws == -ETIMEDOUT ? " (timed out, killed)" : "");
-	tap_check(N.stopping, "sigterm-stopping-notified", "no STOPPING=1 on NOTIFY_SOCKET");
+	tap_check(N.sd.stopping, "sigterm-stopping-notified", "no STOPPING=1 on NOTIFY_SOCKET");
 	/* the connected client is told: EOF (possibly after a shutdown event) */
 	for (int k = 0; k < 5; k++) {
 		r = integ_recv(c, 2000, &m, NULL, 0, NULL);

@@ -137,9 +137,9 @@ static void check_retrieve(const char *tag, int round)
 		/* the store's copies of h<id> are the same files too */
 		size_t matched = 0;
 		integ_notify_lock(&N);
-		for (size_t k = 0; k < N.n_store; k++)
+		for (size_t k = 0; k < N.sd.n_store; k++)
 			for (int i = 0; i < NFDS; i++)
-				if (integ_kcmp_file(getpid(), N.store[k].fd, getpid(), fds[i]) == 0)
+				if (integ_kcmp_file(getpid(), N.sd.store[k].fd, getpid(), fds[i]) == 0)
 					matched++;
 		integ_notify_unlock(&N);
 		snprintf(t, sizeof(t), "%s-kcmp-fdstore", tag);
@@ -167,7 +167,7 @@ static int restart(const char *dir, int lfd, const char *cfg, unsigned watchdog_
 		.from_store = true, .watchdog_usec = watchdog_usec,
 	};
 	integ_notify_lock(&N);
-	N.ready = false;
+	N.sd.ready = false;
 	integ_notify_unlock(&N);
 	return integ_daemon_start(&D, dir, &o);
 }
@@ -249,9 +249,9 @@ int main(void)
 		/* an fd the state does not name: the restarted daemon must drop it and remove it from the store */
 		int bogus = memfd_create("bogus", MFD_CLOEXEC);
 		integ_notify_lock(&N);
-		if (bogus >= 0 && N.n_store < INTEG_STORE_MAX) {
-			snprintf(N.store[N.n_store].name, sizeof(N.store[0].name), "h999999");
-			N.store[N.n_store++].fd = bogus;
+		if (bogus >= 0 && N.sd.n_store < INTEG_STORE_MAX) {
+			snprintf(N.sd.store[N.sd.n_store].name, sizeof(N.sd.store[0].name), "h999999");
+			N.sd.store[N.sd.n_store++].fd = bogus;
 		}
 		integ_notify_unlock(&N);
 	}
@@ -296,15 +296,15 @@ int main(void)
 	{
 		unsigned w0, w1;
 		integ_notify_lock(&N);
-		w0 = N.n_watchdog;
+		w0 = N.sd.n_watchdog;
 		integ_notify_unlock(&N);
 		usleep(1200000);
 		integ_notify_lock(&N);
-		w1 = N.n_watchdog;
+		w1 = N.sd.n_watchdog;
 		integ_notify_unlock(&N);
 		tap_check(w1 - w0 >= 3, "watchdog-pings", "%u WATCHDOG=1 in 1.2 s with WATCHDOG_USEC=400000 (want >= 3)",
 			  w1 - w0);
-		tap_check(N.status[0] != 0, "status-line", "no STATUS= sent");
+		tap_check(N.sd.status[0] != 0, "status-line", "no STATUS= sent");
 	}
 	integ_notify_pump(&N, 300, NULL);
 	tap_check(integ_notify_count_prefix(&N, "h") == NFDS, "restart2-no-fd-lost", "%zu h* fds in the store",

@@ -23,6 +23,10 @@ $(O)/guest/vlu-devopen: $(O)/libvlu.so
 VM_GUEST_LIBS_vlu-ping := $(VM_GUEST_LIBS_vlu-devopen)
 $(O)/guest/vlu-ping: $(O)/libvlu.so
 
+# vlu-fdstore (the fd-store part of PID 1) shares that code with the host tests' helper
+$(O)/guest/vlu-fdstore: $(O)/tests/integration/sdstore.o
+$(O)/tests/vm/guest/vlu-fdstore.o: ALL_CFLAGS += -I$(TOP)/tests/integration
+
 $(VM_GUEST_BINS): $(O)/guest/%: $(O)/tests/vm/guest/%.o
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(VM_GUEST_LIBS_$*)
