@@ -29,53 +29,8 @@
 UPD_CLAIM_MS=10000	# a slow TCG guest: room for the refused claims before the deadline
 
 start_vlud '"update": { "allow_memlock_raise": true }'
-FD0=$(nfds "$VLUD_PID")
-echo "# vlud $VLUD_PID baseline fds: $FD0"
-
-status() { vctl --json call update.status "{\"instance\":\"$1\"}" > "$2" 2>&1; sed "s/^/[$2] /" "$2"; }
-held() { vctl --json fds "$1" 2> /dev/null | grep -o '"name":"[^"]*"' | wc -l; }
-instate() { vctl --json instances 2> /dev/null | tr -d ' \n' | grep -o "\"name\":\"$1\"[^}]*" | grep -o '"state":"[a-z]*"' | sed 's/.*:"//; s/"//'; }
-devstatus() { vctl --json devices > devices.json 2>&1; sed 's/^/[devices] /' devices.json >&2; jnum devices.json status; }
-# after TAG INSTANCE: release, the device works for a fresh VMM, no fd leaked
-after() {
-	vctl release "$2" > /dev/null 2>&1
-	expect "$1/released" "$?" -eq 0
-	minivmm --vlud "$SOCK" --instance "$1-fresh" --vdpa vdpa0 --mem 16M --duration 2 > "$1-fresh.out" 2> "$1-fresh.log"
-	frc=$?
-	sed "s/^/[$1-fresh] /" "$1-fresh.log" "$1-fresh.out"
-	expect "$1/device-usable-again" "$frc" -eq 0
-	expect "$1/fresh-traffic-none-lost" "$(val "$1-fresh.out" traffic: lost)" -eq 0
-	vctl release "$1-fresh" > /dev/null 2>&1
-	sleep 0.3
-	expect "$1/no-fd-leak-in-daemon" "$(nfds "$VLUD_PID")" -eq "$FD0"
-}
-
-# check_restarted TAG INSTANCE LOGLINE0: the update rolled back by restarting the previous binary; that
-# process owns the instance, pins what the old one pinned, and its traffic (its output is in vlud.log
-# after line LOGLINE0) runs with nothing lost
-check_restarted() {
-	status "$2" "$1.status"
-	expect "$1/rolled-back" "$(jstr "$1.status" result)" = rolled-back
-	if grep -q '"restarted_previous":true' "$1.status"; then t_ok "$1/previous-binary-restarted"; else t_fail "$1/previous-binary-restarted" "not restarted"; fi
-	np=$(jnum "$1.status" new_pid)
-	expect "$1/instance-attached-to-restarted" "$(instate "$2")" = attached
-	if vctl --json instances | tr -d ' \n' | grep -q "\"name\":\"$2\"[^}]*\"pid\":$np[,}]"; then t_ok "$1/instance-pid-is-restarted"; else t_fail "$1/instance-pid-is-restarted" "pid $np"; fi
-	exp=$(jnum "$1.status" expected_kb)
-	expect "$1/restarted-vmpin-is-expected" "$(vmpin "$np")" -eq "$exp"
-	st=$(devstatus)
-	expect "$1/device-driver-ok" "$((${st:-0} & 4))" -eq 4
-	n=0
-	while [ -d "/proc/$np" ] && ! grep -q "successor pid $np ended" vlud.log && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
-	sleep 0.2
-	tail -n +$(($3 + 1)) vlud.log | grep -v '^<' > "$1-restarted.out"
-	sed "s/^/[$1 restarted] /" "$1-restarted.out"
-	expect "$1/restarted-exit-1-update-not-done" "$(sed -n "s/.*successor pid $np ended (status \(0x[0-9a-f]*\)).*/\1/p" vlud.log)" = 0x100
-	expect "$1/restarted-update-recorded-not-ok" "$(val "$1-restarted.out" "update 1:" ok)" -eq 0
-	expect "$1/restarted-only-the-update-failed" "$(grep '^fail:' "$1-restarted.out" | grep -vc 'update 1')" -eq 0
-	expect "$1/traffic-none-lost" "$(val "$1-restarted.out" traffic: lost)" -eq 0
-	expect "$1/traffic-all-echoed" "$(val "$1-restarted.out" traffic: echoed)" -eq "$(val "$1-restarted.out" traffic: sent)"
-	expect "$1/traffic-ran-on-after-restart" "$(val "$1-restarted.out" traffic: sent)" -gt 4000
-}
+# FD0 (the no-client baseline), status, held, instate, devstatus, after, check_restarted
+. /scenarios/lib/faults.sh
 
 # ---- missing binary: refused before anything is touched
 T=missing-binary

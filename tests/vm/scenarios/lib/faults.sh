@@ -1,0 +1,277 @@
+#!/bin/sh
+# lib/faults.sh: the shared code of the update-faults-*.sh scenarios (sourced after lib/update.sh and after
+# start_vlud: . /scenarios/lib/faults.sh).  Sets FD0, vlud's fd count with no client connected (the
+# baseline of every leak check), and defines the end-state checks and the kill-at-each-phase cases
+# (fault_case).  Every case ends with `after`: release, a fresh VMM gets the device, no fd leaked.
+
+FD0=$(nfds "$VLUD_PID")
+echo "# vlud $VLUD_PID baseline fds: $FD0"
+# the fds a minivmm instance holds with vlud (device.open + fd.store), sorted
+FDS_EXPECTED="q0-call q0-kick q1-call q1-kick ram0 vdpa:vdpa0"
+
+status() { vctl --json call update.status "{\"instance\":\"$1\"}" > "$2" 2>&1; sed "s/^/[$2] /" "$2"; }
+held() { vctl --json fds "$1" 2> /dev/null | grep -o '"name":"[^"]*"' | wc -l; }
+held_names() { vctl --json fds "$1" 2> /dev/null | grep -o '"name":"[^"]*"' | sed 's/.*:"//; s/"$//' | sort | tr '\n' ' ' | sed 's/ $//'; }
+instate() { vctl --json instances 2> /dev/null | tr -d ' \n' | grep -o "\"name\":\"$1\"[^}]*" | grep -o '"state":"[a-z]*"' | sed 's/.*:"//; s/"//'; }
+inpid() { vctl --json instances 2> /dev/null | tr -d ' \n' | grep -o "\"name\":\"$1\"[^}]*" | grep -o '"pid":[0-9]*' | sed 's/.*://'; }
+devstatus() { vctl --json devices > devices.json 2>&1; sed 's/^/[devices] /' devices.json >&2; jnum devices.json status; }
+# is_stopped PID: the process is in state T (stopped by SIGSTOP)
+is_stopped() { grep -q '^State:[[:space:]]*T' "/proc/$1/status" 2> /dev/null; }
+# wait_stopped PID [TENTHS]: until PID stops (minivmm's MINIVMM_TEST_STOP_AT) or exits; 0 when stopped
+wait_stopped() {
+	n=0
+	while ! is_stopped "$1" && [ -d "/proc/$1" ] && [ $n -lt "${2:-300}" ]; do sleep 0.1; n=$((n + 1)); done
+	is_stopped "$1"
+}
+# wait_update_end INSTANCE: until update.status says no update is running (30 s at most)
+wait_update_end() {
+	n=0
+	while ! vctl --json call update.status "{\"instance\":\"$1\"}" 2> /dev/null | grep -q '"running":null' && [ $n -lt 300 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+}
+# events_start TAG INSTANCE / events_stop: the instance's events in TAG.events (vluctl events --follow)
+events_start() {
+	# vluctl itself in the background (not the vctl function: that would be a subshell, and killing it
+	# would leave vluctl connected)
+	vluctl --socket "$SOCK" --json events --follow --instance "$2" > "$1.events" 2>&1 &
+	EV_PID=$!
+	n=0
+	while [ ! -s "$1.events" ] && [ $n -lt 5 ]; do sleep 0.1; n=$((n + 1)); done
+}
+events_stop() {
+	[ -n "$EV_PID" ] || return 0
+	kill "$EV_PID" 2> /dev/null
+	wait "$EV_PID" 2> /dev/null
+	EV_PID=
+}
+# event_has TAG NAME PATTERN: an event NAME of TAG.events whose line matches PATTERN (grep -E)
+event_has() { grep "\"event\":\"$2\"" "$1.events" 2> /dev/null | grep -Eq "$3"; }
+
+# fds_kept TAG INSTANCE: vlud still holds every fd of the instance, by name and count
+fds_kept() {
+	expect "$1/fds-kept-names" "$(held_names "$2" | tr ' ' ,)" = "$(echo "$FDS_EXPECTED" | tr ' ' ,)"
+	expect "$1/fds-kept-count" "$(held "$2")" -eq 6
+}
+
+# after TAG INSTANCE: release, the device works for a fresh VMM, no fd leaked
+after() {
+	vctl release "$2" > /dev/null 2>&1
+	expect "$1/released" "$?" -eq 0
+	minivmm --vlud "$SOCK" --instance "$1-fresh" --vdpa vdpa0 --mem 16M --duration 2 > "$1-fresh.out" 2> "$1-fresh.log"
+	frc=$?
+	sed "s/^/[$1-fresh] /" "$1-fresh.log" "$1-fresh.out"
+	expect "$1/device-usable-again" "$frc" -eq 0
+	expect "$1/fresh-traffic-none-lost" "$(val "$1-fresh.out" traffic: lost)" -eq 0
+	vctl release "$1-fresh" > /dev/null 2>&1
+	sleep 0.3
+	expect "$1/no-fd-leak-in-daemon" "$(nfds "$VLUD_PID")" -eq "$FD0"
+}
+
+# check_restarted TAG INSTANCE LOGLINE0 [MIN-SENT]: the update rolled back by restarting the previous binary;
+# that process owns the instance, pins what the old one pinned, and its traffic (its output is in vlud.log
+# after line LOGLINE0) runs with nothing lost (MIN-SENT frames in all, default 4000: it ran on after the restart)
+check_restarted() {
+	status "$2" "$1.status"
+	expect "$1/rolled-back" "$(jstr "$1.status" result)" = rolled-back
+	if grep -q '"restarted_previous":true' "$1.status"; then t_ok "$1/previous-binary-restarted"; else t_fail "$1/previous-binary-restarted" "not restarted"; fi
+	np=$(jnum "$1.status" new_pid)
+	expect "$1/instance-attached-to-restarted" "$(instate "$2")" = attached
+	expect "$1/instance-pid-is-restarted" "$(inpid "$2")" = "$np"
+	exp=$(jnum "$1.status" expected_kb)
+	expect "$1/restarted-vmpin-is-expected" "$(vmpin "$np")" -eq "$exp"
+	st=$(devstatus)
+	expect "$1/device-driver-ok" "$((${st:-0} & 4))" -eq 4
+	n=0
+	while [ -d "/proc/$np" ] && ! grep -q "successor pid $np ended" vlud.log && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+	sleep 0.2
+	tail -n +$(($3 + 1)) vlud.log | grep -v '^<' > "$1-restarted.out"
+	sed "s/^/[$1 restarted] /" "$1-restarted.out"
+	expect "$1/restarted-exit-1-update-not-done" "$(sed -n "s/.*successor pid $np ended (status \(0x[0-9a-f]*\)).*/\1/p" vlud.log)" = 0x100
+	expect "$1/restarted-update-recorded-not-ok" "$(val "$1-restarted.out" "update 1:" ok)" -eq 0
+	expect "$1/restarted-only-the-update-failed" "$(grep '^fail:' "$1-restarted.out" | grep -vc 'update 1')" -eq 0
+	expect "$1/traffic-none-lost" "$(val "$1-restarted.out" traffic: lost)" -eq 0
+	expect "$1/traffic-all-echoed" "$(val "$1-restarted.out" traffic: echoed)" -eq "$(val "$1-restarted.out" traffic: sent)"
+	expect "$1/traffic-ran-on-after-restart" "$(val "$1-restarted.out" traffic: sent)" -gt "${4:-4000}"
+}
+
+# ---- the kill-at-each-phase matrix (update-faults-phases-*.sh)
+#
+# fault_case MODE WHO POINT [PATH]: a minivmm runs traffic; an update (MODE exec|transfer, PATH default auto)
+# starts; the process WHO (old: the registered VMM, new: the new image / the successor) stops itself at
+# POINT (MINIVMM_TEST_STOP_AT, clients/minivmm/vlud.c) and is killed there with SIGKILL.  WHO=old with
+# POINT claimed|ready (transfer mode): the successor stops there and the old VMM, running, is killed; the
+# successor is then continued and must complete the update.  The end state asserted is docs/UPDATE.md's
+# rollback table: the result and the phase of the verdict, who owns the instance, the device status, the
+# owner's VmPin, its traffic, the event that says what vlud did, every fd kept; then `after`.
+#
+# Durations: the old VMM runs FAULT_DUR seconds (the deadline travels in minivmm's state: a restarted
+# previous binary or a successor ends at the same time); the traffic check asks for frames the stopped
+# VMM could not have sent before the stop (it stops within ~2 s of its start: 1000 frames/s).
+FAULT_DUR=${FAULT_DUR:-12}
+FAULT_MIN_SENT=${FAULT_MIN_SENT:-4000}
+FAULT_N=0
+
+fault_case() {
+	mode=$1 who=$2 point=$3 fpath=${4:-auto}
+	FAULT_N=$((FAULT_N + 1))
+	T=$mode-$who-$point
+	[ "$fpath" != auto ] && T=$T-$fpath
+	I=ph$FAULT_N
+	echo "# ---- $T: $mode mode, the ${who} process killed at '$point' (path $fpath)"
+	L0=$(wc -l < vlud.log)
+	events_start "$T" "$I"
+	SUCC=
+	if [ "$who" = old ] || [ "$mode" = exec ]; then
+		# exec mode: the new image inherits the environment (execv), so the old VMM carries the stop point
+		# for it too; vlud starts a restarted previous binary with its own environment (no stop point)
+		export MINIVMM_TEST_STOP_AT="$point"
+		[ "$mode" = transfer ] && [ "$point" != save ] && unset MINIVMM_TEST_STOP_AT
+	fi
+	start_vmm "$T" "$I" --mem 32M --duration "$FAULT_DUR"
+	unset MINIVMM_TEST_STOP_AT
+	OLD=$VMM_PID
+	pin0=$(vmpin "$OLD")
+	if [ "$mode" = transfer ] && [ "$point" != save ]; then
+		# transfer mode: a successor named by pid (vlud's spawned successors get a fixed environment, without
+		# the stop point): a shell that becomes minivmm (same pid) with the token of update.start's reply
+		rm -f "$T.fifo"
+		mkfifo "$T.fifo"
+		MINIVMM_TEST_STOP_AT=$point sh -c "read tok < $T.fifo; VLU_UPDATE_TOKEN=\$tok exec minivmm --vlud $SOCK --instance $I --vdpa vdpa0 --mem 32M" \
+			> "$T-succ.out" 2> "$T-succ.log" &
+		SUCC=$!
+		vctl --json call update.start "{\"instance\":\"$I\",\"mode\":\"transfer\",\"path\":\"$fpath\",\"successor_pid\":$SUCC,\"wait\":false}" > "$T.reply" 2>&1
+		expect "$T/started" "$?" -eq 0
+		jstr "$T.reply" token > "$T.fifo"
+	else
+		vctl --json call update.start "{\"instance\":\"$I\",\"mode\":\"$mode\",\"path\":\"$fpath\",\"wait\":false}" > "$T.reply" 2>&1
+		expect "$T/started" "$?" -eq 0
+	fi
+	sed "s/^/[$T reply] /" "$T.reply"
+	upath=$(jstr "$T.reply" path)
+	if [ "$who" = new ] && [ -n "$SUCC" ]; then STOPPED=$SUCC; elif [ "$who" = new ]; then STOPPED=$OLD; elif [ -n "$SUCC" ]; then STOPPED=$SUCC; else STOPPED=$OLD; fi
+	if wait_stopped "$STOPPED"; then t_ok "$T/stopped-at-$point"; else t_fail "$T/stopped-at-$point" "pid $STOPPED did not stop"; fi
+	status "$I" "$T.status0"
+	ph0=$(jstr "$T.status0" phase)
+	echo "# $T: update in phase $ph0 (path $upath) when pid $STOPPED stopped at $point"
+	if [ "$who" = old ] && [ "$point" = claim ]; then
+		# transfer mode: the old VMM dies while its successor has not claimed yet (stopped before it
+		# connects): the update fails (nobody to hand the device to: D RESUMEs, instance orphaned, every fd
+		# kept); the successor, continued, has its claim refused (the token died with the rollback)
+		kill -KILL "$OLD"
+		wait "$OLD" 2> /dev/null
+		wait_update_end "$I"
+		status "$I" "$T.status"
+		expect "$T/result-failed" "$(jstr "$T.status" result)" = failed
+		if grep -q "VMM process $OLD exited in phase claim" "$T.status"; then t_ok "$T/reason-phase-claim"; else t_fail "$T/reason-phase-claim" "reason"; fi
+		if grep -q "devices resumed, every fd kept" "$T.status"; then t_ok "$T/reason-resumed-fds-kept"; else t_fail "$T/reason-resumed-fds-kept" "reason"; fi
+		kill -CONT "$SUCC"
+		wait "$SUCC"
+		expect "$T/late-successor-fails" "$?" -ne 0
+		sed "s/^/[$T succ] /" "$T-succ.log"
+		if grep -q "vlud update.claim: .*PermissionDenied" "$T-succ.log"; then t_ok "$T/late-claim-refused"; else t_fail "$T/late-claim-refused" "no refusal in the successor's log"; fi
+		expect "$T/instance-orphaned" "$(instate "$I")" = orphaned
+		st=$(devstatus)
+		expect "$T/device-resumed-driver-ok" "$((${st:-0} & 4))" -eq 4
+		if event_has "$T" update.completed '"result":"failed"'; then t_ok "$T/event-completed-failed"; else t_fail "$T/event-completed-failed" "no event"; fi
+	elif [ "$who" = old ] && [ -n "$SUCC" ]; then
+		# the old VMM dies once the successor has claimed: the update goes on without it
+		kill -KILL "$OLD"
+		wait "$OLD" 2> /dev/null
+		sleep 0.5
+		status "$I" "$T.status1"
+		expect "$T/old-death-after-claim-ignored" "$(jstr "$T.status1" phase)" = "$ph0"
+		kill -CONT "$SUCC"
+		wait_update_end "$I"
+		fault_succ_completes
+	else
+		kill -KILL "$STOPPED"
+		[ "$STOPPED" = "$OLD" ] && wait "$OLD" 2> /dev/null
+		[ -n "$SUCC" ] && wait "$SUCC" 2> /dev/null
+		wait_update_end "$I"
+		status "$I" "$T.status"
+		if [ "$point" = save ]; then
+			fault_orphaned
+		elif [ "$mode" = exec ]; then
+			case $point in exec | claim) ph='exec' ;; *) ph='restore' ;; esac
+			if grep -q "exited in phase $ph" "$T.status"; then t_ok "$T/reason-phase-$ph"; else t_fail "$T/reason-phase-$ph" "reason"; fi
+			if event_has "$T" update.restarting-previous '"pid":[0-9]+'; then t_ok "$T/event-restarting-previous"; else t_fail "$T/event-restarting-previous" "no event"; fi
+			check_restarted "$T" "$I" "$L0" "$FAULT_MIN_SENT"
+			if event_has "$T" update.rolled-back '"restarted_previous":true'; then t_ok "$T/event-rolled-back-restarted"; else t_fail "$T/event-rolled-back-restarted" "no event"; fi
+		else
+			fault_old_takes_back
+		fi
+	fi
+	events_stop
+	sed "s/^/[$T events] /" "$T.events"
+	fds_kept "$T" "$I"
+	after "$T" "$I"
+}
+
+# the VMM died before it saved (phase save): D RESUMEd, the instance is orphaned with every fd, no VMM runs it
+fault_orphaned() {
+	expect "$T/result-failed" "$(jstr "$T.status" result)" = failed
+	if grep -q "exited in phase save" "$T.status"; then t_ok "$T/reason-phase-save"; else t_fail "$T/reason-phase-save" "reason"; fi
+	if grep -q "devices resumed, every fd kept" "$T.status"; then t_ok "$T/reason-resumed-fds-kept"; else t_fail "$T/reason-resumed-fds-kept" "reason"; fi
+	expect "$T/instance-orphaned" "$(instate "$I")" = orphaned
+	st=$(devstatus)
+	expect "$T/device-resumed-driver-ok" "$((${st:-0} & 4))" -eq 4
+	if event_has "$T" update.completed '"result":"failed"'; then t_ok "$T/event-completed-failed"; else t_fail "$T/event-completed-failed" "no event"; fi
+	# nobody but vlud holds the instance: its fds (6) over the baseline, no connection, no pidfd
+	events_stop
+	expect "$T/daemon-fds-baseline-plus-held" "$(nfds "$VLUD_PID")" -eq $((FD0 + 6))
+}
+
+# transfer mode, the successor died: the old VMM (alive) has the device back and runs on
+fault_old_takes_back() {
+	case $point in claim) ph='claim' ;; *) ph='restore' ;; esac
+	expect "$T/rolled-back" "$(jstr "$T.status" result)" = rolled-back
+	if grep -q "successor $SUCC exited in phase $ph" "$T.status"; then t_ok "$T/reason-phase-$ph"; else t_fail "$T/reason-phase-$ph" "reason"; fi
+	expect "$T/instance-attached" "$(instate "$I")" = attached
+	expect "$T/instance-pid-is-old" "$(inpid "$I")" = "$OLD"
+	exp=$(jnum "$T.status" expected_kb)
+	expect "$T/expected-is-guest-ram" "$exp" -eq 32768
+	expect "$T/old-vmpin-is-expected" "$(vmpin "$OLD")" -eq "$exp"
+	expect "$T/old-vmpin-as-before" "$(vmpin "$OLD")" -eq "$pin0"
+	st=$(devstatus)
+	expect "$T/device-driver-ok" "$((${st:-0} & 4))" -eq 4
+	if [ "$upath" = C ] && [ "$ph" = restore ]; then
+		# path C after the claim: vlud released and reopened the device; the old VMM re-pinned it
+		if event_has "$T" update.rolled-back '"brought_back":true'; then t_ok "$T/event-brought-back"; else t_fail "$T/event-brought-back" "no event"; fi
+	elif event_has "$T" update.rolled-back '"reason"'; then
+		t_ok "$T/event-rolled-back"
+	else
+		t_fail "$T/event-rolled-back" "no event"
+	fi
+	wait_vmm "$T"
+	sed "s/^/[$T succ] /" "$T-succ.log"
+	expect "$T/old-update-recorded-not-ok" "$(val "$T.out" "update 1:" ok)" -eq 0
+	expect "$T/old-only-the-update-failed" "$(grep '^fail:' "$T.out" | grep -vc 'update 1')" -eq 0
+	expect "$T/old-traffic-none-lost" "$(val "$T.out" traffic: lost)" -eq 0
+	expect "$T/old-traffic-all-echoed" "$(val "$T.out" traffic: echoed)" -eq "$(val "$T.out" traffic: sent)"
+	expect "$T/old-traffic-ran-on" "$(val "$T.out" traffic: sent)" -gt "$FAULT_MIN_SENT"
+}
+
+# transfer mode, the old VMM died after the successor's claim: the successor completes the update
+fault_succ_completes() {
+	status "$I" "$T.status"
+	expect "$T/result-ok" "$(jstr "$T.status" result)" = ok
+	expect "$T/new-pid-is-successor" "$(jnum "$T.status" new_pid)" -eq "$SUCC"
+	expect "$T/instance-attached" "$(instate "$I")" = attached
+	expect "$T/instance-pid-is-successor" "$(inpid "$I")" = "$SUCC"
+	exp=$(jnum "$T.status" expected_kb)
+	expect "$T/expected-is-guest-ram" "$exp" -eq 32768
+	expect "$T/successor-vmpin-is-expected" "$(vmpin "$SUCC")" -eq "$exp"
+	st=$(devstatus)
+	expect "$T/device-driver-ok" "$((${st:-0} & 4))" -eq 4
+	if event_has "$T" update.completed '"result":"ok"'; then t_ok "$T/event-completed-ok"; else t_fail "$T/event-completed-ok" "no event"; fi
+	wait "$SUCC"
+	src=$?
+	sed "s/^/[$T succ] /" "$T-succ.log" "$T-succ.out"
+	expect "$T/successor-exit-0" "$src" -eq 0
+	expect "$T/successor-update-ok" "$(val "$T-succ.out" "update 1:" ok)" -eq 1
+	expect "$T/successor-traffic-none-lost" "$(val "$T-succ.out" traffic: lost)" -eq 0
+	expect "$T/successor-traffic-all-echoed" "$(val "$T-succ.out" traffic: echoed)" -eq "$(val "$T-succ.out" traffic: sent)"
+	expect "$T/successor-traffic-ran-on" "$(val "$T-succ.out" traffic: sent)" -gt "$FAULT_MIN_SENT"
+}
