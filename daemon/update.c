@@ -377,6 +377,15 @@ static void update_free(struct update *u)
 
 /* ---------------------------------------------------------------- the verdict and the end */
 
+/* a device lacks SUSPEND: the update runs without suspending it (allowed by allow_disruptive, path C) */
+static bool update_disruptive(const struct update *u)
+{
+	for (unsigned i = 0; i < u->ndevs; i++)
+		if (!(u->devs[i].backend & (1ULL << VHOST_BACKEND_F_SUSPEND)))
+			return true;
+	return false;
+}
+
 static json_object *verdict(struct update *u, const char *result)
 {
 	json_object *d = event_base(u), *vp = json_object_new_object(), *st = json_object_new_array();
@@ -384,6 +393,7 @@ static json_object *verdict(struct update *u, const char *result)
 
 	json_object_object_add(d, "result", json_object_new_string(result));
 	json_object_object_add(d, "path_reason", json_object_new_string(u->path_reason));
+	json_object_object_add(d, "disruptive", json_object_new_boolean(update_disruptive(u)));
 	json_object_object_add(d, "old_pid", json_object_new_int(u->old_pid));
 	json_object_object_add(d, "new_pid", u->new_pid ? json_object_new_int(u->new_pid) : NULL);
 	json_object_object_add(d, "restarted_previous", json_object_new_boolean(u->restarted));
@@ -1327,6 +1337,9 @@ int update_cmd_start(struct request *r)
 		json_object *d = event_base(u);
 
 		json_object_object_add(d, "release", json_object_new_boolean(u->path == 'C' && u->mode == MODE_TRANSFER));
+		/* false in a disruptive update: a device without SUSPEND runs on (the VMM's saved vring bases
+		 * are a snapshot of a running device) */
+		json_object_object_add(d, "suspended", json_object_new_boolean(!update_disruptive(u)));
 		tell(u, u->old_conn, "update.save", d);
 	}
 	if (wait) {

@@ -14,6 +14,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "minivmm.h"
@@ -79,6 +80,42 @@ int mv_link_open_device(struct mv_vmm *v)
 	return mv_vdev_adopt(&v->dev, fd, path);	/* takes fd */
 }
 
+/* Test knob for the rig (tests/vm/scenarios/update-verify.sh, docs/MINIVMM.md): MINIVMM_TEST_DECLARE makes
+ * vmm.mappings declare something false, so that vlud's preflight sees a VmPin that does not match the
+ * declaration:  "va"  declare the device's pinning "va" whatever it is;  "extra-mib=N"  declare one more
+ * mapping of N MiB (memfd ram0, offset 0, at the IOVA after the last range) that is never mapped.
+ * Anything else: logged and ignored.  Sets *pinning; adds to maps. */
+static void test_declare(struct mv_vmm *v, json_object *maps, const char **pinning)
+{
+	const char *e = getenv("MINIVMM_TEST_DECLARE");
+	unsigned long mib;
+	char *end;
+
+	if (!e)
+		return;
+	if (strcmp(e, "va") == 0) {
+		mv_log("test: declaring pinning \"va\" (MINIVMM_TEST_DECLARE=va; really %s)", *pinning);
+		*pinning = "va";
+		return;
+	}
+	if (strncmp(e, "extra-mib=", 10) == 0 && (mib = strtoul(e + 10, &end, 10)) > 0 && !*end && mib <= (1UL << 20) &&
+	    v->mem.nmaps > 0) {
+		const struct mv_map *last = &v->mem.maps[v->mem.nmaps - 1];
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "iova", json_object_new_int64((int64_t)(last->iova + last->size)));
+		json_object_object_add(o, "size", json_object_new_int64((int64_t)mib << 20));
+		json_object_object_add(o, "memfd", json_object_new_string("ram0"));
+		json_object_object_add(o, "offset", json_object_new_int64(0));
+		json_object_object_add(o, "uaddr", json_object_new_int64((int64_t)(uintptr_t)v->mem.base));
+		json_object_object_add(o, "perm", json_object_new_string("rw"));
+		json_object_array_add(maps, o);
+		mv_log("test: declaring %lu MiB more than mapped (MINIVMM_TEST_DECLARE=%s)", mib, e);
+		return;
+	}
+	mv_log("test: MINIVMM_TEST_DECLARE=%s not understood (va, extra-mib=N): ignored", e);
+}
+
 int mv_link_store(struct mv_vmm *v)
 {
 	_cleanup_json_ json_object *args = json_object_new_object(), *ret = NULL;
@@ -107,8 +144,13 @@ int mv_link_store(struct mv_vmm *v)
 									 m->perm == VHOST_ACCESS_RO ? "ro" : "wo"));
 		json_object_array_add(maps, o);
 	}
-	json_object_object_add(d, "name", json_object_new_string(v->dev_fd_name));
-	json_object_object_add(d, "pinning", json_object_new_string(v->va_mode ? "va" : "pa"));
+	{
+		const char *pinning = v->va_mode ? "va" : "pa";
+
+		test_declare(v, maps, &pinning);
+		json_object_object_add(d, "name", json_object_new_string(v->dev_fd_name));
+		json_object_object_add(d, "pinning", json_object_new_string(pinning));
+	}
 	json_object_array_add(devs, d);
 	json_object_object_add(args, "mappings", maps);
 	json_object_object_add(args, "devices", devs);

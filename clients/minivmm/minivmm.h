@@ -71,6 +71,7 @@ struct mv_mem {
 	uint8_t *base;		/* MAP_SHARED mapping of the whole memfd in this image */
 	unsigned nmaps;
 	struct mv_map maps[MV_MAX_MAPS];
+	bool test_map_short;	/* test knob MINIVMM_TEST_MAP_SHORT, new image only (mem.c, vdev.c) */
 };
 
 void mv_mem_init(struct mv_mem *m);

@@ -206,9 +206,13 @@ int mv_update_quiesce(struct mv_vmm *v, char path, unsigned flags)
 			mv_log("SUSPEND: %s", strerror(-r));
 			return r;
 		}
-	}
+	} else if (!(v->dev.backend_offered & MV_BF(SUSPEND)))
+		/* disruptive update (vlud's allow_disruptive): nobody can suspend this device; it runs on until
+		 * its release (path C) resets it, so the vring bases read below are only a snapshot: the new
+		 * image takes the bases from the used rings instead (mv_update_takeover) */
+		mv_log("update: the device has no SUSPEND and keeps running (disruptive update)");
 	u->t_suspend_us = mv_now_us();
-	v->suspended = true;
+	v->suspended = true;	/* the datapath stops (main.c); the device is suspended if it offers SUSPEND */
 	/* the device completes nothing more: take what it completed before */
 	mv_dp_reap(v, u->t_suspend_us);
 	u->inflight_at_suspend = mv_traffic_inflight(&s->traffic);
@@ -303,7 +307,8 @@ int mv_update_rollback(struct mv_vmm *v)
 			r = mv_vdev_driver_ok(&v->dev);
 		if (r < 0)
 			mv_log("rollback (re-create vrings): %s", strerror(-r));
-	} else if (v->suspended) {
+	} else if (v->suspended && (v->dev.backend_offered & MV_BF(SUSPEND))) {
+		/* (a device without SUSPEND was never suspended: nothing to resume) */
 		r = mv_vdev_resume(&v->dev);
 		if (r < 0)
 			mv_log("rollback RESUME: %s", strerror(-r));
@@ -432,6 +437,19 @@ int mv_update_takeover(struct mv_vmm *v, unsigned flags)
 		goto fail;
 	v->dev.features = s->features;
 	v->dev.backend_acked = s->backend_acked;
+	if (path == 'C' && !(v->dev.backend_offered & MV_BF(SUSPEND))) {
+		/* disruptive update: the old device was never suspended and ran on after the save until its
+		 * release reset it (before we got this fresh fd), so the saved bases are stale.  Where it stopped
+		 * is in guest RAM: the used rings (an in-order device like vdpa_sim completes every descriptor it
+		 * takes: last_avail_idx == used->idx).  Completions after our saved shadows are reaped as usual. */
+		for (unsigned q = 0; q < MV_NQ; q++) {
+			uint16_t used = __atomic_load_n(&v->vq[q].used->idx, __ATOMIC_ACQUIRE);
+
+			mv_log("update: no SUSPEND (disruptive): vring %u base %u from the used ring (saved %u)", q, used,
+			       bases[q]);
+			bases[q] = used;
+		}
+	}
 
 	r = path == 'C' ? mv_vdev_set_owner(&v->dev) : mv_vdev_new_owner(&v->dev);
 	if (r < 0) {

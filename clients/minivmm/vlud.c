@@ -173,6 +173,18 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 			(void)mv_vdev_adopt(&v->dev, fd, path);
 		}
 	}
+	if (v->dev.fd < 0) {
+		/* transfer mode, path C, the update failed after the successor's claim and vlud does not hand
+		 * the device back (the successor still holds it, or it is lost): guest RAM and the eventfds are
+		 * the successor's too, so our datapath must never run again (nor drain: its call eventfds).  Stop. */
+		mv_log("update failed and the device is not ours any more: stopping");
+		u->error = err;
+		s->nupdates++;
+		upd_active = false;
+		v->o.drain_ms = 0;
+		v->stop = true;
+		return;
+	}
 	if (jbool(data, "reinit"))
 		v->was_reset = true;	/* path B: vlud reset the device; re-create the vrings from the bases */
 	if (jbool(data, "reopened"))
