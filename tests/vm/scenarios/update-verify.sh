@@ -52,6 +52,7 @@ for T in declare-va declare-extra; do
 	wait_vmm $T
 	traffic_ran_on $T
 	vctl release vm0 > /dev/null 2>&1
+	sleep 0.5	# the release closes the held fds off vlud's loop
 done
 
 # ---- exec mode: the new image pins one range less than declared
