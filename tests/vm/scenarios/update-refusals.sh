@@ -9,8 +9,8 @@
 #            refused Busy; the running update is not disturbed: it goes on to commit (result ok)
 #   no-mappings  a VMM that holds the device but never declared vmm.mappings (vlu-devopen --hold): refused
 #            Unsupported (guest memory not known to be in a stored memfd); device status and fds unchanged
-# Not provoked here: the VmPin-vs-declared-mappings mismatch (minivmm declares its pinning from its own
-# measured VmPin, vlu-devopen sends no vmm.mappings; nothing in the rig can declare a wrong mapping table).
+# The VmPin-vs-declared-mappings refusal is in update-verify.sh (minivmm's MINIVMM_TEST_DECLARE knob), the
+# no-SUSPEND ones in update-nosuspend.sh.
 # flavour: debian
 # modules: stock
 # use_va: 0
