@@ -249,8 +249,10 @@ void persist_update_changed(void)
 /* what build_doc allocated (the rest is borrowed from the live tables) */
 static void doc_free(struct state_doc *doc)
 {
-	for (size_t i = 0; doc->instances && i < doc->n_instances; i++)
+	for (size_t i = 0; doc->instances && i < doc->n_instances; i++) {
 		free(doc->instances[i].last_update);
+		free(doc->instances[i].mappings);
+	}
 	free(doc->instances);
 	free(doc->fds);
 	free(doc->updates);
@@ -279,6 +281,7 @@ static int build_doc(struct state_doc *doc)
 		si->orphaned = inst->state == INSTANCE_ORPHANED;
 		si->orphaned_us = inst->orphaned_us;
 		si->last_update = update_persist_last(inst); /* NULL: none (or no memory: not kept) */
+		si->mappings = update_persist_mappings(inst);
 		doc->n_instances = ni; /* doc_free frees the verdicts so far if the next step fails */
 		if (update_persist_record(inst, &doc->updates[doc->n_updates]))
 			doc->n_updates++;

@@ -38,12 +38,12 @@ bool state_phase_known(const char *phase)
 	return false;
 }
 
-/* a verdict as stored: one JSON object of at most VLUD_STATE_VERDICT_MAX bytes */
-static json_object *verdict_parse(const char *text)
+/* a verdict or mapping table as stored: one JSON object of at most max bytes */
+static json_object *object_parse(const char *text, size_t max)
 {
 	json_object *v;
 
-	if (!text || strlen(text) > VLUD_STATE_VERDICT_MAX)
+	if (!text || strlen(text) > max)
 		return NULL;
 	v = json_tokener_parse(text);
 	if (v && !json_object_is_type(v, json_type_object)) {
@@ -104,11 +104,19 @@ int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len
 		if (r < 0)
 			return -ENOMEM;
 		if (si->last_update) {
-			json_object *v = verdict_parse(si->last_update);
+			json_object *v = object_parse(si->last_update, VLUD_STATE_VERDICT_MAX);
 
 			if (!v)
 				return -EINVAL;
 			if (add(o, "last_update", v) < 0)
+				return -ENOMEM;
+		}
+		if (si->mappings) {
+			json_object *v = object_parse(si->mappings, VLUD_STATE_MAPPINGS_MAX);
+
+			if (!v)
+				return -EINVAL;
+			if (add(o, "mappings", v) < 0)
 				return -ENOMEM;
 		}
 	}
@@ -206,8 +214,10 @@ void state_doc_done(struct state_doc *doc)
 		free(doc->fds[i].path);
 	}
 	free(doc->fds);
-	for (size_t i = 0; i < doc->n_instances; i++)
+	for (size_t i = 0; i < doc->n_instances; i++) {
 		free(doc->instances[i].last_update);
+		free(doc->instances[i].mappings);
+	}
 	free(doc->instances);
 	free(doc->updates);
 	*doc = (struct state_doc){};
@@ -271,11 +281,29 @@ static int get_opt_str(json_object *o, const char *k, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* optional member k: an object of at most max bytes as plain JSON text (*ret malloc()ed), or absent */
+static int get_opt_object(json_object *o, const char *k, size_t max, char **ret)
+{
+	json_object *b;
+	const char *text;
+
+	if (!json_object_object_get_ex(o, k, &b))
+		return 0;
+	if (!json_object_is_type(b, json_type_object))
+		return -EINVAL;
+	text = json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN);
+	if (!text || strlen(text) > max)
+		return -EINVAL;
+	*ret = strdup(text);
+	return *ret ? 0 : -ENOMEM;
+}
+
 static int parse_instance(json_object *o, struct state_instance *si)
 {
 	uint64_t u;
 	int64_t i;
 	json_object *b;
+	int r;
 
 	if (!json_object_is_type(o, json_type_object))
 		return -EINVAL;
@@ -298,19 +326,10 @@ static int parse_instance(json_object *o, struct state_instance *si)
 	si->orphaned = json_object_get_boolean(b);
 	if (get_i64(o, "orphaned_us", &si->orphaned_us) < 0)
 		return -EINVAL;
-	if (json_object_object_get_ex(o, "last_update", &b)) {
-		const char *text;
-
-		if (!json_object_is_type(b, json_type_object))
-			return -EINVAL;
-		text = json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN);
-		if (!text || strlen(text) > VLUD_STATE_VERDICT_MAX)
-			return -EINVAL;
-		si->last_update = strdup(text);
-		if (!si->last_update)
-			return -ENOMEM;
-	}
-	return 0;
+	r = get_opt_object(o, "last_update", VLUD_STATE_VERDICT_MAX, &si->last_update);
+	if (r < 0)
+		return r;
+	return get_opt_object(o, "mappings", VLUD_STATE_MAPPINGS_MAX, &si->mappings);
 }
 
 static int get_bool(json_object *o, const char *k, bool *ret)

@@ -11,7 +11,8 @@
  *    "updates"?:[{"instance","id","mode","path","phase","old_pid","new_pid","started_us",
  *                 "devices":[{"name","suspended","reset","released"}]}]}
  * then optional whitespace.  An instance may carry "last_update":{...} (the verdict of its last update,
- * at most VLUD_STATE_VERDICT_MAX bytes as JSON).  "updates" (a live update running when the document was
+ * at most VLUD_STATE_VERDICT_MAX bytes as JSON) and "mappings":{...} (its vmm.mappings declaration, at
+ * most VLUD_STATE_MAPPINGS_MAX bytes).  "updates" (a live update running when the document was
  * written, at most one per instance) and "last_update" are optional: documents written before them parse
  * unchanged, so the version stays 1.
  * 64-bit numbers (dev, ino, rdev, ids) are JSON integers; json-c keeps uint64 exactly.
@@ -44,7 +45,11 @@ struct state_instance {
 	int64_t orphaned_us;
 	char *last_update; /* the verdict of its last update as JSON text (an object, at most
 			    * VLUD_STATE_VERDICT_MAX bytes), or NULL */
+	char *mappings;	   /* its vmm.mappings declaration {"mappings":[...],"devices":[...]} as JSON text
+			    * (an object, at most VLUD_STATE_MAPPINGS_MAX bytes), or NULL */
 };
+
+#define VLUD_STATE_MAPPINGS_MAX 65536
 
 #define VLUD_STATE_VERDICT_MAX 8192
 #define VLUD_STATE_UPDATE_MAX_DEVS 16
@@ -106,8 +111,8 @@ int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len
  * -EINVAL: malformed (bad JSON, missing/mistyped field, bad name, duplicate instance or fd id/name,
  * fd of an unknown instance, id >= next_id, alias_of naming itself, a missing id or another alias; an update
  * of an unknown instance, two of one instance, an unknown mode, path or phase, no or too many devices, a
- * duplicate device name; a last_update that is not an object or exceeds VLUD_STATE_VERDICT_MAX).  Nothing
- * is written on failure.  state_serialize refuses (-EINVAL) a last_update that is not such an object. */
+ * duplicate device name; a last_update or mappings that is not an object or exceeds its limit).  Nothing
+ * is written on failure.  state_serialize refuses (-EINVAL) a last_update or mappings that is not such an object. */
 int state_parse(const char *buf, size_t len, struct state_doc *ret);
 
 void state_doc_done(struct state_doc *doc);

@@ -912,6 +912,7 @@ int update_cmd_vmm_mappings(struct request *r)
 	ui->mappings = json_object_get(maps);
 	json_object_put(ui->devices);
 	ui->devices = devs ? json_object_get(devs) : json_object_new_array();
+	persist_update_changed(); /* the table is in the state (a restarted vlud still knows it) */
 	o = json_object_new_object();
 	json_object_object_add(o, "mappings", json_object_new_int64((int64_t)json_object_array_length(maps)));
 	r->ret = o;
@@ -2214,6 +2215,25 @@ char *update_persist_last(struct instance *inst)
 	return t && strlen(t) <= VLUD_STATE_VERDICT_MAX ? strdup(t) : NULL;
 }
 
+/* inst's mapping table {"mappings":[...],"devices":[...]} as JSON text for the state (malloc()ed), NULL
+ * when none was declared (or it exceeds VLUD_STATE_MAPPINGS_MAX: then a restarted vlud has none) */
+char *update_persist_mappings(struct instance *inst)
+{
+	struct upd_inst *ui = inst->update;
+	_cleanup_json_ json_object *o = NULL;
+	const char *t;
+
+	if (!ui || !ui->mappings)
+		return NULL;
+	o = json_object_new_object();
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "mappings", json_object_get(ui->mappings));
+	json_object_object_add(o, "devices", ui->devices ? json_object_get(ui->devices) : json_object_new_array());
+	t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	return t && strlen(t) <= VLUD_STATE_MAPPINGS_MAX ? strdup(t) : NULL;
+}
+
 /* Does process pid hold an fd of the character device rdev?  1 yes, 0 no, -errno unknown. */
 static int pid_holds_rdev(pid_t pid, dev_t rdev)
 {
@@ -2381,8 +2401,20 @@ void update_restore(const struct state_doc *doc)
 	for (size_t i = 0; i < doc->n_instances; i++) {
 		struct instance *inst = instance_find(doc->instances[i].name);
 		struct upd_inst *ui;
-		json_object *v;
+		json_object *v, *m, *d;
 
+		if (inst && doc->instances[i].mappings && (v = json_tokener_parse(doc->instances[i].mappings))) {
+			/* the table as the VMM declared it (checked then); the preflight checks it again */
+			ui = ui_get(inst, true);
+			if (ui && json_object_object_get_ex(v, "mappings", &m) && json_object_is_type(m, json_type_array) &&
+			    json_object_object_get_ex(v, "devices", &d) && json_object_is_type(d, json_type_array)) {
+				json_object_put(ui->mappings);
+				ui->mappings = json_object_get(m);
+				json_object_put(ui->devices);
+				ui->devices = json_object_get(d);
+			}
+			json_object_put(v);
+		}
 		if (!inst || !doc->instances[i].last_update)
 			continue;
 		v = json_tokener_parse(doc->instances[i].last_update);

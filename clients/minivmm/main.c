@@ -440,6 +440,7 @@ static int report(struct mv_vmm *v, int setup_error)
 		json_object_object_add(l, "instance", json_object_new_string(v->o.instance));
 		json_object_object_add(l, "device_fd", json_object_new_string(v->dev_fd_name));
 		json_object_object_add(l, "connected", json_object_new_boolean(v->link != NULL));
+		json_object_object_add(l, "reattaches", json_object_new_int((int)v->link_reattaches));
 		json_object_object_add(l, "stored", json_object_new_int((int)v->link_stored));
 		json_object_object_add(l, "mappings", json_object_new_string(v->link_mappings_ok ? "ok" :
 			v->link_mappings_error ? strerror(-v->link_mappings_error) : "not sent"));
@@ -460,9 +461,9 @@ static int report(struct mv_vmm *v, int setup_error)
 		       " backend_offered=%s\n", v->dev.path, v->va_mode ? "va" : "pa", v->mem.size, v->mem.nmaps,
 		       s->vmpin_expected_kb, mv_backend_names(v->dev.backend_offered, names, sizeof(names)));
 		if (v->o.vlud)
-			printf("vlud: instance=%s device_fd=%s connected=%d stored=%u mappings=%s\n", v->o.instance,
+			printf("vlud: instance=%s device_fd=%s connected=%d stored=%u mappings=%s reattaches=%u\n", v->o.instance,
 			       v->dev_fd_name, v->link != NULL, v->link_stored,
-			       v->link_mappings_ok ? "ok" : v->link_mappings_error ? "error" : "not-sent");
+			       v->link_mappings_ok ? "ok" : v->link_mappings_error ? "error" : "not-sent", v->link_reattaches);
 		printf("traffic: sent=%" PRIu64 " echoed=%" PRIu64 " lost=%" PRIu64 " dup=%" PRIu64 " corrupt=%" PRIu64
 		       " max_gap_ms=%.3f updates=%u\n", t->sent, t->echoed, t->lost, t->dup, t->corrupt + t->rx_short,
 		       ms(t->max_gap_us), s->nupdates);
@@ -535,6 +536,7 @@ static int run(struct mv_vmm *v)
 			handle_signals(v);
 		if (p[3].fd >= 0 && p[3].revents)
 			(void)mv_link_process(v);
+		mv_vlud_tick(v);	/* vlud gone: reattach when it is back (vlud.c) */
 		if (v->suspended)
 			continue;
 		mv_dp_reap(v, mv_now_us());

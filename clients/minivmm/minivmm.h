@@ -286,6 +286,7 @@ struct mv_vmm {
 	bool link_mappings_ok;
 	int link_mappings_error;
 	int link_reattach_error;
+	unsigned link_reattaches;	/* reattached to a restarted vlud (mv_vlud_tick) */
 	struct mv_mem mem;
 	struct mv_vdev dev;
 	struct mv_vq vq[MV_NQ];

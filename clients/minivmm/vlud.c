@@ -57,6 +57,7 @@ static void log_daemon_error(struct mv_vmm *v, const char *what, int r)
 /* ---- old image ---- */
 
 static bool upd_active;	/* between update.save and exec / rollback */
+static bool link_lost;	/* vlud's connection failed inside an event callback: closed by mv_vlud_tick */
 static char upd_path;
 static bool upd_transfer;
 
@@ -92,6 +93,8 @@ static void test_stop_at(const char *point)
 		raise(SIGSTOP);
 	}
 }
+
+static void rollback_local(struct mv_vmm *v, int err, json_object *data);
 
 static void on_save(struct mv_vmm *v, json_object *data)
 {
@@ -147,7 +150,19 @@ static void on_save(struct mv_vmm *v, json_object *data)
 	if (fstat(sfd, &st) < 0)
 		st.st_size = 0;
 	r = vlu_update_saved(v->link, sfd, (uint64_t)st.st_size, vr);
-	if (r < 0)
+	if (r == -ECONNRESET || r == -EPIPE || r == -ENOTCONN) {
+		/* vlud went away during the update (killed, crashed): nobody drives it any more, and a
+		 * restarted vlud ends it (it RESUMEs what it suspended before the hand-over).  Take the device
+		 * back ourselves (we are still its owner: RESUME, datapath on) and reattach to the new vlud
+		 * (mv_vlud_tick) */
+		mv_log("vlud is gone (update.saved: %s): the update is off, the device stays ours; reattaching",
+		       strerror(-r));
+		unsigned idx = v->st->nupdates;
+
+		rollback_local(v, r, NULL);
+		v->await_echo_upd = (int)idx; /* the first echo after that is measured (traffic runs again) */
+		link_lost = true;
+	} else if (r < 0)
 		log_daemon_error(v, "update.saved", r);
 }
 
@@ -272,6 +287,43 @@ void mv_vlud_event(struct mv_vmm *v, const char *name, json_object *event)
 		}
 		rollback_local(v, -ECANCELED, data);
 	}
+}
+
+/* ---- vlud restarted ---- */
+
+/* Called from the main loop: when vlud's connection is gone (vlud killed or crashed; under systemd, or
+ * the rig's vlu-fdstore, it comes back with every fd from the fd store and our instance orphaned), the
+ * datapath runs on without it and we reattach (instance.register reattach:true) every 500 ms until
+ * that works.  Not while an update of ours is between save and exec/rollback. */
+void mv_vlud_tick(struct mv_vmm *v)
+{
+	static uint64_t next_try_us;
+	static unsigned tries;
+	uint64_t now = mv_now_us();
+	int r;
+
+	if (!v->o.vlud)
+		return;
+	if (link_lost) {
+		if (v->link)
+			mv_link_close(v);
+		link_lost = false;
+	}
+	if (v->link || upd_active || now < next_try_us)
+		return;
+	if (!tries)
+		mv_log("vlud: connection lost; the datapath runs on, reattaching to %s", v->o.vlud);
+	next_try_us = now + 500000;
+	tries++;
+	r = mv_link_reattach(v);
+	if (r < 0) {
+		if (v->link)
+			mv_link_close(v); /* connected, but the reattach was refused: try again later */
+		return;
+	}
+	mv_log("vlud: reattached after %u attempt(s)", tries);
+	v->link_reattaches++;
+	tries = 0;
 }
 
 /* ---- new image ---- */

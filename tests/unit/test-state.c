@@ -416,6 +416,9 @@ static void update_roundtrip(void **unused)
 	fill_doc(&d, insts, fds);
 	fill_update(&u);
 	insts[0].last_update = (char *)verdict;
+	insts[1].mappings = "{\"mappings\":[{\"iova\":0,\"size\":67108864,\"memfd\":\"ram0\",\"offset\":0,"
+			    "\"uaddr\":140000000000000,\"perm\":\"rw\"}],\"devices\":[{\"name\":\"vdpa:vdpa0\","
+			    "\"pinning\":\"pa\"}]}";
 	d.updates = &u;
 	d.n_updates = 1;
 	assert_int_equal(state_serialize(&d, &buf, &len), 0);
@@ -437,6 +440,8 @@ static void update_roundtrip(void **unused)
 	/* the verdict comes back as the same JSON object (key order kept, plain) */
 	assert_non_null(p.instances[0].last_update);
 	assert_null(p.instances[1].last_update);
+	assert_null(p.instances[0].mappings);
+	assert_string_equal(p.instances[1].mappings, insts[1].mappings);
 	{
 		char *again = NULL;
 		size_t l2 = 0;
@@ -456,6 +461,7 @@ static void update_roundtrip(void **unused)
 	assert_int_equal(state_serialize(&d, &buf, &len), 0);
 	assert_null(strstr(buf, "updates"));
 	assert_null(strstr(buf, "last_update"));
+	assert_null(strstr(buf, "mappings"));
 	free(buf);
 }
 
@@ -520,6 +526,8 @@ static const struct bad upd_bads[] = {
 			      D17(17))) },
 	{ "last_update not an object", UPD_DOC(",\"last_update\":\"failed\"", UPD("", UPD_DEV)) },
 	{ "last_update array", UPD_DOC(",\"last_update\":[]", UPD("", UPD_DEV)) },
+	{ "mappings not an object", UPD_DOC(",\"mappings\":[]", UPD("", UPD_DEV)) },
+	{ "mappings null", UPD_DOC(",\"mappings\":null", UPD("", UPD_DEV)) },
 };
 
 static void update_malformed(void **unused)
@@ -591,6 +599,28 @@ static void update_limits(void **unused)
 	insts[1].last_update = "[1]";
 	assert_int_equal(state_serialize(&d, &buf, &len), -EINVAL);
 	free(verdict);
+	/* the mapping table: VLUD_STATE_MAPPINGS_MAX bytes kept, one more refused */
+	{
+		char *m = malloc(VLUD_STATE_MAPPINGS_MAX + 2);
+
+		assert_non_null(m);
+		memset(m, 'x', VLUD_STATE_MAPPINGS_MAX + 1);
+		memcpy(m, "{\"e\":\"", 6);
+		memcpy(m + VLUD_STATE_MAPPINGS_MAX - 2, "\"}", 3);
+		fill_doc(&d, insts, fds);
+		insts[0].mappings = m;
+		assert_int_equal(state_serialize(&d, &buf, &len), 0);
+		assert_int_equal(state_parse(buf, len, &p), 0);
+		assert_int_equal(strlen(p.instances[0].mappings), VLUD_STATE_MAPPINGS_MAX);
+		state_doc_done(&p);
+		free(buf);
+		buf = NULL;
+		memset(m, 'x', VLUD_STATE_MAPPINGS_MAX + 1);
+		memcpy(m, "{\"e\":\"", 6);
+		memcpy(m + VLUD_STATE_MAPPINGS_MAX - 1, "\"}", 3);
+		assert_int_equal(state_serialize(&d, &buf, &len), -EINVAL);
+		free(m);
+	}
 	/* every phase name the engine reports is known, and nothing else */
 	assert_true(state_phase_known("save") && state_phase_known("rollback") && state_phase_known("done"));
 	assert_false(state_phase_known("") || state_phase_known("Save") || state_phase_known("saved"));
