@@ -2039,7 +2039,14 @@ int update_cmd_ready(struct request *r)
 			ok = false;
 		}
 	}
-	(void)vmpin_read(u->new_pid, &u->new_after_kb, NULL);
+	/* N's VmPin unread would pass as 0 = the expected size in VA mode: not verified is not ok.  (O may
+	 * have exited in transfer mode: an unreadable old_after_kb stays 0, which is what a gone mm pins.) */
+	k = vmpin_read(u->new_pid, &u->new_after_kb, NULL);
+	if (k < 0 && ok) {
+		snprintf(u->error, sizeof(u->error), "cannot read VmPin of the successor (pid %d): %s", (int)u->new_pid,
+			 strerror(-k));
+		ok = false;
+	}
 	if (u->mode == MODE_TRANSFER)
 		(void)vmpin_read(u->old_pid, &u->old_after_kb, NULL);
 	else
