@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * test-restart-update.c - a live update recorded in the state survives a restart of vlud (docs/UPDATE.md
+ * "vlud restarted during an update"), as far as the host can go without a vhost-vdpa device.
+ *
+ * 1. A VMM stores a memfd and declares its mapping table (vmm.mappings); vlud is killed (SIGKILL) and
+ *    restarted from the fd store (this test plays PID 1, tests/integration/sdstore.c): the table is back
+ *    (update.status), nothing else is reported.
+ * 2. The state memfd is replaced by one written here the way vlud writes it (index page + document) with
+ *    an update record: instance vm9, exec mode, path C, phase save, its device "vdpa:vdpa0" suspended but
+ *    not in the store.  The restarted vlud ends that update: verdict failed, "vlud restarted during the
+ *    update (phase save)", interrupted_by_restart, the device reported lost (no fd held), logged; the
+ *    state it rewrites has no update record any more but keeps the verdict; a claim of that update is
+ *    refused with the reason; a further restart reports nothing new and still answers the same verdict.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "integ.h"
+#include "vlu-proto.h"
+
+static struct integ_daemon D;
+static struct integ_notify N;
+
+static int listen_socket(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0666) < 0 || listen(fd, 64) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static json_object *call(int c, const char *cmd, const char *args)
+{
+	json_object *rep = NULL;
+
+	if (integ_call(c, cmd, args, NULL, 0, &rep, NULL, 0, NULL) < 0)
+		return NULL;
+	return rep;
+}
+
+static int restart(const char *dir, int lfd, const char *cfg)
+{
+	const char *ln[] = { "vlud.socket" };
+	struct integ_daemon_opts o = { .config_json = cfg, .notify = &N, .listen_fds = &lfd, .listen_names = ln,
+				       .n_listen = 1, .from_store = true };
+
+	integ_notify_lock(&N);
+	N.sd.ready = false;
+	integ_notify_unlock(&N);
+	return integ_daemon_start(&D, dir, &o);
+}
+
+/* the current document of a state memfd (index page at 0 names offset and length), malloc()ed */
+static char *read_state(int fd)
+{
+	char index[4096 + 1] = "";
+	unsigned long long off = 0, len = 0;
+	char *buf;
+
+	if (pread(fd, index, 4096, 0) != 4096 || sscanf(index, "VLUDSTATE 1\n{\"offset\":%llu,\"length\":%llu}", &off,
+							  &len) != 2)
+		return NULL;
+	buf = calloc(1, len + 1);
+	if (buf && pread(fd, buf, len, (off_t)off) != (ssize_t)len) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* how many lines of the daemon's log contain s */
+static int log_count(const char *s)
+{
+	FILE *f = fopen(D.log, "re");
+	char line[4096];
+	int n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, s) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* the fd stored under name, removed from the store (the caller owns it), or -ENOENT */
+static int store_take(const char *name)
+{
+	int fd = -ENOENT;
+
+	integ_notify_lock(&N);
+	for (size_t i = 0; i < N.sd.n_store; i++)
+		if (strcmp(N.sd.store[i].name, name) == 0) {
+			fd = N.sd.store[i].fd;
+			N.sd.store[i] = N.sd.store[--N.sd.n_store];
+			break;
+		}
+	integ_notify_unlock(&N);
+	return fd;
+}
+
+static void store_put(const char *name, int fd)
+{
+	integ_notify_lock(&N);
+	if (N.sd.n_store < INTEG_STORE_MAX) {
+		snprintf(N.sd.store[N.sd.n_store].name, sizeof(N.sd.store[0].name), "%s", name);
+		N.sd.store[N.sd.n_store++].fd = fd;
+	} else
+		close(fd);
+	integ_notify_unlock(&N);
+}
+
+static bool status_of(const char *inst, json_object **ret)
+{
+	_cleanup_close_ int c = integ_open_client(D.sock, NULL);
+	char args[128];
+
+	snprintf(args, sizeof(args), "{\"instance\":\"%s\"}", inst);
+	*ret = c >= 0 ? call(c, "update.status", args) : NULL;
+	return integ_return(*ret) != NULL;
+}
+
+int main(void)
+{
+	_cleanup_free_ char *dir = integ_mkdtemp("restart-upd"), *cfg = NULL, *doc = NULL;
+	_cleanup_close_ int lfd = -EBADF, vm = -EBADF, ram = -EBADF, st_fd = -EBADF;
+	char sock[512];
+	int r, ws;
+
+	tap_suite("integ-restart-update");
+	signal(SIGPIPE, SIG_IGN);
+	if (!dir || integ_notify_open(&N, dir) < 0 || integ_notify_start(&N) < 0) {
+		tap_check(false, "setup", "temporary directory / notify socket: %m");
+		integ_rmrf(dir);
+		return 1;
+	}
+	snprintf(sock, sizeof(sock), "%s/vlud.sock", dir);
+	lfd = listen_socket(sock);
+	cfg = integ_default_config(dir, NULL);
+	if (!tap_check(lfd >= 0 && cfg, "setup-listen-socket", "%s: %s", sock, strerror(-lfd)))
+		goto out;
+	r = restart(dir, lfd, cfg);
+	if (!tap_check(r == 0, "start-ready", "no READY=1: %s", strerror(-r))) {
+		integ_daemon_dump_log(&D);
+		goto out;
+	}
+
+	/* ---- 1. the mapping table survives a kill -9 */
+	vm = integ_open_client(D.sock, NULL);
+	ram = memfd_create("ram0", MFD_CLOEXEC);
+	{
+		_cleanup_json_ json_object *a = vm >= 0 ? call(vm, "instance.register", "{\"name\":\"vm1\"}") : NULL;
+		_cleanup_json_ json_object *b = NULL, *c = NULL;
+
+		if (ram >= 0 && ftruncate(ram, 2 << 20) == 0)
+			(void)integ_call(vm, "fd.store", "{\"names\":[\"ram0\"]}", &ram, 1, &b, NULL, 0, NULL);
+		c = call(vm, "vmm.mappings",
+			 "{\"mappings\":[{\"iova\":0,\"size\":2097152,\"memfd\":\"ram0\",\"offset\":0,\"uaddr\":4096,"
+			 "\"perm\":\"rw\"}]}");
+		if (!tap_check(integ_return(a) && integ_return(b) && integ_return(c), "vmm-store-and-mappings", "%s",
+			       json_object_to_json_string(c ? c : b ? b : a)))
+			goto out;
+	}
+	integ_notify_pump(&N, 300, NULL);
+	ws = integ_daemon_stop(&D, SIGKILL, 5000);
+	tap_check(ws >= 0 && WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL, "kill-9", "wait status 0x%x", ws);
+	vm = safe_close(vm);
+	r = restart(dir, lfd, cfg);
+	if (!tap_check(r == 0, "restart-ready", "%s", strerror(-r)))
+		goto out;
+	{
+		_cleanup_json_ json_object *s = NULL;
+		bool ok = status_of("vm1", &s);
+		json_object *m = integ_get(s, "return.mappings");
+
+		tap_check(ok && m && json_object_array_length(m) == 1 &&
+				  json_object_get_int64(integ_get(json_object_array_get_idx(m, 0), "size")) == 2097152,
+			  "mappings-survive-restart", "%s", s ? json_object_to_json_string(s) : "-");
+		tap_check(ok && !integ_get(s, "return.last") && !integ_get(s, "return.running"), "idle-nothing-reported",
+			  "%s", s ? json_object_to_json_string(s) : "-");
+	}
+	tap_check(log_count("restarted during the update") == 0, "idle-nothing-logged", "a verdict was logged");
+
+	/* ---- 2. an update record in the state, as the previous vlud would have left it in phase save */
+	ws = integ_daemon_stop(&D, SIGKILL, 5000);
+	st_fd = store_take("state");
+	{
+		int held = integ_notify_find(&N, "h1");
+		struct stat st;
+		char *body = NULL, index[4096];
+		long long now_us = (long long)time(NULL) * 1000000LL;
+		int n;
+
+		if (!tap_check(ws >= 0 && st_fd >= 0 && held >= 0 && fstat(held, &st) == 0, "crafted-state-setup",
+			       "state %d, h1 %d", st_fd, held))
+			goto out;
+		n = asprintf(&body,
+			     "VLUDSTATE 1\n{\"next_id\":2,\"written_us\":0,\"instances\":[{\"name\":\"vm9\",\"pid\":%d,"
+			     "\"uid\":0,\"gid\":0,\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0}],"
+			     "\"fds\":[{\"id\":1,\"instance\":\"vm9\",\"name\":\"ram0\",\"type\":\"memfd\",\"dev\":%llu,"
+			     "\"ino\":%llu,\"rdev\":0,\"created_us\":0}],"
+			     "\"updates\":[{\"instance\":\"vm9\",\"id\":41,\"mode\":\"exec\",\"path\":\"C\",\"phase\":\"save\","
+			     "\"old_pid\":%d,\"new_pid\":0,\"started_us\":%lld,\"devices\":[{\"name\":\"vdpa:vdpa0\","
+			     "\"suspended\":true,\"reset\":false,\"released\":false}]}]}\n",
+			     (int)getpid(), (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (int)getpid(),
+			     now_us - 1000000LL);
+		memset(index, ' ', sizeof(index));
+		index[snprintf(index, sizeof(index), "VLUDSTATE 1\n{\"offset\":8192,\"length\":%d}\n", n)] = ' ';
+		index[sizeof(index) - 1] = '\n';
+		close(st_fd);
+		st_fd = memfd_create("vlud-state", MFD_CLOEXEC);
+		if (!tap_check(n > 0 && st_fd >= 0 && pwrite(st_fd, body, (size_t)n, 8192) == n &&
+				       pwrite(st_fd, index, sizeof(index), 0) == (ssize_t)sizeof(index),
+			       "crafted-state-written", "%m"))
+			goto out;
+		free(body);
+		store_put("state", fcntl(st_fd, F_DUPFD_CLOEXEC, 3));
+	}
+	r = restart(dir, lfd, cfg);
+	if (!tap_check(r == 0, "restart-with-update-record-ready", "%s", strerror(-r))) {
+		integ_daemon_dump_log(&D);
+		goto out;
+	}
+	{
+		_cleanup_json_ json_object *s = NULL;
+		bool ok = status_of("vm9", &s);
+		json_object *last = integ_get(s, "return.last");
+		const char *err = integ_str(integ_get(last, "error"));
+		json_object *lost = integ_get(last, "device_lost");
+		json_object *ir = integ_get(last, "interrupted_by_restart");
+
+		tap_check(ok && !integ_get(s, "return.running"), "no-update-running", "%s",
+			  s ? json_object_to_json_string(s) : "-");
+		tap_check(last && integ_str(integ_get(last, "result")) && !strcmp(integ_str(integ_get(last, "result")), "failed") &&
+				  json_object_get_int64(integ_get(last, "id")) == 41 && ir && json_object_get_boolean(ir) &&
+				  integ_str(integ_get(last, "phase")) && !strcmp(integ_str(integ_get(last, "phase")), "save"),
+			  "verdict-failed-id-phase", "%s", s ? json_object_to_json_string(s) : "-");
+		tap_check(err && strstr(err, "vlud restarted during the update (phase save): ") &&
+				  strstr(err, "vdpa:vdpa0: no fd held"),
+			  "verdict-reason", "%s", err ? err : "-");
+		tap_check(lost && json_object_array_length(lost) == 1 &&
+				  !strcmp(json_object_get_string(json_object_array_get_idx(lost, 0)), "vdpa:vdpa0"),
+			  "verdict-device-lost", "%s", last ? json_object_to_json_string(last) : "-");
+	}
+	tap_check(log_count("update 41 of vm9: failed: vlud restarted during the update (phase save)") == 1,
+		  "verdict-logged-once", "%d lines", log_count("update 41 of vm9: failed"));
+	{
+		_cleanup_close_ int c = integ_open_client(D.sock, NULL);
+		_cleanup_json_ json_object *a = c >= 0 ? call(c, "update.claim",
+							     "{\"instance\":\"vm9\",\"token\":\"00000000000000000000000000000000\"}")
+						       : NULL;
+		const char *cls = integ_error_class(a), *desc = integ_error_desc(a);
+
+		tap_check(cls && !strcmp(cls, "PermissionDenied") && desc &&
+				  strstr(desc, "update 41 of 'vm9' ended when vlud restarted (phase save)"),
+			  "claim-refused-with-reason", "%s", a ? json_object_to_json_string(a) : "-");
+	}
+	/* the rewritten state: no update record, the verdict kept */
+	integ_notify_pump(&N, 300, NULL);
+	{
+		_cleanup_free_ char *now = read_state(st_fd);
+
+		tap_check(now && !strstr(now, "\"updates\"") && strstr(now, "\"last_update\":{") &&
+				  strstr(now, "interrupted_by_restart"),
+			  "state-rewritten", "%s", now ? now : "unreadable");
+	}
+	/* once more: nothing new, the same verdict */
+	ws = integ_daemon_stop(&D, SIGKILL, 5000);
+	r = restart(dir, lfd, cfg);
+	if (!tap_check(ws >= 0 && r == 0, "restart-again-ready", "%s", strerror(-r)))
+		goto out;
+	{
+		_cleanup_json_ json_object *s = NULL;
+		bool ok = status_of("vm9", &s);
+
+		tap_check(ok && json_object_get_int64(integ_get(s, "return.last.id")) == 41 &&
+				  !strcmp(integ_str(integ_get(s, "return.last.result")) ?: "", "failed"),
+			  "verdict-survives-another-restart", "%s", s ? json_object_to_json_string(s) : "-");
+	}
+	tap_check(log_count("update 41 of vm9: failed") == 1, "not-ended-twice", "%d lines",
+		  log_count("update 41 of vm9: failed"));
+	ws = integ_daemon_stop(&D, SIGTERM, 10000);
+	tap_check(ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "final-clean-exit", "wait status 0x%x", ws);
+	if (tap_failures())
+		integ_daemon_dump_log(&D);
+out:
+	if (D.pid > 0)
+		integ_daemon_stop(&D, SIGKILL, 1000);
+	integ_notify_close(&N);
+	integ_rmrf(dir);
+	return tap_exit_status();
+}
