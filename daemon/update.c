@@ -2320,6 +2320,8 @@ static void restore_one(struct instance *inst, const struct state_update *su)
 		APPENDF(err, "before the hand-over, the old VMM (pid %d, %s) still owns the device: devices resumed, "
 			     "every fd kept (instance orphaned: reattach with instance.register reattach:true)",
 			(int)su->old_pid, pid_exists(su->old_pid) ? "alive" : "exited");
+	else if (ph == PH_DONE)
+		APPENDF(err, "the update was ending (its own verdict was not recorded); every fd kept");
 	else if (ph >= PH_RESTORE && ph != PH_ROLLBACK)
 		APPENDF(err, "the successor (pid %d, %s) had claimed every fd%s; vlud keeps every fd, the device is "
 			     "as the successor left it",
