@@ -248,6 +248,27 @@ static void on_exec(struct mv_vmm *v, json_object *event)
 		return;
 	}
 	test_stop_at("exec");
+	{
+		/* vlud gone since it sent update.exec (killed, crashed)?  The new image could not claim (a
+		 * restarted vlud refuses a claim of an update that died with its predecessor), so do not exec:
+		 * take the device back here and reattach (mv_vlud_tick).  One call tells (vlu_get_fd() is an
+		 * epoll fd: no POLLHUP to look at). */
+		_cleanup_json_ json_object *args = json_object_new_object();
+		int k;
+
+		json_object_object_add(args, "instance", json_object_new_string(v->o.instance));
+		k = vlu_call(v->link, "update.status", args, NULL, 0, 2000, NULL, NULL, NULL);
+		if (k == -ECONNRESET || k == -EPIPE || k == -ENOTCONN) {
+			unsigned idx = v->st->nupdates;
+
+			mv_log("vlud is gone (its connection hung up before the exec: %s): the update is off, the "
+			       "device stays ours; reattaching", strerror(-k));
+			rollback_local(v, -ECONNRESET, NULL);
+			v->await_echo_upd = (int)idx;
+			link_lost = true;
+			return;
+		}
+	}
 	mv_log("vlud update: exec %s", jstr(json_object_object_get(event, "data"), "binary"));
 	fflush(NULL);
 	r = vlu_update_exec(event); /* returns only on failure */
@@ -308,6 +329,31 @@ void mv_vlud_tick(struct mv_vmm *v)
 		if (v->link)
 			mv_link_close(v);
 		link_lost = false;
+	}
+	if (upd_active && !v->link) {
+		/* vlud went away after our update.saved: nobody will send update.exec or a rollback, and a
+		 * restarted vlud ends the update (it RESUMEs what it suspended before the hand-over) */
+		unsigned idx = v->st->nupdates;
+
+		if (v->dev.fd < 0) {
+			/* transfer mode, path C: we closed our copy at save; vlud's (in its fd store) is the one
+			 * left: reattach first, rollback_local then fd.retrieves it */
+			if (now < next_try_us)
+				return;
+			next_try_us = now + 500000;
+			r = mv_link_reattach(v);
+			if (r < 0) {
+				if (v->link)
+					mv_link_close(v);
+				return;
+			}
+			mv_log("vlud: reattached during the update");
+			v->link_reattaches++;
+		}
+		mv_log("vlud went away during the update (after our save): the update is off, taking the device back");
+		rollback_local(v, -ECONNRESET, NULL);
+		v->await_echo_upd = (int)idx;
+		return;
 	}
 	if (v->link || upd_active || now < next_try_us)
 		return;
