@@ -23,9 +23,6 @@
 #   VLUD_BARE_TARGET      ci (default: `bash .ci/run`, everything, rig included) or host (`make deps` then
 #                         `make check-host`: the quick proof, ~10 min)
 #   VLUD_BARE_REBASE=1    debootstrap a new base tarball even if one is cached
-#   VLUD_BARE_KEEP_DEBS=1 keep apt's downloaded .deb files between runs (bound to the chroot's
-#                         /var/cache/apt/archives from $VLUD_BARE_CACHE/debs; apt-get still resolves and
-#                         installs everything itself; default: off, every run downloads)
 #   VLUD_BARE_MIRROR      Debian mirror for debootstrap (default: the host's, from /etc/apt/sources.list*)
 #   VLUD_BARE_REPO        repository to clone (default: this one)
 set -uo pipefail
@@ -168,11 +165,8 @@ unshare -m --propagation private bash -c '
 	mount -t proc proc "$R/proc" && mount --rbind /sys "$R/sys" && mount --make-rslave "$R/sys" &&
 		mount --bind /dev "$R/dev" && mount --bind /dev/pts "$R/dev/pts" &&
 		mount -t tmpfs -o mode=1777,nosuid,nodev shm "$R/dev/shm" || { echo "bare-check: mounts failed" >&2; exit 1; }
-	if [ "${VLUD_BARE_KEEP_DEBS:-0}" = 1 ]; then
-		mkdir -p "$4/debs/partial" && mount --bind "$4/debs" "$R/var/cache/apt/archives" || exit 1
-	fi
 	chroot "$R" /usr/bin/env -i HOME=/root PATH="$P" TERM=dumb /bin/bash -c "$C" </dev/null
-' bare "$ROOT" "$PATH_IN" "$cmd" "$CACHE" 2>&1 | tee "$LOG"
+' bare "$ROOT" "$PATH_IN" "$cmd" 2>&1 | tee "$LOG"
 rc=${PIPESTATUS[0]}
 T2=$(date +%s)
 kill_chrooted

@@ -36,10 +36,11 @@ for f in "$TOP"/*/apt-packages "$TOP"/*/*/apt-packages; do
 	done <"$f"
 done
 
+# installed = dpkg says so for at least one architecture (one line per installed architecture)
+is_installed() { dpkg-query -W -f='${db:Status-Status}\n' "$1" 2>/dev/null | grep -qx installed; }
 missing=()
 for p in "${PKGS[@]}"; do
-	status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
-	[ "$status" = installed ] || missing+=("$p")
+	is_installed "$p" || missing+=("$p")
 done
 # de-duplicate, keep order
 declare -A seen=()
@@ -63,14 +64,22 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-apt-get update </dev/null
-apt-get install -y --no-install-recommends "${missing[@]}" </dev/null
+# A freshly booted machine often has apt busy (unattended-upgrades, cloud-init): wait for its lock
+# instead of failing at once.
+APT_OPTS=(-o DPkg::Lock::Timeout=600)
+if ! apt-get "${APT_OPTS[@]}" update </dev/null; then
+	echo "install-deps: error: apt-get update failed (is a Debian mirror configured in /etc/apt/sources.list*?)" >&2
+	exit 1
+fi
+if ! apt-get "${APT_OPTS[@]}" install -y --no-install-recommends "${missing[@]}" </dev/null; then
+	echo "install-deps: error: apt-get install ${missing[*]} failed" >&2
+	exit 1
+fi
 
 # verify: a package apt could not install is an error here, not later
 still=()
 for p in "${missing[@]}"; do
-	status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
-	[ "$status" = installed ] || still+=("$p")
+	is_installed "$p" || still+=("$p")
 done
 if [ ${#still[@]} -gt 0 ]; then
 	echo "install-deps: error: still missing after apt-get install: ${still[*]}" >&2
