@@ -9,6 +9,8 @@
 #   disruptive      both allow it: an exec-mode update runs without suspending (path C): verdict ok with
 #                   disruptive:true and the reason saying no SUSPEND, the device DRIVER_OK after, VmPin moved;
 #                   minivmm took the vring bases from the used rings and reports its lost frames
+#   transfer        the same in transfer mode (successor spawned by vlud): every happy-path check of
+#                   lib/update.sh (VmPin moved from the old process to the new, zero lost, DRIVER_OK, no fd leak)
 # flavour: debian
 # modules: nosuspend
 # use_va: 0
@@ -87,5 +89,26 @@ expect $T/traffic-after-update "$(val $f traffic: sent)" -gt 3000
 expect $T/echoed-plus-lost-is-sent "$(($(val $f traffic: echoed) + $(val $f traffic: lost)))" -eq "$(val $f traffic: sent)"
 if [ "$lost" = 0 ]; then expect $T/vmm-exit-0 "$RC" -eq 0; else expect $T/vmm-exit-1-frames-lost "$RC" -eq 1; fi
 vctl release vm1 > /dev/null 2>&1
+sleep 0.5
+
+# ---- transfer mode, vlud spawns the successor: the old VMM closes its device copy at save (path C), the
+# device runs on from vlud's copy until the claim releases it; every happy-path check of lib/update.sh
+T=transfer
+start_vmm $T vm2 --mem 32M --duration 8 --pause-frames 8
+update_ok $T vm2 transfer C pa '"allow_disruptive":true'
+if grep -q '"disruptive":true' $T.verdict; then t_ok $T/verdict-disruptive; else t_fail $T/verdict-disruptive "no disruptive:true"; fi
+wait "$VMM_PID"
+orc=$?
+sed "s/^/[$T old] /" $T.log $T.out
+expect $T/old-exits-0-after-commit "$orc" -eq 0
+n=0
+while [ -d "/proc/$NEW_PID" ] && ! grep -q "successor pid $NEW_PID ended" vlud.log && [ $n -lt 200 ]; do sleep 0.1; n=$((n + 1)); done
+sleep 0.2
+grep -v '^<' vlud.log > $T-new.out
+cp $T-new.out $T-new.log
+if grep -q "no SUSPEND (disruptive): vring 1 base" $T-new.log; then t_ok $T/new-bases-from-used-rings; else t_fail $T/new-bases-from-used-rings "not in the successor's log"; fi
+st=$(sed -n "s/.*successor pid $NEW_PID ended (status \(0x[0-9a-f]*\)).*/\1/p" vlud.log)
+RC=$((${st:-0x100} >> 8))
+check_vmm_after $T-new C
 stop_vlud
 exit $((FAILS > 0))
