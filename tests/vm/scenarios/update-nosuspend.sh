@@ -21,6 +21,7 @@
 
 # ---- the device: no SUSPEND, no RESUME in its backend features
 vdpatest features --backend-features 0x14e
+expect features/vdpatest-exit-0 "$?" -eq 0
 
 # refused TAG INSTANCE CLASS REASON-REGEX ARGS-JSON-MEMBERS: update.start refused, nothing touched
 refused() {
