@@ -550,6 +550,18 @@ static int restart_previous(struct update *u)
 	ev_io_stop(vl.loop, &u->new_io);
 	u->new_pidfd = safe_close(u->new_pidfd);
 	snprintf(u->first_error, sizeof(u->first_error), "%s", u->error);
+	if (u->path == 'B' && u->phase >= PH_RESTORE)
+		/* path B after the claim: the dead image may have re-created features and vrings (DRIVER_OK);
+		 * the restarted binary, like any path-B successor, takes a reset device (SET_STATUS 0 needs no
+		 * ownership; IOTLB_PERSIST keeps the mappings) */
+		for (unsigned i = 0; i < u->ndevs; i++) {
+			uint8_t zero = 0;
+
+			k = dev_ioctl(u, i, VHOST_VDPA_SET_STATUS, &zero);
+			if (k < 0)
+				log_warning("update %" PRIu64 ": SET_STATUS 0 on %s for the restarted binary: %s", u->id,
+					    u->devs[i].name, strerror(-k));
+		}
 	set_phase(u, PH_SPAWN, vl.cfg->update.exec_ms);
 	k = spawn_successor(u->prev_binary, u->prev_argv, u->inst->uid, u->inst->gid, u->groups, u->n_groups, u->token,
 			    u->inst->name,
@@ -784,6 +796,15 @@ static void old_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ev_io_stop(vl.loop, w);
 	if (((u->mode == MODE_TRANSFER && u->phase >= PH_RESTORE) || u->restarted) && !u->retake)
 		return; /* O may exit once N has everything: D verifies without it */
+	if (u->mode == MODE_TRANSFER && u->phase == PH_CLAIM && u->state_fd >= 0 && !u->retake &&
+	    u->killed_pid != u->old_pid) {
+		/* transfer mode, O saved and N is started (or named): everything N needs is with D (the saved
+		 * state, every fd), so the update goes on without O (a path-C release under way too).  N dying or
+		 * missing the claim deadline then rolls back with O gone: failed, devices resumed, every fd kept */
+		log_warning("update %" PRIu64 " of %s: the VMM process %d exited in phase claim; the successor %d may "
+			    "still claim", u->id, u->inst->name, (int)u->old_pid, (int)u->new_pid);
+		return;
+	}
 	if (u->killed_pid && u->killed_pid == u->old_pid)
 		rollback(u, "timeout in phase %s: pid %d missed its deadline and was killed", phase_names[u->phase],
 			 (int)u->old_pid);

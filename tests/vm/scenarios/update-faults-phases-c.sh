@@ -8,11 +8,9 @@
 #                  new image killed at claimed/ready  likewise (phase restore; the device is released and
 #                                                     reopened once more for the restarted binary)
 #   transfer mode  old VMM killed at save            failed, device resumed, instance orphaned, every fd kept
-#                  old VMM killed while the successor is stopped at claim (before it connects): failed,
-#                                                     device resumed, instance orphaned; the successor's
-#                                                     late claim is refused
-#                  old VMM killed while the successor is stopped at claimed / ready: the successor is
-#                                                     continued and completes the update (ok)
+#                  old VMM killed (after its save) while the successor is stopped at claim (before it
+#                                                     connects), claimed or ready: the update goes on, the
+#                                                     successor is continued and completes it (ok)
 #                  successor killed at claim          rolled-back: the old VMM takes vlud's copy back
 #                  successor killed at claimed/ready  rolled-back: vlud releases and reopens the device, the
 #                                                     old VMM re-pins it (update.rolled-back brought_back)
