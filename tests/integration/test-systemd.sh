@@ -24,8 +24,11 @@ if [ "$(id -u)" -ne 0 ] || ! command -v systemd-nspawn > /dev/null; then
 	exit 1
 fi
 mkdir -p "$T/units/vlud.service.d" "$T/etc" "$T/sysusers" "$T/out"
+# vlud.service has ProtectHome=yes: a tree cloned under /root or /home (CI) must work too, so the unit
+# starts vlud from a read-only bind of the build directory outside them
+SB=/opt/vlu-build
 for u in vlud.socket vlud.service; do
-	sed -e "s|@SBINDIR@|$B|g" -e "s|@SYSCONFDIR@|/etc|g" -e "s|@DATADIR@|/usr/share|g" "$TOP/systemd/$u" > "$T/units/$u"
+	sed -e "s|@SBINDIR@|$SB|g" -e "s|@SYSCONFDIR@|/etc|g" -e "s|@DATADIR@|/usr/share|g" "$TOP/systemd/$u" > "$T/units/$u"
 done
 cp "$TOP/systemd/vlud.sysusers" "$T/sysusers/vlud.conf"
 cat > "$T/units/vlud.service.d/test.conf" << 'EOF'
@@ -61,7 +64,7 @@ ln -s /dev/null "$T/units/systemd-firstboot.service"
 
 timeout 180 systemd-nspawn --quiet -D / --volatile=yes --register=no --keep-unit -M "vlu-$$" \
 	--bind-ro="$T/units:/run/systemd/system" --bind-ro="$T/sysusers:/run/sysusers.d" \
-	--bind-ro="$T/etc:/etc/vlud" --bind="$T/out:/vlu-out" --bind-ro="$B" --bind-ro="$TOP" \
+	--bind-ro="$T/etc:/etc/vlud" --bind="$T/out:/vlu-out" --bind-ro="$B" --bind-ro="$B:$SB" --bind-ro="$TOP" \
 	-b -- systemd.unit=vlu-test.service < /dev/null > "$T/boot.log" 2>&1
 rc=$?
 if [ -s "$T/out/tap" ]; then
