@@ -11,7 +11,8 @@
 #    the Debian mirror, through apt-get;
 # 3. `git clone` of this repository at HEAD into /root/vlud of that tree (committed work only);
 # 4. in a private mount namespace (unshare -m: nothing it mounts is seen by the host, and every mount goes
-#    away with it, whatever happens): /proc, /sys, /dev, /dev/pts, a tmpfs /dev/shm, then
+#    away with it, whatever happens): ROOT bound onto itself (so "/" is a mount point, as systemd-nspawn
+#    in tests/integration/test-systemd.sh needs), /proc, /sys, /dev, /dev/pts, a tmpfs /dev/shm, then
 #    `chroot ROOT env -i HOME=/root PATH=... bash -c 'cd /root/vlud && bash .ci/run' </dev/null`;
 # 5. checks the run: install-deps.sh installed the packages itself, the rig fetched its kernel packages
 #    itself, and the last line is "N passed, 0 failed, N skipped"; prints one result line:
@@ -160,9 +161,13 @@ say "chroot $ROOT: $cmd (log: $LOG)"
 unshare -m --propagation private bash -c '
 	R=$1 P=$2 C=$3
 	set -u
-	umnt() { for m in dev/shm dev/pts dev sys proc; do umount "$R/$m" 2>/dev/null || umount -l "$R/$m" 2>/dev/null; done; }
+	umnt() {
+		for m in dev/shm dev/pts dev sys proc; do umount -R "$R/$m" 2>/dev/null || umount -l "$R/$m" 2>/dev/null; done
+		umount "$R" 2>/dev/null || umount -l "$R" 2>/dev/null
+	}
 	trap umnt EXIT
-	mount -t proc proc "$R/proc" && mount --rbind /sys "$R/sys" && mount --make-rslave "$R/sys" &&
+	# ROOT bound onto itself: "/" of the chroot is a mount point, as on a machine (systemd-nspawn needs it)
+	mount --bind "$R" "$R" && mount -t proc proc "$R/proc" && mount --rbind /sys "$R/sys" && mount --make-rslave "$R/sys" &&
 		mount --bind /dev "$R/dev" && mount --bind /dev/pts "$R/dev/pts" &&
 		mount -t tmpfs -o mode=1777,nosuid,nodev shm "$R/dev/shm" || { echo "bare-check: mounts failed" >&2; exit 1; }
 	chroot "$R" /usr/bin/env -i HOME=/root PATH="$P" TERM=dumb /bin/bash -c "$C" </dev/null
