@@ -1,0 +1,26 @@
+#!/bin/sh
+# update-daemon-killed-patched: the same as update-daemon-killed on patched modules with path A
+# (NEW_OWNER + RESUME): vlud is killed (SIGKILL) and restarted with its fd store, while idle and in the
+# middle of a live update.  vlud runs under vlu-fdstore (tests/vm/guest/vlu-fdstore.c: the fd-store part
+# of PID 1, as vlud.socket + vlud.service would under systemd), minivmm --vlud runs traffic.
+#   idle     no update: vlud killed and restarted: every held fd adopted (count and names), the VMM
+#            reattaches by itself (reattach:true), nothing reported (no last verdict), traffic unaffected
+#   in-save  update.start (exec mode, path A) with the VMM stopped in phase save (MINIVMM_TEST_STOP_AT=save,
+#            so vlud has SUSPENDed the device and waits for update.saved); vlud killed: the restarted vlud
+#            RESUMEs the device (it was never reset: the old VMM still owns it), records the verdict
+#            failed "vlud restarted during the update (phase save): ..." (update.status), refuses a claim of
+#            that update clearly, keeps every fd (count, names, the same fd store entries), VmPin unchanged;
+#            the VMM, continued, finds vlud gone, takes its datapath back and reattaches: its traffic runs
+#            again with no frame lost, and the restarted vlud leaks no fd
+#   in-exec  the same with the VMM stopped at update.exec (state saved, not exec'ed yet: it still holds its
+#            device fd, which the restarted vlud checks in /proc before it RESUMEs); continued, the VMM
+#            does not exec (vlud hung up) and takes the device back
+# flavour: debian
+# modules: patched
+# use_va: 0
+# devices: 1
+# timeout: 360
+. /scenarios/lib/update.sh
+. /scenarios/lib/daemon-killed.sh
+DK_PATH=A
+dk_run
