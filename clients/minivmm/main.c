@@ -62,13 +62,15 @@ void mv_dp_reap(struct mv_vmm *v, uint64_t now)
 }
 
 /* one frame into the TX ring (not published); false when the window or the ring is full */
-static bool dp_post_frame(struct mv_vmm *v, uint64_t now)
+/* window: keep at most --max-inflight frames unechoed (the traffic loop); without it only free
+ * descriptors limit (the frames queued during a pause) */
+static bool dp_post_frame(struct mv_vmm *v, uint64_t now, bool window)
 {
 	struct mv_traffic *t = &v->st->traffic;
 	struct mv_vq *tx = &v->vq[MV_TXQ];
 	int id;
 
-	if (mv_traffic_inflight(t) >= v->o.max_inflight || (id = mv_vq_free_id(tx)) < 0) {
+	if ((window && mv_traffic_inflight(t) >= v->o.max_inflight) || (id = mv_vq_free_id(tx)) < 0) {
 		t->tx_full++;
 		return false;
 	}
@@ -82,7 +84,9 @@ unsigned mv_dp_send_now(struct mv_vmm *v, unsigned n)
 	unsigned k = 0;
 	uint64_t now = mv_now_us();
 
-	while (k < n && dp_post_frame(v, now))
+	/* not limited by --max-inflight: under a loaded host the window can be full at the suspend, and the
+	 * point of these frames is that they wait in the ring through the pause */
+	while (k < n && dp_post_frame(v, now, false))
 		k++;
 	if (k) {
 		mv_vq_publish(&v->vq[MV_TXQ]);
@@ -100,7 +104,7 @@ static void dp_send(struct mv_vmm *v, uint64_t now)
 	if (!v->next_send_us || (now > v->next_send_us && now - v->next_send_us > 200000 + interval))
 		v->next_send_us = now;	/* after a stall: frames not sent meanwhile are skipped, not burst */
 	while (v->next_send_us <= now) {
-		if (!dp_post_frame(v, now)) {
+		if (!dp_post_frame(v, now, true)) {
 			v->next_send_us = now + interval;
 			break;
 		}
