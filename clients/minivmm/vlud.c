@@ -456,7 +456,23 @@ int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 	(void)vlu_subscribe(v->link, v->o.instance);
 	r = mv_update_takeover(v, MV_UPD_DAEMON_RESUMES);
 	test_stop_at("ready");
-	r = vlu_update_ready(v->link, r < 0 ? strerror(-r) : NULL, &verdict);
+	{
+		int tk = r;
+
+		r = vlu_update_ready(v->link, tk < 0 ? strerror(-tk) : NULL, &verdict);
+		if ((r == -ECONNRESET || r == -EPIPE || r == -ENOTCONN) && tk >= 0) {
+			/* vlud went away after our claim (a restarted vlud ended the update as failed and keeps
+			 * every fd): we hold every fd and own the device, so run on (path A: RESUME it ourselves,
+			 * nobody else will) and reattach (mv_vlud_tick) */
+			mv_log("vlud is gone (update.ready: %s): running on with the device, reattaching", strerror(-r));
+			if (s->path == 'A' && (r = mv_vdev_resume(&v->dev)) < 0)
+				mv_log("RESUME: %s", strerror(-r));
+			s->upd[s->nupdates - 1].ok = 0;
+			s->upd[s->nupdates - 1].error = -ECONNRESET;
+			link_lost = true;
+			return 0;
+		}
+	}
 	if (r < 0) {
 		log_daemon_error(v, "update.ready", r);
 		return r;

@@ -14,6 +14,11 @@
 #   in-exec  the same with the VMM stopped at update.exec (state saved, not exec'ed yet: it still holds its
 #            device fd, which the restarted vlud checks in /proc before it RESUMEs); continued, the VMM
 #            does not exec (vlud hung up) and takes the device back
+#   in-claimed  the new image stopped right after its claim (phase restore: it holds every fd; path C: the
+#            device released and reopened for it): the restarted vlud only reports (device status as the
+#            successor left it, nothing resumed), keeps every fd, refuses the claim; the new image, continued,
+#            takes the device over, finds vlud gone at update.ready (path A: RESUMEs it itself), runs on and
+#            reattaches: traffic with 0 lost, VmPin as expected, no fd leak
 # flavour: debian
 # modules: stock
 # use_va: 0

@@ -130,6 +130,68 @@ killed_in() {
 	if cmp -s "held0-$ph.txt" "held3-$ph.txt"; then t_ok "$ph/every-fd-still-held-at-end"; else t_fail "$ph/every-fd-still-held-at-end" "$(diff "held0-$ph.txt" "held3-$ph.txt" | tr '\n' ' ')"; fi
 }
 
+# killed_after_claim: update.start (exec mode, path $DK_PATH) of $INST, whose new image stops itself right
+# after its claim (phase restore: it holds every fd; path C: the device was released and reopened for it);
+# kill -9 vlud: the restarted vlud only reports (the device as the successor left it), keeps every fd; the
+# new image, continued, takes the device over, finds vlud gone at update.ready (path A: RESUMEs itself),
+# runs on and reattaches
+killed_after_claim() {
+	ph=claimed
+	vctl --json call update.start "{\"instance\":\"$INST\",\"mode\":\"exec\",\"path\":\"$DK_PATH\",\"wait\":false}" > "$ph.start" 2>&1
+	sed "s/^/[$ph update.start] /" "$ph.start"
+	uid=$(jnum "$ph.start" id)
+	expect "$ph/update-started" "$uid" -gt 0
+	n=0
+	while ! grep -q "^State:.*stopped" "/proc/$VMM_PID/status" 2> /dev/null && [ $n -lt 150 ]; do sleep 0.1; n=$((n + 1)); done
+	grep -q "^State:.*stopped" "/proc/$VMM_PID/status" && t_ok "$ph/new-image-stopped-after-claim" || t_fail "$ph/new-image-stopped-after-claim" "$(grep State "/proc/$VMM_PID/status")"
+	vctl --json call update.status "{\"instance\":\"$INST\"}" > "$ph.running" 2>&1
+	expect "$ph/running-in-phase-restore" "$(tr -d ' \n' < "$ph.running" | grep -o '"running":{[^}]*' | grep -o '"phase":"[a-z]*"' | head -1)" = '"phase":"restore"'
+	kill_vlud "$ph"
+	vlud2=$(vlud_pid)
+	fd_base=$(nfds "$vlud2")
+	if grep -q "start-up: 1 instances restored, 6 fds adopted, 0 dropped, 0 lost" vlud.log; then t_ok "$ph/startup-adopted-6"; else t_fail "$ph/startup-adopted-6" "$(grep start-up vlud.log | tail -1)"; fi
+	vctl --json call update.status "{\"instance\":\"$INST\"}" > "$ph.ustatus" 2>&1
+	sed "s/^/[$ph update.status after the restart] /" "$ph.ustatus"
+	expect "$ph/verdict-failed" "$(jstr "$ph.ustatus" result)" = failed
+	expect "$ph/verdict-id" "$(jnum "$ph.ustatus" id)" -eq "$uid"
+	expect "$ph/verdict-phase" "$(jstr "$ph.ustatus" phase)" = restore
+	if grep -q "\"error\":\"vlud restarted during the update (phase restore): the successor (pid $VMM_PID, alive) had claimed every fd" "$ph.ustatus"; then t_ok "$ph/verdict-reason"; else t_fail "$ph/verdict-reason" "no such error"; fi
+	if tr -d ' \n' < "$ph.ustatus" | grep -q '"resumed":\[\]'; then t_ok "$ph/nothing-resumed"; else t_fail "$ph/nothing-resumed" "resumed list not empty"; fi
+	st=$(tr -d ' \n' < "$ph.ustatus" | sed -n 's/.*"status_after":\[{"device":"vdpa:vdpa0","status":\([0-9]*\)}.*/\1/p')
+	if [ "$DK_PATH" = C ]; then
+		# the reopened device, not configured yet by the stopped successor
+		expect "$ph/device-status-fresh-open" "${st:-x}" -eq 0
+	else
+		# path A: the device kept running state (suspended, DRIVER_OK); its new owner resumes it
+		expect "$ph/device-status-driver-ok" "$((${st:-0} & 4))" -eq 4
+	fi
+	vctl --json call update.claim "{\"instance\":\"$INST\",\"token\":\"00000000000000000000000000000000\"}" > "$ph.claim" 2>&1
+	if grep -q "ended when vlud restarted (phase restore)" "$ph.claim"; then t_ok "$ph/claim-refused-clearly"; else t_fail "$ph/claim-refused-clearly" "$(cat "$ph.claim")"; fi
+	held_names > "held2-$ph.txt"
+	if cmp -s "held0-$ph.txt" "held2-$ph.txt"; then t_ok "$ph/every-fd-kept-same-names"; else t_fail "$ph/every-fd-kept-same-names" "$(diff "held0-$ph.txt" "held2-$ph.txt" | tr '\n' ' ')"; fi
+	expect "$ph/fd-store-same-count" "$(store_names)" -eq "$st0"
+	kill -CONT "$VMM_PID"
+	wait_attached "$VMM_PID" && t_ok "$ph/new-image-reattached" || t_fail "$ph/new-image-reattached" "$(vctl instances 2>&1 | tr '\n' ' ')"
+	if grep -q "vlud is gone (update.ready" "$INST.log"; then t_ok "$ph/new-image-saw-vlud-gone"; else t_fail "$ph/new-image-saw-vlud-gone" "not in its log"; fi
+	sleep 3 # traffic after the takeover
+	expect "$ph/vmpin-expected-after" "$(vmpin "$VMM_PID")" -eq "$pin0"
+	kill -TERM "$VMM_PID"
+	wait "$VMM_PID"
+	sed "s/^/[$INST] /" "$INST.log" "$INST.out"
+	f=$INST.out
+	expect "$ph/vmm-connected-at-end" "$(val "$f" vlud: connected)" -eq 1
+	expect "$ph/vmm-zero-lost" "$(val "$f" traffic: lost)" -eq 0
+	expect "$ph/vmm-zero-dup" "$(val "$f" traffic: dup)" -eq 0
+	expect "$ph/vmm-all-echoed" "$(val "$f" traffic: echoed)" -eq "$(val "$f" traffic: sent)"
+	expectf "$ph/vmm-echo-after-the-takeover" "$(val "$f" "update 1:" pause_echo_gap_ms)" '>' 0
+	echo "# $ph: lost frames: traffic $(val "$f" traffic: lost), during the update $(val "$f" "update 1:" lost)"
+	n=0
+	while [ "$(nfds "$vlud2")" -ne "$fd_base" ] && [ $n -lt 30 ]; do sleep 0.1; n=$((n + 1)); done
+	expect "$ph/no-fd-leak-in-restarted-vlud" "$(nfds "$vlud2")" -eq "$fd_base"
+	held_names > "held3-$ph.txt"
+	if cmp -s "held0-$ph.txt" "held3-$ph.txt"; then t_ok "$ph/every-fd-still-held-at-end"; else t_fail "$ph/every-fd-still-held-at-end" "$(diff "held0-$ph.txt" "held3-$ph.txt" | tr '\n' ' ')"; fi
+}
+
 # dk_run: the whole scenario
 dk_run() {
 	start_vlud_fdstore
@@ -163,6 +225,12 @@ dk_run() {
 	killed_in exec
 	if grep -q "hung up before the exec" vm1.log; then t_ok exec/vmm-did-not-exec; else t_fail exec/vmm-did-not-exec "not in its log"; fi
 	vctl release vm1 > /dev/null 2>&1
+
+	# ---- vm2: an update killed after the new image's claim (phase restore)
+	INST=vm2
+	start_vmm_stop_at claimed claimed
+	killed_after_claim
+	vctl release vm2 > /dev/null 2>&1
 
 	kill -TERM "$FDS_PID"
 	wait "$FDS_PID"
