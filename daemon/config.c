@@ -71,7 +71,7 @@ static void defaults(struct vlud_config *c)
 		.allow_disruptive = false,
 		.max_state_bytes = 1024 * 1024,
 		.restart_previous = true,
-		.kill_late_successor = true,
+		.kill_failed_successor = true,
 	};
 	c->orphan_expiry_s = 0;
 	/* operators: root only; VMMs: nobody (default deny) */
@@ -408,7 +408,7 @@ static int parse_root(struct ctx *x, json_object *root, struct vlud_config *c)
 					{ "allow_memlock_raise", offsetof(struct vlud_update_policy, allow_memlock_raise) },
 					{ "allow_disruptive", offsetof(struct vlud_update_policy, allow_disruptive) },
 					{ "restart_previous", offsetof(struct vlud_update_policy, restart_previous) },
-					{ "kill_late_successor", offsetof(struct vlud_update_policy, kill_late_successor) },
+					{ "kill_failed_successor", offsetof(struct vlud_update_policy, kill_failed_successor) },
 				};
 				size_t b = 0;
 
@@ -637,7 +637,7 @@ json_object *config_to_json(const struct vlud_config *c)
 		json_object_object_add(up, "allow_disruptive", json_object_new_boolean(c->update_policy.allow_disruptive));
 		json_object_object_add(up, "max_state_bytes", json_object_new_int64(c->update_policy.max_state_bytes));
 		json_object_object_add(up, "restart_previous", json_object_new_boolean(c->update_policy.restart_previous));
-		json_object_object_add(up, "kill_late_successor", json_object_new_boolean(c->update_policy.kill_late_successor));
+		json_object_object_add(up, "kill_failed_successor", json_object_new_boolean(c->update_policy.kill_failed_successor));
 		json_object_object_add(o, "update", up);
 	}
 	json_object_object_add(o, "orphan_expiry_s", json_object_new_int64(c->orphan_expiry_s));

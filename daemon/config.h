@@ -51,7 +51,7 @@ struct vlud_update_policy {
 	bool allow_disruptive;	  /* update.start may ask for a path without SUSPEND */
 	unsigned max_state_bytes; /* size limit of a VMM's saved state */
 	bool restart_previous;	  /* exec mode: start the previous binary when the new image fails */
-	bool kill_late_successor; /* SIGKILL a successor (or exec'ed image) that misses its deadline */
+	bool kill_failed_successor; /* SIGKILL a successor that misses its deadline or fails verification */
 };
 
 struct vlud_config {

@@ -127,8 +127,9 @@ struct update {
 	bool retake;	       /* transfer mode, path C: the device is being brought back to O (retake_start) */
 	enum phase retake_from; /* the phase the update failed in before that */
 	char first_error[512]; /* why the update failed before the restart */
-	pid_t killed_pid;      /* the late process D killed last (timer_cb()), 0 = none */
+	pid_t killed_pid;      /* the process D killed last (kill_failed()), 0 = none */
 	bool kill_pending;     /* it was killed; its exit is awaited */
+	char kill_reason[300]; /* why: the rollback's reason when its exit is seen */
 
 	uint64_t starter_conn; /* connection waiting for the verdict (0 = none) */
 	json_object *starter_id;
@@ -753,37 +754,53 @@ static int late_process(struct update *u, pid_t *ret_pid)
 	return -ESRCH;
 }
 
-/* A deadline passed.  With update.kill_late_successor (default), a late successor (late_process()) is
- * killed first and the rollback runs when its exit is seen (old_exit_cb/new_exit_cb), exactly as when it
- * dies by itself: the fds it holds are closed by the kernel, so a device can go back to a running VMM
- * (transfer mode: O; exec mode: the previous binary restarted).  Without the kill, the rollback could
- * only keep every fd and report failed while that process still runs with copies of the device. */
+/* Kill pid (pfd its pidfd) that failed the update while it holds (or is about to take) the instance's fds:
+ * SIGKILL now, and the rollback (reason: fmt) runs when its exit is seen (old_exit_cb/new_exit_cb), exactly
+ * as when it dies by itself: the kernel closes the fds it holds, so a device can go back to a running VMM
+ * (transfer mode: O; exec mode: the previous binary restarted).  Without the kill, a rollback could only
+ * keep every fd and report failed while that process still runs with copies of the device.  Policy
+ * update.kill_failed_successor (default true).  false when not killed (policy, or the signal failed). */
+static bool kill_failed(struct update *u, int pfd, pid_t pid, const char *fmt, ...) _printf_(4, 5);
+static bool kill_failed(struct update *u, int pfd, pid_t pid, const char *fmt, ...)
+{
+	json_object *d;
+	va_list ap;
+
+	if (!vl.cfg->update_policy.kill_failed_successor || u->kill_pending || pfd < 0 ||
+	    pidfd_send_signal(pfd, SIGKILL, NULL, 0) < 0)
+		return false;
+	va_start(ap, fmt);
+	vsnprintf(u->kill_reason, sizeof(u->kill_reason), fmt, ap);
+	va_end(ap);
+	u->killed_pid = pid;
+	u->kill_pending = true;
+	log_warning("update %" PRIu64 " of %s: killed pid %d (SIGKILL) in phase %s: %s; rolling back when it has exited",
+		    u->id, u->inst->name, (int)pid, phase_names[u->phase], u->kill_reason);
+	d = event_base(u);
+	json_object_object_add(d, "pid", json_object_new_int(pid));
+	json_object_object_add(d, "phase", json_object_new_string(phase_names[u->phase]));
+	json_object_object_add(d, "reason", json_object_new_string(u->kill_reason));
+	events_emit("update.killed", u->inst->name, d);
+	/* its exit (pidfd readable) rolls back; this deadline only guards against never seeing it */
+	ev_timer_stop(vl.loop, &u->timer);
+	ev_timer_set(&u->timer, 5.0, 0.);
+	ev_timer_start(vl.loop, &u->timer);
+	return true;
+}
+
+/* A deadline passed: a late process that holds (or is about to take) the fds is killed first
+ * (kill_failed()); otherwise, or when its exit was never seen, the rollback runs now. */
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct update *u = container_of(w, struct update, timer);
 	pid_t pid = 0;
-	int pfd;
+	int pfd = u->kill_pending ? -ESRCH : late_process(u, &pid);
 
 	(void)loop;
 	(void)revents;
-	pfd = vl.cfg->update_policy.kill_late_successor && !u->kill_pending ? late_process(u, &pid) : -ESRCH;
-	if (pfd >= 0 && pidfd_send_signal(pfd, SIGKILL, NULL, 0) == 0) {
-		json_object *d = event_base(u);
-
-		u->killed_pid = pid;
-		u->kill_pending = true;
-		log_warning("update %" PRIu64 " of %s: pid %d missed the deadline of phase %s: killed (SIGKILL); rolling "
-			    "back when it has exited",
-			    u->id, u->inst->name, (int)pid, phase_names[u->phase]);
-		json_object_object_add(d, "pid", json_object_new_int(pid));
-		json_object_object_add(d, "phase", json_object_new_string(phase_names[u->phase]));
-		json_object_object_add(d, "reason", json_object_new_string("missed its deadline"));
-		events_emit("update.killed", u->inst->name, d);
-		/* its exit (pidfd readable) rolls back; this deadline only guards against never seeing it */
-		ev_timer_set(&u->timer, 5.0, 0.);
-		ev_timer_start(vl.loop, &u->timer);
+	if (pfd >= 0 && kill_failed(u, pfd, pid, "timeout in phase %s: %s %d missed its deadline and was killed",
+				    phase_names[u->phase], pid == u->old_pid ? "pid" : "the successor", (int)pid))
 		return;
-	}
 	rollback(u, "timeout in phase %s", phase_names[u->phase]);
 }
 
@@ -805,9 +822,8 @@ static void old_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 			    "still claim", u->id, u->inst->name, (int)u->old_pid, (int)u->new_pid);
 		return;
 	}
-	if (u->killed_pid && u->killed_pid == u->old_pid)
-		rollback(u, "timeout in phase %s: pid %d missed its deadline and was killed", phase_names[u->phase],
-			 (int)u->old_pid);
+	if (u->kill_pending && u->killed_pid == u->old_pid)
+		rollback(u, "%s", u->kill_reason);
 	else
 		rollback(u, "the VMM process %d exited in phase %s", (int)u->old_pid, phase_names[u->phase]);
 }
@@ -821,9 +837,8 @@ static void new_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ev_io_stop(vl.loop, w);
 	if (u->retake)
 		return; /* the device is being brought back to O: N no longer matters */
-	if (u->killed_pid && u->killed_pid == u->new_pid)
-		rollback(u, "timeout in phase %s: the successor %d missed its deadline and was killed",
-			 phase_names[u->phase], (int)u->new_pid);
+	if (u->kill_pending && u->killed_pid == u->new_pid)
+		rollback(u, "%s", u->kill_reason);
 	else
 		rollback(u, "the successor %d exited in phase %s", (int)u->new_pid, phase_names[u->phase]);
 }
@@ -2090,6 +2105,13 @@ int update_cmd_ready(struct request *r)
 			char e[sizeof(u->error)];
 
 			snprintf(e, sizeof(e), "%s", u->error);
+			/* N still holds the device: O can take it back only without N (A/B: N would reset it when
+			 * it exits; C: N's copy keeps the reopened device from being released) */
+			if (kill_failed(u, u->new_pidfd, u->new_pid, "verification failed: %.200s; the successor %d was killed",
+					e, (int)u->new_pid)) {
+				r->ret = json_object_new_object();
+				return 0;
+			}
 			rollback(u, "verification failed: %s", e);
 		} else
 			finish(u, "failed", "update.completed", NULL);

@@ -105,7 +105,7 @@ bad timeouts-key 'timeouts.claim_ms: unknown key' '{"timeouts": {"claim_ms": 3}}
 bad timeouts-update-zero 'timeouts.update.claim_ms: must be between' '{"timeouts": {"update": {"claim_ms": 0}}}'
 bad timeouts-update-key 'timeouts.update.ready_ms: unknown key' '{"timeouts": {"update": {"ready_ms": 5}}}'
 bad update-not-object 'update: must be an object' '{"update": true}'
-bad update-bool 'update.kill_late_successor: must be true or false' '{"update": {"kill_late_successor": "yes"}}'
+bad update-bool 'update.kill_failed_successor: must be true or false' '{"update": {"kill_failed_successor": "yes"}}'
 bad update-bool-int 'update.allow_disruptive: must be true or false' '{"update": {"allow_disruptive": 1}}'
 bad update-state-size 'update.max_state_bytes: must be between 1 and 67108864' '{"update": {"max_state_bytes": 67108865}}'
 bad update-key 'update.allow_everything: unknown key' '{"update": {"allow_everything": true}}'

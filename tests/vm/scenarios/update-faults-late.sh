@@ -1,6 +1,6 @@
 #!/bin/sh
 # update-faults-late: a process that misses its deadline while it holds (or is about to take) the instance's
-# fds is killed by vlud (update.kill_late_successor, default true) and the update rolls back as if it had
+# fds is killed by vlud (update.kill_failed_successor, default true) and the update rolls back as if it had
 # died (docs/UPDATE.md, Rollback).  Stock modules, path C, so every rollback also re-pins.
 #   exec-late-ready        exec mode: the new image claims, restores and stops before update.ready; at the
 #                          commit deadline vlud kills it and restarts the previous binary, which claims the
@@ -9,7 +9,7 @@
 #                          the deadline; vlud releases and reopens the device and the old VMM takes it back
 #   transfer-spawned-never-claims  transfer mode, the successor vlud spawns never connects: killed at the
 #                          claim deadline; the old VMM (still the owner) is resumed and runs on
-#   policy-off             the same late successor with update.kill_late_successor false: not killed, the
+#   policy-off             the same late successor with update.kill_failed_successor false: not killed, the
 #                          update ends failed with every fd kept, the successor still stopped with its copies
 # Each: the late process is gone (or not, policy off), the verdict names it, who owns the instance, device
 # DRIVER_OK, the owner's VmPin is the guest RAM, traffic runs on with nothing lost, no fd leaked in vlud.
@@ -89,7 +89,7 @@ sed "s/^/[$T reply] /" $T.reply
 if grep -q "test: stopping at ready" $T.log; then t_ok $T/new-image-stopped-before-ready; else t_fail $T/new-image-stopped-before-ready "not in its log"; fi
 if gone "$OLD"; then t_ok $T/late-image-killed; else t_fail $T/late-image-killed "pid $OLD still there"; fi
 wait "$OLD" 2> /dev/null
-if grep -q "pid $OLD missed the deadline of phase restore: killed" vlud.log; then t_ok $T/kill-logged; else t_fail $T/kill-logged "not in vlud.log"; fi
+if grep -q "killed pid $OLD (SIGKILL) in phase restore: timeout in phase restore" vlud.log; then t_ok $T/kill-logged; else t_fail $T/kill-logged "not in vlud.log"; fi
 status vm1 $T.status
 expect $T/rolled-back "$(jstr $T.status result)" = rolled-back
 expect $T/killed-pid-in-verdict "$(jnum $T.status killed_pid)" -eq "$OLD"
@@ -154,7 +154,7 @@ after $T vm3
 
 # ---- policy off: the late successor is left alone; the update fails with every fd kept
 stop_vlud > /dev/null
-start_vlud '"update": { "allow_memlock_raise": true, "kill_late_successor": false }'
+start_vlud '"update": { "allow_memlock_raise": true, "kill_failed_successor": false }'
 FD0=$(nfds "$VLUD_PID")
 T=policy-off
 start_vmm $T vm4 --mem 32M --duration 14

@@ -9,10 +9,14 @@
 #                  re-maps 3 ranges: the verdict is failed (never ok) with the mismatch and the numbers
 #                  (new_after_kb = expected - 16 MiB, moved_ok false), the device DRIVER_OK at the verdict,
 #                  every fd kept by vlud (the instance orphaned once the new image, told failed, has exited)
-#   transfer-short transfer mode, path C, a named successor with MINIVMM_TEST_MAP_SHORT=1: failed as well
-#                  (the successor still holds the reopened device, so the old VMM cannot take it back), old
-#                  VmPin dropped to 0, new = expected - 16 MiB; the old VMM stops without touching the rings
-#                  it now shares with the successor; every fd kept by vlud
+#   transfer-short transfer mode, path C, a named successor with MINIVMM_TEST_MAP_SHORT=1: vlud kills the
+#                  successor (update.kill_failed_successor, default) and rolls back: it releases and reopens
+#                  the device and the old VMM takes it back (re-pin), runs on with nothing lost: rolled-back,
+#                  killed_pid, the mismatch and its numbers in the reason
+#   transfer-short-policy-off  the same with kill_failed_successor false: failed (the successor still holds
+#                  the reopened device, so the old VMM cannot take it back), old VmPin dropped to 0, new =
+#                  expected - 16 MiB; the old VMM stops without touching the rings it now shares with the
+#                  successor; every fd kept by vlud
 # flavour: debian
 # modules: stock
 # use_va: 0
@@ -102,6 +106,51 @@ expect $T/no-fd-leak-in-daemon-after-release "$(nfds "$VLUD_PID")" -eq "$base"
 
 # ---- transfer mode: a named successor pins one range less than declared
 T=transfer-short
+base=$(nfds "$VLUD_PID")
+start_vmm $T vm3 --mem 64M --chunk 16M --duration 14
+OLD=$VMM_PID
+pin0=$(vmpin "$OLD")
+rm -f succ.fifo
+mkfifo succ.fifo
+sh -c "read tok < succ.fifo; MINIVMM_TEST_MAP_SHORT=1 VLU_UPDATE_TOKEN=\$tok exec minivmm --vlud $SOCK --instance vm3 --vdpa vdpa0 --mem 64M --chunk 16M --duration 4" \
+	> $T-new.out 2> $T-new.log &
+SUCC=$!
+vctl --json call update.start "{\"instance\":\"vm3\",\"mode\":\"transfer\",\"path\":\"C\",\"successor_pid\":$SUCC,\"wait\":false}" > $T.reply 2>&1
+expect $T/started "$?" -eq 0
+jstr $T.reply token > succ.fifo
+wait "$SUCC"
+expect $T/successor-killed-sigkill "$?" -eq 137
+sed "s/^/[$T new] /" $T-new.log
+n=0
+while ! vctl update status vm3 2> /dev/null | grep -q "no update is running" && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+vctl --json call update.status '{"instance":"vm3"}' > $T.status 2>&1
+sed "s/^/[$T status] /" $T.status
+expect $T/rolled-back "$(jstr $T.status result)" = rolled-back
+expect $T/killed-pid-is-successor "$(jnum $T.status killed_pid)" -eq "$SUCC"
+if grep -q "verification failed: VmPin mismatch: expected 65536 kB moved; old 65536 -> 0 kB, new 0 -> 49152 kB; the successor $SUCC was killed" $T.status; then
+	t_ok $T/reason-mismatch-numbers-and-kill
+else
+	t_fail $T/reason-mismatch-numbers-and-kill "$(jstr $T.status error)"
+fi
+if grep -q "brought back to the old VMM (pid $OLD)" $T.status; then t_ok $T/reason-brought-back; else t_fail $T/reason-brought-back "reason"; fi
+if vctl --json instances | tr -d ' \n' | grep -q "\"name\":\"vm3\"[^}]*\"pid\":$OLD[,}]"; then t_ok $T/instance-back-to-old; else t_fail $T/instance-back-to-old "not the old pid"; fi
+expect $T/old-vmpin-all-ranges-again "$(vmpin "$OLD")" -eq "$pin0"
+st=$(vctl --json devices | grep -o '"status":[0-9]*' | head -1 | sed 's/.*://')
+expect $T/driver-ok "$((${st:-0} & 4))" -eq 4
+wait "$OLD"
+sed "s/^/[$T old] /" $T.log $T.out
+expect $T/old-update-recorded-not-ok "$(val $T.out "update 1:" ok)" -eq 0
+expect $T/old-only-the-update-failed "$(grep '^fail:' $T.out | grep -vc 'update 1')" -eq 0
+expect $T/old-traffic-none-lost "$(val $T.out traffic: lost)" -eq 0
+expect $T/old-traffic-all-echoed "$(val $T.out traffic: echoed)" -eq "$(val $T.out traffic: sent)"
+vctl release vm3 > /dev/null 2>&1
+sleep 0.5
+expect $T/no-fd-leak-in-daemon-after-release "$(nfds "$VLUD_PID")" -eq "$base"
+
+# ---- the same with update.kill_failed_successor false: nobody is killed, the update fails
+stop_vlud > /dev/null
+start_vlud '"update": { "allow_memlock_raise": true, "kill_failed_successor": false }'
+T=transfer-short-policy-off
 base=$(nfds "$VLUD_PID")
 start_vmm $T vm2 --mem 64M --chunk 16M --duration 10
 OLD=$VMM_PID
