@@ -18,6 +18,7 @@
 #include "basics.h"
 #include "closer.h"
 #include "device.h"
+#include "persist.h"
 #include "vlud-vhost.h"
 
 int device_vdpa_major(void)
@@ -94,10 +95,14 @@ int device_open_node(const char *path, int *ret_fd)
 	int major;
 
 	fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0 && errno == EBUSY && closer_pending() > 0) {
+	if (fd < 0 && errno == EBUSY) {
 		/* the node is single-open and our last copy may still be closing in the closer's worker
-		 * (fd.remove / instance.release just before): wait for it, once (rare, and only this caller) */
-		closer_flush();
+		 * (fd.remove / instance.release just before): wait for it, once (rare, and only this caller);
+		 * with the fd store, the service manager's copy of it goes only when PID 1 has handled our
+		 * FDSTOREREMOVE (asynchronous): wait for that too (persist_store_barrier) */
+		if (closer_pending() > 0)
+			closer_flush();
+		(void)persist_store_barrier(); /* no-op without the store */
 		fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
 	}
 	if (fd < 0)

@@ -246,6 +246,19 @@ void persist_update_changed(void)
 	persist_state_write();
 }
 
+int persist_store_barrier(void)
+{
+	int r;
+
+	if (!vl.fdstore)
+		return 0;
+	/* BARRIER=1: returns once the service manager has handled every notification sent before it */
+	r = sd_notify_barrier(0, 2 * 1000000ULL);
+	if (r < 0)
+		log_warning("fd store: waiting for the service manager (BARRIER=1): %s", strerror(-r));
+	return r < 0 ? r : 0;
+}
+
 /* what build_doc allocated (the rest is borrowed from the live tables) */
 static void doc_free(struct state_doc *doc)
 {

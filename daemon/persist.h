@@ -35,5 +35,10 @@ void persist_update_changed(void);
 /* The daemon exits: no more state writes (instances are freed one by one and must not leave the
  * state; an update ended by the teardown must not either).  Call before instance_free_all(). */
 void persist_freeze(void);
+/* Wait (at most 2 s) until the service manager has handled every FDSTORE/FDSTOREREMOVE sent so far
+ * (sd_notify_barrier).  A device node is single-open and the store's copy of a device fd we just
+ * removed keeps it busy until PID 1 has processed the FDSTOREREMOVE: device_open_node() waits for
+ * that on EBUSY.  0 (also without the store) or -errno. */
+int persist_store_barrier(void);
 
 #endif

@@ -2,7 +2,8 @@
 /*
  * sdstore.h - the fd-store side of systemd's PID 1, as far as vlud uses it: the NOTIFY_SOCKET receiver
  * (datagrams with SCM_RIGHTS: READY=1, STATUS=, STOPPING=1, WATCHDOG=1, FDSTORE=1 + FDNAME= [+ FDPOLL=],
- * FDSTOREREMOVE=1 + FDNAME=) and the store it keeps (one copy per open file, like systemd: an fd whose
+ * FDSTOREREMOVE=1 + FDNAME=, BARRIER=1 whose fd is closed once everything before it is handled, as every
+ * fd not stored is) and the store it keeps (one copy per open file, like systemd: an fd whose
  * file is already stored is closed, whatever its name).
  *
  * Shared by the host tests' helper (tests/integration/integ.c) and the rig's supervisor

@@ -7,7 +7,7 @@
  *   - the listening socket: AF_UNIX SOCK_SEQPACKET at --socket PATH, created once and kept across
  *     restarts (vlud.socket), passed first as "vlud.socket";
  *   - NOTIFY_SOCKET (--notify PATH): READY=1, STATUS=, STOPPING=1, WATCHDOG=1, FDSTORE=1 + FDNAME=,
- *     FDSTOREREMOVE=1 + FDNAME= (tests/integration/sdstore.c, the same code the host tests use); the
+ *     FDSTOREREMOVE=1 + FDNAME=, BARRIER=1 (tests/integration/sdstore.c, the same code the host tests use); the
  *     stored fds are kept here while the service is down;
  *   - when the service dies (a signal, or a non-zero exit) it is started again after --restart-ms
  *     (default 100) with LISTEN_FDS / LISTEN_FDNAMES / LISTEN_PID: the socket, then every stored fd
