@@ -21,7 +21,7 @@
 #
 # Environment:
 #   VLUD_BARE_CACHE       base tarball, root tree, logs (default ~/.cache/vlud/bare; never inside the tree)
-#   VLUD_BARE_TARGET      ci (default: `bash .ci/run`, everything, rig included) or host (`make deps` then
+#   VLUD_BARE_TARGET      ci (default: `bash .ci/run`, everything, rig included) or host (install-deps.sh, then
 #                         `make check-host`: the quick proof, ~10 min)
 #   VLUD_BARE_REBASE=1    debootstrap a new base tarball even if one is cached
 #   VLUD_BARE_MIRROR      Debian mirror for debootstrap (default: the host's, from /etc/apt/sources.list*)
@@ -59,20 +59,32 @@ unmount_all() {
 	[ -z "$(mounts_under "$ROOT")" ]
 }
 # Processes whose root is ROOT (only ever started by this script: qemu of the rig, a daemon...)
+# (repeated until none is left: one may fork while the others are being killed)
 kill_chrooted() {
-	local p r
-	for p in /proc/[0-9]*; do
-		r=$(readlink "$p/root" 2>/dev/null) || continue
-		[ "$r" = "$ROOT" ] && kill -9 "${p#/proc/}" 2>/dev/null
+	local p r i n
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		n=0
+		for p in /proc/[0-9]*; do
+			r=$(readlink "$p/root" 2>/dev/null) || continue
+			[ "$r" = "$ROOT" ] && kill -9 "${p#/proc/}" 2>/dev/null && n=$((n + 1))
+		done
+		[ "$n" -eq 0 ] && return 0
+		sleep 0.2
 	done
-	return 0
+	say "warning: processes still running in $ROOT"
 }
+RUN_PID=
 cleanup() {
 	kill_chrooted
+	if [ -n "$RUN_PID" ]; then
+		# the chroot is empty now: the namespace's shell unmounts and ends, then tee
+		wait "$RUN_PID" 2>/dev/null
+		RUN_PID=
+	fi
 	unmount_all || say "warning: still mounted under $ROOT: $(mounts_under "$ROOT" | tr '\n' ' ')"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+trap 'say "interrupted"; exit 130' INT TERM HUP
 
 # ---------------------------------------------------------------- host tools
 host_need=()
@@ -153,7 +165,7 @@ T1=$(date +%s)
 # ---------------------------------------------------------------- 4. the run
 case $TARGET in
 ci) cmd='cd /root/vlud && bash .ci/run' ;;
-host) cmd='cd /root/vlud && export CI=true && make deps && make check-host' ;;
+host) cmd='cd /root/vlud && export CI=true && bash scripts/install-deps.sh && make check-host' ;;
 esac
 LOG=$CACHE/logs/run-$(date +%Y%m%d-%H%M%S)-$TARGET.log
 say "chroot $ROOT: $cmd (log: $LOG)"
@@ -171,8 +183,13 @@ unshare -m --propagation private bash -c '
 		mount --bind /dev "$R/dev" && mount --bind /dev/pts "$R/dev/pts" &&
 		mount -t tmpfs -o mode=1777,nosuid,nodev shm "$R/dev/shm" || { echo "bare-check: mounts failed" >&2; exit 1; }
 	chroot "$R" /usr/bin/env -i HOME=/root PATH="$P" TERM=dumb /bin/bash -c "$C" </dev/null
-' bare "$ROOT" "$PATH_IN" "$cmd" 2>&1 | tee "$LOG"
-rc=${PIPESTATUS[0]}
+' bare "$ROOT" "$PATH_IN" "$cmd" 2>&1 | tee "$LOG" &
+# in the background and waited for, so that a signal to this script runs its traps at once (the EXIT trap
+# kills everything in the chroot, then the namespace's own trap unmounts); pipefail: unshare's status
+RUN_PID=$!
+wait "$RUN_PID"
+rc=$?
+RUN_PID=
 T2=$(date +%s)
 kill_chrooted
 
