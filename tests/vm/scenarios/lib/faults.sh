@@ -112,6 +112,8 @@ check_restarted() {
 FAULT_DUR=${FAULT_DUR:-12}
 FAULT_MIN_SENT=${FAULT_MIN_SENT:-4000}
 FAULT_N=0
+# the pinned size the mapping table makes vlud expect: the guest RAM (32 MiB) in PA mode, 0 in VA mode
+if [ "${RIG_USE_VA:-0}" = 1 ]; then FAULT_EXP_KB=0; else FAULT_EXP_KB=32768; fi
 
 fault_case() {
 	mode=$1 who=$2 point=$3 fpath=${4:-auto}
@@ -155,6 +157,9 @@ fault_case() {
 	status "$I" "$T.status0"
 	ph0=$(jstr "$T.status0" phase)
 	echo "# $T: update in phase $ph0 (path $upath) when pid $STOPPED stopped at $point"
+	# the phase vlud is in at each stop point (update.status running.phase)
+	case $point-$mode in save-*) ph='save' ;; exec-* | claim-exec) ph='exec' ;; claim-transfer) ph='claim' ;; *) ph='restore' ;; esac
+	expect "$T/phase-at-stop" "$ph0" = "$ph"
 	if [ "$who" = old ] && [ -n "$SUCC" ]; then
 		# transfer mode: the old VMM dies after its save, while the successor waits before its claim or
 		# after it: everything the successor needs is with vlud, the update goes on without the old VMM
@@ -215,7 +220,7 @@ fault_old_takes_back() {
 	expect "$T/instance-attached" "$(instate "$I")" = attached
 	expect "$T/instance-pid-is-old" "$(inpid "$I")" = "$OLD"
 	exp=$(jnum "$T.status" expected_kb)
-	expect "$T/expected-is-guest-ram" "$exp" -eq 32768
+	expect "$T/expected-is-guest-ram" "$exp" -eq "$FAULT_EXP_KB"
 	expect "$T/old-vmpin-is-expected" "$(vmpin "$OLD")" -eq "$exp"
 	expect "$T/old-vmpin-as-before" "$(vmpin "$OLD")" -eq "$pin0"
 	st=$(devstatus)
@@ -245,8 +250,11 @@ fault_succ_completes() {
 	expect "$T/instance-attached" "$(instate "$I")" = attached
 	expect "$T/instance-pid-is-successor" "$(inpid "$I")" = "$SUCC"
 	exp=$(jnum "$T.status" expected_kb)
-	expect "$T/expected-is-guest-ram" "$exp" -eq 32768
+	expect "$T/expected-is-guest-ram" "$exp" -eq "$FAULT_EXP_KB"
 	expect "$T/successor-vmpin-is-expected" "$(vmpin "$SUCC")" -eq "$exp"
+	# the old VMM is gone: its VmPin reads as 0 after, so the move is still accounted (moved_ok)
+	expect "$T/verdict-old-after-0" "$(jnum "$T.status" old_after_kb)" -eq 0
+	if grep -q '"moved_ok":true' "$T.status"; then t_ok "$T/verdict-vmpin-moved-ok"; else t_fail "$T/verdict-vmpin-moved-ok" "moved_ok not true"; fi
 	st=$(devstatus)
 	expect "$T/device-driver-ok" "$((${st:-0} & 4))" -eq 4
 	if event_has "$T" update.completed '"result":"ok"'; then t_ok "$T/event-completed-ok"; else t_fail "$T/event-completed-ok" "no event"; fi
