@@ -145,6 +145,13 @@ fault_case() {
 		SUCC=$!
 		vctl --json call update.start "{\"instance\":\"$I\",\"mode\":\"transfer\",\"path\":\"$fpath\",\"successor_pid\":$SUCC,\"wait\":false}" > "$T.reply" 2>&1
 		expect "$T/started" "$?" -eq 0
+		# the token goes to the successor once vlud waits for its claim (the old VMM has saved): a claim
+		# before that is refused (no update waiting for a claim) and minivmm exits on it
+		n=0
+		while ! vctl --json call update.status "{\"instance\":\"$I\"}" 2> /dev/null | grep -q '"phase":"claim"' && [ $n -lt 100 ]; do
+			sleep 0.1
+			n=$((n + 1))
+		done
 		jstr "$T.reply" token > "$T.fifo"
 	else
 		vctl --json call update.start "{\"instance\":\"$I\",\"mode\":\"$mode\",\"path\":\"$fpath\",\"wait\":false}" > "$T.reply" 2>&1
