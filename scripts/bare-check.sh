@@ -6,7 +6,8 @@
 #
 # 1. a pristine Debian 12 base system (`debootstrap --variant=minbase bookworm`, from the host's configured
 #    Debian mirror), made once and kept as a tarball under $VLUD_BARE_CACHE (default ~/.cache/vlud/bare);
-# 2. a fresh root tree unpacked from it (the previous run's tree is removed first), with the host's apt
+# 2. a fresh root tree unpacked from it ($VLUD_BARE_CACHE/root; the previous run's tree, kept until then for
+#    inspection, ~4 GB after a full run, is removed first), with the host's apt
 #    sources, apt Acquire settings (proxy, validity checks) and resolv.conf copied in: its only network is
 #    the Debian mirror, through apt-get;
 # 3. `git clone` of this repository at HEAD into /root/vlud of that tree (committed work only);
@@ -61,8 +62,8 @@ unmount_all() {
 # Processes whose root is ROOT (only ever started by this script: qemu of the rig, a daemon...)
 # (repeated until none is left: one may fork while the others are being killed)
 kill_chrooted() {
-	local p r i n
-	for i in 1 2 3 4 5 6 7 8 9 10; do
+	local p r n
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
 		n=0
 		for p in /proc/[0-9]*; do
 			r=$(readlink "$p/root" 2>/dev/null) || continue
