@@ -7,7 +7,7 @@
 # 1. a pristine Debian 12 base system (`debootstrap --variant=minbase bookworm`, from the host's configured
 #    Debian mirror), made once and kept as a tarball under $VLUD_BARE_CACHE (default ~/.cache/vlud/bare);
 # 2. a fresh root tree unpacked from it ($VLUD_BARE_CACHE/root; the previous run's tree, kept until then for
-#    inspection, ~4 GB after a full run, is removed first), with the host's apt
+#    inspection, 1-3 GB, is removed first), with the host's apt
 #    sources, apt Acquire settings (proxy, validity checks) and resolv.conf copied in: its only network is
 #    the Debian mirror, through apt-get;
 # 3. `git clone` of this repository at HEAD into /root/vlud of that tree (committed work only);
