@@ -66,7 +66,15 @@ $(O)/%.o: $(TOP)/%.c
 
 include $(sort $(wildcard $(TOP)/*/*.mk $(TOP)/*/*/*.mk))
 
-all: $(LIBS) $(BINS) $(TEST_BINS)
+all: depcheck $(LIBS) $(BINS) $(TEST_BINS)
+
+# A build before `make deps` on a bare machine says what is missing instead of failing on headers.
+.PHONY: depcheck
+depcheck:
+	@$(PKG_CONFIG) --version >/dev/null 2>&1 || { echo "pkg-config is missing: run 'make deps' (scripts/install-deps.sh) as root first" >&2; exit 1; }
+	@missing=; for p in $(PKGS) cmocka; do $(PKG_CONFIG) --exists $$p || missing="$$missing $$p"; done; \
+	 [ -e /usr/include/ev.h ] || missing="$$missing libev"; \
+	 [ -z "$$missing" ] || { echo "missing development packages for:$$missing: run 'make deps' (scripts/install-deps.sh) as root first" >&2; exit 1; }
 
 .PHONY: all check check-host check-san vm-check install clean deps bench demo
 deps:
