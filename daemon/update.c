@@ -1827,6 +1827,15 @@ int update_cmd_claim(struct request *r)
 					     jint(ui->last, "id", 0), name, jstr(ui->last, "phase") ? jstr(ui->last, "phase") : "?");
 		}
 	}
+	if (u && u->token_valid && u->phase < PH_EXEC && token_eq(token, u->token) &&
+	    c->cred.pid == (u->mode == MODE_EXEC ? u->old_pid : u->new_pid)) {
+		/* the right successor, early (an operator-named one that got the token from update.start's reply
+		 * before O has saved): nothing to hand over yet; libvlu's vlu_update_claim() asks again */
+		log_info("update %" PRIu64 " of %s: claim by pid %d before phase claim (phase %s): Busy", u->id, name,
+			 (int)c->cred.pid, phase_names[u->phase]);
+		return request_error(r, VLU_ERR_BUSY, "update %" PRIu64 " of '%s' is in phase %s: claim again in phase claim",
+				     u->id, name, phase_names[u->phase]);
+	}
 	if (!u || !u->token_valid || (u->phase != PH_EXEC && u->phase != PH_CLAIM)) {
 		log_warning("update.claim of '%s' by pid %d uid %u refused: no update waiting for a claim", name,
 			    (int)c->cred.pid, (unsigned)c->cred.uid);

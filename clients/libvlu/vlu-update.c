@@ -18,6 +18,8 @@
 #include "vlu.h"
 
 #define VLU_EXPORT __attribute__((visibility("default")))
+#define VLU_CLAIM_RETRY_MS 50
+#define VLU_CLAIM_WAIT_MS 30000
 
 static int add_u64(json_object *o, const char *k, uint64_t v)
 {
@@ -184,7 +186,14 @@ VLU_EXPORT int vlu_update_claim(struct vlu *v, const char *instance, const char 
 		return -EINVAL;
 	if (add_str(args, "instance", instance) < 0 || add_str(args, "token", token) < 0)
 		return -ENOMEM;
-	return vlu_call(v, "update.claim", args, NULL, 0, 0, ret_info, ret_fds, ret_nfds);
+	/* Busy: the right successor, before the old VMM has saved (its token came early): ask again */
+	for (unsigned waited = 0;; waited += VLU_CLAIM_RETRY_MS) {
+		int r = vlu_call(v, "update.claim", args, NULL, 0, 0, ret_info, ret_fds, ret_nfds);
+
+		if (r != -EBUSY || waited >= VLU_CLAIM_WAIT_MS)
+			return r;
+		(void)usleep(VLU_CLAIM_RETRY_MS * 1000);
+	}
 }
 
 VLU_EXPORT int vlu_update_claim_fd(json_object *info, const char *name)

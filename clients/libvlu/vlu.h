@@ -151,7 +151,8 @@ int vlu_update_exec(json_object *event);
 const char *vlu_update_token(void);
 /* New image: claim the instance.  *ret_info: {path, mode, fds:[{name,...}], state_size, vrings, mappings,
  * devices}; *ret_fds / *ret_nfds as in vlu_call() (in the order of info.fds; the state memfd is named
- * "update:state"). */
+ * "update:state").  A claim that comes before the old VMM has saved (a transfer successor started with
+ * the token early) is answered Busy: this call asks again every 50 ms for up to 30 s. */
 int vlu_update_claim(struct vlu *v, const char *instance, const char *token, json_object **ret_info,
 		     int **ret_fds, size_t *ret_nfds);
 /* Index in the claimed fds of the fd named name, or -ENOENT. */

@@ -9,6 +9,8 @@
 #                          the deadline; vlud releases and reopens the device and the old VMM takes it back
 #   transfer-spawned-never-claims  transfer mode, the successor vlud spawns never connects: killed at the
 #                          claim deadline; the old VMM (still the owner) is resumed and runs on
+#   early-claim            a named successor claims before the old VMM (stopped at save) has saved: Busy,
+#                          nothing changes, libvlu asks again, and once the old VMM saves the claim succeeds: ok
 #   policy-off             the same late successor with update.kill_failed_successor false: not killed, the
 #                          update ends failed with every fd kept, the successor still stopped with its copies
 # Each: the late process is gone (or not, policy off), the verdict names it, who owns the instance, device
@@ -151,6 +153,40 @@ if gone "$SP"; then t_ok $T/spawned-successor-gone; else t_fail $T/spawned-succe
 if grep -q "timeout in phase claim: the successor $SP missed its deadline and was killed" $T.status; then t_ok $T/reason-names-the-kill; else t_fail $T/reason-names-the-kill "reason"; fi
 old_runs_on $T "$OLD:vm3" "$pin0"
 after $T vm3
+
+# ---- a named successor that claims before the old VMM has saved (it got the token at once): Busy, nothing
+# changes, libvlu asks again; the old VMM (stopped at save) goes on, saves, and the claim succeeds: ok
+T=early-claim
+export MINIVMM_TEST_STOP_AT=save
+start_vmm $T vm5 --mem 32M --duration 16
+unset MINIVMM_TEST_STOP_AT
+OLD=$VMM_PID
+rm -f early.fifo
+mkfifo early.fifo
+sh -c "read tok < early.fifo; VLU_UPDATE_TOKEN=\$tok exec minivmm --vlud $SOCK --instance vm5 --vdpa vdpa0 --mem 32M --duration 4" \
+	> $T-succ.out 2> $T-succ.log &
+SUCC=$!
+vctl --json call update.start "{\"instance\":\"vm5\",\"mode\":\"transfer\",\"successor_pid\":$SUCC,\"wait\":false}" > $T.reply 2>&1
+expect $T/started "$?" -eq 0
+wait_stopped "$OLD"
+jstr $T.reply token > early.fifo
+n=0
+while ! grep -q "before phase claim (phase save): Busy" vlud.log && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+status vm5 $T.status0
+expect $T/still-in-save "$(jstr $T.status0 phase)" = save
+if grep -q "claim by pid $SUCC before phase claim (phase save): Busy" vlud.log; then t_ok $T/early-claim-answered-busy; else t_fail $T/early-claim-answered-busy "no Busy answer in vlud.log"; fi
+if grep -q '"running":{' $T.status0; then t_ok $T/nothing-changed-update-runs; else t_fail $T/nothing-changed-update-runs "no update running"; fi
+kill -CONT "$OLD"
+wait "$SUCC"
+expect $T/successor-exit-0 "$?" -eq 0
+sed "s/^/[$T succ] /" $T-succ.log $T-succ.out
+wait_done vm5
+status vm5 $T.status
+expect $T/ok "$(jstr $T.status result)" = ok
+expect $T/successor-is-new-pid "$(jnum $T.status new_pid)" -eq "$SUCC"
+expect $T/successor-traffic-none-lost "$(val $T-succ.out traffic: lost)" -eq 0
+wait "$OLD" 2> /dev/null
+after $T vm5
 
 # ---- policy off: the late successor is left alone; the update fails with every fd kept
 stop_vlud > /dev/null
