@@ -71,7 +71,7 @@ expect $T/update-recorded-not-ok "$(val $T.out "update 1:" ok)" -eq 0
 expect $T/only-the-update-failed "$(grep '^fail:' $T.out | grep -vc 'update 1')" -eq 0
 expect $T/traffic-none-lost "$(val $T.out traffic: lost)" -eq 0
 expect $T/traffic-all-echoed "$(val $T.out traffic: echoed)" -eq "$(val $T.out traffic: sent)"
-expect $T/traffic-ran-on "$(val $T.out traffic: sent)" -gt 4000
+expect $T/traffic-ran-on "$(val $T.out traffic: sent)" -gt "$RAN_ON_MIN"
 after $T vm6
 
 # ---- wrong token / wrong pid, then the named successor dies: the old VMM takes back (transfer, path C)
@@ -119,7 +119,7 @@ expect $T/old-vmm-update-recorded-not-ok "$(val $T.out "update 1:" ok)" -eq 0
 expect $T/old-vmm-only-the-update-failed "$(grep '^fail:' $T.out | grep -vc 'update 1')" -eq 0
 expect $T/old-traffic-none-lost "$(val $T.out traffic: lost)" -eq 0
 expect $T/old-traffic-all-echoed "$(val $T.out traffic: echoed)" -eq "$(val $T.out traffic: sent)"
-expect $T/old-traffic-ran-on "$(val $T.out traffic: sent)" -gt 4000
+expect $T/old-traffic-ran-on "$(val $T.out traffic: sent)" -gt "$RAN_ON_MIN"
 after $T vm2
 
 # ---- the VMM is killed in phase save (it is stopped, so it never saves)
@@ -232,7 +232,7 @@ if [ "${RIG_MODULES:-stock}" = patched ]; then
 	expect $T/old-only-the-update-failed "$(grep '^fail:' $T.out | grep -vc 'update 1')" -eq 0
 	expect $T/old-traffic-none-lost "$(val $T.out traffic: lost)" -eq 0
 	expect $T/old-traffic-all-echoed "$(val $T.out traffic: echoed)" -eq "$(val $T.out traffic: sent)"
-	expect $T/old-traffic-ran-on "$(val $T.out traffic: sent)" -gt 4000
+	expect $T/old-traffic-ran-on "$(val $T.out traffic: sent)" -gt "$RAN_ON_MIN"
 	after $T vm7
 fi
 
@@ -290,7 +290,7 @@ if [ "${RIG_MODULES:-stock}" = stock ]; then
 	expect $T/old-traffic-none-lost "$(val $T.out traffic: lost)" -eq 0
 	expect $T/old-traffic-none-dup "$(val $T.out traffic: dup)" -eq 0
 	expect $T/old-traffic-all-echoed "$(val $T.out traffic: echoed)" -eq "$(val $T.out traffic: sent)"
-	expect $T/old-traffic-ran-on "$(val $T.out traffic: sent)" -gt 4000
+	expect $T/old-traffic-ran-on "$(val $T.out traffic: sent)" -gt "$RAN_ON_MIN"
 	after $T vm9
 fi
 

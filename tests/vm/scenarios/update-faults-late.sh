@@ -66,7 +66,7 @@ old_runs_on() {
 	expect "$1/old-only-the-update-failed" "$(grep '^fail:' "$1.out" | grep -vc 'update 1')" -eq 0
 	expect "$1/old-traffic-none-lost" "$(val "$1.out" traffic: lost)" -eq 0
 	expect "$1/old-traffic-all-echoed" "$(val "$1.out" traffic: echoed)" -eq "$(val "$1.out" traffic: sent)"
-	expect "$1/old-traffic-ran-on" "$(val "$1.out" traffic: sent)" -gt 3000
+	expect "$1/old-traffic-ran-on" "$(val "$1.out" traffic: sent)" -gt "$RAN_ON_MIN"
 }
 # named_successor TAG INSTANCE FIFO STOP-AT: a shell that becomes minivmm (same pid) with the token it reads
 named_successor() {
@@ -108,7 +108,7 @@ while [ -d "/proc/$NP" ] && ! grep -q "successor pid $NP ended" vlud.log && [ $n
 tail -n +$((L0 + 1)) vlud.log | grep -v '^<' > $T-restarted.out
 expect $T/restarted-traffic-none-lost "$(val $T-restarted.out traffic: lost)" -eq 0
 expect $T/restarted-traffic-all-echoed "$(val $T-restarted.out traffic: echoed)" -eq "$(val $T-restarted.out traffic: sent)"
-expect $T/restarted-traffic-ran-on "$(val $T-restarted.out traffic: sent)" -gt 3000
+expect $T/restarted-traffic-ran-on "$(val $T-restarted.out traffic: sent)" -gt "$RAN_ON_MIN"
 after $T vm1
 
 # ---- transfer mode: the operator-named successor stops right after its claim; the commit deadline kills it

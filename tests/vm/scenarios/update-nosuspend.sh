@@ -86,7 +86,7 @@ expect $T/update-lost-reported "$lost" -ge 0
 expect $T/run-lost-is-update-lost "$(val $f traffic: lost)" -eq "$lost"
 expect $T/no-dup "$(val $f traffic: dup)" -eq 0
 expect $T/no-corrupt "$(val $f traffic: corrupt)" -eq 0
-expect $T/traffic-after-update "$(val $f traffic: sent)" -gt 3000
+expect $T/traffic-after-update "$(val $f traffic: sent)" -gt "$RAN_ON_MIN"
 expect $T/echoed-plus-lost-is-sent "$(($(val $f traffic: echoed) + $(val $f traffic: lost)))" -eq "$(val $f traffic: sent)"
 if [ "$lost" = 0 ]; then expect $T/vmm-exit-0 "$RC" -eq 0; else expect $T/vmm-exit-1-frames-lost "$RC" -eq 1; fi
 vctl release vm1 > /dev/null 2>&1

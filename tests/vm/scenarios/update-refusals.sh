@@ -46,7 +46,7 @@ traffic_ran_on() {
 	expect "$1/traffic-none-lost" "$(val "$1.out" traffic: lost)" -eq 0
 	expect "$1/traffic-none-dup" "$(val "$1.out" traffic: dup)" -eq 0
 	expect "$1/traffic-all-echoed" "$(val "$1.out" traffic: echoed)" -eq "$(val "$1.out" traffic: sent)"
-	expect "$1/traffic-ran-on" "$(val "$1.out" traffic: sent)" -gt 3000
+	expect "$1/traffic-ran-on" "$(val "$1.out" traffic: sent)" -gt "$RAN_ON_MIN"
 }
 
 start_vlud '"update": { "allow_memlock_raise": false }'

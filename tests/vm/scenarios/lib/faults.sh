@@ -93,7 +93,7 @@ check_restarted() {
 	expect "$1/restarted-only-the-update-failed" "$(grep '^fail:' "$1-restarted.out" | grep -vc 'update 1')" -eq 0
 	expect "$1/traffic-none-lost" "$(val "$1-restarted.out" traffic: lost)" -eq 0
 	expect "$1/traffic-all-echoed" "$(val "$1-restarted.out" traffic: echoed)" -eq "$(val "$1-restarted.out" traffic: sent)"
-	expect "$1/traffic-ran-on-after-restart" "$(val "$1-restarted.out" traffic: sent)" -gt "${4:-4000}"
+	expect "$1/traffic-ran-on-after-restart" "$(val "$1-restarted.out" traffic: sent)" -gt "${4:-$RAN_ON_MIN}"
 }
 
 # ---- the kill-at-each-phase matrix (update-faults-phases-*.sh)
@@ -110,7 +110,7 @@ check_restarted() {
 # previous binary or a successor ends at the same time); the traffic check asks for frames the stopped
 # VMM could not have sent before the stop (it stops within ~2 s of its start: 1000 frames/s).
 FAULT_DUR=${FAULT_DUR:-12}
-FAULT_MIN_SENT=${FAULT_MIN_SENT:-4000}
+FAULT_MIN_SENT=${FAULT_MIN_SENT:-$RAN_ON_MIN}
 FAULT_N=0
 # the pinned size the mapping table makes vlud expect: the guest RAM (32 MiB) in PA mode, 0 in VA mode
 if [ "${RIG_USE_VA:-0}" = 1 ]; then FAULT_EXP_KB=0; else FAULT_EXP_KB=32768; fi

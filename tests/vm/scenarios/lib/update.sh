@@ -18,6 +18,10 @@ expect() {
 expectf() {
 	if [ -n "$2" ] && awk -v a="$2" -v b="$4" "BEGIN { exit !(a $3 b) }"; then t_ok "$1"; else t_fail "$1" "got '$2', expected $3 $4"; fi
 }
+# "traffic ran on" checks: frames a VMM sent in its whole run must exceed this.  At 1000 frames/s that is
+# 2 s of traffic: it shows the datapath worked around the update, it is not a rate check (a loaded TCG
+# host sends a third fewer than nominal; 4000 of a 6 s run failed once at load 9.5)
+RAN_ON_MIN=${RAN_ON_MIN:-2000}
 nfds() { ls "/proc/$1/fd" 2> /dev/null | wc -l; }
 vmpin() { sed -n 's/^VmPin:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2> /dev/null; }
 
@@ -142,7 +146,7 @@ check_vmm_after() {
 	expect "$1/zero-lost" "$(val "$f" traffic: lost)" -eq 0
 	expect "$1/zero-dup" "$(val "$f" traffic: dup)" -eq 0
 	expect "$1/all-echoed" "$(val "$f" traffic: echoed)" -eq "$(val "$f" traffic: sent)"
-	expect "$1/frames-after-update" "$(val "$f" traffic: sent)" -gt 3000
+	expect "$1/frames-after-update" "$(val "$f" traffic: sent)" -gt "$RAN_ON_MIN"
 	expect "$1/update-lost-0" "$(val "$f" "update 1:" lost)" -eq 0
 	expect "$1/client-vmpin-expected-equals-verdict" "$(val "$f" "update 1:" vmpin_expected_kb)" -eq "$VERDICT_EXP"
 	expect "$1/client-vmpin-after-equals-verdict" "$(val "$f" "update 1:" vmpin_after_kb)" -eq "$VERDICT_EXP"
