@@ -342,7 +342,7 @@ static void devlist_one(const char *device, void *ud)
 	if (device_resolve(device, &path) < 0)
 		path = NULL;
 	if (path && stat(path, &st) == 0 && S_ISCHR(st.st_mode))
-		h = held_find_rdev(st.st_rdev);
+		h = held_find_rdev(st.st_rdev, NULL);
 	json_object_array_add(x->arr, device_entry(device, path, h));
 }
 
@@ -448,7 +448,7 @@ static int cmd_device_open(struct request *r)
 	if (stat(path, &st) < 0)
 		return request_error(r, errno == ENOENT ? VLU_ERR_NOT_FOUND : VLU_ERR_DEVICE_ERROR, "%s: %s", path,
 				     strerror(errno));
-	if (S_ISCHR(st.st_mode) && (h = held_find_rdev(st.st_rdev)))
+	if (S_ISCHR(st.st_mode) && (h = held_find_rdev(st.st_rdev, NULL)))
 		return request_error(r, VLU_ERR_BUSY, "device '%s' is held by instance '%s' (fd '%s')", device,
 				     h->inst->name, h->name);
 	device_fd_name(device, path, name, sizeof(name));

@@ -117,7 +117,7 @@ struct held *held_find_id(uint64_t id)
 	return NULL;
 }
 
-struct held *held_find_rdev(uint64_t rdev)
+struct held *held_find_rdev(uint64_t rdev, const struct held *except)
 {
 	struct list *ip, *it, *p, *t;
 
@@ -127,7 +127,7 @@ struct held *held_find_rdev(uint64_t rdev)
 		list_for_each_safe(p, t, &inst->held) {
 			struct held *h = list_entry(p, struct held, link);
 
-			if (h->type == VLUD_FD_VHOST_VDPA && h->rdev == rdev)
+			if (h->type == VLUD_FD_VHOST_VDPA && h->rdev == rdev && h != except)
 				return h;
 		}
 	}

@@ -54,8 +54,8 @@ int held_destroy_take_fd(struct held *h);
 struct held *held_find(struct instance *inst, const char *name);
 /* a held fd with this id, in any instance */
 struct held *held_find_id(uint64_t id);
-/* a held vhost-vdpa fd whose rdev equals rdev, in any instance */
-struct held *held_find_rdev(uint64_t rdev);
+/* a held vhost-vdpa fd whose rdev equals rdev, in any instance, other than except (may be NULL) */
+struct held *held_find_rdev(uint64_t rdev, const struct held *except);
 
 struct json_object *held_to_json(const struct held *h, bool with_instance);
 

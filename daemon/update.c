@@ -1092,6 +1092,7 @@ int update_cmd_start(struct request *r)
 	struct instance *inst = instance_find(name);
 	struct upd_inst *ui;
 	struct update *u = NULL;
+	struct held *other;
 	json_object *argv = NULL, *v;
 	int64_t succ = -1, map_bytes = 0, pin = 0, mul = 0;
 	uint64_t soft = 0;
@@ -1172,6 +1173,18 @@ int update_cmd_start(struct request *r)
 
 		if (h->type != VLUD_FD_VHOST_VDPA)
 			continue;
+		other = held_find_rdev(h->rdev, h);
+		if (other) {
+			/* the update changes the device's owner (A/B) or releases it (C: impossible while another
+			 * copy is held, and the reopen would find the node busy) under the other holder */
+			bool self = other->inst == inst;
+
+			update_free(u);
+			return refuse(r, inst, VLU_ERR_UNSUPPORTED, "%s (fd '%s') is also held %s%s%s (fd '%s'): one holder per device",
+				      h->device ? h->device : h->path ? h->path : "the device", h->name,
+				      self ? "by this instance" : "by instance '", self ? "" : other->inst->name, self ? "" : "'",
+				      other->name);
+		}
 		if (u->ndevs >= MAX_DEVS) {
 			update_free(u);
 			return refuse(r, inst, VLU_ERR_LIMIT_EXCEEDED, "more than %d devices", MAX_DEVS);

@@ -2,13 +2,17 @@
 /*
  * vlu-devopen - a minimal VMM for the rig's daemon scenario, through libvlu:
  *
- *   vlu-devopen SOCKET INSTANCE DEVICE [--expect-busy | --expect-error CLASS] [--hold]
+ *   vlu-devopen SOCKET INSTANCE DEVICE [--expect-busy | --expect-error CLASS] [--store-copy NAME] [--copy-to INSTANCE] [--hold]
  *
  * connects, registers INSTANCE and asks vlud to open DEVICE (device.open).  Without --expect-busy it checks
  * the reply (one fd: a vhost-vdpa char device whose rdev is the node's, that answers the kernel's queries;
  * the device info: name, path, device id 1, 3 vqs, vring_num 256, config_size 24, backend features as the
  * kernel reports them on the fd); with --expect-error it checks the open is refused with that error class
  * (--expect-busy = --expect-error Busy).
+ * --store-copy NAME: then store the device fd once more, under NAME (fd.store): the instance holds the
+ * device twice (update.start must refuse that).
+ * --copy-to INSTANCE: then register INSTANCE on a second connection and store the device fd there as
+ * "vdpa-copy": two instances hold the device (update.start of either must refuse that).
  * --hold: after the checks print "held" and keep the connection (and the instance) until stdin ends.
  * One TAP line per check, named "<$VLUD_SCENARIO>/devopen.<INSTANCE>.<check>".  Exit 0 if all passed.
  */
@@ -90,6 +94,8 @@ int main(int argc, char **argv)
 	const char *sock, *device, *cls, *desc;
 	const char *expect_error = NULL;
 	bool hold = false;
+	const char *copy_name = NULL, *copy_inst = NULL;
+	struct vlu *v2 = NULL;
 	char path[64];
 	struct stat st, node;
 	int r;
@@ -98,7 +104,8 @@ int main(int argc, char **argv)
 	if (getenv("VLUD_SCENARIO") && *getenv("VLUD_SCENARIO"))
 		suite = getenv("VLUD_SCENARIO");
 	if (argc < 4) {
-		fprintf(stderr, "usage: vlu-devopen SOCKET INSTANCE DEVICE [--expect-busy | --expect-error CLASS] [--hold]\n");
+		fprintf(stderr, "usage: vlu-devopen SOCKET INSTANCE DEVICE [--expect-busy | --expect-error CLASS] "
+				"[--store-copy NAME] [--copy-to INSTANCE] [--hold]\n");
 		return 2;
 	}
 	sock = argv[1];
@@ -111,6 +118,10 @@ int main(int argc, char **argv)
 			expect_error = argv[++i];
 		else if (!strcmp(argv[i], "--hold"))
 			hold = true;
+		else if (!strcmp(argv[i], "--store-copy") && i + 1 < argc)
+			copy_name = argv[++i];
+		else if (!strcmp(argv[i], "--copy-to") && i + 1 < argc)
+			copy_inst = argv[++i];
 		else {
 			fprintf(stderr, "vlu-devopen: unknown option %s\n", argv[i]);
 			return 2;
@@ -172,6 +183,28 @@ int main(int argc, char **argv)
 		    (int)json_object_array_length(names) == __builtin_popcountll(bf),
 	    "info-backend_feature_names");
 
+	if (copy_name) {
+		const char *n[] = { copy_name };
+
+		r = vlu_fd_store(v, n, &fd, 1, false);
+		last_error(v, &cls, &desc);
+		tap(r >= 0, "stored-copy-%s%s%s%s%s", copy_name, r < 0 ? ": " : "", r < 0 ? cls : "", r < 0 ? " " : "",
+		    r < 0 ? desc : "");
+	}
+	if (copy_inst) {
+		const char *n[] = { "vdpa-copy" };
+
+		r = vlu_connect(sock, 5000, &v2);
+		if (r >= 0)
+			r = vlu_register(v2, copy_inst, false);
+		if (r >= 0)
+			r = vlu_fd_store(v2, n, &fd, 1, false);
+		cls = desc = "";
+		if (v2)
+			last_error(v2, &cls, &desc);
+		tap(r >= 0, "copy-stored-in-%s%s%s%s%s", copy_inst, r < 0 ? ": " : "", r < 0 ? cls : "", r < 0 ? " " : "",
+		    r < 0 ? desc : "");
+	}
 	if (hold) {
 		char buf[64];
 		printf("held\n");
@@ -182,6 +215,8 @@ int main(int argc, char **argv)
 out:
 	if (info)
 		json_object_put(info);
+	if (v2)
+		vlu_close(v2);
 	vlu_close(v);
 	return failures ? 1 : 0;
 }

@@ -7,6 +7,9 @@
 #            reason; the successor's limit is left as it was
 #   busy     a second update.start while one is running (waiting for its named successor's claim) is
 #            refused Busy; the running update is not disturbed: it goes on to commit (result ok)
+#   held-twice   an instance holding two fds of one device (vlu-devopen --store-copy), and two instances
+#                each holding one (--copy-to; either one asks): refused, "one holder per device", nothing
+#                touched
 #   no-mappings  a VMM that holds the device but never declared vmm.mappings (vlu-devopen --hold): refused
 #            Unsupported (guest memory not known to be in a stored memfd); device status and fds unchanged
 # The VmPin-vs-declared-mappings refusal is in update-verify.sh (minivmm's MINIVMM_TEST_DECLARE knob), the
@@ -165,5 +168,44 @@ wait "$HOLDER"
 expect $T/holder-checks-passed "$?" -eq 0
 sed "s/^/[$T holder] /" $T.out $T.err
 vctl release vm2 > /dev/null 2>&1
+
+# ---- one holder per device: held_case TAG INSTANCE REASON VLU-DEVOPEN-OPTION...: a holder (vlu-devopen
+# --hold) with a second copy of the device fd; update.start of INSTANCE refused with REASON, nothing touched
+held_case() {
+	T=$1 inst=$2 reason=$3
+	shift 3
+	sleep 0.5	# a release before closes its fds off vlud's loop
+	rm -f hold2.fifo
+	mkfifo hold2.fifo
+	vlu-devopen "$SOCK" vm3 vdpa0 "$@" --hold < hold2.fifo > $T.out 2> $T.err &
+	HOLDER=$!
+	exec 7> hold2.fifo
+	n=0
+	while ! grep -q "^held" $T.out 2> /dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+	if grep -q "^ok .*devopen\.vm3\.\(stored-copy\|copy-stored-in\)-" $T.out && grep -q "^held" $T.out; then t_ok $T/holder-ready-with-copy; else t_fail $T/holder-ready-with-copy "$(cat $T.out $T.err)"; fi
+	st0=$(devstatus)
+	fd0=$(nfds "$VLUD_PID")
+	vctl --json call update.start "{\"instance\":\"$inst\",\"mode\":\"exec\"}" > $T.reply 2>&1
+	expect $T/refused-exit-1 "$?" -eq 1
+	sed "s/^/[$T reply] /" $T.reply
+	expect $T/refusal-class "$(jstr $T.reply class)" = Unsupported
+	if grep -qF "$reason" $T.reply; then t_ok $T/reason-names-both-fds; else t_fail $T/reason-names-both-fds "$(cat $T.reply)"; fi
+	vctl update status "$inst" > $T.ustatus 2>&1
+	if grep -q "no update is running" $T.ustatus; then t_ok $T/no-update-running; else t_fail $T/no-update-running "$(tr '\n' ' ' < $T.ustatus)"; fi
+	expect $T/device-status-unchanged "$(devstatus)" -eq "${st0:-x}"
+	expect $T/no-fd-change-in-daemon "$(nfds "$VLUD_PID")" -eq "$fd0"
+	exec 7>&-
+	wait "$HOLDER"
+	expect $T/holder-checks-passed "$?" -eq 0
+	sed "s/^/[$T holder] /" $T.out $T.err
+	vctl release vm3 > /dev/null 2>&1
+	vctl release vm4 > /dev/null 2>&1
+}
+held_case held-twice vm3 "vdpa0 (fd 'vdpa:vdpa0') is also held by this instance (fd 'vdpa-copy'): one holder per device" \
+	--store-copy vdpa-copy
+held_case held-by-other vm3 "vdpa0 (fd 'vdpa:vdpa0') is also held by instance 'vm4' (fd 'vdpa-copy'): one holder per device" \
+	--copy-to vm4
+held_case held-by-other-copy vm4 "the device (fd 'vdpa-copy') is also held by instance 'vm3' (fd 'vdpa:vdpa0'): one holder per device" \
+	--copy-to vm4
 stop_vlud
 exit $((FAILS > 0))

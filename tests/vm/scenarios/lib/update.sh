@@ -29,7 +29,7 @@ vmpin() { sed -n 's/^VmPin:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2> 
 start_vlud() {
 	cat > vlud.conf << EOF
 { "socket": { "path": "$SOCK" }, "operators": { "uids": [0] },
-  "vmms": [ { "uids": [0, 1000], "devices": ["vdpa0"], "fd_types": ["memfd", "eventfd"], "max_fds": 16 } ],
+  "vmms": [ { "uids": [0, 1000], "devices": ["vdpa0"], "fd_types": ["memfd", "eventfd", "vhost-vdpa"], "max_fds": 16 } ],
   "timeouts": { "update": { "suspend_ms": 2000, "save_ms": 3000, "exec_ms": 3000, "claim_ms": ${UPD_CLAIM_MS:-4000}, "commit_ms": ${UPD_COMMIT_MS:-5000} } }
   ${1:+, $1} }
 EOF
