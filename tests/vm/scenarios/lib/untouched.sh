@@ -1,7 +1,6 @@
 #!/bin/sh
 # lib/untouched.sh: "nothing touched" checks after a refused update.start (sourced after lib/update.sh:
-# . /scenarios/lib/untouched.sh).  Used by update-verify.sh and update-nosuspend.sh (update-refusals.sh
-# has its own copy of the same checks).
+# . /scenarios/lib/untouched.sh).  Used by update-refusals.sh, update-verify.sh and update-nosuspend.sh.
 
 instate() { vctl --json instances 2> /dev/null | tr -d ' \n' | grep -o "\"name\":\"$1\"[^}]*"; }
 devstatus() { vctl --json devices > devices.json 2>&1; sed 's/^/[devices] /' devices.json >&2; jnum devices.json status; }
