@@ -33,35 +33,6 @@
 static struct integ_daemon D;
 static struct integ_notify N;
 
-static int listen_socket(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0666) < 0 || listen(fd, 64) < 0) {
-		int r = -errno;
-
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
-static json_object *call(int c, const char *cmd, const char *args)
-{
-	json_object *rep = NULL;
-
-	if (integ_call(c, cmd, args, NULL, 0, &rep, NULL, 0, NULL) < 0)
-		return NULL;
-	return rep;
-}
-
 static int restart(const char *dir, int lfd, const char *cfg)
 {
 	const char *ln[] = { "vlud.socket" };
@@ -140,7 +111,7 @@ static bool status_of(const char *inst, json_object **ret)
 	char args[128];
 
 	snprintf(args, sizeof(args), "{\"instance\":\"%s\"}", inst);
-	*ret = c >= 0 ? call(c, "update.status", args) : NULL;
+	*ret = c >= 0 ? integ_call_json(c, "update.status", args) : NULL;
 	return integ_return(*ret) != NULL;
 }
 
@@ -159,7 +130,7 @@ int main(void)
 		return 1;
 	}
 	snprintf(sock, sizeof(sock), "%s/vlud.sock", dir);
-	lfd = listen_socket(sock);
+	lfd = integ_listen_socket(sock);
 	cfg = integ_default_config(dir, NULL);
 	if (!tap_check(lfd >= 0 && cfg, "setup-listen-socket", "%s: %s", sock, strerror(-lfd)))
 		goto out;
@@ -173,12 +144,12 @@ int main(void)
 	vm = integ_open_client(D.sock, NULL);
 	ram = memfd_create("ram0", MFD_CLOEXEC);
 	{
-		_cleanup_json_ json_object *a = vm >= 0 ? call(vm, "instance.register", "{\"name\":\"vm1\"}") : NULL;
+		_cleanup_json_ json_object *a = vm >= 0 ? integ_call_json(vm, "instance.register", "{\"name\":\"vm1\"}") : NULL;
 		_cleanup_json_ json_object *b = NULL, *c = NULL;
 
 		if (ram >= 0 && ftruncate(ram, 2 << 20) == 0)
 			(void)integ_call(vm, "fd.store", "{\"names\":[\"ram0\"]}", &ram, 1, &b, NULL, 0, NULL);
-		c = call(vm, "vmm.mappings",
+		c = integ_call_json(vm, "vmm.mappings",
 			 "{\"mappings\":[{\"iova\":0,\"size\":2097152,\"memfd\":\"ram0\",\"offset\":0,\"uaddr\":4096,"
 			 "\"perm\":\"rw\"}]}");
 		if (!tap_check(integ_return(a) && integ_return(b) && integ_return(c), "vmm-store-and-mappings", "%s",
@@ -270,7 +241,7 @@ int main(void)
 		  "verdict-logged-once", "%d lines", log_count("update 41 of vm9: failed"));
 	{
 		_cleanup_close_ int c = integ_open_client(D.sock, NULL);
-		_cleanup_json_ json_object *a = c >= 0 ? call(c, "update.claim",
+		_cleanup_json_ json_object *a = c >= 0 ? integ_call_json(c, "update.claim",
 							     "{\"instance\":\"vm9\",\"token\":\"00000000000000000000000000000000\"}")
 						       : NULL;
 		const char *cls = integ_error_class(a), *desc = integ_error_desc(a);

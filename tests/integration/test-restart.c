@@ -33,33 +33,6 @@ static const char *const names[NFDS] = { "ram0", "ram1", "kick", "call" };
 static int orig[NFDS] = { -EBADF, -EBADF, -EBADF, -EBADF };
 static struct stat orig_st[NFDS];
 
-static int listen_socket(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0666) < 0 || listen(fd, 64) < 0) {
-		int r = -errno;
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
-static json_object *call(int c, const char *cmd, const char *args)
-{
-	json_object *rep = NULL;
-	if (integ_call(c, cmd, args, NULL, 0, &rep, NULL, 0, NULL) < 0)
-		return NULL;
-	return rep;
-}
-
 static int find_name(json_object *arr, const char *name)
 {
 	for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
@@ -73,7 +46,7 @@ static int find_name(json_object *arr, const char *name)
 /* fd.list of instance vm1 holds exactly our four, with the identities of our originals */
 static bool fd_list_matches(int c, char *why, size_t wl)
 {
-	_cleanup_json_ json_object *rep = call(c, "fd.list", "{\"instance\":\"vm1\"}");
+	_cleanup_json_ json_object *rep = integ_call_json(c, "fd.list", "{\"instance\":\"vm1\"}");
 	json_object *a = integ_get(rep, "return.fds");
 
 	if (!a) {
@@ -113,7 +86,7 @@ static void check_retrieve(const char *tag, int round)
 	snprintf(t, sizeof(t), "%s-fd.list-identities", tag);
 	tap_check(fd_list_matches(c, why, sizeof(why)), t, "%s", why);
 
-	rep = call(c, "instance.register", "{\"name\":\"vm1\",\"reattach\":true}");
+	rep = integ_call_json(c, "instance.register", "{\"name\":\"vm1\",\"reattach\":true}");
 	snprintf(t, sizeof(t), "%s-reattach", tag);
 	tap_check(integ_return(rep) != NULL, t, "%s", rep ? json_object_to_json_string(rep) : "-");
 
@@ -187,7 +160,7 @@ int main(void)
 		return 1;
 	}
 	snprintf(sock, sizeof(sock), "%s/vlud.sock", dir);
-	lfd = listen_socket(sock);
+	lfd = integ_listen_socket(sock);
 	cfg = integ_default_config(dir, NULL);
 	if (!tap_check(lfd >= 0 && cfg, "setup-listen-socket", "%s: %s", sock, strerror(-lfd)))
 		goto out;
@@ -208,7 +181,7 @@ int main(void)
 	/* a VMM stores two memfds with data and two eventfds */
 	vm = integ_open_client(D.sock, NULL);
 	{
-		_cleanup_json_ json_object *rep = vm >= 0 ? call(vm, "instance.register", "{\"name\":\"vm1\"}") : NULL;
+		_cleanup_json_ json_object *rep = vm >= 0 ? integ_call_json(vm, "instance.register", "{\"name\":\"vm1\"}") : NULL;
 		_cleanup_json_ json_object *rep2 = NULL;
 		bool ok = integ_return(rep) != NULL;
 
@@ -239,7 +212,7 @@ int main(void)
 		close(extra);
 		integ_notify_pump(&N, 300, NULL);
 		before = integ_notify_count_prefix(&N, "h");
-		b = call(vm, "fd.remove", "{\"names\":[\"tmp\"]}");
+		b = integ_call_json(vm, "fd.remove", "{\"names\":[\"tmp\"]}");
 		integ_notify_pump(&N, 300, NULL);
 		after = integ_notify_count_prefix(&N, "h");
 		tap_check(integ_return(a) && integ_return(b) && before == NFDS + 1 && after == NFDS,
@@ -273,7 +246,7 @@ int main(void)
 		  "%zu h* fds in the store, want %d", integ_notify_count_prefix(&N, "h"), NFDS);
 	{
 		_cleanup_close_ int c = integ_open_client(D.sock, NULL);
-		_cleanup_json_ json_object *rep = c >= 0 ? call(c, "instance.list", NULL) : NULL;
+		_cleanup_json_ json_object *rep = c >= 0 ? integ_call_json(c, "instance.list", NULL) : NULL;
 		json_object *a = integ_get(rep, "return.instances");
 		int k = find_name(a, "vm1");
 		json_object *e = k >= 0 ? json_object_array_get_idx(a, (size_t)k) : NULL;
