@@ -677,26 +677,6 @@ int integ_kcmp_file(pid_t p1, int fd1, pid_t p2, int fd2)
 	return r < 0 ? -errno : (int)r;
 }
 
-int integ_listen_socket(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0666) < 0 || listen(fd, 64) < 0) {
-		int r = -errno;
-
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
 json_object *integ_call_json(int fd, const char *cmd, const char *args_json)
 {
 	json_object *rep = NULL;

@@ -109,8 +109,6 @@ int integ_call(int fd, const char *cmd, const char *args_json, const int *fds, s
 	       int *ret_fds, size_t max_fds, size_t *ret_nfds);
 /* "return" object of a reply or NULL */
 json_object *integ_return(json_object *reply);
-/* A listening SOCK_SEQPACKET socket at path, mode 0666 (the fd vlud.socket would pass), or -errno. */
-int integ_listen_socket(const char *path);
 /* integ_call() without fds: the whole reply (caller puts it), NULL on a transport error. */
 json_object *integ_call_json(int fd, const char *cmd, const char *args_json);
 /* error class string of a reply or NULL */

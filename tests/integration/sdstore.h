@@ -49,6 +49,9 @@ int sdstore_find(const struct sdstore *s, const char *name);
 /* In a child about to exec the service: fds[0..n) to 3.. (without CLOEXEC) and LISTEN_FDS,
  * LISTEN_FDNAMES (names joined with ':'), LISTEN_PID (this process) as systemd sets them (unset when
  * n is 0).  NOTIFY_SOCKET is left alone.  0 or -errno (the child should _exit then). */
+/* The listening socket PID 1 passes first (what vlud.socket makes): SOCK_SEQPACKET at path (a stale file is
+ * unlinked), mode 0666, CLOEXEC.  fd or -errno. */
+int sdstore_listen_socket(const char *path);
 int sdstore_child_listen_fds(const int *fds, const char *const *names, size_t n);
 
 #endif

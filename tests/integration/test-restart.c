@@ -160,7 +160,7 @@ int main(void)
 		return 1;
 	}
 	snprintf(sock, sizeof(sock), "%s/vlud.sock", dir);
-	lfd = integ_listen_socket(sock);
+	lfd = sdstore_listen_socket(sock);
 	cfg = integ_default_config(dir, NULL);
 	if (!tap_check(lfd >= 0 && cfg, "setup-listen-socket", "%s: %s", sock, strerror(-lfd)))
 		goto out;

@@ -88,27 +88,6 @@ static void publish(void)
 	free(list);
 }
 
-static int listen_socket(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	(void)unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0666) < 0 || listen(fd, 128) < 0) {
-		int r = -errno;
-
-		safe_close(fd);
-		return r;
-	}
-	return fd;
-}
-
 /* fork + exec the service with the socket and every stored fd */
 static int start(int lfd, char **argv)
 {
@@ -193,7 +172,7 @@ int main(int argc, char **argv)
 		LOG("notify socket %s: %s", notify, strerror(-r));
 		return 1;
 	}
-	lfd = listen_socket(sock);
+	lfd = sdstore_listen_socket(sock);
 	if (lfd < 0) {
 		LOG("socket %s: %s", sock, strerror(-lfd));
 		return 1;
