@@ -327,7 +327,6 @@ int main(int argc, char **argv)
 	vl.next_held_id = 1;
 	list_init(&vl.conns);
 	list_init(&vl.instances);
-	list_init(&vl.dead_conns);
 	vl.start_monotonic_us = now_monotonic_us();
 
 	if (!config_path) {
