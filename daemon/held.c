@@ -79,14 +79,6 @@ void held_destroy(struct held *h)
 	closer_close_fd(held_destroy_take_fd(h));
 }
 
-void held_free(struct held *h)
-{
-	if (!h)
-		return;
-	held_unlink(h);
-	held_destroy(h);
-}
-
 struct held *held_find(struct instance *inst, const char *name)
 {
 	struct list *p, *t;
