@@ -88,20 +88,6 @@ static json_object *arg_array(struct request *r, const char *k)
 	return v;
 }
 
-/* names[] must be distinct; -1 (error recorded) when not */
-static int check_distinct(struct request *r, json_object *names)
-{
-	size_t n = json_object_array_length(names);
-
-	for (size_t i = 0; i < n; i++)
-		for (size_t k = 0; k < i; k++)
-			if (strcmp(json_object_get_string(json_object_array_get_idx(names, i)),
-				   json_object_get_string(json_object_array_get_idx(names, k))) == 0)
-				return request_error(r, VLU_ERR_INVALID_ARGUMENT, "name '%s' appears twice",
-						     json_object_get_string(json_object_array_get_idx(names, i)));
-	return 0;
-}
-
 static json_object *counts_json(void)
 {
 	json_object *o = json_object_new_object();
@@ -513,6 +499,9 @@ static json_object *names_event(struct instance *inst, json_object *names)
 	return o;
 }
 
+/* vlu_command_check() has checked the names (valid, distinct) and that there is one fd per name, so
+ * n == r->nfds <= VLU_MAX_FDS_PER_MSG (tests/unit/test-proto.c: test_check_bad_name,
+ * test_check_fd_mismatch, test_check_too_many_fds) */
 static int cmd_fd_store(struct request *r)
 {
 	struct instance *inst = r->c->inst;
@@ -526,10 +515,6 @@ static int cmd_fd_store(struct request *r)
 
 	if (!inst)
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "register an instance first");
-	if (n != r->nfds || n > VLU_MAX_FDS_PER_MSG)
-		return request_error(r, VLU_ERR_INVALID_ARGUMENT, "%zu names but %zu fds", n, r->nfds);
-	if (check_distinct(r, names) < 0)
-		return -1;
 	for (size_t i = 0; i < n; i++) {
 		const char *nm = json_object_get_string(json_object_array_get_idx(names, i));
 		struct held *h;
@@ -687,10 +672,8 @@ static int cmd_fd_remove(struct request *r)
 			return request_error(r, VLU_ERR_INVALID_ARGUMENT,
 					     "no instance registered on this connection: name one with 'instance'");
 	}
-	if (n > VLU_MAX_FDS_PER_MSG)
+	if (n > VLU_MAX_FDS_PER_MSG) /* the bound of hs[] (the table's "names" max is VLU_MAX_FDS_PER_MSG) */
 		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "too many names");
-	if (check_distinct(r, names) < 0)
-		return -1;
 	if (update_running(inst))
 		return request_error(r, VLU_ERR_BUSY, "an update of '%s' is running: its fds stay until it ends",
 				     inst->name);
@@ -702,7 +685,8 @@ static int cmd_fd_remove(struct request *r)
 			return request_error(r, VLU_ERR_NOT_FOUND, "instance '%s' holds no fd named '%s'", inst->name,
 					     nm);
 	}
-	/* the state forgets them before the fd store does (persist.c) */
+	/* the state forgets them before the fd store does (persist.c); the names are distinct
+	 * (vlu_command_check()), so no held fd is in hs[] twice */
 	for (size_t i = 0; i < n; i++)
 		held_unlink(hs[i]);
 	persist_state_write();
