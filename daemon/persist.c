@@ -157,7 +157,9 @@ static struct held *find_primary(const struct held *h)
 	return i >= 0 && found ? prim.v[i] : NULL;
 }
 
-void persist_track(struct held *h)
+/* an fd adopted from the store at start-up (held_add with its id) is a primary unless the state
+ * recorded it as an alias */
+static void track_adopted(struct held *h)
 {
 	if (vl.fdstore && !h->alias_of)
 		prim_insert(h);
@@ -601,7 +603,7 @@ int persist_start(void)
 					     sf->path, &adopted);
 				if (r < 0)
 					break;
-				persist_track(adopted);
+				track_adopted(adopted);
 				vl.adopted_fds++;
 			}
 			/* aliases: a dup of the adopted fd they share their file with */
