@@ -302,7 +302,7 @@ _printf_(3, 4) static void set_err(char *errbuf, size_t errlen, const char *fmt,
 	va_end(ap);
 }
 
-static const char *arg_type_name(enum vlu_arg_type t)
+const char *vlu_arg_type_name(enum vlu_arg_type t)
 {
 	switch (t) {
 	case VLU_ARG_STRING:
@@ -310,17 +310,17 @@ static const char *arg_type_name(enum vlu_arg_type t)
 	case VLU_ARG_NAME:
 		return "name";
 	case VLU_ARG_INT:
-		return "integer";
+		return "int";
 	case VLU_ARG_BOOL:
-		return "boolean";
+		return "bool";
 	case VLU_ARG_NAME_ARRAY:
-		return "array of names";
+		return "[name]";
 	case VLU_ARG_STRING_ARRAY:
-		return "array of strings";
+		return "[string]";
 	case VLU_ARG_OBJECT:
 		return "object";
 	case VLU_ARG_OBJECT_ARRAY:
-		return "array of objects";
+		return "[object]";
 	}
 	return "?";
 }
@@ -426,7 +426,7 @@ static int check_arg(const struct vlu_arg *a, json_object *v, char *errbuf, size
 	}
 	}
 wrong_type:
-	set_err(errbuf, errlen, "argument '%s' must be of type %s", a->name, arg_type_name(a->type));
+	set_err(errbuf, errlen, "argument '%s' must be of type %s", a->name, vlu_arg_type_name(a->type));
 	return -EINVAL;
 }
 

@@ -136,6 +136,9 @@ extern const struct vlu_command vlu_commands[_VLU_CMD_MAX];
 
 const struct vlu_command *vlu_command_find(const char *name);
 
+/* An argument type as docs/PROTOCOL.md section 7 writes it ("int", "[name]", ...), for help and errors. */
+const char *vlu_arg_type_name(enum vlu_arg_type t);
+
 /* Check a request's arguments (may be NULL = {}) and fd count against the table entry, before any side
  * effect: unknown keys, missing required keys, wrong types, out-of-range values, fd count mismatch.
  * Returns 0 or a negative errno, with a human description in errbuf; the class is InvalidArgument

@@ -70,29 +70,6 @@ static void usage(FILE *f)
 		VLU_DEFAULT_SOCKET, VLU_DEFAULT_TIMEOUT_MS);
 }
 
-static const char *type_name(enum vlu_arg_type t)
-{
-	switch (t) {
-	case VLU_ARG_STRING:
-		return "string";
-	case VLU_ARG_NAME:
-		return "name";
-	case VLU_ARG_INT:
-		return "int";
-	case VLU_ARG_BOOL:
-		return "bool";
-	case VLU_ARG_NAME_ARRAY:
-		return "[name]";
-	case VLU_ARG_STRING_ARRAY:
-		return "[string]";
-	case VLU_ARG_OBJECT:
-		return "object";
-	case VLU_ARG_OBJECT_ARRAY:
-		return "[object]";
-	}
-	return "?";
-}
-
 static void perm_string(unsigned perm, char *buf, size_t len)
 {
 	buf[0] = '\0';
@@ -126,8 +103,8 @@ static void help_commands(void)
 
 			if (a->type != VLU_ARG_BOOL && a->type != VLU_ARG_OBJECT)
 				snprintf(range, sizeof(range), "(%" PRId64 "..%" PRId64 ")", a->min, a->max);
-			printf("  %-18s   %s%s: %s%s  %s\n", "", a->name, a->required ? "" : "?", type_name(a->type),
-			       range, a->help);
+			printf("  %-18s   %s%s: %s%s  %s\n", "", a->name, a->required ? "" : "?",
+			       vlu_arg_type_name(a->type), range, a->help);
 		}
 	}
 }
