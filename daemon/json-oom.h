@@ -58,6 +58,16 @@ static inline json_object *jnew_int(int64_t v)
 	return o;
 }
 
+/* values at or above 2^63 (ids, dev/ino, feature bits) stay unsigned on the wire (docs/PROTOCOL.md) */
+static inline json_object *jnew_uint(uint64_t v)
+{
+	json_object *o = json_object_new_uint64(v);
+
+	if (!o)
+		json_oom("uint64");
+	return o;
+}
+
 static inline json_object *jnew_bool(bool v)
 {
 	json_object *o = json_object_new_boolean(v);
