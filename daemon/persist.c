@@ -652,7 +652,8 @@ static int adopt_aliases(const struct state_doc *doc)
 			continue;
 		if (!p || !inst) {
 			log_warning("state: fd h%llu (%s/%s) was an alias of h%llu, which is gone",
-				    (unsigned long long)sf->id, sf->instance, sf->name, (unsigned long long)sf->alias_of);
+				    (unsigned long long)sf->id, sf->instance, sf->name,
+				    (unsigned long long)sf->alias_of);
 			vl.lost_fds++;
 			continue;
 		}
@@ -660,8 +661,8 @@ static int adopt_aliases(const struct state_doc *doc)
 		if (fd < 0)
 			return -errno;
 		if (!same_identity(fd, sf, &st, &t)) {
-			log_warning("state: alias h%llu (%s/%s) does not match h%llu: dropped", (unsigned long long)sf->id,
-				    sf->instance, sf->name, (unsigned long long)sf->alias_of);
+			log_warning("state: alias h%llu (%s/%s) does not match h%llu: dropped",
+				    (unsigned long long)sf->id, sf->instance, sf->name, (unsigned long long)sf->alias_of);
 			safe_close(fd);
 			vl.lost_fds++;
 			continue;
@@ -740,7 +741,8 @@ static int setup_state_memfd(struct passed *p)
 		vl.state_len = 0;
 		r = sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME=state\nFDPOLL=0", &p->state_fd, 1);
 		if (r <= 0)
-			log_warning("fd store: storing the state memfd: %s", r < 0 ? strerror(-r) : "NOTIFY_SOCKET not set");
+			log_warning("fd store: storing the state memfd: %s",
+				    r < 0 ? strerror(-r) : "NOTIFY_SOCKET not set");
 	}
 	vl.state_fd = TAKE_FD(p->state_fd);
 	persist_state_write();

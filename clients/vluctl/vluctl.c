@@ -1072,7 +1072,8 @@ static const struct verb update_verbs[] = {
 	  "[--arg ARG]... [--successor-pid PID] [--allow-disruptive] [--no-wait]",
 	  "live-update an instance: phases on stderr as they happen,\n"
 	  "then the verdict (exit 0 only if the result is ok)" },
-	{ "status", 2, 2, verb_update_status, NULL, "INSTANCE", "the running update of an instance, and the last verdict" },
+	{ "status", 2, 2, verb_update_status, NULL, "INSTANCE",
+	  "the running update of an instance, and the last verdict" },
 	{ "abort", 2, 2, verb_update_abort, NULL, "INSTANCE", "roll back the running update of an instance now" },
 	{},
 };
