@@ -58,6 +58,7 @@ struct held *held_find_id(uint64_t id);
 /* a held vhost-vdpa fd whose rdev equals rdev, in any instance, other than except (may be NULL) */
 struct held *held_find_rdev(uint64_t rdev, const struct held *except);
 
+/* never NULL: json-c allocation failures abort (json-oom.h) */
 struct json_object *held_to_json(const struct held *h, bool with_instance);
 
 #endif
