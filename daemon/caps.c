@@ -41,6 +41,22 @@ static void cap_freep(cap_t *c)
 		cap_free(*c);
 }
 
+/* text form of the current capability sets, for the log (malloc()ed) */
+static char *caps_describe(void)
+{
+	_cleanup_(cap_freep) cap_t cur = cap_get_proc();
+	char *t, *r;
+
+	if (!cur)
+		return NULL;
+	t = cap_to_text(cur, NULL);
+	if (!t)
+		return NULL;
+	r = strdup(t);
+	cap_free(t);
+	return r;
+}
+
 int caps_drop(void)
 {
 	_cleanup_(cap_freep) cap_t cur = NULL, want = NULL;
@@ -100,19 +116,4 @@ int caps_drop(void)
 		log_info("capabilities now: %s", d ? d : "?");
 	}
 	return 0;
-}
-
-char *caps_describe(void)
-{
-	_cleanup_(cap_freep) cap_t cur = cap_get_proc();
-	char *t, *r;
-
-	if (!cur)
-		return NULL;
-	t = cap_to_text(cur, NULL);
-	if (!t)
-		return NULL;
-	r = strdup(t);
-	cap_free(t);
-	return r;
 }
