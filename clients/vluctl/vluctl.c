@@ -591,7 +591,7 @@ static char *ms_string(json_object *v)
 			s = NULL;
 		return s;
 	}
-	return value_string(v ? v : NULL);
+	return value_string(v);
 }
 
 static void print_row(const char *label, const char *value)
