@@ -27,7 +27,7 @@ struct peer_cred {
 unsigned policy_roles(const struct vlud_config *c, const struct peer_cred *p);
 /* union of fd_types bits over the peer's VMM rules */
 unsigned policy_fd_types(const struct vlud_config *c, const struct peer_cred *p);
-/* largest max_fds over the peer's VMM rules (0 if none) */
+/* largest max_fds over the peer's VMM rules (0 if none), capped at limits.max_fds_per_instance */
 unsigned policy_max_fds(const struct vlud_config *c, const struct peer_cred *p);
 /* Is `device` (as the client wrote it) listed verbatim in one of the peer's VMM rules?  A path that a
  * listed vdpa name resolves to is allowed too: the caller checks that with policy_foreach_peer_device()
