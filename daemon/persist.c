@@ -42,6 +42,7 @@
 #include "fdtype.h"
 #include "held.h"
 #include "instance.h"
+#include "json-oom.h"
 #include "persist.h"
 #include "state.h"
 #include "update.h"
@@ -362,8 +363,13 @@ void persist_state_write(void)
 	if (vl.state_fd < 0 || frozen)
 		return;
 	r = build_doc(&doc);
-	if (r >= 0)
+	if (r >= 0) {
 		r = state_serialize(&doc, &buf, &len);
+		/* state.c is pure (no logging): its json-c allocation failures come back as -ENOMEM and
+		 * follow the daemon's policy here (docs/DESIGN.md "Out of memory (json-c)") */
+		if (r == -ENOMEM)
+			json_oom("state document");
+	}
 	doc_free(&doc);
 	if (r < 0) {
 		log_error("state: cannot serialise: %s", strerror(-r));
