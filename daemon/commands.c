@@ -551,11 +551,16 @@ static int cmd_fd_store(struct request *r)
 			held_unlink(olds[i]);
 		k = held_add(inst, nm, TAKE_FD(r->fds[i]), types[i], &st[i], 0, 0, NULL, NULL, &h);
 		if (k < 0) {
+			/* the fds before i are stored and replaced theirs; the one fd i would have replaced
+			 * stays */
+			if (olds[i])
+				held_relink(olds[i]);
 			json_object_put(fds);
 			persist_state_write();
-			for (size_t j = 0; j <= i; j++)
+			for (size_t j = 0; j < i; j++)
 				if (olds[j])
 					held_destroy(olds[j]);
+			vlud_notify_status();
 			return request_error(r, VLU_ERR_INTERNAL, "storing '%s': %s", nm, strerror(-k));
 		}
 		jappend(fds, held_to_json(h, false));

@@ -61,6 +61,13 @@ void held_unlink(struct held *h)
 	vl.n_held--;
 }
 
+void held_relink(struct held *h)
+{
+	list_add_tail(&h->inst->held, &h->link);
+	h->inst->n_held++;
+	vl.n_held++;
+}
+
 int held_destroy_take_fd(struct held *h)
 {
 	int fd;

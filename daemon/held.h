@@ -44,6 +44,8 @@ int held_add(struct instance *inst, const char *name, int fd, enum vlud_fd_type 
 
 /* Removal, first half: unlink from its instance (the fd stays open and in the fd store). */
 void held_unlink(struct held *h);
+/* Undo held_unlink(): back into its instance (fd.store's replacement could not be added). */
+void held_relink(struct held *h);
 /* Removal, second half (after held_unlink(), or instance_release()'s own unlinking, and the state
  * rewrite): remove from the fd store, close the fd in the closer's worker thread (closer.h, not on the
  * loop) and free. */
