@@ -4,6 +4,7 @@
 
 #include "conn.h"
 #include "events.h"
+#include "json-oom.h"
 #include "vlu-proto.h"
 #include "vlud.h"
 
@@ -14,7 +15,7 @@ void events_emit(const char *name, const char *instance, json_object *data)
 
 	ev = vlu_event_new(name, data); /* consumes data */
 	if (!ev)
-		return;
+		json_oom("event");
 	log_debug("event %s%s%s", name, instance ? " instance=" : "", instance ? instance : "");
 	list_for_each_safe(p, t, &vl.conns) {
 		struct conn *c = list_entry(p, struct conn, link);

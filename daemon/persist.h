@@ -22,8 +22,6 @@ int persist_start(void);
 void persist_fd_add(struct held *h);
 void persist_fd_remove(struct held *h);
 
-/* Adoption by other modules (none yet): a held fd added with an explicit id that is in the store. */
-void persist_track(struct held *h);
 /* free bookkeeping at exit */
 void persist_done(void);
 
