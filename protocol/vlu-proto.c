@@ -652,7 +652,8 @@ fail:
 	return r;
 }
 
-/* Deeper than any tree we build or accept (max_json_depth <= 64): a bound for the recursion only. */
+/* Deeper than any tree we build or accept (max_json_depth <= 64): a bound for the recursion only;
+ * values below it are neither checked nor repaired. */
 #define TREE_MAX_DEPTH 128
 
 /* A repaired copy of s[0..len): every byte not part of valid UTF-8, and every NUL, becomes '?'. */
@@ -726,6 +727,7 @@ static size_t tree_walk(json_object *j, unsigned depth, char *err, size_t errlen
 		/* keys to rename are collected first: the table must not change under the iteration */
 		const char *bad_keys[16];
 		size_t n_bad = 0;
+		bool more = false;
 
 		json_object_object_foreach(j, key, val) {
 			if (!vlu_utf8_valid(key, strlen(key))) {
@@ -736,6 +738,8 @@ static size_t tree_walk(json_object *j, unsigned depth, char *err, size_t errlen
 				}
 				if (n_bad < ELEMENTSOF(bad_keys))
 					bad_keys[n_bad++] = key;
+				else
+					more = true;
 			}
 			if (json_object_is_type(val, json_type_double) && !isfinite(json_object_get_double(val))) {
 				n++;
@@ -763,6 +767,8 @@ static size_t tree_walk(json_object *j, unsigned depth, char *err, size_t errlen
 			if (json_object_object_add(j, fixed, v) < 0)
 				json_object_put(v);
 		}
+		if (more) /* another pass for the keys beyond the first 16 (each pass renames 16) */
+			(void)tree_walk(j, depth, NULL, 0);
 		return n;
 	}
 	default:

@@ -1347,6 +1347,25 @@ static void test_strict_emit_repair(void **state)
 	assert_string_equal(json_object_get_string(json_object_array_get_idx(arr, 2)), "ok \xf0\x9f\x98\x80");
 }
 
+/* more invalid member names in one object than one repair pass renames */
+static void test_strict_emit_many_bad_keys(void **state)
+{
+	_cleanup_json_ json_object *j = json_object_new_object();
+	const char *s;
+	size_t len;
+
+	for (int i = 0; i < 40; i++) {
+		char key[16];
+
+		snprintf(key, sizeof(key), "k%02d\xff", i);
+		json_object_object_add(j, key, json_object_new_int(i));
+	}
+	s = vlu_json_dump(j, &len);
+	assert_true(vlu_utf8_valid(s, len));
+	assert_int_equal(json_object_object_length(j), 40);
+	assert_true(json_object_object_get_ex(j, "k39?", NULL));
+}
+
 /* every description the checker writes is valid UTF-8, even when it quotes a client's key cut at 64 */
 static void test_strict_desc_cut(void **state)
 {
@@ -1527,6 +1546,7 @@ int main(void)
 	add(test_strict_id_echo, NULL, "proto/strict/id-echo-exact");
 	add(test_strict_utf8_helpers, NULL, "proto/strict/utf8-helpers");
 	add(test_strict_emit_repair, NULL, "proto/strict/emit-repair");
+	add(test_strict_emit_many_bad_keys, NULL, "proto/strict/emit-repair-many-keys");
 	add(test_strict_desc_cut, NULL, "proto/strict/desc-cut-at-boundary");
 
 	r = _cmocka_run_group_tests("proto", tests, n_tests, NULL, NULL);
