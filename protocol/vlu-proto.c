@@ -452,11 +452,20 @@ static int scan_number(struct scan *x)
 		if (neg && mag > (uint64_t)INT64_MAX + 1)
 			return scan_fail(x, s, "integer outside the 64-bit range");
 	} else {
-		_cleanup_free_ char *copy = strndup((const char *)s, (size_t)(q - s));
+		/* strtod needs a terminated copy (buf need not be); most numbers fit on the stack */
+		_cleanup_free_ char *heap = NULL;
+		char small[64], *copy = small;
+		size_t n = (size_t)(q - s);
 		double d;
 
-		if (!copy)
-			return -ENOMEM;
+		if (n < sizeof(small)) {
+			memcpy(small, s, n);
+			small[n] = '\0';
+		} else {
+			copy = heap = strndup((const char *)s, n);
+			if (!copy)
+				return -ENOMEM;
+		}
 		d = strtod(copy, NULL);
 		if (!isfinite(d))
 			return scan_fail(x, s, "number is not finite (beyond the range of a double)");
