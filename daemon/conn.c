@@ -261,11 +261,10 @@ static void in_cb(struct ev_loop *loop, ev_io *w, int revents)
 			conn_kill(c, "receive failed");
 			break;
 		}
-		if (refuse_malformed(c, vl.recvbuf, (size_t)n)) {
-			close_many(fds, nfds);
-			continue;
-		}
-		commands_dispatch(c, vl.recvbuf, (size_t)n, fds, nfds);
+		if (refuse_malformed(c, vl.recvbuf, (size_t)n))
+			close_many(fds, nfds); /* like the dispatcher does on any refusal */
+		else
+			commands_dispatch(c, vl.recvbuf, (size_t)n, fds, nfds);
 		conn_update_idle(c);
 	}
 }
