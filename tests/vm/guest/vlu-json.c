@@ -15,7 +15,8 @@
  * e.g. `.return.vmpin.moved_ok`, `.instances[name=vm0].state`, `.fds[].name`.  Each value found is printed
  * on its own line: a string as it is (no quotes, no escapes), anything else as compact JSON (`true`, `null`,
  * `12.5`, `{"a":1}`).  Exit 0 when at least one value was found, 1 when none, 2 on a usage error, an
- * unreadable file or text that is not JSON (nothing is printed then).
+ * unreadable file or text that is not JSON (nothing is printed then).  A document cut off by the end of the
+ * text (the last line of a file still being written) is left out, with a message on stderr.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -213,8 +214,14 @@ int main(int argc, char **argv)
 			break;
 		json_tokener_reset(tok);
 		d = json_tokener_parse_ex(tok, buf + off, (int)(len - off));
+		if (!d && json_tokener_get_error(tok) == json_tokener_continue) {
+			/* the text ends inside a document: the last line of a file still being written (vluctl
+			 * events --follow); what came before is complete */
+			fprintf(stderr, "vlu-json: %s: incomplete document at offset %zu left out\n", file ? file : "stdin",
+				off);
+			break;
+		}
 		if (!d) {
-			/* json_tokener_continue at the end of the text: a truncated document */
 			fprintf(stderr, "vlu-json: %s: not JSON at offset %zu: %s\n", file ? file : "stdin", off,
 				json_tokener_error_desc(json_tokener_get_error(tok)));
 			goto out;
