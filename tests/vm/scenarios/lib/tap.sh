@@ -11,12 +11,6 @@ FAILS=0
 t_ok() { echo "ok - $S/$1"; }
 t_fail() { echo "not ok - $S/$1: $2"; FAILS=$((FAILS + 1)); }
 t_skip() { echo "ok - $S/$1 # SKIP $2"; }
-# t_check NAME WHY COMMAND...: ok when COMMAND succeeds, else not ok with WHY
-t_check() {
-	_n=$1 _w=$2
-	shift 2
-	if "$@"; then t_ok "$_n"; else t_fail "$_n" "$_w"; fi
-}
 # expect NAME ACTUAL OP EXPECTED: integer or string test ([ ACTUAL OP EXPECTED ]), one TAP line; an empty
 # ACTUAL fails
 expect() {
