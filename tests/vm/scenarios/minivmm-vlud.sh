@@ -17,7 +17,11 @@ start_vlud
 
 runv traffic vm0 --mem 64M --duration 5 > /dev/null &
 bg=$!
-sleep 3
+# the VMM holds its fds with vlud once it has registered, opened and stored (a loaded TCG host took more
+# than 3 s for that); the run lasts 5 s
+# shellcheck disable=SC2317 # called by wait_until
+six_held() { [ "$(held vm0)" -ge 6 ] || ! alive "$bg"; }
+wait_until 50 six_held
 vluctl --socket "$SOCK" fds vm0 > fds.txt 2>&1
 sed 's/^/[fds] /' fds.txt
 for name in vdpa:vdpa0 ram0 q0-kick q0-call q1-kick q1-call; do

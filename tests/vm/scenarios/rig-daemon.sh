@@ -8,17 +8,16 @@
 # use_va: 0
 # devices: 1
 # timeout: 120
-S=$VLUD_SCENARIO
+. /scenarios/lib/tap.sh
 SOCK=/run/vlud/vlud.sock
-rc=0
 t() { # NAME COMMAND...: one TAP line from a command's exit status
 	n=$1; shift
-	if "$@" > /tmp/t.out 2>&1; then echo "ok - $S/$n"; else echo "not ok - $S/$n: $(head -c 300 /tmp/t.out | tr '\n' ' ')"; rc=1; fi
+	if "$@" > /tmp/t.out 2>&1; then t_ok "$n"; else t_fail "$n" "$(head -c 300 /tmp/t.out | tr '\n' ' ')"; fi
 }
 # the node cannot be opened (EBUSY) because someone holds it
 node_busy() { (exec 5<> /dev/vhost-vdpa-0) 2>&1 | grep -qi 'resource busy'; }
 for p in vlud vluctl vlu-devopen; do
-	command -v $p > /dev/null || { echo "not ok - $S/$p-on-PATH: $p is not built (make)"; exit 1; }
+	command -v $p > /dev/null || { t_fail "$p-on-PATH" "$p is not built (make)"; exit 1; }
 done
 
 # our own guest configuration: root is operator and the VMM allowed vdpa0 (and only vdpa0)
@@ -37,8 +36,7 @@ EOC
 t config-valid vlud --check-config --config /tmp/vlud.conf
 vlud --config /tmp/vlud.conf > /tmp/vlud.log 2>&1 &
 VLUD=$!
-i=0
-while [ ! -S $SOCK ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+wait_until 100 test -S $SOCK
 t daemon-listening test -S $SOCK
 export VLUD_SOCKET=$SOCK
 t vluctl-status vluctl status
@@ -48,9 +46,9 @@ t vluctl-devices-lists-vdpa0 sh -c 'vluctl devices | grep -q vdpa0'
 vluctl call device.open '{"device":"vdpa0"}' > /tmp/call.out 2>&1
 c=$?
 if [ $c = 1 ] && grep -q PermissionDenied /tmp/call.out; then
-	echo "ok - $S/vluctl-call-device.open-without-instance-refused"
+	t_ok vluctl-call-device.open-without-instance-refused
 else
-	echo "not ok - $S/vluctl-call-device.open-without-instance-refused: exit $c: $(head -c 200 /tmp/call.out)"; rc=1
+	t_fail vluctl-call-device.open-without-instance-refused "exit $c: $(head -c 200 /tmp/call.out)"
 fi
 
 # instance vm1 opens vdpa0 and holds it
@@ -58,8 +56,9 @@ mkfifo /tmp/hold1
 vlu-devopen $SOCK vm1 vdpa0 --hold < /tmp/hold1 > /tmp/vm1.out 2>&1 &
 VM1=$!
 exec 4> /tmp/hold1
-i=0
-while ! grep -q '^held$' /tmp/vm1.out && kill -0 $VM1 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+# shellcheck disable=SC2317 # called by wait_until
+held_or_gone() { grep -q '^held$' /tmp/vm1.out || ! alive "$VM1"; }
+wait_until 100 held_or_gone
 grep -E '^(not )?ok ' /tmp/vm1.out
 grep '^# ' /tmp/vm1.out
 t vm1-holds-vdpa0 grep -q '^held$' /tmp/vm1.out
@@ -67,24 +66,24 @@ t vluctl-fds-shows-vm1-device sh -c 'vluctl fds vm1 | grep -q vhost-vdpa'
 t vluctl-instances-shows-vm1 sh -c 'vluctl instances | grep -q vm1'
 
 # a device the policy does not list is refused
-vlu-devopen $SOCK vm9 vdpa1 --expect-error PermissionDenied || rc=1
+vlu-devopen $SOCK vm9 vdpa1 --expect-error PermissionDenied || FAILS=$((FAILS + 1))
 
 # a second VMM is refused, and so is anyone opening the node directly
-vlu-devopen $SOCK vm2 vdpa0 --expect-busy || rc=1
+vlu-devopen $SOCK vm2 vdpa0 --expect-busy || FAILS=$((FAILS + 1))
 t node-busy-while-held node_busy
 
 # vm1 goes away: the daemon keeps the device (orphaned instance) until an operator releases it
 exec 4>&-
-wait $VM1 || rc=1
+wait $VM1 || FAILS=$((FAILS + 1))
 t vm1-exited-cleanly true
 t device-still-held-after-vm1-left node_busy
 t vluctl-instances-shows-vm1-orphaned sh -c 'vluctl instances | grep vm1 | grep -q orphan'
 t vluctl-release-vm1 vluctl release vm1
 t node-free-after-release sh -c 'exec 5<> /dev/vhost-vdpa-0'
-vlu-devopen $SOCK vm3 vdpa0 || rc=1
+vlu-devopen $SOCK vm3 vdpa0 || FAILS=$((FAILS + 1))
 
 kill $VLUD
 wait $VLUD
 t vlud-stopped true
 sed 's/^/vlud: /' /tmp/vlud.log
-exit $rc
+exit $((FAILS > 0))

@@ -29,7 +29,7 @@
 UPD_CLAIM_MS=10000	# a slow TCG guest: room for the refused claims before the deadline
 
 start_vlud '"update": { "allow_memlock_raise": true }'
-# FD0 (the no-client baseline), status, held, instate, devstatus, after, check_restarted
+# FD0 (the no-client baseline), status, after, check_restarted (held, instate, devstatus: lib/vlud.sh)
 . /scenarios/lib/faults.sh
 
 # ---- missing binary: refused before anything is touched
@@ -38,10 +38,10 @@ start_vmm $T vm1 --mem 32M --duration 4
 vctl --json call update.start '{"instance":"vm1","mode":"exec","binary":"/nonexistent/minivmm"}' > $T.reply 2>&1
 expect $T/refused-exit-1 "$?" -eq 1
 sed "s/^/[$T reply] /" $T.reply
-expect $T/class-unsupported "$(jstr $T.reply class)" = Unsupported
-if grep -q "nonexistent" $T.reply; then t_ok $T/reason-names-binary; else t_fail $T/reason-names-binary "no reason"; fi
+expect $T/class-unsupported "$(jget .error.class $T.reply)" = Unsupported
+if jget .error.desc $T.reply | grep -q "nonexistent"; then t_ok $T/reason-names-binary; else t_fail $T/reason-names-binary "no reason"; fi
 status vm1 $T.status
-if grep -q '"running":null' $T.status && grep -q '"last":null' $T.status; then t_ok $T/no-update-ran; else t_fail $T/no-update-ran "status shows an update"; fi
+if jhas .running $T.status null && jhas .last $T.status null; then t_ok $T/no-update-ran; else t_fail $T/no-update-ran "status shows an update"; fi
 wait_vmm $T
 expect $T/vmm-exit-0 "$RC" -eq 0
 expect $T/traffic-none-lost "$(val $T.out traffic: lost)" -eq 0
@@ -59,8 +59,8 @@ vctl --json --timeout 30000 call update.start '{"instance":"vm6","mode":"exec","
 expect $T/update-not-ok-exit-1 "$?" -eq 1
 sed "s/^/[$T reply] /" $T.reply
 status vm6 $T.status
-expect $T/rolled-back "$(jstr $T.status result)" = rolled-back
-if grep -q "aborted by the VMM" $T.status; then t_ok $T/reason-aborted-by-vmm; else t_fail $T/reason-aborted-by-vmm "reason"; fi
+expect $T/rolled-back "$(jget .last.result $T.status)" = rolled-back
+if jget .last.error $T.status | grep -q "aborted by the VMM"; then t_ok $T/reason-aborted-by-vmm; else t_fail $T/reason-aborted-by-vmm "reason"; fi
 expect $T/still-attached "$(instate vm6)" = attached
 expect $T/vmpin-unchanged "$(vmpin "$VMM_PID")" -eq "$pin0"
 st=$(devstatus)
@@ -88,16 +88,16 @@ SUCC=$!
 vctl --json call update.start "{\"instance\":\"vm2\",\"mode\":\"transfer\",\"successor_pid\":$SUCC,\"wait\":false}" > $T.reply 2>&1
 expect $T/started "$?" -eq 0
 sed "s/^/[$T reply] /" $T.reply
-TOKEN=$(jstr $T.reply token)
+TOKEN=$(jget .token $T.reply)
 expect $T/token-128-bit "${#TOKEN}" -eq 32
 sleep 0.5
 status vm2 $T.status1
-expect $T/waiting-for-claim "$(jstr $T.status1 phase)" = claim
+expect $T/waiting-for-claim "$(jget .running.phase $T.status1)" = claim
 vctl --json call update.claim "{\"instance\":\"vm2\",\"token\":\"$TOKEN\"}" > $T.claim1 2>&1
 expect $T/right-token-wrong-pid-refused "$?" -eq 1
-expect $T/refusal-class "$(jstr $T.claim1 class)" = PermissionDenied
+expect $T/refusal-class "$(jget .error.class $T.claim1)" = PermissionDenied
 status vm2 $T.status2
-expect $T/nothing-changed-still-claim "$(jstr $T.status2 phase)" = claim
+expect $T/nothing-changed-still-claim "$(jget .running.phase $T.status2)" = claim
 if grep -q "claim by pid .* refused (wrong pid" vlud.log; then t_ok $T/refusal-logged; else t_fail $T/refusal-logged "not in the log"; fi
 echo 0123456789abcdef0123456789abcdef > succ.fifo
 wait $SUCC
@@ -107,8 +107,8 @@ expect $T/wrong-token-successor-fails "$src" -ne 0
 if grep -q "claim by pid $SUCC uid 0 refused (wrong token" vlud.log; then t_ok $T/wrong-token-refused-logged; else t_fail $T/wrong-token-refused-logged "not in the log"; fi
 sleep 0.5
 status vm2 $T.status3
-expect $T/rolled-back "$(jstr $T.status3 result)" = rolled-back
-if grep -q "successor $SUCC exited" $T.status3; then t_ok $T/reason-successor-exited; else t_fail $T/reason-successor-exited "reason"; fi
+expect $T/rolled-back "$(jget .last.result $T.status3)" = rolled-back
+if jget .last.error $T.status3 | grep -q "successor $SUCC exited"; then t_ok $T/reason-successor-exited; else t_fail $T/reason-successor-exited "reason"; fi
 expect $T/old-still-attached "$(instate vm2)" = attached
 st=$(devstatus)
 expect $T/device-driver-ok "$((${st:-0} & 4))" -eq 4
@@ -133,8 +133,8 @@ kill -KILL "$VMM_PID"
 wait "$VMM_PID" 2> /dev/null
 sleep 0.5
 status vm3 $T.status
-expect $T/result-failed "$(jstr $T.status result)" = failed
-if grep -q "exited in phase save" $T.status; then t_ok $T/reason-exited-in-save; else t_fail $T/reason-exited-in-save "reason"; fi
+expect $T/result-failed "$(jget .last.result $T.status)" = failed
+if jget .last.error $T.status | grep -q "exited in phase save"; then t_ok $T/reason-exited-in-save; else t_fail $T/reason-exited-in-save "reason"; fi
 expect $T/instance-orphaned "$(instate vm3)" = orphaned
 expect $T/all-6-fds-kept "$(held vm3)" -ge 6
 st=$(devstatus)
@@ -150,28 +150,23 @@ start_vmm $T vm4 --mem 32M --duration 24
 vctl --json --timeout 30000 call update.start '{"instance":"vm4","mode":"exec","binary":"/tmp/never.sh"}' > $T.reply 2>&1 &
 UPC=$!
 # while the exec'ed image has not claimed, the instance is orphaned: nobody may adopt it or take its fds
-n=0
-while ! vctl --json call update.status '{"instance":"vm4"}' 2> /dev/null | grep -q '"phase":"exec"' && [ $n -lt 100 ]; do
-	sleep 0.1
-	n=$((n + 1))
-done
-n=0
-while [ "$(instate vm4)" != orphaned ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+wait_until 100 update_in_phase vm4 exec
+wait_until 50 instate_is vm4 orphaned
 status vm4 $T.status0
 expect $T/orphaned-by-the-exec "$(instate vm4)" = orphaned
-expect $T/in-phase-exec "$(jstr $T.status0 phase)" = exec
+expect $T/in-phase-exec "$(jget .running.phase $T.status0)" = exec
 vctl --json call instance.register '{"name":"vm4","reattach":true}' > $T.reattach 2>&1
 expect $T/reattach-during-update-refused "$?" -eq 1
 sed "s/^/[$T reattach] /" $T.reattach
-expect $T/reattach-refused-busy "$(jstr $T.reattach class)" = Busy
+expect $T/reattach-refused-busy "$(jget .error.class $T.reattach)" = Busy
 vctl --json call fd.remove '{"instance":"vm4","names":["vdpa:vdpa0"]}' > $T.remove 2>&1
 expect $T/fd-remove-during-update-refused "$?" -eq 1
 sed "s/^/[$T remove] /" $T.remove
-expect $T/fd-remove-refused-busy "$(jstr $T.remove class)" = Busy
+expect $T/fd-remove-refused-busy "$(jget .error.class $T.remove)" = Busy
 wait "$UPC"
 expect $T/update-not-ok-exit-1 "$?" -eq 1
 sed "s/^/[$T reply] /" $T.reply
-if grep -q "timeout in phase exec" $T.reply; then t_ok $T/reason-claim-timeout; else t_fail $T/reason-claim-timeout "reason"; fi
+if jget .error.desc $T.reply | grep -q "timeout in phase exec"; then t_ok $T/reason-claim-timeout; else t_fail $T/reason-claim-timeout "reason"; fi
 expect $T/all-6-fds-kept "$(held vm4)" -ge 6
 check_restarted $T vm4 "$L0"
 kill "$VMM_PID" 2> /dev/null
@@ -186,15 +181,14 @@ L0=$(wc -l < vlud.log)
 start_vmm $T vm5 --mem 32M --duration 16
 vctl --json --timeout 30000 call update.start '{"instance":"vm5","mode":"exec","binary":"/tmp/stopper.sh"}' > $T.reply 2>&1 &
 UPC=$!
-n=0
-while ! grep -q "stopped" "/proc/$VMM_PID/status" 2> /dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+wait_until 100 is_stopped "$VMM_PID"
 if grep -q "claimed by pid $VMM_PID" vlud.log; then t_ok $T/claimed; else t_fail $T/claimed "no claim in the log"; fi
 kill -KILL "$VMM_PID"
 wait "$UPC"
 expect $T/update-not-ok-exit-1 "$?" -eq 1
 wait "$VMM_PID" 2> /dev/null
 sed "s/^/[$T reply] /" $T.reply
-if grep -q "exited in phase restore" $T.reply; then t_ok $T/reason-died-in-restore; else t_fail $T/reason-died-in-restore "reason"; fi
+if jget .error.desc $T.reply | grep -q "exited in phase restore"; then t_ok $T/reason-died-in-restore; else t_fail $T/reason-died-in-restore "reason"; fi
 expect $T/all-6-fds-kept "$(held vm5)" -ge 6
 check_restarted $T vm5 "$L0"
 after $T vm5
@@ -213,17 +207,16 @@ if [ "${RIG_MODULES:-stock}" = patched ]; then
 	SUCC=$!
 	vctl --json call update.start "{\"instance\":\"vm7\",\"mode\":\"transfer\",\"path\":\"A\",\"successor_pid\":$SUCC,\"wait\":false}" > $T.reply 2>&1
 	expect $T/started "$?" -eq 0
-	jstr $T.reply token > succ2.fifo
-	n=0
-	while ! grep -q "stopped" "/proc/$SUCC/status" 2> /dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+	jget .token $T.reply > succ2.fifo
+	wait_until 100 is_stopped "$SUCC"
 	if grep -q "claimed by pid $SUCC" vlud.log; then t_ok $T/claimed; else t_fail $T/claimed "no claim in the log"; fi
 	kill -KILL "$SUCC"
 	wait "$SUCC" 2> /dev/null
 	sleep 0.5
 	status vm7 $T.status
-	expect $T/rolled-back "$(jstr $T.status result)" = rolled-back
+	expect $T/rolled-back "$(jget .last.result $T.status)" = rolled-back
 	expect $T/instance-back-to-old "$(instate vm7)" = attached
-	if vctl --json instances | tr -d ' \n' | grep -q "\"name\":\"vm7\"[^}]*\"pid\":$OLD[,}]"; then t_ok $T/instance-pid-is-old; else t_fail $T/instance-pid-is-old "not the old pid"; fi
+	if [ "$(inpid vm7)" = "$OLD" ]; then t_ok $T/instance-pid-is-old; else t_fail $T/instance-pid-is-old "not the old pid"; fi
 	st=$(devstatus)
 	expect $T/device-driver-ok "$((${st:-0} & 4))" -eq 4
 	expect $T/old-vmpin-unchanged "$(vmpin "$OLD")" -eq "$pin0"
@@ -255,27 +248,22 @@ if [ "${RIG_MODULES:-stock}" = stock ]; then
 	vctl --json call update.start "{\"instance\":\"vm9\",\"mode\":\"transfer\",\"successor_pid\":$SUCC,\"wait\":false}" > $T.reply 2>&1
 	expect $T/started "$?" -eq 0
 	sed "s/^/[$T reply] /" $T.reply
-	expect $T/path-c "$(jstr $T.reply path)" = C
-	jstr $T.reply token > succ3.fifo
-	n=0
-	while ! grep -q "stopped" "/proc/$SUCC/status" 2> /dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+	expect $T/path-c "$(jget .path $T.reply)" = C
+	jget .token $T.reply > succ3.fifo
+	wait_until 100 is_stopped "$SUCC"
 	if grep -q "claimed by pid $SUCC" vlud.log; then t_ok $T/claimed; else t_fail $T/claimed "no claim in the log"; fi
 	expect $T/old-vmpin-dropped-at-claim "$(vmpin "$OLD")" -eq 0
 	kill -KILL "$SUCC"
 	wait "$SUCC" 2> /dev/null
-	n=0
-	while ! vctl --json call update.status '{"instance":"vm9"}' 2> /dev/null | grep -q '"running":null' && [ $n -lt 150 ]; do
-		sleep 0.1
-		n=$((n + 1))
-	done
+	wait_until 150 update_idle vm9
 	sleep 0.3
 	status vm9 $T.status
-	expect $T/rolled-back "$(jstr $T.status result)" = rolled-back
-	if grep -q "successor $SUCC exited in phase restore" $T.status; then t_ok $T/reason-successor-exited; else t_fail $T/reason-successor-exited "reason"; fi
-	if grep -q "reopened and brought back to the old VMM (pid $OLD)" $T.status; then t_ok $T/reason-brought-back; else t_fail $T/reason-brought-back "reason"; fi
+	expect $T/rolled-back "$(jget .last.result $T.status)" = rolled-back
+	if jget .last.error $T.status | grep -q "successor $SUCC exited in phase restore"; then t_ok $T/reason-successor-exited; else t_fail $T/reason-successor-exited "reason"; fi
+	if jget .last.error $T.status | grep -q "reopened and brought back to the old VMM (pid $OLD)"; then t_ok $T/reason-brought-back; else t_fail $T/reason-brought-back "reason"; fi
 	expect $T/instance-back-to-old "$(instate vm9)" = attached
-	if vctl --json instances | tr -d ' \n' | grep -q "\"name\":\"vm9\"[^}]*\"pid\":$OLD[,}]"; then t_ok $T/instance-pid-is-old; else t_fail $T/instance-pid-is-old "not the old pid"; fi
-	exp=$(jnum $T.status expected_kb)
+	if [ "$(inpid vm9)" = "$OLD" ]; then t_ok $T/instance-pid-is-old; else t_fail $T/instance-pid-is-old "not the old pid"; fi
+	exp=$(jget .last.vmpin.expected_kb $T.status)
 	expect $T/expected-is-guest-ram "$exp" -eq 32768
 	expect $T/old-vmpin-is-guest-ram-again "$(vmpin "$OLD")" -eq "$exp"
 	expect $T/old-vmpin-as-before "$(vmpin "$OLD")" -eq "$pin0"
@@ -284,7 +272,7 @@ if [ "${RIG_MODULES:-stock}" = stock ]; then
 	expect $T/daemon-fds-as-before-update "$(nfds "$VLUD_PID")" -eq "$FDB"
 	wait_vmm $T
 	sed "s/^/[$T succ] /" $T-succ.log
-	if grep -q 'vlud-verdict: .*"result":"rolled-back"' $T.log; then t_ok $T/old-vmm-got-verdict; else t_fail $T/old-vmm-got-verdict "no verdict in the old VMM's log"; fi
+	if sed -n 's/.*vlud-verdict: //p' $T.log | jhas .result - rolled-back; then t_ok $T/old-vmm-got-verdict; else t_fail $T/old-vmm-got-verdict "no verdict in the old VMM's log"; fi
 	expect $T/old-update-recorded-not-ok "$(val $T.out "update 1:" ok)" -eq 0
 	expect $T/old-only-the-update-failed "$(grep '^fail:' $T.out | grep -vc 'update 1')" -eq 0
 	expect $T/old-traffic-none-lost "$(val $T.out traffic: lost)" -eq 0
@@ -302,11 +290,7 @@ kill -STOP "$VMM_PID"
 L0=$(wc -l < vlud.log)
 vctl --json --timeout 30000 call update.start '{"instance":"vm8","mode":"exec"}' > $T.reply 2>&1 &
 UPC=$!
-n=0
-while ! vctl --json call update.status '{"instance":"vm8"}' 2> /dev/null | grep -q '"phase":"save"' && [ $n -lt 100 ]; do
-	sleep 0.1
-	n=$((n + 1))
-done
+wait_until 100 update_in_phase vm8 save
 kill -TERM "$VLUD_PID"
 wait "$VLUD_PID"
 expect $T/vlud-exit-0 "$?" -eq 0
@@ -314,7 +298,7 @@ wait "$UPC"
 expect $T/starter-answered-not-ok-exit-1 "$?" -eq 1
 sed "s/^/[$T reply] /" $T.reply
 # vluctl prints the error's class and desc (the verdict itself is under error.verdict on the wire)
-if grep -q "update [0-9]* failed: the daemon is stopping during phase save; devices resumed" $T.reply; then
+if jget .error.desc $T.reply | grep -q "update [0-9]* failed: the daemon is stopping during phase save; devices resumed"; then
 	t_ok $T/verdict-failed-devices-resumed-before-exit
 else
 	t_fail $T/verdict-failed-devices-resumed-before-exit "no verdict naming the resume"

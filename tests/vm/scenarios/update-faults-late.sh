@@ -65,11 +65,11 @@ if gone "$OLD"; then t_ok $T/late-image-killed; else t_fail $T/late-image-killed
 wait "$OLD" 2> /dev/null
 if grep -q "killed pid $OLD (SIGKILL) in phase restore: timeout in phase restore" vlud.log; then t_ok $T/kill-logged; else t_fail $T/kill-logged "not in vlud.log"; fi
 status vm1 $T.status
-expect $T/killed-pid-in-verdict "$(jnum $T.status killed_pid)" -eq "$OLD"
-if grep -q "timeout in phase restore: .*$OLD missed its deadline and was killed" $T.status; then t_ok $T/reason-names-the-kill; else t_fail $T/reason-names-the-kill "reason"; fi
+expect $T/killed-pid-in-verdict "$(jget .last.killed_pid $T.status)" -eq "$OLD"
+if jget .last.error $T.status | grep -q "timeout in phase restore: .*$OLD missed its deadline and was killed"; then t_ok $T/reason-names-the-kill; else t_fail $T/reason-names-the-kill "reason"; fi
 check_restarted $T vm1 "$L0" "$RAN_ON_MIN"
 expect $T/restarted-is-a-new-process "$(inpid vm1)" -ne "$OLD"
-expect $T/restarted-vmpin-as-before "$(jnum $T.status new_after_kb)" -eq "$pin0"
+expect $T/restarted-vmpin-as-before "$(jget .last.vmpin.new_after_kb $T.status)" -eq "$pin0"
 after $T vm1
 
 # ---- transfer mode: the operator-named successor stops right after its claim; the commit deadline kills it
@@ -80,8 +80,8 @@ pin0=$(vmpin "$OLD")
 named_successor $T vm2 late2.fifo claimed
 vctl --json call update.start "{\"instance\":\"vm2\",\"mode\":\"transfer\",\"successor_pid\":$SUCC,\"wait\":false}" > $T.reply 2>&1
 expect $T/started "$?" -eq 0
-expect $T/path-c "$(jstr $T.reply path)" = C
-jstr $T.reply token > late2.fifo
+expect $T/path-c "$(jget .path $T.reply)" = C
+jget .token $T.reply > late2.fifo
 wait_stopped "$SUCC"
 if grep -q "claimed by pid $SUCC" vlud.log; then t_ok $T/claimed; else t_fail $T/claimed "no claim in the log"; fi
 wait_update_end vm2
@@ -89,10 +89,10 @@ sleep 0.3
 if gone "$SUCC"; then t_ok $T/late-successor-killed; else t_fail $T/late-successor-killed "pid $SUCC still there"; fi
 wait "$SUCC" 2> /dev/null
 status vm2 $T.status
-expect $T/rolled-back "$(jstr $T.status result)" = rolled-back
-expect $T/killed-pid-in-verdict "$(jnum $T.status killed_pid)" -eq "$SUCC"
-if grep -q "the successor $SUCC missed its deadline and was killed" $T.status; then t_ok $T/reason-names-the-kill; else t_fail $T/reason-names-the-kill "reason"; fi
-if grep -q "brought back to the old VMM (pid $OLD)" $T.status; then t_ok $T/reason-brought-back; else t_fail $T/reason-brought-back "reason"; fi
+expect $T/rolled-back "$(jget .last.result $T.status)" = rolled-back
+expect $T/killed-pid-in-verdict "$(jget .last.killed_pid $T.status)" -eq "$SUCC"
+if jget .last.error $T.status | grep -q "the successor $SUCC missed its deadline and was killed"; then t_ok $T/reason-names-the-kill; else t_fail $T/reason-names-the-kill "reason"; fi
+if jget .last.error $T.status | grep -q "brought back to the old VMM (pid $OLD)"; then t_ok $T/reason-brought-back; else t_fail $T/reason-brought-back "reason"; fi
 old_runs_on $T "$OLD:vm2" "$pin0"
 after $T vm2
 
@@ -107,11 +107,11 @@ vctl --json --timeout 40000 call update.start '{"instance":"vm3","mode":"transfe
 expect $T/update-not-ok-exit-1 "$?" -eq 1
 sed "s/^/[$T reply] /" $T.reply
 status vm3 $T.status
-expect $T/rolled-back "$(jstr $T.status result)" = rolled-back
-SP=$(jnum $T.status killed_pid)
-expect $T/killed-the-spawned-successor "${SP:-0}" -eq "$(jnum $T.status new_pid)"
+expect $T/rolled-back "$(jget .last.result $T.status)" = rolled-back
+SP=$(jget .last.killed_pid $T.status)
+expect $T/killed-the-spawned-successor "${SP:-0}" -eq "$(jget .last.new_pid $T.status)"
 if gone "$SP"; then t_ok $T/spawned-successor-gone; else t_fail $T/spawned-successor-gone "pid $SP still there"; fi
-if grep -q "timeout in phase claim: the successor $SP missed its deadline and was killed" $T.status; then t_ok $T/reason-names-the-kill; else t_fail $T/reason-names-the-kill "reason"; fi
+if jget .last.error $T.status | grep -q "timeout in phase claim: the successor $SP missed its deadline and was killed"; then t_ok $T/reason-names-the-kill; else t_fail $T/reason-names-the-kill "reason"; fi
 old_runs_on $T "$OLD:vm3" "$pin0"
 after $T vm3
 
@@ -130,21 +130,20 @@ SUCC=$!
 vctl --json call update.start "{\"instance\":\"vm5\",\"mode\":\"transfer\",\"successor_pid\":$SUCC,\"wait\":false}" > $T.reply 2>&1
 expect $T/started "$?" -eq 0
 wait_stopped "$OLD"
-jstr $T.reply token > early.fifo
-n=0
-while ! grep -q "before phase claim (phase save): Busy" vlud.log && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+jget .token $T.reply > early.fifo
+wait_until 100 grep -q "before phase claim (phase save): Busy" vlud.log
 status vm5 $T.status0
-expect $T/still-in-save "$(jstr $T.status0 phase)" = save
+expect $T/still-in-save "$(jget .running.phase $T.status0)" = save
 if grep -q "claim by pid $SUCC before phase claim (phase save): Busy" vlud.log; then t_ok $T/early-claim-answered-busy; else t_fail $T/early-claim-answered-busy "no Busy answer in vlud.log"; fi
-if grep -q '"running":{' $T.status0; then t_ok $T/nothing-changed-update-runs; else t_fail $T/nothing-changed-update-runs "no update running"; fi
+if jget .running $T.status0 | grep -q '^{'; then t_ok $T/nothing-changed-update-runs; else t_fail $T/nothing-changed-update-runs "no update running"; fi
 kill -CONT "$OLD"
 wait "$SUCC"
 expect $T/successor-exit-0 "$?" -eq 0
 sed "s/^/[$T succ] /" $T-succ.log $T-succ.out
 wait_update_end vm5
 status vm5 $T.status
-expect $T/ok "$(jstr $T.status result)" = ok
-expect $T/successor-is-new-pid "$(jnum $T.status new_pid)" -eq "$SUCC"
+expect $T/ok "$(jget .last.result $T.status)" = ok
+expect $T/successor-is-new-pid "$(jget .last.new_pid $T.status)" -eq "$SUCC"
 expect $T/successor-traffic-none-lost "$(val $T-succ.out traffic: lost)" -eq 0
 wait "$OLD" 2> /dev/null
 after $T vm5
@@ -159,14 +158,14 @@ OLD=$VMM_PID
 named_successor $T vm4 late4.fifo claimed
 vctl --json call update.start "{\"instance\":\"vm4\",\"mode\":\"transfer\",\"successor_pid\":$SUCC,\"wait\":false}" > $T.reply 2>&1
 expect $T/started "$?" -eq 0
-jstr $T.reply token > late4.fifo
+jget .token $T.reply > late4.fifo
 wait_stopped "$SUCC"
 wait_update_end vm4
 status vm4 $T.status
-expect $T/failed "$(jstr $T.status result)" = failed
-if grep -q '"killed_pid"' $T.status; then t_fail $T/nobody-killed "killed_pid in the verdict"; else t_ok $T/nobody-killed; fi
+expect $T/failed "$(jget .last.result $T.status)" = failed
+if jget .last.killed_pid $T.status > /dev/null; then t_fail $T/nobody-killed "killed_pid in the verdict"; else t_ok $T/nobody-killed; fi
 if grep -q '^State:.*T' "/proc/$SUCC/status" 2> /dev/null; then t_ok $T/successor-still-there-stopped; else t_fail $T/successor-still-there-stopped "pid $SUCC gone"; fi
-if grep -q "timeout in phase restore" $T.status && grep -q "every fd kept" $T.status; then t_ok $T/reason-timeout-fds-kept; else t_fail $T/reason-timeout-fds-kept "reason"; fi
+if jget .last.error $T.status | grep -q "timeout in phase restore" && jget .last.error $T.status | grep -q "every fd kept"; then t_ok $T/reason-timeout-fds-kept; else t_fail $T/reason-timeout-fds-kept "reason"; fi
 expect $T/all-6-fds-kept "$(held vm4)" -ge 6
 kill -KILL "$SUCC" "$OLD" 2> /dev/null
 wait "$SUCC" "$OLD" 2> /dev/null

@@ -30,8 +30,8 @@ refused() {
 	vctl --json --timeout 30000 call update.start "{\"instance\":\"$2\",\"mode\":\"exec\"$5}" > $1.reply 2>&1
 	expect $1/refused-exit-1 "$?" -eq 1
 	sed "s/^/[$1 reply] /" $1.reply
-	expect $1/refusal-class "$(jstr $1.reply class)" = "$3"
-	if grep -q "$4" $1.reply; then t_ok $1/reason; else t_fail $1/reason "$(cat $1.reply)"; fi
+	expect $1/refusal-class "$(jget .error.class $1.reply)" = "$3"
+	if jget .error.desc $1.reply | grep -q "$4"; then t_ok $1/reason; else t_fail $1/reason "$(cat $1.reply)"; fi
 	untouched $1 "$2" "$VMM_PID" "$pin0" "$fd0"
 }
 
@@ -58,25 +58,25 @@ fd0=$(nfds "$VLUD_PID")
 vctl --json --timeout 30000 call update.start '{"instance":"vm1","mode":"exec","allow_disruptive":true}' > $T.verdict 2>&1
 expect $T/update.start-exit-0 "$?" -eq 0
 sed "s/^/[$T verdict] /" $T.verdict
-expect $T/verdict-result-ok "$(jstr $T.verdict result)" = ok
-expect $T/verdict-path-c "$(jstr $T.verdict path)" = C
-if grep -q '"disruptive":true' $T.verdict; then t_ok $T/verdict-disruptive; else t_fail $T/verdict-disruptive "no disruptive:true"; fi
-if jstr $T.verdict path_reason | grep -q "disruptive: no SUSPEND"; then t_ok $T/reason-no-suspend; else t_fail $T/reason-no-suspend "$(jstr $T.verdict path_reason)"; fi
-if grep -q '"moved_ok":true' $T.verdict; then t_ok $T/verdict-vmpin-moved-ok; else t_fail $T/verdict-vmpin-moved-ok "moved_ok not true"; fi
-exp=$(jnum $T.verdict expected_kb)
+expect $T/verdict-result-ok "$(jget .result $T.verdict)" = ok
+expect $T/verdict-path-c "$(jget .path $T.verdict)" = C
+if jhas .disruptive $T.verdict true; then t_ok $T/verdict-disruptive; else t_fail $T/verdict-disruptive "no disruptive:true"; fi
+if jget .path_reason $T.verdict | grep -q "disruptive: no SUSPEND"; then t_ok $T/reason-no-suspend; else t_fail $T/reason-no-suspend "$(jget .path_reason $T.verdict)"; fi
+if jhas .vmpin.moved_ok $T.verdict true; then t_ok $T/verdict-vmpin-moved-ok; else t_fail $T/verdict-vmpin-moved-ok "moved_ok not true"; fi
+exp=$(jget .vmpin.expected_kb $T.verdict)
 expect $T/expected-kb-32m "$exp" -eq 32768
 expect $T/old-before-is-vmpin-read-here "$pin0" -eq "$exp"
-expect $T/new-after-is-expected "$(jnum $T.verdict new_after_kb)" -eq "$exp"
-expect $T/exec-same-pid "$(jnum $T.verdict new_pid)" -eq "$OLD"
+expect $T/new-after-is-expected "$(jget .vmpin.new_after_kb $T.verdict)" -eq "$exp"
+expect $T/exec-same-pid "$(jget .new_pid $T.verdict)" -eq "$OLD"
 expect $T/vmpin-of-new-read-here "$(vmpin "$OLD")" -eq "$exp"
-st=$(jnum $T.verdict status)
+st=$(jget '.status_after[device=vdpa:vdpa0].status' $T.verdict)
 expect $T/driver-ok-after "$((${st:-0} & 4))" -eq 4
 expect $T/no-fd-change-in-daemon "$(nfds "$VLUD_PID")" -eq "$fd0"
 if grep -q "SUSPEND vdpa\|RESUME vdpa" vlud.log; then t_fail $T/daemon-never-suspends "$(grep 'SUSPEND vdpa\|RESUME vdpa' vlud.log)"; else t_ok $T/daemon-never-suspends; fi
 wait_vmm $T
 if grep -q "the device has no SUSPEND and keeps running" $T.log; then t_ok $T/old-image-knows-not-suspended; else t_fail $T/old-image-knows-not-suspended "not in minivmm's log"; fi
 if grep -q "no SUSPEND (disruptive): vring 1 base" $T.log; then t_ok $T/new-image-bases-from-used-rings; else t_fail $T/new-image-bases-from-used-rings "not in minivmm's log"; fi
-if grep -q 'vlud-verdict: .*"result":"ok"' $T.log; then t_ok $T/vmm-got-ok-verdict; else t_fail $T/vmm-got-ok-verdict "no ok verdict in minivmm's log"; fi
+if sed -n 's/.*vlud-verdict: //p' $T.log | jhas .result - ok; then t_ok $T/vmm-got-ok-verdict; else t_fail $T/vmm-got-ok-verdict "no ok verdict in minivmm's log"; fi
 f=$T.out
 expect $T/update1-ok "$(val $f "update 1:" ok)" -eq 1
 expect $T/update1-path "$(val $f "update 1:" path)" = C
@@ -97,13 +97,12 @@ sleep 0.5
 T=transfer
 start_vmm $T vm2 --mem 32M --duration 8 --pause-frames 8
 update_ok $T vm2 transfer C pa '"allow_disruptive":true'
-if grep -q '"disruptive":true' $T.verdict; then t_ok $T/verdict-disruptive; else t_fail $T/verdict-disruptive "no disruptive:true"; fi
+if jhas .disruptive $T.verdict true; then t_ok $T/verdict-disruptive; else t_fail $T/verdict-disruptive "no disruptive:true"; fi
 wait "$VMM_PID"
 orc=$?
 sed "s/^/[$T old] /" $T.log $T.out
 expect $T/old-exits-0-after-commit "$orc" -eq 0
-n=0
-while [ -d "/proc/$NEW_PID" ] && ! grep -q "successor pid $NEW_PID ended" vlud.log && [ $n -lt 200 ]; do sleep 0.1; n=$((n + 1)); done
+wait_until 200 successor_ended "$NEW_PID"
 sleep 0.2
 grep -v '^<' vlud.log > $T-new.out
 cp $T-new.out $T-new.log

@@ -42,8 +42,8 @@ fd0=$(nfds "$VLUD_PID")
 vctl --json call update.start "{\"instance\":\"vm0\",\"mode\":\"transfer\",\"successor_pid\":$SUCC,\"wait\":false}" > $T.reply 2>&1
 expect $T/refused-exit-1 "$?" -eq 1
 sed "s/^/[$T reply] /" $T.reply
-expect $T/refusal-class "$(jstr $T.reply class)" = Unsupported
-if grep -q "RLIMIT_MEMLOCK of pid $SUCC is 65536 bytes.*allow_memlock_raise" $T.reply; then
+expect $T/refusal-class "$(jget .error.class $T.reply)" = Unsupported
+if jget .error.desc $T.reply | grep -q "RLIMIT_MEMLOCK of pid $SUCC is 65536 bytes.*allow_memlock_raise"; then
 	t_ok $T/reason-memlock-names-policy
 else
 	t_fail $T/reason-memlock-names-policy "$(cat $T.reply)"
@@ -72,24 +72,23 @@ SUCC=$!
 vctl --json call update.start "{\"instance\":\"vm1\",\"mode\":\"transfer\",\"successor_pid\":$SUCC,\"wait\":false}" > $T.reply 2>&1
 expect $T/first-started "$?" -eq 0
 sed "s/^/[$T reply] /" $T.reply
-TOKEN=$(jstr $T.reply token)
+TOKEN=$(jget .token $T.reply)
 sleep 0.5
 vctl --json call update.status '{"instance":"vm1"}' > $T.status1 2>&1
 sed "s/^/[$T status1] /" $T.status1
-expect $T/first-waits-for-claim "$(jstr $T.status1 phase)" = claim
-id1=$(jnum $T.status1 id)
+expect $T/first-waits-for-claim "$(jget .running.phase $T.status1)" = claim
+id1=$(jget .running.id $T.status1)
 fd1=$(nfds "$VLUD_PID")
 vctl --json call update.start '{"instance":"vm1","mode":"exec"}' > $T.reply2 2>&1
 expect $T/second-refused-exit-1 "$?" -eq 1
 sed "s/^/[$T reply2] /" $T.reply2
-expect $T/second-refusal-class "$(jstr $T.reply2 class)" = Busy
-if grep -q "is running" $T.reply2; then t_ok $T/second-reason-running; else t_fail $T/second-reason-running "$(cat $T.reply2)"; fi
+expect $T/second-refusal-class "$(jget .error.class $T.reply2)" = Busy
+if jget .error.desc $T.reply2 | grep -q "is running"; then t_ok $T/second-reason-running; else t_fail $T/second-reason-running "$(cat $T.reply2)"; fi
 vctl --json call update.status '{"instance":"vm1"}' > $T.status2 2>&1
 sed "s/^/[$T status2] /" $T.status2
-expect $T/first-still-in-claim "$(jstr $T.status2 phase)" = claim
-expect $T/first-same-id "$(jnum $T.status2 id)" -eq "${id1:-0}"
-ie=$(instate vm1)
-if echo "$ie" | grep -q "\"pid\":$OLD[,}]*"; then t_ok $T/instance-still-old-pid; else t_fail $T/instance-still-old-pid "$ie"; fi
+expect $T/first-still-in-claim "$(jget .running.phase $T.status2)" = claim
+expect $T/first-same-id "$(jget .running.id $T.status2)" -eq "${id1:-0}"
+if [ "$(inpid vm1)" = "$OLD" ]; then t_ok $T/instance-still-old-pid; else t_fail $T/instance-still-old-pid "$(inentry vm1)"; fi
 expect $T/no-fd-change-in-daemon "$(nfds "$VLUD_PID")" -eq "$fd1"
 # the running update goes on: its successor claims with the right token and commits
 echo "$TOKEN" > succ.fifo
@@ -103,8 +102,8 @@ sed "s/^/[$T succ] /" $T-succ.log $T-succ.out
 expect $T/successor-exit-0 "$src" -eq 0
 vctl --json call update.status '{"instance":"vm1"}' > $T.status3 2>&1
 sed "s/^/[$T status3] /" $T.status3
-expect $T/first-committed-ok "$(jstr $T.status3 result)" = ok
-expect $T/first-verdict-same-id "$(jnum $T.status3 id)" -eq "${id1:-0}"
+expect $T/first-committed-ok "$(jget .last.result $T.status3)" = ok
+expect $T/first-verdict-same-id "$(jget .last.id $T.status3)" -eq "${id1:-0}"
 expect $T/successor-zero-lost "$(val $T-succ.out traffic: lost)" -eq 0
 vctl release vm1 > /dev/null 2>&1
 
@@ -121,8 +120,7 @@ holder_case() {
 	vlu-devopen "$SOCK" vm3 vdpa0 "$@" --hold < hold.fifo > $T.out 2> $T.err &
 	HOLDER=$!
 	exec 7> hold.fifo
-	n=0
-	while ! grep -q "^held" $T.out 2> /dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+	wait_until 50 grep -q "^held" $T.out
 	if grep -q "^held" $T.out && { [ $# -eq 0 ] || grep -q "^ok .*devopen\.vm3\.\(stored-copy\|copy-stored-in\)-" $T.out; }; then
 		t_ok $T/holder-ready
 	else
@@ -133,16 +131,15 @@ holder_case() {
 	vctl --json call update.start "{\"instance\":\"$inst\",\"mode\":\"exec\"}" > $T.reply 2>&1
 	expect $T/refused-exit-1 "$?" -eq 1
 	sed "s/^/[$T reply] /" $T.reply
-	expect $T/refusal-class "$(jstr $T.reply class)" = Unsupported
-	if grep -qF "$reason" $T.reply; then t_ok $T/reason; else t_fail $T/reason "$(cat $T.reply)"; fi
+	expect $T/refusal-class "$(jget .error.class $T.reply)" = Unsupported
+	if jget .error.desc $T.reply | grep -qF "$reason"; then t_ok $T/reason; else t_fail $T/reason "$(cat $T.reply)"; fi
 	vctl update status "$inst" > $T.ustatus 2>&1
 	sed "s/^/[$T update status] /" $T.ustatus
 	if grep -q "no update is running" $T.ustatus; then t_ok $T/no-update-running; else t_fail $T/no-update-running "$(tr '\n' ' ' < $T.ustatus)"; fi
-	ie=$(instate "$inst")
-	if echo "$ie" | grep -q '"state":"attached"' && echo "$ie" | grep -q "\"pid\":$HOLDER[,}]*"; then
+	if in_attached_to "$inst" "$HOLDER"; then
 		t_ok $T/instance-attached-to-same-pid
 	else
-		t_fail $T/instance-attached-to-same-pid "$ie"
+		t_fail $T/instance-attached-to-same-pid "$(inentry "$inst")"
 	fi
 	expect $T/device-status-unchanged "$(devstatus)" -eq "${st0:-x}"
 	expect $T/no-fd-change-in-daemon "$(nfds "$VLUD_PID")" -eq "$fd0"

@@ -24,7 +24,7 @@ SUCC=$!
 vctl --json call update.start "{\"instance\":\"vm0\",\"mode\":\"transfer\",\"successor_pid\":$SUCC,\"wait\":false}" > $T.reply 2>&1
 expect $T/started "$?" -eq 0
 sed "s/^/[$T reply] /" $T.reply
-jstr $T.reply token > succ.fifo
+jget .token $T.reply > succ.fifo
 wait "$OLD"
 orc=$?
 sed "s/^/[$T old] /" $T.log $T.out
@@ -33,15 +33,15 @@ if grep -q "handed over" $T.log; then t_ok $T/old-handed-over; else t_fail $T/ol
 status_f=$T.status
 vctl --json call update.status '{"instance":"vm0"}' > $status_f 2>&1
 sed "s/^/[$T status] /" $status_f
-expect $T/result-ok "$(jstr $status_f result)" = ok
-expect $T/path-c "$(jstr $status_f path)" = C
-expect $T/new-pid-is-named "$(jnum $status_f new_pid)" -eq "$SUCC"
-if grep -q '"moved_ok":true' $status_f; then t_ok $T/vmpin-moved-ok; else t_fail $T/vmpin-moved-ok "moved_ok not true"; fi
-exp=$(jnum $status_f expected_kb)
+expect $T/result-ok "$(jget .last.result $status_f)" = ok
+expect $T/path-c "$(jget .last.path $status_f)" = C
+expect $T/new-pid-is-named "$(jget .last.new_pid $status_f)" -eq "$SUCC"
+if jhas .last.vmpin.moved_ok $status_f true; then t_ok $T/vmpin-moved-ok; else t_fail $T/vmpin-moved-ok "moved_ok not true"; fi
+exp=$(jget .last.vmpin.expected_kb $status_f)
 expect $T/expected-is-old-vmpin "$exp" -eq "$pin0"
-expect $T/old-after-0 "$(jnum $status_f old_after_kb)" -eq 0
+expect $T/old-after-0 "$(jget .last.vmpin.old_after_kb $status_f)" -eq 0
 expect $T/new-vmpin-read-here "$(vmpin "$SUCC")" -eq "$exp"
-st=$(jnum $status_f status)
+st=$(jget '.last.status_after[device=vdpa:vdpa0].status' $status_f)
 expect $T/driver-ok-after "$((${st:-0} & 4))" -eq 4
 sleep 0.3
 expect $T/no-fd-leak-in-daemon "$(nfds "$VLUD_PID")" -eq "$fd0"
@@ -50,7 +50,7 @@ wait "$SUCC"
 RC=$?
 sed "s/^/[$T new] /" $T-new.log $T-new.out
 VERDICT_EXP=$exp
-VERDICT_PAUSE=$(jnum $status_f pause_ms)
+VERDICT_PAUSE=$(jget .last.pause_ms $status_f)
 check_vmm_after $T-new C
 stop_vlud
 exit $((FAILS > 0))

@@ -24,7 +24,7 @@
 # timeout: 420
 . /scenarios/lib/update.sh
 . /scenarios/lib/untouched.sh
-ALLFDS="q0-call q0-kick q1-call q1-kick ram0 vdpa:vdpa0 "
+ALLFDS="q0-call q0-kick q1-call q1-kick ram0 vdpa:vdpa0"
 
 start_vlud '"update": { "allow_memlock_raise": true }'
 
@@ -44,15 +44,15 @@ for T in declare-va declare-extra; do
 	vctl --json --timeout 30000 call update.start '{"instance":"vm0","mode":"exec"}' > $T.reply 2>&1
 	expect $T/refused-exit-1 "$?" -eq 1
 	sed "s/^/[$T reply] /" $T.reply
-	expect $T/refusal-class "$(jstr $T.reply class)" = Unsupported
-	if grep -q "VmPin of pid $OLD is $pin0 kB, the declared PA mappings pin $exp_decl kB: the accounting to verify is already wrong" $T.reply; then
+	expect $T/refusal-class "$(jget .error.class $T.reply)" = Unsupported
+	if jget .error.desc $T.reply | grep -q "VmPin of pid $OLD is $pin0 kB, the declared PA mappings pin $exp_decl kB: the accounting to verify is already wrong"; then
 		t_ok $T/reason-with-both-numbers
 	else
 		t_fail $T/reason-with-both-numbers "$(cat $T.reply)"
 	fi
 	if grep -q "update of vm0 refused: VmPin of pid $OLD" vlud.log; then t_ok $T/refusal-logged; else t_fail $T/refusal-logged "not in vlud's log"; fi
 	untouched $T vm0 "$OLD" "$pin0" "$fd0"
-	expect $T/every-fd-held "$(held_names vm0)" = "$ALLFDS"
+	expect $T/every-fd-held "$(held_list vm0)" = "$ALLFDS"
 	wait_vmm $T
 	traffic_ran_on $T
 	vctl release vm0 > /dev/null 2>&1
@@ -71,33 +71,32 @@ expect $T/first-image-maps-all "$pin0" -eq 65536
 vctl --json --timeout 30000 call update.start '{"instance":"vm1","mode":"exec","path":"C"}' > $T.reply 2>&1
 expect $T/update.start-exit-1 "$?" -eq 1
 sed "s/^/[$T reply] /" $T.reply
-if grep -q "update [0-9]* failed: VmPin mismatch" $T.reply; then t_ok $T/reply-says-failed-mismatch; else t_fail $T/reply-says-failed-mismatch "$(cat $T.reply)"; fi
+if jget .error.desc $T.reply | grep -q "update [0-9]* failed: VmPin mismatch"; then t_ok $T/reply-says-failed-mismatch; else t_fail $T/reply-says-failed-mismatch "$(cat $T.reply)"; fi
 # the verdict, as the daemon keeps it (update.status last)
 vctl --json call update.status '{"instance":"vm1"}' > $T.verdict 2>&1
 sed "s/^/[$T verdict] /" $T.verdict
-expect $T/result-failed "$(jstr $T.verdict result)" = failed
-expect $T/path-c "$(jstr $T.verdict path)" = C
-expect $T/expected-kb "$(jnum $T.verdict expected_kb)" -eq 65536
-expect $T/new-after-one-range-short "$(jnum $T.verdict new_after_kb)" -eq 49152
-if grep -q '"moved_ok":false' $T.verdict; then t_ok $T/moved-ok-false; else t_fail $T/moved-ok-false "moved_ok not false"; fi
-if grep -q "VmPin mismatch: expected 65536 kB moved; old 65536 -> 49152 kB, new 0 -> 49152 kB" $T.verdict; then
+expect $T/result-failed "$(jget .last.result $T.verdict)" = failed
+expect $T/path-c "$(jget .last.path $T.verdict)" = C
+expect $T/expected-kb "$(jget .last.vmpin.expected_kb $T.verdict)" -eq 65536
+expect $T/new-after-one-range-short "$(jget .last.vmpin.new_after_kb $T.verdict)" -eq 49152
+if jhas .last.vmpin.moved_ok $T.verdict false; then t_ok $T/moved-ok-false; else t_fail $T/moved-ok-false "moved_ok not false"; fi
+if jget .last.error $T.verdict | grep -q "VmPin mismatch: expected 65536 kB moved; old 65536 -> 49152 kB, new 0 -> 49152 kB"; then
 	t_ok $T/error-mismatch-with-numbers
 else
-	t_fail $T/error-mismatch-with-numbers "$(jstr $T.verdict error)"
+	t_fail $T/error-mismatch-with-numbers "$(jget .last.error $T.verdict)"
 fi
-st=$(jnum $T.verdict status)
+st=$(jget '.last.status_after[device=vdpa:vdpa0].status' $T.verdict)
 expect $T/driver-ok-at-verdict "$((${st:-0} & 4))" -eq 4
-expect $T/same-pid "$(jnum $T.verdict new_pid)" -eq "$OLD"
-expect $T/every-fd-kept "$(held_names vm1)" = "$ALLFDS"
+expect $T/same-pid "$(jget .last.new_pid $T.verdict)" -eq "$OLD"
+expect $T/every-fd-kept "$(held_list vm1)" = "$ALLFDS"
 wait_vmm $T
 if grep -q "test: mapping 3 of 4 ranges" $T.log; then t_ok $T/knob-new-image-only; else t_fail $T/knob-new-image-only "no 'test: mapping 3 of 4 ranges' in minivmm's log"; fi
-if grep -q 'vlud-verdict: .*"result":"failed"' $T.log; then t_ok $T/vmm-got-failed-verdict; else t_fail $T/vmm-got-failed-verdict "no failed verdict in minivmm's log"; fi
+if sed -n 's/.*vlud-verdict: //p' $T.log | jhas .result - failed; then t_ok $T/vmm-got-failed-verdict; else t_fail $T/vmm-got-failed-verdict "no failed verdict in minivmm's log"; fi
 expect $T/vmm-exit-1 "$RC" -eq 1
 expect $T/vmm-update-not-ok "$(val $T.out "update 1:" ok)" -eq 0
 sleep 0.3
-ie=$(instate vm1)
-if echo "$ie" | grep -q '"state":"orphaned"'; then t_ok $T/instance-orphaned-after-vmm-exit; else t_fail $T/instance-orphaned-after-vmm-exit "$ie"; fi
-expect $T/every-fd-still-kept "$(held_names vm1)" = "$ALLFDS"
+if [ "$(instate vm1)" = orphaned ]; then t_ok $T/instance-orphaned-after-vmm-exit; else t_fail $T/instance-orphaned-after-vmm-exit "$(inentry vm1)"; fi
+expect $T/every-fd-still-kept "$(held_list vm1)" = "$ALLFDS"
 vctl update status vm1 > $T.ustatus 2>&1
 if grep -q "no update is running" $T.ustatus; then t_ok $T/no-update-running; else t_fail $T/no-update-running "$(tr '\n' ' ' < $T.ustatus)"; fi
 vctl release vm1 > /dev/null 2>&1
@@ -117,25 +116,24 @@ sh -c "read tok < succ.fifo; MINIVMM_TEST_MAP_SHORT=1 VLU_UPDATE_TOKEN=\$tok exe
 SUCC=$!
 vctl --json call update.start "{\"instance\":\"vm3\",\"mode\":\"transfer\",\"path\":\"C\",\"successor_pid\":$SUCC,\"wait\":false}" > $T.reply 2>&1
 expect $T/started "$?" -eq 0
-jstr $T.reply token > succ.fifo
+jget .token $T.reply > succ.fifo
 wait "$SUCC"
 expect $T/successor-killed-sigkill "$?" -eq 137
 sed "s/^/[$T new] /" $T-new.log
-n=0
-while ! vctl update status vm3 2> /dev/null | grep -q "no update is running" && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+wait_update_end vm3
 vctl --json call update.status '{"instance":"vm3"}' > $T.status 2>&1
 sed "s/^/[$T status] /" $T.status
-expect $T/rolled-back "$(jstr $T.status result)" = rolled-back
-expect $T/killed-pid-is-successor "$(jnum $T.status killed_pid)" -eq "$SUCC"
-if grep -q "verification failed: VmPin mismatch: expected 65536 kB moved; old 65536 -> 0 kB, new 0 -> 49152 kB; the successor $SUCC was killed" $T.status; then
+expect $T/rolled-back "$(jget .last.result $T.status)" = rolled-back
+expect $T/killed-pid-is-successor "$(jget .last.killed_pid $T.status)" -eq "$SUCC"
+if jget .last.error $T.status | grep -q "verification failed: VmPin mismatch: expected 65536 kB moved; old 65536 -> 0 kB, new 0 -> 49152 kB; the successor $SUCC was killed"; then
 	t_ok $T/reason-mismatch-numbers-and-kill
 else
-	t_fail $T/reason-mismatch-numbers-and-kill "$(jstr $T.status error)"
+	t_fail $T/reason-mismatch-numbers-and-kill "$(jget .last.error $T.status)"
 fi
-if grep -q "brought back to the old VMM (pid $OLD)" $T.status; then t_ok $T/reason-brought-back; else t_fail $T/reason-brought-back "reason"; fi
-if vctl --json instances | tr -d ' \n' | grep -q "\"name\":\"vm3\"[^}]*\"pid\":$OLD[,}]"; then t_ok $T/instance-back-to-old; else t_fail $T/instance-back-to-old "not the old pid"; fi
+if jget .last.error $T.status | grep -q "brought back to the old VMM (pid $OLD)"; then t_ok $T/reason-brought-back; else t_fail $T/reason-brought-back "reason"; fi
+if [ "$(inpid vm3)" = "$OLD" ]; then t_ok $T/instance-back-to-old; else t_fail $T/instance-back-to-old "not the old pid"; fi
 expect $T/old-vmpin-all-ranges-again "$(vmpin "$OLD")" -eq "$pin0"
-st=$(vctl --json devices | grep -o '"status":[0-9]*' | head -1 | sed 's/.*://')
+st=$(devstatus)
 expect $T/driver-ok "$((${st:-0} & 4))" -eq 4
 wait "$OLD"
 sed "s/^/[$T old] /" $T.log $T.out
@@ -164,26 +162,25 @@ SUCC=$!
 vctl --json call update.start "{\"instance\":\"vm2\",\"mode\":\"transfer\",\"path\":\"C\",\"successor_pid\":$SUCC,\"wait\":false}" > $T.reply 2>&1
 expect $T/started "$?" -eq 0
 sed "s/^/[$T reply] /" $T.reply
-jstr $T.reply token > succ.fifo
-n=0
-while ! vctl update status vm2 2> /dev/null | grep -q "no update is running" && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+jget .token $T.reply > succ.fifo
+wait_update_end vm2
 vctl --json call update.status '{"instance":"vm2"}' > $T.status 2>&1
 sed "s/^/[$T status] /" $T.status
-expect $T/result-failed "$(jstr $T.status result)" = failed
-expect $T/path-c "$(jstr $T.status path)" = C
-expect $T/new-pid-is-named "$(jnum $T.status new_pid)" -eq "$SUCC"
-expect $T/old-after-0 "$(jnum $T.status old_after_kb)" -eq 0
-expect $T/new-after-one-range-short "$(jnum $T.status new_after_kb)" -eq 49152
-if grep -q '"moved_ok":false' $T.status; then t_ok $T/moved-ok-false; else t_fail $T/moved-ok-false "moved_ok not false"; fi
-if grep -q "verification failed: VmPin mismatch: expected 65536 kB moved; old 65536 -> 0 kB, new 0 -> 49152 kB" $T.status; then
+expect $T/result-failed "$(jget .last.result $T.status)" = failed
+expect $T/path-c "$(jget .last.path $T.status)" = C
+expect $T/new-pid-is-named "$(jget .last.new_pid $T.status)" -eq "$SUCC"
+expect $T/old-after-0 "$(jget .last.vmpin.old_after_kb $T.status)" -eq 0
+expect $T/new-after-one-range-short "$(jget .last.vmpin.new_after_kb $T.status)" -eq 49152
+if jhas .last.vmpin.moved_ok $T.status false; then t_ok $T/moved-ok-false; else t_fail $T/moved-ok-false "moved_ok not false"; fi
+if jget .last.error $T.status | grep -q "verification failed: VmPin mismatch: expected 65536 kB moved; old 65536 -> 0 kB, new 0 -> 49152 kB"; then
 	t_ok $T/error-mismatch-with-numbers
 else
-	t_fail $T/error-mismatch-with-numbers "$(jstr $T.status error)"
+	t_fail $T/error-mismatch-with-numbers "$(jget .last.error $T.status)"
 fi
-if grep -q "the successor still runs" $T.status; then t_ok $T/error-says-successor-holds-device; else t_fail $T/error-says-successor-holds-device "$(jstr $T.status error)"; fi
-st=$(jnum $T.status status)
+if jget .last.error $T.status | grep -q "the successor still runs"; then t_ok $T/error-says-successor-holds-device; else t_fail $T/error-says-successor-holds-device "$(jget .last.error $T.status)"; fi
+st=$(jget '.last.status_after[device=vdpa:vdpa0].status' $T.status)
 expect $T/driver-ok-at-verdict "$((${st:-0} & 4))" -eq 4
-expect $T/every-fd-kept "$(held_names vm2)" = "$ALLFDS"
+expect $T/every-fd-kept "$(held_list vm2)" = "$ALLFDS"
 wait "$OLD"
 orc=$?
 sed "s/^/[$T old] /" $T.log $T.out
@@ -193,12 +190,11 @@ wait "$SUCC"
 src=$?
 sed "s/^/[$T new] /" $T-new.log $T-new.out
 if grep -q "test: mapping 3 of 4 ranges" $T-new.log; then t_ok $T/knob-took-effect; else t_fail $T/knob-took-effect "no 'test: mapping 3 of 4 ranges' in the successor's log"; fi
-if grep -q 'vlud-verdict: .*"result":"failed"' $T-new.log; then t_ok $T/successor-got-failed-verdict; else t_fail $T/successor-got-failed-verdict "no failed verdict in its log"; fi
+if sed -n 's/.*vlud-verdict: //p' $T-new.log | jhas .result - failed; then t_ok $T/successor-got-failed-verdict; else t_fail $T/successor-got-failed-verdict "no failed verdict in its log"; fi
 expect $T/successor-exit-1 "$src" -eq 1
 sleep 0.3
-ie=$(instate vm2)
-if echo "$ie" | grep -q '"state":"orphaned"'; then t_ok $T/instance-orphaned-after-exits; else t_fail $T/instance-orphaned-after-exits "$ie"; fi
-expect $T/every-fd-still-kept "$(held_names vm2)" = "$ALLFDS"
+if [ "$(instate vm2)" = orphaned ]; then t_ok $T/instance-orphaned-after-exits; else t_fail $T/instance-orphaned-after-exits "$(inentry vm2)"; fi
+expect $T/every-fd-still-kept "$(held_list vm2)" = "$ALLFDS"
 vctl release vm2 > /dev/null 2>&1
 sleep 0.5
 expect $T/no-fd-leak-in-daemon-after-release "$(nfds "$VLUD_PID")" -eq "$base"

@@ -1,6 +1,6 @@
 #!/bin/sh
-# lib/faults.sh: the shared code of the update-faults-*.sh scenarios (sourced after lib/update.sh and after
-# start_vlud: . /scenarios/lib/faults.sh).  Sets FD0, vlud's fd count with no client connected (the
+# lib/faults.sh: the shared code of the update-faults-*.sh scenarios (builds on lib/update.sh; sourced after
+# it and after start_vlud: . /scenarios/lib/faults.sh).  Sets FD0, vlud's fd count with no client connected (the
 # baseline of every leak check), and defines the end-state checks and the kill-at-each-phase cases
 # (fault_case).  Every case ends with `after`: release, a fresh VMM gets the device, no fd leaked.
 
@@ -9,27 +9,13 @@ echo "# vlud $VLUD_PID baseline fds: $FD0"
 # the fds a minivmm instance holds with vlud (device.open + fd.store), sorted
 FDS_EXPECTED="q0-call q0-kick q1-call q1-kick ram0 vdpa:vdpa0"
 
-status() { vctl --json call update.status "{\"instance\":\"$1\"}" > "$2" 2>&1; sed "s/^/[$2] /" "$2"; }
-held() { vctl --json fds "$1" 2> /dev/null | grep -o '"name":"[^"]*"' | wc -l; }
-held_names() { vctl --json fds "$1" 2> /dev/null | grep -o '"name":"[^"]*"' | sed 's/.*:"//; s/"$//' | sort | tr '\n' ' ' | sed 's/ $//'; }
-instate() { vctl --json instances 2> /dev/null | tr -d ' \n' | grep -o "\"name\":\"$1\"[^}]*" | grep -o '"state":"[a-z]*"' | sed 's/.*:"//; s/"//'; }
-inpid() { vctl --json instances 2> /dev/null | tr -d ' \n' | grep -o "\"name\":\"$1\"[^}]*" | grep -o '"pid":[0-9]*' | sed 's/.*://'; }
-devstatus() { vctl --json devices > devices.json 2>&1; sed 's/^/[devices] /' devices.json >&2; jnum devices.json status; }
-# is_stopped PID: the process is in state T (stopped by SIGSTOP)
-is_stopped() { grep -q '^State:[[:space:]]*T' "/proc/$1/status" 2> /dev/null; }
+# status INSTANCE FILE: update.status (lib/update.sh ustatus)
+status() { ustatus "$@"; }
 # wait_stopped PID [TENTHS]: until PID stops (minivmm's MINIVMM_TEST_STOP_AT) or exits; 0 when stopped
+stopped_or_gone() { is_stopped "$1" || [ ! -d "/proc/$1" ]; }
 wait_stopped() {
-	n=0
-	while ! is_stopped "$1" && [ -d "/proc/$1" ] && [ $n -lt "${2:-300}" ]; do sleep 0.1; n=$((n + 1)); done
+	wait_until "${2:-300}" stopped_or_gone "$1"
 	is_stopped "$1"
-}
-# wait_update_end INSTANCE: until update.status says no update is running (30 s at most)
-wait_update_end() {
-	n=0
-	while ! vctl --json call update.status "{\"instance\":\"$1\"}" 2> /dev/null | grep -q '"running":null' && [ $n -lt 300 ]; do
-		sleep 0.1
-		n=$((n + 1))
-	done
 }
 # events_start TAG INSTANCE / events_stop: the instance's events in TAG.events (vluctl events --follow)
 events_start() {
@@ -37,8 +23,7 @@ events_start() {
 	# would leave vluctl connected)
 	vluctl --socket "$SOCK" --json events --follow --instance "$2" > "$1.events" 2>&1 &
 	EV_PID=$!
-	n=0
-	while [ ! -s "$1.events" ] && [ $n -lt 5 ]; do sleep 0.1; n=$((n + 1)); done
+	wait_until 5 test -s "$1.events"
 }
 events_stop() {
 	[ -n "$EV_PID" ] || return 0
@@ -46,12 +31,13 @@ events_stop() {
 	wait "$EV_PID" 2> /dev/null
 	EV_PID=
 }
-# event_has TAG NAME PATTERN: an event NAME of TAG.events whose line matches PATTERN (grep -E)
-event_has() { grep "\"event\":\"$2\"" "$1.events" 2> /dev/null | grep -Eq "$3"; }
+# event_has TAG NAME MEMBER [VALUE]: an event NAME of TAG.events whose data has MEMBER (equal to VALUE, an
+# extended regular expression matching the whole value, e.g. '[0-9]+')
+event_has() { jget -s "[event=$2].data.$3" "$1.events" | grep -Eqx -- "${4:-.*}"; }
 
 # fds_kept TAG INSTANCE: vlud still holds every fd of the instance, by name and count
 fds_kept() {
-	expect "$1/fds-kept-names" "$(held_names "$2" | tr ' ' ,)" = "$(echo "$FDS_EXPECTED" | tr ' ' ,)"
+	expect "$1/fds-kept-names" "$(held_list "$2" | tr ' ' ,)" = "$(echo "$FDS_EXPECTED" | tr ' ' ,)"
 	expect "$1/fds-kept-count" "$(held "$2")" -eq 6
 }
 
@@ -75,17 +61,16 @@ after() {
 # restart)
 check_restarted() {
 	status "$2" "$1.status"
-	expect "$1/rolled-back" "$(jstr "$1.status" result)" = rolled-back
-	if grep -q '"restarted_previous":true' "$1.status"; then t_ok "$1/previous-binary-restarted"; else t_fail "$1/previous-binary-restarted" "not restarted"; fi
-	np=$(jnum "$1.status" new_pid)
+	expect "$1/rolled-back" "$(jget .last.result "$1.status")" = rolled-back
+	if jhas .last.restarted_previous "$1.status" true; then t_ok "$1/previous-binary-restarted"; else t_fail "$1/previous-binary-restarted" "not restarted"; fi
+	np=$(jget .last.new_pid "$1.status")
 	expect "$1/instance-attached-to-restarted" "$(instate "$2")" = attached
 	expect "$1/instance-pid-is-restarted" "$(inpid "$2")" = "$np"
-	exp=$(jnum "$1.status" expected_kb)
+	exp=$(jget .last.vmpin.expected_kb "$1.status")
 	expect "$1/restarted-vmpin-is-expected" "$(vmpin "$np")" -eq "$exp"
 	st=$(devstatus)
 	expect "$1/device-driver-ok" "$((${st:-0} & 4))" -eq 4
-	n=0
-	while [ -d "/proc/$np" ] && ! grep -q "successor pid $np ended" vlud.log && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+	wait_until 300 successor_ended "$np"
 	sleep 0.2
 	tail -n +$(($3 + 1)) vlud.log | grep -v '^<' > "$1-restarted.out"
 	sed "s/^/[$1 restarted] /" "$1-restarted.out"
@@ -148,22 +133,18 @@ fault_case() {
 		expect "$T/started" "$?" -eq 0
 		# the token goes to the successor once vlud waits for its claim (the old VMM has saved): a claim
 		# before that is refused (no update waiting for a claim) and minivmm exits on it
-		n=0
-		while ! vctl --json call update.status "{\"instance\":\"$I\"}" 2> /dev/null | grep -q '"phase":"claim"' && [ $n -lt 100 ]; do
-			sleep 0.1
-			n=$((n + 1))
-		done
-		jstr "$T.reply" token > "$T.fifo"
+		wait_until 100 update_in_phase "$I" claim
+		jget .token "$T.reply" > "$T.fifo"
 	else
 		vctl --json call update.start "{\"instance\":\"$I\",\"mode\":\"$mode\",\"path\":\"$fpath\",\"wait\":false}" > "$T.reply" 2>&1
 		expect "$T/started" "$?" -eq 0
 	fi
 	sed "s/^/[$T reply] /" "$T.reply"
-	upath=$(jstr "$T.reply" path)
+	upath=$(jget .path "$T.reply")
 	if [ "$who" = new ] && [ -n "$SUCC" ]; then STOPPED=$SUCC; elif [ "$who" = new ]; then STOPPED=$OLD; elif [ -n "$SUCC" ]; then STOPPED=$SUCC; else STOPPED=$OLD; fi
 	if wait_stopped "$STOPPED"; then t_ok "$T/stopped-at-$point"; else t_fail "$T/stopped-at-$point" "pid $STOPPED did not stop"; fi
 	status "$I" "$T.status0"
-	ph0=$(jstr "$T.status0" phase)
+	ph0=$(jget .running.phase "$T.status0")
 	echo "# $T: update in phase $ph0 (path $upath) when pid $STOPPED stopped at $point"
 	# the phase vlud is in at each stop point (update.status running.phase)
 	case $point-$mode in save-*) ph='save' ;; exec-* | claim-exec) ph='exec' ;; claim-transfer) ph='claim' ;; *) ph='restore' ;; esac
@@ -175,7 +156,7 @@ fault_case() {
 		wait "$OLD" 2> /dev/null
 		sleep 0.5
 		status "$I" "$T.status1"
-		expect "$T/old-death-update-goes-on" "$(jstr "$T.status1" phase)" = "$ph0"
+		expect "$T/old-death-update-goes-on" "$(jget .running.phase "$T.status1")" = "$ph0"
 		kill -CONT "$SUCC"
 		wait_update_end "$I"
 		fault_succ_completes
@@ -189,10 +170,10 @@ fault_case() {
 			fault_orphaned
 		elif [ "$mode" = exec ]; then
 			case $point in exec | claim) ph='exec' ;; *) ph='restore' ;; esac
-			if grep -q "exited in phase $ph" "$T.status"; then t_ok "$T/reason-phase-$ph"; else t_fail "$T/reason-phase-$ph" "reason"; fi
-			if event_has "$T" update.restarting-previous '"pid":[0-9]+'; then t_ok "$T/event-restarting-previous"; else t_fail "$T/event-restarting-previous" "no event"; fi
+			if jget .last.error "$T.status" | grep -q "exited in phase $ph"; then t_ok "$T/reason-phase-$ph"; else t_fail "$T/reason-phase-$ph" "reason"; fi
+			if event_has "$T" update.restarting-previous pid '[0-9]+'; then t_ok "$T/event-restarting-previous"; else t_fail "$T/event-restarting-previous" "no event"; fi
 			check_restarted "$T" "$I" "$L0" "$FAULT_MIN_SENT"
-			if event_has "$T" update.rolled-back '"restarted_previous":true'; then t_ok "$T/event-rolled-back-restarted"; else t_fail "$T/event-rolled-back-restarted" "no event"; fi
+			if event_has "$T" update.rolled-back restarted_previous true; then t_ok "$T/event-rolled-back-restarted"; else t_fail "$T/event-rolled-back-restarted" "no event"; fi
 		else
 			fault_old_takes_back
 		fi
@@ -205,17 +186,16 @@ fault_case() {
 
 # the VMM died before it saved (phase save): D RESUMEd, the instance is orphaned with every fd, no VMM runs it
 fault_orphaned() {
-	expect "$T/result-failed" "$(jstr "$T.status" result)" = failed
-	if grep -q "exited in phase save" "$T.status"; then t_ok "$T/reason-phase-save"; else t_fail "$T/reason-phase-save" "reason"; fi
-	if grep -q "devices resumed, every fd kept" "$T.status"; then t_ok "$T/reason-resumed-fds-kept"; else t_fail "$T/reason-resumed-fds-kept" "reason"; fi
+	expect "$T/result-failed" "$(jget .last.result "$T.status")" = failed
+	if jget .last.error "$T.status" | grep -q "exited in phase save"; then t_ok "$T/reason-phase-save"; else t_fail "$T/reason-phase-save" "reason"; fi
+	if jget .last.error "$T.status" | grep -q "devices resumed, every fd kept"; then t_ok "$T/reason-resumed-fds-kept"; else t_fail "$T/reason-resumed-fds-kept" "reason"; fi
 	expect "$T/instance-orphaned" "$(instate "$I")" = orphaned
 	st=$(devstatus)
 	expect "$T/device-resumed-driver-ok" "$((${st:-0} & 4))" -eq 4
-	if event_has "$T" update.completed '"result":"failed"'; then t_ok "$T/event-completed-failed"; else t_fail "$T/event-completed-failed" "no event"; fi
+	if event_has "$T" update.completed result failed; then t_ok "$T/event-completed-failed"; else t_fail "$T/event-completed-failed" "no event"; fi
 	# nobody but vlud holds the instance: its fds (6) over the baseline, no connection, no pidfd
 	events_stop
-	n=0
-	while [ "$(nfds "$VLUD_PID")" -ne $((FD0 + 6)) ] && [ $n -lt 30 ]; do sleep 0.1; n=$((n + 1)); done
+	wait_until 30 nfds_is "$VLUD_PID" $((FD0 + 6))
 	expect "$T/daemon-fds-baseline-plus-held" "$(nfds "$VLUD_PID")" -eq $((FD0 + 6))
 	[ "$(nfds "$VLUD_PID")" -eq $((FD0 + 6)) ] || ls -l "/proc/$VLUD_PID/fd" | sed "s/^/[$T vlud fds] /"
 }
@@ -223,11 +203,11 @@ fault_orphaned() {
 # transfer mode, the successor died: the old VMM (alive) has the device back and runs on
 fault_old_takes_back() {
 	case $point in claim) ph='claim' ;; *) ph='restore' ;; esac
-	expect "$T/rolled-back" "$(jstr "$T.status" result)" = rolled-back
-	if grep -q "successor $SUCC exited in phase $ph" "$T.status"; then t_ok "$T/reason-phase-$ph"; else t_fail "$T/reason-phase-$ph" "reason"; fi
+	expect "$T/rolled-back" "$(jget .last.result "$T.status")" = rolled-back
+	if jget .last.error "$T.status" | grep -q "successor $SUCC exited in phase $ph"; then t_ok "$T/reason-phase-$ph"; else t_fail "$T/reason-phase-$ph" "reason"; fi
 	expect "$T/instance-attached" "$(instate "$I")" = attached
 	expect "$T/instance-pid-is-old" "$(inpid "$I")" = "$OLD"
-	exp=$(jnum "$T.status" expected_kb)
+	exp=$(jget .last.vmpin.expected_kb "$T.status")
 	expect "$T/expected-is-guest-ram" "$exp" -eq "$FAULT_EXP_KB"
 	expect "$T/old-vmpin-is-expected" "$(vmpin "$OLD")" -eq "$exp"
 	expect "$T/old-vmpin-as-before" "$(vmpin "$OLD")" -eq "$pin0"
@@ -235,8 +215,8 @@ fault_old_takes_back() {
 	expect "$T/device-driver-ok" "$((${st:-0} & 4))" -eq 4
 	if [ "$upath" = C ] && [ "$ph" = restore ]; then
 		# path C after the claim: vlud released and reopened the device; the old VMM re-pinned it
-		if event_has "$T" update.rolled-back '"brought_back":true'; then t_ok "$T/event-brought-back"; else t_fail "$T/event-brought-back" "no event"; fi
-	elif event_has "$T" update.rolled-back '"reason"'; then
+		if event_has "$T" update.rolled-back brought_back true; then t_ok "$T/event-brought-back"; else t_fail "$T/event-brought-back" "no event"; fi
+	elif event_has "$T" update.rolled-back reason; then
 		t_ok "$T/event-rolled-back"
 	else
 		t_fail "$T/event-rolled-back" "no event"
@@ -253,19 +233,19 @@ fault_old_takes_back() {
 # transfer mode, the old VMM died after the successor's claim: the successor completes the update
 fault_succ_completes() {
 	status "$I" "$T.status"
-	expect "$T/result-ok" "$(jstr "$T.status" result)" = ok
-	expect "$T/new-pid-is-successor" "$(jnum "$T.status" new_pid)" -eq "$SUCC"
+	expect "$T/result-ok" "$(jget .last.result "$T.status")" = ok
+	expect "$T/new-pid-is-successor" "$(jget .last.new_pid "$T.status")" -eq "$SUCC"
 	expect "$T/instance-attached" "$(instate "$I")" = attached
 	expect "$T/instance-pid-is-successor" "$(inpid "$I")" = "$SUCC"
-	exp=$(jnum "$T.status" expected_kb)
+	exp=$(jget .last.vmpin.expected_kb "$T.status")
 	expect "$T/expected-is-guest-ram" "$exp" -eq "$FAULT_EXP_KB"
 	expect "$T/successor-vmpin-is-expected" "$(vmpin "$SUCC")" -eq "$exp"
 	# the old VMM is gone: its VmPin reads as 0 after, so the move is still accounted (moved_ok)
-	expect "$T/verdict-old-after-0" "$(jnum "$T.status" old_after_kb)" -eq 0
-	if grep -q '"moved_ok":true' "$T.status"; then t_ok "$T/verdict-vmpin-moved-ok"; else t_fail "$T/verdict-vmpin-moved-ok" "moved_ok not true"; fi
+	expect "$T/verdict-old-after-0" "$(jget .last.vmpin.old_after_kb "$T.status")" -eq 0
+	if jhas .last.vmpin.moved_ok "$T.status" true; then t_ok "$T/verdict-vmpin-moved-ok"; else t_fail "$T/verdict-vmpin-moved-ok" "moved_ok not true"; fi
 	st=$(devstatus)
 	expect "$T/device-driver-ok" "$((${st:-0} & 4))" -eq 4
-	if event_has "$T" update.completed '"result":"ok"'; then t_ok "$T/event-completed-ok"; else t_fail "$T/event-completed-ok" "no event"; fi
+	if event_has "$T" update.completed result ok; then t_ok "$T/event-completed-ok"; else t_fail "$T/event-completed-ok" "no event"; fi
 	wait "$SUCC"
 	src=$?
 	sed "s/^/[$T succ] /" "$T-succ.log" "$T-succ.out"

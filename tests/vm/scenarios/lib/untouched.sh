@@ -1,20 +1,18 @@
 #!/bin/sh
-# lib/untouched.sh: "nothing touched" checks after a refused update.start (sourced after lib/update.sh:
-# . /scenarios/lib/untouched.sh).  Used by update-refusals.sh, update-verify.sh and update-nosuspend.sh.
+# lib/untouched.sh: "nothing touched" checks after a refused update.start (builds on lib/update.sh; sourced
+# after it: . /scenarios/lib/untouched.sh).  Used by update-refusals.sh, update-verify.sh and
+# update-nosuspend.sh.
 
-instate() { vctl --json instances 2> /dev/null | tr -d ' \n' | grep -o "\"name\":\"$1\"[^}]*"; }
-devstatus() { vctl --json devices > devices.json 2>&1; sed 's/^/[devices] /' devices.json >&2; jnum devices.json status; }
 # untouched TAG INSTANCE PID PIN0 FD0: the state after a refusal: no update running, the instance attached
 # to the same pid, the device DRIVER_OK, the VMM's VmPin and the daemon's fd count unchanged
 untouched() {
 	vctl update status "$2" > "$1.ustatus" 2>&1
 	sed "s/^/[$1 update status] /" "$1.ustatus"
 	if grep -q "no update is running" "$1.ustatus"; then t_ok "$1/no-update-running"; else t_fail "$1/no-update-running" "$(tr '\n' ' ' < "$1.ustatus")"; fi
-	ie=$(instate "$2")
-	if echo "$ie" | grep -q '"state":"attached"' && echo "$ie" | grep -q "\"pid\":$3[,}]*"; then
+	if in_attached_to "$2" "$3"; then
 		t_ok "$1/instance-attached-to-same-pid"
 	else
-		t_fail "$1/instance-attached-to-same-pid" "$ie"
+		t_fail "$1/instance-attached-to-same-pid" "$(inentry "$2")"
 	fi
 	st=$(devstatus)
 	expect "$1/device-driver-ok" "$((${st:-0} & 4))" -eq 4
@@ -31,9 +29,4 @@ traffic_ran_on() {
 	expect "$1/traffic-none-dup" "$(val "$1.out" traffic: dup)" -eq 0
 	expect "$1/traffic-all-echoed" "$(val "$1.out" traffic: echoed)" -eq "$(val "$1.out" traffic: sent)"
 	expect "$1/traffic-ran-on" "$(val "$1.out" traffic: sent)" -gt "$RAN_ON_MIN"
-}
-# held_names INSTANCE: the names of the fds vlud holds for INSTANCE, sorted, one line
-held_names() {
-	vctl --json call fd.list "{\"instance\":\"$1\"}" 2> /dev/null | grep -o '"name":"[^"]*"' | sed 's/"name":"//; s/"$//' |
-		sort | tr '\n' ' '
 }

@@ -1,56 +1,34 @@
 #!/bin/sh
-# lib/update.sh: the shell library of the update-*.sh scenarios (sourced: . /scenarios/lib/update.sh).
-# TAP helpers, vlud start/stop, minivmm start/wait, and the happy-path update checks.
-S=${VLUD_SCENARIO:-update}
-FAILS=0
+# shellcheck disable=SC2034 # VLUD_*: read by lib/vlud.sh (start_vlud, vlud_conf)
+# lib/update.sh: the update-*.sh rig scenarios (sourced: . /scenarios/lib/update.sh; builds on lib/vlud.sh
+# and so on lib/tap.sh; lib/faults.sh, lib/untouched.sh and lib/daemon-killed.sh build on it).  vlud's
+# update policy (uids 0 and 1000, vhost-vdpa fds storable, the update deadlines, debug log), minivmm
+# start/wait, update.status, and the happy-path update checks.
 SOCK=/run/vlud-upd.sock
-t_ok() { echo "ok - $S/$1"; }
-t_fail() { echo "not ok - $S/$1: $2"; FAILS=$((FAILS + 1)); }
-t_skip() { echo "ok - $S/$1 # SKIP $2"; }
-# val FILE LINE-PREFIX KEY: the value of KEY=... on the first line of FILE starting with LINE-PREFIX
-val() { grep "^$2" "$1" | head -1 | tr ' ' '\n' | sed -n "s/^$3=//p"; }
-# jnum FILE KEY: the first number after "KEY": in a JSON file; jstr FILE KEY: the first string
-jnum() { grep -o "\"$2\":-\{0,1\}[0-9.]*" "$1" | head -1 | sed 's/.*://'; }
-jstr() { grep -o "\"$2\":\"[^\"]*\"" "$1" | head -1 | sed 's/.*:"//; s/"$//'; }
-expect() {
-	if [ -n "$2" ] && [ "$2" "$3" "$4" ] 2> /dev/null; then t_ok "$1"; else t_fail "$1" "got '$2', expected $3 $4"; fi
-}
-expectf() {
-	if [ -n "$2" ] && awk -v a="$2" -v b="$4" "BEGIN { exit !(a $3 b) }"; then t_ok "$1"; else t_fail "$1" "got '$2', expected $3 $4"; fi
-}
+VLUD_OPTS=-d
+VLUD_VMM_UIDS='0, 1000'
+VLUD_FD_TYPES='"memfd", "eventfd", "vhost-vdpa"'
+VLUD_TIMEOUTS=1
+. /scenarios/lib/vlud.sh
 # "traffic ran on" checks: frames a VMM sent in its whole run must exceed this.  At 1000 frames/s that is
 # 2 s of traffic: it shows the datapath worked around the update, it is not a rate check (a loaded TCG
 # host sends a third fewer than nominal; 4000 of a 6 s run failed once at load 9.5)
 RAN_ON_MIN=${RAN_ON_MIN:-2000}
-nfds() { ls "/proc/$1/fd" 2> /dev/null | wc -l; }
-vmpin() { sed -n 's/^VmPin:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2> /dev/null; }
-
-# start_vlud [EXTRA-JSON-MEMBERS]: vlud with a policy for uid 0 on vdpa0
-start_vlud() {
-	cat > vlud.conf << EOF
-{ "socket": { "path": "$SOCK" }, "operators": { "uids": [0] },
-  "vmms": [ { "uids": [0, 1000], "devices": ["vdpa0"], "fd_types": ["memfd", "eventfd", "vhost-vdpa"], "max_fds": 16 } ],
-  "timeouts": { "update": { "suspend_ms": 2000, "save_ms": 3000, "exec_ms": 3000, "claim_ms": ${UPD_CLAIM_MS:-4000}, "commit_ms": ${UPD_COMMIT_MS:-5000} } }
-  ${1:+, $1} }
-EOF
-	vlud -c vlud.conf -d > vlud.log 2>&1 &
-	VLUD_PID=$!
-	n=0
-	while [ ! -S "$SOCK" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
-	if [ -S "$SOCK" ]; then
-		t_ok vlud/started
-	else
-		t_fail vlud/started "no socket after 5 s"
-		sed 's/^/[vlud] /' vlud.log
-		exit 1
-	fi
-}
-stop_vlud() {
-	kill "$VLUD_PID" 2> /dev/null
-	wait "$VLUD_PID" 2> /dev/null
-	sed 's/^/[vlud] /' vlud.log
-}
-vctl() { vluctl --socket "$SOCK" "$@"; }
+# vmm_up LOG PID: minivmm PID logged "running:" (its bring-up is done) in LOG, or it is gone
+vmm_up() { grep -q "running:" "$1" 2> /dev/null || ! alive "$2"; }
+# is_stopped PID: the process is in state T (stopped by SIGSTOP)
+is_stopped() { grep -q '^State:[[:space:]]*T' "/proc/$1/status" 2> /dev/null; }
+# successor_ended PID: vlud logged the end of its successor PID (its output goes to vlud.log), or it is gone
+successor_ended() { [ ! -d "/proc/$1" ] || grep -q "successor pid $1 ended" vlud.log; }
+# update.status of INSTANCE: ustatus INSTANCE FILE (into FILE and the log); update_idle INSTANCE: no update runs
+ustatus() { vctl --json call update.status "{\"instance\":\"$1\"}" > "$2" 2>&1; sed "s/^/[$2] /" "$2"; }
+update_idle() { vctl --json call update.status "{\"instance\":\"$1\"}" 2> /dev/null | jhas .running - null; }
+# update_in_phase INSTANCE PHASE: an update of INSTANCE runs, in PHASE
+update_in_phase() { vctl --json call update.status "{\"instance\":\"$1\"}" 2> /dev/null | jhas .running.phase - "$2"; }
+# wait_update_end INSTANCE: until update.status says no update is running (30 s at most)
+wait_update_end() { wait_until 300 update_idle "$1"; }
+# has_instance INSTANCE: vlud lists it
+has_instance() { [ -n "$(instate "$1")" ]; }
 
 # start_vmm TAG INSTANCE ARGS...: minivmm in the background (pid in VMM_PID), stdout TAG.out, stderr TAG.log
 start_vmm() {
@@ -60,8 +38,7 @@ start_vmm() {
 	echo "# $tag: minivmm --vlud $SOCK --instance $inst --vdpa vdpa0 $*"
 	minivmm --vlud "$SOCK" --instance "$inst" --vdpa vdpa0 "$@" > "$tag.out" 2> "$tag.log" &
 	VMM_PID=$!
-	n=0
-	while ! vctl instances 2> /dev/null | grep -q "$inst" && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+	wait_until 50 has_instance "$inst"
 	# bring-up and vmm.mappings
 	sleep 1
 }
@@ -103,37 +80,36 @@ update_ok() {
 	fi
 	sed "s/^/[$tag verdict] /" "$tag.verdict"
 	expect "$tag/update.start-exit-0" "$urc" -eq 0
-	expect "$tag/verdict-result-ok" "$(jstr "$tag.verdict" result)" = ok
-	expect "$tag/verdict-path" "$(jstr "$tag.verdict" path)" = "$path"
-	expect "$tag/verdict-mode" "$(jstr "$tag.verdict" mode)" = "$mode"
-	if grep -q '"moved_ok":true' "$tag.verdict"; then t_ok "$tag/verdict-vmpin-moved-ok"; else t_fail "$tag/verdict-vmpin-moved-ok" "moved_ok not true"; fi
-	st=$(jnum "$tag.verdict" status)
+	expect "$tag/verdict-result-ok" "$(jget .result "$tag.verdict")" = ok
+	expect "$tag/verdict-path" "$(jget .path "$tag.verdict")" = "$path"
+	expect "$tag/verdict-mode" "$(jget .mode "$tag.verdict")" = "$mode"
+	if jhas .vmpin.moved_ok "$tag.verdict" true; then t_ok "$tag/verdict-vmpin-moved-ok"; else t_fail "$tag/verdict-vmpin-moved-ok" "moved_ok not true"; fi
+	st=$(jget '.status_after[device=vdpa:vdpa0].status' "$tag.verdict")
 	expect "$tag/driver-ok-after" "$((${st:-0} & 4))" -eq 4
-	exp=$(jnum "$tag.verdict" expected_kb)
+	exp=$(jget .vmpin.expected_kb "$tag.verdict")
 	if [ "$pin" = pa ]; then expect "$tag/expected-kb-nonzero-pa" "$exp" -gt 0; else expect "$tag/expected-kb-zero-va" "$exp" -eq 0; fi
-	expect "$tag/old-before-is-expected" "$(jnum "$tag.verdict" old_before_kb)" -eq "$exp"
+	expect "$tag/old-before-is-expected" "$(jget .vmpin.old_before_kb "$tag.verdict")" -eq "$exp"
 	expect "$tag/old-before-is-vmpin-read-here" "$pin0" -eq "$exp"
-	expect "$tag/new-after-is-expected" "$(jnum "$tag.verdict" new_after_kb)" -eq "$exp"
-	npid=$(jnum "$tag.verdict" new_pid)
+	expect "$tag/new-after-is-expected" "$(jget .vmpin.new_after_kb "$tag.verdict")" -eq "$exp"
+	npid=$(jget .new_pid "$tag.verdict")
 	if [ "$mode" = exec ]; then
 		expect "$tag/exec-same-pid" "$npid" -eq "$old_pid"
 	else
 		expect "$tag/transfer-other-pid" "$npid" -ne "$old_pid"
-		expect "$tag/old-after-dropped" "$(jnum "$tag.verdict" old_after_kb)" -eq 0
+		expect "$tag/old-after-dropped" "$(jget .vmpin.old_after_kb "$tag.verdict")" -eq 0
 	fi
 	expect "$tag/vmpin-of-new-read-here" "$(vmpin "$npid")" -eq "$exp"
-	expectf "$tag/pause-measured" "$(jnum "$tag.verdict" pause_ms)" '>' 0
-	expectf "$tag/daemon-time-measured" "$(jnum "$tag.verdict" daemon_ms)" '>' 0
+	expectf "$tag/pause-measured" "$(jget .pause_ms "$tag.verdict")" '>' 0
+	expectf "$tag/daemon-time-measured" "$(jget .daemon_ms "$tag.verdict")" '>' 0
 	vctl --json instances > "$tag.inst" 2>&1
-	ientry=$(tr -d ' \n' < "$tag.inst" | grep -o "\"name\":\"$inst\"[^}]*")
-	if echo "$ientry" | grep -q '"state":"attached"' && echo "$ientry" | grep -q "\"pid\":$npid[,}]*"; then
+	if jhas ".instances[name=$inst].state" "$tag.inst" attached && jhas ".instances[name=$inst].pid" "$tag.inst" "$npid"; then
 		t_ok "$tag/instance-attached-to-new"
 	else
 		t_fail "$tag/instance-attached-to-new" "$(cat "$tag.inst")"
 	fi
 	fd1=$(nfds "$VLUD_PID")
 	expect "$tag/no-fd-leak-in-daemon" "$fd1" -eq "$fd0"
-	VERDICT_EXP=$exp VERDICT_PAUSE=$(jnum "$tag.verdict" pause_ms) NEW_PID=$npid
+	VERDICT_EXP=$exp VERDICT_PAUSE=$(jget .pause_ms "$tag.verdict") NEW_PID=$npid
 }
 
 # check_vmm_after TAG PATH: minivmm's own report after the update (run has ended)
@@ -152,7 +128,7 @@ check_vmm_after() {
 	expect "$1/client-vmpin-after-equals-verdict" "$(val "$f" "update 1:" vmpin_after_kb)" -eq "$VERDICT_EXP"
 	# the daemon's pause (suspend -> resume/DRIVER_OK verified) contains the client's device pause
 	expectf "$1/daemon-pause-covers-client-device-pause" "$VERDICT_PAUSE" '>=' "$(val "$f" "update 1:" pause_device_ms)"
-	if grep -q "vlud-verdict: .*\"result\":\"ok\"" "$1.log"; then t_ok "$1/client-got-verdict-ok"; else t_fail "$1/client-got-verdict-ok" "no ok verdict in minivmm's log"; fi
+	if sed -n 's/.*vlud-verdict: //p' "$1.log" | jhas .result - ok; then t_ok "$1/client-got-verdict-ok"; else t_fail "$1/client-got-verdict-ok" "no ok verdict in minivmm's log"; fi
 }
 
 # run_update_scenario MODE PATH PINNING: the whole happy-path scenario
@@ -176,8 +152,7 @@ run_transfer_scenario() {
 	sed "s/^/[run old] /" run.log run.out
 	expect run/old-exits-0-after-commit "$orc" -eq 0
 	if grep -q "handed over" run.log; then t_ok run/old-handed-over; else t_fail run/old-handed-over "no hand-over in its log"; fi
-	n=0
-	while [ -d "/proc/$NEW_PID" ] && ! grep -q "successor pid $NEW_PID ended" vlud.log && [ $n -lt 200 ]; do sleep 0.1; n=$((n + 1)); done
+	wait_until 200 successor_ended "$NEW_PID"
 	sleep 0.2
 	grep -v '^<' vlud.log > run2.out
 	cp run2.out run2.log
@@ -200,15 +175,10 @@ run_release_latency() {
 	echo "# big: minivmm --vlud $SOCK --instance big --vdpa vdpa0 --mem 1G --duration 0"
 	minivmm --vlud "$SOCK" --instance big --vdpa vdpa0 --mem 1G --duration 0 > big.out 2> big.log &
 	VMM_PID=$!
-	n=0
-	while ! grep -q "running:" big.log 2> /dev/null && [ $n -lt 600 ] && kill -0 "$VMM_PID" 2> /dev/null; do
-		sleep 0.2
-		n=$((n + 1))
-	done
+	wait_until 1200 vmm_up big.log "$VMM_PID"
 	vlu-ping "$SOCK" big 180 > ping.out 2> ping.err &
 	ping_pid=$!
-	n=0
-	while ! grep -q subscribed ping.out 2> /dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+	wait_until 50 grep -q subscribed ping.out
 	vctl --json --timeout 170000 call update.start '{"instance":"big","mode":"exec","path":"C"}' > big.verdict 2>&1
 	urc=$?
 	wait "$ping_pid"
@@ -216,15 +186,15 @@ run_release_latency() {
 	sed 's/^/[vlu-ping] /' ping.out ping.err
 	sed 's/^/[big verdict] /' big.verdict
 	expect big/update.start-exit-0 "$urc" -eq 0
-	expect big/verdict-result-ok "$(jstr big.verdict result)" = ok
-	rel=$(jnum big.verdict release_ms)
+	expect big/verdict-result-ok "$(jget .result big.verdict)" = ok
+	rel=$(jget .release_ms big.verdict)
 	expectf big/release-ms-measured "$rel" '>' 0
 	expect big/vlu-ping-saw-the-update-complete "$prc" -eq 0
 	expect big/status-calls-during-claim "$(sed -n 's/.*claim_calls=\([0-9]*\).*/\1/p' ping.out)" -gt 0
 	half=$(awk -v r="${rel:-0}" 'BEGIN { print r / 2 }')
 	expectf big/status-during-release-below-half-release-ms "$(sed -n 's/.*claim_max_ms=\([0-9.]*\).*/\1/p' ping.out)" '<' "$half"
 	# the release is no longer vlud's own time
-	expectf big/daemon-ms-below-release-ms "$(jnum big.verdict daemon_ms)" '<' "${rel:-0}"
+	expectf big/daemon-ms-below-release-ms "$(jget .daemon_ms big.verdict)" '<' "${rel:-0}"
 	kill -TERM "$VMM_PID" 2> /dev/null
 	wait "$VMM_PID"
 	sed 's/^/[big] /' big.log
