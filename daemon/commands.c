@@ -15,9 +15,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
 
+#include "closer.h"
 #include "commands.h"
 #include "config.h"
 #include "conn.h"
@@ -405,13 +407,24 @@ static bool listed_name_resolves_to(const char *dev, void *ud)
 /* the held fd name of a device: "vdpa:" + the vdpa name or the node's basename; a vdpa name too long to
  * fit whole falls back to the node's basename (unique per device), never to a truncated name that two
  * devices could share */
-static void device_fd_name(const char *device, const char *path, char *buf, size_t len)
+static void device_fd_name(const char *device, const char *path, dev_t rdev, char *buf, size_t len)
 {
 	const char *base = device[0] == '/' ? strrchr(path, '/') + 1 : device;
 	int n = snprintf(buf, len, DEVICE_FD_PREFIX "%s", base);
 
 	if (n < 0 || (size_t)n >= len || !vlu_name_valid(buf))
 		snprintf(buf, len, DEVICE_FD_PREFIX "%s", strrchr(path, '/') + 1);
+	/* a listed path whose basename is no valid name ("odd name@+"): the device number, always valid, so
+	 * that fd.retrieve and fd.remove can name it */
+	if (!vlu_name_valid(buf))
+		snprintf(buf, len, DEVICE_FD_PREFIX "dev-%u-%u", major(rdev), minor(rdev));
+}
+
+/* A held fd as the caller may see it: another uid's instance is not named (a VMM sees only its own
+ * world); operators see everything. */
+static bool may_see(const struct request *r, const struct instance *inst)
+{
+	return (r->c->roles & ROLE_OPERATOR) || inst->uid == r->c->cred.uid;
 }
 
 static int cmd_device_open(struct request *r)
@@ -445,31 +458,51 @@ static int cmd_device_open(struct request *r)
 		return request_error(r, VLU_ERR_DEVICE_ERROR, "vdpa device '%s' is not bound to vhost_vdpa", device);
 	if (k < 0)
 		return request_error(r, VLU_ERR_INVALID_ARGUMENT, "device '%s': %s", device, strerror(-k));
-	if (stat(path, &st) < 0)
-		return request_error(r, errno == ENOENT ? VLU_ERR_NOT_FOUND : VLU_ERR_DEVICE_ERROR, "%s: %s", path,
-				     strerror(errno));
-	if (S_ISCHR(st.st_mode) && (h = held_find_rdev(st.st_rdev, NULL)))
-		return request_error(r, VLU_ERR_BUSY, "device '%s' is held by instance '%s' (fd '%s')", device,
-				     h->inst->name, h->name);
-	device_fd_name(device, path, name, sizeof(name));
-	if (held_find(inst, name))
-		return request_error(r, VLU_ERR_BUSY, "instance '%s' already holds an fd named '%s'", inst->name,
-				     name);
 	if (inst->n_held + 1 > policy_max_fds(vl.cfg, &r->c->cred))
 		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "instance '%s' holds %u fds (max_fds %u)", inst->name,
 				     inst->n_held, policy_max_fds(vl.cfg, &r->c->cred));
 
+	/* no symlink at any component, and every check below on the fd opened, not on the path before */
 	k = device_open_node(path, &fd);
 	if (k == -EBUSY)
-		return request_error(r, VLU_ERR_BUSY, "device '%s' (%s) is held by another process", device, path);
+		return request_error(r, VLU_ERR_BUSY, "device '%s' (%s) is busy: held by another process", device,
+				     path);
 	if (k == -ENODEV)
 		return request_error(r, VLU_ERR_DEVICE_ERROR, "%s is not a vhost-vdpa character device", path);
+	if (k == -ELOOP)
+		return request_error(r, VLU_ERR_PERMISSION_DENIED, "%s: a symbolic link on the path: refused", path);
 	if (k < 0)
 		return request_error(r, k == -ENOENT ? VLU_ERR_NOT_FOUND : VLU_ERR_DEVICE_ERROR, "open %s: %s", path,
 				     strerror(-k));
 	t = fdtype_detect(fd, vl.vdpa_major, &st);
 	if (t < 0)
 		return request_error(r, VLU_ERR_DEVICE_ERROR, "fstat %s: %s", path, strerror(-t));
+	if (device[0] != '/') {
+		dev_t want;
+
+		if (device_sysfs_rdev(device, &want) < 0 || want != st.st_rdev) {
+			closer_close_fd(TAKE_FD(fd));
+			return request_error(r, VLU_ERR_DEVICE_ERROR, "%s is not the node of vdpa device '%s'", path,
+					     device);
+		}
+	}
+	h = held_find_rdev(st.st_rdev, NULL);
+	if (h) {
+		bool own = may_see(r, h->inst);
+
+		closer_close_fd(TAKE_FD(fd));
+		if (own)
+			return request_error(r, VLU_ERR_BUSY, "device '%s' is held by instance '%s' (fd '%s')", device,
+					     h->inst->name, h->name);
+		return request_error(r, VLU_ERR_BUSY, "device '%s' (%s) is busy: held by another process", device,
+				     path);
+	}
+	device_fd_name(device, path, st.st_rdev, name, sizeof(name));
+	if (held_find(inst, name)) {
+		closer_close_fd(TAKE_FD(fd));
+		return request_error(r, VLU_ERR_BUSY, "instance '%s' already holds an fd named '%s'", inst->name,
+				     name);
+	}
 	dj = device_query(fd, &bf);
 	if (!dj)
 		return request_error(r, VLU_ERR_INTERNAL, "out of memory");
@@ -539,6 +572,10 @@ static int cmd_fd_store(struct request *r)
 					     "'%s': names starting with '" DEVICE_FD_PREFIX "' are reserved for device.open",
 					     nm);
 		types[i] = fdtype_detect(r->fds[i], vl.vdpa_major, &st[i]);
+		if (types[i] == -EBADFD)
+			return request_error(r, VLU_ERR_INVALID_ARGUMENT,
+					     "fd %zu ('%s') is an O_PATH fd: refused (it proves no access to what it names)",
+					     i, nm);
 		if (types[i] < 0)
 			return request_error(r, VLU_ERR_INVALID_ARGUMENT, "fd %zu ('%s'): %s", i, nm,
 					     strerror(-types[i]));
@@ -876,5 +913,11 @@ void commands_dispatch(struct conn *c, char *buf, size_t len, int *fds, size_t n
 	(void)conn_send(c, reply, r.out_fds, r.n_out_fds);
 out:
 	json_object_put(r.ret);
-	close_many(fds, nfds); /* whatever the handler did not take */
+	/* whatever the handler did not take: off the loop, in the sender's lane (closer.h) */
+	if (nfds > 0) {
+		char own[64];
+
+		snprintf(own, sizeof(own), "a request of connection %llu", (unsigned long long)c->id);
+		closer_close_client(c->cred.uid, own, fds, nfds);
+	}
 }

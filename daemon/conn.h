@@ -21,6 +21,7 @@ struct conn {
 	int fd;		  /* owned */
 	ev_io io_in, io_out;
 	ev_timer handshake, idle;
+	ev_timer backlog;      /* reading paused: the uid's closer lane is behind (closer.h) */
 	struct peer_cred cred; /* groups owned */
 	int pidfd;	       /* owned: the peer process at connect time */
 	unsigned roles;	       /* ROLE_* */

@@ -182,7 +182,7 @@ static void instance_free(struct instance *inst)
 		struct held *h = list_entry(p, struct held, link);
 
 		list_del(&h->link);
-		h->fd = safe_close(h->fd);
+		held_close_fd(inst, h->device != NULL, TAKE_FD(h->fd));
 		free(h->device);
 		free(h->path);
 		free(h);
