@@ -196,6 +196,47 @@ static json_object *instance_event_data(struct instance *inst)
 	return d;
 }
 
+/* instances, and fds held for them, of one uid (the per-uid quotas) */
+static unsigned uid_instances(uid_t uid)
+{
+	struct list *p, *t;
+	unsigned n = 0;
+
+	list_for_each_safe(p, t, &vl.instances)
+		if (list_entry(p, struct instance, link)->uid == uid)
+			n++;
+	return n;
+}
+
+static unsigned uid_held(uid_t uid)
+{
+	struct list *p, *t;
+	unsigned n = 0;
+
+	list_for_each_safe(p, t, &vl.instances) {
+		const struct instance *i = list_entry(p, struct instance, link);
+
+		if (i->uid == uid)
+			n += i->n_held;
+	}
+	return n;
+}
+
+/* Would n more fds exceed the per-uid quota (peers that are not operators)?  Fills the error. */
+static bool over_uid_fds(struct request *r, unsigned n)
+{
+	unsigned have;
+
+	if (is_operator(r->c))
+		return false;
+	have = uid_held(r->c->cred.uid);
+	if (have + n <= vl.cfg->limits.max_fds_per_uid)
+		return false;
+	request_error(r, VLU_ERR_LIMIT_EXCEEDED, "uid %u holds %u fds; %u more exceed max_fds_per_uid %u",
+		      (unsigned)r->c->cred.uid, have, n, vl.cfg->limits.max_fds_per_uid);
+	return true;
+}
+
 static int cmd_instance_register(struct request *r)
 {
 	struct conn *c = r->c;
@@ -212,7 +253,14 @@ static int cmd_instance_register(struct request *r)
 	if (c->pidfd < 0)
 		return request_error(r, VLU_ERR_UNSUPPORTED,
 				     "cannot track the peer process (no pidfd: other pid namespace?)");
+	if (!is_operator(c) && !policy_name_allowed(vl.cfg, &c->cred, name))
+		return request_error(r, VLU_ERR_PERMISSION_DENIED,
+				     "instance name '%s' is not allowed for uid %u by the policy (names)", name,
+				     (unsigned)c->cred.uid);
 	inst = instance_find(name);
+	if (inst && inst->uid != c->cred.uid && !is_operator(c))
+		/* another uid's instance: nothing about it (pid, uid, state) is told */
+		return request_error(r, VLU_ERR_BUSY, "instance name '%s' is taken", name);
 	if (inst) {
 		if (inst->state == INSTANCE_ATTACHED)
 			return request_error(r, VLU_ERR_BUSY, "instance '%s' is attached to pid %d", name,
@@ -234,6 +282,9 @@ static int cmd_instance_register(struct request *r)
 	} else if (vl.n_instances >= vl.cfg->limits.max_instances)
 		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "%u instances registered (max_instances)",
 				     vl.n_instances);
+	else if (!is_operator(c) && uid_instances(c->cred.uid) >= vl.cfg->limits.max_instances_per_uid)
+		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "uid %u has %u instances (max_instances_per_uid)",
+				     (unsigned)c->cred.uid, uid_instances(c->cred.uid));
 
 	pidfd = fcntl(c->pidfd, F_DUPFD_CLOEXEC, 3);
 	if (pidfd < 0)
@@ -308,11 +359,21 @@ static int cmd_instance_release(struct request *r)
 	return 0;
 }
 
+/* A held fd as the caller may see it: another uid's instance is not named (a VMM sees only its own
+ * world); operators see everything. */
+static bool may_see(const struct request *r, const struct instance *inst)
+{
+	return (r->c->roles & ROLE_OPERATOR) || inst->uid == r->c->cred.uid;
+}
+
 struct devlist_ctx {
 	json_object *arr;
+	const struct request *r;
 };
 
-static json_object *device_entry(const char *device, const char *path, struct held *h)
+/* h: the held fd of the device, NULL if none, or one the caller may not see (another uid's: only
+ * "held" is told) */
+static json_object *device_entry(const char *device, const char *path, struct held *h, bool held)
 {
 	json_object *o = json_object_new_object();
 	struct stat st;
@@ -321,6 +382,7 @@ static json_object *device_entry(const char *device, const char *path, struct he
 	json_object_object_add(o, "path", path ? json_object_new_string(path) : NULL);
 	json_object_object_add(o, "present", json_object_new_boolean(path && stat(path, &st) == 0));
 	json_object_object_add(o, "configured", json_object_new_boolean(true));
+	json_object_object_add(o, "held", json_object_new_boolean(held));
 	json_object_object_add(o, "holder", h ? json_object_new_string(h->inst->name) : NULL);
 	json_object_object_add(o, "fd_name", h ? json_object_new_string(h->name) : NULL);
 	if (h) {
@@ -345,20 +407,33 @@ static void devlist_one(const char *device, void *ud)
 		path = NULL;
 	if (path && stat(path, &st) == 0 && S_ISCHR(st.st_mode))
 		h = held_find_rdev(st.st_rdev, NULL);
-	json_object_array_add(x->arr, device_entry(device, path, h));
+	json_object_array_add(x->arr, device_entry(device, path, h && may_see(x->r, h->inst) ? h : NULL, h != NULL));
+}
+
+static bool devlist_peer_one(const char *device, void *ud)
+{
+	devlist_one(device, ud);
+	return false; /* all of them */
 }
 
 static int cmd_device_list(struct request *r)
 {
-	struct devlist_ctx x = { json_object_new_array() };
+	struct devlist_ctx x = { json_object_new_array(), r };
 	json_object *o = json_object_new_object();
 	struct list *ip, *it, *p, *t;
 
-	policy_foreach_device(vl.cfg, devlist_one, &x);
+	/* operators: every device of every rule; a VMM: the devices of its own rules, another uid's holder
+	 * not named */
+	if (is_operator(r->c))
+		policy_foreach_device(vl.cfg, devlist_one, &x);
+	else
+		(void)policy_foreach_peer_device(vl.cfg, &r->c->cred, devlist_peer_one, &x);
 	/* held devices the configuration no longer lists (e.g. adopted after a restart) */
 	list_for_each_safe(ip, it, &vl.instances) {
 		struct instance *inst = list_entry(ip, struct instance, link);
 
+		if (!may_see(r, inst))
+			continue;
 		list_for_each_safe(p, t, &inst->held) {
 			struct held *h = list_entry(p, struct held, link);
 			bool listed = false;
@@ -375,7 +450,7 @@ static int cmd_device_list(struct request *r)
 					listed = true;
 			}
 			if (!listed) {
-				json_object *e = device_entry(h->device ? h->device : h->name, h->path, h);
+				json_object *e = device_entry(h->device ? h->device : h->name, h->path, h, true);
 
 				json_object_object_add(e, "configured", json_object_new_boolean(false));
 				json_object_array_add(x.arr, e);
@@ -420,12 +495,6 @@ static void device_fd_name(const char *device, const char *path, dev_t rdev, cha
 		snprintf(buf, len, DEVICE_FD_PREFIX "dev-%u-%u", major(rdev), minor(rdev));
 }
 
-/* A held fd as the caller may see it: another uid's instance is not named (a VMM sees only its own
- * world); operators see everything. */
-static bool may_see(const struct request *r, const struct instance *inst)
-{
-	return (r->c->roles & ROLE_OPERATOR) || inst->uid == r->c->cred.uid;
-}
 
 static int cmd_device_open(struct request *r)
 {
@@ -461,6 +530,8 @@ static int cmd_device_open(struct request *r)
 	if (inst->n_held + 1 > policy_max_fds(vl.cfg, &r->c->cred))
 		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "instance '%s' holds %u fds (max_fds %u)", inst->name,
 				     inst->n_held, policy_max_fds(vl.cfg, &r->c->cred));
+	if (over_uid_fds(r, 1))
+		return -1;
 
 	/* no symlink at any component, and every check below on the fd opened, not on the path before */
 	k = device_open_node(path, &fd);
@@ -597,6 +668,8 @@ static int cmd_fd_store(struct request *r)
 	if (inst->n_held + n - replaced > maxfds)
 		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "instance '%s' holds %u fds; %zu more exceed max_fds %u",
 				     inst->name, inst->n_held, n - replaced, maxfds);
+	if (over_uid_fds(r, (unsigned)(n - replaced)))
+		return -1;
 
 	/* no error below this point except out of memory.  Replaced fds: unlinked first, the new ones
 	 * added, the state written, and only then the old ones leave the fd store and close (persist.c's

@@ -41,6 +41,35 @@ static const char *conn_owner(const struct conn *c, char *buf, size_t len)
 	return buf;
 }
 
+unsigned conn_count_uid(uid_t uid)
+{
+	struct list *p, *t;
+	unsigned n = 0;
+
+	list_for_each_safe(p, t, &vl.conns) {
+		struct conn *c = list_entry(p, struct conn, link);
+
+		if (!c->dead && c->cred.uid == uid)
+			n++;
+	}
+	return n;
+}
+
+/* output queued for every connection of uid */
+static size_t output_of_uid(uid_t uid)
+{
+	struct list *p, *t;
+	size_t n = 0;
+
+	list_for_each_safe(p, t, &vl.conns) {
+		struct conn *c = list_entry(p, struct conn, link);
+
+		if (!c->dead && c->cred.uid == uid)
+			n += c->out_bytes;
+	}
+	return n;
+}
+
 static void outmsg_free(struct conn *c, struct outmsg *m)
 {
 	char own[64];
@@ -186,11 +215,14 @@ int conn_send(struct conn *c, json_object *msg, const int *fds, size_t nfds)
 			return r;
 		}
 	}
-	if (c->out_bytes + len > vl.cfg->limits.max_pending_output_bytes || c->out_fds + nfds > MAX_QUEUED_FDS) {
-		log_warning("connection %llu (pid %d uid %u): more than %u bytes or %u fds of output pending, "
-			    "disconnecting",
+	if (c->out_bytes + len > vl.cfg->limits.max_pending_output_bytes || c->out_fds + nfds > MAX_QUEUED_FDS ||
+	    (!(c->roles & ROLE_OPERATOR) &&
+	     output_of_uid(c->cred.uid) + len > vl.cfg->limits.max_pending_output_bytes_per_uid)) {
+		log_warning("connection %llu (pid %d uid %u): more than %u bytes (%u for the uid) or %u fds of "
+			    "output pending, disconnecting",
 			    (unsigned long long)c->id, (int)c->cred.pid, (unsigned)c->cred.uid,
-			    vl.cfg->limits.max_pending_output_bytes, MAX_QUEUED_FDS);
+			    vl.cfg->limits.max_pending_output_bytes, vl.cfg->limits.max_pending_output_bytes_per_uid,
+			    MAX_QUEUED_FDS);
 		conn_kill(c, "output limit");
 		return -ENOBUFS;
 	}
@@ -372,12 +404,25 @@ static void conn_new(int fd)
 		free(cred.groups);
 		return;
 	}
-	if (vl.n_conns >= vl.cfg->limits.max_connections) {
-		log_warning("refusing connection from pid %d uid %u: %u connections (max_connections)", (int)cred.pid,
-			    (unsigned)cred.uid, vl.n_conns);
-		send_final_error(sfd, VLU_ERR_LIMIT_EXCEEDED, "too many connections (max_connections)");
-		free(cred.groups);
-		return;
+	{
+		const struct vlud_limits *l = &vl.cfg->limits;
+		unsigned reserve = l->operator_reserved_connections < l->max_connections / 2 ?
+					   l->operator_reserved_connections : l->max_connections / 2;
+		unsigned cap = roles & ROLE_OPERATOR ? l->max_connections : l->max_connections - reserve;
+		const char *why = NULL;
+
+		/* operators may use the reserved connections, and no per-uid quota holds them */
+		if (vl.n_conns >= cap)
+			why = "too many connections (max_connections)";
+		else if (!(roles & ROLE_OPERATOR) && conn_count_uid(cred.uid) >= l->max_connections_per_uid)
+			why = "too many connections of this uid (max_connections_per_uid)";
+		if (why) {
+			log_warning("refusing connection from pid %d uid %u: %u connections: %s", (int)cred.pid,
+				    (unsigned)cred.uid, vl.n_conns, why);
+			send_final_error(sfd, VLU_ERR_LIMIT_EXCEEDED, why);
+			free(cred.groups);
+			return;
+		}
 	}
 	if (cred.pid > 0) {
 		pidfd = pidfd_open(cred.pid, 0);

@@ -45,6 +45,9 @@ int conn_send(struct conn *c, json_object *msg, const int *fds, size_t nfds);
 /* Mark dead: stop watchers, close socket and queued fds, orphan its instance; freed by the reaper. */
 void conn_kill(struct conn *c, const char *why);
 
+/* live connections of uid (for the per-uid quota) */
+unsigned conn_count_uid(uid_t uid);
+
 /* (re)arm the idle timer: only for connections with neither an instance nor a subscription */
 void conn_update_idle(struct conn *c);
 

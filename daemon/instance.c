@@ -199,6 +199,7 @@ unsigned instance_release(struct instance *inst, const char *reason)
 {
 	unsigned n = inst->n_held;
 	struct conn *c = inst->conn;
+	uid_t uid = inst->uid;
 	char name[sizeof(inst->name)];
 	struct list *p, *t;
 	json_object *data;
@@ -231,7 +232,7 @@ unsigned instance_release(struct instance *inst, const char *reason)
 	json_object_object_add(data, "name", json_object_new_string(name));
 	json_object_object_add(data, "closed_fds", json_object_new_int64(n));
 	json_object_object_add(data, "reason", json_object_new_string(reason));
-	events_emit("instance.released", name, data);
+	events_emit_owned("instance.released", name, uid, data);
 	return n;
 }
 

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -37,6 +38,11 @@
 #define UID_B 60002
 #define LINGER_S 6
 #define LIVE_MS 1000 /* a liveness bound, not a benchmark */
+#define QUOTA_CONNS 6
+#define QUOTA_INST 3
+#define QUOTA_FDS 4
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 static struct integ_daemon D;
 static struct integ_notify N;
@@ -107,33 +113,47 @@ static void tenant_start(struct tenant *t, uid_t uid, tenant_fn fn, void *arg)
 	t->rd = p[0];
 }
 
-/* the tenant's checks as TAP lines, until it exits */
+/* The tenant's checks as TAP lines, until it exits or (stop_at) sends that line: true if it did. */
+static bool tenant_lines(struct tenant *t, const char *prefix, const char *stop_at)
+{
+	char line[1024];
+	size_t n = 0;
+
+	while (n < sizeof(line) - 1 && read(t->rd, line + n, 1) == 1) {
+		char name[256];
+		const char *rest, *colon;
+		size_t nl;
+		bool ok;
+
+		if (line[n] != '\n') {
+			n++;
+			continue;
+		}
+		line[n] = '\0';
+		n = 0;
+		if (stop_at && strcmp(line, stop_at) == 0)
+			return true;
+		ok = strncmp(line, "ok ", 3) == 0;
+		rest = line + (ok ? 3 : strncmp(line, "fail ", 5) == 0 ? 5 : 0);
+		colon = strstr(rest, ": ");
+		nl = colon ? (size_t)(colon - rest) : strlen(rest);
+		snprintf(name, sizeof(name), "%s-%.*s", prefix, (int)nl, rest);
+		tap_check(ok, name, "%s", colon ? colon + 2 : "");
+	}
+	return false;
+}
+
 static void tenant_finish(struct tenant *t, const char *prefix)
 {
-	char buf[8192], *line, *save = NULL;
-	size_t len = 0;
-	ssize_t n;
 	int st = 0;
 
 	if (t->pid < 0) {
 		tap_check(false, prefix, "fork failed");
 		return;
 	}
-	while ((n = read(t->rd, buf + len, sizeof(buf) - 1 - len)) > 0)
-		len += (size_t)n;
-	buf[len] = '\0';
+	(void)tenant_lines(t, prefix, NULL);
 	close(t->rd);
 	waitpid(t->pid, &st, 0);
-	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char name[256];
-		bool ok = strncmp(line, "ok ", 3) == 0;
-		const char *rest = line + (ok ? 3 : 5);
-		const char *colon = strstr(rest, ": ");
-		size_t nl = colon ? (size_t)(colon - rest) : strlen(rest);
-
-		snprintf(name, sizeof(name), "%s-%.*s", prefix, (int)nl, rest);
-		tap_check(ok, name, "%s", colon ? colon + 2 : "");
-	}
 	tap_check(WIFEXITED(st) && WEXITSTATUS(st) == 0, prefix, "tenant exited with status 0x%x", st);
 }
 
@@ -161,10 +181,21 @@ static int lingering_socket(void)
 	memset(chunk, 'x', sizeof(chunk));
 	(void)fcntl(s, F_SETFL, O_NONBLOCK);
 	/* megabytes queued behind a closed window (a small send buffer is not enough: the window reopens
-	 * and the FIN goes out before the linger time) */
-	for (int i = 0; i < 4096; i++)
-		if (send(s, chunk, sizeof(chunk), MSG_NOSIGNAL) < 0)
-			break; /* EAGAIN: the peer's window and our buffer are full */
+	 * and the FIN goes out before the linger time); sent in rounds until the queue stays full */
+	for (int round = 0; round < 5; round++) {
+		for (int i = 0; i < 4096; i++)
+			if (send(s, chunk, sizeof(chunk), MSG_NOSIGNAL) < 0)
+				break; /* EAGAIN: the peer's window and our buffer are full */
+		usleep(50 * 1000);
+	}
+	{
+		int unsent = 0;
+
+		if (ioctl(s, TIOCOUTQ, &unsent) < 0 || unsent < 256 * 1024) {
+			close(s);
+			return -ENOBUFS; /* nothing would make its close wait */
+		}
+	}
 	if (setsockopt(s, SOL_SOCKET, SO_LINGER, &l, sizeof(l)) < 0) {
 		close(s);
 		return -errno;
@@ -251,6 +282,7 @@ static void b_store_remove(void *arg)
 
 		(void)!read(STDIN_FILENO, &x, 1);
 	}
+	json_object_put(integ_call_json(c, "instance.release", "{\"name\":\"tenant-b\"}"));
 	close(c);
 }
 
@@ -370,6 +402,161 @@ static void a_live(void *arg)
 	close(c);
 }
 
+/* ---- quotas and names ---- */
+
+static bool is_class(json_object *rep, const char *c)
+{
+	return integ_error_class(rep) && strcmp(integ_error_class(rep), c) == 0;
+}
+
+/* B at its quotas: connections, instances, fds; a name outside its rule */
+static void b_quotas(void *arg)
+{
+	int c[QUOTA_CONNS + 1], r, n = 0, m[QUOTA_FDS + 1];
+	json_object *rep = NULL;
+	char name[64];
+
+	(void)arg;
+	for (int i = 0; i < QUOTA_CONNS; i++)
+		if ((c[i] = integ_open_client(D.sock, NULL)) >= 0)
+			n++;
+	child_check(n == QUOTA_CONNS, "connections-up-to-quota", "%d of %d", n, QUOTA_CONNS);
+	/* one more: refused with one LimitExceeded error */
+	c[QUOTA_CONNS] = integ_connect(D.sock);
+	r = c[QUOTA_CONNS] >= 0 ? integ_recv(c[QUOTA_CONNS], 3000, &rep, NULL, 0, NULL) : c[QUOTA_CONNS];
+	child_check(r == 0 && is_class(rep, "LimitExceeded") && strstr(integ_error_desc(rep), "per_uid"),
+		    "connection-over-quota-refused", "r=%d %s", r, rep ? json_object_to_json_string(rep) : "-");
+	json_object_put(TAKE_PTR(rep));
+	if (c[QUOTA_CONNS] >= 0)
+		close(c[QUOTA_CONNS]);
+	/* the operator (root) is told to connect now, while B is at its quota */
+	(void)!write(report_fd, "at-quota\n", 9);
+	{
+		char x;
+
+		(void)!read(STDIN_FILENO, &x, 1);
+	}
+	/* instances: QUOTA_INST, then one more refused */
+	for (int i = 0; i <= QUOTA_INST && i < QUOTA_CONNS; i++) {
+		snprintf(name, sizeof(name), "{\"name\":\"tenant-b-q%d\"}", i);
+		r = integ_call(c[i], "instance.register", name, NULL, 0, &rep, NULL, 0, NULL);
+		if (i < QUOTA_INST)
+			child_check(r == 0 && integ_return(rep), "instance-within-quota", "%d: %s", i, cls(rep));
+		else
+			child_check(r == 0 && is_class(rep, "LimitExceeded"), "instance-over-quota-refused", "%s",
+				    cls(rep));
+		json_object_put(TAKE_PTR(rep));
+	}
+	/* fds over all its instances: QUOTA_FDS, then one more refused */
+	for (int i = 0; i <= QUOTA_FDS; i++) {
+		m[i] = memfd_create("q", MFD_CLOEXEC);
+		snprintf(name, sizeof(name), "{\"names\":[\"m%d\"]}", i);
+		r = integ_call(c[i % QUOTA_INST], "fd.store", name, &m[i], 1, &rep, NULL, 0, NULL);
+		if (i < QUOTA_FDS)
+			child_check(r == 0 && integ_return(rep), "fd-within-quota", "%d: %s", i, cls(rep));
+		else
+			child_check(r == 0 && is_class(rep, "LimitExceeded") &&
+					    strstr(integ_error_desc(rep), "max_fds_per_uid"),
+				    "fd-over-quota-refused", "%s", cls(rep));
+		json_object_put(TAKE_PTR(rep));
+		close(m[i]);
+	}
+	/* a name its rule does not allow */
+	r = integ_call(c[QUOTA_INST], "instance.register", "{\"name\":\"tenant-a-evil\"}", NULL, 0, &rep, NULL, 0,
+		       NULL);
+	child_check(r == 0 && is_class(rep, "PermissionDenied") && strstr(integ_error_desc(rep), "names"),
+		    "name-outside-rule-refused", "%s", cls(rep));
+	json_object_put(TAKE_PTR(rep));
+	for (int i = 0; i < QUOTA_CONNS; i++)
+		if (c[i] >= 0) {
+			if (i < QUOTA_INST) {
+				snprintf(name, sizeof(name), "{\"name\":\"tenant-b-q%d\"}", i);
+				json_object_put(integ_call_json(c[i], "instance.release", name));
+			}
+			close(c[i]);
+		}
+}
+
+/* A subscribes to its instance "shared-1", releases it; B registers "shared-1": A hears nothing of it */
+static void a_subscriber(void *arg)
+{
+	json_object *rep = NULL;
+	int c = integ_open_client(D.sock, NULL), r;
+	unsigned events = 0;
+
+	(void)arg;
+	r = integ_call(c, "instance.register", "{\"name\":\"shared-1\"}", NULL, 0, &rep, NULL, 0, NULL);
+	child_check(r == 0 && integ_return(rep), "register", "%s", cls(rep));
+	json_object_put(TAKE_PTR(rep));
+	r = integ_call(c, "events.subscribe", NULL, NULL, 0, &rep, NULL, 0, NULL);
+	child_check(r == 0 && integ_return(rep), "subscribe", "%s", cls(rep));
+	json_object_put(TAKE_PTR(rep));
+	r = integ_call(c, "instance.release", "{\"name\":\"shared-1\"}", NULL, 0, &rep, NULL, 0, NULL);
+	json_object_put(TAKE_PTR(rep));
+	(void)!write(report_fd, "released\n", 9);
+	/* whatever comes within 1.5 s (B registers shared-1 and stores an fd meanwhile) */
+	while (integ_recv(c, 1500, &rep, NULL, 0, NULL) == 0) {
+		const char *s = json_object_to_json_string(rep);
+
+		if (strstr(s, "shared-1") && !strstr(s, "instance.released"))
+			events++;
+		json_object_put(TAKE_PTR(rep));
+	}
+	child_check(events == 0, "no-event-of-the-name-reused-by-another-uid", "%u events about shared-1", events);
+	close(c);
+}
+
+static void b_takes_name(void *arg)
+{
+	json_object *rep = NULL;
+	int c = integ_open_client(D.sock, NULL), r, m;
+
+	(void)arg;
+	r = integ_call(c, "instance.register", "{\"name\":\"shared-1\"}", NULL, 0, &rep, NULL, 0, NULL);
+	child_check(r == 0 && integ_return(rep), "register-released-name", "%s", cls(rep));
+	json_object_put(TAKE_PTR(rep));
+	m = memfd_create("b", MFD_CLOEXEC);
+	r = integ_call(c, "fd.store", "{\"names\":[\"secret\"]}", &m, 1, &rep, NULL, 0, NULL);
+	json_object_put(TAKE_PTR(rep));
+	close(m);
+	json_object_put(integ_call_json(c, "instance.release", "{\"name\":\"shared-1\"}"));
+	close(c);
+}
+
+/* fork a tenant whose stdin is a pipe from the parent (for "go on" signals) */
+static void tenant_start_in(struct tenant *t, uid_t uid, tenant_fn fn, int *ret_in)
+{
+	int in[2];
+
+	if (pipe2(in, O_CLOEXEC) < 0) {
+		t->pid = -1;
+		return;
+	}
+	{
+		int p[2];
+
+		if (pipe2(p, O_CLOEXEC) < 0) {
+			t->pid = -1;
+			return;
+		}
+		fflush(stdout);
+		t->pid = fork();
+		if (t->pid == 0) {
+			close(p[0]);
+			dup2(in[0], STDIN_FILENO);
+			report_fd = p[1];
+			if (become(uid) < 0)
+				_exit(1);
+			fn(NULL);
+			_exit(0);
+		}
+		close(p[1]);
+		t->rd = p[0];
+	}
+	close(in[0]);
+	*ret_in = in[1];
+}
+
 /* ---- the parent ---- */
 
 /* vlud's log lines saying a close in B's lane took long */
@@ -416,8 +603,9 @@ int main(void)
 	struct integ_daemon_opts o = {};
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct tenant ta, tb;
+	unsigned slow_before_2;
 	int64_t t0;
-	int r, in[2];
+	int r, in[2] = { -EBADF, -EBADF };
 
 	tap_suite("tenants");
 	if (geteuid() != 0) {
@@ -433,11 +621,16 @@ int main(void)
 	    asprintf(&link, "%s/vdpa-link", bdir) < 0 || symlink("/dev/null", link) < 0)
 		return 1;
 	if (asprintf(&extra,
-		     "{ \"uids\": [%u], \"fd_types\": [\"memfd\", \"eventfd\", \"pipe\"] },\n"
-		     "{ \"uids\": [%u], \"devices\": [\"%s\"], \"fd_types\": [\"memfd\", \"eventfd\", \"socket\"] }",
+		     "{ \"uids\": [%u], \"fd_types\": [\"memfd\", \"eventfd\", \"pipe\"],\n"
+		     "  \"names\": [\"tenant-a-*\", \"shared-*\"] },\n"
+		     "{ \"uids\": [%u], \"devices\": [\"%s\"], \"fd_types\": [\"memfd\", \"eventfd\", \"socket\"],\n"
+		     "  \"names\": [\"tenant-b*\", \"shared-*\"] }",
 		     UID_A, UID_B, link) < 0)
 		return 1;
-	cfg = integ_config(dir, extra, NULL);
+	cfg = integ_config(dir, extra,
+			   "\"limits\": { \"max_connections\": 24, \"operator_reserved_connections\": 4, "
+			   "\"max_connections_per_uid\": " STR(QUOTA_CONNS) ", \"max_instances_per_uid\": " STR(QUOTA_INST)
+			   ", \"max_fds_per_uid\": " STR(QUOTA_FDS) " }");
 	o.config_json = cfg;
 	r = integ_notify_open(&N, dir);
 	if (!tap_check(r >= 0, "notify-socket", "%s", strerror(-r)))
@@ -453,44 +646,39 @@ int main(void)
 	(void)integ_notify_start(&N);
 
 	listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	{
+		int small = 4096; /* inherited by the (never accepted) peers: their window closes early */
+
+		if (listener >= 0)
+			(void)setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	}
 	if (listener < 0 || bind(listener, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(listener, 16) < 0)
 		return 1;
 
-	/* 1. a refused request's fd blocks in close: nothing else waits */
-	tenant_start(&tb, UID_B, b_refused_request, NULL);
-	tenant_finish(&tb, "b-refused-request");
-	t0 = now_ms();
-	tenant_start(&ta, UID_A, a_live, "1");
-	tenant_finish(&ta, "a-live-while-refused-fd-closes");
-	tap_check(now_ms() - t0 < LINGER_S * 1000 - 1000, "a-done-before-b-close-ends", "A took %lld ms",
-		  (long long)(now_ms() - t0));
-	tap_check(wait_log(1, (LINGER_S + 5) * 1000), "b-refused-fd-close-really-blocked",
-		  "no 'lane uid %u) took' line in vlud's log", UID_B);
+	/* 1. a refused request's fd blocks in close: nothing else waits.  Now and then (about 1 run in 8
+	 * here) the kernel lets the first such socket go at once; the checks on A prove something only
+	 * while B's close blocks, so the round is repeated (at most 3 times) until vlud logged it slow. */
+	for (int round = 1; round <= 3; round++) {
+		unsigned before = slow_closes_logged();
+
+		tenant_start(&tb, UID_B, b_refused_request, NULL);
+		tenant_finish(&tb, "b-refused-request");
+		t0 = now_ms();
+		tenant_start(&ta, UID_A, a_live, "1");
+		tenant_finish(&ta, "a-live-while-refused-fd-closes");
+		tap_check(now_ms() - t0 < LINGER_S * 1000 - 1000, "a-done-before-b-close-ends", "A took %lld ms",
+			  (long long)(now_ms() - t0));
+		if (wait_log(before + 1, (LINGER_S + 5) * 1000) || round == 3) {
+			tap_check(slow_closes_logged() > before, "b-refused-fd-close-really-blocked",
+				  "no new 'lane uid %u) took' line in vlud's log (3 rounds)", UID_B);
+			break;
+		}
+		tap_diag("round %d: B's refused fd closed at once; again", round);
+	}
 
 	/* 2. fd.store + fd.remove of such a socket: B's lane blocks, A's own closes do not */
-	if (pipe2(in, O_CLOEXEC) < 0)
-		return 1;
-	fflush(stdout);
-	tb.pid = -1;
-	{
-		int p[2];
-
-		if (pipe2(p, O_CLOEXEC) == 0) {
-			tb.pid = fork();
-			if (tb.pid == 0) {
-				close(p[0]);
-				dup2(in[0], STDIN_FILENO);
-				report_fd = p[1];
-				if (become(UID_B) < 0)
-					_exit(1);
-				b_store_remove(NULL);
-				_exit(0);
-			}
-			close(p[1]);
-			tb.rd = p[0];
-		}
-	}
-	close(in[0]);
+	slow_before_2 = slow_closes_logged();
+	tenant_start_in(&tb, UID_B, b_store_remove, &in[1]);
 	usleep(300 * 1000); /* B has stored and removed (its reply is before it waits on stdin) */
 	t0 = now_ms();
 	tenant_start(&ta, UID_A, a_live, "2");
@@ -501,14 +689,39 @@ int main(void)
 	(void)!write(in[1], "x", 1);
 	close(in[1]);
 	tenant_finish(&tb, "b-store-remove");
-	tap_check(wait_log(2, (LINGER_S + 5) * 1000), "b-removed-fd-close-really-blocked",
-		  "fewer than 2 'lane uid %u) took' lines in vlud's log", UID_B);
+	tap_check(wait_log(slow_before_2 + 1, (LINGER_S + 5) * 1000), "b-removed-fd-close-really-blocked",
+		  "no new 'lane uid %u) took' line in vlud's log", UID_B);
 
 	/* 3. O_PATH and symlinks */
 	tenant_start(&tb, UID_B, b_opath, NULL);
 	tenant_finish(&tb, "b-opath-symlink");
 
-	/* 4. SIGTERM while a tenant's close blocks: vlud still ends (device lane done, client lanes 1 s) */
+	/* 4. quotas per uid; an operator connects and acts while B is at its quota; names */
+	tenant_start_in(&tb, UID_B, b_quotas, &in[1]);
+	if (tap_check(tenant_lines(&tb, "b-quotas", "at-quota"), "b-at-quota", "tenant B did not reach its quota")) {
+		_cleanup_json_ json_object *st = NULL;
+		int op = integ_open_client(D.sock, NULL);
+
+		st = op >= 0 ? integ_call_json(op, "status", NULL) : NULL;
+		tap_check(op >= 0 && integ_return(st), "operator-acts-while-tenant-at-quota", "connect: %s",
+			  op < 0 ? strerror(-op) : "status failed");
+		if (op >= 0)
+			close(op);
+	}
+	(void)!write(in[1], "x", 1);
+	close(in[1]);
+	tenant_finish(&tb, "b-quotas");
+
+	/* 5. a subscription follows the instance's uid, not a reusable name */
+	tenant_start(&ta, UID_A, a_subscriber, NULL);
+	if (tap_check(tenant_lines(&ta, "a-subscription", "released"), "a-released-shared",
+		      "tenant A did not get there")) {
+		tenant_start(&tb, UID_B, b_takes_name, NULL);
+		tenant_finish(&tb, "b-takes-released-name");
+	}
+	tenant_finish(&ta, "a-subscription");
+
+	/* 6. SIGTERM while a tenant's close blocks: vlud still ends (device lane done, client lanes 1 s) */
 	tenant_start(&tb, UID_B, b_refused_request, NULL);
 	tenant_finish(&tb, "b-refused-request-before-stop");
 	t0 = now_ms();
