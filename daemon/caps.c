@@ -5,9 +5,11 @@
  *   CAP_SYS_RESOURCE  raise a successor VMM's RLIMIT_MEMLOCK with prlimit() before it re-pins guest RAM
  *                     (vhost-vdpa ignores CAP_IPC_LOCK; kernel-facts.md 3)
  *   CAP_SYS_PTRACE    kcmp(KCMP_FILE) and /proc/PID/{status,fd} of VMMs running under other uids
- *   CAP_KILL          kill() a successor VMM vlud just spawned under the instance's uid when its pidfd
- *                     cannot be taken (daemon/spawn.c): the child may already run as that other uid.
- *                     vlud sends no other signal (a rollback never signals a VMM).
+ *   CAP_KILL          SIGKILL a successor VMM running under the instance's uid: one vlud just spawned
+ *                     whose pidfd cannot be taken (kill(), daemon/spawn.c), and, with
+ *                     update.kill_failed_successor, one that fails a live update while it holds or is
+ *                     about to take the instance's fds (pidfd_send_signal(), docs/UPDATE.md "The signals
+ *                     D sends").  Never the VMM that started a transfer-mode update.
  *   CAP_SETUID, CAP_SETGID  spawn a successor VMM with the instance's uid, gid and groups
  * Not kept: CAP_DAC_OVERRIDE (vlud runs as root, which owns /dev/vhost-vdpa-N; the service's
  * DeviceAllow= is what grants access), CAP_CHOWN/CAP_FOWNER (only needed to create the socket, done
@@ -37,6 +39,22 @@ static void cap_freep(cap_t *c)
 {
 	if (*c)
 		cap_free(*c);
+}
+
+/* text form of the current capability sets, for the log (malloc()ed) */
+static char *caps_describe(void)
+{
+	_cleanup_(cap_freep) cap_t cur = cap_get_proc();
+	char *t, *r;
+
+	if (!cur)
+		return NULL;
+	t = cap_to_text(cur, NULL);
+	if (!t)
+		return NULL;
+	r = strdup(t);
+	cap_free(t);
+	return r;
 }
 
 int caps_drop(void)
@@ -98,19 +116,4 @@ int caps_drop(void)
 		log_info("capabilities now: %s", d ? d : "?");
 	}
 	return 0;
-}
-
-char *caps_describe(void)
-{
-	_cleanup_(cap_freep) cap_t cur = cap_get_proc();
-	char *t, *r;
-
-	if (!cur)
-		return NULL;
-	t = cap_to_text(cur, NULL);
-	if (!t)
-		return NULL;
-	r = strdup(t);
-	cap_free(t);
-	return r;
 }

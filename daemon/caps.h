@@ -8,7 +8,4 @@
  * (a non-root test run) only sets no-new-privs.  Returns 0 or -errno. */
 int caps_drop(void);
 
-/* Text form of the current capability sets, for logs and status (malloc()ed) */
-char *caps_describe(void);
-
 #endif

@@ -28,6 +28,7 @@
 #include "fdtype.h"
 #include "held.h"
 #include "instance.h"
+#include "json-oom.h"
 #include "persist.h"
 #include "policy.h"
 #include "update.h"
@@ -90,33 +91,19 @@ static json_object *arg_array(struct request *r, const char *k)
 	return v;
 }
 
-/* names[] must be distinct; -1 (error recorded) when not */
-static int check_distinct(struct request *r, json_object *names)
-{
-	size_t n = json_object_array_length(names);
-
-	for (size_t i = 0; i < n; i++)
-		for (size_t k = 0; k < i; k++)
-			if (strcmp(json_object_get_string(json_object_array_get_idx(names, i)),
-				   json_object_get_string(json_object_array_get_idx(names, k))) == 0)
-				return request_error(r, VLU_ERR_INVALID_ARGUMENT, "name '%s' appears twice",
-						     json_object_get_string(json_object_array_get_idx(names, i)));
-	return 0;
-}
-
 static json_object *counts_json(void)
 {
-	json_object *o = json_object_new_object();
+	json_object *o = jnew_obj();
 	struct list *p, *t;
 	unsigned orphaned = 0;
 
 	list_for_each_safe(p, t, &vl.instances)
 		if (list_entry(p, struct instance, link)->state == INSTANCE_ORPHANED)
 			orphaned++;
-	json_object_object_add(o, "connections", json_object_new_int64(vl.n_conns));
-	json_object_object_add(o, "instances", json_object_new_int64(vl.n_instances));
-	json_object_object_add(o, "orphaned", json_object_new_int64(orphaned));
-	json_object_object_add(o, "fds", json_object_new_int64(vl.n_held));
+	jadd(o, "connections", jnew_int(vl.n_conns));
+	jadd(o, "instances", jnew_int(vl.n_instances));
+	jadd(o, "orphaned", jnew_int(orphaned));
+	jadd(o, "fds", jnew_int(vl.n_held));
 	return o;
 }
 
@@ -139,60 +126,54 @@ static int cmd_capabilities(struct request *r)
 
 static int cmd_status(struct request *r)
 {
-	json_object *o = json_object_new_object(), *v = json_object_new_object(), *k = json_object_new_object(),
-		    *fs = json_object_new_object(), *st = json_object_new_object(), *you = json_object_new_object(),
-		    *cfg;
+	json_object *o = jnew_obj(), *v = jnew_obj(), *k = jnew_obj(), *fs = jnew_obj(), *st = jnew_obj(),
+		    *you = jnew_obj(), *cfg, *lim = NULL;
 
-	json_object_object_add(v, "major", json_object_new_int(VLU_PROTO_MAJOR));
-	json_object_object_add(v, "minor", json_object_new_int(VLU_PROTO_MINOR));
-	json_object_object_add(v, "micro", json_object_new_int(VLU_PROTO_MICRO));
-	json_object_object_add(v, "package", json_object_new_string(VLUD_PACKAGE));
-	json_object_object_add(o, "version", v);
-	json_object_object_add(o, "pid", json_object_new_int(getpid()));
-	json_object_object_add(o, "uptime_ms",
-			       json_object_new_int64((now_monotonic_us() - vl.start_monotonic_us) / 1000));
-	json_object_object_add(o, "counts", counts_json());
+	jadd(v, "major", jnew_int(VLU_PROTO_MAJOR));
+	jadd(v, "minor", jnew_int(VLU_PROTO_MINOR));
+	jadd(v, "micro", jnew_int(VLU_PROTO_MICRO));
+	jadd(v, "package", jnew_str(VLUD_PACKAGE));
+	jadd(o, "version", v);
+	jadd(o, "pid", jnew_int(getpid()));
+	jadd(o, "uptime_ms", jnew_int((now_monotonic_us() - vl.start_monotonic_us) / 1000));
+	jadd(o, "counts", counts_json());
 	cfg = config_to_json(vl.cfg);
-	if (cfg) {
-		json_object *lim = NULL;
-
-		if (json_object_object_get_ex(cfg, "limits", &lim))
-			json_object_object_add(o, "limits", json_object_get(lim));
-		/* the update phase deadlines: vluctl update start derives its wait for the verdict from them */
-		if (json_object_object_get_ex(cfg, "timeouts", &lim))
-			json_object_object_add(o, "timeouts", json_object_get(lim));
-		json_object_object_add(o, "orphan_expiry_s", json_object_new_int64(vl.cfg->orphan_expiry_s));
-		json_object_put(cfg);
-	}
-	json_object_object_add(fs, "enabled", json_object_new_boolean(vl.fdstore));
-	json_object_object_add(fs, "in_use", json_object_new_int64(vl.fdstore ? vl.n_held + 1 : 0));
-	json_object_object_add(o, "fdstore", fs);
-	json_object_object_add(st, "restored_instances", json_object_new_int64(vl.restored_instances));
-	json_object_object_add(st, "adopted_fds", json_object_new_int64(vl.adopted_fds));
-	json_object_object_add(st, "dropped_fds", json_object_new_int64(vl.dropped_fds));
-	json_object_object_add(st, "lost_fds", json_object_new_int64(vl.lost_fds));
-	json_object_object_add(o, "startup", st);
-	json_object_object_add(k, "vhost_vdpa_major", vl.vdpa_major >= 0 ? json_object_new_int(vl.vdpa_major) : NULL);
-	json_object_object_add(k, "backend_features_seen", json_object_new_uint64(vl.backend_features_seen));
-	json_object_object_add(k, "backend_feature_names_seen", device_backend_feature_names(vl.backend_features_seen));
-	json_object_object_add(o, "kernel", k);
-	json_object_object_add(you, "pid", json_object_new_int(r->c->cred.pid));
-	json_object_object_add(you, "uid", json_object_new_int64(r->c->cred.uid));
-	json_object_object_add(you, "operator", json_object_new_boolean(is_operator(r->c)));
-	json_object_object_add(you, "vmm", json_object_new_boolean(r->c->roles & ROLE_VMM));
-	json_object_object_add(you, "instance", r->c->inst ? json_object_new_string(r->c->inst->name) : NULL);
-	json_object_object_add(o, "you", you);
+	if (json_object_object_get_ex(cfg, "limits", &lim))
+		jadd(o, "limits", json_object_get(lim));
+	/* the update phase deadlines: vluctl update start derives its wait for the verdict from them */
+	if (json_object_object_get_ex(cfg, "timeouts", &lim))
+		jadd(o, "timeouts", json_object_get(lim));
+	jadd(o, "orphan_expiry_s", jnew_int(vl.cfg->orphan_expiry_s));
+	json_object_put(cfg);
+	jadd(fs, "enabled", jnew_bool(vl.fdstore));
+	jadd(fs, "in_use", jnew_int(vl.fdstore ? vl.n_held + 1 : 0));
+	jadd(o, "fdstore", fs);
+	jadd(st, "restored_instances", jnew_int(vl.restored_instances));
+	jadd(st, "adopted_fds", jnew_int(vl.adopted_fds));
+	jadd(st, "dropped_fds", jnew_int(vl.dropped_fds));
+	jadd(st, "lost_fds", jnew_int(vl.lost_fds));
+	jadd(o, "startup", st);
+	jadd(k, "vhost_vdpa_major", vl.vdpa_major >= 0 ? jnew_int(vl.vdpa_major) : NULL);
+	jadd(k, "backend_features_seen", jnew_uint(vl.backend_features_seen));
+	jadd(k, "backend_feature_names_seen", device_backend_feature_names(vl.backend_features_seen));
+	jadd(o, "kernel", k);
+	jadd(you, "pid", jnew_int(r->c->cred.pid));
+	jadd(you, "uid", jnew_int(r->c->cred.uid));
+	jadd(you, "operator", jnew_bool(is_operator(r->c)));
+	jadd(you, "vmm", jnew_bool(r->c->roles & ROLE_VMM));
+	jadd(you, "instance", r->c->inst ? jnew_str(r->c->inst->name) : NULL);
+	jadd(o, "you", you);
 	r->ret = o;
 	return 0;
 }
 
 static json_object *instance_event_data(struct instance *inst)
 {
-	json_object *d = json_object_new_object();
+	json_object *d = jnew_obj();
 
-	json_object_object_add(d, "name", json_object_new_string(inst->name));
-	json_object_object_add(d, "pid", json_object_new_int(inst->pid));
-	json_object_object_add(d, "uid", json_object_new_int64(inst->uid));
+	jadd(d, "name", jnew_str(inst->name));
+	jadd(d, "pid", jnew_int(inst->pid));
+	jadd(d, "uid", jnew_int(inst->uid));
 	return d;
 }
 
@@ -303,20 +284,20 @@ static int cmd_instance_register(struct request *r)
 		log_info("instance %s registered by pid %d uid %u", name, (int)c->cred.pid, (unsigned)c->cred.uid);
 		events_emit("instance.registered", inst->name, instance_event_data(inst));
 	}
-	o = json_object_new_object();
-	json_object_object_add(o, "name", json_object_new_string(inst->name));
-	json_object_object_add(o, "pid", json_object_new_int(inst->pid));
-	json_object_object_add(o, "uid", json_object_new_int64(inst->uid));
-	json_object_object_add(o, "state", json_object_new_string(instance_state_name(inst->state)));
-	json_object_object_add(o, "reattached", json_object_new_boolean(reattached));
-	json_object_object_add(o, "fds", json_object_new_int64(inst->n_held));
+	o = jnew_obj();
+	jadd(o, "name", jnew_str(inst->name));
+	jadd(o, "pid", jnew_int(inst->pid));
+	jadd(o, "uid", jnew_int(inst->uid));
+	jadd(o, "state", jnew_str(instance_state_name(inst->state)));
+	jadd(o, "reattached", jnew_bool(reattached));
+	jadd(o, "fds", jnew_int(inst->n_held));
 	r->ret = o;
 	return 0;
 }
 
 static int cmd_instance_list(struct request *r)
 {
-	json_object *o = json_object_new_object(), *a = json_object_new_array();
+	json_object *o = jnew_obj(), *a = jnew_arr();
 	struct list *p, *t;
 
 	list_for_each_safe(p, t, &vl.instances) {
@@ -325,9 +306,9 @@ static int cmd_instance_list(struct request *r)
 		/* VMMs see the instances of their own uid (the ones they could reattach) */
 		if (!is_operator(r->c) && inst->uid != r->c->cred.uid)
 			continue;
-		json_object_array_add(a, instance_to_json(inst));
+		jappend(a, instance_to_json(inst));
 	}
-	json_object_object_add(o, "instances", a);
+	jadd(o, "instances", a);
 	r->ret = o;
 	return 0;
 }
@@ -352,9 +333,9 @@ static int cmd_instance_release(struct request *r)
 	if (r->c->inst == inst && update_running(inst))
 		return request_error(r, VLU_ERR_BUSY, "an update of '%s' is running: update.abort it first", name);
 	n = instance_release(inst, r->c->inst == inst ? "released by its VMM" : "released by an operator");
-	o = json_object_new_object();
-	json_object_object_add(o, "name", json_object_new_string(name));
-	json_object_object_add(o, "closed_fds", json_object_new_int64(n));
+	o = jnew_obj();
+	jadd(o, "name", jnew_str(name));
+	jadd(o, "closed_fds", jnew_int(n));
 	r->ret = o;
 	return 0;
 }
@@ -375,24 +356,22 @@ struct devlist_ctx {
  * "held" is told) */
 static json_object *device_entry(const char *device, const char *path, struct held *h, bool held)
 {
-	json_object *o = json_object_new_object();
+	json_object *o = jnew_obj();
 	struct stat st;
 
-	json_object_object_add(o, "name", json_object_new_string(device));
-	json_object_object_add(o, "path", path ? json_object_new_string(path) : NULL);
-	json_object_object_add(o, "present", json_object_new_boolean(path && stat(path, &st) == 0));
-	json_object_object_add(o, "configured", json_object_new_boolean(true));
-	json_object_object_add(o, "held", json_object_new_boolean(held));
-	json_object_object_add(o, "holder", h ? json_object_new_string(h->inst->name) : NULL);
-	json_object_object_add(o, "fd_name", h ? json_object_new_string(h->name) : NULL);
+	jadd(o, "name", jnew_str(device));
+	jadd(o, "path", path ? jnew_str(path) : NULL);
+	jadd(o, "present", jnew_bool(path && stat(path, &st) == 0));
+	jadd(o, "configured", jnew_bool(true));
+	jadd(o, "held", jnew_bool(held));
+	jadd(o, "holder", h ? jnew_str(h->inst->name) : NULL);
+	jadd(o, "fd_name", h ? jnew_str(h->name) : NULL);
 	if (h) {
 		uint8_t status;
 
-		json_object_object_add(o, "status", ioctl(h->fd, VHOST_VDPA_GET_STATUS, &status) == 0
-							    ? json_object_new_int(status)
-							    : NULL);
+		jadd(o, "status", ioctl(h->fd, VHOST_VDPA_GET_STATUS, &status) == 0 ? jnew_int(status) : NULL);
 	} else
-		json_object_object_add(o, "status", NULL);
+		jadd(o, "status", NULL);
 	return o;
 }
 
@@ -407,7 +386,7 @@ static void devlist_one(const char *device, void *ud)
 		path = NULL;
 	if (path && stat(path, &st) == 0 && S_ISCHR(st.st_mode))
 		h = held_find_rdev(st.st_rdev, NULL);
-	json_object_array_add(x->arr, device_entry(device, path, h && may_see(x->r, h->inst) ? h : NULL, h != NULL));
+	jappend(x->arr, device_entry(device, path, h && may_see(x->r, h->inst) ? h : NULL, h != NULL));
 }
 
 static bool devlist_peer_one(const char *device, void *ud)
@@ -418,8 +397,8 @@ static bool devlist_peer_one(const char *device, void *ud)
 
 static int cmd_device_list(struct request *r)
 {
-	struct devlist_ctx x = { json_object_new_array(), r };
-	json_object *o = json_object_new_object();
+	struct devlist_ctx x = { jnew_arr(), r };
+	json_object *o = jnew_obj();
 	struct list *ip, *it, *p, *t;
 
 	/* operators: every device of every rule; a VMM: the devices of its own rules, another uid's holder
@@ -452,12 +431,12 @@ static int cmd_device_list(struct request *r)
 			if (!listed) {
 				json_object *e = device_entry(h->device ? h->device : h->name, h->path, h, true);
 
-				json_object_object_add(e, "configured", json_object_new_boolean(false));
-				json_object_array_add(x.arr, e);
+				jadd(e, "configured", jnew_bool(false));
+				jappend(x.arr, e);
 			}
 		}
 	}
-	json_object_object_add(o, "devices", x.arr);
+	jadd(o, "devices", x.arr);
 	r->ret = o;
 	return 0;
 }
@@ -575,8 +554,6 @@ static int cmd_device_open(struct request *r)
 				     name);
 	}
 	dj = device_query(fd, &bf);
-	if (!dj)
-		return request_error(r, VLU_ERR_INTERNAL, "out of memory");
 
 	k = held_add(inst, name, TAKE_FD(fd), t, &st, 0, 0, device, path, &h);
 	if (k < 0) {
@@ -588,35 +565,38 @@ static int cmd_device_open(struct request *r)
 	vl.backend_features_seen |= bf;
 	log_info("instance %s opened device %s (%s) as '%s'", inst->name, device, path, name);
 
-	json_object_object_add(dj, "name", json_object_new_string(device));
-	json_object_object_add(dj, "path", json_object_new_string(path));
-	o = json_object_new_object();
-	fds = json_object_new_array();
-	json_object_array_add(fds, held_to_json(h, false));
-	json_object_object_add(o, "fds", fds);
-	json_object_object_add(o, "device", dj);
+	jadd(dj, "name", jnew_str(device));
+	jadd(dj, "path", jnew_str(path));
+	o = jnew_obj();
+	fds = jnew_arr();
+	jappend(fds, held_to_json(h, false));
+	jadd(o, "fds", fds);
+	jadd(o, "device", dj);
 	r->ret = o;
 	r->out_fds[0] = h->fd;
 	r->n_out_fds = 1;
 
-	o = json_object_new_object();
-	json_object_object_add(o, "instance", json_object_new_string(inst->name));
-	json_object_object_add(o, "device", json_object_new_string(device));
-	json_object_object_add(o, "path", json_object_new_string(path));
-	json_object_object_add(o, "name", json_object_new_string(name));
+	o = jnew_obj();
+	jadd(o, "instance", jnew_str(inst->name));
+	jadd(o, "device", jnew_str(device));
+	jadd(o, "path", jnew_str(path));
+	jadd(o, "name", jnew_str(name));
 	events_emit("device.opened", inst->name, o);
 	return 0;
 }
 
 static json_object *names_event(struct instance *inst, json_object *names)
 {
-	json_object *o = json_object_new_object();
+	json_object *o = jnew_obj();
 
-	json_object_object_add(o, "instance", json_object_new_string(inst->name));
-	json_object_object_add(o, "names", json_object_get(names));
+	jadd(o, "instance", jnew_str(inst->name));
+	jadd(o, "names", json_object_get(names));
 	return o;
 }
 
+/* vlu_command_check() has checked the names (valid, distinct) and that there is one fd per name, so
+ * n == r->nfds <= VLU_MAX_FDS_PER_MSG (tests/unit/test-proto.c: test_check_bad_name,
+ * test_check_fd_mismatch, test_check_too_many_fds) */
 static int cmd_fd_store(struct request *r)
 {
 	struct instance *inst = r->c->inst;
@@ -630,10 +610,6 @@ static int cmd_fd_store(struct request *r)
 
 	if (!inst)
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "register an instance first");
-	if (n != r->nfds || n > VLU_MAX_FDS_PER_MSG)
-		return request_error(r, VLU_ERR_INVALID_ARGUMENT, "%zu names but %zu fds", n, r->nfds);
-	if (check_distinct(r, names) < 0)
-		return -1;
 	for (size_t i = 0; i < n; i++) {
 		const char *nm = json_object_get_string(json_object_array_get_idx(names, i));
 		struct held *h;
@@ -674,7 +650,7 @@ static int cmd_fd_store(struct request *r)
 	/* no error below this point except out of memory.  Replaced fds: unlinked first, the new ones
 	 * added, the state written, and only then the old ones leave the fd store and close (persist.c's
 	 * ordering: the state never names an fd the store no longer has) */
-	fds = json_object_new_array();
+	fds = jnew_arr();
 	for (size_t i = 0; i < n; i++) {
 		const char *nm = json_object_get_string(json_object_array_get_idx(names, i));
 		struct held *h;
@@ -685,14 +661,19 @@ static int cmd_fd_store(struct request *r)
 			held_unlink(olds[i]);
 		k = held_add(inst, nm, TAKE_FD(r->fds[i]), types[i], &st[i], 0, 0, NULL, NULL, &h);
 		if (k < 0) {
+			/* the fds before i are stored and replaced theirs; the one fd i would have replaced
+			 * stays */
+			if (olds[i])
+				held_relink(olds[i]);
 			json_object_put(fds);
 			persist_state_write();
-			for (size_t j = 0; j <= i; j++)
+			for (size_t j = 0; j < i; j++)
 				if (olds[j])
 					held_destroy(olds[j]);
+			vlud_notify_status();
 			return request_error(r, VLU_ERR_INTERNAL, "storing '%s': %s", nm, strerror(-k));
 		}
-		json_object_array_add(fds, held_to_json(h, false));
+		jappend(fds, held_to_json(h, false));
 	}
 	persist_state_write();
 	for (size_t i = 0; i < n; i++)
@@ -700,8 +681,8 @@ static int cmd_fd_store(struct request *r)
 			held_destroy(olds[i]);
 	vlud_notify_status();
 	log_debug("instance %s stored %zu fds", inst->name, n);
-	o = json_object_new_object();
-	json_object_object_add(o, "fds", fds);
+	o = jnew_obj();
+	jadd(o, "fds", fds);
 	r->ret = o;
 	events_emit("fd.stored", inst->name, names_event(inst, names));
 	return 0;
@@ -727,14 +708,13 @@ static int cmd_fd_retrieve(struct request *r)
 					     nm);
 		r->out_fds[i] = h->fd;
 	}
-	fds = json_object_new_array();
+	fds = jnew_arr();
 	for (size_t i = 0; i < n; i++)
-		json_object_array_add(fds, held_to_json(held_find(inst, json_object_get_string(
-									json_object_array_get_idx(names, i))),
-							false));
+		jappend(fds, held_to_json(held_find(inst, json_object_get_string(json_object_array_get_idx(names, i))),
+					  false));
 	r->n_out_fds = n;
-	o = json_object_new_object();
-	json_object_object_add(o, "fds", fds);
+	o = jnew_obj();
+	jadd(o, "fds", fds);
 	r->ret = o;
 	return 0;
 }
@@ -742,7 +722,7 @@ static int cmd_fd_retrieve(struct request *r)
 static int cmd_fd_list(struct request *r)
 {
 	const char *want = arg_str(r, "instance");
-	json_object *o = json_object_new_object(), *a = json_object_new_array();
+	json_object *o = jnew_obj(), *a = jnew_arr();
 	struct list *ip, *it, *p, *t;
 
 	if (!is_operator(r->c)) {
@@ -766,10 +746,10 @@ static int cmd_fd_list(struct request *r)
 		if (want && strcmp(want, inst->name) != 0)
 			continue;
 		list_for_each_safe(p, t, &inst->held)
-			json_object_array_add(a, held_to_json(list_entry(p, struct held, link), true));
+			jappend(a, held_to_json(list_entry(p, struct held, link), true));
 	}
 done:
-	json_object_object_add(o, "fds", a);
+	jadd(o, "fds", a);
 	r->ret = o;
 	return 0;
 }
@@ -797,10 +777,8 @@ static int cmd_fd_remove(struct request *r)
 			return request_error(r, VLU_ERR_INVALID_ARGUMENT,
 					     "no instance registered on this connection: name one with 'instance'");
 	}
-	if (n > VLU_MAX_FDS_PER_MSG)
+	if (n > VLU_MAX_FDS_PER_MSG) /* the bound of hs[] (the table's "names" max is VLU_MAX_FDS_PER_MSG) */
 		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "too many names");
-	if (check_distinct(r, names) < 0)
-		return -1;
 	if (update_running(inst))
 		return request_error(r, VLU_ERR_BUSY, "an update of '%s' is running: its fds stay until it ends",
 				     inst->name);
@@ -812,7 +790,8 @@ static int cmd_fd_remove(struct request *r)
 			return request_error(r, VLU_ERR_NOT_FOUND, "instance '%s' holds no fd named '%s'", inst->name,
 					     nm);
 	}
-	/* the state forgets them before the fd store does (persist.c) */
+	/* the state forgets them before the fd store does (persist.c); the names are distinct
+	 * (vlu_command_check()), so no held fd is in hs[] twice */
 	for (size_t i = 0; i < n; i++)
 		held_unlink(hs[i]);
 	persist_state_write();
@@ -820,8 +799,8 @@ static int cmd_fd_remove(struct request *r)
 		held_destroy(hs[i]);
 	vlud_notify_status();
 	log_debug("instance %s: %zu fds removed", inst->name, n);
-	o = json_object_new_object();
-	json_object_object_add(o, "removed", json_object_new_int64((int64_t)n));
+	o = jnew_obj();
+	jadd(o, "removed", jnew_int((int64_t)n));
 	r->ret = o;
 	events_emit("fd.removed", inst->name, names_event(inst, names));
 	return 0;
@@ -894,8 +873,9 @@ static void reply_error(struct conn *c, enum vlu_error_class cls, const char *de
 {
 	_cleanup_json_ json_object *e = vlu_reply_error(cls, desc, id);
 
-	if (e)
-		(void)conn_send(c, e, NULL, 0);
+	if (!e)
+		json_oom("error reply");
+	(void)conn_send(c, e, NULL, 0);
 }
 
 static bool permitted(struct conn *c, const struct vlu_command *cmd, char *why, size_t len)
@@ -957,7 +937,7 @@ void commands_dispatch(struct conn *c, char *buf, size_t len, int *fds, size_t n
 		goto out;
 	}
 	if (!args) {
-		empty = json_object_new_object();
+		empty = jnew_obj();
 		args = empty;
 	}
 	r.args = args;
@@ -979,10 +959,8 @@ void commands_dispatch(struct conn *c, char *buf, size_t len, int *fds, size_t n
 		goto out;
 	}
 	reply = vlu_reply_return(TAKE_PTR(r.ret), id);
-	if (!reply) {
-		reply_error(c, VLU_ERR_INTERNAL, "out of memory", id);
-		goto out;
-	}
+	if (!reply)
+		json_oom("reply");
 	(void)conn_send(c, reply, r.out_fds, r.n_out_fds);
 out:
 	json_object_put(r.ret);

@@ -23,6 +23,7 @@
 #include "basics.h"
 #include "config.h"
 #include "fdtype.h"
+#include "json-oom.h"
 #include "vlu-proto.h"
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
@@ -446,7 +447,8 @@ static int parse_root(struct ctx *x, json_object *root, struct vlud_config *c)
 					return r;
 			}
 		} else if (strcmp(key, "update") == 0) {
-			/* issue 5: update policy {allow_memlock_raise, allow_disruptive, max_state_bytes} */
+			/* the update policy (issue 5, docs/CONFIG.md): allow_memlock_raise, allow_disruptive,
+			 * restart_previous, kill_failed_successor (booleans) and max_state_bytes */
 			if (!json_object_is_type(val, json_type_object))
 				return fail(x, -EINVAL, "update: must be an object");
 			r = 0;
@@ -644,83 +646,79 @@ fail:
 
 static json_object *ids_json(const unsigned *ids, size_t n)
 {
-	json_object *a = json_object_new_array();
+	json_object *a = jnew_arr();
 
-	for (size_t i = 0; a && i < n; i++)
-		json_object_array_add(a, json_object_new_int64(ids[i]));
+	for (size_t i = 0; i < n; i++)
+		jappend(a, jnew_int(ids[i]));
 	return a;
 }
 
 json_object *config_to_json(const struct vlud_config *c)
 {
-	json_object *o = json_object_new_object(), *s, *l, *t, *u, *op, *vm;
+	json_object *o = jnew_obj(), *s, *l, *t, *u, *op, *vm;
 	char mode[8];
 
-	if (!o)
-		return NULL;
-	s = json_object_new_object();
-	json_object_object_add(s, "path", json_object_new_string(c->socket_path));
+	s = jnew_obj();
+	jadd(s, "path", jnew_str(c->socket_path));
 	snprintf(mode, sizeof(mode), "%04o", (unsigned)c->socket_mode);
-	json_object_object_add(s, "mode", json_object_new_string(mode));
-	json_object_object_add(s, "group", c->socket_group_set ? json_object_new_int64(c->socket_group) : NULL);
-	json_object_object_add(o, "socket", s);
+	jadd(s, "mode", jnew_str(mode));
+	jadd(s, "group", c->socket_group_set ? jnew_int(c->socket_group) : NULL);
+	jadd(o, "socket", s);
 
-	l = json_object_new_object();
+	l = jnew_obj();
 	for (size_t i = 0; i < ELEMENTSOF(limit_keys); i++)
-		json_object_object_add(l, limit_keys[i].name,
-				       json_object_new_int64(*(const unsigned *)((const char *)&c->limits +
-										 limit_keys[i].off)));
-	json_object_object_add(o, "limits", l);
+		jadd(l, limit_keys[i].name,
+		     jnew_int(*(const unsigned *)((const char *)&c->limits + limit_keys[i].off)));
+	jadd(o, "limits", l);
 
-	t = json_object_new_object();
-	u = json_object_new_object();
+	t = jnew_obj();
+	u = jnew_obj();
 	for (size_t i = 0; i < ELEMENTSOF(update_keys); i++)
-		json_object_object_add(u, update_keys[i].name,
-				       json_object_new_int64(*(const unsigned *)((const char *)&c->update +
-										 update_keys[i].off)));
-	json_object_object_add(t, "update", u);
-	json_object_object_add(o, "timeouts", t);
+		jadd(u, update_keys[i].name,
+		     jnew_int(*(const unsigned *)((const char *)&c->update + update_keys[i].off)));
+	jadd(t, "update", u);
+	jadd(o, "timeouts", t);
 	{
-		json_object *up = json_object_new_object();
+		json_object *up = jnew_obj();
 
-		json_object_object_add(up, "allow_memlock_raise", json_object_new_boolean(c->update_policy.allow_memlock_raise));
-		json_object_object_add(up, "allow_disruptive", json_object_new_boolean(c->update_policy.allow_disruptive));
-		json_object_object_add(up, "max_state_bytes", json_object_new_int64(c->update_policy.max_state_bytes));
-		json_object_object_add(up, "restart_previous", json_object_new_boolean(c->update_policy.restart_previous));
-		json_object_object_add(up, "kill_failed_successor", json_object_new_boolean(c->update_policy.kill_failed_successor));
-		json_object_object_add(o, "update", up);
+		jadd(up, "allow_memlock_raise", jnew_bool(c->update_policy.allow_memlock_raise));
+		jadd(up, "allow_disruptive", jnew_bool(c->update_policy.allow_disruptive));
+		jadd(up, "max_state_bytes", jnew_int(c->update_policy.max_state_bytes));
+		jadd(up, "restart_previous", jnew_bool(c->update_policy.restart_previous));
+		jadd(up, "kill_failed_successor", jnew_bool(c->update_policy.kill_failed_successor));
+		jadd(o, "update", up);
 	}
-	json_object_object_add(o, "orphan_expiry_s", json_object_new_int64(c->orphan_expiry_s));
+	jadd(o, "orphan_expiry_s", jnew_int(c->orphan_expiry_s));
 
-	op = json_object_new_object();
-	json_object_object_add(op, "uids", ids_json(c->operators.uids, c->operators.n_uids));
-	json_object_object_add(op, "gids", ids_json(c->operators.gids, c->operators.n_gids));
-	json_object_object_add(o, "operators", op);
+	op = jnew_obj();
+	jadd(op, "uids", ids_json(c->operators.uids, c->operators.n_uids));
+	jadd(op, "gids", ids_json(c->operators.gids, c->operators.n_gids));
+	jadd(o, "operators", op);
 
-	vm = json_object_new_array();
+	vm = jnew_arr();
 	for (size_t i = 0; i < c->n_vmms; i++) {
 		const struct vlud_vmm_rule *r = &c->vmms[i];
-		json_object *ro = json_object_new_object(), *d = json_object_new_array(), *ft = json_object_new_array();
+		json_object *ro = jnew_obj(), *d = jnew_arr(), *ft = jnew_arr();
 
-		json_object_object_add(ro, "uids", ids_json(r->who.uids, r->who.n_uids));
-		json_object_object_add(ro, "gids", ids_json(r->who.gids, r->who.n_gids));
+		jadd(ro, "uids", ids_json(r->who.uids, r->who.n_uids));
+		jadd(ro, "gids", ids_json(r->who.gids, r->who.n_gids));
 		for (size_t k = 0; k < r->n_devices; k++)
-			json_object_array_add(d, json_object_new_string(r->devices[k]));
-		json_object_object_add(ro, "devices", d);
+			jappend(d, jnew_str(r->devices[k]));
+		jadd(ro, "devices", d);
 		for (unsigned k = 0; k < _VLUD_FD_TYPE_MAX; k++)
 			if (r->fd_types & (1u << k))
-				json_object_array_add(ft, json_object_new_string(fdtype_name(k)));
-		json_object_object_add(ro, "fd_types", ft);
-		json_object_object_add(ro, "max_fds", json_object_new_int64(r->max_fds));
+				jappend(ft, jnew_str(fdtype_name(k)));
+		jadd(ro, "fd_types", ft);
+		jadd(ro, "max_fds", jnew_int(r->max_fds));
 		if (r->n_names) {
-			json_object *nm = json_object_new_array();
+			json_object *nm = jnew_arr();
 
 			for (size_t k = 0; k < r->n_names; k++)
-				json_object_array_add(nm, json_object_new_string(r->names[k]));
-			json_object_object_add(ro, "names", nm);
+				jappend(nm, jnew_str(r->names[k]));
+			jadd(ro, "names", nm);
 		}
-		json_object_array_add(vm, ro);
+		jappend(vm, ro);
 	}
-	json_object_object_add(o, "vmms", vm);
+	jadd(o, "vmms", vm);
 	return o;
 }

@@ -80,7 +80,7 @@ struct vlud_config {
 /* Load path (NULL: built-in defaults only).  On error returns -errno and writes a message to errbuf. */
 int config_load(const char *path, struct vlud_config **ret, char *errbuf, size_t errlen);
 void config_free(struct vlud_config *c);
-/* The configuration as JSON (what status/--check-config show). */
+/* The configuration as JSON (what status/--check-config show); never NULL (json-oom.h). */
 struct json_object *config_to_json(const struct vlud_config *c);
 
 #endif

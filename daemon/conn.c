@@ -19,6 +19,7 @@
 #include "closer.h"
 #include "conn.h"
 #include "instance.h"
+#include "json-oom.h"
 #include "vlu-proto.h"
 
 /* fds held by queued replies of one client that does not read (duplicates of held fds) */
@@ -158,10 +159,11 @@ static void send_final_error(int fd, enum vlu_error_class cls, const char *desc)
 	size_t len;
 
 	if (!e)
-		return;
+		json_oom("error reply");
 	s = vlu_json_dump(e, &len);
-	if (s)
-		(void)vlu_msg_send(fd, s, len, NULL, 0);
+	if (!s)
+		json_oom("serialisation");
+	(void)vlu_msg_send(fd, s, len, NULL, 0);
 }
 
 static int flush(struct conn *c)
@@ -203,7 +205,7 @@ int conn_send(struct conn *c, json_object *msg, const int *fds, size_t nfds)
 		return -ENOTCONN;
 	s = vlu_json_dump(msg, &len);
 	if (!s)
-		return -ENOMEM;
+		json_oom("serialisation");
 	if (list_empty(&c->outq)) {
 		r = vlu_msg_send(c->fd, s, len, fds, nfds);
 		if (r == 0)
@@ -312,8 +314,9 @@ static void in_cb(struct ev_loop *loop, ev_io *w, int revents)
 				 "message truncated: larger than %u bytes or carrying more than %u fds; ignored",
 				 vl.cfg->limits.max_message_bytes, vl.cfg->limits.max_fds_per_message);
 			e = vlu_reply_error(VLU_ERR_LIMIT_EXCEEDED, desc, NULL);
-			if (e)
-				(void)conn_send(c, e, NULL, 0);
+			if (!e)
+				json_oom("error reply");
+			(void)conn_send(c, e, NULL, 0);
 			continue;
 		}
 		if (n < 0) {
@@ -458,10 +461,8 @@ static void conn_new(int fd)
 		  roles & ROLE_VMM ? " vmm" : "");
 
 	greeting = vlu_greeting_new(VLUD_PACKAGE, greeting_caps);
-	if (!greeting) {
-		conn_kill(c, "out of memory");
-		return;
-	}
+	if (!greeting)
+		json_oom("greeting");
 	(void)conn_send(c, greeting, NULL, 0);
 	vlud_notify_status();
 }

@@ -16,7 +16,7 @@
 struct instance;
 
 struct conn {
-	struct list link; /* in vl.conns, or vl.dead_conns once killed */
+	struct list link; /* in vl.conns, until the reaper frees it (also once dead) */
 	uint64_t id;
 	int fd;		  /* owned */
 	ev_io io_in, io_out;

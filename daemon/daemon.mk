@@ -1,9 +1,9 @@
-# daemon/ - vlud, the supervisor daemon; its state unit test; units and configuration.
+# daemon/ - vlud, the supervisor daemon; its unit tests (state, vmpin); units and configuration.
 VLUD_SRCS := main.c config.c policy.c conn.c commands.c instance.c held.c device.c persist.c state.c caps.c \
 	     fdtype.c events.c update.c vmpin.c spawn.c closer.c
 VLUD_OBJS := $(VLUD_SRCS:%.c=$(O)/daemon/%.o)
 
-$(VLUD_OBJS) $(O)/tests/unit/test-state.o: ALL_CFLAGS += -I$(TOP)/daemon -DVLUD_VERSION='"$(VERSION)"'
+$(VLUD_OBJS) $(O)/tests/unit/test-state.o $(O)/tests/unit/test-vmpin.o: ALL_CFLAGS += -I$(TOP)/daemon -DVLUD_VERSION='"$(VERSION)"'
 
 # closer.c runs a worker thread
 $(VLUD_OBJS): ALL_CFLAGS += -pthread
@@ -20,6 +20,13 @@ $(O)/tests/unit-state: $(O)/tests/unit/test-state.o $(O)/daemon/state.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 
 TEST_BINS += $(O)/tests/unit-state
+
+# unit test of the VmPin/VmLck parser (daemon/vmpin.c)
+$(O)/tests/unit-vmpin: $(O)/tests/unit/test-vmpin.o $(O)/daemon/vmpin.o
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
+
+TEST_BINS += $(O)/tests/unit-vmpin
 
 # ---- install ----
 VLUD_UNIT_SED = -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g'

@@ -22,6 +22,7 @@
 #include "basics.h"
 #include "closer.h"
 #include "device.h"
+#include "json-oom.h"
 #include "persist.h"
 #include "vlud-vhost.h"
 
@@ -194,9 +195,9 @@ int device_sysfs_rdev(const char *device, dev_t *ret)
 
 json_object *device_backend_feature_names(uint64_t f)
 {
-	json_object *a = json_object_new_array();
+	json_object *a = jnew_arr();
 
-	for (unsigned bit = 0; a && bit < 64; bit++) {
+	for (unsigned bit = 0; bit < 64; bit++) {
 		const char *n;
 		char tmp[16];
 
@@ -207,41 +208,33 @@ json_object *device_backend_feature_names(uint64_t f)
 			snprintf(tmp, sizeof(tmp), "bit%u", bit);
 			n = tmp;
 		}
-		json_object_array_add(a, json_object_new_string(n));
+		jappend(a, jnew_str(n));
 	}
 	return a;
 }
 
 json_object *device_query(int fd, uint64_t *ret_backend_features)
 {
-	json_object *o = json_object_new_object();
+	json_object *o = jnew_obj();
 	uint32_t u32;
 	uint64_t u64;
 	uint16_t u16;
 	uint8_t u8;
 
-	if (!o)
-		return NULL;
 	*ret_backend_features = 0;
-	json_object_object_add(o, "device_id",
-			       ioctl(fd, VHOST_VDPA_GET_DEVICE_ID, &u32) == 0 ? json_object_new_int64(u32) : NULL);
-	json_object_object_add(o, "features",
-			       ioctl(fd, VHOST_GET_FEATURES, &u64) == 0 ? json_object_new_uint64(u64) : NULL);
+	jadd(o, "device_id", ioctl(fd, VHOST_VDPA_GET_DEVICE_ID, &u32) == 0 ? jnew_int(u32) : NULL);
+	jadd(o, "features", ioctl(fd, VHOST_GET_FEATURES, &u64) == 0 ? jnew_uint(u64) : NULL);
 	if (ioctl(fd, VHOST_GET_BACKEND_FEATURES, &u64) == 0) {
 		*ret_backend_features = u64;
-		json_object_object_add(o, "backend_features", json_object_new_uint64(u64));
-		json_object_object_add(o, "backend_feature_names", device_backend_feature_names(u64));
+		jadd(o, "backend_features", jnew_uint(u64));
+		jadd(o, "backend_feature_names", device_backend_feature_names(u64));
 	} else {
-		json_object_object_add(o, "backend_features", NULL);
-		json_object_object_add(o, "backend_feature_names", json_object_new_array());
+		jadd(o, "backend_features", NULL);
+		jadd(o, "backend_feature_names", jnew_arr());
 	}
-	json_object_object_add(o, "vqs",
-			       ioctl(fd, VHOST_VDPA_GET_VQS_COUNT, &u32) == 0 ? json_object_new_int64(u32) : NULL);
-	json_object_object_add(o, "vring_num",
-			       ioctl(fd, VHOST_VDPA_GET_VRING_NUM, &u16) == 0 ? json_object_new_int(u16) : NULL);
-	json_object_object_add(o, "config_size",
-			       ioctl(fd, VHOST_VDPA_GET_CONFIG_SIZE, &u32) == 0 ? json_object_new_int64(u32) : NULL);
-	json_object_object_add(o, "status",
-			       ioctl(fd, VHOST_VDPA_GET_STATUS, &u8) == 0 ? json_object_new_int(u8) : NULL);
+	jadd(o, "vqs", ioctl(fd, VHOST_VDPA_GET_VQS_COUNT, &u32) == 0 ? jnew_int(u32) : NULL);
+	jadd(o, "vring_num", ioctl(fd, VHOST_VDPA_GET_VRING_NUM, &u16) == 0 ? jnew_int(u16) : NULL);
+	jadd(o, "config_size", ioctl(fd, VHOST_VDPA_GET_CONFIG_SIZE, &u32) == 0 ? jnew_int(u32) : NULL);
+	jadd(o, "status", ioctl(fd, VHOST_VDPA_GET_STATUS, &u8) == 0 ? jnew_int(u8) : NULL);
 	return o;
 }

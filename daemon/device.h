@@ -23,7 +23,8 @@ int device_open_node(const char *path, int *ret_fd);
 int device_sysfs_rdev(const char *device, dev_t *ret);
 
 /* What a non-owner can learn: device_id, features, backend_features (+names), vqs, vring_num,
- * config_size, status.  Fields whose ioctl fails are null.  Sets *ret_backend_features (0 if unknown). */
+ * config_size, status.  Fields whose ioctl fails are null.  Sets *ret_backend_features (0 if unknown).
+ * Never NULL: json-c allocation failures abort (json-oom.h), as in device_backend_feature_names(). */
 json_object *device_query(int fd, uint64_t *ret_backend_features);
 
 /* JSON array of the names of the backend feature bits set in f */

@@ -5,6 +5,7 @@
 #include "conn.h"
 #include "events.h"
 #include "instance.h"
+#include "json-oom.h"
 #include "policy.h"
 #include "vlu-proto.h"
 #include "vlud.h"
@@ -23,7 +24,7 @@ void events_emit_owned(const char *name, const char *instance, uid_t owner, json
 
 	ev = vlu_event_new(name, data); /* consumes data */
 	if (!ev)
-		return;
+		json_oom("event");
 	log_debug("event %s%s%s", name, instance ? " instance=" : "", instance ? instance : "");
 	list_for_each_safe(p, t, &vl.conns) {
 		struct conn *c = list_entry(p, struct conn, link);

@@ -8,6 +8,7 @@
 #include "closer.h"
 #include "held.h"
 #include "instance.h"
+#include "json-oom.h"
 #include "persist.h"
 
 /* The lane an fd's close runs in (closer.h): a device vlud opened itself (device.open: its close is
@@ -72,6 +73,13 @@ void held_unlink(struct held *h)
 	vl.n_held--;
 }
 
+void held_relink(struct held *h)
+{
+	list_add_tail(&h->inst->held, &h->link);
+	h->inst->n_held++;
+	vl.n_held++;
+}
+
 int held_destroy_take_fd(struct held *h)
 {
 	int fd;
@@ -93,14 +101,6 @@ void held_destroy(struct held *h)
 	 * close(), and a client's fd can block in close() as long as its sender wants: neither may run on
 	 * the loop */
 	held_close_fd(inst, opened_by_vlud, held_destroy_take_fd(h));
-}
-
-void held_free(struct held *h)
-{
-	if (!h)
-		return;
-	held_unlink(h);
-	held_destroy(h);
 }
 
 struct held *held_find(struct instance *inst, const char *name)
@@ -152,24 +152,22 @@ struct held *held_find_rdev(uint64_t rdev, const struct held *except)
 
 json_object *held_to_json(const struct held *h, bool with_instance)
 {
-	json_object *o = json_object_new_object();
+	json_object *o = jnew_obj();
 
-	if (!o)
-		return NULL;
 	if (with_instance)
-		json_object_object_add(o, "instance", json_object_new_string(h->inst->name));
-	json_object_object_add(o, "name", json_object_new_string(h->name));
-	json_object_object_add(o, "type", json_object_new_string(fdtype_name(h->type)));
-	json_object_object_add(o, "dev", json_object_new_uint64(h->dev));
-	json_object_object_add(o, "ino", json_object_new_uint64(h->ino));
-	json_object_object_add(o, "rdev", json_object_new_uint64(h->rdev));
+		jadd(o, "instance", jnew_str(h->inst->name));
+	jadd(o, "name", jnew_str(h->name));
+	jadd(o, "type", jnew_str(fdtype_name(h->type)));
+	jadd(o, "dev", jnew_uint(h->dev));
+	jadd(o, "ino", jnew_uint(h->ino));
+	jadd(o, "rdev", jnew_uint(h->rdev));
 	if (with_instance) {
 		int64_t age = (now_realtime_us() - h->created_us) / 1000;
 
-		json_object_object_add(o, "id", json_object_new_uint64(h->id));
-		json_object_object_add(o, "age_ms", json_object_new_int64(age > 0 ? age : 0));
+		jadd(o, "id", jnew_uint(h->id));
+		jadd(o, "age_ms", jnew_int(age > 0 ? age : 0));
 		if (h->device)
-			json_object_object_add(o, "device", json_object_new_string(h->device));
+			jadd(o, "device", jnew_str(h->device));
 	}
 	return o;
 }

@@ -4,9 +4,11 @@
  * (a device it opened, an fd a VMM stored) is one struct held, owned by its
  * instance, with a daemon-unique id (fd store name "h<id>").
  *
- * held_add() and held_free() keep systemd's fd store in step (persist.c)
+ * held_add() and held_destroy() keep systemd's fd store in step (persist.c)
  * but do not rewrite the state memfd: callers make all their changes, then
- * call persist_state_write() once.
+ * call persist_state_write() once.  Removal is two steps, held_unlink(),
+ * then (after the state is rewritten) held_destroy(): a removed fd leaves
+ * the state before the store.
  */
 #ifndef VLUD_HELD_H
 #define VLUD_HELD_H
@@ -40,12 +42,13 @@ struct held {
 int held_add(struct instance *inst, const char *name, int fd, enum vlud_fd_type type, const struct stat *st,
 	     uint64_t id, int64_t created_us, const char *device, const char *path, struct held **ret);
 
-/* Close the fd, remove it from the fd store, unlink and free. */
-void held_free(struct held *h);
-/* The two halves of held_free(), for callers that rewrite the state in between (a removed fd leaves
- * the state before the store): unlink from its instance; then store removal, close and free. */
+/* Removal, first half: unlink from its instance (the fd stays open and in the fd store). */
 void held_unlink(struct held *h);
-/* held_destroy() closes the fd in the closer's worker thread (closer.h), not on the loop */
+/* Undo held_unlink(): back into its instance (fd.store's replacement could not be added). */
+void held_relink(struct held *h);
+/* Removal, second half (after held_unlink(), or instance_release()'s own unlinking, and the state
+ * rewrite): remove from the fd store, close the fd in the closer's worker thread (closer.h, not on the
+ * loop) and free. */
 void held_destroy(struct held *h);
 /* held_destroy() without the close: the fd is returned, owned by the caller (path C hands it to the
  * closer together with the instance's other device fds and waits for the close) */
@@ -61,6 +64,7 @@ struct held *held_find_id(uint64_t id);
 /* a held vhost-vdpa fd whose rdev equals rdev, in any instance, other than except (may be NULL) */
 struct held *held_find_rdev(uint64_t rdev, const struct held *except);
 
+/* never NULL: json-c allocation failures abort (json-oom.h) */
 struct json_object *held_to_json(const struct held *h, bool with_instance);
 
 #endif

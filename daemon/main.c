@@ -240,10 +240,16 @@ static int bind_socket(const char *path)
 	}
 	if (listen(fd, SOMAXCONN) < 0) {
 		r = -errno;
+		log_error("listen %s: %m", path);
 		unlink(path);
 		return r;
 	}
-	vl.bound_path = strdup(path);
+	vl.bound_path = strdup(path); /* unlinked at exit */
+	if (!vl.bound_path) {
+		log_error("out of memory");
+		unlink(path);
+		return -ENOMEM;
+	}
 	vl.listen_fd = TAKE_FD(fd);
 	log_info("listening on %s (mode %04o)", path, (unsigned)vl.cfg->socket_mode);
 	return 0;
@@ -327,7 +333,6 @@ int main(int argc, char **argv)
 	vl.next_held_id = 1;
 	list_init(&vl.conns);
 	list_init(&vl.instances);
-	list_init(&vl.dead_conns);
 	vl.start_monotonic_us = now_monotonic_us();
 
 	if (!config_path) {
@@ -351,6 +356,10 @@ int main(int argc, char **argv)
 		}
 		free(vl.cfg->socket_path);
 		vl.cfg->socket_path = strdup(socket_path);
+		if (!vl.cfg->socket_path) {
+			log_error("out of memory");
+			goto out;
+		}
 	}
 	if (check_only) {
 		json_object *j = config_to_json(vl.cfg);

@@ -42,6 +42,7 @@
 #include "fdtype.h"
 #include "held.h"
 #include "instance.h"
+#include "json-oom.h"
 #include "persist.h"
 #include "state.h"
 #include "update.h"
@@ -157,7 +158,9 @@ static struct held *find_primary(const struct held *h)
 	return i >= 0 && found ? prim.v[i] : NULL;
 }
 
-void persist_track(struct held *h)
+/* an fd adopted from the store at start-up (held_add with its id) is a primary unless the state
+ * recorded it as an alias */
+static void track_adopted(struct held *h)
 {
 	if (vl.fdstore && !h->alias_of)
 		prim_insert(h);
@@ -368,8 +371,13 @@ void persist_state_write(void)
 	if (vl.state_fd < 0 || frozen)
 		return;
 	r = build_doc(&doc);
-	if (r >= 0)
+	if (r >= 0) {
 		r = state_serialize(&doc, &buf, &len);
+		/* state.c is pure (no logging): its json-c allocation failures come back as -ENOMEM and
+		 * follow the daemon's policy here (docs/DESIGN.md "Out of memory (json-c)") */
+		if (r == -ENOMEM)
+			json_oom("state document");
+	}
 	doc_free(&doc);
 	if (r < 0) {
 		log_error("state: cannot serialise: %s", strerror(-r));
@@ -484,233 +492,303 @@ static void drop(int fd, const char *name, const char *why)
 	vl.dropped_fds++;
 }
 
-int persist_start(void)
+/* The fds systemd passed (LISTEN_FDS), sorted by name.  On failure, passed_done() closes what was not
+ * taken yet. */
+struct passed {
+	char **names;
+	int n;
+	struct candidate *cand; /* "h<id>": held fds from the store, adopted if the state lists them */
+	size_t n_cand;
+	int state_fd;		/* "state": the state memfd, or -EBADF */
+};
+
+static void passed_done(struct passed *p, bool failed)
 {
-	char **names = NULL;
-	struct candidate *cand = NULL;
-	size_t n_cand = 0;
-	int state_fd = -EBADF;
-	int n, r = 0;
-
-	vl.fdstore = getenv("NOTIFY_SOCKET") != NULL;
-	vl.state_fd = -EBADF;
-
-	n = sd_listen_fds_with_names(1, &names);
-	if (n < 0) {
-		log_error("LISTEN_FDS: %s", strerror(-n));
-		return n;
+	if (failed) {
+		for (size_t k = 0; k < p->n_cand; k++)
+			if (!p->cand[k].used)
+				safe_close(p->cand[k].fd);
+		p->state_fd = safe_close(p->state_fd);
 	}
-	cand = calloc(n > 0 ? (size_t)n : 1, sizeof(*cand));
-	if (!cand) {
-		r = -ENOMEM;
-		goto out;
+	free(p->cand);
+	if (p->names)
+		for (int i = 0; i < p->n; i++)
+			free(p->names[i]);
+	free(p->names);
+}
+
+/* A passed listening socket becomes vl.listen_fd (the first one; others are closed).  -EPROTOTYPE when
+ * it is not an AF_UNIX SOCK_SEQPACKET listener. */
+static int use_listener(int fd, const char *name, bool ok)
+{
+	int fl;
+
+	if (!ok) {
+		log_error("passed socket '%s' (fd %d) is not an AF_UNIX SOCK_SEQPACKET listener", name, fd);
+		return -EPROTOTYPE;
 	}
-	for (int i = 0; i < n; i++) {
-		int fd = SD_LISTEN_FDS_START + i;
-		const char *name = names && names[i] ? names[i] : "unknown";
+	if (vl.listen_fd >= 0) {
+		log_warning("ignoring extra listening socket '%s' (fd %d)", name, fd);
+		safe_close(fd);
+		return 0;
+	}
+	vl.listen_fd = fd;
+	vl.listen_activated = true;
+	fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	log_info("using the activated socket '%s' (fd %d)", name, fd);
+	return 0;
+}
+
+/* Sort LISTEN_FDS/LISTEN_FDNAMES: the listening socket (any name), "state", "h<id>"; anything else is
+ * dropped.  0 or -errno (fatal). */
+static int sort_passed(struct passed *p)
+{
+	p->n = sd_listen_fds_with_names(1, &p->names);
+	if (p->n < 0) {
+		log_error("LISTEN_FDS: %s", strerror(-p->n));
+		return p->n;
+	}
+	p->cand = calloc(p->n > 0 ? (size_t)p->n : 1, sizeof(*p->cand));
+	if (!p->cand)
+		return -ENOMEM;
+	for (int i = 0; i < p->n; i++) {
+		int fd = SD_LISTEN_FDS_START + i, r;
+		const char *name = p->names && p->names[i] ? p->names[i] : "unknown";
 		unsigned long long id;
 		char tail;
 		bool ok;
 
 		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-		if (strcmp(name, "state") == 0 && state_fd < 0) {
-			state_fd = fd;
+		if (strcmp(name, "state") == 0 && p->state_fd < 0) {
+			p->state_fd = fd;
 			continue;
 		}
 		if (sscanf(name, "h%llu%c", &id, &tail) == 1 && id > 0) {
-			cand[n_cand++] = (struct candidate){ .fd = fd, .id = id };
+			p->cand[p->n_cand++] = (struct candidate){ .fd = fd, .id = id };
 			continue;
 		}
 		if (is_listener(fd, &ok)) {
-			if (!ok) {
-				log_error("passed socket '%s' (fd %d) is not an AF_UNIX SOCK_SEQPACKET listener", name,
-					  fd);
-				r = -EPROTOTYPE;
-				goto out;
-			}
-			if (vl.listen_fd >= 0) {
-				log_warning("ignoring extra listening socket '%s' (fd %d)", name, fd);
-				safe_close(fd);
-				continue;
-			}
-			vl.listen_fd = fd;
-			vl.listen_activated = true;
-			int fl = fcntl(fd, F_GETFL);
-			if (fl >= 0)
-				(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-			log_info("using the activated socket '%s' (fd %d)", name, fd);
+			r = use_listener(fd, name, ok);
+			if (r < 0)
+				return r;
 			continue;
 		}
 		drop(fd, name, "unknown name");
 	}
+	return 0;
+}
 
-	if (state_fd >= 0) {
-		_cleanup_free_ char *buf = NULL;
-		struct state_doc doc = {};
-		size_t len = 0;
+/* The state's instances come back orphaned. */
+static int restore_instances(const struct state_doc *doc)
+{
+	for (size_t i = 0; i < doc->n_instances; i++) {
+		const struct state_instance *si = &doc->instances[i];
+		struct instance *inst;
 
-		r = read_state(state_fd, &buf, &len);
-		if (r >= 0)
-			r = state_parse(buf, len, &doc);
-		if (r < 0) {
-			log_error("state memfd unreadable (%s): dropping every stored fd", strerror(-r));
-			r = 0;
-		} else {
-			vl.state_len = len;
-			if (doc.next_id > vl.next_held_id)
-				vl.next_held_id = doc.next_id;
-			for (size_t i = 0; i < doc.n_instances; i++) {
-				struct state_instance *si = &doc.instances[i];
-				struct instance *inst;
-
-				if (instance_restore(si->name, si->pid, si->uid, si->gid, si->registered_us,
-						     si->orphaned ? si->orphaned_us : 0,
-						     si->orphaned ? "orphaned before restart" : "daemon restarted",
-						     &inst) < 0) {
-					r = -ENOMEM;
-					break;
-				}
-				vl.restored_instances++;
-			}
-			for (size_t i = 0; r >= 0 && i < doc.n_fds; i++) {
-				struct state_fd *sf = &doc.fds[i];
-				struct candidate *cd = NULL;
-				struct instance *inst = instance_find(sf->instance);
-				struct held *adopted;
-				struct stat st;
-				char nm[32];
-				int t;
-
-				if (sf->alias_of)
-					continue; /* second pass, below */
-				for (size_t k = 0; k < n_cand; k++)
-					if (!cand[k].used && cand[k].id == sf->id)
-						cd = &cand[k];
-				if (!cd && inst && fdtype_from_name(sf->type) >= 0 &&
-				    !persist_storable((enum vlud_fd_type)fdtype_from_name(sf->type))) {
-					log_info("state: fd h%llu (%s/%s), a %s, is not kept across a restart of vlud "
-						 "(only devices, memfds and eventfds go to the fd store)",
-						 (unsigned long long)sf->id, sf->instance, sf->name, sf->type);
-					vl.dropped_fds++;
-					continue;
-				}
-				if (!cd || !inst) {
-					log_warning("state: fd h%llu (%s/%s) is missing from the fd store",
-						    (unsigned long long)sf->id, sf->instance, sf->name);
-					vl.lost_fds++;
-					continue;
-				}
-				cd->used = true;
-				snprintf(nm, sizeof(nm), "h%llu", (unsigned long long)sf->id);
-				t = fdtype_detect(cd->fd, vl.vdpa_major, &st);
-				if (t < 0 || strcmp(fdtype_name(t), sf->type) != 0 || (uint64_t)st.st_dev != sf->dev ||
-				    (uint64_t)st.st_ino != sf->ino || (uint64_t)st.st_rdev != sf->rdev) {
-					char why[256];
-
-					snprintf(why, sizeof(why), "identity differs from the state's %s/%s (%s)",
-						 sf->instance, sf->name, sf->type);
-					drop(cd->fd, nm, why);
-					vl.lost_fds++;
-					continue;
-				}
-				r = held_add(inst, sf->name, cd->fd, t, &st, sf->id, sf->created_us, sf->device,
-					     sf->path, &adopted);
-				if (r < 0)
-					break;
-				persist_track(adopted);
-				vl.adopted_fds++;
-			}
-			/* aliases: a dup of the adopted fd they share their file with */
-			for (size_t i = 0; r >= 0 && i < doc.n_fds; i++) {
-				struct state_fd *sf = &doc.fds[i];
-				struct instance *inst = instance_find(sf->instance);
-				struct held *p = sf->alias_of ? held_find_id(sf->alias_of) : NULL;
-				struct stat st;
-				int fd, t;
-
-				if (!sf->alias_of)
-					continue;
-				if (!p || !inst) {
-					log_warning("state: fd h%llu (%s/%s) was an alias of h%llu, which is gone",
-						    (unsigned long long)sf->id, sf->instance, sf->name,
-						    (unsigned long long)sf->alias_of);
-					vl.lost_fds++;
-					continue;
-				}
-				fd = fcntl(p->fd, F_DUPFD_CLOEXEC, 3);
-				if (fd < 0) {
-					r = -errno;
-					break;
-				}
-				t = fdtype_detect(fd, vl.vdpa_major, &st);
-				if (t < 0 || strcmp(fdtype_name(t), sf->type) != 0 || (uint64_t)st.st_dev != sf->dev ||
-				    (uint64_t)st.st_ino != sf->ino || (uint64_t)st.st_rdev != sf->rdev) {
-					log_warning("state: alias h%llu (%s/%s) does not match h%llu: dropped",
-						    (unsigned long long)sf->id, sf->instance, sf->name,
-						    (unsigned long long)sf->alias_of);
-					safe_close(fd);
-					vl.lost_fds++;
-					continue;
-				}
-				r = held_add(inst, sf->name, fd, t, &st, sf->id, sf->created_us, sf->device, sf->path,
-					     &p);
-				if (r < 0)
-					break;
-				p->alias_of = sf->alias_of;
-				vl.adopted_fds++;
-			}
-			/* live updates the previous vlud was running, and the last verdicts (issue 5) */
-			if (r >= 0)
-				update_restore(&doc);
-		}
-		state_doc_done(&doc);
-		if (r < 0)
-			goto out;
+		if (instance_restore(si->name, si->pid, si->uid, si->gid, si->registered_us,
+				     si->orphaned ? si->orphaned_us : 0,
+				     si->orphaned ? "orphaned before restart" : "daemon restarted", &inst) < 0)
+			return -ENOMEM;
+		vl.restored_instances++;
 	}
-	for (size_t k = 0; k < n_cand; k++)
-		if (!cand[k].used) {
+	return 0;
+}
+
+/* Is fd what the state recorded (type, and fstat identity dev, ino, rdev)?  Its type in *ret_type. */
+static bool same_identity(int fd, const struct state_fd *sf, struct stat *st, int *ret_type)
+{
+	int t = fdtype_detect(fd, vl.vdpa_major, st);
+
+	if (t < 0 || strcmp(fdtype_name(t), sf->type) != 0 || (uint64_t)st->st_dev != sf->dev ||
+	    (uint64_t)st->st_ino != sf->ino || (uint64_t)st->st_rdev != sf->rdev)
+		return false;
+	*ret_type = t;
+	return true;
+}
+
+/* The state's stored held fds (not aliases): adopted from the candidates if their identity matches,
+ * else dropped; a state entry without its fd is lost.  0 or -errno (fatal). */
+static int adopt_stored(const struct state_doc *doc, struct passed *p)
+{
+	for (size_t i = 0; i < doc->n_fds; i++) {
+		const struct state_fd *sf = &doc->fds[i];
+		struct candidate *cd = NULL;
+		struct instance *inst = instance_find(sf->instance);
+		struct held *adopted;
+		struct stat st;
+		char nm[32];
+		int t, r;
+
+		if (sf->alias_of)
+			continue; /* adopt_aliases(), once every stored fd is in */
+		for (size_t k = 0; k < p->n_cand; k++)
+			if (!p->cand[k].used && p->cand[k].id == sf->id)
+				cd = &p->cand[k];
+		if (!cd && inst && fdtype_from_name(sf->type) >= 0 &&
+		    !persist_storable((enum vlud_fd_type)fdtype_from_name(sf->type))) {
+			log_info("state: fd h%llu (%s/%s), a %s, is not kept across a restart of vlud (only devices, "
+				 "memfds and eventfds go to the fd store)",
+				 (unsigned long long)sf->id, sf->instance, sf->name, sf->type);
+			vl.dropped_fds++;
+			continue;
+		}
+		if (!cd || !inst) {
+			log_warning("state: fd h%llu (%s/%s) is missing from the fd store", (unsigned long long)sf->id,
+				    sf->instance, sf->name);
+			vl.lost_fds++;
+			continue;
+		}
+		cd->used = true;
+		snprintf(nm, sizeof(nm), "h%llu", (unsigned long long)sf->id);
+		if (!same_identity(cd->fd, sf, &st, &t)) {
+			char why[256];
+
+			snprintf(why, sizeof(why), "identity differs from the state's %s/%s (%s)", sf->instance,
+				 sf->name, sf->type);
+			drop(cd->fd, nm, why);
+			vl.lost_fds++;
+			continue;
+		}
+		r = held_add(inst, sf->name, cd->fd, t, &st, sf->id, sf->created_us, sf->device, sf->path, &adopted);
+		if (r < 0)
+			return r;
+		track_adopted(adopted);
+		vl.adopted_fds++;
+	}
+	return 0;
+}
+
+/* The state's aliases: each a dup of the adopted fd it shares its file with.  0 or -errno (fatal). */
+static int adopt_aliases(const struct state_doc *doc)
+{
+	for (size_t i = 0; i < doc->n_fds; i++) {
+		const struct state_fd *sf = &doc->fds[i];
+		struct instance *inst = instance_find(sf->instance);
+		struct held *p = sf->alias_of ? held_find_id(sf->alias_of) : NULL;
+		struct stat st;
+		int fd, t, r;
+
+		if (!sf->alias_of)
+			continue;
+		if (!p || !inst) {
+			log_warning("state: fd h%llu (%s/%s) was an alias of h%llu, which is gone",
+				    (unsigned long long)sf->id, sf->instance, sf->name,
+				    (unsigned long long)sf->alias_of);
+			vl.lost_fds++;
+			continue;
+		}
+		fd = fcntl(p->fd, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0)
+			return -errno;
+		if (!same_identity(fd, sf, &st, &t)) {
+			log_warning("state: alias h%llu (%s/%s) does not match h%llu: dropped",
+				    (unsigned long long)sf->id, sf->instance, sf->name, (unsigned long long)sf->alias_of);
+			safe_close(fd);
+			vl.lost_fds++;
+			continue;
+		}
+		r = held_add(inst, sf->name, fd, t, &st, sf->id, sf->created_us, sf->device, sf->path, &p);
+		if (r < 0)
+			return r;
+		p->alias_of = sf->alias_of;
+		vl.adopted_fds++;
+	}
+	return 0;
+}
+
+/* Restore from the passed state memfd: instances, held fds, the live updates the previous vlud was
+ * running and the last verdicts (issue 5).  An unreadable state is not fatal: every stored fd is then
+ * dropped (drop_unclaimed()).  0 or -errno (fatal). */
+static int restore_from_state(struct passed *p)
+{
+	_cleanup_free_ char *buf = NULL;
+	struct state_doc doc = {};
+	size_t len = 0;
+	int r;
+
+	r = read_state(p->state_fd, &buf, &len);
+	if (r >= 0)
+		r = state_parse(buf, len, &doc);
+	if (r < 0) {
+		log_error("state memfd unreadable (%s): dropping every stored fd", strerror(-r));
+		state_doc_done(&doc);
+		return 0;
+	}
+	vl.state_len = len;
+	if (doc.next_id > vl.next_held_id)
+		vl.next_held_id = doc.next_id;
+	r = restore_instances(&doc);
+	if (r >= 0)
+		r = adopt_stored(&doc, p);
+	if (r >= 0)
+		r = adopt_aliases(&doc);
+	if (r >= 0)
+		update_restore(&doc);
+	state_doc_done(&doc);
+	return r;
+}
+
+/* Stored fds the state does not list (or that restore_from_state() did not take) leave the store. */
+static void drop_unclaimed(struct passed *p)
+{
+	for (size_t k = 0; k < p->n_cand; k++)
+		if (!p->cand[k].used) {
 			char nm[32];
 
-			snprintf(nm, sizeof(nm), "h%llu", (unsigned long long)cand[k].id);
-			drop(cand[k].fd, nm, "not in the state");
-			cand[k].used = true;
+			snprintf(nm, sizeof(nm), "h%llu", (unsigned long long)p->cand[k].id);
+			drop(p->cand[k].fd, nm, "not in the state");
+			p->cand[k].used = true;
 		}
+}
 
-	if (vl.fdstore) {
-		if (state_fd < 0) {
-			state_fd = memfd_create("vlud-state", MFD_CLOEXEC);
-			if (state_fd < 0) {
-				r = -errno;
-				log_error("memfd_create: %m");
-				goto out;
-			}
-			vl.state_len = 0;
-			r = sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME=state\nFDPOLL=0", &state_fd, 1);
-			if (r <= 0)
-				log_warning("fd store: storing the state memfd: %s",
-					    r < 0 ? strerror(-r) : "NOTIFY_SOCKET not set");
-			r = 0;
-		}
-		vl.state_fd = TAKE_FD(state_fd);
-		persist_state_write();
-	} else if (state_fd >= 0) {
-		/* adopted without a store to keep it in: nothing to update */
-		state_fd = safe_close(state_fd);
+/* With the fd store: keep the passed state memfd, or create and store a new one, and write the state
+ * into it.  Without: a passed one is closed (nothing to keep it in).  0 or -errno (fatal). */
+static int setup_state_memfd(struct passed *p)
+{
+	int r;
+
+	if (!vl.fdstore) {
+		p->state_fd = safe_close(p->state_fd);
+		return 0;
 	}
-	if (n > 0)
+	if (p->state_fd < 0) {
+		p->state_fd = memfd_create("vlud-state", MFD_CLOEXEC);
+		if (p->state_fd < 0) {
+			r = -errno;
+			log_error("memfd_create: %m");
+			return r;
+		}
+		vl.state_len = 0;
+		r = sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME=state\nFDPOLL=0", &p->state_fd, 1);
+		if (r <= 0)
+			log_warning("fd store: storing the state memfd: %s",
+				    r < 0 ? strerror(-r) : "NOTIFY_SOCKET not set");
+	}
+	vl.state_fd = TAKE_FD(p->state_fd);
+	persist_state_write();
+	return 0;
+}
+
+int persist_start(void)
+{
+	struct passed p = { .state_fd = -EBADF };
+	int r;
+
+	vl.fdstore = getenv("NOTIFY_SOCKET") != NULL;
+	vl.state_fd = -EBADF;
+
+	r = sort_passed(&p);
+	if (r >= 0 && p.state_fd >= 0)
+		r = restore_from_state(&p);
+	if (r >= 0) {
+		drop_unclaimed(&p);
+		r = setup_state_memfd(&p);
+	}
+	if (r >= 0 && p.n > 0)
 		log_info("start-up: %u instances restored, %u fds adopted, %u dropped, %u lost", vl.restored_instances,
 			 vl.adopted_fds, vl.dropped_fds, vl.lost_fds);
-out:
-	if (r < 0) {
-		for (size_t k = 0; k < n_cand; k++)
-			if (!cand[k].used)
-				safe_close(cand[k].fd);
-		safe_close(state_fd);
-	}
-	free(cand);
-	if (names)
-		for (int i = 0; i < n; i++)
-			free(names[i]);
-	free(names);
+	passed_done(&p, r < 0);
 	return r;
 }

@@ -28,8 +28,6 @@ bool persist_storable(enum vlud_fd_type t);
 void persist_fd_add(struct held *h);
 void persist_fd_remove(struct held *h);
 
-/* Adoption by other modules (none yet): a held fd added with an explicit id that is in the store. */
-void persist_track(struct held *h);
 /* free bookkeeping at exit */
 void persist_done(void);
 

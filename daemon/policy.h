@@ -27,10 +27,11 @@ struct peer_cred {
 unsigned policy_roles(const struct vlud_config *c, const struct peer_cred *p);
 /* union of fd_types bits over the peer's VMM rules */
 unsigned policy_fd_types(const struct vlud_config *c, const struct peer_cred *p);
-/* largest max_fds over the peer's VMM rules (0 if none) */
+/* largest max_fds over the peer's VMM rules (0 if none), capped at limits.max_fds_per_instance */
 unsigned policy_max_fds(const struct vlud_config *c, const struct peer_cred *p);
-/* Is `device` (as the client wrote it) listed for this peer?  A path is also allowed when a listed
- * vdpa name resolves to it (resolved_path: the node a listed name resolves to, checked by the caller). */
+/* Is `device` (as the client wrote it) listed verbatim in one of the peer's VMM rules?  A path that a
+ * listed vdpa name resolves to is allowed too: the caller checks that with policy_foreach_peer_device()
+ * (device.open, daemon/commands.c), since resolving a name reads sysfs. */
 bool policy_device_listed(const struct vlud_config *c, const struct peer_cred *p, const char *device);
 /* Call fn for every device entry listed in the peer's VMM rules (stops when fn returns true). */
 bool policy_foreach_peer_device(const struct vlud_config *c, const struct peer_cred *p,

@@ -77,8 +77,7 @@ struct vlud {
 	struct list conns; /* struct conn.link */
 	unsigned n_conns;
 	uint64_t next_conn_id;
-	ev_idle reaper; /* frees dead connections outside of their callbacks */
-	struct list dead_conns;
+	ev_idle reaper; /* frees dead connections (still in conns, marked dead) outside of their callbacks */
 
 	struct list instances; /* struct instance.link */
 	unsigned n_instances;

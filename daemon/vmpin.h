@@ -13,7 +13,7 @@
 /* *ret_pin_kb / *ret_lck_kb (either may be NULL).  -ENOENT: no such process; -ENODATA: no VmPin line
  * (a kernel thread or a zombie). */
 int vmpin_read(pid_t pid, int64_t *ret_pin_kb, int64_t *ret_lck_kb);
-/* Parse the text of a status file (pure; for tests). */
+/* Parse the text of a status file (pure; tests/unit/test-vmpin.c).  Outputs untouched on failure. */
 int vmpin_parse(const char *status, int64_t *ret_pin_kb, int64_t *ret_lck_kb);
 
 /* soft RLIMIT_MEMLOCK of pid in bytes (UINT64_MAX = unlimited) */

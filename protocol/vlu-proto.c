@@ -292,7 +292,7 @@ _printf_(3, 4) static void set_err(char *errbuf, size_t errlen, const char *fmt,
 	va_end(ap);
 }
 
-static const char *arg_type_name(enum vlu_arg_type t)
+const char *vlu_arg_type_name(enum vlu_arg_type t)
 {
 	switch (t) {
 	case VLU_ARG_STRING:
@@ -300,17 +300,17 @@ static const char *arg_type_name(enum vlu_arg_type t)
 	case VLU_ARG_NAME:
 		return "name";
 	case VLU_ARG_INT:
-		return "integer";
+		return "int";
 	case VLU_ARG_BOOL:
-		return "boolean";
+		return "bool";
 	case VLU_ARG_NAME_ARRAY:
-		return "array of names";
+		return "[name]";
 	case VLU_ARG_STRING_ARRAY:
-		return "array of strings";
+		return "[string]";
 	case VLU_ARG_OBJECT:
 		return "object";
 	case VLU_ARG_OBJECT_ARRAY:
-		return "array of objects";
+		return "[object]";
 	}
 	return "?";
 }
@@ -416,7 +416,7 @@ static int check_arg(const struct vlu_arg *a, json_object *v, char *errbuf, size
 	}
 	}
 wrong_type:
-	set_err(errbuf, errlen, "argument '%s' must be of type %s", a->name, arg_type_name(a->type));
+	set_err(errbuf, errlen, "argument '%s' must be of type %s", a->name, vlu_arg_type_name(a->type));
 	return -EINVAL;
 }
 
@@ -561,6 +561,30 @@ int vlu_request_parse(json_object *msg, const char **ret_execute, json_object **
 
 /* ---- builders ---- */
 
+/* o[key] = v, v just allocated: -ENOMEM when its allocation (v NULL) or the add failed (v freed), so that
+ * a builder returns NULL rather than an object with a null where a member should be */
+static int add_new(json_object *o, const char *key, json_object *v)
+{
+	if (!v)
+		return -ENOMEM;
+	if (json_object_object_add(o, key, v) < 0) {
+		json_object_put(v);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int append_new(json_object *a, json_object *v)
+{
+	if (!v)
+		return -ENOMEM;
+	if (json_object_array_add(a, v) < 0) {
+		json_object_put(v);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 json_object *vlu_reply_return(json_object *ret, json_object *id)
 {
 	json_object *r = json_object_new_object();
@@ -572,9 +596,10 @@ json_object *vlu_reply_return(json_object *ret, json_object *id)
 		if (!ret)
 			goto fail;
 	}
-	if (json_object_object_add(r, "return", TAKE_PTR(ret)) < 0)
+	if (json_object_object_add(r, "return", ret) < 0)
 		goto fail;
-	if (id && json_object_object_add(r, "id", json_object_get(id)) < 0)
+	ret = NULL; /* r's */
+	if (id && add_new(r, "id", json_object_get(id)) < 0)
 		goto fail;
 	return r;
 fail:
@@ -649,10 +674,10 @@ json_object *vlu_reply_error(enum vlu_error_class cls, const char *desc, json_ob
 		json_object_put(e);
 		return NULL;
 	}
-	if (json_object_object_add(e, "class", json_object_new_string(vlu_error_class_name(cls))) < 0 ||
-	    json_object_object_add(e, "desc", json_object_new_string(clean)) < 0)
+	if (add_new(e, "class", json_object_new_string(vlu_error_class_name(cls))) < 0 ||
+	    add_new(e, "desc", json_object_new_string(clean)) < 0)
 		return NULL;
-	if (id && json_object_object_add(r, "id", json_object_get(id)) < 0)
+	if (id && add_new(r, "id", json_object_get(id)) < 0)
 		return NULL;
 	return TAKE_PTR(r);
 }
@@ -673,10 +698,11 @@ json_object *vlu_event_new(const char *name, json_object *data)
 		if (!data)
 			return NULL;
 	}
-	if (json_object_object_add(ev, "event", json_object_new_string(name)) < 0)
+	if (add_new(ev, "event", json_object_new_string(name)) < 0)
 		goto fail;
-	if (json_object_object_add(ev, "data", TAKE_PTR(data)) < 0)
+	if (json_object_object_add(ev, "data", data) < 0)
 		goto fail;
+	data = NULL; /* ev's */
 	clock_gettime(CLOCK_REALTIME, &now);
 	ts = json_object_new_object();
 	if (!ts)
@@ -685,8 +711,8 @@ json_object *vlu_event_new(const char *name, json_object *data)
 		json_object_put(ts);
 		return NULL;
 	}
-	if (json_object_object_add(ts, "seconds", json_object_new_int64((int64_t)now.tv_sec)) < 0 ||
-	    json_object_object_add(ts, "microseconds", json_object_new_int64((int64_t)(now.tv_nsec / 1000))) < 0)
+	if (add_new(ts, "seconds", json_object_new_int64((int64_t)now.tv_sec)) < 0 ||
+	    add_new(ts, "microseconds", json_object_new_int64((int64_t)(now.tv_nsec / 1000))) < 0)
 		return NULL;
 	return TAKE_PTR(ev);
 fail:
@@ -716,10 +742,10 @@ json_object *vlu_greeting_new(const char *package, const char *const *capabiliti
 		json_object_put(ver);
 		return NULL;
 	}
-	if (json_object_object_add(ver, "major", json_object_new_int(VLU_PROTO_MAJOR)) < 0 ||
-	    json_object_object_add(ver, "minor", json_object_new_int(VLU_PROTO_MINOR)) < 0 ||
-	    json_object_object_add(ver, "micro", json_object_new_int(VLU_PROTO_MICRO)) < 0 ||
-	    json_object_object_add(ver, "package", json_object_new_string(package ? package : "")) < 0)
+	if (add_new(ver, "major", json_object_new_int(VLU_PROTO_MAJOR)) < 0 ||
+	    add_new(ver, "minor", json_object_new_int(VLU_PROTO_MINOR)) < 0 ||
+	    add_new(ver, "micro", json_object_new_int(VLU_PROTO_MICRO)) < 0 ||
+	    add_new(ver, "package", json_object_new_string(package ? package : "")) < 0)
 		return NULL;
 	caps = json_object_new_array();
 	if (!caps)
@@ -729,7 +755,7 @@ json_object *vlu_greeting_new(const char *package, const char *const *capabiliti
 		return NULL;
 	}
 	for (size_t i = 0; capabilities && capabilities[i]; i++)
-		if (json_object_array_add(caps, json_object_new_string(capabilities[i])) < 0)
+		if (append_new(caps, json_object_new_string(capabilities[i])) < 0)
 			return NULL;
 	return TAKE_PTR(g);
 }

@@ -140,6 +140,9 @@ extern const struct vlu_command vlu_commands[_VLU_CMD_MAX];
 
 const struct vlu_command *vlu_command_find(const char *name);
 
+/* An argument type as docs/PROTOCOL.md section 7 writes it ("int", "[name]", ...), for help and errors. */
+const char *vlu_arg_type_name(enum vlu_arg_type t);
+
 /* Check a request's arguments (may be NULL = {}) and fd count against the table entry, before any side
  * effect: unknown keys, missing required keys, wrong types, out-of-range values, fd count mismatch.
  * Returns 0 or a negative errno, with a human description in errbuf; the class is InvalidArgument
@@ -156,7 +159,8 @@ int vlu_request_parse(json_object *msg, const char **ret_execute, json_object **
  * when vlu_request_parse() failed, so that an error reply can still echo the id. */
 json_object *vlu_request_id(json_object *msg);
 
-/* Builders.  They take ownership of ret/data; id is borrowed (copied by reference count). */
+/* Builders.  They take ownership of ret/data (also on failure); id is borrowed (copied by reference count).
+ * NULL when an allocation failed (or vlu_event_new's name is NULL), never a partly built object. */
 json_object *vlu_reply_return(json_object *ret, json_object *id);
 json_object *vlu_reply_error(enum vlu_error_class cls, const char *desc, json_object *id);
 json_object *vlu_event_new(const char *name, json_object *data);

@@ -72,6 +72,7 @@ check:
 		"$(MAKE) --no-print-directory SANITIZE=1 O=$(CHECK_SAN_O) all" \
 		"$(MAKE) --no-print-directory SANITIZE=1 O=$(CHECK_SAN_O) check-host" \
 		"$(MAKE) --no-print-directory SANITIZE=0 O=$(O) vm-check" \
+		"$(MAKE) --no-print-directory -s SANITIZE=0 O=$(O) bench-quick" \
 		"$(MAKE) --no-print-directory -s SANITIZE=0 O=$(O) vm-selftest"
 
 .PHONY: check check-host check-san

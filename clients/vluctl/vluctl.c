@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * vluctl - operator CLI of vlud.  Talks to the daemon through libvlu; the
- * command list of `help` comes from the protocol's command table.
+ * vluctl - operator CLI of vlud.  Talks to the daemon through libvlu.  Its
+ * own commands are one table (verbs[], at the end: name, argument counts,
+ * function, synopsis, help) that dispatch, usage errors and --help all read;
+ * the protocol command list of `help` comes from the protocol's table.
  *
  * Exit codes: 0 ok, 1 error reply from the daemon (or another failure),
  * 2 usage, 3 cannot connect / connection lost, 4 timeout.
@@ -33,65 +35,8 @@ static bool arg_json;
 static int arg_timeout = VLU_DEFAULT_TIMEOUT_MS;
 static bool arg_timeout_given; /* --timeout was on the command line (update start: overrides the derived wait) */
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: vluctl [--socket PATH] [--json] [--timeout MS] COMMAND [ARGS...]\n"
-		"\n"
-		"Operator CLI of vlud, the vDPA live-update supervisor.\n"
-		"\n"
-		"Commands:\n"
-		"  status                    daemon status\n"
-		"  instances                 list instances\n"
-		"  devices                   list configured devices\n"
-		"  fds [INSTANCE]            list held fds (all visible, or one instance's)\n"
-		"  events [--follow] [--count N] [--instance NAME]\n"
-		"                            print events as they arrive: until N (default 1) arrived,\n"
-		"                            or with --follow until the daemon goes away\n"
-		"  release NAME              release an instance (closes its held fds)\n"
-		"  update start INSTANCE --mode exec|transfer [--path auto|A|B|C] [--binary PATH]\n"
-		"         [--arg ARG]... [--successor-pid PID] [--allow-disruptive] [--no-wait]\n"
-		"                            live-update an instance: phases on stderr as they happen,\n"
-		"                            then the verdict (exit 0 only if the result is ok)\n"
-		"  update status INSTANCE    the running update of an instance, and the last verdict\n"
-		"  update abort INSTANCE     roll back the running update of an instance now\n"
-		"  call COMMAND [JSON-ARGS]  send one raw request, print its return as JSON\n"
-		"  help                      this text and the daemon's command table\n"
-		"\n"
-		"Options:\n"
-		"  -s, --socket PATH   daemon socket (default $VLUD_SOCKET, else %s)\n"
-		"  -j, --json          print the raw JSON return (errors as {\"error\":{...}})\n"
-		"  -t, --timeout MS    per-request timeout in ms (default %d; <0 none)\n"
-		"  -h, --help          this text\n"
-		"\n"
-		"Exit status: 0 ok, 1 error reply from the daemon (update start: the update failed,\n"
-		"was rolled back or refused), 2 usage error, 3 cannot connect (or connection lost),\n"
-		"4 timeout.\n",
-		VLU_DEFAULT_SOCKET, VLU_DEFAULT_TIMEOUT_MS);
-}
-
-static const char *type_name(enum vlu_arg_type t)
-{
-	switch (t) {
-	case VLU_ARG_STRING:
-		return "string";
-	case VLU_ARG_NAME:
-		return "name";
-	case VLU_ARG_INT:
-		return "int";
-	case VLU_ARG_BOOL:
-		return "bool";
-	case VLU_ARG_NAME_ARRAY:
-		return "[name]";
-	case VLU_ARG_STRING_ARRAY:
-		return "[string]";
-	case VLU_ARG_OBJECT:
-		return "object";
-	case VLU_ARG_OBJECT_ARRAY:
-		return "[object]";
-	}
-	return "?";
-}
+/* the synopsis of a verb (the table at the end) on stderr; EXIT_USAGE */
+static int verb_usage(const char *group, const char *name);
 
 static void perm_string(unsigned perm, char *buf, size_t len)
 {
@@ -126,8 +71,8 @@ static void help_commands(void)
 
 			if (a->type != VLU_ARG_BOOL && a->type != VLU_ARG_OBJECT)
 				snprintf(range, sizeof(range), "(%" PRId64 "..%" PRId64 ")", a->min, a->max);
-			printf("  %-18s   %s%s: %s%s  %s\n", "", a->name, a->required ? "" : "?", type_name(a->type),
-			       range, a->help);
+			printf("  %-18s   %s%s: %s%s  %s\n", "", a->name, a->required ? "" : "?",
+			       vlu_arg_type_name(a->type), range, a->help);
 		}
 	}
 }
@@ -380,7 +325,7 @@ static int simple(const char *command, json_object *args, const char *list_key, 
 	return EXIT_OK;
 }
 
-static int cmd_call(int argc, char **argv)
+static int verb_call(int argc, char **argv)
 {
 	_cleanup_json_ json_object *args = NULL, *ret = NULL;
 	_cleanup_free_ int *fds = NULL;
@@ -388,10 +333,6 @@ static int cmd_call(int argc, char **argv)
 	size_t nfds = 0;
 	int r, ex;
 
-	if (argc < 2 || argc > 3) {
-		fprintf(stderr, "vluctl: usage: call COMMAND [JSON-ARGS]\n");
-		return EXIT_USAGE;
-	}
 	if (argc == 3) {
 		r = vlu_json_parse(argv[2], strlen(argv[2]), VLU_DEFAULT_MAX_DEPTH, &args);
 		if (r < 0) {
@@ -510,7 +451,7 @@ static void on_event(struct vlu *v, const char *name, json_object *event, void *
 	fflush(stdout);
 }
 
-static int cmd_events(int argc, char **argv)
+static int verb_events(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "follow", no_argument, NULL, 'f' },
@@ -559,10 +500,8 @@ static int cmd_events(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr, "vluctl: usage: events [--follow] [--count N] [--instance NAME]\n");
-		return EXIT_USAGE;
-	}
+	if (optind != argc)
+		return verb_usage(NULL, "events");
 
 	ex = do_connect(&v);
 	if (ex != EXIT_OK)
@@ -652,7 +591,7 @@ static char *ms_string(json_object *v)
 			s = NULL;
 		return s;
 	}
-	return value_string(v ? v : NULL);
+	return value_string(v);
 }
 
 static void print_row(const char *label, const char *value)
@@ -793,16 +732,7 @@ static void on_update_event(struct vlu *v, const char *name, json_object *event,
 	fflush(stderr);
 }
 
-static int update_usage(void)
-{
-	fprintf(stderr, "vluctl: usage: update start INSTANCE --mode exec|transfer [--path auto|A|B|C]\n"
-			"         [--binary PATH] [--arg ARG]... [--successor-pid PID] [--allow-disruptive] [--no-wait]\n"
-			"       update status INSTANCE\n"
-			"       update abort INSTANCE\n");
-	return EXIT_USAGE;
-}
-
-static int cmd_update_start(int argc, char **argv)
+static int verb_update_start(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "mode", required_argument, NULL, 'm' },
@@ -870,11 +800,11 @@ static int cmd_update_start(int argc, char **argv)
 			arg_json = true;
 			break;
 		default:
-			return update_usage();
+			return verb_usage("update", "start");
 		}
 	}
 	if (optind + 1 != argc)
-		return update_usage();
+		return verb_usage("update", "start");
 	instance = argv[optind];
 	if (!vlu_name_valid(instance)) {
 		fprintf(stderr, "vluctl: invalid instance name: %s\n", instance);
@@ -978,82 +908,318 @@ static int cmd_update_start(int argc, char **argv)
 	return ex;
 }
 
-static int cmd_update(int argc, char **argv)
+/* update.status / update.abort of the instance argv[1]: EXIT_OK with *ret, or the exit status */
+static int update_call(const char *command, const char *instance, json_object **ret)
 {
-	_cleanup_json_ json_object *args = NULL, *ret = NULL;
-	const char *sub, *command;
+	_cleanup_json_ json_object *args = NULL;
 	struct vlu *v = NULL;
 	int r, ex;
 
-	if (argc < 2)
-		return update_usage();
-	sub = argv[1];
-	if (strcmp(sub, "start") == 0)
-		return cmd_update_start(argc - 1, argv + 1);
-	if (strcmp(sub, "status") == 0)
-		command = "update.status";
-	else if (strcmp(sub, "abort") == 0)
-		command = "update.abort";
-	else
-		return update_usage();
-	if (argc != 3)
-		return update_usage();
-	if (!vlu_name_valid(argv[2])) {
-		fprintf(stderr, "vluctl: invalid instance name: %s\n", argv[2]);
+	if (!vlu_name_valid(instance)) {
+		fprintf(stderr, "vluctl: invalid instance name: %s\n", instance);
 		return EXIT_USAGE;
 	}
 	args = json_object_new_object();
 	if (!args)
 		return EXIT_ERROR;
-	json_object_object_add(args, "instance", json_object_new_string(argv[2]));
+	json_object_object_add(args, "instance", json_object_new_string(instance));
 	ex = do_connect(&v);
 	if (ex != EXIT_OK)
 		return ex;
-	r = vlu_call(v, command, args, NULL, 0, arg_timeout, &ret, NULL, NULL);
-	if (r < 0) {
+	r = vlu_call(v, command, args, NULL, 0, arg_timeout, ret, NULL, NULL);
+	if (r < 0)
 		ex = report_failure(v, command, r);
-		vlu_close(v);
-		return ex;
-	}
 	vlu_close(v);
+	return ex;
+}
+
+static int verb_update_status(int argc, char **argv)
+{
+	_cleanup_json_ json_object *ret = NULL;
+	json_object *run, *last, *maps;
+	char buf[512];
+	int ex;
+
+	ex = update_call("update.status", argv[1], &ret);
+	if (ex != EXIT_OK)
+		return ex;
 	if (arg_json) {
 		print_json(ret);
 		return EXIT_OK;
 	}
-	if (strcmp(sub, "status") == 0) {
-		json_object *run = jget(ret, "running"), *last = jget(ret, "last"), *maps = jget(ret, "mappings");
-		char buf[512];
+	run = jget(ret, "running");
+	last = jget(ret, "last");
+	maps = jget(ret, "mappings");
+	print_row("instance", jstr(ret, "instance"));
+	print_row("mappings", maps && json_object_is_type(maps, json_type_array)
+				      ? (snprintf(buf, sizeof(buf), "%zu declared", json_object_array_length(maps)), buf)
+				      : "none declared");
+	if (run) {
+		json_object *t = jget(run, "t_ms"), *ph = jget(run, "phases");
 
-		print_row("instance", jstr(ret, "instance"));
-		print_row("mappings", maps && json_object_is_type(maps, json_type_array)
-					      ? (snprintf(buf, sizeof(buf), "%zu declared", json_object_array_length(maps)), buf)
-					      : "none declared");
-		if (run) {
-			json_object *t = jget(run, "t_ms"), *ph = jget(run, "phases");
-
-			snprintf(buf, sizeof(buf), "update %s, %s mode, path %s (%s), phase %s, %.3f ms so far",
-				 json_object_get_string(jget(run, "id")), jstr(run, "mode") ?: "?", jstr(run, "path") ?: "?",
-				 jstr(run, "path_reason") ?: "-", jstr(run, "phase") ?: "?", t ? json_object_get_double(t) : 0.0);
-			print_row("running", buf);
-			if (ph && json_object_is_type(ph, json_type_array) && json_object_array_length(ph) > 0) {
-				printf("phases so far:\n");
-				print_phases(ph);
-			}
-		} else
-			print_row("running", "no update is running");
-		if (last) {
-			printf("last update:\n");
-			print_verdict(last);
-		} else
-			print_row("last update", "none");
-	} else {
-		json_object *last = jget(ret, "last");
-
-		printf("aborted update %s of %s\n", json_object_get_string(jget(ret, "id")), argv[2]);
-		if (last && json_object_get_uint64(jget(last, "id")) == json_object_get_uint64(jget(ret, "id")))
-			print_verdict(last);
-	}
+		snprintf(buf, sizeof(buf), "update %s, %s mode, path %s (%s), phase %s, %.3f ms so far",
+			 json_object_get_string(jget(run, "id")), jstr(run, "mode") ?: "?", jstr(run, "path") ?: "?",
+			 jstr(run, "path_reason") ?: "-", jstr(run, "phase") ?: "?", t ? json_object_get_double(t) : 0.0);
+		print_row("running", buf);
+		if (ph && json_object_is_type(ph, json_type_array) && json_object_array_length(ph) > 0) {
+			printf("phases so far:\n");
+			print_phases(ph);
+		}
+	} else
+		print_row("running", "no update is running");
+	if (last) {
+		printf("last update:\n");
+		print_verdict(last);
+	} else
+		print_row("last update", "none");
 	return EXIT_OK;
+}
+
+static int verb_update_abort(int argc, char **argv)
+{
+	_cleanup_json_ json_object *ret = NULL;
+	json_object *last;
+	int ex;
+
+	ex = update_call("update.abort", argv[1], &ret);
+	if (ex != EXIT_OK)
+		return ex;
+	if (arg_json) {
+		print_json(ret);
+		return EXIT_OK;
+	}
+	last = jget(ret, "last");
+	printf("aborted update %s of %s\n", json_object_get_string(jget(ret, "id")), argv[1]);
+	if (last && json_object_get_uint64(jget(last, "id")) == json_object_get_uint64(jget(ret, "id")))
+		print_verdict(last);
+	return EXIT_OK;
+}
+
+/* ---------------------------------------------------------------- simple verbs */
+
+static int verb_status(int argc, char **argv)
+{
+	return simple("status", NULL, NULL, NULL);
+}
+
+static int verb_instances(int argc, char **argv)
+{
+	static const char *const pref[] = { "name", "state", "pid", "uid", NULL };
+
+	return simple("instance.list", NULL, "instances", pref);
+}
+
+static int verb_devices(int argc, char **argv)
+{
+	static const char *const pref[] = { "name", "path", "holder", "status", NULL };
+
+	return simple("device.list", NULL, "devices", pref);
+}
+
+static int verb_fds(int argc, char **argv)
+{
+	static const char *const pref[] = { "instance", "name", "type", "dev", "ino", "rdev", "age_ms", NULL };
+	_cleanup_json_ json_object *args = json_object_new_object();
+
+	if (!args)
+		return EXIT_ERROR;
+	if (argc == 2) {
+		if (!vlu_name_valid(argv[1])) {
+			fprintf(stderr, "vluctl: invalid instance name: %s\n", argv[1]);
+			return EXIT_USAGE;
+		}
+		json_object_object_add(args, "instance", json_object_new_string(argv[1]));
+	}
+	return simple("fd.list", args, "fds", pref);
+}
+
+static int verb_release(int argc, char **argv)
+{
+	_cleanup_json_ json_object *args = NULL;
+
+	if (!vlu_name_valid(argv[1])) {
+		fprintf(stderr, "vluctl: invalid instance name: %s\n", argv[1]);
+		return EXIT_USAGE;
+	}
+	args = json_object_new_object();
+	if (!args)
+		return EXIT_ERROR;
+	json_object_object_add(args, "name", json_object_new_string(argv[1]));
+	return simple("instance.release", args, NULL, NULL);
+}
+
+/* ---------------------------------------------------------------- the verb table */
+
+#define VERB_ANY UINT_MAX
+
+/* One command of the CLI, as in systemd's verb tables: the dispatcher checks the argument count
+ * (argc counts the verb itself) before run(argc, argv) sees argv[0] == name; usage and help come from
+ * the same rows.  A verb with sub-verbs (update) dispatches to its own table instead. */
+struct verb {
+	const char *name;
+	unsigned min_args, max_args; /* VERB_ANY: no maximum */
+	int (*run)(int argc, char **argv);
+	const struct verb *sub;	     /* sub-verbs (run is NULL), terminated by an empty row */
+	const char *synopsis;	     /* the arguments; '\n' continues on the next line */
+	const char *help;	     /* one or more lines */
+};
+
+static int verb_help(int argc, char **argv);
+
+static const struct verb update_verbs[] = {
+	{ "start", 2, VERB_ANY, verb_update_start, NULL,
+	  "INSTANCE --mode exec|transfer [--path auto|A|B|C] [--binary PATH]\n"
+	  "[--arg ARG]... [--successor-pid PID] [--allow-disruptive] [--no-wait]",
+	  "live-update an instance: phases on stderr as they happen,\n"
+	  "then the verdict (exit 0 only if the result is ok)" },
+	{ "status", 2, 2, verb_update_status, NULL, "INSTANCE",
+	  "the running update of an instance, and the last verdict" },
+	{ "abort", 2, 2, verb_update_abort, NULL, "INSTANCE", "roll back the running update of an instance now" },
+	{},
+};
+
+static const struct verb verbs[] = {
+	{ "status", 1, 1, verb_status, NULL, "", "daemon status" },
+	{ "instances", 1, 1, verb_instances, NULL, "", "list instances" },
+	{ "devices", 1, 1, verb_devices, NULL, "", "list configured devices" },
+	{ "fds", 1, 2, verb_fds, NULL, "[INSTANCE]", "list held fds (all visible, or one instance's)" },
+	{ "events", 1, VERB_ANY, verb_events, NULL, "[--follow] [--count N] [--instance NAME]",
+	  "print events as they arrive: until N (default 1) arrived,\n"
+	  "or with --follow until the daemon goes away" },
+	{ "release", 2, 2, verb_release, NULL, "NAME", "release an instance (closes its held fds)" },
+	{ "update", 1, VERB_ANY, NULL, update_verbs, NULL, NULL },
+	{ "call", 2, 3, verb_call, NULL, "COMMAND [JSON-ARGS]", "send one raw request, print its return as JSON" },
+	{ "help", 1, VERB_ANY, verb_help, NULL, "", "this text and the daemon's command table" },
+	{},
+};
+
+/* the column of the help text in `vluctl --help` */
+#define HELP_COLUMN 28
+
+/* Print "group name synopsis" (group may be NULL) after lead, its continuation lines indented by indent
+ * plus the group's width.  Returns the width of the last line, or -1 when it took several lines. */
+static int print_synopsis(FILE *f, const char *lead, int indent, const char *group, const struct verb *v)
+{
+	const char *s = v->synopsis, *nl;
+	int w, glen = group ? (int)strlen(group) + 1 : 0;
+
+	nl = strchr(s, '\n');
+	w = fprintf(f, "%s%s%s%s%s%.*s", lead, group ?: "", group ? " " : "", v->name, *s ? " " : "",
+		    nl ? (int)(nl - s) : (int)strlen(s), s);
+	if (!nl)
+		return w;
+	while (nl) {
+		s = nl + 1;
+		nl = strchr(s, '\n');
+		fprintf(f, "\n%*s%.*s", indent + glen, "", nl ? (int)(nl - s) : (int)strlen(s), s);
+	}
+	return -1;
+}
+
+/* The Commands section of the usage: one entry per verb (sub-verbs under their group's name), the help
+ * at HELP_COLUMN, on the synopsis' line when it fits. */
+static void print_verbs(FILE *f, const char *group, const struct verb *table)
+{
+	for (const struct verb *v = table; v->name; v++) {
+		const char *h, *nl;
+		int w;
+
+		if (v->sub) {
+			print_verbs(f, v->name, v->sub);
+			continue;
+		}
+		w = print_synopsis(f, "  ", 2, group, v);
+		if (w < 0 || w > HELP_COLUMN - 2) {
+			fputc('\n', f);
+			w = 0;
+		}
+		for (h = v->help; h; h = nl ? nl + 1 : NULL) {
+			nl = strchr(h, '\n');
+			fprintf(f, "%*s%.*s\n", HELP_COLUMN - w, "", nl ? (int)(nl - h) : (int)strlen(h), h);
+			w = 0;
+		}
+	}
+}
+
+static const struct verb *verb_find(const struct verb *table, const char *name)
+{
+	for (const struct verb *v = table; name && v->name; v++)
+		if (strcmp(v->name, name) == 0)
+			return v;
+	return NULL;
+}
+
+/* "vluctl: usage: ..." with the synopsis of group's verb name (every verb of the group when name is NULL
+ * or unknown) on stderr.  Returns EXIT_USAGE. */
+static int verb_usage(const char *group, const char *name)
+{
+	const struct verb *g = group ? verb_find(verbs, group) : NULL;
+	const struct verb *table = g ? g->sub : verbs, *v = verb_find(table, name);
+	const char *lead = "vluctl: usage: ";
+
+	if (v && v->sub) { /* a group: all of its verbs */
+		group = v->name;
+		table = v->sub;
+		v = NULL;
+	}
+	for (const struct verb *x = v ?: table; x->name; x++) {
+		if (!x->sub) {
+			print_synopsis(stderr, lead, (int)strlen("vluctl: usage: "), group, x);
+			fputc('\n', stderr);
+			lead = "               ";
+		}
+		if (v)
+			break;
+	}
+	return EXIT_USAGE;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: vluctl [--socket PATH] [--json] [--timeout MS] COMMAND [ARGS...]\n"
+		"\n"
+		"Operator CLI of vlud, the vDPA live-update supervisor.\n"
+		"\n"
+		"Commands:\n");
+	print_verbs(f, NULL, verbs);
+	fprintf(f,
+		"\n"
+		"Options:\n"
+		"  -s, --socket PATH   daemon socket (default $VLUD_SOCKET, else %s)\n"
+		"  -j, --json          print the raw JSON return (errors as {\"error\":{...}})\n"
+		"  -t, --timeout MS    per-request timeout in ms (default %d; <0 none)\n"
+		"  -h, --help          this text\n"
+		"\n"
+		"Exit status: 0 ok, 1 error reply from the daemon (update start: the update failed,\n"
+		"was rolled back or refused), 2 usage error, 3 cannot connect (or connection lost),\n"
+		"4 timeout.\n",
+		VLU_DEFAULT_SOCKET, VLU_DEFAULT_TIMEOUT_MS);
+}
+
+static int verb_help(int argc, char **argv)
+{
+	usage(stdout);
+	help_commands();
+	return EXIT_OK;
+}
+
+/* Run the verb argv[0] of table (the sub-verbs of group, or the top level when group is NULL). */
+static int dispatch(const struct verb *table, const char *group, int argc, char **argv)
+{
+	const struct verb *v = argc > 0 ? verb_find(table, argv[0]) : NULL;
+
+	if (!v) {
+		if (group)
+			return verb_usage(group, NULL);
+		fprintf(stderr, "vluctl: unknown command: %s (see vluctl --help)\n", argv[0]);
+		return EXIT_USAGE;
+	}
+	if ((unsigned)argc < v->min_args || (v->max_args != VERB_ANY && (unsigned)argc > v->max_args))
+		return verb_usage(group, v->name);
+	if (v->sub)
+		return dispatch(v->sub, v->name, argc - 1, argv + 1);
+	return v->run(argc, argv);
 }
 
 int main(int argc, char **argv)
@@ -1065,7 +1231,6 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	const char *cmd;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "+s:jt:h", opts, NULL)) >= 0) {
@@ -1092,53 +1257,5 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	cmd = argv[optind];
-	argc -= optind;
-	argv += optind;
-
-	if (strcmp(cmd, "help") == 0) {
-		usage(stdout);
-		help_commands();
-		return EXIT_OK;
-	}
-	if (strcmp(cmd, "status") == 0 && argc == 1)
-		return simple("status", NULL, NULL, NULL);
-	if (strcmp(cmd, "instances") == 0 && argc == 1) {
-		static const char *const pref[] = { "name", "state", "pid", "uid", NULL };
-		return simple("instance.list", NULL, "instances", pref);
-	}
-	if (strcmp(cmd, "devices") == 0 && argc == 1) {
-		static const char *const pref[] = { "name", "path", "holder", "status", NULL };
-		return simple("device.list", NULL, "devices", pref);
-	}
-	if (strcmp(cmd, "fds") == 0 && argc <= 2) {
-		static const char *const pref[] = { "instance", "name", "type", "dev", "ino", "rdev", "age_ms", NULL };
-		_cleanup_json_ json_object *args = json_object_new_object();
-		if (argc == 2) {
-			if (!vlu_name_valid(argv[1])) {
-				fprintf(stderr, "vluctl: invalid instance name: %s\n", argv[1]);
-				return EXIT_USAGE;
-			}
-			json_object_object_add(args, "instance", json_object_new_string(argv[1]));
-		}
-		return simple("fd.list", args, "fds", pref);
-	}
-	if (strcmp(cmd, "release") == 0 && argc == 2) {
-		_cleanup_json_ json_object *args = json_object_new_object();
-		if (!vlu_name_valid(argv[1])) {
-			fprintf(stderr, "vluctl: invalid instance name: %s\n", argv[1]);
-			return EXIT_USAGE;
-		}
-		json_object_object_add(args, "name", json_object_new_string(argv[1]));
-		return simple("instance.release", args, NULL, NULL);
-	}
-	if (strcmp(cmd, "events") == 0)
-		return cmd_events(argc, argv);
-	if (strcmp(cmd, "call") == 0)
-		return cmd_call(argc, argv);
-	if (strcmp(cmd, "update") == 0)
-		return cmd_update(argc, argv);
-
-	fprintf(stderr, "vluctl: unknown command or wrong arguments: %s (see vluctl --help)\n", cmd);
-	return EXIT_USAGE;
+	return dispatch(verbs, NULL, argc - optind, argv + optind);
 }

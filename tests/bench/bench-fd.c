@@ -42,22 +42,6 @@ static void die(const char *what, int r)
 	exit(1);
 }
 
-/* ---- systemd's side, pumped by a thread while the benchmark runs ---- */
-struct pump {
-	struct integ_notify *n;
-	bool stop;
-	pthread_t thr;
-};
-
-static void *pump_main(void *arg)
-{
-	struct pump *p = arg;
-
-	while (!__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
-		(void)integ_notify_pump(p->n, 20, NULL);
-	return NULL;
-}
-
 /* n memfds (the fds a VMM stores: guest RAM); fds owned by the caller */
 static int *make_memfds(size_t n)
 {
@@ -171,10 +155,9 @@ static json_object *run_mode(const char *mode, bool fdstore)
 	static const size_t sizes[] = { 1, 16, 253 };
 	_cleanup_free_ char *dir = integ_mkdtemp("bench-fd");
 	_cleanup_free_ char *cfg = NULL;
-	struct integ_notify notify = { .fd = -EBADF };
+	struct integ_notify notify = { .sd.fd = -EBADF };
 	struct integ_daemon d;
 	struct integ_daemon_opts o = {};
-	struct pump pump = {};
 	struct bstat_samples s = {};
 	struct vlu *v = NULL;
 	json_object *res = json_object_new_object(), *rows = json_object_new_array();
@@ -200,11 +183,9 @@ static json_object *run_mode(const char *mode, bool fdstore)
 		integ_daemon_dump_log(&d);
 		die("vlud not ready", r);
 	}
-	if (fdstore) {
-		pump.n = &notify;
-		if ((r = pthread_create(&pump.thr, NULL, pump_main, &pump)) != 0)
-			die("pthread_create", r);
-	}
+	/* systemd's side: integ.c's reader thread handles the notify socket while the benchmark runs */
+	if (fdstore && (r = integ_notify_start(&notify)) < 0)
+		die("notify reader thread", r);
 	r = vlu_connect(d.sock, 5000, &v);
 	if (r < 0)
 		die("vlu_connect", r);
@@ -331,13 +312,17 @@ static json_object *run_mode(const char *mode, bool fdstore)
 
 	vlu_close(v);
 	if (fdstore) {
-		__atomic_store_n(&pump.stop, true, __ATOMIC_RELEASE);
-		pthread_join(pump.thr, NULL);
-		json_object_object_add(res, "fdstore_stored_total", json_object_new_int64(notify.n_stored_total));
-		json_object_object_add(res, "fdstore_removed_total", json_object_new_int64(notify.n_removed_total));
-		json_object_object_add(res, "fdstore_errors", json_object_new_int64(notify.n_errors));
-		printf("  fd store: %u fds pushed, %u removed, %u errors\n", notify.n_stored_total, notify.n_removed_total,
-		       notify.n_errors);
+		unsigned stored, removed, errors;
+
+		integ_notify_lock(&notify);
+		stored = notify.sd.n_stored_total;
+		removed = notify.sd.n_removed_total;
+		errors = notify.sd.n_errors;
+		integ_notify_unlock(&notify);
+		json_object_object_add(res, "fdstore_stored_total", json_object_new_int64(stored));
+		json_object_object_add(res, "fdstore_removed_total", json_object_new_int64(removed));
+		json_object_object_add(res, "fdstore_errors", json_object_new_int64(errors));
+		printf("  fd store: %u fds pushed, %u removed, %u errors\n", stored, removed, errors);
 	}
 	r = integ_daemon_stop(&d, SIGTERM, 5000);
 	if (fdstore)

@@ -1,5 +1,6 @@
-# tests/bench/bench.mk - `make bench` and `make demo` (issue 6, docs/BENCH.md).  Not part of `make check`:
-# benchmarks measure, they assert nothing about timings.
+# tests/bench/bench.mk - `make bench` and `make demo` (docs/BENCH.md).  Benchmarks measure, they assert
+# nothing about timings; `make check` runs `make bench-quick` (the whole harness once at tiny sizes, TAP) so
+# that a benchmark that no longer builds or runs fails CI.
 #
 #   make demo     deps, build, boot the rig (stock modules, then patched), vlud with config/demo.conf in the
 #                 guest, minivmm with traffic, live updates on every path the kernel offers in exec and
@@ -9,6 +10,7 @@
 #                 real daemon; rig: pause per path against guest memory size, one guest boot per module set;
 #                 $(O)/bench/bench.txt, bench.json, pause.png
 #   make bench-host   only the host part;   make bench-vm   only the rig part
+#   make bench-quick  everything once, tiny sizes, one update per path ($(O)/bench-quick; a step of make check)
 #
 # Knobs (environment or make variables): BENCH_REPS (updates per path and size, default 5), BENCH_MEMS
 # (default "64M 256M 1G 2G"), BENCH_VM_MEMORY (RAM of the bench guests, default 4G), BENCH_MODULES (default
@@ -31,7 +33,9 @@ $(O)/bench/bench-%: $(O)/tests/bench/bench-%.o $(BENCH_HELPER_OBJS) $(O)/libvlup
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o %.a,$^) -L$(O) -lvlu -Wl,-rpath,$(abspath $(O)) $(PKG_LIBS) -lpthread
 
-.PHONY: bench bench-host bench-vm bench-build demo
+.PHONY: bench bench-host bench-vm bench-build bench-quick demo
+# built by `make` (all) too, so a benchmark that no longer compiles fails the first step of make check
+TEST_BINS += $(BENCH_BINS)
 bench-build: $(BENCH_BINS) $(O)/vlud
 
 bench:
@@ -40,6 +44,9 @@ bench:
 	@O=$(O) VLU_BUILD=$(abspath $(O)) BENCH_REPS="$(BENCH_REPS)" BENCH_MEMS="$(BENCH_MEMS)" \
 		BENCH_VM_MEMORY=$(BENCH_VM_MEMORY) BENCH_MODULES="$(BENCH_MODULES)" RIG_BINS="$(VM_BINS)" \
 		bash $(TOP)/tests/bench/run.sh all
+
+bench-quick: bench-build vm-project
+	@O=$(O) VLU_BUILD=$(abspath $(O)) RIG_BINS="$(VM_BINS)" bash $(TOP)/tests/bench/run.sh quick
 
 bench-host: bench-build
 	@O=$(O) VLU_BUILD=$(abspath $(O)) bash $(TOP)/tests/bench/run.sh host

@@ -9,6 +9,11 @@
 #         -> $OUT/vm-<modules>.log (the guest's log of that boot)
 # report: bench-report over what is there -> $OUT/bench.txt, bench.json, pause.dat, pause.png
 # all:    host, vm, report.
+# quick:  the whole harness once at tiny sizes (`make bench-quick`, a step of `make check`): host benchmarks
+#         with --quick --reps 3, one guest boot (patched modules, 64 MiB, one update per path and driver),
+#         the report; results in $O/bench-quick.  TAP lines: one per harness step and the guest's own (an
+#         update that failed, lost a frame or moved the wrong VmPin is "not ok").  Nothing about timings is
+#         asserted: the point is that a bench that no longer builds or runs fails CI.
 #
 # Environment: O (build dir), VLU_BUILD, BENCH_REPS, BENCH_MEMS, BENCH_VM_MEMORY, BENCH_MODULES,
 # BENCH_PATHS (force paths), BENCH_DRIVER (default "vlud standalone": updates driven by the daemon, and by
@@ -19,7 +24,11 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 O=${O:-build}
 case $O in /*) ;; *) O=$TOP/$O ;; esac
 export VLU_BUILD=${VLU_BUILD:-$O}
-OUT=$O/bench
+OUT=${BENCH_OUT:-$O/bench}
+if [ "${1:-}" = quick ]; then
+	OUT=${BENCH_OUT:-$O/bench-quick}
+	BENCH_REPS=1 BENCH_MEMS=64M BENCH_VM_MEMORY=1G BENCH_MODULES=patched BENCH_RAM=touched
+fi
 mkdir -p "$OUT"
 BENCH_REPS=${BENCH_REPS:-5}
 BENCH_MEMS=${BENCH_MEMS:-64M 256M 1G 2G}
@@ -36,11 +45,44 @@ trap 'progress_stop' EXIT
 
 say() { progress_say "$@"; }
 
-do_host() {
+do_host() { # [extra args for bench-fd and bench-ctl]
 	say "host: fd handoff through vlud (bench-fd) ..."
-	"$O/bench/bench-fd" --json "$OUT/fd.json" | tee "$OUT/fd.txt" || { say "bench-fd failed"; return 1; }
+	"$O/bench/bench-fd" --json "$OUT/fd.json" "$@" | tee "$OUT/fd.txt" || { say "bench-fd failed"; return 1; }
 	say "host: control plane with concurrent clients (bench-ctl) ..."
-	"$O/bench/bench-ctl" --json "$OUT/ctl.json" | tee "$OUT/ctl.txt" || { say "bench-ctl failed"; return 1; }
+	"$O/bench/bench-ctl" --json "$OUT/ctl.json" "$@" | tee "$OUT/ctl.txt" || { say "bench-ctl failed"; return 1; }
+}
+
+# quick: every step once, as TAP (the guest's lines come from the rig's output)
+tap() { # NAME COMMAND...
+	local n=$1
+	shift
+	if "$@" > "$OUT/$n.step.log" 2>&1; then
+		echo "ok - bench-quick/$n"
+	else
+		echo "not ok - bench-quick/$n: failed (log $OUT/$n.step.log)"
+		tail -n 20 "$OUT/$n.step.log" | sed 's/^/# /'
+		return 1
+	fi
+}
+
+do_quick() {
+	local r=0 m
+	rm -f "$OUT"/*.json "$OUT"/vm-*.log "$OUT"/rig-*.out
+	tap host do_host --quick || r=1
+	tap vm do_vm || r=1
+	for m in $BENCH_MODULES; do
+		grep -E '^(ok|not ok) ' "$OUT/rig-$m.out" 2> /dev/null
+	done
+	tap report do_report || r=1
+	# the report must have a row per update the guest ran, and JSON that parses
+	if [ -s "$OUT/bench.json" ] && jq -e "type == \"object\" and length > 0" \
+		"$OUT/bench.json" > /dev/null 2>&1; then
+		echo "ok - bench-quick/report-json"
+	else
+		echo "not ok - bench-quick/report-json: $OUT/bench.json missing or not JSON"
+		r=1
+	fi
+	return $r
 }
 
 do_vm() {
@@ -126,6 +168,7 @@ case ${1:-all} in
 host) do_host || rc=1 ;;
 vm) do_vm || rc=1; do_report || rc=1 ;;
 report) do_report || rc=1 ;;
+quick) do_quick || rc=1 ;;
 all)
 	do_host || rc=1
 	do_vm || rc=1

@@ -130,6 +130,13 @@ wait "$FPID" 2>/dev/null
 
 run call-raw 0 call fd.list '{"instance":"vmcli"}' && check call-raw-json "not JSON" json_ok
 run help 0 help && check help-lists-table "help does not list fd.retrieve" grep -q 'fd.retrieve' "$T/out"
+# the verb table, --help and the man page agree: every command --help lists has an entry in vluctl.1
+undoc=
+while read -r v; do
+	grep -q "^\.BI\? \"\?$v\b" "$TOP/clients/vluctl/vluctl.1" || undoc="$undoc '$v'"
+done < <("$VLUCTL" --help | awk '/^Commands:/ { t = 1; next } /^$/ { t = 0 }
+	t && /^  [a-z]/ { n = split(substr($0, 3, 24), w, " "); v = w[1]; if (n > 1 && w[2] ~ /^[a-z]+$/) v = v " " w[2]; print v }')
+check man-page-lists-every-command "not in clients/vluctl/vluctl.1:$undoc" [ -z "$undoc" ]
 
 # vluctl update: the daemon's phase deadlines are in status (update start derives its wait from them)
 run status-timeouts 0 --json status && check status-has-update-timeouts "no timeouts.update in status" \
@@ -168,6 +175,8 @@ run update-usage-extra 2 update start vmcli vm2 --mode exec
 # exit codes: refused 1, usage 2, cannot connect 3
 run release-unknown-refused 1 release no-such-instance
 run usage-error 2 no-such-subcommand
+run usage-extra-argument 2 status extra
+run usage-call-no-command 2 call
 run cannot-connect 3 --socket "$T/nonexistent.sock" status
 
 # the VMM leaves: orphaned, fds kept; the operator releases it

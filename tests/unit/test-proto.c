@@ -109,6 +109,7 @@ static void test_table_entry(void **state)
 		assert_non_null(a->help);
 		assert_true(strlen(a->help) > 5);
 		assert_true(a->type >= VLU_ARG_STRING && a->type <= VLU_ARG_OBJECT_ARRAY);
+		assert_string_not_equal(vlu_arg_type_name(a->type), "?"); /* help and errors name it */
 		assert_true(a->min <= a->max);
 		for (size_t k = 0; k < i; k++)
 			assert_string_not_equal(c->args[k].name, a->name);
