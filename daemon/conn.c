@@ -272,6 +272,25 @@ static void backlog_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		ev_io_start(vl.loop, &c->io_in); /* in_cb checks again */
 }
 
+/* The strict rules (vlu_json_check(), docs/PROTOCOL.md section 1) before dispatch, so that the reply
+ * says what is wrong and where: InvalidArgument without id (nothing is taken from a message that
+ * breaks them, not even its id), and the connection goes on.  Depth is left to the dispatcher
+ * (LimitExceeded).  True when the message was answered here. */
+static bool refuse_malformed(struct conn *c, const char *buf, size_t len)
+{
+	_cleanup_json_ json_object *e = NULL;
+	char err[256], desc[300];
+
+	if (vlu_json_check(buf, len, (int)vl.cfg->limits.max_json_depth, err, sizeof(err)) != -EINVAL)
+		return false;
+	snprintf(desc, sizeof(desc), "malformed message: %s", err);
+	log_debug("connection %llu (pid %d): %s", (unsigned long long)c->id, (int)c->cred.pid, desc);
+	e = vlu_reply_error(VLU_ERR_INVALID_ARGUMENT, desc, NULL);
+	if (e)
+		(void)conn_send(c, e, NULL, 0);
+	return true;
+}
+
 static void in_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct conn *c = container_of(w, struct conn, io_in);
@@ -324,7 +343,11 @@ static void in_cb(struct ev_loop *loop, ev_io *w, int revents)
 			conn_kill(c, "receive failed");
 			break;
 		}
-		commands_dispatch(c, vl.recvbuf, (size_t)n, fds, nfds);
+		if (refuse_malformed(c, vl.recvbuf, (size_t)n))
+			/* like the dispatcher does on any refusal: off the loop, in the sender's lane */
+			closer_close_client(c->cred.uid, conn_owner(c, own, sizeof(own)), fds, nfds);
+		else
+			commands_dispatch(c, vl.recvbuf, (size_t)n, fds, nfds);
 		conn_update_idle(c);
 	}
 }

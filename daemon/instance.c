@@ -12,6 +12,7 @@
 #include "instance.h"
 #include "persist.h"
 #include "update.h"
+#include "vlu-proto.h"
 
 static void expiry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -119,7 +120,9 @@ int instance_restore(const char *name, pid_t pid, uid_t uid, gid_t gid, int64_t 
 	inst->registered_us = registered_us;
 	inst->state = INSTANCE_ORPHANED;
 	inst->orphaned_us = orphaned_us ? orphaned_us : now_realtime_us();
-	snprintf(inst->orphan_reason, sizeof(inst->orphan_reason), "%s", reason);
+	/* the reason may quote a client's text: never cut a character in half */
+	snprintf(inst->orphan_reason, sizeof(inst->orphan_reason), "%.*s",
+		 (int)vlu_utf8_prefix(reason, sizeof(inst->orphan_reason) - 1), reason);
 	arm_expiry(inst);
 	*ret = inst;
 	return 0;
@@ -156,7 +159,9 @@ void instance_orphan(struct instance *inst, const char *reason)
 	}
 	inst->state = INSTANCE_ORPHANED;
 	inst->orphaned_us = now_realtime_us();
-	snprintf(inst->orphan_reason, sizeof(inst->orphan_reason), "%s", reason);
+	/* the reason may quote a client's text: never cut a character in half */
+	snprintf(inst->orphan_reason, sizeof(inst->orphan_reason), "%.*s",
+		 (int)vlu_utf8_prefix(reason, sizeof(inst->orphan_reason) - 1), reason);
 	log_info("instance %s orphaned (%s), keeping %u fds", inst->name, reason, inst->n_held);
 	arm_expiry(inst);
 	persist_state_write();

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -181,9 +182,412 @@ ssize_t vlu_msg_recv(int sock, char *buf, size_t bufsz, int *ret_fds, size_t max
 	return n;
 }
 
+_printf_(3, 4) static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!errbuf || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	if (vsnprintf(errbuf, errlen, fmt, ap) >= (int)errlen)
+		vlu_utf8_truncate(errbuf, errlen - 1); /* never end in half a character */
+	va_end(ap);
+}
+
+/* ---- UTF-8 ---- */
+
+/* Length of the strictly valid UTF-8 sequence at s[0..n) (RFC 3629: no overlongs, no surrogates,
+ * <= U+10FFFF; NUL excluded), or 0. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+	unsigned char c;
+
+	if (n == 0)
+		return 0;
+	c = s[0];
+	if (c == 0)
+		return 0;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (c >= 0xe0 && c <= 0xef) {
+		if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+			return 0;
+		if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f))
+			return 0; /* overlong; surrogate */
+		return 3;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+			return 0;
+		if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
+			return 0; /* overlong; above U+10FFFF */
+		return 4;
+	}
+	return 0;
+}
+
+bool vlu_utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (!s)
+		return len == 0;
+	for (size_t i = 0; i < len;) {
+		size_t k = utf8_seq_len(p + i, len - i);
+
+		if (k == 0)
+			return false;
+		i += k;
+	}
+	return true;
+}
+
+size_t vlu_utf8_prefix(const char *s, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	if (!s)
+		return 0;
+	while (i < max && p[i]) {
+		unsigned char c = p[i];
+		/* the length the lead byte announces */
+		size_t want = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 1;
+		size_t avail = strnlen((const char *)p + i, 4);
+		size_t k = utf8_seq_len(p + i, avail);
+
+		if (k == 0) {
+			if (avail < want)
+				break; /* a character cut by the end of the string (a truncating snprintf) */
+			k = 1;	       /* a byte that is no character: kept, repaired at send */
+		}
+		if (k > max - i)
+			break; /* the character would be cut by max */
+		i += k;
+	}
+	return i;
+}
+
+size_t vlu_utf8_truncate(char *s, size_t max)
+{
+	size_t n;
+
+	if (!s)
+		return 0;
+	n = vlu_utf8_prefix(s, max);
+	s[n] = '\0';
+	return n;
+}
+
+/* ---- strict JSON text (vlu_json_check) ---- */
+
+struct scan {
+	const unsigned char *p, *start, *end;
+	int depth, max_depth;
+	char *err;
+	size_t errlen;
+};
+
+_printf_(3, 4) static int scan_fail(struct scan *x, const unsigned char *at, const char *fmt, ...)
+{
+	char what[160];
+	va_list ap;
+
+	if (!x->err || x->errlen == 0)
+		return -EINVAL;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	snprintf(x->err, x->errlen, "%s at byte %zu", what, (size_t)(at - x->start));
+	return -EINVAL;
+}
+
+static void scan_ws(struct scan *x)
+{
+	while (x->p < x->end && (*x->p == ' ' || *x->p == '\t' || *x->p == '\n' || *x->p == '\r'))
+		x->p++;
+}
+
+static int hex4(const unsigned char *p, const unsigned char *end, unsigned *ret)
+{
+	unsigned v = 0;
+
+	if (end - p < 4)
+		return -EINVAL;
+	for (int i = 0; i < 4; i++) {
+		unsigned char c = p[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -EINVAL;
+	}
+	*ret = v;
+	return 0;
+}
+
+/* x->p at the opening quote */
+static int scan_string(struct scan *x)
+{
+	const unsigned char *q = x->p + 1;
+
+	while (q < x->end) {
+		unsigned char c = *q;
+
+		if (c == '"') {
+			x->p = q + 1;
+			return 0;
+		}
+		if (c < 0x20)
+			return scan_fail(x, q, "raw control character U+%04X in a string (must be escaped)", c);
+		if (c == '\\') {
+			unsigned u, lo;
+
+			if (q + 1 >= x->end)
+				break;
+			c = q[1];
+			if (strchr("\"\\/bfnrt", c) && c) {
+				q += 2;
+				continue;
+			}
+			if (c != 'u')
+				return scan_fail(x, q, "invalid escape '\\%c' in a string", c >= 0x20 && c < 0x7f ? c : '?');
+			if (hex4(q + 2, x->end, &u) < 0)
+				return scan_fail(x, q, "invalid \\u escape in a string (4 hex digits expected)");
+			if (u == 0)
+				return scan_fail(x, q, "NUL (\\u0000) in a string or member name");
+			if (u >= 0xdc00 && u <= 0xdfff)
+				return scan_fail(x, q, "unpaired UTF-16 surrogate escape \\u%04x in a string", u);
+			if (u >= 0xd800 && u <= 0xdbff) {
+				if (x->end - (q + 6) < 6 || q[6] != '\\' || q[7] != 'u' || hex4(q + 8, x->end, &lo) < 0 ||
+				    lo < 0xdc00 || lo > 0xdfff)
+					return scan_fail(x, q, "unpaired UTF-16 surrogate escape \\u%04x in a string", u);
+				q += 12;
+				continue;
+			}
+			q += 6;
+			continue;
+		}
+		if (c >= 0x80) {
+			size_t k = utf8_seq_len(q, (size_t)(x->end - q));
+
+			if (k == 0)
+				return scan_fail(x, q, "invalid UTF-8 in a string (overlong, surrogate, above U+10FFFF "
+						       "or cut)");
+			q += k;
+			continue;
+		}
+		q++;
+	}
+	return scan_fail(x, x->p, "unterminated string");
+}
+
+static bool is_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static int scan_number(struct scan *x)
+{
+	const unsigned char *s = x->p, *q = x->p;
+	bool neg = false, integer = true;
+
+	if (*q == '-') {
+		neg = true;
+		q++;
+	}
+	if (q >= x->end || !is_digit(*q))
+		return scan_fail(x, s, "invalid number");
+	if (*q == '0')
+		q++;
+	else
+		while (q < x->end && is_digit(*q))
+			q++;
+	if (q < x->end && *q == '.') {
+		integer = false;
+		q++;
+		if (q >= x->end || !is_digit(*q))
+			return scan_fail(x, s, "invalid number (digits expected after '.')");
+		while (q < x->end && is_digit(*q))
+			q++;
+	}
+	if (q < x->end && (*q == 'e' || *q == 'E')) {
+		integer = false;
+		q++;
+		if (q < x->end && (*q == '+' || *q == '-'))
+			q++;
+		if (q >= x->end || !is_digit(*q))
+			return scan_fail(x, s, "invalid number (digits expected in the exponent)");
+		while (q < x->end && is_digit(*q))
+			q++;
+	}
+	if (integer) {
+		/* json-c saturates beyond 64 bits: refuse instead of changing the value */
+		uint64_t mag = 0;
+
+		for (const unsigned char *d = s + neg; d < q; d++) {
+			unsigned v = *d - '0';
+
+			if (mag > (UINT64_MAX - v) / 10)
+				return scan_fail(x, s, "integer outside the 64-bit range");
+			mag = mag * 10 + v;
+		}
+		if (neg && mag > (uint64_t)INT64_MAX + 1)
+			return scan_fail(x, s, "integer outside the 64-bit range");
+	} else {
+		/* strtod needs a terminated copy (buf need not be); most numbers fit on the stack */
+		_cleanup_free_ char *heap = NULL;
+		char small[64], *copy = small;
+		size_t n = (size_t)(q - s);
+		double d;
+
+		if (n < sizeof(small)) {
+			memcpy(small, s, n);
+			small[n] = '\0';
+		} else {
+			copy = heap = strndup((const char *)s, n);
+			if (!copy)
+				return -ENOMEM;
+		}
+		d = strtod(copy, NULL);
+		if (!isfinite(d))
+			return scan_fail(x, s, "number is not finite (beyond the range of a double)");
+	}
+	x->p = q;
+	return 0;
+}
+
+static int scan_value(struct scan *x);
+
+static int scan_container(struct scan *x)
+{
+	bool object = *x->p == '{';
+	unsigned char close = object ? '}' : ']';
+	int r;
+
+	if (++x->depth > x->max_depth) {
+		if (x->err && x->errlen)
+			snprintf(x->err, x->errlen, "JSON nested deeper than %d levels", x->max_depth);
+		return -E2BIG;
+	}
+	x->p++;
+	scan_ws(x);
+	if (x->p < x->end && *x->p == close) {
+		x->p++;
+		x->depth--;
+		return 0;
+	}
+	for (;;) {
+		if (object) {
+			if (x->p >= x->end || *x->p != '"')
+				return scan_fail(x, x->p, "member name (a string in double quotes) expected");
+			r = scan_string(x);
+			if (r < 0)
+				return r;
+			scan_ws(x);
+			if (x->p >= x->end || *x->p != ':')
+				return scan_fail(x, x->p, "':' expected");
+			x->p++;
+		}
+		r = scan_value(x);
+		if (r < 0)
+			return r;
+		if (x->p < x->end && *x->p == ',') {
+			x->p++;
+			scan_ws(x);
+			continue;
+		}
+		if (x->p < x->end && *x->p == close) {
+			x->p++;
+			x->depth--;
+			return 0;
+		}
+		return scan_fail(x, x->p, "',' or '%c' expected", close);
+	}
+}
+
+/* a value with the whitespace around it */
+static int scan_value(struct scan *x)
+{
+	static const char *const literals[] = { "true", "false", "null" };
+	int r = -EINVAL;
+
+	scan_ws(x);
+	if (x->p >= x->end)
+		return scan_fail(x, x->p, "value expected");
+	switch (*x->p) {
+	case '{':
+	case '[':
+		r = scan_container(x);
+		break;
+	case '"':
+		r = scan_string(x);
+		break;
+	case '-':
+	case '0' ... '9':
+		r = scan_number(x);
+		break;
+	default:
+		for (size_t i = 0; i < ELEMENTSOF(literals); i++) {
+			size_t n = strlen(literals[i]);
+
+			if ((size_t)(x->end - x->p) >= n && memcmp(x->p, literals[i], n) == 0) {
+				x->p += n;
+				r = 0;
+				break;
+			}
+		}
+		if (r < 0)
+			return scan_fail(x, x->p, "value expected (string, number, object, array, true, false or null)");
+	}
+	if (r < 0)
+		return r;
+	scan_ws(x);
+	return 0;
+}
+
+int vlu_json_check(const char *buf, size_t len, int max_depth, char *errbuf, size_t errlen)
+{
+	struct scan x = {
+		.p = (const unsigned char *)buf,
+		.start = (const unsigned char *)buf,
+		.end = (const unsigned char *)buf + len,
+		.max_depth = max_depth > 0 ? max_depth : VLU_DEFAULT_MAX_DEPTH,
+		.err = errbuf,
+		.errlen = errlen,
+	};
+	int r;
+
+	if (errbuf && errlen)
+		errbuf[0] = '\0';
+	if (!buf)
+		return -EINVAL;
+	scan_ws(&x);
+	if (x.p >= x.end || *x.p != '{')
+		return scan_fail(&x, x.p, "a message must be one JSON object");
+	r = scan_value(&x);
+	if (r < 0)
+		return r;
+	if (x.p < x.end)
+		return scan_fail(&x, x.p, "trailing data after the JSON object");
+	return 0;
+}
+
 /* ---- JSON ---- */
 
 int vlu_json_parse(const char *buf, size_t len, int max_depth, json_object **ret)
+{
+	return vlu_json_parse_ex(buf, len, max_depth, ret, NULL, 0);
+}
+
+int vlu_json_parse_ex(const char *buf, size_t len, int max_depth, json_object **ret, char *errbuf, size_t errlen)
 {
 	json_tokener *tok;
 	json_object *j;
@@ -195,11 +599,17 @@ int vlu_json_parse(const char *buf, size_t len, int max_depth, json_object **ret
 		return -EINVAL;
 	if (max_depth <= 0)
 		max_depth = VLU_DEFAULT_MAX_DEPTH;
-	if (len == 0 || len > (size_t)INT32_MAX)
+	if (errbuf && errlen)
+		errbuf[0] = '\0';
+	if (len == 0 || len > (size_t)INT32_MAX) {
+		set_err(errbuf, errlen, "empty or oversized message");
 		return -EINVAL;
-	/* json-c stops at a NUL byte in some states; a message must be text. */
-	if (memchr(buf, '\0', len))
-		return -EINVAL;
+	}
+	/* json-c alone is not strict enough (see vlu_json_check()); a NUL byte is a raw control
+	 * character to the check, so json-c never sees one */
+	r = vlu_json_check(buf, len, max_depth, errbuf, errlen);
+	if (r < 0)
+		return r;
 
 	tok = json_tokener_new_ex(max_depth);
 	if (!tok)
@@ -212,21 +622,25 @@ int vlu_json_parse(const char *buf, size_t len, int max_depth, json_object **ret
 	json_tokener_free(tok);
 
 	if (jerr == json_tokener_error_depth) {
+		set_err(errbuf, errlen, "JSON nested deeper than %d levels", max_depth);
 		r = -E2BIG;
 		goto fail;
 	}
 	if (jerr != json_tokener_success || !j) {
 		/* includes json_tokener_continue: the object is incomplete */
+		set_err(errbuf, errlen, "not JSON: %s", json_tokener_error_desc(jerr));
 		r = -EINVAL;
 		goto fail;
 	}
 	/* Only whitespace may follow the one object. */
 	for (size_t i = end; i < len; i++)
 		if (!strchr(" \t\r\n", buf[i])) {
+			set_err(errbuf, errlen, "trailing data after the JSON object at byte %zu", i);
 			r = -EINVAL;
 			goto fail;
 		}
 	if (!json_object_is_type(j, json_type_object)) {
+		set_err(errbuf, errlen, "a message must be one JSON object");
 		r = -EINVAL;
 		goto fail;
 	}
@@ -237,10 +651,161 @@ fail:
 	return r;
 }
 
+/* Deeper than any tree we build or accept (max_json_depth <= 64): a bound for the recursion only;
+ * values below it are neither checked nor repaired. */
+#define TREE_MAX_DEPTH 128
+
+/* A repaired copy of s[0..len): every byte not part of valid UTF-8, and every NUL, becomes '?'. */
+static char *utf8_repaired(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	char *copy = malloc(len + 1);
+
+	if (!copy)
+		return NULL;
+	for (size_t i = 0; i < len;) {
+		size_t k = utf8_seq_len(p + i, len - i);
+
+		if (k == 0) {
+			copy[i++] = '?';
+			continue;
+		}
+		memcpy(copy + i, p + i, k);
+		i += k;
+	}
+	copy[len] = '\0';
+	return copy;
+}
+
+/* Repair or (ret_err != NULL) check j; returns the number of bad values (repaired or found). */
+static size_t tree_walk(json_object *j, unsigned depth, char *err, size_t errlen)
+{
+	size_t n = 0;
+
+	if (!j || depth > TREE_MAX_DEPTH)
+		return 0;
+	switch (json_object_get_type(j)) {
+	case json_type_string: {
+		const char *s = json_object_get_string(j);
+		size_t len = (size_t)json_object_get_string_len(j);
+		_cleanup_free_ char *fixed = NULL;
+
+		if (vlu_utf8_valid(s, len))
+			return 0;
+		if (err) {
+			set_err(err, errlen, "a string is not valid UTF-8 or contains NUL");
+			return 1;
+		}
+		fixed = utf8_repaired(s, len);
+		if (fixed)
+			json_object_set_string_len(j, fixed, (int)len);
+		return 1;
+	}
+	case json_type_array: {
+		size_t len = json_object_array_length(j);
+
+		for (size_t i = 0; i < len; i++) {
+			json_object *e = json_object_array_get_idx(j, i);
+
+			if (json_object_is_type(e, json_type_double) && !isfinite(json_object_get_double(e))) {
+				n++;
+				if (err) {
+					set_err(err, errlen, "a number is not finite");
+					return n;
+				}
+				json_object_array_put_idx(j, i, NULL);
+				continue;
+			}
+			n += tree_walk(e, depth + 1, err, errlen);
+			if (n && err)
+				return n;
+		}
+		return n;
+	}
+	case json_type_object: {
+		/* keys to rename are collected first: the table must not change under the iteration */
+		const char *bad_keys[16];
+		size_t n_bad = 0;
+		bool more = false;
+
+		json_object_object_foreach(j, key, val) {
+			if (!vlu_utf8_valid(key, strlen(key))) {
+				n++;
+				if (err) {
+					set_err(err, errlen, "a member name is not valid UTF-8");
+					return n;
+				}
+				if (n_bad < ELEMENTSOF(bad_keys))
+					bad_keys[n_bad++] = key;
+				else
+					more = true;
+			}
+			if (json_object_is_type(val, json_type_double) && !isfinite(json_object_get_double(val))) {
+				n++;
+				if (err) {
+					set_err(err, errlen, "member '%.*s' is not a finite number",
+						(int)vlu_utf8_prefix(key, 64), key);
+					return n;
+				}
+				json_object_object_add(j, key, NULL); /* same key: replaces the value in place */
+				continue;
+			}
+			n += tree_walk(val, depth + 1, err, errlen);
+			if (n && err)
+				return n;
+		}
+		for (size_t i = 0; i < n_bad; i++) {
+			_cleanup_free_ char *fixed = utf8_repaired(bad_keys[i], strlen(bad_keys[i]));
+			json_object *v = NULL;
+
+			if (!fixed)
+				continue;
+			json_object_object_get_ex(j, bad_keys[i], &v);
+			json_object_get(v);
+			json_object_object_del(j, bad_keys[i]); /* frees the key bad_keys[i] pointed to */
+			if (json_object_object_add(j, fixed, v) < 0)
+				json_object_put(v);
+		}
+		if (more) /* another pass for the keys beyond the first 16 (each pass renames 16) */
+			(void)tree_walk(j, depth, NULL, 0);
+		return n;
+	}
+	default:
+		return 0;
+	}
+}
+
+size_t vlu_json_repair(json_object *j)
+{
+	if (json_object_is_type(j, json_type_double) && !isfinite(json_object_get_double(j)))
+		json_object_set_double(j, 0); /* the root itself: cannot become null, 0 is the best we can do */
+	return tree_walk(j, 0, NULL, 0);
+}
+
+int vlu_json_check_tree(json_object *j, char *errbuf, size_t errlen)
+{
+	char dummy[1];
+
+	if (errbuf && errlen)
+		errbuf[0] = '\0';
+	if (json_object_is_type(j, json_type_double) && !isfinite(json_object_get_double(j))) {
+		set_err(errbuf, errlen, "a number is not finite");
+		return -EINVAL;
+	}
+	/* tree_walk checks when given a buffer */
+	if (tree_walk(j, 0, errbuf && errlen ? errbuf : dummy, errbuf && errlen ? errlen : sizeof(dummy)) > 0)
+		return -EINVAL;
+	return 0;
+}
+
 const char *vlu_json_dump(json_object *j, size_t *ret_len)
 {
 	size_t len = 0;
-	const char *s = json_object_to_json_string_length(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+	const char *s;
+
+	/* the last line of defence: whatever an emitter put in, nothing invalid leaves */
+	(void)vlu_json_repair(j);
+	s = json_object_to_json_string_length(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
 							  &len);
 	if (s && ret_len)
 		*ret_len = len;
@@ -281,16 +846,6 @@ const struct vlu_command *vlu_command_find(const char *name)
 
 /* ---- argument checking ---- */
 
-_printf_(3, 4) static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!errbuf || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(errbuf, errlen, fmt, ap);
-	va_end(ap);
-}
 
 const char *vlu_arg_type_name(enum vlu_arg_type t)
 {
@@ -449,7 +1004,8 @@ int vlu_command_check(const struct vlu_command *cmd, json_object *args, size_t n
 			const struct vlu_arg *a = find_arg(cmd, key);
 
 			if (!a) {
-				set_err(errbuf, errlen, "unknown argument '%.64s' for command '%s'", key, cmd->name);
+				set_err(errbuf, errlen, "unknown argument '%.*s' for command '%s'",
+					(int)vlu_utf8_prefix(key, 64), key, cmd->name);
 				r = -EINVAL;
 				goto fail;
 			}
@@ -503,6 +1059,21 @@ fail:
 
 /* ---- requests ---- */
 
+bool vlu_id_valid(json_object *id)
+{
+	if (!id)
+		return true;
+	switch (json_object_get_type(id)) {
+	case json_type_string:
+		return vlu_utf8_valid(json_object_get_string(id), (size_t)json_object_get_string_len(id));
+	case json_type_int:
+		/* json-c holds 2^63..2^64-1 as uint64, which get_int64 would saturate */
+		return json_object_get_int64(id) < 0 || json_object_get_uint64(id) <= (uint64_t)INT64_MAX;
+	default:
+		return false;
+	}
+}
+
 json_object *vlu_request_id(json_object *msg)
 {
 	json_object *id = NULL;
@@ -511,6 +1082,8 @@ json_object *vlu_request_id(json_object *msg)
 		return NULL;
 	if (!json_object_object_get_ex(msg, "id", &id))
 		return NULL;
+	if (!vlu_id_valid(id))
+		return NULL; /* never echo what we refused */
 	return id;
 }
 
@@ -534,10 +1107,16 @@ int vlu_request_parse(json_object *msg, const char **ret_execute, json_object **
 				return -EINVAL;
 			}
 			args = val;
-		} else if (strcmp(key, "id") == 0)
+		} else if (strcmp(key, "id") == 0) {
+			if (!vlu_id_valid(val)) {
+				set_err(errbuf, errlen, "'id' must be a string or an integer in -2^63..2^63-1 (got %s%s)",
+					json_type_to_name(json_object_get_type(val)),
+					json_object_is_type(val, json_type_int) ? " beyond int64" : "");
+				return -EINVAL;
+			}
 			id = val;
-		else {
-			set_err(errbuf, errlen, "unknown member '%.64s' in request", key);
+		} else {
+			set_err(errbuf, errlen, "unknown member '%.*s' in request", (int)vlu_utf8_prefix(key, 64), key);
 			return -EINVAL;
 		}
 	}
@@ -608,61 +1187,10 @@ fail:
 	return NULL;
 }
 
-/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates, <= U+10FFFF), or 0. */
-static size_t utf8_seq_len(const unsigned char *s)
-{
-	unsigned char c = s[0];
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (c >= 0xe0 && c <= 0xef) {
-		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-			return 0;
-		if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f))
-			return 0;
-		return 3;
-	}
-	if (c >= 0xf0 && c <= 0xf4) {
-		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-			return 0;
-		if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
-/* A copy of s with every byte that is not part of valid UTF-8 replaced by '?': descriptions are
- * often built with "%.64s" from client strings, which may cut a multi-byte character in half, and
- * everything we send must be valid UTF-8. */
-static char *utf8_sanitized(const char *s)
-{
-	char *copy = strdup(s);
-
-	if (!copy)
-		return NULL;
-	for (unsigned char *p = (unsigned char *)copy; *p;) {
-		size_t n = utf8_seq_len(p); /* stops at the NUL: continuation checks fail on it */
-		if (n == 0) {
-			*p++ = '?';
-			continue;
-		}
-		p += n;
-	}
-	return copy;
-}
-
 json_object *vlu_reply_error(enum vlu_error_class cls, const char *desc, json_object *id)
 {
 	_cleanup_json_ json_object *r = NULL;
-	_cleanup_free_ char *clean = NULL;
 	json_object *e;
-
-	clean = utf8_sanitized(desc ? desc : "");
-	if (!clean)
-		return NULL;
 
 	r = json_object_new_object();
 	e = json_object_new_object();
@@ -675,8 +1203,11 @@ json_object *vlu_reply_error(enum vlu_error_class cls, const char *desc, json_ob
 		return NULL;
 	}
 	if (add_new(e, "class", json_object_new_string(vlu_error_class_name(cls))) < 0 ||
-	    add_new(e, "desc", json_object_new_string(clean)) < 0)
+	    add_new(e, "desc", json_object_new_string(desc ? desc : "")) < 0)
 		return NULL;
+	/* descriptions are often built from client strings cut with a width: repair here already so that
+	 * the reply is valid as built, not only once vlu_json_dump() has seen it */
+	(void)vlu_json_repair(e);
 	if (id && add_new(r, "id", json_object_get(id)) < 0)
 		return NULL;
 	return TAKE_PTR(r);

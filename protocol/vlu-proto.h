@@ -60,12 +60,48 @@ int vlu_msg_send(int sock, const char *buf, size_t len, const int *fds, size_t n
 ssize_t vlu_msg_recv_all(int sock, char *buf, size_t bufsz, int ret_fds[VLU_MAX_FDS_PER_MSG], size_t *ret_nfds);
 ssize_t vlu_msg_recv(int sock, char *buf, size_t bufsz, int *ret_fds, size_t max_fds, size_t *ret_nfds);
 
-/* Parse exactly one JSON object from buf[0..len) with a depth limit.
- * -EINVAL: not JSON / trailing garbage / not an object; -E2BIG: deeper than max_depth. */
-int vlu_json_parse(const char *buf, size_t len, int max_depth, json_object **ret);
+/* The strict rules (docs/PROTOCOL.md section 1), checked on the raw text because json-c 0.16 lets
+ * much through even with JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8 (overlong and surrogate
+ * UTF-8, raw control characters, single quotes, NaN/Infinity, 1e999 as inf, \u0000 cutting a member
+ * name, lone surrogate escapes turned into U+FFFD, integers beyond 64 bits saturated):
+ * RFC 8259 grammar, exactly one object at top level; strings and member names are strict UTF-8
+ * (RFC 3629) without raw control characters (< 0x20), without \u0000 and without unpaired surrogate
+ * escapes; numbers are finite doubles; integers (no fraction, no exponent) lie in
+ * [-2^63, 2^64 - 1] (json-c then holds them exactly).
+ * 0, -EINVAL with a description naming the byte offset, or -E2BIG when containers nest deeper
+ * than max_depth. */
+int vlu_json_check(const char *buf, size_t len, int max_depth, char *errbuf, size_t errlen);
 
-/* Serialize j compactly; returns a pointer owned by j (valid until j changes or is freed). */
+/* Parse exactly one JSON object from buf[0..len) with a depth limit, after vlu_json_check().
+ * -EINVAL: not JSON / breaks the strict rules / trailing garbage / not an object; -E2BIG: deeper than
+ * max_depth.  The _ex form describes the failure in errbuf (may be NULL). */
+int vlu_json_parse(const char *buf, size_t len, int max_depth, json_object **ret);
+int vlu_json_parse_ex(const char *buf, size_t len, int max_depth, json_object **ret, char *errbuf, size_t errlen);
+
+/* Serialize j compactly; returns a pointer owned by j (valid until j changes or is freed).
+ * Every string is repaired first (vlu_json_repair()), so that nothing sent is invalid UTF-8. */
 const char *vlu_json_dump(json_object *j, size_t *ret_len);
+
+/* Make a tree emittable under the strict rules, in place: in every string and member name each byte
+ * that is not part of valid UTF-8, and each NUL, becomes '?'; a non-finite double becomes null.
+ * Returns the number of values changed. */
+size_t vlu_json_repair(json_object *j);
+
+/* Check a tree against the same rules (what a client sends): 0 or -EINVAL with a description. */
+int vlu_json_check_tree(json_object *j, char *errbuf, size_t errlen);
+
+/* ---- UTF-8 ---- */
+
+/* s[0..len) is strict UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF) without NUL. */
+bool vlu_utf8_valid(const char *s, size_t len);
+
+/* The length of the longest prefix of the NUL-terminated s that is at most max bytes and does not end
+ * inside a character: use "%.*s", (int)vlu_utf8_prefix(s, N), s wherever "%.Ns" would cut. */
+size_t vlu_utf8_prefix(const char *s, size_t max);
+
+/* Cut s at the last character boundary at or before max bytes (e.g. after a truncating snprintf:
+ * vlu_utf8_truncate(buf, strlen(buf)) drops a character cut in half).  Returns the new length. */
+size_t vlu_utf8_truncate(char *s, size_t max);
 
 /* ---- the command table ---- */
 enum vlu_perm {
@@ -155,9 +191,14 @@ int vlu_command_check(const struct vlu_command *cmd, json_object *args, size_t n
 int vlu_request_parse(json_object *msg, const char **ret_execute, json_object **ret_args, json_object **ret_id,
 		      char *errbuf, size_t errlen);
 
-/* The request's "id" member (borrowed), or NULL when absent, JSON null or msg is not an object.  Usable
- * when vlu_request_parse() failed, so that an error reply can still echo the id. */
+/* The request's "id" member (borrowed), or NULL when absent, JSON null, not a valid id
+ * (vlu_id_valid()) or msg is not an object.  Usable when vlu_request_parse() failed, so that an error
+ * reply can still echo the id. */
 json_object *vlu_request_id(json_object *msg);
+
+/* A request id is a string (strict UTF-8, no NUL) or an integer within int64; NULL (absent or JSON
+ * null) is no id and valid too.  Anything else is refused (InvalidArgument) and not echoed. */
+bool vlu_id_valid(json_object *id);
 
 /* Builders.  They take ownership of ret/data (also on failure); id is borrowed (copied by reference count).
  * NULL when an allocation failed (or vlu_event_new's name is NULL), never a partly built object. */

@@ -214,7 +214,9 @@ static enum msg_kind classify(json_object *msg, int64_t *ret_id)
 }
 
 /* Read one message without blocking.  1: got one (*ret_msg, *ret_fds/ret_nfds owned by caller);
- * -EAGAIN: nothing there; -ECONNRESET: EOF; -EBADMSG: a malformed message was dropped; other -errno. */
+ * -EAGAIN: nothing there; -ECONNRESET: EOF; -EBADMSG: a truncated message was dropped; -EPROTO: a
+ * message breaking the strict rules (vlu_json_check(): invalid UTF-8, NUL, non-finite numbers, raw
+ * control characters, not one object) was dropped; other -errno. */
 static int recv_one(struct vlu *v, json_object **ret_msg, int *fds, size_t *ret_nfds)
 {
 	size_t nfds = 0;
@@ -235,10 +237,11 @@ static int recv_one(struct vlu *v, json_object **ret_msg, int *fds, size_t *ret_
 	}
 	if (n < 0)
 		return (int)n;
+	/* the same strict parser as the daemon's: a daemon's reply is refused like a client's request */
 	r = vlu_json_parse(v->buf, (size_t)n, REPLY_MAX_DEPTH, &msg);
 	if (r < 0) {
 		close_many(fds, nfds);
-		return -EBADMSG;
+		return -EPROTO;
 	}
 	*ret_msg = msg;
 	*ret_nfds = nfds;
@@ -289,7 +292,7 @@ static int wait_reply(struct vlu *v, int64_t want, int64_t deadline, json_object
 		if (r == -EBADMSG)
 			continue;
 		if (r < 0)
-			return r;
+			return r; /* -EPROTO: most likely our reply, and unusable: the call fails */
 		/* An error without id answers the request in flight: the daemon could not read it (truncated,
 		 * too many fds, too deep) or is closing the connection (timeouts).  Requests are sequential. */
 		if (classify(msg, &id) == MSG_REPLY &&
@@ -345,6 +348,10 @@ static int call_deadline(struct vlu *v, const char *command, json_object *args, 
 	if (v->dead)
 		return -ECONNRESET;
 	if (args && !json_object_is_type(args, json_type_object))
+		return -EINVAL;
+	/* refuse what the daemon would refuse (invalid UTF-8, NUL, non-finite numbers) instead of sending
+	 * it repaired: a name with '?' in place of a byte is another name */
+	if (!vlu_utf8_valid(command, strlen(command)) || (args && vlu_json_check_tree(args, NULL, 0) < 0))
 		return -EINVAL;
 	if (nfds > VLU_MAX_FDS_PER_MSG)
 		return -E2BIG;
@@ -680,7 +687,7 @@ VLU_EXPORT int vlu_process(struct vlu *v)
 			r = 0;
 			break;
 		}
-		if (r == -EBADMSG)
+		if (r == -EBADMSG || r == -EPROTO)
 			continue;
 		if (r < 0)
 			break;

@@ -78,6 +78,8 @@ void vlu_set_event_callback(struct vlu *v, vlu_event_fn fn, void *userdata);
  * On success *ret_return (if non-NULL) gets a new reference to the "return" object, *ret_fds (if
  * non-NULL) a malloc()ed array of the returned fds (caller owns array and fds; NULL when none) and
  * *ret_nfds their count; fds not asked for are closed.
+ * A command or args with invalid UTF-8, NUL or a non-finite number is not sent: -EINVAL.  A reply that
+ * breaks the strict rules (docs/PROTOCOL.md section 1) is refused: -EPROTO.
  * Errors: -ETIMEDOUT (no reply in time), -ECONNRESET (connection lost), -EPROTO (malformed reply), or an
  * error reply, mapped by class: InvalidArgument -EINVAL, CommandNotFound -ENOSYS, NotNegotiated -EPROTO,
  * PermissionDenied -EACCES, NotFound -ENOENT, Busy -EBUSY, LimitExceeded -E2BIG, DeviceError -EIO,

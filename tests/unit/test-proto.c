@@ -502,14 +502,28 @@ static void test_check_int_ranges_huge_numbers(void **state)
 	static const struct vlu_command cmd = {
 		.name = "test.int", .args = args_schema, .n_args = 1, .perm = VLU_PERM_ANY, .summary = "test"
 	};
-	static const char *const bad[] = { "{\"n\":1001}", "{\"n\":-6}", "{\"n\":99999999999999999999999}",
-					   "{\"n\":-99999999999999999999999}", "{\"n\":1.0}", "{\"n\":\"1\"}",
+	static const char *const bad[] = { "{\"n\":1001}", "{\"n\":-6}", "{\"n\":18446744073709551615}",
+					   "{\"n\":-9223372036854775808}", "{\"n\":1.0}", "{\"n\":\"1\"}",
 					   "{\"n\":true}", "{\"n\":null}" };
+	/* beyond 64 bits: refused by the parser already (json-c would saturate them) */
+	static const char *const unparsable[] = { "{\"n\":99999999999999999999999}",
+						  "{\"n\":-99999999999999999999999}" };
 	static const char *const good[] = { "{\"n\":1000}", "{\"n\":-5}", "{\"n\":0}" };
 
 	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
 		_cleanup_json_ json_object *j = parse_or_die(bad[i]);
 		expect_reject(&cmd, j, 0, VLU_ERR_INVALID_ARGUMENT, bad[i]);
+	}
+	for (size_t i = 0; i < ELEMENTSOF(unparsable); i++) {
+		json_object *j = NULL;
+		assert_int_equal(vlu_json_parse(unparsable[i], strlen(unparsable[i]), 16, &j), -EINVAL);
+		assert_null(j);
+	}
+	{
+		/* a tree built in memory with a saturated value still fails the range check */
+		_cleanup_json_ json_object *j = json_object_new_object();
+		json_object_object_add(j, "n", json_object_new_int64(INT64_MAX));
+		expect_reject(&cmd, j, 0, VLU_ERR_INVALID_ARGUMENT, "INT64_MAX");
 	}
 	for (size_t i = 0; i < ELEMENTSOF(good); i++) {
 		_cleanup_json_ json_object *j = parse_or_die(good[i]);
@@ -520,8 +534,14 @@ static void test_check_int_ranges_huge_numbers(void **state)
 static void test_check_nul_in_string(void **state)
 {
 	const struct vlu_command *c = vlu_command_find("device.open");
-	_cleanup_json_ json_object *j = parse_or_die("{\"device\":\"vdpa0\\u0000/etc/passwd\"}");
+	_cleanup_json_ json_object *j = json_object_new_object();
+	json_object *v = NULL;
+	static const char txt[] = "{\"device\":\"vdpa0\\u0000/etc/passwd\"}";
 
+	/* the parser refuses it; a tree built in memory is still caught by the checker */
+	assert_int_equal(vlu_json_parse(txt, strlen(txt), 16, &v), -EINVAL);
+	assert_null(v);
+	json_object_object_add(j, "device", json_object_new_string_len("vdpa0\0/etc/passwd", 17));
 	expect_reject(c, j, 0, VLU_ERR_INVALID_ARGUMENT, "embedded NUL");
 }
 
@@ -907,10 +927,11 @@ static void test_request_parse(void **state)
 		assert_null(vlu_request_id(m));
 	}
 	{
-		/* any JSON value is a valid id */
-		_cleanup_json_ json_object *m = parse_or_die("{\"id\":{\"x\":[1]},\"execute\":\"status\"}");
+		/* a JSON null id is no id */
+		_cleanup_json_ json_object *m = parse_or_die("{\"id\":null,\"execute\":\"status\"}");
 		assert_int_equal(vlu_request_parse(m, &exec, &args, &id, err, sizeof(err)), 0);
-		assert_true(json_object_is_type(id, json_type_object));
+		assert_null(id);
+		assert_null(vlu_request_id(m));
 	}
 
 	static const char *const bad[] = {
@@ -924,7 +945,14 @@ static void test_request_parse(void **state)
 		"{\"execute\":\"status\",\"arguments\":null}",
 		"{\"execute\":\"status\",\"extra\":1}",
 		"{\"execute\":\"status\",\"Execute\":\"status\"}",
-		"{\"execute\":\"sta\\u0000tus\"}",
+		/* ids: strings or integers within int64 only */
+		"{\"execute\":\"status\",\"id\":{\"x\":[1]}}",
+		"{\"execute\":\"status\",\"id\":[1]}",
+		"{\"execute\":\"status\",\"id\":true}",
+		"{\"execute\":\"status\",\"id\":1.5}",
+		"{\"execute\":\"status\",\"id\":1e3}",
+		"{\"execute\":\"status\",\"id\":9223372036854775808}",
+		"{\"execute\":\"status\",\"id\":18446744073709551615}",
 	};
 	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
 		_cleanup_json_ json_object *m = parse_or_die(bad[i]);
@@ -934,6 +962,17 @@ static void test_request_parse(void **state)
 			fail_msg("request '%s' accepted", bad[i]);
 		assert_string_equal(e2, "unchanged");
 		assert_true(strlen(err) > 0);
+		if (strstr(bad[i], "\"id\":") && !strstr(bad[i], "\"id\":1}") && !strstr(bad[i], "\"id\":2}")) {
+			/* a refused id is not echoed */
+			assert_null(vlu_request_id(m));
+			assert_non_null(strstr(err, "'id' must be"));
+		}
+	}
+	{
+		/* NUL in "execute" in a tree built in memory (the parser refuses \u0000) */
+		_cleanup_json_ json_object *m = json_object_new_object();
+		json_object_object_add(m, "execute", json_object_new_string_len("sta\0tus", 7));
+		assert_int_equal(vlu_request_parse(m, &exec, &args, &id, err, sizeof(err)), -EINVAL);
 	}
 	{
 		/* the id is still available for the error reply */
@@ -1068,6 +1107,282 @@ static void test_request_over_socket(void **state)
 	_cleanup_json_ json_object *back = NULL;
 	assert_int_equal(vlu_json_parse(buf, (size_t)n, 16, &back), 0);
 	assert_int_equal(json_object_get_int(json_object_object_get(back, "id")), 9);
+}
+
+/* ------------------------------------------------------------ strict input (issue 11 item 9) */
+
+struct strict_row {
+	const char *name;
+	const char *text; /* a whole request */
+	size_t len;	  /* 0: strlen(text) */
+	const char *why;  /* expected in the description */
+};
+
+#define REQ(x) "{\"execute\":\"status\",\"id\":" x "}"
+#define ARG(x) "{\"execute\":\"fd.list\",\"arguments\":{\"instance\":" x "},\"id\":1}"
+
+/* each probe of the hostile-tenant report, and its neighbours */
+static const struct strict_row strict_bad[] = {
+	{ "overlong-2", REQ("\"\xc0\x80\""), 0, "invalid UTF-8" },
+	{ "overlong-2-slash", REQ("\"\xc0\xaf\""), 0, "invalid UTF-8" },
+	{ "overlong-3", REQ("\"\xe0\x80\xaf\""), 0, "invalid UTF-8" },
+	{ "overlong-4", REQ("\"\xf0\x80\x80\xaf\""), 0, "invalid UTF-8" },
+	{ "surrogate-utf8-high", REQ("\"\xed\xa0\x80\""), 0, "invalid UTF-8" },
+	{ "surrogate-utf8-low", ARG("\"\xed\xbf\xbf\""), 0, "invalid UTF-8" },
+	{ "above-10ffff", REQ("\"\xf4\x90\x80\x80\""), 0, "invalid UTF-8" },
+	{ "lead-f5", REQ("\"\xf5\x80\x80\x80\""), 0, "invalid UTF-8" },
+	{ "lead-ff", ARG("\"\xff\""), 0, "invalid UTF-8" },
+	{ "lone-continuation", ARG("\"a\x80\""), 0, "invalid UTF-8" },
+	{ "cut-character", ARG("\"\xe2\x82\""), 0, "invalid UTF-8" },
+	{ "invalid-utf8-in-key", "{\"execute\":\"status\",\"\xc3\":1}", 0, "invalid UTF-8" },
+	{ "nul-in-member-name", "{\"execute\\u0000junk\":\"status\"}", 0, "NUL" },
+	{ "nul-in-argument-name", "{\"execute\":\"fd.list\",\"arguments\":{\"instance\\u0000x\":\"vm0\"}}", 0, "NUL" },
+	{ "nul-in-string", ARG("\"vm0\\u0000x\""), 0, "NUL" },
+	{ "nul-in-id", REQ("\"a\\u0000\""), 0, "NUL" },
+	{ "nul-raw-byte", "{\"execute\":\"status\",\"id\":\"a\0\"}", 28, "control character" },
+	{ "exp-overflow", REQ("1e999"), 0, "not finite" },
+	{ "exp-overflow-neg", ARG("-1e999"), 0, "not finite" },
+	{ "mantissa-overflow", ARG("1797693134862315807937289714053034150799341327710524" /* ~1.8e308 */
+				   "2867340002326617599213818768226218373913744823296688658513710891296357"
+				   "6405024302124818431427893806009611212036019542727049254611012958009683"
+				   "6452087342399233001254806389226848327869096839542788474036946097489802"
+				   "4813856787099624706281082233120399584707015208466283072219244779315002"
+				   "60.0"), 0, "not finite" },
+	{ "infinity", REQ("Infinity"), 0, "value expected" },
+	{ "minus-infinity", ARG("-Infinity"), 0, "invalid number" },
+	{ "nan", ARG("NaN"), 0, "value expected" },
+	{ "raw-tab", REQ("\"a\tb\""), 0, "control character U+0009" },
+	{ "raw-newline", ARG("\"a\nb\""), 0, "control character U+000A" },
+	{ "raw-1f-in-key", "{\"execute\":\"status\",\"a\x1f\":1}", 0, "control character" },
+	{ "lone-high-surrogate", REQ("\"\\ud800\""), 0, "surrogate" },
+	{ "lone-low-surrogate", REQ("\"\\udc00\""), 0, "surrogate" },
+	{ "reversed-surrogates", ARG("\"\\udc00\\ud800\""), 0, "surrogate" },
+	{ "high-then-bmp", ARG("\"\\ud800\\u0041\""), 0, "surrogate" },
+	{ "high-at-end", ARG("\"x\\ud83d\""), 0, "surrogate" },
+	{ "id-beyond-uint64", REQ("18446744073709551616"), 0, "64-bit range" },
+	{ "id-below-int64", REQ("-9223372036854775809"), 0, "64-bit range" },
+	{ "id-huge", REQ("99999999999999999999"), 0, "64-bit range" },
+	{ "single-quotes", "{'execute':'status'}", 0, "member name" },
+	{ "bad-escape", ARG("\"\\x41\""), 0, "invalid escape" },
+	{ "short-u-escape", ARG("\"\\u12\""), 0, "\\u escape" },
+	{ "leading-plus", REQ("+1"), 0, "value expected" },
+	{ "trailing-comma", "{\"execute\":\"status\",}", 0, "member name" },
+	{ "not-an-object", "[\"execute\"]", 0, "one JSON object" },
+	{ "trailing-data", "{\"execute\":\"status\"} x", 0, "trailing data" },
+};
+
+static void test_strict_bad(void **state)
+{
+	const struct strict_row *row = *state;
+	size_t len = row->len ? row->len : strlen(row->text);
+	char err[256] = "";
+	json_object *j = NULL;
+
+	assert_int_equal(vlu_json_check(row->text, len, 16, err, sizeof(err)), -EINVAL);
+	if (!strstr(err, row->why))
+		fail_msg("%s: description '%s' does not say '%s'", row->name, err, row->why);
+	assert_non_null(strstr(err, "at byte "));
+	assert_true(vlu_utf8_valid(err, strlen(err)));
+	err[0] = '\0';
+	assert_int_equal(vlu_json_parse_ex(row->text, len, 16, &j, err, sizeof(err)), -EINVAL);
+	assert_null(j);
+	assert_non_null(strstr(err, row->why));
+	assert_int_equal(vlu_json_parse(row->text, len, 16, &j), -EINVAL);
+	assert_null(j);
+}
+
+/* valid edge cases: accepted, and the value is what was sent */
+static const struct strict_row strict_good[] = {
+	{ "utf8-2", ARG("\"\xc3\xa9\""), 0, "\xc3\xa9" },
+	{ "utf8-3-max-before-surrogates", ARG("\"\xed\x9f\xbf\""), 0, "\xed\x9f\xbf" },
+	{ "utf8-3-after-surrogates", ARG("\"\xee\x80\x80\""), 0, "\xee\x80\x80" },
+	{ "utf8-3-fffd", ARG("\"\xef\xbf\xbd\""), 0, "\xef\xbf\xbd" },
+	{ "utf8-4", ARG("\"\xf0\x9f\x98\x80\""), 0, "\xf0\x9f\x98\x80" },
+	{ "utf8-4-first", ARG("\"\xf0\x90\x80\x80\""), 0, "\xf0\x90\x80\x80" },
+	{ "utf8-4-10ffff", ARG("\"\xf4\x8f\xbf\xbf\""), 0, "\xf4\x8f\xbf\xbf" },
+	{ "escaped-pair", ARG("\"\\ud83d\\ude00\""), 0, "\xf0\x9f\x98\x80" },
+	{ "escaped-pair-10ffff", ARG("\"\\uDBFF\\uDFFF\""), 0, "\xf4\x8f\xbf\xbf" },
+	{ "escaped-bmp", ARG("\"\\u00e9\\u20ac\""), 0, "\xc3\xa9\xe2\x82\xac" },
+	{ "escaped-controls", ARG("\"\\t\\n\\u0001\\u001f\""), 0, "\t\n\x01\x1f" },
+	{ "escaped-quote-backslash-slash", ARG("\"\\\"\\\\\\/\""), 0, "\"\\/" },
+	{ "del", ARG("\"\x7f\""), 0, "\x7f" },
+};
+
+static void test_strict_good(void **state)
+{
+	const struct strict_row *row = *state;
+	char err[256] = "";
+	_cleanup_json_ json_object *j = NULL;
+	json_object *args, *v;
+
+	if (vlu_json_parse_ex(row->text, strlen(row->text), 16, &j, err, sizeof(err)) != 0)
+		fail_msg("%s refused: %s", row->name, err);
+	assert_true(json_object_object_get_ex(j, "arguments", &args));
+	assert_true(json_object_object_get_ex(args, "instance", &v));
+	assert_int_equal(json_object_get_string_len(v), strlen(row->why));
+	assert_memory_equal(json_object_get_string(v), row->why, strlen(row->why));
+}
+
+static void test_strict_numbers_good(void **state)
+{
+	static const char *const good[] = {
+		"{\"a\":-9223372036854775808}", "{\"a\":9223372036854775807}", "{\"a\":18446744073709551615}",
+		"{\"a\":-0}", "{\"a\":0}", "{\"a\":1e308}", "{\"a\":-1.7976931348623157e308}", "{\"a\":1e-999}",
+		"{\"a\":0.5E+2}", "{\"a\":[true,false,null]}",
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+		json_object *j = NULL;
+		char err[256] = "";
+
+		if (vlu_json_parse_ex(good[i], strlen(good[i]), 16, &j, err, sizeof(err)) != 0)
+			fail_msg("'%s' refused: %s", good[i], err);
+		json_object_put(j);
+	}
+	{
+		/* uint64 values (the daemon emits dev/ino/features so) are held exactly, not saturated */
+		_cleanup_json_ json_object *j = parse_or_die("{\"a\":18446744073709551615,\"b\":-9223372036854775808}");
+		assert_true(json_object_get_uint64(json_object_object_get(j, "a")) == UINT64_MAX);
+		assert_true(json_object_get_int64(json_object_object_get(j, "b")) == INT64_MIN);
+	}
+}
+
+/* ids come back exactly as sent: int64 min and max, strings with 4-byte characters and escapes */
+static void test_strict_id_echo(void **state)
+{
+	static const struct {
+		const char *id, *echoed;
+	} rows[] = {
+		{ "-9223372036854775808", "-9223372036854775808" },
+		{ "9223372036854775807", "9223372036854775807" },
+		{ "0", "0" },
+		{ "\"req-\xf0\x9f\x98\x80-\xc3\xa9\"", "\"req-\xf0\x9f\x98\x80-\xc3\xa9\"" },
+		{ "\"\\ud83d\\ude00\"", "\"\xf0\x9f\x98\x80\"" }, /* the same characters, escapes written raw */
+		{ "\"a/b\"", "\"a/b\"" },
+		{ "\"\"", "\"\"" },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
+		char req[256], want_err[256], want_ret[256], err[256];
+		_cleanup_json_ json_object *m = NULL, *e = NULL, *r = NULL;
+		json_object *id = NULL;
+
+		snprintf(req, sizeof(req), "{\"execute\":\"status\",\"id\":%s}", rows[i].id);
+		m = parse_or_die(req);
+		assert_int_equal(vlu_request_parse(m, NULL, NULL, &id, err, sizeof(err)), 0);
+		assert_ptr_equal(vlu_request_id(m), id);
+		e = vlu_reply_error(VLU_ERR_BUSY, "x", id);
+		r = vlu_reply_return(NULL, id);
+		snprintf(want_err, sizeof(want_err), "{\"error\":{\"class\":\"Busy\",\"desc\":\"x\"},\"id\":%s}",
+			 rows[i].echoed);
+		snprintf(want_ret, sizeof(want_ret), "{\"return\":{},\"id\":%s}", rows[i].echoed);
+		assert_string_equal(vlu_json_dump(e, NULL), want_err);
+		assert_string_equal(vlu_json_dump(r, NULL), want_ret);
+	}
+}
+
+static void test_strict_utf8_helpers(void **state)
+{
+	char buf[16];
+
+	assert_true(vlu_utf8_valid("", 0));
+	assert_true(vlu_utf8_valid("a\xc3\xa9\xf0\x9f\x98\x80", 7));
+	assert_false(vlu_utf8_valid("a\0b", 3));
+	assert_false(vlu_utf8_valid("\xc3", 1));
+	assert_false(vlu_utf8_valid("\xed\xa0\x80", 3));
+	/* prefix: never inside a character */
+	assert_int_equal(vlu_utf8_prefix("a\xc3\xa9", 2), 1);
+	assert_int_equal(vlu_utf8_prefix("a\xc3\xa9", 3), 3);
+	assert_int_equal(vlu_utf8_prefix("\xf0\x9f\x98\x80z", 3), 0);
+	assert_int_equal(vlu_utf8_prefix("\xf0\x9f\x98\x80z", 4), 4);
+	assert_int_equal(vlu_utf8_prefix("abc", 64), 3);
+	assert_int_equal(vlu_utf8_prefix("\xff\xfe" "a", 2), 2); /* no characters to cut: repaired at send */
+	/* a truncating snprintf cut the euro sign: truncate drops its first two bytes */
+	memcpy(buf, "abc\xe2\x82", 6); /* what snprintf(buf, 6, "abc%s", "\xe2\x82\xac") leaves */
+	assert_int_equal(strlen(buf), 5);
+	assert_int_equal(vlu_utf8_truncate(buf, strlen(buf)), 3);
+	assert_string_equal(buf, "abc");
+	/* the "%.Ns" replacement */
+	snprintf(buf, sizeof(buf), "'%.*s'", (int)vlu_utf8_prefix("ab\xc3\xa9", 3), "ab\xc3\xa9");
+	assert_string_equal(buf, "'ab'");
+}
+
+/* everything emitted is valid UTF-8, whatever the emitter put in */
+static void test_strict_emit_repair(void **state)
+{
+	_cleanup_json_ json_object *j = json_object_new_object(), *arr = json_object_new_array();
+	_cleanup_json_ json_object *e = NULL, *back = NULL;
+	char cut[64], err[128];
+	const char *s;
+	size_t len;
+
+	/* a desc cut with %.Ns in the middle of a character (the operator-event probe) */
+	snprintf(cut, sizeof(cut), "desc: %.2s", "\xe2\x82\xac");
+	e = vlu_reply_error(VLU_ERR_GENERIC, cut, NULL);
+	s = vlu_json_dump(e, &len);
+	assert_true(vlu_utf8_valid(s, len));
+	assert_int_equal(vlu_json_check(s, len, 16, err, sizeof(err)), 0);
+
+	json_object_object_add(j, "overlong", json_object_new_string("\xc0\x80"));
+	json_object_object_add(j, "nul", json_object_new_string_len("a\0b", 3));
+	json_object_object_add(j, "bad\xff" "key", json_object_new_int(1));
+	json_object_object_add(j, "inf", json_object_new_double(1.0 / 0.0));
+	json_object_array_add(arr, json_object_new_string("\xed\xa0\x80"));
+	json_object_array_add(arr, json_object_new_double(0.0 / 0.0));
+	json_object_array_add(arr, json_object_new_string("ok \xf0\x9f\x98\x80"));
+	json_object_object_add(j, "arr", json_object_get(arr));
+	assert_int_equal(vlu_json_check_tree(j, err, sizeof(err)), -EINVAL);
+	assert_true(strlen(err) > 0);
+	s = vlu_json_dump(j, &len);
+	assert_true(vlu_utf8_valid(s, len));
+	assert_int_equal(vlu_json_check(s, len, 16, err, sizeof(err)), 0);
+	assert_int_equal(vlu_json_check_tree(j, err, sizeof(err)), 0);
+	back = parse_or_die(s);
+	assert_string_equal(json_object_get_string(json_object_object_get(back, "overlong")), "??");
+	assert_string_equal(json_object_get_string(json_object_object_get(back, "nul")), "a?b");
+	assert_true(json_object_object_get_ex(back, "bad?key", NULL));
+	assert_true(json_object_object_get_ex(back, "inf", NULL));
+	assert_null(json_object_object_get(back, "inf"));
+	assert_string_equal(json_object_get_string(json_object_array_get_idx(arr, 0)), "???");
+	assert_null(json_object_array_get_idx(arr, 1));
+	assert_string_equal(json_object_get_string(json_object_array_get_idx(arr, 2)), "ok \xf0\x9f\x98\x80");
+}
+
+/* more invalid member names in one object than one repair pass renames */
+static void test_strict_emit_many_bad_keys(void **state)
+{
+	_cleanup_json_ json_object *j = json_object_new_object();
+	const char *s;
+	size_t len;
+
+	for (int i = 0; i < 40; i++) {
+		char key[16];
+
+		snprintf(key, sizeof(key), "k%02d\xff", i);
+		json_object_object_add(j, key, json_object_new_int(i));
+	}
+	s = vlu_json_dump(j, &len);
+	assert_true(vlu_utf8_valid(s, len));
+	assert_int_equal(json_object_object_length(j), 40);
+	assert_true(json_object_object_get_ex(j, "k39?", NULL));
+}
+
+/* every description the checker writes is valid UTF-8, even when it quotes a client's key cut at 64 */
+static void test_strict_desc_cut(void **state)
+{
+	const struct vlu_command *c = vlu_command_find("status");
+	_cleanup_json_ json_object *args = json_object_new_object();
+	char key[128], err[512];
+	enum vlu_error_class cls;
+
+	memset(key, 'k', 63);
+	strcpy(key + 63, "\xe2\x82\xac-tail"); /* the euro sign straddles byte 64 */
+	json_object_object_add(args, key, json_object_new_int(1));
+	assert_int_equal(vlu_command_check(c, args, 0, &cls, err, sizeof(err)), -EINVAL);
+	assert_true(vlu_utf8_valid(err, strlen(err)));
+	/* a small error buffer cuts at a character boundary too */
+	assert_int_equal(vlu_command_check(c, args, 0, &cls, err, 40), -EINVAL);
+	assert_true(vlu_utf8_valid(err, strlen(err)));
 }
 
 /* ------------------------------------------------------------ docs/PROTOCOL.md agrees with the table */
@@ -1224,6 +1539,16 @@ int main(void)
 	add(test_request_parse, NULL, "proto/request/parse");
 	add(test_builders, NULL, "proto/builders");
 	add(test_request_over_socket, NULL, "proto/request/over-socket");
+	for (size_t i = 0; i < ELEMENTSOF(strict_bad); i++)
+		add(test_strict_bad, (void *)&strict_bad[i], "proto/strict/refused/%s", strict_bad[i].name);
+	for (size_t i = 0; i < ELEMENTSOF(strict_good); i++)
+		add(test_strict_good, (void *)&strict_good[i], "proto/strict/accepted/%s", strict_good[i].name);
+	add(test_strict_numbers_good, NULL, "proto/strict/accepted/numbers");
+	add(test_strict_id_echo, NULL, "proto/strict/id-echo-exact");
+	add(test_strict_utf8_helpers, NULL, "proto/strict/utf8-helpers");
+	add(test_strict_emit_repair, NULL, "proto/strict/emit-repair");
+	add(test_strict_emit_many_bad_keys, NULL, "proto/strict/emit-repair-many-keys");
+	add(test_strict_desc_cut, NULL, "proto/strict/desc-cut-at-boundary");
 
 	r = _cmocka_run_group_tests("proto", tests, n_tests, NULL, NULL);
 	for (size_t i = 0; i < n_tests; i++)
