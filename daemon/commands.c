@@ -15,9 +15,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
 
+#include "closer.h"
 #include "commands.h"
 #include "config.h"
 #include "conn.h"
@@ -175,6 +177,47 @@ static json_object *instance_event_data(struct instance *inst)
 	return d;
 }
 
+/* instances, and fds held for them, of one uid (the per-uid quotas) */
+static unsigned uid_instances(uid_t uid)
+{
+	struct list *p, *t;
+	unsigned n = 0;
+
+	list_for_each_safe(p, t, &vl.instances)
+		if (list_entry(p, struct instance, link)->uid == uid)
+			n++;
+	return n;
+}
+
+static unsigned uid_held(uid_t uid)
+{
+	struct list *p, *t;
+	unsigned n = 0;
+
+	list_for_each_safe(p, t, &vl.instances) {
+		const struct instance *i = list_entry(p, struct instance, link);
+
+		if (i->uid == uid)
+			n += i->n_held;
+	}
+	return n;
+}
+
+/* Would n more fds exceed the per-uid quota (peers that are not operators)?  Fills the error. */
+static bool over_uid_fds(struct request *r, unsigned n)
+{
+	unsigned have;
+
+	if (is_operator(r->c))
+		return false;
+	have = uid_held(r->c->cred.uid);
+	if (have + n <= vl.cfg->limits.max_fds_per_uid)
+		return false;
+	request_error(r, VLU_ERR_LIMIT_EXCEEDED, "uid %u holds %u fds; %u more exceed max_fds_per_uid %u",
+		      (unsigned)r->c->cred.uid, have, n, vl.cfg->limits.max_fds_per_uid);
+	return true;
+}
+
 static int cmd_instance_register(struct request *r)
 {
 	struct conn *c = r->c;
@@ -191,7 +234,14 @@ static int cmd_instance_register(struct request *r)
 	if (c->pidfd < 0)
 		return request_error(r, VLU_ERR_UNSUPPORTED,
 				     "cannot track the peer process (no pidfd: other pid namespace?)");
+	if (!is_operator(c) && !policy_name_allowed(vl.cfg, &c->cred, name))
+		return request_error(r, VLU_ERR_PERMISSION_DENIED,
+				     "instance name '%s' is not allowed for uid %u by the policy (names)", name,
+				     (unsigned)c->cred.uid);
 	inst = instance_find(name);
+	if (inst && inst->uid != c->cred.uid && !is_operator(c))
+		/* another uid's instance: nothing about it (pid, uid, state) is told */
+		return request_error(r, VLU_ERR_BUSY, "instance name '%s' is taken", name);
 	if (inst) {
 		if (inst->state == INSTANCE_ATTACHED)
 			return request_error(r, VLU_ERR_BUSY, "instance '%s' is attached to pid %d", name,
@@ -213,6 +263,9 @@ static int cmd_instance_register(struct request *r)
 	} else if (vl.n_instances >= vl.cfg->limits.max_instances)
 		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "%u instances registered (max_instances)",
 				     vl.n_instances);
+	else if (!is_operator(c) && uid_instances(c->cred.uid) >= vl.cfg->limits.max_instances_per_uid)
+		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "uid %u has %u instances (max_instances_per_uid)",
+				     (unsigned)c->cred.uid, uid_instances(c->cred.uid));
 
 	pidfd = fcntl(c->pidfd, F_DUPFD_CLOEXEC, 3);
 	if (pidfd < 0)
@@ -287,11 +340,21 @@ static int cmd_instance_release(struct request *r)
 	return 0;
 }
 
+/* A held fd as the caller may see it: another uid's instance is not named (a VMM sees only its own
+ * world); operators see everything. */
+static bool may_see(const struct request *r, const struct instance *inst)
+{
+	return (r->c->roles & ROLE_OPERATOR) || inst->uid == r->c->cred.uid;
+}
+
 struct devlist_ctx {
 	json_object *arr;
+	const struct request *r;
 };
 
-static json_object *device_entry(const char *device, const char *path, struct held *h)
+/* h: the held fd of the device, NULL if none, or one the caller may not see (another uid's: only
+ * "held" is told) */
+static json_object *device_entry(const char *device, const char *path, struct held *h, bool held)
 {
 	json_object *o = jnew_obj();
 	struct stat st;
@@ -300,6 +363,7 @@ static json_object *device_entry(const char *device, const char *path, struct he
 	jadd(o, "path", path ? jnew_str(path) : NULL);
 	jadd(o, "present", jnew_bool(path && stat(path, &st) == 0));
 	jadd(o, "configured", jnew_bool(true));
+	jadd(o, "held", jnew_bool(held));
 	jadd(o, "holder", h ? jnew_str(h->inst->name) : NULL);
 	jadd(o, "fd_name", h ? jnew_str(h->name) : NULL);
 	if (h) {
@@ -322,20 +386,33 @@ static void devlist_one(const char *device, void *ud)
 		path = NULL;
 	if (path && stat(path, &st) == 0 && S_ISCHR(st.st_mode))
 		h = held_find_rdev(st.st_rdev, NULL);
-	jappend(x->arr, device_entry(device, path, h));
+	jappend(x->arr, device_entry(device, path, h && may_see(x->r, h->inst) ? h : NULL, h != NULL));
+}
+
+static bool devlist_peer_one(const char *device, void *ud)
+{
+	devlist_one(device, ud);
+	return false; /* all of them */
 }
 
 static int cmd_device_list(struct request *r)
 {
-	struct devlist_ctx x = { jnew_arr() };
+	struct devlist_ctx x = { jnew_arr(), r };
 	json_object *o = jnew_obj();
 	struct list *ip, *it, *p, *t;
 
-	policy_foreach_device(vl.cfg, devlist_one, &x);
+	/* operators: every device of every rule; a VMM: the devices of its own rules, another uid's holder
+	 * not named */
+	if (is_operator(r->c))
+		policy_foreach_device(vl.cfg, devlist_one, &x);
+	else
+		(void)policy_foreach_peer_device(vl.cfg, &r->c->cred, devlist_peer_one, &x);
 	/* held devices the configuration no longer lists (e.g. adopted after a restart) */
 	list_for_each_safe(ip, it, &vl.instances) {
 		struct instance *inst = list_entry(ip, struct instance, link);
 
+		if (!may_see(r, inst))
+			continue;
 		list_for_each_safe(p, t, &inst->held) {
 			struct held *h = list_entry(p, struct held, link);
 			bool listed = false;
@@ -352,7 +429,7 @@ static int cmd_device_list(struct request *r)
 					listed = true;
 			}
 			if (!listed) {
-				json_object *e = device_entry(h->device ? h->device : h->name, h->path, h);
+				json_object *e = device_entry(h->device ? h->device : h->name, h->path, h, true);
 
 				jadd(e, "configured", jnew_bool(false));
 				jappend(x.arr, e);
@@ -384,14 +461,19 @@ static bool listed_name_resolves_to(const char *dev, void *ud)
 /* the held fd name of a device: "vdpa:" + the vdpa name or the node's basename; a vdpa name too long to
  * fit whole falls back to the node's basename (unique per device), never to a truncated name that two
  * devices could share */
-static void device_fd_name(const char *device, const char *path, char *buf, size_t len)
+static void device_fd_name(const char *device, const char *path, dev_t rdev, char *buf, size_t len)
 {
 	const char *base = device[0] == '/' ? strrchr(path, '/') + 1 : device;
 	int n = snprintf(buf, len, DEVICE_FD_PREFIX "%s", base);
 
 	if (n < 0 || (size_t)n >= len || !vlu_name_valid(buf))
 		snprintf(buf, len, DEVICE_FD_PREFIX "%s", strrchr(path, '/') + 1);
+	/* a listed path whose basename is no valid name ("odd name@+"): the device number, always valid, so
+	 * that fd.retrieve and fd.remove can name it */
+	if (!vlu_name_valid(buf))
+		snprintf(buf, len, DEVICE_FD_PREFIX "dev-%u-%u", major(rdev), minor(rdev));
 }
+
 
 static int cmd_device_open(struct request *r)
 {
@@ -424,31 +506,53 @@ static int cmd_device_open(struct request *r)
 		return request_error(r, VLU_ERR_DEVICE_ERROR, "vdpa device '%s' is not bound to vhost_vdpa", device);
 	if (k < 0)
 		return request_error(r, VLU_ERR_INVALID_ARGUMENT, "device '%s': %s", device, strerror(-k));
-	if (stat(path, &st) < 0)
-		return request_error(r, errno == ENOENT ? VLU_ERR_NOT_FOUND : VLU_ERR_DEVICE_ERROR, "%s: %s", path,
-				     strerror(errno));
-	if (S_ISCHR(st.st_mode) && (h = held_find_rdev(st.st_rdev, NULL)))
-		return request_error(r, VLU_ERR_BUSY, "device '%s' is held by instance '%s' (fd '%s')", device,
-				     h->inst->name, h->name);
-	device_fd_name(device, path, name, sizeof(name));
-	if (held_find(inst, name))
-		return request_error(r, VLU_ERR_BUSY, "instance '%s' already holds an fd named '%s'", inst->name,
-				     name);
 	if (inst->n_held + 1 > policy_max_fds(vl.cfg, &r->c->cred))
 		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "instance '%s' holds %u fds (max_fds %u)", inst->name,
 				     inst->n_held, policy_max_fds(vl.cfg, &r->c->cred));
+	if (over_uid_fds(r, 1))
+		return -1;
 
+	/* no symlink at any component, and every check below on the fd opened, not on the path before */
 	k = device_open_node(path, &fd);
 	if (k == -EBUSY)
-		return request_error(r, VLU_ERR_BUSY, "device '%s' (%s) is held by another process", device, path);
+		return request_error(r, VLU_ERR_BUSY, "device '%s' (%s) is busy: held by another process", device,
+				     path);
 	if (k == -ENODEV)
 		return request_error(r, VLU_ERR_DEVICE_ERROR, "%s is not a vhost-vdpa character device", path);
+	if (k == -ELOOP)
+		return request_error(r, VLU_ERR_PERMISSION_DENIED, "%s: a symbolic link on the path: refused", path);
 	if (k < 0)
 		return request_error(r, k == -ENOENT ? VLU_ERR_NOT_FOUND : VLU_ERR_DEVICE_ERROR, "open %s: %s", path,
 				     strerror(-k));
 	t = fdtype_detect(fd, vl.vdpa_major, &st);
 	if (t < 0)
 		return request_error(r, VLU_ERR_DEVICE_ERROR, "fstat %s: %s", path, strerror(-t));
+	if (device[0] != '/') {
+		dev_t want;
+
+		if (device_sysfs_rdev(device, &want) < 0 || want != st.st_rdev) {
+			closer_close_fd(TAKE_FD(fd));
+			return request_error(r, VLU_ERR_DEVICE_ERROR, "%s is not the node of vdpa device '%s'", path,
+					     device);
+		}
+	}
+	h = held_find_rdev(st.st_rdev, NULL);
+	if (h) {
+		bool own = may_see(r, h->inst);
+
+		closer_close_fd(TAKE_FD(fd));
+		if (own)
+			return request_error(r, VLU_ERR_BUSY, "device '%s' is held by instance '%s' (fd '%s')", device,
+					     h->inst->name, h->name);
+		return request_error(r, VLU_ERR_BUSY, "device '%s' (%s) is busy: held by another process", device,
+				     path);
+	}
+	device_fd_name(device, path, st.st_rdev, name, sizeof(name));
+	if (held_find(inst, name)) {
+		closer_close_fd(TAKE_FD(fd));
+		return request_error(r, VLU_ERR_BUSY, "instance '%s' already holds an fd named '%s'", inst->name,
+				     name);
+	}
 	dj = device_query(fd, &bf);
 
 	k = held_add(inst, name, TAKE_FD(fd), t, &st, 0, 0, device, path, &h);
@@ -515,6 +619,10 @@ static int cmd_fd_store(struct request *r)
 					     "'%s': names starting with '" DEVICE_FD_PREFIX "' are reserved for device.open",
 					     nm);
 		types[i] = fdtype_detect(r->fds[i], vl.vdpa_major, &st[i]);
+		if (types[i] == -EBADFD)
+			return request_error(r, VLU_ERR_INVALID_ARGUMENT,
+					     "fd %zu ('%s') is an O_PATH fd: refused (it proves no access to what it names)",
+					     i, nm);
 		if (types[i] < 0)
 			return request_error(r, VLU_ERR_INVALID_ARGUMENT, "fd %zu ('%s'): %s", i, nm,
 					     strerror(-types[i]));
@@ -536,6 +644,8 @@ static int cmd_fd_store(struct request *r)
 	if (inst->n_held + n - replaced > maxfds)
 		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "instance '%s' holds %u fds; %zu more exceed max_fds %u",
 				     inst->name, inst->n_held, n - replaced, maxfds);
+	if (over_uid_fds(r, (unsigned)(n - replaced)))
+		return -1;
 
 	/* no error below this point except out of memory.  Replaced fds: unlinked first, the new ones
 	 * added, the state written, and only then the old ones leave the fd store and close (persist.c's
@@ -854,5 +964,11 @@ void commands_dispatch(struct conn *c, char *buf, size_t len, int *fds, size_t n
 	(void)conn_send(c, reply, r.out_fds, r.n_out_fds);
 out:
 	json_object_put(r.ret);
-	close_many(fds, nfds); /* whatever the handler did not take */
+	/* whatever the handler did not take: off the loop, in the sender's lane (closer.h) */
+	if (nfds > 0) {
+		char own[64];
+
+		snprintf(own, sizeof(own), "a request of connection %llu", (unsigned long long)c->id);
+		closer_close_client(c->cred.uid, own, fds, nfds);
+	}
 }

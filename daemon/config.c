@@ -57,6 +57,11 @@ static void defaults(struct vlud_config *c)
 		.max_instances = 32,
 		.max_connections = 128,
 		.max_pending_output_bytes = 1024 * 1024,
+		.max_connections_per_uid = 16,
+		.max_instances_per_uid = 8,
+		.max_fds_per_uid = 1024,
+		.max_pending_output_bytes_per_uid = 4 * 1024 * 1024,
+		.operator_reserved_connections = 8,
 		.handshake_timeout_ms = 5000,
 		.idle_timeout_ms = 60000,
 	};
@@ -97,6 +102,9 @@ void config_free(struct vlud_config *c)
 		for (size_t k = 0; k < c->vmms[i].n_devices; k++)
 			free(c->vmms[i].devices[k]);
 		free(c->vmms[i].devices);
+		for (size_t k = 0; k < c->vmms[i].n_names; k++)
+			free(c->vmms[i].names[k]);
+		free(c->vmms[i].names);
 	}
 	free(c->vmms);
 	free(c);
@@ -177,7 +185,8 @@ static int parse_idset(struct ctx *x, const char *where, json_object *o, struct 
 			free(s->gids);
 			s->gids = NULL;
 			r = get_ids(x, w, v, true, &s->gids, &s->n_gids);
-		} else if (strcmp(key, "devices") == 0 || strcmp(key, "fd_types") == 0 || strcmp(key, "max_fds") == 0)
+		} else if (strcmp(key, "devices") == 0 || strcmp(key, "fd_types") == 0 || strcmp(key, "max_fds") == 0 ||
+			   strcmp(key, "names") == 0)
 			continue; /* vmm rule keys, parsed by the caller */
 		else
 			return fail(x, -EINVAL, "%s: unknown key", w);
@@ -198,6 +207,19 @@ static bool device_entry_valid(const char *s)
 	/* a vdpa device name: one path component */
 	if (strchr(s, '/') || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
 		return false;
+	return true;
+}
+
+/* an instance name with fnmatch wildcards */
+static bool name_pattern_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-*?[]!", s[i]))
+			return false;
 	return true;
 }
 
@@ -252,6 +274,29 @@ static int parse_vmm_rule(struct ctx *x, const char *where, json_object *o, cons
 						    w, i);
 				rule->fd_types |= 1u << t;
 			}
+		} else if (strcmp(key, "names") == 0) {
+			size_t n;
+
+			if (!json_object_is_type(v, json_type_array))
+				return fail(x, -EINVAL, "%s: must be an array of instance name patterns", w);
+			n = json_object_array_length(v);
+			rule->names = calloc(n ? n : 1, sizeof(char *));
+			if (!rule->names)
+				return fail(x, -ENOMEM, "out of memory");
+			for (size_t i = 0; i < n; i++) {
+				json_object *e = json_object_array_get_idx(v, i);
+				const char *pat = json_object_get_string(e);
+
+				if (!json_object_is_type(e, json_type_string) || !name_pattern_valid(pat))
+					return fail(x, -EINVAL,
+						    "%s[%zu]: must be a name pattern (1..64 of [A-Za-z0-9_.:-] and the "
+						    "fnmatch wildcards * ? [ ] !)",
+						    w, i);
+				rule->names[i] = strdup(pat);
+				if (!rule->names[i])
+					return fail(x, -ENOMEM, "out of memory");
+				rule->n_names = i + 1;
+			}
 		} else if (strcmp(key, "max_fds") == 0) {
 			r = get_uint(x, w, v, 0, lim->max_fds_per_instance, &rule->max_fds);
 			if (r < 0)
@@ -280,6 +325,11 @@ static const struct uint_key limit_keys[] = {
 	LIM(max_instances, 1, 65536),
 	LIM(max_connections, 1, 65536),
 	LIM(max_pending_output_bytes, 4096, 1u << 30),
+	LIM(max_connections_per_uid, 1, 65536),
+	LIM(max_instances_per_uid, 1, 65536),
+	LIM(max_fds_per_uid, 1, 1u << 20),
+	LIM(max_pending_output_bytes_per_uid, 4096, 1u << 30),
+	LIM(operator_reserved_connections, 0, 65535),
 	LIM(handshake_timeout_ms, 1, 3600000),
 	LIM(idle_timeout_ms, 0, 86400000),
 };
@@ -660,6 +710,13 @@ json_object *config_to_json(const struct vlud_config *c)
 				jappend(ft, jnew_str(fdtype_name(k)));
 		jadd(ro, "fd_types", ft);
 		jadd(ro, "max_fds", jnew_int(r->max_fds));
+		if (r->n_names) {
+			json_object *nm = jnew_arr();
+
+			for (size_t k = 0; k < r->n_names; k++)
+				jappend(nm, jnew_str(r->names[k]));
+			jadd(ro, "names", nm);
+		}
 		jappend(vm, ro);
 	}
 	jadd(o, "vmms", vm);

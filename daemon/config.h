@@ -26,6 +26,8 @@ struct vlud_vmm_rule {
 	size_t n_devices;
 	unsigned fd_types; /* bit (1u << enum vlud_fd_type) per allowed type */
 	unsigned max_fds;  /* per instance; capped by limits.max_fds_per_instance */
+	char **names;	   /* fnmatch(3) patterns of the instance names its peers may register; none: any */
+	size_t n_names;
 };
 
 struct vlud_limits {
@@ -36,6 +38,12 @@ struct vlud_limits {
 	unsigned max_instances;
 	unsigned max_connections;
 	unsigned max_pending_output_bytes;
+	/* per uid (a peer that is not an operator: operators are trusted and never held by a quota) */
+	unsigned max_connections_per_uid;
+	unsigned max_instances_per_uid;
+	unsigned max_fds_per_uid;
+	unsigned max_pending_output_bytes_per_uid;
+	unsigned operator_reserved_connections; /* of max_connections, only operators may use these */
 	unsigned handshake_timeout_ms;
 	unsigned idle_timeout_ms; /* 0 = never */
 };

@@ -16,6 +16,7 @@
 
 #include "commands.h"
 #include "config.h"
+#include "closer.h"
 #include "conn.h"
 #include "instance.h"
 #include "json-oom.h"
@@ -34,10 +35,49 @@ struct outmsg {
 
 static ev_timer accept_pause;
 
-static void outmsg_free(struct outmsg *m)
+/* What a connection's fds belong to, for the closer's log. */
+static const char *conn_owner(const struct conn *c, char *buf, size_t len)
 {
+	snprintf(buf, len, "connection %llu (pid %d)", (unsigned long long)c->id, (int)c->cred.pid);
+	return buf;
+}
+
+unsigned conn_count_uid(uid_t uid)
+{
+	struct list *p, *t;
+	unsigned n = 0;
+
+	list_for_each_safe(p, t, &vl.conns) {
+		struct conn *c = list_entry(p, struct conn, link);
+
+		if (!c->dead && c->cred.uid == uid)
+			n++;
+	}
+	return n;
+}
+
+/* output queued for every connection of uid */
+static size_t output_of_uid(uid_t uid)
+{
+	struct list *p, *t;
+	size_t n = 0;
+
+	list_for_each_safe(p, t, &vl.conns) {
+		struct conn *c = list_entry(p, struct conn, link);
+
+		if (!c->dead && c->cred.uid == uid)
+			n += c->out_bytes;
+	}
+	return n;
+}
+
+static void outmsg_free(struct conn *c, struct outmsg *m)
+{
+	char own[64];
+
 	list_del(&m->link);
-	close_many(m->fds, m->nfds);
+	/* duplicates of held fds, the last references once the held fd was removed: the uid's lane */
+	closer_close_client(c->cred.uid, conn_owner(c, own, sizeof(own)), m->fds, m->nfds);
 	free(m->buf);
 	free(m);
 }
@@ -56,10 +96,17 @@ void conn_kill(struct conn *c, const char *why)
 	ev_timer_stop(vl.loop, &c->handshake);
 	ev_timer_stop(vl.loop, &c->idle);
 	list_for_each_safe(p, t, &c->outq)
-		outmsg_free(list_entry(p, struct outmsg, link));
+		outmsg_free(c, list_entry(p, struct outmsg, link));
 	c->out_bytes = 0;
 	c->out_fds = 0;
-	c->fd = safe_close(c->fd);
+	ev_timer_stop(vl.loop, &c->backlog);
+	/* the socket's receive queue may still carry the peer's fds (in flight): its close releases them,
+	 * and their close can block */
+	{
+		char own[64];
+
+		closer_close_client_fd(c->cred.uid, conn_owner(c, own, sizeof(own)), TAKE_FD(c->fd));
+	}
 	c->pidfd = safe_close(c->pidfd);
 	c->subscribed = false;
 	if (c->inst)
@@ -136,7 +183,7 @@ static int flush(struct conn *c)
 		}
 		c->out_bytes -= m->len;
 		c->out_fds -= m->nfds;
-		outmsg_free(m);
+		outmsg_free(c, m);
 	}
 	if (list_empty(&c->outq)) {
 		ev_io_stop(vl.loop, &c->io_out);
@@ -170,11 +217,14 @@ int conn_send(struct conn *c, json_object *msg, const int *fds, size_t nfds)
 			return r;
 		}
 	}
-	if (c->out_bytes + len > vl.cfg->limits.max_pending_output_bytes || c->out_fds + nfds > MAX_QUEUED_FDS) {
-		log_warning("connection %llu (pid %d uid %u): more than %u bytes or %u fds of output pending, "
-			    "disconnecting",
+	if (c->out_bytes + len > vl.cfg->limits.max_pending_output_bytes || c->out_fds + nfds > MAX_QUEUED_FDS ||
+	    (!(c->roles & ROLE_OPERATOR) &&
+	     output_of_uid(c->cred.uid) + len > vl.cfg->limits.max_pending_output_bytes_per_uid)) {
+		log_warning("connection %llu (pid %d uid %u): more than %u bytes (%u for the uid) or %u fds of "
+			    "output pending, disconnecting",
 			    (unsigned long long)c->id, (int)c->cred.pid, (unsigned)c->cred.uid,
-			    vl.cfg->limits.max_pending_output_bytes, MAX_QUEUED_FDS);
+			    vl.cfg->limits.max_pending_output_bytes, vl.cfg->limits.max_pending_output_bytes_per_uid,
+			    MAX_QUEUED_FDS);
 		conn_kill(c, "output limit");
 		return -ENOBUFS;
 	}
@@ -192,7 +242,7 @@ int conn_send(struct conn *c, json_object *msg, const int *fds, size_t nfds)
 		if (m->fds[i] < 0) {
 			r = -errno;
 			m->nfds = i;
-			outmsg_free(m);
+			outmsg_free(c, m);
 			conn_kill(c, "dup failed");
 			return r;
 		}
@@ -208,6 +258,18 @@ int conn_send(struct conn *c, json_object *msg, const int *fds, size_t nfds)
 static void out_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	(void)flush(container_of(w, struct conn, io_out));
+}
+
+/* Fds of a uid not closed yet beyond which vlud stops reading that uid's connections: a peer whose
+ * fds block in close() must not fill vlud's fd table with more (closer.h). */
+#define CLOSE_BACKLOG_MAX (2 * VLU_MAX_FDS_PER_MSG)
+
+static void backlog_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn *c = container_of(w, struct conn, backlog);
+
+	if (!c->dead)
+		ev_io_start(vl.loop, &c->io_in); /* in_cb checks again */
 }
 
 /* The strict rules (vlu_json_check(), docs/PROTOCOL.md section 1) before dispatch, so that the reply
@@ -232,6 +294,7 @@ static bool refuse_malformed(struct conn *c, const char *buf, size_t len)
 static void in_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct conn *c = container_of(w, struct conn, io_in);
+	char own[64];
 
 	/* a few messages per wake-up, so that one busy client cannot starve the others */
 	for (int i = 0; i < 16 && !c->dead; i++) {
@@ -239,7 +302,23 @@ static void in_cb(struct ev_loop *loop, ev_io *w, int revents)
 		size_t nfds = 0;
 		ssize_t n;
 
-		n = vlu_msg_recv(c->fd, vl.recvbuf, vl.recvbuf_size, fds, vl.cfg->limits.max_fds_per_message, &nfds);
+		if (closer_client_backlog(c->cred.uid) > CLOSE_BACKLOG_MAX) {
+			log_warning("connection %llu (pid %d uid %u): reading paused: %u of the uid's fds are still "
+				    "closing", (unsigned long long)c->id, (int)c->cred.pid, (unsigned)c->cred.uid,
+				    closer_client_backlog(c->cred.uid));
+			ev_io_stop(vl.loop, &c->io_in);
+			ev_timer_set(&c->backlog, 0.2, 0.);
+			ev_timer_start(vl.loop, &c->backlog);
+			break;
+		}
+		/* every fd that came is ours from here; refused ones close in the uid's closer lane */
+		n = vlu_msg_recv_all(c->fd, vl.recvbuf, vl.recvbuf_size, fds, &nfds);
+		if (nfds > 0 && (n <= 0 || nfds > vl.cfg->limits.max_fds_per_message)) {
+			closer_close_client(c->cred.uid, conn_owner(c, own, sizeof(own)), fds, nfds);
+			if (n > 0)
+				n = -EMSGSIZE;
+			nfds = 0;
+		}
 		if (n == -EAGAIN)
 			break;
 		if (n == 0) {
@@ -265,7 +344,8 @@ static void in_cb(struct ev_loop *loop, ev_io *w, int revents)
 			break;
 		}
 		if (refuse_malformed(c, vl.recvbuf, (size_t)n))
-			close_many(fds, nfds); /* like the dispatcher does on any refusal */
+			/* like the dispatcher does on any refusal: off the loop, in the sender's lane */
+			closer_close_client(c->cred.uid, conn_owner(c, own, sizeof(own)), fds, nfds);
 		else
 			commands_dispatch(c, vl.recvbuf, (size_t)n, fds, nfds);
 		conn_update_idle(c);
@@ -350,12 +430,25 @@ static void conn_new(int fd)
 		free(cred.groups);
 		return;
 	}
-	if (vl.n_conns >= vl.cfg->limits.max_connections) {
-		log_warning("refusing connection from pid %d uid %u: %u connections (max_connections)", (int)cred.pid,
-			    (unsigned)cred.uid, vl.n_conns);
-		send_final_error(sfd, VLU_ERR_LIMIT_EXCEEDED, "too many connections (max_connections)");
-		free(cred.groups);
-		return;
+	{
+		const struct vlud_limits *l = &vl.cfg->limits;
+		unsigned reserve = l->operator_reserved_connections < l->max_connections / 2 ?
+					   l->operator_reserved_connections : l->max_connections / 2;
+		unsigned cap = roles & ROLE_OPERATOR ? l->max_connections : l->max_connections - reserve;
+		const char *why = NULL;
+
+		/* operators may use the reserved connections, and no per-uid quota holds them */
+		if (vl.n_conns >= cap)
+			why = "too many connections (max_connections)";
+		else if (!(roles & ROLE_OPERATOR) && conn_count_uid(cred.uid) >= l->max_connections_per_uid)
+			why = "too many connections of this uid (max_connections_per_uid)";
+		if (why) {
+			log_warning("refusing connection from pid %d uid %u: %u connections: %s", (int)cred.pid,
+				    (unsigned)cred.uid, vl.n_conns, why);
+			send_final_error(sfd, VLU_ERR_LIMIT_EXCEEDED, why);
+			free(cred.groups);
+			return;
+		}
 	}
 	if (cred.pid > 0) {
 		pidfd = pidfd_open(cred.pid, 0);
@@ -380,6 +473,7 @@ static void conn_new(int fd)
 	ev_io_init(&c->io_in, in_cb, c->fd, EV_READ);
 	ev_io_init(&c->io_out, out_cb, c->fd, EV_WRITE);
 	ev_timer_init(&c->handshake, handshake_cb, vl.cfg->limits.handshake_timeout_ms / 1000., 0.);
+	ev_timer_init(&c->backlog, backlog_cb, 0.2, 0.);
 	ev_init(&c->idle, idle_cb);
 	list_add_tail(&vl.conns, &c->link);
 	vl.n_conns++;

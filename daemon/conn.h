@@ -21,6 +21,7 @@ struct conn {
 	int fd;		  /* owned */
 	ev_io io_in, io_out;
 	ev_timer handshake, idle;
+	ev_timer backlog;      /* reading paused: the uid's closer lane is behind (closer.h) */
 	struct peer_cred cred; /* groups owned */
 	int pidfd;	       /* owned: the peer process at connect time */
 	unsigned roles;	       /* ROLE_* */
@@ -43,6 +44,9 @@ int conn_send(struct conn *c, json_object *msg, const int *fds, size_t nfds);
 
 /* Mark dead: stop watchers, close socket and queued fds, orphan its instance; freed by the reaper. */
 void conn_kill(struct conn *c, const char *why);
+
+/* live connections of uid (for the per-uid quota) */
+unsigned conn_count_uid(uid_t uid);
 
 /* (re)arm the idle timer: only for connections with neither an instance nor a subscription */
 void conn_update_idle(struct conn *c);

@@ -2,8 +2,9 @@
 /*
  * device.c - vhost-vdpa device nodes.  The daemon opens nodes itself
  * (O_RDWR|O_CLOEXEC), checks the node is a character device of the
- * "vhost-vdpa" driver (major from /proc/devices), and asks only what a
- * non-owner may ask (kernel-facts.md section 1): it never calls SET_OWNER.
+ * "vhost-vdpa" driver (major from /proc/devices) on the fd it opened, not on
+ * the path before, and asks only what a non-owner may ask: it never calls
+ * SET_OWNER.
  */
 #include <dirent.h>
 #include <stdbool.h>
@@ -12,6 +13,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -89,32 +93,104 @@ int device_resolve(const char *device, char **ret_path)
 	return 0;
 }
 
-int device_open_node(const char *path, int *ret_fd)
+/* O_PATH of path without following a symlink at any component (a tenant-writable directory on a
+ * listed path must not redirect root's open elsewhere); fd or -errno (ELOOP: a symlink). */
+static int open_path_nofollow(const char *path)
+{
+	struct open_how how = {
+		.flags = O_PATH | O_CLOEXEC,
+		.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	long fd;
+
+	do
+		fd = syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+	while (fd < 0 && errno == EAGAIN);
+	return fd < 0 ? -errno : (int)fd;
+}
+
+/* the vhost-vdpa character device the O_PATH fd pfd names, opened O_RDWR through pfd (never through the
+ * path again: what was checked is what is opened) */
+static int reopen_checked(int pfd, int *ret_fd)
 {
 	_cleanup_close_ int fd = -EBADF;
-	struct stat st;
+	struct stat pst, st;
+	char proc[64];
 	int major;
 
-	fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0 && errno == EBUSY) {
-		/* the node is single-open and our last copy may still be closing in the closer's worker
-		 * (fd.remove / instance.release just before): wait for it, once (rare, and only this caller);
-		 * with the fd store, the service manager's copy of it goes only when PID 1 has handled our
-		 * FDSTOREREMOVE (asynchronous): wait for that too (persist_store_barrier) */
-		if (closer_pending() > 0)
-			closer_flush();
-		(void)persist_store_barrier(); /* no-op without the store */
-		fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
-	}
+	if (fstat(pfd, &pst) < 0)
+		return -errno;
+	major = device_vdpa_major();
+	if (!S_ISCHR(pst.st_mode) || major < 0 || major(pst.st_rdev) != (unsigned)major)
+		return -ENODEV;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+	fd = open(proc, O_RDWR | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	major = device_vdpa_major();
-	if (!S_ISCHR(st.st_mode) || major < 0 || major(st.st_rdev) != (unsigned)major)
+	if (!S_ISCHR(st.st_mode) || st.st_rdev != pst.st_rdev || st.st_ino != pst.st_ino || st.st_dev != pst.st_dev)
 		return -ENODEV;
 	*ret_fd = TAKE_FD(fd);
 	return 0;
+}
+
+int device_open_node(const char *path, int *ret_fd)
+{
+	_cleanup_close_ int pfd = -EBADF;
+	int k;
+
+	pfd = open_path_nofollow(path);
+	if (pfd < 0)
+		return pfd;
+	k = reopen_checked(pfd, ret_fd);
+	if (k == -EBUSY) {
+		/* the node is single-open and our last copy may still be closing in the closer's DEVICE lane
+		 * (fd.remove / instance.release just before): wait for it, once (rare, and only this caller;
+		 * it never waits for a client's close); with the fd store, the service manager's copy of it
+		 * goes only when PID 1 has handled our FDSTOREREMOVE (asynchronous): wait for that too
+		 * (persist_store_barrier) */
+		if (closer_pending() > 0)
+			closer_flush();
+		(void)persist_store_barrier(); /* no-op without the store */
+		k = reopen_checked(pfd, ret_fd);
+	}
+	return k;
+}
+
+int device_sysfs_rdev(const char *device, dev_t *ret)
+{
+	char dir[512], p[800], buf[32];
+	struct dirent *de;
+	unsigned ma, mi;
+	FILE *f;
+	DIR *d;
+	int k = -ENODEV;
+
+	if (device[0] == '/' || strchr(device, '/') || strlen(device) > 255)
+		return -EINVAL;
+	snprintf(dir, sizeof(dir), "/sys/bus/vdpa/devices/%s", device);
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "vhost-vdpa-", 11) != 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s/dev", dir, de->d_name);
+		f = fopen(p, "re");
+		if (!f) {
+			k = -errno;
+			break;
+		}
+		if (fgets(buf, sizeof(buf), f) && sscanf(buf, "%u:%u", &ma, &mi) == 2) {
+			*ret = makedev(ma, mi);
+			k = 0;
+		}
+		fclose(f);
+		break;
+	}
+	closedir(d);
+	return k;
 }
 
 json_object *device_backend_feature_names(uint64_t f)

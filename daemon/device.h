@@ -4,6 +4,7 @@
 #define VLUD_DEVICE_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include <json-c/json.h>
 
 /* major of "vhost-vdpa" in /proc/devices, or -ENOENT (driver not loaded) */
@@ -12,9 +13,14 @@ int device_vdpa_major(void);
 /* "vdpa0" -> "/dev/vhost-vdpa-N" via /sys/bus/vdpa/devices/vdpa0/vhost-vdpa-N; a path is copied. */
 int device_resolve(const char *device, char **ret_path);
 
-/* Open path O_RDWR|O_CLOEXEC and check it is a vhost-vdpa character device.
- * -EBUSY: open by someone else; -ENODEV: not a vhost-vdpa node; other -errno from open(). */
+/* Open path O_RDWR|O_CLOEXEC without following a symlink at any component (openat2
+ * RESOLVE_NO_SYMLINKS: ELOOP), and check on the fd opened, not on the path, that it is a vhost-vdpa
+ * character device: the node is opened O_PATH, checked, and reopened through that fd.
+ * -EBUSY: open by someone else; -ENODEV: not a vhost-vdpa node; -ELOOP: a symlink on the path; other
+ * -errno from open(). */
 int device_open_node(const char *path, int *ret_fd);
+/* the device number of vdpa device NAME's vhost-vdpa node (sysfs "dev"); 0 or -errno */
+int device_sysfs_rdev(const char *device, dev_t *ret);
 
 /* What a non-owner can learn: device_id, features, backend_features (+names), vqs, vring_num,
  * config_size, status.  Fields whose ioctl fails are null.  Sets *ret_backend_features (0 if unknown).

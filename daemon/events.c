@@ -4,11 +4,20 @@
 
 #include "conn.h"
 #include "events.h"
+#include "instance.h"
 #include "json-oom.h"
+#include "policy.h"
 #include "vlu-proto.h"
 #include "vlud.h"
 
 void events_emit(const char *name, const char *instance, json_object *data)
+{
+	const struct instance *inst = instance ? instance_find(instance) : NULL;
+
+	events_emit_owned(name, instance, inst ? inst->uid : EVENTS_NO_OWNER, data);
+}
+
+void events_emit_owned(const char *name, const char *instance, uid_t owner, json_object *data)
 {
 	_cleanup_json_ json_object *ev = NULL;
 	struct list *p, *t;
@@ -23,6 +32,9 @@ void events_emit(const char *name, const char *instance, json_object *data)
 		if (c->dead || !c->subscribed)
 			continue;
 		if (c->sub_instance[0] && (!instance || strcmp(c->sub_instance, instance) != 0))
+			continue;
+		/* a VMM follows its own uid's instance, never a name another uid registered since */
+		if (!(c->roles & ROLE_OPERATOR) && owner != c->cred.uid)
 			continue;
 		/* a subscriber that cannot keep up is disconnected by conn_send (output limit) */
 		(void)conn_send(c, ev, NULL, 0);

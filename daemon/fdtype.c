@@ -7,6 +7,7 @@
  * anonymous inodes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -45,6 +46,15 @@ int fdtype_detect(int fd, int vdpa_major, struct stat *ret_st)
 	struct stat st;
 	ssize_t n;
 
+	int fl;
+
+	/* an O_PATH fd needs no permission on what it names, so it proves nothing: refused for every type
+	 * (it would pass for the device node or memfd it names and block the real holder) */
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -errno;
+	if (fl & O_PATH)
+		return -EBADFD;
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	*ret_st = st;
@@ -70,8 +80,8 @@ int fdtype_detect(int fd, int vdpa_major, struct stat *ret_st)
 
 	if (S_ISREG(st.st_mode)) {
 		/* memfd_create() files live on an internal shmem mount and read back as "/memfd:NAME (deleted)" */
-		if (strncmp(link, "/memfd:", 7) == 0)
-			return VLUD_FD_MEMFD;
+		if (strncmp(link, "/memfd:", 7) == 0 && fcntl(fd, F_GET_SEALS) >= 0)
+			return VLUD_FD_MEMFD; /* F_GET_SEALS: shmem, not a file someone named "/memfd:..." */
 		return VLUD_FD_FILE;
 	}
 	if (strcmp(link, "anon_inode:[eventfd]") == 0)

@@ -22,6 +22,6 @@ const char *fdtype_name(enum vlud_fd_type t);
 /* -> type or -EINVAL */
 int fdtype_from_name(const char *name);
 /* Classify fd; fills *ret_st.  vdpa_major < 0: no vhost-vdpa driver known, never VHOST_VDPA. */
-int fdtype_detect(int fd, int vdpa_major, struct stat *ret_st);
+int fdtype_detect(int fd, int vdpa_major, struct stat *ret_st); /* -EBADFD: an O_PATH fd (refused) */
 
 #endif

@@ -11,6 +11,18 @@
 #include "json-oom.h"
 #include "persist.h"
 
+/* The lane an fd's close runs in (closer.h): a device vlud opened itself (device.open: its close is
+ * the kernel's release, bounded) in the DEVICE lane; anything a client supplied in its uid's lane. */
+void held_close_fd(const struct instance *inst, bool opened_by_vlud, int fd)
+{
+	if (fd < 0)
+		return;
+	if (opened_by_vlud)
+		closer_close_fd(fd);
+	else
+		closer_close_client_fd(inst->uid, inst->name, fd);
+}
+
 int held_add(struct instance *inst, const char *name, int fd, enum vlud_fd_type type, const struct stat *st,
 	     uint64_t id, int64_t created_us, const char *device, const char *path, struct held **ret)
 {
@@ -18,7 +30,7 @@ int held_add(struct instance *inst, const char *name, int fd, enum vlud_fd_type 
 
 	h = calloc(1, sizeof(*h));
 	if (!h) {
-		safe_close(fd);
+		held_close_fd(inst, device != NULL, fd);
 		return -ENOMEM;
 	}
 	if (device && !(h->device = strdup(device)))
@@ -50,7 +62,7 @@ int held_add(struct instance *inst, const char *name, int fd, enum vlud_fd_type 
 oom:
 	free(h->device);
 	free(h);
-	safe_close(fd);
+	held_close_fd(inst, device != NULL, fd);
 	return -ENOMEM;
 }
 
@@ -82,9 +94,13 @@ int held_destroy_take_fd(struct held *h)
 
 void held_destroy(struct held *h)
 {
+	const struct instance *inst = h->inst;
+	bool opened_by_vlud = h->device != NULL;
+
 	/* the closer owns the fd from here: the last reference of a device fd unpins all guest RAM in
-	 * close(), which must not run on the loop */
-	closer_close_fd(held_destroy_take_fd(h));
+	 * close(), and a client's fd can block in close() as long as its sender wants: neither may run on
+	 * the loop */
+	held_close_fd(inst, opened_by_vlud, held_destroy_take_fd(h));
 }
 
 struct held *held_find(struct instance *inst, const char *name)

@@ -54,6 +54,10 @@ void held_destroy(struct held *h);
  * closer together with the instance's other device fds and waits for the close) */
 int held_destroy_take_fd(struct held *h);
 
+/* Close fd (owned) off the loop in the closer lane it belongs to: the DEVICE lane for a device vlud
+ * opened (opened_by_vlud), else the lane of inst's uid. */
+void held_close_fd(const struct instance *inst, bool opened_by_vlud, int fd);
+
 struct held *held_find(struct instance *inst, const char *name);
 /* a held fd with this id, in any instance */
 struct held *held_find_id(uint64_t id);

@@ -187,7 +187,7 @@ static void instance_free(struct instance *inst)
 		struct held *h = list_entry(p, struct held, link);
 
 		list_del(&h->link);
-		h->fd = safe_close(h->fd);
+		held_close_fd(inst, h->device != NULL, TAKE_FD(h->fd));
 		free(h->device);
 		free(h->path);
 		free(h);
@@ -204,6 +204,7 @@ unsigned instance_release(struct instance *inst, const char *reason)
 {
 	unsigned n = inst->n_held;
 	struct conn *c = inst->conn;
+	uid_t uid = inst->uid;
 	char name[sizeof(inst->name)];
 	struct list *p, *t;
 	json_object *data;
@@ -236,7 +237,7 @@ unsigned instance_release(struct instance *inst, const char *reason)
 	json_object_object_add(data, "name", json_object_new_string(name));
 	json_object_object_add(data, "closed_fds", json_object_new_int64(n));
 	json_object_object_add(data, "reason", json_object_new_string(reason));
-	events_emit("instance.released", name, data);
+	events_emit_owned("instance.released", name, uid, data);
 	return n;
 }
 

@@ -441,7 +441,7 @@ out:
 	}
 	persist_freeze();    /* the teardown below must not rewrite the state (instances leave one by one) */
 	instance_free_all(); /* our copies only: the fd store keeps its own */
-	closer_shutdown();   /* closes still pending in the closer's worker finish before exit */
+	closer_shutdown(1000); /* device releases finish; a client close still blocked after 1 s ends with the process */
 	persist_done();
 	vl.state_fd = safe_close(vl.state_fd);
 	free(vl.recvbuf);

@@ -186,11 +186,19 @@ static void store_push(const struct held *h)
 			    r < 0 ? strerror(-r) : "NOTIFY_SOCKET not set");
 }
 
+bool persist_storable(enum vlud_fd_type t)
+{
+	/* what live update needs, and whose close cannot block PID 1: it closes its copy with a plain
+	 * close() on FDSTOREREMOVE, and for a client's socket (SO_LINGER, fds in flight), pipe or FUSE/NFS
+	 * file that would be the last reference (docs/SECURITY.md) */
+	return t == VLUD_FD_VHOST_VDPA || t == VLUD_FD_MEMFD || t == VLUD_FD_EVENTFD;
+}
+
 void persist_fd_add(struct held *h)
 {
 	struct held *p;
 
-	if (!vl.fdstore)
+	if (!vl.fdstore || !persist_storable(h->type))
 		return;
 	p = find_primary(h);
 	if (p) {
@@ -210,7 +218,7 @@ void persist_fd_remove(struct held *h)
 	struct held *heir = NULL;
 	char name[32];
 
-	if (!vl.fdstore || h->alias_of)
+	if (!vl.fdstore || h->alias_of || !persist_storable(h->type))
 		return;
 	prim_remove(h);
 	snprintf(name, sizeof(name), "h%llu", (unsigned long long)h->id);
@@ -618,6 +626,14 @@ static int adopt_stored(const struct state_doc *doc, struct passed *p)
 		for (size_t k = 0; k < p->n_cand; k++)
 			if (!p->cand[k].used && p->cand[k].id == sf->id)
 				cd = &p->cand[k];
+		if (!cd && inst && fdtype_from_name(sf->type) >= 0 &&
+		    !persist_storable((enum vlud_fd_type)fdtype_from_name(sf->type))) {
+			log_info("state: fd h%llu (%s/%s), a %s, is not kept across a restart of vlud (only devices, "
+				 "memfds and eventfds go to the fd store)",
+				 (unsigned long long)sf->id, sf->instance, sf->name, sf->type);
+			vl.dropped_fds++;
+			continue;
+		}
 		if (!cd || !inst) {
 			log_warning("state: fd h%llu (%s/%s) is missing from the fd store", (unsigned long long)sf->id,
 				    sf->instance, sf->name);

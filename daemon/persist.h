@@ -9,11 +9,17 @@
 
 #include <stdbool.h>
 
+#include "fdtype.h"
+
 struct held;
 
 /* Start-up: adopt listening socket, state and held fds from LISTEN_FDS (validating each), set up the
  * state memfd.  Sets vl.listen_fd when a listening socket was passed.  Returns 0 or -errno (fatal). */
 int persist_start(void);
+
+/* Whether held fds of type t go to the fd store (devices, memfds, eventfds): anything else a rule
+ * may allow is held in memory only and does not survive a restart of vlud. */
+bool persist_storable(enum vlud_fd_type t);
 
 /* fd store bookkeeping for one held fd (no-ops without the store). */
 /* persist_fd_add may mark h as an alias (h->alias_of) of a held fd with the same open file

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* policy.c - access decisions from the configuration; see policy.h */
+#include <fnmatch.h>
 #include <string.h>
 
 #include "policy.h"
@@ -98,4 +99,20 @@ void policy_foreach_device(const struct vlud_config *c, void (*fn)(const char *d
 			if (!seen)
 				fn(c->vmms[i].devices[k], ud);
 		}
+}
+
+bool policy_name_allowed(const struct vlud_config *c, const struct peer_cred *p, const char *name)
+{
+	for (size_t i = 0; i < c->n_vmms; i++) {
+		const struct vlud_vmm_rule *r = &c->vmms[i];
+
+		if (!matches(&r->who, p))
+			continue;
+		if (r->n_names == 0)
+			return true;
+		for (size_t k = 0; k < r->n_names; k++)
+			if (fnmatch(r->names[k], name, 0) == 0)
+				return true;
+	}
+	return false;
 }

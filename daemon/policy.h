@@ -36,6 +36,9 @@ bool policy_device_listed(const struct vlud_config *c, const struct peer_cred *p
 /* Call fn for every device entry listed in the peer's VMM rules (stops when fn returns true). */
 bool policy_foreach_peer_device(const struct vlud_config *c, const struct peer_cred *p,
 				bool (*fn)(const char *dev, void *ud), void *ud);
+/* May the peer register (or reattach) an instance of this name?  A VMM rule without "names" allows
+ * any name; with it, only names matching one of its fnmatch patterns. */
+bool policy_name_allowed(const struct vlud_config *c, const struct peer_cred *p, const char *name);
 /* Call fn for every device entry listed in any VMM rule, once per distinct string. */
 void policy_foreach_device(const struct vlud_config *c, void (*fn)(const char *dev, void *ud), void *ud);
 

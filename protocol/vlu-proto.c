@@ -104,25 +104,10 @@ int vlu_msg_send(int sock, const char *buf, size_t len, const int *fds, size_t n
 	return 0;
 }
 
-/* Close every fd carried by SCM_RIGHTS in mh (used when the message is rejected). */
-static void close_cmsg_fds(struct msghdr *mh)
+ssize_t vlu_msg_recv_all(int sock, char *buf, size_t bufsz, int ret_fds[VLU_MAX_FDS_PER_MSG], size_t *ret_nfds)
 {
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
-			continue;
-		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < n; i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			safe_close(fd);
-		}
-	}
-}
-
-ssize_t vlu_msg_recv(int sock, char *buf, size_t bufsz, int *ret_fds, size_t max_fds, size_t *ret_nfds)
-{
-	/* Room for the fds the caller accepts plus SCM_CREDENTIALS in case SO_PASSCRED is on. */
+	/* Room for SCM_MAX_FD fds (all a message can carry: the kernel never has to drop, and so close, one
+	 * in our thread) plus SCM_CREDENTIALS in case SO_PASSCRED is on. */
 	union {
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(sizeof(int) * VLU_MAX_FDS_PER_MSG) + CMSG_SPACE(sizeof(struct ucred))];
@@ -132,22 +117,18 @@ ssize_t vlu_msg_recv(int sock, char *buf, size_t bufsz, int *ret_fds, size_t max
 	size_t nfds = 0;
 	ssize_t n;
 
+	*ret_nfds = 0;
 	if (sock < 0)
 		return -EBADF;
-	if (!buf || bufsz < 2)
+	if (!buf || bufsz < 2 || !ret_fds)
 		return -EINVAL;
-	if (max_fds > 0 && !ret_fds)
-		return -EINVAL;
-	if (max_fds > VLU_MAX_FDS_PER_MSG)
-		max_fds = VLU_MAX_FDS_PER_MSG;
 
 	iov = (struct iovec){ .iov_base = buf, .iov_len = bufsz - 1 };
 	mh = (struct msghdr){
 		.msg_iov = &iov,
 		.msg_iovlen = 1,
 		.msg_control = control.buf,
-		.msg_controllen = (max_fds > 0 ? CMSG_SPACE(sizeof(int) * max_fds) : 0) +
-				  CMSG_SPACE(sizeof(struct ucred)),
+		.msg_controllen = sizeof(control.buf),
 	};
 
 	do
@@ -156,39 +137,48 @@ ssize_t vlu_msg_recv(int sock, char *buf, size_t bufsz, int *ret_fds, size_t max
 	if (n < 0)
 		return -errno;
 
-	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-		/* The part of the message or of its fds we did get is useless: drop it all. */
-		close_cmsg_fds(&mh);
-		return -EMSGSIZE;
-	}
-
-	/* Count first so that we never hand out part of the fds. */
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(0))
-			nfds += (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-	if (nfds > max_fds || n == 0) {
-		/* More fds than the caller accepts (cannot happen with CTRUNC working), or fds riding on an
-		 * empty message, which we treat as EOF. */
-		close_cmsg_fds(&mh);
-		if (n == 0)
-			return 0;
-		return -EMSGSIZE;
-	}
-
-	nfds = 0;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		size_t k;
+
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
 			continue;
-		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		if (k > VLU_MAX_FDS_PER_MSG - nfds)
+			k = VLU_MAX_FDS_PER_MSG - nfds; /* cannot happen: the control buffer holds no more */
 		memcpy(ret_fds + nfds, CMSG_DATA(c), k * sizeof(int));
 		nfds += k;
 	}
-
+	*ret_nfds = nfds;
+	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+		return -EMSGSIZE; /* the fds are the caller's to close */
 	buf[n] = '\0';
-	if (ret_nfds)
+	return n;
+}
+
+ssize_t vlu_msg_recv(int sock, char *buf, size_t bufsz, int *ret_fds, size_t max_fds, size_t *ret_nfds)
+{
+	int fds[VLU_MAX_FDS_PER_MSG];
+	size_t nfds = 0;
+	ssize_t n;
+
+	if (max_fds > 0 && !ret_fds)
+		return -EINVAL;
+	n = vlu_msg_recv_all(sock, buf, bufsz, fds, &nfds);
+	if (n < 0 && n != -EMSGSIZE)
+		return n;
+	if (n == -EMSGSIZE || nfds > max_fds || (n == 0 && nfds > 0)) {
+		/* The part of the message or of its fds we did get is useless, more fds than the caller
+		 * accepts, or fds riding on an empty message (EOF): drop them all. */
+		close_many(fds, nfds);
+		return n == 0 ? 0 : -EMSGSIZE;
+	}
+	if (ret_nfds) {
+		if (nfds)
+			memcpy(ret_fds, fds, nfds * sizeof(int));
 		*ret_nfds = nfds;
-	else
-		close_many(ret_fds, nfds); /* caller did not ask for fds: do not leak them */
+	} else {
+		close_many(fds, nfds); /* caller did not ask for fds: do not leak them */
+	}
 	return n;
 }
 

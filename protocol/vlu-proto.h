@@ -54,6 +54,10 @@ int vlu_msg_send(int sock, const char *buf, size_t len, const int *fds, size_t n
  * Received fds land in ret_fds (CLOEXEC, caller owns them), at most max_fds.
  * Returns the message length (> 0), 0 on orderly EOF, -EAGAIN, -EMSGSIZE when the message or its
  * fds were truncated (all received fds already closed), other -errno. */
+/* Like vlu_msg_recv(), but every fd that arrived is returned in ret_fds (room for VLU_MAX_FDS_PER_MSG,
+ * all a message can carry) and owned by the caller whatever the result (-EMSGSIZE: truncated; 0: EOF):
+ * it never closes one.  For the daemon, which closes a peer's fds off its loop (a close can block). */
+ssize_t vlu_msg_recv_all(int sock, char *buf, size_t bufsz, int ret_fds[VLU_MAX_FDS_PER_MSG], size_t *ret_nfds);
 ssize_t vlu_msg_recv(int sock, char *buf, size_t bufsz, int *ret_fds, size_t max_fds, size_t *ret_nfds);
 
 /* The strict rules (docs/PROTOCOL.md section 1), checked on the raw text because json-c 0.16 lets
