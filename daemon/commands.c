@@ -91,19 +91,27 @@ static json_object *arg_array(struct request *r, const char *k)
 	return v;
 }
 
-static json_object *counts_json(void)
+/* The daemon's counts; for a VMM (all: false) those of its own uid only: nothing about other tenants. */
+static json_object *counts_json(bool all, uid_t uid)
 {
 	json_object *o = jnew_obj();
 	struct list *p, *t;
-	unsigned orphaned = 0;
+	unsigned orphaned = 0, instances = 0, fds = 0;
 
-	list_for_each_safe(p, t, &vl.instances)
-		if (list_entry(p, struct instance, link)->state == INSTANCE_ORPHANED)
+	list_for_each_safe(p, t, &vl.instances) {
+		const struct instance *i = list_entry(p, struct instance, link);
+
+		if (!all && i->uid != uid)
+			continue;
+		instances++;
+		fds += i->n_held;
+		if (i->state == INSTANCE_ORPHANED)
 			orphaned++;
-	jadd(o, "connections", jnew_int(vl.n_conns));
-	jadd(o, "instances", jnew_int(vl.n_instances));
+	}
+	jadd(o, "connections", jnew_int(all ? vl.n_conns : conn_count_uid(uid)));
+	jadd(o, "instances", jnew_int(instances));
 	jadd(o, "orphaned", jnew_int(orphaned));
-	jadd(o, "fds", jnew_int(vl.n_held));
+	jadd(o, "fds", jnew_int(fds));
 	return o;
 }
 
@@ -136,7 +144,9 @@ static int cmd_status(struct request *r)
 	jadd(o, "version", v);
 	jadd(o, "pid", jnew_int(getpid()));
 	jadd(o, "uptime_ms", jnew_int((now_monotonic_us() - vl.start_monotonic_us) / 1000));
-	jadd(o, "counts", counts_json());
+	/* a VMM sees its own uid's counts; the daemon-wide ones (fd store, start-up, devices seen) are the
+	 * operators' */
+	jadd(o, "counts", counts_json(is_operator(r->c), r->c->cred.uid));
 	cfg = config_to_json(vl.cfg);
 	if (json_object_object_get_ex(cfg, "limits", &lim))
 		jadd(o, "limits", json_object_get(lim));
@@ -146,16 +156,18 @@ static int cmd_status(struct request *r)
 	jadd(o, "orphan_expiry_s", jnew_int(vl.cfg->orphan_expiry_s));
 	json_object_put(cfg);
 	jadd(fs, "enabled", jnew_bool(vl.fdstore));
-	jadd(fs, "in_use", jnew_int(vl.fdstore ? vl.n_held + 1 : 0));
+	if (is_operator(r->c)) {
+		jadd(fs, "in_use", jnew_int(vl.fdstore ? vl.n_held + 1 : 0));
+		jadd(st, "restored_instances", jnew_int(vl.restored_instances));
+		jadd(st, "adopted_fds", jnew_int(vl.adopted_fds));
+		jadd(st, "dropped_fds", jnew_int(vl.dropped_fds));
+		jadd(st, "lost_fds", jnew_int(vl.lost_fds));
+		jadd(k, "backend_features_seen", jnew_uint(vl.backend_features_seen));
+		jadd(k, "backend_feature_names_seen", device_backend_feature_names(vl.backend_features_seen));
+	}
 	jadd(o, "fdstore", fs);
-	jadd(st, "restored_instances", jnew_int(vl.restored_instances));
-	jadd(st, "adopted_fds", jnew_int(vl.adopted_fds));
-	jadd(st, "dropped_fds", jnew_int(vl.dropped_fds));
-	jadd(st, "lost_fds", jnew_int(vl.lost_fds));
 	jadd(o, "startup", st);
 	jadd(k, "vhost_vdpa_major", vl.vdpa_major >= 0 ? jnew_int(vl.vdpa_major) : NULL);
-	jadd(k, "backend_features_seen", jnew_uint(vl.backend_features_seen));
-	jadd(k, "backend_feature_names_seen", device_backend_feature_names(vl.backend_features_seen));
 	jadd(o, "kernel", k);
 	jadd(you, "pid", jnew_int(r->c->cred.pid));
 	jadd(you, "uid", jnew_int(r->c->cred.uid));

@@ -523,6 +523,47 @@ static void b_takes_name(void *arg)
 	close(c);
 }
 
+/* B holds "shared-2" until told (stdin) */
+static void b_holds_name(void *arg)
+{
+	json_object *rep = NULL;
+	int c = integ_open_client(D.sock, NULL), r;
+	char x;
+
+	(void)arg;
+	r = integ_call(c, "instance.register", "{\"name\":\"shared-2\"}", NULL, 0, &rep, NULL, 0, NULL);
+	child_check(r == 0 && integ_return(rep), "register", "%s", cls(rep));
+	json_object_put(TAKE_PTR(rep));
+	(void)!write(report_fd, "holding\n", 8);
+	(void)!read(STDIN_FILENO, &x, 1);
+	json_object_put(integ_call_json(c, "instance.release", "{\"name\":\"shared-2\"}"));
+	close(c);
+}
+
+/* A, while B holds shared-2: its status counts only its own uid, and the taken name tells nothing */
+static void a_own_world(void *arg)
+{
+	json_object *rep = NULL;
+	const char *bpid = arg;
+	int c = integ_open_client(D.sock, NULL), r;
+	const char *d;
+
+	r = integ_call(c, "status", NULL, NULL, 0, &rep, NULL, 0, NULL);
+	child_check(r == 0 && integ_return(rep) &&
+			    json_object_get_int(integ_get(rep, "return.counts.instances")) == 0 &&
+			    json_object_get_int(integ_get(rep, "return.counts.connections")) == 1 &&
+			    !integ_get(rep, "return.startup.adopted_fds"),
+		    "status-counts-own-uid-only", "%s", rep ? json_object_to_json_string(rep) : "-");
+	json_object_put(TAKE_PTR(rep));
+	r = integ_call(c, "instance.register", "{\"name\":\"shared-2\"}", NULL, 0, &rep, NULL, 0, NULL);
+	d = integ_error_desc(rep);
+	child_check(r == 0 && is_class(rep, "Busy") && d && !strstr(d, bpid) && !strstr(d, "uid") &&
+			    !strstr(d, "pid"),
+		    "taken-name-tells-nothing", "%s: %s", cls(rep), d ? d : "-");
+	json_object_put(TAKE_PTR(rep));
+	close(c);
+}
+
 /* fork a tenant whose stdin is a pipe from the parent (for "go on" signals) */
 static void tenant_start_in(struct tenant *t, uid_t uid, tenant_fn fn, int *ret_in)
 {
@@ -721,7 +762,20 @@ int main(void)
 	}
 	tenant_finish(&ta, "a-subscription");
 
-	/* 6. SIGTERM while a tenant's close blocks: vlud still ends (device lane done, client lanes 1 s) */
+	/* 6. a VMM sees only its own world */
+	tenant_start_in(&tb, UID_B, b_holds_name, &in[1]);
+	if (tap_check(tenant_lines(&tb, "b-holds-name", "holding"), "b-holds-shared-2", "B did not get there")) {
+		char bpid[32];
+
+		snprintf(bpid, sizeof(bpid), "%d", (int)tb.pid); /* B is the forked child itself */
+		tenant_start(&ta, UID_A, a_own_world, bpid);
+		tenant_finish(&ta, "a-own-world");
+	}
+	(void)!write(in[1], "x", 1);
+	close(in[1]);
+	tenant_finish(&tb, "b-holds-name");
+
+	/* 7. SIGTERM while a tenant's close blocks: vlud still ends (device lane done, client lanes 1 s) */
 	tenant_start(&tb, UID_B, b_refused_request, NULL);
 	tenant_finish(&tb, "b-refused-request-before-stop");
 	t0 = now_ms();

@@ -22,6 +22,8 @@ VM_GUEST_LIBS_vlu-devopen := -L$(O) -lvlu -Wl,-rpath,$(abspath $(O)) $(shell $(P
 $(O)/guest/vlu-devopen: $(O)/libvlu.so
 VM_GUEST_LIBS_vlu-ping := $(VM_GUEST_LIBS_vlu-devopen)
 $(O)/guest/vlu-ping: $(O)/libvlu.so
+VM_GUEST_LIBS_vlu-linger := $(VM_GUEST_LIBS_vlu-devopen)
+$(O)/guest/vlu-linger: $(O)/libvlu.so
 # vlu-json: the scenarios' JSON reader (lib/tap.sh jget), json-c only
 VM_GUEST_LIBS_vlu-json := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c)
 
