@@ -685,3 +685,44 @@ json_object *integ_call_json(int fd, const char *cmd, const char *args_json)
 		return NULL;
 	return rep;
 }
+
+/* ---- state snapshots: fd.list + instance.list, minus the fields that change with time ---- */
+
+static void strip_times(json_object *o)
+{
+	if (json_object_is_type(o, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			strip_times(json_object_array_get_idx(o, i));
+	} else if (json_object_is_type(o, json_type_object)) {
+		char *del[64];
+		size_t nd = 0;
+		json_object_object_foreach(o, k, v) {
+			size_t l = strlen(k);
+			if ((l > 3 && (strcmp(k + l - 3, "_ms") == 0 || strcmp(k + l - 3, "_us") == 0)) ||
+			    strncmp(k, "uptime", 6) == 0) {
+				if (nd < ELEMENTSOF(del))
+					del[nd++] = k;
+			} else
+				strip_times(v);
+		}
+		for (size_t i = 0; i < nd; i++)
+			json_object_object_del(o, del[i]);
+	}
+}
+
+char *integ_snapshot(int c)
+{
+	_cleanup_json_ json_object *a = NULL, *b = NULL;
+	char *s;
+
+	if (integ_call(c, "fd.list", NULL, NULL, 0, &a, NULL, 0, NULL) < 0 || !integ_return(a))
+		return strdup("fd.list failed");
+	if (integ_call(c, "instance.list", NULL, NULL, 0, &b, NULL, 0, NULL) < 0 || !integ_return(b))
+		return strdup("instance.list failed");
+	strip_times(a);
+	strip_times(b);
+	if (asprintf(&s, "%s %s", json_object_to_json_string(integ_return(a)),
+		     json_object_to_json_string(integ_return(b))) < 0)
+		return NULL;
+	return s;
+}

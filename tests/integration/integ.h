@@ -116,6 +116,9 @@ const char *integ_error_class(json_object *reply);
 const char *integ_error_desc(json_object *reply);
 /* json path lookup "a.b.c" (array index as number) */
 json_object *integ_get(json_object *o, const char *path);
+/* The daemon's state as the operator connection c sees it (fd.list + instance.list, without the fields
+ * that change with time: *_ms, *_us, uptime*), for before/after comparisons; malloc'd text. */
+char *integ_snapshot(int c);
 const char *integ_str(json_object *o);
 
 /* Run a command line (sh -c), capture stdout+stderr into *ret_out (malloc'd); returns wait status. */

@@ -36,47 +36,6 @@
 static struct integ_daemon D;
 static struct integ_notify N;
 
-/* ---- state snapshots: fd.list + instance.list, minus the fields that change with time ---- */
-
-static void strip_times(json_object *o)
-{
-	if (json_object_is_type(o, json_type_array)) {
-		for (size_t i = 0; i < json_object_array_length(o); i++)
-			strip_times(json_object_array_get_idx(o, i));
-	} else if (json_object_is_type(o, json_type_object)) {
-		char *del[64];
-		size_t nd = 0;
-		json_object_object_foreach(o, k, v) {
-			size_t l = strlen(k);
-			if ((l > 3 && (strcmp(k + l - 3, "_ms") == 0 || strcmp(k + l - 3, "_us") == 0)) ||
-			    strncmp(k, "uptime", 6) == 0) {
-				if (nd < ELEMENTSOF(del))
-					del[nd++] = k;
-			} else
-				strip_times(v);
-		}
-		for (size_t i = 0; i < nd; i++)
-			json_object_object_del(o, del[i]);
-	}
-}
-
-static char *snapshot(int c)
-{
-	_cleanup_json_ json_object *a = NULL, *b = NULL;
-	char *s;
-
-	if (integ_call(c, "fd.list", NULL, NULL, 0, &a, NULL, 0, NULL) < 0 || !integ_return(a))
-		return strdup("fd.list failed");
-	if (integ_call(c, "instance.list", NULL, NULL, 0, &b, NULL, 0, NULL) < 0 || !integ_return(b))
-		return strdup("instance.list failed");
-	strip_times(a);
-	strip_times(b);
-	if (asprintf(&s, "%s %s", json_object_to_json_string(integ_return(a)),
-		     json_object_to_json_string(integ_return(b))) < 0)
-		return NULL;
-	return s;
-}
-
 static bool class_is(json_object *rep, const char *cls)
 {
 	const char *c = integ_error_class(rep);
@@ -286,7 +245,7 @@ static void test_commands(int c, int ev)
 		  "fd.remove-listed", "%s", rep ? json_object_to_json_string(rep) : "-");
 	json_object_put(TAKE_PTR(rep));
 
-	m = snapshot(c);
+	m = integ_snapshot(c);
 	tap_diag("state: %s", m ? m : "-");
 	free(m);
 }
@@ -294,7 +253,7 @@ static void test_commands(int c, int ev)
 /* bad input: each gets its error class, the state does not change, fds that came with it are closed */
 static void test_bad_input(int c)
 {
-	_cleanup_free_ char *before = snapshot(c), *big = NULL;
+	_cleanup_free_ char *before = integ_snapshot(c), *big = NULL;
 	json_object *rep = NULL;
 	int p[2], r;
 	struct {
@@ -401,7 +360,7 @@ static void test_bad_input(int c)
 	}
 
 	{
-		_cleanup_free_ char *after = snapshot(c);
+		_cleanup_free_ char *after = integ_snapshot(c);
 		tap_check(before && after && strcmp(before, after) == 0, "bad-input-state-unchanged",
 			  "before %s after %s", before ? before : "-", after ? after : "-");
 	}
@@ -414,7 +373,7 @@ static void test_bad_input(int c)
 /* a client of another uid (not in the policy) is refused */
 static void test_other_uid(int c)
 {
-	_cleanup_free_ char *before = snapshot(c), *after = NULL;
+	_cleanup_free_ char *before = integ_snapshot(c), *after = NULL;
 	int st = 0;
 	pid_t pid;
 
@@ -450,7 +409,7 @@ static void test_other_uid(int c)
 	tap_check(WIFEXITED(st) && WEXITSTATUS(st) == 0, "other-uid-refused",
 		  "uid %d child: status 0x%x (10 setresuid, 11 EACCES on the socket file, 12 connect, 13 recv, 14 admitted)",
 		  NOBODY, st);
-	after = snapshot(c);
+	after = integ_snapshot(c);
 	tap_check(before && after && strcmp(before, after) == 0, "other-uid-state-unchanged", "before %s after %s",
 		  before ? before : "-", after ? after : "-");
 }
@@ -588,7 +547,7 @@ static void test_table_walk(void)
 
 	if (!tap_check(c >= 0, "table-walk-connect", "%s", strerror(-c)))
 		return;
-	before = snapshot(c);
+	before = integ_snapshot(c);
 	for (size_t i = 0; i < _VLU_CMD_MAX; i++) {
 		json_object *rep = NULL;
 		const char *cls;
@@ -607,7 +566,7 @@ static void test_table_walk(void)
 		json_object_put(rep);
 	}
 	tap_check(bad == 0, "table-walk-every-command-answers", "%u commands: %s", bad, why);
-	after = snapshot(c);
+	after = integ_snapshot(c);
 	tap_check(before && after && strcmp(before, after) == 0, "table-walk-state-unchanged", "before %s after %s",
 		  before ? before : "-", after ? after : "-");
 }
@@ -615,7 +574,7 @@ static void test_table_walk(void)
 /* a VMM of another uid: sees only its own instance, cannot touch others', opens only its devices */
 static void test_unprivileged_vmm(int c)
 {
-	_cleanup_free_ char *before = snapshot(c);
+	_cleanup_free_ char *before = integ_snapshot(c);
 	int st = 0, sync[2];
 	pid_t pid;
 	char buf[1024] = "";
@@ -698,7 +657,7 @@ static void test_unprivileged_vmm(int c)
 	tap_check(WIFEXITED(st) && WEXITSTATUS(st) == 0, "unprivileged-vmm-confined",
 		  "uid %d child status 0x%x (10 setresuid, 11 connect): %s", VMM_UID, st, buf);
 	{
-		_cleanup_free_ char *after = snapshot(c);
+		_cleanup_free_ char *after = integ_snapshot(c);
 		tap_check(before && after && strcmp(before, after) == 0, "unprivileged-vmm-state-unchanged",
 			  "before %s after %s", before ? before : "-", after ? after : "-");
 	}

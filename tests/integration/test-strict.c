@@ -24,44 +24,6 @@
 
 static struct integ_daemon D;
 
-static void strip_times(json_object *o)
-{
-	if (json_object_is_type(o, json_type_array)) {
-		for (size_t i = 0; i < json_object_array_length(o); i++)
-			strip_times(json_object_array_get_idx(o, i));
-	} else if (json_object_is_type(o, json_type_object)) {
-		char *del[64];
-		size_t nd = 0;
-		json_object_object_foreach(o, k, v) {
-			size_t l = strlen(k);
-			if (l > 3 && (strcmp(k + l - 3, "_ms") == 0 || strcmp(k + l - 3, "_us") == 0)) {
-				if (nd < ELEMENTSOF(del))
-					del[nd++] = k;
-			} else
-				strip_times(v);
-		}
-		for (size_t i = 0; i < nd; i++)
-			json_object_object_del(o, del[i]);
-	}
-}
-
-static char *snapshot(int c)
-{
-	_cleanup_json_ json_object *a = NULL, *b = NULL;
-	char *s;
-
-	if (integ_call(c, "fd.list", NULL, NULL, 0, &a, NULL, 0, NULL) < 0 || !integ_return(a))
-		return strdup("fd.list failed");
-	if (integ_call(c, "instance.list", NULL, NULL, 0, &b, NULL, 0, NULL) < 0 || !integ_return(b))
-		return strdup("instance.list failed");
-	strip_times(a);
-	strip_times(b);
-	if (asprintf(&s, "%s %s", json_object_to_json_string(integ_return(a)),
-		     json_object_to_json_string(integ_return(b))) < 0)
-		return NULL;
-	return s;
-}
-
 /* One reply as raw bytes (so that the id's text can be compared), skipping events. */
 static ssize_t recv_raw(int fd, char *buf, size_t bufsz, int timeout_ms)
 {
@@ -162,7 +124,7 @@ static size_t drain_events(int ev, int timeout_ms, char **ret_first)
 
 static void test_probes(int c, int ev)
 {
-	_cleanup_free_ char *before = snapshot(c), *after = NULL, *event = NULL;
+	_cleanup_free_ char *before = integ_snapshot(c), *after = NULL, *event = NULL;
 	static char raw[VLU_DEFAULT_MAX_MSG_BYTES + 1];
 
 	(void)drain_events(ev, 300, NULL);
@@ -185,7 +147,7 @@ static void test_probes(int c, int ev)
 		tap_check(st && integ_return(st), p->name, "status after the probe: %s",
 			  st ? json_object_to_json_string(st) : "no reply");
 	}
-	after = snapshot(c);
+	after = integ_snapshot(c);
 	tap_check(before && after && strcmp(before, after) == 0, "nothing-changed", "before %s\nafter  %s", before,
 		  after);
 	/* no event reached the operator subscriber (an fd.remove accepted by mistake would send one) */

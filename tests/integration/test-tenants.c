@@ -89,18 +89,21 @@ static int become(uid_t uid)
 	return 0;
 }
 
-static void tenant_start(struct tenant *t, uid_t uid, tenant_fn fn, void *arg)
+/* fork a tenant running fn(arg) as uid; ret_in (optional): the write end of a pipe that is its stdin
+ * (for "go on" signals), else it inherits ours */
+static void tenant_start_in(struct tenant *t, uid_t uid, tenant_fn fn, void *arg, int *ret_in)
 {
-	int p[2];
+	int p[2], in[2] = { -EBADF, -EBADF };
 
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		t->pid = -1;
+	t->pid = -1;
+	if ((ret_in && pipe2(in, O_CLOEXEC) < 0) || pipe2(p, O_CLOEXEC) < 0)
 		return;
-	}
 	fflush(stdout);
 	t->pid = fork();
 	if (t->pid == 0) {
 		close(p[0]);
+		if (ret_in)
+			dup2(in[0], STDIN_FILENO);
 		report_fd = p[1];
 		if (become(uid) < 0) {
 			child_check(false, "become", "setresuid(%u): %m", (unsigned)uid);
@@ -111,6 +114,15 @@ static void tenant_start(struct tenant *t, uid_t uid, tenant_fn fn, void *arg)
 	}
 	close(p[1]);
 	t->rd = p[0];
+	if (ret_in) {
+		close(in[0]);
+		*ret_in = in[1];
+	}
+}
+
+static void tenant_start(struct tenant *t, uid_t uid, tenant_fn fn, void *arg)
+{
+	tenant_start_in(t, uid, fn, arg, NULL);
 }
 
 /* The tenant's checks as TAP lines, until it exits or (stop_at) sends that line: true if it did. */
@@ -564,40 +576,6 @@ static void a_own_world(void *arg)
 	close(c);
 }
 
-/* fork a tenant whose stdin is a pipe from the parent (for "go on" signals) */
-static void tenant_start_in(struct tenant *t, uid_t uid, tenant_fn fn, int *ret_in)
-{
-	int in[2];
-
-	if (pipe2(in, O_CLOEXEC) < 0) {
-		t->pid = -1;
-		return;
-	}
-	{
-		int p[2];
-
-		if (pipe2(p, O_CLOEXEC) < 0) {
-			t->pid = -1;
-			return;
-		}
-		fflush(stdout);
-		t->pid = fork();
-		if (t->pid == 0) {
-			close(p[0]);
-			dup2(in[0], STDIN_FILENO);
-			report_fd = p[1];
-			if (become(uid) < 0)
-				_exit(1);
-			fn(NULL);
-			_exit(0);
-		}
-		close(p[1]);
-		t->rd = p[0];
-	}
-	close(in[0]);
-	*ret_in = in[1];
-}
-
 /* ---- the parent ---- */
 
 /* vlud's log lines saying a close in B's lane took long */
@@ -719,7 +697,7 @@ int main(void)
 
 	/* 2. fd.store + fd.remove of such a socket: B's lane blocks, A's own closes do not */
 	slow_before_2 = slow_closes_logged();
-	tenant_start_in(&tb, UID_B, b_store_remove, &in[1]);
+	tenant_start_in(&tb, UID_B, b_store_remove, NULL, &in[1]);
 	usleep(300 * 1000); /* B has stored and removed (its reply is before it waits on stdin) */
 	t0 = now_ms();
 	tenant_start(&ta, UID_A, a_live, "2");
@@ -738,7 +716,7 @@ int main(void)
 	tenant_finish(&tb, "b-opath-symlink");
 
 	/* 4. quotas per uid; an operator connects and acts while B is at its quota; names */
-	tenant_start_in(&tb, UID_B, b_quotas, &in[1]);
+	tenant_start_in(&tb, UID_B, b_quotas, NULL, &in[1]);
 	if (tap_check(tenant_lines(&tb, "b-quotas", "at-quota"), "b-at-quota", "tenant B did not reach its quota")) {
 		_cleanup_json_ json_object *st = NULL;
 		int op = integ_open_client(D.sock, NULL);
@@ -763,7 +741,7 @@ int main(void)
 	tenant_finish(&ta, "a-subscription");
 
 	/* 6. a VMM sees only its own world */
-	tenant_start_in(&tb, UID_B, b_holds_name, &in[1]);
+	tenant_start_in(&tb, UID_B, b_holds_name, NULL, &in[1]);
 	if (tap_check(tenant_lines(&tb, "b-holds-name", "holding"), "b-holds-shared-2", "B did not get there")) {
 		char bpid[32];
 
