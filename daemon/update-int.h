@@ -4,7 +4,7 @@
  *
  * The engine, one concern per file:
  *   update-decide.c    the phase table and the rollback decision (pure; update-decide.h)
- *   update.c           struct update's life: the one phase change (set_phase), the failure cause, the
+ *   update.c           struct update's life: the one phase change (upd_set_phase), the failure cause, the
  *                      verdict and the end (finish), status, abort, vmm.mappings, instance gone
  *   update-preflight.c update.start: the refusals, then the suspend and save phases
  *   update-phases.c    the forward phases after save: update.saved, update.claim (path C release and
@@ -43,7 +43,7 @@
 
 enum mode { MODE_EXEC, MODE_TRANSFER };
 
-/* why the update (or the stage after it) failed: the first failure wins (set_failure()) */
+/* why the update (or the stage after it) failed: the first failure wins (upd_set_failure()) */
 enum cause {
 	CAUSE_NONE,
 	CAUSE_SUSPEND,	     /* SUSPEND of a device failed */
@@ -85,7 +85,7 @@ struct upd_dev {
 struct update {
 	struct instance *inst;
 	uint64_t id;
-	enum phase phase; /* changed only by set_phase() */
+	enum phase phase; /* changed only by upd_set_phase() */
 	enum mode mode;
 	char route; /* the path: 'A', 'B', 'C' */
 	char route_reason[160];
@@ -149,25 +149,25 @@ struct upd_inst {
 extern uint64_t update_next_id;
 
 /* ---- update.c: helpers shared by the engine's files */
-struct upd_inst *ui_get(struct instance *inst, bool create);
-int64_t jint(json_object *o, const char *k, int64_t dflt);
-const char *jstr(json_object *o, const char *k);
-unsigned claim_max_fds(void);
-struct conn *conn_by_id(uint64_t id);
-bool pidfd_alive(int pidfd);
-pid_t pidfd_pid(int pidfd);
-const char *mode_name(enum mode m);
+struct upd_inst *upd_ui_get(struct instance *inst, bool create);
+int64_t upd_jint(json_object *o, const char *k, int64_t dflt);
+const char *upd_jstr(json_object *o, const char *k);
+unsigned upd_claim_max_fds(void);
+struct conn *upd_conn_by_id(uint64_t id);
+bool upd_pidfd_alive(int pidfd);
+pid_t upd_pidfd_pid(int pidfd);
+const char *upd_mode_name(enum mode m);
 /* "A", "B", "C" or "-" (a constant string) */
-const char *route_str(char route);
-bool has_bf(uint64_t f, unsigned bit);
-json_object *event_base(struct update *u);
+const char *upd_route_str(char route);
+bool upd_has_bf(uint64_t f, unsigned bit);
+json_object *upd_event_base(struct update *u);
 /* the one phase change: records the time of the phase left, arms the phase's deadline (the phase table),
  * emits update.phase, writes the state */
-void set_phase(struct update *u, enum phase ph);
-int dev_ioctl(struct update *u, unsigned i, unsigned long req, void *arg);
-int dev_status(struct update *u, unsigned i, uint8_t *st);
-void resume_all(struct update *u);
-void watch_pid(struct update *u, ev_io *w, int pidfd);
+void upd_set_phase(struct update *u, enum phase ph);
+int upd_dev_ioctl(struct update *u, unsigned i, unsigned long req, void *arg);
+int upd_dev_status(struct update *u, unsigned i, uint8_t *st);
+void upd_resume_all(struct update *u);
+void upd_watch_pid(struct update *u, ev_io *w, int pidfd);
 void update_free(struct update *u);
 static inline void update_freep(struct update **u)
 {
@@ -175,39 +175,39 @@ static inline void update_freep(struct update **u)
 	*u = NULL;
 }
 #define _cleanup_update_ _cleanup_(update_freep)
-bool update_disruptive(const struct update *u);
+bool upd_disruptive(const struct update *u);
 /* VmPin moved as the mode says: exec, the same process pins expected_kb; transfer, O lost and N gained it */
-bool vmpin_moved(const struct update *u);
+bool upd_vmpin_moved(const struct update *u);
 /* a failure of the current stage (fail[0], or fail[1] once restarted or retaking): the first one wins */
-void set_failure(struct update *u, enum cause c, const char *fmt, ...) _printf_(3, 4);
+void upd_set_failure(struct update *u, enum cause c, const char *fmt, ...) _printf_(3, 4);
 /* what the recovery did, appended to the verdict's error */
-void add_note(struct update *u, const char *fmt, ...) _printf_(2, 3);
+void upd_add_note(struct update *u, const char *fmt, ...) _printf_(2, 3);
 /* the verdict's error text, from the causes and the notes ("" when nothing failed) */
-void error_text(const struct update *u, char *buf, size_t len);
+void upd_error_text(const struct update *u, char *buf, size_t len);
 /* end the update: verdict to the starter, the event, O told in transfer mode; u is freed.  ret_verdict
  * (optional) gets a reference for a synchronous reply. */
-void finish(struct update *u, const char *result, const char *event, json_object **ret_verdict);
+void upd_finish(struct update *u, const char *result, const char *event, json_object **ret_verdict);
 
 /* deferred replies */
-void deferred_take(struct deferred *d, struct request *r);
+void upd_deferred_take(struct deferred *d, struct request *r);
 /* the reply (ret consumed, fds borrowed) or an error with desc (the verdict, if any, added to it) */
-void deferred_return(struct deferred *d, json_object *ret, const int *fds, size_t n);
-void deferred_error(struct deferred *d, enum vlu_error_class cls, const char *desc, json_object *verdict);
-void deferred_drop(struct deferred *d);
+void upd_deferred_return(struct deferred *d, json_object *ret, const int *fds, size_t n);
+void upd_deferred_error(struct deferred *d, enum vlu_error_class cls, const char *desc, json_object *verdict);
+void upd_deferred_drop(struct deferred *d);
 
 /* ---- update-rollback.c */
-void timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
-void old_exit_cb(struct ev_loop *loop, ev_io *w, int revents);
-void new_exit_cb(struct ev_loop *loop, ev_io *w, int revents);
+void upd_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+void upd_old_exit_cb(struct ev_loop *loop, ev_io *w, int revents);
+void upd_new_exit_cb(struct ev_loop *loop, ev_io *w, int revents);
 /* a failure (cause c, detail fmt): decide and act (update-decide.c) */
-void rollback(struct update *u, enum rb_trigger t, enum cause c, const char *fmt, ...) _printf_(4, 5);
-/* the same, the cause already recorded (set_failure()) */
-void rollback_act(struct update *u, enum rb_trigger t);
+void upd_rollback(struct update *u, enum rb_trigger t, enum cause c, const char *fmt, ...) _printf_(4, 5);
+/* the same, the cause already recorded (upd_set_failure()) */
+void upd_rollback_act(struct update *u, enum rb_trigger t);
 /* update.ready by O once the reopened device is back (phase rollback) */
-int retake_ready(struct request *r, struct update *u, const char *err);
+int upd_retake_ready(struct request *r, struct update *u, const char *err);
 
 /* ---- update-phases.c */
-int release_devices(struct update *u, closer_done_fn done, char *why, size_t len);
-int reopen_devices(struct update *u, char *why, size_t len);
+int upd_release_devices(struct update *u, closer_done_fn done, char *why, size_t len);
+int upd_reopen_devices(struct update *u, char *why, size_t len);
 
 #endif

@@ -4,7 +4,7 @@
  * to O or the successor spawned), update.claim from the successor (token, pid, uid; path C: the old
  * device released off the loop and reopened, the reply deferred), the hand-over of every fd, and
  * update.ready from the successor (path A's RESUME, DRIVER_OK, VmPin) up to the verdict.  A failure
- * anywhere goes to rollback() (update-rollback.c).
+ * anywhere goes to upd_rollback() (update-rollback.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,21 +36,21 @@
 
 static void send_exec(struct update *u)
 {
-	json_object *d = event_base(u);
+	json_object *d = upd_event_base(u);
 
 	jadd(d, "token", jnew_str(u->token));
 	jadd(d, "binary", jnew_str(u->binary));
 	jadd(d, "argv", json_object_get(u->argv));
 	/* only O gets the token: straight to its connection, never to subscribers */
 	{
-		struct conn *c = conn_by_id(u->old_conn);
+		struct conn *c = upd_conn_by_id(u->old_conn);
 		_cleanup_json_ json_object *ev = vlu_event_new("update.exec", d);
 
 		if (c && ev)
 			(void)conn_send(c, ev, NULL, 0);
 	}
 	{
-		json_object *pub = event_base(u);
+		json_object *pub = upd_event_base(u);
 
 		jadd(pub, "binary", jnew_str(u->binary));
 		events_emit("update.exec-sent", u->inst->name, pub);
@@ -60,7 +60,7 @@ static void send_exec(struct update *u)
 int update_cmd_saved(struct request *r)
 {
 	struct instance *inst = r->c->inst;
-	struct upd_inst *ui = inst ? ui_get(inst, false) : NULL;
+	struct upd_inst *ui = inst ? upd_ui_get(inst, false) : NULL;
 	struct update *u = ui ? ui->cur : NULL;
 	const char *err = request_arg_str(r, "error");
 	int64_t t0 = now_monotonic_us(), size;
@@ -75,11 +75,11 @@ int update_cmd_saved(struct request *r)
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "update.saved is for the old VMM in phase save (now: %s)",
 				     update_phase_name(u->phase));
 	if (err) {
-		rollback(u, RBT_FAILED, CAUSE_SAVE, "the VMM could not save: %s", err);
+		upd_rollback(u, RBT_FAILED, CAUSE_SAVE, "the VMM could not save: %s", err);
 		r->ret = jnew_obj();
 		return 0;
 	}
-	size = jint(r->args, "state_size", -1);
+	size = upd_jint(r->args, "state_size", -1);
 	type = fdtype_detect(r->fds[0], vl.vdpa_major, &st);
 	if (type != VLUD_FD_MEMFD)
 		return request_error(r, VLU_ERR_INVALID_ARGUMENT, "the state fd is not a memfd");
@@ -102,13 +102,13 @@ int update_cmd_saved(struct request *r)
 		u->vrings = jnew_arr();
 
 	if (u->route == 'B') {
-		set_phase(u, PH_RESET);
+		upd_set_phase(u, PH_RESET);
 		for (unsigned i = 0; i < u->ndevs; i++) {
 			uint8_t zero = 0;
 
-			k = dev_ioctl(u, i, VHOST_VDPA_SET_STATUS, &zero);
+			k = upd_dev_ioctl(u, i, VHOST_VDPA_SET_STATUS, &zero);
 			if (k < 0) {
-				rollback(u, RBT_FAILED, CAUSE_RESET, "SET_STATUS 0 on %s: %s", u->devs[i].name, strerror(-k));
+				upd_rollback(u, RBT_FAILED, CAUSE_RESET, "SET_STATUS 0 on %s: %s", u->devs[i].name, strerror(-k));
 				r->ret = jnew_obj();
 				return 0;
 			}
@@ -116,31 +116,31 @@ int update_cmd_saved(struct request *r)
 	}
 	u->daemon_us += now_monotonic_us() - t0;
 	if (u->mode == MODE_EXEC) {
-		set_phase(u, PH_EXEC);
+		upd_set_phase(u, PH_EXEC);
 		send_exec(u);
 	} else if (u->new_pid > 0) {
-		set_phase(u, PH_CLAIM);
+		upd_set_phase(u, PH_CLAIM);
 	} else {
 		pid_t pid;
 		int pfd = -EBADF;
 
-		set_phase(u, PH_SPAWN);
+		upd_set_phase(u, PH_SPAWN);
 		k = spawn_successor(u->binary, u->argv, u->inst->uid, u->inst->gid, u->groups, u->n_groups, u->token,
 				    u->inst->name,
 				    vl.cfg->update_policy.allow_memlock_raise ? (uint64_t)u->expected_kb * 1024 : 0, &pid,
 				    &pfd);
 		if (k < 0) {
-			rollback(u, RBT_FAILED, CAUSE_SPAWN, "spawning %s: %s", u->binary, strerror(-k));
+			upd_rollback(u, RBT_FAILED, CAUSE_SPAWN, "spawning %s: %s", u->binary, strerror(-k));
 			r->ret = jnew_obj();
 			return 0;
 		}
 		u->spawned = true;
 		u->new_pid = pid;
 		u->new_pidfd = pfd;
-		watch_pid(u, &u->new_io, u->new_pidfd);
-		set_phase(u, PH_CLAIM);
+		upd_watch_pid(u, &u->new_io, u->new_pidfd);
+		upd_set_phase(u, PH_CLAIM);
 	}
-	r->ret = event_base(u);
+	r->ret = upd_event_base(u);
 	return 0;
 }
 
@@ -160,9 +160,9 @@ static bool token_eq(const char *a, const char *b)
 /* path C, first half: D's copies leave the held table (the state first, as for fd.remove) and go to
  * the closer in one job (the last references once O's are gone: the kernel resets the device and
  * unpins all guest RAM in close(), off the loop).  From the queueing on the devices count as lost until
- * reopen_devices() has them again.  0: claim_released() runs when every fd is closed. */
+ * upd_reopen_devices() has them again.  0: claim_released() runs when every fd is closed. */
 static void claim_released(void *userdata, int64_t close_us);
-int release_devices(struct update *u, closer_done_fn done, char *why, size_t len)
+int upd_release_devices(struct update *u, closer_done_fn done, char *why, size_t len)
 {
 	int fds[MAX_DEVS];
 	size_t n = 0;
@@ -186,7 +186,7 @@ int release_devices(struct update *u, closer_done_fn done, char *why, size_t len
 }
 
 /* path C, second half (the old fds are closed): reopen the nodes, new held entries */
-int reopen_devices(struct update *u, char *why, size_t len)
+int upd_reopen_devices(struct update *u, char *why, size_t len)
 {
 	for (unsigned i = 0; i < u->ndevs; i++) {
 		_cleanup_close_ int fd = -EBADF;
@@ -218,8 +218,8 @@ int reopen_devices(struct update *u, char *why, size_t len)
 static void claim_failed(struct update *u, const char *why)
 {
 	instance_hand_over_failed(u->inst, "live update failed at the claim");
-	set_phase(u, PH_RESTORE);
-	rollback(u, RBT_FAILED, CAUSE_DEVICE_LOST, "%s", why);
+	upd_set_phase(u, PH_RESTORE);
+	upd_rollback(u, RBT_FAILED, CAUSE_DEVICE_LOST, "%s", why);
 }
 
 /* The claim's hand-over: the instance moves to N's connection c (pidfd, same_pidfd consumed), the
@@ -229,7 +229,7 @@ static int claim_handover(struct update *u, struct conn *c, int pidfd, int same_
 			  int *out_fds, size_t *ret_n)
 {
 	struct instance *inst = u->inst;
-	struct upd_inst *ui = ui_get(inst, false);
+	struct upd_inst *ui = upd_ui_get(inst, false);
 	json_object *o, *fds, *devs;
 	struct list *p, *t;
 	size_t n = 0;
@@ -240,10 +240,10 @@ static int claim_handover(struct update *u, struct conn *c, int pidfd, int same_
 		ev_io_stop(vl.loop, &u->old_io);
 		safe_close(u->new_pidfd);
 		u->new_pidfd = same_pidfd;
-		watch_pid(u, &u->new_io, u->new_pidfd);
+		upd_watch_pid(u, &u->new_io, u->new_pidfd);
 	}
 
-	o = event_base(u);
+	o = upd_event_base(u);
 	fds = jnew_arr();
 	list_for_each_safe(p, t, &inst->held) {
 		struct held *h = list_entry(p, struct held, link);
@@ -284,7 +284,7 @@ int update_cmd_claim(struct request *r)
 {
 	const char *name = request_arg_str(r, "instance"), *token = request_arg_str(r, "token");
 	struct instance *inst = instance_find(name);
-	struct upd_inst *ui = inst ? ui_get(inst, false) : NULL;
+	struct upd_inst *ui = inst ? upd_ui_get(inst, false) : NULL;
 	struct update *u = ui ? ui->cur : NULL;
 	struct conn *c = r->c;
 	pid_t want_pid, pfd_pid;
@@ -293,18 +293,18 @@ int update_cmd_claim(struct request *r)
 	char why[256];
 	int pidfd = -EBADF, same_pidfd = -EBADF, k;
 
-	if (!u && ui && ui->last && jint(ui->last, "id", 0) > 0) {
+	if (!u && ui && ui->last && upd_jint(ui->last, "id", 0) > 0) {
 		json_object *ir;
 
 		if (json_object_object_get_ex(ui->last, "interrupted_by_restart", &ir) && json_object_get_boolean(ir)) {
 			/* the update this claimant belongs to died with the previous vlud (update_restore) */
 			log_warning("update.claim of '%s' by pid %d refused: update %" PRId64 " ended when vlud restarted",
-				    name, (int)c->cred.pid, jint(ui->last, "id", 0));
+				    name, (int)c->cred.pid, upd_jint(ui->last, "id", 0));
 			return request_error(r, VLU_ERR_PERMISSION_DENIED,
 					     "update %" PRId64 " of '%s' ended when vlud restarted (phase %s): result failed, "
 					     "nothing to claim; the instance is orphaned (instance.register reattach:true), "
 					     "update.status tells what became of the device",
-					     jint(ui->last, "id", 0), name, jstr(ui->last, "phase") ? jstr(ui->last, "phase") : "?");
+					     upd_jint(ui->last, "id", 0), name, upd_jstr(ui->last, "phase") ? upd_jstr(ui->last, "phase") : "?");
 		}
 	}
 	if (u && u->token_valid && u->phase < PH_EXEC && token_eq(token, u->token) &&
@@ -323,9 +323,9 @@ int update_cmd_claim(struct request *r)
 	}
 	want_pid = u->mode == MODE_EXEC && !u->restarted ? u->old_pid : u->new_pid;
 	expect_pidfd = u->mode == MODE_EXEC && !u->restarted ? u->old_pidfd : u->new_pidfd;
-	pfd_pid = pidfd_pid(expect_pidfd);
+	pfd_pid = upd_pidfd_pid(expect_pidfd);
 	if (!token_eq(token, u->token) || c->cred.pid != want_pid || c->cred.uid != u->uid || pfd_pid != c->cred.pid ||
-	    !pidfd_alive(expect_pidfd) || c->pidfd < 0 || c->inst) {
+	    !upd_pidfd_alive(expect_pidfd) || c->pidfd < 0 || c->inst) {
 		log_warning("update %" PRIu64 " of %s: claim by pid %d uid %u refused (%s; expected pid %d uid %u)", u->id,
 			    name, (int)c->cred.pid, (unsigned)c->cred.uid,
 			    !token_eq(token, u->token) ? "wrong token"
@@ -335,7 +335,7 @@ int update_cmd_claim(struct request *r)
 						       : "process identity (pidfd) mismatch",
 			    (int)want_pid, (unsigned)u->uid);
 		{
-			json_object *d = event_base(u);
+			json_object *d = upd_event_base(u);
 
 			jadd(d, "pid", jnew_int(c->cred.pid));
 			jadd(d, "uid", jnew_int64(c->cred.uid));
@@ -345,10 +345,10 @@ int update_cmd_claim(struct request *r)
 	}
 	/* every fallible step comes before the point of no return (token burnt, O's connection closed):
 	 * a failure here changes nothing and the update keeps its claim deadline */
-	if (inst->n_held + 1 > claim_max_fds())
+	if (inst->n_held + 1 > upd_claim_max_fds())
 		/* checked at update.start; fds stored since then: never hand over fewer than held */
 		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "instance '%s' holds %u fds, a claim carries at most %u",
-				     name, inst->n_held, claim_max_fds() - 1);
+				     name, inst->n_held, upd_claim_max_fds() - 1);
 	pidfd = fcntl(c->pidfd, F_DUPFD_CLOEXEC, 3); /* owned: goes to the instance */
 	if (pidfd < 0)
 		return request_error(r, VLU_ERR_INTERNAL, "dup: %s", strerror(errno));
@@ -363,22 +363,22 @@ int update_cmd_claim(struct request *r)
 	}
 
 	/* accepted: burn the token */
-	if (u->mode == MODE_EXEC && !u->restarted && conn_by_id(u->old_conn) && conn_by_id(u->old_conn) != c) {
+	if (u->mode == MODE_EXEC && !u->restarted && upd_conn_by_id(u->old_conn) && upd_conn_by_id(u->old_conn) != c) {
 		/* same pid, right token: the old image's socket closed at exec (CLOEXEC) and its EOF is not
 		 * processed yet, or the VMM claims for itself; either way that connection is done (the
 		 * instance leaves it first: a hand-over, not an orphan) */
 		instance_hand_over(inst, NULL, 0, -EBADF);
-		conn_kill(conn_by_id(u->old_conn), "replaced by the claiming image (live update)");
+		conn_kill(upd_conn_by_id(u->old_conn), "replaced by the claiming image (live update)");
 	}
 	u->token_valid = false;
 	explicit_bzero(u->token, sizeof(u->token));
 	u->new_pid = c->cred.pid;
 	u->new_before_kb = 0;
 	(void)vmpin_read(u->new_pid, &u->new_before_kb, NULL);
-	set_phase(u, PH_CLAIM); /* never without a deadline */
+	upd_set_phase(u, PH_CLAIM); /* never without a deadline */
 	if (u->route == 'C') {
 		/* transfer mode: O closed its device fds before update.saved */
-		if (release_devices(u, claim_released, why, sizeof(why)) < 0) {
+		if (upd_release_devices(u, claim_released, why, sizeof(why)) < 0) {
 			safe_close(pidfd);
 			safe_close(same_pidfd);
 			claim_failed(u, why);
@@ -386,7 +386,7 @@ int update_cmd_claim(struct request *r)
 		}
 		/* the claim continues in claim_released() (the phase deadline still runs); the reply is
 		 * deferred, the pidfds wait in u (owned) */
-		deferred_take(&u->claim, r);
+		upd_deferred_take(&u->claim, r);
 		u->claim_pidfd = TAKE_FD(pidfd);
 		u->claim_same_pidfd = TAKE_FD(same_pidfd);
 		u->daemon_us += now_monotonic_us() - t0;
@@ -396,7 +396,7 @@ int update_cmd_claim(struct request *r)
 	}
 	k = claim_handover(u, c, TAKE_FD(pidfd), TAKE_FD(same_pidfd), &r->ret, r->out_fds, &r->n_out_fds);
 	u->daemon_us += now_monotonic_us() - t0;
-	set_phase(u, PH_RESTORE);
+	upd_set_phase(u, PH_RESTORE);
 	log_info("update %" PRIu64 " of %s: claimed by pid %d (%d fds handed over)", u->id, name, (int)c->cred.pid, k);
 	return 0;
 }
@@ -418,29 +418,29 @@ static void claim_released(void *userdata, int64_t close_us)
 	u->release_us = close_us;
 	log_info("update %" PRIu64 " of %s: old device fds released in %.1f ms (off the loop)", u->id, u->inst->name,
 		 (double)close_us / 1000.0);
-	if (reopen_devices(u, why, sizeof(why)) < 0) {
-		deferred_error(&u->claim, VLU_ERR_DEVICE_ERROR, why, NULL);
+	if (upd_reopen_devices(u, why, sizeof(why)) < 0) {
+		upd_deferred_error(&u->claim, VLU_ERR_DEVICE_ERROR, why, NULL);
 		u->daemon_us += now_monotonic_us() - t0;
 		claim_failed(u, why);
 		return;
 	}
-	c = conn_by_id(u->claim.conn);
+	c = upd_conn_by_id(u->claim.conn);
 	if (!c || c->dead || c->inst) {
 		/* the claimant's connection closed while the device was released: D holds the reopened
 		 * device; the rollback decides (exec mode: may restart the previous binary) */
 		u->daemon_us += now_monotonic_us() - t0;
 		u->claim_pidfd = safe_close(u->claim_pidfd);
 		u->claim_same_pidfd = safe_close(u->claim_same_pidfd);
-		deferred_drop(&u->claim);
+		upd_deferred_drop(&u->claim);
 		instance_hand_over_failed(u->inst, "the claimant disconnected during the claim");
-		rollback(u, RBT_FAILED, CAUSE_CLAIMANT_GONE,
+		upd_rollback(u, RBT_FAILED, CAUSE_CLAIMANT_GONE,
 			 "the claimant's connection closed while the old device was released");
 		return;
 	}
 	k = claim_handover(u, c, TAKE_FD(u->claim_pidfd), TAKE_FD(u->claim_same_pidfd), &o, out_fds, &n);
-	deferred_return(&u->claim, o, out_fds, n);
+	upd_deferred_return(&u->claim, o, out_fds, n);
 	u->daemon_us += now_monotonic_us() - t0;
-	set_phase(u, PH_RESTORE);
+	upd_set_phase(u, PH_RESTORE);
 	log_info("update %" PRIu64 " of %s: claimed by pid %d (%d fds handed over)", u->id, u->inst->name,
 		 (int)u->new_pid, k);
 }
@@ -448,7 +448,7 @@ static void claim_released(void *userdata, int64_t close_us)
 int update_cmd_ready(struct request *r)
 {
 	struct instance *inst = r->c->inst;
-	struct upd_inst *ui = inst ? ui_get(inst, false) : NULL;
+	struct upd_inst *ui = inst ? upd_ui_get(inst, false) : NULL;
 	struct update *u = ui ? ui->cur : NULL;
 	const char *err = request_arg_str(r, "error");
 	int64_t t0 = now_monotonic_us();
@@ -459,33 +459,33 @@ int update_cmd_ready(struct request *r)
 	if (!u)
 		return request_error(r, VLU_ERR_NOT_FOUND, "no update of this instance is running");
 	if (u->retake)
-		return retake_ready(r, u, err);
+		return upd_retake_ready(r, u, err);
 	if (u->phase != PH_RESTORE || r->c->cred.pid != u->new_pid)
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "update.ready is for the successor in phase restore (now: %s)",
 				     update_phase_name(u->phase));
 	if (err) {
-		rollback(u, RBT_FAILED, CAUSE_RESTORE, "the successor could not restore: %s", err);
+		upd_rollback(u, RBT_FAILED, CAUSE_RESTORE, "the successor could not restore: %s", err);
 		r->ret = ui->last ? json_object_get(ui->last) : jnew_obj();
 		return 0;
 	}
 	if (u->route == 'A') {
-		set_phase(u, PH_RESUME);
+		upd_set_phase(u, PH_RESUME);
 		for (unsigned i = 0; i < u->ndevs; i++) {
-			k = dev_ioctl(u, i, VHOST_VDPA_RESUME, NULL);
+			k = upd_dev_ioctl(u, i, VHOST_VDPA_RESUME, NULL);
 			if (k < 0) {
-				set_failure(u, CAUSE_VERIFY, "RESUME %s: %s", u->devs[i].name, strerror(-k));
+				upd_set_failure(u, CAUSE_VERIFY, "RESUME %s: %s", u->devs[i].name, strerror(-k));
 				ok = false;
 			}
 			u->devs[i].suspended = false;
 		}
 	}
-	set_phase(u, PH_VERIFY);
+	upd_set_phase(u, PH_VERIFY);
 	for (unsigned i = 0; i < u->ndevs && ok; i++) {
 		uint8_t st = 0;
 
-		k = dev_status(u, i, &st);
+		k = upd_dev_status(u, i, &st);
 		if (k < 0 || !(st & VIRTIO_CONFIG_S_DRIVER_OK)) {
-			set_failure(u, CAUSE_VERIFY, "device %s: status %s0x%x, not DRIVER_OK", u->devs[i].name,
+			upd_set_failure(u, CAUSE_VERIFY, "device %s: status %s0x%x, not DRIVER_OK", u->devs[i].name,
 				    k < 0 ? "unreadable " : "", st);
 			ok = false;
 		}
@@ -494,7 +494,7 @@ int update_cmd_ready(struct request *r)
 	 * have exited in transfer mode: an unreadable old_after_kb stays 0, which is what a gone mm pins.) */
 	k = vmpin_read(u->new_pid, &u->new_after_kb, NULL);
 	if (k < 0 && ok) {
-		set_failure(u, CAUSE_VERIFY, "cannot read VmPin of the successor (pid %d): %s", (int)u->new_pid,
+		upd_set_failure(u, CAUSE_VERIFY, "cannot read VmPin of the successor (pid %d): %s", (int)u->new_pid,
 			    strerror(-k));
 		ok = false;
 	}
@@ -502,8 +502,8 @@ int update_cmd_ready(struct request *r)
 		(void)vmpin_read(u->old_pid, &u->old_after_kb, NULL);
 	else
 		u->old_after_kb = u->new_after_kb;
-	if (ok && !vmpin_moved(u)) {
-		set_failure(u, CAUSE_VERIFY,
+	if (ok && !upd_vmpin_moved(u)) {
+		upd_set_failure(u, CAUSE_VERIFY,
 			    "VmPin mismatch: expected %" PRId64 " kB moved; old %" PRId64 " -> %" PRId64 " kB, new %" PRId64
 			    " -> %" PRId64 " kB",
 			    u->expected_kb, u->old_before_kb, u->old_after_kb, u->new_before_kb, u->new_after_kb);
@@ -515,29 +515,29 @@ int update_cmd_ready(struct request *r)
 
 		/* transfer mode with O alive: N is killed (it still holds the device), O takes back at its exit;
 		 * otherwise the verdict is failed as it stands (update_decide(), RBT_VERIFY) */
-		rollback_act(u, RBT_VERIFY);
+		upd_rollback_act(u, RBT_VERIFY);
 		if (ui->cur && ui->cur->id == id && ui->cur->kill_pending)
 			r->ret = jnew_obj(); /* the verdict comes when the killed successor's exit is seen */
 		else
 			r->ret = ui->last ? json_object_get(ui->last) : jnew_obj();
 		return 0;
 	}
-	set_phase(u, PH_COMMIT);
+	upd_set_phase(u, PH_COMMIT);
 	if (u->restarted) {
 		/* the device runs again, under the previous binary: the update itself failed */
-		json_object *d = event_base(u);
+		json_object *d = upd_event_base(u);
 		char reason[1024];
 
-		add_note(u, "; the previous binary (pid %d) took the device back", (int)u->new_pid);
-		error_text(u, reason, sizeof(reason));
+		upd_add_note(u, "; the previous binary (pid %d) took the device back", (int)u->new_pid);
+		upd_error_text(u, reason, sizeof(reason));
 		jadd(d, "reason", jnew_str(reason));
 		jadd(d, "restarted_previous", jnew_bool(true));
 		events_emit("update.rolled-back", u->inst->name, d);
-		finish(u, "rolled-back", "update.completed", &v);
+		upd_finish(u, "rolled-back", "update.completed", &v);
 		r->ret = v;
 		return 0;
 	}
-	finish(u, "ok", "update.completed", &v);
+	upd_finish(u, "ok", "update.completed", &v);
 	r->ret = v;
 	return 0;
 }

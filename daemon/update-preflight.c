@@ -36,7 +36,7 @@ static bool dev_is_pa(const struct upd_inst *ui, const char *name)
 {
 	for (size_t i = 0; ui->devices && i < json_object_array_length(ui->devices); i++) {
 		json_object *d = json_object_array_get_idx(ui->devices, i);
-		const char *n = jstr(d, "name"), *pin = jstr(d, "pinning");
+		const char *n = upd_jstr(d, "name"), *pin = upd_jstr(d, "pinning");
 
 		if (n && strcmp(n, name) == 0)
 			return !pin || strcmp(pin, "va") != 0;
@@ -76,13 +76,13 @@ static char choose_path(struct update *u, const char *want, bool disruptive, cha
 	for (unsigned i = 0; i < u->ndevs; i++) {
 		uint64_t f = u->devs[i].backend;
 
-		if (!has_bf(f, VHOST_BACKEND_F_SUSPEND))
+		if (!upd_has_bf(f, VHOST_BACKEND_F_SUSPEND))
 			susp = false;
-		if (!has_bf(f, VHOST_BACKEND_F_NEW_OWNER) || !has_bf(f, VHOST_BACKEND_F_RESUME) ||
-		    !has_bf(f, VHOST_BACKEND_F_SUSPEND))
+		if (!upd_has_bf(f, VHOST_BACKEND_F_NEW_OWNER) || !upd_has_bf(f, VHOST_BACKEND_F_RESUME) ||
+		    !upd_has_bf(f, VHOST_BACKEND_F_SUSPEND))
 			a = false;
-		if (!has_bf(f, VHOST_BACKEND_F_NEW_OWNER) || !has_bf(f, VHOST_BACKEND_F_IOTLB_PERSIST) ||
-		    !has_bf(f, VHOST_BACKEND_F_SUSPEND))
+		if (!upd_has_bf(f, VHOST_BACKEND_F_NEW_OWNER) || !upd_has_bf(f, VHOST_BACKEND_F_IOTLB_PERSIST) ||
+		    !upd_has_bf(f, VHOST_BACKEND_F_SUSPEND))
 			b = false;
 	}
 	if (!susp && !disruptive)
@@ -185,7 +185,7 @@ int update_cmd_start(struct request *r)
 		return refuse(r, inst, VLU_ERR_PERMISSION_DENIED, "'%s' is not this connection's instance", name);
 	if (json_object_object_get_ex(r->args, "successor_pid", &v))
 		succ = json_object_get_int64(v);
-	ui = ui_get(inst, true);
+	ui = upd_ui_get(inst, true);
 	if (!ui)
 		return request_error(r, VLU_ERR_INTERNAL, "out of memory");
 	if (ui->cur)
@@ -205,12 +205,12 @@ int update_cmd_start(struct request *r)
 	if (disruptive && !vl.cfg->update_policy.allow_disruptive)
 		return refuse(r, inst, VLU_ERR_PERMISSION_DENIED,
 			      "allow_disruptive asked for, but the policy (update.allow_disruptive) forbids it");
-	if (inst->n_held + 1 > claim_max_fds())
+	if (inst->n_held + 1 > upd_claim_max_fds())
 		/* never a claim that hands over fewer fds than the instance holds */
 		return refuse(r, inst, VLU_ERR_LIMIT_EXCEEDED,
 			      "instance '%s' holds %u fds: update.claim hands every one plus the state memfd over in "
 			      "one message of at most %u fds (limits.max_fds_per_message)",
-			      name, inst->n_held, claim_max_fds());
+			      name, inst->n_held, upd_claim_max_fds());
 
 	u = calloc(1, sizeof(*u));
 	if (!u)
@@ -232,9 +232,9 @@ int update_cmd_start(struct request *r)
 	}
 	u->phases = jnew_arr();
 	u->t_start_us = u->t_phase_us = t0;
-	ev_timer_init(&u->timer, timer_cb, 0., 0.);
-	ev_io_init(&u->old_io, old_exit_cb, -1, EV_READ);
-	ev_io_init(&u->new_io, new_exit_cb, -1, EV_READ);
+	ev_timer_init(&u->timer, upd_timer_cb, 0., 0.);
+	ev_io_init(&u->old_io, upd_old_exit_cb, -1, EV_READ);
+	ev_io_init(&u->new_io, upd_new_exit_cb, -1, EV_READ);
 
 	/* devices */
 	list_for_each_safe(p, t, &inst->held) {
@@ -271,12 +271,12 @@ int update_cmd_start(struct request *r)
 			      "no mapping table (vmm.mappings): guest memory is not known to be in a stored memfd");
 	for (size_t i = 0; i < json_object_array_length(ui->mappings); i++) {
 		json_object *m = json_object_array_get_idx(ui->mappings, i);
-		struct held *h = held_find(inst, jstr(m, "memfd"));
+		struct held *h = held_find(inst, upd_jstr(m, "memfd"));
 
 		if (!h || h->type != VLUD_FD_MEMFD)
 			return refuse(r, inst, VLU_ERR_UNSUPPORTED, "mapping %zu: memfd '%s' is no longer stored", i,
-				      jstr(m, "memfd"));
-		if (__builtin_add_overflow(map_bytes, jint(m, "size", 0), &map_bytes) ||
+				      upd_jstr(m, "memfd"));
+		if (__builtin_add_overflow(map_bytes, upd_jint(m, "size", 0), &map_bytes) ||
 		    __builtin_mul_overflow(map_bytes, (int64_t)MAX_DEVS, &mul))
 			return refuse(r, inst, VLU_ERR_LIMIT_EXCEEDED, "the mappings' sizes overflow");
 	}
@@ -394,25 +394,25 @@ static int start(struct request *r, struct upd_inst *ui, struct update *u, bool 
 	u->token_valid = true;
 	u->old_conn = u->inst->conn->id;
 	ui->cur = u;
-	watch_pid(u, &u->old_io, u->old_pidfd);
-	watch_pid(u, &u->new_io, u->new_pidfd);
+	upd_watch_pid(u, &u->old_io, u->old_pidfd);
+	upd_watch_pid(u, &u->new_io, u->new_pidfd);
 	{
-		json_object *d = event_base(u);
+		json_object *d = upd_event_base(u);
 
 		jadd(d, "path_reason", jnew_str(u->route_reason));
 		jadd(d, "old_pid", jnew_int(u->old_pid));
 		events_emit("update.started", u->inst->name, d);
 	}
-	log_info("update %" PRIu64 " of %s: %s mode, path %c (%s)", u->id, u->inst->name, mode_name(u->mode), u->route,
+	log_info("update %" PRIu64 " of %s: %s mode, path %c (%s)", u->id, u->inst->name, upd_mode_name(u->mode), u->route,
 		 u->route_reason);
 
-	set_phase(u, PH_SUSPEND);
+	upd_set_phase(u, PH_SUSPEND);
 	for (unsigned i = 0; i < u->ndevs; i++) {
-		if (!has_bf(u->devs[i].backend, VHOST_BACKEND_F_SUSPEND))
+		if (!upd_has_bf(u->devs[i].backend, VHOST_BACKEND_F_SUSPEND))
 			continue; /* disruptive update: allowed above */
-		k = dev_ioctl(u, i, VHOST_VDPA_SUSPEND, NULL);
+		k = upd_dev_ioctl(u, i, VHOST_VDPA_SUSPEND, NULL);
 		if (k < 0) {
-			rollback(u, RBT_FAILED, CAUSE_SUSPEND, "SUSPEND %s: %s", u->devs[i].name, strerror(-k));
+			upd_rollback(u, RBT_FAILED, CAUSE_SUSPEND, "SUSPEND %s: %s", u->devs[i].name, strerror(-k));
 			return request_error(r, VLU_ERR_DEVICE_ERROR, "SUSPEND failed; rolled back");
 		}
 		u->devs[i].suspended = true;
@@ -420,21 +420,21 @@ static int start(struct request *r, struct upd_inst *ui, struct update *u, bool 
 	u->t_suspend_us = now_monotonic_us();
 	u->daemon_us += now_monotonic_us() - t0;
 
-	set_phase(u, PH_SAVE);
+	upd_set_phase(u, PH_SAVE);
 	{
-		json_object *d = event_base(u);
+		json_object *d = upd_event_base(u);
 
 		jadd(d, "release", jnew_bool(u->route == 'C' && u->mode == MODE_TRANSFER));
 		/* false in a disruptive update: a device without SUSPEND runs on (the VMM's saved vring bases
 		 * are a snapshot of a running device) */
-		jadd(d, "suspended", jnew_bool(!update_disruptive(u)));
-		events_tell(conn_by_id(u->old_conn), "update.save", u->inst->name, d);
+		jadd(d, "suspended", jnew_bool(!upd_disruptive(u)));
+		events_tell(upd_conn_by_id(u->old_conn), "update.save", u->inst->name, d);
 	}
 	if (wait) {
-		deferred_take(&u->starter, r);
+		upd_deferred_take(&u->starter, r);
 		return 0;
 	}
-	v = event_base(u);
+	v = upd_event_base(u);
 	jadd(v, "path_reason", jnew_str(u->route_reason));
 	if (u->mode == MODE_TRANSFER && u->new_pid > 0)
 		/* the operator starts the successor itself: it needs the token */

@@ -43,7 +43,7 @@ bool update_persist_record(struct instance *inst, struct state_update *ret)
 	memset(ret, 0, sizeof(*ret));
 	snprintf(ret->instance, sizeof(ret->instance), "%s", inst->name);
 	ret->id = u->id;
-	snprintf(ret->mode, sizeof(ret->mode), "%s", mode_name(u->mode));
+	snprintf(ret->mode, sizeof(ret->mode), "%s", upd_mode_name(u->mode));
 	ret->path = u->route;
 	snprintf(ret->phase, sizeof(ret->phase), "%s", update_phase_name(u->phase));
 	ret->old_pid = u->old_pid;
@@ -56,7 +56,7 @@ bool update_persist_record(struct instance *inst, struct state_update *ret)
 		/* in phase suspend the SUSPENDs run after this record is written: count them as done (a
 		 * RESUME of a device that is not suspended does nothing, kernel-facts.md 5) */
 		d->suspended = u->devs[i].suspended ||
-			       (u->phase == PH_SUSPEND && has_bf(u->devs[i].backend, VHOST_BACKEND_F_SUSPEND));
+			       (u->phase == PH_SUSPEND && upd_has_bf(u->devs[i].backend, VHOST_BACKEND_F_SUSPEND));
 		/* likewise SET_STATUS 0 runs in phase reset, after the record */
 		d->reset = u->route == 'B' && u->phase >= PH_RESET && u->phase != PH_ROLLBACK;
 		d->released = u->devs[i].lost || u->release_us >= 0 || u->claim_job;
@@ -89,7 +89,7 @@ char *update_persist_last(struct instance *inst)
 			jadd(small, keep[i], json_object_get(v));
 	}
 	{
-		const char *e = jstr(ui->last, "error");
+		const char *e = upd_jstr(ui->last, "error");
 		char eb[1024];
 
 		if (e) {
@@ -155,7 +155,7 @@ static bool pid_exists(pid_t pid)
 /* One update that was running when the previous vlud died (record su of the adopted state). */
 static void restore_one(struct instance *inst, const struct state_update *su)
 {
-	struct upd_inst *ui = ui_get(inst, true);
+	struct upd_inst *ui = upd_ui_get(inst, true);
 	int k_ph = update_phase_by_name(su->phase);
 	enum phase ph = k_ph < 0 ? PH_DONE : (enum phase)k_ph;
 	bool released = false, reset = false, old_owns, resume;
@@ -258,7 +258,7 @@ static void restore_one(struct instance *inst, const struct state_update *su)
 	jadd(v, "instance", jnew_str(inst->name));
 	jadd(v, "id", jnew_uint64(su->id));
 	jadd(v, "mode", jnew_str(su->mode));
-	jadd(v, "path", jnew_str(route_str(su->path)));
+	jadd(v, "path", jnew_str(upd_route_str(su->path)));
 	jadd(v, "result", jnew_str("failed"));
 	jadd(v, "old_pid", jnew_int(su->old_pid));
 	jadd(v, "new_pid", su->new_pid ? jnew_int(su->new_pid) : NULL);
@@ -287,7 +287,7 @@ void update_restore(const struct state_doc *doc)
 
 		if (inst && doc->instances[i].mappings && (v = json_tokener_parse(doc->instances[i].mappings))) {
 			/* the table as the VMM declared it (checked then); the preflight checks it again */
-			ui = ui_get(inst, true);
+			ui = upd_ui_get(inst, true);
 			if (ui && json_object_object_get_ex(v, "mappings", &m) && json_object_is_type(m, json_type_array) &&
 			    json_object_object_get_ex(v, "devices", &d) && json_object_is_type(d, json_type_array)) {
 				json_object_put(ui->mappings);
@@ -300,15 +300,15 @@ void update_restore(const struct state_doc *doc)
 		if (!inst || !doc->instances[i].last_update)
 			continue;
 		v = json_tokener_parse(doc->instances[i].last_update);
-		ui = v ? ui_get(inst, true) : NULL;
+		ui = v ? upd_ui_get(inst, true) : NULL;
 		if (!ui) {
 			json_object_put(v);
 			continue;
 		}
 		json_object_put(ui->last);
 		ui->last = v;
-		if (jint(v, "id", 0) >= (int64_t)update_next_id)
-			update_next_id = (uint64_t)jint(v, "id", 0) + 1;
+		if (upd_jint(v, "id", 0) >= (int64_t)update_next_id)
+			update_next_id = (uint64_t)upd_jint(v, "id", 0) + 1;
 	}
 	for (size_t i = 0; i < doc->n_updates; i++) {
 		const struct state_update *su = &doc->updates[i];

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * update-rollback.c - what happens after a failure (docs/UPDATE.md "Rollback"): the facts are read
- * (rb_facts()), update_decide() (update-decide.c, pure) says what to do, act() does it.  The triggers:
- * a deadline (timer_cb), O or the successor exiting (old_exit_cb, new_exit_cb), and every failed step,
- * update.abort, a verification that failed, the instance released or the daemon stopping (rollback()).
+ * (rb_facts()), update_decide() (update-decide.c, pure) says what to do, upd_rollback_act() does it.  The triggers:
+ * a deadline (timer_cb), O or the successor exiting (upd_old_exit_cb, new_exit_cb), and every failed step,
+ * update.abort, a verification that failed, the instance released or the daemon stopping (upd_rollback()).
  *
  * The recoveries that take more than one step live here too: the previous binary restarted (exec mode),
  * the kill of a late process, the instance handed back to O (reclaim, transfer mode A/B), and the path-C
@@ -35,17 +35,17 @@
 
 static struct rb_facts rb_facts(const struct update *u, enum rb_trigger t)
 {
-	struct conn *oc = conn_by_id(u->old_conn);
+	struct conn *oc = upd_conn_by_id(u->old_conn);
 	struct rb_facts f = {
 		.trigger = t,
 		.transfer = u->mode == MODE_TRANSFER,
 		.route = u->route,
 		.phase = u->phase,
-		.old_alive = pidfd_alive(u->old_pidfd),
+		.old_alive = upd_pidfd_alive(u->old_pidfd),
 		.old_conn = oc != NULL,
 		.old_conn_free = oc && !oc->inst,
 		.inst_on_old_conn = oc && u->inst->conn == oc,
-		.new_alive = pidfd_alive(u->new_pidfd),
+		.new_alive = upd_pidfd_alive(u->new_pidfd),
 		.spawned = u->spawned,
 		.saved = u->state_fd >= 0,
 		.released = u->release_us >= 0,
@@ -89,31 +89,31 @@ static int restart_previous(struct update *u)
 		for (unsigned i = 0; i < u->ndevs; i++) {
 			uint8_t zero = 0;
 
-			k = dev_ioctl(u, i, VHOST_VDPA_SET_STATUS, &zero);
+			k = upd_dev_ioctl(u, i, VHOST_VDPA_SET_STATUS, &zero);
 			if (k < 0)
 				log_warning("update %" PRIu64 ": SET_STATUS 0 on %s for the restarted binary: %s", u->id,
 					    u->devs[i].name, strerror(-k));
 		}
-	set_phase(u, PH_SPAWN);
+	upd_set_phase(u, PH_SPAWN);
 	k = spawn_successor(u->prev_binary, u->prev_argv, u->inst->uid, u->inst->gid, u->groups, u->n_groups, u->token,
 			    u->inst->name,
 			    vl.cfg->update_policy.allow_memlock_raise ? (uint64_t)u->expected_kb * 1024 : 0, &pid, &pfd);
 	if (k < 0) {
 		explicit_bzero(u->token, sizeof(u->token));
-		add_note(u, "; restarting %s failed: %s", u->prev_binary, strerror(-k));
+		upd_add_note(u, "; restarting %s failed: %s", u->prev_binary, strerror(-k));
 		return k;
 	}
-	error_text(u, reason, sizeof(reason));
+	upd_error_text(u, reason, sizeof(reason));
 	u->restarted = true;
 	u->kill_pending = false; /* the restarted binary gets its own deadline (and kill) */
 	u->token_valid = true;
 	u->new_pid = pid;
 	u->new_pidfd = pfd;
-	watch_pid(u, &u->new_io, u->new_pidfd);
-	set_phase(u, PH_CLAIM);
+	upd_watch_pid(u, &u->new_io, u->new_pidfd);
+	upd_set_phase(u, PH_CLAIM);
 	log_warning("update %" PRIu64 " of %s: %s; restarted the previous binary %s as pid %d to take the device back",
 		    u->id, u->inst->name, reason, u->prev_binary, (int)pid);
-	d = event_base(u);
+	d = upd_event_base(u);
 	jadd(d, "reason", jnew_str(reason));
 	jadd(d, "binary", jnew_str(u->prev_binary));
 	jadd(d, "pid", jnew_int(pid));
@@ -140,10 +140,10 @@ static int kill_process(struct update *u, int pfd, pid_t pid)
 		return -errno;
 	f->killed = pid;
 	u->kill_pending = true;
-	error_text(u, reason, sizeof(reason));
+	upd_error_text(u, reason, sizeof(reason));
 	log_warning("update %" PRIu64 " of %s: killed pid %d (SIGKILL) in phase %s: %s; rolling back when it has exited",
 		    u->id, u->inst->name, (int)pid, update_phase_name(u->phase), reason);
-	d = event_base(u);
+	d = upd_event_base(u);
 	jadd(d, "pid", jnew_int(pid));
 	jadd(d, "phase", jnew_str(update_phase_name(u->phase)));
 	jadd(d, "reason", jnew_str(reason));
@@ -158,10 +158,10 @@ static int kill_process(struct update *u, int pfd, pid_t pid)
 /* tell O to take the reopened devices (fd.retrieve them, then update.ready) */
 static void retake_tell(struct update *u)
 {
-	json_object *d = event_base(u), *names = jnew_arr();
+	json_object *d = upd_event_base(u), *names = jnew_arr();
 	char reason[1024];
 
-	error_text(u, reason, sizeof(reason));
+	upd_error_text(u, reason, sizeof(reason));
 	for (unsigned i = 0; i < u->ndevs; i++)
 		jpush(names, jnew_str(u->devs[i].name));
 	jadd(d, "reason", jnew_str(reason));
@@ -170,7 +170,7 @@ static void retake_tell(struct update *u)
 	jadd(d, "reclaim", jnew_bool(true));
 	jadd(d, "reopened", jnew_bool(true));
 	jadd(d, "devices", names);
-	events_tell(conn_by_id(u->old_conn), "update.rolled-back", u->inst->name, d);
+	events_tell(upd_conn_by_id(u->old_conn), "update.rolled-back", u->inst->name, d);
 	log_info("update %" PRIu64 " of %s: device reopened, the old VMM %d takes it back", u->id, u->inst->name,
 		 (int)u->old_pid);
 }
@@ -184,18 +184,18 @@ static void retake_released(void *userdata, int64_t close_us)
 
 	u->claim_job = NULL;
 	u->release_us = (u->release_us > 0 ? u->release_us : 0) + close_us;
-	if (reopen_devices(u, why, sizeof(why)) < 0) {
+	if (upd_reopen_devices(u, why, sizeof(why)) < 0) {
 		u->daemon_us += now_monotonic_us() - t0;
-		add_note(u, "; bringing the device back to the old VMM: %s", why);
+		upd_add_note(u, "; bringing the device back to the old VMM: %s", why);
 		u->retake = false;
-		finish(u, "failed", "update.completed", NULL);
+		upd_finish(u, "failed", "update.completed", NULL);
 		return;
 	}
 	u->daemon_us += now_monotonic_us() - t0;
-	if (!u->inst->conn || u->inst->conn != conn_by_id(u->old_conn)) {
-		add_note(u, "; the old VMM disconnected while the device was released: every fd kept");
+	if (!u->inst->conn || u->inst->conn != upd_conn_by_id(u->old_conn)) {
+		upd_add_note(u, "; the old VMM disconnected while the device was released: every fd kept");
 		u->retake = false;
-		finish(u, "failed", "update.completed", NULL);
+		upd_finish(u, "failed", "update.completed", NULL);
 		return;
 	}
 	retake_tell(u);
@@ -208,7 +208,7 @@ static void retake_released(void *userdata, int64_t close_us)
  * path-C successor and calls update.ready; D verifies there (retake_ready).  0: under way. */
 static int retake_start(struct update *u, char *why, size_t len)
 {
-	struct conn *oc = conn_by_id(u->old_conn);
+	struct conn *oc = upd_conn_by_id(u->old_conn);
 	char reason[1024];
 	int pfd;
 
@@ -219,7 +219,7 @@ static int retake_start(struct update *u, char *why, size_t len)
 	pfd = fcntl(u->old_pidfd, F_DUPFD_CLOEXEC, 3); /* owned: goes to the instance */
 	if (pfd < 0)
 		return snprintf(why, len, "dup: %s", strerror(errno)), -errno;
-	if (release_devices(u, retake_released, why, len) < 0) {
+	if (upd_release_devices(u, retake_released, why, len) < 0) {
 		safe_close(pfd);
 		return -EIO;
 	}
@@ -228,8 +228,8 @@ static int retake_start(struct update *u, char *why, size_t len)
 	u->retake = true;
 	u->retake_from = u->phase;
 	ev_io_stop(vl.loop, &u->new_io);
-	set_phase(u, PH_ROLLBACK);
-	error_text(u, reason, sizeof(reason));
+	upd_set_phase(u, PH_ROLLBACK);
+	upd_error_text(u, reason, sizeof(reason));
 	log_warning("update %" PRIu64 " of %s: %s; releasing the device to bring it back to the old VMM %d", u->id,
 		    u->inst->name, reason, (int)u->old_pid);
 	return 0;
@@ -240,7 +240,7 @@ static int retake_start(struct update *u, char *why, size_t len)
  * RESUME a device whose owner may still be the dead successor */
 static void reclaim(struct update *u)
 {
-	struct conn *oc = conn_by_id(u->old_conn);
+	struct conn *oc = upd_conn_by_id(u->old_conn);
 	int pfd = fcntl(u->old_pidfd, F_DUPFD_CLOEXEC, 3);
 
 	if (pfd >= 0 && oc && !oc->inst) {
@@ -258,26 +258,26 @@ static void end_note(struct update *u, enum rb_action a, bool old_alive)
 {
 	switch (a) {
 	case RB_KEEP_SUSPENDED:
-		add_note(u, "; the old image is gone (%s): devices stay suspended, every fd is kept",
+		upd_add_note(u, "; the old image is gone (%s): devices stay suspended, every fd is kept",
 			 old_alive ? "exec'ed, never claimed" : "process exited");
 		break;
 	case RB_RESUME_ORPHANED:
-		add_note(u, "; the VMM process exited: devices resumed, every fd kept (instance orphaned)");
+		upd_add_note(u, "; the VMM process exited: devices resumed, every fd kept (instance orphaned)");
 		break;
 	case RB_KEEP:
 		if (u->mode == MODE_EXEC)
-			add_note(u, "; exec mode after claim: no old image to return to, every fd kept");
+			upd_add_note(u, "; exec mode after claim: no old image to return to, every fd kept");
 		else if (u->route == 'C')
-			add_note(u, "; path C after the claim: the device was reopened for the successor, and the "
+			upd_add_note(u, "; path C after the claim: the device was reopened for the successor, and the "
 				    "successor still runs or the old VMM is gone; every fd kept");
 		else
-			add_note(u, "; the old VMM is gone too; every fd kept");
+			upd_add_note(u, "; the old VMM is gone too; every fd kept");
 		break;
 	case RB_KEEP_RETAKE:
-		add_note(u, "; while the reopened device was being brought back to the old VMM: every fd kept");
+		upd_add_note(u, "; while the reopened device was being brought back to the old VMM: every fd kept");
 		break;
 	case RB_STOP:
-		add_note(u, "; devices resumed");
+		upd_add_note(u, "; devices resumed");
 		break;
 	default:
 		break;
@@ -293,13 +293,13 @@ static void rolling_back(struct update *u, bool *logged)
 		return;
 	*logged = true;
 	u->token_valid = false;
-	error_text(u, reason, sizeof(reason));
+	upd_error_text(u, reason, sizeof(reason));
 	log_warning("update %" PRIu64 " of %s: rolling back in phase %s: %s", u->id, u->inst->name,
 		    update_phase_name(u->phase), reason);
 }
 
 /* Execute what update_decide() says about trigger t (the cause already recorded). */
-void rollback_act(struct update *u, enum rb_trigger t)
+void upd_rollback_act(struct update *u, enum rb_trigger t)
 {
 	struct rb_facts f = rb_facts(u, t);
 	bool logged = false;
@@ -346,24 +346,24 @@ void rollback_act(struct update *u, enum rb_trigger t)
 		return;
 	case RB_STOP:
 		u->token_valid = false;
-		resume_all(u);
+		upd_resume_all(u);
 		end_note(u, a, f.old_alive);
-		finish(u, "failed", "update.completed", NULL);
+		upd_finish(u, "failed", "update.completed", NULL);
 		return;
 	case RB_FAIL:
-		finish(u, "failed", "update.completed", NULL);
+		upd_finish(u, "failed", "update.completed", NULL);
 		return;
 	case RB_KEEP_RETAKE:
 		end_note(u, a, f.old_alive);
 		instance_hand_over_failed(u->inst, "live update failed while rolling back");
-		finish(u, "failed", "update.completed", NULL);
+		upd_finish(u, "failed", "update.completed", NULL);
 		return;
 	case RB_RETAKE_REOPENED:
 		/* path C: the claim released and reopened the device, but the claimant's connection was gone
 		 * before the hand-over: O (still attached) takes the fresh fd like a successor */
 		u->retake = true;
 		u->retake_from = u->phase;
-		set_phase(u, PH_ROLLBACK);
+		upd_set_phase(u, PH_ROLLBACK);
 		retake_tell(u);
 		return;
 	case RB_RETAKE: {
@@ -371,14 +371,14 @@ void rollback_act(struct update *u, enum rb_trigger t)
 
 		if (retake_start(u, why, sizeof(why)) == 0)
 			return;
-		add_note(u, "; bringing the device back to the old VMM failed: %s", why);
+		upd_add_note(u, "; bringing the device back to the old VMM failed: %s", why);
 		f = rb_facts(u, t); /* lost may have changed */
 		result = "failed";
 		break;
 	}
 	case RB_RESUME:
 	case RB_RESUME_ORPHANED:
-		resume_all(u);
+		upd_resume_all(u);
 		end_note(u, a, f.old_alive);
 		result = update_action_result(a, f.lost);
 		break;
@@ -395,20 +395,20 @@ void rollback_act(struct update *u, enum rb_trigger t)
 	}
 	if (f.lost)
 		result = "failed"; /* device_lost in the verdict */
-	error_text(u, reason, sizeof(reason));
-	d = event_base(u);
+	upd_error_text(u, reason, sizeof(reason));
+	d = upd_event_base(u);
 	jadd(d, "reason", jnew_str(reason));
 	jadd(d, "phase", jnew_str(update_phase_name(u->phase)));
 	jadd(d, "reinit", jnew_bool(u->route == 'B' && u->phase >= PH_EXEC));
 	jadd(d, "reclaim", jnew_bool(u->phase >= PH_RESTORE));
 	if (f.old_conn && f.old_alive && strcmp(result, "rolled-back") == 0)
-		events_tell(conn_by_id(u->old_conn), "update.rolled-back", u->inst->name, d);
+		events_tell(upd_conn_by_id(u->old_conn), "update.rolled-back", u->inst->name, d);
 	else
 		events_emit("update.rolled-back", u->inst->name, d);
-	finish(u, result, "update.completed", NULL);
+	upd_finish(u, result, "update.completed", NULL);
 }
 
-void rollback(struct update *u, enum rb_trigger t, enum cause c, const char *fmt, ...)
+void upd_rollback(struct update *u, enum rb_trigger t, enum cause c, const char *fmt, ...)
 {
 	char reason[1024];
 	va_list ap;
@@ -416,24 +416,24 @@ void rollback(struct update *u, enum rb_trigger t, enum cause c, const char *fmt
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	set_failure(u, c, "%s", reason);
-	rollback_act(u, t);
+	upd_set_failure(u, c, "%s", reason);
+	upd_rollback_act(u, t);
 }
 
 /* ---------------------------------------------------------------- the watchers */
 
 /* A deadline passed: a late process that holds (or is about to take) the fds is killed first; otherwise,
  * or when its exit was never seen, the rollback runs now. */
-void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+void upd_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct update *u = container_of(w, struct update, timer);
 
 	(void)loop;
 	(void)revents;
-	rollback(u, RBT_DEADLINE, CAUSE_TIMEOUT, "timeout in phase %s", update_phase_name(u->phase));
+	upd_rollback(u, RBT_DEADLINE, CAUSE_TIMEOUT, "timeout in phase %s", update_phase_name(u->phase));
 }
 
-void old_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
+void upd_old_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct update *u = container_of(w, struct update, old_io);
 	struct rb_facts f = rb_facts(u, RBT_OLD_EXIT);
@@ -451,12 +451,12 @@ void old_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 			    "still claim", u->id, u->inst->name, (int)u->old_pid, (int)u->new_pid);
 		return;
 	default:
-		rollback(u, RBT_OLD_EXIT, CAUSE_OLD_EXIT, "the VMM process %d exited in phase %s", (int)u->old_pid,
+		upd_rollback(u, RBT_OLD_EXIT, CAUSE_OLD_EXIT, "the VMM process %d exited in phase %s", (int)u->old_pid,
 			 update_phase_name(u->phase));
 	}
 }
 
-void new_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
+void upd_new_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct update *u = container_of(w, struct update, new_io);
 	struct rb_facts f = rb_facts(u, RBT_NEW_EXIT);
@@ -466,7 +466,7 @@ void new_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ev_io_stop(vl.loop, w);
 	if (update_decide(&f) == RB_IGNORE)
 		return; /* the device is being brought back to O: N no longer matters */
-	rollback(u, RBT_NEW_EXIT, CAUSE_NEW_EXIT, "the successor %d exited in phase %s", (int)u->new_pid,
+	upd_rollback(u, RBT_NEW_EXIT, CAUSE_NEW_EXIT, "the successor %d exited in phase %s", (int)u->new_pid,
 		 update_phase_name(u->phase));
 }
 
@@ -474,7 +474,7 @@ void new_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* O's update.ready after it took the reopened device back (retake_released): DRIVER_OK and O's VmPin =
  * expected (the re-pin) -> rolled-back, and the event says the device was brought back to O */
-int retake_ready(struct request *r, struct update *u, const char *err)
+int upd_retake_ready(struct request *r, struct update *u, const char *err)
 {
 	int64_t t0 = now_monotonic_us();
 	json_object *v = NULL, *d;
@@ -487,43 +487,43 @@ int retake_ready(struct request *r, struct update *u, const char *err)
 				     update_phase_name(u->phase));
 	u->retake = false; /* any failure from here ends the update, no second rollback */
 	if (err) {
-		add_note(u, "; the old VMM could not take the reopened device back: %s; every fd kept", err);
-		finish(u, "failed", "update.completed", &v);
+		upd_add_note(u, "; the old VMM could not take the reopened device back: %s; every fd kept", err);
+		upd_finish(u, "failed", "update.completed", &v);
 		r->ret = v;
 		return 0;
 	}
-	set_phase(u, PH_VERIFY);
+	upd_set_phase(u, PH_VERIFY);
 	for (unsigned i = 0; i < u->ndevs && ok; i++) {
 		uint8_t st = 0;
-		int k = dev_status(u, i, &st);
+		int k = upd_dev_status(u, i, &st);
 
 		if (k < 0 || !(st & VIRTIO_CONFIG_S_DRIVER_OK)) {
-			add_note(u, "; brought back to the old VMM, but device %s: status %s0x%x, not DRIVER_OK",
+			upd_add_note(u, "; brought back to the old VMM, but device %s: status %s0x%x, not DRIVER_OK",
 				 u->devs[i].name, k < 0 ? "unreadable " : "", st);
 			ok = false;
 		}
 	}
 	(void)vmpin_read(u->old_pid, &u->old_after_kb, NULL);
 	if (ok && u->old_after_kb != u->expected_kb) {
-		add_note(u, "; brought back to the old VMM, but its VmPin is %" PRId64 " kB, expected %" PRId64 " kB",
+		upd_add_note(u, "; brought back to the old VMM, but its VmPin is %" PRId64 " kB, expected %" PRId64 " kB",
 			 u->old_after_kb, u->expected_kb);
 		ok = false;
 	}
 	u->daemon_us += now_monotonic_us() - t0;
 	if (!ok) {
-		finish(u, "failed", "update.completed", &v);
+		upd_finish(u, "failed", "update.completed", &v);
 		r->ret = v;
 		return 0;
 	}
-	add_note(u, "; the device was reopened and brought back to the old VMM (pid %d)", (int)u->old_pid);
-	error_text(u, reason, sizeof(reason));
-	d = event_base(u);
+	upd_add_note(u, "; the device was reopened and brought back to the old VMM (pid %d)", (int)u->old_pid);
+	upd_error_text(u, reason, sizeof(reason));
+	d = upd_event_base(u);
 	jadd(d, "reason", jnew_str(reason));
 	jadd(d, "reopened", jnew_bool(true));
 	jadd(d, "brought_back", jnew_bool(true));
 	jadd(d, "pid", jnew_int(u->old_pid));
 	events_emit("update.rolled-back", u->inst->name, d);
-	finish(u, "rolled-back", "update.completed", &v);
+	upd_finish(u, "rolled-back", "update.completed", &v);
 	r->ret = v;
 	return 0;
 }

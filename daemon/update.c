@@ -19,7 +19,7 @@
  *   ready:   path A: RESUME; every path: status DRIVER_OK, VmPin verification -> verdict
  *
  * Every phase has a deadline (the phase table, update-decide.c); a missed deadline, O or N dying, or
- * update.abort runs rollback() (update-rollback.c), which executes what update_decide() returns for the
+ * update.abort runs upd_rollback() (update-rollback.c), which executes what update_decide() returns for the
  * facts (the table in docs/UPDATE.md).
  */
 #include <errno.h>
@@ -50,14 +50,14 @@ uint64_t update_next_id = 1;
 
 /* ---------------------------------------------------------------- helpers */
 
-struct upd_inst *ui_get(struct instance *inst, bool create)
+struct upd_inst *upd_ui_get(struct instance *inst, bool create)
 {
 	if (!inst->update && create)
 		inst->update = calloc(1, sizeof(struct upd_inst));
 	return inst->update;
 }
 
-int64_t jint(json_object *o, const char *k, int64_t dflt)
+int64_t upd_jint(json_object *o, const char *k, int64_t dflt)
 {
 	json_object *v;
 
@@ -66,7 +66,7 @@ int64_t jint(json_object *o, const char *k, int64_t dflt)
 	return json_object_get_int64(v);
 }
 
-const char *jstr(json_object *o, const char *k)
+const char *upd_jstr(json_object *o, const char *k)
 {
 	json_object *v;
 
@@ -76,14 +76,14 @@ const char *jstr(json_object *o, const char *k)
 }
 
 /* the fds one claim reply may carry: every held fd and the state memfd (docs/CONFIG.md) */
-unsigned claim_max_fds(void)
+unsigned upd_claim_max_fds(void)
 {
 	unsigned m = vl.cfg->limits.max_fds_per_message;
 
 	return m < VLU_MAX_FDS_PER_MSG ? m : VLU_MAX_FDS_PER_MSG;
 }
 
-struct conn *conn_by_id(uint64_t id)
+struct conn *upd_conn_by_id(uint64_t id)
 {
 	struct list *p, *t;
 
@@ -98,7 +98,7 @@ struct conn *conn_by_id(uint64_t id)
 	return NULL;
 }
 
-bool pidfd_alive(int pidfd)
+bool upd_pidfd_alive(int pidfd)
 {
 	struct pollfd p = { .fd = pidfd, .events = POLLIN };
 
@@ -106,7 +106,7 @@ bool pidfd_alive(int pidfd)
 }
 
 /* the pid a pidfd refers to (fdinfo "Pid:"), -1 when it exited */
-pid_t pidfd_pid(int pidfd)
+pid_t upd_pidfd_pid(int pidfd)
 {
 	char path[64], buf[1024];
 	_cleanup_close_ int fd = -EBADF;
@@ -127,12 +127,12 @@ pid_t pidfd_pid(int pidfd)
 	return (pid_t)strtol(p + 5, NULL, 10);
 }
 
-const char *mode_name(enum mode m)
+const char *upd_mode_name(enum mode m)
 {
 	return m == MODE_EXEC ? "exec" : "transfer";
 }
 
-const char *route_str(char route)
+const char *upd_route_str(char route)
 {
 	switch (route) {
 	case 'A':
@@ -146,19 +146,19 @@ const char *route_str(char route)
 	}
 }
 
-bool has_bf(uint64_t f, unsigned bit)
+bool upd_has_bf(uint64_t f, unsigned bit)
 {
 	return f & (1ULL << bit);
 }
 
-json_object *event_base(struct update *u)
+json_object *upd_event_base(struct update *u)
 {
 	json_object *d = jnew_obj();
 
 	jadd(d, "instance", jnew_str(u->inst->name));
 	jadd(d, "id", jnew_uint64(u->id));
-	jadd(d, "mode", jnew_str(mode_name(u->mode)));
-	jadd(d, "path", jnew_str(route_str(u->route)));
+	jadd(d, "mode", jnew_str(upd_mode_name(u->mode)));
+	jadd(d, "path", jnew_str(upd_route_str(u->route)));
 	return d;
 }
 
@@ -187,7 +187,7 @@ static unsigned phase_deadline_ms(const struct update *u, enum phase ph)
 	return 0;
 }
 
-void set_phase(struct update *u, enum phase ph)
+void upd_set_phase(struct update *u, enum phase ph)
 {
 	int64_t now = now_monotonic_us();
 	unsigned timeout_ms = phase_deadline_ms(u, ph);
@@ -203,7 +203,7 @@ void set_phase(struct update *u, enum phase ph)
 		ev_timer_set(&u->timer, timeout_ms / 1000.0, 0.);
 		ev_timer_start(vl.loop, &u->timer);
 	}
-	d = event_base(u);
+	d = upd_event_base(u);
 	jadd(d, "phase", jnew_str(update_phase_name(ph)));
 	jadd(d, "t_ms", jnew_double((double)(now - u->t_start_us) / 1000.0));
 	events_emit("update.phase", u->inst->name, d);
@@ -211,7 +211,7 @@ void set_phase(struct update *u, enum phase ph)
 	persist_state_write(); /* the running update is in the state (survives a restart of vlud) */
 }
 
-int dev_ioctl(struct update *u, unsigned i, unsigned long req, void *arg)
+int upd_dev_ioctl(struct update *u, unsigned i, unsigned long req, void *arg)
 {
 	struct held *h = held_find(u->inst, u->devs[i].name);
 
@@ -220,26 +220,26 @@ int dev_ioctl(struct update *u, unsigned i, unsigned long req, void *arg)
 	return ioctl(h->fd, req, arg) < 0 ? -errno : 0;
 }
 
-int dev_status(struct update *u, unsigned i, uint8_t *st)
+int upd_dev_status(struct update *u, unsigned i, uint8_t *st)
 {
-	return dev_ioctl(u, i, VHOST_VDPA_GET_STATUS, st);
+	return upd_dev_ioctl(u, i, VHOST_VDPA_GET_STATUS, st);
 }
 
-void resume_all(struct update *u)
+void upd_resume_all(struct update *u)
 {
 	for (unsigned i = 0; i < u->ndevs; i++) {
 		int k;
 
 		if (!u->devs[i].suspended)
 			continue;
-		k = dev_ioctl(u, i, VHOST_VDPA_RESUME, NULL);
+		k = upd_dev_ioctl(u, i, VHOST_VDPA_RESUME, NULL);
 		if (k < 0)
 			log_warning("update %" PRIu64 ": RESUME %s: %s", u->id, u->devs[i].name, strerror(-k));
 		u->devs[i].suspended = false;
 	}
 }
 
-void watch_pid(struct update *u, ev_io *w, int pidfd)
+void upd_watch_pid(struct update *u, ev_io *w, int pidfd)
 {
 	ev_io_stop(vl.loop, w);
 	if (pidfd < 0)
@@ -261,7 +261,7 @@ void update_free(struct update *u)
 	closer_cancel(u->claim_job); /* the old fds still close; nobody waits for them any more */
 	u->claim_pidfd = safe_close(u->claim_pidfd);
 	u->claim_same_pidfd = safe_close(u->claim_same_pidfd);
-	deferred_drop(&u->claim);
+	upd_deferred_drop(&u->claim);
 	for (unsigned i = 0; i < u->ndevs; i++) {
 		free(u->devs[i].device);
 		free(u->devs[i].path);
@@ -273,7 +273,7 @@ void update_free(struct update *u)
 	json_object_put(u->prev_argv);
 	json_object_put(u->vrings);
 	json_object_put(u->phases);
-	deferred_drop(&u->starter);
+	upd_deferred_drop(&u->starter);
 	explicit_bzero(u->token, sizeof(u->token));
 	free(u);
 }
@@ -281,7 +281,7 @@ void update_free(struct update *u)
 /* ---------------------------------------------------------------- the verdict and the end */
 
 /* a device lacks SUSPEND: the update runs without suspending it (allowed by allow_disruptive, path C) */
-bool update_disruptive(const struct update *u)
+bool upd_disruptive(const struct update *u)
 {
 	for (unsigned i = 0; i < u->ndevs; i++)
 		if (!(u->devs[i].backend & (1ULL << VHOST_BACKEND_F_SUSPEND)))
@@ -289,7 +289,7 @@ bool update_disruptive(const struct update *u)
 	return false;
 }
 
-bool vmpin_moved(const struct update *u)
+bool upd_vmpin_moved(const struct update *u)
 {
 	/* exec mode: the preflight checked old_before_kb == expected_kb */
 	if (u->mode == MODE_EXEC)
@@ -300,7 +300,7 @@ bool vmpin_moved(const struct update *u)
 
 /* ---------------------------------------------------------------- the failure cause */
 
-void set_failure(struct update *u, enum cause c, const char *fmt, ...)
+void upd_set_failure(struct update *u, enum cause c, const char *fmt, ...)
 {
 	struct upd_failure *f = &u->fail[u->restarted || u->retake];
 	va_list ap;
@@ -313,7 +313,7 @@ void set_failure(struct update *u, enum cause c, const char *fmt, ...)
 	va_end(ap);
 }
 
-void add_note(struct update *u, const char *fmt, ...)
+void upd_add_note(struct update *u, const char *fmt, ...)
 {
 	size_t n = strlen(u->notes);
 	va_list ap;
@@ -353,7 +353,7 @@ static void failure_text(const struct update *u, const struct upd_failure *f, bo
 	}
 }
 
-void error_text(const struct update *u, char *buf, size_t len)
+void upd_error_text(const struct update *u, char *buf, size_t len)
 {
 	char f0[512], f1[512];
 	size_t n;
@@ -378,16 +378,16 @@ void error_text(const struct update *u, char *buf, size_t len)
 
 /* ---------------------------------------------------------------- deferred replies */
 
-void deferred_take(struct deferred *d, struct request *r)
+void upd_deferred_take(struct deferred *d, struct request *r)
 {
 	d->conn = r->c->id;
 	d->id = r->id ? json_object_get(r->id) : NULL;
 	r->deferred = true;
 }
 
-void deferred_return(struct deferred *d, json_object *ret, const int *fds, size_t n)
+void upd_deferred_return(struct deferred *d, json_object *ret, const int *fds, size_t n)
 {
-	struct conn *c = conn_by_id(d->conn);
+	struct conn *c = upd_conn_by_id(d->conn);
 	_cleanup_json_ json_object *rep = NULL;
 
 	if (c) {
@@ -396,12 +396,12 @@ void deferred_return(struct deferred *d, json_object *ret, const int *fds, size_
 			(void)conn_send(c, rep, (int *)fds, n);
 	} else
 		json_object_put(ret);
-	deferred_drop(d);
+	upd_deferred_drop(d);
 }
 
-void deferred_error(struct deferred *d, enum vlu_error_class cls, const char *desc, json_object *verdict)
+void upd_deferred_error(struct deferred *d, enum vlu_error_class cls, const char *desc, json_object *verdict)
 {
-	struct conn *c = conn_by_id(d->conn);
+	struct conn *c = upd_conn_by_id(d->conn);
 	_cleanup_json_ json_object *err = NULL;
 	json_object *eo;
 
@@ -413,10 +413,10 @@ void deferred_error(struct deferred *d, enum vlu_error_class cls, const char *de
 		if (err)
 			(void)conn_send(c, err, NULL, 0);
 	}
-	deferred_drop(d);
+	upd_deferred_drop(d);
 }
 
-void deferred_drop(struct deferred *d)
+void upd_deferred_drop(struct deferred *d)
 {
 	json_object_put(TAKE_PTR(d->id));
 	d->conn = 0;
@@ -426,11 +426,11 @@ void deferred_drop(struct deferred *d)
 
 static json_object *verdict(struct update *u, const char *result, const char *error)
 {
-	json_object *d = event_base(u), *vp = jnew_obj(), *st = jnew_arr();
+	json_object *d = upd_event_base(u), *vp = jnew_obj(), *st = jnew_arr();
 
 	jadd(d, "result", jnew_str(result));
 	jadd(d, "path_reason", jnew_str(u->route_reason));
-	jadd(d, "disruptive", jnew_bool(update_disruptive(u)));
+	jadd(d, "disruptive", jnew_bool(upd_disruptive(u)));
 	jadd(d, "old_pid", jnew_int(u->old_pid));
 	jadd(d, "new_pid", u->new_pid ? jnew_int(u->new_pid) : NULL);
 	jadd(d, "restarted_previous", jnew_bool(u->restarted));
@@ -441,14 +441,14 @@ static json_object *verdict(struct update *u, const char *result, const char *er
 	jadd(vp, "old_after_kb", jnew_int64(u->old_after_kb));
 	jadd(vp, "new_before_kb", jnew_int64(u->new_before_kb));
 	jadd(vp, "new_after_kb", jnew_int64(u->new_after_kb));
-	jadd(vp, "moved_ok", jnew_bool(vmpin_moved(u)));
+	jadd(vp, "moved_ok", jnew_bool(upd_vmpin_moved(u)));
 	jadd(d, "vmpin", vp);
 	for (unsigned i = 0; i < u->ndevs; i++) {
 		json_object *e = jnew_obj();
 		uint8_t s;
 
 		jadd(e, "device", jnew_str(u->devs[i].name));
-		jadd(e, "status", dev_status(u, i, &s) == 0 ? jnew_int(s) : NULL);
+		jadd(e, "status", upd_dev_status(u, i, &s) == 0 ? jnew_int(s) : NULL);
 		jpush(st, e);
 	}
 	jadd(d, "status_after", st);
@@ -494,21 +494,21 @@ static void claim_pending_end(struct update *u, const char *result, const char *
 	u->claim_job = NULL;
 	snprintf(desc, sizeof(desc), "update %" PRIu64 " %s while the old device was released: %.500s", u->id, result,
 		 error[0] ? error : "?");
-	deferred_error(&u->claim, VLU_ERR_DEVICE_ERROR, desc, NULL);
+	upd_deferred_error(&u->claim, VLU_ERR_DEVICE_ERROR, desc, NULL);
 	u->claim_pidfd = safe_close(u->claim_pidfd);
 	u->claim_same_pidfd = safe_close(u->claim_same_pidfd);
 	instance_hand_over_failed(u->inst, "live update failed at the claim");
 }
 
-void finish(struct update *u, const char *result, const char *event, json_object **ret_verdict)
+void upd_finish(struct update *u, const char *result, const char *event, json_object **ret_verdict)
 {
-	struct upd_inst *ui = ui_get(u->inst, false);
+	struct upd_inst *ui = upd_ui_get(u->inst, false);
 	char error[1024];
 	json_object *v;
 
-	error_text(u, error, sizeof(error)); /* the verdict's error, built once */
+	upd_error_text(u, error, sizeof(error)); /* the verdict's error, built once */
 	claim_pending_end(u, result, error);
-	set_phase(u, PH_DONE);
+	upd_set_phase(u, PH_DONE);
 	v = verdict(u, result, error);
 	if (ret_verdict)
 		*ret_verdict = json_object_get(v);
@@ -516,15 +516,15 @@ void finish(struct update *u, const char *result, const char *event, json_object
 		char desc[600];
 
 		snprintf(desc, sizeof(desc), "update %" PRIu64 " %s: %.500s", u->id, result, error[0] ? error : "?");
-		deferred_error(&u->starter, VLU_ERR_GENERIC, desc, v);
+		upd_deferred_error(&u->starter, VLU_ERR_GENERIC, desc, v);
 	} else
-		deferred_return(&u->starter, json_object_get(v), NULL, 0);
-	if (u->mode == MODE_TRANSFER && u->old_conn && u->inst->conn != conn_by_id(u->old_conn))
-		events_tell(conn_by_id(u->old_conn), event, u->inst->name, json_object_get(v));
+		upd_deferred_return(&u->starter, json_object_get(v), NULL, 0);
+	if (u->mode == MODE_TRANSFER && u->old_conn && u->inst->conn != upd_conn_by_id(u->old_conn))
+		events_tell(upd_conn_by_id(u->old_conn), event, u->inst->name, json_object_get(v));
 	else
 		events_emit(event, u->inst->name, json_object_get(v));
 	vlud_log(error[0] ? LOG_WARNING : LOG_INFO, "update %" PRIu64 " of %s: %s (path %s, %s mode)%s%s", u->id,
-		 u->inst->name, result, route_str(u->route), mode_name(u->mode), error[0] ? ": " : "", error);
+		 u->inst->name, result, upd_route_str(u->route), upd_mode_name(u->mode), error[0] ? ": " : "", error);
 	if (ui) {
 		json_object_put(ui->last);
 		ui->last = v;
@@ -582,7 +582,7 @@ int update_cmd_vmm_mappings(struct request *r)
 
 	if (!inst)
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "register an instance first");
-	ui = ui_get(inst, true);
+	ui = upd_ui_get(inst, true);
 	if (!ui)
 		return request_error(r, VLU_ERR_INTERNAL, "out of memory");
 	if (ui->cur)
@@ -598,9 +598,9 @@ int update_cmd_vmm_mappings(struct request *r)
 	for (size_t i = 0; i < json_object_array_length(maps); i++) {
 		static const char *const keys[] = { "iova", "size", "memfd", "offset", "uaddr", "perm", NULL };
 		json_object *m = json_object_array_get_idx(maps, i);
-		const char *mf = jstr(m, "memfd"), *bad = unknown_key(m, keys);
-		int64_t size = jint(m, "size", -1), iova = jint(m, "iova", -1), off = jint(m, "offset", -1),
-			uaddr = jint(m, "uaddr", 0);
+		const char *mf = upd_jstr(m, "memfd"), *bad = unknown_key(m, keys);
+		int64_t size = upd_jint(m, "size", -1), iova = upd_jint(m, "iova", -1), off = upd_jint(m, "offset", -1),
+			uaddr = upd_jint(m, "uaddr", 0);
 		struct held *h;
 
 		if (!json_object_is_type(m, json_type_object) || bad)
@@ -623,7 +623,7 @@ int update_cmd_vmm_mappings(struct request *r)
 	for (size_t i = 0; devs && i < json_object_array_length(devs); i++) {
 		json_object *d = json_object_array_get_idx(devs, i);
 		static const char *const keys[] = { "name", "pinning", NULL };
-		const char *nm = jstr(d, "name"), *pin = jstr(d, "pinning"), *bad = unknown_key(d, keys);
+		const char *nm = upd_jstr(d, "name"), *pin = upd_jstr(d, "pinning"), *bad = unknown_key(d, keys);
 		struct held *h = nm ? held_find(inst, nm) : NULL;
 
 		if (!json_object_is_type(d, json_type_object) || bad)
@@ -671,12 +671,12 @@ int update_cmd_status(struct request *r)
 
 	if (!inst)
 		return -1;
-	ui = ui_get(inst, false);
+	ui = upd_ui_get(inst, false);
 	o = jnew_obj();
 	jadd(o, "instance", jnew_str(inst->name));
 	if (ui && ui->cur) {
 		struct update *u = ui->cur;
-		json_object *c = event_base(u);
+		json_object *c = upd_event_base(u);
 
 		jadd(c, "phase", jnew_str(update_phase_name(u->phase)));
 		jadd(c, "path_reason", jnew_str(u->route_reason));
@@ -699,11 +699,11 @@ int update_cmd_abort(struct request *r)
 
 	if (!inst)
 		return -1;
-	ui = ui_get(inst, false);
+	ui = upd_ui_get(inst, false);
 	if (!ui || !ui->cur)
 		return request_error(r, VLU_ERR_NOT_FOUND, "no update of '%s' is running", inst->name);
 	id = ui->cur->id;
-	rollback(ui->cur, RBT_FAILED, CAUSE_ABORT, "aborted by %s (pid %d)",
+	upd_rollback(ui->cur, RBT_FAILED, CAUSE_ABORT, "aborted by %s (pid %d)",
 		 r->c->inst == inst || r->c->cred.pid == ui->cur->old_pid ? "the VMM" : "an operator", (int)r->c->cred.pid);
 	r->ret = jnew_obj();
 	jadd(r->ret, "id", jnew_uint64(id));
@@ -724,7 +724,7 @@ bool update_running(const struct instance *inst)
  * open), so no device is left suspended, then the verdict (failed). */
 static void stop_update(struct update *u, const char *why)
 {
-	rollback(u, RBT_STOP, CAUSE_STOPPED, "%s during phase %s", why, update_phase_name(u->phase));
+	upd_rollback(u, RBT_STOP, CAUSE_STOPPED, "%s during phase %s", why, update_phase_name(u->phase));
 }
 
 void update_stop_all(const char *why)
