@@ -9,19 +9,19 @@
 #include "update-decide.h"
 
 const struct phase_info update_phases[PH_COUNT] = {
-	[PH_PREFLIGHT] = { "preflight", DL_NONE, PARTY_NONE },
-	[PH_SUSPEND] = { "suspend", DL_SUSPEND, PARTY_NONE },
-	[PH_SAVE] = { "save", DL_SAVE, PARTY_OLD },
-	[PH_RESET] = { "reset", DL_NONE, PARTY_NONE },
-	[PH_EXEC] = { "exec", DL_EXEC_CLAIM, PARTY_NEW },
-	[PH_SPAWN] = { "spawn", DL_EXEC, PARTY_NONE },
-	[PH_CLAIM] = { "claim", DL_CLAIM, PARTY_NEW },
-	[PH_RESTORE] = { "restore", DL_COMMIT, PARTY_NEW },
-	[PH_RESUME] = { "resume", DL_NONE, PARTY_NONE },
-	[PH_VERIFY] = { "verify", DL_NONE, PARTY_NONE },
-	[PH_COMMIT] = { "commit", DL_NONE, PARTY_NONE },
-	[PH_ROLLBACK] = { "rollback", DL_COMMIT, PARTY_OLD },
-	[PH_DONE] = { "done", DL_NONE, PARTY_NONE },
+	[PH_PREFLIGHT] = { "preflight", DL_NONE, EXPECT_NOTHING, PARTY_NONE },
+	[PH_SUSPEND] = { "suspend", DL_SUSPEND, EXPECT_NOTHING, PARTY_NONE },
+	[PH_SAVE] = { "save", DL_SAVE, EXPECT_SAVED, PARTY_OLD },
+	[PH_RESET] = { "reset", DL_NONE, EXPECT_NOTHING, PARTY_NONE },
+	[PH_EXEC] = { "exec", DL_EXEC_CLAIM, EXPECT_CLAIM, PARTY_NEW },
+	[PH_SPAWN] = { "spawn", DL_EXEC, EXPECT_NOTHING, PARTY_NONE },
+	[PH_CLAIM] = { "claim", DL_CLAIM, EXPECT_CLAIM, PARTY_NEW },
+	[PH_RESTORE] = { "restore", DL_COMMIT, EXPECT_READY, PARTY_NEW },
+	[PH_RESUME] = { "resume", DL_NONE, EXPECT_NOTHING, PARTY_NONE },
+	[PH_VERIFY] = { "verify", DL_NONE, EXPECT_NOTHING, PARTY_NONE },
+	[PH_COMMIT] = { "commit", DL_NONE, EXPECT_NOTHING, PARTY_NONE },
+	[PH_ROLLBACK] = { "rollback", DL_COMMIT, EXPECT_READY, PARTY_OLD },
+	[PH_DONE] = { "done", DL_NONE, EXPECT_NOTHING, PARTY_NONE },
 };
 
 int update_phase_by_name(const char *name)
@@ -35,6 +35,11 @@ int update_phase_by_name(const char *name)
 const char *update_phase_name(enum phase ph)
 {
 	return (unsigned)ph < PH_COUNT ? update_phases[ph].name : "?";
+}
+
+bool update_phase_permits(enum phase ph, enum phase_cmd cmd, enum phase_party from)
+{
+	return (unsigned)ph < PH_COUNT && update_phases[ph].expects == cmd && update_phases[ph].from == from;
 }
 
 const char *update_action_name(enum rb_action a)

@@ -40,7 +40,15 @@ enum phase_deadline {
 	DL_COMMIT,	 /* commit_ms */
 };
 
-/* whose command the phase waits for (the per-phase permit of update.saved, update.claim, update.ready) */
+/* the command a phase waits for, and from whom: the per-phase permits of update.saved, update.claim and
+ * update.ready (update_phase_permits()) */
+enum phase_cmd {
+	EXPECT_NOTHING,	/* D's own step, or the end */
+	EXPECT_SAVED,	/* update.saved */
+	EXPECT_CLAIM,	/* update.claim */
+	EXPECT_READY,	/* update.ready */
+};
+
 enum phase_party {
 	PARTY_NONE,
 	PARTY_OLD,	 /* O: update.saved (save), update.ready (rollback: the reopened device taken back) */
@@ -50,7 +58,8 @@ enum phase_party {
 struct phase_info {
 	const char *name;
 	enum phase_deadline deadline;
-	enum phase_party expects;
+	enum phase_cmd expects;
+	enum phase_party from;
 };
 
 /* indexed by enum phase; PH_COUNT entries */
@@ -59,6 +68,8 @@ extern const struct phase_info update_phases[PH_COUNT];
 /* the phase called name, or -1 */
 int update_phase_by_name(const char *name);
 const char *update_phase_name(enum phase ph);
+/* phase ph waits for cmd from party (the caller checks that the connection or pid is that party's) */
+bool update_phase_permits(enum phase ph, enum phase_cmd cmd, enum phase_party from);
 
 /* ---- the rollback decision ---- */
 

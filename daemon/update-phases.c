@@ -71,7 +71,7 @@ int update_cmd_saved(struct request *r)
 
 	if (!u)
 		return request_error(r, VLU_ERR_NOT_FOUND, "no update of this instance is running");
-	if (u->phase != PH_SAVE || r->c->id != u->old_conn)
+	if (!update_phase_permits(u->phase, EXPECT_SAVED, PARTY_OLD) || r->c->id != u->old_conn)
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "update.saved is for the old VMM in phase save (now: %s)",
 				     update_phase_name(u->phase));
 	if (err) {
@@ -316,7 +316,7 @@ int update_cmd_claim(struct request *r)
 		return request_error(r, VLU_ERR_BUSY, "update %" PRIu64 " of '%s' is in phase %s: claim again in phase claim",
 				     u->id, name, update_phase_name(u->phase));
 	}
-	if (!u || !u->token_valid || (u->phase != PH_EXEC && u->phase != PH_CLAIM)) {
+	if (!u || !u->token_valid || !update_phase_permits(u->phase, EXPECT_CLAIM, PARTY_NEW)) {
 		log_warning("update.claim of '%s' by pid %d uid %u refused: no update waiting for a claim", name,
 			    (int)c->cred.pid, (unsigned)c->cred.uid);
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "no update of '%s' is waiting for a claim", name);
@@ -460,7 +460,7 @@ int update_cmd_ready(struct request *r)
 		return request_error(r, VLU_ERR_NOT_FOUND, "no update of this instance is running");
 	if (u->retake)
 		return upd_retake_ready(r, u, err);
-	if (u->phase != PH_RESTORE || r->c->cred.pid != u->new_pid)
+	if (!update_phase_permits(u->phase, EXPECT_READY, PARTY_NEW) || r->c->cred.pid != u->new_pid)
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "update.ready is for the successor in phase restore (now: %s)",
 				     update_phase_name(u->phase));
 	if (err) {

@@ -481,7 +481,7 @@ int upd_retake_ready(struct request *r, struct update *u, const char *err)
 	char reason[1024];
 	bool ok = true;
 
-	if (u->phase != PH_ROLLBACK || u->claim_job || r->c->cred.pid != u->old_pid)
+	if (!update_phase_permits(u->phase, EXPECT_READY, PARTY_OLD) || u->claim_job || r->c->cred.pid != u->old_pid)
 		return request_error(r, VLU_ERR_PERMISSION_DENIED,
 				     "update.ready is for the old VMM once the device was reopened (now: %s)",
 				     update_phase_name(u->phase));

@@ -376,9 +376,14 @@ static void phase_table(void **state)
 	}
 	assert_int_equal(update_phase_by_name("claim"), PH_CLAIM);
 	assert_int_equal(update_phase_by_name("nonsense"), -1);
-	assert_int_equal(update_phases[PH_SAVE].expects, PARTY_OLD);
-	assert_int_equal(update_phases[PH_RESTORE].expects, PARTY_NEW);
-	assert_int_equal(update_phases[PH_ROLLBACK].expects, PARTY_OLD);
+	/* the permits: who may send what in which phase */
+	for (int i = 0; i < PH_COUNT; i++) {
+		assert_int_equal(update_phase_permits((enum phase)i, EXPECT_SAVED, PARTY_OLD), i == PH_SAVE);
+		assert_int_equal(update_phase_permits((enum phase)i, EXPECT_CLAIM, PARTY_NEW),
+				 i == PH_EXEC || i == PH_CLAIM);
+		assert_int_equal(update_phase_permits((enum phase)i, EXPECT_READY, PARTY_NEW), i == PH_RESTORE);
+		assert_int_equal(update_phase_permits((enum phase)i, EXPECT_READY, PARTY_OLD), i == PH_ROLLBACK);
+	}
 	assert_int_equal(update_phases[PH_CLAIM].deadline, DL_CLAIM);
 }
 
