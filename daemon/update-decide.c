@@ -65,6 +65,25 @@ const char *update_action_name(enum rb_action a)
 	return (unsigned)a < sizeof(names) / sizeof(names[0]) && names[a] ? names[a] : "?";
 }
 
+const char *update_trigger_name(enum rb_trigger t)
+{
+	switch (t) {
+	case RBT_FAILED:
+		return "failed";
+	case RBT_DEADLINE:
+		return "deadline";
+	case RBT_OLD_EXIT:
+		return "old exited";
+	case RBT_NEW_EXIT:
+		return "new exited";
+	case RBT_VERIFY:
+		return "verification failed";
+	case RBT_STOP:
+		return "stop";
+	}
+	return "?";
+}
+
 const char *update_action_result(enum rb_action a, bool lost)
 {
 	switch (a) {

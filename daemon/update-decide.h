@@ -137,6 +137,7 @@ enum rb_action {
 /* The one rollback decision: what the engine does about f.  Pure. */
 enum rb_action update_decide(const struct rb_facts *f);
 const char *update_action_name(enum rb_action a);
+const char *update_trigger_name(enum rb_trigger t);
 /* the result an action ends with ("rolled-back" or "failed"; NULL: the update goes on) */
 const char *update_action_result(enum rb_action a, bool lost);
 

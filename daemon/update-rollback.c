@@ -312,8 +312,7 @@ void upd_rollback_act(struct update *u, enum rb_trigger t)
 	for (;;) {
 		a = update_decide(&f);
 		log_debug("update %" PRIu64 " of %s: phase %s, %s: %s", u->id, u->inst->name, update_phase_name(u->phase),
-			  t == RBT_DEADLINE ? "deadline" : t == RBT_OLD_EXIT ? "old exited" : t == RBT_NEW_EXIT ? "new exited"
-							  : "failure", update_action_name(a));
+			  update_trigger_name(t), update_action_name(a));
 		if (a == RB_KILL_OLD || a == RB_KILL_NEW) {
 			pid = a == RB_KILL_OLD ? u->old_pid : u->new_pid;
 			if (kill_process(u, a == RB_KILL_OLD ? u->old_pidfd : u->new_pidfd, pid) == 0) {

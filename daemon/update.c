@@ -393,7 +393,7 @@ void upd_deferred_return(struct deferred *d, json_object *ret, const int *fds, s
 	if (c) {
 		rep = vlu_reply_return(ret, d->id); /* consumes ret */
 		if (rep)
-			(void)conn_send(c, rep, (int *)fds, n);
+			(void)conn_send(c, rep, fds, n);
 	} else
 		json_object_put(ret);
 	upd_deferred_drop(d);
