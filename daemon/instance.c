@@ -175,6 +175,28 @@ void instance_orphan(struct instance *inst, const char *reason)
 	events_emit("instance.orphaned", inst->name, data);
 }
 
+void instance_hand_over(struct instance *inst, struct conn *c, pid_t pid, int pidfd)
+{
+	struct conn *oldc = inst->conn;
+
+	ev_io_stop(vl.loop, &inst->pidfd_io); /* its pidfd is replaced (instance_attach) or closed next */
+	if (oldc) {
+		oldc->inst = NULL;
+		inst->conn = NULL;
+		conn_update_idle(oldc);
+	}
+	if (c)
+		instance_attach(inst, c, pid, pidfd);
+	else
+		safe_close(pidfd);
+}
+
+void instance_hand_over_failed(struct instance *inst, const char *reason)
+{
+	if (inst->state == INSTANCE_ATTACHED && !inst->conn)
+		instance_orphan(inst, reason);
+}
+
 /* daemon exit: close our copies, leave the fd store and the state alone */
 static void instance_free(struct instance *inst)
 {

@@ -252,11 +252,6 @@ void persist_freeze(void)
 	frozen = true;
 }
 
-void persist_update_changed(void)
-{
-	persist_state_write();
-}
-
 int persist_store_barrier(void)
 {
 	int r;

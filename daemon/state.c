@@ -10,6 +10,7 @@
 
 #include "basics.h"
 #include "state.h"
+#include "update-decide.h"
 
 static bool name_ok(const char *s)
 {
@@ -27,15 +28,10 @@ static bool name_ok(const char *s)
 	return true;
 }
 
-static const char *const phases[] = { "preflight", "suspend", "save",   "reset",  "exec",     "spawn", "claim",
-				      "restore",   "resume",  "verify", "commit", "rollback", "done" };
-
+/* the phase names are the engine's (the one phase table, update-decide.c) */
 bool state_phase_known(const char *phase)
 {
-	for (size_t i = 0; i < ELEMENTSOF(phases); i++)
-		if (strcmp(phase, phases[i]) == 0)
-			return true;
-	return false;
+	return update_phase_by_name(phase) >= 0;
 }
 
 /* a verdict or mapping table as stored: one JSON object of at most max bytes */
