@@ -16,7 +16,7 @@ $(O)/vlud: $(VLUD_OBJS) $(O)/libvluproto.a
 BINS += $(O)/vlud
 
 # unit test of the state serialisation (pure code: daemon/state.c)
-$(O)/tests/unit-state: $(O)/tests/unit/test-state.o $(O)/daemon/state.o $(O)/daemon/update-decide.o
+$(O)/tests/unit-state: $(O)/tests/unit/test-state.o $(O)/daemon/state.o $(O)/daemon/update-decide.o $(O)/libvluproto.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 

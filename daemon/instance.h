@@ -37,7 +37,8 @@ struct instance {
 	struct list held;  /* struct held.link, owned */
 	unsigned n_held;
 	ev_timer expiry;   /* orphan_expiry_s */
-	void *update;	   /* reserved for the update engine (issue 5) */
+	void *update;	   /* the update engine's per-instance state (struct upd_inst, update.c): owned by it, freed
+			    * by update_instance_gone() */
 };
 
 struct instance *instance_find(const char *name);
