@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/pidfd.h>
 #include <sys/random.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <json-c/json.h>
 
@@ -137,22 +138,33 @@ static int refuse(struct request *r, struct instance *inst, enum vlu_error_class
 	return -1;
 }
 
-static int check_binary(const char *b, char *why, size_t len)
+/* Can the instance's uid run binary b?  Checked with the instance's file-system ids (setfsuid and
+ * setfsgid are per thread), so that the answer says nothing about paths that uid cannot see; for a
+ * requester that is not an operator every failure reads the same ("missing" and "not allowed" alike). */
+static int check_binary(const char *b, uid_t uid, gid_t gid, bool detail, char *why, size_t len)
 {
+	int ouid, ogid, e = 0;
 	struct stat st;
-
-	int e;
 
 	if (b[0] != '/')
 		return snprintf(why, len, "successor binary '%.200s' is not an absolute path", b), -EINVAL;
-	if (stat(b, &st) < 0) {
+	ouid = setfsuid(uid);
+	ogid = setfsgid(gid);
+	if (stat(b, &st) < 0)
 		e = errno;
+	else if (!S_ISREG(st.st_mode) || faccessat(AT_FDCWD, b, X_OK, AT_EACCESS) < 0)
+		e = EACCES;
+	(void)setfsgid(ogid);
+	(void)setfsuid(ouid);
+	if (e == 0)
+		return 0;
+	if (!detail)
+		snprintf(why, len, "successor binary %.200s: missing or not executable by uid %u", b, (unsigned)uid);
+	else if (e == EACCES)
+		snprintf(why, len, "successor binary %.200s is not an executable file (for uid %u)", b, (unsigned)uid);
+	else
 		snprintf(why, len, "successor binary %.200s: %s", b, strerror(e));
-		return -e;
-	}
-	if (!S_ISREG(st.st_mode) || !(st.st_mode & 0111))
-		return snprintf(why, len, "successor binary %.200s is not an executable file", b), -EACCES;
-	return 0;
+	return -e;
 }
 
 static int start(struct request *r, struct upd_inst *ui, struct update *u, bool wait, int64_t t0);
@@ -312,7 +324,7 @@ int update_cmd_start(struct request *r)
 			exe[n] = '\0';
 			binary = exe;
 		}
-		if (check_binary(binary, why, sizeof(why)) < 0)
+		if (check_binary(binary, inst->uid, inst->gid, r->c->roles & ROLE_OPERATOR, why, sizeof(why)) < 0)
 			return refuse(r, inst, VLU_ERR_UNSUPPORTED, "%s", why);
 		u->binary = strdup(binary);
 		if (json_object_object_get_ex(r->args, "argv", &argv))
@@ -325,6 +337,10 @@ int update_cmd_start(struct request *r)
 		struct stat st;
 
 		snprintf(sp, sizeof(sp), "/proc/%d", (int)succ);
+		/* a VMM learns nothing about processes of other uids: "not there" and "not yours" read alike */
+		if (!(r->c->roles & ROLE_OPERATOR) && (pfd < 0 || stat(sp, &st) < 0 || st.st_uid != inst->uid))
+			return refuse(r, inst, VLU_ERR_NOT_FOUND, "no process %" PRId64 " of uid %u", succ,
+				      (unsigned)inst->uid);
 		if (pfd < 0 || stat(sp, &st) < 0)
 			return refuse(r, inst, VLU_ERR_NOT_FOUND, "successor pid %" PRId64 " does not exist", succ);
 		if (st.st_uid != inst->uid)
