@@ -261,6 +261,11 @@ int update_cmd_start(struct request *r)
 			 * copy is held, and the reopen would find the node busy) under the other holder */
 			bool self = other->inst == inst;
 
+			/* another uid's instance is not named to a VMM (docs/SECURITY.md) */
+			if (!self && other->inst->uid != r->c->cred.uid && !(r->c->roles & ROLE_OPERATOR))
+				return refuse(r, inst, VLU_ERR_UNSUPPORTED,
+					      "%s (fd '%s') is also held by another instance: one holder per device",
+					      h->device ? h->device : h->path ? h->path : "the device", h->name);
 			return refuse(r, inst, VLU_ERR_UNSUPPORTED, "%s (fd '%s') is also held %s%s%s (fd '%s'): one holder per device",
 				      h->device ? h->device : h->path ? h->path : "the device", h->name,
 				      self ? "by this instance" : "by instance '", self ? "" : other->inst->name, self ? "" : "'",
