@@ -1215,16 +1215,9 @@ static int cmd_handover(const char *dev)
 	kt_check(m.pin == expect_pin() && kt_vmpin_kb(0) == 0, "hostile-vmpin", "peer %ld kB, us %ld kB", m.pin,
 		 kt_vmpin_kb(0));
 
-	/* ---- a batch left open by the owner; REMAP inside a batch then RESUME */
-	{
-		struct hmsg b = { .op = OP_GIVE };
-
-		m = call_peer(&d, OP_GIVE, 0);
-		kt_check(m.result == 0, "give-back", "%s", kt_errname(m.result));
-		(void)b;
-	}
-	/* the peer opens a batch: ask it through a hostile-status slot? no: do it ourselves is impossible
-	 * (not owner), so the peer's OP_GIVE is followed by our take after its batch; see batch_peer below */
+	/* ---- the peer hands back; in VA we REMAP inside a batch: RESUME refused until BATCH_END */
+	m = call_peer(&d, OP_GIVE, 0);
+	kt_check(m.result == 0, "give-back", "%s", kt_errname(m.result));
 	r = take(d.vfd);
 	kt_errno(r, errno, 0, "take-back");
 	if (use_va) {
