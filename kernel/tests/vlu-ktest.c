@@ -1059,6 +1059,7 @@ static struct hmsg call_peer(struct kt_dev *d, int op, int arg)
 		memset(&m, 0, sizeof(m));
 		m.result = 999;
 		snprintf(m.why, sizeof(m.why), "peer gone");
+		return m;
 	}
 	if (op != OP_QUERY && op != OP_DECOY && op != OP_HOSTILE_STATUS)
 		ring_in(d, &m);
@@ -1130,6 +1131,9 @@ static void *iotlb_loop(void *a_)
 	return NULL;
 }
 
+/* ring state a forked child hands back (MAP_SHARED) */
+static struct hmsg *child_ring;
+
 static int child_take_and_go(struct kt_dev *d, long drop_uid)
 {
 	char w[200];
@@ -1142,6 +1146,8 @@ static int child_take_and_go(struct kt_dev *d, long drop_uid)
 		return r;
 	if (kt_packet(d, w, sizeof(w)) != 0)
 		return 121;
+	if (child_ring)
+		ring_out(d, child_ring);
 	if (kt_vmpin_kb(0) != expect_pin())
 		return 122;
 	if (use_va)
@@ -1400,8 +1406,15 @@ static int cmd_handover(const char *dev)
 	/* ---- a non-root owner */
 	if (use_va)
 		ioctl(d.vfd, VHOST_VDPA_SUSPEND);
+	child_ring = mmap(NULL, sizeof(*child_ring), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (child_ring == MAP_FAILED)
+		child_ring = NULL;
+	if (child_ring)
+		ring_out(&d, child_ring);
 	r = run_child(&d, child_take_and_go, 65534, true);
 	kt_errno(r ? -1 : 0, r, 0, "non-root-owner");
+	if (child_ring)
+		ring_in(&d, child_ring);
 	kt_check(p_take(&d, "take-back-from-non-root"), "non-root-take-back", "-");
 
 	/* ---- ENOMEM after the owner died (dead mm), nothing changed; then it fits */
