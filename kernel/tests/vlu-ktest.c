@@ -335,6 +335,22 @@ static bool take_over(struct kt_dev *d, const struct kt_state *s, bool remap)
 			 "out_flags 0x%x pinned %llu pages, predecessor VmPin %ld kB", q.out_flags,
 			 (unsigned long long)q.pinned_pages, s->pin_kb);
 	}
+	if (s->pin_kb > 0) {
+		/* the predecessor exec()ed (dead mm): a limit one page short of its charge is ENOMEM, nothing moves */
+		struct rlimit rl, low;
+		struct vhost_new_owner q = { 0 };
+
+		getrlimit(RLIMIT_MEMLOCK, &rl);
+		low = rl;
+		low.rlim_cur = (rlim_t)s->pin_kb * 1024 - 4096;
+		setrlimit(RLIMIT_MEMLOCK, &low);
+		r = vlud_new_owner(d->vfd, 0, -1, &q);
+		kt_errno(r, errno, ENOMEM, "new-owner-enomem-dead-mm");
+		kt_check(q.pinned_pages * 4 == (uint64_t)s->pin_kb && kt_vmpin_kb(0) == 0 && !is_owner(d->vfd),
+			 "enomem-dead-mm-nothing-changed", "pinned %llu pages, VmPin %ld kB, owner %d",
+			 (unsigned long long)q.pinned_pages, kt_vmpin_kb(0), is_owner(d->vfd));
+		setrlimit(RLIMIT_MEMLOCK, &rl);
+	}
 	r = take(d->vfd);
 	if (!kt_errno(r, errno, 0, "new-owner"))
 		return false;
