@@ -218,6 +218,34 @@ static int cmd_features(const char *expect, const char *dev)
 				 !(q.out_flags & VHOST_NEW_OWNER_OUT_CONSENT), "probe-out", "out_flags 0x%x pinned %llu",
 				 q.out_flags, (unsigned long long)q.pinned_pages);
 	}
+	if (patched) {
+		struct vhost_new_owner a = { .size = sizeof(a), .flags = 1U << 7 };
+		struct { struct vhost_new_owner n; uint64_t more; } big = { .n = { .size = sizeof(big) }, .more = 0 };
+
+		r = IOCTL(vfd, VLUD_NEW_OWNER, &a);
+		kt_errno(r, _err, EINVAL, "unknown-flag-einval");
+		a.flags = VHOST_NEW_OWNER_F_QUERY | VHOST_NEW_OWNER_F_ARM;
+		r = IOCTL(vfd, VLUD_NEW_OWNER, &a);
+		kt_errno(r, _err, EINVAL, "both-flags-einval");
+		a.flags = VHOST_NEW_OWNER_F_QUERY;
+		a.reserved = 1;
+		r = IOCTL(vfd, VLUD_NEW_OWNER, &a);
+		kt_errno(r, _err, EINVAL, "reserved-einval");
+		a.reserved = 0;
+		a.size = 16;
+		r = IOCTL(vfd, VLUD_NEW_OWNER, &a);
+		kt_errno(r, _err, EINVAL, "short-size-einval");
+		/* a bigger struct from a newer user space: fine while the unknown tail is zero */
+		big.n.flags = VHOST_NEW_OWNER_F_QUERY;
+		r = IOCTL(vfd, VLUD_NEW_OWNER, &big);
+		kt_errno(r, _err, 0, "bigger-size-zero-tail");
+		big.more = 1;
+		r = IOCTL(vfd, VLUD_NEW_OWNER, &big);
+		kt_errno(r, _err, EINVAL, "bigger-size-nonzero-tail-einval");
+		/* F_ARM with an fd that is not a pidfd */
+		r = vlud_new_owner(vfd, VHOST_NEW_OWNER_F_ARM, vfd, NULL);
+		kt_errno(r, errno, EBADF, "arm-not-a-pidfd-ebadf");
+	}
 	kt_check(is_owner(vfd), "still-owner", "GET_VRING_BASE fails for the owner: %m");
 	{
 		struct kt_dev cd;
@@ -1120,6 +1148,13 @@ static void hostile(struct kt_dev *d, const char *who)
 	H("set-vring-call", IOCTL(d->vfd, VHOST_SET_VRING_CALL, &vf), EPERM);
 	vs.num = 0;
 	H("set-vring-enable", IOCTL(d->vfd, VHOST_VDPA_SET_VRING_ENABLE, &vs), EPERM);
+	{
+		struct { struct vhost_vdpa_config c; uint8_t b[8]; } cfg = { .c = { .off = 0, .len = 6 } };
+		int efd = -1;
+
+		H("set-config", IOCTL(d->vfd, VHOST_VDPA_SET_CONFIG, &cfg), EPERM);
+		H("set-config-call", IOCTL(d->vfd, VHOST_VDPA_SET_CONFIG_CALL, &efd), EPERM);
+	}
 	H("new-owner-no-consent", ({ long _r = take(d->vfd); _err = errno; _r; }), EPERM);
 	H("arm-not-owner", ({ long _r = arm(d->vfd, getpid()); _err = errno; _r; }), EPERM);
 #undef H
