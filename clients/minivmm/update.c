@@ -451,10 +451,20 @@ int mv_update_takeover(struct mv_vmm *v, unsigned flags)
 		}
 	}
 
-	r = path == 'C' ? mv_vdev_set_owner(&v->dev) : mv_vdev_new_owner(&v->dev);
-	if (r < 0) {
-		mv_log("%s: %s", path == 'C' ? "SET_OWNER" : "VHOST_NEW_OWNER", strerror(-r));
-		goto fail;
+	{
+		uint64_t pages = 0;
+
+		r = path == 'C' ? mv_vdev_set_owner(&v->dev) : mv_vdev_new_owner(&v->dev, &pages);
+		if (r == -ENOMEM && path != 'C')
+			mv_log("VHOST_NEW_OWNER: %s: the pinned charge of %" PRIu64 " pages does not fit RLIMIT_MEMLOCK "
+			       "(and it could not be raised)", strerror(-r), pages);
+		else if (r == -EPERM && path != 'C')
+			mv_log("VHOST_NEW_OWNER: %s: no consent (the old VMM did not arm this process and is alive)",
+			       strerror(-r));
+		else if (r < 0)
+			mv_log("%s: %s", path == 'C' ? "SET_OWNER" : "VHOST_NEW_OWNER", strerror(-r));
+		if (r < 0)
+			goto fail;
 	}
 	u->t_owner_us = mv_now_us();
 

@@ -383,6 +383,11 @@ static void phase_table(void **state)
 				 i == PH_EXEC || i == PH_CLAIM);
 		assert_int_equal(update_phase_permits((enum phase)i, EXPECT_READY, PARTY_NEW), i == PH_RESTORE);
 		assert_int_equal(update_phase_permits((enum phase)i, EXPECT_READY, PARTY_OLD), i == PH_ROLLBACK);
+		/* transfer mode A/B: O arms the devices for the successor in phase claim, before its claim */
+		assert_int_equal(update_phase_permits((enum phase)i, EXPECT_ARMED, PARTY_OLD), i == PH_CLAIM);
+		assert_false(update_phase_permits((enum phase)i, EXPECT_ARMED, PARTY_NEW));
+		assert_false(update_phase_permits((enum phase)i, EXPECT_CLAIM, PARTY_OLD));
+		assert_false(update_phase_permits((enum phase)i, EXPECT_NOTHING, PARTY_NONE));
 	}
 	assert_int_equal(update_phases[PH_CLAIM].deadline, DL_CLAIM);
 }
