@@ -348,7 +348,17 @@ int mv_update_start(struct mv_vmm *v)
 		return -E2BIG;
 	}
 	u = mv_update_rec_begin(v);
-	path = mv_choose_path(v->dev.backend_offered, v->o.path, &why);
+	{
+		uint64_t off = v->dev.backend_offered;
+
+		/* bit 0x9 is ours only if the device answers our VHOST_NEW_OWNER query (we own it now) */
+		if ((off & MV_BF(NEW_OWNER)) && !mv_vdev_new_owner_supported(&v->dev)) {
+			mv_log("update: the device offers bit 0x9 but does not answer the VHOST_NEW_OWNER query: "
+			       "not our NEW_OWNER");
+			off &= ~(MV_BF(NEW_OWNER) | MV_BF(IOTLB_REMAP));
+		}
+		path = mv_choose_path(off, v->o.path, &why);
+	}
 	u->path = (uint8_t)(path ? path : (v->o.path ? v->o.path : '-'));
 	if (!path) {
 		mv_log("update refused before touching anything: %s", why);
