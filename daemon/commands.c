@@ -859,6 +859,7 @@ static const command_handler handlers[_VLU_CMD_MAX] = {
 	[VLU_CMD_UPDATE_STATUS] = update_cmd_status,
 	[VLU_CMD_UPDATE_ABORT] = update_cmd_abort,
 	[VLU_CMD_UPDATE_SAVED] = update_cmd_saved,
+	[VLU_CMD_UPDATE_ARMED] = update_cmd_armed,
 	[VLU_CMD_UPDATE_CLAIM] = update_cmd_claim,
 	[VLU_CMD_UPDATE_READY] = update_cmd_ready,
 };

@@ -15,7 +15,7 @@ const struct phase_info update_phases[PH_COUNT] = {
 	[PH_RESET] = { "reset", DL_NONE, EXPECT_NOTHING, PARTY_NONE },
 	[PH_EXEC] = { "exec", DL_EXEC_CLAIM, EXPECT_CLAIM, PARTY_NEW },
 	[PH_SPAWN] = { "spawn", DL_EXEC, EXPECT_NOTHING, PARTY_NONE },
-	[PH_CLAIM] = { "claim", DL_CLAIM, EXPECT_CLAIM, PARTY_NEW },
+	[PH_CLAIM] = { "claim", DL_CLAIM, EXPECT_CLAIM, PARTY_NEW, EXPECT_ARMED, PARTY_OLD },
 	[PH_RESTORE] = { "restore", DL_COMMIT, EXPECT_READY, PARTY_NEW },
 	[PH_RESUME] = { "resume", DL_NONE, EXPECT_NOTHING, PARTY_NONE },
 	[PH_VERIFY] = { "verify", DL_NONE, EXPECT_NOTHING, PARTY_NONE },
@@ -39,7 +39,10 @@ const char *update_phase_name(enum phase ph)
 
 bool update_phase_permits(enum phase ph, enum phase_cmd cmd, enum phase_party from)
 {
-	return (unsigned)ph < PH_COUNT && update_phases[ph].expects == cmd && update_phases[ph].from == from;
+	if ((unsigned)ph >= PH_COUNT || cmd == EXPECT_NOTHING)
+		return false;
+	return (update_phases[ph].expects == cmd && update_phases[ph].from == from) ||
+	       (update_phases[ph].also_expects == cmd && update_phases[ph].also_from == from);
 }
 
 const char *update_action_name(enum rb_action a)

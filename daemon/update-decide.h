@@ -47,11 +47,13 @@ enum phase_cmd {
 	EXPECT_SAVED,	/* update.saved */
 	EXPECT_CLAIM,	/* update.claim */
 	EXPECT_READY,	/* update.ready */
+	EXPECT_ARMED,	/* update.armed (transfer mode, paths A and B: O consented to the successor's take-over) */
 };
 
 enum phase_party {
 	PARTY_NONE,
-	PARTY_OLD,	 /* O: update.saved (save), update.ready (rollback: the reopened device taken back) */
+	PARTY_OLD,	 /* O: update.saved (save), update.armed (claim), update.ready (rollback: the reopened
+			  * device taken back) */
 	PARTY_NEW,	 /* the successor: update.claim (exec, claim), update.ready (restore) */
 };
 
@@ -60,6 +62,9 @@ struct phase_info {
 	enum phase_deadline deadline;
 	enum phase_cmd expects;
 	enum phase_party from;
+	/* a second permit in the same phase: claim, O's update.armed before the successor's claim */
+	enum phase_cmd also_expects;
+	enum phase_party also_from;
 };
 
 /* indexed by enum phase; PH_COUNT entries */

@@ -48,6 +48,7 @@ enum cause {
 	CAUSE_NONE,
 	CAUSE_SUSPEND,	     /* SUSPEND of a device failed */
 	CAUSE_SAVE,	     /* O reported that it could not save */
+	CAUSE_ARM,	     /* transfer mode A/B: O reported that it could not arm its devices for the successor */
 	CAUSE_RESET,	     /* path B: SET_STATUS 0 failed */
 	CAUSE_SPAWN,	     /* the successor could not be spawned */
 	CAUSE_TIMEOUT,	     /* a phase's deadline passed (and the late process was killed: .killed) */
@@ -102,6 +103,7 @@ struct update {
 	char *binary;
 	json_object *argv; /* owned */
 	bool spawned;
+	bool arm_pending;      /* transfer mode A/B: update.arm sent to O, its update.armed not yet received */
 	char *prev_binary;     /* exec mode: the image O ran (/proc/PID/exe at start), restarted on failure */
 	json_object *prev_argv; /* owned */
 	bool restarted;	       /* exec mode: the previous binary was spawned to take the device back */

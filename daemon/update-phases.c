@@ -57,6 +57,53 @@ static void send_exec(struct update *u)
 	}
 }
 
+/* Transfer mode, paths A and B: the kernel lets the successor take the devices over (VHOST_NEW_OWNER)
+ * only with the owner's consent, so O arms every device it owns for the successor's pid (pidfd_open +
+ * VHOST_NEW_OWNER_F_ARM) and answers update.armed; until then the successor's claim gets Busy.  Sent to
+ * O only (like the token), once the successor's pid is known: after its spawn, or at once for a named one. */
+static void send_arm(struct update *u)
+{
+	struct conn *c = upd_conn_by_id(u->old_conn);
+	json_object *d = upd_event_base(u);
+	_cleanup_json_ json_object *ev = NULL;
+
+	jadd(d, "successor_pid", jnew_int(u->new_pid));
+	ev = vlu_event_new("update.arm", d);
+	u->arm_pending = true;
+	if (c && ev)
+		(void)conn_send(c, ev, NULL, 0);
+	/* not sent (O's connection gone, out of memory): the claim deadline ends the wait, or O's exit
+	 * (dead-mm consent: the successor needs no arming) lets the claim through */
+	log_info("update %" PRIu64 " of %s: update.arm sent to the old VMM %d (successor pid %d)", u->id, u->inst->name,
+		 (int)u->old_pid, (int)u->new_pid);
+}
+
+int update_cmd_armed(struct request *r)
+{
+	struct instance *inst = r->c->inst;
+	struct upd_inst *ui = inst ? upd_ui_get(inst, false) : NULL;
+	struct update *u = ui ? ui->cur : NULL;
+	const char *err = request_arg_str(r, "error");
+
+	if (!u)
+		return request_error(r, VLU_ERR_NOT_FOUND, "no update of this instance is running");
+	if (!update_phase_permits(u->phase, EXPECT_ARMED, PARTY_OLD) || r->c->id != u->old_conn || !u->arm_pending)
+		return request_error(r, VLU_ERR_PERMISSION_DENIED,
+				     "update.armed is for the old VMM after update.arm, in phase claim (now: %s%s)",
+				     update_phase_name(u->phase), u->arm_pending ? "" : ", nothing to arm");
+	u->arm_pending = false;
+	if (err) {
+		upd_rollback(u, RBT_FAILED, CAUSE_ARM, "the VMM could not arm its devices for the successor %d: %s",
+			     (int)u->new_pid, err);
+		r->ret = jnew_obj();
+		return 0;
+	}
+	log_info("update %" PRIu64 " of %s: the old VMM armed its devices for the successor %d", u->id, inst->name,
+		 (int)u->new_pid);
+	r->ret = upd_event_base(u);
+	return 0;
+}
+
 int update_cmd_saved(struct request *r)
 {
 	struct instance *inst = r->c->inst;
@@ -120,6 +167,8 @@ int update_cmd_saved(struct request *r)
 		send_exec(u);
 	} else if (u->new_pid > 0) {
 		upd_set_phase(u, PH_CLAIM);
+		if (u->route != 'C')
+			send_arm(u);
 	} else {
 		pid_t pid;
 		int pfd = -EBADF;
@@ -139,6 +188,8 @@ int update_cmd_saved(struct request *r)
 		u->new_pidfd = pfd;
 		upd_watch_pid(u, &u->new_io, u->new_pidfd);
 		upd_set_phase(u, PH_CLAIM);
+		if (u->route != 'C')
+			send_arm(u);
 	}
 	r->ret = upd_event_base(u);
 	return 0;
@@ -315,6 +366,17 @@ int update_cmd_claim(struct request *r)
 			 (int)c->cred.pid, update_phase_name(u->phase));
 		return request_error(r, VLU_ERR_BUSY, "update %" PRIu64 " of '%s' is in phase %s: claim again in phase claim",
 				     u->id, name, update_phase_name(u->phase));
+	}
+	if (u && u->token_valid && u->phase == PH_CLAIM && u->arm_pending && upd_pidfd_alive(u->old_pidfd) &&
+	    token_eq(token, u->token) && c->cred.pid == u->new_pid) {
+		/* transfer mode A/B: the kernel would refuse the successor's VHOST_NEW_OWNER (EPERM) until O
+		 * armed the devices for it (or exited); libvlu's vlu_update_claim() asks again */
+		log_info("update %" PRIu64 " of %s: claim by pid %d before the old VMM armed its devices: Busy", u->id,
+			 name, (int)c->cred.pid);
+		return request_error(r, VLU_ERR_BUSY,
+				     "update %" PRIu64 " of '%s': the old VMM has not armed its devices for pid %d yet: "
+				     "claim again",
+				     u->id, name, (int)c->cred.pid);
 	}
 	if (!u || !u->token_valid || !update_phase_permits(u->phase, EXPECT_CLAIM, PARTY_NEW)) {
 		log_warning("update.claim of '%s' by pid %d uid %u refused: no update waiting for a claim", name,

@@ -279,6 +279,14 @@ int update_cmd_start(struct request *r)
 		d->path = h->path ? strdup(h->path) : NULL;
 		if (ioctl(h->fd, VHOST_GET_BACKEND_FEATURES, &d->backend) < 0)
 			d->backend = 0;
+		if (upd_has_bf(d->backend, VHOST_BACKEND_F_NEW_OWNER) && !vlud_new_owner_probe(h->fd, NULL)) {
+			/* bit 0x9 is not allocated upstream: it means our VHOST_NEW_OWNER only if the device
+			 * answers our query (vlud holds the fd: any holder may ask); otherwise paths A and B
+			 * are not offered */
+			log_info("update of %s: %s offers backend bit 0x9 but does not answer the VHOST_NEW_OWNER query (%s): "
+				 "not our NEW_OWNER", inst->name, h->name, strerror(errno));
+			d->backend &= ~((1ULL << VHOST_BACKEND_F_NEW_OWNER) | (1ULL << VHOST_BACKEND_F_IOTLB_REMAP));
+		}
 		d->pa = dev_is_pa(ui, h->name);
 		npa += d->pa;
 	}

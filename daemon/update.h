@@ -22,6 +22,7 @@ int update_cmd_start(struct request *r);
 int update_cmd_status(struct request *r);
 int update_cmd_abort(struct request *r);
 int update_cmd_saved(struct request *r);
+int update_cmd_armed(struct request *r);
 int update_cmd_claim(struct request *r);
 int update_cmd_ready(struct request *r);
 

@@ -98,6 +98,10 @@ static const struct vlu_arg update_ready_args[] = {
 	{ "error", VLU_ARG_STRING, false, 0, 256, "the successor failed to restore: roll back" },
 };
 
+static const struct vlu_arg update_armed_args[] = {
+	{ "error", VLU_ARG_STRING, false, 0, 256, "the VMM could not arm its devices for the successor: roll back" },
+};
+
 const struct vlu_command vlu_commands[_VLU_CMD_MAX] = {
 	[VLU_CMD_CAPABILITIES] = {
 		.id = VLU_CMD_CAPABILITIES,
@@ -253,5 +257,13 @@ const struct vlu_command vlu_commands[_VLU_CMD_MAX] = {
 		.perm = VLU_PERM_VMM | VLU_PERM_INSTANCE,
 		.fds_in = VLU_FDS_NONE,
 		.summary = "the successor restored the device; the daemon resumes, verifies and commits (reply: verdict)",
+	},
+	[VLU_CMD_UPDATE_ARMED] = {
+		.id = VLU_CMD_UPDATE_ARMED,
+		.name = "update.armed",
+		ARGS(update_armed_args),
+		.perm = VLU_PERM_VMM | VLU_PERM_INSTANCE,
+		.fds_in = VLU_FDS_NONE,
+		.summary = "the old VMM armed every device for the successor (after update.arm; transfer mode, A and B)",
 	},
 };

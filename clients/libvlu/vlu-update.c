@@ -4,7 +4,8 @@
  *
  * The old image (O) declares its mapping table once (vlu_update_set_mappings), then follows the
  * daemon's events: "update.save" -> save, vlu_update_saved(); "update.exec" -> vlu_update_exec()
- * (execs the new image with VLU_UPDATE_TOKEN set); "update.rolled-back" -> carry on.  The new image
+ * (execs the new image with VLU_UPDATE_TOKEN set); "update.arm" (transfer mode, paths A and B) -> arm
+ * every owned device for the successor, vlu_update_armed(); "update.rolled-back" -> carry on.  The new image
  * (N) calls vlu_update_claim() with the token, restores, then vlu_update_ready().
  * Never logs, prints or exits (vlu_update_exec returns only when execve fails).
  */
@@ -134,6 +135,17 @@ VLU_EXPORT int vlu_update_save_failed(struct vlu *v, int state_fd, const char *w
 	return vlu_call(v, "update.saved", args, &state_fd, 1, 0, NULL, NULL, NULL);
 }
 
+VLU_EXPORT int vlu_update_armed(struct vlu *v, const char *error)
+{
+	_cleanup_json_ json_object *args = json_object_new_object();
+
+	if (!args)
+		return -ENOMEM;
+	if (add_str(args, "error", error) < 0)
+		return -ENOMEM;
+	return vlu_call(v, "update.armed", args, NULL, 0, 0, NULL, NULL, NULL);
+}
+
 VLU_EXPORT int vlu_update_exec(json_object *event)
 {
 	json_object *data = NULL, *argv = NULL, *bin = NULL, *tok = NULL;
@@ -186,7 +198,8 @@ VLU_EXPORT int vlu_update_claim(struct vlu *v, const char *instance, const char 
 		return -EINVAL;
 	if (add_str(args, "instance", instance) < 0 || add_str(args, "token", token) < 0)
 		return -ENOMEM;
-	/* Busy: the right successor, before the old VMM has saved (its token came early): ask again */
+	/* Busy: the right successor, before the old VMM has saved (its token came early) or armed its
+	 * devices for us (transfer mode, paths A and B): ask again */
 	for (unsigned waited = 0;; waited += VLU_CLAIM_RETRY_MS) {
 		int r = vlu_call(v, "update.claim", args, NULL, 0, 0, ret_info, ret_fds, ret_nfds);
 

@@ -116,6 +116,9 @@ int vlu_status(struct vlu *v, json_object **ret);
  * Old image: vlu_update_set_mappings() once, then on the events (vlu_set_event_callback):
  *   "update.save"        stop the datapath, save (vring bases + opaque state in a memfd), vlu_update_saved()
  *   "update.exec"        vlu_update_exec(event): execs the new image with $VLU_UPDATE_TOKEN (exec mode)
+ *   "update.arm"         transfer mode, paths A and B: consent to the successor's take-over of every
+ *                        device this image owns (data.successor_pid: pidfd_open + VHOST_NEW_OWNER with
+ *                        VHOST_NEW_OWNER_F_ARM, kernel/uapi/vlud-vhost.h), then vlu_update_armed()
  *   "update.rolled-back" the update was abandoned: carry on (data.reinit: re-create the vrings)
  *   "update.completed"   transfer mode: the successor committed, exit now
  * New image: vlu_update_token() != NULL -> vlu_update_claim(), restore, vlu_update_ready(). */
@@ -146,6 +149,9 @@ int vlu_update_start(struct vlu *v, const char *instance, const char *mode, cons
 int vlu_update_saved(struct vlu *v, int state_fd, uint64_t state_size, json_object *vrings);
 /* Old image: saving failed; the daemon rolls back (state_fd: any memfd, e.g. an empty one). */
 int vlu_update_save_failed(struct vlu *v, int state_fd, const char *why);
+/* Old image, after "update.arm": every device is armed for the successor (error NULL) or could not be
+ * (error: why; the daemon rolls back). */
+int vlu_update_armed(struct vlu *v, const char *error);
 /* Old image, on "update.exec" (event: the whole event or its data): execv(binary, argv) with
  * $VLU_UPDATE_TOKEN set.  Returns only on failure (-errno, the variable unset again). */
 int vlu_update_exec(json_object *event);
@@ -154,7 +160,8 @@ const char *vlu_update_token(void);
 /* New image: claim the instance.  *ret_info: {path, mode, fds:[{name,...}], state_size, vrings, mappings,
  * devices}; *ret_fds / *ret_nfds as in vlu_call() (in the order of info.fds; the state memfd is named
  * "update:state").  A claim that comes before the old VMM has saved (a transfer successor started with
- * the token early) is answered Busy: this call asks again every 50 ms for up to 30 s. */
+ * the token early), or before it armed its devices for this process (transfer mode, paths A and B), is
+ * answered Busy: this call asks again every 50 ms for up to 30 s. */
 int vlu_update_claim(struct vlu *v, const char *instance, const char *token, json_object **ret_info,
 		     int **ret_fds, size_t *ret_nfds);
 /* Index in the claimed fds of the fd named name, or -ENOENT. */

@@ -104,7 +104,9 @@ int mv_vdev_adopt(struct mv_vdev *d, int fd, const char *path);	/* takes fd */
 void mv_vdev_done(struct mv_vdev *d);
 int mv_vdev_query(struct mv_vdev *d);			/* any holder: features, vqs, vring max, config */
 int mv_vdev_set_owner(struct mv_vdev *d);
-int mv_vdev_new_owner(struct mv_vdev *d);
+int mv_vdev_new_owner(struct mv_vdev *d, uint64_t *ret_pages); /* v3, raises RLIMIT_MEMLOCK on ENOMEM */
+int mv_vdev_arm(struct mv_vdev *d, int pidfd);			/* owner: consent to pidfd's take-over */
+bool mv_vdev_new_owner_supported(struct mv_vdev *d);		/* our NEW_OWNER, by behaviour (owned device) */
 int mv_vdev_ack_backend(struct mv_vdev *d, uint64_t want);	/* acks want & offered */
 int mv_vdev_get_status(struct mv_vdev *d, uint8_t *ret);
 int mv_vdev_set_status(struct mv_vdev *d, uint8_t st);

@@ -348,7 +348,17 @@ int mv_update_start(struct mv_vmm *v)
 		return -E2BIG;
 	}
 	u = mv_update_rec_begin(v);
-	path = mv_choose_path(v->dev.backend_offered, v->o.path, &why);
+	{
+		uint64_t off = v->dev.backend_offered;
+
+		/* bit 0x9 is ours only if the device answers our VHOST_NEW_OWNER query (we own it now) */
+		if ((off & MV_BF(NEW_OWNER)) && !mv_vdev_new_owner_supported(&v->dev)) {
+			mv_log("update: the device offers bit 0x9 but does not answer the VHOST_NEW_OWNER query: "
+			       "not our NEW_OWNER");
+			off &= ~(MV_BF(NEW_OWNER) | MV_BF(IOTLB_REMAP));
+		}
+		path = mv_choose_path(off, v->o.path, &why);
+	}
 	u->path = (uint8_t)(path ? path : (v->o.path ? v->o.path : '-'));
 	if (!path) {
 		mv_log("update refused before touching anything: %s", why);
@@ -451,10 +461,20 @@ int mv_update_takeover(struct mv_vmm *v, unsigned flags)
 		}
 	}
 
-	r = path == 'C' ? mv_vdev_set_owner(&v->dev) : mv_vdev_new_owner(&v->dev);
-	if (r < 0) {
-		mv_log("%s: %s", path == 'C' ? "SET_OWNER" : "VHOST_NEW_OWNER", strerror(-r));
-		goto fail;
+	{
+		uint64_t pages = 0;
+
+		r = path == 'C' ? mv_vdev_set_owner(&v->dev) : mv_vdev_new_owner(&v->dev, &pages);
+		if (r == -ENOMEM && path != 'C')
+			mv_log("VHOST_NEW_OWNER: %s: the pinned charge of %" PRIu64 " pages does not fit RLIMIT_MEMLOCK "
+			       "(and it could not be raised)", strerror(-r), pages);
+		else if (r == -EPERM && path != 'C')
+			mv_log("VHOST_NEW_OWNER: %s: no consent (the old VMM did not arm this process and is alive)",
+			       strerror(-r));
+		else if (r < 0)
+			mv_log("%s: %s", path == 'C' ? "SET_OWNER" : "VHOST_NEW_OWNER", strerror(-r));
+		if (r < 0)
+			goto fail;
 	}
 	u->t_owner_us = mv_now_us();
 

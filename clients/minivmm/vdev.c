@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <errno.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ids.h>
 #include <linux/virtio_net.h>
@@ -83,9 +86,40 @@ int mv_vdev_set_owner(struct mv_vdev *d)
 	return xioctl(d->fd, VHOST_SET_OWNER, NULL);
 }
 
-int mv_vdev_new_owner(struct mv_vdev *d)
+/* v3 VHOST_NEW_OWNER (kernel/README.md): needs the owner's consent (armed for us, or its mm dead).
+ * ENOMEM: the pinned charge that moves does not fit our RLIMIT_MEMLOCK; raised by that charge (up to the
+ * hard limit) and tried once more.  *ret_pages (may be NULL) gets the charge in pages. */
+int mv_vdev_new_owner(struct mv_vdev *d, uint64_t *ret_pages)
 {
-	return xioctl(d->fd, VHOST_NEW_OWNER, NULL);
+	struct vhost_new_owner out;
+	struct rlimit rl;
+	uint64_t need;
+
+	if (vlud_new_owner(d->fd, 0, -1, &out) == 0)
+		return 0;
+	if (ret_pages)
+		*ret_pages = out.pinned_pages;
+	if (errno != ENOMEM || out.pinned_pages == ~0ULL)
+		return -errno;
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return -ENOMEM;
+	need = out.pinned_pages * (uint64_t)sysconf(_SC_PAGESIZE);
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_cur + need > rl.rlim_max)
+		return -ENOMEM;
+	rl.rlim_cur += need;
+	if (setrlimit(RLIMIT_MEMLOCK, &rl) < 0)
+		return -ENOMEM;
+	return vlud_new_owner(d->fd, 0, -1, NULL) < 0 ? -errno : 0;
+}
+
+int mv_vdev_arm(struct mv_vdev *d, int pidfd)
+{
+	return vlud_new_owner(d->fd, VHOST_NEW_OWNER_F_ARM, pidfd, NULL) < 0 ? -errno : 0;
+}
+
+bool mv_vdev_new_owner_supported(struct mv_vdev *d)
+{
+	return vlud_new_owner_probe(d->fd, NULL) == 1;
 }
 
 int mv_vdev_ack_backend(struct mv_vdev *d, uint64_t want)

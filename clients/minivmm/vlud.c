@@ -7,6 +7,8 @@
  *                         the state blob, update.saved with the blob in a memfd; stop the datapath
  *     update.exec         exec the binary vlud names with $VLU_UPDATE_TOKEN (every fd is CLOEXEC: the
  *                         new image gets them back from vlud with update.claim)
+ *     update.arm          transfer mode, paths A and B: arm the device for data.successor_pid
+ *                         (VHOST_NEW_OWNER_F_ARM: the kernel's consent to its take-over), update.armed
  *     update.rolled-back  RESUME / re-create the vrings (mv_update_rollback) and carry on; with reopened:true
  *                         (path C, transfer mode) fd.retrieve the reopened device, take it like a path-C
  *                         successor (mv_update_rollback) and call update.ready (vlud verifies)
@@ -15,6 +17,7 @@
  *     fd numbers in the blob are replaced by the claimed ones, mv_update_takeover (path A: vlud RESUMEs),
  *     update.ready -> the daemon's verdict, logged as one line "vlud-verdict: {...}" on stderr.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +25,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "minivmm.h"
@@ -166,6 +170,31 @@ static void on_save(struct mv_vmm *v, json_object *data)
 		log_daemon_error(v, "update.saved", r);
 }
 
+/* transfer mode, paths A and B: consent to the successor's VHOST_NEW_OWNER (the kernel refuses it while
+ * we live and did not arm), then update.armed; a failure rolls the update back */
+static void on_arm(struct mv_vmm *v, json_object *data)
+{
+	json_object *p = json_object_object_get(data, "successor_pid");
+	int64_t pid = p && json_object_is_type(p, json_type_int) ? json_object_get_int64(p) : 0;
+	char why[160] = "";
+	int pfd = -EBADF, r;
+
+	if (!upd_active || !upd_transfer || pid <= 0 || pid > INT32_MAX)
+		snprintf(why, sizeof(why), "update.arm unexpected or without successor_pid");
+	else if ((pfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0)) < 0)
+		snprintf(why, sizeof(why), "pidfd_open(%" PRId64 "): %s", pid, strerror(errno));
+	else if ((r = mv_vdev_arm(&v->dev, pfd)) < 0)
+		snprintf(why, sizeof(why), "VHOST_NEW_OWNER F_ARM for pid %" PRId64 ": %s", pid, strerror(-r));
+	safe_close(pfd);
+	if (why[0])
+		mv_log("update.arm: %s", why);
+	else
+		mv_log("vlud update: device armed for the successor %" PRId64, pid);
+	r = vlu_update_armed(v->link, why[0] ? why : NULL);
+	if (r < 0)
+		log_daemon_error(v, "update.armed", r);
+}
+
 static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 {
 	struct mv_state *s = v->st;
@@ -209,7 +238,14 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 	else if (jbool(data, "reclaim")) {
 		/* transfer mode after the successor's claim: become the owner again (VHOST_NEW_OWNER; -EBUSY:
 		 * we still are), remap in VA mode */
-		int r = mv_vdev_new_owner(&v->dev);
+		int r = mv_vdev_new_owner(&v->dev, NULL);
+
+		/* the consent is the successor's dead mm: vlud hands the instance back once the successor
+		 * is gone or failed; one that reported a failure may still be exiting (EPERM): up to 2 s */
+		for (unsigned i = 0; r == -EPERM && i < 200; i++) {
+			(void)usleep(10 * 1000);
+			r = mv_vdev_new_owner(&v->dev, NULL);
+		}
 
 		if (r < 0 && r != -EBUSY)
 			mv_log("rollback: VHOST_NEW_OWNER: %s", strerror(-r));
@@ -293,6 +329,8 @@ void mv_vlud_event(struct mv_vmm *v, const char *name, json_object *event)
 		on_save(v, data);
 	else if (strcmp(name, "update.exec") == 0)
 		on_exec(v, event);
+	else if (strcmp(name, "update.arm") == 0)
+		on_arm(v, data);
 	else if (strcmp(name, "update.rolled-back") == 0) {
 		mv_log("vlud update rolled back: %s", jstr(data, "reason") ? jstr(data, "reason") : "?");
 		rollback_local(v, -ECANCELED, data);

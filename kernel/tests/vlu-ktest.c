@@ -25,7 +25,9 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <pthread.h>
 #include <time.h>
 
 #include "ktlib.h"
@@ -51,6 +53,60 @@ static bool is_owner(int vfd)
 	struct vhost_vring_state s = { .index = 1 };
 
 	return ioctl(vfd, VHOST_GET_VRING_BASE, &s) == 0;
+}
+
+/* VHOST_NEW_OWNER (v3) take-over: 0 or -1 with errno */
+static int take(int vfd)
+{
+	return vlud_new_owner(vfd, 0, -1, NULL);
+}
+
+/* the owner consents to a hand-over to pid (0: withdraw): 0 or -1 with errno */
+static int arm(int vfd, pid_t pid)
+{
+	int pfd = pid ? (int)syscall(SYS_pidfd_open, pid, 0) : -1, r, e;
+
+	if (pid && pfd < 0)
+		return -1;
+	r = vlud_new_owner(vfd, VHOST_NEW_OWNER_F_ARM, pfd, NULL);
+	e = errno;
+	if (pfd >= 0)
+		close(pfd);
+	errno = e;
+	return r;
+}
+
+/* Fork a child that waits until the parent armed a hand-over to it (when arm_it), then runs fn(d, arg) and
+ * exits with its return value (an errno or 0).  Returns that value (255: crashed). */
+static int run_child(struct kt_dev *d, int (*fn)(struct kt_dev *, long), long arg, bool arm_it)
+{
+	int ws = 0, go[2];
+	char c = 0;
+	pid_t pid;
+
+	if (pipe2(go, O_CLOEXEC) < 0)
+		return 254;
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		close(go[1]);
+		if (read(go[0], &c, 1) != 1)
+			_exit(253);
+		_exit(fn(d, arg) & 0xff);
+	}
+	close(go[0]);
+	if (arm_it && arm(d->vfd, pid) < 0)
+		kt_check(false, "arm", "arming a hand-over to %d: %s", (int)pid, kt_errname(errno));
+	if (write(go[1], &c, 1) != 1)
+		kt_check(false, "release-child", "%m");
+	close(go[1]);
+	waitpid(pid, &ws, 0);
+	return WIFEXITED(ws) ? WEXITSTATUS(ws) : 255;
+}
+
+static int child_take(struct kt_dev *d, long unused)
+{
+	return take(d->vfd) < 0 ? errno : 0;
 }
 
 /* Set up a running device with traffic: open, map, start, one packet.  Reports each step. */
@@ -129,35 +185,88 @@ static int cmd_features(const char *expect, const char *dev)
 		kt_errno(r, _err, EOPNOTSUPP, "set-iotlb-remap-refused");
 	}
 	/* NEW_OWNER before anyone owns the device */
-	r = IOCTL(vfd, VHOST_NEW_OWNER, NULL);
+	r = IOCTL(vfd, VLUD_NEW_OWNER_V2, NULL);
 	/* stock: vhost_dev_ioctl's owner check fails first (EPERM); patched: no owner yet (EINVAL) */
 	kt_errno(r, _err, patched ? EINVAL : EPERM, "new-owner-unowned");
+	r = take(vfd);
+	kt_errno(r, errno, patched ? EINVAL : EPERM, "new-owner-v3-unowned");
+	{
+		struct vhost_new_owner q = { 0 };
+		int ours = vlud_new_owner_probe(vfd, &q);
+
+		/* the probe by behaviour: ours answers a query even before SET_OWNER? no: EINVAL, no owner */
+		kt_check(!ours, "probe-unowned", "probe said supported on an unowned device");
+	}
 	r = IOCTL(vfd, VHOST_SET_OWNER, NULL);
 	kt_errno(r, _err, 0, "set-owner");
 	bf = 0;
 	ioctl(vfd, VHOST_GET_BACKEND_FEATURES, &bf);
 	ioctl(vfd, VHOST_SET_BACKEND_FEATURES, &bf);
 	/* by the owner itself: patched EBUSY; stock falls through to the vring ioctls, NULL index -> EFAULT */
-	r = IOCTL(vfd, VHOST_NEW_OWNER, NULL);
+	r = IOCTL(vfd, VLUD_NEW_OWNER_V2, NULL);
 	kt_errno(r, _err, patched ? EBUSY : EFAULT, "new-owner-by-owner");
-	kt_check(is_owner(vfd), "still-owner", "GET_VRING_BASE fails for the owner: %m");
-	/* by a forked child (not the owner): patched takes over, stock EPERM */
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0) {
-		r = ioctl(vfd, VHOST_NEW_OWNER, NULL) < 0 ? errno : 0;
-		_exit(r & 0xff);
+	r = take(vfd);
+	kt_check(patched ? r < 0 && errno == EBUSY : r < 0, "new-owner-v3-by-owner", "r %d %s", r, kt_errname(errno));
+	{
+		struct vhost_new_owner q = { 0 };
+		int ours = vlud_new_owner_probe(vfd, &q);
+
+		kt_check(ours == patched, "probe", "probe %d out_flags 0x%x pinned %llu", ours, q.out_flags,
+			 (unsigned long long)q.pinned_pages);
+		if (patched)
+			kt_check(!!(q.out_flags & VHOST_NEW_OWNER_OUT_REMAP) == !!use_va && q.pinned_pages == 0 &&
+				 !(q.out_flags & VHOST_NEW_OWNER_OUT_CONSENT), "probe-out", "out_flags 0x%x pinned %llu",
+				 q.out_flags, (unsigned long long)q.pinned_pages);
 	}
-	int ws = 0;
-	waitpid(pid, &ws, 0);
-	kt_check(WIFEXITED(ws) && WEXITSTATUS(ws) == (patched ? 0 : EPERM), "new-owner-by-child",
-		 "child's VHOST_NEW_OWNER: %s, expected %s", WIFEXITED(ws) ? kt_errname(WEXITSTATUS(ws)) : "crashed",
-		 patched ? "success" : "EPERM");
+	if (patched) {
+		struct vhost_new_owner a = { .size = sizeof(a), .flags = 1U << 7 };
+		struct { struct vhost_new_owner n; uint64_t more; } big = { .n = { .size = sizeof(big) }, .more = 0 };
+
+		r = IOCTL(vfd, VLUD_NEW_OWNER, &a);
+		kt_errno(r, _err, EINVAL, "unknown-flag-einval");
+		a.flags = VHOST_NEW_OWNER_F_QUERY | VHOST_NEW_OWNER_F_ARM;
+		r = IOCTL(vfd, VLUD_NEW_OWNER, &a);
+		kt_errno(r, _err, EINVAL, "both-flags-einval");
+		a.flags = VHOST_NEW_OWNER_F_QUERY;
+		a.reserved = 1;
+		r = IOCTL(vfd, VLUD_NEW_OWNER, &a);
+		kt_errno(r, _err, EINVAL, "reserved-einval");
+		a.reserved = 0;
+		a.size = 16;
+		r = IOCTL(vfd, VLUD_NEW_OWNER, &a);
+		kt_errno(r, _err, EINVAL, "short-size-einval");
+		/* a bigger struct from a newer user space: fine while the unknown tail is zero */
+		big.n.flags = VHOST_NEW_OWNER_F_QUERY;
+		r = IOCTL(vfd, VLUD_NEW_OWNER, &big);
+		kt_errno(r, _err, 0, "bigger-size-zero-tail");
+		big.more = 1;
+		r = IOCTL(vfd, VLUD_NEW_OWNER, &big);
+		kt_errno(r, _err, EINVAL, "bigger-size-nonzero-tail-einval");
+		/* F_ARM with an fd that is not a pidfd */
+		r = vlud_new_owner(vfd, VHOST_NEW_OWNER_F_ARM, vfd, NULL);
+		kt_errno(r, errno, EBADF, "arm-not-a-pidfd-ebadf");
+	}
+	kt_check(is_owner(vfd), "still-owner", "GET_VRING_BASE fails for the owner: %m");
+	{
+		struct kt_dev cd;
+
+		kt_dev_init(&cd);
+		cd.vfd = vfd;
+		/* by a forked child (not the owner) without consent: patched EPERM, stock EPERM */
+		r = run_child(&cd, child_take, 0, false);
+		kt_errno(r ? -1 : 0, r, EPERM, "new-owner-by-child-no-consent");
+		kt_check(is_owner(vfd), "owner-after-refusal", "parent lost the device");
+		/* with consent (patched: armed for the child's pid): taken over; stock: arming fails, EPERM */
+		r = run_child(&cd, child_take, 0, patched);
+		kt_errno(r ? -1 : 0, r, patched ? 0 : EPERM, "new-owner-by-child");
+		cd.vfd = -1;
+	}
+	(void)pid;
 	/* patched: the (now dead) child owned it, we do not; stock: we still do */
 	kt_check(is_owner(vfd) == !patched, "owner-after-child", "parent %s the owner", is_owner(vfd) ? "is" : "is not");
 	if (patched) {
-		r = IOCTL(vfd, VHOST_NEW_OWNER, NULL);
-		kt_errno(r, _err, 0, "new-owner-back-from-dead-child");
+		r = take(vfd);
+		kt_errno(r, errno, 0, "new-owner-back-from-dead-child");
 		kt_check(is_owner(vfd), "owner-again", "GET_VRING_BASE: %m");
 	}
 	/* IOTLB_REMAP: stock turns every IOTLB error into EFAULT (unknown type 7) */
@@ -245,14 +354,39 @@ static bool take_over(struct kt_dev *d, const struct kt_state *s, bool remap)
 
 	kt_check(pin == 0, "vmpin-after-exec", "VmPin of the new image %ld kB, expected 0", pin);
 	kt_check(!is_owner(d->vfd), "not-owner-after-exec", "the new image passes the owner check before NEW_OWNER");
-	r = IOCTL(d->vfd, VHOST_NEW_OWNER, NULL);
-	if (!kt_errno(r, _err, 0, "new-owner"))
+	{
+		struct vhost_new_owner q = { 0 };
+
+		/* the predecessor exec()ed: its mm has no users, which is consent */
+		kt_check(vlud_new_owner_probe(d->vfd, &q) && (q.out_flags & VHOST_NEW_OWNER_OUT_CONSENT) &&
+			 q.pinned_pages * 4 == (uint64_t)s->pin_kb, "query-before-new-owner",
+			 "out_flags 0x%x pinned %llu pages, predecessor VmPin %ld kB", q.out_flags,
+			 (unsigned long long)q.pinned_pages, s->pin_kb);
+	}
+	if (s->pin_kb > 0) {
+		/* the predecessor exec()ed (dead mm): a limit one page short of its charge is ENOMEM, nothing moves */
+		struct rlimit rl, low;
+		struct vhost_new_owner q = { 0 };
+
+		getrlimit(RLIMIT_MEMLOCK, &rl);
+		low = rl;
+		low.rlim_cur = (rlim_t)s->pin_kb * 1024 - 4096;
+		setrlimit(RLIMIT_MEMLOCK, &low);
+		r = vlud_new_owner(d->vfd, 0, -1, &q);
+		kt_errno(r, errno, ENOMEM, "new-owner-enomem-dead-mm");
+		kt_check(q.pinned_pages * 4 == (uint64_t)s->pin_kb && kt_vmpin_kb(0) == 0 && !is_owner(d->vfd),
+			 "enomem-dead-mm-nothing-changed", "pinned %llu pages, VmPin %ld kB, owner %d",
+			 (unsigned long long)q.pinned_pages, kt_vmpin_kb(0), is_owner(d->vfd));
+		setrlimit(RLIMIT_MEMLOCK, &rl);
+	}
+	r = take(d->vfd);
+	if (!kt_errno(r, errno, 0, "new-owner"))
 		return false;
 	pin = kt_vmpin_kb(0);
 	kt_check(pin == s->pin_kb, "vmpin-after-new-owner", "VmPin %ld kB, expected %ld", pin, s->pin_kb);
 	kt_check(is_owner(d->vfd), "owner-after-new-owner", "GET_VRING_BASE: %m");
-	r = IOCTL(d->vfd, VHOST_NEW_OWNER, NULL);
-	kt_errno(r, _err, EBUSY, "new-owner-twice");
+	r = take(d->vfd);
+	kt_errno(r, errno, EBUSY, "new-owner-twice");
 	if (use_va && remap) {
 		r = WRITE_IOTLB(d->vfd, VHOST_IOTLB_REMAP, KT_IOVA, KT_RAM, (uintptr_t)d->mem, 0);
 		if (!kt_errno(r, _err, 0, "iotlb-remap"))
@@ -409,7 +543,7 @@ static int scm_child(int sock)
 		return 11;
 	m.pin_child_before = kt_vmpin_kb(0);
 	kt_raise_memlock(256 * KT_MiB);
-	r = ioctl(d.vfd, VHOST_NEW_OWNER, NULL) < 0 ? errno : 0;
+	r = take(d.vfd) < 0 ? errno : 0;
 	m.result = r;
 	m.pin_child_after = kt_vmpin_kb(0);
 	if (r == 0 && m.s.use_va) {
@@ -476,6 +610,9 @@ static int cmd_scm(int argc, char **argv)
 		if (r >= 0)
 			close(r);
 		m.s = s;
+		/* a live owner hands over: it consents to the child's pid */
+		r = arm(d.vfd, pid);
+		kt_errno(r, errno, 0, "parent-arm");
 		r = kt_send_fds(sv[0], &m, sizeof(m), fds, 6);
 		kt_check(r == 0, "send-fds", "%s", strerror(-r));
 	}
@@ -503,18 +640,9 @@ static int cmd_scm(int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------------------------------- errors */
-/* Fork a child that runs fn(d) and exits with its return value (an errno or 0). */
 static int in_child(struct kt_dev *d, int (*fn)(struct kt_dev *, long), long arg)
 {
-	int ws = 0;
-	pid_t pid;
-
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0)
-		_exit(fn(d, arg) & 0xff);
-	waitpid(pid, &ws, 0);
-	return WIFEXITED(ws) ? WEXITSTATUS(ws) : 255;
+	return run_child(d, fn, arg, true);
 }
 
 static int child_new_owner_with_limit(struct kt_dev *d, long limit_bytes)
@@ -525,7 +653,7 @@ static int child_new_owner_with_limit(struct kt_dev *d, long limit_bytes)
 
 	if (setrlimit(RLIMIT_MEMLOCK, &rl) < 0)
 		return 200;
-	r = ioctl(d->vfd, VHOST_NEW_OWNER, NULL) < 0 ? errno : 0;
+	r = take(d->vfd) < 0 ? errno : 0;
 	after = kt_vmpin_kb(0);
 	if (r == ENOMEM && (before != 0 || after != 0))
 		return 201;	/* nothing may have moved */
@@ -536,7 +664,7 @@ static int child_new_owner_with_limit(struct kt_dev *d, long limit_bytes)
 
 static int child_new_owner(struct kt_dev *d, long unused)
 {
-	return ioctl(d->vfd, VHOST_NEW_OWNER, NULL) < 0 ? errno : 0;
+	return take(d->vfd) < 0 ? errno : 0;
 }
 
 static int child_remap(struct kt_dev *d, long unused)
@@ -572,8 +700,8 @@ static void errors_pa(struct kt_dev *d)
 	kt_check(kt_vmpin_kb(0) == 0 && !is_owner(d->vfd), "old-owner-uncharged", "VmPin %ld kB owner %d",
 		 kt_vmpin_kb(0), is_owner(d->vfd));
 	/* take it back from the dead child's mm */
-	r = IOCTL(d->vfd, VHOST_NEW_OWNER, NULL);
-	kt_errno(r, _err, 0, "new-owner-back");
+	r = take(d->vfd);
+	kt_errno(r, errno, 0, "new-owner-back");
 	still_works(d, "new-owner-back");
 	/* IOTLB_REMAP is refused in PA mode: the entries hold physical addresses */
 	r = WRITE_IOTLB(d->vfd, VHOST_IOTLB_REMAP, KT_IOVA, KT_RAM, (uintptr_t)d->mem, 0);
@@ -696,8 +824,8 @@ static void errors_va(struct kt_dev *d)
 	kt_errno(r, _err, 0, "suspend");
 	r = in_child(d, child_new_owner, 0);
 	kt_errno(r ? -1 : 0, r, 0, "new-owner-va-suspended");
-	r = IOCTL(d->vfd, VHOST_NEW_OWNER, NULL);
-	kt_errno(r, _err, 0, "new-owner-back");
+	r = take(d->vfd);
+	kt_errno(r, errno, 0, "new-owner-back");
 	r = IOCTL(d->vfd, VHOST_VDPA_RESUME, NULL);
 	kt_errno(r, _err, EINVAL, "resume-refused-stale");
 	r = WRITE_IOTLB(d->vfd, VHOST_IOTLB_REMAP, KT_IOVA, KT_RAM, (uintptr_t)d->mem, 0);
@@ -723,15 +851,15 @@ static int cmd_errors(const char *dev)
 	/* EINVAL: nobody owns the device yet */
 	vfd = open(dev, O_RDWR | O_CLOEXEC);
 	if (kt_check(vfd >= 0, "open-unowned", "%s: %m", dev)) {
-		r = IOCTL(vfd, VHOST_NEW_OWNER, NULL);
-		kt_errno(r, _err, EINVAL, "new-owner-unowned");
+		r = take(vfd);
+		kt_errno(r, errno, EINVAL, "new-owner-unowned");
 		close(vfd);
 	}
 	if (!bring_up(&d, dev))
 		return finish();
 	/* EBUSY: the caller already is the owner */
-	r = IOCTL(d.vfd, VHOST_NEW_OWNER, NULL);
-	kt_errno(r, _err, EBUSY, "new-owner-ebusy");
+	r = take(d.vfd);
+	kt_errno(r, errno, EBUSY, "new-owner-ebusy");
 	still_works(&d, "new-owner-ebusy");
 	if (use_va)
 		errors_va(&d);
@@ -792,14 +920,21 @@ static int cmd_cost(const char *dev, const char *mib_s)
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
-		double t = ms_now();
+		double t;
 
-		r = ioctl(vfd, VHOST_NEW_OWNER, NULL) < 0 ? errno : 0;
+		if (read(p2c[0], &c, 1) != 1)	/* the parent armed the hand-over */
+			_exit(98);
+		t = ms_now();
+		r = take(vfd) < 0 ? errno : 0;
 		t = ms_now() - t;
 		if (write(c2p[1], &t, sizeof(t)) != sizeof(t) || read(p2c[0], &c, 1) != 1)
 			_exit(99);
 		_exit(r);
 	}
+	r = arm(vfd, pid);
+	kt_errno(r, errno, 0, "arm");
+	if (write(p2c[1], &c, 1) != 1)
+		kt_check(false, "start-child", "%m");
 	if (read(c2p[0], &t_move, sizeof(t_move)) != sizeof(t_move))
 		t_move = -1;
 	pin = kt_vmpin_kb(0);
@@ -813,7 +948,7 @@ static int cmd_cost(const char *dev, const char *mib_s)
 		kt_check(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "child-new-owner", "child status 0x%x", ws);
 	}
 	t0 = ms_now();
-	r = IOCTL(vfd, VHOST_NEW_OWNER, NULL);
+	r = take(vfd);
 	t_back = ms_now() - t0;
 	kt_errno(r, _err, 0, "new-owner-back");
 	t0 = ms_now();
@@ -829,6 +964,540 @@ static int cmd_cost(const char *dev, const char *mib_s)
 	munmap(mem, size);
 	close(mfd);
 	kt_check(kt_vmpin_kb(0) == 0, "vmpin-end", "VmPin %ld kB", kt_vmpin_kb(0));
+	return finish();
+}
+
+/* ----------------------------------------------------------------------------------------- handover */
+/* P (this process) and its forked peer C hand the device back and forth; C maps the RAM elsewhere and puts
+ * a decoy at P's address.  Ring state travels with each message. */
+enum { OP_TAKE = 1, OP_GIVE, OP_QUERY, OP_PACKETS, OP_DECOY, OP_EXIT, OP_HOSTILE_STATUS };
+struct hmsg {
+	int op, arg, result;
+	long pin;
+	uint32_t out_flags;
+	uint64_t pinned;
+	uint16_t rx_avail, tx_avail, rx_used_seen, tx_used_seen;
+	uint32_t seq;
+	char why[200];
+};
+#define DECOY 0xa5
+#define EXTRA_IOVA (3 * KT_IOVA)
+
+static void ring_out(const struct kt_dev *d, struct hmsg *m)
+{
+	m->rx_avail = d->rx_avail;
+	m->tx_avail = d->tx_avail;
+	m->rx_used_seen = d->rx_used_seen;
+	m->tx_used_seen = d->tx_used_seen;
+	m->seq = d->seq;
+}
+
+static void ring_in(struct kt_dev *d, const struct hmsg *m)
+{
+	d->rx_avail = m->rx_avail;
+	d->tx_avail = m->tx_avail;
+	d->rx_used_seen = m->rx_used_seen;
+	d->tx_used_seen = m->tx_used_seen;
+	d->seq = m->seq;
+}
+
+/* the new owner's part of a hand-over: take, drop EXTRA (stale in VA), remap, resume */
+static int do_take(struct kt_dev *d, char *w, size_t wl)
+{
+	if (take(d->vfd) < 0)
+		return snprintf(w, wl, "NEW_OWNER: %s", kt_errname(errno)), errno;
+	kt_iotlb(d->vfd, VHOST_IOTLB_INVALIDATE, EXTRA_IOVA, KT_MiB, 0, 0);
+	if (use_va) {
+		if (kt_iotlb(d->vfd, VHOST_IOTLB_REMAP, KT_IOVA, KT_RAM, (uintptr_t)d->mem, 0) < 0)
+			return snprintf(w, wl, "REMAP: %s", kt_errname(errno)), 100;
+		if (ioctl(d->vfd, VHOST_VDPA_RESUME) < 0)
+			return snprintf(w, wl, "RESUME: %s", kt_errname(errno)), 101;
+	}
+	return 0;
+}
+
+/* the owner's part: suspend (VA), consent to pid */
+static int do_give(struct kt_dev *d, pid_t to)
+{
+	if (use_va && ioctl(d->vfd, VHOST_VDPA_SUSPEND) < 0)
+		return errno;
+	return arm(d->vfd, to) < 0 ? errno : 0;
+}
+
+static bool decoy_intact(const uint8_t *p)
+{
+	for (uint64_t i = 0; i < KT_RAM; i += 64)
+		if (p[i] != DECOY)
+			return false;
+	return true;
+}
+
+static int peer(struct kt_dev *d, int sock, pid_t parent)
+{
+	uint8_t *old = d->mem;
+	struct hmsg m;
+
+	/* our own mapping of the RAM elsewhere, a decoy where P has it */
+	d->mem = NULL;
+	if (kt_map_ram(d, (uintptr_t)old) < 0 || munmap(old, KT_RAM) < 0 ||
+	    mmap(old, KT_RAM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != old)
+		return 10;
+	memset(old, DECOY, KT_RAM);
+	while (read(sock, &m, sizeof(m)) == sizeof(m)) {
+		m.why[0] = 0;
+		m.result = 0;
+		ring_in(d, &m);
+		switch (m.op) {
+		case OP_TAKE:
+			m.result = do_take(d, m.why, sizeof(m.why));
+			if (!m.result && m.arg && kt_packet(d, m.why, sizeof(m.why)) != 0)
+				m.result = 102;
+			break;
+		case OP_GIVE:
+			m.result = do_give(d, parent);
+			break;
+		case OP_QUERY: {
+			struct vhost_new_owner q = { 0 };
+
+			m.result = vlud_new_owner(d->vfd, VHOST_NEW_OWNER_F_QUERY, -1, &q) < 0 ? errno : 0;
+			m.out_flags = q.out_flags;
+			m.pinned = q.pinned_pages;
+			break;
+		}
+		case OP_PACKETS:
+			for (int i = 0; i < m.arg && !m.result; i++)
+				if (kt_packet(d, m.why, sizeof(m.why)) != 0)
+					m.result = 103;
+			break;
+		case OP_DECOY:
+			m.result = decoy_intact(old) ? 0 : 104;
+			break;
+		case OP_HOSTILE_STATUS: {
+			uint8_t st = (uint8_t)m.arg;
+
+			m.result = ioctl(d->vfd, VHOST_VDPA_SET_STATUS, &st) < 0 ? errno : 0;
+			break;
+		}
+		case OP_EXIT:
+			if (use_va && is_owner(d->vfd))
+				ioctl(d->vfd, VHOST_VDPA_SUSPEND);
+			return 0;
+		}
+		m.pin = kt_vmpin_kb(0);
+		ring_out(d, &m);
+		if (write(sock, &m, sizeof(m)) != sizeof(m))
+			return 11;
+	}
+	return 0;
+}
+
+static int hsock = -1;
+static pid_t hpeer;
+
+static struct hmsg call_peer(struct kt_dev *d, int op, int arg)
+{
+	struct hmsg m = { .op = op, .arg = arg };
+
+	ring_out(d, &m);
+	if (write(hsock, &m, sizeof(m)) != sizeof(m) || read(hsock, &m, sizeof(m)) != sizeof(m)) {
+		memset(&m, 0, sizeof(m));
+		m.result = 999;
+		snprintf(m.why, sizeof(m.why), "peer gone");
+		return m;
+	}
+	if (op != OP_QUERY && op != OP_DECOY && op != OP_HOSTILE_STATUS)
+		ring_in(d, &m);
+	return m;
+}
+
+/* every call a previous owner holding a copy of the fd could make: each must fail (errno listed) */
+static void hostile(struct kt_dev *d, const char *who)
+{
+	struct vhost_vring_state vs = { .index = 0, .num = 0 };
+	struct vhost_vring_addr va = { .index = 0 };
+	struct vhost_vring_file vf = { .index = 0, .fd = -1 };
+	uint64_t f = d->bf;
+	char n[96];
+	int bad = 0, r;
+	uint8_t st;
+
+	for (int v = 0; v < 256; v++) {
+		st = (uint8_t)v;
+		r = IOCTL(d->vfd, VHOST_VDPA_SET_STATUS, &st);
+		if (!(r < 0 && _err == EPERM))
+			bad++;
+	}
+	snprintf(n, sizeof(n), "%s-set-status-all-256", who);
+	kt_check(bad == 0, n, "%d of 256 status values not refused with EPERM", bad);
+#define H(name, call, want) do { r = (call); snprintf(n, sizeof(n), "%s-%s", who, name); \
+		kt_errno(r, _err, want, n); } while (0)
+	H("suspend", IOCTL(d->vfd, VHOST_VDPA_SUSPEND, NULL), EPERM);
+	H("resume", IOCTL(d->vfd, VHOST_VDPA_RESUME, NULL), EPERM);
+	H("set-backend-features", IOCTL(d->vfd, VHOST_SET_BACKEND_FEATURES, &f), EPERM);
+	H("iotlb-update", WRITE_IOTLB(d->vfd, VHOST_IOTLB_UPDATE, 4 * KT_IOVA, 4096, (uintptr_t)d->mem,
+				      VHOST_ACCESS_RW), EFAULT);
+	H("iotlb-invalidate", WRITE_IOTLB(d->vfd, VHOST_IOTLB_INVALIDATE, KT_IOVA, KT_RAM, 0, 0), EFAULT);
+	H("iotlb-batch-begin", WRITE_IOTLB(d->vfd, VHOST_IOTLB_BATCH_BEGIN, 0, 0, 0, 0), EFAULT);
+	H("iotlb-batch-end", WRITE_IOTLB(d->vfd, VHOST_IOTLB_BATCH_END, 0, 0, 0, 0), EFAULT);
+	H("iotlb-remap", WRITE_IOTLB(d->vfd, VHOST_IOTLB_REMAP, KT_IOVA, KT_RAM, (uintptr_t)d->mem, 0),
+	  EPERM);
+	H("set-vring-num", IOCTL(d->vfd, VHOST_SET_VRING_NUM, &vs), EPERM);
+	H("set-vring-base", IOCTL(d->vfd, VHOST_SET_VRING_BASE, &vs), EPERM);
+	H("set-vring-addr", IOCTL(d->vfd, VHOST_SET_VRING_ADDR, &va), EPERM);
+	H("set-vring-kick", IOCTL(d->vfd, VHOST_SET_VRING_KICK, &vf), EPERM);
+	H("set-vring-call", IOCTL(d->vfd, VHOST_SET_VRING_CALL, &vf), EPERM);
+	vs.num = 0;
+	H("set-vring-enable", IOCTL(d->vfd, VHOST_VDPA_SET_VRING_ENABLE, &vs), EPERM);
+	{
+		struct { struct vhost_vdpa_config c; uint8_t b[8]; } cfg = { .c = { .off = 0, .len = 6 } };
+		int efd = -1;
+
+		H("set-config", IOCTL(d->vfd, VHOST_VDPA_SET_CONFIG, &cfg), EPERM);
+		H("set-config-call", IOCTL(d->vfd, VHOST_VDPA_SET_CONFIG_CALL, &efd), EPERM);
+	}
+	H("new-owner-no-consent", ({ long _r = take(d->vfd); _err = errno; _r; }), EPERM);
+	H("arm-not-owner", ({ long _r = arm(d->vfd, getpid()); _err = errno; _r; }), EPERM);
+#undef H
+}
+
+struct loop_arg {
+	int vfd;
+	void *p;
+	volatile int stop;
+	long ok, err;
+};
+
+static void *iotlb_loop(void *a_)
+{
+	struct loop_arg *a = a_;
+
+	while (!a->stop) {
+		if (kt_iotlb(a->vfd, VHOST_IOTLB_UPDATE, EXTRA_IOVA, KT_MiB, (uintptr_t)a->p, VHOST_ACCESS_RW) < 0 ||
+		    kt_iotlb(a->vfd, VHOST_IOTLB_INVALIDATE, EXTRA_IOVA, KT_MiB, 0, 0) < 0) {
+			a->err = errno;
+			break;
+		}
+		a->ok++;
+	}
+	return NULL;
+}
+
+/* ring state a forked child hands back (MAP_SHARED) */
+static struct hmsg *child_ring;
+
+static int child_take_and_go(struct kt_dev *d, long drop_uid)
+{
+	char w[200];
+	int r;
+
+	if (drop_uid && setresuid((uid_t)drop_uid, (uid_t)drop_uid, (uid_t)drop_uid) < 0)
+		return 120;
+	r = do_take(d, w, sizeof(w));
+	if (r)
+		return r;
+	if (kt_packet(d, w, sizeof(w)) != 0)
+		return 121;
+	if (child_ring)
+		ring_out(d, child_ring);
+	if (kt_vmpin_kb(0) != expect_pin())
+		return 122;
+	if (use_va)
+		ioctl(d->vfd, VHOST_VDPA_SUSPEND);
+	return 0;
+}
+
+static bool p_take(struct kt_dev *d, const char *name)
+{
+	char w[200];
+	int r = do_take(d, w, sizeof(w));
+
+	if (!kt_check(r == 0, name, "%s", w))
+		return false;
+	return kt_check(kt_packet(d, w, sizeof(w)) == 0, name, "packet: %s", w);
+}
+
+static int cmd_handover(const char *dev)
+{
+	struct kt_dev d;
+	struct hmsg m;
+	int sv[2], r, ws = 0, bad;
+	long pin;
+	char n[64];
+
+	if (!bring_up(&d, dev))
+		return finish();
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return kt_check(false, "socketpair", "%m"), finish();
+	fflush(stdout);
+	hpeer = fork();
+	if (hpeer == 0) {
+		close(sv[0]);
+		_exit(peer(&d, sv[1], getppid()));
+	}
+	close(sv[1]);
+	hsock = sv[0];
+
+	/* ---- consent */
+	m = call_peer(&d, OP_QUERY, 0);
+	kt_check(m.result == 0 && !(m.out_flags & VHOST_NEW_OWNER_OUT_CONSENT) &&
+		 m.pinned * 4 == (uint64_t)expect_pin(), "query-no-consent", "r %d out 0x%x pinned %llu", m.result,
+		 m.out_flags, (unsigned long long)m.pinned);
+	if (use_va)
+		ioctl(d.vfd, VHOST_VDPA_SUSPEND);
+	m = call_peer(&d, OP_TAKE, 1);
+	kt_errno(m.result ? -1 : 0, m.result, EPERM, "no-consent-refused");
+	r = arm(d.vfd, 1);	/* consent for another process (init) */
+	kt_errno(r, errno, 0, "arm-other-pid");
+	m = call_peer(&d, OP_TAKE, 1);
+	kt_errno(m.result ? -1 : 0, m.result, EPERM, "consent-for-other-refused");
+	kt_check(is_owner(d.vfd), "still-owner-after-refusals", "lost the device");
+	r = arm(d.vfd, hpeer);
+	kt_errno(r, errno, 0, "arm-peer");
+	m = call_peer(&d, OP_QUERY, 0);
+	kt_check(m.result == 0 && (m.out_flags & VHOST_NEW_OWNER_OUT_CONSENT), "query-consent", "out 0x%x",
+		 m.out_flags);
+	m = call_peer(&d, OP_TAKE, 1);
+	kt_check(m.result == 0, "armed-take", "%d %s", m.result, m.why);
+	kt_check(m.pin == expect_pin() && kt_vmpin_kb(0) == 0, "armed-take-vmpin", "peer %ld kB, us %ld kB", m.pin,
+		 kt_vmpin_kb(0));
+	m = call_peer(&d, OP_TAKE, 0);
+	kt_errno(m.result ? -1 : 0, m.result, EBUSY, "consent-used-up");
+
+	/* ---- a hostile previous owner */
+	hostile(&d, "hostile");
+	m = call_peer(&d, OP_PACKETS, 3);
+	kt_check(m.result == 0, "hostile-datapath-unaffected", "%s", m.why);
+	m = call_peer(&d, OP_DECOY, 0);
+	kt_check(m.result == 0, "hostile-decoy-untouched", "decoy at the old address changed");
+	kt_check(m.pin == expect_pin() && kt_vmpin_kb(0) == 0, "hostile-vmpin", "peer %ld kB, us %ld kB", m.pin,
+		 kt_vmpin_kb(0));
+
+	/* ---- the peer hands back; in VA we REMAP inside a batch: RESUME refused until BATCH_END */
+	m = call_peer(&d, OP_GIVE, 0);
+	kt_check(m.result == 0, "give-back", "%s", kt_errname(m.result));
+	r = take(d.vfd);
+	kt_errno(r, errno, 0, "take-back");
+	if (use_va) {
+		r = WRITE_IOTLB(d.vfd, VHOST_IOTLB_BATCH_BEGIN, 0, 0, 0, 0);
+		kt_errno(r, _err, 0, "batch-begin");
+		r = WRITE_IOTLB(d.vfd, VHOST_IOTLB_REMAP, KT_IOVA, KT_RAM, (uintptr_t)d.mem, 0);
+		kt_errno(r, _err, 0, "remap-in-batch");
+		r = IOCTL(d.vfd, VHOST_VDPA_RESUME, NULL);
+		kt_errno(r, _err, EINVAL, "resume-refused-before-batch-end");
+		{
+			uint8_t st = 0;
+
+			kt_status(d.vfd, &st);
+			r = IOCTL(d.vfd, VHOST_VDPA_SET_STATUS, &st);
+			kt_errno(r, _err, EINVAL, "same-status-refused-before-batch-end");
+		}
+		r = WRITE_IOTLB(d.vfd, VHOST_IOTLB_BATCH_END, 0, 0, 0, 0);
+		kt_errno(r, _err, 0, "batch-end");
+		r = IOCTL(d.vfd, VHOST_VDPA_RESUME, NULL);
+		kt_errno(r, _err, 0, "resume-after-batch-end");
+	}
+	kt_check(packets(&d, 2) == 0, "traffic-after-take-back", "%s", why);
+	/* our own batch left open: the peer (armed) is refused with EBUSY until we end it */
+	if (use_va)
+		ioctl(d.vfd, VHOST_VDPA_SUSPEND);
+	r = WRITE_IOTLB(d.vfd, VHOST_IOTLB_BATCH_BEGIN, 0, 0, 0, 0);
+	kt_errno(r, _err, 0, "open-batch");
+	arm(d.vfd, hpeer);
+	m = call_peer(&d, OP_TAKE, 1);
+	kt_errno(m.result ? -1 : 0, m.result, EBUSY, "new-owner-refused-batch-open");
+	r = WRITE_IOTLB(d.vfd, VHOST_IOTLB_BATCH_END, 0, 0, 0, 0);
+	kt_errno(r, _err, 0, "end-batch");
+	m = call_peer(&d, OP_TAKE, 1);
+	kt_check(m.result == 0, "take-after-batch-end", "%d %s", m.result, m.why);
+	/* a suspended device's status written by the (hostile) previous owner: EPERM, still running */
+	hostile(&d, "hostile2");
+	m = call_peer(&d, OP_PACKETS, 2);
+	kt_check(m.result == 0, "hostile2-datapath-unaffected", "%s", m.why);
+
+	/* ---- 100 ping-pong hand-overs between two live processes, VmPin on both sides each time */
+	bad = 0;
+	for (int i = 0; i < 100; i++) {
+		bool peer_owns = (i % 2) == 0;
+		long pp, pu;
+
+		if (peer_owns) {
+			m = call_peer(&d, OP_GIVE, 0);
+			if (m.result || take(d.vfd) < 0 || (use_va && (kt_iotlb(d.vfd, VHOST_IOTLB_REMAP, KT_IOVA, KT_RAM,
+				(uintptr_t)d.mem, 0) < 0 || ioctl(d.vfd, VHOST_VDPA_RESUME) < 0)) ||
+			    kt_packet(&d, why, sizeof(why)) != 0) {
+				kt_diag("ping-pong %d (to us): %s / %s", i, kt_errname(errno), m.why);
+				bad++;
+				break;
+			}
+		} else {
+			if (do_give(&d, hpeer)) {
+				bad++;
+				break;
+			}
+			m = call_peer(&d, OP_TAKE, 1);
+			if (m.result) {
+				kt_diag("ping-pong %d (to peer): %d %s", i, m.result, m.why);
+				bad++;
+				break;
+			}
+		}
+		pu = kt_vmpin_kb(0);
+		pp = kt_vmpin_kb(hpeer);
+		if (pu != (peer_owns ? expect_pin() : 0) || pp != (peer_owns ? 0 : expect_pin())) {
+			kt_diag("ping-pong %d: VmPin us %ld peer %ld", i, pu, pp);
+			bad++;
+		}
+	}
+	kt_check(bad == 0, "ping-pong-100", "%d bad hand-overs", bad);
+	/* after 100 (even) the peer owns it */
+	m = call_peer(&d, OP_DECOY, 0);
+	kt_check(m.result == 0, "ping-pong-decoy-untouched", "decoy changed");
+
+	/* ---- NEW_OWNER while the old owner loops IOTLB updates (peer owns: take it back first) */
+	m = call_peer(&d, OP_GIVE, 0);
+	if (kt_check(m.result == 0 && p_take(&d, "take-for-loop"), "take-for-loop-ok", "%s", m.why)) {
+		int efd = memfd_create("kt-loop", MFD_CLOEXEC);
+		struct loop_arg la = { .vfd = d.vfd };
+		pthread_t th;
+
+		if (efd >= 0 && ftruncate(efd, KT_MiB) == 0)
+			la.p = mmap(NULL, KT_MiB, PROT_READ | PROT_WRITE, MAP_SHARED, efd, 0);
+		if (use_va)
+			ioctl(d.vfd, VHOST_VDPA_SUSPEND);
+		arm(d.vfd, hpeer);
+		pthread_create(&th, NULL, iotlb_loop, &la);
+		usleep(100 * 1000);
+		m = call_peer(&d, OP_TAKE, 1);
+		usleep(50 * 1000);
+		la.stop = 1;
+		pthread_join(th, NULL);
+		kt_check(m.result == 0, "take-during-iotlb-loop", "%d %s", m.result, m.why);
+		kt_check(la.ok > 0 && la.err == EFAULT, "loop-stopped-by-take", "%ld loops, then %s", la.ok,
+			 kt_errname((int)la.err));
+		pin = kt_vmpin_kb(0);
+		kt_check(pin == 0 && m.pin == expect_pin(), "loop-vmpin", "us %ld kB, peer %ld kB", pin, m.pin);
+		if (la.p && la.p != MAP_FAILED)
+			munmap(la.p, KT_MiB);
+		if (efd >= 0)
+			close(efd);
+	}
+
+	/* ---- two NEW_OWNER at once: armed one wins, the other gets EPERM */
+	m = call_peer(&d, OP_GIVE, 0);
+	if (kt_check(m.result == 0 && p_take(&d, "take-for-race"), "take-for-race-ok", "%s", m.why)) {
+		int go[2], res[2];
+		pid_t c[2];
+
+		if (use_va)
+			ioctl(d.vfd, VHOST_VDPA_SUSPEND);
+		if (pipe2(go, O_CLOEXEC) < 0)
+			return finish();
+		fflush(stdout);
+		for (int k = 0; k < 2; k++) {
+			c[k] = fork();
+			if (c[k] == 0) {
+				char ch;
+
+				close(go[1]);
+				if (read(go[0], &ch, 1) < 0)
+					_exit(250);
+				r = take(d.vfd) < 0 ? errno : 0;
+				usleep(500 * 1000);	/* alive: the loser must not see a dead owner */
+				_exit(r & 0xff);
+			}
+		}
+		close(go[0]);
+		arm(d.vfd, c[0]);
+		close(go[1]);	/* both start at once */
+		for (int k = 0; k < 2; k++) {
+			waitpid(c[k], &ws, 0);
+			res[k] = WIFEXITED(ws) ? WEXITSTATUS(ws) : 255;
+		}
+		kt_check(res[0] == 0 && res[1] == EPERM, "two-at-once", "armed child %s, other child %s",
+			 kt_errname(res[0]), kt_errname(res[1]));
+		/* the winner exited: its mm has no users, we take it back */
+		kt_check(p_take(&d, "take-back-from-dead-winner"), "race-take-back", "-");
+	}
+
+	/* ---- ASID 1 mappings are counted (PA) */
+	if (!use_va && (d.bf & BIT(VHOST_BACKEND_F_IOTLB_ASID))) {
+		int efd = memfd_create("kt-asid1", MFD_CLOEXEC);
+		void *p = MAP_FAILED;
+		struct vhost_msg_v2 a;
+
+		if (efd >= 0 && ftruncate(efd, KT_MiB) == 0)
+			p = mmap(NULL, KT_MiB, PROT_READ | PROT_WRITE, MAP_SHARED, efd, 0);
+		vlud_iotlb_msg(&a, VHOST_IOTLB_UPDATE, EXTRA_IOVA, KT_MiB, (uintptr_t)p, VHOST_ACCESS_RW);
+		a.asid = 1;
+		r = write(d.vfd, &a, sizeof(a)) == sizeof(a) ? 0 : -1;
+		kt_errno(r, errno, 0, "asid1-map");
+		kt_check(kt_vmpin_kb(0) == PIN_KB + 1024, "asid1-charged", "VmPin %ld kB", kt_vmpin_kb(0));
+		arm(d.vfd, hpeer);
+		m = call_peer(&d, OP_QUERY, 0);
+		kt_check(m.pinned == (PIN_KB + 1024) / 4, "asid1-query", "pinned %llu pages",
+			 (unsigned long long)m.pinned);
+		/* the peer's take drops EXTRA in ASID 0 only: the ASID 1 mapping moves with the charge */
+		m = call_peer(&d, OP_TAKE, 1);
+		kt_check(m.result == 0 && m.pin == PIN_KB + 1024 && kt_vmpin_kb(0) == 0, "asid1-moved",
+			 "r %d peer %ld kB us %ld kB", m.result, m.pin, kt_vmpin_kb(0));
+		m = call_peer(&d, OP_GIVE, 0);
+		r = take(d.vfd);
+		kt_errno(r, errno, 0, "asid1-take-back");
+		a.iotlb.type = VHOST_IOTLB_INVALIDATE;
+		r = write(d.vfd, &a, sizeof(a)) == sizeof(a) ? 0 : -1;
+		kt_errno(r, errno, 0, "asid1-unmap");
+		kt_check(kt_vmpin_kb(0) == PIN_KB, "asid1-uncharged", "VmPin %ld kB", kt_vmpin_kb(0));
+		kt_check(packets(&d, 1) == 0, "asid1-traffic", "%s", why);
+		if (p != MAP_FAILED)
+			munmap(p, KT_MiB);
+		if (efd >= 0)
+			close(efd);
+	}
+
+	/* ---- a non-root owner */
+	if (use_va)
+		ioctl(d.vfd, VHOST_VDPA_SUSPEND);
+	child_ring = mmap(NULL, sizeof(*child_ring), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (child_ring == MAP_FAILED)
+		child_ring = NULL;
+	if (child_ring)
+		ring_out(&d, child_ring);
+	r = run_child(&d, child_take_and_go, 65534, true);
+	kt_errno(r ? -1 : 0, r, 0, "non-root-owner");
+	if (child_ring)
+		ring_in(&d, child_ring);
+	kt_check(p_take(&d, "take-back-from-non-root"), "non-root-take-back", "-");
+
+	/* ---- ENOMEM after the owner died (dead mm), nothing changed; then it fits */
+	if (use_va)
+		ioctl(d.vfd, VHOST_VDPA_SUSPEND);
+	arm(d.vfd, hpeer);
+	m = call_peer(&d, OP_TAKE, 1);
+	kt_check(m.result == 0, "peer-owns-before-exit", "%s", m.why);
+	call_peer(&d, OP_EXIT, 0);
+	waitpid(hpeer, &ws, 0);
+	kt_check(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "peer-exit", "status 0x%x", ws);
+	if (!use_va) {
+		struct rlimit rl;
+		struct vhost_new_owner q = { 0 };
+
+		getrlimit(RLIMIT_MEMLOCK, &rl);
+		rl.rlim_cur = KT_RAM - 4096;
+		setrlimit(RLIMIT_MEMLOCK, &rl);
+		r = vlud_new_owner(d.vfd, 0, -1, &q);
+		kt_errno(r, errno, ENOMEM, "dead-mm-enomem");
+		kt_check(q.pinned_pages == KT_RAM / 4096 && kt_vmpin_kb(0) == 0 && !is_owner(d.vfd),
+			 "dead-mm-enomem-nothing-changed", "pinned %llu VmPin %ld owner %d",
+			 (unsigned long long)q.pinned_pages, kt_vmpin_kb(0), is_owner(d.vfd));
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_MEMLOCK, &rl);
+	}
+	kt_check(p_take(&d, "dead-mm-take"), "dead-mm-take-ok", "-");
+	kt_check(kt_vmpin_kb(0) == expect_pin(), "dead-mm-vmpin", "VmPin %ld kB", kt_vmpin_kb(0));
+	snprintf(n, sizeof(n), "end");
+	kt_dev_close(&d);
+	kt_check(kt_vmpin_kb(0) == 0, "vmpin-after-close", "VmPin %ld kB", kt_vmpin_kb(0));
+	close(hsock);
 	return finish();
 }
 
@@ -858,6 +1527,8 @@ int main(int argc, char **argv)
 		return cmd_scm(argc, argv);
 	if (!strcmp(argv[1], "errors"))
 		return cmd_errors(argv[2]);
+	if (!strcmp(argv[1], "handover"))
+		return cmd_handover(argv[2]);
 	if (!strcmp(argv[1], "cost") && argc > 3)
 		return cmd_cost(argv[2], argv[3]);
 	fprintf(stderr, "vlu-ktest: unknown command %s\n", argv[1]);

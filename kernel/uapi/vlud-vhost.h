@@ -12,6 +12,7 @@
 #ifndef VLUD_VHOST_H
 #define VLUD_VHOST_H
 
+#include <string.h>
 #include <linux/types.h>
 #include <linux/vhost.h>
 #include <linux/vhost_types.h>
@@ -62,21 +63,56 @@
 #endif
 
 /*
- * Live-update uAPI (proposed upstream, implemented by kernel/patches/; kernel/README.md has the details).
+ * Live-update uAPI v3 (kernel/patches/, kernel/README.md has the details).  None of these values is
+ * allocated upstream, and 0x9 has been proposed there for other features: never trust the bits alone.
+ * vlud_new_owner_probe() asks the device by behaviour (a VHOST_NEW_OWNER query must succeed and
+ * answer VHOST_NEW_OWNER_OUT_SUPPORTED); only then do VHOST_BACKEND_F_NEW_OWNER/IOTLB_REMAP mean ours.
  *
- * VHOST_NEW_OWNER (ioctl, no argument, any fd holder): the caller becomes the owner; the PA-mode pinned
- *   charge moves to its mm (checked against its RLIMIT_MEMLOCK).  Errors: EINVAL no owner yet, or a
- *   VA-mode device that is running and not suspended; EBUSY caller already owns it; ENOMEM the charge does
- *   not fit (nothing changed).  Stock kernels: EPERM for a non-owner, EFAULT for the owner (NULL arg).
+ * VHOST_NEW_OWNER (ioctl, struct vhost_new_owner):
+ *   flags 0      take over, with the owner's consent: an armed transfer to the caller's process, or
+ *                an owner whose address space no process uses anymore (exec()ed or exited).  The
+ *                PA-mode pinned charge moves to the caller (checked against its RLIMIT_MEMLOCK).
+ *   F_QUERY      any holder: fills out_flags (SUPPORTED, REMAP: mappings must be remapped after a
+ *                take-over, CONSENT: a take-over by the caller would be accepted now) and pinned_pages
+ *                (the charge that would move).  Changes nothing.
+ *   F_ARM        owner only: consent to a hand-over to the process of pidfd (-1: withdraw).  Used up
+ *                by that process's take-over, dropped at any change of owner.
+ *   Errors: EINVAL no owner yet, unknown flag, reserved != 0, size too small; EBUSY caller is the owner
+ *   or an IOTLB batch is open; EPERM no consent (or F_ARM by a non-owner); ENOMEM the charge does not fit
+ *   (out fields filled, nothing changed); EINVAL a running (not suspended) VA bind_mm device;
+ *   EOPNOTSUPP the device cannot change hands; EBADF F_ARM with something else than a pidfd.
+ *   After a take-over the previous owner's process gets EPERM for SET_STATUS, SUSPEND, RESUME,
+ *   SET_CONFIG, SET_CONFIG_CALL and SET_BACKEND_FEATURES (other holders, e.g. vlud, are unaffected).
+ * VLUD_NEW_OWNER_V2 (_IO 0x27, no argument): the v2 form, still accepted by the patched modules as a
+ *   take-over without flags (same consent rule).  VHOST_NEW_OWNER below stays that value for user
+ *   space not yet moved to v3 (clients/minivmm); new code uses VLUD_NEW_OWNER.
  * VHOST_IOTLB_REMAP (IOTLB message type, write(), owner only): iova + size of one existing mapping, new
  *   uaddr (same file, same offset), perm 0.  write() fails with the real errno: EOPNOTSUPP PA mode,
  *   EPERM not owner, ENOENT no mapping, EINVAL partial match / perm / not the same file+offset.
- *   (Stock kernels: EFAULT, like every failed IOTLB message.)
- * After NEW_OWNER on a device with F_IOTLB_REMAP, RESUME and SET_STATUS(DRIVER_OK) fail with EINVAL until
- *   every mapping was remapped or unmapped.
+ *   Inside a batch it takes effect (and the mapping stops being stale) only at a successful BATCH_END.
+ * After a take-over on a device with F_IOTLB_REMAP, RESUME and any SET_STATUS with DRIVER_OK fail with
+ *   EINVAL until every mapping was remapped or unmapped.  While suspended, SET_STATUS of the unchanged
+ *   status is a no-op and any other non-zero status is EBUSY.
  */
+#ifndef VHOST_NEW_OWNER_F_QUERY
+struct vhost_new_owner {
+	__u32 size;		/* in: size of this struct */
+	__u32 flags;		/* in: VHOST_NEW_OWNER_F_* */
+	__s32 pidfd;		/* in, F_ARM: the successor, -1 disarms */
+	__u32 out_flags;	/* out: VHOST_NEW_OWNER_OUT_* */
+	__u64 pinned_pages;	/* out: pinned pages whose charge moves */
+	__u64 reserved;		/* must be 0 */
+};
+#define VHOST_NEW_OWNER_F_QUERY		(1U << 0)
+#define VHOST_NEW_OWNER_F_ARM		(1U << 1)
+#define VHOST_NEW_OWNER_OUT_SUPPORTED	(1U << 0)
+#define VHOST_NEW_OWNER_OUT_REMAP	(1U << 1)
+#define VHOST_NEW_OWNER_OUT_CONSENT	(1U << 2)
+#endif
+#define VLUD_NEW_OWNER				_IOWR(VHOST_VIRTIO, 0x27, struct vhost_new_owner)
+#define VLUD_NEW_OWNER_V2			_IO(VHOST_VIRTIO, 0x27)
 #ifndef VHOST_NEW_OWNER
-#define VHOST_NEW_OWNER				_IO(VHOST_VIRTIO, 0x27)
+#define VHOST_NEW_OWNER				VLUD_NEW_OWNER_V2
 #endif
 #ifndef VHOST_BACKEND_F_NEW_OWNER
 #define VHOST_BACKEND_F_NEW_OWNER		0x9
@@ -87,6 +123,41 @@
 #ifndef VHOST_IOTLB_REMAP
 #define VHOST_IOTLB_REMAP			7
 #endif
+
+#include <sys/ioctl.h>
+/* VLUD_NEW_OWNER; a zeroed argument with size set.  out may be NULL.  0 or -1 with errno. */
+static inline int vlud_new_owner(int vfd, __u32 flags, int pidfd, struct vhost_new_owner *out)
+{
+	struct vhost_new_owner a;
+
+	memset(&a, 0, sizeof(a));
+	a.size = sizeof(a);
+	a.flags = flags;
+	a.pidfd = pidfd;
+	a.pinned_pages = ~0ULL;
+	if (ioctl(vfd, VLUD_NEW_OWNER, &a) < 0) {
+		if (out)
+			*out = a;
+		return -1;
+	}
+	if (out)
+		*out = a;
+	return 0;
+}
+
+/* 1 if the device implements our VHOST_NEW_OWNER (probed by behaviour: a query succeeds, answers
+ * OUT_SUPPORTED and fills pinned_pages), 0 if not.  out (may be NULL) gets the answer. */
+static inline int vlud_new_owner_probe(int vfd, struct vhost_new_owner *out)
+{
+	struct vhost_new_owner a;
+	int r = vlud_new_owner(vfd, VHOST_NEW_OWNER_F_QUERY, -1, &a);
+
+	if (out)
+		*out = a;
+	if (r < 0)
+		return 0;
+	return (a.out_flags & VHOST_NEW_OWNER_OUT_SUPPORTED) && a.pinned_pages != ~0ULL;
+}
 
 /* Names of the backend feature bits, indexed by bit number (NULL: unnamed). */
 static inline const char *vlud_backend_feature_name(unsigned bit)

@@ -9,7 +9,7 @@
  *                    mode, allow_disruptive against the policy, no mapping table, a missing or
  *                    non-executable binary, no device; each refusal emits update.refused and changes nothing
  *   update.claim     refused without an update waiting (wrong token for a non-existent update), with a
- *                    malformed token; update.saved / update.ready / update.abort without an update
+ *                    malformed token; update.saved / update.ready / update.armed / update.abort without an update
  *   update.status    nothing running, nothing done
  *   no fd leaked in the daemon (/proc/<vlud>/fd before and after)
  * The device-facing phases (suspend, save, exec, claim, restore, resume, the rollbacks) run in the rig:
@@ -330,6 +330,8 @@ int main(void)
 	expect_error(op, "claim/short-token", "update.claim", "{\"instance\":\"vm1\",\"token\":\"0123\"}", "InvalidArgument",
 		     NULL);
 	expect_error(c, "ready/no-update", "update.ready", NULL, "NotFound", "no update");
+	expect_error(c, "armed/no-update", "update.armed", NULL, "NotFound", "no update");
+	expect_error(c, "armed/no-update-error", "update.armed", "{\"error\":\"x\"}", "NotFound", "no update");
 	expect_error(c, "abort/no-update", "update.abort", "{\"instance\":\"vm1\"}", "NotFound", "no update");
 	{
 		_cleanup_json_ json_object *rep = NULL;

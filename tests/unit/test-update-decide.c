@@ -65,6 +65,16 @@ static void R1_save_failed_resume(void **state)
 	struct rb_facts f = base(RBT_FAILED, false, 'B', PH_EXEC);
 	assert_action(f, RB_RESUME);
 	assert_string_equal(update_action_result(RB_RESUME, false), "rolled-back");
+	/* transfer mode, A/B: O's update.armed with an error (phase claim, N spawned or named, no claim yet) */
+	for (const char *r = "AB"; *r; r++)
+		for (int sp = 0; sp < 2; sp++) {
+			struct rb_facts g = base(RBT_FAILED, true, *r, PH_CLAIM);
+
+			g.saved = true;
+			g.spawned = sp;
+			g.new_alive = true;
+			assert_action(g, RB_RESUME);
+		}
 }
 
 /* R2: O dies before saving */
@@ -383,6 +393,11 @@ static void phase_table(void **state)
 				 i == PH_EXEC || i == PH_CLAIM);
 		assert_int_equal(update_phase_permits((enum phase)i, EXPECT_READY, PARTY_NEW), i == PH_RESTORE);
 		assert_int_equal(update_phase_permits((enum phase)i, EXPECT_READY, PARTY_OLD), i == PH_ROLLBACK);
+		/* transfer mode A/B: O arms the devices for the successor in phase claim, before its claim */
+		assert_int_equal(update_phase_permits((enum phase)i, EXPECT_ARMED, PARTY_OLD), i == PH_CLAIM);
+		assert_false(update_phase_permits((enum phase)i, EXPECT_ARMED, PARTY_NEW));
+		assert_false(update_phase_permits((enum phase)i, EXPECT_CLAIM, PARTY_OLD));
+		assert_false(update_phase_permits((enum phase)i, EXPECT_NOTHING, PARTY_NONE));
 	}
 	assert_int_equal(update_phases[PH_CLAIM].deadline, DL_CLAIM);
 }
