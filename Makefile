@@ -90,4 +90,4 @@ install: all $(INSTALL_TARGETS)
 clean:
 	rm -rf build build-san $(CLEAN)
 
--include $(shell find $(O) -name '*.d' 2>/dev/null)
+-include $(shell find $(O) -name '*.d' -type f 2>/dev/null)

@@ -7,7 +7,7 @@
 # sources and the .deb files into the parent directory, so it runs on a copy: OUTDIR/src/vlud-VERSION/,
 # made of the files git knows (tracked or untracked, not ignored: uncommitted changes are packaged),
 # or of the whole tree without build outputs when this is no git checkout.  The packages, the debug
-# symbol packages (.ddeb), .buildinfo and .changes end up in OUTDIR; the copy is removed after a
+# symbol packages (*-dbgsym, in OUTDIR/dbgsym/), .buildinfo and .changes end up in OUTDIR; the copy is removed after a
 # successful build (kept with VLU_KEEP_TMP=1, and always after a failure, for a look).
 set -euo pipefail
 
@@ -42,14 +42,20 @@ else
 	tar -C "$TOP" --exclude=./build --exclude='./build-*' --exclude=./.git -cf - . | tar -C "$SRC/vlud-$version" -xf -
 fi
 
-rm -f "$OUT"/*.deb "$OUT"/*.ddeb "$OUT"/*.buildinfo "$OUT"/*.changes
+rm -f "$OUT"/*.deb "$OUT"/*.buildinfo "$OUT"/*.changes
 echo "build-deb: dpkg-buildpackage -us -uc -b in $SRC/vlud-$version (log: $OUT/build.log)"
-if ! (cd "$SRC/vlud-$version" && dpkg-buildpackage -us -uc -b) >"$OUT/build.log" 2>&1; then
+# Not a sub-make: `make deb O=...` would pass O (and -j, ...) through MAKEFLAGS to debian/rules.
+if ! (cd "$SRC/vlud-$version" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES \
+	dpkg-buildpackage -us -uc -b -Jauto) >"$OUT/build.log" 2>&1; then
 	tail -n 30 "$OUT/build.log" >&2
 	echo "build-deb: dpkg-buildpackage failed; full log $OUT/build.log, build tree $SRC/vlud-$version" >&2
 	exit 1
 fi
 shopt -s nullglob
-mv "$SRC"/*.deb "$SRC"/*.ddeb "$SRC"/*.buildinfo "$SRC"/*.changes "$OUT"/
+# debug symbols apart, so that `apt-get install ./OUTDIR/*.deb` installs the four packages only
+mkdir -p "$OUT/dbgsym"
+rm -f "$OUT"/dbgsym/*
+mv "$SRC"/*-dbgsym_* "$OUT"/dbgsym/
+mv "$SRC"/*.deb "$SRC"/*.buildinfo "$SRC"/*.changes "$OUT"/
 [ -n "${VLU_KEEP_TMP:-}" ] || rm -rf "$SRC"
 cd "$OUT" && ls -1 ./*.deb | sed 's|^\./|build-deb: |'
