@@ -23,6 +23,13 @@ for tool in dpkg-buildpackage dpkg-checkbuilddeps dh; do
 	fi
 done
 
+if ! (cd "$TOP" && dpkg-checkbuilddeps) 2>"$OUT/checkbuilddeps.err"; then
+	cat "$OUT/checkbuilddeps.err" >&2
+	echo "build-deb: run 'make deps' (scripts/install-deps.sh) as root first" >&2
+	exit 1
+fi
+rm -f "$OUT/checkbuilddeps.err"
+
 version=$(cd "$TOP" && dpkg-parsechangelog -S Version)
 mkversion=$(sed -n 's/^VERSION *:= *//p' "$TOP/Makefile")
 if [ "$version" != "$mkversion" ]; then
