@@ -48,6 +48,17 @@ if ! need_tools; then
 fi
 ok preconditions
 
+# debian/rules runs the install targets by name (two `make` runs, see there): it must run every one
+# `make install` runs, or a new one would be missing from the packages without dh_missing noticing
+targets=$(make -C "$TOP" -pnq 2>/dev/null | sed -n 's/^INSTALL_TARGETS := //p')
+missing=
+for t in $targets; do grep -q -E -- " $t( |$)" "$TOP/debian/rules" || missing="$missing $t"; done
+if [ -n "$targets" ] && [ -z "$missing" ]; then
+	ok "rules-run-every-install-target ($(echo $targets | wc -w))"
+else
+	notok rules-run-every-install-target "not in debian/rules:${missing:- (no INSTALL_TARGETS found)}"
+fi
+
 # ---- make deb ----
 O=$T/o
 status_before=$(git -C "$TOP" status --porcelain --ignored 2>/dev/null)
