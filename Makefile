@@ -3,7 +3,9 @@
 #
 #   make                 build everything into $(O) (default build/)
 #   make check           install deps if missing, host tests (plain + SANITIZE), rig tests; summary line
-#   make install         DESTDIR=, PREFIX= (default /usr/local)
+#   make install         DESTDIR=, PREFIX= (default /usr/local), LIBDIR=, UNITDIR=, ... (below)
+#   make programs        only what `make install` installs (no tests)
+#   make deb             Debian binary packages into $(O)/deb/ (scripts/deb.mk)
 #   make SANITIZE=1 ...  ASan+UBSan build into build-san/
 #   make clean
 .DELETE_ON_ERROR:
@@ -47,7 +49,7 @@ WERROR   ?= -Werror
 endif
 WERROR   ?=
 CFLAGS   ?= -O2 -g
-ALL_CFLAGS  = -std=gnu11 -D_GNU_SOURCE -fPIC $(WARN) $(WERROR) $(SAN_FLAGS) $(CFLAGS) \
+ALL_CFLAGS  = -std=gnu11 -D_GNU_SOURCE -fPIC $(WARN) $(WERROR) $(SAN_FLAGS) $(CPPFLAGS) $(CFLAGS) \
               -I$(TOP)/protocol -I$(TOP)/kernel/uapi -I$(TOP)/clients/libvlu -I$(O)/gen $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
@@ -68,6 +70,9 @@ include $(sort $(wildcard $(TOP)/*/*.mk $(TOP)/*/*/*.mk))
 
 all: depcheck $(LIBS) $(BINS) $(TEST_BINS)
 
+# what `make install` installs, without the tests (debian/rules builds this)
+programs: $(LIBS) $(BINS)
+
 # A build before `make deps` on a bare machine says what is missing instead of failing on headers.
 .PHONY: depcheck
 depcheck:
@@ -76,7 +81,7 @@ depcheck:
 	 [ -e /usr/include/ev.h ] || missing="$$missing libev"; \
 	 [ -z "$$missing" ] || { echo "missing development packages for:$$missing: run 'make deps' (scripts/install-deps.sh) as root first" >&2; exit 1; }
 
-.PHONY: all check check-host check-san vm-check install clean deps bench demo
+.PHONY: all programs check check-host check-san vm-check install clean deps bench demo
 deps:
 	bash $(TOP)/scripts/install-deps.sh
 
@@ -85,4 +90,4 @@ install: all $(INSTALL_TARGETS)
 clean:
 	rm -rf build build-san $(CLEAN)
 
--include $(shell find $(O) -name '*.d' 2>/dev/null)
+-include $(shell find $(O) -name '*.d' -type f 2>/dev/null)

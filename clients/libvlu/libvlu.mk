@@ -5,6 +5,8 @@ LIBVLU_REAL    := $(O)/libvlu.so.$(LIBVLU_SOVER).1.0
 LIBVLU_SONAME  := libvlu.so.$(LIBVLU_SOVER)
 LIBVLU_OBJS    := $(O)/clients/libvlu/vlu.o $(O)/clients/libvlu/vlu-update.o
 LIBVLU_SYM     := $(TOP)/clients/libvlu/libvlu.sym
+# the exported functions (the global: part of the version script)
+LIBVLU_FUNCS   := $(shell sed -n 's/^[[:space:]]*\(vlu_[a-z_]*\);/\1/p' $(LIBVLU_SYM))
 
 $(O)/clients/libvlu/vlu.o $(O)/clients/libvlu/vlu-update.o: ALL_CFLAGS += -fvisibility=hidden
 
@@ -39,6 +41,9 @@ install-libvlu: $(LIBVLU_REAL) $(O)/libvlu.pc
 	@mkdir -p $(DESTDIR)$(LIBDIR)/pkgconfig
 	$(LIBVLU_PC_SED) $(TOP)/clients/libvlu/libvlu.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libvlu.pc
 	chmod 0644 $(DESTDIR)$(LIBDIR)/pkgconfig/libvlu.pc
+	install -D -m 0644 $(TOP)/clients/libvlu/libvlu.3 $(DESTDIR)$(MANDIR)/man3/libvlu.3
+	@# one name per exported function (`man vlu_connect`), all on the one page
+	for f in $(LIBVLU_FUNCS); do ln -sf libvlu.3 $(DESTDIR)$(MANDIR)/man3/$$f.3; done
 
 .PHONY: install-libvlu
 INSTALL_TARGETS += install-libvlu

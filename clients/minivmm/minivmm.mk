@@ -22,6 +22,7 @@ $(O)/tests/unit-minivmm-state: $(MINIVMM_TEST_OBJS)
 
 install-minivmm: $(O)/minivmm
 	install -D -m 0755 $(O)/minivmm $(DESTDIR)$(BINDIR)/minivmm
+	install -D -m 0644 $(TOP)/clients/minivmm/minivmm.1 $(DESTDIR)$(MANDIR)/man1/minivmm.1
 
 .PHONY: install-minivmm
 BINS += $(O)/minivmm

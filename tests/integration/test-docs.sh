@@ -23,7 +23,7 @@ EXCLUDED=()
 cd "$TOP" || exit 1
 shopt -s nullglob
 docs=()
-for f in README.md docs/*.md kernel/README.md clients/*/*.1; do
+for f in README.md docs/*.md kernel/README.md clients/*/*.[1-8] docs/man/*.[1-8]; do
 	[ -e "$f" ] || continue
 	skip=0
 	for x in "${EXCLUDED[@]+"${EXCLUDED[@]}"}"; do [ "$f" = "$x" ] && skip=1; done
@@ -35,7 +35,7 @@ for f in README.md docs/*.md kernel/README.md clients/*/*.1; do
 done
 
 # top-level entries of the tree a path may start with
-TOPDIRS='\.ci|clients|config|daemon|docs|kernel|protocol|scripts|systemd|tests'
+TOPDIRS='\.ci|clients|config|daemon|debian|docs|kernel|protocol|scripts|systemd|tests'
 
 # exists_glob DIR PATH: PATH (relative to DIR, may be a glob or end in /) names something that exists
 exists_glob() {
