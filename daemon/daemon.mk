@@ -3,7 +3,7 @@ VLUD_SRCS := main.c config.c policy.c conn.c commands.c instance.c held.c device
 	     fdtype.c events.c update.c vmpin.c spawn.c closer.c
 VLUD_OBJS := $(VLUD_SRCS:%.c=$(O)/daemon/%.o)
 
-$(VLUD_OBJS) $(O)/tests/unit/test-state.o $(O)/tests/unit/test-vmpin.o: ALL_CFLAGS += -I$(TOP)/daemon -DVLUD_VERSION='"$(VERSION)"'
+$(VLUD_OBJS) $(O)/daemon/devstate.o $(O)/tests/unit/test-state.o $(O)/tests/unit/test-vmpin.o $(O)/tests/unit/test-devstate.o: ALL_CFLAGS += -I$(TOP)/daemon -DVLUD_VERSION='"$(VERSION)"'
 
 # closer.c runs a worker thread
 $(VLUD_OBJS): ALL_CFLAGS += -pthread
@@ -27,6 +27,14 @@ $(O)/tests/unit-vmpin: $(O)/tests/unit/test-vmpin.o $(O)/daemon/vmpin.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 
 TEST_BINS += $(O)/tests/unit-vmpin
+
+# unit test of the device-state read and comparison (daemon/devstate.c; for the update verdict's
+# device_state: the engine does not call it yet, see docs/UPDATE.md)
+$(O)/tests/unit-devstate: $(O)/tests/unit/test-devstate.o $(O)/daemon/devstate.o
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
+
+TEST_BINS += $(O)/tests/unit-devstate
 
 # ---- install ----
 VLUD_UNIT_SED = -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g'
