@@ -853,7 +853,7 @@ static const command_handler handlers[_VLU_CMD_MAX] = {
 	[VLU_CMD_FD_LIST] = cmd_fd_list,
 	[VLU_CMD_FD_REMOVE] = cmd_fd_remove,
 	[VLU_CMD_EVENTS_SUBSCRIBE] = cmd_events_subscribe,
-	/* issue 5: the update engine (update.c) */
+	/* the update engine (update.c) */
 	[VLU_CMD_VMM_MAPPINGS] = update_cmd_vmm_mappings,
 	[VLU_CMD_UPDATE_START] = update_cmd_start,
 	[VLU_CMD_UPDATE_STATUS] = update_cmd_status,

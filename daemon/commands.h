@@ -2,7 +2,7 @@
 /*
  * commands.h - request dispatch and the handler table (one handler per
  * enum vlu_cmd_id; start-up fails if an entry is unbound).  The update
- * engine (issue 5) adds its handlers to the table in commands.c.
+ * engine adds its handlers to the table in commands.c.
  */
 #ifndef VLUD_COMMANDS_H
 #define VLUD_COMMANDS_H
@@ -29,7 +29,7 @@ struct request {
 	enum vlu_error_class err_class;
 	char err[512];
 	bool failed;
-	bool deferred;	   /* issue 5: the handler replies later itself (update.start with wait) */
+	bool deferred;	   /* the handler replies later itself (update.start with wait) */
 };
 
 typedef int (*command_handler)(struct request *r);

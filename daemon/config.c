@@ -447,7 +447,7 @@ static int parse_root(struct ctx *x, json_object *root, struct vlud_config *c)
 					return r;
 			}
 		} else if (strcmp(key, "update") == 0) {
-			/* the update policy (issue 5, docs/CONFIG.md): allow_memlock_raise, allow_disruptive,
+			/* the update policy (docs/CONFIG.md): allow_memlock_raise, allow_disruptive,
 			 * restart_previous, kill_failed_successor (booleans) and max_state_bytes */
 			if (!json_object_is_type(val, json_type_object))
 				return fail(x, -EINVAL, "update: must be an object");

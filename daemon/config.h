@@ -48,12 +48,12 @@ struct vlud_limits {
 	unsigned idle_timeout_ms; /* 0 = never */
 };
 
-/* issue 5 (update engine): per-phase deadlines, parsed and kept here */
+/* the update engine: per-phase deadlines, parsed and kept here */
 struct vlud_update_timeouts {
 	unsigned suspend_ms, save_ms, exec_ms, claim_ms, commit_ms;
 };
 
-/* issue 5 (update engine): the "update" policy object */
+/* the update engine: the "update" policy object */
 struct vlud_update_policy {
 	bool allow_memlock_raise; /* D may raise a successor's RLIMIT_MEMLOCK (prlimit) */
 	bool allow_disruptive;	  /* update.start may ask for a path without SUSPEND */

@@ -1,6 +1,7 @@
 # daemon/ - vlud, the supervisor daemon; its unit tests (state, vmpin); units and configuration.
 VLUD_SRCS := main.c config.c policy.c conn.c commands.c instance.c held.c device.c persist.c state.c caps.c \
-	     fdtype.c events.c update.c vmpin.c spawn.c closer.c
+	     fdtype.c events.c update.c update-decide.c update-preflight.c update-phases.c \
+	     update-rollback.c update-restore.c vmpin.c spawn.c closer.c
 VLUD_OBJS := $(VLUD_SRCS:%.c=$(O)/daemon/%.o)
 
 $(VLUD_OBJS) $(O)/daemon/devstate.o $(O)/tests/unit/test-state.o $(O)/tests/unit/test-vmpin.o $(O)/tests/unit/test-devstate.o: ALL_CFLAGS += -I$(TOP)/daemon -DVLUD_VERSION='"$(VERSION)"'
@@ -15,7 +16,7 @@ $(O)/vlud: $(VLUD_OBJS) $(O)/libvluproto.a
 BINS += $(O)/vlud
 
 # unit test of the state serialisation (pure code: daemon/state.c)
-$(O)/tests/unit-state: $(O)/tests/unit/test-state.o $(O)/daemon/state.o
+$(O)/tests/unit-state: $(O)/tests/unit/test-state.o $(O)/daemon/state.o $(O)/daemon/update-decide.o $(O)/libvluproto.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 

@@ -40,3 +40,14 @@ void events_emit_owned(const char *name, const char *instance, uid_t owner, json
 		(void)conn_send(c, ev, NULL, 0);
 	}
 }
+
+void events_tell(struct conn *c, const char *name, const char *instance, json_object *data)
+{
+	if (c && !c->dead && !c->subscribed) {
+		_cleanup_json_ json_object *ev = vlu_event_new(name, json_object_get(data));
+
+		if (ev)
+			(void)conn_send(c, ev, NULL, 0);
+	}
+	events_emit(name, instance, data);
+}

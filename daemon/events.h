@@ -24,4 +24,11 @@ void events_emit(const char *name, const char *instance, json_object *data);
 /* the same with the owner given: for an instance already unlinked (instance.released) */
 void events_emit_owned(const char *name, const char *instance, uid_t owner, json_object *data);
 
+struct conn;
+
+/* events_emit(), and the event straight to connection c (may be NULL) when c is not a subscriber: a VMM
+ * in a live update hears what concerns it (update.save, update.rolled-back) subscribed or not.  data is
+ * consumed. */
+void events_tell(struct conn *c, const char *name, const char *instance, json_object *data);
+
 #endif

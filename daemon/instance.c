@@ -10,6 +10,7 @@
 #include "events.h"
 #include "held.h"
 #include "instance.h"
+#include "json-oom.h"
 #include "persist.h"
 #include "update.h"
 #include "vlu-proto.h"
@@ -167,12 +168,34 @@ void instance_orphan(struct instance *inst, const char *reason)
 	persist_state_write();
 	vlud_notify_status();
 
-	data = json_object_new_object();
-	json_object_object_add(data, "name", json_object_new_string(inst->name));
-	json_object_object_add(data, "pid", json_object_new_int(inst->pid));
-	json_object_object_add(data, "reason", json_object_new_string(reason));
-	json_object_object_add(data, "fds", json_object_new_int64(inst->n_held));
+	data = jnew_obj();
+	jadd(data, "name", jnew_str(inst->name));
+	jadd(data, "pid", jnew_int(inst->pid));
+	jadd(data, "reason", jnew_str(reason));
+	jadd(data, "fds", jnew_int(inst->n_held));
 	events_emit("instance.orphaned", inst->name, data);
+}
+
+void instance_hand_over(struct instance *inst, struct conn *c, pid_t pid, int pidfd)
+{
+	struct conn *oldc = inst->conn;
+
+	ev_io_stop(vl.loop, &inst->pidfd_io); /* its pidfd is replaced (instance_attach) or closed next */
+	if (oldc) {
+		oldc->inst = NULL;
+		inst->conn = NULL;
+		conn_update_idle(oldc);
+	}
+	if (c)
+		instance_attach(inst, c, pid, pidfd);
+	else
+		safe_close(pidfd);
+}
+
+void instance_hand_over_failed(struct instance *inst, const char *reason)
+{
+	if (inst->state == INSTANCE_ATTACHED && !inst->conn)
+		instance_orphan(inst, reason);
 }
 
 /* daemon exit: close our copies, leave the fd store and the state alone */
@@ -180,7 +203,7 @@ static void instance_free(struct instance *inst)
 {
 	struct list *p, *t;
 
-	update_instance_gone(inst); /* issue 5 */
+	update_instance_gone(inst);
 	ev_io_stop(vl.loop, &inst->pidfd_io);
 	ev_timer_stop(vl.loop, &inst->expiry);
 	list_for_each_safe(p, t, &inst->held) {
@@ -210,7 +233,7 @@ unsigned instance_release(struct instance *inst, const char *reason)
 	json_object *data;
 
 	snprintf(name, sizeof(name), "%s", inst->name);
-	update_instance_gone(inst); /* issue 5: end a running update first */
+	update_instance_gone(inst); /* end a running update first */
 	/* the state forgets the instance before the fd store forgets its fds (see persist.c) */
 	list_del(&inst->link);
 	vl.n_instances--;
@@ -233,10 +256,10 @@ unsigned instance_release(struct instance *inst, const char *reason)
 	vlud_notify_status();
 	log_info("instance %s released (%s), %u fds closed", name, reason, n);
 
-	data = json_object_new_object();
-	json_object_object_add(data, "name", json_object_new_string(name));
-	json_object_object_add(data, "closed_fds", json_object_new_int64(n));
-	json_object_object_add(data, "reason", json_object_new_string(reason));
+	data = jnew_obj();
+	jadd(data, "name", jnew_str(name));
+	jadd(data, "closed_fds", jnew_int(n));
+	jadd(data, "reason", jnew_str(reason));
 	events_emit_owned("instance.released", name, uid, data);
 	return n;
 }
@@ -257,30 +280,30 @@ const char *instance_state_name(enum instance_state s)
 
 json_object *instance_to_json(const struct instance *inst)
 {
-	json_object *o = json_object_new_object(), *devs = json_object_new_array();
+	json_object *o = jnew_obj(), *devs = jnew_arr();
 	struct list *p, *t;
 
-	json_object_object_add(o, "name", json_object_new_string(inst->name));
-	json_object_object_add(o, "state", json_object_new_string(instance_state_name(inst->state)));
-	json_object_object_add(o, "pid", json_object_new_int(inst->pid));
-	json_object_object_add(o, "uid", json_object_new_int64(inst->uid));
-	json_object_object_add(o, "gid", json_object_new_int64(inst->gid));
-	json_object_object_add(o, "registered_us", json_object_new_int64(inst->registered_us));
-	json_object_object_add(o, "fds", json_object_new_int64(inst->n_held));
+	jadd(o, "name", jnew_str(inst->name));
+	jadd(o, "state", jnew_str(instance_state_name(inst->state)));
+	jadd(o, "pid", jnew_int(inst->pid));
+	jadd(o, "uid", jnew_int(inst->uid));
+	jadd(o, "gid", jnew_int(inst->gid));
+	jadd(o, "registered_us", jnew_int(inst->registered_us));
+	jadd(o, "fds", jnew_int(inst->n_held));
 	if (inst->state == INSTANCE_ORPHANED) {
-		json_object_object_add(o, "orphaned_us", json_object_new_int64(inst->orphaned_us));
-		json_object_object_add(o, "orphan_reason", json_object_new_string(inst->orphan_reason));
+		jadd(o, "orphaned_us", jnew_int(inst->orphaned_us));
+		jadd(o, "orphan_reason", jnew_str(inst->orphan_reason));
 		if (vl.cfg->orphan_expiry_s)
-			json_object_object_add(o, "expires_us",
-					       json_object_new_int64(inst->orphaned_us +
+			jadd(o, "expires_us",
+					       jnew_int(inst->orphaned_us +
 								     (int64_t)vl.cfg->orphan_expiry_s * 1000000));
 	}
 	list_for_each_safe(p, t, (struct list *)&inst->held) {
 		struct held *h = list_entry(p, struct held, link);
 
 		if (h->device)
-			json_object_array_add(devs, json_object_new_string(h->device));
+			jappend(devs, jnew_str(h->device));
 	}
-	json_object_object_add(o, "devices", devs);
+	jadd(o, "devices", devs);
 	return o;
 }

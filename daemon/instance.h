@@ -37,7 +37,8 @@ struct instance {
 	struct list held;  /* struct held.link, owned */
 	unsigned n_held;
 	ev_timer expiry;   /* orphan_expiry_s */
-	void *update;	   /* reserved for the update engine (issue 5) */
+	void *update;	   /* the update engine's per-instance state (struct upd_inst, update.c): owned by it, freed
+			    * by update_instance_gone() */
 };
 
 struct instance *instance_find(const char *name);
@@ -50,6 +51,13 @@ int instance_restore(const char *name, pid_t pid, uid_t uid, gid_t gid, int64_t 
 		     const char *reason, struct instance **ret);
 /* Attach an orphaned instance to conn (pidfd consumed). */
 void instance_attach(struct instance *inst, struct conn *c, pid_t pid, int pidfd);
+/* The live update's hand-over, never an orphan in between (no instance.orphaned event, no orphaned state
+ * written): inst leaves its connection and, when c is given, is attached to c (pid, pidfd consumed).  With
+ * c NULL it is in transit (attached to no connection, its process not watched) until the next
+ * instance_hand_over(), or instance_hand_over_failed(). */
+void instance_hand_over(struct instance *inst, struct conn *c, pid_t pid, int pidfd);
+/* The hand-over did not happen: an instance in transit is orphaned (reason); any other is left alone. */
+void instance_hand_over_failed(struct instance *inst, const char *reason);
 /* Detach from its connection/process: keeps every fd; event instance.orphaned; state written. */
 void instance_orphan(struct instance *inst, const char *reason);
 /* Close every held fd, emit instance.released, write the state, free.  Returns the number of fds closed. */

@@ -68,6 +68,15 @@ static inline json_object *jnew_uint(uint64_t v)
 	return o;
 }
 
+static inline json_object *jnew_double(double v)
+{
+	json_object *o = json_object_new_double(v);
+
+	if (!o)
+		json_oom("double");
+	return o;
+}
+
 static inline json_object *jnew_bool(bool v)
 {
 	json_object *o = json_object_new_boolean(v);

@@ -132,7 +132,7 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	log_info("%s: stopping", strsignal(w->signum));
 	vl.stopping = true;
 	/* no device stays suspended: running updates end (RESUME, verdict to their starters) while the
-	 * connections are still up (issue 5) */
+	 * connections are still up */
 	update_stop_all("the daemon is stopping");
 	(void)sd_notify(0, "STOPPING=1");
 	ev_io_stop(loop, &vl.listen_io);

@@ -252,11 +252,6 @@ void persist_freeze(void)
 	frozen = true;
 }
 
-void persist_update_changed(void)
-{
-	persist_state_write();
-}
-
 int persist_store_barrier(void)
 {
 	int r;
@@ -699,7 +694,7 @@ static int adopt_aliases(const struct state_doc *doc)
 }
 
 /* Restore from the passed state memfd: instances, held fds, the live updates the previous vlud was
- * running and the last verdicts (issue 5).  An unreadable state is not fatal: every stored fd is then
+ * running and the last verdicts.  An unreadable state is not fatal: every stored fd is then
  * dropped (drop_unclaimed()).  0 or -errno (fatal). */
 static int restore_from_state(struct passed *p)
 {

@@ -33,9 +33,6 @@ void persist_done(void);
 
 /* Rewrite the state memfd from the live tables (no-op without the store).  Logs on failure. */
 void persist_state_write(void);
-/* A live update started, changed phase or ended (daemon/update.c): the state is rewritten with the
- * running update's record and the last verdict (update_persist_record/update_persist_last). */
-void persist_update_changed(void);
 /* The daemon exits: no more state writes (instances are freed one by one and must not leave the
  * state; an update ended by the teardown must not either).  Call before instance_free_all(). */
 void persist_freeze(void);

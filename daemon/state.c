@@ -10,32 +10,16 @@
 
 #include "basics.h"
 #include "state.h"
+#include "vlu-proto.h"
+#include "update-decide.h"
 
-static bool name_ok(const char *s)
-{
-	size_t n = strlen(s);
+/* the state's names are the protocol's (instance and fd names, 1..64 of [A-Za-z0-9_.:-]) */
+_Static_assert(VLUD_STATE_NAME_MAX == VLU_NAME_MAX, "state names are protocol names");
 
-	if (n < 1 || n > VLUD_STATE_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-		      c == '.' || c == ':' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
-static const char *const phases[] = { "preflight", "suspend", "save",   "reset",  "exec",     "spawn", "claim",
-				      "restore",   "resume",  "verify", "commit", "rollback", "done" };
-
+/* the phase names are the engine's (the one phase table, update-decide.c) */
 bool state_phase_known(const char *phase)
 {
-	for (size_t i = 0; i < ELEMENTSOF(phases); i++)
-		if (strcmp(phase, phases[i]) == 0)
-			return true;
-	return false;
+	return update_phase_by_name(phase) >= 0;
 }
 
 /* a verdict or mapping table as stored: one JSON object of at most max bytes */
@@ -262,9 +246,9 @@ static int get_name(json_object *o, const char *k, char *dst)
 {
 	json_object *v = member(o, k, json_type_string);
 
-	if (!v || !name_ok(json_object_get_string(v)))
+	if (!v || !vlu_name_valid(json_object_get_string(v)))
 		return -EINVAL;
-	strcpy(dst, json_object_get_string(v)); /* length checked by name_ok */
+	strcpy(dst, json_object_get_string(v)); /* length checked by vlu_name_valid */
 	return 0;
 }
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * update.h - the live-update engine (issue 5, docs/UPDATE.md): the mapping table of each instance,
+ * update.h - the live-update engine (docs/UPDATE.md): the mapping table of each instance,
  * the update state machine (preflight, suspend, save, reset/release, exec|spawn, claim, restore,
  * resume/verify, commit), successor binding (token + pid + uid), VmPin verification and rollback.
  *

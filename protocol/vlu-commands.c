@@ -60,7 +60,7 @@ static const struct vlu_arg events_subscribe_args[] = {
 	{ "instance", VLU_ARG_NAME, false, 1, VLU_NAME_MAX, "only events of this instance (VMMs: always their own)" },
 };
 
-/* ---- live update (issue 5, docs/UPDATE.md) ---- */
+/* ---- live update (docs/UPDATE.md) ---- */
 static const struct vlu_arg vmm_mappings_args[] = {
 	{ "mappings", VLU_ARG_OBJECT_ARRAY, true, 0, 64,
 	  "guest memory: [{iova, size, memfd (stored fd name), offset, uaddr, perm}] (replaces the table)" },

@@ -149,7 +149,7 @@ enum vlu_cmd_id {
 	VLU_CMD_FD_LIST,
 	VLU_CMD_FD_REMOVE,
 	VLU_CMD_EVENTS_SUBSCRIBE,
-	/* live-update commands (issue 5, docs/UPDATE.md) */
+	/* live-update commands (docs/UPDATE.md) */
 	VLU_CMD_VMM_MAPPINGS,
 	VLU_CMD_UPDATE_START,
 	VLU_CMD_UPDATE_STATUS,

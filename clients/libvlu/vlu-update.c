@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * vlu-update.c - libvlu, the VMM side of live update (issue 5, docs/UPDATE.md).
+ * vlu-update.c - libvlu, the VMM side of live update (docs/UPDATE.md).
  *
  * The old image (O) declares its mapping table once (vlu_update_set_mappings), then follows the
  * daemon's events: "update.save" -> save, vlu_update_saved(); "update.exec" -> vlu_update_exec()

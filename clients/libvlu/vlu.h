@@ -112,7 +112,7 @@ int vlu_subscribe(struct vlu *v, const char *instance);
 /* Daemon status; *ret gets the "return" object. */
 int vlu_status(struct vlu *v, json_object **ret);
 
-/* ==== live update, the VMM side (issue 5; docs/UPDATE.md; clients/libvlu/vlu-update.c) ====
+/* ==== live update, the VMM side (docs/UPDATE.md; clients/libvlu/vlu-update.c) ====
  * Old image: vlu_update_set_mappings() once, then on the events (vlu_set_event_callback):
  *   "update.save"        stop the datapath, save (vring bases + opaque state in a memfd), vlu_update_saved()
  *   "update.exec"        vlu_update_exec(event): execs the new image with $VLU_UPDATE_TOKEN (exec mode)

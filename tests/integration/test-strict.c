@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * test-strict.c - strict input on the real daemon (issue 11 item 9, docs/PROTOCOL.md section 1): each
+ * test-strict.c - strict input on the real daemon (docs/PROTOCOL.md section 1): each
  * probe of the hostile-tenant report sent on a real socket (overlong UTF-8, surrogates, code points above
  * U+10FFFF, a cut character, \u0000 in a member name and in strings, 1e999, Infinity, NaN, a raw tab,
  * lone surrogate escapes, ids beyond int64, float/bool/array ids) is answered InvalidArgument with a

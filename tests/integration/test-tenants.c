@@ -576,6 +576,67 @@ static void a_own_world(void *arg)
 	close(c);
 }
 
+/* B probes with update.start: a path it cannot see and a missing one, another uid's pid and a missing
+ * one, read alike (arg: an executable root keeps in a directory B cannot enter) */
+static void b_probe_update(void *arg)
+{
+	const char *hidden = arg;
+	json_object *rep = NULL;
+	int c = integ_open_client(D.sock, NULL), r;
+	char args[700], d1[400] = "", d2[400] = "";
+
+	r = integ_call(c, "instance.register", "{\"name\":\"tenant-b-probe\"}", NULL, 0, &rep, NULL, 0, NULL);
+	child_check(r == 0 && integ_return(rep), "register", "%s", cls(rep));
+	json_object_put(TAKE_PTR(rep));
+	/* guest memory in a stored memfd, so that update.start gets as far as the binary and the successor */
+	{
+		int m = memfd_create("b-ram", MFD_CLOEXEC);
+
+		if (ftruncate(m, 1 << 20) < 0)
+			child_check(false, "ftruncate", "%m");
+		r = integ_call(c, "fd.store", "{\"names\":[\"ram\"]}", &m, 1, &rep, NULL, 0, NULL);
+		json_object_put(TAKE_PTR(rep));
+		close(m);
+		r = integ_call(c, "vmm.mappings", "{\"mappings\":[{\"iova\":0,\"size\":1048576,\"memfd\":\"ram\",\"offset\":0}]}",
+			       NULL, 0, &rep, NULL, 0, NULL);
+		child_check(r == 0 && integ_return(rep), "mappings", "%s", cls(rep));
+		json_object_put(TAKE_PTR(rep));
+	}
+	snprintf(args, sizeof(args), "{\"instance\":\"tenant-b-probe\",\"mode\":\"exec\",\"binary\":\"%s\"}", hidden);
+	r = integ_call(c, "update.start", args, NULL, 0, &rep, NULL, 0, NULL);
+	if (integ_error_desc(rep))
+		snprintf(d1, sizeof(d1), "%s", integ_error_desc(rep));
+	json_object_put(TAKE_PTR(rep));
+	r = integ_call(c, "update.start",
+		       "{\"instance\":\"tenant-b-probe\",\"mode\":\"exec\",\"binary\":\"/nonexistent/vlud-test\"}", NULL,
+		       0, &rep, NULL, 0, NULL);
+	if (integ_error_desc(rep))
+		snprintf(d2, sizeof(d2), "%s", integ_error_desc(rep));
+	json_object_put(TAKE_PTR(rep));
+	/* the same words once the paths are taken out */
+	{
+		char *a = strstr(d1, hidden), *b = strstr(d2, "/nonexistent/vlud-test");
+
+		child_check(a && b && strcmp(a + strlen(hidden), b + strlen("/nonexistent/vlud-test")) == 0,
+			    "binary-check-tells-nothing", "'%s' vs '%s'", d1, d2);
+	}
+	r = integ_call(c, "update.start",
+		       "{\"instance\":\"tenant-b-probe\",\"mode\":\"transfer\",\"wait\":false,\"successor_pid\":1}",
+		       NULL, 0, &rep, NULL, 0, NULL);
+	snprintf(d1, sizeof(d1), "%s %s", cls(rep), integ_error_desc(rep) ? integ_error_desc(rep) : "-");
+	json_object_put(TAKE_PTR(rep));
+	r = integ_call(c, "update.start",
+		       "{\"instance\":\"tenant-b-probe\",\"mode\":\"transfer\",\"wait\":false,\"successor_pid\":4194303}",
+		       NULL, 0, &rep, NULL, 0, NULL);
+	snprintf(d2, sizeof(d2), "%s %s", cls(rep), integ_error_desc(rep) ? integ_error_desc(rep) : "-");
+	json_object_put(TAKE_PTR(rep));
+	child_check(strncmp(d1, "NotFound no process 1 of uid", 28) == 0 &&
+			    strncmp(d2, "NotFound no process 4194303 of uid", 34) == 0 && !strstr(d1, "uid 0"),
+		    "successor-pid-check-tells-nothing", "'%s' vs '%s'", d1, d2);
+	json_object_put(integ_call_json(c, "instance.release", "{\"name\":\"tenant-b-probe\"}"));
+	close(c);
+}
+
 /* ---- the parent ---- */
 
 /* vlud's log lines saying a close in B's lane took long */
@@ -752,6 +813,18 @@ int main(void)
 	(void)!write(in[1], "x", 1);
 	close(in[1]);
 	tenant_finish(&tb, "b-holds-name");
+
+	/* an executable in a directory only root can enter */
+	{
+		_cleanup_free_ char *sec = NULL, *bin = NULL;
+
+		if (asprintf(&sec, "%s/secret", dir) >= 0 && mkdir(sec, 0700) == 0 && asprintf(&bin, "%s/vmm", sec) >= 0 &&
+		    integ_write_file(bin, "#!/bin/sh\n") >= 0 && chmod(bin, 0755) == 0) {
+			tenant_start(&tb, UID_B, b_probe_update, bin);
+			tenant_finish(&tb, "b-probe-update");
+		} else
+			tap_check(false, "b-probe-update-setup", "%m");
+	}
 
 	/* 7. SIGTERM while a tenant's close blocks: vlud still ends (device lane done, client lanes 1 s) */
 	tenant_start(&tb, UID_B, b_refused_request, NULL);

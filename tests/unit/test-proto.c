@@ -1109,7 +1109,7 @@ static void test_request_over_socket(void **state)
 	assert_int_equal(json_object_get_int(json_object_object_get(back, "id")), 9);
 }
 
-/* ------------------------------------------------------------ strict input (issue 11 item 9) */
+/* ------------------------------------------------------------ strict input */
 
 struct strict_row {
 	const char *name;

@@ -16,7 +16,7 @@ VLUD_FD_TYPES='"memfd", "eventfd", "vhost-vdpa", "socket"'
 LINGER_S=20
 
 start_vlud '"update": { "allow_memlock_raise": true }'
-start_vmm run vm0 --mem 64M --duration 9 --pause-frames 8
+chmod 0666 "$SOCK" # uid 1000 connects too (the policy, not the file mode, admits it)
 vlu-linger "$SOCK" 1000 tenant-b "$LINGER_S" > linger.out 2> linger.err &
 LPID=$!
 if wait_until 100 grep -q "vlu-linger: lingering" linger.out; then
@@ -25,6 +25,7 @@ else
 	t_fail linger/tenant-b-close-blocking "$(cat linger.out linger.err)"
 fi
 sed 's/^/[linger] /' linger.out linger.err
+start_vmm run vm0 --mem 64M --duration 9 --pause-frames 8
 T0=$(date +%s)
 update_ok run vm0 exec C pa
 T1=$(date +%s)

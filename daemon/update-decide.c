@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * update-decide.c - the phase table and the rollback decision (see update-decide.h).
+ * Pure: no I/O, no globals but the constant table, no logging.
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include "update-decide.h"
+
+const struct phase_info update_phases[PH_COUNT] = {
+	[PH_PREFLIGHT] = { "preflight", DL_NONE, EXPECT_NOTHING, PARTY_NONE },
+	[PH_SUSPEND] = { "suspend", DL_SUSPEND, EXPECT_NOTHING, PARTY_NONE },
+	[PH_SAVE] = { "save", DL_SAVE, EXPECT_SAVED, PARTY_OLD },
+	[PH_RESET] = { "reset", DL_NONE, EXPECT_NOTHING, PARTY_NONE },
+	[PH_EXEC] = { "exec", DL_EXEC_CLAIM, EXPECT_CLAIM, PARTY_NEW },
+	[PH_SPAWN] = { "spawn", DL_EXEC, EXPECT_NOTHING, PARTY_NONE },
+	[PH_CLAIM] = { "claim", DL_CLAIM, EXPECT_CLAIM, PARTY_NEW },
+	[PH_RESTORE] = { "restore", DL_COMMIT, EXPECT_READY, PARTY_NEW },
+	[PH_RESUME] = { "resume", DL_NONE, EXPECT_NOTHING, PARTY_NONE },
+	[PH_VERIFY] = { "verify", DL_NONE, EXPECT_NOTHING, PARTY_NONE },
+	[PH_COMMIT] = { "commit", DL_NONE, EXPECT_NOTHING, PARTY_NONE },
+	[PH_ROLLBACK] = { "rollback", DL_COMMIT, EXPECT_READY, PARTY_OLD },
+	[PH_DONE] = { "done", DL_NONE, EXPECT_NOTHING, PARTY_NONE },
+};
+
+int update_phase_by_name(const char *name)
+{
+	for (int i = 0; i < PH_COUNT; i++)
+		if (strcmp(update_phases[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+const char *update_phase_name(enum phase ph)
+{
+	return (unsigned)ph < PH_COUNT ? update_phases[ph].name : "?";
+}
+
+bool update_phase_permits(enum phase ph, enum phase_cmd cmd, enum phase_party from)
+{
+	return (unsigned)ph < PH_COUNT && update_phases[ph].expects == cmd && update_phases[ph].from == from;
+}
+
+const char *update_action_name(enum rb_action a)
+{
+	static const char *const names[] = {
+		[RB_IGNORE] = "ignore",
+		[RB_CONTINUE] = "continue",
+		[RB_KILL_OLD] = "kill-old",
+		[RB_KILL_NEW] = "kill-new",
+		[RB_RESTART_PREVIOUS] = "restart-previous",
+		[RB_RESUME] = "resume",
+		[RB_RESUME_ORPHANED] = "resume-orphaned",
+		[RB_RECLAIM] = "reclaim",
+		[RB_RETAKE] = "retake",
+		[RB_RETAKE_REOPENED] = "retake-reopened",
+		[RB_KEEP_SUSPENDED] = "keep-suspended",
+		[RB_KEEP] = "keep",
+		[RB_KEEP_RETAKE] = "keep-retake",
+		[RB_STOP] = "stop",
+		[RB_FAIL] = "fail",
+	};
+
+	return (unsigned)a < sizeof(names) / sizeof(names[0]) && names[a] ? names[a] : "?";
+}
+
+const char *update_trigger_name(enum rb_trigger t)
+{
+	switch (t) {
+	case RBT_FAILED:
+		return "failed";
+	case RBT_DEADLINE:
+		return "deadline";
+	case RBT_OLD_EXIT:
+		return "old exited";
+	case RBT_NEW_EXIT:
+		return "new exited";
+	case RBT_VERIFY:
+		return "verification failed";
+	case RBT_STOP:
+		return "stop";
+	}
+	return "?";
+}
+
+const char *update_action_result(enum rb_action a, bool lost)
+{
+	switch (a) {
+	case RB_RESUME:
+	case RB_RECLAIM:
+		return lost ? "failed" : "rolled-back"; /* device_lost in the verdict */
+	case RB_RESUME_ORPHANED:
+	case RB_KEEP_SUSPENDED:
+	case RB_KEEP:
+	case RB_KEEP_RETAKE:
+	case RB_STOP:
+	case RB_FAIL:
+		return "failed";
+	default:
+		return NULL; /* the update goes on */
+	}
+}
+
+/* The deadline passed: the process that may hold (or is about to take) the instance's fds and that D may
+ * kill: exec mode, the exec'ed image (O's pid, its old connection gone) in phase exec or after its claim;
+ * transfer mode, the successor after its claim, or one D spawned (N, or the restarted previous binary)
+ * that never claimed.  Never O in transfer mode, never an operator-named successor before its claim (it
+ * holds nothing), never during a path-C retake (O is the late one). */
+static enum rb_action late_process(const struct rb_facts *f)
+{
+	if (f->retake)
+		return RB_IGNORE;
+	if (!f->transfer && !f->restarted)
+		return (f->phase == PH_EXEC || f->phase == PH_RESTORE) && !f->old_conn && f->old_alive ? RB_KILL_OLD
+													: RB_IGNORE;
+	if (!f->new_alive)
+		return RB_IGNORE;
+	if (f->phase == PH_RESTORE || (f->phase == PH_CLAIM && (f->spawned || f->restarted)))
+		return RB_KILL_NEW;
+	return RB_IGNORE;
+}
+
+/* the end state per phase (docs/UPDATE.md "Rollback") */
+static enum rb_action rollback_action(const struct rb_facts *f)
+{
+	if (f->retake)
+		return RB_KEEP_RETAKE; /* bringing the device back to O failed */
+	/* exec mode, the old image is gone (exec'ed into something that failed): the previous binary (not
+	 * when a path-C reopen lost a device: there is nothing to hand it; not while the successor still
+	 * runs with the fds) */
+	if (!f->lost && !f->transfer && !f->restarted && f->phase >= PH_EXEC && (!f->old_conn || !f->old_alive) &&
+	    f->pol_restart_previous && !f->restart_failed && f->prev_binary && f->saved &&
+	    !(f->phase >= PH_RESTORE && f->new_alive))
+		return RB_RESTART_PREVIOUS;
+	if (f->phase <= PH_CLAIM) {
+		/* nobody claimed: D's device fds are unchanged and O (if it still runs the old image) is still the
+		 * owner */
+		if (!f->transfer && !f->old_conn && f->phase >= PH_EXEC)
+			return RB_KEEP_SUSPENDED; /* O exec'ed into something that never claimed (or died) */
+		if (!f->old_alive)
+			return RB_RESUME_ORPHANED;
+		if (f->transfer && f->route == 'C' && f->released && !f->lost && f->old_conn && f->inst_on_old_conn)
+			return RB_RETAKE_REOPENED; /* the claimant's connection was gone before the hand-over */
+		return RB_RESUME;
+	}
+	/* N has the fds; exec mode: the old image no longer exists */
+	if (!f->transfer)
+		return RB_KEEP;
+	if (f->old_alive && f->old_conn && f->route != 'C')
+		return RB_RECLAIM;
+	if (f->route == 'C' && f->old_alive && f->old_conn && f->old_conn_free && !f->lost && !f->new_alive)
+		return RB_RETAKE;
+	return RB_KEEP;
+}
+
+enum rb_action update_decide(const struct rb_facts *f)
+{
+	switch (f->trigger) {
+	case RBT_STOP:
+		return RB_STOP;
+	case RBT_OLD_EXIT:
+		if (((f->transfer && f->phase >= PH_RESTORE) || f->restarted) && !f->retake)
+			return RB_IGNORE; /* O may exit once N has everything: D verifies without it */
+		if (f->transfer && f->phase == PH_CLAIM && f->saved && !f->retake && !f->old_killed)
+			return RB_CONTINUE; /* everything N needs is with D: the update goes on without O */
+		break;
+	case RBT_NEW_EXIT:
+		if (f->retake)
+			return RB_IGNORE; /* the device is being brought back to O: N no longer matters */
+		break;
+	case RBT_DEADLINE:
+		if (f->pol_kill_failed_successor && !f->kill_pending && !f->kill_failed) {
+			enum rb_action a = late_process(f);
+
+			if (a != RB_IGNORE)
+				return a;
+		}
+		break;
+	case RBT_VERIFY:
+		/* N still holds the device: O can take it back only without N (A/B: N would reset it when it
+		 * exits; C: N's copy keeps the reopened device from being released) */
+		if (!f->transfer || !f->old_alive)
+			return RB_FAIL;
+		if (f->pol_kill_failed_successor && !f->kill_pending && !f->kill_failed && f->new_alive)
+			return RB_KILL_NEW;
+		break;
+	case RBT_FAILED:
+		break;
+	}
+	return rollback_action(f);
+}

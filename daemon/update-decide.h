@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * update-decide.h - the pure parts of the live-update engine (docs/UPDATE.md): the one phase table
+ * (shared with daemon/state.c, which checks the phase names of a persisted record) and the one
+ * rollback decision, a function of the facts with no side effects (tests/unit/test-update-decide.c
+ * has a case per row of the rollback table in docs/UPDATE.md, by row id).
+ *
+ * No I/O, no globals, no libev: linked into the unit tests as it is.
+ */
+#ifndef VLUD_UPDATE_DECIDE_H
+#define VLUD_UPDATE_DECIDE_H
+
+#include <stdbool.h>
+
+enum phase {
+	PH_PREFLIGHT,
+	PH_SUSPEND,
+	PH_SAVE,
+	PH_RESET,
+	PH_EXEC,
+	PH_SPAWN,
+	PH_CLAIM,
+	PH_RESTORE,
+	PH_RESUME,
+	PH_VERIFY,
+	PH_COMMIT,
+	PH_ROLLBACK, /* transfer mode, path C: O takes the reopened device back (RB_RETAKE) */
+	PH_DONE,
+	PH_COUNT,
+};
+
+/* the deadline a phase gets (timeouts.update.*, docs/CONFIG.md) */
+enum phase_deadline {
+	DL_NONE,	 /* D's own step on the loop, or the end */
+	DL_SUSPEND,	 /* suspend_ms */
+	DL_SAVE,	 /* save_ms */
+	DL_EXEC_CLAIM,	 /* exec_ms + claim_ms: O execs, then the new image claims */
+	DL_EXEC,	 /* exec_ms: a spawn */
+	DL_CLAIM,	 /* claim_ms; commit_ms once the claim is accepted (the token is burnt) */
+	DL_COMMIT,	 /* commit_ms */
+};
+
+/* the command a phase waits for, and from whom: the per-phase permits of update.saved, update.claim and
+ * update.ready (update_phase_permits()) */
+enum phase_cmd {
+	EXPECT_NOTHING,	/* D's own step, or the end */
+	EXPECT_SAVED,	/* update.saved */
+	EXPECT_CLAIM,	/* update.claim */
+	EXPECT_READY,	/* update.ready */
+};
+
+enum phase_party {
+	PARTY_NONE,
+	PARTY_OLD,	 /* O: update.saved (save), update.ready (rollback: the reopened device taken back) */
+	PARTY_NEW,	 /* the successor: update.claim (exec, claim), update.ready (restore) */
+};
+
+struct phase_info {
+	const char *name;
+	enum phase_deadline deadline;
+	enum phase_cmd expects;
+	enum phase_party from;
+};
+
+/* indexed by enum phase; PH_COUNT entries */
+extern const struct phase_info update_phases[PH_COUNT];
+
+/* the phase called name, or -1 */
+int update_phase_by_name(const char *name);
+const char *update_phase_name(enum phase ph);
+/* phase ph waits for cmd from party (the caller checks that the connection or pid is that party's) */
+bool update_phase_permits(enum phase ph, enum phase_cmd cmd, enum phase_party from);
+
+/* ---- the rollback decision ---- */
+
+/* what happened */
+enum rb_trigger {
+	RBT_FAILED,	/* a step failed, update.abort, O's save error, N's restore error, a path-C release */
+	RBT_DEADLINE,	/* the phase's deadline passed */
+	RBT_OLD_EXIT,	/* O's process exited */
+	RBT_NEW_EXIT,	/* the successor's process exited */
+	RBT_VERIFY,	/* N's update.ready, but the verification failed */
+	RBT_STOP,	/* the instance is released, or the daemon stops */
+};
+
+/* the facts the decision depends on, read by the engine (update-rollback.c, rb_facts()) */
+struct rb_facts {
+	enum rb_trigger trigger;
+	bool transfer;		/* mode: transfer (false: exec) */
+	char route;		/* 'A', 'B', 'C' */
+	enum phase phase;
+	/* the processes */
+	bool old_alive;		/* O's process (its pidfd) */
+	bool old_conn;		/* O's connection is open */
+	bool old_conn_free;	/* ... and carries no instance (it can take this one back) */
+	bool inst_on_old_conn;	/* the instance is attached to O's connection */
+	bool new_alive;		/* the successor's process (exec mode after the claim: the claimed image) */
+	bool spawned;		/* D spawned the successor (not an operator-named one) */
+	/* what D did and holds */
+	bool saved;		/* D holds O's saved state */
+	bool released;		/* path C: D released its device copies at least once (the closer closed them) */
+	bool lost;		/* path C: a device was closed and not reopened: D holds no fd of it */
+	bool prev_binary;	/* exec mode: the previous binary is known (/proc/PID/exe at start) */
+	/* the stages after a first failure */
+	bool restarted;		/* exec mode: the previous binary was restarted to take the device back */
+	bool retake;		/* transfer mode, path C: the reopened device is being brought back to O */
+	bool kill_pending;	/* D killed a process and waits for its exit */
+	bool old_killed;	/* that process was O's */
+	/* retries: what the engine could not do when it was told to */
+	bool kill_failed;	/* the SIGKILL could not be sent */
+	bool restart_failed;	/* the previous binary could not be started */
+	/* policy (docs/CONFIG.md "update") */
+	bool pol_restart_previous;
+	bool pol_kill_failed_successor;
+};
+
+enum rb_action {
+	RB_IGNORE,		/* nothing to do: this exit does not matter any more */
+	RB_CONTINUE,		/* transfer mode, O exited after saving: N goes on (D has everything N needs) */
+	RB_KILL_OLD,		/* SIGKILL O's pid (the exec'ed image); the decision runs again at its exit */
+	RB_KILL_NEW,		/* SIGKILL the successor; likewise */
+	RB_RESTART_PREVIOUS,	/* exec mode: spawn the previous binary, it claims like a successor */
+	RB_RESUME,		/* nobody claimed, O owns the device: D RESUMEs -> rolled-back */
+	RB_RESUME_ORPHANED,	/* before the hand-over, O's process is gone: D RESUMEs -> failed, orphaned */
+	RB_RECLAIM,		/* transfer mode A/B after the claim: the instance returns to O, which re-owns */
+	RB_RETAKE,		/* transfer mode C after the claim: release, reopen, O takes the fresh fds */
+	RB_RETAKE_REOPENED,	/* transfer mode C, the claim released and reopened but never handed over:
+				 * O takes the fresh fds */
+	RB_KEEP_SUSPENDED,	/* exec mode, the old image is gone before any claim: devices stay suspended,
+				 * every fd kept -> failed */
+	RB_KEEP,		/* after the claim, nobody to give the device back to: every fd kept -> failed */
+	RB_KEEP_RETAKE,		/* bringing the device back to O failed: every fd kept -> failed */
+	RB_STOP,		/* end now: D RESUMEs what it suspended -> failed */
+	RB_FAIL,		/* end failed as it is (verification failed, nobody to return to) */
+};
+
+/* The one rollback decision: what the engine does about f.  Pure. */
+enum rb_action update_decide(const struct rb_facts *f);
+const char *update_action_name(enum rb_action a);
+const char *update_trigger_name(enum rb_trigger t);
+/* the result an action ends with ("rolled-back" or "failed"; NULL: the update goes on) */
+const char *update_action_result(enum rb_action a, bool lost);
+
+#endif

@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * update-int.h - the live-update engine's private header (update.h is the daemon's view of it).
+ *
+ * The engine, one concern per file:
+ *   update-decide.c    the phase table and the rollback decision (pure; update-decide.h)
+ *   update.c           struct update's life: the one phase change (upd_set_phase), the failure cause, the
+ *                      verdict and the end (finish), status, abort, vmm.mappings, instance gone
+ *   update-preflight.c update.start: the refusals, then the suspend and save phases
+ *   update-phases.c    the forward phases after save: update.saved, update.claim (path C release and
+ *                      reopen), update.ready and the verification
+ *   update-rollback.c  the facts, the decision executed: restart the previous binary, kill, reclaim,
+ *                      retake (path C), the deadline and exit watchers
+ *   update-restore.c   persistence and recovery after a restart of vlud
+ *
+ * Fd ownership: D's device fds stay in the instance's held table throughout (path C: replaced by the
+ * reopened ones at claim, and again when a transfer-mode rollback brings the device back to O; between
+ * the two the old ones belong to the closer); the state memfd is owned by struct update; pidfds are
+ * owned by struct update (a deferred claim's too).
+ */
+#ifndef VLUD_UPDATE_INT_H
+#define VLUD_UPDATE_INT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <json-c/json.h>
+
+#include "closer.h"
+#include "commands.h"
+#include "update-decide.h"
+#include "vlu-proto.h"
+#include "vlud.h"
+
+#define MAX_MAPS 64
+/* vmm.mappings: iova, size, offset and their ends are bounded (no arithmetic on them can overflow) */
+#define MAP_LIMIT (1ULL << 48)
+#define MAX_DEVS 16
+#define STATE_FD_NAME "update:state"
+
+#ifndef VIRTIO_CONFIG_S_DRIVER_OK
+#define VIRTIO_CONFIG_S_DRIVER_OK 4
+#endif
+
+enum mode { MODE_EXEC, MODE_TRANSFER };
+
+/* why the update (or the stage after it) failed: the first failure wins (upd_set_failure()) */
+enum cause {
+	CAUSE_NONE,
+	CAUSE_SUSPEND,	     /* SUSPEND of a device failed */
+	CAUSE_SAVE,	     /* O reported that it could not save */
+	CAUSE_RESET,	     /* path B: SET_STATUS 0 failed */
+	CAUSE_SPAWN,	     /* the successor could not be spawned */
+	CAUSE_TIMEOUT,	     /* a phase's deadline passed (and the late process was killed: .killed) */
+	CAUSE_OLD_EXIT,	     /* O's process exited */
+	CAUSE_NEW_EXIT,	     /* the successor's process exited */
+	CAUSE_ABORT,	     /* update.abort */
+	CAUSE_RESTORE,	     /* the successor reported that it could not restore */
+	CAUSE_VERIFY,	     /* update.ready: RESUME, DRIVER_OK or VmPin failed (a killed successor: .killed) */
+	CAUSE_DEVICE_LOST,   /* path C: the release or the reopen failed */
+	CAUSE_CLAIMANT_GONE, /* path C: the claimant disconnected while the old device was released */
+	CAUSE_STOPPED,	     /* the instance is released, or the daemon stops */
+};
+
+struct upd_failure {
+	enum cause cause;
+	char detail[300]; /* the cause's own words ("timeout in phase claim") */
+	pid_t killed;	  /* D killed this pid because of it (update.kill_failed_successor), 0 = none */
+};
+
+/* a reply that comes later (update.start with wait, a path-C claim): the connection and the request id */
+struct deferred {
+	uint64_t conn;	 /* 0 = none */
+	json_object *id; /* owned */
+};
+
+struct upd_dev {
+	char name[VLU_NAME_MAX + 1]; /* held fd name ("vdpa:vdpa0") */
+	char *device, *path;	     /* as opened (path C reopens path) */
+	uint64_t backend;	     /* offered backend features */
+	bool pa;		     /* pinning mode declared by O (default pa) */
+	bool suspended;
+	bool lost;		     /* path C: closed, and the reopen failed: D holds no fd of it any more */
+};
+
+struct update {
+	struct instance *inst;
+	uint64_t id;
+	enum phase phase; /* changed only by upd_set_phase() */
+	enum mode mode;
+	char route; /* the path: 'A', 'B', 'C' */
+	char route_reason[160];
+	char token[33];
+	bool token_valid;
+
+	pid_t old_pid, new_pid;
+	int old_pidfd; /* owned: O */
+	int new_pidfd; /* owned: N (transfer mode); exec mode: -EBADF (same process) */
+	ev_io old_io, new_io;
+	uid_t uid;
+	gid_t *groups;	  /* owned: O's supplementary groups (SO_PEERGROUPS of its connection), for spawns */
+	size_t n_groups;
+	char *binary;
+	json_object *argv; /* owned */
+	bool spawned;
+	char *prev_binary;     /* exec mode: the image O ran (/proc/PID/exe at start), restarted on failure */
+	json_object *prev_argv; /* owned */
+	bool restarted;	       /* exec mode: the previous binary was spawned to take the device back */
+	bool retake;	       /* transfer mode, path C: the device is being brought back to O (RB_RETAKE) */
+	enum phase retake_from; /* the phase the update failed in before that */
+	bool kill_pending;     /* D killed a process (fail[].killed); its exit is awaited */
+
+	/* why it failed: [0] the update, [1] the stage after it (the restarted previous binary, the retake) */
+	struct upd_failure fail[2];
+	enum rb_action acted;  /* the last action executed (RB_IGNORE: none yet) */
+	char notes[512];       /* what the recovery did, appended to the cause in the verdict's error */
+
+	struct deferred starter; /* waits for the verdict (update.start with wait) */
+	uint64_t old_conn;     /* O's connection (events to O; transfer mode keeps it after claim) */
+
+	struct upd_dev devs[MAX_DEVS];
+	unsigned ndevs;
+
+	int state_fd; /* owned: O's saved state (memfd) */
+	uint64_t state_size;
+	json_object *vrings; /* owned */
+
+	ev_timer timer;
+	int64_t t_start_us, t_phase_us, t_suspend_us;
+	int64_t daemon_us; /* time spent in D's own steps (on the loop) */
+	int64_t release_us; /* path C: time the closer's worker spent closing D's old device fds (-1: none) */
+
+	/* path C claim waiting for the closer (claim_job != NULL) */
+	struct closer_job *claim_job;
+	struct deferred claim;	/* N's claim request, which gets the deferred reply */
+	int claim_pidfd;	/* owned: N's pidfd, goes to the instance */
+	int claim_same_pidfd;	/* owned: exec mode, O's pidfd watched as N, goes to u->new_pidfd */
+	json_object *phases; /* owned: [{phase, ms}] */
+
+	int64_t expected_kb, old_before_kb, old_after_kb, new_before_kb, new_after_kb;
+};
+
+struct upd_inst {
+	json_object *mappings; /* owned: the table as declared */
+	json_object *devices;  /* owned: [{name, pinning}] */
+	struct update *cur;
+	json_object *last;     /* owned: verdict of the last update */
+};
+
+extern uint64_t update_next_id;
+
+/* ---- update.c: helpers shared by the engine's files */
+struct upd_inst *upd_ui_get(struct instance *inst, bool create);
+int64_t upd_jint(json_object *o, const char *k, int64_t dflt);
+const char *upd_jstr(json_object *o, const char *k);
+unsigned upd_claim_max_fds(void);
+struct conn *upd_conn_by_id(uint64_t id);
+bool upd_pidfd_alive(int pidfd);
+pid_t upd_pidfd_pid(int pidfd);
+const char *upd_mode_name(enum mode m);
+/* "A", "B", "C" or "-" (a constant string) */
+const char *upd_route_str(char route);
+bool upd_has_bf(uint64_t f, unsigned bit);
+json_object *upd_event_base(struct update *u);
+/* the one phase change: records the time of the phase left, arms the phase's deadline (the phase table),
+ * emits update.phase, writes the state */
+void upd_set_phase(struct update *u, enum phase ph);
+int upd_dev_ioctl(struct update *u, unsigned i, unsigned long req, void *arg);
+int upd_dev_status(struct update *u, unsigned i, uint8_t *st);
+void upd_resume_all(struct update *u);
+void upd_watch_pid(struct update *u, ev_io *w, int pidfd);
+void update_free(struct update *u);
+static inline void update_freep(struct update **u)
+{
+	update_free(*u);
+	*u = NULL;
+}
+#define _cleanup_update_ _cleanup_(update_freep)
+bool upd_disruptive(const struct update *u);
+/* VmPin moved as the mode says: exec, the same process pins expected_kb; transfer, O lost and N gained it */
+bool upd_vmpin_moved(const struct update *u);
+/* a failure of the current stage (fail[0], or fail[1] once restarted or retaking): the first one wins */
+void upd_set_failure(struct update *u, enum cause c, const char *fmt, ...) _printf_(3, 4);
+/* what the recovery did, appended to the verdict's error */
+void upd_add_note(struct update *u, const char *fmt, ...) _printf_(2, 3);
+/* the verdict's error text, from the causes and the notes ("" when nothing failed) */
+void upd_error_text(const struct update *u, char *buf, size_t len);
+/* end the update: verdict to the starter, the event, O told in transfer mode; u is freed.  ret_verdict
+ * (optional) gets a reference for a synchronous reply. */
+void upd_finish(struct update *u, const char *result, const char *event, json_object **ret_verdict);
+
+/* deferred replies */
+void upd_deferred_take(struct deferred *d, struct request *r);
+/* the reply (ret consumed, fds borrowed) or an error with desc (the verdict, if any, added to it) */
+void upd_deferred_return(struct deferred *d, json_object *ret, const int *fds, size_t n);
+void upd_deferred_error(struct deferred *d, enum vlu_error_class cls, const char *desc, json_object *verdict);
+void upd_deferred_drop(struct deferred *d);
+
+/* ---- update-rollback.c */
+void upd_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+void upd_old_exit_cb(struct ev_loop *loop, ev_io *w, int revents);
+void upd_new_exit_cb(struct ev_loop *loop, ev_io *w, int revents);
+/* a failure (cause c, detail fmt): decide and act (update-decide.c) */
+void upd_rollback(struct update *u, enum rb_trigger t, enum cause c, const char *fmt, ...) _printf_(4, 5);
+/* the same, the cause already recorded (upd_set_failure()) */
+void upd_rollback_act(struct update *u, enum rb_trigger t);
+/* update.ready by O once the reopened device is back (phase rollback) */
+int upd_retake_ready(struct request *r, struct update *u, const char *err);
+
+/* ---- update-phases.c */
+int upd_release_devices(struct update *u, closer_done_fn done, char *why, size_t len);
+int upd_reopen_devices(struct update *u, char *why, size_t len);
+
+#endif

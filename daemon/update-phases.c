@@ -1,0 +1,544 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * update-phases.c - the forward phases after save: update.saved from O (path B's reset, update.exec
+ * to O or the successor spawned), update.claim from the successor (token, pid, uid; path C: the old
+ * device released off the loop and reopened, the reply deferred), the hand-over of every fd, and
+ * update.ready from the successor (path A's RESUME, DRIVER_OK, VmPin) up to the verdict.  A failure
+ * anywhere goes to upd_rollback() (update-rollback.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <json-c/json.h>
+
+#include "closer.h"
+#include "config.h"
+#include "conn.h"
+#include "device.h"
+#include "events.h"
+#include "fdtype.h"
+#include "held.h"
+#include "instance.h"
+#include "json-oom.h"
+#include "persist.h"
+#include "spawn.h"
+#include "update-int.h"
+#include "update.h"
+#include "vlud-vhost.h"
+#include "vlud.h"
+#include "vmpin.h"
+
+/* ---------------------------------------------------------------- update.saved (from O) */
+
+static void send_exec(struct update *u)
+{
+	json_object *d = upd_event_base(u);
+
+	jadd(d, "token", jnew_str(u->token));
+	jadd(d, "binary", jnew_str(u->binary));
+	jadd(d, "argv", json_object_get(u->argv));
+	/* only O gets the token: straight to its connection, never to subscribers */
+	{
+		struct conn *c = upd_conn_by_id(u->old_conn);
+		_cleanup_json_ json_object *ev = vlu_event_new("update.exec", d);
+
+		if (c && ev)
+			(void)conn_send(c, ev, NULL, 0);
+	}
+	{
+		json_object *pub = upd_event_base(u);
+
+		jadd(pub, "binary", jnew_str(u->binary));
+		events_emit("update.exec-sent", u->inst->name, pub);
+	}
+}
+
+int update_cmd_saved(struct request *r)
+{
+	struct instance *inst = r->c->inst;
+	struct upd_inst *ui = inst ? upd_ui_get(inst, false) : NULL;
+	struct update *u = ui ? ui->cur : NULL;
+	const char *err = request_arg_str(r, "error");
+	int64_t t0 = now_monotonic_us(), size;
+	uint64_t max = vl.cfg->update_policy.max_state_bytes;
+	struct stat st;
+	json_object *vr;
+	int type, k, seals;
+
+	if (!u)
+		return request_error(r, VLU_ERR_NOT_FOUND, "no update of this instance is running");
+	if (!update_phase_permits(u->phase, EXPECT_SAVED, PARTY_OLD) || r->c->id != u->old_conn)
+		return request_error(r, VLU_ERR_PERMISSION_DENIED, "update.saved is for the old VMM in phase save (now: %s)",
+				     update_phase_name(u->phase));
+	if (err) {
+		upd_rollback(u, RBT_FAILED, CAUSE_SAVE, "the VMM could not save: %s", err);
+		r->ret = jnew_obj();
+		return 0;
+	}
+	size = upd_jint(r->args, "state_size", -1);
+	type = fdtype_detect(r->fds[0], vl.vdpa_major, &st);
+	if (type != VLUD_FD_MEMFD)
+		return request_error(r, VLU_ERR_INVALID_ARGUMENT, "the state fd is not a memfd");
+	if ((uint64_t)size > max || (uint64_t)st.st_size > max)
+		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "state of %" PRId64 " bytes exceeds %" PRIu64 " (max_state_bytes)",
+				     size, max);
+	if (st.st_size < size)
+		return request_error(r, VLU_ERR_INVALID_ARGUMENT, "state_size %" PRId64 " but the memfd has %lld bytes",
+				     size, (long long)st.st_size);
+	seals = fcntl(r->fds[0], F_GET_SEALS);
+	if (seals < 0 || (seals & (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW))
+		/* the successor must get exactly what O saved: nobody may change it afterwards */
+		return request_error(r, VLU_ERR_INVALID_ARGUMENT,
+				     "the state memfd must be sealed (F_SEAL_WRITE, F_SEAL_SHRINK, F_SEAL_GROW)");
+	u->state_fd = TAKE_FD(r->fds[0]);
+	u->state_size = (uint64_t)size;
+	if (json_object_object_get_ex(r->args, "vrings", &vr))
+		u->vrings = json_object_get(vr);
+	else
+		u->vrings = jnew_arr();
+
+	if (u->route == 'B') {
+		upd_set_phase(u, PH_RESET);
+		for (unsigned i = 0; i < u->ndevs; i++) {
+			uint8_t zero = 0;
+
+			k = upd_dev_ioctl(u, i, VHOST_VDPA_SET_STATUS, &zero);
+			if (k < 0) {
+				upd_rollback(u, RBT_FAILED, CAUSE_RESET, "SET_STATUS 0 on %s: %s", u->devs[i].name, strerror(-k));
+				r->ret = jnew_obj();
+				return 0;
+			}
+		}
+	}
+	u->daemon_us += now_monotonic_us() - t0;
+	if (u->mode == MODE_EXEC) {
+		upd_set_phase(u, PH_EXEC);
+		send_exec(u);
+	} else if (u->new_pid > 0) {
+		upd_set_phase(u, PH_CLAIM);
+	} else {
+		pid_t pid;
+		int pfd = -EBADF;
+
+		upd_set_phase(u, PH_SPAWN);
+		k = spawn_successor(u->binary, u->argv, u->inst->uid, u->inst->gid, u->groups, u->n_groups, u->token,
+				    u->inst->name,
+				    vl.cfg->update_policy.allow_memlock_raise ? (uint64_t)u->expected_kb * 1024 : 0, &pid,
+				    &pfd);
+		if (k < 0) {
+			upd_rollback(u, RBT_FAILED, CAUSE_SPAWN, "spawning %s: %s", u->binary, strerror(-k));
+			r->ret = jnew_obj();
+			return 0;
+		}
+		u->spawned = true;
+		u->new_pid = pid;
+		u->new_pidfd = pfd;
+		upd_watch_pid(u, &u->new_io, u->new_pidfd);
+		upd_set_phase(u, PH_CLAIM);
+	}
+	r->ret = upd_event_base(u);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- update.claim (from N) */
+
+static bool token_eq(const char *a, const char *b)
+{
+	unsigned char x = 0;
+
+	if (strlen(a) != strlen(b))
+		return false;
+	for (size_t i = 0; a[i]; i++)
+		x |= (unsigned char)(a[i] ^ b[i]);
+	return x == 0;
+}
+
+/* path C, first half: D's copies leave the held table (the state first, as for fd.remove) and go to
+ * the closer in one job (the last references once O's are gone: the kernel resets the device and
+ * unpins all guest RAM in close(), off the loop).  From the queueing on the devices count as lost until
+ * upd_reopen_devices() has them again.  0: claim_released() runs when every fd is closed. */
+static void claim_released(void *userdata, int64_t close_us);
+int upd_release_devices(struct update *u, closer_done_fn done, char *why, size_t len)
+{
+	int fds[MAX_DEVS];
+	size_t n = 0;
+
+	for (unsigned i = 0; i < u->ndevs; i++)
+		if (!held_find(u->inst, u->devs[i].name) || !u->devs[i].path)
+			return snprintf(why, len, "device %s: not held or path unknown", u->devs[i].name), -ENOENT;
+	for (unsigned i = 0; i < u->ndevs; i++) {
+		struct held *h = held_find(u->inst, u->devs[i].name);
+
+		held_unlink(h);
+		persist_state_write();
+		fds[n++] = held_destroy_take_fd(h); /* owned here, then by the closer */
+		u->devs[i].suspended = false;
+		u->devs[i].lost = true;
+	}
+	/* the closer owns fds[] from here, also when queueing fails (closed synchronously then) */
+	if (closer_close(fds, n, done, u, &u->claim_job) < 0)
+		return snprintf(why, len, "device lost: could not release the old device fds off the loop"), -ENOMEM;
+	return 0;
+}
+
+/* path C, second half (the old fds are closed): reopen the nodes, new held entries */
+int upd_reopen_devices(struct update *u, char *why, size_t len)
+{
+	for (unsigned i = 0; i < u->ndevs; i++) {
+		_cleanup_close_ int fd = -EBADF;
+		struct held *nh;
+		struct stat st;
+		int k, t;
+
+		/* a failure below loses the device: reported as device_lost, never ok */
+		k = device_open_node(u->devs[i].path, &fd);
+		if (k < 0)
+			return snprintf(why, len, "device lost: reopen %s: %s%s", u->devs[i].path, strerror(-k),
+					k == -EBUSY ? " (another copy of the old fd is still open)" : ""),
+			       k;
+		t = fdtype_detect(fd, vl.vdpa_major, &st);
+		if (t < 0)
+			return snprintf(why, len, "device lost: fstat %s: %s", u->devs[i].path, strerror(-t)), t;
+		k = held_add(u->inst, u->devs[i].name, TAKE_FD(fd), t, &st, 0, 0, u->devs[i].device, u->devs[i].path,
+			     &nh);
+		if (k < 0)
+			return snprintf(why, len, "device lost: holding %s: %s", u->devs[i].path, strerror(-k)), k;
+		u->devs[i].lost = false;
+	}
+	persist_state_write();
+	return 0;
+}
+
+
+/* path C: the release or the reopen failed (devices lost) */
+static void claim_failed(struct update *u, const char *why)
+{
+	instance_hand_over_failed(u->inst, "live update failed at the claim");
+	upd_set_phase(u, PH_RESTORE);
+	upd_rollback(u, RBT_FAILED, CAUSE_DEVICE_LOST, "%s", why);
+}
+
+/* The claim's hand-over: the instance moves to N's connection c (pidfd, same_pidfd consumed), the
+ * reply object (*ret) with every held fd (borrowed into out_fds) and the state memfd.  Returns the
+ * number of fds. */
+static int claim_handover(struct update *u, struct conn *c, int pidfd, int same_pidfd, json_object **ret,
+			  int *out_fds, size_t *ret_n)
+{
+	struct instance *inst = u->inst;
+	struct upd_inst *ui = upd_ui_get(inst, false);
+	json_object *o, *fds, *devs;
+	struct list *p, *t;
+	size_t n = 0;
+
+	/* the instance moves to N's connection, without being orphaned in between */
+	instance_hand_over(inst, c, c->cred.pid, pidfd);
+	if (same_pidfd >= 0) {
+		ev_io_stop(vl.loop, &u->old_io);
+		safe_close(u->new_pidfd);
+		u->new_pidfd = same_pidfd;
+		upd_watch_pid(u, &u->new_io, u->new_pidfd);
+	}
+
+	o = upd_event_base(u);
+	fds = jnew_arr();
+	list_for_each_safe(p, t, &inst->held) {
+		struct held *h = list_entry(p, struct held, link);
+
+		jappend(fds, held_to_json(h, false));
+		out_fds[n++] = h->fd;
+	}
+	{
+		json_object *s = jnew_obj();
+
+		jadd(s, "name", jnew_str(STATE_FD_NAME));
+		jadd(s, "type", jnew_str("memfd"));
+		jappend(fds, s);
+		out_fds[n++] = u->state_fd;
+	}
+	*ret_n = n;
+	jadd(o, "fds", fds);
+	jadd(o, "state_size", jnew_uint(u->state_size));
+	jadd(o, "vrings", json_object_get(u->vrings));
+	jadd(o, "mappings", json_object_get(ui->mappings));
+	devs = jnew_arr();
+	for (unsigned i = 0; i < u->ndevs; i++) {
+		json_object *d = jnew_obj();
+
+		jadd(d, "name", jnew_str(u->devs[i].name));
+		jadd(d, "device", u->devs[i].device ? jnew_str(u->devs[i].device) : NULL);
+		jadd(d, "path", u->devs[i].path ? jnew_str(u->devs[i].path) : NULL);
+		jadd(d, "pinning", jnew_str(u->devs[i].pa ? "pa" : "va"));
+		jadd(d, "backend_features", jnew_uint(u->devs[i].backend));
+		jappend(devs, d);
+	}
+	jadd(o, "devices", devs);
+	*ret = o;
+	return (int)n;
+}
+
+int update_cmd_claim(struct request *r)
+{
+	const char *name = request_arg_str(r, "instance"), *token = request_arg_str(r, "token");
+	struct instance *inst = instance_find(name);
+	struct upd_inst *ui = inst ? upd_ui_get(inst, false) : NULL;
+	struct update *u = ui ? ui->cur : NULL;
+	struct conn *c = r->c;
+	pid_t want_pid, pfd_pid;
+	int expect_pidfd;
+	int64_t t0 = now_monotonic_us();
+	char why[256];
+	int pidfd = -EBADF, same_pidfd = -EBADF, k;
+
+	if (!u && ui && ui->last && upd_jint(ui->last, "id", 0) > 0) {
+		json_object *ir;
+
+		if (json_object_object_get_ex(ui->last, "interrupted_by_restart", &ir) && json_object_get_boolean(ir)) {
+			/* the update this claimant belongs to died with the previous vlud (update_restore) */
+			log_warning("update.claim of '%s' by pid %d refused: update %" PRId64 " ended when vlud restarted",
+				    name, (int)c->cred.pid, upd_jint(ui->last, "id", 0));
+			return request_error(r, VLU_ERR_PERMISSION_DENIED,
+					     "update %" PRId64 " of '%s' ended when vlud restarted (phase %s): result failed, "
+					     "nothing to claim; the instance is orphaned (instance.register reattach:true), "
+					     "update.status tells what became of the device",
+					     upd_jint(ui->last, "id", 0), name, upd_jstr(ui->last, "phase") ? upd_jstr(ui->last, "phase") : "?");
+		}
+	}
+	if (u && u->token_valid && u->phase < PH_EXEC && token_eq(token, u->token) &&
+	    c->cred.pid == (u->mode == MODE_EXEC ? u->old_pid : u->new_pid)) {
+		/* the right successor, early (an operator-named one that got the token from update.start's reply
+		 * before O has saved): nothing to hand over yet; libvlu's vlu_update_claim() asks again */
+		log_info("update %" PRIu64 " of %s: claim by pid %d before phase claim (phase %s): Busy", u->id, name,
+			 (int)c->cred.pid, update_phase_name(u->phase));
+		return request_error(r, VLU_ERR_BUSY, "update %" PRIu64 " of '%s' is in phase %s: claim again in phase claim",
+				     u->id, name, update_phase_name(u->phase));
+	}
+	if (!u || !u->token_valid || !update_phase_permits(u->phase, EXPECT_CLAIM, PARTY_NEW)) {
+		log_warning("update.claim of '%s' by pid %d uid %u refused: no update waiting for a claim", name,
+			    (int)c->cred.pid, (unsigned)c->cred.uid);
+		return request_error(r, VLU_ERR_PERMISSION_DENIED, "no update of '%s' is waiting for a claim", name);
+	}
+	want_pid = u->mode == MODE_EXEC && !u->restarted ? u->old_pid : u->new_pid;
+	expect_pidfd = u->mode == MODE_EXEC && !u->restarted ? u->old_pidfd : u->new_pidfd;
+	pfd_pid = upd_pidfd_pid(expect_pidfd);
+	if (!token_eq(token, u->token) || c->cred.pid != want_pid || c->cred.uid != u->uid || pfd_pid != c->cred.pid ||
+	    !upd_pidfd_alive(expect_pidfd) || c->pidfd < 0 || c->inst) {
+		log_warning("update %" PRIu64 " of %s: claim by pid %d uid %u refused (%s; expected pid %d uid %u)", u->id,
+			    name, (int)c->cred.pid, (unsigned)c->cred.uid,
+			    !token_eq(token, u->token) ? "wrong token"
+			    : c->cred.pid != want_pid   ? "wrong pid"
+			    : c->cred.uid != u->uid     ? "wrong uid"
+			    : c->inst		       ? "connection already has an instance"
+						       : "process identity (pidfd) mismatch",
+			    (int)want_pid, (unsigned)u->uid);
+		{
+			json_object *d = upd_event_base(u);
+
+			jadd(d, "pid", jnew_int(c->cred.pid));
+			jadd(d, "uid", jnew_int(c->cred.uid));
+			events_emit("update.claim-refused", inst->name, d);
+		}
+		return request_error(r, VLU_ERR_PERMISSION_DENIED, "claim refused: token, pid or uid do not match");
+	}
+	/* every fallible step comes before the point of no return (token burnt, O's connection closed):
+	 * a failure here changes nothing and the update keeps its claim deadline */
+	if (inst->n_held + 1 > upd_claim_max_fds())
+		/* checked at update.start; fds stored since then: never hand over fewer than held */
+		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "instance '%s' holds %u fds, a claim carries at most %u",
+				     name, inst->n_held, upd_claim_max_fds() - 1);
+	pidfd = fcntl(c->pidfd, F_DUPFD_CLOEXEC, 3); /* owned: goes to the instance */
+	if (pidfd < 0)
+		return request_error(r, VLU_ERR_INTERNAL, "dup: %s", strerror(errno));
+	if (u->mode == MODE_EXEC && !u->restarted) {
+		/* the same process: watched as N from now on (owned: goes to u->new_pidfd) */
+		same_pidfd = fcntl(u->old_pidfd, F_DUPFD_CLOEXEC, 3);
+		if (same_pidfd < 0) {
+			k = -errno;
+			safe_close(pidfd);
+			return request_error(r, VLU_ERR_INTERNAL, "dup: %s", strerror(-k));
+		}
+	}
+
+	/* accepted: burn the token */
+	if (u->mode == MODE_EXEC && !u->restarted && upd_conn_by_id(u->old_conn) && upd_conn_by_id(u->old_conn) != c) {
+		/* same pid, right token: the old image's socket closed at exec (CLOEXEC) and its EOF is not
+		 * processed yet, or the VMM claims for itself; either way that connection is done (the
+		 * instance leaves it first: a hand-over, not an orphan) */
+		instance_hand_over(inst, NULL, 0, -EBADF);
+		conn_kill(upd_conn_by_id(u->old_conn), "replaced by the claiming image (live update)");
+	}
+	u->token_valid = false;
+	explicit_bzero(u->token, sizeof(u->token));
+	u->new_pid = c->cred.pid;
+	u->new_before_kb = 0;
+	(void)vmpin_read(u->new_pid, &u->new_before_kb, NULL);
+	upd_set_phase(u, PH_CLAIM); /* never without a deadline */
+	if (u->route == 'C') {
+		/* transfer mode: O closed its device fds before update.saved */
+		if (upd_release_devices(u, claim_released, why, sizeof(why)) < 0) {
+			safe_close(pidfd);
+			safe_close(same_pidfd);
+			claim_failed(u, why);
+			return request_error(r, VLU_ERR_DEVICE_ERROR, "%s", why);
+		}
+		/* the claim continues in claim_released() (the phase deadline still runs); the reply is
+		 * deferred, the pidfds wait in u (owned) */
+		upd_deferred_take(&u->claim, r);
+		u->claim_pidfd = TAKE_FD(pidfd);
+		u->claim_same_pidfd = TAKE_FD(same_pidfd);
+		u->daemon_us += now_monotonic_us() - t0;
+		log_info("update %" PRIu64 " of %s: claim by pid %d accepted, releasing the old device fds", u->id, name,
+			 (int)c->cred.pid);
+		return 0;
+	}
+	k = claim_handover(u, c, TAKE_FD(pidfd), TAKE_FD(same_pidfd), &r->ret, r->out_fds, &r->n_out_fds);
+	u->daemon_us += now_monotonic_us() - t0;
+	upd_set_phase(u, PH_RESTORE);
+	log_info("update %" PRIu64 " of %s: claimed by pid %d (%d fds handed over)", u->id, name, (int)c->cred.pid, k);
+	return 0;
+}
+
+/* path C: the closer has closed D's old device fds (close_us in its worker, not on the loop) */
+static void claim_released(void *userdata, int64_t close_us)
+{
+	struct update *u = userdata;
+	int64_t t0 = now_monotonic_us();
+	struct conn *c;
+	json_object *o = NULL;
+	_cleanup_json_ json_object *rep = NULL;
+	int out_fds[VLU_MAX_FDS_PER_MSG];
+	size_t n = 0;
+	char why[256];
+	int k;
+
+	u->claim_job = NULL;
+	u->release_us = close_us;
+	log_info("update %" PRIu64 " of %s: old device fds released in %.1f ms (off the loop)", u->id, u->inst->name,
+		 (double)close_us / 1000.0);
+	if (upd_reopen_devices(u, why, sizeof(why)) < 0) {
+		upd_deferred_error(&u->claim, VLU_ERR_DEVICE_ERROR, why, NULL);
+		u->daemon_us += now_monotonic_us() - t0;
+		claim_failed(u, why);
+		return;
+	}
+	c = upd_conn_by_id(u->claim.conn);
+	if (!c || c->dead || c->inst) {
+		/* the claimant's connection closed while the device was released: D holds the reopened
+		 * device; the rollback decides (exec mode: may restart the previous binary) */
+		u->daemon_us += now_monotonic_us() - t0;
+		u->claim_pidfd = safe_close(u->claim_pidfd);
+		u->claim_same_pidfd = safe_close(u->claim_same_pidfd);
+		upd_deferred_drop(&u->claim);
+		instance_hand_over_failed(u->inst, "the claimant disconnected during the claim");
+		upd_rollback(u, RBT_FAILED, CAUSE_CLAIMANT_GONE,
+			 "the claimant's connection closed while the old device was released");
+		return;
+	}
+	k = claim_handover(u, c, TAKE_FD(u->claim_pidfd), TAKE_FD(u->claim_same_pidfd), &o, out_fds, &n);
+	upd_deferred_return(&u->claim, o, out_fds, n);
+	u->daemon_us += now_monotonic_us() - t0;
+	upd_set_phase(u, PH_RESTORE);
+	log_info("update %" PRIu64 " of %s: claimed by pid %d (%d fds handed over)", u->id, u->inst->name,
+		 (int)u->new_pid, k);
+}
+
+int update_cmd_ready(struct request *r)
+{
+	struct instance *inst = r->c->inst;
+	struct upd_inst *ui = inst ? upd_ui_get(inst, false) : NULL;
+	struct update *u = ui ? ui->cur : NULL;
+	const char *err = request_arg_str(r, "error");
+	int64_t t0 = now_monotonic_us();
+	json_object *v = NULL;
+	bool ok = true;
+	int k;
+
+	if (!u)
+		return request_error(r, VLU_ERR_NOT_FOUND, "no update of this instance is running");
+	if (u->retake)
+		return upd_retake_ready(r, u, err);
+	if (!update_phase_permits(u->phase, EXPECT_READY, PARTY_NEW) || r->c->cred.pid != u->new_pid)
+		return request_error(r, VLU_ERR_PERMISSION_DENIED, "update.ready is for the successor in phase restore (now: %s)",
+				     update_phase_name(u->phase));
+	if (err) {
+		upd_rollback(u, RBT_FAILED, CAUSE_RESTORE, "the successor could not restore: %s", err);
+		r->ret = ui->last ? json_object_get(ui->last) : jnew_obj();
+		return 0;
+	}
+	if (u->route == 'A') {
+		upd_set_phase(u, PH_RESUME);
+		for (unsigned i = 0; i < u->ndevs; i++) {
+			k = upd_dev_ioctl(u, i, VHOST_VDPA_RESUME, NULL);
+			if (k < 0) {
+				upd_set_failure(u, CAUSE_VERIFY, "RESUME %s: %s", u->devs[i].name, strerror(-k));
+				ok = false;
+			}
+			u->devs[i].suspended = false;
+		}
+	}
+	upd_set_phase(u, PH_VERIFY);
+	for (unsigned i = 0; i < u->ndevs && ok; i++) {
+		uint8_t st = 0;
+
+		k = upd_dev_status(u, i, &st);
+		if (k < 0 || !(st & VIRTIO_CONFIG_S_DRIVER_OK)) {
+			upd_set_failure(u, CAUSE_VERIFY, "device %s: status %s0x%x, not DRIVER_OK", u->devs[i].name,
+				    k < 0 ? "unreadable " : "", st);
+			ok = false;
+		}
+	}
+	/* N's VmPin unread would pass as 0 = the expected size in VA mode: not verified is not ok.  (O may
+	 * have exited in transfer mode: an unreadable old_after_kb stays 0, which is what a gone mm pins.) */
+	k = vmpin_read(u->new_pid, &u->new_after_kb, NULL);
+	if (k < 0 && ok) {
+		upd_set_failure(u, CAUSE_VERIFY, "cannot read VmPin of the successor (pid %d): %s", (int)u->new_pid,
+			    strerror(-k));
+		ok = false;
+	}
+	if (u->mode == MODE_TRANSFER)
+		(void)vmpin_read(u->old_pid, &u->old_after_kb, NULL);
+	else
+		u->old_after_kb = u->new_after_kb;
+	if (ok && !upd_vmpin_moved(u)) {
+		upd_set_failure(u, CAUSE_VERIFY,
+			    "VmPin mismatch: expected %" PRId64 " kB moved; old %" PRId64 " -> %" PRId64 " kB, new %" PRId64
+			    " -> %" PRId64 " kB",
+			    u->expected_kb, u->old_before_kb, u->old_after_kb, u->new_before_kb, u->new_after_kb);
+		ok = false;
+	}
+	u->daemon_us += now_monotonic_us() - t0;
+	if (!ok) {
+		uint64_t id = u->id;
+
+		/* transfer mode with O alive: N is killed (it still holds the device), O takes back at its exit;
+		 * otherwise the verdict is failed as it stands (update_decide(), RBT_VERIFY) */
+		upd_rollback_act(u, RBT_VERIFY);
+		if (ui->cur && ui->cur->id == id && ui->cur->kill_pending)
+			r->ret = jnew_obj(); /* the verdict comes when the killed successor's exit is seen */
+		else
+			r->ret = ui->last ? json_object_get(ui->last) : jnew_obj();
+		return 0;
+	}
+	upd_set_phase(u, PH_COMMIT);
+	if (u->restarted) {
+		/* the device runs again, under the previous binary: the update itself failed */
+		json_object *d = upd_event_base(u);
+		char reason[1024];
+
+		upd_add_note(u, "; the previous binary (pid %d) took the device back", (int)u->new_pid);
+		upd_error_text(u, reason, sizeof(reason));
+		jadd(d, "reason", jnew_str(reason));
+		jadd(d, "restarted_previous", jnew_bool(true));
+		events_emit("update.rolled-back", u->inst->name, d);
+		upd_finish(u, "rolled-back", "update.completed", &v);
+		r->ret = v;
+		return 0;
+	}
+	upd_finish(u, "ok", "update.completed", &v);
+	r->ret = v;
+	return 0;
+}
+

@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * update-restore.c - the live-update engine across a restart of vlud: the running update's record,
+ * the last verdict and the mapping table as the state document keeps them (persist.c asks), and
+ * update_restore() at start-up, which ends an update that was running when the previous vlud died.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <json-c/json.h>
+
+#include "events.h"
+#include "held.h"
+#include "instance.h"
+#include "json-oom.h"
+#include "state.h"
+#include "update-int.h"
+#include "update.h"
+#include "vlud-vhost.h"
+#include "vlud.h"
+
+/* ---------------------------------------------------------------- persistence across a restart of vlud
+ *
+ * The running update is part of the state document (daemon/state.h "updates", written by persist.c from
+ * update_persist_record() at every phase change and at the end), and so is each instance's last
+ * verdict ("last_update").  A vlud started after a SIGKILL or a crash finds the record: update_restore()
+ * brings back what it can for the phase the update was in (docs/UPDATE.md "vlud restarted during an
+ * update") and ends the update with a failed verdict. */
+
+/* the record of inst's running update; false when none runs */
+bool update_persist_record(struct instance *inst, struct state_update *ret)
+{
+	struct upd_inst *ui = inst->update;
+	struct update *u = ui ? ui->cur : NULL;
+
+	if (!u || !u->id)
+		return false;
+	memset(ret, 0, sizeof(*ret));
+	snprintf(ret->instance, sizeof(ret->instance), "%s", inst->name);
+	ret->id = u->id;
+	snprintf(ret->mode, sizeof(ret->mode), "%s", upd_mode_name(u->mode));
+	ret->path = u->route;
+	snprintf(ret->phase, sizeof(ret->phase), "%s", update_phase_name(u->phase));
+	ret->old_pid = u->old_pid;
+	ret->new_pid = u->new_pid > 0 ? u->new_pid : 0;
+	ret->started_us = now_realtime_us() - (now_monotonic_us() - u->t_start_us);
+	for (unsigned i = 0; i < u->ndevs && i < VLUD_STATE_UPDATE_MAX_DEVS; i++) {
+		struct state_update_dev *d = &ret->devs[ret->n_devs++];
+
+		snprintf(d->name, sizeof(d->name), "%s", u->devs[i].name);
+		/* in phase suspend the SUSPENDs run after this record is written: count them as done (a
+		 * RESUME of a device that is not suspended does nothing, kernel-facts.md 5) */
+		d->suspended = u->devs[i].suspended ||
+			       (u->phase == PH_SUSPEND && upd_has_bf(u->devs[i].backend, VHOST_BACKEND_F_SUSPEND));
+		/* likewise SET_STATUS 0 runs in phase reset, after the record */
+		d->reset = u->route == 'B' && u->phase >= PH_RESET && u->phase != PH_ROLLBACK;
+		d->released = u->devs[i].lost || u->release_us >= 0 || u->claim_job;
+	}
+	return ret->n_devs > 0;
+}
+
+/* inst's last verdict as JSON text for the state (malloc()ed, at most VLUD_STATE_VERDICT_MAX bytes: a
+ * bigger one keeps only its main members, with "truncated":true), NULL when there is none */
+char *update_persist_last(struct instance *inst)
+{
+	static const char *const keep[] = { "instance", "id", "result", "mode", "path", "old_pid", "new_pid",
+					    "restarted_previous", "phase", "interrupted_by_restart", "device_lost" };
+	struct upd_inst *ui = inst->update;
+	_cleanup_json_ json_object *small = NULL;
+	const char *t;
+
+	if (!ui || !ui->last)
+		return NULL;
+	t = json_object_to_json_string_ext(ui->last, JSON_C_TO_STRING_PLAIN);
+	if (t && strlen(t) <= VLUD_STATE_VERDICT_MAX)
+		return strdup(t);
+	small = jnew_obj();
+	if (!small)
+		return NULL;
+	for (size_t i = 0; i < ELEMENTSOF(keep); i++) {
+		json_object *v;
+
+		if (json_object_object_get_ex(ui->last, keep[i], &v))
+			jadd(small, keep[i], json_object_get(v));
+	}
+	{
+		const char *e = upd_jstr(ui->last, "error");
+		char eb[1024];
+
+		if (e) {
+			snprintf(eb, sizeof(eb), "%s", e);
+			jadd(small, "error", jnew_str(eb));
+		}
+	}
+	jadd(small, "truncated", jnew_bool(true));
+	t = json_object_to_json_string_ext(small, JSON_C_TO_STRING_PLAIN);
+	return t && strlen(t) <= VLUD_STATE_VERDICT_MAX ? strdup(t) : NULL;
+}
+
+/* inst's mapping table {"mappings":[...],"devices":[...]} as JSON text for the state (malloc()ed), NULL
+ * when none was declared (or it exceeds VLUD_STATE_MAPPINGS_MAX: then a restarted vlud has none) */
+char *update_persist_mappings(struct instance *inst)
+{
+	struct upd_inst *ui = inst->update;
+	_cleanup_json_ json_object *o = NULL;
+	const char *t;
+
+	if (!ui || !ui->mappings)
+		return NULL;
+	o = jnew_obj();
+	if (!o)
+		return NULL;
+	jadd(o, "mappings", json_object_get(ui->mappings));
+	jadd(o, "devices", ui->devices ? json_object_get(ui->devices) : jnew_arr());
+	t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	return t && strlen(t) <= VLUD_STATE_MAPPINGS_MAX ? strdup(t) : NULL;
+}
+
+/* Does process pid hold an fd of the character device rdev?  1 yes, 0 no, -errno unknown. */
+static int pid_holds_rdev(pid_t pid, dev_t rdev)
+{
+	char dir[64];
+	struct dirent *e;
+	int found = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		struct stat st;
+
+		if (e->d_name[0] == '.')
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, 0) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == rdev)
+			found = 1;
+	}
+	closedir(d);
+	return found;
+}
+
+static bool pid_exists(pid_t pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+#define APPENDF(buf, ...) snprintf((buf) + strlen(buf), sizeof(buf) - strlen(buf), __VA_ARGS__)
+
+/* One update that was running when the previous vlud died (record su of the adopted state). */
+static void restore_one(struct instance *inst, const struct state_update *su)
+{
+	struct upd_inst *ui = upd_ui_get(inst, true);
+	int k_ph = update_phase_by_name(su->phase);
+	enum phase ph = k_ph < 0 ? PH_DONE : (enum phase)k_ph;
+	bool released = false, reset = false, old_owns, resume;
+	json_object *v, *st, *resumed, *lost = NULL;
+	const char *why_owner;
+	char err[1536] = "";
+	char mode_c = su->path;
+
+	if (!ui)
+		return;
+	for (unsigned i = 0; i < su->n_devs; i++) {
+		released |= su->devs[i].released;
+		reset |= su->devs[i].reset;
+	}
+	/* does the old image still own the devices (nothing reset, released or claimed, and in exec mode
+	 * the process has not exec'ed yet: it still holds its own copy of every device)? */
+	old_owns = ph <= PH_CLAIM && !released && !reset;
+	why_owner = "";
+	if (old_owns && strcmp(su->mode, "exec") == 0 && ph >= PH_EXEC) {
+		/* update.exec was sent: the old image may have exec'ed (its device fds closed with CLOEXEC) */
+		for (unsigned i = 0; i < su->n_devs && old_owns; i++) {
+			struct held *h = held_find(inst, su->devs[i].name);
+			int k = h ? pid_holds_rdev(su->old_pid, (dev_t)h->rdev) : -ENOENT;
+
+			if (k <= 0) {
+				old_owns = false;
+				why_owner = k == 0 ? "the old image exec'ed (pid holds no copy of the device)"
+						   : "cannot tell whether the old image exec'ed";
+			}
+		}
+	}
+	resume = old_owns;
+	APPENDF(err, "vlud restarted during the update (phase %s): ", su->phase);
+	if (resume)
+		APPENDF(err, "before the hand-over, the old VMM (pid %d, %s) still owns the device: devices resumed, "
+			     "every fd kept (instance orphaned: reattach with instance.register reattach:true)",
+			(int)su->old_pid, pid_exists(su->old_pid) ? "alive" : "exited");
+	else if (ph == PH_DONE)
+		APPENDF(err, "the update was ending (its own verdict was not recorded); every fd kept");
+	else if (ph >= PH_RESTORE && ph != PH_ROLLBACK)
+		APPENDF(err, "the successor (pid %d, %s) had claimed every fd%s; vlud keeps every fd, the device is "
+			     "as the successor left it",
+			(int)su->new_pid, pid_exists(su->new_pid) ? "alive" : "exited",
+			mode_c == 'C' ? " (path C: a fresh open of the device)" : "");
+	else if (released)
+		APPENDF(err, "path C: vlud had released the old device (reset, unpinned) for the claim; every fd kept, "
+			     "the device is not brought back");
+	else if (reset)
+		APPENDF(err, "path B: vlud had reset the device (status 0) for the successor; every fd kept, the old "
+			     "VMM must re-create its vrings (it was not told)");
+	else
+		APPENDF(err, "%s: devices stay suspended, every fd kept", why_owner);
+
+	st = jnew_arr();
+	resumed = jnew_arr();
+	APPENDF(err, ";");
+	for (unsigned i = 0; i < su->n_devs; i++) {
+		const struct state_update_dev *d = &su->devs[i];
+		struct held *h = held_find(inst, d->name);
+		json_object *e = jnew_obj();
+		uint8_t s = 0;
+		int k = 0;
+
+		jadd(e, "device", jnew_str(d->name));
+		if (!h) {
+			if (!lost)
+				lost = jnew_arr();
+			jappend(lost, jnew_str(d->name));
+			jadd(e, "status", NULL);
+			jappend(st, e);
+			APPENDF(err, " %s: no fd held (%s)", d->name, d->released ? "released and not reopened: device lost"
+										  : "missing from the fd store");
+			continue;
+		}
+		if (resume && d->suspended) {
+			k = ioctl(h->fd, VHOST_VDPA_RESUME) < 0 ? -errno : 0;
+			if (k < 0)
+				log_warning("update %" PRIu64 " of %s: RESUME %s after the restart: %s", su->id, inst->name,
+					    d->name, strerror(-k));
+			else
+				jappend(resumed, jnew_str(d->name));
+		}
+		if (ioctl(h->fd, VHOST_VDPA_GET_STATUS, &s) < 0) {
+			jadd(e, "status", NULL);
+			APPENDF(err, " %s: status unreadable (%s)", d->name, strerror(errno));
+		} else {
+			jadd(e, "status", jnew_int(s));
+			APPENDF(err, " %s: %s, status 0x%x%s", d->name,
+				resume && d->suspended ? (k < 0 ? "RESUME failed" : "resumed")
+				: d->released	       ? "released, then reopened by vlud (a fresh open)"
+				: d->reset	       ? "reset by vlud"
+				: d->suspended	       ? "suspended by vlud, not resumed"
+						       : "not suspended",
+				s, (s & VIRTIO_CONFIG_S_DRIVER_OK) ? " (DRIVER_OK)" : "");
+		}
+		jappend(st, e);
+	}
+
+	v = jnew_obj();
+	jadd(v, "instance", jnew_str(inst->name));
+	jadd(v, "id", jnew_uint(su->id));
+	jadd(v, "mode", jnew_str(su->mode));
+	jadd(v, "path", jnew_str(upd_route_str(su->path)));
+	jadd(v, "result", jnew_str("failed"));
+	jadd(v, "old_pid", jnew_int(su->old_pid));
+	jadd(v, "new_pid", su->new_pid ? jnew_int(su->new_pid) : NULL);
+	jadd(v, "restarted_previous", jnew_bool(false));
+	jadd(v, "interrupted_by_restart", jnew_bool(true));
+	jadd(v, "phase", jnew_str(su->phase));
+	jadd(v, "resumed", resumed);
+	jadd(v, "status_after", st);
+	if (lost)
+		jadd(v, "device_lost", lost);
+	jadd(v, "total_ms",
+			       jnew_double((double)(now_realtime_us() - su->started_us) / 1000.0));
+	jadd(v, "error", jnew_str(err));
+	log_warning("update %" PRIu64 " of %s: failed: %s", su->id, inst->name, err);
+	events_emit("update.completed", inst->name, json_object_get(v));
+	json_object_put(ui->last);
+	ui->last = v;
+}
+
+void update_restore(const struct state_doc *doc)
+{
+	for (size_t i = 0; i < doc->n_instances; i++) {
+		struct instance *inst = instance_find(doc->instances[i].name);
+		struct upd_inst *ui;
+		json_object *v, *m, *d;
+
+		if (inst && doc->instances[i].mappings && (v = json_tokener_parse(doc->instances[i].mappings))) {
+			/* the table as the VMM declared it (checked then); the preflight checks it again */
+			ui = upd_ui_get(inst, true);
+			if (ui && json_object_object_get_ex(v, "mappings", &m) && json_object_is_type(m, json_type_array) &&
+			    json_object_object_get_ex(v, "devices", &d) && json_object_is_type(d, json_type_array)) {
+				json_object_put(ui->mappings);
+				ui->mappings = json_object_get(m);
+				json_object_put(ui->devices);
+				ui->devices = json_object_get(d);
+			}
+			json_object_put(v);
+		}
+		if (!inst || !doc->instances[i].last_update)
+			continue;
+		v = json_tokener_parse(doc->instances[i].last_update);
+		ui = v ? upd_ui_get(inst, true) : NULL;
+		if (!ui) {
+			json_object_put(v);
+			continue;
+		}
+		json_object_put(ui->last);
+		ui->last = v;
+		if (upd_jint(v, "id", 0) >= (int64_t)update_next_id)
+			update_next_id = (uint64_t)upd_jint(v, "id", 0) + 1;
+	}
+	for (size_t i = 0; i < doc->n_updates; i++) {
+		const struct state_update *su = &doc->updates[i];
+		struct instance *inst = instance_find(su->instance);
+
+		if (su->id >= update_next_id)
+			update_next_id = su->id + 1;
+		if (!inst) {
+			log_warning("update %" PRIu64 " of %s was running when vlud died, but the instance is gone", su->id,
+				    su->instance);
+			continue;
+		}
+		restore_one(inst, su);
+	}
+}

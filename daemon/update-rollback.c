@@ -1,0 +1,528 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * update-rollback.c - what happens after a failure (docs/UPDATE.md "Rollback"): the facts are read
+ * (rb_facts()), update_decide() (update-decide.c, pure) says what to do, upd_rollback_act() does it.  The triggers:
+ * a deadline (timer_cb), O or the successor exiting (upd_old_exit_cb, new_exit_cb), and every failed step,
+ * update.abort, a verification that failed, the instance released or the daemon stopping (upd_rollback()).
+ *
+ * The recoveries that take more than one step live here too: the previous binary restarted (exec mode),
+ * the kill of a late process, the instance handed back to O (reclaim, transfer mode A/B), and the path-C
+ * retake (D releases and reopens the device, O takes the fresh fds and calls update.ready).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/random.h>
+#include <json-c/json.h>
+
+#include "config.h"
+#include "conn.h"
+#include "events.h"
+#include "instance.h"
+#include "json-oom.h"
+#include "spawn.h"
+#include "update-int.h"
+#include "vlud-vhost.h"
+#include "vlud.h"
+#include "vmpin.h"
+
+/* ---------------------------------------------------------------- the facts */
+
+static struct rb_facts rb_facts(const struct update *u, enum rb_trigger t)
+{
+	struct conn *oc = upd_conn_by_id(u->old_conn);
+	struct rb_facts f = {
+		.trigger = t,
+		.transfer = u->mode == MODE_TRANSFER,
+		.route = u->route,
+		.phase = u->phase,
+		.old_alive = upd_pidfd_alive(u->old_pidfd),
+		.old_conn = oc != NULL,
+		.old_conn_free = oc && !oc->inst,
+		.inst_on_old_conn = oc && u->inst->conn == oc,
+		.new_alive = upd_pidfd_alive(u->new_pidfd),
+		.spawned = u->spawned,
+		.saved = u->state_fd >= 0,
+		.released = u->release_us >= 0,
+		.prev_binary = u->prev_binary != NULL,
+		.restarted = u->restarted,
+		.retake = u->retake,
+		.kill_pending = u->kill_pending,
+		.old_killed = u->fail[0].killed == u->old_pid || u->fail[1].killed == u->old_pid,
+		.pol_restart_previous = vl.cfg->update_policy.restart_previous,
+		.pol_kill_failed_successor = vl.cfg->update_policy.kill_failed_successor,
+	};
+
+	for (unsigned i = 0; i < u->ndevs; i++)
+		f.lost |= u->devs[i].lost;
+	return f;
+}
+
+/* ---------------------------------------------------------------- the recoveries */
+
+/* Exec mode, the old image is gone and its successor failed: start the previous binary (with the
+ * instance's uid and gid, a new token) to claim the device back from the saved state.  0 when started. */
+static int restart_previous(struct update *u)
+{
+	char reason[1024];
+	json_object *d;
+	uint8_t rnd[16];
+	pid_t pid;
+	int pfd = -EBADF, k;
+
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		return -errno;
+	for (unsigned i = 0; i < sizeof(rnd); i++)
+		snprintf(u->token + 2 * i, 3, "%02x", rnd[i]);
+	ev_io_stop(vl.loop, &u->old_io);
+	ev_io_stop(vl.loop, &u->new_io);
+	u->new_pidfd = safe_close(u->new_pidfd);
+	if (u->route == 'B' && u->phase >= PH_RESTORE)
+		/* path B after the claim: the dead image may have re-created features and vrings (DRIVER_OK);
+		 * the restarted binary, like any path-B successor, takes a reset device (SET_STATUS 0 needs no
+		 * ownership; IOTLB_PERSIST keeps the mappings) */
+		for (unsigned i = 0; i < u->ndevs; i++) {
+			uint8_t zero = 0;
+
+			k = upd_dev_ioctl(u, i, VHOST_VDPA_SET_STATUS, &zero);
+			if (k < 0)
+				log_warning("update %" PRIu64 ": SET_STATUS 0 on %s for the restarted binary: %s", u->id,
+					    u->devs[i].name, strerror(-k));
+		}
+	upd_set_phase(u, PH_SPAWN);
+	k = spawn_successor(u->prev_binary, u->prev_argv, u->inst->uid, u->inst->gid, u->groups, u->n_groups, u->token,
+			    u->inst->name,
+			    vl.cfg->update_policy.allow_memlock_raise ? (uint64_t)u->expected_kb * 1024 : 0, &pid, &pfd);
+	if (k < 0) {
+		explicit_bzero(u->token, sizeof(u->token));
+		upd_add_note(u, "; restarting %s failed: %s", u->prev_binary, strerror(-k));
+		return k;
+	}
+	upd_error_text(u, reason, sizeof(reason));
+	u->restarted = true;
+	u->kill_pending = false; /* the restarted binary gets its own deadline (and kill) */
+	u->token_valid = true;
+	u->new_pid = pid;
+	u->new_pidfd = pfd;
+	upd_watch_pid(u, &u->new_io, u->new_pidfd);
+	upd_set_phase(u, PH_CLAIM);
+	log_warning("update %" PRIu64 " of %s: %s; restarted the previous binary %s as pid %d to take the device back",
+		    u->id, u->inst->name, reason, u->prev_binary, (int)pid);
+	d = upd_event_base(u);
+	jadd(d, "reason", jnew_str(reason));
+	jadd(d, "binary", jnew_str(u->prev_binary));
+	jadd(d, "pid", jnew_int(pid));
+	events_emit("update.restarting-previous", u->inst->name, d);
+	return 0;
+}
+
+/* Kill pid (pfd its pidfd) that failed the update while it holds (or is about to take) the instance's fds:
+ * SIGKILL now, and the rollback runs when its exit is seen (old_exit_cb/new_exit_cb), exactly as when it
+ * dies by itself: the kernel closes the fds it holds, so a device can go back to a running VMM (transfer
+ * mode: O; exec mode: the previous binary restarted).  Without the kill, a rollback could only keep every
+ * fd and report failed while that process still runs with copies of the device.  Policy
+ * update.kill_failed_successor (default true, checked by update_decide()).  -errno when the signal
+ * failed. */
+static int kill_process(struct update *u, int pfd, pid_t pid)
+{
+	struct upd_failure *f = &u->fail[u->restarted || u->retake];
+	char reason[1024];
+	json_object *d;
+
+	if (pfd < 0)
+		return -EBADF;
+	if (pidfd_send_signal(pfd, SIGKILL, NULL, 0) < 0)
+		return -errno;
+	f->killed = pid;
+	u->kill_pending = true;
+	upd_error_text(u, reason, sizeof(reason));
+	log_warning("update %" PRIu64 " of %s: killed pid %d (SIGKILL) in phase %s: %s; rolling back when it has exited",
+		    u->id, u->inst->name, (int)pid, update_phase_name(u->phase), reason);
+	d = upd_event_base(u);
+	jadd(d, "pid", jnew_int(pid));
+	jadd(d, "phase", jnew_str(update_phase_name(u->phase)));
+	jadd(d, "reason", jnew_str(reason));
+	events_emit("update.killed", u->inst->name, d);
+	/* its exit (pidfd readable) rolls back; this deadline only guards against never seeing it */
+	ev_timer_stop(vl.loop, &u->timer);
+	ev_timer_set(&u->timer, 5.0, 0.);
+	ev_timer_start(vl.loop, &u->timer);
+	return 0;
+}
+
+/* tell O to take the reopened devices (fd.retrieve them, then update.ready) */
+static void retake_tell(struct update *u)
+{
+	json_object *d = upd_event_base(u), *names = jnew_arr();
+	char reason[1024];
+
+	upd_error_text(u, reason, sizeof(reason));
+	for (unsigned i = 0; i < u->ndevs; i++)
+		jappend(names, jnew_str(u->devs[i].name));
+	jadd(d, "reason", jnew_str(reason));
+	jadd(d, "phase", jnew_str(update_phase_name(u->retake_from)));
+	jadd(d, "reinit", jnew_bool(true));
+	jadd(d, "reclaim", jnew_bool(true));
+	jadd(d, "reopened", jnew_bool(true));
+	jadd(d, "devices", names);
+	events_tell(upd_conn_by_id(u->old_conn), "update.rolled-back", u->inst->name, d);
+	log_info("update %" PRIu64 " of %s: device reopened, the old VMM %d takes it back", u->id, u->inst->name,
+		 (int)u->old_pid);
+}
+
+/* path C, the retake (the device is reopened): O is told, or the update ends when O's connection went */
+static void retake_released(void *userdata, int64_t close_us)
+{
+	struct update *u = userdata;
+	int64_t t0 = now_monotonic_us();
+	char why[256];
+
+	u->claim_job = NULL;
+	u->release_us = (u->release_us > 0 ? u->release_us : 0) + close_us;
+	if (upd_reopen_devices(u, why, sizeof(why)) < 0) {
+		u->daemon_us += now_monotonic_us() - t0;
+		upd_add_note(u, "; bringing the device back to the old VMM: %s", why);
+		u->retake = false;
+		upd_finish(u, "failed", "update.completed", NULL);
+		return;
+	}
+	u->daemon_us += now_monotonic_us() - t0;
+	if (!u->inst->conn || u->inst->conn != upd_conn_by_id(u->old_conn)) {
+		upd_add_note(u, "; the old VMM disconnected while the device was released: every fd kept");
+		u->retake = false;
+		upd_finish(u, "failed", "update.completed", NULL);
+		return;
+	}
+	retake_tell(u);
+}
+
+/* Transfer mode, path C, rollback after N's claim (N is gone, O alive on its connection): the instance
+ * returns to O's connection; D's copies of the device (the reopened ones N got: N may have owned and
+ * mapped them) go to the closer, the last references (reset, unpin); retake_released() reopens the nodes
+ * and tells O (update.rolled-back with reopened:true); O fd.retrieves the fresh fds, takes them like a
+ * path-C successor and calls update.ready; D verifies there (retake_ready).  0: under way. */
+static int retake_start(struct update *u, char *why, size_t len)
+{
+	struct conn *oc = upd_conn_by_id(u->old_conn);
+	char reason[1024];
+	int pfd;
+
+	if (!oc || oc->inst)
+		return snprintf(why, len, "the old VMM's connection is gone or busy"), -ENOTCONN;
+	if (u->claim_job)
+		return snprintf(why, len, "the old device is still being released"), -EBUSY;
+	pfd = fcntl(u->old_pidfd, F_DUPFD_CLOEXEC, 3); /* owned: goes to the instance */
+	if (pfd < 0)
+		return snprintf(why, len, "dup: %s", strerror(errno)), -errno;
+	if (upd_release_devices(u, retake_released, why, len) < 0) {
+		safe_close(pfd);
+		return -EIO;
+	}
+	/* from N's connection back to O's: a hand-over, not an orphan */
+	instance_hand_over(u->inst, oc, u->old_pid, pfd);
+	u->retake = true;
+	u->retake_from = u->phase;
+	ev_io_stop(vl.loop, &u->new_io);
+	upd_set_phase(u, PH_ROLLBACK);
+	upd_error_text(u, reason, sizeof(reason));
+	log_warning("update %" PRIu64 " of %s: %s; releasing the device to bring it back to the old VMM %d", u->id,
+		    u->inst->name, reason, (int)u->old_pid);
+	return 0;
+}
+
+/* transfer mode A/B after the claim: the instance returns to O's connection; O re-owns with
+ * VHOST_NEW_OWNER (remaps in VA mode) and resumes (B: re-creates the vrings) itself, so D does not
+ * RESUME a device whose owner may still be the dead successor */
+static void reclaim(struct update *u)
+{
+	struct conn *oc = upd_conn_by_id(u->old_conn);
+	int pfd = fcntl(u->old_pidfd, F_DUPFD_CLOEXEC, 3);
+
+	if (pfd >= 0 && oc && !oc->inst) {
+		if (u->inst->state == INSTANCE_ATTACHED)
+			instance_orphan(u->inst, "taken back by the old VMM (update rolled back)");
+		instance_attach(u->inst, oc, u->old_pid, pfd);
+	} else
+		safe_close(pfd);
+}
+
+/* ---------------------------------------------------------------- the decision, executed */
+
+/* the words an end state adds to the cause */
+static void end_note(struct update *u, enum rb_action a, bool old_alive)
+{
+	switch (a) {
+	case RB_KEEP_SUSPENDED:
+		upd_add_note(u, "; the old image is gone (%s): devices stay suspended, every fd is kept",
+			 old_alive ? "exec'ed, never claimed" : "process exited");
+		break;
+	case RB_RESUME_ORPHANED:
+		upd_add_note(u, "; the VMM process exited: devices resumed, every fd kept (instance orphaned)");
+		break;
+	case RB_KEEP:
+		if (u->mode == MODE_EXEC)
+			upd_add_note(u, "; exec mode after claim: no old image to return to, every fd kept");
+		else if (u->route == 'C')
+			upd_add_note(u, "; path C after the claim: the device was reopened for the successor, and the "
+				    "successor still runs or the old VMM is gone; every fd kept");
+		else
+			upd_add_note(u, "; the old VMM is gone too; every fd kept");
+		break;
+	case RB_KEEP_RETAKE:
+		upd_add_note(u, "; while the reopened device was being brought back to the old VMM: every fd kept");
+		break;
+	case RB_STOP:
+		upd_add_note(u, "; devices resumed");
+		break;
+	default:
+		break;
+	}
+}
+
+/* the update rolls back (an action that ends it, or brings the device back to a running VMM) */
+static void rolling_back(struct update *u, bool *logged)
+{
+	char reason[1024];
+
+	if (*logged)
+		return;
+	*logged = true;
+	u->token_valid = false;
+	upd_error_text(u, reason, sizeof(reason));
+	log_warning("update %" PRIu64 " of %s: rolling back in phase %s: %s", u->id, u->inst->name,
+		    update_phase_name(u->phase), reason);
+}
+
+/* Execute what update_decide() says about trigger t (the cause already recorded). */
+void upd_rollback_act(struct update *u, enum rb_trigger t)
+{
+	struct rb_facts f = rb_facts(u, t);
+	bool logged = false;
+	enum rb_action a;
+	const char *result;
+	char reason[1024];
+	json_object *d;
+	pid_t pid;
+
+	for (;;) {
+		a = update_decide(&f);
+		log_debug("update %" PRIu64 " of %s: phase %s, %s: %s", u->id, u->inst->name, update_phase_name(u->phase),
+			  update_trigger_name(t), update_action_name(a));
+		if (a == RB_KILL_OLD || a == RB_KILL_NEW) {
+			pid = a == RB_KILL_OLD ? u->old_pid : u->new_pid;
+			if (kill_process(u, a == RB_KILL_OLD ? u->old_pidfd : u->new_pidfd, pid) == 0) {
+				u->acted = a;
+				return; /* the exit rolls back */
+			}
+			f.kill_failed = true;
+			continue;
+		}
+		if (a == RB_RESTART_PREVIOUS) {
+			rolling_back(u, &logged);
+			u->acted = a;
+			if (restart_previous(u) == 0)
+				return;
+			f = rb_facts(u, t); /* the phase may have moved (spawn) */
+			f.restart_failed = true;
+			continue;
+		}
+		break;
+	}
+	u->acted = a;
+	if (a != RB_STOP && a != RB_FAIL && a != RB_IGNORE && a != RB_CONTINUE)
+		rolling_back(u, &logged);
+	switch (a) {
+	case RB_IGNORE:
+	case RB_CONTINUE:
+	case RB_KILL_OLD:
+	case RB_KILL_NEW:
+	case RB_RESTART_PREVIOUS:
+		return;
+	case RB_STOP:
+		u->token_valid = false;
+		upd_resume_all(u);
+		end_note(u, a, f.old_alive);
+		upd_finish(u, "failed", "update.completed", NULL);
+		return;
+	case RB_FAIL:
+		upd_finish(u, "failed", "update.completed", NULL);
+		return;
+	case RB_KEEP_RETAKE:
+		end_note(u, a, f.old_alive);
+		instance_hand_over_failed(u->inst, "live update failed while rolling back");
+		upd_finish(u, "failed", "update.completed", NULL);
+		return;
+	case RB_RETAKE_REOPENED:
+		/* path C: the claim released and reopened the device, but the claimant's connection was gone
+		 * before the hand-over: O (still attached) takes the fresh fd like a successor */
+		u->retake = true;
+		u->retake_from = u->phase;
+		upd_set_phase(u, PH_ROLLBACK);
+		retake_tell(u);
+		return;
+	case RB_RETAKE: {
+		char why[256];
+
+		if (retake_start(u, why, sizeof(why)) == 0)
+			return;
+		upd_add_note(u, "; bringing the device back to the old VMM failed: %s", why);
+		f = rb_facts(u, t); /* lost may have changed */
+		result = "failed";
+		break;
+	}
+	case RB_RESUME:
+	case RB_RESUME_ORPHANED:
+		upd_resume_all(u);
+		end_note(u, a, f.old_alive);
+		result = update_action_result(a, f.lost);
+		break;
+	case RB_RECLAIM:
+		reclaim(u);
+		result = update_action_result(a, f.lost);
+		break;
+	case RB_KEEP_SUSPENDED:
+	case RB_KEEP:
+	default:
+		end_note(u, a, f.old_alive);
+		result = "failed";
+		break;
+	}
+	if (f.lost)
+		result = "failed"; /* device_lost in the verdict */
+	upd_error_text(u, reason, sizeof(reason));
+	d = upd_event_base(u);
+	jadd(d, "reason", jnew_str(reason));
+	jadd(d, "phase", jnew_str(update_phase_name(u->phase)));
+	jadd(d, "reinit", jnew_bool(u->route == 'B' && u->phase >= PH_EXEC));
+	jadd(d, "reclaim", jnew_bool(u->phase >= PH_RESTORE));
+	if (f.old_conn && f.old_alive && strcmp(result, "rolled-back") == 0)
+		events_tell(upd_conn_by_id(u->old_conn), "update.rolled-back", u->inst->name, d);
+	else
+		events_emit("update.rolled-back", u->inst->name, d);
+	upd_finish(u, result, "update.completed", NULL);
+}
+
+void upd_rollback(struct update *u, enum rb_trigger t, enum cause c, const char *fmt, ...)
+{
+	char reason[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	upd_set_failure(u, c, "%s", reason);
+	upd_rollback_act(u, t);
+}
+
+/* ---------------------------------------------------------------- the watchers */
+
+/* A deadline passed: a late process that holds (or is about to take) the fds is killed first; otherwise,
+ * or when its exit was never seen, the rollback runs now. */
+void upd_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct update *u = container_of(w, struct update, timer);
+
+	(void)loop;
+	(void)revents;
+	upd_rollback(u, RBT_DEADLINE, CAUSE_TIMEOUT, "timeout in phase %s", update_phase_name(u->phase));
+}
+
+void upd_old_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct update *u = container_of(w, struct update, old_io);
+	struct rb_facts f = rb_facts(u, RBT_OLD_EXIT);
+
+	(void)loop;
+	(void)revents;
+	ev_io_stop(vl.loop, w);
+	switch (update_decide(&f)) {
+	case RB_IGNORE:
+		return; /* O may exit once N has everything: D verifies without it */
+	case RB_CONTINUE:
+		/* transfer mode, O saved and N is started (or named): everything N needs is with D (the saved
+		 * state, every fd), so the update goes on without O (a path-C release under way too) */
+		log_warning("update %" PRIu64 " of %s: the VMM process %d exited in phase claim; the successor %d may "
+			    "still claim", u->id, u->inst->name, (int)u->old_pid, (int)u->new_pid);
+		return;
+	default:
+		upd_rollback(u, RBT_OLD_EXIT, CAUSE_OLD_EXIT, "the VMM process %d exited in phase %s", (int)u->old_pid,
+			 update_phase_name(u->phase));
+	}
+}
+
+void upd_new_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct update *u = container_of(w, struct update, new_io);
+	struct rb_facts f = rb_facts(u, RBT_NEW_EXIT);
+
+	(void)loop;
+	(void)revents;
+	ev_io_stop(vl.loop, w);
+	if (update_decide(&f) == RB_IGNORE)
+		return; /* the device is being brought back to O: N no longer matters */
+	upd_rollback(u, RBT_NEW_EXIT, CAUSE_NEW_EXIT, "the successor %d exited in phase %s", (int)u->new_pid,
+		 update_phase_name(u->phase));
+}
+
+/* ---------------------------------------------------------------- update.ready from O (the retake) */
+
+/* O's update.ready after it took the reopened device back (retake_released): DRIVER_OK and O's VmPin =
+ * expected (the re-pin) -> rolled-back, and the event says the device was brought back to O */
+int upd_retake_ready(struct request *r, struct update *u, const char *err)
+{
+	int64_t t0 = now_monotonic_us();
+	json_object *v = NULL, *d;
+	char reason[1024];
+	bool ok = true;
+
+	if (!update_phase_permits(u->phase, EXPECT_READY, PARTY_OLD) || u->claim_job || r->c->cred.pid != u->old_pid)
+		return request_error(r, VLU_ERR_PERMISSION_DENIED,
+				     "update.ready is for the old VMM once the device was reopened (now: %s)",
+				     update_phase_name(u->phase));
+	u->retake = false; /* any failure from here ends the update, no second rollback */
+	if (err) {
+		upd_add_note(u, "; the old VMM could not take the reopened device back: %s; every fd kept", err);
+		upd_finish(u, "failed", "update.completed", &v);
+		r->ret = v;
+		return 0;
+	}
+	upd_set_phase(u, PH_VERIFY);
+	for (unsigned i = 0; i < u->ndevs && ok; i++) {
+		uint8_t st = 0;
+		int k = upd_dev_status(u, i, &st);
+
+		if (k < 0 || !(st & VIRTIO_CONFIG_S_DRIVER_OK)) {
+			upd_add_note(u, "; brought back to the old VMM, but device %s: status %s0x%x, not DRIVER_OK",
+				 u->devs[i].name, k < 0 ? "unreadable " : "", st);
+			ok = false;
+		}
+	}
+	(void)vmpin_read(u->old_pid, &u->old_after_kb, NULL);
+	if (ok && u->old_after_kb != u->expected_kb) {
+		upd_add_note(u, "; brought back to the old VMM, but its VmPin is %" PRId64 " kB, expected %" PRId64 " kB",
+			 u->old_after_kb, u->expected_kb);
+		ok = false;
+	}
+	u->daemon_us += now_monotonic_us() - t0;
+	if (!ok) {
+		upd_finish(u, "failed", "update.completed", &v);
+		r->ret = v;
+		return 0;
+	}
+	upd_add_note(u, "; the device was reopened and brought back to the old VMM (pid %d)", (int)u->old_pid);
+	upd_error_text(u, reason, sizeof(reason));
+	d = upd_event_base(u);
+	jadd(d, "reason", jnew_str(reason));
+	jadd(d, "reopened", jnew_bool(true));
+	jadd(d, "brought_back", jnew_bool(true));
+	jadd(d, "pid", jnew_int(u->old_pid));
+	events_emit("update.rolled-back", u->inst->name, d);
+	upd_finish(u, "rolled-back", "update.completed", &v);
+	r->ret = v;
+	return 0;
+}
