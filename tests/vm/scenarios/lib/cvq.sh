@@ -78,6 +78,10 @@ cvq_case() {
 		check_vmm_after "${f%.out}" "$cpath"
 		cvq_checks "$ctag" "$f" "$log" "$cpath"
 		expect "$ctag/device-has-cvq-mac-after" "$mac1" = "$CVQ_MAC"
+		# vlud's view: the device's state before the suspend and after the successor's ready
+		expect "$ctag/verdict-device-state-equal" "$(jget .device_state.equal "$ctag.verdict")" = true
+		expect "$ctag/verdict-device-state-mac-before" "$(jget '.device_state.before[device=vdpa:vdpa0].config.mac' "$ctag.verdict")" = "$CVQ_MAC"
+		expect "$ctag/verdict-device-state-mac-after" "$(jget '.device_state.after[device=vdpa:vdpa0].config.mac' "$ctag.verdict")" = "$CVQ_MAC"
 		# the device saw the replay (vdpa_sim_net's own counter): one more CVQ success for B and C, none for A
 		if [ -n "$ok0" ] && [ -n "$ok1" ]; then
 			expect "$ctag/device-counted-replay" "$((ok1 - ok0))" -eq "$([ "$cpath" = A ] && echo 0 || echo 1)"
@@ -94,12 +98,17 @@ cvq_case() {
 		expect "$ctag/noreplay-update-lost" "$(val "$f" "update 1:" lost)" -gt 0
 		if grep -q "^fail: update 1: the device's MAC differs" "$f"; then t_ok "$ctag/noreplay-reason"; else t_fail "$ctag/noreplay-reason" "no MAC reason in the report"; fi
 		expect "$ctag/noreplay-device-mac-provisioned" "$mac1" = 00:00:00:00:00:00
+		# vlud's view: the MAC changed across the update (its result stays ok: reported, not judged)
+		expect "$ctag/noreplay-verdict-device-state-differs" "$(jget .device_state.equal "$ctag.verdict")" = false
+		expect "$ctag/noreplay-verdict-differ-mac" "$(jget '.device_state.differ[]' "$ctag.verdict")" = "vdpa:vdpa0: config.mac"
+		expect "$ctag/noreplay-verdict-mac-after" "$(jget '.device_state.after[device=vdpa:vdpa0].config.mac' "$ctag.verdict")" = 00:00:00:00:00:00
 		;;
 	nocvq)
 		check_vmm_after "${f%.out}" "$cpath"
 		expect "$ctag/nocvq-no-cvq" "$(val "$f" device: cvq)" -eq 0
 		expect "$ctag/nocvq-no-mac" "$(val "$f" device: mac)" = none
 		expect "$ctag/nocvq-nothing-replayed" "$(val "$f" "update 1:" cvq_replayed)" -eq 0
+		expect "$ctag/nocvq-verdict-device-state-equal" "$(jget .device_state.equal "$ctag.verdict")" = true
 		;;
 	esac
 	stop_vlud
