@@ -48,17 +48,20 @@ cvq_case() {
 	[ "$kind" = noreplay ] && export MINIVMM_TEST_NO_CVQ_RESTORE=1
 	start_vlud '"update": { "allow_memlock_raise": true }'
 	# shellcheck disable=SC2086 # extra: one word or none
-	start_vmm "$ctag" vm0 --mem 64M --duration 8 --pause-frames 8 --drain-ms 1000 $extra
+	start_vmm "$ctag" vm0 --mem 64M --duration 14 --pause-frames 8 --drain-ms 1000 $extra
 	unset MINIVMM_TEST_NO_CVQ_RESTORE
 	if [ -z "$kind" ]; then
 		expect "$ctag/device-has-cvq-mac-before" "$(dev_mac)" = "$CVQ_MAC"
 	fi
 	ok0=$(cvq_ok_count)
 	update_ok "$ctag" vm0 "$cmode" "$cpath" "$cpin"
-	sleep 0.5
+	# the device as the running successor left it (update_ok's checks take seconds on a loaded TCG host:
+	# --duration is long enough; if the VMM is gone all the same its release reset the device)
 	ok1=$(cvq_ok_count)
 	mac1=$(dev_mac)
-	echo "# $ctag: cvq successes $ok0 -> $ok1, device MAC after the update $mac1"
+	running=1
+	alive "$NEW_PID" || running=
+	echo "# $ctag: cvq successes $ok0 -> $ok1, device MAC after the update $mac1${running:+ (successor running)}"
 	if [ "$cmode" = exec ]; then
 		wait_vmm "$ctag"
 		f=$ctag.out log=$ctag.log
@@ -77,13 +80,17 @@ cvq_case() {
 	"")
 		check_vmm_after "${f%.out}" "$cpath"
 		cvq_checks "$ctag" "$f" "$log" "$cpath"
-		expect "$ctag/device-has-cvq-mac-after" "$mac1" = "$CVQ_MAC"
+		if [ -n "$running" ]; then
+			expect "$ctag/device-has-cvq-mac-after" "$mac1" = "$CVQ_MAC"
+		else
+			t_skip "$ctag/device-has-cvq-mac-after" "the successor ended before the check (loaded host)"
+		fi
 		# vlud's view: the device's state before the suspend and after the successor's ready
 		expect "$ctag/verdict-device-state-equal" "$(jget .device_state.equal "$ctag.verdict")" = true
 		expect "$ctag/verdict-device-state-mac-before" "$(jget '.device_state.before[device=vdpa:vdpa0].config.mac' "$ctag.verdict")" = "$CVQ_MAC"
 		expect "$ctag/verdict-device-state-mac-after" "$(jget '.device_state.after[device=vdpa:vdpa0].config.mac' "$ctag.verdict")" = "$CVQ_MAC"
 		# the device saw the replay (vdpa_sim_net's own counter): one more CVQ success for B and C, none for A
-		if [ -n "$ok0" ] && [ -n "$ok1" ]; then
+		if [ -n "$ok0" ] && [ -n "$ok1" ] && [ -n "$running" ]; then
 			expect "$ctag/device-counted-replay" "$((ok1 - ok0))" -eq "$([ "$cpath" = A ] && echo 0 || echo 1)"
 		else
 			t_skip "$ctag/device-counted-replay" "no cvq vendor stats from vdpa"
@@ -97,7 +104,7 @@ cvq_case() {
 		expect "$ctag/noreplay-frames-lost" "$(val "$f" traffic: lost)" -gt 0
 		expect "$ctag/noreplay-update-lost" "$(val "$f" "update 1:" lost)" -gt 0
 		if grep -q "^fail: update 1: the device's MAC differs" "$f"; then t_ok "$ctag/noreplay-reason"; else t_fail "$ctag/noreplay-reason" "no MAC reason in the report"; fi
-		expect "$ctag/noreplay-device-mac-provisioned" "$mac1" = 00:00:00:00:00:00
+		expect "$ctag/noreplay-device-mac-provisioned" "$mac1" = 00:00:00:00:00:00	# running or not
 		# vlud's view: the MAC changed across the update (its result stays ok: reported, not judged)
 		expect "$ctag/noreplay-verdict-device-state-differs" "$(jget .device_state.equal "$ctag.verdict")" = false
 		expect "$ctag/noreplay-verdict-differ-mac" "$(jget '.device_state.differ[]' "$ctag.verdict")" = "vdpa:vdpa0: config.mac"
