@@ -266,6 +266,11 @@ static void test_traffic_ok_dup(void **st)
 	assert_memory_equal(buf + MV_NET_HDR_LEN, "\xff\xff\xff\xff\xff\xff", 6);
 	assert_int_equal(buf[MV_NET_HDR_LEN + 12], 0x88);
 	assert_int_equal(buf[MV_NET_HDR_LEN + 13], 0xb5);
+	/* with a control state: frames go to the CVQ-set MAC (vdpa_sim's receive filter then needs it) */
+	memcpy(t.dst_mac, "\x02\x6d\x76\x6d\x6d\x01", 6);
+	len = mv_traffic_build(&t, buf, sizeof(buf), 400);
+	assert_memory_equal(buf + MV_NET_HDR_LEN, "\x02\x6d\x76\x6d\x6d\x01", 6);
+	assert_int_equal(mv_traffic_check(&t, buf, len, 500), MV_ECHO_OK);
 }
 
 static void test_traffic_corrupt_foreign_unknown(void **st)
