@@ -1,10 +1,10 @@
 # daemon/ - vlud, the supervisor daemon; its unit tests (state, vmpin); units and configuration.
 VLUD_SRCS := main.c config.c policy.c conn.c commands.c instance.c held.c device.c persist.c state.c caps.c \
 	     fdtype.c events.c update.c update-decide.c update-preflight.c update-phases.c \
-	     update-rollback.c update-restore.c vmpin.c spawn.c closer.c
+	     update-rollback.c update-restore.c vmpin.c spawn.c closer.c devstate.c
 VLUD_OBJS := $(VLUD_SRCS:%.c=$(O)/daemon/%.o)
 
-$(VLUD_OBJS) $(O)/tests/unit/test-state.o $(O)/tests/unit/test-vmpin.o: ALL_CFLAGS += -I$(TOP)/daemon -DVLUD_VERSION='"$(VERSION)"'
+$(VLUD_OBJS) $(O)/tests/unit/test-state.o $(O)/tests/unit/test-vmpin.o $(O)/tests/unit/test-devstate.o: ALL_CFLAGS += -I$(TOP)/daemon -DVLUD_VERSION='"$(VERSION)"'
 
 # closer.c runs a worker thread
 $(VLUD_OBJS): ALL_CFLAGS += -pthread
@@ -28,6 +28,14 @@ $(O)/tests/unit-vmpin: $(O)/tests/unit/test-vmpin.o $(O)/daemon/vmpin.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 
 TEST_BINS += $(O)/tests/unit-vmpin
+
+# unit test of the device-state read and comparison (daemon/devstate.c: the update verdict's
+# device_state, read by update-preflight.c and update-phases.c)
+$(O)/tests/unit-devstate: $(O)/tests/unit/test-devstate.o $(O)/daemon/devstate.o
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
+
+TEST_BINS += $(O)/tests/unit-devstate
 
 # ---- install ----
 VLUD_UNIT_SED = -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g'

@@ -81,6 +81,9 @@ struct upd_dev {
 	bool pa;		     /* pinning mode declared by O (default pa) */
 	bool suspended;
 	bool lost;		     /* path C: closed, and the reopen failed: D holds no fd of it any more */
+	/* owned: devstate_read() before the suspend and after the successor's update.ready (the
+	 * verdict's device_state); NULL = not read */
+	json_object *state_before, *state_after;
 };
 
 struct update {
@@ -168,6 +171,8 @@ json_object *upd_event_base(struct update *u);
 void upd_set_phase(struct update *u, enum phase ph);
 int upd_dev_ioctl(struct update *u, unsigned i, unsigned long req, void *arg);
 int upd_dev_status(struct update *u, unsigned i, uint8_t *st);
+/* device i's visible state (devstate.h), or an "error" object when D holds no fd of it */
+json_object *upd_dev_state(struct update *u, unsigned i);
 void upd_resume_all(struct update *u);
 void upd_watch_pid(struct update *u, ev_io *w, int pidfd);
 void update_free(struct update *u);

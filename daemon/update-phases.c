@@ -542,6 +542,11 @@ int update_cmd_ready(struct request *r)
 		}
 	}
 	upd_set_phase(u, PH_VERIFY);
+	/* the devices' visible state now that the new image is ready (device_state: before vs after) */
+	for (unsigned i = 0; i < u->ndevs; i++) {
+		json_object_put(u->devs[i].state_after);
+		u->devs[i].state_after = upd_dev_state(u, i);
+	}
 	for (unsigned i = 0; i < u->ndevs && ok; i++) {
 		uint8_t st = 0;
 

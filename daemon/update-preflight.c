@@ -435,6 +435,9 @@ static int start(struct request *r, struct upd_inst *ui, struct update *u, bool 
 	log_info("update %" PRIu64 " of %s: %s mode, path %c (%s)", u->id, u->inst->name, upd_mode_name(u->mode), u->route,
 		 u->route_reason);
 
+	/* the devices' visible state before anything changes (the verdict's device_state) */
+	for (unsigned i = 0; i < u->ndevs; i++)
+		u->devs[i].state_before = upd_dev_state(u, i);
 	upd_set_phase(u, PH_SUSPEND);
 	for (unsigned i = 0; i < u->ndevs; i++) {
 		if (!upd_has_bf(u->devs[i].backend, VHOST_BACKEND_F_SUSPEND))

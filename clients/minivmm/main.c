@@ -147,6 +147,9 @@ static void usage(FILE *f)
 		"                       all mapped, like a guest that touched its RAM; exec then tears it down)\n"
 		"  --ring-base N        initial vring index 0..65535 (default 0; 65500 makes the 16-bit\n"
 		"                       indices wrap after a few hundred frames)\n"
+		"  --mac XX:XX:XX:XX:XX:XX  MAC set through the control virtqueue, frames go to it\n"
+		"                       (default 02:6d:76:6d:6d:01)\n"
+		"  --no-cvq             negotiate no control virtqueue: no control state, broadcast frames\n"
 		"  --json               print one JSON object with the verdict on stdout\n"
 		"  -v, --verbose        more log lines on stderr\n"
 		"  -h, --help\n"
@@ -179,7 +182,7 @@ static int parse_secs(const char *s, double *ret)
 static int parse_opts(struct mv_opts *o, int argc, char **argv)
 {
 	enum { O_VLUD = 256, O_INSTANCE, O_VDPA, O_MEM, O_CHUNK, O_RATE, O_FLEN, O_INFL, O_DUR, O_UPAFTER,
-	       O_UPDATES, O_PATH, O_EXEC, O_DRAIN, O_NOPIN, O_JSON, O_PFRAMES, O_NOPREFAULT, O_RINGBASE };
+	       O_UPDATES, O_PATH, O_EXEC, O_DRAIN, O_NOPIN, O_JSON, O_PFRAMES, O_NOPREFAULT, O_RINGBASE, O_MAC, O_NOCVQ };
 	static const struct option lo[] = {
 		{ "device", required_argument, NULL, 'd' },
 		{ "vlud", required_argument, NULL, O_VLUD },
@@ -200,6 +203,8 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 		{ "pause-frames", required_argument, NULL, O_PFRAMES },
 		{ "no-prefault", no_argument, NULL, O_NOPREFAULT },
 		{ "ring-base", required_argument, NULL, O_RINGBASE },
+		{ "mac", required_argument, NULL, O_MAC },
+		{ "no-cvq", no_argument, NULL, O_NOCVQ },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -212,7 +217,8 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 	*o = (struct mv_opts){
 		.mem_size = 256ULL << 20, .rate = 1000, .frame_len = 128, .duration_s = 5, .update_after_s = -1,
 		.exec_path = "/proc/self/exe", .drain_ms = 2000, .max_inflight = 64, .pause_frames = 8,
-		.check_vmpin = true, .prefault = true,
+		.check_vmpin = true, .prefault = true, .cvq = true,
+		.mac = { 0x02, 0x6d, 0x76, 0x6d, 0x6d, 0x01 },
 		.argv = argv,
 	};
 	optind = 1;
@@ -275,6 +281,17 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 			break;
 		case O_NOPIN: o->check_vmpin = false; break;
 		case O_NOPREFAULT: o->prefault = false; break;
+		case O_NOCVQ: o->cvq = false; break;
+		case O_MAC: {
+			unsigned m[6];
+			char end;
+			if (sscanf(optarg, "%2x:%2x:%2x:%2x:%2x:%2x%c", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &end) != 6 ||
+			    (m[0] & 1))
+				return fprintf(stderr, "--mac: a unicast XX:XX:XX:XX:XX:XX\n"), -EINVAL;
+			for (int i = 0; i < 6; i++)
+				o->mac[i] = (uint8_t)m[i];
+			break;
+		}
 		case O_RINGBASE:
 			if (parse_uint(optarg, 0, 65535, &u) < 0)
 				return fprintf(stderr, "--ring-base: 0..65535\n"), -EINVAL;
@@ -382,23 +399,34 @@ static int report(struct mv_vmm *v, int setup_error)
 		json_object_object_add(o, "vmpin_after_kb", json_object_new_int64(u->vmpin_after_kb));
 		json_object_object_add(o, "vmpin_expected_kb", json_object_new_int64(s->vmpin_expected_kb));
 		json_object_object_add(o, "vmpin_ok", json_object_new_boolean(vmpin_ok));
+		json_object_object_add(o, "cvq_replayed", json_object_new_boolean(u->cvq_replayed));
+		json_object_object_add(o, "cvq_cmds", json_object_new_int(u->cvq_cmds));
+		json_object_object_add(o, "cvq_used_at_enable", json_object_new_int(u->cvq_used_at_enable));
+		json_object_object_add(o, "cvq_restore_ms", jms(u->cvq_restore_us));
+		json_object_object_add(o, "mac_ok", u->mac_ok == 2 ? NULL : json_object_new_boolean(u->mac_ok));
 		json_object_array_add(ups, o);
 
 		if (!u->ok)
 			FAIL("update %u (path %c) failed: %s", i + 1, u->path, strerror(-u->error));
 		else if (!u->echo_gap_us)
 			FAIL("update %u: no echo after the update", i + 1);
+		if (u->ok && u->mac_ok == 0)
+			FAIL("update %u: the device's MAC differs from the control state (the reset lost it%s)", i + 1,
+			     u->cvq_replayed ? "" : " and it was not replayed");
 		if (u->ok && !vmpin_ok && v->o.check_vmpin)
 			FAIL("update %u: VmPin after %" PRId64 " kB, expected %" PRId64 " kB", i + 1, u->vmpin_after_kb,
 			     s->vmpin_expected_kb);
 		if (!v->o.json)
 			printf("update %u: path=%c ok=%d mode=%s pause_device_ms=%.3f pause_echo_gap_ms=%.3f "
 			       "inflight_at_suspend=%" PRIu64 " sent_in_pause=%" PRIu64 " lost=%" PRIu64 " dup=%" PRIu64 " vmpin_before_kb=%" PRId64 " vmpin_after_kb=%" PRId64
-			       " vmpin_expected_kb=%" PRId64 "%s%s\n",
+			       " vmpin_expected_kb=%" PRId64 " cvq_replayed=%u cvq_cmds=%u cvq_used_at_enable=%u cvq_restore_ms=%.3f"
+			       " mac_ok=%s%s%s\n",
 			       i + 1, u->path, u->ok, u->va_mode ? "va" : "pa",
 			       u->ok ? ms(u->t_resume_us - u->t_suspend_us) : 0.0, ms(u->echo_gap_us),
 			       u->inflight_at_suspend, u->sent_in_pause, lost_next - u->lost_before, dup_next - u->dup_before,
 			       u->vmpin_before_kb, u->vmpin_after_kb, s->vmpin_expected_kb,
+			       u->cvq_replayed, u->cvq_cmds, u->cvq_used_at_enable, ms(u->cvq_restore_us),
+			       u->mac_ok == 2 ? "na" : u->mac_ok ? "1" : "0",
 			       u->ok ? "" : " error=", u->ok ? "" : strerror(-u->error));
 	}
 	if (v->o.vlud && !setup_error) {
@@ -423,6 +451,10 @@ static int report(struct mv_vmm *v, int setup_error)
 	json_object_object_add(dev, "mem_bytes", json_object_new_int64((int64_t)v->mem.size));
 	json_object_object_add(dev, "maps", json_object_new_int((int)v->mem.nmaps));
 	json_object_object_add(dev, "vmpin_expected_kb", json_object_new_int64(s->vmpin_expected_kb));
+	char mac[18];
+	json_object_object_add(dev, "cvq", json_object_new_boolean(s->ctrl.cvq));
+	json_object_object_add(dev, "mac", s->ctrl.mac_set ? json_object_new_string(mv_mac_str(s->ctrl.mac, mac)) : NULL);
+	json_object_object_add(dev, "cvq_first", json_object_new_boolean(s->ctrl.cvq_first));
 
 	json_object *tr = json_object_new_object();
 	json_object_object_add(tr, "sent", json_object_new_int64((int64_t)t->sent));
@@ -462,8 +494,9 @@ static int report(struct mv_vmm *v, int setup_error)
 		printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
 	else {
 		printf("device: path=%s mode=%s mem_bytes=%" PRIu64 " maps=%u vmpin_expected_kb=%" PRId64
-		       " backend_offered=%s\n", v->dev.path, v->va_mode ? "va" : "pa", v->mem.size, v->mem.nmaps,
-		       s->vmpin_expected_kb, mv_backend_names(v->dev.backend_offered, names, sizeof(names)));
+		       " backend_offered=%s cvq=%u cvq_first=%u mac=%s\n", v->dev.path, v->va_mode ? "va" : "pa", v->mem.size,
+		       v->mem.nmaps, s->vmpin_expected_kb, mv_backend_names(v->dev.backend_offered, names, sizeof(names)),
+		       s->ctrl.cvq, s->ctrl.cvq_first, s->ctrl.mac_set ? mv_mac_str(s->ctrl.mac, mac) : "none");
 		if (v->o.vlud)
 			printf("vlud: instance=%s device_fd=%s connected=%d stored=%u mappings=%s reattaches=%u\n", v->o.instance,
 			       v->dev_fd_name, v->link != NULL, v->link_stored,
@@ -586,6 +619,9 @@ int main(int argc, char **argv)
 	mv_vdev_init(&v.dev);
 	for (unsigned q = 0; q < MV_NQ; q++)
 		mv_vq_init(&v.vq[q], q);
+	mv_vq_init(&v.cvq, MV_CVQ);
+	/* test knob: a B/C successor does not replay the control state (the negative test of the restore) */
+	v.test_no_cvq_restore = getenv("MINIVMM_TEST_NO_CVQ_RESTORE") && strcmp(getenv("MINIVMM_TEST_NO_CVQ_RESTORE"), "0");
 	v.st = calloc(1, sizeof(*v.st));
 	if (!v.st)
 		return EXIT_SETUP;
@@ -683,6 +719,7 @@ out:
 	r = report(&v, setup_error);
 	for (unsigned q = 0; q < MV_NQ; q++)
 		mv_vq_done(&v.vq[q]);
+	mv_vq_done(&v.cvq);
 	/* reset before close so the device stops DMA into memory we unmap next */
 	if (v.dev.fd >= 0)
 		(void)mv_vdev_set_status(&v.dev, 0);

@@ -7,6 +7,7 @@
  *   vdev.c     the vhost-vdpa device: features, owner, IOTLB (batched), vrings, status
  *   vq.c       split-virtqueue driver side: descriptors, avail/used, in-order reaping
  *   traffic.c  loopback frames with sequence numbers, counters, gaps
+ *   cvq.c      the control virtqueue: commands, the CVQ-first start (control state before data queues)
  *   state.c    the versioned state blob that crosses an update (pure code, unit-tested)
  *   update.c   the VMM side of live-update paths A, B, C (exec mode)
  *   main.c     options, event loop, report
@@ -30,9 +31,10 @@
 /* Device-visible address of guest RAM offset 0 (above 4 GiB, as a real VMM's high RAM would be). */
 #define MV_IOVA_BASE		0x100000000ULL
 #define MV_QSZ			256		/* vring size (vdpa_sim max is 256) */
-#define MV_NQ			2		/* data queues used: 0 = RX, 1 = TX (no CVQ, see docs) */
+#define MV_NQ			2		/* data queues used: 0 = RX, 1 = TX */
 #define MV_RXQ			0
 #define MV_TXQ			1
+#define MV_CVQ			2		/* the control virtqueue (no MQ: index 2 * 1 pair), cvq.c */
 #define MV_RING_OFF(q)		((uint64_t)(q) * 0x10000)	/* 64 KiB per queue from offset 0 */
 #define MV_DESC_OFF		0x0
 #define MV_AVAIL_OFF		0x1000
@@ -118,6 +120,7 @@ int mv_vdev_get_vring_base(struct mv_vdev *d, unsigned q, uint16_t *ret);
 int mv_vdev_vring_setup(struct mv_vdev *d, unsigned q, uint16_t num, uint16_t base,
 			uint64_t desc, uint64_t avail, uint64_t used, int kick, int call);
 int mv_vdev_vring_enable(struct mv_vdev *d, unsigned q, bool on);
+int mv_vdev_read_mac(struct mv_vdev *d, uint8_t ret[6]);	/* VHOST_VDPA_GET_CONFIG, offset 0 */
 /* IOTLB: one BATCH_BEGIN ... BATCH_END sequence when BATCH is acked. */
 int mv_vdev_map(struct mv_vdev *d, const struct mv_mem *m);
 int mv_vdev_unmap(struct mv_vdev *d, const struct mv_mem *m);
@@ -168,6 +171,7 @@ struct mv_traffic {
 	uint64_t max_gap_us;	/* largest gap between consecutive echoes */
 	uint64_t max_gap_at_us;	/* when that gap ended */
 	uint32_t frame_len;	/* Ethernet frame length (without the virtio header) */
+	uint8_t dst_mac[6];	/* frames go there: broadcast without CVQ, else the CVQ-set MAC */
 	uint32_t generation;	/* which image sends (0 = first, +1 per update) */
 	uint64_t win_seq[MV_WIN];	/* seq sent in this slot (seq % MV_WIN), 0 = empty */
 	uint8_t win_state[MV_WIN];	/* 0 empty, 1 in flight, 2 echoed */
@@ -185,7 +189,7 @@ void mv_traffic_finish(struct mv_traffic *t);
 
 /* ------------------------------------------------------------------ state.c */
 #define MV_STATE_MAGIC		0x53564d4du	/* "MMVS" little-endian */
-#define MV_STATE_VERSION	1
+#define MV_STATE_VERSION	2		/* 2: control state (struct mv_ctrl), CVQ restore records */
 #define MV_STATE_ENV		"MINIVMM_STATE_FD"
 
 enum mv_path { MV_PATH_NONE = 0, MV_PATH_A = 'A', MV_PATH_B = 'B', MV_PATH_C = 'C' };
@@ -217,6 +221,21 @@ struct mv_update_rec {		/* one finished update, as reported */
 	uint64_t sent_in_pause;		/* frames posted while the device was suspended (queued in the ring) */
 	int64_t vmpin_before_kb, vmpin_after_kb;	/* old image before exec, new image after resume */
 	uint64_t lost_before, dup_before;	/* counters when the update started */
+	/* control state restore (paths B, C with the CVQ negotiated; cvq.c) */
+	uint8_t cvq_replayed;	/* 1: the new image replayed the control state CVQ-first */
+	uint8_t mac_ok;		/* config-space MAC == the control state's MAC after the update (1), 0 no, 2 n/a */
+	uint16_t cvq_cmds;	/* control commands replayed */
+	uint16_t cvq_used_at_enable;	/* CVQ commands the device had used when the data queues were enabled */
+	uint64_t cvq_restore_us;	/* CVQ enabled -> every command used (DRIVER_OK included) */
+};
+
+/* The device's control state as the driver set it through the CVQ: what a reset loses and a B/C
+ * successor replays before any data flows. */
+struct mv_ctrl {
+	uint8_t cvq;		/* VIRTIO_NET_F_CTRL_VQ negotiated */
+	uint8_t mac_set;	/* VIRTIO_NET_CTRL_MAC_ADDR_SET issued (needs CTRL_MAC_ADDR) */
+	uint8_t mac[6];
+	uint8_t cvq_first;	/* data queues enabled after DRIVER_OK (ENABLE_AFTER_DRIVER_OK acked) */
 };
 
 #define MV_MAX_UPDATES 32
@@ -237,6 +256,7 @@ struct mv_state {
 	struct mv_map maps[MV_MAX_MAPS];
 	uint64_t old_uaddr;		/* informational: old image's mapping address */
 	struct mv_vq_state vq[MV_NQ];
+	struct mv_ctrl ctrl;
 	/* run bookkeeping */
 	uint64_t t_run_start_us, t_deadline_us, t_next_update_us;
 	uint32_t updates_left;
@@ -275,6 +295,8 @@ struct mv_opts {
 	bool json;
 	bool check_vmpin;
 	bool prefault;			/* guest RAM mapped in full (default) or lazily (--no-prefault) */
+	bool cvq;			/* negotiate the CVQ and set the MAC through it (default; --no-cvq) */
+	uint8_t mac[6];			/* --mac: the MAC set through the CVQ */
 	char **argv;			/* for the exec */
 };
 
@@ -292,6 +314,8 @@ struct mv_vmm {
 	struct mv_mem mem;
 	struct mv_vdev dev;
 	struct mv_vq vq[MV_NQ];
+	struct mv_vq cvq;		/* this image's CVQ (its eventfds are CLOEXEC: never cross an update) */
+	bool test_no_cvq_restore;	/* test knob MINIVMM_TEST_NO_CVQ_RESTORE=1: B/C successor skips the replay */
 	struct mv_state *st;		/* persistent bookkeeping (traffic, update records); heap */
 	int sigfd;			/* owned: signalfd for INT, TERM, USR1 */
 	bool update_requested;
@@ -316,6 +340,17 @@ int mv_link_reattach(struct mv_vmm *v);	/* new image: connect, register with rea
 int mv_link_fd(struct mv_vmm *v);
 int mv_link_process(struct mv_vmm *v);
 void mv_link_close(struct mv_vmm *v);
+
+/* cvq.c */
+/* Brings the device from FEATURES_OK to running with the control state of v->st->ctrl applied first:
+ * data vrings set up with bases (not enabled if CVQ-first), CVQ set up and enabled, DRIVER_OK, every
+ * control command posted and waited for, then the data queues enabled.  replay false (path A never gets
+ * here; test knob): DRIVER_OK and the data queues without control commands.  u (may be NULL) gets the
+ * CVQ figures. */
+int mv_cvq_start_device(struct mv_vmm *v, const uint16_t *bases, bool replay, struct mv_update_rec *u);
+/* The config-space MAC equals the control state's (1), differs (0), or there is none to compare (2). */
+int mv_cvq_mac_check(struct mv_vmm *v);
+const char *mv_mac_str(const uint8_t *mac, char buf[18]);
 
 /* update.c */
 char mv_choose_path(uint64_t backend_offered, char forced, const char **ret_reason);

@@ -2,7 +2,7 @@
 /*
  * state.c - the minivmm state blob that crosses a live update.
  *
- * Explicit little-endian serialization, field by field in a fixed order (version 1, documented in
+ * Explicit little-endian serialization, field by field in a fixed order (version 2, documented in
  * docs/MINIVMM.md), so the blob does not depend on struct padding or on the compiler of either image.
  * Header: magic u32, version u32, total length u32, crc32 u32 of the bytes after the header.
  * A reader rejects: short input, wrong magic, unknown version, length mismatch, bad checksum, and any
@@ -109,7 +109,10 @@ static void r_bytes(struct rbuf *r, void *dst, size_t n)
 #define r_u32(r) ((uint32_t)r_le(r, 4))
 #define r_u64(r) r_le(r, 8)
 
-/* ------------------------------------------------------------------ fields, version 1 */
+/* ------------------------------------------------------------------ fields, version 2
+ * (2 added: the control state after the vring states, the traffic's destination MAC, the CVQ restore
+ * figures of each update record; a version-1 blob is refused: both images of an update are the same
+ * minivmm in the rig, and an upgrade across the version is a fresh start) */
 static void pack_traffic(struct wbuf *w, const struct mv_traffic *t)
 {
 	w_u64(w, t->next_seq);
@@ -126,6 +129,7 @@ static void pack_traffic(struct wbuf *w, const struct mv_traffic *t)
 	w_u64(w, t->max_gap_at_us);
 	w_u32(w, t->frame_len);
 	w_u32(w, t->generation);
+	w_bytes(w, t->dst_mac, 6);	/* v2 */
 	/* window: only slots in use, as (index u16, seq u64, state u8), preceded by their count */
 	uint32_t n = 0;
 	for (unsigned i = 0; i < MV_WIN; i++)
@@ -156,6 +160,7 @@ static void unpack_traffic(struct rbuf *r, struct mv_traffic *t)
 	t->max_gap_at_us = r_u64(r);
 	t->frame_len = r_u32(r);
 	t->generation = r_u32(r);
+	r_bytes(r, t->dst_mac, 6);
 	uint32_t n = r_u32(r);
 	if (n > MV_WIN) {
 		r->err = -EBADMSG;
@@ -196,6 +201,12 @@ static void pack_upd(struct wbuf *w, const struct mv_update_rec *u)
 	w_u64(w, (uint64_t)u->vmpin_after_kb);
 	w_u64(w, u->lost_before);
 	w_u64(w, u->dup_before);
+	/* v2 */
+	w_u8(w, u->cvq_replayed);
+	w_u8(w, u->mac_ok);
+	w_u16(w, u->cvq_cmds);
+	w_u16(w, u->cvq_used_at_enable);
+	w_u64(w, u->cvq_restore_us);
 }
 
 static void unpack_upd(struct rbuf *r, struct mv_update_rec *u)
@@ -219,6 +230,13 @@ static void unpack_upd(struct rbuf *r, struct mv_update_rec *u)
 	u->vmpin_after_kb = (int64_t)r_u64(r);
 	u->lost_before = r_u64(r);
 	u->dup_before = r_u64(r);
+	u->cvq_replayed = r_u8(r);
+	u->mac_ok = r_u8(r);
+	u->cvq_cmds = r_u16(r);
+	u->cvq_used_at_enable = r_u16(r);
+	u->cvq_restore_us = r_u64(r);
+	if (u->cvq_replayed > 1 || u->mac_ok > 2)
+		r->err = -EBADMSG;
 }
 
 static bool path_valid(uint8_t p)
@@ -267,6 +285,11 @@ int mv_state_pack(const struct mv_state *s, uint8_t **ret_buf, size_t *ret_len)
 		w_u32(&w, (uint32_t)v->kick_fd);
 		w_u32(&w, (uint32_t)v->call_fd);
 	}
+	/* v2: control state */
+	w_u8(&w, s->ctrl.cvq);
+	w_u8(&w, s->ctrl.mac_set);
+	w_bytes(&w, s->ctrl.mac, 6);
+	w_u8(&w, s->ctrl.cvq_first);
 	w_u64(&w, s->t_run_start_us);
 	w_u64(&w, s->t_deadline_us);
 	w_u64(&w, s->t_next_update_us);
@@ -341,6 +364,12 @@ int mv_state_unpack(const uint8_t *buf, size_t len, struct mv_state *ret)
 		if (!r.err && (v->num == 0 || v->num > MV_QSZ || (v->num & (v->num - 1))))
 			return -EBADMSG;
 	}
+	s->ctrl.cvq = r_u8(&r);
+	s->ctrl.mac_set = r_u8(&r);
+	r_bytes(&r, s->ctrl.mac, 6);
+	s->ctrl.cvq_first = r_u8(&r);
+	if (!r.err && (s->ctrl.cvq > 1 || s->ctrl.mac_set > 1 || s->ctrl.cvq_first > 1 || (s->ctrl.mac_set && !s->ctrl.cvq)))
+		return -EBADMSG;
 	s->t_run_start_us = r_u64(&r);
 	s->t_deadline_us = r_u64(&r);
 	s->t_next_update_us = r_u64(&r);

@@ -3,7 +3,8 @@
  * traffic.c - loopback frames and their bookkeeping.
  *
  * Frame (after the 12-byte virtio_net_hdr_v1, all zero):
- *   dst ff:ff:ff:ff:ff:ff (broadcast: vdpa_sim's receive_filter passes it whatever the device MAC)
+ *   dst t->dst_mac: ff:ff:ff:ff:ff:ff without CVQ (vdpa_sim's receive_filter passes broadcast whatever the
+ *   device MAC), else the MAC set through the CVQ (passes only while the device has that MAC)
  *   src 02:6d:76:6d:6d:00 (locally administered), ethertype 0x88b5
  *   "MVMM" | seq u64 LE | generation u32 LE | frame_len u32 LE | pattern bytes to frame_len
  *   pattern byte i (counted from the start of the Ethernet frame) = (seq * 131 + i * 7) & 0xff
@@ -25,6 +26,7 @@ void mv_traffic_init(struct mv_traffic *t, uint32_t frame_len)
 	memset(t, 0, sizeof(*t));
 	t->next_seq = 1;
 	t->frame_len = frame_len;
+	memset(t->dst_mac, 0xff, sizeof(t->dst_mac));
 }
 
 static void le(uint8_t *p, uint64_t v, unsigned n)
@@ -56,7 +58,7 @@ uint32_t mv_traffic_build(struct mv_traffic *t, uint8_t *buf, size_t cap, uint64
 	if (total > cap)
 		return 0;
 	memset(buf, 0, MV_NET_HDR_LEN);
-	memset(f, 0xff, 6);
+	memcpy(f, t->dst_mac, 6);
 	memcpy(f + 6, src_mac, 6);
 	f[12] = MV_ETHERTYPE >> 8;
 	f[13] = MV_ETHERTYPE & 0xff;

@@ -8,6 +8,9 @@
  *   C  reopen + re-pin:    SUSPEND, GET_VRING_BASE, save, exec (the CLOEXEC device fd closes: release resets
  *                          the device and unpins) | open, SET_OWNER, backend features, map everything
  *                          (batched), features, vrings from saved bases, DRIVER_OK
+ * With the CVQ negotiated, every start after a reset (bring-up, B, C, a rollback after B's reset) is
+ * CVQ-first (cvq.c): the control state is replayed after DRIVER_OK and before the data queues are enabled.
+ * Path A keeps the device's state and replays nothing.
  *
  * What crosses exec: the guest-RAM memfd, the kick/call eventfds and (A, B) the device fd, with FD_CLOEXEC
  * cleared just before execve, plus a sealed memfd with the state blob named by $MINIVMM_STATE_FD.  The new
@@ -20,12 +23,15 @@
 #include <stdio.h>
 #include <string.h>
 #include <linux/virtio_config.h>
+#include <linux/virtio_net.h>
 
 #include "minivmm.h"
 
 #define WANT_BACKEND (MV_BF(IOTLB_MSG_V2) | MV_BF(IOTLB_BATCH) | MV_BF(SUSPEND) | MV_BF(RESUME) | \
 		      MV_BF(IOTLB_PERSIST) | MV_BF(ENABLE_AFTER_DRIVER_OK) | MV_BF(NEW_OWNER) | MV_BF(IOTLB_REMAP))
 #define WANT_FEATURES ((1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_ACCESS_PLATFORM))
+/* control features minivmm can replay (cvq.c); vdpa_sim_net offers exactly these two */
+#define WANT_CTRL_FEATURES ((1ULL << VIRTIO_NET_F_CTRL_VQ) | (1ULL << VIRTIO_NET_F_CTRL_MAC_ADDR))
 
 static int set_cloexec(int fd, bool on)
 {
@@ -34,27 +40,6 @@ static int set_cloexec(int fd, bool on)
 		return -errno;
 	fl = on ? fl | FD_CLOEXEC : fl & ~FD_CLOEXEC;
 	return fcntl(fd, F_SETFD, fl) < 0 ? -errno : 0;
-}
-
-static int setup_vrings(struct mv_vmm *v, const uint16_t *bases)
-{
-	for (unsigned q = 0; q < MV_NQ; q++) {
-		struct mv_vq *vq = &v->vq[q];
-		int r = mv_vdev_vring_setup(&v->dev, q, vq->num, bases ? bases[q] : 0, vq->desc_iova,
-					    vq->avail_iova, vq->used_iova, vq->kick, vq->call);
-		if (r < 0) {
-			mv_log("vring %u setup: %s", q, strerror(-r));
-			return r;
-		}
-		/* Data queues are enabled before DRIVER_OK (allowed with and without ENABLE_AFTER_DRIVER_OK);
-		 * minivmm has no CVQ and thus no control state to replay first. */
-		r = mv_vdev_vring_enable(&v->dev, q, true);
-		if (r < 0) {
-			mv_log("vring %u enable: %s", q, strerror(-r));
-			return r;
-		}
-	}
-	return 0;
 }
 
 /* Memory, rlimit and one batched IOTLB update of the whole mapping table (first image, path C). */
@@ -122,11 +107,23 @@ int mv_bringup(struct mv_vmm *v)
 	       v->mem.size >> 20, v->mem.nmaps, (uint64_t)MV_IOVA_BASE, map_us / 1e3, pin1 - pin0,
 	       v->va_mode ? "VA" : "PA");
 
-	r = mv_vdev_features_ok(&v->dev, WANT_FEATURES);
+	uint64_t want = WANT_FEATURES | (v->o.cvq ? WANT_CTRL_FEATURES : 0);
+	r = mv_vdev_features_ok(&v->dev, want);
 	if (r < 0) {
-		mv_log("features 0x%" PRIx64 ": %s", (uint64_t)(WANT_FEATURES & v->dev.dev_features), strerror(-r));
+		mv_log("features 0x%" PRIx64 ": %s", (uint64_t)(want & v->dev.dev_features), strerror(-r));
 		return r;
 	}
+	/* the control state: the MAC set through the CVQ below and replayed after every reset */
+	struct mv_ctrl *ctrl = &v->st->ctrl;
+	memset(ctrl, 0, sizeof(*ctrl));
+	ctrl->cvq = !!(v->dev.features & (1ULL << VIRTIO_NET_F_CTRL_VQ));
+	if (ctrl->cvq && (v->dev.features & (1ULL << VIRTIO_NET_F_CTRL_MAC_ADDR))) {
+		ctrl->mac_set = 1;
+		memcpy(ctrl->mac, v->o.mac, 6);
+		memcpy(v->st->traffic.dst_mac, ctrl->mac, 6);	/* frames to that MAC, no longer broadcast */
+	} else if (v->o.cvq)
+		mv_log("device offers no CTRL_VQ/CTRL_MAC_ADDR (features 0x%" PRIx64 "): no control state, "
+		       "broadcast frames", v->dev.dev_features);
 	for (unsigned q = 0; q < MV_NQ; q++) {
 		r = mv_vq_layout(&v->vq[q], &v->mem, true);
 		if (r < 0)
@@ -140,14 +137,11 @@ int mv_bringup(struct mv_vmm *v)
 		vq->avail->idx = vq->used->idx = v->o.ring_base;
 	}
 	uint16_t bases[MV_NQ] = { v->o.ring_base, v->o.ring_base };
-	r = setup_vrings(v, bases);
+	r = mv_cvq_start_device(v, bases, true, NULL);
 	if (r < 0)
 		return r;
-	r = mv_vdev_driver_ok(&v->dev);
-	if (r < 0) {
-		mv_log("DRIVER_OK: %s", strerror(-r));
-		return r;
-	}
+	if (mv_cvq_mac_check(v) == 0)
+		return -EIO;
 	return mv_dp_refill_rx(v);
 }
 
@@ -301,10 +295,8 @@ int mv_update_rollback(struct mv_vmm *v)
 	if (v->was_reset) {
 		uint16_t bases[MV_NQ] = { s->vq[0].dev_base, s->vq[1].dev_base };
 		r = mv_vdev_features_ok(&v->dev, v->dev.features);
-		if (r >= 0)
-			r = setup_vrings(v, bases);
-		if (r >= 0)
-			r = mv_vdev_driver_ok(&v->dev);
+		if (r >= 0)	/* the reset lost the control state too */
+			r = mv_cvq_start_device(v, bases, true, NULL);
 		if (r < 0)
 			mv_log("rollback (re-create vrings): %s", strerror(-r));
 	} else if (v->suspended && (v->dev.backend_offered & MV_BF(SUSPEND))) {
@@ -512,16 +504,14 @@ int mv_update_takeover(struct mv_vmm *v, unsigned flags)
 			mv_log("features: %s", strerror(-r));
 			goto fail;
 		}
-		r = setup_vrings(v, bases);
+		/* the reset (B: SET_STATUS 0; C: release) lost the device's control state: CVQ-first start */
+		r = mv_cvq_start_device(v, bases, !v->test_no_cvq_restore, u);
 		if (r < 0)
 			goto fail;
-		r = mv_vdev_driver_ok(&v->dev);
-		if (r < 0) {
-			mv_log("DRIVER_OK: %s", strerror(-r));
-			goto fail;
-		}
 	}
 	u->t_resume_us = mv_now_us();
+	/* what the device's config space says now: a MAC the reset lost (and nobody restored) shows here */
+	u->mac_ok = (uint8_t)mv_cvq_mac_check(v);
 	if (path == 'C' && !v->o.prefault)
 		(void)mv_mem_drop_ptes(&v->mem);	/* after the pause: the re-pin faulted all of it in */
 	(void)mv_vmpin_kb(&pin, NULL);
@@ -529,11 +519,13 @@ int mv_update_takeover(struct mv_vmm *v, unsigned flags)
 	u->ok = 1;
 	v->await_echo_upd = (int)s->nupdates - 1;
 	mv_log("update %u: path %c done: device paused %.1f ms (suspend -> %s), exec -> image %.1f ms, "
-	       "owner %.1f ms, %s %.1f ms; VmPin %" PRId64 " kB -> %ld kB (expected %" PRId64 " kB)",
+	       "owner %.1f ms, %s %.1f ms; VmPin %" PRId64 " kB -> %ld kB (expected %" PRId64 " kB); CVQ replay %u "
+	       "command(s) in %.3f ms, MAC %s",
 	       s->nupdates, path, (u->t_resume_us - u->t_suspend_us) / 1e3, path == 'A' ? "RESUME" : "DRIVER_OK",
 	       (u->t_image_us - u->t_exec_us) / 1e3, (u->t_owner_us - u->t_image_us) / 1e3,
 	       path == 'C' ? "re-map" : "remap", (u->t_mapped_us - u->t_owner_us) / 1e3,
-	       u->vmpin_before_kb, pin, s->vmpin_expected_kb);
+	       u->vmpin_before_kb, pin, s->vmpin_expected_kb, u->cvq_cmds, u->cvq_restore_us / 1e3,
+	       u->mac_ok == 1 ? "ok" : u->mac_ok == 2 ? "n/a" : "MISMATCH");
 	/* frames queued before and during the suspend are processed now; RX buffers topped up */
 	r = mv_dp_refill_rx(v);
 	if (r < 0)

@@ -21,7 +21,7 @@ uint64_t mv_now_us(void)
 void mv_log(const char *fmt, ...)
 {
 	va_list ap;
-	char line[1024];
+	char line[8192];	/* a vlud verdict (vlud.c) is one line of some KiB */
 
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);

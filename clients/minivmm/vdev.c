@@ -72,12 +72,21 @@ int mv_vdev_query(struct mv_vdev *d)
 	r = xioctl(d->fd, VHOST_VDPA_GET_VRING_NUM, &d->vring_max);
 	if (r < 0)
 		return r;
+	(void)mv_vdev_read_mac(d, d->mac);
+	return 0;
+}
+
+int mv_vdev_read_mac(struct mv_vdev *d, uint8_t ret[6])
+{
 	struct {
 		struct vhost_vdpa_config h;
 		uint8_t b[6];
 	} cfg = { .h = { .off = 0, .len = 6 } };
-	if (xioctl(d->fd, VHOST_VDPA_GET_CONFIG, &cfg) == 0)
-		memcpy(d->mac, cfg.h.buf, 6);
+	int r = xioctl(d->fd, VHOST_VDPA_GET_CONFIG, &cfg);
+
+	if (r < 0)
+		return r;
+	memcpy(ret, cfg.h.buf, 6);
 	return 0;
 }
 

@@ -44,12 +44,14 @@ static struct mv_state *sample_state(void)
 		s->vq[q].kick_fd = 10 + 2 * (int)q;
 		s->vq[q].call_fd = 11 + 2 * (int)q;
 	}
+	s->ctrl = (struct mv_ctrl){ .cvq = 1, .mac_set = 1, .mac = { 0x02, 0x6d, 0x76, 0x6d, 0x6d, 0x01 }, .cvq_first = 1 };
 	s->t_run_start_us = 1000;
 	s->t_deadline_us = 5001000;
 	s->t_next_update_us = 2001000;
 	s->updates_left = 2;
 	s->vmpin_expected_kb = 262144;
 	mv_traffic_init(&s->traffic, 128);
+	memcpy(s->traffic.dst_mac, s->ctrl.mac, 6);
 	uint8_t buf[MV_BUFSZ];
 	for (int i = 0; i < 40; i++)
 		mv_traffic_build(&s->traffic, buf, sizeof(buf), 0);
@@ -61,8 +63,9 @@ static struct mv_state *sample_state(void)
 	s->upd[0] = (struct mv_update_rec){ .path = 'A', .ok = 1, .t_start_us = 1, .t_suspend_us = 2,
 		.t_exec_us = 3, .t_image_us = 4, .t_owner_us = 5, .t_mapped_us = 6, .t_resume_us = 7,
 		.echo_gap_us = 8, .inflight_at_suspend = 9, .sent_in_pause = 8, .vmpin_before_kb = 262144,
-		.vmpin_after_kb = 262144, .lost_before = 0, .dup_before = 0 };
-	s->upd[1] = (struct mv_update_rec){ .path = 'B', .ok = 0, .error = -ENOENT, .vmpin_before_kb = -1 };
+		.vmpin_after_kb = 262144, .lost_before = 0, .dup_before = 0, .mac_ok = 1 };
+	s->upd[1] = (struct mv_update_rec){ .path = 'B', .ok = 0, .error = -ENOENT, .vmpin_before_kb = -1,
+		.cvq_replayed = 1, .mac_ok = 0, .cvq_cmds = 1, .cvq_used_at_enable = 1, .cvq_restore_us = 1234 };
 	return s;
 }
 
@@ -109,6 +112,12 @@ static void test_roundtrip(void **st)
 		assert_int_equal(r->vq[q].kick_fd, s->vq[q].kick_fd);
 		assert_int_equal(r->vq[q].call_fd, s->vq[q].call_fd);
 	}
+	/* control state (v2) */
+	assert_int_equal(r->ctrl.cvq, 1);
+	assert_int_equal(r->ctrl.mac_set, 1);
+	assert_int_equal(r->ctrl.cvq_first, 1);
+	assert_memory_equal(r->ctrl.mac, s->ctrl.mac, 6);
+	assert_memory_equal(r->traffic.dst_mac, s->ctrl.mac, 6);
 	assert_int_equal(r->t_deadline_us, 5001000);
 	assert_int_equal(r->updates_left, 2);
 	assert_int_equal(r->vmpin_expected_kb, 262144);
@@ -118,6 +127,12 @@ static void test_roundtrip(void **st)
 	assert_memory_equal(&r->upd[0], &s->upd[0], sizeof(s->upd[0]));
 	assert_int_equal(r->upd[1].error, -ENOENT);
 	assert_int_equal(r->upd[1].vmpin_before_kb, -1);
+	assert_memory_equal(&r->upd[1], &s->upd[1], sizeof(s->upd[1]));
+	assert_int_equal(r->upd[1].cvq_replayed, 1);
+	assert_int_equal(r->upd[1].mac_ok, 0);
+	assert_int_equal(r->upd[1].cvq_cmds, 1);
+	assert_int_equal(r->upd[1].cvq_used_at_enable, 1);
+	assert_int_equal(r->upd[1].cvq_restore_us, 1234);
 	/* and byte for byte */
 	pack(r, &b2, &l2);
 	assert_int_equal(l1, l2);
@@ -155,7 +170,9 @@ static void test_reject_version(void **st)
 	size_t len;
 
 	pack(s, &b, &len);
-	b[4] = 2;	/* version 2, checksum unaffected (header is not covered) */
+	b[4] = 3;	/* version 3, checksum unaffected (header is not covered) */
+	assert_int_equal(mv_state_unpack(b, len, r), -EPROTONOSUPPORT);
+	b[4] = 1;	/* version 1 (no control state): refused, not misread */
 	assert_int_equal(mv_state_unpack(b, len, r), -EPROTONOSUPPORT);
 }
 
@@ -184,6 +201,23 @@ static void test_reject_ranges(void **st)
 	free(b);
 
 	s->traffic.frame_len = 128;
+	s->ctrl.cvq = 0;	/* a MAC set through a CVQ that was not negotiated */
+	pack(s, &b, &len);
+	assert_int_equal(mv_state_unpack(b, len, r), -EBADMSG);
+	free(b);
+
+	s->ctrl.cvq = 2;
+	pack(s, &b, &len);
+	assert_int_equal(mv_state_unpack(b, len, r), -EBADMSG);
+	free(b);
+
+	s->ctrl.cvq = 1;
+	s->upd[1].mac_ok = 3;
+	pack(s, &b, &len);
+	assert_int_equal(mv_state_unpack(b, len, r), -EBADMSG);
+	free(b);
+
+	s->upd[1].mac_ok = 0;
 	s->nmaps = MV_MAX_MAPS + 1;
 	assert_int_equal(mv_state_pack(s, &b, &len), -EINVAL);
 	s->nmaps = 3;
@@ -232,6 +266,11 @@ static void test_traffic_ok_dup(void **st)
 	assert_memory_equal(buf + MV_NET_HDR_LEN, "\xff\xff\xff\xff\xff\xff", 6);
 	assert_int_equal(buf[MV_NET_HDR_LEN + 12], 0x88);
 	assert_int_equal(buf[MV_NET_HDR_LEN + 13], 0xb5);
+	/* with a control state: frames go to the CVQ-set MAC (vdpa_sim's receive filter then needs it) */
+	memcpy(t.dst_mac, "\x02\x6d\x76\x6d\x6d\x01", 6);
+	len = mv_traffic_build(&t, buf, sizeof(buf), 400);
+	assert_memory_equal(buf + MV_NET_HDR_LEN, "\x02\x6d\x76\x6d\x6d\x01", 6);
+	assert_int_equal(mv_traffic_check(&t, buf, len, 500), MV_ECHO_OK);
 }
 
 static void test_traffic_corrupt_foreign_unknown(void **st)

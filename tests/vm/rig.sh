@@ -3,7 +3,7 @@
 #
 #   rig.sh check [SCENARIO...]   run scenarios (default: all of tests/vm/scenarios/*.sh), print TAP lines
 #                                and "N passed, N failed, N skipped"; exit 1 if anything failed
-#   rig.sh shell [KEY=VALUE...]  boot a guest with a shell on the console (modules=stock|patched|nosuspend use_va=0|1
+#   rig.sh shell [KEY=VALUE...]  boot a guest with a shell on the console (modules=stock|patched|nosuspend|hwreset use_va=0|1
 #                                devices=N mac=none|auto memory=2G flavour=debian)
 #   rig.sh prepare [FLAVOUR]     only fetch/build the kernel side (cached)
 #   rig.sh list                  list scenarios with their boot configuration
@@ -122,7 +122,7 @@ parse_scenario() {
 		key=${BASH_REMATCH[1]} val=${BASH_REMATCH[2]}
 		case $key in
 		flavour) [[ $val =~ ^[a-z0-9_-]+$ ]] && SC_FLAVOUR[$name]=$val || return 1 ;;
-		modules) [[ $val =~ ^(stock|patched|nosuspend)$ ]] && SC_MODULES[$name]=$val || return 1 ;;
+		modules) [[ $val =~ ^(stock|patched|nosuspend|hwreset)$ ]] && SC_MODULES[$name]=$val || return 1 ;;
 		use_va) [[ $val =~ ^[01]$ ]] && SC_USE_VA[$name]=$val || return 1 ;;
 		devices) [[ $val =~ ^[0-9]$ ]] && SC_DEVICES[$name]=$val || return 1 ;;
 		timeout) [[ $val =~ ^[0-9]+$ ]] && SC_TIMEOUT[$name]=$val || return 1 ;;
@@ -387,7 +387,7 @@ load_flavour() { # NAME -> 0 ready, 1 failed (FL_FAIL_WHY), 2 skip (FL_SKIP_WHY)
 		cp "$FL_KERNEL" "$RIG_WORK/kernel-$1" && FL_KERNEL=$RIG_WORK/kernel-$1
 	fi
 	flock -u 9
-	log "flavour $1: ${FL_KVER:-?} prepared in $(( $(now_ms) - t0 )) ms (rc $FL_RC, patched: ${FL_PATCHED:-?}, nosuspend: ${FL_NOSUSPEND:-?})"
+	log "flavour $1: ${FL_KVER:-?} prepared in $(( $(now_ms) - t0 )) ms (rc $FL_RC, patched: ${FL_PATCHED:-?}, nosuspend: ${FL_NOSUSPEND:-?}, hwreset: ${FL_HWRESET:-?})"
 	return "$FL_RC"
 }
 
@@ -458,6 +458,10 @@ cmd_check() {
 			for s in "${group[@]}"; do tapline "not ok - $s/run: nosuspend modules: $FL_NOSUSPEND_WHY"; done
 			continue
 		fi
+		if [ "$mods" = hwreset ] && [ "$FL_HWRESET" != yes ]; then
+			for s in "${group[@]}"; do tapline "not ok - $s/run: hwreset modules: $FL_HWRESET_WHY"; done
+			continue
+		fi
 		if [ -z "$user_built" ]; then
 			local tu
 			tu=$(now_ms)
@@ -490,6 +494,7 @@ cmd_shell() {
 	load_flavour "$fl" || { echo "rig: flavour $fl: $FL_SKIP_WHY$FL_FAIL_WHY" >&2; return 1; }
 	[ "$mods" != patched ] || [ "$FL_PATCHED" = yes ] || { echo "rig: patched modules: $FL_PATCHED_WHY" >&2; return 1; }
 	[ "$mods" != nosuspend ] || [ "$FL_NOSUSPEND" = yes ] || { echo "rig: nosuspend modules: $FL_NOSUSPEND_WHY" >&2; return 1; }
+	[ "$mods" != hwreset ] || [ "$FL_HWRESET" = yes ] || { echo "rig: hwreset modules: $FL_HWRESET_WHY" >&2; return 1; }
 	user_cpio
 	build_conf_cpio "$RIG_WORK/conf-shell.cpio.gz" "$mods" "$va" "$dev" "$mac" 1
 	cat "$FL_MODS_CPIO" "$RIG_WORK/user.cpio.gz" "$RIG_WORK/conf-shell.cpio.gz" > "$RIG_WORK/initrd-shell.img"
@@ -514,7 +519,7 @@ shell) shift; cmd_shell "$@" ;;
 prepare)
 	ensure_deps && check_tools || { echo "rig: $DEPS_WHY" >&2; exit 1; }
 	load_flavour "${2:-debian}"; rc=$?
-	echo "rig: flavour ${2:-debian}: kernel ${FL_KVER:-?}, patched: ${FL_PATCHED:-?} ${FL_PATCHED_WHY:-}${FL_SKIP_WHY:-}${FL_FAIL_WHY:-}, nosuspend: ${FL_NOSUSPEND:-?} ${FL_NOSUSPEND_WHY:-}"
+	echo "rig: flavour ${2:-debian}: kernel ${FL_KVER:-?}, patched: ${FL_PATCHED:-?} ${FL_PATCHED_WHY:-}${FL_SKIP_WHY:-}${FL_FAIL_WHY:-}, nosuspend: ${FL_NOSUSPEND:-?} ${FL_NOSUSPEND_WHY:-}, hwreset: ${FL_HWRESET:-?} ${FL_HWRESET_WHY:-}"
 	exit $rc ;;
 list) cmd_list ;;
 *) sed -n '2,/^set -uo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 2 ;;

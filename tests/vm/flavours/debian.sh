@@ -2,20 +2,23 @@
 # tests/vm/flavours/debian.sh - rig kernel flavour "debian": Debian's bookworm-backports kernel
 # (linux-image-*-amd64-unsigned, resolved at run time) with vhost, vhost_vdpa, vringh, vdpa_sim and
 # vdpa_sim_net built out of tree from the matching linux-source, "stock", "patched" (kernel/patches/) and
-# "nosuspend" (stock + the test-only tests/vm/kpatches/nosuspend/: vdpa_sim without .suspend/.resume).
+# "nosuspend" (stock + the test-only tests/vm/kpatches/nosuspend/: vdpa_sim without .suspend/.resume) and
+# "hwreset" (patched + the test-only tests/vm/kpatches/hwreset/: a reset returns vdpa_sim_net's MAC to the
+# provisioned one, as hardware does).
 #
 # Sourced by tests/vm/rig.sh.  A flavour defines:
 #   flavour_prepare           fetch + build (cached); on success sets
 #                               FL_KVER         kernel release (uname -r in the guest)
 #                               FL_KERNEL       path of the bzImage
 #                               FL_MODS_CPIO    path of a gzip'ed newc cpio holding /lib/modules/rig/...
-#                                               (base/ stock/ and, if built, patched/ nosuspend/;
+#                                               (base/ stock/ and, if built, patched/ nosuspend/ hwreset/;
 #                                               plus order)
 #                               FL_PATCHED      "yes" if patched/ differs from stock/, "none" if there are
 #                                               no patches (patched == stock), "failed" if patching/building
 #                                               failed (FL_PATCHED_WHY says why, with a log path)
 #                               FL_NOSUSPEND    "yes" if nosuspend/ was built, else "failed"
 #                                               (FL_NOSUSPEND_WHY says why)
+#                               FL_HWRESET      the same for hwreset/ (FL_HWRESET_WHY)
 #                             returns 0, 2 (cannot prepare here: skip, FL_SKIP_WHY says why), 1 (failed:
 #                             FL_FAIL_WHY says why)
 # Everything it downloads or builds lives under $RIG_CACHE/debian/<kernel release>/.
@@ -39,6 +42,8 @@ DEB_BASE_MODS=(drivers/vhost/vhost_iotlb drivers/vdpa/vdpa virt/lib/irqbypass)
 # Load order in the guest: base:NAME = image module, var:NAME = stock or patched one.
 # The test-only "nosuspend" module set: stock sources with this series applied (never kernel/patches/).
 DEB_NOSUSPEND_DIR=$RIG_DIR/kpatches/nosuspend
+# The test-only "hwreset" module set: kernel/patches/ (NEW_OWNER for paths A and B) then this series.
+DEB_HWRESET_DIR=$RIG_DIR/kpatches/hwreset
 DEB_LOAD_ORDER="base:vhost_iotlb base:vdpa base:irqbypass var:vhost var:vhost_vdpa var:vringh var:vdpa_sim var:vdpa_sim_net"
 
 deb_apt() {
@@ -184,29 +189,38 @@ deb_build() {
 # a module build directory made by this recipe version (builds from before the marker count as 1)
 deb_built() { [ -f "$1/ko/vhost_vdpa.ko" ] && [ "$(cat "$1/recipe" 2> /dev/null || echo 1)" = "$DEB_BUILD_VERSION" ]; }
 
-deb_patch_hash() { # [SERIES_DIR]
-	local p=("${1:-$RIG_PATCH_DIR}"/*.patch)
-	[ -e "${p[0]}" ] || { echo none; return; }
+deb_patch_hash() { # [SERIES_DIR...] (several: applied in that order, hashed together)
+	local d p=()
+	for d in "${@:-$RIG_PATCH_DIR}"; do
+		for d in "$d"/*.patch; do [ -e "$d" ] && p+=("$d"); done
+	done
+	[ ${#p[@]} -gt 0 ] || { echo none; return; }
 	cat "${p[@]}" | sha256sum | cut -c1-16
 }
 
 # Patched variant: copy of the source subset with the series applied, and a copy of the headers tree
 # (hard links, patched include/ files replaced) so uapi/include changes reach the build.  Builds into
-# DIR/NAME-HASH/mods (NAME: patched, nosuspend); on failure DEB_WHY says why.
-deb_build_patched() { # DIR KVER HASH [SERIES_DIR NAME]
+# DIR/NAME-HASH/mods (NAME: patched, nosuspend, hwreset); on failure DEB_WHY says why.  SERIES_DIRS: one
+# directory, or several separated by ':' (applied in that order).
+deb_build_patched() { # DIR KVER HASH [SERIES_DIRS NAME]
 	local d=$1 kver=$2 h=$3 kabi=${2%-amd64} series=${4:-$RIG_PATCH_DIR} name=${5:-patched}
 	local pd=$d/$name-$h
 	DEB_WHY=
 	rm -rf "$pd"
 	mkdir -p "$pd"
 	cp -a "$d/src" "$pd/src"
-	local p
-	for p in "$series"/*.patch; do
+	local p sd
+	local -a sds
+	IFS=: read -r -a sds <<< "$series"
+	for sd in "${sds[@]}"; do
+	for p in "$sd"/*.patch; do
+		[ -e "$p" ] || continue
 		echo "== patch -p1 < $p" >> "$pd/patch.log"
 		if ! patch -p1 -d "$pd/src" --no-backup-if-mismatch < "$p" >> "$pd/patch.log" 2>&1; then
 			DEB_WHY="$(basename "$p") does not apply (see $pd/patch.log)"
 			return 1
 		fi
+	done
 	done
 	# a change to a file we neither build nor copy into the headers would be silently lost: refuse it
 	local f changed
@@ -348,10 +362,38 @@ flavour_prepare() {
 			rm -rf "$old" "$d"/mods-*"-ns${old##*/nosuspend-}"-*.cpio.gz
 		done
 	fi
-	# The modules cpio segment, cached per (kernel, patch hash, nosuspend series hash).
-	FL_MODS_CPIO=$d/mods-v3-$h-$FL_PATCHED-ns$nh-$FL_NOSUSPEND.cpio.gz
+	# "hwreset": kernel/patches/ + $DEB_HWRESET_DIR, cached per hash of both series together
+	local hh hwdir=
+	hh=$(deb_patch_hash "$RIG_PATCH_DIR" "$DEB_HWRESET_DIR")
+	FL_HWRESET=failed FL_HWRESET_WHY="no patch in ${DEB_HWRESET_DIR#$TOP/}"
+	if [ "$(deb_patch_hash "$DEB_HWRESET_DIR")" = none ]; then
+		:
+	elif [ "$FL_PATCHED" = failed ]; then
+		FL_HWRESET_WHY="it is built on the patched set, which failed: $FL_PATCHED_WHY"
+	else
+		hwdir=$d/hwreset-$hh
+		if deb_built "$hwdir/mods"; then
+			FL_HWRESET=yes FL_HWRESET_WHY=
+		elif [ -f "$hwdir/failed" ] && [ "${VLUD_RIG_REBUILD:-0}" != 1 ]; then
+			FL_HWRESET_WHY=$(cat "$hwdir/failed")
+		else
+			log "debian: applying ${RIG_PATCH_DIR#$TOP/}/*.patch + ${DEB_HWRESET_DIR#$TOP/}/*.patch ($hh) and building hwreset modules for $kver"
+			if deb_build_patched "$d" "$kver" "$hh" "$RIG_PATCH_DIR:$DEB_HWRESET_DIR" hwreset; then
+				FL_HWRESET=yes FL_HWRESET_WHY=
+			else
+				FL_HWRESET_WHY=$DEB_WHY
+				echo "$FL_HWRESET_WHY" > "$hwdir/failed"
+			fi
+		fi
+		touch "$hwdir"
+		for old in $(ls -1dt "$d"/hwreset-* 2>/dev/null | tail -n +4); do
+			rm -rf "$old" "$d"/mods-*"-hw${old##*/hwreset-}"-*.cpio.gz
+		done
+	fi
+	# The modules cpio segment, cached per (kernel, patch hash, nosuspend and hwreset series hashes).
+	FL_MODS_CPIO=$d/mods-v4-$h-$FL_PATCHED-ns$nh-$FL_NOSUSPEND-hw$hh-$FL_HWRESET.cpio.gz
 	if [ ! -f "$FL_MODS_CPIO" ] ||
-		[ -n "$(find "$d/base" "$d/stock/ko" ${pdir:+"$pdir/mods/ko"} ${nsdir:+"$nsdir/mods/ko"} -newer "$FL_MODS_CPIO" 2> /dev/null)" ]; then
+		[ -n "$(find "$d/base" "$d/stock/ko" ${pdir:+"$pdir/mods/ko"} ${nsdir:+"$nsdir/mods/ko"} ${hwdir:+"$hwdir/mods/ko"} -newer "$FL_MODS_CPIO" 2> /dev/null)" ]; then
 		local st=$d/mods-$h.stage
 		rm -rf "$st"
 		mkdir -p "$st/lib/modules/rig/base" "$st/lib/modules/rig/stock"
@@ -364,6 +406,10 @@ flavour_prepare() {
 		if [ "$FL_NOSUSPEND" = yes ]; then
 			mkdir -p "$st/lib/modules/rig/nosuspend"
 			cp "$nsdir"/mods/ko/*.ko "$st/lib/modules/rig/nosuspend/"
+		fi
+		if [ "$FL_HWRESET" = yes ]; then
+			mkdir -p "$st/lib/modules/rig/hwreset"
+			cp "$hwdir"/mods/ko/*.ko "$st/lib/modules/rig/hwreset/"
 		fi
 		# debug info stays in the cache (stock/ko, patched-*/mods/ko: decode oopses there); the guest
 		# gets stripped copies (10x smaller, faster to unpack under TCG)
