@@ -1177,7 +1177,7 @@ static void *iotlb_loop(void *a_)
 			a->err = errno;
 			break;
 		}
-		a->ok++;
+		__atomic_add_fetch(&a->ok, 1, __ATOMIC_RELEASE);
 	}
 	return NULL;
 }
@@ -1366,7 +1366,10 @@ static int cmd_handover(const char *dev)
 			ioctl(d.vfd, VHOST_VDPA_SUSPEND);
 		arm(d.vfd, hpeer);
 		pthread_create(&th, NULL, iotlb_loop, &la);
-		usleep(100 * 1000);
+		/* the take must meet the loop running: wait for its first rounds (a loaded TCG guest may not
+		 * schedule the thread within a fixed sleep) */
+		for (int w = 0; w < 1000 && __atomic_load_n(&la.ok, __ATOMIC_ACQUIRE) < 10 && !la.err; w++)
+			usleep(10 * 1000);
 		m = call_peer(&d, OP_TAKE, 1);
 		usleep(50 * 1000);
 		la.stop = 1;
