@@ -37,14 +37,20 @@
 
 #define DEVICE_FD_PREFIX "vdpa:"
 
+int request_verror(struct request *r, enum vlu_error_class cls, const char *fmt, va_list ap)
+{
+	r->failed = true;
+	r->err_class = cls;
+	vsnprintf(r->err, sizeof(r->err), fmt, ap);
+	return -1;
+}
+
 int request_error(struct request *r, enum vlu_error_class cls, const char *fmt, ...)
 {
 	va_list ap;
 
-	r->failed = true;
-	r->err_class = cls;
 	va_start(ap, fmt);
-	vsnprintf(r->err, sizeof(r->err), fmt, ap);
+	(void)request_verror(r, cls, fmt, ap);
 	va_end(ap);
 	return -1;
 }

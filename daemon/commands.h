@@ -7,6 +7,7 @@
 #ifndef VLUD_COMMANDS_H
 #define VLUD_COMMANDS_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <json-c/json.h>
 
@@ -41,6 +42,7 @@ bool request_arg_bool(const struct request *r, const char *k, bool dflt);
 
 /* Record an error reply; returns -1 so handlers can `return request_error(...)`. */
 int request_error(struct request *r, enum vlu_error_class cls, const char *fmt, ...) _printf_(3, 4);
+int request_verror(struct request *r, enum vlu_error_class cls, const char *fmt, va_list ap) _printf_(3, 0);
 
 /* Handle one received message (buf NUL-terminated, len > 0; fds owned: all closed before return
  * unless a handler took them).  May kill the connection. */

@@ -125,10 +125,8 @@ static int refuse(struct request *r, struct instance *inst, enum vlu_error_class
 	json_object *d = jnew_obj();
 	va_list ap;
 
-	r->failed = true;
-	r->err_class = cls;
 	va_start(ap, fmt);
-	vsnprintf(r->err, sizeof(r->err), fmt, ap);
+	(void)request_verror(r, cls, fmt, ap);
 	va_end(ap);
 	log_info("update of %s refused: %s", inst ? inst->name : "?", r->err);
 	jadd(d, "instance", inst ? jnew_str(inst->name) : NULL);
