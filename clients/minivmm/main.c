@@ -5,6 +5,7 @@
  * Exit status: 0 verdict pass, 1 verdict fail, 2 usage, 3 setup failed (device, memory, state).
  */
 #include <getopt.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <math.h>
 #include <poll.h>
@@ -151,6 +152,9 @@ static void usage(FILE *f)
 		"                       (default 02:6d:76:6d:6d:01)\n"
 		"  --no-cvq             negotiate no control virtqueue: no control state, broadcast frames\n"
 		"  --json               print one JSON object with the verdict on stdout\n"
+		"  --report FILE        write the report to FILE (created or truncated at the end of the run)\n"
+		"                       instead of stdout; an exec'ed image or successor, started with the\n"
+		"                       same arguments, writes its own there when it ends\n"
 		"  -v, --verbose        more log lines on stderr\n"
 		"  -h, --help\n"
 		"SIGUSR1 starts an update now.  Exit: 0 pass, 1 fail, 2 usage, 3 setup error.\n",
@@ -182,7 +186,7 @@ static int parse_secs(const char *s, double *ret)
 static int parse_opts(struct mv_opts *o, int argc, char **argv)
 {
 	enum { O_VLUD = 256, O_INSTANCE, O_VDPA, O_MEM, O_CHUNK, O_RATE, O_FLEN, O_INFL, O_DUR, O_UPAFTER,
-	       O_UPDATES, O_PATH, O_EXEC, O_DRAIN, O_NOPIN, O_JSON, O_PFRAMES, O_NOPREFAULT, O_RINGBASE, O_MAC, O_NOCVQ };
+	       O_UPDATES, O_PATH, O_EXEC, O_DRAIN, O_NOPIN, O_JSON, O_PFRAMES, O_NOPREFAULT, O_RINGBASE, O_MAC, O_NOCVQ, O_REPORT };
 	static const struct option lo[] = {
 		{ "device", required_argument, NULL, 'd' },
 		{ "vlud", required_argument, NULL, O_VLUD },
@@ -206,6 +210,7 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 		{ "mac", required_argument, NULL, O_MAC },
 		{ "no-cvq", no_argument, NULL, O_NOCVQ },
 		{ "json", no_argument, NULL, O_JSON },
+		{ "report", required_argument, NULL, O_REPORT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -303,6 +308,11 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 			o->pause_frames = (unsigned)u;
 			break;
 		case O_JSON: o->json = true; break;
+		case O_REPORT:
+			if (!*optarg)
+				return fprintf(stderr, "--report: a file name\n"), -EINVAL;
+			o->report = optarg;
+			break;
 		case 'v': mv_verbose = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
@@ -340,6 +350,38 @@ static bool update_vmpin_ok(const struct mv_vmm *v, const struct mv_update_rec *
 	return u->vmpin_after_kb == v->st->vmpin_expected_kb;
 }
 
+/* --report FILE: the report is written to FILE.PID.tmp on stdout's descriptor and renamed to FILE once
+ * complete, so a reader finds the whole report of the last image that ended, or none (a process killed
+ * while it wrote leaves only its .tmp). */
+static char report_tmp[PATH_MAX];
+
+static void report_open(const char *path)
+{
+	FILE *f;
+
+	if (snprintf(report_tmp, sizeof(report_tmp), "%s.%d.tmp", path, (int)getpid()) >= (int)sizeof(report_tmp)) {
+		mv_log("--report %s: name too long, the report goes to stdout", path);
+		report_tmp[0] = 0;
+		return;
+	}
+	fflush(stdout);
+	f = fopen(report_tmp, "we");
+	if (!f || dup2(fileno(f), STDOUT_FILENO) < 0) {
+		mv_log("--report %s: %s, the report goes to stdout", report_tmp, strerror(errno));
+		report_tmp[0] = 0;
+	}
+	if (f)
+		fclose(f);
+}
+
+static void report_close(const char *path)
+{
+	if (!report_tmp[0])
+		return;
+	if (fflush(stdout) != 0 || rename(report_tmp, path) < 0)
+		mv_log("--report %s: %s", path, strerror(errno));
+}
+
 static int report(struct mv_vmm *v, int setup_error)
 {
 	struct mv_state *s = v->st;
@@ -348,6 +390,9 @@ static int report(struct mv_vmm *v, int setup_error)
 	json_object *ups = json_object_new_array();
 	char names[256];
 	bool pass = true;
+
+	if (v->o.report)
+		report_open(v->o.report);
 
 #define FAIL(...) do { char _b[256]; snprintf(_b, sizeof(_b), __VA_ARGS__); \
 		json_object_array_add(reasons, json_object_new_string(_b)); pass = false; } while (0)
@@ -509,6 +554,8 @@ static int report(struct mv_vmm *v, int setup_error)
 		printf("verdict: %s\n", pass ? "pass" : "fail");
 	}
 	fflush(stdout);
+	if (v->o.report)
+		report_close(v->o.report);
 	if (setup_error)
 		return EXIT_SETUP;
 	return pass ? 0 : EXIT_FAIL;

@@ -293,6 +293,7 @@ struct mv_opts {
 	unsigned pause_frames;		/* frames to post while suspended (--pause-frames) */
 	uint16_t ring_base;		/* initial vring index (--ring-base) */
 	bool json;
+	const char *report;		/* --report FILE: the report goes there, not to stdout */
 	bool check_vmpin;
 	bool prefault;			/* guest RAM mapped in full (default) or lazily (--no-prefault) */
 	bool cvq;			/* negotiate the CVQ and set the MAC through it (default; --no-cvq) */

@@ -1,0 +1,287 @@
+#!/bin/sh
+# shellcheck disable=SC2034 # VLUD_*, UPD_*: read by lib/vlud.sh (vlud_conf)
+# lib/soak.sh: the chaos soak (docs/SOAK.md; sourced by soak-*.sh, built on lib/update.sh and
+# lib/daemon-killed.sh).  One instance, vm0, runs minivmm with traffic; live updates run back to back on every
+# path the modules offer, in exec and transfer mode, and at a random moment of each (seeded) one or two
+# processes get SIGKILL: the VMM (in exec mode the old image or the new one, whichever runs), the transfer
+# successor, or vlud (restarted by vlu-fdstore with its fd store, as systemd would).  After every kill, once
+# things settle, the invariants are checked; the first violation stops the run (not ok, with the seed, the
+# kill's timing and the logs).
+#
+#   SOAK_KILLS    kills (default 1000)
+#   SOAK_SEED     the schedule's seed (default 1): the same seed gives the same schedule
+#   SOAK_SPAN_MS  a kill comes 0..SPAN ms after update.start (default 2500: the length of an update here)
+#   SOAK_TRAFFIC_EVERY  every N kills (and at the end) the VMM is stopped and its traffic report checked
+#                 (default 4)
+#
+# One TAP line per kill ("ok - soak/kill-N # what, outcome, recovery"), the summary as comment lines and in
+# soak-report.txt.
+. /scenarios/lib/update.sh
+. /scenarios/lib/daemon-killed.sh
+
+SOAK_KILLS=${SOAK_KILLS:-1000}
+SOAK_SEED=${SOAK_SEED:-1}
+SOAK_SPAN_MS=${SOAK_SPAN_MS:-2500}
+SOAK_TRAFFIC_EVERY=${SOAK_TRAFFIC_EVERY:-4}
+INST=vm0
+W=$PWD
+
+# ---- helpers
+# now_cs: monotonic time in centiseconds (/proc/uptime)
+now_cs() { awk '{ printf "%d\n", $1 * 100 }' /proc/uptime; }
+# live_vmms: pids of live minivmm processes (zombies left out), one a line
+live_vmms() {
+	for _d in /proc/[0-9]*; do
+		[ "$(cat "$_d/comm" 2> /dev/null)" = minivmm ] || continue
+		grep -q '^State:[[:space:]]*Z' "$_d/status" 2> /dev/null && continue
+		echo "${_d#/proc/}"
+	done
+}
+# vmpin_sum: VmPin of every live process, summed (kB)
+vmpin_sum() { cat /proc/[0-9]*/status 2> /dev/null | awk '/^VmPin:/ { s += $2 } END { print s + 0 }'; }
+vmpin_sum_is() { [ "$(vmpin_sum)" -eq "$1" ]; }
+# fdset: the fds vlud holds for vm0 as "name type ino", sorted
+fdset() {
+	_fj=$(vctl --json fds "$INST" 2> /dev/null) || return 1
+	for _n in $(echo "$_fj" | jget '.fds[].name' | sort); do
+		echo "$_n $(echo "$_fj" | jget ".fds[name=$_n].type") $(echo "$_fj" | jget ".fds[name=$_n].ino")"
+	done
+}
+# kernel_bad: kernel warnings, BUGs and oopses so far
+kernel_bad() { dmesg | grep -cE 'WARNING:|BUG:|Oops|general protection|Call Trace'; }
+# vlud_nfds_is N: vlud (the current one) has N fds
+vlud_nfds_is() { nfds_is "$(vlud_pid)" "$1"; }
+vlud_answers() { vctl --json status > /dev/null 2>&1; }
+
+# violation WHAT: stop the run: not ok with the seed and the kill's timing, the logs
+violation() {
+	t_fail "kill-$K" "$1 (seed $SOAK_SEED, kill $K: $KDESC)"
+	echo "# soak: stopped at kill $K of $SOAK_KILLS; replay with SOAK_SEED=$SOAK_SEED SOAK_KILLS=$K"
+	vctl instances 2>&1 | sed 's/^/[instances] /'
+	vctl fds 2>&1 | sed 's/^/[fds] /'
+	vctl --json call update.status "{\"instance\":\"$INST\"}" 2>&1 | sed 's/^/[update.status] /'
+	for _p in $(live_vmms); do echo "[ps] minivmm $_p VmPin $(vmpin "$_p") $(tr '\0' ' ' < "/proc/$_p/cmdline")"; done
+	tail -n 150 vlud.log | sed 's/^/[vlud] /'
+	for _f in gen-*.log; do [ -f "$_f" ] && tail -n 40 "$_f" | sed "s/^/[$_f] /"; done
+	dmesg | tail -n 60 | sed 's/^/[dmesg] /'
+	summary
+	exit 1
+}
+
+# ---- the VMM lineage: minivmm started by the soak; its exec'ed images and successors carry on its traffic
+# counters and write its report (--report) when the last of them ends normally
+GEN=0
+start_lineage() {
+	GEN=$((GEN + 1))
+	rm -f "$W/report"
+	minivmm --vlud "$SOCK" --instance "$INST" --vdpa vdpa0 --mem 64M --duration 0 --pause-frames 8 \
+		--report "$W/report" > "gen-$GEN.out" 2> "gen-$GEN.log" &
+	_p=$!
+	wait_until 600 vmm_up "gen-$GEN.log" "$_p"
+	wait_until 100 in_attached_to "$INST" "$_p" || violation "a new VMM (pid $_p) did not attach: $(tail -n 3 "gen-$GEN.log" | tr '\n' ' ')"
+	sleep 1 # fd.store and vmm.mappings after the bring-up
+	LPID=$_p
+	# the held fds of this lineage (the memfd is new): names and types as the first lineage's
+	wait_until 50 test "$(fdset | wc -l)" -eq "$NFDS0" || violation "lineage $GEN: $(fdset | wc -l) fds held, expected $NFDS0"
+	fdset > fds-base.txt
+	if [ -n "$NAMES0" ] && [ "$(cut -d' ' -f1,2 fds-base.txt | tr '\n' ' ')" != "$NAMES0" ]; then
+		violation "lineage $GEN holds $(cut -d' ' -f1,2 fds-base.txt | tr '\n' ' '), the first held $NAMES0"
+	fi
+}
+
+# stop_lineage: SIGTERM to the VMM that runs the lineage now, its report checked (every frame echoed once,
+# none lost, duplicated or corrupt), the instance released
+stop_lineage() {
+	rm -f "$W/report"
+	kill -TERM "$LPID" 2> /dev/null
+	wait_until 200 sh -c "! kill -0 $LPID 2> /dev/null && test -f '$W/report'" ||
+		violation "the VMM (pid $LPID) did not end with a report after SIGTERM"
+	_r=$W/report
+	sed "s/^/[report $GEN] /" "$_r"
+	_sent=$(val "$_r" traffic: sent)
+	[ "${_sent:-0}" -gt 0 ] || violation "lineage $GEN: no frame sent: $(grep traffic: "$_r")"
+	if [ "$(val "$_r" traffic: lost)" != 0 ] || [ "$(val "$_r" traffic: dup)" != 0 ] ||
+		[ "$(val "$_r" traffic: corrupt)" != 0 ] || [ "$(val "$_r" traffic: echoed)" != "$_sent" ]; then
+		violation "lineage $GEN traffic: $(grep traffic: "$_r")"
+	fi
+	TRAFFIC_CHECKS=$((TRAFFIC_CHECKS + 1))
+	FRAMES=$((FRAMES + _sent))
+	release_instance
+}
+
+release_instance() {
+	# a VMM that ended leaves its instance orphaned (vlud keeps every fd until released)
+	wait_until 50 instate_is "$INST" orphaned || violation "instance $(instate "$INST") after its VMM ended, expected orphaned"
+	vctl release "$INST" > release.out 2>&1
+	wait_until 100 sh -c "! vluctl --socket $SOCK --json instances 2> /dev/null | grep -q '\"$INST\"'" ||
+		violation "instance still listed after release: $(cat release.out)"
+	# nothing of the released instance stays pinned on a live process
+	wait_until 100 vmpin_sum_is 0 || violation "VmPin $(vmpin_sum) kB on live processes after the release"
+}
+
+# ---- settling after a kill
+# settled: vlud answers, no update runs, and either the instance is attached to a live VMM that is the
+# only minivmm left, or it is orphaned with no minivmm left (nobody can bring it back but the soak)
+settled() {
+	vlud_answers || return 1
+	update_idle "$INST" || return 1
+	_vm=$(live_vmms)
+	case $(instate "$INST") in
+	attached)
+		_ip=$(inpid "$INST")
+		[ "$_vm" = "$_ip" ] && SETTLED=attached && return 0 ;;
+	orphaned)
+		[ -z "$_vm" ] && SETTLED=orphaned && return 0 ;;
+	esac
+	return 1
+}
+
+# check_attached: the invariants while a VMM runs the instance
+check_attached() {
+	LPID=$(inpid "$INST")
+	fdset > fds-now.txt
+	cmp -s fds-base.txt fds-now.txt || violation "held fds changed: $(diff fds-base.txt fds-now.txt | grep '^[-+][^-+]' | tr '\n' ' ')"
+	wait_until 50 vmpin_sum_is "$PIN0" || violation "VmPin of live processes $(vmpin_sum) kB, expected $PIN0 kB once (VMM $LPID: $(vmpin "$LPID"))"
+	_st=$(vctl --json devices 2> /dev/null | jget '.devices[name=vdpa0].status')
+	[ $((${_st:-0} & 0xc4)) -eq 4 ] || violation "device status ${_st:-unread} under VMM $LPID (DRIVER_OK expected)"
+	_n=$(vlud_pid)
+	wait_until 50 vlud_nfds_is "$FD0" || violation "vlud (pid $_n) has $(nfds "$_n") fds, baseline $FD0"
+}
+
+# check_verdict: the update that was started has exactly one verdict, consistent with the processes
+check_verdict() {
+	vctl --json call update.status "{\"instance\":\"$INST\"}" > verdict.json 2>&1
+	_id=$(jget .last.id verdict.json)
+	OUTCOME=$(jget .last.result verdict.json)
+	[ "$_id" = "$UID_" ] || violation "the last verdict is of update ${_id:-none}, the update started was $UID_"
+	case $OUTCOME in ok | rolled-back | failed) ;; *) violation "verdict result '$OUTCOME'" ;; esac
+	if [ "$OUTCOME" = ok ] && [ "$SETTLED" = attached ] && [ "$VMM_KILLED" = 0 ]; then
+		_np=$(jget .last.new_pid verdict.json)
+		[ "$_np" = "$(inpid "$INST")" ] || violation "verdict ok with new_pid $_np, the instance runs under $(inpid "$INST")"
+	fi
+	[ "$OUTCOME" = failed ] && OUTCOME="failed, $(jget .last.error verdict.json | cut -c1-60)"
+}
+
+# ---- the schedule: one line per kill "MODE PATH TARGET DELAY_MS TARGET2 GAP_MS" (awk's rand, seeded)
+schedule() {
+	awk -v seed="$SOAK_SEED" -v n="$SOAK_KILLS" -v span="$SOAK_SPAN_MS" -v paths="$PATHS" 'BEGIN {
+		srand(seed); np = split(paths, P, " ")
+		for (i = 1; i <= n; i++) {
+			mode = rand() < 0.5 ? "exec" : "transfer"
+			path = P[1 + int(rand() * np)]
+			r = rand()
+			if (r < 0.35) t = "vmm"; else if (r < 0.6) t = (mode == "transfer" ? "successor" : "vmm")
+			else if (r < 0.85) t = "vlud"; else t = "vlud+vmm"
+			t2 = "-"; gap = 0
+			if (t == "vlud+vmm") { t = "vlud"; t2 = (mode == "transfer" && rand() < 0.5) ? "successor" : "vmm"; gap = int(rand() * 100) }
+			print mode, path, t, int(rand() * span), t2, gap
+		}
+	}'
+}
+
+# kill_target TARGET: SIGKILL it; sets VMM_KILLED, VLUD_KILLED; prints what was killed
+kill_target() {
+	case $1 in
+	vmm)
+		kill -9 "$LPID" 2> /dev/null && VMM_KILLED=1 && echo "vmm $LPID" ;;
+	successor)
+		for _p in $(live_vmms); do
+			[ "$_p" = "$LPID" ] && continue
+			kill -9 "$_p" 2> /dev/null && VMM_KILLED=1 && echo "successor $_p" && return
+		done
+		echo "no successor running" ;;
+	vlud)
+		_v=$(vlud_pid)
+		kill -9 "$_v" 2> /dev/null && VLUD_KILLED=1 && echo "vlud $_v" ;;
+	esac
+}
+
+summary() {
+	[ -s kills.txt ] || return 0
+	{
+		echo "soak: seed $SOAK_SEED, $(wc -l < kills.txt) kills of $SOAK_KILLS, modules $RIG_MODULES, paths $PATHS"
+		echo "kills by target and phase (phase seen just before the kill; idle = after the update ended):"
+		awk -F'\t' '{ n[$2 " @ " $3]++ } END { for (k in n) printf "  %-32s %d\n", k, n[k] }' kills.txt | sort
+		echo "outcomes:"
+		awk -F'\t' '{ split($4, a, ","); n[a[1]]++ } END { for (k in n) printf "  %-32s %d\n", k, n[k] }' kills.txt | sort
+		awk -F'\t' '$5 > m { m = $5; k = $1 } END { printf "longest recovery: %.2f s (kill %d)\n", m / 100, k }' kills.txt
+		echo "traffic checks: $TRAFFIC_CHECKS lineages, $FRAMES frames, every one echoed once"
+	} > soak-report.txt
+	sed 's/^/# /' soak-report.txt
+}
+
+# ---- the run
+soak_run() {
+	case $RIG_MODULES in
+	patched) PATHS="A B C" ;;
+	*) PATHS=C ;;
+	esac
+	VLUD_FD_TYPES='"memfd", "eventfd", "vhost-vdpa"'
+	vlud_conf '"update": { "allow_memlock_raise": true }'
+	mkdir -p "$FDS_DIR"
+	rm -f "$FDS_DIR"/*
+	vlu-fdstore --socket "$SOCK" --notify "$FDS_DIR/notify" --dir "$FDS_DIR" --max-starts 1000000 -- \
+		vlud -c vlud.conf -d > vlud.log 2>&1 &
+	FDS_PID=$!
+	wait_ready 1 || { t_fail vlud/started "no READY=1 from vlud under vlu-fdstore"; sed 's/^/[vlud] /' vlud.log; exit 1; }
+	t_ok vlud/started-under-vlu-fdstore
+	echo "# soak: seed $SOAK_SEED, $SOAK_KILLS kills, paths $PATHS, span $SOAK_SPAN_MS ms"
+	K=0 KDESC="start" NFDS0=6 NAMES0='' TRAFFIC_CHECKS=0 FRAMES=0
+	: > kills.txt
+	BAD0=$(kernel_bad)
+	start_lineage
+	NAMES0=$(cut -d' ' -f1,2 fds-base.txt | tr '\n' ' ')
+	PIN0=$(vmpin "$LPID")
+	expect soak/vmpin-pinned "$PIN0" -gt 0
+	sleep 1
+	FD0=$(nfds "$(vlud_pid)")
+	echo "# soak: baseline: $NFDS0 fds held ($NAMES0), VmPin $PIN0 kB, vlud $FD0 fds"
+	schedule > schedule.txt
+	while read -r mode path target delay target2 gap; do
+		K=$((K + 1))
+		VMM_KILLED=0 VLUD_KILLED=0
+		vctl --json call update.start "{\"instance\":\"$INST\",\"mode\":\"$mode\",\"path\":\"$path\",\"wait\":false}" > start.json 2>&1
+		UID_=$(jget .id start.json)
+		KDESC="$mode $path, $target at +$delay ms${target2#-}"
+		[ -n "$UID_" ] || violation "update.start refused: $(cat start.json)"
+		usleep $((delay * 1000))
+		phase=$(vctl --json call update.status "{\"instance\":\"$INST\"}" 2> /dev/null | jget .running.phase)
+		[ "$phase" = null ] && phase=idle
+		t0=$(now_cs)
+		what=$(kill_target "$target")
+		if [ "$target2" != - ]; then
+			usleep $((gap * 1000))
+			what="$what, +$gap ms $(kill_target "$target2")"
+		fi
+		KDESC="$mode $path: $what at +$delay ms in phase ${phase:-unknown}"
+		if [ "$VLUD_KILLED" = 1 ]; then wait_until 300 vlud_answers || violation "vlud did not come back"; fi
+		wait_until 900 settled || violation "not settled after 90 s: instance $(instate "$INST"), VMMs $(live_vmms | tr '\n' ' '), update.status running: $(vctl --json call update.status "{\"instance\":\"$INST\"}" 2> /dev/null | jget .running.phase)"
+		rec=$(($(now_cs) - t0))
+		check_verdict
+		if [ "$SETTLED" = attached ]; then
+			check_attached
+		else
+			# the VMM is gone: every fd is still held; the soak releases the instance and starts anew
+			fdset > fds-now.txt
+			cmp -s fds-base.txt fds-now.txt || violation "held fds of the orphaned instance changed: $(diff fds-base.txt fds-now.txt | grep '^[-+][^-+]' | tr '\n' ' ')"
+		fi
+		[ "$(kernel_bad)" -eq "$BAD0" ] || violation "kernel: $(dmesg | grep -E 'WARNING:|BUG:|Oops|general protection' | tail -n 2 | tr '\n' ' ')"
+		tgt=$target
+		[ "$target2" != - ] && tgt="$target+$target2"
+		printf '%s\t%s\t%s\t%s\t%s\n' "$K" "$tgt" "$phase" "$OUTCOME" "$rec" >> kills.txt
+		t_ok "kill-$K # $KDESC: $OUTCOME, $SETTLED, recovery $((rec / 100)).$((rec % 100 / 10)) s"
+		if [ "$SETTLED" = orphaned ]; then
+			release_instance
+			start_lineage
+		fi
+		if [ $((K % SOAK_TRAFFIC_EVERY)) -eq 0 ] || [ "$K" -eq "$SOAK_KILLS" ]; then
+			stop_lineage
+			[ "$K" -lt "$SOAK_KILLS" ] && start_lineage
+		fi
+	done < schedule.txt
+	t_ok "soak/all-$SOAK_KILLS-kills-no-violation"
+	summary
+	kill -TERM "$(vlud_pid)" 2> /dev/null
+	kill -TERM "$FDS_PID" 2> /dev/null
+	wait_until 50 sh -c "! kill -0 $FDS_PID 2> /dev/null"
+}
