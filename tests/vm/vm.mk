@@ -7,6 +7,7 @@
 #   make vm-list                      scenarios and their boot configuration
 #   make vm-selftest                  check the rig itself with scenarios that fail on purpose
 #   make vm-prepare                   fetch and build the kernel side only (cached in ~/.cache/vlud/rig)
+#   make soak [SOAK_KILLS=N SOAK_SEED=S SOAK_MODULES="stock patched"]   the chaos soak (docs/SOAK.md)
 #
 # Guest programs: every tests/vm/guest/*.c is one program $(O)/guest/<name>, appended to GUEST_BINS;
 # everything in GUEST_BINS plus $(O)/vlud, $(O)/vluctl, $(O)/minivmm (if built) and $(O)/libvlu.so* goes
@@ -45,7 +46,7 @@ VM_PROJECT := $(filter $(O)/vlud $(O)/vluctl $(O)/minivmm $(O)/libvlu.so%,$(BINS
 # one of $(O) (copied last).
 VM_BINS = $(O)/vlud $(O)/vluctl $(O)/minivmm $(GUEST_BINS)
 
-.PHONY: vm-check vm-shell vm-list vm-prepare vm-project vm-selftest
+.PHONY: vm-check vm-shell vm-list vm-prepare vm-project vm-selftest soak
 vm-project:
 	@$(MAKE) -s --no-print-directory -k $(VM_PROJECT) >&2 || \
 		echo "# rig: warning: some project programs did not build (see above); scenarios using them will fail"
@@ -59,6 +60,10 @@ vm-shell: vm-project
 # The rig's own result handling (hung, failing, silent scenarios...); not part of vm-check.
 vm-selftest: vm-project
 	@O=$(O) RIG_BINS="$(VM_BINS)" bash $(TOP)/tests/vm/selftest/run.sh
+
+# The chaos soak: not part of make check (its quick mode, the scenario soak-quick, is).
+soak: vm-project
+	@O=$(O) RIG_BINS="$(VM_BINS)" bash $(TOP)/tests/vm/soak/run.sh
 
 vm-list:
 	@bash $(RIG) list

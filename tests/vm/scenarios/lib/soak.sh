@@ -123,13 +123,12 @@ release_instance() {
 # settled: vlud answers, no update runs, and either the instance is attached to a live VMM that is the
 # only minivmm left, or it is orphaned with no minivmm left (nobody can bring it back but the soak)
 settled() {
-	vlud_answers || return 1
-	update_idle "$INST" || return 1
+	vctl --json call update.status "{\"instance\":\"$INST\"}" 2> /dev/null | jhas .running - null || return 1
+	_ij=$(vctl --json instances 2> /dev/null) || return 1
 	_vm=$(live_vmms)
-	case $(instate "$INST") in
+	case $(echo "$_ij" | jget ".instances[name=$INST].state") in
 	attached)
-		_ip=$(inpid "$INST")
-		[ "$_vm" = "$_ip" ] && SETTLED=attached && return 0 ;;
+		[ "$_vm" = "$(echo "$_ij" | jget ".instances[name=$INST].pid")" ] && SETTLED=attached && return 0 ;;
 	orphaned)
 		[ -z "$_vm" ] && SETTLED=orphaned && return 0 ;;
 	esac
@@ -160,6 +159,15 @@ check_verdict() {
 		[ "$_np" = "$(inpid "$INST")" ] || violation "verdict ok with new_pid $_np, the instance runs under $(inpid "$INST")"
 	fi
 	[ "$OUTCOME" = failed ] && OUTCOME="failed, $(jget .last.error verdict.json | cut -c1-60)"
+	# the phase the kill met: where the update ended when it did not complete, else from the verdict's
+	# phase times (the kill's delay counts from update.start's reply: a few ms late), "after" its end
+	if [ "$OUTCOME" = ok ]; then
+		jget '.last.phases[].phase' verdict.json > phases.n
+		jget '.last.phases[].ms' verdict.json > phases.ms
+		PHASE=$(paste phases.n phases.ms | awk -v d="$1" '!f { t += $2; if (d < t) { print $1; f = 1 } } END { if (!f) print "after" }')
+	else
+		PHASE=$(jget .last.phase verdict.json)
+	fi
 }
 
 # ---- the schedule: one line per kill "MODE PATH TARGET DELAY_MS TARGET2 GAP_MS" (awk's rand, seeded)
@@ -174,25 +182,34 @@ schedule() {
 			else if (r < 0.85) t = "vlud"; else t = "vlud+vmm"
 			t2 = "-"; gap = 0
 			if (t == "vlud+vmm") { t = "vlud"; t2 = (mode == "transfer" && rand() < 0.5) ? "successor" : "vmm"; gap = int(rand() * 100) }
-			print mode, path, t, int(rand() * span), t2, gap
+			# most kills early in the update (rand squared), some after it ended
+			d = rand(); print mode, path, t, int(d * d * span), t2, gap
 		}
 	}'
 }
 
-# kill_target TARGET: SIGKILL it; sets VMM_KILLED, VLUD_KILLED; prints what was killed
+# kill_target TARGET: SIGKILL it, resolved now: vmm = the lineage's VMM if it still runs (the old image,
+# or in exec mode the new one), else the VMM the instance is attached to; successor = another minivmm
+# (transfer mode); sets VMM_KILLED, VLUD_KILLED and appends what was killed to KWHAT
 kill_target() {
 	case $1 in
 	vmm)
-		kill -9 "$LPID" 2> /dev/null && VMM_KILLED=1 && echo "vmm $LPID" ;;
+		_p=$LPID
+		alive "$_p" || _p=$(inpid "$INST")
+		if [ -n "$_p" ] && [ "$_p" != null ] && kill -9 "$_p" 2> /dev/null; then
+			VMM_KILLED=1 KWHAT="$KWHAT vmm $_p"
+		else
+			KWHAT="$KWHAT vmm: none running"
+		fi ;;
 	successor)
 		for _p in $(live_vmms); do
 			[ "$_p" = "$LPID" ] && continue
-			kill -9 "$_p" 2> /dev/null && VMM_KILLED=1 && echo "successor $_p" && return
+			kill -9 "$_p" 2> /dev/null && VMM_KILLED=1 KWHAT="$KWHAT successor $_p" && return
 		done
-		echo "no successor running" ;;
+		KWHAT="$KWHAT successor: none running" ;;
 	vlud)
 		_v=$(vlud_pid)
-		kill -9 "$_v" 2> /dev/null && VLUD_KILLED=1 && echo "vlud $_v" ;;
+		kill -9 "$_v" 2> /dev/null && VLUD_KILLED=1 KWHAT="$KWHAT vlud $_v" ;;
 	esac
 }
 
@@ -200,7 +217,7 @@ summary() {
 	[ -s kills.txt ] || return 0
 	{
 		echo "soak: seed $SOAK_SEED, $(wc -l < kills.txt) kills of $SOAK_KILLS, modules $RIG_MODULES, paths $PATHS"
-		echo "kills by target and phase (phase seen just before the kill; idle = after the update ended):"
+		echo "kills by target and phase (the update's phase at the kill; after = the update had ended):"
 		awk -F'\t' '{ n[$2 " @ " $3]++ } END { for (k in n) printf "  %-32s %d\n", k, n[k] }' kills.txt | sort
 		echo "outcomes:"
 		awk -F'\t' '{ split($4, a, ","); n[a[1]]++ } END { for (k in n) printf "  %-32s %d\n", k, n[k] }' kills.txt | sort
@@ -245,19 +262,21 @@ soak_run() {
 		KDESC="$mode $path, $target at +$delay ms${target2#-}"
 		[ -n "$UID_" ] || violation "update.start refused: $(cat start.json)"
 		usleep $((delay * 1000))
-		phase=$(vctl --json call update.status "{\"instance\":\"$INST\"}" 2> /dev/null | jget .running.phase)
-		[ "$phase" = null ] && phase=idle
 		t0=$(now_cs)
-		what=$(kill_target "$target")
+		KWHAT=''
+		kill_target "$target"
 		if [ "$target2" != - ]; then
 			usleep $((gap * 1000))
-			what="$what, +$gap ms $(kill_target "$target2")"
+			KWHAT="$KWHAT, +$gap ms"
+			kill_target "$target2"
 		fi
-		KDESC="$mode $path: $what at +$delay ms in phase ${phase:-unknown}"
+		KDESC="$mode $path:$KWHAT at +$delay ms"
 		if [ "$VLUD_KILLED" = 1 ]; then wait_until 300 vlud_answers || violation "vlud did not come back"; fi
 		wait_until 900 settled || violation "not settled after 90 s: instance $(instate "$INST"), VMMs $(live_vmms | tr '\n' ' '), update.status running: $(vctl --json call update.status "{\"instance\":\"$INST\"}" 2> /dev/null | jget .running.phase)"
 		rec=$(($(now_cs) - t0))
-		check_verdict
+		check_verdict "$delay"
+		phase=$PHASE
+		KDESC="$KDESC in phase $phase"
 		if [ "$SETTLED" = attached ]; then
 			check_attached
 		else
