@@ -571,6 +571,15 @@ void upd_finish(struct update *u, const char *result, const char *event, json_ob
 	claim_pending_end(u, result, error);
 	upd_set_phase(u, PH_DONE);
 	v = verdict(u, result, error);
+	/* The verdict is recorded (the state, which survives a restart of vlud) before anybody is told: a vlud
+	 * killed after a reply went out must not come back saying something else ("the update was ending, its
+	 * verdict not recorded" after the VMM read "ok"; found by the chaos soak, docs/SOAK.md). */
+	if (ui) {
+		json_object_put(ui->last);
+		ui->last = json_object_get(v);
+		ui->cur = NULL;
+	}
+	persist_state_write(); /* the record goes, the verdict stays */
 	if (ret_verdict)
 		*ret_verdict = json_object_get(v);
 	if (strcmp(result, "ok") != 0) {
@@ -586,14 +595,8 @@ void upd_finish(struct update *u, const char *result, const char *event, json_ob
 		events_emit(event, u->inst->name, json_object_get(v));
 	vlud_log(error[0] ? LOG_WARNING : LOG_INFO, "update %" PRIu64 " of %s: %s (path %s, %s mode)%s%s", u->id,
 		 u->inst->name, result, upd_route_str(u->route), upd_mode_name(u->mode), error[0] ? ": " : "", error);
-	if (ui) {
-		json_object_put(ui->last);
-		ui->last = v;
-		ui->cur = NULL;
-	} else
-		json_object_put(v);
+	json_object_put(v);
 	update_free(u);
-	persist_state_write(); /* the record goes, the verdict stays */
 }
 
 /* ---------------------------------------------------------------- vmm.mappings */

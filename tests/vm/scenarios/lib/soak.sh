@@ -154,17 +154,23 @@ check_verdict() {
 	OUTCOME=$(jget .last.result verdict.json)
 	[ "$_id" = "$UID_" ] || violation "the last verdict is of update ${_id:-none}, the update started was $UID_"
 	case $OUTCOME in ok | rolled-back | failed) ;; *) violation "verdict result '$OUTCOME'" ;; esac
+	# what the VMMs were told (minivmm logs each verdict it gets as "vlud-verdict: {...}"; the successors
+	# vlud spawned log into vlud.log) is what vlud recorded
+	_told=$(cat gen-*.log vlud.log 2> /dev/null | sed -n 's/.*vlud-verdict: //p' | jget -s "[id=$UID_].result" | sort -u | tr '\n' ' ')
+	[ -z "$_told" ] || [ "$_told" = "$OUTCOME " ] || violation "vlud recorded '$OUTCOME' for update $UID_, a VMM was told '$_told'"
 	if [ "$OUTCOME" = ok ] && [ "$SETTLED" = attached ] && [ "$VMM_KILLED" = 0 ]; then
 		_np=$(jget .last.new_pid verdict.json)
 		[ "$_np" = "$(inpid "$INST")" ] || violation "verdict ok with new_pid $_np, the instance runs under $(inpid "$INST")"
 	fi
 	[ "$OUTCOME" = failed ] && OUTCOME="failed, $(jget .last.error verdict.json | cut -c1-60)"
 	# the phase the kill met: where the update ended when it did not complete, else from the verdict's
-	# phase times (the kill's delay counts from update.start's reply: a few ms late), "after" its end
+	# phase times ("after": it had ended)
 	if [ "$OUTCOME" = ok ]; then
 		jget '.last.phases[].phase' verdict.json > phases.n
 		jget '.last.phases[].ms' verdict.json > phases.ms
-		PHASE=$(paste phases.n phases.ms | awk -v d="$1" '!f { t += $2; if (d < t) { print $1; f = 1 } } END { if (!f) print "after" }')
+		# update.start replied when phase save began: the delay counts from there
+		PHASE=$(paste phases.n phases.ms | awk -v d="$1" '{ n[NR] = $1; m[NR] = $2; if ($1 == "preflight" || $1 == "suspend") d += $2 }
+			END { for (i = 1; i <= NR; i++) { t += m[i]; if (d < t) { print n[i]; exit } } print "after" }')
 	else
 		PHASE=$(jget .last.phase verdict.json)
 	fi
