@@ -42,7 +42,10 @@ VLUD_RIG_SCENARIO_DIR=$DIR bash "$TOP/tests/vm/rig.sh" check "${names[@]}" | tee
 rc=${PIPESTATUS[0]}
 {
 	echo "SOAK_SEED=$SEED SOAK_KILLS=$KILLS SOAK_MODULES=\"$MODULES\""
-	grep -E '^# (soak:|kills by|outcomes:|  |longest recovery|traffic checks)' "$OUT/soak.log" | sed 's/^# //'
+	for n in "${names[@]}"; do
+		# the summary soak.sh printed (comment lines of the guest's log)
+		sed -n 's/^  | # //p' "$O/vm/logs/$n.log" 2> /dev/null | grep -E '^(soak:|kills by|outcomes:|  |longest recovery|traffic checks)'
+	done
 	grep -E '^not ok' "$OUT/soak.log"
 } > "$OUT/report.txt"
 echo "# soak: report in ${OUT#"$TOP"/}/report.txt, logs in ${O#"$TOP"/}/vm/logs/"
