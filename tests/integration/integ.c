@@ -245,6 +245,12 @@ size_t integ_notify_count_prefix(struct integ_notify *n, const char *prefix)
 	return c;
 }
 
+size_t integ_notify_count_held(struct integ_notify *n)
+{
+	/* vlud's held fds: alone as "h<id>", the memfds of one change together as "g<group>" */
+	return integ_notify_count_prefix(n, "h") + integ_notify_count_prefix(n, "g");
+}
+
 int integ_notify_find(struct integ_notify *n, const char *name)
 {
 	int fd;
