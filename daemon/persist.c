@@ -95,7 +95,12 @@ static struct {
 /* kcmp order of a against b: 0 same file, <0 a before b, >0 after; -2 on error */
 static int file_cmp(int a, int b)
 {
-	long r = syscall(SYS_kcmp, getpid(), getpid(), KCMP_FILE, a, b);
+	static pid_t self; /* getpid() is a system call: twice per comparison otherwise */
+	long r;
+
+	if (!self)
+		self = getpid();
+	r = syscall(SYS_kcmp, self, self, KCMP_FILE, a, b);
 
 	if (r < 0)
 		return -2;
@@ -157,6 +162,14 @@ static void prim_insert(struct held *h)
 
 static void prim_remove(const struct held *h)
 {
+	bool found;
+	ssize_t k = prim.broken ? -1 : prim_search(h->fd, &found);
+
+	if (k >= 0 && found && prim.v[k] == h) {
+		memmove(prim.v + k, prim.v + k + 1, (prim.n - (size_t)k - 1) * sizeof(*prim.v));
+		prim.n--;
+		return;
+	}
 	for (size_t i = 0; i < prim.n; i++)
 		if (prim.v[i] == h) {
 			memmove(prim.v + i, prim.v + i + 1, (prim.n - i - 1) * sizeof(*prim.v));
@@ -492,11 +505,42 @@ void persist_fd_relink(struct held *h)
 static void log_flush(void);
 static void regroup_shrunk(void);
 
-void persist_fd_remove(struct held *h)
+/* h's aliases (h is already unlinked): the first one stands for h from now on, the rest become its
+ * aliases; each changed entry is logged again (del + add).  Returns the heir or NULL. */
+static struct held *pass_to_heir(const struct held *h)
 {
 	struct list *ip, *it, *p, *t;
 	struct held *heir = NULL;
-	struct group *g = NULL;
+
+	list_for_each_safe(ip, it, &vl.instances) {
+		struct instance *inst = list_entry(ip, struct instance, link);
+
+		list_for_each_safe(p, t, &inst->held) {
+			struct held *o = list_entry(p, struct held, link);
+			bool named = o->state_gen == state_gen;
+
+			if (o->alias_of != h->id)
+				continue;
+			if (named)
+				rec_del(o);
+			if (!heir) {
+				heir = o;
+				o->alias_of = 0;
+				o->group = h->group; /* h's copy in the store is this very file */
+				prim_insert(o);
+			} else
+				o->alias_of = heir->id;
+			if (named)
+				rec_add(o);
+		}
+	}
+	return heir;
+}
+
+void persist_fd_remove(struct held *h)
+{
+	struct held *heir;
+	struct group *g;
 	char name[32];
 
 	if (!vl.fdstore)
@@ -509,49 +553,31 @@ void persist_fd_remove(struct held *h)
 		return;
 	}
 	rec_del(h);
-	log_flush(); /* the state forgets it before the store does */
-	if (h->alias_of || !persist_storable(h->type))
+	if (h->alias_of || !persist_storable(h->type)) {
+		log_flush();
 		return;
+	}
 	prim_remove(h);
+	heir = pass_to_heir(h);
+	log_flush(); /* the state forgets h (and names its heir) before the store changes */
 	g = h->group ? grp_find(h->group) : NULL;
+	if (g && heir)
+		return; /* the group's copy of h's file now stands for the heir */
 	if (g) {
 		g->shrunk = true; /* its copy stays in the store until the rest moves (regroup()) */
 		if (--g->live == 0) {
 			snprintf(name, sizeof(name), "g%llu", (unsigned long long)h->group);
 			store_remove_name(name);
 			grp_del(g);
-			g = NULL;
 		}
-	} else {
-		snprintf(name, sizeof(name), "h%llu", (unsigned long long)h->id);
-		store_remove_name(name);
+		return;
 	}
-	/* its aliases (h is already unlinked): the first one is stored in its place, the rest follow it */
-	list_for_each_safe(ip, it, &vl.instances) {
-		struct instance *inst = list_entry(ip, struct instance, link);
-
-		list_for_each_safe(p, t, &inst->held) {
-			struct held *o = list_entry(p, struct held, link);
-
-			if (o->alias_of != h->id)
-				continue;
-			if (!heir) {
-				heir = o;
-				o->alias_of = 0;
-				if (g) {
-					/* h's copy is still in the store under its group: the heir joins the group
-					 * and regroup() stores a fresh open of it */
-					o->group = h->group;
-					g->live++;
-				} else
-					store_push(o);
-				prim_insert(o);
-			} else
-				o->alias_of = heir->id;
-		}
+	snprintf(name, sizeof(name), "h%llu", (unsigned long long)h->id);
+	store_remove_name(name);
+	if (heir && !heir->pending) {
+		heir->group = 0;
+		store_push(heir); /* after the removal: the store folds an identical file into the stored one */
 	}
-	if (heir)
-		persist_state_write();
 }
 
 void persist_fds_commit(void)
