@@ -264,6 +264,38 @@ static void grp_del(struct group *g)
 	*g = grp.v[--grp.n];
 }
 
+/* the held fds that are aliases (alias_of set): few, so a removed primary finds its own in O(aliases)
+ * instead of walking every held fd */
+static struct {
+	struct held **v;
+	size_t n, cap;
+} als;
+
+static void als_add(struct held *h)
+{
+	if (als.n == als.cap) {
+		size_t nc = als.cap ? als.cap * 2 : 16;
+		struct held **nv = realloc(als.v, nc * sizeof(*nv));
+
+		if (!nv) {
+			json_oom("alias table");
+			return;
+		}
+		als.v = nv;
+		als.cap = nc;
+	}
+	als.v[als.n++] = h;
+}
+
+static void als_remove(const struct held *h)
+{
+	for (size_t i = 0; i < als.n; i++)
+		if (als.v[i] == h) {
+			als.v[i] = als.v[--als.n];
+			return;
+		}
+}
+
 /* fds added since the last commit, not yet in the store nor in the state */
 static struct {
 	struct held **v;
@@ -441,6 +473,8 @@ void persist_done(void)
 	pend = (typeof(pend)){};
 	free(rec.buf);
 	rec = (typeof(rec)){};
+	free(als.v);
+	als = (typeof(als)){};
 }
 
 bool persist_storable(enum vlud_fd_type t)
@@ -461,6 +495,7 @@ void persist_fd_add(struct held *h)
 		p = find_primary(h);
 		if (p) {
 			h->alias_of = p->id;
+			als_add(h);
 			log_debug("fd store: h%llu (%s/%s) shares its file with h%llu (%s/%s): kept as an alias",
 				  (unsigned long long)h->id, h->inst->name, h->name, (unsigned long long)p->id,
 				  p->inst->name, p->name);
@@ -509,30 +544,30 @@ static void regroup_shrunk(void);
  * aliases; each changed entry is logged again (del + add).  Returns the heir or NULL. */
 static struct held *pass_to_heir(const struct held *h)
 {
-	struct list *ip, *it, *p, *t;
 	struct held *heir = NULL;
 
-	list_for_each_safe(ip, it, &vl.instances) {
-		struct instance *inst = list_entry(ip, struct instance, link);
+	for (size_t i = 0; i < als.n;) {
+		struct held *o = als.v[i];
+		bool named = o->state_gen == state_gen;
 
-		list_for_each_safe(p, t, &inst->held) {
-			struct held *o = list_entry(p, struct held, link);
-			bool named = o->state_gen == state_gen;
-
-			if (o->alias_of != h->id)
-				continue;
-			if (named)
-				rec_del(o);
-			if (!heir) {
-				heir = o;
-				o->alias_of = 0;
-				o->group = h->group; /* h's copy in the store is this very file */
-				prim_insert(o);
-			} else
-				o->alias_of = heir->id;
-			if (named)
-				rec_add(o);
+		if (o->alias_of != h->id || o == h) {
+			i++;
+			continue;
 		}
+		if (named)
+			rec_del(o);
+		if (!heir) {
+			heir = o;
+			o->alias_of = 0;
+			o->group = h->group; /* h's copy in the store is this very file */
+			prim_insert(o);
+			als.v[i] = als.v[--als.n]; /* no longer an alias; i now holds the next one */
+		} else {
+			o->alias_of = heir->id;
+			i++;
+		}
+		if (named)
+			rec_add(o);
 	}
 	return heir;
 }
@@ -548,11 +583,15 @@ void persist_fd_remove(struct held *h)
 	if (h->pending) {
 		/* added and removed within one request: neither the store nor the state ever had it */
 		pend_remove(h);
+		if (h->alias_of)
+			als_remove(h);
 		if (persist_storable(h->type) && !h->alias_of)
 			prim_remove(h);
 		return;
 	}
 	rec_del(h);
+	if (h->alias_of)
+		als_remove(h);
 	if (h->alias_of || !persist_storable(h->type)) {
 		log_flush();
 		return;
@@ -1222,6 +1261,8 @@ static int adopt_aliases(const struct state_doc *doc)
 		if (r < 0)
 			return r;
 		p->alias_of = sf->alias_of;
+		if (vl.fdstore)
+			als_add(p);
 		vl.adopted_fds++;
 	}
 	return 0;
