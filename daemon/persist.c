@@ -892,7 +892,7 @@ void persist_state_write(void)
 	want = page_align(4 * (uint64_t)len + LOG_MIN);
 	if (lg.cap < want) {
 		lg.off = slots.end;
-		lg.cap = 2 * want;
+		lg.cap = want;
 		slots.end = lg.off + lg.cap;
 	}
 	r = pwrite_all(vl.state_fd, buf, len, slots.off[s]);
