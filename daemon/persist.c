@@ -228,6 +228,7 @@ static struct {
 		uint64_t id;
 		unsigned live;
 		bool shrunk;
+		bool h_name; /* stored as "h<id>" (one fd that an heir took over), not "g<id>" */
 	} *v;
 	size_t n, cap;
 } grp;
@@ -257,6 +258,11 @@ static struct group *grp_add(uint64_t id)
 	}
 	grp.v[grp.n] = (struct group){ .id = id };
 	return &grp.v[grp.n++];
+}
+
+static void group_name(const struct group *g, char *buf, size_t len)
+{
+	snprintf(buf, len, "%c%llu", g->h_name ? 'h' : 'g', (unsigned long long)g->id);
 }
 
 static void grp_del(struct group *g)
@@ -559,7 +565,9 @@ static struct held *pass_to_heir(const struct held *h)
 		if (!heir) {
 			heir = o;
 			o->alias_of = 0;
-			o->group = h->group; /* h's copy in the store is this very file */
+			/* h's copy in the store is this very file: the heir is stored under h's name (a group of
+			 * one when h was alone) */
+			o->group = h->group ? h->group : h->id;
 			prim_insert(o);
 			als.v[i] = als.v[--als.n]; /* no longer an alias; i now holds the next one */
 		} else {
@@ -605,10 +613,16 @@ void persist_fd_remove(struct held *h)
 	if (g) {
 		g->shrunk = true; /* its copy stays in the store until the rest moves (regroup()) */
 		if (--g->live == 0) {
-			snprintf(name, sizeof(name), "g%llu", (unsigned long long)h->group);
+			group_name(g, name, sizeof(name));
 			store_remove_name(name);
 			grp_del(g);
 		}
+		return;
+	}
+	if (heir && (g = grp_add(h->id))) {
+		/* "h<id>" stays in the store for the heir: no datagram, nothing for PID 1 to compare */
+		g->h_name = true;
+		g->live = 1;
 		return;
 	}
 	snprintf(name, sizeof(name), "h%llu", (unsigned long long)h->id);
@@ -800,7 +814,7 @@ static void regroup(struct group *g)
 		}
 	}
 	if (n == 0) {
-		snprintf(name, sizeof(name), "g%llu", (unsigned long long)old);
+		group_name(g, name, sizeof(name));
 		store_remove_name(name);
 		grp_del(g);
 		return;
@@ -827,6 +841,8 @@ static void regroup(struct group *g)
 	close_many(fds, n);
 	if (r < 0)
 		return;
+	group_name(g, name, sizeof(name)); /* the old name, removed below */
+	g->h_name = false;
 	g->id = nid;
 	g->live = (unsigned)n;
 	for (k = 0; k < n; k++)
@@ -834,7 +850,6 @@ static void regroup(struct group *g)
 	r = state_log_group(nid, ids, n, vl.next_held_id, &line, &len);
 	rec_append(r, line, len);
 	log_flush();
-	snprintf(name, sizeof(name), "g%llu", (unsigned long long)old);
 	store_remove_name(name);
 }
 
@@ -1103,7 +1118,12 @@ static int sort_passed(struct passed *p)
 			continue;
 		}
 		if (sscanf(name, "h%llu%c", &id, &tail) == 1 && id > 0) {
-			p->cand[p->n_cand++] = (struct candidate){ .fd = fd, .id = id };
+			struct candidate *c = &p->cand[p->n_cand++];
+
+			/* also the group of one an heir took over (persist_fd_remove()) */
+			*c = (struct candidate){ .fd = fd, .id = id, .group = id };
+			if (fstat(fd, &c->st) < 0)
+				c->st = (struct stat){};
 			continue;
 		}
 		if (sscanf(name, "g%llu%c", &id, &tail) == 1 && id > 0) {
@@ -1193,11 +1213,11 @@ static int adopt_stored(const struct state_doc *doc, struct passed *p)
 			continue;
 		}
 		cd->used = true;
-		if (sf->group)
-			snprintf(nm, sizeof(nm), "g%llu", (unsigned long long)sf->group);
+		if (cd->id)
+			snprintf(nm, sizeof(nm), "h%llu", (unsigned long long)cd->id);
 		else
-			snprintf(nm, sizeof(nm), "h%llu", (unsigned long long)sf->id);
-		if (!same_identity(cd->fd, sf, &st, &t) && sf->group) {
+			snprintf(nm, sizeof(nm), "g%llu", (unsigned long long)cd->group);
+		if (!same_identity(cd->fd, sf, &st, &t) && !cd->id) {
 			/* removing its name would remove the group's other fds too: regroup() moves them */
 			struct group *g = grp_add(sf->group);
 
@@ -1223,6 +1243,12 @@ static int adopt_stored(const struct state_doc *doc, struct passed *p)
 			return r;
 		adopted->group = sf->group;
 		track_adopted(adopted);
+		if (sf->group && cd->id) {
+			struct group *g = grp_find(sf->group);
+
+			if (g)
+				g->h_name = true;
+		}
 		vl.adopted_fds++;
 	}
 	return 0;
@@ -1316,7 +1342,7 @@ static void drop_unclaimed(struct passed *p)
 		if (c->used)
 			continue;
 		c->used = true;
-		if (!c->group) {
+		if (c->id) {
 			snprintf(nm, sizeof(nm), "h%llu", (unsigned long long)c->id);
 			drop(c->fd, nm, "not in the state");
 			continue;

@@ -6,6 +6,7 @@
  * many times still restores every held fd.  Real daemon, the PID-1 stand-in of tests/integration/sdstore.c.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -238,6 +239,36 @@ int main(void)
 		integ_notify_pump(&N, 300, NULL);
 		tap_check(integ_notify_count_held(&N) == 5, "restart-after-churn-store", "%zu held fds in the store",
 			  integ_notify_count_held(&N));
+	}
+	/* an alias (the same eventfd stored again as ev2) outlives the stored one: it takes over the store's
+	 * copy without a datagram, and comes back after kill -9 */
+	{
+		_cleanup_json_ json_object *a = NULL, *b = NULL, *l = NULL;
+		_cleanup_close_ int c = -EBADF;
+		int d = fcntl(ev, F_DUPFD_CLOEXEC, 3), got = -EBADF;
+		size_t before, nf = 0;
+		eventfd_t v = 0;
+		bool ok;
+
+		vm = safe_close(vm); /* its daemon was killed */
+		vm = integ_open_client(D.sock, NULL);
+		json_object_put(vm >= 0 ? integ_call_json(vm, "instance.register", "{\"name\":\"vm1\",\"reattach\":true}")
+				       : NULL);
+		before = integ_notify_count_held(&N);
+		r = integ_call(vm, "fd.store", "{\"names\":[\"ev2\"]}", &d, 1, &a, NULL, 0, NULL);
+		close(d);
+		b = integ_call_json(vm, "fd.remove", "{\"names\":[\"ev\"]}");
+		integ_notify_pump(&N, 300, NULL);
+		tap_check(r == 0 && integ_return(a) && integ_return(b) && integ_notify_count_held(&N) == before,
+			  "heir-takes-over", "%zu held fds in the store, %zu before", integ_notify_count_held(&N), before);
+		r = kill_and_restart(dir, lfd, cfg);
+		c = r == 0 ? integ_open_client(D.sock, NULL) : -EBADF;
+		l = c >= 0 ? integ_call_json(c, "instance.register", "{\"name\":\"vm1\",\"reattach\":true}") : NULL;
+		r = c >= 0 ? integ_call(c, "fd.retrieve", "{\"names\":[\"ev2\"]}", NULL, 0, &a, &got, 1, &nf) : -EBADF;
+		ok = r == 0 && nf == 1 && eventfd_write(got, 5) == 0 && eventfd_read(ev, &v) == 0 && v == 5;
+		tap_check(ok, "heir-after-restart", "r=%d nf=%zu v=%llu", r, nf, (unsigned long long)v);
+		if (nf)
+			close(got);
 	}
 	r = integ_daemon_stop(&D, SIGTERM, 10000);
 	tap_check(r >= 0 && WIFEXITED(r) && WEXITSTATUS(r) == 0, "clean-exit", "wait status 0x%x", r);
