@@ -243,7 +243,7 @@ int main(void)
 	/* an alias (the same eventfd stored again as ev2) outlives the stored one: it takes over the store's
 	 * copy without a datagram, and comes back after kill -9 */
 	{
-		_cleanup_json_ json_object *a = NULL, *b = NULL, *l = NULL;
+		_cleanup_json_ json_object *a = NULL, *b = NULL, *l = NULL, *got_rep = NULL;
 		_cleanup_close_ int c = -EBADF;
 		int d = fcntl(ev, F_DUPFD_CLOEXEC, 3), got = -EBADF;
 		size_t before, nf = 0;
@@ -264,7 +264,7 @@ int main(void)
 		r = kill_and_restart(dir, lfd, cfg);
 		c = r == 0 ? integ_open_client(D.sock, NULL) : -EBADF;
 		l = c >= 0 ? integ_call_json(c, "instance.register", "{\"name\":\"vm1\",\"reattach\":true}") : NULL;
-		r = c >= 0 ? integ_call(c, "fd.retrieve", "{\"names\":[\"ev2\"]}", NULL, 0, &a, &got, 1, &nf) : -EBADF;
+		r = c >= 0 ? integ_call(c, "fd.retrieve", "{\"names\":[\"ev2\"]}", NULL, 0, &got_rep, &got, 1, &nf) : -EBADF;
 		ok = r == 0 && nf == 1 && eventfd_write(got, 5) == 0 && eventfd_read(ev, &v) == 0 && v == 5;
 		tap_check(ok, "heir-after-restart", "r=%d nf=%zu v=%llu", r, nf, (unsigned long long)v);
 		if (nf)
