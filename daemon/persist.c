@@ -284,8 +284,10 @@ static void als_add(struct held *h)
 		struct held **nv = realloc(als.v, nc * sizeof(*nv));
 
 		if (!nv) {
-			json_oom("alias table");
-			return;
+			/* the same policy as json-c's allocation failures (docs/DESIGN.md "Out of memory"): a
+			 * primary leaving without knowing its alias would lose it from the store */
+			log_error("out of memory (alias table): aborting; the service manager restarts vlud");
+			abort();
 		}
 		als.v = nv;
 		als.cap = nc;
