@@ -578,7 +578,7 @@ static int cmd_device_open(struct request *r)
 		json_object_put(dj);
 		return request_error(r, VLU_ERR_INTERNAL, "%s", strerror(-k));
 	}
-	persist_state_write();
+	persist_fds_commit();
 	vlud_notify_status();
 	vl.backend_features_seen |= bf;
 	log_info("instance %s opened device %s (%s) as '%s'", inst->name, device, path, name);
@@ -684,19 +684,21 @@ static int cmd_fd_store(struct request *r)
 			if (olds[i])
 				held_relink(olds[i]);
 			json_object_put(fds);
-			persist_state_write();
+			persist_fds_commit();
 			for (size_t j = 0; j < i; j++)
 				if (olds[j])
 					held_destroy(olds[j]);
+			persist_fds_commit();
 			vlud_notify_status();
 			return request_error(r, VLU_ERR_INTERNAL, "storing '%s': %s", nm, strerror(-k));
 		}
 		jappend(fds, held_to_json(h, false));
 	}
-	persist_state_write();
+	persist_fds_commit(); /* O(1) per fd: log records, one fd-store datagram for the memfds */
 	for (size_t i = 0; i < n; i++)
 		if (olds[i])
 			held_destroy(olds[i]);
+	persist_fds_commit(); /* groups of replaced memfds that only partly went */
 	vlud_notify_status();
 	log_debug("instance %s stored %zu fds", inst->name, n);
 	o = jnew_obj();
@@ -812,9 +814,10 @@ static int cmd_fd_remove(struct request *r)
 	 * (vlu_command_check()), so no held fd is in hs[] twice */
 	for (size_t i = 0; i < n; i++)
 		held_unlink(hs[i]);
-	persist_state_write();
+	persist_fds_commit();
 	for (size_t i = 0; i < n; i++)
 		held_destroy(hs[i]);
+	persist_fds_commit(); /* groups that only partly went */
 	vlud_notify_status();
 	log_debug("instance %s: %zu fds removed", inst->name, n);
 	o = jnew_obj();

@@ -68,6 +68,7 @@ oom:
 
 void held_unlink(struct held *h)
 {
+	persist_fd_unlink(h);
 	list_del(&h->link);
 	h->inst->n_held--;
 	vl.n_held--;
@@ -75,6 +76,7 @@ void held_unlink(struct held *h)
 
 void held_relink(struct held *h)
 {
+	persist_fd_relink(h);
 	list_add_tail(&h->inst->held, &h->link);
 	h->inst->n_held++;
 	vl.n_held++;

@@ -34,6 +34,10 @@ struct held {
 	char *path;	    /* device.open: the node opened, else NULL */
 	uint64_t alias_of;  /* 0, or the id of the held fd with the same open file description that
 			     * stands for both in the fd store (persist.c) */
+	/* persist.c's bookkeeping: */
+	uint64_t group;	    /* 0, or stored with others under "g<group>" */
+	uint64_t state_gen; /* the state memfd names it: equal to persist.c's current generation */
+	bool pending;	    /* added, not yet pushed to the fd store nor logged (persist_fds_commit) */
 };
 
 /* Add fd (consumed: owned by the table on success, closed on failure) to inst under name.

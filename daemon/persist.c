@@ -4,12 +4,27 @@
  * restarts").
  *
  * With NOTIFY_SOCKET set, every held fd is pushed once to systemd's fd
- * store as "h<id>" (FDPOLL=0: PID 1 must not drop an fd on EPOLLHUP) and
- * removed with FDSTOREREMOVE when released.  The state memfd "vlud-state"
- * (stored once as "state") is rewritten in place after every change: the
- * new document goes to the slot not in use, then the one-page index at
- * offset 0 is flipped to it (state.h), so a rewrite cut by SIGKILL is
- * never adopted: the index still names the previous, complete copy.
+ * store (FDPOLL=0: PID 1 must not drop an fd on EPOLLHUP) and removed with
+ * FDSTOREREMOVE when released.  The memfds of one change go in one
+ * datagram under one shared name "g<group>" (FDNAME applies to every fd
+ * of a message; systemd keeps repeated names), told apart at start-up by
+ * their identity (a memfd's inode is its own); anything else goes alone
+ * as "h<id>" (eventfds share one inode, a device must leave the store on
+ * its own).  When some but not all of a group go, the survivors are
+ * re-opened (/proc/self/fd: a new open file description of the same
+ * memfd, which systemd's de-duplication does not fold into the old one),
+ * pushed as a new group, logged, and only then the old group removed.
+ *
+ * The state memfd "vlud-state" (stored once as "state") holds a document
+ * and a log (state.h): a change of the held fds appends its records and
+ * rewrites the one-page index with the new log length (O(1) per change);
+ * anything else, and a log grown past four times the document, writes a
+ * new document (compaction): it goes to the slot not in use, then the
+ * index is flipped to it with an empty log.  A write cut by SIGKILL is
+ * never adopted: the index still names the previous, complete state.
+ * Records of one request are buffered and appended together at
+ * persist_fds_commit(); a held fd is named by the state iff its
+ * state_gen is the current generation (bumped by every document).
  *
  * Aliases: systemd's fd store drops an fd whose open file description is
  * already stored (kcmp), whatever its name.  Such a held fd is recorded
@@ -22,14 +37,16 @@
  * is missing.
  *
  * Start-up: LISTEN_FDS/LISTEN_FDNAMES are sorted into the listening socket
- * (any name), "state" and "h<id>"; every h<id> is adopted only if the
- * state lists it and its fstat identity (dev, ino, rdev) and type match;
+ * (any name), "state", "h<id>" and "g<group>"; every one is adopted only if
+ * the state (document + log) lists it and its fstat identity (dev, ino,
+ * rdev) and type match;
  * anything else is logged, closed and removed from the store.  Instances
  * come back orphaned (reason "daemon restarted"): their VMMs reattach with
  * instance.register {reattach:true}.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -46,6 +63,7 @@
 #include "persist.h"
 #include "state.h"
 #include "update.h"
+#include "vlu-proto.h"
 #include "vlud.h"
 
 static void store_remove_name(const char *name)
@@ -77,7 +95,12 @@ static struct {
 /* kcmp order of a against b: 0 same file, <0 a before b, >0 after; -2 on error */
 static int file_cmp(int a, int b)
 {
-	long r = syscall(SYS_kcmp, getpid(), getpid(), KCMP_FILE, a, b);
+	static pid_t self; /* getpid() is a system call: twice per comparison otherwise */
+	long r;
+
+	if (!self)
+		self = getpid();
+	r = syscall(SYS_kcmp, self, self, KCMP_FILE, a, b);
 
 	if (r < 0)
 		return -2;
@@ -139,6 +162,14 @@ static void prim_insert(struct held *h)
 
 static void prim_remove(const struct held *h)
 {
+	bool found;
+	ssize_t k = prim.broken ? -1 : prim_search(h->fd, &found);
+
+	if (k >= 0 && found && prim.v[k] == h) {
+		memmove(prim.v + k, prim.v + k + 1, (prim.n - (size_t)k - 1) * sizeof(*prim.v));
+		prim.n--;
+		return;
+	}
 	for (size_t i = 0; i < prim.n; i++)
 		if (prim.v[i] == h) {
 			memmove(prim.v + i, prim.v + i + 1, (prim.n - i - 1) * sizeof(*prim.v));
@@ -158,19 +189,6 @@ static struct held *find_primary(const struct held *h)
 	return i >= 0 && found ? prim.v[i] : NULL;
 }
 
-/* an fd adopted from the store at start-up (held_add with its id) is a primary unless the state
- * recorded it as an alias */
-static void track_adopted(struct held *h)
-{
-	if (vl.fdstore && !h->alias_of)
-		prim_insert(h);
-}
-
-void persist_done(void)
-{
-	free(prim.v);
-	prim = (typeof(prim)){};
-}
 
 static void store_push(const struct held *h)
 {
@@ -186,6 +204,287 @@ static void store_push(const struct held *h)
 			    r < 0 ? strerror(-r) : "NOTIFY_SOCKET not set");
 }
 
+/* n fds in one datagram as "g<group>" (n <= SCM_MAX_FD).  0 or -errno. */
+static int store_push_group(uint64_t group, const int *fds, size_t n)
+{
+	char msg[128];
+	int r;
+
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=g%llu\nFDPOLL=0", (unsigned long long)group);
+	log_debug("fd store: + g%llu (%zu memfds)", (unsigned long long)group, n);
+	r = sd_pid_notify_with_fds(0, 0, msg, fds, (unsigned)n);
+	if (r <= 0) {
+		log_warning("fd store: storing g%llu (%zu memfds): %s", (unsigned long long)group, n,
+			    r < 0 ? strerror(-r) : "NOTIFY_SOCKET not set");
+		return r < 0 ? r : -ENOTCONN;
+	}
+	return 0;
+}
+
+/* The groups in the store: how many held fds each still stands for.  shrunk: some went, the store
+ * still has their copies: regroup() moves the rest to a new group. */
+static struct {
+	struct group {
+		uint64_t id;
+		unsigned live;
+		bool shrunk;
+		bool h_name; /* stored as "h<id>" (one fd that an heir took over), not "g<id>" */
+	} *v;
+	size_t n, cap;
+} grp;
+
+static struct group *grp_find(uint64_t id)
+{
+	for (size_t i = 0; i < grp.n; i++)
+		if (grp.v[i].id == id)
+			return &grp.v[i];
+	return NULL;
+}
+
+static struct group *grp_add(uint64_t id)
+{
+	struct group *g = grp_find(id);
+
+	if (g)
+		return g;
+	if (grp.n == grp.cap) {
+		size_t nc = grp.cap ? grp.cap * 2 : 16;
+		struct group *nv = realloc(grp.v, nc * sizeof(*nv));
+
+		if (!nv)
+			return NULL;
+		grp.v = nv;
+		grp.cap = nc;
+	}
+	grp.v[grp.n] = (struct group){ .id = id };
+	return &grp.v[grp.n++];
+}
+
+static void group_name(const struct group *g, char *buf, size_t len)
+{
+	snprintf(buf, len, "%c%llu", g->h_name ? 'h' : 'g', (unsigned long long)g->id);
+}
+
+static void grp_del(struct group *g)
+{
+	*g = grp.v[--grp.n];
+}
+
+/* the held fds that are aliases (alias_of set): few, so a removed primary finds its own in O(aliases)
+ * instead of walking every held fd */
+static struct {
+	struct held **v;
+	size_t n, cap;
+} als;
+
+static void als_add(struct held *h)
+{
+	if (als.n == als.cap) {
+		size_t nc = als.cap ? als.cap * 2 : 16;
+		struct held **nv = realloc(als.v, nc * sizeof(*nv));
+
+		if (!nv) {
+			/* the same policy as json-c's allocation failures (docs/DESIGN.md "Out of memory"): a
+			 * primary leaving without knowing its alias would lose it from the store */
+			log_error("out of memory (alias table): aborting; the service manager restarts vlud");
+			abort();
+		}
+		als.v = nv;
+		als.cap = nc;
+	}
+	als.v[als.n++] = h;
+}
+
+static void als_remove(const struct held *h)
+{
+	for (size_t i = 0; i < als.n; i++)
+		if (als.v[i] == h) {
+			als.v[i] = als.v[--als.n];
+			return;
+		}
+}
+
+/* fds added since the last commit, not yet in the store nor in the state */
+static struct {
+	struct held **v;
+	size_t n, cap;
+} pend;
+
+/* records of the current request not yet appended (persist_fds_commit) */
+static struct {
+	char *buf;
+	size_t len, cap;
+	bool broken; /* out of memory: the next commit writes a document instead */
+} rec;
+
+static uint64_t state_gen = 1; /* the current generation: +1 per document written */
+
+static bool pend_add(struct held *h)
+{
+	if (pend.n == pend.cap) {
+		size_t nc = pend.cap ? pend.cap * 2 : 64;
+		struct held **nv = realloc(pend.v, nc * sizeof(*nv));
+
+		if (!nv)
+			return false;
+		pend.v = nv;
+		pend.cap = nc;
+	}
+	pend.v[pend.n++] = h;
+	h->pending = true;
+	return true;
+}
+
+static void pend_remove(struct held *h)
+{
+	for (size_t i = 0; i < pend.n; i++)
+		if (pend.v[i] == h) {
+			memmove(pend.v + i, pend.v + i + 1, (pend.n - i - 1) * sizeof(*pend.v));
+			pend.n--;
+			break;
+		}
+	h->pending = false;
+}
+
+static void rec_append(int r, char *line, size_t len)
+{
+	if (r >= 0 && rec.len + len > rec.cap) {
+		size_t nc = (rec.len + len) * 2 + 4096;
+		char *nb = realloc(rec.buf, nc);
+
+		if (!nb)
+			r = -ENOMEM;
+		else {
+			rec.buf = nb;
+			rec.cap = nc;
+		}
+	}
+	if (r < 0)
+		rec.broken = true;
+	else {
+		memcpy(rec.buf + rec.len, line, len);
+		rec.len += len;
+	}
+	free(line);
+}
+
+/* one "fds" entry of the state for h (strings borrowed from h) */
+static void fd_entry(const struct held *h, struct state_fd *sf)
+{
+	*sf = (struct state_fd){ .id = h->id, .dev = h->dev, .ino = h->ino, .rdev = h->rdev,
+				 .created_us = h->created_us, .alias_of = h->alias_of, .group = h->group };
+	snprintf(sf->instance, sizeof(sf->instance), "%s", h->inst->name);
+	snprintf(sf->name, sizeof(sf->name), "%s", h->name);
+	snprintf(sf->type, sizeof(sf->type), "%s", fdtype_name(h->type));
+	sf->device = h->device; /* borrowed: not freed with state_doc_done */
+	sf->path = h->path;
+}
+
+static void rec_add(struct held *h)
+{
+	struct state_fd sf;
+	char *line = NULL;
+	size_t len = 0;
+	int r;
+
+	fd_entry(h, &sf);
+	r = state_log_add(&sf, vl.next_held_id, &line, &len);
+	rec_append(r, line, len);
+	h->state_gen = state_gen;
+}
+
+static void rec_del(struct held *h)
+{
+	char *line = NULL;
+	size_t len = 0;
+	int r;
+
+	if (h->state_gen != state_gen)
+		return; /* the state does not name it */
+	r = state_log_del(h->id, &line, &len);
+	rec_append(r, line, len);
+	h->state_gen = 0;
+}
+
+static bool is_group_member(const struct held *h)
+{
+	return h->type == VLUD_FD_MEMFD && !h->alias_of;
+}
+
+/* Push what was added since the last commit: the memfds in one datagram per SCM_MAX_FD as a group
+ * (a lone memfd as "h<id>"), the rest alone.  log: also buffer their records. */
+static void flush_pending(bool log)
+{
+	size_t nm = 0;
+
+	for (size_t i = 0; i < pend.n; i++)
+		if (is_group_member(pend.v[i]))
+			nm++;
+	for (size_t i = 0; nm >= 2 && i < pend.n;) {
+		int fds[VLU_MAX_FDS_PER_MSG];
+		struct held *hs[VLU_MAX_FDS_PER_MSG];
+		size_t k = 0;
+		struct group *g;
+
+		for (; i < pend.n && k < VLU_MAX_FDS_PER_MSG; i++)
+			if (is_group_member(pend.v[i])) {
+				hs[k] = pend.v[i];
+				fds[k++] = pend.v[i]->fd;
+			}
+		if (k == 0)
+			break;
+		if (store_push_group(hs[0]->id, fds, k) < 0)
+			continue;
+		g = grp_add(hs[0]->id);
+		if (g)
+			g->live = (unsigned)k;
+		for (size_t j = 0; j < k; j++)
+			hs[j]->group = hs[0]->id;
+		if (!g)
+			rec.broken = true; /* no memory for the table: the group is never regrouped */
+	}
+	for (size_t i = 0; i < pend.n; i++) {
+		struct held *h = pend.v[i];
+
+		if (persist_storable(h->type) && !h->alias_of && !h->group)
+			store_push(h); /* alone, or its group's datagram failed */
+		h->pending = false;
+		if (log)
+			rec_add(h);
+	}
+	pend.n = 0;
+}
+
+/* an fd adopted from the store at start-up (held_add with its id) is a primary unless the state
+ * recorded it as an alias */
+static void track_adopted(struct held *h)
+{
+	struct group *g;
+
+	if (!vl.fdstore || h->alias_of)
+		return;
+	prim_insert(h);
+	if (h->group) {
+		g = grp_add(h->group);
+		if (g)
+			g->live++;
+	}
+}
+
+void persist_done(void)
+{
+	free(prim.v);
+	prim = (typeof(prim)){};
+	free(grp.v);
+	grp = (typeof(grp)){};
+	free(pend.v);
+	pend = (typeof(pend)){};
+	free(rec.buf);
+	rec = (typeof(rec)){};
+	free(als.v);
+	als = (typeof(als)){};
+}
+
 bool persist_storable(enum vlud_fd_type t)
 {
 	/* what live update needs, and whose close cannot block PID 1: it closes its copy with a plain
@@ -198,51 +497,151 @@ void persist_fd_add(struct held *h)
 {
 	struct held *p;
 
-	if (!vl.fdstore || !persist_storable(h->type))
+	if (!vl.fdstore)
 		return;
-	p = find_primary(h);
-	if (p) {
-		h->alias_of = p->id;
-		log_debug("fd store: h%llu (%s/%s) shares its file with h%llu (%s/%s): kept as an alias",
-			  (unsigned long long)h->id, h->inst->name, h->name, (unsigned long long)p->id, p->inst->name,
-			  p->name);
+	if (persist_storable(h->type)) {
+		p = find_primary(h);
+		if (p) {
+			h->alias_of = p->id;
+			als_add(h);
+			log_debug("fd store: h%llu (%s/%s) shares its file with h%llu (%s/%s): kept as an alias",
+				  (unsigned long long)h->id, h->inst->name, h->name, (unsigned long long)p->id,
+				  p->inst->name, p->name);
+		} else
+			prim_insert(h);
+	}
+	if (!pend_add(h)) {
+		/* no memory for the list: push it now, the next document names it */
+		if (persist_storable(h->type) && !h->alias_of)
+			store_push(h);
+		rec.broken = true;
+	}
+}
+
+void persist_fd_unlink(struct held *h)
+{
+	if (!vl.fdstore)
+		return;
+	if (h->pending) {
+		/* never pushed nor logged: relink puts it back on the list, destroy forgets it */
+		pend_remove(h);
+		h->pending = true; /* still owed to the store (persist_fd_relink) */
 		return;
 	}
-	store_push(h);
-	prim_insert(h);
+	rec_del(h);
+}
+
+void persist_fd_relink(struct held *h)
+{
+	if (!vl.fdstore)
+		return;
+	if (h->pending) {
+		h->pending = false;
+		if (!pend_add(h))
+			rec.broken = true;
+		return;
+	}
+	if (h->state_gen != state_gen)
+		rec_add(h);
+}
+
+static void log_flush(void);
+static void regroup_shrunk(void);
+
+/* h's aliases (h is already unlinked): the first one stands for h from now on, the rest become its
+ * aliases; each changed entry is logged again (del + add).  Returns the heir or NULL. */
+static struct held *pass_to_heir(const struct held *h)
+{
+	struct held *heir = NULL;
+
+	for (size_t i = 0; i < als.n;) {
+		struct held *o = als.v[i];
+		bool named = o->state_gen == state_gen;
+
+		if (o->alias_of != h->id || o == h) {
+			i++;
+			continue;
+		}
+		if (named)
+			rec_del(o);
+		if (!heir) {
+			heir = o;
+			o->alias_of = 0;
+			/* h's copy in the store is this very file: the heir is stored under h's name (a group of
+			 * one when h was alone) */
+			o->group = h->group ? h->group : h->id;
+			prim_insert(o);
+			als.v[i] = als.v[--als.n]; /* no longer an alias; i now holds the next one */
+		} else {
+			o->alias_of = heir->id;
+			i++;
+		}
+		if (named)
+			rec_add(o);
+	}
+	return heir;
 }
 
 void persist_fd_remove(struct held *h)
 {
-	struct list *ip, *it, *p, *t;
-	struct held *heir = NULL;
+	struct held *heir;
+	struct group *g;
 	char name[32];
 
-	if (!vl.fdstore || h->alias_of || !persist_storable(h->type))
+	if (!vl.fdstore)
 		return;
+	if (h->pending) {
+		/* added and removed within one request: neither the store nor the state ever had it */
+		pend_remove(h);
+		if (h->alias_of)
+			als_remove(h);
+		if (persist_storable(h->type) && !h->alias_of)
+			prim_remove(h);
+		return;
+	}
+	rec_del(h);
+	if (h->alias_of)
+		als_remove(h);
+	if (h->alias_of || !persist_storable(h->type)) {
+		log_flush();
+		return;
+	}
 	prim_remove(h);
+	heir = pass_to_heir(h);
+	log_flush(); /* the state forgets h (and names its heir) before the store changes */
+	g = h->group ? grp_find(h->group) : NULL;
+	if (g && heir)
+		return; /* the group's copy of h's file now stands for the heir */
+	if (g) {
+		g->shrunk = true; /* its copy stays in the store until the rest moves (regroup()) */
+		if (--g->live == 0) {
+			group_name(g, name, sizeof(name));
+			store_remove_name(name);
+			grp_del(g);
+		}
+		return;
+	}
+	if (heir && (g = grp_add(h->id))) {
+		/* "h<id>" stays in the store for the heir: no datagram, nothing for PID 1 to compare */
+		g->h_name = true;
+		g->live = 1;
+		return;
+	}
 	snprintf(name, sizeof(name), "h%llu", (unsigned long long)h->id);
 	store_remove_name(name);
-	/* its aliases (h is already unlinked): the first one is stored in its place, the rest follow it */
-	list_for_each_safe(ip, it, &vl.instances) {
-		struct instance *inst = list_entry(ip, struct instance, link);
-
-		list_for_each_safe(p, t, &inst->held) {
-			struct held *o = list_entry(p, struct held, link);
-
-			if (o->alias_of != h->id)
-				continue;
-			if (!heir) {
-				heir = o;
-				o->alias_of = 0;
-				store_push(o);
-				prim_insert(o);
-			} else
-				o->alias_of = heir->id;
-		}
+	if (heir && !heir->pending) {
+		heir->group = 0;
+		store_push(heir); /* after the removal: the store folds an identical file into the stored one */
 	}
-	if (heir)
-		persist_state_write();
+}
+
+void persist_fds_commit(void)
+{
+	if (!vl.fdstore)
+		return;
+	flush_pending(true);
+	log_flush();
+	regroup_shrunk();
 }
 
 static bool frozen; /* persist_freeze(): the daemon is exiting */
@@ -306,19 +705,9 @@ static int build_doc(struct state_doc *doc)
 			doc->n_updates++;
 		list_for_each_safe(p, t, &inst->held) {
 			struct held *h = list_entry(p, struct held, link);
-			struct state_fd *sf = &doc->fds[nf++];
 
-			sf->id = h->id;
-			snprintf(sf->instance, sizeof(sf->instance), "%s", inst->name);
-			snprintf(sf->name, sizeof(sf->name), "%s", h->name);
-			snprintf(sf->type, sizeof(sf->type), "%s", fdtype_name(h->type));
-			sf->dev = h->dev;
-			sf->ino = h->ino;
-			sf->rdev = h->rdev;
-			sf->created_us = h->created_us;
-			sf->device = h->device; /* borrowed: doc is not freed with state_doc_done */
-			sf->path = h->path;
-			sf->alias_of = h->alias_of;
+			fd_entry(h, &doc->fds[nf++]);
+			h->state_gen = state_gen + 1; /* the new document names it, once written */
 		}
 	}
 	doc->n_instances = ni;
@@ -355,16 +744,146 @@ static int pwrite_all(int fd, const char *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* The log region (state.h "Log records"): records since the current document, lg.len bytes at lg.off.
+ * cap 0: none allocated yet (the next document allocates it). */
+static struct {
+	uint64_t off, cap, len;
+} lg;
+
+#define LOG_MIN (64u * 1024)
+
+static int write_index(void)
+{
+	char index[VLUD_STATE_INDEX_SIZE];
+	int r;
+
+	r = state_index_serialize_log(slots.off[slots.cur], vl.state_len, lg.off, lg.len, index);
+	/* one page at offset 0: a signal cannot cut it, so the index names either the old or the new state */
+	if (r >= 0)
+		r = pwrite_all(vl.state_fd, index, sizeof(index), 0);
+	return r;
+}
+
+/* Append the buffered records of this request: one pwrite, then the index.  A log that would outgrow
+ * its region (four times the document, at least LOG_MIN) is compacted: a new document instead. */
+static void log_flush(void)
+{
+	uint64_t old_len = lg.len;
+	int r;
+
+	if (vl.state_fd < 0 || frozen || (!rec.len && !rec.broken))
+		return;
+	if (rec.broken || slots.cur < 0 || lg.cap == 0 || lg.len + rec.len > lg.cap) {
+		persist_state_write(); /* names everything live, empties rec */
+		return;
+	}
+	r = pwrite_all(vl.state_fd, rec.buf, rec.len, lg.off + lg.len);
+	if (r >= 0) {
+		lg.len += rec.len;
+		r = write_index();
+	}
+	rec.len = 0;
+	if (r < 0) {
+		log_error("state: appending to the log: %s; writing the whole state instead", strerror(-r));
+		lg.len = old_len;
+		persist_state_write();
+	}
+}
+
+/* Groups some of whose fds went: the rest (a fresh open of each memfd, which systemd does not fold
+ * into the old copies) go to the store as a new group, the state learns it, then the old group leaves
+ * the store.  If a fresh open fails, the group stays as it is (the store keeps the gone copies until
+ * the whole group goes). */
+static void regroup(struct group *g)
+{
+	struct held *hs[VLU_MAX_FDS_PER_MSG];
+	int fds[VLU_MAX_FDS_PER_MSG];
+	uint64_t ids[VLU_MAX_FDS_PER_MSG], old = g->id, nid;
+	struct list *ip, *it, *p, *t;
+	char name[32], *line = NULL;
+	size_t n = 0, k, len = 0;
+	int r;
+
+	g->shrunk = false;
+	list_for_each_safe(ip, it, &vl.instances) {
+		struct instance *inst = list_entry(ip, struct instance, link);
+
+		list_for_each_safe(p, t, &inst->held) {
+			struct held *h = list_entry(p, struct held, link);
+
+			if (h->group == old && !h->alias_of && n < VLU_MAX_FDS_PER_MSG)
+				hs[n++] = h;
+		}
+	}
+	if (n == 0) {
+		group_name(g, name, sizeof(name));
+		store_remove_name(name);
+		grp_del(g);
+		return;
+	}
+	for (k = 0; k < n; k++) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", hs[k]->fd);
+		fds[k] = open(path, O_RDWR | O_CLOEXEC);
+		if (fds[k] < 0)
+			fds[k] = open(path, O_RDONLY | O_CLOEXEC);
+		if (fds[k] < 0)
+			break;
+		ids[k] = hs[k]->id;
+	}
+	if (k < n) {
+		log_warning("fd store: re-opening memfd h%llu for group g%llu: %m; the group stays as it is",
+			    (unsigned long long)hs[k]->id, (unsigned long long)old);
+		close_many(fds, k);
+		return;
+	}
+	nid = vl.next_held_id++;
+	r = store_push_group(nid, fds, n);
+	close_many(fds, n);
+	if (r < 0)
+		return;
+	group_name(g, name, sizeof(name)); /* the old name, removed below */
+	g->h_name = false;
+	g->id = nid;
+	g->live = (unsigned)n;
+	for (k = 0; k < n; k++)
+		hs[k]->group = nid;
+	r = state_log_group(nid, ids, n, vl.next_held_id, &line, &len);
+	rec_append(r, line, len);
+	log_flush();
+	store_remove_name(name);
+}
+
+static void regroup_shrunk(void)
+{
+	bool again = true;
+
+	/* regroup() clears shrunk first and may delete or move entries: start over after each */
+	while (again) {
+		again = false;
+		for (size_t i = 0; i < grp.n; i++)
+			if (grp.v[i].shrunk) {
+				regroup(&grp.v[i]);
+				again = true;
+				break;
+			}
+	}
+}
+
 void persist_state_write(void)
 {
 	struct state_doc doc;
 	_cleanup_free_ char *buf = NULL;
-	char index[VLUD_STATE_INDEX_SIZE];
+	uint64_t old_log_off = lg.off, old_log_cap = lg.cap, want;
 	size_t len;
 	int r, s;
 
 	if (vl.state_fd < 0 || frozen)
 		return;
+	flush_pending(false); /* into the store before the state names them */
+	rec.len = 0;	      /* the document says it all */
+	rec.broken = false;
 	r = build_doc(&doc);
 	if (r >= 0) {
 		r = state_serialize(&doc, &buf, &len);
@@ -385,25 +904,47 @@ void persist_state_write(void)
 		slots.cap[s] = page_align(2 * (uint64_t)len);
 		slots.end = slots.off[s] + slots.cap[s];
 	}
+	/* the log after this document: four times its size (compaction amortises to O(1) per change); a
+	 * region that is too small moves to the end (the index names the old one until the flip) */
+	want = page_align(4 * (uint64_t)len + LOG_MIN);
+	if (lg.cap < want) {
+		lg.off = slots.end;
+		lg.cap = want;
+		slots.end = lg.off + lg.cap;
+	}
 	r = pwrite_all(vl.state_fd, buf, len, slots.off[s]);
-	if (r >= 0)
-		r = state_index_serialize(slots.off[s], len, index);
-	/* one page at offset 0: a signal cannot cut it, so the index names either the old or the new copy */
-	if (r >= 0)
-		r = pwrite_all(vl.state_fd, index, sizeof(index), 0);
+	if (r >= 0) {
+		int cur = slots.cur;
+		uint64_t old_state_len = vl.state_len, old_lg_len = lg.len;
+
+		slots.cur = s;
+		vl.state_len = len;
+		lg.len = 0;
+		r = write_index();
+		if (r < 0) {
+			slots.cur = cur;
+			vl.state_len = old_state_len;
+			lg.len = old_lg_len;
+		}
+	}
 	if (r < 0) {
 		log_error("state: write: %s", strerror(-r));
 		return;
 	}
-	slots.cur = s;
-	vl.state_len = len;
+	state_gen++;
+	if (old_log_cap && old_log_off != lg.off)
+		(void)fallocate(vl.state_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)old_log_off,
+				(off_t)old_log_cap);
+	regroup_shrunk();
 }
 
 /* ---- start-up ---- */
 
 struct candidate {
 	int fd;
-	uint64_t id;
+	uint64_t id;	/* "h<id>", or 0 */
+	uint64_t group; /* "g<group>", or 0 */
+	struct stat st; /* group members: told apart by identity */
 	bool used;
 };
 
@@ -426,14 +967,30 @@ static bool is_listener(int fd, bool *ret_ok)
 	return true;
 }
 
-/* Read the current document of an adopted state memfd (index page, then its slot). */
-static int read_state(int fd, char **ret, size_t *ret_len)
+static int pread_all(int fd, char *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < len) {
+		n = pread(fd, buf + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EINVAL;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* Read the current state of an adopted state memfd: the index page, its document (*ret, NUL-terminated)
+ * and its log (*ret_log, may be empty). */
+static int read_state(int fd, char **ret, size_t *ret_len, char **ret_log, size_t *ret_log_len)
 {
 	char index[VLUD_STATE_INDEX_SIZE];
-	uint64_t off, len;
+	uint64_t off, len, loff, llen;
+	_cleanup_free_ char *buf = NULL, *lbuf = NULL;
 	struct stat st;
-	char *buf;
-	size_t done = 0;
 	ssize_t n;
 	int r;
 
@@ -446,36 +1003,38 @@ static int read_state(int fd, char **ret, size_t *ret_len)
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
-	r = state_index_parse(index, (size_t)n, &off, &len);
+	r = state_index_parse_log(index, (size_t)n, &off, &len, &loff, &llen);
 	if (r < 0)
 		return r;
-	if (off + len > (uint64_t)st.st_size)
+	if (off + len > (uint64_t)st.st_size || (llen && loff + llen > (uint64_t)st.st_size))
 		return -EINVAL;
 	buf = malloc(len + 1);
-	if (!buf)
+	lbuf = malloc(llen + 1);
+	if (!buf || !lbuf)
 		return -ENOMEM;
-	while (done < len) {
-		n = pread(fd, buf + done, len - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			free(buf);
-			return n < 0 ? -errno : -EINVAL;
-		}
-		done += (size_t)n;
-	}
+	r = pread_all(fd, buf, len, off);
+	if (r >= 0)
+		r = pread_all(fd, lbuf, llen, loff);
+	if (r < 0)
+		return r;
 	buf[len] = '\0';
-	/* keep writing after what is there; the slot in use stays untouched until the next flip */
+	lbuf[llen] = '\0';
+	/* keep writing after what is there: the document and log in use stay untouched until the next
+	 * document is written, which goes to a new slot at the end (so does its log) */
 	slots.cur = 0;
 	slots.off[0] = off;
 	slots.cap[0] = page_align(len);
-	/* everything but the current copy is free: the other slot takes the room in front of it, if any */
-	slots.off[1] = off > VLUD_STATE_INDEX_SIZE ? VLUD_STATE_INDEX_SIZE : 0;
-	slots.cap[1] = off > VLUD_STATE_INDEX_SIZE ? off - VLUD_STATE_INDEX_SIZE : 0;
-	slots.end = page_align((uint64_t)st.st_size) > off + slots.cap[0] ? page_align((uint64_t)st.st_size)
-									   : off + slots.cap[0];
-	*ret = buf;
+	slots.off[1] = slots.cap[1] = 0;
+	slots.end = page_align((uint64_t)st.st_size);
+	if (slots.end < off + slots.cap[0])
+		slots.end = off + slots.cap[0];
+	if (llen && slots.end < page_align(loff + llen))
+		slots.end = page_align(loff + llen);
+	lg = (typeof(lg)){};
+	*ret = TAKE_PTR(buf);
 	*ret_len = len;
+	*ret_log = TAKE_PTR(lbuf);
+	*ret_log_len = llen;
 	return 0;
 }
 
@@ -561,7 +1120,20 @@ static int sort_passed(struct passed *p)
 			continue;
 		}
 		if (sscanf(name, "h%llu%c", &id, &tail) == 1 && id > 0) {
-			p->cand[p->n_cand++] = (struct candidate){ .fd = fd, .id = id };
+			struct candidate *c = &p->cand[p->n_cand++];
+
+			/* also the group of one an heir took over (persist_fd_remove()) */
+			*c = (struct candidate){ .fd = fd, .id = id, .group = id };
+			if (fstat(fd, &c->st) < 0)
+				c->st = (struct stat){};
+			continue;
+		}
+		if (sscanf(name, "g%llu%c", &id, &tail) == 1 && id > 0) {
+			struct candidate *c = &p->cand[p->n_cand++];
+
+			*c = (struct candidate){ .fd = fd, .group = id };
+			if (fstat(fd, &c->st) < 0)
+				c->st = (struct stat){}; /* matches nothing: dropped */
 			continue;
 		}
 		if (is_listener(fd, &ok)) {
@@ -618,9 +1190,16 @@ static int adopt_stored(const struct state_doc *doc, struct passed *p)
 
 		if (sf->alias_of)
 			continue; /* adopt_aliases(), once every stored fd is in */
-		for (size_t k = 0; k < p->n_cand; k++)
-			if (!p->cand[k].used && p->cand[k].id == sf->id)
+		for (size_t k = 0; k < p->n_cand && !cd; k++) {
+			const struct candidate *c = &p->cand[k];
+
+			if (c->used)
+				continue;
+			if (sf->group ? c->group == sf->group && (uint64_t)c->st.st_dev == sf->dev &&
+						(uint64_t)c->st.st_ino == sf->ino && (uint64_t)c->st.st_rdev == sf->rdev
+				      : c->id == sf->id)
 				cd = &p->cand[k];
+		}
 		if (!cd && inst && fdtype_from_name(sf->type) >= 0 &&
 		    !persist_storable((enum vlud_fd_type)fdtype_from_name(sf->type))) {
 			log_info("state: fd h%llu (%s/%s), a %s, is not kept across a restart of vlud (only devices, "
@@ -636,7 +1215,22 @@ static int adopt_stored(const struct state_doc *doc, struct passed *p)
 			continue;
 		}
 		cd->used = true;
-		snprintf(nm, sizeof(nm), "h%llu", (unsigned long long)sf->id);
+		if (cd->id)
+			snprintf(nm, sizeof(nm), "h%llu", (unsigned long long)cd->id);
+		else
+			snprintf(nm, sizeof(nm), "g%llu", (unsigned long long)cd->group);
+		if (!same_identity(cd->fd, sf, &st, &t) && !cd->id) {
+			/* removing its name would remove the group's other fds too: regroup() moves them */
+			struct group *g = grp_add(sf->group);
+
+			log_warning("fd store: dropping an fd of '%s': identity differs from the state's %s/%s (%s)", nm,
+				    sf->instance, sf->name, sf->type);
+			safe_close(cd->fd);
+			if (g)
+				g->shrunk = true;
+			vl.lost_fds++;
+			continue;
+		}
 		if (!same_identity(cd->fd, sf, &st, &t)) {
 			char why[256];
 
@@ -649,7 +1243,14 @@ static int adopt_stored(const struct state_doc *doc, struct passed *p)
 		r = held_add(inst, sf->name, cd->fd, t, &st, sf->id, sf->created_us, sf->device, sf->path, &adopted);
 		if (r < 0)
 			return r;
+		adopted->group = sf->group;
 		track_adopted(adopted);
+		if (sf->group && cd->id) {
+			struct group *g = grp_find(sf->group);
+
+			if (g)
+				g->h_name = true;
+		}
 		vl.adopted_fds++;
 	}
 	return 0;
@@ -688,6 +1289,8 @@ static int adopt_aliases(const struct state_doc *doc)
 		if (r < 0)
 			return r;
 		p->alias_of = sf->alias_of;
+		if (vl.fdstore)
+			als_add(p);
 		vl.adopted_fds++;
 	}
 	return 0;
@@ -698,14 +1301,16 @@ static int adopt_aliases(const struct state_doc *doc)
  * dropped (drop_unclaimed()).  0 or -errno (fatal). */
 static int restore_from_state(struct passed *p)
 {
-	_cleanup_free_ char *buf = NULL;
+	_cleanup_free_ char *buf = NULL, *lbuf = NULL;
 	struct state_doc doc = {};
-	size_t len = 0;
+	size_t len = 0, llen = 0;
 	int r;
 
-	r = read_state(p->state_fd, &buf, &len);
+	r = read_state(p->state_fd, &buf, &len, &lbuf, &llen);
 	if (r >= 0)
 		r = state_parse(buf, len, &doc);
+	if (r >= 0)
+		r = state_log_apply(&doc, lbuf, llen);
 	if (r < 0) {
 		log_error("state memfd unreadable (%s): dropping every stored fd", strerror(-r));
 		state_doc_done(&doc);
@@ -725,17 +1330,43 @@ static int restore_from_state(struct passed *p)
 	return r;
 }
 
-/* Stored fds the state does not list (or that restore_from_state() did not take) leave the store. */
+/* Stored fds the state does not list (or that restore_from_state() did not take) leave the store.  A
+ * group some of whose fds were adopted keeps its name (removing it would remove those too): the rest
+ * is closed here and regroup() moves the adopted ones to a new group. */
 static void drop_unclaimed(struct passed *p)
 {
-	for (size_t k = 0; k < p->n_cand; k++)
-		if (!p->cand[k].used) {
-			char nm[32];
+	for (size_t k = 0; k < p->n_cand; k++) {
+		struct candidate *c = &p->cand[k];
+		struct group *g;
+		char nm[32];
+		bool seen = false;
 
-			snprintf(nm, sizeof(nm), "h%llu", (unsigned long long)p->cand[k].id);
-			drop(p->cand[k].fd, nm, "not in the state");
-			p->cand[k].used = true;
+		if (c->used)
+			continue;
+		c->used = true;
+		if (c->id) {
+			snprintf(nm, sizeof(nm), "h%llu", (unsigned long long)c->id);
+			drop(c->fd, nm, "not in the state");
+			continue;
 		}
+		snprintf(nm, sizeof(nm), "g%llu", (unsigned long long)c->group);
+		g = grp_find(c->group);
+		for (size_t j = 0; j < k; j++)
+			if (p->cand[j].group == c->group && !p->cand[j].id)
+				seen = seen || p->cand[j].fd == -EBADF;
+		if (g) {
+			g->shrunk = true;
+			log_warning("fd store: dropping one fd of '%s': not in the state", nm);
+			safe_close(c->fd);
+			vl.dropped_fds++;
+		} else if (!seen) {
+			drop(c->fd, nm, "not in the state");
+		} else {
+			safe_close(c->fd);
+			vl.dropped_fds++;
+		}
+		c->fd = -EBADF; /* closed: marks its group as removed already */
+	}
 }
 
 /* With the fd store: keep the passed state memfd, or create and store a new one, and write the state

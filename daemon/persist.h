@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * persist.h - restart survival through systemd's fd store (only when
- * NOTIFY_SOCKET is set): every held fd is stored as "h<id>", the state
- * memfd as "state" (rewritten in place on every change).
+ * NOTIFY_SOCKET is set): every held fd is stored as "h<id>" (or, the memfds
+ * of one change, together as "g<group>"), the state memfd as "state" (a
+ * document and an append-only log of held-fd changes, compacted).
  */
 #ifndef VLUD_PERSIST_H
 #define VLUD_PERSIST_H
@@ -25,13 +26,23 @@ bool persist_storable(enum vlud_fd_type t);
 /* persist_fd_add may mark h as an alias (h->alias_of) of a held fd with the same open file
  * description, which systemd would not store twice; persist_fd_remove of such a primary stores its
  * first alias in its place (and rewrites the state). */
+/* persist_fd_add only queues h: persist_fds_commit() (or persist_state_write()) pushes the queued fds to
+ * the store and names them in the state. */
 void persist_fd_add(struct held *h);
 void persist_fd_remove(struct held *h);
+/* held_unlink/held_relink: the state forgets h / names it again (records buffered until the commit) */
+void persist_fd_unlink(struct held *h);
+void persist_fd_relink(struct held *h);
+/* The end of a change of held fds only: queued fds to the store, then their records appended to the
+ * state's log (O(1) per change; a full document when the log is due for compaction); groups some of
+ * whose fds went move to a new group.  No-op without the store. */
+void persist_fds_commit(void);
 
 /* free bookkeeping at exit */
 void persist_done(void);
 
-/* Rewrite the state memfd from the live tables (no-op without the store).  Logs on failure. */
+/* Write a new state document from the live tables (no-op without the store): needed for anything but
+ * held fds (instances, updates, verdicts); also pushes queued fds first.  Logs on failure. */
 void persist_state_write(void);
 /* The daemon exits: no more state writes (instances are freed one by one and must not leave the
  * state; an update ended by the teardown must not either).  Call before instance_free_all(). */

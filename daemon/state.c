@@ -48,6 +48,37 @@ static int add(json_object *o, const char *k, json_object *v)
 	return 0;
 }
 
+/* one "fds" entry (also the "fd" of a log record "add") */
+static json_object *fd_to_json(const struct state_fd *sf)
+{
+	json_object *o = json_object_new_object();
+	int r = 0;
+
+	if (!o)
+		return NULL;
+	r |= add(o, "id", json_object_new_uint64(sf->id));
+	r |= add(o, "instance", json_object_new_string(sf->instance));
+	r |= add(o, "name", json_object_new_string(sf->name));
+	r |= add(o, "type", json_object_new_string(sf->type));
+	r |= add(o, "dev", json_object_new_uint64(sf->dev));
+	r |= add(o, "ino", json_object_new_uint64(sf->ino));
+	r |= add(o, "rdev", json_object_new_uint64(sf->rdev));
+	r |= add(o, "created_us", json_object_new_int64(sf->created_us));
+	if (sf->device)
+		r |= add(o, "device", json_object_new_string(sf->device));
+	if (sf->path)
+		r |= add(o, "path", json_object_new_string(sf->path));
+	if (sf->alias_of)
+		r |= add(o, "alias_of", json_object_new_uint64(sf->alias_of));
+	if (sf->group)
+		r |= add(o, "group", json_object_new_uint64(sf->group));
+	if (r < 0) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
 int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len)
 {
 	_cleanup_json_ json_object *root = NULL;
@@ -105,29 +136,12 @@ int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len
 		}
 	}
 	for (size_t i = 0; i < doc->n_fds; i++) {
-		const struct state_fd *sf = &doc->fds[i];
-		json_object *o = json_object_new_object();
+		json_object *o = fd_to_json(&doc->fds[i]);
 
 		if (!o || json_object_array_add(fds, o) < 0) {
 			json_object_put(o);
 			return -ENOMEM;
 		}
-		r |= add(o, "id", json_object_new_uint64(sf->id));
-		r |= add(o, "instance", json_object_new_string(sf->instance));
-		r |= add(o, "name", json_object_new_string(sf->name));
-		r |= add(o, "type", json_object_new_string(sf->type));
-		r |= add(o, "dev", json_object_new_uint64(sf->dev));
-		r |= add(o, "ino", json_object_new_uint64(sf->ino));
-		r |= add(o, "rdev", json_object_new_uint64(sf->rdev));
-		r |= add(o, "created_us", json_object_new_int64(sf->created_us));
-		if (sf->device)
-			r |= add(o, "device", json_object_new_string(sf->device));
-		if (sf->path)
-			r |= add(o, "path", json_object_new_string(sf->path));
-		if (sf->alias_of)
-			r |= add(o, "alias_of", json_object_new_uint64(sf->alias_of));
-		if (r < 0)
-			return -ENOMEM;
 	}
 
 	if (doc->n_updates) {
@@ -398,6 +412,9 @@ static int parse_fd(json_object *o, struct state_fd *sf)
 	if (json_object_object_get_ex(o, "alias_of", &t) && (get_u64(o, "alias_of", &sf->alias_of) < 0 ||
 							      sf->alias_of == 0 || sf->alias_of == sf->id))
 		return -EINVAL;
+	if (json_object_object_get_ex(o, "group", &t) && (get_u64(o, "group", &sf->group) < 0 || sf->group == 0 ||
+							   sf->alias_of))
+		return -EINVAL;
 	r = get_opt_str(o, "device", &sf->device);
 	if (r < 0)
 		return r;
@@ -459,25 +476,41 @@ static int parse_body(const char *buf, size_t len, int depth, json_object **ret)
 	return 0;
 }
 
-int state_index_serialize(uint64_t offset, uint64_t length, char buf[VLUD_STATE_INDEX_SIZE])
+int state_index_serialize_log(uint64_t offset, uint64_t length, uint64_t log_offset, uint64_t log_length,
+			      char buf[VLUD_STATE_INDEX_SIZE])
 {
 	int n;
 
 	if (offset < VLUD_STATE_INDEX_SIZE || offset % VLUD_STATE_INDEX_SIZE || length == 0 ||
-	    length > VLUD_STATE_MAX_BYTES)
+	    length > VLUD_STATE_MAX_BYTES || log_length > VLUD_STATE_MAX_BYTES ||
+	    (log_length && (log_offset < VLUD_STATE_INDEX_SIZE || log_offset % VLUD_STATE_INDEX_SIZE)))
 		return -EINVAL;
 	memset(buf, ' ', VLUD_STATE_INDEX_SIZE);
-	n = snprintf(buf, VLUD_STATE_INDEX_SIZE, "%s %d\n{\"offset\":%llu,\"length\":%llu}\n", VLUD_STATE_MAGIC,
-		     VLUD_STATE_VERSION, (unsigned long long)offset, (unsigned long long)length);
+	if (log_length)
+		n = snprintf(buf, VLUD_STATE_INDEX_SIZE,
+			     "%s %d\n{\"offset\":%llu,\"length\":%llu,\"log_offset\":%llu,\"log_length\":%llu}\n",
+			     VLUD_STATE_MAGIC, VLUD_STATE_VERSION, (unsigned long long)offset, (unsigned long long)length,
+			     (unsigned long long)log_offset, (unsigned long long)log_length);
+	else
+		n = snprintf(buf, VLUD_STATE_INDEX_SIZE, "%s %d\n{\"offset\":%llu,\"length\":%llu}\n",
+			     VLUD_STATE_MAGIC, VLUD_STATE_VERSION, (unsigned long long)offset,
+			     (unsigned long long)length);
 	buf[n] = ' '; /* snprintf's NUL */
 	buf[VLUD_STATE_INDEX_SIZE - 1] = '\n';
 	return 0;
 }
 
-int state_index_parse(const char *buf, size_t len, uint64_t *ret_offset, uint64_t *ret_length)
+int state_index_serialize(uint64_t offset, uint64_t length, char buf[VLUD_STATE_INDEX_SIZE])
+{
+	return state_index_serialize_log(offset, length, 0, 0, buf);
+}
+
+int state_index_parse_log(const char *buf, size_t len, uint64_t *ret_offset, uint64_t *ret_length,
+			  uint64_t *ret_log_offset, uint64_t *ret_log_length)
 {
 	_cleanup_json_ json_object *root = NULL;
-	uint64_t off, l;
+	uint64_t off, l, loff = 0, ll = 0;
+	bool has_log;
 	size_t hlen;
 	int r;
 
@@ -493,15 +526,219 @@ int state_index_parse(const char *buf, size_t len, uint64_t *ret_offset, uint64_
 		return r;
 	json_object_object_foreach(root, key, val) {
 		(void)val;
-		if (strcmp(key, "offset") && strcmp(key, "length"))
+		if (strcmp(key, "offset") && strcmp(key, "length") && strcmp(key, "log_offset") &&
+		    strcmp(key, "log_length"))
 			return -EINVAL;
 	}
 	if (get_u64(root, "offset", &off) < 0 || get_u64(root, "length", &l) < 0)
 		return -EINVAL;
 	if (off < VLUD_STATE_INDEX_SIZE || off % VLUD_STATE_INDEX_SIZE || l == 0 || l > VLUD_STATE_MAX_BYTES)
 		return -EINVAL;
+	has_log = json_object_object_get_ex(root, "log_offset", NULL);
+	if (has_log != json_object_object_get_ex(root, "log_length", NULL))
+		return -EINVAL;
+	if (has_log && (get_u64(root, "log_offset", &loff) < 0 || get_u64(root, "log_length", &ll) < 0 ||
+			loff < VLUD_STATE_INDEX_SIZE || loff % VLUD_STATE_INDEX_SIZE || ll > VLUD_STATE_MAX_BYTES))
+		return -EINVAL;
 	*ret_offset = off;
 	*ret_length = l;
+	if (ret_log_offset)
+		*ret_log_offset = loff;
+	if (ret_log_length)
+		*ret_log_length = ll;
+	return 0;
+}
+
+int state_index_parse(const char *buf, size_t len, uint64_t *ret_offset, uint64_t *ret_length)
+{
+	return state_index_parse_log(buf, len, ret_offset, ret_length, NULL, NULL);
+}
+
+/* ---- the log (state.h "Log records") ---- */
+
+static int to_line(json_object *o, char **ret_buf, size_t *ret_len)
+{
+	const char *text;
+	size_t n;
+	char *buf;
+
+	if (!o)
+		return -ENOMEM;
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	if (!text) {
+		json_object_put(o);
+		return -ENOMEM;
+	}
+	n = strlen(text);
+	buf = malloc(n + 2);
+	if (!buf) {
+		json_object_put(o);
+		return -ENOMEM;
+	}
+	memcpy(buf, text, n);
+	buf[n] = '\n';
+	buf[n + 1] = '\0';
+	json_object_put(o);
+	*ret_buf = buf;
+	*ret_len = n + 1;
+	return 0;
+}
+
+int state_log_add(const struct state_fd *sf, uint64_t next_id, char **ret_buf, size_t *ret_len)
+{
+	json_object *o = json_object_new_object();
+
+	if (!o || add(o, "op", json_object_new_string("add")) < 0 || add(o, "fd", fd_to_json(sf)) < 0 ||
+	    add(o, "next_id", json_object_new_uint64(next_id)) < 0) {
+		json_object_put(o);
+		return -ENOMEM;
+	}
+	return to_line(o, ret_buf, ret_len);
+}
+
+int state_log_del(uint64_t id, char **ret_buf, size_t *ret_len)
+{
+	json_object *o = json_object_new_object();
+
+	if (!o || add(o, "op", json_object_new_string("del")) < 0 || add(o, "id", json_object_new_uint64(id)) < 0) {
+		json_object_put(o);
+		return -ENOMEM;
+	}
+	return to_line(o, ret_buf, ret_len);
+}
+
+int state_log_group(uint64_t group, const uint64_t *ids, size_t n, uint64_t next_id, char **ret_buf, size_t *ret_len)
+{
+	json_object *o = json_object_new_object(), *a = json_object_new_array();
+
+	if (!o || !a || add(o, "op", json_object_new_string("group")) < 0) {
+		json_object_put(o);
+		json_object_put(a);
+		return -ENOMEM;
+	}
+	if (add(o, "ids", a) < 0 || add(o, "group", json_object_new_uint64(group)) < 0 ||
+	    add(o, "next_id", json_object_new_uint64(next_id)) < 0) {
+		json_object_put(o);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (json_object_array_add(a, json_object_new_uint64(ids[i])) < 0) {
+			json_object_put(o);
+			return -ENOMEM;
+		}
+	return to_line(o, ret_buf, ret_len);
+}
+
+static ssize_t find_fd(const struct state_doc *doc, uint64_t id)
+{
+	for (size_t i = 0; i < doc->n_fds; i++)
+		if (doc->fds[i].id == id)
+			return (ssize_t)i;
+	return -1;
+}
+
+static int log_apply_add(struct state_doc *doc, json_object *root)
+{
+	struct state_fd sf = {}, *nv;
+	json_object *fo = member(root, "fd", json_type_object);
+	uint64_t next_id;
+	bool known = false;
+	int r;
+
+	if (!fo || get_u64(root, "next_id", &next_id) < 0)
+		return -EINVAL;
+	r = parse_fd(fo, &sf);
+	for (size_t k = 0; r >= 0 && k < doc->n_instances; k++)
+		if (strcmp(doc->instances[k].name, sf.instance) == 0)
+			known = true;
+	if (r >= 0 && (!known || sf.id >= next_id || find_fd(doc, sf.id) >= 0 ||
+		       (sf.alias_of && find_fd(doc, sf.alias_of) < 0)))
+		r = -EINVAL;
+	for (size_t k = 0; r >= 0 && k < doc->n_fds; k++)
+		if (strcmp(doc->fds[k].instance, sf.instance) == 0 && strcmp(doc->fds[k].name, sf.name) == 0)
+			r = -EINVAL;
+	if (r >= 0 && !(nv = realloc(doc->fds, (doc->n_fds + 1) * sizeof(*nv))))
+		r = -ENOMEM;
+	if (r < 0) {
+		free(sf.device);
+		free(sf.path);
+		return r;
+	}
+	doc->fds = nv;
+	doc->fds[doc->n_fds++] = sf;
+	if (next_id > doc->next_id)
+		doc->next_id = next_id;
+	return 0;
+}
+
+static int log_apply_del(struct state_doc *doc, json_object *root)
+{
+	uint64_t id;
+	ssize_t i;
+
+	if (get_u64(root, "id", &id) < 0 || (i = find_fd(doc, id)) < 0)
+		return -EINVAL;
+	free(doc->fds[i].device);
+	free(doc->fds[i].path);
+	memmove(doc->fds + i, doc->fds + i + 1, (doc->n_fds - (size_t)i - 1) * sizeof(*doc->fds));
+	doc->n_fds--;
+	return 0;
+}
+
+static int log_apply_group(struct state_doc *doc, json_object *root)
+{
+	json_object *a = member(root, "ids", json_type_array);
+	uint64_t group, next_id;
+
+	if (!a || get_u64(root, "group", &group) < 0 || group == 0 || get_u64(root, "next_id", &next_id) < 0 ||
+	    group >= next_id)
+		return -EINVAL;
+	for (size_t k = 0; k < json_object_array_length(a); k++) {
+		json_object *e = json_object_array_get_idx(a, k);
+		ssize_t i;
+
+		if (!json_object_is_type(e, json_type_int) || json_object_get_int64(e) <= 0 ||
+		    (i = find_fd(doc, json_object_get_uint64(e))) < 0 || doc->fds[i].alias_of)
+			return -EINVAL;
+		doc->fds[i].group = group;
+	}
+	if (next_id > doc->next_id)
+		doc->next_id = next_id;
+	return 0;
+}
+
+int state_log_apply(struct state_doc *doc, const char *buf, size_t len)
+{
+	size_t pos = 0;
+
+	if (!doc || (len && !buf) || len > VLUD_STATE_MAX_BYTES)
+		return -EINVAL;
+	while (pos < len) {
+		_cleanup_json_ json_object *root = NULL;
+		const char *nl = memchr(buf + pos, '\n', len - pos);
+		json_object *op;
+		int r;
+
+		if (!nl)
+			return -EINVAL; /* the index covers whole records only */
+		r = parse_body(buf + pos, (size_t)(nl - (buf + pos)), 8, &root);
+		if (r < 0)
+			return r;
+		op = member(root, "op", json_type_string);
+		if (!op)
+			return -EINVAL;
+		if (strcmp(json_object_get_string(op), "add") == 0)
+			r = log_apply_add(doc, root);
+		else if (strcmp(json_object_get_string(op), "del") == 0)
+			r = log_apply_del(doc, root);
+		else if (strcmp(json_object_get_string(op), "group") == 0)
+			r = log_apply_group(doc, root);
+		else
+			r = -EINVAL;
+		if (r < 0)
+			return r;
+		pos = (size_t)(nl - buf) + 1;
+	}
 	return 0;
 }
 

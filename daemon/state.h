@@ -7,7 +7,8 @@
  * Format: the header line "VLUDSTATE 1\n", then one JSON object:
  *   {"next_id":N, "written_us":T,
  *    "instances":[{"name","pid","uid","gid","registered_us","orphaned":bool,"orphaned_us"}],
- *    "fds":[{"id","instance","name","type","dev","ino","rdev","created_us","device"?,"path"?,"alias_of"?}],
+ *    "fds":[{"id","instance","name","type","dev","ino","rdev","created_us","device"?,"path"?,"alias_of"?,
+ *            "group"?}],
  *    "updates"?:[{"instance","id","mode","path","phase","old_pid","new_pid","started_us",
  *                 "devices":[{"name","suspended","reset","released"}]}]}
  * then optional whitespace.  An instance may carry "last_update":{...} (the verdict of its last update,
@@ -91,6 +92,8 @@ struct state_fd {
 	uint64_t alias_of; /* 0, or the id of another fd entry sharing this open file description: this
 			    * one is not in the fd store (systemd de-duplicates identical files) and is
 			    * restored as a dup of that entry's fd */
+	uint64_t group;	   /* 0: stored alone as "h<id>"; else stored with the other memfds of one change under
+			    * the shared name "g<group>" (one FDSTORE datagram), told apart by identity */
 };
 
 struct state_doc {
@@ -125,5 +128,31 @@ int state_index_serialize(uint64_t offset, uint64_t length, char buf[VLUD_STATE_
 /* Parse an index page (len bytes, at most VLUD_STATE_INDEX_SIZE are looked at).  -EPROTO wrong magic,
  * -EPROTONOSUPPORT other version, -EINVAL malformed or out of range (length > VLUD_STATE_MAX_BYTES). */
 int state_index_parse(const char *buf, size_t len, uint64_t *ret_offset, uint64_t *ret_length);
+
+/* The index page with a log: "log_offset"/"log_length" name the records appended since the document
+ * was written (log_length 0: none; the keys are then left out, as older writers did). */
+int state_index_serialize_log(uint64_t offset, uint64_t length, uint64_t log_offset, uint64_t log_length,
+			      char buf[VLUD_STATE_INDEX_SIZE]);
+/* ret_log_* may be NULL; an index without log keys gives 0, 0. */
+int state_index_parse_log(const char *buf, size_t len, uint64_t *ret_offset, uint64_t *ret_length,
+			  uint64_t *ret_log_offset, uint64_t *ret_log_length);
+
+/*
+ * Log records: what changed in the held fds since the document was written, so that one change costs
+ * O(1) bytes, not a rewrite of everything.  One JSON object per line:
+ *   {"op":"add","fd":{an "fds" entry},"next_id":N}     a held fd came
+ *   {"op":"del","id":ID}                               a held fd went
+ *   {"op":"group","ids":[ID,...],"group":G,"next_id":N} these fds are now stored as "g<G>"
+ * The writer appends a record, then rewrites the index page with the new log_length: a record cut
+ * by SIGKILL is outside log_length and never read.  A full rewrite (compaction) empties the log.
+ */
+int state_log_add(const struct state_fd *sf, uint64_t next_id, char **ret_buf, size_t *ret_len);
+int state_log_del(uint64_t id, char **ret_buf, size_t *ret_len);
+int state_log_group(uint64_t group, const uint64_t *ids, size_t n, uint64_t next_id, char **ret_buf,
+		    size_t *ret_len);
+/* Apply the records buf[0..len) to doc (a parsed document).  -EINVAL: a record malformed, unknown or
+ * inconsistent (add of a known id or name or of an unknown instance, del or group of an unknown id, a
+ * record without its newline); doc may then be partly updated (the caller drops it). */
+int state_log_apply(struct state_doc *doc, const char *buf, size_t len);
 
 #endif

@@ -33,7 +33,7 @@ struct series {
 	char modules[16], driver[16], ram[16], path[4];
 	int mem_mb;
 	unsigned runs, runs_ok, updates_failed, lost, dup;
-	struct bstat_samples pause, echo, daemon, first;
+	struct bstat_samples pause, echo, daemon, first, cvq; /* cvq: the verdict's cvq_replay_ms */
 	/* phases: name -> samples (device-side phases from minivmm or the daemon's phases) */
 	char phase_name[MAX_PHASES][40];
 	struct bstat_samples phase[MAX_PHASES];
@@ -150,6 +150,8 @@ static void take_run(json_object *run)
 		else
 			bstat_add(&s->pause, jdbl(u, "pause_ms", NAN));
 		bstat_add(&s->daemon, jdbl(u, "daemon_ms", NAN));
+		if (jget(u, "cvq_replay_ms"))
+			bstat_add(&s->cvq, jdbl(u, "cvq_replay_ms", NAN));
 		if ((ph = jget(u, "phases")))
 			for (size_t k = 0; k < json_object_array_length(ph); k++) {
 				json_object *p = json_object_array_get_idx(ph, k);
@@ -374,6 +376,145 @@ static int demo_report(const char *out, const char *const *logs, unsigned nlogs)
 	return bad || !ok ? 1 : 0;
 }
 
+/* ---- targets: each computed from this run's data; missing data is "not measured", never met ---- */
+
+static struct series *find_series(const char *mods, const char *drv, const char *ram, const char *path, int mem_mb)
+{
+	for (unsigned i = 0; i < nS; i++)
+		if (!strcmp(S[i].modules, mods) && !strcmp(S[i].driver, drv) && !strcmp(S[i].ram, ram) &&
+		    !strcmp(S[i].path, path) && S[i].mem_mb == mem_mb)
+			return &S[i];
+	return NULL;
+}
+
+/* one row of fd.json: mode, op, nfds, held -> its median (us), NAN if absent */
+static double fd_median(json_object *fd, const char *mode, const char *op, int nfds, int held)
+{
+	json_object *modes = jget(fd, "modes");
+
+	for (size_t i = 0; modes && i < json_object_array_length(modes); i++) {
+		json_object *m = json_object_array_get_idx(modes, i), *rows = jget(m, "rows");
+
+		if (!jstr(m, "mode") || strcmp(jstr(m, "mode"), mode))
+			continue;
+		for (size_t k = 0; rows && k < json_object_array_length(rows); k++) {
+			json_object *r = json_object_array_get_idx(rows, k);
+
+			if (jstr(r, "op") && !strcmp(jstr(r, "op"), op) && jdbl(r, "nfds", -1) == nfds &&
+			    jdbl(r, "held", -1) == held)
+				return jdbl(r, "median_us", NAN);
+		}
+	}
+	return NAN;
+}
+
+static void target(FILE *txt, json_object *arr, const char *name, const char *what, double value, const char *op,
+		   double limit, const char *unit, const char *raw)
+{
+	json_object *o = json_object_new_object();
+	const char *verdict = isnan(value) ? "not measured" : value <= limit ? "met" : "not met";
+
+	fprintf(txt, "  %-22s %s %g%s: %s", name, op, limit, unit, verdict);
+	if (!isnan(value))
+		fprintf(txt, ", measured %.3g%s", value, unit);
+	fprintf(txt, "\n    %s; %s\n", what, raw);
+	json_object_object_add(o, "target", json_object_new_string(name));
+	json_object_object_add(o, "what", json_object_new_string(what));
+	json_object_object_add(o, "value", isnan(value) ? NULL : jd(value));
+	json_object_object_add(o, "limit", jd(limit));
+	json_object_object_add(o, "unit", json_object_new_string(unit));
+	json_object_object_add(o, "raw", json_object_new_string(raw));
+	json_object_object_add(o, "result", json_object_new_string(verdict));
+	json_object_array_add(arr, o);
+}
+
+static void targets_report(FILE *txt, json_object *fd, json_object *arr)
+{
+	char raw[1024], mb[16];
+	size_t l = 0;
+	double v, worst;
+	struct series *lo = find_series("patched", "vlud", "touched", "A", 64),
+		      *hi = find_series("patched", "vlud", "touched", "A", 2048);
+
+	fprintf(txt, "Targets (computed from this run; \"not measured\": the data is not in this run)\n");
+	/* 1: exec mode, touched RAM, the first update at 2 GiB against 64 MiB */
+	v = lo && hi && lo->first.n && hi->first.n ? median_of(&hi->first) / median_of(&lo->first) : NAN;
+	snprintf(raw, sizeof(raw), "first update, patched, vlud, touched, path A: 64M %.1f ms, 2G %.1f ms",
+		 lo ? median_of(&lo->first) : NAN, hi ? median_of(&hi->first) : NAN);
+	target(txt, arr, "exec-flat", "pause of the first update at 2 GiB / at 64 MiB", v, "<=", 1.2, "x", raw);
+
+	/* 2: vlud-driven A against minivmm alone, median of updates 2..N, every size: the worst */
+	worst = NAN;
+	raw[0] = 0;
+	for (unsigned i = 0; i < nS; i++) {
+		struct series *a = &S[i], *sa;
+		double r;
+
+		if (strcmp(a->modules, "patched") || strcmp(a->driver, "vlud") || strcmp(a->path, "A") ||
+		    !(sa = find_series(a->modules, "standalone", a->ram, "A", a->mem_mb)))
+			continue;
+		r = median_of(&a->pause) / median_of(&sa->pause);
+		if (isnan(r))
+			continue;
+		if (isnan(worst) || r > worst)
+			worst = r;
+		l = strlen(raw);
+		snprintf(raw + l, sizeof(raw) - l, "%s%s %s %.1f/%.1f ms", l ? ", " : "", a->ram,
+			 mem_str(a->mem_mb, mb, sizeof(mb)), median_of(&a->pause), median_of(&sa->pause));
+	}
+	target(txt, arr, "path-a-vs-standalone", "vlud-driven path A / minivmm alone (median, worst size)", worst, "<=",
+	       1.3, "x", raw[0] ? raw : "no patched A rows of both drivers");
+
+	/* 3: fd store on against off */
+	{
+		double on = fd_median(fd, "fdstore", "fd.store", 1, 1001), off = fd_median(fd, "plain", "fd.store", 1, 1001);
+
+		snprintf(raw, sizeof(raw), "fd.store of 1 fd with 1000 held, median: %.1f us with, %.1f us without", on, off);
+		target(txt, arr, "fdstore-1-of-1000", "fd.store, fd store on / off", on / off, "<=", 2, "x", raw);
+		on = fd_median(fd, "fdstore", "fd.store", 253, 253);
+		off = fd_median(fd, "plain", "fd.store", 253, 253);
+		snprintf(raw, sizeof(raw), "fd.store of 253 fds in one message, median: %.1f us with, %.1f us without", on,
+			 off);
+		target(txt, arr, "fdstore-253", "fd.store, fd store on / off", on / off, "<=", 2, "x", raw);
+	}
+
+	/* 4: recovery after kill -9 at 1000 held fds */
+	{
+		json_object *rec = jget(fd, "recovery");
+
+		v = NAN;
+		raw[0] = 0;
+		for (size_t i = 0; rec && i < json_object_array_length(rec); i++) {
+			json_object *r = json_object_array_get_idx(rec, i);
+			double a = jdbl(jget(r, "answer"), "median_us", NAN) / 1e3;
+
+			l = strlen(raw);
+			snprintf(raw + l, sizeof(raw) - l, "%s%d fds %.1f ms", l ? ", " : "", (int)jdbl(r, "held", 0), a);
+			if (jdbl(r, "held", 0) == 1000)
+				v = a;
+		}
+		target(txt, arr, "recovery-1000", "kill -9 -> every fd adopted and status answered (median, stand-in PID 1)",
+		       v, "<=", 100, " ms", raw[0] ? raw : "no recovery rows");
+	}
+
+	/* 5: vlud's own share of the pause, every path and size it drives: the worst */
+	worst = NAN;
+	raw[0] = 0;
+	for (unsigned i = 0; i < nS; i++) {
+		double d = median_of(&S[i].daemon), pz = median_of(&S[i].pause);
+
+		if (isnan(d) || isnan(pz) || pz <= 0)
+			continue;
+		if (isnan(worst) || d / pz > worst) {
+			worst = d / pz;
+			snprintf(raw, sizeof(raw), "worst: %s %s RAM path %s %s: %.2f of %.1f ms", S[i].modules, S[i].ram,
+				 S[i].path, mem_str(S[i].mem_mb, mb, sizeof(mb)), d, pz);
+		}
+	}
+	target(txt, arr, "vlud-share", "vlud's own time / pause (median, worst row)", isnan(worst) ? NAN : 100 * worst,
+	       "<=", 5, "%", raw[0] ? raw : "no vlud-driven rows");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -420,24 +561,29 @@ int main(int argc, char **argv)
 	fprintf(txt, "Pause of a live update (ms; TCG guest, vdpa_sim_net, loopback traffic at 1000 frames/s)\n");
 	fprintf(txt, "device pause = suspend -> RESUME (A) / DRIVER_OK (B, C); echo gap = largest gap between echoes the\n"
 		     "client saw; 'first' = the first update of each run (not in min/median/max; see docs/BENCH.md)\n\n");
-	fprintf(txt, "%-8s %-10s %-7s %-4s %5s %3s %9s %9s %9s %9s %9s %9s %7s %s\n", "modules", "driver", "ram", "path", "mem", "n",
-		"pause_min", "pause_med", "pause_max", "first", "echo_med", "daemon_md", "share", "runs ok/all, lost, VmPin kB");
+	fprintf(txt, "%-8s %-10s %-7s %-4s %5s %3s %9s %9s %9s %9s %9s %9s %7s %6s %s\n", "modules", "driver", "ram", "path", "mem", "n",
+		"pause_min", "pause_med", "pause_max", "first", "echo_med", "daemon_md", "share", "cvq_md", "runs ok/all, lost, VmPin kB");
 	char cur[64] = "";
 	for (unsigned i = 0; i < nS; i++) {
 		struct series *s = &S[i];
-		struct bstat_summary mp, me, md, mf;
+		struct bstat_summary mp, me, md, mf, mc;
 		json_object *o = json_object_new_object(), *ph = json_object_new_object();
 
 		bstat_summarize(&s->pause, &mp);
 		bstat_summarize(&s->echo, &me);
 		bstat_summarize(&s->daemon, &md);
 		bstat_summarize(&s->first, &mf);
+		bstat_summarize(&s->cvq, &mc);
 		fprintf(txt, "%-8s %-10s %-7s %-4s %5s %3zu %9.1f %9.1f %9.1f %9.1f %9.1f ", s->modules, s->driver, s->ram, s->path,
 			mem_str(s->mem_mb, mb1, sizeof(mb1)), mp.n, mp.min, mp.p50, mp.max, mf.n ? mf.p50 : NAN, me.p50);
 		if (md.n)
 			fprintf(txt, "%9.1f %6.1f%% ", md.p50, mp.p50 > 0 ? 100 * md.p50 / mp.p50 : NAN);
 		else
 			fprintf(txt, "%9s %7s ", "-", "-");
+		if (mc.n)
+			fprintf(txt, "%6.1f ", mc.p50);
+		else
+			fprintf(txt, "%6s ", "-"); /* no cvq_replay_ms in the verdicts (or standalone) */
 		fprintf(txt, "%u/%u, %u, %ld->%ld\n", s->runs_ok, s->runs, s->lost, s->vmpin_before_kb, s->vmpin_after_kb);
 
 		json_object_object_add(o, "modules", json_object_new_string(s->modules));
@@ -453,6 +599,7 @@ int main(int argc, char **argv)
 		json_object_object_add(o, "echo_gap_median_ms", me.n ? jd(me.p50) : NULL);
 		json_object_object_add(o, "echo_gap_max_ms", me.n ? jd(me.max) : NULL);
 		json_object_object_add(o, "daemon_median_ms", md.n ? jd(md.p50) : NULL);
+		json_object_object_add(o, "cvq_replay_median_ms", mc.n ? jd(mc.p50) : NULL);
 		json_object_object_add(o, "runs", json_object_new_int((int)s->runs));
 		json_object_object_add(o, "runs_ok", json_object_new_int((int)s->runs_ok));
 		json_object_object_add(o, "updates_failed", json_object_new_int((int)s->updates_failed));
@@ -574,8 +721,20 @@ int main(int argc, char **argv)
 
 	json_object_object_add(doc, "pause", rows);
 	json_object_object_add(doc, "ratios", ratios);
-	if (fd_path)
-		json_object_object_add(doc, "fd", json_object_from_file(fd_path));
+	{
+		json_object *fd = fd_path ? json_object_from_file(fd_path) : NULL, *tg = json_object_new_array();
+		FILE *tt;
+
+		snprintf(p, sizeof(p), "%s/targets.txt", out);
+		tt = fopen(p, "we");
+		if (!tt)
+			return fprintf(stderr, "bench-report: %s: %m\n", p), 1;
+		targets_report(tt, fd, tg);
+		fclose(tt);
+		json_object_object_add(doc, "targets", tg);
+		if (fd)
+			json_object_object_add(doc, "fd", fd);
+	}
 	if (ctl_path)
 		json_object_object_add(doc, "ctl", json_object_from_file(ctl_path));
 	snprintf(p, sizeof(p), "%s/bench.json", out);

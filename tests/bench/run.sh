@@ -7,7 +7,7 @@
 # vm:     one rig boot per module set (BENCH_MODULES, default "stock patched") running the pause benchmark
 #         (tests/bench/guest-pause.sh) on every path the modules offer at each size of BENCH_MEMS
 #         -> $OUT/vm-<modules>.log (the guest's log of that boot)
-# report: bench-report over what is there -> $OUT/bench.txt, bench.json, pause.dat, pause.png
+# report: bench-report over what is there -> $OUT/bench.txt (targets first), bench.json ("targets"), pause.dat, pause.png
 # all:    host, vm, report.
 # quick:  the whole harness once at tiny sizes (`make bench-quick`, a step of `make check`): host benchmarks
 #         with --quick --reps 3, one guest boot (patched modules, 64 MiB, one update per path and driver),
@@ -153,13 +153,15 @@ do_report() {
 		say "no plot (gnuplot missing or no pause data)"
 	fi
 	{
+		cat "$OUT/targets.txt"
+		echo
 		cat "$OUT/pause.txt"
 		echo
 		cat "$OUT"/load-*.txt 2> /dev/null
 		[ -f "$OUT/fd.txt" ] && cat "$OUT/fd.txt" && echo
 		[ -f "$OUT/ctl.txt" ] && cat "$OUT/ctl.txt"
 	} > "$OUT/bench.txt"
-	cat "$OUT/pause.txt"
+	cat "$OUT/targets.txt" "$OUT/pause.txt"
 	say "results: $OUT/bench.txt, $OUT/bench.json, $OUT/pause.png"
 }
 

@@ -245,6 +245,12 @@ size_t integ_notify_count_prefix(struct integ_notify *n, const char *prefix)
 	return c;
 }
 
+size_t integ_notify_count_held(struct integ_notify *n)
+{
+	/* vlud's held fds: alone as "h<id>", the memfds of one change together as "g<group>" */
+	return integ_notify_count_prefix(n, "h") + integ_notify_count_prefix(n, "g");
+}
+
 int integ_notify_find(struct integ_notify *n, const char *name)
 {
 	int fd;
@@ -313,8 +319,8 @@ int integ_daemon_start(struct integ_daemon *d, const char *dir, const struct int
 {
 	static const struct integ_daemon_opts none;
 	_cleanup_free_ char *cfg = NULL;
-	int pass[VLU_MAX_FDS_PER_MSG + 8];
-	const char *names[VLU_MAX_FDS_PER_MSG + 8];
+	int pass[SDSTORE_MAX + 8]; /* everything the store can hold (the benchmark restarts with 1000 held fds) */
+	const char *names[SDSTORE_MAX + 8];
 	size_t npass = 0;
 	pid_t pid;
 	int r;

@@ -56,6 +56,8 @@ void integ_notify_unlock(struct integ_notify *n);
 /* Process datagrams for up to timeout_ms (returns early once *flag becomes true when flag != NULL). */
 int integ_notify_pump(struct integ_notify *n, int timeout_ms, const bool *flag);
 size_t integ_notify_count_prefix(struct integ_notify *n, const char *prefix);
+/* how many of vlud's held fds are in the store ("h<id>" and "g<group>" names) */
+size_t integ_notify_count_held(struct integ_notify *n);
 int integ_notify_find(struct integ_notify *n, const char *name); /* fd or -ENOENT */
 
 /* ---- the daemon ---- */

@@ -710,8 +710,8 @@ static void test_sigterm(int c)
 	tap_check(r == -ECONNRESET, "sigterm-clients-disconnected", "client saw r=%d", r);
 	tap_check(stat(D.sock, &st) < 0 && errno == ENOENT, "sigterm-socket-removed", "%s still exists", D.sock);
 	/* held fds stay in the fd store across a clean stop (FileDescriptorStorePreserve) */
-	tap_check(integ_notify_count_prefix(&N, "h") >= 1 && integ_notify_find(&N, "state") >= 0,
-		  "sigterm-fdstore-kept", "store has %zu h* fds, state %s", integ_notify_count_prefix(&N, "h"),
+	tap_check(integ_notify_count_held(&N) >= 1 && integ_notify_find(&N, "state") >= 0,
+		  "sigterm-fdstore-kept", "store has %zu held fds, state %s", integ_notify_count_held(&N),
 		  integ_notify_find(&N, "state") >= 0 ? "present" : "missing");
 }
 

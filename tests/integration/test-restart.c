@@ -200,8 +200,8 @@ int main(void)
 			goto out;
 	}
 	integ_notify_pump(&N, 300, NULL);
-	tap_check(integ_notify_count_prefix(&N, "h") == NFDS, "fdstore-has-every-held-fd",
-		  "%zu h* fds in the store, want %d", integ_notify_count_prefix(&N, "h"), NFDS);
+	tap_check(integ_notify_count_held(&N) == NFDS, "fdstore-has-every-held-fd",
+		  "%zu held fds (h*, g*) in the store, want %d", integ_notify_count_held(&N), NFDS);
 	{
 		/* fd.remove takes one out of the store too (FDSTOREREMOVE) */
 		int extra = memfd_create("tmp", MFD_CLOEXEC);
@@ -211,12 +211,12 @@ int main(void)
 		integ_call(vm, "fd.store", "{\"names\":[\"tmp\"]}", &extra, 1, &a, NULL, 0, NULL);
 		close(extra);
 		integ_notify_pump(&N, 300, NULL);
-		before = integ_notify_count_prefix(&N, "h");
+		before = integ_notify_count_held(&N);
 		b = integ_call_json(vm, "fd.remove", "{\"names\":[\"tmp\"]}");
 		integ_notify_pump(&N, 300, NULL);
-		after = integ_notify_count_prefix(&N, "h");
+		after = integ_notify_count_held(&N);
 		tap_check(integ_return(a) && integ_return(b) && before == NFDS + 1 && after == NFDS,
-			  "fdstore-remove", "store h* count %zu after store, %zu after remove", before, after);
+			  "fdstore-remove", "store held count %zu after store, %zu after remove", before, after);
 	}
 	{
 		/* an fd the state does not name: the restarted daemon must drop it and remove it from the store */
@@ -242,8 +242,8 @@ int main(void)
 	integ_notify_pump(&N, 300, NULL);
 	tap_check(integ_notify_find(&N, "h999999") < 0, "restart-unknown-fd-dropped",
 		  "h999999 still in the fd store after the restart");
-	tap_check(integ_notify_count_prefix(&N, "h") == NFDS, "restart-no-fd-lost",
-		  "%zu h* fds in the store, want %d", integ_notify_count_prefix(&N, "h"), NFDS);
+	tap_check(integ_notify_count_held(&N) == NFDS, "restart-no-fd-lost",
+		  "%zu held fds (h*, g*) in the store, want %d", integ_notify_count_held(&N), NFDS);
 	{
 		_cleanup_close_ int c = integ_open_client(D.sock, NULL);
 		_cleanup_json_ json_object *rep = c >= 0 ? integ_call_json(c, "instance.list", NULL) : NULL;
@@ -280,8 +280,8 @@ int main(void)
 		tap_check(N.sd.status[0] != 0, "status-line", "no STATUS= sent");
 	}
 	integ_notify_pump(&N, 300, NULL);
-	tap_check(integ_notify_count_prefix(&N, "h") == NFDS, "restart2-no-fd-lost", "%zu h* fds in the store",
-		  integ_notify_count_prefix(&N, "h"));
+	tap_check(integ_notify_count_held(&N) == NFDS, "restart2-no-fd-lost", "%zu held fds (h*, g*) in the store",
+		  integ_notify_count_held(&N));
 	check_retrieve("restart2", 2);
 	{
 		_cleanup_close_ int c = integ_open_client(D.sock, NULL);

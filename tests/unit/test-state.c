@@ -626,6 +626,127 @@ static void update_limits(void **unused)
 	assert_false(state_phase_known("") || state_phase_known("Save") || state_phase_known("saved"));
 }
 
+/* the log after the document: records applied in order, a cut or inconsistent record refused */
+static char *log_of(struct state_doc *d, const struct state_fd *add, uint64_t del)
+{
+	char *line = NULL;
+	size_t len = 0;
+
+	if (add)
+		assert_int_equal(state_log_add(add, d->next_id + 5, &line, &len), 0);
+	else
+		assert_int_equal(state_log_del(del, &line, &len), 0);
+	assert_int_equal(line[len - 1], '\n');
+	assert_null(memchr(line, '\n', len - 1));
+	return line;
+}
+
+static void parsed_sample(struct state_doc *out)
+{
+	struct state_instance insts[2];
+	struct state_fd fds[3];
+	struct state_doc d;
+	char *buf = NULL;
+	size_t len = 0;
+
+	fill_doc(&d, insts, fds);
+	assert_int_equal(state_serialize(&d, &buf, &len), 0);
+	assert_int_equal(state_parse(buf, len, out), 0);
+	free(buf);
+}
+
+static void log_records(void **unused)
+{
+	struct state_doc doc;
+	struct state_fd nf = { .id = 9, .dev = 1, .ino = 2, .created_us = 3, .group = 9 };
+	char *a, *b, *g = NULL, *all;
+	size_t glen = 0, n;
+	uint64_t ids[] = { 1, 9 };
+
+	(void)unused;
+	strcpy(nf.instance, "vm-1");
+	strcpy(nf.name, "kick");
+	strcpy(nf.type, "memfd");
+	parsed_sample(&doc);
+	a = log_of(&doc, &nf, 0);
+	b = log_of(&doc, NULL, 7);
+	assert_int_equal(state_log_group(20, ids, 2, 21, &g, &glen), 0);
+	n = strlen(a) + strlen(b) + glen;
+	all = malloc(n + 1);
+	snprintf(all, n + 1, "%s%s%s", a, b, g);
+	assert_int_equal(state_log_apply(&doc, all, n), 0);
+	assert_int_equal(doc.n_fds, 3); /* 3 + kick - vdpa:vdpa0 */
+	assert_true(doc.next_id == 21);
+	for (size_t i = 0; i < doc.n_fds; i++) {
+		assert_true(doc.fds[i].id != 7);
+		if (doc.fds[i].id == 1 || doc.fds[i].id == 9)
+			assert_true(doc.fds[i].group == 20);
+	}
+	state_doc_done(&doc);
+
+	/* a record cut by a kill (no newline) or a log ending half-way: refused */
+	parsed_sample(&doc);
+	assert_int_equal(state_log_apply(&doc, a, strlen(a) - 1), -EINVAL);
+	state_doc_done(&doc);
+	parsed_sample(&doc);
+	assert_int_equal(state_log_apply(&doc, all, strlen(a) + 5), -EINVAL);
+	state_doc_done(&doc);
+	/* the same add twice, a del of an unknown id, a group of an alias: refused */
+	parsed_sample(&doc);
+	snprintf(all, n + 1, "%s%s", a, a);
+	assert_int_equal(state_log_apply(&doc, all, strlen(all)), -EINVAL);
+	state_doc_done(&doc);
+	parsed_sample(&doc);
+	free(b);
+	b = log_of(&doc, NULL, 12345);
+	assert_int_equal(state_log_apply(&doc, b, strlen(b)), -EINVAL);
+	state_doc_done(&doc);
+	parsed_sample(&doc);
+	free(g);
+	ids[0] = 3; /* fds[2] is an alias */
+	assert_int_equal(state_log_group(20, ids, 1, 21, &g, &glen), 0);
+	assert_int_equal(state_log_apply(&doc, g, glen), -EINVAL);
+	state_doc_done(&doc);
+	/* garbage, an unknown op; an empty log changes nothing */
+	parsed_sample(&doc);
+	assert_int_equal(state_log_apply(&doc, "{\"op\":\"zap\"}\n", 14), -EINVAL);
+	assert_int_equal(state_log_apply(&doc, "xx\n", 3), -EINVAL);
+	state_doc_done(&doc);
+	parsed_sample(&doc);
+	assert_int_equal(state_log_apply(&doc, "", 0), 0);
+	assert_int_equal(doc.n_fds, 3);
+	state_doc_done(&doc);
+	free(a);
+	free(b);
+	free(g);
+	free(all);
+}
+
+/* the index page with a log */
+static void index_log(void **unused)
+{
+	char page[VLUD_STATE_INDEX_SIZE];
+	uint64_t off = 0, len = 0, loff = 1, llen = 1;
+
+	(void)unused;
+	assert_int_equal(state_index_serialize_log(8192, 1234, 16384, 99, page), 0);
+	assert_int_equal(state_index_parse_log(page, sizeof(page), &off, &len, &loff, &llen), 0);
+	assert_true(off == 8192 && len == 1234 && loff == 16384 && llen == 99);
+	/* the old parser reads the document part of it */
+	assert_int_equal(state_index_parse(page, sizeof(page), &off, &len), 0);
+	/* no log: the keys are left out and read back as 0, 0 */
+	assert_int_equal(state_index_serialize_log(8192, 1234, 16384, 0, page), 0);
+	assert_null(memmem(page, sizeof(page), "log_", 4));
+	assert_int_equal(state_index_parse_log(page, sizeof(page), &off, &len, &loff, &llen), 0);
+	assert_true(loff == 0 && llen == 0);
+	/* a log inside the index page or not page aligned; one key without the other */
+	assert_int_equal(state_index_serialize_log(8192, 1234, 0, 10, page), -EINVAL);
+	assert_int_equal(state_index_serialize_log(8192, 1234, 5000, 10, page), -EINVAL);
+	assert_int_equal(state_index_parse_log("VLUDSTATE 1\n{\"offset\":8192,\"length\":1,\"log_offset\":8192}\n", 52,
+					       &off, &len, &loff, &llen),
+			 -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -641,6 +762,8 @@ int main(void)
 		{ "daemon/state/update-old-doc", update_old_doc, NULL, NULL, NULL },
 		{ "daemon/state/update-malformed", update_malformed, NULL, NULL, NULL },
 		{ "daemon/state/update-limits", update_limits, NULL, NULL, NULL },
+		{ "daemon/state/log-records", log_records, NULL, NULL, NULL },
+		{ "daemon/state/index-log", index_log, NULL, NULL, NULL },
 	};
 
 	return cmocka_run_group_tests_name("daemon/state", tests, NULL, NULL);
