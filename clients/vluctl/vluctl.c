@@ -1373,8 +1373,11 @@ static __attribute__((noreturn)) void run_child(struct run_args *a, const char *
 
 static json_object *run_device_json(const struct run_device *d)
 {
-	json_object *o = json_object_new_object(), *f = json_object_array_get_idx(jget(d->info, "fds"), 0);
+	json_object *o = json_object_new_object(), *f = NULL, *fds = jget(d->info, "fds");
 	json_object *dev = jget(d->info, "device");
+
+	if (fds && json_object_is_type(fds, json_type_array))
+		f = json_object_array_get_idx(fds, 0);
 
 	if (d->stored) {
 		struct stat st;
