@@ -1238,20 +1238,18 @@ static int run_find_program(const char *prog, char **ret)
 	return err == ENOENT ? RUN_EXIT_NOT_FOUND : RUN_EXIT_NOT_EXEC;
 }
 
-static void run_report_write(const char *file, json_object *report)
+/* (Re)write the report into fd (opened by the caller before the drop to --user; -EBADF: none). */
+static void run_report_write(int fd, json_object *report)
 {
-	FILE *f;
+	const char *s;
+	size_t len;
 
-	if (!file)
+	if (fd < 0)
 		return;
-	f = fopen(file, "we");
-	if (!f) {
-		fprintf(stderr, "vluctl: run: --report %s: %s\n", file, strerror(errno));
-		return;
-	}
-	fprintf(f, "%s\n", json_object_to_json_string_ext(report, JSON_C_TO_STRING_PLAIN |
-									  JSON_C_TO_STRING_NOSLASHESCAPE));
-	fclose(f);
+	s = json_object_to_json_string_ext(report, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	len = strlen(s);
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, s, len, 0) != (ssize_t)len || pwrite(fd, "\n", 1, (off_t)len) != 1)
+		fprintf(stderr, "vluctl: run: --report: %s\n", strerror(errno));
 }
 
 /* The names of the fds the instance holds (fd.list), as one JSON array; NULL on failure. */
@@ -1441,6 +1439,7 @@ static int verb_run(int argc, char **argv)
 	sigset_t block, oldmask;
 	struct vlu *v = NULL;
 	int errpipe[2] = { -EBADF, -EBADF };
+	_cleanup_close_ int report_fd = -EBADF;
 	int c, r, ex, status, err = 0;
 	uid_t uid = getuid();
 	gid_t gid = getgid();
@@ -1489,6 +1488,14 @@ static int verb_run(int argc, char **argv)
 	if (run_check_devices(&a) < 0)
 		return EXIT_USAGE;
 
+	/* the report file is the caller's: opened before the drop */
+	if (a.report) {
+		report_fd = open(a.report, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+		if (report_fd < 0) {
+			fprintf(stderr, "vluctl: run: --report %s: %s\n", a.report, strerror(errno));
+			return EXIT_ERROR;
+		}
+	}
 	/* the uid vlud must see is the instance's: drop before connecting */
 	if (a.user && (ex = run_drop_user(a.user, &uid, &gid)) != EXIT_OK)
 		return ex;
@@ -1576,7 +1583,7 @@ static int verb_run(int argc, char **argv)
 	}
 	fprintf(stderr, "vluctl: run: instance %s (%s) runs %s as pid %d, uid %u gid %u\n", a.instance,
 		reattached ? "reattached" : "registered", prog, (int)child, (unsigned)uid, (unsigned)gid);
-	run_report_write(a.report, report);
+	run_report_write(report_fd, report);
 
 	status = run_wait(child);
 	json_object *jexit = json_object_new_object();
@@ -1604,7 +1611,7 @@ static int verb_run(int argc, char **argv)
 		"orphaned now: `vluctl run %s ...` again reopens its devices, `vluctl release %s` frees them\n",
 		prog, (int)child, how, now_ms() - t0, a.instance, held ? json_object_array_length(held) : 0,
 		a.instance, a.instance);
-	run_report_write(a.report, report);
+	run_report_write(report_fd, report);
 	goto out;
 
 refused:

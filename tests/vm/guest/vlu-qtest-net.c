@@ -17,7 +17,7 @@
  * area.  Every frame must come back on RX (vdpa_sim_net loops TX to RX; QEMU's userspace `-netdev socket`
  * with udp= and localaddr= on the same port does too, for a run without a vDPA device), in order, byte
  * for byte.  --wait-eof: after the traffic keep the qtest connection until QEMU closes it (killed), so
- * that a scenario can kill QEMU at a known point.
+ * that a scenario can kill QEMU at a known point.  --trace N: the first N commands and replies on stderr.
  *
  * TAP lines "<TAG>.<check>" (TAG default: $VLUD_SCENARIO/qtest-net); then one line
  * "qtest-net sent=N received=N lost=N corrupt=N reordered=N" on stderr.  Exit 0 if all passed.
@@ -42,6 +42,7 @@ static const char *tag;
 static int failures;
 static int qfd = -1;
 static int timeout_s = 60;
+static unsigned trace; /* --trace N: the first N commands and replies on stderr */
 
 static void tap(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void tap(bool ok, const char *fmt, ...)
@@ -137,6 +138,10 @@ static const char *q_cmd(const char *fmt, ...)
 		off += (int)k;
 	}
 	l = q_line();
+	if (trace) {
+		trace--;
+		fprintf(stderr, "qtest> %.*s\nqtest< %.200s\n", n - 1 > 200 ? 200 : n - 1, cmd, l);
+	}
 	if (strncmp(l, "OK", 2) != 0)
 		die("qtest: %.*s -> %s", n - 1 < 60 ? n - 1 : 60, cmd, l);
 	return l[2] == ' ' ? l + 3 : l + 2;
@@ -371,6 +376,7 @@ int main(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' }, { "tag", required_argument, NULL, 'T' },
 		{ "frames", required_argument, NULL, 'n' }, { "queue-size", required_argument, NULL, 'q' },
 		{ "timeout", required_argument, NULL, 't' }, { "wait-eof", no_argument, NULL, 'w' },
+		{ "trace", required_argument, NULL, 'x' },
 		{},
 	};
 	const char *path = NULL;
@@ -382,7 +388,7 @@ int main(int argc, char **argv)
 
 	snprintf(deftag, sizeof(deftag), "%s/qtest-net", getenv("VLUD_SCENARIO") ?: "vlu-qtest-net");
 	tag = deftag;
-	while ((c = getopt_long(argc, argv, "s:T:n:q:t:w", opts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "s:T:n:q:t:wx:", opts, NULL)) >= 0) {
 		switch (c) {
 		case 's': path = optarg; break;
 		case 'T': tag = optarg; break;
@@ -390,9 +396,10 @@ int main(int argc, char **argv)
 		case 'q': qsize = (unsigned)strtoul(optarg, NULL, 0); break;
 		case 't': timeout_s = atoi(optarg); break;
 		case 'w': wait_eof = true; break;
+		case 'x': trace = (unsigned)strtoul(optarg, NULL, 0); break;
 		default:
 			fprintf(stderr, "usage: vlu-qtest-net --socket PATH [--tag TAG] [--frames N] [--queue-size Q] "
-					"[--timeout S] [--wait-eof]\n");
+					"[--timeout S] [--wait-eof] [--trace N]\n");
 			return 2;
 		}
 	}
@@ -418,6 +425,23 @@ int main(int argc, char **argv)
 	close(lfd);
 	unlink(path);
 	tap(true, "qemu-connected");
+
+	/* QEMU answers qtest before its machine is settled (the host bridge's id reads as garbage for a
+	 * moment): wait until 00:00.0 reads the same sane id for a second */
+	double ready_by = now_s() + timeout_s, stable_since = 0;
+	uint32_t last = 0;
+	for (;;) {
+		pci_dev = 0;
+		uint32_t id = cfg_readl(0);
+		if (id != last || id == 0xffffffff || (id & 0xffff) == 0 || (id & 0xffff) == 0xffff)
+			stable_since = now_s();
+		last = id;
+		if (now_s() - stable_since >= 1.0)
+			break;
+		if (now_s() > ready_by)
+			die("qemu: 00:00.0 does not read a stable id (last 0x%08x)", id);
+		usleep(50000);
+	}
 
 	pci_setup();
 
