@@ -60,6 +60,10 @@ static void tap(bool ok, const char *fmt, ...)
 }
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* a setup step that may see a machine not settled yet: the reason, and the attempt starts over */
+static char retry_why[256];
+#define RETRY(...) do { snprintf(retry_why, sizeof(retry_why), __VA_ARGS__); return -1; } while (0)
 static void die(const char *fmt, ...)
 {
 	char msg[512];
@@ -216,34 +220,39 @@ static uint32_t notify_mul;
 #define MMIO_BASE 0xe0000000ull
 
 /* Size, place (at the next free address aligned to its size) and return the address of BAR b. */
-static uint64_t bar_assign(unsigned b)
+static int bar_assign(unsigned b, uint64_t *ret)
 {
 	static uint64_t next = MMIO_BASE;
 	unsigned off = 0x10 + 4 * b;
 	uint32_t lo = cfg_readl(off), sz;
 	bool is64 = (lo & 6) == 4;
 
-	if (bar_addr[b])
-		return bar_addr[b];
+	if (bar_addr[b]) {
+		*ret = bar_addr[b];
+		return 0;
+	}
 	if (lo & 1)
-		die("BAR%u is an I/O BAR (the virtio capabilities are expected in memory)", b);
+		RETRY("BAR%u is an I/O BAR (the virtio capabilities are expected in memory)", b);
 	cfg_writel(off, 0xffffffff);
 	sz = ~(cfg_readl(off) & ~0xfu) + 1;
 	if (!sz)
-		die("BAR%u: size 0", b);
+		RETRY("BAR%u: size 0", b);
 	next = (next + sz - 1) & ~((uint64_t)sz - 1);
 	cfg_writel(off, (uint32_t)next);
 	if (is64)
 		cfg_writel(off + 4, (uint32_t)(next >> 32));
 	bar_addr[b] = next;
 	next += sz;
-	return bar_addr[b];
+	*ret = bar_addr[b];
+	return 0;
 }
 
-static void pci_setup(void)
+static int pci_setup(void)
 {
 	unsigned found = 0;
 
+	memset(bar_addr, 0, sizeof(bar_addr));
+	common = notify = devcfg = 0;
 	for (unsigned d = 0; d < 32 && !found; d++) {
 		pci_dev = d << 3;
 		uint32_t id = cfg_readl(0);
@@ -251,10 +260,9 @@ static void pci_setup(void)
 			found = d + 1;
 	}
 	if (!found)
-		die("pci: no virtio-net function (1af4:1041 or 1af4:1000) on bus 0");
-	tap(true, "pci: virtio-net at 00:%02x.0 (id %08x)", found - 1, cfg_readl(0));
+		RETRY("pci: no virtio-net function (1af4:1041 or 1af4:1000) on bus 0");
 	if (!(cfg_readl(4) >> 16 & 0x10))
-		die("pci: no capability list");
+		RETRY("pci: no capability list");
 	for (unsigned p = cfg_readb(0x34) & 0xfc; p; p = cfg_readb(p + 1) & 0xfc) {
 		if (cfg_readb(p) != 0x09) /* vendor specific */
 			continue;
@@ -263,7 +271,10 @@ static void pci_setup(void)
 
 		if (type < CAP_COMMON || type > CAP_DEVICE || bar > 5)
 			continue;
-		uint64_t a = bar_assign(bar) + off;
+		uint64_t a;
+		if (bar_assign(bar, &a) < 0)
+			return -1;
+		a += off;
 		if (type == CAP_COMMON && !common)
 			common = a;
 		else if (type == CAP_NOTIFY && !notify) {
@@ -273,11 +284,13 @@ static void pci_setup(void)
 			devcfg = a;
 	}
 	if (!common || !notify)
-		die("pci: virtio-pci common or notify capability missing (a legacy-only device?)");
+		RETRY("pci: virtio-pci common or notify capability missing (a legacy-only device?)");
 	/* memory decoding and bus mastering (the device reads and writes guest RAM) */
 	cfg_writel(4, (cfg_readl(4) & 0xffff) | 0x6);
+	tap(true, "pci: virtio-net at 00:%02x.0 (id %08x)", found - 1, cfg_readl(0));
 	tap(true, "pci: capabilities common 0x%" PRIx64 " notify 0x%" PRIx64 " (x%u) device 0x%" PRIx64, common,
 	    notify, notify_mul, devcfg);
+	return 0;
 }
 
 /* ---------------------------------------------------------------- rings */
@@ -443,21 +456,32 @@ int main(int argc, char **argv)
 		usleep(50000);
 	}
 
-	pci_setup();
-
-	/* reset, acknowledge, negotiate */
-	writeb(common + C_STATUS, 0);
-	for (int i = 0; readb(common + C_STATUS) != 0; i++)
-		if (i > 1000)
-			die("reset: status does not read back 0");
-	writeb(common + C_STATUS, S_ACK);
-	writeb(common + C_STATUS, S_ACK | S_DRIVER);
-	writel(common + C_DFSELECT, 0);
-	uint64_t df = readl(common + C_DF);
-	writel(common + C_DFSELECT, 1);
-	df |= (uint64_t)readl(common + C_DF) << 32;
-	if (!(df & F_VERSION_1))
-		die("features: the device does not offer VIRTIO_F_VERSION_1 (0x%" PRIx64 ")", df);
+	/* and it still answered some of the first capability reads wrongly in the rig: the discovery and
+	 * the first feature read are tried again (every 0.5 s, up to the timeout) until they make sense */
+	uint64_t df = 0;
+	for (unsigned attempt = 1;; attempt++) {
+		if (pci_setup() == 0) {
+			/* reset, acknowledge, read the features */
+			writeb(common + C_STATUS, 0);
+			if (readb(common + C_STATUS) == 0) {
+				writeb(common + C_STATUS, S_ACK);
+				writeb(common + C_STATUS, S_ACK | S_DRIVER);
+				writel(common + C_DFSELECT, 0);
+				df = readl(common + C_DF);
+				writel(common + C_DFSELECT, 1);
+				df |= (uint64_t)readl(common + C_DF) << 32;
+				if (df & F_VERSION_1)
+					break;
+				snprintf(retry_why, sizeof(retry_why),
+					 "features: the device does not offer VIRTIO_F_VERSION_1 (0x%" PRIx64 ")", df);
+			} else
+				snprintf(retry_why, sizeof(retry_why), "reset: status does not read back 0");
+		}
+		printf("# %s: attempt %u: %s\n", tag, attempt, retry_why);
+		if (now_s() > ready_by)
+			die("%s (after %u attempts)", retry_why, attempt);
+		usleep(500000);
+	}
 	uint64_t gf = F_VERSION_1 | (df & F_MAC);
 	writel(common + C_GFSELECT, 0);
 	writel(common + C_GF, (uint32_t)gf);

@@ -37,7 +37,7 @@ QARGS="-machine q35 -m 32M -nodefaults -no-user-config -display none -qtest-log 
 
 # launch RUN: the qtest driver on RUN.sock, then QEMU through vluctl run; waits for the traffic
 launch() {
-	vlu-qtest-net --socket "$PWD/$1.sock" --tag "$S/$1" --frames 256 --queue-size 64 --timeout 120 --wait-eof --trace 40 \
+	vlu-qtest-net --socket "$PWD/$1.sock" --tag "$S/$1" --frames 256 --queue-size 64 --timeout 120 --wait-eof --trace 120 \
 		> "$1.tap" 2> "$1.err" &
 	QT=$!
 	wait_until 100 test -S "$PWD/$1.sock"
