@@ -1548,6 +1548,8 @@ static int verb_run(int argc, char **argv)
 		ex = EXIT_ERROR;
 		goto refused;
 	}
+	/* a caller that ignores SIGCHLD would have the program reaped behind our back */
+	signal(SIGCHLD, SIG_DFL);
 	sigemptyset(&block);
 	sigaddset(&block, SIGCHLD);
 	for (size_t i = 0; i < ELEMENTSOF(run_forwarded); i++)
