@@ -9,14 +9,23 @@
  * 2 usage, 3 cannot connect / connection lost, 4 timeout.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "basics.h"
 #include "vlu-proto.h"
@@ -1048,6 +1057,585 @@ static int verb_release(int argc, char **argv)
 	return simple("instance.release", args, NULL, NULL);
 }
 
+/* ---------------------------------------------------------------- run */
+
+/* `vluctl run`: the launcher of an unmodified VMM (one that takes its device fds by number, e.g. QEMU's
+ * `-netdev vhost-vdpa,vhostfd=N`).  It drops to --user first (so vlud sees the instance's own uid),
+ * registers the instance (reattach: an orphan of a killed run is adopted), has vlud open each device
+ * (a device an orphan still holds is closed and opened afresh: the dead VMM's owner and mappings go
+ * with the close), then forks: the child places the fds at the numbers named and execs the program;
+ * the parent stays, a small supervisor holding the vlud connection (so the instance stays attached
+ * while the program runs and is orphaned, devices kept, when both are gone), forwards signals and
+ * reports the program's exit.  The child dies with the parent (PR_SET_PDEATHSIG). */
+
+#define RUN_MAX_DEVICES 16
+#define RUN_EXIT_NOT_FOUND 127
+#define RUN_EXIT_NOT_EXEC 126
+
+struct run_device {
+	const char *device; /* vdpa device name or node path, as given; --fd: the stored fd's name */
+	bool stored;	    /* --fd: an fd the instance stored (fd.retrieve), not a device */
+	int target;	    /* the fd number in the program */
+	int fd;		    /* our copy of vlud's fd, -EBADF */
+	bool reopened;	    /* an orphan held it: closed and opened afresh */
+	json_object *info;  /* device.open's return */
+};
+
+struct run_args {
+	const char *instance;
+	const char *user;
+	const char *report;
+	bool allow_stdio;
+	struct run_device dev[RUN_MAX_DEVICES];
+	size_t ndev;
+	char **argv; /* the program and its arguments */
+};
+
+static int run_parse_device(struct run_args *a, const char *spec, bool stored)
+{
+	const char *opt = stored ? "--fd" : "--device";
+	const char *eq = strrchr(spec, '=');
+	struct rlimit rl = { .rlim_cur = 1024 };
+	char *end;
+	long n;
+
+	if (!eq || eq == spec || !eq[1]) {
+		fprintf(stderr, "vluctl: run: %s wants NAME=FD (e.g. %s=3): %s\n", opt, stored ? "ram" : "vdpa0", spec);
+		return -EINVAL;
+	}
+	errno = 0;
+	n = strtol(eq + 1, &end, 10);
+	(void)getrlimit(RLIMIT_NOFILE, &rl);
+	if (errno || *end || n < 0 || (rlim_t)n >= rl.rlim_cur || n > INT_MAX) {
+		fprintf(stderr, "vluctl: run: %s %s: the fd number must be 0..%llu (RLIMIT_NOFILE)\n", opt, spec,
+			(unsigned long long)rl.rlim_cur - 1);
+		return -EINVAL;
+	}
+	if (a->ndev >= RUN_MAX_DEVICES) {
+		fprintf(stderr, "vluctl: run: at most %d devices\n", RUN_MAX_DEVICES);
+		return -E2BIG;
+	}
+	a->dev[a->ndev] = (struct run_device){ .device = strndup(spec, (size_t)(eq - spec)), .target = (int)n,
+					      .fd = -EBADF, .stored = stored };
+	if (!a->dev[a->ndev].device)
+		return -ENOMEM;
+	a->ndev++;
+	return 0;
+}
+
+/* the fd numbers: distinct, distinct devices, 0..2 only with --allow-stdio */
+static int run_check_devices(const struct run_args *a)
+{
+	for (size_t i = 0; i < a->ndev; i++) {
+		if (a->dev[i].target <= 2 && !a->allow_stdio) {
+			fprintf(stderr,
+				"vluctl: run: %s %s=%d would replace the program's %s: refused (--allow-stdio "
+				"to mean it)\n",
+				a->dev[i].stored ? "--fd" : "--device", a->dev[i].device, a->dev[i].target,
+				a->dev[i].target == 0 ? "stdin" : a->dev[i].target == 1 ? "stdout" : "stderr");
+			return -EINVAL;
+		}
+		for (size_t k = 0; k < i; k++) {
+			if (a->dev[k].target == a->dev[i].target) {
+				fprintf(stderr, "vluctl: run: fd %d named twice (%s and %s)\n", a->dev[i].target,
+					a->dev[k].device, a->dev[i].device);
+				return -EINVAL;
+			}
+			if (strcmp(a->dev[k].device, a->dev[i].device) == 0) {
+				fprintf(stderr, "vluctl: run: %s named twice\n", a->dev[i].device);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Become USER (name or number): groups, gid, uid, in that order; only root may change.  0 or exit code. */
+static int run_drop_user(const char *user, uid_t *ret_uid, gid_t *ret_gid)
+{
+	struct passwd *pw;
+	uid_t uid;
+	gid_t gid;
+	char *end;
+
+	errno = 0;
+	pw = getpwnam(user);
+	if (!pw) {
+		unsigned long n = strtoul(user, &end, 10);
+
+		if (!*user || *end || n >= (uid_t)-1) {
+			fprintf(stderr, "vluctl: run: --user %s: no such user\n", user);
+			return EXIT_USAGE;
+		}
+		pw = getpwuid((uid_t)n);
+		uid = (uid_t)n;
+		gid = pw ? pw->pw_gid : (gid_t)n;
+	} else {
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+	}
+	if (geteuid() != 0) {
+		if (uid == getuid() && uid == geteuid())
+			goto done;
+		fprintf(stderr, "vluctl: run: --user %s needs root (running as uid %u)\n", user, (unsigned)geteuid());
+		return EXIT_ERROR;
+	}
+	if ((pw ? initgroups(pw->pw_name, gid) : setgroups(0, NULL)) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
+		fprintf(stderr, "vluctl: run: cannot become uid %u gid %u: %s\n", (unsigned)uid, (unsigned)gid,
+			strerror(errno));
+		return EXIT_ERROR;
+	}
+	if (uid != 0 && (setuid(0) == 0 || geteuid() != uid || getegid() != gid)) {
+		fprintf(stderr, "vluctl: run: the drop to uid %u did not hold\n", (unsigned)uid);
+		return EXIT_ERROR;
+	}
+done:
+	*ret_uid = uid;
+	*ret_gid = gid;
+	return EXIT_OK;
+}
+
+/* The program as execvp() would find it (PATH search), checked executable by the uid we run as:
+ * 0 and *ret (malloc'd), or RUN_EXIT_NOT_FOUND / RUN_EXIT_NOT_EXEC with the reason on stderr. */
+static int run_find_program(const char *prog, char **ret)
+{
+	const char *path = getenv("PATH");
+	int err = ENOENT;
+
+	if (!*prog) {
+		fprintf(stderr, "vluctl: run: empty program name\n");
+		return RUN_EXIT_NOT_FOUND;
+	}
+	if (strchr(prog, '/')) {
+		if (access(prog, X_OK) == 0) {
+			*ret = strdup(prog);
+			return *ret ? 0 : EXIT_ERROR;
+		}
+		err = errno;
+	} else {
+		if (!path || !*path)
+			path = "/usr/local/bin:/usr/bin:/bin";
+		for (const char *p = path; p; p = strchr(p, ':') ? strchr(p, ':') + 1 : NULL) {
+			size_t len = strcspn(p, ":");
+			char *cand = NULL;
+
+			if (asprintf(&cand, "%.*s%s%s", (int)len, p, len ? "/" : "", prog) < 0)
+				return EXIT_ERROR;
+			if (access(cand, X_OK) == 0) {
+				struct stat st;
+
+				if (stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
+					*ret = cand;
+					return 0;
+				}
+			} else if (errno == EACCES)
+				err = EACCES;
+			free(cand);
+		}
+	}
+	fprintf(stderr, "vluctl: run: %s: %s\n", prog,
+		err == ENOENT ? "program not found" : err == EACCES ? "not executable" : strerror(err));
+	return err == ENOENT ? RUN_EXIT_NOT_FOUND : RUN_EXIT_NOT_EXEC;
+}
+
+/* (Re)write the report into fd (opened by the caller before the drop to --user; -EBADF: none). */
+static void run_report_write(int fd, json_object *report)
+{
+	const char *s;
+	size_t len;
+
+	if (fd < 0)
+		return;
+	s = json_object_to_json_string_ext(report, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	len = strlen(s);
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, s, len, 0) != (ssize_t)len || pwrite(fd, "\n", 1, (off_t)len) != 1)
+		fprintf(stderr, "vluctl: run: --report: %s\n", strerror(errno));
+}
+
+/* The names of the fds the instance holds (fd.list), as one JSON array; NULL on failure. */
+static json_object *run_held(struct vlu *v, const char *instance)
+{
+	_cleanup_json_ json_object *args = json_object_new_object(), *ret = NULL;
+	json_object *fds, *names;
+
+	json_object_object_add(args, "instance", json_object_new_string(instance));
+	if (vlu_call(v, "fd.list", args, NULL, 0, arg_timeout, &ret, NULL, NULL) < 0)
+		return NULL;
+	fds = jget(ret, "fds");
+	names = json_object_new_array();
+	for (size_t i = 0; fds && i < json_object_array_length(fds); i++) {
+		json_object *e = json_object_array_get_idx(fds, i);
+
+		json_object_array_add(names, json_object_new_object());
+		json_object_object_add(json_object_array_get_idx(names, i), "name",
+				       json_object_get(jget(e, "name")));
+		json_object_object_add(json_object_array_get_idx(names, i), "device",
+				       json_object_get(jget(e, "device")));
+	}
+	return names;
+}
+
+/* Open (or, when the reattached orphan holds it, close and reopen) each device.  0 or an exit code. */
+static int run_open_devices(struct vlu *v, struct run_args *a, json_object *held)
+{
+	for (size_t i = 0; i < a->ndev; i++) {
+		struct run_device *d = &a->dev[i];
+		_cleanup_json_ json_object *args = json_object_new_object();
+		_cleanup_free_ int *fds = NULL;
+		size_t nfds = 0;
+		int r;
+
+		if (d->stored) {
+			r = vlu_fd_retrieve(v, &d->device, 1, &d->fd);
+			if (r < 0)
+				return report_failure(v, "fd.retrieve", r);
+			continue;
+		}
+		for (size_t k = 0; held && k < json_object_array_length(held); k++) {
+			json_object *e = json_object_array_get_idx(held, k);
+			const char *name = jstr(e, "name");
+
+			if (!name || !jstr(e, "device") || strcmp(jstr(e, "device"), d->device) != 0)
+				continue;
+			/* the dead VMM was its owner (SET_OWNER, mappings, pinned pages): only a close
+			 * resets it, and the program opens it as new */
+			r = vlu_fd_remove(v, (const char *[]){ name }, 1, NULL);
+			if (r < 0)
+				return report_failure(v, "fd.remove (reopen of a device the orphan held)", r);
+			d->reopened = true;
+		}
+		json_object_object_add(args, "device", json_object_new_string(d->device));
+		r = vlu_call(v, "device.open", args, NULL, 0, arg_timeout, &d->info, &fds, &nfds);
+		if (r < 0) {
+			char what[128];
+
+			snprintf(what, sizeof(what), "device.open %.64s", d->device);
+			return report_failure(v, what, r);
+		}
+		if (nfds != 1) {
+			close_many(fds, nfds);
+			fprintf(stderr, "vluctl: run: device.open %s: %zu fds in the reply, not 1\n", d->device, nfds);
+			return EXIT_ERROR;
+		}
+		d->fd = fds[0];
+	}
+	return EXIT_OK;
+}
+
+/* In the child: each device fd at its number (CLOEXEC cleared by dup2), every other fd we made stays
+ * close-on-exec.  First everything we still need is moved above the highest target, so that no dup2
+ * overwrites a source (or the error pipe) that a later one needs. */
+static int run_place_fds(struct run_args *a, int *errpipe)
+{
+	int top = 2;
+
+	for (size_t i = 0; i < a->ndev; i++)
+		top = a->dev[i].target > top ? a->dev[i].target : top;
+	for (size_t i = 0; i < a->ndev; i++) {
+		int n = fcntl(a->dev[i].fd, F_DUPFD_CLOEXEC, top + 1);
+
+		if (n < 0)
+			return -errno;
+		a->dev[i].fd = n; /* the old number closes at exec (CLOEXEC) or is overwritten below */
+	}
+	if (*errpipe <= top) {
+		int n = fcntl(*errpipe, F_DUPFD_CLOEXEC, top + 1);
+
+		if (n < 0)
+			return -errno;
+		*errpipe = n;
+	}
+	for (size_t i = 0; i < a->ndev; i++)
+		if (dup2(a->dev[i].fd, a->dev[i].target) < 0)
+			return -errno;
+	return 0;
+}
+
+static const int run_forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+
+static __attribute__((noreturn)) void run_child(struct run_args *a, const char *prog, int errpipe, pid_t parent,
+				 const sigset_t *oldmask)
+{
+	int err;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		err = ESRCH; /* the launcher is already gone: run nothing it cannot report */
+	else if ((err = -run_place_fds(a, &errpipe)) == 0) {
+		sigprocmask(SIG_SETMASK, oldmask, NULL);
+		execv(prog, a->argv);
+		err = errno;
+	}
+	(void)!write(errpipe, &err, sizeof(err));
+	_exit(err == ENOENT ? RUN_EXIT_NOT_FOUND : RUN_EXIT_NOT_EXEC);
+}
+
+static json_object *run_device_json(const struct run_device *d)
+{
+	json_object *o = json_object_new_object(), *f = NULL, *fds = jget(d->info, "fds");
+	json_object *dev = jget(d->info, "device");
+
+	if (fds && json_object_is_type(fds, json_type_array))
+		f = json_object_array_get_idx(fds, 0);
+
+	if (d->stored) {
+		struct stat st;
+
+		json_object_object_add(o, "stored", json_object_new_string(d->device));
+		json_object_object_add(o, "fd", json_object_new_int(d->target));
+		if (fstat(d->fd, &st) == 0)
+			json_object_object_add(o, "ino", json_object_new_uint64(st.st_ino));
+		return o;
+	}
+	json_object_object_add(o, "device", json_object_new_string(d->device));
+	json_object_object_add(o, "path", json_object_get(jget(dev, "path")));
+	json_object_object_add(o, "held_as", json_object_get(jget(f, "name")));
+	json_object_object_add(o, "fd", json_object_new_int(d->target));
+	json_object_object_add(o, "rdev", json_object_get(jget(f, "rdev")));
+	json_object_object_add(o, "ino", json_object_get(jget(f, "ino")));
+	json_object_object_add(o, "reopened", json_object_new_boolean(d->reopened));
+	json_object_object_add(o, "device_id", json_object_get(jget(dev, "device_id")));
+	json_object_object_add(o, "vqs", json_object_get(jget(dev, "vqs")));
+	json_object_object_add(o, "features", json_object_get(jget(dev, "features")));
+	return o;
+}
+
+/* Wait for the child, forwarding the signals of run_forwarded (blocked in us); its wait status. */
+static int run_wait(pid_t child)
+{
+	sigset_t set;
+	int status;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	for (size_t i = 0; i < ELEMENTSOF(run_forwarded); i++)
+		sigaddset(&set, run_forwarded[i]);
+	for (;;) {
+		pid_t p = waitpid(child, &status, WNOHANG);
+		siginfo_t si;
+
+		if (p == child)
+			return status;
+		if (p < 0 && errno != EINTR)
+			return -errno;
+		if (sigwaitinfo(&set, &si) > 0 && si.si_signo != SIGCHLD)
+			(void)kill(child, si.si_signo);
+	}
+}
+
+static int verb_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "device", required_argument, NULL, 'd' },
+		{ "fd", required_argument, NULL, 'f' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "allow-stdio", no_argument, NULL, 'S' },
+		{ "report", required_argument, NULL, 'r' },
+		{ "timeout", required_argument, NULL, 't' },
+		{},
+	};
+	struct run_args a = { .instance = argv[1] };
+	_cleanup_json_ json_object *reg = NULL, *args = NULL, *report = NULL, *held = NULL;
+	_cleanup_free_ char *prog = NULL;
+	sigset_t block, oldmask;
+	struct vlu *v = NULL;
+	int errpipe[2] = { -EBADF, -EBADF };
+	_cleanup_close_ int report_fd = -EBADF;
+	int c, r, ex, status, err = 0;
+	uid_t uid = getuid();
+	gid_t gid = getgid();
+	bool reattached = false;
+	int64_t t0;
+	pid_t child;
+	ssize_t n;
+
+	optind = 1;
+	while ((c = getopt_long(argc - 1, argv + 1, "+d:f:u:r:t:", opts, NULL)) >= 0) {
+		switch (c) {
+		case 'd':
+			if (run_parse_device(&a, optarg, false) < 0)
+				return EXIT_USAGE;
+			break;
+		case 'f':
+			if (run_parse_device(&a, optarg, true) < 0)
+				return EXIT_USAGE;
+			break;
+		case 'u':
+			a.user = optarg;
+			break;
+		case 'S':
+			a.allow_stdio = true;
+			break;
+		case 'r':
+			a.report = optarg;
+			break;
+		case 't':
+			if (parse_timeout(optarg) < 0)
+				return EXIT_USAGE;
+			break;
+		default:
+			return verb_usage(NULL, "run");
+		}
+	}
+	if (optind >= argc - 1) {
+		fprintf(stderr, "vluctl: run: no program to run (after --)\n");
+		return verb_usage(NULL, "run");
+	}
+	a.argv = argv + 1 + optind;
+	if (!vlu_name_valid(a.instance)) {
+		fprintf(stderr, "vluctl: invalid instance name: %s\n", a.instance);
+		return EXIT_USAGE;
+	}
+	if (run_check_devices(&a) < 0)
+		return EXIT_USAGE;
+
+	/* the report file is the caller's: opened before the drop */
+	if (a.report) {
+		report_fd = open(a.report, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+		if (report_fd < 0) {
+			fprintf(stderr, "vluctl: run: --report %s: %s\n", a.report, strerror(errno));
+			return EXIT_ERROR;
+		}
+	}
+	/* the uid vlud must see is the instance's: drop before connecting */
+	if (a.user && (ex = run_drop_user(a.user, &uid, &gid)) != EXIT_OK)
+		return ex;
+	if ((ex = run_find_program(a.argv[0], &prog)) != 0)
+		return ex;
+
+	ex = do_connect(&v);
+	if (ex != EXIT_OK)
+		return ex;
+	args = json_object_new_object();
+	json_object_object_add(args, "name", json_object_new_string(a.instance));
+	json_object_object_add(args, "reattach", json_object_new_boolean(true));
+	r = vlu_call(v, "instance.register", args, NULL, 0, arg_timeout, &reg, NULL, NULL);
+	if (r < 0) {
+		ex = report_failure(v, "instance.register", r);
+		goto out;
+	}
+	reattached = json_object_get_boolean(jget(reg, "reattached"));
+	if (reattached)
+		held = run_held(v, a.instance);
+	ex = run_open_devices(v, &a, held);
+	if (ex != EXIT_OK)
+		goto refused;
+
+	report = json_object_new_object();
+	json_object_object_add(report, "instance", json_object_new_string(a.instance));
+	json_object_object_add(report, "reattached", json_object_new_boolean(reattached));
+	json_object_object_add(report, "launcher_pid", json_object_new_int((int)getpid()));
+	json_object_object_add(report, "uid", json_object_new_int64(uid));
+	json_object_object_add(report, "gid", json_object_new_int64(gid));
+	json_object_object_add(report, "program", json_object_new_string(prog));
+	json_object *jdevs = json_object_new_array();
+	for (size_t i = 0; i < a.ndev; i++) {
+		json_object *d = run_device_json(&a.dev[i]);
+
+		json_object_array_add(jdevs, d);
+		if (a.dev[i].stored)
+			fprintf(stderr, "vluctl: run: stored fd %s retrieved from vlud, fd %d of the program\n",
+				a.dev[i].device, a.dev[i].target);
+		else
+			fprintf(stderr, "vluctl: run: %s: %s %s by vlud (held as %s), fd %d of the program\n",
+				a.dev[i].device, jstr(d, "path") ?: "?",
+				a.dev[i].reopened ? "closed and reopened" : "opened", jstr(d, "held_as") ?: "?",
+				a.dev[i].target);
+	}
+	json_object_object_add(report, "devices", jdevs);
+
+	if (pipe2(errpipe, O_CLOEXEC) < 0) {
+		fprintf(stderr, "vluctl: run: pipe: %s\n", strerror(errno));
+		ex = EXIT_ERROR;
+		goto refused;
+	}
+	/* a caller that ignores SIGCHLD would have the program reaped behind our back */
+	signal(SIGCHLD, SIG_DFL);
+	sigemptyset(&block);
+	sigaddset(&block, SIGCHLD);
+	for (size_t i = 0; i < ELEMENTSOF(run_forwarded); i++)
+		sigaddset(&block, run_forwarded[i]);
+	sigprocmask(SIG_BLOCK, &block, &oldmask);
+	fflush(NULL);
+	t0 = now_ms();
+	pid_t parent = getpid();
+	child = fork();
+	if (child < 0) {
+		fprintf(stderr, "vluctl: run: fork: %s\n", strerror(errno));
+		sigprocmask(SIG_SETMASK, &oldmask, NULL);
+		ex = EXIT_ERROR;
+		goto refused;
+	}
+	if (child == 0) {
+		errpipe[0] = safe_close(errpipe[0]);
+		run_child(&a, prog, errpipe[1], parent, &oldmask);
+	}
+	errpipe[1] = safe_close(errpipe[1]);
+	for (size_t i = 0; i < a.ndev; i++)
+		a.dev[i].fd = safe_close(a.dev[i].fd); /* vlud holds its own; the program has its copy */
+	do
+		n = read(errpipe[0], &err, sizeof(err));
+	while (n < 0 && errno == EINTR);
+	errpipe[0] = safe_close(errpipe[0]);
+	json_object_object_add(report, "pid", json_object_new_int((int)child));
+	if (n == sizeof(err)) {
+		(void)run_wait(child);
+		fprintf(stderr, "vluctl: run: cannot start %s: %s\n", prog, strerror(err));
+		ex = err == ENOENT ? RUN_EXIT_NOT_FOUND : RUN_EXIT_NOT_EXEC;
+		goto refused;
+	}
+	fprintf(stderr, "vluctl: run: instance %s (%s) runs %s as pid %d, uid %u gid %u\n", a.instance,
+		reattached ? "reattached" : "registered", prog, (int)child, (unsigned)uid, (unsigned)gid);
+	run_report_write(report_fd, report);
+
+	status = run_wait(child);
+	json_object *jexit = json_object_new_object();
+	char how[64];
+	if (status < 0) {
+		snprintf(how, sizeof(how), "lost (%s)", strerror(-status));
+		ex = EXIT_ERROR;
+	} else if (WIFSIGNALED(status)) {
+		snprintf(how, sizeof(how), "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+		json_object_object_add(jexit, "signal", json_object_new_int(WTERMSIG(status)));
+		ex = 128 + WTERMSIG(status);
+	} else {
+		snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(status));
+		json_object_object_add(jexit, "code", json_object_new_int(WEXITSTATUS(status)));
+		ex = WEXITSTATUS(status);
+	}
+	json_object_object_add(jexit, "how", json_object_new_string(how));
+	json_object_object_add(jexit, "runtime_ms", json_object_new_int64(now_ms() - t0));
+	json_object_put(held);
+	held = run_held(v, a.instance);
+	json_object_object_add(jexit, "held", held ? json_object_get(held) : NULL);
+	json_object_object_add(report, "exit", jexit);
+	fprintf(stderr,
+		"vluctl: run: %s (pid %d) %s after %" PRId64 " ms; instance %s keeps %zu held fd(s) in vlud, "
+		"orphaned now: `vluctl run %s ...` again reopens its devices, `vluctl release %s` frees them\n",
+		prog, (int)child, how, now_ms() - t0, a.instance, held ? json_object_array_length(held) : 0,
+		a.instance, a.instance);
+	run_report_write(report_fd, report);
+	goto out;
+
+refused:
+	/* nothing ran: a fresh instance goes again; an adopted orphan stays orphaned (with what it kept) */
+	if (!reattached) {
+		_cleanup_json_ json_object *rel = json_object_new_object();
+
+		json_object_object_add(rel, "name", json_object_new_string(a.instance));
+		(void)vlu_call(v, "instance.release", rel, NULL, 0, arg_timeout, NULL, NULL, NULL);
+	}
+out:
+	for (size_t i = 0; i < a.ndev; i++) {
+		safe_close(a.dev[i].fd);
+		json_object_put(a.dev[i].info);
+		free((char *)a.dev[i].device);
+	}
+	safe_close(errpipe[0]);
+	safe_close(errpipe[1]);
+	vlu_close(v);
+	return ex;
+}
+
 /* ---------------------------------------------------------------- the verb table */
 
 #define VERB_ANY UINT_MAX
@@ -1088,6 +1676,10 @@ static const struct verb verbs[] = {
 	  "or with --follow until the daemon goes away" },
 	{ "release", 2, 2, verb_release, NULL, "NAME", "release an instance (closes its held fds)" },
 	{ "update", 1, VERB_ANY, NULL, update_verbs, NULL, NULL },
+	{ "run", 3, VERB_ANY, verb_run, NULL,
+	  "INSTANCE [--device NAME=FD]... [--fd NAME=FD]... [--user USER]\n[--allow-stdio] [--report FILE] -- PROGRAM [ARG]...",
+	  "launch an unmodified VMM as INSTANCE with the devices vlud\n"
+	  "opens at the fd numbers named; reports its exit" },
 	{ "call", 2, 3, verb_call, NULL, "COMMAND [JSON-ARGS]", "send one raw request, print its return as JSON" },
 	{ "help", 1, VERB_ANY, verb_help, NULL, "", "this text and the daemon's command table" },
 	{},

@@ -105,12 +105,12 @@ check_tools() {
 file_is_static() { ! ldd "$1" > /dev/null 2>&1; }
 
 # ---------------------------------------------------------------- scenarios
-declare -A SC_FLAVOUR SC_MODULES SC_USE_VA SC_DEVICES SC_TIMEOUT SC_MEMORY SC_MAC
+declare -A SC_FLAVOUR SC_MODULES SC_USE_VA SC_DEVICES SC_TIMEOUT SC_MEMORY SC_MAC SC_QEMU
 # Parse the header comments of a scenario (the leading block of '#' lines).
 parse_scenario() {
 	local name=$1 f=$RIG_SCEN/$1.sh line key val
 	SC_FLAVOUR[$name]=debian SC_MODULES[$name]=stock SC_USE_VA[$name]=0 SC_DEVICES[$name]=1
-	SC_TIMEOUT[$name]=300 SC_MEMORY[$name]=2G SC_MAC[$name]=none
+	SC_TIMEOUT[$name]=300 SC_MEMORY[$name]=2G SC_MAC[$name]=none SC_QEMU[$name]=no
 	while IFS= read -r line; do
 		case $line in
 		'#!'*) continue ;;
@@ -128,10 +128,11 @@ parse_scenario() {
 		timeout) [[ $val =~ ^[0-9]+$ ]] && SC_TIMEOUT[$name]=$val || return 1 ;;
 		memory) [[ $val =~ ^[0-9]+[MG]$ ]] && SC_MEMORY[$name]=$val || return 1 ;;
 		mac) [[ $val =~ ^(none|auto)$ ]] && SC_MAC[$name]=$val || return 1 ;;
+		qemu) [[ $val =~ ^(yes|no)$ ]] && SC_QEMU[$name]=$val || return 1 ;;
 		esac
 	done < "$f"
 }
-sc_key() { local n=$1; echo "${SC_FLAVOUR[$n]} ${SC_MODULES[$n]} ${SC_USE_VA[$n]} ${SC_DEVICES[$n]} ${SC_MEMORY[$n]} ${SC_MAC[$n]}"; }
+sc_key() { local n=$1; echo "${SC_FLAVOUR[$n]} ${SC_MODULES[$n]} ${SC_USE_VA[$n]} ${SC_DEVICES[$n]} ${SC_MEMORY[$n]} ${SC_MAC[$n]} ${SC_QEMU[$n]}"; }
 
 all_scenarios() {
 	local f
@@ -215,6 +216,32 @@ build_user_cpio() {
 	rm -rf "$ST"
 }
 
+# The segment of the `qemu: yes` boots: the host's qemu-system-x86_64 with its libraries, its TCG
+# accelerator module and the firmware q35 loads, for scenarios that run an unmodified QEMU as the VMM
+# (qtest, no guest CPU).  Built once per QEMU package (cached in $RIG_OUT); prints its path when one of
+# the given scenarios wants it.
+qemu_segment() { # SCENARIO...
+	local s want= q key f
+	for s in "$@"; do [ "${SC_QEMU[$s]:-no}" = yes ] && want=1; done
+	[ -n "$want" ] || return 0
+	q=$(command -v qemu-system-x86_64) || return 0
+	key=$(stat -L -c '%n %s %Y' "$q" /var/lib/dpkg/status | sha256sum | cut -c1-16)
+	if [ ! -f "$RIG_OUT/qemu-$key.cpio.gz" ]; then
+		local ST=$RIG_WORK/qemu.stage
+		rm -rf "$ST"
+		stage_elf "$q" /usr/bin/qemu-system-x86_64
+		for f in /usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so; do [ -f "$f" ] && stage_elf "$f" "$f"; done
+		for f in /usr/share/seabios/bios-256k.bin /usr/share/qemu/kvmvapic.bin; do
+			[ -e "$f" ] && mkdir -p "$ST$(dirname "$f")" && cp -L "$f" "$ST$f"
+		done
+		rm -f "$RIG_OUT"/qemu-*.cpio.gz
+		(cd "$ST" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$RIG_OUT/qemu-$key.cpio.gz.$$" &&
+			mv "$RIG_OUT/qemu-$key.cpio.gz.$$" "$RIG_OUT/qemu-$key.cpio.gz"
+		rm -rf "$ST"
+	fi
+	echo "$RIG_OUT/qemu-$key.cpio.gz"
+}
+
 # A one-file cpio segment with this boot's configuration.
 build_conf_cpio() { # OUT MODULES USE_VA DEVICES MAC SHELL SCENARIO...
 	local out=$1 mods=$2 va=$3 dev=$4 mac=$5 sh=$6 st
@@ -257,7 +284,7 @@ run_boot() { # MODULES USE_VA DEVICES MEMORY MAC SCENARIO...
 	local tag="boot-${scen[0]}"
 	local blog=$RIG_OUT/logs/$tag.serial.log initrd=$RIG_WORK/initrd-$BOOT_N.img
 	build_conf_cpio "$RIG_WORK/conf-$BOOT_N.cpio.gz" "$mods" "$va" "$dev" "$mac" 0 "${scen[@]}"
-	cat "$FL_MODS_CPIO" "$RIG_WORK/user.cpio.gz" "$RIG_WORK/conf-$BOOT_N.cpio.gz" > "$initrd"
+	cat "$FL_MODS_CPIO" "$RIG_WORK/user.cpio.gz" $(qemu_segment "${scen[@]}") "$RIG_WORK/conf-$BOOT_N.cpio.gz" > "$initrd"
 	rm -f "$RIG_WORK/conf-$BOOT_N.cpio.gz"
 	qemu_cmd "$initrd" "$mem"
 	log "boot $BOOT_N: ${CUR_FLAVOUR} $FL_KVER modules=$mods use_va=$va devices=$dev memory=$mem: ${scen[*]}"
@@ -428,7 +455,7 @@ cmd_check() {
 	local -A SKIPPED_FL=()
 	while read -r key; do
 		[ -n "$key" ] || continue
-		read -r fl mods va dev mem mac <<< "$key"
+		read -r fl mods va dev mem mac _ <<< "$key"
 		group=()
 		for s in "${ok_names[@]}"; do [ "$(sc_key "$s")" = "$key" ] && group+=("$s"); done
 		load_flavour "$fl"
