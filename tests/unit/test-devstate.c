@@ -101,6 +101,101 @@ static void test_errors(void **st)
 	json_object_put(e);
 }
 
+static json_object *strs(const char *json)
+{
+	json_object *o = json_tokener_parse(json);
+
+	assert_non_null(o);
+	return o;
+}
+
+/* the names of arr, joined by "|" */
+static const char *joined(json_object *arr)
+{
+	static char b[512];
+
+	b[0] = '\0';
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		size_t n = strlen(b);
+		snprintf(b + n, sizeof(b) - n, "%s%s", i ? "|" : "", json_object_get_string(json_object_array_get_idx(arr, i)));
+	}
+	return b;
+}
+
+/* devstate_compare(): the verdict's names, and what the successor's device_state_changes declares */
+static void test_compare_declared(void **st)
+{
+	json_object *a = state("02:6d:76:6d:6d:01", 15), *b = state("00:00:00:00:00:00", 15);
+	json_object *differ = json_object_new_array(), *undecl = json_object_new_array(), *decl;
+
+	/* nothing declared: the MAC is an undeclared difference */
+	assert_int_equal(devstate_compare("vdpa:vdpa0", a, b, NULL, differ, undecl), 1);
+	assert_string_equal(joined(differ), "vdpa:vdpa0: config.mac");
+	assert_string_equal(joined(undecl), "vdpa:vdpa0: config.mac");
+	/* declared for every device, for this device, or as the whole config: none undeclared */
+	static const char *const covering[] = {
+		"[\"config.mac\"]", "[\"vdpa:vdpa0: config.mac\"]", "[\"config\"]", "[\"status\", \"config.mac\"]",
+		"[\"vdpa:vdpa0: config\"]",
+	};
+	for (size_t i = 0; i < sizeof(covering) / sizeof(covering[0]); i++) {
+		json_object *d2 = json_object_new_array(), *u2 = json_object_new_array();
+
+		decl = strs(covering[i]);
+		assert_int_equal(devstate_compare("vdpa:vdpa0", a, b, decl, d2, u2), 0);
+		assert_string_equal(joined(d2), "vdpa:vdpa0: config.mac"); /* still reported */
+		assert_int_equal(json_object_array_length(u2), 0);
+		json_object_put(decl);
+		json_object_put(d2);
+		json_object_put(u2);
+	}
+	/* not covering: another member, another device, a prefix that is not a member boundary, empty */
+	static const char *const other[] = {
+		"[\"config.mtu\"]", "[\"vdpa:vdpa1: config.mac\"]", "[\"config.ma\"]", "[\"conf\"]", "[\"\"]", "[]",
+		"[\"vdpa:vdpa0:config.mac\"]",
+	};
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		json_object *d2 = json_object_new_array(), *u2 = json_object_new_array();
+
+		decl = strs(other[i]);
+		assert_int_equal(devstate_compare("vdpa:vdpa0", a, b, decl, d2, u2), 1);
+		assert_string_equal(joined(u2), "vdpa:vdpa0: config.mac");
+		json_object_put(decl);
+		json_object_put(d2);
+		json_object_put(u2);
+	}
+	json_object_put(differ);
+	json_object_put(undecl);
+	/* equal: nothing to report; the verdict's "device" label is ignored; undeclared may be NULL */
+	differ = json_object_new_array();
+	json_object_object_add(a, "device", json_object_new_string("vdpa:vdpa0"));
+	assert_int_equal(devstate_compare("vdpa:vdpa0", a, a, NULL, differ, NULL), 0);
+	assert_int_equal(json_object_array_length(differ), 0);
+	/* two members, one declared */
+	json_object *c = state("02:6d:76:6d:6d:01", 0);
+	json_object_object_add(c, "config", strs("{\"mac\":\"02:6d:76:6d:6d:02\",\"status\":1,\"max_virtqueue_pairs\":0,\"mtu\":1500}"));
+	decl = strs("[\"config.mac\"]");
+	undecl = json_object_new_array();
+	assert_int_equal(devstate_compare("vdpa:vdpa0", a, c, decl, differ, undecl), 1);
+	assert_string_equal(joined(differ), "vdpa:vdpa0: status|vdpa:vdpa0: config.mac");
+	assert_string_equal(joined(undecl), "vdpa:vdpa0: status");
+	json_object_put(undecl);
+	json_object_put(differ);
+	/* not read (NULL) or a failed read: a difference unless declared as such */
+	differ = json_object_new_array();
+	undecl = json_object_new_array();
+	json_object *e = strs("{\"error\":\"x\"}");
+	assert_int_equal(devstate_compare("vdpa:vdpa0", a, NULL, decl, differ, undecl), 1);
+	assert_int_equal(devstate_compare("vdpa:vdpa0", a, e, decl, differ, undecl), 1);
+	assert_string_equal(joined(undecl), "vdpa:vdpa0: not read|vdpa:vdpa0: error");
+	json_object_put(differ);
+	json_object_put(undecl);
+	json_object_put(decl);
+	json_object_put(e);
+	json_object_put(c);
+	json_object_put(a);
+	json_object_put(b);
+}
+
 static void test_read_not_a_device(void **st)
 {
 	int fd = memfd_create("not-vdpa", MFD_CLOEXEC);
@@ -126,6 +221,7 @@ int main(void)
 		cmocka_unit_test(test_mac_lost),
 		cmocka_unit_test(test_status_and_members),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_compare_declared),
 		cmocka_unit_test(test_read_not_a_device),
 	};
 	if (!getenv("CMOCKA_MESSAGE_OUTPUT"))
