@@ -396,28 +396,25 @@ static void R12_device_state_differs(void **state)
 		assert_action(f, RB_RESTART_PREVIOUS);
 		/* without a way back, failed as it stands (R5): no restart policy, no kill policy, the kill
 		 * failed, the restarted binary failed in turn, a device lost, no previous binary */
-		f = base(RBT_VERIFY, false, *r, PH_VERIFY);
-		f.device_state = true;
-		f.old_conn = false;
-		f.new_alive = true;
-		struct rb_facts g = f;
-		g.pol_restart_previous = false;
-		assert_action(g, RB_FAIL);
-		g = f;
-		g.pol_kill_failed_successor = false;
-		assert_action(g, RB_FAIL);
-		g = f;
-		g.kill_failed = true;
-		assert_action(g, RB_FAIL);
-		g = f;
-		g.restarted = true;
-		assert_action(g, RB_FAIL);
-		g = f;
-		g.lost = true;
-		assert_action(g, RB_FAIL);
-		g = f;
-		g.prev_binary = false;
-		assert_action(g, RB_FAIL);
+		static const struct {
+			size_t off;
+			bool val;
+		} blockers[] = {
+			{ offsetof(struct rb_facts, pol_restart_previous), false },
+			{ offsetof(struct rb_facts, pol_kill_failed_successor), false },
+			{ offsetof(struct rb_facts, kill_failed), true },
+			{ offsetof(struct rb_facts, restarted), true },
+			{ offsetof(struct rb_facts, lost), true },
+			{ offsetof(struct rb_facts, prev_binary), false },
+		};
+		for (size_t k = 0; k < sizeof(blockers) / sizeof(blockers[0]); k++) {
+			f = base(RBT_VERIFY, false, *r, PH_VERIFY);
+			f.device_state = true;
+			f.old_conn = false;
+			f.new_alive = true;
+			*(bool *)((char *)&f + blockers[k].off) = blockers[k].val;
+			assert_action(f, RB_FAIL);
+		}
 	}
 	/* exec mode, path A (nothing was reset: the device runs under the successor): as R5 */
 	f = base(RBT_VERIFY, false, 'A', PH_VERIFY);
