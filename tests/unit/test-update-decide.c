@@ -376,6 +376,17 @@ static void R11_device_lost(void **state)
 	assert_string_equal(update_action_result(RB_RESUME, true), "failed");
 }
 
+/* exec mode, the new image's update.ready found an undeclared device-state difference (it runs, as O's pid) */
+static struct rb_facts r12_exec(char route)
+{
+	struct rb_facts f = base(RBT_VERIFY, false, route, PH_VERIFY);
+
+	f.device_state = true;
+	f.old_conn = false;
+	f.new_alive = true;
+	return f;
+}
+
 /* R12: the verification failed on the device's state (a difference the successor did not declare) */
 static void R12_device_state_differs(void **state)
 {
@@ -384,10 +395,7 @@ static void R12_device_state_differs(void **state)
 	(void)state;
 	/* exec mode, B and C: the successor (O's pid) is killed; at its exit the previous binary (R3) */
 	for (const char *r = "BC"; *r; r++) {
-		f = base(RBT_VERIFY, false, *r, PH_VERIFY);
-		f.device_state = true;
-		f.old_conn = false;
-		f.new_alive = true;
+		f = r12_exec(*r);
 		assert_action(f, RB_KILL_OLD);
 		f.trigger = RBT_OLD_EXIT;
 		f.old_alive = false;
@@ -408,19 +416,13 @@ static void R12_device_state_differs(void **state)
 			{ offsetof(struct rb_facts, prev_binary), false },
 		};
 		for (size_t k = 0; k < sizeof(blockers) / sizeof(blockers[0]); k++) {
-			f = base(RBT_VERIFY, false, *r, PH_VERIFY);
-			f.device_state = true;
-			f.old_conn = false;
-			f.new_alive = true;
+			f = r12_exec(*r);
 			*(bool *)((char *)&f + blockers[k].off) = blockers[k].val;
 			assert_action(f, RB_FAIL);
 		}
 	}
 	/* exec mode, path A (nothing was reset: the device runs under the successor): as R5 */
-	f = base(RBT_VERIFY, false, 'A', PH_VERIFY);
-	f.device_state = true;
-	f.old_conn = false;
-	f.new_alive = true;
+	f = r12_exec('A');
 	assert_action(f, RB_FAIL);
 	/* transfer mode: as R5, N killed and O takes back at its exit (R8 on A/B, R9 on C) */
 	for (const char *r = "ABC"; *r; r++) {
