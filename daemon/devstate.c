@@ -118,3 +118,57 @@ bool devstate_equal(json_object *before, json_object *after, json_object **ret_d
 		json_object_put(diff);
 	return eq;
 }
+
+/* decl (a device_state_changes entry) covers member name of device dev: "member" for every device or
+ * "DEV: member" for one, and a member covers the ones under it ("config" covers "config.mac") */
+static bool covers(const char *decl, const char *dev, const char *name)
+{
+	size_t n = strlen(dev), k;
+
+	if (strncmp(decl, dev, n) == 0 && decl[n] == ':' && decl[n + 1] == ' ')
+		decl += n + 2;
+	k = strlen(decl);
+	return k && strncmp(name, decl, k) == 0 && (name[k] == '\0' || name[k] == '.');
+}
+
+static bool declared_covers(json_object *declared, const char *dev, const char *name)
+{
+	size_t n = json_object_is_type(declared, json_type_array) ? json_object_array_length(declared) : 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *d = json_object_get_string(json_object_array_get_idx(declared, i));
+
+		if (d && covers(d, dev, name))
+			return true;
+	}
+	return false;
+}
+
+size_t devstate_compare(const char *dev, json_object *before, json_object *after, json_object *declared,
+			json_object *differ, json_object *undeclared)
+{
+	json_object *diff = NULL;
+	size_t nundecl = 0;
+	char name[320];
+
+	if (!before || !after) {
+		diff = jnew_arr();
+		jappend(diff, jnew_str("not read"));
+	} else
+		(void)devstate_equal(before, after, &diff);
+	for (size_t k = 0; k < json_object_array_length(diff); k++) {
+		const char *m = json_object_get_string(json_object_array_get_idx(diff, k));
+
+		if (strcmp(m, "device") == 0)
+			continue; /* the verdict's own label of the entry */
+		snprintf(name, sizeof(name), "%s: %s", dev, m);
+		jappend(differ, jnew_str(name));
+		if (!declared_covers(declared, dev, m)) {
+			nundecl++;
+			if (undeclared)
+				jappend(undeclared, jnew_str(name));
+		}
+	}
+	json_object_put(diff);
+	return nundecl;
+}

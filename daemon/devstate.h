@@ -17,5 +17,12 @@ json_object *devstate_read(int fd);
 /* Both read without error and every member equal; ret_diff (may be NULL) gets the names that differ,
  * "error" when either has one (caller frees). */
 bool devstate_equal(json_object *before, json_object *after, json_object **ret_diff);
+/* Device dev's differences as the verdict names them, "DEV: member" ("DEV: not read" when before or after
+ * is NULL, "DEV: error" when a read failed; a "device" member is ignored), appended to differ; those
+ * that declared (the successor's device_state_changes: strings "member" for every device or
+ * "DEV: member", each covering the members under it) does not cover are appended to undeclared too
+ * (may be NULL).  Returns the number of undeclared differences. */
+size_t devstate_compare(const char *dev, json_object *before, json_object *after, json_object *declared,
+			json_object *differ, json_object *undeclared);
 
 #endif

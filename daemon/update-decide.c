@@ -181,6 +181,13 @@ enum rb_action update_decide(const struct rb_facts *f)
 		}
 		break;
 	case RBT_VERIFY:
+		/* exec mode, paths B and C, the device's state differs (R12): the guest's device lost what the
+		 * successor should have restored, and D holds the saved state: the successor (O's pid) is
+		 * killed and, at its exit, the previous binary restores it from a reset device (R3) */
+		if (!f->transfer && f->device_state && f->route != 'A' && !f->restarted && !f->lost && f->old_alive &&
+		    f->pol_kill_failed_successor && f->pol_restart_previous && f->prev_binary && f->saved &&
+		    !f->kill_pending && !f->kill_failed)
+			return RB_KILL_OLD;
 		/* N still holds the device: O can take it back only without N (A/B: N would reset it when it
 		 * exits; C: N's copy keeps the reopened device from being released) */
 		if (!f->transfer || !f->old_alive)

@@ -57,6 +57,8 @@ enum cause {
 	CAUSE_ABORT,	     /* update.abort */
 	CAUSE_RESTORE,	     /* the successor reported that it could not restore */
 	CAUSE_VERIFY,	     /* update.ready: RESUME, DRIVER_OK or VmPin failed (a killed successor: .killed) */
+	CAUSE_DEVICE_STATE,  /* update.ready: the device's state differs from before in a way the successor did
+			      * not declare (device_state_changes; a killed successor: .killed) */
 	CAUSE_DEVICE_LOST,   /* path C: the release or the reopen failed */
 	CAUSE_CLAIMANT_GONE, /* path C: the claimant disconnected while the old device was released */
 	CAUSE_STOPPED,	     /* the instance is released, or the daemon stops */
@@ -142,6 +144,11 @@ struct update {
 	json_object *phases; /* owned: [{phase, ms}] */
 
 	int64_t expected_kb, old_before_kb, old_after_kb, new_before_kb, new_after_kb;
+
+	/* from the successor's update.ready: the device state members it changed on purpose (owned, NULL =
+	 * none declared), and its CVQ replay (commands used, time; cvq_commands 0 = nothing replayed) */
+	json_object *declared;
+	int64_t cvq_commands, cvq_replay_us;
 };
 
 struct upd_inst {

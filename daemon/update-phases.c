@@ -19,6 +19,7 @@
 #include "config.h"
 #include "conn.h"
 #include "device.h"
+#include "devstate.h"
 #include "events.h"
 #include "fdtype.h"
 #include "held.h"
@@ -507,6 +508,43 @@ static void claim_released(void *userdata, int64_t close_us)
 		 (int)u->new_pid, k);
 }
 
+/* what the successor's update.ready declares (arguments type- and range-checked by the command table):
+ * the device state members it changed on purpose, its CVQ replay (the verdict's cvq_replay_ms) */
+static void ready_params(struct update *u, json_object *args)
+{
+	json_object *v;
+
+	json_object_put(TAKE_PTR(u->declared));
+	if (json_object_object_get_ex(args, "device_state_changes", &v))
+		u->declared = json_object_get(v);
+	u->cvq_commands = upd_jint(args, "cvq_commands", 0);
+	u->cvq_replay_us = upd_jint(args, "cvq_replay_us", 0);
+}
+
+/* every device's state after the successor's ready against before the suspend: a difference the
+ * successor did not declare (a MAC a reset lost and nobody restored) fails the verification */
+static bool device_state_verified(struct update *u)
+{
+	_cleanup_json_ json_object *differ = jnew_arr(), *undecl = jnew_arr();
+	char list[256] = "";
+	size_t n = 0;
+
+	for (unsigned i = 0; i < u->ndevs; i++)
+		n += devstate_compare(u->devs[i].name, u->devs[i].state_before, u->devs[i].state_after, u->declared,
+				      differ, undecl);
+	if (!n)
+		return true;
+	for (size_t k = 0; k < json_object_array_length(undecl); k++) {
+		size_t l = strlen(list);
+
+		snprintf(list + l, sizeof(list) - l, "%s%s", k ? ", " : "",
+			 json_object_get_string(json_object_array_get_idx(undecl, k)));
+	}
+	upd_set_failure(u, CAUSE_DEVICE_STATE, "device state differs from before the update: %s (not declared by the "
+			"successor in device_state_changes)", list);
+	return false;
+}
+
 int update_cmd_ready(struct request *r)
 {
 	struct instance *inst = r->c->inst;
@@ -530,6 +568,7 @@ int update_cmd_ready(struct request *r)
 		r->ret = ui->last ? json_object_get(ui->last) : jnew_obj();
 		return 0;
 	}
+	ready_params(u, r->args);
 	if (u->route == 'A') {
 		upd_set_phase(u, PH_RESUME);
 		for (unsigned i = 0; i < u->ndevs; i++) {
@@ -576,6 +615,9 @@ int update_cmd_ready(struct request *r)
 			    u->expected_kb, u->old_before_kb, u->old_after_kb, u->new_before_kb, u->new_after_kb);
 		ok = false;
 	}
+	/* last: the device's state (a failure above is the first cause and says more) */
+	if (ok && !device_state_verified(u))
+		ok = false;
 	u->daemon_us += now_monotonic_us() - t0;
 	if (!ok) {
 		uint64_t id = u->id;

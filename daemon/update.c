@@ -288,6 +288,7 @@ void update_free(struct update *u)
 	json_object_put(u->prev_argv);
 	json_object_put(u->vrings);
 	json_object_put(u->phases);
+	json_object_put(u->declared);
 	upd_deferred_drop(&u->starter);
 	explicit_bzero(u->token, sizeof(u->token));
 	free(u);
@@ -353,6 +354,7 @@ static void failure_text(const struct update *u, const struct upd_failure *f, bo
 			snprintf(buf, len, "%s", f->detail);
 		return;
 	case CAUSE_VERIFY:
+	case CAUSE_DEVICE_STATE:
 		/* bare: the update ends as it is, nobody to return to (the detail says it all) */
 		if (bare)
 			snprintf(buf, len, "%s", f->detail);
@@ -471,14 +473,15 @@ static json_object *verdict(struct update *u, const char *result, const char *er
 		/* device_state: what the devices showed before the suspend and after the successor's ready
 		 * (config space: MAC, link status, max_virtqueue_pairs, MTU; status; features): equal when the
 		 * update kept, or the successor restored, the device's state (a control state lost at reset
-		 * and not replayed shows as config.mac).  Reported, not part of the result. */
+		 * and not replayed shows as config.mac).  A difference the successor did not declare
+		 * (declared: its device_state_changes) fails the verification (update_cmd_ready). */
 		json_object *ds = jnew_obj(), *bef = jnew_arr(), *aft = jnew_arr(), *differ = jnew_arr();
+		json_object *undecl = jnew_arr();
 		bool eq = u->ndevs > 0;
 
 		for (unsigned i = 0; i < u->ndevs; i++) {
 			struct upd_dev *dv = &u->devs[i];
-			json_object *diff = NULL, *e;
-			char name[VLU_NAME_MAX + 80];
+			json_object *e;
 
 			if (dv->state_before) {
 				e = json_object_get(dv->state_before);
@@ -490,27 +493,15 @@ static json_object *verdict(struct update *u, const char *result, const char *er
 				jadd(e, "device", jnew_str(dv->name));
 				jappend(aft, e);
 			}
-			if (!dv->state_before || !dv->state_after) {
-				snprintf(name, sizeof(name), "%s: not read", dv->name);
-				jappend(differ, jnew_str(name));
-				eq = false;
-				continue;
-			}
-			if (!devstate_equal(dv->state_before, dv->state_after, &diff))
-				eq = false;
-			for (size_t k = 0; k < json_object_array_length(diff); k++) {
-				const char *m = json_object_get_string(json_object_array_get_idx(diff, k));
-				if (strcmp(m, "device") == 0)
-					continue;
-				snprintf(name, sizeof(name), "%s: %s", dv->name, m);
-				jappend(differ, jnew_str(name));
-			}
-			json_object_put(diff);
+			(void)devstate_compare(dv->name, dv->state_before, dv->state_after, u->declared, differ, undecl);
 		}
+		eq = eq && json_object_array_length(differ) == 0;
 		jadd(ds, "before", bef);
 		jadd(ds, "after", aft);
 		jadd(ds, "equal", jnew_bool(eq));
 		jadd(ds, "differ", differ);
+		jadd(ds, "declared", u->declared ? json_object_get(u->declared) : jnew_arr());
+		jadd(ds, "undeclared", undecl);
 		jadd(d, "device_state", ds);
 	}
 	{
@@ -536,6 +527,11 @@ static json_object *verdict(struct update *u, const char *result, const char *er
 	jadd(d, "total_ms",
 			       jnew_double((double)(now_monotonic_us() - u->t_start_us) / 1000.0));
 	jadd(d, "phases", json_object_get(u->phases));
+	if (u->cvq_commands > 0) {
+		/* the successor's CVQ replay (paths B and C: enabling the CVQ -> every command used) */
+		jadd(d, "cvq_replay_ms", jnew_double((double)u->cvq_replay_us / 1000.0));
+		jadd(d, "cvq_commands", jnew_int(u->cvq_commands));
+	}
 	if (error[0])
 		jadd(d, "error", jnew_str(error));
 	return d;

@@ -96,6 +96,10 @@ static const struct vlu_arg update_claim_args[] = {
 
 static const struct vlu_arg update_ready_args[] = {
 	{ "error", VLU_ARG_STRING, false, 0, 256, "the successor failed to restore: roll back" },
+	{ "device_state_changes", VLU_ARG_STRING_ARRAY, false, 0, 32,
+	  "device state members changed on purpose (\"config.mac\", or \"DEVICE: config.mac\"): any other difference fails verification" },
+	{ "cvq_commands", VLU_ARG_INT, false, 0, 65535, "control commands the successor replayed through the CVQ" },
+	{ "cvq_replay_us", VLU_ARG_INT, false, 0, 3600000000, "time of that replay: CVQ enabled -> every command used (us)" },
 };
 
 static const struct vlu_arg update_armed_args[] = {

@@ -224,13 +224,30 @@ VLU_EXPORT int vlu_update_claim_fd(json_object *info, const char *name)
 	return -ENOENT;
 }
 
-VLU_EXPORT int vlu_update_ready(struct vlu *v, const char *error, json_object **ret_verdict)
+VLU_EXPORT int vlu_update_ready_with(struct vlu *v, const char *error, json_object *extra, json_object **ret_verdict)
 {
 	_cleanup_json_ json_object *args = json_object_new_object();
 
 	if (!args)
 		return -ENOMEM;
+	if (extra && !json_object_is_type(extra, json_type_object))
+		return -EINVAL;
+	if (extra) {
+		json_object_object_foreach(extra, k, val) {
+			if (strcmp(k, "error") == 0)
+				return -EINVAL; /* that one is the error parameter */
+			if (json_object_object_add(args, k, json_object_get(val)) < 0) {
+				json_object_put(val);
+				return -ENOMEM;
+			}
+		}
+	}
 	if (add_str(args, "error", error) < 0)
 		return -ENOMEM;
 	return vlu_call(v, "update.ready", args, NULL, 0, 0, ret_verdict, NULL, NULL);
+}
+
+VLU_EXPORT int vlu_update_ready(struct vlu *v, const char *error, json_object **ret_verdict)
+{
+	return vlu_update_ready_with(v, error, NULL, ret_verdict);
 }

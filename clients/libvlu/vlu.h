@@ -170,6 +170,9 @@ int vlu_update_claim_fd(json_object *info, const char *name);
  * the daemon's verdict.  0 is returned whenever the daemon answered: check verdict.result ("ok",
  * "failed", "rolled-back"). */
 int vlu_update_ready(struct vlu *v, const char *error, json_object **ret_verdict);
+/* vlu_update_ready() with further update.ready arguments (extra: an object, borrowed, may be NULL; no
+ * "error" member): device_state_changes, cvq_commands, cvq_replay_us (docs/PROTOCOL.md). */
+int vlu_update_ready_with(struct vlu *v, const char *error, json_object *extra, json_object **ret_verdict);
 
 #ifdef __cplusplus
 }

@@ -151,6 +151,10 @@ static void usage(FILE *f)
 		"  --mac XX:XX:XX:XX:XX:XX  MAC set through the control virtqueue, frames go to it\n"
 		"                       (default 02:6d:76:6d:6d:01)\n"
 		"  --no-cvq             negotiate no control virtqueue: no control state, broadcast frames\n"
+		"  --test-no-cvq-restore  test knob: as MINIVMM_TEST_NO_CVQ_RESTORE=1, through the argv vlud\n"
+		"                       gives a transfer-mode successor\n"
+		"  --test-declare-changes LIST  test knob: a successor declares these device state members\n"
+		"                       (comma-separated, e.g. config.mac) changed on purpose in update.ready\n"
 		"  --json               print one JSON object with the verdict on stdout\n"
 		"  --report FILE        write the report to FILE (created or truncated at the end of the run)\n"
 		"                       instead of stdout; an exec'ed image or successor, started with the\n"
@@ -186,7 +190,8 @@ static int parse_secs(const char *s, double *ret)
 static int parse_opts(struct mv_opts *o, int argc, char **argv)
 {
 	enum { O_VLUD = 256, O_INSTANCE, O_VDPA, O_MEM, O_CHUNK, O_RATE, O_FLEN, O_INFL, O_DUR, O_UPAFTER,
-	       O_UPDATES, O_PATH, O_EXEC, O_DRAIN, O_NOPIN, O_JSON, O_PFRAMES, O_NOPREFAULT, O_RINGBASE, O_MAC, O_NOCVQ, O_REPORT };
+	       O_UPDATES, O_PATH, O_EXEC, O_DRAIN, O_NOPIN, O_JSON, O_PFRAMES, O_NOPREFAULT, O_RINGBASE, O_MAC, O_NOCVQ,
+	       O_TNOCVQR, O_TDECLARE, O_REPORT };
 	static const struct option lo[] = {
 		{ "device", required_argument, NULL, 'd' },
 		{ "vlud", required_argument, NULL, O_VLUD },
@@ -209,6 +214,8 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 		{ "ring-base", required_argument, NULL, O_RINGBASE },
 		{ "mac", required_argument, NULL, O_MAC },
 		{ "no-cvq", no_argument, NULL, O_NOCVQ },
+		{ "test-no-cvq-restore", no_argument, NULL, O_TNOCVQR },
+		{ "test-declare-changes", required_argument, NULL, O_TDECLARE },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "report", required_argument, NULL, O_REPORT },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -287,6 +294,8 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 		case O_NOPIN: o->check_vmpin = false; break;
 		case O_NOPREFAULT: o->prefault = false; break;
 		case O_NOCVQ: o->cvq = false; break;
+		case O_TNOCVQR: o->test_no_cvq_restore = true; break;
+		case O_TDECLARE: o->test_declare_changes = optarg; break;
 		case O_MAC: {
 			unsigned m[6];
 			char end;
@@ -668,7 +677,8 @@ int main(int argc, char **argv)
 		mv_vq_init(&v.vq[q], q);
 	mv_vq_init(&v.cvq, MV_CVQ);
 	/* test knob: a B/C successor does not replay the control state (the negative test of the restore) */
-	v.test_no_cvq_restore = getenv("MINIVMM_TEST_NO_CVQ_RESTORE") && strcmp(getenv("MINIVMM_TEST_NO_CVQ_RESTORE"), "0");
+	v.test_no_cvq_restore = v.o.test_no_cvq_restore ||
+				(getenv("MINIVMM_TEST_NO_CVQ_RESTORE") && strcmp(getenv("MINIVMM_TEST_NO_CVQ_RESTORE"), "0"));
 	v.st = calloc(1, sizeof(*v.st));
 	if (!v.st)
 		return EXIT_SETUP;

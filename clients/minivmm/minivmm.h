@@ -298,6 +298,8 @@ struct mv_opts {
 	bool prefault;			/* guest RAM mapped in full (default) or lazily (--no-prefault) */
 	bool cvq;			/* negotiate the CVQ and set the MAC through it (default; --no-cvq) */
 	uint8_t mac[6];			/* --mac: the MAC set through the CVQ */
+	bool test_no_cvq_restore;	/* --test-no-cvq-restore (a transfer successor gets no environment) */
+	const char *test_declare_changes;	/* --test-declare-changes: update.ready's device_state_changes */
 	char **argv;			/* for the exec */
 };
 

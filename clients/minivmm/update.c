@@ -294,7 +294,12 @@ int mv_update_rollback(struct mv_vmm *v)
 	}
 	if (v->was_reset) {
 		uint16_t bases[MV_NQ] = { s->vq[0].dev_base, s->vq[1].dev_base };
-		r = mv_vdev_features_ok(&v->dev, v->dev.features);
+		/* path B, from a reset: a successor killed after its restore left the device DRIVER_OK (vlud's
+		 * verification failed), and the status bits cannot be cleared but by a reset (IOTLB_PERSIST:
+		 * the map stays).  Not a reopened device: fresh, and its new map would not survive a reset */
+		r = v->reopened ? 0 : mv_vdev_set_status(&v->dev, 0);
+		if (r >= 0)
+			r = mv_vdev_features_ok(&v->dev, v->dev.features);
 		if (r >= 0)	/* the reset lost the control state too */
 			r = mv_cvq_start_device(v, bases, true, NULL);
 		if (r < 0)

@@ -32,6 +32,32 @@
 #include "mv-vlud.h"
 #include "vlu.h"
 
+/* update.ready's report (NULL: nothing to report): the CVQ replay (commands, microseconds) when there was
+ * one, and --test-declare-changes as device_state_changes (the members changed on purpose) */
+static json_object *ready_report(const struct mv_vmm *v, const struct mv_update_rec *u)
+{
+	json_object *o = json_object_new_object(), *arr;
+	const char *p = v->o.test_declare_changes;
+
+	if (!o)
+		return NULL;
+	if (u->cvq_replayed && u->cvq_cmds) {
+		json_object_object_add(o, "cvq_commands", json_object_new_int(u->cvq_cmds));
+		json_object_object_add(o, "cvq_replay_us", json_object_new_int64((int64_t)u->cvq_restore_us));
+	}
+	if (p && *p && (arr = json_object_new_array())) {
+		while (*p) {
+			size_t n = strcspn(p, ",");
+
+			if (n)
+				json_object_array_add(arr, json_object_new_string_len(p, (int)n));
+			p += n + (p[n] == ',');
+		}
+		json_object_object_add(o, "device_state_changes", arr);
+	}
+	return o;
+}
+
 static const char *jstr(json_object *o, const char *k)
 {
 	json_object *v;
@@ -496,8 +522,10 @@ int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 	test_stop_at("ready");
 	{
 		int tk = r;
+		json_object *extra = tk < 0 ? NULL : ready_report(v, &s->upd[s->nupdates - 1]);
 
-		r = vlu_update_ready(v->link, tk < 0 ? strerror(-tk) : NULL, &verdict);
+		r = vlu_update_ready_with(v->link, tk < 0 ? strerror(-tk) : NULL, extra, &verdict);
+		json_object_put(extra);
 		if ((r == -ECONNRESET || r == -EPIPE || r == -ENOTCONN) && tk >= 0) {
 			/* vlud went away after our claim (a restarted vlud ended the update as failed and keeps
 			 * every fd): we hold every fd and own the device, so run on (path A: RESUME it ourselves,

@@ -101,6 +101,86 @@ static void test_errors(void **st)
 	json_object_put(e);
 }
 
+static json_object *strs(const char *json)
+{
+	json_object *o = json_tokener_parse(json);
+
+	assert_non_null(o);
+	return o;
+}
+
+/* the names of arr, joined by "|" */
+static const char *joined(json_object *arr)
+{
+	static char b[512];
+
+	b[0] = '\0';
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		size_t n = strlen(b);
+		snprintf(b + n, sizeof(b) - n, "%s%s", i ? "|" : "", json_object_get_string(json_object_array_get_idx(arr, i)));
+	}
+	return b;
+}
+
+/* devstate_compare(a, b) with declared (JSON text, NULL: none declared): the differences and the
+ * undeclared ones, "|"-joined; the return value is the undeclared count */
+static void expect_compare(json_object *a, json_object *b, const char *declared, const char *want_differ,
+			   const char *want_undecl)
+{
+	json_object *decl = declared ? strs(declared) : NULL;
+	json_object *differ = json_object_new_array(), *undecl = json_object_new_array();
+	size_t n = devstate_compare("vdpa:vdpa0", a, b, decl, differ, undecl);
+
+	assert_string_equal(joined(differ), want_differ);
+	assert_string_equal(joined(undecl), want_undecl);
+	assert_int_equal(n, json_object_array_length(undecl));
+	json_object_put(differ);
+	json_object_put(undecl);
+	json_object_put(decl);
+}
+
+/* devstate_compare(): the verdict's names, and what the successor's device_state_changes declares */
+static void test_compare_declared(void **st)
+{
+	json_object *a = state("02:6d:76:6d:6d:01", 15), *b = state("00:00:00:00:00:00", 15);
+	json_object *c = state("02:6d:76:6d:6d:01", 0), *e = strs("{\"error\":\"x\"}"), *differ;
+	const char *mac = "vdpa:vdpa0: config.mac";
+
+	/* nothing declared: the MAC is an undeclared difference */
+	expect_compare(a, b, NULL, mac, mac);
+	/* declared for every device, for this device, or as the whole config: still reported, not undeclared */
+	static const char *const covering[] = {
+		"[\"config.mac\"]", "[\"vdpa:vdpa0: config.mac\"]", "[\"config\"]", "[\"status\", \"config.mac\"]",
+		"[\"vdpa:vdpa0: config\"]",
+	};
+	for (size_t i = 0; i < sizeof(covering) / sizeof(covering[0]); i++)
+		expect_compare(a, b, covering[i], mac, "");
+	/* not covering: another member, another device, a prefix that is not a member boundary, empty */
+	static const char *const other[] = {
+		"[\"config.mtu\"]", "[\"vdpa:vdpa1: config.mac\"]", "[\"config.ma\"]", "[\"conf\"]", "[\"\"]", "[]",
+		"[\"vdpa:vdpa0:config.mac\"]",
+	};
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+		expect_compare(a, b, other[i], mac, mac);
+	/* equal: nothing to report; the verdict's "device" label is ignored; undeclared may be NULL */
+	json_object_object_add(a, "device", json_object_new_string("vdpa:vdpa0"));
+	expect_compare(a, a, NULL, "", "");
+	differ = json_object_new_array();
+	assert_int_equal(devstate_compare("vdpa:vdpa0", a, b, NULL, differ, NULL), 1);
+	json_object_put(differ);
+	/* two members, one declared */
+	json_object_object_add(c, "config", strs("{\"mac\":\"02:6d:76:6d:6d:02\",\"status\":1,\"max_virtqueue_pairs\":0,\"mtu\":1500}"));
+	expect_compare(a, c, "[\"config.mac\"]", "vdpa:vdpa0: status|vdpa:vdpa0: config.mac", "vdpa:vdpa0: status");
+	/* not read (NULL) or a failed read: a difference unless declared as such */
+	expect_compare(a, NULL, "[\"config.mac\"]", "vdpa:vdpa0: not read", "vdpa:vdpa0: not read");
+	expect_compare(NULL, a, NULL, "vdpa:vdpa0: not read", "vdpa:vdpa0: not read");
+	expect_compare(a, e, "[\"config.mac\"]", "vdpa:vdpa0: error", "vdpa:vdpa0: error");
+	json_object_put(e);
+	json_object_put(c);
+	json_object_put(a);
+	json_object_put(b);
+}
+
 static void test_read_not_a_device(void **st)
 {
 	int fd = memfd_create("not-vdpa", MFD_CLOEXEC);
@@ -126,6 +206,7 @@ int main(void)
 		cmocka_unit_test(test_mac_lost),
 		cmocka_unit_test(test_status_and_members),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_compare_declared),
 		cmocka_unit_test(test_read_not_a_device),
 	};
 	if (!getenv("CMOCKA_MESSAGE_OUTPUT"))

@@ -376,6 +376,68 @@ static void R11_device_lost(void **state)
 	assert_string_equal(update_action_result(RB_RESUME, true), "failed");
 }
 
+/* exec mode, the new image's update.ready found an undeclared device-state difference (it runs, as O's pid) */
+static struct rb_facts r12_exec(char route)
+{
+	struct rb_facts f = base(RBT_VERIFY, false, route, PH_VERIFY);
+
+	f.device_state = true;
+	f.old_conn = false;
+	f.new_alive = true;
+	return f;
+}
+
+/* R12: the verification failed on the device's state (a difference the successor did not declare) */
+static void R12_device_state_differs(void **state)
+{
+	struct rb_facts f;
+
+	(void)state;
+	/* exec mode, B and C: the successor (O's pid) is killed; at its exit the previous binary (R3) */
+	for (const char *r = "BC"; *r; r++) {
+		f = r12_exec(*r);
+		assert_action(f, RB_KILL_OLD);
+		f.trigger = RBT_OLD_EXIT;
+		f.old_alive = false;
+		f.new_alive = false;
+		f.kill_pending = true;
+		assert_action(f, RB_RESTART_PREVIOUS);
+		/* without a way back, failed as it stands (R5): no restart policy, no kill policy, the kill
+		 * failed, the restarted binary failed in turn, a device lost, no previous binary */
+		static const struct {
+			size_t off;
+			bool val;
+		} blockers[] = {
+			{ offsetof(struct rb_facts, pol_restart_previous), false },
+			{ offsetof(struct rb_facts, pol_kill_failed_successor), false },
+			{ offsetof(struct rb_facts, kill_failed), true },
+			{ offsetof(struct rb_facts, restarted), true },
+			{ offsetof(struct rb_facts, lost), true },
+			{ offsetof(struct rb_facts, prev_binary), false },
+		};
+		for (size_t k = 0; k < sizeof(blockers) / sizeof(blockers[0]); k++) {
+			f = r12_exec(*r);
+			*(bool *)((char *)&f + blockers[k].off) = blockers[k].val;
+			assert_action(f, RB_FAIL);
+		}
+	}
+	/* exec mode, path A (nothing was reset: the device runs under the successor): as R5 */
+	f = r12_exec('A');
+	assert_action(f, RB_FAIL);
+	/* transfer mode: as R5, N killed and O takes back at its exit (R8 on A/B, R9 on C) */
+	for (const char *r = "ABC"; *r; r++) {
+		f = base(RBT_VERIFY, true, *r, PH_VERIFY);
+		f.device_state = true;
+		f.new_alive = true;
+		f.old_conn_free = true;
+		assert_action(f, RB_KILL_NEW);
+		f.trigger = RBT_NEW_EXIT;
+		f.new_alive = false;
+		f.kill_pending = true;
+		assert_action(f, *r == 'C' ? RB_RETAKE : RB_RECLAIM);
+	}
+}
+
 /* the phase table: every phase named, the names daemon/state.c accepts */
 static void phase_table(void **state)
 {
@@ -416,6 +478,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(R9_transfer_c_retake),
 	cmocka_unit_test(R10_released_or_stopping),
 	cmocka_unit_test(R11_device_lost),
+	cmocka_unit_test(R12_device_state_differs),
 	cmocka_unit_test(phase_table),
 	cmocka_unit_test(doc_rows_match),
 };
