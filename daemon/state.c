@@ -181,6 +181,10 @@ int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len
 				r |= add(d, "suspended", json_object_new_boolean(su->devs[k].suspended));
 				r |= add(d, "reset", json_object_new_boolean(su->devs[k].reset));
 				r |= add(d, "released", json_object_new_boolean(su->devs[k].released));
+				if (su->devs[k].node[0]) {
+					r |= add(d, "device", json_object_new_string(su->devs[k].device));
+					r |= add(d, "node", json_object_new_string(su->devs[k].node));
+				}
 				if (r < 0)
 					return -ENOMEM;
 			}
@@ -277,6 +281,20 @@ static int get_opt_str(json_object *o, const char *k, char **ret)
 		return -EINVAL;
 	*ret = strdup(json_object_get_string(v));
 	return *ret ? 0 : -ENOMEM;
+}
+
+/* optional member k: a string that fits in dst (size bytes with its NUL), or absent ("") */
+static int get_opt_buf(json_object *o, const char *k, char *dst, size_t size)
+{
+	json_object *v;
+
+	dst[0] = 0;
+	if (!json_object_object_get_ex(o, k, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_string) || (size_t)json_object_get_string_len(v) >= size)
+		return -EINVAL;
+	memcpy(dst, json_object_get_string(v), (size_t)json_object_get_string_len(v) + 1);
+	return 0;
 }
 
 /* optional member k: an object of at most max bytes as plain JSON text (*ret malloc()ed), or absent */
@@ -382,6 +400,10 @@ static int parse_update(json_object *o, struct state_update *su)
 		if (!json_object_is_type(e, json_type_object) || get_name(e, "name", d->name) < 0 ||
 		    get_bool(e, "suspended", &d->suspended) < 0 || get_bool(e, "reset", &d->reset) < 0 ||
 		    get_bool(e, "released", &d->released) < 0)
+			return -EINVAL;
+		/* optional (absent in states of older vlud): where to reopen a released device */
+		if (get_opt_buf(e, "device", d->device, sizeof(d->device)) < 0 ||
+		    get_opt_buf(e, "node", d->node, sizeof(d->node)) < 0)
 			return -EINVAL;
 		for (unsigned j = 0; j < k; j++)
 			if (strcmp(su->devs[j].name, d->name) == 0)

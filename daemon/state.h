@@ -35,6 +35,8 @@
 #define VLUD_STATE_MAGIC "VLUDSTATE"
 #define VLUD_STATE_VERSION 1
 #define VLUD_STATE_NAME_MAX 64
+/* a device name or node path in an update record */
+#define VLUD_STATE_DEV_MAX 255
 #define VLUD_STATE_MAX_BYTES (64u * 1024 * 1024)
 
 struct state_instance {
@@ -63,6 +65,9 @@ struct state_update_dev {
 	bool reset;	/* path B: D set status 0 (or was about to, in phase reset) */
 	bool released;	/* path C: D's copy went to the closer (the device was reset and unpinned; the held
 			 * fd of that name, if any, is a fresh open of the node) */
+	/* the device as requested and the node opened (device.open), "" when unknown or too long: a
+	 * restarted vlud reopens a released device that was not reopened yet */
+	char device[VLUD_STATE_DEV_MAX + 1], node[VLUD_STATE_DEV_MAX + 1];
 };
 
 struct state_update {

@@ -14,7 +14,9 @@
 #include <sys/stat.h>
 #include <json-c/json.h>
 
+#include "device.h"
 #include "events.h"
+#include "fdtype.h"
 #include "held.h"
 #include "instance.h"
 #include "json-oom.h"
@@ -60,6 +62,11 @@ bool update_persist_record(struct instance *inst, struct state_update *ret)
 		/* likewise SET_STATUS 0 runs in phase reset, after the record */
 		d->reset = u->route == 'B' && u->phase >= PH_RESET && u->phase != PH_ROLLBACK;
 		d->released = u->devs[i].lost || u->release_us >= 0 || u->claim_job;
+		if (u->devs[i].path && strlen(u->devs[i].path) <= VLUD_STATE_DEV_MAX &&
+		    strlen(u->devs[i].device ? u->devs[i].device : "") <= VLUD_STATE_DEV_MAX) {
+			snprintf(d->node, sizeof(d->node), "%s", u->devs[i].path);
+			snprintf(d->device, sizeof(d->device), "%s", u->devs[i].device ? u->devs[i].device : "");
+		}
 	}
 	return ret->n_devs > 0;
 }
@@ -152,6 +159,27 @@ static bool pid_exists(pid_t pid)
 
 #define APPENDF(buf, ...) snprintf((buf) + strlen(buf), sizeof(buf) - strlen(buf), __VA_ARGS__)
 
+/* A released device of su's record that no held fd has: open its node again under the same name. */
+static void reopen_released(struct instance *inst, const struct state_update_dev *d)
+{
+	_cleanup_close_ int fd = -EBADF;
+	struct held *nh;
+	struct stat st;
+	int k, t;
+
+	k = device_open_node(d->node, &fd);
+	if (k >= 0) {
+		t = fdtype_detect(fd, vl.vdpa_major, &st);
+		k = t < 0 ? t : held_add(inst, d->name, TAKE_FD(fd), t, &st, 0, 0, d->device[0] ? d->device : NULL,
+					 d->node, &nh);
+	}
+	if (k < 0)
+		log_warning("%s: reopen of the released device %s (%s) after the restart: %s", inst->name, d->name,
+			    d->node, strerror(-k));
+	else
+		log_info("%s: released device %s reopened after the restart (%s)", inst->name, d->name, d->node);
+}
+
 /* One update that was running when the previous vlud died (record su of the adopted state). */
 static void restore_one(struct instance *inst, const struct state_update *su)
 {
@@ -212,6 +240,15 @@ static void restore_one(struct instance *inst, const struct state_update *su)
 	st = jnew_arr();
 	resumed = jnew_arr();
 	APPENDF(err, ";");
+	/* path C: vlud died between the release of a device and its reopen (the fd store had let go of it
+	 * with the release): open the node again, as the claim would have, so that the instance holds its
+	 * device again (a fresh open: reset, nothing mapped); found by the chaos soak (docs/SOAK.md) */
+	for (unsigned i = 0; i < su->n_devs; i++) {
+		const struct state_update_dev *d = &su->devs[i];
+
+		if (d->released && d->node[0] && !held_find(inst, d->name))
+			reopen_released(inst, d);
+	}
 	for (unsigned i = 0; i < su->n_devs; i++) {
 		const struct state_update_dev *d = &su->devs[i];
 		struct held *h = held_find(inst, d->name);

@@ -378,6 +378,8 @@ static void index_page(void **unused)
 #define UPD_INST "{\"name\":\"a\",\"pid\":1,\"uid\":0,\"gid\":0,\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0"
 #define UPD_DOC(inst_extra, upd)                                                                                 \
 	"{\"next_id\":1,\"written_us\":0,\"instances\":[" UPD_INST inst_extra "}],\"fds\":[],\"updates\":[" upd "]}"
+#define LONG16 "0123456789abcdef"
+#define LONG256 LONG16 LONG16 LONG16 LONG16 LONG16 LONG16 LONG16 LONG16 LONG16 LONG16 LONG16 LONG16 LONG16 LONG16 LONG16 LONG16
 #define UPD_DEV "{\"name\":\"vdpa:vdpa0\",\"suspended\":true,\"reset\":false,\"released\":false}"
 #define UPD(extra, devs)                                                                                          \
 	"{\"instance\":\"a\",\"id\":3,\"mode\":\"exec\",\"path\":\"C\",\"phase\":\"save\",\"old_pid\":10,"     \
@@ -400,6 +402,8 @@ static void fill_update(struct state_update *u)
 	u->devs[0].reset = true;
 	strcpy(u->devs[1].name, "vdpa:vdpa1");
 	u->devs[1].released = true;
+	strcpy(u->devs[1].device, "vdpa1");
+	strcpy(u->devs[1].node, "/dev/vhost-vdpa-1");
 }
 
 static void update_roundtrip(void **unused)
@@ -437,6 +441,10 @@ static void update_roundtrip(void **unused)
 	assert_true(p.updates[0].devs[0].suspended && p.updates[0].devs[0].reset && !p.updates[0].devs[0].released);
 	assert_string_equal(p.updates[0].devs[1].name, "vdpa:vdpa1");
 	assert_true(!p.updates[0].devs[1].suspended && !p.updates[0].devs[1].reset && p.updates[0].devs[1].released);
+	/* where a restarted vlud reopens a released device; absent (older states): "" */
+	assert_string_equal(p.updates[0].devs[1].device, "vdpa1");
+	assert_string_equal(p.updates[0].devs[1].node, "/dev/vhost-vdpa-1");
+	assert_string_equal(p.updates[0].devs[0].node, "");
 	/* the verdict comes back as the same JSON object (key order kept, plain) */
 	assert_non_null(p.instances[0].last_update);
 	assert_null(p.instances[1].last_update);
@@ -517,6 +525,8 @@ static const struct bad upd_bads[] = {
 	{ "update without devices", UPD_DOC("", UPD("", "")) },
 	{ "update device bad name", UPD_DOC("", UPD("", "{\"name\":\"a b\",\"suspended\":true,\"reset\":false,\"released\":false}")) },
 	{ "update device flag not bool", UPD_DOC("", UPD("", "{\"name\":\"d\",\"suspended\":1,\"reset\":false,\"released\":false}")) },
+	{ "update device node not a string", UPD_DOC("", UPD("", "{\"name\":\"d\",\"suspended\":true,\"reset\":false,\"released\":true,\"node\":7}")) },
+	{ "update device node too long", UPD_DOC("", UPD("", "{\"name\":\"d\",\"suspended\":true,\"reset\":false,\"released\":true,\"node\":\"" LONG256 "\"}")) },
 	{ "update device missing flag", UPD_DOC("", UPD("", "{\"name\":\"d\",\"suspended\":true,\"reset\":false}")) },
 	{ "update duplicate device", UPD_DOC("", UPD("", UPD_DEV "," UPD_DEV)) },
 #define D17(i) "{\"name\":\"d" #i "\",\"suspended\":true,\"reset\":false,\"released\":false}"
