@@ -25,9 +25,10 @@ IOF_FRAGMENT=$RIG_DIR/flavours/iommufd.config
 IOF_RECIPE=1
 # Load order of the modules the build produced (those built in are left out).
 IOF_ORDER="irqbypass vhost_iotlb vdpa vhost vhost_vdpa vringh vdpa_sim vdpa_sim_net"
-# QEMU 7.2 (TCG): q35 for the emulated VT-d; intremap needs split irqchip (ignored by TCG, required by
-# the option check); caching-mode makes the guest send invalidations for new mappings too; edu's DMA
-# engine goes through the IOMMU (pci_dma_*).
+# QEMU 7.2 (TCG): q35 for the emulated VT-d (intel-iommu before the PCI devices it translates);
+# kernel-irqchip=split is what intremap=on needs under KVM, TCG accepts and ignores it (checked); caching-mode
+# makes the guest send invalidations for new mappings too (what a VFIO device behind it needs); edu's DMA
+# engine goes through the IOMMU (pci_dma_*), with addresses clamped to 28 bits.
 IOF_QEMU_ARGS=(-machine q35,kernel-irqchip=split -device intel-iommu,intremap=on,caching-mode=on -device edu)
 
 iof_apt() {
