@@ -46,31 +46,11 @@ DEB_NOSUSPEND_DIR=$RIG_DIR/kpatches/nosuspend
 DEB_HWRESET_DIR=$RIG_DIR/kpatches/hwreset
 DEB_LOAD_ORDER="base:vhost_iotlb base:vdpa base:irqbypass var:vhost var:vhost_vdpa var:vringh var:vdpa_sim var:vdpa_sim_net"
 
-deb_apt() {
-	apt-get -q -o Dir::Etc::sourcelist="$DEB_APT/sources.list" -o Dir::Etc::sourceparts=- \
-		-o Dir::State::Lists="$DEB_APT/lists" -o Dir::Cache="$DEB_APT/cache" \
-		-o Dir::State::status=/var/lib/dpkg/status -o APT::Sandbox::User=root \
-		-o Debug::NoLocking=1 "$@"
-}
-deb_apt_cache() {
-	apt-cache -o Dir::Etc::sourcelist="$DEB_APT/sources.list" -o Dir::Etc::sourceparts=- \
-		-o Dir::State::Lists="$DEB_APT/lists" -o Dir::Cache="$DEB_APT/cache" "$@"
-}
-
-# The host's Debian mirror (deb822 sources or one-line sources.list).
-deb_mirror() {
-	local f uri=
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -r "$f" ] || continue
-		uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i ~ /\/debian\/?$/) { print $i; exit } }' "$f")
-		[ -n "$uri" ] && break
-	done
-	if [ -z "$uri" ]; then
-		uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-			grep -m1 -oE '^deb +(\[[^]]*\] +)?https?://[^ ]+/debian/? ' | grep -oE 'https?://[^ ]+')
-	fi
-	echo "${uri%/}"
-}
+# shellcheck source=lib/apt.sh
+. "$RIG_DIR/flavours/lib/apt.sh"
+deb_apt() { rig_apt "$DEB_APT" "$@"; }
+deb_apt_cache() { rig_apt_cache "$DEB_APT" "$@"; }
+deb_mirror() { rig_debian_mirror; }
 
 # Refresh the private index when it is missing or older than a day.  Returns non-zero if there is no
 # usable index (and could not be made).

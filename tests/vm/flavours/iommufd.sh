@@ -31,31 +31,10 @@ IOF_ORDER="irqbypass vhost_iotlb vdpa vhost vhost_vdpa vringh vdpa_sim vdpa_sim_
 # engine goes through the IOMMU (pci_dma_*), with addresses clamped to 28 bits.
 IOF_QEMU_ARGS=(-machine q35,kernel-irqchip=split -device intel-iommu,intremap=on,caching-mode=on -device edu)
 
-iof_apt() {
-	apt-get -q -o Dir::Etc::sourcelist="$IOF_APT/sources.list" -o Dir::Etc::sourceparts=- \
-		-o Dir::State::Lists="$IOF_APT/lists" -o Dir::Cache="$IOF_APT/cache" \
-		-o Dir::State::status=/var/lib/dpkg/status -o APT::Sandbox::User=root \
-		-o Debug::NoLocking=1 "$@"
-}
-iof_apt_cache() {
-	apt-cache -o Dir::Etc::sourcelist="$IOF_APT/sources.list" -o Dir::Etc::sourceparts=- \
-		-o Dir::State::Lists="$IOF_APT/lists" -o Dir::Cache="$IOF_APT/cache" "$@"
-}
-
-# The host's Debian mirror (same lookup as the debian flavour).
-iof_mirror() {
-	local f uri=
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -r "$f" ] || continue
-		uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i ~ /\/debian\/?$/) { print $i; exit } }' "$f")
-		[ -n "$uri" ] && break
-	done
-	if [ -z "$uri" ]; then
-		uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-			grep -m1 -oE '^deb +(\[[^]]*\] +)?https?://[^ ]+/debian/? ' | grep -oE 'https?://[^ ]+')
-	fi
-	echo "${uri%/}"
-}
+# shellcheck source=lib/apt.sh
+. "$RIG_DIR/flavours/lib/apt.sh"
+iof_apt() { rig_apt "$IOF_APT" "$@"; }
+iof_apt_cache() { rig_apt_cache "$IOF_APT" "$@"; }
 
 iof_apt_update() {
 	mkdir -p "$IOF_APT/lists/partial" "$IOF_APT/cache/archives/partial"
@@ -63,7 +42,7 @@ iof_apt_update() {
 	if [ -f "$stamp" ] && [ -z "$(find "$stamp" -mmin +1440)" ] && [ "${VLUD_RIG_APT_UPDATE:-0}" != 1 ]; then
 		return 0
 	fi
-	uri=$(iof_mirror)
+	uri=$(rig_debian_mirror)
 	[ -n "$uri" ] || { log "iommufd: no Debian mirror found in /etc/apt/sources.list*"; return 1; }
 	for s in $IOF_SUITES; do
 		echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $s main"

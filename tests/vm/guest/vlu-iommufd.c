@@ -106,61 +106,7 @@ static const char *const mode_name[] = { "user", "mm", "none" };
 static const char *cmd = "";
 static int failures;
 
-_printf_(2, 3) static void tap(bool ok, const char *fmt, ...)
-{
-	char name[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(name, sizeof(name), fmt, ap);
-	va_end(ap);
-	printf("%s - %s/%s.%s\n", ok ? "ok" : "not ok", suite, cmd, name);
-	fflush(stdout);
-	if (!ok)
-		failures++;
-}
-
-_printf_(2, 3) static void tap_fail(const char *name, const char *fmt, ...)
-{
-	char why[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	printf("not ok - %s/%s.%s: %s\n", suite, cmd, name, why);
-	fflush(stdout);
-	failures++;
-}
-
-static const char *ename(int e)
-{
-	const char *n = e ? strerrorname_np(e) : "0";
-	return n ? n : "?";
-}
-
-static bool expect_ok(const char *name, long ret)
-{
-	if (ret >= 0) {
-		tap(true, "%s", name);
-		return true;
-	}
-	tap_fail(name, "failed with %s (%s)", ename(errno), strerror(errno));
-	return false;
-}
-
-static bool expect_errno(const char *name, long ret, int want)
-{
-	if (ret < 0 && errno == want) {
-		tap(true, "%s=%s", name, ename(want));
-		return true;
-	}
-	if (ret >= 0)
-		tap_fail(name, "succeeded, expected %s", ename(want));
-	else
-		tap_fail(name, "failed with %s, expected %s", ename(errno), ename(want));
-	return false;
-}
+#include "guest-tap.h"
 
 static bool expect_eq(const char *name, long long got, long long want)
 {
