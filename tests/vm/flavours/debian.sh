@@ -52,29 +52,8 @@ deb_apt() { rig_apt "$DEB_APT" "$@"; }
 deb_apt_cache() { rig_apt_cache "$DEB_APT" "$@"; }
 deb_mirror() { rig_debian_mirror; }
 
-# Refresh the private index when it is missing or older than a day.  Returns non-zero if there is no
-# usable index (and could not be made).
-deb_apt_update() {
-	mkdir -p "$DEB_APT/lists/partial" "$DEB_APT/cache/archives/partial"
-	local stamp=$DEB_APT/updated
-	if [ -f "$stamp" ] && [ -z "$(find "$stamp" -mmin +1440)" ] && [ "${VLUD_RIG_APT_UPDATE:-0}" != 1 ]; then
-		return 0
-	fi
-	local uri
-	uri=$(deb_mirror)
-	if [ -z "$uri" ]; then
-		log "debian: no Debian mirror found in /etc/apt/sources.list*"
-		return 1
-	fi
-	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $DEB_SUITE main" > "$DEB_APT/sources.list"
-	log "debian: apt-get update ($uri $DEB_SUITE, private configuration under $DEB_APT)"
-	if deb_apt update >> "$RIG_LOG" 2>&1; then
-		touch "$stamp"
-		return 0
-	fi
-	log "debian: apt-get update failed (see $RIG_LOG)"
-	return 1
-}
+# Refresh the private index when it is missing or older than a day (lib/apt.sh).
+deb_apt_update() { rig_apt_update "$DEB_APT" debian "$DEB_SUITE"; }
 
 # Newest linux-image-X.Y.Z+debN-amd64-unsigned in the suite -> "KVER PKGVER".
 deb_resolve() {

@@ -36,25 +36,8 @@ IOF_QEMU_ARGS=(-machine q35,kernel-irqchip=split -device intel-iommu,intremap=on
 iof_apt() { rig_apt "$IOF_APT" "$@"; }
 iof_apt_cache() { rig_apt_cache "$IOF_APT" "$@"; }
 
-iof_apt_update() {
-	mkdir -p "$IOF_APT/lists/partial" "$IOF_APT/cache/archives/partial"
-	local stamp=$IOF_APT/updated uri s
-	if [ -f "$stamp" ] && [ -z "$(find "$stamp" -mmin +1440)" ] && [ "${VLUD_RIG_APT_UPDATE:-0}" != 1 ]; then
-		return 0
-	fi
-	uri=$(rig_debian_mirror)
-	[ -n "$uri" ] || { log "iommufd: no Debian mirror found in /etc/apt/sources.list*"; return 1; }
-	for s in $IOF_SUITES; do
-		echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $s main"
-	done > "$IOF_APT/sources.list"
-	log "iommufd: apt-get update ($uri $IOF_SUITES, private configuration under $IOF_APT)"
-	if iof_apt update >> "$RIG_LOG" 2>&1; then
-		touch "$stamp"
-		return 0
-	fi
-	log "iommufd: apt-get update failed (see $RIG_LOG)"
-	return 1
-}
+# shellcheck disable=SC2086 # IOF_SUITES: one word per suite
+iof_apt_update() { rig_apt_update "$IOF_APT" iommufd $IOF_SUITES; }
 
 # Newest linux-source-X.Y (X.Y >= 6.13) over all suites -> "PKG VERSION".
 iof_resolve() {

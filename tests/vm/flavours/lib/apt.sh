@@ -32,3 +32,30 @@ rig_debian_mirror() {
 	fi
 	echo "${uri%/}"
 }
+
+# Refresh the private index of DIR (suites SUITES of the host's mirror, main) when it is missing or older than
+# a day (VLUD_RIG_APT_UPDATE=1: now).  Returns non-zero if there is no usable index (and could not be made).
+# Uses from rig.sh: RIG_LOG log
+rig_apt_update() { # DIR LABEL SUITE...
+	local dir=$1 label=$2 stamp=$1/updated uri s
+	shift 2
+	mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+	if [ -f "$stamp" ] && [ -z "$(find "$stamp" -mmin +1440)" ] && [ "${VLUD_RIG_APT_UPDATE:-0}" != 1 ]; then
+		return 0
+	fi
+	uri=$(rig_debian_mirror)
+	if [ -z "$uri" ]; then
+		log "$label: no Debian mirror found in /etc/apt/sources.list*"
+		return 1
+	fi
+	for s in "$@"; do
+		echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $s main"
+	done > "$dir/sources.list"
+	log "$label: apt-get update ($uri $*, private configuration under $dir)"
+	if rig_apt "$dir" update >> "$RIG_LOG" 2>&1; then
+		touch "$stamp"
+		return 0
+	fi
+	log "$label: apt-get update failed (see $RIG_LOG)"
+	return 1
+}
