@@ -267,7 +267,7 @@ build_conf_cpio() { # OUT MODULES USE_VA DEVICES MAC SHELL SCENARIO...
 
 qemu_cmd() { # INITRD MEMORY
 	QEMU_ARGS=("$QEMU" -accel tcg -cpu qemu64 -smp 2 -m "$2" -nographic -no-reboot -nic none
-		-kernel "$FL_KERNEL" -initrd "$1"
+		"${FL_QEMU_ARGS[@]}" -kernel "$FL_KERNEL" -initrd "$1"
 		-append "console=ttyS0 loglevel=4 panic=-1 oops=panic rdinit=/init ${VLUD_RIG_APPEND:-}")
 }
 
@@ -394,6 +394,7 @@ load_flavour() { # NAME -> 0 ready, 1 failed (FL_FAIL_WHY), 2 skip (FL_SKIP_WHY)
 	[ "$CUR_FLAVOUR" = "$1" ] && return "$FL_RC"
 	CUR_FLAVOUR=$1
 	FL_KVER= FL_KERNEL= FL_MODS_CPIO= FL_PATCHED= FL_PATCHED_WHY= FL_SKIP_WHY= FL_FAIL_WHY=
+	FL_QEMU_ARGS=() # the flavour's extra qemu arguments (machine, IOMMU, devices)
 	if [ ! -f "$RIG_DIR/flavours/$1.sh" ]; then
 		FL_FAIL_WHY="unknown flavour '$1' (no tests/vm/flavours/$1.sh)"
 		FL_RC=1

@@ -46,55 +46,14 @@ DEB_NOSUSPEND_DIR=$RIG_DIR/kpatches/nosuspend
 DEB_HWRESET_DIR=$RIG_DIR/kpatches/hwreset
 DEB_LOAD_ORDER="base:vhost_iotlb base:vdpa base:irqbypass var:vhost var:vhost_vdpa var:vringh var:vdpa_sim var:vdpa_sim_net"
 
-deb_apt() {
-	apt-get -q -o Dir::Etc::sourcelist="$DEB_APT/sources.list" -o Dir::Etc::sourceparts=- \
-		-o Dir::State::Lists="$DEB_APT/lists" -o Dir::Cache="$DEB_APT/cache" \
-		-o Dir::State::status=/var/lib/dpkg/status -o APT::Sandbox::User=root \
-		-o Debug::NoLocking=1 "$@"
-}
-deb_apt_cache() {
-	apt-cache -o Dir::Etc::sourcelist="$DEB_APT/sources.list" -o Dir::Etc::sourceparts=- \
-		-o Dir::State::Lists="$DEB_APT/lists" -o Dir::Cache="$DEB_APT/cache" "$@"
-}
+# shellcheck source=lib/apt.sh
+. "$RIG_DIR/flavours/lib/apt.sh"
+deb_apt() { rig_apt "$DEB_APT" "$@"; }
+deb_apt_cache() { rig_apt_cache "$DEB_APT" "$@"; }
+deb_mirror() { rig_debian_mirror; }
 
-# The host's Debian mirror (deb822 sources or one-line sources.list).
-deb_mirror() {
-	local f uri=
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -r "$f" ] || continue
-		uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i ~ /\/debian\/?$/) { print $i; exit } }' "$f")
-		[ -n "$uri" ] && break
-	done
-	if [ -z "$uri" ]; then
-		uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-			grep -m1 -oE '^deb +(\[[^]]*\] +)?https?://[^ ]+/debian/? ' | grep -oE 'https?://[^ ]+')
-	fi
-	echo "${uri%/}"
-}
-
-# Refresh the private index when it is missing or older than a day.  Returns non-zero if there is no
-# usable index (and could not be made).
-deb_apt_update() {
-	mkdir -p "$DEB_APT/lists/partial" "$DEB_APT/cache/archives/partial"
-	local stamp=$DEB_APT/updated
-	if [ -f "$stamp" ] && [ -z "$(find "$stamp" -mmin +1440)" ] && [ "${VLUD_RIG_APT_UPDATE:-0}" != 1 ]; then
-		return 0
-	fi
-	local uri
-	uri=$(deb_mirror)
-	if [ -z "$uri" ]; then
-		log "debian: no Debian mirror found in /etc/apt/sources.list*"
-		return 1
-	fi
-	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $DEB_SUITE main" > "$DEB_APT/sources.list"
-	log "debian: apt-get update ($uri $DEB_SUITE, private configuration under $DEB_APT)"
-	if deb_apt update >> "$RIG_LOG" 2>&1; then
-		touch "$stamp"
-		return 0
-	fi
-	log "debian: apt-get update failed (see $RIG_LOG)"
-	return 1
-}
+# Refresh the private index when it is missing or older than a day (lib/apt.sh).
+deb_apt_update() { rig_apt_update "$DEB_APT" debian "$DEB_SUITE"; }
 
 # Newest linux-image-X.Y.Z+debN-amd64-unsigned in the suite -> "KVER PKGVER".
 deb_resolve() {

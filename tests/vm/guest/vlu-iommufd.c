@@ -1,0 +1,581 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vlu-iommufd - the rig's iommufd/VFIO test program (flavour iommufd, docs/IOMMUFD.md): a real VFIO
+ * device (QEMU's edu, bound to vfio-pci) on /dev/iommu, its DMA through the guest's IOMMU, and
+ * IOMMU_IOAS_CHANGE_PROCESS moving the pinned memory to a second process.  One TAP line per assertion,
+ * named "<suite>/<command>.<check>" with suite = $VLUD_SCENARIO (or "vlu-iommufd").
+ *
+ *   vlu-iommufd [--acct user|mm] [--size BYTES] change-process /dev/vfio/devices/vfioN
+ *       process A: IOAS_ALLOC, BIND + ATTACH the device, IOAS_MAP_FILE of a memfd, edu DMA RAM -> device
+ *       -> RAM checked; passes the iommufd, device and memfd fds (SCM_RIGHTS) to B = fork + exec of this
+ *       program (argv: --child SOCKFD ACCT), closes its copies and waits; B maps the memfd at another address, IOAS_CHANGE_PROCESS,
+ *       checks that VmPin (and, in mm mode, VmLck) moved from A to B exactly, DMAs again into the memfd,
+ *       unmaps and checks that its charge returns to where it was.
+ *       --acct user: user locked_vm mode; --acct mm: IOMMU_OPTION_RLIMIT_MODE = 1 (mm locked_vm mode).
+ *       Both drop CAP_IPC_LOCK first (bounding set too, so the exec'ed B has none either): a mapper with
+ *       it gets no accounting at all (IOPT_PAGES_ACCOUNT_NONE, also under RLIMIT_MODE = 1).
+ *       --acct none: keeps CAP_IPC_LOCK; the counters are only reported ("# observed" lines, no
+ *       assertion): CHANGE_PROCESS moves no charge in that mode (a known kernel bug, docs/IOMMUFD.md).
+ *   vlu-iommufd negative /dev/vfio/devices/vfioN
+ *       CHANGE_PROCESS on an empty context succeeds (the capability probe), with __reserved set it fails
+ *       EOPNOTSUPP, with a plain IOMMU_IOAS_MAP (user VA) mapping it fails EINVAL.
+ *
+ * Exit status: 0 if every check passed, 1 if one failed, 2 on usage errors.
+ * The uapi definitions are copied from Linux 7.3's include/uapi/linux/{iommufd,vfio}.h: the build
+ * host's headers (Debian 12, 6.1) have no iommufd.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <linux/capability.h>
+#include <linux/types.h>
+#include <linux/vfio.h>
+
+#include "basics.h"
+
+/* ---- uapi (Linux >= 6.13) ---- */
+#define IOMMUFD_TYPE (';')
+#define IOMMU_IOAS_ALLOC _IO(IOMMUFD_TYPE, 0x81)
+#define IOMMU_IOAS_MAP _IO(IOMMUFD_TYPE, 0x85)
+#define IOMMU_IOAS_UNMAP _IO(IOMMUFD_TYPE, 0x86)
+#define IOMMU_OPTION _IO(IOMMUFD_TYPE, 0x87)
+#define IOMMU_IOAS_MAP_FILE _IO(IOMMUFD_TYPE, 0x8f)
+#define IOMMU_IOAS_CHANGE_PROCESS _IO(IOMMUFD_TYPE, 0x92)
+#define IOMMU_IOAS_MAP_FIXED_IOVA (1 << 0)
+#define IOMMU_IOAS_MAP_WRITEABLE (1 << 1)
+#define IOMMU_IOAS_MAP_READABLE (1 << 2)
+#define IOMMU_OPTION_RLIMIT_MODE 0
+#define IOMMU_OPTION_OP_SET 0
+
+struct iommu_ioas_alloc { __u32 size, flags, out_ioas_id; };
+struct iommu_ioas_map {
+	__u32 size, flags, ioas_id, __reserved;
+	__aligned_u64 user_va, length, iova;
+};
+struct iommu_ioas_map_file {
+	__u32 size, flags, ioas_id;
+	__s32 fd;
+	__aligned_u64 start, length, iova;
+};
+struct iommu_ioas_unmap { __u32 size, ioas_id; __aligned_u64 iova, length; };
+struct iommu_option {
+	__u32 size, option_id;
+	__u16 op, __reserved;
+	__u32 object_id;
+	__aligned_u64 val64;
+};
+struct iommu_ioas_change_process { __u32 size, __reserved; };
+
+#define VFIO_DEVICE_BIND_IOMMUFD _IO(VFIO_TYPE, VFIO_BASE + 18)
+#define VFIO_DEVICE_ATTACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 19)
+struct vfio_device_bind_iommufd { __u32 argsz, flags; __s32 iommufd; __u32 out_devid; };
+struct vfio_device_attach_iommufd_pt { __u32 argsz, flags, pt_id; };
+
+/* ---- edu (QEMU docs/specs/edu.rst) ---- */
+#define EDU_ID 0x00
+#define EDU_LIVE 0x04
+#define EDU_DMA_SRC 0x80
+#define EDU_DMA_DST 0x88
+#define EDU_DMA_CNT 0x90
+#define EDU_DMA_CMD 0x98
+#define EDU_CMD_START 0x1
+#define EDU_CMD_TO_RAM 0x2
+#define EDU_BUF 0x40000 /* its 4096-byte DMA buffer */
+#define EDU_BAR_SIZE (1 << 20)
+/* edu clamps DMA addresses to 28 bits by default: the IOVA window stays below 256 MiB */
+#define IOVA_BASE 0x100000ULL
+#define XFER 256
+
+static const char *suite = "vlu-iommufd";
+static const char *const mode_name[] = { "user", "mm", "none" };
+static const char *cmd = "";
+static int failures;
+
+#include "guest-tap.h"
+
+static bool expect_eq(const char *name, long long got, long long want)
+{
+	if (got == want) {
+		tap(true, "%s=%lld", name, want);
+		return true;
+	}
+	tap_fail(name, "%lld, expected %lld", got, want);
+	return false;
+}
+
+/* "VmPin:" / "VmLck:" of /proc/PID/status in kB, -1 if unreadable */
+static long long status_kb(pid_t pid, const char *key)
+{
+	char path[64], line[256];
+	long long v = -1;
+	size_t kl = strlen(key);
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
+			v = strtoll(line + kl + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- the device ---- */
+struct dev {
+	int iommufd;         /* /dev/iommu */
+	int devfd;           /* /dev/vfio/devices/vfioN */
+	uint32_t ioas;
+	volatile uint8_t *bar;
+};
+
+static void dev_done(struct dev *d)
+{
+	if (d->bar)
+		munmap((void *)d->bar, EDU_BAR_SIZE);
+	d->bar = NULL;
+	d->devfd = safe_close(d->devfd);
+	d->iommufd = safe_close(d->iommufd);
+}
+
+static uint64_t rd64(struct dev *d, unsigned off) { return *(volatile uint64_t *)(d->bar + off); }
+static void wr64(struct dev *d, unsigned off, uint64_t v) { *(volatile uint64_t *)(d->bar + off) = v; }
+static uint32_t rd32(struct dev *d, unsigned off) { return *(volatile uint32_t *)(d->bar + off); }
+static void wr32(struct dev *d, unsigned off, uint32_t v) { *(volatile uint32_t *)(d->bar + off) = v; }
+
+/* Memory + bus master in the command register (vfio-pci leaves bus mastering off), BAR0 mapped. */
+static int dev_enable(struct dev *d)
+{
+	struct vfio_region_info cfg = { .argsz = sizeof(cfg), .index = VFIO_PCI_CONFIG_REGION_INDEX };
+	struct vfio_region_info bar = { .argsz = sizeof(bar), .index = VFIO_PCI_BAR0_REGION_INDEX };
+	uint16_t command;
+	void *p;
+
+	if (ioctl(d->devfd, VFIO_DEVICE_GET_REGION_INFO, &cfg) < 0 ||
+	    ioctl(d->devfd, VFIO_DEVICE_GET_REGION_INFO, &bar) < 0)
+		return -errno;
+	if (pread(d->devfd, &command, 2, cfg.offset + 4) != 2)
+		return -EIO;
+	command |= 0x6;
+	if (pwrite(d->devfd, &command, 2, cfg.offset + 4) != 2)
+		return -EIO;
+	if (bar.size < EDU_BAR_SIZE || !(bar.flags & VFIO_REGION_INFO_FLAG_MMAP))
+		return -ENXIO;
+	p = mmap(NULL, EDU_BAR_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, d->devfd, bar.offset);
+	if (p == MAP_FAILED)
+		return -errno;
+	d->bar = p;
+	return 0;
+}
+
+/* One edu DMA; waits for the engine (it runs on a 100 ms virtual-time timer). */
+static int edu_dma(struct dev *d, uint64_t src, uint64_t dst, uint64_t cnt, uint64_t flags)
+{
+	double t0 = now_s();
+
+	wr64(d, EDU_DMA_SRC, src);
+	wr64(d, EDU_DMA_DST, dst);
+	wr64(d, EDU_DMA_CNT, cnt);
+	wr64(d, EDU_DMA_CMD, EDU_CMD_START | flags);
+	while (rd64(d, EDU_DMA_CMD) & EDU_CMD_START) {
+		if (now_s() - t0 > 10)
+			return -ETIMEDOUT;
+		usleep(1000);
+	}
+	return 0;
+}
+
+/*
+ * RAM -> device -> RAM: the pattern at mem[src_off] goes to edu's buffer and back to mem[dst_off]
+ * (both through the IOMMU at IOVA_BASE + offset); checks the copy and, by pread, that it is in the memfd.
+ */
+static void dma_roundtrip(struct dev *d, int memfd, uint8_t *mem, size_t src_off, size_t dst_off, uint8_t seed,
+			  const char *name)
+{
+	uint8_t pat[XFER], back[XFER];
+	char n[128];
+	double t0;
+	int r;
+
+	for (size_t i = 0; i < XFER; i++)
+		pat[i] = (uint8_t)(seed + i * 7);
+	memcpy(mem + src_off, pat, XFER);
+	memset(mem + dst_off, 0, XFER);
+	t0 = now_s();
+	r = edu_dma(d, IOVA_BASE + src_off, EDU_BUF, XFER, 0);
+	if (r == 0)
+		r = edu_dma(d, EDU_BUF, IOVA_BASE + dst_off, XFER, EDU_CMD_TO_RAM);
+	snprintf(n, sizeof(n), "%s.dma", name);
+	if (r < 0) {
+		tap_fail(n, "edu DMA failed: %s", ename(-r));
+		return;
+	}
+	tap(true, "%s", n);
+	printf("# %s: two DMAs of %d bytes in %.0f ms\n", name, XFER, (now_s() - t0) * 1000);
+	snprintf(n, sizeof(n), "%s.data", name);
+	if (memcmp(mem + dst_off, pat, XFER) == 0)
+		tap(true, "%s", n);
+	else
+		tap_fail(n, "the copy at offset %#zx differs from the pattern (first byte %#x, want %#x)", dst_off,
+			 mem[dst_off], pat[0]);
+	snprintf(n, sizeof(n), "%s.in-memfd", name);
+	if (pread(memfd, back, XFER, dst_off) == XFER && memcmp(back, pat, XFER) == 0)
+		tap(true, "%s", n);
+	else
+		tap_fail(n, "the memfd does not hold the copy at offset %#zx", dst_off);
+}
+
+/* CAP_IPC_LOCK out of every set (bounding too: an exec'ed successor must not regain it). */
+static int drop_ipc_lock(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct c[2];
+
+	if (prctl(PR_CAPBSET_DROP, CAP_IPC_LOCK, 0, 0, 0) < 0 && errno != EINVAL)
+		return -errno;
+	if (syscall(SYS_capget, &h, c) < 0)
+		return -errno;
+	c[0].effective &= ~(1U << CAP_IPC_LOCK);
+	c[0].permitted &= ~(1U << CAP_IPC_LOCK);
+	c[0].inheritable &= ~(1U << CAP_IPC_LOCK);
+	if (syscall(SYS_capset, &h, c) < 0)
+		return -errno;
+	return 0;
+}
+
+/* What A hands to B besides the fds. */
+struct handoff {
+	uint32_t ioas;
+	uint64_t size;
+	uint64_t a_addr;     /* where A had the memfd mapped */
+	long long a_pin_kb, a_lck_kb; /* A's VmPin / VmLck with the mapping made */
+	long long base_pin_kb, base_lck_kb; /* A's before the mapping */
+	int mode; /* 0 user, 1 mm, 2 none */
+};
+
+static int send_fds(int sock, const int *fds, int n, const void *data, size_t len)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * 4)] = { 0 };
+	struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = CMSG_SPACE(sizeof(int) * n) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
+	return sendmsg(sock, &m, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -EIO;
+}
+
+static int recv_fds(int sock, int *fds, int n, void *data, size_t len)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+	struct iovec iov = { .iov_base = data, .iov_len = len };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c;
+
+	if (recvmsg(sock, &m, MSG_CMSG_CLOEXEC) != (ssize_t)len)
+		return -EIO;
+	c = CMSG_FIRSTHDR(&m);
+	if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int) * n))
+		return -EBADMSG;
+	memcpy(fds, CMSG_DATA(c), sizeof(int) * n);
+	return 0;
+}
+
+static int open_bind_attach(struct dev *d, const char *path, bool mm_mode)
+{
+	struct iommu_ioas_alloc ia = { .size = sizeof(ia) };
+	struct vfio_device_bind_iommufd b = { .argsz = sizeof(b) };
+	struct vfio_device_attach_iommufd_pt at = { .argsz = sizeof(at) };
+
+	d->iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+	if (!expect_ok("open-iommu", d->iommufd))
+		return -1;
+	if (mm_mode) {
+		struct iommu_option o = { .size = sizeof(o), .option_id = IOMMU_OPTION_RLIMIT_MODE,
+					  .op = IOMMU_OPTION_OP_SET, .val64 = 1 };
+		if (!expect_ok("option-rlimit-mode-mm", ioctl(d->iommufd, IOMMU_OPTION, &o)))
+			return -1;
+	}
+	if (!expect_ok("ioas-alloc", ioctl(d->iommufd, IOMMU_IOAS_ALLOC, &ia)))
+		return -1;
+	d->ioas = ia.out_ioas_id;
+	d->devfd = open(path, O_RDWR | O_CLOEXEC);
+	if (!expect_ok("open-vfio-cdev", d->devfd))
+		return -1;
+	b.iommufd = d->iommufd;
+	if (!expect_ok("bind-iommufd", ioctl(d->devfd, VFIO_DEVICE_BIND_IOMMUFD, &b)))
+		return -1;
+	at.pt_id = d->ioas;
+	if (!expect_ok("attach-ioas", ioctl(d->devfd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at)))
+		return -1;
+	if (!expect_ok("enable-bar0", dev_enable(d) < 0 ? (errno = ENXIO, -1) : 0))
+		return -1;
+	expect_eq("edu-id-major", rd32(d, EDU_ID) & 0xff, 0xed);
+	wr32(d, EDU_LIVE, 0x12345678);
+	expect_eq("edu-liveness", rd32(d, EDU_LIVE), (uint32_t)~0x12345678u);
+	return 0;
+}
+
+/* ---- change-process, process B (exec'ed, argv: --child SOCKFD ACCT) ---- */
+static int child_main(int sock)
+{
+	struct dev d = { .iommufd = -EBADF, .devfd = -EBADF };
+	struct handoff h;
+	int fds[3] = { -EBADF, -EBADF, -EBADF };
+	_cleanup_close_ int memfd = -EBADF;
+	pid_t a = getppid(), b = getpid();
+	long long b_pin0, b_lck0, a_pin1, a_lck1, b_pin1, b_lck1, kb;
+	struct iommu_ioas_change_process cp = { .size = sizeof(cp) };
+	uint8_t *mem;
+	double t0;
+
+	if (!expect_ok("child.receive-fds", recv_fds(sock, fds, 3, &h, sizeof(h)) < 0 ? (errno = EBADMSG, -1) : 0))
+		return 1;
+	d.iommufd = fds[0], d.devfd = fds[1], memfd = fds[2];
+	kb = (long long)(h.size / 1024);
+	/* another address than A's: a hint far from it (the new image's layout differs anyway) */
+	mem = mmap((void *)(uintptr_t)(h.a_addr + (1ULL << 36)), h.size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (!expect_ok("child.mmap-memfd", mem == MAP_FAILED ? -1 : 0))
+		goto out;
+	if ((uintptr_t)mem != h.a_addr)
+		tap(true, "child.new-address");
+	else
+		tap_fail("child.new-address", "mapped at A's address %#" PRIx64, h.a_addr);
+	printf("# A mapped the memfd at %#" PRIx64 ", B at %p\n", h.a_addr, (void *)mem);
+	b_pin0 = status_kb(b, "VmPin"), b_lck0 = status_kb(b, "VmLck");
+	t0 = now_s();
+	if (!expect_ok("child.change-process", ioctl(d.iommufd, IOMMU_IOAS_CHANGE_PROCESS, &cp)))
+		goto out;
+	printf("# IOMMU_IOAS_CHANGE_PROCESS of %lld kB took %.2f ms\n", kb, (now_s() - t0) * 1000);
+	a_pin1 = status_kb(a, "VmPin"), a_lck1 = status_kb(a, "VmLck");
+	b_pin1 = status_kb(b, "VmPin"), b_lck1 = status_kb(b, "VmLck");
+	printf("# VmPin kB: A %lld -> %lld, B %lld -> %lld; VmLck kB: A %lld -> %lld, B %lld -> %lld (%s mode)\n",
+	       h.a_pin_kb, a_pin1, b_pin0, b_pin1, h.a_lck_kb, a_lck1, b_lck0, b_lck1, mode_name[h.mode]);
+	if (h.mode == 2) {
+		printf("# observed (none mode): VmPin moved A -%lld kB, B +%lld kB of %lld kB mapped\n",
+		       h.a_pin_kb - a_pin1, b_pin1 - b_pin0, kb);
+	} else {
+		expect_eq("child.vmpin-a-down", h.a_pin_kb - a_pin1, kb);
+		expect_eq("child.vmpin-b-up", b_pin1 - b_pin0, kb);
+	}
+	if (h.mode == 2) {
+		/* nothing asserted */
+	} else if (h.mode == 1) {
+		expect_eq("child.vmlck-a-down", h.a_lck_kb - a_lck1, kb);
+		expect_eq("child.vmlck-b-up", b_lck1 - b_lck0, kb);
+	} else {
+		/* user mode charges user->locked_vm (same uid: no net change, not in /proc), never VmLck */
+		expect_eq("child.vmlck-b-unchanged", b_lck1 - b_lck0, 0);
+		expect_eq("child.vmlck-a-unchanged", h.a_lck_kb - a_lck1, 0);
+	}
+	if (!expect_ok("child.enable-bar0", dev_enable(&d) < 0 ? (errno = ENXIO, -1) : 0))
+		goto out;
+	dma_roundtrip(&d, memfd, mem, 2 * 4096, 3 * 4096, 0x5a, "child");
+	{
+		struct iommu_ioas_unmap u = { .size = sizeof(u), .ioas_id = h.ioas, .iova = IOVA_BASE, .length = h.size };
+		if (!expect_ok("child.unmap", ioctl(d.iommufd, IOMMU_IOAS_UNMAP, &u))) {
+			/* reported */
+		} else if (h.mode == 2) {
+			printf("# observed (none mode) after unmap: VmPin B %lld kB (was %lld before CHANGE_PROCESS), A %lld kB\n",
+			       status_kb(b, "VmPin"), b_pin0, status_kb(a, "VmPin"));
+		} else {
+			expect_eq("child.vmpin-b-after-unmap", status_kb(b, "VmPin"), b_pin0);
+			if (h.mode == 1)
+				expect_eq("child.vmlck-b-after-unmap", status_kb(b, "VmLck"), b_lck0);
+			expect_eq("child.vmpin-a-after-unmap", status_kb(a, "VmPin"), a_pin1);
+		}
+	}
+out:
+	if (mem != MAP_FAILED)
+		munmap(mem, h.size);
+	dev_done(&d);
+	return failures ? 1 : 0;
+}
+
+/* ---- change-process, process A ---- */
+static int change_process(const char *self, const char *path, const char *acct, uint64_t size)
+{
+	struct dev d = { .iommufd = -EBADF, .devfd = -EBADF };
+	_cleanup_close_ int memfd = -EBADF, sock = -EBADF;
+	int sv[2] = { -EBADF, -EBADF };
+	bool mm = strcmp(acct, "mm") == 0, none = strcmp(acct, "none") == 0;
+	struct handoff h = { .size = size, .mode = mm ? 1 : none ? 2 : 0 };
+	struct iommu_ioas_map_file mf = { .size = sizeof(mf) };
+	uint8_t *mem = MAP_FAILED;
+	pid_t pid;
+	int st, fds[3];
+	double t0;
+
+	if (!none && !expect_ok("drop-cap-ipc-lock", drop_ipc_lock() < 0 ? -1 : 0))
+		return 1;
+	if (open_bind_attach(&d, path, mm) < 0)
+		goto out;
+	memfd = memfd_create("vlu-iommufd-ram", MFD_CLOEXEC);
+	if (!expect_ok("memfd", memfd < 0 || ftruncate(memfd, size) < 0 ? -1 : 0))
+		goto out;
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (!expect_ok("mmap-memfd", mem == MAP_FAILED ? -1 : 0))
+		goto out;
+	h.base_pin_kb = status_kb(getpid(), "VmPin"), h.base_lck_kb = status_kb(getpid(), "VmLck");
+	mf.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
+	mf.ioas_id = d.ioas, mf.fd = memfd, mf.start = 0, mf.length = size, mf.iova = IOVA_BASE;
+	t0 = now_s();
+	if (!expect_ok("map-file", ioctl(d.iommufd, IOMMU_IOAS_MAP_FILE, &mf)))
+		goto out;
+	printf("# IOMMU_IOAS_MAP_FILE of %" PRIu64 " kB (pins it: a device is attached) took %.2f ms\n", size / 1024,
+	       (now_s() - t0) * 1000);
+	h.a_pin_kb = status_kb(getpid(), "VmPin"), h.a_lck_kb = status_kb(getpid(), "VmLck");
+	printf("# A after MAP_FILE: VmPin %lld kB (was %lld), VmLck %lld kB (was %lld)\n", h.a_pin_kb, h.base_pin_kb,
+	       h.a_lck_kb, h.base_lck_kb);
+	/* every mode charges VmPin (pinned_vm); mm mode also VmLck (locked_vm) */
+	expect_eq("vmpin-charged", h.a_pin_kb - h.base_pin_kb, (long long)(size / 1024));
+	expect_eq(mm ? "vmlck-charged" : "vmlck-uncharged", h.a_lck_kb - h.base_lck_kb, mm ? (long long)(size / 1024) : 0);
+	dma_roundtrip(&d, memfd, mem, 0, 4096, 0xa5, "parent");
+
+	/* hand everything to B, keep nothing */
+	h.ioas = d.ioas, h.a_addr = (uintptr_t)mem;
+	if (!expect_ok("socketpair", socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)))
+		goto out;
+	sock = sv[0];
+	pid = fork();
+	if (pid == 0) {
+		char arg[16];
+		int c = dup(sv[1]); /* without CLOEXEC: B's end survives the exec */
+		snprintf(arg, sizeof(arg), "%d", c);
+		execl(self, self, "--child", arg, acct, NULL);
+		_exit(127);
+	}
+	safe_close(sv[1]);
+	if (!expect_ok("fork", pid))
+		goto out;
+	fds[0] = d.iommufd, fds[1] = d.devfd, fds[2] = memfd;
+	if (!expect_ok("send-fds", send_fds(sock, fds, 3, &h, sizeof(h)) < 0 ? (errno = EIO, -1) : 0)) {
+		waitpid(pid, &st, 0);
+		goto out;
+	}
+	/* A lets go of the device and the memory (it stays alive: B reads A's counters) */
+	munmap((void *)d.bar, EDU_BAR_SIZE);
+	d.bar = NULL;
+	munmap(mem, size);
+	mem = MAP_FAILED;
+	d.devfd = safe_close(d.devfd);
+	d.iommufd = safe_close(d.iommufd);
+	memfd = safe_close(memfd);
+	if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st))
+		tap_fail("child-exit", "B did not exit normally (status %#x)", st);
+	else if (WEXITSTATUS(st) == 0)
+		tap(true, "child-exit");
+	else
+		failures++; /* B printed its own not ok lines */
+	if (none)
+		printf("# observed (none mode): A's VmPin after B ended %lld kB (was %lld before MAP_FILE)\n",
+		       status_kb(getpid(), "VmPin"), h.base_pin_kb);
+	else
+		expect_eq("vmpin-a-after-child", status_kb(getpid(), "VmPin"), h.base_pin_kb);
+out:
+	if (mem != MAP_FAILED)
+		munmap(mem, size);
+	dev_done(&d);
+	return failures ? 1 : 0;
+}
+
+/* ---- negative ---- */
+static int negative(const char *path)
+{
+	struct dev d = { .iommufd = -EBADF, .devfd = -EBADF };
+	struct iommu_ioas_change_process cp = { .size = sizeof(cp) };
+	struct iommu_ioas_map m = { .size = sizeof(m) };
+	void *anon;
+	size_t size = 64 * 1024;
+
+	if (open_bind_attach(&d, path, false) < 0)
+		goto out;
+	expect_ok("change-process-empty", ioctl(d.iommufd, IOMMU_IOAS_CHANGE_PROCESS, &cp));
+	cp.__reserved = 1;
+	expect_errno("change-process-reserved", ioctl(d.iommufd, IOMMU_IOAS_CHANGE_PROCESS, &cp), EOPNOTSUPP);
+	cp.__reserved = 0;
+	anon = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (!expect_ok("mmap-anon", anon == MAP_FAILED ? -1 : 0))
+		goto out;
+	memset(anon, 1, size);
+	m.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
+	m.ioas_id = d.ioas, m.user_va = (uintptr_t)anon, m.length = size, m.iova = IOVA_BASE;
+	if (expect_ok("map-user-va", ioctl(d.iommufd, IOMMU_IOAS_MAP, &m)))
+		expect_errno("change-process-user-va-map", ioctl(d.iommufd, IOMMU_IOAS_CHANGE_PROCESS, &cp), EINVAL);
+	munmap(anon, size);
+out:
+	dev_done(&d);
+	return failures ? 1 : 0;
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: vlu-iommufd [--acct user|mm|none] [--size BYTES] change-process|negative /dev/vfio/devices/vfioN\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	const char *acct = "user", *s = getenv("VLUD_SCENARIO");
+	uint64_t size = 1 << 20;
+	int i = 1;
+
+	if (s && *s)
+		suite = s;
+	if (argc == 4 && strcmp(argv[1], "--child") == 0) {
+		static char c[32];
+		snprintf(c, sizeof(c), "change-process-%s", argv[3]);
+		cmd = c;
+		return child_main(atoi(argv[2]));
+	}
+	for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {
+		if (strcmp(argv[i], "--acct") == 0 &&
+		    (!strcmp(argv[i + 1], "user") || !strcmp(argv[i + 1], "mm") || !strcmp(argv[i + 1], "none")))
+			acct = argv[i + 1];
+		else if (strcmp(argv[i], "--size") == 0)
+			size = strtoull(argv[i + 1], NULL, 0);
+		else
+			return usage();
+	}
+	if (argc - i != 2 || size == 0 || size % 4096 || size > (64 << 20))
+		return usage();
+	cmd = argv[i];
+	if (strcmp(cmd, "change-process") == 0) {
+		static char c[32];
+		snprintf(c, sizeof(c), "change-process-%s", acct);
+		cmd = c;
+		return change_process("/proc/self/exe", argv[i + 1], acct, size);
+	}
+	if (strcmp(cmd, "negative") == 0)
+		return negative(argv[i + 1]);
+	return usage();
+}

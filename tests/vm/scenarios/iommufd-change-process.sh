@@ -1,0 +1,58 @@
+#!/bin/sh
+# iommufd-change-process: a real VFIO device (QEMU's edu behind the emulated intel-iommu, bound to vfio-pci)
+# on /dev/iommu: IOAS_MAP_FILE of a memfd, edu DMA RAM -> device -> RAM checked; the iommufd and device fds
+# passed by SCM_RIGHTS to an exec'ed second process, which maps the memfd elsewhere, calls
+# IOMMU_IOAS_CHANGE_PROCESS and DMAs again into the memfd; VmPin (and VmLck in mm mode) moved exactly from
+# the first process to the second, in user and mm accounting modes. Negative: a plain IOMMU_IOAS_MAP
+# mapping makes CHANGE_PROCESS fail EINVAL; __reserved set fails EOPNOTSUPP; an empty context is a no-op.
+# With CAP_IPC_LOCK kept (no accounting mode) the counters are reported, not asserted (docs/IOMMUFD.md).
+# The vdpa_sim device of the same boot is there too (one guest, both kinds of device).
+# flavour: iommufd
+# use_va: 0
+# devices: 1
+# timeout: 240
+. /scenarios/lib/tap.sh
+
+if [ -c /dev/iommu ]; then t_ok iommu-node; else t_fail iommu-node "/dev/iommu missing"; fi
+if [ -c /dev/vhost-vdpa-0 ]; then t_ok vhost-vdpa-node; else t_fail vhost-vdpa-node "/dev/vhost-vdpa-0 missing"; fi
+
+edu=
+for d in /sys/bus/pci/devices/*; do
+	[ "$(cat "$d/vendor")" = 0x1234 ] && [ "$(cat "$d/device")" = 0x11e8 ] && edu=$d && break
+done
+if [ -z "$edu" ]; then
+	t_fail edu-found "no PCI device 1234:11e8 (qemu -device edu)"
+	exit 1
+fi
+bdf=${edu##*/}
+t_ok edu-found
+echo "edu at $bdf"
+if [ -e "$edu/iommu_group" ]; then
+	t_ok edu-iommu-group
+	echo "iommu group $(basename "$(readlink "$edu/iommu_group")"): $(ls "$edu/iommu_group/devices")"
+else
+	t_fail edu-iommu-group "$bdf has no IOMMU group (intel-iommu not active?)"
+fi
+
+# bind to vfio-pci
+echo vfio-pci > "$edu/driver_override"
+[ -e "$edu/driver" ] && echo "$bdf" > "$edu/driver/unbind"
+echo "$bdf" > /sys/bus/pci/drivers_probe
+drv=$(basename "$(readlink "$edu/driver" 2> /dev/null)")
+expect bound-vfio-pci "$drv" = vfio-pci
+vf=$(ls "$edu/vfio-dev" 2> /dev/null | head -1)
+has_cdev() { [ -c "/dev/vfio/devices/$vf" ]; }
+if [ -n "$vf" ] && wait_until 50 has_cdev; then
+	t_ok vfio-cdev
+else
+	t_fail vfio-cdev "no /dev/vfio/devices/${vf:-vfioN} for $bdf"
+	exit 1
+fi
+dev=/dev/vfio/devices/$vf
+
+vlu-iommufd --acct user change-process "$dev" || FAILS=$((FAILS + 1))
+vlu-iommufd --acct mm change-process "$dev" || FAILS=$((FAILS + 1))
+vlu-iommufd negative "$dev" || FAILS=$((FAILS + 1))
+# CAP_IPC_LOCK kept (no accounting mode): DMA checked, the counters only reported ("# observed" lines)
+vlu-iommufd --acct none change-process "$dev" || FAILS=$((FAILS + 1))
+exit $((FAILS > 0))
