@@ -227,10 +227,14 @@ VLU_EXPORT int vlu_update_claim_fd(json_object *info, const char *name)
 VLU_EXPORT int vlu_update_ready(struct vlu *v, const char *error, json_object **ret_verdict)
 {
 	_cleanup_json_ json_object *args = json_object_new_object();
+	int r;
 
 	if (!args)
 		return -ENOMEM;
 	if (add_str(args, "error", error) < 0)
 		return -ENOMEM;
-	return vlu_call(v, "update.ready", args, NULL, 0, 0, ret_verdict, NULL, NULL);
+	r = vlu_call(v, "update.ready", args, NULL, 0, 0, ret_verdict, NULL, NULL);
+	/* the pause is over (or the update failed): the old image's address space may go now */
+	(void)vlu_exec_teardown_release();
+	return r;
 }

@@ -307,7 +307,9 @@ static void on_exec(struct mv_vmm *v, json_object *event)
 	}
 	mv_log("vlud update: exec %s", jstr(json_object_object_get(event, "data"), "binary"));
 	fflush(NULL);
+	mv_exec_defer_teardown(v, upd_path);
 	r = vlu_update_exec(event); /* returns only on failure */
+	mv_exec_undo_defer(v, upd_path);
 	mv_log("exec: %s; asking vlud to roll back", strerror(-r));
 	{
 		_cleanup_json_ json_object *args = json_object_new_object();
