@@ -40,6 +40,22 @@ mem_mb() {
 	esac
 }
 
+# wait_released: the device node opens again (at most 10 s).  vlud closes a released instance's device fd
+# in its closer thread, after its reply, and the kernel's release (reset, unpin of all guest RAM: ~0.1 s
+# per GiB under TCG) runs inside that close; the node is single-open, so a standalone minivmm started
+# meanwhile failed with "setup failed: Device or resource busy".  (vlud's own device.open waits for its
+# closer itself.)
+wait_released() {
+	i=0
+	# (a subshell: a failed redirection of exec ends the shell that runs it)
+	while ! (exec 3<> "$DEV") 2> /dev/null; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || { echo "# $DEV still busy after 10 s"; return 1; }
+		sleep 0.1
+	done
+	[ $i -eq 0 ] || echo "# waited $i x 0.1 s for the release of $DEV"
+}
+
 # run_one DRIVER RAM PATH MEM: one minivmm with BENCH_REPS updates on PATH; it is stopped (SIGTERM) once the
 # last update is done, or after a deadline generous for TCG (re-pinning costs ~2-4 ms per MiB there).
 # RAM: touched (minivmm's default: all guest RAM mapped, like a guest that used it; the exec tears the
@@ -96,6 +112,7 @@ run_one() {
 	wait "$pid"
 	rc=$?
 	[ "$drv" = vlud ] && vluctl --socket "$VLUD_SOCK" release bench > /dev/null 2>&1
+	wait_released
 	sed "s/^/[$tag] /" "$tag.log"
 	verdict=$(cat "$tag.out" 2> /dev/null)
 	[ -n "$verdict" ] || verdict=null
