@@ -11,7 +11,9 @@
 #   BENCH_DRIVER  one or more of: vlud (the daemon drives the update: update.start through vluctl, exec
 #                 mode; its verdict carries the pause it measured, its own time and the phases) and standalone
 #                 (minivmm --device updates itself, no daemon: the kernel's and the VMM's share alone)
-#   BENCH_RAM     one or more of: touched (guest RAM mapped, the default of minivmm), lazy (--no-prefault)
+#   BENCH_RAM     one or more of: touched (guest RAM mapped, the default of minivmm), lazy (--no-prefault),
+#                 nodefer (touched, and the exec tears the old image's address space down inside the pause as
+#                 before libvlu's vlu_exec_defer_teardown: MINIVMM_NO_DEFER_TEARDOWN=1)
 #
 # Output (serial console): one line per minivmm run
 #   BENCH {"modules":..,"driver":..,"ram":..,"path":..,"mem":..,"rc":..,"minivmm":<minivmm --json verdict>,"vlud":[<verdicts>]}
@@ -66,13 +68,15 @@ run_one() {
 	limit=$((30 + BENCH_REPS * (3 + mb * 8 / 1000)))
 	extra=
 	[ "$ram" = lazy ] && extra=--no-prefault
+	nodefer=0
+	[ "$ram" = nodefer ] && nodefer=1
 	echo "# $(up) path $path, $mem guest RAM ($ram), $BENCH_REPS updates driven by $drv (deadline ${limit}s)"
 	rm -f "$tag.out" "$tag.log" "$tag.vlud"
 	if [ "$drv" = vlud ]; then
-		minivmm --vlud "$VLUD_SOCK" --instance bench --vdpa vdpa0 --mem "$mem" --duration 0 --json $extra \
+		MINIVMM_NO_DEFER_TEARDOWN=$nodefer minivmm --vlud "$VLUD_SOCK" --instance bench --vdpa vdpa0 --mem "$mem" --duration 0 --json $extra \
 			> "$tag.out" 2> "$tag.log" &
 	else
-		minivmm --device "$DEV" --mem "$mem" --path "$path" --duration 0 --update-after 0.5 \
+		MINIVMM_NO_DEFER_TEARDOWN=$nodefer minivmm --device "$DEV" --mem "$mem" --path "$path" --duration 0 --update-after 0.5 \
 			--updates "$BENCH_REPS" --json $extra > "$tag.out" 2> "$tag.log" &
 	fi
 	pid=$!
