@@ -493,7 +493,6 @@ int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 	}
 	v->link_stored = 5;
 	v->link_mappings_ok = true;
-	(void)vlu_subscribe(v->link, v->o.instance);
 	r = mv_update_takeover(v, MV_UPD_DAEMON_RESUMES);
 	test_stop_at("ready");
 	{
@@ -517,6 +516,8 @@ int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 		log_daemon_error(v, "update.ready", r);
 		return r;
 	}
+	/* after the pause, not inside it (the update's own events reach us without a subscription) */
+	(void)vlu_subscribe(v->link, v->o.instance);
 	mv_log("vlud-verdict: %s", json_object_to_json_string_ext(verdict, JSON_C_TO_STRING_PLAIN));
 	{
 		const char *res = jstr(verdict, "result");
