@@ -514,6 +514,13 @@ int mv_update_takeover(struct mv_vmm *v, unsigned flags)
 		uint64_t pages = 0;
 
 		r = path == 'C' ? mv_vdev_set_owner(&v->dev) : mv_vdev_new_owner(&v->dev, &pages);
+		/* EPERM: no consent yet.  A process the old owner did not arm (a previous binary vlud restarted
+		 * after the new image died) waits for the old mm's last user to go: the dead image's deferred-
+		 * teardown helper exits once the pipe closed, within ms.  Up to 2 s. */
+		for (unsigned i = 0; r == -EPERM && path != 'C' && i < 200; i++) {
+			(void)usleep(10000);
+			r = mv_vdev_new_owner(&v->dev, &pages);
+		}
 		if (r == -ENOMEM && path != 'C')
 			mv_log("VHOST_NEW_OWNER: %s: the pinned charge of %" PRIu64 " pages does not fit RLIMIT_MEMLOCK "
 			       "(and it could not be raised)", strerror(-r), pages);
