@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,13 +288,17 @@ static void on_exec(struct mv_vmm *v, json_object *event)
 	{
 		/* vlud gone since it sent update.exec (killed, crashed)?  The new image could not claim (a
 		 * restarted vlud refuses a claim of an update that died with its predecessor), so do not exec:
-		 * take the device back here and reattach (mv_vlud_tick).  One call tells (vlu_get_fd() is an
-		 * epoll fd: no POLLHUP to look at). */
-		_cleanup_json_ json_object *args = json_object_new_object();
-		int k;
+		 * take the device back here and reattach (mv_vlud_tick).  Without a round trip (we are inside
+		 * the pause): vlu_get_fd() is an epoll fd that is readable when the socket has data or hung up;
+		 * if so, vlu_process() reads it (what vlud queued before, e.g. a rollback, is handled first) and
+		 * reports the hang-up. */
+		struct pollfd pf = { .fd = vlu_get_fd(v->link), .events = POLLIN };
+		int k = 0;
 
-		json_object_object_add(args, "instance", json_object_new_string(v->o.instance));
-		k = vlu_call(v->link, "update.status", args, NULL, 0, 2000, NULL, NULL, NULL);
+		if (poll(&pf, 1, 0) > 0)
+			k = vlu_process(v->link);
+		if (!upd_active)
+			return;	/* rolled back meanwhile */
 		if (k == -ECONNRESET || k == -EPIPE || k == -ENOTCONN) {
 			unsigned idx = v->st->nupdates;
 
