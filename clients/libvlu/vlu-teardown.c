@@ -38,6 +38,7 @@
 
 #include "basics.h"
 #include "vlu.h"
+#include "vlu-int.h"
 
 #define VLU_EXPORT __attribute__((visibility("default")))
 #define TD_MAP_SIZE (64 * 1024)		/* [args][intermediate's stack][holder's stack] */
@@ -165,28 +166,48 @@ static int release_own(void)
 	return 1;
 }
 
-VLU_EXPORT int vlu_exec_teardown_release(void)
+/* New image: the inherited write end named by $VLU_TEARDOWN_FD, if it is still the pipe the old image
+ * made (a stale variable in a process that did not inherit the fd must not touch an unrelated one);
+ * 0 none, -EINVAL malformed, -ENOENT not that pipe. */
+static int td_env_fd(int *ret_fd)
 {
 	const char *e = getenv(VLU_TEARDOWN_FD_ENV);
 	struct stat st;
 	uint64_t ino;
 	int fd, n = 0;
 
+	if (!e)
+		return 0;
+	if (sscanf(e, "%d:%" SCNu64 "%n", &fd, &ino, &n) != 2 || e[n] || fd < 0)
+		return -EINVAL;
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode) || (uint64_t)st.st_ino != ino)
+		return -ENOENT;
+	*ret_fd = fd;
+	return 1;
+}
+
+/* New image, at its claim: the write end must not leak into programs it starts before the release. */
+int vlu_td_cloexec(void)
+{
+	int fd = -EBADF, r = td.map ? 0 : td_env_fd(&fd);
+
+	if (r <= 0)
+		return r;
+	return fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ? -errno : 0;
+}
+
+VLU_EXPORT int vlu_exec_teardown_release(void)
+{
+	int fd = -EBADF, r;
+
 	if (td.map) {
 		(void)unsetenv(VLU_TEARDOWN_FD_ENV);
 		return release_own();
 	}
-	if (!e)
-		return 0;
-	/* close the fd only if it is still the pipe the old image made (a stale variable in a process that
-	 * did not inherit the fd must not close an unrelated one) */
-	if (sscanf(e, "%d:%" SCNu64 "%n", &fd, &ino, &n) != 2 || e[n] || fd < 0) {
-		(void)unsetenv(VLU_TEARDOWN_FD_ENV);
-		return -EINVAL;
-	}
+	r = td_env_fd(&fd);
 	(void)unsetenv(VLU_TEARDOWN_FD_ENV);
-	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode) || (uint64_t)st.st_ino != ino)
-		return -ENOENT;
+	if (r <= 0)
+		return r;
 	(void)close(fd);
 	return 1;
 }

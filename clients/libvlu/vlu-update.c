@@ -17,6 +17,7 @@
 
 #include "basics.h"
 #include "vlu.h"
+#include "vlu-int.h"
 
 #define VLU_EXPORT __attribute__((visibility("default")))
 #define VLU_CLAIM_RETRY_MS 50
@@ -198,6 +199,7 @@ VLU_EXPORT int vlu_update_claim(struct vlu *v, const char *instance, const char 
 		return -EINVAL;
 	if (add_str(args, "instance", instance) < 0 || add_str(args, "token", token) < 0)
 		return -ENOMEM;
+	(void)vlu_td_cloexec();	/* the old image's teardown pipe stays ours until vlu_update_ready() */
 	/* Busy: the right successor, before the old VMM has saved (its token came early) or armed its
 	 * devices for us (transfer mode, paths A and B): ask again */
 	for (unsigned waited = 0;; waited += VLU_CLAIM_RETRY_MS) {
