@@ -3,12 +3,12 @@
 LIBVLU_SOVER   := 0
 LIBVLU_REAL    := $(O)/libvlu.so.$(LIBVLU_SOVER).1.0
 LIBVLU_SONAME  := libvlu.so.$(LIBVLU_SOVER)
-LIBVLU_OBJS    := $(O)/clients/libvlu/vlu.o $(O)/clients/libvlu/vlu-update.o
+LIBVLU_OBJS    := $(O)/clients/libvlu/vlu.o $(O)/clients/libvlu/vlu-update.o $(O)/clients/libvlu/vlu-teardown.o
 LIBVLU_SYM     := $(TOP)/clients/libvlu/libvlu.sym
 # the exported functions (the global: part of the version script)
 LIBVLU_FUNCS   := $(shell sed -n 's/^[[:space:]]*\(vlu_[a-z_]*\);/\1/p' $(LIBVLU_SYM))
 
-$(O)/clients/libvlu/vlu.o $(O)/clients/libvlu/vlu-update.o: ALL_CFLAGS += -fvisibility=hidden
+$(LIBVLU_OBJS): ALL_CFLAGS += -fvisibility=hidden
 
 $(LIBVLU_REAL): $(LIBVLU_OBJS) $(O)/libvluproto.a $(LIBVLU_SYM)
 	@mkdir -p $(@D)

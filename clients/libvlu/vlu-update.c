@@ -17,6 +17,7 @@
 
 #include "basics.h"
 #include "vlu.h"
+#include "vlu-int.h"
 
 #define VLU_EXPORT __attribute__((visibility("default")))
 #define VLU_CLAIM_RETRY_MS 50
@@ -198,6 +199,7 @@ VLU_EXPORT int vlu_update_claim(struct vlu *v, const char *instance, const char 
 		return -EINVAL;
 	if (add_str(args, "instance", instance) < 0 || add_str(args, "token", token) < 0)
 		return -ENOMEM;
+	(void)vlu_td_cloexec();	/* the old image's teardown pipe stays ours until vlu_update_ready() */
 	/* Busy: the right successor, before the old VMM has saved (its token came early) or armed its
 	 * devices for us (transfer mode, paths A and B): ask again */
 	for (unsigned waited = 0;; waited += VLU_CLAIM_RETRY_MS) {
@@ -227,6 +229,7 @@ VLU_EXPORT int vlu_update_claim_fd(json_object *info, const char *name)
 VLU_EXPORT int vlu_update_ready_with(struct vlu *v, const char *error, json_object *extra, json_object **ret_verdict)
 {
 	_cleanup_json_ json_object *args = json_object_new_object();
+	int r;
 
 	if (!args)
 		return -ENOMEM;
@@ -244,7 +247,10 @@ VLU_EXPORT int vlu_update_ready_with(struct vlu *v, const char *error, json_obje
 	}
 	if (add_str(args, "error", error) < 0)
 		return -ENOMEM;
-	return vlu_call(v, "update.ready", args, NULL, 0, 0, ret_verdict, NULL, NULL);
+	r = vlu_call(v, "update.ready", args, NULL, 0, 0, ret_verdict, NULL, NULL);
+	/* the pause is over (or the update failed): the old image's address space may go now */
+	(void)vlu_exec_teardown_release();
+	return r;
 }
 
 VLU_EXPORT int vlu_update_ready(struct vlu *v, const char *error, json_object **ret_verdict)

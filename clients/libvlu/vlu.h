@@ -174,6 +174,24 @@ int vlu_update_ready(struct vlu *v, const char *error, json_object **ret_verdict
  * "error" member): device_state_changes, cvq_commands, cvq_replay_us (docs/PROTOCOL.md). */
 int vlu_update_ready_with(struct vlu *v, const char *error, json_object *extra, json_object **ret_verdict);
 
+/* ==== exec mode: the old image's address space torn down after the pause (clients/libvlu/vlu-teardown.c) ====
+ * exec() tears the old image's address space down inside the pause when it drops its last user: every
+ * page-table entry of the guest RAM it had touched.  Old image, right before execve (after the save):
+ * vlu_exec_defer_teardown() starts a small helper process sharing the address space (clone(CLONE_VM), no
+ * fd but a pipe, every signal blocked, reparented to init: no zombie, no SIGCHLD), so the exec only drops
+ * a reference; the helper exits, and the kernel tears the old address space down then, when the new image
+ * calls vlu_exec_teardown_release() (vlu_update_ready() does, after the daemon answered), exits, or after
+ * timeout_ms (<= 0: 30 s).  The pipe's write end crosses the exec, named by $VLU_TEARDOWN_FD.
+ * While the helper lives the old address space has a user, so the kernel no longer infers the owner's
+ * consent to VHOST_NEW_OWNER from the exec: arm every device the new image takes over for this process
+ * first (VHOST_NEW_OWNER with VHOST_NEW_OWNER_F_ARM and pidfd_open(getpid()); the pid survives exec).
+ * Returns 0, or -errno with nothing started.  After a failed exec, vlu_exec_teardown_release() stops the
+ * helper again. */
+#define VLU_TEARDOWN_FD_ENV "VLU_TEARDOWN_FD"
+int vlu_exec_defer_teardown(int timeout_ms);
+/* New image (or the old one after a failed exec): let the helper exit.  1 released, 0 none, -errno. */
+int vlu_exec_teardown_release(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -372,6 +372,8 @@ int mv_update_finish(struct mv_vmm *v, int state_fd);
 struct mv_update_rec *mv_update_rec_begin(struct mv_vmm *v);
 int mv_update_quiesce(struct mv_vmm *v, char path, unsigned flags);	/* old: [SUSPEND], bases, state */
 int mv_update_exec(struct mv_vmm *v, char path);	/* old: exec with fds + state; returns on failure */
+void mv_exec_defer_teardown(struct mv_vmm *v, char path);	/* old, before execve: teardown after the pause */
+void mv_exec_undo_defer(struct mv_vmm *v, char path);	/* old, the execve failed */
 int mv_update_rollback(struct mv_vmm *v);		/* old: RESUME or re-create the vrings */
 int mv_update_takeover(struct mv_vmm *v, unsigned flags);	/* new: st loaded, its fds valid here */
 

@@ -9,7 +9,8 @@ MINIVMM_OBJS := $(patsubst %.c,$(O)/clients/minivmm/%.o,$(MINIVMM_SRCS))
 MINIVMM_LIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c) -lm
 
 # libvluproto.a is named directly: clients/*.mk are read before protocol/protocol.mk
-$(O)/minivmm: $(MINIVMM_OBJS) $(O)/clients/libvlu/vlu.o $(O)/clients/libvlu/vlu-update.o $(O)/libvluproto.a
+$(O)/minivmm: $(MINIVMM_OBJS) $(O)/clients/libvlu/vlu.o $(O)/clients/libvlu/vlu-update.o \
+		$(O)/clients/libvlu/vlu-teardown.o $(O)/libvluproto.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(MINIVMM_LIBS)
 

@@ -18,14 +18,19 @@
  * by the VMM" and "fds inherited" with the daemon's doing; the steps below are the same functions.
  * docs/MINIVMM.md lists the exact ioctl sequence of each path.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
 
 #include "minivmm.h"
+#include "vlu.h"
 
 #define WANT_BACKEND (MV_BF(IOTLB_MSG_V2) | MV_BF(IOTLB_BATCH) | MV_BF(SUSPEND) | MV_BF(RESUME) | \
 		      MV_BF(IOTLB_PERSIST) | MV_BF(ENABLE_AFTER_DRIVER_OK) | MV_BF(NEW_OWNER) | MV_BF(IOTLB_REMAP))
@@ -233,6 +238,56 @@ int mv_update_quiesce(struct mv_vmm *v, char path, unsigned flags)
 }
 
 /*
+ * Exec mode, old image, right before execve: keep our address space alive across the exec in libvlu's
+ * helper (vlu_exec_defer_teardown), so the exec does not tear down the page tables of the guest RAM we
+ * touched inside the pause; the new image lets the helper go after the pause (vlu_update_ready(), or
+ * mv_update_finish() standalone).  While the helper lives our mm has a user, so the kernel no longer takes
+ * the exec as our consent to the new image's VHOST_NEW_OWNER (paths A and B): arm the device for our own
+ * pid first (it is the new image's).  If either step fails the exec goes on as before (teardown inside
+ * the pause).  MINIVMM_NO_DEFER_TEARDOWN=1 turns it off (the bench's before/after).
+ */
+static bool teardown_deferred;
+
+void mv_exec_defer_teardown(struct mv_vmm *v, char path)
+{
+	const char *off = getenv("MINIVMM_NO_DEFER_TEARDOWN");
+	int pfd, r;
+
+	teardown_deferred = false;
+	if (off && strcmp(off, "0") != 0)
+		return;
+	if (path != 'C') {
+		pfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+		r = pfd < 0 ? -errno : mv_vdev_arm(&v->dev, pfd);
+		safe_close(pfd);
+		if (r < 0) {
+			mv_log("update: old address space torn down in the exec: arming the device for our own pid: %s",
+			       strerror(-r));
+			return;
+		}
+	}
+	r = vlu_exec_defer_teardown(0);
+	if (r < 0) {
+		mv_log("update: old address space torn down in the exec: %s", strerror(-r));
+		if (path != 'C')
+			(void)mv_vdev_arm(&v->dev, -1);
+		return;
+	}
+	teardown_deferred = true;
+}
+
+/* The exec failed: stop the helper, withdraw the consent (we stay the owner). */
+void mv_exec_undo_defer(struct mv_vmm *v, char path)
+{
+	if (!teardown_deferred)
+		return;
+	teardown_deferred = false;
+	(void)vlu_exec_teardown_release();
+	if (path != 'C')
+		(void)mv_vdev_arm(&v->dev, -1);
+}
+
+/*
  * Old image, step 2 (exec mode, standalone): hand the fds and the state to the next image by exec.
  * Returns only on failure, with every fd back to CLOEXEC.
  */
@@ -260,8 +315,10 @@ int mv_update_exec(struct mv_vmm *v, char path)
 	mv_debug("exec %s (state fd %d, q0 base %u, q1 base %u)", v->o.exec_path, sfd, s->vq[0].dev_base,
 		 s->vq[1].dev_base);
 	fflush(NULL);
+	mv_exec_defer_teardown(v, path);
 	execv(v->o.exec_path, v->o.argv);
 	r = -errno;
+	mv_exec_undo_defer(v, path);
 	mv_log("exec %s: %s; rolling back", v->o.exec_path, strerror(-r));
 	unsetenv(MV_STATE_ENV);
 out:
@@ -462,6 +519,13 @@ int mv_update_takeover(struct mv_vmm *v, unsigned flags)
 		uint64_t pages = 0;
 
 		r = path == 'C' ? mv_vdev_set_owner(&v->dev) : mv_vdev_new_owner(&v->dev, &pages);
+		/* EPERM: no consent yet.  A process the old owner did not arm (a previous binary vlud restarted
+		 * after the new image died) waits for the old mm's last user to go: the dead image's deferred-
+		 * teardown helper exits once the pipe closed, within ms.  Up to 2 s. */
+		for (unsigned i = 0; r == -EPERM && path != 'C' && i < 200; i++) {
+			(void)usleep(10000);
+			r = mv_vdev_new_owner(&v->dev, &pages);
+		}
 		if (r == -ENOMEM && path != 'C')
 			mv_log("VHOST_NEW_OWNER: %s: the pinned charge of %" PRIu64 " pages does not fit RLIMIT_MEMLOCK "
 			       "(and it could not be raised)", strerror(-r), pages);
@@ -557,5 +621,8 @@ int mv_update_finish(struct mv_vmm *v, int state_fd)
 	}
 	if (!v->st->nupdates || !v->st->path)
 		return -EBADMSG;
-	return mv_update_takeover(v, 0);
+	r = mv_update_takeover(v, 0);
+	/* the pause is over (or failed): the old image's address space may be torn down now */
+	(void)vlu_exec_teardown_release();
+	return r;
 }

@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -313,13 +314,17 @@ static void on_exec(struct mv_vmm *v, json_object *event)
 	{
 		/* vlud gone since it sent update.exec (killed, crashed)?  The new image could not claim (a
 		 * restarted vlud refuses a claim of an update that died with its predecessor), so do not exec:
-		 * take the device back here and reattach (mv_vlud_tick).  One call tells (vlu_get_fd() is an
-		 * epoll fd: no POLLHUP to look at). */
-		_cleanup_json_ json_object *args = json_object_new_object();
-		int k;
+		 * take the device back here and reattach (mv_vlud_tick).  Without a round trip (we are inside
+		 * the pause): vlu_get_fd() is an epoll fd that is readable when the socket has data or hung up;
+		 * if so, vlu_process() reads it (what vlud queued before, e.g. a rollback, is handled first) and
+		 * reports the hang-up. */
+		struct pollfd pf = { .fd = vlu_get_fd(v->link), .events = POLLIN };
+		int k = 0;
 
-		json_object_object_add(args, "instance", json_object_new_string(v->o.instance));
-		k = vlu_call(v->link, "update.status", args, NULL, 0, 2000, NULL, NULL, NULL);
+		if (poll(&pf, 1, 0) > 0)
+			k = vlu_process(v->link);
+		if (!upd_active)
+			return;	/* rolled back meanwhile */
 		if (k == -ECONNRESET || k == -EPIPE || k == -ENOTCONN) {
 			unsigned idx = v->st->nupdates;
 
@@ -333,7 +338,9 @@ static void on_exec(struct mv_vmm *v, json_object *event)
 	}
 	mv_log("vlud update: exec %s", jstr(json_object_object_get(event, "data"), "binary"));
 	fflush(NULL);
+	mv_exec_defer_teardown(v, upd_path);
 	r = vlu_update_exec(event); /* returns only on failure */
+	mv_exec_undo_defer(v, upd_path);
 	mv_log("exec: %s; asking vlud to roll back", strerror(-r));
 	{
 		_cleanup_json_ json_object *args = json_object_new_object();
@@ -517,7 +524,6 @@ int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 	}
 	v->link_stored = 5;
 	v->link_mappings_ok = true;
-	(void)vlu_subscribe(v->link, v->o.instance);
 	r = mv_update_takeover(v, MV_UPD_DAEMON_RESUMES);
 	test_stop_at("ready");
 	{
@@ -543,6 +549,8 @@ int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 		log_daemon_error(v, "update.ready", r);
 		return r;
 	}
+	/* after the pause, not inside it (the update's own events reach us without a subscription) */
+	(void)vlu_subscribe(v->link, v->o.instance);
 	mv_log("vlud-verdict: %s", json_object_to_json_string_ext(verdict, JSON_C_TO_STRING_PLAIN));
 	{
 		const char *res = jstr(verdict, "result");

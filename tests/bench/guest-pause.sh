@@ -11,7 +11,9 @@
 #   BENCH_DRIVER  one or more of: vlud (the daemon drives the update: update.start through vluctl, exec
 #                 mode; its verdict carries the pause it measured, its own time and the phases) and standalone
 #                 (minivmm --device updates itself, no daemon: the kernel's and the VMM's share alone)
-#   BENCH_RAM     one or more of: touched (guest RAM mapped, the default of minivmm), lazy (--no-prefault)
+#   BENCH_RAM     one or more of: touched (guest RAM mapped, the default of minivmm), lazy (--no-prefault),
+#                 nodefer (touched, and the exec tears the old image's address space down inside the pause as
+#                 before libvlu's vlu_exec_defer_teardown: MINIVMM_NO_DEFER_TEARDOWN=1)
 #
 # Output (serial console): one line per minivmm run
 #   BENCH {"modules":..,"driver":..,"ram":..,"path":..,"mem":..,"rc":..,"minivmm":<minivmm --json verdict>,"vlud":[<verdicts>]}
@@ -40,6 +42,22 @@ mem_mb() {
 	esac
 }
 
+# wait_released: the device node opens again (at most 10 s).  vlud closes a released instance's device fd
+# in its closer thread, after its reply, and the kernel's release (reset, unpin of all guest RAM: ~0.1 s
+# per GiB under TCG) runs inside that close; the node is single-open, so a standalone minivmm started
+# meanwhile failed with "setup failed: Device or resource busy".  (vlud's own device.open waits for its
+# closer itself.)
+wait_released() {
+	i=0
+	# (a subshell: a failed redirection of exec ends the shell that runs it)
+	while ! (exec 3<> "$DEV") 2> /dev/null; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || { echo "# $DEV still busy after 10 s"; return 1; }
+		sleep 0.1
+	done
+	[ $i -eq 0 ] || echo "# waited $i x 0.1 s for the release of $DEV"
+}
+
 # run_one DRIVER RAM PATH MEM: one minivmm with BENCH_REPS updates on PATH; it is stopped (SIGTERM) once the
 # last update is done, or after a deadline generous for TCG (re-pinning costs ~2-4 ms per MiB there).
 # RAM: touched (minivmm's default: all guest RAM mapped, like a guest that used it; the exec tears the
@@ -50,13 +68,15 @@ run_one() {
 	limit=$((30 + BENCH_REPS * (3 + mb * 8 / 1000)))
 	extra=
 	[ "$ram" = lazy ] && extra=--no-prefault
+	nodefer=0
+	[ "$ram" = nodefer ] && nodefer=1
 	echo "# $(up) path $path, $mem guest RAM ($ram), $BENCH_REPS updates driven by $drv (deadline ${limit}s)"
 	rm -f "$tag.out" "$tag.log" "$tag.vlud"
 	if [ "$drv" = vlud ]; then
-		minivmm --vlud "$VLUD_SOCK" --instance bench --vdpa vdpa0 --mem "$mem" --duration 0 --json $extra \
+		MINIVMM_NO_DEFER_TEARDOWN=$nodefer minivmm --vlud "$VLUD_SOCK" --instance bench --vdpa vdpa0 --mem "$mem" --duration 0 --json $extra \
 			> "$tag.out" 2> "$tag.log" &
 	else
-		minivmm --device "$DEV" --mem "$mem" --path "$path" --duration 0 --update-after 0.5 \
+		MINIVMM_NO_DEFER_TEARDOWN=$nodefer minivmm --device "$DEV" --mem "$mem" --path "$path" --duration 0 --update-after 0.5 \
 			--updates "$BENCH_REPS" --json $extra > "$tag.out" 2> "$tag.log" &
 	fi
 	pid=$!
@@ -96,6 +116,7 @@ run_one() {
 	wait "$pid"
 	rc=$?
 	[ "$drv" = vlud ] && vluctl --socket "$VLUD_SOCK" release bench > /dev/null 2>&1
+	wait_released
 	sed "s/^/[$tag] /" "$tag.log"
 	verdict=$(cat "$tag.out" 2> /dev/null)
 	[ -n "$verdict" ] || verdict=null
