@@ -225,11 +225,14 @@ int upd_release_devices(struct update *u, closer_done_fn done, char *why, size_t
 	for (unsigned i = 0; i < u->ndevs; i++) {
 		struct held *h = held_find(u->inst, u->devs[i].name);
 
+		/* lost (released) before the state is written: the state that no longer names the held fd
+		 * says so in the update record, so that a restarted vlud reopens the device (the chaos soak
+		 * found a record written in between saying "not released", and the device lost) */
+		u->devs[i].suspended = false;
+		u->devs[i].lost = true;
 		held_unlink(h);
 		persist_state_write();
 		fds[n++] = held_destroy_take_fd(h); /* owned here, then by the closer */
-		u->devs[i].suspended = false;
-		u->devs[i].lost = true;
 	}
 	/* the closer owns fds[] from here, also when queueing fails (closed synchronously then) */
 	if (closer_close(fds, n, done, u, &u->claim_job) < 0)
