@@ -1,0 +1,27 @@
+#!/bin/sh
+# sysd-5-update: a daemon-driven exec-mode live update (path C, stock modules, PA) of a minivmm that runs
+# as a systemd service of user vmm, under the packaged vlud.service: every check of the happy path
+# (lib/update.sh update_ok, check_vmm_after): same pid, VmPin moved, zero frames lost.
+# root: debian
+# timeout: 300
+. /scenarios/lib/sysd.sh
+. /scenarios/lib/update.sh
+SOCK=/run/vlud/vlud.sock
+sysd_install || { t_fail install "apt-get install failed"; exit 1; }
+sysd_policy
+
+vmm_unit vmm-u --mem 64M --duration 8 --pause-frames 8
+wait_until 50 has_instance vmm-u
+sleep 1
+VLUD_PID=$(mainpid)
+VMM_PID=$(vmm_pid vmm-u.service)
+update_ok run vmm-u exec C pa
+r=$(unit_result vmm-u.service)
+cp /run/vmm-u.out run.out
+cp /run/vmm-u.log run.log
+sed 's/^/[run] /' run.log run.out
+expect run/unit-result "$r" = "success 0"
+RC=${r#* }
+check_vmm_after run C
+vctl release vmm-u
+exit $((FAILS > 0))
