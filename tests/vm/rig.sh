@@ -413,11 +413,12 @@ load_flavour() { # NAME -> 0 ready, 1 failed (FL_FAIL_WHY), 2 skip (FL_SKIP_WHY)
 
 # ---------------------------------------------------------------- root file system
 # The Debian packages of this tree (scripts/build-deb.sh into $RIG_OUT/debs), rebuilt only when a file
-# git knows (tracked or untracked, not ignored: what build-deb.sh packages) changed: names, sizes, mtimes.
+# git knows (tracked or untracked, not ignored: what build-deb.sh packages) outside tests/ changed (names,
+# sizes, mtimes): editing a scenario does not rebuild them.
 rig_debs() {
 	local key out=$RIG_OUT/debs
 	key=$( (cd "$TOP" && { git ls-files -z --cached --others --exclude-standard 2> /dev/null || find . -path ./build -prune -o -type f -print0; } |
-		xargs -0 stat -c '%n %s %Y' 2> /dev/null) | sha256sum | cut -c1-16)
+		tr '\0' '\n' | grep -v '^\(\./\)\?tests/' | tr '\n' '\0' | xargs -0 stat -c '%n %s %Y' 2> /dev/null) | sha256sum | cut -c1-16)
 	if [ "$(cat "$out/key" 2> /dev/null)" != "$key" ] || ! ls "$out"/*.deb > /dev/null 2>&1; then
 		log "root: building the Debian packages (scripts/build-deb.sh $out)"
 		rm -f "$out/key"

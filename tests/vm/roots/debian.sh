@@ -21,8 +21,8 @@ ROOT_BASE_PKGS=(systemd systemd-sysv iproute2 kmod udev)
 root_deb_deps() { # DEBS_DIR
 	local f own=() d
 	for f in "$1"/*.deb; do own+=("$(dpkg-deb -f "$f" Package)"); done
-	for f in "$1"/*.deb; do dpkg-deb -f "$f" Depends Pre-Depends; done | tr ',' '\n' |
-		sed -e 's/^[^:]*: *//' -e 's/|.*//' -e 's/(.*)//' -e 's/:any//' -e 's/[[:space:]]//g' | sort -u |
+	for f in "$1"/*.deb; do dpkg-deb -f "$f" Depends; dpkg-deb -f "$f" Pre-Depends; done | tr ',' '\n' |
+		sed -e 's/|.*//' -e 's/(.*)//' -e 's/:any//' -e 's/[[:space:]]//g' | sort -u |
 		while read -r d; do
 			[ -n "$d" ] || continue
 			case " ${own[*]} " in *" $d "*) continue ;; esac
@@ -51,6 +51,11 @@ root_prepare() {
 	[ "$(id -u)" = 0 ] || { ROOT_SKIP_WHY="building the root file system needs root (debootstrap)"; return 2; }
 	local t0 st=$dir/stage
 	t0=$(now_ms)
+	# an interrupted debootstrap may leave proc/sys mounted in the stage: never remove through a mount
+	if grep -q " $dir/" /proc/mounts; then
+		ROOT_FAIL_WHY="file systems mounted under $dir (an interrupted debootstrap?): unmount them"
+		return 1
+	fi
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	log "root debian: debootstrap $ROOT_SUITE ($mirror) with $pkgs into $st"
