@@ -9,7 +9,8 @@
 # The root holds minbase + systemd, systemd-sysv, iproute2 (vdpa), kmod and every dependency the packages of
 # DEBS_DIR declare (first alternative, our own packages left out), so that `apt-get install ./*.deb` in the
 # guest resolves them from the installed set without a network.  Cached in $RIG_CACHE/root/debian-<hash>/,
-# <hash> over the suite, the mirror, the package list and ROOT_RECIPE; the 2 most recent are kept.
+# <hash> over the suite, the mirror, the package list and ROOT_RECIPE; the 2 most recent are kept.  The
+# .debs debootstrap downloads are kept in $RIG_CACHE/root/debs/ (its --cache-dir).
 # Uses from rig.sh: RIG_CACHE RIG_LOG log; from flavours/debian.sh: deb_mirror.
 
 ROOT_SUITE=bookworm
@@ -59,7 +60,10 @@ root_prepare() {
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	log "root debian: debootstrap $ROOT_SUITE ($mirror) with $pkgs into $st"
-	if ! debootstrap --variant=minbase --include="$pkgs" "$ROOT_SUITE" "$st" "$mirror" > "$dir/debootstrap.log" 2>&1; then
+	# the downloaded .debs are kept apart: a new recipe or package list downloads only what changed
+	mkdir -p "$RIG_CACHE/root/debs"
+	if ! debootstrap --variant=minbase --cache-dir="$RIG_CACHE/root/debs" --include="$pkgs" "$ROOT_SUITE" "$st" "$mirror" \
+		> "$dir/debootstrap.log" 2>&1; then
 		ROOT_FAIL_WHY="debootstrap failed (see $dir/debootstrap.log)"
 		mkdir -p "$dir.failed" && cp "$dir/debootstrap.log" "$dir.failed/"
 		rm -rf "$dir"
@@ -79,6 +83,15 @@ root_prepare() {
 	log "root debian: image $dir/root.img (${mb} MiB) ready in $(( $(now_ms) - t0 )) ms"
 	local old
 	for old in $(ls -1dt "$RIG_CACHE"/root/debian-*/ 2> /dev/null | tail -n +3); do rm -rf "$old"; done
+	# keep the newest version of each package only
+	local -A newest=()
+	local f n
+	for f in $(ls -1t "$RIG_CACHE"/root/debs/*.deb 2> /dev/null); do
+		n=${f##*/}
+		n=${n%%_*}
+		[ -n "${newest[$n]:-}" ] && rm -f "$f"
+		newest[$n]=1
+	done
 	ROOT_IMG=$dir/root.img
 }
 
