@@ -13,7 +13,7 @@ SOCK=/run/vlud/vlud.sock
 # scenario can run alone); the output in apt.log; status of apt-get
 sysd_install() {
 	dpkg-query -W -f '${Status}' vlud 2> /dev/null | grep -q 'ok installed' && return 0
-	(cd /rig/debs && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-download ./*.deb) > apt.log 2>&1
+	(cd /rig/debs && DEBIAN_FRONTEND=noninteractive apt-get install -y ./*.deb) > apt.log 2>&1
 	_rc=$?
 	sed 's/^/[apt] /' apt.log
 	return $_rc
