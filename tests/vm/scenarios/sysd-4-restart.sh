@@ -49,12 +49,5 @@ wait_until 100 restarted
 expect kill9/restarted-by-systemd "$(prop vlud.service NRestarts)" -ge 1
 after_restart kill9 "$p1"
 
-r=$(unit_result vmm-r.service)
-sed 's/^/[vmm-r] /' /run/vmm-r.log /run/vmm-r.out
-expect vmm/unit-result "$r" = "success 0"
-RC=0
-cp /run/vmm-r.out traffic.out
-check_traffic traffic 3000
-vctl release vmm-r
-expect release/vmm-r "$?" -eq 0
+vmm_traffic vmm-r 3000
 exit $((FAILS > 0))

@@ -68,3 +68,15 @@ inodes() {
 vdpa_fds() { for _f in /proc/"$1"/fd/*; do readlink "$_f"; done | grep -c '^/dev/vhost-vdpa-'; }
 # dev_busy: /dev/vhost-vdpa-0 cannot be opened (someone holds it)
 dev_busy() { ! (exec 3< /dev/vhost-vdpa-0) 2> /dev/null; }
+# vmm_traffic UNIT MIN_SENT: wait for the VMM service UNIT to end; it succeeded, and its traffic report
+# (copied to traffic.out) passes lib/minivmm.sh's check_traffic; then its instance is released
+vmm_traffic() {
+	_r=$(unit_result "$1.service")
+	sed "s/^/[$1] /" "/run/$1.log" "/run/$1.out"
+	expect vmm/unit-result "$_r" = "success 0"
+	RC=${_r#* }
+	cp "/run/$1.out" traffic.out
+	check_traffic traffic "$2"
+	vctl release "$1"
+	expect "release/$1" "$?" -eq 0
+}
