@@ -1,5 +1,5 @@
 #!/bin/sh
-# sysd-5-update: a daemon-driven exec-mode live update (path C, stock modules, PA) of a minivmm that runs
+# sysd-5-update-exec: a daemon-driven exec-mode live update (path C, stock modules, PA) of a minivmm that runs
 # as a systemd service of user vmm, under the packaged vlud.service: every check of the happy path
 # (lib/update.sh update_ok, check_vmm_after): same pid, VmPin moved, zero frames lost.
 # root: debian
