@@ -6,15 +6,7 @@
 # timeout: 300
 . /scenarios/lib/sysd.sh
 . /scenarios/lib/update.sh
-SOCK=/run/vlud/vlud.sock
-sysd_install || { t_fail install "apt-get install failed"; exit 1; }
-sysd_policy
-
-vmm_unit vmm-u --mem 64M --duration 8 --pause-frames 8
-wait_until 50 has_instance vmm-u
-sleep 1
-VLUD_PID=$(mainpid)
-VMM_PID=$(vmm_pid vmm-u.service)
+sysd_update_vmm vmm-u
 update_ok run vmm-u exec C pa
 r=$(unit_result vmm-u.service)
 cp /run/vmm-u.out run.out

@@ -7,15 +7,7 @@
 # timeout: 300
 . /scenarios/lib/sysd.sh
 . /scenarios/lib/update.sh
-SOCK=/run/vlud/vlud.sock
-sysd_install || { t_fail install "apt-get install failed"; exit 1; }
-sysd_policy
-
-vmm_unit vmm-t --mem 64M --duration 8 --pause-frames 8
-wait_until 50 has_instance vmm-t
-sleep 1
-VLUD_PID=$(mainpid)
-VMM_PID=$(vmm_pid vmm-t.service)
+sysd_update_vmm vmm-t
 update_ok run vmm-t transfer C pa
 r=$(unit_result vmm-t.service)
 sed 's/^/[run old] /' /run/vmm-t.log /run/vmm-t.out

@@ -80,3 +80,16 @@ vmm_traffic() {
 	vctl release "$1"
 	expect "release/$1" "$?" -eq 0
 }
+# sysd_update_vmm UNIT: for the update scenarios (which source lib/update.sh after this library): the
+# packages and the policy, then a minivmm service UNIT to update (64 MiB, 8 s, frames during the pause),
+# VLUD_PID and VMM_PID set for update_ok
+sysd_update_vmm() {
+	SOCK=/run/vlud/vlud.sock
+	sysd_install || { t_fail install "apt-get install failed"; exit 1; }
+	sysd_policy
+	vmm_unit "$1" --mem 64M --duration 8 --pause-frames 8
+	wait_until 50 has_instance "$1"
+	sleep 1
+	VLUD_PID=$(mainpid)
+	VMM_PID=$(vmm_pid "$1.service")
+}
