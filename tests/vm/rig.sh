@@ -274,7 +274,7 @@ run_boot() { # MODULES USE_VA DEVICES MEMORY MAC ROOT SCENARIO...
 	build_conf_cpio "$RIG_WORK/conf-$BOOT_N.cpio.gz" "$mods" "$va" "$dev" "$mac" "$root" 0 "${scen[@]}"
 	local segs=("$FL_MODS_CPIO" "$RIG_WORK/user.cpio.gz" "$RIG_WORK/conf-$BOOT_N.cpio.gz") img=
 	if [ "$root" != none ]; then
-		segs+=("$FL_ROOT_MODS_CPIO" "$RIG_WORK/debs.cpio")
+		segs+=("$FL_ROOT_MODS_CPIO" "$RIG_WORK/debs.cpio.gz")
 		img=$ROOT_IMG
 	fi
 	cat "${segs[@]}" > "$initrd"
@@ -432,7 +432,7 @@ rig_debs() {
 	rm -rf "$st"
 	mkdir -p "$st/rig/debs"
 	cp "$out"/*.deb "$st/rig/debs/"
-	(cd "$st" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) > "$RIG_WORK/debs.cpio"
+	(cd "$st" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$RIG_WORK/debs.cpio.gz"
 	rm -rf "$st"
 }
 
