@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -93,6 +94,39 @@ int device_resolve(const char *device, char **ret_path)
 	return 0;
 }
 
+/* open_path_nofollow() without openat2: one component at a time with O_PATH | O_NOFOLLOW (a symlink
+ * component is opened as the link itself and refused with ELOOP); ".." is refused too (the policy's
+ * paths are absolute and plain). */
+static int open_path_nofollow_walk(const char *path)
+{
+	_cleanup_close_ int dir = -EBADF;
+	char buf[PATH_MAX], *comp, *save = NULL;
+	struct stat st;
+
+	if (path[0] != '/' || strlen(path) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, path);
+	dir = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return -errno;
+	for (comp = strtok_r(buf, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
+		int fd;
+
+		if (strcmp(comp, "..") == 0)
+			return -EINVAL;
+		fd = openat(dir, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		safe_close(dir);
+		dir = fd;
+		if (fstat(dir, &st) < 0)
+			return -errno;
+		if (S_ISLNK(st.st_mode))
+			return -ELOOP;
+	}
+	return TAKE_FD(dir);
+}
+
 /* O_PATH of path without following a symlink at any component (a tenant-writable directory on a
  * listed path must not redirect root's open elsewhere); fd or -errno (ELOOP: a symlink). */
 static int open_path_nofollow(const char *path)
@@ -106,6 +140,10 @@ static int open_path_nofollow(const char *path)
 	do
 		fd = syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
 	while (fd < 0 && errno == EAGAIN);
+	if (fd < 0 && errno == ENOSYS)
+		/* no openat2: a kernel before 5.6, or a seccomp filter that does not know it (systemd 252's
+		 * SystemCallFilter=@system-service answers ENOSYS: seen under the rig's real systemd) */
+		return open_path_nofollow_walk(path);
 	return fd < 0 ? -errno : (int)fd;
 }
 
