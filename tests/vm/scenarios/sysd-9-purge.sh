@@ -7,7 +7,7 @@
 . /scenarios/lib/sysd.sh
 sysd_install || { t_fail install "apt-get install failed"; exit 1; }
 vctl status > /dev/null 2>&1
-files=$(dpkg -L vlud libvlu0 libvlu-dev vlud-minivmm | while read -r f; do [ -f "$f" ] && echo "$f"; done)
+files=$(dpkg-query -L vlud libvlu0 libvlu-dev vlud-minivmm | while read -r f; do [ -f "$f" ] && echo "$f"; done)
 expect before/files "$(echo "$files" | wc -l)" -ge 10
 DEBIAN_FRONTEND=noninteractive apt-get remove -y vlud vlud-minivmm libvlu-dev libvlu0 > remove.log 2>&1
 expect remove/apt-get "$?" -eq 0
