@@ -64,8 +64,13 @@ inodes() {
 		case $(readlink "$_f") in /memfd:*) stat -L -c %i "$_f" ;; esac
 	done | sort -n | tr '\n' ' '
 }
-# vdpa_fds PID: how many fds of PID are vhost-vdpa device nodes
-vdpa_fds() { for _f in /proc/"$1"/fd/*; do readlink "$_f"; done | grep -c '^/dev/vhost-vdpa-'; }
+# vdpa_fds PID: how many fds of PID are the vhost-vdpa device /dev/vhost-vdpa-0 (by device number: an fd
+# passed back by systemd's fd store is the same open file, but its path is the one it had in the mount
+# namespace vlud.service opened it in)
+vdpa_fds() {
+	_rd=$(stat -L -c '%t:%T' /dev/vhost-vdpa-0)
+	for _f in /proc/"$1"/fd/*; do stat -L -c '%F %t:%T' "$_f" 2> /dev/null; done | grep -c "^character special file $_rd\$"
+}
 # dev_busy: /dev/vhost-vdpa-0 cannot be opened (someone holds it)
 dev_busy() { ! (exec 3< /dev/vhost-vdpa-0) 2> /dev/null; }
 # vmm_traffic UNIT MIN_SENT: wait for the VMM service UNIT to end; it succeeded, and its traffic report
