@@ -5,7 +5,8 @@
 #                                and "N passed, N failed, N skipped"; exit 1 if anything failed
 #   rig.sh shell [KEY=VALUE...]  boot a guest with a shell on the console (modules=stock|patched|nosuspend|hwreset use_va=0|1
 #                                devices=N mac=none|auto memory=2G flavour=debian)
-#   rig.sh prepare [FLAVOUR]     only fetch/build the kernel side (cached)
+#   rig.sh prepare [FLAVOUR [ROOT]]  only fetch/build the kernel side (and the root file system ROOT,
+#                                e.g. debian; cached)
 #   rig.sh list                  list scenarios with their boot configuration
 #
 # Environment:
@@ -76,9 +77,12 @@ summary() {
 
 # ---------------------------------------------------------------- host packages
 HOST_PKGS=(qemu-system-x86 busybox-static cpio kmod xz-utils bc iproute2 patch make gcc libc6-dev)
-ensure_deps() {
+# only for scenarios with a root file system (root: debian)
+ROOT_HOST_PKGS=(debootstrap e2fsprogs)
+ensure_deps() { # [PACKAGE...] (default HOST_PKGS)
 	local missing=() p
-	for p in "${HOST_PKGS[@]}"; do
+	[ $# -gt 0 ] || set -- "${HOST_PKGS[@]}"
+	for p in "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
@@ -105,12 +109,12 @@ check_tools() {
 file_is_static() { ! ldd "$1" > /dev/null 2>&1; }
 
 # ---------------------------------------------------------------- scenarios
-declare -A SC_FLAVOUR SC_MODULES SC_USE_VA SC_DEVICES SC_TIMEOUT SC_MEMORY SC_MAC SC_QEMU
+declare -A SC_FLAVOUR SC_MODULES SC_USE_VA SC_DEVICES SC_TIMEOUT SC_MEMORY SC_MAC SC_QEMU SC_ROOT
 # Parse the header comments of a scenario (the leading block of '#' lines).
 parse_scenario() {
 	local name=$1 f=$RIG_SCEN/$1.sh line key val
 	SC_FLAVOUR[$name]=debian SC_MODULES[$name]=stock SC_USE_VA[$name]=0 SC_DEVICES[$name]=1
-	SC_TIMEOUT[$name]=300 SC_MEMORY[$name]=2G SC_MAC[$name]=none SC_QEMU[$name]=no
+	SC_TIMEOUT[$name]=300 SC_MEMORY[$name]=2G SC_MAC[$name]=none SC_QEMU[$name]=no SC_ROOT[$name]=none
 	while IFS= read -r line; do
 		case $line in
 		'#!'*) continue ;;
@@ -129,10 +133,11 @@ parse_scenario() {
 		memory) [[ $val =~ ^[0-9]+[MG]$ ]] && SC_MEMORY[$name]=$val || return 1 ;;
 		mac) [[ $val =~ ^(none|auto)$ ]] && SC_MAC[$name]=$val || return 1 ;;
 		qemu) [[ $val =~ ^(yes|no)$ ]] && SC_QEMU[$name]=$val || return 1 ;;
+		root) [[ $val =~ ^(none|debian)$ ]] && SC_ROOT[$name]=$val || return 1 ;;
 		esac
 	done < "$f"
 }
-sc_key() { local n=$1; echo "${SC_FLAVOUR[$n]} ${SC_MODULES[$n]} ${SC_USE_VA[$n]} ${SC_DEVICES[$n]} ${SC_MEMORY[$n]} ${SC_MAC[$n]} ${SC_QEMU[$n]}"; }
+sc_key() { local n=$1; echo "${SC_FLAVOUR[$n]} ${SC_MODULES[$n]} ${SC_USE_VA[$n]} ${SC_DEVICES[$n]} ${SC_MEMORY[$n]} ${SC_MAC[$n]} ${SC_ROOT[$n]} ${SC_QEMU[$n]}"; }
 
 all_scenarios() {
 	local f
@@ -166,7 +171,7 @@ user_cpio() {
 	if [ -z "$bins" ]; then
 		for f in "$O/vlud" "$O/vluctl" "$O/minivmm" "$O"/guest/*; do [ -f "$f" ] && [ -x "$f" ] && bins="$bins $f"; done
 	fi
-	key=$( { echo "v1 $bins"; stat -L -c '%n %s %Y' $bins "$O"/libvlu.so* "$RIG_SCEN"/*.sh "$RIG_SCEN"/lib/*.sh "$RIG_DIR/guest/init" \
+	key=$( { echo "v1 $bins"; stat -L -c '%n %s %Y' $bins "$O"/libvlu.so* "$RIG_SCEN"/*.sh "$RIG_SCEN"/lib/*.sh "$RIG_DIR/guest/init" "$RIG_DIR/guest/root-switch" "$RIG_DIR/guest/run-scenarios" "$RIG_DIR/guest/rig-scenarios.service" \
 		"$TOP"/config/* /bin/busybox "$(command -v vdpa)" /var/lib/dpkg/status 2> /dev/null; } | sha256sum | cut -c1-16)
 	if [ -f "$RIG_OUT/user-$key.cpio.gz" ]; then
 		cp "$RIG_OUT/user-$key.cpio.gz" "$RIG_WORK/user.cpio.gz" && return 0
@@ -208,7 +213,10 @@ build_user_cpio() {
 	# shared code the scenarios source (not scenarios: all_scenarios lists only $RIG_SCEN/*.sh)
 	if [ -d "$RIG_SCEN/lib" ]; then mkdir -p "$ST/scenarios/lib" && cp "$RIG_SCEN"/lib/*.sh "$ST/scenarios/lib/" 2>/dev/null; fi
 	cp "$RIG_DIR/guest/init" "$ST/init"
-	chmod 755 "$ST/init"
+	# the scenario loop (/init sources it; in a root file system, rig-scenarios.service runs it) and the
+	# hand-over to a root file system (root: scenarios)
+	cp "$RIG_DIR/guest/run-scenarios" "$RIG_DIR/guest/root-switch" "$RIG_DIR/guest/rig-scenarios.service" "$ST/"
+	chmod 755 "$ST/init" "$ST/run-scenarios"
 	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\nvmm:x:1000:1000:vmm:/tmp:/bin/sh\n' > "$ST/etc/passwd"
 	printf 'root:x:0:\nnogroup:x:65534:\nvmm:x:1000:\n' > "$ST/etc/group"
 	printf 'export PATH=/usr/bin:/usr/sbin:/bin:/sbin\nexport PS1="rig# "\n' > "$ST/etc/profile"
@@ -243,9 +251,9 @@ qemu_segment() { # SCENARIO...
 }
 
 # A one-file cpio segment with this boot's configuration.
-build_conf_cpio() { # OUT MODULES USE_VA DEVICES MAC SHELL SCENARIO...
-	local out=$1 mods=$2 va=$3 dev=$4 mac=$5 sh=$6 st
-	shift 6
+build_conf_cpio() { # OUT MODULES USE_VA DEVICES MAC ROOT SHELL SCENARIO...
+	local out=$1 mods=$2 va=$3 dev=$4 mac=$5 root=$6 sh=$7 st
+	shift 7
 	st=$RIG_WORK/conf.stage
 	rm -rf "$st"
 	mkdir -p "$st/etc"
@@ -256,6 +264,7 @@ build_conf_cpio() { # OUT MODULES USE_VA DEVICES MAC SHELL SCENARIO...
 		RIG_USE_VA=$va
 		RIG_DEVICES=$dev
 		RIG_MAC=$mac
+		RIG_ROOT=$root
 		RIG_SHELL=$sh
 	EOF
 	: > "$st/etc/rig.scenarios"
@@ -265,10 +274,16 @@ build_conf_cpio() { # OUT MODULES USE_VA DEVICES MAC SHELL SCENARIO...
 	rm -rf "$st"
 }
 
-qemu_cmd() { # INITRD MEMORY
+qemu_cmd() { # INITRD MEMORY [ROOT-IMAGE]
+	local extra=
 	QEMU_ARGS=("$QEMU" -accel tcg -cpu qemu64 -smp 2 -m "$2" -nographic -no-reboot -nic none
-		"${FL_QEMU_ARGS[@]}" -kernel "$FL_KERNEL" -initrd "$1"
-		-append "console=ttyS0 loglevel=4 panic=-1 oops=panic rdinit=/init ${VLUD_RIG_APPEND:-}")
+		"${FL_QEMU_ARGS[@]}" -kernel "$FL_KERNEL" -initrd "$1")
+	if [ -n "${3:-}" ]; then
+		# snapshot=on: the guest's writes go to a temporary file qemu deletes; the cached image stays pristine
+		QEMU_ARGS+=(-drive "file=$3,format=raw,if=virtio,snapshot=on")
+		extra="systemd.show_status=false"
+	fi
+	QEMU_ARGS+=(-append "console=ttyS0 loglevel=4 panic=-1 oops=panic rdinit=/init $extra ${VLUD_RIG_APPEND:-}")
 }
 
 # ---------------------------------------------------------------- one boot
@@ -276,18 +291,26 @@ qemu_cmd() { # INITRD MEMORY
 # REMAINING to the scenarios that never started because an earlier one hung (the caller boots again).
 BOOT_N=0
 FIRST_TEST_MS=
-run_boot() { # MODULES USE_VA DEVICES MEMORY MAC SCENARIO...
-	local mods=$1 va=$2 dev=$3 mem=$4 mac=$5
-	shift 5
+run_boot() { # MODULES USE_VA DEVICES MEMORY MAC ROOT SCENARIO...
+	local mods=$1 va=$2 dev=$3 mem=$4 mac=$5 root=$6
+	shift 6
 	local scen=("$@") s
 	BOOT_N=$((BOOT_N + 1))
 	local tag="boot-${scen[0]}"
 	local blog=$RIG_OUT/logs/$tag.serial.log initrd=$RIG_WORK/initrd-$BOOT_N.img
-	build_conf_cpio "$RIG_WORK/conf-$BOOT_N.cpio.gz" "$mods" "$va" "$dev" "$mac" 0 "${scen[@]}"
-	cat "$FL_MODS_CPIO" "$RIG_WORK/user.cpio.gz" $(qemu_segment "${scen[@]}") "$RIG_WORK/conf-$BOOT_N.cpio.gz" > "$initrd"
+	build_conf_cpio "$RIG_WORK/conf-$BOOT_N.cpio.gz" "$mods" "$va" "$dev" "$mac" "$root" 0 "${scen[@]}"
+	local segs=("$FL_MODS_CPIO" "$RIG_WORK/user.cpio.gz") img=
+	# shellcheck disable=SC2207 # qemu_segment prints at most one path
+	segs+=($(qemu_segment "${scen[@]}"))
+	segs+=("$RIG_WORK/conf-$BOOT_N.cpio.gz")
+	if [ "$root" != none ]; then
+		segs+=("$FL_ROOT_MODS_CPIO" "$RIG_WORK/debs.cpio.gz")
+		img=$ROOT_IMG
+	fi
+	cat "${segs[@]}" > "$initrd"
 	rm -f "$RIG_WORK/conf-$BOOT_N.cpio.gz"
-	qemu_cmd "$initrd" "$mem"
-	log "boot $BOOT_N: ${CUR_FLAVOUR} $FL_KVER modules=$mods use_va=$va devices=$dev memory=$mem: ${scen[*]}"
+	qemu_cmd "$initrd" "$mem" "$img"
+	log "boot $BOOT_N: ${CUR_FLAVOUR} $FL_KVER modules=$mods use_va=$va devices=$dev memory=$mem root=$root: ${scen[*]}"
 	echo "# ${QEMU_ARGS[*]}" > "$blog"
 	local t0 t
 	t0=$(now_ms)
@@ -419,6 +442,61 @@ load_flavour() { # NAME -> 0 ready, 1 failed (FL_FAIL_WHY), 2 skip (FL_SKIP_WHY)
 	return "$FL_RC"
 }
 
+# ---------------------------------------------------------------- root file system
+# The Debian packages of this tree (scripts/build-deb.sh into $RIG_OUT/debs), rebuilt only when a file
+# git knows (tracked or untracked, not ignored: what build-deb.sh packages) outside tests/ changed (names,
+# sizes, mtimes): editing a scenario does not rebuild them.
+rig_debs() {
+	local key out=$RIG_OUT/debs
+	key=$( (cd "$TOP" && { git ls-files -z --cached --others --exclude-standard 2> /dev/null || find . -path ./build -prune -o -type f -print0; } |
+		tr '\0' '\n' | grep -v '^\(\./\)\?tests/' | tr '\n' '\0' | xargs -0 stat -c '%n %s %Y' 2> /dev/null) | sha256sum | cut -c1-16)
+	if [ "$(cat "$out/key" 2> /dev/null)" != "$key" ] || ! ls "$out"/*.deb > /dev/null 2>&1; then
+		log "root: building the Debian packages (scripts/build-deb.sh $out)"
+		rm -f "$out/key"
+		if ! bash "$TOP/scripts/build-deb.sh" "$out" >> "$RIG_LOG" 2>&1; then
+			ROOT_FAIL_WHY="make deb (scripts/build-deb.sh) failed: see $RIG_LOG"
+			return 1
+		fi
+		echo "$key" > "$out/key"
+	fi
+	local st=$RIG_WORK/debs.stage
+	rm -rf "$st"
+	mkdir -p "$st/rig/debs"
+	cp "$out"/*.deb "$st/rig/debs/"
+	(cd "$st" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$RIG_WORK/debs.cpio.gz"
+	rm -rf "$st"
+}
+
+# load_root NAME: the packages, the root image (tests/vm/roots/NAME.sh, cached) and the flavour's modules
+# to mount it; 0 ready, else ROOT_SKIP_WHY (skip) or ROOT_FAIL_WHY (fail) says why.
+ROOT_CUR=
+load_root() {
+	[ "$ROOT_CUR" = "$1" ] && return "$ROOT_RC"
+	ROOT_CUR=$1 ROOT_SKIP_WHY= ROOT_FAIL_WHY= ROOT_RC=1
+	local t0
+	t0=$(now_ms)
+	DEPS_WHY=
+	if ! ensure_deps "${ROOT_HOST_PKGS[@]}"; then
+		ROOT_SKIP_WHY=$DEPS_WHY
+		return 1
+	fi
+	rig_debs || return 1
+	if ! declare -F flavour_root_mods > /dev/null || ! flavour_root_mods; then
+		ROOT_FAIL_WHY="flavour $CUR_FLAVOUR: no modules to mount a root file system (see $RIG_LOG)"
+		return 1
+	fi
+	# shellcheck source=/dev/null
+	. "$RIG_DIR/roots/$1.sh"
+	exec 9> "$RIG_CACHE/.lock"
+	flock 9
+	root_prepare "$RIG_OUT/debs"
+	local rc=$?
+	flock -u 9
+	log "root $1: ${ROOT_IMG:-none} prepared in $(( $(now_ms) - t0 )) ms (rc $rc)"
+	[ "$rc" = 0 ] && ROOT_RC=0
+	return "$ROOT_RC"
+}
+
 # ---------------------------------------------------------------- commands
 cmd_check() {
 	local t_start names=() s
@@ -452,11 +530,11 @@ cmd_check() {
 	# group by boot configuration, flavour first so each flavour is prepared once
 	local keys
 	keys=$(for s in "${ok_names[@]}"; do sc_key "$s"; done | sort -u)
-	local user_built= key fl mods va dev mem mac group
+	local user_built= key fl mods va dev mem mac root group
 	local -A SKIPPED_FL=()
 	while read -r key; do
 		[ -n "$key" ] || continue
-		read -r fl mods va dev mem mac _ <<< "$key"
+		read -r fl mods va dev mem mac root _ <<< "$key"
 		group=()
 		for s in "${ok_names[@]}"; do [ "$(sc_key "$s")" = "$key" ] && group+=("$s"); done
 		load_flavour "$fl"
@@ -490,6 +568,16 @@ cmd_check() {
 			for s in "${group[@]}"; do tapline "not ok - $s/run: hwreset modules: $FL_HWRESET_WHY"; done
 			continue
 		fi
+		if [ "$root" != none ] && ! load_root "$root"; then
+			for s in "${group[@]}"; do
+				if [ -n "$ROOT_SKIP_WHY" ]; then
+					tapline "ok - $s/run # SKIP root $root: $ROOT_SKIP_WHY"
+				else
+					tapline "not ok - $s/run: root $root: $ROOT_FAIL_WHY"
+				fi
+			done
+			continue
+		fi
 		if [ -z "$user_built" ]; then
 			local tu
 			tu=$(now_ms)
@@ -500,7 +588,7 @@ cmd_check() {
 		local tries=0
 		EARLY_RETRY_LEFT=1
 		while [ ${#group[@]} -gt 0 ] && [ $tries -lt 10 ]; do
-			run_boot "$mods" "$va" "$dev" "$mem" "$mac" "${group[@]}"
+			run_boot "$mods" "$va" "$dev" "$mem" "$mac" "$root" "${group[@]}"
 			group=("${REMAINING[@]}")
 			tries=$((tries + 1))
 		done
@@ -524,7 +612,7 @@ cmd_shell() {
 	[ "$mods" != nosuspend ] || [ "$FL_NOSUSPEND" = yes ] || { echo "rig: nosuspend modules: $FL_NOSUSPEND_WHY" >&2; return 1; }
 	[ "$mods" != hwreset ] || [ "$FL_HWRESET" = yes ] || { echo "rig: hwreset modules: $FL_HWRESET_WHY" >&2; return 1; }
 	user_cpio
-	build_conf_cpio "$RIG_WORK/conf-shell.cpio.gz" "$mods" "$va" "$dev" "$mac" 1
+	build_conf_cpio "$RIG_WORK/conf-shell.cpio.gz" "$mods" "$va" "$dev" "$mac" none 1
 	cat "$FL_MODS_CPIO" "$RIG_WORK/user.cpio.gz" "$RIG_WORK/conf-shell.cpio.gz" > "$RIG_WORK/initrd-shell.img"
 	qemu_cmd "$RIG_WORK/initrd-shell.img" "$mem"
 	echo "rig: ${QEMU_ARGS[*]}  (Ctrl-A X quits qemu)" >&2
@@ -533,11 +621,11 @@ cmd_shell() {
 
 cmd_list() {
 	local s
-	printf '%-28s %-8s %-8s %-6s %-7s %-7s %-6s %s\n' SCENARIO FLAVOUR MODULES USE_VA DEVICES TIMEOUT MEMORY MAC
+	printf '%-28s %-8s %-8s %-6s %-7s %-7s %-6s %-4s %s\n' SCENARIO FLAVOUR MODULES USE_VA DEVICES TIMEOUT MEMORY MAC ROOT
 	for s in $(all_scenarios); do
 		parse_scenario "$s" || { echo "$s: bad header"; continue; }
-		printf '%-28s %-8s %-8s %-6s %-7s %-7s %-6s %s\n' "$s" "${SC_FLAVOUR[$s]}" "${SC_MODULES[$s]}" \
-			"${SC_USE_VA[$s]}" "${SC_DEVICES[$s]}" "${SC_TIMEOUT[$s]}" "${SC_MEMORY[$s]}" "${SC_MAC[$s]}"
+		printf '%-28s %-8s %-8s %-6s %-7s %-7s %-6s %-4s %s\n' "$s" "${SC_FLAVOUR[$s]}" "${SC_MODULES[$s]}" \
+			"${SC_USE_VA[$s]}" "${SC_DEVICES[$s]}" "${SC_TIMEOUT[$s]}" "${SC_MEMORY[$s]}" "${SC_MAC[$s]}" "${SC_ROOT[$s]}"
 	done
 }
 
@@ -547,6 +635,10 @@ shell) shift; cmd_shell "$@" ;;
 prepare)
 	ensure_deps && check_tools || { echo "rig: $DEPS_WHY" >&2; exit 1; }
 	load_flavour "${2:-debian}"; rc=$?
+	if [ "$rc" = 0 ] && [ -n "${3:-}" ]; then
+		load_root "$3"; rc=$?
+		echo "rig: root $3: ${ROOT_IMG:-none} ${ROOT_SKIP_WHY:-}${ROOT_FAIL_WHY:-}"
+	fi
 	echo "rig: flavour ${2:-debian}: kernel ${FL_KVER:-?}, patched: ${FL_PATCHED:-?} ${FL_PATCHED_WHY:-}${FL_SKIP_WHY:-}${FL_FAIL_WHY:-}, nosuspend: ${FL_NOSUSPEND:-?} ${FL_NOSUSPEND_WHY:-}, hwreset: ${FL_HWRESET:-?} ${FL_HWRESET_WHY:-}"
 	exit $rc ;;
 list) cmd_list ;;

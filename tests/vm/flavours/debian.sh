@@ -211,6 +211,40 @@ deb_build_patched() { # DIR KVER HASH [SERIES_DIRS NAME]
 	fi
 }
 
+# The modules a guest with a root file system (`root:` scenarios, tests/vm/roots/) needs before it can mount
+# it: virtio_blk, ext4 and crc32c with what they depend on (modinfo), from the kept linux-image .deb.
+# FL_ROOT_MODS_CPIO: a gzip'ed newc cpio with /lib/modules/rig/root/*.ko and /lib/modules/rig/root/order
+# (load order, dependencies first).  Cached per kernel.
+DEB_ROOT_MODS=(virtio_blk crc32c_generic ext4)
+flavour_root_mods() {
+	local d=$RIG_CACHE/debian/$FL_KVER kver=$FL_KVER
+	FL_ROOT_MODS_CPIO=$d/rootmods-v1.cpio.gz
+	[ -f "$FL_ROOT_MODS_CPIO" ] && return 0
+	local st=$d/rootmods.stage img=("$d"/debs/linux-image-"$kver"-unsigned_*.deb)
+	rm -rf "$st"
+	mkdir -p "$st/x" "$st/lib/modules/rig/root"
+	dpkg-deb --fsys-tarfile "${img[0]}" | tar -xO "./lib/modules/$kver/modules.order" > "$st/order.all" || return 1
+	# depth-first: dependencies before the module that needs them
+	local -A seen=()
+	local order=()
+	add_mod() {
+		local m=$1 path dep
+		[ -n "${seen[$m]:-}" ] && return 0
+		seen[$m]=1
+		path=$(grep -m1 -E "/${m//_/[_-]}\.ko\$" "$st/order.all") || return 1
+		dpkg-deb --fsys-tarfile "${img[0]}" | tar -xO "./lib/modules/$kver/$path.xz" | xz -dc > "$st/lib/modules/rig/root/$m.ko" || return 1
+		for dep in $(modinfo -F depends "$st/lib/modules/rig/root/$m.ko" | tr ',' ' '); do add_mod "${dep//-/_}" || return 1; done
+		order+=("$m")
+	}
+	local m
+	for m in "${DEB_ROOT_MODS[@]}"; do add_mod "$m" || { log "debian: root module $m not found in ${img[0]}"; return 1; }; done
+	strip --strip-debug "$st"/lib/modules/rig/root/*.ko
+	echo "${order[*]}" > "$st/lib/modules/rig/root/order"
+	(cd "$st" && find lib | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$FL_ROOT_MODS_CPIO.tmp" &&
+		mv "$FL_ROOT_MODS_CPIO.tmp" "$FL_ROOT_MODS_CPIO"
+	rm -rf "$st"
+}
+
 # newest kernel release completely fetched into the cache (by version)
 deb_newest_cached() {
 	local k
