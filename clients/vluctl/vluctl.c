@@ -1091,6 +1091,17 @@ struct run_args {
 	char **argv; /* the program and its arguments */
 };
 
+/* what run_parse_device() and the run allocated and opened: freed on every return of verb_run */
+static void run_args_done(struct run_args *a)
+{
+	for (size_t i = 0; i < a->ndev; i++) {
+		safe_close(a->dev[i].fd);
+		json_object_put(a->dev[i].info);
+		free((char *)a->dev[i].device);
+	}
+	a->ndev = 0;
+}
+
 static int run_parse_device(struct run_args *a, const char *spec, bool stored)
 {
 	const char *opt = stored ? "--fd" : "--device";
@@ -1433,7 +1444,7 @@ static int verb_run(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{},
 	};
-	struct run_args a = { .instance = argv[1] };
+	struct run_args a __attribute__((cleanup(run_args_done))) = { .instance = argv[1] };
 	_cleanup_json_ json_object *reg = NULL, *args = NULL, *report = NULL, *held = NULL;
 	_cleanup_free_ char *prog = NULL;
 	sigset_t block, oldmask;
@@ -1625,11 +1636,6 @@ refused:
 		(void)vlu_call(v, "instance.release", rel, NULL, 0, arg_timeout, NULL, NULL, NULL);
 	}
 out:
-	for (size_t i = 0; i < a.ndev; i++) {
-		safe_close(a.dev[i].fd);
-		json_object_put(a.dev[i].info);
-		free((char *)a.dev[i].device);
-	}
 	safe_close(errpipe[0]);
 	safe_close(errpipe[1]);
 	vlu_close(v);

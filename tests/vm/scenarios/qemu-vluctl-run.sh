@@ -116,10 +116,10 @@ rc=0
 wait "$LAUNCHER" || rc=$?
 wait "$QT"
 report run2
-# QEMU exits 0 on SIGTERM ("terminating on signal 15"): the launcher's status and report say so
+# QEMU exits 0 on SIGTERM (it prints no "terminating on signal 15" under -qtest: qemu_kill_report() stays
+# quiet for a qtest driver); the launcher waited for it and exits with its status: 0 says the forwarded
+# SIGTERM ended QEMU (the launcher's death alone would have killed it by PR_SET_PDEATHSIG, a signal status)
 expect end.launcher-exit "$rc" = 0
-grep -q 'terminating on signal 15' run2.qemu.log && t_ok end.sigterm-reached-qemu ||
-	t_fail end.sigterm-reached-qemu "no 'terminating on signal 15' from QEMU"
 expect end.report-exit-code "$(jget .exit.code run2.json)" = 0
 vctl release vm1 > /dev/null 2>&1
 expect end.released "$(held vm1)" = 0
