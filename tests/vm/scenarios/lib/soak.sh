@@ -165,14 +165,15 @@ check_verdict() {
 	[ "$OUTCOME" = failed ] && OUTCOME="failed, $(jget .last.error verdict.json | cut -c1-60)"
 	# the phase the kill met: where the update ended when it did not complete, else from the verdict's
 	# phase times ("after": it had ended)
-	if [ "$OUTCOME" = ok ]; then
+	PHASE=''
+	[ "$OUTCOME" = ok ] || PHASE=$(jget .last.phase verdict.json)
+	if [ -z "$PHASE" ] || [ "$PHASE" = null ]; then
+		# an ok verdict, or one without a phase member (rolled-back): from its phase times
 		jget '.last.phases[].phase' verdict.json > phases.n
 		jget '.last.phases[].ms' verdict.json > phases.ms
 		# update.start replied when phase save began: the delay counts from there
 		PHASE=$(paste phases.n phases.ms | awk -v d="$1" '{ n[NR] = $1; m[NR] = $2; if ($1 == "preflight" || $1 == "suspend") d += $2 }
 			END { for (i = 1; i <= NR; i++) { t += m[i]; if (d < t) { print n[i]; exit } } print "after" }')
-	else
-		PHASE=$(jget .last.phase verdict.json)
 	fi
 }
 
