@@ -621,11 +621,11 @@ cmd_shell() {
 
 cmd_list() {
 	local s
-	printf '%-28s %-8s %-8s %-6s %-7s %-7s %-6s %-4s %s\n' SCENARIO FLAVOUR MODULES USE_VA DEVICES TIMEOUT MEMORY MAC ROOT
+	printf '%-28s %-8s %-8s %-6s %-7s %-7s %-6s %-4s %-6s %s\n' SCENARIO FLAVOUR MODULES USE_VA DEVICES TIMEOUT MEMORY MAC ROOT QEMU
 	for s in $(all_scenarios); do
 		parse_scenario "$s" || { echo "$s: bad header"; continue; }
-		printf '%-28s %-8s %-8s %-6s %-7s %-7s %-6s %-4s %s\n' "$s" "${SC_FLAVOUR[$s]}" "${SC_MODULES[$s]}" \
-			"${SC_USE_VA[$s]}" "${SC_DEVICES[$s]}" "${SC_TIMEOUT[$s]}" "${SC_MEMORY[$s]}" "${SC_MAC[$s]}" "${SC_ROOT[$s]}"
+		printf '%-28s %-8s %-8s %-6s %-7s %-7s %-6s %-4s %-6s %s\n' "$s" "${SC_FLAVOUR[$s]}" "${SC_MODULES[$s]}" \
+			"${SC_USE_VA[$s]}" "${SC_DEVICES[$s]}" "${SC_TIMEOUT[$s]}" "${SC_MEMORY[$s]}" "${SC_MAC[$s]}" "${SC_ROOT[$s]}" "${SC_QEMU[$s]}"
 	done
 }
 
