@@ -45,7 +45,7 @@ fds_kept() {
 after() {
 	vctl release "$2" > /dev/null 2>&1
 	expect "$1/released" "$?" -eq 0
-	minivmm --vlud "$SOCK" --instance "$1-fresh" --vdpa vdpa0 --mem 16M --duration 2 > "$1-fresh.out" 2> "$1-fresh.log"
+	minivmm --vlud "$SOCK" --instance "$1-fresh" --vdpa vdpa0 --mem 16M --duration 1 > "$1-fresh.out" 2> "$1-fresh.log"
 	frc=$?
 	sed "s/^/[$1-fresh] /" "$1-fresh.log" "$1-fresh.out"
 	expect "$1/device-usable-again" "$frc" -eq 0
