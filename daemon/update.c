@@ -526,6 +526,8 @@ static json_object *verdict(struct update *u, const char *result, const char *er
 								  : NULL);
 	jadd(d, "total_ms",
 			       jnew_double((double)(now_monotonic_us() - u->t_start_us) / 1000.0));
+	/* CLOCK_MONOTONIC is the machine's, not vlud's: lines the phases up with other processes' clocks */
+	jadd(d, "started_monotonic_us", jnew_int(u->t_start_us));
 	jadd(d, "phases", json_object_get(u->phases));
 	if (u->cvq_commands > 0) {
 		/* the successor's CVQ replay (paths B and C: enabling the CVQ -> every command used) */
