@@ -98,11 +98,12 @@ vmm_traffic() {
 }
 # sysd_update_vmm UNIT: for the update scenarios (which source lib/update.sh after this library): the
 # packages and the policy, then a minivmm service UNIT to update (64 MiB, 8 s, frames during the pause),
-# VLUD_PID and VMM_PID set for update_ok
+# VLUD_PID and VMM_PID set for update_ok, SYSD_SINCE (sysd_journal) to the VMM's start
 sysd_update_vmm() {
 	SOCK=/run/vlud/vlud.sock
 	sysd_install || { t_fail install "apt-get install failed"; exit 1; }
 	sysd_policy
+	SYSD_SINCE=$(date +%s)
 	vmm_unit "$1" --mem 64M --duration 8 --pause-frames 8
 	wait_until 50 has_instance "$1"
 	sleep 1
@@ -125,18 +126,19 @@ sysd_exec_after() {
 # VMM handed over and its unit ended successfully; the successor vlud spawned ran in vlud.service's cgroup
 # as uid 1000; its report (minivmm's stdout: vlud.service's output, in the journal) passes check_vmm_after
 sysd_transfer_after() {
+	# first, while the successor surely runs
+	expect run/successor-in-vlud-cgroup "$(cut -d: -f3 "/proc/$NEW_PID/cgroup" 2> /dev/null)" = /system.slice/vlud.service
+	expect run/successor-uid "$(stat -c %u "/proc/$NEW_PID" 2> /dev/null)" -eq 1000
 	_r=$(unit_result "$1.service")
 	sed 's/^/[run old] /' "/run/$1.log" "/run/$1.out"
 	expect run/old-unit-result "$_r" = "success 0"
 	if grep -q "handed over" "/run/$1.log"; then t_ok run/old-handed-over; else t_fail run/old-handed-over "no hand-over in its log"; fi
-	expect run/successor-in-vlud-cgroup "$(cut -d: -f3 "/proc/$NEW_PID/cgroup" 2> /dev/null)" = /system.slice/vlud.service
-	expect run/successor-uid "$(stat -c %u "/proc/$NEW_PID" 2> /dev/null)" -eq 1000
 	wait_until 200 sysd_successor_ended
 	sleep 0.5
 	sysd_journal
 	# the successor's report lines (minivmm's stdout) are vlud.service's output: the lines of the journal
-	# from its first report line on, without vlud's own (level-prefixed on stderr: journald strips the
-	# prefix, so take minivmm's known line prefixes)
+	# since this update's VMM started (an earlier successor of this boot wrote there too), without vlud's
+	# own (level-prefixed on stderr: journald strips the prefix, so take minivmm's known line prefixes)
 	grep -E '^(device|vlud|traffic|update [0-9]+|verdict):' vlud.log > run2.out
 	cp run2.out run2.log
 	grep 'vlud-verdict: ' vlud.log >> run2.log
@@ -145,7 +147,8 @@ sysd_transfer_after() {
 	check_vmm_after run2 "$2"
 	vctl release "$1"
 }
-# sysd_journal: vlud.service's journal of this boot into vlud.log (lib/update.sh's successor_ended reads it)
-sysd_journal() { journalctl -b -u vlud.service -o cat > vlud.log; }
+# sysd_journal: vlud.service's journal of this boot (since SYSD_SINCE, seconds since the epoch, when set)
+# into vlud.log (lib/update.sh's successor_ended reads it)
+sysd_journal() { journalctl -b -u vlud.service ${SYSD_SINCE:+--since "@$SYSD_SINCE"} -o cat > vlud.log; }
 # shellcheck disable=SC2317 # called by wait_until
 sysd_successor_ended() { sysd_journal; successor_ended "$NEW_PID"; }
