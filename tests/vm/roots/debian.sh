@@ -15,7 +15,7 @@
 
 ROOT_SUITE=bookworm
 # bump when the recipe below changes
-ROOT_RECIPE=1
+ROOT_RECIPE=2
 ROOT_BASE_PKGS=(systemd systemd-sysv iproute2 kmod udev)
 
 # The packages' dependencies, one per line (first alternative, without versions, without DEBS_DIR's own).
@@ -96,14 +96,16 @@ root_prepare() {
 }
 
 # What a guest of the rig needs on top of debootstrap's root: no getty on the serial console (the scenario
-# runner writes there), no timers that start apt or fstrim in the middle of a scenario, a user "vmm"
-# (uid 1000) for unprivileged VMMs, and no apt lists (the guest has no network).
+# runner writes there), no first-boot questions on it (systemd-firstboot masked: debootstrap's systemd
+# writes /etc/machine-id, but an image without one would ask at every boot), no timers that start apt or
+# fstrim in the middle of a scenario, a user "vmm" (uid 1000) for unprivileged VMMs, and no apt lists (the
+# guest has no network).
 root_customize() { # DIR
 	local r=$1 u
 	echo rig > "$r/etc/hostname"
 	: > "$r/etc/fstab"
-	for u in serial-getty@ttyS0.service getty@tty1.service apt-daily.timer apt-daily-upgrade.timer \
-		fstrim.timer e2scrub_all.timer e2scrub_reap.service man-db.timer systemd-timesyncd.service \
+	for u in systemd-firstboot.service serial-getty@ttyS0.service getty@tty1.service apt-daily.timer \
+		apt-daily-upgrade.timer fstrim.timer e2scrub_all.timer e2scrub_reap.service man-db.timer systemd-timesyncd.service \
 		systemd-networkd-wait-online.service; do
 		ln -sf /dev/null "$r/etc/systemd/system/$u"
 	done

@@ -8,12 +8,5 @@
 . /scenarios/lib/update.sh
 sysd_update_vmm vmm-u
 update_ok run vmm-u exec C pa
-r=$(unit_result vmm-u.service)
-cp /run/vmm-u.out run.out
-cp /run/vmm-u.log run.log
-sed 's/^/[run] /' run.log run.out
-expect run/unit-result "$r" = "success 0"
-RC=${r#* }
-check_vmm_after run C
-vctl release vmm-u
+sysd_exec_after vmm-u C
 exit $((FAILS > 0))

@@ -1,0 +1,14 @@
+#!/bin/sh
+# sysd-p1-update-exec-a: a daemon-driven exec-mode live update on path A: VHOST_NEW_OWNER + RESUME, nothing
+# re-pinned (patched modules, PA) of a minivmm that runs as a systemd service of user vmm, under the packaged
+# vlud.service: every check of lib/update.sh's update_ok (the path taken, the verdict's VmPin numbers,
+# DRIVER_OK, no fd leak) and check_vmm_after: same pid, VmPin moved exactly, zero frames lost.
+# root: debian
+# modules: patched
+# timeout: 300
+. /scenarios/lib/sysd.sh
+. /scenarios/lib/update.sh
+sysd_update_vmm vmm-exec-a
+update_ok run vmm-exec-a exec A pa
+sysd_exec_after vmm-exec-a A
+exit $((FAILS > 0))
