@@ -63,10 +63,14 @@ check-san:
 # vm-check and the rig's own self-test (tests/vm/selftest: scenarios that fail on purpose) use DIR.
 CHECK_SAN_O := $(if $(filter build,$(O)),build-san,$(O)-san)
 
-# One tap-summary over everything; the nested ones inside check-host only pass TAP lines through.
+# One tap-summary over everything; the nested ones inside check-host only pass TAP lines through.  Right after
+# `make deps`, the rig starts preparing its kernels and root file system in the background (rig.sh prepare-bg,
+# niced): on a cold machine those downloads and builds (~12 min) overlap the host tests instead of adding to
+# them; vm-check waits for that preparation to end before its first boot.
 check:
 	@cd $(TOP) && $(TAP_SUMMARY) -t $(CHECK_STEP_TIMEOUT) \
 		"$(MAKE) --no-print-directory deps" \
+		"env O=$(O) bash $(TOP)/tests/vm/rig.sh prepare-bg" \
 		"$(MAKE) --no-print-directory SANITIZE=0 O=$(O) all" \
 		"$(MAKE) --no-print-directory SANITIZE=0 O=$(O) check-host" \
 		"$(MAKE) --no-print-directory SANITIZE=1 O=$(CHECK_SAN_O) all" \

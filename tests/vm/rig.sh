@@ -507,6 +507,14 @@ cmd_check() {
 		summary
 		return
 	fi
+	# a `prepare-all` that `make check` started in the background while the host tests ran: wait for its end
+	# (what it prepared is then cached; nothing of it competes with the guests for the CPU)
+	exec 8> "$RIG_CACHE/.prepare-all.lock"
+	if ! flock -n 8; then
+		log "waiting for the background preparation (prepare-all, log $RIG_OUT/prepare-all.log) to finish"
+		flock 8
+	fi
+	exec 8>&-
 	DEPS_WHY=
 	if ! ensure_deps || ! check_tools; then
 		tapline "ok - vm # SKIP $DEPS_WHY"
@@ -619,6 +627,30 @@ cmd_shell() {
 	"${QEMU_ARGS[@]}"
 }
 
+# cmd_prepare_all: every flavour and root file system the scenarios name, the longest build first (niced:
+# the host tests keep the CPU they need); holds $RIG_CACHE/.prepare-all.lock until done (cmd_check waits)
+cmd_prepare_all() {
+	local s fl rc=0 t0
+	declare -A fls=() roots=()
+	t0=$(now_ms)
+	exec 8> "$RIG_CACHE/.prepare-all.lock"
+	flock 8
+	ensure_deps && check_tools || { log "prepare-all: $DEPS_WHY"; return 1; }
+	for s in $(all_scenarios); do
+		parse_scenario "$s" || continue
+		fls[${SC_FLAVOUR[$s]}]=1
+		[ "${SC_ROOT[$s]}" != none ] && roots[${SC_ROOT[$s]}]=${SC_FLAVOUR[$s]}
+	done
+	for fl in $(printf '%s\n' "${!fls[@]}" | sort -r); do
+		nice -n 10 bash "$0" prepare "$fl" > /dev/null 2>&1 || rc=1
+	done
+	for s in "${!roots[@]}"; do
+		nice -n 10 bash "$0" prepare "${roots[$s]}" "$s" > /dev/null 2>&1 || rc=1
+	done
+	log "prepare-all: flavours ${!fls[*]}, roots ${!roots[*]} prepared in $(($(now_ms) - t0)) ms (rc $rc)"
+	return $rc
+}
+
 cmd_list() {
 	local s
 	printf '%-28s %-8s %-8s %-6s %-7s %-7s %-6s %-4s %-6s %s\n' SCENARIO FLAVOUR MODULES USE_VA DEVICES TIMEOUT MEMORY MAC ROOT QEMU
@@ -641,6 +673,13 @@ prepare)
 	fi
 	echo "rig: flavour ${2:-debian}: kernel ${FL_KVER:-?}, patched: ${FL_PATCHED:-?} ${FL_PATCHED_WHY:-}${FL_SKIP_WHY:-}${FL_FAIL_WHY:-}, nosuspend: ${FL_NOSUSPEND:-?} ${FL_NOSUSPEND_WHY:-}, hwreset: ${FL_HWRESET:-?} ${FL_HWRESET_WHY:-}"
 	exit $rc ;;
+prepare-all) cmd_prepare_all ;;
+prepare-bg)
+	# `make check`: prepare-all in the background (its own session, output in $RIG_OUT/prepare-all.log), so
+	# that a cold machine downloads and builds the kernels and the root file system while the host tests run;
+	# vm-check waits for it.  Started after `make deps` (both may run apt-get).
+	setsid bash "$0" prepare-all > "$RIG_OUT/prepare-all.log" 2>&1 < /dev/null &
+	echo "# rig: preparing every flavour and root in the background (pid $!, log ${RIG_OUT#$TOP/}/prepare-all.log)" ;;
 list) cmd_list ;;
 *) sed -n '2,/^set -uo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
