@@ -10,9 +10,15 @@
 #
 #   SOAK_KILLS    kills (default 1000)
 #   SOAK_SEED     the schedule's seed (default 1): the same seed gives the same schedule
-#   SOAK_SPAN_MS  a kill comes 0..SPAN ms after update.start (default 2500: the length of an update here)
+#   SOAK_SPAN_MS  a kill comes 0..1.15 x SPAN ms after update.start's reply (default: each mode and path's
+#                 own span, measured by one update without a kill at the start and printed; most kills then
+#                 land inside the update, some after it ended)
 #   SOAK_TRAFFIC_EVERY  every N kills (and at the end) the VMM is stopped and its traffic report checked
 #                 (default 4)
+#   SOAK_STALL_S  the watchdog: a kill that has not settled and been checked after this many seconds (every
+#                 wait of one kill is bounded, all of them together well below the default 240) is a stall:
+#                 what every process is doing (state, kernel stack, wchan), sysrq's blocked tasks and CPU
+#                 backtraces and vlud's log are printed, and the run stops (not ok) instead of timing out mute
 #
 # One TAP line per kill ("ok - soak/kill-N # what, outcome, recovery"), the summary as comment lines and in
 # soak-report.txt.
@@ -21,8 +27,9 @@
 
 SOAK_KILLS=${SOAK_KILLS:-1000}
 SOAK_SEED=${SOAK_SEED:-1}
-SOAK_SPAN_MS=${SOAK_SPAN_MS:-2500}
+SOAK_SPAN_MS=${SOAK_SPAN_MS:-}
 SOAK_TRAFFIC_EVERY=${SOAK_TRAFFIC_EVERY:-4}
+SOAK_STALL_S=${SOAK_STALL_S:-240}
 INST=vm0
 W=$PWD
 
@@ -72,6 +79,7 @@ violation() {
 # counters and write its report (--report) when the last of them ends normally
 GEN=0
 start_lineage() {
+	progress
 	GEN=$((GEN + 1))
 	rm -f "$W/report"
 	minivmm --vlud "$SOCK" --instance "$INST" --vdpa vdpa0 --mem 64M --duration 0 --pause-frames 8 \
@@ -92,6 +100,7 @@ start_lineage() {
 # stop_lineage: SIGTERM to the VMM that runs the lineage now, its report checked (every frame echoed once,
 # none lost, duplicated or corrupt), the instance released
 stop_lineage() {
+	progress
 	rm -f "$W/report"
 	kill -TERM "$LPID" 2> /dev/null
 	wait_until 200 sh -c "! kill -0 $LPID 2> /dev/null && test -f '$W/report'" ||
@@ -169,17 +178,20 @@ check_verdict() {
 	[ "$OUTCOME" = ok ] || PHASE=$(jget .last.phase verdict.json)
 	if [ -z "$PHASE" ] || [ "$PHASE" = null ]; then
 		# an ok verdict, or one without a phase member (rolled-back): from its phase times
+		# and the kill's time ($1, /proc/uptime in cs) on the verdict's clock (started_monotonic_us)
 		jget '.last.phases[].phase' verdict.json > phases.n
 		jget '.last.phases[].ms' verdict.json > phases.ms
-		# update.start replied when phase save began: the delay counts from there
-		PHASE=$(paste phases.n phases.ms | awk -v d="$1" '{ n[NR] = $1; m[NR] = $2; if ($1 == "preflight" || $1 == "suspend") d += $2 }
-			END { for (i = 1; i <= NR; i++) { t += m[i]; if (d < t) { print n[i]; exit } } print "after" }')
+		_st=$(jget .last.started_monotonic_us verdict.json)
+		PHASE=$(paste phases.n phases.ms | awk -v d="$(($1 * 10 - ${_st:-0} / 1000))" '{ n[NR] = $1; m[NR] = $2 }
+			END { if (d < 0) { print "before"; exit } for (i = 1; i <= NR; i++) { t += m[i]; if (d < t) { print n[i]; exit } } print "after" }')
 	fi
 }
 
-# ---- the schedule: one line per kill "MODE PATH TARGET DELAY_MS TARGET2 GAP_MS" (awk's rand, seeded)
+# ---- the schedule: one line per kill "MODE PATH TARGET PERMILLE TARGET2 GAP_MS" (awk's rand, seeded); the
+# kill comes PERMILLE/1000 of the pair's span (spans.txt) after update.start's reply: 0..1150, so that about
+# one kill in eight lands after the update ended
 schedule() {
-	awk -v seed="$SOAK_SEED" -v n="$SOAK_KILLS" -v span="$SOAK_SPAN_MS" -v paths="$PATHS" 'BEGIN {
+	awk -v seed="$SOAK_SEED" -v n="$SOAK_KILLS" -v paths="$PATHS" 'BEGIN {
 		srand(seed); np = split(paths, P, " ")
 		for (i = 1; i <= n; i++) {
 			mode = rand() < 0.5 ? "exec" : "transfer"
@@ -189,8 +201,7 @@ schedule() {
 			else if (r < 0.85) t = "vlud"; else t = "vlud+vmm"
 			t2 = "-"; gap = 0
 			if (t == "vlud+vmm") { t = "vlud"; t2 = (mode == "transfer" && rand() < 0.5) ? "successor" : "vmm"; gap = int(rand() * 100) }
-			# most kills early in the update (rand squared), some after it ended
-			d = rand(); print mode, path, t, int(d * d * span), t2, gap
+			print mode, path, t, int(rand() * 1150), t2, gap
 		}
 	}'
 }
@@ -218,6 +229,71 @@ kill_target() {
 		_v=$(vlud_pid)
 		kill -9 "$_v" 2> /dev/null && VLUD_KILLED=1 KWHAT="$KWHAT vlud $_v" ;;
 	esac
+}
+
+# span_of MODE PATH: the pair's span in ms (spans.txt)
+span_of() { awk -v m="$1" -v p="$2" '$1 == m && $2 == p { print $3 }' spans.txt; }
+
+# calibrate: spans.txt, one line "MODE PATH MS" per mode and path: SOAK_SPAN_MS when set, else how long one
+# update of that pair without a kill still ran after the point where the kill loop starts its delay (after
+# update.start's reply was read: under TCG the shell's own steps take 100-300 ms of a 300-600 ms update), by
+# the verdict's clock (started_monotonic_us + total_ms) against /proc/uptime
+calibrate() {
+	: > spans.txt
+	for _m in exec transfer; do
+		for _p in $PATHS; do
+			if [ -n "$SOAK_SPAN_MS" ]; then
+				echo "$_m $_p $SOAK_SPAN_MS" >> spans.txt
+				continue
+			fi
+			KDESC="calibration update, $_m $_p, no kill"
+			progress
+			vctl --json call update.start "{\"instance\":\"$INST\",\"mode\":\"$_m\",\"path\":\"$_p\",\"wait\":false}" > cal.json 2>&1
+			UID_=$(jget .id cal.json)
+			_t0=$(now_cs)
+			[ -n "$UID_" ] || violation "calibration update $_m $_p refused: $(cat cal.json)"
+			wait_until 300 settled || violation "not settled after the calibration update $_m $_p"
+			[ "$SETTLED" = attached ] || violation "instance $SETTLED after the calibration update $_m $_p"
+			vctl --json call update.status "{\"instance\":\"$INST\"}" > cal.json 2>&1
+			[ "$(jget .last.result cal.json)" = ok ] || violation "calibration update $_m $_p: $(jget .last.result cal.json)"
+			_ms=$(awk -v st="$(jget .last.started_monotonic_us cal.json)" -v tot="$(jget .last.total_ms cal.json)" -v t0="$_t0" \
+				'BEGIN { s = st / 1000 + tot - t0 * 10; print s < 10 ? 10 : int(s) }')
+			echo "$_m $_p $_ms" >> spans.txt
+			LPID=$(inpid "$INST")
+		done
+	done
+	echo "# soak: spans (ms from the start of the kill delay to the end of an update without a kill): $(tr '\n' ' ' < spans.txt)"
+}
+
+# ---- the watchdog (SOAK_STALL_S): the loop writes the time into ./progress at each step
+progress() { echo "$(($(now_cs) / 100)) $K" > "$W/progress"; }
+watchdog() {
+	_main=$1 _s=
+	# killed at the soak's end: its sleep goes with it (the rig reports a process a scenario leaves behind)
+	trap 'kill "$_s" 2> /dev/null; exit 0' TERM
+	while :; do
+		sleep 10 &
+		_s=$!
+		wait "$_s"
+		read -r _t _k < "$W/progress" || continue
+		[ $(($(now_cs) / 100 - _t)) -ge "$SOAK_STALL_S" ] || continue
+		echo "# soak: watchdog: kill $_k made no progress for $SOAK_STALL_S s; every process:"
+		for _d in /proc/[0-9]*; do
+			_p=${_d#/proc/}
+			[ "$_p" = "$$" ] && continue
+			_s=$(sed -n 's/^State:[[:space:]]*//p' "$_d/status" 2> /dev/null)
+			echo "[stall] $_p $_s $(cat "$_d/comm" 2> /dev/null) wchan=$(cat "$_d/wchan" 2> /dev/null) $(tr '\0' ' ' < "$_d/cmdline" 2> /dev/null | cut -c1-120)"
+			case $_s in R* | D*) sed "s/^/[stall $_p stack] /" "$_d/stack" 2> /dev/null ;; esac
+		done
+		echo w > /proc/sysrq-trigger 2> /dev/null
+		echo l > /proc/sysrq-trigger 2> /dev/null
+		sleep 1
+		dmesg | tail -n 300 | sed 's/^/[stall dmesg] /'
+		tail -n 100 "$W/vlud.log" | sed 's/^/[stall vlud] /'
+		t_fail soak/watchdog "kill $_k stalled for $SOAK_STALL_S s (seed $SOAK_SEED); replay with SOAK_SEED=$SOAK_SEED SOAK_KILLS=$_k"
+		kill -KILL "$_main"
+		return
+	done
 }
 
 summary() {
@@ -249,8 +325,13 @@ soak_run() {
 	FDS_PID=$!
 	wait_ready 1 || { t_fail vlud/started "no READY=1 from vlud under vlu-fdstore"; sed 's/^/[vlud] /' vlud.log; exit 1; }
 	t_ok vlud/started-under-vlu-fdstore
-	echo "# soak: seed $SOAK_SEED, $SOAK_KILLS kills, paths $PATHS, span $SOAK_SPAN_MS ms"
+	echo "# soak: seed $SOAK_SEED, $SOAK_KILLS kills, paths $PATHS, span ${SOAK_SPAN_MS:-measured per mode and path}"
 	K=0 KDESC="start" NFDS0=6 NAMES0='' TRAFFIC_CHECKS=0 FRAMES=0
+	progress
+	# its stdin is not the schedule the loop below reads
+	watchdog $$ < /dev/null &
+	WD_PID=$!
+	trap 'kill "$WD_PID" 2> /dev/null' EXIT
 	: > kills.txt
 	BAD0=$(kernel_bad)
 	start_lineage
@@ -260,9 +341,12 @@ soak_run() {
 	sleep 1
 	FD0=$(nfds "$(vlud_pid)")
 	echo "# soak: baseline: $NFDS0 fds held ($NAMES0), VmPin $PIN0 kB, vlud $FD0 fds"
+	calibrate
 	schedule > schedule.txt
-	while read -r mode path target delay target2 gap; do
+	while read -r mode path target permille target2 gap; do
 		K=$((K + 1))
+		progress
+		delay=$((permille * $(span_of "$mode" "$path") / 1000))
 		VMM_KILLED=0 VLUD_KILLED=0
 		vctl --json call update.start "{\"instance\":\"$INST\",\"mode\":\"$mode\",\"path\":\"$path\",\"wait\":false}" > start.json 2>&1
 		UID_=$(jget .id start.json)
@@ -281,7 +365,7 @@ soak_run() {
 		if [ "$VLUD_KILLED" = 1 ]; then wait_until 300 vlud_answers || violation "vlud did not come back"; fi
 		wait_until 900 settled || violation "not settled after 90 s: instance $(instate "$INST"), VMMs $(live_vmms | tr '\n' ' '), update.status running: $(vctl --json call update.status "{\"instance\":\"$INST\"}" 2> /dev/null | jget .running.phase)"
 		rec=$(($(now_cs) - t0))
-		check_verdict "$delay"
+		check_verdict "$t0"
 		phase=$PHASE
 		KDESC="$KDESC in phase $phase"
 		if [ "$SETTLED" = attached ]; then
