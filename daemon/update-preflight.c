@@ -251,6 +251,14 @@ int update_cmd_start(struct request *r)
 		struct held *h = list_entry(p, struct held, link);
 		struct upd_dev *d;
 
+		if (h->type == VLUD_FD_IOMMUFD || h->type == VLUD_FD_VFIO)
+			/* docs/IOMMUFD.md: the update path of iommufd and VFIO devices (IOMMU_IOAS_CHANGE_PROCESS)
+			 * does not exist yet; handing the fds over without it would leave the pinned memory
+			 * charged to (and its mm pinned by) the old process */
+			return refuse(r, inst, VLU_ERR_UNSUPPORTED,
+				      "instance '%s' holds %s fd '%s': the live update of iommufd and VFIO devices "
+				      "(IOMMU_IOAS_CHANGE_PROCESS) is not implemented",
+				      name, fdtype_name(h->type), h->name);
 		if (h->type != VLUD_FD_VHOST_VDPA)
 			continue;
 		other = held_find_rdev(h->rdev, h);

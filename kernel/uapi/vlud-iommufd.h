@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vlud-iommufd.h - the iommufd uAPI vlud uses, copied from Linux 7.3's include/uapi/linux/iommufd.h
+ * (IOMMU_IOAS_CHANGE_PROCESS and IOMMU_IOAS_MAP_FILE are Linux >= 6.13).  The build host's headers
+ * (Debian 12, 6.1) have no iommufd.h with these, so vlud's own names (VLUD_ prefix, no clash with a newer
+ * header).  Support is always detected at run time (the CHANGE_PROCESS probe, docs/IOMMUFD.md), never
+ * assumed from these definitions.
+ */
+#ifndef VLUD_IOMMUFD_H
+#define VLUD_IOMMUFD_H
+
+#include <linux/types.h>
+#include <sys/ioctl.h>
+
+#define VLUD_IOMMUFD_TYPE (';')
+/* struct iommu_ioas_change_process { __u32 size; __u32 __reserved; } */
+struct vlud_iommu_ioas_change_process {
+	__u32 size;
+	__u32 __reserved;
+};
+#define VLUD_IOMMU_IOAS_CHANGE_PROCESS _IO(VLUD_IOMMUFD_TYPE, 0x92)
+
+#endif
