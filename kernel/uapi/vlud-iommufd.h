@@ -20,4 +20,17 @@ struct vlud_iommu_ioas_change_process {
 };
 #define VLUD_IOMMU_IOAS_CHANGE_PROCESS _IO(VLUD_IOMMUFD_TYPE, 0x92)
 
+/* struct iommu_option (IOMMU_OPTION_RLIMIT_MODE: object_id 0; GET needs no capability) */
+struct vlud_iommu_option {
+	__u32 size;
+	__u32 option_id;
+	__u16 op;
+	__u16 __reserved;
+	__u32 object_id;
+	__aligned_u64 val64;
+};
+#define VLUD_IOMMU_OPTION _IO(VLUD_IOMMUFD_TYPE, 0x87)
+#define VLUD_IOMMU_OPTION_RLIMIT_MODE 0
+#define VLUD_IOMMU_OPTION_OP_GET 1
+
 #endif

@@ -9,7 +9,10 @@
  *     device number, and a node with the misc major and the minor of another misc device (not "iommu" in
  *     /proc/misc), are DeviceError naming the kinds vlud accepts, no fd, nothing held;
  *   - a VFIO-looking path not in the policy: PermissionDenied;
- *   - fd.store refuses the names device.open reserves for these kinds ("iommufd:", "vfio:").
+ *   - fd.store refuses the names device.open reserves for these kinds ("iommufd:", "vfio:");
+ *   - vmm.mappings' "ioas" names only fds of the right kind the instance holds (a stored memfd is not an
+ *     iommufd: NotFound), and unknown keys are refused (InvalidArgument); a refused declaration leaves
+ *     the previous table (update.status).
  * The nodes are made with mknod (needs root; otherwise skipped with the reason).
  */
 #include <errno.h>
@@ -176,6 +179,40 @@ int main(void)
 			tap_check(r == 0 && class_is(rep, "InvalidArgument") && integ_error_desc(rep) &&
 					  strstr(integ_error_desc(rep), "reserved"),
 				  n, "fd.store %s: %s", names[i], rep_str(rep));
+		}
+	}
+	/* vmm.mappings "ioas": a memfd is no iommufd, nothing held is; unknown keys; the table unchanged */
+	{
+		_cleanup_close_ int m = memfd_create("devkinds-ram", MFD_CLOEXEC);
+		static const struct {
+			const char *args, *cls, *words, *name;
+		} cases[] = {
+			{ "{\"mappings\":[],\"ioas\":[{\"iommufd\":\"ram\",\"ioas_id\":1,\"mappings\":[]}]}", "NotFound",
+			  "no iommufd fd 'ram'", "ioas-memfd-is-no-iommufd" },
+			{ "{\"mappings\":[],\"ioas\":[{\"iommufd\":\"iommufd:iommu\",\"ioas_id\":1,\"mappings\":[]}]}",
+			  "NotFound", "no iommufd fd 'iommufd:iommu'", "ioas-iommufd-not-held" },
+			{ "{\"mappings\":[],\"ioas\":[{\"iommufd\":\"ram\",\"ioas_id\":1,\"mappings\":[],\"perm\":3}]}",
+			  "InvalidArgument", "unknown key 'perm'", "ioas-unknown-key" },
+			{ "{\"mappings\":[],\"ioas\":[{\"iommufd\":\"ram\",\"ioas_id\":-1,\"mappings\":[]}]}",
+			  "InvalidArgument", "ioas_id", "ioas-bad-id" },
+		};
+		_cleanup_json_ json_object *st = NULL;
+
+		r = m >= 0 && ftruncate(m, 1 << 20) == 0 ? integ_call(c, "fd.store", "{\"names\":[\"ram\"]}", &m, 1, &st, NULL, 0, NULL) : -1;
+		if (tap_check(r == 0 && integ_return(st), "store-ram", "%s", rep_str(st))) {
+			for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+				_cleanup_json_ json_object *rep = NULL;
+
+				r = integ_call(c, "vmm.mappings", cases[i].args, NULL, 0, &rep, NULL, 0, NULL);
+				tap_check(r == 0 && class_is(rep, cases[i].cls) && integ_error_desc(rep) &&
+						  strstr(integ_error_desc(rep), cases[i].words),
+					  cases[i].name, "expected %s with '%s', got %s", cases[i].cls, cases[i].words,
+					  rep_str(rep));
+			}
+			json_object_put(TAKE_PTR(st));
+			r = integ_call(c, "update.status", "{\"instance\":\"vm1\"}", NULL, 0, &st, NULL, 0, NULL);
+			tap_check(r == 0 && integ_return(st) && !integ_get(st, "return.ioas") && !integ_get(st, "return.mappings"),
+				  "refused-declarations-change-nothing", "%s", rep_str(st));
 		}
 	}
 out:

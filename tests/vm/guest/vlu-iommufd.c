@@ -607,6 +607,54 @@ static void expect_desc(const char *name, struct vlu *v, int r, int want_errno, 
 	printf("# %s: %s: %s\n", name, cls, desc);
 }
 
+/* vmm.mappings with one IOAS entry: iommufd "iommufd:iommu", ioas, devices [dev] (none if NULL), the
+ * mappings (iova, size, kind, memfd "ram"/NULL, uaddr) */
+struct decl { uint64_t iova, size; const char *kind, *memfd; uint64_t uaddr; };
+
+static int declare(struct vlu *v, const char *iommufd, uint32_t ioas, const char *dev, const struct decl *m, size_t n)
+{
+	json_object *a = json_object_new_object(), *io = json_object_new_array(), *e = json_object_new_object(),
+		    *ms = json_object_new_array(), *ds = json_object_new_array();
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "iova", json_object_new_int64((int64_t)m[i].iova));
+		json_object_object_add(o, "size", json_object_new_int64((int64_t)m[i].size));
+		json_object_object_add(o, "kind", json_object_new_string(m[i].kind));
+		if (m[i].memfd)
+			json_object_object_add(o, "memfd", json_object_new_string(m[i].memfd));
+		json_object_object_add(o, "offset", json_object_new_int64(0));
+		json_object_object_add(o, "uaddr", json_object_new_int64((int64_t)m[i].uaddr));
+		json_object_array_add(ms, o);
+	}
+	if (dev)
+		json_object_array_add(ds, json_object_new_string(dev));
+	json_object_object_add(e, "iommufd", json_object_new_string(iommufd));
+	json_object_object_add(e, "ioas_id", json_object_new_int64(ioas));
+	json_object_object_add(e, "devices", ds);
+	json_object_object_add(e, "mappings", ms);
+	json_object_array_add(io, e);
+	json_object_object_add(a, "mappings", json_object_new_array());
+	json_object_object_add(a, "ioas", io);
+	r = vlu_call(v, "vmm.mappings", a, NULL, 0, 10000, NULL, NULL, NULL);
+	json_object_put(a);
+	return r;
+}
+
+static int update_start(struct vlu *v, const char *inst, const char *mode)
+{
+	json_object *a = json_object_new_object();
+	int r;
+
+	json_object_object_add(a, "instance", json_object_new_string(inst));
+	json_object_object_add(a, "mode", json_object_new_string(mode));
+	r = vlu_call(v, "update.start", a, NULL, 0, 10000, NULL, NULL, NULL);
+	json_object_put(a);
+	return r;
+}
+
 /*
  * vlud SOCKET DEV BDF: the VMM gets /dev/iommu and the VFIO cdev from vlud (device.open), checks what it
  * got (the nodes' device numbers, O_RDWR, the kinds and the device info), makes its device work through
@@ -626,7 +674,7 @@ static int via_vlud(const char *sock, const char *path, const char *bdf)
 	uint8_t *mem = MAP_FAILED;
 	uint64_t size = 1 << 20;
 	long long pin0, pin1;
-	int r, fds[2] = { -EBADF, -EBADF };
+	int fds[2] = { -EBADF, -EBADF };
 
 	snprintf(devname, sizeof(devname), "vfio:%s", vfname);
 	if (!expect_ok("drop-cap-ipc-lock", drop_ipc_lock() < 0 ? -1 : 0))
@@ -696,15 +744,58 @@ static int via_vlud(const char *sock, const char *path, const char *bdf)
 
 		expect_ok("store-memfd", vr(vlu_fd_store(v, &n, &memfd, 1, false)));
 	}
-	/* an update is refused with the reason (nothing handed over, nothing changed) */
+	/* updates are refused, each with its reason (nothing handed over, nothing changed) */
+	expect_desc("update-refused-undeclared", v, update_start(v, "iof1", "exec"), EOPNOTSUPP,
+		    "iommufd 'iommufd:iommu' has no declared IOAS");
 	{
-		json_object *a = json_object_new_object();
+		struct decl file = { IOVA_BASE, size, "file", "ram", (uintptr_t)mem };
+		struct decl nomemfd = { IOVA_BASE, size, "file", "nope", (uintptr_t)mem };
+		struct decl half = { IOVA_BASE, size / 2, "file", "ram", (uintptr_t)mem };
+		struct decl two[2] = { file, { IOVA_BASE + size / 2, size, "file", "ram", (uintptr_t)mem } };
+		struct decl toolong = { IOVA_BASE, 2 * size, "file", "ram", (uintptr_t)mem };
+		struct iommu_ioas_map vm = { .size = sizeof(vm) };
+		void *anon;
 
-		json_object_object_add(a, "instance", json_object_new_string("iof1"));
-		json_object_object_add(a, "mode", json_object_new_string("exec"));
-		r = vlu_call(v, "update.start", a, NULL, 0, 10000, NULL, NULL, NULL);
-		json_object_put(a);
-		expect_desc("update-refused", v, r, EOPNOTSUPP, "IOMMU_IOAS_CHANGE_PROCESS");
+		expect_desc("declare-memfd-not-stored", v, declare(v, "iommufd:iommu", d.ioas, devname, &nomemfd, 1), ENOENT,
+			    "'nope' is not a memfd stored");
+		expect_desc("declare-overlap", v, declare(v, "iommufd:iommu", d.ioas, devname, two, 2), EINVAL, "overlap");
+		expect_desc("declare-beyond-memfd", v, declare(v, "iommufd:iommu", d.ioas, devname, &toolong, 1), EINVAL,
+			    "beyond the end of memfd 'ram'");
+		expect_desc("declare-not-an-iommufd", v, declare(v, "ram", d.ioas, devname, &file, 1), ENOENT,
+			    "no iommufd fd 'ram'");
+		/* the device in no IOAS */
+		if (expect_ok("declare-no-device", vr(declare(v, "iommufd:iommu", d.ioas, NULL, &file, 1))))
+			expect_desc("update-refused-device-in-no-ioas", v, update_start(v, "iof1", "exec"), EOPNOTSUPP,
+				    "VFIO device 'vfio:vfio0' is in no declared IOAS");
+		/* VmPin says 1024 kB, the declaration 512 */
+		if (expect_ok("declare-half", vr(declare(v, "iommufd:iommu", d.ioas, devname, &half, 1))))
+			expect_desc("update-refused-vmpin", v, update_start(v, "iof1", "exec"), EOPNOTSUPP,
+				    "VmPin of the VMM is 1024 kB, its declared mappings pin 512 kB");
+		/* everything CHANGE_PROCESS can move (probed, user accounting, VmPin right): only the missing
+		 * sequence refuses */
+		if (expect_ok("declare", vr(declare(v, "iommufd:iommu", d.ioas, devname, &file, 1))))
+			expect_desc("update-refused-not-implemented", v, update_start(v, "iof1", "exec"), EOPNOTSUPP,
+				    "the iommufd mappings could move (1024 kB pinned, the successor needs RLIMIT_MEMLOCK 2097152 bytes)");
+		/* a plain IOMMU_IOAS_MAP of anonymous memory in the same IOAS */
+		anon = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (anon != MAP_FAILED) {
+			struct decl both[2] = { file, { IOVA_BASE + 2 * size, 65536, "va", NULL, (uintptr_t)anon } };
+
+			memset(anon, 1, 65536);
+			vm.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
+			vm.ioas_id = d.ioas, vm.user_va = (uintptr_t)anon, vm.length = 65536, vm.iova = IOVA_BASE + 2 * size;
+			if (expect_ok("map-user-va", ioctl(d.iommufd, IOMMU_IOAS_MAP, &vm)) &&
+			    expect_ok("declare-va", vr(declare(v, "iommufd:iommu", d.ioas, devname, both, 2)))) {
+				struct iommu_ioas_unmap u = { .size = sizeof(u), .ioas_id = d.ioas, .iova = vm.iova,
+							      .length = 65536 };
+
+				expect_desc("update-refused-va-mapping", v, update_start(v, "iof1", "exec"), EOPNOTSUPP,
+					    "was made with IOMMU_IOAS_MAP; only IOMMU_IOAS_MAP_FILE");
+				expect_ok("unmap-user-va", ioctl(d.iommufd, IOMMU_IOAS_UNMAP, &u));
+				expect_ok("declare-again", vr(declare(v, "iommufd:iommu", d.ioas, devname, &file, 1)));
+			}
+			munmap(anon, 65536);
+		}
 	}
 	/* another instance: the device is held (Busy, naming the holder), /dev/iommu is its own context */
 	if (expect_ok("connect-2", vr(vlu_connect(sock, 5000, &v2))) &&
@@ -756,8 +847,42 @@ static int via_vlud(const char *sock, const char *path, const char *bdf)
 	d.bar = NULL;
 	dev_done(&d);
 	other = safe_close(other);
-	if (v2 && expect_ok("open-vfio-after-release", vr(vlu_device_open(v2, path, &other, NULL))))
+	if (v2 && expect_ok("open-vfio-after-release", vr(vlu_device_open(v2, path, &other, NULL)))) {
+		struct dev d2 = { .iommufd = -EBADF, .devfd = other };
+		const char *n = "ram";
+		int ifd = -EBADF;
+
 		expect_node("reopened-fd-is-the-node", other, path);
+		other = -EBADF;
+		/* iof2's iommufd (no object in it yet) in mm accounting mode, the device on it */
+		{
+			const char *nm = "iommufd:iommu";
+
+			if (expect_ok("iof2-retrieve-iommufd", vr(vlu_fd_retrieve(v2, &nm, 1, &ifd))))
+				d2.iommufd = ifd;
+		}
+		if (d2.iommufd >= 0 && bind_attach(&d2, true) == 0 &&
+		    expect_ok("iof2-store-memfd", vr(vlu_fd_store(v2, &n, &memfd, 1, false)))) {
+			struct iommu_ioas_map_file mf2 = { .size = sizeof(mf2), .ioas_id = d2.ioas, .fd = memfd, .length = size,
+							   .iova = IOVA_BASE,
+							   .flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
+								    IOMMU_IOAS_MAP_WRITEABLE };
+			struct decl file = { IOVA_BASE, size, "file", "ram", (uintptr_t)mem };
+
+			if (expect_ok("iof2-map-file-mm", ioctl(d2.iommufd, IOMMU_IOAS_MAP_FILE, &mf2)) &&
+			    expect_ok("iof2-declare", vr(declare(v2, "iommufd:iommu", d2.ioas, devname, &file, 1)))) {
+				expect_desc("update-refused-mm-exec", v2, update_start(v2, "iof2", "exec"), EOPNOTSUPP,
+					    "uses mm accounting (IOMMU_OPTION_RLIMIT_MODE 1) and exec mode");
+				/* transfer mode: the old mm is alive at the call; mm mode charges the new mm alone */
+				expect_desc("update-transfer-mm-not-implemented", v2, update_start(v2, "iof2", "transfer"),
+					    EOPNOTSUPP, "the iommufd mappings could move (1024 kB pinned, the successor needs RLIMIT_MEMLOCK 1048576 bytes)");
+			}
+		}
+		if (d2.bar)
+			munmap((void *)d2.bar, EDU_BAR_SIZE);
+		d2.bar = NULL;
+		dev_done(&d2);
+	}
 out:
 	if (mem != MAP_FAILED)
 		munmap(mem, size);

@@ -3,8 +3,12 @@
 # intel-iommu, bound to vfio-pci) for a VMM (docs/IOMMUFD.md): the policy names both nodes; the VMM
 # (vlu-iommufd vlud) gets both fds from device.open, checks them (the nodes' device numbers, O_RDWR, kind,
 # CHANGE_PROCESS probed, the PCI device behind the cdev), binds, attaches, maps a memfd with MAP_FILE and
-# DMAs through them; a second open is Busy, another instance gets its own iommufd but not the device, an
-# update is refused with the reason; after the VMM closed its copies, the fds retrieved from vlud still
+# DMAs through them; a second open is Busy, another instance gets its own iommufd but not the device.
+# vmm.mappings "ioas" declarations refused (memfd not stored, overlap, beyond the memfd, not an iommufd)
+# and update.start's preflight refusals, each with its reason, on the real kernel: undeclared iommufd,
+# device in no IOAS, VmPin not what is declared, a plain IOMMU_IOAS_MAP mapping, mm accounting in exec
+# mode; with nothing in the way (user mode exec, mm mode transfer) the refusal says what could move and
+# that the sequence is not implemented.  After the VMM closed its copies, the fds retrieved from vlud still
 # carry the same IOAS and device (DMA again); after the release the device opens again.
 # vlud's view (vluctl fds) is checked from the shell.
 # flavour: iommufd
