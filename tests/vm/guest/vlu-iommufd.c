@@ -16,10 +16,12 @@
  *       it gets no accounting at all (IOPT_PAGES_ACCOUNT_NONE, also under RLIMIT_MODE = 1).
  *       --acct none: keeps CAP_IPC_LOCK; the counters are only reported ("# observed" lines, no
  *       assertion): CHANGE_PROCESS moves no charge in that mode (a known kernel bug, docs/IOMMUFD.md).
- *   vlu-iommufd vlud SOCKET /dev/vfio/devices/vfioN BDF
+ *   vlu-iommufd vlud SOCKET /dev/vfio/devices/vfioN BDF [--keep-ipc-lock]
  *       the same device through vlud (docs/IOMMUFD.md): device.open of /dev/iommu and of the cdev, the
- *       fds and info checked, DMA through them, vlud's refusals (second open, update.start), and DMA
- *       again through the fds retrieved from vlud after the VMM closed its own copies.
+ *       fds and info checked, DMA through them, vlud's refusals (second open, vmm.mappings "ioas",
+ *       update.start's preflight), and DMA again through the fds retrieved from vlud after the VMM closed
+ *       its own copies.  --keep-ipc-lock: the VMM keeps CAP_IPC_LOCK (its mappings are unaccounted) and
+ *       the preflight must refuse that where it otherwise says what could move.
  *   vlu-iommufd negative /dev/vfio/devices/vfioN
  *       CHANGE_PROCESS on an empty context succeeds (the capability probe), with __reserved set it fails
  *       EOPNOTSUPP, with a plain IOMMU_IOAS_MAP (user VA) mapping it fails EINVAL.
@@ -662,7 +664,7 @@ static int update_start(struct vlu *v, const char *inst, const char *mode)
  * open, the refusal of an update (no iommufd path yet), and, after it closed its own copies, the same
  * IOAS and device DMAing again through fds retrieved from vlud.
  */
-static int via_vlud(const char *sock, const char *path, const char *bdf)
+static int via_vlud(const char *sock, const char *path, const char *bdf, bool keep_ipc_lock)
 {
 	struct dev d = { .iommufd = -EBADF, .devfd = -EBADF };
 	struct vlu *v = NULL, *v2 = NULL;
@@ -677,7 +679,7 @@ static int via_vlud(const char *sock, const char *path, const char *bdf)
 	int fds[2] = { -EBADF, -EBADF };
 
 	snprintf(devname, sizeof(devname), "vfio:%s", vfname);
-	if (!expect_ok("drop-cap-ipc-lock", drop_ipc_lock() < 0 ? -1 : 0))
+	if (!keep_ipc_lock && !expect_ok("drop-cap-ipc-lock", drop_ipc_lock() < 0 ? -1 : 0))
 		return 1;
 	if (!expect_ok("connect", vr(vlu_connect(sock, 5000, &v))) || !expect_ok("register", vr(vlu_register(v, "iof1", false))))
 		goto out;
@@ -769,12 +771,18 @@ static int via_vlud(const char *sock, const char *path, const char *bdf)
 				    "VFIO device 'vfio:vfio0' is in no declared IOAS");
 		/* VmPin says 1024 kB, the declaration 512 */
 		if (expect_ok("declare-half", vr(declare(v, "iommufd:iommu", d.ioas, devname, &half, 1))))
-			expect_desc("update-refused-vmpin", v, update_start(v, "iof1", "exec"), EOPNOTSUPP,
-				    "VmPin of the VMM is 1024 kB, its declared mappings pin 512 kB");
+			/* (with CAP_IPC_LOCK kept that refusal comes first: docs/IOMMUFD.md's order) */
+			expect_desc(keep_ipc_lock ? "update-refused-cap-before-vmpin" : "update-refused-vmpin", v,
+				    update_start(v, "iof1", "exec"), EOPNOTSUPP,
+				    keep_ipc_lock ? "the VMM has CAP_IPC_LOCK" : "VmPin of the VMM is 1024 kB, its declared mappings pin 512 kB");
 		/* everything CHANGE_PROCESS can move (probed, user accounting, VmPin right): only the missing
 		 * sequence refuses */
 		if (expect_ok("declare", vr(declare(v, "iommufd:iommu", d.ioas, devname, &file, 1))))
-			expect_desc("update-refused-not-implemented", v, update_start(v, "iof1", "exec"), EOPNOTSUPP,
+			if (keep_ipc_lock) /* mapped unaccounted: CHANGE_PROCESS would move nothing */
+				expect_desc("update-refused-cap-ipc-lock", v, update_start(v, "iof1", "exec"), EOPNOTSUPP,
+					    "the VMM has CAP_IPC_LOCK");
+			else
+				expect_desc("update-refused-not-implemented", v, update_start(v, "iof1", "exec"), EOPNOTSUPP,
 				    "the iommufd mappings could move (1024 kB pinned, the successor needs RLIMIT_MEMLOCK 2097152 bytes)");
 		/* a plain IOMMU_IOAS_MAP of anonymous memory in the same IOAS */
 		anon = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -871,10 +879,15 @@ static int via_vlud(const char *sock, const char *path, const char *bdf)
 
 			if (expect_ok("iof2-map-file-mm", ioctl(d2.iommufd, IOMMU_IOAS_MAP_FILE, &mf2)) &&
 			    expect_ok("iof2-declare", vr(declare(v2, "iommufd:iommu", d2.ioas, devname, &file, 1)))) {
-				expect_desc("update-refused-mm-exec", v2, update_start(v2, "iof2", "exec"), EOPNOTSUPP,
-					    "uses mm accounting (IOMMU_OPTION_RLIMIT_MODE 1) and exec mode");
+				if (keep_ipc_lock) /* unaccounted in mm mode too: the capability decides */
+					expect_desc("update-refused-cap-ipc-lock-mm", v2, update_start(v2, "iof2", "transfer"),
+						    EOPNOTSUPP, "the VMM has CAP_IPC_LOCK");
+				else
+					expect_desc("update-refused-mm-exec", v2, update_start(v2, "iof2", "exec"), EOPNOTSUPP,
+						    "uses mm accounting (IOMMU_OPTION_RLIMIT_MODE 1) and exec mode");
 				/* transfer mode: the old mm is alive at the call; mm mode charges the new mm alone */
-				expect_desc("update-transfer-mm-not-implemented", v2, update_start(v2, "iof2", "transfer"),
+				if (!keep_ipc_lock)
+					expect_desc("update-transfer-mm-not-implemented", v2, update_start(v2, "iof2", "transfer"),
 					    EOPNOTSUPP, "the iommufd mappings could move (1024 kB pinned, the successor needs RLIMIT_MEMLOCK 1048576 bytes)");
 			}
 		}
@@ -897,7 +910,7 @@ out:
 static int usage(void)
 {
 	fprintf(stderr, "usage: vlu-iommufd [--acct user|mm|none] [--size BYTES] change-process|negative /dev/vfio/devices/vfioN\n"
-			"       vlu-iommufd vlud SOCKET /dev/vfio/devices/vfioN BDF\n");
+			"       vlu-iommufd vlud SOCKET /dev/vfio/devices/vfioN BDF [--keep-ipc-lock]\n");
 	return 2;
 }
 
@@ -915,9 +928,9 @@ int main(int argc, char **argv)
 		cmd = c;
 		return child_main(atoi(argv[2]));
 	}
-	if (argc == 5 && strcmp(argv[1], "vlud") == 0) {
-		cmd = "vlud";
-		return via_vlud(argv[2], argv[3], argv[4]);
+	if ((argc == 5 || (argc == 6 && strcmp(argv[5], "--keep-ipc-lock") == 0)) && strcmp(argv[1], "vlud") == 0) {
+		cmd = argc == 6 ? "vlud-ipc-lock" : "vlud";
+		return via_vlud(argv[2], argv[3], argv[4], argc == 6);
 	}
 	for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {
 		if (strcmp(argv[i], "--acct") == 0 &&
