@@ -36,6 +36,8 @@
 #include "vlud-vhost.h"
 
 #define DEVICE_FD_PREFIX "vdpa:"
+#define IOMMUFD_FD_PREFIX "iommufd:"
+#define VFIO_FD_PREFIX "vfio:"
 
 int request_verror(struct request *r, enum vlu_error_class cls, const char *fmt, va_list ap)
 {
@@ -384,7 +386,8 @@ static json_object *device_entry(const char *device, const char *path, struct he
 	jadd(o, "held", jnew_bool(held));
 	jadd(o, "holder", h ? jnew_str(h->inst->name) : NULL);
 	jadd(o, "fd_name", h ? jnew_str(h->name) : NULL);
-	if (h) {
+	jadd(o, "kind", h ? jnew_str(fdtype_name(h->type)) : NULL);
+	if (h && h->type == VLUD_FD_VHOST_VDPA) {
 		uint8_t status;
 
 		jadd(o, "status", ioctl(h->fd, VHOST_VDPA_GET_STATUS, &status) == 0 ? jnew_int(status) : NULL);
@@ -435,8 +438,8 @@ static int cmd_device_list(struct request *r)
 			struct held *h = list_entry(p, struct held, link);
 			bool listed = false;
 
-			if (h->type != VLUD_FD_VHOST_VDPA)
-				continue;
+			if (h->type != VLUD_FD_VHOST_VDPA && h->type != VLUD_FD_VFIO)
+				continue; /* an iommufd is a context per open, not a device with one holder */
 			for (size_t i = 0; i < json_object_array_length(x.arr); i++) {
 				json_object *e = json_object_array_get_idx(x.arr, i), *hv;
 
@@ -479,17 +482,30 @@ static bool listed_name_resolves_to(const char *dev, void *ud)
 /* the held fd name of a device: "vdpa:" + the vdpa name or the node's basename; a vdpa name too long to
  * fit whole falls back to the node's basename (unique per device), never to a truncated name that two
  * devices could share */
-static void device_fd_name(const char *device, const char *path, dev_t rdev, char *buf, size_t len)
+static void device_fd_name(int kind, const char *device, const char *path, dev_t rdev, char *buf, size_t len)
 {
+	const char *pfx = kind == VLUD_FD_IOMMUFD ? IOMMUFD_FD_PREFIX : kind == VLUD_FD_VFIO ? VFIO_FD_PREFIX
+											      : DEVICE_FD_PREFIX;
 	const char *base = device[0] == '/' ? strrchr(path, '/') + 1 : device;
-	int n = snprintf(buf, len, DEVICE_FD_PREFIX "%s", base);
+	int n = snprintf(buf, len, "%s%s", pfx, base);
 
 	if (n < 0 || (size_t)n >= len || !vlu_name_valid(buf))
-		snprintf(buf, len, DEVICE_FD_PREFIX "%s", strrchr(path, '/') + 1);
+		snprintf(buf, len, "%s%s", pfx, strrchr(path, '/') + 1);
 	/* a listed path whose basename is no valid name ("odd name@+"): the device number, always valid, so
 	 * that fd.retrieve and fd.remove can name it */
 	if (!vlu_name_valid(buf))
-		snprintf(buf, len, DEVICE_FD_PREFIX "dev-%u-%u", major(rdev), minor(rdev));
+		snprintf(buf, len, "%sdev-%u-%u", pfx, major(rdev), minor(rdev));
+}
+
+/* the fd-name prefix reserved for device.open that name starts with, or NULL */
+static const char *reserved_prefix(const char *name)
+{
+	static const char *const pfx[] = { DEVICE_FD_PREFIX, IOMMUFD_FD_PREFIX, VFIO_FD_PREFIX };
+
+	for (size_t i = 0; i < sizeof(pfx) / sizeof(pfx[0]); i++)
+		if (strncmp(name, pfx[i], strlen(pfx[i])) == 0)
+			return pfx[i];
+	return NULL;
 }
 
 
@@ -536,7 +552,9 @@ static int cmd_device_open(struct request *r)
 		return request_error(r, VLU_ERR_BUSY, "device '%s' (%s) is busy: held by another process", device,
 				     path);
 	if (k == -ENODEV)
-		return request_error(r, VLU_ERR_DEVICE_ERROR, "%s is not a vhost-vdpa character device", path);
+		return request_error(r, VLU_ERR_DEVICE_ERROR,
+				     "%s is not a vhost-vdpa, iommufd (/dev/iommu) or VFIO device (cdev) character device",
+				     path);
 	if (k == -ELOOP)
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "%s: a symbolic link on the path: refused", path);
 	if (k < 0)
@@ -545,16 +563,25 @@ static int cmd_device_open(struct request *r)
 	t = fdtype_detect(fd, vl.vdpa_major, &st);
 	if (t < 0)
 		return request_error(r, VLU_ERR_DEVICE_ERROR, "fstat %s: %s", path, strerror(-t));
+	if (t != VLUD_FD_VHOST_VDPA && t != VLUD_FD_IOMMUFD && t != VLUD_FD_VFIO) {
+		/* device_open_node() checked the kind on the O_PATH fd; the driver went away in between */
+		closer_close_fd(TAKE_FD(fd));
+		return request_error(r, VLU_ERR_DEVICE_ERROR,
+				     "%s is not a vhost-vdpa, iommufd (/dev/iommu) or VFIO device (cdev) character device",
+				     path);
+	}
 	if (device[0] != '/') {
 		dev_t want;
 
-		if (device_sysfs_rdev(device, &want) < 0 || want != st.st_rdev) {
+		if (t != VLUD_FD_VHOST_VDPA || device_sysfs_rdev(device, &want) < 0 || want != st.st_rdev) {
 			closer_close_fd(TAKE_FD(fd));
 			return request_error(r, VLU_ERR_DEVICE_ERROR, "%s is not the node of vdpa device '%s'", path,
 					     device);
 		}
 	}
-	h = held_find_rdev(st.st_rdev, NULL);
+	/* one holder per vhost-vdpa or VFIO device; /dev/iommu is a new context at each open (one per
+	 * instance: the fd name below) */
+	h = t == VLUD_FD_IOMMUFD ? NULL : held_find_rdev(st.st_rdev, NULL);
 	if (h) {
 		bool own = may_see(r, h->inst);
 
@@ -565,13 +592,14 @@ static int cmd_device_open(struct request *r)
 		return request_error(r, VLU_ERR_BUSY, "device '%s' (%s) is busy: held by another process", device,
 				     path);
 	}
-	device_fd_name(device, path, st.st_rdev, name, sizeof(name));
+	device_fd_name(t, device, path, st.st_rdev, name, sizeof(name));
 	if (held_find(inst, name)) {
 		closer_close_fd(TAKE_FD(fd));
 		return request_error(r, VLU_ERR_BUSY, "instance '%s' already holds an fd named '%s'", inst->name,
 				     name);
 	}
-	dj = device_query(fd, &bf);
+	/* before the VMM has its copy: the iommufd probe needs a context without IOAS */
+	dj = device_query_kind(fd, t, &bf);
 
 	k = held_add(inst, name, TAKE_FD(fd), t, &st, 0, 0, device, path, &h);
 	if (k < 0) {
@@ -632,10 +660,10 @@ static int cmd_fd_store(struct request *r)
 		const char *nm = json_object_get_string(json_object_array_get_idx(names, i));
 		struct held *h;
 
-		if (strncmp(nm, DEVICE_FD_PREFIX, strlen(DEVICE_FD_PREFIX)) == 0)
+		if (reserved_prefix(nm))
 			return request_error(r, VLU_ERR_INVALID_ARGUMENT,
-					     "'%s': names starting with '" DEVICE_FD_PREFIX "' are reserved for device.open",
-					     nm);
+					     "'%s': names starting with '%s' are reserved for device.open", nm,
+					     reserved_prefix(nm));
 		types[i] = fdtype_detect(r->fds[i], vl.vdpa_major, &st[i]);
 		if (types[i] == -EBADFD)
 			return request_error(r, VLU_ERR_INVALID_ARGUMENT,

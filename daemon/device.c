@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * device.c - vhost-vdpa device nodes.  The daemon opens nodes itself
- * (O_RDWR|O_CLOEXEC), checks the node is a character device of the
- * "vhost-vdpa" driver (major from /proc/devices) on the fd it opened, not on
- * the path before, and asks only what a non-owner may ask: it never calls
- * SET_OWNER.
+ * device.c - device nodes: vhost-vdpa, /dev/iommu and VFIO device cdevs.  The
+ * daemon opens nodes itself (O_RDWR|O_CLOEXEC), checks the node is a character
+ * device of the "vhost-vdpa" or "vfio-dev" driver (majors from /proc/devices)
+ * or the misc device "iommu" (/proc/misc) on the fd it opened, not on the path
+ * before, and asks only what a non-owner may ask: it never calls SET_OWNER,
+ * never binds a VFIO device, never maps anything in an iommufd.
  */
 #include <dirent.h>
 #include <stdbool.h>
@@ -12,6 +13,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -23,38 +25,15 @@
 #include "basics.h"
 #include "closer.h"
 #include "device.h"
+#include "fdtype.h"
 #include "json-oom.h"
 #include "persist.h"
+#include "vlud-iommufd.h"
 #include "vlud-vhost.h"
 
 int device_vdpa_major(void)
 {
-	FILE *f = fopen("/proc/devices", "re");
-	char line[128];
-	bool chr = false;
-	int major = -ENOENT;
-
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		char name[64];
-		int m;
-
-		if (strncmp(line, "Character devices:", 18) == 0) {
-			chr = true;
-			continue;
-		}
-		if (strncmp(line, "Block devices:", 14) == 0) {
-			chr = false;
-			continue;
-		}
-		if (chr && sscanf(line, "%d %63s", &m, name) == 2 && strcmp(name, "vhost-vdpa") == 0) {
-			major = m;
-			break;
-		}
-	}
-	fclose(f);
-	return major;
+	return fdtype_chr_major("vhost-vdpa");
 }
 
 int device_resolve(const char *device, char **ret_path)
@@ -147,19 +126,21 @@ static int open_path_nofollow(const char *path)
 	return fd < 0 ? -errno : (int)fd;
 }
 
-/* the vhost-vdpa character device the O_PATH fd pfd names, opened O_RDWR through pfd (never through the
- * path again: what was checked is what is opened) */
+/* the vhost-vdpa, iommufd or VFIO cdev character device the O_PATH fd pfd names, opened O_RDWR through
+ * pfd (never through the path again: what was checked is what is opened) */
 static int reopen_checked(int pfd, int *ret_fd)
 {
 	_cleanup_close_ int fd = -EBADF;
 	struct stat pst, st;
 	char proc[64];
-	int major;
+	int kind;
 
 	if (fstat(pfd, &pst) < 0)
 		return -errno;
-	major = device_vdpa_major();
-	if (!S_ISCHR(pst.st_mode) || major < 0 || major(pst.st_rdev) != (unsigned)major)
+	if (!S_ISCHR(pst.st_mode))
+		return -ENODEV;
+	kind = fdtype_chr_kind(pst.st_rdev, device_vdpa_major());
+	if (kind != VLUD_FD_VHOST_VDPA && kind != VLUD_FD_IOMMUFD && kind != VLUD_FD_VFIO)
 		return -ENODEV;
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
 	fd = open(proc, O_RDWR | O_CLOEXEC | O_NOCTTY);
@@ -274,5 +255,90 @@ json_object *device_query(int fd, uint64_t *ret_backend_features)
 	jadd(o, "vring_num", ioctl(fd, VHOST_VDPA_GET_VRING_NUM, &u16) == 0 ? jnew_int(u16) : NULL);
 	jadd(o, "config_size", ioctl(fd, VHOST_VDPA_GET_CONFIG_SIZE, &u32) == 0 ? jnew_int(u32) : NULL);
 	jadd(o, "status", ioctl(fd, VHOST_VDPA_GET_STATUS, &u8) == 0 ? jnew_int(u8) : NULL);
+	return o;
+}
+
+int device_iommufd_probe(int fd, int *ret_errno)
+{
+	struct vlud_iommu_ioas_change_process cp = { .size = sizeof(cp) };
+
+	/* on a context with no IOAS (vlud's fresh open, before the VMM has it): nothing to move, so the call
+	 * succeeds where the kernel has the command and changes nothing; before 6.13 it is unknown (ENOTTY) */
+	*ret_errno = 0;
+	if (ioctl(fd, VLUD_IOMMU_IOAS_CHANGE_PROCESS, &cp) == 0)
+		return 1;
+	*ret_errno = errno;
+	return errno == ENOTTY ? 0 : -errno;
+}
+
+/* basename of the symlink at path into buf ("" if it is not one) */
+static void link_base(const char *path, char *buf, size_t len)
+{
+	char t[PATH_MAX];
+	ssize_t n = readlink(path, t, sizeof(t) - 1);
+	const char *b;
+
+	buf[0] = '\0';
+	if (n <= 0)
+		return;
+	t[n] = '\0';
+	b = strrchr(t, '/');
+	b = b ? b + 1 : t;
+	if (strlen(b) < len)
+		memcpy(buf, b, strlen(b) + 1);
+}
+
+static json_object *sysfs_str(const char *path)
+{
+	char buf[64];
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	if (!f)
+		return NULL;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return n ? jnew_str(buf) : NULL;
+}
+
+json_object *device_query_kind(int fd, int kind, uint64_t *ret_backend_features)
+{
+	json_object *o;
+	struct stat st;
+	char p[128], b[256];
+	int e, k;
+
+	*ret_backend_features = 0;
+	if (kind == VLUD_FD_VHOST_VDPA) {
+		o = device_query(fd, ret_backend_features);
+		jadd(o, "kind", jnew_str("vhost-vdpa"));
+		return o;
+	}
+	o = jnew_obj();
+	jadd(o, "kind", jnew_str(fdtype_name(kind)));
+	if (kind == VLUD_FD_IOMMUFD) {
+		k = device_iommufd_probe(fd, &e);
+		jadd(o, "change_process", k >= 0 ? jnew_bool(k > 0) : NULL);
+		jadd(o, "change_process_error", e ? jnew_str(strerror(e)) : NULL);
+		return o;
+	}
+	/* VFIO cdev: before VFIO_DEVICE_BIND_IOMMUFD the device answers no ioctl, so sysfs tells what it is */
+	if (fstat(fd, &st) < 0)
+		return o;
+	snprintf(p, sizeof(p), "/sys/dev/char/%u:%u/device", major(st.st_rdev), minor(st.st_rdev));
+	link_base(p, b, sizeof(b));
+	jadd(o, "pci", b[0] ? jnew_str(b) : NULL);
+	snprintf(p, sizeof(p), "/sys/dev/char/%u:%u/device/vendor", major(st.st_rdev), minor(st.st_rdev));
+	jadd(o, "vendor", sysfs_str(p));
+	snprintf(p, sizeof(p), "/sys/dev/char/%u:%u/device/device", major(st.st_rdev), minor(st.st_rdev));
+	jadd(o, "pci_device", sysfs_str(p));
+	snprintf(p, sizeof(p), "/sys/dev/char/%u:%u/device/driver", major(st.st_rdev), minor(st.st_rdev));
+	link_base(p, b, sizeof(b));
+	jadd(o, "driver", b[0] ? jnew_str(b) : NULL);
+	snprintf(p, sizeof(p), "/sys/dev/char/%u:%u/device/iommu_group", major(st.st_rdev), minor(st.st_rdev));
+	link_base(p, b, sizeof(b));
+	jadd(o, "iommu_group", b[0] ? jnew_int(atoi(b)) : NULL);
 	return o;
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* device.h - vhost-vdpa devices: resolution, opening, non-owner queries */
+/* device.h - vhost-vdpa, iommufd and VFIO cdev devices: resolution, opening, non-owner queries */
 #ifndef VLUD_DEVICE_H
 #define VLUD_DEVICE_H
 
@@ -15,8 +15,9 @@ int device_resolve(const char *device, char **ret_path);
 
 /* Open path O_RDWR|O_CLOEXEC without following a symlink at any component (openat2
  * RESOLVE_NO_SYMLINKS: ELOOP), and check on the fd opened, not on the path, that it is a vhost-vdpa
- * character device: the node is opened O_PATH, checked, and reopened through that fd.
- * -EBUSY: open by someone else; -ENODEV: not a vhost-vdpa node; -ELOOP: a symlink on the path; other
+ * character device, /dev/iommu or a VFIO device cdev (fdtype_chr_kind()): the node is opened O_PATH,
+ * checked, and reopened through that fd.
+ * -EBUSY: open by someone else; -ENODEV: none of those kinds; -ELOOP: a symlink on the path; other
  * -errno from open(). */
 int device_open_node(const char *path, int *ret_fd);
 /* the device number of vdpa device NAME's vhost-vdpa node (sysfs "dev"); 0 or -errno */
@@ -26,6 +27,15 @@ int device_sysfs_rdev(const char *device, dev_t *ret);
  * config_size, status.  Fields whose ioctl fails are null.  Sets *ret_backend_features (0 if unknown).
  * Never NULL: json-c allocation failures abort (json-oom.h), as in device_backend_feature_names(). */
 json_object *device_query(int fd, uint64_t *ret_backend_features);
+
+/* device_query() for a vhost-vdpa fd (plus "kind"); for kind VLUD_FD_IOMMUFD: {kind, change_process
+ * (the probe below; null if it failed otherwise), change_process_error}; for VLUD_FD_VFIO (a cdev answers no
+ * ioctl before it is bound, so from sysfs): {kind, pci, vendor, pci_device, driver, iommu_group}. */
+json_object *device_query_kind(int fd, int kind, uint64_t *ret_backend_features);
+/* IOMMU_IOAS_CHANGE_PROCESS on fd, an iommufd that must hold no IOAS yet (vlud's fresh open: a no-op
+ * then): 1 the kernel has it, 0 it does not (ENOTTY: before 6.13), -errno otherwise; *ret_errno the
+ * ioctl's errno (0 on success). */
+int device_iommufd_probe(int fd, int *ret_errno);
 
 /* JSON array of the names of the backend feature bits set in f */
 json_object *device_backend_feature_names(uint64_t f);

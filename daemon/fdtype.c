@@ -13,8 +13,98 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <stdlib.h>
 
 #include "fdtype.h"
+
+#define MISC_MAJOR 10
+
+int fdtype_parse_chr_major(const char *text, const char *name)
+{
+	const char *l = text;
+	int chr = 0;
+
+	for (; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+		char nm[64];
+		int m;
+
+		if (strncmp(l, "Character devices:", 18) == 0) {
+			chr = 1;
+			continue;
+		}
+		if (strncmp(l, "Block devices:", 14) == 0) {
+			chr = 0;
+			continue;
+		}
+		if (chr && sscanf(l, "%d %63s", &m, nm) == 2 && strcmp(nm, name) == 0)
+			return m;
+	}
+	return -ENOENT;
+}
+
+int fdtype_parse_misc_minor(const char *text, const char *name)
+{
+	const char *l = text;
+
+	for (; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+		char nm[64];
+		int m;
+
+		if (sscanf(l, "%d %63s", &m, nm) == 2 && strcmp(nm, name) == 0)
+			return m;
+	}
+	return -ENOENT;
+}
+
+/* the whole of a small /proc file, NUL-terminated, into buf; 0 or -errno */
+static int read_proc(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), k = 0;
+	size_t n = 0;
+	ssize_t r = 0;
+
+	if (fd < 0)
+		return -errno;
+	while (n < len - 1 && (r = read(fd, buf + n, len - 1 - n)) > 0)
+		n += (size_t)r;
+	if (r < 0)
+		k = -errno;
+	close(fd);
+	buf[n] = '\0';
+	return k;
+}
+
+int fdtype_chr_major(const char *name)
+{
+	char buf[8192];
+	int k = read_proc("/proc/devices", buf, sizeof(buf));
+
+	return k < 0 ? k : fdtype_parse_chr_major(buf, name);
+}
+
+int fdtype_misc_minor(const char *name)
+{
+	char buf[8192];
+	int k = read_proc("/proc/misc", buf, sizeof(buf));
+
+	return k < 0 ? k : fdtype_parse_misc_minor(buf, name);
+}
+
+int fdtype_chr_kind(dev_t rdev, int vdpa_major)
+{
+	int m;
+
+	if (vdpa_major >= 0 && major(rdev) == (unsigned)vdpa_major)
+		return VLUD_FD_VHOST_VDPA;
+	if (major(rdev) == MISC_MAJOR) {
+		m = fdtype_misc_minor("iommu");
+		return m >= 0 && minor(rdev) == (unsigned)m ? VLUD_FD_IOMMUFD : VLUD_FD_CHARDEV;
+	}
+	m = fdtype_chr_major("vfio-dev");
+	if (m >= 0 && major(rdev) == (unsigned)m)
+		return VLUD_FD_VFIO;
+	return VLUD_FD_CHARDEV;
+}
 
 static const char *const names[_VLUD_FD_TYPE_MAX] = {
 	[VLUD_FD_VHOST_VDPA] = "vhost-vdpa",
@@ -25,6 +115,8 @@ static const char *const names[_VLUD_FD_TYPE_MAX] = {
 	[VLUD_FD_FILE] = "file",
 	[VLUD_FD_CHARDEV] = "chardev",
 	[VLUD_FD_OTHER] = "other",
+	[VLUD_FD_IOMMUFD] = "iommufd",
+	[VLUD_FD_VFIO] = "vfio",
 };
 
 const char *fdtype_name(enum vlud_fd_type t)
@@ -65,9 +157,7 @@ int fdtype_detect(int fd, int vdpa_major, struct stat *ret_st)
 	case S_IFIFO:
 		return VLUD_FD_PIPE;
 	case S_IFCHR:
-		if (vdpa_major >= 0 && major(st.st_rdev) == (unsigned)vdpa_major)
-			return VLUD_FD_VHOST_VDPA;
-		return VLUD_FD_CHARDEV;
+		return fdtype_chr_kind(st.st_rdev, vdpa_major);
 	default:
 		break;
 	}

@@ -15,6 +15,8 @@ enum vlud_fd_type {
 	VLUD_FD_FILE,
 	VLUD_FD_CHARDEV,
 	VLUD_FD_OTHER,
+	VLUD_FD_IOMMUFD,	/* /dev/iommu: the misc device "iommu" (docs/IOMMUFD.md) */
+	VLUD_FD_VFIO,		/* a VFIO device cdev /dev/vfio/devices/vfioN: char driver "vfio-dev" */
 	_VLUD_FD_TYPE_MAX,
 };
 
@@ -23,5 +25,18 @@ const char *fdtype_name(enum vlud_fd_type t);
 int fdtype_from_name(const char *name);
 /* Classify fd; fills *ret_st.  vdpa_major < 0: no vhost-vdpa driver known, never VHOST_VDPA. */
 int fdtype_detect(int fd, int vdpa_major, struct stat *ret_st); /* -EBADFD: an O_PATH fd (refused) */
+
+/* The kind of the character device rdev: VLUD_FD_VHOST_VDPA (major vdpa_major), VLUD_FD_IOMMUFD (misc
+ * major 10, the minor of "iommu" in /proc/misc), VLUD_FD_VFIO (the major of "vfio-dev" in /proc/devices),
+ * else VLUD_FD_CHARDEV.  The iommu and vfio-dev numbers are read at each call (their drivers may load
+ * after vlud started). */
+int fdtype_chr_kind(dev_t rdev, int vdpa_major);
+/* the major of character driver name in /proc/devices, or -ENOENT (or -errno) */
+int fdtype_chr_major(const char *name);
+/* the minor of misc device name in /proc/misc, or -ENOENT (or -errno) */
+int fdtype_misc_minor(const char *name);
+/* the same, parsed from text (the content of /proc/devices or /proc/misc): pure, unit-tested */
+int fdtype_parse_chr_major(const char *text, const char *name);
+int fdtype_parse_misc_minor(const char *text, const char *name);
 
 #endif

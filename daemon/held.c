@@ -145,7 +145,7 @@ struct held *held_find_rdev(uint64_t rdev, const struct held *except)
 		list_for_each_safe(p, t, &inst->held) {
 			struct held *h = list_entry(p, struct held, link);
 
-			if (h->type == VLUD_FD_VHOST_VDPA && h->rdev == rdev && h != except)
+			if ((h->type == VLUD_FD_VHOST_VDPA || h->type == VLUD_FD_VFIO) && h->rdev == rdev && h != except)
 				return h;
 		}
 	}

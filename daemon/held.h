@@ -65,7 +65,7 @@ void held_close_fd(const struct instance *inst, bool opened_by_vlud, int fd);
 struct held *held_find(struct instance *inst, const char *name);
 /* a held fd with this id, in any instance */
 struct held *held_find_id(uint64_t id);
-/* a held vhost-vdpa fd whose rdev equals rdev, in any instance, other than except (may be NULL) */
+/* a held vhost-vdpa or VFIO cdev fd (one holder per device) whose rdev equals rdev, in any instance, other than except (may be NULL) */
 struct held *held_find_rdev(uint64_t rdev, const struct held *except);
 
 /* never NULL: json-c allocation failures abort (json-oom.h) */

@@ -490,7 +490,8 @@ bool persist_storable(enum vlud_fd_type t)
 	/* what live update needs, and whose close cannot block PID 1: it closes its copy with a plain
 	 * close() on FDSTOREREMOVE, and for a client's socket (SO_LINGER, fds in flight), pipe or FUSE/NFS
 	 * file that would be the last reference (docs/SECURITY.md) */
-	return t == VLUD_FD_VHOST_VDPA || t == VLUD_FD_MEMFD || t == VLUD_FD_EVENTFD;
+	return t == VLUD_FD_VHOST_VDPA || t == VLUD_FD_MEMFD || t == VLUD_FD_EVENTFD || t == VLUD_FD_IOMMUFD ||
+	       t == VLUD_FD_VFIO;
 }
 
 void persist_fd_add(struct held *h)

@@ -154,11 +154,23 @@ struct update {
 struct upd_inst {
 	json_object *mappings; /* owned: the table as declared */
 	json_object *devices;  /* owned: [{name, pinning}] */
+	json_object *ioas;     /* owned: the iommufd mappings as declared (NULL: none; docs/IOMMUFD.md) */
 	struct update *cur;
 	json_object *last;     /* owned: verdict of the last update */
 };
 
 extern uint64_t update_next_id;
+
+/* ---- update-iommufd.c: iommufd and VFIO devices (docs/IOMMUFD.md) */
+/* vmm.mappings' "ioas" (NULL: none) checked against inst's held fds: 0, or request_error()'s value */
+int upd_iof_declare(struct request *r, struct instance *inst, json_object *ioas);
+/* inst holds an iommufd or a VFIO fd */
+bool upd_iof_held(struct instance *inst);
+/* update.start's preflight for them: -1 and why (a refusal), or 0 and why saying what could move (the
+ * sequence itself is not implemented: the caller refuses with it).  successor: a transfer-mode named
+ * successor, 0 when vlud spawns one. */
+int upd_iof_preflight(struct instance *inst, struct upd_inst *ui, bool exec_mode, pid_t successor,
+		      int64_t vdpa_pinned_kb, char *why, size_t len);
 
 /* ---- update.c: helpers shared by the engine's files */
 struct upd_inst *upd_ui_get(struct instance *inst, bool create);

@@ -180,7 +180,7 @@ int update_cmd_start(struct request *r)
 	int64_t succ = -1, map_bytes = 0, pin = 0, mul = 0;
 	uint64_t soft = 0;
 	unsigned npa = 0;
-	char why[256], exe[PATH_MAX];
+	char why[640], exe[PATH_MAX];
 	struct list *p, *t;
 	uint8_t rnd[16];
 	int64_t t0 = now_monotonic_us();
@@ -287,6 +287,18 @@ int update_cmd_start(struct request *r)
 		}
 		d->pa = dev_is_pa(ui, h->name);
 		npa += d->pa;
+	}
+	/* iommufd and VFIO devices (docs/IOMMUFD.md): every refusal of CHANGE_PROCESS with its reason; when
+	 * none applies, still refused: the update sequence for them does not exist yet, and handing the fds
+	 * over without it would leave the pinned memory charged to (and its mm pinned by) the old process */
+	if (upd_iof_held(inst)) {
+		int64_t vb = 0, vkb;
+
+		for (size_t i = 0; ui->mappings && i < json_object_array_length(ui->mappings); i++)
+			vb += upd_jint(json_object_array_get_idx(ui->mappings, i), "size", 0);
+		vkb = (int64_t)npa * vb / 1024;
+		(void)upd_iof_preflight(inst, ui, u->mode == MODE_EXEC, succ > 0 ? (pid_t)succ : 0, vkb, why, sizeof(why));
+		return refuse(r, inst, VLU_ERR_UNSUPPORTED, "%s", why);
 	}
 	/* guest memory: every mapping in a stored memfd */
 	if (!ui->mappings || json_object_array_length(ui->mappings) == 0)

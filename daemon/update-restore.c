@@ -109,7 +109,7 @@ char *update_persist_last(struct instance *inst)
 	return t && strlen(t) <= VLUD_STATE_VERDICT_MAX ? strdup(t) : NULL;
 }
 
-/* inst's mapping table {"mappings":[...],"devices":[...]} as JSON text for the state (malloc()ed), NULL
+/* inst's mapping table {"mappings":[...],"devices":[...],"ioas"?:[...]} as JSON text for the state (malloc()ed), NULL
  * when none was declared (or it exceeds VLUD_STATE_MAPPINGS_MAX: then a restarted vlud has none) */
 char *update_persist_mappings(struct instance *inst)
 {
@@ -124,6 +124,8 @@ char *update_persist_mappings(struct instance *inst)
 		return NULL;
 	jadd(o, "mappings", json_object_get(ui->mappings));
 	jadd(o, "devices", ui->devices ? json_object_get(ui->devices) : jnew_arr());
+	if (ui->ioas)
+		jadd(o, "ioas", json_object_get(ui->ioas));
 	t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	return t && strlen(t) <= VLUD_STATE_MAPPINGS_MAX ? strdup(t) : NULL;
 }
@@ -331,6 +333,10 @@ void update_restore(const struct state_doc *doc)
 				ui->mappings = json_object_get(m);
 				json_object_put(ui->devices);
 				ui->devices = json_object_get(d);
+				json_object_put(ui->ioas);
+				ui->ioas = json_object_object_get_ex(v, "ioas", &m) && json_object_is_type(m, json_type_array)
+						   ? json_object_get(m)
+						   : NULL;
 			}
 			json_object_put(v);
 		}

@@ -639,7 +639,7 @@ static int map_perm(json_object *m)
 int update_cmd_vmm_mappings(struct request *r)
 {
 	struct instance *inst = r->c->inst;
-	json_object *maps, *devs = NULL, *o;
+	json_object *maps, *devs = NULL, *ioas = NULL, *o;
 	struct upd_inst *ui;
 
 	if (!inst)
@@ -651,6 +651,7 @@ int update_cmd_vmm_mappings(struct request *r)
 		return request_error(r, VLU_ERR_BUSY, "an update of '%s' is running", inst->name);
 	json_object_object_get_ex(r->args, "mappings", &maps);
 	json_object_object_get_ex(r->args, "devices", &devs);
+	json_object_object_get_ex(r->args, "ioas", &ioas);
 	if (json_object_array_length(maps) > MAX_MAPS)
 		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "%zu mappings: at most %d", json_object_array_length(maps),
 				     MAX_MAPS);
@@ -698,10 +699,14 @@ int update_cmd_vmm_mappings(struct request *r)
 			return request_error(r, VLU_ERR_INVALID_ARGUMENT, "devices[%zu]: pinning must be \"pa\" or \"va\"",
 					     i);
 	}
+	if (upd_iof_declare(r, inst, ioas) < 0)
+		return -1;
 	json_object_put(ui->mappings);
 	ui->mappings = json_object_get(maps);
 	json_object_put(ui->devices);
 	ui->devices = devs ? json_object_get(devs) : jnew_arr();
+	json_object_put(ui->ioas);
+	ui->ioas = ioas ? json_object_get(ioas) : NULL;
 	persist_state_write(); /* the table is in the state (a restarted vlud still knows it) */
 	o = jnew_obj();
 	jadd(o, "mappings", jnew_int((int64_t)json_object_array_length(maps)));
@@ -749,6 +754,7 @@ int update_cmd_status(struct request *r)
 		jadd(o, "running", NULL);
 	jadd(o, "last", ui && ui->last ? json_object_get(ui->last) : NULL);
 	jadd(o, "mappings", ui && ui->mappings ? json_object_get(ui->mappings) : NULL);
+	jadd(o, "ioas", ui && ui->ioas ? json_object_get(ui->ioas) : NULL);
 	r->ret = o;
 	return 0;
 }
@@ -815,6 +821,7 @@ void update_instance_gone(struct instance *inst)
 	}
 	json_object_put(ui->mappings);
 	json_object_put(ui->devices);
+	json_object_put(ui->ioas);
 	json_object_put(ui->last);
 	free(ui);
 	inst->update = NULL;

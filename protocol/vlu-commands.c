@@ -35,7 +35,8 @@ static const struct vlu_arg instance_release_args[] = {
 };
 
 static const struct vlu_arg device_open_args[] = {
-	{ "device", VLU_ARG_STRING, true, 1, DEVICE_MAX, "vdpa device name or /dev/vhost-vdpa-N path allowed by policy" },
+	{ "device", VLU_ARG_STRING, true, 1, DEVICE_MAX,
+	  "vdpa device name, or a /dev/vhost-vdpa-N, /dev/iommu or /dev/vfio/devices/vfioN path, allowed by policy" },
 };
 
 static const struct vlu_arg fd_store_args[] = {
@@ -65,6 +66,9 @@ static const struct vlu_arg vmm_mappings_args[] = {
 	{ "mappings", VLU_ARG_OBJECT_ARRAY, true, 0, 64,
 	  "guest memory: [{iova, size, memfd (stored fd name), offset, uaddr, perm}] (replaces the table)" },
 	{ "devices", VLU_ARG_OBJECT_ARRAY, false, 0, 16, "[{name (held device fd name), pinning: \"pa\"|\"va\"}]" },
+	{ "ioas", VLU_ARG_OBJECT_ARRAY, false, 0, 16,
+	  "iommufd mappings: [{iommufd (held fd name), ioas_id, devices: [held VFIO fd names], mappings: [{iova, size, "
+	  "kind: \"file\"|\"va\", memfd, offset, uaddr}]}]" },
 };
 
 static const struct vlu_arg update_start_args[] = {

@@ -24,6 +24,8 @@ $(O)/guest/vlu-devopen: $(O)/libvlu.so
 VM_GUEST_LIBS_vlu-ping := $(VM_GUEST_LIBS_vlu-devopen)
 $(O)/guest/vlu-ping: $(O)/libvlu.so
 VM_GUEST_LIBS_vlu-linger := $(VM_GUEST_LIBS_vlu-devopen)
+VM_GUEST_LIBS_vlu-iommufd := $(VM_GUEST_LIBS_vlu-devopen)
+$(O)/guest/vlu-iommufd: $(O)/libvlu.so
 $(O)/guest/vlu-linger: $(O)/libvlu.so
 # vlu-json: the scenarios' JSON reader (lib/tap.sh jget), json-c only
 VM_GUEST_LIBS_vlu-json := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c)

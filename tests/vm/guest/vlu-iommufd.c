@@ -16,6 +16,12 @@
  *       it gets no accounting at all (IOPT_PAGES_ACCOUNT_NONE, also under RLIMIT_MODE = 1).
  *       --acct none: keeps CAP_IPC_LOCK; the counters are only reported ("# observed" lines, no
  *       assertion): CHANGE_PROCESS moves no charge in that mode (a known kernel bug, docs/IOMMUFD.md).
+ *   vlu-iommufd vlud SOCKET /dev/vfio/devices/vfioN BDF [--keep-ipc-lock]
+ *       the same device through vlud (docs/IOMMUFD.md): device.open of /dev/iommu and of the cdev, the
+ *       fds and info checked, DMA through them, vlud's refusals (second open, vmm.mappings "ioas",
+ *       update.start's preflight), and DMA again through the fds retrieved from vlud after the VMM closed
+ *       its own copies.  --keep-ipc-lock: the VMM keeps CAP_IPC_LOCK (its mappings are unaccounted) and
+ *       the preflight must refuse that where it otherwise says what could move.
  *   vlu-iommufd negative /dev/vfio/devices/vfioN
  *       CHANGE_PROCESS on an empty context succeeds (the capability probe), with __reserved set it fails
  *       EOPNOTSUPP, with a plain IOMMU_IOAS_MAP (user VA) mapping it fails EINVAL.
@@ -46,7 +52,11 @@
 #include <linux/types.h>
 #include <linux/vfio.h>
 
+#include <sys/stat.h>
+#include <json-c/json.h>
+
 #include "basics.h"
+#include "vlu.h"
 
 /* ---- uapi (Linux >= 6.13) ---- */
 #define IOMMUFD_TYPE (';')
@@ -310,15 +320,13 @@ static int recv_fds(int sock, int *fds, int n, void *data, size_t len)
 	return 0;
 }
 
-static int open_bind_attach(struct dev *d, const char *path, bool mm_mode)
+/* d->iommufd and d->devfd open: (RLIMIT_MODE), IOAS_ALLOC, BIND, ATTACH, BAR0, edu's identity */
+static int bind_attach(struct dev *d, bool mm_mode)
 {
 	struct iommu_ioas_alloc ia = { .size = sizeof(ia) };
 	struct vfio_device_bind_iommufd b = { .argsz = sizeof(b) };
 	struct vfio_device_attach_iommufd_pt at = { .argsz = sizeof(at) };
 
-	d->iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
-	if (!expect_ok("open-iommu", d->iommufd))
-		return -1;
 	if (mm_mode) {
 		struct iommu_option o = { .size = sizeof(o), .option_id = IOMMU_OPTION_RLIMIT_MODE,
 					  .op = IOMMU_OPTION_OP_SET, .val64 = 1 };
@@ -328,9 +336,6 @@ static int open_bind_attach(struct dev *d, const char *path, bool mm_mode)
 	if (!expect_ok("ioas-alloc", ioctl(d->iommufd, IOMMU_IOAS_ALLOC, &ia)))
 		return -1;
 	d->ioas = ia.out_ioas_id;
-	d->devfd = open(path, O_RDWR | O_CLOEXEC);
-	if (!expect_ok("open-vfio-cdev", d->devfd))
-		return -1;
 	b.iommufd = d->iommufd;
 	if (!expect_ok("bind-iommufd", ioctl(d->devfd, VFIO_DEVICE_BIND_IOMMUFD, &b)))
 		return -1;
@@ -343,6 +348,17 @@ static int open_bind_attach(struct dev *d, const char *path, bool mm_mode)
 	wr32(d, EDU_LIVE, 0x12345678);
 	expect_eq("edu-liveness", rd32(d, EDU_LIVE), (uint32_t)~0x12345678u);
 	return 0;
+}
+
+static int open_bind_attach(struct dev *d, const char *path, bool mm_mode)
+{
+	d->iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+	if (!expect_ok("open-iommu", d->iommufd))
+		return -1;
+	d->devfd = open(path, O_RDWR | O_CLOEXEC);
+	if (!expect_ok("open-vfio-cdev", d->devfd))
+		return -1;
+	return bind_attach(d, mm_mode);
 }
 
 /* ---- change-process, process B (exec'ed, argv: --child SOCKFD ACCT) ---- */
@@ -537,9 +553,364 @@ out:
 	return failures ? 1 : 0;
 }
 
+/* ---- through vlud ---- */
+
+/* r of a libvlu call as expect_ok() takes it (errno = -r) */
+static long vr(int r)
+{
+	if (r >= 0)
+		return 0;
+	errno = -r;
+	return -1;
+}
+
+static const char *jstr(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return o && json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : NULL;
+}
+
+static void expect_str(const char *name, const char *got, const char *want)
+{
+	if (got && strcmp(got, want) == 0)
+		tap(true, "%s=%s", name, want);
+	else
+		tap_fail(name, "'%s', expected '%s'", got ? got : "(null)", want);
+}
+
+/* fd is a character device with node's device number, and not O_PATH */
+static void expect_node(const char *name, int fd, const char *node)
+{
+	struct stat a, b;
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fstat(fd, &a) == 0 && stat(node, &b) == 0 && S_ISCHR(a.st_mode) && a.st_rdev == b.st_rdev && fl >= 0 &&
+	    !(fl & O_PATH) && (fl & O_ACCMODE) == O_RDWR)
+		tap(true, "%s", name);
+	else
+		tap_fail(name, "fd %d is not %s opened O_RDWR (flags %#x)", fd, node, fl);
+}
+
+/* the last error of v contains want */
+static void expect_desc(const char *name, struct vlu *v, int r, int want_errno, const char *want)
+{
+	const char *cls = NULL, *desc = NULL;
+
+	if (r != -want_errno) {
+		tap_fail(name, "expected %s, got %d", ename(want_errno), r);
+		return;
+	}
+	if (vlu_last_error(v, &cls, &desc) < 0 || !desc || !strstr(desc, want)) {
+		tap_fail(name, "the error (%s) does not say '%s'", desc ? desc : "-", want);
+		return;
+	}
+	tap(true, "%s", name);
+	printf("# %s: %s: %s\n", name, cls, desc);
+}
+
+/* vmm.mappings with one IOAS entry: iommufd "iommufd:iommu", ioas, devices [dev] (none if NULL), the
+ * mappings (iova, size, kind, memfd "ram"/NULL, uaddr) */
+struct decl { uint64_t iova, size; const char *kind, *memfd; uint64_t uaddr; };
+
+static int declare(struct vlu *v, const char *iommufd, uint32_t ioas, const char *dev, const struct decl *m, size_t n)
+{
+	json_object *a = json_object_new_object(), *io = json_object_new_array(), *e = json_object_new_object(),
+		    *ms = json_object_new_array(), *ds = json_object_new_array();
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "iova", json_object_new_int64((int64_t)m[i].iova));
+		json_object_object_add(o, "size", json_object_new_int64((int64_t)m[i].size));
+		json_object_object_add(o, "kind", json_object_new_string(m[i].kind));
+		if (m[i].memfd)
+			json_object_object_add(o, "memfd", json_object_new_string(m[i].memfd));
+		json_object_object_add(o, "offset", json_object_new_int64(0));
+		json_object_object_add(o, "uaddr", json_object_new_int64((int64_t)m[i].uaddr));
+		json_object_array_add(ms, o);
+	}
+	if (dev)
+		json_object_array_add(ds, json_object_new_string(dev));
+	json_object_object_add(e, "iommufd", json_object_new_string(iommufd));
+	json_object_object_add(e, "ioas_id", json_object_new_int64(ioas));
+	json_object_object_add(e, "devices", ds);
+	json_object_object_add(e, "mappings", ms);
+	json_object_array_add(io, e);
+	json_object_object_add(a, "mappings", json_object_new_array());
+	json_object_object_add(a, "ioas", io);
+	r = vlu_call(v, "vmm.mappings", a, NULL, 0, 10000, NULL, NULL, NULL);
+	json_object_put(a);
+	return r;
+}
+
+static int update_start(struct vlu *v, const char *inst, const char *mode)
+{
+	json_object *a = json_object_new_object();
+	int r;
+
+	json_object_object_add(a, "instance", json_object_new_string(inst));
+	json_object_object_add(a, "mode", json_object_new_string(mode));
+	r = vlu_call(v, "update.start", a, NULL, 0, 10000, NULL, NULL, NULL);
+	json_object_put(a);
+	return r;
+}
+
+/*
+ * vlud SOCKET DEV BDF: the VMM gets /dev/iommu and the VFIO cdev from vlud (device.open), checks what it
+ * got (the nodes' device numbers, O_RDWR, the kinds and the device info), makes its device work through
+ * them (bind, attach, MAP_FILE of a memfd, edu DMA), and proves vlud holds them: the refusals of a second
+ * open, the refusal of an update (no iommufd path yet), and, after it closed its own copies, the same
+ * IOAS and device DMAing again through fds retrieved from vlud.
+ */
+static int via_vlud(const char *sock, const char *path, const char *bdf, bool keep_ipc_lock)
+{
+	struct dev d = { .iommufd = -EBADF, .devfd = -EBADF };
+	struct vlu *v = NULL, *v2 = NULL;
+	json_object *info = NULL, *o = NULL;
+	_cleanup_close_ int memfd = -EBADF, other = -EBADF;
+	struct iommu_ioas_map_file mf = { .size = sizeof(mf) };
+	const char *vfname = strrchr(path, '/') + 1;
+	char devname[64];
+	uint8_t *mem = MAP_FAILED;
+	uint64_t size = 1 << 20;
+	long long pin0, pin1;
+	int fds[2] = { -EBADF, -EBADF };
+
+	snprintf(devname, sizeof(devname), "vfio:%s", vfname);
+	if (!keep_ipc_lock && !expect_ok("drop-cap-ipc-lock", drop_ipc_lock() < 0 ? -1 : 0))
+		return 1;
+	if (!expect_ok("connect", vr(vlu_connect(sock, 5000, &v))) || !expect_ok("register", vr(vlu_register(v, "iof1", false))))
+		goto out;
+	/* /dev/iommu */
+	if (!expect_ok("open-iommu", vr(vlu_device_open(v, "/dev/iommu", &d.iommufd, &info))))
+		goto out;
+	expect_node("iommu-fd-is-the-node", d.iommufd, "/dev/iommu");
+	expect_str("iommu-kind", jstr(info, "kind"), "iommufd");
+	expect_str("iommu-change-process-probed", jstr(info, "change_process"), "true");
+	printf("# device.open /dev/iommu: %s\n", json_object_to_json_string(info));
+	json_object_put(info), info = NULL;
+	/* the VFIO cdev */
+	if (!expect_ok("open-vfio", vr(vlu_device_open(v, path, &d.devfd, &info))))
+		goto out;
+	expect_node("vfio-fd-is-the-node", d.devfd, path);
+	expect_str("vfio-kind", jstr(info, "kind"), "vfio");
+	expect_str("vfio-pci", jstr(info, "pci"), bdf);
+	expect_str("vfio-driver", jstr(info, "driver"), "vfio-pci");
+	expect_str("vfio-vendor", jstr(info, "vendor"), "0x1234");
+	expect_str("vfio-pci-device", jstr(info, "pci_device"), "0x11e8");
+	printf("# device.open %s: %s\n", path, json_object_to_json_string(info));
+	json_object_put(info), info = NULL;
+	/* vlud's view */
+	if (expect_ok("fd-list", vr(vlu_fd_list(v, NULL, &o)))) {
+		json_object *a = NULL;
+		int seen = 0;
+
+		json_object_object_get_ex(o, "fds", &a);
+		for (size_t i = 0; a && i < json_object_array_length(a); i++) {
+			json_object *e = json_object_array_get_idx(a, i);
+			const char *n = jstr(e, "name"), *t = jstr(e, "type");
+
+			if (n && t && strcmp(n, "iommufd:iommu") == 0 && strcmp(t, "iommufd") == 0)
+				seen |= 1;
+			if (n && t && strcmp(n, devname) == 0 && strcmp(t, "vfio") == 0)
+				seen |= 2;
+		}
+		expect_eq("fd-list-iommufd-and-vfio-held", seen, 3);
+		json_object_put(o), o = NULL;
+	}
+	/* a second open by the same instance: both Busy */
+	expect_desc("open-iommu-twice-busy", v, vlu_device_open(v, "/dev/iommu", &other, NULL), EBUSY, "iommufd:iommu");
+	expect_desc("open-vfio-twice-busy", v, vlu_device_open(v, path, &other, NULL), EBUSY, "iof1");
+
+	/* the device works through vlud's fds */
+	if (bind_attach(&d, false) < 0)
+		goto out;
+	memfd = memfd_create("vlu-iommufd-ram", MFD_CLOEXEC);
+	if (!expect_ok("memfd", memfd < 0 || ftruncate(memfd, size) < 0 ? -1 : 0))
+		goto out;
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (!expect_ok("mmap-memfd", mem == MAP_FAILED ? -1 : 0))
+		goto out;
+	pin0 = status_kb(getpid(), "VmPin");
+	mf.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
+	mf.ioas_id = d.ioas, mf.fd = memfd, mf.start = 0, mf.length = size, mf.iova = IOVA_BASE;
+	if (!expect_ok("map-file", ioctl(d.iommufd, IOMMU_IOAS_MAP_FILE, &mf)))
+		goto out;
+	pin1 = status_kb(getpid(), "VmPin");
+	expect_eq("vmpin-charged", pin1 - pin0, (long long)(size / 1024));
+	dma_roundtrip(&d, memfd, mem, 0, 4096, 0x3c, "vlud-fds");
+	{
+		const char *n = "ram";
+
+		expect_ok("store-memfd", vr(vlu_fd_store(v, &n, &memfd, 1, false)));
+	}
+	/* updates are refused, each with its reason (nothing handed over, nothing changed) */
+	expect_desc("update-refused-undeclared", v, update_start(v, "iof1", "exec"), EOPNOTSUPP,
+		    "iommufd 'iommufd:iommu' has no declared IOAS");
+	{
+		struct decl file = { IOVA_BASE, size, "file", "ram", (uintptr_t)mem };
+		struct decl nomemfd = { IOVA_BASE, size, "file", "nope", (uintptr_t)mem };
+		struct decl half = { IOVA_BASE, size / 2, "file", "ram", (uintptr_t)mem };
+		struct decl two[2] = { file, { IOVA_BASE + size / 2, size, "file", "ram", (uintptr_t)mem } };
+		struct decl toolong = { IOVA_BASE, 2 * size, "file", "ram", (uintptr_t)mem };
+		struct iommu_ioas_map vm = { .size = sizeof(vm) };
+		void *anon;
+
+		expect_desc("declare-memfd-not-stored", v, declare(v, "iommufd:iommu", d.ioas, devname, &nomemfd, 1), ENOENT,
+			    "'nope' is not a memfd stored");
+		expect_desc("declare-overlap", v, declare(v, "iommufd:iommu", d.ioas, devname, two, 2), EINVAL, "overlap");
+		expect_desc("declare-beyond-memfd", v, declare(v, "iommufd:iommu", d.ioas, devname, &toolong, 1), EINVAL,
+			    "beyond the end of memfd 'ram'");
+		expect_desc("declare-not-an-iommufd", v, declare(v, "ram", d.ioas, devname, &file, 1), ENOENT,
+			    "no iommufd fd 'ram'");
+		/* the device in no IOAS */
+		if (expect_ok("declare-no-device", vr(declare(v, "iommufd:iommu", d.ioas, NULL, &file, 1))))
+			expect_desc("update-refused-device-in-no-ioas", v, update_start(v, "iof1", "exec"), EOPNOTSUPP,
+				    "VFIO device 'vfio:vfio0' is in no declared IOAS");
+		/* VmPin says 1024 kB, the declaration 512 */
+		if (expect_ok("declare-half", vr(declare(v, "iommufd:iommu", d.ioas, devname, &half, 1))))
+			/* (with CAP_IPC_LOCK kept that refusal comes first: docs/IOMMUFD.md's order) */
+			expect_desc(keep_ipc_lock ? "update-refused-cap-before-vmpin" : "update-refused-vmpin", v,
+				    update_start(v, "iof1", "exec"), EOPNOTSUPP,
+				    keep_ipc_lock ? "the VMM has CAP_IPC_LOCK" : "VmPin of the VMM is 1024 kB, its declared mappings pin 512 kB");
+		/* everything CHANGE_PROCESS can move (probed, user accounting, VmPin right): only the missing
+		 * sequence refuses */
+		if (expect_ok("declare", vr(declare(v, "iommufd:iommu", d.ioas, devname, &file, 1))))
+			if (keep_ipc_lock) /* mapped unaccounted: CHANGE_PROCESS would move nothing */
+				expect_desc("update-refused-cap-ipc-lock", v, update_start(v, "iof1", "exec"), EOPNOTSUPP,
+					    "the VMM has CAP_IPC_LOCK");
+			else
+				expect_desc("update-refused-not-implemented", v, update_start(v, "iof1", "exec"), EOPNOTSUPP,
+				    "the iommufd mappings could move (1024 kB pinned, the successor needs RLIMIT_MEMLOCK 2097152 bytes)");
+		/* a plain IOMMU_IOAS_MAP of anonymous memory in the same IOAS */
+		anon = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (anon != MAP_FAILED) {
+			struct decl both[2] = { file, { IOVA_BASE + 2 * size, 65536, "va", NULL, (uintptr_t)anon } };
+
+			memset(anon, 1, 65536);
+			vm.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
+			vm.ioas_id = d.ioas, vm.user_va = (uintptr_t)anon, vm.length = 65536, vm.iova = IOVA_BASE + 2 * size;
+			if (expect_ok("map-user-va", ioctl(d.iommufd, IOMMU_IOAS_MAP, &vm)) &&
+			    expect_ok("declare-va", vr(declare(v, "iommufd:iommu", d.ioas, devname, both, 2)))) {
+				struct iommu_ioas_unmap u = { .size = sizeof(u), .ioas_id = d.ioas, .iova = vm.iova,
+							      .length = 65536 };
+
+				expect_desc("update-refused-va-mapping", v, update_start(v, "iof1", "exec"), EOPNOTSUPP,
+					    "was made with IOMMU_IOAS_MAP; only IOMMU_IOAS_MAP_FILE");
+				expect_ok("unmap-user-va", ioctl(d.iommufd, IOMMU_IOAS_UNMAP, &u));
+				expect_ok("declare-again", vr(declare(v, "iommufd:iommu", d.ioas, devname, &file, 1)));
+			}
+			munmap(anon, 65536);
+		}
+	}
+	/* another instance: the device is held (Busy, naming the holder), /dev/iommu is its own context */
+	if (expect_ok("connect-2", vr(vlu_connect(sock, 5000, &v2))) &&
+	    expect_ok("register-2", vr(vlu_register(v2, "iof2", false)))) {
+		expect_desc("open-vfio-other-instance-busy", v2, vlu_device_open(v2, path, &other, NULL), EBUSY,
+			    "held by instance 'iof1'");
+		if (expect_ok("open-iommu-other-instance", vr(vlu_device_open(v2, "/dev/iommu", &other, NULL)))) {
+			struct stat a, b;
+
+			/* a context of its own: another open file, same node */
+			expect_eq("other-iommufd-is-another-file",
+				  fstat(other, &a) == 0 && fstat(d.iommufd, &b) == 0 && a.st_rdev == b.st_rdev &&
+					  syscall(SYS_kcmp, getpid(), getpid(), 0 /* KCMP_FILE */, other, d.iommufd) != 0,
+				  1);
+		}
+	}
+
+	/* the VMM lets go of its copies: vlud's keep the context, the IOAS, the binding and the pinned memory */
+	munmap((void *)d.bar, EDU_BAR_SIZE);
+	d.bar = NULL;
+	d.devfd = safe_close(d.devfd);
+	d.iommufd = safe_close(d.iommufd);
+	expect_eq("vmpin-kept-while-vlud-holds", status_kb(getpid(), "VmPin"), pin1);
+	{
+		const char *names[2] = { "iommufd:iommu", devname };
+
+		if (!expect_ok("retrieve", vr(vlu_fd_retrieve(v, names, 2, fds))))
+			goto out;
+		d.iommufd = fds[0], d.devfd = fds[1];
+	}
+	if (!expect_ok("enable-bar0-retrieved", dev_enable(&d) < 0 ? (errno = ENXIO, -1) : 0))
+		goto out;
+	dma_roundtrip(&d, memfd, mem, 2 * 4096, 3 * 4096, 0xc3, "retrieved-fds");
+	{
+		struct iommu_ioas_unmap u = { .size = sizeof(u), .ioas_id = d.ioas, .iova = IOVA_BASE, .length = size };
+
+		if (expect_ok("unmap", ioctl(d.iommufd, IOMMU_IOAS_UNMAP, &u)))
+			expect_eq("vmpin-after-unmap", status_kb(getpid(), "VmPin"), pin0);
+	}
+	/* released: vlud closes its copies; the device can be opened again (by iof2) */
+	{
+		json_object *a = json_object_new_object();
+
+		json_object_object_add(a, "name", json_object_new_string("iof1"));
+		expect_ok("release", vr(vlu_call(v, "instance.release", a, NULL, 0, 10000, NULL, NULL, NULL)));
+		json_object_put(a);
+	}
+	munmap((void *)d.bar, EDU_BAR_SIZE);
+	d.bar = NULL;
+	dev_done(&d);
+	other = safe_close(other);
+	if (v2 && expect_ok("open-vfio-after-release", vr(vlu_device_open(v2, path, &other, NULL)))) {
+		struct dev d2 = { .iommufd = -EBADF, .devfd = other };
+		const char *n = "ram";
+		int ifd = -EBADF;
+
+		expect_node("reopened-fd-is-the-node", other, path);
+		other = -EBADF;
+		/* iof2's iommufd (no object in it yet) in mm accounting mode, the device on it */
+		{
+			const char *nm = "iommufd:iommu";
+
+			if (expect_ok("iof2-retrieve-iommufd", vr(vlu_fd_retrieve(v2, &nm, 1, &ifd))))
+				d2.iommufd = ifd;
+		}
+		if (d2.iommufd >= 0 && bind_attach(&d2, true) == 0 &&
+		    expect_ok("iof2-store-memfd", vr(vlu_fd_store(v2, &n, &memfd, 1, false)))) {
+			struct iommu_ioas_map_file mf2 = { .size = sizeof(mf2), .ioas_id = d2.ioas, .fd = memfd, .length = size,
+							   .iova = IOVA_BASE,
+							   .flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
+								    IOMMU_IOAS_MAP_WRITEABLE };
+			struct decl file = { IOVA_BASE, size, "file", "ram", (uintptr_t)mem };
+
+			if (expect_ok("iof2-map-file-mm", ioctl(d2.iommufd, IOMMU_IOAS_MAP_FILE, &mf2)) &&
+			    expect_ok("iof2-declare", vr(declare(v2, "iommufd:iommu", d2.ioas, devname, &file, 1)))) {
+				if (keep_ipc_lock) /* unaccounted in mm mode too: the capability decides */
+					expect_desc("update-refused-cap-ipc-lock-mm", v2, update_start(v2, "iof2", "transfer"),
+						    EOPNOTSUPP, "the VMM has CAP_IPC_LOCK");
+				else
+					expect_desc("update-refused-mm-exec", v2, update_start(v2, "iof2", "exec"), EOPNOTSUPP,
+						    "uses mm accounting (IOMMU_OPTION_RLIMIT_MODE 1) and exec mode");
+				/* transfer mode: the old mm is alive at the call; mm mode charges the new mm alone */
+				if (!keep_ipc_lock)
+					expect_desc("update-transfer-mm-not-implemented", v2, update_start(v2, "iof2", "transfer"),
+					    EOPNOTSUPP, "the iommufd mappings could move (1024 kB pinned, the successor needs RLIMIT_MEMLOCK 1048576 bytes)");
+			}
+		}
+		if (d2.bar)
+			munmap((void *)d2.bar, EDU_BAR_SIZE);
+		d2.bar = NULL;
+		dev_done(&d2);
+	}
+out:
+	if (mem != MAP_FAILED)
+		munmap(mem, size);
+	json_object_put(info);
+	json_object_put(o);
+	dev_done(&d);
+	vlu_close(v2);
+	vlu_close(v);
+	return failures ? 1 : 0;
+}
+
 static int usage(void)
 {
-	fprintf(stderr, "usage: vlu-iommufd [--acct user|mm|none] [--size BYTES] change-process|negative /dev/vfio/devices/vfioN\n");
+	fprintf(stderr, "usage: vlu-iommufd [--acct user|mm|none] [--size BYTES] change-process|negative /dev/vfio/devices/vfioN\n"
+			"       vlu-iommufd vlud SOCKET /dev/vfio/devices/vfioN BDF [--keep-ipc-lock]\n");
 	return 2;
 }
 
@@ -556,6 +927,10 @@ int main(int argc, char **argv)
 		snprintf(c, sizeof(c), "change-process-%s", argv[3]);
 		cmd = c;
 		return child_main(atoi(argv[2]));
+	}
+	if ((argc == 5 || (argc == 6 && strcmp(argv[5], "--keep-ipc-lock") == 0)) && strcmp(argv[1], "vlud") == 0) {
+		cmd = argc == 6 ? "vlud-ipc-lock" : "vlud";
+		return via_vlud(argv[2], argv[3], argv[4], argc == 6);
 	}
 	for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {
 		if (strcmp(argv[i], "--acct") == 0 &&

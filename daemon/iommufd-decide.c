@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* iommufd-decide.c - pure decisions about iommufd mappings; see iommufd-decide.h and docs/IOMMUFD.md */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "iommufd-decide.h"
+
+#define PAGE 4096u
+
+__attribute__((format(printf, 3, 4))) static int fail(char *why, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int iof_check_ioas(const struct iof_ioas *a, char *why, size_t len)
+{
+	for (size_t i = 0; i < a->nmaps; i++) {
+		const struct iof_map *m = &a->maps[i];
+		uint64_t end;
+
+		if (m->size == 0 || m->iova % PAGE || m->size % PAGE)
+			return fail(why, len, "IOAS %" PRIu32 " of '%s', mapping %zu: iova and size must be multiples of 4096, size > 0",
+				    a->ioas_id, a->iommufd, i);
+		if (__builtin_add_overflow(m->iova, m->size, &end))
+			return fail(why, len, "IOAS %" PRIu32 " of '%s', mapping %zu: iova + size overflows", a->ioas_id,
+				    a->iommufd, i);
+		for (size_t k = 0; k < i; k++) {
+			const struct iof_map *o = &a->maps[k];
+
+			if (m->iova < o->iova + o->size && o->iova < end)
+				return fail(why, len, "IOAS %" PRIu32 " of '%s': mappings %zu and %zu overlap (IOVA %#" PRIx64
+						      " and %#" PRIx64 ")",
+					    a->ioas_id, a->iommufd, k, i, o->iova, m->iova);
+		}
+		if (!m->file)
+			continue;
+		if (!m->memfd || !m->memfd_stored)
+			return fail(why, len, "IOAS %" PRIu32 " of '%s', mapping %zu: '%s' is not a stored memfd", a->ioas_id,
+				    a->iommufd, i, m->memfd ? m->memfd : "(none)");
+		if (m->offset > m->memfd_size || m->size > m->memfd_size - m->offset)
+			return fail(why, len, "IOAS %" PRIu32 " of '%s', mapping %zu: offset %" PRIu64 " + size %" PRIu64
+					      " is beyond the end of memfd '%s' (%" PRIu64 " bytes)",
+				    a->ioas_id, a->iommufd, i, m->offset, m->size, m->memfd, m->memfd_size);
+	}
+	return 0;
+}
+
+int iof_preflight(const struct iof_facts *f, const struct iof_ioas *a, size_t n, uint64_t *ret_pinned,
+		  uint64_t *ret_memlock_need, char *why, size_t len)
+{
+	uint64_t pinned = 0, need;
+	bool mm = false, user = false;
+
+	*ret_pinned = *ret_memlock_need = 0;
+	if (f->change_process == 0)
+		return fail(why, len, "the kernel has no IOMMU_IOAS_CHANGE_PROCESS (probed on a new iommufd: ENOTTY; "
+				      "it is in Linux >= 6.13): the iommufd mappings cannot move to another process");
+	if (f->change_process < 0)
+		return fail(why, len, "cannot probe IOMMU_IOAS_CHANGE_PROCESS on a new iommufd: %s",
+			    strerror(-f->change_process));
+	if (f->undeclared_iommufd)
+		return fail(why, len, "iommufd '%s' has no declared IOAS (vmm.mappings \"ioas\"): what it maps is not known",
+			    f->undeclared_iommufd);
+	if (f->unattached_vfio)
+		return fail(why, len, "VFIO device '%s' is in no declared IOAS (vmm.mappings \"ioas\" devices)",
+			    f->unattached_vfio);
+	for (size_t i = 0; i < n; i++) {
+		int k = iof_check_ioas(&a[i], why, len);
+
+		if (k < 0)
+			return k;
+		for (size_t j = 0; j < a[i].nmaps; j++) {
+			const struct iof_map *m = &a[i].maps[j];
+
+			if (!m->file)
+				return fail(why, len, "mapping IOVA %#" PRIx64 " of IOAS %" PRIu32 " of iommufd '%s' was made with "
+						      "IOMMU_IOAS_MAP; only IOMMU_IOAS_MAP_FILE mappings of a stored memfd can "
+						      "move to a new process",
+					    m->iova, a[i].ioas_id, a[i].iommufd);
+			if (a[i].ndevs)
+				pinned += m->size;
+		}
+		if (a[i].ndevs && a[i].nmaps) {
+			if (a[i].acct == IOF_ACCT_UNKNOWN)
+				return fail(why, len, "cannot read the accounting mode (IOMMU_OPTION_RLIMIT_MODE) of iommufd '%s'",
+					    a[i].iommufd);
+			mm |= a[i].acct == IOF_ACCT_MM;
+			user |= a[i].acct == IOF_ACCT_USER;
+		}
+	}
+	if (pinned && f->cap_ipc_lock)
+		return fail(why, len, "the VMM has CAP_IPC_LOCK: its iommufd mappings are not accounted and "
+				      "IOMMU_IOAS_CHANGE_PROCESS would move no charge while switching their mm (the new "
+				      "process's VmPin underflows at the first unmap: a kernel bug, docs/IOMMUFD.md)");
+	if (pinned && mm && f->exec_mode)
+		return fail(why, len, "an iommufd uses mm accounting (IOMMU_OPTION_RLIMIT_MODE 1) and exec mode leaves no "
+				      "old mm to uncharge at the successor's IOMMU_IOAS_CHANGE_PROCESS (the kernel WARNs and "
+				      "fails after a partial move: a kernel bug, docs/IOMMUFD.md): use transfer mode");
+	if (f->vmpin_kb != f->vdpa_pinned_kb + (int64_t)(pinned / 1024))
+		return fail(why, len, "VmPin of the VMM is %" PRId64 " kB, its declared mappings pin %" PRId64
+				      " kB (vhost-vdpa %" PRId64 " kB, iommufd %" PRIu64 " kB): the accounting to verify is "
+				      "already wrong",
+			    f->vmpin_kb, f->vdpa_pinned_kb + (int64_t)(pinned / 1024), f->vdpa_pinned_kb, pinned / 1024);
+	/* the successor is charged before the old owner is uncharged: the same user in user mode holds both */
+	need = user && f->same_user ? 2 * pinned : pinned;
+	if (need > f->memlock_soft && !f->allow_memlock_raise)
+		return fail(why, len, "RLIMIT_MEMLOCK of the successor is %" PRIu64 " bytes, IOMMU_IOAS_CHANGE_PROCESS "
+				      "charges it %" PRIu64 " (%s) and the policy (update.allow_memlock_raise) forbids raising it",
+			    f->memlock_soft, need, user && f->same_user ? "twice the pinned size: the same user holds both charges for a moment"
+									: "the pinned size");
+	*ret_pinned = pinned;
+	*ret_memlock_need = need;
+	return 0;
+}

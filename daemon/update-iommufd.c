@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * update-iommufd.c - iommufd and VFIO devices in the update engine (docs/IOMMUFD.md): the "ioas" part of
+ * vmm.mappings (checked against the fds the instance holds) and the facts update.start's preflight
+ * gathers for iof_preflight() (daemon/iommufd-decide.c, pure): the CHANGE_PROCESS probe on a new
+ * context, the VMM's CAP_IPC_LOCK, each context's accounting mode, VmPin, the memfds' sizes and the
+ * successor's RLIMIT_MEMLOCK.  Nothing here changes any state of the kernel or of the instance.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <json-c/json.h>
+
+#include "basics.h"
+#include "config.h"
+#include "device.h"
+#include "held.h"
+#include "instance.h"
+#include "iommufd-decide.h"
+#include "json-oom.h"
+#include "update-int.h"
+#include "vlud-iommufd.h"
+#include "vlud.h"
+#include "vmpin.h"
+
+#define CAP_IPC_LOCK_BIT 14
+
+struct iof_table {
+	struct iof_ioas *a;
+	struct iof_map *maps;
+	size_t n;
+};
+
+static void table_free(struct iof_table *t)
+{
+	free(t->a);
+	free(t->maps);
+	*t = (struct iof_table){};
+}
+
+static bool only_keys(json_object *o, const char *const *keys, const char **bad)
+{
+	*bad = NULL;
+	if (!json_object_is_type(o, json_type_object))
+		return false;
+	json_object_object_foreach(o, k, v) {
+		size_t i;
+
+		(void)v;
+		for (i = 0; keys[i] && strcmp(keys[i], k) != 0; i++)
+			;
+		if (!keys[i]) {
+			*bad = k;
+			return false;
+		}
+	}
+	return true;
+}
+
+/* the context's IOMMU_OPTION_RLIMIT_MODE (a GET: no capability, changes nothing) */
+static int acct_mode(int fd)
+{
+	struct vlud_iommu_option o = { .size = sizeof(o), .option_id = VLUD_IOMMU_OPTION_RLIMIT_MODE,
+				       .op = VLUD_IOMMU_OPTION_OP_GET };
+
+	if (ioctl(fd, VLUD_IOMMU_OPTION, &o) < 0)
+		return IOF_ACCT_UNKNOWN;
+	return o.val64 ? IOF_ACCT_MM : IOF_ACCT_USER;
+}
+
+/*
+ * The declaration ioas (an array, checked by the command table) of inst into t: shape errors with
+ * *ret_cls InvalidArgument, names the instance does not hold with NotFound; -1 and why.  Strings in t
+ * point into ioas (borrowed).
+ */
+static int table_build(struct instance *inst, json_object *ioas, struct iof_table *t, enum vlu_error_class *ret_cls,
+		       char *why, size_t len)
+{
+	static const char *const ikeys[] = { "iommufd", "ioas_id", "devices", "mappings", NULL };
+	static const char *const mkeys[] = { "iova", "size", "kind", "memfd", "offset", "uaddr", NULL };
+	size_t n = json_object_array_length(ioas), total = 0, k = 0;
+	const char *bad;
+
+	*t = (struct iof_table){};
+	*ret_cls = VLU_ERR_INVALID_ARGUMENT;
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(ioas, i), *m;
+
+		if (!only_keys(e, ikeys, &bad))
+			return snprintf(why, len, "ioas[%zu]: unknown key '%s'", i, bad ? bad : "(not an object)"), -1;
+		if (!json_object_object_get_ex(e, "mappings", &m) || !json_object_is_type(m, json_type_array) ||
+		    json_object_array_length(m) > MAX_MAPS)
+			return snprintf(why, len, "ioas[%zu]: needs mappings, an array of at most %d", i, MAX_MAPS), -1;
+		total += json_object_array_length(m);
+	}
+	t->a = calloc(n ? n : 1, sizeof(*t->a));
+	t->maps = calloc(total ? total : 1, sizeof(*t->maps));
+	if (!t->a || !t->maps) {
+		*ret_cls = VLU_ERR_INTERNAL;
+		return snprintf(why, len, "out of memory"), -1;
+	}
+	t->n = n;
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(ioas, i), *maps, *devs = NULL;
+		const char *fdn = upd_jstr(e, "iommufd");
+		int64_t id = upd_jint(e, "ioas_id", -1);
+		struct held *h = fdn ? held_find(inst, fdn) : NULL;
+		struct iof_ioas *a = &t->a[i];
+
+		if (!fdn || id < 0 || id > UINT32_MAX)
+			return snprintf(why, len, "ioas[%zu]: needs iommufd (a held fd name) and ioas_id 0..2^32-1", i), -1;
+		if (!h || h->type != VLUD_FD_IOMMUFD) {
+			*ret_cls = VLU_ERR_NOT_FOUND;
+			return snprintf(why, len, "ioas[%zu]: no iommufd fd '%s' in instance '%s'", i, fdn, inst->name), -1;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(t->a[j].iommufd, fdn) == 0 && t->a[j].ioas_id == (uint32_t)id)
+				return snprintf(why, len, "ioas[%zu]: IOAS %" PRId64 " of '%s' is declared twice", i, id, fdn), -1;
+		a->iommufd = fdn;
+		a->ioas_id = (uint32_t)id;
+		a->acct = acct_mode(h->fd);
+		if (json_object_object_get_ex(e, "devices", &devs)) {
+			if (!json_object_is_type(devs, json_type_array) || json_object_array_length(devs) > MAX_DEVS)
+				return snprintf(why, len, "ioas[%zu]: devices must be an array of at most %d names", i, MAX_DEVS), -1;
+			for (size_t d = 0; d < json_object_array_length(devs); d++) {
+				json_object *dv = json_object_array_get_idx(devs, d);
+				const char *dn = json_object_is_type(dv, json_type_string) ? json_object_get_string(dv) : NULL;
+				struct held *dh = dn ? held_find(inst, dn) : NULL;
+
+				if (!dh || dh->type != VLUD_FD_VFIO) {
+					*ret_cls = VLU_ERR_NOT_FOUND;
+					return snprintf(why, len, "ioas[%zu].devices[%zu]: no VFIO device fd '%s' in instance '%s'",
+							i, d, dn ? dn : "(not a string)", inst->name),
+					       -1;
+				}
+			}
+			a->ndevs = json_object_array_length(devs);
+		}
+		json_object_object_get_ex(e, "mappings", &maps);
+		a->maps = &t->maps[k];
+		a->nmaps = json_object_array_length(maps);
+		for (size_t j = 0; j < a->nmaps; j++) {
+			json_object *m = json_object_array_get_idx(maps, j);
+			struct iof_map *mp = &t->maps[k++];
+			const char *kind = upd_jstr(m, "kind");
+			int64_t iova = upd_jint(m, "iova", -1), size = upd_jint(m, "size", -1), off = upd_jint(m, "offset", 0),
+				uaddr = upd_jint(m, "uaddr", 0);
+
+			if (!only_keys(m, mkeys, &bad))
+				return snprintf(why, len, "ioas[%zu].mappings[%zu]: unknown key '%s'", i, j,
+						bad ? bad : "(not an object)"),
+				       -1;
+			if (!kind || (strcmp(kind, "file") != 0 && strcmp(kind, "va") != 0) || iova < 0 || size <= 0 ||
+			    off < 0 || uaddr < 0)
+				return snprintf(why, len,
+						"ioas[%zu].mappings[%zu]: needs kind \"file\"|\"va\", iova>=0, size>0, offset>=0, uaddr>=0",
+						i, j),
+				       -1;
+			mp->iova = (uint64_t)iova, mp->size = (uint64_t)size, mp->offset = (uint64_t)off;
+			mp->file = strcmp(kind, "file") == 0;
+			mp->memfd = upd_jstr(m, "memfd");
+			if (mp->file) {
+				struct held *mh = mp->memfd ? held_find(inst, mp->memfd) : NULL;
+				struct stat st;
+
+				if (!mh || mh->type != VLUD_FD_MEMFD) {
+					*ret_cls = VLU_ERR_NOT_FOUND;
+					return snprintf(why, len, "ioas[%zu].mappings[%zu]: '%s' is not a memfd stored by instance '%s'",
+							i, j, mp->memfd ? mp->memfd : "(no memfd)", inst->name),
+					       -1;
+				}
+				mp->memfd_stored = true;
+				mp->memfd_size = fstat(mh->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+			}
+		}
+		if (iof_check_ioas(a, why, len) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int upd_iof_declare(struct request *r, struct instance *inst, json_object *ioas)
+{
+	struct iof_table t;
+	enum vlu_error_class cls;
+	char why[512];
+	int k;
+
+	if (!ioas)
+		return 0;
+	k = table_build(inst, ioas, &t, &cls, why, sizeof(why));
+	table_free(&t);
+	if (k < 0)
+		return request_error(r, cls, "%s", why);
+	return 0;
+}
+
+bool upd_iof_held(struct instance *inst)
+{
+	struct list *p, *n;
+
+	list_for_each_safe(p, n, &inst->held) {
+		struct held *h = list_entry(p, struct held, link);
+
+		if (h->type == VLUD_FD_IOMMUFD || h->type == VLUD_FD_VFIO)
+			return true;
+	}
+	return false;
+}
+
+/* CapEff of pid has CAP_IPC_LOCK: 1, 0, or -errno */
+static int has_ipc_lock(pid_t pid)
+{
+	char path[64], line[256];
+	unsigned long long eff;
+	FILE *f;
+	int k = -ENODATA;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1) {
+			k = !!(eff & (1ULL << CAP_IPC_LOCK_BIT));
+			break;
+		}
+	fclose(f);
+	return k;
+}
+
+/* IOMMU_IOAS_CHANGE_PROCESS on a context of vlud's own, opened for this and closed (never a held one:
+ * it would move their charge to vlud) */
+static int probe_change_process(void)
+{
+	_cleanup_close_ int fd = -EBADF;
+	struct stat st;
+	int k, e;
+
+	k = device_open_node("/dev/iommu", &fd);
+	if (k < 0)
+		return k;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (fdtype_chr_kind(st.st_rdev, vl.vdpa_major) != VLUD_FD_IOMMUFD)
+		return -ENODEV;
+	k = device_iommufd_probe(fd, &e);
+	return k;
+}
+
+int upd_iof_preflight(struct instance *inst, struct upd_inst *ui, bool exec_mode, pid_t successor,
+		      int64_t vdpa_pinned_kb, char *why, size_t len)
+{
+	struct iof_facts f = { .exec_mode = exec_mode, .same_user = true,
+			       .allow_memlock_raise = vl.cfg->update_policy.allow_memlock_raise,
+			       .vdpa_pinned_kb = vdpa_pinned_kb, .memlock_soft = UINT64_MAX };
+	struct iof_table t = {};
+	enum vlu_error_class cls;
+	struct list *p, *n;
+	uint64_t pinned = 0, need = 0;
+	int k;
+
+	if (ui->ioas) {
+		k = table_build(inst, ui->ioas, &t, &cls, why, len);
+		if (k < 0) {
+			char tmp[512];
+
+			snprintf(tmp, sizeof(tmp), "the declared IOAS table is no longer valid: %s", why);
+			snprintf(why, len, "%s", tmp);
+			table_free(&t);
+			return -1;
+		}
+	}
+	/* every held iommufd named by an entry, every held VFIO device in one */
+	list_for_each_safe(p, n, &inst->held) {
+		struct held *h = list_entry(p, struct held, link);
+		bool found = false;
+
+		if (h->type != VLUD_FD_IOMMUFD && h->type != VLUD_FD_VFIO)
+			continue;
+		for (size_t i = 0; ui->ioas && i < json_object_array_length(ui->ioas) && !found; i++) {
+			json_object *e = json_object_array_get_idx(ui->ioas, i), *d;
+			const char *fdn = upd_jstr(e, "iommufd");
+
+			if (h->type == VLUD_FD_IOMMUFD)
+				found = fdn && strcmp(fdn, h->name) == 0;
+			else if (json_object_object_get_ex(e, "devices", &d))
+				for (size_t j = 0; j < json_object_array_length(d) && !found; j++)
+					found = strcmp(json_object_get_string(json_object_array_get_idx(d, j)), h->name) == 0;
+		}
+		if (!found && h->type == VLUD_FD_IOMMUFD && !f.undeclared_iommufd)
+			f.undeclared_iommufd = h->name;
+		if (!found && h->type == VLUD_FD_VFIO && !f.unattached_vfio)
+			f.unattached_vfio = h->name;
+	}
+	f.change_process = probe_change_process();
+	k = has_ipc_lock(inst->pid);
+	f.cap_ipc_lock = k > 0;
+	if (vmpin_read(inst->pid, &f.vmpin_kb, NULL) < 0)
+		f.vmpin_kb = -1;
+	if (exec_mode || successor > 0) {
+		uint64_t soft;
+
+		if (vmpin_memlock_get(exec_mode ? inst->pid : successor, &soft, NULL) == 0)
+			f.memlock_soft = soft;
+	}
+	k = iof_preflight(&f, t.a, t.n, &pinned, &need, why, len);
+	table_free(&t);
+	if (k < 0)
+		return -1;
+	snprintf(why, len,
+		 "the iommufd mappings could move (%" PRIu64 " kB pinned, the successor needs RLIMIT_MEMLOCK %" PRIu64
+		 " bytes), but the live update of iommufd and VFIO devices (IOMMU_IOAS_CHANGE_PROCESS) is not implemented",
+		 pinned / 1024, need);
+	return 0;
+}
