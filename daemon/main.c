@@ -27,6 +27,7 @@
 #include "conn.h"
 #include "device.h"
 #include "instance.h"
+#include "fdtype.h"
 #include "persist.h"
 #include "vlud.h"
 #include "update.h"
@@ -384,6 +385,7 @@ int main(int argc, char **argv)
 	vl.recvbuf = malloc(vl.recvbuf_size);
 	if (!vl.recvbuf)
 		goto out;
+	fdtype_init();
 	r = device_vdpa_major();
 	vl.vdpa_major = r >= 0 ? r : -1;
 	if (r < 0)
