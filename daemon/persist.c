@@ -554,6 +554,49 @@ bool persist_storable(enum vlud_fd_type t)
 	return t == VLUD_FD_VHOST_VDPA || t == VLUD_FD_MEMFD || t == VLUD_FD_EVENTFD;
 }
 
+/* h shares its file with p, which is leaving (unlinked: fd.store replacing it, most often with the very
+ * same file).  Recording h as an alias of p would name an fd the state has just forgotten (its "del"
+ * record comes first in the log, and the log would no longer apply); h takes over p's place instead,
+ * at once: the store already has this file under p's name, so h needs no datagram, the state names h
+ * with p's group (one "add" record), p becomes an alias of h (it leaves the store with nothing to do)
+ * and p's other aliases point at h. */
+static void take_over(struct held *h, struct held *p)
+{
+	bool found;
+	ssize_t i = prim_search(p, &found);
+	struct group *g;
+
+	if (i >= 0 && found && prim.v[i] == p)
+		prim.v[i] = h; /* the same file: the same place in the order */
+	else
+		prim_insert(h);
+	h->alias_of = 0;
+	h->group = p->group ? p->group : p->id;
+	if (!p->group && (g = grp_add(p->id))) {
+		/* p was stored alone as "h<id>": that name now stands for h */
+		g->h_name = true;
+		g->live = 1;
+	}
+	rec_add(h);
+	for (size_t k = 0; k < als.n; k++) {
+		struct held *o = als.v[k];
+		bool named = o->state_gen == state_gen;
+
+		if (o->alias_of != p->id)
+			continue;
+		if (named)
+			rec_del(o);
+		o->alias_of = h->id;
+		if (named)
+			rec_add(o);
+	}
+	p->alias_of = h->id;
+	p->group = 0;
+	als_add(p);
+	log_debug("fd store: h%llu (%s/%s) takes over the stored file of h%llu, which it replaces",
+		  (unsigned long long)h->id, h->inst->name, h->name, (unsigned long long)p->id);
+}
+
 void persist_fd_add(struct held *h)
 {
 	struct held *p;
@@ -562,6 +605,10 @@ void persist_fd_add(struct held *h)
 		return;
 	if (persist_storable(h->type)) {
 		p = find_primary(h);
+		if (p && p->leaving && !p->pending) {
+			take_over(h, p);
+			return;
+		}
 		if (p) {
 			h->alias_of = p->id;
 			als_add(h);
@@ -583,6 +630,7 @@ void persist_fd_unlink(struct held *h)
 {
 	if (!vl.fdstore)
 		return;
+	h->leaving = true;
 	if (h->pending) {
 		/* never pushed nor logged: relink puts it back on the list, destroy forgets it */
 		pend_remove(h);
@@ -596,6 +644,7 @@ void persist_fd_relink(struct held *h)
 {
 	if (!vl.fdstore)
 		return;
+	h->leaving = false;
 	if (h->pending) {
 		h->pending = false;
 		if (!pend_add(h))
