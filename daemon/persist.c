@@ -29,7 +29,9 @@
  * Aliases: systemd's fd store drops an fd whose open file description is
  * already stored (kcmp), whatever its name.  Such a held fd is recorded
  * in the state as an alias of the stored one and restored as a dup of it;
- * when the stored one goes, its first alias is stored in its place.
+ * when the stored one goes, its first alias is stored in its place.  A new
+ * fd whose file is that of a held fd being replaced (unlinked) takes over
+ * its place at once instead (take_over()).
  *
  * Ordering: a new fd goes to the store before the state names it; a
  * removed fd leaves the state before the store.  A crash in between leaves
