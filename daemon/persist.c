@@ -31,7 +31,8 @@
  * in the state as an alias of the stored one and restored as a dup of it;
  * when the stored one goes, its first alias is stored in its place.  A new
  * fd whose file is that of a held fd being replaced (unlinked) takes over
- * its place at once instead (take_over()).
+ * its place at once instead (hand_over()), and so does an alias of a
+ * stored fd that leaves.
  *
  * Ordering: a new fd goes to the store before the state names it; a
  * removed fd leaves the state before the store.  A crash in between leaves
@@ -556,47 +557,59 @@ bool persist_storable(enum vlud_fd_type t)
 	return t == VLUD_FD_VHOST_VDPA || t == VLUD_FD_MEMFD || t == VLUD_FD_EVENTFD;
 }
 
-/* h shares its file with p, which is leaving (unlinked: fd.store replacing it, most often with the very
- * same file).  Recording h as an alias of p would name an fd the state has just forgotten (its "del"
- * record comes first in the log, and the log would no longer apply); h takes over p's place instead,
- * at once: the store already has this file under p's name, so h needs no datagram, the state names h
- * with p's group (one "add" record), p becomes an alias of h (it leaves the store with nothing to do)
- * and p's other aliases point at h. */
-static void take_over(struct held *h, struct held *p)
+/* p, a stored fd (a primary), is leaving (unlinked: fd.store replacing it, fd.remove, instance.release),
+ * and heir shares its file: a new fd stored in its place (most often the very same file) or one of p's
+ * aliases.  The heir takes over p's place at once, before the state forgets p: the store already has the
+ * file under p's name, so the heir needs no datagram; the state names it with p's group (one "add"
+ * record, after p's "del"), p becomes an alias of it (it leaves the store with nothing to do) and p's
+ * other aliases point at it.  Recording the heir only when p is closed would leave, until then, a state
+ * whose alias names an fd it has forgotten: a log that no longer applies (a new fd logged as an alias of
+ * p after p's "del") or a document that does not parse (instance.release writes one without p), i.e.
+ * after a kill -9 every stored fd dropped. */
+static void hand_over(struct held *heir, struct held *p)
 {
-	bool found;
+	bool found, named = heir->state_gen == state_gen;
 	ssize_t i = prim_search(p, &found);
 	struct group *g;
 
+	if (heir->alias_of) {
+		if (named)
+			rec_del(heir);
+		als_remove(heir);
+	}
+	if (heir->pending) {
+		pend_remove(heir); /* no datagram: p's copy in the store is this file */
+		heir->pending = false;
+	}
 	if (i >= 0 && found && prim.v[i] == p)
-		prim.v[i] = h; /* the same file: the same place in the order */
+		prim.v[i] = heir; /* the same file: the same place in the order */
 	else
-		prim_insert(h);
-	h->alias_of = 0;
-	h->group = p->group ? p->group : p->id;
+		prim_insert(heir);
+	heir->alias_of = 0;
+	heir->group = p->group ? p->group : p->id;
 	if (!p->group && (g = grp_add(p->id))) {
-		/* p was stored alone as "h<id>": that name now stands for h */
+		/* p was stored alone as "h<id>": that name now stands for the heir */
 		g->h_name = true;
 		g->live = 1;
 	}
-	rec_add(h);
+	rec_add(heir);
 	for (size_t k = 0; k < als.n; k++) {
 		struct held *o = als.v[k];
-		bool named = o->state_gen == state_gen;
+		bool o_named = o->state_gen == state_gen;
 
 		if (o->alias_of != p->id)
 			continue;
-		if (named)
+		if (o_named)
 			rec_del(o);
-		o->alias_of = h->id;
-		if (named)
+		o->alias_of = heir->id;
+		if (o_named)
 			rec_add(o);
 	}
-	p->alias_of = h->id;
+	p->alias_of = heir->id;
 	p->group = 0;
 	als_add(p);
-	log_debug("fd store: h%llu (%s/%s) takes over the stored file of h%llu, which it replaces",
-		  (unsigned long long)h->id, h->inst->name, h->name, (unsigned long long)p->id);
+	log_debug("fd store: h%llu (%s/%s) takes over the stored file of h%llu, which leaves",
+		  (unsigned long long)heir->id, heir->inst->name, heir->name, (unsigned long long)p->id);
 }
 
 void persist_fd_add(struct held *h)
@@ -608,7 +621,7 @@ void persist_fd_add(struct held *h)
 	if (persist_storable(h->type)) {
 		p = find_primary(h);
 		if (p && p->leaving && !p->pending) {
-			take_over(h, p);
+			hand_over(h, p);
 			return;
 		}
 		if (p) {
@@ -640,6 +653,12 @@ void persist_fd_unlink(struct held *h)
 		return;
 	}
 	rec_del(h);
+	if (persist_storable(h->type) && !h->alias_of)
+		for (size_t k = 0; k < als.n; k++)
+			if (als.v[k]->alias_of == h->id && !als.v[k]->leaving) {
+				hand_over(als.v[k], h); /* an alias that stays stands for the file from now on */
+				break;
+			}
 }
 
 void persist_fd_relink(struct held *h)
