@@ -132,6 +132,14 @@ int fdtype_from_name(const char *name)
 	return -EINVAL;
 }
 
+static int proc_fd_dir = -EBADF;
+
+void fdtype_init(void)
+{
+	if (proc_fd_dir < 0)
+		proc_fd_dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 int fdtype_detect(int fd, int vdpa_major, struct stat *ret_st)
 {
 	char proc[64], link[256];
@@ -162,8 +170,13 @@ int fdtype_detect(int fd, int vdpa_major, struct stat *ret_st)
 		break;
 	}
 
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	n = readlink(proc, link, sizeof(link) - 1);
+	if (proc_fd_dir >= 0) {
+		snprintf(proc, sizeof(proc), "%d", fd);
+		n = readlinkat(proc_fd_dir, proc, link, sizeof(link) - 1);
+	} else {
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		n = readlink(proc, link, sizeof(link) - 1);
+	}
 	if (n < 0)
 		n = 0;
 	link[n] = '\0';

@@ -38,6 +38,7 @@ struct held {
 	uint64_t group;	    /* 0, or stored with others under "g<group>" */
 	uint64_t state_gen; /* the state memfd names it: equal to persist.c's current generation */
 	bool pending;	    /* added, not yet pushed to the fd store nor logged (persist_fds_commit) */
+	bool leaving;	    /* unlinked (held_unlink()), to be destroyed unless relinked */
 };
 
 /* Add fd (consumed: owned by the table on success, closed on failure) to inst under name.

@@ -234,7 +234,10 @@ unsigned instance_release(struct instance *inst, const char *reason)
 
 	snprintf(name, sizeof(name), "%s", inst->name);
 	update_instance_gone(inst); /* end a running update first */
-	/* the state forgets the instance before the fd store forgets its fds (see persist.c) */
+	/* the state forgets the instance before the fd store forgets its fds (see persist.c); an fd of another
+	 * instance sharing a file with one of these takes over its place in the store first */
+	list_for_each_safe(p, t, &inst->held)
+		persist_fd_unlink(list_entry(p, struct held, link));
 	list_del(&inst->link);
 	vl.n_instances--;
 	vl.n_held -= inst->n_held;

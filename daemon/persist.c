@@ -29,7 +29,10 @@
  * Aliases: systemd's fd store drops an fd whose open file description is
  * already stored (kcmp), whatever its name.  Such a held fd is recorded
  * in the state as an alias of the stored one and restored as a dup of it;
- * when the stored one goes, its first alias is stored in its place.
+ * when the stored one goes, its first alias is stored in its place.  A new
+ * fd whose file is that of a held fd being replaced (unlinked) takes over
+ * its place at once instead (hand_over()), and so does an alias of a
+ * stored fd that leaves.
  *
  * Ordering: a new fd goes to the store before the state names it; a
  * removed fd leaves the state before the store.  A crash in between leaves
@@ -46,6 +49,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/falloc.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,6 +57,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/close_range.h>
 #include <linux/kcmp.h>
 #include <systemd/sd-daemon.h>
 
@@ -82,14 +88,17 @@ static void store_remove_name(const char *name)
 
 /* Same open file description (kcmp KCMP_FILE on ourselves)?  systemd's fd store keeps one copy of
  * identical files whatever their names, so a second held fd sharing a file with one already stored is
- * recorded as an alias of it instead of being stored. */
-/* The held fds that are in the fd store ("primaries"), sorted by kcmp(KCMP_FILE) order, i.e. by
- * struct file: finding whether a new fd shares its open file with a stored one costs O(log n) kcmp
- * calls (eventfds, for one, all share one inode, so dev/ino cannot tell them apart). */
+ * recorded as an alias of it instead of being stored.
+ * The held fds that are in the fd store ("primaries") are kept sorted by their inode (dev, ino) and,
+ * within one inode, by kcmp(KCMP_FILE) order, i.e. by struct file: two fds of different inodes never
+ * share a file, so finding whether a new fd shares its open file with a stored one costs a binary search
+ * without system calls, plus O(log k) kcmp calls among the k stored fds of its inode (a memfd: none or
+ * one; eventfds all share one anonymous inode, so dev/ino alone cannot tell them apart). */
 static struct {
 	struct held **v;
 	size_t n, cap;
-	bool broken; /* kcmp unavailable: no alias detection */
+	bool broken;   /* kcmp unavailable: no alias detection */
+	bool unsorted; /* start-up appends the adopted ones and sorts them once (prim_sort()) */
 } prim;
 
 /* kcmp order of a against b: 0 same file, <0 a before b, >0 after; -2 on error */
@@ -107,15 +116,54 @@ static int file_cmp(int a, int b)
 	return r == 0 ? 0 : r == 1 ? -1 : 1;
 }
 
+/* the order of prim.v: inode, then struct file (kcmp); -2 on a kcmp error */
+static int prim_cmp(const struct held *a, const struct held *b)
+{
+	if (a->dev != b->dev)
+		return a->dev < b->dev ? -1 : 1;
+	if (a->ino != b->ino)
+		return a->ino < b->ino ? -1 : 1;
+	return a == b ? 0 : file_cmp(a->fd, b->fd);
+}
+
+static bool prim_sort_failed;
+
+static int prim_qsort_cmp(const void *x, const void *y)
+{
+	int c = prim_cmp(*(struct held *const *)x, *(struct held *const *)y);
+
+	if (c == -2) {
+		prim_sort_failed = true;
+		return 0;
+	}
+	return c;
+}
+
+/* after start-up's adoption: one sort instead of a binary-search insertion per adopted fd */
+static void prim_sort(void)
+{
+	if (!prim.unsorted)
+		return;
+	prim.unsorted = false;
+	prim_sort_failed = false;
+	if (prim.n > 1)
+		qsort(prim.v, prim.n, sizeof(*prim.v), prim_qsort_cmp);
+	if (prim_sort_failed) {
+		log_warning("kcmp: %m; fds stored twice will not be recognised as aliases");
+		prim.broken = true;
+	}
+}
+
 /* binary search: index of h's file in prim.v (*ret_found) or where it would go; -1 on kcmp error */
-static ssize_t prim_search(int fd, bool *ret_found)
+static ssize_t prim_search(const struct held *h, bool *ret_found)
 {
 	size_t lo = 0, hi = prim.n;
 
 	*ret_found = false;
+	prim_sort();
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = file_cmp(fd, prim.v[mid]->fd);
+		int c = prim_cmp(h, prim.v[mid]);
 
 		if (c == -2)
 			return -1;
@@ -131,6 +179,22 @@ static ssize_t prim_search(int fd, bool *ret_found)
 	return (ssize_t)lo;
 }
 
+static bool prim_grow(void)
+{
+	if (prim.n == prim.cap) {
+		size_t nc = prim.cap ? prim.cap * 2 : 64;
+		struct held **nv = realloc(prim.v, nc * sizeof(*nv));
+
+		if (!nv) {
+			prim.broken = true;
+			return false;
+		}
+		prim.v = nv;
+		prim.cap = nc;
+	}
+	return true;
+}
+
 static void prim_insert(struct held *h)
 {
 	bool found;
@@ -138,32 +202,32 @@ static void prim_insert(struct held *h)
 
 	if (prim.broken)
 		return;
-	i = prim_search(h->fd, &found);
+	i = prim_search(h, &found);
 	if (i < 0) {
 		log_warning("kcmp: %m; fds stored twice will not be recognised as aliases");
 		prim.broken = true;
 		return;
 	}
-	if (prim.n == prim.cap) {
-		size_t nc = prim.cap ? prim.cap * 2 : 64;
-		struct held **nv = realloc(prim.v, nc * sizeof(*nv));
-
-		if (!nv) {
-			prim.broken = true;
-			return;
-		}
-		prim.v = nv;
-		prim.cap = nc;
-	}
+	if (!prim_grow())
+		return;
 	memmove(prim.v + i + 1, prim.v + i, (prim.n - (size_t)i) * sizeof(*prim.v));
 	prim.v[i] = h;
 	prim.n++;
 }
 
+/* start-up: appended, sorted by the first search (prim_sort()) */
+static void prim_append(struct held *h)
+{
+	if (prim.broken || !prim_grow())
+		return;
+	prim.v[prim.n++] = h;
+	prim.unsorted = true;
+}
+
 static void prim_remove(const struct held *h)
 {
 	bool found;
-	ssize_t k = prim.broken ? -1 : prim_search(h->fd, &found);
+	ssize_t k = prim.broken ? -1 : prim_search(h, &found);
 
 	if (k >= 0 && found && prim.v[k] == h) {
 		memmove(prim.v + k, prim.v + k + 1, (prim.n - (size_t)k - 1) * sizeof(*prim.v));
@@ -185,7 +249,7 @@ static struct held *find_primary(const struct held *h)
 
 	if (prim.broken || prim.n == 0)
 		return NULL;
-	i = prim_search(h->fd, &found);
+	i = prim_search(h, &found);
 	return i >= 0 && found ? prim.v[i] : NULL;
 }
 
@@ -463,7 +527,7 @@ static void track_adopted(struct held *h)
 
 	if (!vl.fdstore || h->alias_of)
 		return;
-	prim_insert(h);
+	prim_append(h);
 	if (h->group) {
 		g = grp_add(h->group);
 		if (g)
@@ -494,6 +558,61 @@ bool persist_storable(enum vlud_fd_type t)
 	       t == VLUD_FD_VFIO;
 }
 
+/* p, a stored fd (a primary), is leaving (unlinked: fd.store replacing it, fd.remove, instance.release),
+ * and heir shares its file: a new fd stored in its place (most often the very same file) or one of p's
+ * aliases.  The heir takes over p's place at once, before the state forgets p: the store already has the
+ * file under p's name, so the heir needs no datagram; the state names it with p's group (one "add"
+ * record, after p's "del"), p becomes an alias of it (it leaves the store with nothing to do) and p's
+ * other aliases point at it.  Recording the heir only when p is closed would leave, until then, a state
+ * whose alias names an fd it has forgotten: a log that no longer applies (a new fd logged as an alias of
+ * p after p's "del") or a document that does not parse (instance.release writes one without p), i.e.
+ * after a kill -9 every stored fd dropped. */
+static void hand_over(struct held *heir, struct held *p)
+{
+	bool found, named = heir->state_gen == state_gen;
+	ssize_t i = prim_search(p, &found);
+	struct group *g;
+
+	if (heir->alias_of) {
+		if (named)
+			rec_del(heir);
+		als_remove(heir);
+	}
+	if (heir->pending) {
+		pend_remove(heir); /* no datagram: p's copy in the store is this file */
+		heir->pending = false;
+	}
+	if (i >= 0 && found && prim.v[i] == p)
+		prim.v[i] = heir; /* the same file: the same place in the order */
+	else
+		prim_insert(heir);
+	heir->alias_of = 0;
+	heir->group = p->group ? p->group : p->id;
+	if (!p->group && (g = grp_add(p->id))) {
+		/* p was stored alone as "h<id>": that name now stands for the heir */
+		g->h_name = true;
+		g->live = 1;
+	}
+	rec_add(heir);
+	for (size_t k = 0; k < als.n; k++) {
+		struct held *o = als.v[k];
+		bool o_named = o->state_gen == state_gen;
+
+		if (o->alias_of != p->id)
+			continue;
+		if (o_named)
+			rec_del(o);
+		o->alias_of = heir->id;
+		if (o_named)
+			rec_add(o);
+	}
+	p->alias_of = heir->id;
+	p->group = 0;
+	als_add(p);
+	log_debug("fd store: h%llu (%s/%s) takes over the stored file of h%llu, which leaves",
+		  (unsigned long long)heir->id, heir->inst->name, heir->name, (unsigned long long)p->id);
+}
+
 void persist_fd_add(struct held *h)
 {
 	struct held *p;
@@ -502,6 +621,10 @@ void persist_fd_add(struct held *h)
 		return;
 	if (persist_storable(h->type)) {
 		p = find_primary(h);
+		if (p && p->leaving && !p->pending) {
+			hand_over(h, p);
+			return;
+		}
 		if (p) {
 			h->alias_of = p->id;
 			als_add(h);
@@ -523,6 +646,7 @@ void persist_fd_unlink(struct held *h)
 {
 	if (!vl.fdstore)
 		return;
+	h->leaving = true;
 	if (h->pending) {
 		/* never pushed nor logged: relink puts it back on the list, destroy forgets it */
 		pend_remove(h);
@@ -530,12 +654,19 @@ void persist_fd_unlink(struct held *h)
 		return;
 	}
 	rec_del(h);
+	if (persist_storable(h->type) && !h->alias_of)
+		for (size_t k = 0; k < als.n; k++)
+			if (als.v[k]->alias_of == h->id && !als.v[k]->leaving) {
+				hand_over(als.v[k], h); /* an alias that stays stands for the file from now on */
+				break;
+			}
 }
 
 void persist_fd_relink(struct held *h)
 {
 	if (!vl.fdstore)
 		return;
+	h->leaving = false;
 	if (h->pending) {
 		h->pending = false;
 		if (!pend_add(h))
@@ -946,6 +1077,7 @@ struct candidate {
 	uint64_t id;	/* "h<id>", or 0 */
 	uint64_t group; /* "g<group>", or 0 */
 	struct stat st; /* group members: told apart by identity */
+	int type;	/* fdtype_detect(), once per fd; -errno: matches nothing */
 	bool used;
 };
 
@@ -1096,11 +1228,101 @@ static int use_listener(int fd, const char *name, bool ok)
 	return 0;
 }
 
+/* The one probe of a stored fd: its type and fstat identity, compared with the state's record later
+ * (same_identity()) without further system calls.  A failed probe matches nothing: the fd is dropped. */
+static void probe_candidate(struct candidate *c)
+{
+	c->type = fdtype_detect(c->fd, vl.vdpa_major, &c->st);
+	if (c->type < 0)
+		c->st = (struct stat){};
+}
+
+/* sd_listen_fds_with_names(1, ...) (the protocol of sd_listen_fds(3): LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES,
+ * unset afterwards), with one close_range(CLOSE_RANGE_CLOEXEC) over the passed fds instead of libsystemd's
+ * fcntl() pair per fd (2000 system calls at a restart with 1000 held fds).  n, 0 (none for us) or -errno. */
+static int listen_fds_with_names(char ***ret_names)
+{
+	const char *e_pid = getenv("LISTEN_PID"), *e_n = getenv("LISTEN_FDS"), *e_names = getenv("LISTEN_FDNAMES");
+	_cleanup_free_ char *names_copy = e_names ? strdup(e_names) : NULL;
+	unsigned long pid, n = 0, k = 0;
+	char *end, **names = NULL;
+	int r = 0;
+
+	*ret_names = NULL;
+	if (e_names && !names_copy) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (!e_pid || !e_n)
+		goto out;
+	errno = 0;
+	pid = strtoul(e_pid, &end, 10);
+	if (errno || end == e_pid || *end || pid == 0 || pid > INT_MAX) {
+		r = -EINVAL;
+		goto out;
+	}
+	if ((pid_t)pid != getpid())
+		goto out; /* not for us */
+	errno = 0;
+	n = strtoul(e_n, &end, 10);
+	if (errno || end == e_n || *end || n == 0 || n > (unsigned long)INT_MAX - SD_LISTEN_FDS_START) {
+		r = -EINVAL;
+		goto out;
+	}
+	if (close_range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + (unsigned)n - 1, CLOSE_RANGE_CLOEXEC) < 0)
+		for (unsigned long i = 0; i < n; i++) /* Linux < 5.11 */
+			if (fcntl(SD_LISTEN_FDS_START + (int)i, F_SETFD, FD_CLOEXEC) < 0) {
+				r = -errno;
+				goto out;
+			}
+	names = calloc(n + 1, sizeof(*names));
+	if (!names) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (names_copy && *names_copy) {
+		char *save = NULL;
+
+		/* one name per fd, ':'-separated (empty names are not split out, as strv_split() does not) */
+		for (char *t = strtok_r(names_copy, ":", &save); t; t = strtok_r(NULL, ":", &save)) {
+			if (k == n) {
+				k++;
+				break;
+			}
+			if (!(names[k++] = strdup(t))) {
+				r = -ENOMEM;
+				goto out;
+			}
+		}
+		if (k != 0 && k != n) {
+			r = -EINVAL;
+			goto out;
+		}
+	}
+	if (k == 0) /* no names: "unknown", as libsystemd says */
+		for (; k < n; k++)
+			if (!(names[k] = strdup("unknown"))) {
+				r = -ENOMEM;
+				goto out;
+			}
+	r = (int)n;
+	*ret_names = TAKE_PTR(names);
+out:
+	if (names)
+		for (unsigned long i = 0; i < n; i++)
+			free(names[i]);
+	free(names);
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	return r;
+}
+
 /* Sort LISTEN_FDS/LISTEN_FDNAMES: the listening socket (any name), "state", "h<id>"; anything else is
  * dropped.  0 or -errno (fatal). */
 static int sort_passed(struct passed *p)
 {
-	p->n = sd_listen_fds_with_names(1, &p->names);
+	p->n = listen_fds_with_names(&p->names);
 	if (p->n < 0) {
 		log_error("LISTEN_FDS: %s", strerror(-p->n));
 		return p->n;
@@ -1115,7 +1337,7 @@ static int sort_passed(struct passed *p)
 		char tail;
 		bool ok;
 
-		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+		/* sd_listen_fds() has set FD_CLOEXEC on every passed fd */
 		if (strcmp(name, "state") == 0 && p->state_fd < 0) {
 			p->state_fd = fd;
 			continue;
@@ -1125,16 +1347,14 @@ static int sort_passed(struct passed *p)
 
 			/* also the group of one an heir took over (persist_fd_remove()) */
 			*c = (struct candidate){ .fd = fd, .id = id, .group = id };
-			if (fstat(fd, &c->st) < 0)
-				c->st = (struct stat){};
+			probe_candidate(c);
 			continue;
 		}
 		if (sscanf(name, "g%llu%c", &id, &tail) == 1 && id > 0) {
 			struct candidate *c = &p->cand[p->n_cand++];
 
 			*c = (struct candidate){ .fd = fd, .group = id };
-			if (fstat(fd, &c->st) < 0)
-				c->st = (struct stat){}; /* matches nothing: dropped */
+			probe_candidate(c);
 			continue;
 		}
 		if (is_listener(fd, &ok)) {
@@ -1164,43 +1384,98 @@ static int restore_instances(const struct state_doc *doc)
 	return 0;
 }
 
-/* Is fd what the state recorded (type, and fstat identity dev, ino, rdev)?  Its type in *ret_type. */
-static bool same_identity(int fd, const struct state_fd *sf, struct stat *st, int *ret_type)
+/* Is the candidate what the state recorded (type, and fstat identity dev, ino, rdev)?  Its probe was made
+ * once, in sort_passed(). */
+static bool same_identity(const struct candidate *c, const struct state_fd *sf)
 {
-	int t = fdtype_detect(fd, vl.vdpa_major, st);
+	return c->type >= 0 && strcmp(fdtype_name(c->type), sf->type) == 0 && (uint64_t)c->st.st_dev == sf->dev &&
+	       (uint64_t)c->st.st_ino == sf->ino && (uint64_t)c->st.st_rdev == sf->rdev;
+}
 
-	if (t < 0 || strcmp(fdtype_name(t), sf->type) != 0 || (uint64_t)st->st_dev != sf->dev ||
-	    (uint64_t)st->st_ino != sf->ino || (uint64_t)st->st_rdev != sf->rdev)
-		return false;
-	*ret_type = t;
-	return true;
+/* The candidates in the order of their lookup key (group, dev, ino, rdev), then their place in
+ * LISTEN_FDS: finding a state entry's fd is a binary search, not a walk over every candidate. */
+static int cand_key_cmp(const struct candidate *c, uint64_t group, uint64_t dev, uint64_t ino, uint64_t rdev)
+{
+	if (c->group != group)
+		return c->group < group ? -1 : 1;
+	if ((uint64_t)c->st.st_dev != dev)
+		return (uint64_t)c->st.st_dev < dev ? -1 : 1;
+	if ((uint64_t)c->st.st_ino != ino)
+		return (uint64_t)c->st.st_ino < ino ? -1 : 1;
+	if ((uint64_t)c->st.st_rdev != rdev)
+		return (uint64_t)c->st.st_rdev < rdev ? -1 : 1;
+	return 0;
+}
+
+static int cand_order(const void *x, const void *y)
+{
+	const struct candidate *a = *(struct candidate *const *)x, *b = *(struct candidate *const *)y;
+	int c = cand_key_cmp(a, b->group, (uint64_t)b->st.st_dev, (uint64_t)b->st.st_ino, (uint64_t)b->st.st_rdev);
+
+	return c ? c : a < b ? -1 : a > b ? 1 : 0;
+}
+
+/* first index in the sorted order whose key is >= (group, dev, ino, rdev) */
+static size_t cand_lower(struct candidate *const *v, size_t n, uint64_t group, uint64_t dev, uint64_t ino,
+			 uint64_t rdev)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (cand_key_cmp(v[mid], group, dev, ino, rdev) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The unused candidate for a state entry (the first in LISTEN_FDS order): a group member by its group
+ * and identity, a lone fd ("h<id>", whose group is its id) by its id. */
+static struct candidate *cand_find(struct candidate *const *v, size_t n, const struct state_fd *sf)
+{
+	struct candidate *best = NULL;
+
+	if (sf->group) {
+		for (size_t k = cand_lower(v, n, sf->group, sf->dev, sf->ino, sf->rdev);
+		     k < n && cand_key_cmp(v[k], sf->group, sf->dev, sf->ino, sf->rdev) == 0; k++)
+			if (!v[k]->used)
+				return v[k];
+		return NULL;
+	}
+	for (size_t k = cand_lower(v, n, sf->id, 0, 0, 0); k < n && v[k]->group == sf->id; k++)
+		if (!v[k]->used && v[k]->id == sf->id && (!best || v[k] < best))
+			best = v[k];
+	return best;
 }
 
 /* The state's stored held fds (not aliases): adopted from the candidates if their identity matches,
  * else dropped; a state entry without its fd is lost.  0 or -errno (fatal). */
 static int adopt_stored(const struct state_doc *doc, struct passed *p)
 {
+	_cleanup_free_ struct candidate **order = calloc(p->n_cand ? p->n_cand : 1, sizeof(*order));
+	struct instance *inst = NULL;
+
+	if (!order)
+		return -ENOMEM;
+	for (size_t k = 0; k < p->n_cand; k++)
+		order[k] = &p->cand[k];
+	qsort(order, p->n_cand, sizeof(*order), cand_order);
 	for (size_t i = 0; i < doc->n_fds; i++) {
 		const struct state_fd *sf = &doc->fds[i];
-		struct candidate *cd = NULL;
-		struct instance *inst = instance_find(sf->instance);
+		struct candidate *cd;
 		struct held *adopted;
 		struct stat st;
 		char nm[32];
-		int t, r;
+		int r;
 
 		if (sf->alias_of)
 			continue; /* adopt_aliases(), once every stored fd is in */
-		for (size_t k = 0; k < p->n_cand && !cd; k++) {
-			const struct candidate *c = &p->cand[k];
-
-			if (c->used)
-				continue;
-			if (sf->group ? c->group == sf->group && (uint64_t)c->st.st_dev == sf->dev &&
-						(uint64_t)c->st.st_ino == sf->ino && (uint64_t)c->st.st_rdev == sf->rdev
-				      : c->id == sf->id)
-				cd = &p->cand[k];
-		}
+		if (!inst || strcmp(inst->name, sf->instance) != 0)
+			inst = instance_find(sf->instance); /* an instance's fds come one after the other */
+		cd = cand_find(order, p->n_cand, sf);
 		if (!cd && inst && fdtype_from_name(sf->type) >= 0 &&
 		    !persist_storable((enum vlud_fd_type)fdtype_from_name(sf->type))) {
 			log_info("state: fd h%llu (%s/%s), a %s, is not kept across a restart of vlud (only devices, "
@@ -1220,7 +1495,7 @@ static int adopt_stored(const struct state_doc *doc, struct passed *p)
 			snprintf(nm, sizeof(nm), "h%llu", (unsigned long long)cd->id);
 		else
 			snprintf(nm, sizeof(nm), "g%llu", (unsigned long long)cd->group);
-		if (!same_identity(cd->fd, sf, &st, &t) && !cd->id) {
+		if (!same_identity(cd, sf) && !cd->id) {
 			/* removing its name would remove the group's other fds too: regroup() moves them */
 			struct group *g = grp_add(sf->group);
 
@@ -1232,7 +1507,7 @@ static int adopt_stored(const struct state_doc *doc, struct passed *p)
 			vl.lost_fds++;
 			continue;
 		}
-		if (!same_identity(cd->fd, sf, &st, &t)) {
+		if (!same_identity(cd, sf)) {
 			char why[256];
 
 			snprintf(why, sizeof(why), "identity differs from the state's %s/%s (%s)", sf->instance,
@@ -1241,7 +1516,9 @@ static int adopt_stored(const struct state_doc *doc, struct passed *p)
 			vl.lost_fds++;
 			continue;
 		}
-		r = held_add(inst, sf->name, cd->fd, t, &st, sf->id, sf->created_us, sf->device, sf->path, &adopted);
+		st = cd->st;
+		r = held_add(inst, sf->name, cd->fd, (enum vlud_fd_type)cd->type, &st, sf->id, sf->created_us, sf->device,
+			     sf->path, &adopted);
 		if (r < 0)
 			return r;
 		adopted->group = sf->group;
@@ -1264,8 +1541,8 @@ static int adopt_aliases(const struct state_doc *doc)
 		const struct state_fd *sf = &doc->fds[i];
 		struct instance *inst = instance_find(sf->instance);
 		struct held *p = sf->alias_of ? held_find_id(sf->alias_of) : NULL;
-		struct stat st;
-		int fd, t, r;
+		struct stat st = {};
+		int fd, r;
 
 		if (!sf->alias_of)
 			continue;
@@ -1276,17 +1553,22 @@ static int adopt_aliases(const struct state_doc *doc)
 			vl.lost_fds++;
 			continue;
 		}
-		fd = fcntl(p->fd, F_DUPFD_CLOEXEC, 3);
-		if (fd < 0)
-			return -errno;
-		if (!same_identity(fd, sf, &st, &t)) {
+		/* a dup of the adopted fd it names: the same open file, already probed; only the state's record
+		 * is compared */
+		if (strcmp(fdtype_name(p->type), sf->type) != 0 || p->dev != sf->dev || p->ino != sf->ino ||
+		    p->rdev != sf->rdev) {
 			log_warning("state: alias h%llu (%s/%s) does not match h%llu: dropped",
 				    (unsigned long long)sf->id, sf->instance, sf->name, (unsigned long long)sf->alias_of);
-			safe_close(fd);
 			vl.lost_fds++;
 			continue;
 		}
-		r = held_add(inst, sf->name, fd, t, &st, sf->id, sf->created_us, sf->device, sf->path, &p);
+		fd = fcntl(p->fd, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0)
+			return -errno;
+		st.st_dev = (dev_t)p->dev;
+		st.st_ino = (ino_t)p->ino;
+		st.st_rdev = (dev_t)p->rdev;
+		r = held_add(inst, sf->name, fd, p->type, &st, sf->id, sf->created_us, sf->device, sf->path, &p);
 		if (r < 0)
 			return r;
 		p->alias_of = sf->alias_of;
@@ -1325,6 +1607,7 @@ static int restore_from_state(struct passed *p)
 		r = adopt_stored(&doc, p);
 	if (r >= 0)
 		r = adopt_aliases(&doc);
+	prim_sort(); /* the adopted primaries, once (not a search per fd) */
 	if (r >= 0)
 		update_restore(&doc);
 	state_doc_done(&doc);

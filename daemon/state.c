@@ -651,63 +651,147 @@ int state_log_group(uint64_t group, const uint64_t *ids, size_t n, uint64_t next
 	return to_line(o, ret_buf, ret_len);
 }
 
-static ssize_t find_fd(const struct state_doc *doc, uint64_t id)
+/* ---- an index of a document's fds by id and by (instance, name): the duplicate checks of a document
+ * and of its log in O(1) per entry instead of a walk over every fd (a state with 1000 held fds is read at
+ * every restart of vlud) ---- */
+
+struct fd_index {
+	uint32_t *by_id, *by_name; /* open addressing: 1 + the entry's index in doc->fds, 0 empty */
+	size_t mask;
+	bool *dead; /* state_log_apply(): deleted by a "del" record (removed at the end, in order) */
+};
+
+static size_t hash_id(uint64_t id)
 {
-	for (size_t i = 0; i < doc->n_fds; i++)
-		if (doc->fds[i].id == id)
-			return (ssize_t)i;
+	id ^= id >> 33;
+	id *= 0xff51afd7ed558ccdULL;
+	id ^= id >> 33;
+	return (size_t)id;
+}
+
+static size_t hash_name(const char *instance, const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a over "instance\0name" */
+
+	for (const char *c = instance;; c++) {
+		h = (h ^ (unsigned char)*c) * 0x100000001b3ULL;
+		if (!*c)
+			break;
+	}
+	for (const char *c = name; *c; c++)
+		h = (h ^ (unsigned char)*c) * 0x100000001b3ULL;
+	return (size_t)h;
+}
+
+/* room for max entries (inserted, dead ones included) */
+static int fd_index_init(struct fd_index *x, size_t max)
+{
+	size_t n = 16;
+
+	while (n < 2 * max + 1)
+		n *= 2;
+	*x = (struct fd_index){ .mask = n - 1 };
+	x->by_id = calloc(n, sizeof(*x->by_id));
+	x->by_name = calloc(n, sizeof(*x->by_name));
+	x->dead = calloc(max ? max : 1, sizeof(*x->dead));
+	if (!x->by_id || !x->by_name || !x->dead)
+		return -ENOMEM;
+	return 0;
+}
+
+static void fd_index_done(struct fd_index *x)
+{
+	free(x->by_id);
+	free(x->by_name);
+	free(x->dead);
+	*x = (struct fd_index){};
+}
+
+static ssize_t fd_index_find_id(const struct fd_index *x, const struct state_doc *doc, uint64_t id)
+{
+	for (size_t i = hash_id(id) & x->mask; x->by_id[i]; i = (i + 1) & x->mask) {
+		size_t k = x->by_id[i] - 1;
+
+		if (!x->dead[k] && doc->fds[k].id == id)
+			return (ssize_t)k;
+	}
 	return -1;
 }
 
-static int log_apply_add(struct state_doc *doc, json_object *root)
+static ssize_t fd_index_find_name(const struct fd_index *x, const struct state_doc *doc, const char *instance,
+				  const char *name)
 {
-	struct state_fd sf = {}, *nv;
+	for (size_t i = hash_name(instance, name) & x->mask; x->by_name[i]; i = (i + 1) & x->mask) {
+		size_t k = x->by_name[i] - 1;
+
+		if (!x->dead[k] && strcmp(doc->fds[k].instance, instance) == 0 && strcmp(doc->fds[k].name, name) == 0)
+			return (ssize_t)k;
+	}
+	return -1;
+}
+
+/* doc->fds[k] into the index (the caller checked it is not a duplicate) */
+static void fd_index_add(struct fd_index *x, const struct state_doc *doc, size_t k)
+{
+	size_t i;
+
+	for (i = hash_id(doc->fds[k].id) & x->mask; x->by_id[i]; i = (i + 1) & x->mask)
+		;
+	x->by_id[i] = (uint32_t)(k + 1);
+	for (i = hash_name(doc->fds[k].instance, doc->fds[k].name) & x->mask; x->by_name[i]; i = (i + 1) & x->mask)
+		;
+	x->by_name[i] = (uint32_t)(k + 1);
+}
+
+static bool instance_known(const struct state_doc *doc, const char *name)
+{
+	for (size_t k = 0; k < doc->n_instances; k++)
+		if (strcmp(doc->instances[k].name, name) == 0)
+			return true;
+	return false;
+}
+
+static int log_apply_add(struct state_doc *doc, struct fd_index *x, json_object *root)
+{
+	struct state_fd sf = {};
 	json_object *fo = member(root, "fd", json_type_object);
 	uint64_t next_id;
-	bool known = false;
 	int r;
 
 	if (!fo || get_u64(root, "next_id", &next_id) < 0)
 		return -EINVAL;
 	r = parse_fd(fo, &sf);
-	for (size_t k = 0; r >= 0 && k < doc->n_instances; k++)
-		if (strcmp(doc->instances[k].name, sf.instance) == 0)
-			known = true;
-	if (r >= 0 && (!known || sf.id >= next_id || find_fd(doc, sf.id) >= 0 ||
-		       (sf.alias_of && find_fd(doc, sf.alias_of) < 0)))
+	if (r >= 0 && (!instance_known(doc, sf.instance) || sf.id >= next_id || fd_index_find_id(x, doc, sf.id) >= 0 ||
+		       (sf.alias_of && fd_index_find_id(x, doc, sf.alias_of) < 0) ||
+		       fd_index_find_name(x, doc, sf.instance, sf.name) >= 0))
 		r = -EINVAL;
-	for (size_t k = 0; r >= 0 && k < doc->n_fds; k++)
-		if (strcmp(doc->fds[k].instance, sf.instance) == 0 && strcmp(doc->fds[k].name, sf.name) == 0)
-			r = -EINVAL;
-	if (r >= 0 && !(nv = realloc(doc->fds, (doc->n_fds + 1) * sizeof(*nv))))
-		r = -ENOMEM;
 	if (r < 0) {
 		free(sf.device);
 		free(sf.path);
 		return r;
 	}
-	doc->fds = nv;
-	doc->fds[doc->n_fds++] = sf;
+	doc->fds[doc->n_fds++] = sf; /* room reserved by state_log_apply() */
+	fd_index_add(x, doc, doc->n_fds - 1);
 	if (next_id > doc->next_id)
 		doc->next_id = next_id;
 	return 0;
 }
 
-static int log_apply_del(struct state_doc *doc, json_object *root)
+static int log_apply_del(struct state_doc *doc, struct fd_index *x, json_object *root)
 {
 	uint64_t id;
 	ssize_t i;
 
-	if (get_u64(root, "id", &id) < 0 || (i = find_fd(doc, id)) < 0)
+	if (get_u64(root, "id", &id) < 0 || (i = fd_index_find_id(x, doc, id)) < 0)
 		return -EINVAL;
 	free(doc->fds[i].device);
 	free(doc->fds[i].path);
-	memmove(doc->fds + i, doc->fds + i + 1, (doc->n_fds - (size_t)i - 1) * sizeof(*doc->fds));
-	doc->n_fds--;
+	doc->fds[i].device = doc->fds[i].path = NULL;
+	x->dead[i] = true;
 	return 0;
 }
 
-static int log_apply_group(struct state_doc *doc, json_object *root)
+static int log_apply_group(struct state_doc *doc, struct fd_index *x, json_object *root)
 {
 	json_object *a = member(root, "ids", json_type_array);
 	uint64_t group, next_id;
@@ -720,7 +804,7 @@ static int log_apply_group(struct state_doc *doc, json_object *root)
 		ssize_t i;
 
 		if (!json_object_is_type(e, json_type_int) || json_object_get_int64(e) <= 0 ||
-		    (i = find_fd(doc, json_object_get_uint64(e))) < 0 || doc->fds[i].alias_of)
+		    (i = fd_index_find_id(x, doc, json_object_get_uint64(e))) < 0 || doc->fds[i].alias_of)
 			return -EINVAL;
 		doc->fds[i].group = group;
 	}
@@ -729,12 +813,10 @@ static int log_apply_group(struct state_doc *doc, json_object *root)
 	return 0;
 }
 
-int state_log_apply(struct state_doc *doc, const char *buf, size_t len)
+static int log_apply_records(struct state_doc *doc, struct fd_index *x, const char *buf, size_t len)
 {
 	size_t pos = 0;
 
-	if (!doc || (len && !buf) || len > VLUD_STATE_MAX_BYTES)
-		return -EINVAL;
 	while (pos < len) {
 		_cleanup_json_ json_object *root = NULL;
 		const char *nl = memchr(buf + pos, '\n', len - pos);
@@ -750,11 +832,11 @@ int state_log_apply(struct state_doc *doc, const char *buf, size_t len)
 		if (!op)
 			return -EINVAL;
 		if (strcmp(json_object_get_string(op), "add") == 0)
-			r = log_apply_add(doc, root);
+			r = log_apply_add(doc, x, root);
 		else if (strcmp(json_object_get_string(op), "del") == 0)
-			r = log_apply_del(doc, root);
+			r = log_apply_del(doc, x, root);
 		else if (strcmp(json_object_get_string(op), "group") == 0)
-			r = log_apply_group(doc, root);
+			r = log_apply_group(doc, x, root);
 		else
 			r = -EINVAL;
 		if (r < 0)
@@ -764,10 +846,44 @@ int state_log_apply(struct state_doc *doc, const char *buf, size_t len)
 	return 0;
 }
 
+int state_log_apply(struct state_doc *doc, const char *buf, size_t len)
+{
+	struct fd_index x;
+	size_t nrec = 0, j = 0;
+	struct state_fd *nv;
+	int r;
+
+	if (!doc || (len && !buf) || len > VLUD_STATE_MAX_BYTES)
+		return -EINVAL;
+	if (len == 0)
+		return 0;
+	for (const char *c = buf; (c = memchr(c, '\n', len - (size_t)(c - buf))); c++)
+		nrec++; /* at most this many "add" records */
+	/* room for every add: the index keeps places in doc->fds, so it never moves under it */
+	nv = realloc(doc->fds, (doc->n_fds + nrec + 1) * sizeof(*nv));
+	if (!nv)
+		return -ENOMEM;
+	doc->fds = nv;
+	r = fd_index_init(&x, doc->n_fds + nrec);
+	for (size_t k = 0; r >= 0 && k < doc->n_fds; k++)
+		fd_index_add(&x, doc, k);
+	if (r >= 0)
+		r = log_apply_records(doc, &x, buf, len);
+	/* the deleted entries leave, the others keep their order */
+	for (size_t k = 0; x.dead && k < doc->n_fds; k++)
+		if (!x.dead[k])
+			doc->fds[j++] = doc->fds[k];
+	if (x.dead)
+		doc->n_fds = j;
+	fd_index_done(&x);
+	return r;
+}
+
 int state_parse(const char *buf, size_t len, struct state_doc *ret)
 {
 	_cleanup_json_ json_object *root = NULL;
 	struct state_doc doc = {};
+	struct fd_index x = {};
 	json_object *insts, *fds, *ups = NULL;
 	size_t hlen;
 	int r;
@@ -816,46 +932,37 @@ int state_parse(const char *buf, size_t len, struct state_doc *ret)
 				goto fail;
 			}
 	}
+	r = fd_index_init(&x, json_object_array_length(fds));
+	if (r < 0)
+		goto fail;
 	for (size_t i = 0; i < json_object_array_length(fds); i++) {
 		struct state_fd *sf = &doc.fds[i];
-		bool known = false;
 
 		doc.n_fds = i + 1;
 		r = parse_fd(json_object_array_get_idx(fds, i), sf);
 		if (r < 0)
 			goto fail;
-		if (sf->id >= doc.next_id) {
+		/* ids and (instance, name) unique, the instance known */
+		if (sf->id >= doc.next_id || !instance_known(&doc, sf->instance) ||
+		    fd_index_find_id(&x, &doc, sf->id) >= 0 || fd_index_find_name(&x, &doc, sf->instance, sf->name) >= 0) {
 			r = -EINVAL;
 			goto fail;
 		}
-		for (size_t k = 0; k < doc.n_instances; k++)
-			if (strcmp(doc.instances[k].name, sf->instance) == 0)
-				known = true;
-		if (!known) {
-			r = -EINVAL;
-			goto fail;
-		}
-		for (size_t k = 0; k < i; k++)
-			if (doc.fds[k].id == sf->id ||
-			    (strcmp(doc.fds[k].instance, sf->instance) == 0 && strcmp(doc.fds[k].name, sf->name) == 0)) {
-				r = -EINVAL;
-				goto fail;
-			}
+		fd_index_add(&x, &doc, i);
 	}
 	/* an alias names a non-alias entry */
 	for (size_t i = 0; i < doc.n_fds; i++) {
-		bool found = false;
+		ssize_t k;
 
 		if (!doc.fds[i].alias_of)
 			continue;
-		for (size_t k = 0; k < doc.n_fds; k++)
-			if (doc.fds[k].id == doc.fds[i].alias_of && !doc.fds[k].alias_of)
-				found = true;
-		if (!found) {
+		k = fd_index_find_id(&x, &doc, doc.fds[i].alias_of);
+		if (k < 0 || doc.fds[k].alias_of) {
 			r = -EINVAL;
 			goto fail;
 		}
 	}
+	fd_index_done(&x);
 	/* updates: at most one per instance, of a known instance */
 	if (ups && json_object_array_length(ups) > 0) {
 		doc.updates = calloc(json_object_array_length(ups), sizeof(*doc.updates));
@@ -886,6 +993,7 @@ int state_parse(const char *buf, size_t len, struct state_doc *ret)
 	*ret = doc;
 	return 0;
 fail:
+	fd_index_done(&x);
 	state_doc_done(&doc);
 	return r;
 }

@@ -443,6 +443,18 @@ static int report(struct mv_vmm *v, int setup_error)
 			json_object_object_add(ph, "image_to_owner_ms", jms(u->t_owner_us - u->t_image_us));
 			json_object_object_add(ph, "owner_to_mapped_ms", jms(u->t_mapped_us - u->t_owner_us));
 			json_object_object_add(ph, "mapped_to_running_ms", jms(u->t_resume_us - u->t_mapped_us));
+			/* exec_to_image split: the exec and loading, then (daemon-driven) connect and claim */
+			if (u->t_main_us >= u->t_exec_us && u->t_main_us <= u->t_image_us) {
+				json_object_object_add(ph, "exec_to_main_ms", jms(u->t_main_us - u->t_exec_us));
+				if (u->t_connected_us >= u->t_main_us && u->t_claimed_us >= u->t_connected_us &&
+				    u->t_claimed_us <= u->t_image_us) {
+					json_object_object_add(ph, "main_to_connected_ms", jms(u->t_connected_us - u->t_main_us));
+					json_object_object_add(ph, "connected_to_claimed_ms",
+							       jms(u->t_claimed_us - u->t_connected_us));
+					json_object_object_add(ph, "claimed_to_image_ms", jms(u->t_image_us - u->t_claimed_us));
+				} else
+					json_object_object_add(ph, "main_to_image_ms", jms(u->t_image_us - u->t_main_us));
+			}
 			json_object_object_add(o, "phases", ph);
 		}
 		json_object_object_add(o, "inflight_at_suspend", json_object_new_int64((int64_t)u->inflight_at_suspend));
@@ -662,12 +674,15 @@ static int setup_signals(struct mv_vmm *v)
 	return v->sigfd < 0 ? -errno : 0;
 }
 
+uint64_t mv_t_main_us, mv_t_connected_us, mv_t_claimed_us;
+
 int main(int argc, char **argv)
 {
 	struct mv_vmm v = { .sigfd = -EBADF, .await_echo_upd = -1 };
 	const char *env;
 	int r, setup_error = 0;
 
+	mv_t_main_us = mv_now_us();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (parse_opts(&v.o, argc, argv) < 0)
 		return EXIT_USAGE;

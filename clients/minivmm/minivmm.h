@@ -53,6 +53,9 @@
 
 /* ------------------------------------------------------------------ misc */
 uint64_t mv_now_us(void);			/* CLOCK_MONOTONIC: continuous across exec */
+/* this image's start: main() entered, and (daemon-driven) connected to vlud and claim answered; copied into
+ * the update record by mv_update_takeover() */
+extern uint64_t mv_t_main_us, mv_t_connected_us, mv_t_claimed_us;
 void mv_log(const char *fmt, ...) _printf_(1, 2);
 extern bool mv_verbose;
 #define mv_debug(...) do { if (mv_verbose) mv_log(__VA_ARGS__); } while (0)
@@ -189,7 +192,7 @@ void mv_traffic_finish(struct mv_traffic *t);
 
 /* ------------------------------------------------------------------ state.c */
 #define MV_STATE_MAGIC		0x53564d4du	/* "MMVS" little-endian */
-#define MV_STATE_VERSION	2		/* 2: control state (struct mv_ctrl), CVQ restore records */
+#define MV_STATE_VERSION	3		/* 2: control state (struct mv_ctrl), CVQ restore records; 3: new image's start times */
 #define MV_STATE_ENV		"MINIVMM_STATE_FD"
 
 enum mv_path { MV_PATH_NONE = 0, MV_PATH_A = 'A', MV_PATH_B = 'B', MV_PATH_C = 'C' };
@@ -227,6 +230,10 @@ struct mv_update_rec {		/* one finished update, as reported */
 	uint16_t cvq_cmds;	/* control commands replayed */
 	uint16_t cvq_used_at_enable;	/* CVQ commands the device had used when the data queues were enabled */
 	uint64_t cvq_restore_us;	/* CVQ enabled -> every command used (DRIVER_OK included) */
+	/* v3: the new image's start (0 when not measured) */
+	uint64_t t_main_us;		/* new image's main() entered */
+	uint64_t t_connected_us;	/* daemon-driven: connected to vlud (greeting and negotiation done) */
+	uint64_t t_claimed_us;		/* daemon-driven: update.claim answered (fds received) */
 };
 
 /* The device's control state as the driver set it through the CVQ: what a reset loses and a B/C

@@ -457,6 +457,9 @@ int mv_update_takeover(struct mv_vmm *v, unsigned flags)
 	int r;
 
 	u->t_image_us = mv_now_us();
+	u->t_main_us = mv_t_main_us;
+	u->t_connected_us = mv_t_connected_us;
+	u->t_claimed_us = mv_t_claimed_us;
 	s->generation++;
 	s->traffic.generation = s->generation;
 	v->va_mode = s->vmpin_expected_kb == 0;

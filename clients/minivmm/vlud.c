@@ -484,12 +484,14 @@ int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 		mv_log("connect to vlud at %s: %s", v->o.vlud, strerror(-r));
 		return r;
 	}
+	mv_t_connected_us = mv_now_us();
 	vlu_set_event_callback(v->link, event_cb, v);
 	r = vlu_update_claim(v->link, v->o.instance, token, &info, &fds, &nfds);
 	if (r < 0) {
 		log_daemon_error(v, "update.claim", r);
 		return r;
 	}
+	mv_t_claimed_us = mv_now_us();
 	test_stop_at("claimed");
 	for (size_t i = 0; i < ELEMENTSOF(names); i++) {
 		idx[i] = claimed_fd(info, fds, nfds, names[i]);

@@ -13,7 +13,7 @@
  *     time to remove them.
  * Prints a text table on stdout and writes the JSON document given with --json.
  *
- * Usage: bench-fd [--json FILE] [--reps N] [--quick]   (VLU_BUILD: build directory with vlud, default ./build)
+ * Usage: bench-fd [--json FILE] [--reps N] [--quick] [--only fd|recovery]   (VLU_BUILD: build directory with vlud, default ./build)
  */
 #include <errno.h>
 #include <getopt.h>
@@ -378,8 +378,8 @@ static json_object *run_recovery(size_t n, unsigned nreps)
 	_cleanup_free_ char *cfg = NULL;
 	_cleanup_close_ int lfd = -EBADF;
 	struct integ_notify notify = { .sd.fd = -EBADF };
-	struct bstat_samples sready = {}, sanswer = {};
-	struct bstat_summary mr, ma;
+	struct bstat_samples sready = {}, sanswer = {}, sdead = {}, sspawn = {}, scpu = {};
+	struct bstat_summary mr, ma, md, ms, mc;
 	const char *ln[] = { "vlud.socket" };
 	struct integ_daemon_opts o = {};
 	struct integ_daemon d = {};
@@ -428,12 +428,14 @@ static json_object *run_recovery(size_t n, unsigned nreps)
 		integ_notify_pump(&notify, 0, NULL);
 		t0 = bstat_now_ns();
 		r = integ_daemon_stop(&d, SIGKILL, 5000);
+		bstat_add(&sdead, (double)(bstat_now_ns() - t0) / 1e3);
 		integ_notify_pump(&notify, 0, NULL); /* PID 1 takes what the dead vlud sent */
 		integ_notify_lock(&notify);
 		notify.sd.ready = false;
 		integ_notify_unlock(&notify);
 		if ((r = integ_daemon_start(&d, dir, &o)) < 0)
 			die("restart vlud", r);
+		bstat_add(&sspawn, (double)(bstat_now_ns() - t0) / 1e3);
 		while (!ready) {
 			integ_notify_lock(&notify);
 			ready = notify.sd.ready;
@@ -444,6 +446,12 @@ static json_object *run_recovery(size_t n, unsigned nreps)
 				usleep(200);
 		}
 		bstat_add(&sready, (double)(bstat_now_ns() - t0) / 1e3);
+		{
+			double cpu = bstat_proc_cpu_us(d.pid);
+
+			if (cpu >= 0)
+				bstat_add(&scpu, cpu);
+		}
 		r = vlu_connect(d.sock, 5000, &v);
 		if (r >= 0)
 			r = vlu_status(v, &st);
@@ -466,12 +474,20 @@ static json_object *run_recovery(size_t n, unsigned nreps)
 	}
 	bstat_summarize(&sready, &mr);
 	bstat_summarize(&sanswer, &ma);
-	printf("  %5zu %5u %12.1f %12.1f %12.1f %12.1f\n", n, nreps, mr.min / 1e3, mr.p50 / 1e3, ma.min / 1e3,
-	       ma.p50 / 1e3);
+	bstat_summarize(&sdead, &md);
+	bstat_summarize(&sspawn, &ms);
+	bstat_summarize(&scpu, &mc);
+	printf("  %5zu %5u %12.1f %12.1f %12.1f %12.1f %12.1f %12.1f %12.1f\n", n, nreps, md.p50 / 1e3, ms.p50 / 1e3,
+	       mr.min / 1e3, mr.p50 / 1e3, ma.min / 1e3, ma.p50 / 1e3, mc.p50 / 1e3);
 	json_object_object_add(row, "held", json_object_new_int64((int64_t)n));
 	json_object_object_add(row, "reps", json_object_new_int((int)nreps));
 	json_object_object_add(row, "ready", bstat_summary_json(&mr)); /* microseconds from the kill */
 	json_object_object_add(row, "answer", bstat_summary_json(&ma));
+	json_object_object_add(row, "reaped", bstat_summary_json(&md));	 /* the stand-in's waitpid() returned */
+	json_object_object_add(row, "spawned", bstat_summary_json(&ms)); /* its fork() of the new vlud returned */
+	/* CPU time of the new vlud's process at READY=1 (fork to READY: the stand-in's child before exec, exec,
+	 * loading, adoption), independent of the host's load */
+	json_object_object_add(row, "cpu_to_ready", bstat_summary_json(&mc));
 	integ_daemon_stop(&d, SIGTERM, 5000);
 	integ_notify_close(&notify);
 	close_many(fds, n);
@@ -480,6 +496,9 @@ static json_object *run_recovery(size_t n, unsigned nreps)
 	integ_rmrf(dir);
 	bstat_done(&sready);
 	bstat_done(&sanswer);
+	bstat_done(&sdead);
+	bstat_done(&sspawn);
+	bstat_done(&scpu);
 	return row;
 }
 
@@ -489,19 +508,27 @@ int main(int argc, char **argv)
 		{ "json", required_argument, NULL, 'j' },
 		{ "reps", required_argument, NULL, 'r' },
 		{ "quick", no_argument, NULL, 'q' },
+		{ "only", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	const char *json_path = NULL;
+	const char *json_path = NULL, *only = NULL;
 	json_object *doc = json_object_new_object(), *modes = json_object_new_array();
 	int c;
 
-	while ((c = getopt_long(argc, argv, "j:r:qh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "j:r:qo:h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'j': json_path = optarg; break;
 		case 'r': reps = (unsigned)strtoul(optarg, NULL, 10); if (!reps) reps = 1; break;
 		case 'q': reps = 20; break;
-		case 'h': printf("Usage: bench-fd [--json FILE] [--reps N] [--quick]\n"); return 0;
+		case 'o':
+			if (strcmp(optarg, "fd") != 0 && strcmp(optarg, "recovery") != 0) {
+				fprintf(stderr, "bench-fd: --only fd|recovery\n");
+				return 2;
+			}
+			only = optarg;
+			break;
+		case 'h': printf("Usage: bench-fd [--json FILE] [--reps N] [--quick] [--only fd|recovery]\n"); return 0;
 		default: return 2;
 		}
 	}
@@ -510,15 +537,17 @@ int main(int argc, char **argv)
 	bstat_raise_nofile();
 	printf("# bench-fd: fd handoff through vlud (%s), %u repetitions per row, times per request/reply round trip\n",
 	       integ_prog("vlud"), reps);
-	json_object_array_add(modes, run_mode("plain", false));
-	json_object_array_add(modes, run_mode("fdstore", true));
-	{
+	if (!only || strcmp(only, "fd") == 0) {
+		json_object_array_add(modes, run_mode("plain", false));
+		json_object_array_add(modes, run_mode("fdstore", true));
+	}
+	if (!only || strcmp(only, "recovery") == 0) {
 		static const size_t ns[] = { 10, 100, 1000 };
 		json_object *rec = json_object_new_array();
 
 		printf("recovery after kill -9 (fd store on, restarted at once): ms from the kill\n");
-		printf("  %5s %5s %12s %12s %12s %12s\n", "held", "reps", "ready_min", "ready_med", "answer_min",
-		       "answer_med");
+		printf("  %5s %5s %12s %12s %12s %12s %12s %12s %12s\n", "held", "reps", "reaped_med", "spawned_med",
+		       "ready_min", "ready_med", "answer_min", "answer_med", "cpu_ready_med");
 		for (size_t i = 0; i < ELEMENTSOF(ns); i++)
 			json_object_array_add(rec, run_recovery(ns[i], reps >= 100 ? 5 : 2));
 		json_object_object_add(doc, "recovery", rec);

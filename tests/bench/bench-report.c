@@ -27,7 +27,7 @@
 #include "bstat.h"
 
 #define MAX_SERIES 64
-#define MAX_PHASES 16
+#define MAX_PHASES 32
 
 struct series {
 	char modules[16], driver[16], ram[16], path[4];
@@ -35,7 +35,7 @@ struct series {
 	unsigned runs, runs_ok, updates_failed, lost, dup;
 	struct bstat_samples pause, echo, daemon, first, cvq; /* cvq: the verdict's cvq_replay_ms */
 	/* phases: name -> samples (device-side phases from minivmm or the daemon's phases) */
-	char phase_name[MAX_PHASES][40];
+	char phase_name[MAX_PHASES][48];
 	struct bstat_samples phase[MAX_PHASES];
 	unsigned nphases;
 	long vmpin_before_kb, vmpin_after_kb;
@@ -136,6 +136,18 @@ static void take_run(json_object *run)
 			if ((ph = jget(u, "phases"))) {
 				json_object_object_foreach(ph, pk, pv)
 					add_phase(s, pk, json_object_get_double(pv));
+			}
+		} else if (i > 0 && (ph = jget(u, "phases"))) {
+			/* daemon-driven: the new image's own start beside vlud's phases ("vmm:" prefix; where vlud's
+			 * exec phase goes: exec and loading, connect, claim), updates 2.. only */
+			json_object_object_foreach(ph, pk, pv) {
+				char nm[48];
+
+				if (strncmp(pk, "exec_to_", 8) && strncmp(pk, "main_to_", 8) && strncmp(pk, "connected_to_", 13) &&
+				    strncmp(pk, "claimed_to_", 11))
+					continue;
+				snprintf(nm, sizeof(nm), "vmm:%s", pk);
+				add_phase(s, nm, json_object_get_double(pv));
 			}
 		}
 		bstat_add(&s->echo, jdbl(u, "pause_echo_gap_ms", NAN));

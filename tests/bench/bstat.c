@@ -133,6 +133,22 @@ long bstat_proc_status_kb(pid_t pid, const char *field)
 	return v;
 }
 
+double bstat_proc_cpu_us(pid_t pid)
+{
+	char path[64];
+	unsigned long long ns;
+	FILE *f;
+	int k;
+
+	snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	k = fscanf(f, "%llu", &ns);
+	fclose(f);
+	return k == 1 ? (double)ns / 1e3 : -1;
+}
+
 long bstat_proc_nfds(pid_t pid)
 {
 	char path[64];

@@ -40,6 +40,8 @@ json_object *bstat_summary_json(const struct bstat_summary *m);
 long bstat_proc_status_kb(pid_t pid, const char *field);
 /* number of open fds of PID, or -errno */
 long bstat_proc_nfds(pid_t pid);
+/* CPU time the process has run so far (/proc/PID/schedstat, ns precision), in microseconds; -1 if unknown */
+double bstat_proc_cpu_us(pid_t pid);
 
 /* write j (pretty) to path; 0 or -errno */
 int bstat_write_json(const char *path, json_object *j);

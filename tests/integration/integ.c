@@ -289,6 +289,21 @@ char *integ_default_config(const char *dir, const char *extra_json)
 
 static int wait_pid_timeout(pid_t pid, int *status, int timeout_ms)
 {
+	/* like PID 1, which learns of a child's death at once (SIGCHLD, pidfd): a pidfd turns readable when
+	 * the child exits; without pidfd_open (Linux < 5.3), poll every 10 ms */
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+
+	if (pfd >= 0) {
+		struct pollfd p = { .fd = pfd, .events = POLLIN };
+		pid_t r;
+
+		(void)poll(&p, 1, timeout_ms);
+		close(pfd);
+		r = waitpid(pid, status, WNOHANG);
+		if (r == pid)
+			return 0;
+		return r < 0 ? -errno : -ETIMEDOUT;
+	}
 	for (int waited = 0;; waited += 10) {
 		pid_t r = waitpid(pid, status, WNOHANG);
 		if (r == pid)

@@ -81,6 +81,14 @@ expect kill9/restarted "$(show ActiveState)" = active
 expect kill9/new-pid "$PID2" -ne "$PID1"
 expect kill9/store-kept "$(show NFileDescriptorStore)" -eq "$NSTORE"
 fds_back kill9
+# the restart's time under the real systemd (reported, not asserted; docs/BENCH.md): the new vlud's fork to
+# READY=1 (its sandbox set up, every fd adopted), from systemd's own timestamps; before the fork come
+# RestartSec= and systemd's restart job
+T_FORK=$(show ExecMainStartTimestampMonotonic)
+T_READY=$(show ActiveEnterTimestampMonotonic)
+if [ "${T_FORK:-0}" -gt 0 ] && [ "${T_READY:-0}" -ge "$T_FORK" ]; then
+	echo "# kill9/restart-timing: fork -> READY=1 $(((T_READY - T_FORK) / 1000)).$(((T_READY - T_FORK) % 1000 / 100)) ms with $(grep -o '"name":' /tmp/before.fds | wc -l) held fds and the state (RestartSec $(show RestartUSec))" >> "$OUT"
+fi
 
 # systemctl restart
 systemctl restart vlud.service

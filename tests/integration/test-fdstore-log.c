@@ -2,8 +2,9 @@
 /*
  * test-fdstore-log.c - the state memfd's log and the fd store's groups across kill -9 (daemon/persist.c):
  * the memfds of one fd.store go to the store in one datagram under one "g<group>" name, a partial
- * fd.remove moves the rest to a new group, a record cut by a kill is never read, and a log compacted
- * many times still restores every held fd.  Real daemon, the PID-1 stand-in of tests/integration/sdstore.c.
+ * fd.remove moves the rest to a new group, a record cut by a kill is never read, a log compacted
+ * many times still restores every held fd, and an fd replaced by the same file, or sharing its file with
+ * a released instance's, comes back.  Real daemon, the PID-1 stand-in of tests/integration/sdstore.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -267,6 +268,80 @@ int main(void)
 		r = c >= 0 ? integ_call(c, "fd.retrieve", "{\"names\":[\"ev2\"]}", NULL, 0, &got_rep, &got, 1, &nf) : -EBADF;
 		ok = r == 0 && nf == 1 && eventfd_write(got, 5) == 0 && eventfd_read(ev, &v) == 0 && v == 5;
 		tap_check(ok, "heir-after-restart", "r=%d nf=%zu v=%llu", r, nf, (unsigned long long)v);
+		if (nf)
+			close(got);
+	}
+	/* fd.store replace with the very same files (two memfds of the group, the eventfd stored alone): each
+	 * new fd shares its file with the one it replaces and takes over its place in the store; the state
+	 * must name them (not as aliases of the fds it has just forgotten: that log would not apply and every
+	 * fd would be dropped at the restart) */
+	{
+		_cleanup_json_ json_object *a = NULL, *l = NULL, *got_rep = NULL;
+		_cleanup_close_ int c = -EBADF;
+		static const int want[] = { 0, 3, 4, 5 };
+		int fds[3] = { mem[0], mem[3], fcntl(ev, F_DUPFD_CLOEXEC, 3) }, got = -EBADF;
+		size_t before, nf = 0;
+		eventfd_t v = 0;
+		bool ok;
+
+		c = integ_open_client(D.sock, NULL);
+		json_object_put(c >= 0 ? integ_call_json(c, "instance.register", "{\"name\":\"vm1\",\"reattach\":true}")
+				       : NULL);
+		before = integ_notify_count_held(&N);
+		r = c >= 0 ? integ_call(c, "fd.store", "{\"names\":[\"m0\",\"m3\",\"ev2\"],\"replace\":true}", fds, 3, &a,
+					NULL, 0, NULL)
+			   : -EBADF;
+		close(fds[2]);
+		integ_notify_pump(&N, 300, NULL);
+		tap_check(r == 0 && integ_return(a) && integ_notify_count_held(&N) == before, "replace-same-file",
+			  "r=%d %s; %zu held fds in the store, %zu before", r, a ? json_object_to_json_string(a) : "-",
+			  integ_notify_count_held(&N), before);
+		c = safe_close(c);
+		r = kill_and_restart(dir, lfd, cfg);
+		if (!tap_check(r == 0, "restart-after-replace", "%s", strerror(-r)))
+			goto out;
+		tap_check(list_is(want, 4, why, sizeof(why)), "restart-after-replace-fds", "%s", why);
+		tap_check(data_ok(0, why, sizeof(why)) && data_ok(3, why, sizeof(why)), "restart-after-replace-data", "%s",
+			  why);
+		c = integ_open_client(D.sock, NULL);
+		l = c >= 0 ? integ_call_json(c, "instance.register", "{\"name\":\"vm1\",\"reattach\":true}") : NULL;
+		r = c >= 0 ? integ_call(c, "fd.retrieve", "{\"names\":[\"ev2\"]}", NULL, 0, &got_rep, &got, 1, &nf) : -EBADF;
+		ok = r == 0 && nf == 1 && eventfd_write(got, 7) == 0 && eventfd_read(ev, &v) == 0 && v == 7;
+		tap_check(ok, "restart-after-replace-eventfd", "r=%d nf=%zu v=%llu", r, nf, (unsigned long long)v);
+		if (nf)
+			close(got);
+	}
+	/* another instance stores the same eventfd (an alias of vm1's ev2), then vm1 is released: vm2's fd
+	 * takes over the store's copy before the state forgets vm1 (a document naming an alias of an fd it
+	 * does not list would not parse, and every fd would be dropped at the restart) */
+	{
+		_cleanup_json_ json_object *a = NULL, *b = NULL, *got_rep = NULL;
+		_cleanup_close_ int c = integ_open_client(D.sock, NULL), op = integ_open_client(D.sock, NULL);
+		int d = fcntl(ev, F_DUPFD_CLOEXEC, 3), got = -EBADF;
+		size_t nf = 0;
+		eventfd_t v = 0;
+		bool ok;
+
+		json_object_put(c >= 0 ? integ_call_json(c, "instance.register", "{\"name\":\"vm2\"}") : NULL);
+		r = c >= 0 ? integ_call(c, "fd.store", "{\"names\":[\"x\"]}", &d, 1, &a, NULL, 0, NULL) : -EBADF;
+		close(d);
+		b = op >= 0 ? integ_call_json(op, "instance.release", "{\"name\":\"vm1\"}") : NULL;
+		integ_notify_pump(&N, 300, NULL);
+		tap_check(r == 0 && integ_return(a) && integ_return(b) && integ_notify_count_held(&N) == 1,
+			  "release-shared-file", "r=%d %s; %zu held fds in the store", r,
+			  b ? json_object_to_json_string(b) : "-", integ_notify_count_held(&N));
+		c = safe_close(c);
+		op = safe_close(op);
+		r = kill_and_restart(dir, lfd, cfg);
+		if (!tap_check(r == 0, "restart-after-release", "%s", strerror(-r)))
+			goto out;
+		c = integ_open_client(D.sock, NULL);
+		json_object_put(c >= 0 ? integ_call_json(c, "instance.register", "{\"name\":\"vm2\",\"reattach\":true}")
+				       : NULL);
+		r = c >= 0 ? integ_call(c, "fd.retrieve", "{\"names\":[\"x\"]}", NULL, 0, &got_rep, &got, 1, &nf) : -EBADF;
+		ok = r == 0 && nf == 1 && eventfd_write(got, 9) == 0 && eventfd_read(ev, &v) == 0 && v == 9;
+		tap_check(ok, "restart-after-release-eventfd", "r=%d nf=%zu v=%llu %s", r, nf, (unsigned long long)v,
+			  got_rep ? json_object_to_json_string(got_rep) : "-");
 		if (nf)
 			close(got);
 	}
