@@ -172,6 +172,30 @@ int mv_link_reattach(struct mv_vmm *v)
 	return link_connect(v, true);
 }
 
+int mv_link_owner(struct mv_vmm *v)
+{
+	_cleanup_json_ json_object *ret = NULL;
+	json_object *a, *e, *x;
+	int r;
+
+	if (!v->link)
+		return -ENOTCONN;
+	r = vlu_call(v->link, "instance.list", NULL, NULL, 0, -1, &ret, NULL, NULL);
+	if (r < 0)
+		return r;
+	if (!json_object_object_get_ex(ret, "instances", &a) || !json_object_is_type(a, json_type_array))
+		return -EPROTO;
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		e = json_object_array_get_idx(a, i);
+		if (!json_object_object_get_ex(e, "name", &x) || strcmp(json_object_get_string(x), v->o.instance) != 0)
+			continue;
+		if (!json_object_object_get_ex(e, "state", &x) || strcmp(json_object_get_string(x), "attached") != 0)
+			return 0;
+		return json_object_object_get_ex(e, "pid", &x) ? json_object_get_int(x) : -EPROTO;
+	}
+	return -ENOENT;
+}
+
 int mv_link_fd(struct mv_vmm *v)
 {
 	return v->link ? vlu_get_fd(v->link) : -EBADF;

@@ -495,7 +495,9 @@ static int report(struct mv_vmm *v, int setup_error)
 			       u->mac_ok == 2 ? "na" : u->mac_ok ? "1" : "0",
 			       u->ok ? "" : " error=", u->ok ? "" : strerror(-u->error));
 	}
-	if (v->o.vlud && !setup_error) {
+	if (v->superseded_by) {
+		FAIL("vlud: instance taken over by pid %d while vlud was away: stopped", v->superseded_by);
+	} else if (v->o.vlud && !setup_error) {
 		if (v->link_reattach_error)
 			FAIL("vlud: reattach after the update failed: %s", strerror(-v->link_reattach_error));
 		else if (!v->link)

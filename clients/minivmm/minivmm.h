@@ -321,6 +321,7 @@ struct mv_vmm {
 	int link_mappings_error;
 	int link_reattach_error;
 	unsigned link_reattaches;	/* reattached to a restarted vlud (mv_vlud_tick) */
+	int superseded_by;		/* pid that runs the instance now: this process stopped (mv_vlud_tick) */
 	struct mv_mem mem;
 	struct mv_vdev dev;
 	struct mv_vq vq[MV_NQ];
@@ -347,6 +348,7 @@ void mv_dp_reap(struct mv_vmm *v, uint64_t now);
 int mv_link_open_device(struct mv_vmm *v);	/* connect, register, device.open */
 int mv_link_store(struct mv_vmm *v);		/* fd.store memfd + eventfds, vmm.mappings */
 int mv_link_reattach(struct mv_vmm *v);	/* new image: connect, register with reattach */
+int mv_link_owner(struct mv_vmm *v);	/* pid the instance is attached to (instance.list), 0 orphaned, <0 */
 int mv_link_fd(struct mv_vmm *v);
 int mv_link_process(struct mv_vmm *v);
 void mv_link_close(struct mv_vmm *v);

@@ -383,6 +383,25 @@ void mv_vlud_event(struct mv_vmm *v, const char *name, json_object *event)
 
 /* ---- vlud restarted ---- */
 
+/* After a reattach refused with Busy (connection still open): is the instance run by another process
+ * now?  Then that process took it over while vlud was away (a transfer successor that had claimed every
+ * fd before vlud died: the restarted vlud keeps the device as the successor left it, and the successor
+ * reattached first).  This process is no longer the VMM: it stops instead of retrying next to the owner
+ * forever (found by the chaos soak, docs/SOAK.md).  Asked with instance.list, not read from the error
+ * text; Busy for another reason (an update of the instance running) is retried. */
+static bool superseded(struct mv_vmm *v)
+{
+	int pid = mv_link_owner(v);
+
+	if (pid <= 0 || pid == (int)getpid())
+		return false;
+	mv_log("vlud: instance %s is run by pid %d now (it took the instance over while vlud was away): "
+	       "this process is no longer its VMM, stopping", v->o.instance, pid);
+	v->superseded_by = pid;
+	v->stop = true;
+	return true;
+}
+
 /* Called from the main loop: when vlud's connection is gone (vlud killed or crashed; under systemd, or
  * the rig's vlu-fdstore, it comes back with every fd from the fd store and our instance orphaned), the
  * datapath runs on without it and we reattach (instance.register reattach:true) every 500 ms until
@@ -414,6 +433,8 @@ void mv_vlud_tick(struct mv_vmm *v)
 			next_try_us = now + 500000;
 			r = mv_link_reattach(v);
 			if (r < 0) {
+				if (r == -EBUSY && superseded(v))
+					upd_active = false;
 				if (v->link)
 					mv_link_close(v);
 				return;
@@ -434,6 +455,10 @@ void mv_vlud_tick(struct mv_vmm *v)
 	tries++;
 	r = mv_link_reattach(v);
 	if (r < 0) {
+		if (r == -EBUSY && superseded(v)) {
+			mv_link_close(v);
+			return;
+		}
 		if (v->link)
 			mv_link_close(v); /* connected, but the reattach was refused: try again later */
 		return;
