@@ -35,7 +35,11 @@ W=$PWD
 
 # ---- helpers
 # now_cs: monotonic time in centiseconds (/proc/uptime)
-now_cs() { awk '{ printf "%d\n", $1 * 100 }' /proc/uptime; }
+now_cs() {
+	# the shell's own read: no process to start (tens of ms under TCG, as long as a short update phase)
+	read -r _up _ < /proc/uptime
+	echo "${_up%.*}${_up#*.}"
+}
 # live_vmms: pids of live minivmm processes (zombies left out), one a line
 live_vmms() {
 	for _d in /proc/[0-9]*; do
@@ -249,10 +253,10 @@ calibrate() {
 			KDESC="calibration update, $_m $_p, no kill"
 			progress
 			vctl --json call update.start "{\"instance\":\"$INST\",\"mode\":\"$_m\",\"path\":\"$_p\",\"wait\":false}" > cal.json 2>&1
-			UID_=$(jget .id cal.json)
 			_t0=$(now_cs)
+			UID_=$(jget .id cal.json)
 			[ -n "$UID_" ] || violation "calibration update $_m $_p refused: $(cat cal.json)"
-			wait_until 300 settled || violation "not settled after the calibration update $_m $_p"
+			wait_s 60 settled || violation "not settled after the calibration update $_m $_p"
 			[ "$SETTLED" = attached ] || violation "instance $SETTLED after the calibration update $_m $_p"
 			vctl --json call update.status "{\"instance\":\"$INST\"}" > cal.json 2>&1
 			[ "$(jget .last.result cal.json)" = ok ] || violation "calibration update $_m $_p: $(jget .last.result cal.json)"
@@ -263,6 +267,17 @@ calibrate() {
 		done
 	done
 	echo "# soak: spans (ms from the start of the kill delay to the end of an update without a kill): $(tr '\n' ' ' < spans.txt)"
+}
+
+# wait_s SECONDS CMD...: until CMD succeeds, at most SECONDS of /proc/uptime (wait_until counts its 0.1 s
+# rounds, and a round of `settled`, several vluctl calls and a walk of /proc, takes 0.5-1 s under TCG)
+wait_s() {
+	_end=$(($(now_cs) + $1 * 100))
+	shift
+	until "$@"; do
+		[ "$(now_cs)" -ge "$_end" ] && return 1
+		sleep 0.1
+	done
 }
 
 # ---- the watchdog (SOAK_STALL_S): the loop writes the time into ./progress at each step
@@ -348,22 +363,23 @@ soak_run() {
 		progress
 		delay=$((permille * $(span_of "$mode" "$path") / 1000))
 		VMM_KILLED=0 VLUD_KILLED=0
-		vctl --json call update.start "{\"instance\":\"$INST\",\"mode\":\"$mode\",\"path\":\"$path\",\"wait\":false}" > start.json 2>&1
-		UID_=$(jget .id start.json)
 		KDESC="$mode $path, $target at +$delay ms${target2#-}"
-		[ -n "$UID_" ] || violation "update.start refused: $(cat start.json)"
+		vctl --json call update.start "{\"instance\":\"$INST\",\"mode\":\"$mode\",\"path\":\"$path\",\"wait\":false}" > start.json 2>&1
+		# nothing between the reply and the kill but the delay (the calibration measured from here)
 		usleep $((delay * 1000))
-		t0=$(now_cs)
 		KWHAT=''
 		kill_target "$target"
+		t0=$(now_cs)
 		if [ "$target2" != - ]; then
 			usleep $((gap * 1000))
 			KWHAT="$KWHAT, +$gap ms"
 			kill_target "$target2"
 		fi
+		UID_=$(jget .id start.json)
+		[ -n "$UID_" ] || violation "update.start refused: $(cat start.json)"
 		KDESC="$mode $path:$KWHAT at +$delay ms"
 		if [ "$VLUD_KILLED" = 1 ]; then wait_until 300 vlud_answers || violation "vlud did not come back"; fi
-		wait_until 900 settled || violation "not settled after 90 s: instance $(instate "$INST"), VMMs $(live_vmms | tr '\n' ' '), update.status running: $(vctl --json call update.status "{\"instance\":\"$INST\"}" 2> /dev/null | jget .running.phase)"
+		wait_s 90 settled || violation "not settled after 90 s: instance $(instate "$INST"), VMMs $(live_vmms | tr '\n' ' '), update.status running: $(vctl --json call update.status "{\"instance\":\"$INST\"}" 2> /dev/null | jget .running.phase)"
 		rec=$(($(now_cs) - t0))
 		check_verdict "$t0"
 		phase=$PHASE
