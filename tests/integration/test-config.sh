@@ -4,21 +4,9 @@
 # known to the parser and every key the parser prints is documented, and each bad file in a table is
 # refused with exit status 1, a message naming the file and the key, and nothing on stdout.
 #   VLU_BUILD=build VLU_TOP=. bash tests/integration/test-config.sh
-set -uo pipefail
-
-B=$(cd "${VLU_BUILD:-build}" && pwd)
-TOP=$(cd "${VLU_TOP:-.}" && pwd)
-VLUD=$B/vlud
 S=integ-config
-FAILS=0
-T=$(mktemp -d /tmp/vlu-config.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-
-ok() { echo "ok - $S/$1"; }
-notok() {
-	echo "not ok - $S/$1: $2"
-	FAILS=$((FAILS + 1))
-}
+. "$(dirname "$0")/lib.sh"
+VLUD=$B/vlud
 
 # check_file NAME FILE: valid, printed as JSON on stdout, exit 0
 check_file() {
