@@ -121,6 +121,8 @@ vctl release other > /dev/null 2>&1
 expect run2.report-reattached "$(jget .reattached run2.json)" = true
 expect run2.report-reopened "$(jget '.devices[0].reopened' run2.json)" = true
 expectf run2.report-release-ms "$(jget '.devices[0].release_ms' run2.json)" '>=' 0
+grep -i 'reopen' vlud.log | sed 's/^/[vlud] /'
+echo "# run2: device.reopen released the old fd in $(jget '.devices[0].release_ms' run2.json) ms"
 grep -q 'instance vm1 reopened device vdpa0' vlud.log && t_ok run2.vlud-reopened ||
 	t_fail run2.vlud-reopened "no reopen in vlud.log: $(grep -i reopen vlud.log | tail -n 3)"
 expect run2.vmpin-qemu "$(vmpin "$QPID")" -gt 0
