@@ -479,6 +479,16 @@ static bool listed_name_resolves_to(const char *dev, void *ud)
 	return strcmp(p, m->path) == 0;
 }
 
+/* may the peer open device (a listed name or path, or a path a listed name resolves to)? */
+static bool device_allowed(const struct request *r, const char *device)
+{
+	struct path_match m = { device, false };
+
+	if (policy_device_listed(vl.cfg, &r->c->cred, device))
+		return true;
+	return device[0] == '/' && policy_foreach_peer_device(vl.cfg, &r->c->cred, listed_name_resolves_to, &m);
+}
+
 /* the held fd name of a device: "vdpa:" + the vdpa name or the node's basename; a vdpa name too long to
  * fit whole falls back to the node's basename (unique per device), never to a truncated name that two
  * devices could share */
@@ -524,14 +534,9 @@ static int cmd_device_open(struct request *r)
 
 	if (!inst)
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "register an instance first");
-	if (!policy_device_listed(vl.cfg, &r->c->cred, device)) {
-		struct path_match m = { device, false };
-
-		if (device[0] != '/' || !policy_foreach_peer_device(vl.cfg, &r->c->cred, listed_name_resolves_to, &m))
-			return request_error(r, VLU_ERR_PERMISSION_DENIED,
-					     "device '%s' is not allowed for uid %u by the policy", device,
-					     (unsigned)r->c->cred.uid);
-	}
+	if (!device_allowed(r, device))
+		return request_error(r, VLU_ERR_PERMISSION_DENIED, "device '%s' is not allowed for uid %u by the policy",
+				     device, (unsigned)r->c->cred.uid);
 	k = device_resolve(device, &path);
 	if (k == -ENOENT)
 		return request_error(r, VLU_ERR_NOT_FOUND, "no vdpa device '%s' (/sys/bus/vdpa/devices/%s)", device,
@@ -628,6 +633,291 @@ static int cmd_device_open(struct request *r)
 	jadd(o, "path", jnew_str(path));
 	jadd(o, "name", jnew_str(name));
 	events_emit("device.opened", inst->name, o);
+	return 0;
+}
+
+/* ---- device.reopen: close the instance's device and open the node afresh, reserved throughout ----
+ *
+ * The held entry leaves the instance's table and becomes a reservation (held_reserve(): held_find_rdev()
+ * still answers "held by this instance", so every other device.open of the node is Busy, and the node
+ * cannot be opened around vlud either: only root can); its fd goes to the closer's DEVICE lane (the
+ * last reference: the kernel resets the device and unpins the dead VMM's pages, off the loop); when the
+ * close is done, the node is opened again through held_open_device() (same name, same device number),
+ * and the deferred reply carries the new fd.  An EBUSY there (a copy of the old fd that vlud could not
+ * see before, e.g. one in flight in a socket) is retried every REOPEN_RETRY_MS for REOPEN_BUSY_WAIT_MS
+ * with the reservation kept; after that the device is lost to the instance (DeviceError, device.lost). */
+#define REOPEN_BUSY_WAIT_MS 2000
+#define REOPEN_RETRY_MS 100
+
+struct reopen {
+	struct list link;	/* in reopens */
+	struct held *h;		/* the reservation (owned): name, device, path, rdev of the old fd */
+	struct instance *inst;
+	struct closer_job *job; /* the old fd's close; NULL once done */
+	ev_timer retry;
+	int64_t t0_us, release_us, deadline_us;
+	unsigned busy_retries;
+	uint64_t conn;		/* the deferred reply: connection id (0: gone), request id (owned) */
+	json_object *id;
+};
+
+static struct list reopens = LIST_INIT(reopens);
+
+static struct conn *conn_by_id(uint64_t id)
+{
+	struct list *p, *t;
+
+	list_for_each_safe(p, t, &vl.conns) {
+		struct conn *c = list_entry(p, struct conn, link);
+
+		if (id && c->id == id && !c->dead)
+			return c;
+	}
+	return NULL;
+}
+
+static struct reopen *reopen_find(const struct instance *inst, const char *name)
+{
+	struct list *p, *t;
+
+	list_for_each_safe(p, t, &reopens) {
+		struct reopen *ro = list_entry(p, struct reopen, link);
+
+		if (ro->inst == inst && (!name || strcmp(ro->h->name, name) == 0))
+			return ro;
+	}
+	return NULL;
+}
+
+bool commands_reopen_pending(const struct instance *inst)
+{
+	return reopen_find(inst, NULL) != NULL;
+}
+
+static json_object *reopen_event(const struct reopen *ro)
+{
+	json_object *o = jnew_obj();
+
+	jadd(o, "instance", jnew_str(ro->inst->name));
+	jadd(o, "device", jnew_str(ro->h->device));
+	jadd(o, "path", jnew_str(ro->h->path));
+	jadd(o, "name", jnew_str(ro->h->name));
+	return o;
+}
+
+/* the end of a reopen: the reply (nh: the reopened device, or NULL and err), the event, free ro */
+static void reopen_end(struct reopen *ro, struct held *nh, const char *err)
+{
+	struct conn *c = conn_by_id(ro->conn);
+	_cleanup_json_ json_object *rep = NULL;
+	json_object *ev = reopen_event(ro);
+	double release_ms = (double)ro->release_us / 1000.0;
+
+	ev_timer_stop(vl.loop, &ro->retry);
+	list_del(&ro->link);
+	held_unreserve(ro->h);
+	if (nh) {
+		json_object *o = jnew_obj(), *fds = jnew_arr(), *dj;
+		uint64_t bf = 0;
+
+		persist_fds_commit();
+		vlud_notify_status();
+		dj = device_query(nh->fd, &bf);
+		vl.backend_features_seen |= bf;
+		jadd(dj, "name", jnew_str(nh->device));
+		jadd(dj, "path", jnew_str(nh->path));
+		jappend(fds, held_to_json(nh, false));
+		jadd(o, "fds", fds);
+		jadd(o, "device", dj);
+		jadd(o, "release_ms", jnew_double(release_ms));
+		jadd(o, "total_ms", jnew_double((double)(now_monotonic_us() - ro->t0_us) / 1000.0));
+		log_info("instance %s reopened device %s (%s) as '%s': released in %.1f ms, %u busy retries",
+			 ro->inst->name, nh->device, nh->path, nh->name, release_ms, ro->busy_retries);
+		if (c) {
+			rep = vlu_reply_return(o, ro->id);
+			if (!rep)
+				json_oom("reply");
+			(void)conn_send(c, rep, &nh->fd, 1);
+		} else
+			json_object_put(o);
+		jadd(ev, "release_ms", jnew_double(release_ms));
+		events_emit("device.reopened", ro->inst->name, ev);
+	} else {
+		log_warning("instance %s: device %s (%s) lost at the reopen: %s", ro->inst->name, ro->h->device,
+			    ro->h->path, err);
+		if (c) {
+			rep = vlu_reply_error(VLU_ERR_DEVICE_ERROR, err, ro->id);
+			if (!rep)
+				json_oom("error reply");
+			(void)conn_send(c, rep, NULL, 0);
+		}
+		jadd(ev, "error", jnew_str(err));
+		events_emit("device.lost", ro->inst->name, ev);
+	}
+	json_object_put(ro->id);
+	held_free(ro->h);
+	free(ro);
+}
+
+static void reopen_try(struct reopen *ro)
+{
+	struct held *nh = NULL;
+	char err[400];
+	int k;
+
+	k = held_open_device(ro->inst, ro->h->name, ro->h->device, ro->h->path, ro->h->rdev, &nh);
+	if (k == -EBUSY && now_monotonic_us() < ro->deadline_us) {
+		ro->busy_retries++;
+		ev_timer_set(&ro->retry, REOPEN_RETRY_MS / 1000., 0.);
+		ev_timer_start(vl.loop, &ro->retry);
+		return;
+	}
+	if (k < 0) {
+		char why[160] = "";
+
+		if (k == -EBUSY)
+			snprintf(why, sizeof(why),
+				 " for %d ms (another copy of the old fd, one vlud could not see, is still open)",
+				 REOPEN_BUSY_WAIT_MS);
+		else if (k == -ENODEV)
+			snprintf(why, sizeof(why), " (the node is no longer that vhost-vdpa device)");
+		snprintf(err, sizeof(err),
+			 "device lost: %s (%s) was closed, and opening it again failed: %s%s; instance '%s' no "
+			 "longer holds it",
+			 ro->h->device, ro->h->path, strerror(-k), why, ro->inst->name);
+		reopen_end(ro, NULL, err);
+		return;
+	}
+	reopen_end(ro, nh, NULL);
+}
+
+static void reopen_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	reopen_try(container_of(w, struct reopen, retry));
+}
+
+/* the closer closed the old fd (close_us in its worker) */
+static void reopen_released(void *userdata, int64_t close_us)
+{
+	struct reopen *ro = userdata;
+
+	ro->job = NULL;
+	ro->release_us = close_us;
+	ro->deadline_us = now_monotonic_us() + REOPEN_BUSY_WAIT_MS * 1000;
+	reopen_try(ro);
+}
+
+void commands_reopen_forget(struct instance *inst, const char *why)
+{
+	struct reopen *ro;
+
+	while ((ro = reopen_find(inst, NULL))) {
+		char err[300];
+
+		/* the old fd still closes; nothing is reopened */
+		closer_cancel(TAKE_PTR(ro->job));
+		snprintf(err, sizeof(err), "instance '%s' %s during the reopen of %s: nothing reopened", inst->name,
+			 why, ro->h->name);
+		reopen_end(ro, NULL, err);
+	}
+}
+
+static int cmd_device_reopen(struct request *r)
+{
+	struct instance *inst = r->c->inst;
+	const char *name = arg_str(r, "name");
+	struct held *h, *other;
+	struct reopen *ro;
+	char who[128];
+	dev_t rdev;
+	int fd, k;
+
+	if (!inst)
+		return request_error(r, VLU_ERR_PERMISSION_DENIED, "register an instance first");
+	if (update_running(inst))
+		return request_error(r, VLU_ERR_BUSY, "an update of '%s' is running: its devices stay until it ends",
+				     inst->name);
+	if (reopen_find(inst, name))
+		return request_error(r, VLU_ERR_BUSY, "'%s' of instance '%s' is being reopened", name, inst->name);
+	h = held_find(inst, name);
+	if (!h)
+		return request_error(r, VLU_ERR_NOT_FOUND, "instance '%s' holds no fd named '%s'", inst->name, name);
+	if (h->type != VLUD_FD_VHOST_VDPA || !h->device || !h->path)
+		return request_error(r, VLU_ERR_INVALID_ARGUMENT,
+				     "'%s' is a %s%s: only a device vlud opened for the instance (device.open) can be "
+				     "reopened",
+				     name, fdtype_name(h->type), h->type == VLUD_FD_VHOST_VDPA ? " the VMM stored" : "");
+	/* the policy as for device.open (it may have changed since: a restarted vlud, another rule) */
+	if (!device_allowed(r, h->device))
+		return request_error(r, VLU_ERR_PERMISSION_DENIED, "device '%s' is not allowed for uid %u by the policy",
+				     h->device, (unsigned)r->c->cred.uid);
+	/* the limits as for device.open: the reopen replaces one fd by one, so the counts stay; an instance
+	 * above them (a configuration lowered across a restart) is refused */
+	if (inst->n_held > policy_max_fds(vl.cfg, &r->c->cred))
+		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "instance '%s' holds %u fds (max_fds %u)", inst->name,
+				     inst->n_held, policy_max_fds(vl.cfg, &r->c->cred));
+	if (over_uid_fds(r, 0))
+		return -1;
+	/* the node is still that device (a vdpa name: still bound there, same device number) */
+	if (h->device[0] != '/') {
+		_cleanup_free_ char *path = NULL;
+
+		k = device_resolve(h->device, &path);
+		if (k >= 0 && strcmp(path, h->path) != 0)
+			k = -ENODEV;
+		if (k >= 0)
+			k = device_sysfs_rdev(h->device, &rdev);
+	} else
+		k = device_node_rdev(h->path, &rdev);
+	if (k >= 0 && rdev != h->rdev)
+		k = -ENODEV;
+	if (k < 0)
+		return request_error(r, k == -ENOENT ? VLU_ERR_NOT_FOUND : VLU_ERR_DEVICE_ERROR,
+				     "%s (%s) is no longer the device held as '%s' (%s): nothing reopened; release it and "
+				     "device.open it again",
+				     h->device, h->path, name, strerror(-k));
+	/* the kernel releases the device only when every copy of the open file is closed: vlud's own must be
+	 * the last one, or the reopen would find the node busy after the close */
+	other = held_find_rdev(h->rdev, h);
+	if (other) {
+		if (may_see(r, other->inst))
+			return request_error(r, VLU_ERR_BUSY,
+					     "%s is also held by instance '%s' (fd '%s'): the reopen needs vlud's only "
+					     "copy; nothing changed",
+					     h->device, other->inst->name, other->name);
+		return request_error(r, VLU_ERR_BUSY, "%s is also held by another instance: nothing changed", h->device);
+	}
+	if (device_holders(h->rdev, vl.fdstore, who, sizeof(who)) > 0)
+		return request_error(r, VLU_ERR_BUSY,
+				     "a copy of the fd of %s is still open in %s: the kernel releases the device only "
+				     "when every copy is closed; close it first (nothing changed)",
+				     h->device, who);
+	ro = calloc(1, sizeof(*ro));
+	if (!ro)
+		return request_error(r, VLU_ERR_INTERNAL, "%s", strerror(ENOMEM));
+
+	/* no refusal below.  The state forgets the fd before the fd store does (as fd.remove); the entry
+	 * stays a reservation of the device until the reopen */
+	held_unlink(h);
+	persist_fds_commit();
+	fd = held_take_fd(h);
+	persist_fds_commit();
+	vlud_notify_status();
+	held_reserve(h);
+	ro->h = h;
+	ro->inst = inst;
+	ro->t0_us = now_monotonic_us();
+	ro->conn = r->c->id;
+	ro->id = r->id ? json_object_get(r->id) : NULL;
+	ev_timer_init(&ro->retry, reopen_retry_cb, 0., 0.);
+	list_add_tail(&reopens, &ro->link);
+	r->deferred = true;
+	log_info("instance %s: reopening device %s (%s): the old fd '%s' goes to the closer", inst->name, h->device,
+		 h->path, name);
+	if (closer_close(&fd, 1, reopen_released, ro, &ro->job) < 0)
+		reopen_released(ro, 0); /* closed synchronously */
 	return 0;
 }
 
@@ -899,6 +1189,7 @@ static const command_handler handlers[_VLU_CMD_MAX] = {
 	[VLU_CMD_UPDATE_ARMED] = update_cmd_armed,
 	[VLU_CMD_UPDATE_CLAIM] = update_cmd_claim,
 	[VLU_CMD_UPDATE_READY] = update_cmd_ready,
+	[VLU_CMD_DEVICE_REOPEN] = cmd_device_reopen,
 };
 
 int commands_check_table(void)

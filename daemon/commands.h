@@ -48,6 +48,13 @@ int request_verror(struct request *r, enum vlu_error_class cls, const char *fmt,
  * unless a handler took them).  May kill the connection. */
 void commands_dispatch(struct conn *c, char *buf, size_t len, int *fds, size_t nfds);
 
+struct instance;
+/* device.reopen: a reopen of inst's device is under way (its device is a reservation, not in its table) */
+bool commands_reopen_pending(const struct instance *inst);
+/* inst goes (why: "was released"): its reopens end with an error reply and nothing reopened (their old
+ * fds still close); call before inst is freed */
+void commands_reopen_forget(struct instance *inst, const char *why);
+
 /* every vlu_commands[] entry has a handler: 0 or -EINVAL (logged) */
 int commands_check_table(void);
 

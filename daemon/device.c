@@ -177,6 +177,90 @@ int device_open_node(const char *path, int *ret_fd)
 	return k;
 }
 
+int device_node_rdev(const char *path, dev_t *ret)
+{
+	_cleanup_close_ int pfd = open_path_nofollow(path);
+	struct stat st;
+
+	if (pfd < 0)
+		return pfd;
+	if (fstat(pfd, &st) < 0)
+		return -errno;
+	if (!S_ISCHR(st.st_mode))
+		return -ENODEV;
+	*ret = st.st_rdev;
+	return 0;
+}
+
+/* fd N of process pid (dirfd: its /proc/PID/fd) is open on the character device rdev, and not O_PATH
+ * (an O_PATH fd of the node holds no open of the device) */
+static bool fd_opens_rdev(int dirfd, pid_t pid, const char *n, uint64_t rdev)
+{
+	char p[320], line[64];
+	unsigned flags = 0;
+	struct stat st;
+	FILE *f;
+
+	if (fstatat(dirfd, n, &st, 0) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != rdev)
+		return false;
+	snprintf(p, sizeof(p), "/proc/%d/fdinfo/%s", (int)pid, n);
+	f = fopen(p, "re");
+	if (!f)
+		return errno != ENOENT; /* closed since: not a holder; unreadable: counted (a refusal is safe, a
+					 * missed holder is not) */
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "flags: %o", &flags) == 1)
+			break;
+	fclose(f);
+	return !(flags & O_PATH);
+}
+
+unsigned device_holders(uint64_t rdev, bool skip_pid1, char *who, size_t len)
+{
+	DIR *proc = opendir("/proc");
+	pid_t self = getpid();
+	struct dirent *de;
+	unsigned n = 0;
+
+	if (len)
+		who[0] = 0;
+	if (!proc)
+		return 0;
+	while ((de = readdir(proc))) {
+		char dir[64], comm[32] = "?";
+		struct dirent *fe;
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		DIR *fds;
+
+		if (*end || pid <= 0 || pid == self || (skip_pid1 && pid == 1))
+			continue;
+		snprintf(dir, sizeof(dir), "/proc/%ld/fd", pid);
+		fds = opendir(dir);
+		if (!fds)
+			continue; /* exited, or a kernel thread */
+		while ((fe = readdir(fds))) {
+			FILE *f;
+
+			if (fe->d_name[0] == '.' || !fd_opens_rdev(dirfd(fds), (pid_t)pid, fe->d_name, rdev))
+				continue;
+			if (n++ == 0 && len) {
+				snprintf(dir, sizeof(dir), "/proc/%ld/comm", pid);
+				f = fopen(dir, "re");
+				if (f) {
+					if (fgets(comm, sizeof(comm), f))
+						comm[strcspn(comm, "\n")] = 0;
+					fclose(f);
+				}
+				snprintf(who, len, "pid %ld (%s) fd %s", pid, comm, fe->d_name);
+			}
+		}
+		closedir(fds);
+	}
+	closedir(proc);
+	return n;
+}
+
 int device_sysfs_rdev(const char *device, dev_t *ret)
 {
 	char dir[512], p[800], buf[32];

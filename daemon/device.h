@@ -3,6 +3,8 @@
 #ifndef VLUD_DEVICE_H
 #define VLUD_DEVICE_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <json-c/json.h>
@@ -20,6 +22,14 @@ int device_resolve(const char *device, char **ret_path);
  * -EBUSY: open by someone else; -ENODEV: none of those kinds; -ELOOP: a symlink on the path; other
  * -errno from open(). */
 int device_open_node(const char *path, int *ret_fd);
+/* the device number of the character device at path (no symlink followed: -ELOOP; not a character
+ * device: -ENODEV) */
+int device_node_rdev(const char *path, dev_t *ret);
+/* How many open fds of the character device rdev other processes hold (vlud's own are not counted, nor
+ * PID 1's with skip_pid1: its fd-store copies; O_PATH fds are not opens).  who: the first, "pid N (comm)
+ * fd M".  A scan of /proc: what vlud cannot see (another pid namespace, an fd in flight in a socket) is
+ * not counted. */
+unsigned device_holders(uint64_t rdev, bool skip_pid1, char *who, size_t len);
 /* the device number of vdpa device NAME's vhost-vdpa node (sysfs "dev"); 0 or -errno */
 int device_sysfs_rdev(const char *device, dev_t *ret);
 

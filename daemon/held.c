@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 
 #include "closer.h"
+#include "device.h"
 #include "held.h"
 #include "instance.h"
 #include "json-oom.h"
@@ -82,16 +83,65 @@ void held_relink(struct held *h)
 	vl.n_held++;
 }
 
-int held_destroy_take_fd(struct held *h)
+int held_take_fd(struct held *h)
 {
-	int fd;
-
 	persist_fd_remove(h); /* still needs h->fd (kcmp order of the fd store's primaries) */
-	fd = TAKE_FD(h->fd); /* owned: goes to the caller */
+	return TAKE_FD(h->fd); /* owned: goes to the caller */
+}
+
+void held_free(struct held *h)
+{
+	if (!h)
+		return;
 	free(h->device);
 	free(h->path);
 	free(h);
+}
+
+int held_destroy_take_fd(struct held *h)
+{
+	int fd = held_take_fd(h);
+
+	held_free(h);
 	return fd;
+}
+
+/* ---- reservations: devices between the close of their old fd and the reopen (device.reopen) */
+
+static struct list reserved = LIST_INIT(reserved);
+
+void held_reserve(struct held *h)
+{
+	h->reserved = true;
+	list_add_tail(&reserved, &h->link);
+}
+
+void held_unreserve(struct held *h)
+{
+	if (!h->reserved)
+		return;
+	list_del(&h->link);
+	h->reserved = false;
+}
+
+int held_open_device(struct instance *inst, const char *name, const char *device, const char *path,
+		     uint64_t want_rdev, struct held **ret)
+{
+	_cleanup_close_ int fd = -EBADF;
+	struct stat st;
+	int k, t;
+
+	k = device_open_node(path, &fd);
+	if (k < 0)
+		return k;
+	t = fdtype_detect(fd, vl.vdpa_major, &st);
+	if (t < 0)
+		return t;
+	if (t != VLUD_FD_VHOST_VDPA || (want_rdev && st.st_rdev != want_rdev)) {
+		closer_close_fd(TAKE_FD(fd));
+		return -ENODEV;
+	}
+	return held_add(inst, name, TAKE_FD(fd), t, &st, 0, 0, device, path, ret);
 }
 
 void held_destroy(struct held *h)
@@ -148,6 +198,13 @@ struct held *held_find_rdev(uint64_t rdev, const struct held *except)
 			if ((h->type == VLUD_FD_VHOST_VDPA || h->type == VLUD_FD_VFIO) && h->rdev == rdev && h != except)
 				return h;
 		}
+	}
+	/* a device being reopened is still its instance's (device.reopen) */
+	list_for_each_safe(p, t, &reserved) {
+		struct held *h = list_entry(p, struct held, link);
+
+		if (h->rdev == rdev && h != except)
+			return h;
 	}
 	return NULL;
 }

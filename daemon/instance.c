@@ -5,6 +5,7 @@
 #include <string.h>
 #include <json-c/json.h>
 
+#include "commands.h"
 #include "config.h"
 #include "conn.h"
 #include "events.h"
@@ -204,6 +205,7 @@ static void instance_free(struct instance *inst)
 	struct list *p, *t;
 
 	update_instance_gone(inst);
+	commands_reopen_forget(inst, "went with vlud's exit");
 	ev_io_stop(vl.loop, &inst->pidfd_io);
 	ev_timer_stop(vl.loop, &inst->expiry);
 	list_for_each_safe(p, t, &inst->held) {
@@ -234,6 +236,7 @@ unsigned instance_release(struct instance *inst, const char *reason)
 
 	snprintf(name, sizeof(name), "%s", inst->name);
 	update_instance_gone(inst); /* end a running update first */
+	commands_reopen_forget(inst, "was released");
 	/* the state forgets the instance before the fd store forgets its fds (see persist.c); an fd of another
 	 * instance sharing a file with one of these takes over its place in the store first */
 	list_for_each_safe(p, t, &inst->held)

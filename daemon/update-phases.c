@@ -244,24 +244,15 @@ int upd_release_devices(struct update *u, closer_done_fn done, char *why, size_t
 int upd_reopen_devices(struct update *u, char *why, size_t len)
 {
 	for (unsigned i = 0; i < u->ndevs; i++) {
-		_cleanup_close_ int fd = -EBADF;
 		struct held *nh;
-		struct stat st;
-		int k, t;
+		int k;
 
 		/* a failure below loses the device: reported as device_lost, never ok */
-		k = device_open_node(u->devs[i].path, &fd);
+		k = held_open_device(u->inst, u->devs[i].name, u->devs[i].device, u->devs[i].path, 0, &nh);
 		if (k < 0)
 			return snprintf(why, len, "device lost: reopen %s: %s%s", u->devs[i].path, strerror(-k),
 					k == -EBUSY ? " (another copy of the old fd is still open)" : ""),
 			       k;
-		t = fdtype_detect(fd, vl.vdpa_major, &st);
-		if (t < 0)
-			return snprintf(why, len, "device lost: fstat %s: %s", u->devs[i].path, strerror(-t)), t;
-		k = held_add(u->inst, u->devs[i].name, TAKE_FD(fd), t, &st, 0, 0, u->devs[i].device, u->devs[i].path,
-			     &nh);
-		if (k < 0)
-			return snprintf(why, len, "device lost: holding %s: %s", u->devs[i].path, strerror(-k)), k;
 		u->devs[i].lost = false;
 	}
 	persist_state_write();

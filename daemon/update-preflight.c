@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <json-c/json.h>
 
+#include "commands.h"
 #include "config.h"
 #include "conn.h"
 #include "events.h"
@@ -201,6 +202,8 @@ int update_cmd_start(struct request *r)
 	if (ui->cur)
 		return refuse(r, inst, VLU_ERR_BUSY, "update %" PRIu64 " of '%s' is running (phase %s)", ui->cur->id,
 			      name, update_phase_name(ui->cur->phase));
+	if (commands_reopen_pending(inst))
+		return refuse(r, inst, VLU_ERR_BUSY, "a device of '%s' is being reopened (device.reopen)", name);
 	if (strcmp(mode, "exec") != 0 && strcmp(mode, "transfer") != 0)
 		return refuse(r, inst, VLU_ERR_INVALID_ARGUMENT, "mode must be \"exec\" or \"transfer\"");
 	if (inst->state != INSTANCE_ATTACHED || !inst->conn || inst->pidfd < 0)

@@ -164,17 +164,9 @@ static bool pid_exists(pid_t pid)
 /* A released device of su's record that no held fd has: open its node again under the same name. */
 static void reopen_released(struct instance *inst, const struct state_update_dev *d)
 {
-	_cleanup_close_ int fd = -EBADF;
 	struct held *nh;
-	struct stat st;
-	int k, t;
+	int k = held_open_device(inst, d->name, d->device[0] ? d->device : NULL, d->node, 0, &nh);
 
-	k = device_open_node(d->node, &fd);
-	if (k >= 0) {
-		t = fdtype_detect(fd, vl.vdpa_major, &st);
-		k = t < 0 ? t : held_add(inst, d->name, TAKE_FD(fd), t, &st, 0, 0, d->device[0] ? d->device : NULL,
-					 d->node, &nh);
-	}
 	if (k < 0)
 		log_warning("%s: reopen of the released device %s (%s) after the restart: %s", inst->name, d->name,
 			    d->node, strerror(-k));

@@ -39,6 +39,10 @@ static const struct vlu_arg device_open_args[] = {
 	  "vdpa device name, or a /dev/vhost-vdpa-N, /dev/iommu or /dev/vfio/devices/vfioN path, allowed by policy" },
 };
 
+static const struct vlu_arg device_reopen_args[] = {
+	{ "name", VLU_ARG_NAME, true, 1, VLU_NAME_MAX, "held fd name of a device this instance opened (vdpa:NAME)" },
+};
+
 static const struct vlu_arg fd_store_args[] = {
 	{ "names", VLU_ARG_NAME_ARRAY, true, 1, VLU_MAX_FDS_PER_MSG, "one distinct name per fd, in message order" },
 	{ "replace", VLU_ARG_BOOL, false, 0, 0, "replace fds already stored under these names" },
@@ -273,5 +277,14 @@ const struct vlu_command vlu_commands[_VLU_CMD_MAX] = {
 		.perm = VLU_PERM_VMM | VLU_PERM_INSTANCE,
 		.fds_in = VLU_FDS_NONE,
 		.summary = "the old VMM armed every device for the successor (after update.arm; transfer mode, A and B)",
+	},
+	[VLU_CMD_DEVICE_REOPEN] = {
+		.id = VLU_CMD_DEVICE_REOPEN,
+		.name = "device.reopen",
+		ARGS(device_reopen_args),
+		.perm = VLU_PERM_VMM | VLU_PERM_INSTANCE,
+		.fds_in = VLU_FDS_NONE,
+		.fds_out = true,
+		.summary = "close this instance's device and open it afresh, reserved to it throughout; returns the new fd",
 	},
 };

@@ -1062,8 +1062,8 @@ static int verb_release(int argc, char **argv)
 /* `vluctl run`: the launcher of an unmodified VMM (one that takes its device fds by number, e.g. QEMU's
  * `-netdev vhost-vdpa,vhostfd=N`).  It drops to --user first (so vlud sees the instance's own uid),
  * registers the instance (reattach: an orphan of a killed run is adopted), has vlud open each device
- * (a device an orphan still holds is closed and opened afresh: the dead VMM's owner and mappings go
- * with the close), then forks: the child places the fds at the numbers named and execs the program;
+ * (a device an orphan still holds is closed and opened afresh by device.reopen, reserved to the
+ * instance throughout: the dead VMM's owner and mappings go with the close), then forks: the child places the fds at the numbers named and execs the program;
  * the parent stays, a small supervisor holding the vlud connection (so the instance stays attached
  * while the program runs and is orphaned, devices kept, when both are gone), forwards signals and
  * reports the program's exit.  The child dies with the parent (PR_SET_PDEATHSIG). */
@@ -1071,6 +1071,7 @@ static int verb_release(int argc, char **argv)
 #define RUN_MAX_DEVICES 16
 #define RUN_EXIT_NOT_FOUND 127
 #define RUN_EXIT_NOT_EXEC 126
+#define RUN_REOPEN_TIMEOUT_MS 60000 /* device.reopen: the kernel's release of the old fd, then the open */
 
 struct run_device {
 	const char *device; /* vdpa device name or node path, as given; --fd: the stored fd's name */
@@ -1286,7 +1287,8 @@ static json_object *run_held(struct vlu *v, const char *instance)
 	return names;
 }
 
-/* Open (or, when the reattached orphan holds it, close and reopen) each device.  0 or an exit code. */
+/* Open each device, or, when the reattached orphan holds it, have vlud reopen it (device.reopen: closed
+ * and opened afresh, reserved to the instance throughout).  0 or an exit code. */
 static int run_open_devices(struct vlu *v, struct run_args *a, json_object *held)
 {
 	for (size_t i = 0; i < a->ndev; i++) {
@@ -1304,28 +1306,35 @@ static int run_open_devices(struct vlu *v, struct run_args *a, json_object *held
 		}
 		for (size_t k = 0; held && k < json_object_array_length(held); k++) {
 			json_object *e = json_object_array_get_idx(held, k);
-			const char *name = jstr(e, "name");
 
-			if (!name || !jstr(e, "device") || strcmp(jstr(e, "device"), d->device) != 0)
-				continue;
-			/* the dead VMM was its owner (SET_OWNER, mappings, pinned pages): only a close
-			 * resets it, and the program opens it as new */
-			r = vlu_fd_remove(v, (const char *[]){ name }, 1, NULL);
-			if (r < 0)
-				return report_failure(v, "fd.remove (reopen of a device the orphan held)", r);
-			d->reopened = true;
+			if (jstr(e, "name") && jstr(e, "device") && strcmp(jstr(e, "device"), d->device) == 0) {
+				json_object_object_add(args, "name", json_object_new_string(jstr(e, "name")));
+				d->reopened = true;
+				break;
+			}
 		}
-		json_object_object_add(args, "device", json_object_new_string(d->device));
-		r = vlu_call(v, "device.open", args, NULL, 0, arg_timeout, &d->info, &fds, &nfds);
+		if (d->reopened) {
+			/* the dead VMM was its owner (SET_OWNER, mappings, pinned pages): only a close resets
+			 * it.  device.reopen closes vlud's copy and opens the node afresh with the device
+			 * reserved to this instance throughout (no other tenant can open it in between); the
+			 * close runs the kernel's release (unpinning a large VM's RAM): wait longer than for a
+			 * plain call unless --timeout says otherwise */
+			r = vlu_call(v, "device.reopen", args, NULL, 0,
+				     arg_timeout_given ? arg_timeout : RUN_REOPEN_TIMEOUT_MS, &d->info, &fds, &nfds);
+		} else {
+			json_object_object_add(args, "device", json_object_new_string(d->device));
+			r = vlu_call(v, "device.open", args, NULL, 0, arg_timeout, &d->info, &fds, &nfds);
+		}
 		if (r < 0) {
 			char what[128];
 
-			snprintf(what, sizeof(what), "device.open %.64s", d->device);
+			snprintf(what, sizeof(what), "%s %.64s", d->reopened ? "device.reopen" : "device.open", d->device);
 			return report_failure(v, what, r);
 		}
 		if (nfds != 1) {
 			close_many(fds, nfds);
-			fprintf(stderr, "vluctl: run: device.open %s: %zu fds in the reply, not 1\n", d->device, nfds);
+			fprintf(stderr, "vluctl: run: %s %s: %zu fds in the reply, not 1\n",
+				d->reopened ? "device.reopen" : "device.open", d->device, nfds);
 			return EXIT_ERROR;
 		}
 		d->fd = fds[0];
@@ -1404,6 +1413,8 @@ static json_object *run_device_json(const struct run_device *d)
 	json_object_object_add(o, "rdev", json_object_get(jget(f, "rdev")));
 	json_object_object_add(o, "ino", json_object_get(jget(f, "ino")));
 	json_object_object_add(o, "reopened", json_object_new_boolean(d->reopened));
+	if (d->reopened) /* device.reopen: the kernel's release of the old fd */
+		json_object_object_add(o, "release_ms", json_object_get(jget(d->info, "release_ms")));
 	json_object_object_add(o, "device_id", json_object_get(jget(dev, "device_id")));
 	json_object_object_add(o, "vqs", json_object_get(jget(dev, "vqs")));
 	json_object_object_add(o, "features", json_object_get(jget(dev, "features")));

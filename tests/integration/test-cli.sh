@@ -2,37 +2,11 @@
 # test-cli.sh - the built vlud driven by the real CLI (vluctl), plus socket activation through
 # systemd-socket-activate and `systemd-analyze verify` of the installed units.  One TAP line per check.
 #   VLU_BUILD=build VLU_TOP=. bash tests/integration/test-cli.sh
-set -uo pipefail
-
-B=$(cd "${VLU_BUILD:-build}" && pwd)
-TOP=$(cd "${VLU_TOP:-.}" && pwd)
+S=integ-cli
+. "$(dirname "$0")/lib.sh"
 VLUD=$B/vlud
 VLUCTL=$B/vluctl
 HELPER=$B/tests/integration/helper-vmm
-S=integ-cli
-FAILS=0
-T=$(mktemp -d /tmp/vlu-cli.XXXXXX)
-chmod 755 "$T"
-PIDS=()
-
-cleanup() {
-	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	[ -n "${VLU_KEEP_TMP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-
-ok() { echo "ok - $S/$1"; }
-notok() {
-	echo "not ok - $S/$1: $2"
-	FAILS=$((FAILS + 1))
-}
-# check NAME WHY COMMAND...: ok if the command succeeds
-check() {
-	local name=$1 why=$2
-	shift 2
-	if "$@"; then ok "$name"; else notok "$name" "$why"; fi
-}
-diag() { sed 's/^/# /' "$@"; }
 
 config() { # config SOCKETPATH
 	cat <<EOF

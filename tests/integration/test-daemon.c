@@ -102,6 +102,65 @@ static void test_greeting(void)
 		  rep2 ? json_object_to_json_string(rep2) : "-");
 }
 
+/* device.reopen refused with nothing changed (the reopen of a real device runs in the rig: qemu-vluctl-run):
+ * a stored memfd is not a device, a device name the instance does not hold, an unknown name, another
+ * instance's fd, a bad name, no instance.  vm1 on c holds "ram" (memfd) and "kick" (eventfd). */
+static void test_reopen_refusals(int c)
+{
+	static const struct {
+		const char *check, *args, *cls, *needle;
+	} cases[] = {
+		{ "device.reopen-memfd-not-a-device", "{\"name\":\"ram\"}", "InvalidArgument", "is a memfd" },
+		{ "device.reopen-eventfd-not-a-device", "{\"name\":\"kick\"}", "InvalidArgument", "device.open" },
+		{ "device.reopen-device-not-held", "{\"name\":\"vdpa:vdpa0\"}", "NotFound", "holds no fd named" },
+		{ "device.reopen-unknown-name", "{\"name\":\"nosuch\"}", "NotFound", "holds no fd named" },
+		{ "device.reopen-other-instances-fd", "{\"name\":\"other-ram\"}", "NotFound", "holds no fd named" },
+		{ "device.reopen-bad-name", "{\"name\":\"vdpa 0\"}", "InvalidArgument", "name" },
+		{ "device.reopen-no-name", "{}", "InvalidArgument", "name" },
+		{ "device.reopen-unknown-argument", "{\"name\":\"ram\",\"device\":\"vdpa0\"}", "InvalidArgument",
+		  "device" },
+	};
+	_cleanup_close_ int c2 = integ_open_client(D.sock, NULL), c3 = integ_open_client(D.sock, NULL);
+	_cleanup_close_ int mfd = memfd_create("other-ram", MFD_CLOEXEC);
+	_cleanup_free_ char *before = NULL, *after = NULL;
+	_cleanup_json_ json_object *rep = NULL;
+	int rfd[4], r;
+	size_t nr = 0;
+
+	/* another instance (vm-other, same uid) holding "other-ram" */
+	r = c2 >= 0 ? integ_call(c2, "instance.register", "{\"name\":\"vm-other\"}", NULL, 0, &rep, NULL, 0, NULL) : -1;
+	json_object_put(TAKE_PTR(rep));
+	if (r == 0 && mfd >= 0)
+		r = integ_call(c2, "fd.store", "{\"names\":[\"other-ram\"]}", &mfd, 1, &rep, NULL, 0, NULL);
+	if (!tap_check(r == 0 && integ_return(rep), "device.reopen-setup", "vm-other: %s", cls_or(rep)))
+		return;
+	json_object_put(TAKE_PTR(rep));
+
+	before = integ_snapshot(c);
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		const char *desc;
+
+		nr = 0;
+		r = integ_call(c, "device.reopen", cases[i].args, NULL, 0, &rep, rfd, 4, &nr);
+		desc = integ_error_desc(rep);
+		tap_check(r == 0 && class_is(rep, cases[i].cls) && nr == 0 && desc && strstr(desc, cases[i].needle),
+			  cases[i].check, "r=%d nfds=%zu, want %s with '%s': %s", r, nr, cases[i].cls, cases[i].needle,
+			  rep ? json_object_to_json_string(rep) : "-");
+		close_many(rfd, nr);
+		json_object_put(TAKE_PTR(rep));
+	}
+	/* a connection without an instance */
+	r = c3 >= 0 ? integ_call(c3, "device.reopen", "{\"name\":\"ram\"}", NULL, 0, &rep, rfd, 4, &nr) : -1;
+	tap_check(r == 0 && class_is(rep, "PermissionDenied") && nr == 0, "device.reopen-no-instance", "r=%d %s", r,
+		  cls_or(rep));
+	json_object_put(TAKE_PTR(rep));
+	after = integ_snapshot(c);
+	tap_check(before && after && strcmp(before, after) == 0, "device.reopen-refusals-change-nothing",
+		  "before %s\n# after  %s", before ? before : "-", after ? after : "-");
+	r = integ_call(c2, "instance.release", "{\"name\":\"vm-other\"}", NULL, 0, &rep, NULL, 0, NULL);
+	tap_check(r == 0 && integ_return(rep), "device.reopen-cleanup", "%s", cls_or(rep));
+}
+
 /* every command once, with the state it leaves checked */
 static void test_commands(int c, int ev)
 {
@@ -198,6 +257,8 @@ static void test_commands(int c, int ev)
 		}
 		tap_check(seen, "events.subscribe-fd.stored", "no fd.stored event with timestamp on the subscriber");
 	}
+
+	test_reopen_refusals(c);
 
 	r = integ_call(c, "fd.list", NULL, NULL, 0, &rep, NULL, 0, NULL);
 	{

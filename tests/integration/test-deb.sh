@@ -8,20 +8,8 @@
 # sit in systemd's unit search path and pass `systemd-analyze verify`, systemd-sysusers --root finds
 # sysusers.d/vlud.conf and creates the group, and the packaged vlud accepts the packaged configuration.
 #   VLU_TOP=. bash tests/integration/test-deb.sh          (root when packages are missing: it installs them)
-set -uo pipefail
-
-TOP=$(cd "${VLU_TOP:-.}" && pwd)
 S=integ-deb
-FAILS=0
-T=$(mktemp -d /tmp/vlu-deb.XXXXXX)
-trap '[ -n "${VLU_KEEP_TMP:-}" ] || rm -rf "$T"' EXIT
-
-ok() { echo "ok - $S/$1"; }
-notok() {
-	echo "not ok - $S/$1: $2"
-	FAILS=$((FAILS + 1))
-}
-diag() { sed 's/^/# /' "$@"; }
+. "$(dirname "$0")/lib.sh"
 
 if [ "${SANITIZE:-0}" = 1 ]; then
 	# the packages are built by dpkg-buildpackage with Debian's flags whatever SANITIZE says: the plain
@@ -127,12 +115,6 @@ n=$(ls "$D"/*.deb 2>/dev/null | wc -l)
 # ---- control data ----
 ctl() { dpkg-deb --ctrl-tarfile "$D/${1}_${VERSION}_${ARCH}.deb" | tar -xOf - "./$2" 2>/dev/null; }
 field() { dpkg-deb -f "$D/${1}_${VERSION}_${ARCH}.deb" "$2"; }
-check() { # check NAME WHY COMMAND...
-	local name=$1 why=$2
-	shift 2
-	if "$@"; then ok "$name"; else notok "$name" "$why"; fi
-}
-
 check vlud/conffile "conffiles: $(ctl vlud conffiles | tr '\n' ' ')" test "$(ctl vlud conffiles)" = /etc/vlud/vlud.conf
 ctl vlud postinst >"$T/postinst"
 ctl vlud prerm >"$T/prerm"

@@ -5,17 +5,8 @@
 # globs such as tests/vm/*.mk must match something) and every relative markdown link target.  Paths under
 # $(O)/, build/, ~/ or / are outputs, caches or guest/host system paths and are not checked.
 #   VLU_TOP=. bash tests/integration/test-docs.sh
-set -uo pipefail
-
-TOP=$(cd "${VLU_TOP:-.}" && pwd)
 S=integ-docs
-FAILS=0
-
-ok() { echo "ok - $S/$1"; }
-notok() {
-	echo "not ok - $S/$1: $2"
-	FAILS=$((FAILS + 1))
-}
+. "$(dirname "$0")/lib.sh"
 
 # ---- documents not checked (none: every user-facing document is) ----
 EXCLUDED=()

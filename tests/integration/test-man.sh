@@ -4,20 +4,8 @@
 # libvlu exports; every configuration key `vlud --check-config` prints, and the example file of
 # vlud.conf(5) is accepted), and `make install` installs every page (plus one vlu_*(3) name per function).
 #   VLU_BUILD=build VLU_TOP=. bash tests/integration/test-man.sh
-set -uo pipefail
-
-B=$(cd "${VLU_BUILD:-build}" && pwd)
-TOP=$(cd "${VLU_TOP:-.}" && pwd)
 S=integ-man
-FAILS=0
-T=$(mktemp -d /tmp/vlu-man.XXXXXX)
-trap '[ -n "${VLU_KEEP_TMP:-}" ] || rm -rf "$T"' EXIT
-
-ok() { echo "ok - $S/$1"; }
-notok() {
-	echo "not ok - $S/$1: $2"
-	FAILS=$((FAILS + 1))
-}
+. "$(dirname "$0")/lib.sh"
 
 # page -> the program whose --help it documents ("" = none)
 declare -A PAGES=(

@@ -8,33 +8,10 @@
 # device, program not found) with nothing left registered.  The host has no vhost-vdpa device: the fds
 # placed here are stored ones (--fd); devices (--device) are exercised in the rig (qemu-vluctl-run).
 #   VLU_BUILD=build VLU_TOP=. bash tests/integration/test-run.sh
-set -uo pipefail
-
-B=$(cd "${VLU_BUILD:-build}" && pwd)
+S=integ-run
+. "$(dirname "$0")/lib.sh"
 VLUCTL=$B/vluctl
 HELPER=$B/tests/integration/helper-vmm
-S=integ-run
-FAILS=0
-T=$(mktemp -d /tmp/vlu-run.XXXXXX)
-chmod 755 "$T"
-PIDS=()
-
-cleanup() {
-	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	[ -n "${VLU_KEEP_TMP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-
-ok() { echo "ok - $S/$1"; }
-notok() {
-	echo "not ok - $S/$1: $2"
-	FAILS=$((FAILS + 1))
-}
-expect() { # expect NAME WHY COMMAND...
-	local name=$1 why=$2
-	shift 2
-	if "$@"; then ok "$name"; else notok "$name" "$why"; fi
-}
 # jq-like: jval FILE PERL-EXPR ($j is the decoded document); prints the value
 jval() { perl -MJSON::PP -e 'local $/; open my $f, "<", $ARGV[0] or exit 1; my $j = decode_json(<$f>); my $v = eval $ARGV[1]; print defined $v ? (ref $v ? encode_json($v) : $v) : "null"' "$1" "$2" 2>/dev/null; }
 

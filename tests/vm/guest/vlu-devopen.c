@@ -3,6 +3,7 @@
  * vlu-devopen - a minimal VMM for the rig's daemon scenario, through libvlu:
  *
  *   vlu-devopen SOCKET INSTANCE DEVICE [--expect-busy | --expect-error CLASS] [--store-copy NAME] [--copy-to INSTANCE] [--hold]
+ *               [--uid N] [--until FILE]
  *
  * connects, registers INSTANCE and asks vlud to open DEVICE (device.open).  Without --expect-busy it checks
  * the reply (one fd: a vhost-vdpa char device whose rdev is the node's, that answers the kernel's queries;
@@ -14,6 +15,10 @@
  * --copy-to INSTANCE: then register INSTANCE on a second connection and store the device fd there as
  * "vdpa-copy": two instances hold the device (update.start of either must refuse that).
  * --hold: after the checks print "held" and keep the connection (and the instance) until stdin ends.
+ * --uid N: become uid and gid N (groups dropped) first: another tenant than root.
+ * --until FILE (with --expect-error/--expect-busy): ask again and again on the same connection until FILE
+ * exists (and once more after); every answer must be that refusal, no fd ever: one TAP line
+ * "open-refused-<CLASS>-every-time" with the count (a hostile tenant trying throughout a relaunch).
  * One TAP line per check, named "<$VLUD_SCENARIO>/devopen.<INSTANCE>.<check>".  Exit 0 if all passed.
  */
 #include <errno.h>
@@ -25,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <grp.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
@@ -94,7 +100,8 @@ int main(int argc, char **argv)
 	const char *sock, *device, *cls, *desc;
 	const char *expect_error = NULL;
 	bool hold = false;
-	const char *copy_name = NULL, *copy_inst = NULL;
+	const char *copy_name = NULL, *copy_inst = NULL, *until = NULL;
+	long uid = -1;
 	struct vlu *v2 = NULL;
 	char path[64];
 	struct stat st, node;
@@ -118,6 +125,10 @@ int main(int argc, char **argv)
 			expect_error = argv[++i];
 		else if (!strcmp(argv[i], "--hold"))
 			hold = true;
+		else if (!strcmp(argv[i], "--uid") && i + 1 < argc)
+			uid = strtol(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--until") && i + 1 < argc)
+			until = argv[++i];
 		else if (!strcmp(argv[i], "--store-copy") && i + 1 < argc)
 			copy_name = argv[++i];
 		else if (!strcmp(argv[i], "--copy-to") && i + 1 < argc)
@@ -128,6 +139,14 @@ int main(int argc, char **argv)
 		}
 	}
 
+	if (uid > 0 && (setgroups(0, NULL) < 0 || setgid((gid_t)uid) < 0 || setuid((uid_t)uid) < 0)) {
+		tap(false, "become-uid-%ld: %s", uid, strerror(errno));
+		return 1;
+	}
+	if (until && !expect_error) {
+		fprintf(stderr, "vlu-devopen: --until needs --expect-busy or --expect-error\n");
+		return 2;
+	}
 	r = vlu_connect(sock, 5000, &v);
 	tap(r >= 0, "connect%s%s", r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
 	if (r < 0)
@@ -138,6 +157,32 @@ int main(int argc, char **argv)
 	if (r < 0)
 		goto out;
 
+	if (until) {
+		unsigned n = 0, bad = 0;
+		bool last = false;
+		char first_bad[400] = "";
+
+		for (;;) {
+			bool done = access(until, F_OK) == 0; /* one more request after FILE appeared */
+
+			r = vlu_device_open(v, device, &fd, NULL);
+			last_error(v, &cls, &desc);
+			n++;
+			if (r >= 0 || strcmp(cls, expect_error) != 0) {
+				if (!bad++)
+					snprintf(first_bad, sizeof(first_bad), "request %u: %s %s", n,
+						 r >= 0 ? "success, fd" : cls, r >= 0 ? "received" : desc);
+				fd = safe_close(fd);
+			}
+			if (last)
+				break;
+			last = done;
+		}
+		tap(bad == 0 && n > 1, "open-refused-%s-every-time: %u requests, %u not refused%s%s", expect_error, n,
+		    bad, bad ? ", first: " : "", first_bad);
+		printf("# %u device.open requests, all refused with %s: %s\n", n, expect_error, bad ? "no" : "yes");
+		goto out;
+	}
 	r = vlu_device_open(v, device, &fd, &info);
 	last_error(v, &cls, &desc);
 	if (expect_error) {

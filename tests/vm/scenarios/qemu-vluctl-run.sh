@@ -4,8 +4,11 @@
 # runs (qtest): vlu-qtest-net drives QEMU's virtio-net-pci device through the qtest socket (PCI
 # capabilities, features, rings in guest RAM, DRIVER_OK: QEMU starts its vhost-vdpa backend on the fd)
 # and every frame comes back through vdpa_sim_net's loopback, in order and intact.  Then kill -9 of
-# QEMU: vlud keeps the device (instance orphaned, device status untouched), another tenant is refused,
-# and a relaunch through `vluctl run` reattaches, reopens the device and passes the traffic again.
+# QEMU: vlud keeps the device (instance orphaned, device status untouched), another tenant (uid 1001, which
+# the policy admits for the same device) is refused, and a relaunch through `vluctl run` reattaches, has
+# vlud reopen the device (device.reopen: closed and opened afresh, reserved to vm1 throughout) and passes
+# the traffic again, while that other tenant asks for the device again and again on its connection from
+# before the relaunch to after it and is refused every time.
 # flavour: debian
 # modules: stock
 # use_va: 0
@@ -20,10 +23,10 @@ for p in vlud vluctl vlu-qtest-net vlu-devopen qemu-system-x86_64; do
 done
 t_ok programs-on-path
 
-# vlud: root is the operator; the VMM rule admits uid vmm (QEMU's) and root (the other tenant)
+# vlud: root is the operator; the VMM rule admits uid vmm (QEMU's), uid 1001 (the other tenant) and root
 cat > vlud.conf << EOF
 { "socket": { "path": "$SOCK", "mode": "0666" }, "operators": { "uids": [0] },
-  "vmms": [ { "uids": [1000, 0], "devices": ["vdpa0"], "fd_types": ["memfd", "eventfd"], "max_fds": 16 } ] }
+  "vmms": [ { "uids": [1000, 1001, 0], "devices": ["vdpa0"], "fd_types": ["memfd", "eventfd"], "max_fds": 16 } ] }
 EOF
 vlud -c vlud.conf > vlud.log 2>&1 &
 VLUD_PID=$!
@@ -62,12 +65,12 @@ report() { # RUN: the driver's TAP lines and the logs
 	sed "s/^/[$1 vluctl+qemu] /" "$1.qemu.log"
 }
 node_busy() { (exec 5<> /dev/vhost-vdpa-0) 2>&1 | grep -qi 'resource busy'; }
-other_tenant_refused() { # TAG: another instance (root) through libvlu and through vluctl run; the node itself
-	vlu-devopen "$SOCK" other vdpa0 --expect-busy > other.out 2>&1
+other_tenant_refused() { # TAG: another tenant (uid 1001) through libvlu and through vluctl run; the node itself
+	vlu-devopen "$SOCK" other vdpa0 --expect-busy --uid 1001 > other.out 2>&1
 	grep -q '^not ok' other.out && t_fail "$1.other-instance-busy" "$(grep '^not ok' other.out | head -n 3)" ||
 		t_ok "$1.other-instance-busy"
 	rc=0
-	vluctl --socket "$SOCK" run other --device vdpa0=3 -- /bin/true > other-run.out 2>&1 || rc=$?
+	vluctl --socket "$SOCK" run other --user 1001 --device vdpa0=3 -- /bin/true > other-run.out 2>&1 || rc=$?
 	if [ $rc -eq 1 ] && grep -q Busy other-run.out; then t_ok "$1.other-launcher-busy"; else
 		t_fail "$1.other-launcher-busy" "exit $rc: $(head -c 300 other-run.out)"; fi
 	node_busy && t_ok "$1.node-busy" || t_fail "$1.node-busy" "/dev/vhost-vdpa-0 could be opened"
@@ -102,10 +105,28 @@ expect kill9.device-held "$(held_list vm1)" = vdpa:vdpa0
 expect kill9.device-not-reset "$(devstatus vdpa0)" = 15
 other_tenant_refused kill9
 
-# ---- run 2: the same command again reattaches, reopens, traffic flows ----
+# ---- run 2: the same command again reattaches, reopens, traffic flows; the other tenant (uid 1001) asks for
+# the device on one connection, again and again, from before the relaunch until after its traffic ----
+rm -f relaunch.done
+vlu-devopen "$SOCK" other vdpa0 --expect-busy --uid 1001 --until "$PWD/relaunch.done" > hostile.out 2>&1 &
+HOSTILE=$!
+wait_until 100 grep -q 'devopen.other.register' hostile.out
 launch run2
+touch relaunch.done
+wait "$HOSTILE"
+sed 's/^/[other tenant] /' hostile.out
+grep -q '^ok - .*devopen.other.open-refused-Busy-every-time' hostile.out && t_ok run2.other-tenant-refused-throughout ||
+	t_fail run2.other-tenant-refused-throughout "$(grep '^not ok' hostile.out | head -n 3)"
+vctl release other > /dev/null 2>&1
 expect run2.report-reattached "$(jget .reattached run2.json)" = true
 expect run2.report-reopened "$(jget '.devices[0].reopened' run2.json)" = true
+expectf run2.report-release-ms "$(jget '.devices[0].release_ms' run2.json)" '>=' 0
+grep -i 'reopen' vlud.log | sed 's/^/[vlud] /'
+echo "# run2: device.reopen released the old fd in $(jget '.devices[0].release_ms' run2.json) ms"
+grep -q 'instance vm1 reopened device vdpa0' vlud.log && t_ok run2.vlud-reopened ||
+	t_fail run2.vlud-reopened "no reopen in vlud.log: $(grep -i reopen vlud.log | tail -n 3)"
+expect run2.vmpin-qemu "$(vmpin "$QPID")" -gt 0
+expect run2.device-driver-ok "$(devstatus vdpa0)" = 15
 expect run2.fd3-is-the-device "$(readlink "/proc/$QPID/fd/3")" = /dev/vhost-vdpa-0
 expect run2.instance-attached "$(instate vm1)" = attached
 grep -q '^ok - .*run2.traffic' run2.tap && t_ok run2.traffic-again || t_fail run2.traffic-again "see above"
