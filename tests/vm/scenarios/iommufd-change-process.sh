@@ -12,19 +12,12 @@
 # devices: 1
 # timeout: 240
 . /scenarios/lib/tap.sh
+. /scenarios/lib/edu.sh
 
 if [ -c /dev/iommu ]; then t_ok iommu-node; else t_fail iommu-node "/dev/iommu missing"; fi
 if [ -c /dev/vhost-vdpa-0 ]; then t_ok vhost-vdpa-node; else t_fail vhost-vdpa-node "/dev/vhost-vdpa-0 missing"; fi
 
-edu=
-for d in /sys/bus/pci/devices/*; do
-	[ "$(cat "$d/vendor")" = 0x1234 ] && [ "$(cat "$d/device")" = 0x11e8 ] && edu=$d && break
-done
-if [ -z "$edu" ]; then
-	t_fail edu-found "no PCI device 1234:11e8 (qemu -device edu)"
-	exit 1
-fi
-bdf=${edu##*/}
+edu_find
 t_ok edu-found
 echo "edu at $bdf"
 if [ -e "$edu/iommu_group" ]; then
@@ -35,20 +28,8 @@ else
 fi
 
 # bind to vfio-pci
-echo vfio-pci > "$edu/driver_override"
-[ -e "$edu/driver" ] && echo "$bdf" > "$edu/driver/unbind"
-echo "$bdf" > /sys/bus/pci/drivers_probe
-drv=$(basename "$(readlink "$edu/driver" 2> /dev/null)")
-expect bound-vfio-pci "$drv" = vfio-pci
-vf=$(ls "$edu/vfio-dev" 2> /dev/null | head -1)
-has_cdev() { [ -c "/dev/vfio/devices/$vf" ]; }
-if [ -n "$vf" ] && wait_until 50 has_cdev; then
-	t_ok vfio-cdev
-else
-	t_fail vfio-cdev "no /dev/vfio/devices/${vf:-vfioN} for $bdf"
-	exit 1
-fi
-dev=/dev/vfio/devices/$vf
+edu_bind
+expect bound-vfio-pci "$(basename "$(readlink "$edu/driver" 2> /dev/null)")" = vfio-pci
 
 vlu-iommufd --acct user change-process "$dev" || FAILS=$((FAILS + 1))
 vlu-iommufd --acct mm change-process "$dev" || FAILS=$((FAILS + 1))

@@ -16,29 +16,11 @@
 # devices: 1
 # timeout: 240
 . /scenarios/lib/tap.sh
+. /scenarios/lib/edu.sh
 SOCK=/run/vlud/vlud.sock
 
-edu=
-for d in /sys/bus/pci/devices/*; do
-	[ "$(cat "$d/vendor")" = 0x1234 ] && [ "$(cat "$d/device")" = 0x11e8 ] && edu=$d && break
-done
-if [ -z "$edu" ]; then
-	t_fail edu-found "no PCI device 1234:11e8 (qemu -device edu)"
-	exit 1
-fi
-bdf=${edu##*/}
-echo vfio-pci > "$edu/driver_override"
-[ -e "$edu/driver" ] && echo "$bdf" > "$edu/driver/unbind"
-echo "$bdf" > /sys/bus/pci/drivers_probe
-vf=$(ls "$edu/vfio-dev" 2> /dev/null | head -1)
-has_cdev() { [ -c "/dev/vfio/devices/$vf" ]; }
-if [ -n "$vf" ] && wait_until 50 has_cdev; then
-	t_ok vfio-cdev
-else
-	t_fail vfio-cdev "no /dev/vfio/devices/${vf:-vfioN} for $bdf"
-	exit 1
-fi
-dev=/dev/vfio/devices/$vf
+edu_find
+edu_bind
 echo "edu $bdf: $dev"
 grep -E 'vfio|vhost' /proc/devices | sed 's/^/# \/proc\/devices: /'
 grep -E 'iommu|vfio' /proc/misc | sed 's/^/# \/proc\/misc: /'
