@@ -192,16 +192,26 @@ int device_node_rdev(const char *path, dev_t *ret)
 	return 0;
 }
 
+bool proc_fd_is_rdev(int dirfd, const char *n, uint64_t rdev)
+{
+	struct statx stx;
+
+	/* AT_STATX_DONT_SYNC: the attributes the kernel has, no request to the file's file system (a
+	 * process's fd on a FUSE file whose server does not answer must not stall vlud's loop) */
+	if (statx(dirfd, n, AT_STATX_DONT_SYNC, STATX_TYPE, &stx) < 0 || !S_ISCHR(stx.stx_mode))
+		return false;
+	return makedev(stx.stx_rdev_major, stx.stx_rdev_minor) == rdev;
+}
+
 /* fd N of process pid (dirfd: its /proc/PID/fd) is open on the character device rdev, and not O_PATH
  * (an O_PATH fd of the node holds no open of the device) */
 static bool fd_opens_rdev(int dirfd, pid_t pid, const char *n, uint64_t rdev)
 {
 	char p[320], line[64];
 	unsigned flags = 0;
-	struct stat st;
 	FILE *f;
 
-	if (fstatat(dirfd, n, &st, 0) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != rdev)
+	if (!proc_fd_is_rdev(dirfd, n, rdev))
 		return false;
 	snprintf(p, sizeof(p), "/proc/%d/fdinfo/%s", (int)pid, n);
 	f = fopen(p, "re");

@@ -25,6 +25,9 @@ int device_open_node(const char *path, int *ret_fd);
 /* the device number of the character device at path (no symlink followed: -ELOOP; not a character
  * device: -ENODEV) */
 int device_node_rdev(const char *path, dev_t *ret);
+/* entry n of a /proc/PID/fd directory (dirfd) is a character device whose rdev equals rdev (the
+ * kernel's cached attributes: never waits for the file's file system) */
+bool proc_fd_is_rdev(int dirfd, const char *n, uint64_t rdev);
 /* How many open fds of the character device rdev other processes hold (vlud's own are not counted, nor
  * PID 1's with skip_pid1: its fd-store copies; O_PATH fds are not opens).  who: the first, "pid N (comm)
  * fd M".  A scan of /proc: what vlud cannot see (another pid namespace, an fd in flight in a socket) is

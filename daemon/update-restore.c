@@ -142,14 +142,9 @@ static int pid_holds_rdev(pid_t pid, dev_t rdev)
 	d = opendir(dir);
 	if (!d)
 		return -errno;
-	while ((e = readdir(d))) {
-		struct stat st;
-
-		if (e->d_name[0] == '.')
-			continue;
-		if (fstatat(dirfd(d), e->d_name, &st, 0) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == rdev)
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && proc_fd_is_rdev(dirfd(d), e->d_name, rdev))
 			found = 1;
-	}
 	closedir(d);
 	return found;
 }

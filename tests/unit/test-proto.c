@@ -155,7 +155,8 @@ static void test_table_find_unknown(void **state)
 	/* the design's foundation commands are all there */
 	static const char *const want[] = { "capabilities",   "status",	     "instance.register", "instance.list",
 					    "instance.release", "device.list", "device.open",	"fd.store",
-					    "fd.retrieve",     "fd.list",     "fd.remove",	"events.subscribe" };
+					    "fd.retrieve",     "fd.list",     "fd.remove",	"events.subscribe",
+					    "device.reopen" };
 	for (size_t i = 0; i < ELEMENTSOF(want); i++)
 		assert_non_null(vlu_command_find(want[i]));
 }
