@@ -31,9 +31,14 @@ fi
 edu_bind
 expect bound-vfio-pci "$(basename "$(readlink "$edu/driver" 2> /dev/null)")" = vfio-pci
 
-vlu-iommufd --acct user change-process "$dev" || FAILS=$((FAILS + 1))
-vlu-iommufd --acct mm change-process "$dev" || FAILS=$((FAILS + 1))
-vlu-iommufd negative "$dev" || FAILS=$((FAILS + 1))
+# each program's exit status is a test of its own: a program that dies (a signal: 128+N) says so by name
+vlu-iommufd --acct user change-process "$dev"
+expect change-process-user-exit $? -eq 0
+vlu-iommufd --acct mm change-process "$dev"
+expect change-process-mm-exit $? -eq 0
+vlu-iommufd negative "$dev"
+expect negative-exit $? -eq 0
 # CAP_IPC_LOCK kept (no accounting mode): DMA checked, the counters only reported ("# observed" lines)
-vlu-iommufd --acct none change-process "$dev" || FAILS=$((FAILS + 1))
+vlu-iommufd --acct none change-process "$dev"
+expect change-process-none-exit $? -eq 0
 exit $((FAILS > 0))

@@ -42,7 +42,8 @@ vlud --config /tmp/vlud.conf > /tmp/vlud.log 2>&1 &
 VLUD=$!
 if wait_until 100 test -S $SOCK; then t_ok daemon-listening; else t_fail daemon-listening "no socket"; fi
 
-vlu-iommufd vlud "$SOCK" "$dev" "$bdf" || FAILS=$((FAILS + 1))
+vlu-iommufd vlud "$SOCK" "$dev" "$bdf"
+expect vlud-exit $? -eq 0
 
 # vlud's view after the program: iof2 holds the device (reopened after iof1's release) and its iommufd
 vluctl --socket $SOCK --json fds > /tmp/fds.json 2> /tmp/fds.err
@@ -55,7 +56,8 @@ vluctl --socket $SOCK --json devices > /tmp/devs.json 2>&1
 sed 's/^/# device.list: /' /tmp/devs.json | head -20
 # again with CAP_IPC_LOCK kept (QEMU run as root): the preflight refuses the unaccounted mappings
 if vluctl --socket $SOCK release iof2 > /tmp/rel.out 2>&1; then t_ok release-iof2; else t_fail release-iof2 "$(head -c 300 /tmp/rel.out)"; fi
-vlu-iommufd vlud "$SOCK" "$dev" "$bdf" --keep-ipc-lock || FAILS=$((FAILS + 1))
+vlu-iommufd vlud "$SOCK" "$dev" "$bdf" --keep-ipc-lock
+expect vlud-ipc-lock-exit $? -eq 0
 kill "$VLUD"
 wait "$VLUD" 2> /dev/null
 sed 's/^/[vlud] /' /tmp/vlud.log

