@@ -778,13 +778,14 @@ static int via_vlud(const char *sock, const char *path, const char *bdf, bool ke
 				    keep_ipc_lock ? "the VMM has CAP_IPC_LOCK" : "VmPin of the VMM is 1024 kB, its declared mappings pin 512 kB");
 		/* everything CHANGE_PROCESS can move (probed, user accounting, VmPin right): only the missing
 		 * sequence refuses */
-		if (expect_ok("declare", vr(declare(v, "iommufd:iommu", d.ioas, devname, &file, 1))))
+		if (expect_ok("declare", vr(declare(v, "iommufd:iommu", d.ioas, devname, &file, 1)))) {
 			if (keep_ipc_lock) /* mapped unaccounted: CHANGE_PROCESS would move nothing */
 				expect_desc("update-refused-cap-ipc-lock", v, update_start(v, "iof1", "exec"), EOPNOTSUPP,
 					    "the VMM has CAP_IPC_LOCK");
 			else
 				expect_desc("update-refused-not-implemented", v, update_start(v, "iof1", "exec"), EOPNOTSUPP,
 				    "the iommufd mappings could move (1024 kB pinned, the successor needs RLIMIT_MEMLOCK 2097152 bytes)");
+		}
 		/* a plain IOMMU_IOAS_MAP of anonymous memory in the same IOAS */
 		anon = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (anon != MAP_FAILED) {
