@@ -91,9 +91,11 @@ ensure_deps() { # [PACKAGE...] (default HOST_PKGS)
 		return 1
 	fi
 	log "installing host packages: ${missing[*]}"
-	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >> "$RIG_LOG" 2>&1; then
-		DEBIAN_FRONTEND=noninteractive apt-get update -q >> "$RIG_LOG" 2>&1
-		if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >> "$RIG_LOG" 2>&1; then
+	# prepare-all prepares flavours side by side: one apt-get waits for the other's dpkg lock
+	local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600)
+	if ! "${apt[@]}" install -y -q --no-install-recommends "${missing[@]}" >> "$RIG_LOG" 2>&1; then
+		"${apt[@]}" update -q >> "$RIG_LOG" 2>&1
+		if ! "${apt[@]}" install -y -q --no-install-recommends "${missing[@]}" >> "$RIG_LOG" 2>&1; then
 			DEPS_WHY="cannot install host packages ${missing[*]} (see $RIG_LOG)"
 			return 1
 		fi
@@ -427,8 +429,9 @@ load_flavour() { # NAME -> 0 ready, 1 failed (FL_FAIL_WHY), 2 skip (FL_SKIP_WHY)
 	. "$RIG_DIR/flavours/$1.sh"
 	local t0
 	t0=$(now_ms)
-	# one preparation at a time per cache (concurrent runs would build into the same directories)
-	exec 9> "$RIG_CACHE/.lock"
+	# one preparation of a flavour at a time per cache (concurrent runs would build into the same
+	# directories); flavours have their own directories, so two different ones may be prepared at once
+	exec 9> "$RIG_CACHE/.lock-flavour-$1"
 	flock 9
 	flavour_prepare
 	FL_RC=$?
@@ -487,7 +490,7 @@ load_root() {
 	fi
 	# shellcheck source=/dev/null
 	. "$RIG_DIR/roots/$1.sh"
-	exec 9> "$RIG_CACHE/.lock"
+	exec 9> "$RIG_CACHE/.lock-root-$1"
 	flock 9
 	root_prepare "$RIG_OUT/debs"
 	local rc=$?
@@ -627,8 +630,9 @@ cmd_shell() {
 	"${QEMU_ARGS[@]}"
 }
 
-# cmd_prepare_all: every flavour and root file system the scenarios name, the longest build first (niced:
-# the host tests keep the CPU they need); holds $RIG_CACHE/.prepare-all.lock until done (cmd_check waits)
+# cmd_prepare_all: every flavour and root file system the scenarios name, one job per flavour side by side
+# (niced: the host tests keep the CPU they need); holds $RIG_CACHE/.prepare-all.lock until done (cmd_check
+# waits)
 cmd_prepare_all() {
 	local s fl rc=0 t0
 	declare -A fls=() roots=()
@@ -641,12 +645,20 @@ cmd_prepare_all() {
 		fls[${SC_FLAVOUR[$s]}]=1
 		[ "${SC_ROOT[$s]}" != none ] && roots[${SC_ROOT[$s]}]=${SC_FLAVOUR[$s]}
 	done
-	for fl in $(printf '%s\n' "${!fls[@]}" | sort -r); do
-		nice -n 10 bash "$0" prepare "$fl" > /dev/null 2>&1 || rc=1
+	# one job per flavour, side by side (the iommufd kernel's build is CPU, a root's debootstrap mostly
+	# downloads and dpkg): the flavour, then each root it boots
+	local pids=() p r
+	for fl in "${!fls[@]}"; do
+		(
+			nice -n 10 bash "$0" prepare "$fl" > /dev/null 2>&1 || exit 1
+			for r in "${!roots[@]}"; do
+				[ "${roots[$r]}" = "$fl" ] || continue
+				nice -n 10 bash "$0" prepare "$fl" "$r" > /dev/null 2>&1 || exit 1
+			done
+		) &
+		pids+=($!)
 	done
-	for s in "${!roots[@]}"; do
-		nice -n 10 bash "$0" prepare "${roots[$s]}" "$s" > /dev/null 2>&1 || rc=1
-	done
+	for p in "${pids[@]}"; do wait "$p" || rc=1; done
 	log "prepare-all: flavours ${!fls[*]}, roots ${!roots[*]} prepared in $(($(now_ms) - t0)) ms (rc $rc)"
 	return $rc
 }

@@ -73,7 +73,9 @@ iof_build() { # PKG SRCVER DIR
 			return 2
 		fi
 		log "iommufd: installing kernel build dependencies: ${missing[*]}"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >> "$RIG_LOG" 2>&1 ||
+		# DPkg::Lock::Timeout: a root's preparation may install its host packages at the same time
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends \
+			"${missing[@]}" >> "$RIG_LOG" 2>&1 ||
 			{ IOF_WHY="cannot install ${missing[*]} (see $RIG_LOG)"; return 2; }
 	fi
 	t0=$(now_ms)
