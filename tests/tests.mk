@@ -68,8 +68,8 @@ CHECK_SAN_O := $(if $(filter build,$(O)),build-san,$(O)-san)
 
 # One tap-summary over everything; the nested ones inside check-host only pass TAP lines through.  Right after
 # `make deps`, the rig starts preparing its kernels and root file system in the background (rig.sh prepare-bg,
-# niced): on a cold machine those downloads and builds (~12 min) overlap the host tests instead of adding to
-# them; vm-check waits for that preparation to end before its first boot.
+# autogroup nice 19): on a cold machine those downloads and builds overlap the host tests instead of adding to
+# them; each of vm-check's boots waits for its own flavour and root only (docs/RIG.md).
 check:
 	@cd $(TOP) && $(TAP_SUMMARY) -t $(CHECK_STEP_TIMEOUT) \
 		"$(MAKE) --no-print-directory deps" \

@@ -432,7 +432,8 @@ load_flavour() { # NAME -> 0 ready, 1 failed (FL_FAIL_WHY), 2 skip (FL_SKIP_WHY)
 	# one preparation of a flavour at a time per cache (concurrent runs would build into the same
 	# directories); flavours have their own directories, so two different ones may be prepared at once
 	exec 9> "$RIG_CACHE/.lock-flavour-$1"
-	flock 9
+	# (a background prepare-all may be building it: vm-check waits here, per flavour, not for everything)
+	flock -n 9 || { log "flavour $1: waiting for its preparation by another run (make check: $RIG_OUT/prepare-all.log)"; flock 9; }
 	flavour_prepare
 	FL_RC=$?
 	# private copy: another run may prune the cache's one while we boot
@@ -491,7 +492,7 @@ load_root() {
 	# shellcheck source=/dev/null
 	. "$RIG_DIR/roots/$1.sh"
 	exec 9> "$RIG_CACHE/.lock-root-$1"
-	flock 9
+	flock -n 9 || { log "root $1: waiting for its preparation by another run (make check: $RIG_OUT/prepare-all.log)"; flock 9; }
 	root_prepare "$RIG_OUT/debs"
 	local rc=$?
 	flock -u 9
@@ -510,13 +511,11 @@ cmd_check() {
 		summary
 		return
 	fi
-	# a `prepare-all` that `make check` started in the background while the host tests ran: wait for its end
-	# (what it prepared is then cached; nothing of it competes with the guests for the CPU)
+	# a `prepare-all` that `make check` started in the background while the host tests ran may still be
+	# preparing: each boot waits for its own flavour and root only (load_flavour, load_root take their locks),
+	# so the Debian boots run while the iommufd kernel still builds (at autogroup nice 19: on idle CPU only)
 	exec 8> "$RIG_CACHE/.prepare-all.lock"
-	if ! flock -n 8; then
-		log "waiting for the background preparation (prepare-all, log $RIG_OUT/prepare-all.log) to finish"
-		flock 8
-	fi
+	flock -n 8 || log "the background preparation (prepare-all, log $RIG_OUT/prepare-all.log) still runs: each boot waits for its flavour"
 	exec 8>&-
 	DEPS_WHY=
 	if ! ensure_deps || ! check_tools; then
@@ -690,7 +689,11 @@ prepare-bg)
 	# `make check`: prepare-all in the background (its own session, output in $RIG_OUT/prepare-all.log), so
 	# that a cold machine downloads and builds the kernels and the root file system while the host tests run;
 	# vm-check waits for it.  Started after `make deps` (both may run apt-get).
-	setsid bash "$0" prepare-all > "$RIG_OUT/prepare-all.log" 2>&1 < /dev/null &
+	# setsid makes a new scheduler autogroup (kernel.sched_autogroup_enabled, Debian's default): a process's
+	# nice value counts only inside its autogroup, so the group's own nice is set to 19: the builds get the
+	# CPU the host tests and the guests leave idle, not half of it
+	setsid bash -c 'echo 19 > /proc/self/autogroup 2> /dev/null; exec bash "$0" prepare-all' "$0" \
+		> "$RIG_OUT/prepare-all.log" 2>&1 < /dev/null &
 	echo "# rig: preparing every flavour and root in the background (pid $!, log ${RIG_OUT#$TOP/}/prepare-all.log)" ;;
 list) cmd_list ;;
 *) sed -n '2,/^set -uo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 2 ;;
