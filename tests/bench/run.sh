@@ -10,7 +10,8 @@
 # report: bench-report over what is there -> $OUT/bench.txt (targets first), bench.json ("targets"), pause.dat, pause.png
 # all:    host, vm, report.
 # quick:  the whole harness once at tiny sizes (`make bench-quick`, a step of `make check`): host benchmarks
-#         with --quick --reps 3, one guest boot (patched modules, 64 MiB, one update per path and driver),
+#         with --quick (their tiny sizes, few repetitions), one guest boot (patched modules, 64 MiB, one
+#         update per path and driver),
 #         the report; results in $O/bench-quick.  TAP lines: one per harness step and the guest's own (an
 #         update that failed, lost a frame or moved the wrong VmPin is "not ok").  Nothing about timings is
 #         asserted: the point is that a bench that no longer builds or runs fails CI.
