@@ -506,9 +506,17 @@ static void doc_rows_match(void **state)
 	FILE *f;
 
 	(void)state;
-	if (!top)
-		skip(); /* make check-host sets it */
-	snprintf(path, sizeof(path), "%s/docs/UPDATE.md", top);
+	if (top) {
+		snprintf(path, sizeof(path), "%s/docs/UPDATE.md", top);
+	} else {
+		/* run by hand: the tree this test was compiled from (the build passes absolute source paths) */
+		const char *src = __FILE__, *tail = "/tests/unit/test-update-decide.c";
+		size_t n = strlen(src), t = strlen(tail);
+
+		if (src[0] != '/' || n < t || strcmp(src + n - t, tail) != 0)
+			fail_msg("VLU_TOP unset and %s is not an absolute source path: set VLU_TOP to the source tree", src);
+		snprintf(path, sizeof(path), "%.*s/docs/UPDATE.md", (int)(n - t), src);
+	}
 	f = fopen(path, "re");
 	if (!f)
 		fail_msg("%s: cannot open", path);
