@@ -824,6 +824,38 @@ void commands_reopen_forget(struct instance *inst, const char *why)
 	}
 }
 
+/* device.reopen's scan of every process's fds (device_holders(): O(all fds of the host), on the loop) runs
+ * at most once per HOLDER_SCAN_INTERVAL_US per uid: a tenant that keeps a copy of its device's fd and calls
+ * device.reopen in a loop gets Busy without a scan instead of holding the loop in /proc.  The table keeps
+ * the last scan of the HOLDER_SCAN_UIDS most recent uids (an evicted uid scans again at once: the number
+ * of uids the policy admits bounds the rate, as it bounds their connections). */
+#define HOLDER_SCAN_INTERVAL_US 1000000
+#define HOLDER_SCAN_UIDS 64
+static struct {
+	uid_t uid;
+	int64_t last_us; /* 0: free */
+} holder_scans[HOLDER_SCAN_UIDS];
+
+/* 0: scan now (recorded); > 0: microseconds until this uid may scan again */
+static int64_t holder_scan_admit(uid_t uid, int64_t now)
+{
+	size_t i, oldest = 0;
+
+	for (i = 0; i < HOLDER_SCAN_UIDS; i++) {
+		if (holder_scans[i].last_us && holder_scans[i].uid == uid)
+			break;
+		if (holder_scans[i].last_us < holder_scans[oldest].last_us)
+			oldest = i;
+	}
+	if (i < HOLDER_SCAN_UIDS && now - holder_scans[i].last_us < HOLDER_SCAN_INTERVAL_US)
+		return HOLDER_SCAN_INTERVAL_US - (now - holder_scans[i].last_us);
+	if (i == HOLDER_SCAN_UIDS)
+		i = oldest;
+	holder_scans[i].uid = uid;
+	holder_scans[i].last_us = now;
+	return 0;
+}
+
 static int cmd_device_reopen(struct request *r)
 {
 	struct instance *inst = r->c->inst;
@@ -831,6 +863,7 @@ static int cmd_device_reopen(struct request *r)
 	struct held *h, *other;
 	struct reopen *ro;
 	char who[128];
+	int64_t wait_us;
 	dev_t rdev;
 	int fd, k;
 
@@ -889,7 +922,13 @@ static int cmd_device_reopen(struct request *r)
 					     h->device, other->inst->name, other->name);
 		return request_error(r, VLU_ERR_BUSY, "%s is also held by another instance: nothing changed", h->device);
 	}
-	if (device_holders(h->rdev, vl.fdstore, who, sizeof(who)) > 0)
+	wait_us = holder_scan_admit(r->c->cred.uid, now_monotonic_us());
+	if (wait_us > 0)
+		return request_error(r, VLU_ERR_BUSY,
+				     "device.reopen checks every process's fds for copies of the device at most once a "
+				     "second per uid: retry in %lld ms (nothing changed)",
+				     (long long)(wait_us + 999) / 1000);
+	if (device_holders(h->rdev, vl.fdstore, r->c->cred.uid, who, sizeof(who)) > 0)
 		return request_error(r, VLU_ERR_BUSY,
 				     "a copy of the fd of %s is still open in %s: the kernel releases the device only "
 				     "when every copy is closed; close it first (nothing changed)",

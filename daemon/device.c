@@ -225,7 +225,7 @@ static bool fd_opens_rdev(int dirfd, pid_t pid, const char *n, uint64_t rdev)
 	return !(flags & O_PATH);
 }
 
-unsigned device_holders(uint64_t rdev, bool skip_pid1, char *who, size_t len)
+unsigned device_holders(uint64_t rdev, bool skip_pid1, uid_t viewer, char *who, size_t len)
 {
 	DIR *proc = opendir("/proc");
 	pid_t self = getpid();
@@ -255,6 +255,14 @@ unsigned device_holders(uint64_t rdev, bool skip_pid1, char *who, size_t len)
 			if (fe->d_name[0] == '.' || !fd_opens_rdev(dirfd(fds), (pid_t)pid, fe->d_name, rdev))
 				continue;
 			if (n++ == 0 && len) {
+				struct stat pst;
+
+				/* another user's process is not described to the viewer (docs/SECURITY.md) */
+				snprintf(dir, sizeof(dir), "/proc/%ld", pid);
+				if (stat(dir, &pst) < 0 || pst.st_uid != viewer) {
+					snprintf(who, len, "a process of another user");
+					continue;
+				}
 				snprintf(dir, sizeof(dir), "/proc/%ld/comm", pid);
 				f = fopen(dir, "re");
 				if (f) {

@@ -30,9 +30,10 @@ int device_node_rdev(const char *path, dev_t *ret);
 bool proc_fd_is_rdev(int dirfd, const char *n, uint64_t rdev);
 /* How many open fds of the character device rdev other processes hold (vlud's own are not counted, nor
  * PID 1's with skip_pid1: its fd-store copies; O_PATH fds are not opens).  who: the first, "pid N (comm)
- * fd M".  A scan of /proc: what vlud cannot see (another pid namespace, an fd in flight in a socket) is
- * not counted. */
-unsigned device_holders(uint64_t rdev, bool skip_pid1, char *who, size_t len);
+ * fd M" when that process belongs to uid viewer (the owner of its /proc directory), else "a process of
+ * another user".  A scan of /proc: what vlud cannot see (another pid namespace, an fd in flight in a
+ * socket) is not counted. */
+unsigned device_holders(uint64_t rdev, bool skip_pid1, uid_t viewer, char *who, size_t len);
 /* the device number of vdpa device NAME's vhost-vdpa node (sysfs "dev"); 0 or -errno */
 int device_sysfs_rdev(const char *device, dev_t *ret);
 

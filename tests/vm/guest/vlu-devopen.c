@@ -15,6 +15,10 @@
  * --copy-to INSTANCE: then register INSTANCE on a second connection and store the device fd there as
  * "vdpa-copy": two instances hold the device (update.start of either must refuse that).
  * --hold: after the checks print "held" and keep the connection (and the instance) until stdin ends.
+ * --reopen: after the checks, device.reopen while this process still has its copy of the fd: Busy naming
+ * this pid; at once again: Busy without the scan of every process's fds (at most one a second per uid);
+ * with the copy only in a child of uid 65534: Busy, the holder not described ("a process of another
+ * user"); with every copy closed: the device reopened (one fd, the node's rdev).
  * --uid N: become uid and gid N (groups dropped) first: another tenant than root.
  * --until FILE (with --expect-error/--expect-busy): ask again and again on the same connection until FILE
  * exists (and once more after); every answer must be that refusal, no fd ever: one TAP line
@@ -22,6 +26,7 @@
  * One TAP line per check, named "<$VLUD_SCENARIO>/devopen.<INSTANCE>.<check>".  Exit 0 if all passed.
  */
 #include <errno.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -33,6 +38,7 @@
 #include <grp.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "basics.h"
 #include "vlu.h"
@@ -92,6 +98,75 @@ static void expect_info_str(json_object *info, const char *key, const char *want
 	    strcmp(got, want) ? got : "");
 }
 
+/* device.reopen of "vdpa:DEVICE" -> 0 and the reply's fds, or the error class and description */
+static int reopen_call(struct vlu *v, const char *device, int **fds, size_t *nfds, const char **cls, const char **desc)
+{
+	json_object *args = json_object_new_object(), *ret = NULL;
+	char name[80];
+	int r;
+
+	snprintf(name, sizeof(name), "vdpa:%s", device);
+	json_object_object_add(args, "name", json_object_new_string(name));
+	*fds = NULL, *nfds = 0;
+	r = vlu_call(v, "device.reopen", args, NULL, 0, 60000, &ret, fds, nfds);
+	json_object_put(args);
+	json_object_put(ret);
+	*cls = *desc = "";
+	if (r < 0)
+		last_error(v, cls, desc);
+	return r;
+}
+
+/* the device.reopen refusals around a copy this process holds, then the reopen itself (closes fd) */
+static void check_reopen(struct vlu *v, const char *device, int fd, dev_t rdev)
+{
+	const char *cls, *desc;
+	char mypid[32];
+	int *fds = NULL;
+	size_t nfds = 0;
+	struct stat st;
+	pid_t child;
+	bool ok;
+	int r;
+
+	snprintf(mypid, sizeof(mypid), "pid %d ", (int)getpid());
+	r = reopen_call(v, device, &fds, &nfds, &cls, &desc);
+	ok = r < 0 && !strcmp(cls, "Busy") && strstr(desc, mypid) && nfds == 0;
+	tap(ok, "reopen-busy-names-the-copy-in-this-pid%s%s %s", ok ? "" : ": ", ok ? "" : r < 0 ? cls : "reopened",
+	    ok ? "" : desc);
+	close_many(fds, nfds), free(fds);
+	r = reopen_call(v, device, &fds, &nfds, &cls, &desc);
+	ok = r < 0 && !strcmp(cls, "Busy") && strstr(desc, "at most once a second per uid") && nfds == 0;
+	tap(ok, "reopen-again-at-once-busy-without-scan%s%s %s", ok ? "" : ": ", ok ? "" : r < 0 ? cls : "reopened",
+	    ok ? "" : desc);
+	close_many(fds, nfds), free(fds);
+	/* the copy in a process of another user (uid 65534) only: not described to this uid */
+	child = fork();
+	if (child == 0) {
+		if (setgroups(0, NULL) == 0 && setgid(65534) == 0 && setuid(65534) == 0)
+			pause();
+		_exit(1);
+	}
+	safe_close(fd);
+	usleep(1100 * 1000);
+	r = reopen_call(v, device, &fds, &nfds, &cls, &desc);
+	ok = child > 0 && r < 0 && !strcmp(cls, "Busy") && strstr(desc, "a process of another user") &&
+	     !strstr(desc, "pid ") && nfds == 0;
+	tap(ok, "reopen-busy-copy-of-another-user-not-described%s%s %s", ok ? "" : ": ",
+	    ok ? "" : r < 0 ? cls : "reopened", ok ? "" : desc);
+	close_many(fds, nfds), free(fds);
+	if (child > 0) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+	}
+	usleep(1100 * 1000);
+	r = reopen_call(v, device, &fds, &nfds, &cls, &desc);
+	ok = r >= 0 && nfds == 1 && fstat(fds[0], &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == rdev;
+	tap(ok, "reopened-after-the-copy-closed%s%s %s%s", ok ? "" : ": ", ok ? "" : r < 0 ? cls : "ok", ok ? "" : desc,
+	    ok ? "" : " (not one fd of the node)");
+	close_many(fds, nfds), free(fds);
+}
+
 int main(int argc, char **argv)
 {
 	struct vlu *v = NULL;
@@ -99,7 +174,7 @@ int main(int argc, char **argv)
 	_cleanup_close_ int fd = -EBADF;
 	const char *sock, *device, *cls, *desc;
 	const char *expect_error = NULL;
-	bool hold = false;
+	bool hold = false, reopen = false;
 	const char *copy_name = NULL, *copy_inst = NULL, *until = NULL;
 	long uid = -1;
 	struct vlu *v2 = NULL;
@@ -125,6 +200,8 @@ int main(int argc, char **argv)
 			expect_error = argv[++i];
 		else if (!strcmp(argv[i], "--hold"))
 			hold = true;
+		else if (!strcmp(argv[i], "--reopen"))
+			reopen = true;
 		else if (!strcmp(argv[i], "--uid") && i + 1 < argc)
 			uid = strtol(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--until") && i + 1 < argc)
@@ -250,6 +327,8 @@ int main(int argc, char **argv)
 		tap(r >= 0, "copy-stored-in-%s%s%s%s%s", copy_inst, r < 0 ? ": " : "", r < 0 ? cls : "", r < 0 ? " " : "",
 		    r < 0 ? desc : "");
 	}
+	if (reopen)
+		check_reopen(v, device, fd, node.st_rdev), fd = -EBADF;
 	if (hold) {
 		char buf[64];
 		printf("held\n");

@@ -2,7 +2,8 @@
 # rig-daemon: vlud in the guest with its own configuration (root is operator and the VMM allowed vdpa0):
 # a VMM's device.open of vdpa0 returns the device fd and the expected info, a second open is
 # refused (Busy) while the first instance holds it, the node itself is busy for everyone else, and after
-# `vluctl release` the device can be opened again.  vluctl checks the daemon's view.
+# `vluctl release` the device can be opened again (and device.reopen refuses while the VMM still has a
+# copy, at most one /proc scan a second per uid, then reopens).  vluctl checks the daemon's view.
 # flavour: debian
 # modules: stock
 # use_va: 0
@@ -80,7 +81,9 @@ t device-still-held-after-vm1-left node_busy
 t vluctl-instances-shows-vm1-orphaned sh -c 'vluctl instances | grep vm1 | grep -q orphan'
 t vluctl-release-vm1 vluctl release vm1
 t node-free-after-release sh -c 'exec 5<> /dev/vhost-vdpa-0'
-vlu-devopen $SOCK vm3 vdpa0 || FAILS=$((FAILS + 1))
+# vm3 also checks device.reopen around its own copy of the fd (the holder scan names it, the scan's
+# per-uid rate limit, the reopen once the copy is closed)
+vlu-devopen $SOCK vm3 vdpa0 --reopen || FAILS=$((FAILS + 1))
 
 kill $VLUD
 wait $VLUD
