@@ -177,7 +177,7 @@ int update_cmd_saved(struct request *r)
 		upd_set_phase(u, PH_SPAWN);
 		k = spawn_successor(u->binary, u->argv, u->inst->uid, u->inst->gid, u->groups, u->n_groups, u->token,
 				    u->inst->name,
-				    vl.cfg->update_policy.allow_memlock_raise ? (uint64_t)u->expected_kb * 1024 : 0, &pid,
+				    vl.cfg->update_policy.allow_memlock_raise ? upd_memlock_need(u) : 0, &pid,
 				    &pfd);
 		if (k < 0) {
 			upd_rollback(u, RBT_FAILED, CAUSE_SPAWN, "spawning %s: %s", u->binary, strerror(-k));
@@ -322,6 +322,9 @@ static int claim_handover(struct update *u, struct conn *c, int pidfd, int same_
 		jappend(devs, d);
 	}
 	jadd(o, "devices", devs);
+	/* iommufd/VFIO: the claimant calls IOMMU_IOAS_CHANGE_PROCESS on these (docs/IOMMUFD.md) */
+	if (u->iof)
+		jadd(o, "iommufd", upd_iof_claim_info(u));
 	*ret = o;
 	return (int)n;
 }
@@ -590,9 +593,19 @@ int update_cmd_ready(struct request *r)
 			ok = false;
 		}
 	}
+	/* iommufd: the successor says it called CHANGE_PROCESS on every held iommufd (and, optionally, where
+	 * it mapped the memfds now); VmPin below says whether the charge really moved */
+	if (u->iof && ok) {
+		char why[512];
+
+		if (upd_iof_ready(u, r->args, why, sizeof(why)) < 0) {
+			upd_set_failure(u, CAUSE_VERIFY, "%s", why);
+			ok = false;
+		}
+	}
 	/* N's VmPin unread would pass as 0 = the expected size in VA mode: not verified is not ok.  (O may
 	 * have exited in transfer mode: an unreadable old_after_kb stays 0, which is what a gone mm pins.) */
-	k = vmpin_read(u->new_pid, &u->new_after_kb, NULL);
+	k = vmpin_read(u->new_pid, &u->new_after_kb, u->iof ? &u->iof_lck_after_kb : NULL);
 	if (k < 0 && ok) {
 		upd_set_failure(u, CAUSE_VERIFY, "cannot read VmPin of the successor (pid %d): %s", (int)u->new_pid,
 			    strerror(-k));
@@ -626,6 +639,7 @@ int update_cmd_ready(struct request *r)
 		return 0;
 	}
 	upd_set_phase(u, PH_COMMIT);
+	upd_iof_commit(u, ui);
 	if (u->restarted) {
 		/* the device runs again, under the previous binary: the update itself failed */
 		json_object *d = upd_event_base(u);

@@ -53,6 +53,7 @@ static struct rb_facts rb_facts(const struct update *u, enum rb_trigger t)
 		.restarted = u->restarted,
 		.retake = u->retake,
 		.device_state = u->fail[u->restarted || u->retake].cause == CAUSE_DEVICE_STATE,
+		.iommufd = u->iof,
 		.kill_pending = u->kill_pending,
 		.old_killed = u->fail[0].killed == u->old_pid || u->fail[1].killed == u->old_pid,
 		.pol_restart_previous = vl.cfg->update_policy.restart_previous,
@@ -98,7 +99,7 @@ static int restart_previous(struct update *u)
 	upd_set_phase(u, PH_SPAWN);
 	k = spawn_successor(u->prev_binary, u->prev_argv, u->inst->uid, u->inst->gid, u->groups, u->n_groups, u->token,
 			    u->inst->name,
-			    vl.cfg->update_policy.allow_memlock_raise ? (uint64_t)u->expected_kb * 1024 : 0, &pid, &pfd);
+			    vl.cfg->update_policy.allow_memlock_raise ? upd_memlock_need(u) : 0, &pid, &pfd);
 	if (k < 0) {
 		explicit_bzero(u->token, sizeof(u->token));
 		upd_add_note(u, "; restarting %s failed: %s", u->prev_binary, strerror(-k));
