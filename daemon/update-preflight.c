@@ -310,6 +310,11 @@ int update_cmd_start(struct request *r)
 				      "%s, but an instance with both vhost-vdpa and iommufd/VFIO devices cannot be updated yet "
 				      "(docs/IOMMUFD.md)",
 				      why);
+		if (want && strcmp(want, "auto") != 0 && strcmp(want, "A") != 0)
+			return refuse(r, inst, VLU_ERR_UNSUPPORTED,
+				      "%s, but path %s is for vhost-vdpa devices: iommufd/VFIO devices move with "
+				      "IOMMU_IOAS_CHANGE_PROCESS (path A's semantics)",
+				      why, want);
 		if (u->mode != MODE_EXEC)
 			return refuse(r, inst, VLU_ERR_UNSUPPORTED,
 				      "%s, but transfer mode is not implemented for iommufd and VFIO devices (exec mode is; "
@@ -407,11 +412,7 @@ int update_cmd_start(struct request *r)
 		u->route = choose_path(u, want, disruptive, u->route_reason, sizeof(u->route_reason));
 		if (!u->route)
 			return refuse(r, inst, VLU_ERR_UNSUPPORTED, "%s", u->route_reason);
-	} else if (want && strcmp(want, "auto") != 0 && strcmp(want, "A") != 0)
-		return refuse(r, inst, VLU_ERR_UNSUPPORTED,
-			      "path %s is for vhost-vdpa devices; iommufd/VFIO devices move with IOMMU_IOAS_CHANGE_PROCESS "
-			      "(path A's semantics)",
-			      want);
+	}
 	/* pinned memory: O's VmPin must already match the declared PA mappings */
 	k = vmpin_read(inst->pid, &pin, NULL);
 	if (k < 0)

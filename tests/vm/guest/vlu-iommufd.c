@@ -650,16 +650,23 @@ static int declare(struct vlu *v, const char *iommufd, uint32_t ioas, const char
 	return r;
 }
 
-static int update_start(struct vlu *v, const char *inst, const char *mode)
+static int update_start_path(struct vlu *v, const char *inst, const char *mode, const char *path)
 {
 	json_object *a = json_object_new_object();
 	int r;
 
 	json_object_object_add(a, "instance", json_object_new_string(inst));
 	json_object_object_add(a, "mode", json_object_new_string(mode));
+	if (path)
+		json_object_object_add(a, "path", json_object_new_string(path));
 	r = vlu_call(v, "update.start", a, NULL, 0, 10000, NULL, NULL, NULL);
 	json_object_put(a);
 	return r;
+}
+
+static int update_start(struct vlu *v, const char *inst, const char *mode)
+{
+	return update_start_path(v, inst, mode, NULL);
 }
 
 /*
@@ -787,11 +794,11 @@ static int via_vlud(const char *sock, const char *path, const char *bdf, bool ke
 				expect_desc("update-refused-cap-ipc-lock", v, update_start(v, "iof1", "exec"), EOPNOTSUPP,
 					    "the VMM has CAP_IPC_LOCK");
 			else
-				/* (exec mode would start the update: scenario iommufd-update; transfer mode is not
-				 * implemented for iommufd yet, and says what could move) */
-				expect_desc("update-refused-transfer-not-implemented", v, update_start(v, "iof1", "transfer"), EOPNOTSUPP,
-				    "the iommufd mappings could move (1024 kB pinned, the successor needs RLIMIT_MEMLOCK 2097152 bytes), "
-				    "but transfer mode is not implemented");
+				/* (the update itself would start: scenario iommufd-update; vhost-vdpa's path B is
+				 * refused after the preflight, which says what could move) */
+				expect_desc("update-preflight-passes-path-b-refused", v, update_start_path(v, "iof1", "exec", "B"),
+				    EOPNOTSUPP, "the iommufd mappings could move (1024 kB pinned, the successor needs RLIMIT_MEMLOCK "
+				    "2097152 bytes), but path B is for vhost-vdpa devices");
 		}
 		/* a plain IOMMU_IOAS_MAP of anonymous memory in the same IOAS */
 		anon = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -896,9 +903,10 @@ static int via_vlud(const char *sock, const char *path, const char *bdf, bool ke
 						    "uses mm accounting (IOMMU_OPTION_RLIMIT_MODE 1) and exec mode");
 				/* transfer mode: the old mm is alive at the call; mm mode charges the new mm alone */
 				if (!keep_ipc_lock)
-					expect_desc("update-transfer-mm-not-implemented", v2, update_start(v2, "iof2", "transfer"),
-					    EOPNOTSUPP, "the iommufd mappings could move (1024 kB pinned, the successor needs RLIMIT_MEMLOCK 1048576 bytes), "
-					    "but transfer mode is not implemented");
+					expect_desc("update-transfer-mm-preflight-passes", v2,
+					    update_start_path(v2, "iof2", "transfer", "B"), EOPNOTSUPP,
+					    "the iommufd mappings could move (1024 kB pinned, the successor needs RLIMIT_MEMLOCK 1048576 bytes), "
+					    "but path B is for vhost-vdpa devices");
 			}
 		}
 		if (d2.bar)
