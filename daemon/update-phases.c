@@ -24,6 +24,7 @@
 #include "fdtype.h"
 #include "held.h"
 #include "instance.h"
+#include "iommufd-decide.h"
 #include "json-oom.h"
 #include "persist.h"
 #include "spawn.h"
@@ -168,8 +169,8 @@ int update_cmd_saved(struct request *r)
 		send_exec(u);
 	} else if (u->new_pid > 0) {
 		upd_set_phase(u, PH_CLAIM);
-		if (u->route != 'C')
-			send_arm(u);
+		if (u->route != 'C' && u->ndevs)
+			send_arm(u); /* (iommufd/VFIO devices need no consent: CHANGE_PROCESS is the caller's) */
 	} else {
 		pid_t pid;
 		int pfd = -EBADF;
@@ -189,8 +190,8 @@ int update_cmd_saved(struct request *r)
 		u->new_pidfd = pfd;
 		upd_watch_pid(u, &u->new_io, u->new_pidfd);
 		upd_set_phase(u, PH_CLAIM);
-		if (u->route != 'C')
-			send_arm(u);
+		if (u->route != 'C' && u->ndevs)
+			send_arm(u); /* (iommufd/VFIO devices need no consent: CHANGE_PROCESS is the caller's) */
 	}
 	r->ret = upd_event_base(u);
 	return 0;
@@ -612,7 +613,7 @@ int update_cmd_ready(struct request *r)
 		ok = false;
 	}
 	if (u->mode == MODE_TRANSFER)
-		(void)vmpin_read(u->old_pid, &u->old_after_kb, NULL);
+		(void)vmpin_read(u->old_pid, &u->old_after_kb, u->iof ? &u->iof_lck_old_after_kb : NULL);
 	else
 		u->old_after_kb = u->new_after_kb;
 	if (ok && !upd_vmpin_moved(u)) {
@@ -620,6 +621,16 @@ int update_cmd_ready(struct request *r)
 			    "VmPin mismatch: expected %" PRId64 " kB moved; old %" PRId64 " -> %" PRId64 " kB, new %" PRId64
 			    " -> %" PRId64 " kB",
 			    u->expected_kb, u->old_before_kb, u->old_after_kb, u->new_before_kb, u->new_after_kb);
+		ok = false;
+	}
+	/* iommufd in mm accounting mode (transfer mode only): VmLck moves with VmPin, O down and N up by the
+	 * pinned size (measured to the kB; docs/IOMMUFD.md) */
+	if (ok && u->iof && u->iof_acct == IOF_ACCT_MM && u->mode == MODE_TRANSFER &&
+	    (u->iof_lck_before_kb - u->iof_lck_old_after_kb != u->expected_kb || u->iof_lck_after_kb != u->expected_kb)) {
+		upd_set_failure(u, CAUSE_VERIFY,
+			    "VmLck mismatch (mm accounting): expected %" PRId64 " kB moved; old %" PRId64 " -> %" PRId64
+			    " kB, new %" PRId64 " kB",
+			    u->expected_kb, u->iof_lck_before_kb, u->iof_lck_old_after_kb, u->iof_lck_after_kb);
 		ok = false;
 	}
 	/* last: the device's state (a failure above is the first cause and says more) */

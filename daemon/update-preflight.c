@@ -315,11 +315,6 @@ int update_cmd_start(struct request *r)
 				      "%s, but path %s is for vhost-vdpa devices: iommufd/VFIO devices move with "
 				      "IOMMU_IOAS_CHANGE_PROCESS (path A's semantics)",
 				      why, want);
-		if (u->mode != MODE_EXEC)
-			return refuse(r, inst, VLU_ERR_UNSUPPORTED,
-				      "%s, but transfer mode is not implemented for iommufd and VFIO devices (exec mode is; "
-				      "docs/IOMMUFD.md)",
-				      why);
 		u->iof = true;
 		u->iof_acct = plan.acct;
 		u->iof_memlock_need = plan.memlock_need;
