@@ -940,7 +940,7 @@ struct vmm_state {
 	uint32_t dst_off;
 };
 
-enum vmm_fault { VMM_OK, VMM_SKIP_CHANGE_PROCESS, VMM_DIE_AFTER_CLAIM };
+enum vmm_fault { VMM_OK, VMM_SKIP_CHANGE_PROCESS, VMM_DIE_AFTER_CLAIM, VMM_DIE_AFTER_CHANGE_PROCESS };
 
 struct vmm {
 	struct vlu *v;
@@ -950,7 +950,10 @@ struct vmm {
 	char devname[64];
 	struct vmm_state st;
 	json_object *exec_ev; /* update.exec received: exec once vlu_process() returned */
-	bool save_failed;
+	json_object *reclaim_ev; /* transfer mode: update.rolled-back telling this (old) image to take the
+				  * iommufd charge back */
+	const char *marker;
+	unsigned saved_gen; /* the gen of the last state saved */
 };
 
 static volatile sig_atomic_t vmm_stop;
@@ -984,6 +987,7 @@ static void vmm_event(struct vlu *v, const char *name, json_object *ev, void *us
 		/* nothing to quiesce for the device: its IOAS never changes; this VMM makes no IOAS change from
 		 * here on */
 		s.gen++;
+		m->saved_gen = s.gen;
 		if (fd >= 0 && write(fd, &s, sizeof(s)) == (ssize_t)sizeof(s) &&
 		    fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW) == 0)
 			r = vlu_update_saved(v, fd, sizeof(s), NULL);
@@ -993,8 +997,51 @@ static void vmm_event(struct vlu *v, const char *name, json_object *ev, void *us
 		json_object_put(m->exec_ev);
 		m->exec_ev = json_object_get(ev);
 	} else if (strcmp(name, "update.rolled-back") == 0 || strcmp(name, "update.completed") == 0) {
+		json_object *data = NULL, *io = NULL;
+
 		printf("# %s: %s\n", cmd, json_object_to_json_string(ev));
+		json_object_object_get_ex(ev, "data", &data);
+		if (strcmp(name, "update.rolled-back") == 0 && json_object_object_get_ex(data, "iommufd", &io) && io) {
+			json_object_put(m->reclaim_ev);
+			m->reclaim_ev = json_object_get(data);
+		}
+		/* transfer mode: the successor committed; this image is done */
+		if (strcmp(name, "update.completed") == 0 && jstr(data, "result") && strcmp(jstr(data, "result"), "ok") == 0) {
+			printf("# %s: the successor committed: exiting\n", cmd);
+			vmm_stop = 1;
+		}
 	}
+}
+
+/* transfer mode, rolled back after the successor's claim: this (old) image takes the charge back with
+ * its own IOMMU_IOAS_CHANGE_PROCESS, checks its device and tells vlud (update.ready, the verdict) */
+static void vmm_reclaim(struct vmm *m)
+{
+	struct iommu_ioas_change_process chp = { .size = sizeof(chp) };
+	json_object *extra = json_object_new_object(), *moved = json_object_new_array(), *verdict = NULL;
+	static char c[64];
+	int k;
+
+	/* this image again, after the update of that gen failed */
+	m->st.gen = m->saved_gen;
+	snprintf(c, sizeof(c), "vmm-%u-reclaimed", m->st.gen);
+	cmd = c;
+	printf("# %s: told to take the iommufd charge back (VmPin %lld kB now)\n", cmd, status_kb(getpid(), "VmPin"));
+	expect_ok("reclaim.change-process", ioctl(m->d.iommufd, IOMMU_IOAS_CHANGE_PROCESS, &chp));
+	expect_eq("reclaim.vmpin", status_kb(getpid(), "VmPin"), VMM_SIZE / 1024);
+	m->st.seed = (uint8_t)(m->st.seed + 0x11);
+	dma_roundtrip(&m->d, m->memfd, m->mem, 5 * 4096, 6 * 4096, m->st.seed, "reclaim");
+	m->st.dst_off = 6 * 4096;
+	json_object_array_add(moved, json_object_new_string("iommufd:iommu"));
+	json_object_object_add(extra, "iommufd_moved", moved);
+	k = vlu_update_ready_with(m->v, NULL, extra, &verdict);
+	json_object_put(extra);
+	if (expect_ok("reclaim.ready", vr(k))) {
+		printf("# %s: verdict %s\n", cmd, json_object_to_json_string(verdict));
+		expect_str("reclaim.verdict", jstr(verdict, "result"), "rolled-back");
+	}
+	json_object_put(verdict);
+	vmm_mark(m->marker, "reclaimed", m->st.gen);
 }
 
 /* serve vlud until SIGTERM (or an exec) */
@@ -1010,6 +1057,10 @@ static int vmm_loop(struct vmm *m)
 		if (r > 0 && vlu_process(m->v) < 0) {
 			printf("# %s: vlud closed the connection\n", cmd);
 			break;
+		}
+		if (m->reclaim_ev) {
+			json_object_put(TAKE_PTR(m->reclaim_ev));
+			vmm_reclaim(m);
 		}
 		if (m->exec_ev) {
 			int k;
@@ -1121,7 +1172,8 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 		tap_fail("state", "no saved state");
 		return 1;
 	}
-	role = rollback ? "restarted" : fault == VMM_SKIP_CHANGE_PROCESS ? "skip" : fault == VMM_DIE_AFTER_CLAIM ? "die" : "successor";
+	role = rollback ? "restarted" : fault == VMM_SKIP_CHANGE_PROCESS ? "skip" : fault == VMM_DIE_AFTER_CLAIM ? "die"
+	       : fault == VMM_DIE_AFTER_CHANGE_PROCESS ? "die-moved" : "successor";
 	snprintf(c, sizeof(c), "vmm-%u-%s", m->st.gen, role);
 	cmd = c;
 	tap(true, "claim");
@@ -1163,6 +1215,11 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 			return 1;
 		printf("# %s: IOMMU_IOAS_CHANGE_PROCESS took %.2f ms\n", cmd, (now_s() - t0) * 1000);
 		expect_eq("vmpin-after-change-process", status_kb(getpid(), "VmPin"), VMM_SIZE / 1024);
+		if (fault == VMM_DIE_AFTER_CHANGE_PROCESS) {
+			printf("# %s: dying with the charge, before update.ready\n", cmd);
+			fflush(stdout);
+			_exit(4);
+		}
 	}
 	json_object_array_add(moved, json_object_new_string("iommufd:iommu"));
 	if (!expect_ok("enable-bar0", dev_enable(&m->d) < 0 ? (errno = ENXIO, -1) : 0))
@@ -1193,7 +1250,9 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 }
 
 /*
- * vmm SOCKET DEV BDF LOG MARKER [--skip-change-process|--die-after-claim]: stdout appended to LOG (the
+ * vmm SOCKET DEV BDF LOG MARKER [--skip-change-process|--die-after-claim|--die-after-change-process]:
+ * exec or transfer mode (the old image exits when the successor committed, and takes the charge back
+ * when told to by a rollback: update.rolled-back with "iommufd").  stdout appended to LOG (the
  * restarted previous binary, spawned by vlud, writes there too); MARKER gets "ready PID GEN ROLE" when the
  * image serves.  The fault options act in a new image only (given as update.start's argv).
  */
@@ -1207,6 +1266,8 @@ static int vmm_main(int argc, char **argv)
 		fault = VMM_SKIP_CHANGE_PROCESS;
 	else if (argc == 8 && strcmp(argv[7], "--die-after-claim") == 0)
 		fault = VMM_DIE_AFTER_CLAIM;
+	else if (argc == 8 && strcmp(argv[7], "--die-after-change-process") == 0)
+		fault = VMM_DIE_AFTER_CHANGE_PROCESS;
 	else if (argc != 7)
 		return usage();
 	fd = open(argv[5], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -1215,6 +1276,7 @@ static int vmm_main(int argc, char **argv)
 	close(fd);
 	signal(SIGTERM, vmm_on_term);
 	snprintf(m.devname, sizeof(m.devname), "vfio:%s", strrchr(argv[3], '/') + 1);
+	m.marker = argv[6];
 	cmd = "vmm";
 	/* accounted mappings (user mode): every image of this VMM runs without CAP_IPC_LOCK */
 	if (!expect_ok("drop-cap-ipc-lock", drop_ipc_lock() < 0 ? -1 : 0))
@@ -1236,7 +1298,8 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: vlu-iommufd [--acct user|mm|none] [--size BYTES] change-process|negative /dev/vfio/devices/vfioN\n"
 			"       vlu-iommufd vlud SOCKET /dev/vfio/devices/vfioN BDF [--keep-ipc-lock]\n"
-			"       vlu-iommufd vmm SOCKET /dev/vfio/devices/vfioN BDF LOG MARKER [--skip-change-process|--die-after-claim]\n");
+			"       vlu-iommufd vmm SOCKET /dev/vfio/devices/vfioN BDF LOG MARKER\n"
+			"           [--skip-change-process|--die-after-claim|--die-after-change-process]\n");
 	return 2;
 }
 

@@ -52,6 +52,8 @@ held() {
 	done
 }
 vludfds() { ls "/proc/$VLUD/fd" | wc -l; }
+# gone PID: exited (a zombie of this shell counts: the first VMM is its child)
+gone() { ! grep -q '^State:[[:space:]]*[^Z]' "/proc/$1/status" 2> /dev/null; }
 # ready GEN ROLE: the VMM image GEN (updates so far) of that role serves; its pid in $pid
 ready() { grep -q "^ready [0-9]* $1 $2\$" $MARK 2> /dev/null && pid=$(cut -d' ' -f2 $MARK); }
 # update NAME [vluctl update start options]: the verdict in /tmp/NAME.json
@@ -102,7 +104,7 @@ expect u2-killed "$(v .killed_pid u2)" -eq "$VMM"
 if v .error u2 | grep -q "VmPin mismatch"; then t_ok u2-reason-vmpin; else t_fail u2-reason-vmpin "$(v .error u2)"; fi
 if wait_until 100 ready 2 restarted; then t_ok u2-restarted-serves; else t_fail u2-restarted-serves "$(tail -3 $LOG | tr '\n' ' ')"; fi
 expect u2-new-pid "$(v .new_pid u2)" -eq "$pid"
-if alive "$VMM"; then t_fail u2-skipper-gone "pid $VMM alive"; else t_ok u2-skipper-gone; fi
+if gone "$VMM"; then t_ok u2-skipper-gone; else t_fail u2-skipper-gone "pid $VMM alive"; fi
 expect u2-vmpin-restarted "$(vmpin "$pid")" -eq 1024
 expect u2-charge-moved "$(v .iommufd.charge_moved_kb u2)" -eq 1024
 expect u2-fds-kept "$(held)" = "$held0"
@@ -127,7 +129,7 @@ wait_until 50 test "$(vludfds)" -eq "$fds0"
 expect vlud-fds-at-end "$(vludfds)" -eq "$fds0"
 
 kill "$pid" 2> /dev/null
-wait_until 50 sh -c "! kill -0 $pid 2> /dev/null"
+wait_until 50 gone "$pid"
 kill "$VLUD"
 wait "$VLUD" 2> /dev/null
 echo "# the VMM's log (every image):"
