@@ -991,7 +991,12 @@ static void vmm_event(struct vlu *v, const char *name, json_object *ev, void *us
 		if (fd >= 0 && write(fd, &s, sizeof(s)) == (ssize_t)sizeof(s) &&
 		    fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW) == 0)
 			r = vlu_update_saved(v, fd, sizeof(s), NULL);
-		expect_ok("update-saved", vr(r));
+		{
+			char n[32];
+
+			snprintf(n, sizeof(n), "update-saved-%u", s.gen);
+			expect_ok(n, vr(r));
+		}
 		safe_close(fd);
 	} else if (strcmp(name, "update.exec") == 0) {
 		json_object_put(m->exec_ev);
