@@ -1160,7 +1160,9 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 	uint8_t pat[XFER];
 	const char *role;
 
-	cmd = "vmm-successor";
+	/* (named by pid until the saved state says which image this is) */
+	snprintf(c, sizeof(c), "vmm-pid%d", (int)getpid());
+	cmd = c;
 	if (!expect_ok("connect", vr(vlu_connect(sock, 5000, &m->v))))
 		return 1;
 	k = vlu_update_claim(m->v, inst && *inst ? inst : VMM_INST, token, &info, &fds, &nfds);
@@ -1282,7 +1284,12 @@ static int vmm_main(int argc, char **argv)
 	signal(SIGTERM, vmm_on_term);
 	snprintf(m.devname, sizeof(m.devname), "vfio:%s", strrchr(argv[3], '/') + 1);
 	m.marker = argv[6];
-	cmd = "vmm";
+	{
+		static char c[32];
+
+		snprintf(c, sizeof(c), "vmm-pid%d", (int)getpid());
+		cmd = c;
+	}
 	/* accounted mappings (user mode): every image of this VMM runs without CAP_IPC_LOCK */
 	if (!expect_ok("drop-cap-ipc-lock", drop_ipc_lock() < 0 ? -1 : 0))
 		return 1;
