@@ -1161,7 +1161,7 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 	const char *role;
 
 	/* (named by pid until the saved state says which image this is) */
-	snprintf(c, sizeof(c), "vmm-pid%d", (int)getpid());
+	snprintf(c, sizeof(c), "vmm-pid%d-%.6s", (int)getpid(), token ? token : "?");
 	cmd = c;
 	if (!expect_ok("connect", vr(vlu_connect(sock, 5000, &m->v))))
 		return 1;
@@ -1287,7 +1287,8 @@ static int vmm_main(int argc, char **argv)
 	{
 		static char c[32];
 
-		snprintf(c, sizeof(c), "vmm-pid%d", (int)getpid());
+		/* (an exec'ed image keeps the pid: its token tells it apart) */
+		snprintf(c, sizeof(c), "vmm-pid%d-%.6s", (int)getpid(), vlu_update_token() ? vlu_update_token() : "first");
 		cmd = c;
 	}
 	/* accounted mappings (user mode): every image of this VMM runs without CAP_IPC_LOCK */
