@@ -1232,7 +1232,9 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 	if (!expect_ok("enable-bar0", dev_enable(&m->d) < 0 ? (errno = ENXIO, -1) : 0))
 		return 1;
 	m->st.seed = (uint8_t)(0x40 + m->st.gen);
-	m->st.dst_off = 3 * 4096;
+	/* a page of its own per image: a failed successor's DMA must not overwrite what the restarted previous
+	 * binary checks (the saved state's dst_off) */
+	m->st.dst_off = (8 + m->st.gen) * 4096;
 	dma_roundtrip(&m->d, m->memfd, m->mem, 2 * 4096, m->st.dst_off, m->st.seed, "after");
 	extra = json_object_new_object();
 	json_object_object_add(extra, "iommufd_moved", moved);

@@ -93,7 +93,7 @@ wait_until 50 test "$(vludfds)" -eq "$fds0"
 expect u1-vlud-fds "$(vludfds)" -eq "$fds0"
 # the new image's DMA went through its own mapping and landed in the memfd
 for c in data-kept change-process vmpin-after-change-process after.dma after.data after.in-memfd; do
-	expect "u1-vmm-$c" "$(grep -c "^ok - .*/vmm-1-successor\.$c\$" $LOG)" -eq 1
+	expect "u1-vmm-$c" "$(grep -c "^ok - .*/vmm-1-successor\.$c\(=.*\)\?\$" $LOG)" -eq 1
 done
 
 # 2. a successor that says it moved the charge but did not
@@ -108,9 +108,9 @@ if gone "$VMM"; then t_ok u2-skipper-gone; else t_fail u2-skipper-gone "pid $VMM
 expect u2-vmpin-restarted "$(vmpin "$pid")" -eq 1024
 expect u2-charge-moved "$(v .iommufd.charge_moved_kb u2)" -eq 1024
 expect u2-fds-kept "$(held)" = "$held0"
-expect u2-skipper-not-moved "$(grep -c "^ok - .*/vmm-2-skip\.vmpin-before-change-process\$" $LOG)" -eq 1
+expect u2-skipper-not-moved "$(grep -c "^ok - .*/vmm-2-skip\.vmpin-before-change-process=0\$" $LOG)" -eq 1
 for c in claim told-to-change-process change-process vmpin-after-change-process after.dma after.data after.in-memfd; do
-	expect "u2-restarted-$c" "$(grep -c "^ok - .*/vmm-2-restarted\.$c\$" $LOG)" -eq 1
+	expect "u2-restarted-$c" "$(grep -c "^ok - .*/vmm-2-restarted\.$c\(=.*\)\?\$" $LOG)" -eq 1
 done
 VMM=$pid
 
@@ -123,7 +123,7 @@ if wait_until 100 ready 3 restarted; then t_ok u3-restarted-serves; else t_fail 
 expect u3-vmpin-restarted "$(vmpin "$pid")" -eq 1024
 expect u3-fds-kept "$(held)" = "$held0"
 for c in change-process after.dma after.in-memfd; do
-	expect "u3-restarted-$c" "$(grep -c "^ok - .*/vmm-3-restarted\.$c\$" $LOG)" -eq 1
+	expect "u3-restarted-$c" "$(grep -c "^ok - .*/vmm-3-restarted\.$c\(=.*\)\?\$" $LOG)" -eq 1
 done
 wait_until 50 test "$(vludfds)" -eq "$fds0"
 expect vlud-fds-at-end "$(vludfds)" -eq "$fds0"
