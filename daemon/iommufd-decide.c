@@ -120,3 +120,69 @@ int iof_preflight(const struct iof_facts *f, const struct iof_ioas *a, size_t n,
 	*ret_memlock_need = need;
 	return 0;
 }
+
+int iof_check_moved(const char *const *held, size_t nheld, const char *const *moved, size_t nmoved, char *why,
+		    size_t len)
+{
+	for (size_t i = 0; i < nmoved; i++) {
+		bool known = false;
+
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(moved[k], moved[i]) == 0)
+				return fail(why, len, "iommufd_moved names '%s' twice", moved[i]);
+		for (size_t k = 0; k < nheld && !known; k++)
+			known = strcmp(held[k], moved[i]) == 0;
+		if (!known)
+			return fail(why, len, "iommufd_moved names '%s', which is not an iommufd of this instance", moved[i]);
+	}
+	for (size_t i = 0; i < nheld; i++) {
+		bool found = false;
+
+		for (size_t k = 0; k < nmoved && !found; k++)
+			found = strcmp(held[i], moved[k]) == 0;
+		if (!found)
+			return fail(why, len, "the successor did not call IOMMU_IOAS_CHANGE_PROCESS on iommufd '%s' (not in "
+					      "update.ready's iommufd_moved): its pinned memory is still charged to the old "
+					      "process",
+				    held[i]);
+	}
+	return 0;
+}
+
+static bool map_same(const struct iof_map *a, const struct iof_map *b)
+{
+	return a->iova == b->iova && a->size == b->size && a->file == b->file && a->offset == b->offset &&
+	       (a->memfd && b->memfd ? strcmp(a->memfd, b->memfd) == 0 : a->memfd == b->memfd);
+}
+
+int iof_same_layout(const struct iof_ioas *old, size_t nold, const struct iof_ioas *cur, size_t ncur, char *why,
+		    size_t len)
+{
+	if (nold != ncur)
+		return fail(why, len, "the successor declares %zu IOASes, %zu were declared before the update", ncur, nold);
+	for (size_t i = 0; i < nold; i++) {
+		const struct iof_ioas *a = &old[i], *b = NULL;
+
+		for (size_t j = 0; j < ncur && !b; j++)
+			if (strcmp(cur[j].iommufd, a->iommufd) == 0 && cur[j].ioas_id == a->ioas_id)
+				b = &cur[j];
+		if (!b)
+			return fail(why, len, "IOAS %" PRIu32 " of '%s' is missing from the successor's declaration", a->ioas_id,
+				    a->iommufd);
+		if (b->ndevs != a->ndevs || b->nmaps != a->nmaps)
+			return fail(why, len, "IOAS %" PRIu32 " of '%s': the successor declares %zu devices and %zu mappings, "
+					      "before the update %zu and %zu",
+				    a->ioas_id, a->iommufd, b->ndevs, b->nmaps, a->ndevs, a->nmaps);
+		for (size_t m = 0; m < a->nmaps; m++) {
+			bool found = false;
+
+			for (size_t k = 0; k < b->nmaps && !found; k++)
+				found = map_same(&a->maps[m], &b->maps[k]);
+			if (!found)
+				return fail(why, len, "IOAS %" PRIu32 " of '%s': the mapping at IOVA %#" PRIx64 " differs in the "
+						      "successor's declaration (only uaddr may change: the device's mappings did not)",
+					    a->ioas_id, a->iommufd, a->maps[m].iova);
+		}
+	}
+	return 0;
+}

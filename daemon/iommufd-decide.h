@@ -63,4 +63,17 @@ int iof_check_ioas(const struct iof_ioas *a, char *why, size_t len);
 int iof_preflight(const struct iof_facts *f, const struct iof_ioas *a, size_t n, uint64_t *ret_pinned,
 		  uint64_t *ret_memlock_need, char *why, size_t len);
 
+/* The successor's update.ready "iommufd_moved" (the iommufds it called IOMMU_IOAS_CHANGE_PROCESS on)
+ * against the iommufds the instance holds: every held one named, nothing else named, no name twice.
+ * 0, or -1 with why. */
+int iof_check_moved(const char *const *held, size_t nheld, const char *const *moved, size_t nmoved, char *why,
+		    size_t len);
+
+/* The successor's re-declaration (update.ready "ioas": its new user addresses) against the table declared
+ * before the update: the same IOASes (iommufd, ioas_id, number of devices) with the same mappings (iova,
+ * size, kind, memfd, offset; uaddr may differ: the successor maps the memfd wherever it likes), in any
+ * order.  0, or -1 with why. */
+int iof_same_layout(const struct iof_ioas *old, size_t nold, const struct iof_ioas *cur, size_t ncur, char *why,
+		    size_t len);
+
 #endif

@@ -184,7 +184,12 @@ enum rb_action update_decide(const struct rb_facts *f)
 		/* exec mode, paths B and C, the device's state differs (R12): the guest's device lost what the
 		 * successor should have restored, and D holds the saved state: the successor (O's pid) is
 		 * killed and, at its exit, the previous binary restores it from a reset device (R3) */
-		if (!f->transfer && f->device_state && f->route != 'A' && !f->restarted && !f->lost && f->old_alive &&
+		/* exec mode, iommufd (R13): the charge of the pinned memory is with the claimed image that failed
+		 * (it called CHANGE_PROCESS) or still with the dead old mm (it did not): only a claimant's
+		 * CHANGE_PROCESS takes it, so the claimed image is killed and the previous binary, restarted,
+		 * claims and calls it (verified by VmPin like any claimant) */
+		if (!f->transfer && ((f->device_state && f->route != 'A') || f->iommufd) && !f->restarted && !f->lost &&
+		    f->old_alive &&
 		    f->pol_kill_failed_successor && f->pol_restart_previous && f->prev_binary && f->saved &&
 		    !f->kill_pending && !f->kill_failed)
 			return RB_KILL_OLD;

@@ -149,6 +149,16 @@ struct update {
 	 * none declared), and its CVQ replay (commands used, time; cvq_commands 0 = nothing replayed) */
 	json_object *declared;
 	int64_t cvq_commands, cvq_replay_us;
+
+	/* iommufd and VFIO devices (docs/IOMMUFD.md "The update sequence"): the successor moves their pinned
+	 * memory with IOMMU_IOAS_CHANGE_PROCESS; expected_kb is their attached file mappings' size */
+	bool iof;
+	int iof_acct;		   /* enum iof_acct of the contexts that pin (user or mm) */
+	uint64_t iof_memlock_need; /* bytes of RLIMIT_MEMLOCK the caller of CHANGE_PROCESS needs */
+	int64_t iof_lck_before_kb, iof_lck_after_kb; /* VmLck of O at start, of N at ready */
+	int64_t iof_lck_old_after_kb;		     /* VmLck of O at N's ready (transfer mode) */
+	json_object *iof_moved;	   /* owned: update.ready's iommufd_moved (NULL: not said) */
+	json_object *iof_ioas;	   /* owned: update.ready's ioas (the new uaddrs; NULL: none), checked */
 };
 
 struct upd_inst {
@@ -166,11 +176,26 @@ extern uint64_t update_next_id;
 int upd_iof_declare(struct request *r, struct instance *inst, json_object *ioas);
 /* inst holds an iommufd or a VFIO fd */
 bool upd_iof_held(struct instance *inst);
-/* update.start's preflight for them: -1 and why (a refusal), or 0 and why saying what could move (the
- * sequence itself is not implemented: the caller refuses with it).  successor: a transfer-mode named
- * successor, 0 when vlud spawns one. */
+/* what update.start's preflight found movable */
+struct upd_iof_plan {
+	uint64_t pinned;      /* bytes pinned by the declared attached file mappings */
+	uint64_t memlock_need; /* RLIMIT_MEMLOCK bytes the caller of CHANGE_PROCESS needs */
+	int acct;	      /* enum iof_acct: IOF_ACCT_MM if any pinning context uses mm mode, else user */
+};
+/* update.start's preflight for them: -1 and why (a refusal), or 0, *plan and why saying what will move.
+ * successor: a transfer-mode named successor, 0 when vlud spawns one. */
 int upd_iof_preflight(struct instance *inst, struct upd_inst *ui, bool exec_mode, pid_t successor,
-		      int64_t vdpa_pinned_kb, char *why, size_t len);
+		      int64_t vdpa_pinned_kb, struct upd_iof_plan *plan, char *why, size_t len);
+/* update.ready of an iommufd update: the successor's iommufd_moved names every held iommufd, its "ioas"
+ * (optional) keeps the layout; both kept in u (for the verdict, and the new table at commit).  0, or -1
+ * with why (a verification failure). */
+int upd_iof_ready(struct update *u, json_object *args, char *why, size_t len);
+/* an update that committed: the successor's "ioas" (its new uaddrs) becomes the instance's table */
+void upd_iof_commit(struct update *u, struct upd_inst *ui);
+/* the claim reply's "iommufd" member: which iommufds the claimant must call CHANGE_PROCESS on */
+json_object *upd_iof_claim_info(struct update *u);
+/* the verdict's "iommufd" member (NULL when the update has none) */
+json_object *upd_iof_verdict(const struct update *u);
 
 /* ---- update.c: helpers shared by the engine's files */
 struct upd_inst *upd_ui_get(struct instance *inst, bool create);
@@ -202,6 +227,11 @@ static inline void update_freep(struct update **u)
 }
 #define _cleanup_update_ _cleanup_(update_freep)
 bool upd_disruptive(const struct update *u);
+/* RLIMIT_MEMLOCK bytes a successor (or the restarted previous binary) needs to take the charge */
+static inline uint64_t upd_memlock_need(const struct update *u)
+{
+	return u->iof ? u->iof_memlock_need : (uint64_t)u->expected_kb * 1024;
+}
 /* VmPin moved as the mode says: exec, the same process pins expected_kb; transfer, O lost and N gained it */
 bool upd_vmpin_moved(const struct update *u);
 /* a failure of the current stage (fail[0], or fail[1] once restarted or retaking): the first one wins */

@@ -254,7 +254,7 @@ static int probe_change_process(void)
 }
 
 int upd_iof_preflight(struct instance *inst, struct upd_inst *ui, bool exec_mode, pid_t successor,
-		      int64_t vdpa_pinned_kb, char *why, size_t len)
+		      int64_t vdpa_pinned_kb, struct upd_iof_plan *plan, char *why, size_t len)
 {
 	struct iof_facts f = { .exec_mode = exec_mode, .same_user = true,
 			       .allow_memlock_raise = vl.cfg->update_policy.allow_memlock_raise,
@@ -310,12 +310,135 @@ int upd_iof_preflight(struct instance *inst, struct upd_inst *ui, bool exec_mode
 			f.memlock_soft = soft;
 	}
 	k = iof_preflight(&f, t.a, t.n, &pinned, &need, why, len);
+	*plan = (struct upd_iof_plan){ .pinned = pinned, .memlock_need = need, .acct = IOF_ACCT_USER };
+	for (size_t i = 0; k == 0 && i < t.n; i++)
+		if (t.a[i].ndevs && t.a[i].nmaps && t.a[i].acct == IOF_ACCT_MM)
+			plan->acct = IOF_ACCT_MM;
 	table_free(&t);
 	if (k < 0)
 		return -1;
 	snprintf(why, len,
 		 "the iommufd mappings could move (%" PRIu64 " kB pinned, the successor needs RLIMIT_MEMLOCK %" PRIu64
-		 " bytes), but the live update of iommufd and VFIO devices (IOMMU_IOAS_CHANGE_PROCESS) is not implemented",
+		 " bytes)",
 		 pinned / 1024, need);
 	return 0;
+}
+
+/* the names of inst's held iommufds (at most MAX_DEVS; borrowed) */
+static size_t held_iommufds(struct instance *inst, const char **names)
+{
+	struct list *p, *n;
+	size_t k = 0;
+
+	list_for_each_safe(p, n, &inst->held) {
+		struct held *h = list_entry(p, struct held, link);
+
+		if (h->type == VLUD_FD_IOMMUFD && k < MAX_DEVS)
+			names[k++] = h->name;
+	}
+	return k;
+}
+
+int upd_iof_ready(struct update *u, json_object *args, char *why, size_t len)
+{
+	struct upd_inst *ui = upd_ui_get(u->inst, false);
+	const char *held[MAX_DEVS], *moved[MAX_DEVS];
+	size_t nheld = held_iommufds(u->inst, held), nmoved = 0;
+	json_object *mv = NULL, *ioas = NULL;
+	struct iof_table a = {}, b = {};
+	enum vlu_error_class cls;
+	int k;
+
+	json_object_put(TAKE_PTR(u->iof_moved));
+	json_object_put(TAKE_PTR(u->iof_ioas));
+	if (json_object_object_get_ex(args, "iommufd_moved", &mv) && json_object_is_type(mv, json_type_array)) {
+		u->iof_moved = json_object_get(mv);
+		for (size_t i = 0; i < json_object_array_length(mv) && nmoved < MAX_DEVS; i++)
+			moved[nmoved++] = json_object_get_string(json_object_array_get_idx(mv, i));
+	}
+	if (iof_check_moved(held, nheld, moved, nmoved, why, len) < 0)
+		return -1;
+	if (!json_object_object_get_ex(args, "ioas", &ioas) || !ioas)
+		return 0;
+	if (!ui || !ui->ioas)
+		return snprintf(why, len, "update.ready declares an ioas table, but none was declared before the update"), -1;
+	k = table_build(u->inst, ui->ioas, &a, &cls, why, len);
+	if (k == 0) {
+		char tmp[400];
+
+		k = table_build(u->inst, ioas, &b, &cls, tmp, sizeof(tmp));
+		if (k < 0)
+			snprintf(why, len, "update.ready's ioas: %s", tmp);
+	}
+	if (k == 0)
+		k = iof_same_layout(a.a, a.n, b.a, b.n, why, len);
+	table_free(&a);
+	table_free(&b);
+	if (k < 0)
+		return -1;
+	u->iof_ioas = json_object_get(ioas);
+	return 0;
+}
+
+void upd_iof_commit(struct update *u, struct upd_inst *ui)
+{
+	if (!u->iof || !u->iof_ioas || !ui)
+		return;
+	json_object_put(ui->ioas);
+	ui->ioas = json_object_get(u->iof_ioas);
+}
+
+static json_object *ui_ioas(struct update *u)
+{
+	struct upd_inst *ui = upd_ui_get(u->inst, false);
+
+	return ui && ui->ioas ? json_object_get(ui->ioas) : NULL;
+}
+
+json_object *upd_iof_claim_info(struct update *u)
+{
+	const char *held[MAX_DEVS];
+	size_t n = held_iommufds(u->inst, held);
+	json_object *o, *a;
+
+	if (!u->iof)
+		return NULL;
+	o = jnew_obj();
+	a = jnew_arr();
+	for (size_t i = 0; i < n; i++)
+		jappend(a, jnew_str(held[i]));
+	/* the claimant (the successor, or the previous binary restarted by a rollback) takes the charge:
+	 * IOMMU_IOAS_CHANGE_PROCESS on each, then update.ready with iommufd_moved */
+	jadd(o, "change_process", a);
+	jadd(o, "pinned_kb", jnew_int(u->expected_kb));
+	jadd(o, "accounting", jnew_str(u->iof_acct == IOF_ACCT_MM ? "mm" : "user"));
+	jadd(o, "rollback", jnew_bool(u->restarted));
+	jadd(o, "ioas", ui_ioas(u));
+	return o;
+}
+
+json_object *upd_iof_verdict(const struct update *u)
+{
+	json_object *o;
+
+	if (!u->iof)
+		return NULL;
+	o = jnew_obj();
+	jadd(o, "accounting", jnew_str(u->iof_acct == IOF_ACCT_MM ? "mm" : "user"));
+	jadd(o, "pinned_kb", jnew_int(u->expected_kb));
+	jadd(o, "moved", u->iof_moved ? json_object_get(u->iof_moved) : jnew_arr());
+	/* the successor's VmPin went up by this (exec mode: the same pid, a new mm; before its call 0) */
+	jadd(o, "charge_moved_kb", jnew_int(u->new_after_kb - u->new_before_kb));
+	jadd(o, "vmpin_before_kb", jnew_int(u->old_before_kb));
+	jadd(o, "vmpin_after_kb", jnew_int(u->new_after_kb));
+	jadd(o, "vmlck_before_kb", jnew_int(u->iof_lck_before_kb));
+	jadd(o, "vmlck_after_kb", jnew_int(u->iof_lck_after_kb));
+	if (u->mode == MODE_TRANSFER) {
+		/* the old process's side: down by charge_moved_kb when the charge moved */
+		jadd(o, "old_vmpin_after_kb", jnew_int(u->old_after_kb));
+		jadd(o, "old_vmlck_after_kb", jnew_int(u->iof_lck_old_after_kb));
+	}
+	if (u->iof_ioas)
+		jadd(o, "ioas", json_object_get(u->iof_ioas));
+	return o;
 }

@@ -24,6 +24,7 @@
 #include "fdtype.h"
 #include "held.h"
 #include "instance.h"
+#include "iommufd-decide.h"
 #include "json-oom.h"
 #include "persist.h"
 #include "spawn.h"
@@ -168,8 +169,8 @@ int update_cmd_saved(struct request *r)
 		send_exec(u);
 	} else if (u->new_pid > 0) {
 		upd_set_phase(u, PH_CLAIM);
-		if (u->route != 'C')
-			send_arm(u);
+		if (u->route != 'C' && u->ndevs)
+			send_arm(u); /* (iommufd/VFIO devices need no consent: CHANGE_PROCESS is the caller's) */
 	} else {
 		pid_t pid;
 		int pfd = -EBADF;
@@ -177,7 +178,7 @@ int update_cmd_saved(struct request *r)
 		upd_set_phase(u, PH_SPAWN);
 		k = spawn_successor(u->binary, u->argv, u->inst->uid, u->inst->gid, u->groups, u->n_groups, u->token,
 				    u->inst->name,
-				    vl.cfg->update_policy.allow_memlock_raise ? (uint64_t)u->expected_kb * 1024 : 0, &pid,
+				    vl.cfg->update_policy.allow_memlock_raise ? upd_memlock_need(u) : 0, &pid,
 				    &pfd);
 		if (k < 0) {
 			upd_rollback(u, RBT_FAILED, CAUSE_SPAWN, "spawning %s: %s", u->binary, strerror(-k));
@@ -189,8 +190,8 @@ int update_cmd_saved(struct request *r)
 		u->new_pidfd = pfd;
 		upd_watch_pid(u, &u->new_io, u->new_pidfd);
 		upd_set_phase(u, PH_CLAIM);
-		if (u->route != 'C')
-			send_arm(u);
+		if (u->route != 'C' && u->ndevs)
+			send_arm(u); /* (iommufd/VFIO devices need no consent: CHANGE_PROCESS is the caller's) */
 	}
 	r->ret = upd_event_base(u);
 	return 0;
@@ -322,6 +323,9 @@ static int claim_handover(struct update *u, struct conn *c, int pidfd, int same_
 		jappend(devs, d);
 	}
 	jadd(o, "devices", devs);
+	/* iommufd/VFIO: the claimant calls IOMMU_IOAS_CHANGE_PROCESS on these (docs/IOMMUFD.md) */
+	if (u->iof)
+		jadd(o, "iommufd", upd_iof_claim_info(u));
 	*ret = o;
 	return (int)n;
 }
@@ -590,16 +594,26 @@ int update_cmd_ready(struct request *r)
 			ok = false;
 		}
 	}
+	/* iommufd: the successor says it called CHANGE_PROCESS on every held iommufd (and, optionally, where
+	 * it mapped the memfds now); VmPin below says whether the charge really moved */
+	if (u->iof && ok) {
+		char why[512];
+
+		if (upd_iof_ready(u, r->args, why, sizeof(why)) < 0) {
+			upd_set_failure(u, CAUSE_VERIFY, "%s", why);
+			ok = false;
+		}
+	}
 	/* N's VmPin unread would pass as 0 = the expected size in VA mode: not verified is not ok.  (O may
 	 * have exited in transfer mode: an unreadable old_after_kb stays 0, which is what a gone mm pins.) */
-	k = vmpin_read(u->new_pid, &u->new_after_kb, NULL);
+	k = vmpin_read(u->new_pid, &u->new_after_kb, u->iof ? &u->iof_lck_after_kb : NULL);
 	if (k < 0 && ok) {
 		upd_set_failure(u, CAUSE_VERIFY, "cannot read VmPin of the successor (pid %d): %s", (int)u->new_pid,
 			    strerror(-k));
 		ok = false;
 	}
 	if (u->mode == MODE_TRANSFER)
-		(void)vmpin_read(u->old_pid, &u->old_after_kb, NULL);
+		(void)vmpin_read(u->old_pid, &u->old_after_kb, u->iof ? &u->iof_lck_old_after_kb : NULL);
 	else
 		u->old_after_kb = u->new_after_kb;
 	if (ok && !upd_vmpin_moved(u)) {
@@ -607,6 +621,16 @@ int update_cmd_ready(struct request *r)
 			    "VmPin mismatch: expected %" PRId64 " kB moved; old %" PRId64 " -> %" PRId64 " kB, new %" PRId64
 			    " -> %" PRId64 " kB",
 			    u->expected_kb, u->old_before_kb, u->old_after_kb, u->new_before_kb, u->new_after_kb);
+		ok = false;
+	}
+	/* iommufd in mm accounting mode (transfer mode only): VmLck moves with VmPin, O down and N up by the
+	 * pinned size (measured to the kB; docs/IOMMUFD.md) */
+	if (ok && u->iof && u->iof_acct == IOF_ACCT_MM && u->mode == MODE_TRANSFER &&
+	    (u->iof_lck_before_kb - u->iof_lck_old_after_kb != u->expected_kb || u->iof_lck_after_kb != u->expected_kb)) {
+		upd_set_failure(u, CAUSE_VERIFY,
+			    "VmLck mismatch (mm accounting): expected %" PRId64 " kB moved; old %" PRId64 " -> %" PRId64
+			    " kB, new %" PRId64 " kB",
+			    u->expected_kb, u->iof_lck_before_kb, u->iof_lck_old_after_kb, u->iof_lck_after_kb);
 		ok = false;
 	}
 	/* last: the device's state (a failure above is the first cause and says more) */
@@ -626,6 +650,7 @@ int update_cmd_ready(struct request *r)
 		return 0;
 	}
 	upd_set_phase(u, PH_COMMIT);
+	upd_iof_commit(u, ui);
 	if (u->restarted) {
 		/* the device runs again, under the previous binary: the update itself failed */
 		json_object *d = upd_event_base(u);

@@ -292,35 +292,58 @@ int update_cmd_start(struct request *r)
 		npa += d->pa;
 	}
 	/* iommufd and VFIO devices (docs/IOMMUFD.md): every refusal of CHANGE_PROCESS with its reason; when
-	 * none applies, still refused: the update sequence for them does not exist yet, and handing the fds
-	 * over without it would leave the pinned memory charged to (and its mm pinned by) the old process */
+	 * none applies, an instance with nothing but iommufd/VFIO devices updates in exec mode: the successor
+	 * calls CHANGE_PROCESS and the charge of the declared attached file mappings moves to it (path A's
+	 * semantics: nothing re-pinned, the devices never stop) */
 	if (upd_iof_held(inst)) {
+		struct upd_iof_plan plan;
 		int64_t vb = 0, vkb;
 
 		for (size_t i = 0; ui->mappings && i < json_object_array_length(ui->mappings); i++)
 			vb += upd_jint(json_object_array_get_idx(ui->mappings, i), "size", 0);
 		vkb = (int64_t)npa * vb / 1024;
-		(void)upd_iof_preflight(inst, ui, u->mode == MODE_EXEC, succ > 0 ? (pid_t)succ : 0, vkb, why, sizeof(why));
-		return refuse(r, inst, VLU_ERR_UNSUPPORTED, "%s", why);
-	}
-	/* guest memory: every mapping in a stored memfd */
-	if (!ui->mappings || json_object_array_length(ui->mappings) == 0)
-		return refuse(r, inst, VLU_ERR_UNSUPPORTED,
-			      "no mapping table (vmm.mappings): guest memory is not known to be in a stored memfd");
-	for (size_t i = 0; i < json_object_array_length(ui->mappings); i++) {
-		json_object *m = json_object_array_get_idx(ui->mappings, i);
-		struct held *h = held_find(inst, upd_jstr(m, "memfd"));
+		if (upd_iof_preflight(inst, ui, u->mode == MODE_EXEC, succ > 0 ? (pid_t)succ : 0, vkb, &plan, why,
+				      sizeof(why)) < 0)
+			return refuse(r, inst, VLU_ERR_UNSUPPORTED, "%s", why);
+		if (u->ndevs)
+			return refuse(r, inst, VLU_ERR_UNSUPPORTED,
+				      "%s, but an instance with both vhost-vdpa and iommufd/VFIO devices cannot be updated yet "
+				      "(docs/IOMMUFD.md)",
+				      why);
+		if (want && strcmp(want, "auto") != 0 && strcmp(want, "A") != 0)
+			return refuse(r, inst, VLU_ERR_UNSUPPORTED,
+				      "%s, but path %s is for vhost-vdpa devices: iommufd/VFIO devices move with "
+				      "IOMMU_IOAS_CHANGE_PROCESS (path A's semantics)",
+				      why, want);
+		u->iof = true;
+		u->iof_acct = plan.acct;
+		u->iof_memlock_need = plan.memlock_need;
+		u->expected_kb = (int64_t)(plan.pinned / 1024);
+		u->route = 'A';
+		snprintf(u->route_reason, sizeof(u->route_reason),
+			 "iommufd/VFIO devices only: the successor calls IOMMU_IOAS_CHANGE_PROCESS (%" PRIu64
+			 " kB pinned move, nothing re-pinned)",
+			 plan.pinned / 1024);
+	} else {
+		/* guest memory: every mapping in a stored memfd */
+		if (!ui->mappings || json_object_array_length(ui->mappings) == 0)
+			return refuse(r, inst, VLU_ERR_UNSUPPORTED,
+				      "no mapping table (vmm.mappings): guest memory is not known to be in a stored memfd");
+		for (size_t i = 0; i < json_object_array_length(ui->mappings); i++) {
+			json_object *m = json_object_array_get_idx(ui->mappings, i);
+			struct held *h = held_find(inst, upd_jstr(m, "memfd"));
 
-		if (!h || h->type != VLUD_FD_MEMFD)
-			return refuse(r, inst, VLU_ERR_UNSUPPORTED, "mapping %zu: memfd '%s' is no longer stored", i,
-				      upd_jstr(m, "memfd"));
-		if (__builtin_add_overflow(map_bytes, upd_jint(m, "size", 0), &map_bytes) ||
-		    __builtin_mul_overflow(map_bytes, (int64_t)MAX_DEVS, &mul))
+			if (!h || h->type != VLUD_FD_MEMFD)
+				return refuse(r, inst, VLU_ERR_UNSUPPORTED, "mapping %zu: memfd '%s' is no longer stored", i,
+					      upd_jstr(m, "memfd"));
+			if (__builtin_add_overflow(map_bytes, upd_jint(m, "size", 0), &map_bytes) ||
+			    __builtin_mul_overflow(map_bytes, (int64_t)MAX_DEVS, &mul))
+				return refuse(r, inst, VLU_ERR_LIMIT_EXCEEDED, "the mappings' sizes overflow");
+		}
+		if (__builtin_mul_overflow((int64_t)npa, map_bytes, &mul))
 			return refuse(r, inst, VLU_ERR_LIMIT_EXCEEDED, "the mappings' sizes overflow");
+		u->expected_kb = mul / 1024;
 	}
-	if (__builtin_mul_overflow((int64_t)npa, map_bytes, &mul))
-		return refuse(r, inst, VLU_ERR_LIMIT_EXCEEDED, "the mappings' sizes overflow");
-	u->expected_kb = mul / 1024;
 	/* the previous binary, for a restart after a failed exec-mode update */
 	if (u->mode == MODE_EXEC) {
 		char lp[64], pb[PATH_MAX];
@@ -378,17 +401,21 @@ int update_cmd_start(struct request *r)
 		u->new_pid = (pid_t)succ;
 		u->new_pidfd = TAKE_FD(pfd);
 	}
-	if (!u->ndevs)
-		return refuse(r, inst, VLU_ERR_UNSUPPORTED, "instance '%s' holds no vhost-vdpa device", name);
-	u->route = choose_path(u, want, disruptive, u->route_reason, sizeof(u->route_reason));
-	if (!u->route)
-		return refuse(r, inst, VLU_ERR_UNSUPPORTED, "%s", u->route_reason);
+	if (!u->iof) {
+		if (!u->ndevs)
+			return refuse(r, inst, VLU_ERR_UNSUPPORTED, "instance '%s' holds no vhost-vdpa device", name);
+		u->route = choose_path(u, want, disruptive, u->route_reason, sizeof(u->route_reason));
+		if (!u->route)
+			return refuse(r, inst, VLU_ERR_UNSUPPORTED, "%s", u->route_reason);
+	}
 	/* pinned memory: O's VmPin must already match the declared PA mappings */
 	k = vmpin_read(inst->pid, &pin, NULL);
 	if (k < 0)
 		return refuse(r, inst, VLU_ERR_UNSUPPORTED, "cannot read VmPin of pid %d: %s", (int)inst->pid,
 			      strerror(-k));
 	u->old_before_kb = pin;
+	if (u->iof)
+		(void)vmpin_read(inst->pid, NULL, &u->iof_lck_before_kb);
 	if (pin != u->expected_kb)
 		return refuse(r, inst, VLU_ERR_UNSUPPORTED,
 			      "VmPin of pid %d is %" PRId64 " kB, the declared PA mappings pin %" PRId64
@@ -398,7 +425,9 @@ int update_cmd_start(struct request *r)
 	 * a spawned successor gets it set at spawn) */
 	if (u->expected_kb > 0 && (u->mode == MODE_EXEC || u->new_pid > 0)) {
 		pid_t who = u->mode == MODE_EXEC ? inst->pid : u->new_pid;
-		uint64_t need = (uint64_t)u->expected_kb * 1024;
+		/* iommufd: the kernel charges the caller of CHANGE_PROCESS before it uncharges the old owner,
+		 * twice the pinned size for the same user in user mode (iof_preflight()) */
+		uint64_t need = u->iof ? u->iof_memlock_need : (uint64_t)u->expected_kb * 1024;
 
 		if (vmpin_memlock_get(who, &soft, NULL) == 0 && soft < need) {
 			if (!vl.cfg->update_policy.allow_memlock_raise)

@@ -24,6 +24,7 @@
 #include "conn.h"
 #include "events.h"
 #include "instance.h"
+#include "iommufd-decide.h"
 #include "json-oom.h"
 #include "spawn.h"
 #include "update-int.h"
@@ -53,6 +54,7 @@ static struct rb_facts rb_facts(const struct update *u, enum rb_trigger t)
 		.restarted = u->restarted,
 		.retake = u->retake,
 		.device_state = u->fail[u->restarted || u->retake].cause == CAUSE_DEVICE_STATE,
+		.iommufd = u->iof,
 		.kill_pending = u->kill_pending,
 		.old_killed = u->fail[0].killed == u->old_pid || u->fail[1].killed == u->old_pid,
 		.pol_restart_previous = vl.cfg->update_policy.restart_previous,
@@ -98,7 +100,7 @@ static int restart_previous(struct update *u)
 	upd_set_phase(u, PH_SPAWN);
 	k = spawn_successor(u->prev_binary, u->prev_argv, u->inst->uid, u->inst->gid, u->groups, u->n_groups, u->token,
 			    u->inst->name,
-			    vl.cfg->update_policy.allow_memlock_raise ? (uint64_t)u->expected_kb * 1024 : 0, &pid, &pfd);
+			    vl.cfg->update_policy.allow_memlock_raise ? upd_memlock_need(u) : 0, &pid, &pfd);
 	if (k < 0) {
 		explicit_bzero(u->token, sizeof(u->token));
 		upd_add_note(u, "; restarting %s failed: %s", u->prev_binary, strerror(-k));
@@ -252,6 +254,41 @@ static void reclaim(struct update *u)
 		safe_close(pfd);
 }
 
+/* iommufd/VFIO, transfer mode after N's claim (RB_RECLAIM): N may have called CHANGE_PROCESS, and only a
+ * caller of it can take the charge back; the instance returns to O's connection and O is told to call it
+ * (update.rolled-back with iommufd_change_process), then update.ready, where its VmPin is verified
+ * (upd_retake_ready(), phase rollback).  0: under way. */
+static int iof_reclaim(struct update *u)
+{
+	struct conn *oc = upd_conn_by_id(u->old_conn);
+	json_object *d, *claim;
+	char reason[1024];
+
+	if (!oc || (oc->inst && oc->inst != u->inst))
+		return -ENOTCONN;
+	reclaim(u);
+	if (u->inst->conn != oc)
+		return -ENOTCONN;
+	u->retake = true;
+	u->retake_from = u->phase;
+	ev_io_stop(vl.loop, &u->new_io);
+	upd_set_phase(u, PH_ROLLBACK);
+	upd_error_text(u, reason, sizeof(reason));
+	claim = upd_iof_claim_info(u);
+	d = upd_event_base(u);
+	jadd(d, "reason", jnew_str(reason));
+	jadd(d, "phase", jnew_str(update_phase_name(u->retake_from)));
+	jadd(d, "reinit", jnew_bool(false));
+	jadd(d, "reclaim", jnew_bool(true));
+	jadd(d, "reopened", jnew_bool(false));
+	jadd(d, "iommufd", claim);
+	events_tell(oc, "update.rolled-back", u->inst->name, d);
+	log_warning("update %" PRIu64 " of %s: %s; the old VMM %d takes the instance back and must call "
+		    "IOMMU_IOAS_CHANGE_PROCESS, then update.ready",
+		    u->id, u->inst->name, reason, (int)u->old_pid);
+	return 0;
+}
+
 /* ---------------------------------------------------------------- the decision, executed */
 
 /* the words an end state adds to the cause */
@@ -383,6 +420,13 @@ void upd_rollback_act(struct update *u, enum rb_trigger t)
 		result = update_action_result(a, f.lost);
 		break;
 	case RB_RECLAIM:
+		if (u->iof) {
+			if (iof_reclaim(u) == 0)
+				return;
+			upd_add_note(u, "; the old VMM's connection is gone: the iommufd charge stays where it is, every fd kept");
+			result = "failed";
+			break;
+		}
 		reclaim(u);
 		result = update_action_result(a, f.lost);
 		break;
@@ -487,7 +531,8 @@ int upd_retake_ready(struct request *r, struct update *u, const char *err)
 				     update_phase_name(u->phase));
 	u->retake = false; /* any failure from here ends the update, no second rollback */
 	if (err) {
-		upd_add_note(u, "; the old VMM could not take the reopened device back: %s; every fd kept", err);
+		upd_add_note(u, "; the old VMM could not take the %s back: %s; every fd kept",
+			     u->iof ? "iommufd charge" : "reopened device", err);
 		upd_finish(u, "failed", "update.completed", &v);
 		r->ret = v;
 		return 0;
@@ -503,6 +548,14 @@ int upd_retake_ready(struct request *r, struct update *u, const char *err)
 			ok = false;
 		}
 	}
+	if (u->iof && ok) {
+		char why[512];
+
+		if (upd_iof_ready(u, r->args, why, sizeof(why)) < 0) {
+			upd_add_note(u, "; taken back by the old VMM, but %s", why);
+			ok = false;
+		}
+	}
 	(void)vmpin_read(u->old_pid, &u->old_after_kb, NULL);
 	if (ok && u->old_after_kb != u->expected_kb) {
 		upd_add_note(u, "; brought back to the old VMM, but its VmPin is %" PRId64 " kB, expected %" PRId64 " kB",
@@ -515,11 +568,15 @@ int upd_retake_ready(struct request *r, struct update *u, const char *err)
 		r->ret = v;
 		return 0;
 	}
-	upd_add_note(u, "; the device was reopened and brought back to the old VMM (pid %d)", (int)u->old_pid);
+	if (u->iof)
+		upd_add_note(u, "; the old VMM (pid %d) took the iommufd charge back (IOMMU_IOAS_CHANGE_PROCESS; VmPin %" PRId64
+			     " kB)", (int)u->old_pid, u->old_after_kb);
+	else
+		upd_add_note(u, "; the device was reopened and brought back to the old VMM (pid %d)", (int)u->old_pid);
 	upd_error_text(u, reason, sizeof(reason));
 	d = upd_event_base(u);
 	jadd(d, "reason", jnew_str(reason));
-	jadd(d, "reopened", jnew_bool(true));
+	jadd(d, "reopened", jnew_bool(!u->iof));
 	jadd(d, "brought_back", jnew_bool(true));
 	jadd(d, "pid", jnew_int(u->old_pid));
 	events_emit("update.rolled-back", u->inst->name, d);

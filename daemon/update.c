@@ -289,6 +289,8 @@ void update_free(struct update *u)
 	json_object_put(u->vrings);
 	json_object_put(u->phases);
 	json_object_put(u->declared);
+	json_object_put(u->iof_moved);
+	json_object_put(u->iof_ioas);
 	upd_deferred_drop(&u->starter);
 	explicit_bzero(u->token, sizeof(u->token));
 	free(u);
@@ -534,6 +536,9 @@ static json_object *verdict(struct update *u, const char *result, const char *er
 		jadd(d, "cvq_replay_ms", jnew_double((double)u->cvq_replay_us / 1000.0));
 		jadd(d, "cvq_commands", jnew_int(u->cvq_commands));
 	}
+	/* iommufd/VFIO devices: the accounting mode and the counters of the charge CHANGE_PROCESS moved */
+	if (u->iof)
+		jadd(d, "iommufd", upd_iof_verdict(u));
 	if (error[0])
 		jadd(d, "error", jnew_str(error));
 	return d;

@@ -108,6 +108,10 @@ static const struct vlu_arg update_ready_args[] = {
 	  "device state members changed on purpose (\"config.mac\", or \"DEVICE: config.mac\"): any other difference fails verification" },
 	{ "cvq_commands", VLU_ARG_INT, false, 0, 65535, "control commands the successor replayed through the CVQ" },
 	{ "cvq_replay_us", VLU_ARG_INT, false, 0, 3600000000, "time of that replay: CVQ enabled -> every command used (us)" },
+	{ "iommufd_moved", VLU_ARG_STRING_ARRAY, false, 0, 16,
+	  "iommufd fd names the successor called IOMMU_IOAS_CHANGE_PROCESS on (every held iommufd: docs/IOMMUFD.md)" },
+	{ "ioas", VLU_ARG_OBJECT_ARRAY, false, 0, 16,
+	  "the iommufd mappings as the successor has them (vmm.mappings \"ioas\"; only uaddr may differ)" },
 };
 
 static const struct vlu_arg update_armed_args[] = {

@@ -238,6 +238,68 @@ static void check_ioas_shape(void **state)
 	assert_int_equal(iof_check_ioas(&a, why, sizeof(why)), 0);
 }
 
+static void expect_why(int k, const char *why, const char *words)
+{
+	assert_int_equal(k, -1);
+	if (!strstr(why, words))
+		fail_msg("reason '%s' does not say '%s'", why, words);
+}
+
+/* update.ready's iommufd_moved: every held iommufd, nothing else, nothing twice */
+static void moved_names(void **state)
+{
+	const char *held[] = { "iommufd:iommu", "iommufd:b" };
+	const char *all[] = { "iommufd:b", "iommufd:iommu" };
+	const char *one[] = { "iommufd:iommu" };
+	const char *twice[] = { "iommufd:iommu", "iommufd:iommu", "iommufd:b" };
+	const char *other[] = { "iommufd:iommu", "iommufd:b", "ram" };
+	char why[512] = "";
+
+	(void)state;
+	assert_int_equal(iof_check_moved(held, 2, all, 2, why, sizeof(why)), 0);
+	assert_int_equal(iof_check_moved(held, 0, NULL, 0, why, sizeof(why)), 0);
+	expect_why(iof_check_moved(held, 2, one, 1, why, sizeof(why)), why,
+		   "did not call IOMMU_IOAS_CHANGE_PROCESS on iommufd 'iommufd:b'");
+	expect_why(iof_check_moved(held, 2, NULL, 0, why, sizeof(why)), why, "iommufd 'iommufd:iommu'");
+	expect_why(iof_check_moved(held, 2, twice, 3, why, sizeof(why)), why, "names 'iommufd:iommu' twice");
+	expect_why(iof_check_moved(held, 2, other, 3, why, sizeof(why)), why, "'ram', which is not an iommufd");
+}
+
+/* update.ready's ioas: only uaddr may change (it is not part of struct iof_map) */
+static void same_layout(void **state)
+{
+	struct iof_map a1[] = { m1, m2 }, b1[] = { m2, m1 }, c1[] = { m1, m2 };
+	struct iof_ioas a = one(a1, 2), b = one(b1, 2), c;
+	char why[512] = "";
+
+	(void)state;
+	/* the same mappings in another order */
+	assert_int_equal(iof_same_layout(&a, 1, &b, 1, why, sizeof(why)), 0);
+	/* a mapping that moved in IOVA, changed size, offset, memfd or kind */
+	c = one(c1, 2);
+	c1[1].iova += 0x1000;
+	expect_why(iof_same_layout(&a, 1, &c, 1, why, sizeof(why)), why, "the mapping at IOVA 0x200000 differs");
+	c1[1] = m2, c1[1].size /= 2;
+	expect_why(iof_same_layout(&a, 1, &c, 1, why, sizeof(why)), why, "IOVA 0x200000");
+	c1[1] = m2, c1[1].offset = 0;
+	expect_why(iof_same_layout(&a, 1, &c, 1, why, sizeof(why)), why, "IOVA 0x200000");
+	c1[1] = m2, c1[1].memfd = "ram2";
+	expect_why(iof_same_layout(&a, 1, &c, 1, why, sizeof(why)), why, "IOVA 0x200000");
+	c1[1] = m2, c1[1].file = false;
+	expect_why(iof_same_layout(&a, 1, &c, 1, why, sizeof(why)), why, "IOVA 0x200000");
+	/* fewer mappings, devices, another IOAS, another count of IOASes */
+	c1[1] = m2;
+	c = one(c1, 1);
+	expect_why(iof_same_layout(&a, 1, &c, 1, why, sizeof(why)), why, "1 mappings");
+	c = one(c1, 2);
+	c.ndevs = 0;
+	expect_why(iof_same_layout(&a, 1, &c, 1, why, sizeof(why)), why, "0 devices");
+	c.ndevs = 1;
+	c.ioas_id = 3;
+	expect_why(iof_same_layout(&a, 1, &c, 1, why, sizeof(why)), why, "IOAS 2 of 'iommufd:iommu' is missing");
+	expect_why(iof_same_layout(&a, 1, &c, 0, why, sizeof(why)), why, "declares 0 IOASes, 1 were declared");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,6 +315,8 @@ int main(void)
 		cmocka_unit_test(refuses_undeclared),
 		cmocka_unit_test(refuses_memlock),
 		cmocka_unit_test(check_ioas_shape),
+		cmocka_unit_test(moved_names),
+		cmocka_unit_test(same_layout),
 	};
 
 	return cmocka_run_group_tests_name("iommufd-decide", tests, NULL, NULL);

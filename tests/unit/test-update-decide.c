@@ -438,6 +438,49 @@ static void R12_device_state_differs(void **state)
 	}
 }
 
+/* R13: exec mode, an iommufd update (docs/IOMMUFD.md): any failed verification (the successor did not
+ * report CHANGE_PROCESS, or VmPin did not move) kills the claimed image and restarts the previous binary,
+ * which takes the charge with its own CHANGE_PROCESS; path A's exec-mode "as R5" does not apply */
+static void R13_iommufd_verify_failed(void **state)
+{
+	struct rb_facts f;
+
+	(void)state;
+	f = r12_exec('A');
+	f.device_state = false;
+	f.iommufd = true;
+	assert_action(f, RB_KILL_OLD);
+	/* its exit (seen on the claimed image's pidfd, watched as N since the claim): the previous binary */
+	f.trigger = RBT_NEW_EXIT;
+	f.old_alive = false;
+	f.new_alive = false;
+	f.kill_pending = true;
+	assert_action(f, RB_RESTART_PREVIOUS);
+	/* the claimed image died by itself after the claim, before its ready: the previous binary (R3) */
+	f = base(RBT_NEW_EXIT, false, 'A', PH_RESTORE);
+	f.iommufd = true;
+	f.old_conn = false;
+	f.old_alive = false;
+	f.new_alive = false;
+	assert_action(f, RB_RESTART_PREVIOUS);
+	/* without a way back (the restarted binary failed in turn, no policy, no previous binary): as R5 */
+	f = r12_exec('A');
+	f.device_state = false;
+	f.iommufd = true;
+	f.restarted = true;
+	assert_action(f, RB_FAIL);
+	f.restarted = false;
+	f.pol_restart_previous = false;
+	assert_action(f, RB_FAIL);
+	f.pol_restart_previous = true;
+	f.prev_binary = false;
+	assert_action(f, RB_FAIL);
+	/* without iommufd, exec mode path A stays as R5 */
+	f = r12_exec('A');
+	f.device_state = false;
+	assert_action(f, RB_FAIL);
+}
+
 /* the phase table: every phase named, the names daemon/state.c accepts */
 static void phase_table(void **state)
 {
@@ -479,6 +522,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(R10_released_or_stopping),
 	cmocka_unit_test(R11_device_lost),
 	cmocka_unit_test(R12_device_state_differs),
+	cmocka_unit_test(R13_iommufd_verify_failed),
 	cmocka_unit_test(phase_table),
 	cmocka_unit_test(doc_rows_match),
 };

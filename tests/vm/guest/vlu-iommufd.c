@@ -43,6 +43,8 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -267,7 +269,9 @@ static int drop_ipc_lock(void)
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct c[2];
 
-	if (prctl(PR_CAPBSET_DROP, CAP_IPC_LOCK, 0, 0, 0) < 0 && errno != EINVAL)
+	/* (already out of the bounding set: an exec'ed image of a VMM that dropped it; no CAP_SETPCAP needed) */
+	if (prctl(PR_CAPBSET_READ, CAP_IPC_LOCK, 0, 0, 0) == 1 && prctl(PR_CAPBSET_DROP, CAP_IPC_LOCK, 0, 0, 0) < 0 &&
+	    errno != EINVAL)
 		return -errno;
 	if (syscall(SYS_capget, &h, c) < 0)
 		return -errno;
@@ -646,23 +650,30 @@ static int declare(struct vlu *v, const char *iommufd, uint32_t ioas, const char
 	return r;
 }
 
-static int update_start(struct vlu *v, const char *inst, const char *mode)
+static int update_start_path(struct vlu *v, const char *inst, const char *mode, const char *path)
 {
 	json_object *a = json_object_new_object();
 	int r;
 
 	json_object_object_add(a, "instance", json_object_new_string(inst));
 	json_object_object_add(a, "mode", json_object_new_string(mode));
+	if (path)
+		json_object_object_add(a, "path", json_object_new_string(path));
 	r = vlu_call(v, "update.start", a, NULL, 0, 10000, NULL, NULL, NULL);
 	json_object_put(a);
 	return r;
+}
+
+static int update_start(struct vlu *v, const char *inst, const char *mode)
+{
+	return update_start_path(v, inst, mode, NULL);
 }
 
 /*
  * vlud SOCKET DEV BDF: the VMM gets /dev/iommu and the VFIO cdev from vlud (device.open), checks what it
  * got (the nodes' device numbers, O_RDWR, the kinds and the device info), makes its device work through
  * them (bind, attach, MAP_FILE of a memfd, edu DMA), and proves vlud holds them: the refusals of a second
- * open, the refusal of an update (no iommufd path yet), and, after it closed its own copies, the same
+ * open, the refusals of an update (the preflight's, and transfer mode), and, after it closed its own copies, the same
  * IOAS and device DMAing again through fds retrieved from vlud.
  */
 static int via_vlud(const char *sock, const char *path, const char *bdf, bool keep_ipc_lock)
@@ -783,8 +794,11 @@ static int via_vlud(const char *sock, const char *path, const char *bdf, bool ke
 				expect_desc("update-refused-cap-ipc-lock", v, update_start(v, "iof1", "exec"), EOPNOTSUPP,
 					    "the VMM has CAP_IPC_LOCK");
 			else
-				expect_desc("update-refused-not-implemented", v, update_start(v, "iof1", "exec"), EOPNOTSUPP,
-				    "the iommufd mappings could move (1024 kB pinned, the successor needs RLIMIT_MEMLOCK 2097152 bytes)");
+				/* (the update itself would start: scenario iommufd-update; vhost-vdpa's path B is
+				 * refused after the preflight, which says what could move) */
+				expect_desc("update-preflight-passes-path-b-refused", v, update_start_path(v, "iof1", "exec", "B"),
+				    EOPNOTSUPP, "the iommufd mappings could move (1024 kB pinned, the successor needs RLIMIT_MEMLOCK "
+				    "2097152 bytes), but path B is for vhost-vdpa devices");
 		}
 		/* a plain IOMMU_IOAS_MAP of anonymous memory in the same IOAS */
 		anon = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -889,8 +903,10 @@ static int via_vlud(const char *sock, const char *path, const char *bdf, bool ke
 						    "uses mm accounting (IOMMU_OPTION_RLIMIT_MODE 1) and exec mode");
 				/* transfer mode: the old mm is alive at the call; mm mode charges the new mm alone */
 				if (!keep_ipc_lock)
-					expect_desc("update-transfer-mm-not-implemented", v2, update_start(v2, "iof2", "transfer"),
-					    EOPNOTSUPP, "the iommufd mappings could move (1024 kB pinned, the successor needs RLIMIT_MEMLOCK 1048576 bytes)");
+					expect_desc("update-transfer-mm-preflight-passes", v2,
+					    update_start_path(v2, "iof2", "transfer", "B"), EOPNOTSUPP,
+					    "the iommufd mappings could move (1024 kB pinned, the successor needs RLIMIT_MEMLOCK 1048576 bytes), "
+					    "but path B is for vhost-vdpa devices");
 			}
 		}
 		if (d2.bar)
@@ -909,10 +925,396 @@ out:
 	return failures ? 1 : 0;
 }
 
+static int usage(void);
+
+/* ---- vmm: an update-capable VMM through vlud (docs/IOMMUFD.md "The update sequence") ---- */
+
+#define VMM_INST "iofu"
+#define VMM_MAGIC 0x1f0d5a7eu
+#define VMM_SIZE (1u << 20)
+
+/* what the old image saves for the new one (the state memfd) */
+struct vmm_state {
+	uint32_t magic, ioas, gen;
+	uint8_t seed;     /* the pattern the last DMA check wrote at dst_off */
+	uint32_t dst_off;
+};
+
+enum vmm_fault { VMM_OK, VMM_SKIP_CHANGE_PROCESS, VMM_DIE_AFTER_CLAIM, VMM_DIE_AFTER_CHANGE_PROCESS };
+
+struct vmm {
+	struct vlu *v;
+	struct dev d;
+	int memfd;
+	uint8_t *mem;
+	char devname[64];
+	struct vmm_state st;
+	json_object *exec_ev; /* update.exec received: exec once vlu_process() returned */
+	json_object *reclaim_ev; /* transfer mode: update.rolled-back telling this (old) image to take the
+				  * iommufd charge back */
+	const char *marker;
+	unsigned saved_gen; /* the gen of the last state saved */
+};
+
+static volatile sig_atomic_t vmm_stop;
+
+static void vmm_on_term(int sig)
+{
+	(void)sig;
+	vmm_stop = 1;
+}
+
+/* "ready PID GEN ROLE" in the marker file the scenario waits for */
+static void vmm_mark(const char *marker, const char *role, unsigned gen)
+{
+	FILE *f = fopen(marker, "we");
+
+	if (f) {
+		fprintf(f, "ready %d %u %s\n", (int)getpid(), gen, role);
+		fclose(f);
+	}
+}
+
+static void vmm_event(struct vlu *v, const char *name, json_object *ev, void *userdata)
+{
+	struct vmm *m = userdata;
+
+	printf("# %s: event %s\n", cmd, name);
+	if (strcmp(name, "update.save") == 0) {
+		struct vmm_state s = m->st;
+		int fd = memfd_create("vlu-iommufd-state", MFD_CLOEXEC | MFD_ALLOW_SEALING), r = -EIO;
+
+		/* nothing to quiesce for the device: its IOAS never changes; this VMM makes no IOAS change from
+		 * here on */
+		s.gen++;
+		m->saved_gen = s.gen;
+		if (fd >= 0 && write(fd, &s, sizeof(s)) == (ssize_t)sizeof(s) &&
+		    fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW) == 0)
+			r = vlu_update_saved(v, fd, sizeof(s), NULL);
+		{
+			char n[32];
+
+			snprintf(n, sizeof(n), "update-saved-%u", s.gen);
+			expect_ok(n, vr(r));
+		}
+		safe_close(fd);
+	} else if (strcmp(name, "update.exec") == 0) {
+		json_object_put(m->exec_ev);
+		m->exec_ev = json_object_get(ev);
+	} else if (strcmp(name, "update.rolled-back") == 0 || strcmp(name, "update.completed") == 0) {
+		json_object *data = NULL, *io = NULL;
+
+		printf("# %s: %s\n", cmd, json_object_to_json_string(ev));
+		json_object_object_get_ex(ev, "data", &data);
+		if (strcmp(name, "update.rolled-back") == 0 && json_object_object_get_ex(data, "iommufd", &io) && io) {
+			json_object_put(m->reclaim_ev);
+			m->reclaim_ev = json_object_get(data);
+		}
+		/* transfer mode: the successor committed; this image is done */
+		if (strcmp(name, "update.completed") == 0 && jstr(data, "result") && strcmp(jstr(data, "result"), "ok") == 0) {
+			printf("# %s: the successor committed: exiting\n", cmd);
+			vmm_stop = 1;
+		}
+	}
+}
+
+/* transfer mode, rolled back after the successor's claim: this (old) image takes the charge back with
+ * its own IOMMU_IOAS_CHANGE_PROCESS, checks its device and tells vlud (update.ready, the verdict) */
+static void vmm_reclaim(struct vmm *m)
+{
+	struct iommu_ioas_change_process chp = { .size = sizeof(chp) };
+	json_object *extra = json_object_new_object(), *moved = json_object_new_array(), *verdict = NULL;
+	static char c[64];
+	int k;
+
+	/* this image again, after the update of that gen failed */
+	m->st.gen = m->saved_gen;
+	snprintf(c, sizeof(c), "vmm-%u-reclaimed", m->st.gen);
+	cmd = c;
+	printf("# %s: told to take the iommufd charge back (VmPin %lld kB now)\n", cmd, status_kb(getpid(), "VmPin"));
+	expect_ok("reclaim.change-process", ioctl(m->d.iommufd, IOMMU_IOAS_CHANGE_PROCESS, &chp));
+	expect_eq("reclaim.vmpin", status_kb(getpid(), "VmPin"), VMM_SIZE / 1024);
+	m->st.seed = (uint8_t)(m->st.seed + 0x11);
+	dma_roundtrip(&m->d, m->memfd, m->mem, 5 * 4096, 6 * 4096, m->st.seed, "reclaim");
+	m->st.dst_off = 6 * 4096;
+	json_object_array_add(moved, json_object_new_string("iommufd:iommu"));
+	json_object_object_add(extra, "iommufd_moved", moved);
+	k = vlu_update_ready_with(m->v, NULL, extra, &verdict);
+	json_object_put(extra);
+	if (expect_ok("reclaim.ready", vr(k))) {
+		printf("# %s: verdict %s\n", cmd, json_object_to_json_string(verdict));
+		expect_str("reclaim.verdict", jstr(verdict, "result"), "rolled-back");
+	}
+	json_object_put(verdict);
+	vmm_mark(m->marker, "reclaimed", m->st.gen);
+}
+
+/* serve vlud until SIGTERM (or an exec) */
+static int vmm_loop(struct vmm *m)
+{
+	vlu_set_event_callback(m->v, vmm_event, m);
+	while (!vmm_stop) {
+		struct pollfd p = { .fd = vlu_get_fd(m->v), .events = POLLIN };
+		int r = poll(&p, 1, 200);
+
+		if (r < 0 && errno != EINTR)
+			return tap_fail("poll", "%s", strerror(errno)), 1;
+		if (r > 0 && vlu_process(m->v) < 0) {
+			printf("# %s: vlud closed the connection\n", cmd);
+			break;
+		}
+		if (m->reclaim_ev) {
+			json_object_put(TAKE_PTR(m->reclaim_ev));
+			vmm_reclaim(m);
+		}
+		if (m->exec_ev) {
+			int k;
+
+			printf("# %s: exec'ing the new image\n", cmd);
+			fflush(stdout);
+			k = vlu_update_exec(m->exec_ev);
+			/* only on failure */
+			tap_fail("update-exec", "%s", strerror(-k));
+			json_object_put(TAKE_PTR(m->exec_ev));
+		}
+	}
+	return failures ? 1 : 0;
+}
+
+/* the vmm.mappings "ioas" of m (its current address of the memfd) */
+static json_object *vmm_ioas(struct vmm *m)
+{
+	json_object *io = json_object_new_array(), *e = json_object_new_object(), *ms = json_object_new_array(),
+		    *ds = json_object_new_array(), *o = json_object_new_object();
+
+	json_object_object_add(o, "iova", json_object_new_int64(IOVA_BASE));
+	json_object_object_add(o, "size", json_object_new_int64(VMM_SIZE));
+	json_object_object_add(o, "kind", json_object_new_string("file"));
+	json_object_object_add(o, "memfd", json_object_new_string("ram"));
+	json_object_object_add(o, "offset", json_object_new_int64(0));
+	json_object_object_add(o, "uaddr", json_object_new_int64((int64_t)(uintptr_t)m->mem));
+	json_object_array_add(ms, o);
+	json_object_array_add(ds, json_object_new_string(m->devname));
+	json_object_object_add(e, "iommufd", json_object_new_string("iommufd:iommu"));
+	json_object_object_add(e, "ioas_id", json_object_new_int64(m->d.ioas));
+	json_object_object_add(e, "devices", ds);
+	json_object_object_add(e, "mappings", ms);
+	json_object_array_add(io, e);
+	return io;
+}
+
+/* the first image: device.open of both nodes, bind, attach, MAP_FILE, the memfd stored, the mappings
+ * declared, a DMA check; then it serves vlud */
+static int vmm_first(struct vmm *m, const char *sock, const char *path, const char *marker)
+{
+	struct iommu_ioas_map_file mf = { .size = sizeof(mf) };
+	const char *n = "ram";
+	json_object *a;
+
+	cmd = "vmm-0-first";
+	if (!expect_ok("connect", vr(vlu_connect(sock, 5000, &m->v))) || !expect_ok("register", vr(vlu_register(m->v, VMM_INST, false))))
+		return 1;
+	if (!expect_ok("open-iommu", vr(vlu_device_open(m->v, "/dev/iommu", &m->d.iommufd, NULL))) ||
+	    !expect_ok("open-vfio", vr(vlu_device_open(m->v, path, &m->d.devfd, NULL))))
+		return 1;
+	if (bind_attach(&m->d, false) < 0)
+		return 1;
+	m->memfd = memfd_create("vlu-iommufd-ram", MFD_CLOEXEC);
+	if (!expect_ok("memfd", m->memfd < 0 || ftruncate(m->memfd, VMM_SIZE) < 0 ? -1 : 0))
+		return 1;
+	m->mem = mmap(NULL, VMM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, m->memfd, 0);
+	if (!expect_ok("mmap-memfd", m->mem == MAP_FAILED ? -1 : 0))
+		return 1;
+	mf.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
+	mf.ioas_id = m->d.ioas, mf.fd = m->memfd, mf.length = VMM_SIZE, mf.iova = IOVA_BASE;
+	if (!expect_ok("map-file", ioctl(m->d.iommufd, IOMMU_IOAS_MAP_FILE, &mf)))
+		return 1;
+	expect_eq("vmpin-charged", status_kb(getpid(), "VmPin"), VMM_SIZE / 1024);
+	if (!expect_ok("store-memfd", vr(vlu_fd_store(m->v, &n, &m->memfd, 1, false))))
+		return 1;
+	a = json_object_new_object();
+	json_object_object_add(a, "mappings", json_object_new_array());
+	json_object_object_add(a, "ioas", vmm_ioas(m));
+	if (!expect_ok("declare", vr(vlu_call(m->v, "vmm.mappings", a, NULL, 0, 10000, NULL, NULL, NULL)))) {
+		json_object_put(a);
+		return 1;
+	}
+	json_object_put(a);
+	m->st = (struct vmm_state){ .magic = VMM_MAGIC, .ioas = m->d.ioas, .gen = 0, .seed = 0x21, .dst_off = 4096 };
+	dma_roundtrip(&m->d, m->memfd, m->mem, 0, m->st.dst_off, m->st.seed, "before");
+	vmm_mark(marker, "first", 0);
+	return vmm_loop(m);
+}
+
+/* a new image (exec'ed by the old one, or the previous binary restarted by vlud's rollback): claim, map
+ * the memfd at a new address, IOMMU_IOAS_CHANGE_PROCESS on every iommufd the claim names, check the data
+ * the old image's DMA left and DMA again, update.ready with iommufd_moved and the new uaddr */
+static int vmm_successor(struct vmm *m, const char *sock, const char *marker, enum vmm_fault fault)
+{
+	const char *token = vlu_update_token(), *inst = getenv("VLU_UPDATE_INSTANCE");
+	json_object *info = NULL, *io = NULL, *cp = NULL, *moved = json_object_new_array(), *extra, *verdict = NULL;
+	int *fds = NULL, ifd, dfd, mfd, sfd, k;
+	size_t nfds = 0;
+	bool rollback = false;
+	static char c[64];
+	uint8_t pat[XFER];
+	const char *role;
+
+	/* (named by pid until the saved state says which image this is) */
+	snprintf(c, sizeof(c), "vmm-pid%d-%.6s", (int)getpid(), token ? token : "?");
+	cmd = c;
+	if (!expect_ok("connect", vr(vlu_connect(sock, 5000, &m->v))))
+		return 1;
+	k = vlu_update_claim(m->v, inst && *inst ? inst : VMM_INST, token, &info, &fds, &nfds);
+	if (!expect_ok("claim", vr(k)))
+		return 1;
+	if (json_object_object_get_ex(info, "iommufd", &io) && io) {
+		json_object *rb;
+
+		rollback = json_object_object_get_ex(io, "rollback", &rb) && json_object_get_boolean(rb);
+		json_object_object_get_ex(io, "change_process", &cp);
+	}
+	sfd = vlu_update_claim_fd(info, "update:state");
+	if (sfd < 0 || pread(fds[sfd], &m->st, sizeof(m->st), 0) != (ssize_t)sizeof(m->st) || m->st.magic != VMM_MAGIC) {
+		tap_fail("state", "no saved state");
+		return 1;
+	}
+	role = rollback ? "restarted" : fault == VMM_SKIP_CHANGE_PROCESS ? "skip" : fault == VMM_DIE_AFTER_CLAIM ? "die"
+	       : fault == VMM_DIE_AFTER_CHANGE_PROCESS ? "die-moved" : "successor";
+	snprintf(c, sizeof(c), "vmm-%u-%s", m->st.gen, role);
+	cmd = c;
+	tap(true, "claim");
+	printf("# %s: pid %d claimed: %s\n", cmd, (int)getpid(), json_object_to_json_string(io));
+	if (fault == VMM_DIE_AFTER_CLAIM) {
+		printf("# %s: dying after the claim, before update.ready\n", cmd);
+		fflush(stdout);
+		_exit(3);
+	}
+	expect_eq("told-to-change-process", cp && json_object_array_length(cp) == 1 &&
+		  strcmp(json_object_get_string(json_object_array_get_idx(cp, 0)), "iommufd:iommu") == 0, 1);
+	ifd = vlu_update_claim_fd(info, "iommufd:iommu");
+	dfd = vlu_update_claim_fd(info, m->devname);
+	mfd = vlu_update_claim_fd(info, "ram");
+	if (!expect_ok("claimed-fds", ifd < 0 || dfd < 0 || mfd < 0 ? (errno = ENOENT, -1) : 0))
+		return 1;
+	m->d.iommufd = fds[ifd], m->d.devfd = fds[dfd], m->memfd = fds[mfd], m->d.ioas = m->st.ioas;
+	/* another address than the old image's: a hint far from where it is usually put */
+	m->mem = mmap((void *)(uintptr_t)(0x7e0000000000ULL + ((uint64_t)getpid() << 24)), VMM_SIZE,
+		      PROT_READ | PROT_WRITE, MAP_SHARED, m->memfd, 0);
+	if (!expect_ok("mmap-memfd", m->mem == MAP_FAILED ? -1 : 0))
+		return 1;
+	printf("# %s: memfd mapped at %p\n", cmd, (void *)m->mem);
+	for (size_t i = 0; i < XFER; i++)
+		pat[i] = (uint8_t)(m->st.seed + i * 7);
+	/* what the previous image's DMA wrote through the IOMMU is in guest RAM, seen at the new address */
+	if (memcmp(m->mem + m->st.dst_off, pat, XFER) == 0)
+		tap(true, "data-kept");
+	else
+		tap_fail("data-kept", "the previous DMA's copy at offset %#x is not in the memfd", m->st.dst_off);
+	expect_eq("vmpin-before-change-process", status_kb(getpid(), "VmPin"), 0);
+	if (fault == VMM_SKIP_CHANGE_PROCESS) {
+		printf("# %s: NOT calling IOMMU_IOAS_CHANGE_PROCESS, but saying so in update.ready\n", cmd);
+	} else {
+		struct iommu_ioas_change_process chp = { .size = sizeof(chp) };
+		double t0 = now_s();
+
+		if (!expect_ok("change-process", ioctl(m->d.iommufd, IOMMU_IOAS_CHANGE_PROCESS, &chp)))
+			return 1;
+		printf("# %s: IOMMU_IOAS_CHANGE_PROCESS took %.2f ms\n", cmd, (now_s() - t0) * 1000);
+		expect_eq("vmpin-after-change-process", status_kb(getpid(), "VmPin"), VMM_SIZE / 1024);
+		if (fault == VMM_DIE_AFTER_CHANGE_PROCESS) {
+			printf("# %s: dying with the charge, before update.ready\n", cmd);
+			fflush(stdout);
+			_exit(4);
+		}
+	}
+	json_object_array_add(moved, json_object_new_string("iommufd:iommu"));
+	if (!expect_ok("enable-bar0", dev_enable(&m->d) < 0 ? (errno = ENXIO, -1) : 0))
+		return 1;
+	m->st.seed = (uint8_t)(0x40 + m->st.gen);
+	/* a page of its own per image: a failed successor's DMA must not overwrite what the restarted previous
+	 * binary checks (the saved state's dst_off) */
+	m->st.dst_off = (8 + m->st.gen) * 4096;
+	dma_roundtrip(&m->d, m->memfd, m->mem, 2 * 4096, m->st.dst_off, m->st.seed, "after");
+	extra = json_object_new_object();
+	json_object_object_add(extra, "iommufd_moved", moved);
+	json_object_object_add(extra, "ioas", vmm_ioas(m));
+	k = vlu_update_ready_with(m->v, NULL, extra, &verdict);
+	json_object_put(extra);
+	if (expect_ok("ready", vr(k))) {
+		const char *res = jstr(verdict, "result");
+
+		printf("# %s: verdict %s\n", cmd, json_object_to_json_string(verdict));
+		/* the restarted previous binary ends a rolled-back update */
+		expect_str("verdict", res, rollback ? "rolled-back" : "ok");
+	}
+	json_object_put(verdict);
+	json_object_put(info);
+	for (size_t i = 0; i < nfds; i++)
+		if ((int)i != ifd && (int)i != dfd && (int)i != mfd)
+			safe_close(fds[i]);
+	free(fds);
+	vmm_mark(marker, role, m->st.gen);
+	return vmm_loop(m);
+}
+
+/*
+ * vmm SOCKET DEV BDF LOG MARKER [--skip-change-process|--die-after-claim|--die-after-change-process]:
+ * exec or transfer mode (the old image exits when the successor committed, and takes the charge back
+ * when told to by a rollback: update.rolled-back with "iommufd").  stdout appended to LOG (the
+ * restarted previous binary, spawned by vlud, writes there too); MARKER gets "ready PID GEN ROLE" when the
+ * image serves.  The fault options act in a new image only (given as update.start's argv).
+ */
+static int vmm_main(int argc, char **argv)
+{
+	struct vmm m = { .d = { .iommufd = -EBADF, .devfd = -EBADF }, .memfd = -EBADF, .mem = MAP_FAILED };
+	enum vmm_fault fault = VMM_OK;
+	int fd, r;
+
+	if (argc == 8 && strcmp(argv[7], "--skip-change-process") == 0)
+		fault = VMM_SKIP_CHANGE_PROCESS;
+	else if (argc == 8 && strcmp(argv[7], "--die-after-claim") == 0)
+		fault = VMM_DIE_AFTER_CLAIM;
+	else if (argc == 8 && strcmp(argv[7], "--die-after-change-process") == 0)
+		fault = VMM_DIE_AFTER_CHANGE_PROCESS;
+	else if (argc != 7)
+		return usage();
+	fd = open(argv[5], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0 || dup2(fd, 1) < 0)
+		return 2;
+	close(fd);
+	signal(SIGTERM, vmm_on_term);
+	snprintf(m.devname, sizeof(m.devname), "vfio:%s", strrchr(argv[3], '/') + 1);
+	m.marker = argv[6];
+	{
+		static char c[32];
+
+		/* (an exec'ed image keeps the pid: its token tells it apart) */
+		snprintf(c, sizeof(c), "vmm-pid%d-%.6s", (int)getpid(), vlu_update_token() ? vlu_update_token() : "first");
+		cmd = c;
+	}
+	/* accounted mappings (user mode): every image of this VMM runs without CAP_IPC_LOCK */
+	if (!expect_ok("drop-cap-ipc-lock", drop_ipc_lock() < 0 ? -1 : 0))
+		return 1;
+	if (vlu_update_token())
+		r = vmm_successor(&m, argv[2], argv[6], fault);
+	else
+		r = vmm_first(&m, argv[2], argv[3], argv[6]);
+	printf("# %s: pid %d exits (%d)\n", cmd, (int)getpid(), r);
+	if (m.mem != MAP_FAILED)
+		munmap(m.mem, VMM_SIZE);
+	dev_done(&m.d);
+	safe_close(m.memfd);
+	vlu_close(m.v);
+	return r;
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: vlu-iommufd [--acct user|mm|none] [--size BYTES] change-process|negative /dev/vfio/devices/vfioN\n"
-			"       vlu-iommufd vlud SOCKET /dev/vfio/devices/vfioN BDF [--keep-ipc-lock]\n");
+			"       vlu-iommufd vlud SOCKET /dev/vfio/devices/vfioN BDF [--keep-ipc-lock]\n"
+			"       vlu-iommufd vmm SOCKET /dev/vfio/devices/vfioN BDF LOG MARKER\n"
+			"           [--skip-change-process|--die-after-claim|--die-after-change-process]\n");
 	return 2;
 }
 
@@ -933,6 +1335,8 @@ int main(int argc, char **argv)
 		cmd = c;
 		return child_main(atoi(argv[2]));
 	}
+	if (argc >= 2 && strcmp(argv[1], "vmm") == 0)
+		return vmm_main(argc, argv);
 	if ((argc == 5 || (argc == 6 && strcmp(argv[5], "--keep-ipc-lock") == 0)) && strcmp(argv[1], "vlud") == 0) {
 		cmd = argc == 6 ? "vlud-ipc-lock" : "vlud";
 		return via_vlud(argv[2], argv[3], argv[4], argc == 6);

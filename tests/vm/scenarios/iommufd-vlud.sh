@@ -7,8 +7,9 @@
 # vmm.mappings "ioas" declarations refused (memfd not stored, overlap, beyond the memfd, not an iommufd)
 # and update.start's preflight refusals, each with its reason, on the real kernel: undeclared iommufd,
 # device in no IOAS, VmPin not what is declared, a plain IOMMU_IOAS_MAP mapping, mm accounting in exec
-# mode; with nothing in the way (user mode exec, mm mode transfer) the refusal says what could move and
-# that the sequence is not implemented; run again keeping CAP_IPC_LOCK, that is refused instead.  After the VMM closed its copies, the fds retrieved from vlud still
+# mode; with nothing in the way (user mode exec, mm mode transfer) path B is refused after the preflight,
+# which says what could move (the update itself: iommufd-update); run again keeping CAP_IPC_LOCK, that is
+# refused instead.  After the VMM closed its copies, the fds retrieved from vlud still
 # carry the same IOAS and device (DMA again); after the release the device opens again.
 # vlud's view (vluctl fds) is checked from the shell.
 # flavour: iommufd
