@@ -431,6 +431,11 @@ int update_cmd_claim(struct request *r)
 		 * closed it) */
 		instance_hand_over(inst, NULL, 0, -EBADF);
 		u->old_conn = 0;
+		/* O's event subscription ends here: the update's own events (its phases, the verdict) would
+		 * otherwise reach the new image inside the pause, a message and a wake-up each before the
+		 * claim's reply; the new image subscribes again when it wants them, as on a new connection */
+		c->subscribed = false;
+		c->sub_instance[0] = '\0';
 		log_info("update %" PRIu64 " of %s: claim on the connection kept across the exec", u->id, name);
 	} else if (u->mode == MODE_EXEC && !u->restarted && upd_conn_by_id(u->old_conn) && upd_conn_by_id(u->old_conn) != c) {
 		/* same pid, right token: the old image's socket closed at exec (CLOEXEC) and its EOF is not

@@ -171,7 +171,8 @@ int vlu_update_exec_keep(struct vlu *v, json_object *event);
  * an fd the variable names but that is not that socket is left untouched.  The variable is unset either
  * way.  An adopted connection is negotiated already; vlu_server_version() and
  * vlu_server_has_capability() answer from the variable, vlu_server_package() returns NULL; events the old
- * image had not read yet (its subscription goes on) are delivered by vlu_process(). */
+ * image had not read yet (its subscription goes on until the daemon accepts update.claim on it, which ends
+ * it: subscribe again after the pause) are delivered by vlu_process(). */
 int vlu_update_connect(const char *path, int timeout_ms, struct vlu **ret);
 /* New image: the token from the environment, or NULL when this is not a successor. */
 const char *vlu_update_token(void);
