@@ -204,6 +204,13 @@ const char *upd_jstr(json_object *o, const char *k);
 unsigned upd_claim_max_fds(void);
 struct conn *upd_conn_by_id(uint64_t id);
 bool upd_pidfd_alive(int pidfd);
+/* Does process pid hold an fd of the character device rdev (/proc/PID/fd)?  1 yes, 0 no, -errno unknown. */
+int upd_pid_holds_rdev(pid_t pid, dev_t rdev);
+/* Exec mode, phase exec (update.exec sent, no claim yet): has O's process exec'ed?  Its connection does not
+ * tell (the new image may have kept it across the exec: vlu_update_exec_keep); its device fds do: they are
+ * close-on-exec, and O holds a copy of each device until its exec.  True when it holds none of them (or
+ * /proc cannot tell, as update_restore() decides); false outside that phase. */
+bool upd_old_execed(const struct update *u);
 pid_t upd_pidfd_pid(int pidfd);
 const char *upd_mode_name(enum mode m);
 /* "A", "B", "C" or "-" (a constant string) */

@@ -342,6 +342,7 @@ int update_cmd_claim(struct request *r)
 	int64_t t0 = now_monotonic_us();
 	char why[256];
 	int pidfd = -EBADF, same_pidfd = -EBADF, k;
+	bool kept;
 
 	if (!u && ui && ui->last && upd_jint(ui->last, "id", 0) > 0) {
 		json_object *ir;
@@ -385,8 +386,11 @@ int update_cmd_claim(struct request *r)
 	want_pid = u->mode == MODE_EXEC && !u->restarted ? u->old_pid : u->new_pid;
 	expect_pidfd = u->mode == MODE_EXEC && !u->restarted ? u->old_pidfd : u->new_pidfd;
 	pfd_pid = upd_pidfd_pid(expect_pidfd);
+	/* exec mode: the new image may claim on the old image's connection, kept across the exec
+	 * (vlu_update_exec_keep, docs/PROTOCOL.md): the instance is registered on it */
+	kept = u->mode == MODE_EXEC && !u->restarted && c->id == u->old_conn && c->inst == inst;
 	if (!token_eq(token, u->token) || c->cred.pid != want_pid || c->cred.uid != u->uid || pfd_pid != c->cred.pid ||
-	    !upd_pidfd_alive(expect_pidfd) || c->pidfd < 0 || c->inst) {
+	    !upd_pidfd_alive(expect_pidfd) || c->pidfd < 0 || (c->inst && !kept)) {
 		log_warning("update %" PRIu64 " of %s: claim by pid %d uid %u refused (%s; expected pid %d uid %u)", u->id,
 			    name, (int)c->cred.pid, (unsigned)c->cred.uid,
 			    !token_eq(token, u->token) ? "wrong token"
@@ -424,7 +428,20 @@ int update_cmd_claim(struct request *r)
 	}
 
 	/* accepted: burn the token */
-	if (u->mode == MODE_EXEC && !u->restarted && upd_conn_by_id(u->old_conn) && upd_conn_by_id(u->old_conn) != c) {
+	if (kept) {
+		/* the old image's connection is the new image's now: the instance leaves it (a hand-over, not
+		 * an orphan) and comes back with the hand-over below, as on any claimant's connection; O's
+		 * connection, for the rollback's facts and the events to O, is gone (as after an exec that
+		 * closed it) */
+		instance_hand_over(inst, NULL, 0, -EBADF);
+		u->old_conn = 0;
+		/* O's event subscription ends here: the update's own events (its phases, the verdict) would
+		 * otherwise reach the new image inside the pause, a message and a wake-up each before the
+		 * claim's reply; the new image subscribes again when it wants them, as on a new connection */
+		c->subscribed = false;
+		c->sub_instance[0] = '\0';
+		log_info("update %" PRIu64 " of %s: claim on the connection kept across the exec", u->id, name);
+	} else if (u->mode == MODE_EXEC && !u->restarted && upd_conn_by_id(u->old_conn) && upd_conn_by_id(u->old_conn) != c) {
 		/* same pid, right token: the old image's socket closed at exec (CLOEXEC) and its EOF is not
 		 * processed yet, or the VMM claims for itself; either way that connection is done (the
 		 * instance leaves it first: a hand-over, not an orphan) */

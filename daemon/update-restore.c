@@ -4,7 +4,6 @@
  * the last verdict and the mapping table as the state document keeps them (persist.c asks), and
  * update_restore() at start-up, which ends an update that was running when the previous vlud died.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -130,25 +129,6 @@ char *update_persist_mappings(struct instance *inst)
 	return t && strlen(t) <= VLUD_STATE_MAPPINGS_MAX ? strdup(t) : NULL;
 }
 
-/* Does process pid hold an fd of the character device rdev?  1 yes, 0 no, -errno unknown. */
-static int pid_holds_rdev(pid_t pid, dev_t rdev)
-{
-	char dir[64];
-	struct dirent *e;
-	int found = 0;
-	DIR *d;
-
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
-	d = opendir(dir);
-	if (!d)
-		return -errno;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.' && proc_fd_is_rdev(dirfd(d), e->d_name, rdev))
-			found = 1;
-	closedir(d);
-	return found;
-}
-
 static bool pid_exists(pid_t pid)
 {
 	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
@@ -195,7 +175,7 @@ static void restore_one(struct instance *inst, const struct state_update *su)
 		/* update.exec was sent: the old image may have exec'ed (its device fds closed with CLOEXEC) */
 		for (unsigned i = 0; i < su->n_devs && old_owns; i++) {
 			struct held *h = held_find(inst, su->devs[i].name);
-			int k = h ? pid_holds_rdev(su->old_pid, (dev_t)h->rdev) : -ENOENT;
+			int k = h ? upd_pid_holds_rdev(su->old_pid, (dev_t)h->rdev) : -ENOENT;
 
 			if (k <= 0) {
 				old_owns = false;

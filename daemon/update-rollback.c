@@ -43,7 +43,8 @@ static struct rb_facts rb_facts(const struct update *u, enum rb_trigger t)
 		.route = u->route,
 		.phase = u->phase,
 		.old_alive = upd_pidfd_alive(u->old_pidfd),
-		.old_conn = oc != NULL,
+		/* exec mode: a connection the new image kept across the exec is not O's any more */
+		.old_conn = oc != NULL && !upd_old_execed(u),
 		.old_conn_free = oc && !oc->inst,
 		.inst_on_old_conn = oc && u->inst->conn == oc,
 		.new_alive = upd_pidfd_alive(u->new_pidfd),

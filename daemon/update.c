@@ -22,6 +22,7 @@
  * update.abort runs upd_rollback() (update-rollback.c), which executes what update_decide() returns for the
  * facts (the table in docs/UPDATE.md).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -36,6 +37,7 @@
 #include "commands.h"
 #include "config.h"
 #include "conn.h"
+#include "device.h"
 #include "devstate.h"
 #include "events.h"
 #include "held.h"
@@ -97,6 +99,38 @@ struct conn *upd_conn_by_id(uint64_t id)
 			return c;
 	}
 	return NULL;
+}
+
+/* Does process pid hold an fd of the character device rdev?  1 yes, 0 no, -errno unknown. */
+int upd_pid_holds_rdev(pid_t pid, dev_t rdev)
+{
+	char dir[64];
+	struct dirent *e;
+	int found = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && proc_fd_is_rdev(dirfd(d), e->d_name, rdev))
+			found = 1;
+	closedir(d);
+	return found;
+}
+
+bool upd_old_execed(const struct update *u)
+{
+	if (u->mode != MODE_EXEC || u->restarted || u->phase != PH_EXEC)
+		return false;
+	for (unsigned i = 0; i < u->ndevs; i++) {
+		struct held *h = held_find(u->inst, u->devs[i].name);
+
+		if (h && upd_pid_holds_rdev(u->old_pid, (dev_t)h->rdev) == 1)
+			return false;
+	}
+	return true;
 }
 
 bool upd_pidfd_alive(int pidfd)

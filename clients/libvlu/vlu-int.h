@@ -6,4 +6,11 @@
 /* vlu-teardown.c: the new image's claim marks the old image's teardown pipe FD_CLOEXEC (0 or -errno). */
 int vlu_td_cloexec(void);
 
+struct vlu;
+/* vlu.c, the connection kept across an exec-mode exec: the old image, right before execv, clears the
+ * socket's FD_CLOEXEC and describes it in $VLU_CONNECTION (0 or -errno with nothing changed); after a
+ * failed exec, vlu_keep_undo() sets FD_CLOEXEC again and unsets the variable. */
+int vlu_keep_prepare(struct vlu *v);
+void vlu_keep_undo(struct vlu *v);
+
 #endif /* VLU_INT_H */

@@ -147,7 +147,10 @@ VLU_EXPORT int vlu_update_armed(struct vlu *v, const char *error)
 	return vlu_call(v, "update.armed", args, NULL, 0, 0, NULL, NULL, NULL);
 }
 
-VLU_EXPORT int vlu_update_exec(json_object *event)
+/* execv the binary update.exec names, $VLU_UPDATE_TOKEN set; keep: the connection crosses the exec too
+ * ($VLU_CONNECTION), when it can (otherwise the new image connects anew).  Returns only on failure, with
+ * both variables unset and the connection close-on-exec again. */
+static int exec_event(json_object *event, struct vlu *keep)
 {
 	json_object *data = NULL, *argv = NULL, *bin = NULL, *tok = NULL;
 	char **args;
@@ -174,11 +177,27 @@ VLU_EXPORT int vlu_update_exec(json_object *event)
 		free(args);
 		return r;
 	}
+	if (keep && vlu_keep_prepare(keep) < 0)
+		keep = NULL; /* not kept: the new image's vlu_update_connect() connects */
 	execv(json_object_get_string(bin), args);
 	r = -errno;
+	if (keep)
+		vlu_keep_undo(keep);
 	unsetenv(VLU_UPDATE_TOKEN_ENV);
 	free(args);
 	return r;
+}
+
+VLU_EXPORT int vlu_update_exec(json_object *event)
+{
+	return exec_event(event, NULL);
+}
+
+VLU_EXPORT int vlu_update_exec_keep(struct vlu *v, json_object *event)
+{
+	if (!v)
+		return -EINVAL;
+	return exec_event(event, v);
 }
 
 VLU_EXPORT const char *vlu_update_token(void)

@@ -20,16 +20,19 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 
 #include "basics.h"
 #include "vlu-proto.h"
 #include "vlu.h"
+#include "vlu-int.h"
 
 #define VLU_EXPORT __attribute__((visibility("default")))
 
@@ -555,61 +558,81 @@ static int read_greeting(struct vlu *v, int64_t deadline)
 	}
 }
 
-VLU_EXPORT int vlu_connect_caps(const char *path, int timeout_ms, const char *const *enable, struct vlu **ret)
+/* A struct vlu without a socket yet (buffers, eventfd, epoll); NULL when out of resources (errno). */
+static struct vlu *vlu_new(int timeout_ms)
 {
-	struct vlu *v = NULL;
-	_cleanup_json_ json_object *args = NULL;
-	json_object *arr;
-	struct epoll_event ev = { .events = EPOLLIN };
-	int64_t deadline;
-	int r;
+	struct vlu *v = calloc(1, sizeof(*v));
 
-	if (!ret)
-		return -EINVAL;
+	if (!v)
+		return NULL;
+	v->sock = v->epfd = v->evfd = -EBADF;
+	v->next_id = 1;
+	v->timeout_ms = timeout_ms;
+	v->bufsz = VLU_MAX_MSG_BYTES + 1;
+	v->buf = malloc(v->bufsz);
+	if (!v->buf)
+		goto fail;
+	v->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (v->evfd < 0)
+		goto fail;
+	v->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (v->epfd < 0)
+		goto fail;
+	return v;
+fail:;
+	int e = errno ? errno : ENOMEM;
+
+	vlu_close(v);
+	errno = e;
+	return NULL;
+}
+
+/* v takes sock (owned from here) and watches it with the eventfd in its epoll fd. */
+static int vlu_attach_sock(struct vlu *v, int sock)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	v->sock = sock;
+	ev.data.fd = v->sock;
+	if (epoll_ctl(v->epfd, EPOLL_CTL_ADD, v->sock, &ev) < 0)
+		return -errno;
+	ev.data.fd = v->evfd;
+	if (epoll_ctl(v->epfd, EPOLL_CTL_ADD, v->evfd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+static const char *socket_path(const char *path)
+{
 	if (!path) {
 		path = getenv("VLUD_SOCKET");
 		if (!path || !*path)
 			path = VLU_DEFAULT_SOCKET;
 	}
+	return path;
+}
 
-	v = calloc(1, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	v->sock = v->epfd = v->evfd = -EBADF;
-	v->next_id = 1;
-	v->timeout_ms = timeout_ms;
+VLU_EXPORT int vlu_connect_caps(const char *path, int timeout_ms, const char *const *enable, struct vlu **ret)
+{
+	struct vlu *v = NULL;
+	_cleanup_json_ json_object *args = NULL;
+	json_object *arr;
+	int64_t deadline;
+	int r;
+
+	if (!ret)
+		return -EINVAL;
+	path = socket_path(path);
 	deadline = deadline_of(NULL, timeout_ms);
-
-	v->bufsz = VLU_MAX_MSG_BYTES + 1;
-	v->buf = malloc(v->bufsz);
-	if (!v->buf) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	v->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (v->evfd < 0) {
-		r = -errno;
-		goto fail;
-	}
-	v->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (v->epfd < 0) {
-		r = -errno;
-		goto fail;
-	}
+	v = vlu_new(timeout_ms);
+	if (!v)
+		return -errno;
 	r = connect_socket(path, deadline);
 	if (r < 0)
 		goto fail;
-	v->sock = r;
-	ev.data.fd = v->sock;
-	if (epoll_ctl(v->epfd, EPOLL_CTL_ADD, v->sock, &ev) < 0) {
-		r = -errno;
+	r = vlu_attach_sock(v, r);
+	if (r < 0)
 		goto fail;
-	}
-	ev.data.fd = v->evfd;
-	if (epoll_ctl(v->epfd, EPOLL_CTL_ADD, v->evfd, &ev) < 0) {
-		r = -errno;
-		goto fail;
-	}
 
 	args = json_object_new_object();
 	arr = json_object_new_array();
@@ -653,6 +676,259 @@ fail:
 VLU_EXPORT int vlu_connect(const char *path, int timeout_ms, struct vlu **ret)
 {
 	return vlu_connect_caps(path, timeout_ms, NULL, ret);
+}
+
+/* ---------------------------------------------------------------- the connection kept across exec */
+
+/* $VLU_CONNECTION = "FD:INODE:UID:MAJOR.MINOR.MICRO:NEXTID:CAPS": the socket's fd number and inode, the
+ * uid of the daemon's end (SO_PEERCRED), the greeting's version, the next request id (a late reply to a
+ * call of the old image that timed out must not match a call of the new one) and the greeting's
+ * capabilities (comma separated). */
+#define KEEP_CAPS_MAX 1024
+
+static bool cap_name_ok(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '-' ||
+		      *s == '_' || *s == '.'))
+			return false;
+	return true;
+}
+
+int vlu_keep_prepare(struct vlu *v)
+{
+	char caps[KEEP_CAPS_MAX] = "", val[KEEP_CAPS_MAX + 128];
+	struct ucred cr;
+	socklen_t l = sizeof(cr);
+	struct stat st;
+	int fl;
+
+	if (!v || v->dead || v->sock < 0)
+		return -ENOTCONN;
+	if (fstat(v->sock, &st) < 0 || getsockopt(v->sock, SOL_SOCKET, SO_PEERCRED, &cr, &l) < 0)
+		return -errno;
+	for (size_t i = 0; v->srv_caps && i < json_object_array_length(v->srv_caps); i++) {
+		json_object *c = json_object_array_get_idx(v->srv_caps, i);
+		size_t n = strlen(caps);
+
+		if (!json_object_is_type(c, json_type_string) || !cap_name_ok(json_object_get_string(c)))
+			return -EINVAL;
+		if ((size_t)snprintf(caps + n, sizeof(caps) - n, "%s%s", n ? "," : "", json_object_get_string(c)) >=
+		    sizeof(caps) - n)
+			return -E2BIG;
+	}
+	snprintf(val, sizeof(val), "%d:%" PRIu64 ":%u:%d.%d.%d:%" PRId64 ":%s", v->sock, (uint64_t)st.st_ino,
+		 (unsigned)cr.uid, v->srv_major, v->srv_minor, v->srv_micro, v->next_id, caps);
+	fl = fcntl(v->sock, F_GETFD);
+	if (fl < 0)
+		return -errno;
+	if (setenv(VLU_CONNECTION_ENV, val, 1) < 0)
+		return -errno;
+	if (fcntl(v->sock, F_SETFD, fl & ~FD_CLOEXEC) < 0) {
+		int r = -errno;
+
+		unsetenv(VLU_CONNECTION_ENV);
+		return r;
+	}
+	return 0;
+}
+
+void vlu_keep_undo(struct vlu *v)
+{
+	unsetenv(VLU_CONNECTION_ENV);
+	if (v && v->sock >= 0)
+		(void)fcntl(v->sock, F_SETFD, FD_CLOEXEC);
+}
+
+/* a decimal number of at most max, the whole of [s, end) */
+static bool parse_num(const char *s, const char *end, uint64_t max, uint64_t *ret)
+{
+	uint64_t n = 0;
+
+	if (s == end || end - s > 20)
+		return false;
+	for (; s < end; s++) {
+		if (*s < '0' || *s > '9' || n > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+			return false;
+		n = n * 10 + (uint64_t)(*s - '0');
+	}
+	if (n > max)
+		return false;
+	*ret = n;
+	return true;
+}
+
+struct kept {
+	int fd;
+	uint64_t ino;
+	uid_t uid;
+	int ver[3];
+	int64_t next_id;
+	const char *caps; /* into the parsed copy */
+};
+
+/* Parse s (modified: the caps are cut out of it) into *k; false when it is not exactly the format. */
+static bool parse_kept(char *s, struct kept *k)
+{
+	char *f[6];
+	uint64_t n[7];
+	size_t nf = 0;
+	char *p = s;
+
+	for (; nf < 5; nf++) {
+		char *c = strchr(p, ':');
+
+		if (!c)
+			return false;
+		f[nf] = p;
+		*c = '\0';
+		p = c + 1;
+	}
+	f[5] = p;
+	if (!parse_num(f[0], f[0] + strlen(f[0]), INT32_MAX, &n[0]) ||
+	    !parse_num(f[1], f[1] + strlen(f[1]), UINT64_MAX, &n[1]) ||
+	    !parse_num(f[2], f[2] + strlen(f[2]), UINT32_MAX - 1, &n[2]) ||
+	    !parse_num(f[4], f[4] + strlen(f[4]), INT64_MAX, &n[6]) || n[6] == 0)
+		return false;
+	{
+		char *d1 = strchr(f[3], '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+
+		if (!d1 || !d2 || !parse_num(f[3], d1, INT32_MAX, &n[3]) || !parse_num(d1 + 1, d2, INT32_MAX, &n[4]) ||
+		    !parse_num(d2 + 1, d2 + 1 + strlen(d2 + 1), INT32_MAX, &n[5]))
+			return false;
+	}
+	k->fd = (int)n[0];
+	k->ino = n[1];
+	k->uid = (uid_t)n[2];
+	k->ver[0] = (int)n[3];
+	k->ver[1] = (int)n[4];
+	k->ver[2] = (int)n[5];
+	k->next_id = (int64_t)n[6];
+	k->caps = f[5];
+	return true;
+}
+
+/* Is fd the connected SOCK_SEQPACKET socket k describes, its other end the daemon listening at path? */
+static bool kept_socket_ok(const struct kept *k, const char *path)
+{
+	struct sockaddr_un sa = { 0 };
+	socklen_t l, salen = sizeof(sa);
+	struct pollfd p = { .fd = k->fd, .events = POLLIN | POLLRDHUP };
+	struct ucred cr;
+	struct stat st;
+	size_t plen = strlen(path);
+	int x;
+
+	if (fcntl(k->fd, F_GETFD) < 0 || fstat(k->fd, &st) < 0 || !S_ISSOCK(st.st_mode) || (uint64_t)st.st_ino != k->ino)
+		return false;
+	l = sizeof(x);
+	if (getsockopt(k->fd, SOL_SOCKET, SO_DOMAIN, &x, &l) < 0 || x != AF_UNIX)
+		return false;
+	l = sizeof(x);
+	if (getsockopt(k->fd, SOL_SOCKET, SO_TYPE, &x, &l) < 0 || x != SOCK_SEQPACKET)
+		return false;
+	l = sizeof(x);
+	if (getsockopt(k->fd, SOL_SOCKET, SO_ACCEPTCONN, &x, &l) < 0 || x != 0)
+		return false;
+	/* the other end: the process and uid that accepted (vlud), as the old image saw them */
+	l = sizeof(cr);
+	if (getsockopt(k->fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) < 0 || cr.pid <= 0 || cr.uid != k->uid)
+		return false;
+	/* ... listening at the path this image would connect to */
+	if (getpeername(k->fd, (struct sockaddr *)&sa, &salen) < 0 || salen <= offsetof(struct sockaddr_un, sun_path) ||
+	    sa.sun_family != AF_UNIX || plen == 0 || plen >= sizeof(sa.sun_path))
+		return false;
+	if (path[0] == '@') {
+		if (salen != offsetof(struct sockaddr_un, sun_path) + plen || sa.sun_path[0] != '\0' ||
+		    memcmp(sa.sun_path + 1, path + 1, plen - 1) != 0)
+			return false;
+	} else if (strnlen(sa.sun_path, sizeof(sa.sun_path)) != plen || memcmp(sa.sun_path, path, plen) != 0)
+		return false;
+	/* not hung up (a daemon gone since: a fresh connection tells the caller so) */
+	if (poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)))
+		return false;
+	return true;
+}
+
+/* A struct vlu on the kept socket k->fd (validated): 0 and *ret, or -errno (the socket closed then). */
+static int adopt(const struct kept *k, int timeout_ms, struct vlu **ret)
+{
+	_cleanup_json_ json_object *g = json_object_new_object();
+	json_object *body = json_object_new_object(), *ver = json_object_new_object(), *caps = json_object_new_array();
+	struct vlu *v;
+	int r;
+
+	if (!g || !body || !ver || !caps || json_object_object_add(g, "VLU", body) < 0) {
+		json_object_put(body);
+		json_object_put(ver);
+		json_object_put(caps);
+		return -ENOMEM;
+	}
+	if (json_object_object_add(body, "version", ver) < 0) {
+		json_object_put(ver);
+		json_object_put(caps);
+		return -ENOMEM;
+	}
+	if (json_object_object_add(body, "capabilities", caps) < 0) {
+		json_object_put(caps);
+		return -ENOMEM;
+	}
+	json_object_object_add(ver, "major", json_object_new_int(k->ver[0]));
+	json_object_object_add(ver, "minor", json_object_new_int(k->ver[1]));
+	json_object_object_add(ver, "micro", json_object_new_int(k->ver[2]));
+	for (const char *p = k->caps; *p;) {
+		size_t n = strcspn(p, ",");
+
+		if (n && json_object_array_add(caps, json_object_new_string_len(p, (int)n)) < 0)
+			return -ENOMEM;
+		p += n + (p[n] == ',');
+	}
+	v = vlu_new(timeout_ms);
+	if (!v)
+		return -errno;
+	/* ours again for this image's children: close-on-exec as every fd libvlu makes */
+	if (fcntl(k->fd, F_SETFD, FD_CLOEXEC) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = vlu_attach_sock(v, k->fd);
+	if (r < 0)
+		goto fail;
+	v->srv_major = k->ver[0];
+	v->srv_minor = k->ver[1];
+	v->srv_micro = k->ver[2];
+	v->next_id = k->next_id;
+	v->srv_caps = caps;
+	v->greeting = TAKE_PTR(g);
+	*ret = v;
+	return 0;
+fail:
+	if (v->sock < 0)
+		v->sock = k->fd; /* closed with v */
+	vlu_close(v);
+	return r;
+}
+
+VLU_EXPORT int vlu_update_connect(const char *path, int timeout_ms, struct vlu **ret)
+{
+	const char *e = getenv(VLU_CONNECTION_ENV);
+	_cleanup_free_ char *val = e ? strdup(e) : NULL;
+	struct kept k;
+	int r;
+
+	if (!ret)
+		return -EINVAL;
+	/* read once: neither a child of this image nor a later call may take it for theirs */
+	unsetenv(VLU_CONNECTION_ENV);
+	path = socket_path(path);
+	/* an fd that is not exactly the kept connection is left alone: it may be anything of this process */
+	if (val && parse_kept(val, &k) && k.ver[0] == VLU_PROTO_MAJOR && kept_socket_ok(&k, path) &&
+	    adopt(&k, timeout_ms, ret) == 0)
+		return 1;
+	r = vlu_connect(path, timeout_ms, ret);
+	return r < 0 ? r : 0;
 }
 
 VLU_EXPORT void vlu_server_version(struct vlu *v, int *ret_major, int *ret_minor, int *ret_micro)

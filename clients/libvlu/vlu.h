@@ -115,14 +115,17 @@ int vlu_status(struct vlu *v, json_object **ret);
 /* ==== live update, the VMM side (docs/UPDATE.md; clients/libvlu/vlu-update.c) ====
  * Old image: vlu_update_set_mappings() once, then on the events (vlu_set_event_callback):
  *   "update.save"        stop the datapath, save (vring bases + opaque state in a memfd), vlu_update_saved()
- *   "update.exec"        vlu_update_exec(event): execs the new image with $VLU_UPDATE_TOKEN (exec mode)
+ *   "update.exec"        vlu_update_exec_keep(v, event): execs the new image with $VLU_UPDATE_TOKEN, the
+ *                        connection kept across the exec (exec mode; vlu_update_exec(event): not kept)
  *   "update.arm"         transfer mode, paths A and B: consent to the successor's take-over of every
  *                        device this image owns (data.successor_pid: pidfd_open + VHOST_NEW_OWNER with
  *                        VHOST_NEW_OWNER_F_ARM, kernel/uapi/vlud-vhost.h), then vlu_update_armed()
  *   "update.rolled-back" the update was abandoned: carry on (data.reinit: re-create the vrings)
  *   "update.completed"   transfer mode: the successor committed, exit now
- * New image: vlu_update_token() != NULL -> vlu_update_claim(), restore, vlu_update_ready(). */
+ * New image: vlu_update_token() != NULL -> vlu_update_connect(), vlu_update_claim(), restore,
+ * vlu_update_ready(). */
 #define VLU_UPDATE_TOKEN_ENV "VLU_UPDATE_TOKEN"
+#define VLU_CONNECTION_ENV "VLU_CONNECTION"
 
 struct vlu_mapping {
 	uint64_t iova, size;	/* device address and length */
@@ -155,6 +158,22 @@ int vlu_update_armed(struct vlu *v, const char *error);
 /* Old image, on "update.exec" (event: the whole event or its data): execv(binary, argv) with
  * $VLU_UPDATE_TOKEN set.  Returns only on failure (-errno, the variable unset again). */
 int vlu_update_exec(json_object *event);
+/* vlu_update_exec() keeping the connection v: its socket crosses the exec (FD_CLOEXEC cleared right
+ * before execv), described in $VLU_CONNECTION ("FD:INODE:UID:MAJOR.MINOR.MICRO:NEXTID:CAPS"), so that the new
+ * image's vlu_update_connect() adopts it: no connect, greeting or negotiation inside the pause, and the
+ * instance stays registered on it.  When it cannot be described, the exec goes on without it.  Returns
+ * only on failure (-errno; both variables unset, the socket close-on-exec again, v usable). */
+int vlu_update_exec_keep(struct vlu *v, json_object *event);
+/* New image: the connection to the daemon at path (NULL: $VLUD_SOCKET or the default).  Adopts the one the
+ * old image kept across the exec when $VLU_CONNECTION names exactly it: an open AF_UNIX SOCK_SEQPACKET
+ * socket (not listening, not hung up) with that inode, whose other end has the uid the old image saw and
+ * listens at path (getpeername); returns 1 then.  Otherwise vlu_connect(path, timeout_ms) (0 or -errno);
+ * an fd the variable names but that is not that socket is left untouched.  The variable is unset either
+ * way.  An adopted connection is negotiated already; vlu_server_version() and
+ * vlu_server_has_capability() answer from the variable, vlu_server_package() returns NULL; events the old
+ * image had not read yet (its subscription goes on until the daemon accepts update.claim on it, which ends
+ * it: subscribe again after the pause) are delivered by vlu_process(). */
+int vlu_update_connect(const char *path, int timeout_ms, struct vlu **ret);
 /* New image: the token from the environment, or NULL when this is not a successor. */
 const char *vlu_update_token(void);
 /* New image: claim the instance.  *ret_info: {path, mode, fds:[{name,...}], state_size, vrings, mappings,

@@ -6,15 +6,18 @@
  *     update.save         quiesce (vlud already SUSPENDed; path B: vlud resets after we report), capture
  *                         the state blob, update.saved with the blob in a memfd; stop the datapath
  *     update.exec         exec the binary vlud names with $VLU_UPDATE_TOKEN (every fd is CLOEXEC: the
- *                         new image gets them back from vlud with update.claim)
+ *                         new image gets them back from vlud with update.claim), the connection to vlud
+ *                         kept across the exec ($VLU_CONNECTION; MINIVMM_NO_KEEP_CONN=1: not kept)
  *     update.arm          transfer mode, paths A and B: arm the device for data.successor_pid
  *                         (VHOST_NEW_OWNER_F_ARM: the kernel's consent to its take-over), update.armed
  *     update.rolled-back  RESUME / re-create the vrings (mv_update_rollback) and carry on; with reopened:true
  *                         (path C, transfer mode) fd.retrieve the reopened device, take it like a path-C
  *                         successor (mv_update_rollback) and call update.ready (vlud verifies)
  *     update.completed    transfer mode, result ok: the successor owns the device now; exit without reset
- *   new image (N): $VLU_UPDATE_TOKEN set -> connect, update.claim (every held fd + the state memfd), the
- *     fd numbers in the blob are replaced by the claimed ones, mv_update_takeover (path A: vlud RESUMEs),
+ *   new image (N): $VLU_UPDATE_TOKEN set -> the old image's connection adopted (vlu_update_connect; kept
+ *     across the exec by vlu_update_exec_keep unless MINIVMM_NO_KEEP_CONN) or a new one, update.claim
+ *     (every held fd + the state memfd), the fd numbers in the blob are replaced by the claimed ones,
+ *     mv_update_takeover (path A: vlud RESUMEs),
  *     update.ready -> the daemon's verdict, logged as one line "vlud-verdict: {...}" on stderr.
  */
 #include <errno.h>
@@ -336,10 +339,27 @@ static void on_exec(struct mv_vmm *v, json_object *event)
 			return;
 		}
 	}
-	mv_log("vlud update: exec %s", jstr(json_object_object_get(event, "data"), "binary"));
-	fflush(NULL);
-	mv_exec_defer_teardown(v, upd_path);
-	r = vlu_update_exec(event); /* returns only on failure */
+	{
+		/* the connection to vlud crosses the exec (the new image adopts it: no connect, negotiation or
+		 * claim on a new connection inside the pause) unless MINIVMM_NO_KEEP_CONN is set;
+		 * MINIVMM_TEST_CONN_ENV=VALUE (rig): not kept, and $VLU_CONNECTION set to VALUE instead (a stale
+		 * or bogus value: the new image must connect anew) */
+		const char *tv = getenv("MINIVMM_TEST_CONN_ENV"), *off = getenv("MINIVMM_NO_KEEP_CONN"), *bin;
+		bool keep = (!off || strcmp(off, "0") == 0) && !tv;
+
+		if (tv) {
+			mv_log("test: $%s=%s for the new image, the connection not kept (MINIVMM_TEST_CONN_ENV)",
+			       VLU_CONNECTION_ENV, tv);
+			(void)setenv(VLU_CONNECTION_ENV, tv, 1);
+		}
+		bin = jstr(json_object_object_get(event, "data"), "binary");
+		mv_log("vlud update: exec %s (connection to vlud %s)", bin ? bin : "?", keep ? "kept" : "not kept");
+		fflush(NULL);
+		mv_exec_defer_teardown(v, upd_path);
+		r = keep ? vlu_update_exec_keep(v->link, event) : vlu_update_exec(event); /* returns only on failure */
+		if (tv)
+			unsetenv(VLU_CONNECTION_ENV);
+	}
 	mv_exec_undo_defer(v, upd_path);
 	mv_log("exec: %s; asking vlud to roll back", strerror(-r));
 	{
@@ -498,18 +518,21 @@ int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 	size_t nfds = 0;
 	const char *names[] = { "update:state", NULL, "ram0", "q0-kick", "q0-call", "q1-kick", "q1-call" };
 	int idx[ELEMENTSOF(names)];
+	bool kept;
 	int r;
 
 	unsetenv(VLU_UPDATE_TOKEN_ENV);
 	snprintf(v->dev_fd_name, sizeof(v->dev_fd_name), "vdpa:%s", v->o.vdpa);
 	names[1] = v->dev_fd_name;
 	test_stop_at("claim");
-	r = vlu_connect(v->o.vlud, 5000, &v->link);
+	/* the old image's connection when it kept it across the exec, else a new one */
+	r = vlu_update_connect(v->o.vlud, 5000, &v->link);
 	if (r < 0) {
 		mv_log("connect to vlud at %s: %s", v->o.vlud, strerror(-r));
 		return r;
 	}
 	mv_t_connected_us = mv_now_us();
+	kept = r == 1;
 	vlu_set_event_callback(v->link, event_cb, v);
 	r = vlu_update_claim(v->link, v->o.instance, token, &info, &fds, &nfds);
 	if (r < 0) {
@@ -578,6 +601,7 @@ int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 	}
 	/* after the pause, not inside it (the update's own events reach us without a subscription) */
 	(void)vlu_subscribe(v->link, v->o.instance);
+	mv_log("vlud: claimed on %s", kept ? "the connection kept across the exec" : "a new connection");
 	mv_log("vlud-verdict: %s", json_object_to_json_string_ext(verdict, JSON_C_TO_STRING_PLAIN));
 	{
 		const char *res = jstr(verdict, "result");

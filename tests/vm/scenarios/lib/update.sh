@@ -131,13 +131,35 @@ check_vmm_after() {
 	if sed -n 's/.*vlud-verdict: //p' "$1.log" | jhas .result - ok; then t_ok "$1/client-got-verdict-ok"; else t_fail "$1/client-got-verdict-ok" "no ok verdict in minivmm's log"; fi
 }
 
-# run_update_scenario MODE PATH PINNING: the whole happy-path scenario
+# check_claim_conn TAG kept|new: the new image (exec mode) claimed on the connection the old image kept
+# across the exec (vlu_update_exec_keep -> vlu_update_connect: no connect inside the pause), or on a new
+# one; by minivmm's log and vlud's
+check_claim_conn() {
+	if [ "$2" = kept ]; then want="the connection kept across the exec"; else want="a new connection"; fi
+	if grep -q "vlud: claimed on $want" "$1.log"; then
+		t_ok "$1/claimed-on-$2-connection"
+	else
+		t_fail "$1/claimed-on-$2-connection" "minivmm: $(grep 'vlud: claimed on' "$1.log")"
+	fi
+	n=$(grep -c "claim on the connection kept across the exec" vlud.log)
+	if [ "$2" = kept ]; then want=1; else want=0; fi
+	expect "$1/vlud-claims-on-kept-connection-$want" "$n" -eq "$want"
+}
+
+# run_update_scenario MODE PATH PINNING: the whole happy-path scenario (exec mode: the connection kept)
 run_update_scenario() {
+	run_update_variant run "$1" "$2" "$3" kept
+}
+
+# run_update_variant TAG MODE PATH PINNING CONN: the happy path under TAG; exec mode: the new image's
+# connection CONN (kept|new; minivmm's MINIVMM_NO_KEEP_CONN / MINIVMM_TEST_CONN_ENV decide)
+run_update_variant() {
 	start_vlud '"update": { "allow_memlock_raise": true }'
-	start_vmm run vm0 --mem 64M --duration 7 --pause-frames 8
-	update_ok run vm0 "$1" "$2" "$3"
-	wait_vmm run
-	check_vmm_after run "$2"
+	start_vmm "$1" vm0 --mem 64M --duration 7 --pause-frames 8
+	update_ok "$1" vm0 "$2" "$3" "$4"
+	wait_vmm "$1"
+	check_vmm_after "$1" "$3"
+	[ "$2" = exec ] && check_claim_conn "$1" "$5"
 	stop_vlud
 }
 
