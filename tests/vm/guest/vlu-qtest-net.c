@@ -307,7 +307,8 @@ struct ring {
 
 static struct ring rings[2];
 
-static void ring_setup(unsigned q, uint16_t want, uint64_t base, uint64_t bufs)
+/* 0, or -1 with retry_why set when the queue reads size 0 */
+static int ring_setup(unsigned q, uint16_t want, uint64_t base, uint64_t bufs)
 {
 	struct ring *r = &rings[q];
 	uint16_t max;
@@ -315,7 +316,9 @@ static void ring_setup(unsigned q, uint16_t want, uint64_t base, uint64_t bufs)
 	writew(common + C_QSELECT, (uint16_t)q);
 	max = readw(common + C_QSIZE);
 	if (max == 0)
-		die("queue %u: not available", q);
+		RETRY("queue %u: size reads 0 (select reads back %u, %u queues, status 0x%x, PCI command 0x%x)", q,
+		      readw(common + C_QSELECT), readw(common + C_NUMQ), readb(common + C_STATUS),
+		      cfg_readl(4) & 0xffff);
 	r->size = want < max ? want : max;
 	r->avail_idx = r->used_seen = 0;
 	r->desc = base;
@@ -341,6 +344,7 @@ static void ring_setup(unsigned q, uint16_t want, uint64_t base, uint64_t bufs)
 		mem_write(r->desc + 16ull * i, d, sizeof(d));
 	}
 	writew(common + C_QENABLE, 1);
+	return 0;
 }
 
 /* make descriptor `id` available (its length already written) */
@@ -502,9 +506,17 @@ int main(int argc, char **argv)
 		}
 		numq = readw(common + C_NUMQ);
 
-		/* guest RAM: rings at 1 MiB and 1 MiB + 64 KiB, buffers at 2 MiB (RX) and 4 MiB (TX) */
-		ring_setup(RX, (uint16_t)qsize, 0x100000, 0x200000);
-		ring_setup(TX, (uint16_t)qsize, 0x110000, 0x400000);
+		/* guest RAM: rings at 1 MiB and 1 MiB + 64 KiB, buffers at 2 MiB (RX) and 4 MiB (TX).  A queue
+		 * of size 0 is the same reset under the driver seen from the other side (a CI run after
+		 * `vluctl run` reattached: queue 1 read 0 with the device's set-up done): set up again */
+		if (ring_setup(RX, (uint16_t)qsize, 0x100000, 0x200000) < 0 ||
+		    ring_setup(TX, (uint16_t)qsize, 0x110000, 0x400000) < 0) {
+			if (round >= 4 || now_s() > ready_by)
+				die("%s (round %u)", retry_why, round);
+			printf("# %s: round %u: %s: setting it up again\n", tag, round, retry_why);
+			usleep(500000);
+			continue;
+		}
 		for (uint16_t i = 0; i < rings[RX].size; i++)
 			ring_post(&rings[RX], i);
 		ring_publish(&rings[RX]);
