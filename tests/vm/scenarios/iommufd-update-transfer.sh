@@ -18,57 +18,10 @@
 # timeout: 240
 . /scenarios/lib/tap.sh
 . /scenarios/lib/edu.sh
-SOCK=/run/vlud/vlud.sock
-LOG=/tmp/tvmm.log
-MARK=/tmp/tvmm.ready
+. /scenarios/lib/iofu.sh
 
-edu_find
-edu_bind
-echo "edu $bdf: $dev"
-
-mkdir -p /run/vlud
-cat > /tmp/tvlud.conf <<-EOC
-	{
-		"socket": { "path": "$SOCK", "mode": "0600", "group": null },
-		"orphan_expiry_s": 0,
-		"operators": { "uids": [0], "gids": [] },
-		"vmms": [
-			{ "uids": [0], "gids": [], "devices": ["/dev/iommu", "$dev"],
-			  "fd_types": ["memfd", "eventfd"], "max_fds": 16 }
-		]
-	}
-EOC
-vlud --config /tmp/tvlud.conf > /tmp/tvlud.log 2>&1 &
-VLUD=$!
-if wait_until 100 test -S $SOCK; then t_ok daemon-listening; else t_fail daemon-listening "no socket"; fi
-
-vmpin() { sed -n 's/^VmPin:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$1/status" 2> /dev/null; }
-held() {
-	vluctl --socket $SOCK --json fds iofu > /tmp/tfds.json 2>&1
-	for _n in iommufd:iommu "vfio:$vf" ram; do
-		printf '%s:%s/%s ' "$_n" "$(jget ".fds[name=$_n].id" /tmp/tfds.json)" "$(jget ".fds[name=$_n].ino" /tmp/tfds.json)"
-	done
-}
-vludfds() { ls "/proc/$VLUD/fd" | wc -l; }
-ready() { grep -q "^ready [0-9]* $1 $2\$" $MARK 2> /dev/null && pid=$(cut -d' ' -f2 $MARK); }
-update() {
-	_n=$1
-	shift
-	vluctl --socket $SOCK --json update start iofu --mode transfer "$@" > "/tmp/$_n.json" 2> "/tmp/$_n.err"
-	sed "s/^/# $_n: /" "/tmp/$_n.err" | head -5
-}
-v() { jget "$1" "/tmp/$2.json"; }
-# gone PID: exited (a zombie of this shell counts: the first VMM is its child)
-gone() { ! grep -q '^State:[[:space:]]*[^Z]' "/proc/$1/status" 2> /dev/null; }
-
-: > $LOG
-vlu-iommufd vmm "$SOCK" "$dev" "$bdf" $LOG $MARK &
-O=$!
-if wait_until 300 ready 0 first; then t_ok vmm-first-ready; else t_fail vmm-first-ready "$(tail -3 $LOG | tr '\n' ' ')"; fi
-expect vmpin-first "$(vmpin "$O")" -eq 1024
-held0=$(held)
-echo "# held: $held0"
-fds0=$(vludfds)
+iofu_start transfer /tmp/t
+O=$VMM
 BIN=$(readlink "/proc/$O/exe")
 
 # 1. the update
@@ -125,5 +78,5 @@ kill "$VLUD"
 wait "$VLUD" 2> /dev/null
 echo "# the VMM's log (every process):"
 cat $LOG
-sed 's/^/[vlud] /' /tmp/tvlud.log | tail -60
+sed 's/^/[vlud] /' $IOFU_TMP-vlud.log | tail -60
 exit $((FAILS > 0))

@@ -19,60 +19,9 @@
 # timeout: 240
 . /scenarios/lib/tap.sh
 . /scenarios/lib/edu.sh
-SOCK=/run/vlud/vlud.sock
-LOG=/tmp/vmm.log
-MARK=/tmp/vmm.ready
+. /scenarios/lib/iofu.sh
 
-edu_find
-edu_bind
-echo "edu $bdf: $dev"
-
-mkdir -p /run/vlud
-cat > /tmp/vlud.conf <<-EOC
-	{
-		"socket": { "path": "$SOCK", "mode": "0600", "group": null },
-		"orphan_expiry_s": 0,
-		"operators": { "uids": [0], "gids": [] },
-		"vmms": [
-			{ "uids": [0], "gids": [], "devices": ["/dev/iommu", "$dev"],
-			  "fd_types": ["memfd", "eventfd"], "max_fds": 16 }
-		]
-	}
-EOC
-vlud --config /tmp/vlud.conf > /tmp/vlud.log 2>&1 &
-VLUD=$!
-if wait_until 100 test -S $SOCK; then t_ok daemon-listening; else t_fail daemon-listening "no socket"; fi
-
-vmpin() { sed -n 's/^VmPin:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$1/status" 2> /dev/null; }
-# the held entries (id and inode) of the three fds the updates must keep
-held() {
-	vluctl --socket $SOCK --json fds iofu > /tmp/fds.json 2>&1
-	for _n in iommufd:iommu "vfio:$vf" ram; do
-		printf '%s:%s/%s ' "$_n" "$(jget ".fds[name=$_n].id" /tmp/fds.json)" "$(jget ".fds[name=$_n].ino" /tmp/fds.json)"
-	done
-}
-vludfds() { ls "/proc/$VLUD/fd" | wc -l; }
-# gone PID: exited (a zombie of this shell counts: the first VMM is its child)
-gone() { ! grep -q '^State:[[:space:]]*[^Z]' "/proc/$1/status" 2> /dev/null; }
-# ready GEN ROLE: the VMM image GEN (updates so far) of that role serves; its pid in $pid
-ready() { grep -q "^ready [0-9]* $1 $2\$" $MARK 2> /dev/null && pid=$(cut -d' ' -f2 $MARK); }
-# update NAME [vluctl update start options]: the verdict in /tmp/NAME.json
-update() {
-	_n=$1
-	shift
-	vluctl --socket $SOCK --json update start iofu --mode exec "$@" > "/tmp/$_n.json" 2> "/tmp/$_n.err"
-	sed "s/^/# $_n: /" "/tmp/$_n.err" | head -5
-}
-v() { jget "$1" "/tmp/$2.json"; }
-
-: > $LOG
-vlu-iommufd vmm "$SOCK" "$dev" "$bdf" $LOG $MARK &
-VMM=$!
-if wait_until 300 ready 0 first; then t_ok vmm-first-ready; else t_fail vmm-first-ready "$(tail -3 $LOG | tr '\n' ' ')"; fi
-expect vmpin-first "$(vmpin "$VMM")" -eq 1024
-held0=$(held)
-echo "# held: $held0"
-fds0=$(vludfds)
+iofu_start exec /tmp/x
 BIN=$(readlink "/proc/$VMM/exe")
 
 # 1. the update
@@ -134,5 +83,5 @@ kill "$VLUD"
 wait "$VLUD" 2> /dev/null
 echo "# the VMM's log (every image):"
 cat $LOG
-sed 's/^/[vlud] /' /tmp/vlud.log | tail -60
+sed 's/^/[vlud] /' $IOFU_TMP-vlud.log | tail -60
 exit $((FAILS > 0))

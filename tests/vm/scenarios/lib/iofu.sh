@@ -1,0 +1,66 @@
+#!/bin/sh
+# lib/iofu.sh: the set-up the iommufd live-update scenarios share (iommufd-update.sh, exec mode, and
+# iommufd-update-transfer.sh), sourced after lib/tap.sh and lib/edu.sh.
+#
+# iofu_start MODE TMP: binds edu to vfio-pci, starts vlud (its files under the prefix TMP, e.g. /tmp/t, so
+# that scenarios sharing a boot do not meet) with a policy for /dev/iommu and the cdev, starts the first
+# VMM (`vlu-iommufd vmm`, its pid in $VMM) and records the held fds ($held0) and vlud's fd count ($fds0).
+# `update NAME [vluctl update start options]` then runs an update of MODE, the verdict in TMP-NAME.json.
+SOCK=/run/vlud/vlud.sock
+
+vmpin() { sed -n 's/^VmPin:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$1/status" 2> /dev/null; }
+# the held entries (id and inode) of the three fds the updates must keep
+held() {
+	vluctl --socket $SOCK --json fds iofu > "$IOFU_TMP-fds.json" 2>&1
+	for _n in iommufd:iommu "vfio:$vf" ram; do
+		printf '%s:%s/%s ' "$_n" "$(jget ".fds[name=$_n].id" "$IOFU_TMP-fds.json")" \
+			"$(jget ".fds[name=$_n].ino" "$IOFU_TMP-fds.json")"
+	done
+}
+vludfds() { ls "/proc/$VLUD/fd" | wc -l; }
+# gone PID: exited (a zombie of this shell counts: the first VMM is its child)
+gone() { ! grep -q '^State:[[:space:]]*[^Z]' "/proc/$1/status" 2> /dev/null; }
+# ready GEN ROLE: the VMM image GEN (updates so far) of that role serves; its pid in $pid
+ready() { grep -q "^ready [0-9]* $1 $2\$" "$MARK" 2> /dev/null && pid=$(cut -d' ' -f2 "$MARK"); }
+update() {
+	_n=$1
+	shift
+	vluctl --socket $SOCK --json update start iofu --mode "$IOFU_MODE" "$@" > "$IOFU_TMP-$_n.json" 2> "$IOFU_TMP-$_n.err"
+	sed "s/^/# $_n: /" "$IOFU_TMP-$_n.err" | head -5
+}
+v() { jget "$1" "$IOFU_TMP-$2.json"; }
+
+iofu_start() {
+	IOFU_MODE=$1
+	IOFU_TMP=$2
+	LOG=$IOFU_TMP-vmm.log
+	MARK=$IOFU_TMP-vmm.ready
+	edu_find
+	edu_bind
+	echo "edu $bdf: $dev"
+
+	mkdir -p /run/vlud
+	cat > "$IOFU_TMP-vlud.conf" <<-EOC
+		{
+			"socket": { "path": "$SOCK", "mode": "0600", "group": null },
+			"orphan_expiry_s": 0,
+			"operators": { "uids": [0], "gids": [] },
+			"vmms": [
+				{ "uids": [0], "gids": [], "devices": ["/dev/iommu", "$dev"],
+				  "fd_types": ["memfd", "eventfd"], "max_fds": 16 }
+			]
+		}
+	EOC
+	vlud --config "$IOFU_TMP-vlud.conf" > "$IOFU_TMP-vlud.log" 2>&1 &
+	VLUD=$!
+	if wait_until 100 test -S $SOCK; then t_ok daemon-listening; else t_fail daemon-listening "no socket"; fi
+
+	: > "$LOG"
+	vlu-iommufd vmm "$SOCK" "$dev" "$bdf" "$LOG" "$MARK" &
+	VMM=$!
+	if wait_until 300 ready 0 first; then t_ok vmm-first-ready; else t_fail vmm-first-ready "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
+	expect vmpin-first "$(vmpin "$VMM")" -eq 1024
+	held0=$(held)
+	echo "# held: $held0"
+	fds0=$(vludfds)
+}
