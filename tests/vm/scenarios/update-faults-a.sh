@@ -7,4 +7,5 @@
 # use_va: 0
 # devices: 1
 # timeout: 420
+FAULTS_NEVER_CLAIMS_KEPT=1 # never-claims with the connection kept across the exec (-c: not kept)
 . /scenarios/update-faults-c.sh

@@ -11,7 +11,9 @@
 #   vmm-killed-save  the VMM is killed while it should save: devices resumed, instance orphaned, fds kept
 #   never-claims     the exec'ed image never connects: claim timeout; vlud restarts the previous binary,
 #                    which claims the device back from the saved state (result rolled-back) and runs traffic;
-#                    meanwhile (instance orphaned) a reattach and an fd.remove are refused (Busy)
+#                    meanwhile (instance orphaned; attached to the kept connection the exec'ed program
+#                    holds when minivmm keeps it, as in update-faults-a) a reattach and an fd.remove are
+#                    refused (Busy)
 #   killed-after-claim  the successor is killed after its claim: the previous binary is restarted likewise
 #   daemon-stops     vlud gets SIGTERM while an update waits in phase save (device suspended): it RESUMEs
 #                    and sends the verdict (failed) to the waiting starter before it exits
@@ -146,14 +148,33 @@ T=never-claims
 printf '#!/bin/sh\nexec sleep 60\n' > /tmp/never.sh
 chmod 755 /tmp/never.sh
 L0=$(wc -l < vlud.log)
-start_vmm $T vm4 --mem 32M --duration 24
+# minivmm keeps its vlud connection across the exec (vlu_update_exec_keep) unless MINIVMM_NO_KEEP_CONN=1:
+# update-faults-a runs this case with the connection kept (FAULTS_NEVER_CLAIMS_KEPT=1), update-faults-c
+# without, so both hand-overs meet an image that never claims
+if [ "${FAULTS_NEVER_CLAIMS_KEPT:-0}" = 1 ]; then
+	start_vmm $T vm4 --mem 32M --duration 24
+else
+	export MINIVMM_NO_KEEP_CONN=1
+	start_vmm $T vm4 --mem 32M --duration 24
+	unset MINIVMM_NO_KEEP_CONN
+fi
 vctl --json --timeout 30000 call update.start '{"instance":"vm4","mode":"exec","binary":"/tmp/never.sh"}' > $T.reply 2>&1 &
 UPC=$!
-# while the exec'ed image has not claimed, the instance is orphaned: nobody may adopt it or take its fds
 wait_until 100 update_in_phase vm4 exec
-wait_until 50 instate_is vm4 orphaned
-status vm4 $T.status0
-expect $T/orphaned-by-the-exec "$(instate vm4)" = orphaned
+if [ "${FAULTS_NEVER_CLAIMS_KEPT:-0}" = 1 ]; then
+	# the exec'ed program holds the kept connection (it got VLU_CONNECTION): the instance stays attached to
+	# that connection, and only a claim with the token on it (or the claim timeout) moves it on
+	wait_until 50 test "$(tr '\0' '\n' < "/proc/$VMM_PID/environ" 2> /dev/null | grep -c '^VLU_CONNECTION=')" -eq 1
+	status vm4 $T.status0
+	expect $T/exec-image-got-the-connection "$(tr '\0' '\n' < "/proc/$VMM_PID/environ" | grep -c '^VLU_CONNECTION=')" -eq 1
+	expect $T/attached-on-the-kept-connection "$(instate vm4)" = attached
+else
+	# the old image's connection closed at the exec: the instance is orphaned until the claim
+	wait_until 50 instate_is vm4 orphaned
+	status vm4 $T.status0
+	expect $T/orphaned-by-the-exec "$(instate vm4)" = orphaned
+fi
+# either way nobody else may adopt the instance or take its fds
 expect $T/in-phase-exec "$(jget .running.phase $T.status0)" = exec
 vctl --json call instance.register '{"name":"vm4","reattach":true}' > $T.reattach 2>&1
 expect $T/reattach-during-update-refused "$?" -eq 1
