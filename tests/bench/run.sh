@@ -18,7 +18,8 @@
 #         update that failed, lost a frame or moved the wrong VmPin is "not ok").  Nothing about timings is
 #         asserted: the point is that a bench that no longer builds or runs fails CI.
 #
-# Environment: O (build dir), VLU_BUILD, BENCH_REPS, BENCH_MEMS, BENCH_VM_MEMORY, BENCH_MODULES,
+# Environment: O (build dir), VLU_BUILD, BENCH_REPS, BENCH_MEMS, BENCH_VM_MEMORY, BENCH_MODULES ("none": no
+# vhost-vdpa boot),
 # BENCH_PATHS (force paths), BENCH_DRIVER (default "vlud standalone": updates driven by the daemon, and by
 # minivmm alone without a daemon), BENCH_RAM (default "touched lazy": minivmm with and without
 # --no-prefault), BENCH_IOMMUFD (1: the iommufd rows, 0: not), BENCH_IOF_MODES (default "transfer exec"),
@@ -38,6 +39,8 @@ BENCH_REPS=${BENCH_REPS:-5}
 BENCH_MEMS=${BENCH_MEMS:-64M 256M 1G 2G}
 BENCH_VM_MEMORY=${BENCH_VM_MEMORY:-4G}
 BENCH_MODULES=${BENCH_MODULES:-stock patched}
+# none: no vhost-vdpa boot (only the iommufd rows)
+[ "$BENCH_MODULES" = none ] && BENCH_MODULES=
 BENCH_PATHS=${BENCH_PATHS:-}
 BENCH_DRIVER=${BENCH_DRIVER:-vlud standalone}
 BENCH_RAM=${BENCH_RAM:-touched lazy}

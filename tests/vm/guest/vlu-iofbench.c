@@ -322,7 +322,7 @@ static int peer_main(int sock)
 
 static int run_transfer(const char *self, struct dev *d, int memfd, int resfd, uint8_t *mem)
 {
-	int sv[2], fds[4], st;
+	int sv[2], fds[4], st = 0;
 	_cleanup_close_ int sock = -EBADF;
 	char op;
 	pid_t y, me = getpid();
