@@ -8,8 +8,12 @@
  *               pause, the echo gap the client saw, the daemon's time when the daemon drove the update, the
  *               phases) and the ratios: C/A per size, growth of each path from the smallest size to 1 GiB
  *               (and the largest), a least-squares fit of pause against size, the daemon's share
- *   pause.dat   gnuplot data: one block per (modules, path): mem_mb median min max
- *   bench.json  everything: the pause rows, the ratios, and the host documents as they are
+ *   pause.dat   gnuplot data: one block per (modules, path): mem_mb median min max; then one per iommufd mode
+ *               for IOMMU_IOAS_CHANGE_PROCESS and one for the re-pin (unmap + map)
+ *   bench.json  everything: the pause rows, the ratios, "iommufd" (the CHANGE_PROCESS rows with their raw
+ *               samples), and the host documents as they are
+ * and the iommufd section of pause.txt from the guest's "IOFBENCH {...}" lines (tests/vm/guest/vlu-iofbench.c):
+ * per mode and size, CHANGE_PROCESS against unmap + map again, the ratio, the growth with the size.
  * The first update of each minivmm run is also reported apart ("first"): under TCG it pays for
  * translating the new image's code once (see docs/BENCH.md).
  *
@@ -43,6 +47,20 @@ struct series {
 
 static struct series S[MAX_SERIES];
 static unsigned nS;
+
+/* the iommufd rows: one per (mode, size), from the "IOFBENCH {...}" lines of tests/vm/guest/vlu-iofbench.c */
+#define MAX_IOF 32
+struct iofrow {
+	char mode[12];
+	int mem_mb;
+	long long kb;
+	unsigned runs, runs_ok, checks, failed, dma_checks, moves, repins;
+	unsigned vmpin_exact, vmpin_total; /* VmPin movements equal to the mapped size / all recorded */
+	struct bstat_samples cp, unmap, map, repin, first;
+	json_object *raw; /* the lines themselves (an array) */
+};
+static struct iofrow IOF[MAX_IOF];
+static unsigned nIOF;
 
 static bool same_group(const struct series *a, const struct series *b)
 {
@@ -174,6 +192,69 @@ static void take_run(json_object *run)
 	}
 }
 
+static void samples_from(struct bstat_samples *s, json_object *arr)
+{
+	for (size_t i = 0; arr && json_object_is_type(arr, json_type_array) && i < json_object_array_length(arr); i++)
+		bstat_add(s, json_object_get_double(json_object_array_get_idx(arr, i)));
+}
+
+/* VmPin movements of one IOFBENCH line: how many equal the mapped size (-1: not readable, the old mm gone) */
+static void vmpin_count(struct iofrow *r, json_object *arr, long long kb)
+{
+	for (size_t i = 0; arr && json_object_is_type(arr, json_type_array) && i < json_object_array_length(arr); i++) {
+		long long v = json_object_get_int64(json_object_array_get_idx(arr, i));
+
+		if (v == -1)
+			continue;
+		r->vmpin_total++;
+		if (v == kb)
+			r->vmpin_exact++;
+	}
+}
+
+/* one IOFBENCH line */
+static void take_iof(json_object *run)
+{
+	const char *mode = jstr(run, "mode");
+	int mem_mb = (int)jdbl(run, "mem_mb", 0);
+	long long kb = (long long)jdbl(run, "kb", 0);
+	struct iofrow *r = NULL;
+
+	if (!mode || !mem_mb)
+		return;
+	for (unsigned i = 0; i < nIOF; i++)
+		if (!strcmp(IOF[i].mode, mode) && IOF[i].mem_mb == mem_mb)
+			r = &IOF[i];
+	if (!r) {
+		if (nIOF == MAX_IOF)
+			return;
+		r = &IOF[nIOF++];
+		snprintf(r->mode, sizeof(r->mode), "%s", mode);
+		r->mem_mb = mem_mb;
+		r->kb = kb;
+		r->raw = json_object_new_array();
+	}
+	r->runs++;
+	if (json_object_get_boolean(jget(run, "ok")))
+		r->runs_ok++;
+	r->checks += (unsigned)jdbl(run, "checks", 0);
+	r->failed += (unsigned)jdbl(run, "failed", 0);
+	r->dma_checks += (unsigned)jdbl(run, "dma_checks", 0);
+	samples_from(&r->cp, jget(run, "cp_ms"));
+	samples_from(&r->unmap, jget(run, "unmap_ms"));
+	samples_from(&r->map, jget(run, "map_ms"));
+	samples_from(&r->repin, jget(run, "repin_ms"));
+	r->repins = (unsigned)r->repin.n;
+	r->moves = (unsigned)r->cp.n;
+	if (jget(run, "pin_first_ms")) /* (null when the first map failed) */
+		bstat_add(&r->first, jdbl(run, "pin_first_ms", NAN));
+	vmpin_count(r, jget(run, "cp_up_kb"), kb);
+	vmpin_count(r, jget(run, "cp_down_kb"), kb);
+	vmpin_count(r, jget(run, "repin_up_kb"), kb);
+	vmpin_count(r, jget(run, "repin_down_kb"), kb);
+	json_object_array_add(r->raw, json_object_get(run));
+}
+
 static int read_vm_log(const char *path)
 {
 	FILE *f = fopen(path, "re");
@@ -185,6 +266,18 @@ static int read_vm_log(const char *path)
 		return -errno;
 	while (getline(&line, &cap, f) > 0) {
 		char *p = strstr(line, "BENCH {");
+		if (p && !strncmp(line, "  | IOFBENCH {", 14)) {
+			json_object *j = json_tokener_parse(line + 13);
+
+			if (!j) {
+				fprintf(stderr, "bench-report: %s: unparsable IOFBENCH line\n", path);
+				continue;
+			}
+			take_iof(j);
+			json_object_put(j);
+			n++;
+			continue;
+		}
 		if (!p || strncmp(line, "  | BENCH ", 10))
 			continue;
 		json_object *j = json_tokener_parse(p + 6);
@@ -527,6 +620,173 @@ static void targets_report(FILE *txt, json_object *fd, json_object *arr)
 	       "<=", 5, "%", raw[0] ? raw : "no vlud-driven rows");
 }
 
+static int cmp_iof(const void *a, const void *b)
+{
+	const struct iofrow *x = a, *y = b;
+	int c = strcmp(y->mode, x->mode); /* transfer before exec */
+
+	return c ? c : x->mem_mb - y->mem_mb;
+}
+
+static json_object *samples_json(struct bstat_samples *s)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < s->n; i++)
+		json_object_array_add(a, jd(s->v[i]));
+	return a;
+}
+
+/*
+ * The iommufd rows: moving a VFIO device's pinned guest memory to a new process with
+ * IOMMU_IOAS_CHANGE_PROCESS against unmap + map again (the re-pin), per mode and size; the ratio re-pin / move
+ * per size and how each grows with the size (a least-squares fit per mode).  Into txt (pause.txt), dat
+ * (pause.dat: a block per mode and operation, after the pause blocks when there are any), doc's
+ * "iommufd" (summaries and every raw line) and ratios.
+ */
+static void iof_report(FILE *txt, FILE *dat, bool dat_used, json_object *doc, json_object *ratios)
+{
+	json_object *rows = json_object_new_array();
+	char mb[16];
+
+	if (!nIOF)
+		return;
+	qsort(IOF, nIOF, sizeof(IOF[0]), cmp_iof);
+	fprintf(txt, "\niommufd: a VFIO device's pinned guest memory moved to a new process (ms; TCG guest, QEMU edu behind\n"
+		     "intel-iommu, user accounting mode; 'cp' = IOMMU_IOAS_CHANGE_PROCESS by the new process, 're-pin' =\n"
+		     "IOMMU_IOAS_UNMAP of every mapping + IOMMU_IOAS_MAP_FILE again by the new process, 'first' = the first\n"
+		     "map (pin) of touched memory; transfer: a second process that received the fds, exec: the same process\n"
+		     "after exec; every move checked: VmPin moved by exactly the size, an edu DMA through the IOMMU after it)\n\n");
+	fprintf(txt, "%-8s %5s %3s %8s %8s %9s %9s %9s %9s %9s %9s %9s  %s\n", "mode", "mem", "n", "cp_min", "cp_med",
+		"repin_min", "repin_med", "unmap_med", "map_med", "first", "x_med", "x_min",
+		"runs ok/all, moves/re-pins, VmPin exact, DMA checks, checks failed");
+	for (unsigned i = 0; i < nIOF; i++) {
+		struct iofrow *r = &IOF[i];
+		struct bstat_summary c, rp, u, m, f;
+		json_object *o = json_object_new_object();
+		double x, xm;
+
+		bstat_summarize(&r->cp, &c);
+		bstat_summarize(&r->repin, &rp);
+		bstat_summarize(&r->unmap, &u);
+		bstat_summarize(&r->map, &m);
+		bstat_summarize(&r->first, &f);
+		x = c.n && rp.n && c.p50 > 0 ? rp.p50 / c.p50 : NAN;
+		xm = c.n && rp.n && c.min > 0 ? rp.min / c.min : NAN;
+		fprintf(txt, "%-8s %5s %3zu %8.3f %8.3f %9.1f %9.1f %9.1f %9.1f %9.1f %8.0fx %8.0fx  %u/%u, %u/%u, %u/%u, %u, %u\n",
+			r->mode, mem_str(r->mem_mb, mb, sizeof(mb)), c.n, c.n ? c.min : NAN, c.n ? c.p50 : NAN,
+			rp.n ? rp.min : NAN, rp.n ? rp.p50 : NAN, u.n ? u.p50 : NAN, m.n ? m.p50 : NAN, f.n ? f.p50 : NAN, x,
+			xm, r->runs_ok, r->runs, r->moves, r->repins, r->vmpin_exact, r->vmpin_total, r->dma_checks, r->failed);
+		json_object_object_add(o, "mode", json_object_new_string(r->mode));
+		json_object_object_add(o, "mem_mb", json_object_new_int(r->mem_mb));
+		json_object_object_add(o, "kb", json_object_new_int64(r->kb));
+		json_object_object_add(o, "moves", json_object_new_int((int)r->moves));
+		json_object_object_add(o, "repins", json_object_new_int((int)r->repins));
+		json_object_object_add(o, "cp_min_ms", c.n ? jd(c.min) : NULL);
+		json_object_object_add(o, "cp_median_ms", c.n ? jd(c.p50) : NULL);
+		json_object_object_add(o, "cp_max_ms", c.n ? jd(c.max) : NULL);
+		json_object_object_add(o, "repin_min_ms", rp.n ? jd(rp.min) : NULL);
+		json_object_object_add(o, "repin_median_ms", rp.n ? jd(rp.p50) : NULL);
+		json_object_object_add(o, "repin_max_ms", rp.n ? jd(rp.max) : NULL);
+		json_object_object_add(o, "unmap_median_ms", u.n ? jd(u.p50) : NULL);
+		json_object_object_add(o, "map_median_ms", m.n ? jd(m.p50) : NULL);
+		json_object_object_add(o, "pin_first_ms", f.n ? jd(f.p50) : NULL);
+		json_object_object_add(o, "repin_over_cp_median", isnan(x) ? NULL : jd(x));
+		json_object_object_add(o, "repin_over_cp_min", isnan(xm) ? NULL : jd(xm));
+		json_object_object_add(o, "runs", json_object_new_int((int)r->runs));
+		json_object_object_add(o, "runs_ok", json_object_new_int((int)r->runs_ok));
+		json_object_object_add(o, "vmpin_exact", json_object_new_int((int)r->vmpin_exact));
+		json_object_object_add(o, "vmpin_recorded", json_object_new_int((int)r->vmpin_total));
+		json_object_object_add(o, "dma_checks", json_object_new_int((int)r->dma_checks));
+		json_object_object_add(o, "checks", json_object_new_int((int)r->checks));
+		json_object_object_add(o, "checks_failed", json_object_new_int((int)r->failed));
+		json_object_object_add(o, "cp_ms", samples_json(&r->cp));
+		json_object_object_add(o, "repin_ms", samples_json(&r->repin));
+		json_object_object_add(o, "raw", json_object_get(r->raw));
+		json_object_array_add(rows, o);
+		if (!isnan(x)) {
+			json_object *q = json_object_new_object();
+
+			json_object_object_add(q, "ratio", json_object_new_string("iommufd_repin/cp"));
+			json_object_object_add(q, "mode", json_object_new_string(r->mode));
+			json_object_object_add(q, "mem_mb", json_object_new_int(r->mem_mb));
+			json_object_object_add(q, "value", jd(x));
+			json_object_object_add(q, "value_min", isnan(xm) ? NULL : jd(xm));
+			json_object_array_add(ratios, q);
+		}
+	}
+	/* growth with the size, per mode and operation: smallest -> largest, and a fit of the medians */
+	for (unsigned i = 0; i < nIOF; i++) {
+		static const char *const opn[] = { "cp", "repin", "first" };
+		unsigned k, last = i;
+
+		if (i > 0 && !strcmp(IOF[i - 1].mode, IOF[i].mode))
+			continue;
+		for (k = i; k < nIOF && !strcmp(IOF[k].mode, IOF[i].mode); k++)
+			last = k;
+		for (unsigned op = 0; op < ELEMENTSOF(opn); op++) {
+			double sx = 0, sy = 0, sxx = 0, sxy = 0, y0 = NAN, y1 = NAN;
+			unsigned n = 0;
+			json_object *q;
+
+			for (k = i; k <= last; k++) {
+				struct bstat_samples *sm = op == 0 ? &IOF[k].cp : op == 1 ? &IOF[k].repin : &IOF[k].first;
+				double y = median_of(sm), xx = IOF[k].mem_mb;
+
+				if (isnan(y))
+					continue;
+				if (k == i)
+					y0 = y;
+				if (k == last)
+					y1 = y;
+				sx += xx, sy += y, sxx += xx * xx, sxy += xx * y, n++;
+			}
+			if (last == i || isnan(y0) || isnan(y1) || n < 2)
+				continue;
+			double slope = (n * sxy - sx * sy) / (n * sxx - sx * sx), icpt = (sy - slope * sx) / n;
+			char mb2[16];
+
+			fprintf(txt, "  iommufd %s %-5s: %s -> %s median x%.2f (memory x%d); fit: %.3f ms + %.5f ms/MiB\n",
+				IOF[i].mode, opn[op], mem_str(IOF[i].mem_mb, mb, sizeof(mb)),
+				mem_str(IOF[last].mem_mb, mb2, sizeof(mb2)), y1 / y0, IOF[last].mem_mb / IOF[i].mem_mb, icpt,
+				slope);
+			q = json_object_new_object();
+			json_object_object_add(q, "ratio", json_object_new_string("iommufd_growth"));
+			json_object_object_add(q, "mode", json_object_new_string(IOF[i].mode));
+			json_object_object_add(q, "op", json_object_new_string(opn[op]));
+			json_object_object_add(q, "from_mb", json_object_new_int(IOF[i].mem_mb));
+			json_object_object_add(q, "to_mb", json_object_new_int(IOF[last].mem_mb));
+			json_object_object_add(q, "value", jd(y1 / y0));
+			json_object_object_add(q, "fit_intercept_ms", jd(icpt));
+			json_object_object_add(q, "fit_ms_per_mib", jd(slope));
+			json_object_array_add(ratios, q);
+		}
+	}
+	/* the plot: CHANGE_PROCESS and the re-pin of each mode, beside the pause of the vhost-vdpa paths */
+	for (unsigned op = 0; op < 2; op++) {
+		const char *block = NULL; /* the mode whose block is open */
+
+		for (unsigned i = 0; i < nIOF; i++) {
+			struct bstat_samples *sm = op == 0 ? &IOF[i].cp : &IOF[i].repin;
+			struct bstat_summary m;
+
+			bstat_summarize(sm, &m);
+			if (!m.n)
+				continue; /* (no empty blocks: gnuplot would take the next block's title for data) */
+			if (!block || strcmp(block, IOF[i].mode)) {
+				if (dat_used)
+					fprintf(dat, "\n\n");
+				fprintf(dat, "\"iommufd %s (%s, VFIO edu)\"\n",
+					op == 0 ? "IOMMU_IOAS_CHANGE_PROCESS" : "re-pin: unmap + map", IOF[i].mode);
+				dat_used = true;
+				block = IOF[i].mode;
+			}
+			fprintf(dat, "%d %.3f %.3f %.3f\n", IOF[i].mem_mb, m.p50, m.min, m.max);
+		}
+	}
+	json_object_object_add(doc, "iommufd", rows);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -728,6 +988,7 @@ int main(int argc, char **argv)
 		json_object_object_add(o, "value", jd(d / pz));
 		json_object_array_add(ratios, o);
 	}
+	iof_report(txt, dat, cur[0] != 0, doc, ratios);
 	fclose(txt);
 	fclose(dat);
 

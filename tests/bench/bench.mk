@@ -7,15 +7,18 @@
 #                 transfer mode; a verdict table on the terminal and one JSON object per update in
 #                 $(O)/demo/demo.json
 #   make bench    deps, build; host: fd handoff (bench-fd) and control-plane latency (bench-ctl) against the
-#                 real daemon; rig: pause per path against guest memory size, one guest boot per module set;
+#                 real daemon; rig: pause per path against guest memory size, one guest boot per module set,
+#                 and CHANGE_PROCESS against the re-pin on the iommufd flavour's VFIO device, one boot;
 #                 $(O)/bench/bench.txt, bench.json, pause.png
 #   make bench-host   only the host part;   make bench-vm   only the rig part
 #   make bench-quick  everything once, tiny sizes, one update per path ($(O)/bench-quick; a step of make check)
 #
 # Knobs (environment or make variables): BENCH_REPS (updates per path and size, default 5), BENCH_MEMS
 # (default "64M 256M 1G 2G"), BENCH_VM_MEMORY (RAM of the bench guests, default 4G), BENCH_MODULES (default
-# "stock patched"), BENCH_DRIVER (default "vlud standalone"), BENCH_RAM (default "touched lazy"),
-# BENCH_PATHS (default: every path the modules offer).
+# "stock patched"; "none": only the iommufd boot), BENCH_DRIVER (default "vlud standalone"), BENCH_RAM
+# (default "touched lazy"), BENCH_PATHS (default: every path the modules offer), BENCH_IOMMUFD (default 1:
+# one boot of the iommufd flavour, IOMMU_IOAS_CHANGE_PROCESS against unmap + re-map on a VFIO device at the
+# same sizes; 0: not), BENCH_IOF_MODES (default "transfer exec").
 
 BENCH_DIR  := $(O)/bench
 BENCH_BINS := $(O)/bench/bench-fd $(O)/bench/bench-ctl $(O)/bench/bench-report
