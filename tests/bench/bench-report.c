@@ -544,8 +544,16 @@ static void targets_report(FILE *txt, json_object *fd, json_object *arr)
 	fprintf(txt, "Targets (computed from this run; \"not measured\": the data is not in this run)\n");
 	/* 1: exec mode, touched RAM, the first update at 2 GiB against 64 MiB */
 	v = lo && hi && lo->first.n && hi->first.n ? median_of(&hi->first) / median_of(&lo->first) : NAN;
-	snprintf(raw, sizeof(raw), "first update, patched, vlud, touched, path A: 64M %.1f ms, 2G %.1f ms",
-		 lo ? median_of(&lo->first) : NAN, hi ? median_of(&hi->first) : NAN);
+	{
+		double lf = lo ? median_of(&lo->first) : NAN, hf = hi ? median_of(&hi->first) : NAN;
+		char ls[32] = "not run", hs[32] = "not run";
+
+		if (!isnan(lf))
+			snprintf(ls, sizeof(ls), "%.1f ms", lf);
+		if (!isnan(hf))
+			snprintf(hs, sizeof(hs), "%.1f ms", hf);
+		snprintf(raw, sizeof(raw), "first update, patched, vlud, touched, path A: 64M %s, 2G %s", ls, hs);
+	}
 	target(txt, arr, "exec-flat", "pause of the first update at 2 GiB / at 64 MiB", v, "<=", 1.2, "x", raw);
 
 	/* 2: vlud-driven A against minivmm alone, median of updates 2..N, every size: the worst */
@@ -846,10 +854,22 @@ int main(int argc, char **argv)
 		bstat_summarize(&s->daemon, &md);
 		bstat_summarize(&s->first, &mf);
 		bstat_summarize(&s->cvq, &mc);
-		fprintf(txt, "%-8s %-10s %-7s %-4s %5s %3zu %9.1f %9.1f %9.1f %9.1f %9.1f ", s->modules, s->driver, s->ram, s->path,
-			mem_str(s->mem_mb, mb1, sizeof(mb1)), mp.n, mp.min, mp.p50, mp.max, mf.n ? mf.p50 : NAN, me.p50);
-		if (md.n)
-			fprintf(txt, "%9.1f %6.1f%% ", md.p50, mp.p50 > 0 ? 100 * md.p50 / mp.p50 : NAN);
+		fprintf(txt, "%-8s %-10s %-7s %-4s %5s %3zu ", s->modules, s->driver, s->ram, s->path,
+			mem_str(s->mem_mb, mb1, sizeof(mb1)), mp.n);
+		/* no update after the first (quick mode: one update per run): nothing to summarize, not 0 */
+		if (mp.n)
+			fprintf(txt, "%9.1f %9.1f %9.1f ", mp.min, mp.p50, mp.max);
+		else
+			fprintf(txt, "%9s %9s %9s ", "-", "-", "-");
+		if (mf.n)
+			fprintf(txt, "%9.1f ", mf.p50);
+		else
+			fprintf(txt, "%9s ", "-");
+		fprintf(txt, "%9.1f ", me.p50);
+		if (md.n && mp.n && mp.p50 > 0)
+			fprintf(txt, "%9.1f %6.1f%% ", md.p50, 100 * md.p50 / mp.p50);
+		else if (md.n)
+			fprintf(txt, "%9.1f %7s ", md.p50, "-");
 		else
 			fprintf(txt, "%9s %7s ", "-", "-");
 		if (mc.n)
@@ -864,9 +884,9 @@ int main(int argc, char **argv)
 		json_object_object_add(o, "path", json_object_new_string(s->path));
 		json_object_object_add(o, "mem_mb", json_object_new_int(s->mem_mb));
 		json_object_object_add(o, "updates", json_object_new_int((int)mp.n));
-		json_object_object_add(o, "pause_min_ms", jd(mp.min));
-		json_object_object_add(o, "pause_median_ms", jd(mp.p50));
-		json_object_object_add(o, "pause_max_ms", jd(mp.max));
+		json_object_object_add(o, "pause_min_ms", mp.n ? jd(mp.min) : NULL);
+		json_object_object_add(o, "pause_median_ms", mp.n ? jd(mp.p50) : NULL);
+		json_object_object_add(o, "pause_max_ms", mp.n ? jd(mp.max) : NULL);
 		json_object_object_add(o, "pause_first_ms", mf.n ? jd(mf.p50) : NULL);
 		json_object_object_add(o, "echo_gap_median_ms", me.n ? jd(me.p50) : NULL);
 		json_object_object_add(o, "echo_gap_max_ms", me.n ? jd(me.max) : NULL);
@@ -916,6 +936,8 @@ int main(int argc, char **argv)
 		if (strcmp(cc->path, "C") || !(a = find(cc, "A", cc->mem_mb)))
 			continue;
 		double r = median_of(&cc->pause) / median_of(&a->pause), rm = min_of(&cc->pause) / min_of(&a->pause);
+		if (isnan(r) || isnan(rm))
+			continue; /* no update 2..N in one of them (quick mode) */
 		fprintf(txt, "  C/A at %-5s (%s, %s, %s RAM): median %.1f, min %.1f\n", mem_str(cc->mem_mb, mb1, sizeof(mb1)),
 			cc->modules, cc->driver, cc->ram, r, rm);
 		json_object *o = json_object_new_object();
@@ -975,7 +997,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < nS; i++) {
 		struct series *s = &S[i];
 		double d = median_of(&s->daemon), pz = median_of(&s->pause);
-		if (isnan(d))
+		if (isnan(d) || isnan(pz) || pz <= 0)
 			continue;
 		fprintf(txt, "  daemon share %s %s RAM, path %s %s: %.1f%% (%.2f of %.1f ms)\n", s->modules, s->ram, s->path,
 			mem_str(s->mem_mb, mb1, sizeof(mb1)), 100 * d / pz, d, pz);
