@@ -280,6 +280,12 @@ static int cmd_instance_register(struct request *r)
 					     "instance '%s' is being live-updated: only its successor (update.claim) "
 					     "takes it over",
 					     name);
+		{
+			char why[256];
+
+			if (update_reattach_refused(inst, c->cred.pid, why, sizeof(why)) < 0)
+				return request_error(r, VLU_ERR_BUSY, "%s", why);
+		}
 	} else if (vl.n_instances >= vl.cfg->limits.max_instances)
 		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "%u instances registered (max_instances)",
 				     vl.n_instances);

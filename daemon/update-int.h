@@ -92,6 +92,7 @@ struct update {
 	struct instance *inst;
 	uint64_t id;
 	enum phase phase; /* changed only by upd_set_phase() */
+	enum phase ended_in; /* phase PH_DONE: the phase before it (what update_persist_record() writes) */
 	enum mode mode;
 	char route; /* the path: 'A', 'B', 'C' */
 	char route_reason[160];
@@ -167,6 +168,11 @@ struct upd_inst {
 	json_object *ioas;     /* owned: the iommufd mappings as declared (NULL: none; docs/IOMMUFD.md) */
 	struct update *cur;
 	json_object *last;     /* owned: verdict of the last update */
+	/* after a restart of vlud that interrupted an update: the process that owned the device then (the
+	 * old VMM before the hand-over, the successor after its claim), the only one that may reattach the
+	 * instance while it lives (update_reattach_refused()); heir_pid 0: no reservation */
+	pid_t heir_pid;
+	int heir_pidfd; /* owned when heir_pid */
 };
 
 extern uint64_t update_next_id;

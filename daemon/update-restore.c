@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <json-c/json.h>
 
@@ -38,15 +39,18 @@ bool update_persist_record(struct instance *inst, struct state_update *ret)
 {
 	struct upd_inst *ui = inst->update;
 	struct update *u = ui ? ui->cur : NULL;
+	enum phase ph;
 
 	if (!u || !u->id)
 		return false;
+	/* an update ending (upd_finish()) is recorded at the phase it ended in, until its verdict is */
+	ph = u->phase == PH_DONE ? u->ended_in : u->phase;
 	memset(ret, 0, sizeof(*ret));
 	snprintf(ret->instance, sizeof(ret->instance), "%s", inst->name);
 	ret->id = u->id;
 	snprintf(ret->mode, sizeof(ret->mode), "%s", upd_mode_name(u->mode));
 	ret->path = u->route;
-	snprintf(ret->phase, sizeof(ret->phase), "%s", update_phase_name(u->phase));
+	snprintf(ret->phase, sizeof(ret->phase), "%s", update_phase_name(ph));
 	ret->old_pid = u->old_pid;
 	ret->new_pid = u->new_pid > 0 ? u->new_pid : 0;
 	ret->started_us = now_realtime_us() - (now_monotonic_us() - u->t_start_us);
@@ -57,9 +61,9 @@ bool update_persist_record(struct instance *inst, struct state_update *ret)
 		/* in phase suspend the SUSPENDs run after this record is written: count them as done (a
 		 * RESUME of a device that is not suspended does nothing, kernel-facts.md 5) */
 		d->suspended = u->devs[i].suspended ||
-			       (u->phase == PH_SUSPEND && upd_has_bf(u->devs[i].backend, VHOST_BACKEND_F_SUSPEND));
+			       (ph == PH_SUSPEND && upd_has_bf(u->devs[i].backend, VHOST_BACKEND_F_SUSPEND));
 		/* likewise SET_STATUS 0 runs in phase reset, after the record */
-		d->reset = u->route == 'B' && u->phase >= PH_RESET && u->phase != PH_ROLLBACK;
+		d->reset = u->route == 'B' && ph >= PH_RESET && ph != PH_ROLLBACK;
 		d->released = u->devs[i].lost || u->release_us >= 0 || u->claim_job;
 		if (u->devs[i].path && strlen(u->devs[i].path) <= VLUD_STATE_DEV_MAX &&
 		    strlen(u->devs[i].device ? u->devs[i].device : "") <= VLUD_STATE_DEV_MAX) {
@@ -159,6 +163,8 @@ static void restore_one(struct instance *inst, const struct state_update *su)
 	json_object *v, *st, *resumed, *lost = NULL;
 	const char *why_owner;
 	char err[1536] = "";
+	pid_t heir;
+	int heir_fd = -EBADF;
 	char mode_c = su->path;
 
 	if (!ui)
@@ -260,6 +266,26 @@ static void restore_one(struct instance *inst, const struct state_update *su)
 		jappend(st, e);
 	}
 
+	/* who owns the device now: the old VMM before the hand-over (and while a rollback brings it back),
+	 * the successor once it claimed (transfer mode; in exec mode both are the one process).  While that
+	 * process lives only it may reattach the instance: the other one, told nothing by the dead vlud,
+	 * would take over an instance whose device it does not own (chaos soak seed 6, docs/SOAK.md) */
+	heir = resume || ph == PH_ROLLBACK || (ph <= PH_CLAIM && !released) ? su->old_pid
+	       : ph >= PH_RESTORE && ph <= PH_COMMIT			      ? su->new_pid
+									      : 0;
+	if (heir > 0 && (heir_fd = pidfd_open(heir, 0)) >= 0 && pid_exists(heir)) {
+		if (ui->heir_pid)
+			safe_close(ui->heir_pidfd);
+		ui->heir_pid = heir;
+		ui->heir_pidfd = heir_fd;
+		APPENDF(err, "; the instance is reserved to pid %d (it owned the device): only it reattaches while it "
+			     "lives",
+			(int)heir);
+	} else {
+		safe_close(heir_fd);
+		heir = 0;
+	}
+
 	v = jnew_obj();
 	jadd(v, "instance", jnew_str(inst->name));
 	jadd(v, "id", jnew_uint(su->id));
@@ -273,6 +299,7 @@ static void restore_one(struct instance *inst, const struct state_update *su)
 	jadd(v, "phase", jnew_str(su->phase));
 	jadd(v, "resumed", resumed);
 	jadd(v, "status_after", st);
+	jadd(v, "reattach_reserved_for", heir ? jnew_int(heir) : NULL);
 	if (lost)
 		jadd(v, "device_lost", lost);
 	jadd(v, "total_ms",

@@ -231,6 +231,8 @@ void upd_set_phase(struct update *u, enum phase ph)
 	jadd(e, "phase", jnew_str(update_phase_name(u->phase)));
 	jadd(e, "ms", jnew_double((double)(now - u->t_phase_us) / 1000.0));
 	jappend(u->phases, e);
+	if (ph == PH_DONE)
+		u->ended_in = u->phase;
 	u->phase = ph;
 	u->t_phase_us = now;
 	ev_timer_stop(vl.loop, &u->timer);
@@ -243,7 +245,12 @@ void upd_set_phase(struct update *u, enum phase ph)
 	jadd(d, "t_ms", jnew_double((double)(now - u->t_start_us) / 1000.0));
 	events_emit("update.phase", u->inst->name, d);
 	log_debug("update %" PRIu64 " (%s): phase %s", u->id, u->inst->name, update_phase_name(ph));
-	persist_state_write(); /* the running update is in the state (survives a restart of vlud) */
+	/* the running update is in the state (survives a restart of vlud); not "done", which upd_finish()
+	 * follows with the recorded verdict: a vlud killed in between finds the record at the phase the
+	 * update ended in (update_persist_record()), which tells who owns the device (commit: the successor;
+	 * rollback: the old VMM) where "done" would not */
+	if (ph != PH_DONE)
+		persist_state_write();
 }
 
 int upd_dev_ioctl(struct update *u, unsigned i, unsigned long req, void *arg)
@@ -862,7 +869,36 @@ void update_instance_gone(struct instance *inst)
 	json_object_put(ui->devices);
 	json_object_put(ui->ioas);
 	json_object_put(ui->last);
+	if (ui->heir_pid)
+		safe_close(ui->heir_pidfd);
 	free(ui);
 	inst->update = NULL;
+}
+
+int update_reattach_refused(struct instance *inst, pid_t pid, char *why, size_t len)
+{
+	struct upd_inst *ui = inst->update;
+
+	if (!ui || !ui->heir_pid)
+		return 0;
+	if (!upd_pidfd_alive(ui->heir_pidfd)) {
+		log_info("instance %s: pid %d, which owned the device when vlud restarted, exited: anyone of uid %u "
+			 "may reattach",
+			 inst->name, (int)ui->heir_pid, (unsigned)inst->uid);
+		ui->heir_pidfd = safe_close(ui->heir_pidfd);
+		ui->heir_pid = 0;
+		return 0;
+	}
+	if (pid == ui->heir_pid) {
+		/* the owner is back: the reservation has done its job */
+		ui->heir_pidfd = safe_close(ui->heir_pidfd);
+		ui->heir_pid = 0;
+		return 0;
+	}
+	snprintf(why, len,
+		 "instance '%s' is reserved to pid %d, which owned its device when vlud restarted during update "
+		 "%" PRId64 ": only that process reattaches while it lives",
+		 inst->name, (int)ui->heir_pid, ui->last ? upd_jint(ui->last, "id", 0) : 0);
+	return -EBUSY;
 }
 

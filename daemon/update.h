@@ -35,6 +35,10 @@ void update_stop_all(const char *why);
  * instance.release are refused with Busy meanwhile) */
 bool update_running(const struct instance *inst);
 
+/* instance.register reattach by pid: 0, or -EBUSY with why (the instance is reserved to the process that
+ * owned its device when a restart of vlud interrupted an update, while that process lives) */
+int update_reattach_refused(struct instance *inst, pid_t pid, char *why, size_t len);
+
 /* persistence (daemon/persist.c builds the state document from these): the record of inst's running
  * update (false: none runs), and its last verdict as JSON text (malloc()ed, bounded by
  * VLUD_STATE_VERDICT_MAX; NULL: none) */

@@ -12,10 +12,16 @@
  *    update (phase save)", interrupted_by_restart, the device reported lost (no fd held), logged; the
  *    state it rewrites has no update record any more but keeps the verdict; a claim of that update is
  *    refused with the reason; a further restart reports nothing new and still answers the same verdict.
+ * 3. A record of a transfer-mode update in phase commit (the successor had claimed and owns the device),
+ *    both VMMs alive (two child processes): the restarted vlud reserves the instance to the successor
+ *    (verdict reattach_reserved_for): a reattach by any other process of the uid is refused (Busy, saying
+ *    why), the successor's own reattach is accepted (chaos soak seed 6: the old VMM, told nothing, had
+ *    taken over an instance whose device it no longer owned).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +109,30 @@ static void store_put(const char *name, int fd)
 	} else
 		close(fd);
 	integ_notify_unlock(&N);
+}
+
+/* a state memfd holding body ("VLUDSTATE 1" and the document) the way vlud writes it (index page, the body
+ * at 8192), put
+ * into the store as "state"; the new memfd (the caller's) or -errno */
+static int craft_state(const char *body)
+{
+	char index[4096];
+	size_t n = strlen(body);
+	int fd = memfd_create("vlud-state", MFD_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	memset(index, ' ', sizeof(index));
+	index[snprintf(index, sizeof(index), "VLUDSTATE 1\n{\"offset\":8192,\"length\":%zu}\n", n)] = ' ';
+	index[sizeof(index) - 1] = '\n';
+	if (pwrite(fd, body, n, 8192) != (ssize_t)n || pwrite(fd, index, sizeof(index), 0) != (ssize_t)sizeof(index)) {
+		int k = -errno;
+
+		close(fd);
+		return k;
+	}
+	store_put("state", fcntl(fd, F_DUPFD_CLOEXEC, 3));
+	return fd;
 }
 
 static bool status_of(const char *inst, json_object **ret)
@@ -274,6 +304,116 @@ int main(void)
 	}
 	tap_check(log_count("update 41 of vm9: failed") == 1, "not-ended-twice", "%d lines",
 		  log_count("update 41 of vm9: failed"));
+	/* ---- 3. transfer mode, phase commit, both VMMs alive: the instance is the successor's */
+	{
+		extern char **environ;
+		int go[2] = { -1, -1 }, out[2] = { -1, -1 }, held;
+		pid_t old_vmm = -1, succ = -1;
+		struct stat st;
+		char *body = NULL, sockarg[600], res[512] = "";
+		char *o_argv[] = { "sleep", "60", NULL };
+		char *s_argv[] = { "sh", "-c",
+				   "read go; exec \"$0\" --socket \"$1\" --json call instance.register "
+				   "'{\"name\":\"vm8\",\"reattach\":true}'",
+				   (char *)integ_prog("vluctl"), sockarg, NULL };
+		posix_spawn_file_actions_t fa;
+		ssize_t k;
+
+		ws = integ_daemon_stop(&D, SIGKILL, 5000);
+		safe_close(store_take("state"));
+		st_fd = safe_close(st_fd);
+		held = integ_notify_find(&N, "h1");
+		snprintf(sockarg, sizeof(sockarg), "%s", D.sock);
+		posix_spawn_file_actions_init(&fa);
+		if (pipe2(go, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0) {
+			posix_spawn_file_actions_adddup2(&fa, go[0], 0);
+			posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+			if (posix_spawnp(&old_vmm, "sleep", NULL, NULL, o_argv, environ) != 0)
+				old_vmm = -1;
+			if (posix_spawn(&succ, "/bin/sh", &fa, NULL, s_argv, environ) != 0)
+				succ = -1;
+		}
+		posix_spawn_file_actions_destroy(&fa);
+		safe_close(go[0]);
+		safe_close(out[1]);
+		if (!tap_check(ws >= 0 && held >= 0 && fstat(held, &st) == 0 && old_vmm > 0 && succ > 0,
+			       "commit-setup", "h1 %d, old VMM %d, successor %d", held, (int)old_vmm, (int)succ))
+			goto part3_end;
+		if (asprintf(&body,
+			     "VLUDSTATE 1\n{\"next_id\":2,\"written_us\":0,\"instances\":[{\"name\":\"vm8\",\"pid\":%d,"
+			     "\"uid\":%u,\"gid\":%u,\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0}],"
+			     "\"fds\":[{\"id\":1,\"instance\":\"vm8\",\"name\":\"ram0\",\"type\":\"memfd\","
+			     "\"dev\":%llu,\"ino\":%llu,\"rdev\":0,\"created_us\":0}],"
+			     "\"updates\":[{\"instance\":\"vm8\",\"id\":57,\"mode\":\"transfer\",\"path\":\"A\","
+			     "\"phase\":\"commit\",\"old_pid\":%d,\"new_pid\":%d,\"started_us\":%lld,"
+			     "\"devices\":[{\"name\":\"vdpa:vdpa0\",\"suspended\":true,\"reset\":false,"
+			     "\"released\":false}]}]}\n",
+			     (int)succ, (unsigned)getuid(), (unsigned)getgid(), (unsigned long long)st.st_dev,
+			     (unsigned long long)st.st_ino, (int)old_vmm, (int)succ,
+			     (long long)time(NULL) * 1000000LL - 1000000LL) < 0)
+			body = NULL;
+		st_fd = body ? craft_state(body) : -ENOMEM;
+		free(body);
+		if (!tap_check(st_fd >= 0, "commit-state-written", "%s", strerror(-st_fd)))
+			goto part3_end;
+		r = restart(dir, lfd, cfg);
+		if (!tap_check(r == 0, "commit-restart-ready", "%s", strerror(-r))) {
+			integ_daemon_dump_log(&D);
+			goto part3_end;
+		}
+		{
+			_cleanup_json_ json_object *st_reply = NULL;
+			bool ok = status_of("vm8", &st_reply);
+			json_object *last = integ_get(st_reply, "return.last");
+			const char *err = integ_str(integ_get(last, "error"));
+
+			tap_check(ok && json_object_get_int64(integ_get(last, "id")) == 57 &&
+					  json_object_get_int64(integ_get(last, "reattach_reserved_for")) == succ,
+				  "commit-reserved-to-successor", "%s", st_reply ? json_object_to_json_string(st_reply) : "-");
+			tap_check(err && strstr(err, "(phase commit)") && strstr(err, "reserved to pid"),
+				  "commit-reason-says-reserved", "%s", err ? err : "-");
+		}
+		{
+			/* this process is neither VMM: another process of the same uid */
+			_cleanup_close_ int c = integ_open_client(D.sock, NULL);
+			_cleanup_json_ json_object *a = c >= 0 ? integ_call_json(c, "instance.register",
+									    "{\"name\":\"vm8\",\"reattach\":true}")
+							       : NULL;
+			const char *cls = integ_error_class(a), *desc = integ_error_desc(a);
+			char want[64];
+
+			snprintf(want, sizeof(want), "reserved to pid %d", (int)succ);
+			tap_check(cls && !strcmp(cls, "Busy") && desc && strstr(desc, want), "commit-other-reattach-refused",
+				  "%s", a ? json_object_to_json_string(a) : "-");
+		}
+		{
+			/* the successor itself reattaches */
+			k = write(go[1], "go\n", 3);
+			go[1] = safe_close(go[1]);
+			for (size_t got = 0; k == 3 && got < sizeof(res) - 1;) {
+				ssize_t m = read(out[0], res + got, sizeof(res) - 1 - got);
+
+				if (m <= 0)
+					break;
+				got += (size_t)m;
+			}
+			waitpid(succ, &ws, 0);
+			succ = -1;
+			tap_check(WIFEXITED(ws) && WEXITSTATUS(ws) == 0 && strstr(res, "\"reattached\":true"),
+				  "commit-successor-reattaches", "exit 0x%x: %s", ws, res);
+		}
+part3_end:
+		safe_close(go[1]);
+		safe_close(out[0]);
+		if (old_vmm > 0) {
+			kill(old_vmm, SIGKILL);
+			waitpid(old_vmm, NULL, 0);
+		}
+		if (succ > 0) {
+			kill(succ, SIGKILL);
+			waitpid(succ, NULL, 0);
+		}
+	}
 	ws = integ_daemon_stop(&D, SIGTERM, 10000);
 	tap_check(ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "final-clean-exit", "wait status 0x%x", ws);
 	if (tap_failures())
