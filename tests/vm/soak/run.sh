@@ -44,7 +44,7 @@ rc=${PIPESTATUS[0]}
 	echo "SOAK_SEED=$SEED SOAK_KILLS=$KILLS SOAK_MODULES=\"$MODULES\""
 	for n in "${names[@]}"; do
 		# the summary soak.sh printed (comment lines of the guest's log)
-		sed -n 's/^  | # //p' "$O/vm/logs/$n.log" 2> /dev/null | grep -E '^(soak:|kills by|outcomes:|  |longest recovery|traffic checks)'
+		sed -n 's/^  | # //p' "$O/vm/logs/$n.log" 2> /dev/null | grep -E '^(soak:|kills |outcomes:|  |longest recovery|traffic checks)'
 	done
 	grep -E '^not ok' "$OUT/soak.log"
 } > "$OUT/report.txt"
