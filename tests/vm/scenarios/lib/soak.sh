@@ -15,6 +15,8 @@
 #   SOAK_SPAN_MS  a kill of the plan's delay mode comes 0..1.15 x SPAN ms after update.start's reply
 #                 (default: each mode and path's own span, measured by one update without a kill at the start
 #                 and printed; most kills then land inside the update, some after it ended)
+#   SOAK_PLAN     mixed (default: 3 kills in 4 aimed at a phase, 1 in 4 after a delay), phase or delay (every
+#                 kill so; the same seed gives the same targets, modes and paths, to compare the two)
 #   SOAK_TRAFFIC_EVERY  every N kills (and at the end) the VMM is stopped and its traffic report checked
 #                 (default 4)
 #   SOAK_STALL_S  the watchdog: a kill that has not settled and been checked after this many seconds (every
@@ -30,6 +32,7 @@
 SOAK_KILLS=${SOAK_KILLS:-1000}
 SOAK_SEED=${SOAK_SEED:-1}
 SOAK_SPAN_MS=${SOAK_SPAN_MS:-}
+SOAK_PLAN=${SOAK_PLAN:-mixed}
 SOAK_TRAFFIC_EVERY=${SOAK_TRAFFIC_EVERY:-4}
 SOAK_STALL_S=${SOAK_STALL_S:-240}
 INST=vm0
@@ -237,7 +240,7 @@ check_verdict() {
 # ---- the plan (schedule): one line per kill "MODE PATH TARGET AIM ARG TARGET2 GAP_MS" (awk's rand, seeded):
 # - AIM a phase: the kill comes ARG ms after that phase's update.phase event (the phases of MODE and PATH,
 #   PHASE_TAB; skewed early: ARG = r^2 x the phase's cap in SUB_CAP, 0 for a phase shorter than the event's
-#   own way to the soak; a successor is aimed at its spawn or later); 3 kills in 4
+#   own way to the soak; a successor is aimed at its spawn or later); 3 kills in 4 (SOAK_PLAN)
 # - AIM "delay": the kill comes ARG/1000 of the pair's span (spans.txt) after update.start's reply: ARG
 #   0..1150, so that about one such kill in eight lands after the update ended; 1 kill in 4
 # then TARGET2 (when not "-") GAP_MS after the first.  The same seed gives the same plan.
@@ -254,7 +257,7 @@ transfer/C=suspend,save,spawn,claim,claim#2,restore,verify,commit'
 # claim (exec mode's claim, transfer mode's claim#2) is short but for path C's release
 SUB_CAP='save=30 exec=150 spawn=10 claim=40 claim#2=15 restore=60'
 schedule() {
-	awk -v seed="$SOAK_SEED" -v n="$SOAK_KILLS" -v paths="$PATHS" -v tab="$PHASE_TAB" -v caps="$SUB_CAP" 'BEGIN {
+	awk -v seed="$SOAK_SEED" -v n="$SOAK_KILLS" -v paths="$PATHS" -v tab="$PHASE_TAB" -v caps="$SUB_CAP" -v plan="$SOAK_PLAN" 'BEGIN {
 		srand(seed); np = split(paths, P, " ")
 		nt = split(tab, T, "\n")
 		for (i = 1; i <= nt; i++) { split(T[i], kv, "="); PH[kv[1]] = kv[2] }
@@ -268,15 +271,17 @@ schedule() {
 			else if (r < 0.85) t = "vlud"; else t = "vlud+vmm"
 			t2 = "-"; gap = 0
 			if (t == "vlud+vmm") { t = "vlud"; t2 = (mode == "transfer" && rand() < 0.5) ? "successor" : "vmm"; gap = int(rand() * 100) }
-			if (rand() < 0.25) {
-				aim = "delay"; arg = int(rand() * 1150)
+			# every draw made whichever the choice: SOAK_PLAN=delay or phase changes only the aims
+			rd = rand(); rdelay = rand(); raim = rand(); rsub = rand()
+			if (plan == "delay" || (plan != "phase" && rd < 0.25)) {
+				aim = "delay"; arg = int(rdelay * 1150)
 			} else {
 				k = split(PH[mode "/" path], A, ",")
 				lo = 1
 				if (t == "successor") for (j = 1; j <= k; j++) if (A[j] == "spawn") lo = j
-				aim = A[lo + int(rand() * (k - lo + 1))]
+				aim = A[lo + int(raim * (k - lo + 1))]
 				cap = (mode == "exec" && aim == "claim") ? CAP["claim#2"] : CAP[aim]
-				r = rand(); arg = int(r * r * cap)
+				arg = int(rsub * rsub * cap)
 			}
 			print mode, path, t, aim, arg, t2, gap
 		}
@@ -484,7 +489,7 @@ soak_run() {
 	FDS_PID=$!
 	wait_ready 1 || { t_fail vlud/started "no READY=1 from vlud under vlu-fdstore"; sed 's/^/[vlud] /' vlud.log; exit 1; }
 	t_ok vlud/started-under-vlu-fdstore
-	echo "# soak: seed $SOAK_SEED, $SOAK_KILLS kills, paths $PATHS, span ${SOAK_SPAN_MS:-measured per mode and path}"
+	echo "# soak: seed $SOAK_SEED, $SOAK_KILLS kills, paths $PATHS, plan $SOAK_PLAN, span ${SOAK_SPAN_MS:-measured per mode and path}"
 	K=0 KDESC="start" NFDS0=6 NAMES0='' TRAFFIC_CHECKS=0 FRAMES=0
 	progress
 	# its stdin is not the schedule the loop below reads
