@@ -240,7 +240,10 @@ check_verdict() {
 # ---- the plan (schedule): one line per kill "MODE PATH TARGET AIM ARG TARGET2 GAP_MS" (awk's rand, seeded):
 # - AIM a phase: the kill comes ARG ms after that phase's update.phase event (the phases of MODE and PATH,
 #   PHASE_TAB; skewed early: ARG = r^2 x the phase's cap in SUB_CAP, 0 for a phase shorter than the event's
-#   own way to the soak; a successor is aimed at its spawn or later); 3 kills in 4 (SOAK_PLAN)
+#   own way to the soak); 3 kills in 4 (SOAK_PLAN).  vlud is aimed at any phase; the VMM and the successor
+#   at the phases in which vlud waits for a process (save, exec, claim, claim#2, restore; the successor
+#   from its spawn on): the others (suspend, reset, spawn, resume, verify, commit) pass inside one request
+#   of vlud's, so the exit of a process killed there is seen in the next phase anyway (or after the end)
 # - AIM "delay": the kill comes ARG/1000 of the pair's span (spans.txt) after update.start's reply: ARG
 #   0..1150, so that about one such kill in eight lands after the update ended; 1 kill in 4
 # then TARGET2 (when not "-") GAP_MS after the first.  The same seed gives the same plan.
@@ -261,6 +264,7 @@ schedule() {
 		srand(seed); np = split(paths, P, " ")
 		nt = split(tab, T, "\n")
 		for (i = 1; i <= nt; i++) { split(T[i], kv, "="); PH[kv[1]] = kv[2] }
+		WAITS = " save exec claim claim#2 restore "
 		nc = split(caps, C, " ")
 		for (i = 1; i <= nc; i++) { split(C[i], kv, "="); CAP[kv[1]] = kv[2] }
 		for (i = 1; i <= n; i++) {
@@ -276,10 +280,12 @@ schedule() {
 			if (plan == "delay" || (plan != "phase" && rd < 0.25)) {
 				aim = "delay"; arg = int(rdelay * 1150)
 			} else {
-				k = split(PH[mode "/" path], A, ",")
-				lo = 1
-				if (t == "successor") for (j = 1; j <= k; j++) if (A[j] == "spawn") lo = j
-				aim = A[lo + int(raim * (k - lo + 1))]
+				k = split(PH[mode "/" path], A, ","); m = 0; sp = 0
+				for (j = 1; j <= k; j++) {
+					if (A[j] == "spawn") sp = 1
+					if (t == "vlud" || (WAITS ~ " " A[j] " " && (t != "successor" || sp))) Q[++m] = A[j]
+				}
+				aim = Q[1 + int(raim * m)]
 				cap = (mode == "exec" && aim == "claim") ? CAP["claim#2"] : CAP[aim]
 				arg = int(rsub * rsub * cap)
 			}
