@@ -256,9 +256,10 @@ exec/C=suspend,save,exec,claim,restore,verify,commit
 transfer/A=suspend,save,spawn,claim,claim#2,restore,resume,verify,commit
 transfer/B=suspend,save,reset,spawn,claim,claim#2,restore,verify,commit
 transfer/C=suspend,save,spawn,claim,claim#2,restore,verify,commit'
-# the sub-delay's cap per aimed phase, ms: about the phase's length in the rig (64 MiB, TCG); the accepted
-# claim (exec mode's claim, transfer mode's claim#2) is short but for path C's release
-SUB_CAP='save=30 exec=150 spawn=10 claim=40 claim#2=15 restore=60'
+# the sub-delay's cap per aimed phase, ms: about the shortest length of the phase in the rig (64 MiB, TCG;
+# the event's way to the soak takes a few ms more); the accepted claim (exec mode's claim, transfer mode's
+# claim#2) is short but for path C's release
+SUB_CAP='save=15 exec=60 spawn=5 claim=40 claim#2=10 restore=25'
 schedule() {
 	awk -v seed="$SOAK_SEED" -v n="$SOAK_KILLS" -v paths="$PATHS" -v tab="$PHASE_TAB" -v caps="$SUB_CAP" -v plan="$SOAK_PLAN" 'BEGIN {
 		srand(seed); np = split(paths, P, " ")
