@@ -469,10 +469,10 @@ summary() {
 		awk -F'\t' '{ n[$6]++; h[$6 "\t" $3]++ }
 			END { for (a in n) { l = ""; for (k in h) { split(k, x, "\t"); if (x[1] == a) l = l sprintf(", %s %d", x[2], h[k]) }
 				printf "  %-10s %3d: %s\n", a, n[a], substr(l, 3) } }' kills.txt | sort
-		awk -F'\t' '$6 != "delay" && $7 != "-" && $8 == 0 { l[++n] = $7 + 0 } END {
+		awk -F'\t' '$6 != "delay" && $7 != "-" { l[++n] = $7 - $8 } END {
 			if (!n) exit
 			for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (l[j] < l[i]) { t = l[i]; l[i] = l[j]; l[j] = t }
-			printf "kills aimed at a phase without sub-delay, ms from its start to the kill: median %.1f, max %.1f (%d kills)\n", l[int((n + 1) / 2)], l[n], n }' kills.txt
+			printf "kills aimed at a phase, ms from its start to the kill beyond the sub-delay (the event'"'"'s way to the soak): median %.1f, max %.1f (%d kills)\n", l[int((n + 1) / 2)], l[n], n }' kills.txt
 		echo "outcomes:"
 		awk -F'\t' '{ split($4, a, ","); n[a[1]]++ } END { for (k in n) printf "  %-32s %d\n", k, n[k] }' kills.txt | sort
 		awk -F'\t' '$5 > m { m = $5; k = $1 } END { printf "longest recovery: %.2f s (kill %d)\n", m / 100, k }' kills.txt
