@@ -167,10 +167,17 @@ enum rb_action update_decide(const struct rb_facts *f)
 			return RB_IGNORE; /* O may exit once N has everything: D verifies without it */
 		if (f->transfer && f->phase == PH_CLAIM && f->saved && !f->retake && !f->old_killed)
 			return RB_CONTINUE; /* everything N needs is with D: the update goes on without O */
+		if (f->claim_pending)
+			return RB_IGNORE; /* exec mode, the claimant: see below */
 		break;
 	case RBT_NEW_EXIT:
 		if (f->retake)
 			return RB_IGNORE; /* the device is being brought back to O: N no longer matters */
+		/* path C, the claimant died while D's old device copies are being closed: the close completes
+		 * first, D reopens the device and, the claimant gone, rolls back with it (claim_released());
+		 * deciding now would end the update with the device lost (the closer owns the old fds) */
+		if (f->claim_pending)
+			return RB_IGNORE;
 		break;
 	case RBT_DEADLINE:
 		if (f->pol_kill_failed_successor && !f->kill_pending && !f->kill_failed) {

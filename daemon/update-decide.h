@@ -105,6 +105,7 @@ struct rb_facts {
 	bool saved;		/* D holds O's saved state */
 	bool released;		/* path C: D released its device copies at least once (the closer closed them) */
 	bool lost;		/* path C: a device was closed and not reopened: D holds no fd of it */
+	bool claim_pending;	/* path C: an accepted claim waits for the closer to close D's old device copies */
 	bool prev_binary;	/* exec mode: the previous binary is known (/proc/PID/exe at start) */
 	/* the stages after a first failure */
 	bool restarted;		/* exec mode: the previous binary was restarted to take the device back */

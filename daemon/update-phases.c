@@ -503,16 +503,19 @@ static void claim_released(void *userdata, int64_t close_us)
 		return;
 	}
 	c = upd_conn_by_id(u->claim.conn);
-	if (!c || c->dead || c->inst) {
-		/* the claimant's connection closed while the device was released: D holds the reopened
-		 * device; the rollback decides (exec mode: may restart the previous binary) */
+	if (!c || c->dead || c->inst || !upd_pidfd_alive(u->claim_pidfd)) {
+		/* the claimant's connection closed, or its process exited (its exit was left to this point,
+		 * update_decide()), while the device was released: D holds the reopened device; the rollback
+		 * decides (exec mode: may restart the previous binary; transfer mode: O may take it back) */
+		bool exited = !upd_pidfd_alive(u->claim_pidfd);
+
 		u->daemon_us += now_monotonic_us() - t0;
 		u->claim_pidfd = safe_close(u->claim_pidfd);
 		u->claim_same_pidfd = safe_close(u->claim_same_pidfd);
 		upd_deferred_drop(&u->claim);
 		instance_hand_over_failed(u->inst, "the claimant disconnected during the claim");
-		upd_rollback(u, RBT_FAILED, CAUSE_CLAIMANT_GONE,
-			 "the claimant's connection closed while the old device was released");
+		upd_rollback(u, RBT_FAILED, CAUSE_CLAIMANT_GONE, "the claimant (pid %d) %s while the old device was released",
+			     (int)u->new_pid, exited ? "exited" : "closed its connection");
 		return;
 	}
 	k = claim_handover(u, c, TAKE_FD(u->claim_pidfd), TAKE_FD(u->claim_same_pidfd), &o, out_fds, &n);

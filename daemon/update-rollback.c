@@ -51,6 +51,7 @@ static struct rb_facts rb_facts(const struct update *u, enum rb_trigger t)
 		.spawned = u->spawned,
 		.saved = u->state_fd >= 0,
 		.released = u->release_us >= 0,
+		.claim_pending = u->claim_job != NULL,
 		.prev_binary = u->prev_binary != NULL,
 		.restarted = u->restarted,
 		.retake = u->retake,

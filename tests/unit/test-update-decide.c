@@ -352,6 +352,52 @@ static void R10_released_or_stopping(void **state)
 	assert_string_equal(update_action_result(RB_STOP, false), "failed");
 }
 
+/* path C, the claimant dies while the accepted claim waits for the closer (D's old device copies being
+ * closed): the exit waits for the close, whose completion reopens the device and rolls back (the chaos soak,
+ * seed 5, kill 35: exec C, the claimed image killed 10 ms into the claim, ended with the device lost) */
+static void claimant_exit_waits_for_release(void **state)
+{
+	struct rb_facts f;
+
+	(void)state;
+	/* exec mode: the claimant is O's pid */
+	f = base(RBT_OLD_EXIT, false, 'C', PH_CLAIM);
+	f.old_conn = false;
+	f.old_alive = false;
+	f.claim_pending = true;
+	assert_action(f, RB_IGNORE);
+	/* then the completion, the claimant gone: the previous binary takes the reopened device */
+	f.trigger = RBT_FAILED;
+	f.claim_pending = false;
+	f.released = true;
+	assert_action(f, RB_RESTART_PREVIOUS);
+	/* without the pending close, as before: the exit decides now */
+	f = base(RBT_OLD_EXIT, false, 'C', PH_CLAIM);
+	f.old_conn = false;
+	f.old_alive = false;
+	assert_action(f, RB_RESTART_PREVIOUS);
+	/* transfer mode: the claimant N */
+	f = base(RBT_NEW_EXIT, true, 'C', PH_CLAIM);
+	f.spawned = true;
+	f.claim_pending = true;
+	assert_action(f, RB_IGNORE);
+	f.trigger = RBT_FAILED;
+	f.claim_pending = false;
+	f.released = true;
+	assert_action(f, RB_RETAKE_REOPENED);
+	/* O's exit in transfer mode goes on as before (N may still claim) */
+	f = base(RBT_OLD_EXIT, true, 'C', PH_CLAIM);
+	f.claim_pending = true;
+	f.old_alive = false;
+	assert_action(f, RB_CONTINUE);
+	/* a deadline does not wait for the close (as before) */
+	f = base(RBT_DEADLINE, false, 'C', PH_CLAIM);
+	f.old_conn = false;
+	f.claim_pending = true;
+	f.pol_kill_failed_successor = false;
+	assert_action(f, RB_RESTART_PREVIOUS);
+}
+
 /* R11: path C, a device lost: no restart of the previous binary, failed */
 static void R11_device_lost(void **state)
 {
@@ -521,6 +567,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(R9_transfer_c_retake),
 	cmocka_unit_test(R10_released_or_stopping),
 	cmocka_unit_test(R11_device_lost),
+	cmocka_unit_test(claimant_exit_waits_for_release),
 	cmocka_unit_test(R12_device_state_differs),
 	cmocka_unit_test(R13_iommufd_verify_failed),
 	cmocka_unit_test(phase_table),
