@@ -675,7 +675,7 @@ cmd_shell() {
 # (niced: the host tests keep the CPU they need); holds $RIG_CACHE/.prepare-all.lock until done (cmd_check
 # waits)
 cmd_prepare_all() {
-	local s fl rc=0 t0
+	local s fl rc=0 t0 inner=
 	declare -A fls=() roots=()
 	t0=$(now_ms)
 	exec 8> "$RIG_CACHE/.prepare-all.lock"
@@ -685,6 +685,7 @@ cmd_prepare_all() {
 		parse_scenario "$s" || continue
 		fls[${SC_FLAVOUR[$s]}]=1
 		[ "${SC_ROOT[$s]}" != none ] && roots[${SC_ROOT[$s]}]=${SC_FLAVOUR[$s]}
+		[ "${SC_INNER[$s]}" = none ] || inner=1
 	done
 	# one job per flavour, side by side (the iommufd kernel's build is CPU, a root's debootstrap mostly
 	# downloads and dpkg): the flavour, then each root it boots
@@ -699,8 +700,13 @@ cmd_prepare_all() {
 		) &
 		pids+=($!)
 	done
+	# the inner guest's kernel (`inner: tiny`), a job of its own
+	if [ -n "$inner" ]; then
+		nice -n 10 bash "$0" prepare-inner > /dev/null 2>&1 &
+		pids+=($!)
+	fi
 	for p in "${pids[@]}"; do wait "$p" || rc=1; done
-	log "prepare-all: flavours ${!fls[*]}, roots ${!roots[*]} prepared in $(($(now_ms) - t0)) ms (rc $rc)"
+	log "prepare-all: flavours ${!fls[*]}, roots ${!roots[*]}${inner:+, the inner guest} prepared in $(($(now_ms) - t0)) ms (rc $rc)"
 	return $rc
 }
 
