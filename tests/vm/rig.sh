@@ -1,7 +1,7 @@
 #!/bin/bash
 # tests/vm/rig.sh - the real-device rig: boot QEMU (TCG) guests with vdpa_sim_net and run scenarios.
 #
-#   rig.sh check [SCENARIO...]   run scenarios (default: all of tests/vm/scenarios/*.sh), print TAP lines
+#   rig.sh check [SCENARIO...]   run scenarios (default: tests/vm/scenarios/*.sh but `default: no`), print TAP lines
 #                                and "N passed, N failed, N skipped"; exit 1 if anything failed
 #   rig.sh shell [KEY=VALUE...]  boot a guest with a shell on the console (modules=stock|patched|nosuspend|hwreset use_va=0|1
 #                                devices=N mac=none|auto memory=2G flavour=debian)
