@@ -1,12 +1,13 @@
 #!/bin/bash
 # tests/vm/rig.sh - the real-device rig: boot QEMU (TCG) guests with vdpa_sim_net and run scenarios.
 #
-#   rig.sh check [SCENARIO...]   run scenarios (default: all of tests/vm/scenarios/*.sh), print TAP lines
+#   rig.sh check [SCENARIO...]   run scenarios (default: tests/vm/scenarios/*.sh but `default: no`), print TAP lines
 #                                and "N passed, N failed, N skipped"; exit 1 if anything failed
 #   rig.sh shell [KEY=VALUE...]  boot a guest with a shell on the console (modules=stock|patched|nosuspend|hwreset use_va=0|1
 #                                devices=N mac=none|auto memory=2G flavour=debian)
 #   rig.sh prepare [FLAVOUR [ROOT]]  only fetch/build the kernel side (and the root file system ROOT,
 #                                e.g. debian; cached)
+#   rig.sh prepare-inner         only build the inner guest of `inner: tiny` scenarios (kernel cached)
 #   rig.sh list                  list scenarios with their boot configuration
 #
 # Environment:
@@ -110,13 +111,17 @@ check_tools() {
 }
 file_is_static() { ! ldd "$1" > /dev/null 2>&1; }
 
+# the inner guest of `inner: tiny` scenarios (inner_segment)
+# shellcheck source=inner/inner.sh
+. "$RIG_DIR/inner/inner.sh"
+
 # ---------------------------------------------------------------- scenarios
-declare -A SC_FLAVOUR SC_MODULES SC_USE_VA SC_DEVICES SC_TIMEOUT SC_MEMORY SC_MAC SC_QEMU SC_ROOT
+declare -A SC_FLAVOUR SC_MODULES SC_USE_VA SC_DEVICES SC_TIMEOUT SC_MEMORY SC_MAC SC_QEMU SC_ROOT SC_INNER SC_DEFAULT
 # Parse the header comments of a scenario (the leading block of '#' lines).
 parse_scenario() {
 	local name=$1 f=$RIG_SCEN/$1.sh line key val
 	SC_FLAVOUR[$name]=debian SC_MODULES[$name]=stock SC_USE_VA[$name]=0 SC_DEVICES[$name]=1
-	SC_TIMEOUT[$name]=300 SC_MEMORY[$name]=2G SC_MAC[$name]=none SC_QEMU[$name]=no SC_ROOT[$name]=none
+	SC_TIMEOUT[$name]=300 SC_MEMORY[$name]=2G SC_MAC[$name]=none SC_QEMU[$name]=no SC_ROOT[$name]=none SC_INNER[$name]=none SC_DEFAULT[$name]=yes
 	while IFS= read -r line; do
 		case $line in
 		'#!'*) continue ;;
@@ -136,14 +141,27 @@ parse_scenario() {
 		mac) [[ $val =~ ^(none|auto)$ ]] && SC_MAC[$name]=$val || return 1 ;;
 		qemu) [[ $val =~ ^(yes|no)$ ]] && SC_QEMU[$name]=$val || return 1 ;;
 		root) [[ $val =~ ^(none|debian)$ ]] && SC_ROOT[$name]=$val || return 1 ;;
+		inner) [[ $val =~ ^(none|tiny)$ ]] && SC_INNER[$name]=$val || return 1 ;;
+		default) [[ $val =~ ^(yes|no)$ ]] && SC_DEFAULT[$name]=$val || return 1 ;;
 		esac
 	done < "$f"
+	# the inner guest needs QEMU in the guest
+	[ "${SC_INNER[$name]}" = none ] || SC_QEMU[$name]=yes
 }
 sc_key() { local n=$1; echo "${SC_FLAVOUR[$n]} ${SC_MODULES[$n]} ${SC_USE_VA[$n]} ${SC_DEVICES[$n]} ${SC_MEMORY[$n]} ${SC_MAC[$n]} ${SC_ROOT[$n]} ${SC_QEMU[$n]}"; }
 
 all_scenarios() {
 	local f
 	for f in "$RIG_SCEN"/*.sh; do [ -e "$f" ] && basename "$f" .sh; done
+}
+# The default set (`rig.sh check` without names, prepare-all): every scenario but those whose header says
+# `default: no` (run only when named); ON_REQUEST lists those.
+default_scenarios() {
+	local s
+	ON_REQUEST=()
+	for s in $(all_scenarios); do
+		if parse_scenario "$s" && [ "${SC_DEFAULT[$s]}" = no ]; then ON_REQUEST+=("$s"); else echo "$s"; fi
+	done
 }
 
 # ---------------------------------------------------------------- initramfs (userland part)
@@ -235,13 +253,15 @@ qemu_segment() { # SCENARIO...
 	for s in "$@"; do [ "${SC_QEMU[$s]:-no}" = yes ] && want=1; done
 	[ -n "$want" ] || return 0
 	q=$(command -v qemu-system-x86_64) || return 0
-	key=$(stat -L -c '%n %s %Y' "$q" /var/lib/dpkg/status | sha256sum | cut -c1-16)
+	key=$( { echo v2; stat -L -c '%n %s %Y' "$q" /var/lib/dpkg/status; } | sha256sum | cut -c1-16)
 	if [ ! -f "$RIG_OUT/qemu-$key.cpio.gz" ]; then
 		local ST=$RIG_WORK/qemu.stage
 		rm -rf "$ST"
 		stage_elf "$q" /usr/bin/qemu-system-x86_64
 		for f in /usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so; do [ -f "$f" ] && stage_elf "$f" "$f"; done
-		for f in /usr/share/seabios/bios-256k.bin /usr/share/qemu/kvmvapic.bin; do
+		# linuxboot*.bin: the option ROM of -kernel (an inner guest's kernel, `inner: tiny`)
+		for f in /usr/share/seabios/bios-256k.bin /usr/share/qemu/kvmvapic.bin /usr/share/qemu/linuxboot_dma.bin \
+			/usr/share/qemu/linuxboot.bin; do
 			[ -e "$f" ] && mkdir -p "$ST$(dirname "$f")" && cp -L "$f" "$ST$f"
 		done
 		rm -f "$RIG_OUT"/qemu-*.cpio.gz
@@ -304,6 +324,9 @@ run_boot() { # MODULES USE_VA DEVICES MEMORY MAC ROOT SCENARIO...
 	local segs=("$FL_MODS_CPIO" "$RIG_WORK/user.cpio.gz") img=
 	# shellcheck disable=SC2207 # qemu_segment prints at most one path
 	segs+=($(qemu_segment "${scen[@]}"))
+	for s in "${scen[@]}"; do
+		if [ "${SC_INNER[$s]}" != none ]; then segs+=("$INNER_SEG"); break; fi
+	done
 	segs+=("$RIG_WORK/conf-$BOOT_N.cpio.gz")
 	if [ "$root" != none ]; then
 		segs+=("$FL_ROOT_MODS_CPIO" "$RIG_WORK/debs.cpio.gz")
@@ -505,7 +528,14 @@ load_root() {
 cmd_check() {
 	local t_start names=() s
 	t_start=$(now_ms)
-	if [ $# -gt 0 ]; then names=("$@"); else mapfile -t names < <(all_scenarios); fi
+	if [ $# -gt 0 ]; then
+		names=("$@")
+	else
+		default_scenarios > "$RIG_WORK/default"
+		mapfile -t names < "$RIG_WORK/default"
+		# not a skip: these are not part of the run at all (docs/RIG.md, `default: no`)
+		[ ${#ON_REQUEST[@]} -eq 0 ] || echo "# not in the default set (run only when named: make vm-check SCENARIOS=\"${ON_REQUEST[*]}\"): ${ON_REQUEST[*]}"
+	fi
 	if [ ${#names[@]} -eq 0 ]; then
 		tapline "ok - vm # SKIP no scenarios in ${RIG_SCEN#$TOP/}"
 		summary
@@ -588,6 +618,18 @@ cmd_check() {
 			done
 			continue
 		fi
+		# the inner guest's kernel and init (`inner: tiny`): its scenarios fail when it cannot be built
+		local inner_ok=() ti
+		for s in "${group[@]}"; do
+			if [ "${SC_INNER[$s]}" = none ]; then inner_ok+=("$s"); continue; fi
+			if [ -z "$INNER_RC" ]; then
+				ti=$(now_ms)
+				inner_segment && log "inner guest: kernel $(cat "$RIG_WORK/inner-kver") and init ready in $(( $(now_ms) - ti )) ms"
+			fi
+			if [ "$INNER_RC" = 0 ]; then inner_ok+=("$s"); else tapline "not ok - $s/run: inner guest: $INNER_WHY"; fi
+		done
+		group=("${inner_ok[@]}")
+		[ ${#group[@]} -gt 0 ] || continue
 		if [ -z "$user_built" ]; then
 			local tu
 			tu=$(now_ms)
@@ -633,16 +675,17 @@ cmd_shell() {
 # (niced: the host tests keep the CPU they need); holds $RIG_CACHE/.prepare-all.lock until done (cmd_check
 # waits)
 cmd_prepare_all() {
-	local s fl rc=0 t0
+	local s fl rc=0 t0 inner=
 	declare -A fls=() roots=()
 	t0=$(now_ms)
 	exec 8> "$RIG_CACHE/.prepare-all.lock"
 	flock 8
 	ensure_deps && check_tools || { log "prepare-all: $DEPS_WHY"; return 1; }
-	for s in $(all_scenarios); do
+	for s in $(default_scenarios); do
 		parse_scenario "$s" || continue
 		fls[${SC_FLAVOUR[$s]}]=1
 		[ "${SC_ROOT[$s]}" != none ] && roots[${SC_ROOT[$s]}]=${SC_FLAVOUR[$s]}
+		[ "${SC_INNER[$s]}" = none ] || inner=1
 	done
 	# one job per flavour, side by side (the iommufd kernel's build is CPU, a root's debootstrap mostly
 	# downloads and dpkg): the flavour, then each root it boots
@@ -657,18 +700,23 @@ cmd_prepare_all() {
 		) &
 		pids+=($!)
 	done
+	# the inner guest's kernel (`inner: tiny`), a job of its own
+	if [ -n "$inner" ]; then
+		nice -n 10 bash "$0" prepare-inner > /dev/null 2>&1 &
+		pids+=($!)
+	fi
 	for p in "${pids[@]}"; do wait "$p" || rc=1; done
-	log "prepare-all: flavours ${!fls[*]}, roots ${!roots[*]} prepared in $(($(now_ms) - t0)) ms (rc $rc)"
+	log "prepare-all: flavours ${!fls[*]}, roots ${!roots[*]}${inner:+, the inner guest} prepared in $(($(now_ms) - t0)) ms (rc $rc)"
 	return $rc
 }
 
 cmd_list() {
 	local s
-	printf '%-28s %-8s %-8s %-6s %-7s %-7s %-6s %-4s %-6s %s\n' SCENARIO FLAVOUR MODULES USE_VA DEVICES TIMEOUT MEMORY MAC ROOT QEMU
+	printf '%-28s %-8s %-8s %-6s %-7s %-7s %-6s %-4s %-6s %-4s %-5s %s\n' SCENARIO FLAVOUR MODULES USE_VA DEVICES TIMEOUT MEMORY MAC ROOT QEMU INNER DEFAULT
 	for s in $(all_scenarios); do
 		parse_scenario "$s" || { echo "$s: bad header"; continue; }
-		printf '%-28s %-8s %-8s %-6s %-7s %-7s %-6s %-4s %-6s %s\n' "$s" "${SC_FLAVOUR[$s]}" "${SC_MODULES[$s]}" \
-			"${SC_USE_VA[$s]}" "${SC_DEVICES[$s]}" "${SC_TIMEOUT[$s]}" "${SC_MEMORY[$s]}" "${SC_MAC[$s]}" "${SC_ROOT[$s]}" "${SC_QEMU[$s]}"
+		printf '%-28s %-8s %-8s %-6s %-7s %-7s %-6s %-4s %-6s %-4s %-5s %s\n' "$s" "${SC_FLAVOUR[$s]}" "${SC_MODULES[$s]}" \
+			"${SC_USE_VA[$s]}" "${SC_DEVICES[$s]}" "${SC_TIMEOUT[$s]}" "${SC_MEMORY[$s]}" "${SC_MAC[$s]}" "${SC_ROOT[$s]}" "${SC_QEMU[$s]}" "${SC_INNER[$s]}" "${SC_DEFAULT[$s]}"
 	done
 }
 
@@ -683,6 +731,12 @@ prepare)
 		echo "rig: root $3: ${ROOT_IMG:-none} ${ROOT_SKIP_WHY:-}${ROOT_FAIL_WHY:-}"
 	fi
 	echo "rig: flavour ${2:-debian}: kernel ${FL_KVER:-?}, patched: ${FL_PATCHED:-?} ${FL_PATCHED_WHY:-}${FL_SKIP_WHY:-}${FL_FAIL_WHY:-}, nosuspend: ${FL_NOSUSPEND:-?} ${FL_NOSUSPEND_WHY:-}, hwreset: ${FL_HWRESET:-?} ${FL_HWRESET_WHY:-}"
+	exit $rc ;;
+prepare-inner)
+	# the inner guest of `inner: tiny` scenarios (kernel cached, init and segment in $O/vm)
+	ensure_deps && check_tools || { echo "rig: $DEPS_WHY" >&2; exit 1; }
+	inner_segment; rc=$?
+	echo "rig: inner guest: ${INNER_SEG:-none} ${INNER_WHY:-}"
 	exit $rc ;;
 prepare-all) cmd_prepare_all ;;
 prepare-bg)

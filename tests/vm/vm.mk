@@ -1,7 +1,8 @@
 # tests/vm/vm.mk - the real-device rig (docs/RIG.md).
 #
 #   make vm-check                     boot QEMU (TCG) guests with vdpa_sim_net and run every scenario of
-#                                     tests/vm/scenarios/ (TAP lines + "N passed, N failed, N skipped")
+#                                     tests/vm/scenarios/ but those with `default: no` (TAP lines +
+#                                     "N passed, N failed, N skipped")
 #   make vm-check SCENARIOS="a b"     only these scenarios (names without .sh)
 #   make vm-shell [VM_ARGS="modules=patched use_va=1 devices=2"]   interactive guest (Ctrl-A X quits)
 #   make vm-list                      scenarios and their boot configuration

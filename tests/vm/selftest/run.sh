@@ -41,4 +41,14 @@ expect early-death-retried '^# guest died before its first scenario .*booting on
 expect early-death-twice-fails '^not ok - self-earlydeath/run: not run: the guest never reached it'
 expect summary-line '^[0-9]+ passed, 9 failed, 1 skipped$'
 if [ "$rc" = 1 ]; then echo "ok - vm-selftest/exit-status-1"; else echo "not ok - vm-selftest/exit-status-1: rig.sh exited $rc"; bad=1; fi
+# the default set: a directory whose only scenario says `default: no` runs nothing (no boot) and names it
+ondemand=$(mktemp -d)
+cp "$HERE/self-ondemand.sh" "$ondemand/"
+VLUD_RIG_SCENARIO_DIR=$ondemand TAP_SUMMARY_NESTED= bash "$HERE/../rig.sh" check > "$out" 2>&1
+rm -rf "$ondemand"
+sed 's/^/# | /' "$out"
+expect default-no-named '^# not in the default set \(run only when named: make vm-check SCENARIOS="self-ondemand"\): self-ondemand$'
+expect default-no-not-run '^ok - vm # SKIP no scenarios in '
+if grep -q 'self-ondemand/ran' "$out"; then echo "not ok - vm-selftest/default-no-left-out: it ran"; bad=1; else
+	echo "ok - vm-selftest/default-no-left-out"; fi
 exit $bad
