@@ -4,13 +4,15 @@
 # tests/vm/inner/kernel.config and the static init of tests/vm/inner/init.c, whose virtio-net driver (the
 # kernel's own) sends sequence-numbered frames through AF_PACKET on eth0 and counts them back from
 # vdpa_sim_net's loopback.  Measures the time to the inner init and the traffic (docs/QEMU.md "A tiny inner
-# kernel instead of qtest: measured").
+# kernel instead of qtest: measured").  Not in make check's default set (its kernel build would push a cold
+# `make check` past its budget): `make vm-check SCENARIOS=qemu-inner-kernel`.
 # flavour: debian
 # modules: stock
 # use_va: 0
 # devices: 1
 # qemu: yes
 # inner: tiny
+# default: no
 # timeout: 720
 SOCK=/run/vlud-inner.sock
 . /scenarios/lib/vlud.sh
