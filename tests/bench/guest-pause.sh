@@ -13,7 +13,9 @@
 #                 (minivmm --device updates itself, no daemon: the kernel's and the VMM's share alone)
 #   BENCH_RAM     one or more of: touched (guest RAM mapped, the default of minivmm), lazy (--no-prefault),
 #                 nodefer (touched, and the exec tears the old image's address space down inside the pause as
-#                 before libvlu's vlu_exec_defer_teardown: MINIVMM_NO_DEFER_TEARDOWN=1)
+#                 before libvlu's vlu_exec_defer_teardown: MINIVMM_NO_DEFER_TEARDOWN=1), hugetlb (touched, in
+#                 2 MiB hugetlb pages: minivmm --hugetlb; the guest reserves vm.nr_hugepages for each such
+#                 run and gives them back after it), hugetlb-nodefer (hugetlb without the deferred teardown)
 #
 # Output (serial console): one line per minivmm run
 #   BENCH {"modules":..,"driver":..,"ram":..,"path":..,"mem":..,"rc":..,"minivmm":<minivmm --json verdict>,"vlud":[<verdicts>]}
@@ -58,6 +60,18 @@ wait_released() {
 	[ $i -eq 0 ] || echo "# waited $i x 0.1 s for the release of $DEV"
 }
 
+# huge_reserve MB: vm.nr_hugepages for MB of guest RAM plus 8 MiB (2 MiB pages); 0 frees them all.  Reserved
+# per hugetlb run, not once for the whole boot: the pool is taken out of the guest's RAM, and the touched
+# rows of the same boot need theirs.  A pool that cannot grow that far (fragmented RAM) is said here;
+# minivmm then refuses with "no free 2 MiB hugepages" and the run fails, it is not skipped.
+huge_reserve() {
+	want=0
+	[ "$1" -gt 0 ] && want=$((($1 + 1) / 2 + 4))
+	echo "$want" > /proc/sys/vm/nr_hugepages
+	got=$(cat /proc/sys/vm/nr_hugepages)
+	[ "$want" -eq 0 ] || echo "# vm.nr_hugepages: $got of $want reserved ($(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages) free)"
+}
+
 # run_one DRIVER RAM PATH MEM: one minivmm with BENCH_REPS updates on PATH; it is stopped (SIGTERM) once the
 # last update is done, or after a deadline generous for TCG (re-pinning costs ~2-4 ms per MiB there).
 # RAM: touched (minivmm's default: all guest RAM mapped, like a guest that used it; the exec tears the
@@ -67,9 +81,14 @@ run_one() {
 	mb=$(mem_mb "$mem")
 	limit=$((30 + BENCH_REPS * (3 + mb * 8 / 1000)))
 	extra=
-	[ "$ram" = lazy ] && extra=--no-prefault
 	nodefer=0
-	[ "$ram" = nodefer ] && nodefer=1
+	case $ram in
+	lazy) extra=--no-prefault ;;
+	nodefer) nodefer=1 ;;
+	hugetlb) extra=--hugetlb ;;
+	hugetlb-nodefer) extra=--hugetlb nodefer=1 ;;
+	esac
+	case $ram in hugetlb*) huge_reserve "$mb" ;; esac
 	echo "# $(up) path $path, $mem guest RAM ($ram), $BENCH_REPS updates driven by $drv (deadline ${limit}s)"
 	rm -f "$tag.out" "$tag.log" "$tag.vlud"
 	if [ "$drv" = vlud ]; then
@@ -117,6 +136,7 @@ run_one() {
 	rc=$?
 	[ "$drv" = vlud ] && vluctl --socket "$VLUD_SOCK" release bench > /dev/null 2>&1
 	wait_released
+	case $ram in hugetlb*) huge_reserve 0 ;; esac
 	sed "s/^/[$tag] /" "$tag.log"
 	verdict=$(cat "$tag.out" 2> /dev/null)
 	[ -n "$verdict" ] || verdict=null
