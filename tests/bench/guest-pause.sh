@@ -7,6 +7,9 @@
 #
 # Parameters (set by run.sh before this text):
 #   BENCH_REPS    updates per (path, size)          BENCH_MEMS   guest-RAM sizes of minivmm ("64M 256M 1G")
+#   BENCH_RUNS    minivmm runs per (driver, RAM, path, size) (default 1); the first update of a run is a
+#                 sample of its own (exec tears down the first image's mapping), so it takes runs to get
+#                 more than one of it
 #   BENCH_PATHS   paths to force ("" = every path the modules offer: stock C; patched A B C)
 #   BENCH_DRIVER  one or more of: vlud (the daemon drives the update: update.start through vluctl, exec
 #                 mode; its verdict carries the pause it measured, its own time and the phases) and standalone
@@ -26,7 +29,7 @@
 S=${VLUD_SCENARIO:-bench}
 DEV=/dev/vhost-vdpa-0
 MODS=${RIG_MODULES:-stock}
-: "${BENCH_REPS:=5}" "${BENCH_MEMS:=64M 256M 1G}" "${BENCH_PATHS:=}" "${BENCH_DRIVER:=vlud}" "${BENCH_RAM:=touched}"
+: "${BENCH_RUNS:=1}" "${BENCH_REPS:=5}" "${BENCH_MEMS:=64M 256M 1G}" "${BENCH_PATHS:=}" "${BENCH_DRIVER:=vlud}" "${BENCH_RAM:=touched}"
 if [ -z "$BENCH_PATHS" ]; then
 	case $MODS in patched) BENCH_PATHS="A B C" ;; *) BENCH_PATHS="C" ;; esac
 fi
@@ -78,6 +81,7 @@ huge_reserve() {
 # mapping down inside the pause) or lazy (--no-prefault: allocated, pinned, not mapped).
 run_one() {
 	drv=$1 ram=$2 path=$3 mem=$4 tag=$1-$2-$3-$4
+	[ "$BENCH_RUNS" -gt 1 ] && tag=$tag-r$5
 	mb=$(mem_mb "$mem")
 	limit=$((30 + BENCH_REPS * (3 + mb * 8 / 1000)))
 	extra=
@@ -162,12 +166,16 @@ case " $BENCH_DRIVER " in *" vlud "*)
 	;;
 esac
 
-echo "# bench: modules=$MODS drivers='$BENCH_DRIVER' ram='$BENCH_RAM' paths='$BENCH_PATHS' sizes='$BENCH_MEMS' reps=$BENCH_REPS, $(nproc) cpus, $(sed -n 's/MemTotal: *//p' /proc/meminfo)"
+echo "# bench: modules=$MODS drivers='$BENCH_DRIVER' ram='$BENCH_RAM' paths='$BENCH_PATHS' sizes='$BENCH_MEMS' reps=$BENCH_REPS runs=$BENCH_RUNS, $(nproc) cpus, $(sed -n 's/MemTotal: *//p' /proc/meminfo)"
 for drv in $BENCH_DRIVER; do
 	for ram in $BENCH_RAM; do
 		for path in $BENCH_PATHS; do
 			for mem in $BENCH_MEMS; do
-				run_one "$drv" "$ram" "$path" "$mem"
+				rn=1
+				while [ $rn -le "$BENCH_RUNS" ]; do
+					run_one "$drv" "$ram" "$path" "$mem" $rn
+					rn=$((rn + 1))
+				done
 			done
 		done
 	done
