@@ -755,9 +755,9 @@ int main(int argc, char **argv)
 		struct mv_state *s = v.st;
 		r = mv_mem_create(&v.mem, v.o.mem_size, v.o.chunk, v.o.prefault, v.o.hugetlb);
 		if (r == -ENOSPC && v.o.hugetlb) {
-			long avail = mv_mem_huge_avail();
-			mv_log("guest RAM %" PRIu64 " bytes: no free 2 MiB hugepages (vm.nr_hugepages): %ld available, %" PRIu64
-			       " needed", mv_mem_huge_round(v.o.mem_size), avail, mv_mem_huge_round(v.o.mem_size) / MV_HUGE_PAGE);
+			uint64_t want = mv_mem_huge_round(v.o.mem_size);
+			mv_log("guest RAM %" PRIu64 " bytes: no free 2 MiB hugepages (vm.nr_hugepages): %ld available, %"
+			       PRIu64 " needed", want, mv_mem_huge_avail(), want / MV_HUGE_PAGE);
 			setup_error = r;
 			goto out;
 		}
