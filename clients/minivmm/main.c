@@ -146,6 +146,8 @@ static void usage(FILE *f)
 		"  --no-vmpin-check     do not fail the verdict on a VmPin mismatch\n"
 		"  --no-prefault        keep guest RAM allocated but unmapped except what is touched (default:\n"
 		"                       all mapped, like a guest that touched its RAM; exec then tears it down)\n"
+		"  --hugetlb            guest RAM in 2 MiB hugetlb pages (memfd MFD_HUGETLB; --mem and --chunk\n"
+		"                       rounded up to 2 MiB; needs free hugepages, vm.nr_hugepages)\n"
 		"  --ring-base N        initial vring index 0..65535 (default 0; 65500 makes the 16-bit\n"
 		"                       indices wrap after a few hundred frames)\n"
 		"  --mac XX:XX:XX:XX:XX:XX  MAC set through the control virtqueue, frames go to it\n"
@@ -190,7 +192,7 @@ static int parse_secs(const char *s, double *ret)
 static int parse_opts(struct mv_opts *o, int argc, char **argv)
 {
 	enum { O_VLUD = 256, O_INSTANCE, O_VDPA, O_MEM, O_CHUNK, O_RATE, O_FLEN, O_INFL, O_DUR, O_UPAFTER,
-	       O_UPDATES, O_PATH, O_EXEC, O_DRAIN, O_NOPIN, O_JSON, O_PFRAMES, O_NOPREFAULT, O_RINGBASE, O_MAC, O_NOCVQ,
+	       O_UPDATES, O_PATH, O_EXEC, O_DRAIN, O_NOPIN, O_JSON, O_PFRAMES, O_NOPREFAULT, O_HUGETLB, O_RINGBASE, O_MAC, O_NOCVQ,
 	       O_TNOCVQR, O_TDECLARE, O_REPORT };
 	static const struct option lo[] = {
 		{ "device", required_argument, NULL, 'd' },
@@ -211,6 +213,7 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 		{ "no-vmpin-check", no_argument, NULL, O_NOPIN },
 		{ "pause-frames", required_argument, NULL, O_PFRAMES },
 		{ "no-prefault", no_argument, NULL, O_NOPREFAULT },
+		{ "hugetlb", no_argument, NULL, O_HUGETLB },
 		{ "ring-base", required_argument, NULL, O_RINGBASE },
 		{ "mac", required_argument, NULL, O_MAC },
 		{ "no-cvq", no_argument, NULL, O_NOCVQ },
@@ -293,6 +296,7 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 			break;
 		case O_NOPIN: o->check_vmpin = false; break;
 		case O_NOPREFAULT: o->prefault = false; break;
+		case O_HUGETLB: o->hugetlb = true; break;
 		case O_NOCVQ: o->cvq = false; break;
 		case O_TNOCVQR: o->test_no_cvq_restore = true; break;
 		case O_TDECLARE: o->test_declare_changes = optarg; break;
@@ -518,6 +522,7 @@ static int report(struct mv_vmm *v, int setup_error)
 	json_object_object_add(dev, "mode", json_object_new_string(v->va_mode ? "va" : "pa"));
 	json_object_object_add(dev, "mem_bytes", json_object_new_int64((int64_t)v->mem.size));
 	json_object_object_add(dev, "maps", json_object_new_int((int)v->mem.nmaps));
+	json_object_object_add(dev, "hugetlb", json_object_new_boolean(v->mem.hugetlb));
 	json_object_object_add(dev, "vmpin_expected_kb", json_object_new_int64(s->vmpin_expected_kb));
 	char mac[18];
 	json_object_object_add(dev, "cvq", json_object_new_boolean(s->ctrl.cvq));
@@ -748,7 +753,14 @@ int main(int argc, char **argv)
 		}
 	} else {
 		struct mv_state *s = v.st;
-		r = mv_mem_create(&v.mem, v.o.mem_size, v.o.chunk, v.o.prefault);
+		r = mv_mem_create(&v.mem, v.o.mem_size, v.o.chunk, v.o.prefault, v.o.hugetlb);
+		if (r == -ENOSPC && v.o.hugetlb) {
+			uint64_t want = mv_mem_huge_round(v.o.mem_size);
+			mv_log("guest RAM %" PRIu64 " bytes: no free 2 MiB hugepages (vm.nr_hugepages): %ld available, %"
+			       PRIu64 " needed", want, mv_mem_huge_avail(), want / MV_HUGE_PAGE);
+			setup_error = r;
+			goto out;
+		}
 		if (r < 0) {
 			mv_log("guest RAM %" PRIu64 " bytes: %s", v.o.mem_size, strerror(-r));
 			setup_error = r;

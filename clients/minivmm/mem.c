@@ -3,12 +3,16 @@
  * mem.c - guest RAM: one memfd mapped MAP_SHARED, so an exec'ed image (or another process) maps the very
  * same pages; the mapping table splits it into IOVA ranges (default: one range for all of it).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
+#include <linux/memfd.h>
 
 #include "minivmm.h"
 
@@ -37,31 +41,70 @@ int mv_mem_drop_ptes(struct mv_mem *m)
 	return madvise(m->base, m->size, MADV_DONTNEED) < 0 ? -errno : 0;
 }
 
-int mv_mem_create(struct mv_mem *m, uint64_t size, uint64_t chunk, bool prefault)
+/* 2 MiB hugepages free and not reserved by someone else's mapping, or -errno (no hugetlb support) */
+long mv_mem_huge_avail(void)
+{
+	static const char *const f[] = { "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages",
+					 "/sys/kernel/mm/hugepages/hugepages-2048kB/resv_hugepages" };
+	long n[2];
+
+	for (int i = 0; i < 2; i++) {
+		FILE *fp = fopen(f[i], "re");
+		if (!fp)
+			return -errno;
+		int k = fscanf(fp, "%ld", &n[i]);
+		fclose(fp);
+		if (k != 1)
+			return -EIO;
+	}
+	return n[0] > n[1] ? n[0] - n[1] : 0;
+}
+
+/* size rounded up to whole 2 MiB pages */
+uint64_t mv_mem_huge_round(uint64_t size)
+{
+	return (size + MV_HUGE_PAGE - 1) & ~(MV_HUGE_PAGE - 1);
+}
+
+int mv_mem_create(struct mv_mem *m, uint64_t size, uint64_t chunk, bool prefault, bool hugetlb)
 {
 	_cleanup_close_ int fd = -EBADF;
 	int r;
 
 	if (size < MV_MIN_MEM || size % 4096)
 		return -EINVAL;
+	if (hugetlb) {
+		/* hugetlbfs sizes, offsets and so every IOVA range are whole 2 MiB pages */
+		size = mv_mem_huge_round(size);
+		chunk = chunk ? mv_mem_huge_round(chunk) : 0;
+	}
 	if (!chunk || chunk > size)
 		chunk = size;
 	if (chunk % 4096 || (size + chunk - 1) / chunk > MV_MAX_MAPS)
 		return -EINVAL;
-	fd = memfd_create("minivmm-guest-ram", MFD_CLOEXEC);
+	if (hugetlb) {
+		/* a clear error now rather than ENOMEM from mmap (the reservation) or SIGBUS at a fault */
+		long avail = mv_mem_huge_avail();
+		if (avail >= 0 && (uint64_t)avail < size / MV_HUGE_PAGE)
+			return -ENOSPC;
+		fd = memfd_create("minivmm-guest-ram", MFD_CLOEXEC | MFD_HUGETLB | MFD_HUGE_2MB);
+	} else
+		fd = memfd_create("minivmm-guest-ram", MFD_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	if (ftruncate(fd, (off_t)size) < 0)
 		return -errno;
 	/* allocate every page now (not inside a measured pause), mapped or not */
 	if (!prefault && fallocate(fd, 0, 0, (off_t)size) < 0)
-		return -errno;
+		return errno == ENOMEM && hugetlb ? -ENOSPC : -errno;
 	m->fd = TAKE_FD(fd);
 	m->size = size;
+	m->hugetlb = hugetlb;
 	r = mem_mmap(m, prefault);
 	if (r < 0) {
 		mv_mem_done(m);
-		return r;
+		/* hugetlbfs reserves every page of a shared mapping at mmap: ENOMEM is "not enough of them" */
+		return r == -ENOMEM && hugetlb ? -ENOSPC : r;
 	}
 	m->nmaps = 0;
 	for (uint64_t off = 0; off < size; off += chunk) {
@@ -89,6 +132,8 @@ int mv_mem_attach(struct mv_mem *m, int fd, uint64_t size)
 		r = -EINVAL;
 		goto fail;
 	}
+	struct statfs sfs;
+	m->hugetlb = fstatfs(fd, &sfs) == 0 && sfs.f_type == HUGETLBFS_MAGIC;
 	m->size = size;
 	r = mem_mmap(m, false);
 	if (r < 0)

@@ -77,10 +77,15 @@ struct mv_mem {
 	unsigned nmaps;
 	struct mv_map maps[MV_MAX_MAPS];
 	bool test_map_short;	/* test knob MINIVMM_TEST_MAP_SHORT, new image only (mem.c, vdev.c) */
+	bool hugetlb;		/* the memfd is hugetlbfs (2 MiB pages): --hugetlb, or found so on attach */
 };
 
+#define MV_HUGE_PAGE ((uint64_t)2 << 20)
+
 void mv_mem_init(struct mv_mem *m);
-int mv_mem_create(struct mv_mem *m, uint64_t size, uint64_t chunk, bool prefault);	/* memfd + map table */
+int mv_mem_create(struct mv_mem *m, uint64_t size, uint64_t chunk, bool prefault, bool hugetlb);	/* memfd + map table */
+long mv_mem_huge_avail(void);	/* free, unreserved 2 MiB hugepages, or -errno */
+uint64_t mv_mem_huge_round(uint64_t size);
 int mv_mem_drop_ptes(struct mv_mem *m);	/* zap this image's page tables of guest RAM (pages stay) */
 int mv_mem_attach(struct mv_mem *m, int fd, uint64_t size);		/* takes fd; mmap only */
 void mv_mem_done(struct mv_mem *m);
@@ -303,6 +308,7 @@ struct mv_opts {
 	const char *report;		/* --report FILE: the report goes there, not to stdout */
 	bool check_vmpin;
 	bool prefault;			/* guest RAM mapped in full (default) or lazily (--no-prefault) */
+	bool hugetlb;			/* guest RAM in 2 MiB hugetlb pages (--hugetlb; size rounded up to 2 MiB) */
 	bool cvq;			/* negotiate the CVQ and set the MAC through it (default; --no-cvq) */
 	uint8_t mac[6];			/* --mac: the MAC set through the CVQ */
 	bool test_no_cvq_restore;	/* --test-no-cvq-restore (a transfer successor gets no environment) */

@@ -13,12 +13,14 @@
 #   make bench-host   only the host part;   make bench-vm   only the rig part
 #   make bench-quick  everything once, tiny sizes, one update per path ($(O)/bench-quick; a step of make check)
 #
-# Knobs (environment or make variables): BENCH_REPS (updates per path and size, default 5), BENCH_MEMS
+# Knobs (environment or make variables): BENCH_REPS (updates per path and size, default 5), BENCH_RUNS
+# (minivmm runs per driver, RAM kind, path and size, default 1: each gives one "first" update), BENCH_MEMS
 # (default "64M 256M 1G 2G"), BENCH_VM_MEMORY (RAM of the bench guests, default 4G), BENCH_MODULES (default
 # "stock patched"; "none": only the iommufd boot), BENCH_DRIVER (default "vlud standalone"), BENCH_RAM
-# (default "touched lazy"), BENCH_PATHS (default: every path the modules offer), BENCH_IOMMUFD (default 1:
-# one boot of the iommufd flavour, IOMMU_IOAS_CHANGE_PROCESS against unmap + re-map on a VFIO device at the
-# same sizes; 0: not), BENCH_IOF_MODES (default "transfer exec").
+# (default "touched lazy hugetlb"; also nodefer, hugetlb-nodefer), BENCH_PATHS (default: every path the
+# modules offer), BENCH_IOMMUFD (default 1: one boot of the iommufd flavour, IOMMU_IOAS_CHANGE_PROCESS
+# against unmap + re-map on a VFIO device at the same sizes; 0: not), BENCH_IOF_MODES (default "transfer
+# exec").
 
 BENCH_DIR  := $(O)/bench
 BENCH_BINS := $(O)/bench/bench-fd $(O)/bench/bench-ctl $(O)/bench/bench-report

@@ -7,13 +7,18 @@
 #
 # Parameters (set by run.sh before this text):
 #   BENCH_REPS    updates per (path, size)          BENCH_MEMS   guest-RAM sizes of minivmm ("64M 256M 1G")
+#   BENCH_RUNS    minivmm runs per (driver, RAM, path, size) (default 1); the first update of a run is a
+#                 sample of its own (exec tears down the first image's mapping), so it takes runs to get
+#                 more than one of it
 #   BENCH_PATHS   paths to force ("" = every path the modules offer: stock C; patched A B C)
 #   BENCH_DRIVER  one or more of: vlud (the daemon drives the update: update.start through vluctl, exec
 #                 mode; its verdict carries the pause it measured, its own time and the phases) and standalone
 #                 (minivmm --device updates itself, no daemon: the kernel's and the VMM's share alone)
 #   BENCH_RAM     one or more of: touched (guest RAM mapped, the default of minivmm), lazy (--no-prefault),
 #                 nodefer (touched, and the exec tears the old image's address space down inside the pause as
-#                 before libvlu's vlu_exec_defer_teardown: MINIVMM_NO_DEFER_TEARDOWN=1)
+#                 before libvlu's vlu_exec_defer_teardown: MINIVMM_NO_DEFER_TEARDOWN=1), hugetlb (touched, in
+#                 2 MiB hugetlb pages: minivmm --hugetlb; the guest reserves vm.nr_hugepages for each such
+#                 run and gives them back after it), hugetlb-nodefer (hugetlb without the deferred teardown)
 #
 # Output (serial console): one line per minivmm run
 #   BENCH {"modules":..,"driver":..,"ram":..,"path":..,"mem":..,"rc":..,"minivmm":<minivmm --json verdict>,"vlud":[<verdicts>]}
@@ -24,7 +29,7 @@
 S=${VLUD_SCENARIO:-bench}
 DEV=/dev/vhost-vdpa-0
 MODS=${RIG_MODULES:-stock}
-: "${BENCH_REPS:=5}" "${BENCH_MEMS:=64M 256M 1G}" "${BENCH_PATHS:=}" "${BENCH_DRIVER:=vlud}" "${BENCH_RAM:=touched}"
+: "${BENCH_RUNS:=1}" "${BENCH_REPS:=5}" "${BENCH_MEMS:=64M 256M 1G}" "${BENCH_PATHS:=}" "${BENCH_DRIVER:=vlud}" "${BENCH_RAM:=touched}"
 if [ -z "$BENCH_PATHS" ]; then
 	case $MODS in patched) BENCH_PATHS="A B C" ;; *) BENCH_PATHS="C" ;; esac
 fi
@@ -58,18 +63,36 @@ wait_released() {
 	[ $i -eq 0 ] || echo "# waited $i x 0.1 s for the release of $DEV"
 }
 
+# huge_reserve MB: vm.nr_hugepages for MB of guest RAM plus 8 MiB (2 MiB pages); 0 frees them all.  Reserved
+# per hugetlb run, not once for the whole boot: the pool is taken out of the guest's RAM, and the touched
+# rows of the same boot need theirs.  A pool that cannot grow that far (fragmented RAM) is said here;
+# minivmm then refuses with "no free 2 MiB hugepages" and the run fails, it is not skipped.
+huge_reserve() {
+	want=0
+	[ "$1" -gt 0 ] && want=$((($1 + 1) / 2 + 4))
+	echo "$want" > /proc/sys/vm/nr_hugepages
+	got=$(cat /proc/sys/vm/nr_hugepages)
+	[ "$want" -eq 0 ] || echo "# vm.nr_hugepages: $got of $want reserved ($(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages) free)"
+}
+
 # run_one DRIVER RAM PATH MEM: one minivmm with BENCH_REPS updates on PATH; it is stopped (SIGTERM) once the
 # last update is done, or after a deadline generous for TCG (re-pinning costs ~2-4 ms per MiB there).
 # RAM: touched (minivmm's default: all guest RAM mapped, like a guest that used it; the exec tears the
 # mapping down inside the pause) or lazy (--no-prefault: allocated, pinned, not mapped).
 run_one() {
 	drv=$1 ram=$2 path=$3 mem=$4 tag=$1-$2-$3-$4
+	[ "$BENCH_RUNS" -gt 1 ] && tag=$tag-r$5
 	mb=$(mem_mb "$mem")
 	limit=$((30 + BENCH_REPS * (3 + mb * 8 / 1000)))
 	extra=
-	[ "$ram" = lazy ] && extra=--no-prefault
 	nodefer=0
-	[ "$ram" = nodefer ] && nodefer=1
+	case $ram in
+	lazy) extra=--no-prefault ;;
+	nodefer) nodefer=1 ;;
+	hugetlb) extra=--hugetlb ;;
+	hugetlb-nodefer) extra=--hugetlb nodefer=1 ;;
+	esac
+	case $ram in hugetlb*) huge_reserve "$mb" ;; esac
 	echo "# $(up) path $path, $mem guest RAM ($ram), $BENCH_REPS updates driven by $drv (deadline ${limit}s)"
 	rm -f "$tag.out" "$tag.log" "$tag.vlud"
 	if [ "$drv" = vlud ]; then
@@ -117,6 +140,7 @@ run_one() {
 	rc=$?
 	[ "$drv" = vlud ] && vluctl --socket "$VLUD_SOCK" release bench > /dev/null 2>&1
 	wait_released
+	case $ram in hugetlb*) huge_reserve 0 ;; esac
 	sed "s/^/[$tag] /" "$tag.log"
 	verdict=$(cat "$tag.out" 2> /dev/null)
 	[ -n "$verdict" ] || verdict=null
@@ -142,12 +166,16 @@ case " $BENCH_DRIVER " in *" vlud "*)
 	;;
 esac
 
-echo "# bench: modules=$MODS drivers='$BENCH_DRIVER' ram='$BENCH_RAM' paths='$BENCH_PATHS' sizes='$BENCH_MEMS' reps=$BENCH_REPS, $(nproc) cpus, $(sed -n 's/MemTotal: *//p' /proc/meminfo)"
+echo "# bench: modules=$MODS drivers='$BENCH_DRIVER' ram='$BENCH_RAM' paths='$BENCH_PATHS' sizes='$BENCH_MEMS' reps=$BENCH_REPS runs=$BENCH_RUNS, $(nproc) cpus, $(sed -n 's/MemTotal: *//p' /proc/meminfo)"
 for drv in $BENCH_DRIVER; do
 	for ram in $BENCH_RAM; do
 		for path in $BENCH_PATHS; do
 			for mem in $BENCH_MEMS; do
-				run_one "$drv" "$ram" "$path" "$mem"
+				rn=1
+				while [ $rn -le "$BENCH_RUNS" ]; do
+					run_one "$drv" "$ram" "$path" "$mem" $rn
+					rn=$((rn + 1))
+				done
 			done
 		done
 	done

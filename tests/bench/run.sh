@@ -13,16 +13,17 @@
 # all:    host, vm, report.
 # quick:  the whole harness once at tiny sizes (`make bench-quick`, a step of `make check`): host benchmarks
 #         with --quick (their tiny sizes, few repetitions), one guest boot (patched modules, 64 MiB, one
-#         update per path and driver; one iommufd boot, 64 MiB, one move of each kind per mode),
+#         update per path, driver and guest RAM kind, touched and hugetlb; one iommufd boot, 64 MiB, one move of each kind per mode),
 #         the report; results in $O/bench-quick.  TAP lines: one per harness step and the guest's own (an
 #         update that failed, lost a frame or moved the wrong VmPin is "not ok").  Nothing about timings is
 #         asserted: the point is that a bench that no longer builds or runs fails CI.
 #
-# Environment: O (build dir), VLU_BUILD, BENCH_REPS, BENCH_MEMS, BENCH_VM_MEMORY, BENCH_MODULES ("none": no
-# vhost-vdpa boot),
+# Environment: O (build dir), VLU_BUILD, BENCH_REPS, BENCH_RUNS (minivmm runs per row, default 1),
+# BENCH_MEMS, BENCH_VM_MEMORY, BENCH_MODULES ("none": no vhost-vdpa boot),
 # BENCH_PATHS (force paths), BENCH_DRIVER (default "vlud standalone": updates driven by the daemon, and by
-# minivmm alone without a daemon), BENCH_RAM (default "touched lazy": minivmm with and without
-# --no-prefault), BENCH_IOMMUFD (1: the iommufd rows, 0: not), BENCH_IOF_MODES (default "transfer exec"),
+# minivmm alone without a daemon), BENCH_RAM (default "touched lazy hugetlb": minivmm by default, with
+# --no-prefault, with --hugetlb; also nodefer, hugetlb-nodefer: tests/bench/guest-pause.sh),
+# BENCH_IOMMUFD (1: the iommufd rows, 0: not), BENCH_IOF_MODES (default "transfer exec"),
 # RIG_BINS.
 set -uo pipefail
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -32,10 +33,11 @@ export VLU_BUILD=${VLU_BUILD:-$O}
 OUT=${BENCH_OUT:-$O/bench}
 if [ "${1:-}" = quick ]; then
 	OUT=${BENCH_OUT:-$O/bench-quick}
-	BENCH_REPS=1 BENCH_MEMS=64M BENCH_VM_MEMORY=1G BENCH_MODULES=patched BENCH_RAM=touched
+	BENCH_REPS=1 BENCH_MEMS=64M BENCH_VM_MEMORY=1G BENCH_MODULES=patched BENCH_RAM="touched hugetlb"
 fi
 mkdir -p "$OUT"
 BENCH_REPS=${BENCH_REPS:-5}
+BENCH_RUNS=${BENCH_RUNS:-1}
 BENCH_MEMS=${BENCH_MEMS:-64M 256M 1G 2G}
 BENCH_VM_MEMORY=${BENCH_VM_MEMORY:-4G}
 BENCH_MODULES=${BENCH_MODULES:-stock patched}
@@ -43,7 +45,7 @@ BENCH_MODULES=${BENCH_MODULES:-stock patched}
 [ "$BENCH_MODULES" = none ] && BENCH_MODULES=
 BENCH_PATHS=${BENCH_PATHS:-}
 BENCH_DRIVER=${BENCH_DRIVER:-vlud standalone}
-BENCH_RAM=${BENCH_RAM:-touched lazy}
+BENCH_RAM=${BENCH_RAM:-touched lazy hugetlb}
 BENCH_IOMMUFD=${BENCH_IOMMUFD:-1}
 BENCH_IOF_MODES=${BENCH_IOF_MODES:-transfer exec}
 # the rig boots: one per module set (vhost-vdpa pause), "iommufd" for the CHANGE_PROCESS rows
@@ -156,6 +158,7 @@ do_vm() {
 			echo "# memory: $BENCH_VM_MEMORY"
 			echo "# timeout: 3000"
 			echo "BENCH_REPS='$BENCH_REPS'"
+			echo "BENCH_RUNS='$BENCH_RUNS'"
 			echo "BENCH_MEMS='$BENCH_MEMS'"
 			echo "BENCH_PATHS='$BENCH_PATHS'"
 			echo "BENCH_DRIVER='$drv'"
@@ -168,7 +171,7 @@ do_vm() {
 		if [ "$m" = iommufd ]; then
 			say "rig: booting a guest ($BENCH_VM_MEMORY, flavour iommufd, VFIO device edu): modes '$BENCH_IOF_MODES' x sizes '$BENCH_MEMS' x $BENCH_REPS x (CHANGE_PROCESS, unmap + map) ..."
 		else
-			say "rig: booting a guest ($BENCH_VM_MEMORY, $m modules): drivers '$drv' x guest RAM '$BENCH_RAM' x paths '${BENCH_PATHS:-offered}' x sizes '$BENCH_MEMS' x $BENCH_REPS updates ..."
+			say "rig: booting a guest ($BENCH_VM_MEMORY, $m modules): drivers '$drv' x guest RAM '$BENCH_RAM' x paths '${BENCH_PATHS:-offered}' x sizes '$BENCH_MEMS' x $BENCH_RUNS run(s) x $BENCH_REPS updates ..."
 		fi
 		t=$(date +%s)
 		# the guest is TCG on the host's cores: other load on the host inflates and spreads its times
