@@ -86,6 +86,10 @@ interrupted() {
 	err=$(jget .last.error "$tag.ustatus")
 	if [ "$how" = kill9 ]; then
 		expect "$tag/verdict-interrupted-by-restart" "$(jget .last.interrupted_by_restart "$tag.ustatus")" = true
+		# reserved to the VMM that owns the device (exec mode: one process); the reservation's pidfd closes
+		# at its reattach, so it is not among the fds the new vlud keeps
+		expect "$tag/reserved-to-the-vmm" "$(jget .last.reattach_reserved_for "$tag.ustatus")" -eq "$pid"
+		fd_base=$((fd_base - 1))
 		case $err in "vlud restarted during the update (phase $ph): "*) t_ok "$tag/verdict-reason" ;; *) t_fail "$tag/verdict-reason" "$err" ;; esac
 		if [ "$at" = save ]; then
 			if jhas .last.resumed "$tag.ustatus" '["vdpa:vdpa0"]'; then t_ok "$tag/device-resumed"; else t_fail "$tag/device-resumed" "resumed: $(jget .last.resumed "$tag.ustatus")"; fi

@@ -58,6 +58,13 @@ start_vmm_stop_at() {
 
 # killed_in PHASE: update.start (exec mode, path $DK_PATH) of $INST, whose VMM stops itself in PHASE (vlud has
 # suspended the device); kill -9 vlud; what the restarted vlud did; the VMM continued: traffic again
+# dk_reserved PH: the restarted vlud reserved the instance to the VMM, which owned the device (exec mode: one
+# process, docs/UPDATE.md "Only the device's owner reattaches"); that reservation's pidfd closes when the VMM
+# reattaches, so it is not among the fds the restarted vlud keeps (fd_base)
+dk_reserved() {
+	expect "$1/reserved-to-the-vmm" "$(jget .last.reattach_reserved_for "$1.ustatus")" -eq "$VMM_PID"
+	fd_base=$((fd_base - 1))
+}
 killed_in() {
 	ph=$1
 	vctl --json call update.start "{\"instance\":\"$INST\",\"mode\":\"exec\",\"path\":\"$DK_PATH\",\"wait\":false}" > "$ph.start" 2>&1
@@ -74,6 +81,7 @@ killed_in() {
 	if grep -q "start-up: 1 instances restored, 6 fds adopted, 0 dropped, 0 lost" vlud.log; then t_ok "$ph/startup-adopted-6"; else t_fail "$ph/startup-adopted-6" "$(grep start-up vlud.log | tail -1)"; fi
 	vctl --json call update.status "{\"instance\":\"$INST\"}" > "$ph.ustatus" 2>&1
 	sed "s/^/[$ph update.status after the restart] /" "$ph.ustatus"
+	dk_reserved "$ph"
 	expect "$ph/no-update-running" "$(jget .running "$ph.ustatus")" = null
 	expect "$ph/verdict-failed" "$(jget .last.result "$ph.ustatus")" = failed
 	expect "$ph/verdict-id" "$(jget .last.id "$ph.ustatus")" -eq "$uid"
@@ -139,6 +147,7 @@ killed_after_claim() {
 	if grep -q "start-up: 1 instances restored, 6 fds adopted, 0 dropped, 0 lost" vlud.log; then t_ok "$ph/startup-adopted-6"; else t_fail "$ph/startup-adopted-6" "$(grep start-up vlud.log | tail -1)"; fi
 	vctl --json call update.status "{\"instance\":\"$INST\"}" > "$ph.ustatus" 2>&1
 	sed "s/^/[$ph update.status after the restart] /" "$ph.ustatus"
+	dk_reserved "$ph"
 	expect "$ph/verdict-failed" "$(jget .last.result "$ph.ustatus")" = failed
 	expect "$ph/verdict-id" "$(jget .last.id "$ph.ustatus")" -eq "$uid"
 	expect "$ph/verdict-phase" "$(jget .last.phase "$ph.ustatus")" = restore
