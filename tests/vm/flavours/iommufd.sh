@@ -169,13 +169,14 @@ iof_collect() { # SRC LOCALVERSION OUT
 	find "$src" -name '*.ko' -exec cp {} "$out/ko/" \;
 }
 
-# Applies the series of $IOF_PATCH_DIR to SRC (log to LOG).  Returns 1 with IOF_WHY.
-iof_apply() { # SRC LOG
+# Applies the series of $IOF_PATCH_DIR to SRC (log to LOG).  Returns 1 with IOF_WHY (naming the log as
+# WHERE, its path once kept).
+iof_apply() { # SRC LOG WHERE
 	local p
 	for p in "$IOF_PATCH_DIR"/*.patch; do
 		echo "== patch -p1 < $p" >> "$2"
 		if ! patch -p1 -d "$1" --no-backup-if-mismatch < "$p" >> "$2" 2>&1; then
-			IOF_WHY="$(basename "$p") does not apply (see $2)"
+			IOF_WHY="$(basename "$p") does not apply (see $3)"
 			return 1
 		fi
 	done
@@ -185,7 +186,7 @@ iof_apply() { # SRC LOG
 iof_failed() { # TMPDIR FAILED
 	rm -rf "$2"; mkdir -p "$2"
 	cp "$1/build.log" "$2/" 2> /dev/null
-	cp "$1/x/.config" "$2/config" 2> /dev/null
+	cp "$1/x/.config" "$2/config" 2> /dev/null || cp "$1/config" "$2/config" 2> /dev/null
 	[ -f "$1/patch.log" ] && cp "$1/patch.log" "$2/"
 	rm -rf "$1"
 }
@@ -198,8 +199,7 @@ iof_build_patched_in() { # SRC OUT INCREMENTAL(0|1)
 	t0=$(now_ms)
 	rm -rf "$out.tmp" "$out.failed"
 	mkdir -p "$out.tmp"
-	if ! iof_apply "$src" "$out.tmp/patch.log"; then
-		IOF_WHY="$IOF_WHY (in $out.failed)"
+	if ! iof_apply "$src" "$out.tmp/patch.log" "$out.failed/patch.log"; then
 		iof_failed "$out.tmp" "$out.failed"
 		return 1
 	fi
@@ -210,10 +210,15 @@ iof_build_patched_in() { # SRC OUT INCREMENTAL(0|1)
 		iof_make_all "$src" "$IOF_PATCHED_LV" "$out.tmp/build.log"
 	fi || {
 		IOF_WHY="patched kernel build failed (see $out.failed/build.log)"
+		cp "$src/.config" "$out.tmp/config" 2> /dev/null
 		iof_failed "$out.tmp" "$out.failed"
 		return 1
 	}
-	iof_collect "$src" "$IOF_PATCHED_LV" "$out.tmp" || { iof_failed "$out.tmp" "$out.failed"; return 1; }
+	iof_collect "$src" "$IOF_PATCHED_LV" "$out.tmp" || {
+		cp "$src/.config" "$out.tmp/config" 2> /dev/null
+		iof_failed "$out.tmp" "$out.failed"
+		return 1
+	}
 	log "iommufd: patched build $(( $(now_ms) - t0 )) ms ($([ "$3" = 1 ] && echo incremental || echo full))"
 	echo "build_ms=$(( $(now_ms) - t0 )) incremental=$3" > "$out.tmp/timing"
 	rm -rf "$out"
