@@ -1,9 +1,10 @@
 #!/bin/bash
-# test-docs.sh - the user-facing documents (README.md, docs/*.md, kernel/README.md, the man pages) say no
-# project-internal "issue N", cite no kernel-facts.md (a file outside the repository), and every repository
-# path they name exists: a path starting with a top-level directory of the tree (daemon/, tests/, ...;
-# globs such as tests/vm/*.mk must match something) and every relative markdown link target.  Paths under
-# $(O)/, build/, ~/ or / are outputs, caches or guest/host system paths and are not checked.
+# test-docs.sh - the user-facing documents (README.md, docs/*.md, kernel/README.md, kernel/iommufd/README.md,
+# the man pages) say no project-internal "issue N", cite no kernel-facts.md (a file outside the repository),
+# and every repository path they name exists: a path starting with a top-level directory of the tree
+# (daemon/, tests/, ...; globs such as tests/vm/*.mk must match something) and every relative markdown link
+# target.  Paths under $(O)/, build/, ~/ or / are outputs, caches or guest/host system paths and are not
+# checked.
 #   VLU_TOP=. bash tests/integration/test-docs.sh
 S=integ-docs
 . "$(dirname "$0")/lib.sh"
@@ -14,7 +15,7 @@ EXCLUDED=()
 cd "$TOP" || exit 1
 shopt -s nullglob
 docs=()
-for f in README.md docs/*.md kernel/README.md clients/*/*.[1-8] docs/man/*.[1-8]; do
+for f in README.md docs/*.md kernel/README.md kernel/iommufd/README.md clients/*/*.[1-8] docs/man/*.[1-8]; do
 	[ -e "$f" ] || continue
 	skip=0
 	for x in "${EXCLUDED[@]+"${EXCLUDED[@]}"}"; do [ "$f" = "$x" ] && skip=1; done

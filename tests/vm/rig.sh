@@ -272,6 +272,15 @@ qemu_segment() { # SCENARIO...
 	echo "$RIG_OUT/qemu-$key.cpio.gz"
 }
 
+# The kernel image, its release and the modules segment of a boot with module set MODULES: the flavour's,
+# or its patched kernel's when it has one (BOOT_KERNEL BOOT_KVER BOOT_MODS_CPIO).
+boot_kernel() { # MODULES
+	BOOT_KERNEL=$FL_KERNEL BOOT_KVER=$FL_KVER BOOT_MODS_CPIO=$FL_MODS_CPIO
+	if [ "$1" = patched ] && [ -n "$FL_PATCHED_KERNEL" ]; then
+		BOOT_KERNEL=$FL_PATCHED_KERNEL BOOT_KVER=$FL_PATCHED_KVER BOOT_MODS_CPIO=$FL_PATCHED_MODS_CPIO
+	fi
+}
+
 # A one-file cpio segment with this boot's configuration.
 build_conf_cpio() { # OUT MODULES USE_VA DEVICES MAC ROOT SHELL SCENARIO...
 	local out=$1 mods=$2 va=$3 dev=$4 mac=$5 root=$6 sh=$7 st
@@ -281,7 +290,7 @@ build_conf_cpio() { # OUT MODULES USE_VA DEVICES MAC ROOT SHELL SCENARIO...
 	mkdir -p "$st/etc"
 	cat > "$st/etc/rig.conf" <<-EOF
 		RIG_FLAVOUR=$CUR_FLAVOUR
-		RIG_KVER=$FL_KVER
+		RIG_KVER=$BOOT_KVER
 		RIG_MODULES=$mods
 		RIG_USE_VA=$va
 		RIG_DEVICES=$dev
@@ -299,7 +308,7 @@ build_conf_cpio() { # OUT MODULES USE_VA DEVICES MAC ROOT SHELL SCENARIO...
 qemu_cmd() { # INITRD MEMORY [ROOT-IMAGE]
 	local extra=
 	QEMU_ARGS=("$QEMU" -accel tcg -cpu qemu64 -smp 2 -m "$2" -nographic -no-reboot -nic none
-		"${FL_QEMU_ARGS[@]}" -kernel "$FL_KERNEL" -initrd "$1")
+		"${FL_QEMU_ARGS[@]}" -kernel "$BOOT_KERNEL" -initrd "$1")
 	if [ -n "${3:-}" ]; then
 		# snapshot=on: the guest's writes go to a temporary file qemu deletes; the cached image stays pristine
 		QEMU_ARGS+=(-drive "file=$3,format=raw,if=virtio,snapshot=on")
@@ -320,8 +329,9 @@ run_boot() { # MODULES USE_VA DEVICES MEMORY MAC ROOT SCENARIO...
 	BOOT_N=$((BOOT_N + 1))
 	local tag="boot-${scen[0]}"
 	local blog=$RIG_OUT/logs/$tag.serial.log initrd=$RIG_WORK/initrd-$BOOT_N.img
+	boot_kernel "$mods"
 	build_conf_cpio "$RIG_WORK/conf-$BOOT_N.cpio.gz" "$mods" "$va" "$dev" "$mac" "$root" 0 "${scen[@]}"
-	local segs=("$FL_MODS_CPIO" "$RIG_WORK/user.cpio.gz") img=
+	local segs=("$BOOT_MODS_CPIO" "$RIG_WORK/user.cpio.gz") img=
 	# shellcheck disable=SC2207 # qemu_segment prints at most one path
 	segs+=($(qemu_segment "${scen[@]}"))
 	for s in "${scen[@]}"; do
@@ -335,7 +345,7 @@ run_boot() { # MODULES USE_VA DEVICES MEMORY MAC ROOT SCENARIO...
 	cat "${segs[@]}" > "$initrd"
 	rm -f "$RIG_WORK/conf-$BOOT_N.cpio.gz"
 	qemu_cmd "$initrd" "$mem" "$img"
-	log "boot $BOOT_N: ${CUR_FLAVOUR} $FL_KVER modules=$mods use_va=$va devices=$dev memory=$mem root=$root: ${scen[*]}"
+	log "boot $BOOT_N: ${CUR_FLAVOUR} $BOOT_KVER modules=$mods use_va=$va devices=$dev memory=$mem root=$root: ${scen[*]}"
 	echo "# ${QEMU_ARGS[*]}" > "$blog"
 	local t0 t
 	t0=$(now_ms)
@@ -442,6 +452,8 @@ load_flavour() { # NAME -> 0 ready, 1 failed (FL_FAIL_WHY), 2 skip (FL_SKIP_WHY)
 	[ "$CUR_FLAVOUR" = "$1" ] && return "$FL_RC"
 	CUR_FLAVOUR=$1
 	FL_KVER= FL_KERNEL= FL_MODS_CPIO= FL_PATCHED= FL_PATCHED_WHY= FL_SKIP_WHY= FL_FAIL_WHY=
+	# a flavour whose "patched" set is a kernel image of its own (iommufd: the fixes are built in) sets these
+	FL_PATCHED_KERNEL= FL_PATCHED_MODS_CPIO= FL_PATCHED_KVER=
 	FL_QEMU_ARGS=() # the flavour's extra qemu arguments (machine, IOMMU, devices)
 	if [ ! -f "$RIG_DIR/flavours/$1.sh" ]; then
 		FL_FAIL_WHY="unknown flavour '$1' (no tests/vm/flavours/$1.sh)"
@@ -463,6 +475,11 @@ load_flavour() { # NAME -> 0 ready, 1 failed (FL_FAIL_WHY), 2 skip (FL_SKIP_WHY)
 	if [ "$FL_RC" = 0 ]; then
 		cp "$FL_MODS_CPIO" "$RIG_WORK/mods-$1.cpio.gz" && FL_MODS_CPIO=$RIG_WORK/mods-$1.cpio.gz
 		cp "$FL_KERNEL" "$RIG_WORK/kernel-$1" && FL_KERNEL=$RIG_WORK/kernel-$1
+		if [ -n "$FL_PATCHED_KERNEL" ]; then
+			cp "$FL_PATCHED_MODS_CPIO" "$RIG_WORK/mods-$1-patched.cpio.gz" &&
+				FL_PATCHED_MODS_CPIO=$RIG_WORK/mods-$1-patched.cpio.gz
+			cp "$FL_PATCHED_KERNEL" "$RIG_WORK/kernel-$1-patched" && FL_PATCHED_KERNEL=$RIG_WORK/kernel-$1-patched
+		fi
 	fi
 	flock -u 9
 	log "flavour $1: ${FL_KVER:-?} prepared in $(( $(now_ms) - t0 )) ms (rc $FL_RC, patched: ${FL_PATCHED:-?}, nosuspend: ${FL_NOSUSPEND:-?}, hwreset: ${FL_HWRESET:-?})"
@@ -664,8 +681,9 @@ cmd_shell() {
 	[ "$mods" != nosuspend ] || [ "$FL_NOSUSPEND" = yes ] || { echo "rig: nosuspend modules: $FL_NOSUSPEND_WHY" >&2; return 1; }
 	[ "$mods" != hwreset ] || [ "$FL_HWRESET" = yes ] || { echo "rig: hwreset modules: $FL_HWRESET_WHY" >&2; return 1; }
 	user_cpio
+	boot_kernel "$mods"
 	build_conf_cpio "$RIG_WORK/conf-shell.cpio.gz" "$mods" "$va" "$dev" "$mac" none 1
-	cat "$FL_MODS_CPIO" "$RIG_WORK/user.cpio.gz" "$RIG_WORK/conf-shell.cpio.gz" > "$RIG_WORK/initrd-shell.img"
+	cat "$BOOT_MODS_CPIO" "$RIG_WORK/user.cpio.gz" "$RIG_WORK/conf-shell.cpio.gz" > "$RIG_WORK/initrd-shell.img"
 	qemu_cmd "$RIG_WORK/initrd-shell.img" "$mem"
 	echo "rig: ${QEMU_ARGS[*]}  (Ctrl-A X quits qemu)" >&2
 	"${QEMU_ARGS[@]}"

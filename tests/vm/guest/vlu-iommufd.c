@@ -5,7 +5,7 @@
  * IOMMU_IOAS_CHANGE_PROCESS moving the pinned memory to a second process.  One TAP line per assertion,
  * named "<suite>/<command>.<check>" with suite = $VLUD_SCENARIO (or "vlu-iommufd").
  *
- *   vlu-iommufd [--acct user|mm] [--size BYTES] change-process /dev/vfio/devices/vfioN
+ *   vlu-iommufd [--fixed] [--acct user|mm|none] [--size BYTES] change-process /dev/vfio/devices/vfioN
  *       process A: IOAS_ALLOC, BIND + ATTACH the device, IOAS_MAP_FILE of a memfd, edu DMA RAM -> device
  *       -> RAM checked; passes the iommufd, device and memfd fds (SCM_RIGHTS) to B = fork + exec of this
  *       program (argv: --child SOCKFD ACCT), closes its copies and waits; B maps the memfd at another address, IOAS_CHANGE_PROCESS,
@@ -15,7 +15,17 @@
  *       Both drop CAP_IPC_LOCK first (bounding set too, so the exec'ed B has none either): a mapper with
  *       it gets no accounting at all (IOPT_PAGES_ACCOUNT_NONE, also under RLIMIT_MODE = 1).
  *       --acct none: keeps CAP_IPC_LOCK; the counters are only reported ("# observed" lines, no
- *       assertion): CHANGE_PROCESS moves no charge in that mode (a known kernel bug, docs/IOMMUFD.md).
+ *       assertion): CHANGE_PROCESS moves no charge in that mode (a known kernel bug, docs/IOMMUFD.md),
+ *       unless --fixed is given (a kernel with kernel/iommufd/'s fixes): then VmPin is asserted as in the
+ *       other modes (A down and B up by the mapped size, B back to where it was after its unmap).
+ *   vlu-iommufd [--acct user|mm|none] [--size BYTES] change-process-exec /dev/vfio/devices/vfioN
+ *       the exec case: process A maps as above and exec()s this program (the same pid, a new mm: A's mm
+ *       has no user left) keeping the iommufd, device and memfd fds; the new image B maps the memfd,
+ *       calls IOMMU_IOAS_CHANGE_PROCESS and asserts what is right in every mode (no "observed" lines):
+ *       the call succeeds, or fails having changed nothing; B's VmPin (and VmLck in mm mode) up by the
+ *       mapped size; DMA into the memfd; after B's unmap both back to where they were (no underflow, no
+ *       charge left behind).  Unpatched 7.3 fails it in mm mode (EINVAL after charging B, and B's
+ *       charge is never returned) and in none mode (nothing charged to B, VmPin underflows at the unmap).
  *   vlu-iommufd vlud SOCKET /dev/vfio/devices/vfioN BDF [--keep-ipc-lock]
  *       the same device through vlud (docs/IOMMUFD.md): device.open of /dev/iommu and of the cdev, the
  *       fds and info checked, DMA through them, vlud's refusals (second open, vmm.mappings "ioas",
@@ -64,6 +74,8 @@ static const char *suite = "vlu-iommufd";
 static const char *const mode_name[] = { "user", "mm", "none" };
 static const char *cmd = "";
 static int failures;
+/* --fixed: the kernel has kernel/iommufd/'s accounting fixes (none mode asserted, not observed) */
+static bool fixed;
 
 #include "guest-tap.h"
 #include "iofdev.h" /* uapi, edu, /proc counters, fd passing, bind + attach */
@@ -116,6 +128,7 @@ struct handoff {
 	long long a_pin_kb, a_lck_kb; /* A's VmPin / VmLck with the mapping made */
 	long long base_pin_kb, base_lck_kb; /* A's before the mapping */
 	int mode; /* 0 user, 1 mm, 2 none */
+	bool fixed; /* --fixed */
 };
 
 /* ---- change-process, process B (exec'ed, argv: --child SOCKFD ACCT) ---- */
@@ -153,14 +166,14 @@ static int child_main(int sock)
 	b_pin1 = status_kb(b, "VmPin"), b_lck1 = status_kb(b, "VmLck");
 	printf("# VmPin kB: A %lld -> %lld, B %lld -> %lld; VmLck kB: A %lld -> %lld, B %lld -> %lld (%s mode)\n",
 	       h.a_pin_kb, a_pin1, b_pin0, b_pin1, h.a_lck_kb, a_lck1, b_lck0, b_lck1, mode_name[h.mode]);
-	if (h.mode == 2) {
+	if (h.mode == 2 && !h.fixed) {
 		printf("# observed (none mode): VmPin moved A -%lld kB, B +%lld kB of %lld kB mapped\n",
 		       h.a_pin_kb - a_pin1, b_pin1 - b_pin0, kb);
 	} else {
 		expect_eq("child.vmpin-a-down", h.a_pin_kb - a_pin1, kb);
 		expect_eq("child.vmpin-b-up", b_pin1 - b_pin0, kb);
 	}
-	if (h.mode == 2) {
+	if (h.mode == 2 && !h.fixed) {
 		/* nothing asserted */
 	} else if (h.mode == 1) {
 		expect_eq("child.vmlck-a-down", h.a_lck_kb - a_lck1, kb);
@@ -177,7 +190,7 @@ static int child_main(int sock)
 		struct iommu_ioas_unmap u = { .size = sizeof(u), .ioas_id = h.ioas, .iova = IOVA_BASE, .length = h.size };
 		if (!expect_ok("child.unmap", ioctl(d.iommufd, IOMMU_IOAS_UNMAP, &u))) {
 			/* reported */
-		} else if (h.mode == 2) {
+		} else if (h.mode == 2 && !h.fixed) {
 			printf("# observed (none mode) after unmap: VmPin B %lld kB (was %lld before CHANGE_PROCESS), A %lld kB\n",
 			       status_kb(b, "VmPin"), b_pin0, status_kb(a, "VmPin"));
 		} else {
@@ -201,7 +214,7 @@ static int change_process(const char *self, const char *path, const char *acct, 
 	_cleanup_close_ int memfd = -EBADF, sock = -EBADF;
 	int sv[2] = { -EBADF, -EBADF };
 	bool mm = strcmp(acct, "mm") == 0, none = strcmp(acct, "none") == 0;
-	struct handoff h = { .size = size, .mode = mm ? 1 : none ? 2 : 0 };
+	struct handoff h = { .size = size, .mode = mm ? 1 : none ? 2 : 0, .fixed = fixed };
 	struct iommu_ioas_map_file mf = { .size = sizeof(mf) };
 	uint8_t *mem = MAP_FAILED;
 	pid_t pid;
@@ -270,11 +283,134 @@ static int change_process(const char *self, const char *path, const char *acct, 
 		tap(true, "child-exit");
 	else /* B printed its own not ok lines too, unless it died before (exec failed: 127) */
 		tap_fail("child-exit", "B exited with status %d", WEXITSTATUS(st));
-	if (none)
+	if (none && !fixed)
 		printf("# observed (none mode): A's VmPin after B ended %lld kB (was %lld before MAP_FILE)\n",
 		       status_kb(getpid(), "VmPin"), h.base_pin_kb);
 	else
 		expect_eq("vmpin-a-after-child", status_kb(getpid(), "VmPin"), h.base_pin_kb);
+out:
+	if (mem != MAP_FAILED)
+		munmap(mem, size);
+	dev_done(&d);
+	return failures ? 1 : 0;
+}
+
+/* ---- change-process-exec ---- */
+
+/* fd survives an exec */
+static int keep_on_exec(int fd)
+{
+	int fl = fcntl(fd, F_GETFD);
+
+	return fl < 0 || fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC) < 0 ? -errno : 0;
+}
+
+/*
+ * The new image B (argv: --exec-child ACCT IOMMUFD DEVFD MEMFD HANDOFF): the same pid as A, a new mm; A's
+ * mm has no user left.  Everything asserted, in every mode.
+ */
+static int exec_child_main(char **argv)
+{
+	struct dev d = { .iommufd = atoi(argv[3]), .devfd = atoi(argv[4]) };
+	_cleanup_close_ int memfd = atoi(argv[5]), hfd = atoi(argv[6]);
+	struct iommu_ioas_change_process cp = { .size = sizeof(cp) };
+	struct handoff h;
+	pid_t b = getpid();
+	long long kb, pin0, lck0, pin1, lck1;
+	uint8_t *mem = MAP_FAILED;
+	double t0;
+	int r;
+
+	if (!expect_ok("exec.handoff", pread(hfd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) ? 0 : (errno = EIO, -1)))
+		goto out;
+	kb = (long long)(h.size / 1024);
+	pin0 = status_kb(b, "VmPin"), lck0 = status_kb(b, "VmLck");
+	/* the new image's mm: nothing charged to it yet (A's charge went with A's mm or stays there) */
+	expect_eq("exec.vmpin-new-mm", pin0, 0);
+	expect_eq("exec.vmlck-new-mm", lck0, 0);
+	mem = mmap((void *)(uintptr_t)(h.a_addr + (1ULL << 36)), h.size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (!expect_ok("exec.mmap-memfd", mem == MAP_FAILED ? -1 : 0))
+		goto out;
+	printf("# A (pid %d, exec'ed) mapped the memfd at %#" PRIx64 ", B (same pid) at %p\n", (int)b, h.a_addr,
+	       (void *)mem);
+	t0 = now_s();
+	r = ioctl(d.iommufd, IOMMU_IOAS_CHANGE_PROCESS, &cp);
+	printf("# IOMMU_IOAS_CHANGE_PROCESS of %lld kB from the exec'ed image (%s mode): %s in %.2f ms\n", kb,
+	       mode_name[h.mode], r < 0 ? strerror(errno) : "ok", (now_s() - t0) * 1000);
+	pin1 = status_kb(b, "VmPin"), lck1 = status_kb(b, "VmLck");
+	printf("# B: VmPin %lld -> %lld kB, VmLck %lld -> %lld kB\n", pin0, pin1, lck0, lck1);
+	if (!expect_ok("exec.change-process", r)) {
+		/* a failed call must have changed nothing */
+		expect_eq("exec.vmpin-unchanged-on-failure", pin1, pin0);
+		expect_eq("exec.vmlck-unchanged-on-failure", lck1, lck0);
+	} else {
+		expect_eq("exec.vmpin-b-up", pin1 - pin0, kb);
+		expect_eq(h.mode == 1 ? "exec.vmlck-b-up" : "exec.vmlck-b-unchanged", lck1 - lck0, h.mode == 1 ? kb : 0);
+	}
+	if (!expect_ok("exec.enable-bar0", dev_enable(&d) < 0 ? (errno = ENXIO, -1) : 0))
+		goto out;
+	dma_roundtrip(&d, memfd, mem, 2 * 4096, 3 * 4096, 0x3c, "exec");
+	{
+		struct iommu_ioas_unmap u = { .size = sizeof(u), .ioas_id = h.ioas, .iova = IOVA_BASE, .length = h.size };
+
+		if (expect_ok("exec.unmap", ioctl(d.iommufd, IOMMU_IOAS_UNMAP, &u))) {
+			/* every charge B got is returned: no underflow, nothing left behind */
+			expect_eq("exec.vmpin-after-unmap", status_kb(b, "VmPin"), pin0);
+			expect_eq("exec.vmlck-after-unmap", status_kb(b, "VmLck"), lck0);
+		}
+	}
+out:
+	if (mem != MAP_FAILED)
+		munmap(mem, h.size);
+	dev_done(&d);
+	return failures ? 1 : 0;
+}
+
+/* process A of change-process-exec: maps, checks, exec()s itself with the fds */
+static int change_process_exec(const char *self, const char *path, const char *acct, uint64_t size)
+{
+	struct dev d = { .iommufd = -EBADF, .devfd = -EBADF };
+	_cleanup_close_ int memfd = -EBADF, hfd = -EBADF;
+	bool mm = strcmp(acct, "mm") == 0, none = strcmp(acct, "none") == 0;
+	struct handoff h = { .size = size, .mode = mm ? 1 : none ? 2 : 0, .fixed = true };
+	struct iommu_ioas_map_file mf = { .size = sizeof(mf) };
+	char a[4][16];
+	uint8_t *mem = MAP_FAILED;
+
+	if (!none && !expect_ok("drop-cap-ipc-lock", drop_ipc_lock() < 0 ? -1 : 0))
+		return 1;
+	if (open_bind_attach(&d, path, mm) < 0)
+		goto out;
+	memfd = memfd_create("vlu-iommufd-ram", MFD_CLOEXEC);
+	if (!expect_ok("memfd", memfd < 0 || ftruncate(memfd, size) < 0 ? -1 : 0))
+		goto out;
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (!expect_ok("mmap-memfd", mem == MAP_FAILED ? -1 : 0))
+		goto out;
+	h.base_pin_kb = status_kb(getpid(), "VmPin"), h.base_lck_kb = status_kb(getpid(), "VmLck");
+	mf.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
+	mf.ioas_id = d.ioas, mf.fd = memfd, mf.start = 0, mf.length = size, mf.iova = IOVA_BASE;
+	if (!expect_ok("map-file", ioctl(d.iommufd, IOMMU_IOAS_MAP_FILE, &mf)))
+		goto out;
+	h.a_pin_kb = status_kb(getpid(), "VmPin"), h.a_lck_kb = status_kb(getpid(), "VmLck");
+	expect_eq("vmpin-charged", h.a_pin_kb - h.base_pin_kb, (long long)(size / 1024));
+	expect_eq(mm ? "vmlck-charged" : "vmlck-uncharged", h.a_lck_kb - h.base_lck_kb, mm ? (long long)(size / 1024) : 0);
+	dma_roundtrip(&d, memfd, mem, 0, 4096, 0xc3, "parent");
+	h.ioas = d.ioas, h.a_addr = (uintptr_t)mem;
+	hfd = memfd_create("vlu-iommufd-handoff", 0);
+	if (!expect_ok("handoff", hfd < 0 || pwrite(hfd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ? -1 : 0))
+		goto out;
+	if (!expect_ok("keep-fds-on-exec", keep_on_exec(d.iommufd) < 0 || keep_on_exec(d.devfd) < 0 ||
+					   keep_on_exec(memfd) < 0 ? -1 : 0))
+		goto out;
+	snprintf(a[0], sizeof(a[0]), "%d", d.iommufd);
+	snprintf(a[1], sizeof(a[1]), "%d", d.devfd);
+	snprintf(a[2], sizeof(a[2]), "%d", memfd);
+	snprintf(a[3], sizeof(a[3]), "%d", hfd);
+	printf("# A (pid %d) exec's itself with the iommufd, the device and the memfd; its mm dies\n", (int)getpid());
+	fflush(stdout);
+	execl(self, self, "--exec-child", acct, a[0], a[1], a[2], a[3], NULL);
+	tap_fail("exec", "%s", strerror(errno));
 out:
 	if (mem != MAP_FAILED)
 		munmap(mem, size);
@@ -1064,7 +1200,8 @@ static int vmm_main(int argc, char **argv)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: vlu-iommufd [--acct user|mm|none] [--size BYTES] change-process|negative /dev/vfio/devices/vfioN\n"
+	fprintf(stderr, "usage: vlu-iommufd [--fixed] [--acct user|mm|none] [--size BYTES] change-process|change-process-exec|negative\n"
+			"           /dev/vfio/devices/vfioN\n"
 			"       vlu-iommufd vlud SOCKET /dev/vfio/devices/vfioN BDF [--keep-ipc-lock]\n"
 			"       vlu-iommufd vmm SOCKET /dev/vfio/devices/vfioN BDF LOG MARKER\n"
 			"           [--skip-change-process|--die-after-claim|--die-after-change-process]\n");
@@ -1088,6 +1225,12 @@ int main(int argc, char **argv)
 		cmd = c;
 		return child_main(atoi(argv[2]));
 	}
+	if (argc == 7 && strcmp(argv[1], "--exec-child") == 0) {
+		static char c[40];
+		snprintf(c, sizeof(c), "change-process-exec-%s", argv[2]);
+		cmd = c;
+		return exec_child_main(argv);
+	}
 	if (argc >= 2 && strcmp(argv[1], "vmm") == 0)
 		return vmm_main(argc, argv);
 	if ((argc == 5 || (argc == 6 && strcmp(argv[5], "--keep-ipc-lock") == 0)) && strcmp(argv[1], "vlud") == 0) {
@@ -1095,7 +1238,10 @@ int main(int argc, char **argv)
 		return via_vlud(argv[2], argv[3], argv[4], argc == 6);
 	}
 	for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {
-		if (strcmp(argv[i], "--acct") == 0 &&
+		if (strcmp(argv[i], "--fixed") == 0) {
+			fixed = true;
+			i--;
+		} else if (strcmp(argv[i], "--acct") == 0 &&
 		    (!strcmp(argv[i + 1], "user") || !strcmp(argv[i + 1], "mm") || !strcmp(argv[i + 1], "none")))
 			acct = argv[i + 1];
 		else if (strcmp(argv[i], "--size") == 0)
@@ -1111,6 +1257,12 @@ int main(int argc, char **argv)
 		snprintf(c, sizeof(c), "change-process-%s", acct);
 		cmd = c;
 		return change_process("/proc/self/exe", argv[i + 1], acct, size);
+	}
+	if (strcmp(cmd, "change-process-exec") == 0) {
+		static char c[40];
+		snprintf(c, sizeof(c), "change-process-exec-%s", acct);
+		cmd = c;
+		return change_process_exec("/proc/self/exe", argv[i + 1], acct, size);
 	}
 	if (strcmp(cmd, "negative") == 0)
 		return negative(argv[i + 1]);
