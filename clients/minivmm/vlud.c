@@ -245,6 +245,20 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 
 			snprintf(path, sizeof(path), "%s", v->dev.path);
 			(void)mv_vdev_adopt(&v->dev, fd, path);
+			if (!data && v->dev.fd >= 0) {
+				/* no rollback event: vlud restarted during the update.  If it had released its copy for
+				 * the successor's claim (the last close reset the device), the restarted vlud reopened
+				 * the node: a fresh open (status 0), to be set up like a path-C successor's (found by
+				 * the chaos soak, seed 6 kill 13: resumed as if it were ours, nothing mapped) */
+				uint8_t st = 0;
+
+				if (mv_vdev_get_status(&v->dev, &st) == 0 && !(st & VIRTIO_CONFIG_S_DRIVER_OK)) {
+					mv_log("vlud restarted after releasing the device for the claim: the device it holds is "
+					       "a fresh open (status 0x%x): setting it up again",
+					       st);
+					v->reopened = true;
+				}
+			}
 		}
 	}
 	if (v->dev.fd < 0) {
@@ -292,8 +306,9 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 		u->error = err;
 		s->nupdates++;
 		upd_active = false;
-		if (reopened && v->link) {
-			/* vlud verifies (DRIVER_OK, our VmPin) and sends the verdict */
+		if (reopened && v->link && data) {
+			/* vlud verifies (DRIVER_OK, our VmPin) and sends the verdict (not after a restart of vlud:
+			 * that one ended the update already) */
 			_cleanup_json_ json_object *verdict = NULL;
 			int k = vlu_update_ready(v->link, r < 0 ? strerror(-r) : NULL, &verdict);
 
