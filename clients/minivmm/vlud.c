@@ -273,6 +273,33 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 		v->stop = true;
 		return;
 	}
+	if (!data && upd_transfer && !v->reopened && (v->dev.backend_acked & MV_BF(NEW_OWNER))) {
+		/* no rollback event: vlud restarted during a transfer-mode update.  Had the successor taken the
+		 * device over (its VHOST_NEW_OWNER after the claim, paths A and B) and died since, its dead mm is
+		 * the consent to take it back; -EBUSY: we never lost it; -EPERM: the successor lives and owns
+		 * it (the restarted vlud reserves the instance to it): not ours any more (chaos soak seed 6,
+		 * kill 53: vlud and then the successor killed after the claim; RESUME failed EPERM and the
+		 * datapath ran on a device this process no longer owned) */
+		int r = mv_vdev_new_owner(&v->dev, NULL);
+
+		if (r == 0) {
+			mv_log("vlud restarted and the successor that had taken the device over is gone: owner again "
+			       "(VHOST_NEW_OWNER)");
+			if ((v->dev.backend_acked & MV_BF(IOTLB_REMAP)) && (r = mv_vdev_remap(&v->dev, &v->mem)) < 0)
+				mv_log("rollback: IOTLB_REMAP: %s", strerror(-r));
+			if (upd_path == 'B')
+				v->was_reset = true; /* the successor re-created the vrings: ours again from a reset */
+		} else if (r == -EPERM) {
+			mv_log("vlud restarted and the successor owns the device: not ours any more, stopping");
+			u->error = err;
+			s->nupdates++;
+			upd_active = false;
+			v->o.drain_ms = 0;
+			v->stop = true;
+			return;
+		} else if (r != -EBUSY)
+			mv_log("rollback: VHOST_NEW_OWNER: %s", strerror(-r));
+	}
 	if (jbool(data, "reinit"))
 		v->was_reset = true;	/* path B: vlud reset the device; re-create the vrings from the bases */
 	if (jbool(data, "reopened"))
