@@ -225,6 +225,20 @@ static void on_arm(struct mv_vmm *v, json_object *data)
 		log_daemon_error(v, "update.armed", r);
 }
 
+/* The update failed and the device is the successor's (or lost): guest RAM and the eventfds are the
+ * successor's too, so our datapath must never run again (nor drain: its call eventfds).  Stop. */
+static void stop_not_ours(struct mv_vmm *v, int err, const char *why)
+{
+	struct mv_state *s = v->st;
+
+	mv_log("%s", why);
+	s->upd[s->nupdates].error = err;
+	s->nupdates++;
+	upd_active = false;
+	v->o.drain_ms = 0;
+	v->stop = true;
+}
+
 static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 {
 	struct mv_state *s = v->st;
@@ -263,14 +277,8 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 	}
 	if (v->dev.fd < 0) {
 		/* transfer mode, path C, the update failed after the successor's claim and vlud does not hand
-		 * the device back (the successor still holds it, or it is lost): guest RAM and the eventfds are
-		 * the successor's too, so our datapath must never run again (nor drain: its call eventfds).  Stop. */
-		mv_log("update failed and the device is not ours any more: stopping");
-		u->error = err;
-		s->nupdates++;
-		upd_active = false;
-		v->o.drain_ms = 0;
-		v->stop = true;
+		 * the device back (the successor still holds it, or it is lost) */
+		stop_not_ours(v, err, "update failed and the device is not ours any more: stopping");
 		return;
 	}
 	if (!data && upd_transfer && !v->reopened && (v->dev.backend_acked & MV_BF(NEW_OWNER))) {
@@ -290,12 +298,7 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 			if (upd_path == 'B')
 				v->was_reset = true; /* the successor re-created the vrings: ours again from a reset */
 		} else if (r == -EPERM) {
-			mv_log("vlud restarted and the successor owns the device: not ours any more, stopping");
-			u->error = err;
-			s->nupdates++;
-			upd_active = false;
-			v->o.drain_ms = 0;
-			v->stop = true;
+			stop_not_ours(v, err, "vlud restarted and the successor owns the device: not ours any more, stopping");
 			return;
 		} else if (r != -EBUSY)
 			mv_log("rollback: VHOST_NEW_OWNER: %s", strerror(-r));
