@@ -239,6 +239,43 @@ static void stop_not_ours(struct mv_vmm *v, int err, const char *why)
 	v->stop = true;
 }
 
+/* Path C, vlud restarted after the successor's claim: the device vlud holds has another owner (a vhost
+ * ioctl answers EPERM), the successor, which set up vlud's fresh open and died since (a live one keeps
+ * the instance reserved to it: we would not have reattached).  Its dead mm holds the pinned memory and
+ * no ioctl changes the owner on a kernel without VHOST_NEW_OWNER: vlud closes its copy (the kernel's
+ * release resets the device and unpins) and opens the node afresh (device.reopen; our copy closed
+ * first: the reopen needs vlud's to be the last), and we take the fresh open like a path-C successor
+ * (chaos soak, stock modules, seed 7 kill 26: the datapath ran on the dead successor's set-up with the
+ * pinned memory charged to nobody alive). */
+static void reopen_from_dead_owner(struct mv_vmm *v)
+{
+	_cleanup_json_ json_object *args = json_object_new_object();
+	_cleanup_free_ int *fds = NULL;
+	size_t nfds = 0;
+	int r;
+
+	mv_log("vlud restarted and the device's owner is another, gone process (the successor): asking vlud to "
+	       "reopen it");
+	mv_vdev_done(&v->dev);
+	if (!args || json_object_object_add(args, "name", json_object_new_string(v->dev_fd_name)) < 0)
+		r = -ENOMEM;
+	else
+		r = vlu_call(v->link, "device.reopen", args, NULL, 0, 60000, NULL, &fds, &nfds);
+	if (r < 0 || nfds != 1) {
+		log_daemon_error(v, "device.reopen of the device a gone successor owned", r < 0 ? r : -EPROTO);
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);
+		return; /* v->dev.fd < 0: rollback_local stops, the device is not ours */
+	}
+	{
+		char path[sizeof(v->dev.path)];
+
+		snprintf(path, sizeof(path), "%s", v->dev.path);
+		(void)mv_vdev_adopt(&v->dev, fds[0], path);
+	}
+	v->reopened = true;
+}
+
 static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 {
 	struct mv_state *s = v->st;
@@ -266,12 +303,15 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 				 * the chaos soak, seed 6 kill 13: resumed as if it were ours, nothing mapped) */
 				uint8_t st = 0;
 
+				uint16_t base;
+
 				if (mv_vdev_get_status(&v->dev, &st) == 0 && !(st & VIRTIO_CONFIG_S_DRIVER_OK)) {
 					mv_log("vlud restarted after releasing the device for the claim: the device it holds is "
 					       "a fresh open (status 0x%x): setting it up again",
 					       st);
 					v->reopened = true;
-				}
+				} else if (mv_vdev_get_vring_base(&v->dev, 0, &base) == -EPERM)
+					reopen_from_dead_owner(v);
 			}
 		}
 	}
