@@ -112,8 +112,7 @@ static void store_put(const char *name, int fd)
 }
 
 /* a state memfd holding body ("VLUDSTATE 1" and the document) the way vlud writes it (index page, the body
- * at 8192), put
- * into the store as "state"; the new memfd (the caller's) or -errno */
+ * at 8192), put into the store as "state"; the new memfd (the caller's) or -errno */
 static int craft_state(const char *body)
 {
 	char index[4096];
@@ -212,7 +211,7 @@ int main(void)
 	{
 		int held = integ_notify_find(&N, "h1");
 		struct stat st;
-		char *body = NULL, index[4096];
+		char *body = NULL;
 		long long now_us = (long long)time(NULL) * 1000000LL;
 		int n;
 
@@ -229,17 +228,11 @@ int main(void)
 			     "\"suspended\":true,\"reset\":false,\"released\":false}]}]}\n",
 			     (int)getpid(), (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (int)getpid(),
 			     now_us - 1000000LL);
-		memset(index, ' ', sizeof(index));
-		index[snprintf(index, sizeof(index), "VLUDSTATE 1\n{\"offset\":8192,\"length\":%d}\n", n)] = ' ';
-		index[sizeof(index) - 1] = '\n';
 		close(st_fd);
-		st_fd = memfd_create("vlud-state", MFD_CLOEXEC);
-		if (!tap_check(n > 0 && st_fd >= 0 && pwrite(st_fd, body, (size_t)n, 8192) == n &&
-				       pwrite(st_fd, index, sizeof(index), 0) == (ssize_t)sizeof(index),
-			       "crafted-state-written", "%m"))
-			goto out;
+		st_fd = n > 0 ? craft_state(body) : -ENOMEM;
 		free(body);
-		store_put("state", fcntl(st_fd, F_DUPFD_CLOEXEC, 3));
+		if (!tap_check(st_fd >= 0, "crafted-state-written", "%s", strerror(-st_fd)))
+			goto out;
 	}
 	r = restart(dir, lfd, cfg);
 	if (!tap_check(r == 0, "restart-with-update-record-ready", "%s", strerror(-r))) {
