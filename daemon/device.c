@@ -225,10 +225,10 @@ static bool fd_opens_rdev(int dirfd, pid_t pid, const char *n, uint64_t rdev)
 	return !(flags & O_PATH);
 }
 
-unsigned device_holders(uint64_t rdev, bool skip_pid1, uid_t viewer, char *who, size_t len)
+unsigned device_holders(uint64_t rdev, bool skip_store, uid_t viewer, char *who, size_t len)
 {
 	DIR *proc = opendir("/proc");
-	pid_t self = getpid();
+	pid_t self = getpid(), manager = skip_store ? getppid() : 0;
 	struct dirent *de;
 	unsigned n = 0;
 
@@ -243,7 +243,7 @@ unsigned device_holders(uint64_t rdev, bool skip_pid1, uid_t viewer, char *who, 
 		long pid = strtol(de->d_name, &end, 10);
 		DIR *fds;
 
-		if (*end || pid <= 0 || pid == self || (skip_pid1 && pid == 1))
+		if (*end || pid <= 0 || pid == self || (skip_store && (pid == 1 || pid == manager)))
 			continue;
 		snprintf(dir, sizeof(dir), "/proc/%ld/fd", pid);
 		fds = opendir(dir);

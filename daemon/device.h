@@ -28,12 +28,14 @@ int device_node_rdev(const char *path, dev_t *ret);
 /* entry n of a /proc/PID/fd directory (dirfd) is a character device whose rdev equals rdev (the
  * kernel's cached attributes: never waits for the file's file system) */
 bool proc_fd_is_rdev(int dirfd, const char *n, uint64_t rdev);
-/* How many open fds of the character device rdev other processes hold (vlud's own are not counted, nor
- * PID 1's with skip_pid1: its fd-store copies; O_PATH fds are not opens).  who: the first, "pid N (comm)
+/* How many open fds of the character device rdev other processes hold (vlud's own are not counted, nor,
+ * with skip_store, the service manager's fd-store copies: PID 1's and vlud's parent's, which is PID 1
+ * under the system manager and the user manager or the rig's vlu-fdstore otherwise; O_PATH fds are not
+ * opens).  who: the first, "pid N (comm)
  * fd M" when that process belongs to uid viewer (the owner of its /proc directory), else "a process of
  * another user".  A scan of /proc: what vlud cannot see (another pid namespace, an fd in flight in a
  * socket) is not counted. */
-unsigned device_holders(uint64_t rdev, bool skip_pid1, uid_t viewer, char *who, size_t len);
+unsigned device_holders(uint64_t rdev, bool skip_store, uid_t viewer, char *who, size_t len);
 /* the device number of vdpa device NAME's vhost-vdpa node (sysfs "dev"); 0 or -errno */
 int device_sysfs_rdev(const char *device, dev_t *ret);
 

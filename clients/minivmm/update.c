@@ -337,6 +337,14 @@ int mv_update_rollback(struct mv_vmm *v)
 		 * fd.retrieve'd the fresh fd into v->dev: take it like a path-C successor (SET_OWNER, backend
 		 * features, one batched map = re-pin), then the vrings from our saved bases below */
 		r = mv_vdev_set_owner(&v->dev);
+		if (r == -EBUSY) {
+			/* the fresh open has an owner already: a process that received it (the successor, from
+			 * its claim) set it up and died since; the caller asks vlud to reopen it (vlud.c) */
+			mv_log("rollback (take the reopened device): another process owns it already (SET_OWNER: %s)",
+			       strerror(-r));
+			v->reopened = v->was_reset = v->suspended = false;
+			return r;
+		}
 		if (r >= 0)
 			r = mv_vdev_ack_backend(&v->dev, v->dev.backend_acked);
 		if (r >= 0)

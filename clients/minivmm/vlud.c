@@ -372,6 +372,19 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 		bool reopened = v->reopened;
 		int r = mv_update_rollback(v);
 
+		if (r == -EBUSY && reopened && !data && v->link) {
+			/* vlud restarted after its path-C claim handed the fresh open to the successor, which set
+			 * it up (SET_OWNER) and died before DRIVER_OK: status 0, yet owned by a dead mm (chaos soak,
+			 * stock modules, seed 20261203 kill 57: vlud killed in claim, the successor 14 ms later;
+			 * the rollback's SET_OWNER failed EBUSY and the VMM ran on with nothing pinned) */
+			reopen_from_dead_owner(v);
+			if (v->dev.fd < 0) {
+				stop_not_ours(v, err, "update failed and the device is not ours any more: stopping");
+				return;
+			}
+			r = mv_update_rollback(v);
+		}
+
 		u->t_resume_us = touched || reopened ? mv_now_us() : 0;
 		u->error = err;
 		s->nupdates++;
