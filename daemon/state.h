@@ -13,9 +13,13 @@
  *                 "devices":[{"name","suspended","reset","released"}]}]}
  * then optional whitespace.  An instance may carry "last_update":{...} (the verdict of its last update,
  * at most VLUD_STATE_VERDICT_MAX bytes as JSON) and "mappings":{...} (its vmm.mappings declaration, at
- * most VLUD_STATE_MAPPINGS_MAX bytes).  "updates" (a live update running when the document was
- * written, at most one per instance) and "last_update" are optional: documents written before them parse
- * unchanged, so the version stays 1.
+ * most VLUD_STATE_MAPPINGS_MAX bytes), and "reserved_for":{"pid","start","update"} (the one process that
+ * may reattach it, struct state_reservation).  "updates" (a live update running when the document was
+ * written, at most one per instance), "last_update", "mappings" and "reserved_for" are optional: documents
+ * written before them parse unchanged, so the version stays 1 (and a vlud that predates "reserved_for"
+ * reads a newer document without it: it does not look at members of an instance it does not know).
+ * A malformed "reserved_for" is the one member that does not make the document malformed: only the
+ * reservation is dropped (state_instance.reserved_bad says why).
  * 64-bit numbers (dev, ino, rdev, ids) are JSON integers; json-c keeps uint64 exactly.
  *
  * The memfd holds an index page and two slots, so that a rewrite killed half-way (SIGKILL can cut a
@@ -50,6 +54,18 @@ struct state_instance {
 			    * VLUD_STATE_VERDICT_MAX bytes), or NULL */
 	char *mappings;	   /* its vmm.mappings declaration {"mappings":[...],"devices":[...]} as JSON text
 			    * (an object, at most VLUD_STATE_MAPPINGS_MAX bytes), or NULL */
+	/* "reserved_for": after a restart of vlud that interrupted an update, the process that owned the
+	 * device then, the only one that may reattach the instance while it lives (docs/UPDATE.md "Only the
+	 * device's owner reattaches"); pid 0: none */
+	struct state_reservation {
+		int32_t pid;	 /* 1..INT32_MAX */
+		uint64_t start;	 /* that process's start time: /proc/PID/stat field 22 (clock ticks after
+				  * boot), which tells it from a later process given the same pid */
+		uint64_t update; /* the id of the interrupted update (> 0) */
+	} reserved;
+	/* state_parse(): a "reserved_for" that is there but malformed makes this the reason (static text)
+	 * and leaves reserved empty; the rest of the document is kept (the caller logs it) */
+	const char *reserved_bad;
 };
 
 #define VLUD_STATE_MAPPINGS_MAX 65536
@@ -120,7 +136,8 @@ int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len
  * fd of an unknown instance, id >= next_id, alias_of naming itself, a missing id or another alias; an update
  * of an unknown instance, two of one instance, an unknown mode, path or phase, no or too many devices, a
  * duplicate device name; a last_update or mappings that is not an object or exceeds its limit).  Nothing
- * is written on failure.  state_serialize refuses (-EINVAL) a last_update or mappings that is not such an object. */
+ * is written on failure.  state_serialize refuses (-EINVAL) a last_update or mappings that is not such an object,
+ * and a reservation with a pid but no update id. */
 int state_parse(const char *buf, size_t len, struct state_doc *ret);
 
 void state_doc_done(struct state_doc *doc);
