@@ -181,6 +181,10 @@ int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len
 			r |= add(o, "phase", json_object_new_string(su->phase));
 			r |= add(o, "old_pid", json_object_new_int(su->old_pid));
 			r |= add(o, "new_pid", json_object_new_int(su->new_pid));
+			if (su->old_start)
+				r |= add(o, "old_start", json_object_new_uint64(su->old_start));
+			if (su->new_start)
+				r |= add(o, "new_start", json_object_new_uint64(su->new_start));
 			r |= add(o, "started_us", json_object_new_int64(su->started_us));
 			devs = json_object_new_array();
 			r |= add(o, "devices", devs);
@@ -426,6 +430,10 @@ static int parse_update(json_object *o, struct state_update *su)
 	if (get_i64(o, "new_pid", &i) < 0 || i < 0 || i > INT32_MAX)
 		return -EINVAL;
 	su->new_pid = (int32_t)i;
+	/* optional (absent in states of older vlud, or unknown): 0 */
+	if ((json_object_object_get_ex(o, "old_start", NULL) && get_u64(o, "old_start", &su->old_start) < 0) ||
+	    (json_object_object_get_ex(o, "new_start", NULL) && get_u64(o, "new_start", &su->new_start) < 0))
+		return -EINVAL;
 	if (get_i64(o, "started_us", &su->started_us) < 0)
 		return -EINVAL;
 	devs = member(o, "devices", json_type_array);

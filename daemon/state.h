@@ -9,8 +9,8 @@
  *    "instances":[{"name","pid","uid","gid","registered_us","orphaned":bool,"orphaned_us"}],
  *    "fds":[{"id","instance","name","type","dev","ino","rdev","created_us","device"?,"path"?,"alias_of"?,
  *            "group"?}],
- *    "updates"?:[{"instance","id","mode","path","phase","old_pid","new_pid","started_us",
- *                 "devices":[{"name","suspended","reset","released"}]}]}
+ *    "updates"?:[{"instance","id","mode","path","phase","old_pid","new_pid","old_start"?,"new_start"?,
+ *                 "started_us","devices":[{"name","suspended","reset","released"}]}]}
  * then optional whitespace.  An instance may carry "last_update":{...} (the verdict of its last update,
  * at most VLUD_STATE_VERDICT_MAX bytes as JSON) and "mappings":{...} (its vmm.mappings declaration, at
  * most VLUD_STATE_MAPPINGS_MAX bytes), and "reserved_for":{"pid","start","update"} (the one process that
@@ -93,6 +93,9 @@ struct state_update {
 	char path;	/* 'A' | 'B' | 'C' */
 	char phase[16]; /* a phase name of docs/UPDATE.md, state_phase_known() */
 	int32_t old_pid, new_pid; /* new_pid 0: none yet */
+	/* their start times (/proc/PID/stat field 22), "old_start"/"new_start", optional: 0 unknown (an older
+	 * vlud's record, or unreadable); a restarted vlud tells by them whether the pid is still that process */
+	uint64_t old_start, new_start;
 	int64_t started_us;	  /* CLOCK_REALTIME */
 	struct state_update_dev devs[VLUD_STATE_UPDATE_MAX_DEVS];
 	unsigned n_devs; /* 1..VLUD_STATE_UPDATE_MAX_DEVS, names unique */
@@ -134,8 +137,8 @@ int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len
 /* Parse and validate buf[0..len).  -EPROTO: wrong magic; -EPROTONOSUPPORT: other version;
  * -EINVAL: malformed (bad JSON, missing/mistyped field, bad name, duplicate instance or fd id/name,
  * fd of an unknown instance, id >= next_id, alias_of naming itself, a missing id or another alias; an update
- * of an unknown instance, two of one instance, an unknown mode, path or phase, no or too many devices, a
- * duplicate device name; a last_update or mappings that is not an object or exceeds its limit).  Nothing
+ * of an unknown instance, two of one instance, an unknown mode, path or phase, a start time that is not an
+ * integer >= 0, no or too many devices, a duplicate device name; a last_update or mappings that is not an object or exceeds its limit).  Nothing
  * is written on failure.  state_serialize refuses (-EINVAL) a last_update or mappings that is not such an object,
  * and a reservation with a pid but no update id. */
 int state_parse(const char *buf, size_t len, struct state_doc *ret);

@@ -100,6 +100,10 @@ struct update {
 	bool token_valid;
 
 	pid_t old_pid, new_pid;
+	/* their start times (/proc/PID/stat field 22) for the state's record, read once per pid by
+	 * update_persist_record() (0: not read, or unreadable) */
+	pid_t old_start_of, new_start_of;
+	uint64_t old_start, new_start;
 	int old_pidfd; /* owned: O */
 	int new_pidfd; /* owned: N (transfer mode); exec mode: -EBADF (same process) */
 	ev_io old_io, new_io;

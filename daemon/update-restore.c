@@ -53,6 +53,20 @@ bool update_persist_record(struct instance *inst, struct state_update *ret)
 	snprintf(ret->phase, sizeof(ret->phase), "%s", update_phase_name(ph));
 	ret->old_pid = u->old_pid;
 	ret->new_pid = u->new_pid > 0 ? u->new_pid : 0;
+	/* who they are: a restarted vlud reserves the instance to one of them only if its pid is still that
+	 * process (read while the update runs with them: once per pid, not at every phase) */
+	if (u->old_start_of != u->old_pid) {
+		u->old_start_of = u->old_pid;
+		if (upd_pid_starttime(u->old_pid, &u->old_start) < 0)
+			u->old_start = 0;
+	}
+	if (u->new_start_of != ret->new_pid) {
+		u->new_start_of = ret->new_pid;
+		if (!ret->new_pid || upd_pid_starttime(ret->new_pid, &u->new_start) < 0)
+			u->new_start = 0;
+	}
+	ret->old_start = u->old_start;
+	ret->new_start = ret->new_pid ? u->new_start : 0;
 	ret->started_us = now_realtime_us() - (now_monotonic_us() - u->t_start_us);
 	for (unsigned i = 0; i < u->ndevs && i < VLUD_STATE_UPDATE_MAX_DEVS; i++) {
 		struct state_update_dev *d = &ret->devs[ret->n_devs++];
@@ -174,7 +188,7 @@ static void restore_one(struct instance *inst, const struct state_update *su)
 	char err[1536] = "";
 	pid_t heir;
 	int heir_fd = -EBADF;
-	uint64_t heir_start = 0;
+	uint64_t heir_start = 0, want_start;
 	char mode_c = su->path;
 
 	if (!ui)
@@ -285,10 +299,19 @@ static void restore_one(struct instance *inst, const struct state_update *su)
 									      : 0;
 	/* this update is newer than any reservation the state kept: it decides alone */
 	upd_heir_drop(ui);
+	/* the start time the record has for that pid (0: none, an older vlud's record) must still be the pid's:
+	 * else the process exited and the pid names another one now */
+	want_start = heir == su->old_pid ? su->old_start : su->new_start;
+	if (heir > 0 && want_start && upd_pid_starttime(heir, &heir_start) == 0 && heir_start != want_start) {
+		log_warning("update %" PRIu64 " of %s: pid %d owned the device, but it is another process now (start "
+			    "time %" PRIu64 ", recorded %" PRIu64 "): no reservation",
+			    su->id, inst->name, (int)heir, heir_start, want_start);
+		heir = 0;
+	}
 	/* the start time, read once the pidfd is open, names the process in the state: a further restart
 	 * keeps the reservation only for that process, not for a later one given the same pid */
 	if (heir > 0 && (heir_fd = pidfd_open(heir, 0)) >= 0 && upd_pid_starttime(heir, &heir_start) == 0 &&
-	    upd_pidfd_alive(heir_fd)) {
+	    (!want_start || heir_start == want_start) && upd_pidfd_alive(heir_fd)) {
 		ui->heir_pid = heir;
 		ui->heir_pidfd = heir_fd;
 		ui->heir_start = heir_start;

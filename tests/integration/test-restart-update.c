@@ -20,7 +20,8 @@
  *    soak seed 6: the old VMM, told nothing, had taken over an instance whose device it no longer owned).
  * 4. "reserved_for" members written here, checked at the restart: a live process's (kept, others refused,
  *    ended when it exits), an exited process's, one whose start time is not the pid's (a reused pid), both
- *    dropped and logged, and a malformed one (logged; the instance and its fd kept).
+ *    dropped and logged, and a malformed one (logged; the instance and its fd kept); and an update record
+ *    in phase commit whose new_start is not its successor pid's (a reused pid): no reservation.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -385,11 +386,11 @@ int main(void)
 			     "\"fds\":[{\"id\":1,\"instance\":\"vm8\",\"name\":\"ram0\",\"type\":\"memfd\","
 			     "\"dev\":%llu,\"ino\":%llu,\"rdev\":0,\"created_us\":0}],"
 			     "\"updates\":[{\"instance\":\"vm8\",\"id\":57,\"mode\":\"transfer\",\"path\":\"A\","
-			     "\"phase\":\"commit\",\"old_pid\":%d,\"new_pid\":%d,\"started_us\":%lld,"
+			     "\"phase\":\"commit\",\"old_pid\":%d,\"new_pid\":%d,\"new_start\":%llu,\"started_us\":%lld,"
 			     "\"devices\":[{\"name\":\"vdpa:vdpa0\",\"suspended\":true,\"reset\":false,"
 			     "\"released\":false}]}]}\n",
 			     (int)succ, (unsigned)getuid(), (unsigned)getgid(), (unsigned long long)st.st_dev,
-			     (unsigned long long)st.st_ino, (int)old_vmm, (int)succ,
+			     (unsigned long long)st.st_ino, (int)old_vmm, (int)succ, pid_start(succ),
 			     (long long)time(NULL) * 1000000LL - 1000000LL) < 0)
 			body = NULL;
 		st_fd = body ? craft_state(body) : -ENOMEM;
@@ -523,12 +524,20 @@ part3_end:
 			     "VLUDSTATE 1\n{\"next_id\":2,\"written_us\":0,\"instances\":["
 			     KEPT_INST("vm4", "{\"pid\":%d}") "," KEPT_INST("vm5", "{\"pid\":%d,\"start\":%llu,\"update\":62}") ","
 			     KEPT_INST("vm6", "{\"pid\":%d,\"start\":%llu,\"update\":61}") ","
-			     KEPT_INST("vm7", "{\"pid\":%d,\"start\":12345,\"update\":60}") "],"
+			     KEPT_INST("vm7", "{\"pid\":%d,\"start\":12345,\"update\":60}") ","
+			     "{\"name\":\"vm3\",\"pid\":1,\"uid\":%u,\"gid\":%u,\"registered_us\":0,\"orphaned\":true,"
+			     "\"orphaned_us\":0}],"
 			     "\"fds\":[{\"id\":1,\"instance\":\"vm4\",\"name\":\"ram0\",\"type\":\"memfd\","
-			     "\"dev\":%llu,\"ino\":%llu,\"rdev\":0,\"created_us\":0}]}\n",
+			     "\"dev\":%llu,\"ino\":%llu,\"rdev\":0,\"created_us\":0}],"
+			     "\"updates\":[{\"instance\":\"vm3\",\"id\":63,\"mode\":\"transfer\",\"path\":\"A\","
+			     "\"phase\":\"commit\",\"old_pid\":%d,\"new_pid\":%d,\"new_start\":%llu,\"started_us\":0,"
+			     "\"devices\":[{\"name\":\"vdpa:vdpa0\",\"suspended\":true,\"reset\":false,"
+			     "\"released\":false}]}]}\n",
 			     (unsigned)getuid(), (unsigned)getgid(), (int)live, (unsigned)getuid(), (unsigned)getgid(), (int)live,
 			     lstart, (unsigned)getuid(), (unsigned)getgid(), (int)live, lstart + 1, (unsigned)getuid(),
-			     (unsigned)getgid(), (int)dead, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino) < 0)
+			     (unsigned)getgid(), (int)dead, (unsigned)getuid(), (unsigned)getgid(),
+			     (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (int)dead, (int)live,
+			     lstart + 1) < 0)
 			body = NULL;
 #undef KEPT_INST
 		st_fd = body ? craft_state(body) : -ENOMEM;
@@ -549,6 +558,23 @@ part3_end:
 		tap_check(log_count(want) == 1, "dropped-reused-pid-logged", "%d lines of %s", log_count(want), want);
 		tap_check(log_count("state: instance vm4: its reattach reservation is malformed (\"start\" missing") == 1,
 			  "dropped-malformed-logged", "no such line");
+		/* an update record whose successor pid is another process now (its start time differs): nobody */
+		snprintf(want, sizeof(want), "update 63 of vm3: pid %d owned the device, but it is another process now "
+			 "(start time %llu, recorded %llu): no reservation", (int)live, lstart, lstart + 1);
+		tap_check(log_count(want) == 1, "record-reused-pid-not-reserved", "%d lines of %s", log_count(want), want);
+		{
+			_cleanup_json_ json_object *s3 = NULL, *a3 = NULL;
+			bool ok = status_of("vm3", &s3);
+			json_object *last = integ_get(s3, "return.last");
+
+			tap_check(ok && json_object_get_int64(integ_get(last, "id")) == 63 &&
+					  json_object_object_get_ex(last, "reattach_reserved_for", NULL) &&
+					  !integ_get(last, "reattach_reserved_for"),
+				  "record-reused-pid-verdict", "%s", s3 ? json_object_to_json_string(s3) : "-");
+			a3 = reattach_other("vm3");
+			tap_check(integ_get(a3, "return.reattached") != NULL, "record-reused-pid-anyone-reattaches", "%s",
+				  a3 ? json_object_to_json_string(a3) : "-");
+		}
 		{
 			_cleanup_json_ json_object *a7 = reattach_other("vm7"), *a6 = reattach_other("vm6"),
 						   *a4 = reattach_other("vm4"), *a5 = reattach_other("vm5");

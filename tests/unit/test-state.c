@@ -395,6 +395,7 @@ static void fill_update(struct state_update *u)
 	strcpy(u->phase, "claim");
 	u->old_pid = 99;
 	u->new_pid = 4321;
+	u->new_start = 18446744073709551615ULL;
 	u->started_us = 1700000002000000LL;
 	u->n_devs = 2;
 	strcpy(u->devs[0].name, "vdpa:vdpa0");
@@ -435,6 +436,10 @@ static void update_roundtrip(void **unused)
 	assert_string_equal(p.updates[0].phase, "claim");
 	assert_int_equal(p.updates[0].old_pid, 99);
 	assert_int_equal(p.updates[0].new_pid, 4321);
+	/* start times: the one known comes back, the unknown one (0) is left out and reads back 0 */
+	assert_true(p.updates[0].new_start == 18446744073709551615ULL);
+	assert_true(p.updates[0].old_start == 0);
+	assert_null(strstr(buf, "old_start"));
 	assert_int_equal(p.updates[0].started_us, 1700000002000000LL);
 	assert_int_equal(p.updates[0].n_devs, 2);
 	assert_string_equal(p.updates[0].devs[0].name, "vdpa:vdpa0");
@@ -489,6 +494,8 @@ static void update_old_doc(void **unused)
 	assert_int_equal(state_parse(ok, strlen(ok), &p), 0);
 	assert_int_equal(p.n_updates, 1);
 	assert_string_equal(p.instances[0].last_update, "{\"result\":\"ok\"}");
+	/* a record without start times (older vlud): unknown */
+	assert_true(p.updates[0].old_start == 0 && p.updates[0].new_start == 0);
 	state_doc_done(&p);
 }
 
@@ -519,6 +526,9 @@ static const struct bad upd_bads[] = {
 	{ "update negative new_pid",
 	  UPD_DOC("", "{\"instance\":\"a\",\"id\":3,\"mode\":\"exec\",\"path\":\"C\",\"phase\":\"save\",\"old_pid\":1,"
 		      "\"new_pid\":-2,\"started_us\":5,\"devices\":[" UPD_DEV "]}") },
+	{ "update old_start negative", UPD_DOC("", UPD(",\"old_start\":-1", UPD_DEV)) },
+	{ "update new_start a string", UPD_DOC("", UPD(",\"new_start\":\"5\"", UPD_DEV)) },
+	{ "update new_start a float", UPD_DOC("", UPD(",\"new_start\":1.5", UPD_DEV)) },
 	{ "update missing started_us",
 	  UPD_DOC("", "{\"instance\":\"a\",\"id\":3,\"mode\":\"exec\",\"path\":\"C\",\"phase\":\"save\",\"old_pid\":1,"
 		      "\"new_pid\":0,\"devices\":[" UPD_DEV "]}") },
