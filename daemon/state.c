@@ -134,6 +134,22 @@ int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len
 			if (add(o, "mappings", v) < 0)
 				return -ENOMEM;
 		}
+		if (si->reserved.pid) {
+			json_object *v = json_object_new_object();
+
+			if (si->reserved.pid < 0 || si->reserved.update == 0) {
+				json_object_put(v);
+				return -EINVAL;
+			}
+			r |= add(o, "reserved_for", v);
+			if (r < 0)
+				return -ENOMEM;
+			r |= add(v, "pid", json_object_new_int(si->reserved.pid));
+			r |= add(v, "start", json_object_new_uint64(si->reserved.start));
+			r |= add(v, "update", json_object_new_uint64(si->reserved.update));
+			if (r < 0)
+				return -ENOMEM;
+		}
 	}
 	for (size_t i = 0; i < doc->n_fds; i++) {
 		json_object *o = fd_to_json(&doc->fds[i]);
@@ -165,6 +181,10 @@ int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len
 			r |= add(o, "phase", json_object_new_string(su->phase));
 			r |= add(o, "old_pid", json_object_new_int(su->old_pid));
 			r |= add(o, "new_pid", json_object_new_int(su->new_pid));
+			if (su->old_start)
+				r |= add(o, "old_start", json_object_new_uint64(su->old_start));
+			if (su->new_start)
+				r |= add(o, "new_start", json_object_new_uint64(su->new_start));
 			r |= add(o, "started_us", json_object_new_int64(su->started_us));
 			devs = json_object_new_array();
 			r |= add(o, "devices", devs);
@@ -314,6 +334,26 @@ static int get_opt_object(json_object *o, const char *k, size_t max, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* "reserved_for" of an instance (state.h): 0 and *rs, or the reason it is malformed */
+static const char *parse_reservation(json_object *o, struct state_reservation *rs)
+{
+	int64_t pid;
+
+	*rs = (struct state_reservation){};
+	if (!json_object_is_type(o, json_type_object))
+		return "not an object";
+	if (get_i64(o, "pid", &pid) < 0 || pid <= 0 || pid > INT32_MAX)
+		return "\"pid\" missing or not in 1..2147483647";
+	if (get_u64(o, "start", &rs->start) < 0)
+		return "\"start\" missing or not an integer >= 0";
+	if (get_u64(o, "update", &rs->update) < 0 || rs->update == 0) {
+		rs->start = 0;
+		return "\"update\" missing or not an integer > 0";
+	}
+	rs->pid = (int32_t)pid;
+	return NULL;
+}
+
 static int parse_instance(json_object *o, struct state_instance *si)
 {
 	uint64_t u;
@@ -345,6 +385,9 @@ static int parse_instance(json_object *o, struct state_instance *si)
 	r = get_opt_object(o, "last_update", VLUD_STATE_VERDICT_MAX, &si->last_update);
 	if (r < 0)
 		return r;
+	/* a malformed reservation costs the reservation only, not the document (state.h) */
+	if (json_object_object_get_ex(o, "reserved_for", &b))
+		si->reserved_bad = parse_reservation(b, &si->reserved);
 	return get_opt_object(o, "mappings", VLUD_STATE_MAPPINGS_MAX, &si->mappings);
 }
 
@@ -387,6 +430,10 @@ static int parse_update(json_object *o, struct state_update *su)
 	if (get_i64(o, "new_pid", &i) < 0 || i < 0 || i > INT32_MAX)
 		return -EINVAL;
 	su->new_pid = (int32_t)i;
+	/* optional (absent in states of older vlud, or unknown): 0 */
+	if ((json_object_object_get_ex(o, "old_start", NULL) && get_u64(o, "old_start", &su->old_start) < 0) ||
+	    (json_object_object_get_ex(o, "new_start", NULL) && get_u64(o, "new_start", &su->new_start) < 0))
+		return -EINVAL;
 	if (get_i64(o, "started_us", &su->started_us) < 0)
 		return -EINVAL;
 	devs = member(o, "devices", json_type_array);

@@ -9,13 +9,17 @@
  *    "instances":[{"name","pid","uid","gid","registered_us","orphaned":bool,"orphaned_us"}],
  *    "fds":[{"id","instance","name","type","dev","ino","rdev","created_us","device"?,"path"?,"alias_of"?,
  *            "group"?}],
- *    "updates"?:[{"instance","id","mode","path","phase","old_pid","new_pid","started_us",
- *                 "devices":[{"name","suspended","reset","released"}]}]}
+ *    "updates"?:[{"instance","id","mode","path","phase","old_pid","new_pid","old_start"?,"new_start"?,
+ *                 "started_us","devices":[{"name","suspended","reset","released"}]}]}
  * then optional whitespace.  An instance may carry "last_update":{...} (the verdict of its last update,
  * at most VLUD_STATE_VERDICT_MAX bytes as JSON) and "mappings":{...} (its vmm.mappings declaration, at
- * most VLUD_STATE_MAPPINGS_MAX bytes).  "updates" (a live update running when the document was
- * written, at most one per instance) and "last_update" are optional: documents written before them parse
- * unchanged, so the version stays 1.
+ * most VLUD_STATE_MAPPINGS_MAX bytes), and "reserved_for":{"pid","start","update"} (the one process that
+ * may reattach it, struct state_reservation).  "updates" (a live update running when the document was
+ * written, at most one per instance), "last_update", "mappings" and "reserved_for" are optional: documents
+ * written before them parse unchanged, so the version stays 1 (and a vlud that predates "reserved_for"
+ * reads a newer document without it: it does not look at members of an instance it does not know).
+ * A malformed "reserved_for" is the one member that does not make the document malformed: only the
+ * reservation is dropped (state_instance.reserved_bad says why).
  * 64-bit numbers (dev, ino, rdev, ids) are JSON integers; json-c keeps uint64 exactly.
  *
  * The memfd holds an index page and two slots, so that a rewrite killed half-way (SIGKILL can cut a
@@ -50,6 +54,18 @@ struct state_instance {
 			    * VLUD_STATE_VERDICT_MAX bytes), or NULL */
 	char *mappings;	   /* its vmm.mappings declaration {"mappings":[...],"devices":[...]} as JSON text
 			    * (an object, at most VLUD_STATE_MAPPINGS_MAX bytes), or NULL */
+	/* "reserved_for": after a restart of vlud that interrupted an update, the process that owned the
+	 * device then, the only one that may reattach the instance while it lives (docs/UPDATE.md "Only the
+	 * device's owner reattaches"); pid 0: none */
+	struct state_reservation {
+		int32_t pid;	 /* 1..INT32_MAX */
+		uint64_t start;	 /* that process's start time: /proc/PID/stat field 22 (clock ticks after
+				  * boot), which tells it from a later process given the same pid */
+		uint64_t update; /* the id of the interrupted update (> 0) */
+	} reserved;
+	/* state_parse(): a "reserved_for" that is there but malformed makes this the reason (static text)
+	 * and leaves reserved empty; the rest of the document is kept (the caller logs it) */
+	const char *reserved_bad;
 };
 
 #define VLUD_STATE_MAPPINGS_MAX 65536
@@ -77,6 +93,9 @@ struct state_update {
 	char path;	/* 'A' | 'B' | 'C' */
 	char phase[16]; /* a phase name of docs/UPDATE.md, state_phase_known() */
 	int32_t old_pid, new_pid; /* new_pid 0: none yet */
+	/* their start times (/proc/PID/stat field 22), "old_start"/"new_start", optional: 0 unknown (an older
+	 * vlud's record, or unreadable); a restarted vlud tells by them whether the pid is still that process */
+	uint64_t old_start, new_start;
 	int64_t started_us;	  /* CLOCK_REALTIME */
 	struct state_update_dev devs[VLUD_STATE_UPDATE_MAX_DEVS];
 	unsigned n_devs; /* 1..VLUD_STATE_UPDATE_MAX_DEVS, names unique */
@@ -118,9 +137,10 @@ int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len
 /* Parse and validate buf[0..len).  -EPROTO: wrong magic; -EPROTONOSUPPORT: other version;
  * -EINVAL: malformed (bad JSON, missing/mistyped field, bad name, duplicate instance or fd id/name,
  * fd of an unknown instance, id >= next_id, alias_of naming itself, a missing id or another alias; an update
- * of an unknown instance, two of one instance, an unknown mode, path or phase, no or too many devices, a
- * duplicate device name; a last_update or mappings that is not an object or exceeds its limit).  Nothing
- * is written on failure.  state_serialize refuses (-EINVAL) a last_update or mappings that is not such an object. */
+ * of an unknown instance, two of one instance, an unknown mode, path or phase, a start time that is not an
+ * integer >= 0, no or too many devices, a duplicate device name; a last_update or mappings that is not an object or exceeds its limit).  Nothing
+ * is written on failure.  state_serialize refuses (-EINVAL) a last_update or mappings that is not such an object,
+ * and a reservation with a pid but no update id. */
 int state_parse(const char *buf, size_t len, struct state_doc *ret);
 
 void state_doc_done(struct state_doc *doc);

@@ -3,6 +3,7 @@
  * update-decide.c - the phase table and the rollback decision (see update-decide.h).
  * Pure: no I/O, no globals but the constant table, no logging.
  */
+#include <errno.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -211,4 +212,41 @@ enum rb_action update_decide(const struct rb_facts *f)
 		break;
 	}
 	return rollback_action(f);
+}
+
+int update_stat_starttime(const char *text, size_t len, unsigned long long *ret)
+{
+	const char *p = NULL, *end = text + len;
+	unsigned long long v = 0;
+	unsigned field = 2;
+
+	for (size_t i = 0; text && i < len; i++)
+		if (text[i] == ')')
+			p = text + i;
+	if (!p || !memchr(text, '(', (size_t)(p - text)))
+		return -EINVAL;
+	/* ") S ppid ...": field 3 starts after the blank that follows the name's ')' */
+	for (p++; p < end && field < 22;) {
+		if (*p != ' ')
+			return -EINVAL;
+		p++;
+		field++;
+		if (p == end || *p == ' ' || *p == '\n')
+			return -EINVAL;
+		if (field == 22)
+			break;
+		while (p < end && *p != ' ' && *p != '\n')
+			p++;
+	}
+	if (field != 22)
+		return -EINVAL;
+	for (; p < end && *p != ' ' && *p != '\n'; p++) {
+		if (*p < '0' || *p > '9' || v > (~0ULL - (unsigned)(*p - '0')) / 10)
+			return -EINVAL;
+		v = v * 10 + (unsigned)(*p - '0');
+	}
+	if (p == end || *p != ' ')
+		return -EINVAL; /* more fields follow starttime in every kernel since 2.6 */
+	*ret = v;
+	return 0;
 }

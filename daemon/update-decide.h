@@ -76,6 +76,11 @@ const char *update_phase_name(enum phase ph);
 /* phase ph waits for cmd from party (the caller checks that the connection or pid is that party's) */
 bool update_phase_permits(enum phase ph, enum phase_cmd cmd, enum phase_party from);
 
+/* The start time of a process (field 22 of /proc/PID/stat: clock ticks after boot) from that file's text
+ * (len bytes, need not be NUL-terminated).  0, or -EINVAL when the text is not such a line (the command
+ * name, field 2, may hold spaces and parentheses: the fields are counted after its last ')').  Pure. */
+int update_stat_starttime(const char *text, size_t len, unsigned long long *ret);
+
 /* ---- the rollback decision ---- */
 
 /* what happened */

@@ -100,6 +100,10 @@ struct update {
 	bool token_valid;
 
 	pid_t old_pid, new_pid;
+	/* their start times (/proc/PID/stat field 22) for the state's record, read once per pid by
+	 * update_persist_record() (0: not read, or unreadable) */
+	pid_t old_start_of, new_start_of;
+	uint64_t old_start, new_start;
 	int old_pidfd; /* owned: O */
 	int new_pidfd; /* owned: N (transfer mode); exec mode: -EBADF (same process) */
 	ev_io old_io, new_io;
@@ -170,9 +174,12 @@ struct upd_inst {
 	json_object *last;     /* owned: verdict of the last update */
 	/* after a restart of vlud that interrupted an update: the process that owned the device then (the
 	 * old VMM before the hand-over, the successor after its claim), the only one that may reattach the
-	 * instance while it lives (update_reattach_refused()); heir_pid 0: no reservation */
+	 * instance while it lives (update_reattach_refused()); heir_pid 0: no reservation.  It is in the state
+	 * (update_persist_reserved(), "reserved_for"), so that further restarts keep it (update_restore()) */
 	pid_t heir_pid;
-	int heir_pidfd; /* owned when heir_pid */
+	int heir_pidfd;		/* owned when heir_pid */
+	uint64_t heir_start;	/* that process's start time (/proc/PID/stat field 22) */
+	uint64_t heir_update;	/* the id of the update the restart interrupted */
 };
 
 extern uint64_t update_next_id;
@@ -218,6 +225,11 @@ int upd_pid_holds_rdev(pid_t pid, dev_t rdev);
  * /proc cannot tell, as update_restore() decides); false outside that phase. */
 bool upd_old_execed(const struct update *u);
 pid_t upd_pidfd_pid(int pidfd);
+/* process pid's start time (/proc/PID/stat field 22, clock ticks after boot): 0, or -errno (-ENOENT: no such
+ * process) */
+int upd_pid_starttime(pid_t pid, uint64_t *ret);
+/* end inst's reservation (update_reattach_refused()): the pidfd closed; the caller writes the state */
+void upd_heir_drop(struct upd_inst *ui);
 const char *upd_mode_name(enum mode m);
 /* "A", "B", "C" or "-" (a constant string) */
 const char *upd_route_str(char route);

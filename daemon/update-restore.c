@@ -53,6 +53,20 @@ bool update_persist_record(struct instance *inst, struct state_update *ret)
 	snprintf(ret->phase, sizeof(ret->phase), "%s", update_phase_name(ph));
 	ret->old_pid = u->old_pid;
 	ret->new_pid = u->new_pid > 0 ? u->new_pid : 0;
+	/* who they are: a restarted vlud reserves the instance to one of them only if its pid is still that
+	 * process (read while the update runs with them: once per pid, not at every phase) */
+	if (u->old_start_of != u->old_pid) {
+		u->old_start_of = u->old_pid;
+		if (upd_pid_starttime(u->old_pid, &u->old_start) < 0)
+			u->old_start = 0;
+	}
+	if (u->new_start_of != ret->new_pid) {
+		u->new_start_of = ret->new_pid;
+		if (!ret->new_pid || upd_pid_starttime(ret->new_pid, &u->new_start) < 0)
+			u->new_start = 0;
+	}
+	ret->old_start = u->old_start;
+	ret->new_start = ret->new_pid ? u->new_start : 0;
 	ret->started_us = now_realtime_us() - (now_monotonic_us() - u->t_start_us);
 	for (unsigned i = 0; i < u->ndevs && i < VLUD_STATE_UPDATE_MAX_DEVS; i++) {
 		struct state_update_dev *d = &ret->devs[ret->n_devs++];
@@ -133,6 +147,15 @@ char *update_persist_mappings(struct instance *inst)
 	return t && strlen(t) <= VLUD_STATE_MAPPINGS_MAX ? strdup(t) : NULL;
 }
 
+struct state_reservation update_persist_reserved(struct instance *inst)
+{
+	struct upd_inst *ui = inst->update;
+
+	if (!ui || !ui->heir_pid)
+		return (struct state_reservation){};
+	return (struct state_reservation){ .pid = ui->heir_pid, .start = ui->heir_start, .update = ui->heir_update };
+}
+
 static bool pid_exists(pid_t pid)
 {
 	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
@@ -165,6 +188,7 @@ static void restore_one(struct instance *inst, const struct state_update *su)
 	char err[1536] = "";
 	pid_t heir;
 	int heir_fd = -EBADF;
+	uint64_t heir_start = 0, want_start;
 	char mode_c = su->path;
 
 	if (!ui)
@@ -273,11 +297,25 @@ static void restore_one(struct instance *inst, const struct state_update *su)
 	heir = resume || ph == PH_ROLLBACK || (ph <= PH_CLAIM && !released) ? su->old_pid
 	       : ph >= PH_RESTORE && ph <= PH_COMMIT			      ? su->new_pid
 									      : 0;
-	if (heir > 0 && (heir_fd = pidfd_open(heir, 0)) >= 0 && pid_exists(heir)) {
-		if (ui->heir_pid)
-			safe_close(ui->heir_pidfd);
+	/* this update is newer than any reservation the state kept: it decides alone */
+	upd_heir_drop(ui);
+	/* the start time the record has for that pid (0: none, an older vlud's record) must still be the pid's:
+	 * else the process exited and the pid names another one now */
+	want_start = heir == su->old_pid ? su->old_start : su->new_start;
+	if (heir > 0 && want_start && upd_pid_starttime(heir, &heir_start) == 0 && heir_start != want_start) {
+		log_warning("update %" PRIu64 " of %s: pid %d owned the device, but it is another process now (start "
+			    "time %" PRIu64 ", recorded %" PRIu64 "): no reservation",
+			    su->id, inst->name, (int)heir, heir_start, want_start);
+		heir = 0;
+	}
+	/* the start time, read once the pidfd is open, names the process in the state: a further restart
+	 * keeps the reservation only for that process, not for a later one given the same pid */
+	if (heir > 0 && (heir_fd = pidfd_open(heir, 0)) >= 0 && upd_pid_starttime(heir, &heir_start) == 0 &&
+	    (!want_start || heir_start == want_start) && upd_pidfd_alive(heir_fd)) {
 		ui->heir_pid = heir;
 		ui->heir_pidfd = heir_fd;
+		ui->heir_start = heir_start;
+		ui->heir_update = su->id;
 		APPENDF(err, "; the instance is reserved to pid %d (it owned the device): only it reattaches while it "
 			     "lives",
 			(int)heir);
@@ -311,6 +349,63 @@ static void restore_one(struct instance *inst, const struct state_update *su)
 	ui->last = v;
 }
 
+/* A reservation the state kept (a restart before the owner reattached): back while its process lives.  The
+ * process is told by its start time, read before pidfd_open() (a pid that names another process now is
+ * not opened at all) and again after it (the pidfd is then that process's, not a later one's). */
+static void restore_reservation(struct instance *inst, const struct state_instance *si)
+{
+	const struct state_reservation *rs = &si->reserved;
+	struct upd_inst *ui;
+	uint64_t st = 0;
+	int fd = -EBADF, k;
+
+	if (si->reserved_bad) {
+		log_error("state: instance %s: its reattach reservation is malformed (%s): dropped, the rest of the "
+			  "state is kept; any process of uid %u may reattach",
+			  si->name, si->reserved_bad, (unsigned)si->uid);
+		return;
+	}
+	if (!rs->pid)
+		return;
+	k = upd_pid_starttime(rs->pid, &st);
+	if (k == 0 && st == rs->start) {
+		fd = pidfd_open(rs->pid, 0);
+		k = fd < 0 ? -errno : upd_pid_starttime(rs->pid, &st);
+		if (k == 0 && (st != rs->start || !upd_pidfd_alive(fd)))
+			k = -ESRCH; /* it exited in between (the pid may even be another process's by now) */
+	}
+	ui = k == 0 && st == rs->start ? upd_ui_get(inst, true) : NULL;
+	if (!ui) {
+		safe_close(fd);
+		if (k == 0 && st == rs->start)
+			log_error("instance %s: the reattach reservation to pid %d (update %" PRIu64 ") is dropped: "
+				  "no memory",
+				  inst->name, (int)rs->pid, rs->update);
+		else if (k == 0)
+			log_warning("instance %s: the reattach reservation to pid %d (update %" PRIu64 ") is dropped: pid %d "
+				    "is another process now (start time %" PRIu64 ", recorded %" PRIu64 "); any process "
+				    "of uid %u may reattach",
+				    inst->name, (int)rs->pid, rs->update, (int)rs->pid, st, rs->start, (unsigned)inst->uid);
+		else if (k == -ENOENT || k == -ESRCH)
+			log_info("instance %s: the reattach reservation to pid %d (update %" PRIu64 ") is dropped: the "
+				 "process exited; any process of uid %u may reattach",
+				 inst->name, (int)rs->pid, rs->update, (unsigned)inst->uid);
+		else
+			log_warning("instance %s: the reattach reservation to pid %d (update %" PRIu64 ") is dropped: "
+				    "/proc/%d/stat unreadable (%s); any process of uid %u may reattach",
+				    inst->name, (int)rs->pid, rs->update, (int)rs->pid, strerror(-k), (unsigned)inst->uid);
+		return;
+	}
+	upd_heir_drop(ui);
+	ui->heir_pid = rs->pid;
+	ui->heir_pidfd = fd;
+	ui->heir_start = rs->start;
+	ui->heir_update = rs->update;
+	log_info("instance %s: still reserved to pid %d (update %" PRIu64 ", start time %" PRIu64 "): only it "
+		 "reattaches while it lives",
+		 inst->name, (int)rs->pid, rs->update, rs->start);
+}
+
 void update_restore(const struct state_doc *doc)
 {
 	for (size_t i = 0; i < doc->n_instances; i++) {
@@ -334,6 +429,8 @@ void update_restore(const struct state_doc *doc)
 			}
 			json_object_put(v);
 		}
+		if (inst)
+			restore_reservation(inst, &doc->instances[i]);
 		if (!inst || !doc->instances[i].last_update)
 			continue;
 		v = json_tokener_parse(doc->instances[i].last_update);

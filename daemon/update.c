@@ -140,6 +140,39 @@ bool upd_pidfd_alive(int pidfd)
 	return pidfd >= 0 && poll(&p, 1, 0) == 0;
 }
 
+int upd_pid_starttime(pid_t pid, uint64_t *ret)
+{
+	char path[64], buf[1024];
+	unsigned long long v;
+	_cleanup_close_ int fd = -EBADF;
+	ssize_t n;
+
+	if (pid <= 0)
+		return -ESRCH;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	do
+		n = read(fd, buf, sizeof(buf));
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == ESRCH ? -ENOENT : -errno; /* the process went between open and read */
+	if (update_stat_starttime(buf, (size_t)n, &v) < 0)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+void upd_heir_drop(struct upd_inst *ui)
+{
+	if (!ui || !ui->heir_pid)
+		return;
+	ui->heir_pidfd = safe_close(ui->heir_pidfd);
+	ui->heir_pid = 0;
+	ui->heir_start = ui->heir_update = 0;
+}
+
 /* the pid a pidfd refers to (fdinfo "Pid:"), -1 when it exited */
 pid_t upd_pidfd_pid(int pidfd)
 {
@@ -869,8 +902,7 @@ void update_instance_gone(struct instance *inst)
 	json_object_put(ui->devices);
 	json_object_put(ui->ioas);
 	json_object_put(ui->last);
-	if (ui->heir_pid)
-		safe_close(ui->heir_pidfd);
+	upd_heir_drop(ui);
 	free(ui);
 	inst->update = NULL;
 }
@@ -882,23 +914,23 @@ int update_reattach_refused(struct instance *inst, pid_t pid, char *why, size_t 
 	if (!ui || !ui->heir_pid)
 		return 0;
 	if (!upd_pidfd_alive(ui->heir_pidfd)) {
-		log_info("instance %s: pid %d, which owned the device when vlud restarted, exited: anyone of uid %u "
-			 "may reattach",
-			 inst->name, (int)ui->heir_pid, (unsigned)inst->uid);
-		ui->heir_pidfd = safe_close(ui->heir_pidfd);
-		ui->heir_pid = 0;
+		log_info("instance %s: pid %d, which owned the device when vlud restarted during update %" PRIu64
+			 ", exited: its reservation ends, anyone of uid %u may reattach",
+			 inst->name, (int)ui->heir_pid, ui->heir_update, (unsigned)inst->uid);
+		upd_heir_drop(ui);
+		persist_state_write();
 		return 0;
 	}
 	if (pid == ui->heir_pid) {
-		/* the owner is back: the reservation has done its job */
-		ui->heir_pidfd = safe_close(ui->heir_pidfd);
-		ui->heir_pid = 0;
+		/* the owner is back (it lives: its pid is no other process's): the reservation has done its job */
+		upd_heir_drop(ui);
+		persist_state_write();
 		return 0;
 	}
 	snprintf(why, len,
 		 "instance '%s' is reserved to pid %d, which owned its device when vlud restarted during update "
-		 "%" PRId64 ": only that process reattaches while it lives",
-		 inst->name, (int)ui->heir_pid, ui->last ? upd_jint(ui->last, "id", 0) : 0);
+		 "%" PRIu64 ": only that process reattaches while it lives",
+		 inst->name, (int)ui->heir_pid, ui->heir_update);
 	return -EBUSY;
 }
 

@@ -46,7 +46,10 @@ bool update_persist_record(struct instance *inst, struct state_update *ret);
 char *update_persist_last(struct instance *inst);
 /* inst's vmm.mappings table as JSON text (malloc()ed, bounded by VLUD_STATE_MAPPINGS_MAX; NULL: none) */
 char *update_persist_mappings(struct instance *inst);
-/* start-up, after the fds are adopted: the mapping tables and last verdicts come back, and every update that was running
+/* inst's reattach reservation (update_reattach_refused()) for the state; {0} when there is none */
+struct state_reservation update_persist_reserved(struct instance *inst);
+/* start-up, after the fds are adopted: the mapping tables, last verdicts and reattach reservations (each kept only
+ * while its process, told by its start time, still lives) come back, and every update that was running
  * when the previous vlud died ends here: what its phase allows is brought back (devices D suspended
  * before the hand-over are RESUMEd), the rest reported; a failed verdict ("vlud restarted during the
  * update (phase X): ...") becomes the instance's last one, logged and emitted as update.completed */

@@ -1113,6 +1113,55 @@ VLU_EXPORT int vlu_device_open(struct vlu *v, const char *device, int *ret_fd, j
 	return 0;
 }
 
+/* device.reopen's reply describes the one fd it carries (docs/PROTOCOL.md): "fds" is that fd alone, under the
+ * name asked for, with the character device's rdev, and "device" is an object.  0, or -EPROTO. */
+static int reopen_reply_ok(json_object *ret, const char *name, int fd)
+{
+	json_object *list, *e, *x;
+	struct stat st;
+
+	if (!json_object_is_type(ret, json_type_object) || !json_object_object_get_ex(ret, "fds", &list) ||
+	    !json_object_is_type(list, json_type_array) || json_object_array_length(list) != 1)
+		return -EPROTO;
+	e = json_object_array_get_idx(list, 0);
+	if (!json_object_is_type(e, json_type_object) || !json_object_object_get_ex(e, "name", &x) ||
+	    !json_object_is_type(x, json_type_string) || strcmp(json_object_get_string(x), name) != 0)
+		return -EPROTO;
+	if (!json_object_object_get_ex(e, "rdev", &x) || !json_object_is_type(x, json_type_int) ||
+	    json_object_get_int64(x) < 0 || fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) ||
+	    (uint64_t)st.st_rdev != json_object_get_uint64(x))
+		return -EPROTO;
+	if (!json_object_object_get_ex(ret, "device", &x) || !json_object_is_type(x, json_type_object))
+		return -EPROTO;
+	return 0;
+}
+
+VLU_EXPORT int vlu_device_reopen(struct vlu *v, const char *name, int timeout_ms, int *ret_fd,
+				 json_object **ret_info)
+{
+	_cleanup_json_ json_object *args = NULL, *ret = NULL;
+	_cleanup_free_ int *fds = NULL;
+	size_t nfds = 0;
+	int r;
+
+	if (!v || !name || !ret_fd)
+		return -EINVAL;
+	args = json_object_new_object();
+	if (!args || add_str(args, "name", name) < 0)
+		return -ENOMEM;
+	r = vlu_call(v, "device.reopen", args, NULL, 0, timeout_ms, &ret, &fds, &nfds);
+	if (r < 0)
+		return r;
+	if (nfds != 1 || reopen_reply_ok(ret, name, fds[0]) < 0) {
+		close_many(fds, nfds);
+		return -EPROTO;
+	}
+	if (ret_info)
+		*ret_info = TAKE_PTR(ret);
+	*ret_fd = fds[0];
+	return 0;
+}
+
 VLU_EXPORT int vlu_fd_store(struct vlu *v, const char *const *names, const int *fds, size_t n, bool replace)
 {
 	_cleanup_json_ json_object *args = NULL;

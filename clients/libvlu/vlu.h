@@ -99,6 +99,15 @@ int vlu_register(struct vlu *v, const char *name, bool reattach);
 /* Open a vhost-vdpa device (vdpa name or path); *ret_fd gets the fd, *ret_info (optional) a new reference
  * to the "device" object of the reply (device_id, features, vqs, ...). */
 int vlu_device_open(struct vlu *v, const char *device, int *ret_fd, json_object **ret_info);
+/* Have the daemon close this instance's copy of a device it opened (name: its held fd name, "vdpa:NAME") and
+ * open the node afresh, the device reserved to the instance throughout (device.reopen): the relaunch of a VMM
+ * after its predecessor died, whose ownership and mappings the close (the kernel's release) ends.  The
+ * release unpins the old owner's memory, which takes time with a large guest: timeout_ms as vlu_call's (0:
+ * vlu_set_timeout's).  *ret_fd gets the new fd, *ret_info (optional) a new reference to the reply's "return"
+ * object {fds:[{name,type,dev,ino,rdev}],device:{...},release_ms,total_ms}.  A reply that does not carry
+ * exactly one fd, described by "fds" (one entry: the name asked for, the rdev of that fd, a character
+ * device), or has no "device" object: -EPROTO, every fd it carried closed. */
+int vlu_device_reopen(struct vlu *v, const char *name, int timeout_ms, int *ret_fd, json_object **ret_info);
 /* Store n fds under n distinct names (1..253). */
 int vlu_fd_store(struct vlu *v, const char *const *names, const int *fds, size_t n, bool replace);
 /* Retrieve n fds by name; fds_out[i] gets the fd stored as names[i]. */

@@ -1295,6 +1295,7 @@ static int run_open_devices(struct vlu *v, struct run_args *a, json_object *held
 		struct run_device *d = &a->dev[i];
 		_cleanup_json_ json_object *args = json_object_new_object();
 		_cleanup_free_ int *fds = NULL;
+		const char *held_name = NULL;
 		size_t nfds = 0;
 		int r;
 
@@ -1308,7 +1309,7 @@ static int run_open_devices(struct vlu *v, struct run_args *a, json_object *held
 			json_object *e = json_object_array_get_idx(held, k);
 
 			if (jstr(e, "name") && jstr(e, "device") && strcmp(jstr(e, "device"), d->device) == 0) {
-				json_object_object_add(args, "name", json_object_new_string(jstr(e, "name")));
+				held_name = jstr(e, "name");
 				d->reopened = true;
 				break;
 			}
@@ -1319,22 +1320,34 @@ static int run_open_devices(struct vlu *v, struct run_args *a, json_object *held
 			 * reserved to this instance throughout (no other tenant can open it in between); the
 			 * close runs the kernel's release (unpinning a large VM's RAM): wait longer than for a
 			 * plain call unless --timeout says otherwise */
-			r = vlu_call(v, "device.reopen", args, NULL, 0,
-				     arg_timeout_given ? arg_timeout : RUN_REOPEN_TIMEOUT_MS, &d->info, &fds, &nfds);
-		} else {
-			json_object_object_add(args, "device", json_object_new_string(d->device));
-			r = vlu_call(v, "device.open", args, NULL, 0, arg_timeout, &d->info, &fds, &nfds);
+			r = vlu_device_reopen(v, held_name, arg_timeout_given ? arg_timeout : RUN_REOPEN_TIMEOUT_MS,
+					      &d->fd, &d->info);
+			if (r == -EPROTO && vlu_last_error(v, NULL, NULL) < 0) {
+				fprintf(stderr,
+					"vluctl: run: device.reopen %s: malformed reply (not one fd described by its fds "
+					"entry, held as %s, with that character device's rdev, and a device object)\n",
+					d->device, held_name);
+				return EXIT_ERROR;
+			}
+			if (r < 0) {
+				char what[128];
+
+				snprintf(what, sizeof(what), "device.reopen %.64s", d->device);
+				return report_failure(v, what, r);
+			}
+			continue;
 		}
+		json_object_object_add(args, "device", json_object_new_string(d->device));
+		r = vlu_call(v, "device.open", args, NULL, 0, arg_timeout, &d->info, &fds, &nfds);
 		if (r < 0) {
 			char what[128];
 
-			snprintf(what, sizeof(what), "%s %.64s", d->reopened ? "device.reopen" : "device.open", d->device);
+			snprintf(what, sizeof(what), "device.open %.64s", d->device);
 			return report_failure(v, what, r);
 		}
 		if (nfds != 1) {
 			close_many(fds, nfds);
-			fprintf(stderr, "vluctl: run: %s %s: %zu fds in the reply, not 1\n",
-				d->reopened ? "device.reopen" : "device.open", d->device, nfds);
+			fprintf(stderr, "vluctl: run: device.open %s: %zu fds in the reply, not 1\n", d->device, nfds);
 			return EXIT_ERROR;
 		}
 		d->fd = fds[0];

@@ -220,6 +220,17 @@ static void test_library_api(void)
 	tap_check(r < 0 && fd == -EBADF && vlu_last_error(v, &cls, &desc) == 0 && desc, "lib-device-open-refused",
 		  "r=%d class %s", r, cls ? cls : "-");
 
+	/* device.reopen through its wrapper: the real daemon's refusal (the reopen of a real device runs in the
+	 * rig, qemu-vluctl-run; the reply's checks in test-lib-strict) */
+	cls = desc = NULL;
+	r = vlu_device_reopen(v, "vdpa:vdpa0", 0, &fd, &j);
+	tap_check(r == -ENOENT && fd == -EBADF && !j && vlu_last_error(v, &cls, &desc) == 0 && cls &&
+			  strcmp(cls, "NotFound") == 0 && strstr(desc, "holds no fd named"),
+		  "lib-device-reopen-not-held", "r=%d class %s %s", r, cls ? cls : "-", desc ? desc : "-");
+	r = vlu_device_reopen(v, NULL, 0, &fd, &j);
+	tap_check(r == -EINVAL && fd == -EBADF && !j,
+		  "lib-device-reopen-no-name", "r=%d", r);
+
 	/* events through the caller's own loop: poll(vlu_get_fd) + vlu_process */
 	r = vlu_connect(D.sock, 5000, &sub);
 	if (r == 0) {
@@ -241,6 +252,20 @@ static void test_library_api(void)
 		r = vlu_fd_list(v, NULL, &j);
 		tap_check(r == 0 && json_object_array_length(integ_get(j, "fds")) == 1, "lib-fd-list", "r=%d %s", r,
 			  j ? json_object_to_json_string(j) : "-");
+		json_object_put(j);
+		j = NULL;
+		/* an eventfd is no device: refused, the held fd untouched */
+		cls = desc = NULL;
+		fd = -EBADF;
+		r = vlu_device_reopen(v, "ev", 0, &fd, &j);
+		tap_check(r == -EINVAL && fd == -EBADF && !j && vlu_last_error(v, &cls, &desc) == 0 && cls &&
+				  strcmp(cls, "InvalidArgument") == 0,
+			  "lib-device-reopen-not-a-device", "r=%d class %s %s", r, cls ? cls : "-", desc ? desc : "-");
+		r = vlu_fd_list(v, NULL, &j);
+		tap_check(r == 0 && json_object_array_length(integ_get(j, "fds")) == 1 &&
+				  !strcmp(integ_str(integ_get(json_object_array_get_idx(integ_get(j, "fds"), 0), "name")) ?: "",
+					  "ev"),
+			  "lib-device-reopen-refusal-changes-nothing", "r=%d %s", r, j ? json_object_to_json_string(j) : "-");
 		json_object_put(j);
 		j = NULL;
 		r = vlu_fd_remove(v, en, 1, NULL);

@@ -7,15 +7,23 @@
  *     integer beyond 64 bits): every call fails with -EPROTO at once (not at its timeout), and the next
  *     call on the same connection, answered properly, works;
  *   - against the real daemon: a call whose command or arguments hold invalid UTF-8, NUL or a non-finite
- *     number is refused with -EINVAL before anything is sent, and the connection keeps working.
+ *     number is refused with -EINVAL before anything is sent, and the connection keeps working;
+ *   - vlu_device_reopen() against a fake daemon's odd and hostile device.reopen replies (no fd, two, not a
+ *     character device, members missing or of the wrong type, another fd's name or rdev): -EPROTO, nothing
+ *     written, every fd of the reply closed; and vluctl run, which uses it, refusing such a reply with the
+ *     reason (the program not started) and placing a faithful reply's fd at the number named.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -132,6 +140,296 @@ out:
 	}
 }
 
+/* ---- vlu_device_reopen() against odd and hostile replies of a fake daemon (docs/PROTOCOL.md device.reopen):
+ * each case is the reply's "return" (its one %s: the rdev of /dev/null, for a faithful one) and the fds it
+ * carries */
+enum reopen_fds { RF_DEVNULL, RF_NONE, RF_TWO, RF_MEMFD };
+#define RO_FD(extra) "{\"name\":\"vdpa:vdpa0\",\"type\":\"vhost-vdpa\",\"dev\":5,\"ino\":9" extra "}"
+#define RO_DEV "\"device\":{\"name\":\"vdpa0\",\"path\":\"/dev/vhost-vdpa-0\",\"status\":0}"
+#define RO_GOOD "{\"fds\":[" RO_FD(",\"rdev\":%s") "]," RO_DEV ",\"release_ms\":12.5,\"total_ms\":13.0}"
+static const struct {
+	const char *name, *ret;
+	enum reopen_fds fds;
+	int want;
+} reopen_cases[] = {
+	{ "faithful", RO_GOOD, RF_DEVNULL, 0 },
+	{ "no-fd", RO_GOOD, RF_NONE, -EPROTO },
+	{ "two-fds", RO_GOOD, RF_TWO, -EPROTO },
+	{ "not-a-character-device", RO_GOOD, RF_MEMFD, -EPROTO },
+	{ "fds-missing", "{" RO_DEV ",\"x\":\"%s\"}", RF_DEVNULL, -EPROTO },
+	{ "fds-not-an-array", "{\"fds\":" RO_FD(",\"rdev\":%s") "," RO_DEV "}", RF_DEVNULL, -EPROTO },
+	{ "fds-empty", "{\"fds\":[]," RO_DEV ",\"x\":\"%s\"}", RF_DEVNULL, -EPROTO },
+	{ "fds-two-entries", "{\"fds\":[" RO_FD(",\"rdev\":%s") "," RO_FD("") "]," RO_DEV "}", RF_DEVNULL, -EPROTO },
+	{ "fds-entry-not-an-object", "{\"fds\":[\"vdpa:vdpa0\"]," RO_DEV ",\"x\":\"%s\"}", RF_DEVNULL, -EPROTO },
+	{ "name-missing", "{\"fds\":[{\"type\":\"vhost-vdpa\",\"rdev\":%s}]," RO_DEV "}", RF_DEVNULL, -EPROTO },
+	{ "name-another-fd", "{\"fds\":[{\"name\":\"vdpa:vdpa1\",\"rdev\":%s}]," RO_DEV "}", RF_DEVNULL, -EPROTO },
+	{ "name-not-a-string", "{\"fds\":[{\"name\":7,\"rdev\":%s}]," RO_DEV "}", RF_DEVNULL, -EPROTO },
+	{ "rdev-missing", "{\"fds\":[" RO_FD("") "]," RO_DEV ",\"x\":\"%s\"}", RF_DEVNULL, -EPROTO },
+	{ "rdev-another-device", "{\"fds\":[" RO_FD(",\"rdev\":1%s") "]," RO_DEV "}", RF_DEVNULL, -EPROTO },
+	{ "rdev-a-string", "{\"fds\":[" RO_FD(",\"rdev\":\"%s\"") "]," RO_DEV "}", RF_DEVNULL, -EPROTO },
+	{ "rdev-negative", "{\"fds\":[" RO_FD(",\"rdev\":-%s") "]," RO_DEV "}", RF_DEVNULL, -EPROTO },
+	{ "device-missing", "{\"fds\":[" RO_FD(",\"rdev\":%s") "]}", RF_DEVNULL, -EPROTO },
+	{ "device-not-an-object", "{\"fds\":[" RO_FD(",\"rdev\":%s") "],\"device\":\"vdpa0\"}", RF_DEVNULL, -EPROTO },
+	{ "return-not-an-object", "[\"%s\"]", RF_DEVNULL, -EPROTO },
+	{ "after-them-faithful-again", RO_GOOD, RF_DEVNULL, 0 },
+};
+
+/* answers request k (after capabilities) with reopen_cases[k]; exits at EOF */
+static void fake_reopen_daemon(int lfd, unsigned long long rdev)
+{
+	static char buf[VLU_DEFAULT_MAX_MSG_BYTES + 1];
+	const char *greeting = "{\"VLU\":{\"version\":{\"major\":1,\"minor\":0,\"micro\":0,\"package\":\"fake\"},"
+			       "\"capabilities\":[]}}";
+	int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	size_t k = 0;
+
+	if (c < 0 || vlu_msg_send(c, greeting, strlen(greeting), NULL, 0) < 0)
+		_exit(2);
+	for (;;) {
+		_cleanup_json_ json_object *req = NULL;
+		json_object *id = NULL, *exec = NULL;
+		char reply[1024], ret[768], num[32];
+		int fds[2] = { -1, -1 };
+		size_t nfds = 0;
+		ssize_t n = vlu_msg_recv(c, buf, sizeof(buf), NULL, 0, NULL);
+
+		if (n <= 0)
+			_exit(0);
+		if (vlu_json_parse(buf, (size_t)n, 16, &req) < 0 || !json_object_object_get_ex(req, "id", &id) ||
+		    !json_object_object_get_ex(req, "execute", &exec))
+			_exit(3);
+		if (strcmp(json_object_get_string(exec), "capabilities") == 0 || k >= ELEMENTSOF(reopen_cases)) {
+			snprintf(reply, sizeof(reply), "{\"return\":{},\"id\":%lld}", (long long)json_object_get_int64(id));
+		} else {
+			if (strcmp(json_object_get_string(exec), "device.reopen") != 0)
+				_exit(5);
+			const char *t = reopen_cases[k].ret, *at = strstr(t, "%s");
+
+			if (!at)
+				_exit(6);
+			snprintf(num, sizeof(num), "%llu", rdev);
+			snprintf(ret, sizeof(ret), "%.*s%s%s", (int)(at - t), t, num, at + 2);
+			snprintf(reply, sizeof(reply), "{\"return\":%s,\"id\":%lld}", ret,
+				 (long long)json_object_get_int64(id));
+			switch (reopen_cases[k].fds) {
+			case RF_TWO:
+				fds[nfds++] = open("/dev/null", O_RDWR | O_CLOEXEC);
+				/* fall through */
+			case RF_DEVNULL:
+				fds[nfds++] = open("/dev/null", O_RDWR | O_CLOEXEC);
+				break;
+			case RF_MEMFD:
+				fds[nfds++] = memfd_create("not-a-device", MFD_CLOEXEC);
+				break;
+			case RF_NONE:
+				break;
+			}
+			k++;
+		}
+		if (vlu_msg_send(c, reply, strlen(reply), fds, nfds) < 0)
+			_exit(4);
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);
+	}
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	while (d && (e = readdir(d)))
+		n += e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void test_fake_reopen(const char *dir)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_close_ int lfd = -EBADF;
+	struct vlu *v = NULL;
+	struct stat null_st;
+	int status = -1, r, fd = -77;
+	json_object *info = NULL;
+	pid_t pid = -1;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/fake-reopen.sock", dir);
+	lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (!tap_check(lfd >= 0 && bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(lfd, 4) == 0 &&
+			       stat("/dev/null", &null_st) == 0 && S_ISCHR(null_st.st_mode),
+		       "reopen/listen", "%m"))
+		return;
+	pid = fork();
+	if (pid == 0)
+		fake_reopen_daemon(lfd, (unsigned long long)null_st.st_rdev);
+	r = vlu_connect(sa.sun_path, 5000, &v);
+	if (!tap_check(r == 0, "reopen/connect", "vlu_connect: %s", strerror(-r)))
+		goto out;
+	/* arguments: refused before anything is sent (the fake would take it as a case) */
+	r = vlu_device_reopen(v, NULL, 0, &fd, &info);
+	tap_check(r == -EINVAL && fd == -77 && !info, "reopen/no-name", "%s", strerror(-r));
+	r = vlu_device_reopen(v, "vdpa:vdpa0", 0, NULL, &info);
+	tap_check(r == -EINVAL && !info, "reopen/no-ret-fd", "%s", strerror(-r));
+	r = vlu_device_reopen(NULL, "vdpa:vdpa0", 0, &fd, &info);
+	tap_check(r == -EINVAL && fd == -77 && !info, "reopen/no-connection", "%s", strerror(-r));
+	for (size_t i = 0; i < ELEMENTSOF(reopen_cases); i++) {
+		int before = count_fds(), after;
+		struct stat st;
+		char name[96];
+
+		fd = -77;
+		info = NULL;
+		r = vlu_device_reopen(v, "vdpa:vdpa0", 5000, &fd, &info);
+		snprintf(name, sizeof(name), "reopen/%s", reopen_cases[i].name);
+		if (reopen_cases[i].want == 0) {
+			/* the fd it carried, the reply's return object */
+			bool same = fd >= 0 && fstat(fd, &st) == 0 && st.st_rdev == null_st.st_rdev;
+			json_object *rel = integ_get(info, "release_ms");
+
+			tap_check(r == 0 && same && rel && json_object_get_double(rel) == 12.5 &&
+					  !strcmp(integ_str(integ_get(info, "device.name")) ?: "", "vdpa0") &&
+					  count_fds() == before + 1,
+				  name, "r=%s fd %d %s", strerror(-r), fd, info ? json_object_to_json_string(info) : "-");
+			if (fd >= 0)
+				close(fd);
+		} else {
+			after = count_fds();
+			/* refused, nothing written, every fd of the reply closed, no error reply recorded */
+			tap_check(r == reopen_cases[i].want && fd == -77 && !info && after == before &&
+					  vlu_last_error(v, NULL, NULL) == -ENODATA,
+				  name, "r=%s fd %d, %d fds before, %d after", strerror(-r), fd, before, after);
+		}
+		json_object_put(info);
+	}
+	{
+		/* the connection still works after every refusal */
+		_cleanup_json_ json_object *ret = NULL;
+
+		r = vlu_call(v, "status", NULL, NULL, 0, 5000, &ret, NULL, NULL);
+		tap_check(r == 0 && ret, "reopen/connection-still-works", "%s", strerror(-r));
+	}
+out:
+	vlu_close(v);
+	if (pid > 0) {
+		waitpid(pid, &status, 0);
+		tap_check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "reopen/fake-daemon-exit", "status %d", status);
+	}
+}
+
+/* ---- vluctl run uses vlu_device_reopen(): against a fake daemon whose reattached instance holds the device,
+ * a malformed device.reopen reply stops the launch with the reason (the program never runs), a faithful one
+ * places the fd it carried at the number named */
+static void fake_run_daemon(int lfd, unsigned long long rdev)
+{
+	static char buf[VLU_DEFAULT_MAX_MSG_BYTES + 1];
+	const char *greeting = "{\"VLU\":{\"version\":{\"major\":1,\"minor\":0,\"micro\":0,\"package\":\"fake\"},"
+			       "\"capabilities\":[]}}";
+
+	for (int conn = 0; conn < 2; conn++) {
+		int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (c < 0 || vlu_msg_send(c, greeting, strlen(greeting), NULL, 0) < 0)
+			_exit(2);
+		for (;;) {
+			_cleanup_json_ json_object *req = NULL;
+			json_object *id = NULL, *exec = NULL;
+			char reply[1024];
+			const char *cmd;
+			int fd = -1;
+			ssize_t n = vlu_msg_recv(c, buf, sizeof(buf), NULL, 0, NULL);
+
+			if (n <= 0)
+				break;
+			if (vlu_json_parse(buf, (size_t)n, 16, &req) < 0 || !json_object_object_get_ex(req, "id", &id) ||
+			    !json_object_object_get_ex(req, "execute", &exec))
+				_exit(3);
+			cmd = json_object_get_string(exec);
+			if (strcmp(cmd, "instance.register") == 0)
+				snprintf(reply, sizeof(reply), "{\"return\":{\"name\":\"vmf\",\"pid\":1,\"uid\":0,"
+					 "\"state\":\"attached\",\"reattached\":true,\"fds\":1},\"id\":%lld}",
+					 (long long)json_object_get_int64(id));
+			else if (strcmp(cmd, "fd.list") == 0)
+				snprintf(reply, sizeof(reply), "{\"return\":{\"fds\":[{\"instance\":\"vmf\",\"name\":"
+					 "\"vdpa:vdpa0\",\"type\":\"vhost-vdpa\",\"device\":\"vdpa0\"}]},\"id\":%lld}",
+					 (long long)json_object_get_int64(id));
+			else if (strcmp(cmd, "device.reopen") == 0) {
+				/* the first launch: no "device"; the second: faithful */
+				snprintf(reply, sizeof(reply), "{\"return\":{\"fds\":[{\"name\":\"vdpa:vdpa0\",\"rdev\":%llu}]%s},"
+					 "\"id\":%lld}", rdev, conn ? ",\"device\":{\"name\":\"vdpa0\"},\"release_ms\":3.5" : "",
+					 (long long)json_object_get_int64(id));
+				fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+			} else
+				snprintf(reply, sizeof(reply), "{\"return\":{},\"id\":%lld}",
+					 (long long)json_object_get_int64(id));
+			if (vlu_msg_send(c, reply, strlen(reply), &fd, fd >= 0 ? 1 : 0) < 0)
+				_exit(4);
+			if (fd >= 0)
+				close(fd);
+		}
+		close(c);
+	}
+	_exit(0);
+}
+
+static void test_vluctl_run_reopen(const char *dir)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_close_ int lfd = -EBADF;
+	struct stat null_st;
+	char cmd[2048], out[600], err[600], *text = NULL;
+	int status = -1, ws;
+	size_t len = 0;
+	pid_t pid;
+	FILE *f;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/fake-run.sock", dir);
+	snprintf(out, sizeof(out), "%s/run-fd3", dir);
+	snprintf(err, sizeof(err), "%s/run-stderr", dir);
+	lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (!tap_check(lfd >= 0 && bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(lfd, 4) == 0 &&
+			       stat("/dev/null", &null_st) == 0,
+		       "vluctl-run-reopen/listen", "%m"))
+		return;
+	pid = fork();
+	if (pid == 0)
+		fake_run_daemon(lfd, (unsigned long long)null_st.st_rdev);
+	/* 1: the reply has no "device" */
+	snprintf(cmd, sizeof(cmd),
+		 "'%s' --socket '%s' run vmf --device vdpa0=3 -- /bin/sh -c 'readlink /proc/self/fd/3 >%s' 2>'%s'",
+		 integ_prog("vluctl"), sa.sun_path, out, err);
+	ws = system(cmd);
+	f = fopen(err, "re");
+	if (f) {
+		len = fread(cmd, 1, sizeof(cmd) - 1, f);
+		cmd[len] = 0;
+		fclose(f);
+	}
+	tap_check(WIFEXITED(ws) && WEXITSTATUS(ws) == 1 && f &&
+			  strstr(cmd, "vluctl: run: device.reopen vdpa0: malformed reply") && access(out, F_OK) != 0,
+		  "vluctl-run-reopen/malformed-reply-refused", "exit 0x%x, %s stderr: %s", ws,
+		  access(out, F_OK) == 0 ? "the program ran;" : "", f ? cmd : "-");
+	/* 2: faithful: the program has the fd it carried at 3 */
+	snprintf(cmd, sizeof(cmd),
+		 "'%s' --socket '%s' run vmf --device vdpa0=3 -- /bin/sh -c 'readlink /proc/self/fd/3 >%s' 2>'%s'",
+		 integ_prog("vluctl"), sa.sun_path, out, err);
+	ws = system(cmd);
+	f = fopen(out, "re");
+	if (f) {
+		len = fread(cmd, 1, sizeof(cmd) - 1, f);
+		cmd[len] = 0;
+		fclose(f);
+	}
+	text = f ? cmd : NULL;
+	tap_check(WIFEXITED(ws) && WEXITSTATUS(ws) == 0 && text && strcmp(text, "/dev/null\n") == 0,
+		  "vluctl-run-reopen/faithful-reply-fd-placed", "exit 0x%x, fd 3: %s", ws, text ? text : "-");
+	waitpid(pid, &status, 0);
+	tap_check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "vluctl-run-reopen/fake-daemon-exit", "status %d",
+		  status);
+}
+
 static void test_real_daemon(void)
 {
 	struct vlu *v = NULL;
@@ -200,6 +498,8 @@ int main(void)
 		return 1;
 	}
 	test_fake_daemon(dir);
+	test_fake_reopen(dir);
+	test_vluctl_run_reopen(dir);
 	r = integ_daemon_start(&D, dir, NULL);
 	if (tap_check(r == 0, "start-ready", "vlud did not become ready (%s)", strerror(-r)))
 		test_real_daemon();

@@ -15,8 +15,13 @@
  * 3. A record of a transfer-mode update in phase commit (the successor had claimed and owns the device),
  *    both VMMs alive (two child processes): the restarted vlud reserves the instance to the successor
  *    (verdict reattach_reserved_for): a reattach by any other process of the uid is refused (Busy, saying
- *    why), the successor's own reattach is accepted (chaos soak seed 6: the old VMM, told nothing, had
- *    taken over an instance whose device it no longer owned).
+ *    why), also after two more kill -9 restarts (the reservation is in the state: "reserved_for", the
+ *    successor's pid and start time), and the successor's own reattach is accepted and ends it (chaos
+ *    soak seed 6: the old VMM, told nothing, had taken over an instance whose device it no longer owned).
+ * 4. "reserved_for" members written here, checked at the restart: a live process's (kept, others refused,
+ *    ended when it exits), an exited process's, one whose start time is not the pid's (a reused pid), both
+ *    dropped and logged, and a malformed one (logged; the instance and its fd kept); and an update record
+ *    in phase commit whose new_start is not its successor pid's (a reused pid): no reservation.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -132,6 +137,49 @@ static int craft_state(const char *body)
 	}
 	store_put("state", fcntl(fd, F_DUPFD_CLOEXEC, 3));
 	return fd;
+}
+
+/* process pid's start time, /proc/PID/stat field 22 (counted here after the name's last ')'), or 0 */
+static unsigned long long pid_start(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long v = 0;
+	FILE *f;
+	size_t n;
+	char *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+			 &v) != 1)
+		return 0;
+	return v;
+}
+
+/* instance.register {name, reattach:true} from this process (neither VMM) on a new connection */
+static json_object *reattach_other(const char *inst)
+{
+	_cleanup_close_ int c = integ_open_client(D.sock, NULL);
+	char args[128];
+
+	snprintf(args, sizeof(args), "{\"name\":\"%s\",\"reattach\":true}", inst);
+	return c >= 0 ? integ_call_json(c, "instance.register", args) : NULL;
+}
+
+/* the reply is a Busy refusal naming the reservation to pid */
+static bool refused_for(json_object *a, pid_t pid)
+{
+	const char *cls = integ_error_class(a), *desc = integ_error_desc(a);
+	char want[64];
+
+	snprintf(want, sizeof(want), "reserved to pid %d,", (int)pid);
+	return cls && !strcmp(cls, "Busy") && desc && strstr(desc, want);
 }
 
 static bool status_of(const char *inst, json_object **ret)
@@ -338,11 +386,11 @@ int main(void)
 			     "\"fds\":[{\"id\":1,\"instance\":\"vm8\",\"name\":\"ram0\",\"type\":\"memfd\","
 			     "\"dev\":%llu,\"ino\":%llu,\"rdev\":0,\"created_us\":0}],"
 			     "\"updates\":[{\"instance\":\"vm8\",\"id\":57,\"mode\":\"transfer\",\"path\":\"A\","
-			     "\"phase\":\"commit\",\"old_pid\":%d,\"new_pid\":%d,\"started_us\":%lld,"
+			     "\"phase\":\"commit\",\"old_pid\":%d,\"new_pid\":%d,\"new_start\":%llu,\"started_us\":%lld,"
 			     "\"devices\":[{\"name\":\"vdpa:vdpa0\",\"suspended\":true,\"reset\":false,"
 			     "\"released\":false}]}]}\n",
 			     (int)succ, (unsigned)getuid(), (unsigned)getgid(), (unsigned long long)st.st_dev,
-			     (unsigned long long)st.st_ino, (int)old_vmm, (int)succ,
+			     (unsigned long long)st.st_ino, (int)old_vmm, (int)succ, pid_start(succ),
 			     (long long)time(NULL) * 1000000LL - 1000000LL) < 0)
 			body = NULL;
 		st_fd = body ? craft_state(body) : -ENOMEM;
@@ -368,16 +416,45 @@ int main(void)
 		}
 		{
 			/* this process is neither VMM: another process of the same uid */
-			_cleanup_close_ int c = integ_open_client(D.sock, NULL);
-			_cleanup_json_ json_object *a = c >= 0 ? integ_call_json(c, "instance.register",
-									    "{\"name\":\"vm8\",\"reattach\":true}")
-							       : NULL;
-			const char *cls = integ_error_class(a), *desc = integ_error_desc(a);
-			char want[64];
+			_cleanup_json_ json_object *a = reattach_other("vm8");
 
-			snprintf(want, sizeof(want), "reserved to pid %d", (int)succ);
-			tap_check(cls && !strcmp(cls, "Busy") && desc && strstr(desc, want), "commit-other-reattach-refused",
-				  "%s", a ? json_object_to_json_string(a) : "-");
+			tap_check(refused_for(a, succ), "commit-other-reattach-refused", "%s",
+				  a ? json_object_to_json_string(a) : "-");
+		}
+		/* the reservation is in the state: the successor's pid, its start time, the update */
+		integ_notify_pump(&N, 300, NULL);
+		{
+			_cleanup_free_ char *now = read_state(st_fd);
+			char want[160];
+
+			snprintf(want, sizeof(want), "\"reserved_for\":{\"pid\":%d,\"start\":%llu,\"update\":57}", (int)succ,
+				 pid_start(succ));
+			tap_check(now && pid_start(succ) && strstr(now, want), "commit-reservation-persisted", "want %s in %s",
+				  want, now ? now : "unreadable");
+		}
+		/* two more kill -9 restarts before the owner reattaches: still reserved, to the same process */
+		for (int n = 1; n <= 2; n++) {
+			_cleanup_json_ json_object *a = NULL;
+			char name[64];
+
+			ws = integ_daemon_stop(&D, SIGKILL, 5000);
+			r = restart(dir, lfd, cfg);
+			snprintf(name, sizeof(name), "commit-restart-%d-ready", n + 1);
+			if (!tap_check(ws >= 0 && r == 0, name, "%s", strerror(-r))) {
+				integ_daemon_dump_log(&D);
+				goto part3_end;
+			}
+			a = reattach_other("vm8");
+			snprintf(name, sizeof(name), "commit-restart-%d-other-still-refused", n + 1);
+			tap_check(refused_for(a, succ) && strstr(integ_error_desc(a), "during update 57"), name, "%s",
+				  a ? json_object_to_json_string(a) : "-");
+		}
+		{
+			char want[128];
+
+			snprintf(want, sizeof(want), "instance vm8: still reserved to pid %d (update 57, start time %llu)",
+				 (int)succ, pid_start(succ));
+			tap_check(log_count(want) == 2, "commit-restarts-logged", "%d lines of %s", log_count(want), want);
 		}
 		{
 			/* the successor itself reattaches */
@@ -395,6 +472,14 @@ int main(void)
 			tap_check(WIFEXITED(ws) && WEXITSTATUS(ws) == 0 && strstr(res, "\"reattached\":true"),
 				  "commit-successor-reattaches", "exit 0x%x: %s", ws, res);
 		}
+		/* its reattach ended the reservation, in the state too */
+		integ_notify_pump(&N, 300, NULL);
+		{
+			_cleanup_free_ char *now = read_state(st_fd);
+
+			tap_check(now && strstr(now, "\"vm8\"") && !strstr(now, "\"reserved_for\""), "commit-reservation-ended",
+				  "%s", now ? now : "unreadable");
+		}
 part3_end:
 		safe_close(go[1]);
 		safe_close(out[0]);
@@ -405,6 +490,132 @@ part3_end:
 		if (succ > 0) {
 			kill(succ, SIGKILL);
 			waitpid(succ, NULL, 0);
+		}
+	}
+	/* ---- 4. reservations the state kept, checked at the restart against the processes: one whose process
+	 * lives (kept, until it exits), one whose process exited, one whose pid is another process now (its
+	 * start time differs: a reused pid), one malformed (the rest of the state kept) */
+	{
+		extern char **environ;
+		char *l_argv[] = { "sleep", "60", NULL }, *t_argv[] = { "true", NULL };
+		pid_t live = -1, dead = -1;
+		unsigned long long lstart = 0;
+		char *body = NULL, want[256];
+		struct stat st;
+		int held;
+
+		ws = integ_daemon_stop(&D, SIGKILL, 5000);
+		safe_close(store_take("state"));
+		st_fd = safe_close(st_fd);
+		held = integ_notify_find(&N, "h1");
+		if (posix_spawnp(&live, "sleep", NULL, NULL, l_argv, environ) != 0)
+			live = -1;
+		if (posix_spawnp(&dead, "true", NULL, NULL, t_argv, environ) != 0 || waitpid(dead, NULL, 0) != dead)
+			dead = -1;
+		for (int i = 0; live > 0 && i < 100 && !(lstart = pid_start(live)); i++)
+			usleep(10000);
+		if (!tap_check(ws >= 0 && held >= 0 && fstat(held, &st) == 0 && live > 0 && dead > 0 && lstart,
+			       "kept-setup", "h1 %d, live %d (start %llu), dead %d", held, (int)live, lstart, (int)dead))
+			goto part4_end;
+#define KEPT_INST(name, resv)                                                                                   \
+	"{\"name\":\"" name "\",\"pid\":1,\"uid\":%u,\"gid\":%u,\"registered_us\":0,\"orphaned\":true,"         \
+	"\"orphaned_us\":0,\"reserved_for\":" resv "}"
+		if (asprintf(&body,
+			     "VLUDSTATE 1\n{\"next_id\":2,\"written_us\":0,\"instances\":["
+			     KEPT_INST("vm4", "{\"pid\":%d}") "," KEPT_INST("vm5", "{\"pid\":%d,\"start\":%llu,\"update\":62}") ","
+			     KEPT_INST("vm6", "{\"pid\":%d,\"start\":%llu,\"update\":61}") ","
+			     KEPT_INST("vm7", "{\"pid\":%d,\"start\":12345,\"update\":60}") ","
+			     "{\"name\":\"vm3\",\"pid\":1,\"uid\":%u,\"gid\":%u,\"registered_us\":0,\"orphaned\":true,"
+			     "\"orphaned_us\":0}],"
+			     "\"fds\":[{\"id\":1,\"instance\":\"vm4\",\"name\":\"ram0\",\"type\":\"memfd\","
+			     "\"dev\":%llu,\"ino\":%llu,\"rdev\":0,\"created_us\":0}],"
+			     "\"updates\":[{\"instance\":\"vm3\",\"id\":63,\"mode\":\"transfer\",\"path\":\"A\","
+			     "\"phase\":\"commit\",\"old_pid\":%d,\"new_pid\":%d,\"new_start\":%llu,\"started_us\":0,"
+			     "\"devices\":[{\"name\":\"vdpa:vdpa0\",\"suspended\":true,\"reset\":false,"
+			     "\"released\":false}]}]}\n",
+			     (unsigned)getuid(), (unsigned)getgid(), (int)live, (unsigned)getuid(), (unsigned)getgid(), (int)live,
+			     lstart, (unsigned)getuid(), (unsigned)getgid(), (int)live, lstart + 1, (unsigned)getuid(),
+			     (unsigned)getgid(), (int)dead, (unsigned)getuid(), (unsigned)getgid(),
+			     (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (int)dead, (int)live,
+			     lstart + 1) < 0)
+			body = NULL;
+#undef KEPT_INST
+		st_fd = body ? craft_state(body) : -ENOMEM;
+		free(body);
+		if (!tap_check(st_fd >= 0, "kept-state-written", "%s", strerror(-st_fd)))
+			goto part4_end;
+		r = restart(dir, lfd, cfg);
+		if (!tap_check(r == 0, "kept-restart-ready", "%s", strerror(-r))) {
+			integ_daemon_dump_log(&D);
+			goto part4_end;
+		}
+		snprintf(want, sizeof(want), "instance vm7: the reattach reservation to pid %d (update 60) is dropped: "
+			 "the process exited", (int)dead);
+		tap_check(log_count(want) == 1, "dropped-exited-logged", "%d lines of %s", log_count(want), want);
+		snprintf(want, sizeof(want), "instance vm6: the reattach reservation to pid %d (update 61) is dropped: "
+			 "pid %d is another process now (start time %llu, recorded %llu)", (int)live, (int)live, lstart,
+			 lstart + 1);
+		tap_check(log_count(want) == 1, "dropped-reused-pid-logged", "%d lines of %s", log_count(want), want);
+		tap_check(log_count("state: instance vm4: its reattach reservation is malformed (\"start\" missing") == 1,
+			  "dropped-malformed-logged", "no such line");
+		/* an update record whose successor pid is another process now (its start time differs): nobody */
+		snprintf(want, sizeof(want), "update 63 of vm3: pid %d owned the device, but it is another process now "
+			 "(start time %llu, recorded %llu): no reservation", (int)live, lstart, lstart + 1);
+		tap_check(log_count(want) == 1, "record-reused-pid-not-reserved", "%d lines of %s", log_count(want), want);
+		{
+			_cleanup_json_ json_object *s3 = NULL, *a3 = NULL;
+			bool ok = status_of("vm3", &s3);
+			json_object *last = integ_get(s3, "return.last");
+
+			tap_check(ok && json_object_get_int64(integ_get(last, "id")) == 63 &&
+					  json_object_object_get_ex(last, "reattach_reserved_for", NULL) &&
+					  !integ_get(last, "reattach_reserved_for"),
+				  "record-reused-pid-verdict", "%s", s3 ? json_object_to_json_string(s3) : "-");
+			a3 = reattach_other("vm3");
+			tap_check(integ_get(a3, "return.reattached") != NULL, "record-reused-pid-anyone-reattaches", "%s",
+				  a3 ? json_object_to_json_string(a3) : "-");
+		}
+		{
+			_cleanup_json_ json_object *a7 = reattach_other("vm7"), *a6 = reattach_other("vm6"),
+						   *a4 = reattach_other("vm4"), *a5 = reattach_other("vm5");
+			json_object *f4 = integ_get(a4, "return.fds");
+
+			tap_check(integ_get(a7, "return.reattached") != NULL, "dropped-exited-anyone-reattaches", "%s",
+				  a7 ? json_object_to_json_string(a7) : "-");
+			tap_check(integ_get(a6, "return.reattached") != NULL, "dropped-reused-pid-anyone-reattaches", "%s",
+				  a6 ? json_object_to_json_string(a6) : "-");
+			/* the malformed record cost the reservation only: the instance and its fd are there */
+			tap_check(f4 && json_object_get_int(f4) == 1, "dropped-malformed-nothing-else-lost", "%s",
+				  a4 ? json_object_to_json_string(a4) : "-");
+			tap_check(refused_for(a5, live) && strstr(integ_error_desc(a5), "during update 62"),
+				  "kept-live-other-refused", "%s", a5 ? json_object_to_json_string(a5) : "-");
+		}
+		integ_notify_pump(&N, 300, NULL);
+		{
+			_cleanup_free_ char *now = read_state(st_fd);
+			const char *k = now ? strstr(now, "\"reserved_for\"") : NULL;
+
+			snprintf(want, sizeof(want), "\"reserved_for\":{\"pid\":%d,\"start\":%llu,\"update\":62}", (int)live,
+				 lstart);
+			tap_check(k && k == strstr(now, want) && !strstr(k + 1, "\"reserved_for\""), "kept-only-the-live-one",
+				  "%s", now ? now : "unreadable");
+		}
+		/* its process exits: the reservation ends at the next reattach, which is accepted */
+		kill(live, SIGKILL);
+		waitpid(live, NULL, 0);
+		{
+			_cleanup_json_ json_object *a = reattach_other("vm5");
+
+			snprintf(want, sizeof(want), "instance vm5: pid %d, which owned the device when vlud restarted during "
+				 "update 62, exited: its reservation ends", (int)live);
+			live = -1;
+			tap_check(integ_get(a, "return.reattached") != NULL && log_count(want) == 1, "kept-ends-at-exit",
+				  "%s; %d lines of %s", a ? json_object_to_json_string(a) : "-", log_count(want), want);
+		}
+part4_end:
+		if (live > 0) {
+			kill(live, SIGKILL);
+			waitpid(live, NULL, 0);
 		}
 	}
 	ws = integ_daemon_stop(&D, SIGTERM, 10000);

@@ -395,6 +395,7 @@ static void fill_update(struct state_update *u)
 	strcpy(u->phase, "claim");
 	u->old_pid = 99;
 	u->new_pid = 4321;
+	u->new_start = 18446744073709551615ULL;
 	u->started_us = 1700000002000000LL;
 	u->n_devs = 2;
 	strcpy(u->devs[0].name, "vdpa:vdpa0");
@@ -435,6 +436,10 @@ static void update_roundtrip(void **unused)
 	assert_string_equal(p.updates[0].phase, "claim");
 	assert_int_equal(p.updates[0].old_pid, 99);
 	assert_int_equal(p.updates[0].new_pid, 4321);
+	/* start times: the one known comes back, the unknown one (0) is left out and reads back 0 */
+	assert_true(p.updates[0].new_start == 18446744073709551615ULL);
+	assert_true(p.updates[0].old_start == 0);
+	assert_null(strstr(buf, "old_start"));
 	assert_int_equal(p.updates[0].started_us, 1700000002000000LL);
 	assert_int_equal(p.updates[0].n_devs, 2);
 	assert_string_equal(p.updates[0].devs[0].name, "vdpa:vdpa0");
@@ -489,6 +494,8 @@ static void update_old_doc(void **unused)
 	assert_int_equal(state_parse(ok, strlen(ok), &p), 0);
 	assert_int_equal(p.n_updates, 1);
 	assert_string_equal(p.instances[0].last_update, "{\"result\":\"ok\"}");
+	/* a record without start times (older vlud): unknown */
+	assert_true(p.updates[0].old_start == 0 && p.updates[0].new_start == 0);
 	state_doc_done(&p);
 }
 
@@ -519,6 +526,9 @@ static const struct bad upd_bads[] = {
 	{ "update negative new_pid",
 	  UPD_DOC("", "{\"instance\":\"a\",\"id\":3,\"mode\":\"exec\",\"path\":\"C\",\"phase\":\"save\",\"old_pid\":1,"
 		      "\"new_pid\":-2,\"started_us\":5,\"devices\":[" UPD_DEV "]}") },
+	{ "update old_start negative", UPD_DOC("", UPD(",\"old_start\":-1", UPD_DEV)) },
+	{ "update new_start a string", UPD_DOC("", UPD(",\"new_start\":\"5\"", UPD_DEV)) },
+	{ "update new_start a float", UPD_DOC("", UPD(",\"new_start\":1.5", UPD_DEV)) },
 	{ "update missing started_us",
 	  UPD_DOC("", "{\"instance\":\"a\",\"id\":3,\"mode\":\"exec\",\"path\":\"C\",\"phase\":\"save\",\"old_pid\":1,"
 		      "\"new_pid\":0,\"devices\":[" UPD_DEV "]}") },
@@ -634,6 +644,104 @@ static void update_limits(void **unused)
 	/* every phase name the engine reports is known, and nothing else */
 	assert_true(state_phase_known("save") && state_phase_known("rollback") && state_phase_known("done"));
 	assert_false(state_phase_known("") || state_phase_known("Save") || state_phase_known("saved"));
+}
+
+/* an instance's reattach reservation ("reserved_for"): kept both ways, absent in older documents (which
+ * parse as before), and a malformed one costs the reservation only, with the reason */
+static void reservation(void **unused)
+{
+	struct state_instance insts[2];
+	struct state_fd fds[3];
+	struct state_doc d, p = {};
+	char *buf = NULL, *again = NULL;
+	size_t len = 0, l2 = 0;
+	static const struct {
+		const char *what, *member, *reason;
+	} rbads[] = {
+		{ "not an object", "5", "not an object" },
+		{ "null", "null", "not an object" },
+		{ "empty", "{}", "\"pid\"" },
+		{ "pid zero", "{\"pid\":0,\"start\":1,\"update\":3}", "\"pid\"" },
+		{ "pid negative", "{\"pid\":-5,\"start\":1,\"update\":3}", "\"pid\"" },
+		{ "pid too big", "{\"pid\":2147483648,\"start\":1,\"update\":3}", "\"pid\"" },
+		{ "pid a string", "{\"pid\":\"5\",\"start\":1,\"update\":3}", "\"pid\"" },
+		{ "start missing (cut)", "{\"pid\":5}", "\"start\"" },
+		{ "start negative", "{\"pid\":5,\"start\":-1,\"update\":3}", "\"start\"" },
+		{ "start a float", "{\"pid\":5,\"start\":1.5,\"update\":3}", "\"start\"" },
+		{ "update missing", "{\"pid\":5,\"start\":1}", "\"update\"" },
+		{ "update zero", "{\"pid\":5,\"start\":1,\"update\":0}", "\"update\"" },
+	};
+
+	(void)unused;
+	fill_doc(&d, insts, fds);
+	insts[1].reserved = (struct state_reservation){ .pid = 2147483647, .start = UINT64_MAX, .update = 57 };
+	assert_int_equal(state_serialize(&d, &buf, &len), 0);
+	assert_non_null(strstr(buf, "\"reserved_for\":{\"pid\":2147483647,\"start\":18446744073709551615,\"update\":57}"));
+	assert_int_equal(state_parse(buf, len, &p), 0);
+	assert_int_equal(p.instances[0].reserved.pid, 0);
+	assert_null(p.instances[0].reserved_bad);
+	assert_int_equal(p.instances[1].reserved.pid, 2147483647);
+	assert_true(p.instances[1].reserved.start == UINT64_MAX);
+	assert_int_equal(p.instances[1].reserved.update, 57);
+	assert_null(p.instances[1].reserved_bad);
+	assert_int_equal(state_serialize(&p, &again, &l2), 0);
+	assert_int_equal(l2, len);
+	assert_memory_equal(again, buf, len);
+	free(again);
+	free(buf);
+	state_doc_done(&p);
+	/* start time 0 is a start time (a process started in the first tick) */
+	insts[1].reserved.start = 0;
+	assert_int_equal(state_serialize(&d, &buf, &len), 0);
+	assert_int_equal(state_parse(buf, len, &p), 0);
+	assert_true(p.instances[1].reserved.pid == 2147483647 && p.instances[1].reserved.start == 0);
+	free(buf);
+	state_doc_done(&p);
+	/* the writer refuses a reservation without its update */
+	insts[1].reserved.update = 0;
+	assert_int_equal(state_serialize(&d, &buf, &len), -EINVAL);
+	insts[1].reserved = (struct state_reservation){};
+	/* none: no key (the document older daemons wrote) */
+	assert_int_equal(state_serialize(&d, &buf, &len), 0);
+	assert_null(strstr(buf, "reserved"));
+	free(buf);
+
+	/* malformed: the document parses, the instance has no reservation and says why; nothing else lost */
+	for (size_t i = 0; i < sizeof(rbads) / sizeof(rbads[0]); i++) {
+		char *b;
+
+		assert_true(asprintf(&b, "VLUDSTATE 1\n{\"next_id\":9,\"written_us\":0,\"instances\":[" UPD_INST
+					 ",\"reserved_for\":%s,\"last_update\":{\"id\":4},\"mappings\":{\"m\":1}}],"
+					 "\"fds\":[{\"id\":1,\"instance\":\"a\",\"name\":\"ram0\",\"type\":\"memfd\","
+					 "\"dev\":1,\"ino\":2,\"rdev\":0,\"created_us\":0}],\"updates\":[" UPD("", UPD_DEV) "]}\n",
+				     rbads[i].member) > 0);
+		if (state_parse(b, strlen(b), &p) != 0)
+			fail_msg("%s: the document was refused", rbads[i].what);
+		if (!p.instances[0].reserved_bad || !strstr(p.instances[0].reserved_bad, rbads[i].reason))
+			fail_msg("%s: reason %s", rbads[i].what, p.instances[0].reserved_bad ?: "(none)");
+		assert_true(p.instances[0].reserved.pid == 0 && p.instances[0].reserved.start == 0 &&
+			    p.instances[0].reserved.update == 0);
+		assert_true(p.n_instances == 1 && p.n_fds == 1 && p.n_updates == 1 && p.next_id == 9);
+		assert_string_equal(p.instances[0].last_update, "{\"id\":4}");
+		assert_string_equal(p.instances[0].mappings, "{\"m\":1}");
+		/* written again, the bad member is gone */
+		assert_int_equal(state_serialize(&p, &again, &l2), 0);
+		assert_null(strstr(again, "reserved"));
+		free(again);
+		state_doc_done(&p);
+		free(b);
+	}
+	/* members a later writer may add to it are not looked at */
+	{
+		const char *b = "VLUDSTATE 1\n{\"next_id\":1,\"written_us\":0,\"instances\":[" UPD_INST
+				",\"reserved_for\":{\"pid\":5,\"start\":6,\"update\":7,\"later\":true}}],\"fds\":[]}\n";
+
+		assert_int_equal(state_parse(b, strlen(b), &p), 0);
+		assert_null(p.instances[0].reserved_bad);
+		assert_true(p.instances[0].reserved.pid == 5 && p.instances[0].reserved.start == 6 &&
+			    p.instances[0].reserved.update == 7);
+		state_doc_done(&p);
+	}
 }
 
 /* the log after the document: records applied in order, a cut or inconsistent record refused */
@@ -772,6 +880,7 @@ int main(void)
 		{ "daemon/state/update-old-doc", update_old_doc, NULL, NULL, NULL },
 		{ "daemon/state/update-malformed", update_malformed, NULL, NULL, NULL },
 		{ "daemon/state/update-limits", update_limits, NULL, NULL, NULL },
+		{ "daemon/state/reservation", reservation, NULL, NULL, NULL },
 		{ "daemon/state/log-records", log_records, NULL, NULL, NULL },
 		{ "daemon/state/index-log", index_log, NULL, NULL, NULL },
 	};

@@ -5,6 +5,7 @@
  * reads the table ($VLU_TOP/docs/UPDATE.md) and checks that its ids and these cases are the same set.
  * Also the phase table that daemon/state.c shares.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -553,6 +554,71 @@ static void phase_table(void **state)
 	assert_int_equal(update_phases[PH_CLAIM].deadline, DL_CLAIM);
 }
 
+/* field 22 of /proc/PID/stat (a reattach reservation's process identity, docs/UPDATE.md) */
+static void stat_starttime(void **state)
+{
+	/* the tail of a real line: fields 3..21, starttime 9876543, then the rest */
+	#define TAIL " S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 9876543 100 200 300\n"
+	static const struct {
+		const char *text;
+		int r;
+		unsigned long long v;
+	} cases[] = {
+		{ "42 (sleep)" TAIL, 0, 9876543 },
+		/* the command name is the process's to choose: blanks, parentheses, digits */
+		{ "42 (a) b (c) 1 2)" TAIL, 0, 9876543 },
+		{ "42 ()" TAIL, 0, 9876543 },
+		{ "42 ( ) ) )" TAIL, 0, 9876543 },
+		{ "42 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 0 1\n", 0, 0 },
+		{ "42 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 18446744073709551614 1", 0,
+		  18446744073709551614ULL },
+		/* not such a line */
+		{ "", -EINVAL, 0 },
+		{ "42 sleep" TAIL, -EINVAL, 0 },
+		{ "42 (sleep" TAIL, -EINVAL, 0 },
+		{ "42 sleep)" TAIL, -EINVAL, 0 },
+		{ "42 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 9876543\n", -EINVAL, 0 }, /* nothing after */
+		{ "42 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 9876543", -EINVAL, 0 },   /* cut */
+		{ "42 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18", -EINVAL, 0 },
+		{ "42 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 ", -EINVAL, 0 },
+		{ "42 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 12a 1", -EINVAL, 0 },
+		{ "42 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 -1 1", -EINVAL, 0 },
+		{ "42 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 99999999999999999999 1", -EINVAL, 0 },
+		{ "42 (x)  S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 9 1", -EINVAL, 0 }, /* an empty field */
+		{ "42 (x)S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 9 1", -EINVAL, 0 },
+	};
+	char buf[1024];
+	unsigned long long v, u;
+	FILE *f;
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r;
+
+		v = 7;
+		r = update_stat_starttime(cases[i].text, strlen(cases[i].text), &v);
+		if (r != cases[i].r || (r == 0 && v != cases[i].v) || (r < 0 && v != 7))
+			fail_msg("case %zu \"%s\": %d, %llu", i, cases[i].text, r, v);
+	}
+	/* the length is the text's end, not a NUL: a line cut short by len is refused */
+	assert_int_equal(update_stat_starttime("42 (x)" TAIL, 10, &v), -EINVAL);
+	assert_int_equal(update_stat_starttime(NULL, 0, &v), -EINVAL);
+	/* this process's own line, read like vlud reads it: the same value as counted by hand (our name
+	 * has no blank or parenthesis) */
+	f = fopen("/proc/self/stat", "re");
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	assert_int_equal(update_stat_starttime(buf, n, &v), 0);
+	assert_int_equal(sscanf(strrchr(buf, ')') + 2,
+				"%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &u),
+			 1);
+	assert_int_equal(v, u);
+	#undef TAIL
+}
+
 static void doc_rows_match(void **state);
 
 static const struct CMUnitTest tests[] = {
@@ -571,6 +637,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(R12_device_state_differs),
 	cmocka_unit_test(R13_iommufd_verify_failed),
 	cmocka_unit_test(phase_table),
+	cmocka_unit_test(stat_starttime),
 	cmocka_unit_test(doc_rows_match),
 };
 
