@@ -619,7 +619,9 @@ static int run(struct mv_vmm *v)
 			s->t_next_update_us = mv_now_us() + (uint64_t)(v->o.update_after_s * 1e6);
 			continue;
 		}
-		if (!v->suspended)	/* daemon-driven update: nothing moves between save and exec */
+		/* daemon-driven update: nothing moves between save and exec, nor in a new image whose
+		 * vlud went away before the verdict, until it is back (mv_vlud_tick) */
+		if (!v->suspended && !v->held_until_us)
 			dp_send(v, now);
 
 		uint64_t until = v->next_send_us;
@@ -649,7 +651,7 @@ static int run(struct mv_vmm *v)
 		if (p[3].fd >= 0 && p[3].revents)
 			(void)mv_link_process(v);
 		mv_vlud_tick(v);	/* vlud gone: reattach when it is back (vlud.c) */
-		if (v->suspended)
+		if (v->suspended || v->held_until_us)
 			continue;
 		mv_dp_reap(v, mv_now_us());
 		(void)mv_dp_refill_rx(v);

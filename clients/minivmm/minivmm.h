@@ -32,6 +32,7 @@
 #define MV_IOVA_BASE		0x100000000ULL
 #define MV_QSZ			256		/* vring size (vdpa_sim max is 256) */
 #define MV_NQ			2		/* data queues used: 0 = RX, 1 = TX */
+#define MV_HOLD_FOR_VLUD_S	30		/* a new image holds its datapath at most this long for a gone vlud */
 #define MV_RXQ			0
 #define MV_TXQ			1
 #define MV_CVQ			2		/* the control virtqueue (no MQ: index 2 * 1 pair), cvq.c */
@@ -343,6 +344,8 @@ struct mv_vmm {
 	bool suspended;			/* old image: the device is suspended for an update */
 	bool was_reset;			/* old image: path B reset done (rollback re-creates the vrings) */
 	bool reopened;			/* old image: path C rollback, vlud reopened the device for us (retake it) */
+	uint64_t held_until_us;		/* new image, vlud gone at update.ready: no datapath until it is back
+					 * and gives us the instance, or until this time (vlud.c) */
 };
 
 /* main.c: datapath helpers also used by update.c */

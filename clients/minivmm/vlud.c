@@ -249,29 +249,21 @@ static void stop_not_ours(struct mv_vmm *v, int err, const char *why)
  * pinned memory charged to nobody alive). */
 static void reopen_from_dead_owner(struct mv_vmm *v)
 {
-	_cleanup_json_ json_object *args = json_object_new_object();
-	_cleanup_free_ int *fds = NULL;
-	size_t nfds = 0;
-	int r;
+	int fd = -1, r;
 
 	mv_log("vlud restarted and the device's owner is another, gone process (the successor): asking vlud to "
 	       "reopen it");
 	mv_vdev_done(&v->dev);
-	if (!args || json_object_object_add(args, "name", json_object_new_string(v->dev_fd_name)) < 0)
-		r = -ENOMEM;
-	else
-		r = vlu_call(v->link, "device.reopen", args, NULL, 0, 60000, NULL, &fds, &nfds);
-	if (r < 0 || nfds != 1) {
-		log_daemon_error(v, "device.reopen of the device a gone successor owned", r < 0 ? r : -EPROTO);
-		for (size_t i = 0; i < nfds; i++)
-			close(fds[i]);
+	r = vlu_device_reopen(v->link, v->dev_fd_name, 60000, &fd, NULL);
+	if (r < 0) {
+		log_daemon_error(v, "device.reopen of the device a gone successor owned", r);
 		return; /* v->dev.fd < 0: rollback_local stops, the device is not ours */
 	}
 	{
 		char path[sizeof(v->dev.path)];
 
 		snprintf(path, sizeof(path), "%s", v->dev.path);
-		(void)mv_vdev_adopt(&v->dev, fds[0], path);
+		(void)mv_vdev_adopt(&v->dev, fd, path);
 	}
 	v->reopened = true;
 }
@@ -520,6 +512,18 @@ static bool superseded(struct mv_vmm *v)
 	return true;
 }
 
+/* The end of a new image's hold (vlud gone at update.ready, mv_vlud_takeover): the datapath runs (path
+ * A: RESUME the device ourselves, nobody else will) */
+static void run_after_hold(struct mv_vmm *v, const char *why)
+{
+	int r;
+
+	mv_log("%s: running the device", why);
+	v->held_until_us = 0;
+	if (v->st->path == 'A' && (r = mv_vdev_resume(&v->dev)) < 0)
+		mv_log("RESUME: %s", strerror(-r));
+}
+
 /* Called from the main loop: when vlud's connection is gone (vlud killed or crashed; under systemd, or
  * the rig's vlu-fdstore, it comes back with every fd from the fd store and our instance orphaned), the
  * datapath runs on without it and we reattach (instance.register reattach:true) every 500 ms until
@@ -565,6 +569,8 @@ void mv_vlud_tick(struct mv_vmm *v)
 		v->await_echo_upd = (int)idx;
 		return;
 	}
+	if (v->held_until_us && now >= v->held_until_us)
+		run_after_hold(v, "vlud stayed away");
 	if (v->link || upd_active || now < next_try_us)
 		return;
 	if (!tries)
@@ -584,6 +590,8 @@ void mv_vlud_tick(struct mv_vmm *v)
 	mv_log("vlud: reattached after %u attempt(s)", tries);
 	v->link_reattaches++;
 	tries = 0;
+	if (v->held_until_us)
+		run_after_hold(v, "vlud is back and gave us the instance");
 }
 
 /* ---- new image ---- */
@@ -681,12 +689,18 @@ int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 		r = vlu_update_ready_with(v->link, tk < 0 ? strerror(-tk) : NULL, extra, &verdict);
 		json_object_put(extra);
 		if ((r == -ECONNRESET || r == -EPIPE || r == -ENOTCONN) && tk >= 0) {
-			/* vlud went away after our claim (a restarted vlud ended the update as failed and keeps
-			 * every fd): we hold every fd and own the device, so run on (path A: RESUME it ourselves,
-			 * nobody else will) and reattach (mv_vlud_tick) */
-			mv_log("vlud is gone (update.ready: %s): running on with the device, reattaching", strerror(-r));
-			if (s->path == 'A' && (r = mv_vdev_resume(&v->dev)) < 0)
-				mv_log("RESUME: %s", strerror(-r));
+			/* vlud went away after our claim (a restarted vlud ends the update as failed and keeps
+			 * every fd).  We own the device, but the guest must not run on our state yet: in transfer
+			 * mode the old VMM may still take everything back, from its own saved state, should we
+			 * die before the restarted vlud gives us the instance (chaos soak, stock modules, seed
+			 * 20261203 kill 57: a successor that ran on for 14 ms and died left the old VMM's rings
+			 * stale: a frame lost, one corrupt).  So hold the datapath until we have reattached (the
+			 * restarted vlud reserves the instance to the device's owner, us, and refuses the old
+			 * VMM), then run (path A: RESUME it ourselves, nobody else will); mv_vlud_tick.  If vlud
+			 * stays away longer than MV_HOLD_FOR_VLUD_S, run on: without vlud nobody takes anything back. */
+			mv_log("vlud is gone (update.ready: %s): holding the datapath until it is back and gives us the "
+			       "instance (at most %d s)", strerror(-r), MV_HOLD_FOR_VLUD_S);
+			v->held_until_us = mv_now_us() + MV_HOLD_FOR_VLUD_S * 1000000ull;
 			s->upd[s->nupdates - 1].ok = 0;
 			s->upd[s->nupdates - 1].error = -ECONNRESET;
 			link_lost = true;
