@@ -665,9 +665,9 @@ int update_cmd_ready(struct request *r)
 	if (ok && !device_state_verified(u))
 		ok = false;
 	if (!ok) {
-		upd_own_end(u); /* (the rollback's own work is not counted) */
 		uint64_t id = u->id;
 
+		upd_own_end(u); /* (the rollback's own work is not counted) */
 		/* transfer mode with O alive: N is killed (it still holds the device), O takes back at its exit;
 		 * otherwise the verdict is failed as it stands (update_decide(), RBT_VERIFY) */
 		upd_rollback_act(u, RBT_VERIFY);
