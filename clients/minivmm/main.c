@@ -475,6 +475,23 @@ static int report(struct mv_vmm *v, int setup_error)
 					json_object_object_add(ph, "main_to_image_ms", jms(u->t_image_us - u->t_main_us));
 			}
 			json_object_object_add(o, "phases", ph);
+			{
+				/* the same points as CLOCK_MONOTONIC microseconds (0: not measured), to line them
+				 * up with vlud's verdict (started_monotonic_us and its phases) */
+				json_object *tm = json_object_new_object();
+				const struct { const char *n; uint64_t v; } pts[] = {
+					{ "suspend", u->t_suspend_us }, { "exec", u->t_exec_us }, { "main", u->t_main_us },
+					{ "connected", u->t_connected_us }, { "claim_sent", u->t_claim_sent_us },
+					{ "claim_reply", u->t_claim_reply_us }, { "claimed", u->t_claimed_us },
+					{ "image", u->t_image_us }, { "owner", u->t_owner_us }, { "mapped", u->t_mapped_us },
+					{ "running", u->t_resume_us }, { "ready_sent", u->t_ready_sent_us },
+					{ "verdict", u->t_verdict_us },
+				};
+
+				for (size_t k = 0; k < sizeof(pts) / sizeof(pts[0]); k++)
+					json_object_object_add(tm, pts[k].n, json_object_new_int64((int64_t)pts[k].v));
+				json_object_object_add(o, "t_monotonic_us", tm);
+			}
 		}
 		json_object_object_add(o, "inflight_at_suspend", json_object_new_int64((int64_t)u->inflight_at_suspend));
 		json_object_object_add(o, "sent_in_pause", json_object_new_int64((int64_t)u->sent_in_pause));
