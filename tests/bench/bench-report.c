@@ -6,7 +6,8 @@
  * and the host benchmarks' JSON (bench-fd, bench-ctl), and writes into --out DIR:
  *   pause.txt   the pause table (per module set, path and guest-memory size: min/median/max of the device
  *               pause, the echo gap the client saw, the daemon's time when the daemon drove the update, the
- *               phases) and the ratios: C/A per size, growth of each path from the smallest size to 1 GiB
+ *               phases: vlud's, minivmm's ("vmm:"), vlud's own time by phase and kind of step ("own:"), the
+ *               steps between the two processes on one clock ("x:", take_timeline())) and the ratios: C/A per size, growth of each path from the smallest size to 1 GiB
  *               (and the largest), a least-squares fit of pause against size, the daemon's share
  *   pause.dat   gnuplot data: one block per (modules, path): mem_mb median min max; then one per iommufd mode
  *               for IOMMU_IOAS_CHANGE_PROCESS and one for the re-pin (unmap + map)
@@ -119,6 +120,56 @@ static json_object *jget(json_object *o, const char *k)
 	return json_object_object_get_ex(o, k, &v) ? v : NULL;
 }
 
+/* Daemon-driven update i (> 0) on one clock: minivmm's points (t_monotonic_us) against vlud's phase
+ * boundaries (started_monotonic_us + the phases' ms), the steps between the two processes that neither
+ * side's phases show ("x:" prefix, ms):
+ *   x:suspended_to_save_seen  vlud's SUSPEND done -> the old image handles update.save (the event's way,
+ *                             the old image's wake-up and the events queued before it)
+ *   x:state_to_saved          the old image's state saved -> vlud has handled update.saved (the state memfd,
+ *                             the update.saved round trip's way in, vlud's checks; path B: and the reset)
+ *   x:exec_sent_to_main       vlud sent update.exec -> the new image's main() (the old image's exec
+ *                             handling, execve, loading)
+ *   x:claim_in_vlud           the claim sent -> vlud's claim handled (its way in, vlud's handler)
+ *   x:ready_to_vlud           update.ready sent -> vlud handles it
+ *   x:vlud_resume             -> the pause's end (vlud's RESUME on A; B, C: its DRIVER_OK check) */
+static void take_timeline(struct series *s, json_object *u, json_object *v)
+{
+	json_object *t = jget(u, "t_monotonic_us"), *ph = jget(v, "phases");
+	double b[32], acc = jdbl(v, "started_monotonic_us", NAN), pause = jdbl(v, "pause_ms", NAN);
+	const char *nm[32];
+	size_t n = 0;
+
+	if (!t || !ph || !json_object_is_type(ph, json_type_array) || isnan(acc) || jdbl(t, "ready_sent", 0) <= 0)
+		return;
+	for (size_t k = 0; k < json_object_array_length(ph) && n < 32; k++, n++) {
+		json_object *p = json_object_array_get_idx(ph, k);
+
+		acc += jdbl(p, "ms", NAN) * 1000;
+		b[n] = acc; /* the end of that phase */
+		nm[n] = jstr(p, "phase");
+	}
+#define B(name, ret) do { (ret) = NAN; for (size_t _k = 0; _k < n; _k++) if (nm[_k] && !strcmp(nm[_k], name)) (ret) = b[_k]; } while (0)
+	double susp, save, reset, claim, restore;
+
+	B("suspend", susp);
+	B("save", save);
+	B("reset", reset);
+	B("claim", claim);
+	B("restore", restore);
+#undef B
+	if (!isnan(reset))
+		save = reset; /* update.exec is sent after path B's reset */
+	if (isnan(susp) || isnan(save) || isnan(claim) || isnan(restore))
+		return;
+	add_phase(s, "x:suspended_to_save_seen", (jdbl(t, "suspend", NAN) - susp) / 1000);
+	add_phase(s, "x:state_to_saved", (save - jdbl(t, "exec", NAN)) / 1000);
+	add_phase(s, "x:exec_sent_to_main", (jdbl(t, "main", NAN) - save) / 1000);
+	add_phase(s, "x:claim_in_vlud", (claim - jdbl(t, "claim_sent", NAN)) / 1000);
+	add_phase(s, "x:ready_to_vlud", (restore - jdbl(t, "ready_sent", NAN)) / 1000);
+	if (!isnan(pause))
+		add_phase(s, "x:vlud_resume", pause - (restore - susp) / 1000);
+}
+
 /* one BENCH line */
 static void take_run(json_object *run)
 {
@@ -171,6 +222,15 @@ static void take_run(json_object *run)
 			}
 		}
 		bstat_add(&s->echo, jdbl(u, "pause_echo_gap_ms", NAN));
+	}
+	/* the two processes on one clock: updates 2.. of runs whose every update is in both lists */
+	for (size_t i = 1; ups && vl && json_object_is_type(vl, json_type_array) && i < json_object_array_length(ups) &&
+			   i < json_object_array_length(vl); i++) {
+		json_object *u = json_object_array_get_idx(ups, i), *v = json_object_array_get_idx(vl, i);
+
+		if (json_object_get_boolean(jget(u, "ok")) && jstr(v, "result") && !strcmp(jstr(v, "result"), "ok") &&
+		    json_object_array_length(ups) == json_object_array_length(vl))
+			take_timeline(s, u, v);
 	}
 	for (size_t i = 0; vl && json_object_is_type(vl, json_type_array) && i < json_object_array_length(vl); i++) {
 		json_object *u = json_object_array_get_idx(vl, i), *ph;
