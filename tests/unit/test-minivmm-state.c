@@ -81,6 +81,23 @@ static void test_crc32(void **st)
 {
 	assert_int_equal(mv_crc32("123456789", 9), 0xcbf43926u);
 	assert_int_equal(mv_crc32("", 0), 0);
+	{
+		/* the table against the bitwise definition, over every byte value and a longer buffer */
+		uint8_t b[1024];
+
+		for (size_t i = 0; i < sizeof(b); i++)
+			b[i] = (uint8_t)(i * 7 + (i >> 8));
+		for (size_t n = 0; n <= sizeof(b); n += n < 300 ? 1 : 241) {
+			uint32_t c = 0xffffffffu;
+
+			for (size_t i = 0; i < n; i++) {
+				c ^= b[i];
+				for (int k = 0; k < 8; k++)
+					c = (c >> 1) ^ (0xedb88320u & -(c & 1));
+			}
+			assert_int_equal(mv_crc32(b, n), ~c);
+		}
+	}
 }
 
 static void test_roundtrip(void **st)
