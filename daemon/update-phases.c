@@ -247,10 +247,12 @@ int upd_reopen_devices(struct update *u, char *why, size_t len)
 {
 	for (unsigned i = 0; i < u->ndevs; i++) {
 		struct held *nh;
+		int64_t t0 = now_monotonic_us();
 		int k;
 
 		/* a failure below loses the device: reported as device_lost, never ok */
 		k = held_open_device(u->inst, u->devs[i].name, u->devs[i].device, u->devs[i].path, 0, &nh);
+		upd_cost_add(UPD_COST_DEVICE, t0); /* the open and its probes (fdtype, features, the v3 query) */
 		if (k < 0)
 			return snprintf(why, len, "device lost: reopen %s: %s%s", u->devs[i].path, strerror(-k),
 					k == -EBUSY ? " (another copy of the old fd is still open)" : ""),
