@@ -338,12 +338,11 @@ static unsigned phase_deadline_ms(const struct update *u, enum phase ph)
 
 void upd_set_phase(struct update *u, enum phase ph)
 {
-	int64_t now;
-
-	upd_own_split(u); /* D's own time so far is the phase's it leaves */
-	now = now_monotonic_us();
+	int64_t now = now_monotonic_us();
 	unsigned timeout_ms = phase_deadline_ms(u, ph);
 	json_object *e = jnew_obj(), *d;
+
+	upd_own_split(u); /* D's own time so far is the phase's it leaves */
 
 	jadd(e, "phase", jnew_str(update_phase_name(u->phase)));
 	jadd(e, "ms", jnew_double((double)(now - u->t_phase_us) / 1000.0));
