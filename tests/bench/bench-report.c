@@ -473,6 +473,7 @@ static json_object *demo_row(json_object *run)
 	json_object_object_add(o, "pause_client_ms", cu ? json_object_get(jget(cu, "pause_echo_gap_ms")) : NULL);
 	json_object_object_add(o, "pause_daemon_ms", json_object_get(jget(v, "pause_ms")));
 	json_object_object_add(o, "daemon_own_ms", json_object_get(jget(v, "daemon_ms")));
+	json_object_object_add(o, "daemon_own_in_pause_ms", json_object_get(jget(v, "daemon_pause_ms")));
 	json_object_object_add(o, "frames_lost", tr ? json_object_get(jget(tr, "lost")) : NULL);
 	json_object_object_add(o, "frames_dup", tr ? json_object_get(jget(tr, "dup")) : NULL);
 	json_object_object_add(o, "client_verdict", cl ? json_object_get(jget(cl, "verdict")) : NULL);
@@ -529,7 +530,9 @@ static int demo_report(const char *out, const char *const *logs, unsigned nlogs)
 		json_object *o = json_object_array_get_idx(rows, i), *vp = jget(o, "vmpin");
 		const char *res = jstr(o, "result");
 		double pc = jdbl(o, "pause_client_ms", NAN), pd = jdbl(o, "pause_daemon_ms", NAN),
-		       own = jdbl(o, "daemon_own_ms", NAN);
+		       own = jdbl(o, "daemon_own_ms", NAN),
+		       /* the share: vlud's own time inside the pause (an older vlud's verdict: all of it) */
+		       own_in = jget(o, "daemon_own_in_pause_ms") ? jdbl(o, "daemon_own_in_pause_ms", NAN) : own;
 		char vb[64] = "-", rb[200];
 
 		if (vp)
@@ -555,7 +558,7 @@ static int demo_report(const char *out, const char *const *logs, unsigned nlogs)
 		else
 			fprintf(txt, "%-8s %-4s %-8s %-6s %10.1f %10.1f %10.2f %5.1f%% %6.0f %-19s %s\n", jstr(o, "modules") ?: "?",
 				jstr(o, "path") ?: "?", jstr(o, "mode") ?: "?", jstr(o, "guest_memory") ?: "?", pc, pd, own,
-				pd > 0 ? 100 * own / pd : NAN, jdbl(o, "frames_lost", NAN), vb, rb);
+				pd > 0 ? 100 * own_in / pd : NAN, jdbl(o, "frames_lost", NAN), vb, rb);
 		fprintf(js, "%s%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
 			i + 1 < json_object_array_length(rows) ? "," : "");
 	}
