@@ -1004,7 +1004,7 @@ static void regroup_shrunk(void)
 	}
 }
 
-void persist_state_write(void)
+static void state_write(void)
 {
 	struct state_doc doc;
 	_cleanup_free_ char *buf = NULL;
@@ -1069,6 +1069,19 @@ void persist_state_write(void)
 		(void)fallocate(vl.state_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)old_log_off,
 				(off_t)old_log_cap);
 	regroup_shrunk();
+}
+
+int64_t persist_write_us;
+
+void persist_state_write(void)
+{
+	int64_t t0;
+
+	if (vl.state_fd < 0 || frozen)
+		return;
+	t0 = now_monotonic_us();
+	state_write();
+	persist_write_us += now_monotonic_us() - t0;
 }
 
 /* ---- start-up ---- */

@@ -44,6 +44,8 @@ void persist_done(void);
 /* Write a new state document from the live tables (no-op without the store): needed for anything but
  * held fds (instances, updates, verdicts); also pushes queued fds first.  Logs on failure. */
 void persist_state_write(void);
+/* time spent in persist_state_write() since the start (us): the update engine's accounting of its own time */
+extern int64_t persist_write_us;
 /* The daemon exits: no more state writes (instances are freed one by one and must not leave the
  * state; an update ended by the teardown must not either).  Call before instance_free_all(). */
 void persist_freeze(void);

@@ -76,6 +76,16 @@ struct deferred {
 	json_object *id; /* owned */
 };
 
+/* D's own steps by kind, for the verdict's daemon_ms_by_step: /proc reads (VmPin, a pidfd's pid, the
+ * VMM's command line), device ioctls (SUSPEND, RESUME, SET_STATUS, status and state reads), state
+ * writes (persist_state_write(): the state memfd, the fd store) */
+enum upd_cost { UPD_COST_PROC, UPD_COST_DEVICE, UPD_COST_STATE, UPD_COST_N };
+/* process-wide totals of the first two (us; the third is persist.c's persist_write_us) */
+extern int64_t upd_cost_us[UPD_COST_N];
+void upd_cost_add(enum upd_cost k, int64_t t0);
+/* vmpin_read(), its time counted as UPD_COST_PROC */
+int upd_vmpin_read(pid_t pid, int64_t *ret_pin_kb, int64_t *ret_lck_kb);
+
 struct upd_dev {
 	char name[VLU_NAME_MAX + 1]; /* held fd name ("vdpa:vdpa0") */
 	char *device, *path;	     /* as opened (path C reopens path) */
@@ -139,6 +149,18 @@ struct update {
 	ev_timer timer;
 	int64_t t_start_us, t_phase_us, t_suspend_us;
 	int64_t daemon_us; /* time spent in D's own steps (on the loop) */
+	/* daemon_us split (upd_own_*(): the verdict's daemon_ms_by_phase, daemon_ms_by_step, daemon_pause_ms):
+	 * by the phase it was spent in, by kind of step (enum upd_cost; the rest is "other": JSON, events,
+	 * logs, checks), and the part inside the pause (t_suspend_us .. t_pause_end_us) */
+	int64_t own_us[PH_COUNT];
+	int64_t own_cost_us[UPD_COST_N];
+	int64_t own_pause_us;
+	int64_t own_t0;		     /* an open window of D's own work (0: none) */
+	unsigned own_iter;	     /* the loop iteration it was opened in (a window never spans a wait) */
+	int64_t own_snap[UPD_COST_N]; /* the cost totals when the window (or its last segment) opened */
+	/* the pause ends (pause_ms): A after D's RESUME, B and C after D's DRIVER_OK check; 0 = not yet (a
+	 * failed or rolled-back update: its verdict) */
+	int64_t t_pause_end_us;
 	int64_t release_us; /* path C: time the closer's worker spent closing D's old device fds (-1: none) */
 
 	/* path C claim waiting for the closer (claim_job != NULL) */
@@ -238,6 +260,13 @@ json_object *upd_event_base(struct update *u);
 /* the one phase change: records the time of the phase left, arms the phase's deadline (the phase table),
  * emits update.phase, writes the state */
 void upd_set_phase(struct update *u, enum phase ph);
+/* D's own time (daemon_us and its splits): a window opened at t0 by a handler, split at phase changes and
+ * at the pause's ends, closed at the handler's end (update.c) */
+void upd_own_begin(struct update *u, int64_t t0);
+void upd_own_split(struct update *u);
+void upd_own_end(struct update *u);
+/* the pause ends now (pause_ms): A after D's RESUME, B and C after D's DRIVER_OK check */
+void upd_pause_end(struct update *u);
 int upd_dev_ioctl(struct update *u, unsigned i, unsigned long req, void *arg);
 int upd_dev_status(struct update *u, unsigned i, uint8_t *st);
 /* device i's visible state (devstate.h), or an "error" object when D holds no fd of it */

@@ -123,6 +123,7 @@ int update_cmd_saved(struct request *r)
 	if (!update_phase_permits(u->phase, EXPECT_SAVED, PARTY_OLD) || r->c->id != u->old_conn)
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "update.saved is for the old VMM in phase save (now: %s)",
 				     update_phase_name(u->phase));
+	upd_own_begin(u, t0);
 	if (err) {
 		upd_rollback(u, RBT_FAILED, CAUSE_SAVE, "the VMM could not save: %s", err);
 		r->ret = jnew_obj();
@@ -163,7 +164,6 @@ int update_cmd_saved(struct request *r)
 			}
 		}
 	}
-	u->daemon_us += now_monotonic_us() - t0;
 	if (u->mode == MODE_EXEC) {
 		upd_set_phase(u, PH_EXEC);
 		send_exec(u);
@@ -194,6 +194,7 @@ int update_cmd_saved(struct request *r)
 			send_arm(u); /* (iommufd/VFIO devices need no consent: CHANGE_PROCESS is the caller's) */
 	}
 	r->ret = upd_event_base(u);
+	upd_own_end(u); /* (update.exec sent: the phase exec's, as the spawn is the phase spawn's) */
 	return 0;
 }
 
@@ -246,10 +247,12 @@ int upd_reopen_devices(struct update *u, char *why, size_t len)
 {
 	for (unsigned i = 0; i < u->ndevs; i++) {
 		struct held *nh;
+		int64_t t0 = now_monotonic_us();
 		int k;
 
 		/* a failure below loses the device: reported as device_lost, never ok */
 		k = held_open_device(u->inst, u->devs[i].name, u->devs[i].device, u->devs[i].path, 0, &nh);
+		upd_cost_add(UPD_COST_DEVICE, t0); /* the open and its probes (fdtype, features, the v3 query) */
 		if (k < 0)
 			return snprintf(why, len, "device lost: reopen %s: %s%s", u->devs[i].path, strerror(-k),
 					k == -EBUSY ? " (another copy of the old fd is still open)" : ""),
@@ -408,6 +411,7 @@ int update_cmd_claim(struct request *r)
 		}
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "claim refused: token, pid or uid do not match");
 	}
+	upd_own_begin(u, t0);
 	/* every fallible step comes before the point of no return (token burnt, O's connection closed):
 	 * a failure here changes nothing and the update keeps its claim deadline */
 	if (inst->n_held + 1 > upd_claim_max_fds())
@@ -452,7 +456,7 @@ int update_cmd_claim(struct request *r)
 	explicit_bzero(u->token, sizeof(u->token));
 	u->new_pid = c->cred.pid;
 	u->new_before_kb = 0;
-	(void)vmpin_read(u->new_pid, &u->new_before_kb, NULL);
+	(void)upd_vmpin_read(u->new_pid, &u->new_before_kb, NULL);
 	upd_set_phase(u, PH_CLAIM); /* never without a deadline */
 	if (u->route == 'C') {
 		/* transfer mode: O closed its device fds before update.saved */
@@ -467,15 +471,15 @@ int update_cmd_claim(struct request *r)
 		upd_deferred_take(&u->claim, r);
 		u->claim_pidfd = TAKE_FD(pidfd);
 		u->claim_same_pidfd = TAKE_FD(same_pidfd);
-		u->daemon_us += now_monotonic_us() - t0;
 		log_info("update %" PRIu64 " of %s: claim by pid %d accepted, releasing the old device fds", u->id, name,
 			 (int)c->cred.pid);
+		upd_own_end(u);
 		return 0;
 	}
 	k = claim_handover(u, c, TAKE_FD(pidfd), TAKE_FD(same_pidfd), &r->ret, r->out_fds, &r->n_out_fds);
-	u->daemon_us += now_monotonic_us() - t0;
 	upd_set_phase(u, PH_RESTORE);
 	log_info("update %" PRIu64 " of %s: claimed by pid %d (%d fds handed over)", u->id, name, (int)c->cred.pid, k);
+	upd_own_end(u); /* (the reply, sent after this: serialised and sent by the connection's code) */
 	return 0;
 }
 
@@ -492,13 +496,14 @@ static void claim_released(void *userdata, int64_t close_us)
 	char why[256];
 	int k;
 
+	upd_own_begin(u, t0);
 	u->claim_job = NULL;
 	u->release_us = close_us;
 	log_info("update %" PRIu64 " of %s: old device fds released in %.1f ms (off the loop)", u->id, u->inst->name,
 		 (double)close_us / 1000.0);
 	if (upd_reopen_devices(u, why, sizeof(why)) < 0) {
 		upd_deferred_error(&u->claim, VLU_ERR_DEVICE_ERROR, why, NULL);
-		u->daemon_us += now_monotonic_us() - t0;
+		upd_own_end(u);
 		claim_failed(u, why);
 		return;
 	}
@@ -509,7 +514,7 @@ static void claim_released(void *userdata, int64_t close_us)
 		 * decides (exec mode: may restart the previous binary; transfer mode: O may take it back) */
 		bool exited = !upd_pidfd_alive(u->claim_pidfd);
 
-		u->daemon_us += now_monotonic_us() - t0;
+		upd_own_end(u);
 		u->claim_pidfd = safe_close(u->claim_pidfd);
 		u->claim_same_pidfd = safe_close(u->claim_same_pidfd);
 		upd_deferred_drop(&u->claim);
@@ -520,10 +525,10 @@ static void claim_released(void *userdata, int64_t close_us)
 	}
 	k = claim_handover(u, c, TAKE_FD(u->claim_pidfd), TAKE_FD(u->claim_same_pidfd), &o, out_fds, &n);
 	upd_deferred_return(&u->claim, o, out_fds, n);
-	u->daemon_us += now_monotonic_us() - t0;
 	upd_set_phase(u, PH_RESTORE);
 	log_info("update %" PRIu64 " of %s: claimed by pid %d (%d fds handed over)", u->id, u->inst->name,
 		 (int)u->new_pid, k);
+	upd_own_end(u);
 }
 
 /* what the successor's update.ready declares (arguments type- and range-checked by the command table):
@@ -581,6 +586,7 @@ int update_cmd_ready(struct request *r)
 	if (!update_phase_permits(u->phase, EXPECT_READY, PARTY_NEW) || r->c->cred.pid != u->new_pid)
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "update.ready is for the successor in phase restore (now: %s)",
 				     update_phase_name(u->phase));
+	upd_own_begin(u, t0);
 	if (err) {
 		upd_rollback(u, RBT_FAILED, CAUSE_RESTORE, "the successor could not restore: %s", err);
 		r->ret = ui->last ? json_object_get(ui->last) : jnew_obj();
@@ -597,13 +603,10 @@ int update_cmd_ready(struct request *r)
 			}
 			u->devs[i].suspended = false;
 		}
+		if (ok)
+			upd_pause_end(u); /* the device runs again (pause_ms) */
 	}
 	upd_set_phase(u, PH_VERIFY);
-	/* the devices' visible state now that the new image is ready (device_state: before vs after) */
-	for (unsigned i = 0; i < u->ndevs; i++) {
-		json_object_put(u->devs[i].state_after);
-		u->devs[i].state_after = upd_dev_state(u, i);
-	}
 	for (unsigned i = 0; i < u->ndevs && ok; i++) {
 		uint8_t st = 0;
 
@@ -613,6 +616,13 @@ int update_cmd_ready(struct request *r)
 				    k < 0 ? "unreadable " : "", st);
 			ok = false;
 		}
+	}
+	if (ok)
+		upd_pause_end(u); /* B, C: the verified DRIVER_OK ends the pause (A: its RESUME did) */
+	/* the devices' visible state now that the new image is ready (device_state: before vs after) */
+	for (unsigned i = 0; i < u->ndevs; i++) {
+		json_object_put(u->devs[i].state_after);
+		u->devs[i].state_after = upd_dev_state(u, i);
 	}
 	/* iommufd: the successor says it called CHANGE_PROCESS on every held iommufd (and, optionally, where
 	 * it mapped the memfds now); VmPin below says whether the charge really moved */
@@ -626,14 +636,14 @@ int update_cmd_ready(struct request *r)
 	}
 	/* N's VmPin unread would pass as 0 = the expected size in VA mode: not verified is not ok.  (O may
 	 * have exited in transfer mode: an unreadable old_after_kb stays 0, which is what a gone mm pins.) */
-	k = vmpin_read(u->new_pid, &u->new_after_kb, u->iof ? &u->iof_lck_after_kb : NULL);
+	k = upd_vmpin_read(u->new_pid, &u->new_after_kb, u->iof ? &u->iof_lck_after_kb : NULL);
 	if (k < 0 && ok) {
 		upd_set_failure(u, CAUSE_VERIFY, "cannot read VmPin of the successor (pid %d): %s", (int)u->new_pid,
 			    strerror(-k));
 		ok = false;
 	}
 	if (u->mode == MODE_TRANSFER)
-		(void)vmpin_read(u->old_pid, &u->old_after_kb, u->iof ? &u->iof_lck_old_after_kb : NULL);
+		(void)upd_vmpin_read(u->old_pid, &u->old_after_kb, u->iof ? &u->iof_lck_old_after_kb : NULL);
 	else
 		u->old_after_kb = u->new_after_kb;
 	if (ok && !upd_vmpin_moved(u)) {
@@ -656,10 +666,10 @@ int update_cmd_ready(struct request *r)
 	/* last: the device's state (a failure above is the first cause and says more) */
 	if (ok && !device_state_verified(u))
 		ok = false;
-	u->daemon_us += now_monotonic_us() - t0;
 	if (!ok) {
 		uint64_t id = u->id;
 
+		upd_own_end(u); /* (the rollback's own work is not counted) */
 		/* transfer mode with O alive: N is killed (it still holds the device), O takes back at its exit;
 		 * otherwise the verdict is failed as it stands (update_decide(), RBT_VERIFY) */
 		upd_rollback_act(u, RBT_VERIFY);

@@ -245,6 +245,7 @@ int update_cmd_start(struct request *r)
 	}
 	u->phases = jnew_arr();
 	u->t_start_us = u->t_phase_us = t0;
+	upd_own_begin(u, t0); /* D's own time: the preflight, the suspend (ended in start()) */
 	ev_timer_init(&u->timer, upd_timer_cb, 0., 0.);
 	ev_io_init(&u->old_io, upd_old_exit_cb, -1, EV_READ);
 	ev_io_init(&u->new_io, upd_new_exit_cb, -1, EV_READ);
@@ -409,13 +410,13 @@ int update_cmd_start(struct request *r)
 			return refuse(r, inst, VLU_ERR_UNSUPPORTED, "%s", u->route_reason);
 	}
 	/* pinned memory: O's VmPin must already match the declared PA mappings */
-	k = vmpin_read(inst->pid, &pin, NULL);
+	k = upd_vmpin_read(inst->pid, &pin, NULL);
 	if (k < 0)
 		return refuse(r, inst, VLU_ERR_UNSUPPORTED, "cannot read VmPin of pid %d: %s", (int)inst->pid,
 			      strerror(-k));
 	u->old_before_kb = pin;
 	if (u->iof)
-		(void)vmpin_read(inst->pid, NULL, &u->iof_lck_before_kb);
+		(void)upd_vmpin_read(inst->pid, NULL, &u->iof_lck_before_kb);
 	if (pin != u->expected_kb)
 		return refuse(r, inst, VLU_ERR_UNSUPPORTED,
 			      "VmPin of pid %d is %" PRId64 " kB, the declared PA mappings pin %" PRId64
@@ -491,8 +492,8 @@ static int start(struct request *r, struct upd_inst *ui, struct update *u, bool 
 		}
 		u->devs[i].suspended = true;
 	}
+	upd_own_split(u); /* the pause starts: D's own time before it is not inside it */
 	u->t_suspend_us = now_monotonic_us();
-	u->daemon_us += now_monotonic_us() - t0;
 
 	upd_set_phase(u, PH_SAVE);
 	{
@@ -504,6 +505,7 @@ static int start(struct request *r, struct upd_inst *ui, struct update *u, bool 
 		jadd(d, "suspended", jnew_bool(!upd_disruptive(u)));
 		events_tell(upd_conn_by_id(u->old_conn), "update.save", u->inst->name, d);
 	}
+	upd_own_end(u);
 	if (wait) {
 		upd_deferred_take(&u->starter, r);
 		return 0;

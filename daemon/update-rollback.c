@@ -187,16 +187,17 @@ static void retake_released(void *userdata, int64_t close_us)
 	int64_t t0 = now_monotonic_us();
 	char why[256];
 
+	upd_own_begin(u, t0);
 	u->claim_job = NULL;
 	u->release_us = (u->release_us > 0 ? u->release_us : 0) + close_us;
 	if (upd_reopen_devices(u, why, sizeof(why)) < 0) {
-		u->daemon_us += now_monotonic_us() - t0;
+		upd_own_end(u);
 		upd_add_note(u, "; bringing the device back to the old VMM: %s", why);
 		u->retake = false;
 		upd_finish(u, "failed", "update.completed", NULL);
 		return;
 	}
-	u->daemon_us += now_monotonic_us() - t0;
+	upd_own_end(u);
 	if (!u->inst->conn || u->inst->conn != upd_conn_by_id(u->old_conn)) {
 		upd_add_note(u, "; the old VMM disconnected while the device was released: every fd kept");
 		u->retake = false;
@@ -531,6 +532,7 @@ int upd_retake_ready(struct request *r, struct update *u, const char *err)
 		return request_error(r, VLU_ERR_PERMISSION_DENIED,
 				     "update.ready is for the old VMM once the device was reopened (now: %s)",
 				     update_phase_name(u->phase));
+	upd_own_begin(u, t0);
 	u->retake = false; /* any failure from here ends the update, no second rollback */
 	if (err) {
 		upd_add_note(u, "; the old VMM could not take the %s back: %s; every fd kept",
@@ -558,13 +560,13 @@ int upd_retake_ready(struct request *r, struct update *u, const char *err)
 			ok = false;
 		}
 	}
-	(void)vmpin_read(u->old_pid, &u->old_after_kb, NULL);
+	(void)upd_vmpin_read(u->old_pid, &u->old_after_kb, NULL);
 	if (ok && u->old_after_kb != u->expected_kb) {
 		upd_add_note(u, "; brought back to the old VMM, but its VmPin is %" PRId64 " kB, expected %" PRId64 " kB",
 			 u->old_after_kb, u->expected_kb);
 		ok = false;
 	}
-	u->daemon_us += now_monotonic_us() - t0;
+	upd_own_end(u);
 	if (!ok) {
 		upd_finish(u, "failed", "update.completed", &v);
 		r->ret = v;

@@ -48,6 +48,7 @@
 #include "update.h"
 #include "vlud-vhost.h"
 #include "vlud.h"
+#include "vmpin.h"
 
 uint64_t update_next_id = 1;
 
@@ -173,8 +174,79 @@ void upd_heir_drop(struct upd_inst *ui)
 	ui->heir_start = ui->heir_update = 0;
 }
 
+/* ---------------------------------------------------------------- D's own time (the verdict's daemon_ms*) */
+
+int64_t upd_cost_us[UPD_COST_N];
+
+void upd_cost_add(enum upd_cost k, int64_t t0)
+{
+	upd_cost_us[k] += now_monotonic_us() - t0;
+}
+
+int upd_vmpin_read(pid_t pid, int64_t *ret_pin_kb, int64_t *ret_lck_kb)
+{
+	int64_t t0 = now_monotonic_us();
+	int k = vmpin_read(pid, ret_pin_kb, ret_lck_kb);
+
+	upd_cost_add(UPD_COST_PROC, t0);
+	return k;
+}
+
+static void cost_snap(int64_t *snap)
+{
+	memcpy(snap, upd_cost_us, sizeof(upd_cost_us));
+	snap[UPD_COST_STATE] = persist_write_us;
+}
+
+/* A window of D's own work for u opens at t0 (a handler's start); upd_own_split() closes its current
+ * segment (the phase changes, the pause starts or ends) and upd_own_end() the window.  A window left open
+ * by a handler's early return is dropped by the next split: it never spans a loop iteration (a wait). */
+void upd_own_begin(struct update *u, int64_t t0)
+{
+	u->own_t0 = t0;
+	u->own_iter = ev_iteration(vl.loop);
+	cost_snap(u->own_snap);
+}
+
+void upd_own_split(struct update *u)
+{
+	int64_t now, d, c[UPD_COST_N];
+
+	if (!u->own_t0)
+		return;
+	if (u->own_iter != ev_iteration(vl.loop)) {
+		u->own_t0 = 0;
+		return;
+	}
+	now = now_monotonic_us();
+	d = now - u->own_t0;
+	u->daemon_us += d;
+	u->own_us[u->phase] += d;
+	if (u->t_suspend_us && !u->t_pause_end_us)
+		u->own_pause_us += d;
+	cost_snap(c);
+	for (unsigned k = 0; k < UPD_COST_N; k++)
+		u->own_cost_us[k] += c[k] - u->own_snap[k];
+	memcpy(u->own_snap, c, sizeof(c));
+	u->own_t0 = now;
+}
+
+void upd_own_end(struct update *u)
+{
+	upd_own_split(u);
+	u->own_t0 = 0;
+}
+
+/* the pause ends now (pause_ms): A after D's RESUME, B and C after the DRIVER_OK check */
+void upd_pause_end(struct update *u)
+{
+	upd_own_split(u);
+	if (!u->t_pause_end_us)
+		u->t_pause_end_us = now_monotonic_us();
+}
+
 /* the pid a pidfd refers to (fdinfo "Pid:"), -1 when it exited */
-pid_t upd_pidfd_pid(int pidfd)
+static pid_t pidfd_pid(int pidfd)
 {
 	char path[64], buf[1024];
 	_cleanup_close_ int fd = -EBADF;
@@ -193,6 +265,15 @@ pid_t upd_pidfd_pid(int pidfd)
 	if (!p)
 		return -1;
 	return (pid_t)strtol(p + 5, NULL, 10);
+}
+
+pid_t upd_pidfd_pid(int pidfd)
+{
+	int64_t t0 = now_monotonic_us();
+	pid_t p = pidfd_pid(pidfd);
+
+	upd_cost_add(UPD_COST_PROC, t0);
+	return p;
 }
 
 const char *upd_mode_name(enum mode m)
@@ -261,6 +342,8 @@ void upd_set_phase(struct update *u, enum phase ph)
 	unsigned timeout_ms = phase_deadline_ms(u, ph);
 	json_object *e = jnew_obj(), *d;
 
+	upd_own_split(u); /* D's own time so far is the phase's it leaves */
+
 	jadd(e, "phase", jnew_str(update_phase_name(u->phase)));
 	jadd(e, "ms", jnew_double((double)(now - u->t_phase_us) / 1000.0));
 	jappend(u->phases, e);
@@ -289,10 +372,15 @@ void upd_set_phase(struct update *u, enum phase ph)
 int upd_dev_ioctl(struct update *u, unsigned i, unsigned long req, void *arg)
 {
 	struct held *h = held_find(u->inst, u->devs[i].name);
+	int64_t t0;
+	int k;
 
 	if (!h)
 		return -EBADF;
-	return ioctl(h->fd, req, arg) < 0 ? -errno : 0;
+	t0 = now_monotonic_us();
+	k = ioctl(h->fd, req, arg) < 0 ? -errno : 0;
+	upd_cost_add(UPD_COST_DEVICE, t0);
+	return k;
 }
 
 int upd_dev_status(struct update *u, unsigned i, uint8_t *st)
@@ -305,8 +393,13 @@ json_object *upd_dev_state(struct update *u, unsigned i)
 	struct held *h = held_find(u->inst, u->devs[i].name);
 	json_object *o;
 
-	if (h)
-		return devstate_read(h->fd);
+	if (h) {
+		int64_t t0 = now_monotonic_us();
+
+		o = devstate_read(h->fd);
+		upd_cost_add(UPD_COST_DEVICE, t0);
+		return o;
+	}
 	o = jnew_obj();
 	jadd(o, "error", jnew_str("vlud holds no fd of this device"));
 	return o;
@@ -594,10 +687,30 @@ static json_object *verdict(struct update *u, const char *result, const char *er
 			jadd(d, "device_lost", lost);
 	}
 	jadd(d, "pause_ms",
-			       u->t_suspend_us ? jnew_double((double)(now_monotonic_us() - u->t_suspend_us) /
+			       u->t_suspend_us ? jnew_double((double)((u->t_pause_end_us ? u->t_pause_end_us
+											 : now_monotonic_us()) -
+									u->t_suspend_us) /
 									1000.0)
 					       : NULL);
 	jadd(d, "daemon_ms", jnew_double((double)u->daemon_us / 1000.0));
+	{
+		/* daemon_ms split: by phase, by kind of step, and the part inside pause_ms */
+		static const char *const cost_name[UPD_COST_N] = { "proc", "device", "state" };
+		json_object *bp = jnew_obj(), *bs = jnew_obj();
+		int64_t rest = u->daemon_us;
+
+		for (unsigned p = 0; p < PH_COUNT; p++)
+			if (u->own_us[p])
+				jadd(bp, update_phase_name((enum phase)p), jnew_double((double)u->own_us[p] / 1000.0));
+		for (unsigned k = 0; k < UPD_COST_N; k++) {
+			jadd(bs, cost_name[k], jnew_double((double)u->own_cost_us[k] / 1000.0));
+			rest -= u->own_cost_us[k];
+		}
+		jadd(bs, "other", jnew_double((double)(rest > 0 ? rest : 0) / 1000.0));
+		jadd(d, "daemon_ms_by_phase", bp);
+		jadd(d, "daemon_ms_by_step", bs);
+		jadd(d, "daemon_pause_ms", jnew_double((double)u->own_pause_us / 1000.0));
+	}
 	jadd(d, "release_ms", u->release_us >= 0 ? jnew_double((double)u->release_us / 1000.0)
 								  : NULL);
 	jadd(d, "total_ms",
@@ -647,6 +760,7 @@ void upd_finish(struct update *u, const char *result, const char *event, json_ob
 	upd_error_text(u, error, sizeof(error)); /* the verdict's error, built once */
 	claim_pending_end(u, result, error);
 	upd_set_phase(u, PH_DONE);
+	upd_own_end(u); /* D's own time up to the verdict (what follows: recording and telling it) */
 	v = verdict(u, result, error);
 	/* The verdict is recorded (the state, which survives a restart of vlud) before anybody is told: a vlud
 	 * killed after a reply went out must not come back saying something else ("the update was ending, its

@@ -13,4 +13,11 @@ struct vlu;
 int vlu_keep_prepare(struct vlu *v);
 void vlu_keep_undo(struct vlu *v);
 
+/* vlu.c, timing of the last call on v (CLOCK_MONOTONIC us, 0 = not yet): its request sent, its reply
+ * read off the socket (before parsing and checking it).  For the reference VMM's pause breakdown
+ * (docs/MINIVMM.md): what a call costs this process (building, serialising, parsing) against the round
+ * trip through the daemon. */
+#include <stdint.h>
+void vlu_call_times(struct vlu *v, uint64_t *ret_sent_us, uint64_t *ret_reply_us);
+
 #endif /* VLU_INT_H */

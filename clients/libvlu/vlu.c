@@ -64,6 +64,10 @@ struct vlu {
 	bool have_error;
 	char *err_class;
 	char *err_desc;
+
+	/* the last call's timing (CLOCK_MONOTONIC us; vlu_call_times()): its request sent, its reply read
+	 * off the socket (before parsing) */
+	uint64_t t_sent_us, t_reply_us, t_recv_us;
 };
 
 /* ---------------------------------------------------------------- time */
@@ -74,6 +78,14 @@ static int64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 /* deadline in CLOCK_MONOTONIC ms, or -1 for none */
@@ -240,6 +252,7 @@ static int recv_one(struct vlu *v, json_object **ret_msg, int *fds, size_t *ret_
 	}
 	if (n < 0)
 		return (int)n;
+	v->t_recv_us = now_us();
 	/* the same strict parser as the daemon's: a daemon's reply is refused like a client's request */
 	r = vlu_json_parse(v->buf, (size_t)n, REPLY_MAX_DEPTH, &msg);
 	if (r < 0) {
@@ -303,6 +316,7 @@ static int wait_reply(struct vlu *v, int64_t want, int64_t deadline, json_object
 				    json_object_object_get_ex(msg, "error", NULL)))) {
 			*ret_msg = TAKE_PTR(msg);
 			*ret_nfds = nfds;
+			v->t_reply_us = v->t_recv_us;
 			return 0;
 		}
 		route_other(v, msg, fds, nfds);
@@ -371,6 +385,8 @@ static int call_send(struct vlu *v, const char *command, json_object *args, cons
 	r = send_msg(v, req, fds, nfds, deadline);
 	if (r < 0)
 		return r;
+	v->t_sent_us = now_us();
+	v->t_reply_us = 0;
 	*ret_id = id;
 	return 0;
 }
@@ -435,6 +451,12 @@ VLU_EXPORT int vlu_call(struct vlu *v, const char *command, json_object *args, c
 			int timeout_ms, json_object **ret_return, int **ret_fds, size_t *ret_nfds)
 {
 	return call_deadline(v, command, args, fds, nfds, deadline_of(v, timeout_ms), ret_return, ret_fds, ret_nfds);
+}
+
+void vlu_call_times(struct vlu *v, uint64_t *ret_sent_us, uint64_t *ret_reply_us)
+{
+	*ret_sent_us = v ? v->t_sent_us : 0;
+	*ret_reply_us = v ? v->t_reply_us : 0;
 }
 
 VLU_EXPORT int vlu_last_error(struct vlu *v, const char **ret_class, const char **ret_desc)

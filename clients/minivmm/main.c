@@ -456,10 +456,42 @@ static int report(struct mv_vmm *v, int setup_error)
 					json_object_object_add(ph, "connected_to_claimed_ms",
 							       jms(u->t_claimed_us - u->t_connected_us));
 					json_object_object_add(ph, "claimed_to_image_ms", jms(u->t_image_us - u->t_claimed_us));
+					/* connected_to_claimed split: building and sending the request (this image's
+					 * first JSON serialisation), the round trip through vlud until the reply is read
+					 * off the socket, parsing and checking the reply (its first JSON parse) */
+					if (u->t_claim_sent_us >= u->t_connected_us && u->t_claim_reply_us >= u->t_claim_sent_us &&
+					    u->t_claimed_us >= u->t_claim_reply_us) {
+						json_object_object_add(ph, "claim_send_ms", jms(u->t_claim_sent_us - u->t_connected_us));
+						json_object_object_add(ph, "claim_wait_ms", jms(u->t_claim_reply_us - u->t_claim_sent_us));
+						json_object_object_add(ph, "claim_parse_ms", jms(u->t_claimed_us - u->t_claim_reply_us));
+					}
+					/* after the takeover: update.ready sent (its report built), and the verdict read
+					 * (vlud's RESUME on A, its verification and commit inside) */
+					if (u->t_ready_sent_us >= u->t_resume_us && u->t_verdict_us >= u->t_ready_sent_us) {
+						json_object_object_add(ph, "running_to_ready_ms", jms(u->t_ready_sent_us - u->t_resume_us));
+						json_object_object_add(ph, "ready_to_verdict_ms", jms(u->t_verdict_us - u->t_ready_sent_us));
+					}
 				} else
 					json_object_object_add(ph, "main_to_image_ms", jms(u->t_image_us - u->t_main_us));
 			}
 			json_object_object_add(o, "phases", ph);
+			{
+				/* the same points as CLOCK_MONOTONIC microseconds (0: not measured), to line them
+				 * up with vlud's verdict (started_monotonic_us and its phases) */
+				json_object *tm = json_object_new_object();
+				const struct { const char *n; uint64_t v; } pts[] = {
+					{ "suspend", u->t_suspend_us }, { "exec", u->t_exec_us }, { "main", u->t_main_us },
+					{ "connected", u->t_connected_us }, { "claim_sent", u->t_claim_sent_us },
+					{ "claim_reply", u->t_claim_reply_us }, { "claimed", u->t_claimed_us },
+					{ "image", u->t_image_us }, { "owner", u->t_owner_us }, { "mapped", u->t_mapped_us },
+					{ "running", u->t_resume_us }, { "ready_sent", u->t_ready_sent_us },
+					{ "verdict", u->t_verdict_us },
+				};
+
+				for (size_t k = 0; k < sizeof(pts) / sizeof(pts[0]); k++)
+					json_object_object_add(tm, pts[k].n, json_object_new_int64((int64_t)pts[k].v));
+				json_object_object_add(o, "t_monotonic_us", tm);
+			}
 		}
 		json_object_object_add(o, "inflight_at_suspend", json_object_new_int64((int64_t)u->inflight_at_suspend));
 		json_object_object_add(o, "sent_in_pause", json_object_new_int64((int64_t)u->sent_in_pause));
@@ -683,11 +715,11 @@ static int setup_signals(struct mv_vmm *v)
 	return v->sigfd < 0 ? -errno : 0;
 }
 
-uint64_t mv_t_main_us, mv_t_connected_us, mv_t_claimed_us;
+uint64_t mv_t_main_us, mv_t_connected_us, mv_t_claimed_us, mv_t_claim_sent_us, mv_t_claim_reply_us;
 
 int main(int argc, char **argv)
 {
-	struct mv_vmm v = { .sigfd = -EBADF, .await_echo_upd = -1 };
+	struct mv_vmm v = { .sigfd = -EBADF, .await_echo_upd = -1, .vmpin_idle_kb = -1 };
 	const char *env;
 	int r, setup_error = 0;
 

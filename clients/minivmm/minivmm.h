@@ -56,7 +56,7 @@
 uint64_t mv_now_us(void);			/* CLOCK_MONOTONIC: continuous across exec */
 /* this image's start: main() entered, and (daemon-driven) connected to vlud and claim answered; copied into
  * the update record by mv_update_takeover() */
-extern uint64_t mv_t_main_us, mv_t_connected_us, mv_t_claimed_us;
+extern uint64_t mv_t_main_us, mv_t_connected_us, mv_t_claimed_us, mv_t_claim_sent_us, mv_t_claim_reply_us;
 void mv_log(const char *fmt, ...) _printf_(1, 2);
 extern bool mv_verbose;
 #define mv_debug(...) do { if (mv_verbose) mv_log(__VA_ARGS__); } while (0)
@@ -198,7 +198,7 @@ void mv_traffic_finish(struct mv_traffic *t);
 
 /* ------------------------------------------------------------------ state.c */
 #define MV_STATE_MAGIC		0x53564d4du	/* "MMVS" little-endian */
-#define MV_STATE_VERSION	3		/* 2: control state (struct mv_ctrl), CVQ restore records; 3: new image's start times */
+#define MV_STATE_VERSION	4		/* 2: control state (struct mv_ctrl), CVQ restore records; 3: new image's start times; 4: claim and ready times */
 #define MV_STATE_ENV		"MINIVMM_STATE_FD"
 
 enum mv_path { MV_PATH_NONE = 0, MV_PATH_A = 'A', MV_PATH_B = 'B', MV_PATH_C = 'C' };
@@ -240,6 +240,9 @@ struct mv_update_rec {		/* one finished update, as reported */
 	uint64_t t_main_us;		/* new image's main() entered */
 	uint64_t t_connected_us;	/* daemon-driven: connected to vlud (greeting and negotiation done) */
 	uint64_t t_claimed_us;		/* daemon-driven: update.claim answered (fds received) */
+	/* v4, daemon-driven (0 when not measured): the claim's request sent and its reply read off the
+	 * socket (libvlu's vlu_call_times()), update.ready sent and the verdict read */
+	uint64_t t_claim_sent_us, t_claim_reply_us, t_ready_sent_us, t_verdict_us;
 };
 
 /* The device's control state as the driver set it through the CVQ: what a reset loses and a B/C
@@ -339,6 +342,9 @@ struct mv_vmm {
 	bool update_requested;
 	bool stop;
 	bool va_mode;
+	int64_t vmpin_idle_kb;		/* VmPin read outside a pause (after the set-up, after the last
+					 * update's pause): a daemon-driven update's "before" (the device is
+					 * suspended by vlud already when update.save comes); -1 unknown */
 	uint64_t next_send_us;
 	int await_echo_upd;		/* index of the update whose first echo is awaited, -1 none */
 	bool suspended;			/* old image: the device is suspended for an update */
@@ -385,6 +391,9 @@ int mv_update_finish(struct mv_vmm *v, int state_fd);
 #define MV_UPD_DAEMON_SUSPENDS	0x1	/* vlud suspended the device before update.save */
 #define MV_UPD_DAEMON_RESETS	0x2	/* path B: vlud does SET_STATUS 0 after update.saved */
 #define MV_UPD_DAEMON_RESUMES	0x4	/* path A: vlud RESUMEs after update.ready */
+#define MV_UPD_CHECKS_LATER	0x8	/* takeover: the VMM's own after-checks (MAC, VmPin, log line) are left to
+					 * mv_update_after_pause(), called after update.ready: vlud's pause ends
+					 * there (its RESUME on A), not at the takeover */
 /* Clears st->upd[st->nupdates] (the caller checked nupdates < MV_MAX_UPDATES) and records the start:
  * time, lost/dup counters, VA mode.  The caller sets ->path. */
 struct mv_update_rec *mv_update_rec_begin(struct mv_vmm *v);
@@ -394,5 +403,6 @@ void mv_exec_defer_teardown(struct mv_vmm *v, char path);	/* old, before execve:
 void mv_exec_undo_defer(struct mv_vmm *v, char path);	/* old, the execve failed */
 int mv_update_rollback(struct mv_vmm *v);		/* old: RESUME or re-create the vrings */
 int mv_update_takeover(struct mv_vmm *v, unsigned flags);	/* new: st loaded, its fds valid here */
+void mv_update_after_pause(struct mv_vmm *v);	/* new, MV_UPD_CHECKS_LATER: MAC, VmPin, the log line */
 
 #endif /* MINIVMM_H */

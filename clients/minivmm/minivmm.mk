@@ -6,13 +6,16 @@
 #                                  choice, sizes
 MINIVMM_SRCS := main.c util.c mem.c vdev.c vq.c cvq.c traffic.c state.c path.c update.c link.c vlud.c
 MINIVMM_OBJS := $(patsubst %.c,$(O)/clients/minivmm/%.o,$(MINIVMM_SRCS))
+# full RELRO and every symbol bound at load (-z now): hardening, and no lazy binding on a new image's
+# first calls of json-c and libc inside the pause of a live update (docs/BENCH.md)
+MINIVMM_LDFLAGS := -Wl,-z,relro,-z,now
 MINIVMM_LIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c) -lm
 
 # libvluproto.a is named directly: clients/*.mk are read before protocol/protocol.mk
 $(O)/minivmm: $(MINIVMM_OBJS) $(O)/clients/libvlu/vlu.o $(O)/clients/libvlu/vlu-update.o \
 		$(O)/clients/libvlu/vlu-teardown.o $(O)/libvluproto.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(MINIVMM_LIBS)
+	$(CC) $(ALL_LDFLAGS) $(MINIVMM_LDFLAGS) -o $@ $^ $(MINIVMM_LIBS)
 
 MINIVMM_TEST_OBJS := $(O)/tests/unit/test-minivmm-state.o $(O)/clients/minivmm/state.o \
 	$(O)/clients/minivmm/traffic.o $(O)/clients/minivmm/util.o $(O)/clients/minivmm/path.o \

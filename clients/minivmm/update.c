@@ -103,7 +103,7 @@ int mv_bringup(struct mv_vmm *v)
 	r = map_all(v, &map_us);
 	if (r < 0)
 		return r;
-	(void)mv_vmpin_kb(&pin1, NULL);
+	v->vmpin_idle_kb = mv_vmpin_kb(&pin1, NULL) < 0 ? -1 : pin1;
 	if (!v->o.prefault)
 		(void)mv_mem_drop_ptes(&v->mem);	/* pinning faulted all of it in */
 	v->st->vmpin_expected_kb = pin1 - pin0;
@@ -197,7 +197,13 @@ int mv_update_quiesce(struct mv_vmm *v, char path, unsigned flags)
 	long pin = -1;
 	int r;
 
-	(void)mv_vmpin_kb(&pin, NULL);
+	/* daemon-driven, vlud suspended the device before update.save: inside the pause already, so no /proc
+	 * read here; VmPin has not changed since it was last read outside a pause (the set-up, the last
+	 * update's end: minivmm pins nothing else) */
+	if ((flags & MV_UPD_DAEMON_SUSPENDS) && v->vmpin_idle_kb >= 0)
+		pin = (long)v->vmpin_idle_kb;
+	else
+		(void)mv_vmpin_kb(&pin, NULL);
 	u->vmpin_before_kb = pin;
 	if (!(flags & MV_UPD_DAEMON_SUSPENDS)) {
 		r = mv_vdev_suspend(&v->dev);
@@ -441,6 +447,7 @@ int mv_update_start(struct mv_vmm *v)
 		r = mv_update_exec(v, path);	/* returns only on failure */
 	bool touched = v->suspended;
 	(void)mv_update_rollback(v);
+	v->vmpin_idle_kb = -1; /* read again before the next update */
 	u->t_resume_us = touched ? mv_now_us() : 0;
 	if (touched)
 		v->await_echo_upd = (int)s->nupdates;	/* traffic must come back after the rollback too */
@@ -460,7 +467,6 @@ int mv_update_takeover(struct mv_vmm *v, unsigned flags)
 	struct mv_state *s = v->st;
 	struct mv_update_rec *u = &s->upd[s->nupdates - 1];
 	uint16_t bases[MV_NQ];
-	long pin = -1;
 	char path = (char)s->path;
 	int r;
 
@@ -468,6 +474,8 @@ int mv_update_takeover(struct mv_vmm *v, unsigned flags)
 	u->t_main_us = mv_t_main_us;
 	u->t_connected_us = mv_t_connected_us;
 	u->t_claimed_us = mv_t_claimed_us;
+	u->t_claim_sent_us = mv_t_claim_sent_us;
+	u->t_claim_reply_us = mv_t_claim_reply_us;
 	s->generation++;
 	s->traffic.generation = s->generation;
 	v->va_mode = s->vmpin_expected_kb == 0;
@@ -590,23 +598,12 @@ int mv_update_takeover(struct mv_vmm *v, unsigned flags)
 			goto fail;
 	}
 	u->t_resume_us = mv_now_us();
-	/* what the device's config space says now: a MAC the reset lost (and nobody restored) shows here */
-	u->mac_ok = (uint8_t)mv_cvq_mac_check(v);
-	if (path == 'C' && !v->o.prefault)
-		(void)mv_mem_drop_ptes(&v->mem);	/* after the pause: the re-pin faulted all of it in */
-	(void)mv_vmpin_kb(&pin, NULL);
-	u->vmpin_after_kb = pin;
 	u->ok = 1;
 	v->await_echo_upd = (int)s->nupdates - 1;
-	mv_log("update %u: path %c done: device paused %.1f ms (suspend -> %s), exec -> image %.1f ms, "
-	       "owner %.1f ms, %s %.1f ms; VmPin %" PRId64 " kB -> %ld kB (expected %" PRId64 " kB); CVQ replay %u "
-	       "command(s) in %.3f ms, MAC %s",
-	       s->nupdates, path, (u->t_resume_us - u->t_suspend_us) / 1e3, path == 'A' ? "RESUME" : "DRIVER_OK",
-	       (u->t_image_us - u->t_exec_us) / 1e3, (u->t_owner_us - u->t_image_us) / 1e3,
-	       path == 'C' ? "re-map" : "remap", (u->t_mapped_us - u->t_owner_us) / 1e3,
-	       u->vmpin_before_kb, pin, s->vmpin_expected_kb, u->cvq_cmds, u->cvq_restore_us / 1e3,
-	       u->mac_ok == 1 ? "ok" : u->mac_ok == 2 ? "n/a" : "MISMATCH");
-	/* frames queued before and during the suspend are processed now; RX buffers topped up */
+	if (!(flags & MV_UPD_CHECKS_LATER))
+		mv_update_after_pause(v);
+	/* frames queued before and during the suspend are processed now; RX buffers topped up (daemon-driven
+	 * path A: before update.ready, so that the device vlud RESUMEs has them) */
 	r = mv_dp_refill_rx(v);
 	if (r < 0)
 		goto fail;
@@ -618,6 +615,32 @@ fail:
 	u->error = r;
 	u->t_resume_us = 0;
 	return r;
+}
+
+/* New image, the takeover done: the VMM's own checks and the log line.  Standalone right after the
+ * takeover (its RESUME / DRIVER_OK ended the pause); daemon-driven (MV_UPD_CHECKS_LATER) after
+ * update.ready, where vlud's pause ends (path A: vlud's RESUME), so that none of it is inside the pause. */
+void mv_update_after_pause(struct mv_vmm *v)
+{
+	struct mv_state *s = v->st;
+	struct mv_update_rec *u = &s->upd[s->nupdates - 1];
+	char path = (char)s->path;
+	long pin = -1;
+
+	/* what the device's config space says now: a MAC the reset lost (and nobody restored) shows here */
+	u->mac_ok = (uint8_t)mv_cvq_mac_check(v);
+	if (path == 'C' && !v->o.prefault)
+		(void)mv_mem_drop_ptes(&v->mem);	/* after the pause: the re-pin faulted all of it in */
+	v->vmpin_idle_kb = mv_vmpin_kb(&pin, NULL) < 0 ? -1 : pin;
+	u->vmpin_after_kb = pin;
+	mv_log("update %u: path %c done: device paused %.1f ms (suspend -> %s), exec -> image %.1f ms, "
+	       "owner %.1f ms, %s %.1f ms; VmPin %" PRId64 " kB -> %ld kB (expected %" PRId64 " kB); CVQ replay %u "
+	       "command(s) in %.3f ms, MAC %s",
+	       s->nupdates, path, (u->t_resume_us - u->t_suspend_us) / 1e3, path == 'A' ? "RESUME" : "DRIVER_OK",
+	       (u->t_image_us - u->t_exec_us) / 1e3, (u->t_owner_us - u->t_image_us) / 1e3,
+	       path == 'C' ? "re-map" : "remap", (u->t_mapped_us - u->t_owner_us) / 1e3,
+	       u->vmpin_before_kb, pin, s->vmpin_expected_kb, u->cvq_cmds, u->cvq_restore_us / 1e3,
+	       u->mac_ok == 1 ? "ok" : u->mac_ok == 2 ? "n/a" : "MISMATCH");
 }
 
 int mv_update_finish(struct mv_vmm *v, int state_fd)

@@ -35,6 +35,7 @@
 #include "minivmm.h"
 #include "mv-vlud.h"
 #include "vlu.h"
+#include "vlu-int.h" /* vlu_call_times(): minivmm links libvlu's objects */
 
 /* update.ready's report (NULL: nothing to report): the CVQ replay (commands, microseconds) when there was
  * one, and --test-declare-changes as device_state_changes (the members changed on purpose) */
@@ -376,6 +377,7 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 			}
 			r = mv_update_rollback(v);
 		}
+		v->vmpin_idle_kb = -1; /* read again before the next update */
 
 		u->t_resume_us = touched || reopened ? mv_now_us() : 0;
 		u->error = err;
@@ -646,6 +648,9 @@ int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 		return r;
 	}
 	mv_t_claimed_us = mv_now_us();
+	/* the claim's own split: request built and sent (this image's first JSON serialisation), the round
+	 * trip through vlud up to the reply read off the socket, then parsing and checking the reply */
+	vlu_call_times(v->link, &mv_t_claim_sent_us, &mv_t_claim_reply_us);
 	test_stop_at("claimed");
 	for (size_t i = 0; i < ELEMENTSOF(names); i++) {
 		idx[i] = claimed_fd(info, fds, nfds, names[i]);
@@ -680,14 +685,20 @@ int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 	}
 	v->link_stored = 5;
 	v->link_mappings_ok = true;
-	r = mv_update_takeover(v, MV_UPD_DAEMON_RESUMES);
+	r = mv_update_takeover(v, MV_UPD_DAEMON_RESUMES | MV_UPD_CHECKS_LATER);
 	test_stop_at("ready");
 	{
 		int tk = r;
-		json_object *extra = tk < 0 ? NULL : ready_report(v, &s->upd[s->nupdates - 1]);
+		struct mv_update_rec *u = &s->upd[s->nupdates - 1];
+		json_object *extra = tk < 0 ? NULL : ready_report(v, u);
 
 		r = vlu_update_ready_with(v->link, tk < 0 ? strerror(-tk) : NULL, extra, &verdict);
 		json_object_put(extra);
+		if (tk >= 0) {
+			vlu_call_times(v->link, &u->t_ready_sent_us, &u->t_verdict_us);
+			/* vlud's pause ended inside that call (path A: its RESUME): our own checks after it */
+			mv_update_after_pause(v);
+		}
 		if ((r == -ECONNRESET || r == -EPIPE || r == -ENOTCONN) && tk >= 0) {
 			/* vlud went away after our claim (a restarted vlud ends the update as failed and keeps
 			 * every fd).  We own the device, but the guest must not run on our state yet: in transfer

@@ -86,7 +86,7 @@ fi
 "$O/bench/bench-report" --out "$OUT" "${logs[@]}" || rc=1
 echo
 echo "Live updates (client_ms: largest gap between echoes the VMM saw; daemon_ms: suspend -> resume/DRIVER_OK"
-echo "as vlud measured it; own_ms: vlud's own work inside that; share = own/daemon; lost: frames lost)"
+echo "as vlud measured it; own_ms: vlud's own work; share = its part inside the pause / daemon; lost: frames lost)"
 cat "$OUT/demo.txt"
 echo
 progress_say "JSON (one object per update): $OUT/demo.json"

@@ -66,7 +66,8 @@ static struct mv_state *sample_state(void)
 		.vmpin_after_kb = 262144, .lost_before = 0, .dup_before = 0, .mac_ok = 1 };
 	s->upd[1] = (struct mv_update_rec){ .path = 'B', .ok = 0, .error = -ENOENT, .vmpin_before_kb = -1,
 		.cvq_replayed = 1, .mac_ok = 0, .cvq_cmds = 1, .cvq_used_at_enable = 1, .cvq_restore_us = 1234,
-		.t_main_us = 11, .t_connected_us = 12, .t_claimed_us = 13 };
+		.t_main_us = 11, .t_connected_us = 12, .t_claimed_us = 13,
+		.t_claim_sent_us = 14, .t_claim_reply_us = 15, .t_ready_sent_us = 16, .t_verdict_us = 17 };
 	return s;
 }
 
@@ -80,6 +81,23 @@ static void test_crc32(void **st)
 {
 	assert_int_equal(mv_crc32("123456789", 9), 0xcbf43926u);
 	assert_int_equal(mv_crc32("", 0), 0);
+	{
+		/* the table against the bitwise definition, over every byte value and a longer buffer */
+		uint8_t b[1024];
+
+		for (size_t i = 0; i < sizeof(b); i++)
+			b[i] = (uint8_t)(i * 7 + (i >> 8));
+		for (size_t n = 0; n <= sizeof(b); n += n < 300 ? 1 : 241) {
+			uint32_t c = 0xffffffffu;
+
+			for (size_t i = 0; i < n; i++) {
+				c ^= b[i];
+				for (int k = 0; k < 8; k++)
+					c = (c >> 1) ^ (0xedb88320u & -(c & 1));
+			}
+			assert_int_equal(mv_crc32(b, n), ~c);
+		}
+	}
 }
 
 static void test_roundtrip(void **st)
@@ -137,6 +155,10 @@ static void test_roundtrip(void **st)
 	assert_int_equal(r->upd[1].t_main_us, 11);
 	assert_int_equal(r->upd[1].t_connected_us, 12);
 	assert_int_equal(r->upd[1].t_claimed_us, 13);
+	assert_int_equal(r->upd[1].t_claim_sent_us, 14);
+	assert_int_equal(r->upd[1].t_claim_reply_us, 15);
+	assert_int_equal(r->upd[1].t_ready_sent_us, 16);
+	assert_int_equal(r->upd[1].t_verdict_us, 17);
 	/* and byte for byte */
 	pack(r, &b2, &l2);
 	assert_int_equal(l1, l2);
@@ -174,7 +196,9 @@ static void test_reject_version(void **st)
 	size_t len;
 
 	pack(s, &b, &len);
-	b[4] = 4;	/* version 4, checksum unaffected (header is not covered) */
+	b[4] = 5;	/* version 5, checksum unaffected (header is not covered) */
+	assert_int_equal(mv_state_unpack(b, len, r), -EPROTONOSUPPORT);
+	b[4] = 3;	/* version 3 (no claim and update.ready times in the update records): refused, not misread */
 	assert_int_equal(mv_state_unpack(b, len, r), -EPROTONOSUPPORT);
 	b[4] = 2;	/* version 2 (no start times in the update records): refused, not misread */
 	assert_int_equal(mv_state_unpack(b, len, r), -EPROTONOSUPPORT);
