@@ -789,8 +789,18 @@ int persist_store_barrier(void)
 
 	if (!vl.fdstore)
 		return 0;
-	/* BARRIER=1: returns once the service manager has handled every notification sent before it */
-	r = sd_notify_barrier(0, 2 * 1000000ULL);
+	/* BARRIER=1: returns once the service manager has handled every notification sent before it.  A
+	 * signal (SIGCHLD of a spawned successor or previous binary that died) interrupts the wait: ask
+	 * again, within the same 2 s (the chaos soak found a reopen refused EBUSY after an interrupted
+	 * barrier: the store's copy of the released device was still open) */
+	{
+		int64_t end = now_monotonic_us() + 2000000, left;
+
+		do {
+			left = end - now_monotonic_us();
+			r = sd_notify_barrier(0, (uint64_t)(left > 0 ? left : 1));
+		} while (r == -EINTR && left > 0);
+	}
 	if (r < 0)
 		log_warning("fd store: waiting for the service manager (BARRIER=1): %s", strerror(-r));
 	return r < 0 ? r : 0;
