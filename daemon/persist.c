@@ -1603,6 +1603,8 @@ static int adopt_aliases(const struct state_doc *doc)
 	return 0;
 }
 
+static void drop_unclaimed(struct passed *p);
+
 /* Restore from the passed state memfd: instances, held fds, the live updates the previous vlud was
  * running and the last verdicts.  An unreadable state is not fatal: every stored fd is then
  * dropped (drop_unclaimed()).  0 or -errno (fatal). */
@@ -1632,8 +1634,14 @@ static int restore_from_state(struct passed *p)
 	if (r >= 0)
 		r = adopt_aliases(&doc);
 	prim_sort(); /* the adopted primaries, once (not a search per fd) */
-	if (r >= 0)
+	/* the stored fds the state does not name leave first: update_restore() reopens the devices a path-C
+	 * claim had released, and one such fd may be the killed vlud's reopen of that very node, stored
+	 * before the state naming it was written (chaos soak, stock, seed 20261203 kill 1: the reopen met
+	 * EBUSY and the device was lost) */
+	if (r >= 0) {
+		drop_unclaimed(p);
 		update_restore(&doc);
+	}
 	state_doc_done(&doc);
 	return r;
 }
