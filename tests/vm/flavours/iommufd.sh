@@ -9,7 +9,10 @@
 # module set, FL_PATCHED_KERNEL FL_PATCHED_MODS_CPIO FL_PATCHED_KVER: a second kernel image built with
 # kernel/iommufd/patches (iommufd is built in, so the fix is a kernel, not modules; its release ends in
 # -patched, its vDPA modules are its own).  rig.sh boots it for `modules: patched` scenarios.  No
-# nosuspend/hwreset sets (such scenarios fail).
+# nosuspend/hwreset sets (such scenarios fail).  The patched kernel also has CONFIG_IOMMUFD_TEST
+# (tests/vm/flavours/iommufd-patched.config: the mock domain of the iommu selftests, docs/IOMMUFD.md) and
+# its build makes the series' selftest tools/testing/selftests/iommu/iommufd (static), which its module
+# segment carries as /usr/lib/kselftest/iommu/iommufd.
 #
 # Cost (cold): apt index of four suites (~25 s), linux-source .deb (~167 MB), extraction (~40 s), the stock
 # kernel build (several minutes on 2 cores) and the patched kernel, built incrementally in the same tree
@@ -20,9 +23,11 @@
 #
 # Cache: $RIG_CACHE/iommufd-src/<source version>/   the linux-source .deb
 #        $RIG_CACHE/iommufd-<hash>/                  bzImage, ko/*.ko, config, build.log, mods.cpio.gz, built
-#        $RIG_CACHE/iommufd-<hash>/patched-<phash>/  the same for the patched kernel (patch.log, timing)
+#        $RIG_CACHE/iommufd-<hash>/patched-<phash>/  the same for the patched kernel (patch.log, timing,
+#                                                    selftest/iommufd)
 # <hash> = sha256 over the source package version, the fragment (iommufd.config), the recipe version and the
-# compiler version; <phash> over <hash>, the patched recipe version and the series.  The 2 most recently
+# compiler version; <phash> over <hash>, the patched recipe version, its fragment (iommufd-patched.config)
+# and the series.  The 2 most recently
 # used builds are kept, and in each the 2 most recently used patched builds.
 # Uses from rig.sh: RIG_CACHE RIG_DIR RIG_LOG log
 
@@ -36,8 +41,12 @@ IOF_PATCH_DIR=${VLUD_RIG_IOMMUFD_PATCH_DIR:-$TOP/kernel/iommufd/patches}
 case $IOF_PATCH_DIR in /*) ;; *) IOF_PATCH_DIR=$PWD/$IOF_PATCH_DIR ;; esac
 # Its kernel release: the stock one + this (uname -r in the guest says which image runs).
 IOF_PATCHED_LV=-patched
+# Merged on top of IOF_FRAGMENT for the patched kernel only (CONFIG_IOMMUFD_TEST; docs/IOMMUFD.md).
+IOF_PATCHED_FRAGMENT=$RIG_DIR/flavours/iommufd-patched.config
 # Bump when the patched build recipe changes.
-IOF_PATCHED_RECIPE=1
+IOF_PATCHED_RECIPE=2
+# Where the patched module segment puts the series' selftest in the guest.
+IOF_SELFTEST_GUEST=/usr/lib/kselftest/iommu/iommufd
 # Load order of the modules the build produced (those built in are left out).
 IOF_ORDER="irqbypass vhost_iotlb vdpa vhost vhost_vdpa vringh vdpa_sim vdpa_sim_net"
 # QEMU 7.2 (TCG): q35 for the emulated VT-d (intel-iommu before the PCI devices it translates);
@@ -77,7 +86,8 @@ iof_patch_hash() { # STOCK-HASH
 	local p=() f
 	for f in "$IOF_PATCH_DIR"/*.patch; do [ -e "$f" ] && p+=("$f"); done
 	[ ${#p[@]} -gt 0 ] || { echo none; return; }
-	{ echo "patched recipe $IOF_PATCHED_RECIPE lv $IOF_PATCHED_LV stock $1"; cat "${p[@]}"; } | sha256sum | cut -c1-16
+	{ echo "patched recipe $IOF_PATCHED_RECIPE lv $IOF_PATCHED_LV stock $1"; cat "$IOF_PATCHED_FRAGMENT" "${p[@]}"; } |
+		sha256sum | cut -c1-16
 }
 iof_cc() { if command -v gcc-12 > /dev/null; then echo gcc-12; else echo gcc; fi; }
 
@@ -85,7 +95,8 @@ iof_cc() { if command -v gcc-12 > /dev/null; then echo gcc-12; else echo gcc; fi
 iof_extract() { # PKG SRCVER DIR
 	local pkg=$1 ver=$2 d=$3 sd=$RIG_CACHE/iommufd-src/$2 p
 	local missing=()
-	for p in bc bison flex libelf-dev libssl-dev; do
+	# libcap-dev: the iommu selftest (static, in the patched build)
+	for p in bc bison flex libelf-dev libssl-dev libcap-dev; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
 	done
 	if [ ${#missing[@]} -gt 0 ]; then
@@ -133,21 +144,22 @@ iof_make() { # SRC LOCALVERSION MAKE-ARGS...
 		HOSTCC="$cc" LOCALVERSION="$lv" "$@"
 }
 
-# The configuration and the full build in SRC (log appended to LOG).
-iof_make_all() { # SRC LOCALVERSION LOG
-	local src=$1 lv=$2
+# The configuration (the fragment, then EXTRA-FRAGMENT if given) and the full build in SRC (log appended to
+# LOG).
+iof_make_all() { # SRC LOCALVERSION LOG [EXTRA-FRAGMENT]
+	local src=$1 lv=$2 extra=${4:-}
 	log "iommufd: building the kernel${lv:+ $lv} ($(iof_cc), -j$(nproc), niced; log $3)"
 	{
 		iof_make "$src" "$lv" tinyconfig &&
-			(cd "$src" && ARCH=x86_64 scripts/kconfig/merge_config.sh -m .config "$IOF_FRAGMENT") &&
+			(cd "$src" && ARCH=x86_64 scripts/kconfig/merge_config.sh -m .config "$IOF_FRAGMENT" ${extra:+"$extra"}) &&
 			iof_make "$src" "$lv" olddefconfig &&
 			iof_make "$src" "$lv" -j"$(nproc)" bzImage modules
 	} >> "$3" 2>&1
 }
 
-# Every symbol of the fragment survived olddefconfig, then bzImage, config, kver, ko/ of SRC into OUT
-# (which has build.log).  Returns 1 with IOF_WHY.
-iof_collect() { # SRC LOCALVERSION OUT
+# Every symbol of the fragment (and EXTRA-FRAGMENT) survived olddefconfig, then bzImage, config, kver, ko/ of
+# SRC into OUT (which has build.log).  Returns 1 with IOF_WHY.
+iof_collect() { # SRC LOCALVERSION OUT [EXTRA-FRAGMENT]
 	local src=$1 lv=$2 out=$3 line sym val bad=
 	while IFS= read -r line; do
 		case $line in CONFIG_*=*) ;; *) continue ;; esac
@@ -157,9 +169,9 @@ iof_collect() { # SRC LOCALVERSION OUT
 		else
 			grep -qxF "$line" "$src/.config" || bad="$bad $sym"
 		fi
-	done < "$IOF_FRAGMENT"
+	done < <(cat "$IOF_FRAGMENT" ${4:+"$4"})
 	if [ -n "$bad" ]; then
-		IOF_WHY="the kernel configuration lost:$bad (fragment $IOF_FRAGMENT)"
+		IOF_WHY="the kernel configuration lost:$bad (fragment $IOF_FRAGMENT${4:+ $4})"
 		return 1
 	fi
 	mkdir -p "$out/ko"
@@ -180,6 +192,26 @@ iof_apply() { # SRC LOG WHERE
 			return 1
 		fi
 	done
+}
+
+# The iommu selftest of SRC (with the series applied) into OUT/selftest/iommufd: the uapi headers (make
+# headers: usr/include, what the selftests' Makefile includes) and tools/testing/selftests/iommu's own
+# Makefile, linked statically (the guest has no libcap of its own).  Log appended to OUT/build.log.
+# Returns 1 with IOF_WHY.
+iof_selftest() { # SRC OUT
+	local cc
+	cc=$(iof_cc)
+	mkdir -p "$2/selftest"
+	if ! {
+		echo "== the iommu selftest"
+		iof_make "$1" "$IOF_PATCHED_LV" headers &&
+			env -u MAKEFLAGS -u MFLAGS -u MAKEOVERRIDES -u MAKELEVEL nice -n 10 \
+				make -C "$1/tools/testing/selftests/iommu" CC="$cc" LDFLAGS=-static OUTPUT="$2/selftest" \
+				"$2/selftest/iommufd"
+	} >> "$2/build.log" 2>&1 || [ ! -x "$2/selftest/iommufd" ]; then
+		IOF_WHY="the iommu selftest does not build (see the end of ${2%.tmp}.failed/build.log)"
+		return 1
+	fi
 }
 
 # A failed build: keep its log and .config in FAILED, drop the rest.
@@ -205,17 +237,25 @@ iof_build_patched_in() { # SRC OUT INCREMENTAL(0|1)
 	fi
 	if [ "$3" = 1 ]; then
 		log "iommufd: building the patched kernel incrementally (log $out.tmp/build.log)"
-		iof_make "$src" "$IOF_PATCHED_LV" -j"$(nproc)" bzImage modules >> "$out.tmp/build.log" 2>&1
+		{
+			(cd "$src" && ARCH=x86_64 scripts/kconfig/merge_config.sh -m .config "$IOF_PATCHED_FRAGMENT") &&
+				iof_make "$src" "$IOF_PATCHED_LV" olddefconfig &&
+				iof_make "$src" "$IOF_PATCHED_LV" -j"$(nproc)" bzImage modules
+		} >> "$out.tmp/build.log" 2>&1
 	else
-		iof_make_all "$src" "$IOF_PATCHED_LV" "$out.tmp/build.log"
+		iof_make_all "$src" "$IOF_PATCHED_LV" "$out.tmp/build.log" "$IOF_PATCHED_FRAGMENT"
 	fi || {
 		IOF_WHY="patched kernel build failed (see $out.failed/build.log)"
 		cp "$src/.config" "$out.tmp/config" 2> /dev/null
 		iof_failed "$out.tmp" "$out.failed"
 		return 1
 	}
-	iof_collect "$src" "$IOF_PATCHED_LV" "$out.tmp" || {
+	iof_collect "$src" "$IOF_PATCHED_LV" "$out.tmp" "$IOF_PATCHED_FRAGMENT" || {
 		cp "$src/.config" "$out.tmp/config" 2> /dev/null
+		iof_failed "$out.tmp" "$out.failed"
+		return 1
+	}
+	iof_selftest "$src" "$out.tmp" || {
 		iof_failed "$out.tmp" "$out.failed"
 		return 1
 	}
@@ -279,6 +319,11 @@ iof_mods_cpio() { # DIR SET
 		order="$order var:$m"
 	done
 	strip --strip-debug "$st"/lib/modules/rig/"$2"/*.ko
+	# the patched kernel's selftest (iof_selftest)
+	if [ -x "$d/selftest/iommufd" ]; then
+		mkdir -p "$st${IOF_SELFTEST_GUEST%/*}"
+		cp "$d/selftest/iommufd" "$st$IOF_SELFTEST_GUEST"
+	fi
 	echo "${order# }" > "$st/lib/modules/rig/order"
 	# vdpa_sim of >= 6.13 refuses max_iotlb_entries < 2 (the runner passes 0 = unlimited, as 6.12 has it)
 	echo "vdpa_sim max_iotlb_entries=2048" > "$st/lib/modules/rig/params"
