@@ -12,7 +12,8 @@
 # nosuspend/hwreset sets (such scenarios fail).  The patched kernel also has CONFIG_IOMMUFD_TEST
 # (tests/vm/flavours/iommufd-patched.config: the mock domain of the iommu selftests, docs/IOMMUFD.md) and
 # its build makes the series' selftest tools/testing/selftests/iommu/iommufd (static), which its module
-# segment carries as /usr/lib/kselftest/iommu/iommufd.
+# segment carries as /usr/lib/kselftest/iommu/iommufd, with the list of the patches it was built from
+# (/lib/modules/rig/patched/series).
 #
 # Cost (cold): apt index of four suites (~25 s), linux-source .deb (~167 MB), extraction (~40 s), the stock
 # kernel build (several minutes on 2 cores) and the patched kernel, built incrementally in the same tree
@@ -319,6 +320,11 @@ iof_mods_cpio() { # DIR SET
 		order="$order var:$m"
 	done
 	strip --strip-debug "$st"/lib/modules/rig/"$2"/*.ko
+	# the patches the patched kernel was built from, one file name a line (from its patch.log: the
+	# scenarios tell the series from the selftest patch alone by it)
+	if [ -f "$d/patch.log" ]; then
+		sed -n 's|^== patch -p1 < .*/||p' "$d/patch.log" > "$st/lib/modules/rig/$2/series"
+	fi
 	# the patched kernel's selftest (iof_selftest)
 	if [ -x "$d/selftest/iommufd" ]; then
 		mkdir -p "$st${IOF_SELFTEST_GUEST%/*}"
