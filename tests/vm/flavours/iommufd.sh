@@ -39,8 +39,9 @@
 # change the image (iof_kernel_patches; each from its first "diff --git" line, without git format-patch's
 # envelope: renumbering the series or editing a commit message keeps the key, and the key of a series equals
 # that of the same series with a tools/testing/ patch added); <shash> over <hash>, the selftest recipe
-# version, its fragment and every patch file, whole.  The 2 most recently used builds are kept, and in each
-# the 2 most recently used patched builds and the 2 most recently used selftest builds.
+# version, the settings of its fragment (not its comments) and the diffs of every patch of the series.  The
+# 2 most recently used builds are kept, and in each the 2 most recently used patched builds and the 2 most
+# recently used selftest builds.
 # Uses from rig.sh: RIG_CACHE RIG_DIR RIG_LOG log
 
 IOF_APT=$RIG_CACHE/apt-iommufd
@@ -55,11 +56,10 @@ case $IOF_PATCH_DIR in /*) ;; *) IOF_PATCH_DIR=$PWD/$IOF_PATCH_DIR ;; esac
 IOF_PATCHED_LV=-patched
 # Bump when the patched build recipe changes.
 IOF_PATCHED_RECIPE=1
-# The selftest kernel (on request): merged on top of IOF_FRAGMENT, its recipe version (2: it is the recipe
-# and key text that the patched kernel had on branch kself before it moved here, so those builds stay valid),
-# where its module segment puts the series' selftest in the guest.
+# The selftest kernel (on request): merged on top of IOF_FRAGMENT, its recipe version (bump when its recipe
+# changes), where its module segment puts the series' selftest in the guest.
 IOF_SELFTEST_FRAGMENT=$RIG_DIR/flavours/iommufd-selftest.config
-IOF_SELFTEST_RECIPE=2
+IOF_SELFTEST_RECIPE=1
 IOF_SELFTEST_GUEST=/usr/lib/kselftest/iommu/iommufd
 # Load order of the modules the build produced (those built in are left out).
 IOF_ORDER="irqbypass vhost_iotlb vdpa vhost vhost_vdpa vringh vdpa_sim vdpa_sim_net"
@@ -129,14 +129,18 @@ iof_patch_hash() { # STOCK-HASH
 	{ echo "patched recipe $IOF_PATCHED_RECIPE lv $IOF_PATCHED_LV stock $1"; for f in "${p[@]}"; do iof_patch_body "$f"; done; } |
 		sha256sum | cut -c1-16
 }
-# 16 hex digits over the stock build's hash, the selftest fragment and every patch file of the series, or
-# "none" without patches
+# 16 hex digits over the stock build's hash, the settings of the selftest fragment (CONFIG_ lines and
+# "# CONFIG_X is not set", not its comments) and the diffs of every patch of the series, or "none" without
+# patches
 iof_selftest_hash() { # STOCK-HASH
 	local p=() f
 	for f in "$IOF_PATCH_DIR"/*.patch; do [ -e "$f" ] && p+=("$f"); done
 	[ ${#p[@]} -gt 0 ] || { echo none; return; }
-	{ echo "patched recipe $IOF_SELFTEST_RECIPE lv $IOF_PATCHED_LV stock $1"; cat "$IOF_SELFTEST_FRAGMENT" "${p[@]}"; } |
-		sha256sum | cut -c1-16
+	{
+		echo "selftest recipe $IOF_SELFTEST_RECIPE lv $IOF_PATCHED_LV stock $1"
+		grep -E '^(CONFIG_|# CONFIG_[A-Za-z0-9_]+ is not set)' "$IOF_SELFTEST_FRAGMENT"
+		for f in "${p[@]}"; do iof_patch_body "$f"; done
+	} | sha256sum | cut -c1-16
 }
 iof_cc() { if command -v gcc-12 > /dev/null; then echo gcc-12; else echo gcc; fi; }
 
