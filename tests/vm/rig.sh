@@ -3,11 +3,13 @@
 #
 #   rig.sh check [SCENARIO...]   run scenarios (default: tests/vm/scenarios/*.sh but `default: no`), print TAP lines
 #                                and "N passed, N failed, N skipped"; exit 1 if anything failed
-#   rig.sh shell [KEY=VALUE...]  boot a guest with a shell on the console (modules=stock|patched|nosuspend|hwreset use_va=0|1
+#   rig.sh shell [KEY=VALUE...]  boot a guest with a shell on the console (modules=stock|patched|nosuspend|hwreset|selftest use_va=0|1
 #                                devices=N mac=none|auto memory=2G flavour=debian)
 #   rig.sh prepare [FLAVOUR [ROOT]]  only fetch/build the kernel side (and the root file system ROOT,
 #                                e.g. debian; cached)
 #   rig.sh prepare-inner         only build the inner guest of `inner: tiny` scenarios (kernel cached)
+#   rig.sh prepare-selftest [FLAVOUR]  only build the flavour's selftest kernel (`modules: selftest`, on request;
+#                                iommufd)
 #   rig.sh list                  list scenarios with their boot configuration
 #
 # Environment:
@@ -133,7 +135,7 @@ parse_scenario() {
 		key=${BASH_REMATCH[1]} val=${BASH_REMATCH[2]}
 		case $key in
 		flavour) [[ $val =~ ^[a-z0-9_-]+$ ]] && SC_FLAVOUR[$name]=$val || return 1 ;;
-		modules) [[ $val =~ ^(stock|patched|nosuspend|hwreset)$ ]] && SC_MODULES[$name]=$val || return 1 ;;
+		modules) [[ $val =~ ^(stock|patched|nosuspend|hwreset|selftest)$ ]] && SC_MODULES[$name]=$val || return 1 ;;
 		use_va) [[ $val =~ ^[01]$ ]] && SC_USE_VA[$name]=$val || return 1 ;;
 		devices) [[ $val =~ ^[0-9]$ ]] && SC_DEVICES[$name]=$val || return 1 ;;
 		timeout) [[ $val =~ ^[0-9]+$ ]] && SC_TIMEOUT[$name]=$val || return 1 ;;
@@ -273,11 +275,13 @@ qemu_segment() { # SCENARIO...
 }
 
 # The kernel image, its release and the modules segment of a boot with module set MODULES: the flavour's,
-# or its patched kernel's when it has one (BOOT_KERNEL BOOT_KVER BOOT_MODS_CPIO).
+# or its patched kernel's when it has one, or its selftest kernel's (BOOT_KERNEL BOOT_KVER BOOT_MODS_CPIO).
 boot_kernel() { # MODULES
 	BOOT_KERNEL=$FL_KERNEL BOOT_KVER=$FL_KVER BOOT_MODS_CPIO=$FL_MODS_CPIO
 	if [ "$1" = patched ] && [ -n "$FL_PATCHED_KERNEL" ]; then
 		BOOT_KERNEL=$FL_PATCHED_KERNEL BOOT_KVER=$FL_PATCHED_KVER BOOT_MODS_CPIO=$FL_PATCHED_MODS_CPIO
+	elif [ "$1" = selftest ]; then
+		BOOT_KERNEL=$FL_SELFTEST_KERNEL BOOT_KVER=$FL_SELFTEST_KVER BOOT_MODS_CPIO=$FL_SELFTEST_MODS_CPIO
 	fi
 }
 
@@ -454,6 +458,9 @@ load_flavour() { # NAME -> 0 ready, 1 failed (FL_FAIL_WHY), 2 skip (FL_SKIP_WHY)
 	FL_KVER= FL_KERNEL= FL_MODS_CPIO= FL_PATCHED= FL_PATCHED_WHY= FL_SKIP_WHY= FL_FAIL_WHY=
 	# a flavour whose "patched" set is a kernel image of its own (iommufd: the fixes are built in) sets these
 	FL_PATCHED_KERNEL= FL_PATCHED_MODS_CPIO= FL_PATCHED_KVER=
+	# its selftest kernel (`modules: selftest`): prepared on request only, by load_selftest
+	FL_SELFTEST= FL_SELFTEST_WHY= FL_SELFTEST_KERNEL= FL_SELFTEST_MODS_CPIO= FL_SELFTEST_KVER=
+	unset -f flavour_prepare_selftest
 	FL_QEMU_ARGS=() # the flavour's extra qemu arguments (machine, IOMMU, devices)
 	if [ ! -f "$RIG_DIR/flavours/$1.sh" ]; then
 		FL_FAIL_WHY="unknown flavour '$1' (no tests/vm/flavours/$1.sh)"
@@ -484,6 +491,36 @@ load_flavour() { # NAME -> 0 ready, 1 failed (FL_FAIL_WHY), 2 skip (FL_SKIP_WHY)
 	flock -u 9
 	log "flavour $1: ${FL_KVER:-?} prepared in $(( $(now_ms) - t0 )) ms (rc $FL_RC, patched: ${FL_PATCHED:-?}, nosuspend: ${FL_NOSUSPEND:-?}, hwreset: ${FL_HWRESET:-?})"
 	return "$FL_RC"
+}
+
+# The loaded flavour's selftest kernel (`modules: selftest`): built only when a scenario that is to run asks
+# for it, never by load_flavour or prepare-all (its build is not on make check's path: docs/RIG.md).  0 ready
+# (FL_SELFTEST=yes), 1 not (FL_SELFTEST_WHY; a flavour without flavour_prepare_selftest has none).
+load_selftest() {
+	[ -z "$FL_SELFTEST" ] || { [ "$FL_SELFTEST" = yes ]; return; }
+	if ! declare -F flavour_prepare_selftest > /dev/null; then
+		FL_SELFTEST=failed FL_SELFTEST_WHY="the flavour $CUR_FLAVOUR has no selftest kernel (only iommufd has one)"
+		return 1
+	fi
+	local t0
+	t0=$(now_ms)
+	exec 9> "$RIG_CACHE/.lock-flavour-$CUR_FLAVOUR"
+	flock -n 9 || { log "flavour $CUR_FLAVOUR: waiting for its preparation by another run"; flock 9; }
+	flavour_prepare_selftest
+	[ "$FL_SELFTEST" = yes ] || FL_SELFTEST=failed
+	# private copy: another run may prune the cache's one while we boot
+	if [ "$FL_SELFTEST" = yes ]; then
+		if cp "$FL_SELFTEST_MODS_CPIO" "$RIG_WORK/mods-$CUR_FLAVOUR-selftest.cpio.gz" &&
+			cp "$FL_SELFTEST_KERNEL" "$RIG_WORK/kernel-$CUR_FLAVOUR-selftest"; then
+			FL_SELFTEST_MODS_CPIO=$RIG_WORK/mods-$CUR_FLAVOUR-selftest.cpio.gz
+			FL_SELFTEST_KERNEL=$RIG_WORK/kernel-$CUR_FLAVOUR-selftest
+		else
+			FL_SELFTEST=failed FL_SELFTEST_WHY="cannot copy the selftest kernel into $RIG_WORK"
+		fi
+	fi
+	flock -u 9
+	log "flavour $CUR_FLAVOUR: selftest kernel ${FL_SELFTEST_KVER:-?} prepared in $(( $(now_ms) - t0 )) ms ($FL_SELFTEST${FL_SELFTEST_WHY:+: $FL_SELFTEST_WHY})"
+	[ "$FL_SELFTEST" = yes ]
 }
 
 # ---------------------------------------------------------------- root file system
@@ -625,6 +662,11 @@ cmd_check() {
 			for s in "${group[@]}"; do tapline "not ok - $s/run: hwreset modules: $FL_HWRESET_WHY"; done
 			continue
 		fi
+		# built here, on request: only because one of these scenarios was named
+		if [ "$mods" = selftest ] && ! load_selftest; then
+			for s in "${group[@]}"; do tapline "not ok - $s/run: selftest kernel: $FL_SELFTEST_WHY"; done
+			continue
+		fi
 		if [ "$root" != none ] && ! load_root "$root"; then
 			for s in "${group[@]}"; do
 				if [ -n "$ROOT_SKIP_WHY" ]; then
@@ -680,6 +722,7 @@ cmd_shell() {
 	[ "$mods" != patched ] || [ "$FL_PATCHED" = yes ] || { echo "rig: patched modules: $FL_PATCHED_WHY" >&2; return 1; }
 	[ "$mods" != nosuspend ] || [ "$FL_NOSUSPEND" = yes ] || { echo "rig: nosuspend modules: $FL_NOSUSPEND_WHY" >&2; return 1; }
 	[ "$mods" != hwreset ] || [ "$FL_HWRESET" = yes ] || { echo "rig: hwreset modules: $FL_HWRESET_WHY" >&2; return 1; }
+	[ "$mods" != selftest ] || load_selftest || { echo "rig: selftest kernel: $FL_SELFTEST_WHY" >&2; return 1; }
 	user_cpio
 	boot_kernel "$mods"
 	build_conf_cpio "$RIG_WORK/conf-shell.cpio.gz" "$mods" "$va" "$dev" "$mac" none 1
@@ -755,6 +798,12 @@ prepare-inner)
 	ensure_deps && check_tools || { echo "rig: $DEPS_WHY" >&2; exit 1; }
 	inner_segment; rc=$?
 	echo "rig: inner guest: ${INNER_SEG:-none} ${INNER_WHY:-}"
+	exit $rc ;;
+prepare-selftest)
+	# the flavour's selftest kernel (on request; `modules: selftest` scenarios build it themselves)
+	ensure_deps && check_tools || { echo "rig: $DEPS_WHY" >&2; exit 1; }
+	load_flavour "${2:-iommufd}" && load_selftest; rc=$?
+	echo "rig: flavour ${2:-iommufd}: selftest kernel: ${FL_SELFTEST:-?} ${FL_SELFTEST_KERNEL:-}${FL_SELFTEST_WHY:-}${FL_SKIP_WHY:-}${FL_FAIL_WHY:-}"
 	exit $rc ;;
 prepare-all) cmd_prepare_all ;;
 prepare-bg)

@@ -9,7 +9,18 @@
 # module set, FL_PATCHED_KERNEL FL_PATCHED_MODS_CPIO FL_PATCHED_KVER: a second kernel image built with
 # kernel/iommufd/patches (iommufd is built in, so the fix is a kernel, not modules; its release ends in
 # -patched, its vDPA modules are its own).  rig.sh boots it for `modules: patched` scenarios.  No
-# nosuspend/hwreset sets (such scenarios fail).
+# nosuspend/hwreset sets (such scenarios fail).  The patched kernel applies only the series' patches that
+# change the image: a patch that touches nothing but tools/testing/ (patch 3, the iommu selftest) is left out
+# of it and of its cache key.
+#
+# On request only (rig.sh calls flavour_prepare_selftest when a `modules: selftest` scenario is to run,
+# never flavour_prepare or prepare-all; docs/RIG.md): the "selftest" kernel, FL_SELFTEST
+# FL_SELFTEST_KERNEL FL_SELFTEST_MODS_CPIO FL_SELFTEST_KVER: the whole series (tools/testing/ too) with
+# CONFIG_IOMMUFD_TEST (tests/vm/flavours/iommufd-selftest.config, docs/IOMMUFD.md) and the series' selftest
+# tools/testing/selftests/iommu/iommufd (static), which its module segment (set "selftest") carries as
+# /usr/lib/kselftest/iommu/iommufd with the list of the patches it was built from
+# (/lib/modules/rig/selftest/series).  Always a full build of its own (extraction + build, ~17 min on 2 cores
+# under load): it is not on make check's path.
 #
 # Cost (cold): apt index of four suites (~25 s), linux-source .deb (~167 MB), extraction (~40 s), the stock
 # kernel build (several minutes on 2 cores) and the patched kernel, built incrementally in the same tree
@@ -21,9 +32,16 @@
 # Cache: $RIG_CACHE/iommufd-src/<source version>/   the linux-source .deb
 #        $RIG_CACHE/iommufd-<hash>/                  bzImage, ko/*.ko, config, build.log, mods.cpio.gz, built
 #        $RIG_CACHE/iommufd-<hash>/patched-<phash>/  the same for the patched kernel (patch.log, timing)
+#        $RIG_CACHE/iommufd-<hash>/selftest-<shash>/ the selftest kernel (the same, selftest/iommufd,
+#                                                    mods-selftest.cpio.gz)
 # <hash> = sha256 over the source package version, the fragment (iommufd.config), the recipe version and the
-# compiler version; <phash> over <hash>, the patched recipe version and the series.  The 2 most recently
-# used builds are kept, and in each the 2 most recently used patched builds.
+# compiler version; <phash> over <hash>, the patched recipe version and the diffs of the series' patches that
+# change the image (iof_kernel_patches; each from its first "diff --git" line, without git format-patch's
+# envelope: renumbering the series or editing a commit message keeps the key, and the key of a series equals
+# that of the same series with a tools/testing/ patch added); <shash> over <hash>, the selftest recipe
+# version, the settings of its fragment (not its comments) and the diffs of every patch of the series.  The
+# 2 most recently used builds are kept, and in each the 2 most recently used patched builds and the 2 most
+# recently used selftest builds.
 # Uses from rig.sh: RIG_CACHE RIG_DIR RIG_LOG log
 
 IOF_APT=$RIG_CACHE/apt-iommufd
@@ -38,6 +56,11 @@ case $IOF_PATCH_DIR in /*) ;; *) IOF_PATCH_DIR=$PWD/$IOF_PATCH_DIR ;; esac
 IOF_PATCHED_LV=-patched
 # Bump when the patched build recipe changes.
 IOF_PATCHED_RECIPE=1
+# The selftest kernel (on request): merged on top of IOF_FRAGMENT, its recipe version (bump when its recipe
+# changes), where its module segment puts the series' selftest in the guest.
+IOF_SELFTEST_FRAGMENT=$RIG_DIR/flavours/iommufd-selftest.config
+IOF_SELFTEST_RECIPE=1
+IOF_SELFTEST_GUEST=/usr/lib/kselftest/iommu/iommufd
 # Load order of the modules the build produced (those built in are left out).
 IOF_ORDER="irqbypass vhost_iotlb vdpa vhost vhost_vdpa vringh vdpa_sim vdpa_sim_net"
 # QEMU 7.2 (TCG): q35 for the emulated VT-d (intel-iommu before the PCI devices it translates);
@@ -72,20 +95,61 @@ iof_resolve() {
 iof_hash() { # SRCVER
 	{ echo "recipe $IOF_RECIPE src $1"; cat "$IOF_FRAGMENT"; "$(iof_cc)" --version | head -1; } | sha256sum | cut -c1-16
 }
-# 16 hex digits over the stock build's hash and the series, or "none" without patches
+# The patches of $IOF_PATCH_DIR that change the kernel image, one path a line: every patch but those whose
+# every file (both sides of each "diff --git a/X b/Y" line) is under tools/testing/ (selftests: not built by
+# `make bzImage modules`; tools/ as a whole is not excluded, objtool is part of the kernel build).  A patch
+# without "diff --git" lines counts as changing the image.
+iof_kernel_patches() {
+	local f
+	for f in "$IOF_PATCH_DIR"/*.patch; do
+		[ -e "$f" ] || continue
+		if grep -q '^diff --git ' "$f" &&
+			! grep '^diff --git ' "$f" | grep -qvE '^diff --git a/tools/testing/[^ ]* b/tools/testing/[^ ]*$'; then
+			continue
+		fi
+		echo "$f"
+	done
+}
+# What of a patch file reaches the tree: from its first "diff --git" line on, without git format-patch's
+# signature (a last "-- " line followed only by the git version and empty lines); the whole file if it has no
+# "diff --git" line.
+iof_patch_body() { # FILE
+	grep -q '^diff --git ' "$1" || { cat "$1"; return; }
+	awk '/^diff --git /{ p = 1 } p { l[n++] = $0 }
+		END { e = n; while (e > 0 && l[e - 1] ~ /^([0-9][0-9A-Za-z.+~-]*)?$/) e--
+			if (e > 0 && l[e - 1] == "-- ") e--; else e = n
+			for (i = 0; i < e; i++) print l[i] }' "$1"
+}
+# 16 hex digits over the stock build's hash and the diffs of iof_kernel_patches, or "none" without such
+# patches
 iof_patch_hash() { # STOCK-HASH
+	local p=() f
+	mapfile -t p < <(iof_kernel_patches)
+	[ ${#p[@]} -gt 0 ] || { echo none; return; }
+	{ echo "patched recipe $IOF_PATCHED_RECIPE lv $IOF_PATCHED_LV stock $1"; for f in "${p[@]}"; do iof_patch_body "$f"; done; } |
+		sha256sum | cut -c1-16
+}
+# 16 hex digits over the stock build's hash, the settings of the selftest fragment (CONFIG_ lines and
+# "# CONFIG_X is not set", not its comments) and the diffs of every patch of the series, or "none" without
+# patches
+iof_selftest_hash() { # STOCK-HASH
 	local p=() f
 	for f in "$IOF_PATCH_DIR"/*.patch; do [ -e "$f" ] && p+=("$f"); done
 	[ ${#p[@]} -gt 0 ] || { echo none; return; }
-	{ echo "patched recipe $IOF_PATCHED_RECIPE lv $IOF_PATCHED_LV stock $1"; cat "${p[@]}"; } | sha256sum | cut -c1-16
+	{
+		echo "selftest recipe $IOF_SELFTEST_RECIPE lv $IOF_PATCHED_LV stock $1"
+		grep -E '^(CONFIG_|# CONFIG_[A-Za-z0-9_]+ is not set)' "$IOF_SELFTEST_FRAGMENT"
+		for f in "${p[@]}"; do iof_patch_body "$f"; done
+	} | sha256sum | cut -c1-16
 }
 iof_cc() { if command -v gcc-12 > /dev/null; then echo gcc-12; else echo gcc; fi; }
 
-# Download (cached) the linux-source .deb and extract its tree into DIR/x.  Returns 1/2 with IOF_WHY.
-iof_extract() { # PKG SRCVER DIR
+# Download (cached) the linux-source .deb and extract its tree into DIR/x (build dependencies: the kernel's and
+# EXTRA-PACKAGEs).  Returns 1/2 with IOF_WHY.
+iof_extract() { # PKG SRCVER DIR [EXTRA-PACKAGE...]
 	local pkg=$1 ver=$2 d=$3 sd=$RIG_CACHE/iommufd-src/$2 p
 	local missing=()
-	for p in bc bison flex libelf-dev libssl-dev; do
+	for p in bc bison flex libelf-dev libssl-dev "${@:4}"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
 	done
 	if [ ${#missing[@]} -gt 0 ]; then
@@ -133,21 +197,22 @@ iof_make() { # SRC LOCALVERSION MAKE-ARGS...
 		HOSTCC="$cc" LOCALVERSION="$lv" "$@"
 }
 
-# The configuration and the full build in SRC (log appended to LOG).
-iof_make_all() { # SRC LOCALVERSION LOG
-	local src=$1 lv=$2
-	log "iommufd: building the kernel${lv:+ $lv} ($(iof_cc), -j$(nproc), niced; log $3)"
+# The configuration (the fragment, then EXTRA-FRAGMENT if given) and the full build in SRC (log appended to
+# LOG).
+iof_make_all() { # SRC LOCALVERSION LOG [EXTRA-FRAGMENT]
+	local src=$1 lv=$2 extra=${4:-}
+	log "iommufd: building the kernel${lv:+ $lv}${extra:+ + ${extra##*/}} ($(iof_cc), -j$(nproc), niced; log $3)"
 	{
 		iof_make "$src" "$lv" tinyconfig &&
-			(cd "$src" && ARCH=x86_64 scripts/kconfig/merge_config.sh -m .config "$IOF_FRAGMENT") &&
+			(cd "$src" && ARCH=x86_64 scripts/kconfig/merge_config.sh -m .config "$IOF_FRAGMENT" ${extra:+"$extra"}) &&
 			iof_make "$src" "$lv" olddefconfig &&
 			iof_make "$src" "$lv" -j"$(nproc)" bzImage modules
 	} >> "$3" 2>&1
 }
 
-# Every symbol of the fragment survived olddefconfig, then bzImage, config, kver, ko/ of SRC into OUT
-# (which has build.log).  Returns 1 with IOF_WHY.
-iof_collect() { # SRC LOCALVERSION OUT
+# Every symbol of the fragment (and EXTRA-FRAGMENT) survived olddefconfig, then bzImage, config, kver, ko/ of
+# SRC into OUT (which has build.log).  Returns 1 with IOF_WHY.
+iof_collect() { # SRC LOCALVERSION OUT [EXTRA-FRAGMENT]
 	local src=$1 lv=$2 out=$3 line sym val bad=
 	while IFS= read -r line; do
 		case $line in CONFIG_*=*) ;; *) continue ;; esac
@@ -157,9 +222,9 @@ iof_collect() { # SRC LOCALVERSION OUT
 		else
 			grep -qxF "$line" "$src/.config" || bad="$bad $sym"
 		fi
-	done < "$IOF_FRAGMENT"
+	done < <(cat "$IOF_FRAGMENT" ${4:+"$4"})
 	if [ -n "$bad" ]; then
-		IOF_WHY="the kernel configuration lost:$bad (fragment $IOF_FRAGMENT)"
+		IOF_WHY="the kernel configuration lost:$bad (fragment $IOF_FRAGMENT${4:+ $4})"
 		return 1
 	fi
 	mkdir -p "$out/ko"
@@ -169,17 +234,37 @@ iof_collect() { # SRC LOCALVERSION OUT
 	find "$src" -name '*.ko' -exec cp {} "$out/ko/" \;
 }
 
-# Applies the series of $IOF_PATCH_DIR to SRC (log to LOG).  Returns 1 with IOF_WHY (naming the log as
-# WHERE, its path once kept).
-iof_apply() { # SRC LOG WHERE
+# Applies the PATCHes (of $IOF_PATCH_DIR) in order to SRC (log to LOG).  Returns 1 with IOF_WHY (naming the
+# log as WHERE, its path once kept).
+iof_apply() { # SRC LOG WHERE PATCH...
 	local p
-	for p in "$IOF_PATCH_DIR"/*.patch; do
+	for p in "${@:4}"; do
 		echo "== patch -p1 < $p" >> "$2"
 		if ! patch -p1 -d "$1" --no-backup-if-mismatch < "$p" >> "$2" 2>&1; then
 			IOF_WHY="$(basename "$p") does not apply (see $3)"
 			return 1
 		fi
 	done
+}
+
+# The iommu selftest of SRC (with the series applied) into OUT/selftest/iommufd: the uapi headers (make
+# headers: usr/include, what the selftests' Makefile includes) and tools/testing/selftests/iommu's own
+# Makefile, linked statically (the guest has no libcap of its own).  Log appended to OUT/build.log.
+# Returns 1 with IOF_WHY.
+iof_selftest() { # SRC OUT
+	local cc
+	cc=$(iof_cc)
+	mkdir -p "$2/selftest"
+	if ! {
+		echo "== the iommu selftest"
+		iof_make "$1" "$IOF_PATCHED_LV" headers &&
+			env -u MAKEFLAGS -u MFLAGS -u MAKEOVERRIDES -u MAKELEVEL nice -n 10 \
+				make -C "$1/tools/testing/selftests/iommu" CC="$cc" LDFLAGS=-static OUTPUT="$2/selftest" \
+				"$2/selftest/iommufd"
+	} >> "$2/build.log" 2>&1 || [ ! -x "$2/selftest/iommufd" ]; then
+		IOF_WHY="the iommu selftest does not build (see the end of ${2%.tmp}.failed/build.log)"
+		return 1
+	fi
 }
 
 # A failed build: keep its log and .config in FAILED, drop the rest.
@@ -199,7 +284,9 @@ iof_build_patched_in() { # SRC OUT INCREMENTAL(0|1)
 	t0=$(now_ms)
 	rm -rf "$out.tmp" "$out.failed"
 	mkdir -p "$out.tmp"
-	if ! iof_apply "$src" "$out.tmp/patch.log" "$out.failed/patch.log"; then
+	local kp=()
+	mapfile -t kp < <(iof_kernel_patches)
+	if ! iof_apply "$src" "$out.tmp/patch.log" "$out.failed/patch.log" "${kp[@]}"; then
 		iof_failed "$out.tmp" "$out.failed"
 		return 1
 	fi
@@ -267,10 +354,47 @@ iof_build_patched() { # PKG SRCVER PATCHED-DIR
 	return $rc
 }
 
-# The modules cpio segment of a build in DIR: its modules as the module set SET (stock or patched).
+# The selftest kernel (on request) into OUT: extract (libcap-dev: the static selftest), apply every patch of
+# the series, configure with IOF_SELFTEST_FRAGMENT, a full build, collect, build the selftest (renamed from
+# OUT.tmp on success; the tree in OUT.src is removed).  Returns 1/2 with IOF_WHY, the log in OUT.failed.
+iof_build_selftest() { # PKG SRCVER OUT
+	local out=$3 src=$3.src/x t0 rc p=() f
+	IOF_WHY=
+	t0=$(now_ms)
+	for f in "$IOF_PATCH_DIR"/*.patch; do [ -e "$f" ] && p+=("$f"); done
+	rm -rf "$out.tmp" "$out.failed"
+	iof_extract "$1" "$2" "$out.src" libcap-dev || { rc=$?; rm -rf "$out.src"; return $rc; }
+	mkdir -p "$out.tmp"
+	rc=0
+	if ! iof_apply "$src" "$out.tmp/patch.log" "$out.failed/patch.log" "${p[@]}"; then
+		rc=1
+	elif ! iof_make_all "$src" "$IOF_PATCHED_LV" "$out.tmp/build.log" "$IOF_SELFTEST_FRAGMENT"; then
+		IOF_WHY="selftest kernel build failed (see $out.failed/build.log)"
+		cp "$src/.config" "$out.tmp/config" 2> /dev/null
+		rc=1
+	elif ! iof_collect "$src" "$IOF_PATCHED_LV" "$out.tmp" "$IOF_SELFTEST_FRAGMENT"; then
+		cp "$src/.config" "$out.tmp/config" 2> /dev/null
+		rc=1
+	elif ! iof_selftest "$src" "$out.tmp"; then
+		rc=1
+	fi
+	rm -rf "$out.src"
+	if [ "$rc" != 0 ]; then
+		iof_failed "$out.tmp" "$out.failed"
+		return 1
+	fi
+	log "iommufd: selftest kernel build $(( $(now_ms) - t0 )) ms (full)"
+	echo "build_ms=$(( $(now_ms) - t0 )) incremental=0" > "$out.tmp/timing"
+	rm -rf "$out"
+	mv "$out.tmp" "$out"
+}
+
+# The modules cpio segment of a build in DIR: its modules as the module set SET (stock, patched or selftest;
+# DIR/mods.cpio.gz, for selftest DIR/mods-selftest.cpio.gz with the series' list and its selftest).
 iof_mods_cpio() { # DIR SET
-	local d=$1 st=$1/mods.stage m order=
-	[ -f "$d/mods.cpio.gz" ] && return 0
+	local d=$1 st=$1/mods.stage m out=$1/mods.cpio.gz order=
+	[ "$2" = selftest ] && out=$1/mods-selftest.cpio.gz
+	[ -f "$out" ] && return 0
 	rm -rf "$st"
 	mkdir -p "$st/lib/modules/rig/$2"
 	for m in $IOF_ORDER; do
@@ -279,11 +403,18 @@ iof_mods_cpio() { # DIR SET
 		order="$order var:$m"
 	done
 	strip --strip-debug "$st"/lib/modules/rig/"$2"/*.ko
+	if [ "$2" = selftest ]; then
+		# the patches it was built from, one file name a line (from its patch.log: iommufd-selftest tells
+		# the whole series from the selftest patch alone by it), and the series' selftest (iof_selftest)
+		sed -n 's|^== patch -p1 < .*/||p' "$d/patch.log" > "$st/lib/modules/rig/$2/series"
+		mkdir -p "$st${IOF_SELFTEST_GUEST%/*}"
+		cp "$d/selftest/iommufd" "$st$IOF_SELFTEST_GUEST"
+	fi
 	echo "${order# }" > "$st/lib/modules/rig/order"
 	# vdpa_sim of >= 6.13 refuses max_iotlb_entries < 2 (the runner passes 0 = unlimited, as 6.12 has it)
 	echo "vdpa_sim max_iotlb_entries=2048" > "$st/lib/modules/rig/params"
-	(cd "$st" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$d/mods.cpio.gz.tmp" &&
-		mv "$d/mods.cpio.gz.tmp" "$d/mods.cpio.gz"
+	(cd "$st" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$out.tmp" &&
+		mv "$out.tmp" "$out"
 	rm -rf "$st"
 }
 
@@ -297,6 +428,10 @@ iof_newest_built() {
 flavour_prepare() {
 	local pkg= ver= line d h pd
 	FL_PATCHED=none FL_PATCHED_WHY="no patches in ${IOF_PATCH_DIR#$TOP/} (patched == stock)"
+	if [ -z "$(iof_kernel_patches)" ] && ls "$IOF_PATCH_DIR"/*.patch > /dev/null 2>&1; then
+		FL_PATCHED_WHY="no patch in ${IOF_PATCH_DIR#"$TOP"/} changes the kernel image, only tools/testing/ (patched == stock)"
+	fi
+	IOF_D='' IOF_PKG='' IOF_VER=''
 	FL_NOSUSPEND=failed FL_NOSUSPEND_WHY="the iommufd flavour has no nosuspend module set"
 	FL_HWRESET=failed FL_HWRESET_WHY="the iommufd flavour has no hwreset module set"
 	if [ -n "${VLUD_RIG_IOMMUFD_SRC:-}" ]; then
@@ -336,6 +471,8 @@ flavour_prepare() {
 		[ "$h" = none ] || pd=$d/patched-$h
 	fi
 	touch "$d/built"
+	# for flavour_prepare_selftest
+	IOF_D=$d IOF_PKG=$pkg IOF_VER=$ver
 	local old
 	for old in $(ls -1dt "$RIG_CACHE"/iommufd-*/built 2> /dev/null | tail -n +3); do
 		log "iommufd: removing old build ${old%/built}"
@@ -377,4 +514,49 @@ flavour_prepare() {
 		done
 	fi
 	return 0
+}
+
+# The selftest kernel, on request (rig.sh's load_selftest, for `modules: selftest` scenarios, after
+# flavour_prepare and under the same lock): cached in DIR/selftest-<shash>, else a full build (~17 min).
+# Sets FL_SELFTEST (yes/failed), FL_SELFTEST_WHY, FL_SELFTEST_KERNEL FL_SELFTEST_MODS_CPIO FL_SELFTEST_KVER.
+flavour_prepare_selftest() {
+	local h sd old
+	FL_SELFTEST=failed FL_SELFTEST_WHY=
+	if [ -z "$IOF_D" ]; then
+		FL_SELFTEST_WHY="the iommufd flavour is not prepared"
+		return 1
+	fi
+	h=$(iof_selftest_hash "${IOF_D##*/iommufd-}")
+	if [ "$h" = none ]; then
+		FL_SELFTEST_WHY="no patches in ${IOF_PATCH_DIR#"$TOP"/}"
+		return 1
+	fi
+	sd=$IOF_D/selftest-$h
+	if [ -f "$sd/bzImage" ]; then
+		FL_SELFTEST=yes
+	elif [ -f "$sd.failed/failed" ] && [ "${VLUD_RIG_REBUILD:-0}" != 1 ]; then
+		FL_SELFTEST_WHY="$(cat "$sd.failed/failed") (failed before; VLUD_RIG_REBUILD=1 retries)"
+	else
+		log "iommufd: the selftest kernel ${IOF_PATCH_DIR#"$TOP"/} ($h): a full build (on request; ~17 min on 2 cores)"
+		iof_build_selftest "$IOF_PKG" "$IOF_VER" "$sd"
+		case $? in
+		0) FL_SELFTEST=yes ;;
+		2) FL_SELFTEST_WHY=$IOF_WHY ;; # a missing dependency or download: not cached as a failed build
+		*) FL_SELFTEST_WHY=$IOF_WHY; mkdir -p "$sd.failed" && echo "$IOF_WHY" > "$sd.failed/failed" ;;
+		esac
+	fi
+	if [ "$FL_SELFTEST" = yes ]; then
+		touch "$sd/bzImage"
+		iof_mods_cpio "$sd" selftest
+		FL_SELFTEST_KERNEL=$sd/bzImage
+		FL_SELFTEST_MODS_CPIO=$sd/mods-selftest.cpio.gz
+		FL_SELFTEST_KVER=$(cat "$sd/kver")
+	fi
+	# the 2 most recently used selftest builds of this stock build
+	for old in $(ls -1t "$IOF_D"/selftest-*/bzImage 2> /dev/null | tail -n +3); do
+		old=${old%/bzImage}
+		log "iommufd: removing old selftest build $old"
+		rm -rf "$old" "$old.failed"
+	done
+	[ "$FL_SELFTEST" = yes ]
 }

@@ -8,7 +8,7 @@ trap 'rm -f "$out"' EXIT
 empty=$(mktemp -d)
 VLUD_RIG_SCENARIO_DIR=$HERE VLUD_RIG_PATCH_DIR=$empty TAP_SUMMARY_NESTED= \
 	bash "$HERE/../rig.sh" check self-fail self-leftover self-next self-exit self-hang self-after self-notap self-crash self-warn self-patched \
-	self-badheader self-missing self-earlydeath > "$out" 2>&1
+	self-badheader self-missing self-earlydeath self-nokernel > "$out" 2>&1
 rc=$?
 rmdir "$empty"
 sed 's/^/# | /' "$out"
@@ -34,12 +34,13 @@ expect no-tap-line '^not ok - self-notap/run: printed no TAP line'
 expect kernel-warning-fails '^not ok - self-warn/kernel-log: .*WARNING: CPU: 0 PID: 1 at self-test'
 expect clean-kernel-log-passes '^ok - self-fail/kernel-log$'
 expect patched-without-patches-skips '^ok - self-patched/run # SKIP needs patched modules: no patches in'
+expect selftest-kernel-missing-fails '^not ok - self-nokernel/run: selftest kernel: the flavour debian has no selftest kernel'
 expect bad-header-fails '^not ok - self-badheader/run: bad header'
 expect missing-scenario-fails '^not ok - self-missing/run: no such scenario'
 expect log-path-printed '^# self-fail failed: log .*/vm/logs/self-fail.log$'
 expect early-death-retried '^# guest died before its first scenario .*booting once more$'
 expect early-death-twice-fails '^not ok - self-earlydeath/run: not run: the guest never reached it'
-expect summary-line '^[0-9]+ passed, 9 failed, 1 skipped$'
+expect summary-line '^[0-9]+ passed, 10 failed, 1 skipped$'
 if [ "$rc" = 1 ]; then echo "ok - vm-selftest/exit-status-1"; else echo "not ok - vm-selftest/exit-status-1: rig.sh exited $rc"; bad=1; fi
 # the default set: a directory whose only scenario says `default: no` runs nothing (no boot) and names it
 ondemand=$(mktemp -d)
