@@ -506,21 +506,26 @@ flavour_prepare() {
 			FL_PATCHED_MODS_CPIO=$pd/mods.cpio.gz
 			FL_PATCHED_KVER=$(cat "$pd/kver")
 		fi
-		# the 2 most recently used patched builds of this stock build
-		for old in $(ls -1t "$d"/patched-*/bzImage 2> /dev/null | tail -n +3); do
-			old=${old%/bzImage}
-			log "iommufd: removing old patched build $old"
-			rm -rf "$old" "$old.failed"
-		done
+		iof_prune "$d" patched
 	fi
 	return 0
+}
+
+# Keep the 2 most recently used KIND (patched, selftest) builds of the stock build in DIR.
+iof_prune() { # DIR KIND
+	local old
+	for old in $(ls -1t "$1/$2"-*/bzImage 2> /dev/null | tail -n +3); do
+		old=${old%/bzImage}
+		log "iommufd: removing old $2 build $old"
+		rm -rf "$old" "$old.failed"
+	done
 }
 
 # The selftest kernel, on request (rig.sh's load_selftest, for `modules: selftest` scenarios, after
 # flavour_prepare and under the same lock): cached in DIR/selftest-<shash>, else a full build (~17 min).
 # Sets FL_SELFTEST (yes/failed), FL_SELFTEST_WHY, FL_SELFTEST_KERNEL FL_SELFTEST_MODS_CPIO FL_SELFTEST_KVER.
 flavour_prepare_selftest() {
-	local h sd old
+	local h sd
 	FL_SELFTEST=failed FL_SELFTEST_WHY=
 	if [ -z "$IOF_D" ]; then
 		FL_SELFTEST_WHY="the iommufd flavour is not prepared"
@@ -552,11 +557,6 @@ flavour_prepare_selftest() {
 		FL_SELFTEST_MODS_CPIO=$sd/mods-selftest.cpio.gz
 		FL_SELFTEST_KVER=$(cat "$sd/kver")
 	fi
-	# the 2 most recently used selftest builds of this stock build
-	for old in $(ls -1t "$IOF_D"/selftest-*/bzImage 2> /dev/null | tail -n +3); do
-		old=${old%/bzImage}
-		log "iommufd: removing old selftest build $old"
-		rm -rf "$old" "$old.failed"
-	done
+	iof_prune "$IOF_D" selftest
 	[ "$FL_SELFTEST" = yes ]
 }
