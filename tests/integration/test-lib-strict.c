@@ -52,29 +52,47 @@ static const struct {
 	{ "integer-beyond-64-bits", "{\"return\":{\"x\":99999999999999999999}" },
 };
 
+/* The fake daemons below: accept one connection on lfd and greet it like vlud (exits 2 on failure) */
+static int fake_accept(int lfd)
+{
+	const char *greeting = "{\"VLU\":{\"version\":{\"major\":1,\"minor\":0,\"micro\":0,\"package\":\"fake\"},"
+			       "\"capabilities\":[]}}";
+	int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (c < 0 || vlu_msg_send(c, greeting, strlen(greeting), NULL, 0) < 0)
+		_exit(2);
+	return c;
+}
+
+/* the next request on c (*req owned by the caller; *id and *exec borrowed from it): false at EOF; exits 3 on
+ * a malformed one */
+static bool fake_request(int c, json_object **req, json_object **id, json_object **exec)
+{
+	static char buf[VLU_DEFAULT_MAX_MSG_BYTES + 1];
+	ssize_t n = vlu_msg_recv(c, buf, sizeof(buf), NULL, 0, NULL);
+
+	if (n <= 0)
+		return false;
+	if (vlu_json_parse(buf, (size_t)n, 16, req) < 0 || !json_object_object_get_ex(*req, "id", id) ||
+	    !json_object_object_get_ex(*req, "execute", exec))
+		_exit(3);
+	return true;
+}
+
 /* The fake daemon: greeting, then answer request k (after capabilities) with bad_replies[k/2] when k is
  * even and a proper reply when k is odd.  Exits at EOF. */
 static void fake_daemon(int lfd)
 {
-	static char buf[VLU_DEFAULT_MAX_MSG_BYTES + 1];
-	const char *greeting = "{\"VLU\":{\"version\":{\"major\":1,\"minor\":0,\"micro\":0,\"package\":\"fake\"},"
-			       "\"capabilities\":[]}}";
-	int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	int c = fake_accept(lfd);
 	size_t k = 0;
 
-	if (c < 0 || vlu_msg_send(c, greeting, strlen(greeting), NULL, 0) < 0)
-		_exit(2);
 	for (;;) {
 		_cleanup_json_ json_object *req = NULL;
 		json_object *id = NULL, *exec = NULL;
 		char reply[512];
-		ssize_t n = vlu_msg_recv(c, buf, sizeof(buf), NULL, 0, NULL);
 
-		if (n <= 0)
+		if (!fake_request(c, &req, &id, &exec))
 			_exit(0);
-		if (vlu_json_parse(buf, (size_t)n, 16, &req) < 0 || !json_object_object_get_ex(req, "id", &id) ||
-		    !json_object_object_get_ex(req, "execute", &exec))
-			_exit(3);
 		if (strcmp(json_object_get_string(exec), "capabilities") == 0 || k % 2 == 1 ||
 		    k / 2 >= ELEMENTSOF(bad_replies))
 			snprintf(reply, sizeof(reply), "{\"return\":{\"ok\":true},\"id\":%lld}",
@@ -177,27 +195,18 @@ static const struct {
 /* answers request k (after capabilities) with reopen_cases[k]; exits at EOF */
 static void fake_reopen_daemon(int lfd, unsigned long long rdev)
 {
-	static char buf[VLU_DEFAULT_MAX_MSG_BYTES + 1];
-	const char *greeting = "{\"VLU\":{\"version\":{\"major\":1,\"minor\":0,\"micro\":0,\"package\":\"fake\"},"
-			       "\"capabilities\":[]}}";
-	int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	int c = fake_accept(lfd);
 	size_t k = 0;
 
-	if (c < 0 || vlu_msg_send(c, greeting, strlen(greeting), NULL, 0) < 0)
-		_exit(2);
 	for (;;) {
 		_cleanup_json_ json_object *req = NULL;
 		json_object *id = NULL, *exec = NULL;
 		char reply[1024], ret[768], num[32];
 		int fds[2] = { -1, -1 };
 		size_t nfds = 0;
-		ssize_t n = vlu_msg_recv(c, buf, sizeof(buf), NULL, 0, NULL);
 
-		if (n <= 0)
+		if (!fake_request(c, &req, &id, &exec))
 			_exit(0);
-		if (vlu_json_parse(buf, (size_t)n, 16, &req) < 0 || !json_object_object_get_ex(req, "id", &id) ||
-		    !json_object_object_get_ex(req, "execute", &exec))
-			_exit(3);
 		if (strcmp(json_object_get_string(exec), "capabilities") == 0 || k >= ELEMENTSOF(reopen_cases)) {
 			snprintf(reply, sizeof(reply), "{\"return\":{},\"id\":%lld}", (long long)json_object_get_int64(id));
 		} else {
@@ -324,28 +333,18 @@ out:
  * places the fd it carried at the number named */
 static void fake_run_daemon(int lfd, unsigned long long rdev)
 {
-	static char buf[VLU_DEFAULT_MAX_MSG_BYTES + 1];
-	const char *greeting = "{\"VLU\":{\"version\":{\"major\":1,\"minor\":0,\"micro\":0,\"package\":\"fake\"},"
-			       "\"capabilities\":[]}}";
-
 	for (int conn = 0; conn < 2; conn++) {
-		int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		int c = fake_accept(lfd);
 
-		if (c < 0 || vlu_msg_send(c, greeting, strlen(greeting), NULL, 0) < 0)
-			_exit(2);
 		for (;;) {
 			_cleanup_json_ json_object *req = NULL;
 			json_object *id = NULL, *exec = NULL;
 			char reply[1024];
 			const char *cmd;
 			int fd = -1;
-			ssize_t n = vlu_msg_recv(c, buf, sizeof(buf), NULL, 0, NULL);
 
-			if (n <= 0)
+			if (!fake_request(c, &req, &id, &exec))
 				break;
-			if (vlu_json_parse(buf, (size_t)n, 16, &req) < 0 || !json_object_object_get_ex(req, "id", &id) ||
-			    !json_object_object_get_ex(req, "execute", &exec))
-				_exit(3);
 			cmd = json_object_get_string(exec);
 			if (strcmp(cmd, "instance.register") == 0)
 				snprintf(reply, sizeof(reply), "{\"return\":{\"name\":\"vmf\",\"pid\":1,\"uid\":0,"
