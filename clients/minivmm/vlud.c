@@ -336,6 +336,19 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 		} else if (r != -EBUSY)
 			mv_log("rollback: VHOST_NEW_OWNER: %s", strerror(-r));
 	}
+	if (!data && !v->reopened && !v->was_reset) {
+		/* no rollback event (vlud restarted): had vlud reset the device for path B (phase reset, before
+		 * the spawn or the exec), nobody tells us; the device says it: not DRIVER_OK (chaos soak,
+		 * patched, seed 20261204 kill 43: transfer B, vlud killed in claim, the old VMM "took the device
+		 * back" and ran on a device in status 0) */
+		uint8_t st = 0;
+
+		if (mv_vdev_get_status(&v->dev, &st) == 0 && !(st & VIRTIO_CONFIG_S_DRIVER_OK)) {
+			mv_log("vlud restarted after resetting the device for the update (status 0x%x): re-creating the "
+			       "vrings", st);
+			v->was_reset = true;
+		}
+	}
 	if (jbool(data, "reinit"))
 		v->was_reset = true;	/* path B: vlud reset the device; re-create the vrings from the bases */
 	if (jbool(data, "reopened"))
