@@ -644,13 +644,15 @@ int update_cmd_ready(struct request *r)
 		ok = false;
 	}
 	/* iommufd in mm accounting mode (transfer mode only): VmLck moves with VmPin, O down and N up by the
-	 * pinned size (measured to the kB; docs/IOMMUFD.md) */
-	if (ok && u->iof && u->iof_acct == IOF_ACCT_MM && u->mode == MODE_TRANSFER &&
-	    (u->iof_lck_before_kb - u->iof_lck_old_after_kb != u->expected_kb || u->iof_lck_after_kb != u->expected_kb)) {
+	 * iommufd's pinned size (measured to the kB; docs/IOMMUFD.md), not by the vhost-vdpa devices' share of
+	 * expected_kb (vhost-vdpa never charges locked_vm) */
+	if (ok && u->iof &&
+	    !iof_vmlck_moved(&u->iof_plan, u->mode == MODE_TRANSFER, u->iof_lck_before_kb, u->iof_lck_old_after_kb,
+			     u->iof_lck_after_kb)) {
 		upd_set_failure(u, CAUSE_VERIFY,
 			    "VmLck mismatch (mm accounting): expected %" PRId64 " kB moved; old %" PRId64 " -> %" PRId64
 			    " kB, new %" PRId64 " kB",
-			    u->expected_kb, u->iof_lck_before_kb, u->iof_lck_old_after_kb, u->iof_lck_after_kb);
+			    u->iof_plan.vmlck_kb, u->iof_lck_before_kb, u->iof_lck_old_after_kb, u->iof_lck_after_kb);
 		ok = false;
 	}
 	/* last: the device's state (a failure above is the first cause and says more) */
