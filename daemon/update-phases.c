@@ -563,63 +563,20 @@ static bool device_state_verified(struct update *u)
 	return false;
 }
 
-int update_cmd_ready(struct request *r)
+/* The charge verified at the successor's update.ready (ok: nothing failed so far; the VmPin counters are
+ * read whatever, for the verdict): iommufd, the successor says it called CHANGE_PROCESS on every held
+ * iommufd (and, optionally, where it mapped the memfds now); VmPin says whether the charge really moved
+ * (both shares of a mixed instance), VmLck the iommufd's in mm accounting mode.  The new ok. */
+static bool charge_verified(struct update *u, json_object *args, bool ok)
 {
-	struct instance *inst = r->c->inst;
-	struct upd_inst *ui = inst ? upd_ui_get(inst, false) : NULL;
-	struct update *u = ui ? ui->cur : NULL;
-	const char *err = request_arg_str(r, "error");
-	int64_t t0 = now_monotonic_us();
-	json_object *v = NULL;
-	bool ok = true;
 	int k;
 
-	if (!u)
-		return request_error(r, VLU_ERR_NOT_FOUND, "no update of this instance is running");
-	if (u->retake)
-		return upd_retake_ready(r, u, err);
-	if (!update_phase_permits(u->phase, EXPECT_READY, PARTY_NEW) || r->c->cred.pid != u->new_pid)
-		return request_error(r, VLU_ERR_PERMISSION_DENIED, "update.ready is for the successor in phase restore (now: %s)",
-				     update_phase_name(u->phase));
-	if (err) {
-		upd_rollback(u, RBT_FAILED, CAUSE_RESTORE, "the successor could not restore: %s", err);
-		r->ret = ui->last ? json_object_get(ui->last) : jnew_obj();
-		return 0;
-	}
-	ready_params(u, r->args);
-	if (u->route == 'A') {
-		upd_set_phase(u, PH_RESUME);
-		for (unsigned i = 0; i < u->ndevs; i++) {
-			k = upd_dev_ioctl(u, i, VHOST_VDPA_RESUME, NULL);
-			if (k < 0) {
-				upd_set_failure(u, CAUSE_VERIFY, "RESUME %s: %s", u->devs[i].name, strerror(-k));
-				ok = false;
-			}
-			u->devs[i].suspended = false;
-		}
-	}
-	upd_set_phase(u, PH_VERIFY);
-	/* the devices' visible state now that the new image is ready (device_state: before vs after) */
-	for (unsigned i = 0; i < u->ndevs; i++) {
-		json_object_put(u->devs[i].state_after);
-		u->devs[i].state_after = upd_dev_state(u, i);
-	}
-	for (unsigned i = 0; i < u->ndevs && ok; i++) {
-		uint8_t st = 0;
-
-		k = upd_dev_status(u, i, &st);
-		if (k < 0 || !(st & VIRTIO_CONFIG_S_DRIVER_OK)) {
-			upd_set_failure(u, CAUSE_VERIFY, "device %s: status %s0x%x, not DRIVER_OK", u->devs[i].name,
-				    k < 0 ? "unreadable " : "", st);
-			ok = false;
-		}
-	}
 	/* iommufd: the successor says it called CHANGE_PROCESS on every held iommufd (and, optionally, where
 	 * it mapped the memfds now); VmPin below says whether the charge really moved */
 	if (u->iof && ok) {
 		char why[512];
 
-		if (upd_iof_ready(u, r->args, why, sizeof(why)) < 0) {
+		if (upd_iof_ready(u, args, why, sizeof(why)) < 0) {
 			upd_set_failure(u, CAUSE_VERIFY, "%s", why);
 			ok = false;
 		}
@@ -655,9 +612,74 @@ int update_cmd_ready(struct request *r)
 			    u->iof_plan.vmlck_kb, u->iof_lck_before_kb, u->iof_lck_old_after_kb, u->iof_lck_after_kb);
 		ok = false;
 	}
+	return ok;
+}
+
+int update_cmd_ready(struct request *r)
+{
+	struct instance *inst = r->c->inst;
+	struct upd_inst *ui = inst ? upd_ui_get(inst, false) : NULL;
+	struct update *u = ui ? ui->cur : NULL;
+	const char *err = request_arg_str(r, "error");
+	int64_t t0 = now_monotonic_us();
+	json_object *v = NULL;
+	bool ok = true, early;
+	int k;
+
+	if (!u)
+		return request_error(r, VLU_ERR_NOT_FOUND, "no update of this instance is running");
+	if (u->retake)
+		return upd_retake_ready(r, u, err);
+	if (!update_phase_permits(u->phase, EXPECT_READY, PARTY_NEW) || r->c->cred.pid != u->new_pid)
+		return request_error(r, VLU_ERR_PERMISSION_DENIED, "update.ready is for the successor in phase restore (now: %s)",
+				     update_phase_name(u->phase));
+	if (err) {
+		upd_rollback(u, RBT_FAILED, CAUSE_RESTORE, "the successor could not restore: %s", err);
+		r->ret = ui->last ? json_object_get(ui->last) : jnew_obj();
+		return 0;
+	}
+	ready_params(u, r->args);
+	/* a mixed instance on path A: the charge first, before D's RESUME: a successor that did not move it is
+	 * killed (exec mode: the previous binary restarted, R13) while its vhost-vdpa devices are still
+	 * suspended as the saved state describes them (phase restore; docs/IOMMUFD.md "Mixed instances") */
+	early = u->iof && u->ndevs && u->route == 'A';
+	if (early && !charge_verified(u, r->args, true)) {
+		ok = false;
+		goto verified;
+	}
+	if (u->route == 'A') {
+		upd_set_phase(u, PH_RESUME);
+		for (unsigned i = 0; i < u->ndevs; i++) {
+			k = upd_dev_ioctl(u, i, VHOST_VDPA_RESUME, NULL);
+			if (k < 0) {
+				upd_set_failure(u, CAUSE_VERIFY, "RESUME %s: %s", u->devs[i].name, strerror(-k));
+				ok = false;
+			}
+			u->devs[i].suspended = false;
+		}
+	}
+	upd_set_phase(u, PH_VERIFY);
+	/* the devices' visible state now that the new image is ready (device_state: before vs after) */
+	for (unsigned i = 0; i < u->ndevs; i++) {
+		json_object_put(u->devs[i].state_after);
+		u->devs[i].state_after = upd_dev_state(u, i);
+	}
+	for (unsigned i = 0; i < u->ndevs && ok; i++) {
+		uint8_t st = 0;
+
+		k = upd_dev_status(u, i, &st);
+		if (k < 0 || !(st & VIRTIO_CONFIG_S_DRIVER_OK)) {
+			upd_set_failure(u, CAUSE_VERIFY, "device %s: status %s0x%x, not DRIVER_OK", u->devs[i].name,
+				    k < 0 ? "unreadable " : "", st);
+			ok = false;
+		}
+	}
+	if (!early)
+		ok = charge_verified(u, r->args, ok);
 	/* last: the device's state (a failure above is the first cause and says more) */
 	if (ok && !device_state_verified(u))
 		ok = false;
+verified:
 	u->daemon_us += now_monotonic_us() - t0;
 	if (!ok) {
 		uint64_t id = u->id;

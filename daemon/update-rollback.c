@@ -57,6 +57,7 @@ static struct rb_facts rb_facts(const struct update *u, enum rb_trigger t)
 		.retake = u->retake,
 		.device_state = u->fail[u->restarted || u->retake].cause == CAUSE_DEVICE_STATE,
 		.iommufd = u->iof,
+		.vdpa = u->ndevs > 0,
 		.kill_pending = u->kill_pending,
 		.old_killed = u->fail[0].killed == u->old_pid || u->fail[1].killed == u->old_pid,
 		.pol_restart_previous = vl.cfg->update_policy.restart_previous,

@@ -539,6 +539,7 @@ static void R8_R9_mixed_transfer(void **state)
 	for (const char *r = "ABC"; *r; r++) {
 		f = base(RBT_NEW_EXIT, true, *r, PH_RESTORE);
 		f.iommufd = true;
+		f.vdpa = true;
 		f.old_conn_free = true;
 		f.inst_on_old_conn = false;
 		f.released = *r == 'C';
@@ -551,14 +552,17 @@ static void R8_R9_mixed_transfer(void **state)
 		/* before the claim: nothing moved, D RESUMEs what it suspended, O still owns all of it */
 		f = base(RBT_NEW_EXIT, true, *r, PH_CLAIM);
 		f.iommufd = true;
+		f.vdpa = true;
 		f.spawned = true;
 		assert_action(f, RB_RESUME);
 	}
 }
 
 /* R13 for a mixed instance in exec mode: a failed verification (the vhost-vdpa device's DRIVER_OK or
- * state, an iommufd not moved, VmPin of both shares) kills the claimed image on every path (the iommufd
- * charge needs a claimant's CHANGE_PROCESS), and the restarted previous binary takes both back */
+ * state, an iommufd not moved, VmPin of both shares) kills the claimed image (the iommufd charge needs a
+ * claimant's CHANGE_PROCESS), and the restarted previous binary takes both back.  Path A: only what
+ * failed before D's RESUME (the charge, verified first, phase restore); after it the vhost-vdpa devices
+ * ran under N and the saved state no longer describes them: as R5 */
 static void R13_mixed_exec(void **state)
 {
 	struct rb_facts f;
@@ -568,6 +572,9 @@ static void R13_mixed_exec(void **state)
 		f = r12_exec(*r);
 		f.device_state = false;
 		f.iommufd = true;
+		f.vdpa = true;
+		if (*r == 'A')
+			f.phase = PH_RESTORE; /* the charge is verified before the RESUME */
 		assert_action(f, RB_KILL_OLD);
 		f.trigger = RBT_NEW_EXIT;
 		f.old_alive = false;
@@ -575,6 +582,26 @@ static void R13_mixed_exec(void **state)
 		f.kill_pending = true;
 		assert_action(f, RB_RESTART_PREVIOUS);
 	}
+	/* path A after the RESUME (DRIVER_OK or the device state failed): as R5, N runs on with everything */
+	f = r12_exec('A');
+	f.iommufd = true;
+	f.vdpa = true;
+	assert_action(f, RB_FAIL);
+	f.device_state = false;
+	assert_action(f, RB_FAIL);
+	/* the iommufd-only update is route A without vhost-vdpa devices: restarted at any phase */
+	f.vdpa = false;
+	assert_action(f, RB_KILL_OLD);
+	/* transfer mode, path A, the charge failed before the RESUME: N killed, O reclaims at its exit (R8) */
+	f = base(RBT_VERIFY, true, 'A', PH_RESTORE);
+	f.iommufd = true;
+	f.vdpa = true;
+	f.new_alive = true;
+	assert_action(f, RB_KILL_NEW);
+	f.trigger = RBT_NEW_EXIT;
+	f.new_alive = false;
+	f.kill_pending = true;
+	assert_action(f, RB_RECLAIM);
 }
 
 /* the phase table: every phase named, the names daemon/state.c accepts */
