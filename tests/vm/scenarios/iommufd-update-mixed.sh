@@ -36,6 +36,8 @@ edu_bind
 echo "# edu $bdf: $dev"
 VLUD_DEVICES="\"vdpa0\", \"/dev/iommu\", \"$dev\""
 start_vlud '"update": { "allow_memlock_raise": true }'
+sleep 0.5
+FD_BASE=$(nfds "$VLUD_PID")
 
 # mvm TAG INSTANCE [ARGS]: minivmm with the edu, traffic on vdpa0; waits for its bring-up
 mvm() {
@@ -70,6 +72,14 @@ edu_report() {
 }
 # (vlud.log lines so far: a spawned process's output starts after them)
 vlines() { wc -l < vlud.log; }
+# release TAG INSTANCE (its VMMs have exited): the held fds go, vlud's fd count back to where it was
+# before the first VMM (no leak), and the next case may open vdpa0 and bind the VFIO device afresh
+release() {
+	vctl release "$2" > /dev/null 2>&1
+	expect "$1/released" "$?" -eq 0
+	wait_until 100 nfds_is "$VLUD_PID" "$FD_BASE"
+	expect "$1/vlud-fds-back" "$(nfds "$VLUD_PID")" -eq "$FD_BASE"
+}
 
 # ---- x1: exec mode, ok
 mvm x1 vm1
@@ -83,6 +93,7 @@ wait_vmm x1
 VERDICT_EXP=$VDPA_KB
 check_vmm_after x1 C
 edu_report x1 x1.out 1 1
+release x1 vm1
 
 # ---- t1: transfer mode, ok (vlud spawns the successor; its output goes to vlud.log)
 mvm t1 vm2
@@ -106,6 +117,7 @@ if grep -q "edu successor: IOMMU_IOAS_CHANGE_PROCESS in .* VmPin $VDPA_KB -> $EX
 VERDICT_EXP=$VDPA_KB
 check_vmm_after t1n C
 edu_report t1n t1n.out 1 1
+release t1 vm2
 
 # ---- x2: exec mode, the new image dies with the charge after its claim: the previous binary restarted
 mvm x2 vm3
@@ -138,6 +150,7 @@ expect x2/traffic-none-lost "$(val x2r.out traffic: lost)" -eq 0
 expect x2/traffic-all-echoed "$(val x2r.out traffic: echoed)" -eq "$(val x2r.out traffic: sent)"
 expect x2/traffic-ran-on "$(val x2r.out traffic: sent)" -gt "$RAN_ON_MIN"
 edu_report x2r x2r.out 1 1
+release x2 vm3
 
 # ---- t2: transfer mode, the successor dies with the charge after its claim: the old VMM takes both back
 mvm t2 vm4
@@ -172,6 +185,7 @@ expect t2/old-only-the-update-failed "$(grep '^fail:' t2.out | grep -vc 'update 
 expect t2/traffic-none-lost "$(val t2.out traffic: lost)" -eq 0
 expect t2/traffic-all-echoed "$(val t2.out traffic: echoed)" -eq "$(val t2.out traffic: sent)"
 edu_report t2 t2.out 1 1
+release t2 vm4
 
 stop_vlud
 exit $((FAILS > 0))
