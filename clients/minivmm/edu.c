@@ -181,6 +181,8 @@ static int dma(struct mv_edu *e, uint64_t src, uint64_t dst, uint64_t cnt, uint6
 			return -ETIMEDOUT;
 		usleep(1000);
 	}
+	/* the device wrote guest RAM behind the compiler's back */
+	__asm__ __volatile__("" ::: "memory");
 	return 0;
 }
 
@@ -232,9 +234,12 @@ int mv_edu_check(struct mv_vmm *v, int64_t check_gen, uint32_t gen, const char *
 		goto fail;
 	}
 	e->ok++;
-	mv_log("edu %s: DMA ok, generation %u%s, IOVA %#" PRIx64 " (%.0f ms)", what, gen,
-	       check_gen >= 0 ? ", the copy of the generation before kept" : "", MV_EDU_IOVA + dst,
-	       (double)(mv_now_us() - t0) / 1e3);
+	if (check_gen >= 0)
+		mv_log("edu %s: DMA ok, generation %u, generation %u's copy kept, IOVA %#" PRIx64 " (%.0f ms)", what, gen,
+		       (unsigned)check_gen, MV_EDU_IOVA + dst, (double)(mv_now_us() - t0) / 1e3);
+	else
+		mv_log("edu %s: DMA ok, generation %u, IOVA %#" PRIx64 " (%.0f ms)", what, gen, MV_EDU_IOVA + dst,
+		       (double)(mv_now_us() - t0) / 1e3);
 	return 0;
 fail:
 	e->fails++;

@@ -87,7 +87,7 @@ update_ok x1 vm1 exec C pa
 mixed_verdict x1 x1.verdict ""
 expect x1/charge-moved-kb "$(jget .iommufd.charge_moved_kb x1.verdict)" -eq "$IOF_KB"
 if grep -q "edu successor: IOMMU_IOAS_CHANGE_PROCESS in .* VmPin $VDPA_KB -> $EXP_KB kB" x1.log; then t_ok x1/edu-moved-after-repin; else t_fail x1/edu-moved-after-repin "$(grep 'edu successor' x1.log | tr '\n' ' ')"; fi
-if grep -q "edu successor: DMA ok, generation 1, the copy of the generation before kept" x1.log; then t_ok x1/edu-dma-new-image; else t_fail x1/edu-dma-new-image "$(grep 'edu' x1.log | tail -3 | tr '\n' ' ')"; fi
+if grep -q "edu successor: DMA ok, generation 1, generation 0's copy kept" x1.log; then t_ok x1/edu-dma-new-image; else t_fail x1/edu-dma-new-image "$(grep 'edu' x1.log | tail -3 | tr '\n' ' ')"; fi
 wait_vmm x1
 # minivmm's own VmPin record is its vhost-vdpa device's (read after its take-over, before the edu's move)
 VERDICT_EXP=$VDPA_KB
@@ -144,6 +144,7 @@ sleep 0.2
 tail -n +$((n0 + 1)) vlud.log | grep -v '^<' > x2r.out
 sed "s/^/[x2 restarted] /" x2r.out
 if grep -q "edu restarted: IOMMU_IOAS_CHANGE_PROCESS in .* VmPin $VDPA_KB -> $EXP_KB kB" x2r.out; then t_ok x2/restarted-took-the-charge; else t_fail x2/restarted-took-the-charge "$(grep 'edu restarted' x2r.out | tr '\n' ' ')"; fi
+if grep -q "edu restarted: DMA ok, generation 1, generation 0's copy kept" x2r.out; then t_ok x2/restarted-edu-dma; else t_fail x2/restarted-edu-dma "$(grep 'edu restarted' x2r.out | tr '\n' ' ')"; fi
 expect x2/restarted-exit-1-update-not-done "$(sed -n "s/.*successor pid $np ended (status \(0x[0-9a-f]*\)).*/\1/p" vlud.log)" = 0x100
 expect x2/restarted-only-the-update-failed "$(grep '^fail:' x2r.out | grep -vc 'update 1')" -eq 0
 expect x2/traffic-none-lost "$(val x2r.out traffic: lost)" -eq 0
@@ -177,7 +178,7 @@ else
 	t_fail t2/successor-died-with-the-charge "$(grep -e 'edu successor' -e 'test: exiting' t2n.out | tr '\n' ' ')"
 fi
 if grep -q "edu reclaimed: IOMMU_IOAS_CHANGE_PROCESS in .* VmPin $VDPA_KB -> $EXP_KB kB" t2.log; then t_ok t2/old-took-the-charge-after-repin; else t_fail t2/old-took-the-charge-after-repin "$(grep 'edu reclaimed' t2.log | tr '\n' ' ')"; fi
-if grep -q "edu reclaimed: DMA ok" t2.log; then t_ok t2/old-edu-dma; else t_fail t2/old-edu-dma "$(grep edu t2.log | tail -3 | tr '\n' ' ')"; fi
+if grep -q "edu reclaimed: DMA ok, generation 0, generation 0's copy kept" t2.log; then t_ok t2/old-edu-dma; else t_fail t2/old-edu-dma "$(grep edu t2.log | tail -3 | tr '\n' ' ')"; fi
 if sed -n 's/.*vlud-verdict: //p' t2.log | jhas .result - rolled-back; then t_ok t2/old-got-verdict-rolled-back; else t_fail t2/old-got-verdict-rolled-back "no rolled-back verdict in its log"; fi
 wait_vmm t2
 expect t2/old-exit-1-update-not-done "$RC" -eq 1
