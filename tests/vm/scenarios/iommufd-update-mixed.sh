@@ -88,6 +88,15 @@ mixed_verdict x1 x1.verdict ""
 expect x1/charge-moved-kb "$(jget .iommufd.charge_moved_kb x1.verdict)" -eq "$IOF_KB"
 if grep -q "edu successor: IOMMU_IOAS_CHANGE_PROCESS in .* VmPin $VDPA_KB -> $EXP_KB kB" x1.log; then t_ok x1/edu-moved-after-repin; else t_fail x1/edu-moved-after-repin "$(grep 'edu successor' x1.log | tr '\n' ' ')"; fi
 if grep -q "edu successor: DMA ok, generation 1, generation 0's copy kept" x1.log; then t_ok x1/edu-dma-new-image; else t_fail x1/edu-dma-new-image "$(grep 'edu' x1.log | tail -3 | tr '\n' ' ')"; fi
+# the operator's table of the same verdict (vluctl update status): both shares on one row
+vctl update status vm1 > x1.ustatus 2>&1
+sed "s/^/[x1 update status] /" x1.ustatus
+if grep -q "^iommufd  *$IOF_KB kB (user accounting), moved by CHANGE_PROCESS on \[\"iommufd:iommu\"\]; vhost-vdpa $VDPA_KB kB (re-pinned)\$" x1.ustatus &&
+	grep -q "^VmPin  *expected $EXP_KB kB, .* moved ok\$" x1.ustatus; then
+	t_ok x1/vluctl-status-both-shares
+else
+	t_fail x1/vluctl-status-both-shares "$(grep -e '^iommufd' -e '^VmPin' x1.ustatus | tr '\n' ' ')"
+fi
 wait_vmm x1
 # minivmm's own VmPin record is its vhost-vdpa device's (read after its take-over, before the edu's move)
 VERDICT_EXP=$VDPA_KB
