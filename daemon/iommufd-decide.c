@@ -109,13 +109,18 @@ int iof_preflight(const struct iof_facts *f, const struct iof_ioas *a, size_t n,
 				      " kB (vhost-vdpa %" PRId64 " kB, iommufd %" PRIu64 " kB): the accounting to verify is "
 				      "already wrong",
 			    f->vmpin_kb, f->vdpa_pinned_kb + (int64_t)(pinned / 1024), f->vdpa_pinned_kb, pinned / 1024);
-	/* the successor is charged before the old owner is uncharged: the same user in user mode holds both */
-	need = user && f->same_user ? 2 * pinned : pinned;
+	/* the successor is charged before the old owner is uncharged: the same user in user mode holds both;
+	 * its vhost-vdpa devices' pins count against the same limit (iof_memlock_need()) */
+	need = iof_memlock_need(pinned, f->vdpa_pinned_kb > 0 ? (uint64_t)f->vdpa_pinned_kb * 1024 : 0, user,
+				f->same_user);
 	if (need > f->memlock_soft && !f->allow_memlock_raise)
 		return fail(why, len, "RLIMIT_MEMLOCK of the successor is %" PRIu64 " bytes, IOMMU_IOAS_CHANGE_PROCESS "
 				      "charges it %" PRIu64 " (%s) and the policy (update.allow_memlock_raise) forbids raising it",
-			    f->memlock_soft, need, user && f->same_user ? "twice the pinned size: the same user holds both charges for a moment"
-									: "the pinned size");
+			    f->memlock_soft, need,
+			    f->vdpa_pinned_kb > 0 && need == pinned + (uint64_t)f->vdpa_pinned_kb * 1024
+				    ? "the iommufd pinned size plus the vhost-vdpa devices' pins: one mm holds both"
+			    : user && f->same_user ? "twice the pinned size: the same user holds both charges for a moment"
+						   : "the pinned size");
 	*ret_pinned = pinned;
 	*ret_memlock_need = need;
 	return 0;
@@ -185,4 +190,32 @@ int iof_same_layout(const struct iof_ioas *old, size_t nold, const struct iof_io
 		}
 	}
 	return 0;
+}
+
+uint64_t iof_memlock_need(uint64_t iof, uint64_t vdpa, bool user_mode, bool same_user)
+{
+	uint64_t lk = user_mode && same_user ? 2 * iof : iof, pin = vdpa + iof;
+
+	return lk > pin ? lk : pin;
+}
+
+void iof_mix_plan(const struct iof_mix *in, struct iof_mix_plan *out)
+{
+	*out = (struct iof_mix_plan){};
+	out->vdpa_kb = in->route ? (int64_t)(in->vdpa_bytes / 1024) : 0;
+	out->iof_kb = (int64_t)(in->iof_bytes / 1024);
+	out->expected_kb = out->vdpa_kb + out->iof_kb;
+	out->vmlck_verified = in->acct == IOF_ACCT_MM && in->iof_bytes > 0;
+	out->vmlck_kb = out->vmlck_verified ? out->iof_kb : 0;
+	out->vdpa_repinned = in->route == 'C' && out->vdpa_kb > 0;
+	out->memlock_need = iof_memlock_need(in->iof_bytes, in->route ? in->vdpa_bytes : 0, in->acct != IOF_ACCT_MM,
+					     in->same_user);
+}
+
+bool iof_vmlck_moved(const struct iof_mix_plan *p, bool transfer, int64_t old_before_kb, int64_t old_after_kb,
+		     int64_t new_after_kb)
+{
+	if (!p->vmlck_verified || !transfer)
+		return true;
+	return old_before_kb - old_after_kb == p->vmlck_kb && new_after_kb == p->vmlck_kb;
 }

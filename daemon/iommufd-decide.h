@@ -76,4 +76,48 @@ int iof_check_moved(const char *const *held, size_t nheld, const char *const *mo
 int iof_same_layout(const struct iof_ioas *old, size_t nold, const struct iof_ioas *cur, size_t ncur, char *why,
 		    size_t len);
 
+/*
+ * The successor's RLIMIT_MEMLOCK for an update that moves iof bytes of iommufd mappings and vdpa bytes of
+ * vhost-vdpa PA mappings (0: none; VA devices pin nothing) in one update (docs/IOMMUFD.md "Mixed
+ * instances"): the two are checked against different counters, so the need is not their sum:
+ *  - iommufd in user mode checks user->locked_vm, which holds O's and N's charge for the moment of the
+ *    call when both are the same user (2 * iof), and no vhost-vdpa pin (vhost-vdpa never charges it);
+ *    in mm mode it checks the caller's mm->locked_vm (iof);
+ *  - vhost-vdpa (path C's re-pin, VHOST_NEW_OWNER's charge on A/B) checks the new mm's pinned_vm, which
+ *    holds the iommufd share too once CHANGE_PROCESS ran (the successor may do either first): vdpa + iof.
+ * So the maximum of the two (vdpa 0: the iommufd-only rule; iof 0: the vhost-vdpa-only rule, vdpa).
+ */
+uint64_t iof_memlock_need(uint64_t iof, uint64_t vdpa, bool user_mode, bool same_user);
+
+/* A mixed update (vhost-vdpa devices on their path and iommufds moved by CHANGE_PROCESS, or either alone):
+ * what vlud verifies.  In: route ('A', 'B', 'C'; 0 without vhost-vdpa devices), the vhost-vdpa PA mappings'
+ * pinned bytes, the iommufds' (iof_preflight()'s pinned), their accounting mode. */
+struct iof_mix {
+	char route;
+	uint64_t vdpa_bytes, iof_bytes;
+	int acct; /* enum iof_acct */
+	bool same_user;
+};
+struct iof_mix_plan {
+	/* VmPin: the exec-mode successor ends with this (same pid, new mm); transfer mode, O loses and N gains
+	 * exactly this; a rollback's taker (O, the restarted previous binary) ends with it.  The sum in every
+	 * path, but on path C the vhost-vdpa share is not moved: D's release at the claim drops O's and N pins
+	 * it anew (vdpa_repinned), so only the end values add up, not every moment in between */
+	int64_t expected_kb;
+	int64_t vdpa_kb, iof_kb; /* the two shares */
+	/* VmLck: moves in mm accounting mode only, and only the iommufd share (vhost-vdpa charges pinned_vm,
+	 * never locked_vm); 0 in user mode (user->locked_vm is in no /proc file): not verified */
+	int64_t vmlck_kb;
+	bool vmlck_verified;
+	bool vdpa_repinned;	/* path C */
+	uint64_t memlock_need;	/* iof_memlock_need() */
+};
+void iof_mix_plan(const struct iof_mix *in, struct iof_mix_plan *out);
+
+/* VmLck verified at N's update.ready (transfer mode: O's before and after, N's after; exec mode refuses mm
+ * mode, so only transfer mode gets here with vmlck_verified): true when nothing is to be verified or O
+ * lost and N holds exactly vmlck_kb. */
+bool iof_vmlck_moved(const struct iof_mix_plan *p, bool transfer, int64_t old_before_kb, int64_t old_after_kb,
+		     int64_t new_after_kb);
+
 #endif

@@ -196,7 +196,12 @@ enum rb_action update_decide(const struct rb_facts *f)
 		 * (it called CHANGE_PROCESS) or still with the dead old mm (it did not): only a claimant's
 		 * CHANGE_PROCESS takes it, so the claimed image is killed and the previous binary, restarted,
 		 * claims and calls it (verified by VmPin like any claimant) */
-		if (!f->transfer && ((f->device_state && f->route != 'A') || f->iommufd) && !f->restarted && !f->lost &&
+		/* (a mixed instance on path A: only a failure found before D's RESUME, phase restore; once its
+		 * vhost-vdpa devices run again under N, the saved state no longer describes them: as R5) */
+		if (!f->transfer &&
+		    ((f->device_state && f->route != 'A') ||
+		     (f->iommufd && !(f->vdpa && f->route == 'A' && f->phase >= PH_RESUME))) &&
+		    !f->restarted && !f->lost &&
 		    f->old_alive &&
 		    f->pol_kill_failed_successor && f->pol_restart_previous && f->prev_binary && f->saved &&
 		    !f->kill_pending && !f->kill_failed)

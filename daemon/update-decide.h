@@ -117,6 +117,7 @@ struct rb_facts {
 	bool retake;		/* transfer mode, path C: the reopened device is being brought back to O */
 	bool device_state;	/* RBT_VERIFY: what failed is the device's state (an undeclared difference) */
 	bool iommufd;		/* the update moves iommufd mappings (IOMMU_IOAS_CHANGE_PROCESS by the claimant) */
+	bool vdpa;		/* ... and vhost-vdpa devices (a mixed instance when both) */
 	bool kill_pending;	/* D killed a process and waits for its exit */
 	bool old_killed;	/* that process was O's */
 	/* retries: what the engine could not do when it was told to */

@@ -27,6 +27,7 @@
 
 #include "closer.h"
 #include "commands.h"
+#include "iommufd-decide.h"
 #include "update-decide.h"
 #include "vlu-proto.h"
 #include "vlud.h"
@@ -105,7 +106,7 @@ struct update {
 	enum phase ended_in; /* phase PH_DONE: the phase before it (what update_persist_record() writes) */
 	enum mode mode;
 	char route; /* the path: 'A', 'B', 'C' */
-	char route_reason[160];
+	char route_reason[320];
 	char token[33];
 	bool token_valid;
 
@@ -180,6 +181,9 @@ struct update {
 	/* iommufd and VFIO devices (docs/IOMMUFD.md "The update sequence"): the successor moves their pinned
 	 * memory with IOMMU_IOAS_CHANGE_PROCESS; expected_kb is their attached file mappings' size */
 	bool iof;
+	/* the VmPin/VmLck plan (iof_mix_plan()): expected_kb = plan.expected_kb, the vhost-vdpa share and the
+	 * iommufd share apart (a mixed instance: the vhost-vdpa devices on their path in the same update) */
+	struct iof_mix_plan iof_plan;
 	int iof_acct;		   /* enum iof_acct of the contexts that pin (user or mm) */
 	uint64_t iof_memlock_need; /* bytes of RLIMIT_MEMLOCK the caller of CHANGE_PROCESS needs */
 	int64_t iof_lck_before_kb, iof_lck_after_kb; /* VmLck of O at start, of N at ready */

@@ -410,7 +410,8 @@ json_object *upd_iof_claim_info(struct update *u)
 	/* the claimant (the successor, or the previous binary restarted by a rollback) takes the charge:
 	 * IOMMU_IOAS_CHANGE_PROCESS on each, then update.ready with iommufd_moved */
 	jadd(o, "change_process", a);
-	jadd(o, "pinned_kb", jnew_int(u->expected_kb));
+	/* the iommufd share only (a mixed instance's vhost-vdpa devices are in "devices", on their path) */
+	jadd(o, "pinned_kb", jnew_int(u->iof_plan.iof_kb));
 	jadd(o, "accounting", jnew_str(u->iof_acct == IOF_ACCT_MM ? "mm" : "user"));
 	jadd(o, "rollback", jnew_bool(u->restarted));
 	jadd(o, "ioas", ui_ioas(u));
@@ -425,10 +426,15 @@ json_object *upd_iof_verdict(const struct update *u)
 		return NULL;
 	o = jnew_obj();
 	jadd(o, "accounting", jnew_str(u->iof_acct == IOF_ACCT_MM ? "mm" : "user"));
-	jadd(o, "pinned_kb", jnew_int(u->expected_kb));
+	jadd(o, "pinned_kb", jnew_int(u->iof_plan.iof_kb));
 	jadd(o, "moved", u->iof_moved ? json_object_get(u->iof_moved) : jnew_arr());
-	/* the successor's VmPin went up by this (exec mode: the same pid, a new mm; before its call 0) */
-	jadd(o, "charge_moved_kb", jnew_int(u->new_after_kb - u->new_before_kb));
+	/* the successor's VmPin went up by this (exec mode: the same pid, a new mm; before its call 0), less
+	 * the vhost-vdpa devices' share of it (a mixed instance: moved on A/B, re-pinned on C; vmpin has the
+	 * whole) */
+	jadd(o, "charge_moved_kb", jnew_int(u->new_after_kb - u->new_before_kb - u->iof_plan.vdpa_kb));
+	jadd(o, "vhost_vdpa_kb", jnew_int(u->iof_plan.vdpa_kb));
+	jadd(o, "vhost_vdpa_repinned", jnew_bool(u->iof_plan.vdpa_repinned));
+	jadd(o, "vmlck_expected_kb", jnew_int(u->iof_plan.vmlck_kb));
 	jadd(o, "vmpin_before_kb", jnew_int(u->old_before_kb));
 	jadd(o, "vmpin_after_kb", jnew_int(u->new_after_kb));
 	jadd(o, "vmlck_before_kb", jnew_int(u->iof_lck_before_kb));

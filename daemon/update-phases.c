@@ -568,6 +568,58 @@ static bool device_state_verified(struct update *u)
 	return false;
 }
 
+/* The charge verified at the successor's update.ready (ok: nothing failed so far; the VmPin counters are
+ * read whatever, for the verdict): iommufd, the successor says it called CHANGE_PROCESS on every held
+ * iommufd (and, optionally, where it mapped the memfds now); VmPin says whether the charge really moved
+ * (both shares of a mixed instance), VmLck the iommufd's in mm accounting mode.  The new ok. */
+static bool charge_verified(struct update *u, json_object *args, bool ok)
+{
+	int k;
+
+	/* iommufd: the successor says it called CHANGE_PROCESS on every held iommufd (and, optionally, where
+	 * it mapped the memfds now); VmPin below says whether the charge really moved */
+	if (u->iof && ok) {
+		char why[512];
+
+		if (upd_iof_ready(u, args, why, sizeof(why)) < 0) {
+			upd_set_failure(u, CAUSE_VERIFY, "%s", why);
+			ok = false;
+		}
+	}
+	/* N's VmPin unread would pass as 0 = the expected size in VA mode: not verified is not ok.  (O may
+	 * have exited in transfer mode: an unreadable old_after_kb stays 0, which is what a gone mm pins.) */
+	k = upd_vmpin_read(u->new_pid, &u->new_after_kb, u->iof ? &u->iof_lck_after_kb : NULL);
+	if (k < 0 && ok) {
+		upd_set_failure(u, CAUSE_VERIFY, "cannot read VmPin of the successor (pid %d): %s", (int)u->new_pid,
+			    strerror(-k));
+		ok = false;
+	}
+	if (u->mode == MODE_TRANSFER)
+		(void)upd_vmpin_read(u->old_pid, &u->old_after_kb, u->iof ? &u->iof_lck_old_after_kb : NULL);
+	else
+		u->old_after_kb = u->new_after_kb;
+	if (ok && !upd_vmpin_moved(u)) {
+		upd_set_failure(u, CAUSE_VERIFY,
+			    "VmPin mismatch: expected %" PRId64 " kB moved; old %" PRId64 " -> %" PRId64 " kB, new %" PRId64
+			    " -> %" PRId64 " kB",
+			    u->expected_kb, u->old_before_kb, u->old_after_kb, u->new_before_kb, u->new_after_kb);
+		ok = false;
+	}
+	/* iommufd in mm accounting mode (transfer mode only): VmLck moves with VmPin, O down and N up by the
+	 * iommufd's pinned size (measured to the kB; docs/IOMMUFD.md), not by the vhost-vdpa devices' share of
+	 * expected_kb (vhost-vdpa never charges locked_vm) */
+	if (ok && u->iof &&
+	    !iof_vmlck_moved(&u->iof_plan, u->mode == MODE_TRANSFER, u->iof_lck_before_kb, u->iof_lck_old_after_kb,
+			     u->iof_lck_after_kb)) {
+		upd_set_failure(u, CAUSE_VERIFY,
+			    "VmLck mismatch (mm accounting): expected %" PRId64 " kB moved; old %" PRId64 " -> %" PRId64
+			    " kB, new %" PRId64 " kB",
+			    u->iof_plan.vmlck_kb, u->iof_lck_before_kb, u->iof_lck_old_after_kb, u->iof_lck_after_kb);
+		ok = false;
+	}
+	return ok;
+}
+
 int update_cmd_ready(struct request *r)
 {
 	struct instance *inst = r->c->inst;
@@ -576,7 +628,7 @@ int update_cmd_ready(struct request *r)
 	const char *err = request_arg_str(r, "error");
 	int64_t t0 = now_monotonic_us();
 	json_object *v = NULL;
-	bool ok = true;
+	bool ok = true, early;
 	int k;
 
 	if (!u)
@@ -593,6 +645,14 @@ int update_cmd_ready(struct request *r)
 		return 0;
 	}
 	ready_params(u, r->args);
+	/* a mixed instance on path A: the charge first, before D's RESUME: a successor that did not move it is
+	 * killed (exec mode: the previous binary restarted, R13) while its vhost-vdpa devices are still
+	 * suspended as the saved state describes them (phase restore; docs/IOMMUFD.md "Mixed instances") */
+	early = u->iof && u->ndevs && u->route == 'A';
+	if (early && !charge_verified(u, r->args, true)) {
+		ok = false;
+		goto verified;
+	}
 	if (u->route == 'A') {
 		upd_set_phase(u, PH_RESUME);
 		for (unsigned i = 0; i < u->ndevs; i++) {
@@ -624,48 +684,12 @@ int update_cmd_ready(struct request *r)
 		json_object_put(u->devs[i].state_after);
 		u->devs[i].state_after = upd_dev_state(u, i);
 	}
-	/* iommufd: the successor says it called CHANGE_PROCESS on every held iommufd (and, optionally, where
-	 * it mapped the memfds now); VmPin below says whether the charge really moved */
-	if (u->iof && ok) {
-		char why[512];
-
-		if (upd_iof_ready(u, r->args, why, sizeof(why)) < 0) {
-			upd_set_failure(u, CAUSE_VERIFY, "%s", why);
-			ok = false;
-		}
-	}
-	/* N's VmPin unread would pass as 0 = the expected size in VA mode: not verified is not ok.  (O may
-	 * have exited in transfer mode: an unreadable old_after_kb stays 0, which is what a gone mm pins.) */
-	k = upd_vmpin_read(u->new_pid, &u->new_after_kb, u->iof ? &u->iof_lck_after_kb : NULL);
-	if (k < 0 && ok) {
-		upd_set_failure(u, CAUSE_VERIFY, "cannot read VmPin of the successor (pid %d): %s", (int)u->new_pid,
-			    strerror(-k));
-		ok = false;
-	}
-	if (u->mode == MODE_TRANSFER)
-		(void)upd_vmpin_read(u->old_pid, &u->old_after_kb, u->iof ? &u->iof_lck_old_after_kb : NULL);
-	else
-		u->old_after_kb = u->new_after_kb;
-	if (ok && !upd_vmpin_moved(u)) {
-		upd_set_failure(u, CAUSE_VERIFY,
-			    "VmPin mismatch: expected %" PRId64 " kB moved; old %" PRId64 " -> %" PRId64 " kB, new %" PRId64
-			    " -> %" PRId64 " kB",
-			    u->expected_kb, u->old_before_kb, u->old_after_kb, u->new_before_kb, u->new_after_kb);
-		ok = false;
-	}
-	/* iommufd in mm accounting mode (transfer mode only): VmLck moves with VmPin, O down and N up by the
-	 * pinned size (measured to the kB; docs/IOMMUFD.md) */
-	if (ok && u->iof && u->iof_acct == IOF_ACCT_MM && u->mode == MODE_TRANSFER &&
-	    (u->iof_lck_before_kb - u->iof_lck_old_after_kb != u->expected_kb || u->iof_lck_after_kb != u->expected_kb)) {
-		upd_set_failure(u, CAUSE_VERIFY,
-			    "VmLck mismatch (mm accounting): expected %" PRId64 " kB moved; old %" PRId64 " -> %" PRId64
-			    " kB, new %" PRId64 " kB",
-			    u->expected_kb, u->iof_lck_before_kb, u->iof_lck_old_after_kb, u->iof_lck_after_kb);
-		ok = false;
-	}
+	if (!early)
+		ok = charge_verified(u, r->args, ok);
 	/* last: the device's state (a failure above is the first cause and says more) */
 	if (ok && !device_state_verified(u))
 		ok = false;
+verified:
 	if (!ok) {
 		uint64_t id = u->id;
 

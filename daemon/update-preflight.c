@@ -177,6 +177,7 @@ int update_cmd_start(struct request *r)
 	struct upd_inst *ui;
 	_cleanup_update_ struct update *u = NULL;
 	struct held *other;
+	struct upd_iof_plan iplan = {};
 	json_object *argv = NULL, *v;
 	int64_t succ = -1, map_bytes = 0, pin = 0, mul = 0;
 	uint64_t soft = 0;
@@ -293,40 +294,28 @@ int update_cmd_start(struct request *r)
 		npa += d->pa;
 	}
 	/* iommufd and VFIO devices (docs/IOMMUFD.md): every refusal of CHANGE_PROCESS with its reason; when
-	 * none applies, an instance with nothing but iommufd/VFIO devices updates in exec mode: the successor
-	 * calls CHANGE_PROCESS and the charge of the declared attached file mappings moves to it (path A's
-	 * semantics: nothing re-pinned, the devices never stop) */
+	 * none applies, the successor calls CHANGE_PROCESS and the charge of the declared attached file
+	 * mappings moves to it (path A's semantics: nothing re-pinned, the devices never stop), and the
+	 * vhost-vdpa devices of the same instance (a mixed instance) take their own path in the same update */
 	if (upd_iof_held(inst)) {
-		struct upd_iof_plan plan;
 		int64_t vb = 0, vkb;
 
 		for (size_t i = 0; ui->mappings && i < json_object_array_length(ui->mappings); i++)
 			vb += upd_jint(json_object_array_get_idx(ui->mappings, i), "size", 0);
 		vkb = (int64_t)npa * vb / 1024;
-		if (upd_iof_preflight(inst, ui, u->mode == MODE_EXEC, succ > 0 ? (pid_t)succ : 0, vkb, &plan, why,
+		if (upd_iof_preflight(inst, ui, u->mode == MODE_EXEC, succ > 0 ? (pid_t)succ : 0, vkb, &iplan, why,
 				      sizeof(why)) < 0)
 			return refuse(r, inst, VLU_ERR_UNSUPPORTED, "%s", why);
-		if (u->ndevs)
+		if (!u->ndevs && want && strcmp(want, "auto") != 0 && strcmp(want, "A") != 0)
 			return refuse(r, inst, VLU_ERR_UNSUPPORTED,
-				      "%s, but an instance with both vhost-vdpa and iommufd/VFIO devices cannot be updated yet "
-				      "(docs/IOMMUFD.md)",
-				      why);
-		if (want && strcmp(want, "auto") != 0 && strcmp(want, "A") != 0)
-			return refuse(r, inst, VLU_ERR_UNSUPPORTED,
-				      "%s, but path %s is for vhost-vdpa devices: iommufd/VFIO devices move with "
-				      "IOMMU_IOAS_CHANGE_PROCESS (path A's semantics)",
+				      "%s, but path %s is for vhost-vdpa devices, and the instance has none: iommufd/VFIO "
+				      "devices move with IOMMU_IOAS_CHANGE_PROCESS (path A's semantics)",
 				      why, want);
 		u->iof = true;
-		u->iof_acct = plan.acct;
-		u->iof_memlock_need = plan.memlock_need;
-		u->expected_kb = (int64_t)(plan.pinned / 1024);
-		u->route = 'A';
-		snprintf(u->route_reason, sizeof(u->route_reason),
-			 "iommufd/VFIO devices only: the successor calls IOMMU_IOAS_CHANGE_PROCESS (%" PRIu64
-			 " kB pinned move, nothing re-pinned)",
-			 plan.pinned / 1024);
-	} else {
-		/* guest memory: every mapping in a stored memfd */
+		u->iof_acct = iplan.acct;
+	}
+	if (u->ndevs || !u->iof) {
+		/* guest memory of the vhost-vdpa devices: every mapping in a stored memfd */
 		if (!ui->mappings || json_object_array_length(ui->mappings) == 0)
 			return refuse(r, inst, VLU_ERR_UNSUPPORTED,
 				      "no mapping table (vmm.mappings): guest memory is not known to be in a stored memfd");
@@ -402,12 +391,38 @@ int update_cmd_start(struct request *r)
 		u->new_pid = (pid_t)succ;
 		u->new_pidfd = TAKE_FD(pfd);
 	}
-	if (!u->iof) {
-		if (!u->ndevs)
-			return refuse(r, inst, VLU_ERR_UNSUPPORTED, "instance '%s' holds no vhost-vdpa device", name);
+	if (!u->iof && !u->ndevs)
+		return refuse(r, inst, VLU_ERR_UNSUPPORTED, "instance '%s' holds no vhost-vdpa device", name);
+	if (u->ndevs) {
 		u->route = choose_path(u, want, disruptive, u->route_reason, sizeof(u->route_reason));
 		if (!u->route)
-			return refuse(r, inst, VLU_ERR_UNSUPPORTED, "%s", u->route_reason);
+			return refuse(r, inst, VLU_ERR_UNSUPPORTED, "%s%s", u->route_reason,
+				      u->iof ? " (the vhost-vdpa devices of an instance that also has iommufd/VFIO devices)" : "");
+	}
+	if (u->iof) {
+		/* what VmPin (and VmLck) must show: the vhost-vdpa share (moved on A/B, released and re-pinned
+		 * on C) plus the iommufd share (moved by CHANGE_PROCESS); docs/IOMMUFD.md "Mixed instances" */
+		struct iof_mix mix = { .route = u->ndevs ? u->route : 0, .vdpa_bytes = (uint64_t)u->expected_kb * 1024,
+				       .iof_bytes = iplan.pinned, .acct = iplan.acct, .same_user = true };
+
+		iof_mix_plan(&mix, &u->iof_plan);
+		u->expected_kb = u->iof_plan.expected_kb;
+		u->iof_memlock_need = u->iof_plan.memlock_need;
+		if (!u->ndevs) {
+			u->route = 'A';
+			snprintf(u->route_reason, sizeof(u->route_reason),
+				 "iommufd/VFIO devices only: the successor calls IOMMU_IOAS_CHANGE_PROCESS (%" PRIu64
+				 " kB pinned move, nothing re-pinned)",
+				 iplan.pinned / 1024);
+		} else {
+			size_t l = strlen(u->route_reason);
+
+			snprintf(u->route_reason + l, sizeof(u->route_reason) - l,
+				 "; iommufd/VFIO devices: the successor calls IOMMU_IOAS_CHANGE_PROCESS (%" PRIu64
+				 " kB move; vhost-vdpa %" PRId64 " kB %s)",
+				 iplan.pinned / 1024, u->iof_plan.vdpa_kb,
+				 u->iof_plan.vdpa_repinned ? "re-pinned" : u->iof_plan.vdpa_kb ? "moved" : "pinned: VA mode");
+		}
 	}
 	/* pinned memory: O's VmPin must already match the declared PA mappings */
 	k = upd_vmpin_read(inst->pid, &pin, NULL);

@@ -57,6 +57,7 @@ static struct rb_facts rb_facts(const struct update *u, enum rb_trigger t)
 		.retake = u->retake,
 		.device_state = u->fail[u->restarted || u->retake].cause == CAUSE_DEVICE_STATE,
 		.iommufd = u->iof,
+		.vdpa = u->ndevs > 0,
 		.kill_pending = u->kill_pending,
 		.old_killed = u->fail[0].killed == u->old_pid || u->fail[1].killed == u->old_pid,
 		.pol_restart_previous = vl.cfg->update_policy.restart_previous,
@@ -175,6 +176,10 @@ static void retake_tell(struct update *u)
 	jadd(d, "reclaim", jnew_bool(true));
 	jadd(d, "reopened", jnew_bool(true));
 	jadd(d, "devices", names);
+	/* a mixed instance: the successor may have moved the iommufd charge too (or, claimant gone before the
+	 * hand-over, nobody did: O's CHANGE_PROCESS is then a no-op from itself); O takes it back as well */
+	if (u->iof)
+		jadd(d, "iommufd", upd_iof_claim_info(u));
 	events_tell(upd_conn_by_id(u->old_conn), "update.rolled-back", u->inst->name, d);
 	log_info("update %" PRIu64 " of %s: device reopened, the old VMM %d takes it back", u->id, u->inst->name,
 		 (int)u->old_pid);
@@ -259,8 +264,10 @@ static void reclaim(struct update *u)
 
 /* iommufd/VFIO, transfer mode after N's claim (RB_RECLAIM): N may have called CHANGE_PROCESS, and only a
  * caller of it can take the charge back; the instance returns to O's connection and O is told to call it
- * (update.rolled-back with iommufd_change_process), then update.ready, where its VmPin is verified
- * (upd_retake_ready(), phase rollback).  0: under way. */
+ * (update.rolled-back with iommufd), then update.ready, where its VmPin is verified (upd_retake_ready(),
+ * phase rollback).  A mixed instance on path A or B: O re-owns its vhost-vdpa devices in the same step
+ * (reclaim:true, VHOST_NEW_OWNER; reinit on B) before its update.ready, and the VmPin verified is both
+ * shares.  0: under way. */
 static int iof_reclaim(struct update *u)
 {
 	struct conn *oc = upd_conn_by_id(u->old_conn);
@@ -281,7 +288,8 @@ static int iof_reclaim(struct update *u)
 	d = upd_event_base(u);
 	jadd(d, "reason", jnew_str(reason));
 	jadd(d, "phase", jnew_str(update_phase_name(u->retake_from)));
-	jadd(d, "reinit", jnew_bool(false));
+	/* a mixed instance on path B: the successor may have re-created the vrings; O re-creates them too */
+	jadd(d, "reinit", jnew_bool(u->ndevs && u->route == 'B'));
 	jadd(d, "reclaim", jnew_bool(true));
 	jadd(d, "reopened", jnew_bool(false));
 	jadd(d, "iommufd", claim);
@@ -572,7 +580,12 @@ int upd_retake_ready(struct request *r, struct update *u, const char *err)
 		r->ret = v;
 		return 0;
 	}
-	if (u->iof)
+	if (u->iof && u->ndevs)
+		upd_add_note(u, "; the old VMM (pid %d) took the device%s back (%s) and the iommufd charge "
+			     "(IOMMU_IOAS_CHANGE_PROCESS; VmPin %" PRId64 " kB)",
+			     (int)u->old_pid, u->ndevs > 1 ? "s" : "",
+			     u->route == 'C' ? "reopened, re-pinned" : "VHOST_NEW_OWNER", u->old_after_kb);
+	else if (u->iof)
 		upd_add_note(u, "; the old VMM (pid %d) took the iommufd charge back (IOMMU_IOAS_CHANGE_PROCESS; VmPin %" PRId64
 			     " kB)", (int)u->old_pid, u->old_after_kb);
 	else
@@ -580,7 +593,7 @@ int upd_retake_ready(struct request *r, struct update *u, const char *err)
 	upd_error_text(u, reason, sizeof(reason));
 	d = upd_event_base(u);
 	jadd(d, "reason", jnew_str(reason));
-	jadd(d, "reopened", jnew_bool(!u->iof));
+	jadd(d, "reopened", jnew_bool(u->route == 'C' && u->ndevs));
 	jadd(d, "brought_back", jnew_bool(true));
 	jadd(d, "pid", jnew_int(u->old_pid));
 	events_emit("update.rolled-back", u->inst->name, d);

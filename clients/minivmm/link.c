@@ -154,6 +154,9 @@ int mv_link_store(struct mv_vmm *v)
 	json_object_array_add(devs, d);
 	json_object_object_add(args, "mappings", maps);
 	json_object_object_add(args, "devices", devs);
+	if (v->o.edu)
+		/* the edu's window: its IOAS, its device and the MAP_FILE mapping (docs/IOMMUFD.md) */
+		json_object_object_add(args, "ioas", mv_edu_ioas_json(v));
 	r = vlu_call(v->link, "vmm.mappings", args, NULL, 0, 0, &ret, NULL, NULL);
 	if (r < 0) {
 		/* the update engine may not be there yet: the VMM still runs, the verdict says so */

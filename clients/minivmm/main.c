@@ -130,6 +130,10 @@ static void usage(FILE *f)
 		"live update by exec (paths A, B, C).\n"
 		"  --device PATH        open the vhost-vdpa device directly (standalone)\n"
 		"  --vlud SOCKET --instance NAME --vdpa NAME   get the device through vlud (libvlu)\n"
+		"  --edu /dev/vfio/devices/vfioN  also QEMU's edu (a DMA engine) on VFIO and iommufd, through\n"
+		"                       vlud: the last MiB of guest RAM mapped with IOMMU_IOAS_MAP_FILE, a DMA\n"
+		"                       check at start and after each update, which moves it with\n"
+		"                       IOMMU_IOAS_CHANGE_PROCESS (drops CAP_IPC_LOCK; needs --vlud)\n"
 		"  --mem SIZE           guest RAM (default 256M; K/M/G suffixes)\n"
 		"  --chunk SIZE         split the IOTLB mapping into ranges of SIZE (default: one range)\n"
 		"  --rate N             frames per second (default 1000)\n"
@@ -155,6 +159,8 @@ static void usage(FILE *f)
 		"  --no-cvq             negotiate no control virtqueue: no control state, broadcast frames\n"
 		"  --test-no-cvq-restore  test knob: as MINIVMM_TEST_NO_CVQ_RESTORE=1, through the argv vlud\n"
 		"                       gives a transfer-mode successor\n"
+		"  --test-edu-die-after-move  test knob: a successor (new image) exits right after its\n"
+		"                       IOMMU_IOAS_CHANGE_PROCESS, before update.ready (with --edu)\n"
 		"  --test-declare-changes LIST  test knob: a successor declares these device state members\n"
 		"                       (comma-separated, e.g. config.mac) changed on purpose in update.ready\n"
 		"  --json               print one JSON object with the verdict on stdout\n"
@@ -193,10 +199,12 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 {
 	enum { O_VLUD = 256, O_INSTANCE, O_VDPA, O_MEM, O_CHUNK, O_RATE, O_FLEN, O_INFL, O_DUR, O_UPAFTER,
 	       O_UPDATES, O_PATH, O_EXEC, O_DRAIN, O_NOPIN, O_JSON, O_PFRAMES, O_NOPREFAULT, O_HUGETLB, O_RINGBASE, O_MAC, O_NOCVQ,
-	       O_TNOCVQR, O_TDECLARE, O_REPORT };
+	       O_TNOCVQR, O_TDECLARE, O_REPORT, O_EDU, O_TEDUDIE };
 	static const struct option lo[] = {
 		{ "device", required_argument, NULL, 'd' },
 		{ "vlud", required_argument, NULL, O_VLUD },
+		{ "edu", required_argument, NULL, O_EDU },
+		{ "test-edu-die-after-move", no_argument, NULL, O_TEDUDIE },
 		{ "instance", required_argument, NULL, O_INSTANCE },
 		{ "vdpa", required_argument, NULL, O_VDPA },
 		{ "mem", required_argument, NULL, O_MEM },
@@ -300,6 +308,8 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 		case O_NOCVQ: o->cvq = false; break;
 		case O_TNOCVQR: o->test_no_cvq_restore = true; break;
 		case O_TDECLARE: o->test_declare_changes = optarg; break;
+		case O_EDU: o->edu = optarg; break;
+		case O_TEDUDIE: o->test_edu_die_after_move = true; break;
 		case O_MAC: {
 			unsigned m[6];
 			char end;
@@ -337,6 +347,9 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 		return fprintf(stderr, "give exactly one of --device and --vlud\n"), -EINVAL;
 	if (o->vlud && (!o->instance || !o->vdpa))
 		return fprintf(stderr, "--vlud needs --instance and --vdpa\n"), -EINVAL;
+	if (o->edu && (!o->vlud || o->mem_size < MV_MIN_MEM + MV_EDU_WINDOW))
+		return fprintf(stderr, "--edu needs --vlud and --mem of at least %u MiB\n",
+			       (unsigned)((MV_MIN_MEM + MV_EDU_WINDOW) >> 20)), -EINVAL;
 	if (o->chunk && o->chunk < o->mem_size && (o->mem_size + o->chunk - 1) / o->chunk > MV_MAX_MAPS)
 		return fprintf(stderr, "--chunk: at most %d ranges\n", MV_MAX_MAPS), -EINVAL;
 	if (!updates_set)
@@ -543,6 +556,9 @@ static int report(struct mv_vmm *v, int setup_error)
 	}
 	if (s->nupdates < v->o.updates && !setup_error && !v->stop)
 		FAIL("%u of %u updates done", s->nupdates, v->o.updates);
+	if (v->o.edu && v->edu.fails)
+		FAIL("edu: %u of %u DMA checks or moves failed (last: %s)", v->edu.fails, v->edu.checks,
+		     strerror(-v->edu.last_error));
 
 	json_object *dev = json_object_new_object();
 	json_object_object_add(dev, "path", json_object_new_string(v->dev.path));
@@ -587,6 +603,19 @@ static int report(struct mv_vmm *v, int setup_error)
 			v->link_mappings_error ? strerror(-v->link_mappings_error) : "not sent"));
 		json_object_object_add(root, "vlud", l);
 	}
+	if (v->o.edu) {
+		json_object *ed = json_object_new_object();
+
+		json_object_object_add(ed, "cdev", json_object_new_string(v->o.edu));
+		json_object_object_add(ed, "checks", json_object_new_int((int)v->edu.checks));
+		json_object_object_add(ed, "ok", json_object_new_int((int)v->edu.ok));
+		json_object_object_add(ed, "kept", json_object_new_int((int)v->edu.kept));
+		json_object_object_add(ed, "fails", json_object_new_int((int)v->edu.fails));
+		json_object_object_add(ed, "moves", json_object_new_int((int)v->edu.moves));
+		json_object_object_add(ed, "vmpin_before_kb", json_object_new_int64(v->edu.vmpin_before_kb));
+		json_object_object_add(ed, "vmpin_after_kb", json_object_new_int64(v->edu.vmpin_after_kb));
+		json_object_object_add(root, "edu", ed);
+	}
 	json_object_object_add(root, "minivmm", json_object_new_string("0.1.0"));
 	json_object_object_add(root, "pid", json_object_new_int((int)getpid()));
 	json_object_object_add(root, "device", dev);
@@ -606,6 +635,10 @@ static int report(struct mv_vmm *v, int setup_error)
 			printf("vlud: instance=%s device_fd=%s connected=%d stored=%u mappings=%s reattaches=%u\n", v->o.instance,
 			       v->dev_fd_name, v->link != NULL, v->link_stored,
 			       v->link_mappings_ok ? "ok" : v->link_mappings_error ? "error" : "not-sent", v->link_reattaches);
+		if (v->o.edu)
+			printf("edu: cdev=%s checks=%u ok=%u kept=%u fails=%u moves=%u vmpin_before_kb=%ld vmpin_after_kb=%ld "
+			       "change_process_ms=%.3f\n", v->o.edu, v->edu.checks, v->edu.ok, v->edu.kept, v->edu.fails,
+			       v->edu.moves, v->edu.vmpin_before_kb, v->edu.vmpin_after_kb, (double)v->edu.cp_us / 1e3);
 		printf("traffic: sent=%" PRIu64 " echoed=%" PRIu64 " lost=%" PRIu64 " dup=%" PRIu64 " corrupt=%" PRIu64
 		       " max_gap_ms=%.3f updates=%u\n", t->sent, t->echoed, t->lost, t->dup, t->corrupt + t->rx_short,
 		       ms(t->max_gap_us), s->nupdates);
@@ -729,6 +762,17 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	mv_mem_init(&v.mem);
 	mv_vdev_init(&v.dev);
+	mv_edu_init(&v.edu);
+	if (v.o.edu) {
+		mv_edu_name(&v.edu, v.o.edu);
+		/* iommufd accounts a mapping only when its mapper lacks CAP_IPC_LOCK (vlud refuses to update
+		 * unaccounted ones): every image drops it before it maps anything */
+		r = mv_edu_drop_ipc_lock();
+		if (r < 0) {
+			mv_log("edu: dropping CAP_IPC_LOCK: %s", strerror(-r));
+			return EXIT_SETUP;
+		}
+	}
 	for (unsigned q = 0; q < MV_NQ; q++)
 		mv_vq_init(&v.vq[q], q);
 	mv_vq_init(&v.cvq, MV_CVQ);
@@ -817,6 +861,13 @@ int main(int argc, char **argv)
 			setup_error = r;
 			goto out;
 		}
+		if (v.o.edu) {
+			r = mv_edu_open(&v);
+			if (r < 0) {
+				setup_error = r;
+				goto out;
+			}
+		}
 		if (v.link) {
 			r = mv_link_store(&v);
 			if (r < 0) {
@@ -844,6 +895,7 @@ out:
 	if (v.dev.fd >= 0)
 		(void)mv_vdev_set_status(&v.dev, 0);
 	mv_vdev_done(&v.dev);
+	mv_edu_done(&v.edu);
 	mv_mem_done(&v.mem);
 	v.sigfd = safe_close(v.sigfd);
 	mv_link_close(&v);

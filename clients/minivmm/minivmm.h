@@ -317,10 +317,43 @@ struct mv_opts {
 	uint8_t mac[6];			/* --mac: the MAC set through the CVQ */
 	bool test_no_cvq_restore;	/* --test-no-cvq-restore (a transfer successor gets no environment) */
 	const char *test_declare_changes;	/* --test-declare-changes: update.ready's device_state_changes */
+	const char *edu;		/* --edu CDEV: QEMU's edu on VFIO/iommufd too (edu.c; needs --vlud) */
+	bool test_edu_die_after_move;	/* --test-edu-die-after-move: a successor exits after CHANGE_PROCESS */
 	char **argv;			/* for the exec */
 };
 
 struct vlu;
+struct json_object;
+
+/* ------------------------------------------------------------------ edu.c */
+#define MV_EDU_WINDOW		(1u << 20)	/* the last MiB of guest RAM, edu's DMA window */
+#define MV_EDU_IOVA		((uint64_t)0x100000)	/* its IOVA (edu's addresses are 28 bits) */
+#define MV_EDU_IOMMUFD		"iommufd:iommu"	/* vlud's name of the held /dev/iommu fd */
+
+struct mv_edu {
+	int iommufd, devfd;		/* owned: from vlud (device.open, or the claim) */
+	uint32_t ioas;
+	volatile uint8_t *bar;		/* BAR0, mmapped */
+	char dev_name[80];		/* vlud's name of the held VFIO fd ("vfio:vfioN") */
+	unsigned checks, ok, kept, fails, moves;	/* DMA checks, passed, the previous copy found, failures,
+							 * CHANGE_PROCESS calls */
+	int last_error;
+	long vmpin_before_kb, vmpin_after_kb;	/* around the last CHANGE_PROCESS (the first image: MAP_FILE) */
+	uint64_t cp_us;
+};
+
+struct mv_vmm;
+void mv_edu_init(struct mv_edu *e);
+void mv_edu_done(struct mv_edu *e);
+void mv_edu_name(struct mv_edu *e, const char *cdev);
+int mv_edu_drop_ipc_lock(void);
+int mv_edu_open(struct mv_vmm *v);
+/* DMA check of image generation gen (check_gen >= 0: that generation's copy is still there first) */
+int mv_edu_check(struct mv_vmm *v, int64_t check_gen, uint32_t gen, const char *what);
+struct json_object *mv_edu_ioas_json(const struct mv_vmm *v);
+/* io: the claim's (or update.rolled-back's) "iommufd"; CHANGE_PROCESS, the DMA check, *moved the names */
+int mv_edu_take(struct mv_vmm *v, struct json_object *io, int64_t check_gen, uint32_t gen, const char *what,
+		struct json_object **moved);
 
 struct mv_vmm {
 	struct mv_opts o;
@@ -352,6 +385,7 @@ struct mv_vmm {
 	bool reopened;			/* old image: path C rollback, vlud reopened the device for us (retake it) */
 	uint64_t held_until_us;		/* new image, vlud gone at update.ready: no datapath until it is back
 					 * and gives us the instance, or until this time (vlud.c) */
+	struct mv_edu edu;		/* --edu (edu.c) */
 };
 
 /* main.c: datapath helpers also used by update.c */

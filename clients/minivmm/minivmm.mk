@@ -4,7 +4,7 @@
 #                                  shared libraries into the guest
 #   $(O)/tests/unit-minivmm-state  cmocka unit test of the state blob, traffic checker, ring driver, path
 #                                  choice, sizes
-MINIVMM_SRCS := main.c util.c mem.c vdev.c vq.c cvq.c traffic.c state.c path.c update.c link.c vlud.c
+MINIVMM_SRCS := main.c util.c mem.c vdev.c vq.c cvq.c traffic.c state.c path.c update.c link.c vlud.c edu.c
 MINIVMM_OBJS := $(patsubst %.c,$(O)/clients/minivmm/%.o,$(MINIVMM_SRCS))
 # full RELRO and every symbol bound at load (-z now): hardening, and no lazy binding on a new image's
 # first calls of json-c and libc inside the pause of a live update (docs/BENCH.md)

@@ -377,6 +377,8 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 	{
 		bool reopened = v->reopened;
 		int r = mv_update_rollback(v);
+		json_object *io = NULL;
+		_cleanup_json_ json_object *extra = NULL, *moved = NULL;
 
 		if (r == -EBUSY && reopened && !data && v->link) {
 			/* vlud restarted after its path-C claim handed the fresh open to the successor, which set
@@ -392,15 +394,24 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 		}
 		v->vmpin_idle_kb = -1; /* read again before the next update */
 
+		if (v->o.edu && data && json_object_object_get_ex(data, "iommufd", &io) && io && r >= 0) {
+			/* the successor may have moved the edu's charge (IOMMU_IOAS_CHANGE_PROCESS): only a caller of
+			 * it takes it back; our own copy checked, then our DMA again (docs/IOMMUFD.md) */
+			r = mv_edu_take(v, io, s->generation, s->generation, "reclaimed", &moved);
+			if (r >= 0 && (extra = json_object_new_object())) {
+				json_object_object_add(extra, "iommufd_moved", TAKE_PTR(moved));
+				json_object_object_add(extra, "ioas", mv_edu_ioas_json(v));
+			}
+		}
 		u->t_resume_us = touched || reopened ? mv_now_us() : 0;
 		u->error = err;
 		s->nupdates++;
 		upd_active = false;
-		if (reopened && v->link && data) {
+		if ((reopened || io) && v->link && data) {
 			/* vlud verifies (DRIVER_OK, our VmPin) and sends the verdict (not after a restart of vlud:
 			 * that one ended the update already) */
 			_cleanup_json_ json_object *verdict = NULL;
-			int k = vlu_update_ready(v->link, r < 0 ? strerror(-r) : NULL, &verdict);
+			int k = vlu_update_ready_with(v->link, r < 0 ? strerror(-r) : NULL, extra, &verdict);
 
 			if (k < 0)
 				log_daemon_error(v, "update.ready after taking the reopened device back", k);
@@ -637,7 +648,7 @@ static int claimed_fd(json_object *info, int *fds, size_t nfds, const char *name
 
 int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 {
-	_cleanup_json_ json_object *info = NULL, *verdict = NULL;
+	_cleanup_json_ json_object *info = NULL, *verdict = NULL, *edu_moved = NULL;
 	_cleanup_free_ int *fds = NULL;
 	struct mv_state *s = v->st;
 	size_t nfds = 0;
@@ -692,6 +703,17 @@ int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 		s->vq[q].kick_fd = fds[idx[3 + 2 * q]];
 		s->vq[q].call_fd = fds[idx[4 + 2 * q]];
 	}
+	if (v->o.edu) {
+		/* the edu's iommufd and VFIO device (a mixed instance: docs/IOMMUFD.md) */
+		int ii = claimed_fd(info, fds, nfds, MV_EDU_IOMMUFD), di = claimed_fd(info, fds, nfds, v->edu.dev_name);
+
+		if (ii < 0 || di < 0) {
+			r = -ENOENT;
+			goto fail;
+		}
+		v->edu.iommufd = TAKE_FD(fds[ii]);
+		v->edu.devfd = TAKE_FD(fds[di]);
+	}
 	for (size_t i = 0; i < nfds; i++) {
 		bool used = false;
 
@@ -703,11 +725,33 @@ int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 	v->link_stored = 5;
 	v->link_mappings_ok = true;
 	r = mv_update_takeover(v, MV_UPD_DAEMON_RESUMES | MV_UPD_CHECKS_LATER);
+	if (r >= 0 && v->o.edu) {
+		/* the vhost-vdpa device runs on its path; now the edu's pinned memory: IOMMU_IOAS_CHANGE_PROCESS
+		 * (vlud names the iommufds: the claim's "iommufd"), then its DMA check from this image */
+		json_object *io = NULL, *rb = NULL;
+		bool restarted;
+
+		(void)json_object_object_get_ex(info, "iommufd", &io);
+		restarted = io && json_object_object_get_ex(io, "rollback", &rb) && json_object_get_boolean(rb);
+		r = mv_edu_take(v, io, (int64_t)s->generation - 1, s->generation, restarted ? "restarted" : "successor",
+				&edu_moved);
+		if (r >= 0 && v->o.test_edu_die_after_move && !restarted) {
+			/* test knob (rig): the charge is ours now, and we die with it before update.ready */
+			mv_log("test: exiting with the edu's charge before update.ready (--test-edu-die-after-move)");
+			fflush(NULL);
+			_exit(4);
+		}
+	}
 	test_stop_at("ready");
 	{
 		int tk = r;
 		struct mv_update_rec *u = &s->upd[s->nupdates - 1];
 		json_object *extra = tk < 0 ? NULL : ready_report(v, u);
+
+		if (extra && edu_moved) {
+			json_object_object_add(extra, "iommufd_moved", TAKE_PTR(edu_moved));
+			json_object_object_add(extra, "ioas", mv_edu_ioas_json(v));
+		}
 
 		r = vlu_update_ready_with(v->link, tk < 0 ? strerror(-tk) : NULL, extra, &verdict);
 		json_object_put(extra);

@@ -666,6 +666,19 @@ static void print_verdict(json_object *vd)
 			 json_object_get_boolean(jget(vp, "moved_ok")) ? "ok" : "NOT ok");
 		print_row("VmPin", buf);
 	}
+	if (jget(vd, "iommufd")) {
+		/* iommufd/VFIO devices (docs/IOMMUFD.md): their share of VmPin, moved by CHANGE_PROCESS, and a mixed
+		 * instance's vhost-vdpa share beside it */
+		json_object *io = jget(vd, "iommufd");
+
+		snprintf(buf, sizeof(buf), "%" PRId64 " kB (%s accounting), moved by CHANGE_PROCESS on %s; vhost-vdpa %" PRId64
+			 " kB%s",
+			 json_object_get_int64(jget(io, "pinned_kb")), jstr(io, "accounting") ?: "?",
+			 jget(io, "moved") ? json_object_to_json_string_ext(jget(io, "moved"), JSON_C_TO_STRING_PLAIN) : "[]",
+			 json_object_get_int64(jget(io, "vhost_vdpa_kb")),
+			 json_object_get_boolean(jget(io, "vhost_vdpa_repinned")) ? " (re-pinned)" : "");
+		print_row("iommufd", buf);
+	}
 	if (st && json_object_is_type(st, json_type_array)) {
 		size_t n = json_object_array_length(st), len = 0;
 

@@ -206,6 +206,86 @@ static void refuses_memlock(void **state)
 	assert_int_equal(need, 4 * MiB);
 }
 
+/* the successor's RLIMIT_MEMLOCK with vhost-vdpa pins in the same update: not the sum of the two rules
+ * (user->locked_vm holds 2 * iof for a moment, the new mm's pinned_vm vdpa + iof), their maximum */
+static void memlock_need_mixed(void **state)
+{
+	(void)state;
+	assert_int_equal(iof_memlock_need(MiB, 0, true, true), 2 * MiB);   /* iommufd only, as before */
+	assert_int_equal(iof_memlock_need(0, 8 * MiB, true, true), 8 * MiB); /* vhost-vdpa only */
+	assert_int_equal(iof_memlock_need(MiB, 8 * MiB, true, true), 9 * MiB);
+	assert_int_equal(iof_memlock_need(4 * MiB, MiB, true, true), 8 * MiB); /* 2 * iof > vdpa + iof */
+	assert_int_equal(iof_memlock_need(4 * MiB, MiB, false, true), 5 * MiB); /* mm mode */
+	assert_int_equal(iof_memlock_need(4 * MiB, MiB, true, false), 5 * MiB); /* another user */
+}
+
+/* iof_preflight refuses a mixed instance whose successor's limit is short for vdpa + iof */
+static void refuses_memlock_mixed(void **state)
+{
+	struct iof_map maps[] = { m1 };
+	struct iof_ioas a = one(maps, 1);
+	struct iof_facts f = ok_facts();
+	uint64_t pinned, need;
+	char why[256];
+
+	(void)state;
+	f.vdpa_pinned_kb = 8192;
+	f.vmpin_kb = 8192 + 1024;
+	f.memlock_soft = 8 * MiB; /* the vhost-vdpa pins alone fit */
+	expect_refusal(&f, &a, 1, "charges it 9437184 (the iommufd pinned size plus the vhost-vdpa devices' pins");
+	f.allow_memlock_raise = true;
+	assert_int_equal(iof_preflight(&f, &a, 1, &pinned, &need, why, sizeof(why)), 0);
+	assert_int_equal(pinned, MiB);
+	assert_int_equal(need, 9 * MiB);
+}
+
+/* what VmPin and VmLck must show per path: the sum of both shares in VmPin on A, B and C (C's vhost-vdpa
+ * share re-pinned, not moved), VmLck the iommufd share in mm mode only */
+static void mix_plan_paths(void **state)
+{
+	struct iof_mix_plan p;
+
+	(void)state;
+	for (const char *r = "ABC"; *r; r++) {
+		iof_mix_plan(&(struct iof_mix){ .route = *r, .vdpa_bytes = 16 * MiB, .iof_bytes = MiB,
+						.acct = IOF_ACCT_USER, .same_user = true },
+			     &p);
+		assert_int_equal(p.expected_kb, 17 * 1024);
+		assert_int_equal(p.vdpa_kb, 16 * 1024);
+		assert_int_equal(p.iof_kb, 1024);
+		assert_int_equal(p.vdpa_repinned, *r == 'C');
+		assert_false(p.vmlck_verified);
+		assert_int_equal(p.vmlck_kb, 0);
+		assert_int_equal(p.memlock_need, 17 * MiB);
+		/* user mode: nothing in /proc shows user->locked_vm, so VmLck is not looked at */
+		assert_true(iof_vmlck_moved(&p, true, 0, 5, 7));
+		iof_mix_plan(&(struct iof_mix){ .route = *r, .vdpa_bytes = 16 * MiB, .iof_bytes = MiB,
+						.acct = IOF_ACCT_MM, .same_user = true },
+			     &p);
+		assert_int_equal(p.expected_kb, 17 * 1024);
+		assert_true(p.vmlck_verified);
+		assert_int_equal(p.vmlck_kb, 1024); /* vhost-vdpa never charges locked_vm */
+		assert_true(iof_vmlck_moved(&p, true, 1024, 0, 1024));
+		assert_false(iof_vmlck_moved(&p, true, 1024, 0, 17 * 1024)); /* the sum is wrong for VmLck */
+		assert_false(iof_vmlck_moved(&p, true, 1024, 1024, 1024));    /* O kept it */
+		assert_true(iof_vmlck_moved(&p, false, 0, 0, 0));		   /* exec mode: refused before */
+	}
+	/* VA-mode vhost-vdpa devices pin nothing: the iommufd share alone */
+	iof_mix_plan(&(struct iof_mix){ .route = 'C', .vdpa_bytes = 0, .iof_bytes = MiB, .acct = IOF_ACCT_USER,
+					.same_user = true },
+		     &p);
+	assert_int_equal(p.expected_kb, 1024);
+	assert_false(p.vdpa_repinned);
+	assert_int_equal(p.memlock_need, 2 * MiB);
+	/* no vhost-vdpa device (route 0): the iommufd-only update, whatever vdpa_bytes says */
+	iof_mix_plan(&(struct iof_mix){ .route = 0, .vdpa_bytes = 4 * MiB, .iof_bytes = MiB, .acct = IOF_ACCT_USER,
+					.same_user = true },
+		     &p);
+	assert_int_equal(p.expected_kb, 1024);
+	assert_int_equal(p.vdpa_kb, 0);
+	assert_int_equal(p.memlock_need, 2 * MiB);
+}
+
 static void check_ioas_shape(void **state)
 {
 	struct iof_map maps[] = { m1, m2 };
@@ -314,6 +394,9 @@ int main(void)
 		cmocka_unit_test(refuses_mm_exec),
 		cmocka_unit_test(refuses_undeclared),
 		cmocka_unit_test(refuses_memlock),
+		cmocka_unit_test(memlock_need_mixed),
+		cmocka_unit_test(refuses_memlock_mixed),
+		cmocka_unit_test(mix_plan_paths),
 		cmocka_unit_test(check_ioas_shape),
 		cmocka_unit_test(moved_names),
 		cmocka_unit_test(same_layout),

@@ -528,6 +528,83 @@ static void R13_iommufd_verify_failed(void **state)
 	assert_action(f, RB_FAIL);
 }
 
+/* A mixed instance (docs/IOMMUFD.md "Mixed instances"): the vhost-vdpa devices' path decides the row, the
+ * iommufd part only adds what the taker does (its CHANGE_PROCESS, verified by VmPin): transfer mode A/B
+ * after the claim reclaims (R8: O re-owns and calls CHANGE_PROCESS), C retakes (R9: the reopened device
+ * and CHANGE_PROCESS), before the claim resumes (R7: nothing of the iommufd moved) */
+static void R8_R9_mixed_transfer(void **state)
+{
+	struct rb_facts f;
+
+	(void)state;
+	for (const char *r = "ABC"; *r; r++) {
+		f = base(RBT_NEW_EXIT, true, *r, PH_RESTORE);
+		f.iommufd = true;
+		f.vdpa = true;
+		f.old_conn_free = true;
+		f.inst_on_old_conn = false;
+		f.released = *r == 'C';
+		assert_action(f, *r == 'C' ? RB_RETAKE : RB_RECLAIM);
+		/* a failed verification (VmPin of both shares, an iommufd not moved, DRIVER_OK): N is killed
+		 * first, then its exit is the row above */
+		f.trigger = RBT_VERIFY;
+		f.new_alive = true;
+		assert_action(f, RB_KILL_NEW);
+		/* before the claim: nothing moved, D RESUMEs what it suspended, O still owns all of it */
+		f = base(RBT_NEW_EXIT, true, *r, PH_CLAIM);
+		f.iommufd = true;
+		f.vdpa = true;
+		f.spawned = true;
+		assert_action(f, RB_RESUME);
+	}
+}
+
+/* R13 for a mixed instance in exec mode: a failed verification (the vhost-vdpa device's DRIVER_OK or
+ * state, an iommufd not moved, VmPin of both shares) kills the claimed image (the iommufd charge needs a
+ * claimant's CHANGE_PROCESS), and the restarted previous binary takes both back.  Path A: only what
+ * failed before D's RESUME (the charge, verified first, phase restore); after it the vhost-vdpa devices
+ * ran under N and the saved state no longer describes them: as R5 */
+static void R13_mixed_exec(void **state)
+{
+	struct rb_facts f;
+
+	(void)state;
+	for (const char *r = "ABC"; *r; r++) {
+		f = r12_exec(*r);
+		f.device_state = false;
+		f.iommufd = true;
+		f.vdpa = true;
+		if (*r == 'A')
+			f.phase = PH_RESTORE; /* the charge is verified before the RESUME */
+		assert_action(f, RB_KILL_OLD);
+		f.trigger = RBT_NEW_EXIT;
+		f.old_alive = false;
+		f.new_alive = false;
+		f.kill_pending = true;
+		assert_action(f, RB_RESTART_PREVIOUS);
+	}
+	/* path A after the RESUME (DRIVER_OK or the device state failed): as R5, N runs on with everything */
+	f = r12_exec('A');
+	f.iommufd = true;
+	f.vdpa = true;
+	assert_action(f, RB_FAIL);
+	f.device_state = false;
+	assert_action(f, RB_FAIL);
+	/* the iommufd-only update is route A without vhost-vdpa devices: restarted at any phase */
+	f.vdpa = false;
+	assert_action(f, RB_KILL_OLD);
+	/* transfer mode, path A, the charge failed before the RESUME: N killed, O reclaims at its exit (R8) */
+	f = base(RBT_VERIFY, true, 'A', PH_RESTORE);
+	f.iommufd = true;
+	f.vdpa = true;
+	f.new_alive = true;
+	assert_action(f, RB_KILL_NEW);
+	f.trigger = RBT_NEW_EXIT;
+	f.new_alive = false;
+	f.kill_pending = true;
+	assert_action(f, RB_RECLAIM);
+}
+
 /* the phase table: every phase named, the names daemon/state.c accepts */
 static void phase_table(void **state)
 {
@@ -636,6 +713,8 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(claimant_exit_waits_for_release),
 	cmocka_unit_test(R12_device_state_differs),
 	cmocka_unit_test(R13_iommufd_verify_failed),
+	cmocka_unit_test(R8_R9_mixed_transfer),
+	cmocka_unit_test(R13_mixed_exec),
 	cmocka_unit_test(phase_table),
 	cmocka_unit_test(stat_starttime),
 	cmocka_unit_test(doc_rows_match),

@@ -17,16 +17,18 @@ VLUD_OPTS=${VLUD_OPTS:-}
 VLUD_VMM_UIDS=${VLUD_VMM_UIDS:-0}
 VLUD_FD_TYPES=${VLUD_FD_TYPES:-'"memfd", "eventfd"'}
 VLUD_TIMEOUTS=${VLUD_TIMEOUTS:-}
+# the devices the VMM policy names (JSON strings; iommufd-update-mixed adds /dev/iommu and the VFIO cdev)
+VLUD_DEVICES=${VLUD_DEVICES:-'"vdpa0"'}
 
 # vlud_conf [EXTRA-JSON-MEMBERS]: write vlud.conf (the one configuration writer): socket $SOCK, root is
-# operator, one VMM policy (uids $VLUD_VMM_UIDS) for vdpa0 with fd types $VLUD_FD_TYPES and 16 fds, the
+# operator, one VMM policy (uids $VLUD_VMM_UIDS) for $VLUD_DEVICES (vdpa0) with fd types $VLUD_FD_TYPES and 16 fds, the
 # update deadlines (VLUD_TIMEOUTS), then EXTRA-JSON-MEMBERS (e.g. '"update": { "allow_memlock_raise": true }')
 vlud_conf() {
 	_to=
 	[ -n "$VLUD_TIMEOUTS" ] && _to=", \"timeouts\": { \"update\": { \"suspend_ms\": ${UPD_SUSPEND_MS:-2000}, \"save_ms\": ${UPD_SAVE_MS:-3000}, \"exec_ms\": ${UPD_EXEC_MS:-3000}, \"claim_ms\": ${UPD_CLAIM_MS:-4000}, \"commit_ms\": ${UPD_COMMIT_MS:-5000} } }"
 	cat > vlud.conf << EOF
 { "socket": { "path": "$SOCK" }, "operators": { "uids": [0] },
-  "vmms": [ { "uids": [$VLUD_VMM_UIDS], "devices": ["vdpa0"], "fd_types": [$VLUD_FD_TYPES], "max_fds": 16 } ]
+  "vmms": [ { "uids": [$VLUD_VMM_UIDS], "devices": [$VLUD_DEVICES], "fd_types": [$VLUD_FD_TYPES], "max_fds": 16 } ]
   $_to${1:+, $1} }
 EOF
 }
