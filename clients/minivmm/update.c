@@ -632,6 +632,10 @@ void mv_update_after_pause(struct mv_vmm *v)
 	if (path == 'C' && !v->o.prefault)
 		(void)mv_mem_drop_ptes(&v->mem);	/* after the pause: the re-pin faulted all of it in */
 	v->vmpin_idle_kb = mv_vmpin_kb(&pin, NULL) < 0 ? -1 : pin;
+	/* the vhost-vdpa device's share: read after update.ready, VmPin also holds the edu window's charge
+	 * this image took with IOMMU_IOAS_CHANGE_PROCESS (--edu; docs/IOMMUFD.md "Mixed instances") */
+	if (pin >= 0 && v->o.edu && v->edu.moves && v->edu.vmpin_after_kb > v->edu.vmpin_before_kb)
+		pin -= v->edu.vmpin_after_kb - v->edu.vmpin_before_kb;
 	u->vmpin_after_kb = pin;
 	mv_log("update %u: path %c done: device paused %.1f ms (suspend -> %s), exec -> image %.1f ms, "
 	       "owner %.1f ms, %s %.1f ms; VmPin %" PRId64 " kB -> %ld kB (expected %" PRId64 " kB); CVQ replay %u "
