@@ -321,7 +321,11 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 		 * it (the restarted vlud reserves the instance to it): not ours any more (chaos soak seed 6,
 		 * kill 53: vlud and then the successor killed after the claim; RESUME failed EPERM and the
 		 * datapath ran on a device this process no longer owned) */
-		int r = mv_vdev_new_owner(&v->dev, NULL);
+		/* first withdraw the consent we armed for the successor: while we still own the device this
+		 * stops a take-over racing ours (chaos soak, patched, seed 20261205 kill 140: the old VMM took
+		 * the device back as vlud died, the armed successor's VHOST_NEW_OWNER came 10 ms later, and the
+		 * old VMM ran on a device the successor owned; the successor died, its charge with it) */
+		int r = mv_vdev_arm(&v->dev, -1) == 0 ? -EBUSY : mv_vdev_new_owner(&v->dev, NULL);
 
 		if (r == 0) {
 			mv_log("vlud restarted and the successor that had taken the device over is gone: owner again "
