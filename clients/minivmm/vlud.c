@@ -325,7 +325,13 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 		 * stops a take-over racing ours (chaos soak, patched, seed 20261205 kill 140: the old VMM took
 		 * the device back as vlud died, the armed successor's VHOST_NEW_OWNER came 10 ms later, and the
 		 * old VMM ran on a device the successor owned; the successor died, its charge with it) */
-		int r = mv_vdev_arm(&v->dev, -1) == 0 ? -EBUSY : mv_vdev_new_owner(&v->dev, NULL);
+		int r;
+
+		(void)mv_vdev_arm(&v->dev, -1);
+		/* then who owns it: EBUSY we do, EPERM a live successor, 0 we took it from a dead one (the
+		 * withdrawal's own result does not say: a first version that trusted it ran on a device the
+		 * successor owned, seed 20261205 kill 112) */
+		r = mv_vdev_new_owner(&v->dev, NULL);
 
 		if (r == 0) {
 			mv_log("vlud restarted and the successor that had taken the device over is gone: owner again "
