@@ -341,18 +341,21 @@ static int parse_info(struct mv_edu *e, json_object *io, bool *ret_ours)
 }
 
 /* IOMMU_IOAS_CHANGE_PROCESS (the charge of the window to this process), then the DMA check of gen; *moved
- * (new array) names the iommufd; VmPin before and after the call logged and kept */
+ * (new array) names the iommufd; VmPin before and after the call logged and kept.  io: vlud's "iommufd"
+ * (the claim's or update.rolled-back's); NULL: vlud restarted and said nothing, our own iommufd and IOAS
+ * (the call moves nothing that is already ours: the kernel skips pages charged to this mm and user) */
 int mv_edu_take(struct mv_vmm *v, json_object *io, int64_t check_gen, uint32_t gen, const char *what,
 		json_object **moved)
 {
 	struct mv_edu *e = &v->edu;
 	struct iommu_ioas_change_process chp = { .size = sizeof(chp) };
-	bool ours;
+	bool ours = true;
 	uint64_t t0;
-	int r;
+	int r = 0;
 
 	*moved = NULL;
-	r = parse_info(e, io, &ours);
+	if (io)
+		r = parse_info(e, io, &ours);
 	if (r < 0 || !ours) {
 		mv_log("edu %s: vlud did not name %s to call IOMMU_IOAS_CHANGE_PROCESS on", what, MV_EDU_IOMMUFD);
 		e->fails++;

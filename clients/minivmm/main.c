@@ -161,6 +161,8 @@ static void usage(FILE *f)
 		"                       gives a transfer-mode successor\n"
 		"  --test-edu-die-after-move  test knob: a successor (new image) exits right after its\n"
 		"                       IOMMU_IOAS_CHANGE_PROCESS, before update.ready (with --edu)\n"
+		"  --test-stop-at POINT  test knob: as MINIVMM_TEST_STOP_AT=POINT, through the argv vlud\n"
+		"                       gives a transfer-mode successor (save, exec, claim, claimed, ready)\n"
 		"  --test-declare-changes LIST  test knob: a successor declares these device state members\n"
 		"                       (comma-separated, e.g. config.mac) changed on purpose in update.ready\n"
 		"  --json               print one JSON object with the verdict on stdout\n"
@@ -199,12 +201,13 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 {
 	enum { O_VLUD = 256, O_INSTANCE, O_VDPA, O_MEM, O_CHUNK, O_RATE, O_FLEN, O_INFL, O_DUR, O_UPAFTER,
 	       O_UPDATES, O_PATH, O_EXEC, O_DRAIN, O_NOPIN, O_JSON, O_PFRAMES, O_NOPREFAULT, O_HUGETLB, O_RINGBASE, O_MAC, O_NOCVQ,
-	       O_TNOCVQR, O_TDECLARE, O_REPORT, O_EDU, O_TEDUDIE };
+	       O_TNOCVQR, O_TDECLARE, O_REPORT, O_EDU, O_TEDUDIE, O_TSTOP };
 	static const struct option lo[] = {
 		{ "device", required_argument, NULL, 'd' },
 		{ "vlud", required_argument, NULL, O_VLUD },
 		{ "edu", required_argument, NULL, O_EDU },
 		{ "test-edu-die-after-move", no_argument, NULL, O_TEDUDIE },
+		{ "test-stop-at", required_argument, NULL, O_TSTOP },
 		{ "instance", required_argument, NULL, O_INSTANCE },
 		{ "vdpa", required_argument, NULL, O_VDPA },
 		{ "mem", required_argument, NULL, O_MEM },
@@ -310,6 +313,15 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 		case O_TDECLARE: o->test_declare_changes = optarg; break;
 		case O_EDU: o->edu = optarg; break;
 		case O_TEDUDIE: o->test_edu_die_after_move = true; break;
+		case O_TSTOP:
+			/* vlud gives a successor it spawns its own environment: the knob comes in the argv and
+			 * stays in ours (an exec'ed image of this process inherits it, as with the variable) */
+			if (strcmp(optarg, "save") != 0 && strcmp(optarg, "exec") != 0 && strcmp(optarg, "claim") != 0 &&
+			    strcmp(optarg, "claimed") != 0 && strcmp(optarg, "ready") != 0)
+				return fprintf(stderr, "--test-stop-at: save, exec, claim, claimed or ready\n"), -EINVAL;
+			if (setenv("MINIVMM_TEST_STOP_AT", optarg, 1) < 0)
+				return -errno;
+			break;
 		case O_MAC: {
 			unsigned m[6];
 			char end;

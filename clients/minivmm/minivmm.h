@@ -351,7 +351,7 @@ int mv_edu_open(struct mv_vmm *v);
 /* DMA check of image generation gen (check_gen >= 0: that generation's copy is still there first) */
 int mv_edu_check(struct mv_vmm *v, int64_t check_gen, uint32_t gen, const char *what);
 struct json_object *mv_edu_ioas_json(const struct mv_vmm *v);
-/* io: the claim's (or update.rolled-back's) "iommufd"; CHANGE_PROCESS, the DMA check, *moved the names */
+/* io: the claim's (or update.rolled-back's) "iommufd", NULL for our own; CHANGE_PROCESS, the DMA check, *moved the names */
 int mv_edu_take(struct mv_vmm *v, struct json_object *io, int64_t check_gen, uint32_t gen, const char *what,
 		struct json_object **moved);
 

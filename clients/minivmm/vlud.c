@@ -404,10 +404,16 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 		}
 		v->vmpin_idle_kb = -1; /* read again before the next update */
 
-		if (v->o.edu && data && json_object_object_get_ex(data, "iommufd", &io) && io && r >= 0) {
+		if (v->o.edu && r >= 0 &&
+		    ((data && json_object_object_get_ex(data, "iommufd", &io) && io) ||
+		     (!data && upd_transfer && v->edu.iommufd >= 0))) {
 			/* the successor may have moved the edu's charge (IOMMU_IOAS_CHANGE_PROCESS): only a caller of
-			 * it takes it back; our own copy checked, then our DMA again (docs/IOMMUFD.md) */
-			r = mv_edu_take(v, io, s->generation, s->generation, "reclaimed", &moved);
+			 * it takes it back; our own copy checked, then our DMA again (docs/IOMMUFD.md).  Without a
+			 * rollback event (vlud restarted during a transfer-mode update) nobody says whether the
+			 * successor got that far: we run the device again, so the charge is ours either way (io
+			 * NULL: our own iommufd; a no-op if it never moved) */
+			r = mv_edu_take(v, io, s->generation, s->generation, data ? "reclaimed" : "reclaimed-after-restart",
+					&moved);
 			if (r >= 0 && (extra = json_object_new_object())) {
 				json_object_object_add(extra, "iommufd_moved", TAKE_PTR(moved));
 				json_object_object_add(extra, "ioas", mv_edu_ioas_json(v));

@@ -4,12 +4,13 @@
 # PID 1, docs/RIG.md) and is killed with SIGKILL while idle and in the middle of updates; dk_run runs it all.
 FDS_DIR=/run/vlu-fdstore
 
-# vlud under vlu-fdstore (pid of the current vlud: $FDS_DIR/pid)
-# (the policy of lib/update.sh without vhost-vdpa fds, phase save's deadline 60 s: the VMM stopped there)
+# start_vlud_fdstore [EXTRA-JSON-MEMBERS]: vlud under vlu-fdstore (pid of the current vlud: $FDS_DIR/pid)
+# (the policy of lib/update.sh without vhost-vdpa fds, phase save's deadline 60 s: the VMM stopped there;
+# EXTRA-JSON-MEMBERS as vlud_conf's)
 start_vlud_fdstore() {
 	# shellcheck disable=SC2034 # read by vlud_conf
 	VLUD_FD_TYPES='"memfd", "eventfd"' UPD_SAVE_MS=60000
-	vlud_conf
+	vlud_conf "${1:-}"
 	mkdir -p "$FDS_DIR"
 	rm -f "$FDS_DIR"/*
 	vlu-fdstore --socket "$SOCK" --notify "$FDS_DIR/notify" --dir "$FDS_DIR" -- vlud -c vlud.conf -d > vlud.log 2>&1 &
