@@ -299,6 +299,7 @@ static int cmd_instance_register(struct request *r)
 	reattached = inst != NULL;
 	if (inst) {
 		instance_attach(inst, c, c->cred.pid, pidfd);
+		update_reattached(inst, c->cred.pid);
 		log_info("instance %s reattached by pid %d uid %u (%u fds)", name, (int)c->cred.pid,
 			 (unsigned)c->cred.uid, inst->n_held);
 		events_emit("instance.reattached", inst->name, instance_event_data(inst));

@@ -225,10 +225,28 @@ static bool fd_opens_rdev(int dirfd, pid_t pid, const char *n, uint64_t rdev)
 	return !(flags & O_PATH);
 }
 
+/* The service manager that keeps vlud's fd store: PID 1 (systemd), or vlud's parent when the environment
+ * names it $MANAGERPID (a user manager sets it for its services; the rig's stand-in vlu-fdstore too).  Any
+ * other parent (a wrapper or shell that passed NOTIFY_SOCKET on, a subreaper after the parent died) is a
+ * process like any other: its opens of the node count. */
+static pid_t store_manager(void)
+{
+	const char *e = getenv("MANAGERPID");
+	pid_t pp = getppid();
+	char *end;
+	long m;
+
+	if (!e || !*e)
+		return 1;
+	errno = 0;
+	m = strtol(e, &end, 10);
+	return !errno && !*end && m > 1 && m == (long)pp ? pp : 1;
+}
+
 unsigned device_holders(uint64_t rdev, bool skip_store, uid_t viewer, char *who, size_t len)
 {
 	DIR *proc = opendir("/proc");
-	pid_t self = getpid(), manager = skip_store ? getppid() : 0;
+	pid_t self = getpid(), manager = skip_store ? store_manager() : 0;
 	struct dirent *de;
 	unsigned n = 0;
 

@@ -275,6 +275,7 @@ int upd_dev_ioctl(struct update *u, unsigned i, unsigned long req, void *arg);
 int upd_dev_status(struct update *u, unsigned i, uint8_t *st);
 /* device i's visible state (devstate.h), or an "error" object when D holds no fd of it */
 json_object *upd_dev_state(struct update *u, unsigned i);
+bool upd_any_suspended(const struct update *u);
 void upd_resume_all(struct update *u);
 void upd_watch_pid(struct update *u, ev_io *w, int pidfd);
 void update_free(struct update *u);

@@ -56,13 +56,24 @@ bool update_persist_record(struct instance *inst, struct state_update *ret)
 	/* who they are: a restarted vlud reserves the instance to one of them only if its pid is still that
 	 * process (read while the update runs with them: once per pid, not at every phase) */
 	if (u->old_start_of != u->old_pid) {
-		u->old_start_of = u->old_pid;
-		if (upd_pid_starttime(u->old_pid, &u->old_start) < 0)
+		/* kept only when read while O's pidfd says it lives (the pid was that process at the read); a
+		 * failed read (EMFILE, ENOMEM) is tried again at the next write */
+		u->old_start = 0;
+		if (upd_pid_starttime(u->old_pid, &u->old_start) == 0 && upd_pidfd_alive(u->old_pidfd))
+			u->old_start_of = u->old_pid;
+		else
 			u->old_start = 0;
 	}
 	if (u->new_start_of != ret->new_pid) {
-		u->new_start_of = ret->new_pid;
-		if (!ret->new_pid || upd_pid_starttime(ret->new_pid, &u->new_start) < 0)
+		int pfd = u->new_pidfd >= 0 ? u->new_pidfd : u->claim_pidfd;
+
+		u->new_start = 0;
+		if (!ret->new_pid)
+			u->new_start_of = 0;
+		else if (upd_pid_starttime(ret->new_pid, &u->new_start) == 0 &&
+			 (ret->new_pid == u->old_pid ? upd_pidfd_alive(u->old_pidfd) : upd_pidfd_alive(pfd)))
+			u->new_start_of = ret->new_pid;
+		else
 			u->new_start = 0;
 	}
 	ret->old_start = u->old_start;
@@ -302,6 +313,12 @@ static void restore_one(struct instance *inst, const struct state_update *su)
 	/* the start time the record has for that pid (0: none, an older vlud's record) must still be the pid's:
 	 * else the process exited and the pid names another one now */
 	want_start = heir == su->old_pid ? su->old_start : su->new_start;
+	if (heir > 0 && su->start_bad) {
+		log_warning("update %" PRIu64 " of %s: the record's start times are malformed: pid %d cannot be "
+			    "identified, no reservation",
+			    su->id, inst->name, (int)heir);
+		heir = 0;
+	}
 	if (heir > 0 && want_start && upd_pid_starttime(heir, &heir_start) == 0 && heir_start != want_start) {
 		log_warning("update %" PRIu64 " of %s: pid %d owned the device, but it is another process now (start "
 			    "time %" PRIu64 ", recorded %" PRIu64 "): no reservation",

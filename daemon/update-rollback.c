@@ -399,6 +399,13 @@ void upd_rollback_act(struct update *u, enum rb_trigger t)
 		upd_finish(u, "failed", "update.completed", NULL);
 		return;
 	case RB_FAIL:
+		/* the devices' owner runs on (exec mode: the one process; transfer mode: the successor, O gone):
+		 * a device still suspended (a mixed instance on path A whose charge check failed before D's
+		 * RESUME) would stay stopped under it for good */
+		if (upd_any_suspended(u)) {
+			upd_resume_all(u);
+			upd_add_note(u, "; its devices resumed under the process that owns them");
+		}
 		upd_finish(u, "failed", "update.completed", NULL);
 		return;
 	case RB_KEEP_RETAKE:

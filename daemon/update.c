@@ -405,6 +405,14 @@ json_object *upd_dev_state(struct update *u, unsigned i)
 	return o;
 }
 
+bool upd_any_suspended(const struct update *u)
+{
+	for (unsigned i = 0; i < u->ndevs; i++)
+		if (u->devs[i].suspended)
+			return true;
+	return false;
+}
+
 void upd_resume_all(struct update *u)
 {
 	for (unsigned i = 0; i < u->ndevs; i++) {
@@ -1021,6 +1029,18 @@ void update_instance_gone(struct instance *inst)
 	inst->update = NULL;
 }
 
+void update_reattached(struct instance *inst, pid_t pid)
+{
+	struct upd_inst *ui = inst->update;
+
+	if (!ui || !ui->heir_pid || pid != ui->heir_pid)
+		return;
+	/* the owner is back (it lives: its pid is no other process's) and attached: the reservation has done
+	 * its job; dropped only now, so that a reattach failing after the check leaves it in place */
+	upd_heir_drop(ui);
+	persist_state_write();
+}
+
 int update_reattach_refused(struct instance *inst, pid_t pid, char *why, size_t len)
 {
 	struct upd_inst *ui = inst->update;
@@ -1035,12 +1055,8 @@ int update_reattach_refused(struct instance *inst, pid_t pid, char *why, size_t 
 		persist_state_write();
 		return 0;
 	}
-	if (pid == ui->heir_pid) {
-		/* the owner is back (it lives: its pid is no other process's): the reservation has done its job */
-		upd_heir_drop(ui);
-		persist_state_write();
-		return 0;
-	}
+	if (pid == ui->heir_pid)
+		return 0; /* the owner is back: the reservation ends once its reattach is done (update_reattached) */
 	snprintf(why, len,
 		 "instance '%s' is reserved to pid %d, which owned its device when vlud restarted during update "
 		 "%" PRIu64 ": only that process reattaches while it lives",

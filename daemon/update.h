@@ -38,6 +38,8 @@ bool update_running(const struct instance *inst);
 /* instance.register reattach by pid: 0, or -EBUSY with why (the instance is reserved to the process that
  * owned its device when a restart of vlud interrupted an update, while that process lives) */
 int update_reattach_refused(struct instance *inst, pid_t pid, char *why, size_t len);
+/* ... and once that reattach is done: the reservation ends if pid is the process it was for */
+void update_reattached(struct instance *inst, pid_t pid);
 
 /* persistence (daemon/persist.c builds the state document from these): the record of inst's running
  * update (false: none runs), and its last verdict as JSON text (malloc()ed, bounded by

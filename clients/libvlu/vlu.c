@@ -1136,11 +1136,16 @@ VLU_EXPORT int vlu_device_open(struct vlu *v, const char *device, int *ret_fd, j
 }
 
 /* device.reopen's reply describes the one fd it carries (docs/PROTOCOL.md): "fds" is that fd alone, under the
- * name asked for, with the character device's rdev, and "device" is an object.  0, or -EPROTO. */
+ * name asked for, with the character device's rdev, opened read-write (not O_PATH: fstat() of an O_PATH fd
+ * tells the same type and rdev, but no ioctl works on it), and "device" is an object.  0, or -EPROTO. */
 static int reopen_reply_ok(json_object *ret, const char *name, int fd)
 {
 	json_object *list, *e, *x;
 	struct stat st;
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || (fl & O_PATH) || (fl & O_ACCMODE) != O_RDWR)
+		return -EPROTO;
 
 	if (!json_object_is_type(ret, json_type_object) || !json_object_object_get_ex(ret, "fds", &list) ||
 	    !json_object_is_type(list, json_type_array) || json_object_array_length(list) != 1)

@@ -161,7 +161,7 @@ out:
 /* ---- vlu_device_reopen() against odd and hostile replies of a fake daemon (docs/PROTOCOL.md device.reopen):
  * each case is the reply's "return" (its one %s: the rdev of /dev/null, for a faithful one) and the fds it
  * carries */
-enum reopen_fds { RF_DEVNULL, RF_NONE, RF_TWO, RF_MEMFD };
+enum reopen_fds { RF_DEVNULL, RF_NONE, RF_TWO, RF_MEMFD, RF_OPATH, RF_RDONLY };
 #define RO_FD(extra) "{\"name\":\"vdpa:vdpa0\",\"type\":\"vhost-vdpa\",\"dev\":5,\"ino\":9" extra "}"
 #define RO_DEV "\"device\":{\"name\":\"vdpa0\",\"path\":\"/dev/vhost-vdpa-0\",\"status\":0}"
 #define RO_GOOD "{\"fds\":[" RO_FD(",\"rdev\":%s") "]," RO_DEV ",\"release_ms\":12.5,\"total_ms\":13.0}"
@@ -174,6 +174,8 @@ static const struct {
 	{ "no-fd", RO_GOOD, RF_NONE, -EPROTO },
 	{ "two-fds", RO_GOOD, RF_TWO, -EPROTO },
 	{ "not-a-character-device", RO_GOOD, RF_MEMFD, -EPROTO },
+	{ "an-o-path-fd-of-the-device", RO_GOOD, RF_OPATH, -EPROTO },
+	{ "a-read-only-fd-of-the-device", RO_GOOD, RF_RDONLY, -EPROTO },
 	{ "fds-missing", "{" RO_DEV ",\"x\":\"%s\"}", RF_DEVNULL, -EPROTO },
 	{ "fds-not-an-array", "{\"fds\":" RO_FD(",\"rdev\":%s") "," RO_DEV "}", RF_DEVNULL, -EPROTO },
 	{ "fds-empty", "{\"fds\":[]," RO_DEV ",\"x\":\"%s\"}", RF_DEVNULL, -EPROTO },
@@ -229,6 +231,12 @@ static void fake_reopen_daemon(int lfd, unsigned long long rdev)
 				break;
 			case RF_MEMFD:
 				fds[nfds++] = memfd_create("not-a-device", MFD_CLOEXEC);
+				break;
+			case RF_OPATH: /* fstat() says character device, the rdev matches: no ioctl works on it */
+				fds[nfds++] = open("/dev/null", O_PATH | O_CLOEXEC);
+				break;
+			case RF_RDONLY:
+				fds[nfds++] = open("/dev/null", O_RDONLY | O_CLOEXEC);
 				break;
 			case RF_NONE:
 				break;

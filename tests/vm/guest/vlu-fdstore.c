@@ -116,6 +116,14 @@ static int start(int lfd, char **argv)
 		if (sdstore_child_listen_fds(fds, names, (size_t)n) < 0)
 			_exit(126);
 		setenv("NOTIFY_SOCKET", S.path, 1);
+		{
+			/* who keeps the fd store, as a systemd user manager tells its services (vlud skips only
+			 * that process's copies of a device in device.reopen's holder scan) */
+			char m[16];
+
+			snprintf(m, sizeof(m), "%d", (int)getppid());
+			setenv("MANAGERPID", m, 1);
+		}
 		execvp(argv[0], argv);
 		fprintf(stderr, "vlu-fdstore: exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
