@@ -14,8 +14,9 @@
  * dst(G-1), is the old image's.  The old image taking the charge back after a rollback checks its own
  * copy, dst(G-1) of the failed successor's G, and writes it again.
  *
- * The uapi of Linux >= 6.13 (iommufd.h, the VFIO cdev ioctls) is copied from 7.3's include/uapi: the build
- * host's headers (6.1) have neither.
+ * The uapi of Linux >= 6.13 (iommufd.h, the VFIO cdev ioctls; the build host's headers, 6.1, have neither),
+ * edu's registers, its BAR0 enabling and DMA are kernel/uapi/vlu-vfio-edu.h's, shared with the rig's guest
+ * programs vlu-iommufd and vlu-iofbench.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -24,48 +25,12 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
-#include <linux/capability.h>
-#include <linux/types.h>
-#include <linux/vfio.h>
 
 #include "minivmm.h"
 #include "vlu.h"
+#include "vlu-vfio-edu.h"
 
-/* ---- uapi (Linux >= 6.13) ---- */
-#define IOMMUFD_TYPE (';')
-#define IOMMU_IOAS_ALLOC _IO(IOMMUFD_TYPE, 0x81)
-#define IOMMU_IOAS_MAP_FILE _IO(IOMMUFD_TYPE, 0x8f)
-#define IOMMU_IOAS_CHANGE_PROCESS _IO(IOMMUFD_TYPE, 0x92)
-#define IOMMU_IOAS_MAP_FIXED_IOVA (1 << 0)
-#define IOMMU_IOAS_MAP_WRITEABLE (1 << 1)
-#define IOMMU_IOAS_MAP_READABLE (1 << 2)
-struct iommu_ioas_alloc { __u32 size, flags, out_ioas_id; };
-struct iommu_ioas_map_file {
-	__u32 size, flags, ioas_id;
-	__s32 fd;
-	__aligned_u64 start, length, iova;
-};
-struct iommu_ioas_change_process { __u32 size, __reserved; };
-#define VFIO_DEVICE_BIND_IOMMUFD _IO(VFIO_TYPE, VFIO_BASE + 18)
-#define VFIO_DEVICE_ATTACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 19)
-struct vfio_device_bind_iommufd { __u32 argsz, flags; __s32 iommufd; __u32 out_devid; };
-struct vfio_device_attach_iommufd_pt { __u32 argsz, flags, pt_id; };
-
-/* ---- edu ---- */
-#define EDU_ID 0x00
-#define EDU_LIVE 0x04
-#define EDU_DMA_SRC 0x80
-#define EDU_DMA_DST 0x88
-#define EDU_DMA_CNT 0x90
-#define EDU_DMA_CMD 0x98
-#define EDU_CMD_START 0x1
-#define EDU_CMD_TO_RAM 0x2
-#define EDU_BUF 0x40000 /* its 4096-byte DMA buffer */
-#define EDU_BAR_SIZE (1 << 20)
 #define EDU_XFER 256
 #define EDU_SRC_PAGE 2
 #define EDU_NPAGES (MV_EDU_WINDOW / 4096)
@@ -82,14 +47,8 @@ static uint8_t seed(uint32_t gen)
 
 static void pattern(uint32_t gen, uint8_t *p)
 {
-	for (size_t i = 0; i < EDU_XFER; i++)
-		p[i] = (uint8_t)(seed(gen) + i * 7);
+	edu_pattern(seed(gen), p, EDU_XFER);
 }
-
-static uint64_t rd64(struct mv_edu *e, unsigned off) { return *(volatile uint64_t *)(e->bar + off); }
-static void wr64(struct mv_edu *e, unsigned off, uint64_t x) { *(volatile uint64_t *)(e->bar + off) = x; }
-static uint32_t rd32(struct mv_edu *e, unsigned off) { return *(volatile uint32_t *)(e->bar + off); }
-static void wr32(struct mv_edu *e, unsigned off, uint32_t x) { *(volatile uint32_t *)(e->bar + off) = x; }
 
 void mv_edu_init(struct mv_edu *e)
 {
@@ -117,72 +76,26 @@ void mv_edu_name(struct mv_edu *e, const char *cdev)
  * mappings made with it are not accounted and vlud refuses to update them (docs/IOMMUFD.md) */
 int mv_edu_drop_ipc_lock(void)
 {
-	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct c[2];
-
-	if (prctl(PR_CAPBSET_READ, CAP_IPC_LOCK, 0, 0, 0) == 1 && prctl(PR_CAPBSET_DROP, CAP_IPC_LOCK, 0, 0, 0) < 0 &&
-	    errno != EINVAL)
-		return -errno;
-	if (syscall(SYS_capget, &h, c) < 0)
-		return -errno;
-	c[0].effective &= ~(1U << CAP_IPC_LOCK);
-	c[0].permitted &= ~(1U << CAP_IPC_LOCK);
-	c[0].inheritable &= ~(1U << CAP_IPC_LOCK);
-	if (syscall(SYS_capset, &h, c) < 0)
-		return -errno;
-	return 0;
+	return drop_cap_ipc_lock();
 }
 
 /* memory + bus master in the command register (vfio-pci leaves bus mastering off), BAR0 mapped, edu's id */
 static int enable(struct mv_edu *e)
 {
-	struct vfio_region_info cfg = { .argsz = sizeof(cfg), .index = VFIO_PCI_CONFIG_REGION_INDEX };
-	struct vfio_region_info bar = { .argsz = sizeof(bar), .index = VFIO_PCI_BAR0_REGION_INDEX };
-	uint16_t command;
-	void *p;
+	int r;
 
 	if (e->bar)
 		return 0;
-	if (ioctl(e->devfd, VFIO_DEVICE_GET_REGION_INFO, &cfg) < 0 ||
-	    ioctl(e->devfd, VFIO_DEVICE_GET_REGION_INFO, &bar) < 0)
-		return -errno;
-	if (pread(e->devfd, &command, 2, (off_t)cfg.offset + 4) != 2)
-		return -EIO;
-	command |= 0x6;
-	if (pwrite(e->devfd, &command, 2, (off_t)cfg.offset + 4) != 2)
-		return -EIO;
-	if (bar.size < EDU_BAR_SIZE || !(bar.flags & VFIO_REGION_INFO_FLAG_MMAP))
-		return -ENXIO;
-	p = mmap(NULL, EDU_BAR_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, e->devfd, (off_t)bar.offset);
-	if (p == MAP_FAILED)
-		return -errno;
-	e->bar = p;
-	if ((rd32(e, EDU_ID) & 0xff) != 0xed) {
-		mv_log("edu: BAR0 id 0x%08x is not edu's", rd32(e, EDU_ID));
+	r = edu_enable(e->devfd, &e->bar);
+	if (r < 0)
+		return r;
+	if ((edu_rd32(e->bar, EDU_ID) & 0xff) != 0xed) {
+		mv_log("edu: BAR0 id 0x%08x is not edu's", edu_rd32(e->bar, EDU_ID));
 		return -ENODEV;
 	}
-	wr32(e, EDU_LIVE, 0x12345678);
-	if (rd32(e, EDU_LIVE) != ~0x12345678u)
+	edu_wr32(e->bar, EDU_LIVE, 0x12345678);
+	if (edu_rd32(e->bar, EDU_LIVE) != ~0x12345678u)
 		return -EIO;
-	return 0;
-}
-
-/* one DMA; the engine runs on a 100 ms virtual-time tick */
-static int dma(struct mv_edu *e, uint64_t src, uint64_t dst, uint64_t cnt, uint64_t flags)
-{
-	uint64_t t0 = mv_now_us();
-
-	wr64(e, EDU_DMA_SRC, src);
-	wr64(e, EDU_DMA_DST, dst);
-	wr64(e, EDU_DMA_CNT, cnt);
-	wr64(e, EDU_DMA_CMD, EDU_CMD_START | flags);
-	while (rd64(e, EDU_DMA_CMD) & EDU_CMD_START) {
-		if (mv_now_us() - t0 > 10000000)
-			return -ETIMEDOUT;
-		usleep(1000);
-	}
-	/* the device wrote guest RAM behind the compiler's back */
-	__asm__ __volatile__("" ::: "memory");
 	return 0;
 }
 
@@ -212,12 +125,8 @@ int mv_edu_check(struct mv_vmm *v, int64_t check_gen, uint32_t gen, const char *
 		e->kept++;
 	}
 	pattern(gen, pat);
-	memcpy(w + src, pat, EDU_XFER);
-	memset(w + dst, 0, EDU_XFER);
 	t0 = mv_now_us();
-	r = dma(e, MV_EDU_IOVA + src, EDU_BUF, EDU_XFER, 0);
-	if (r == 0)
-		r = dma(e, EDU_BUF, MV_EDU_IOVA + dst, EDU_XFER, EDU_CMD_TO_RAM);
+	r = edu_roundtrip(e->bar, w, MV_EDU_IOVA, src, dst, pat, EDU_XFER);
 	if (r < 0) {
 		mv_log("edu %s: DMA: %s", what, strerror(-r));
 		goto fail;

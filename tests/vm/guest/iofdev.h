@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * iofdev.h - what the rig's iommufd guest programs share (vlu-iommufd, vlu-iofbench; flavour iommufd,
- * docs/IOMMUFD.md): the iommufd and VFIO-cdev uapi of Linux >= 6.13 (copied from 7.3's
- * include/uapi/linux/{iommufd,vfio}.h: the build host's headers have no iommufd.h), QEMU's edu device
- * (its DMA engine behind the guest's IOMMU), /proc counters, fd passing, and opening, binding and attaching
- * the VFIO device to a new IOAS.  Included once, by the program's .c file, after guest-tap.h (it reports
- * through expect_ok() and tap()).
+ * docs/IOMMUFD.md): /proc counters, fd passing, and opening, binding and attaching the VFIO device (QEMU's
+ * edu, its DMA engine behind the guest's IOMMU) to a new IOAS.  The iommufd and VFIO-cdev uapi and the edu
+ * device's registers and DMA are kernel/uapi/vlu-vfio-edu.h's, shared with minivmm --edu.  Included once,
+ * by the program's .c file, after guest-tap.h (it reports through expect_ok() and tap()).
  */
 #ifndef VLU_IOFDEV_H
 #define VLU_IOFDEV_H
@@ -20,63 +19,11 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
-#include <linux/capability.h>
-#include <linux/types.h>
-#include <linux/vfio.h>
 
-/* ---- uapi (Linux >= 6.13) ---- */
-#define IOMMUFD_TYPE (';')
-#define IOMMU_IOAS_ALLOC _IO(IOMMUFD_TYPE, 0x81)
-#define IOMMU_IOAS_MAP _IO(IOMMUFD_TYPE, 0x85)
-#define IOMMU_IOAS_UNMAP _IO(IOMMUFD_TYPE, 0x86)
-#define IOMMU_OPTION _IO(IOMMUFD_TYPE, 0x87)
-#define IOMMU_IOAS_MAP_FILE _IO(IOMMUFD_TYPE, 0x8f)
-#define IOMMU_IOAS_CHANGE_PROCESS _IO(IOMMUFD_TYPE, 0x92)
-#define IOMMU_IOAS_MAP_FIXED_IOVA (1 << 0)
-#define IOMMU_IOAS_MAP_WRITEABLE (1 << 1)
-#define IOMMU_IOAS_MAP_READABLE (1 << 2)
-#define IOMMU_OPTION_RLIMIT_MODE 0
-#define IOMMU_OPTION_OP_SET 0
+#include "vlu-vfio-edu.h" /* iommufd + VFIO-cdev uapi, edu */
 
-struct iommu_ioas_alloc { __u32 size, flags, out_ioas_id; };
-struct iommu_ioas_map {
-	__u32 size, flags, ioas_id, __reserved;
-	__aligned_u64 user_va, length, iova;
-};
-struct iommu_ioas_map_file {
-	__u32 size, flags, ioas_id;
-	__s32 fd;
-	__aligned_u64 start, length, iova;
-};
-struct iommu_ioas_unmap { __u32 size, ioas_id; __aligned_u64 iova, length; };
-struct iommu_option {
-	__u32 size, option_id;
-	__u16 op, __reserved;
-	__u32 object_id;
-	__aligned_u64 val64;
-};
-struct iommu_ioas_change_process { __u32 size, __reserved; };
-
-#define VFIO_DEVICE_BIND_IOMMUFD _IO(VFIO_TYPE, VFIO_BASE + 18)
-#define VFIO_DEVICE_ATTACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 19)
-struct vfio_device_bind_iommufd { __u32 argsz, flags; __s32 iommufd; __u32 out_devid; };
-struct vfio_device_attach_iommufd_pt { __u32 argsz, flags, pt_id; };
-
-/* ---- edu (QEMU docs/specs/edu.rst) ---- */
-#define EDU_ID 0x00
-#define EDU_LIVE 0x04
-#define EDU_DMA_SRC 0x80
-#define EDU_DMA_DST 0x88
-#define EDU_DMA_CNT 0x90
-#define EDU_DMA_CMD 0x98
-#define EDU_CMD_START 0x1
-#define EDU_CMD_TO_RAM 0x2
-#define EDU_BUF 0x40000 /* its 4096-byte DMA buffer */
-#define EDU_BAR_SIZE (1 << 20)
 /* edu clamps DMA addresses to 28 bits by default: the IOVA window stays below 256 MiB */
 #define IOVA_BASE 0x100000ULL
 #define XFER 256
@@ -137,71 +84,10 @@ static inline void dev_done(struct dev *d)
 	d->iommufd = safe_close(d->iommufd);
 }
 
-static inline uint64_t rd64(struct dev *d, unsigned off) { return *(volatile uint64_t *)(d->bar + off); }
-static inline void wr64(struct dev *d, unsigned off, uint64_t v) { *(volatile uint64_t *)(d->bar + off) = v; }
-static inline uint32_t rd32(struct dev *d, unsigned off) { return *(volatile uint32_t *)(d->bar + off); }
-static inline void wr32(struct dev *d, unsigned off, uint32_t v) { *(volatile uint32_t *)(d->bar + off) = v; }
-
-/* Memory + bus master in the command register (vfio-pci leaves bus mastering off), BAR0 mapped. */
+/* Memory + bus master, BAR0 mapped (vlu-vfio-edu.h) */
 static inline int dev_enable(struct dev *d)
 {
-	struct vfio_region_info cfg = { .argsz = sizeof(cfg), .index = VFIO_PCI_CONFIG_REGION_INDEX };
-	struct vfio_region_info bar = { .argsz = sizeof(bar), .index = VFIO_PCI_BAR0_REGION_INDEX };
-	uint16_t command;
-	void *p;
-
-	if (ioctl(d->devfd, VFIO_DEVICE_GET_REGION_INFO, &cfg) < 0 ||
-	    ioctl(d->devfd, VFIO_DEVICE_GET_REGION_INFO, &bar) < 0)
-		return -errno;
-	if (pread(d->devfd, &command, 2, cfg.offset + 4) != 2)
-		return -EIO;
-	command |= 0x6;
-	if (pwrite(d->devfd, &command, 2, cfg.offset + 4) != 2)
-		return -EIO;
-	if (bar.size < EDU_BAR_SIZE || !(bar.flags & VFIO_REGION_INFO_FLAG_MMAP))
-		return -ENXIO;
-	p = mmap(NULL, EDU_BAR_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, d->devfd, bar.offset);
-	if (p == MAP_FAILED)
-		return -errno;
-	d->bar = p;
-	return 0;
-}
-
-/* One edu DMA; waits for the engine (it runs on a 100 ms virtual-time timer). */
-static inline int edu_dma(struct dev *d, uint64_t src, uint64_t dst, uint64_t cnt, uint64_t flags)
-{
-	double t0 = now_s();
-
-	wr64(d, EDU_DMA_SRC, src);
-	wr64(d, EDU_DMA_DST, dst);
-	wr64(d, EDU_DMA_CNT, cnt);
-	wr64(d, EDU_DMA_CMD, EDU_CMD_START | flags);
-	while (rd64(d, EDU_DMA_CMD) & EDU_CMD_START) {
-		if (now_s() - t0 > 10)
-			return -ETIMEDOUT;
-		usleep(1000);
-	}
-	return 0;
-}
-
-/* CAP_IPC_LOCK out of every set (bounding too: an exec'ed successor must not regain it). */
-static inline int drop_ipc_lock(void)
-{
-	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct c[2];
-
-	/* (already out of the bounding set: an exec'ed image of a VMM that dropped it; no CAP_SETPCAP needed) */
-	if (prctl(PR_CAPBSET_READ, CAP_IPC_LOCK, 0, 0, 0) == 1 && prctl(PR_CAPBSET_DROP, CAP_IPC_LOCK, 0, 0, 0) < 0 &&
-	    errno != EINVAL)
-		return -errno;
-	if (syscall(SYS_capget, &h, c) < 0)
-		return -errno;
-	c[0].effective &= ~(1U << CAP_IPC_LOCK);
-	c[0].permitted &= ~(1U << CAP_IPC_LOCK);
-	c[0].inheritable &= ~(1U << CAP_IPC_LOCK);
-	if (syscall(SYS_capset, &h, c) < 0)
-		return -errno;
-	return 0;
+	return edu_enable(d->devfd, &d->bar);
 }
 
 static inline int send_fds(int sock, const int *fds, int n, const void *data, size_t len)
@@ -259,9 +145,9 @@ static inline int bind_attach(struct dev *d, bool mm_mode)
 		return -1;
 	if (!expect_ok("enable-bar0", dev_enable(d) < 0 ? (errno = ENXIO, -1) : 0))
 		return -1;
-	expect_eq("edu-id-major", rd32(d, EDU_ID) & 0xff, 0xed);
-	wr32(d, EDU_LIVE, 0x12345678);
-	expect_eq("edu-liveness", rd32(d, EDU_LIVE), (uint32_t)~0x12345678u);
+	expect_eq("edu-id-major", edu_rd32(d->bar, EDU_ID) & 0xff, 0xed);
+	edu_wr32(d->bar, EDU_LIVE, 0x12345678);
+	expect_eq("edu-liveness", edu_rd32(d->bar, EDU_LIVE), (uint32_t)~0x12345678u);
 	return 0;
 }
 

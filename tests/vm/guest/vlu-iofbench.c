@@ -118,13 +118,8 @@ static void dma_check(struct dev *d, int memfd, uint8_t *mem, const char *what)
 	int r;
 
 	R->dma_checks++;
-	for (size_t i = 0; i < XFER; i++)
-		pat[i] = (uint8_t)(seed + i * 7);
-	memcpy(mem + src, pat, XFER);
-	memset(mem + dst, 0, XFER);
-	r = edu_dma(d, IOVA_BASE + src, EDU_BUF, XFER, 0);
-	if (r == 0)
-		r = edu_dma(d, EDU_BUF, IOVA_BASE + dst, XFER, EDU_CMD_TO_RAM);
+	edu_pattern(seed, pat, XFER);
+	r = edu_roundtrip(d->bar, mem, IOVA_BASE, src, dst, pat, XFER);
 	if (!check(r == 0, "%s: edu DMA failed: %s", what, ename(-r)))
 		return;
 	check(memcmp(mem + dst, pat, XFER) == 0, "%s: the DMA's copy at offset %#zx is not the pattern (%#x, want %#x)",
@@ -465,7 +460,7 @@ static int run(const char *self, const char *path, bool exec_mode, uint64_t size
 		if (!expect_ok("rlimit-memlock-raise", setrlimit(RLIMIT_MEMLOCK, &rl)))
 			goto out;
 	}
-	if (!expect_ok("drop-cap-ipc-lock", drop_ipc_lock() < 0 ? -1 : 0))
+	if (!expect_ok("drop-cap-ipc-lock", drop_cap_ipc_lock() < 0 ? -1 : 0))
 		goto out;
 	if (open_bind_attach(&d, path, false) < 0)
 		goto out;

@@ -37,8 +37,8 @@
  *       EOPNOTSUPP, with a plain IOMMU_IOAS_MAP (user VA) mapping it fails EINVAL.
  *
  * Exit status: 0 if every check passed, 1 if one failed, 2 on usage errors.
- * The uapi definitions (iofdev.h) are copied from Linux 7.3's include/uapi/linux/{iommufd,vfio}.h: the
- * build host's headers (Debian 12, 6.1) have no iommufd.h.
+ * The uapi definitions (kernel/uapi/vlu-vfio-edu.h, through iofdev.h) are copied from Linux 7.3's
+ * include/uapi/linux/{iommufd,vfio}.h: the build host's headers (Debian 12, 6.1) have no iommufd.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -78,7 +78,7 @@ static int failures;
 static bool fixed;
 
 #include "guest-tap.h"
-#include "iofdev.h" /* uapi, edu, /proc counters, fd passing, bind + attach */
+#include "iofdev.h" /* /proc counters, fd passing, bind + attach; uapi and edu: vlu-vfio-edu.h */
 
 /*
  * RAM -> device -> RAM: the pattern at mem[src_off] goes to edu's buffer and back to mem[dst_off]
@@ -92,14 +92,9 @@ static void dma_roundtrip(struct dev *d, int memfd, uint8_t *mem, size_t src_off
 	double t0;
 	int r;
 
-	for (size_t i = 0; i < XFER; i++)
-		pat[i] = (uint8_t)(seed + i * 7);
-	memcpy(mem + src_off, pat, XFER);
-	memset(mem + dst_off, 0, XFER);
+	edu_pattern(seed, pat, XFER);
 	t0 = now_s();
-	r = edu_dma(d, IOVA_BASE + src_off, EDU_BUF, XFER, 0);
-	if (r == 0)
-		r = edu_dma(d, EDU_BUF, IOVA_BASE + dst_off, XFER, EDU_CMD_TO_RAM);
+	r = edu_roundtrip(d->bar, mem, IOVA_BASE, src_off, dst_off, pat, XFER);
 	snprintf(n, sizeof(n), "%s.dma", name);
 	if (r < 0) {
 		tap_fail(n, "edu DMA failed: %s", ename(-r));
@@ -221,7 +216,7 @@ static int change_process(const char *self, const char *path, const char *acct, 
 	int st, fds[3];
 	double t0;
 
-	if (!none && !expect_ok("drop-cap-ipc-lock", drop_ipc_lock() < 0 ? -1 : 0))
+	if (!none && !expect_ok("drop-cap-ipc-lock", drop_cap_ipc_lock() < 0 ? -1 : 0))
 		return 1;
 	if (open_bind_attach(&d, path, mm) < 0)
 		goto out;
@@ -377,7 +372,7 @@ static int change_process_exec(const char *self, const char *path, const char *a
 	char a[4][16];
 	uint8_t *mem = MAP_FAILED;
 
-	if (!none && !expect_ok("drop-cap-ipc-lock", drop_ipc_lock() < 0 ? -1 : 0))
+	if (!none && !expect_ok("drop-cap-ipc-lock", drop_cap_ipc_lock() < 0 ? -1 : 0))
 		return 1;
 	if (open_bind_attach(&d, path, mm) < 0)
 		goto out;
@@ -580,7 +575,7 @@ static int via_vlud(const char *sock, const char *path, const char *bdf, bool ke
 	int fds[2] = { -EBADF, -EBADF };
 
 	snprintf(devname, sizeof(devname), "vfio:%s", vfname);
-	if (!keep_ipc_lock && !expect_ok("drop-cap-ipc-lock", drop_ipc_lock() < 0 ? -1 : 0))
+	if (!keep_ipc_lock && !expect_ok("drop-cap-ipc-lock", drop_cap_ipc_lock() < 0 ? -1 : 0))
 		return 1;
 	if (!expect_ok("connect", vr(vlu_connect(sock, 5000, &v))) || !expect_ok("register", vr(vlu_register(v, "iof1", false))))
 		goto out;
@@ -1093,8 +1088,7 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 	if (!expect_ok("mmap-memfd", m->mem == MAP_FAILED ? -1 : 0))
 		return 1;
 	printf("# %s: memfd mapped at %p\n", cmd, (void *)m->mem);
-	for (size_t i = 0; i < XFER; i++)
-		pat[i] = (uint8_t)(m->st.seed + i * 7);
+	edu_pattern(m->st.seed, pat, XFER);
 	/* what the previous image's DMA wrote through the IOMMU is in guest RAM, seen at the new address */
 	if (memcmp(m->mem + m->st.dst_off, pat, XFER) == 0)
 		tap(true, "data-kept");
@@ -1183,7 +1177,7 @@ static int vmm_main(int argc, char **argv)
 		cmd = c;
 	}
 	/* accounted mappings (user mode): every image of this VMM runs without CAP_IPC_LOCK */
-	if (!expect_ok("drop-cap-ipc-lock", drop_ipc_lock() < 0 ? -1 : 0))
+	if (!expect_ok("drop-cap-ipc-lock", drop_cap_ipc_lock() < 0 ? -1 : 0))
 		return 1;
 	if (vlu_update_token())
 		r = vmm_successor(&m, argv[2], argv[6], fault);
