@@ -18,6 +18,9 @@
  *       assertion): CHANGE_PROCESS moves no charge in that mode (a known kernel bug, docs/IOMMUFD.md),
  *       unless --fixed is given (a kernel with kernel/iommufd/'s fixes): then VmPin is asserted as in the
  *       other modes (A down and B up by the mapped size, B back to where it was after its unmap).
+ *       --maps N (change-process only): the memfd mapped as N MAP_FILE areas of BYTES/N each (1..4096,
+ *       consecutive in the memfd and in IOVA): one CHANGE_PROCESS moves them all, the counters are
+ *       asserted the same way; TAP names change-process-<acct>-mapsN.
  *   vlu-iommufd [--acct user|mm|none] [--size BYTES] change-process-exec /dev/vfio/devices/vfioN
  *       the exec case: process A maps as above and exec()s this program (the same pid, a new mm: A's mm
  *       has no user left) keeping the iommufd, device and memfd fds; the new image B maps the memfd,
@@ -203,7 +206,7 @@ out:
 }
 
 /* ---- change-process, process A ---- */
-static int change_process(const char *self, const char *path, const char *acct, uint64_t size)
+static int change_process(const char *self, const char *path, const char *acct, uint64_t size, unsigned maps)
 {
 	struct dev d = { .iommufd = -EBADF, .devfd = -EBADF };
 	_cleanup_close_ int memfd = -EBADF, sock = -EBADF;
@@ -227,13 +230,21 @@ static int change_process(const char *self, const char *path, const char *acct, 
 	if (!expect_ok("mmap-memfd", mem == MAP_FAILED ? -1 : 0))
 		goto out;
 	h.base_pin_kb = status_kb(getpid(), "VmPin"), h.base_lck_kb = status_kb(getpid(), "VmLck");
+	/* --maps N: N areas of size/N each, consecutive in the memfd and in IOVA (one CHANGE_PROCESS moves
+	 * them all; B's one unmap of the whole range removes them all) */
 	mf.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
-	mf.ioas_id = d.ioas, mf.fd = memfd, mf.start = 0, mf.length = size, mf.iova = IOVA_BASE;
+	mf.ioas_id = d.ioas, mf.fd = memfd, mf.length = size / maps;
 	t0 = now_s();
-	if (!expect_ok("map-file", ioctl(d.iommufd, IOMMU_IOAS_MAP_FILE, &mf)))
-		goto out;
-	printf("# IOMMU_IOAS_MAP_FILE of %" PRIu64 " kB (pins it: a device is attached) took %.2f ms\n", size / 1024,
-	       (now_s() - t0) * 1000);
+	for (unsigned k = 0; k < maps; k++) {
+		mf.start = k * mf.length, mf.iova = IOVA_BASE + k * mf.length;
+		if (ioctl(d.iommufd, IOMMU_IOAS_MAP_FILE, &mf) < 0) {
+			tap_fail("map-file", "area %u of %u: %s", k, maps, strerror(errno));
+			goto out;
+		}
+	}
+	tap(true, "map-file");
+	printf("# IOMMU_IOAS_MAP_FILE of %" PRIu64 " kB in %u area(s) (pins it: a device is attached) took %.2f ms\n",
+	       size / 1024, maps, (now_s() - t0) * 1000);
 	h.a_pin_kb = status_kb(getpid(), "VmPin"), h.a_lck_kb = status_kb(getpid(), "VmLck");
 	printf("# A after MAP_FILE: VmPin %lld kB (was %lld), VmLck %lld kB (was %lld)\n", h.a_pin_kb, h.base_pin_kb,
 	       h.a_lck_kb, h.base_lck_kb);
@@ -253,7 +264,8 @@ static int change_process(const char *self, const char *path, const char *acct, 
 		char arg[16];
 		int c = dup(sv[1]); /* without CLOEXEC: B's end survives the exec */
 		snprintf(arg, sizeof(arg), "%d", c);
-		execl(self, self, "--child", arg, acct, NULL);
+		/* B's TAP names: change-process-<acct>[-mapsN], as A's (cmd) */
+		execl(self, self, "--child", arg, cmd + strlen("change-process-"), NULL);
 		_exit(127);
 	}
 	safe_close(sv[1]);
@@ -1194,7 +1206,7 @@ static int vmm_main(int argc, char **argv)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: vlu-iommufd [--fixed] [--acct user|mm|none] [--size BYTES] change-process|change-process-exec|negative\n"
+	fprintf(stderr, "usage: vlu-iommufd [--fixed] [--acct user|mm|none] [--size BYTES] [--maps N] change-process|change-process-exec|negative\n"
 			"           /dev/vfio/devices/vfioN\n"
 			"       vlu-iommufd vlud SOCKET /dev/vfio/devices/vfioN BDF [--keep-ipc-lock]\n"
 			"       vlu-iommufd vmm SOCKET /dev/vfio/devices/vfioN BDF LOG MARKER\n"
@@ -1206,6 +1218,7 @@ int main(int argc, char **argv)
 {
 	const char *acct = "user", *s = getenv("VLUD_SCENARIO");
 	uint64_t size = 1 << 20;
+	unsigned long maps = 1;
 	int i = 1;
 
 	if (s && *s)
@@ -1214,7 +1227,7 @@ int main(int argc, char **argv)
 	 * printed, and A's and B's lines never interleave mid-line */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 4 && strcmp(argv[1], "--child") == 0) {
-		static char c[32];
+		static char c[48];
 		snprintf(c, sizeof(c), "change-process-%s", argv[3]);
 		cmd = c;
 		return child_main(atoi(argv[2]));
@@ -1240,17 +1253,23 @@ int main(int argc, char **argv)
 			acct = argv[i + 1];
 		else if (strcmp(argv[i], "--size") == 0)
 			size = strtoull(argv[i + 1], NULL, 0);
+		else if (strcmp(argv[i], "--maps") == 0)
+			maps = strtoul(argv[i + 1], NULL, 0);
 		else
 			return usage();
 	}
-	if (argc - i != 2 || size == 0 || size % 4096 || size > (64 << 20))
+	if (argc - i != 2 || size == 0 || size % 4096 || size > (64 << 20) || maps < 1 || maps > 4096 ||
+	    size % (maps * 4096) || (maps > 1 && strcmp(argv[i], "change-process") != 0))
 		return usage();
 	cmd = argv[i];
 	if (strcmp(cmd, "change-process") == 0) {
-		static char c[32];
-		snprintf(c, sizeof(c), "change-process-%s", acct);
+		static char c[48];
+		if (maps > 1)
+			snprintf(c, sizeof(c), "change-process-%s-maps%lu", acct, maps);
+		else
+			snprintf(c, sizeof(c), "change-process-%s", acct);
 		cmd = c;
-		return change_process("/proc/self/exe", argv[i + 1], acct, size);
+		return change_process("/proc/self/exe", argv[i + 1], acct, size, (unsigned)maps);
 	}
 	if (strcmp(cmd, "change-process-exec") == 0) {
 		static char c[40];

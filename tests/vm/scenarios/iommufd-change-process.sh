@@ -3,7 +3,8 @@
 # on /dev/iommu: IOAS_MAP_FILE of a memfd, edu DMA RAM -> device -> RAM checked; the iommufd and device fds
 # passed by SCM_RIGHTS to an exec'ed second process, which maps the memfd elsewhere, calls
 # IOMMU_IOAS_CHANGE_PROCESS and DMAs again into the memfd; VmPin (and VmLck in mm mode) moved exactly from
-# the first process to the second, in user and mm accounting modes. Negative: a plain IOMMU_IOAS_MAP
+# the first process to the second, in user and mm accounting modes, with one mapping and with 512 (4 KiB
+# areas of a 2 MiB memfd, --maps). Negative: a plain IOMMU_IOAS_MAP
 # mapping makes CHANGE_PROCESS fail EINVAL; __reserved set fails EOPNOTSUPP; an empty context is a no-op.
 # With CAP_IPC_LOCK kept (no accounting mode) the counters are reported, not asserted (docs/IOMMUFD.md).
 # The vdpa_sim device of the same boot is there too (one guest, both kinds of device).
@@ -36,6 +37,11 @@ vlu-iommufd --acct user change-process "$dev"
 expect change-process-user-exit $? -eq 0
 vlu-iommufd --acct mm change-process "$dev"
 expect change-process-mm-exit $? -eq 0
+# many mappings: 2 MiB as 512 MAP_FILE areas of 4 KiB (user mode needs twice that of RLIMIT_MEMLOCK at the call), one CHANGE_PROCESS moves them all (user and mm)
+vlu-iommufd --acct user --size 2097152 --maps 512 change-process "$dev"
+expect change-process-user-maps512-exit $? -eq 0
+vlu-iommufd --acct mm --size 2097152 --maps 512 change-process "$dev"
+expect change-process-mm-maps512-exit $? -eq 0
 vlu-iommufd negative "$dev"
 expect negative-exit $? -eq 0
 # CAP_IPC_LOCK kept (no accounting mode): DMA checked, the counters only reported ("# observed" lines)
