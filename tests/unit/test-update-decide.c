@@ -51,6 +51,9 @@ struct row {
 
 #define ROW(routes, want, t, tr, ph, ...) { __LINE__, (routes), (want), FACTS(t, tr, 0, ph, __VA_ARGS__) }
 
+/* O's process exited and its connection is closed (exec mode: the old image is gone) */
+#define O_GONE .old_alive = false, .old_conn = false
+
 static void check_rows(const struct row *rows, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -98,7 +101,7 @@ static void R2_old_dies_before_save(void **state)
 		/* its connection may still be open: the exit comes first */
 		ROW("A", RB_RESUME_ORPHANED, RBT_OLD_EXIT, false, PH_SAVE, .old_alive = false),
 		ROW("A", RB_RESUME_ORPHANED, RBT_OLD_EXIT, true, PH_SAVE, .old_alive = false),
-		ROW("A", RB_RESUME_ORPHANED, RBT_OLD_EXIT, true, PH_SAVE, .old_alive = false, .old_conn = false),
+		ROW("A", RB_RESUME_ORPHANED, RBT_OLD_EXIT, true, PH_SAVE, O_GONE),
 	};
 
 	(void)state;
@@ -113,28 +116,21 @@ static void R3_exec_restart_previous(void **state)
 		/* O died after saving, before its exec */
 		ROW("A", RB_RESTART_PREVIOUS, RBT_OLD_EXIT, false, PH_EXEC, .old_alive = false),
 		/* the new image never claims (its old connection closed at exec) */
-		ROW("C", RB_RESTART_PREVIOUS, RBT_DEADLINE, false, PH_EXEC, .old_conn = false, .old_alive = false),
+		ROW("C", RB_RESTART_PREVIOUS, RBT_DEADLINE, false, PH_EXEC, O_GONE),
 		/* N died after its claim (restored or not) */
-		ROW("B", RB_RESTART_PREVIOUS, RBT_NEW_EXIT, false, PH_RESTORE, .old_conn = false, .old_alive = false),
+		ROW("B", RB_RESTART_PREVIOUS, RBT_NEW_EXIT, false, PH_RESTORE, O_GONE),
 		/* ... but not while the successor still runs with the fds */
-		ROW("B", RB_KEEP, RBT_FAILED, false, PH_RESTORE, .old_conn = false, .old_alive = false,
-		    .new_alive = true),
+		ROW("B", RB_KEEP, RBT_FAILED, false, PH_RESTORE, O_GONE, .new_alive = true),
 		/* policy off, nothing recorded to restart, or the restart failed: every fd kept */
-		ROW("B", RB_KEEP, RBT_FAILED, false, PH_RESTORE, .old_conn = false, .old_alive = false,
-		    .pol_restart_previous = false),
-		ROW("B", RB_KEEP, RBT_FAILED, false, PH_RESTORE, .old_conn = false, .old_alive = false,
-		    .prev_binary = false),
-		ROW("B", RB_KEEP, RBT_FAILED, false, PH_RESTORE, .old_conn = false, .old_alive = false,
-		    .restart_failed = true),
+		ROW("B", RB_KEEP, RBT_FAILED, false, PH_RESTORE, O_GONE, .pol_restart_previous = false),
+		ROW("B", RB_KEEP, RBT_FAILED, false, PH_RESTORE, O_GONE, .prev_binary = false),
+		ROW("B", RB_KEEP, RBT_FAILED, false, PH_RESTORE, O_GONE, .restart_failed = true),
 		/* before any claim: the devices stay suspended */
-		ROW("A", RB_KEEP_SUSPENDED, RBT_DEADLINE, false, PH_EXEC, .old_conn = false, .old_alive = false,
-		    .restart_failed = true),
+		ROW("A", RB_KEEP_SUSPENDED, RBT_DEADLINE, false, PH_EXEC, O_GONE, .restart_failed = true),
 		/* the restarted binary fails in turn: no second restart */
-		ROW("A", RB_KEEP_SUSPENDED, RBT_NEW_EXIT, false, PH_CLAIM, .old_conn = false, .old_alive = false,
-		    .restarted = true),
+		ROW("A", RB_KEEP_SUSPENDED, RBT_NEW_EXIT, false, PH_CLAIM, O_GONE, .restarted = true),
 		/* O's exit does not matter once the previous binary runs */
-		ROW("A", RB_IGNORE, RBT_OLD_EXIT, false, PH_CLAIM, .old_conn = false, .old_alive = false,
-		    .restarted = true),
+		ROW("A", RB_IGNORE, RBT_OLD_EXIT, false, PH_CLAIM, O_GONE, .restarted = true),
 	};
 
 	(void)state;
@@ -158,8 +154,7 @@ static void R4_deadline_kill(void **state)
 		/* transfer mode: N after its claim, a spawned N that never claims, the restarted previous binary */
 		ROW("A", RB_KILL_NEW, RBT_DEADLINE, true, PH_RESTORE, .new_alive = true),
 		ROW("C", RB_KILL_NEW, RBT_DEADLINE, true, PH_CLAIM, .new_alive = true, .spawned = true),
-		ROW("A", RB_KILL_NEW, RBT_DEADLINE, false, PH_CLAIM, .old_conn = false, .old_alive = false,
-		    .restarted = true, .new_alive = true),
+		ROW("A", RB_KILL_NEW, RBT_DEADLINE, false, PH_CLAIM, O_GONE, .restarted = true, .new_alive = true),
 		/* never an operator-named successor before its claim: it holds nothing */
 		ROW("A", RB_RESUME, RBT_DEADLINE, true, PH_CLAIM, .new_alive = true),
 		/* never O while it takes a reopened device back */
@@ -206,9 +201,9 @@ static void R6_transfer_old_dies_after_save(void **state)
 		/* O's exit after N's claim does not matter either */
 		ROW("ABC", RB_IGNORE, RBT_OLD_EXIT, true, PH_RESTORE, .old_alive = false, .new_alive = true),
 		/* N then fails before its claim: RESUME, failed */
-		ROW("ABC", RB_RESUME_ORPHANED, RBT_NEW_EXIT, true, PH_CLAIM, .old_alive = false, .old_conn = false),
+		ROW("ABC", RB_RESUME_ORPHANED, RBT_NEW_EXIT, true, PH_CLAIM, O_GONE),
 		/* ... or after it: every fd kept */
-		ROW("ABC", RB_KEEP, RBT_NEW_EXIT, true, PH_RESTORE, .old_alive = false, .old_conn = false),
+		ROW("ABC", RB_KEEP, RBT_NEW_EXIT, true, PH_RESTORE, O_GONE),
 		/* not before O saved */
 		ROW("A", RB_RESUME_ORPHANED, RBT_OLD_EXIT, true, PH_SAVE, .old_alive = false, .saved = false),
 	};
@@ -297,13 +292,11 @@ static void claimant_exit_waits_for_release(void **state)
 {
 	static const struct row rows[] = {
 		/* exec mode: the claimant is O's pid */
-		ROW("C", RB_IGNORE, RBT_OLD_EXIT, false, PH_CLAIM, .old_conn = false, .old_alive = false,
-		    .claim_pending = true),
+		ROW("C", RB_IGNORE, RBT_OLD_EXIT, false, PH_CLAIM, O_GONE, .claim_pending = true),
 		/* then the completion, the claimant gone: the previous binary takes the reopened device */
-		ROW("C", RB_RESTART_PREVIOUS, RBT_FAILED, false, PH_CLAIM, .old_conn = false, .old_alive = false,
-		    .released = true),
+		ROW("C", RB_RESTART_PREVIOUS, RBT_FAILED, false, PH_CLAIM, O_GONE, .released = true),
 		/* without the pending close, as before: the exit decides now */
-		ROW("C", RB_RESTART_PREVIOUS, RBT_OLD_EXIT, false, PH_CLAIM, .old_conn = false, .old_alive = false),
+		ROW("C", RB_RESTART_PREVIOUS, RBT_OLD_EXIT, false, PH_CLAIM, O_GONE),
 		/* transfer mode: the claimant N */
 		ROW("C", RB_IGNORE, RBT_NEW_EXIT, true, PH_CLAIM, .spawned = true, .claim_pending = true),
 		ROW("C", RB_RETAKE_REOPENED, RBT_FAILED, true, PH_CLAIM, .spawned = true, .released = true),
