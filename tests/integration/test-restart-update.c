@@ -139,6 +139,26 @@ static int craft_state(const char *body)
 	return fd;
 }
 
+/* vlud started again from a crafted state: body (freed here; NULL: it could not be made) put into the store by
+ * craft_state(), then the start, each a TAP check named by the caller (the log dumped when there is no READY=1);
+ * the state memfd (the caller's), or -1 after a failed check */
+static int restart_from_state(const char *dir, int lfd, const char *cfg, char *body, const char *written,
+			      const char *ready)
+{
+	int fd = body ? craft_state(body) : -ENOMEM, r;
+
+	free(body);
+	if (!tap_check(fd >= 0, written, "%s", strerror(-fd)))
+		return -1;
+	r = restart(dir, lfd, cfg);
+	if (!tap_check(r == 0, ready, "%s", strerror(-r))) {
+		integ_daemon_dump_log(&D);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* process pid's start time, /proc/PID/stat field 22 (counted here after the name's last ')'), or 0 */
 static unsigned long long pid_start(pid_t pid)
 {
@@ -261,12 +281,11 @@ int main(void)
 		struct stat st;
 		char *body = NULL;
 		long long now_us = (long long)time(NULL) * 1000000LL;
-		int n;
 
 		if (!tap_check(ws >= 0 && st_fd >= 0 && held >= 0 && fstat(held, &st) == 0, "crafted-state-setup",
 			       "state %d, h1 %d", st_fd, held))
 			goto out;
-		n = asprintf(&body,
+		if (asprintf(&body,
 			     "VLUDSTATE 1\n{\"next_id\":2,\"written_us\":0,\"instances\":[{\"name\":\"vm9\",\"pid\":%d,"
 			     "\"uid\":0,\"gid\":0,\"registered_us\":0,\"orphaned\":false,\"orphaned_us\":0}],"
 			     "\"fds\":[{\"id\":1,\"instance\":\"vm9\",\"name\":\"ram0\",\"type\":\"memfd\",\"dev\":%llu,"
@@ -275,17 +294,13 @@ int main(void)
 			     "\"old_pid\":%d,\"new_pid\":0,\"started_us\":%lld,\"devices\":[{\"name\":\"vdpa:vdpa0\","
 			     "\"suspended\":true,\"reset\":false,\"released\":false}]}]}\n",
 			     (int)getpid(), (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (int)getpid(),
-			     now_us - 1000000LL);
+			     now_us - 1000000LL) < 0)
+			body = NULL;
 		close(st_fd);
-		st_fd = n > 0 ? craft_state(body) : -ENOMEM;
-		free(body);
-		if (!tap_check(st_fd >= 0, "crafted-state-written", "%s", strerror(-st_fd)))
+		st_fd = restart_from_state(dir, lfd, cfg, body, "crafted-state-written",
+					   "restart-with-update-record-ready");
+		if (st_fd < 0)
 			goto out;
-	}
-	r = restart(dir, lfd, cfg);
-	if (!tap_check(r == 0, "restart-with-update-record-ready", "%s", strerror(-r))) {
-		integ_daemon_dump_log(&D);
-		goto out;
 	}
 	{
 		_cleanup_json_ json_object *s = NULL;
@@ -393,15 +408,9 @@ int main(void)
 			     (unsigned long long)st.st_ino, (int)old_vmm, (int)succ, pid_start(succ),
 			     (long long)time(NULL) * 1000000LL - 1000000LL) < 0)
 			body = NULL;
-		st_fd = body ? craft_state(body) : -ENOMEM;
-		free(body);
-		if (!tap_check(st_fd >= 0, "commit-state-written", "%s", strerror(-st_fd)))
+		st_fd = restart_from_state(dir, lfd, cfg, body, "commit-state-written", "commit-restart-ready");
+		if (st_fd < 0)
 			goto part3_end;
-		r = restart(dir, lfd, cfg);
-		if (!tap_check(r == 0, "commit-restart-ready", "%s", strerror(-r))) {
-			integ_daemon_dump_log(&D);
-			goto part3_end;
-		}
 		{
 			_cleanup_json_ json_object *st_reply = NULL;
 			bool ok = status_of("vm8", &st_reply);
@@ -540,15 +549,9 @@ part3_end:
 			     lstart + 1) < 0)
 			body = NULL;
 #undef KEPT_INST
-		st_fd = body ? craft_state(body) : -ENOMEM;
-		free(body);
-		if (!tap_check(st_fd >= 0, "kept-state-written", "%s", strerror(-st_fd)))
+		st_fd = restart_from_state(dir, lfd, cfg, body, "kept-state-written", "kept-restart-ready");
+		if (st_fd < 0)
 			goto part4_end;
-		r = restart(dir, lfd, cfg);
-		if (!tap_check(r == 0, "kept-restart-ready", "%s", strerror(-r))) {
-			integ_daemon_dump_log(&D);
-			goto part4_end;
-		}
 		snprintf(want, sizeof(want), "instance vm7: the reattach reservation to pid %d (update 60) is dropped: "
 			 "the process exited", (int)dead);
 		tap_check(log_count(want) == 1, "dropped-exited-logged", "%d lines of %s", log_count(want), want);

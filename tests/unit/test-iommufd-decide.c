@@ -13,20 +13,18 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "basics.h"
 #include "iommufd-decide.h"
 
 #define MiB (1024u * 1024u)
 
-static struct iof_map m1 = { .iova = 0x100000, .size = MiB, .offset = 0, .file = true, .memfd = "ram",
-			     .memfd_stored = true, .memfd_size = 2 * MiB };
-static struct iof_map m2 = { .iova = 0x200000, .size = MiB, .offset = MiB, .file = true, .memfd = "ram",
-			     .memfd_stored = true, .memfd_size = 2 * MiB };
+/* two file mappings of the stored memfd 'ram' (2 MiB): its first and its second MiB */
+#define MAP1 .iova = 0x100000, .size = MiB, .offset = 0, .file = true, .memfd = "ram", .memfd_stored = true,           \
+	     .memfd_size = 2 * MiB
+#define MAP2 .iova = 0x200000, .size = MiB, .offset = MiB, .file = true, .memfd = "ram", .memfd_stored = true,         \
+	     .memfd_size = 2 * MiB
 
-static struct iof_facts ok_facts(void)
-{
-	return (struct iof_facts){ .change_process = 1, .exec_mode = true, .vmpin_kb = 2048,
-				   .memlock_soft = 8 * MiB, .same_user = true };
-}
+static const struct iof_map m1 = { MAP1 }, m2 = { MAP2 };
 
 static struct iof_ioas one(struct iof_map *maps, size_t n)
 {
@@ -34,176 +32,177 @@ static struct iof_ioas one(struct iof_map *maps, size_t n)
 				  .maps = maps, .nmaps = n };
 }
 
-static void expect_refusal(const struct iof_facts *f, const struct iof_ioas *a, size_t n, const char *words)
-{
-	char why[512] = "";
-	uint64_t pinned = 1, need = 1;
+/* A preflight case: the facts that pass (the kernel has CHANGE_PROCESS, exec mode, VmPin 2 MiB, an 8 MiB
+ * RLIMIT_MEMLOCK, the same user) and what the case changes, one IOAS ("iommufd:iommu" IOAS 2, user
+ * accounting, one device) with the given mappings; then the pinned size and the successor's need
+ * iof_preflight() answers, or the words its refusal carries.  A later designated initializer overrides an
+ * earlier one (C11 6.7.9): -Woverride-init is off for this file. */
+#pragma GCC diagnostic ignored "-Woverride-init"
+struct preflight {
+	int line;
+	struct iof_facts f;
+	struct iof_ioas a;
+	const char *words; /* NULL: it passes */
+	uint64_t pinned, need;
+};
 
-	assert_int_equal(iof_preflight(f, a, n, &pinned, &need, why, sizeof(why)), -1);
-	if (!strstr(why, words))
-		fail_msg("reason '%s' does not say '%s'", why, words);
+#define FACTS(...)                                                                                                     \
+	{ .change_process = 1, .exec_mode = true, .vmpin_kb = 2048, .memlock_soft = 8 * MiB, .same_user = true,        \
+	  __VA_ARGS__ }
+#define IOAS(m, ...)                                                                                                   \
+	{ .iommufd = "iommufd:iommu", .ioas_id = 2, .acct = IOF_ACCT_USER, .ndevs = 1, .maps = (m),                    \
+	  .nmaps = ELEMENTSOF(m), __VA_ARGS__ }
+#define PASSES(ioas, pinned, need, ...) { __LINE__, FACTS(__VA_ARGS__), ioas, NULL, (pinned), (need) }
+#define REFUSED(ioas, words, ...) { __LINE__, FACTS(__VA_ARGS__), ioas, (words), 0, 0 }
+
+static const struct iof_map maps1[] = { { MAP1 } }, maps12[] = { { MAP1 }, { MAP2 } };
+
+static void check_preflight(const struct preflight *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t pinned = 1, need = 1;
+		char why[512] = "";
+		int r;
+
+		r = iof_preflight(&c[i].f, &c[i].a, 1, &pinned, &need, why, sizeof(why));
+		if (c[i].words && (r != -1 || !strstr(why, c[i].words)))
+			fail_msg("%s:%d: %d, reason '%s'; want -1, a reason that says '%s'", __FILE__, c[i].line, r, why,
+				 c[i].words);
+		if (!c[i].words && (r != 0 || pinned != c[i].pinned || need != c[i].need))
+			fail_msg("%s:%d: %d, pinned %llu, need %llu, reason '%s'; want 0, pinned %llu, need %llu",
+				 __FILE__, c[i].line, r, (unsigned long long)pinned, (unsigned long long)need, why,
+				 (unsigned long long)c[i].pinned, (unsigned long long)c[i].need);
+	}
 }
+
+#define CHECK_PREFLIGHT(cases) check_preflight((cases), ELEMENTSOF(cases))
 
 static void passes_user_exec(void **state)
 {
-	struct iof_map maps[] = { m1, m2 };
-	struct iof_ioas a = one(maps, 2);
-	struct iof_facts f = ok_facts();
-	uint64_t pinned, need;
-	char why[256];
+	static const struct preflight cases[] = {
+		/* same user, user mode: both charges for a moment */
+		PASSES(IOAS(maps12), 2 * MiB, 4 * MiB),
+		PASSES(IOAS(maps12), 2 * MiB, 2 * MiB, .same_user = false),
+	};
 
 	(void)state;
-	assert_int_equal(iof_preflight(&f, &a, 1, &pinned, &need, why, sizeof(why)), 0);
-	assert_int_equal(pinned, 2 * MiB);
-	assert_int_equal(need, 4 * MiB); /* same user, user mode: both charges for a moment */
-	f.same_user = false;
-	assert_int_equal(iof_preflight(&f, &a, 1, &pinned, &need, why, sizeof(why)), 0);
-	assert_int_equal(need, 2 * MiB);
+	CHECK_PREFLIGHT(cases);
 }
 
 static void passes_mm_transfer(void **state)
 {
-	struct iof_map maps[] = { m1 };
-	struct iof_ioas a = one(maps, 1);
-	struct iof_facts f = ok_facts();
-	uint64_t pinned, need;
-	char why[256];
+	static const struct preflight cases[] = {
+		/* mm mode: the new mm's own charge */
+		PASSES(IOAS(maps1, .acct = IOF_ACCT_MM), MiB, MiB, .exec_mode = false, .vmpin_kb = 1024),
+	};
 
 	(void)state;
-	a.acct = IOF_ACCT_MM;
-	f.exec_mode = false;
-	f.vmpin_kb = 1024;
-	assert_int_equal(iof_preflight(&f, &a, 1, &pinned, &need, why, sizeof(why)), 0);
-	assert_int_equal(pinned, MiB);
-	assert_int_equal(need, MiB); /* mm mode: the new mm's own charge */
+	CHECK_PREFLIGHT(cases);
 }
 
 static void vdpa_and_iommufd_vmpin(void **state)
 {
-	struct iof_map maps[] = { m1 };
-	struct iof_ioas a = one(maps, 1);
-	struct iof_facts f = ok_facts();
-	uint64_t pinned, need;
-	char why[256];
+	static const struct preflight cases[] = {
+		/* the successor's need: the larger of twice the iommufd share and vhost-vdpa + iommufd */
+		PASSES(IOAS(maps1), MiB, 5 * MiB, .vdpa_pinned_kb = 4096, .vmpin_kb = 4096 + 1024),
+		REFUSED(IOAS(maps1), "VmPin of the VMM is 4096 kB, its declared mappings pin 5120 kB",
+			.vdpa_pinned_kb = 4096, .vmpin_kb = 4096),
+	};
 
 	(void)state;
-	f.vdpa_pinned_kb = 4096;
-	f.vmpin_kb = 4096 + 1024;
-	assert_int_equal(iof_preflight(&f, &a, 1, &pinned, &need, why, sizeof(why)), 0);
-	f.vmpin_kb = 4096;
-	expect_refusal(&f, &a, 1, "VmPin of the VMM is 4096 kB, its declared mappings pin 5120 kB");
+	CHECK_PREFLIGHT(cases);
 }
 
 static void no_device_pins_nothing(void **state)
 {
-	struct iof_map maps[] = { m1 };
-	struct iof_ioas a = one(maps, 1);
-	struct iof_facts f = ok_facts();
-	uint64_t pinned, need;
-	char why[256];
+	static const struct preflight cases[] = {
+		/* nothing pinned: nothing to account */
+		PASSES(IOAS(maps1, .ndevs = 0), 0, 0, .vmpin_kb = 0, .cap_ipc_lock = true),
+	};
 
 	(void)state;
-	a.ndevs = 0;
-	f.vmpin_kb = 0;
-	f.cap_ipc_lock = true; /* nothing pinned: nothing to account */
-	assert_int_equal(iof_preflight(&f, &a, 1, &pinned, &need, why, sizeof(why)), 0);
-	assert_int_equal(pinned, 0);
-	assert_int_equal(need, 0);
+	CHECK_PREFLIGHT(cases);
 }
 
 static void refuses_kernel_without_ioctl(void **state)
 {
-	struct iof_map maps[] = { m1 };
-	struct iof_ioas a = one(maps, 1);
-	struct iof_facts f = ok_facts();
+	static const struct preflight cases[] = {
+		REFUSED(IOAS(maps1), "the kernel has no IOMMU_IOAS_CHANGE_PROCESS (probed", .change_process = 0),
+		REFUSED(IOAS(maps1), "cannot probe IOMMU_IOAS_CHANGE_PROCESS", .change_process = -EACCES),
+	};
 
 	(void)state;
-	f.change_process = 0;
-	expect_refusal(&f, &a, 1, "the kernel has no IOMMU_IOAS_CHANGE_PROCESS (probed");
-	f.change_process = -EACCES;
-	expect_refusal(&f, &a, 1, "cannot probe IOMMU_IOAS_CHANGE_PROCESS");
+	CHECK_PREFLIGHT(cases);
 }
 
 static void refuses_va_mapping(void **state)
 {
-	struct iof_map maps[] = { m1, m2 };
-	struct iof_ioas a = one(maps, 2);
-	struct iof_facts f = ok_facts();
+	static const struct iof_map va2[] = { { MAP1 }, { MAP2, .file = false, .memfd = NULL } };
+	static const struct preflight cases[] = {
+		REFUSED(IOAS(va2),
+			"mapping IOVA 0x200000 of IOAS 2 of iommufd 'iommufd:iommu' was made with IOMMU_IOAS_MAP;"),
+	};
 
 	(void)state;
-	maps[1].file = false;
-	maps[1].memfd = NULL;
-	expect_refusal(&f, &a, 1, "mapping IOVA 0x200000 of IOAS 2 of iommufd 'iommufd:iommu' was made with IOMMU_IOAS_MAP;");
+	CHECK_PREFLIGHT(cases);
 }
 
 static void refuses_memfd_not_stored(void **state)
 {
-	struct iof_map maps[] = { m1 };
-	struct iof_ioas a = one(maps, 1);
-	struct iof_facts f = ok_facts();
+	static const struct iof_map unstored[] = { { MAP1, .memfd_stored = false } };
+	static const struct iof_map truncated[] = { { MAP1, .memfd_size = MiB / 2 } }; /* after the declaration */
+	static const struct preflight cases[] = {
+		REFUSED(IOAS(unstored), "'ram' is not a stored memfd"),
+		REFUSED(IOAS(truncated), "beyond the end of memfd 'ram'"),
+	};
 
 	(void)state;
-	maps[0].memfd_stored = false;
-	expect_refusal(&f, &a, 1, "'ram' is not a stored memfd");
-	maps[0].memfd_stored = true;
-	maps[0].memfd_size = MiB / 2; /* truncated after the declaration */
-	expect_refusal(&f, &a, 1, "beyond the end of memfd 'ram'");
+	CHECK_PREFLIGHT(cases);
 }
 
 static void refuses_cap_ipc_lock(void **state)
 {
-	struct iof_map maps[] = { m1 };
-	struct iof_ioas a = one(maps, 1);
-	struct iof_facts f = ok_facts();
+	static const struct preflight cases[] = {
+		REFUSED(IOAS(maps1), "the VMM has CAP_IPC_LOCK", .cap_ipc_lock = true, .vmpin_kb = 1024),
+	};
 
 	(void)state;
-	f.cap_ipc_lock = true;
-	f.vmpin_kb = 1024;
-	expect_refusal(&f, &a, 1, "the VMM has CAP_IPC_LOCK");
+	CHECK_PREFLIGHT(cases);
 }
 
 static void refuses_mm_exec(void **state)
 {
-	struct iof_map maps[] = { m1 };
-	struct iof_ioas a = one(maps, 1);
-	struct iof_facts f = ok_facts();
+	static const struct preflight cases[] = {
+		REFUSED(IOAS(maps1, .acct = IOF_ACCT_MM), "mm accounting", .vmpin_kb = 1024),
+		REFUSED(IOAS(maps1, .acct = IOF_ACCT_UNKNOWN), "cannot read the accounting mode", .vmpin_kb = 1024),
+	};
 
 	(void)state;
-	a.acct = IOF_ACCT_MM;
-	f.vmpin_kb = 1024;
-	expect_refusal(&f, &a, 1, "mm accounting");
-	a.acct = IOF_ACCT_UNKNOWN;
-	expect_refusal(&f, &a, 1, "cannot read the accounting mode");
+	CHECK_PREFLIGHT(cases);
 }
 
 static void refuses_undeclared(void **state)
 {
-	struct iof_map maps[] = { m1 };
-	struct iof_ioas a = one(maps, 1);
-	struct iof_facts f = ok_facts();
+	static const struct preflight cases[] = {
+		REFUSED(IOAS(maps1), "iommufd 'iommufd:iommu' has no declared IOAS",
+			.undeclared_iommufd = "iommufd:iommu"),
+		REFUSED(IOAS(maps1), "VFIO device 'vfio:vfio0' is in no declared IOAS", .unattached_vfio = "vfio:vfio0"),
+	};
 
 	(void)state;
-	f.undeclared_iommufd = "iommufd:iommu";
-	expect_refusal(&f, &a, 1, "iommufd 'iommufd:iommu' has no declared IOAS");
-	f.undeclared_iommufd = NULL;
-	f.unattached_vfio = "vfio:vfio0";
-	expect_refusal(&f, &a, 1, "VFIO device 'vfio:vfio0' is in no declared IOAS");
+	CHECK_PREFLIGHT(cases);
 }
 
 static void refuses_memlock(void **state)
 {
-	struct iof_map maps[] = { m1, m2 };
-	struct iof_ioas a = one(maps, 2);
-	struct iof_facts f = ok_facts();
-	uint64_t pinned, need;
-	char why[256];
+	static const struct preflight cases[] = {
+		/* enough for the pinned 2 MiB, not for both charges */
+		REFUSED(IOAS(maps12), "charges it 4194304 (twice the pinned size", .memlock_soft = 3 * MiB),
+		PASSES(IOAS(maps12), 2 * MiB, 4 * MiB, .memlock_soft = 3 * MiB, .allow_memlock_raise = true),
+	};
 
 	(void)state;
-	f.memlock_soft = 3 * MiB; /* enough for the pinned 2 MiB, not for both charges */
-	expect_refusal(&f, &a, 1, "charges it 4194304 (twice the pinned size");
-	f.allow_memlock_raise = true;
-	assert_int_equal(iof_preflight(&f, &a, 1, &pinned, &need, why, sizeof(why)), 0);
-	assert_int_equal(need, 4 * MiB);
+	CHECK_PREFLIGHT(cases);
 }
 
 /* the successor's RLIMIT_MEMLOCK with vhost-vdpa pins in the same update: not the sum of the two rules
@@ -222,21 +221,16 @@ static void memlock_need_mixed(void **state)
 /* iof_preflight refuses a mixed instance whose successor's limit is short for vdpa + iof */
 static void refuses_memlock_mixed(void **state)
 {
-	struct iof_map maps[] = { m1 };
-	struct iof_ioas a = one(maps, 1);
-	struct iof_facts f = ok_facts();
-	uint64_t pinned, need;
-	char why[256];
+	static const struct preflight cases[] = {
+		/* the vhost-vdpa pins alone fit */
+		REFUSED(IOAS(maps1), "charges it 9437184 (the iommufd pinned size plus the vhost-vdpa devices' pins",
+			.vdpa_pinned_kb = 8192, .vmpin_kb = 8192 + 1024, .memlock_soft = 8 * MiB),
+		PASSES(IOAS(maps1), MiB, 9 * MiB, .vdpa_pinned_kb = 8192, .vmpin_kb = 8192 + 1024,
+		       .memlock_soft = 8 * MiB, .allow_memlock_raise = true),
+	};
 
 	(void)state;
-	f.vdpa_pinned_kb = 8192;
-	f.vmpin_kb = 8192 + 1024;
-	f.memlock_soft = 8 * MiB; /* the vhost-vdpa pins alone fit */
-	expect_refusal(&f, &a, 1, "charges it 9437184 (the iommufd pinned size plus the vhost-vdpa devices' pins");
-	f.allow_memlock_raise = true;
-	assert_int_equal(iof_preflight(&f, &a, 1, &pinned, &need, why, sizeof(why)), 0);
-	assert_int_equal(pinned, MiB);
-	assert_int_equal(need, 9 * MiB);
+	CHECK_PREFLIGHT(cases);
 }
 
 /* what VmPin and VmLck must show per path: the sum of both shares in VmPin on A, B and C (C's vhost-vdpa

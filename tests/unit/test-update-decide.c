@@ -15,134 +15,126 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "basics.h"
 #include "update-decide.h"
 
-/* a running update with everyone alive and the default policy: the row cases change what they need */
-static struct rb_facts base(enum rb_trigger t, bool transfer, char route, enum phase ph)
-{
-	struct rb_facts f = {
-		.trigger = t,
-		.transfer = transfer,
-		.route = route,
-		.phase = ph,
-		.old_alive = true,
-		.old_conn = true,
-		.old_conn_free = false,
-		.inst_on_old_conn = true,
-		.new_alive = false,
-		.saved = ph >= PH_RESET,
-		.prev_binary = true,
-		.pol_restart_previous = true,
-		.pol_kill_failed_successor = true,
-	};
+/* The facts of a running update with everyone alive and the default policy, then what the case changes: a
+ * later designated initializer overrides an earlier one (C11 6.7.9), so the case names only what differs. */
+#pragma GCC diagnostic ignored "-Woverride-init"
+#define FACTS(t, tr, r, ph, ...)                                                                                       \
+	{                                                                                                              \
+		.trigger = (t), .transfer = (tr), .route = (r), .phase = (ph), .old_alive = true, .old_conn = true,    \
+		.inst_on_old_conn = true, .saved = (ph) >= PH_RESET, .prev_binary = true,                              \
+		.pol_restart_previous = true, .pol_kill_failed_successor = true, __VA_ARGS__                           \
+	}
 
-	return f;
+/* update_decide(f) must be want; a failure names the case by its line, trigger, mode, path and phase */
+static void check_facts(const struct rb_facts *f, enum rb_action want, int line)
+{
+	enum rb_action got = update_decide(f);
+
+	if (got != want)
+		fail_msg("%s:%d: %s, %s mode, path %c, phase %s: %s, want %s", __FILE__, line,
+			 update_trigger_name(f->trigger), f->transfer ? "transfer" : "exec", f->route,
+			 update_phases[f->phase].name, update_action_name(got), update_action_name(want));
 }
 
-#define assert_action(f, want)                                                                                        \
-	do {                                                                                                          \
-		enum rb_action got_ = update_decide(&(f));                                                            \
-		if (got_ != (want))                                                                                   \
-			fail_msg("%s:%d: %s, want %s", __FILE__, __LINE__, update_action_name(got_),                  \
-				 update_action_name(want));                                                           \
-	} while (0)
+#define assert_action(f, want) check_facts(&(f), (want), __LINE__)
+
+/* a case of a table: on each path of routes, the facts FACTS(t, tr, path, ph, ...) decide want */
+struct row {
+	int line;
+	const char *routes;
+	enum rb_action want;
+	struct rb_facts f;
+};
+
+#define ROW(routes, want, t, tr, ph, ...) { __LINE__, (routes), (want), FACTS(t, tr, 0, ph, __VA_ARGS__) }
+
+/* O's process exited and its connection is closed (exec mode: the old image is gone) */
+#define O_GONE .old_alive = false, .old_conn = false
+
+static void check_rows(const struct row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (const char *r = rows[i].routes; *r; r++) {
+			struct rb_facts f = rows[i].f;
+
+			f.route = *r;
+			check_facts(&f, rows[i].want, rows[i].line);
+		}
+}
+
+#define CHECK_ROWS(rows) check_rows((rows), ELEMENTSOF(rows))
 
 /* R1: O does not save in time, aborts, reports a save error, one of D's own steps fails, exec fails */
 static void R1_save_failed_resume(void **state)
 {
 	static const enum phase phases[] = { PH_SUSPEND, PH_SAVE, PH_RESET, PH_SPAWN };
+	static const struct row rows[] = {
+		/* exec mode, O's exec failed: it is still on its connection and calls update.abort */
+		ROW("B", RB_RESUME, RBT_FAILED, false, PH_EXEC),
+		/* transfer mode, A/B: O's update.armed with an error (phase claim, N spawned or named, no claim
+		 * yet) */
+		ROW("AB", RB_RESUME, RBT_FAILED, true, PH_CLAIM, .saved = true, .new_alive = true),
+		ROW("AB", RB_RESUME, RBT_FAILED, true, PH_CLAIM, .saved = true, .new_alive = true, .spawned = true),
+	};
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++)
+	for (size_t i = 0; i < ELEMENTSOF(phases); i++)
 		for (int tr = 0; tr < 2; tr++)
 			for (const char *r = "ABC"; *r; r++) {
-				struct rb_facts f = base(RBT_FAILED, tr, *r, phases[i]);
+				struct rb_facts f = FACTS(RBT_FAILED, tr, *r, phases[i]);
 
 				assert_action(f, RB_RESUME);
 				f.trigger = RBT_DEADLINE; /* O is never killed in phase save */
 				assert_action(f, RB_RESUME);
 			}
-	/* exec mode, O's exec failed: it is still on its connection and calls update.abort */
-	struct rb_facts f = base(RBT_FAILED, false, 'B', PH_EXEC);
-	assert_action(f, RB_RESUME);
+	CHECK_ROWS(rows);
 	assert_string_equal(update_action_result(RB_RESUME, false), "rolled-back");
-	/* transfer mode, A/B: O's update.armed with an error (phase claim, N spawned or named, no claim yet) */
-	for (const char *r = "AB"; *r; r++)
-		for (int sp = 0; sp < 2; sp++) {
-			struct rb_facts g = base(RBT_FAILED, true, *r, PH_CLAIM);
-
-			g.saved = true;
-			g.spawned = sp;
-			g.new_alive = true;
-			assert_action(g, RB_RESUME);
-		}
 }
 
 /* R2: O dies before saving */
 static void R2_old_dies_before_save(void **state)
 {
-	(void)state;
-	for (int tr = 0; tr < 2; tr++) {
-		struct rb_facts f = base(RBT_OLD_EXIT, tr, 'A', PH_SAVE);
+	static const struct row rows[] = {
+		/* its connection may still be open: the exit comes first */
+		ROW("A", RB_RESUME_ORPHANED, RBT_OLD_EXIT, false, PH_SAVE, .old_alive = false),
+		ROW("A", RB_RESUME_ORPHANED, RBT_OLD_EXIT, true, PH_SAVE, .old_alive = false),
+		ROW("A", RB_RESUME_ORPHANED, RBT_OLD_EXIT, true, PH_SAVE, O_GONE),
+	};
 
-		f.old_alive = false; /* its connection may still be open: the exit comes first */
-		assert_action(f, RB_RESUME_ORPHANED);
-		f.old_conn = false;
-		if (tr)
-			assert_action(f, RB_RESUME_ORPHANED);
-	}
+	(void)state;
+	CHECK_ROWS(rows);
 	assert_string_equal(update_action_result(RB_RESUME_ORPHANED, false), "failed");
 }
 
 /* R3: exec mode, the old image is gone: the previous binary; without it every fd kept */
 static void R3_exec_restart_previous(void **state)
 {
-	struct rb_facts f;
+	static const struct row rows[] = {
+		/* O died after saving, before its exec */
+		ROW("A", RB_RESTART_PREVIOUS, RBT_OLD_EXIT, false, PH_EXEC, .old_alive = false),
+		/* the new image never claims (its old connection closed at exec) */
+		ROW("C", RB_RESTART_PREVIOUS, RBT_DEADLINE, false, PH_EXEC, O_GONE),
+		/* N died after its claim (restored or not) */
+		ROW("B", RB_RESTART_PREVIOUS, RBT_NEW_EXIT, false, PH_RESTORE, O_GONE),
+		/* ... but not while the successor still runs with the fds */
+		ROW("B", RB_KEEP, RBT_FAILED, false, PH_RESTORE, O_GONE, .new_alive = true),
+		/* policy off, nothing recorded to restart, or the restart failed: every fd kept */
+		ROW("B", RB_KEEP, RBT_FAILED, false, PH_RESTORE, O_GONE, .pol_restart_previous = false),
+		ROW("B", RB_KEEP, RBT_FAILED, false, PH_RESTORE, O_GONE, .prev_binary = false),
+		ROW("B", RB_KEEP, RBT_FAILED, false, PH_RESTORE, O_GONE, .restart_failed = true),
+		/* before any claim: the devices stay suspended */
+		ROW("A", RB_KEEP_SUSPENDED, RBT_DEADLINE, false, PH_EXEC, O_GONE, .restart_failed = true),
+		/* the restarted binary fails in turn: no second restart */
+		ROW("A", RB_KEEP_SUSPENDED, RBT_NEW_EXIT, false, PH_CLAIM, O_GONE, .restarted = true),
+		/* O's exit does not matter once the previous binary runs */
+		ROW("A", RB_IGNORE, RBT_OLD_EXIT, false, PH_CLAIM, O_GONE, .restarted = true),
+	};
 
 	(void)state;
-	/* O died after saving, before its exec */
-	f = base(RBT_OLD_EXIT, false, 'A', PH_EXEC);
-	f.old_alive = false;
-	assert_action(f, RB_RESTART_PREVIOUS);
-	/* the new image never claims (its old connection closed at exec) */
-	f = base(RBT_DEADLINE, false, 'C', PH_EXEC);
-	f.old_conn = false;
-	f.old_alive = false;
-	assert_action(f, RB_RESTART_PREVIOUS);
-	/* N died after its claim (restored or not) */
-	f = base(RBT_NEW_EXIT, false, 'B', PH_RESTORE);
-	f.old_conn = false;
-	f.old_alive = false;
-	assert_action(f, RB_RESTART_PREVIOUS);
-	/* ... but not while the successor still runs with the fds */
-	f.new_alive = true;
-	f.trigger = RBT_FAILED;
-	assert_action(f, RB_KEEP);
-	f.new_alive = false;
-	/* policy off, nothing recorded to restart, or the restart failed: every fd kept */
-	f.pol_restart_previous = false;
-	assert_action(f, RB_KEEP);
-	f.pol_restart_previous = true;
-	f.prev_binary = false;
-	assert_action(f, RB_KEEP);
-	f.prev_binary = true;
-	f.restart_failed = true;
-	assert_action(f, RB_KEEP);
-	/* before any claim: the devices stay suspended */
-	f = base(RBT_DEADLINE, false, 'A', PH_EXEC);
-	f.old_conn = false;
-	f.old_alive = false;
-	f.restart_failed = true;
-	assert_action(f, RB_KEEP_SUSPENDED);
-	/* the restarted binary fails in turn: no second restart */
-	f = base(RBT_NEW_EXIT, false, 'A', PH_CLAIM);
-	f.old_conn = false;
-	f.old_alive = false;
-	f.restarted = true;
-	assert_action(f, RB_KEEP_SUSPENDED);
-	/* O's exit does not matter once the previous binary runs */
-	f.trigger = RBT_OLD_EXIT;
-	assert_action(f, RB_IGNORE);
+	CHECK_ROWS(rows);
 	assert_string_equal(update_action_result(RB_KEEP, false), "failed");
 	assert_null(update_action_result(RB_RESTART_PREVIOUS, false));
 }
@@ -150,191 +142,132 @@ static void R3_exec_restart_previous(void **state)
 /* R4: a deadline with a late process that holds (or is about to take) the fds: killed first */
 static void R4_deadline_kill(void **state)
 {
-	struct rb_facts f;
+	static const struct row rows[] = {
+		/* exec mode: the exec'ed image in phase exec (its old connection gone) or restore (after the
+		 * claim the same process is watched as N) */
+		ROW("A", RB_KILL_OLD, RBT_DEADLINE, false, PH_EXEC, .old_conn = false),
+		ROW("A", RB_KILL_OLD, RBT_DEADLINE, false, PH_RESTORE, .old_conn = false, .new_alive = true),
+		/* its exit is the R3 row; a signal that failed: the rollback now (alive: no restart while it
+		 * holds the fds) */
+		ROW("A", RB_KEEP, RBT_DEADLINE, false, PH_RESTORE, .old_conn = false, .new_alive = true,
+		    .kill_failed = true),
+		/* transfer mode: N after its claim, a spawned N that never claims, the restarted previous binary */
+		ROW("A", RB_KILL_NEW, RBT_DEADLINE, true, PH_RESTORE, .new_alive = true),
+		ROW("C", RB_KILL_NEW, RBT_DEADLINE, true, PH_CLAIM, .new_alive = true, .spawned = true),
+		ROW("A", RB_KILL_NEW, RBT_DEADLINE, false, PH_CLAIM, O_GONE, .restarted = true, .new_alive = true),
+		/* never an operator-named successor before its claim: it holds nothing */
+		ROW("A", RB_RESUME, RBT_DEADLINE, true, PH_CLAIM, .new_alive = true),
+		/* never O while it takes a reopened device back */
+		ROW("C", RB_KEEP_RETAKE, RBT_DEADLINE, true, PH_ROLLBACK, .retake = true, .new_alive = true),
+		/* one kill at a time: its exit rolls back, the guard deadline rolls back now */
+		ROW("A", RB_RECLAIM, RBT_DEADLINE, true, PH_RESTORE, .new_alive = true, .kill_pending = true),
+		/* policy off: the phase's row without the kill */
+		ROW("A", RB_RECLAIM, RBT_DEADLINE, true, PH_RESTORE, .new_alive = true,
+		    .pol_kill_failed_successor = false),
+		ROW("A", RB_KEEP, RBT_DEADLINE, false, PH_RESTORE, .old_conn = false, .new_alive = true,
+		    .pol_kill_failed_successor = false),
+	};
 
 	(void)state;
-	/* exec mode: the exec'ed image in phase exec (its old connection gone) or restore */
-	f = base(RBT_DEADLINE, false, 'A', PH_EXEC);
-	f.old_conn = false;
-	assert_action(f, RB_KILL_OLD);
-	f.phase = PH_RESTORE;
-	f.new_alive = true; /* after the claim the same process is watched as N */
-	assert_action(f, RB_KILL_OLD);
-	/* its exit is the R3 row; a signal that failed: the rollback now */
-	f.kill_failed = true;
-	assert_action(f, RB_KEEP); /* alive: no restart while it holds the fds */
-	/* transfer mode: N after its claim, a spawned N that never claims, the restarted previous binary */
-	f = base(RBT_DEADLINE, true, 'A', PH_RESTORE);
-	f.new_alive = true;
-	assert_action(f, RB_KILL_NEW);
-	f = base(RBT_DEADLINE, true, 'C', PH_CLAIM);
-	f.new_alive = true;
-	f.spawned = true;
-	assert_action(f, RB_KILL_NEW);
-	f = base(RBT_DEADLINE, false, 'A', PH_CLAIM);
-	f.old_conn = false;
-	f.old_alive = false;
-	f.restarted = true;
-	f.new_alive = true;
-	assert_action(f, RB_KILL_NEW);
-	/* never an operator-named successor before its claim: it holds nothing */
-	f = base(RBT_DEADLINE, true, 'A', PH_CLAIM);
-	f.new_alive = true;
-	assert_action(f, RB_RESUME);
-	/* never O while it takes a reopened device back */
-	f = base(RBT_DEADLINE, true, 'C', PH_ROLLBACK);
-	f.retake = true;
-	f.new_alive = true;
-	assert_action(f, RB_KEEP_RETAKE);
-	/* one kill at a time: its exit rolls back, the guard deadline rolls back now */
-	f = base(RBT_DEADLINE, true, 'A', PH_RESTORE);
-	f.new_alive = true;
-	f.kill_pending = true;
-	assert_action(f, RB_RECLAIM);
-	/* policy off: the phase's row without the kill */
-	f = base(RBT_DEADLINE, true, 'A', PH_RESTORE);
-	f.new_alive = true;
-	f.pol_kill_failed_successor = false;
-	assert_action(f, RB_RECLAIM);
-	f = base(RBT_DEADLINE, false, 'A', PH_RESTORE);
-	f.old_conn = false;
-	f.new_alive = true;
-	f.pol_kill_failed_successor = false;
-	assert_action(f, RB_KEEP);
+	CHECK_ROWS(rows);
 }
 
 /* R5: the verification failed at N's update.ready */
 static void R5_verify_failed(void **state)
 {
-	struct rb_facts f;
+	static const struct row rows[] = {
+		/* transfer mode, O alive: N is killed, O takes back at its exit (R8, R9) */
+		ROW("ABC", RB_KILL_NEW, RBT_VERIFY, true, PH_VERIFY, .new_alive = true, .old_conn_free = true),
+		/* the policy off: A/B back to O at once, C keeps every fd (N holds the reopened device) */
+		ROW("AB", RB_RECLAIM, RBT_VERIFY, true, PH_VERIFY, .new_alive = true, .old_conn_free = true,
+		    .pol_kill_failed_successor = false),
+		ROW("C", RB_KEEP, RBT_VERIFY, true, PH_VERIFY, .new_alive = true, .old_conn_free = true,
+		    .pol_kill_failed_successor = false),
+		/* exec mode, or O gone: failed as it stands, N not killed */
+		ROW("C", RB_FAIL, RBT_VERIFY, false, PH_VERIFY, .new_alive = true, .old_conn = false),
+		ROW("A", RB_FAIL, RBT_VERIFY, true, PH_VERIFY, .new_alive = true, .old_alive = false),
+	};
 
 	(void)state;
-	/* transfer mode, O alive: N is killed, O takes back at its exit (R8, R9) */
-	for (const char *r = "ABC"; *r; r++) {
-		f = base(RBT_VERIFY, true, *r, PH_VERIFY);
-		f.new_alive = true;
-		f.old_conn_free = true;
-		assert_action(f, RB_KILL_NEW);
-		/* the policy off: A/B back to O at once, C keeps every fd (N holds the reopened device) */
-		f.pol_kill_failed_successor = false;
-		assert_action(f, *r == 'C' ? RB_KEEP : RB_RECLAIM);
-	}
-	/* exec mode, or O gone: failed as it stands, N not killed */
-	f = base(RBT_VERIFY, false, 'C', PH_VERIFY);
-	f.new_alive = true;
-	f.old_conn = false;
-	assert_action(f, RB_FAIL);
-	f = base(RBT_VERIFY, true, 'A', PH_VERIFY);
-	f.new_alive = true;
-	f.old_alive = false;
-	assert_action(f, RB_FAIL);
+	CHECK_ROWS(rows);
 	assert_string_equal(update_action_result(RB_FAIL, false), "failed");
 }
 
 /* R6: transfer mode, O dies after saving: the update goes on; N failing then finds O gone */
 static void R6_transfer_old_dies_after_save(void **state)
 {
-	struct rb_facts f;
+	static const struct row rows[] = {
+		ROW("ABC", RB_CONTINUE, RBT_OLD_EXIT, true, PH_CLAIM, .old_alive = false, .new_alive = true),
+		/* O's exit after N's claim does not matter either */
+		ROW("ABC", RB_IGNORE, RBT_OLD_EXIT, true, PH_RESTORE, .old_alive = false, .new_alive = true),
+		/* N then fails before its claim: RESUME, failed */
+		ROW("ABC", RB_RESUME_ORPHANED, RBT_NEW_EXIT, true, PH_CLAIM, O_GONE),
+		/* ... or after it: every fd kept */
+		ROW("ABC", RB_KEEP, RBT_NEW_EXIT, true, PH_RESTORE, O_GONE),
+		/* not before O saved */
+		ROW("A", RB_RESUME_ORPHANED, RBT_OLD_EXIT, true, PH_SAVE, .old_alive = false, .saved = false),
+	};
 
 	(void)state;
-	for (const char *r = "ABC"; *r; r++) {
-		f = base(RBT_OLD_EXIT, true, *r, PH_CLAIM);
-		f.old_alive = false;
-		f.new_alive = true;
-		assert_action(f, RB_CONTINUE);
-		/* O's exit after N's claim does not matter either */
-		f.phase = PH_RESTORE;
-		assert_action(f, RB_IGNORE);
-		/* N then fails before its claim: RESUME, failed */
-		f = base(RBT_NEW_EXIT, true, *r, PH_CLAIM);
-		f.old_alive = false;
-		f.old_conn = false;
-		assert_action(f, RB_RESUME_ORPHANED);
-		/* ... or after it: every fd kept */
-		f.phase = PH_RESTORE;
-		assert_action(f, RB_KEEP);
-	}
-	/* not before O saved */
-	f = base(RBT_OLD_EXIT, true, 'A', PH_SAVE);
-	f.old_alive = false;
-	f.saved = false;
-	assert_action(f, RB_RESUME_ORPHANED);
+	CHECK_ROWS(rows);
 }
 
 /* R7: transfer mode, N dies or times out before its claim: O (still the owner) takes back */
 static void R7_transfer_new_dies_before_claim(void **state)
 {
-	struct rb_facts f;
+	static const struct row rows[] = {
+		ROW("ABC", RB_RESUME, RBT_NEW_EXIT, true, PH_CLAIM),
+		ROW("ABC", RB_RESUME, RBT_DEADLINE, true, PH_CLAIM),
+		ROW("ABC", RB_RESUME, RBT_NEW_EXIT, true, PH_SPAWN),
+		/* path C, the claim released and reopened the device, the claimant's connection was gone before
+		 * the hand-over: O takes the fresh fds */
+		ROW("C", RB_RETAKE_REOPENED, RBT_FAILED, true, PH_CLAIM, .released = true),
+		/* ... unless the reopen lost a device */
+		ROW("C", RB_RESUME, RBT_FAILED, true, PH_CLAIM, .released = true, .lost = true),
+	};
 
 	(void)state;
-	for (const char *r = "ABC"; *r; r++) {
-		f = base(RBT_NEW_EXIT, true, *r, PH_CLAIM);
-		assert_action(f, RB_RESUME);
-		f.trigger = RBT_DEADLINE;
-		assert_action(f, RB_RESUME);
-		f.phase = PH_SPAWN;
-		f.trigger = RBT_NEW_EXIT;
-		assert_action(f, RB_RESUME);
-	}
-	/* path C, the claim released and reopened the device, the claimant's connection was gone before the
-	 * hand-over: O takes the fresh fds */
-	f = base(RBT_FAILED, true, 'C', PH_CLAIM);
-	f.released = true;
-	assert_action(f, RB_RETAKE_REOPENED);
-	/* ... unless the reopen lost a device */
-	f.lost = true;
-	assert_action(f, RB_RESUME);
+	CHECK_ROWS(rows);
 	assert_string_equal(update_action_result(RB_RESUME, true), "failed");
 }
 
 /* R8: transfer mode, paths A/B, N dies after its claim: the instance returns to O */
 static void R8_transfer_ab_reclaim(void **state)
 {
-	struct rb_facts f;
+	static const struct row rows[] = {
+		ROW("AB", RB_RECLAIM, RBT_NEW_EXIT, true, PH_RESTORE, .old_conn_free = true, .inst_on_old_conn = false),
+		/* N's restore error */
+		ROW("AB", RB_RECLAIM, RBT_FAILED, true, PH_RESTORE, .old_conn_free = true, .inst_on_old_conn = false),
+		/* O gone too */
+		ROW("AB", RB_KEEP, RBT_FAILED, true, PH_RESTORE, .old_conn_free = true, .inst_on_old_conn = false,
+		    .old_alive = false),
+	};
 
 	(void)state;
-	for (const char *r = "AB"; *r; r++) {
-		f = base(RBT_NEW_EXIT, true, *r, PH_RESTORE);
-		f.old_conn_free = true;
-		f.inst_on_old_conn = false;
-		assert_action(f, RB_RECLAIM);
-		f.trigger = RBT_FAILED; /* N's restore error */
-		assert_action(f, RB_RECLAIM);
-		/* O gone too */
-		f.old_alive = false;
-		assert_action(f, RB_KEEP);
-	}
+	CHECK_ROWS(rows);
 	assert_string_equal(update_action_result(RB_RECLAIM, false), "rolled-back");
 }
 
 /* R9: transfer mode, path C, N dies after its claim: release, reopen, O takes the fresh fds */
 static void R9_transfer_c_retake(void **state)
 {
-	struct rb_facts f;
+	static const struct row rows[] = {
+		ROW("C", RB_RETAKE, RBT_NEW_EXIT, true, PH_RESTORE, .old_conn_free = true, .inst_on_old_conn = false,
+		    .released = true),
+		/* N still runs (its copy keeps the node busy), or O gone: every fd kept */
+		ROW("C", RB_KEEP, RBT_FAILED, true, PH_RESTORE, .old_conn_free = true, .inst_on_old_conn = false,
+		    .released = true, .new_alive = true),
+		ROW("C", RB_KEEP, RBT_FAILED, true, PH_RESTORE, .old_conn_free = true, .inst_on_old_conn = false,
+		    .released = true, .old_alive = false),
+		/* while O takes it back: O's death or the deadline ends it, every fd kept; N's exit is ignored */
+		ROW("C", RB_KEEP_RETAKE, RBT_OLD_EXIT, true, PH_ROLLBACK, .retake = true, .old_alive = false),
+		ROW("C", RB_KEEP_RETAKE, RBT_DEADLINE, true, PH_ROLLBACK, .retake = true, .old_alive = false),
+		ROW("C", RB_IGNORE, RBT_NEW_EXIT, true, PH_ROLLBACK, .retake = true, .old_alive = false),
+	};
 
 	(void)state;
-	f = base(RBT_NEW_EXIT, true, 'C', PH_RESTORE);
-	f.old_conn_free = true;
-	f.inst_on_old_conn = false;
-	f.released = true;
-	assert_action(f, RB_RETAKE);
+	CHECK_ROWS(rows);
 	assert_null(update_action_result(RB_RETAKE, false));
-	/* N still runs (its copy keeps the node busy), or O gone: every fd kept */
-	f.new_alive = true;
-	f.trigger = RBT_FAILED;
-	assert_action(f, RB_KEEP);
-	f.new_alive = false;
-	f.old_alive = false;
-	assert_action(f, RB_KEEP);
-	/* while O takes it back: O's death or the deadline ends it, every fd kept; N's exit is ignored */
-	f = base(RBT_OLD_EXIT, true, 'C', PH_ROLLBACK);
-	f.retake = true;
-	f.old_alive = false;
-	assert_action(f, RB_KEEP_RETAKE);
-	f.trigger = RBT_DEADLINE;
-	assert_action(f, RB_KEEP_RETAKE);
-	f.trigger = RBT_NEW_EXIT;
-	assert_action(f, RB_IGNORE);
 	assert_string_equal(update_action_result(RB_KEEP_RETAKE, false), "failed");
 }
 
@@ -344,10 +277,9 @@ static void R10_released_or_stopping(void **state)
 	(void)state;
 	for (int ph = PH_SUSPEND; ph < PH_DONE; ph++)
 		for (int tr = 0; tr < 2; tr++) {
-			struct rb_facts f = base(RBT_STOP, tr, 'C', (enum phase)ph);
+			struct rb_facts f = FACTS(RBT_STOP, tr, 'C', (enum phase)ph, .retake = ph == PH_ROLLBACK,
+						  .restarted = !tr && ph == PH_CLAIM);
 
-			f.retake = ph == PH_ROLLBACK;
-			f.restarted = !tr && ph == PH_CLAIM;
 			assert_action(f, RB_STOP);
 		}
 	assert_string_equal(update_action_result(RB_STOP, false), "failed");
@@ -358,131 +290,78 @@ static void R10_released_or_stopping(void **state)
  * seed 5, kill 35: exec C, the claimed image killed 10 ms into the claim, ended with the device lost) */
 static void claimant_exit_waits_for_release(void **state)
 {
-	struct rb_facts f;
+	static const struct row rows[] = {
+		/* exec mode: the claimant is O's pid */
+		ROW("C", RB_IGNORE, RBT_OLD_EXIT, false, PH_CLAIM, O_GONE, .claim_pending = true),
+		/* then the completion, the claimant gone: the previous binary takes the reopened device */
+		ROW("C", RB_RESTART_PREVIOUS, RBT_FAILED, false, PH_CLAIM, O_GONE, .released = true),
+		/* without the pending close, as before: the exit decides now */
+		ROW("C", RB_RESTART_PREVIOUS, RBT_OLD_EXIT, false, PH_CLAIM, O_GONE),
+		/* transfer mode: the claimant N */
+		ROW("C", RB_IGNORE, RBT_NEW_EXIT, true, PH_CLAIM, .spawned = true, .claim_pending = true),
+		ROW("C", RB_RETAKE_REOPENED, RBT_FAILED, true, PH_CLAIM, .spawned = true, .released = true),
+		/* O's exit in transfer mode goes on as before (N may still claim) */
+		ROW("C", RB_CONTINUE, RBT_OLD_EXIT, true, PH_CLAIM, .claim_pending = true, .old_alive = false),
+		/* a deadline does not wait for the close (as before) */
+		ROW("C", RB_RESTART_PREVIOUS, RBT_DEADLINE, false, PH_CLAIM, .old_conn = false, .claim_pending = true,
+		    .pol_kill_failed_successor = false),
+	};
 
 	(void)state;
-	/* exec mode: the claimant is O's pid */
-	f = base(RBT_OLD_EXIT, false, 'C', PH_CLAIM);
-	f.old_conn = false;
-	f.old_alive = false;
-	f.claim_pending = true;
-	assert_action(f, RB_IGNORE);
-	/* then the completion, the claimant gone: the previous binary takes the reopened device */
-	f.trigger = RBT_FAILED;
-	f.claim_pending = false;
-	f.released = true;
-	assert_action(f, RB_RESTART_PREVIOUS);
-	/* without the pending close, as before: the exit decides now */
-	f = base(RBT_OLD_EXIT, false, 'C', PH_CLAIM);
-	f.old_conn = false;
-	f.old_alive = false;
-	assert_action(f, RB_RESTART_PREVIOUS);
-	/* transfer mode: the claimant N */
-	f = base(RBT_NEW_EXIT, true, 'C', PH_CLAIM);
-	f.spawned = true;
-	f.claim_pending = true;
-	assert_action(f, RB_IGNORE);
-	f.trigger = RBT_FAILED;
-	f.claim_pending = false;
-	f.released = true;
-	assert_action(f, RB_RETAKE_REOPENED);
-	/* O's exit in transfer mode goes on as before (N may still claim) */
-	f = base(RBT_OLD_EXIT, true, 'C', PH_CLAIM);
-	f.claim_pending = true;
-	f.old_alive = false;
-	assert_action(f, RB_CONTINUE);
-	/* a deadline does not wait for the close (as before) */
-	f = base(RBT_DEADLINE, false, 'C', PH_CLAIM);
-	f.old_conn = false;
-	f.claim_pending = true;
-	f.pol_kill_failed_successor = false;
-	assert_action(f, RB_RESTART_PREVIOUS);
+	CHECK_ROWS(rows);
 }
 
 /* R11: path C, a device lost: no restart of the previous binary, failed */
 static void R11_device_lost(void **state)
 {
-	struct rb_facts f;
+	static const struct row rows[] = {
+		/* exec mode: the claim's release or reopen failed (the engine moves to phase restore) */
+		ROW("C", RB_KEEP, RBT_FAILED, false, PH_RESTORE, .old_conn = false, .lost = true, .released = true),
+		ROW("C", RB_KEEP, RBT_FAILED, false, PH_RESTORE, .old_conn = false, .lost = true, .released = true,
+		    .old_alive = false),
+		/* transfer mode */
+		ROW("C", RB_KEEP, RBT_FAILED, true, PH_RESTORE, .lost = true, .released = true, .old_conn_free = true),
+	};
 
 	(void)state;
-	/* exec mode: the claim's release or reopen failed (the engine moves to phase restore) */
-	f = base(RBT_FAILED, false, 'C', PH_RESTORE);
-	f.old_conn = false;
-	f.old_alive = true;
-	f.lost = true;
-	f.released = true;
-	assert_action(f, RB_KEEP);
-	f.old_alive = false;
-	assert_action(f, RB_KEEP);
-	/* transfer mode */
-	f = base(RBT_FAILED, true, 'C', PH_RESTORE);
-	f.lost = true;
-	f.released = true;
-	f.old_conn_free = true;
-	assert_action(f, RB_KEEP);
+	CHECK_ROWS(rows);
 	assert_string_equal(update_action_result(RB_RESUME, true), "failed");
 }
 
-/* exec mode, the new image's update.ready found an undeclared device-state difference (it runs, as O's pid) */
-static struct rb_facts r12_exec(char route)
-{
-	struct rb_facts f = base(RBT_VERIFY, false, route, PH_VERIFY);
-
-	f.device_state = true;
-	f.old_conn = false;
-	f.new_alive = true;
-	return f;
-}
+/* exec mode, the new image's update.ready found a failed verification (it runs, as O's pid): with
+ * .device_state = true, an undeclared device-state difference */
+#define EXEC_READY(routes, want, ...)                                                                                  \
+	ROW(routes, want, RBT_VERIFY, false, PH_VERIFY, .old_conn = false, .new_alive = true, __VA_ARGS__)
 
 /* R12: the verification failed on the device's state (a difference the successor did not declare) */
 static void R12_device_state_differs(void **state)
 {
-	struct rb_facts f;
-
-	(void)state;
-	/* exec mode, B and C: the successor (O's pid) is killed; at its exit the previous binary (R3) */
-	for (const char *r = "BC"; *r; r++) {
-		f = r12_exec(*r);
-		assert_action(f, RB_KILL_OLD);
-		f.trigger = RBT_OLD_EXIT;
-		f.old_alive = false;
-		f.new_alive = false;
-		f.kill_pending = true;
-		assert_action(f, RB_RESTART_PREVIOUS);
+	static const struct row rows[] = {
+		/* exec mode, B and C: the successor (O's pid) is killed; at its exit the previous binary (R3) */
+		EXEC_READY("BC", RB_KILL_OLD, .device_state = true),
+		EXEC_READY("BC", RB_RESTART_PREVIOUS, .device_state = true, .trigger = RBT_OLD_EXIT,
+			   .old_alive = false, .new_alive = false, .kill_pending = true),
 		/* without a way back, failed as it stands (R5): no restart policy, no kill policy, the kill
 		 * failed, the restarted binary failed in turn, a device lost, no previous binary */
-		static const struct {
-			size_t off;
-			bool val;
-		} blockers[] = {
-			{ offsetof(struct rb_facts, pol_restart_previous), false },
-			{ offsetof(struct rb_facts, pol_kill_failed_successor), false },
-			{ offsetof(struct rb_facts, kill_failed), true },
-			{ offsetof(struct rb_facts, restarted), true },
-			{ offsetof(struct rb_facts, lost), true },
-			{ offsetof(struct rb_facts, prev_binary), false },
-		};
-		for (size_t k = 0; k < sizeof(blockers) / sizeof(blockers[0]); k++) {
-			f = r12_exec(*r);
-			*(bool *)((char *)&f + blockers[k].off) = blockers[k].val;
-			assert_action(f, RB_FAIL);
-		}
-	}
-	/* exec mode, path A (nothing was reset: the device runs under the successor): as R5 */
-	f = r12_exec('A');
-	assert_action(f, RB_FAIL);
-	/* transfer mode: as R5, N killed and O takes back at its exit (R8 on A/B, R9 on C) */
-	for (const char *r = "ABC"; *r; r++) {
-		f = base(RBT_VERIFY, true, *r, PH_VERIFY);
-		f.device_state = true;
-		f.new_alive = true;
-		f.old_conn_free = true;
-		assert_action(f, RB_KILL_NEW);
-		f.trigger = RBT_NEW_EXIT;
-		f.new_alive = false;
-		f.kill_pending = true;
-		assert_action(f, *r == 'C' ? RB_RETAKE : RB_RECLAIM);
-	}
+		EXEC_READY("BC", RB_FAIL, .device_state = true, .pol_restart_previous = false),
+		EXEC_READY("BC", RB_FAIL, .device_state = true, .pol_kill_failed_successor = false),
+		EXEC_READY("BC", RB_FAIL, .device_state = true, .kill_failed = true),
+		EXEC_READY("BC", RB_FAIL, .device_state = true, .restarted = true),
+		EXEC_READY("BC", RB_FAIL, .device_state = true, .lost = true),
+		EXEC_READY("BC", RB_FAIL, .device_state = true, .prev_binary = false),
+		/* exec mode, path A (nothing was reset: the device runs under the successor): as R5 */
+		EXEC_READY("A", RB_FAIL, .device_state = true),
+		/* transfer mode: as R5, N killed and O takes back at its exit (R8 on A/B, R9 on C) */
+		ROW("ABC", RB_KILL_NEW, RBT_VERIFY, true, PH_VERIFY, .device_state = true, .new_alive = true,
+		    .old_conn_free = true),
+		ROW("AB", RB_RECLAIM, RBT_NEW_EXIT, true, PH_VERIFY, .device_state = true, .old_conn_free = true,
+		    .kill_pending = true),
+		ROW("C", RB_RETAKE, RBT_NEW_EXIT, true, PH_VERIFY, .device_state = true, .old_conn_free = true,
+		    .kill_pending = true),
+	};
+
+	(void)state;
+	CHECK_ROWS(rows);
 }
 
 /* R13: exec mode, an iommufd update (docs/IOMMUFD.md): any failed verification (the successor did not
@@ -490,42 +369,24 @@ static void R12_device_state_differs(void **state)
  * which takes the charge with its own CHANGE_PROCESS; path A's exec-mode "as R5" does not apply */
 static void R13_iommufd_verify_failed(void **state)
 {
-	struct rb_facts f;
+	static const struct row rows[] = {
+		EXEC_READY("A", RB_KILL_OLD, .iommufd = true),
+		/* its exit (seen on the claimed image's pidfd, watched as N since the claim): the previous binary */
+		EXEC_READY("A", RB_RESTART_PREVIOUS, .iommufd = true, .trigger = RBT_NEW_EXIT, .old_alive = false,
+			   .new_alive = false, .kill_pending = true),
+		/* the claimed image died by itself after the claim, before its ready: the previous binary (R3) */
+		ROW("A", RB_RESTART_PREVIOUS, RBT_NEW_EXIT, false, PH_RESTORE, .iommufd = true, .old_conn = false,
+		    .old_alive = false),
+		/* without a way back (the restarted binary failed in turn, no policy, no previous binary): as R5 */
+		EXEC_READY("A", RB_FAIL, .iommufd = true, .restarted = true),
+		EXEC_READY("A", RB_FAIL, .iommufd = true, .pol_restart_previous = false),
+		EXEC_READY("A", RB_FAIL, .iommufd = true, .prev_binary = false),
+		/* without iommufd, exec mode path A stays as R5 */
+		EXEC_READY("A", RB_FAIL, .iommufd = false),
+	};
 
 	(void)state;
-	f = r12_exec('A');
-	f.device_state = false;
-	f.iommufd = true;
-	assert_action(f, RB_KILL_OLD);
-	/* its exit (seen on the claimed image's pidfd, watched as N since the claim): the previous binary */
-	f.trigger = RBT_NEW_EXIT;
-	f.old_alive = false;
-	f.new_alive = false;
-	f.kill_pending = true;
-	assert_action(f, RB_RESTART_PREVIOUS);
-	/* the claimed image died by itself after the claim, before its ready: the previous binary (R3) */
-	f = base(RBT_NEW_EXIT, false, 'A', PH_RESTORE);
-	f.iommufd = true;
-	f.old_conn = false;
-	f.old_alive = false;
-	f.new_alive = false;
-	assert_action(f, RB_RESTART_PREVIOUS);
-	/* without a way back (the restarted binary failed in turn, no policy, no previous binary): as R5 */
-	f = r12_exec('A');
-	f.device_state = false;
-	f.iommufd = true;
-	f.restarted = true;
-	assert_action(f, RB_FAIL);
-	f.restarted = false;
-	f.pol_restart_previous = false;
-	assert_action(f, RB_FAIL);
-	f.pol_restart_previous = true;
-	f.prev_binary = false;
-	assert_action(f, RB_FAIL);
-	/* without iommufd, exec mode path A stays as R5 */
-	f = r12_exec('A');
-	f.device_state = false;
-	assert_action(f, RB_FAIL);
+	CHECK_ROWS(rows);
 }
 
 /* A mixed instance (docs/IOMMUFD.md "Mixed instances"): the vhost-vdpa devices' path decides the row, the
@@ -534,29 +395,23 @@ static void R13_iommufd_verify_failed(void **state)
  * and CHANGE_PROCESS), before the claim resumes (R7: nothing of the iommufd moved) */
 static void R8_R9_mixed_transfer(void **state)
 {
-	struct rb_facts f;
-
-	(void)state;
-	for (const char *r = "ABC"; *r; r++) {
-		f = base(RBT_NEW_EXIT, true, *r, PH_RESTORE);
-		f.iommufd = true;
-		f.vdpa = true;
-		f.old_conn_free = true;
-		f.inst_on_old_conn = false;
-		f.released = *r == 'C';
-		assert_action(f, *r == 'C' ? RB_RETAKE : RB_RECLAIM);
+	static const struct row rows[] = {
+		ROW("AB", RB_RECLAIM, RBT_NEW_EXIT, true, PH_RESTORE, .iommufd = true, .vdpa = true,
+		    .old_conn_free = true, .inst_on_old_conn = false),
+		ROW("C", RB_RETAKE, RBT_NEW_EXIT, true, PH_RESTORE, .iommufd = true, .vdpa = true,
+		    .old_conn_free = true, .inst_on_old_conn = false, .released = true),
 		/* a failed verification (VmPin of both shares, an iommufd not moved, DRIVER_OK): N is killed
 		 * first, then its exit is the row above */
-		f.trigger = RBT_VERIFY;
-		f.new_alive = true;
-		assert_action(f, RB_KILL_NEW);
+		ROW("AB", RB_KILL_NEW, RBT_VERIFY, true, PH_RESTORE, .iommufd = true, .vdpa = true,
+		    .old_conn_free = true, .inst_on_old_conn = false, .new_alive = true),
+		ROW("C", RB_KILL_NEW, RBT_VERIFY, true, PH_RESTORE, .iommufd = true, .vdpa = true,
+		    .old_conn_free = true, .inst_on_old_conn = false, .released = true, .new_alive = true),
 		/* before the claim: nothing moved, D RESUMEs what it suspended, O still owns all of it */
-		f = base(RBT_NEW_EXIT, true, *r, PH_CLAIM);
-		f.iommufd = true;
-		f.vdpa = true;
-		f.spawned = true;
-		assert_action(f, RB_RESUME);
-	}
+		ROW("ABC", RB_RESUME, RBT_NEW_EXIT, true, PH_CLAIM, .iommufd = true, .vdpa = true, .spawned = true),
+	};
+
+	(void)state;
+	CHECK_ROWS(rows);
 }
 
 /* R13 for a mixed instance in exec mode: a failed verification (the vhost-vdpa device's DRIVER_OK or
@@ -566,43 +421,29 @@ static void R8_R9_mixed_transfer(void **state)
  * ran under N and the saved state no longer describes them: as R5 */
 static void R13_mixed_exec(void **state)
 {
-	struct rb_facts f;
+	static const struct row rows[] = {
+		EXEC_READY("BC", RB_KILL_OLD, .iommufd = true, .vdpa = true),
+		EXEC_READY("BC", RB_RESTART_PREVIOUS, .iommufd = true, .vdpa = true, .trigger = RBT_NEW_EXIT,
+			   .old_alive = false, .new_alive = false, .kill_pending = true),
+		/* path A: the charge is verified before the RESUME */
+		EXEC_READY("A", RB_KILL_OLD, .iommufd = true, .vdpa = true, .phase = PH_RESTORE),
+		EXEC_READY("A", RB_RESTART_PREVIOUS, .iommufd = true, .vdpa = true, .phase = PH_RESTORE,
+			   .trigger = RBT_NEW_EXIT, .old_alive = false, .new_alive = false, .kill_pending = true),
+		/* path A after the RESUME (DRIVER_OK or the device state failed): as R5, N runs on with
+		 * everything */
+		EXEC_READY("A", RB_FAIL, .iommufd = true, .vdpa = true, .device_state = true),
+		EXEC_READY("A", RB_FAIL, .iommufd = true, .vdpa = true),
+		/* the iommufd-only update is route A without vhost-vdpa devices: restarted at any phase */
+		EXEC_READY("A", RB_KILL_OLD, .iommufd = true),
+		/* transfer mode, path A, the charge failed before the RESUME: N killed, O reclaims at its exit
+		 * (R8) */
+		ROW("A", RB_KILL_NEW, RBT_VERIFY, true, PH_RESTORE, .iommufd = true, .vdpa = true, .new_alive = true),
+		ROW("A", RB_RECLAIM, RBT_NEW_EXIT, true, PH_RESTORE, .iommufd = true, .vdpa = true,
+		    .kill_pending = true),
+	};
 
 	(void)state;
-	for (const char *r = "ABC"; *r; r++) {
-		f = r12_exec(*r);
-		f.device_state = false;
-		f.iommufd = true;
-		f.vdpa = true;
-		if (*r == 'A')
-			f.phase = PH_RESTORE; /* the charge is verified before the RESUME */
-		assert_action(f, RB_KILL_OLD);
-		f.trigger = RBT_NEW_EXIT;
-		f.old_alive = false;
-		f.new_alive = false;
-		f.kill_pending = true;
-		assert_action(f, RB_RESTART_PREVIOUS);
-	}
-	/* path A after the RESUME (DRIVER_OK or the device state failed): as R5, N runs on with everything */
-	f = r12_exec('A');
-	f.iommufd = true;
-	f.vdpa = true;
-	assert_action(f, RB_FAIL);
-	f.device_state = false;
-	assert_action(f, RB_FAIL);
-	/* the iommufd-only update is route A without vhost-vdpa devices: restarted at any phase */
-	f.vdpa = false;
-	assert_action(f, RB_KILL_OLD);
-	/* transfer mode, path A, the charge failed before the RESUME: N killed, O reclaims at its exit (R8) */
-	f = base(RBT_VERIFY, true, 'A', PH_RESTORE);
-	f.iommufd = true;
-	f.vdpa = true;
-	f.new_alive = true;
-	assert_action(f, RB_KILL_NEW);
-	f.trigger = RBT_NEW_EXIT;
-	f.new_alive = false;
-	f.kill_pending = true;
-	assert_action(f, RB_RECLAIM);
+	CHECK_ROWS(rows);
 }
 
 /* the phase table: every phase named, the names daemon/state.c accepts */
