@@ -38,6 +38,10 @@
  *   vlu-iommufd negative /dev/vfio/devices/vfioN
  *       CHANGE_PROCESS on an empty context succeeds (the capability probe), with __reserved set it fails
  *       EOPNOTSUPP, with a plain IOMMU_IOAS_MAP (user VA) mapping it fails EINVAL.
+ *   vlu-iommufd vmm SOCKET /dev/vfio/devices/vfioN BDF LOG MARKER [--acct user|mm] [--stay-after-commit]
+ *       [--skip-change-process|--die-after-claim|--die-after-change-process]
+ *       an update-capable VMM through vlud (scenarios iommufd-update*, see vmm_main() below); --acct mm:
+ *       its iommufd in mm accounting mode (VmLck asserted with VmPin by every image).
  *
  * Exit status: 0 if every check passed, 1 if one failed, 2 on usage errors.
  * The uapi definitions (kernel/uapi/vlu-vfio-edu.h, through iofdev.h) are copied from Linux 7.3's
@@ -850,6 +854,8 @@ struct vmm {
 				  * iommufd charge back */
 	const char *marker;
 	unsigned saved_gen; /* the gen of the last state saved */
+	bool mm;	    /* --acct mm: the iommufd in mm accounting mode (IOMMU_OPTION_RLIMIT_MODE 1) */
+	bool stay;	    /* --stay-after-commit: this image does not exit when its successor committed */
 };
 
 static volatile sig_atomic_t vmm_stop;
@@ -906,10 +912,17 @@ static void vmm_event(struct vlu *v, const char *name, json_object *ev, void *us
 			json_object_put(m->reclaim_ev);
 			m->reclaim_ev = json_object_get(data);
 		}
-		/* transfer mode: the successor committed; this image is done */
+		/* transfer mode: the successor committed; this image is done, its charge went to the successor
+		 * (VmLck too in mm mode; 0 in user mode: user->locked_vm is in no /proc file) */
 		if (strcmp(name, "update.completed") == 0 && jstr(data, "result") && strcmp(jstr(data, "result"), "ok") == 0) {
-			printf("# %s: the successor committed: exiting\n", cmd);
-			vmm_stop = 1;
+			expect_eq("old.vmpin-after-commit", status_kb(getpid(), "VmPin"), 0);
+			expect_eq("old.vmlck-after-commit", status_kb(getpid(), "VmLck"), 0);
+			if (m->stay) {
+				printf("# %s: the successor committed: staying until SIGTERM (--stay-after-commit)\n", cmd);
+			} else {
+				printf("# %s: the successor committed: exiting\n", cmd);
+				vmm_stop = 1;
+			}
 		}
 	}
 }
@@ -930,6 +943,8 @@ static void vmm_reclaim(struct vmm *m)
 	printf("# %s: told to take the iommufd charge back (VmPin %lld kB now)\n", cmd, status_kb(getpid(), "VmPin"));
 	expect_ok("reclaim.change-process", ioctl(m->d.iommufd, IOMMU_IOAS_CHANGE_PROCESS, &chp));
 	expect_eq("reclaim.vmpin", status_kb(getpid(), "VmPin"), VMM_SIZE / 1024);
+	/* mm mode: VmLck is this image's again (user mode: never charged to VmLck) */
+	expect_eq("reclaim.vmlck", status_kb(getpid(), "VmLck"), m->mm ? VMM_SIZE / 1024 : 0);
 	m->st.seed = (uint8_t)(m->st.seed + 0x11);
 	dma_roundtrip(&m->d, m->memfd, m->mem, 5 * 4096, 6 * 4096, m->st.seed, "reclaim");
 	m->st.dst_off = 6 * 4096;
@@ -1013,7 +1028,9 @@ static int vmm_first(struct vmm *m, const char *sock, const char *path, const ch
 	if (!expect_ok("open-iommu", vr(vlu_device_open(m->v, "/dev/iommu", &m->d.iommufd, NULL))) ||
 	    !expect_ok("open-vfio", vr(vlu_device_open(m->v, path, &m->d.devfd, NULL))))
 		return 1;
-	if (bind_attach(&m->d, false) < 0)
+	/* --acct mm: IOMMU_OPTION_RLIMIT_MODE 1 before any object (CAP_SYS_RESOURCE: kept; CAP_IPC_LOCK is
+	 * dropped, else the mapping would be unaccounted whatever the mode) */
+	if (bind_attach(&m->d, m->mm) < 0)
 		return 1;
 	m->memfd = memfd_create("vlu-iommufd-ram", MFD_CLOEXEC);
 	if (!expect_ok("memfd", m->memfd < 0 || ftruncate(m->memfd, VMM_SIZE) < 0 ? -1 : 0))
@@ -1025,7 +1042,9 @@ static int vmm_first(struct vmm *m, const char *sock, const char *path, const ch
 	mf.ioas_id = m->d.ioas, mf.fd = m->memfd, mf.length = VMM_SIZE, mf.iova = IOVA_BASE;
 	if (!expect_ok("map-file", ioctl(m->d.iommufd, IOMMU_IOAS_MAP_FILE, &mf)))
 		return 1;
+	/* VmPin in every mode; VmLck (mm->locked_vm) in mm mode only */
 	expect_eq("vmpin-charged", status_kb(getpid(), "VmPin"), VMM_SIZE / 1024);
+	expect_eq(m->mm ? "vmlck-charged" : "vmlck-uncharged", status_kb(getpid(), "VmLck"), m->mm ? VMM_SIZE / 1024 : 0);
 	if (!expect_ok("store-memfd", vr(vlu_fd_store(m->v, &n, &m->memfd, 1, false))))
 		return 1;
 	a = json_object_new_object();
@@ -1088,6 +1107,8 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 	}
 	expect_eq("told-to-change-process", cp && json_object_array_length(cp) == 1 &&
 		  strcmp(json_object_get_string(json_object_array_get_idx(cp, 0)), "iommufd:iommu") == 0, 1);
+	/* vlud read the context's mode (IOMMU_OPTION RLIMIT_MODE, OP_GET on its copy): the one this VMM set */
+	expect_str("claim-accounting", jstr(io, "accounting"), m->mm ? "mm" : "user");
 	ifd = vlu_update_claim_fd(info, "iommufd:iommu");
 	dfd = vlu_update_claim_fd(info, m->devname);
 	mfd = vlu_update_claim_fd(info, "ram");
@@ -1107,6 +1128,7 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 	else
 		tap_fail("data-kept", "the previous DMA's copy at offset %#x is not in the memfd", m->st.dst_off);
 	expect_eq("vmpin-before-change-process", status_kb(getpid(), "VmPin"), 0);
+	expect_eq("vmlck-before-change-process", status_kb(getpid(), "VmLck"), 0);
 	if (fault == VMM_SKIP_CHANGE_PROCESS) {
 		printf("# %s: NOT calling IOMMU_IOAS_CHANGE_PROCESS, but saying so in update.ready\n", cmd);
 	} else {
@@ -1117,6 +1139,8 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 			return 1;
 		printf("# %s: IOMMU_IOAS_CHANGE_PROCESS took %.2f ms\n", cmd, (now_s() - t0) * 1000);
 		expect_eq("vmpin-after-change-process", status_kb(getpid(), "VmPin"), VMM_SIZE / 1024);
+		/* mm mode: the locked_vm charge moved to this mm too (user mode: user->locked_vm, not in /proc) */
+		expect_eq("vmlck-after-change-process", status_kb(getpid(), "VmLck"), m->mm ? VMM_SIZE / 1024 : 0);
 		if (fault == VMM_DIE_AFTER_CHANGE_PROCESS) {
 			printf("# %s: dying with the charge, before update.ready\n", cmd);
 			fflush(stdout);
@@ -1154,26 +1178,50 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 }
 
 /*
- * vmm SOCKET DEV BDF LOG MARKER [--skip-change-process|--die-after-claim|--die-after-change-process]:
+ * vmm SOCKET DEV BDF LOG MARKER [--acct user|mm] [--stay-after-commit]
+ *     [--skip-change-process|--die-after-claim|--die-after-change-process]:
  * exec or transfer mode (the old image exits when the successor committed, and takes the charge back
  * when told to by a rollback: update.rolled-back with "iommufd").  stdout appended to LOG (the
  * restarted previous binary, spawned by vlud, writes there too); MARKER gets "ready PID GEN ROLE" when the
- * image serves.  The fault options act in a new image only (given as update.start's argv).
+ * image serves.  --acct mm (default user): the first image sets IOMMU_OPTION_RLIMIT_MODE 1 on its fresh
+ * iommufd (mm accounting: VmLck charged with VmPin), and every image asserts VmLck as well (a successor
+ * needs the option too, to know what to expect: the claim says the mode, which it checks against it).
+ * --stay-after-commit: an old image whose successor committed (transfer mode) stays until SIGTERM instead
+ * of exiting, so that its /proc counters can be read.  The fault options act in a new image only (given
+ * as update.start's argv); each option at most once.
  */
 static int vmm_main(int argc, char **argv)
 {
 	struct vmm m = { .d = { .iommufd = -EBADF, .devfd = -EBADF }, .memfd = -EBADF, .mem = MAP_FAILED };
 	enum vmm_fault fault = VMM_OK;
+	bool acct_seen = false;
 	int fd, r;
 
-	if (argc == 8 && strcmp(argv[7], "--skip-change-process") == 0)
-		fault = VMM_SKIP_CHANGE_PROCESS;
-	else if (argc == 8 && strcmp(argv[7], "--die-after-claim") == 0)
-		fault = VMM_DIE_AFTER_CLAIM;
-	else if (argc == 8 && strcmp(argv[7], "--die-after-change-process") == 0)
-		fault = VMM_DIE_AFTER_CHANGE_PROCESS;
-	else if (argc != 7)
+	if (argc < 7)
 		return usage();
+	for (int i = 7; i < argc; i++) {
+		enum vmm_fault f = VMM_OK;
+
+		if (strcmp(argv[i], "--acct") == 0 && !acct_seen && i + 1 < argc &&
+		    (strcmp(argv[i + 1], "user") == 0 || strcmp(argv[i + 1], "mm") == 0)) {
+			m.mm = strcmp(argv[++i], "mm") == 0;
+			acct_seen = true;
+			continue;
+		}
+		if (strcmp(argv[i], "--stay-after-commit") == 0 && !m.stay) {
+			m.stay = true;
+			continue;
+		}
+		if (strcmp(argv[i], "--skip-change-process") == 0)
+			f = VMM_SKIP_CHANGE_PROCESS;
+		else if (strcmp(argv[i], "--die-after-claim") == 0)
+			f = VMM_DIE_AFTER_CLAIM;
+		else if (strcmp(argv[i], "--die-after-change-process") == 0)
+			f = VMM_DIE_AFTER_CHANGE_PROCESS;
+		if (f == VMM_OK || fault != VMM_OK)
+			return usage();
+		fault = f;
+	}
 	fd = open(argv[5], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0 || dup2(fd, 1) < 0)
 		return 2;
@@ -1188,7 +1236,7 @@ static int vmm_main(int argc, char **argv)
 		snprintf(c, sizeof(c), "vmm-pid%d-%.6s", (int)getpid(), vlu_update_token() ? vlu_update_token() : "first");
 		cmd = c;
 	}
-	/* accounted mappings (user mode): every image of this VMM runs without CAP_IPC_LOCK */
+	/* accounted mappings (user or mm mode): every image of this VMM runs without CAP_IPC_LOCK */
 	if (!expect_ok("drop-cap-ipc-lock", drop_cap_ipc_lock() < 0 ? -1 : 0))
 		return 1;
 	if (vlu_update_token())
@@ -1209,8 +1257,8 @@ static int usage(void)
 	fprintf(stderr, "usage: vlu-iommufd [--fixed] [--acct user|mm|none] [--size BYTES] [--maps N] change-process|change-process-exec|negative\n"
 			"           /dev/vfio/devices/vfioN\n"
 			"       vlu-iommufd vlud SOCKET /dev/vfio/devices/vfioN BDF [--keep-ipc-lock]\n"
-			"       vlu-iommufd vmm SOCKET /dev/vfio/devices/vfioN BDF LOG MARKER\n"
-			"           [--skip-change-process|--die-after-claim|--die-after-change-process]\n");
+			"       vlu-iommufd vmm SOCKET /dev/vfio/devices/vfioN BDF LOG MARKER [--acct user|mm]\n"
+			"           [--stay-after-commit] [--skip-change-process|--die-after-claim|--die-after-change-process]\n");
 	return 2;
 }
 
