@@ -1,14 +1,16 @@
 #!/bin/sh
-# lib/iofu.sh: the set-up the iommufd live-update scenarios share (iommufd-update.sh, exec mode, and
-# iommufd-update-transfer.sh), sourced after lib/tap.sh and lib/edu.sh.
+# lib/iofu.sh: the set-up the iommufd live-update scenarios share (iommufd-update.sh, exec mode,
+# iommufd-update-transfer.sh and iommufd-update-transfer-mm.sh), sourced after lib/tap.sh and lib/edu.sh.
 #
-# iofu_start MODE TMP: binds edu to vfio-pci, starts vlud (its files under the prefix TMP, e.g. /tmp/t, so
-# that scenarios sharing a boot do not meet) with a policy for /dev/iommu and the cdev, starts the first
-# VMM (`vlu-iommufd vmm`, its pid in $VMM) and records the held fds ($held0) and vlud's fd count ($fds0).
+# iofu_start MODE TMP [VMM-OPTION...]: binds edu to vfio-pci, starts vlud (its files under the prefix TMP,
+# e.g. /tmp/t, so that scenarios sharing a boot do not meet) with a policy for /dev/iommu and the cdev,
+# starts the first VMM (`vlu-iommufd vmm ... VMM-OPTION...`, e.g. --acct mm; its pid in $VMM) and records
+# the held fds ($held0) and vlud's fd count ($fds0).
 # `update NAME [vluctl update start options]` then runs an update of MODE, the verdict in TMP-NAME.json.
 SOCK=/run/vlud/vlud.sock
 
 vmpin() { sed -n 's/^VmPin:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$1/status" 2> /dev/null; }
+vmlck() { sed -n 's/^VmLck:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$1/status" 2> /dev/null; }
 # the held entries (id and inode) of the three fds the updates must keep
 held() {
 	vluctl --socket $SOCK --json fds iofu > "$IOFU_TMP-fds.json" 2>&1
@@ -33,6 +35,7 @@ v() { jget "$1" "$IOFU_TMP-$2.json"; }
 iofu_start() {
 	IOFU_MODE=$1
 	IOFU_TMP=$2
+	shift 2
 	LOG=$IOFU_TMP-vmm.log
 	MARK=$IOFU_TMP-vmm.ready
 	edu_find
@@ -56,7 +59,7 @@ iofu_start() {
 	if wait_until 100 test -S $SOCK; then t_ok daemon-listening; else t_fail daemon-listening "no socket"; fi
 
 	: > "$LOG"
-	vlu-iommufd vmm "$SOCK" "$dev" "$bdf" "$LOG" "$MARK" &
+	vlu-iommufd vmm "$SOCK" "$dev" "$bdf" "$LOG" "$MARK" "$@" &
 	VMM=$!
 	if wait_until 300 ready 0 first; then t_ok vmm-first-ready; else t_fail vmm-first-ready "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
 	expect vmpin-first "$(vmpin "$VMM")" -eq 1024
