@@ -213,9 +213,9 @@ void iof_mix_plan(const struct iof_mix *in, struct iof_mix_plan *out)
 }
 
 bool iof_vmlck_moved(const struct iof_mix_plan *p, bool transfer, int64_t old_before_kb, int64_t old_after_kb,
-		     int64_t new_after_kb)
+		     int64_t new_before_kb, int64_t new_after_kb)
 {
 	if (!p->vmlck_verified || !transfer)
 		return true;
-	return old_before_kb - old_after_kb == p->vmlck_kb && new_after_kb == p->vmlck_kb;
+	return old_before_kb - old_after_kb == p->vmlck_kb && new_after_kb - new_before_kb == p->vmlck_kb;
 }

@@ -114,10 +114,11 @@ struct iof_mix_plan {
 };
 void iof_mix_plan(const struct iof_mix *in, struct iof_mix_plan *out);
 
-/* VmLck verified at N's update.ready (transfer mode: O's before and after, N's after; exec mode refuses mm
- * mode, so only transfer mode gets here with vmlck_verified): true when nothing is to be verified or O
- * lost and N holds exactly vmlck_kb. */
+/* VmLck verified at N's update.ready (transfer mode: O's before and after, N's at its claim and after;
+ * exec mode refuses mm mode, so only transfer mode gets here with vmlck_verified): true when nothing is to
+ * be verified or O lost and N gained exactly vmlck_kb (N's own mlock()s before its claim are its baseline,
+ * like VmPin's new_before_kb). */
 bool iof_vmlck_moved(const struct iof_mix_plan *p, bool transfer, int64_t old_before_kb, int64_t old_after_kb,
-		     int64_t new_after_kb);
+		     int64_t new_before_kb, int64_t new_after_kb);
 
 #endif

@@ -188,6 +188,7 @@ struct update {
 	uint64_t iof_memlock_need; /* bytes of RLIMIT_MEMLOCK the caller of CHANGE_PROCESS needs */
 	int64_t iof_lck_before_kb, iof_lck_after_kb; /* VmLck of O at start, of N at ready */
 	int64_t iof_lck_old_after_kb;		     /* VmLck of O at N's ready (transfer mode) */
+	int64_t iof_lck_new_before_kb;		     /* VmLck of N at its claim (its own mlock()s: not the move) */
 	json_object *iof_moved;	   /* owned: update.ready's iommufd_moved (NULL: not said) */
 	json_object *iof_ioas;	   /* owned: update.ready's ioas (the new uaddrs; NULL: none), checked */
 };

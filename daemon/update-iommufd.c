@@ -439,6 +439,7 @@ json_object *upd_iof_verdict(const struct update *u)
 	jadd(o, "vmpin_after_kb", jnew_int(u->new_after_kb));
 	jadd(o, "vmlck_before_kb", jnew_int(u->iof_lck_before_kb));
 	jadd(o, "vmlck_after_kb", jnew_int(u->iof_lck_after_kb));
+	jadd(o, "vmlck_new_before_kb", jnew_int(u->iof_lck_new_before_kb));
 	if (u->mode == MODE_TRANSFER) {
 		/* the old process's side: down by charge_moved_kb when the charge moved */
 		jadd(o, "old_vmpin_after_kb", jnew_int(u->old_after_kb));

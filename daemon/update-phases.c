@@ -455,8 +455,8 @@ int update_cmd_claim(struct request *r)
 	u->token_valid = false;
 	explicit_bzero(u->token, sizeof(u->token));
 	u->new_pid = c->cred.pid;
-	u->new_before_kb = 0;
-	(void)upd_vmpin_read(u->new_pid, &u->new_before_kb, NULL);
+	u->new_before_kb = u->iof_lck_new_before_kb = 0;
+	(void)upd_vmpin_read(u->new_pid, &u->new_before_kb, u->iof ? &u->iof_lck_new_before_kb : NULL);
 	upd_set_phase(u, PH_CLAIM); /* never without a deadline */
 	if (u->route == 'C') {
 		/* transfer mode: O closed its device fds before update.saved */
@@ -610,11 +610,12 @@ static bool charge_verified(struct update *u, json_object *args, bool ok)
 	 * expected_kb (vhost-vdpa never charges locked_vm) */
 	if (ok && u->iof &&
 	    !iof_vmlck_moved(&u->iof_plan, u->mode == MODE_TRANSFER, u->iof_lck_before_kb, u->iof_lck_old_after_kb,
-			     u->iof_lck_after_kb)) {
+			     u->iof_lck_new_before_kb, u->iof_lck_after_kb)) {
 		upd_set_failure(u, CAUSE_VERIFY,
 			    "VmLck mismatch (mm accounting): expected %" PRId64 " kB moved; old %" PRId64 " -> %" PRId64
-			    " kB, new %" PRId64 " kB",
-			    u->iof_plan.vmlck_kb, u->iof_lck_before_kb, u->iof_lck_old_after_kb, u->iof_lck_after_kb);
+			    " kB, new %" PRId64 " -> %" PRId64 " kB",
+			    u->iof_plan.vmlck_kb, u->iof_lck_before_kb, u->iof_lck_old_after_kb, u->iof_lck_new_before_kb,
+			    u->iof_lck_after_kb);
 		ok = false;
 	}
 	return ok;

@@ -252,17 +252,21 @@ static void mix_plan_paths(void **state)
 		assert_int_equal(p.vmlck_kb, 0);
 		assert_int_equal(p.memlock_need, 17 * MiB);
 		/* user mode: nothing in /proc shows user->locked_vm, so VmLck is not looked at */
-		assert_true(iof_vmlck_moved(&p, true, 0, 5, 7));
+		assert_true(iof_vmlck_moved(&p, true, 0, 5, 0, 7));
 		iof_mix_plan(&(struct iof_mix){ .route = *r, .vdpa_bytes = 16 * MiB, .iof_bytes = MiB,
 						.acct = IOF_ACCT_MM, .same_user = true },
 			     &p);
 		assert_int_equal(p.expected_kb, 17 * 1024);
 		assert_true(p.vmlck_verified);
 		assert_int_equal(p.vmlck_kb, 1024); /* vhost-vdpa never charges locked_vm */
-		assert_true(iof_vmlck_moved(&p, true, 1024, 0, 1024));
-		assert_false(iof_vmlck_moved(&p, true, 1024, 0, 17 * 1024)); /* the sum is wrong for VmLck */
-		assert_false(iof_vmlck_moved(&p, true, 1024, 1024, 1024));    /* O kept it */
-		assert_true(iof_vmlck_moved(&p, false, 0, 0, 0));		   /* exec mode: refused before */
+		assert_true(iof_vmlck_moved(&p, true, 1024, 0, 0, 1024));
+		assert_false(iof_vmlck_moved(&p, true, 1024, 0, 0, 17 * 1024)); /* the sum is wrong for VmLck */
+		assert_false(iof_vmlck_moved(&p, true, 1024, 1024, 0, 1024));    /* O kept it */
+		assert_true(iof_vmlck_moved(&p, false, 0, 0, 0, 0));		      /* exec mode: refused before */
+		/* N mlock()ed 4096 kB of its own before its claim (QEMU -overcommit mem-lock=on): its baseline */
+		assert_true(iof_vmlck_moved(&p, true, 1024, 0, 4096, 5120));
+		assert_false(iof_vmlck_moved(&p, true, 1024, 0, 4096, 4096)); /* it did not get the charge */
+		assert_false(iof_vmlck_moved(&p, true, 1024, 0, 4096, 1024)); /* exactly vmlck_kb is not enough */
 	}
 	/* VA-mode vhost-vdpa devices pin nothing: the iommufd share alone */
 	iof_mix_plan(&(struct iof_mix){ .route = 'C', .vdpa_bytes = 0, .iof_bytes = MiB, .acct = IOF_ACCT_USER,
