@@ -8,10 +8,11 @@
 # FL_HWRESET it sets FL_QEMU_ARGS (extra qemu arguments: machine, IOMMU, devices) and, for the "patched"
 # module set, FL_PATCHED_KERNEL FL_PATCHED_MODS_CPIO FL_PATCHED_KVER: a second kernel image built with
 # kernel/iommufd/patches (iommufd is built in, so the fix is a kernel, not modules; its release ends in
-# -patched, its vDPA modules are its own).  rig.sh boots it for `modules: patched` scenarios.  No
-# nosuspend/hwreset sets (such scenarios fail).  The patched kernel applies only the series' patches that
-# change the image: a patch that touches nothing but tools/testing/ (patch 3, the iommu selftest) is left out
-# of it and of its cache key.
+# -patched, its vDPA modules are its own) and then the vhost-vdpa series kernel/patches (VHOST_NEW_OWNER,
+# written for 6.12: exact context but for the hunks tests/vm/flavours/iommufd.fuzz allows, iof_apply).
+# rig.sh boots it for `modules: patched` scenarios.  No nosuspend/hwreset sets (such scenarios fail).  The
+# patched kernel applies only the iommufd series' patches that change the image: a patch that touches nothing
+# but tools/testing/ (patch 3, the iommu selftest) is left out of it and of its cache key.
 #
 # On request only (rig.sh calls flavour_prepare_selftest when a `modules: selftest` scenario is to run,
 # never flavour_prepare or prepare-all; docs/RIG.md): the "selftest" kernel, FL_SELFTEST
@@ -35,10 +36,11 @@
 #        $RIG_CACHE/iommufd-<hash>/selftest-<shash>/ the selftest kernel (the same, selftest/iommufd,
 #                                                    mods-selftest.cpio.gz)
 # <hash> = sha256 over the source package version, the fragment (iommufd.config), the recipe version and the
-# compiler version; <phash> over <hash>, the patched recipe version and the diffs of the series' patches that
+# compiler version; <phash> over <hash>, the patched recipe version, the diffs of the series' patches that
 # change the image (iof_kernel_patches; each from its first "diff --git" line, without git format-patch's
 # envelope: renumbering the series or editing a commit message keeps the key, and the key of a series equals
-# that of the same series with a tools/testing/ patch added); <shash> over <hash>, the selftest recipe
+# that of the same series with a tools/testing/ patch added), those of the vhost-vdpa series and the rules
+# of iommufd.fuzz; <shash> over <hash>, the selftest recipe
 # version, the settings of its fragment (not its comments) and the diffs of every patch of the series.  The
 # 2 most recently used builds are kept, and in each the 2 most recently used patched builds and the 2 most
 # recently used selftest builds.
@@ -52,10 +54,15 @@ IOF_RECIPE=1
 # The "patched" kernel: this series applied to the same source (docs/RIG.md, kernel/iommufd/README.md).
 IOF_PATCH_DIR=${VLUD_RIG_IOMMUFD_PATCH_DIR:-$TOP/kernel/iommufd/patches}
 case $IOF_PATCH_DIR in /*) ;; *) IOF_PATCH_DIR=$PWD/$IOF_PATCH_DIR ;; esac
+# ... and after it the vhost-vdpa series (VHOST_NEW_OWNER: paths A and B; written for 6.12), the same files
+# as the debian flavour's patched modules (rig.sh's RIG_PATCH_DIR: kernel/patches or VLUD_RIG_PATCH_DIR),
+# applied with exact context but for the hunks IOF_FUZZ allows on this source (iof_apply).
+IOF_VDPA_PATCH_DIR=$RIG_PATCH_DIR
+IOF_FUZZ=$RIG_DIR/flavours/iommufd.fuzz
 # Its kernel release: the stock one + this (uname -r in the guest says which image runs).
 IOF_PATCHED_LV=-patched
-# Bump when the patched build recipe changes.
-IOF_PATCHED_RECIPE=1
+# Bump when the patched build recipe changes (2: the vhost-vdpa series too; exact context).
+IOF_PATCHED_RECIPE=2
 # The selftest kernel (on request): merged on top of IOF_FRAGMENT, its recipe version (bump when its recipe
 # changes), where its module segment puts the series' selftest in the guest.
 IOF_SELFTEST_FRAGMENT=$RIG_DIR/flavours/iommufd-selftest.config
@@ -120,14 +127,31 @@ iof_patch_body() { # FILE
 			if (e > 0 && l[e - 1] == "-- ") e--; else e = n
 			for (i = 0; i < e; i++) print l[i] }' "$1"
 }
-# 16 hex digits over the stock build's hash and the diffs of iof_kernel_patches, or "none" without such
-# patches
+# The patches of the vhost-vdpa series (IOF_VDPA_PATCH_DIR), one path a line, in order
+iof_vdpa_patches() {
+	local f
+	for f in "$IOF_VDPA_PATCH_DIR"/*.patch; do [ -e "$f" ] && echo "$f"; done
+}
+# Every patch of the patched kernel, in the order it applies them: the iommufd fixes, then the vhost-vdpa
+# series
+iof_patched_patches() { iof_kernel_patches; iof_vdpa_patches; }
+# 16 hex digits over the stock build's hash, the fuzz allowances (IOF_FUZZ's rules, not its comments) and
+# the diffs of iof_kernel_patches and iof_vdpa_patches (each series under its own heading), or "none"
+# without such patches
 iof_patch_hash() { # STOCK-HASH
-	local p=() f
+	local p=() v=() f
 	mapfile -t p < <(iof_kernel_patches)
-	[ ${#p[@]} -gt 0 ] || { echo none; return; }
-	{ echo "patched recipe $IOF_PATCHED_RECIPE lv $IOF_PATCHED_LV stock $1"; for f in "${p[@]}"; do iof_patch_body "$f"; done; } |
-		sha256sum | cut -c1-16
+	mapfile -t v < <(iof_vdpa_patches)
+	[ $((${#p[@]} + ${#v[@]})) -gt 0 ] || { echo none; return; }
+	{
+		echo "patched recipe $IOF_PATCHED_RECIPE lv $IOF_PATCHED_LV stock $1"
+		echo "== iommufd series"
+		for f in "${p[@]}"; do iof_patch_body "$f"; done
+		echo "== vhost-vdpa series"
+		for f in "${v[@]}"; do iof_patch_body "$f"; done
+		echo "== fuzz"
+		grep -v -e '^#' -e '^[[:space:]]*$' "$IOF_FUZZ" 2> /dev/null
+	} | sha256sum | cut -c1-16
 }
 # 16 hex digits over the stock build's hash, the settings of the selftest fragment (CONFIG_ lines and
 # "# CONFIG_X is not set", not its comments) and the diffs of every patch of the series, or "none" without
@@ -234,16 +258,127 @@ iof_collect() { # SRC LOCALVERSION OUT [EXTRA-FRAGMENT]
 	find "$src" -name '*.ko' -exec cp {} "$out/ko/" \;
 }
 
-# Applies the PATCHes (of $IOF_PATCH_DIR) in order to SRC (log to LOG).  Returns 1 with IOF_WHY (naming the
+# The rules of IOF_FUZZ for source package PKG and patch file NAME: "FILE HUNK MAX-FUZZ" lines
+iof_fuzz_rules() { # PKG NAME
+	[ -f "$IOF_FUZZ" ] || return 0
+	awk -v pkg="$1" -v name="$2" '!/^#/ && NF >= 5 && $1 == pkg && $2 == name { print $3, $4, $5 }' "$IOF_FUZZ"
+}
+# Hunk N (counted per file, as patch(1) reports it) of FILE in PATCH, split for iof_anchored: line 1 the
+# nearest non-blank context line before its added lines, line 2 the nearest one after them, then the added
+# lines without the blank lines at either end.  Fails for a hunk that removes lines, whose added lines are
+# not one block, that has no non-blank added line, or that is not there.
+iof_hunk_split() { # PATCH FILE N
+	awk -v file="$2" -v n="$3" '
+		function flush() {
+			if (!inh) return
+			inh = 0
+			if (bad || nb == 0) exit 1
+			s = 0; e = nb - 1
+			while (s <= e && b[s] ~ /^[ \t]*$/) s++
+			while (e >= s && b[e] ~ /^[ \t]*$/) e--
+			if (s > e) exit 1
+			print lead; print trail
+			for (i = s; i <= e; i++) print b[i]
+			found = 1
+		}
+		rem > 0 || remn > 0 {
+			c = substr($0, 1, 1); t = substr($0, 2)
+			if (c == "\\") next
+			if (c == " ") { rem--; remn--; if (inh) { if (nb == 0) { if (t !~ /^[ \t]*$/) lead = t } else { if (trail == "" && t !~ /^[ \t]*$/) trail = t; after = 1 } } }
+			else if (c == "-") { rem--; if (inh) bad = 1 }
+			else if (c == "+") { remn--; if (inh) { if (after) bad = 1; b[nb++] = t } }
+			if (rem <= 0 && remn <= 0) flush()
+			next
+		}
+		/^\+\+\+ / { cur = $2; sub(/^b\//, "", cur); h = 0; next }
+		/^@@ / {
+			split($2, o, ","); split($3, w, ",")
+			rem = (o[2] == "" ? 1 : o[2]) + 0; remn = (w[2] == "" ? 1 : w[2]) + 0
+			if (cur == file && ++h == n) { inh = 1; lead = ""; trail = ""; nb = 0; bad = 0; after = 0 }
+		}
+		END { if (!found) exit 1 }' "$1"
+}
+# How many times FILE has the added lines of SPLIT (iof_hunk_split's output) next to one of their anchors:
+# the nearest non-blank line before them is the leading one, or the nearest after them the trailing one
+iof_anchored() { # SPLIT FILE
+	[ -f "$2" ] || { echo 0; return; }
+	awk 'FNR == NR { if (FNR == 1) lead = $0; else if (FNR == 2) trail = $0; else b[nb++] = $0; next }
+		{ l[nl++] = $0 }
+		END {
+			c = 0
+			for (i = 0; i + nb <= nl; i++) {
+				for (j = 0; j < nb && l[i + j] == b[j]; j++) ;
+				if (j < nb) continue
+				for (p = i - 1; p >= 0 && l[p] ~ /^[ \t]*$/; p--) ;
+				for (q = i + nb; q < nl && l[q] ~ /^[ \t]*$/; q++) ;
+				if ((lead != "" && p >= 0 && l[p] == lead) || (trail != "" && q < nl && l[q] == trail)) c++
+			}
+			print c
+		}' "$1" "$2"
+}
+# Applies the PATCHes in order to SRC, the source of package PKG (log to LOG).  Exact context (patch
+# --fuzz=0, offsets allowed) except for the hunks IOF_FUZZ allows for PKG and the patch's file name, each up
+# to its maximum fuzz; a hunk applied with fuzz that no rule allows fails, and so does an allowed hunk whose
+# added lines do not sit next to one of their own context lines afterwards (iof_hunk_split: the nearest
+# non-blank one before or after them; counted before and after the patch, it must be one more): a fuzzy
+# match that lands somewhere else is a conflict, not a context change.  Returns 1 with IOF_WHY (naming the
 # log as WHERE, its path once kept).
-iof_apply() { # SRC LOG WHERE PATCH...
-	local p
-	for p in "${@:4}"; do
+iof_apply() { # SRC LOG WHERE PKG PATCH...
+	local p name rules fuzz out rc f n k line cur ok
+	local -a rf rn rk rb
+	for p in "${@:5}"; do
+		name=${p##*/}
+		rules=$(iof_fuzz_rules "$4" "$name")
+		fuzz=0 rf=() rn=() rk=() rb=()
+		while read -r f n k; do
+			[ -n "$f" ] || continue
+			[ "$k" -gt "$fuzz" ] && fuzz=$k
+			if ! iof_hunk_split "$p" "$f" "$n" > "$2.hunk${#rf[@]}"; then
+				IOF_WHY="$name: the fuzz rule for hunk $n of $f ($IOF_FUZZ) names no hunk that only adds one block of lines (see $3)"
+				echo "== $IOF_WHY" >> "$2"
+				return 1
+			fi
+			rb+=("$(iof_anchored "$2.hunk${#rf[@]}" "$1/$f")")
+			rf+=("$f") rn+=("$n") rk+=("$k")
+		done <<< "$rules"
 		echo "== patch -p1 < $p" >> "$2"
-		if ! patch -p1 -d "$1" --no-backup-if-mismatch < "$p" >> "$2" 2>&1; then
-			IOF_WHY="$(basename "$p") does not apply (see $3)"
+		[ "$fuzz" = 0 ] || echo "== $name: fuzz allowed up to $fuzz (${IOF_FUZZ##*/}: ${rules//$'\n'/; })" >> "$2"
+		out=$(patch -p1 -d "$1" --no-backup-if-mismatch --fuzz="$fuzz" < "$p" 2>&1)
+		rc=$?
+		printf '%s\n' "$out" >> "$2"
+		if [ "$rc" != 0 ]; then
+			IOF_WHY="$name does not apply$([ "$fuzz" = 0 ] && echo " with exact context" || echo " (fuzz up to $fuzz)") (see $3)"
 			return 1
 		fi
+		# every fuzzy hunk must be allowed
+		cur=
+		while IFS= read -r line; do
+			case $line in
+			"patching file "*) cur=${line#patching file } ;;
+			"Hunk #"*" with fuzz "*)
+				n=${line#Hunk #} n=${n%% *} k=${line##* with fuzz } k=${k%%[!0-9]*}
+				ok=
+				for f in "${!rf[@]}"; do
+					[ "${rf[$f]}" = "$cur" ] && [ "${rn[$f]}" = "$n" ] && [ "$k" -le "${rk[$f]}" ] && ok=1
+				done
+				if [ -z "$ok" ]; then
+					IOF_WHY="$name: hunk $n of $cur applied only with fuzz $k, which ${IOF_FUZZ#"$TOP"/} does not allow for $4 (see $3)"
+					echo "== $IOF_WHY" >> "$2"
+					return 1
+				fi ;;
+			esac
+		done <<< "$out"
+		# every allowed hunk sits next to its own context
+		for f in "${!rf[@]}"; do
+			k=$(iof_anchored "$2.hunk$f" "$1/${rf[$f]}")
+			echo "== $name: hunk ${rn[$f]} of ${rf[$f]}: its lines next to their context $k time(s), before the patch ${rb[$f]}" >> "$2"
+			if [ "$k" != $((rb[f] + 1)) ]; then
+				IOF_WHY="$name: hunk ${rn[$f]} of ${rf[$f]} (fuzz allowed by ${IOF_FUZZ#"$TOP"/}) did not land next to its own context lines: a conflict (see $3)"
+				echo "== $IOF_WHY" >> "$2"
+				return 1
+			fi
+			rm -f "$2.hunk$f"
+		done
 	done
 }
 
@@ -278,15 +413,16 @@ iof_failed() { # TMPDIR FAILED
 
 # The patched kernel from SRC (already built stock, or fresh): apply, build (incrementally when SRC holds
 # the stock build: only what the series touches is compiled again, then vmlinux is linked), collect into
-# OUT (renamed from OUT.tmp on success).  Returns 1 with IOF_WHY, the log in OUT.failed.
-iof_build_patched_in() { # SRC OUT INCREMENTAL(0|1)
+# OUT (renamed from OUT.tmp on success).  PKG: the source package (iof_apply's fuzz rules).  Returns 1 with
+# IOF_WHY, the log in OUT.failed.
+iof_build_patched_in() { # SRC OUT INCREMENTAL(0|1) PKG
 	local src=$1 out=$2 t0
 	t0=$(now_ms)
 	rm -rf "$out.tmp" "$out.failed"
 	mkdir -p "$out.tmp"
 	local kp=()
-	mapfile -t kp < <(iof_kernel_patches)
-	if ! iof_apply "$src" "$out.tmp/patch.log" "$out.failed/patch.log" "${kp[@]}"; then
+	mapfile -t kp < <(iof_patched_patches)
+	if ! iof_apply "$src" "$out.tmp/patch.log" "$out.failed/patch.log" "$4" "${kp[@]}"; then
 		iof_failed "$out.tmp" "$out.failed"
 		return 1
 	fi
@@ -336,7 +472,7 @@ iof_build() { # PKG SRCVER DIR [PATCHED-DIR]
 	echo "download_ms=$((IOF_T1 - IOF_T0)) extract_ms=$((IOF_T2 - IOF_T1)) build_ms=$((t3 - IOF_T2)) src=$pkg=$ver" > "$d.tmp/timing"
 	if [ -n "$pd" ]; then
 		# inside DIR: built under DIR.tmp, moved with it
-		iof_build_patched_in "$src" "$d.tmp/${pd##*/}" 1 || IOF_PATCHED_WHY=$IOF_WHY
+		iof_build_patched_in "$src" "$d.tmp/${pd##*/}" 1 "$pkg" || IOF_PATCHED_WHY=$IOF_WHY
 		[ -d "$d.tmp/${pd##*/}.failed" ] && echo "$IOF_PATCHED_WHY" > "$d.tmp/${pd##*/}.failed/failed"
 	fi
 	rm -rf "$src" "$d" "$d.failed"
@@ -348,7 +484,7 @@ iof_build_patched() { # PKG SRCVER PATCHED-DIR
 	local rc
 	IOF_WHY=
 	iof_extract "$1" "$2" "$3.src" || { rc=$?; rm -rf "$3.src"; return $rc; }
-	iof_build_patched_in "$3.src/x" "$3" 0
+	iof_build_patched_in "$3.src/x" "$3" 0 "$1"
 	rc=$?
 	rm -rf "$3.src"
 	return $rc
@@ -366,7 +502,7 @@ iof_build_selftest() { # PKG SRCVER OUT
 	iof_extract "$1" "$2" "$out.src" libcap-dev || { rc=$?; rm -rf "$out.src"; return $rc; }
 	mkdir -p "$out.tmp"
 	rc=0
-	if ! iof_apply "$src" "$out.tmp/patch.log" "$out.failed/patch.log" "${p[@]}"; then
+	if ! iof_apply "$src" "$out.tmp/patch.log" "$out.failed/patch.log" "$1" "${p[@]}"; then
 		rc=1
 	elif ! iof_make_all "$src" "$IOF_PATCHED_LV" "$out.tmp/build.log" "$IOF_SELFTEST_FRAGMENT"; then
 		IOF_WHY="selftest kernel build failed (see $out.failed/build.log)"
@@ -427,9 +563,9 @@ iof_newest_built() {
 
 flavour_prepare() {
 	local pkg= ver= line d h pd
-	FL_PATCHED=none FL_PATCHED_WHY="no patches in ${IOF_PATCH_DIR#$TOP/} (patched == stock)"
-	if [ -z "$(iof_kernel_patches)" ] && ls "$IOF_PATCH_DIR"/*.patch > /dev/null 2>&1; then
-		FL_PATCHED_WHY="no patch in ${IOF_PATCH_DIR#"$TOP"/} changes the kernel image, only tools/testing/ (patched == stock)"
+	FL_PATCHED=none FL_PATCHED_WHY="no patches in ${IOF_PATCH_DIR#"$TOP"/} or ${IOF_VDPA_PATCH_DIR#"$TOP"/} (patched == stock)"
+	if [ -z "$(iof_patched_patches)" ] && ls "$IOF_PATCH_DIR"/*.patch > /dev/null 2>&1; then
+		FL_PATCHED_WHY="no patch in ${IOF_PATCH_DIR#"$TOP"/} changes the kernel image, only tools/testing/, and ${IOF_VDPA_PATCH_DIR#"$TOP"/} has none (patched == stock)"
 	fi
 	IOF_D='' IOF_PKG='' IOF_VER=''
 	FL_NOSUSPEND=failed FL_NOSUSPEND_WHY="the iommufd flavour has no nosuspend module set"
@@ -491,7 +627,7 @@ flavour_prepare() {
 		elif [ -f "$pd.failed/failed" ] && [ "${VLUD_RIG_REBUILD:-0}" != 1 ]; then
 			FL_PATCHED=failed FL_PATCHED_WHY="$(cat "$pd.failed/failed") (failed before; VLUD_RIG_REBUILD=1 retries)"
 		else
-			log "iommufd: the patched kernel ${IOF_PATCH_DIR#$TOP/} ($h): a full build (the stock tree is not kept)"
+			log "iommufd: the patched kernel ${IOF_PATCH_DIR#"$TOP"/} + ${IOF_VDPA_PATCH_DIR#"$TOP"/} ($h): a full build (the stock tree is not kept)"
 			if iof_build_patched "$pkg" "$ver" "$pd"; then
 				FL_PATCHED=yes FL_PATCHED_WHY=
 			else
