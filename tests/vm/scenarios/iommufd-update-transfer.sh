@@ -69,14 +69,5 @@ expect t3-fds-kept "$(held)" = "$held0"
 for c in change-process vmpin dma data in-memfd verdict; do
 	expect "t3-reclaim-$c" "$(grep -c "^ok - .*/vmm-3-reclaimed\.reclaim\.$c" $LOG)" -eq 1
 done
-wait_until 50 test "$(vludfds)" -eq "$fds0"
-expect vlud-fds-at-end "$(vludfds)" -eq "$fds0"
-
-kill "$O" 2> /dev/null
-wait_until 50 gone "$O"
-kill "$VLUD"
-wait "$VLUD" 2> /dev/null
-echo "# the VMM's log (every process):"
-cat $LOG
-sed 's/^/[vlud] /' $IOFU_TMP-vlud.log | tail -60
+iofu_end "$O"
 exit $((FAILS > 0))

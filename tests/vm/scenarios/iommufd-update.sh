@@ -74,14 +74,5 @@ expect u3-fds-kept "$(held)" = "$held0"
 for c in change-process after.dma after.in-memfd; do
 	expect "u3-restarted-$c" "$(grep -c "^ok - .*/vmm-3-restarted\.$c\(=.*\)\?\$" $LOG)" -eq 1
 done
-wait_until 50 test "$(vludfds)" -eq "$fds0"
-expect vlud-fds-at-end "$(vludfds)" -eq "$fds0"
-
-kill "$pid" 2> /dev/null
-wait_until 50 gone "$pid"
-kill "$VLUD"
-wait "$VLUD" 2> /dev/null
-echo "# the VMM's log (every image):"
-cat $LOG
-sed 's/^/[vlud] /' $IOFU_TMP-vlud.log | tail -60
+iofu_end "$pid"
 exit $((FAILS > 0))

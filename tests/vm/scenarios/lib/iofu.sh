@@ -67,3 +67,17 @@ iofu_start() {
 	echo "# held: $held0"
 	fds0=$(vludfds)
 }
+# iofu_end PID: the end of a scenario: vlud's fd count back to what it was with the first VMM up (a test),
+# PID (the VMM running last) and vlud stopped, the VMM's log (every process and image) and vlud's last
+# lines into the scenario's log
+iofu_end() {
+	wait_until 50 test "$(vludfds)" -eq "$fds0"
+	expect vlud-fds-at-end "$(vludfds)" -eq "$fds0"
+	kill "$1" 2> /dev/null
+	wait_until 50 gone "$1"
+	kill "$VLUD"
+	wait "$VLUD" 2> /dev/null
+	echo "# the VMM's log (every process and image):"
+	cat "$LOG"
+	sed 's/^/[vlud] /' "$IOFU_TMP-vlud.log" | tail -60
+}
