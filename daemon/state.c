@@ -431,14 +431,14 @@ static int parse_update(json_object *o, struct state_update *su)
 		return -EINVAL;
 	su->new_pid = (int32_t)i;
 	/* optional (absent in states of older vlud, or unknown): 0; malformed: only the reservation they
-	 * would check is lost (start_bad), not the document with every tenant's fds */
+	 * would check is lost (old_start_bad, new_start_bad: only the reservation of that pid), not the document with every tenant's fds */
 	if (json_object_object_get_ex(o, "old_start", NULL) && get_u64(o, "old_start", &su->old_start) < 0) {
 		su->old_start = 0;
-		su->start_bad = true;
+		su->old_start_bad = true;
 	}
 	if (json_object_object_get_ex(o, "new_start", NULL) && get_u64(o, "new_start", &su->new_start) < 0) {
 		su->new_start = 0;
-		su->start_bad = true;
+		su->new_start_bad = true;
 	}
 	if (get_i64(o, "started_us", &su->started_us) < 0)
 		return -EINVAL;

@@ -97,8 +97,8 @@ struct state_update {
 	 * vlud's record, or unreadable); a restarted vlud tells by them whether the pid is still that process */
 	uint64_t old_start, new_start;
 	/* parsing: a start time present but not a number (0 above): the record stands, without a
-	 * reservation (a pid whose identity cannot be checked is reserved to nobody) */
-	bool start_bad;
+	 * reservation for that pid (a pid whose identity cannot be checked is reserved to nobody) */
+	bool old_start_bad, new_start_bad;
 	int64_t started_us;	  /* CLOCK_REALTIME */
 	struct state_update_dev devs[VLUD_STATE_UPDATE_MAX_DEVS];
 	unsigned n_devs; /* 1..VLUD_STATE_UPDATE_MAX_DEVS, names unique */

@@ -313,8 +313,8 @@ static void restore_one(struct instance *inst, const struct state_update *su)
 	/* the start time the record has for that pid (0: none, an older vlud's record) must still be the pid's:
 	 * else the process exited and the pid names another one now */
 	want_start = heir == su->old_pid ? su->old_start : su->new_start;
-	if (heir > 0 && su->start_bad) {
-		log_warning("update %" PRIu64 " of %s: the record's start times are malformed: pid %d cannot be "
+	if (heir > 0 && (heir == su->old_pid ? su->old_start_bad : su->new_start_bad)) {
+		log_warning("update %" PRIu64 " of %s: the record's start time of pid %d is malformed: it cannot be "
 			    "identified, no reservation",
 			    su->id, inst->name, (int)heir);
 		heir = 0;

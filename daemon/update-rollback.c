@@ -401,8 +401,9 @@ void upd_rollback_act(struct update *u, enum rb_trigger t)
 	case RB_FAIL:
 		/* the devices' owner runs on (exec mode: the one process; transfer mode: the successor, O gone):
 		 * a device still suspended (a mixed instance on path A whose charge check failed before D's
-		 * RESUME) would stay stopped under it for good */
-		if (upd_any_suspended(u)) {
+		 * RESUME) would stay stopped under it for good (path A only: path B's reset leaves the flags set on
+		 * devices its successor re-created and runs) */
+		if (u->route == 'A' && upd_any_suspended(u)) {
 			upd_resume_all(u);
 			upd_add_note(u, "; its devices resumed under the process that owns them");
 		}

@@ -63,7 +63,11 @@ static int map_all(struct mv_vmm *v, uint64_t *ret_us)
 		*ret_us = mv_now_us() - t0;
 	if (r < 0)
 		mv_log("IOTLB map of %u range(s), %" PRIu64 " MiB: %s%s", v->mem.nmaps, v->mem.size >> 20,
-		       strerror(-r), r == -EFAULT ? " (EFAULT here usually means RLIMIT_MEMLOCK or not owner)" : "");
+		       strerror(-r),
+		       r == -EFAULT ? " (EFAULT: any failure of the IOTLB message; usually RLIMIT_MEMLOCK, not the owner, "
+				      "or, on kernels >= 7.x, more runs of contiguous pages than vhost_vdpa's "
+				      "max_iotlb_entries)"
+				    : "");
 	return r;
 }
 

@@ -564,7 +564,7 @@ static void update_malformed(void **unused)
 	}
 }
 
-/* a malformed start time costs the record its reservation only (start_bad, the times 0), not the document:
+/* a malformed start time costs the record its reservation only (old_start_bad or new_start_bad, that time 0), not the document:
  * the instance, its fds and the update record stand */
 static void update_start_malformed(void **unused)
 {
@@ -583,9 +583,14 @@ static void update_start_malformed(void **unused)
 
 		assert_true(asprintf(&b, "VLUDSTATE 1\n%s", sbads[i].doc) > 0);
 		r = state_parse(b, strlen(b), &p);
-		if (r != 0 || p.n_instances != 1 || p.n_updates != 1 || !p.updates[0].start_bad)
-			fail_msg("%s: r=%d, %zu instances, %zu updates, start_bad %d", sbads[i].what, r, p.n_instances,
-				 p.n_updates, p.n_updates ? p.updates[0].start_bad : -1);
+		/* only the malformed one is flagged */
+		bool want_old = strstr(sbads[i].what, "old_start") != NULL;
+
+		if (r != 0 || p.n_instances != 1 || p.n_updates != 1 || p.updates[0].old_start_bad != want_old ||
+		    p.updates[0].new_start_bad == want_old)
+			fail_msg("%s: r=%d, %zu instances, %zu updates, bad old %d new %d", sbads[i].what, r, p.n_instances,
+				 p.n_updates, p.n_updates ? p.updates[0].old_start_bad : -1,
+				 p.n_updates ? p.updates[0].new_start_bad : -1);
 		/* the malformed one reads 0; a good one beside it is kept */
 		if ((strstr(sbads[i].what, "old_start") && p.updates[0].old_start != 0) ||
 		    (strstr(sbads[i].what, "new_start") && p.updates[0].new_start != 0) ||

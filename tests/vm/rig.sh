@@ -303,6 +303,9 @@ build_conf_cpio() { # OUT MODULES USE_VA DEVICES MAC ROOT SHELL SCENARIO...
 		RIG_SHELL=$sh
 	EOF
 	: > "$st/etc/rig.scenarios"
+	# the flavour's module parameters of this boot (FL_MOD_PARAMS: lines "MODULE PARAM=VALUE..."; the
+	# guest's init gives them to insmod after the cached modules segment's own: the last value wins)
+	printf '%s\n' "$FL_MOD_PARAMS" > "$st/etc/rig.modparams"
 	local s
 	for s in "$@"; do echo "$s ${SC_TIMEOUT[$s]}" >> "$st/etc/rig.scenarios"; done
 	(cd "$st" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$out"
@@ -462,6 +465,7 @@ load_flavour() { # NAME -> 0 ready, 1 failed (FL_FAIL_WHY), 2 skip (FL_SKIP_WHY)
 	FL_SELFTEST= FL_SELFTEST_WHY= FL_SELFTEST_KERNEL= FL_SELFTEST_MODS_CPIO= FL_SELFTEST_KVER=
 	unset -f flavour_prepare_selftest
 	FL_QEMU_ARGS=() # the flavour's extra qemu arguments (machine, IOMMU, devices)
+	FL_MOD_PARAMS= # the flavour's module parameters set at every boot (build_conf_cpio; not cached)
 	if [ ! -f "$RIG_DIR/flavours/$1.sh" ]; then
 		FL_FAIL_WHY="unknown flavour '$1' (no tests/vm/flavours/$1.sh)"
 		FL_RC=1

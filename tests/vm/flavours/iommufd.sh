@@ -617,6 +617,11 @@ flavour_prepare() {
 	FL_KVER=$(cat "$d/kver")
 	FL_KERNEL=$d/bzImage
 	FL_QEMU_ARGS=("${IOF_QEMU_ARGS[@]}")
+	# 7.3 caps vhost-vdpa's IOTLB (and vdpa_sim's) at 2048 entries per address space; in PA mode each
+	# physically contiguous run of pinned pages is an entry, so 16 MiB of guest RAM in 4 KiB memfd pages needs
+	# up to 4096 and its map fails (write(): EFAULT) when the pages come back fragmented (the intermittent
+	# b1 failure of iommufd-update-mixed-patched, 2026-12-03): the rig's guests map up to 64 MiB in PA mode
+	FL_MOD_PARAMS=$'vhost_vdpa max_iotlb_entries=16384\nvdpa_sim max_iotlb_entries=16384'
 	FL_MODS_CPIO=$d/mods.cpio.gz
 	iof_mods_cpio "$d" stock
 	# "patched": a second kernel image (the fixes are in the built-in iommufd) with its own modules, cached
