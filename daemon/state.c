@@ -430,8 +430,8 @@ static int parse_update(json_object *o, struct state_update *su)
 	if (get_i64(o, "new_pid", &i) < 0 || i < 0 || i > INT32_MAX)
 		return -EINVAL;
 	su->new_pid = (int32_t)i;
-	/* optional (absent in states of older vlud, or unknown): 0; malformed: only the reservation they
-	 * would check is lost (old_start_bad, new_start_bad: only the reservation of that pid), not the document with every tenant's fds */
+	/* optional (absent in states of older vlud, or unknown): 0; malformed: only the reservation of that
+	 * pid is lost (old_start_bad, new_start_bad), not the document with every tenant's fds */
 	if (json_object_object_get_ex(o, "old_start", NULL) && get_u64(o, "old_start", &su->old_start) < 0) {
 		su->old_start = 0;
 		su->old_start_bad = true;
