@@ -903,9 +903,20 @@ out:
 	for (unsigned q = 0; q < MV_NQ; q++)
 		mv_vq_done(&v.vq[q]);
 	mv_vq_done(&v.cvq);
-	/* reset before close so the device stops DMA into memory we unmap next */
-	if (v.dev.fd >= 0)
-		(void)mv_vdev_set_status(&v.dev, 0);
+	/* reset before close so the device stops DMA into memory we unmap next, but only as its owner:
+	 * VHOST_VDPA_SET_STATUS has no owner check, and a process that is not the owner (a transfer
+	 * successor whose VHOST_NEW_OWNER failed, a VMM its successor took the device from) would reset a
+	 * device another process runs (chaos soak, patched, seed 20261206 kill 109: the successor, refused
+	 * by the withdrawn consent, exited and reset the device the old VMM had just brought back).  An
+	 * owner-checked ioctl tells: EPERM is another owner. */
+	if (v.dev.fd >= 0) {
+		uint16_t base;
+
+		if (mv_vdev_get_vring_base(&v.dev, 0, &base) == -EPERM)
+			mv_log("exit: the device's owner is another process: not resetting it");
+		else
+			(void)mv_vdev_set_status(&v.dev, 0);
+	}
 	mv_vdev_done(&v.dev);
 	mv_edu_done(&v.edu);
 	mv_mem_done(&v.mem);
