@@ -22,17 +22,14 @@
 #  rt: transfer mode, path A, the successor exits so: the old VMM takes the device back with VHOST_NEW_OWNER
 #      (the dead successor's mm is the consent) and the charge, calls update.ready (rolled-back, verified at
 #      17408 kB, traffic and DMA go on).
-# On request only (`default: no`) until repeated runs pass: in its first rig run (2026-12-03) b1's fresh
-# minivmm failed its first IOTLB map of 16 MiB with EFAULT (a1, a2, b2, ra, rt passed; the re-run passed all
-# 269 checks).  The likely cause, 7.3's IOTLB cap of 2048 entries against fragmented 4 KiB pages in PA mode,
-# is raised by the flavour since (docs/IOMMUFD.md, docs/RIG.md); make check takes the scenario once a few
-# runs with the raised caps have passed.
+# In its first rig run (2026-12-03) b1's fresh minivmm failed its first IOTLB map of 16 MiB with EFAULT; the
+# likely cause, 7.3's IOTLB cap of 2048 entries against fragmented 4 KiB pages in PA mode, is raised by the
+# flavour since (docs/IOMMUFD.md, docs/RIG.md); every run after it passed (four, three with the raised caps).
 # flavour: iommufd
 # modules: patched
 # use_va: 0
 # devices: 1
 # timeout: 300
-# default: no
 # shellcheck disable=SC2034,SC2154,SC2317 # UPD_COMMIT_MS: read by lib/vlud.sh; n0: lib/mixed.sh's; a2_*: run by lib/mixed.sh
 . /scenarios/lib/update.sh
 . /scenarios/lib/edu.sh
