@@ -34,6 +34,22 @@
  * brings back what it can for the phase the update was in (docs/UPDATE.md "vlud restarted during an
  * update") and ends the update with a failed verdict. */
 
+/* pid's start time into *start, cached (*of = pid) only when read while pidfd says it lives (the pid was
+ * that process at the read); 0 and not cached otherwise: a failed read (EMFILE, ENOMEM) is tried again at
+ * the next write.  pid 0 (none yet): 0, cached. */
+static void start_of(pid_t pid, int pidfd, uint64_t *start, pid_t *of)
+{
+	*start = 0;
+	if (!pid) {
+		*of = 0;
+		return;
+	}
+	if (upd_pid_starttime(pid, start) == 0 && upd_pidfd_alive(pidfd))
+		*of = pid;
+	else
+		*start = 0;
+}
+
 /* the record of inst's running update; false when none runs */
 bool update_persist_record(struct instance *inst, struct state_update *ret)
 {
@@ -55,27 +71,12 @@ bool update_persist_record(struct instance *inst, struct state_update *ret)
 	ret->new_pid = u->new_pid > 0 ? u->new_pid : 0;
 	/* who they are: a restarted vlud reserves the instance to one of them only if its pid is still that
 	 * process (read while the update runs with them: once per pid, not at every phase) */
-	if (u->old_start_of != u->old_pid) {
-		/* kept only when read while O's pidfd says it lives (the pid was that process at the read); a
-		 * failed read (EMFILE, ENOMEM) is tried again at the next write */
-		u->old_start = 0;
-		if (upd_pid_starttime(u->old_pid, &u->old_start) == 0 && upd_pidfd_alive(u->old_pidfd))
-			u->old_start_of = u->old_pid;
-		else
-			u->old_start = 0;
-	}
-	if (u->new_start_of != ret->new_pid) {
-		int pfd = u->new_pidfd >= 0 ? u->new_pidfd : u->claim_pidfd;
-
-		u->new_start = 0;
-		if (!ret->new_pid)
-			u->new_start_of = 0;
-		else if (upd_pid_starttime(ret->new_pid, &u->new_start) == 0 &&
-			 (ret->new_pid == u->old_pid ? upd_pidfd_alive(u->old_pidfd) : upd_pidfd_alive(pfd)))
-			u->new_start_of = ret->new_pid;
-		else
-			u->new_start = 0;
-	}
+	if (u->old_start_of != u->old_pid)
+		start_of(u->old_pid, u->old_pidfd, &u->old_start, &u->old_start_of);
+	if (u->new_start_of != ret->new_pid)
+		start_of(ret->new_pid,
+			 ret->new_pid == u->old_pid ? u->old_pidfd : u->new_pidfd >= 0 ? u->new_pidfd : u->claim_pidfd,
+			 &u->new_start, &u->new_start_of);
 	ret->old_start = u->old_start;
 	ret->new_start = ret->new_pid ? u->new_start : 0;
 	ret->started_us = now_realtime_us() - (now_monotonic_us() - u->t_start_us);

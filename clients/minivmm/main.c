@@ -908,11 +908,9 @@ out:
 	 * successor whose VHOST_NEW_OWNER failed, a VMM its successor took the device from) would reset a
 	 * device another process runs (chaos soak, patched, seed 20261206 kill 109: the successor, refused
 	 * by the withdrawn consent, exited and reset the device the old VMM had just brought back).  An
-	 * owner-checked ioctl tells: EPERM is another owner. */
+	 * owner-checked ioctl tells (mv_vdev_other_owner). */
 	if (v.dev.fd >= 0) {
-		uint16_t base;
-
-		if (mv_vdev_get_vring_base(&v.dev, 0, &base) == -EPERM)
+		if (mv_vdev_other_owner(&v.dev))
 			mv_log("exit: the device's owner is another process: not resetting it");
 		else
 			(void)mv_vdev_set_status(&v.dev, 0);

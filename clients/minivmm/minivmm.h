@@ -126,6 +126,7 @@ int mv_vdev_driver_ok(struct mv_vdev *d);
 int mv_vdev_suspend(struct mv_vdev *d);
 int mv_vdev_resume(struct mv_vdev *d);
 int mv_vdev_get_vring_base(struct mv_vdev *d, unsigned q, uint16_t *ret);
+bool mv_vdev_other_owner(struct mv_vdev *d);
 int mv_vdev_vring_setup(struct mv_vdev *d, unsigned q, uint16_t num, uint16_t base,
 			uint64_t desc, uint64_t avail, uint64_t used, int kick, int call);
 int mv_vdev_vring_enable(struct mv_vdev *d, unsigned q, bool on);

@@ -199,6 +199,15 @@ int mv_vdev_resume(struct mv_vdev *d)
 	return xioctl(d->fd, VHOST_VDPA_RESUME, NULL);
 }
 
+/* Is the device's owner another process?  An owner-checked ioctl (GET_VRING_BASE of queue 0, which only
+ * reads) fails EPERM then; VHOST_VDPA_SET_STATUS, SUSPEND and RESUME have no owner check. */
+bool mv_vdev_other_owner(struct mv_vdev *d)
+{
+	uint16_t base;
+
+	return mv_vdev_get_vring_base(d, 0, &base) == -EPERM;
+}
+
 int mv_vdev_get_vring_base(struct mv_vdev *d, unsigned q, uint16_t *ret)
 {
 	struct vhost_vring_state s = { .index = q };

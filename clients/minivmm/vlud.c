@@ -296,14 +296,12 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 				 * the chaos soak, seed 6 kill 13: resumed as if it were ours, nothing mapped) */
 				uint8_t st = 0;
 
-				uint16_t base;
-
 				if (mv_vdev_get_status(&v->dev, &st) == 0 && !(st & VIRTIO_CONFIG_S_DRIVER_OK)) {
 					mv_log("vlud restarted after releasing the device for the claim: the device it holds is "
 					       "a fresh open (status 0x%x): setting it up again",
 					       st);
 					v->reopened = true;
-				} else if (mv_vdev_get_vring_base(&v->dev, 0, &base) == -EPERM)
+				} else if (mv_vdev_other_owner(&v->dev))
 					reopen_from_dead_owner(v);
 			}
 		}
