@@ -23,7 +23,7 @@
 # exec").
 
 BENCH_DIR  := $(O)/bench
-BENCH_BINS := $(O)/bench/bench-fd $(O)/bench/bench-ctl $(O)/bench/bench-report
+BENCH_BINS := $(O)/bench/bench-fd $(O)/bench/bench-ctl $(O)/bench/bench-report $(O)/bench/bench-sdrec
 BENCH_HELPER_OBJS := $(O)/tests/bench/bstat.o $(O)/tests/integration/integ.o $(O)/tests/integration/sdstore.o
 BENCH_REPS ?= 5
 BENCH_MEMS ?= 64M 256M 1G 2G

@@ -18,19 +18,13 @@ T=$(mktemp -d /tmp/vlu-systemd.XXXXXX)
 chmod 755 "$T"
 trap 'rm -rf "$T"' EXIT
 
-if [ "$(id -u)" -ne 0 ] || ! command -v systemd-nspawn > /dev/null; then
+. "$TOP/tests/integration/nspawn.sh"
+if why=$(nspawn_unavailable) && [ -n "$why" ]; then
 	# not a skip: this is the only test of the units under a real systemd
-	echo "not ok - $S/preconditions: needs root and systemd-nspawn (package systemd-container, tests/integration/apt-packages)"
+	echo "not ok - $S/preconditions: $why"
 	exit 1
 fi
-mkdir -p "$T/units/vlud.service.d" "$T/etc" "$T/sysusers" "$T/out"
-# vlud.service has ProtectHome=yes: a tree cloned under /root or /home (CI) must work too, so the unit
-# starts vlud from a read-only bind of the build directory outside them
-SB=/opt/vlu-build
-for u in vlud.socket vlud.service; do
-	sed -e "s|@SBINDIR@|$SB|g" -e "s|@SYSCONFDIR@|/etc|g" -e "s|@DATADIR@|/usr/share|g" "$TOP/systemd/$u" > "$T/units/$u"
-done
-cp "$TOP/systemd/vlud.sysusers" "$T/sysusers/vlud.conf"
+nspawn_prepare "$T" "$TOP"
 cat > "$T/units/vlud.service.d/test.conf" << 'EOF'
 [Service]
 # the watchdog case must not wait 30 s
@@ -59,13 +53,7 @@ ExecStart=/bin/bash $TOP/tests/integration/systemd-inner.sh /vlu-out/tap
 StandardOutput=file:/vlu-out/inner.log
 StandardError=inherit
 EOF
-# no first-boot questions on an empty /etc
-ln -s /dev/null "$T/units/systemd-firstboot.service"
-
-timeout 180 systemd-nspawn --quiet -D / --volatile=yes --register=no --keep-unit -M "vlu-$$" \
-	--bind-ro="$T/units:/run/systemd/system" --bind-ro="$T/sysusers:/run/sysusers.d" \
-	--bind-ro="$T/etc:/etc/vlud" --bind="$T/out:/vlu-out" --bind-ro="$B" --bind-ro="$B:$SB" --bind-ro="$TOP" \
-	-b -- systemd.unit=vlu-test.service < /dev/null > "$T/boot.log" 2>&1
+nspawn_boot "$T" "$B" "$TOP" vlu-test.service 180
 rc=$?
 if [ -s "$T/out/tap" ]; then
 	sed "s/^\(not \)\{0,1\}ok - /&$S\//" "$T/out/tap"
