@@ -15,7 +15,9 @@
 #     of 1 s is not subtracted exactly) and StartLimitIntervalSec=0 (15 restarts in a minute would hit
 #     systemd's default start limit of 5 in 10 s);
 #   - vlud.conf: the shipped limits (max_fds_per_instance 252); 1000 fds are held by 4 instances of 250.
-# Environment: VLU_BUILD (build directory), VLU_TOP (source tree), BENCH_SD_HELD, BENCH_SD_REPS.
+# Environment: VLU_BUILD (build directory), VLU_TOP (source tree), BENCH_SD_HELD (held-fd counts),
+# BENCH_SD_REPS (kills per count), BENCH_SD_DROPIN (a further drop-in for vlud.service, e.g. one that turns the
+# sandbox off to see its share of the restart: docs/BENCH.md).
 set -uo pipefail
 TOP=$(cd "${VLU_TOP:-$(dirname "${BASH_SOURCE[0]}")/../..}" && pwd)
 B=$(cd "${VLU_BUILD:-build}" && pwd)
@@ -46,7 +48,7 @@ why=$(nspawn_unavailable)
 [ -z "$why" ] || not_measured "$why"
 [ -x "$B/bench/bench-sdrec" ] || not_measured "$B/bench/bench-sdrec is not built"
 VER=$(systemctl --version 2> /dev/null | sed -n '1p')
-echo "  $VER; vlud's main() from status' uptime_ms (+-0.5 ms)"
+echo "  $VER; vlud's main() from status' uptime_ms (+-0.5 ms)${BENCH_SD_DROPIN:+; extra drop-in $BENCH_SD_DROPIN}"
 printf '  %5s %4s %4s %9s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n' held inst reps total_min total_med systemd death_seen \
 	restart fork_main exec_bnd vlud_min vlud_med vlud_ready
 echo "  (medians unless _min; systemd = kill -> vlud's main() = death_seen + restart + fork_main; fork_main holds vlud's exec"
@@ -67,6 +69,9 @@ StartLimitIntervalSec=0
 [Service]
 RestartSec=0
 EOF
+	if [ -n "${BENCH_SD_DROPIN:-}" ]; then
+		cp "$BENCH_SD_DROPIN" "$d/units/vlud.service.d/zz-extra.conf" || not_measured "cannot read BENCH_SD_DROPIN"
+	fi
 	cat > "$d/etc/vlud.conf" << 'EOF'
 { "operators": { "uids": [0] },
   "vmms": [ { "uids": [0], "fd_types": ["memfd"], "max_fds": 250 } ] }
