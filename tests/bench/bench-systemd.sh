@@ -21,7 +21,7 @@
 set -uo pipefail
 TOP=$(cd "${VLU_TOP:-$(dirname "${BASH_SOURCE[0]}")/../..}" && pwd)
 B=$(cd "${VLU_BUILD:-build}" && pwd)
-JSON= QUICK=0
+JSON='' QUICK=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--json) JSON=$2; shift ;;

@@ -244,7 +244,7 @@ host)
 	do_host || rc=1
 	do_host_systemd || rc=1
 	# the report of the host part alone: rig logs of an earlier run in $OUT are not mixed in
-	VM_SETS= do_report || rc=1
+	VM_SETS='' do_report || rc=1
 	;;
 vm) do_vm || rc=1; do_report || rc=1 ;;
 report) do_report || rc=1 ;;

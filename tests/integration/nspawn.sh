@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/integration/nspawn.sh - sourced by tests/integration/test-systemd.sh and tests/bench/bench-systemd.sh:
 # this machine's systemd as PID 1 of a systemd-nspawn container booted from its /usr (--volatile=yes), with
 # the shipped units (systemd/vlud.socket, vlud.service with its whole sandbox, vlud.sysusers) and only
