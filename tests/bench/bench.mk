@@ -7,10 +7,11 @@
 #                 transfer mode; a verdict table on the terminal and one JSON object per update in
 #                 $(O)/demo/demo.json
 #   make bench    deps, build; host: fd handoff (bench-fd) and control-plane latency (bench-ctl) against the
-#                 real daemon; rig: pause per path against guest memory size, one guest boot per module set,
+#                 real daemon, recovery after kill -9 under the real systemd (bench-systemd.sh, bench-sdrec;
+#                 root, systemd-nspawn); rig: pause per path against guest memory size, one guest boot per module set,
 #                 and CHANGE_PROCESS against the re-pin on the iommufd flavour's VFIO device, one boot;
 #                 $(O)/bench/bench.txt, bench.json, pause.png
-#   make bench-host   only the host part;   make bench-vm   only the rig part
+#   make bench-host   only the host part (and its report);   make bench-vm   only the rig part
 #   make bench-quick  everything once, tiny sizes, one update per path ($(O)/bench-quick; a step of make check)
 #
 # Knobs (environment or make variables): BENCH_REPS (updates per path and size, default 5), BENCH_RUNS
