@@ -11,8 +11,8 @@
 # booted or the measurement fails, {"bench":"sdrec", "not_measured":REASON} and exit 1 (never a pass).
 #
 # The bench's own settings, beside the shipped ones (docs/BENCH.md says why):
-#   - drop-in: RestartSec=0 (the shipped 1 s is systemd's restart delay, which the target excludes; a timer
-#     of 1 s is not subtracted exactly) and StartLimitIntervalSec=0 (15 restarts in a minute would hit
+#   - drop-in: RestartSec=0 (the shipped 1 s is systemd's restart delay, which the target excludes;
+#     subtracting it would leave whatever systemd's timer adds to the second in the result) and StartLimitIntervalSec=0 (15 restarts in a minute would hit
 #     systemd's default start limit of 5 in 10 s);
 #   - vlud.conf: the shipped limits (max_fds_per_instance 252); 1000 fds are held by 4 instances of 250.
 # Environment: VLU_BUILD (build directory), VLU_TOP (source tree), BENCH_SD_HELD (held-fd counts),
