@@ -439,5 +439,7 @@ void mv_exec_undo_defer(struct mv_vmm *v, char path);	/* old, the execve failed 
 int mv_update_rollback(struct mv_vmm *v);		/* old: RESUME or re-create the vrings */
 int mv_update_takeover(struct mv_vmm *v, unsigned flags);	/* new: st loaded, its fds valid here */
 void mv_update_after_pause(struct mv_vmm *v);	/* new, MV_UPD_CHECKS_LATER: MAC, VmPin, the log line */
+/* -ESTALE when the device ran after st was saved (owner of v->dev required): st must not drive it */
+int mv_update_device_unchanged(struct mv_vmm *v, const struct mv_state *st, const char *who);
 
 #endif /* MINIVMM_H */

@@ -462,6 +462,42 @@ done:
 }
 
 /*
+ * Did the device run after st was saved?  A process about to drive a device from a saved state (a new
+ * image after its VHOST_NEW_OWNER, an old VMM taking the device back from a dead successor) must find it
+ * where that state left it: suspended at the saved vring bases.  If another process brought it back and
+ * ran it since (the old VMM took the device back when vlud died, ran its datapath, and died; then the
+ * successor's VHOST_NEW_OWNER got the dead mm's consent), the rings in guest RAM moved on from st, and
+ * driving them from st duplicates and corrupts frames (chaos soak, patched, seed 20261205 kill 600).
+ * Checked only where the bases mean something: SUSPEND acked (the saved bases were read from a stopped
+ * device) and the device DRIVER_OK (after a reset or a fresh open nobody has run it: vrings come from st).
+ * In-order or not, a device that took a descriptor moved its last_avail_idx, which GET_VRING_BASE reads.
+ */
+int mv_update_device_unchanged(struct mv_vmm *v, const struct mv_state *st, const char *who)
+{
+	uint8_t status = 0;
+
+	if (!(v->dev.backend_acked & MV_BF(SUSPEND)) || mv_vdev_get_status(&v->dev, &status) < 0 ||
+	    !(status & VIRTIO_CONFIG_S_DRIVER_OK))
+		return 0;
+	for (unsigned q = 0; q < MV_NQ; q++) {
+		uint16_t base;
+		int r = mv_vdev_get_vring_base(&v->dev, q, &base);
+
+		if (r < 0) {
+			mv_log("%s: GET_VRING_BASE %u: %s", who, q, strerror(-r));
+			return r;
+		}
+		if (base != st->vq[q].dev_base) {
+			mv_log("%s: the device ran after our state was saved (vring %u at %u, saved %u): another "
+			       "process took it back and ran it; this state is stale and must not drive it",
+			       who, q, base, st->vq[q].dev_base);
+			return -ESTALE;
+		}
+	}
+	return 0;
+}
+
+/*
  * New image: take the device over from the state in v->st, whose fd fields name fds this process holds
  * (inherited across exec here; claimed from the daemon in the daemon-driven flow).
  * flags: MV_UPD_DAEMON_RESUMES (path A: the daemon RESUMEs after update.ready, the VMM does not).
@@ -558,6 +594,9 @@ int mv_update_takeover(struct mv_vmm *v, unsigned flags)
 		else if (r < 0)
 			mv_log("%s: %s", path == 'C' ? "SET_OWNER" : "VHOST_NEW_OWNER", strerror(-r));
 		if (r < 0)
+			goto fail;
+		/* the owner now: is the device where our state left it? (path C: a fresh open, set up below) */
+		if (path != 'C' && (r = mv_update_device_unchanged(v, s, "takeover")) < 0)
 			goto fail;
 	}
 	u->t_owner_us = mv_now_us();

@@ -20,11 +20,15 @@
 #            successor left it, nothing resumed), keeps every fd, refuses the claim; the new image, continued,
 #            takes the device over, finds vlud gone at update.ready (path A: RESUMEs it itself), runs on and
 #            reattaches: traffic with 0 lost, VmPin as expected, no fd leak
+#   taken-back  transfer mode: the spawned successor stopped right after its claim, vlud killed; the old
+#            VMM takes the device back and runs it, then is killed; the successor, continued, owns the
+#            device by the dead mm's consent but must see that it ran since the save (vring bases past
+#            the saved ones) and stop without driving it (chaos soak seed 20261205 kill 600)
 # flavour: debian
 # modules: patched
 # use_va: 0
 # devices: 1
-# timeout: 360
+# timeout: 420
 . /scenarios/lib/update.sh
 . /scenarios/lib/daemon-killed.sh
 DK_PATH=A

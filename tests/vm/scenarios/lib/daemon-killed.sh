@@ -188,6 +188,54 @@ killed_after_claim() {
 	if cmp -s "held0-$ph.txt" "held3-$ph.txt"; then t_ok "$ph/every-fd-still-held-at-end"; else t_fail "$ph/every-fd-still-held-at-end" "$(diff "held0-$ph.txt" "held3-$ph.txt" | tr '\n' ' ')"; fi
 }
 
+# proc_gone PID: exited (gone, or a zombie nobody reaped yet: its vlud parent was killed)
+proc_gone() { [ ! -d "/proc/$1" ] || grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2> /dev/null; }
+# killed_taken_back (path A, transfer mode): the successor vlud spawned stops itself right after its
+# claim; vlud is killed; the old VMM finds vlud gone and takes the device back (it withdraws the consent
+# it armed, still the owner) and runs its datapath: the rings in guest RAM move on from the state it saved.
+# Then the old VMM is killed: its dead mm is consent for anyone's VHOST_NEW_OWNER.  The successor,
+# continued, becomes the owner, but its state (the old VMM's save) is stale: it must see that (the
+# device's vring bases are past the saved ones) and stop without driving the device.  Found by the chaos
+# soak (patched, seed 20261205, kill 600): the successor ran on the stale state, 64793 frames duplicated
+# and 616 corrupt.  The restarted vlud keeps every fd; the instance ends orphaned (nobody can run it on).
+killed_taken_back() {
+	ph=taken-back
+	vctl --json call update.start "{\"instance\":\"$INST\",\"mode\":\"transfer\",\"path\":\"A\",\"wait\":false,\"argv\":[\"minivmm\",\"--vlud\",\"$SOCK\",\"--instance\",\"$INST\",\"--vdpa\",\"vdpa0\",\"--mem\",\"64M\",\"--duration\",\"0\",\"--pause-frames\",\"8\",\"--test-stop-at\",\"claimed\"]}" > "$ph.start" 2>&1
+	sed "s/^/[$ph update.start] /" "$ph.start"
+	uid=$(jget .id "$ph.start")
+	expect "$ph/update-started" "$uid" -gt 0
+	wait_until 300 grep -q "spawned successor .* as pid" vlud.log
+	npid=$(sed -n 's/.*spawned successor .* as pid \([0-9]*\) .*/\1/p' vlud.log | tail -1)
+	wait_until 300 is_stopped "${npid:-0}"
+	is_stopped "${npid:-0}" && t_ok "$ph/successor-stopped-after-claim" || t_fail "$ph/successor-stopped-after-claim" "pid ${npid:-none}"
+	vctl --json call update.status "{\"instance\":\"$INST\"}" > "$ph.running" 2>&1
+	expect "$ph/running-in-phase-restore" "$(jget .running.phase "$ph.running")" = restore
+	kill_vlud "$ph"
+	# the old VMM takes the device back and runs: frames echoed after that
+	wait_until 100 grep -q "taking the device back" "$INST.log"
+	if grep -q "taking the device back" "$INST.log"; then t_ok "$ph/old-vmm-took-the-device-back"; else t_fail "$ph/old-vmm-took-the-device-back" "not in its log"; fi
+	wait_until 100 grep -q "first echo after update" "$INST.log"
+	if grep -q "first echo after update" "$INST.log"; then t_ok "$ph/old-vmm-ran-its-datapath"; else t_fail "$ph/old-vmm-ran-its-datapath" "no echo after the take-back"; fi
+	sleep 1 # its traffic runs: the vrings move on
+	kill -9 "$VMM_PID"
+	wait "$VMM_PID"
+	sed "s/^/[$INST] /" "$INST.log"
+	kill -CONT "$npid"
+	wait_until 300 proc_gone "$npid"
+	proc_gone "$npid" && t_ok "$ph/successor-exited" || t_fail "$ph/successor-exited" "pid $npid still there"
+	grep "minivmm\[$npid\]" vlud.log | sed "s/^/[$ph successor] /"
+	if grep "minivmm\[$npid\]" vlud.log | grep -q "the device ran after our state was saved"; then t_ok "$ph/successor-saw-the-stale-state"; else t_fail "$ph/successor-saw-the-stale-state" "not in its log"; fi
+	if grep "minivmm\[$npid\]" vlud.log | grep -q "running the device\|first echo after update\|path A done"; then
+		t_fail "$ph/successor-did-not-drive-the-device" "it ran on the stale state"
+	else
+		t_ok "$ph/successor-did-not-drive-the-device"
+	fi
+	held_names > "held2-$ph.txt"
+	if cmp -s "held0-$ph.txt" "held2-$ph.txt"; then t_ok "$ph/every-fd-kept-same-names"; else t_fail "$ph/every-fd-kept-same-names" "$(diff "held0-$ph.txt" "held2-$ph.txt" | tr '\n' ' ')"; fi
+	expect "$ph/fd-store-same-count" "$(store_names)" -eq "$st0"
+	if vctl instances 2> /dev/null | grep -q "^$INST  *orphaned"; then t_ok "$ph/instance-orphaned"; else t_fail "$ph/instance-orphaned" "$(vctl instances 2>&1 | tr '\n' ' ')"; fi
+}
+
 # dk_run: the whole scenario
 dk_run() {
 	start_vlud_fdstore
@@ -227,6 +275,15 @@ dk_run() {
 	start_vmm_stop_at claimed claimed
 	killed_after_claim
 	vctl release vm2 > /dev/null 2>&1
+
+	# ---- vm4 (path A): the old VMM took the device back and ran it before its death; the successor, its
+	# claim made before that, must not drive the device from the stale state
+	if [ "$DK_PATH" = A ]; then
+		INST=vm4
+		start_vmm_stop_at taken-back none
+		killed_taken_back
+		vctl release vm4 > /dev/null 2>&1
+	fi
 
 	# ---- device.reopen under the fd store: vlud's copy of the device is in the fd store too, held by
 	# vlu-fdstore, vlud's parent (under systemd: PID 1); that copy is vlud's own, not a holder that blocks
