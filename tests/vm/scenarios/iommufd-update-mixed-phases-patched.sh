@@ -12,7 +12,8 @@
 #   transfer new claimed   the successor killed after its claim: the old VMM, still the owner, re-owns
 #                          (VHOST_NEW_OWNER: EBUSY, it never lost it), its CHANGE_PROCESS a no-op (17408 kB)
 # The kill after the successor's CHANGE_PROCESS (ready) on path A is iommufd-update-mixed-patched's ra and
-# rt (the process exits there instead of being killed: the same end state).
+# rt (the process exits there instead of being killed: the same end state).  Rig, 2026-12-03: two runs, 133
+# checks passed each, 59 and 61 s.
 # flavour: iommufd
 # modules: patched
 # use_va: 0

