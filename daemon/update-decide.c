@@ -189,6 +189,13 @@ enum rb_action update_decide(const struct rb_facts *f)
 		}
 		break;
 	case RBT_VERIFY:
+		/* exec mode, the claimed image is gone already: it died right after its update.ready, and D's
+		 * verification (VmPin of a dead process: unreadable) ran before its exit was seen on its pidfd.
+		 * What failed is that it died after its claim: decide as its exit does (R3: the previous
+		 * binary), not as R5 ("failed", the successor running on with everything: nobody runs).  Not
+		 * path A after D's RESUME: its devices ran under the dead image (R5, as below) */
+		if (!f->transfer && !f->old_alive && !f->new_alive && !(f->vdpa && f->route == 'A' && f->phase >= PH_RESUME))
+			return rollback_action(f);
 		/* exec mode, paths B and C, the device's state differs (R12): the guest's device lost what the
 		 * successor should have restored, and D holds the saved state: the successor (O's pid) is
 		 * killed and, at its exit, the previous binary restores it from a reset device (R3) */

@@ -423,6 +423,12 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 				json_object_object_add(extra, "iommufd_moved", TAKE_PTR(moved));
 				json_object_object_add(extra, "ioas", mv_edu_ioas_json(v));
 			}
+		} else if (v->o.edu && r >= 0 && v->edu.iommufd >= 0) {
+			/* nothing of the edu moved (the update ended before any claim: vlud names no iommufd), the
+			 * charge and the mapping stayed ours: our DMA again all the same, so that every rollback
+			 * shows the device working from the process that runs on (our own copy checked, then
+			 * written again); a failure counts in the edu's report, not in the rollback */
+			(void)mv_edu_check(v, s->generation, s->generation, "rolled-back");
 		}
 		u->t_resume_us = touched || reopened ? mv_now_us() : 0;
 		u->error = err;

@@ -186,6 +186,17 @@ static void R5_verify_failed(void **state)
 		/* exec mode, or O gone: failed as it stands, N not killed */
 		ROW("C", RB_FAIL, RBT_VERIFY, false, PH_VERIFY, .new_alive = true, .old_conn = false),
 		ROW("A", RB_FAIL, RBT_VERIFY, true, PH_VERIFY, .new_alive = true, .old_alive = false),
+		/* exec mode, the new image died right after its update.ready (the verification read a dead
+		 * process, its exit not seen yet): as its exit, R3 (the previous binary); path A after D's RESUME
+		 * stays R5; no restart policy: every fd kept */
+		ROW("BC", RB_RESTART_PREVIOUS, RBT_VERIFY, false, PH_VERIFY, O_GONE),
+		ROW("A", RB_RESTART_PREVIOUS, RBT_VERIFY, false, PH_RESTORE, O_GONE, .vdpa = true, .iommufd = true),
+		ROW("A", RB_RESTART_PREVIOUS, RBT_VERIFY, false, PH_VERIFY, O_GONE, .iommufd = true),
+		ROW("A", RB_FAIL, RBT_VERIFY, false, PH_VERIFY, O_GONE, .vdpa = true),
+		ROW("BC", RB_KEEP, RBT_VERIFY, false, PH_VERIFY, O_GONE, .pol_restart_previous = false),
+		ROW("BC", RB_KEEP, RBT_VERIFY, false, PH_VERIFY, O_GONE, .restart_failed = true),
+		/* ... and once the previous binary runs, its own death at its verification is the end */
+		ROW("BC", RB_KEEP, RBT_VERIFY, false, PH_VERIFY, O_GONE, .restarted = true),
 	};
 
 	(void)state;

@@ -6,8 +6,10 @@
 
 FD0=$(nfds "$VLUD_PID")
 echo "# vlud $VLUD_PID baseline fds: $FD0"
-# the fds a minivmm instance holds with vlud (device.open + fd.store), sorted
-FDS_EXPECTED="q0-call q0-kick q1-call q1-kick ram0 vdpa:vdpa0"
+# the fds a minivmm instance holds with vlud (device.open + fd.store), sorted (a scenario that runs minivmm
+# with more devices sets its own before sourcing this: iommufd-update-mixed-phases)
+FDS_EXPECTED=${FDS_EXPECTED:-"q0-call q0-kick q1-call q1-kick ram0 vdpa:vdpa0"}
+FDS_N=$(echo "$FDS_EXPECTED" | wc -w)
 
 # status INSTANCE FILE: update.status (lib/update.sh ustatus)
 status() { ustatus "$@"; }
@@ -38,20 +40,24 @@ event_has() { jget -s "[event=$2].data.$3" "$1.events" | grep -Eqx -- "${4:-.*}"
 # fds_kept TAG INSTANCE: vlud still holds every fd of the instance, by name and count
 fds_kept() {
 	expect "$1/fds-kept-names" "$(held_list "$2" | tr ' ' ,)" = "$(echo "$FDS_EXPECTED" | tr ' ' ,)"
-	expect "$1/fds-kept-count" "$(held "$2")" -eq 6
+	expect "$1/fds-kept-count" "$(held "$2")" -eq "$FDS_N"
 }
 
-# after TAG INSTANCE: release, the device works for a fresh VMM, no fd leaked
+# after TAG INSTANCE: release, the device works for a fresh VMM (with FAULT_VMM_ARGS: a mixed instance's
+# edu too), no fd leaked
 after() {
 	vctl release "$2" > /dev/null 2>&1
 	expect "$1/released" "$?" -eq 0
-	minivmm --vlud "$SOCK" --instance "$1-fresh" --vdpa vdpa0 --mem 16M --duration 1 > "$1-fresh.out" 2> "$1-fresh.log"
+	# (vlud's copies closed before the fresh VMM opens the nodes again)
+	wait_until 50 nfds_is "$VLUD_PID" "$FD0"
+	# shellcheck disable=SC2086 # FAULT_VMM_ARGS: words
+	minivmm --vlud "$SOCK" --instance "$1-fresh" --vdpa vdpa0 --mem 16M --duration 1 $FAULT_VMM_ARGS > "$1-fresh.out" 2> "$1-fresh.log"
 	frc=$?
 	sed "s/^/[$1-fresh] /" "$1-fresh.log" "$1-fresh.out"
 	expect "$1/device-usable-again" "$frc" -eq 0
 	expect "$1/fresh-traffic-none-lost" "$(val "$1-fresh.out" traffic: lost)" -eq 0
 	vctl release "$1-fresh" > /dev/null 2>&1
-	sleep 0.3
+	wait_until 50 nfds_is "$VLUD_PID" "$FD0"
 	expect "$1/no-fd-leak-in-daemon" "$(nfds "$VLUD_PID")" -eq "$FD0"
 }
 
@@ -98,8 +104,24 @@ check_restarted() {
 FAULT_DUR=${FAULT_DUR:-12}
 FAULT_MIN_SENT=${FAULT_MIN_SENT:-3000}
 FAULT_N=0
+# the VMM of every case (the old one, a named successor and `after`'s fresh one): guest RAM FAULT_MEM,
+# FAULT_VMM_ARGS more minivmm options (words; iommufd-update-mixed-phases: --edu CDEV)
+FAULT_MEM=${FAULT_MEM:-32M}
+FAULT_VMM_ARGS=${FAULT_VMM_ARGS:-}
 # the pinned size the mapping table makes vlud expect: the guest RAM (32 MiB) in PA mode, 0 in VA mode
-if [ "${RIG_USE_VA:-0}" = 1 ]; then FAULT_EXP_KB=0; else FAULT_EXP_KB=32768; fi
+# (a scenario with other devices sets its own)
+if [ -z "${FAULT_EXP_KB:-}" ]; then
+	if [ "${RIG_USE_VA:-0}" = 1 ]; then FAULT_EXP_KB=0; else FAULT_EXP_KB=32768; fi
+fi
+# FAULT_HOOK, if set, names a function fault_case calls with "start" before a case's VMM starts and, once
+# the case's end state is asserted, with the outcome and the process that runs the device then:
+#   orphaned                    (nobody: the VMM died before it saved)
+#   restarted PID LOG OUT       (exec mode: the previous binary vlud restarted)
+#   old PID LOG OUT             (transfer mode: the old VMM took the device back)
+#   successor PID LOG OUT       (transfer mode: the successor completed the update without the old VMM)
+# LOG and OUT: that process's stderr and stdout (the same file for a process vlud started); it has exited
+# by then (its VmPin was asserted while it ran: FAULT_EXP_KB); $T is the case's tag, $I its instance
+FAULT_HOOK=${FAULT_HOOK:-}
 
 fault_case() {
 	mode=$1 who=$2 point=$3 fpath=${4:-auto}
@@ -109,6 +131,7 @@ fault_case() {
 	I=ph$FAULT_N
 	echo "# ---- $T: $mode mode, the ${who} process killed at '$point' (path $fpath)"
 	L0=$(wc -l < vlud.log)
+	[ -z "$FAULT_HOOK" ] || "$FAULT_HOOK" start
 	events_start "$T" "$I"
 	SUCC=
 	if [ "$who" = old ] || [ "$mode" = exec ]; then
@@ -117,16 +140,19 @@ fault_case() {
 		export MINIVMM_TEST_STOP_AT="$point"
 		[ "$mode" = transfer ] && [ "$point" != save ] && unset MINIVMM_TEST_STOP_AT
 	fi
-	start_vmm "$T" "$I" --mem 32M --duration "$FAULT_DUR"
+	# shellcheck disable=SC2086 # FAULT_VMM_ARGS: words
+	start_vmm "$T" "$I" --mem "$FAULT_MEM" --duration "$FAULT_DUR" $FAULT_VMM_ARGS
 	unset MINIVMM_TEST_STOP_AT
 	OLD=$VMM_PID
+	# its bring-up done (a mixed instance's edu opened and declared too) before the update starts
+	wait_until 300 vmm_up "$T.log" "$OLD"
 	pin0=$(vmpin "$OLD")
 	if [ "$mode" = transfer ] && [ "$point" != save ]; then
 		# transfer mode: a successor named by pid (vlud's spawned successors get a fixed environment, without
 		# the stop point): a shell that becomes minivmm (same pid) with the token of update.start's reply
 		rm -f "$T.fifo"
 		mkfifo "$T.fifo"
-		MINIVMM_TEST_STOP_AT=$point sh -c "read tok < $T.fifo; VLU_UPDATE_TOKEN=\$tok exec minivmm --vlud $SOCK --instance $I --vdpa vdpa0 --mem 32M" \
+		MINIVMM_TEST_STOP_AT=$point sh -c "read tok < $T.fifo; VLU_UPDATE_TOKEN=\$tok exec minivmm --vlud $SOCK --instance $I --vdpa vdpa0 --mem $FAULT_MEM $FAULT_VMM_ARGS" \
 			> "$T-succ.out" 2> "$T-succ.log" &
 		SUCC=$!
 		vctl --json call update.start "{\"instance\":\"$I\",\"mode\":\"transfer\",\"path\":\"$fpath\",\"successor_pid\":$SUCC,\"wait\":false}" > "$T.reply" 2>&1
@@ -160,6 +186,7 @@ fault_case() {
 		kill -CONT "$SUCC"
 		wait_update_end "$I"
 		fault_succ_completes
+		[ -z "$FAULT_HOOK" ] || "$FAULT_HOOK" successor "$SUCC" "$T-succ.log" "$T-succ.out"
 	else
 		kill -KILL "$STOPPED"
 		[ "$STOPPED" = "$OLD" ] && wait "$OLD" 2> /dev/null
@@ -168,14 +195,17 @@ fault_case() {
 		status "$I" "$T.status"
 		if [ "$point" = save ]; then
 			fault_orphaned
+			[ -z "$FAULT_HOOK" ] || "$FAULT_HOOK" orphaned
 		elif [ "$mode" = exec ]; then
 			case $point in exec | claim) ph='exec' ;; *) ph='restore' ;; esac
 			if jget .last.error "$T.status" | grep -q "exited in phase $ph"; then t_ok "$T/reason-phase-$ph"; else t_fail "$T/reason-phase-$ph" "reason"; fi
 			if event_has "$T" update.restarting-previous pid '[0-9]+'; then t_ok "$T/event-restarting-previous"; else t_fail "$T/event-restarting-previous" "no event"; fi
 			check_restarted "$T" "$I" "$L0" "$FAULT_MIN_SENT"
 			if event_has "$T" update.rolled-back restarted_previous true; then t_ok "$T/event-rolled-back-restarted"; else t_fail "$T/event-rolled-back-restarted" "no event"; fi
+			[ -z "$FAULT_HOOK" ] || "$FAULT_HOOK" restarted "$np" "$T-restarted.out" "$T-restarted.out"
 		else
 			fault_old_takes_back
+			[ -z "$FAULT_HOOK" ] || "$FAULT_HOOK" old "$OLD" "$T.log" "$T.out"
 		fi
 	fi
 	events_stop
@@ -193,11 +223,11 @@ fault_orphaned() {
 	st=$(devstatus)
 	expect "$T/device-resumed-driver-ok" "$((${st:-0} & 4))" -eq 4
 	if event_has "$T" update.completed result failed; then t_ok "$T/event-completed-failed"; else t_fail "$T/event-completed-failed" "no event"; fi
-	# nobody but vlud holds the instance: its fds (6) over the baseline, no connection, no pidfd
+	# nobody but vlud holds the instance: its fds (FDS_N) over the baseline, no connection, no pidfd
 	events_stop
-	wait_until 30 nfds_is "$VLUD_PID" $((FD0 + 6))
-	expect "$T/daemon-fds-baseline-plus-held" "$(nfds "$VLUD_PID")" -eq $((FD0 + 6))
-	[ "$(nfds "$VLUD_PID")" -eq $((FD0 + 6)) ] || ls -l "/proc/$VLUD_PID/fd" | sed "s/^/[$T vlud fds] /"
+	wait_until 30 nfds_is "$VLUD_PID" $((FD0 + FDS_N))
+	expect "$T/daemon-fds-baseline-plus-held" "$(nfds "$VLUD_PID")" -eq $((FD0 + FDS_N))
+	[ "$(nfds "$VLUD_PID")" -eq $((FD0 + FDS_N)) ] || ls -l "/proc/$VLUD_PID/fd" | sed "s/^/[$T vlud fds] /"
 }
 
 # transfer mode, the successor died: the old VMM (alive) has the device back and runs on

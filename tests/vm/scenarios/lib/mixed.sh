@@ -249,3 +249,94 @@ mixed_transfer_die() {
 	edu_report "$1" "$1.out" 1 1
 	release "$1" "$2"
 }
+
+# ---- the kill-at-each-phase matrix of a mixed instance (iommufd-update-mixed-phases*.sh): lib/faults.sh's
+# fault_case (the same cases, stop points, kills and end-state checks as update-faults-phases-*.sh) on
+# minivmm --edu, with mixed_fault_hook asserting the iommufd part of each end state.
+#
+# mixed_faults: after mixed_start: lib/faults.sh's parameters for minivmm --edu (its 8 held fds, guest RAM
+# 16 MiB, VmPin of whoever runs the device 17408 kB), then sources it
+mixed_faults() {
+	FDS_EXPECTED=$(printf '%s\n' iommufd:iommu q0-call q0-kick q1-call q1-kick ram0 vdpa:vdpa0 "vfio:${dev##*/}" | sort | tr '\n' ' ' | sed 's/ $//')
+	FAULT_MEM=${MIB}M
+	FAULT_VMM_ARGS="--edu $dev --pause-frames 8"
+	FAULT_EXP_KB=$EXP_KB
+	FAULT_DUR=${FAULT_DUR:-10}
+	FAULT_HOOK=mixed_fault_hook
+	. /scenarios/lib/faults.sh
+}
+# klog_bad: kernel problems in dmesg so far (the rig's per-scenario kernel-log check, per case here)
+klog_bad() { dmesg | grep -cE 'WARNING:|BUG:|Oops|general protection|Call Trace|refcount_t|list_del corruption|UBSAN|KASAN'; }
+# mf_line TAG NAME FILE ERE: ok when FILE has a line matching ERE (else the lines of FILE about the edu)
+mf_line() {
+	if grep -Eq -- "$4" "$3"; then t_ok "$1/$2"; else t_fail "$1/$2" "$(grep -e 'edu' "$3" | tail -4 | tr '\n' ' ')"; fi
+}
+# mixed_fault_hook start | orphaned | restarted|old|successor PID LOG OUT: the iommufd part of a case's end
+# state (lib/faults.sh FAULT_HOOK; $T, $I, $mode, $point, $T.status are fault_case's): the verdict names
+# both shares; the process that runs the device (its VmPin was asserted at 17408 kB by fault_case while it
+# ran: both devices' pins, none left behind on a dead mm) took the iommufd charge from wherever it was
+# with its own IOMMU_IOAS_CHANGE_PROCESS (or never lost it) and its edu DMA works (a check after the take
+# or the rollback; its report: no failed check); no kernel warning during the case.  Orphaned: nobody
+# runs the device, vlud keeps the iommufd with the rest (fault_case: every fd), and `after` shows the edu
+# working again for a fresh VMM once the instance is released.
+mixed_fault_hook() {
+	if [ "$1" = start ]; then
+		MF_K0=$(klog_bad)
+		return 0
+	fi
+	_o=$1 _log=${3:-} _out=${4:-}
+	expect "$T/verdict-expected-kb-both-shares" "$(jget .last.vmpin.expected_kb "$T.status")" -eq "$EXP_KB"
+	expect "$T/verdict-iommufd-pinned-kb" "$(jget .last.iommufd.pinned_kb "$T.status")" -eq "$IOF_KB"
+	_cp="IOMMU_IOAS_CHANGE_PROCESS in .* kB"
+	case $_o in
+	restarted)
+		# the previous binary restarted takes the vhost-vdpa share on the path, then the charge from the
+		# dead image's mm (the old image's, or the new image's once it had called CHANGE_PROCESS)
+		mf_line "$T" restarted-took-the-charge "$_log" "edu restarted: IOMMU_IOAS_CHANGE_PROCESS in .* VmPin $VDPA_KB -> $EXP_KB kB"
+		mf_line "$T" restarted-edu-dma "$_log" "edu restarted: DMA ok"
+		if [ "$point" = ready ]; then
+			mf_line "$T" new-image-had-the-charge "$T.log" "edu successor: IOMMU_IOAS_CHANGE_PROCESS in .* VmPin $VDPA_KB -> $EXP_KB kB"
+		fi
+		_checks=1
+		;;
+	old)
+		# the old VMM: after the successor's CHANGE_PROCESS (ready) it takes the charge from the dead
+		# successor's mm (VmPin 16384 -> 17408 kB: its vhost-vdpa share back first); after a claim
+		# without it (claimed) its own call is a no-op (17408 -> 17408 kB); before any claim (claim) vlud
+		# names no iommufd and nothing moved: its DMA check alone
+		case $point in
+		ready) mf_line "$T" old-took-the-charge-from-dead-successor "$_log" "edu reclaimed: IOMMU_IOAS_CHANGE_PROCESS in .* VmPin $VDPA_KB -> $EXP_KB kB" ;;
+		claimed) mf_line "$T" old-charge-never-left "$_log" "edu reclaimed: IOMMU_IOAS_CHANGE_PROCESS in .* VmPin $EXP_KB -> $EXP_KB kB" ;;
+		*) if grep -q "edu reclaimed: $_cp" "$_log"; then t_fail "$T/old-nothing-to-take" "$(grep 'edu reclaimed' "$_log" | tr '\n' ' ')"; else t_ok "$T/old-nothing-to-take"; fi ;;
+		esac
+		if [ "$point" = claim ]; then _w=rolled-back; else _w=reclaimed; fi
+		mf_line "$T" "old-edu-dma-$_w" "$_log" "edu $_w: DMA ok, generation 0, generation 0's copy kept"
+		if [ "$point" != claim ]; then
+			if jget .last.error "$T.status" | grep -q "took the device back (.*) and the iommufd charge (IOMMU_IOAS_CHANGE_PROCESS; VmPin $EXP_KB kB)"; then
+				t_ok "$T/reason-device-and-charge-back"
+			else
+				t_fail "$T/reason-device-and-charge-back" "$(jget .last.error "$T.status")"
+			fi
+		fi
+		if [ "$point" = ready ]; then
+			mf_line "$T" successor-had-the-charge "$T-succ.log" "edu successor: IOMMU_IOAS_CHANGE_PROCESS in .* VmPin $VDPA_KB -> $EXP_KB kB"
+		fi
+		_checks=2
+		;;
+	successor)
+		# the old VMM died (with the charge on its mm, or after the successor's call): the successor moved
+		# it from there and completed the update
+		mf_line "$T" successor-took-the-charge "$_log" "edu successor: IOMMU_IOAS_CHANGE_PROCESS in .* VmPin $VDPA_KB -> $EXP_KB kB"
+		mf_line "$T" successor-edu-dma "$_log" "edu successor: DMA ok, generation 1, generation 0's copy kept"
+		expect "$T/verdict-charge-moved-kb" "$(jget .last.iommufd.charge_moved_kb "$T.status")" -eq "$IOF_KB"
+		_checks=1
+		;;
+	esac
+	if [ -n "$_out" ]; then
+		expect "$T/$_o-edu-checks" "$(val "$_out" edu: checks)" -eq "$_checks"
+		expect "$T/$_o-edu-checks-ok" "$(val "$_out" edu: ok)" -eq "$_checks"
+		expect "$T/$_o-edu-fails-0" "$(val "$_out" edu: fails)" -eq 0
+	fi
+	_k1=$(klog_bad)
+	if [ "$_k1" = "$MF_K0" ]; then t_ok "$T/no-kernel-warning"; else t_fail "$T/no-kernel-warning" "$(dmesg | grep -E 'WARNING:|BUG:' | tail -2 | tr '\n' ' ')"; fi
+}
