@@ -314,8 +314,8 @@ void upd_held_kill(struct update *u)
 	if (k == 0) {
 		/* the kill that R5/R4 would have made first: the verdict's killed_pid, the cause's words */
 		f->killed = u->new_pid;
-		upd_add_note(u, "; the successor %d was kept stopped until then (its mm alive for the old VMM's "
-			     "IOMMU_IOAS_CHANGE_PROCESS, mm accounting) and killed after",
+		upd_add_note(u, "; the successor %d was killed only then: it was kept stopped until then (its mm "
+			     "alive for the old VMM's IOMMU_IOAS_CHANGE_PROCESS, mm accounting)",
 			     (int)u->new_pid);
 		d = upd_event_base(u);
 		jadd(d, "pid", jnew_int(u->new_pid));

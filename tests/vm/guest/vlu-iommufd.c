@@ -993,8 +993,15 @@ static void vmm_reclaim(struct vmm *m, json_object *ev)
 			tap(true, "reclaim.successor-stopped");
 		else
 			tap_fail("reclaim.successor-stopped", "pid %d state '%c'", (int)np, st ? st : '?');
-		expect_eq("reclaim.successor-vmpin-before", status_kb(np, "VmPin"), VMM_SIZE / 1024);
-		expect_eq("reclaim.successor-vmlck-before", status_kb(np, "VmLck"), m->mm ? VMM_SIZE / 1024 : 0);
+		long long pin = status_kb(np, "VmPin"), lck = status_kb(np, "VmLck");
+
+		/* where the charge is: with the successor when it called CHANGE_PROCESS, else still here
+		 * (--skip-change-process); the values are the scenario's to assert per case, their sums are the
+		 * whole charge either way */
+		tap(pin >= 0, "reclaim.successor-vmpin-before=%lld", pin);
+		tap(lck >= 0, "reclaim.successor-vmlck-before=%lld", lck);
+		expect_eq("reclaim.charge-before", pin + status_kb(getpid(), "VmPin"), VMM_SIZE / 1024);
+		expect_eq("reclaim.vmlck-charge-before", lck + status_kb(getpid(), "VmLck"), m->mm ? VMM_SIZE / 1024 : 0);
 	}
 	expect_ok("reclaim.change-process", ioctl(m->d.iommufd, IOMMU_IOAS_CHANGE_PROCESS, &chp));
 	if (held) {

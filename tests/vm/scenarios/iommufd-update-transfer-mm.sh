@@ -11,9 +11,11 @@
 #     successor up by exactly 1024 kB (the verdict's iommufd counters, and /proc/PID/status read here: the
 #     old VMM stays after the commit, --stay-after-commit, until this script ends it), every fd kept; the
 #     old VMM's exit after the move leaves the successor's charge as it is;
-#  2. a successor that skips CHANGE_PROCESS but says it called it: VmPin mismatch, the successor killed,
-#     the old VMM told to take the charge back (its CHANGE_PROCESS of pages its own mm is charged for: a
-#     no-op) and verified at its update.ready: rolled-back, VmPin and VmLck 1024 kB where they were;
+#  2. a successor that skips CHANGE_PROCESS but says it called it: VmPin mismatch, the successor held
+#     stopped (docs/UPDATE.md R14, as in 3 and 4), the old VMM told to take the charge back (its
+#     CHANGE_PROCESS of pages its own mm is charged for: a no-op; the successor has 0 kB before and after)
+#     and verified at its update.ready, then the successor killed: rolled-back, VmPin and VmLck 1024 kB
+#     where they were;
 #  3. a successor that moves the charge (CHANGE_PROCESS) and then fails its verification (update.ready
 #     without iommufd_moved), and 4. one that moves it and never sends update.ready (the restore deadline,
 #     commit_ms 10 s): docs/UPDATE.md R14: vlud stops the successor instead of killing it, the old VMM
@@ -123,9 +125,17 @@ expect m2-fds-kept "$(held)" = "$held0"
 for c in claim-accounting=mm vmpin-before-change-process=0 vmlck-before-change-process=0; do
 	expect "m2-skipper-$c" "$(grep -c "^ok - .*/vmm-2-skip\.$c\$" "$LOG")" -eq 1
 done
-for c in change-process vmpin=1024 vmlck=1024 dma data in-memfd verdict=rolled-back; do
+# R14 in mm mode: held stopped (with none of the charge: it never moved it), killed after the take-back
+for c in successor-stopped successor-vmpin-before=0 successor-vmlck-before=0 charge-before=1024 \
+	vmlck-charge-before=1024 change-process successor-vmpin-after=0 successor-vmlck-after=0 successor-still-stopped \
+	vmpin=1024 vmlck=1024 dma data in-memfd verdict=rolled-back; do
 	expect "m2-reclaim-$c" "$(grep -c "^ok - .*/vmm-2-reclaimed\.reclaim\.$c\$" "$LOG")" -eq 1
 done
+expect m2-held-pid "$(v .iommufd.held_successor.pid m2)" -eq "$K"
+expect m2-held-vmpin "$(v .iommufd.held_successor.vmpin_kb m2)" -eq 0
+expect m2-old-vmlck-retaken "$(v .iommufd.old_vmlck_retaken_kb m2)" -eq 1024
+if v .error m2 | grep -qF "was kept stopped until then"; then t_ok m2-reason-held; else t_fail m2-reason-held "$(v .error m2)"; fi
+if wait_until 100 gone "$K"; then t_ok m2-successor-dead; else t_fail m2-successor-dead "pid $K alive"; fi
 # 3 and 4. a successor that moved the charge and then failed (R14): stopped, not killed, until the old
 # VMM took the charge back from its live mm; killed after that
 warnings() { dmesg | grep -c 'WARNING:'; }
@@ -166,7 +176,8 @@ held_case() { # NAME GEN FAULT-OPTION ROLE REASON
 		expect "$_n-successor-$c" "$(grep -c "^ok - .*/vmm-$_g-$_r\.$c\$" "$LOG")" -eq 1
 	done
 	# the old VMM's view: the successor stopped and charged before its call, uncharged after (from a live mm)
-	for c in successor-stopped successor-vmpin-before=1024 successor-vmlck-before=1024 change-process \
+	for c in successor-stopped successor-vmpin-before=1024 successor-vmlck-before=1024 charge-before=1024 \
+		vmlck-charge-before=1024 change-process \
 		successor-vmpin-after=0 successor-vmlck-after=0 successor-still-stopped vmpin=1024 vmlck=1024 dma data in-memfd \
 		verdict=rolled-back; do
 		expect "$_n-reclaim-$c" "$(grep -c "^ok - .*/vmm-$_g-reclaimed\.reclaim\.$c\$" "$LOG")" -eq 1
