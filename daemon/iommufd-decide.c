@@ -219,3 +219,10 @@ bool iof_vmlck_moved(const struct iof_mix_plan *p, bool transfer, int64_t old_be
 		return true;
 	return old_before_kb - old_after_kb == p->vmlck_kb && new_after_kb - new_before_kb == p->vmlck_kb;
 }
+
+bool iof_vmlck_retaken(const struct iof_mix_plan *p, int64_t before_kb, int64_t after_kb)
+{
+	if (!p->vmlck_verified)
+		return true;
+	return after_kb >= 0 && after_kb == before_kb;
+}

@@ -121,4 +121,9 @@ void iof_mix_plan(const struct iof_mix *in, struct iof_mix_plan *out);
 bool iof_vmlck_moved(const struct iof_mix_plan *p, bool transfer, int64_t old_before_kb, int64_t old_after_kb,
 		     int64_t new_before_kb, int64_t new_after_kb);
 
+/* VmLck verified at O's update.ready after a transfer-mode rollback (its CHANGE_PROCESS took the charge
+ * back): true when nothing is to be verified (user accounting: VmLck never moves) or O's VmLck is what it
+ * was at the start (before_kb, its own mlock()s included); after_kb < 0 (unread) is not verified. */
+bool iof_vmlck_retaken(const struct iof_mix_plan *p, int64_t before_kb, int64_t after_kb);
+
 #endif

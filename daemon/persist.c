@@ -843,6 +843,7 @@ static int build_doc(struct state_doc *doc)
 		si->last_update = update_persist_last(inst); /* NULL: none (or no memory: not kept) */
 		si->mappings = update_persist_mappings(inst);
 		si->reserved = update_persist_reserved(inst);
+		si->held = update_persist_held(inst);
 		doc->n_instances = ni; /* doc_free frees the verdicts so far if the next step fails */
 		if (update_persist_record(inst, &doc->updates[doc->n_updates]))
 			doc->n_updates++;

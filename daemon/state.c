@@ -150,6 +150,22 @@ int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len
 			if (r < 0)
 				return -ENOMEM;
 		}
+		if (si->held.pid) {
+			json_object *v = json_object_new_object();
+
+			if (si->held.pid < 0 || si->held.update == 0) {
+				json_object_put(v);
+				return -EINVAL;
+			}
+			r |= add(o, "held_successor", v);
+			if (r < 0)
+				return -ENOMEM;
+			r |= add(v, "pid", json_object_new_int(si->held.pid));
+			r |= add(v, "start", json_object_new_uint64(si->held.start));
+			r |= add(v, "update", json_object_new_uint64(si->held.update));
+			if (r < 0)
+				return -ENOMEM;
+		}
 	}
 	for (size_t i = 0; i < doc->n_fds; i++) {
 		json_object *o = fd_to_json(&doc->fds[i]);
@@ -334,7 +350,7 @@ static int get_opt_object(json_object *o, const char *k, size_t max, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
-/* "reserved_for" of an instance (state.h): 0 and *rs, or the reason it is malformed */
+/* "reserved_for" or "held_successor" of an instance (state.h): NULL and *rs, or the reason it is malformed */
 static const char *parse_reservation(json_object *o, struct state_reservation *rs)
 {
 	int64_t pid;
@@ -388,6 +404,8 @@ static int parse_instance(json_object *o, struct state_instance *si)
 	/* a malformed reservation costs the reservation only, not the document (state.h) */
 	if (json_object_object_get_ex(o, "reserved_for", &b))
 		si->reserved_bad = parse_reservation(b, &si->reserved);
+	if (json_object_object_get_ex(o, "held_successor", &b))
+		si->held_bad = parse_reservation(b, &si->held);
 	return get_opt_object(o, "mappings", VLUD_STATE_MAPPINGS_MAX, &si->mappings);
 }
 

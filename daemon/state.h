@@ -18,8 +18,11 @@
  * written, at most one per instance), "last_update", "mappings" and "reserved_for" are optional: documents
  * written before them parse unchanged, so the version stays 1 (and a vlud that predates "reserved_for"
  * reads a newer document without it: it does not look at members of an instance it does not know).
- * A malformed "reserved_for" is the one member that does not make the document malformed: only the
- * reservation is dropped (state_instance.reserved_bad says why).
+ * An instance may also carry "held_successor":{"pid","start","update"} (the same shape: a successor that
+ * vlud stopped during a rollback until the old VMM took the iommufd charge back, docs/UPDATE.md R14; a
+ * restarted vlud kills it), optional like "reserved_for".
+ * A malformed "reserved_for" or "held_successor" does not make the document malformed: only that member
+ * is dropped (state_instance.reserved_bad, held_bad say why).
  * 64-bit numbers (dev, ino, rdev, ids) are JSON integers; json-c keeps uint64 exactly.
  *
  * The memfd holds an index page and two slots, so that a rewrite killed half-way (SIGKILL can cut a
@@ -66,6 +69,10 @@ struct state_instance {
 	/* state_parse(): a "reserved_for" that is there but malformed makes this the reason (static text)
 	 * and leaves reserved empty; the rest of the document is kept (the caller logs it) */
 	const char *reserved_bad;
+	/* "held_successor": a successor vlud stopped (SIGSTOP) for the old VMM's take-back of the iommufd
+	 * charge (docs/UPDATE.md R14), killed at the update's end, or by the next vlud; pid 0: none */
+	struct state_reservation held;
+	const char *held_bad; /* as reserved_bad */
 };
 
 #define VLUD_STATE_MAPPINGS_MAX 65536

@@ -57,6 +57,7 @@ const char *update_action_name(enum rb_action a)
 		[RB_RESUME] = "resume",
 		[RB_RESUME_ORPHANED] = "resume-orphaned",
 		[RB_RECLAIM] = "reclaim",
+		[RB_HOLD_RECLAIM] = "hold-reclaim",
 		[RB_RETAKE] = "retake",
 		[RB_RETAKE_REOPENED] = "retake-reopened",
 		[RB_KEEP_SUSPENDED] = "keep-suspended",
@@ -93,6 +94,7 @@ const char *update_action_result(enum rb_action a, bool lost)
 	switch (a) {
 	case RB_RESUME:
 	case RB_RECLAIM:
+	case RB_HOLD_RECLAIM:
 		return lost ? "failed" : "rolled-back"; /* device_lost in the verdict */
 	case RB_RESUME_ORPHANED:
 	case RB_KEEP_SUSPENDED:
@@ -123,6 +125,22 @@ static enum rb_action late_process(const struct rb_facts *f)
 	if (f->phase == PH_RESTORE || (f->phase == PH_CLAIM && (f->spawned || f->restarted)))
 		return RB_KILL_NEW;
 	return RB_IGNORE;
+}
+
+/* R14: transfer mode, an update of iommufd/VFIO devices only whose contexts use mm accounting, after N's
+ * claim, N failed (its verification, or the restore deadline) and still runs, O alive on its connection,
+ * and the policy lets D act on N: N is kept alive, stopped (SIGSTOP: it can neither call CHANGE_PROCESS
+ * again nor tear its mappings down), while O takes the charge back with its CHANGE_PROCESS, and killed
+ * only after that.  Killing N first would leave the charge on an mm without users, and O's
+ * CHANGE_PROCESS uncharging that mm is the second kernel bug (a WARN and a partial move on a kernel
+ * without the fix, which vlud cannot tell).  User accounting keeps the kill first (a dead mm's uncharge
+ * works there); a mixed instance too (O's VHOST_NEW_OWNER needs N's mm dead on A/B, the release of the
+ * reopened device N's copy closed on C). */
+static bool hold_successor(const struct rb_facts *f)
+{
+	return f->transfer && f->iommufd && f->iof_mm && !f->vdpa && f->phase >= PH_RESTORE && f->phase < PH_ROLLBACK &&
+	       !f->retake && f->new_alive && f->old_alive && f->old_conn && f->pol_kill_failed_successor &&
+	       !f->kill_pending && !f->kill_failed && !f->new_held && !f->hold_failed;
 }
 
 /* the end state per phase (docs/UPDATE.md "Rollback") */
@@ -184,6 +202,8 @@ enum rb_action update_decide(const struct rb_facts *f)
 		if (f->pol_kill_failed_successor && !f->kill_pending && !f->kill_failed) {
 			enum rb_action a = late_process(f);
 
+			if (a == RB_KILL_NEW && hold_successor(f))
+				return RB_HOLD_RECLAIM; /* R14: N stopped, not killed, until O took the charge back */
 			if (a != RB_IGNORE)
 				return a;
 		}
@@ -217,6 +237,8 @@ enum rb_action update_decide(const struct rb_facts *f)
 		 * exits; C: N's copy keeps the reopened device from being released) */
 		if (!f->transfer || !f->old_alive)
 			return RB_FAIL;
+		if (hold_successor(f))
+			return RB_HOLD_RECLAIM; /* R14 */
 		if (f->pol_kill_failed_successor && !f->kill_pending && !f->kill_failed && f->new_alive)
 			return RB_KILL_NEW;
 		break;

@@ -118,11 +118,14 @@ struct rb_facts {
 	bool device_state;	/* RBT_VERIFY: what failed is the device's state (an undeclared difference) */
 	bool iommufd;		/* the update moves iommufd mappings (IOMMU_IOAS_CHANGE_PROCESS by the claimant) */
 	bool vdpa;		/* ... and vhost-vdpa devices (a mixed instance when both) */
+	bool iof_mm;		/* ... whose contexts use mm accounting (IOMMU_OPTION_RLIMIT_MODE 1) */
+	bool new_held;		/* D stopped the successor (SIGSTOP) until O has taken the charge back */
 	bool kill_pending;	/* D killed a process and waits for its exit */
 	bool old_killed;	/* that process was O's */
 	/* retries: what the engine could not do when it was told to */
 	bool kill_failed;	/* the SIGKILL could not be sent */
 	bool restart_failed;	/* the previous binary could not be started */
+	bool hold_failed;	/* the SIGSTOP could not be sent */
 	/* policy (docs/CONFIG.md "update") */
 	bool pol_restart_previous;
 	bool pol_kill_failed_successor;
@@ -137,6 +140,9 @@ enum rb_action {
 	RB_RESUME,		/* nobody claimed, O owns the device: D RESUMEs -> rolled-back */
 	RB_RESUME_ORPHANED,	/* before the hand-over, O's process is gone: D RESUMEs -> failed, orphaned */
 	RB_RECLAIM,		/* transfer mode A/B after the claim: the instance returns to O, which re-owns */
+	RB_HOLD_RECLAIM,	/* transfer mode, iommufd-only in mm accounting, after the claim, N failed and
+				 * alive: D stops N (SIGSTOP), the instance returns to O, which takes the charge
+				 * back from N's live mm; N is killed when that ends (R14) */
 	RB_RETAKE,		/* transfer mode C after the claim: release, reopen, O takes the fresh fds */
 	RB_RETAKE_REOPENED,	/* transfer mode C, the claim released and reopened but never handed over:
 				 * O takes the fresh fds */

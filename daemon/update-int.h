@@ -131,6 +131,11 @@ struct update {
 	bool retake;	       /* transfer mode, path C: the device is being brought back to O (RB_RETAKE) */
 	enum phase retake_from; /* the phase the update failed in before that */
 	bool kill_pending;     /* D killed a process (fail[].killed); its exit is awaited */
+	/* R14 (RB_HOLD_RECLAIM): D stopped the successor (SIGSTOP) and kills it when the update ends, after O
+	 * took the iommufd charge back from its live mm; in the state as the instance's "held_successor" */
+	bool new_held;
+	uint64_t held_start;		/* its start time (/proc/PID/stat field 22), read when it was stopped */
+	int64_t held_pin_kb, held_lck_kb; /* its VmPin/VmLck at O's update.ready of the take-back (-1: unread) */
 
 	/* why it failed: [0] the update, [1] the stage after it (the restarted previous binary, the retake) */
 	struct upd_failure fail[2];
@@ -189,6 +194,7 @@ struct update {
 	int64_t iof_lck_before_kb, iof_lck_after_kb; /* VmLck of O at start, of N at ready */
 	int64_t iof_lck_old_after_kb;		     /* VmLck of O at N's ready (transfer mode) */
 	int64_t iof_lck_new_before_kb;		     /* VmLck of N at its claim (its own mlock()s: not the move) */
+	int64_t iof_lck_retaken_kb;		     /* VmLck of O at its update.ready of a take-back (-1: none) */
 	json_object *iof_moved;	   /* owned: update.ready's iommufd_moved (NULL: not said) */
 	json_object *iof_ioas;	   /* owned: update.ready's ioas (the new uaddrs; NULL: none), checked */
 };
@@ -321,6 +327,8 @@ void upd_rollback(struct update *u, enum rb_trigger t, enum cause c, const char 
 void upd_rollback_act(struct update *u, enum rb_trigger t);
 /* update.ready by O once the reopened device is back (phase rollback) */
 int upd_retake_ready(struct request *r, struct update *u, const char *err);
+/* R14: the successor D stopped (u->new_held) is killed now (the update ends: upd_finish()) */
+void upd_held_kill(struct update *u);
 
 /* ---- update-phases.c */
 int upd_release_devices(struct update *u, closer_done_fn done, char *why, size_t len);

@@ -445,6 +445,18 @@ json_object *upd_iof_verdict(const struct update *u)
 		jadd(o, "old_vmpin_after_kb", jnew_int(u->old_after_kb));
 		jadd(o, "old_vmlck_after_kb", jnew_int(u->iof_lck_old_after_kb));
 	}
+	/* a rollback's take-back by O (transfer mode): its VmLck then (old_vmpin_after_kb is its VmPin then) */
+	if (u->iof_lck_retaken_kb >= 0)
+		jadd(o, "old_vmlck_retaken_kb", jnew_int(u->iof_lck_retaken_kb));
+	/* R14: the successor kept stopped while O took the charge from its mm, its counters then */
+	if (u->held_start) {
+		json_object *h = jnew_obj();
+
+		jadd(h, "pid", jnew_int(u->new_pid));
+		jadd(h, "vmpin_kb", u->held_pin_kb >= 0 ? jnew_int(u->held_pin_kb) : NULL);
+		jadd(h, "vmlck_kb", u->held_lck_kb >= 0 ? jnew_int(u->held_lck_kb) : NULL);
+		jadd(o, "held_successor", h);
+	}
 	if (u->iof_ioas)
 		jadd(o, "ioas", json_object_get(u->iof_ioas));
 	return o;

@@ -698,8 +698,10 @@ verified:
 		/* transfer mode with O alive: N is killed (it still holds the device), O takes back at its exit;
 		 * otherwise the verdict is failed as it stands (update_decide(), RBT_VERIFY) */
 		upd_rollback_act(u, RBT_VERIFY);
-		if (ui->cur && ui->cur->id == id && ui->cur->kill_pending)
-			r->ret = jnew_obj(); /* the verdict comes when the killed successor's exit is seen */
+		if (ui->cur && ui->cur->id == id && (ui->cur->kill_pending || ui->cur->new_held))
+			/* the verdict comes when the killed successor's exit is seen, or (R14: stopped now)
+			 * when the old VMM took the charge back */
+			r->ret = jnew_obj();
 		else
 			r->ret = ui->last ? json_object_get(ui->last) : jnew_obj();
 		return 0;

@@ -233,6 +233,7 @@ int update_cmd_start(struct request *r)
 	u->old_pidfd = u->new_pidfd = u->state_fd = -EBADF;
 	u->claim_pidfd = u->claim_same_pidfd = -EBADF;
 	u->release_us = -1;
+	u->held_pin_kb = u->held_lck_kb = u->iof_lck_retaken_kb = -1;
 	u->mode = strcmp(mode, "exec") == 0 ? MODE_EXEC : MODE_TRANSFER;
 	u->old_pid = inst->pid;
 	u->uid = inst->uid;

@@ -159,6 +159,16 @@ char *update_persist_mappings(struct instance *inst)
 	return t && strlen(t) <= VLUD_STATE_MAPPINGS_MAX ? strdup(t) : NULL;
 }
 
+struct state_reservation update_persist_held(struct instance *inst)
+{
+	struct upd_inst *ui = inst->update;
+	struct update *u = ui ? ui->cur : NULL;
+
+	if (!u || !u->new_held || u->new_pid <= 0)
+		return (struct state_reservation){};
+	return (struct state_reservation){ .pid = u->new_pid, .start = u->held_start, .update = u->id };
+}
+
 struct state_reservation update_persist_reserved(struct instance *inst)
 {
 	struct upd_inst *ui = inst->update;
@@ -367,9 +377,73 @@ static void restore_one(struct instance *inst, const struct state_update *su)
 	ui->last = v;
 }
 
-/* A reservation the state kept (a restart before the owner reattached): back while its process lives.  The
- * process is told by its start time, read before pidfd_open() (a pid that names another process now is
- * not opened at all) and again after it (the pidfd is then that process's, not a later one's). */
+/* The process a record names (pid and start time): 0 and *st, pid's start time now; when that is
+ * rs->start, *fd is a pidfd of that very process, alive, else pid names another process now and nothing is
+ * opened.  -errno (-ENOENT, -ESRCH: it exited; other: /proc unreadable) with *fd -EBADF.  The start time is
+ * read before pidfd_open() (a pid that names another process now is not opened at all) and again after it
+ * (the pidfd is then that process's, not a later one's). */
+static int recorded_pidfd(const struct state_reservation *rs, uint64_t *st, int *fd)
+{
+	int k;
+
+	*fd = -EBADF;
+	*st = 0;
+	k = upd_pid_starttime(rs->pid, st);
+	if (k == 0 && *st == rs->start) {
+		*fd = pidfd_open(rs->pid, 0);
+		k = *fd < 0 ? -errno : upd_pid_starttime(rs->pid, st);
+		if (k == 0 && (*st != rs->start || !upd_pidfd_alive(*fd)))
+			k = -ESRCH; /* it exited in between (the pid may even be another process's by now) */
+		if (k < 0)
+			*fd = safe_close(*fd);
+	}
+	return k;
+}
+
+/* R14: a successor the previous vlud had stopped (SIGSTOP) while the old VMM took the iommufd charge back
+ * from its mm, and would have killed at the update's end: killed now (left stopped, it would keep copies
+ * of the instance's fds for good).  The old VMM, told nothing by this vlud, takes the charge back itself
+ * (minivmm does when it meets a restarted vlud): from a dead mm if it had not yet (mm accounting: the
+ * second kernel bug on a kernel without the fix, docs/IOMMUFD.md). */
+static void restore_held(struct instance *inst, const struct state_instance *si)
+{
+	const struct state_reservation *rs = &si->held;
+	uint64_t st = 0;
+	int fd, k;
+
+	if (si->held_bad) {
+		log_error("state: instance %s: its held successor record is malformed (%s): dropped, the rest of the "
+			  "state is kept; a successor the previous vlud stopped may stay stopped",
+			  si->name, si->held_bad);
+		return;
+	}
+	if (!rs->pid)
+		return;
+	k = recorded_pidfd(rs, &st, &fd);
+	if (k == 0 && st != rs->start) {
+		log_info("instance %s: the successor %d that vlud had stopped during update %" PRIu64 " is gone (pid %d "
+			 "is another process now)",
+			 inst->name, (int)rs->pid, rs->update, (int)rs->pid);
+		return;
+	}
+	if (k == 0 && pidfd_send_signal(fd, SIGKILL, NULL, 0) < 0)
+		k = -errno;
+	safe_close(fd);
+	if (k == 0)
+		log_warning("instance %s: killed the successor %d that vlud had stopped during update %" PRIu64
+			    " until the old VMM took the iommufd charge back",
+			    inst->name, (int)rs->pid, rs->update);
+	else if (k == -ESRCH || k == -ENOENT)
+		log_info("instance %s: the successor %d that vlud had stopped during update %" PRIu64 " has exited",
+			 inst->name, (int)rs->pid, rs->update);
+	else
+		log_error("instance %s: the successor %d that vlud had stopped during update %" PRIu64
+			  " could not be killed: %s; it may stay stopped",
+			  inst->name, (int)rs->pid, rs->update, strerror(-k));
+}
+
+/* A reservation the state kept (a restart before the owner reattached): back while its process lives, told
+ * by its start time (recorded_pidfd()). */
 static void restore_reservation(struct instance *inst, const struct state_instance *si)
 {
 	const struct state_reservation *rs = &si->reserved;
@@ -385,13 +459,7 @@ static void restore_reservation(struct instance *inst, const struct state_instan
 	}
 	if (!rs->pid)
 		return;
-	k = upd_pid_starttime(rs->pid, &st);
-	if (k == 0 && st == rs->start) {
-		fd = pidfd_open(rs->pid, 0);
-		k = fd < 0 ? -errno : upd_pid_starttime(rs->pid, &st);
-		if (k == 0 && (st != rs->start || !upd_pidfd_alive(fd)))
-			k = -ESRCH; /* it exited in between (the pid may even be another process's by now) */
-	}
+	k = recorded_pidfd(rs, &st, &fd);
 	ui = k == 0 && st == rs->start ? upd_ui_get(inst, true) : NULL;
 	if (!ui) {
 		safe_close(fd);
@@ -447,8 +515,10 @@ void update_restore(const struct state_doc *doc)
 			}
 			json_object_put(v);
 		}
-		if (inst)
+		if (inst) {
 			restore_reservation(inst, &doc->instances[i]);
+			restore_held(inst, &doc->instances[i]);
+		}
 		if (!inst || !doc->instances[i].last_update)
 			continue;
 		v = json_tokener_parse(doc->instances[i].last_update);

@@ -26,6 +26,7 @@
 #include "instance.h"
 #include "iommufd-decide.h"
 #include "json-oom.h"
+#include "persist.h"
 #include "spawn.h"
 #include "update-int.h"
 #include "vlud-vhost.h"
@@ -58,6 +59,8 @@ static struct rb_facts rb_facts(const struct update *u, enum rb_trigger t)
 		.device_state = u->fail[u->restarted || u->retake].cause == CAUSE_DEVICE_STATE,
 		.iommufd = u->iof,
 		.vdpa = u->ndevs > 0,
+		.iof_mm = u->iof && u->iof_acct == IOF_ACCT_MM,
+		.new_held = u->new_held,
 		.kill_pending = u->kill_pending,
 		.old_killed = u->fail[0].killed == u->old_pid || u->fail[1].killed == u->old_pid,
 		.pol_restart_previous = vl.cfg->update_policy.restart_previous,
@@ -262,6 +265,71 @@ static void reclaim(struct update *u)
 		safe_close(pfd);
 }
 
+/* R14 (RB_HOLD_RECLAIM): stop the failed successor instead of killing it, so that its mm still has users
+ * when O's CHANGE_PROCESS takes the charge from it (mm accounting: the uncharge of an mm without users is
+ * the second kernel bug, docs/IOMMUFD.md).  Stopped, not left running: it can neither call CHANGE_PROCESS
+ * again nor unmap at a teardown of its own while O takes back.  The state records it first (the
+ * instance's "held_successor"), so that a vlud restarted from here on kills it instead of leaving it
+ * stopped for good.  It is killed when the update ends (upd_finish() -> upd_held_kill()), which the phase
+ * rollback's deadline bounds.  0, or -errno (not stopped, not held). */
+static int hold_successor(struct update *u)
+{
+	uint64_t st = 0;
+	int k;
+
+	if (u->new_pidfd < 0)
+		return -EBADF;
+	k = upd_pid_starttime(u->new_pid, &st);
+	if (k < 0 || !upd_pidfd_alive(u->new_pidfd))
+		return k < 0 ? k : -ESRCH; /* (the pid may name another process by now) */
+	u->held_start = st;
+	u->new_held = true;
+	persist_state_write();
+	if (pidfd_send_signal(u->new_pidfd, SIGSTOP, NULL, 0) < 0) {
+		k = -errno;
+		u->new_held = false;
+		u->held_start = 0;
+		persist_state_write();
+		log_warning("update %" PRIu64 " of %s: stopping the successor %d (SIGSTOP): %s", u->id, u->inst->name,
+			    (int)u->new_pid, strerror(-k));
+		return k;
+	}
+	log_warning("update %" PRIu64 " of %s: stopped the successor %d (SIGSTOP): it is killed once the old VMM "
+		    "took the iommufd charge back from its mm (mm accounting)",
+		    u->id, u->inst->name, (int)u->new_pid);
+	return 0;
+}
+
+void upd_held_kill(struct update *u)
+{
+	struct upd_failure *f = &u->fail[0];
+	json_object *d;
+	int k = 0;
+
+	if (!u->new_held)
+		return;
+	u->new_held = false; /* (the state's record goes with the update's at its end) */
+	if (pidfd_send_signal(u->new_pidfd, SIGKILL, NULL, 0) < 0)
+		k = -errno;
+	if (k == 0) {
+		/* the kill that R5/R4 would have made first: the verdict's killed_pid, the cause's words */
+		f->killed = u->new_pid;
+		upd_add_note(u, "; the successor %d was killed only then: it was kept stopped until then (its mm "
+			     "alive for the old VMM's IOMMU_IOAS_CHANGE_PROCESS, mm accounting)",
+			     (int)u->new_pid);
+		d = upd_event_base(u);
+		jadd(d, "pid", jnew_int(u->new_pid));
+		jadd(d, "phase", jnew_str(update_phase_name(u->phase)));
+		jadd(d, "reason", jnew_str("kept stopped while the old VMM took the iommufd charge back"));
+		events_emit("update.killed", u->inst->name, d);
+	} else if (k == -ESRCH)
+		upd_add_note(u, "; the successor %d, stopped by vlud, had exited meanwhile", (int)u->new_pid);
+	else
+		upd_add_note(u, "; killing the successor %d, stopped by vlud, failed: %s", (int)u->new_pid, strerror(-k));
+	log_warning("update %" PRIu64 " of %s: the successor %d, held stopped: %s", u->id, u->inst->name,
+		    (int)u->new_pid, k == 0 ? "killed (SIGKILL)" : strerror(-k));
+}
+
 /* iommufd/VFIO, transfer mode after N's claim (RB_RECLAIM): N may have called CHANGE_PROCESS, and only a
  * caller of it can take the charge back; the instance returns to O's connection and O is told to call it
  * (update.rolled-back with iommufd), then update.ready, where its VmPin is verified (upd_retake_ready(),
@@ -293,6 +361,9 @@ static int iof_reclaim(struct update *u)
 	jadd(d, "reclaim", jnew_bool(true));
 	jadd(d, "reopened", jnew_bool(false));
 	jadd(d, "iommufd", claim);
+	/* R14: the successor is alive and stopped (mm accounting: O takes the charge from a live mm) */
+	jadd(d, "successor_held", jnew_bool(u->new_held));
+	jadd(d, "successor_pid", u->new_pid > 0 ? jnew_int(u->new_pid) : NULL);
 	events_tell(oc, "update.rolled-back", u->inst->name, d);
 	log_warning("update %" PRIu64 " of %s: %s; the old VMM %d takes the instance back and must call "
 		    "IOMMU_IOAS_CHANGE_PROCESS, then update.ready",
@@ -371,6 +442,12 @@ void upd_rollback_act(struct update *u, enum rb_trigger t)
 			f.kill_failed = true;
 			continue;
 		}
+		if (a == RB_HOLD_RECLAIM) {
+			if (hold_successor(u) == 0)
+				break;
+			f.hold_failed = true; /* then it is killed first, as without mm accounting */
+			continue;
+		}
 		if (a == RB_RESTART_PREVIOUS) {
 			rolling_back(u, &logged);
 			u->acted = a;
@@ -437,6 +514,14 @@ void upd_rollback_act(struct update *u, enum rb_trigger t)
 		upd_resume_all(u);
 		end_note(u, a, f.old_alive);
 		result = update_action_result(a, f.lost);
+		break;
+	case RB_HOLD_RECLAIM:
+		u->acted = a;
+		if (iof_reclaim(u) == 0)
+			return;
+		/* nobody to take the charge back: the held successor is killed at the end (upd_finish()) */
+		upd_add_note(u, "; the old VMM's connection is gone: the iommufd charge stays where it is, every fd kept");
+		result = "failed";
 		break;
 	case RB_RECLAIM:
 		if (u->iof) {
@@ -576,12 +661,22 @@ int upd_retake_ready(struct request *r, struct update *u, const char *err)
 			ok = false;
 		}
 	}
-	(void)upd_vmpin_read(u->old_pid, &u->old_after_kb, NULL);
+	(void)upd_vmpin_read(u->old_pid, &u->old_after_kb, u->iof ? &u->iof_lck_retaken_kb : NULL);
 	if (ok && u->old_after_kb != u->expected_kb) {
 		upd_add_note(u, "; brought back to the old VMM, but its VmPin is %" PRId64 " kB, expected %" PRId64 " kB",
 			 u->old_after_kb, u->expected_kb);
 		ok = false;
 	}
+	/* mm accounting: the take-back moves VmLck (mm->locked_vm) as well: O's is what it was at the start */
+	if (ok && u->iof && !iof_vmlck_retaken(&u->iof_plan, u->iof_lck_before_kb, u->iof_lck_retaken_kb)) {
+		upd_add_note(u, "; taken back by the old VMM, but its VmLck is %" PRId64 " kB, %" PRId64
+			     " kB before the update (mm accounting)",
+			     u->iof_lck_retaken_kb, u->iof_lck_before_kb);
+		ok = false;
+	}
+	/* R14: the stopped successor's counters, the charge gone from its live mm (the verdict) */
+	if (u->new_held)
+		(void)upd_vmpin_read(u->new_pid, &u->held_pin_kb, &u->held_lck_kb);
 	upd_own_end(u);
 	if (!ok) {
 		upd_finish(u, "failed", "update.completed", &v);

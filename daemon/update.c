@@ -765,6 +765,7 @@ void upd_finish(struct update *u, const char *result, const char *event, json_ob
 	char error[1024];
 	json_object *v;
 
+	upd_held_kill(u); /* R14: a successor D kept stopped for the take-back dies with the update's end */
 	upd_error_text(u, error, sizeof(error)); /* the verdict's error, built once */
 	claim_pending_end(u, result, error);
 	upd_set_phase(u, PH_DONE);

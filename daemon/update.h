@@ -50,6 +50,8 @@ char *update_persist_last(struct instance *inst);
 char *update_persist_mappings(struct instance *inst);
 /* inst's reattach reservation (update_reattach_refused()) for the state; {0} when there is none */
 struct state_reservation update_persist_reserved(struct instance *inst);
+/* the successor inst's running update keeps stopped (docs/UPDATE.md R14) for the state; {0} when none */
+struct state_reservation update_persist_held(struct instance *inst);
 /* start-up, after the fds are adopted: the mapping tables, last verdicts and reattach reservations (each kept only
  * while its process, told by its start time, still lives) come back, and every update that was running
  * when the previous vlud died ends here: what its phase allows is brought back (devices D suspended

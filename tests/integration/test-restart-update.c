@@ -22,6 +22,8 @@
  *    ended when it exits), an exited process's, one whose start time is not the pid's (a reused pid), both
  *    dropped and logged, and a malformed one (logged; the instance and its fd kept); and an update record
  *    in phase commit whose new_start is not its successor pid's (a reused pid): no reservation.
+ * 5. "held_successor" members (docs/UPDATE.md R14): a stopped process the state names is killed at the
+ *    restart, one whose start time differs (a reused pid) is left alone, a malformed one is logged.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -619,6 +621,90 @@ part4_end:
 		if (live > 0) {
 			kill(live, SIGKILL);
 			waitpid(live, NULL, 0);
+		}
+	}
+	/* ---- 5. "held_successor" members (docs/UPDATE.md R14: a successor vlud stopped until the old VMM took the
+	 * iommufd charge back, killed at the update's end): the restarted vlud kills a stopped process the
+	 * state names (told by its start time), leaves a process whose start time differs (a reused pid)
+	 * alone, and drops a malformed member with a log line, the instance kept; the state it writes then
+	 * names none of them */
+	{
+		extern char **environ;
+		char *s_argv[] = { "sleep", "60", NULL };
+		pid_t stopped = -1, other = -1;
+		unsigned long long sstart = 0, ostart = 0;
+		char *body = NULL, want[256];
+		int wst = 0;
+
+		ws = integ_daemon_stop(&D, SIGKILL, 5000);
+		safe_close(store_take("state"));
+		st_fd = safe_close(st_fd);
+		if (posix_spawnp(&stopped, "sleep", NULL, NULL, s_argv, environ) != 0)
+			stopped = -1;
+		if (posix_spawnp(&other, "sleep", NULL, NULL, s_argv, environ) != 0)
+			other = -1;
+		for (int i = 0; stopped > 0 && other > 0 && i < 100 && !((sstart = pid_start(stopped)) && (ostart = pid_start(other)));
+		     i++)
+			usleep(10000);
+		if (stopped > 0)
+			kill(stopped, SIGSTOP);
+		if (!tap_check(ws >= 0 && stopped > 0 && other > 0 && sstart && ostart &&
+				       waitpid(stopped, &wst, WUNTRACED) == stopped && WIFSTOPPED(wst),
+			       "held-setup", "stopped %d (start %llu), other %d (start %llu)", (int)stopped, sstart, (int)other,
+			       ostart))
+			goto part5_end;
+#define HELD_INST(name, held)                                                                                   \
+	"{\"name\":\"" name "\",\"pid\":1,\"uid\":%u,\"gid\":%u,\"registered_us\":0,\"orphaned\":true,"         \
+	"\"orphaned_us\":0,\"held_successor\":" held "}"
+		if (asprintf(&body,
+			     "VLUDSTATE 1\n{\"next_id\":2,\"written_us\":0,\"instances\":["
+			     HELD_INST("vm10", "{\"pid\":%d,\"start\":%llu,\"update\":70}") ","
+			     HELD_INST("vm11", "{\"pid\":%d,\"start\":%llu,\"update\":71}") ","
+			     HELD_INST("vm12", "{\"pid\":%d,\"update\":72}") "],\"fds\":[]}\n",
+			     (unsigned)getuid(), (unsigned)getgid(), (int)stopped, sstart, (unsigned)getuid(), (unsigned)getgid(),
+			     (int)other, ostart + 1, (unsigned)getuid(), (unsigned)getgid(), (int)other) < 0)
+			body = NULL;
+#undef HELD_INST
+		st_fd = restart_from_state(dir, lfd, cfg, body, "held-state-written", "held-restart-ready");
+		if (st_fd < 0)
+			goto part5_end;
+		/* the stopped one is killed (SIGKILL ends a stopped process) */
+		{
+			pid_t spid = stopped, got = -1;
+
+			for (int i = 0; i < 200 && (got = waitpid(stopped, &wst, WNOHANG)) == 0; i++)
+				usleep(10000);
+			tap_check(got == stopped && WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL, "held-stopped-killed",
+				  "waitpid %d, status 0x%x", (int)got, wst);
+			if (got == stopped)
+				stopped = -1;
+			snprintf(want, sizeof(want), "instance vm10: killed the successor %d that vlud had stopped during "
+				 "update 70 until the old VMM took the iommufd charge back", (int)spid);
+			tap_check(log_count(want) == 1, "held-stopped-killed-logged", "%d lines of %s", log_count(want), want);
+		}
+		/* a reused pid: left alone */
+		tap_check(kill(other, 0) == 0 && waitpid(other, &wst, WNOHANG) == 0, "held-reused-pid-alive", "pid %d",
+			  (int)other);
+		snprintf(want, sizeof(want), "instance vm11: the successor %d that vlud had stopped during update 71 is gone "
+			 "(pid %d is another process now)", (int)other, (int)other);
+		tap_check(log_count(want) == 1, "held-reused-pid-logged", "%d lines of %s", log_count(want), want);
+		tap_check(log_count("state: instance vm12: its held successor record is malformed (\"start\" missing") == 1,
+			  "held-malformed-logged", "no such line");
+		integ_notify_pump(&N, 300, NULL);
+		{
+			_cleanup_free_ char *now = read_state(st_fd);
+
+			tap_check(now && strstr(now, "\"vm12\"") && !strstr(now, "held_successor"), "held-state-rewritten",
+				  "%s", now ? now : "unreadable");
+		}
+part5_end:
+		if (stopped > 0) {
+			kill(stopped, SIGKILL);
+			waitpid(stopped, NULL, 0);
+		}
+		if (other > 0) {
+			kill(other, SIGKILL);
+			waitpid(other, NULL, 0);
 		}
 	}
 	ws = integ_daemon_stop(&D, SIGTERM, 10000);

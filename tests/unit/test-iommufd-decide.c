@@ -6,6 +6,7 @@
  * needs (twice the pinned size for the same user in user mode: the kernel charges before it uncharges).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -284,6 +285,45 @@ static void mix_plan_paths(void **state)
 	assert_int_equal(p.memlock_need, 2 * MiB);
 }
 
+/* O's take-back at a transfer-mode rollback (its own CHANGE_PROCESS, R8/R14): VmLck back where it was at
+ * the start in mm accounting mode, a table of (mode, before, after, verdict) */
+static void vmlck_retaken(void **state)
+{
+	static const struct {
+		int acct;
+		uint64_t iof_bytes;
+		int64_t before, after;
+		bool ok;
+	} cases[] = {
+		/* mm mode: the charge back with O, exactly (its own mlock()s are part of both) */
+		{ IOF_ACCT_MM, MiB, 1024, 1024, true },
+		{ IOF_ACCT_MM, MiB, 5120, 5120, true },
+		/* mm mode: still with the successor (O's CHANGE_PROCESS failed, or moved part of it: the partial
+		 * move of the second kernel bug), or charged twice, or unreadable */
+		{ IOF_ACCT_MM, MiB, 1024, 0, false },
+		{ IOF_ACCT_MM, MiB, 1024, 512, false },
+		{ IOF_ACCT_MM, MiB, 1024, 2048, false },
+		{ IOF_ACCT_MM, MiB, 1024, -1, false },
+		/* user mode: VmLck never moves, nothing to verify (user->locked_vm is in no /proc file) */
+		{ IOF_ACCT_USER, MiB, 0, 0, true },
+		{ IOF_ACCT_USER, MiB, 0, 1024, true },
+		{ IOF_ACCT_USER, MiB, 0, -1, true },
+		/* mm mode, nothing pinned: nothing moves */
+		{ IOF_ACCT_MM, 0, 0, 7, true },
+	};
+	struct iof_mix_plan p;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		iof_mix_plan(&(struct iof_mix){ .route = 0, .iof_bytes = cases[i].iof_bytes, .acct = cases[i].acct,
+						.same_user = true },
+			     &p);
+		if (iof_vmlck_retaken(&p, cases[i].before, cases[i].after) != cases[i].ok)
+			fail_msg("case %zu: acct %d, %" PRId64 " -> %" PRId64 " kB: want %s", i, cases[i].acct,
+				 cases[i].before, cases[i].after, cases[i].ok ? "retaken" : "not retaken");
+	}
+}
+
 static void check_ioas_shape(void **state)
 {
 	struct iof_map maps[] = { m1, m2 };
@@ -395,6 +435,7 @@ int main(void)
 		cmocka_unit_test(memlock_need_mixed),
 		cmocka_unit_test(refuses_memlock_mixed),
 		cmocka_unit_test(mix_plan_paths),
+		cmocka_unit_test(vmlck_retaken),
 		cmocka_unit_test(check_ioas_shape),
 		cmocka_unit_test(moved_names),
 		cmocka_unit_test(same_layout),

@@ -779,6 +779,73 @@ static void reservation(void **unused)
 	}
 }
 
+/* an instance's held successor ("held_successor", docs/UPDATE.md R14: a successor vlud stopped until the old
+ * VMM took the iommufd charge back): the same shape as "reserved_for", kept both ways next to it, absent in
+ * older documents, and a malformed one costs that member only (the reservation beside it is kept) */
+static void held_successor(void **unused)
+{
+	struct state_instance insts[2];
+	struct state_fd fds[3];
+	struct state_doc d, p = {};
+	char *buf = NULL, *again = NULL;
+	size_t len = 0, l2 = 0;
+	static const struct {
+		const char *member, *reason;
+	} hbads[] = {
+		{ "[]", "not an object" },
+		{ "{\"pid\":0,\"start\":1,\"update\":3}", "\"pid\"" },
+		{ "{\"pid\":5,\"update\":3}", "\"start\"" },
+		{ "{\"pid\":5,\"start\":1}", "\"update\"" },
+	};
+
+	(void)unused;
+	fill_doc(&d, insts, fds);
+	insts[1].reserved = (struct state_reservation){ .pid = 40, .start = 41, .update = 42 };
+	insts[1].held = (struct state_reservation){ .pid = 2147483647, .start = UINT64_MAX, .update = 58 };
+	assert_int_equal(state_serialize(&d, &buf, &len), 0);
+	assert_non_null(strstr(buf, "\"held_successor\":{\"pid\":2147483647,\"start\":18446744073709551615,\"update\":58}"));
+	assert_int_equal(state_parse(buf, len, &p), 0);
+	assert_true(p.instances[0].held.pid == 0 && !p.instances[0].held_bad);
+	assert_true(p.instances[1].held.pid == 2147483647 && p.instances[1].held.start == UINT64_MAX &&
+		    p.instances[1].held.update == 58 && !p.instances[1].held_bad);
+	assert_true(p.instances[1].reserved.pid == 40 && p.instances[1].reserved.start == 41 &&
+		    p.instances[1].reserved.update == 42);
+	assert_int_equal(state_serialize(&p, &again, &l2), 0);
+	assert_int_equal(l2, len);
+	assert_memory_equal(again, buf, len);
+	free(again);
+	free(buf);
+	state_doc_done(&p);
+	/* the writer refuses one without its update; none: no key */
+	insts[1].held.update = 0;
+	assert_int_equal(state_serialize(&d, &buf, &len), -EINVAL);
+	insts[1].held = (struct state_reservation){};
+	assert_int_equal(state_serialize(&d, &buf, &len), 0);
+	assert_null(strstr(buf, "held_successor"));
+	free(buf);
+	/* malformed: the document parses, the member is dropped with the reason, the reservation beside it kept */
+	for (size_t i = 0; i < sizeof(hbads) / sizeof(hbads[0]); i++) {
+		char *b;
+
+		assert_true(asprintf(&b, "VLUDSTATE 1\n{\"next_id\":9,\"written_us\":0,\"instances\":[" UPD_INST
+					 ",\"reserved_for\":{\"pid\":5,\"start\":6,\"update\":7},\"held_successor\":%s}],"
+					 "\"fds\":[]}\n",
+				     hbads[i].member) > 0);
+		if (state_parse(b, strlen(b), &p) != 0)
+			fail_msg("%s: the document was refused", hbads[i].member);
+		if (!p.instances[0].held_bad || !strstr(p.instances[0].held_bad, hbads[i].reason))
+			fail_msg("%s: reason %s", hbads[i].member, p.instances[0].held_bad ?: "(none)");
+		assert_true(p.instances[0].held.pid == 0 && p.instances[0].held.start == 0 && p.instances[0].held.update == 0);
+		assert_true(p.instances[0].reserved.pid == 5 && !p.instances[0].reserved_bad);
+		assert_int_equal(state_serialize(&p, &again, &l2), 0);
+		assert_null(strstr(again, "held_successor"));
+		assert_non_null(strstr(again, "reserved_for"));
+		free(again);
+		state_doc_done(&p);
+		free(b);
+	}
+}
+
 /* the log after the document: records applied in order, a cut or inconsistent record refused */
 static char *log_of(struct state_doc *d, const struct state_fd *add, uint64_t del)
 {
@@ -917,6 +984,7 @@ int main(void)
 		{ "daemon/state/update-start-malformed", update_start_malformed, NULL, NULL, NULL },
 		{ "daemon/state/update-limits", update_limits, NULL, NULL, NULL },
 		{ "daemon/state/reservation", reservation, NULL, NULL, NULL },
+		{ "daemon/state/held_successor", held_successor, NULL, NULL, NULL },
 		{ "daemon/state/log-records", log_records, NULL, NULL, NULL },
 		{ "daemon/state/index-log", index_log, NULL, NULL, NULL },
 	};

@@ -457,6 +457,60 @@ static void R13_mixed_exec(void **state)
 	CHECK_ROWS(rows);
 }
 
+/* R14: transfer mode, an iommufd-only update in mm accounting mode, after N's claim: a failed verification
+ * or the restore deadline stops N (alive: its mm keeps users) instead of killing it, O takes the charge
+ * back from that live mm, and N is killed only when that ends (the engine, at the update's end) */
+static void R14_iommufd_mm_hold_successor(void **state)
+{
+#define MM_N .iommufd = true, .iof_mm = true, .new_alive = true, .old_conn_free = true
+	static const struct row rows[] = {
+		/* the two failures N survives: held, then the take-back (the route of an iommufd-only update is A) */
+		ROW("A", RB_HOLD_RECLAIM, RBT_VERIFY, true, PH_VERIFY, MM_N),
+		ROW("A", RB_HOLD_RECLAIM, RBT_DEADLINE, true, PH_RESTORE, MM_N),
+		/* user accounting: killed first, as before (the uncharge of a dead mm works there) */
+		ROW("A", RB_KILL_NEW, RBT_VERIFY, true, PH_VERIFY, MM_N, .iof_mm = false),
+		ROW("A", RB_KILL_NEW, RBT_DEADLINE, true, PH_RESTORE, MM_N, .iof_mm = false),
+		/* a mixed instance: killed first (A/B: O's VHOST_NEW_OWNER needs N's mm dead; C: the release
+		 * needs N's copy closed) */
+		ROW("ABC", RB_KILL_NEW, RBT_VERIFY, true, PH_VERIFY, MM_N, .vdpa = true),
+		ROW("ABC", RB_KILL_NEW, RBT_DEADLINE, true, PH_RESTORE, MM_N, .vdpa = true),
+		/* the SIGSTOP failed: killed first */
+		ROW("A", RB_KILL_NEW, RBT_VERIFY, true, PH_VERIFY, MM_N, .hold_failed = true),
+		ROW("A", RB_KILL_NEW, RBT_DEADLINE, true, PH_RESTORE, MM_N, .hold_failed = true),
+		/* the kill policy off: O takes back at once from the live N, which is neither stopped nor killed */
+		ROW("A", RB_RECLAIM, RBT_VERIFY, true, PH_VERIFY, MM_N, .pol_kill_failed_successor = false),
+		/* O's connection gone (O alive): nobody takes back; N killed as before, then every fd kept */
+		ROW("A", RB_KILL_NEW, RBT_VERIFY, true, PH_VERIFY, MM_N, .old_conn = false),
+		ROW("A", RB_KEEP, RBT_NEW_EXIT, true, PH_VERIFY, MM_N, .old_conn = false, .new_alive = false,
+		    .kill_pending = true),
+		/* O gone: failed as it stands, N not killed (R5) */
+		ROW("A", RB_FAIL, RBT_VERIFY, true, PH_VERIFY, MM_N, .old_alive = false, .old_conn = false),
+		/* N already dead (it exited on its own): O takes the charge from the dead mm, nothing to hold */
+		ROW("A", RB_RECLAIM, RBT_NEW_EXIT, true, PH_RESTORE, MM_N, .new_alive = false),
+		ROW("A", RB_RECLAIM, RBT_VERIFY, true, PH_VERIFY, MM_N, .new_alive = false),
+		/* N's own restore error: O takes back from the live N (not killed: it reported the failure) */
+		ROW("A", RB_RECLAIM, RBT_FAILED, true, PH_RESTORE, MM_N),
+		/* before the claim nothing moved: a spawned N that never claimed is killed (R4), then R7 */
+		ROW("A", RB_KILL_NEW, RBT_DEADLINE, true, PH_CLAIM, MM_N, .spawned = true),
+		/* held, during O's take-back (phase rollback, retake): N's exit does not matter; O's exit, the
+		 * deadline: failed, every fd kept (the engine kills N at the end); the daemon stopping: stop */
+		ROW("A", RB_IGNORE, RBT_NEW_EXIT, true, PH_ROLLBACK, MM_N, .retake = true, .new_held = true,
+		    .new_alive = false),
+		ROW("A", RB_KEEP_RETAKE, RBT_OLD_EXIT, true, PH_ROLLBACK, MM_N, .retake = true, .new_held = true,
+		    .old_alive = false),
+		ROW("A", RB_KEEP_RETAKE, RBT_DEADLINE, true, PH_ROLLBACK, MM_N, .retake = true, .new_held = true),
+		ROW("A", RB_STOP, RBT_STOP, true, PH_ROLLBACK, MM_N, .retake = true, .new_held = true),
+		/* never held twice */
+		ROW("A", RB_KILL_NEW, RBT_VERIFY, true, PH_VERIFY, MM_N, .new_held = true),
+	};
+#undef MM_N
+
+	(void)state;
+	CHECK_ROWS(rows);
+	assert_string_equal(update_action_result(RB_HOLD_RECLAIM, false), "rolled-back");
+	assert_string_equal(update_action_name(RB_HOLD_RECLAIM), "hold-reclaim");
+}
+
 /* the phase table: every phase named, the names daemon/state.c accepts */
 static void phase_table(void **state)
 {
@@ -567,6 +621,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(R13_iommufd_verify_failed),
 	cmocka_unit_test(R8_R9_mixed_transfer),
 	cmocka_unit_test(R13_mixed_exec),
+	cmocka_unit_test(R14_iommufd_mm_hold_successor),
 	cmocka_unit_test(phase_table),
 	cmocka_unit_test(stat_starttime),
 	cmocka_unit_test(doc_rows_match),

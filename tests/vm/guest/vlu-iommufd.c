@@ -39,7 +39,8 @@
  *       CHANGE_PROCESS on an empty context succeeds (the capability probe), with __reserved set it fails
  *       EOPNOTSUPP, with a plain IOMMU_IOAS_MAP (user VA) mapping it fails EINVAL.
  *   vlu-iommufd vmm SOCKET /dev/vfio/devices/vfioN BDF LOG MARKER [--acct user|mm] [--stay-after-commit]
- *       [--skip-change-process|--die-after-claim|--die-after-change-process]
+ *       [--skip-change-process|--die-after-claim|--die-after-change-process|
+ *       --fail-after-change-process|--hang-after-change-process]
  *       an update-capable VMM through vlud (scenarios iommufd-update*, see vmm_main() below); --acct mm:
  *       its iommufd in mm accounting mode (VmLck asserted with VmPin by every image).
  *
@@ -476,6 +477,14 @@ static const char *jstr(json_object *o, const char *key)
 	return o && json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : NULL;
 }
 
+static int64_t jint(json_object *o, const char *key, int64_t dflt)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_int) ? json_object_get_int64(v)
+												: dflt;
+}
+
 static void expect_str(const char *name, const char *got, const char *want)
 {
 	if (got && strcmp(got, want) == 0)
@@ -840,7 +849,14 @@ struct vmm_state {
 	uint32_t dst_off;
 };
 
-enum vmm_fault { VMM_OK, VMM_SKIP_CHANGE_PROCESS, VMM_DIE_AFTER_CLAIM, VMM_DIE_AFTER_CHANGE_PROCESS };
+enum vmm_fault {
+	VMM_OK,
+	VMM_SKIP_CHANGE_PROCESS,
+	VMM_DIE_AFTER_CLAIM,
+	VMM_DIE_AFTER_CHANGE_PROCESS,
+	VMM_FAIL_AFTER_CHANGE_PROCESS, /* moves the charge, then update.ready without iommufd_moved */
+	VMM_HANG_AFTER_CHANGE_PROCESS, /* moves the charge, then never sends update.ready */
+};
 
 struct vmm {
 	struct vlu *v;
@@ -927,10 +943,35 @@ static void vmm_event(struct vlu *v, const char *name, json_object *ev, void *us
 	}
 }
 
-/* transfer mode, rolled back after the successor's claim: this (old) image takes the charge back with
- * its own IOMMU_IOAS_CHANGE_PROCESS, checks its device and tells vlud (update.ready, the verdict) */
-static void vmm_reclaim(struct vmm *m)
+/* the State: letter of /proc/PID/status ('T' stopped, 'S' sleeping, ...), 0 if unreadable */
+static char proc_state(pid_t pid)
 {
+	char path[64], line[256], st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "State:", 6) == 0) {
+			sscanf(line + 6, " %c", &st);
+			break;
+		}
+	fclose(f);
+	return st;
+}
+
+/* transfer mode, rolled back after the successor's claim: this (old) image takes the charge back with
+ * its own IOMMU_IOAS_CHANGE_PROCESS, checks its device and tells vlud (update.ready, the verdict).  When
+ * vlud says it holds the successor (successor_held: mm accounting, docs/UPDATE.md R14), the successor is
+ * checked to be alive and stopped, with the charge, before the call, and without it after: the charge
+ * comes from a live mm. */
+static void vmm_reclaim(struct vmm *m, json_object *ev)
+{
+	json_object *h = NULL;
+	bool held = json_object_object_get_ex(ev, "successor_held", &h) && json_object_get_boolean(h);
+	pid_t np = (pid_t)jint(ev, "successor_pid", 0);
 	struct iommu_ioas_change_process chp = { .size = sizeof(chp) };
 	json_object *extra = json_object_new_object(), *moved = json_object_new_array(), *verdict = NULL;
 	static char c[64];
@@ -940,8 +981,43 @@ static void vmm_reclaim(struct vmm *m)
 	m->st.gen = m->saved_gen;
 	snprintf(c, sizeof(c), "vmm-%u-reclaimed", m->st.gen);
 	cmd = c;
-	printf("# %s: told to take the iommufd charge back (VmPin %lld kB now)\n", cmd, status_kb(getpid(), "VmPin"));
+	printf("# %s: told to take the iommufd charge back (VmPin %lld kB now; successor %d %s)\n", cmd,
+	       status_kb(getpid(), "VmPin"), (int)np, held ? "held by vlud" : "not held");
+	if (held) {
+		char st = 0;
+
+		/* the SIGSTOP is sent before the event: give its delivery a moment */
+		for (int i = 0; i < 100 && (st = proc_state(np)) != 'T'; i++)
+			usleep(20000);
+		if (st == 'T')
+			tap(true, "reclaim.successor-stopped");
+		else
+			tap_fail("reclaim.successor-stopped", "pid %d state '%c'", (int)np, st ? st : '?');
+		long long pin = status_kb(np, "VmPin"), lck = status_kb(np, "VmLck");
+
+		/* where the charge is: with the successor when it called CHANGE_PROCESS, else still here
+		 * (--skip-change-process); the values are the scenario's to assert per case, their sums are the
+		 * whole charge either way */
+		tap(pin >= 0, "reclaim.successor-vmpin-before=%lld", pin);
+		tap(lck >= 0, "reclaim.successor-vmlck-before=%lld", lck);
+		expect_eq("reclaim.charge-before", pin + status_kb(getpid(), "VmPin"), VMM_SIZE / 1024);
+		expect_eq("reclaim.vmlck-charge-before", lck + status_kb(getpid(), "VmLck"), m->mm ? VMM_SIZE / 1024 : 0);
+	}
 	expect_ok("reclaim.change-process", ioctl(m->d.iommufd, IOMMU_IOAS_CHANGE_PROCESS, &chp));
+	if (held) {
+		/* uncharged from its live mm (a dead one: the second kernel bug in mm mode) */
+		expect_eq("reclaim.successor-vmpin-after", status_kb(np, "VmPin"), 0);
+		expect_eq("reclaim.successor-vmlck-after", status_kb(np, "VmLck"), 0);
+		{
+			char st = proc_state(np);
+
+			/* alive and stopped until vlud has verified this take-back */
+			if (st == 'T')
+				tap(true, "reclaim.successor-still-stopped");
+			else
+				tap_fail("reclaim.successor-still-stopped", "pid %d state '%c'", (int)np, st ? st : '?');
+		}
+	}
 	expect_eq("reclaim.vmpin", status_kb(getpid(), "VmPin"), VMM_SIZE / 1024);
 	/* mm mode: VmLck is this image's again (user mode: never charged to VmLck) */
 	expect_eq("reclaim.vmlck", status_kb(getpid(), "VmLck"), m->mm ? VMM_SIZE / 1024 : 0);
@@ -975,8 +1051,10 @@ static int vmm_loop(struct vmm *m)
 			break;
 		}
 		if (m->reclaim_ev) {
-			json_object_put(TAKE_PTR(m->reclaim_ev));
-			vmm_reclaim(m);
+			json_object *ev = TAKE_PTR(m->reclaim_ev);
+
+			vmm_reclaim(m, ev);
+			json_object_put(ev);
 		}
 		if (m->exec_ev) {
 			int k;
@@ -1095,7 +1173,8 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 		return 1;
 	}
 	role = rollback ? "restarted" : fault == VMM_SKIP_CHANGE_PROCESS ? "skip" : fault == VMM_DIE_AFTER_CLAIM ? "die"
-	       : fault == VMM_DIE_AFTER_CHANGE_PROCESS ? "die-moved" : "successor";
+	       : fault == VMM_DIE_AFTER_CHANGE_PROCESS ? "die-moved" : fault == VMM_FAIL_AFTER_CHANGE_PROCESS ? "fail-moved"
+	       : fault == VMM_HANG_AFTER_CHANGE_PROCESS ? "hang-moved" : "successor";
 	snprintf(c, sizeof(c), "vmm-%u-%s", m->st.gen, role);
 	cmd = c;
 	tap(true, "claim");
@@ -1146,8 +1225,24 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 			fflush(stdout);
 			_exit(4);
 		}
+		if (fault == VMM_HANG_AFTER_CHANGE_PROCESS) {
+			/* vlud's restore deadline passes; it stops (mm mode: R14) or kills this process */
+			printf("# %s: keeping the charge and never sending update.ready (pid %d)\n", cmd, (int)getpid());
+			fflush(stdout);
+			vmm_mark(marker, role, m->st.gen);
+			while (!vmm_stop)
+				pause();
+			return 1;
+		}
 	}
-	json_object_array_add(moved, json_object_new_string("iommufd:iommu"));
+	/* --fail-after-change-process: the charge moved, but update.ready names no iommufd moved (a
+	 * verification failure at vlud: R5, or R14 in mm mode) */
+	if (fault != VMM_FAIL_AFTER_CHANGE_PROCESS)
+		json_object_array_add(moved, json_object_new_string("iommufd:iommu"));
+	else {
+		printf("# %s: the charge moved, but update.ready will not say so (pid %d)\n", cmd, (int)getpid());
+		vmm_mark(marker, role, m->st.gen);
+	}
 	if (!expect_ok("enable-bar0", dev_enable(&m->d) < 0 ? (errno = ENXIO, -1) : 0))
 		return 1;
 	m->st.seed = (uint8_t)(0x40 + m->st.gen);
@@ -1164,8 +1259,12 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 		const char *res = jstr(verdict, "result");
 
 		printf("# %s: verdict %s\n", cmd, json_object_to_json_string(verdict));
-		/* the restarted previous binary ends a rolled-back update */
-		expect_str("verdict", res, rollback ? "rolled-back" : "ok");
+		/* the restarted previous binary ends a rolled-back update; a failed one gets no verdict (it is
+		 * stopped or killed: the verdict comes when the old VMM took back) */
+		if (fault == VMM_FAIL_AFTER_CHANGE_PROCESS)
+			expect_eq("no-verdict", res != NULL, 0);
+		else
+			expect_str("verdict", res, rollback ? "rolled-back" : "ok");
 	}
 	json_object_put(verdict);
 	json_object_put(info);
@@ -1179,7 +1278,8 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 
 /*
  * vmm SOCKET DEV BDF LOG MARKER [--acct user|mm] [--stay-after-commit]
- *     [--skip-change-process|--die-after-claim|--die-after-change-process]:
+ *     [--skip-change-process|--die-after-claim|--die-after-change-process|
+ *       --fail-after-change-process|--hang-after-change-process]:
  * exec or transfer mode (the old image exits when the successor committed, and takes the charge back
  * when told to by a rollback: update.rolled-back with "iommufd").  stdout appended to LOG (the
  * restarted previous binary, spawned by vlud, writes there too); MARKER gets "ready PID GEN ROLE" when the
@@ -1218,6 +1318,10 @@ static int vmm_main(int argc, char **argv)
 			f = VMM_DIE_AFTER_CLAIM;
 		else if (strcmp(argv[i], "--die-after-change-process") == 0)
 			f = VMM_DIE_AFTER_CHANGE_PROCESS;
+		else if (strcmp(argv[i], "--fail-after-change-process") == 0)
+			f = VMM_FAIL_AFTER_CHANGE_PROCESS;
+		else if (strcmp(argv[i], "--hang-after-change-process") == 0)
+			f = VMM_HANG_AFTER_CHANGE_PROCESS;
 		if (f == VMM_OK || fault != VMM_OK)
 			return usage();
 		fault = f;
@@ -1258,7 +1362,8 @@ static int usage(void)
 			"           /dev/vfio/devices/vfioN\n"
 			"       vlu-iommufd vlud SOCKET /dev/vfio/devices/vfioN BDF [--keep-ipc-lock]\n"
 			"       vlu-iommufd vmm SOCKET /dev/vfio/devices/vfioN BDF LOG MARKER [--acct user|mm]\n"
-			"           [--stay-after-commit] [--skip-change-process|--die-after-claim|--die-after-change-process]\n");
+			"           [--stay-after-commit] [--skip-change-process|--die-after-claim|--die-after-change-process|\n"
+			"           --fail-after-change-process|--hang-after-change-process]\n");
 	return 2;
 }
 
