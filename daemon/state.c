@@ -79,6 +79,25 @@ static json_object *fd_to_json(const struct state_fd *sf)
 	return o;
 }
 
+/* "reserved_for" / "held_successor" of an instance: {pid, start, update}, no key when pid is 0 */
+static int add_process(json_object *o, const char *k, const struct state_reservation *rs)
+{
+	json_object *v;
+	int r;
+
+	if (!rs->pid)
+		return 0;
+	if (rs->pid < 0 || rs->update == 0)
+		return -EINVAL;
+	v = json_object_new_object();
+	if ((r = add(o, k, v)) < 0)
+		return r;
+	r = add(v, "pid", json_object_new_int(rs->pid));
+	r |= add(v, "start", json_object_new_uint64(rs->start));
+	r |= add(v, "update", json_object_new_uint64(rs->update));
+	return r < 0 ? -ENOMEM : 0;
+}
+
 int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len)
 {
 	_cleanup_json_ json_object *root = NULL;
@@ -134,38 +153,9 @@ int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len
 			if (add(o, "mappings", v) < 0)
 				return -ENOMEM;
 		}
-		if (si->reserved.pid) {
-			json_object *v = json_object_new_object();
-
-			if (si->reserved.pid < 0 || si->reserved.update == 0) {
-				json_object_put(v);
-				return -EINVAL;
-			}
-			r |= add(o, "reserved_for", v);
-			if (r < 0)
-				return -ENOMEM;
-			r |= add(v, "pid", json_object_new_int(si->reserved.pid));
-			r |= add(v, "start", json_object_new_uint64(si->reserved.start));
-			r |= add(v, "update", json_object_new_uint64(si->reserved.update));
-			if (r < 0)
-				return -ENOMEM;
-		}
-		if (si->held.pid) {
-			json_object *v = json_object_new_object();
-
-			if (si->held.pid < 0 || si->held.update == 0) {
-				json_object_put(v);
-				return -EINVAL;
-			}
-			r |= add(o, "held_successor", v);
-			if (r < 0)
-				return -ENOMEM;
-			r |= add(v, "pid", json_object_new_int(si->held.pid));
-			r |= add(v, "start", json_object_new_uint64(si->held.start));
-			r |= add(v, "update", json_object_new_uint64(si->held.update));
-			if (r < 0)
-				return -ENOMEM;
-		}
+		if ((r = add_process(o, "reserved_for", &si->reserved)) < 0 ||
+		    (r = add_process(o, "held_successor", &si->held)) < 0)
+			return r;
 	}
 	for (size_t i = 0; i < doc->n_fds; i++) {
 		json_object *o = fd_to_json(&doc->fds[i]);
