@@ -32,6 +32,7 @@
 # flavour: iommufd
 # use_va: 0
 # devices: 1
+# default: no
 # timeout: 480
 . /scenarios/lib/update.sh
 . /scenarios/lib/edu.sh
