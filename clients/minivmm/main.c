@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 
 #include "minivmm.h"
@@ -23,12 +24,39 @@
 #define EXIT_SETUP 3
 
 /* ------------------------------------------------------------------ datapath */
+static uint64_t *drive_mark_ptr(const struct mv_vmm *v)
+{
+	return mv_mem_ptr(&v->mem, MV_IOVA_BASE + MV_DRIVE_MARK_OFF, sizeof(uint64_t));
+}
+
+uint64_t mv_drive_mark_read(const struct mv_vmm *v)
+{
+	uint64_t *p = drive_mark_ptr(v);
+
+	return p ? __atomic_load_n(p, __ATOMIC_ACQUIRE) : 0;
+}
+
+/* Before this process posts or reaps on the data rings: once per stretch of driving, a fresh value in the
+ * drive mark (minivmm.h), so that a state saved before it knows the rings moved on without it */
+void mv_drive_mark(struct mv_vmm *v)
+{
+	uint64_t *p, x = 0;
+
+	if (v->drive_marked || !(p = drive_mark_ptr(v)))
+		return;
+	if (getrandom(&x, sizeof(x), GRND_NONBLOCK) != (ssize_t)sizeof(x) || !x)
+		x = (mv_now_us() << 20) ^ (uint64_t)getpid() ^ 1;
+	__atomic_store_n(p, x, __ATOMIC_RELEASE);
+	v->drive_marked = true;
+}
+
 int mv_dp_refill_rx(struct mv_vmm *v)
 {
 	struct mv_vq *rx = &v->vq[MV_RXQ];
 	unsigned n = 0;
 	int id;
 
+	mv_drive_mark(v);
 	while ((id = mv_vq_free_id(rx)) >= 0) {
 		mv_vq_post(rx, (unsigned)id, MV_BUFSZ, true);
 		n++;
@@ -44,6 +72,7 @@ void mv_dp_reap(struct mv_vmm *v, uint64_t now)
 	struct mv_traffic *t = &v->st->traffic;
 	uint32_t id, len;
 
+	mv_drive_mark(v);
 	while (mv_vq_reap(&v->vq[MV_RXQ], &id, &len)) {
 		if (id >= v->vq[MV_RXQ].num || len > MV_BUFSZ) {
 			t->rx_short++;
@@ -85,6 +114,7 @@ unsigned mv_dp_send_now(struct mv_vmm *v, unsigned n)
 	unsigned k = 0;
 	uint64_t now = mv_now_us();
 
+	mv_drive_mark(v);
 	/* not limited by --max-inflight: under a loaded host the window can be full at the suspend, and the
 	 * point of these frames is that they wait in the ring through the pause */
 	while (k < n && dp_post_frame(v, now, false))
@@ -102,6 +132,7 @@ static void dp_send(struct mv_vmm *v, uint64_t now)
 	uint64_t interval = 1000000u / v->o.rate;
 	unsigned n = 0;
 
+	mv_drive_mark(v);
 	if (!v->next_send_us || (now > v->next_send_us && now - v->next_send_us > 200000 + interval))
 		v->next_send_us = now;	/* after a stall: frames not sent meanwhile are skipped, not burst */
 	while (v->next_send_us <= now) {

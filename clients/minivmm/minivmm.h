@@ -40,6 +40,11 @@
 #define MV_DESC_OFF		0x0
 #define MV_AVAIL_OFF		0x1000
 #define MV_USED_OFF		0x2000
+/* The drive mark: a 64-bit word in guest RAM (queue 0's ring area, after its used ring) that every process
+ * writes a fresh random value into before it first drives the rings (posts or reaps) after a start, a
+ * takeover or a take-back; a saved state records it.  A process about to drive from a saved state finds
+ * in it whether anybody drove the rings since the save (mv_update_rings_undriven) */
+#define MV_DRIVE_MARK_OFF	0x3000
 #define MV_BUF_OFF(q)		(0x100000ULL + (uint64_t)(q) * 0x100000)	/* 1 MiB of buffers per queue */
 #define MV_BUFSZ		2048		/* one buffer per descriptor id */
 #define MV_MIN_MEM		(4ULL << 20)	/* rings + buffers need 3 MiB */
@@ -199,7 +204,7 @@ void mv_traffic_finish(struct mv_traffic *t);
 
 /* ------------------------------------------------------------------ state.c */
 #define MV_STATE_MAGIC		0x53564d4du	/* "MMVS" little-endian */
-#define MV_STATE_VERSION	4		/* 2: control state (struct mv_ctrl), CVQ restore records; 3: new image's start times; 4: claim and ready times */
+#define MV_STATE_VERSION	5		/* 2: control state (struct mv_ctrl), CVQ restore records; 3: new image's start times; 4: claim and ready times; 5: the drive mark */
 #define MV_STATE_ENV		"MINIVMM_STATE_FD"
 
 enum mv_path { MV_PATH_NONE = 0, MV_PATH_A = 'A', MV_PATH_B = 'B', MV_PATH_C = 'C' };
@@ -272,6 +277,7 @@ struct mv_state {
 	uint32_t nmaps;
 	struct mv_map maps[MV_MAX_MAPS];
 	uint64_t old_uaddr;		/* informational: old image's mapping address */
+	uint64_t drive_mark;		/* the drive mark in guest RAM when the state was saved */
 	struct mv_vq_state vq[MV_NQ];
 	struct mv_ctrl ctrl;
 	/* run bookkeeping */
@@ -382,6 +388,7 @@ struct mv_vmm {
 	uint64_t next_send_us;
 	int await_echo_upd;		/* index of the update whose first echo is awaited, -1 none */
 	bool suspended;			/* old image: the device is suspended for an update */
+	bool drive_marked;		/* this process wrote the drive mark since it last stopped driving */
 	bool was_reset;			/* old image: path B reset done (rollback re-creates the vrings) */
 	bool reopened;			/* old image: path C rollback, vlud reopened the device for us (retake it) */
 	uint64_t held_until_us;		/* new image, vlud gone at update.ready: no datapath until it is back
@@ -440,6 +447,8 @@ int mv_update_rollback(struct mv_vmm *v);		/* old: RESUME or re-create the vring
 int mv_update_takeover(struct mv_vmm *v, unsigned flags);	/* new: st loaded, its fds valid here */
 void mv_update_after_pause(struct mv_vmm *v);	/* new, MV_UPD_CHECKS_LATER: MAC, VmPin, the log line */
 /* -ESTALE when the device ran after st was saved (owner of v->dev required): st must not drive it */
-int mv_update_device_unchanged(struct mv_vmm *v, const struct mv_state *st, const char *who);
+int mv_update_rings_undriven(struct mv_vmm *v, struct mv_state *st, const char *who);
+void mv_drive_mark(struct mv_vmm *v);	/* before driving the rings: a fresh drive mark if none yet */
+uint64_t mv_drive_mark_read(const struct mv_vmm *v);
 
 #endif /* MINIVMM_H */

@@ -306,6 +306,7 @@ int mv_state_pack(const struct mv_state *s, uint8_t **ret_buf, size_t *ret_len)
 		w_u8(&w, s->maps[i].perm);
 	}
 	w_u64(&w, s->old_uaddr);
+	w_u64(&w, s->drive_mark);
 	w_u32(&w, MV_NQ);
 	for (unsigned q = 0; q < MV_NQ; q++) {
 		const struct mv_vq_state *v = &s->vq[q];
@@ -382,6 +383,7 @@ int mv_state_unpack(const uint8_t *buf, size_t len, struct mv_state *ret)
 		s->maps[i].perm = r_u8(&r);
 	}
 	s->old_uaddr = r_u64(&r);
+	s->drive_mark = r_u64(&r);
 	if (r_u32(&r) != MV_NQ)
 		return -EBADMSG;
 	for (unsigned q = 0; q < MV_NQ; q++) {

@@ -236,6 +236,10 @@ int mv_update_quiesce(struct mv_vmm *v, char path, unsigned flags)
 		}
 	}
 	fill_state(v, path);
+	/* from here on this process does not drive the rings: if it ever does again (a rollback, a take-back),
+	 * it writes a fresh drive mark, which tells a successor holding this state that it is stale */
+	s->drive_mark = mv_drive_mark_read(v);
+	v->drive_marked = false;
 	if (path == 'B' && !(flags & MV_UPD_DAEMON_RESETS)) {
 		r = mv_vdev_set_status(&v->dev, 0);	/* IOTLB_PERSIST acked: the device keeps its map */
 		if (r < 0) {
@@ -462,20 +466,32 @@ done:
 }
 
 /*
- * Did the device run after st was saved?  A process about to drive a device from a saved state (a new
- * image after its VHOST_NEW_OWNER, an old VMM taking the device back from a dead successor) must find it
- * where that state left it: suspended at the saved vring bases.  If another process brought it back and
- * ran it since (the old VMM took the device back when vlud died, ran its datapath, and died; then the
- * successor's VHOST_NEW_OWNER got the dead mm's consent), the rings in guest RAM moved on from st, and
- * driving them from st duplicates and corrupts frames (chaos soak, patched, seed 20261205 kill 600).
- * Checked only where the bases mean something: SUSPEND acked (the saved bases were read from a stopped
- * device) and the device DRIVER_OK (after a reset or a fresh open nobody has run it: vrings come from st).
- * In-order or not, a device that took a descriptor moved its last_avail_idx, which GET_VRING_BASE reads.
+ * Did anybody drive the rings after st was saved?  A process about to drive them from a saved state (a new
+ * image after its VHOST_NEW_OWNER or SET_OWNER, an old VMM taking the device back from a dead successor)
+ * must find them where that state left them.  If another process drove them since (the old VMM took the
+ * device back when vlud died, ran its datapath, and died; then the successor's VHOST_NEW_OWNER got the dead
+ * mm's consent), the driver's side of the rings moved on from st, and driving them from st duplicates and
+ * corrupts frames (chaos soak, patched, seed 20261205 kill 600).  Every driver writes a fresh drive mark
+ * before it first posts or reaps (mv_drive_mark); st recorded the mark when it was saved: -ESTALE if they
+ * differ.
+ * The device alone moving on is fine: vlud RESUMEs a device whose update it ends while nobody drives it
+ * (R10, the daemon stopping after the claim), and the device completes what st had posted (the frames
+ * queued in the pause); st's driver shadows reap those completions from the used ring.  So where the
+ * bases mean something (SUSPEND acked: read from a stopped device; the device DRIVER_OK: not reset or
+ * freshly opened), st takes the device's bases (returns 1): a re-creation of the vrings starts there.
  */
-int mv_update_device_unchanged(struct mv_vmm *v, const struct mv_state *st, const char *who)
+int mv_update_rings_undriven(struct mv_vmm *v, struct mv_state *st, const char *who)
 {
+	uint64_t mark = mv_drive_mark_read(v);
 	uint8_t status = 0;
+	int moved = 0;
 
+	if (mark != st->drive_mark) {
+		mv_log("%s: the rings were driven after our state was saved (drive mark %016" PRIx64 ", saved %016" PRIx64
+		       "): another process took the device back and ran it; this state is stale and must not drive it",
+		       who, mark, st->drive_mark);
+		return -ESTALE;
+	}
 	if (!(v->dev.backend_acked & MV_BF(SUSPEND)) || mv_vdev_get_status(&v->dev, &status) < 0 ||
 	    !(status & VIRTIO_CONFIG_S_DRIVER_OK))
 		return 0;
@@ -488,13 +504,14 @@ int mv_update_device_unchanged(struct mv_vmm *v, const struct mv_state *st, cons
 			return r;
 		}
 		if (base != st->vq[q].dev_base) {
-			mv_log("%s: the device ran after our state was saved (vring %u at %u, saved %u): another "
-			       "process took it back and ran it; this state is stale and must not drive it",
+			mv_log("%s: vring %u: the device ran after our state was saved with nobody driving it (base %u, "
+			       "saved %u): it completed what the state had posted, which we reap; going on from its base",
 			       who, q, base, st->vq[q].dev_base);
-			return -ESTALE;
+			st->vq[q].dev_base = base;
+			moved = 1;
 		}
 	}
-	return 0;
+	return moved;
 }
 
 /*
@@ -595,9 +612,12 @@ int mv_update_takeover(struct mv_vmm *v, unsigned flags)
 			mv_log("%s: %s", path == 'C' ? "SET_OWNER" : "VHOST_NEW_OWNER", strerror(-r));
 		if (r < 0)
 			goto fail;
-		/* the owner now: is the device where our state left it? (path C: a fresh open, set up below) */
-		if (path != 'C' && (r = mv_update_device_unchanged(v, s, "takeover")) < 0)
+		/* the owner now: did anybody drive the rings since our state was saved? */
+		r = mv_update_rings_undriven(v, s, "takeover");
+		if (r < 0)
 			goto fail;
+		for (unsigned q = 0; r > 0 && q < MV_NQ; q++)
+			bases[q] = s->vq[q].dev_base;	/* the device ran on: its bases */
 	}
 	u->t_owner_us = mv_now_us();
 

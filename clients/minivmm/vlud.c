@@ -331,9 +331,9 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 		 * successor owned, seed 20261205 kill 112) */
 		r = mv_vdev_new_owner(&v->dev, NULL);
 
-		if (r == 0 && mv_update_device_unchanged(v, v->st, "take-back") == -ESTALE) {
-			/* the successor ran the device (vlud gave it the instance after its restart) and died:
-			 * the rings moved on from our saved state, which must not drive them */
+		if (r == 0 && mv_update_rings_undriven(v, v->st, "take-back") == -ESTALE) {
+			/* the successor drove the rings (vlud gave it the instance after its restart) and died:
+			 * they moved on from our saved state, which must not drive them */
 			stop_not_ours(v, -ESTALE, "vlud restarted and the successor ran the device before it died: our "
 				      "state is stale, stopping");
 			return;

@@ -34,6 +34,7 @@ static struct mv_state *sample_state(void)
 	for (unsigned i = 0; i < s->nmaps; i++)
 		s->maps[i] = (struct mv_map){ MV_IOVA_BASE + i * (64ULL << 20), 64ULL << 20, i * (64ULL << 20), 3 };
 	s->old_uaddr = 0x7f0000000000ULL;
+	s->drive_mark = 0x8badf00d12345678ULL;
 	for (unsigned q = 0; q < MV_NQ; q++) {
 		s->vq[q].num = MV_QSZ;
 		s->vq[q].avail_idx = (uint16_t)(65530 + q);	/* wraps soon: 16-bit indices must survive */
@@ -122,6 +123,7 @@ static void test_roundtrip(void **st)
 	assert_int_equal(r->nmaps, 3);
 	assert_memory_equal(r->maps, s->maps, sizeof(s->maps[0]) * 3);
 	assert_int_equal(r->old_uaddr, s->old_uaddr);
+	assert_true(r->drive_mark == s->drive_mark);
 	for (unsigned q = 0; q < MV_NQ; q++) {
 		assert_int_equal(r->vq[q].num, MV_QSZ);
 		assert_int_equal(r->vq[q].avail_idx, s->vq[q].avail_idx);
@@ -196,7 +198,9 @@ static void test_reject_version(void **st)
 	size_t len;
 
 	pack(s, &b, &len);
-	b[4] = 5;	/* version 5, checksum unaffected (header is not covered) */
+	b[4] = 6;	/* version 6, checksum unaffected (header is not covered) */
+	assert_int_equal(mv_state_unpack(b, len, r), -EPROTONOSUPPORT);
+	b[4] = 4;	/* version 4 (no drive mark): refused, not misread */
 	assert_int_equal(mv_state_unpack(b, len, r), -EPROTONOSUPPORT);
 	b[4] = 3;	/* version 3 (no claim and update.ready times in the update records): refused, not misread */
 	assert_int_equal(mv_state_unpack(b, len, r), -EPROTONOSUPPORT);

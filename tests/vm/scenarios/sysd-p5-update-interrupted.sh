@@ -111,6 +111,12 @@ interrupted() {
 	wait_until 100 in_attached_to "$u" "$pid"
 	if in_attached_to "$u" "$pid"; then t_ok "$tag/vmm-reattached"; else t_fail "$tag/vmm-reattached" "$(vctl instances 2>&1 | tr '\n' ' ')"; fi
 	if grep -q "vlud is gone" "/run/$u.log"; then t_ok "$tag/vmm-saw-vlud-gone"; else t_fail "$tag/vmm-saw-vlud-gone" "not in its log"; fi
+	if [ "$at" = claimed ] && [ "$how" = restart ]; then
+		# R10 RESUMEd the device with nobody driving it: it completed the frames queued in the pause, so
+		# its bases are past the saved ones, but the drive mark is the saved one: not a stale state
+		# (docs/UPDATE.md "The device alone moving on is not a stale state")
+		if grep -q "with nobody driving it" "/run/$u.log"; then t_ok "$tag/device-ran-undriven-taken-over"; else t_fail "$tag/device-ran-undriven-taken-over" "not in its log"; fi
+	fi
 	sleep 3 # traffic after the resume
 	expect "$tag/vmpin-unchanged" "$(vmpin "$pid")" -eq "$pin0"
 	systemctl stop "$u.service"
