@@ -36,8 +36,12 @@ uint64_t mv_drive_mark_read(const struct mv_vmm *v)
 	return p ? __atomic_load_n(p, __ATOMIC_ACQUIRE) : 0;
 }
 
-/* Before this process posts or reaps on the data rings: once per stretch of driving, a fresh value in the
- * drive mark (minivmm.h), so that a state saved before it knows the rings moved on without it */
+/* Before this process reaps or sends on the data rings: once per stretch of driving, a fresh value in the
+ * drive mark (minivmm.h), so that a state saved before it knows the rings moved on without it.  An RX
+ * refill alone is not driving: a new image refills in its takeover, before its update is accepted, and a
+ * refill from a saved state posts the same buffers in the same slots as any other refill from that state,
+ * so the previous binary vlud restarts after a failed new image (rows R3, R12, R13) may refill again; every
+ * refill after that follows a reap or a send, which marks. */
 void mv_drive_mark(struct mv_vmm *v)
 {
 	uint64_t *p, x = 0;
@@ -56,7 +60,6 @@ int mv_dp_refill_rx(struct mv_vmm *v)
 	unsigned n = 0;
 	int id;
 
-	mv_drive_mark(v);
 	while ((id = mv_vq_free_id(rx)) >= 0) {
 		mv_vq_post(rx, (unsigned)id, MV_BUFSZ, true);
 		n++;
@@ -765,9 +768,11 @@ static int run(struct mv_vmm *v)
 		(void)mv_dp_refill_rx(v);
 	}
 
-	/* drain: no new frames; wait for the echoes still outstanding */
+	/* drain: no new frames; wait for the echoes still outstanding.  Not while suspended for an update
+	 * (stopped after its save, e.g. SIGTERM in transfer mode): the rings may be the successor's by now, and
+	 * reaping them would take its completions */
 	uint64_t end = mv_now_us() + (uint64_t)v->o.drain_ms * 1000;
-	while (mv_traffic_inflight(&s->traffic) && mv_now_us() < end) {
+	while (!v->suspended && mv_traffic_inflight(&s->traffic) && mv_now_us() < end) {
 		struct pollfd p = { .fd = v->vq[MV_RXQ].call, .events = POLLIN };
 		(void)poll(&p, 1, 10);
 		mv_vq_drain_call(&v->vq[MV_RXQ]);

@@ -41,8 +41,8 @@
 #define MV_AVAIL_OFF		0x1000
 #define MV_USED_OFF		0x2000
 /* The drive mark: a 64-bit word in guest RAM (queue 0's ring area, after its used ring) that every process
- * writes a fresh random value into before it first drives the rings (posts or reaps) after a start, a
- * takeover or a take-back; a saved state records it.  A process about to drive from a saved state finds
+ * writes a fresh random value into before it first drives the rings (reaps or sends; an RX refill alone
+ * does not count, main.c) after a start, a takeover or a take-back; a saved state records it.  A process about to drive from a saved state finds
  * in it whether anybody drove the rings since the save (mv_update_rings_undriven) */
 #define MV_DRIVE_MARK_OFF	0x3000
 #define MV_BUF_OFF(q)		(0x100000ULL + (uint64_t)(q) * 0x100000)	/* 1 MiB of buffers per queue */
@@ -446,7 +446,8 @@ void mv_exec_undo_defer(struct mv_vmm *v, char path);	/* old, the execve failed 
 int mv_update_rollback(struct mv_vmm *v);		/* old: RESUME or re-create the vrings */
 int mv_update_takeover(struct mv_vmm *v, unsigned flags);	/* new: st loaded, its fds valid here */
 void mv_update_after_pause(struct mv_vmm *v);	/* new, MV_UPD_CHECKS_LATER: MAC, VmPin, the log line */
-/* -ESTALE when the device ran after st was saved (owner of v->dev required): st must not drive it */
+/* -ESTALE when another process drove the rings after st was saved: st must not drive them; 1 when only the
+ * device ran on (st takes its vring bases), 0 when nothing moved */
 int mv_update_rings_undriven(struct mv_vmm *v, struct mv_state *st, const char *who);
 void mv_drive_mark(struct mv_vmm *v);	/* before driving the rings: a fresh drive mark if none yet */
 uint64_t mv_drive_mark_read(const struct mv_vmm *v);

@@ -289,6 +289,13 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 
 			snprintf(path, sizeof(path), "%s", v->dev.path);
 			(void)mv_vdev_adopt(&v->dev, fd, path);
+			if (!data && v->dev.fd >= 0 && mv_update_rings_undriven(v, v->st, "take-back") == -ESTALE) {
+				/* vlud restarted after the hand-over, the successor drove the rings (its update was
+				 * perhaps ok already) and is gone: our saved state is stale */
+				stop_not_ours(v, -ESTALE, "vlud restarted and the successor drove the rings before it was "
+					      "gone: our state is stale, stopping");
+				return;
+			}
 			if (!data && v->dev.fd >= 0) {
 				/* no rollback event: vlud restarted during the update.  If it had released its copy for
 				 * the successor's claim (the last close reset the device), the restarted vlud reopened
