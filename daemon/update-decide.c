@@ -284,3 +284,19 @@ int update_stat_starttime(const char *text, size_t len, unsigned long long *ret)
 	*ret = v;
 	return 0;
 }
+
+int update_stat_state(const char *text, size_t len, char *ret)
+{
+	const char *p = NULL;
+
+	for (size_t i = 0; text && i < len; i++)
+		if (text[i] == ')')
+			p = text + i;
+	if (!p || !memchr(text, '(', (size_t)(p - text)))
+		return -EINVAL;
+	/* ") S ppid": the letter after the blank that follows the name's last ')', then a blank */
+	if ((size_t)(text + len - p) < 4 || p[1] != ' ' || p[2] < 'A' || p[2] > 'z' || p[3] != ' ')
+		return -EINVAL;
+	*ret = p[2];
+	return 0;
+}

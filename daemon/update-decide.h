@@ -80,6 +80,9 @@ bool update_phase_permits(enum phase ph, enum phase_cmd cmd, enum phase_party fr
  * (len bytes, need not be NUL-terminated).  0, or -EINVAL when the text is not such a line (the command
  * name, field 2, may hold spaces and parentheses: the fields are counted after its last ')').  Pure. */
 int update_stat_starttime(const char *text, size_t len, unsigned long long *ret);
+/* The state letter of that line (field 3: 'R', 'S', 'D', 'T' stopped, 't' traced, 'Z', ...) into *ret: 0, or
+ * -EINVAL when the text is not such a line.  Pure. */
+int update_stat_state(const char *text, size_t len, char *ret);
 
 /* ---- the rollback decision ---- */
 
