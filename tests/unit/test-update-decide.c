@@ -510,7 +510,7 @@ static void R14_iommufd_mm_hold_successor(void **state)
 		 * engine kills N at the end (or, vlud stopping with the fd store, leaves it stopped for the next
 		 * vlud) */
 		ROW("A", RB_IGNORE, RBT_NEW_EXIT, true, PH_ROLLBACK, MM_N, .retake = true, .new_held = true,
-		    .new_alive = false, .inst_on_old_conn = true),
+		    .new_alive = false),
 		ROW("A", RB_KEEP_RETAKE, RBT_FAILED, true, PH_ROLLBACK, MM_N, .retake = true, .new_held = true),
 		/* never held twice */
 		ROW("A", RB_KILL_NEW, RBT_VERIFY, true, PH_VERIFY, MM_N, .new_held = true),
