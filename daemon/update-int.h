@@ -139,8 +139,8 @@ struct update {
 	uint64_t held_start;		/* its start time (/proc/PID/stat field 22), read when it was stopped */
 	uint64_t held_old_start;	/* O's, read then (0: unread): the state names O to a restarted vlud */
 	int64_t held_pin_kb, held_lck_kb; /* its VmPin/VmLck at O's update.ready of the take-back (-1: unread) */
-	/* what D found at that update.ready (the verdict): NULL unread, "stopped", "running" (continued by
-	 * somebody), "exited", "another process" (the pid names a later process: its counters are not read) */
+	/* what D found at that update.ready (the verdict), update_held_look_name(): NULL unread, "stopped",
+	 * "running" (continued by somebody), "exited", "another process", "unreadable" (counters not read) */
 	const char *held_seen;
 	/* the SIGSTOP sent, O is told (update.rolled-back) only once N is seen stopped (HOLD_WAIT_STOP, at
 	 * most HOLD_STOP_WAIT_MS), or, not stopped in time, killed and gone (HOLD_WAIT_EXIT) */

@@ -442,7 +442,7 @@ void upd_hold_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	int64_t waited = now_monotonic_us() - u->hold_t0_us;
 	struct conn *oc;
 	uint64_t st = 0;
-	char state = 0;
+	char state = '?';
 	json_object *d;
 
 	(void)loop;
@@ -451,7 +451,15 @@ void upd_hold_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		bool alive = upd_pidfd_alive(u->new_pidfd);
 		int k = alive ? upd_pid_stat(u->new_pid, &st, &state) : -ESRCH;
 
-		if (!alive || (k == 0 && st != u->held_start) || k == -ENOENT || k == -ESRCH) {
+		switch (update_hold_step(update_held_look(alive, k, st, state, u->held_start), waited,
+					 HOLD_STOP_WAIT_MS * 1000LL)) {
+		case HOLD_STEP_WAIT:
+			return;
+		case HOLD_STEP_TELL:
+			log_info("update %" PRIu64 " of %s: the successor %d is stopped (%.1f ms after the SIGSTOP)", u->id,
+				 u->inst->name, (int)u->new_pid, (double)waited / 1000.0);
+			break;
+		case HOLD_STEP_GONE:
 			u->new_held = false;
 			u->held_start = u->held_old_start = 0;
 			persist_state_write();
@@ -460,12 +468,8 @@ void upd_hold_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 				     (int)u->new_pid);
 			log_warning("update %" PRIu64 " of %s: the successor %d exited before it was seen stopped", u->id,
 				    u->inst->name, (int)u->new_pid);
-		} else if (k == 0 && (state == 'T' || state == 't')) {
-			log_info("update %" PRIu64 " of %s: the successor %d is stopped (%.1f ms after the SIGSTOP)", u->id,
-				 u->inst->name, (int)u->new_pid, (double)waited / 1000.0);
-		} else if (waited < HOLD_STOP_WAIT_MS * 1000LL) {
-			return;
-		} else {
+			break;
+		case HOLD_STEP_KILL:
 			/* not stopped in time: it must not run on next to O's take-back, so it goes first */
 			u->new_held = false;
 			u->held_start = u->held_old_start = 0;
@@ -762,35 +766,44 @@ void upd_new_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void held_read(struct update *u)
 {
 	uint64_t st = 0, st2 = 0;
-	char state = 0;
+	char state = '?';
+	enum held_look l;
+	bool alive;
 	int k;
 
 	u->held_pin_kb = u->held_lck_kb = -1;
-	k = upd_pidfd_alive(u->new_pidfd) ? upd_pid_stat(u->new_pid, &st, &state) : -ESRCH;
-	if (k == -ESRCH || k == -ENOENT) {
-		u->held_seen = "exited";
-		upd_add_note(u, "; the successor %d held stopped had exited at the take-back", (int)u->new_pid);
-		return;
+	alive = upd_pidfd_alive(u->new_pidfd);
+	k = alive ? upd_pid_stat(u->new_pid, &st, &state) : -ESRCH;
+	l = update_held_look(alive, k, st, state, u->held_start);
+	if (l == HELD_STOPPED || l == HELD_RUNNING) {
+		(void)upd_vmpin_read(u->new_pid, &u->held_pin_kb, &u->held_lck_kb);
+		/* the same process after the read too (else the counters may be a later process's) */
+		alive = upd_pidfd_alive(u->new_pidfd);
+		k = upd_pid_starttime(u->new_pid, &st2);
+		if (update_held_look(alive, k, st2, state, u->held_start) != l) {
+			u->held_pin_kb = u->held_lck_kb = -1;
+			l = HELD_GONE;
+		}
 	}
-	if (k < 0 || st != u->held_start) {
-		u->held_seen = "another process";
-		upd_add_note(u, "; the successor %d held stopped is not that process any more (%s): its counters "
-			     "are not read",
-			     (int)u->new_pid, k < 0 ? strerror(-k) : "another start time");
-		return;
-	}
-	(void)upd_vmpin_read(u->new_pid, &u->held_pin_kb, &u->held_lck_kb);
-	if (upd_pid_starttime(u->new_pid, &st2) < 0 || st2 != u->held_start || !upd_pidfd_alive(u->new_pidfd)) {
-		u->held_pin_kb = u->held_lck_kb = -1;
-		u->held_seen = "exited";
-		upd_add_note(u, "; the successor %d held stopped exited while its counters were read", (int)u->new_pid);
-		return;
-	}
-	u->held_seen = state == 'T' || state == 't' ? "stopped" : "running";
-	if (state != 'T' && state != 't')
+	u->held_seen = update_held_look_name(l);
+	switch (l) {
+	case HELD_STOPPED:
+		break;
+	case HELD_RUNNING:
 		upd_add_note(u, "; the successor %d held stopped was running again at the take-back (state %c: "
 			     "continued by another process)",
 			     (int)u->new_pid, state);
+		break;
+	case HELD_GONE:
+		upd_add_note(u, "; the successor %d held stopped had exited at the take-back", (int)u->new_pid);
+		break;
+	case HELD_OTHER:
+	case HELD_UNREADABLE:
+		upd_add_note(u, "; the successor %d held stopped cannot be told to be that process any more (%s): "
+			     "its counters are not read",
+			     (int)u->new_pid, k < 0 ? strerror(-k) : "another start time");
+		break;
+	}
 }
 
 /* O's update.ready after it took the reopened device back (retake_released): DRIVER_OK and O's VmPin =

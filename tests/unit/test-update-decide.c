@@ -662,6 +662,65 @@ static void stat_state(void **state)
 	assert_int_equal(c, 'R');
 }
 
+/* R14: what vlud makes of the held successor's /proc entry, at each poll of the stop wait (O is told only once
+ * it is stopped; not stopped within the bound: killed first) and at O's update.ready (the verdict's
+ * held_successor.process; its counters read only for that very process) */
+static void held_successor_look(void **state)
+{
+	static const struct {
+		bool alive;
+		int err;
+		uint64_t start;
+		char st;
+		enum held_look want;
+	} looks[] = {
+		{ true, 0, 77, 'T', HELD_STOPPED },
+		{ true, 0, 77, 't', HELD_STOPPED },
+		{ true, 0, 77, 'S', HELD_RUNNING },  /* the SIGSTOP not delivered yet, or a SIGCONT since */
+		{ true, 0, 77, 'D', HELD_RUNNING },  /* inside a system call that does not end */
+		{ true, 0, 77, 'R', HELD_RUNNING },
+		{ true, 0, 78, 'T', HELD_OTHER },    /* another start time: not the process D stopped */
+		{ false, 0, 77, 'T', HELD_GONE },    /* the pidfd says it exited (a zombie's /proc entry lingers) */
+		{ true, -ENOENT, 0, 0, HELD_GONE },
+		{ true, -ESRCH, 0, 0, HELD_GONE },
+		{ true, -EMFILE, 0, 0, HELD_UNREADABLE },
+		{ true, -EINVAL, 0, 0, HELD_UNREADABLE },
+	};
+	static const struct {
+		enum held_look l;
+		int64_t waited;
+		enum hold_step want;
+	} steps[] = {
+		{ HELD_STOPPED, 0, HOLD_STEP_TELL },
+		{ HELD_STOPPED, 999999, HOLD_STEP_TELL },
+		{ HELD_RUNNING, 0, HOLD_STEP_WAIT },
+		{ HELD_RUNNING, 199999, HOLD_STEP_WAIT },
+		{ HELD_RUNNING, 200000, HOLD_STEP_KILL },
+		{ HELD_UNREADABLE, 1000, HOLD_STEP_WAIT },
+		{ HELD_UNREADABLE, 250000, HOLD_STEP_KILL },
+		{ HELD_GONE, 0, HOLD_STEP_GONE },
+		{ HELD_GONE, 999999, HOLD_STEP_GONE },
+		{ HELD_OTHER, 0, HOLD_STEP_GONE },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(looks) / sizeof(looks[0]); i++)
+		if (update_held_look(looks[i].alive, looks[i].err, looks[i].start, looks[i].st, 77) != looks[i].want)
+			fail_msg("look %zu: %s, want %s", i,
+				 update_held_look_name(update_held_look(looks[i].alive, looks[i].err, looks[i].start,
+									 looks[i].st, 77)),
+				 update_held_look_name(looks[i].want));
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+		if (update_hold_step(steps[i].l, steps[i].waited, 200000) != steps[i].want)
+			fail_msg("step %zu: %d, want %d", i, (int)update_hold_step(steps[i].l, steps[i].waited, 200000),
+				 (int)steps[i].want);
+	assert_string_equal(update_held_look_name(HELD_STOPPED), "stopped");
+	assert_string_equal(update_held_look_name(HELD_RUNNING), "running");
+	assert_string_equal(update_held_look_name(HELD_GONE), "exited");
+	assert_string_equal(update_held_look_name(HELD_OTHER), "another process");
+	assert_string_equal(update_held_look_name(HELD_UNREADABLE), "unreadable");
+}
+
 static void doc_rows_match(void **state);
 
 static const struct CMUnitTest tests[] = {
@@ -685,6 +744,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(phase_table),
 	cmocka_unit_test(stat_starttime),
 	cmocka_unit_test(stat_state),
+	cmocka_unit_test(held_successor_look),
 	cmocka_unit_test(doc_rows_match),
 };
 
