@@ -15,6 +15,10 @@
 #      every held fd the same (id and inode), and no new kernel WARNING (this flavour's stock kernel has the
 #      second kernel bug: a kill at the restart, before the take-back, would make the old VMM's
 #      CHANGE_PROCESS uncharge a dead mm).
+#  k2. the same, but vlud is stopped (SIGTERM) during the take-back, and started again with the store
+#      (vlu-fdstore --restart-on-exit: a systemctl restart): the stopping vlud ends the update failed
+#      without killing the held successor (the verdict says it stays stopped, named by the state), the
+#      next vlud keeps it stopped and charged, and kills it at the old VMM's reattach; no new WARNING.
 # The VMM's own TAP lines (every process's) are in its log, printed at the end.
 # flavour: iommufd
 # use_va: 0
@@ -51,7 +55,7 @@ cat > "$IOFU_TMP-vlud.conf" <<-EOC
 		"timeouts": { "update": { "commit_ms": 30000 } }
 	}
 EOC
-vlu-fdstore --socket "$SOCK" --notify "$FDS_DIR/notify" --dir "$FDS_DIR" -- vlud --config "$IOFU_TMP-vlud.conf" \
+vlu-fdstore --socket "$SOCK" --notify "$FDS_DIR/notify" --dir "$FDS_DIR" --restart-on-exit -- vlud --config "$IOFU_TMP-vlud.conf" \
 	> "$IOFU_TMP-vlud.log" 2>&1 &
 FDS=$!
 if wait_until 300 ready_ge 1; then t_ok vlud-ready-under-vlu-fdstore; else t_fail vlud-ready-under-vlu-fdstore "no READY=1"; fi
@@ -123,6 +127,68 @@ if [ "$w1" -eq "$w0" ]; then
 	t_ok k1-no-kernel-warning
 else
 	t_fail k1-no-kernel-warning "$((w1 - w0)) new WARNING line(s) in dmesg: $(dmesg | grep 'WARNING:' | tail -1)"
+fi
+
+
+# k2: the same, vlud stopped (SIGTERM) during the take-back and started again with the store
+w0=$(warnings)
+# shellcheck disable=SC2086
+update k2 $SUCC --arg --fail-after-change-process &
+UPD=$!
+if wait_until 300 is_stopped "$O"; then t_ok k2-old-vmm-stopped-itself; else t_fail k2-old-vmm-stopped-itself "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
+N2=$(sed -n 's/.*stopped the successor \([0-9]*\) (SIGSTOP).*/\1/p' "$IOFU_TMP-vlud.log" | tail -1)
+expect k2-another-successor "${N2:-0}" -ne "$N"
+if is_stopped "$N2"; then t_ok k2-successor-stopped; else t_fail k2-successor-stopped "pid $N2: $(grep State "/proc/$N2/status")"; fi
+expect k2-successor-charged-vmpin "$(vmpin "$N2")" -eq 1024
+r0=$(cat "$FDS_DIR/ready")
+kill "$VLUD"
+if wait_until 300 ready_ge $((r0 + 1)) && [ "$(cat "$FDS_DIR/pid")" != "$VLUD" ]; then
+	t_ok k2-vlud-stopped-and-started
+else
+	t_fail k2-vlud-stopped-and-started "pid $(cat "$FDS_DIR/pid"), ready $(cat "$FDS_DIR/ready")"
+fi
+if grep -q "service pid $VLUD exited with status 0" "$IOFU_TMP-vlud.log"; then t_ok k2-vlud-exited-cleanly; else t_fail k2-vlud-exited-cleanly "$(grep "service pid $VLUD" "$IOFU_TMP-vlud.log")"; fi
+VLUD=$(cat "$FDS_DIR/pid")
+wait "$UPD" 2> /dev/null
+# (the verdict's error: in vluctl's output, and in the stopping vlud's log line of the verdict)
+if cat "$IOFU_TMP-k2.json" "$IOFU_TMP-k2.err" "$IOFU_TMP-vlud.log" 2> /dev/null | grep -qF "vlud is stopping: the successor $N2 stays stopped"; then
+	t_ok k2-verdict-says-left-stopped
+else
+	t_fail k2-verdict-says-left-stopped "$(cat "$IOFU_TMP-k2.json" "$IOFU_TMP-k2.err" 2> /dev/null | tr '\n' ' ' | cut -c1-400)"
+fi
+if grep -q "update [0-9]* of iofu: the successor $N2, held stopped, stays stopped: vlud is stopping" "$IOFU_TMP-vlud.log"; then
+	t_ok k2-left-stopped-logged
+else
+	t_fail k2-left-stopped-logged "$(grep "successor $N2" "$IOFU_TMP-vlud.log" | tail -2 | tr '\n' ' ')"
+fi
+if grep -q "instance iofu: the successor $N2 that vlud had stopped during update [0-9]* stays stopped until the old VMM $O reattaches or exits" "$IOFU_TMP-vlud.log"; then
+	t_ok k2-next-vlud-keeps-it
+else
+	t_fail k2-next-vlud-keeps-it "$(grep "successor $N2" "$IOFU_TMP-vlud.log" | tail -2 | tr '\n' ' ')"
+fi
+sleep 2
+if is_stopped "$N2"; then t_ok k2-still-stopped; else t_fail k2-still-stopped "pid $N2: $(grep State "/proc/$N2/status" 2> /dev/null || echo gone)"; fi
+expect k2-still-charged "$(vmpin "$N2")" -eq 1024
+kill -CONT "$O"
+if wait_until 300 ready 2 reattached; then t_ok k2-old-vmm-reattached; else t_fail k2-old-vmm-reattached "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
+if wait_until 100 gone "$N2"; then t_ok k2-successor-killed; else t_fail k2-successor-killed "pid $N2: $(grep State "/proc/$N2/status")"; fi
+if grep -q "instance iofu: killed the successor $N2 that vlud had stopped during update [0-9]* until the old VMM took the iommufd charge back: the old VMM $O reattached" "$IOFU_TMP-vlud.log"; then
+	t_ok k2-killed-at-old-reattach
+else
+	t_fail k2-killed-at-old-reattach "$(grep "successor $N2" "$IOFU_TMP-vlud.log" | tail -2 | tr '\n' ' ')"
+fi
+for c in successor-stopped-after-vlud-restart successor-vmpin-after-vlud-restart=1024 change-process successor-vmpin-after=0 \
+	successor-vmlck-after=0 successor-still-stopped vmpin=1024 vmlck=1024 ready-to-the-killed-vlud-fails reattached; do
+	expect "k2-reclaim-$c" "$(grep -c "^ok - .*/vmm-2-reclaimed\.reclaim\.$c\$" "$LOG")" -eq 1
+done
+expect k2-vmpin-old "$(vmpin "$O")" -eq 1024
+expect k2-vmlck-old "$(vmlck "$O")" -eq 1024
+expect k2-fds-kept "$(held)" = "$held0"
+w1=$(warnings)
+if [ "$w1" -eq "$w0" ]; then
+	t_ok k2-no-kernel-warning
+else
+	t_fail k2-no-kernel-warning "$((w1 - w0)) new WARNING line(s) in dmesg: $(dmesg | grep 'WARNING:' | tail -1)"
 fi
 
 kill "$O" 2> /dev/null
