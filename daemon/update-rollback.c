@@ -456,8 +456,8 @@ void upd_hold_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		case HOLD_STEP_WAIT:
 			return;
 		case HOLD_STEP_TELL:
-			log_info("update %" PRIu64 " of %s: the successor %d is stopped (%.1f ms after the SIGSTOP)", u->id,
-				 u->inst->name, (int)u->new_pid, (double)waited / 1000.0);
+			log_info("update %" PRIu64 " of %s: the successor %d is stopped (%.1f ms after the SIGSTOP)",
+				 u->id, u->inst->name, (int)u->new_pid, (double)waited / 1000.0);
 			break;
 		case HOLD_STEP_GONE:
 			u->new_held = false;
@@ -476,11 +476,11 @@ void upd_hold_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			if (pidfd_send_signal(u->new_pidfd, SIGKILL, NULL, 0) == 0)
 				u->fail[0].killed = u->new_pid;
 			persist_state_write();
-			upd_add_note(u, "; the successor %d was not stopped %d ms after the SIGSTOP (state %c): killed first, "
-				     "the old VMM takes the charge from its dead mm",
+			upd_add_note(u, "; the successor %d was not stopped %d ms after the SIGSTOP (state %c): killed "
+				     "first, the old VMM takes the charge from its dead mm",
 				     (int)u->new_pid, HOLD_STOP_WAIT_MS, k == 0 ? state : '?');
-			log_warning("update %" PRIu64 " of %s: the successor %d did not stop within %d ms (state %c): killed "
-				    "(SIGKILL); the old VMM is told once it has exited",
+			log_warning("update %" PRIu64 " of %s: the successor %d did not stop within %d ms (state %c): "
+				    "killed (SIGKILL); the old VMM is told once it has exited",
 				    u->id, u->inst->name, (int)u->new_pid, HOLD_STOP_WAIT_MS, k == 0 ? state : '?');
 			d = upd_event_base(u);
 			jadd(d, "pid", jnew_int(u->new_pid));
