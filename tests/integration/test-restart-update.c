@@ -647,7 +647,9 @@ part4_end:
 		 * recorded start time is not its own (a reused pid) */
 		pid_t n1 = -1, n2 = -1, n4 = -1, n5 = -1, o1 = -1, o2 = -1, dead = -1, other = -1;
 		unsigned long long s1 = 0, s2 = 0, s4 = 0, s5 = 0, so1 = 0, so2 = 0, ostart = 0;
-		_cleanup_free_ char *cfg_short = integ_default_config(dir, "\"timeouts\": {\"update\": {\"commit_ms\": 1500}}");
+		/* commit_ms: long while the test looks (a loaded machine must not reach it), short for the deadline */
+		_cleanup_free_ char *cfg_long = integ_default_config(dir, "\"timeouts\": {\"update\": {\"commit_ms\": 120000}}");
+		_cleanup_free_ char *cfg_short = integ_default_config(dir, "\"timeouts\": {\"update\": {\"commit_ms\": 3000}}");
 		int go[2] = { -1, -1 }, out[2] = { -1, -1 };
 		posix_spawn_file_actions_t fa;
 		char *body = NULL, want[300];
@@ -707,7 +709,7 @@ part4_end:
 #undef U
 #undef HELD_OLD
 #undef HELD_INST
-		st_fd = restart_from_state(dir, lfd, cfg, body, "held-state-written", "held-restart-ready");
+		st_fd = restart_from_state(dir, lfd, cfg_long, body, "held-state-written", "held-restart-ready");
 		if (st_fd < 0)
 			goto part5_end;
 		/* vm13's successor, running, is stopped by the restarted vlud */
@@ -740,10 +742,10 @@ part4_end:
 				  kill(n5, 0) == 0 && waitpid(n2, &wst, WNOHANG) == 0 && kill(n2, 0) == 0,
 			  "held-old-alive-still-stopped", "n1 %d n2 %d n5 %d", (int)n1, (int)n2, (int)n5);
 		snprintf(want, sizeof(want), "instance vm10: the successor %d that vlud had stopped during update 70 stays "
-			 "stopped until the old VMM %d reattaches or exits, or commit_ms (10000 ms) passed", (int)n1, (int)o1);
+			 "stopped until the old VMM %d reattaches or exits, or commit_ms (120000 ms) passed", (int)n1, (int)o1);
 		tap_check(log_count(want) == 1, "held-kept-logged", "%d lines of %s", log_count(want), want);
 		snprintf(want, sizeof(want), "instance vm16: the successor %d that vlud had stopped during update 76 stays "
-			 "stopped until commit_ms (10000 ms) passed", (int)n5);
+			 "stopped until commit_ms (120000 ms) passed", (int)n5);
 		tap_check(log_count(want) == 1, "held-no-old-pid-kept-logged", "%d lines of %s", log_count(want), want);
 		/* the records stay in the state until the kill: what a further restart knows */
 		integ_notify_pump(&N, 300, NULL);
@@ -832,7 +834,7 @@ part4_end:
 				  "held-sigterm-records-kept", "want %s in %s", w1, now ? now : "unreadable");
 		}
 		/* the next vlud: still stopped; then the old VMM exits, and its successor goes */
-		r = restart(dir, lfd, cfg);
+		r = restart(dir, lfd, cfg_long);
 		if (!tap_check(r == 0, "held-restart-after-sigterm-ready", "%s", strerror(-r))) {
 			integ_daemon_dump_log(&D);
 			goto part5_end;
@@ -859,7 +861,7 @@ part4_end:
 			tap_check(log_count(want) == 1, "held-killed-at-old-exit-logged", "%d lines of %s", log_count(want),
 				  want);
 		}
-		/* commit_ms (1500 ms here) after a start-up, a successor whose old VMM is unknown goes */
+		/* commit_ms (3000 ms here) after a start-up, a successor whose old VMM is unknown goes */
 		ws = integ_daemon_stop(&D, SIGKILL, 5000);
 		r = restart(dir, lfd, cfg_short);
 		if (!tap_check(ws >= 0 && r == 0, "held-restart-short-commit-ready", "%s", strerror(-r))) {
@@ -870,12 +872,12 @@ part4_end:
 			pid_t got = 0;
 
 			tap_check(waitpid(n5, &wst, WNOHANG) == 0, "held-deadline-not-yet", "pid %d", (int)n5);
-			for (int i = 0; i < 800 && (got = waitpid(n5, &wst, WNOHANG)) == 0; i++)
+			for (int i = 0; i < 1500 && (got = waitpid(n5, &wst, WNOHANG)) == 0; i++)
 				usleep(10000);
 			tap_check(got == n5 && WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL, "held-killed-at-deadline",
 				  "waitpid %d, status 0x%x", (int)got, wst);
 			snprintf(want, sizeof(want), "instance vm16: killed the successor %d that vlud had stopped during "
-				 "update 76 until the old VMM took the iommufd charge back: commit_ms (1500 ms) passed since "
+				 "update 76 until the old VMM took the iommufd charge back: commit_ms (3000 ms) passed since "
 				 "vlud started",
 				 (int)n5);
 			if (got == n5)
