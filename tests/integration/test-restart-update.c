@@ -25,9 +25,9 @@
  * 5. "held_successor" members (docs/UPDATE.md R14): a successor the state names stays stopped until its old
  *    VMM reattached (killed then) or exited (killed then), or commit_ms passed since the start-up (an older
  *    record without the old VMM: killed then); an old VMM already gone: killed at once; a successor not yet
- *    stopped: stopped; another process's reattach keeps it, and update.start is refused meanwhile; vlud's
- *    SIGTERM leaves it stopped and recorded, the next vlud applies the same rule; a reused pid is left
- *    alone, a malformed member is logged.
+ *    stopped: stopped; another process's reattach keeps it, and update.start is refused meanwhile; the
+ *    instance's release kills it; vlud's SIGTERM leaves it stopped and recorded, the next vlud applies the
+ *    same rule; a reused pid is left alone, a malformed member is logged.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -645,8 +645,8 @@ part4_end:
 		 * vlud died before its SIGSTOP), its old VMM o2 reattaches (vluctl); n4: vm15's, stopped, its old
 		 * VMM dead; n5: vm16's, stopped, an older record without old_pid (the deadline only); other: vm11's
 		 * recorded start time is not its own (a reused pid) */
-		pid_t n1 = -1, n2 = -1, n4 = -1, n5 = -1, o1 = -1, o2 = -1, dead = -1, other = -1;
-		unsigned long long s1 = 0, s2 = 0, s4 = 0, s5 = 0, so1 = 0, so2 = 0, ostart = 0;
+		pid_t n1 = -1, n2 = -1, n4 = -1, n5 = -1, n6 = -1, o1 = -1, o2 = -1, dead = -1, other = -1;
+		unsigned long long s1 = 0, s2 = 0, s4 = 0, s5 = 0, s6 = 0, so1 = 0, so2 = 0, ostart = 0;
 		/* commit_ms: long while the test looks (a loaded machine must not reach it), short for the deadline */
 		_cleanup_free_ char *cfg_long = integ_default_config(dir, "\"timeouts\": {\"update\": {\"commit_ms\": 120000}}");
 		_cleanup_free_ char *cfg_short = integ_default_config(dir, "\"timeouts\": {\"update\": {\"commit_ms\": 3000}}");
@@ -671,7 +671,7 @@ part4_end:
 		safe_close(go[0]);
 		safe_close(out[1]);
 		{
-			pid_t *sp[] = { &n1, &n2, &n4, &n5, &o1, &other };
+			pid_t *sp[] = { &n1, &n2, &n4, &n5, &n6, &o1, &other };
 
 			for (size_t i = 0; i < sizeof(sp) / sizeof(sp[0]); i++)
 				if (posix_spawnp(sp[i], "sleep", NULL, NULL, s_argv, environ) != 0)
@@ -680,15 +680,16 @@ part4_end:
 		if (posix_spawnp(&dead, "true", NULL, NULL, t_argv, environ) != 0 || waitpid(dead, NULL, 0) != dead)
 			dead = -1;
 		for (int i = 0; i < 100 && !((s1 = pid_start(n1)) && (s2 = pid_start(n2)) && (s4 = pid_start(n4)) &&
-					     (s5 = pid_start(n5)) && (so1 = pid_start(o1)) && (so2 = pid_start(o2)) &&
+					     (s5 = pid_start(n5)) && (s6 = pid_start(n6)) && (so1 = pid_start(o1)) &&
+					     (so2 = pid_start(o2)) &&
 					     (ostart = pid_start(other)));
 		     i++)
 			usleep(10000);
-		for (pid_t *p = (pid_t[]){ n1, n4, n5, 0 }; *p > 0; p++)
+		for (pid_t *p = (pid_t[]){ n1, n4, n5, n6, 0 }; *p > 0; p++)
 			if (kill(*p, SIGSTOP) != 0 || waitpid(*p, &wst, WUNTRACED) != *p || !WIFSTOPPED(wst))
 				up = false;
-		if (!tap_check(ws >= 0 && up && n1 > 0 && n2 > 0 && n4 > 0 && n5 > 0 && o1 > 0 && o2 > 0 && dead > 0 &&
-				       other > 0 && s1 && s2 && s4 && s5 && so1 && so2 && ostart,
+		if (!tap_check(ws >= 0 && up && n1 > 0 && n2 > 0 && n4 > 0 && n5 > 0 && n6 > 0 && o1 > 0 && o2 > 0 &&
+				       dead > 0 && other > 0 && s1 && s2 && s4 && s5 && s6 && so1 && so2 && ostart,
 			       "held-setup", "n1 %d n2 %d n4 %d n5 %d o1 %d o2 %d dead %d other %d", (int)n1, (int)n2, (int)n4,
 			       (int)n5, (int)o1, (int)o2, (int)dead, (int)other))
 			goto part5_end;
@@ -701,10 +702,12 @@ part4_end:
 			     "VLUDSTATE 1\n{\"next_id\":2,\"written_us\":0,\"instances\":["
 			     HELD_INST("vm10", HELD_OLD) "," HELD_INST("vm13", HELD_OLD) "," HELD_INST("vm15", HELD_OLD) ","
 			     HELD_INST("vm16", "{\"pid\":%d,\"start\":%llu,\"update\":76}") ","
+			     HELD_INST("vm17", HELD_OLD) ","
 			     HELD_INST("vm11", "{\"pid\":%d,\"start\":%llu,\"update\":71}") ","
 			     HELD_INST("vm12", "{\"pid\":%d,\"update\":72}") "],\"fds\":[]}\n",
 			     U, (int)n1, s1, 70, (int)o1, so1, U, (int)n2, s2, 73, (int)o2, so2, U, (int)n4, s4, 75, (int)dead,
-			     so1, U, (int)n5, s5, U, (int)other, ostart + 1, U, (int)other) < 0)
+			     so1, U, (int)n5, s5, U, (int)n6, s6, 77, (int)o1, so1, U, (int)other, ostart + 1, U,
+			     (int)other) < 0)
 			body = NULL;
 #undef U
 #undef HELD_OLD
@@ -807,6 +810,27 @@ part4_end:
 			tap_check(log_count(want) == 1, "held-killed-at-old-reattach-logged", "%d lines of %s", log_count(want),
 				  want);
 		}
+		/* the instance released (by an operator): nobody takes the charge back through vlud any more, its
+		 * held successor goes */
+		{
+			_cleanup_close_ int c = integ_open_client(D.sock, NULL);
+			_cleanup_json_ json_object *a = c >= 0 ? integ_call_json(c, "instance.release", "{\"name\":\"vm17\"}")
+							       : NULL;
+			pid_t got = 0;
+
+			for (int i = 0; i < 300 && (got = waitpid(n6, &wst, WNOHANG)) == 0; i++)
+				usleep(10000);
+			tap_check(integ_return(a) && got == n6 && WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL,
+				  "held-killed-at-release", "%s; waitpid %d, status 0x%x", a ? json_object_to_json_string(a) : "-",
+				  (int)got, wst);
+			snprintf(want, sizeof(want), "instance vm17: killed the successor %d that vlud had stopped during "
+				 "update 77 until the old VMM took the iommufd charge back: the instance was released",
+				 (int)n6);
+			if (got == n6)
+				n6 = -1;
+			tap_check(log_count(want) == 1, "held-killed-at-release-logged", "%d lines of %s", log_count(want),
+				  want);
+		}
 		/* a reused pid: left alone; a malformed member: logged */
 		tap_check(kill(other, 0) == 0 && waitpid(other, &wst, WNOHANG) == 0, "held-reused-pid-alive", "pid %d",
 			  (int)other);
@@ -895,7 +919,7 @@ part4_end:
 part5_end:
 		safe_close(go[1]);
 		safe_close(out[0]);
-		for (pid_t *p = (pid_t[]){ n1, n2, n4, n5, o1, o2, other, 0 }; *p; p++)
+		for (pid_t *p = (pid_t[]){ n1, n2, n4, n5, n6, o1, o2, other, 0 }; *p; p++)
 			if (*p > 0) {
 				kill(*p, SIGKILL);
 				waitpid(*p, NULL, 0);
