@@ -783,6 +783,11 @@ void persist_freeze(void)
 	frozen = true;
 }
 
+bool persist_frozen(void)
+{
+	return frozen;
+}
+
 int persist_store_barrier(void)
 {
 	int r;
@@ -1015,7 +1020,8 @@ static void regroup_shrunk(void)
 	}
 }
 
-static void state_write(void)
+/* 0, or -errno when the document could not be written (logged) */
+static int state_write(void)
 {
 	struct state_doc doc;
 	_cleanup_free_ char *buf = NULL;
@@ -1024,7 +1030,7 @@ static void state_write(void)
 	int r, s;
 
 	if (vl.state_fd < 0 || frozen)
-		return;
+		return 0;
 	flush_pending(false); /* into the store before the state names them */
 	rec.len = 0;	      /* the document says it all */
 	rec.broken = false;
@@ -1039,7 +1045,7 @@ static void state_write(void)
 	doc_free(&doc);
 	if (r < 0) {
 		log_error("state: cannot serialise: %s", strerror(-r));
-		return;
+		return r;
 	}
 	s = slots.cur == 0 ? 1 : 0;
 	if (len > slots.cap[s]) {
@@ -1073,26 +1079,36 @@ static void state_write(void)
 	}
 	if (r < 0) {
 		log_error("state: write: %s", strerror(-r));
-		return;
+		return r;
 	}
 	state_gen++;
 	if (old_log_cap && old_log_off != lg.off)
 		(void)fallocate(vl.state_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)old_log_off,
 				(off_t)old_log_cap);
 	regroup_shrunk();
+	return 0;
 }
 
 int64_t persist_write_us;
 
 void persist_state_write(void)
 {
-	int64_t t0;
+	(void)persist_state_write_checked();
+}
 
-	if (vl.state_fd < 0 || frozen)
-		return;
+int persist_state_write_checked(void)
+{
+	int64_t t0;
+	int r;
+
+	if (vl.state_fd < 0)
+		return 0; /* no fd store: nothing outlives this process, so there is nothing to record */
+	if (frozen)
+		return -ESHUTDOWN;
 	t0 = now_monotonic_us();
-	state_write();
+	r = state_write();
 	persist_write_us += now_monotonic_us() - t0;
+	return r;
 }
 
 /* ---- start-up ---- */

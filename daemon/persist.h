@@ -44,11 +44,17 @@ void persist_done(void);
 /* Write a new state document from the live tables (no-op without the store): needed for anything but
  * held fds (instances, updates, verdicts); also pushes queued fds first.  Logs on failure. */
 void persist_state_write(void);
+/* the same, for a caller that must know the state names what it just changed (docs/UPDATE.md R14: a held
+ * successor): 0 when written, or when there is no state at all (no fd store: nothing survives a restart,
+ * instances included); -errno when the write failed (logged) or the daemon is exiting */
+int persist_state_write_checked(void);
 /* time spent in persist_state_write() since the start (us): the update engine's accounting of its own time */
 extern int64_t persist_write_us;
 /* The daemon exits: no more state writes (instances are freed one by one and must not leave the
  * state; an update ended by the teardown must not either).  Call before instance_free_all(). */
 void persist_freeze(void);
+/* persist_freeze() was called: the daemon is exiting */
+bool persist_frozen(void);
 /* Wait (at most 2 s) until the service manager has handled every FDSTORE/FDSTOREREMOVE sent so far
  * (sd_notify_barrier).  A device node is single-open and the store's copy of a device fd we just
  * removed keeps it busy until PID 1 has processed the FDSTOREREMOVE: device_open_node() waits for

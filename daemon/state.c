@@ -79,7 +79,8 @@ static json_object *fd_to_json(const struct state_fd *sf)
 	return o;
 }
 
-/* "reserved_for" / "held_successor" of an instance: {pid, start, update}, no key when pid is 0 */
+/* "reserved_for" / "held_successor" of an instance: {pid, start, update}, and "held_successor"'s old VMM
+ * {old_pid, old_start} when known; no key when pid is 0 */
 static int add_process(json_object *o, const char *k, const struct state_reservation *rs)
 {
 	json_object *v;
@@ -95,6 +96,10 @@ static int add_process(json_object *o, const char *k, const struct state_reserva
 	r = add(v, "pid", json_object_new_int(rs->pid));
 	r |= add(v, "start", json_object_new_uint64(rs->start));
 	r |= add(v, "update", json_object_new_uint64(rs->update));
+	if (rs->old_pid > 0 && strcmp(k, "held_successor") == 0) {
+		r |= add(v, "old_pid", json_object_new_int(rs->old_pid));
+		r |= add(v, "old_start", json_object_new_uint64(rs->old_start));
+	}
 	return r < 0 ? -ENOMEM : 0;
 }
 
@@ -340,10 +345,11 @@ static int get_opt_object(json_object *o, const char *k, size_t max, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
-/* "reserved_for" or "held_successor" of an instance (state.h): NULL and *rs, or the reason it is malformed */
-static const char *parse_reservation(json_object *o, struct state_reservation *rs)
+/* "reserved_for" or "held_successor" (held: its old VMM too) of an instance (state.h): NULL and *rs, or the
+ * reason it is malformed */
+static const char *parse_reservation(json_object *o, bool held, struct state_reservation *rs)
 {
-	int64_t pid;
+	int64_t pid, opid;
 
 	*rs = (struct state_reservation){};
 	if (!json_object_is_type(o, json_type_object))
@@ -355,6 +361,17 @@ static const char *parse_reservation(json_object *o, struct state_reservation *r
 	if (get_u64(o, "update", &rs->update) < 0 || rs->update == 0) {
 		rs->start = 0;
 		return "\"update\" missing or not an integer > 0";
+	}
+	if (held && json_object_object_get_ex(o, "old_pid", NULL)) {
+		if (get_i64(o, "old_pid", &opid) < 0 || opid <= 0 || opid > INT32_MAX) {
+			*rs = (struct state_reservation){};
+			return "\"old_pid\" not in 1..2147483647";
+		}
+		if (get_u64(o, "old_start", &rs->old_start) < 0) {
+			*rs = (struct state_reservation){};
+			return "\"old_pid\" without \"old_start\" (an integer >= 0)";
+		}
+		rs->old_pid = (int32_t)opid;
 	}
 	rs->pid = (int32_t)pid;
 	return NULL;
@@ -393,9 +410,9 @@ static int parse_instance(json_object *o, struct state_instance *si)
 		return r;
 	/* a malformed reservation costs the reservation only, not the document (state.h) */
 	if (json_object_object_get_ex(o, "reserved_for", &b))
-		si->reserved_bad = parse_reservation(b, &si->reserved);
+		si->reserved_bad = parse_reservation(b, false, &si->reserved);
 	if (json_object_object_get_ex(o, "held_successor", &b))
-		si->held_bad = parse_reservation(b, &si->held);
+		si->held_bad = parse_reservation(b, true, &si->held);
 	return get_opt_object(o, "mappings", VLUD_STATE_MAPPINGS_MAX, &si->mappings);
 }
 

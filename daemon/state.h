@@ -18,9 +18,11 @@
  * written, at most one per instance), "last_update", "mappings" and "reserved_for" are optional: documents
  * written before them parse unchanged, so the version stays 1 (and a vlud that predates "reserved_for"
  * reads a newer document without it: it does not look at members of an instance it does not know).
- * An instance may also carry "held_successor":{"pid","start","update"} (the same shape: a successor that
- * vlud stopped during a rollback until the old VMM took the iommufd charge back, docs/UPDATE.md R14; a
- * restarted vlud kills it), optional like "reserved_for".
+ * An instance may also carry "held_successor":{"pid","start","update","old_pid"?,"old_start"?} (the same
+ * shape plus the old VMM's pid and start time, both or neither: a successor that vlud stopped during a
+ * rollback until the old VMM took the iommufd charge back, docs/UPDATE.md R14; a restarted vlud keeps it
+ * stopped until that old VMM reattached or exited, or commit_ms passed, then kills it), optional like
+ * "reserved_for" (which has no "old_pid": it is not written there and not read there).
  * A malformed "reserved_for" or "held_successor" does not make the document malformed: only that member
  * is dropped (state_instance.reserved_bad, held_bad say why).
  * 64-bit numbers (dev, ino, rdev, ids) are JSON integers; json-c keeps uint64 exactly.
@@ -65,6 +67,10 @@ struct state_instance {
 		uint64_t start;	 /* that process's start time: /proc/PID/stat field 22 (clock ticks after
 				  * boot), which tells it from a later process given the same pid */
 		uint64_t update; /* the id of the interrupted update (> 0) */
+		/* "held_successor" only, optional ("old_pid", "old_start"): the old VMM that takes the iommufd
+		 * charge back from the held successor, and its start time; 0: not recorded (an older vlud) */
+		int32_t old_pid;
+		uint64_t old_start;
 	} reserved;
 	/* state_parse(): a "reserved_for" that is there but malformed makes this the reason (static text)
 	 * and leaves reserved empty; the rest of the document is kept (the caller logs it) */

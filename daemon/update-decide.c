@@ -284,3 +284,63 @@ int update_stat_starttime(const char *text, size_t len, unsigned long long *ret)
 	*ret = v;
 	return 0;
 }
+
+int update_stat_state(const char *text, size_t len, char *ret)
+{
+	const char *p = NULL;
+
+	for (size_t i = 0; text && i < len; i++)
+		if (text[i] == ')')
+			p = text + i;
+	if (!p || !memchr(text, '(', (size_t)(p - text)))
+		return -EINVAL;
+	/* ") S ppid": the letter after the blank that follows the name's last ')', then a blank */
+	if ((size_t)(text + len - p) < 4 || p[1] != ' ' || p[2] < 'A' || p[2] > 'z' || p[3] != ' ')
+		return -EINVAL;
+	*ret = p[2];
+	return 0;
+}
+
+enum held_look update_held_look(bool alive, int stat_err, uint64_t start, char state, uint64_t held_start)
+{
+	if (!alive || stat_err == -ENOENT || stat_err == -ESRCH)
+		return HELD_GONE;
+	if (stat_err < 0)
+		return HELD_UNREADABLE;
+	if (start != held_start)
+		return HELD_OTHER; /* (alive: the pidfd is that process's, so this is a later read gone wrong or a
+				    * pid reused after it exited between the two looks) */
+	return state == 'T' || state == 't' ? HELD_STOPPED : HELD_RUNNING;
+}
+
+const char *update_held_look_name(enum held_look l)
+{
+	switch (l) {
+	case HELD_STOPPED:
+		return "stopped";
+	case HELD_RUNNING:
+		return "running";
+	case HELD_GONE:
+		return "exited";
+	case HELD_OTHER:
+		return "another process";
+	case HELD_UNREADABLE:
+		return "unreadable";
+	}
+	return "?";
+}
+
+enum hold_step update_hold_step(enum held_look l, int64_t waited_us, int64_t limit_us)
+{
+	switch (l) {
+	case HELD_STOPPED:
+		return HOLD_STEP_TELL;
+	case HELD_GONE:
+	case HELD_OTHER:
+		return HOLD_STEP_GONE;
+	case HELD_RUNNING:
+	case HELD_UNREADABLE:
+		break;
+	}
+	return waited_us < limit_us ? HOLD_STEP_WAIT : HOLD_STEP_KILL;
+}

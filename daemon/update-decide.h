@@ -11,6 +11,8 @@
 #define VLUD_UPDATE_DECIDE_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 enum phase {
 	PH_PREFLIGHT,
@@ -80,6 +82,32 @@ bool update_phase_permits(enum phase ph, enum phase_cmd cmd, enum phase_party fr
  * (len bytes, need not be NUL-terminated).  0, or -EINVAL when the text is not such a line (the command
  * name, field 2, may hold spaces and parentheses: the fields are counted after its last ')').  Pure. */
 int update_stat_starttime(const char *text, size_t len, unsigned long long *ret);
+/* The state letter of that line (field 3: 'R', 'S', 'D', 'T' stopped, 't' traced, 'Z', ...) into *ret: 0, or
+ * -EINVAL when the text is not such a line.  Pure. */
+int update_stat_state(const char *text, size_t len, char *ret);
+
+/* R14: what /proc says of the successor D holds stopped.  alive: its pidfd says it runs; stat_err: the
+ * result of reading /proc/PID/stat (0, or -errno), start and state read from it (when 0); held_start: its
+ * start time recorded at the SIGSTOP.  Pure. */
+enum held_look {
+	HELD_STOPPED,	 /* that process, stopped ('T', or 't' traced) */
+	HELD_RUNNING,	 /* that process, not stopped (yet, or continued by somebody) */
+	HELD_GONE,	 /* it exited (the pidfd, or no /proc entry) */
+	HELD_OTHER,	 /* the pid names another process now (another start time) */
+	HELD_UNREADABLE, /* /proc/PID/stat could not be read or parsed (ENOMEM, EMFILE...) */
+};
+enum held_look update_held_look(bool alive, int stat_err, uint64_t start, char state, uint64_t held_start);
+/* the verdict's words for it (held_successor.process) */
+const char *update_held_look_name(enum held_look l);
+/* The stop wait after the SIGSTOP (O is told once N is stopped), one poll: waited_us since the SIGSTOP,
+ * limit_us the bound (HOLD_STOP_WAIT_MS).  Pure. */
+enum hold_step {
+	HOLD_STEP_WAIT, /* poll again */
+	HOLD_STEP_TELL, /* stopped: O is told, successor_held */
+	HOLD_STEP_GONE, /* exited (or its pid reused) before it was seen stopped: O is told, nothing held */
+	HOLD_STEP_KILL, /* not stopped in time: killed first, O told once it has exited (R5/R4) */
+};
+enum hold_step update_hold_step(enum held_look l, int64_t waited_us, int64_t limit_us);
 
 /* ---- the rollback decision ---- */
 

@@ -12,6 +12,7 @@
  *   update-rollback.c  the facts, the decision executed: restart the previous binary, kill, reclaim,
  *                      retake (path C), the deadline and exit watchers
  *   update-restore.c   persistence and recovery after a restart of vlud
+ *   update-held.c      a successor held stopped (R14) that outlives its update: at vlud's stop, after a restart
  *
  * Fd ownership: D's device fds stay in the instance's held table throughout (path C: replaced by the
  * reopened ones at claim, and again when a transfer-mode rollback brings the device back to O; between
@@ -28,6 +29,7 @@
 #include "closer.h"
 #include "commands.h"
 #include "iommufd-decide.h"
+#include "state.h"
 #include "update-decide.h"
 #include "vlu-proto.h"
 #include "vlud.h"
@@ -135,7 +137,17 @@ struct update {
 	 * took the iommufd charge back from its live mm; in the state as the instance's "held_successor" */
 	bool new_held;
 	uint64_t held_start;		/* its start time (/proc/PID/stat field 22), read when it was stopped */
+	uint64_t held_old_start;	/* O's, read then (0: unread): the state names O to a restarted vlud */
 	int64_t held_pin_kb, held_lck_kb; /* its VmPin/VmLck at O's update.ready of the take-back (-1: unread) */
+	/* what D found at that update.ready (the verdict), update_held_look_name(): NULL unread, "stopped",
+	 * "running" (continued by somebody), "exited", "another process", "unreadable" (counters not read) */
+	const char *held_seen;
+	/* the SIGSTOP sent, O is told (update.rolled-back) only once N is seen stopped (HOLD_WAIT_STOP, at
+	 * most HOLD_STOP_WAIT_MS), or, not stopped in time, killed and gone (HOLD_WAIT_EXIT) */
+	enum { HOLD_WAIT_NONE, HOLD_WAIT_STOP, HOLD_WAIT_EXIT } hold_wait;
+	bool inst_gone;	/* the update ends because its instance is released (update_instance_gone()) */
+	ev_timer hold_timer;
+	int64_t hold_t0_us;
 
 	/* why it failed: [0] the update, [1] the stage after it (the restarted previous binary, the retake) */
 	struct upd_failure fail[2];
@@ -213,6 +225,22 @@ struct upd_inst {
 	int heir_pidfd;		/* owned when heir_pid */
 	uint64_t heir_start;	/* that process's start time (/proc/PID/stat field 22) */
 	uint64_t heir_update;	/* the id of the update the restart interrupted */
+	/* R14: a successor held stopped whose update ended without killing it (update-held.c): vlud stopped
+	 * (SIGTERM) during the take-back and left it stopped, or vlud restarted and found it in the state.  It
+	 * stays stopped until its old VMM reattached (instance.register reattach by old_pid: a VMM takes the
+	 * iommufd charge back before it reattaches) or exited, or commit_ms passed since the start-up; then
+	 * it is killed.  In the state as the instance's "held_successor" until then (update_persist_held()). */
+	struct upd_held {
+		struct instance *inst;
+		pid_t pid;		/* 0: none */
+		int pidfd;		/* owned when pid: that very process (its start time checked) */
+		uint64_t start, update;
+		pid_t old_pid;		/* 0: not recorded (an older vlud's record): the deadline only */
+		int old_pidfd;		/* owned, or -EBADF (not watched: vlud is stopping, or O unknown) */
+		uint64_t old_start;
+		ev_io old_io;		/* O's exit */
+		ev_timer timer;		/* commit_ms after the start-up */
+	} held;
 };
 
 extern uint64_t update_next_id;
@@ -261,6 +289,8 @@ pid_t upd_pidfd_pid(int pidfd);
 /* process pid's start time (/proc/PID/stat field 22, clock ticks after boot): 0, or -errno (-ENOENT: no such
  * process) */
 int upd_pid_starttime(pid_t pid, uint64_t *ret);
+/* the same, and its state letter (field 3: 'T' stopped) when ret_state, from one read */
+int upd_pid_stat(pid_t pid, uint64_t *ret_start, char *ret_state);
 /* end inst's reservation (update_reattach_refused()): the pidfd closed; the caller writes the state */
 void upd_heir_drop(struct upd_inst *ui);
 const char *upd_mode_name(enum mode m);
@@ -319,6 +349,8 @@ void upd_deferred_drop(struct deferred *d);
 
 /* ---- update-rollback.c */
 void upd_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+/* R14: the stop awaited before O is told (u->hold_wait) */
+void upd_hold_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 void upd_old_exit_cb(struct ev_loop *loop, ev_io *w, int revents);
 void upd_new_exit_cb(struct ev_loop *loop, ev_io *w, int revents);
 /* a failure (cause c, detail fmt): decide and act (update-decide.c) */
@@ -327,8 +359,23 @@ void upd_rollback(struct update *u, enum rb_trigger t, enum cause c, const char 
 void upd_rollback_act(struct update *u, enum rb_trigger t);
 /* update.ready by O once the reopened device is back (phase rollback) */
 int upd_retake_ready(struct request *r, struct update *u, const char *err);
-/* R14: the successor D stopped (u->new_held) is killed now (the update ends: upd_finish()) */
+/* R14: the successor D stopped (u->new_held) is killed now (the update ends: upd_finish()); vlud stopping
+ * with a state that survives it: left stopped, recorded for the next vlud (upd_held_leave()) */
 void upd_held_kill(struct update *u);
+
+/* ---- update-held.c: a held successor that outlives its update (R14) */
+#define HOLD_STOP_WAIT_MS 200
+/* vlud is stopping during u's take-back: N stays stopped and recorded (ui->held, no watchers); 0, or -errno
+ * (then it is killed as before) */
+int upd_held_leave(struct update *u);
+/* a restart found inst's held successor rs in the state: kept stopped (pidfd: that process, opened after
+ * its start time was checked; old_pidfd: O's, or -EBADF when O is unknown), or killed at once when O is
+ * known and gone (old_gone, with why) */
+void upd_held_adopt(struct instance *inst, const struct state_reservation *rs, int pidfd, int old_pidfd,
+		    const char *old_gone);
+/* the end of such a hold: N killed (SIGKILL through its pidfd) and why logged, the record gone from the
+ * state; kill false (vlud exiting with a state that survives): left stopped and recorded */
+void upd_held_end(struct upd_inst *ui, bool kill, const char *fmt, ...) _printf_(3, 4);
 
 /* ---- update-phases.c */
 int upd_release_devices(struct update *u, closer_done_fn done, char *why, size_t len);

@@ -455,6 +455,8 @@ json_object *upd_iof_verdict(const struct update *u)
 		jadd(h, "pid", jnew_int(u->new_pid));
 		jadd(h, "vmpin_kb", u->held_pin_kb >= 0 ? jnew_int(u->held_pin_kb) : NULL);
 		jadd(h, "vmlck_kb", u->held_lck_kb >= 0 ? jnew_int(u->held_lck_kb) : NULL);
+		/* what D found at O's update.ready (update_held_look_name()); null when it never came */
+		jadd(h, "process", u->held_seen ? jnew_str(u->held_seen) : NULL);
 		jadd(o, "held_successor", h);
 	}
 	if (u->iof_ioas)

@@ -203,6 +203,14 @@ int update_cmd_start(struct request *r)
 	if (ui->cur)
 		return refuse(r, inst, VLU_ERR_BUSY, "update %" PRIu64 " of '%s' is running (phase %s)", ui->cur->id,
 			      name, update_phase_name(ui->cur->phase));
+	if (ui->held.pid)
+		/* R14: one held successor per instance (the state has one record); the old VMM's reattach, its
+		 * exit or commit_ms end it */
+		return refuse(r, inst, VLU_ERR_BUSY,
+			      "the successor %d of update %" PRIu64 " of '%s' is held stopped until the old VMM %d "
+			      "reattaches or exits, or commit_ms passes (vlud restarted or stopped during its take-back "
+			      "of the iommufd charge)",
+			      (int)ui->held.pid, ui->held.update, name, (int)ui->held.old_pid);
 	if (commands_reopen_pending(inst))
 		return refuse(r, inst, VLU_ERR_BUSY, "a device of '%s' is being reopened (device.reopen)", name);
 	if (strcmp(mode, "exec") != 0 && strcmp(mode, "transfer") != 0)
@@ -249,6 +257,7 @@ int update_cmd_start(struct request *r)
 	u->t_start_us = u->t_phase_us = t0;
 	upd_own_begin(u, t0); /* D's own time: the preflight, the suspend (ended in start()) */
 	ev_timer_init(&u->timer, upd_timer_cb, 0., 0.);
+	ev_timer_init(&u->hold_timer, upd_hold_timer_cb, 0., 0.);
 	ev_io_init(&u->old_io, upd_old_exit_cb, -1, EV_READ);
 	ev_io_init(&u->new_io, upd_new_exit_cb, -1, EV_READ);
 

@@ -164,9 +164,20 @@ struct state_reservation update_persist_held(struct instance *inst)
 	struct upd_inst *ui = inst->update;
 	struct update *u = ui ? ui->cur : NULL;
 
+	/* one that outlived its update (update-held.c), else the running update's */
+	if (ui && ui->held.pid)
+		return (struct state_reservation){ .pid = ui->held.pid,
+						   .start = ui->held.start,
+						   .update = ui->held.update,
+						   .old_pid = ui->held.old_pid,
+						   .old_start = ui->held.old_start };
 	if (!u || !u->new_held || u->new_pid <= 0)
 		return (struct state_reservation){};
-	return (struct state_reservation){ .pid = u->new_pid, .start = u->held_start, .update = u->id };
+	return (struct state_reservation){ .pid = u->new_pid,
+					   .start = u->held_start,
+					   .update = u->id,
+					   .old_pid = u->held_old_start ? u->old_pid : 0,
+					   .old_start = u->held_old_start };
 }
 
 struct state_reservation update_persist_reserved(struct instance *inst)
@@ -401,15 +412,18 @@ static int recorded_pidfd(const struct state_reservation *rs, uint64_t *st, int 
 }
 
 /* R14: a successor the previous vlud had stopped (SIGSTOP) while the old VMM took the iommufd charge back
- * from its mm, and would have killed at the update's end: killed now (left stopped, it would keep copies
- * of the instance's fds for good).  The old VMM, told nothing by this vlud, takes the charge back itself
- * (minivmm does when it meets a restarted vlud): from a dead mm if it had not yet (mm accounting: the
- * second kernel bug on a kernel without the fix, docs/IOMMUFD.md). */
+ * from its mm (and would have killed at the update's end, or left stopped when it stopped): kept stopped
+ * until the old VMM reattached or exited, or commit_ms passed (update-held.c), then killed; killed now when
+ * the old VMM is gone already.  Left stopped for good, it would keep copies of the instance's fds; killed
+ * at once, a VMM slower than minivmm would take the charge from a dead mm (mm accounting: the second kernel
+ * bug on a kernel without the fix, docs/IOMMUFD.md).  The record stays in the state until the kill. */
 static void restore_held(struct instance *inst, const struct state_instance *si)
 {
 	const struct state_reservation *rs = &si->held;
-	uint64_t st = 0;
-	int fd, k;
+	struct state_reservation o;
+	char gone[160] = "";
+	uint64_t st = 0, ost = 0;
+	int fd, ofd = -EBADF, k, ko;
 
 	if (si->held_bad) {
 		log_error("state: instance %s: its held successor record is malformed (%s): dropped, the rest of the "
@@ -426,20 +440,34 @@ static void restore_held(struct instance *inst, const struct state_instance *si)
 			 inst->name, (int)rs->pid, rs->update, (int)rs->pid);
 		return;
 	}
-	if (k == 0 && pidfd_send_signal(fd, SIGKILL, NULL, 0) < 0)
-		k = -errno;
-	safe_close(fd);
-	if (k == 0)
-		log_warning("instance %s: killed the successor %d that vlud had stopped during update %" PRIu64
-			    " until the old VMM took the iommufd charge back",
-			    inst->name, (int)rs->pid, rs->update);
-	else if (k == -ESRCH || k == -ENOENT)
+	if (k == -ESRCH || k == -ENOENT) {
 		log_info("instance %s: the successor %d that vlud had stopped during update %" PRIu64 " has exited",
 			 inst->name, (int)rs->pid, rs->update);
-	else
+		return;
+	}
+	if (k < 0) {
 		log_error("instance %s: the successor %d that vlud had stopped during update %" PRIu64
-			  " could not be killed: %s; it may stay stopped",
-			  inst->name, (int)rs->pid, rs->update, strerror(-k));
+			  " cannot be identified (/proc/%d/stat: %s); it may stay stopped",
+			  inst->name, (int)rs->pid, rs->update, (int)rs->pid, strerror(-k));
+		return;
+	}
+	/* the old VMM, told by its start time like the successor: gone means its take-back is over (done, or
+	 * never to be done) */
+	if (rs->old_pid) {
+		o = (struct state_reservation){ .pid = rs->old_pid, .start = rs->old_start, .update = rs->update };
+		ko = recorded_pidfd(&o, &ost, &ofd);
+		if (ko == 0 && ost != rs->old_start)
+			snprintf(gone, sizeof(gone), "the old VMM %d is gone (pid %d is another process now)",
+				 (int)rs->old_pid, (int)rs->old_pid);
+		else if (ko == -ESRCH || ko == -ENOENT)
+			snprintf(gone, sizeof(gone), "the old VMM %d has exited", (int)rs->old_pid);
+		else if (ko < 0)
+			/* cannot tell: not watched, the deadline decides */
+			log_warning("instance %s: the old VMM %d of update %" PRIu64 " cannot be identified (%s): its "
+				    "held successor %d is killed after commit_ms",
+				    inst->name, (int)rs->old_pid, rs->update, strerror(-ko), (int)rs->pid);
+	}
+	upd_held_adopt(inst, rs, fd, ofd, gone[0] ? gone : NULL);
 }
 
 /* A reservation the state kept (a restart before the owner reattached): back while its process lives, told

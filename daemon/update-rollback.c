@@ -269,12 +269,14 @@ static void reclaim(struct update *u)
  * when O's CHANGE_PROCESS takes the charge from it (mm accounting: the uncharge of an mm without users is
  * the second kernel bug, docs/IOMMUFD.md).  Stopped, not left running: it can neither call CHANGE_PROCESS
  * again nor unmap at a teardown of its own while O takes back.  The state records it first (the
- * instance's "held_successor"), so that a vlud restarted from here on kills it instead of leaving it
- * stopped for good.  It is killed when the update ends (upd_finish() -> upd_held_kill()), which the phase
- * rollback's deadline bounds.  0, or -errno (not stopped, not held). */
+ * instance's "held_successor", with O's pid and start time), so that a vlud restarted from here on knows
+ * it; a write that fails means no hold (a stopped process no restart would know of): killed first, as
+ * without mm accounting.  The stop itself is awaited (upd_hold_timer_cb()) before O is told.  It is killed
+ * when the update ends (upd_finish() -> upd_held_kill()), which the phase rollback's deadline bounds.
+ * 0, or -errno with the reason in the verdict's words (not stopped, not held). */
 static int hold_successor(struct update *u)
 {
-	uint64_t st = 0;
+	uint64_t st = 0, ost = 0;
 	int k;
 
 	if (u->new_pidfd < 0)
@@ -282,18 +284,44 @@ static int hold_successor(struct update *u)
 	k = upd_pid_starttime(u->new_pid, &st);
 	if (k < 0 || !upd_pidfd_alive(u->new_pidfd))
 		return k < 0 ? k : -ESRCH; /* (the pid may name another process by now) */
+	/* O's identity for a restarted vlud, which keeps N stopped until O reattached or exited (0: unread, the
+	 * record names no O and the restarted vlud waits for commit_ms) */
+	if (upd_pid_starttime(u->old_pid, &ost) < 0 || !upd_pidfd_alive(u->old_pidfd))
+		ost = 0;
 	u->held_start = st;
+	u->held_old_start = ost;
 	u->new_held = true;
-	persist_state_write();
+	k = persist_state_write_checked();
+	if (k < 0) {
+		u->new_held = false;
+		u->held_start = u->held_old_start = 0;
+		persist_state_write(); /* (most likely failing as well: then it still names nobody held) */
+		upd_add_note(u, "; the state could not record the successor %d as held (%s): not held, killed first",
+			     (int)u->new_pid, strerror(-k));
+		log_warning("update %" PRIu64 " of %s: writing the state that names the successor %d held: %s; "
+			    "killing it first instead",
+			    u->id, u->inst->name, (int)u->new_pid, strerror(-k));
+		return k;
+	}
 	if (pidfd_send_signal(u->new_pidfd, SIGSTOP, NULL, 0) < 0) {
 		k = -errno;
 		u->new_held = false;
-		u->held_start = 0;
+		u->held_start = u->held_old_start = 0;
 		persist_state_write();
+		upd_add_note(u, "; stopping the successor %d (SIGSTOP) failed (%s): killed first", (int)u->new_pid,
+			     strerror(-k));
 		log_warning("update %" PRIu64 " of %s: stopping the successor %d (SIGSTOP): %s", u->id, u->inst->name,
 			    (int)u->new_pid, strerror(-k));
 		return k;
 	}
+	/* a signal is delivered when the process next returns to user space: inside a system call (an ioctl
+	 * of its own, CHANGE_PROCESS itself) it runs on until that returns.  O is told once N is seen
+	 * stopped (upd_hold_timer_cb(), polled on the loop) */
+	u->hold_wait = HOLD_WAIT_STOP;
+	u->hold_t0_us = now_monotonic_us();
+	ev_timer_stop(vl.loop, &u->hold_timer);
+	ev_timer_set(&u->hold_timer, 0.001, 0.005);
+	ev_timer_start(vl.loop, &u->hold_timer);
 	log_warning("update %" PRIu64 " of %s: stopped the successor %d (SIGSTOP): it is killed once the old VMM "
 		    "took the iommufd charge back from its mm (mm accounting)",
 		    u->id, u->inst->name, (int)u->new_pid);
@@ -306,9 +334,26 @@ void upd_held_kill(struct update *u)
 	json_object *d;
 	int k = 0;
 
+	ev_timer_stop(vl.loop, &u->hold_timer);
+	u->hold_wait = HOLD_WAIT_NONE;
 	if (!u->new_held)
 		return;
 	u->new_held = false; /* (the state's record goes with the update's at its end) */
+	/* vlud stopping (SIGTERM, RB_STOP), the state outliving it (the fd store): O may not have taken the
+	 * charge back yet, and killing N now would leave it on an mm without users.  N stays stopped and
+	 * recorded; the next vlud kills it once O reattached or exited, or commit_ms passed.  (Not the
+	 * instance's release: nobody takes back through vlud then; not without a store: nobody would ever
+	 * end it) */
+	if (vl.stopping && vl.fdstore && vl.state_fd >= 0 && !persist_frozen() && !u->inst_gone &&
+	    (k = upd_held_leave(u)) == 0) {
+		upd_add_note(u, "; vlud is stopping: the successor %d stays stopped, named by the state: the next vlud "
+			     "kills it once the old VMM reattached or exited, or commit_ms passed",
+			     (int)u->new_pid);
+		log_warning("update %" PRIu64 " of %s: the successor %d, held stopped, stays stopped: vlud is stopping",
+			    u->id, u->inst->name, (int)u->new_pid);
+		return;
+	}
+	k = 0;
 	if (pidfd_send_signal(u->new_pidfd, SIGKILL, NULL, 0) < 0)
 		k = -errno;
 	if (k == 0) {
@@ -336,11 +381,11 @@ void upd_held_kill(struct update *u)
  * phase rollback).  A mixed instance on path A or B: O re-owns its vhost-vdpa devices in the same step
  * (reclaim:true, VHOST_NEW_OWNER; reinit on B) before its update.ready, and the VmPin verified is both
  * shares.  0: under way. */
+static void iof_reclaim_tell(struct update *u, struct conn *oc);
+
 static int iof_reclaim(struct update *u)
 {
 	struct conn *oc = upd_conn_by_id(u->old_conn);
-	json_object *d, *claim;
-	char reason[1024];
 
 	if (!oc || (oc->inst && oc->inst != u->inst))
 		return -ENOTCONN;
@@ -351,6 +396,19 @@ static int iof_reclaim(struct update *u)
 	u->retake_from = u->phase;
 	ev_io_stop(vl.loop, &u->new_io);
 	upd_set_phase(u, PH_ROLLBACK);
+	if (u->hold_wait == HOLD_WAIT_NONE)
+		iof_reclaim_tell(u, oc);
+	/* else: O is told once the held successor is seen stopped (upd_hold_timer_cb()) */
+	return 0;
+}
+
+/* O is told to take the charge back (update.rolled-back with iommufd; R14: successor_held while N is
+ * held stopped) */
+static void iof_reclaim_tell(struct update *u, struct conn *oc)
+{
+	json_object *d, *claim;
+	char reason[1024];
+
 	upd_error_text(u, reason, sizeof(reason));
 	claim = upd_iof_claim_info(u);
 	d = upd_event_base(u);
@@ -368,7 +426,88 @@ static int iof_reclaim(struct update *u)
 	log_warning("update %" PRIu64 " of %s: %s; the old VMM %d takes the instance back and must call "
 		    "IOMMU_IOAS_CHANGE_PROCESS, then update.ready",
 		    u->id, u->inst->name, reason, (int)u->old_pid);
-	return 0;
+}
+
+/* R14: the stop awaited.  HOLD_WAIT_STOP: /proc/N/stat says 'T' (stopped) -> O is told; N gone meanwhile
+ * (on its own, or killed by its uid) -> O is told all the same, with nothing held (it takes the charge from
+ * the dead mm: nothing alive is left to take from); not stopped after HOLD_STOP_WAIT_MS (inside a system
+ * call that does not end: an ioctl stuck in the driver, a sleep that ignores signals) -> killed, the
+ * kill-first behaviour of R5/R4: HOLD_WAIT_EXIT until its exit is seen (at most 5 s, as kill_process()'s
+ * guard), then O is told.  Polled on the loop every 5 ms: no pidfd tells a stop, and waitid() tells only a
+ * child's (an operator-named successor is not vlud's child).  Whatever ends the update meanwhile (O's
+ * exit, the phase's deadline, vlud stopping) stops this timer (upd_held_kill()). */
+void upd_hold_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct update *u = container_of(w, struct update, hold_timer);
+	int64_t waited = now_monotonic_us() - u->hold_t0_us;
+	struct conn *oc;
+	uint64_t st = 0;
+	char state = '?';
+	json_object *d;
+
+	(void)loop;
+	(void)revents;
+	if (u->hold_wait == HOLD_WAIT_STOP) {
+		bool alive = upd_pidfd_alive(u->new_pidfd);
+		int k = alive ? upd_pid_stat(u->new_pid, &st, &state) : -ESRCH;
+
+		switch (update_hold_step(update_held_look(alive, k, st, state, u->held_start), waited,
+					 HOLD_STOP_WAIT_MS * 1000LL)) {
+		case HOLD_STEP_WAIT:
+			return;
+		case HOLD_STEP_TELL:
+			log_info("update %" PRIu64 " of %s: the successor %d is stopped (%.1f ms after the SIGSTOP)",
+				 u->id, u->inst->name, (int)u->new_pid, (double)waited / 1000.0);
+			break;
+		case HOLD_STEP_GONE:
+			u->new_held = false;
+			u->held_start = u->held_old_start = 0;
+			persist_state_write();
+			upd_add_note(u, "; the successor %d exited before it was seen stopped: nothing held, the old VMM "
+				     "takes the charge from its dead mm",
+				     (int)u->new_pid);
+			log_warning("update %" PRIu64 " of %s: the successor %d exited before it was seen stopped", u->id,
+				    u->inst->name, (int)u->new_pid);
+			break;
+		case HOLD_STEP_KILL:
+			/* not stopped in time: it must not run on next to O's take-back, so it goes first */
+			u->new_held = false;
+			u->held_start = u->held_old_start = 0;
+			if (pidfd_send_signal(u->new_pidfd, SIGKILL, NULL, 0) == 0)
+				u->fail[0].killed = u->new_pid;
+			persist_state_write();
+			upd_add_note(u, "; the successor %d was not stopped %d ms after the SIGSTOP (state %c): killed "
+				     "first, the old VMM takes the charge from its dead mm",
+				     (int)u->new_pid, HOLD_STOP_WAIT_MS, k == 0 ? state : '?');
+			log_warning("update %" PRIu64 " of %s: the successor %d did not stop within %d ms (state %c): "
+				    "killed (SIGKILL); the old VMM is told once it has exited",
+				    u->id, u->inst->name, (int)u->new_pid, HOLD_STOP_WAIT_MS, k == 0 ? state : '?');
+			d = upd_event_base(u);
+			jadd(d, "pid", jnew_int(u->new_pid));
+			jadd(d, "phase", jnew_str(update_phase_name(u->phase)));
+			jadd(d, "reason", jnew_str("not stopped in time after the SIGSTOP"));
+			events_emit("update.killed", u->inst->name, d);
+			u->hold_wait = HOLD_WAIT_EXIT;
+			u->hold_t0_us = now_monotonic_us();
+			return;
+		}
+	} else if (u->hold_wait == HOLD_WAIT_EXIT) {
+		if (upd_pidfd_alive(u->new_pidfd)) {
+			if (waited < 5000000)
+				return;
+			upd_add_note(u, "; it had not exited 5 s after the SIGKILL, the old VMM was told all the same");
+		}
+	}
+	ev_timer_stop(vl.loop, &u->hold_timer);
+	u->hold_wait = HOLD_WAIT_NONE;
+	oc = upd_conn_by_id(u->old_conn);
+	if (!oc || u->inst->conn != oc) {
+		u->retake = false;
+		upd_add_note(u, "; the old VMM's connection is gone: the iommufd charge stays where it is, every fd kept");
+		upd_finish(u, "failed", "update.completed", NULL);
+		return;
+	}
+	iof_reclaim_tell(u, oc);
 }
 
 /* ---------------------------------------------------------------- the decision, executed */
@@ -620,6 +759,53 @@ void upd_new_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---------------------------------------------------------------- update.ready from O (the retake) */
 
+/* R14, at O's update.ready: the held successor's VmPin and VmLck (the verdict's held_successor), read by pid
+ * only while that pid is still the process D stopped: its pidfd alive and its start time the one read at
+ * the SIGSTOP, before and after the read (a pid reused in between reads another process's counters).  Not
+ * stopped any more (somebody of its uid sent SIGCONT) is said too: the counters are then a running process's. */
+static void held_read(struct update *u)
+{
+	uint64_t st = 0, st2 = 0;
+	char state = '?';
+	enum held_look l;
+	bool alive;
+	int k;
+
+	u->held_pin_kb = u->held_lck_kb = -1;
+	alive = upd_pidfd_alive(u->new_pidfd);
+	k = alive ? upd_pid_stat(u->new_pid, &st, &state) : -ESRCH;
+	l = update_held_look(alive, k, st, state, u->held_start);
+	if (l == HELD_STOPPED || l == HELD_RUNNING) {
+		(void)upd_vmpin_read(u->new_pid, &u->held_pin_kb, &u->held_lck_kb);
+		/* the same process after the read too (else the counters may be a later process's) */
+		alive = upd_pidfd_alive(u->new_pidfd);
+		k = upd_pid_starttime(u->new_pid, &st2);
+		if (update_held_look(alive, k, st2, state, u->held_start) != l) {
+			u->held_pin_kb = u->held_lck_kb = -1;
+			l = HELD_GONE;
+		}
+	}
+	u->held_seen = update_held_look_name(l);
+	switch (l) {
+	case HELD_STOPPED:
+		break;
+	case HELD_RUNNING:
+		upd_add_note(u, "; the successor %d held stopped was running again at the take-back (state %c: "
+			     "continued by another process)",
+			     (int)u->new_pid, state);
+		break;
+	case HELD_GONE:
+		upd_add_note(u, "; the successor %d held stopped had exited at the take-back", (int)u->new_pid);
+		break;
+	case HELD_OTHER:
+	case HELD_UNREADABLE:
+		upd_add_note(u, "; the successor %d held stopped cannot be told to be that process any more (%s): "
+			     "its counters are not read",
+			     (int)u->new_pid, k < 0 ? strerror(-k) : "another start time");
+		break;
+	}
+}
+
 /* O's update.ready after it took the reopened device back (retake_released): DRIVER_OK and O's VmPin =
  * expected (the re-pin) -> rolled-back, and the event says the device was brought back to O */
 int upd_retake_ready(struct request *r, struct update *u, const char *err)
@@ -633,6 +819,11 @@ int upd_retake_ready(struct request *r, struct update *u, const char *err)
 		return request_error(r, VLU_ERR_PERMISSION_DENIED,
 				     "update.ready is for the old VMM once the device was reopened (now: %s)",
 				     update_phase_name(u->phase));
+	if (u->hold_wait != HOLD_WAIT_NONE)
+		return request_error(r, VLU_ERR_PERMISSION_DENIED,
+				     "update.ready: the old VMM was not told to take the charge back yet (vlud waits for "
+				     "the successor %d to stop)",
+				     (int)u->new_pid);
 	upd_own_begin(u, t0);
 	u->retake = false; /* any failure from here ends the update, no second rollback */
 	if (err) {
@@ -676,7 +867,7 @@ int upd_retake_ready(struct request *r, struct update *u, const char *err)
 	}
 	/* R14: the stopped successor's counters, the charge gone from its live mm (the verdict) */
 	if (u->new_held)
-		(void)upd_vmpin_read(u->new_pid, &u->held_pin_kb, &u->held_lck_kb);
+		held_read(u);
 	upd_own_end(u);
 	if (!ok) {
 		upd_finish(u, "failed", "update.completed", &v);

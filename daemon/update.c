@@ -141,7 +141,7 @@ bool upd_pidfd_alive(int pidfd)
 	return pidfd >= 0 && poll(&p, 1, 0) == 0;
 }
 
-int upd_pid_starttime(pid_t pid, uint64_t *ret)
+int upd_pid_stat(pid_t pid, uint64_t *ret_start, char *ret_state)
 {
 	char path[64], buf[1024];
 	unsigned long long v;
@@ -159,10 +159,16 @@ int upd_pid_starttime(pid_t pid, uint64_t *ret)
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return errno == ESRCH ? -ENOENT : -errno; /* the process went between open and read */
-	if (update_stat_starttime(buf, (size_t)n, &v) < 0)
+	if (update_stat_starttime(buf, (size_t)n, &v) < 0 ||
+	    (ret_state && update_stat_state(buf, (size_t)n, ret_state) < 0))
 		return -EINVAL;
-	*ret = v;
+	*ret_start = v;
 	return 0;
+}
+
+int upd_pid_starttime(pid_t pid, uint64_t *ret)
+{
+	return upd_pid_stat(pid, ret, NULL);
 }
 
 void upd_heir_drop(struct upd_inst *ui)
@@ -441,6 +447,7 @@ void update_free(struct update *u)
 	if (!u)
 		return;
 	ev_timer_stop(vl.loop, &u->timer);
+	ev_timer_stop(vl.loop, &u->hold_timer);
 	ev_io_stop(vl.loop, &u->old_io);
 	ev_io_stop(vl.loop, &u->new_io);
 	u->old_pidfd = safe_close(u->old_pidfd);
@@ -1018,9 +1025,17 @@ void update_instance_gone(struct instance *inst)
 		return;
 	if (ui->cur) {
 		/* called before the instance's fds are closed: they still resume */
+		ui->cur->inst_gone = true;
 		stop_update(ui->cur, "the instance was released");
 		ui->cur = NULL;
 	}
+	/* R14: a successor still held stopped: the instance is released, nobody takes the charge back through
+	 * vlud any more; at the daemon's exit with a state that outlives it, it stays for the next vlud */
+	if (persist_frozen() && vl.fdstore)
+		upd_held_end(ui, false, "vlud is exiting");
+	else
+		upd_held_end(ui, true, "%s", persist_frozen() ? "vlud is exiting without a state that outlives it"
+							      : "the instance was released");
 	json_object_put(ui->mappings);
 	json_object_put(ui->devices);
 	json_object_put(ui->ioas);
@@ -1034,6 +1049,10 @@ void update_reattached(struct instance *inst, pid_t pid)
 {
 	struct upd_inst *ui = inst->update;
 
+	/* R14: the old VMM is back, so it has taken the iommufd charge back from the successor held stopped
+	 * (a VMM does that before it reattaches, docs/UPDATE.md): that successor can go now */
+	if (ui && ui->held.pid && ui->held.old_pid == pid)
+		upd_held_end(ui, true, "the old VMM %d reattached", (int)pid);
 	if (!ui || !ui->heir_pid || pid != ui->heir_pid)
 		return;
 	/* the owner is back (it lives: its pid is no other process's) and attached: the reservation has done

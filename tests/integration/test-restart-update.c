@@ -22,8 +22,12 @@
  *    ended when it exits), an exited process's, one whose start time is not the pid's (a reused pid), both
  *    dropped and logged, and a malformed one (logged; the instance and its fd kept); and an update record
  *    in phase commit whose new_start is not its successor pid's (a reused pid): no reservation.
- * 5. "held_successor" members (docs/UPDATE.md R14): a stopped process the state names is killed at the
- *    restart, one whose start time differs (a reused pid) is left alone, a malformed one is logged.
+ * 5. "held_successor" members (docs/UPDATE.md R14): a successor the state names stays stopped until its old
+ *    VMM reattached (killed then) or exited (killed then), or commit_ms passed since the start-up (an older
+ *    record without the old VMM: killed then); an old VMM already gone: killed at once; a successor not yet
+ *    stopped: stopped; another process's reattach keeps it, and update.start is refused meanwhile; the
+ *    instance's release kills it; vlud's SIGTERM leaves it stopped and recorded, the next vlud applies the
+ *    same rule; a reused pid is left alone, a malformed member is logged.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -624,65 +628,210 @@ part4_end:
 		}
 	}
 	/* ---- 5. "held_successor" members (docs/UPDATE.md R14: a successor vlud stopped until the old VMM took the
-	 * iommufd charge back, killed at the update's end): the restarted vlud kills a stopped process the
-	 * state names (told by its start time), leaves a process whose start time differs (a reused pid)
-	 * alone, and drops a malformed member with a log line, the instance kept; the state it writes then
-	 * names none of them */
+	 * iommufd charge back).  A restarted vlud keeps such a successor stopped until its old VMM (old_pid,
+	 * told by old_start) reattached or exited, or commit_ms passed since the start-up, then kills it; an old
+	 * VMM already gone: killed at once; a successor not stopped yet (the previous vlud died before its
+	 * SIGSTOP): stopped; a reused pid: left alone; a malformed member: logged, the instance kept.  vlud's
+	 * SIGTERM leaves a held successor stopped and recorded for the next vlud. */
 	{
 		extern char **environ;
-		char *s_argv[] = { "sleep", "60", NULL };
-		pid_t stopped = -1, other = -1;
-		unsigned long long sstart = 0, ostart = 0;
-		char *body = NULL, want[256];
+		char *s_argv[] = { "sleep", "60", NULL }, *t_argv[] = { "true", NULL };
+		char sockarg[600], res[512] = "";
+		char *r_argv[] = { "sh", "-c",
+				   "read go; exec \"$0\" --socket \"$1\" --json call instance.register "
+				   "'{\"name\":\"vm13\",\"reattach\":true}'",
+				   (char *)integ_prog("vluctl"), sockarg, NULL };
+		/* n1: vm10's successor, stopped, its old VMM o1 alive (sleep); n2: vm13's, running (the previous
+		 * vlud died before its SIGSTOP), its old VMM o2 reattaches (vluctl); n4: vm15's, stopped, its old
+		 * VMM dead; n5: vm16's, stopped, an older record without old_pid (the deadline only); other: vm11's
+		 * recorded start time is not its own (a reused pid) */
+		pid_t n1 = -1, n2 = -1, n4 = -1, n5 = -1, n6 = -1, o1 = -1, o2 = -1, dead = -1, other = -1;
+		unsigned long long s1 = 0, s2 = 0, s4 = 0, s5 = 0, s6 = 0, so1 = 0, so2 = 0, ostart = 0;
+		/* commit_ms: long while the test looks (a loaded machine must not reach it), short for the deadline */
+		_cleanup_free_ char *cfg_long = integ_default_config(dir, "\"timeouts\": {\"update\": {\"commit_ms\": 120000}}");
+		_cleanup_free_ char *cfg_short = integ_default_config(dir, "\"timeouts\": {\"update\": {\"commit_ms\": 3000}}");
+		int go[2] = { -1, -1 }, out[2] = { -1, -1 };
+		posix_spawn_file_actions_t fa;
+		char *body = NULL, want[300];
 		int wst = 0;
+		bool up = true;
 
 		ws = integ_daemon_stop(&D, SIGKILL, 5000);
 		safe_close(store_take("state"));
 		st_fd = safe_close(st_fd);
-		if (posix_spawnp(&stopped, "sleep", NULL, NULL, s_argv, environ) != 0)
-			stopped = -1;
-		if (posix_spawnp(&other, "sleep", NULL, NULL, s_argv, environ) != 0)
-			other = -1;
-		for (int i = 0; stopped > 0 && other > 0 && i < 100 && !((sstart = pid_start(stopped)) && (ostart = pid_start(other)));
+		snprintf(sockarg, sizeof(sockarg), "%s", D.sock);
+		posix_spawn_file_actions_init(&fa);
+		if (pipe2(go, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0) {
+			posix_spawn_file_actions_adddup2(&fa, go[0], 0);
+			posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+			if (posix_spawn(&o2, "/bin/sh", &fa, NULL, r_argv, environ) != 0)
+				o2 = -1;
+		}
+		posix_spawn_file_actions_destroy(&fa);
+		safe_close(go[0]);
+		safe_close(out[1]);
+		{
+			pid_t *sp[] = { &n1, &n2, &n4, &n5, &n6, &o1, &other };
+
+			for (size_t i = 0; i < sizeof(sp) / sizeof(sp[0]); i++)
+				if (posix_spawnp(sp[i], "sleep", NULL, NULL, s_argv, environ) != 0)
+					*sp[i] = -1;
+		}
+		if (posix_spawnp(&dead, "true", NULL, NULL, t_argv, environ) != 0 || waitpid(dead, NULL, 0) != dead)
+			dead = -1;
+		for (int i = 0; i < 100 && !((s1 = pid_start(n1)) && (s2 = pid_start(n2)) && (s4 = pid_start(n4)) &&
+					     (s5 = pid_start(n5)) && (s6 = pid_start(n6)) && (so1 = pid_start(o1)) &&
+					     (so2 = pid_start(o2)) &&
+					     (ostart = pid_start(other)));
 		     i++)
 			usleep(10000);
-		if (stopped > 0)
-			kill(stopped, SIGSTOP);
-		if (!tap_check(ws >= 0 && stopped > 0 && other > 0 && sstart && ostart &&
-				       waitpid(stopped, &wst, WUNTRACED) == stopped && WIFSTOPPED(wst),
-			       "held-setup", "stopped %d (start %llu), other %d (start %llu)", (int)stopped, sstart, (int)other,
-			       ostart))
+		for (pid_t *p = (pid_t[]){ n1, n4, n5, n6, 0 }; *p > 0; p++)
+			if (kill(*p, SIGSTOP) != 0 || waitpid(*p, &wst, WUNTRACED) != *p || !WIFSTOPPED(wst))
+				up = false;
+		if (!tap_check(ws >= 0 && up && n1 > 0 && n2 > 0 && n4 > 0 && n5 > 0 && n6 > 0 && o1 > 0 && o2 > 0 &&
+				       dead > 0 && other > 0 && s1 && s2 && s4 && s5 && s6 && so1 && so2 && ostart,
+			       "held-setup", "n1 %d n2 %d n4 %d n5 %d o1 %d o2 %d dead %d other %d", (int)n1, (int)n2, (int)n4,
+			       (int)n5, (int)o1, (int)o2, (int)dead, (int)other))
 			goto part5_end;
 #define HELD_INST(name, held)                                                                                   \
 	"{\"name\":\"" name "\",\"pid\":1,\"uid\":%u,\"gid\":%u,\"registered_us\":0,\"orphaned\":true,"         \
 	"\"orphaned_us\":0,\"held_successor\":" held "}"
+#define HELD_OLD "{\"pid\":%d,\"start\":%llu,\"update\":%d,\"old_pid\":%d,\"old_start\":%llu}"
+#define U (unsigned)getuid(), (unsigned)getgid()
 		if (asprintf(&body,
 			     "VLUDSTATE 1\n{\"next_id\":2,\"written_us\":0,\"instances\":["
-			     HELD_INST("vm10", "{\"pid\":%d,\"start\":%llu,\"update\":70}") ","
+			     HELD_INST("vm10", HELD_OLD) "," HELD_INST("vm13", HELD_OLD) "," HELD_INST("vm15", HELD_OLD) ","
+			     HELD_INST("vm16", "{\"pid\":%d,\"start\":%llu,\"update\":76}") ","
+			     HELD_INST("vm17", HELD_OLD) ","
 			     HELD_INST("vm11", "{\"pid\":%d,\"start\":%llu,\"update\":71}") ","
 			     HELD_INST("vm12", "{\"pid\":%d,\"update\":72}") "],\"fds\":[]}\n",
-			     (unsigned)getuid(), (unsigned)getgid(), (int)stopped, sstart, (unsigned)getuid(), (unsigned)getgid(),
-			     (int)other, ostart + 1, (unsigned)getuid(), (unsigned)getgid(), (int)other) < 0)
+			     U, (int)n1, s1, 70, (int)o1, so1, U, (int)n2, s2, 73, (int)o2, so2, U, (int)n4, s4, 75, (int)dead,
+			     so1, U, (int)n5, s5, U, (int)n6, s6, 77, (int)o1, so1, U, (int)other, ostart + 1, U,
+			     (int)other) < 0)
 			body = NULL;
+#undef U
+#undef HELD_OLD
 #undef HELD_INST
-		st_fd = restart_from_state(dir, lfd, cfg, body, "held-state-written", "held-restart-ready");
+		st_fd = restart_from_state(dir, lfd, cfg_long, body, "held-state-written", "held-restart-ready");
 		if (st_fd < 0)
 			goto part5_end;
-		/* the stopped one is killed (SIGKILL ends a stopped process) */
+		/* vm13's successor, running, is stopped by the restarted vlud */
 		{
-			pid_t spid = stopped, got = -1;
+			pid_t got = 0;
 
-			for (int i = 0; i < 200 && (got = waitpid(stopped, &wst, WNOHANG)) == 0; i++)
+			for (int i = 0; i < 300 && (got = waitpid(n2, &wst, WNOHANG | WUNTRACED)) == 0; i++)
 				usleep(10000);
-			tap_check(got == stopped && WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL, "held-stopped-killed",
-				  "waitpid %d, status 0x%x", (int)got, wst);
-			if (got == stopped)
-				stopped = -1;
-			snprintf(want, sizeof(want), "instance vm10: killed the successor %d that vlud had stopped during "
-				 "update 70 until the old VMM took the iommufd charge back", (int)spid);
-			tap_check(log_count(want) == 1, "held-stopped-killed-logged", "%d lines of %s", log_count(want), want);
+			tap_check(got == n2 && WIFSTOPPED(wst), "held-running-stopped-at-restart", "waitpid %d, status 0x%x",
+				  (int)got, wst);
 		}
-		/* a reused pid: left alone */
+		/* vm15's old VMM is gone: its successor is killed at once */
+		{
+			pid_t got = 0;
+
+			for (int i = 0; i < 300 && (got = waitpid(n4, &wst, WNOHANG)) == 0; i++)
+				usleep(10000);
+			tap_check(got == n4 && WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL, "held-old-gone-killed",
+				  "waitpid %d, status 0x%x", (int)got, wst);
+			if (got == n4)
+				n4 = -1;
+			snprintf(want, sizeof(want), "instance vm15: killed the successor %d that vlud had stopped during "
+				 "update 75 until the old VMM took the iommufd charge back: the old VMM %d has exited",
+				 (int)(got > 0 ? got : n4), (int)dead);
+			tap_check(log_count(want) == 1, "held-old-gone-logged", "%d lines of %s", log_count(want), want);
+		}
+		/* vm10's, vm13's and vm16's stay stopped (their old VMMs alive, or unknown before commit_ms) */
+		usleep(300000);
+		tap_check(waitpid(n1, &wst, WNOHANG) == 0 && kill(n1, 0) == 0 && waitpid(n5, &wst, WNOHANG) == 0 &&
+				  kill(n5, 0) == 0 && waitpid(n2, &wst, WNOHANG) == 0 && kill(n2, 0) == 0,
+			  "held-old-alive-still-stopped", "n1 %d n2 %d n5 %d", (int)n1, (int)n2, (int)n5);
+		snprintf(want, sizeof(want), "instance vm10: the successor %d that vlud had stopped during update 70 stays "
+			 "stopped until the old VMM %d reattaches or exits, or commit_ms (120000 ms) passed", (int)n1, (int)o1);
+		tap_check(log_count(want) == 1, "held-kept-logged", "%d lines of %s", log_count(want), want);
+		snprintf(want, sizeof(want), "instance vm16: the successor %d that vlud had stopped during update 76 stays "
+			 "stopped until commit_ms (120000 ms) passed", (int)n5);
+		tap_check(log_count(want) == 1, "held-no-old-pid-kept-logged", "%d lines of %s", log_count(want), want);
+		/* the records stay in the state until the kill: what a further restart knows */
+		integ_notify_pump(&N, 300, NULL);
+		{
+			_cleanup_free_ char *now = read_state(st_fd);
+			char w1[200], w2[200];
+
+			snprintf(w1, sizeof(w1), "\"held_successor\":{\"pid\":%d,\"start\":%llu,\"update\":70,\"old_pid\":%d,"
+				 "\"old_start\":%llu}", (int)n1, s1, (int)o1, so1);
+			snprintf(w2, sizeof(w2), "\"held_successor\":{\"pid\":%d,\"start\":%llu,\"update\":76}", (int)n5, s5);
+			tap_check(now && strstr(now, w1) && strstr(now, w2) && !strstr(now, "\"update\":75"),
+				  "held-records-kept", "want %s and %s in %s", w1, w2, now ? now : "unreadable");
+		}
+		/* another process's reattach is not the old VMM's: the successor stays stopped; no update starts on
+		 * an instance whose successor is held */
+		{
+			_cleanup_close_ int c = integ_open_client(D.sock, NULL);
+			_cleanup_json_ json_object *a = c >= 0 ? integ_call_json(c, "instance.register",
+								     "{\"name\":\"vm10\",\"reattach\":true}")
+							       : NULL;
+			_cleanup_json_ json_object *b = a ? integ_call_json(c, "update.start",
+									    "{\"instance\":\"vm10\",\"mode\":\"transfer\"}")
+							  : NULL;
+			const char *cls = integ_error_class(b), *desc = integ_error_desc(b);
+
+			tap_check(integ_get(a, "return.reattached") != NULL && waitpid(n1, &wst, WNOHANG) == 0,
+				  "held-other-reattach-keeps-it", "%s", a ? json_object_to_json_string(a) : "-");
+			snprintf(want, sizeof(want), "the successor %d of update 70 of 'vm10' is held stopped until the old "
+				 "VMM %d reattaches", (int)n1, (int)o1);
+			tap_check(cls && !strcmp(cls, "Busy") && desc && strstr(desc, want), "held-update-start-refused",
+				  "%s", b ? json_object_to_json_string(b) : "-");
+		}
+		/* vm13's old VMM reattaches: it took the charge back before (the contract), its successor goes */
+		{
+			pid_t got = 0;
+			ssize_t k = write(go[1], "go\n", 3);
+
+			go[1] = safe_close(go[1]);
+			for (size_t n = 0; k == 3 && n < sizeof(res) - 1;) {
+				ssize_t m = read(out[0], res + n, sizeof(res) - 1 - n);
+
+				if (m <= 0)
+					break;
+				n += (size_t)m;
+			}
+			waitpid(o2, &ws, 0);
+			tap_check(WIFEXITED(ws) && WEXITSTATUS(ws) == 0 && strstr(res, "\"reattached\":true"),
+				  "held-old-vmm-reattaches", "exit 0x%x: %s", ws, res);
+			for (int i = 0; i < 300 && (got = waitpid(n2, &wst, WNOHANG)) == 0; i++)
+				usleep(10000);
+			tap_check(got == n2 && WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL, "held-killed-at-old-reattach",
+				  "waitpid %d, status 0x%x", (int)got, wst);
+			snprintf(want, sizeof(want), "instance vm13: killed the successor %d that vlud had stopped during "
+				 "update 73 until the old VMM took the iommufd charge back: the old VMM %d reattached",
+				 (int)n2, (int)o2);
+			if (got == n2)
+				n2 = -1;
+			o2 = -1;
+			tap_check(log_count(want) == 1, "held-killed-at-old-reattach-logged", "%d lines of %s", log_count(want),
+				  want);
+		}
+		/* the instance released (by an operator): nobody takes the charge back through vlud any more, its
+		 * held successor goes */
+		{
+			_cleanup_close_ int c = integ_open_client(D.sock, NULL);
+			_cleanup_json_ json_object *a = c >= 0 ? integ_call_json(c, "instance.release", "{\"name\":\"vm17\"}")
+							       : NULL;
+			pid_t got = 0;
+
+			for (int i = 0; i < 300 && (got = waitpid(n6, &wst, WNOHANG)) == 0; i++)
+				usleep(10000);
+			tap_check(integ_return(a) && got == n6 && WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL,
+				  "held-killed-at-release", "%s; waitpid %d, status 0x%x", a ? json_object_to_json_string(a) : "-",
+				  (int)got, wst);
+			snprintf(want, sizeof(want), "instance vm17: killed the successor %d that vlud had stopped during "
+				 "update 77 until the old VMM took the iommufd charge back: the instance was released",
+				 (int)n6);
+			if (got == n6)
+				n6 = -1;
+			tap_check(log_count(want) == 1, "held-killed-at-release-logged", "%d lines of %s", log_count(want),
+				  want);
+		}
+		/* a reused pid: left alone; a malformed member: logged */
 		tap_check(kill(other, 0) == 0 && waitpid(other, &wst, WNOHANG) == 0, "held-reused-pid-alive", "pid %d",
 			  (int)other);
 		snprintf(want, sizeof(want), "instance vm11: the successor %d that vlud had stopped during update 71 is gone "
@@ -690,6 +839,76 @@ part4_end:
 		tap_check(log_count(want) == 1, "held-reused-pid-logged", "%d lines of %s", log_count(want), want);
 		tap_check(log_count("state: instance vm12: its held successor record is malformed (\"start\" missing") == 1,
 			  "held-malformed-logged", "no such line");
+
+		/* vlud's SIGTERM: the successors held stay stopped, the state names them for the next vlud */
+		ws = integ_daemon_stop(&D, SIGTERM, 10000);
+		tap_check(ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0 && waitpid(n1, &wst, WNOHANG) == 0 &&
+				  kill(n1, 0) == 0 && waitpid(n5, &wst, WNOHANG) == 0 && kill(n5, 0) == 0,
+			  "held-sigterm-leaves-them-stopped", "wait status 0x%x", ws);
+		snprintf(want, sizeof(want), "instance vm10: the successor %d that vlud had stopped during update 70 stays "
+			 "stopped (vlud is exiting)", (int)n1);
+		tap_check(log_count(want) == 1, "held-sigterm-logged", "%d lines of %s", log_count(want), want);
+		{
+			_cleanup_free_ char *now = read_state(st_fd);
+			char w1[200];
+
+			snprintf(w1, sizeof(w1), "\"held_successor\":{\"pid\":%d,\"start\":%llu,\"update\":70,\"old_pid\":%d,"
+				 "\"old_start\":%llu}", (int)n1, s1, (int)o1, so1);
+			tap_check(now && strstr(now, w1) && strstr(now, "\"update\":76") && !strstr(now, "\"update\":73"),
+				  "held-sigterm-records-kept", "want %s in %s", w1, now ? now : "unreadable");
+		}
+		/* the next vlud: still stopped; then the old VMM exits, and its successor goes */
+		r = restart(dir, lfd, cfg_long);
+		if (!tap_check(r == 0, "held-restart-after-sigterm-ready", "%s", strerror(-r))) {
+			integ_daemon_dump_log(&D);
+			goto part5_end;
+		}
+		snprintf(want, sizeof(want), "instance vm10: the successor %d that vlud had stopped during update 70 stays "
+			 "stopped until the old VMM %d reattaches or exits", (int)n1, (int)o1);
+		tap_check(log_count(want) == 2 && waitpid(n1, &wst, WNOHANG) == 0, "held-kept-after-sigterm",
+			  "%d lines of %s", log_count(want), want);
+		kill(o1, SIGKILL);
+		waitpid(o1, NULL, 0);
+		{
+			pid_t got = 0;
+
+			for (int i = 0; i < 300 && (got = waitpid(n1, &wst, WNOHANG)) == 0; i++)
+				usleep(10000);
+			tap_check(got == n1 && WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL, "held-killed-at-old-exit",
+				  "waitpid %d, status 0x%x", (int)got, wst);
+			snprintf(want, sizeof(want), "instance vm10: killed the successor %d that vlud had stopped during "
+				 "update 70 until the old VMM took the iommufd charge back: the old VMM %d exited",
+				 (int)n1, (int)o1);
+			if (got == n1)
+				n1 = -1;
+			o1 = -1;
+			tap_check(log_count(want) == 1, "held-killed-at-old-exit-logged", "%d lines of %s", log_count(want),
+				  want);
+		}
+		/* commit_ms (3000 ms here) after a start-up, a successor whose old VMM is unknown goes */
+		ws = integ_daemon_stop(&D, SIGKILL, 5000);
+		r = restart(dir, lfd, cfg_short);
+		if (!tap_check(ws >= 0 && r == 0, "held-restart-short-commit-ready", "%s", strerror(-r))) {
+			integ_daemon_dump_log(&D);
+			goto part5_end;
+		}
+		{
+			pid_t got = 0;
+
+			tap_check(waitpid(n5, &wst, WNOHANG) == 0, "held-deadline-not-yet", "pid %d", (int)n5);
+			for (int i = 0; i < 1500 && (got = waitpid(n5, &wst, WNOHANG)) == 0; i++)
+				usleep(10000);
+			tap_check(got == n5 && WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL, "held-killed-at-deadline",
+				  "waitpid %d, status 0x%x", (int)got, wst);
+			snprintf(want, sizeof(want), "instance vm16: killed the successor %d that vlud had stopped during "
+				 "update 76 until the old VMM took the iommufd charge back: commit_ms (3000 ms) passed since "
+				 "vlud started",
+				 (int)n5);
+			if (got == n5)
+				n5 = -1;
+			tap_check(log_count(want) == 1, "held-killed-at-deadline-logged", "%d lines of %s", log_count(want),
+				  want);
+		}
 		integ_notify_pump(&N, 300, NULL);
 		{
 			_cleanup_free_ char *now = read_state(st_fd);
@@ -698,14 +917,13 @@ part4_end:
 				  "%s", now ? now : "unreadable");
 		}
 part5_end:
-		if (stopped > 0) {
-			kill(stopped, SIGKILL);
-			waitpid(stopped, NULL, 0);
-		}
-		if (other > 0) {
-			kill(other, SIGKILL);
-			waitpid(other, NULL, 0);
-		}
+		safe_close(go[1]);
+		safe_close(out[0]);
+		for (pid_t *p = (pid_t[]){ n1, n2, n4, n5, n6, o1, o2, other, 0 }; *p; p++)
+			if (*p > 0) {
+				kill(*p, SIGKILL);
+				waitpid(*p, NULL, 0);
+			}
 	}
 	ws = integ_daemon_stop(&D, SIGTERM, 10000);
 	tap_check(ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "final-clean-exit", "wait status 0x%x", ws);

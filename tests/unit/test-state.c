@@ -796,6 +796,11 @@ static void held_successor(void **unused)
 		{ "{\"pid\":0,\"start\":1,\"update\":3}", "\"pid\"" },
 		{ "{\"pid\":5,\"update\":3}", "\"start\"" },
 		{ "{\"pid\":5,\"start\":1}", "\"update\"" },
+		/* the old VMM: a pid in range, with its start time */
+		{ "{\"pid\":5,\"start\":1,\"update\":3,\"old_pid\":0,\"old_start\":1}", "\"old_pid\"" },
+		{ "{\"pid\":5,\"start\":1,\"update\":3,\"old_pid\":\"6\",\"old_start\":1}", "\"old_pid\"" },
+		{ "{\"pid\":5,\"start\":1,\"update\":3,\"old_pid\":6}", "\"old_start\"" },
+		{ "{\"pid\":5,\"start\":1,\"update\":3,\"old_pid\":6,\"old_start\":-1}", "\"old_start\"" },
 	};
 
 	(void)unused;
@@ -816,6 +821,28 @@ static void held_successor(void **unused)
 	free(again);
 	free(buf);
 	state_doc_done(&p);
+	/* the old VMM's pid and start time (written since R14's restart rule), both ways; "reserved_for" never
+	 * carries them */
+	insts[1].held.old_pid = 2147483646;
+	insts[1].held.old_start = UINT64_MAX - 1;
+	insts[1].reserved.old_pid = 9;
+	insts[1].reserved.old_start = 10;
+	assert_int_equal(state_serialize(&d, &buf, &len), 0);
+	assert_non_null(strstr(buf, "\"held_successor\":{\"pid\":2147483647,\"start\":18446744073709551615,\"update\":58,"
+				    "\"old_pid\":2147483646,\"old_start\":18446744073709551614}"));
+	assert_non_null(strstr(buf, "\"reserved_for\":{\"pid\":40,\"start\":41,\"update\":42}"));
+	assert_int_equal(state_parse(buf, len, &p), 0);
+	assert_true(p.instances[1].held.old_pid == 2147483646 && p.instances[1].held.old_start == UINT64_MAX - 1 &&
+		    p.instances[1].held.pid == 2147483647 && !p.instances[1].held_bad);
+	assert_true(p.instances[1].reserved.old_pid == 0 && p.instances[1].reserved.old_start == 0);
+	assert_int_equal(state_serialize(&p, &again, &l2), 0);
+	assert_int_equal(l2, len);
+	assert_memory_equal(again, buf, len);
+	free(again);
+	free(buf);
+	state_doc_done(&p);
+	insts[1].reserved.old_pid = 0;
+	insts[1].reserved.old_start = 0;
 	/* the writer refuses one without its update; none: no key */
 	insts[1].held.update = 0;
 	assert_int_equal(state_serialize(&d, &buf, &len), -EINVAL);

@@ -474,9 +474,14 @@ static void R14_iommufd_mm_hold_successor(void **state)
 		 * needs N's copy closed) */
 		ROW("ABC", RB_KILL_NEW, RBT_VERIFY, true, PH_VERIFY, MM_N, .vdpa = true),
 		ROW("ABC", RB_KILL_NEW, RBT_DEADLINE, true, PH_RESTORE, MM_N, .vdpa = true),
-		/* the SIGSTOP failed: killed first */
+		/* the hold could not be made (the state write naming N failed: no restart would know of a
+		 * stopped N; or the SIGSTOP failed): killed first */
 		ROW("A", RB_KILL_NEW, RBT_VERIFY, true, PH_VERIFY, MM_N, .hold_failed = true),
 		ROW("A", RB_KILL_NEW, RBT_DEADLINE, true, PH_RESTORE, MM_N, .hold_failed = true),
+		/* ... and at its exit O takes back from the dead mm, as in user accounting (R8) */
+		ROW("A", RB_RECLAIM, RBT_NEW_EXIT, true, PH_VERIFY, MM_N, .hold_failed = true, .kill_pending = true,
+		    .new_alive = false),
+		ROW("A", RB_RECLAIM, RBT_NEW_EXIT, true, PH_RESTORE, MM_N, .kill_pending = true, .new_alive = false),
 		/* the kill policy off: O takes back at once from the live N, which is neither stopped nor killed */
 		ROW("A", RB_RECLAIM, RBT_VERIFY, true, PH_VERIFY, MM_N, .pol_kill_failed_successor = false),
 		/* O's connection gone (O alive): nobody takes back; N killed as before, then every fd kept */
@@ -500,6 +505,13 @@ static void R14_iommufd_mm_hold_successor(void **state)
 		    .old_alive = false),
 		ROW("A", RB_KEEP_RETAKE, RBT_DEADLINE, true, PH_ROLLBACK, MM_N, .retake = true, .new_held = true),
 		ROW("A", RB_STOP, RBT_STOP, true, PH_ROLLBACK, MM_N, .retake = true, .new_held = true),
+		/* the stop awaited before O is told (phase rollback already): N gone meanwhile is ignored (the
+		 * wait sees it and tells O with nothing held); O's exit or the deadline end it failed, and the
+		 * engine kills N at the end (or, vlud stopping with the fd store, leaves it stopped for the next
+		 * vlud) */
+		ROW("A", RB_IGNORE, RBT_NEW_EXIT, true, PH_ROLLBACK, MM_N, .retake = true, .new_held = true,
+		    .new_alive = false),
+		ROW("A", RB_KEEP_RETAKE, RBT_FAILED, true, PH_ROLLBACK, MM_N, .retake = true, .new_held = true),
 		/* never held twice */
 		ROW("A", RB_KILL_NEW, RBT_VERIFY, true, PH_VERIFY, MM_N, .new_held = true),
 	};
@@ -602,6 +614,113 @@ static void stat_starttime(void **state)
 	#undef TAIL
 }
 
+/* field 3 of /proc/PID/stat, the state letter (R14: the held successor's stop awaited, 'T', and checked at the
+ * old VMM's update.ready) */
+static void stat_state(void **state)
+{
+	static const struct {
+		const char *text;
+		int r;
+		char c;
+	} cases[] = {
+		{ "42 (sleep) T 1 2 3\n", 0, 'T' },
+		{ "42 (sleep) S 1 2 3\n", 0, 'S' },
+		{ "42 (gdb'd) t 1 2 3\n", 0, 't' },
+		/* the name may hold ") X ": the last ')' counts */
+		{ "42 (a) T (b) R 1\n", 0, 'R' },
+		{ "42 ( ) ) D 1", 0, 'D' },
+		/* not such a line */
+		{ "", -EINVAL, 0 },
+		{ "42 sleep T 1", -EINVAL, 0 },
+		{ "42 (x)T 1", -EINVAL, 0 },
+		{ "42 (x) T", -EINVAL, 0 },
+		{ "42 (x) TT 1", -EINVAL, 0 },
+		{ "42 (x)  T 1", -EINVAL, 0 },
+		{ "42 (x) 1 1", -EINVAL, 0 },
+	};
+	char buf[1024], c;
+	FILE *f;
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r;
+
+		c = '?';
+		r = update_stat_state(cases[i].text, strlen(cases[i].text), &c);
+		if (r != cases[i].r || (r == 0 && c != cases[i].c) || (r < 0 && c != '?'))
+			fail_msg("case %zu \"%s\": %d, %c", i, cases[i].text, r, c);
+	}
+	assert_int_equal(update_stat_state("42 (x) T 1", 8, &c), -EINVAL); /* cut short by len */
+	assert_int_equal(update_stat_state(NULL, 0, &c), -EINVAL);
+	/* this process runs while it reads its own line */
+	f = fopen("/proc/self/stat", "re");
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	assert_int_equal(update_stat_state(buf, n, &c), 0);
+	assert_int_equal(c, 'R');
+}
+
+/* R14: what vlud makes of the held successor's /proc entry, at each poll of the stop wait (O is told only once
+ * it is stopped; not stopped within the bound: killed first) and at O's update.ready (the verdict's
+ * held_successor.process; its counters read only for that very process) */
+static void held_successor_look(void **state)
+{
+	static const struct {
+		bool alive;
+		int err;
+		uint64_t start;
+		char st;
+		enum held_look want;
+	} looks[] = {
+		{ true, 0, 77, 'T', HELD_STOPPED },
+		{ true, 0, 77, 't', HELD_STOPPED },
+		{ true, 0, 77, 'S', HELD_RUNNING },  /* the SIGSTOP not delivered yet, or a SIGCONT since */
+		{ true, 0, 77, 'D', HELD_RUNNING },  /* inside a system call that does not end */
+		{ true, 0, 77, 'R', HELD_RUNNING },
+		{ true, 0, 78, 'T', HELD_OTHER },    /* another start time: not the process D stopped */
+		{ false, 0, 77, 'T', HELD_GONE },    /* the pidfd says it exited (a zombie's /proc entry lingers) */
+		{ true, -ENOENT, 0, 0, HELD_GONE },
+		{ true, -ESRCH, 0, 0, HELD_GONE },
+		{ true, -EMFILE, 0, 0, HELD_UNREADABLE },
+		{ true, -EINVAL, 0, 0, HELD_UNREADABLE },
+	};
+	static const struct {
+		enum held_look l;
+		int64_t waited;
+		enum hold_step want;
+	} steps[] = {
+		{ HELD_STOPPED, 0, HOLD_STEP_TELL },
+		{ HELD_STOPPED, 999999, HOLD_STEP_TELL },
+		{ HELD_RUNNING, 0, HOLD_STEP_WAIT },
+		{ HELD_RUNNING, 199999, HOLD_STEP_WAIT },
+		{ HELD_RUNNING, 200000, HOLD_STEP_KILL },
+		{ HELD_UNREADABLE, 1000, HOLD_STEP_WAIT },
+		{ HELD_UNREADABLE, 250000, HOLD_STEP_KILL },
+		{ HELD_GONE, 0, HOLD_STEP_GONE },
+		{ HELD_GONE, 999999, HOLD_STEP_GONE },
+		{ HELD_OTHER, 0, HOLD_STEP_GONE },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(looks) / sizeof(looks[0]); i++)
+		if (update_held_look(looks[i].alive, looks[i].err, looks[i].start, looks[i].st, 77) != looks[i].want)
+			fail_msg("look %zu: %s, want %s", i,
+				 update_held_look_name(update_held_look(looks[i].alive, looks[i].err, looks[i].start,
+									 looks[i].st, 77)),
+				 update_held_look_name(looks[i].want));
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+		if (update_hold_step(steps[i].l, steps[i].waited, 200000) != steps[i].want)
+			fail_msg("step %zu: %d, want %d", i, (int)update_hold_step(steps[i].l, steps[i].waited, 200000),
+				 (int)steps[i].want);
+	assert_string_equal(update_held_look_name(HELD_STOPPED), "stopped");
+	assert_string_equal(update_held_look_name(HELD_RUNNING), "running");
+	assert_string_equal(update_held_look_name(HELD_GONE), "exited");
+	assert_string_equal(update_held_look_name(HELD_OTHER), "another process");
+	assert_string_equal(update_held_look_name(HELD_UNREADABLE), "unreadable");
+}
+
 static void doc_rows_match(void **state);
 
 static const struct CMUnitTest tests[] = {
@@ -624,6 +743,8 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(R14_iommufd_mm_hold_successor),
 	cmocka_unit_test(phase_table),
 	cmocka_unit_test(stat_starttime),
+	cmocka_unit_test(stat_state),
+	cmocka_unit_test(held_successor_look),
 	cmocka_unit_test(doc_rows_match),
 };
 

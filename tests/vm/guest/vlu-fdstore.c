@@ -11,14 +11,16 @@
  *     stored fds are kept here while the service is down;
  *   - when the service dies (a signal, or a non-zero exit) it is started again after --restart-ms
  *     (default 100) with LISTEN_FDS / LISTEN_FDNAMES / LISTEN_PID: the socket, then every stored fd
- *     under its FDNAME; a clean exit (status 0) ends vlu-fdstore too; SIGTERM/SIGINT are passed on to
- *     the service, which is waited for, then vlu-fdstore exits.
+ *     under its FDNAME; a clean exit (status 0) ends vlu-fdstore too, unless --restart-on-exit (a
+ *     `systemctl restart`, or a stop and a start with FileDescriptorStorePreserve=yes: the store kept);
+ *     SIGTERM/SIGINT are passed on to the service, which is waited for, then vlu-fdstore exits.
  *
  * For the scenarios (--dir DIR): DIR/pid (the service's current pid, "0" while it is down), DIR/starts
  * (how many times it was started), DIR/ready (READY=1 count), DIR/store (the stored fd names, one a
  * line), rewritten on every change.  Log lines on stderr start with "vlu-fdstore:".
  *
- *   vlu-fdstore --socket PATH [--notify PATH] [--dir DIR] [--restart-ms N] [--max-starts N] -- PROG ARGS...
+ *   vlu-fdstore --socket PATH [--notify PATH] [--dir DIR] [--restart-ms N] [--max-starts N] [--restart-on-exit]
+ *               -- PROG ARGS...
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -150,28 +152,29 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },   { "notify", required_argument, NULL, 'n' },
 		{ "dir", required_argument, NULL, 'd' },      { "restart-ms", required_argument, NULL, 'r' },
-		{ "max-starts", required_argument, NULL, 'm' }, {}
+		{ "max-starts", required_argument, NULL, 'm' }, { "restart-on-exit", no_argument, NULL, 'e' }, {}
 	};
 	const char *sock = NULL, *notify = "/run/vlu-fdstore.notify";
 	unsigned restart_ms = 100, max_starts = 20;
 	_cleanup_close_ int lfd = -EBADF, sfd = -EBADF;
-	bool stopping = false;
+	bool stopping = false, restart_on_exit = false;
 	sigset_t ss;
 	int c, r, rc = 0;
 
-	while ((c = getopt_long(argc, argv, "s:n:d:r:m:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:n:d:r:m:e", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': sock = optarg; break;
 		case 'n': notify = optarg; break;
 		case 'd': dir = optarg; break;
 		case 'r': restart_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'm': max_starts = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'e': restart_on_exit = true; break;
 		default: return 2;
 		}
 	}
 	if (!sock || optind >= argc) {
 		fprintf(stderr, "usage: vlu-fdstore --socket PATH [--notify PATH] [--dir DIR] [--restart-ms N] "
-				"[--max-starts N] -- PROG ARGS...\n");
+				"[--max-starts N] [--restart-on-exit] -- PROG ARGS...\n");
 		return 2;
 	}
 	(void)unlink(notify);
@@ -225,7 +228,7 @@ int main(int argc, char **argv)
 			child = 0;
 			S.ready = false;
 			publish();
-			if (stopping || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+			if (stopping || (!restart_on_exit && WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
 				rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 				goto out;
 			}

@@ -872,6 +872,11 @@ struct vmm {
 	unsigned saved_gen; /* the gen of the last state saved */
 	bool mm;	    /* --acct mm: the iommufd in mm accounting mode (IOMMU_OPTION_RLIMIT_MODE 1) */
 	bool stay;	    /* --stay-after-commit: this image does not exit when its successor committed */
+	/* --stop-at-held-reclaim: told to take the charge back from a successor vlud holds stopped (R14),
+	 * this image stops itself (SIGSTOP) before its CHANGE_PROCESS; the scenario restarts vlud meanwhile
+	 * and continues it: it takes the charge back, then reattaches to the restarted vlud */
+	bool stop_at_reclaim;
+	const char *sock;
 };
 
 static volatile sig_atomic_t vmm_stop;
@@ -1003,6 +1008,20 @@ static void vmm_reclaim(struct vmm *m, json_object *ev)
 		expect_eq("reclaim.charge-before", pin + status_kb(getpid(), "VmPin"), VMM_SIZE / 1024);
 		expect_eq("reclaim.vmlck-charge-before", lck + status_kb(getpid(), "VmLck"), m->mm ? VMM_SIZE / 1024 : 0);
 	}
+	if (held && m->stop_at_reclaim) {
+		char st;
+
+		printf("# %s: stopping before the take-back (--stop-at-held-reclaim)\n", cmd);
+		raise(SIGSTOP);
+		/* continued by the scenario, vlud restarted meanwhile: the restarted vlud keeps the successor
+		 * stopped until this image reattached (docs/UPDATE.md R14) */
+		st = proc_state(np);
+		if (st == 'T')
+			tap(true, "reclaim.successor-stopped-after-vlud-restart");
+		else
+			tap_fail("reclaim.successor-stopped-after-vlud-restart", "pid %d state '%c'", (int)np, st ? st : '?');
+		expect_eq("reclaim.successor-vmpin-after-vlud-restart", status_kb(np, "VmPin"), VMM_SIZE / 1024);
+	}
 	expect_ok("reclaim.change-process", ioctl(m->d.iommufd, IOMMU_IOAS_CHANGE_PROCESS, &chp));
 	if (held) {
 		/* uncharged from its live mm (a dead one: the second kernel bug in mm mode) */
@@ -1026,6 +1045,36 @@ static void vmm_reclaim(struct vmm *m, json_object *ev)
 	m->st.dst_off = 6 * 4096;
 	json_object_array_add(moved, json_object_new_string("iommufd:iommu"));
 	json_object_object_add(extra, "iommufd_moved", moved);
+	if (held && m->stop_at_reclaim) {
+		struct vlu *nv = NULL;
+
+		/* the vlud that told us is gone (its restarted successor ended the update without a verdict to
+		 * send): the charge is back (above), and only now do we reattach, the order a VMM keeps so that
+		 * the restarted vlud may kill the held successor at our reattach */
+		json_object_put(extra);
+		k = vlu_update_ready_with(m->v, NULL, NULL, &verdict);
+		printf("# %s: update.ready to the killed vlud: %s\n", cmd, k < 0 ? strerror(-k) : "answered");
+		tap(k < 0, "reclaim.ready-to-the-killed-vlud-fails");
+		json_object_put(verdict);
+		for (int i = 0; i < 50 && !nv; i++) {
+			k = vlu_connect(m->sock, 5000, &nv);
+			if (k == 0 && (k = vlu_register(nv, VMM_INST, true)) < 0) {
+				vlu_close(nv);
+				nv = NULL;
+			}
+			if (!nv)
+				usleep(100000);
+		}
+		if (!expect_ok("reclaim.reattached", nv ? 0 : vr(k))) {
+			vmm_stop = 1;
+			return;
+		}
+		vlu_close(m->v);
+		m->v = nv;
+		vlu_set_event_callback(m->v, vmm_event, m);
+		vmm_mark(m->marker, "reattached", m->st.gen);
+		return;
+	}
 	k = vlu_update_ready_with(m->v, NULL, extra, &verdict);
 	json_object_put(extra);
 	if (expect_ok("reclaim.ready", vr(k))) {
@@ -1277,7 +1326,7 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 }
 
 /*
- * vmm SOCKET DEV BDF LOG MARKER [--acct user|mm] [--stay-after-commit]
+ * vmm SOCKET DEV BDF LOG MARKER [--acct user|mm] [--stay-after-commit] [--stop-at-held-reclaim]
  *     [--skip-change-process|--die-after-claim|--die-after-change-process|
  *       --fail-after-change-process|--hang-after-change-process]:
  * exec or transfer mode (the old image exits when the successor committed, and takes the charge back
@@ -1287,7 +1336,11 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
  * iommufd (mm accounting: VmLck charged with VmPin), and every image asserts VmLck as well (a successor
  * needs the option too, to know what to expect: the claim says the mode, which it checks against it).
  * --stay-after-commit: an old image whose successor committed (transfer mode) stays until SIGTERM instead
- * of exiting, so that its /proc counters can be read.  The fault options act in a new image only (given
+ * of exiting, so that its /proc counters can be read.  --stop-at-held-reclaim: an old image told to take
+ * the charge back from a successor vlud holds stopped (docs/UPDATE.md R14) stops itself (SIGSTOP) before
+ * its CHANGE_PROCESS; continued (by the scenario, after it restarted vlud), it checks the successor still
+ * stopped and charged, takes the charge back, and reattaches to the restarted vlud (marker "reattached")
+ * instead of sending update.ready.  The fault options act in a new image only (given
  * as update.start's argv); each option at most once.
  */
 static int vmm_main(int argc, char **argv)
@@ -1312,6 +1365,10 @@ static int vmm_main(int argc, char **argv)
 			m.stay = true;
 			continue;
 		}
+		if (strcmp(argv[i], "--stop-at-held-reclaim") == 0 && !m.stop_at_reclaim) {
+			m.stop_at_reclaim = true;
+			continue;
+		}
 		if (strcmp(argv[i], "--skip-change-process") == 0)
 			f = VMM_SKIP_CHANGE_PROCESS;
 		else if (strcmp(argv[i], "--die-after-claim") == 0)
@@ -1333,6 +1390,7 @@ static int vmm_main(int argc, char **argv)
 	signal(SIGTERM, vmm_on_term);
 	snprintf(m.devname, sizeof(m.devname), "vfio:%s", strrchr(argv[3], '/') + 1);
 	m.marker = argv[6];
+	m.sock = argv[2];
 	{
 		static char c[32];
 
@@ -1362,7 +1420,7 @@ static int usage(void)
 			"           /dev/vfio/devices/vfioN\n"
 			"       vlu-iommufd vlud SOCKET /dev/vfio/devices/vfioN BDF [--keep-ipc-lock]\n"
 			"       vlu-iommufd vmm SOCKET /dev/vfio/devices/vfioN BDF LOG MARKER [--acct user|mm]\n"
-			"           [--stay-after-commit] [--skip-change-process|--die-after-claim|--die-after-change-process|\n"
+			"           [--stay-after-commit] [--stop-at-held-reclaim] [--skip-change-process|--die-after-claim|--die-after-change-process|\n"
 			"           --fail-after-change-process|--hang-after-change-process]\n");
 	return 2;
 }

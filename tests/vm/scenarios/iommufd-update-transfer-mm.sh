@@ -24,7 +24,8 @@
 #     the successor only then: rolled-back, killed_pid the successor, the old VMM's VmPin and VmLck 1024 kB
 #     (verdict and /proc), the successor gone, every fd kept, and no kernel WARNING (this flavour's stock
 #     kernel has the second kernel bug: killing the successor first would WARN in the old VMM's
-#     CHANGE_PROCESS).
+#     CHANGE_PROCESS); the verdict's held_successor.process "stopped" (read while that process, stopped).
+# A vlud killed during that take-back: iommufd-update-transfer-mm-killed.
 # Not here: a successor that dies on its own after its CHANGE_PROCESS in mm mode: the old VMM's take-back
 # then uncharges a dead mm, the second kernel bug (docs/IOMMUFD.md "Not done").
 # The VMM's own TAP lines (every process's) are in its log, printed at the end.
@@ -133,6 +134,7 @@ for c in successor-stopped successor-vmpin-before=0 successor-vmlck-before=0 cha
 done
 expect m2-held-pid "$(v .iommufd.held_successor.pid m2)" -eq "$K"
 expect m2-held-vmpin "$(v .iommufd.held_successor.vmpin_kb m2)" -eq 0
+expect m2-held-process "$(v .iommufd.held_successor.process m2)" = stopped
 expect m2-old-vmlck-retaken "$(v .iommufd.old_vmlck_retaken_kb m2)" -eq 1024
 if v .error m2 | grep -qF "was kept stopped until then"; then t_ok m2-reason-held; else t_fail m2-reason-held "$(v .error m2)"; fi
 if wait_until 100 gone "$K"; then t_ok m2-successor-dead; else t_fail m2-successor-dead "pid $K alive"; fi
@@ -159,6 +161,8 @@ held_case() { # NAME GEN FAULT-OPTION ROLE REASON
 	expect "$_n-held-pid" "$(v .iommufd.held_successor.pid "$_n")" -eq "$_N"
 	expect "$_n-held-vmpin" "$(v .iommufd.held_successor.vmpin_kb "$_n")" -eq 0
 	expect "$_n-held-vmlck" "$(v .iommufd.held_successor.vmlck_kb "$_n")" -eq 0
+	# ... read while it was still that process, and stopped (its start time checked, /proc/PID/stat 'T')
+	expect "$_n-held-process" "$(v .iommufd.held_successor.process "$_n")" = stopped
 	# the old VMM's take-back, verified by vlud: VmPin and VmLck back where they were
 	expect "$_n-old-vmpin-retaken" "$(v .iommufd.old_vmpin_after_kb "$_n")" -eq 1024
 	expect "$_n-old-vmlck-retaken" "$(v .iommufd.old_vmlck_retaken_kb "$_n")" -eq 1024

@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * update-held.c - a successor held stopped (docs/UPDATE.md R14) that outlives its update.  While vlud runs
+ * the update, the successor N it stopped for the old VMM's take-back of the iommufd charge (mm accounting)
+ * is killed at the update's end (update-rollback.c, upd_held_kill()).  Two ends leave it to this file:
+ *
+ *   - vlud stops (SIGTERM) during the take-back, with a state that outlives it (the fd store): N stays
+ *     stopped and recorded, and the next vlud decides (upd_held_leave());
+ *   - vlud starts and the state names a held successor (its own stop, or a vlud killed during the
+ *     take-back): N is kept stopped until the old VMM O has reattached (O takes the charge back before it
+ *     reattaches: docs/UPDATE.md states the contract), or exited, or commit_ms passed since the start-up,
+ *     then killed (upd_held_adopt()).  Killing it at once would leave the charge on an mm without users
+ *     for a VMM slower than minivmm, whose uncharge is the second kernel bug (docs/IOMMUFD.md).
+ *
+ * The record (the instance's "held_successor", with O's pid and start time) stays in the state until the
+ * kill: it is what a further restart knows.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/pidfd.h>
+
+#include "config.h"
+#include "instance.h"
+#include "persist.h"
+#include "update-int.h"
+#include "vlud.h"
+
+static void held_stop_watch(struct upd_held *h)
+{
+	ev_timer_stop(vl.loop, &h->timer);
+	ev_io_stop(vl.loop, &h->old_io);
+}
+
+void upd_held_end(struct upd_inst *ui, bool kill, const char *fmt, ...)
+{
+	struct upd_held *h = &ui->held;
+	const char *name = h->inst ? h->inst->name : "?";
+	char why[256];
+	va_list ap;
+	int k = 0;
+
+	if (!h->pid)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	held_stop_watch(h);
+	if (!kill)
+		log_warning("instance %s: the successor %d that vlud had stopped during update %" PRIu64 " stays "
+			    "stopped (%s): the state names it, the next vlud decides",
+			    name, (int)h->pid, h->update, why);
+	else if (pidfd_send_signal(h->pidfd, SIGKILL, NULL, 0) < 0)
+		k = -errno;
+	if (kill && k == 0)
+		log_warning("instance %s: killed the successor %d that vlud had stopped during update %" PRIu64
+			    " until the old VMM took the iommufd charge back: %s",
+			    name, (int)h->pid, h->update, why);
+	else if (kill && k == -ESRCH)
+		log_info("instance %s: the successor %d that vlud had stopped during update %" PRIu64 " has exited (%s)",
+			 name, (int)h->pid, h->update, why);
+	else if (kill)
+		log_error("instance %s: the successor %d that vlud had stopped during update %" PRIu64
+			  " could not be killed: %s (%s); it may stay stopped",
+			  name, (int)h->pid, h->update, strerror(-k), why);
+	h->pidfd = safe_close(h->pidfd);
+	h->old_pidfd = safe_close(h->old_pidfd);
+	h->pid = h->old_pid = 0;
+	h->start = h->old_start = h->update = 0;
+	if (kill)
+		persist_state_write(); /* the record goes with the process (left: it stays, the next vlud's) */
+}
+
+static void held_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct upd_held *h = container_of(w, struct upd_held, timer);
+
+	(void)loop;
+	(void)revents;
+	upd_held_end(h->inst->update, true, "commit_ms (%u ms) passed since vlud started, the old VMM %s",
+		     vl.cfg->update.commit_ms, h->old_pid ? "did not reattach" : "unknown (an older record)");
+}
+
+static void held_old_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct upd_held *h = container_of(w, struct upd_held, old_io);
+
+	(void)loop;
+	(void)revents;
+	upd_held_end(h->inst->update, true, "the old VMM %d exited", (int)h->old_pid);
+}
+
+static void held_watch(struct upd_held *h)
+{
+	ev_now_update(vl.loop); /* at start-up the loop's time is its creation's: commit_ms from now */
+	ev_timer_init(&h->timer, held_deadline_cb, vl.cfg->update.commit_ms / 1000.0, 0.);
+	ev_timer_start(vl.loop, &h->timer);
+	ev_io_init(&h->old_io, held_old_exit_cb, h->old_pidfd, EV_READ);
+	if (h->old_pidfd >= 0)
+		ev_io_start(vl.loop, &h->old_io);
+}
+
+int upd_held_leave(struct update *u)
+{
+	struct upd_inst *ui = upd_ui_get(u->inst, true);
+	int fd;
+
+	if (!ui || ui->held.pid)
+		return -EBUSY;
+	fd = fcntl(u->new_pidfd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		return -errno;
+	ui->held = (struct upd_held){
+		.inst = u->inst,
+		.pid = u->new_pid,
+		.pidfd = fd,
+		.start = u->held_start,
+		.update = u->id,
+		.old_pid = u->held_old_start ? u->old_pid : 0,
+		.old_pidfd = -EBADF,
+		.old_start = u->held_old_start,
+	};
+	/* no watcher: the loop ends with the connections; the state written at the update's end names it */
+	ev_timer_init(&ui->held.timer, held_deadline_cb, 0., 0.);
+	ev_io_init(&ui->held.old_io, held_old_exit_cb, -1, EV_READ);
+	return 0;
+}
+
+void upd_held_adopt(struct instance *inst, const struct state_reservation *rs, int pidfd, int old_pidfd,
+		    const char *old_gone)
+{
+	struct upd_inst *ui = upd_ui_get(inst, true);
+	char who[64] = "";
+
+	if (!ui) {
+		log_error("instance %s: the successor %d that vlud had stopped during update %" PRIu64 ": no memory, "
+			  "killed now",
+			  inst->name, (int)rs->pid, rs->update);
+		(void)pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
+		safe_close(pidfd);
+		safe_close(old_pidfd);
+		return;
+	}
+	ui->held = (struct upd_held){
+		.inst = inst,
+		.pid = rs->pid,
+		.pidfd = pidfd,
+		.start = rs->start,
+		.update = rs->update,
+		.old_pid = rs->old_pid,
+		.old_pidfd = old_pidfd,
+		.old_start = rs->old_start,
+	};
+	if (old_gone) {
+		upd_held_end(ui, true, "%s", old_gone);
+		return;
+	}
+	/* the previous vlud may have died between its record and its SIGSTOP: stopped now in any case */
+	if (pidfd_send_signal(pidfd, SIGSTOP, NULL, 0) < 0 && errno == ESRCH) {
+		upd_held_end(ui, true, "it exited before the restart");
+		return;
+	}
+	held_watch(&ui->held);
+	if (rs->old_pid)
+		snprintf(who, sizeof(who), "the old VMM %d reattaches or exits, or ", (int)rs->old_pid);
+	log_warning("instance %s: the successor %d that vlud had stopped during update %" PRIu64 " stays stopped "
+		    "until %scommit_ms (%u ms) passed: the old VMM may still take the iommufd charge back from its mm",
+		    inst->name, (int)rs->pid, rs->update, who, vl.cfg->update.commit_ms);
+}

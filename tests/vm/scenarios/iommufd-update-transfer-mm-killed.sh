@@ -1,0 +1,201 @@
+#!/bin/sh
+# iommufd-update-transfer-mm-killed: docs/UPDATE.md R14 across a restart of vlud.  The VMM of
+# iommufd-update-transfer-mm (`vlu-iommufd vmm --acct mm`: edu on VFIO/iommufd, 1 MiB memfd, MAP_FILE, mm
+# accounting: VmPin and VmLck charged), vlud under vlu-fdstore (the fd-store part of PID 1, so that the
+# state survives its SIGKILL), commit_ms 30 s:
+#  k1. a transfer-mode update whose successor moves the charge (CHANGE_PROCESS) and then fails its
+#      verification (--fail-after-change-process): vlud holds it stopped and tells the old VMM, which stops
+#      itself there (--stop-at-held-reclaim) before its own CHANGE_PROCESS, as a VMM slower than vlud's
+#      restart would be; vlud is killed (SIGKILL) and restarted by vlu-fdstore; the restarted vlud finds the
+#      held successor in the state and keeps it stopped, with the charge (VmPin and VmLck 1024 kB), until
+#      the old VMM reattaches (logged; 2 s later still so); the old VMM, continued, checks it stopped and
+#      charged, takes the charge back from its live mm (it reads 0/0 kB after, still stopped), finds the
+#      killed vlud's connection dead (update.ready fails), and only then reattaches to the restarted vlud,
+#      which kills the successor at that reattach (logged); the old VMM's VmPin and VmLck 1024 kB, its DMA,
+#      every held fd the same (id and inode), and no new kernel WARNING (this flavour's stock kernel has the
+#      second kernel bug: a kill at the restart, before the take-back, would make the old VMM's
+#      CHANGE_PROCESS uncharge a dead mm).
+#  k2. the same, but vlud is stopped (SIGTERM) during the take-back, and started again with the store
+#      (vlu-fdstore --restart-on-exit: a systemctl restart): the stopping vlud ends the update failed
+#      without killing the held successor (the verdict says it stays stopped, named by the state), the
+#      next vlud keeps it stopped and charged, and kills it at the old VMM's reattach; no new WARNING.
+# The VMM's own TAP lines (every process's) are in its log, printed at the end.
+# flavour: iommufd
+# use_va: 0
+# devices: 1
+# timeout: 240
+# shellcheck disable=SC2034,SC2154 # IOFU_MODE: read by lib/iofu.sh's update; bdf, dev: edu_bind's
+. /scenarios/lib/tap.sh
+. /scenarios/lib/edu.sh
+. /scenarios/lib/iofu.sh
+
+FDS_DIR=/run/vlu-fdstore
+IOFU_MODE=transfer
+IOFU_TMP=/tmp/tmk
+LOG=$IOFU_TMP-vmm.log
+MARK=$IOFU_TMP-vmm.ready
+ready_ge() { [ "$(cat "$FDS_DIR/ready" 2> /dev/null || echo 0)" -ge "$1" ]; }
+is_stopped() { grep -q '^State:[[:space:]]*T' "/proc/$1/status" 2> /dev/null; }
+warnings() { dmesg | grep -c 'WARNING:'; }
+
+edu_find
+edu_bind
+echo "# edu $bdf: $dev"
+mkdir -p /run/vlud "$FDS_DIR"
+rm -f "$FDS_DIR"/*
+cat > "$IOFU_TMP-vlud.conf" <<-EOC
+	{
+		"socket": { "path": "$SOCK", "mode": "0600", "group": null },
+		"orphan_expiry_s": 0,
+		"operators": { "uids": [0], "gids": [] },
+		"vmms": [
+			{ "uids": [0], "gids": [], "devices": ["/dev/iommu", "$dev"],
+			  "fd_types": ["memfd", "eventfd"], "max_fds": 16 }
+		],
+		"timeouts": { "update": { "commit_ms": 30000 } }
+	}
+EOC
+vlu-fdstore --socket "$SOCK" --notify "$FDS_DIR/notify" --dir "$FDS_DIR" --restart-on-exit -- vlud --config "$IOFU_TMP-vlud.conf" \
+	> "$IOFU_TMP-vlud.log" 2>&1 &
+FDS=$!
+if wait_until 300 ready_ge 1; then t_ok vlud-ready-under-vlu-fdstore; else t_fail vlud-ready-under-vlu-fdstore "no READY=1"; fi
+VLUD=$(cat "$FDS_DIR/pid")
+
+: > "$LOG"
+vlu-iommufd vmm "$SOCK" "$dev" "$bdf" "$LOG" "$MARK" --acct mm --stop-at-held-reclaim &
+O=$!
+if wait_until 300 ready 0 first; then t_ok vmm-first-ready; else t_fail vmm-first-ready "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
+expect vmpin-first "$(vmpin "$O")" -eq 1024
+expect vmlck-first "$(vmlck "$O")" -eq 1024
+held0=$(held)
+echo "# held: $held0"
+BIN=$(readlink "/proc/$O/exe")
+SUCC="--arg $BIN --arg vmm --arg $SOCK --arg $dev --arg $bdf --arg $LOG --arg $MARK --arg --acct --arg mm"
+w0=$(warnings)
+
+# k1: the update (its vluctl waits for a verdict the killed vlud never sends: in the background)
+# shellcheck disable=SC2086 # SUCC: --arg pairs, no spaces in them
+update k1 $SUCC --arg --fail-after-change-process &
+UPD=$!
+if wait_until 300 is_stopped "$O"; then t_ok k1-old-vmm-stopped-itself; else t_fail k1-old-vmm-stopped-itself "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
+N=$(sed -n 's/.*stopped the successor \([0-9]*\) (SIGSTOP).*/\1/p' "$IOFU_TMP-vlud.log" | tail -1)
+expect k1-successor-held "${N:-0}" -gt 0
+if is_stopped "$N"; then t_ok k1-successor-stopped; else t_fail k1-successor-stopped "pid $N: $(grep State "/proc/$N/status")"; fi
+expect k1-successor-charged-vmpin "$(vmpin "$N")" -eq 1024
+expect k1-successor-charged-vmlck "$(vmlck "$N")" -eq 1024
+expect k1-old-told-successor-stopped "$(grep -c "^ok - .*/vmm-1-reclaimed\.reclaim\.successor-stopped\$" "$LOG")" -eq 1
+
+# vlud killed during the take-back; vlu-fdstore starts it again from the fd store
+r0=$(cat "$FDS_DIR/ready")
+kill -9 "$VLUD"
+if wait_until 300 ready_ge $((r0 + 1)) && [ "$(cat "$FDS_DIR/pid")" != "$VLUD" ]; then
+	t_ok k1-vlud-restarted
+else
+	t_fail k1-vlud-restarted "pid $(cat "$FDS_DIR/pid"), ready $(cat "$FDS_DIR/ready")"
+fi
+VLUD=$(cat "$FDS_DIR/pid")
+wait "$UPD" 2> /dev/null
+if grep -q "instance iofu: the successor $N that vlud had stopped during update [0-9]* stays stopped until the old VMM $O reattaches or exits" "$IOFU_TMP-vlud.log"; then
+	t_ok k1-restarted-vlud-keeps-it
+else
+	t_fail k1-restarted-vlud-keeps-it "$(grep "successor $N" "$IOFU_TMP-vlud.log" | tail -2 | tr '\n' ' ')"
+fi
+sleep 2
+if is_stopped "$N"; then t_ok k1-still-stopped-after-restart; else t_fail k1-still-stopped-after-restart "pid $N: $(grep State "/proc/$N/status" 2> /dev/null || echo gone)"; fi
+expect k1-still-charged-after-restart "$(vmpin "$N")" -eq 1024
+
+# the old VMM goes on: the charge back from the live mm, then its reattach, at which the successor goes
+kill -CONT "$O"
+if wait_until 300 ready 1 reattached; then t_ok k1-old-vmm-reattached; else t_fail k1-old-vmm-reattached "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
+if wait_until 100 gone "$N"; then t_ok k1-successor-killed; else t_fail k1-successor-killed "pid $N: $(grep State "/proc/$N/status")"; fi
+if grep -q "instance iofu: killed the successor $N that vlud had stopped during update [0-9]* until the old VMM took the iommufd charge back: the old VMM $O reattached" "$IOFU_TMP-vlud.log"; then
+	t_ok k1-killed-at-old-reattach
+else
+	t_fail k1-killed-at-old-reattach "$(grep "successor $N" "$IOFU_TMP-vlud.log" | tail -2 | tr '\n' ' ')"
+fi
+for c in successor-vmpin-before=1024 successor-vmlck-before=1024 charge-before=1024 vmlck-charge-before=1024 \
+	successor-stopped-after-vlud-restart successor-vmpin-after-vlud-restart=1024 change-process successor-vmpin-after=0 \
+	successor-vmlck-after=0 successor-still-stopped vmpin=1024 vmlck=1024 dma data in-memfd \
+	ready-to-the-killed-vlud-fails reattached; do
+	expect "k1-reclaim-$c" "$(grep -c "^ok - .*/vmm-1-reclaimed\.reclaim\.$c\$" "$LOG")" -eq 1
+done
+expect k1-vmpin-old "$(vmpin "$O")" -eq 1024
+expect k1-vmlck-old "$(vmlck "$O")" -eq 1024
+expect k1-fds-kept "$(held)" = "$held0"
+w1=$(warnings)
+if [ "$w1" -eq "$w0" ]; then
+	t_ok k1-no-kernel-warning
+else
+	t_fail k1-no-kernel-warning "$((w1 - w0)) new WARNING line(s) in dmesg: $(dmesg | grep 'WARNING:' | tail -1)"
+fi
+
+
+# k2: the same, vlud stopped (SIGTERM) during the take-back and started again with the store
+w0=$(warnings)
+# shellcheck disable=SC2086
+update k2 $SUCC --arg --fail-after-change-process &
+UPD=$!
+if wait_until 300 is_stopped "$O"; then t_ok k2-old-vmm-stopped-itself; else t_fail k2-old-vmm-stopped-itself "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
+N2=$(sed -n 's/.*stopped the successor \([0-9]*\) (SIGSTOP).*/\1/p' "$IOFU_TMP-vlud.log" | tail -1)
+expect k2-another-successor "${N2:-0}" -ne "$N"
+if is_stopped "$N2"; then t_ok k2-successor-stopped; else t_fail k2-successor-stopped "pid $N2: $(grep State "/proc/$N2/status")"; fi
+expect k2-successor-charged-vmpin "$(vmpin "$N2")" -eq 1024
+r0=$(cat "$FDS_DIR/ready")
+kill "$VLUD"
+if wait_until 300 ready_ge $((r0 + 1)) && [ "$(cat "$FDS_DIR/pid")" != "$VLUD" ]; then
+	t_ok k2-vlud-stopped-and-started
+else
+	t_fail k2-vlud-stopped-and-started "pid $(cat "$FDS_DIR/pid"), ready $(cat "$FDS_DIR/ready")"
+fi
+if grep -q "service pid $VLUD exited with status 0" "$IOFU_TMP-vlud.log"; then t_ok k2-vlud-exited-cleanly; else t_fail k2-vlud-exited-cleanly "$(grep "service pid $VLUD" "$IOFU_TMP-vlud.log")"; fi
+VLUD=$(cat "$FDS_DIR/pid")
+wait "$UPD" 2> /dev/null
+# (the verdict's error: in vluctl's output, and in the stopping vlud's log line of the verdict)
+if cat "$IOFU_TMP-k2.json" "$IOFU_TMP-k2.err" "$IOFU_TMP-vlud.log" 2> /dev/null | grep -qF "vlud is stopping: the successor $N2 stays stopped"; then
+	t_ok k2-verdict-says-left-stopped
+else
+	t_fail k2-verdict-says-left-stopped "$(cat "$IOFU_TMP-k2.json" "$IOFU_TMP-k2.err" 2> /dev/null | tr '\n' ' ' | cut -c1-400)"
+fi
+if grep -q "update [0-9]* of iofu: the successor $N2, held stopped, stays stopped: vlud is stopping" "$IOFU_TMP-vlud.log"; then
+	t_ok k2-left-stopped-logged
+else
+	t_fail k2-left-stopped-logged "$(grep "successor $N2" "$IOFU_TMP-vlud.log" | tail -2 | tr '\n' ' ')"
+fi
+if grep -q "instance iofu: the successor $N2 that vlud had stopped during update [0-9]* stays stopped until the old VMM $O reattaches or exits" "$IOFU_TMP-vlud.log"; then
+	t_ok k2-next-vlud-keeps-it
+else
+	t_fail k2-next-vlud-keeps-it "$(grep "successor $N2" "$IOFU_TMP-vlud.log" | tail -2 | tr '\n' ' ')"
+fi
+sleep 2
+if is_stopped "$N2"; then t_ok k2-still-stopped; else t_fail k2-still-stopped "pid $N2: $(grep State "/proc/$N2/status" 2> /dev/null || echo gone)"; fi
+expect k2-still-charged "$(vmpin "$N2")" -eq 1024
+kill -CONT "$O"
+if wait_until 300 ready 2 reattached; then t_ok k2-old-vmm-reattached; else t_fail k2-old-vmm-reattached "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
+if wait_until 100 gone "$N2"; then t_ok k2-successor-killed; else t_fail k2-successor-killed "pid $N2: $(grep State "/proc/$N2/status")"; fi
+if grep -q "instance iofu: killed the successor $N2 that vlud had stopped during update [0-9]* until the old VMM took the iommufd charge back: the old VMM $O reattached" "$IOFU_TMP-vlud.log"; then
+	t_ok k2-killed-at-old-reattach
+else
+	t_fail k2-killed-at-old-reattach "$(grep "successor $N2" "$IOFU_TMP-vlud.log" | tail -2 | tr '\n' ' ')"
+fi
+for c in successor-stopped-after-vlud-restart successor-vmpin-after-vlud-restart=1024 change-process successor-vmpin-after=0 \
+	successor-vmlck-after=0 successor-still-stopped vmpin=1024 vmlck=1024 ready-to-the-killed-vlud-fails reattached; do
+	expect "k2-reclaim-$c" "$(grep -c "^ok - .*/vmm-2-reclaimed\.reclaim\.$c\$" "$LOG")" -eq 1
+done
+expect k2-vmpin-old "$(vmpin "$O")" -eq 1024
+expect k2-vmlck-old "$(vmlck "$O")" -eq 1024
+expect k2-fds-kept "$(held)" = "$held0"
+w1=$(warnings)
+if [ "$w1" -eq "$w0" ]; then
+	t_ok k2-no-kernel-warning
+else
+	t_fail k2-no-kernel-warning "$((w1 - w0)) new WARNING line(s) in dmesg: $(dmesg | grep 'WARNING:' | tail -1)"
+fi
+
+kill "$O" 2> /dev/null
+wait_until 50 gone "$O"
+kill "$FDS"
+wait "$FDS" 2> /dev/null
+echo "# the VMM's log (every process and image):"
+cat "$LOG"
+sed 's/^/[vlud] /' "$IOFU_TMP-vlud.log" | tail -80
+exit $((FAILS > 0))
