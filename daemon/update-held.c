@@ -4,8 +4,9 @@
  * the update, the successor N it stopped for the old VMM's take-back of the iommufd charge (mm accounting)
  * is killed at the update's end (update-rollback.c, upd_held_kill()).  Two ends leave it to this file:
  *
- *   - vlud stops (SIGTERM) during the take-back, with a state that outlives it (the fd store): N stays
- *     stopped and recorded, and the next vlud decides (upd_held_leave());
+ *   - vlud stops (SIGTERM) during the take-back, with a state the operator says outlives the stop
+ *     (update.held_successor_survives_stop, upd_held_survives_stop()): N stays stopped and recorded, and
+ *     the next vlud decides (upd_held_leave()); without it N is killed at the stop;
  *   - vlud starts and the state names a held successor (its own stop, or a vlud killed during the
  *     take-back): N is kept stopped until the old VMM O has reattached (O takes the charge back before it
  *     reattaches: docs/UPDATE.md states the contract), or exited, or commit_ms passed since the start-up,
@@ -29,6 +30,15 @@
 #include "persist.h"
 #include "update-int.h"
 #include "vlud.h"
+
+bool upd_held_survives_stop(void)
+{
+	/* vl.fdstore says only that NOTIFY_SOCKET is set: systemd ignores FDSTORE without FileDescriptorStoreMax,
+	 * and a stop drops the store on systemd < 254 or without FileDescriptorStorePreserve=yes, which vlud
+	 * cannot see from inside.  The operator says it (docs/CONFIG.md); left stopped with no state that
+	 * survives, nothing would ever end the successor */
+	return vl.fdstore && vl.state_fd >= 0 && vl.cfg->update_policy.held_successor_survives_stop;
+}
 
 static void held_stop_watch(struct upd_held *h)
 {

@@ -291,6 +291,10 @@ pid_t upd_pidfd_pid(int pidfd);
 int upd_pid_starttime(pid_t pid, uint64_t *ret);
 /* the same, and its state letter (field 3: 'T' stopped) when ret_state, from one read */
 int upd_pid_stat(pid_t pid, uint64_t *ret_start, char *ret_state);
+/* R14: the same, with the state of the whole thread group (update_tasks_state() over every
+ * /proc/PID/task/TID/stat, at most UPD_TASKS_MAX threads read: more count as not stopped) */
+#define UPD_TASKS_MAX 1024
+int upd_pid_stat_all(pid_t pid, uint64_t *ret_start, char *ret_state);
 /* end inst's reservation (update_reattach_refused()): the pidfd closed; the caller writes the state */
 void upd_heir_drop(struct upd_inst *ui);
 const char *upd_mode_name(enum mode m);
@@ -362,6 +366,9 @@ int upd_retake_ready(struct request *r, struct update *u, const char *err);
 /* R14: the successor D stopped (u->new_held) is killed now (the update ends: upd_finish()); vlud stopping
  * with a state that survives it: left stopped, recorded for the next vlud (upd_held_leave()) */
 void upd_held_kill(struct update *u);
+/* the state outlives a stop of vlud (the fd store, and update.held_successor_survives_stop): a held successor
+ * may be left stopped and recorded at a SIGTERM */
+bool upd_held_survives_stop(void);
 
 /* ---- update-held.c: a held successor that outlives its update (R14) */
 #define HOLD_STOP_WAIT_MS 200

@@ -688,19 +688,39 @@ static void held_successor_look(void **state)
 	};
 	static const struct {
 		enum held_look l;
+		bool alive;
 		int64_t waited;
 		enum hold_step want;
 	} steps[] = {
-		{ HELD_STOPPED, 0, HOLD_STEP_TELL },
-		{ HELD_STOPPED, 999999, HOLD_STEP_TELL },
-		{ HELD_RUNNING, 0, HOLD_STEP_WAIT },
-		{ HELD_RUNNING, 199999, HOLD_STEP_WAIT },
-		{ HELD_RUNNING, 200000, HOLD_STEP_KILL },
-		{ HELD_UNREADABLE, 1000, HOLD_STEP_WAIT },
-		{ HELD_UNREADABLE, 250000, HOLD_STEP_KILL },
-		{ HELD_GONE, 0, HOLD_STEP_GONE },
-		{ HELD_GONE, 999999, HOLD_STEP_GONE },
-		{ HELD_OTHER, 0, HOLD_STEP_GONE },
+		{ HELD_STOPPED, true, 0, HOLD_STEP_TELL },
+		{ HELD_STOPPED, true, 999999, HOLD_STEP_TELL },
+		{ HELD_RUNNING, true, 0, HOLD_STEP_WAIT },
+		{ HELD_RUNNING, true, 199999, HOLD_STEP_WAIT },
+		{ HELD_RUNNING, true, 200000, HOLD_STEP_KILL },
+		{ HELD_UNREADABLE, true, 1000, HOLD_STEP_WAIT },
+		{ HELD_UNREADABLE, true, 250000, HOLD_STEP_KILL },
+		{ HELD_GONE, false, 0, HOLD_STEP_GONE },
+		{ HELD_GONE, false, 999999, HOLD_STEP_GONE },
+		{ HELD_OTHER, false, 0, HOLD_STEP_GONE },
+		/* the pidfd says alive, /proc says gone or another start time: it is that process, killed */
+		{ HELD_GONE, true, 0, HOLD_STEP_KILL },
+		{ HELD_OTHER, true, 0, HOLD_STEP_KILL },
+	};
+	/* a thread group's state from its threads' letters (the leader's alone is not the group's) */
+	static const struct {
+		const char *letters;
+		bool more;
+		char want;
+	} tasks[] = {
+		{ "T", false, 'T' },
+		{ "TtT", false, 'T' },
+		{ "TD", false, 'D' },	/* the leader stopped, another thread inside an ioctl */
+		{ "TTS", false, 'S' },
+		{ "ZT", false, 'T' },	/* an exited leader, the rest stopped */
+		{ "ZX", false, '?' },	/* nothing stopped (the group is exiting) */
+		{ "", false, '?' },
+		{ "TT", true, '?' },	/* more threads than read: not known to be stopped */
+		{ "T?", false, '?' },	/* a thread's stat unreadable */
 	};
 
 	(void)state;
@@ -711,9 +731,14 @@ static void held_successor_look(void **state)
 									 looks[i].st, 77)),
 				 update_held_look_name(looks[i].want));
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
-		if (update_hold_step(steps[i].l, steps[i].waited, 200000) != steps[i].want)
-			fail_msg("step %zu: %d, want %d", i, (int)update_hold_step(steps[i].l, steps[i].waited, 200000),
+		if (update_hold_step(steps[i].l, steps[i].alive, steps[i].waited, 200000) != steps[i].want)
+			fail_msg("step %zu: %d, want %d", i,
+				 (int)update_hold_step(steps[i].l, steps[i].alive, steps[i].waited, 200000),
 				 (int)steps[i].want);
+	for (size_t i = 0; i < sizeof(tasks) / sizeof(tasks[0]); i++)
+		if (update_tasks_state(tasks[i].letters, strlen(tasks[i].letters), tasks[i].more) != tasks[i].want)
+			fail_msg("tasks %zu \"%s\": %c, want %c", i, tasks[i].letters,
+				 update_tasks_state(tasks[i].letters, strlen(tasks[i].letters), tasks[i].more), tasks[i].want);
 	assert_string_equal(update_held_look_name(HELD_STOPPED), "stopped");
 	assert_string_equal(update_held_look_name(HELD_RUNNING), "running");
 	assert_string_equal(update_held_look_name(HELD_GONE), "exited");
