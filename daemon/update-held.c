@@ -46,6 +46,43 @@ static void held_stop_watch(struct upd_held *h)
 	ev_io_stop(vl.loop, &h->old_io);
 }
 
+static void held_retry_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* an end came while the record is unidentified (upd_held_unidentified()): one fresh attempt.  1: h->pidfd is
+ * that process's now (the kill goes on); 0: it has exited or its pid is another process's (logged, the
+ * record gone); -errno: still unidentified (logged, the record kept; killed once identified) */
+static int held_identify(struct upd_inst *ui, const char *why)
+{
+	struct upd_held *h = &ui->held;
+	struct state_reservation rs = { .pid = h->pid, .start = h->start, .update = h->update };
+	const char *name = h->inst->name;
+	uint64_t st = 0;
+	int fd, k = upd_recorded_pidfd(&rs, &st, &fd);
+
+	if (k == 0 && st == h->start) {
+		h->pidfd = fd;
+		h->unidentified = false;
+		return 1;
+	}
+	if (k == 0 || k == -ENOENT || k == -ESRCH) {
+		log_info("instance %s: the successor %d that vlud had stopped during update %" PRIu64 " %s (%s)", name,
+			 (int)h->pid, h->update, k == 0 ? "is gone (its pid is another process now)" : "has exited", why);
+		*h = (struct upd_held){ .pidfd = -EBADF, .old_pidfd = -EBADF };
+		persist_state_write();
+		return 0;
+	}
+	log_error("instance %s: the successor %d that vlud had stopped during update %" PRIu64 " is to be killed "
+		  "(%s) but cannot be identified (/proc/%d: %s): its record is kept, it is killed once identified",
+		  name, (int)h->pid, h->update, why, (int)h->pid, strerror(-k));
+	h->kill_found = true;
+	snprintf(h->end_why, sizeof(h->end_why), "%s", why);
+	if (!persist_frozen()) {
+		ev_timer_init(&h->timer, held_retry_cb, 1., 0.);
+		ev_timer_start(vl.loop, &h->timer);
+	}
+	return k;
+}
+
 void upd_held_end(struct upd_inst *ui, bool kill, const char *fmt, ...)
 {
 	struct upd_held *h = &ui->held;
@@ -60,6 +97,8 @@ void upd_held_end(struct upd_inst *ui, bool kill, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	held_stop_watch(h);
+	if (kill && h->pidfd < 0 && held_identify(ui, why) <= 0)
+		return; /* gone (the record with it), or still unidentified (kept, killed once identified) */
 	if (!kill)
 		log_warning("instance %s: the successor %d that vlud had stopped during update %" PRIu64 " stays "
 			    "stopped (%s): the state names it, the next vlud decides",
@@ -81,6 +120,7 @@ void upd_held_end(struct upd_inst *ui, bool kill, const char *fmt, ...)
 	h->old_pidfd = safe_close(h->old_pidfd);
 	h->pid = h->old_pid = 0;
 	h->start = h->old_start = h->update = 0;
+	h->unidentified = h->kill_found = false;
 	if (kill)
 		persist_state_write(); /* the record goes with the process (left: it stays, the next vlud's) */
 }
@@ -112,6 +152,57 @@ static void held_watch(struct upd_held *h)
 	ev_io_init(&h->old_io, held_old_exit_cb, h->old_pidfd, EV_READ);
 	if (h->old_pidfd >= 0)
 		ev_io_start(vl.loop, &h->old_io);
+}
+
+/* the next attempt at a record kept unidentified: an end that came meanwhile kills it once identified,
+ * else the restart's rule (upd_held_restore()) */
+static void held_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct upd_held *h = container_of(w, struct upd_held, timer);
+	struct state_reservation rs = { .pid = h->pid, .start = h->start, .update = h->update,
+					.old_pid = h->old_pid, .old_start = h->old_start };
+	struct instance *inst = h->inst;
+	char why[sizeof(h->end_why)];
+
+	(void)loop;
+	(void)revents;
+	ev_timer_stop(vl.loop, &h->timer);
+	if (h->kill_found) {
+		snprintf(why, sizeof(why), "%s", h->end_why);
+		upd_held_end(inst->update, true, "%s", why);
+		return;
+	}
+	*h = (struct upd_held){ .pidfd = -EBADF, .old_pidfd = -EBADF };
+	upd_held_restore(inst, &rs, true);
+	persist_state_write(); /* (the record dropped, or kept as it was) */
+}
+
+void upd_held_unidentified(struct instance *inst, const struct state_reservation *rs)
+{
+	struct upd_inst *ui = upd_ui_get(inst, true);
+
+	if (!ui) {
+		log_error("instance %s: the successor %d that vlud had stopped during update %" PRIu64 ": its record "
+			  "is lost (no memory); it may stay stopped",
+			  inst->name, (int)rs->pid, rs->update);
+		return;
+	}
+	ui->held = (struct upd_held){
+		.inst = inst,
+		.pid = rs->pid,
+		.pidfd = -EBADF,
+		.start = rs->start,
+		.update = rs->update,
+		.old_pid = rs->old_pid,
+		.old_pidfd = -EBADF,
+		.old_start = rs->old_start,
+		.unidentified = true,
+	};
+	/* the record stays in every state written meanwhile (update_persist_held()): what a further restart
+	 * knows */
+	ev_io_init(&ui->held.old_io, held_old_exit_cb, -1, EV_READ);
+	ev_timer_init(&ui->held.timer, held_retry_cb, 1., 0.);
+	ev_timer_start(vl.loop, &ui->held.timer);
 }
 
 int upd_held_leave(struct update *u)

@@ -239,7 +239,11 @@ struct upd_inst {
 		int old_pidfd;		/* owned, or -EBADF (not watched: vlud is stopping, or O unknown) */
 		uint64_t old_start;
 		ev_io old_io;		/* O's exit */
-		ev_timer timer;		/* commit_ms after the start-up */
+		ev_timer timer;		/* commit_ms after the start-up; while unidentified: the next attempt */
+		bool unidentified;	/* pidfd -EBADF: /proc or pidfd_open() failed (EMFILE, ENOMEM...) at the
+					 * restart; the record kept, identified again every second */
+		bool kill_found;	/* unidentified when its end came: killed once identified (why: end_why) */
+		char end_why[256];
 	} held;
 };
 
@@ -383,6 +387,17 @@ void upd_held_adopt(struct instance *inst, const struct state_reservation *rs, i
 /* the end of such a hold: N killed (SIGKILL through its pidfd) and why logged, the record gone from the
  * state; kill false (vlud exiting with a state that survives): left stopped and recorded */
 void upd_held_end(struct upd_inst *ui, bool kill, const char *fmt, ...) _printf_(3, 4);
+/* the record rs (a restart's, or one kept unidentified) checked and acted on: dropped when its pid cannot be
+ * a successor of inst's (<= 1, vlud's own, another uid) or names nobody or another process now, kept
+ * unidentified when /proc or pidfd_open() fails, else upd_held_adopt() (update-restore.c) */
+void upd_held_restore(struct instance *inst, const struct state_reservation *rs, bool retry);
+/* a record kept unidentified (upd_held_restore()): tried again every second (update-held.c) */
+void upd_held_unidentified(struct instance *inst, const struct state_reservation *rs);
+/* the process a record names, told by its start time (update-restore.c): 0 and *st (pid's start time now;
+ * when it is rs->start, *fd is that process's pidfd), or -errno with *fd -EBADF */
+int upd_recorded_pidfd(const struct state_reservation *rs, uint64_t *st, int *fd);
+/* the effective uid of pid (/proc/PID/status): 0, or -errno (-ENOENT: it exited) */
+int upd_pid_euid(pid_t pid, uid_t *ret);
 
 /* ---- update-phases.c */
 int upd_release_devices(struct update *u, closer_done_fn done, char *why, size_t len);

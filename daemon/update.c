@@ -224,6 +224,30 @@ int upd_pid_stat_all(pid_t pid, uint64_t *ret_start, char *ret_state)
 	return 0;
 }
 
+int upd_pid_euid(pid_t pid, uid_t *ret)
+{
+	char path[64], buf[4096], *p;
+	_cleanup_close_ int fd = -EBADF;
+	unsigned long r, e;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	do
+		n = read(fd, buf, sizeof(buf) - 1);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == ESRCH ? -ENOENT : -errno;
+	buf[n] = '\0';
+	p = strstr(buf, "\nUid:");
+	if (!p || sscanf(p + 5, "%lu %lu", &r, &e) != 2)
+		return -EINVAL;
+	*ret = (uid_t)e;
+	return 0;
+}
+
 int upd_pid_starttime(pid_t pid, uint64_t *ret)
 {
 	return upd_pid_stat(pid, ret, NULL);
