@@ -57,12 +57,29 @@ static int held_identify(struct upd_inst *ui, const char *why)
 	struct state_reservation rs = { .pid = h->pid, .start = h->start, .update = h->update };
 	const char *name = h->inst->name;
 	uint64_t st = 0;
+	uid_t uid = 0;
 	int fd, k = upd_recorded_pidfd(&rs, &st, &fd);
 
 	if (k == 0 && st == h->start) {
-		h->pidfd = fd;
-		h->unidentified = false;
-		return 1;
+		/* the check the restart could not make: a process of the instance's uid only */
+		k = upd_pid_euid(h->pid, &uid);
+		if (k == 0 && !upd_pidfd_alive(fd))
+			k = -ESRCH;
+		if (k == 0 && uid != h->inst->uid) {
+			log_error("state: instance %s: its held successor record names pid %d, a process of uid %u, not "
+				  "the instance's %u: dropped, nothing signalled",
+				  name, (int)h->pid, (unsigned)uid, (unsigned)h->inst->uid);
+			safe_close(fd);
+			*h = (struct upd_held){ .pidfd = -EBADF, .old_pidfd = -EBADF };
+			persist_state_write();
+			return 0;
+		}
+		if (k == 0) {
+			h->pidfd = fd;
+			h->unidentified = false;
+			return 1;
+		}
+		safe_close(fd);
 	}
 	if (k == 0 || k == -ENOENT || k == -ESRCH) {
 		log_info("instance %s: the successor %d that vlud had stopped during update %" PRIu64 " %s (%s)", name,
@@ -71,15 +88,20 @@ static int held_identify(struct upd_inst *ui, const char *why)
 		persist_state_write();
 		return 0;
 	}
+	if (h->final || persist_frozen()) {
+		/* the instance goes, or vlud exits: nothing tries again (a state that survives still names it) */
+		log_error("instance %s: the successor %d that vlud had stopped during update %" PRIu64 " is to be "
+			  "killed (%s) but cannot be identified (/proc/%d: %s); it may stay stopped",
+			  name, (int)h->pid, h->update, why, (int)h->pid, strerror(-k));
+		return k;
+	}
 	log_error("instance %s: the successor %d that vlud had stopped during update %" PRIu64 " is to be killed "
 		  "(%s) but cannot be identified (/proc/%d: %s): its record is kept, it is killed once identified",
 		  name, (int)h->pid, h->update, why, (int)h->pid, strerror(-k));
 	h->kill_found = true;
 	snprintf(h->end_why, sizeof(h->end_why), "%s", why);
-	if (!persist_frozen()) {
-		ev_timer_init(&h->timer, held_retry_cb, 1., 0.);
-		ev_timer_start(vl.loop, &h->timer);
-	}
+	ev_timer_init(&h->timer, held_retry_cb, 1., 0.);
+	ev_timer_start(vl.loop, &h->timer);
 	return k;
 }
 

@@ -31,6 +31,7 @@
 #include "iommufd-decide.h"
 #include "state.h"
 #include "update-decide.h"
+#include "update-proc.h"
 #include "vlu-proto.h"
 #include "vlud.h"
 
@@ -243,6 +244,7 @@ struct upd_inst {
 		bool unidentified;	/* pidfd -EBADF: /proc or pidfd_open() failed (EMFILE, ENOMEM...) at the
 					 * restart; the record kept, identified again every second */
 		bool kill_found;	/* unidentified when its end came: killed once identified (why: end_why) */
+		bool final;		/* its instance goes (update_instance_gone()): no later attempt */
 		char end_why[256];
 	} held;
 };
@@ -293,12 +295,8 @@ pid_t upd_pidfd_pid(int pidfd);
 /* process pid's start time (/proc/PID/stat field 22, clock ticks after boot): 0, or -errno (-ENOENT: no such
  * process) */
 int upd_pid_starttime(pid_t pid, uint64_t *ret);
-/* the same, and its state letter (field 3: 'T' stopped) when ret_state, from one read */
-int upd_pid_stat(pid_t pid, uint64_t *ret_start, char *ret_state);
-/* R14: the same, with the state of the whole thread group (update_tasks_state() over every
- * /proc/PID/task/TID/stat, at most UPD_TASKS_MAX threads read: more count as not stopped) */
-#define UPD_TASKS_MAX 1024
-int upd_pid_stat_all(pid_t pid, uint64_t *ret_start, char *ret_state);
+/* (with its state letter, every thread's, its effective uid: update-proc.h) */
+
 /* end inst's reservation (update_reattach_refused()): the pidfd closed; the caller writes the state */
 void upd_heir_drop(struct upd_inst *ui);
 const char *upd_mode_name(enum mode m);
@@ -396,8 +394,7 @@ void upd_held_unidentified(struct instance *inst, const struct state_reservation
 /* the process a record names, told by its start time (update-restore.c): 0 and *st (pid's start time now;
  * when it is rs->start, *fd is that process's pidfd), or -errno with *fd -EBADF */
 int upd_recorded_pidfd(const struct state_reservation *rs, uint64_t *st, int *fd);
-/* the effective uid of pid (/proc/PID/status): 0, or -errno (-ENOENT: it exited) */
-int upd_pid_euid(pid_t pid, uid_t *ret);
+
 
 /* ---- update-phases.c */
 int upd_release_devices(struct update *u, closer_done_fn done, char *why, size_t len);

@@ -353,13 +353,16 @@ void upd_held_kill(struct update *u)
 			    u->id, u->inst->name, (int)u->new_pid);
 		return;
 	}
-	k = 0;
-	if (pidfd_send_signal(u->new_pidfd, SIGKILL, NULL, 0) < 0)
-		k = -errno;
-	if (k == 0 && vl.stopping && !u->inst_gone)
+	if (vl.stopping && !u->inst_gone && !upd_held_survives_stop())
 		upd_add_note(u, "; vlud is stopping and its state is not known to outlive the stop "
 			     "(update.held_successor_survives_stop): the successor %d is not left stopped",
 			     (int)u->new_pid);
+	else if (vl.stopping && !u->inst_gone)
+		upd_add_note(u, "; vlud is stopping, but the successor %d could not be left stopped (%s)", (int)u->new_pid,
+			     k < 0 ? strerror(-k) : "the state is no longer written");
+	k = 0;
+	if (pidfd_send_signal(u->new_pidfd, SIGKILL, NULL, 0) < 0)
+		k = -errno;
 	if (k == 0) {
 		/* the kill that R5/R4 would have made first: the verdict's killed_pid, the cause's words */
 		f->killed = u->new_pid;

@@ -141,113 +141,6 @@ bool upd_pidfd_alive(int pidfd)
 	return pidfd >= 0 && poll(&p, 1, 0) == 0;
 }
 
-int upd_pid_stat(pid_t pid, uint64_t *ret_start, char *ret_state)
-{
-	char path[64], buf[1024];
-	unsigned long long v;
-	_cleanup_close_ int fd = -EBADF;
-	ssize_t n;
-
-	if (pid <= 0)
-		return -ESRCH;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	do
-		n = read(fd, buf, sizeof(buf));
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return errno == ESRCH ? -ENOENT : -errno; /* the process went between open and read */
-	if (update_stat_starttime(buf, (size_t)n, &v) < 0 ||
-	    (ret_state && update_stat_state(buf, (size_t)n, ret_state) < 0))
-		return -EINVAL;
-	*ret_start = v;
-	return 0;
-}
-
-/* the state letter of /proc/PID/task/TID/stat: 0, -ENOENT (the thread exited), or -errno */
-static int task_state(int dfd, const char *tid, char *ret)
-{
-	char path[300], buf[1024]; /* (a d_name: at most 255 bytes, a tid fewer than 11) */
-	_cleanup_close_ int fd = -EBADF;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "%s/stat", tid);
-	fd = openat(dfd, path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	do
-		n = read(fd, buf, sizeof(buf));
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return errno == ESRCH ? -ENOENT : -errno;
-	return update_stat_state(buf, (size_t)n, ret);
-}
-
-int upd_pid_stat_all(pid_t pid, uint64_t *ret_start, char *ret_state)
-{
-	char path[64], letters[UPD_TASKS_MAX];
-	struct dirent *de;
-	DIR *d;
-	size_t n = 0;
-	bool more = false;
-	int k;
-
-	k = upd_pid_stat(pid, ret_start, ret_state);
-	if (k < 0 || (*ret_state != 'T' && *ret_state != 't' && *ret_state != 'Z' && *ret_state != 'X'))
-		return k; /* the leader runs: so does the process, no need to look further */
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	d = opendir(path);
-	if (!d && errno == ENOENT)
-		return -ENOENT;
-	if (!d) {
-		*ret_state = '?'; /* (EMFILE, ENOMEM: not known to be stopped, polled again) */
-		return 0;
-	}
-	while ((de = readdir(d))) {
-		char c;
-
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		if (n == sizeof(letters)) {
-			more = true; /* more threads than read: not known to be stopped (the wait's bound decides) */
-			break;
-		}
-		k = task_state(dirfd(d), de->d_name, &c);
-		if (k == -ENOENT)
-			continue; /* exited meanwhile: it runs no more */
-		letters[n++] = k < 0 ? '?' : c;
-	}
-	closedir(d);
-	*ret_state = update_tasks_state(letters, n, more);
-	return 0;
-}
-
-int upd_pid_euid(pid_t pid, uid_t *ret)
-{
-	char path[64], buf[4096], *p;
-	_cleanup_close_ int fd = -EBADF;
-	unsigned long r, e;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	do
-		n = read(fd, buf, sizeof(buf) - 1);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return errno == ESRCH ? -ENOENT : -errno;
-	buf[n] = '\0';
-	p = strstr(buf, "\nUid:");
-	if (!p || sscanf(p + 5, "%lu %lu", &r, &e) != 2)
-		return -EINVAL;
-	*ret = (uid_t)e;
-	return 0;
-}
-
 int upd_pid_starttime(pid_t pid, uint64_t *ret)
 {
 	return upd_pid_stat(pid, ret, NULL);
@@ -1113,6 +1006,7 @@ void update_instance_gone(struct instance *inst)
 	}
 	/* R14: a successor still held stopped: the instance is released, nobody takes the charge back through
 	 * vlud any more; at the daemon's exit with a state that outlives the stop, it stays for the next vlud */
+	ui->held.final = true; /* (an unidentified record is not tried again: ui goes) */
 	if (persist_frozen() && upd_held_survives_stop())
 		upd_held_end(ui, false, "vlud is exiting");
 	else
