@@ -109,6 +109,22 @@ enum hold_step {
 };
 enum hold_step update_hold_step(enum held_look l, int64_t waited_us, int64_t limit_us);
 
+/* ---- after a restart of vlud during an update (docs/UPDATE.md "Only the device's owner reattaches") ---- */
+
+/* Who may reattach the instance: the process that owned the device, or held the iommufd charge, when
+ * vlud died in phase ph.  resume: the restarted vlud RESUMEs the old VMM's devices (it still owns them);
+ * released: path C, vlud had released a device for the claim (its reopen is a fresh device, nobody's);
+ * held_new: the state names this update's successor held stopped for the old VMM's take-back of the
+ * iommufd charge (R14, recorded before the phase becomes rollback).  An iommufd-only update has no
+ * device: resume and released false (its charge is the old VMM's until the successor's
+ * IOMMU_IOAS_CHANGE_PROCESS in phase restore, after its claim).  Pure. */
+enum restart_heir {
+	HEIR_NONE,
+	HEIR_OLD, /* old_pid */
+	HEIR_NEW, /* new_pid */
+};
+enum restart_heir update_restart_heir(enum phase ph, bool resume, bool released, bool held_new);
+
 /* ---- the rollback decision ---- */
 
 /* what happened */
