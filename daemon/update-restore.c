@@ -231,7 +231,7 @@ static void restore_one(struct instance *inst, const struct state_update *su, bo
 	bool released = false, reset = false, old_owns, resume;
 	json_object *v, *st, *resumed, *lost = NULL, *iof = NULL;
 	const char *why_owner;
-	char err[1536] = "";
+	char err[4096] = ""; /* 16 devices and 32 iommufd/VFIO fds, each with its state */
 	pid_t heir;
 	int heir_fd = -EBADF;
 	uint64_t heir_start = 0, want_start;
@@ -359,7 +359,7 @@ static void restore_one(struct instance *inst, const struct state_update *su, bo
 	/* the iommufd and VFIO fds: held, or lost like a device with no fd held */
 	if (su->n_iof) {
 		iof = jnew_arr();
-		APPENDF(err, " iommufd/VFIO:");
+		APPENDF(err, "%s iommufd/VFIO fds:", su->n_devs ? ";" : "");
 	}
 	for (unsigned i = 0; i < su->n_iof; i++) {
 		bool have = held_find(inst, su->iof[i]) != NULL;
@@ -370,7 +370,7 @@ static void restore_one(struct instance *inst, const struct state_update *su, bo
 				lost = jnew_arr();
 			jappend(lost, jnew_str(su->iof[i]));
 		}
-		APPENDF(err, " %s: %s", su->iof[i], have ? "held" : "no fd held (missing from the fd store)");
+		APPENDF(err, "%s %s: %s", i ? "," : "", su->iof[i], have ? "held" : "no fd held (missing from the fd store)");
 	}
 
 	/* who owns the device now: the old VMM before the hand-over (and while a rollback brings it back),
