@@ -278,6 +278,12 @@ static void restore_one(struct instance *inst, const struct state_update *su, bo
 		APPENDF(err, "the successor (pid %d, %s) had claimed every fd; the iommufd charge is its own once its "
 			     "IOMMU_IOAS_CHANGE_PROCESS ran (vlud cannot tell whether it did); every fd kept",
 			(int)su->new_pid, pid_exists(su->new_pid) ? "alive" : "exited");
+	else if (!su->n_devs && strcmp(su->mode, "exec") == 0 && ph >= PH_EXEC)
+		APPENDF(err, "before the claim, the iommufd charge is the old image's (pid %d, %s; it may have exec'ed: "
+			     "the new image in that pid takes the charge with its IOMMU_IOAS_CHANGE_PROCESS); nothing was "
+			     "suspended (iommufd/VFIO devices never stop), every fd kept (instance orphaned: reattach with "
+			     "instance.register reattach:true)",
+			(int)su->old_pid, pid_exists(su->old_pid) ? "alive" : "exited");
 	else if (!su->n_devs)
 		APPENDF(err, "before the hand-over, the old VMM (pid %d, %s) holds the iommufd charge; nothing was "
 			     "suspended (iommufd/VFIO devices never stop), every fd kept (instance orphaned: reattach with "

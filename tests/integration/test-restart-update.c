@@ -31,8 +31,8 @@
  * 6. iommufd-only update records (the instance's "iommufd_update", docs/UPDATE.md "An update of iommufd/VFIO
  *    devices"; the host has no /dev/iommu, so the records are written here, a memfd standing in for the
  *    held iommufd): in phase save the instance is reserved to the old VMM (it holds the charge), in
- *    restore to the successor, in verify with the successor held stopped (R14) to the old VMM; the
- *    verdicts name the iommufd/VFIO fds (one not in the store: device_lost); a mixed record's "iommufd"
+ *    restore to the successor, in verify with the successor held stopped (R14) to the old VMM, in exec
+ *    mode's claim to the one pid (the old image's charge); the verdicts name the iommufd/VFIO fds (one not in the store: device_lost); a mixed record's "iommufd"
  *    names are in its verdict too; a malformed record is logged, its instance kept; the state rewritten
  *    keeps the reservation, not the records; a kill -9 restart ends nothing twice; the old VMM's reattach
  *    is accepted and ends the reservation.
@@ -936,7 +936,8 @@ part5_end:
 	/* ---- 6. iommufd-only update records, written here (no /dev/iommu on the host): vm20 in phase save (the
 	 * old VMM o6 holds the charge: reserved to it; it reattaches at the end), vm21 in restore (reserved to
 	 * the successor n7), vm22 in verify with its successor n8 held stopped (R14: reserved to the old VMM o8,
-	 * n8 kept stopped), vm23 a mixed record (a device and an iommufd, neither held), vm24 a malformed one */
+	 * n8 kept stopped), vm23 a mixed record (a device and an iommufd, neither held), vm24 a malformed one, vm25
+	 * an exec-mode update in claim (reserved to the one pid, o8 here) */
 	{
 		extern char **environ;
 		char *s_argv[] = { "sleep", "60", NULL };
@@ -1003,6 +1004,8 @@ part5_end:
 					      "\"iommufd\":[\"iommufd2\"]},\"held_successor\":{\"pid\":%d,\"start\":%llu,"
 					      "\"update\":92,\"old_pid\":%d,\"old_start\":%llu}") ","
 			     IOF_INST("vm23", "") ","
+			     IOF_INST("vm25", ",\"iommufd_update\":" IOF_REC(95, "exec", "claim")
+					      "\"iommufd\":[\"iommufd5\"]}") ","
 			     IOF_INST("vm24", ",\"iommufd_update\":{\"id\":94,\"mode\":\"exec\",\"path\":\"A\","
 					      "\"phase\":\"save\",\"old_pid\":1,\"new_pid\":0,\"started_us\":0,\"devices\":[],"
 					      "\"iommufd\":[]}")
@@ -1015,7 +1018,8 @@ part5_end:
 			     U, (int)o6, so6, 0, 0ULL, now_us - 1000000LL,
 			     U, (int)o8, so8, (int)n7, s7, now_us - 1000000LL,
 			     U, (int)o8, so8, (int)n8, s8, now_us - 1000000LL, (int)n8, s8, (int)o8, so8,
-			     U, U,
+			     U, U, (int)o8, so8, (int)o8, so8, now_us - 1000000LL,
+			     U,
 			     (unsigned long long)st6.st_dev, (unsigned long long)st6.st_ino,
 			     (int)o8, so8, now_us - 1000000LL) < 0)
 			body = NULL;
@@ -1102,6 +1106,19 @@ part5_end:
 					  strstr(err, "vdpa:vdpa3: no fd held") && strstr(err, "iommufd3: no fd held") && fdl &&
 					  json_object_array_length(fdl) == 1 && lost && json_object_array_length(lost) == 2,
 				  "iof-mixed-verdict-names-iommufd", "%s", s ? json_object_to_json_string(s) : "-");
+		}
+		{
+			_cleanup_json_ json_object *s = NULL;
+			bool ok = status_of("vm25", &s);
+			json_object *last = integ_get(s, "return.last");
+			const char *err = integ_str(integ_get(last, "error"));
+			char w1[200];
+
+			snprintf(w1, sizeof(w1), "(phase claim): before the claim, the iommufd charge is the old image's (pid %d, "
+				 "alive; it may have exec'ed", (int)o8);
+			tap_check(ok && json_object_get_int64(integ_get(last, "id")) == 95 && err && strstr(err, w1) &&
+					  json_object_get_int64(integ_get(last, "reattach_reserved_for")) == o8,
+				  "iof-exec-claim-reserved-to-the-pid", "%s", s ? json_object_to_json_string(s) : "-");
 		}
 		{
 			_cleanup_json_ json_object *s = NULL;
