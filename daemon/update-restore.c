@@ -221,9 +221,9 @@ static void reopen_released(struct instance *inst, const struct state_update_dev
 		log_info("%s: released device %s reopened after the restart (%s)", inst->name, d->name, d->node);
 }
 
-/* One update that was running when the previous vlud died (record su of the adopted state); held_new: the
- * state names its successor held stopped (R14). */
-static void restore_one(struct instance *inst, const struct state_update *su, bool held_new)
+/* One update that was running when the previous vlud died (record su of the adopted state); held: whether
+ * the state names its successor held stopped (R14). */
+static void restore_one(struct instance *inst, const struct state_update *su, enum restart_held held)
 {
 	struct upd_inst *ui = upd_ui_get(inst, true);
 	int k_ph = update_phase_by_name(su->phase);
@@ -265,7 +265,7 @@ static void restore_one(struct instance *inst, const struct state_update *su, bo
 	APPENDF(err, "vlud restarted during the update (phase %s): ", su->phase);
 	if (!su->n_devs && ph == PH_DONE)
 		APPENDF(err, "the update was ending (its own verdict was not recorded); every fd kept");
-	else if (!su->n_devs && held_new)
+	else if (!su->n_devs && held == RESTART_HELD_YES)
 		APPENDF(err, "the successor (pid %d) had failed and was held stopped for the old VMM's take-back of the "
 			     "iommufd charge: the old VMM (pid %d, %s) takes it back (IOMMU_IOAS_CHANGE_PROCESS), every "
 			     "fd kept",
@@ -383,7 +383,7 @@ static void restore_one(struct instance *inst, const struct state_update *su, bo
 	 * the successor once it claimed (transfer mode; in exec mode both are the one process).  While that
 	 * process lives only it may reattach the instance: the other one, told nothing by the dead vlud,
 	 * would take over an instance whose device it does not own (chaos soak seed 6, docs/SOAK.md) */
-	switch (update_restart_heir(ph, resume, released, held_new)) {
+	switch (update_restart_heir(ph, resume, released, held)) {
 	case HEIR_OLD:
 		heir = su->old_pid;
 		break;
@@ -394,6 +394,10 @@ static void restore_one(struct instance *inst, const struct state_update *su, bo
 		heir = 0;
 		break;
 	}
+	if (!heir && held == RESTART_HELD_UNREADABLE && ph >= PH_RESTORE && ph <= PH_COMMIT)
+		APPENDF(err, "; reserved to nobody: the state's record of a held successor is malformed (the "
+			     "successor %d may be held stopped)",
+			(int)su->new_pid);
 	/* this update is newer than any reservation the state kept: it decides alone */
 	upd_heir_drop(ui);
 	/* the start time the record has for that pid (0: none, an older vlud's record) must still be the pid's:
@@ -633,7 +637,7 @@ void update_restore(const struct state_doc *doc)
 	for (size_t i = 0; i < doc->n_updates; i++) {
 		const struct state_update *su = &doc->updates[i];
 		struct instance *inst = instance_find(su->instance);
-		bool held_new;
+		enum restart_held held;
 
 		if (su->id >= update_next_id)
 			update_next_id = su->id + 1;
@@ -646,14 +650,17 @@ void update_restore(const struct state_doc *doc)
 				    su->instance);
 			continue;
 		}
-		held_new = false;
+		held = RESTART_HELD_NO;
 		for (size_t k = 0; k < doc->n_instances; k++) {
 			const struct state_instance *si = &doc->instances[k];
 
-			if (strcmp(si->name, su->instance) == 0 && si->held.pid && si->held.pid == su->new_pid &&
-			    si->held.update == su->id)
-				held_new = true;
+			if (strcmp(si->name, su->instance) != 0)
+				continue;
+			if (si->held.pid && si->held.pid == su->new_pid && si->held.update == su->id)
+				held = RESTART_HELD_YES;
+			else if (si->held_bad && !su->n_devs) /* (R14 holds the successors of iommufd-only updates) */
+				held = RESTART_HELD_UNREADABLE;
 		}
-		restore_one(inst, su, held_new);
+		restore_one(inst, su, held);
 	}
 }

@@ -32,7 +32,8 @@
  *    devices"; the host has no /dev/iommu, so the records are written here, a memfd standing in for the
  *    held iommufd): in phase save the instance is reserved to the old VMM (it holds the charge), in
  *    restore to the successor, in verify with the successor held stopped (R14) to the old VMM, in exec
- *    mode's claim to the one pid (the old image's charge); the verdicts name the iommufd/VFIO fds (one not in the store: device_lost); a mixed record's "iommufd"
+ *    mode's claim to the one pid (the old image's charge), in restore beside a malformed held_successor to
+ *    nobody (the successor may be held stopped); the verdicts name the iommufd/VFIO fds (one not in the store: device_lost); a mixed record's "iommufd"
  *    names are in its verdict too; a malformed record is logged, its instance kept; the state rewritten
  *    keeps the reservation, not the records; a kill -9 restart ends nothing twice; the old VMM's reattach
  *    is accepted and ends the reservation.
@@ -937,7 +938,8 @@ part5_end:
 	 * old VMM o6 holds the charge: reserved to it; it reattaches at the end), vm21 in restore (reserved to
 	 * the successor n7), vm22 in verify with its successor n8 held stopped (R14: reserved to the old VMM o8,
 	 * n8 kept stopped), vm23 a mixed record (a device and an iommufd, neither held), vm24 a malformed one, vm25
-	 * an exec-mode update in claim (reserved to the one pid, o8 here) */
+	 * an exec-mode update in claim (reserved to the one pid, o8 here), vm26 in restore with a malformed
+	 * held_successor member (its successor may be held stopped: reserved to nobody) */
 	{
 		extern char **environ;
 		char *s_argv[] = { "sleep", "60", NULL };
@@ -1006,6 +1008,8 @@ part5_end:
 			     IOF_INST("vm23", "") ","
 			     IOF_INST("vm25", ",\"iommufd_update\":" IOF_REC(95, "exec", "claim")
 					      "\"iommufd\":[\"iommufd5\"]}") ","
+			     IOF_INST("vm26", ",\"iommufd_update\":" IOF_REC(96, "transfer", "restore")
+					      "\"iommufd\":[\"iommufd6\"]},\"held_successor\":{\"pid\":0}") ","
 			     IOF_INST("vm24", ",\"iommufd_update\":{\"id\":94,\"mode\":\"exec\",\"path\":\"A\","
 					      "\"phase\":\"save\",\"old_pid\":1,\"new_pid\":0,\"started_us\":0,\"devices\":[],"
 					      "\"iommufd\":[]}")
@@ -1019,6 +1023,7 @@ part5_end:
 			     U, (int)o8, so8, (int)n7, s7, now_us - 1000000LL,
 			     U, (int)o8, so8, (int)n8, s8, now_us - 1000000LL, (int)n8, s8, (int)o8, so8,
 			     U, U, (int)o8, so8, (int)o8, so8, now_us - 1000000LL,
+			     U, (int)o8, so8, (int)n7, s7, now_us - 1000000LL,
 			     U,
 			     (unsigned long long)st6.st_dev, (unsigned long long)st6.st_ino,
 			     (int)o8, so8, now_us - 1000000LL) < 0)
@@ -1119,6 +1124,18 @@ part5_end:
 			tap_check(ok && json_object_get_int64(integ_get(last, "id")) == 95 && err && strstr(err, w1) &&
 					  json_object_get_int64(integ_get(last, "reattach_reserved_for")) == o8,
 				  "iof-exec-claim-reserved-to-the-pid", "%s", s ? json_object_to_json_string(s) : "-");
+		}
+		{
+			/* a malformed held successor member: the successor may be held stopped, so nobody is reserved */
+			_cleanup_json_ json_object *s = NULL;
+			bool ok = status_of("vm26", &s);
+			json_object *last = integ_get(s, "return.last");
+			const char *err = integ_str(integ_get(last, "error"));
+
+			tap_check(ok && json_object_get_int64(integ_get(last, "id")) == 96 && err &&
+					  strstr(err, "reserved to nobody: the state's record of a held successor is malformed") &&
+					  integ_get(last, "reattach_reserved_for") == NULL,
+				  "iof-held-malformed-reserved-to-nobody", "%s", s ? json_object_to_json_string(s) : "-");
 		}
 		{
 			_cleanup_json_ json_object *s = NULL;

@@ -728,35 +728,42 @@ static void restart_heir_rows(void **state)
 {
 	static const struct {
 		enum phase ph;
-		bool resume, released, held;
+		bool resume, released;
+		enum restart_held held;
 		enum restart_heir want;
 	} rows[] = {
 		/* before the hand-over: the old VMM owns the devices, and holds the iommufd charge */
-		{ PH_PREFLIGHT, false, false, false, HEIR_OLD },
-		{ PH_SUSPEND, true, false, false, HEIR_OLD },
-		{ PH_SAVE, false, false, false, HEIR_OLD },
-		{ PH_RESET, false, false, false, HEIR_OLD },
-		{ PH_EXEC, false, false, false, HEIR_OLD },
-		{ PH_SPAWN, false, false, false, HEIR_OLD },
-		{ PH_CLAIM, false, false, false, HEIR_OLD },
+		{ PH_PREFLIGHT, false, false, RESTART_HELD_NO, HEIR_OLD },
+		{ PH_SUSPEND, true, false, RESTART_HELD_NO, HEIR_OLD },
+		{ PH_SAVE, false, false, RESTART_HELD_NO, HEIR_OLD },
+		{ PH_RESET, false, false, RESTART_HELD_NO, HEIR_OLD },
+		{ PH_EXEC, false, false, RESTART_HELD_NO, HEIR_OLD },
+		{ PH_SPAWN, false, false, RESTART_HELD_NO, HEIR_OLD },
+		{ PH_CLAIM, false, false, RESTART_HELD_NO, HEIR_OLD },
 		/* path C: vlud released the device for the claim, its reopen is nobody's */
-		{ PH_CLAIM, false, true, false, HEIR_NONE },
+		{ PH_CLAIM, false, true, RESTART_HELD_NO, HEIR_NONE },
 		/* the successor claimed every fd: its devices, and the charge once its CHANGE_PROCESS ran */
-		{ PH_RESTORE, false, false, false, HEIR_NEW },
-		{ PH_RESTORE, false, true, false, HEIR_NEW },
-		{ PH_RESUME, false, false, false, HEIR_NEW },
-		{ PH_VERIFY, false, false, false, HEIR_NEW },
-		{ PH_COMMIT, false, false, false, HEIR_NEW },
+		{ PH_RESTORE, false, false, RESTART_HELD_NO, HEIR_NEW },
+		{ PH_RESTORE, false, true, RESTART_HELD_NO, HEIR_NEW },
+		{ PH_RESUME, false, false, RESTART_HELD_NO, HEIR_NEW },
+		{ PH_VERIFY, false, false, RESTART_HELD_NO, HEIR_NEW },
+		{ PH_COMMIT, false, false, RESTART_HELD_NO, HEIR_NEW },
 		/* the old VMM brings it back */
-		{ PH_ROLLBACK, false, false, false, HEIR_OLD },
-		{ PH_ROLLBACK, false, true, false, HEIR_OLD },
+		{ PH_ROLLBACK, false, false, RESTART_HELD_NO, HEIR_OLD },
+		{ PH_ROLLBACK, false, true, RESTART_HELD_NO, HEIR_OLD },
 		/* R14: the state names the successor held stopped (written before the phase becomes rollback):
 		 * the old VMM takes the charge back, and its reattach ends the hold */
-		{ PH_RESTORE, false, false, true, HEIR_OLD },
-		{ PH_VERIFY, false, false, true, HEIR_OLD },
-		{ PH_ROLLBACK, false, false, true, HEIR_OLD },
+		{ PH_RESTORE, false, false, RESTART_HELD_YES, HEIR_OLD },
+		{ PH_VERIFY, false, false, RESTART_HELD_YES, HEIR_OLD },
+		{ PH_ROLLBACK, false, false, RESTART_HELD_YES, HEIR_OLD },
+		/* the state's held successor member malformed: the successor may be held stopped, nobody would
+		 * know to end it, and a reservation to it would last that long: to nobody after the claim */
+		{ PH_RESTORE, false, false, RESTART_HELD_UNREADABLE, HEIR_NONE },
+		{ PH_COMMIT, false, false, RESTART_HELD_UNREADABLE, HEIR_NONE },
+		{ PH_SAVE, false, false, RESTART_HELD_UNREADABLE, HEIR_OLD },
+		{ PH_ROLLBACK, false, false, RESTART_HELD_UNREADABLE, HEIR_OLD },
 		/* ending: its verdict was not recorded (an older vlud's "done") */
-		{ PH_DONE, false, false, false, HEIR_NONE },
+		{ PH_DONE, false, false, RESTART_HELD_NO, HEIR_NONE },
 	};
 
 	(void)state;
