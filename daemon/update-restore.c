@@ -105,8 +105,11 @@ bool update_persist_record(struct instance *inst, struct state_update *ret)
 		list_for_each_safe(p, n, &inst->held) {
 			struct held *h = list_entry(p, struct held, link);
 
-			if ((h->type == VLUD_FD_IOMMUFD || h->type == VLUD_FD_VFIO) && ret->n_iof < VLUD_STATE_UPDATE_MAX_IOF)
-				snprintf(ret->iof[ret->n_iof++], sizeof(ret->iof[0]), "%s", h->name);
+			if (h->type != VLUD_FD_IOMMUFD && h->type != VLUD_FD_VFIO)
+				continue;
+			if (ret->n_iof >= VLUD_STATE_UPDATE_MAX_IOF)
+				break;
+			snprintf(ret->iof[ret->n_iof++], sizeof(ret->iof[0]), "%s", h->name);
 		}
 	}
 	return ret->n_devs > 0 || ret->n_iof > 0;
@@ -266,9 +269,9 @@ static void restore_one(struct instance *inst, const struct state_update *su, en
 	if (!su->n_devs && ph == PH_DONE)
 		APPENDF(err, "the update was ending (its own verdict was not recorded); every fd kept");
 	else if (!su->n_devs && held == RESTART_HELD_YES)
-		APPENDF(err, "the successor (pid %d) had failed and was held stopped for the old VMM's take-back of the "
-			     "iommufd charge: the old VMM (pid %d, %s) takes it back (IOMMU_IOAS_CHANGE_PROCESS), every "
-			     "fd kept",
+		APPENDF(err, "the successor (pid %d) had failed and was held stopped for the old VMM's take-back of "
+			     "the iommufd charge: the old VMM (pid %d, %s) takes it back (IOMMU_IOAS_CHANGE_PROCESS), "
+			     "every fd kept",
 			(int)su->new_pid, (int)su->old_pid, pid_exists(su->old_pid) ? "alive" : "exited");
 	else if (!su->n_devs && ph == PH_ROLLBACK)
 		APPENDF(err, "the old VMM (pid %d, %s) was taking the iommufd charge back (IOMMU_IOAS_CHANGE_PROCESS); "
@@ -279,15 +282,15 @@ static void restore_one(struct instance *inst, const struct state_update *su, en
 			     "IOMMU_IOAS_CHANGE_PROCESS ran (vlud cannot tell whether it did); every fd kept",
 			(int)su->new_pid, pid_exists(su->new_pid) ? "alive" : "exited");
 	else if (!su->n_devs && strcmp(su->mode, "exec") == 0 && ph >= PH_EXEC)
-		APPENDF(err, "before the claim, the iommufd charge is the old image's (pid %d, %s; it may have exec'ed: "
-			     "the new image in that pid takes the charge with its IOMMU_IOAS_CHANGE_PROCESS); nothing was "
-			     "suspended (iommufd/VFIO devices never stop), every fd kept (instance orphaned: reattach with "
-			     "instance.register reattach:true)",
+		APPENDF(err, "before the claim, the iommufd charge is the old image's (pid %d, %s; it may have "
+			     "exec'ed: the new image in that pid takes the charge with its IOMMU_IOAS_CHANGE_PROCESS); "
+			     "nothing was suspended (iommufd/VFIO devices never stop), every fd kept (instance "
+			     "orphaned: reattach with instance.register reattach:true)",
 			(int)su->old_pid, pid_exists(su->old_pid) ? "alive" : "exited");
 	else if (!su->n_devs)
 		APPENDF(err, "before the hand-over, the old VMM (pid %d, %s) holds the iommufd charge; nothing was "
-			     "suspended (iommufd/VFIO devices never stop), every fd kept (instance orphaned: reattach with "
-			     "instance.register reattach:true)",
+			     "suspended (iommufd/VFIO devices never stop), every fd kept (instance orphaned: reattach "
+			     "with instance.register reattach:true)",
 			(int)su->old_pid, pid_exists(su->old_pid) ? "alive" : "exited");
 	else if (resume)
 		APPENDF(err, "before the hand-over, the old VMM (pid %d, %s) still owns the device: devices resumed, "
@@ -376,7 +379,8 @@ static void restore_one(struct instance *inst, const struct state_update *su, en
 				lost = jnew_arr();
 			jappend(lost, jnew_str(su->iof[i]));
 		}
-		APPENDF(err, "%s %s: %s", i ? "," : "", su->iof[i], have ? "held" : "no fd held (missing from the fd store)");
+		APPENDF(err, "%s %s: %s", i ? "," : "", su->iof[i],
+			have ? "held" : "no fd held (missing from the fd store)");
 	}
 
 	/* who owns the device now: the old VMM before the hand-over (and while a rollback brings it back),
@@ -423,8 +427,8 @@ static void restore_one(struct instance *inst, const struct state_update *su, en
 		ui->heir_pidfd = heir_fd;
 		ui->heir_start = heir_start;
 		ui->heir_update = su->id;
-		APPENDF(err, "; the instance is reserved to pid %d (it %s): only it reattaches while it lives", (int)heir,
-			su->n_devs ? "owned the device" : "holds the iommufd charge");
+		APPENDF(err, "; the instance is reserved to pid %d (it %s): only it reattaches while it lives",
+			(int)heir, su->n_devs ? "owned the device" : "holds the iommufd charge");
 	} else {
 		safe_close(heir_fd);
 		heir = 0;
@@ -617,9 +621,9 @@ void update_restore(const struct state_doc *doc)
 			restore_held(inst, &doc->instances[i]);
 		}
 		if (doc->instances[i].iof_update_bad)
-			log_error("state: instance %s: its iommufd-only update record is malformed (%s): dropped, the rest "
-				  "of the state is kept; that update ends with no verdict and reserves the instance to "
-				  "nobody",
+			log_error("state: instance %s: its iommufd-only update record is malformed (%s): dropped, "
+				  "the rest of the state is kept; that update ends with no verdict and reserves the "
+				  "instance to nobody",
 				  doc->instances[i].name, doc->instances[i].iof_update_bad);
 		if (!inst || !doc->instances[i].last_update)
 			continue;
