@@ -103,10 +103,92 @@ static int add_process(json_object *o, const char *k, const struct state_reserva
 	return r < 0 ? -ENOMEM : 0;
 }
 
+/* one update record (state.h): an "updates" entry, or embedded (an instance's "iommufd_update": no
+ * "instance", no device) */
+static int update_to_json(const struct state_update *su, bool embedded, json_object **ret)
+{
+	json_object *o, *devs;
+	char p[2] = { su->path, '\0' };
+	int r = 0;
+
+	*ret = NULL;
+	/* what the parser would refuse is not written: a record is devices or iommufd fds or both, within the
+	 * limits, and only a record without devices is embedded */
+	if ((!su->n_devs && !su->n_iof) || su->n_devs > VLUD_STATE_UPDATE_MAX_DEVS ||
+	    su->n_iof > VLUD_STATE_UPDATE_MAX_IOF || embedded != !su->n_devs)
+		return -EINVAL;
+	o = json_object_new_object();
+	if (!o)
+		return -ENOMEM;
+	if (!embedded)
+		r |= add(o, "instance", json_object_new_string(su->instance));
+	r |= add(o, "id", json_object_new_uint64(su->id));
+	r |= add(o, "mode", json_object_new_string(su->mode));
+	r |= add(o, "path", json_object_new_string(p));
+	r |= add(o, "phase", json_object_new_string(su->phase));
+	r |= add(o, "old_pid", json_object_new_int(su->old_pid));
+	r |= add(o, "new_pid", json_object_new_int(su->new_pid));
+	if (su->old_start)
+		r |= add(o, "old_start", json_object_new_uint64(su->old_start));
+	if (su->new_start)
+		r |= add(o, "new_start", json_object_new_uint64(su->new_start));
+	r |= add(o, "started_us", json_object_new_int64(su->started_us));
+	devs = json_object_new_array();
+	r |= add(o, "devices", devs);
+	if (r < 0)
+		goto oom;
+	for (unsigned k = 0; k < su->n_devs; k++) {
+		json_object *d = json_object_new_object();
+
+		if (!d || json_object_array_add(devs, d) < 0) {
+			json_object_put(d);
+			goto oom;
+		}
+		r |= add(d, "name", json_object_new_string(su->devs[k].name));
+		r |= add(d, "suspended", json_object_new_boolean(su->devs[k].suspended));
+		r |= add(d, "reset", json_object_new_boolean(su->devs[k].reset));
+		r |= add(d, "released", json_object_new_boolean(su->devs[k].released));
+		if (su->devs[k].node[0]) {
+			r |= add(d, "device", json_object_new_string(su->devs[k].device));
+			r |= add(d, "node", json_object_new_string(su->devs[k].node));
+		}
+		if (r < 0)
+			goto oom;
+	}
+	if (su->n_iof) {
+		json_object *a = json_object_new_array();
+
+		if (add(o, "iommufd", a) < 0)
+			goto oom;
+		for (unsigned k = 0; k < su->n_iof; k++) {
+			json_object *n = json_object_new_string(su->iof[k]);
+
+			if (!n || json_object_array_add(a, n) < 0) {
+				json_object_put(n);
+				goto oom;
+			}
+		}
+	}
+	*ret = o;
+	return 0;
+oom:
+	json_object_put(o);
+	return -ENOMEM;
+}
+
+/* the "instances" entry of the instance named name (serialised in doc's order), or NULL */
+static json_object *insts_by_name(json_object *insts, const struct state_doc *doc, const char *name)
+{
+	for (size_t i = 0; i < doc->n_instances; i++)
+		if (strcmp(doc->instances[i].name, name) == 0)
+			return json_object_array_get_idx(insts, i);
+	return NULL;
+}
+
 int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len)
 {
 	_cleanup_json_ json_object *root = NULL;
-	json_object *insts, *fds;
+	json_object *insts, *fds, *ups = NULL, *o_upd;
 	const char *body;
 	size_t blen, hlen;
 	char header[32];
@@ -171,54 +253,36 @@ int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len
 		}
 	}
 
-	if (doc->n_updates) {
-		json_object *ups = json_object_new_array();
+	for (size_t i = 0; i < doc->n_updates; i++) {
+		const struct state_update *su = &doc->updates[i];
+		json_object *o;
 
-		if (add(root, "updates", ups) < 0)
+		if (su->n_devs)
+			continue;
+		/* an iommufd-only record: its instance's "iommufd_update" (state.h), which must be there, alone */
+		o = insts_by_name(insts, doc, su->instance);
+		if (!o || json_object_object_get_ex(o, "iommufd_update", NULL))
+			return -EINVAL;
+		if ((r = update_to_json(su, true, &o_upd)) < 0)
+			return r;
+		if (add(o, "iommufd_update", o_upd) < 0)
 			return -ENOMEM;
-		for (size_t i = 0; i < doc->n_updates; i++) {
-			const struct state_update *su = &doc->updates[i];
-			json_object *o = json_object_new_object(), *devs;
-			char p[2] = { su->path, '\0' };
+	}
+	for (size_t i = 0; i < doc->n_updates; i++) {
+		const struct state_update *su = &doc->updates[i];
 
-			if (!o || json_object_array_add(ups, o) < 0) {
-				json_object_put(o);
+		if (!su->n_devs)
+			continue;
+		if (!ups) {
+			ups = json_object_new_array();
+			if (add(root, "updates", ups) < 0)
 				return -ENOMEM;
-			}
-			r |= add(o, "instance", json_object_new_string(su->instance));
-			r |= add(o, "id", json_object_new_uint64(su->id));
-			r |= add(o, "mode", json_object_new_string(su->mode));
-			r |= add(o, "path", json_object_new_string(p));
-			r |= add(o, "phase", json_object_new_string(su->phase));
-			r |= add(o, "old_pid", json_object_new_int(su->old_pid));
-			r |= add(o, "new_pid", json_object_new_int(su->new_pid));
-			if (su->old_start)
-				r |= add(o, "old_start", json_object_new_uint64(su->old_start));
-			if (su->new_start)
-				r |= add(o, "new_start", json_object_new_uint64(su->new_start));
-			r |= add(o, "started_us", json_object_new_int64(su->started_us));
-			devs = json_object_new_array();
-			r |= add(o, "devices", devs);
-			if (r < 0)
-				return -ENOMEM;
-			for (unsigned k = 0; k < su->n_devs && k < VLUD_STATE_UPDATE_MAX_DEVS; k++) {
-				json_object *d = json_object_new_object();
-
-				if (!d || json_object_array_add(devs, d) < 0) {
-					json_object_put(d);
-					return -ENOMEM;
-				}
-				r |= add(d, "name", json_object_new_string(su->devs[k].name));
-				r |= add(d, "suspended", json_object_new_boolean(su->devs[k].suspended));
-				r |= add(d, "reset", json_object_new_boolean(su->devs[k].reset));
-				r |= add(d, "released", json_object_new_boolean(su->devs[k].released));
-				if (su->devs[k].node[0]) {
-					r |= add(d, "device", json_object_new_string(su->devs[k].device));
-					r |= add(d, "node", json_object_new_string(su->devs[k].node));
-				}
-				if (r < 0)
-					return -ENOMEM;
-			}
+		}
+		if ((r = update_to_json(su, false, &o_upd)) < 0)
+			return r;
+		if (json_object_array_add(ups, o_upd) < 0) {
+			json_object_put(o_upd);
+			return -ENOMEM;
 		}
 	}
 
@@ -426,14 +490,51 @@ static int get_bool(json_object *o, const char *k, bool *ret)
 	return 0;
 }
 
-static int parse_update(json_object *o, struct state_update *su)
+/* "iommufd" of an update record: 1..VLUD_STATE_UPDATE_MAX_IOF names, unique, none a device name of the
+ * record; NULL, or the reason it is malformed (su->n_iof 0) */
+static const char *parse_iof_names(json_object *a, struct state_update *su)
 {
-	json_object *v, *devs;
+	size_t n;
+
+	su->n_iof = 0;
+	if (!json_object_is_type(a, json_type_array))
+		return "\"iommufd\" not an array";
+	n = json_object_array_length(a);
+	if (n < 1 || n > VLUD_STATE_UPDATE_MAX_IOF)
+		return "\"iommufd\" not of 1..32 names";
+	for (size_t k = 0; k < n; k++) {
+		json_object *e = json_object_array_get_idx(a, k);
+		const char *nm = json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
+
+		if (!nm || !vlu_name_valid(nm))
+			return "\"iommufd\": not a valid fd name";
+		for (unsigned j = 0; j < su->n_devs; j++)
+			if (strcmp(su->devs[j].name, nm) == 0)
+				return "\"iommufd\": a device name of the record";
+		for (size_t j = 0; j < k; j++)
+			if (strcmp(su->iof[j], nm) == 0)
+				return "\"iommufd\": a name twice";
+		strcpy(su->iof[k], nm); /* length checked by vlu_name_valid */
+	}
+	su->n_iof = (unsigned)n;
+	return NULL;
+}
+
+/* One update record: an "updates" entry (instance NULL: named by its "instance", 1..16 devices, "iommufd"
+ * optional, a malformed one dropped with iof_bad) or an instance's "iommufd_update" (instance: that
+ * instance's name; "devices" empty, "iommufd" required).  -EINVAL, *why the reason (static text). */
+static int parse_update(json_object *o, struct state_update *su, const char *instance, const char **why)
+{
+	json_object *v, *devs, *a;
+	size_t ndevs;
 	int64_t i;
 
+	*why = "a member missing or malformed";
 	if (!json_object_is_type(o, json_type_object))
-		return -EINVAL;
-	if (get_name(o, "instance", su->instance) < 0)
+		return *why = "not an object", -EINVAL;
+	if (instance)
+		strcpy(su->instance, instance); /* a parsed instance name */
+	else if (get_name(o, "instance", su->instance) < 0)
 		return -EINVAL;
 	if (get_u64(o, "id", &su->id) < 0 || su->id == 0)
 		return -EINVAL;
@@ -468,9 +569,12 @@ static int parse_update(json_object *o, struct state_update *su)
 	if (get_i64(o, "started_us", &su->started_us) < 0)
 		return -EINVAL;
 	devs = member(o, "devices", json_type_array);
-	if (!devs || json_object_array_length(devs) < 1 || json_object_array_length(devs) > VLUD_STATE_UPDATE_MAX_DEVS)
+	ndevs = devs ? json_object_array_length(devs) : 0;
+	if (!devs || ndevs > VLUD_STATE_UPDATE_MAX_DEVS || (instance ? ndevs != 0 : ndevs < 1)) {
+		*why = instance ? "\"devices\" missing or not empty" : *why;
 		return -EINVAL;
-	su->n_devs = (unsigned)json_object_array_length(devs);
+	}
+	su->n_devs = (unsigned)ndevs;
 	for (unsigned k = 0; k < su->n_devs; k++) {
 		struct state_update_dev *d = &su->devs[k];
 		json_object *e = json_object_array_get_idx(devs, k);
@@ -487,6 +591,18 @@ static int parse_update(json_object *o, struct state_update *su)
 			if (strcmp(su->devs[j].name, d->name) == 0)
 				return -EINVAL;
 	}
+	/* the iommufd and VFIO fds: what an iommufd-only record is about (required there); optional beside
+	 * devices, where a malformed list costs the names only (older vlud do not read it at all) */
+	if (!json_object_object_get_ex(o, "iommufd", &a)) {
+		if (instance)
+			return *why = "\"iommufd\" missing", -EINVAL;
+		return 0;
+	}
+	*why = parse_iof_names(a, su);
+	if (*why && instance)
+		return -EINVAL;
+	su->iof_bad = *why;
+	*why = NULL;
 	return 0;
 }
 
@@ -963,7 +1079,7 @@ int state_parse(const char *buf, size_t len, struct state_doc *ret)
 	struct state_doc doc = {};
 	struct fd_index x = {};
 	json_object *insts, *fds, *ups = NULL;
-	size_t hlen;
+	size_t hlen, n_ups, n_emb = 0;
 	int r;
 
 	if (!buf || len > VLUD_STATE_MAX_BYTES)
@@ -1041,19 +1157,23 @@ int state_parse(const char *buf, size_t len, struct state_doc *ret)
 		}
 	}
 	fd_index_done(&x);
-	/* updates: at most one per instance, of a known instance */
-	if (ups && json_object_array_length(ups) > 0) {
-		doc.updates = calloc(json_object_array_length(ups), sizeof(*doc.updates));
+	/* updates: at most one per instance, of a known instance; then the instances' iommufd-only records */
+	n_ups = ups ? json_object_array_length(ups) : 0;
+	for (size_t i = 0; i < doc.n_instances; i++)
+		n_emb += json_object_object_get_ex(json_object_array_get_idx(insts, i), "iommufd_update", NULL);
+	if (n_ups + n_emb > 0) {
+		doc.updates = calloc(n_ups + n_emb, sizeof(*doc.updates));
 		if (!doc.updates) {
 			r = -ENOMEM;
 			goto fail;
 		}
-		for (size_t i = 0; i < json_object_array_length(ups); i++) {
+		for (size_t i = 0; i < n_ups; i++) {
 			struct state_update *su = &doc.updates[i];
+			const char *why;
 			bool known = false;
 
 			doc.n_updates = i + 1;
-			r = parse_update(json_object_array_get_idx(ups, i), su);
+			r = parse_update(json_object_array_get_idx(ups, i), su, NULL, &why);
 			if (r < 0)
 				goto fail;
 			for (size_t k = 0; k < doc.n_instances; k++)
@@ -1066,6 +1186,26 @@ int state_parse(const char *buf, size_t len, struct state_doc *ret)
 				r = -EINVAL;
 				goto fail;
 			}
+		}
+		/* a malformed one costs that record only (state.h): the fds of every tenant matter more */
+		for (size_t i = 0; i < doc.n_instances; i++) {
+			struct state_instance *si = &doc.instances[i];
+			struct state_update *su = &doc.updates[doc.n_updates];
+			json_object *e;
+
+			if (!json_object_object_get_ex(json_object_array_get_idx(insts, i), "iommufd_update", &e))
+				continue;
+			if (parse_update(e, su, si->name, &si->iof_update_bad) < 0) {
+				*su = (struct state_update){};
+				continue;
+			}
+			for (size_t k = 0; k < doc.n_updates && !si->iof_update_bad; k++)
+				if (strcmp(doc.updates[k].instance, si->name) == 0)
+					si->iof_update_bad = "the instance has a record in \"updates\" too";
+			if (si->iof_update_bad)
+				*su = (struct state_update){};
+			else
+				doc.n_updates++;
 		}
 	}
 	*ret = doc;

@@ -10,7 +10,7 @@
  *    "fds":[{"id","instance","name","type","dev","ino","rdev","created_us","device"?,"path"?,"alias_of"?,
  *            "group"?}],
  *    "updates"?:[{"instance","id","mode","path","phase","old_pid","new_pid","old_start"?,"new_start"?,
- *                 "started_us","devices":[{"name","suspended","reset","released"}]}]}
+ *                 "started_us","devices":[{"name","suspended","reset","released"}],"iommufd"?:[names]}]}
  * then optional whitespace.  An instance may carry "last_update":{...} (the verdict of its last update,
  * at most VLUD_STATE_VERDICT_MAX bytes as JSON) and "mappings":{...} (its vmm.mappings declaration, at
  * most VLUD_STATE_MAPPINGS_MAX bytes), and "reserved_for":{"pid","start","update"} (the one process that
@@ -25,6 +25,16 @@
  * "reserved_for" (which has no "old_pid": it is not written there and not read there).
  * A malformed "reserved_for" or "held_successor" does not make the document malformed: only that member
  * is dropped (state_instance.reserved_bad, held_bad say why).
+ * An update record may name the update's iommufd and VFIO fds ("iommufd":[held fd names], 1 to
+ * VLUD_STATE_UPDATE_MAX_IOF, none a device name of the record; docs/UPDATE.md "An update of iommufd/VFIO
+ * devices").  A record with vhost-vdpa devices (a mixed instance's) is an "updates" entry with that optional
+ * member.  A record with none (an iommufd-only update) is not: a vlud that predates it refuses a "devices"
+ * array of 0 and with it the whole document, and drops every stored fd.  It is the instance's optional
+ * member "iommufd_update" instead, an "updates" entry without "instance", "devices":[] and "iommufd"
+ * required, which such a vlud does not look at (it ends no update, as before).  state_parse() returns it in
+ * updates[] with n_devs 0; state_serialize() writes every record with n_devs 0 there.  A malformed
+ * "iommufd_update" costs that record only (iof_update_bad), a malformed "iommufd" of an "updates" entry its
+ * names only (state_update.iof_bad).
  * 64-bit numbers (dev, ino, rdev, ids) are JSON integers; json-c keeps uint64 exactly.
  *
  * The memfd holds an index page and two slots, so that a rewrite killed half-way (SIGKILL can cut a
@@ -79,12 +89,18 @@ struct state_instance {
 	 * charge (docs/UPDATE.md R14), killed at the update's end, or by the next vlud; pid 0: none */
 	struct state_reservation held;
 	const char *held_bad; /* as reserved_bad */
+	/* "iommufd_update" there but malformed (or beside an "updates" entry of the same instance): the reason
+	 * (static text); the record is dropped, the rest of the document kept (the caller logs it) */
+	const char *iof_update_bad;
 };
 
 #define VLUD_STATE_MAPPINGS_MAX 65536
 
 #define VLUD_STATE_VERDICT_MAX 8192
 #define VLUD_STATE_UPDATE_MAX_DEVS 16
+/* the iommufd and VFIO fds an update record names (the first ones held; the restart's decision does not
+ * depend on them, the verdict lists them) */
+#define VLUD_STATE_UPDATE_MAX_IOF 32
 
 /* A live update that was running when the document was written (daemon/update.c; what a restarted
  * daemon does with it: docs/UPDATE.md "vlud restarted during an update"). */
@@ -114,7 +130,15 @@ struct state_update {
 	bool old_start_bad, new_start_bad;
 	int64_t started_us;	  /* CLOCK_REALTIME */
 	struct state_update_dev devs[VLUD_STATE_UPDATE_MAX_DEVS];
-	unsigned n_devs; /* 1..VLUD_STATE_UPDATE_MAX_DEVS, names unique */
+	unsigned n_devs; /* 0..VLUD_STATE_UPDATE_MAX_DEVS, names unique; 0 only with n_iof > 0 */
+	/* "iommufd": the held fd names of the update's iommufds and VFIO devices (their charge moves with the
+	 * successor's IOMMU_IOAS_CHANGE_PROCESS), unique, none a name of devs[]; n_iof 0: none (a vhost-vdpa
+	 * only update, or an older vlud's record) */
+	char iof[VLUD_STATE_UPDATE_MAX_IOF][VLUD_STATE_NAME_MAX + 1];
+	unsigned n_iof;
+	/* parsing an "updates" entry: its "iommufd" is there but malformed: the reason (static text), n_iof 0;
+	 * the record stands (the restart's decision does not need the names) */
+	const char *iof_bad;
 };
 
 /* the phase names an update record may carry */
@@ -156,7 +180,9 @@ int state_serialize(const struct state_doc *doc, char **ret_buf, size_t *ret_len
  * of an unknown instance, two of one instance, an unknown mode, path or phase, a start time that is not an
  * integer >= 0, no or too many devices, a duplicate device name; a last_update or mappings that is not an object or exceeds its limit).  Nothing
  * is written on failure.  state_serialize refuses (-EINVAL) a last_update or mappings that is not such an object,
- * and a reservation with a pid but no update id. */
+ * a reservation with a pid but no update id, an update record with neither devices nor iommufd names, more
+ * than the limits of either, and a record with no device whose instance is not in the document (or that
+ * shares it with another record). */
 int state_parse(const char *buf, size_t len, struct state_doc *ret);
 
 void state_doc_done(struct state_doc *doc);

@@ -357,3 +357,18 @@ enum hold_step update_hold_step(enum held_look l, bool alive, int64_t waited_us,
 	}
 	return waited_us < limit_us ? HOLD_STEP_WAIT : HOLD_STEP_KILL;
 }
+
+enum restart_heir update_restart_heir(enum phase ph, bool resume, bool released, enum restart_held held)
+{
+	/* the held successor failed: the old VMM takes the charge back from its stopped mm, and the held
+	 * successor is killed at the old VMM's reattach (a reservation to it would refuse that reattach) */
+	if (held == RESTART_HELD_YES || resume || ph == PH_ROLLBACK || (ph <= PH_CLAIM && !released))
+		return HEIR_OLD;
+	/* the successor claimed every fd: the devices are its own (VHOST_NEW_OWNER, or path C's fresh open),
+	 * and the iommufd charge is, once its CHANGE_PROCESS ran (in restore: vlud cannot tell whether it did,
+	 * and only the successor can still make it); unless it may be a successor held stopped that nobody
+	 * knows of any more: reserved to it, the instance would be nobody's for as long as it stays stopped */
+	if (ph >= PH_RESTORE && ph <= PH_COMMIT)
+		return held == RESTART_HELD_UNREADABLE ? HEIR_NONE : HEIR_NEW;
+	return HEIR_NONE; /* path C after the release (vlud's reopen), done */
+}

@@ -117,6 +117,28 @@ enum hold_step {
 };
 enum hold_step update_hold_step(enum held_look l, bool alive, int64_t waited_us, int64_t limit_us);
 
+/* ---- after a restart of vlud during an update (docs/UPDATE.md "Only the device's owner reattaches") ---- */
+
+/* Who may reattach the instance: the process that owned the device, or held the iommufd charge, when
+ * vlud died in phase ph.  resume: the restarted vlud RESUMEs the old VMM's devices (it still owns them);
+ * released: path C, vlud had released a device for the claim (its reopen is a fresh device, nobody's);
+ * held: whether the state names this update's successor held stopped for the old VMM's take-back of the
+ * iommufd charge (R14, recorded before the phase becomes rollback).  An iommufd-only update has no
+ * device: resume and released false (its charge is the old VMM's until the successor's
+ * IOMMU_IOAS_CHANGE_PROCESS in phase restore, after its claim).  Pure. */
+enum restart_heir {
+	HEIR_NONE,
+	HEIR_OLD, /* old_pid */
+	HEIR_NEW, /* new_pid */
+};
+enum restart_held {
+	RESTART_HELD_NO,	 /* no held successor of this update in the state */
+	RESTART_HELD_YES,	 /* "held_successor" names this update's successor */
+	RESTART_HELD_UNREADABLE, /* an iommufd-only update whose instance's "held_successor" is malformed: its
+				  * successor may be held stopped, and a reservation to it would last as long */
+};
+enum restart_heir update_restart_heir(enum phase ph, bool resume, bool released, enum restart_held held);
+
 /* ---- the rollback decision ---- */
 
 /* what happened */

@@ -97,7 +97,22 @@ bool update_persist_record(struct instance *inst, struct state_update *ret)
 			snprintf(d->device, sizeof(d->device), "%s", u->devs[i].device ? u->devs[i].device : "");
 		}
 	}
-	return ret->n_devs > 0;
+	/* the iommufd and VFIO fds (docs/UPDATE.md "An update of iommufd/VFIO devices"): an iommufd-only
+	 * update is recorded by them alone (state.h "iommufd_update"), a mixed one beside its devices */
+	if (u->iof) {
+		struct list *p, *n;
+
+		list_for_each_safe(p, n, &inst->held) {
+			struct held *h = list_entry(p, struct held, link);
+
+			if (h->type != VLUD_FD_IOMMUFD && h->type != VLUD_FD_VFIO)
+				continue;
+			if (ret->n_iof >= VLUD_STATE_UPDATE_MAX_IOF)
+				break;
+			snprintf(ret->iof[ret->n_iof++], sizeof(ret->iof[0]), "%s", h->name);
+		}
+	}
+	return ret->n_devs > 0 || ret->n_iof > 0;
 }
 
 /* inst's last verdict as JSON text for the state (malloc()ed, at most VLUD_STATE_VERDICT_MAX bytes: a
@@ -209,16 +224,17 @@ static void reopen_released(struct instance *inst, const struct state_update_dev
 		log_info("%s: released device %s reopened after the restart (%s)", inst->name, d->name, d->node);
 }
 
-/* One update that was running when the previous vlud died (record su of the adopted state). */
-static void restore_one(struct instance *inst, const struct state_update *su)
+/* One update that was running when the previous vlud died (record su of the adopted state); held: whether
+ * the state names its successor held stopped (R14). */
+static void restore_one(struct instance *inst, const struct state_update *su, enum restart_held held)
 {
 	struct upd_inst *ui = upd_ui_get(inst, true);
 	int k_ph = update_phase_by_name(su->phase);
 	enum phase ph = k_ph < 0 ? PH_DONE : (enum phase)k_ph;
 	bool released = false, reset = false, old_owns, resume;
-	json_object *v, *st, *resumed, *lost = NULL;
+	json_object *v, *st, *resumed, *lost = NULL, *iof = NULL;
 	const char *why_owner;
-	char err[1536] = "";
+	char err[4096] = ""; /* 16 devices and 32 iommufd/VFIO fds, each with its state */
 	pid_t heir;
 	int heir_fd = -EBADF;
 	uint64_t heir_start = 0, want_start;
@@ -247,9 +263,36 @@ static void restore_one(struct instance *inst, const struct state_update *su)
 			}
 		}
 	}
-	resume = old_owns;
+	/* an iommufd-only update: nothing was suspended (the devices never stop), nothing to resume */
+	resume = old_owns && su->n_devs > 0;
 	APPENDF(err, "vlud restarted during the update (phase %s): ", su->phase);
-	if (resume)
+	if (!su->n_devs && ph == PH_DONE)
+		APPENDF(err, "the update was ending (its own verdict was not recorded); every fd kept");
+	else if (!su->n_devs && held == RESTART_HELD_YES)
+		APPENDF(err, "the successor (pid %d) had failed and was held stopped for the old VMM's take-back of "
+			     "the iommufd charge: the old VMM (pid %d, %s) takes it back (IOMMU_IOAS_CHANGE_PROCESS), "
+			     "every fd kept",
+			(int)su->new_pid, (int)su->old_pid, pid_exists(su->old_pid) ? "alive" : "exited");
+	else if (!su->n_devs && ph == PH_ROLLBACK)
+		APPENDF(err, "the old VMM (pid %d, %s) was taking the iommufd charge back (IOMMU_IOAS_CHANGE_PROCESS); "
+			     "every fd kept",
+			(int)su->old_pid, pid_exists(su->old_pid) ? "alive" : "exited");
+	else if (!su->n_devs && ph >= PH_RESTORE)
+		APPENDF(err, "the successor (pid %d, %s) had claimed every fd; the iommufd charge is its own once its "
+			     "IOMMU_IOAS_CHANGE_PROCESS ran (vlud cannot tell whether it did); every fd kept",
+			(int)su->new_pid, pid_exists(su->new_pid) ? "alive" : "exited");
+	else if (!su->n_devs && strcmp(su->mode, "exec") == 0 && ph >= PH_EXEC)
+		APPENDF(err, "before the claim, the iommufd charge is the old image's (pid %d, %s; it may have "
+			     "exec'ed: the new image in that pid takes the charge with its IOMMU_IOAS_CHANGE_PROCESS); "
+			     "nothing was suspended (iommufd/VFIO devices never stop), every fd kept (instance "
+			     "orphaned: reattach with instance.register reattach:true)",
+			(int)su->old_pid, pid_exists(su->old_pid) ? "alive" : "exited");
+	else if (!su->n_devs)
+		APPENDF(err, "before the hand-over, the old VMM (pid %d, %s) holds the iommufd charge; nothing was "
+			     "suspended (iommufd/VFIO devices never stop), every fd kept (instance orphaned: reattach "
+			     "with instance.register reattach:true)",
+			(int)su->old_pid, pid_exists(su->old_pid) ? "alive" : "exited");
+	else if (resume)
 		APPENDF(err, "before the hand-over, the old VMM (pid %d, %s) still owns the device: devices resumed, "
 			     "every fd kept (instance orphaned: reattach with instance.register reattach:true)",
 			(int)su->old_pid, pid_exists(su->old_pid) ? "alive" : "exited");
@@ -322,14 +365,43 @@ static void restore_one(struct instance *inst, const struct state_update *su)
 		}
 		jappend(st, e);
 	}
+	/* the iommufd and VFIO fds: held, or lost like a device with no fd held */
+	if (su->n_iof) {
+		iof = jnew_arr();
+		APPENDF(err, "%s iommufd/VFIO fds:", su->n_devs ? ";" : "");
+	}
+	for (unsigned i = 0; i < su->n_iof; i++) {
+		bool have = held_find(inst, su->iof[i]) != NULL;
+
+		jappend(iof, jnew_str(su->iof[i]));
+		if (!have) {
+			if (!lost)
+				lost = jnew_arr();
+			jappend(lost, jnew_str(su->iof[i]));
+		}
+		APPENDF(err, "%s %s: %s", i ? "," : "", su->iof[i],
+			have ? "held" : "no fd held (missing from the fd store)");
+	}
 
 	/* who owns the device now: the old VMM before the hand-over (and while a rollback brings it back),
 	 * the successor once it claimed (transfer mode; in exec mode both are the one process).  While that
 	 * process lives only it may reattach the instance: the other one, told nothing by the dead vlud,
 	 * would take over an instance whose device it does not own (chaos soak seed 6, docs/SOAK.md) */
-	heir = resume || ph == PH_ROLLBACK || (ph <= PH_CLAIM && !released) ? su->old_pid
-	       : ph >= PH_RESTORE && ph <= PH_COMMIT			      ? su->new_pid
-									      : 0;
+	switch (update_restart_heir(ph, resume, released, held)) {
+	case HEIR_OLD:
+		heir = su->old_pid;
+		break;
+	case HEIR_NEW:
+		heir = su->new_pid;
+		break;
+	default:
+		heir = 0;
+		break;
+	}
+	if (!heir && held == RESTART_HELD_UNREADABLE && ph >= PH_RESTORE && ph <= PH_COMMIT)
+		APPENDF(err, "; reserved to nobody: the state's record of a held successor is malformed (the "
+			     "successor %d may be held stopped)",
+			(int)su->new_pid);
 	/* this update is newer than any reservation the state kept: it decides alone */
 	upd_heir_drop(ui);
 	/* the start time the record has for that pid (0: none, an older vlud's record) must still be the pid's:
@@ -355,9 +427,8 @@ static void restore_one(struct instance *inst, const struct state_update *su)
 		ui->heir_pidfd = heir_fd;
 		ui->heir_start = heir_start;
 		ui->heir_update = su->id;
-		APPENDF(err, "; the instance is reserved to pid %d (it owned the device): only it reattaches while it "
-			     "lives",
-			(int)heir);
+		APPENDF(err, "; the instance is reserved to pid %d (it %s): only it reattaches while it lives",
+			(int)heir, su->n_devs ? "owned the device" : "holds the iommufd charge");
 	} else {
 		safe_close(heir_fd);
 		heir = 0;
@@ -377,6 +448,8 @@ static void restore_one(struct instance *inst, const struct state_update *su)
 	jadd(v, "resumed", resumed);
 	jadd(v, "status_after", st);
 	jadd(v, "reattach_reserved_for", heir ? jnew_int(heir) : NULL);
+	if (iof)
+		jadd(v, "iommufd_fds", iof);
 	if (lost)
 		jadd(v, "device_lost", lost);
 	jadd(v, "total_ms",
@@ -578,6 +651,11 @@ void update_restore(const struct state_doc *doc)
 			restore_reservation(inst, &doc->instances[i]);
 			restore_held(inst, &doc->instances[i]);
 		}
+		if (doc->instances[i].iof_update_bad)
+			log_error("state: instance %s: its iommufd-only update record is malformed (%s): dropped, "
+				  "the rest of the state is kept; that update ends with no verdict and reserves the "
+				  "instance to nobody",
+				  doc->instances[i].name, doc->instances[i].iof_update_bad);
 		if (!inst || !doc->instances[i].last_update)
 			continue;
 		v = json_tokener_parse(doc->instances[i].last_update);
@@ -594,14 +672,30 @@ void update_restore(const struct state_doc *doc)
 	for (size_t i = 0; i < doc->n_updates; i++) {
 		const struct state_update *su = &doc->updates[i];
 		struct instance *inst = instance_find(su->instance);
+		enum restart_held held;
 
 		if (su->id >= update_next_id)
 			update_next_id = su->id + 1;
+		if (su->iof_bad)
+			log_warning("update %" PRIu64 " of %s: the record's iommufd/VFIO fd names are malformed (%s): "
+				    "ended without them",
+				    su->id, su->instance, su->iof_bad);
 		if (!inst) {
 			log_warning("update %" PRIu64 " of %s was running when vlud died, but the instance is gone", su->id,
 				    su->instance);
 			continue;
 		}
-		restore_one(inst, su);
+		held = RESTART_HELD_NO;
+		for (size_t k = 0; k < doc->n_instances; k++) {
+			const struct state_instance *si = &doc->instances[k];
+
+			if (strcmp(si->name, su->instance) != 0)
+				continue;
+			if (si->held.pid && si->held.pid == su->new_pid && si->held.update == su->id)
+				held = RESTART_HELD_YES;
+			else if (si->held_bad && !su->n_devs) /* (R14 holds the successors of iommufd-only updates) */
+				held = RESTART_HELD_UNREADABLE;
+		}
+		restore_one(inst, su, held);
 	}
 }

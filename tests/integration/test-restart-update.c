@@ -28,6 +28,15 @@
  *    stopped: stopped; another process's reattach keeps it, and update.start is refused meanwhile; the
  *    instance's release kills it; vlud's SIGTERM leaves it stopped and recorded, the next vlud applies the
  *    same rule; a reused pid is left alone, a malformed member is logged.
+ * 6. iommufd-only update records (the instance's "iommufd_update", docs/UPDATE.md "An update of iommufd/VFIO
+ *    devices"; the host has no /dev/iommu, so the records are written here, a memfd standing in for the
+ *    held iommufd): in phase save the instance is reserved to the old VMM (it holds the charge), in
+ *    restore to the successor, in verify with the successor held stopped (R14) to the old VMM, in exec
+ *    mode's claim to the one pid (the old image's charge), in restore beside a malformed held_successor to
+ *    nobody (the successor may be held stopped); the verdicts name the iommufd/VFIO fds (one not in the store: device_lost); a mixed record's "iommufd"
+ *    names are in its verdict too; a malformed record is logged, its instance kept; the state rewritten
+ *    keeps the reservation, not the records; a kill -9 restart ends nothing twice; the old VMM's reattach
+ *    is accepted and ends the reservation.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1038,6 +1047,278 @@ part5_end:
 		safe_close(go[1]);
 		safe_close(out[0]);
 		for (pid_t *p = (pid_t[]){ n1, n2, n4, n5, n6, n7, n8, n9, o1, o2, o3, other, 0 }; *p; p++)
+			if (*p > 0) {
+				kill(*p, SIGKILL);
+				waitpid(*p, NULL, 0);
+			}
+	}
+	/* ---- 6. iommufd-only update records, written here (no /dev/iommu on the host): vm20 in phase save (the
+	 * old VMM o6 holds the charge: reserved to it; it reattaches at the end), vm21 in restore (reserved to
+	 * the successor n7), vm22 in verify with its successor n8 held stopped (R14: reserved to the old VMM o8,
+	 * n8 kept stopped), vm23 a mixed record (a device and an iommufd, neither held), vm24 a malformed one, vm25
+	 * an exec-mode update in claim (reserved to the one pid, o8 here), vm26 in restore with a malformed
+	 * held_successor member (its successor may be held stopped: reserved to nobody) */
+	{
+		extern char **environ;
+		char *s_argv[] = { "sleep", "60", NULL };
+		char sockarg[600], res[512] = "";
+		char *r_argv[] = { "sh", "-c",
+				   "read go; exec \"$0\" --socket \"$1\" --json call instance.register "
+				   "'{\"name\":\"vm20\",\"reattach\":true}'",
+				   (char *)integ_prog("vluctl"), sockarg, NULL };
+		pid_t o6 = -1, n7 = -1, n8 = -1, o8 = -1;
+		unsigned long long so6 = 0, s7 = 0, s8 = 0, so8 = 0;
+		_cleanup_free_ char *cfg_long = integ_default_config(dir, "\"timeouts\": {\"update\": {\"commit_ms\": 120000}}");
+		int go[2] = { -1, -1 }, out[2] = { -1, -1 }, ram6 = -1, wst = 0;
+		posix_spawn_file_actions_t fa;
+		char *body = NULL, want[400];
+		struct stat st6;
+		long long now_us = (long long)time(NULL) * 1000000LL;
+
+		ws = integ_daemon_stop(&D, SIGKILL, 5000);
+		safe_close(store_take("state"));
+		st_fd = safe_close(st_fd);
+		snprintf(sockarg, sizeof(sockarg), "%s", D.sock);
+		posix_spawn_file_actions_init(&fa);
+		if (pipe2(go, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0) {
+			posix_spawn_file_actions_adddup2(&fa, go[0], 0);
+			posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+			if (posix_spawn(&o6, "/bin/sh", &fa, NULL, r_argv, environ) != 0)
+				o6 = -1;
+		}
+		posix_spawn_file_actions_destroy(&fa);
+		safe_close(go[0]);
+		safe_close(out[1]);
+		for (pid_t *p[] = { &n7, &n8, &o8, NULL }, **q = p; *q; q++)
+			if (posix_spawnp(*q, "sleep", NULL, NULL, s_argv, environ) != 0)
+				**q = -1;
+		for (int i = 0; i < 100 && !((so6 = pid_start(o6)) && (s7 = pid_start(n7)) && (s8 = pid_start(n8)) &&
+					     (so8 = pid_start(o8)));
+		     i++)
+			usleep(10000);
+		/* vm22's successor: stopped by the previous vlud (R14) */
+		if (n8 > 0 && (kill(n8, SIGSTOP) != 0 || waitpid(n8, &wst, WUNTRACED) != n8 || !WIFSTOPPED(wst)))
+			n8 = -1;
+		/* the memfd standing in for vm20's iommufd (its name is all the record looks at) */
+		ram6 = memfd_create("iommufd0", MFD_CLOEXEC);
+		if (!tap_check(ws >= 0 && o6 > 0 && n7 > 0 && n8 > 0 && o8 > 0 && so6 && s7 && s8 && so8 && ram6 >= 0 &&
+				       fstat(ram6, &st6) == 0,
+			       "iof-setup", "o6 %d n7 %d n8 %d o8 %d memfd %d", (int)o6, (int)n7, (int)n8, (int)o8, ram6))
+			goto part6_end;
+		store_put("h9", ram6);
+		ram6 = -1;
+#define IOF_INST(name, extra)                                                                                   \
+	"{\"name\":\"" name "\",\"pid\":1,\"uid\":%u,\"gid\":%u,\"registered_us\":0,\"orphaned\":true,"         \
+	"\"orphaned_us\":0" extra "}"
+#define IOF_REC(id, mode, phase)                                                                                \
+	"{\"id\":" #id ",\"mode\":\"" mode "\",\"path\":\"A\",\"phase\":\"" phase "\",\"old_pid\":%d,"            \
+	"\"old_start\":%llu,\"new_pid\":%d,\"new_start\":%llu,\"started_us\":%lld,\"devices\":[],"
+#define U (unsigned)getuid(), (unsigned)getgid()
+		if (asprintf(&body,
+			     "VLUDSTATE 1\n{\"next_id\":10,\"written_us\":0,\"instances\":["
+			     IOF_INST("vm20", ",\"iommufd_update\":" IOF_REC(90, "transfer", "save")
+					      "\"iommufd\":[\"iommufd0\",\"vfio:dev0\"]}") ","
+			     IOF_INST("vm21", ",\"iommufd_update\":" IOF_REC(91, "transfer", "restore")
+					      "\"iommufd\":[\"iommufd1\"]}") ","
+			     IOF_INST("vm22", ",\"iommufd_update\":" IOF_REC(92, "transfer", "verify")
+					      "\"iommufd\":[\"iommufd2\"]},\"held_successor\":{\"pid\":%d,\"start\":%llu,"
+					      "\"update\":92,\"old_pid\":%d,\"old_start\":%llu}") ","
+			     IOF_INST("vm23", "") ","
+			     IOF_INST("vm25", ",\"iommufd_update\":" IOF_REC(95, "exec", "claim")
+					      "\"iommufd\":[\"iommufd5\"]}") ","
+			     IOF_INST("vm26", ",\"iommufd_update\":" IOF_REC(96, "transfer", "restore")
+					      "\"iommufd\":[\"iommufd6\"]},\"held_successor\":{\"pid\":0}") ","
+			     IOF_INST("vm24", ",\"iommufd_update\":{\"id\":94,\"mode\":\"exec\",\"path\":\"A\","
+					      "\"phase\":\"save\",\"old_pid\":1,\"new_pid\":0,\"started_us\":0,\"devices\":[],"
+					      "\"iommufd\":[]}")
+			     "],\"fds\":[{\"id\":9,\"instance\":\"vm20\",\"name\":\"iommufd0\",\"type\":\"memfd\","
+			     "\"dev\":%llu,\"ino\":%llu,\"rdev\":0,\"created_us\":0}],"
+			     "\"updates\":[{\"instance\":\"vm23\",\"id\":93,\"mode\":\"transfer\",\"path\":\"A\","
+			     "\"phase\":\"save\",\"old_pid\":%d,\"old_start\":%llu,\"new_pid\":0,\"started_us\":%lld,"
+			     "\"devices\":[{\"name\":\"vdpa:vdpa3\",\"suspended\":true,\"reset\":false,\"released\":false}],"
+			     "\"iommufd\":[\"iommufd3\"]}]}\n",
+			     U, (int)o6, so6, 0, 0ULL, now_us - 1000000LL,
+			     U, (int)o8, so8, (int)n7, s7, now_us - 1000000LL,
+			     U, (int)o8, so8, (int)n8, s8, now_us - 1000000LL, (int)n8, s8, (int)o8, so8,
+			     U, U, (int)o8, so8, (int)o8, so8, now_us - 1000000LL,
+			     U, (int)o8, so8, (int)n7, s7, now_us - 1000000LL,
+			     U,
+			     (unsigned long long)st6.st_dev, (unsigned long long)st6.st_ino,
+			     (int)o8, so8, now_us - 1000000LL) < 0)
+			body = NULL;
+#undef U
+#undef IOF_REC
+#undef IOF_INST
+		st_fd = restart_from_state(dir, lfd, cfg_long, body, "iof-state-written", "iof-restart-ready");
+		if (st_fd < 0)
+			goto part6_end;
+		{
+			_cleanup_json_ json_object *s = NULL;
+			bool ok = status_of("vm20", &s);
+			json_object *last = integ_get(s, "return.last");
+			json_object *fdl = integ_get(last, "iommufd_fds"), *lost = integ_get(last, "device_lost");
+			const char *err = integ_str(integ_get(last, "error"));
+			char w1[300];
+
+			snprintf(w1, sizeof(w1), "vlud restarted during the update (phase save): before the hand-over, the old "
+				 "VMM (pid %d, alive) holds the iommufd charge", (int)o6);
+			tap_check(ok && json_object_get_int64(integ_get(last, "id")) == 90 &&
+					  !strcmp(integ_str(integ_get(last, "result")) ?: "", "failed") &&
+					  json_object_get_boolean(integ_get(last, "interrupted_by_restart")) &&
+					  !strcmp(integ_str(integ_get(last, "phase")) ?: "", "save") && !integ_get(s, "return.running"),
+				  "iof-save-verdict", "%s", s ? json_object_to_json_string(s) : "-");
+			tap_check(err && strstr(err, w1) && strstr(err, "iommufd0: held") &&
+					  strstr(err, "vfio:dev0: no fd held (missing from the fd store)") &&
+					  strstr(err, "holds the iommufd charge): only it reattaches"),
+				  "iof-save-reason", "%s", err ? err : "-");
+			tap_check(fdl && json_object_array_length(fdl) == 2 &&
+					  !strcmp(json_object_get_string(json_object_array_get_idx(fdl, 0)), "iommufd0") &&
+					  lost && json_object_array_length(lost) == 1 &&
+					  !strcmp(json_object_get_string(json_object_array_get_idx(lost, 0)), "vfio:dev0"),
+				  "iof-save-fds-and-lost", "%s", last ? json_object_to_json_string(last) : "-");
+			tap_check(json_object_get_int64(integ_get(last, "reattach_reserved_for")) == o6,
+				  "iof-save-reserved-to-old", "%s", last ? json_object_to_json_string(last) : "-");
+		}
+		tap_check(log_count("update 90 of vm20: failed: vlud restarted during the update (phase save)") == 1,
+			  "iof-save-logged-once", "%d lines", log_count("update 90 of vm20: failed"));
+		{
+			_cleanup_json_ json_object *a = reattach_other("vm20");
+
+			tap_check(refused_for(a, o6) && strstr(integ_error_desc(a), "during update 90"), "iof-save-other-refused",
+				  "%s", a ? json_object_to_json_string(a) : "-");
+		}
+		{
+			_cleanup_json_ json_object *s = NULL;
+			bool ok = status_of("vm21", &s);
+			json_object *last = integ_get(s, "return.last");
+			const char *err = integ_str(integ_get(last, "error"));
+			char w1[200];
+
+			snprintf(w1, sizeof(w1), "(phase restore): the successor (pid %d, alive) had claimed every fd", (int)n7);
+			tap_check(ok && json_object_get_int64(integ_get(last, "id")) == 91 && err && strstr(err, w1) &&
+					  json_object_get_int64(integ_get(last, "reattach_reserved_for")) == n7,
+				  "iof-restore-reserved-to-successor", "%s", s ? json_object_to_json_string(s) : "-");
+		}
+		{
+			_cleanup_json_ json_object *s = NULL, *a = NULL;
+			bool ok = status_of("vm22", &s);
+			json_object *last = integ_get(s, "return.last");
+			const char *err = integ_str(integ_get(last, "error"));
+			char w1[300];
+
+			snprintf(w1, sizeof(w1), "(phase verify): the successor (pid %d) had failed and was held stopped for the "
+				 "old VMM's take-back of the iommufd charge: the old VMM (pid %d, alive) takes it back", (int)n8,
+				 (int)o8);
+			tap_check(ok && json_object_get_int64(integ_get(last, "id")) == 92 && err && strstr(err, w1) &&
+					  json_object_get_int64(integ_get(last, "reattach_reserved_for")) == o8,
+				  "iof-held-reserved-to-old", "%s", s ? json_object_to_json_string(s) : "-");
+			a = reattach_other("vm22");
+			tap_check(refused_for(a, o8), "iof-held-other-refused", "%s", a ? json_object_to_json_string(a) : "-");
+			usleep(200000);
+			tap_check(waitpid(n8, &wst, WNOHANG) == 0 && kill(n8, 0) == 0, "iof-held-successor-kept", "pid %d",
+				  (int)n8);
+		}
+		{
+			_cleanup_json_ json_object *s = NULL;
+			bool ok = status_of("vm23", &s);
+			json_object *last = integ_get(s, "return.last");
+			json_object *fdl = integ_get(last, "iommufd_fds"), *lost = integ_get(last, "device_lost");
+			const char *err = integ_str(integ_get(last, "error"));
+
+			tap_check(ok && json_object_get_int64(integ_get(last, "id")) == 93 && err &&
+					  strstr(err, "vdpa:vdpa3: no fd held") && strstr(err, "iommufd3: no fd held") && fdl &&
+					  json_object_array_length(fdl) == 1 && lost && json_object_array_length(lost) == 2,
+				  "iof-mixed-verdict-names-iommufd", "%s", s ? json_object_to_json_string(s) : "-");
+		}
+		{
+			_cleanup_json_ json_object *s = NULL;
+			bool ok = status_of("vm25", &s);
+			json_object *last = integ_get(s, "return.last");
+			const char *err = integ_str(integ_get(last, "error"));
+			char w1[200];
+
+			snprintf(w1, sizeof(w1), "(phase claim): before the claim, the iommufd charge is the old image's (pid %d, "
+				 "alive; it may have exec'ed", (int)o8);
+			tap_check(ok && json_object_get_int64(integ_get(last, "id")) == 95 && err && strstr(err, w1) &&
+					  json_object_get_int64(integ_get(last, "reattach_reserved_for")) == o8,
+				  "iof-exec-claim-reserved-to-the-pid", "%s", s ? json_object_to_json_string(s) : "-");
+		}
+		{
+			/* a malformed held successor member: the successor may be held stopped, so nobody is reserved */
+			_cleanup_json_ json_object *s = NULL;
+			bool ok = status_of("vm26", &s);
+			json_object *last = integ_get(s, "return.last");
+			const char *err = integ_str(integ_get(last, "error"));
+
+			tap_check(ok && json_object_get_int64(integ_get(last, "id")) == 96 && err &&
+					  strstr(err, "reserved to nobody: the state's record of a held successor is malformed") &&
+					  integ_get(last, "reattach_reserved_for") == NULL,
+				  "iof-held-malformed-reserved-to-nobody", "%s", s ? json_object_to_json_string(s) : "-");
+		}
+		{
+			_cleanup_json_ json_object *s = NULL;
+			bool ok = status_of("vm24", &s);
+
+			tap_check(ok && !integ_get(s, "return.last") &&
+					  log_count("state: instance vm24: its iommufd-only update record is malformed "
+						    "(\"iommufd\" not of 1..32 names): dropped, the rest of the state is kept") == 1,
+				  "iof-malformed-logged-instance-kept", "%s", s ? json_object_to_json_string(s) : "-");
+		}
+		/* the rewritten state: no record, the reservations and the fd kept */
+		integ_notify_pump(&N, 300, NULL);
+		{
+			_cleanup_free_ char *now = read_state(st_fd);
+
+			snprintf(want, sizeof(want), "\"reserved_for\":{\"pid\":%d,\"start\":%llu,\"update\":90}", (int)o6, so6);
+			tap_check(now && !strstr(now, "iommufd_update") && !strstr(now, "\"updates\"") && strstr(now, want) &&
+					  strstr(now, "\"name\":\"iommufd0\""),
+				  "iof-state-rewritten", "want %s in %s", want, now ? now : "unreadable");
+		}
+		/* a kill -9 restart: still reserved, nothing ended twice */
+		ws = integ_daemon_stop(&D, SIGKILL, 5000);
+		r = restart(dir, lfd, cfg_long);
+		if (!tap_check(ws >= 0 && r == 0, "iof-restart-again-ready", "%s", strerror(-r))) {
+			integ_daemon_dump_log(&D);
+			goto part6_end;
+		}
+		{
+			_cleanup_json_ json_object *a = reattach_other("vm20"), *s = NULL;
+			bool ok = status_of("vm20", &s);
+
+			tap_check(refused_for(a, o6) && ok && json_object_get_int64(integ_get(s, "return.last.id")) == 90 &&
+					  log_count("update 90 of vm20: failed") == 1,
+				  "iof-still-reserved-not-ended-twice", "%s; %d lines", a ? json_object_to_json_string(a) : "-",
+				  log_count("update 90 of vm20: failed"));
+		}
+		/* the old VMM, which holds the charge, reattaches */
+		{
+			ssize_t k = write(go[1], "go\n", 3);
+
+			go[1] = safe_close(go[1]);
+			for (size_t got = 0; k == 3 && got < sizeof(res) - 1;) {
+				ssize_t m = read(out[0], res + got, sizeof(res) - 1 - got);
+
+				if (m <= 0)
+					break;
+				got += (size_t)m;
+			}
+			waitpid(o6, &wst, 0);
+			o6 = -1;
+			tap_check(WIFEXITED(wst) && WEXITSTATUS(wst) == 0 && strstr(res, "\"reattached\":true"),
+				  "iof-old-vmm-reattaches", "exit 0x%x: %s", wst, res);
+		}
+		integ_notify_pump(&N, 300, NULL);
+		{
+			_cleanup_free_ char *now = read_state(st_fd);
+
+			tap_check(now && strstr(now, "\"vm20\"") && !strstr(now, "\"update\":90}"), "iof-reservation-ended",
+				  "%s", now ? now : "unreadable");
+		}
+part6_end:
+		safe_close(go[1]);
+		safe_close(out[0]);
+		safe_close(ram6);
+		for (pid_t *p = (pid_t[]){ o6, n7, n8, o8, 0 }; *p; p++)
 			if (*p > 0) {
 				kill(*p, SIGKILL);
 				waitpid(*p, NULL, 0);

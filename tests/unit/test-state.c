@@ -15,6 +15,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <json-c/json.h>
+
 #include "state.h"
 
 static void fill_doc(struct state_doc *d, struct state_instance *insts, struct state_fd *fds)
@@ -994,6 +996,275 @@ static void index_log(void **unused)
 			 -EINVAL);
 }
 
+/* ---- iommufd/VFIO fds in update records: "iommufd" of an "updates" entry, an instance's "iommufd_update" ---- */
+
+#define IOF_UPD(extra, iof)                                                                                        \
+	"{\"id\":4,\"mode\":\"transfer\",\"path\":\"A\",\"phase\":\"restore\",\"old_pid\":10,\"new_pid\":11,"    \
+	"\"started_us\":5" extra ",\"devices\":[],\"iommufd\":[" iof "]}"
+#define IOF_DOC(member)                                                                                            \
+	"{\"next_id\":1,\"written_us\":0,\"instances\":[" UPD_INST member "}],\"fds\":[]}"
+#define N8(p) "\"" p "1\",\"" p "2\",\"" p "3\",\"" p "4\",\"" p "5\",\"" p "6\",\"" p "7\",\"" p "8\""
+#define N32 N8("a") "," N8("b") "," N8("c") "," N8("d")
+
+/* an iommufd-only record (no device) into its instance's "iommufd_update", a mixed one into "updates" with
+ * its "iommufd" names; both come back as they were, in updates[] */
+static void iof_roundtrip(void **unused)
+{
+	struct state_instance insts[2];
+	struct state_fd fds[3];
+	struct state_update u[2];
+	struct state_doc d, p = {};
+	char *buf = NULL, *again = NULL;
+	size_t len = 0, l2 = 0;
+	const struct state_update *io = NULL, *mx = NULL;
+	json_object *root;
+
+	(void)unused;
+	fill_doc(&d, insts, fds);
+	fill_update(&u[0]); /* vm.2_x, mixed: two devices and two iommufd/VFIO fds */
+	strcpy(u[0].iof[0], "iommufd:0");
+	strcpy(u[0].iof[1], "vfio:dev0");
+	u[0].n_iof = 2;
+	memset(&u[1], 0, sizeof(u[1])); /* vm-1: iommufd only */
+	strcpy(u[1].instance, "vm-1");
+	u[1].id = 18;
+	strcpy(u[1].mode, "exec");
+	u[1].path = 'A';
+	strcpy(u[1].phase, "rollback");
+	u[1].old_pid = 1234;
+	u[1].new_pid = 1234;
+	u[1].old_start = 555;
+	u[1].started_us = 1700000003000000LL;
+	for (unsigned i = 0; i < VLUD_STATE_UPDATE_MAX_IOF; i++)
+		snprintf(u[1].iof[i], sizeof(u[1].iof[i]), "iof%u", i);
+	u[1].n_iof = VLUD_STATE_UPDATE_MAX_IOF;
+	d.updates = u;
+	d.n_updates = 2;
+	assert_int_equal(state_serialize(&d, &buf, &len), 0);
+	/* where each is: "updates" has the mixed record only (an older vlud reads it as before), the
+	 * iommufd-only one is its instance's member, without "instance" */
+	root = json_tokener_parse(strchr(buf, '\n') + 1);
+	assert_non_null(root);
+	{
+		json_object *ups, *inst0, *inst1, *e;
+
+		assert_true(json_object_object_get_ex(root, "updates", &ups));
+		assert_int_equal(json_object_array_length(ups), 1);
+		assert_true(json_object_object_get_ex(json_object_array_get_idx(ups, 0), "iommufd", &e));
+		assert_int_equal(json_object_array_length(e), 2);
+		assert_true(json_object_object_get_ex(json_object_array_get_idx(ups, 0), "devices", &e));
+		assert_int_equal(json_object_array_length(e), 2);
+		json_object_object_get_ex(root, "instances", &e);
+		inst0 = json_object_array_get_idx(e, 0);
+		inst1 = json_object_array_get_idx(e, 1);
+		assert_true(json_object_object_get_ex(inst0, "iommufd_update", &e));
+		assert_false(json_object_object_get_ex(e, "instance", NULL));
+		assert_false(json_object_object_get_ex(inst1, "iommufd_update", NULL));
+	}
+	json_object_put(root);
+	assert_int_equal(state_parse(buf, len, &p), 0);
+	assert_int_equal(p.n_updates, 2);
+	for (size_t i = 0; i < p.n_updates; i++)
+		if (strcmp(p.updates[i].instance, "vm-1") == 0)
+			io = &p.updates[i];
+		else
+			mx = &p.updates[i];
+	assert_non_null(io);
+	assert_non_null(mx);
+	assert_int_equal(io->n_devs, 0);
+	assert_int_equal(io->n_iof, VLUD_STATE_UPDATE_MAX_IOF);
+	assert_string_equal(io->iof[0], "iof0");
+	assert_string_equal(io->iof[31], "iof31");
+	assert_int_equal(io->id, 18);
+	assert_string_equal(io->mode, "exec");
+	assert_string_equal(io->phase, "rollback");
+	assert_true(io->old_pid == 1234 && io->new_pid == 1234 && io->old_start == 555 && io->new_start == 0);
+	assert_int_equal(io->started_us, 1700000003000000LL);
+	assert_null(io->iof_bad);
+	assert_int_equal(mx->n_devs, 2);
+	assert_int_equal(mx->n_iof, 2);
+	assert_string_equal(mx->iof[1], "vfio:dev0");
+	assert_null(p.instances[0].iof_update_bad);
+	/* parse -> serialize -> identical bytes */
+	assert_int_equal(state_serialize(&p, &again, &l2), 0);
+	assert_int_equal(l2, len);
+	assert_memory_equal(again, buf, len);
+	free(again);
+	state_doc_done(&p);
+	free(buf);
+
+	/* a record without iommufd fds is written as before: no "iommufd" key */
+	u[0].n_iof = 0;
+	d.n_updates = 1;
+	assert_int_equal(state_serialize(&d, &buf, &len), 0);
+	assert_null(strstr(buf, "iommufd"));
+	free(buf);
+}
+
+/* the writer refuses what no parser would take back: a record of neither devices nor iommufd fds, over a
+ * limit, an iommufd-only record of an instance not in the document or two of one instance */
+static void iof_writer_refuses(void **unused)
+{
+	struct state_instance insts[2];
+	struct state_fd fds[3];
+	struct state_update u[2];
+	struct state_doc d;
+	char *buf = NULL;
+	size_t len = 0;
+
+	(void)unused;
+	fill_doc(&d, insts, fds);
+	fill_update(&u[0]);
+	u[0].n_devs = 0;
+	d.updates = u;
+	d.n_updates = 1;
+	assert_int_equal(state_serialize(&d, &buf, &len), -EINVAL); /* nothing to record */
+	u[0].n_iof = VLUD_STATE_UPDATE_MAX_IOF + 1;
+	assert_int_equal(state_serialize(&d, &buf, &len), -EINVAL);
+	u[0].n_iof = 1;
+	strcpy(u[0].iof[0], "iommufd:0");
+	assert_int_equal(state_serialize(&d, &buf, &len), 0); /* control */
+	free(buf);
+	buf = NULL;
+	strcpy(u[0].instance, "gone");
+	assert_int_equal(state_serialize(&d, &buf, &len), -EINVAL);
+	strcpy(u[0].instance, "vm-1");
+	u[1] = u[0];
+	d.n_updates = 2;
+	assert_int_equal(state_serialize(&d, &buf, &len), -EINVAL);
+	assert_null(buf);
+}
+
+/* an older document: update records without "iommufd" (n_iof 0), instances without "iommufd_update" */
+static void iof_old_doc(void **unused)
+{
+	const char *ok = "VLUDSTATE 1\n" UPD_DOC("", UPD("", UPD_DEV));
+	struct state_doc p = {};
+
+	(void)unused;
+	assert_int_equal(state_parse(ok, strlen(ok), &p), 0);
+	assert_int_equal(p.n_updates, 1);
+	assert_int_equal(p.updates[0].n_devs, 1);
+	assert_int_equal(p.updates[0].n_iof, 0);
+	assert_null(p.updates[0].iof_bad);
+	assert_null(p.instances[0].iof_update_bad);
+	state_doc_done(&p);
+}
+
+/* limits: 32 names is the most (in both places), names of 64 characters */
+static void iof_limits(void **unused)
+{
+	const char *emb32 = "VLUDSTATE 1\n" IOF_DOC(",\"iommufd_update\":" IOF_UPD("", N32));
+	const char *upd32 = "VLUDSTATE 1\n" UPD_DOC("", UPD(",\"iommufd\":[" N32 "]", UPD_DEV));
+	const char *long64 = "VLUDSTATE 1\n" IOF_DOC(",\"iommufd_update\":" IOF_UPD("", "\"" LONG16 LONG16 LONG16 LONG16 "\""));
+	struct state_doc p = {};
+
+	(void)unused;
+	assert_int_equal(state_parse(emb32, strlen(emb32), &p), 0);
+	assert_int_equal(p.n_updates, 1);
+	assert_int_equal(p.updates[0].n_iof, 32);
+	assert_string_equal(p.updates[0].iof[31], "d8");
+	assert_string_equal(p.updates[0].instance, "a");
+	state_doc_done(&p);
+	assert_int_equal(state_parse(upd32, strlen(upd32), &p), 0);
+	assert_int_equal(p.updates[0].n_iof, 32);
+	assert_null(p.updates[0].iof_bad);
+	state_doc_done(&p);
+	assert_int_equal(state_parse(long64, strlen(long64), &p), 0);
+	assert_int_equal(strlen(p.updates[0].iof[0]), 64);
+	state_doc_done(&p);
+}
+
+/* a malformed "iommufd_update" costs that record only (the instance's iof_update_bad says why): the
+ * document, its instances and fds stand; a malformed "iommufd" beside devices costs the names only */
+static void iof_malformed(void **unused)
+{
+	static const struct {
+		const char *what, *member, *reason;
+	} ebads[] = {
+		{ "not an object", "[]", "not an object" },
+		{ "iommufd missing", "{\"id\":4,\"mode\":\"exec\",\"path\":\"A\",\"phase\":\"save\",\"old_pid\":10,"
+				     "\"new_pid\":0,\"started_us\":5,\"devices\":[]}",
+		  "\"iommufd\" missing" },
+		{ "devices missing", "{\"id\":4,\"mode\":\"exec\",\"path\":\"A\",\"phase\":\"save\",\"old_pid\":10,"
+				     "\"new_pid\":0,\"started_us\":5,\"iommufd\":[\"i\"]}",
+		  "\"devices\"" },
+		{ "devices not empty", "{\"id\":4,\"mode\":\"exec\",\"path\":\"A\",\"phase\":\"save\",\"old_pid\":10,"
+				       "\"new_pid\":0,\"started_us\":5,\"devices\":[" UPD_DEV "],\"iommufd\":[\"i\"]}",
+		  "\"devices\"" },
+		{ "iommufd empty", IOF_UPD("", ""), "1..32" },
+		{ "iommufd not an array", "{\"id\":4,\"mode\":\"exec\",\"path\":\"A\",\"phase\":\"save\",\"old_pid\":10,"
+					  "\"new_pid\":0,\"started_us\":5,\"devices\":[],\"iommufd\":\"i\"}",
+		  "not an array" },
+		{ "33 names", IOF_UPD("", N32 ",\"e1\""), "1..32" },
+		{ "a name too long", IOF_UPD("", "\"" LONG16 LONG16 LONG16 LONG16 "x\""), "valid fd name" },
+		{ "a name with a blank", IOF_UPD("", "\"a b\""), "valid fd name" },
+		{ "a name not a string", IOF_UPD("", "7"), "valid fd name" },
+		{ "a name twice", IOF_UPD("", "\"i\",\"j\",\"i\""), "twice" },
+		{ "id zero", "{\"id\":0,\"mode\":\"exec\",\"path\":\"A\",\"phase\":\"save\",\"old_pid\":10,"
+			     "\"new_pid\":0,\"started_us\":5,\"devices\":[],\"iommufd\":[\"i\"]}",
+		  "malformed" },
+		{ "unknown phase", "{\"id\":4,\"mode\":\"exec\",\"path\":\"A\",\"phase\":\"nap\",\"old_pid\":10,"
+				   "\"new_pid\":0,\"started_us\":5,\"devices\":[],\"iommufd\":[\"i\"]}",
+		  "malformed" },
+	};
+	static const struct {
+		const char *what, *iof, *reason;
+	} ubads[] = {
+		{ "not an array", "{}", "not an array" },
+		{ "empty", "[]", "1..32" },
+		{ "33 names", "[" N32 ",\"e1\"]", "1..32" },
+		{ "a device name", "[\"vdpa:vdpa0\"]", "a device name" },
+		{ "a name twice", "[\"i\",\"i\"]", "twice" },
+		{ "a bad name", "[\"\"]", "valid fd name" },
+	};
+	const char *both = "VLUDSTATE 1\n" UPD_DOC(",\"iommufd_update\":" IOF_UPD("", "\"i\""), UPD("", UPD_DEV));
+
+	(void)unused;
+	for (size_t i = 0; i < sizeof(ebads) / sizeof(ebads[0]); i++) {
+		struct state_doc p = {};
+		char *b;
+		int r;
+
+		assert_true(asprintf(&b, "VLUDSTATE 1\n{\"next_id\":2,\"written_us\":0,\"instances\":[" UPD_INST
+				     ",\"iommufd_update\":%s}],\"fds\":[{\"id\":1,\"instance\":\"a\",\"name\":\"i\","
+				     "\"type\":\"iommufd\",\"dev\":1,\"ino\":2,\"rdev\":3,\"created_us\":0}]}",
+				     ebads[i].member) > 0);
+		r = state_parse(b, strlen(b), &p);
+		if (r != 0 || p.n_instances != 1 || p.n_fds != 1 || p.n_updates != 0 || !p.instances[0].iof_update_bad ||
+		    !strstr(p.instances[0].iof_update_bad, ebads[i].reason))
+			fail_msg("%s: r=%d, %zu instances, %zu fds, %zu updates, reason %s", ebads[i].what, r, p.n_instances,
+				 p.n_fds, p.n_updates, r == 0 && p.n_instances ? p.instances[0].iof_update_bad : "-");
+		state_doc_done(&p);
+		free(b);
+	}
+	for (size_t i = 0; i < sizeof(ubads) / sizeof(ubads[0]); i++) {
+		struct state_doc p = {};
+		char *b;
+		int r;
+
+		assert_true(asprintf(&b, "VLUDSTATE 1\n" UPD_DOC("", UPD(",\"iommufd\":%s", UPD_DEV)), ubads[i].iof) > 0);
+		r = state_parse(b, strlen(b), &p);
+		if (r != 0 || p.n_updates != 1 || p.updates[0].n_devs != 1 || p.updates[0].n_iof != 0 ||
+		    !p.updates[0].iof_bad || !strstr(p.updates[0].iof_bad, ubads[i].reason))
+			fail_msg("%s: r=%d, %zu updates, n_iof %u, reason %s", ubads[i].what, r, p.n_updates,
+				 p.n_updates ? p.updates[0].n_iof : 0, p.n_updates ? p.updates[0].iof_bad : "-");
+		state_doc_done(&p);
+		free(b);
+	}
+	/* one instance, two records: the "updates" entry stands, the member is dropped */
+	{
+		struct state_doc p = {};
+
+		assert_int_equal(state_parse(both, strlen(both), &p), 0);
+		assert_int_equal(p.n_updates, 1);
+		assert_int_equal(p.updates[0].n_devs, 1);
+		assert_non_null(p.instances[0].iof_update_bad);
+		assert_non_null(strstr(p.instances[0].iof_update_bad, "\"updates\" too"));
+		state_doc_done(&p);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1012,6 +1283,11 @@ int main(void)
 		{ "daemon/state/update-limits", update_limits, NULL, NULL, NULL },
 		{ "daemon/state/reservation", reservation, NULL, NULL, NULL },
 		{ "daemon/state/held_successor", held_successor, NULL, NULL, NULL },
+		{ "daemon/state/iof-roundtrip", iof_roundtrip, NULL, NULL, NULL },
+		{ "daemon/state/iof-writer-refuses", iof_writer_refuses, NULL, NULL, NULL },
+		{ "daemon/state/iof-old-doc", iof_old_doc, NULL, NULL, NULL },
+		{ "daemon/state/iof-limits", iof_limits, NULL, NULL, NULL },
+		{ "daemon/state/iof-malformed", iof_malformed, NULL, NULL, NULL },
 		{ "daemon/state/log-records", log_records, NULL, NULL, NULL },
 		{ "daemon/state/index-log", index_log, NULL, NULL, NULL },
 	};

@@ -828,6 +828,62 @@ static void held_successor_threads(void **state)
 	waitpid(c, NULL, 0);
 }
 
+/* who may reattach after a restart of vlud during an update (docs/UPDATE.md "Only the device's owner
+ * reattaches"): every phase, with and without a resume, a path-C release and a held successor.  An
+ * iommufd-only update has neither a resume nor a release: its rows are those with both false. */
+static void restart_heir_rows(void **state)
+{
+	static const struct {
+		enum phase ph;
+		bool resume, released;
+		enum restart_held held;
+		enum restart_heir want;
+	} rows[] = {
+		/* before the hand-over: the old VMM owns the devices, and holds the iommufd charge */
+		{ PH_PREFLIGHT, false, false, RESTART_HELD_NO, HEIR_OLD },
+		{ PH_SUSPEND, true, false, RESTART_HELD_NO, HEIR_OLD },
+		{ PH_SAVE, false, false, RESTART_HELD_NO, HEIR_OLD },
+		{ PH_RESET, false, false, RESTART_HELD_NO, HEIR_OLD },
+		{ PH_EXEC, false, false, RESTART_HELD_NO, HEIR_OLD },
+		{ PH_SPAWN, false, false, RESTART_HELD_NO, HEIR_OLD },
+		{ PH_CLAIM, false, false, RESTART_HELD_NO, HEIR_OLD },
+		/* path C: vlud released the device for the claim, its reopen is nobody's */
+		{ PH_CLAIM, false, true, RESTART_HELD_NO, HEIR_NONE },
+		/* the successor claimed every fd: its devices, and the charge once its CHANGE_PROCESS ran */
+		{ PH_RESTORE, false, false, RESTART_HELD_NO, HEIR_NEW },
+		{ PH_RESTORE, false, true, RESTART_HELD_NO, HEIR_NEW },
+		{ PH_RESUME, false, false, RESTART_HELD_NO, HEIR_NEW },
+		{ PH_VERIFY, false, false, RESTART_HELD_NO, HEIR_NEW },
+		{ PH_COMMIT, false, false, RESTART_HELD_NO, HEIR_NEW },
+		/* the old VMM brings it back */
+		{ PH_ROLLBACK, false, false, RESTART_HELD_NO, HEIR_OLD },
+		{ PH_ROLLBACK, false, true, RESTART_HELD_NO, HEIR_OLD },
+		/* R14: the state names the successor held stopped (written before the phase becomes rollback):
+		 * the old VMM takes the charge back, and its reattach ends the hold */
+		{ PH_RESTORE, false, false, RESTART_HELD_YES, HEIR_OLD },
+		{ PH_VERIFY, false, false, RESTART_HELD_YES, HEIR_OLD },
+		{ PH_ROLLBACK, false, false, RESTART_HELD_YES, HEIR_OLD },
+		/* the state's held successor member malformed: the successor may be held stopped, nobody would
+		 * know to end it, and a reservation to it would last that long: to nobody after the claim */
+		{ PH_RESTORE, false, false, RESTART_HELD_UNREADABLE, HEIR_NONE },
+		{ PH_COMMIT, false, false, RESTART_HELD_UNREADABLE, HEIR_NONE },
+		{ PH_SAVE, false, false, RESTART_HELD_UNREADABLE, HEIR_OLD },
+		{ PH_ROLLBACK, false, false, RESTART_HELD_UNREADABLE, HEIR_OLD },
+		/* ending: its verdict was not recorded (an older vlud's "done") */
+		{ PH_DONE, false, false, RESTART_HELD_NO, HEIR_NONE },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
+		enum restart_heir got = update_restart_heir(rows[i].ph, rows[i].resume, rows[i].released, rows[i].held);
+
+		if (got != rows[i].want)
+			fail_msg("row %zu: phase %s, resume %d, released %d, held %d: heir %d, want %d", i,
+				 update_phase_name(rows[i].ph), rows[i].resume, rows[i].released, rows[i].held, got,
+				 rows[i].want);
+	}
+}
+
 static void doc_rows_match(void **state);
 
 static const struct CMUnitTest tests[] = {
@@ -853,6 +909,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(stat_state),
 	cmocka_unit_test(held_successor_look),
 	cmocka_unit_test(held_successor_threads),
+	cmocka_unit_test(restart_heir_rows),
 	cmocka_unit_test(doc_rows_match),
 };
 

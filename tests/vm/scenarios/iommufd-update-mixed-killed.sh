@@ -8,7 +8,8 @@
 #  k1: the successor (--test-stop-at ready) claims every fd, re-pins the reopened vdpa0, calls
 #      IOMMU_IOAS_CHANGE_PROCESS and stops before update.ready; the old VMM is stopped too (so that it
 #      meets the restarted vlud only after the successor is gone); vlud is killed (vlu-fdstore restarts it:
-#      verdict failed in phase restore, the instance reserved to the live successor, every fd kept); the
+#      verdict failed in phase restore, the instance reserved to the live successor, the iommufd and VFIO
+#      fds named in the verdict, every fd kept); the
 #      successor is killed; the old VMM, continued, reattaches, gets the device back from the restarted vlud
 #      (reopened: the dead successor owned it), re-pins it and calls CHANGE_PROCESS itself: VmPin exactly
 #      16384 + 1024 kB on the old VMM (without the take-back: 16384 kB, the iommufd's 1024 kB left charged
@@ -74,6 +75,9 @@ expect k1/verdict-failed "$(jget .last.result k1.ustatus)" = failed
 expect k1/verdict-id "$(jget .last.id k1.ustatus)" -eq "$uid"
 expect k1/verdict-phase "$(jget .last.phase k1.ustatus)" = restore
 expect k1/reserved-to-the-successor "$(jget .last.reattach_reserved_for k1.ustatus)" -eq "$N"
+# the record names the iommufd and the VFIO cdev beside vdpa0 (its "iommufd"), and so does the verdict
+expect k1/verdict-iommufd-fds "$(jget '.last.iommufd_fds[]' k1.ustatus | wc -l)" -eq 2
+if jhas '.last.iommufd_fds[]' k1.ustatus "vfio:$vf"; then t_ok k1/verdict-names-vfio; else t_fail k1/verdict-names-vfio "$(jget .last.iommufd_fds k1.ustatus)"; fi
 held_names > held2-k1.txt
 if cmp -s held0-k1.txt held2-k1.txt; then t_ok k1/every-fd-kept-same-names; else t_fail k1/every-fd-kept-same-names "$(diff held0-k1.txt held2-k1.txt | tr '\n' ' ')"; fi
 expect k1/fd-store-same-count "$(store_names)" -eq "$st0"

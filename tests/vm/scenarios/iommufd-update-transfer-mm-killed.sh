@@ -15,6 +15,11 @@
 #      every held fd the same (id and inode), and no new kernel WARNING (this flavour's stock kernel has the
 #      second kernel bug: a kill at the restart, before the take-back, would make the old VMM's
 #      CHANGE_PROCESS uncharge a dead mm).
+#      The update itself is in the state too (the instance's "iommufd_update", docs/UPDATE.md "An update of
+#      iommufd/VFIO devices"): the restarted vlud ends it (update.status: the same id, interrupted_by_restart,
+#      phase rollback, iommufd_fds the iommufd and the VFIO cdev, logged once) and reserves the instance to
+#      the old VMM, which takes the charge back (the successor is held): its reattach is accepted, another
+#      process's is refused (Busy) until then.
 #  k2. the same, but vlud is stopped (SIGTERM) during the take-back, and started again with the store
 #      (vlu-fdstore --restart-on-exit: a systemctl restart; vlu-fdstore keeps its store across the stop,
 #      so the configuration says so: update.held_successor_survives_stop, default false, under which the
@@ -103,6 +108,20 @@ if grep -q "instance iofu: the successor $N that vlud had stopped during update 
 else
 	t_fail k1-restarted-vlud-keeps-it "$(grep "successor $N" "$IOFU_TMP-vlud.log" | tail -2 | tr '\n' ' ')"
 fi
+# the update's record: ended by the restarted vlud, the instance reserved to the old VMM
+UID1=$(sed -n 's/.*update \([0-9]*\) of iofu: stopped the successor.*/\1/p' "$IOFU_TMP-vlud.log" | tail -1)
+ST1=$IOFU_TMP-k1.ustatus
+vluctl --socket "$SOCK" --json call update.status '{"instance":"iofu"}' > "$ST1" 2>&1
+sed "s/^/# k1 update.status after the restart: /" "$ST1" | cut -c1-800
+expect k1-restart-verdict-id "$(jget .last.id "$ST1")" -eq "${UID1:-0}"
+expect k1-restart-verdict-interrupted "$(jget .last.interrupted_by_restart "$ST1")" = true
+expect k1-restart-verdict-phase "$(jget .last.phase "$ST1")" = rollback
+expect k1-restart-reserved-to-old "$(jget .last.reattach_reserved_for "$ST1")" -eq "$O"
+expect k1-restart-verdict-iommufd-fds "$(jget '.last.iommufd_fds[]' "$ST1" | wc -l)" -eq 2
+if jhas '.last.iommufd_fds[]' "$ST1" "vfio:$vf"; then t_ok k1-restart-verdict-names-vfio; else t_fail k1-restart-verdict-names-vfio "$(jget .last.iommufd_fds "$ST1")"; fi
+expect k1-restart-verdict-logged-once "$(grep -c "update ${UID1:-0} of iofu: failed: vlud restarted during the update (phase rollback): the successor (pid $N) had failed and was held stopped" "$IOFU_TMP-vlud.log")" -eq 1
+vluctl --socket "$SOCK" --json call instance.register '{"name":"iofu","reattach":true}' > "$IOFU_TMP-k1.other" 2>&1
+if grep -q "reserved to pid $O," "$IOFU_TMP-k1.other"; then t_ok k1-other-reattach-refused; else t_fail k1-other-reattach-refused "$(head -c 400 "$IOFU_TMP-k1.other")"; fi
 sleep 2
 if is_stopped "$N"; then t_ok k1-still-stopped-after-restart; else t_fail k1-still-stopped-after-restart "pid $N: $(grep State "/proc/$N/status" 2> /dev/null || echo gone)"; fi
 expect k1-still-charged-after-restart "$(vmpin "$N")" -eq 1024
