@@ -448,7 +448,8 @@ static int parse_root(struct ctx *x, json_object *root, struct vlud_config *c)
 			}
 		} else if (strcmp(key, "update") == 0) {
 			/* the update policy (docs/CONFIG.md): allow_memlock_raise, allow_disruptive,
-			 * restart_previous, kill_failed_successor (booleans) and max_state_bytes */
+			 * restart_previous, kill_failed_successor, held_successor_survives_stop (booleans) and
+			 * max_state_bytes */
 			if (!json_object_is_type(val, json_type_object))
 				return fail(x, -EINVAL, "update: must be an object");
 			r = 0;
@@ -461,6 +462,8 @@ static int parse_root(struct ctx *x, json_object *root, struct vlud_config *c)
 					{ "allow_disruptive", offsetof(struct vlud_update_policy, allow_disruptive) },
 					{ "restart_previous", offsetof(struct vlud_update_policy, restart_previous) },
 					{ "kill_failed_successor", offsetof(struct vlud_update_policy, kill_failed_successor) },
+					{ "held_successor_survives_stop",
+					  offsetof(struct vlud_update_policy, held_successor_survives_stop) },
 				};
 				size_t b = 0;
 
@@ -686,6 +689,7 @@ json_object *config_to_json(const struct vlud_config *c)
 		jadd(up, "max_state_bytes", jnew_int(c->update_policy.max_state_bytes));
 		jadd(up, "restart_previous", jnew_bool(c->update_policy.restart_previous));
 		jadd(up, "kill_failed_successor", jnew_bool(c->update_policy.kill_failed_successor));
+		jadd(up, "held_successor_survives_stop", jnew_bool(c->update_policy.held_successor_survives_stop));
 		jadd(o, "update", up);
 	}
 	jadd(o, "orphan_expiry_s", jnew_int(c->orphan_expiry_s));

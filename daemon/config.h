@@ -60,6 +60,7 @@ struct vlud_update_policy {
 	unsigned max_state_bytes; /* size limit of a VMM's saved state */
 	bool restart_previous;	  /* exec mode: start the previous binary when the new image fails */
 	bool kill_failed_successor; /* SIGKILL a successor that misses its deadline or fails verification */
+	bool held_successor_survives_stop; /* the fd store outlives a stop: R14's held successor stays stopped */
 };
 
 struct vlud_config {

@@ -1,7 +1,7 @@
 # daemon/ - vlud, the supervisor daemon; its unit tests (state, vmpin); units and configuration.
 VLUD_SRCS := main.c config.c policy.c conn.c commands.c instance.c held.c device.c persist.c state.c caps.c \
 	     fdtype.c events.c iommufd-decide.c update.c update-iommufd.c update-decide.c update-preflight.c update-phases.c \
-	     update-rollback.c update-restore.c update-held.c vmpin.c spawn.c closer.c devstate.c
+	     update-rollback.c update-restore.c update-held.c update-proc.c vmpin.c spawn.c closer.c devstate.c
 VLUD_OBJS := $(VLUD_SRCS:%.c=$(O)/daemon/%.o)
 
 $(VLUD_OBJS) $(O)/tests/unit/test-state.o $(O)/tests/unit/test-vmpin.o $(O)/tests/unit/test-devstate.o: ALL_CFLAGS += -I$(TOP)/daemon -DVLUD_VERSION='"$(VERSION)"'

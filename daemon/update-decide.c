@@ -301,6 +301,19 @@ int update_stat_state(const char *text, size_t len, char *ret)
 	return 0;
 }
 
+char update_tasks_state(const char *letters, size_t n, bool more)
+{
+	size_t stopped = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (letters[i] == 'T' || letters[i] == 't')
+			stopped++;
+		else if (letters[i] != 'Z' && letters[i] != 'X')
+			return letters[i];
+	}
+	return more || !stopped ? '?' : 'T';
+}
+
 enum held_look update_held_look(bool alive, int stat_err, uint64_t start, char state, uint64_t held_start)
 {
 	if (!alive || stat_err == -ENOENT || stat_err == -ESRCH)
@@ -330,14 +343,14 @@ const char *update_held_look_name(enum held_look l)
 	return "?";
 }
 
-enum hold_step update_hold_step(enum held_look l, int64_t waited_us, int64_t limit_us)
+enum hold_step update_hold_step(enum held_look l, bool alive, int64_t waited_us, int64_t limit_us)
 {
 	switch (l) {
 	case HELD_STOPPED:
 		return HOLD_STEP_TELL;
 	case HELD_GONE:
 	case HELD_OTHER:
-		return HOLD_STEP_GONE;
+		return alive ? HOLD_STEP_KILL : HOLD_STEP_GONE;
 	case HELD_RUNNING:
 	case HELD_UNREADABLE:
 		break;

@@ -85,6 +85,12 @@ int update_stat_starttime(const char *text, size_t len, unsigned long long *ret)
 /* The state letter of that line (field 3: 'R', 'S', 'D', 'T' stopped, 't' traced, 'Z', ...) into *ret: 0, or
  * -EINVAL when the text is not such a line.  Pure. */
 int update_stat_state(const char *text, size_t len, char *ret);
+/* R14: the state of a thread group from its threads' letters (each /proc/PID/task/TID/stat's), since
+ * /proc/PID/stat's letter is the leader's only and another thread may still be inside a system call:
+ * 'T' when every thread is stopped ('T' or 't'), threads that are exiting ('Z', 'X': they run no more)
+ * aside, at least one of them stopped; else the first other thread's letter; '?' when not every thread
+ * was read (more: over the bound) or none was.  Pure. */
+char update_tasks_state(const char *letters, size_t n, bool more);
 
 /* R14: what /proc says of the successor D holds stopped.  alive: its pidfd says it runs; stat_err: the
  * result of reading /proc/PID/stat (0, or -errno), start and state read from it (when 0); held_start: its
@@ -99,15 +105,17 @@ enum held_look {
 enum held_look update_held_look(bool alive, int stat_err, uint64_t start, char state, uint64_t held_start);
 /* the verdict's words for it (held_successor.process) */
 const char *update_held_look_name(enum held_look l);
-/* The stop wait after the SIGSTOP (O is told once N is stopped), one poll: waited_us since the SIGSTOP,
- * limit_us the bound (HOLD_STOP_WAIT_MS).  Pure. */
+/* The stop wait after the SIGSTOP (O is told once N is stopped), one poll: alive, N's pidfd says it runs;
+ * waited_us since the SIGSTOP, limit_us the bound (HOLD_STOP_WAIT_MS).  Gone or another process by /proc
+ * while the pidfd says alive: the pidfd is that very process, so it is killed through it (KILL), not
+ * trusted gone.  Pure. */
 enum hold_step {
 	HOLD_STEP_WAIT, /* poll again */
 	HOLD_STEP_TELL, /* stopped: O is told, successor_held */
 	HOLD_STEP_GONE, /* exited (or its pid reused) before it was seen stopped: O is told, nothing held */
-	HOLD_STEP_KILL, /* not stopped in time: killed first, O told once it has exited (R5/R4) */
+	HOLD_STEP_KILL, /* not stopped in time (or /proc lost it): killed first, O told once it has exited */
 };
-enum hold_step update_hold_step(enum held_look l, int64_t waited_us, int64_t limit_us);
+enum hold_step update_hold_step(enum held_look l, bool alive, int64_t waited_us, int64_t limit_us);
 
 /* ---- after a restart of vlud during an update (docs/UPDATE.md "Only the device's owner reattaches") ---- */
 

@@ -31,6 +31,7 @@
 #include "iommufd-decide.h"
 #include "state.h"
 #include "update-decide.h"
+#include "update-proc.h"
 #include "vlu-proto.h"
 #include "vlud.h"
 
@@ -239,7 +240,12 @@ struct upd_inst {
 		int old_pidfd;		/* owned, or -EBADF (not watched: vlud is stopping, or O unknown) */
 		uint64_t old_start;
 		ev_io old_io;		/* O's exit */
-		ev_timer timer;		/* commit_ms after the start-up */
+		ev_timer timer;		/* commit_ms after the start-up; while unidentified: the next attempt */
+		bool unidentified;	/* pidfd -EBADF: /proc or pidfd_open() failed (EMFILE, ENOMEM...) at the
+					 * restart; the record kept, identified again every second */
+		bool kill_found;	/* unidentified when its end came: killed once identified (why: end_why) */
+		bool final;		/* its instance goes (update_instance_gone()): no later attempt */
+		char end_why[256];
 	} held;
 };
 
@@ -289,8 +295,8 @@ pid_t upd_pidfd_pid(int pidfd);
 /* process pid's start time (/proc/PID/stat field 22, clock ticks after boot): 0, or -errno (-ENOENT: no such
  * process) */
 int upd_pid_starttime(pid_t pid, uint64_t *ret);
-/* the same, and its state letter (field 3: 'T' stopped) when ret_state, from one read */
-int upd_pid_stat(pid_t pid, uint64_t *ret_start, char *ret_state);
+/* (with its state letter, every thread's, its effective uid: update-proc.h) */
+
 /* end inst's reservation (update_reattach_refused()): the pidfd closed; the caller writes the state */
 void upd_heir_drop(struct upd_inst *ui);
 const char *upd_mode_name(enum mode m);
@@ -362,6 +368,9 @@ int upd_retake_ready(struct request *r, struct update *u, const char *err);
 /* R14: the successor D stopped (u->new_held) is killed now (the update ends: upd_finish()); vlud stopping
  * with a state that survives it: left stopped, recorded for the next vlud (upd_held_leave()) */
 void upd_held_kill(struct update *u);
+/* the state outlives a stop of vlud (the fd store, and update.held_successor_survives_stop): a held successor
+ * may be left stopped and recorded at a SIGTERM */
+bool upd_held_survives_stop(void);
 
 /* ---- update-held.c: a held successor that outlives its update (R14) */
 #define HOLD_STOP_WAIT_MS 200
@@ -376,6 +385,16 @@ void upd_held_adopt(struct instance *inst, const struct state_reservation *rs, i
 /* the end of such a hold: N killed (SIGKILL through its pidfd) and why logged, the record gone from the
  * state; kill false (vlud exiting with a state that survives): left stopped and recorded */
 void upd_held_end(struct upd_inst *ui, bool kill, const char *fmt, ...) _printf_(3, 4);
+/* the record rs (a restart's, or one kept unidentified) checked and acted on: dropped when its pid cannot be
+ * a successor of inst's (<= 1, vlud's own, another uid) or names nobody or another process now, kept
+ * unidentified when /proc or pidfd_open() fails, else upd_held_adopt() (update-restore.c) */
+void upd_held_restore(struct instance *inst, const struct state_reservation *rs, bool retry);
+/* a record kept unidentified (upd_held_restore()): tried again every second (update-held.c) */
+void upd_held_unidentified(struct instance *inst, const struct state_reservation *rs);
+/* the process a record names, told by its start time (update-restore.c): 0 and *st (pid's start time now;
+ * when it is rs->start, *fd is that process's pidfd), or -errno with *fd -EBADF */
+int upd_recorded_pidfd(const struct state_reservation *rs, uint64_t *st, int *fd);
+
 
 /* ---- update-phases.c */
 int upd_release_devices(struct update *u, closer_done_fn done, char *why, size_t len);

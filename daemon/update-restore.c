@@ -466,7 +466,7 @@ static void restore_one(struct instance *inst, const struct state_update *su, en
  * opened.  -errno (-ENOENT, -ESRCH: it exited; other: /proc unreadable) with *fd -EBADF.  The start time is
  * read before pidfd_open() (a pid that names another process now is not opened at all) and again after it
  * (the pidfd is then that process's, not a later one's). */
-static int recorded_pidfd(const struct state_reservation *rs, uint64_t *st, int *fd)
+int upd_recorded_pidfd(const struct state_reservation *rs, uint64_t *st, int *fd)
 {
 	int k;
 
@@ -490,28 +490,43 @@ static int recorded_pidfd(const struct state_reservation *rs, uint64_t *st, int 
  * the old VMM is gone already.  Left stopped for good, it would keep copies of the instance's fds; killed
  * at once, a VMM slower than minivmm would take the charge from a dead mm (mm accounting: the second kernel
  * bug on a kernel without the fix, docs/IOMMUFD.md).  The record stays in the state until the kill. */
-static void restore_held(struct instance *inst, const struct state_instance *si)
+void upd_held_restore(struct instance *inst, const struct state_reservation *rs, bool retry)
 {
-	const struct state_reservation *rs = &si->held;
 	struct state_reservation o;
 	char gone[160] = "";
 	uint64_t st = 0, ost = 0;
 	int fd, ofd = -EBADF, k, ko;
+	uid_t uid = 0;
 
-	if (si->held_bad) {
-		log_error("state: instance %s: its held successor record is malformed (%s): dropped, the rest of the "
-			  "state is kept; a successor the previous vlud stopped may stay stopped",
-			  si->name, si->held_bad);
+	/* a record is no proof: vlud signals nothing that cannot be a successor of this instance (pid 1 or
+	 * below, vlud itself, a process of another uid than the instance's) */
+	if (rs->pid <= 1 || rs->pid == getpid()) {
+		log_error("state: instance %s: its held successor record names pid %d, which cannot be a successor: "
+			  "dropped, nothing signalled",
+			  inst->name, (int)rs->pid);
 		return;
 	}
-	if (!rs->pid)
-		return;
-	k = recorded_pidfd(rs, &st, &fd);
+	k = upd_recorded_pidfd(rs, &st, &fd);
 	if (k == 0 && st != rs->start) {
 		log_info("instance %s: the successor %d that vlud had stopped during update %" PRIu64 " is gone (pid %d "
 			 "is another process now)",
 			 inst->name, (int)rs->pid, rs->update, (int)rs->pid);
 		return;
+	}
+	if (k == 0) {
+		/* read by pid: still that process after the read while its pidfd is alive */
+		k = upd_pid_euid(rs->pid, &uid);
+		if (k == 0 && !upd_pidfd_alive(fd))
+			k = -ESRCH;
+		if (k == 0 && uid != inst->uid) {
+			log_error("state: instance %s: its held successor record names pid %d, a process of uid %u, not "
+				  "the instance's %u: dropped, nothing signalled",
+				  inst->name, (int)rs->pid, (unsigned)uid, (unsigned)inst->uid);
+			safe_close(fd);
+			return;
+		}
+		if (k < 0)
+			fd = safe_close(fd);
 	}
 	if (k == -ESRCH || k == -ENOENT) {
 		log_info("instance %s: the successor %d that vlud had stopped during update %" PRIu64 " has exited",
@@ -519,32 +534,48 @@ static void restore_held(struct instance *inst, const struct state_instance *si)
 		return;
 	}
 	if (k < 0) {
-		log_error("instance %s: the successor %d that vlud had stopped during update %" PRIu64
-			  " cannot be identified (/proc/%d/stat: %s); it may stay stopped",
-			  inst->name, (int)rs->pid, rs->update, (int)rs->pid, strerror(-k));
+		/* a transient failure (EMFILE, ENOMEM): dropping the record would leave a stopped successor that
+		 * no vlud knows of any more; kept, and identified again every second */
+		if (!retry)
+			log_error("instance %s: the successor %d that vlud had stopped during update %" PRIu64
+				  " cannot be identified (/proc/%d: %s): its record is kept, tried again every second",
+				  inst->name, (int)rs->pid, rs->update, (int)rs->pid, strerror(-k));
+		upd_held_unidentified(inst, rs);
 		return;
 	}
 	/* the old VMM, told by its start time like the successor: gone means its take-back is over (done, or
 	 * never to be done) */
 	if (rs->old_pid) {
 		o = (struct state_reservation){ .pid = rs->old_pid, .start = rs->old_start, .update = rs->update };
-		ko = recorded_pidfd(&o, &ost, &ofd);
+		ko = upd_recorded_pidfd(&o, &ost, &ofd);
 		if (ko == 0 && ost != rs->old_start)
 			snprintf(gone, sizeof(gone), "the old VMM %d is gone (pid %d is another process now)",
 				 (int)rs->old_pid, (int)rs->old_pid);
 		else if (ko == -ESRCH || ko == -ENOENT)
 			snprintf(gone, sizeof(gone), "the old VMM %d has exited", (int)rs->old_pid);
 		else if (ko < 0)
-			/* cannot tell: not watched, the deadline decides */
+			/* cannot tell: not watched, its reattach or the deadline decides */
 			log_warning("instance %s: the old VMM %d of update %" PRIu64 " cannot be identified (%s): its "
-				    "held successor %d is killed after commit_ms",
+				    "held successor %d is killed at its reattach or after commit_ms",
 				    inst->name, (int)rs->old_pid, rs->update, strerror(-ko), (int)rs->pid);
 	}
 	upd_held_adopt(inst, rs, fd, ofd, gone[0] ? gone : NULL);
 }
 
+static void restore_held(struct instance *inst, const struct state_instance *si)
+{
+	if (si->held_bad) {
+		log_error("state: instance %s: its held successor record is malformed (%s): dropped, the rest of the "
+			  "state is kept; a successor the previous vlud stopped may stay stopped",
+			  si->name, si->held_bad);
+		return;
+	}
+	if (si->held.pid)
+		upd_held_restore(inst, &si->held, false);
+}
+
 /* A reservation the state kept (a restart before the owner reattached): back while its process lives, told
- * by its start time (recorded_pidfd()). */
+ * by its start time (upd_recorded_pidfd()). */
 static void restore_reservation(struct instance *inst, const struct state_instance *si)
 {
 	const struct state_reservation *rs = &si->reserved;
@@ -560,7 +591,7 @@ static void restore_reservation(struct instance *inst, const struct state_instan
 	}
 	if (!rs->pid)
 		return;
-	k = recorded_pidfd(rs, &st, &fd);
+	k = upd_recorded_pidfd(rs, &st, &fd);
 	ui = k == 0 && st == rs->start ? upd_ui_get(inst, true) : NULL;
 	if (!ui) {
 		safe_close(fd);

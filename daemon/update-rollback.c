@@ -339,12 +339,12 @@ void upd_held_kill(struct update *u)
 	if (!u->new_held)
 		return;
 	u->new_held = false; /* (the state's record goes with the update's at its end) */
-	/* vlud stopping (SIGTERM, RB_STOP), the state outliving it (the fd store): O may not have taken the
-	 * charge back yet, and killing N now would leave it on an mm without users.  N stays stopped and
-	 * recorded; the next vlud kills it once O reattached or exited, or commit_ms passed.  (Not the
-	 * instance's release: nobody takes back through vlud then; not without a store: nobody would ever
-	 * end it) */
-	if (vl.stopping && vl.fdstore && vl.state_fd >= 0 && !persist_frozen() && !u->inst_gone &&
+	/* vlud stopping (SIGTERM, RB_STOP), the state outliving it (the fd store kept across a stop, as the
+	 * operator says: upd_held_survives_stop()): O may not have taken the charge back yet, and killing N now
+	 * would leave it on an mm without users.  N stays stopped and recorded; the next vlud kills it once O
+	 * reattached or exited, or commit_ms passed.  (Not the instance's release: nobody takes back through
+	 * vlud then; not without a state that survives the stop: nobody would ever end it) */
+	if (vl.stopping && upd_held_survives_stop() && !persist_frozen() && !u->inst_gone &&
 	    (k = upd_held_leave(u)) == 0) {
 		upd_add_note(u, "; vlud is stopping: the successor %d stays stopped, named by the state: the next vlud "
 			     "kills it once the old VMM reattached or exited, or commit_ms passed",
@@ -353,6 +353,13 @@ void upd_held_kill(struct update *u)
 			    u->id, u->inst->name, (int)u->new_pid);
 		return;
 	}
+	if (vl.stopping && !u->inst_gone && !upd_held_survives_stop())
+		upd_add_note(u, "; vlud is stopping and its state is not known to outlive the stop "
+			     "(update.held_successor_survives_stop): the successor %d is not left stopped",
+			     (int)u->new_pid);
+	else if (vl.stopping && !u->inst_gone)
+		upd_add_note(u, "; vlud is stopping, but the successor %d could not be left stopped (%s)", (int)u->new_pid,
+			     k < 0 ? strerror(-k) : "the state is no longer written");
 	k = 0;
 	if (pidfd_send_signal(u->new_pidfd, SIGKILL, NULL, 0) < 0)
 		k = -errno;
@@ -448,11 +455,13 @@ void upd_hold_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	if (u->hold_wait == HOLD_WAIT_STOP) {
+		/* every thread's state, not the leader's alone: another thread may still be inside an ioctl */
 		bool alive = upd_pidfd_alive(u->new_pidfd);
-		int k = alive ? upd_pid_stat(u->new_pid, &st, &state) : -ESRCH;
+		int k = alive ? upd_pid_stat_all(u->new_pid, &st, &state) : -ESRCH;
+		enum held_look l = update_held_look(alive, k, st, state, u->held_start);
+		char why[96];
 
-		switch (update_hold_step(update_held_look(alive, k, st, state, u->held_start), waited,
-					 HOLD_STOP_WAIT_MS * 1000LL)) {
+		switch (update_hold_step(l, alive, waited, HOLD_STOP_WAIT_MS * 1000LL)) {
 		case HOLD_STEP_WAIT:
 			return;
 		case HOLD_STEP_TELL:
@@ -470,22 +479,32 @@ void upd_hold_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 				    u->inst->name, (int)u->new_pid);
 			break;
 		case HOLD_STEP_KILL:
-			/* not stopped in time: it must not run on next to O's take-back, so it goes first */
+			/* not stopped in time: it must not run on next to O's take-back, so it goes first.  /proc
+			 * lost it while its pidfd says alive: the pidfd is that very process, killed through it
+			 * rather than trusted gone */
+			if (l == HELD_GONE || l == HELD_OTHER)
+				snprintf(why, sizeof(why), "its pidfd alive, /proc/%d/stat %s", (int)u->new_pid,
+					 l == HELD_GONE ? "gone" : "another process's");
+			else
+				snprintf(why, sizeof(why), "not stopped %d ms after the SIGSTOP (state %c)", HOLD_STOP_WAIT_MS,
+					 k == 0 ? state : '?');
 			u->new_held = false;
 			u->held_start = u->held_old_start = 0;
 			if (pidfd_send_signal(u->new_pidfd, SIGKILL, NULL, 0) == 0)
 				u->fail[0].killed = u->new_pid;
 			persist_state_write();
-			upd_add_note(u, "; the successor %d was not stopped %d ms after the SIGSTOP (state %c): killed "
-				     "first, the old VMM takes the charge from its dead mm",
-				     (int)u->new_pid, HOLD_STOP_WAIT_MS, k == 0 ? state : '?');
-			log_warning("update %" PRIu64 " of %s: the successor %d did not stop within %d ms (state %c): "
-				    "killed (SIGKILL); the old VMM is told once it has exited",
-				    u->id, u->inst->name, (int)u->new_pid, HOLD_STOP_WAIT_MS, k == 0 ? state : '?');
+			upd_add_note(u, "; the successor %d was %s: killed first, the old VMM takes the charge from its "
+				     "dead mm",
+				     (int)u->new_pid, why);
+			log_warning("update %" PRIu64 " of %s: the successor %d was %s: killed (SIGKILL); the old VMM is "
+				    "told once it has exited",
+				    u->id, u->inst->name, (int)u->new_pid, why);
 			d = upd_event_base(u);
 			jadd(d, "pid", jnew_int(u->new_pid));
 			jadd(d, "phase", jnew_str(update_phase_name(u->phase)));
-			jadd(d, "reason", jnew_str("not stopped in time after the SIGSTOP"));
+			jadd(d, "reason", jnew_str(l == HELD_GONE || l == HELD_OTHER
+							   ? "its pidfd alive while /proc no longer shows it"
+							   : "not stopped in time after the SIGSTOP"));
 			events_emit("update.killed", u->inst->name, d);
 			u->hold_wait = HOLD_WAIT_EXIT;
 			u->hold_t0_us = now_monotonic_us();
@@ -773,7 +792,7 @@ static void held_read(struct update *u)
 
 	u->held_pin_kb = u->held_lck_kb = -1;
 	alive = upd_pidfd_alive(u->new_pidfd);
-	k = alive ? upd_pid_stat(u->new_pid, &st, &state) : -ESRCH;
+	k = alive ? upd_pid_stat_all(u->new_pid, &st, &state) : -ESRCH; /* every thread stopped, not the leader */
 	l = update_held_look(alive, k, st, state, u->held_start);
 	if (l == HELD_STOPPED || l == HELD_RUNNING) {
 		(void)upd_vmpin_read(u->new_pid, &u->held_pin_kb, &u->held_lck_kb);

@@ -141,31 +141,6 @@ bool upd_pidfd_alive(int pidfd)
 	return pidfd >= 0 && poll(&p, 1, 0) == 0;
 }
 
-int upd_pid_stat(pid_t pid, uint64_t *ret_start, char *ret_state)
-{
-	char path[64], buf[1024];
-	unsigned long long v;
-	_cleanup_close_ int fd = -EBADF;
-	ssize_t n;
-
-	if (pid <= 0)
-		return -ESRCH;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	do
-		n = read(fd, buf, sizeof(buf));
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return errno == ESRCH ? -ENOENT : -errno; /* the process went between open and read */
-	if (update_stat_starttime(buf, (size_t)n, &v) < 0 ||
-	    (ret_state && update_stat_state(buf, (size_t)n, ret_state) < 0))
-		return -EINVAL;
-	*ret_start = v;
-	return 0;
-}
-
 int upd_pid_starttime(pid_t pid, uint64_t *ret)
 {
 	return upd_pid_stat(pid, ret, NULL);
@@ -1030,11 +1005,12 @@ void update_instance_gone(struct instance *inst)
 		ui->cur = NULL;
 	}
 	/* R14: a successor still held stopped: the instance is released, nobody takes the charge back through
-	 * vlud any more; at the daemon's exit with a state that outlives it, it stays for the next vlud */
-	if (persist_frozen() && vl.fdstore)
+	 * vlud any more; at the daemon's exit with a state that outlives the stop, it stays for the next vlud */
+	ui->held.final = true; /* (an unidentified record is not tried again: ui goes) */
+	if (persist_frozen() && upd_held_survives_stop())
 		upd_held_end(ui, false, "vlud is exiting");
 	else
-		upd_held_end(ui, true, "%s", persist_frozen() ? "vlud is exiting without a state that outlives it"
+		upd_held_end(ui, true, "%s", persist_frozen() ? "vlud is exiting without a state known to outlive the stop"
 							      : "the instance was released");
 	json_object_put(ui->mappings);
 	json_object_put(ui->devices);

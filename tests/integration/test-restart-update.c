@@ -197,6 +197,27 @@ static unsigned long long pid_start(pid_t pid)
 	return v;
 }
 
+/* process pid's state letter, /proc/PID/stat field 3 ('T': stopped), or '?' */
+static char pid_state(pid_t pid)
+{
+	char path[64], buf[1024], c = '?';
+	FILE *f;
+	size_t n;
+	char *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return '?';
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%c", &c) != 1)
+		return '?';
+	return c;
+}
+
 /* instance.register {name, reattach:true} from this process (neither VMM) on a new connection */
 static json_object *reattach_other(const char *inst)
 {
@@ -640,8 +661,10 @@ part4_end:
 	 * iommufd charge back).  A restarted vlud keeps such a successor stopped until its old VMM (old_pid,
 	 * told by old_start) reattached or exited, or commit_ms passed since the start-up, then kills it; an old
 	 * VMM already gone: killed at once; a successor not stopped yet (the previous vlud died before its
-	 * SIGSTOP): stopped; a reused pid: left alone; a malformed member: logged, the instance kept.  vlud's
-	 * SIGTERM leaves a held successor stopped and recorded for the next vlud. */
+	 * SIGSTOP): stopped; a reused pid: left alone; a malformed member: logged, the instance kept; a record
+	 * that names pid 1 or a process of another uid than the instance's: refused, nothing signalled.  vlud's
+	 * SIGTERM leaves a held successor stopped and recorded for the next vlud when the configuration says the
+	 * state outlives a stop (update.held_successor_survives_stop), and kills it by default. */
 	{
 		extern char **environ;
 		char *s_argv[] = { "sleep", "60", NULL }, *t_argv[] = { "true", NULL };
@@ -653,13 +676,24 @@ part4_end:
 		/* n1: vm10's successor, stopped, its old VMM o1 alive (sleep); n2: vm13's, running (the previous
 		 * vlud died before its SIGSTOP), its old VMM o2 reattaches (vluctl); n4: vm15's, stopped, its old
 		 * VMM dead; n5: vm16's, stopped, an older record without old_pid (the deadline only); other: vm11's
-		 * recorded start time is not its own (a reused pid) */
-		pid_t n1 = -1, n2 = -1, n4 = -1, n5 = -1, n6 = -1, o1 = -1, o2 = -1, dead = -1, other = -1;
-		unsigned long long s1 = 0, s2 = 0, s4 = 0, s5 = 0, s6 = 0, so1 = 0, so2 = 0, ostart = 0;
-		/* commit_ms: long while the test looks (a loaded machine must not reach it), short for the deadline */
-		_cleanup_free_ char *cfg_long = integ_default_config(dir, "\"timeouts\": {\"update\": {\"commit_ms\": 120000}}");
-		_cleanup_free_ char *cfg_short = integ_default_config(dir, "\"timeouts\": {\"update\": {\"commit_ms\": 3000}}");
+		 * recorded start time is not its own (a reused pid); n7: vm18's, stopped, its old VMM's pid names
+		 * another process now (other, a later start time recorded); n8: vm20's, running, of another uid than
+		 * the instance's (refused: it must stay running); n9: vm21's, stopped, its old VMM o3 alive (the
+		 * default SIGTERM kills it) */
+		pid_t n1 = -1, n2 = -1, n4 = -1, n5 = -1, n6 = -1, n7 = -1, n8 = -1, n9 = -1, o1 = -1, o2 = -1, o3 = -1,
+		      dead = -1, other = -1;
+		unsigned long long s1 = 0, s2 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0, s8 = 0, s9 = 0, so1 = 0, so2 = 0,
+				   so3 = 0, ostart = 0;
+		/* commit_ms: long while the test looks (a loaded machine must not reach it), short for the deadline;
+		 * the fd store (here the test's) outlives a stop: a SIGTERM leaves held successors stopped */
+		_cleanup_free_ char *cfg_long = integ_default_config(dir, "\"timeouts\": {\"update\": {\"commit_ms\": 120000}}, "
+								  "\"update\": {\"held_successor_survives_stop\": true}");
+		_cleanup_free_ char *cfg_short = integ_default_config(dir, "\"timeouts\": {\"update\": {\"commit_ms\": 3000}}, "
+								   "\"update\": {\"held_successor_survives_stop\": true}");
+		/* the default: the state is not known to outlive a stop */
+		_cleanup_free_ char *cfg_default = integ_default_config(dir, "\"timeouts\": {\"update\": {\"commit_ms\": 120000}}");
 		int go[2] = { -1, -1 }, out[2] = { -1, -1 };
+		pid_t got9 = -1;
 		posix_spawn_file_actions_t fa;
 		char *body = NULL, want[300];
 		int wst = 0;
@@ -680,7 +714,7 @@ part4_end:
 		safe_close(go[0]);
 		safe_close(out[1]);
 		{
-			pid_t *sp[] = { &n1, &n2, &n4, &n5, &n6, &o1, &other };
+			pid_t *sp[] = { &n1, &n2, &n4, &n5, &n6, &n7, &n8, &n9, &o1, &o3, &other };
 
 			for (size_t i = 0; i < sizeof(sp) / sizeof(sp[0]); i++)
 				if (posix_spawnp(sp[i], "sleep", NULL, NULL, s_argv, environ) != 0)
@@ -689,16 +723,17 @@ part4_end:
 		if (posix_spawnp(&dead, "true", NULL, NULL, t_argv, environ) != 0 || waitpid(dead, NULL, 0) != dead)
 			dead = -1;
 		for (int i = 0; i < 100 && !((s1 = pid_start(n1)) && (s2 = pid_start(n2)) && (s4 = pid_start(n4)) &&
-					     (s5 = pid_start(n5)) && (s6 = pid_start(n6)) && (so1 = pid_start(o1)) &&
-					     (so2 = pid_start(o2)) &&
-					     (ostart = pid_start(other)));
+					     (s5 = pid_start(n5)) && (s6 = pid_start(n6)) && (s7 = pid_start(n7)) &&
+					     (s8 = pid_start(n8)) && (s9 = pid_start(n9)) && (so1 = pid_start(o1)) &&
+					     (so2 = pid_start(o2)) && (so3 = pid_start(o3)) && (ostart = pid_start(other)));
 		     i++)
 			usleep(10000);
-		for (pid_t *p = (pid_t[]){ n1, n4, n5, n6, 0 }; *p > 0; p++)
+		for (pid_t *p = (pid_t[]){ n1, n4, n5, n6, n7, n9, 0 }; *p > 0; p++)
 			if (kill(*p, SIGSTOP) != 0 || waitpid(*p, &wst, WUNTRACED) != *p || !WIFSTOPPED(wst))
 				up = false;
-		if (!tap_check(ws >= 0 && up && n1 > 0 && n2 > 0 && n4 > 0 && n5 > 0 && n6 > 0 && o1 > 0 && o2 > 0 &&
-				       dead > 0 && other > 0 && s1 && s2 && s4 && s5 && s6 && so1 && so2 && ostart,
+		if (!tap_check(ws >= 0 && up && n1 > 0 && n2 > 0 && n4 > 0 && n5 > 0 && n6 > 0 && n7 > 0 && n8 > 0 &&
+				       n9 > 0 && o1 > 0 && o2 > 0 && o3 > 0 && dead > 0 && other > 0 && s1 && s2 && s4 && s5 &&
+				       s6 && s7 && s8 && s9 && so1 && so2 && so3 && ostart,
 			       "held-setup", "n1 %d n2 %d n4 %d n5 %d o1 %d o2 %d dead %d other %d", (int)n1, (int)n2, (int)n4,
 			       (int)n5, (int)o1, (int)o2, (int)dead, (int)other))
 			goto part5_end;
@@ -713,10 +748,13 @@ part4_end:
 			     HELD_INST("vm16", "{\"pid\":%d,\"start\":%llu,\"update\":76}") ","
 			     HELD_INST("vm17", HELD_OLD) ","
 			     HELD_INST("vm11", "{\"pid\":%d,\"start\":%llu,\"update\":71}") ","
-			     HELD_INST("vm12", "{\"pid\":%d,\"update\":72}") "],\"fds\":[]}\n",
+			     HELD_INST("vm12", "{\"pid\":%d,\"update\":72}") ","
+			     HELD_INST("vm18", HELD_OLD) "," HELD_INST("vm19", HELD_OLD) "," HELD_INST("vm20", HELD_OLD)
+			     "],\"fds\":[]}\n",
 			     U, (int)n1, s1, 70, (int)o1, so1, U, (int)n2, s2, 73, (int)o2, so2, U, (int)n4, s4, 75, (int)dead,
 			     so1, U, (int)n5, s5, U, (int)n6, s6, 77, (int)o1, so1, U, (int)other, ostart + 1, U,
-			     (int)other) < 0)
+			     (int)other, U, (int)n7, s7, 78, (int)other, ostart + 1, U, 1, 1ULL, 79, (int)o1, so1,
+			     (unsigned)getuid() + 1, (unsigned)getgid(), (int)n8, s8, 80, (int)o1, so1) < 0)
 			body = NULL;
 #undef U
 #undef HELD_OLD
@@ -748,11 +786,41 @@ part4_end:
 				 (int)(got > 0 ? got : n4), (int)dead);
 			tap_check(log_count(want) == 1, "held-old-gone-logged", "%d lines of %s", log_count(want), want);
 		}
-		/* vm10's, vm13's and vm16's stay stopped (their old VMMs alive, or unknown before commit_ms) */
+		/* vm18's old VMM's pid names another process now (its start time): gone, its successor killed */
+		{
+			pid_t got = 0;
+
+			for (int i = 0; i < 300 && (got = waitpid(n7, &wst, WNOHANG)) == 0; i++)
+				usleep(10000);
+			tap_check(got == n7 && WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL, "held-old-reused-pid-killed",
+				  "waitpid %d, status 0x%x", (int)got, wst);
+			snprintf(want, sizeof(want), "instance vm18: killed the successor %d that vlud had stopped during "
+				 "update 78 until the old VMM took the iommufd charge back: the old VMM %d is gone (pid %d is "
+				 "another process now)",
+				 (int)n7, (int)other, (int)other);
+			if (got == n7)
+				n7 = -1;
+			tap_check(log_count(want) == 1, "held-old-reused-pid-logged", "%d lines of %s", log_count(want), want);
+			tap_check(kill(other, 0) == 0 && waitpid(other, &wst, WNOHANG) == 0, "held-old-reused-pid-other-alive",
+				  "pid %d", (int)other);
+		}
+		/* vm19's record names pid 1, vm20's a process of another uid: refused, nothing signalled */
+		tap_check(log_count("state: instance vm19: its held successor record names pid 1, which cannot be a "
+				    "successor: dropped, nothing signalled") == 1,
+			  "held-pid-1-refused", "no such line");
+		snprintf(want, sizeof(want), "state: instance vm20: its held successor record names pid %d, a process of "
+			 "uid %u, not the instance's %u: dropped, nothing signalled", (int)n8, (unsigned)getuid(),
+			 (unsigned)getuid() + 1);
+		tap_check(log_count(want) == 1, "held-other-uid-refused", "%d lines of %s", log_count(want), want);
+		/* vm10's, vm13's and vm16's stay stopped (their old VMMs alive, or unknown before commit_ms), every
+		 * thread of them (/proc/N/stat shows T, not just a live process) */
 		usleep(300000);
-		tap_check(waitpid(n1, &wst, WNOHANG) == 0 && kill(n1, 0) == 0 && waitpid(n5, &wst, WNOHANG) == 0 &&
-				  kill(n5, 0) == 0 && waitpid(n2, &wst, WNOHANG) == 0 && kill(n2, 0) == 0,
-			  "held-old-alive-still-stopped", "n1 %d n2 %d n5 %d", (int)n1, (int)n2, (int)n5);
+		tap_check(waitpid(n1, &wst, WNOHANG) == 0 && pid_state(n1) == 'T' && waitpid(n5, &wst, WNOHANG) == 0 &&
+				  pid_state(n5) == 'T' && waitpid(n2, &wst, WNOHANG) == 0 && pid_state(n2) == 'T',
+			  "held-old-alive-still-stopped", "n1 %d %c n2 %d %c n5 %d %c", (int)n1, pid_state(n1), (int)n2,
+			  pid_state(n2), (int)n5, pid_state(n5));
+		tap_check(waitpid(n8, &wst, WNOHANG) == 0 && pid_state(n8) != 'T' && pid_state(n8) != '?',
+			  "held-other-uid-not-stopped", "n8 %d %c", (int)n8, pid_state(n8));
 		snprintf(want, sizeof(want), "instance vm10: the successor %d that vlud had stopped during update 70 stays "
 			 "stopped until the old VMM %d reattaches or exits, or commit_ms (120000 ms) passed", (int)n1, (int)o1);
 		tap_check(log_count(want) == 1, "held-kept-logged", "%d lines of %s", log_count(want), want);
@@ -852,8 +920,9 @@ part4_end:
 		/* vlud's SIGTERM: the successors held stay stopped, the state names them for the next vlud */
 		ws = integ_daemon_stop(&D, SIGTERM, 10000);
 		tap_check(ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0 && waitpid(n1, &wst, WNOHANG) == 0 &&
-				  kill(n1, 0) == 0 && waitpid(n5, &wst, WNOHANG) == 0 && kill(n5, 0) == 0,
-			  "held-sigterm-leaves-them-stopped", "wait status 0x%x", ws);
+				  pid_state(n1) == 'T' && waitpid(n5, &wst, WNOHANG) == 0 && pid_state(n5) == 'T',
+			  "held-sigterm-leaves-them-stopped", "wait status 0x%x, n1 %c n5 %c", ws, pid_state(n1),
+			  pid_state(n5));
 		snprintf(want, sizeof(want), "instance vm10: the successor %d that vlud had stopped during update 70 stays "
 			 "stopped (vlud is exiting)", (int)n1);
 		tap_check(log_count(want) == 1, "held-sigterm-logged", "%d lines of %s", log_count(want), want);
@@ -925,10 +994,59 @@ part4_end:
 			tap_check(now && strstr(now, "\"vm12\"") && !strstr(now, "held_successor"), "held-state-rewritten",
 				  "%s", now ? now : "unreadable");
 		}
+		/* the default (update.held_successor_survives_stop false): vlud cannot tell that its state outlives
+		 * a stop (systemd 252, a unit without FileDescriptorStorePreserve=yes drop the store), so its SIGTERM
+		 * kills the successor it keeps stopped rather than leave it stopped with nobody to end it */
+		ws = integ_daemon_stop(&D, SIGKILL, 5000);
+		safe_close(store_take("state"));
+		st_fd = safe_close(st_fd);
+		if (asprintf(&body,
+			     "VLUDSTATE 1\n{\"next_id\":2,\"written_us\":0,\"instances\":[{\"name\":\"vm21\",\"pid\":1,"
+			     "\"uid\":%u,\"gid\":%u,\"registered_us\":0,\"orphaned\":true,\"orphaned_us\":0,"
+			     "\"held_successor\":{\"pid\":%d,\"start\":%llu,\"update\":81,\"old_pid\":%d,\"old_start\":%llu}}],"
+			     "\"fds\":[]}\n",
+			     (unsigned)getuid(), (unsigned)getgid(), (int)n9, s9, (int)o3, so3) < 0)
+			body = NULL;
+		st_fd = restart_from_state(dir, lfd, cfg_default, body, "held-default-state-written",
+					   "held-default-restart-ready");
+		if (ws < 0 || st_fd < 0)
+			goto part5_end;
+		snprintf(want, sizeof(want), "instance vm21: the successor %d that vlud had stopped during update 81 stays "
+			 "stopped until the old VMM %d reattaches or exits", (int)n9, (int)o3);
+		tap_check(log_count(want) == 1 && pid_state(n9) == 'T', "held-default-kept-while-running",
+			  "%d lines of %s; state %c", log_count(want), want, pid_state(n9));
+		ws = integ_daemon_stop(&D, SIGTERM, 10000);
+		{
+			pid_t got = 0;
+
+			for (int i = 0; i < 300 && (got = waitpid(n9, &wst, WNOHANG)) == 0; i++)
+				usleep(10000);
+			tap_check(ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0 && got == n9 && WIFSIGNALED(wst) &&
+					  WTERMSIG(wst) == SIGKILL,
+				  "held-default-sigterm-kills", "wait status 0x%x; waitpid %d, status 0x%x", ws, (int)got, wst);
+			snprintf(want, sizeof(want), "instance vm21: killed the successor %d that vlud had stopped during "
+				 "update 81 until the old VMM took the iommufd charge back: vlud is exiting without a state "
+				 "known to outlive the stop",
+				 (int)n9);
+			got9 = n9;
+			if (got == n9)
+				n9 = -1;
+			tap_check(log_count(want) == 1, "held-default-sigterm-logged", "%d lines of %s", log_count(want), want);
+		}
+		/* the state still names it (nothing is written once vlud exits): the next vlud finds it gone */
+		r = restart(dir, lfd, cfg_default);
+		if (!tap_check(r == 0, "held-default-restart-after-sigterm-ready", "%s", strerror(-r))) {
+			integ_daemon_dump_log(&D);
+			goto part5_end;
+		}
+		snprintf(want, sizeof(want), "instance vm21: the successor %d that vlud had stopped during update 81 has "
+			 "exited", (int)got9);
+		tap_check(log_count(want) == 1, "held-default-next-vlud-finds-it-gone", "%d lines of %s", log_count(want),
+			  want);
 part5_end:
 		safe_close(go[1]);
 		safe_close(out[0]);
-		for (pid_t *p = (pid_t[]){ n1, n2, n4, n5, n6, o1, o2, other, 0 }; *p; p++)
+		for (pid_t *p = (pid_t[]){ n1, n2, n4, n5, n6, n7, n8, n9, o1, o2, o3, other, 0 }; *p; p++)
 			if (*p > 0) {
 				kill(*p, SIGKILL);
 				waitpid(*p, NULL, 0);

@@ -3,7 +3,7 @@
 # that checks the table's row ids against the cases (reads $(VLU_TOP)/docs/UPDATE.md; check-host sets it).
 $(O)/tests/unit/test-update-decide.o: ALL_CFLAGS += -I$(TOP)/daemon
 
-$(O)/tests/unit-update-decide: $(O)/tests/unit/test-update-decide.o $(O)/daemon/update-decide.o
+$(O)/tests/unit-update-decide: $(O)/tests/unit/test-update-decide.o $(O)/daemon/update-decide.o $(O)/daemon/update-proc.o
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS)
 

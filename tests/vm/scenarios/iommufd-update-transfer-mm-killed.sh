@@ -21,7 +21,9 @@
 #      the old VMM, which takes the charge back (the successor is held): its reattach is accepted, another
 #      process's is refused (Busy) until then.
 #  k2. the same, but vlud is stopped (SIGTERM) during the take-back, and started again with the store
-#      (vlu-fdstore --restart-on-exit: a systemctl restart): the stopping vlud ends the update failed
+#      (vlu-fdstore --restart-on-exit: a systemctl restart; vlu-fdstore keeps its store across the stop,
+#      so the configuration says so: update.held_successor_survives_stop, default false, under which the
+#      stopping vlud would kill the successor): the stopping vlud ends the update failed
 #      without killing the held successor (the verdict says it stays stopped, named by the state), the
 #      next vlud keeps it stopped and charged, and kills it at the old VMM's reattach; no new WARNING.
 # The VMM's own TAP lines (every process's) are in its log, printed at the end.
@@ -57,7 +59,8 @@ cat > "$IOFU_TMP-vlud.conf" <<-EOC
 			{ "uids": [0], "gids": [], "devices": ["/dev/iommu", "$dev"],
 			  "fd_types": ["memfd", "eventfd"], "max_fds": 16 }
 		],
-		"timeouts": { "update": { "commit_ms": 30000 } }
+		"timeouts": { "update": { "commit_ms": 30000 } },
+		"update": { "held_successor_survives_stop": true }
 	}
 EOC
 vlu-fdstore --socket "$SOCK" --notify "$FDS_DIR/notify" --dir "$FDS_DIR" --restart-on-exit -- vlud --config "$IOFU_TMP-vlud.conf" \
