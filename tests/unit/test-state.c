@@ -55,6 +55,18 @@ static void fill_doc(struct state_doc *d, struct state_instance *insts, struct s
 				 .n_fds = 3 };
 }
 
+/* p, parsed from buf (len bytes), written again: the same bytes */
+static void assert_rewritten_same(const struct state_doc *p, const char *buf, size_t len)
+{
+	char *again = NULL;
+	size_t l2 = 0;
+
+	assert_int_equal(state_serialize(p, &again, &l2), 0);
+	assert_int_equal(l2, len);
+	assert_memory_equal(again, buf, len);
+	free(again);
+}
+
 static void roundtrip(void **unused)
 {
 	struct state_instance insts[2];
@@ -457,16 +469,8 @@ static void update_roundtrip(void **unused)
 	assert_null(p.instances[1].last_update);
 	assert_null(p.instances[0].mappings);
 	assert_string_equal(p.instances[1].mappings, insts[1].mappings);
-	{
-		char *again = NULL;
-		size_t l2 = 0;
-
-		/* parse -> serialize -> identical bytes (written_us included: same doc) */
-		assert_int_equal(state_serialize(&p, &again, &l2), 0);
-		assert_int_equal(l2, len);
-		assert_memory_equal(again, buf, len);
-		free(again);
-	}
+	/* parse -> serialize -> identical bytes (written_us included: same doc) */
+	assert_rewritten_same(&p, buf, len);
 	state_doc_done(&p);
 	assert_null(p.updates);
 	free(buf);
@@ -721,10 +725,7 @@ static void reservation(void **unused)
 	assert_true(p.instances[1].reserved.start == UINT64_MAX);
 	assert_int_equal(p.instances[1].reserved.update, 57);
 	assert_null(p.instances[1].reserved_bad);
-	assert_int_equal(state_serialize(&p, &again, &l2), 0);
-	assert_int_equal(l2, len);
-	assert_memory_equal(again, buf, len);
-	free(again);
+	assert_rewritten_same(&p, buf, len);
 	free(buf);
 	state_doc_done(&p);
 	/* start time 0 is a start time (a process started in the first tick) */
@@ -817,10 +818,7 @@ static void held_successor(void **unused)
 		    p.instances[1].held.update == 58 && !p.instances[1].held_bad);
 	assert_true(p.instances[1].reserved.pid == 40 && p.instances[1].reserved.start == 41 &&
 		    p.instances[1].reserved.update == 42);
-	assert_int_equal(state_serialize(&p, &again, &l2), 0);
-	assert_int_equal(l2, len);
-	assert_memory_equal(again, buf, len);
-	free(again);
+	assert_rewritten_same(&p, buf, len);
 	free(buf);
 	state_doc_done(&p);
 	/* the old VMM's pid and start time (written since R14's restart rule), both ways; "reserved_for" never
@@ -837,10 +835,7 @@ static void held_successor(void **unused)
 	assert_true(p.instances[1].held.old_pid == 2147483646 && p.instances[1].held.old_start == UINT64_MAX - 1 &&
 		    p.instances[1].held.pid == 2147483647 && !p.instances[1].held_bad);
 	assert_true(p.instances[1].reserved.old_pid == 0 && p.instances[1].reserved.old_start == 0);
-	assert_int_equal(state_serialize(&p, &again, &l2), 0);
-	assert_int_equal(l2, len);
-	assert_memory_equal(again, buf, len);
-	free(again);
+	assert_rewritten_same(&p, buf, len);
 	free(buf);
 	state_doc_done(&p);
 	insts[1].reserved.old_pid = 0;
@@ -1014,8 +1009,8 @@ static void iof_roundtrip(void **unused)
 	struct state_fd fds[3];
 	struct state_update u[2];
 	struct state_doc d, p = {};
-	char *buf = NULL, *again = NULL;
-	size_t len = 0, l2 = 0;
+	char *buf = NULL;
+	size_t len = 0;
 	const struct state_update *io = NULL, *mx = NULL;
 	json_object *root;
 
@@ -1086,10 +1081,7 @@ static void iof_roundtrip(void **unused)
 	assert_string_equal(mx->iof[1], "vfio:dev0");
 	assert_null(p.instances[0].iof_update_bad);
 	/* parse -> serialize -> identical bytes */
-	assert_int_equal(state_serialize(&p, &again, &l2), 0);
-	assert_int_equal(l2, len);
-	assert_memory_equal(again, buf, len);
-	free(again);
+	assert_rewritten_same(&p, buf, len);
 	state_doc_done(&p);
 	free(buf);
 

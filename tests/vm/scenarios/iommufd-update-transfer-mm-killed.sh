@@ -44,39 +44,50 @@ MARK=$IOFU_TMP-vmm.ready
 ready_ge() { [ "$(cat "$FDS_DIR/ready" 2> /dev/null || echo 0)" -ge "$1" ]; }
 is_stopped() { grep -q '^State:[[:space:]]*T' "/proc/$1/status" 2> /dev/null; }
 warnings() { dmesg | grep -c 'WARNING:'; }
+# taken_back K GEN SUCC W0 CHECK...: the end of K (k1, k2), the old VMM $O stopped at its take-back: continued,
+# it reattaches (its image GEN ready), at which vlud kills the held successor SUCC (logged); each CHECK of the
+# old VMM's own (its TAP line vmm-GEN-reclaimed.reclaim.CHECK) passed once; its VmPin and VmLck 1024 kB, the
+# held fds those of the start ($held0); no kernel WARNING since the count W0
+taken_back() {
+	_k=$1 _gen=$2 _succ=$3 _w0=$4
+	shift 4
+	kill -CONT "$O"
+	if wait_until 300 ready "$_gen" reattached; then t_ok "$_k-old-vmm-reattached"; else t_fail "$_k-old-vmm-reattached" "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
+	if wait_until 100 gone "$_succ"; then t_ok "$_k-successor-killed"; else t_fail "$_k-successor-killed" "pid $_succ: $(grep State "/proc/$_succ/status")"; fi
+	if grep -q "instance iofu: killed the successor $_succ that vlud had stopped during update [0-9]* until the old VMM took the iommufd charge back: the old VMM $O reattached" "$IOFU_TMP-vlud.log"; then
+		t_ok "$_k-killed-at-old-reattach"
+	else
+		t_fail "$_k-killed-at-old-reattach" "$(grep "successor $_succ" "$IOFU_TMP-vlud.log" | tail -2 | tr '\n' ' ')"
+	fi
+	for _c in "$@"; do
+		expect "$_k-reclaim-$_c" "$(grep -c "^ok - .*/vmm-$_gen-reclaimed\.reclaim\.$_c\$" "$LOG")" -eq 1
+	done
+	expect "$_k-vmpin-old" "$(vmpin "$O")" -eq 1024
+	expect "$_k-vmlck-old" "$(vmlck "$O")" -eq 1024
+	expect "$_k-fds-kept" "$(held)" = "$held0"
+	_w1=$(warnings)
+	if [ "$_w1" -eq "$_w0" ]; then
+		t_ok "$_k-no-kernel-warning"
+	else
+		t_fail "$_k-no-kernel-warning" "$((_w1 - _w0)) new WARNING line(s) in dmesg: $(dmesg | grep 'WARNING:' | tail -1)"
+	fi
+}
 
 edu_find
 edu_bind
 echo "# edu $bdf: $dev"
 mkdir -p /run/vlud "$FDS_DIR"
 rm -f "$FDS_DIR"/*
-cat > "$IOFU_TMP-vlud.conf" <<-EOC
-	{
-		"socket": { "path": "$SOCK", "mode": "0600", "group": null },
-		"orphan_expiry_s": 0,
-		"operators": { "uids": [0], "gids": [] },
-		"vmms": [
-			{ "uids": [0], "gids": [], "devices": ["/dev/iommu", "$dev"],
-			  "fd_types": ["memfd", "eventfd"], "max_fds": 16 }
-		],
-		"timeouts": { "update": { "commit_ms": 30000 } },
-		"update": { "held_successor_survives_stop": true }
-	}
-EOC
+iofu_conf '"timeouts": { "update": { "commit_ms": 30000 } }' '"update": { "held_successor_survives_stop": true }'
 vlu-fdstore --socket "$SOCK" --notify "$FDS_DIR/notify" --dir "$FDS_DIR" --restart-on-exit -- vlud --config "$IOFU_TMP-vlud.conf" \
 	> "$IOFU_TMP-vlud.log" 2>&1 &
 FDS=$!
 if wait_until 300 ready_ge 1; then t_ok vlud-ready-under-vlu-fdstore; else t_fail vlud-ready-under-vlu-fdstore "no READY=1"; fi
 VLUD=$(cat "$FDS_DIR/pid")
 
-: > "$LOG"
-vlu-iommufd vmm "$SOCK" "$dev" "$bdf" "$LOG" "$MARK" --acct mm --stop-at-held-reclaim &
-O=$!
-if wait_until 300 ready 0 first; then t_ok vmm-first-ready; else t_fail vmm-first-ready "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
-expect vmpin-first "$(vmpin "$O")" -eq 1024
+iofu_vmm --acct mm --stop-at-held-reclaim
+O=$VMM
 expect vmlck-first "$(vmlck "$O")" -eq 1024
-held0=$(held)
-echo "# held: $held0"
 BIN=$(readlink "/proc/$O/exe")
 SUCC="--arg $BIN --arg vmm --arg $SOCK --arg $dev --arg $bdf --arg $LOG --arg $MARK --arg --acct --arg mm"
 w0=$(warnings)
@@ -127,29 +138,10 @@ if is_stopped "$N"; then t_ok k1-still-stopped-after-restart; else t_fail k1-sti
 expect k1-still-charged-after-restart "$(vmpin "$N")" -eq 1024
 
 # the old VMM goes on: the charge back from the live mm, then its reattach, at which the successor goes
-kill -CONT "$O"
-if wait_until 300 ready 1 reattached; then t_ok k1-old-vmm-reattached; else t_fail k1-old-vmm-reattached "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
-if wait_until 100 gone "$N"; then t_ok k1-successor-killed; else t_fail k1-successor-killed "pid $N: $(grep State "/proc/$N/status")"; fi
-if grep -q "instance iofu: killed the successor $N that vlud had stopped during update [0-9]* until the old VMM took the iommufd charge back: the old VMM $O reattached" "$IOFU_TMP-vlud.log"; then
-	t_ok k1-killed-at-old-reattach
-else
-	t_fail k1-killed-at-old-reattach "$(grep "successor $N" "$IOFU_TMP-vlud.log" | tail -2 | tr '\n' ' ')"
-fi
-for c in successor-vmpin-before=1024 successor-vmlck-before=1024 charge-before=1024 vmlck-charge-before=1024 \
-	successor-stopped-after-vlud-restart successor-vmpin-after-vlud-restart=1024 change-process successor-vmpin-after=0 \
-	successor-vmlck-after=0 successor-still-stopped vmpin=1024 vmlck=1024 dma data in-memfd \
-	ready-to-the-killed-vlud-fails reattached; do
-	expect "k1-reclaim-$c" "$(grep -c "^ok - .*/vmm-1-reclaimed\.reclaim\.$c\$" "$LOG")" -eq 1
-done
-expect k1-vmpin-old "$(vmpin "$O")" -eq 1024
-expect k1-vmlck-old "$(vmlck "$O")" -eq 1024
-expect k1-fds-kept "$(held)" = "$held0"
-w1=$(warnings)
-if [ "$w1" -eq "$w0" ]; then
-	t_ok k1-no-kernel-warning
-else
-	t_fail k1-no-kernel-warning "$((w1 - w0)) new WARNING line(s) in dmesg: $(dmesg | grep 'WARNING:' | tail -1)"
-fi
+taken_back k1 1 "$N" "$w0" successor-vmpin-before=1024 successor-vmlck-before=1024 charge-before=1024 \
+	vmlck-charge-before=1024 successor-stopped-after-vlud-restart successor-vmpin-after-vlud-restart=1024 \
+	change-process successor-vmpin-after=0 successor-vmlck-after=0 successor-still-stopped vmpin=1024 vmlck=1024 \
+	dma data in-memfd ready-to-the-killed-vlud-fails reattached
 
 
 # k2: the same, vlud stopped (SIGTERM) during the take-back and started again with the store
@@ -191,33 +183,9 @@ fi
 sleep 2
 if is_stopped "$N2"; then t_ok k2-still-stopped; else t_fail k2-still-stopped "pid $N2: $(grep State "/proc/$N2/status" 2> /dev/null || echo gone)"; fi
 expect k2-still-charged "$(vmpin "$N2")" -eq 1024
-kill -CONT "$O"
-if wait_until 300 ready 2 reattached; then t_ok k2-old-vmm-reattached; else t_fail k2-old-vmm-reattached "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
-if wait_until 100 gone "$N2"; then t_ok k2-successor-killed; else t_fail k2-successor-killed "pid $N2: $(grep State "/proc/$N2/status")"; fi
-if grep -q "instance iofu: killed the successor $N2 that vlud had stopped during update [0-9]* until the old VMM took the iommufd charge back: the old VMM $O reattached" "$IOFU_TMP-vlud.log"; then
-	t_ok k2-killed-at-old-reattach
-else
-	t_fail k2-killed-at-old-reattach "$(grep "successor $N2" "$IOFU_TMP-vlud.log" | tail -2 | tr '\n' ' ')"
-fi
-for c in successor-stopped-after-vlud-restart successor-vmpin-after-vlud-restart=1024 change-process successor-vmpin-after=0 \
-	successor-vmlck-after=0 successor-still-stopped vmpin=1024 vmlck=1024 ready-to-the-killed-vlud-fails reattached; do
-	expect "k2-reclaim-$c" "$(grep -c "^ok - .*/vmm-2-reclaimed\.reclaim\.$c\$" "$LOG")" -eq 1
-done
-expect k2-vmpin-old "$(vmpin "$O")" -eq 1024
-expect k2-vmlck-old "$(vmlck "$O")" -eq 1024
-expect k2-fds-kept "$(held)" = "$held0"
-w1=$(warnings)
-if [ "$w1" -eq "$w0" ]; then
-	t_ok k2-no-kernel-warning
-else
-	t_fail k2-no-kernel-warning "$((w1 - w0)) new WARNING line(s) in dmesg: $(dmesg | grep 'WARNING:' | tail -1)"
-fi
+taken_back k2 2 "$N2" "$w0" successor-stopped-after-vlud-restart successor-vmpin-after-vlud-restart=1024 \
+	change-process successor-vmpin-after=0 successor-vmlck-after=0 successor-still-stopped vmpin=1024 vmlck=1024 \
+	ready-to-the-killed-vlud-fails reattached
 
-kill "$O" 2> /dev/null
-wait_until 50 gone "$O"
-kill "$FDS"
-wait "$FDS" 2> /dev/null
-echo "# the VMM's log (every process and image):"
-cat "$LOG"
-sed 's/^/[vlud] /' "$IOFU_TMP-vlud.log" | tail -80
+iofu_stop "$O" "$FDS" 80
 exit $((FAILS > 0))
