@@ -196,7 +196,10 @@ static void held_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	*h = (struct upd_held){ .pidfd = -EBADF, .old_pidfd = -EBADF };
 	upd_held_restore(inst, &rs, true);
-	persist_state_write(); /* (the record dropped, or kept as it was) */
+	/* identified or dropped: the state says so; still unidentified, it names the record as before (no write
+	 * every second while /proc keeps failing) */
+	if (!(h->unidentified && h->pid == rs.pid))
+		persist_state_write();
 }
 
 void upd_held_unidentified(struct instance *inst, const struct state_reservation *rs)

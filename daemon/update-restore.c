@@ -238,6 +238,7 @@ static void restore_one(struct instance *inst, const struct state_update *su, en
 	pid_t heir;
 	int heir_fd = -EBADF;
 	uint64_t heir_start = 0, want_start;
+	uid_t heir_uid = (uid_t)-1;
 	char mode_c = su->path;
 
 	if (!ui)
@@ -421,8 +422,17 @@ static void restore_one(struct instance *inst, const struct state_update *su, en
 	}
 	/* the start time, read once the pidfd is open, names the process in the state: a further restart
 	 * keeps the reservation only for that process, not for a later one given the same pid */
+	/* and the process is the instance's tenant's (a record without a start time, or a pid given to another
+	 * tenant's process between two reads, must not lock the instance for someone else) */
 	if (heir > 0 && (heir_fd = pidfd_open(heir, 0)) >= 0 && upd_pid_starttime(heir, &heir_start) == 0 &&
-	    (!want_start || heir_start == want_start) && upd_pidfd_alive(heir_fd)) {
+	    upd_pid_euid(heir, &heir_uid) == 0 && heir_uid != inst->uid) {
+		log_warning("update %" PRIu64 " of %s: pid %d is a process of uid %u now, not the instance's %u: no "
+			    "reservation",
+			    su->id, inst->name, (int)heir, (unsigned)heir_uid, (unsigned)inst->uid);
+		heir_uid = (uid_t)-1;
+	}
+	if (heir > 0 && heir_fd >= 0 && heir_uid == inst->uid && (!want_start || heir_start == want_start) &&
+	    upd_pidfd_alive(heir_fd)) {
 		ui->heir_pid = heir;
 		ui->heir_pidfd = heir_fd;
 		ui->heir_start = heir_start;

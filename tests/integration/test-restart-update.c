@@ -1178,8 +1178,8 @@ part5_end:
 
 			tap_check(refused_for(a, o8), "iof-held-other-refused", "%s", a ? json_object_to_json_string(a) : "-");
 			usleep(200000);
-			tap_check(waitpid(n8, &wst, WNOHANG) == 0 && kill(n8, 0) == 0, "iof-held-successor-kept", "pid %d",
-				  (int)n8);
+			tap_check(waitpid(n8, &wst, WNOHANG) == 0 && pid_state(n8) == 'T', "iof-held-successor-kept",
+				  "pid %d state %c", (int)n8, pid_state(n8));
 		}
 		{
 			_cleanup_json_ json_object *s = NULL;
