@@ -483,6 +483,7 @@ done:
 int mv_update_rings_undriven(struct mv_vmm *v, struct mv_state *st, const char *who)
 {
 	uint64_t mark = mv_drive_mark_read(v);
+	uint16_t bases[MV_NQ];
 	uint8_t status = 0;
 	int moved = 0;
 
@@ -495,14 +496,18 @@ int mv_update_rings_undriven(struct mv_vmm *v, struct mv_state *st, const char *
 	if (!(v->dev.backend_acked & MV_BF(SUSPEND)) || mv_vdev_get_status(&v->dev, &status) < 0 ||
 	    !(status & VIRTIO_CONFIG_S_DRIVER_OK))
 		return 0;
+	/* every base read before any is taken: a failed read leaves st as it was, not half updated */
 	for (unsigned q = 0; q < MV_NQ; q++) {
-		uint16_t base;
-		int r = mv_vdev_get_vring_base(&v->dev, q, &base);
+		int r = mv_vdev_get_vring_base(&v->dev, q, &bases[q]);
 
 		if (r < 0) {
 			mv_log("%s: GET_VRING_BASE %u: %s", who, q, strerror(-r));
 			return r;
 		}
+	}
+	for (unsigned q = 0; q < MV_NQ; q++) {
+		uint16_t base = bases[q];
+
 		if (base != st->vq[q].dev_base) {
 			mv_log("%s: vring %u: the device ran after our state was saved with nobody driving it (base %u, "
 			       "saved %u): it completed what the state had posted, which we reap; going on from its base",
