@@ -57,18 +57,12 @@ static int held_identify(struct upd_inst *ui, const char *why)
 	struct state_reservation rs = { .pid = h->pid, .start = h->start, .update = h->update };
 	const char *name = h->inst->name;
 	uint64_t st = 0;
-	uid_t uid = 0;
 	int fd, k = upd_recorded_pidfd(&rs, &st, &fd);
 
 	if (k == 0 && st == h->start) {
 		/* the check the restart could not make: a process of the instance's uid only */
-		k = upd_pid_euid(h->pid, &uid);
-		if (k == 0 && !upd_pidfd_alive(fd))
-			k = -ESRCH;
-		if (k == 0 && uid != h->inst->uid) {
-			log_error("state: instance %s: its held successor record names pid %d, a process of uid %u, not "
-				  "the instance's %u: dropped, nothing signalled",
-				  name, (int)h->pid, (unsigned)uid, (unsigned)h->inst->uid);
+		k = upd_held_uid_check(h->inst, h->pid, fd);
+		if (k > 0) {
 			safe_close(fd);
 			*h = (struct upd_held){ .pidfd = -EBADF, .old_pidfd = -EBADF };
 			persist_state_write();

@@ -394,6 +394,8 @@ void upd_held_unidentified(struct instance *inst, const struct state_reservation
 /* the process a record names, told by its start time (update-restore.c): 0 and *st (pid's start time now;
  * when it is rs->start, *fd is that process's pidfd), or -errno with *fd -EBADF */
 int upd_recorded_pidfd(const struct state_reservation *rs, uint64_t *st, int *fd);
+/* the held successor pid (its pidfd fd) is the instance's uid's: 0; 1 another uid's (logged); -errno */
+int upd_held_uid_check(const struct instance *inst, pid_t pid, int fd);
 
 
 /* ---- update-phases.c */

@@ -494,6 +494,25 @@ int upd_recorded_pidfd(const struct state_reservation *rs, uint64_t *st, int *fd
 	return k;
 }
 
+/* Is the held successor pid, identified by its pidfd fd, a process of the instance's uid?  Read by pid: still
+ * that process after the read while its pidfd is alive.  0 yes; 1 another uid's (logged: the record is
+ * dropped, nothing signalled); -errno when it could not be read or has exited. */
+int upd_held_uid_check(const struct instance *inst, pid_t pid, int fd)
+{
+	uid_t uid = 0;
+	int k = upd_pid_euid(pid, &uid);
+
+	if (k == 0 && !upd_pidfd_alive(fd))
+		k = -ESRCH;
+	if (k == 0 && uid != inst->uid) {
+		log_error("state: instance %s: its held successor record names pid %d, a process of uid %u, not the "
+			  "instance's %u: dropped, nothing signalled",
+			  inst->name, (int)pid, (unsigned)uid, (unsigned)inst->uid);
+		return 1;
+	}
+	return k;
+}
+
 /* R14: a successor the previous vlud had stopped (SIGSTOP) while the old VMM took the iommufd charge back
  * from its mm (and would have killed at the update's end, or left stopped when it stopped): kept stopped
  * until the old VMM reattached or exited, or commit_ms passed (update-held.c), then killed; killed now when
@@ -506,7 +525,6 @@ void upd_held_restore(struct instance *inst, const struct state_reservation *rs,
 	char gone[160] = "";
 	uint64_t st = 0, ost = 0;
 	int fd, ofd = -EBADF, k, ko;
-	uid_t uid = 0;
 
 	/* a record is no proof: vlud signals nothing that cannot be a successor of this instance (pid 1 or
 	 * below, vlud itself, a process of another uid than the instance's) */
@@ -524,14 +542,8 @@ void upd_held_restore(struct instance *inst, const struct state_reservation *rs,
 		return;
 	}
 	if (k == 0) {
-		/* read by pid: still that process after the read while its pidfd is alive */
-		k = upd_pid_euid(rs->pid, &uid);
-		if (k == 0 && !upd_pidfd_alive(fd))
-			k = -ESRCH;
-		if (k == 0 && uid != inst->uid) {
-			log_error("state: instance %s: its held successor record names pid %d, a process of uid %u, not "
-				  "the instance's %u: dropped, nothing signalled",
-				  inst->name, (int)rs->pid, (unsigned)uid, (unsigned)inst->uid);
+		k = upd_held_uid_check(inst, rs->pid, fd);
+		if (k > 0) {
 			safe_close(fd);
 			return;
 		}
