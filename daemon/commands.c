@@ -302,14 +302,14 @@ static int cmd_instance_register(struct request *r)
 		update_reattached(inst, c->cred.pid);
 		log_info("instance %s reattached by pid %d uid %u (%u fds)", name, (int)c->cred.pid,
 			 (unsigned)c->cred.uid, inst->n_held);
-		events_emit("instance.reattached", inst->name, instance_event_data(inst));
+		events_emit(VLU_EV_INSTANCE_REATTACHED, inst->name, instance_event_data(inst));
 	} else {
 		int k = instance_create(name, c, c->cred.pid, pidfd, c->cred.uid, c->cred.gid, &inst);
 
 		if (k < 0)
 			return request_error(r, VLU_ERR_INTERNAL, "%s", strerror(-k));
 		log_info("instance %s registered by pid %d uid %u", name, (int)c->cred.pid, (unsigned)c->cred.uid);
-		events_emit("instance.registered", inst->name, instance_event_data(inst));
+		events_emit(VLU_EV_INSTANCE_REGISTERED, inst->name, instance_event_data(inst));
 	}
 	o = jnew_obj();
 	jadd(o, "name", jnew_str(inst->name));
@@ -639,7 +639,7 @@ static int cmd_device_open(struct request *r)
 	jadd(o, "device", jnew_str(device));
 	jadd(o, "path", jnew_str(path));
 	jadd(o, "name", jnew_str(name));
-	events_emit("device.opened", inst->name, o);
+	events_emit(VLU_EV_DEVICE_OPENED, inst->name, o);
 	return 0;
 }
 
@@ -748,7 +748,7 @@ static void reopen_end(struct reopen *ro, struct held *nh, const char *err)
 		} else
 			json_object_put(o);
 		jadd(ev, "release_ms", jnew_double(release_ms));
-		events_emit("device.reopened", ro->inst->name, ev);
+		events_emit(VLU_EV_DEVICE_REOPENED, ro->inst->name, ev);
 	} else {
 		log_warning("instance %s: device %s (%s) lost at the reopen: %s", ro->inst->name, ro->h->device,
 			    ro->h->path, err);
@@ -759,7 +759,7 @@ static void reopen_end(struct reopen *ro, struct held *nh, const char *err)
 			(void)conn_send(c, rep, NULL, 0);
 		}
 		jadd(ev, "error", jnew_str(err));
-		events_emit("device.lost", ro->inst->name, ev);
+		events_emit(VLU_EV_DEVICE_LOST, ro->inst->name, ev);
 	}
 	json_object_put(ro->id);
 	held_free(ro->h);
@@ -1068,7 +1068,7 @@ static int cmd_fd_store(struct request *r)
 	o = jnew_obj();
 	jadd(o, "fds", fds);
 	r->ret = o;
-	events_emit("fd.stored", inst->name, names_event(inst, names));
+	events_emit(VLU_EV_FD_STORED, inst->name, names_event(inst, names));
 	return 0;
 }
 
@@ -1187,7 +1187,7 @@ static int cmd_fd_remove(struct request *r)
 	o = jnew_obj();
 	jadd(o, "removed", jnew_int((int64_t)n));
 	r->ret = o;
-	events_emit("fd.removed", inst->name, names_event(inst, names));
+	events_emit(VLU_EV_FD_REMOVED, inst->name, names_event(inst, names));
 	return 0;
 }
 
@@ -1195,7 +1195,15 @@ static int cmd_events_subscribe(struct request *r)
 {
 	struct conn *c = r->c;
 	const char *want = arg_str(r, "instance");
+	vlu_event_mask events = VLU_EVENTS_ALL;
+	json_object *filter;
+	char err[160];
 
+	/* checked by vlu_command_check() already (the same parse): a failure here is a bug, and refused
+	 * before anything changes, as every refusal of this handler (the previous subscription stays) */
+	if (json_object_object_get_ex(r->args, "events", &filter) &&
+	    vlu_event_mask_from_json(filter, &events, err, sizeof(err)) < 0)
+		return request_error(r, VLU_ERR_INVALID_ARGUMENT, "%s", err);
 	if (is_operator(c)) {
 		snprintf(c->sub_instance, sizeof(c->sub_instance), "%s", want ? want : "");
 	} else {
@@ -1207,6 +1215,8 @@ static int cmd_events_subscribe(struct request *r)
 					     want);
 		snprintf(c->sub_instance, sizeof(c->sub_instance), "%s", c->inst->name);
 	}
+	/* a second subscribe replaces the first: its instance and its filter (none: every event again) */
+	c->sub_events = events;
 	c->subscribed = true;
 	conn_update_idle(c);
 	return 0;

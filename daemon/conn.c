@@ -469,6 +469,7 @@ static void conn_new(int fd)
 	c->pidfd = TAKE_FD(pidfd);
 	c->cred = cred;
 	c->roles = roles;
+	c->sub_events = VLU_EVENTS_ALL;
 	list_init(&c->outq);
 	ev_io_init(&c->io_in, in_cb, c->fd, EV_READ);
 	ev_io_init(&c->io_out, out_cb, c->fd, EV_WRITE);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "policy.h"
+#include "vlu-proto.h"
 #include "vlud.h"
 
 struct instance;
@@ -28,6 +29,7 @@ struct conn {
 	bool negotiated;
 	bool subscribed;
 	char sub_instance[65]; /* "" = every instance (operators only) */
+	vlu_event_mask sub_events; /* the subscription's filter: VLU_EVENTS_ALL without one */
 	struct instance *inst; /* registered on this connection (not owned) */
 	struct list outq;      /* struct outmsg */
 	size_t out_bytes;

@@ -174,7 +174,7 @@ void instance_orphan(struct instance *inst, const char *reason)
 	jadd(data, "pid", jnew_int(inst->pid));
 	jadd(data, "reason", jnew_str(reason));
 	jadd(data, "fds", jnew_int(inst->n_held));
-	events_emit("instance.orphaned", inst->name, data);
+	events_emit(VLU_EV_INSTANCE_ORPHANED, inst->name, data);
 }
 
 void instance_hand_over(struct instance *inst, struct conn *c, pid_t pid, int pidfd)
@@ -266,7 +266,7 @@ unsigned instance_release(struct instance *inst, const char *reason)
 	jadd(data, "name", jnew_str(name));
 	jadd(data, "closed_fds", jnew_int(n));
 	jadd(data, "reason", jnew_str(reason));
-	events_emit_owned("instance.released", name, uid, data);
+	events_emit_owned(VLU_EV_INSTANCE_RELEASED, name, uid, data);
 	return n;
 }
 

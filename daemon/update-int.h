@@ -344,7 +344,7 @@ void upd_add_note(struct update *u, const char *fmt, ...) _printf_(2, 3);
 void upd_error_text(const struct update *u, char *buf, size_t len);
 /* end the update: verdict to the starter, the event, O told in transfer mode; u is freed.  ret_verdict
  * (optional) gets a reference for a synchronous reply. */
-void upd_finish(struct update *u, const char *result, const char *event, json_object **ret_verdict);
+void upd_finish(struct update *u, const char *result, enum vlu_event_id event, json_object **ret_verdict);
 
 /* deferred replies */
 void upd_deferred_take(struct deferred *d, struct request *r);

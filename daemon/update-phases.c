@@ -46,7 +46,7 @@ static void send_exec(struct update *u)
 	/* only O gets the token: straight to its connection, never to subscribers */
 	{
 		struct conn *c = upd_conn_by_id(u->old_conn);
-		_cleanup_json_ json_object *ev = vlu_event_new("update.exec", d);
+		_cleanup_json_ json_object *ev = vlu_event_new(vlu_event_names[VLU_EV_UPDATE_EXEC], d);
 
 		if (c && ev)
 			(void)conn_send(c, ev, NULL, 0);
@@ -55,7 +55,7 @@ static void send_exec(struct update *u)
 		json_object *pub = upd_event_base(u);
 
 		jadd(pub, "binary", jnew_str(u->binary));
-		events_emit("update.exec-sent", u->inst->name, pub);
+		events_emit(VLU_EV_UPDATE_EXEC_SENT, u->inst->name, pub);
 	}
 }
 
@@ -70,7 +70,7 @@ static void send_arm(struct update *u)
 	_cleanup_json_ json_object *ev = NULL;
 
 	jadd(d, "successor_pid", jnew_int(u->new_pid));
-	ev = vlu_event_new("update.arm", d);
+	ev = vlu_event_new(vlu_event_names[VLU_EV_UPDATE_ARM], d);
 	u->arm_pending = true;
 	if (c && ev)
 		(void)conn_send(c, ev, NULL, 0);
@@ -407,7 +407,7 @@ int update_cmd_claim(struct request *r)
 
 			jadd(d, "pid", jnew_int(c->cred.pid));
 			jadd(d, "uid", jnew_int(c->cred.uid));
-			events_emit("update.claim-refused", inst->name, d);
+			events_emit(VLU_EV_UPDATE_CLAIM_REFUSED, inst->name, d);
 		}
 		return request_error(r, VLU_ERR_PERMISSION_DENIED, "claim refused: token, pid or uid do not match");
 	}
@@ -444,6 +444,7 @@ int update_cmd_claim(struct request *r)
 		 * claim's reply; the new image subscribes again when it wants them, as on a new connection */
 		c->subscribed = false;
 		c->sub_instance[0] = '\0';
+		c->sub_events = VLU_EVENTS_ALL;
 		log_info("update %" PRIu64 " of %s: claim on the connection kept across the exec", u->id, name);
 	} else if (u->mode == MODE_EXEC && !u->restarted && upd_conn_by_id(u->old_conn) && upd_conn_by_id(u->old_conn) != c) {
 		/* same pid, right token: the old image's socket closed at exec (CLOEXEC) and its EOF is not
@@ -717,12 +718,12 @@ verified:
 		upd_error_text(u, reason, sizeof(reason));
 		jadd(d, "reason", jnew_str(reason));
 		jadd(d, "restarted_previous", jnew_bool(true));
-		events_emit("update.rolled-back", u->inst->name, d);
-		upd_finish(u, "rolled-back", "update.completed", &v);
+		events_emit(VLU_EV_UPDATE_ROLLED_BACK, u->inst->name, d);
+		upd_finish(u, "rolled-back", VLU_EV_UPDATE_COMPLETED, &v);
 		r->ret = v;
 		return 0;
 	}
-	upd_finish(u, "ok", "update.completed", &v);
+	upd_finish(u, "ok", VLU_EV_UPDATE_COMPLETED, &v);
 	r->ret = v;
 	return 0;
 }

@@ -133,7 +133,7 @@ static int refuse(struct request *r, struct instance *inst, enum vlu_error_class
 	jadd(d, "instance", inst ? jnew_str(inst->name) : NULL);
 	jadd(d, "reason", jnew_str(r->err));
 	jadd(d, "class", jnew_str(vlu_error_class_name(cls)));
-	events_emit("update.refused", inst ? inst->name : NULL, d);
+	events_emit(VLU_EV_UPDATE_REFUSED, inst ? inst->name : NULL, d);
 	return -1;
 }
 
@@ -498,7 +498,7 @@ static int start(struct request *r, struct upd_inst *ui, struct update *u, bool 
 
 		jadd(d, "path_reason", jnew_str(u->route_reason));
 		jadd(d, "old_pid", jnew_int(u->old_pid));
-		events_emit("update.started", u->inst->name, d);
+		events_emit(VLU_EV_UPDATE_STARTED, u->inst->name, d);
 	}
 	log_info("update %" PRIu64 " of %s: %s mode, path %c (%s)", u->id, u->inst->name, upd_mode_name(u->mode), u->route,
 		 u->route_reason);
@@ -528,7 +528,7 @@ static int start(struct request *r, struct upd_inst *ui, struct update *u, bool 
 		/* false in a disruptive update: a device without SUSPEND runs on (the VMM's saved vring bases
 		 * are a snapshot of a running device) */
 		jadd(d, "suspended", jnew_bool(!upd_disruptive(u)));
-		events_tell(upd_conn_by_id(u->old_conn), "update.save", u->inst->name, d);
+		events_tell(upd_conn_by_id(u->old_conn), VLU_EV_UPDATE_SAVE, u->inst->name, d);
 	}
 	upd_own_end(u);
 	if (wait) {

@@ -466,7 +466,7 @@ static void restore_one(struct instance *inst, const struct state_update *su, en
 			       jnew_double((double)(now_realtime_us() - su->started_us) / 1000.0));
 	jadd(v, "error", jnew_str(err));
 	log_warning("update %" PRIu64 " of %s: failed: %s", su->id, inst->name, err);
-	events_emit("update.completed", inst->name, json_object_get(v));
+	events_emit(VLU_EV_UPDATE_COMPLETED, inst->name, json_object_get(v));
 	json_object_put(ui->last);
 	ui->last = v;
 }

@@ -126,7 +126,7 @@ static int restart_previous(struct update *u)
 	jadd(d, "reason", jnew_str(reason));
 	jadd(d, "binary", jnew_str(u->prev_binary));
 	jadd(d, "pid", jnew_int(pid));
-	events_emit("update.restarting-previous", u->inst->name, d);
+	events_emit(VLU_EV_UPDATE_RESTARTING_PREVIOUS, u->inst->name, d);
 	return 0;
 }
 
@@ -156,7 +156,7 @@ static int kill_process(struct update *u, int pfd, pid_t pid)
 	jadd(d, "pid", jnew_int(pid));
 	jadd(d, "phase", jnew_str(update_phase_name(u->phase)));
 	jadd(d, "reason", jnew_str(reason));
-	events_emit("update.killed", u->inst->name, d);
+	events_emit(VLU_EV_UPDATE_KILLED, u->inst->name, d);
 	/* its exit (pidfd readable) rolls back; this deadline only guards against never seeing it */
 	ev_timer_stop(vl.loop, &u->timer);
 	ev_timer_set(&u->timer, 5.0, 0.);
@@ -183,7 +183,7 @@ static void retake_tell(struct update *u)
 	 * hand-over, nobody did: O's CHANGE_PROCESS is then a no-op from itself); O takes it back as well */
 	if (u->iof)
 		jadd(d, "iommufd", upd_iof_claim_info(u));
-	events_tell(upd_conn_by_id(u->old_conn), "update.rolled-back", u->inst->name, d);
+	events_tell(upd_conn_by_id(u->old_conn), VLU_EV_UPDATE_ROLLED_BACK, u->inst->name, d);
 	log_info("update %" PRIu64 " of %s: device reopened, the old VMM %d takes it back", u->id, u->inst->name,
 		 (int)u->old_pid);
 }
@@ -202,14 +202,14 @@ static void retake_released(void *userdata, int64_t close_us)
 		upd_own_end(u);
 		upd_add_note(u, "; bringing the device back to the old VMM: %s", why);
 		u->retake = false;
-		upd_finish(u, "failed", "update.completed", NULL);
+		upd_finish(u, "failed", VLU_EV_UPDATE_COMPLETED, NULL);
 		return;
 	}
 	upd_own_end(u);
 	if (!u->inst->conn || u->inst->conn != upd_conn_by_id(u->old_conn)) {
 		upd_add_note(u, "; the old VMM disconnected while the device was released: every fd kept");
 		u->retake = false;
-		upd_finish(u, "failed", "update.completed", NULL);
+		upd_finish(u, "failed", VLU_EV_UPDATE_COMPLETED, NULL);
 		return;
 	}
 	retake_tell(u);
@@ -373,7 +373,7 @@ void upd_held_kill(struct update *u)
 		jadd(d, "pid", jnew_int(u->new_pid));
 		jadd(d, "phase", jnew_str(update_phase_name(u->phase)));
 		jadd(d, "reason", jnew_str("kept stopped while the old VMM took the iommufd charge back"));
-		events_emit("update.killed", u->inst->name, d);
+		events_emit(VLU_EV_UPDATE_KILLED, u->inst->name, d);
 	} else if (k == -ESRCH)
 		upd_add_note(u, "; the successor %d, stopped by vlud, had exited meanwhile", (int)u->new_pid);
 	else
@@ -429,7 +429,7 @@ static void iof_reclaim_tell(struct update *u, struct conn *oc)
 	/* R14: the successor is alive and stopped (mm accounting: O takes the charge from a live mm) */
 	jadd(d, "successor_held", jnew_bool(u->new_held));
 	jadd(d, "successor_pid", u->new_pid > 0 ? jnew_int(u->new_pid) : NULL);
-	events_tell(oc, "update.rolled-back", u->inst->name, d);
+	events_tell(oc, VLU_EV_UPDATE_ROLLED_BACK, u->inst->name, d);
 	log_warning("update %" PRIu64 " of %s: %s; the old VMM %d takes the instance back and must call "
 		    "IOMMU_IOAS_CHANGE_PROCESS, then update.ready",
 		    u->id, u->inst->name, reason, (int)u->old_pid);
@@ -505,7 +505,7 @@ void upd_hold_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			jadd(d, "reason", jnew_str(l == HELD_GONE || l == HELD_OTHER
 							   ? "its pidfd alive while /proc no longer shows it"
 							   : "not stopped in time after the SIGSTOP"));
-			events_emit("update.killed", u->inst->name, d);
+			events_emit(VLU_EV_UPDATE_KILLED, u->inst->name, d);
 			u->hold_wait = HOLD_WAIT_EXIT;
 			u->hold_t0_us = now_monotonic_us();
 			return;
@@ -523,7 +523,7 @@ void upd_hold_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (!oc || u->inst->conn != oc) {
 		u->retake = false;
 		upd_add_note(u, "; the old VMM's connection is gone: the iommufd charge stays where it is, every fd kept");
-		upd_finish(u, "failed", "update.completed", NULL);
+		upd_finish(u, "failed", VLU_EV_UPDATE_COMPLETED, NULL);
 		return;
 	}
 	iof_reclaim_tell(u, oc);
@@ -631,7 +631,7 @@ void upd_rollback_act(struct update *u, enum rb_trigger t)
 		u->token_valid = false;
 		upd_resume_all(u);
 		end_note(u, a, f.old_alive);
-		upd_finish(u, "failed", "update.completed", NULL);
+		upd_finish(u, "failed", VLU_EV_UPDATE_COMPLETED, NULL);
 		return;
 	case RB_FAIL:
 		/* the devices' owner runs on (exec mode: the one process; transfer mode: the successor, O gone):
@@ -642,12 +642,12 @@ void upd_rollback_act(struct update *u, enum rb_trigger t)
 			upd_resume_all(u);
 			upd_add_note(u, "; its devices resumed under the process that owns them");
 		}
-		upd_finish(u, "failed", "update.completed", NULL);
+		upd_finish(u, "failed", VLU_EV_UPDATE_COMPLETED, NULL);
 		return;
 	case RB_KEEP_RETAKE:
 		end_note(u, a, f.old_alive);
 		instance_hand_over_failed(u->inst, "live update failed while rolling back");
-		upd_finish(u, "failed", "update.completed", NULL);
+		upd_finish(u, "failed", VLU_EV_UPDATE_COMPLETED, NULL);
 		return;
 	case RB_RETAKE_REOPENED:
 		/* path C: the claim released and reopened the device, but the claimant's connection was gone
@@ -708,10 +708,10 @@ void upd_rollback_act(struct update *u, enum rb_trigger t)
 	jadd(d, "reinit", jnew_bool(u->route == 'B' && u->phase >= PH_EXEC));
 	jadd(d, "reclaim", jnew_bool(u->phase >= PH_RESTORE));
 	if (f.old_conn && f.old_alive && strcmp(result, "rolled-back") == 0)
-		events_tell(upd_conn_by_id(u->old_conn), "update.rolled-back", u->inst->name, d);
+		events_tell(upd_conn_by_id(u->old_conn), VLU_EV_UPDATE_ROLLED_BACK, u->inst->name, d);
 	else
-		events_emit("update.rolled-back", u->inst->name, d);
-	upd_finish(u, result, "update.completed", NULL);
+		events_emit(VLU_EV_UPDATE_ROLLED_BACK, u->inst->name, d);
+	upd_finish(u, result, VLU_EV_UPDATE_COMPLETED, NULL);
 }
 
 void upd_rollback(struct update *u, enum rb_trigger t, enum cause c, const char *fmt, ...)
@@ -848,7 +848,7 @@ int upd_retake_ready(struct request *r, struct update *u, const char *err)
 	if (err) {
 		upd_add_note(u, "; the old VMM could not take the %s back: %s; every fd kept",
 			     u->iof ? "iommufd charge" : "reopened device", err);
-		upd_finish(u, "failed", "update.completed", &v);
+		upd_finish(u, "failed", VLU_EV_UPDATE_COMPLETED, &v);
 		r->ret = v;
 		return 0;
 	}
@@ -889,7 +889,7 @@ int upd_retake_ready(struct request *r, struct update *u, const char *err)
 		held_read(u);
 	upd_own_end(u);
 	if (!ok) {
-		upd_finish(u, "failed", "update.completed", &v);
+		upd_finish(u, "failed", VLU_EV_UPDATE_COMPLETED, &v);
 		r->ret = v;
 		return 0;
 	}
@@ -909,8 +909,8 @@ int upd_retake_ready(struct request *r, struct update *u, const char *err)
 	jadd(d, "reopened", jnew_bool(u->route == 'C' && u->ndevs));
 	jadd(d, "brought_back", jnew_bool(true));
 	jadd(d, "pid", jnew_int(u->old_pid));
-	events_emit("update.rolled-back", u->inst->name, d);
-	upd_finish(u, "rolled-back", "update.completed", &v);
+	events_emit(VLU_EV_UPDATE_ROLLED_BACK, u->inst->name, d);
+	upd_finish(u, "rolled-back", VLU_EV_UPDATE_COMPLETED, &v);
 	r->ret = v;
 	return 0;
 }

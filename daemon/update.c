@@ -340,7 +340,7 @@ void upd_set_phase(struct update *u, enum phase ph)
 	d = upd_event_base(u);
 	jadd(d, "phase", jnew_str(update_phase_name(ph)));
 	jadd(d, "t_ms", jnew_double((double)(now - u->t_start_us) / 1000.0));
-	events_emit("update.phase", u->inst->name, d);
+	events_emit(VLU_EV_UPDATE_PHASE, u->inst->name, d);
 	log_debug("update %" PRIu64 " (%s): phase %s", u->id, u->inst->name, update_phase_name(ph));
 	/* the running update is in the state (survives a restart of vlud); not "done", which upd_finish()
 	 * follows with the recorded verdict: a vlud killed in between finds the record at the phase the
@@ -741,7 +741,7 @@ static void claim_pending_end(struct update *u, const char *result, const char *
 	instance_hand_over_failed(u->inst, "live update failed at the claim");
 }
 
-void upd_finish(struct update *u, const char *result, const char *event, json_object **ret_verdict)
+void upd_finish(struct update *u, const char *result, enum vlu_event_id event, json_object **ret_verdict)
 {
 	struct upd_inst *ui = upd_ui_get(u->inst, false);
 	char error[1024];

@@ -63,6 +63,8 @@ static const struct vlu_arg fd_remove_args[] = {
 
 static const struct vlu_arg events_subscribe_args[] = {
 	{ "instance", VLU_ARG_NAME, false, 1, VLU_NAME_MAX, "only events of this instance (VMMs: always their own)" },
+	{ "events", VLU_ARG_EVENT_ARRAY, false, 1, VLU_EVENTS_FILTER_MAX,
+	  "only these events (known names; absent: every event); a new subscribe replaces the filter" },
 };
 
 /* ---- live update (docs/UPDATE.md) ---- */
@@ -292,3 +294,32 @@ const struct vlu_command vlu_commands[_VLU_CMD_MAX] = {
 		.summary = "close this instance's device and open it afresh, reserved to it throughout; returns the new fd",
 	},
 };
+
+/* THE event names (enum vlu_event_id order; docs/PROTOCOL.md section 8 describes each) */
+const char *const vlu_event_names[_VLU_EV_MAX] = {
+	[VLU_EV_INSTANCE_REGISTERED] = "instance.registered",
+	[VLU_EV_INSTANCE_REATTACHED] = "instance.reattached",
+	[VLU_EV_INSTANCE_ORPHANED] = "instance.orphaned",
+	[VLU_EV_INSTANCE_RELEASED] = "instance.released",
+	[VLU_EV_DEVICE_OPENED] = "device.opened",
+	[VLU_EV_DEVICE_REOPENED] = "device.reopened",
+	[VLU_EV_DEVICE_LOST] = "device.lost",
+	[VLU_EV_FD_STORED] = "fd.stored",
+	[VLU_EV_FD_REMOVED] = "fd.removed",
+	[VLU_EV_DAEMON_STARTED] = "daemon.started",
+	[VLU_EV_UPDATE_STARTED] = "update.started",
+	[VLU_EV_UPDATE_PHASE] = "update.phase",
+	[VLU_EV_UPDATE_SAVE] = "update.save",
+	[VLU_EV_UPDATE_EXEC] = "update.exec",
+	[VLU_EV_UPDATE_ARM] = "update.arm",
+	[VLU_EV_UPDATE_EXEC_SENT] = "update.exec-sent",
+	[VLU_EV_UPDATE_CLAIM_REFUSED] = "update.claim-refused",
+	[VLU_EV_UPDATE_RESTARTING_PREVIOUS] = "update.restarting-previous",
+	[VLU_EV_UPDATE_ROLLED_BACK] = "update.rolled-back",
+	[VLU_EV_UPDATE_REFUSED] = "update.refused",
+	[VLU_EV_UPDATE_COMPLETED] = "update.completed",
+	[VLU_EV_UPDATE_KILLED] = "update.killed",
+};
+
+/* the filter is one bit per event */
+_Static_assert(_VLU_EV_MAX <= 64, "vlu_event_mask has 64 bits");

@@ -832,6 +832,56 @@ bool vlu_name_valid(const char *s)
 	return true;
 }
 
+/* ---- events ---- */
+
+int vlu_event_find(const char *name)
+{
+	if (!name)
+		return -ENOENT;
+	for (int i = 0; i < _VLU_EV_MAX; i++)
+		if (strcmp(vlu_event_names[i], name) == 0)
+			return i;
+	return -ENOENT;
+}
+
+int vlu_event_mask_from_json(json_object *arr, vlu_event_mask *ret, char *errbuf, size_t errlen)
+{
+	vlu_event_mask m = 0;
+	size_t n;
+
+	if (!json_object_is_type(arr, json_type_array)) {
+		set_err(errbuf, errlen, "argument 'events' must be of type [event]");
+		return -EINVAL;
+	}
+	n = json_object_array_length(arr);
+	if (n < 1 || n > VLU_EVENTS_FILTER_MAX) {
+		set_err(errbuf, errlen, "argument 'events' must have 1..%d entries", VLU_EVENTS_FILTER_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(arr, i);
+		const char *s;
+		int id;
+
+		if (!json_object_is_type(e, json_type_string) ||
+		    strlen(json_object_get_string(e)) != (size_t)json_object_get_string_len(e)) {
+			set_err(errbuf, errlen, "argument 'events': entry %zu is not a string", i);
+			return -EINVAL;
+		}
+		s = json_object_get_string(e);
+		/* an unknown name (a typo) is refused: it would filter out every event silently */
+		id = vlu_event_find(s);
+		if (id < 0) {
+			set_err(errbuf, errlen, "argument 'events': entry %zu ('%.*s') is not a known event", i,
+				(int)vlu_utf8_prefix(s, 64), s);
+			return -EINVAL;
+		}
+		m |= VLU_EVENT_BIT(id);
+	}
+	*ret = m;
+	return 0;
+}
+
 /* ---- command table lookup ---- */
 
 const struct vlu_command *vlu_command_find(const char *name)
@@ -866,6 +916,8 @@ const char *vlu_arg_type_name(enum vlu_arg_type t)
 		return "object";
 	case VLU_ARG_OBJECT_ARRAY:
 		return "[object]";
+	case VLU_ARG_EVENT_ARRAY:
+		return "[event]";
 	}
 	return "?";
 }
@@ -925,6 +977,19 @@ static int check_arg(const struct vlu_arg *a, json_object *v, char *errbuf, size
 		if (!json_object_is_type(v, json_type_object))
 			goto wrong_type;
 		return 0;
+	case VLU_ARG_EVENT_ARRAY: {
+		vlu_event_mask m;
+
+		if (!json_object_is_type(v, json_type_array))
+			goto wrong_type;
+		if ((int64_t)json_object_array_length(v) < a->min || (int64_t)json_object_array_length(v) > a->max) {
+			set_err(errbuf, errlen, "argument '%s' must have %" PRId64 "..%" PRId64 " entries", a->name,
+				a->min, a->max);
+			return -EINVAL;
+		}
+		/* the same parse the daemon's filter uses: what passes here, the handler can turn into a mask */
+		return vlu_event_mask_from_json(v, &m, errbuf, errlen);
+	}
 	case VLU_ARG_NAME_ARRAY:
 	case VLU_ARG_STRING_ARRAY:
 	case VLU_ARG_OBJECT_ARRAY: {

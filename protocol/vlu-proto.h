@@ -121,6 +121,7 @@ enum vlu_arg_type {
 	VLU_ARG_STRING_ARRAY,  /* array of strings, length within [min, max] */
 	VLU_ARG_OBJECT,	       /* nested object, checked by the handler */
 	VLU_ARG_OBJECT_ARRAY,  /* array of objects, length within [min, max], checked by the handler */
+	VLU_ARG_EVENT_ARRAY,   /* array of known event names (vlu_event_names), length within [min, max] */
 };
 
 struct vlu_arg {
@@ -208,6 +209,53 @@ json_object *vlu_reply_return(json_object *ret, json_object *id);
 json_object *vlu_reply_error(enum vlu_error_class cls, const char *desc, json_object *id);
 json_object *vlu_event_new(const char *name, json_object *data);
 json_object *vlu_greeting_new(const char *package, const char *const *capabilities);
+
+/* ---- events (docs/PROTOCOL.md section 8) ---- */
+
+/* Every event name vlud sends: THE list.  The daemon emits by id, the argument checker and the daemon's
+ * per-connection filter (events.subscribe "events") look names up here, tests/unit/test-proto walks it. */
+enum vlu_event_id {
+	VLU_EV_INSTANCE_REGISTERED,
+	VLU_EV_INSTANCE_REATTACHED,
+	VLU_EV_INSTANCE_ORPHANED,
+	VLU_EV_INSTANCE_RELEASED,
+	VLU_EV_DEVICE_OPENED,
+	VLU_EV_DEVICE_REOPENED,
+	VLU_EV_DEVICE_LOST,
+	VLU_EV_FD_STORED,
+	VLU_EV_FD_REMOVED,
+	VLU_EV_DAEMON_STARTED,
+	VLU_EV_UPDATE_STARTED,
+	VLU_EV_UPDATE_PHASE,
+	VLU_EV_UPDATE_SAVE,
+	VLU_EV_UPDATE_EXEC,
+	VLU_EV_UPDATE_ARM,
+	VLU_EV_UPDATE_EXEC_SENT,
+	VLU_EV_UPDATE_CLAIM_REFUSED,
+	VLU_EV_UPDATE_RESTARTING_PREVIOUS,
+	VLU_EV_UPDATE_ROLLED_BACK,
+	VLU_EV_UPDATE_REFUSED,
+	VLU_EV_UPDATE_COMPLETED,
+	VLU_EV_UPDATE_KILLED,
+	_VLU_EV_MAX,
+};
+
+/* vlu_event_names[i] is event i's wire name */
+extern const char *const vlu_event_names[_VLU_EV_MAX];
+
+/* The events.subscribe filter: one bit per enum vlu_event_id. */
+typedef uint64_t vlu_event_mask;
+#define VLU_EVENT_BIT(id) ((vlu_event_mask)1 << (id))
+#define VLU_EVENTS_ALL (VLU_EVENT_BIT(_VLU_EV_MAX) - 1)
+#define VLU_EVENTS_FILTER_MAX 16 /* names in one events.subscribe "events" argument */
+
+/* The id of an event name, or -ENOENT (NULL too). */
+int vlu_event_find(const char *name);
+
+/* An events.subscribe "events" value -> its mask: a JSON array of 1..VLU_EVENTS_FILTER_MAX strings, each a
+ * known event name (duplicates allowed).  0, or -EINVAL with a description naming the bad entry (what the
+ * argument checker reports: it calls this). */
+int vlu_event_mask_from_json(json_object *arr, vlu_event_mask *ret, char *errbuf, size_t errlen);
 
 /* Name rules shared by instance and fd names. */
 bool vlu_name_valid(const char *s);

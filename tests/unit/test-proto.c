@@ -108,7 +108,7 @@ static void test_table_entry(void **state)
 		assert_true(strlen(a->name) > 0);
 		assert_non_null(a->help);
 		assert_true(strlen(a->help) > 5);
-		assert_true(a->type >= VLU_ARG_STRING && a->type <= VLU_ARG_OBJECT_ARRAY);
+		assert_true(a->type >= VLU_ARG_STRING && a->type <= VLU_ARG_EVENT_ARRAY);
 		assert_string_not_equal(vlu_arg_type_name(a->type), "?"); /* help and errors name it */
 		assert_true(a->min <= a->max);
 		for (size_t k = 0; k < i; k++)
@@ -126,6 +126,10 @@ static void test_table_entry(void **state)
 			break;
 		case VLU_ARG_STRING:
 			assert_true(a->min >= 0 && a->max <= VLU_MAX_MSG_BYTES);
+			break;
+		case VLU_ARG_EVENT_ARRAY:
+			/* the checker and the daemon's filter (vlu_event_mask_from_json) share these bounds */
+			assert_true(a->min == 1 && a->max == VLU_EVENTS_FILTER_MAX);
 			break;
 		default: /* arrays */
 			assert_true(a->min >= 0 && a->max <= VLU_MAX_FDS_PER_MSG * 4);
@@ -194,6 +198,13 @@ static json_object *valid_value(const struct vlu_arg *a)
 			json_object_array_add(arr, a->type == VLU_ARG_OBJECT_ARRAY ? json_object_new_object()
 										  : json_object_new_string(nm));
 		}
+		return arr;
+	}
+	case VLU_ARG_EVENT_ARRAY: {
+		json_object *arr = json_object_new_array();
+		int64_t n = a->min > 0 ? a->min : 1;
+		for (int64_t i = 0; i < n; i++)
+			json_object_array_add(arr, json_object_new_string(vlu_event_names[i % _VLU_EV_MAX]));
 		return arr;
 	}
 	}
@@ -391,6 +402,13 @@ static void test_check_out_of_range(void **state)
 			if (a->min > 0)
 				bad[1] = json_object_new_array();
 			break;
+		case VLU_ARG_EVENT_ARRAY:
+			/* max + 1 known names (repeated: duplicates alone are no error), and none */
+			bad[0] = json_object_new_array();
+			for (int64_t k = 0; k <= a->max; k++)
+				json_object_array_add(bad[0], json_object_new_string(vlu_event_names[k % _VLU_EV_MAX]));
+			bad[1] = json_object_new_array();
+			break;
 		case VLU_ARG_BOOL:
 		case VLU_ARG_OBJECT:
 			continue;
@@ -544,6 +562,113 @@ static void test_check_nul_in_string(void **state)
 	assert_null(v);
 	json_object_object_add(j, "device", json_object_new_string_len("vdpa0\0/etc/passwd", 17));
 	expect_reject(c, j, 0, VLU_ERR_INVALID_ARGUMENT, "embedded NUL");
+}
+
+/* ------------------------------------------------------------ the event filter */
+
+/* events.subscribe {"events": <json>}: refused (InvalidArgument, a description naming want), or accepted */
+static void subscribe_check(const char *json, bool ok, const char *want)
+{
+	const struct vlu_command *c = vlu_command_find("events.subscribe");
+	_cleanup_json_ json_object *args = NULL;
+	enum vlu_error_class cls = _VLU_ERR_MAX;
+	char err[256] = "";
+	int r;
+
+	assert_int_equal(vlu_json_parse(json, strlen(json), 16, &args), 0);
+	r = vlu_command_check(c, args, 0, &cls, err, sizeof(err));
+	if (ok) {
+		if (r < 0)
+			fail_msg("refused %s: %s", json, err);
+		return;
+	}
+	if (r >= 0)
+		fail_msg("accepted %s", json);
+	assert_int_equal(r, -EINVAL);
+	assert_int_equal(cls, VLU_ERR_INVALID_ARGUMENT);
+	if (!strstr(err, want))
+		fail_msg("%s: the description '%s' does not say '%s'", json, err, want);
+}
+
+static void test_events_filter_check(void **state)
+{
+	char buf[2048];
+
+	subscribe_check("{\"events\":[\"update.completed\"]}", true, NULL);
+	subscribe_check("{\"events\":[\"update.completed\",\"update.rolled-back\"],\"instance\":\"vm0\"}", true, NULL);
+	subscribe_check("{\"events\":[\"fd.stored\",\"fd.stored\"]}", true, NULL); /* duplicates: harmless */
+	subscribe_check("{\"events\":[]}", false, "1..16 entries");
+	subscribe_check("{\"events\":\"update.completed\"}", false, "must be of type [event]");
+	subscribe_check("{\"events\":{}}", false, "must be of type [event]");
+	subscribe_check("{\"events\":null}", false, "must be of type [event]");
+	subscribe_check("{\"events\":[\"update.completed\",7]}", false, "entry 1 is not a string");
+	subscribe_check("{\"events\":[[\"update.completed\"]]}", false, "entry 0 is not a string");
+	subscribe_check("{\"events\":[\"update.completed\",null]}", false, "entry 1 is not a string");
+	/* a typo must not filter out everything silently */
+	subscribe_check("{\"events\":[\"update.completed\",\"update.complete\"]}", false,
+			"entry 1 ('update.complete') is not a known event");
+	subscribe_check("{\"events\":[\"Update.Completed\"]}", false, "is not a known event");
+	subscribe_check("{\"events\":[\"\"]}", false, "entry 0 ('') is not a known event");
+	subscribe_check("{\"events\":[\"update.*\"]}", false, "is not a known event");
+	/* 16 names: the limit; 17: refused, even when every one is known */
+	for (int n = 16; n <= 17; n++) {
+		size_t len = (size_t)snprintf(buf, sizeof(buf), "{\"events\":[");
+
+		for (int i = 0; i < n; i++)
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s\"%s\"", i ? "," : "",
+						vlu_event_names[i % _VLU_EV_MAX]);
+		snprintf(buf + len, sizeof(buf) - len, "]}");
+		subscribe_check(buf, n == 16, "1..16 entries");
+	}
+}
+
+static void test_events_mask(void **state)
+{
+	_cleanup_json_ json_object *a = json_object_new_array();
+	vlu_event_mask m = 0xdead, keep = 0xdead;
+	char err[256];
+
+	/* one table: ids and names agree, names are unique and look like the wire's */
+	for (int i = 0; i < _VLU_EV_MAX; i++) {
+		assert_non_null(vlu_event_names[i]);
+		assert_int_equal(vlu_event_find(vlu_event_names[i]), i);
+		assert_non_null(strchr(vlu_event_names[i], '.'));
+		for (int k = 0; k < i; k++)
+			assert_string_not_equal(vlu_event_names[k], vlu_event_names[i]);
+	}
+	assert_int_equal(vlu_event_find("no.such-event"), -ENOENT);
+	assert_int_equal(vlu_event_find(NULL), -ENOENT);
+	assert_int_equal(vlu_event_find("update.completed "), -ENOENT);
+	assert_true(_VLU_EV_MAX <= 64);
+	assert_int_equal(__builtin_popcountll(VLU_EVENTS_ALL), _VLU_EV_MAX);
+
+	/* the bits are exactly the names given, duplicates folded */
+	json_object_array_add(a, json_object_new_string("update.completed"));
+	json_object_array_add(a, json_object_new_string("update.rolled-back"));
+	json_object_array_add(a, json_object_new_string("update.completed"));
+	assert_int_equal(vlu_event_mask_from_json(a, &m, err, sizeof(err)), 0);
+	assert_true(m == (VLU_EVENT_BIT(VLU_EV_UPDATE_COMPLETED) | VLU_EVENT_BIT(VLU_EV_UPDATE_ROLLED_BACK)));
+	assert_false(m & VLU_EVENT_BIT(VLU_EV_UPDATE_PHASE));
+	assert_false(m & VLU_EVENT_BIT(VLU_EV_UPDATE_STARTED));
+
+	/* a refusal leaves the output alone */
+	json_object_array_add(a, json_object_new_string("update.phases"));
+	assert_int_equal(vlu_event_mask_from_json(a, &keep, err, sizeof(err)), -EINVAL);
+	assert_true(keep == 0xdead);
+	assert_non_null(strstr(err, "entry 3 ('update.phases')"));
+
+	/* every event at its own bit: 16 first names, then the rest */
+	for (int i = 0; i < _VLU_EV_MAX; i += VLU_EVENTS_FILTER_MAX) {
+		_cleanup_json_ json_object *part = json_object_new_array();
+		vlu_event_mask pm = 0, want = 0;
+
+		for (int k = i; k < _VLU_EV_MAX && k < i + VLU_EVENTS_FILTER_MAX; k++) {
+			json_object_array_add(part, json_object_new_string(vlu_event_names[k]));
+			want |= VLU_EVENT_BIT(k);
+		}
+		assert_int_equal(vlu_event_mask_from_json(part, &pm, err, sizeof(err)), 0);
+		assert_true(pm == want);
+	}
 }
 
 /* ------------------------------------------------------------ names */
@@ -1525,6 +1650,8 @@ int main(void)
 	add(test_check_names_and_fds_253, NULL, "proto/check/253-names-and-fds");
 	add(test_check_int_ranges_huge_numbers, NULL, "proto/check/int-range-huge-numbers");
 	add(test_check_nul_in_string, NULL, "proto/check/nul-in-string");
+	add(test_events_filter_check, NULL, "proto/events/filter-check");
+	add(test_events_mask, NULL, "proto/events/mask");
 	add(test_name_rules, NULL, "proto/names");
 	add(test_error_classes, NULL, "proto/error-classes");
 	add(test_frame_roundtrip_memfd_eventfd, NULL, "proto/frame/roundtrip-memfd-eventfd");
