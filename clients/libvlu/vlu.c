@@ -1267,6 +1267,33 @@ VLU_EXPORT int vlu_subscribe(struct vlu *v, const char *instance)
 	return simple_call(v, "events.subscribe", args, NULL);
 }
 
+VLU_EXPORT int vlu_subscribe_events(struct vlu *v, const char *instance, const char *const *events, size_t n)
+{
+	_cleanup_json_ json_object *args = NULL;
+	json_object *a;
+
+	if (!events || n == 0)
+		return -EINVAL;
+	if (n > VLU_EVENTS_FILTER_MAX)
+		return -E2BIG;
+	for (size_t i = 0; i < n; i++)
+		if (!events[i])
+			return -EINVAL;
+	/* the names are checked by the daemon (an unknown one: InvalidArgument, -EINVAL), which knows them */
+	args = json_object_new_object();
+	if (!args || add_str(args, "instance", instance) < 0)
+		return -ENOMEM;
+	a = json_object_new_array();
+	if (!a || json_object_object_add(args, "events", a) < 0) {
+		json_object_put(a);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (json_object_array_add(a, json_object_new_string(events[i])) < 0)
+			return -ENOMEM;
+	return simple_call(v, "events.subscribe", args, NULL);
+}
+
 VLU_EXPORT int vlu_status(struct vlu *v, json_object **ret)
 {
 	return simple_call(v, "status", NULL, ret);

@@ -116,8 +116,17 @@ int vlu_fd_retrieve(struct vlu *v, const char *const *names, size_t n, int *fds_
 int vlu_fd_list(struct vlu *v, const char *instance, json_object **ret);
 /* Remove n stored fds (instance: operator only, NULL otherwise); returns the number removed. */
 int vlu_fd_remove(struct vlu *v, const char *const *names, size_t n, const char *instance);
-/* Receive events on this connection (instance NULL: all visible to this peer). */
+/* Receive events on this connection (instance NULL: all visible to this peer).  A second subscription on
+ * the connection replaces the first (its instance and its filter: this call, all events again). */
 int vlu_subscribe(struct vlu *v, const char *instance);
+/* vlu_subscribe() with a filter: receive only the events named in events[0..n) (1..16 names, each a known
+ * event name, docs/PROTOCOL.md section 8; duplicates allowed).  Replaces this connection's previous
+ * subscription and filter.  Events the daemon addresses to this connection itself (a live update's
+ * update.save, update.exec, update.arm, and update.rolled-back to the old VMM) arrive whatever the filter
+ * says.  -EINVAL: events NULL, n == 0, a NULL name, or a name the daemon does not know (InvalidArgument,
+ * vlu_last_error() names the entry); -E2BIG: n > 16; else as vlu_call().  A refused call leaves the previous
+ * subscription (or none) in force. */
+int vlu_subscribe_events(struct vlu *v, const char *instance, const char *const *events, size_t n);
 /* Daemon status; *ret gets the "return" object. */
 int vlu_status(struct vlu *v, json_object **ret);
 
