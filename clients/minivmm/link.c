@@ -53,9 +53,7 @@ static int link_connect(struct mv_vmm *v, bool reattach)
 		log_daemon_error(v, reattach ? "instance.register (reattach)" : "instance.register", r);
 		return r;
 	}
-	r = vlu_subscribe(v->link, v->o.instance);
-	if (r < 0)
-		log_daemon_error(v, "events.subscribe", r);	/* not needed to run */
+	(void)mv_vlud_subscribe(v); /* the two events only a subscription brings (vlud.c) */
 	mv_log("vlud %s: instance %s %s", vlu_server_package(v->link), v->o.instance,
 	       reattach ? "reattached" : "registered");
 	return 0;

@@ -551,6 +551,26 @@ void mv_vlud_event(struct mv_vmm *v, const char *name, json_object *event)
 	}
 }
 
+/* What mv_vlud_event() acts on, and how it reaches us: update.save (events_tell), update.exec and update.arm
+ * (to O's connection only) come whether we subscribed or not; update.rolled-back comes to O the same way
+ * when vlud tells O to take back, but to subscribers only when the update ends without O's part
+ * (restarted_previous, brought_back, O's take-back failed) and update.completed to subscribers only
+ * unless a transfer-mode O has left the instance to its successor.  So the subscription needs these two
+ * and nothing else: update.started, update.phase, update.exec-sent and the rest would each be a message,
+ * a wake-up and a JSON parse in the old image inside the pause (docs/BENCH.md, decision 8).  No fallback
+ * to an unfiltered subscribe: minivmm is built with the vlud of its tree (a vlud without the argument
+ * refuses it, InvalidArgument, logged: the subscription is not needed to run). */
+static const char *const subscribed_events[] = { "update.completed", "update.rolled-back" };
+
+int mv_vlud_subscribe(struct mv_vmm *v)
+{
+	int r = vlu_subscribe_events(v->link, v->o.instance, subscribed_events, ELEMENTSOF(subscribed_events));
+
+	if (r < 0)
+		log_daemon_error(v, "events.subscribe", r); /* not needed to run */
+	return r;
+}
+
 /* ---- vlud restarted ---- */
 
 /* After a reattach refused with Busy (connection still open): is the instance run by another process
@@ -818,7 +838,7 @@ int mv_vlud_takeover(struct mv_vmm *v, const char *token)
 		return r;
 	}
 	/* after the pause, not inside it (the update's own events reach us without a subscription) */
-	(void)vlu_subscribe(v->link, v->o.instance);
+	(void)mv_vlud_subscribe(v);
 	mv_log("vlud: claimed on %s", kept ? "the connection kept across the exec" : "a new connection");
 	mv_log("vlud-verdict: %s", json_object_to_json_string_ext(verdict, JSON_C_TO_STRING_PLAIN));
 	{
