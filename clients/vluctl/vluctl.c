@@ -466,13 +466,15 @@ static int verb_events(int argc, char **argv)
 		{ "follow", no_argument, NULL, 'f' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "instance", required_argument, NULL, 'i' },
+		{ "event", required_argument, NULL, 'e' },
 		/* the global options are also accepted here, for convenience */
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
 		{},
 	};
 	struct events_state st = { 0 };
-	const char *instance = NULL;
+	const char *instance = NULL, *names[VLU_EVENTS_FILTER_MAX];
+	size_t nnames = 0;
 	bool follow = false;
 	long count = 1;
 	struct vlu *v = NULL;
@@ -480,7 +482,7 @@ static int verb_events(int argc, char **argv)
 	int64_t deadline = -1;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+fn:i:t:j", opts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "+fn:i:e:t:j", opts, NULL)) >= 0) {
 		switch (c) {
 		case 't':
 			if (parse_timeout(optarg) < 0)
@@ -505,6 +507,14 @@ static int verb_events(int argc, char **argv)
 		case 'i':
 			instance = optarg;
 			break;
+		case 'e':
+			/* the names are the daemon's to check (an unknown one is refused, naming it) */
+			if (nnames == ELEMENTSOF(names)) {
+				fprintf(stderr, "vluctl: events: at most %d --event names\n", VLU_EVENTS_FILTER_MAX);
+				return EXIT_USAGE;
+			}
+			names[nnames++] = optarg;
+			break;
 		default:
 			return EXIT_USAGE;
 		}
@@ -515,7 +525,7 @@ static int verb_events(int argc, char **argv)
 	ex = do_connect(&v);
 	if (ex != EXIT_OK)
 		return ex;
-	r = vlu_subscribe(v, instance);
+	r = nnames ? vlu_subscribe_events(v, instance, names, nnames) : vlu_subscribe(v, instance);
 	if (r < 0) {
 		ex = report_failure(v, "events.subscribe", r);
 		vlu_close(v);
@@ -1714,9 +1724,10 @@ static const struct verb verbs[] = {
 	{ "instances", 1, 1, verb_instances, NULL, "", "list instances" },
 	{ "devices", 1, 1, verb_devices, NULL, "", "list configured devices" },
 	{ "fds", 1, 2, verb_fds, NULL, "[INSTANCE]", "list held fds (all visible, or one instance's)" },
-	{ "events", 1, VERB_ANY, verb_events, NULL, "[--follow] [--count N] [--instance NAME]",
+	{ "events", 1, VERB_ANY, verb_events, NULL, "[--follow] [--count N] [--instance NAME] [--event NAME]...",
 	  "print events as they arrive: until N (default 1) arrived,\n"
-	  "or with --follow until the daemon goes away" },
+	  "or with --follow until the daemon goes away; --event (up to 16):\n"
+	  "only the events of these names" },
 	{ "release", 2, 2, verb_release, NULL, "NAME", "release an instance (closes its held fds)" },
 	{ "update", 1, VERB_ANY, NULL, update_verbs, NULL, NULL },
 	{ "run", 3, VERB_ANY, verb_run, NULL,

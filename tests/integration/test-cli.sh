@@ -87,7 +87,13 @@ timeout 10 "$VLUCTL" events --count 1 >"$T/events" 2>&1 </dev/null &
 EPID=$!
 "$VLUCTL" events --follow >"$T/follow" 2>&1 </dev/null &
 FPID=$!
-PIDS+=("$EPID" "$FPID")
+# --event: the same stores, filtered out (only fd.removed wanted: none comes, status 4 at the timeout)
+timeout 10 "$VLUCTL" --timeout 1500 events --event fd.removed --event instance.released >"$T/efilt" 2>&1 </dev/null &
+XPID=$!
+# and with fd.stored among the names: both stores
+timeout 10 "$VLUCTL" events --count 2 --event fd.removed --event fd.stored >"$T/eincl" 2>&1 </dev/null &
+IPID=$!
+PIDS+=("$EPID" "$FPID" "$XPID" "$IPID")
 sleep 0.5
 echo "store extra1" >&7
 sleep 0.2
@@ -101,6 +107,18 @@ check events-follow "want 2 fd.stored events: $(head -c 300 "$T/follow" | tr '\n
 	bash -c "[ \$(grep -c 'fd.stored' '$T/follow') -ge 2 ]"
 kill "$FPID" 2>/dev/null
 wait "$FPID" 2>/dev/null
+rc=0
+wait "$XPID" || rc=$?
+check events-filter-excludes "vluctl events --event fd.removed exited $rc (want 4): $(head -c 300 "$T/efilt" | tr '\n' ' ')" \
+	bash -c "[ $rc -eq 4 ] && ! grep -q 'fd.stored' '$T/efilt'"
+rc=0
+wait "$IPID" || rc=$?
+check events-filter-includes "vluctl events --event fd.stored --count 2 exited $rc: $(head -c 300 "$T/eincl" | tr '\n' ' ')" \
+	bash -c "[ $rc -eq 0 ] && [ \$(grep -c 'fd.stored' '$T/eincl') -eq 2 ]"
+run events-filter-unknown-name 1 events --event fd.stored --event fd.stord
+check events-filter-unknown-name-said "no InvalidArgument naming fd.stord: $(head -c 300 "$T/out" | tr '\n' ' ')" \
+	bash -c "grep -q InvalidArgument '$T/out' && grep -q \"'fd.stord'\" '$T/out'"
+run events-filter-17-names 2 events $(for _ in $(seq 17); do printf -- '--event fd.stored '; done)
 
 run call-raw 0 call fd.list '{"instance":"vmcli"}' && check call-raw-json "not JSON" json_ok
 run help 0 help && check help-lists-table "help does not list fd.retrieve" grep -q 'fd.retrieve' "$T/out"
