@@ -266,9 +266,9 @@ int main(void)
 		       "entry 1 ('update.complete') is not a known event");
 	expect_refused(filt, "refused/empty", "{\"events\":[]}", "1..16 entries");
 	expect_refused(filt, "refused/17-names",
-		       "{\"events\":[\"fd.stored\",\"fd.stored\",\"fd.stored\",\"fd.stored\",\"fd.stored\",\"fd.stored\","
-		       "\"fd.stored\",\"fd.stored\",\"fd.stored\",\"fd.stored\",\"fd.stored\",\"fd.stored\",\"fd.stored\","
-		       "\"fd.stored\",\"fd.stored\",\"fd.stored\",\"fd.removed\"]}",
+		       "{\"events\":[\"fd.stored\",\"fd.stored\",\"fd.stored\",\"fd.stored\",\"fd.stored\","
+		       "\"fd.stored\",\"fd.stored\",\"fd.stored\",\"fd.stored\",\"fd.stored\",\"fd.stored\","
+		       "\"fd.stored\",\"fd.stored\",\"fd.stored\",\"fd.stored\",\"fd.stored\",\"fd.removed\"]}",
 		       "1..16 entries");
 	expect_refused(filt, "refused/non-string", "{\"events\":[\"fd.stored\",1]}", "entry 1 is not a string");
 	expect_refused(filt, "refused/not-an-array", "{\"events\":\"fd.stored\"}", "must be of type [event]");
