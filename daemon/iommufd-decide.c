@@ -104,6 +104,19 @@ int iof_preflight(const struct iof_facts *f, const struct iof_ioas *a, size_t n,
 		return fail(why, len, "an iommufd uses mm accounting (IOMMU_OPTION_RLIMIT_MODE 1) and exec mode leaves no "
 				      "old mm to uncharge at the successor's IOMMU_IOAS_CHANGE_PROCESS (the kernel WARNs and "
 				      "fails after a partial move: a kernel bug, docs/IOMMUFD.md): use transfer mode");
+	/* a mixed instance in transfer mode: a rollback after the successor's CHANGE_PROCESS needs the successor
+	 * gone before the old VMM takes its vhost-vdpa devices back (VHOST_NEW_OWNER refuses while the
+	 * successor's mm lives; path C's reopened device is released only once its copy is closed), so the old
+	 * VMM's CHANGE_PROCESS would uncharge an mm without users: the same kernel bug.  R14's hold (the
+	 * successor stopped, alive, until the take-back) covers iommufd-only instances; a two-step rollback
+	 * for a mixed one is not implemented (docs/IOMMUFD.md "Mixed instances"), so it is refused up front */
+	if (pinned && mm && f->vdpa)
+		return fail(why, len, "an iommufd uses mm accounting (IOMMU_OPTION_RLIMIT_MODE 1) and the instance also "
+				      "holds vhost-vdpa devices: a rollback after the successor's IOMMU_IOAS_CHANGE_PROCESS "
+				      "must end the successor before the old VMM can take the vhost-vdpa devices back, and "
+				      "the old VMM's IOMMU_IOAS_CHANGE_PROCESS would then uncharge an mm without users (the "
+				      "kernel WARNs and fails after a partial move: a kernel bug, docs/IOMMUFD.md): use user "
+				      "accounting for a mixed instance");
 	if (f->vmpin_kb != f->vdpa_pinned_kb + (int64_t)(pinned / 1024))
 		return fail(why, len, "VmPin of the VMM is %" PRId64 " kB, its declared mappings pin %" PRId64
 				      " kB (vhost-vdpa %" PRId64 " kB, iommufd %" PRIu64 " kB): the accounting to verify is "

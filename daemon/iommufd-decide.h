@@ -40,6 +40,7 @@ struct iof_ioas {
 struct iof_facts {
 	int change_process;	       /* the probe on a new context: 1 the kernel has it, 0 ENOTTY, <0 -errno */
 	bool exec_mode;		       /* exec mode: the old mm is gone at the successor's call */
+	bool vdpa;		       /* the instance holds vhost-vdpa devices too (a mixed instance) */
 	bool cap_ipc_lock;	       /* the VMM's CapEff has CAP_IPC_LOCK: its mappings are not accounted */
 	const char *undeclared_iommufd; /* a held iommufd no "ioas" entry names (NULL: none) */
 	const char *unattached_vfio;   /* a held VFIO fd no "ioas" entry lists (NULL: none) */

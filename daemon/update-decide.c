@@ -135,7 +135,8 @@ static enum rb_action late_process(const struct rb_facts *f)
  * CHANGE_PROCESS uncharging that mm is the second kernel bug (a WARN and a partial move on a kernel
  * without the fix, which vlud cannot tell).  User accounting keeps the kill first (a dead mm's uncharge
  * works there); a mixed instance too (O's VHOST_NEW_OWNER needs N's mm dead on A/B, the release of the
- * reopened device N's copy closed on C). */
+ * reopened device N's copy closed on C), which is why the preflight refuses a mixed instance in mm
+ * accounting (iof_preflight()): the condition stays as the decision's own guard. */
 static bool hold_successor(const struct rb_facts *f)
 {
 	return f->transfer && f->iommufd && f->iof_mm && !f->vdpa && f->phase >= PH_RESTORE && f->phase < PH_ROLLBACK &&

@@ -263,8 +263,9 @@ struct upd_iof_plan {
 	int acct;	      /* enum iof_acct: IOF_ACCT_MM if any pinning context uses mm mode, else user */
 };
 /* update.start's preflight for them: -1 and why (a refusal), or 0, *plan and why saying what will move.
- * successor: a transfer-mode named successor, 0 when vlud spawns one. */
-int upd_iof_preflight(struct instance *inst, struct upd_inst *ui, bool exec_mode, pid_t successor,
+ * successor: a transfer-mode named successor, 0 when vlud spawns one; vdpa: the instance holds vhost-vdpa
+ * devices too (a mixed instance: mm accounting refused, docs/IOMMUFD.md "Mixed instances"). */
+int upd_iof_preflight(struct instance *inst, struct upd_inst *ui, bool exec_mode, pid_t successor, bool vdpa,
 		      int64_t vdpa_pinned_kb, struct upd_iof_plan *plan, char *why, size_t len);
 /* update.ready of an iommufd update: the successor's iommufd_moved names every held iommufd, its "ioas"
  * (optional) keeps the layout; both kept in u (for the verdict, and the new table at commit).  0, or -1

@@ -253,10 +253,10 @@ static int probe_change_process(void)
 	return k;
 }
 
-int upd_iof_preflight(struct instance *inst, struct upd_inst *ui, bool exec_mode, pid_t successor,
+int upd_iof_preflight(struct instance *inst, struct upd_inst *ui, bool exec_mode, pid_t successor, bool vdpa,
 		      int64_t vdpa_pinned_kb, struct upd_iof_plan *plan, char *why, size_t len)
 {
-	struct iof_facts f = { .exec_mode = exec_mode, .same_user = true,
+	struct iof_facts f = { .exec_mode = exec_mode, .vdpa = vdpa, .same_user = true,
 			       .allow_memlock_raise = vl.cfg->update_policy.allow_memlock_raise,
 			       .vdpa_pinned_kb = vdpa_pinned_kb, .memlock_soft = UINT64_MAX };
 	struct iof_table t = {};

@@ -313,8 +313,8 @@ int update_cmd_start(struct request *r)
 		for (size_t i = 0; ui->mappings && i < json_object_array_length(ui->mappings); i++)
 			vb += upd_jint(json_object_array_get_idx(ui->mappings, i), "size", 0);
 		vkb = (int64_t)npa * vb / 1024;
-		if (upd_iof_preflight(inst, ui, u->mode == MODE_EXEC, succ > 0 ? (pid_t)succ : 0, vkb, &iplan, why,
-				      sizeof(why)) < 0)
+		if (upd_iof_preflight(inst, ui, u->mode == MODE_EXEC, succ > 0 ? (pid_t)succ : 0, u->ndevs > 0, vkb,
+				      &iplan, why, sizeof(why)) < 0)
 			return refuse(r, inst, VLU_ERR_UNSUPPORTED, "%s", why);
 		if (!u->ndevs && want && strcmp(want, "auto") != 0 && strcmp(want, "A") != 0)
 			return refuse(r, inst, VLU_ERR_UNSUPPORTED,

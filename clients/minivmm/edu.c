@@ -183,6 +183,16 @@ int mv_edu_open(struct mv_vmm *v)
 		mv_log("edu: device.open %s: %s", v->o.edu, strerror(-r));
 		return r;
 	}
+	/* --edu-acct mm: mm accounting (mm->locked_vm, VmLck, besides VmPin), set on the fresh context before any
+	 * object exists (CAP_SYS_RESOURCE); vlud refuses to update such a mixed instance (docs/IOMMUFD.md
+	 * "Mixed instances"): the rig checks that refusal with it */
+	if (v->o.edu_acct_mm) {
+		struct iommu_option op = { .size = sizeof(op), .option_id = IOMMU_OPTION_RLIMIT_MODE,
+					   .op = IOMMU_OPTION_OP_SET, .val64 = 1 };
+
+		if (ioctl(e->iommufd, IOMMU_OPTION, &op) < 0)
+			return mv_log("edu: IOMMU_OPTION RLIMIT_MODE 1 (mm accounting): %s", strerror(errno)), -errno;
+	}
 	if (ioctl(e->iommufd, IOMMU_IOAS_ALLOC, &ia) < 0)
 		return mv_log("edu: IOMMU_IOAS_ALLOC: %s", strerror(errno)), -errno;
 	e->ioas = ia.out_ioas_id;
@@ -199,8 +209,10 @@ int mv_edu_open(struct mv_vmm *v)
 	if (ioctl(e->iommufd, IOMMU_IOAS_MAP_FILE, &mf) < 0)
 		return mv_log("edu: IOMMU_IOAS_MAP_FILE: %s", strerror(errno)), -errno;
 	(void)mv_vmpin_kb(&pin1, NULL);
-	mv_log("edu: %s (%s) on iommufd IOAS %u: the last MiB of guest RAM at IOVA %#llx, VmPin %ld -> %ld kB",
-	       v->o.edu, e->dev_name, e->ioas, (unsigned long long)MV_EDU_IOVA, pin0, pin1);
+	mv_log("edu: %s (%s) on iommufd IOAS %u (%s accounting): the last MiB of guest RAM at IOVA %#llx, VmPin %ld -> "
+	       "%ld kB",
+	       v->o.edu, e->dev_name, e->ioas, v->o.edu_acct_mm ? "mm" : "user", (unsigned long long)MV_EDU_IOVA, pin0,
+	       pin1);
 	e->vmpin_after_kb = pin1;
 	return mv_edu_check(v, -1, v->st->generation, "first");
 }

@@ -168,6 +168,9 @@ static void usage(FILE *f)
 		"                       vlud: the last MiB of guest RAM mapped with IOMMU_IOAS_MAP_FILE, a DMA\n"
 		"                       check at start and after each update, which moves it with\n"
 		"                       IOMMU_IOAS_CHANGE_PROCESS (drops CAP_IPC_LOCK; needs --vlud)\n"
+		"  --edu-acct user|mm   the iommufd's accounting mode (default user; mm: IOMMU_OPTION_RLIMIT_MODE 1\n"
+		"                       before any object, needs CAP_SYS_RESOURCE; vlud refuses to update a\n"
+		"                       mixed instance in mm mode)\n"
 		"  --mem SIZE           guest RAM (default 256M; K/M/G suffixes)\n"
 		"  --chunk SIZE         split the IOTLB mapping into ranges of SIZE (default: one range)\n"
 		"  --rate N             frames per second (default 1000)\n"
@@ -195,6 +198,8 @@ static void usage(FILE *f)
 		"                       gives a transfer-mode successor\n"
 		"  --test-edu-die-after-move  test knob: a successor (new image) exits right after its\n"
 		"                       IOMMU_IOAS_CHANGE_PROCESS, before update.ready (with --edu)\n"
+		"  --test-edu-final-check  test knob: one more edu DMA check at the end of the run (with --edu):\n"
+		"                       the last copy still in guest RAM, a new DMA through the same mapping\n"
 		"  --test-stop-at POINT  test knob: as MINIVMM_TEST_STOP_AT=POINT, through the argv vlud\n"
 		"                       gives a transfer-mode successor (save, exec, claim, claimed, ready)\n"
 		"  --test-declare-changes LIST  test knob: a successor declares these device state members\n"
@@ -235,12 +240,14 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 {
 	enum { O_VLUD = 256, O_INSTANCE, O_VDPA, O_MEM, O_CHUNK, O_RATE, O_FLEN, O_INFL, O_DUR, O_UPAFTER,
 	       O_UPDATES, O_PATH, O_EXEC, O_DRAIN, O_NOPIN, O_JSON, O_PFRAMES, O_NOPREFAULT, O_HUGETLB, O_RINGBASE, O_MAC, O_NOCVQ,
-	       O_TNOCVQR, O_TDECLARE, O_REPORT, O_EDU, O_TEDUDIE, O_TSTOP };
+	       O_TNOCVQR, O_TDECLARE, O_REPORT, O_EDU, O_EDUACCT, O_TEDUDIE, O_TEDUFINAL, O_TSTOP };
 	static const struct option lo[] = {
 		{ "device", required_argument, NULL, 'd' },
 		{ "vlud", required_argument, NULL, O_VLUD },
 		{ "edu", required_argument, NULL, O_EDU },
+		{ "edu-acct", required_argument, NULL, O_EDUACCT },
 		{ "test-edu-die-after-move", no_argument, NULL, O_TEDUDIE },
+		{ "test-edu-final-check", no_argument, NULL, O_TEDUFINAL },
 		{ "test-stop-at", required_argument, NULL, O_TSTOP },
 		{ "instance", required_argument, NULL, O_INSTANCE },
 		{ "vdpa", required_argument, NULL, O_VDPA },
@@ -346,7 +353,13 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 		case O_TNOCVQR: o->test_no_cvq_restore = true; break;
 		case O_TDECLARE: o->test_declare_changes = optarg; break;
 		case O_EDU: o->edu = optarg; break;
+		case O_EDUACCT:
+			if (strcmp(optarg, "mm") != 0 && strcmp(optarg, "user") != 0)
+				return fprintf(stderr, "--edu-acct: user or mm\n"), -EINVAL;
+			o->edu_acct_mm = strcmp(optarg, "mm") == 0;
+			break;
 		case O_TEDUDIE: o->test_edu_die_after_move = true; break;
+		case O_TEDUFINAL: o->test_edu_final_check = true; break;
 		case O_TSTOP:
 			/* vlud gives a successor it spawns its own environment: the knob comes in the argv and
 			 * stays in ours (an exec'ed image of this process inherits it, as with the variable) */
@@ -393,6 +406,8 @@ static int parse_opts(struct mv_opts *o, int argc, char **argv)
 		return fprintf(stderr, "give exactly one of --device and --vlud\n"), -EINVAL;
 	if (o->vlud && (!o->instance || !o->vdpa))
 		return fprintf(stderr, "--vlud needs --instance and --vdpa\n"), -EINVAL;
+	if (o->edu_acct_mm && !o->edu)
+		return fprintf(stderr, "--edu-acct needs --edu\n"), -EINVAL;
 	if (o->edu && (!o->vlud || o->mem_size < MV_MIN_MEM + MV_EDU_WINDOW))
 		return fprintf(stderr, "--edu needs --vlud and --mem of at least %u MiB\n",
 			       (unsigned)((MV_MIN_MEM + MV_EDU_WINDOW) >> 20)), -EINVAL;
@@ -934,6 +949,10 @@ int main(int argc, char **argv)
 	r = run(&v);
 	if (r < 0)
 		mv_log("event loop: %s", strerror(-r));
+	/* --test-edu-final-check: the edu still DMAs through the mapping this image made or took (the rig's
+	 * check after a refused update: nothing was moved); counted in the report as any check */
+	else if (v.o.test_edu_final_check && v.edu.iommufd >= 0)
+		(void)mv_edu_check(&v, v.st->generation, v.st->generation + 1, "final");
 out:
 	r = report(&v, setup_error);
 	for (unsigned q = 0; q < MV_NQ; q++)

@@ -325,7 +325,9 @@ struct mv_opts {
 	bool test_no_cvq_restore;	/* --test-no-cvq-restore (a transfer successor gets no environment) */
 	const char *test_declare_changes;	/* --test-declare-changes: update.ready's device_state_changes */
 	const char *edu;		/* --edu CDEV: QEMU's edu on VFIO/iommufd too (edu.c; needs --vlud) */
+	bool edu_acct_mm;		/* --edu-acct mm: its iommufd in mm accounting mode (RLIMIT_MODE 1) */
 	bool test_edu_die_after_move;	/* --test-edu-die-after-move: a successor exits after CHANGE_PROCESS */
+	bool test_edu_final_check;	/* --test-edu-final-check: one more edu DMA check at the end of the run */
 	char **argv;			/* for the exec */
 };
 

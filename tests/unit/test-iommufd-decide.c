@@ -182,6 +182,43 @@ static void refuses_mm_exec(void **state)
 	CHECK_PREFLIGHT(cases);
 }
 
+/* a mixed instance (vhost-vdpa devices too) in mm accounting mode: refused in transfer mode as well, since a
+ * rollback after the successor's CHANGE_PROCESS must end the successor before the old VMM takes its
+ * vhost-vdpa devices back, leaving the charge on an mm without users (docs/IOMMUFD.md "Mixed instances");
+ * exec mode keeps its own reason (it comes first); user accounting, an iommufd-only instance and a context
+ * that pins nothing pass */
+static void refuses_mm_mixed(void **state)
+{
+	static const struct preflight cases[] = {
+		/* PA-mode vhost-vdpa devices (their pins in VmPin) */
+		REFUSED(IOAS(maps1, .acct = IOF_ACCT_MM), "the instance also holds vhost-vdpa devices: a rollback after "
+			"the successor's IOMMU_IOAS_CHANGE_PROCESS must end the successor", .exec_mode = false,
+			.vdpa = true, .vdpa_pinned_kb = 4096, .vmpin_kb = 4096 + 1024),
+		REFUSED(IOAS(maps1, .acct = IOF_ACCT_MM), "use user accounting for a mixed instance", .exec_mode = false,
+			.vdpa = true, .vdpa_pinned_kb = 4096, .vmpin_kb = 4096 + 1024, .allow_memlock_raise = true),
+		/* VA-mode devices pin nothing, but need the successor gone all the same */
+		REFUSED(IOAS(maps1, .acct = IOF_ACCT_MM), "also holds vhost-vdpa devices", .exec_mode = false, .vdpa = true,
+			.vmpin_kb = 1024),
+		/* exec mode: the exec reason first */
+		REFUSED(IOAS(maps1, .acct = IOF_ACCT_MM), "exec mode leaves no old mm", .vdpa = true,
+			.vdpa_pinned_kb = 4096, .vmpin_kb = 4096 + 1024),
+		/* the refusal comes before the VmPin check (a wrong VmPin is not what the operator must fix first) */
+		REFUSED(IOAS(maps1, .acct = IOF_ACCT_MM), "also holds vhost-vdpa devices", .exec_mode = false, .vdpa = true,
+			.vdpa_pinned_kb = 4096, .vmpin_kb = 4096),
+		/* user accounting: the mixed update runs (kill first is safe: a dead mm's uncharge works there) */
+		PASSES(IOAS(maps1), MiB, 5 * MiB, .exec_mode = false, .vdpa = true, .vdpa_pinned_kb = 4096,
+		       .vmpin_kb = 4096 + 1024),
+		/* iommufd-only in mm mode: R14 holds the successor instead */
+		PASSES(IOAS(maps1, .acct = IOF_ACCT_MM), MiB, MiB, .exec_mode = false, .vmpin_kb = 1024),
+		/* nothing pinned (no device attached): nothing is charged, nothing to uncharge */
+		PASSES(IOAS(maps1, .acct = IOF_ACCT_MM, .ndevs = 0), 0, 4 * MiB, .exec_mode = false, .vdpa = true,
+		       .vdpa_pinned_kb = 4096, .vmpin_kb = 4096),
+	};
+
+	(void)state;
+	CHECK_PREFLIGHT(cases);
+}
+
 static void refuses_undeclared(void **state)
 {
 	static const struct preflight cases[] = {
@@ -430,6 +467,7 @@ int main(void)
 		cmocka_unit_test(refuses_memfd_not_stored),
 		cmocka_unit_test(refuses_cap_ipc_lock),
 		cmocka_unit_test(refuses_mm_exec),
+		cmocka_unit_test(refuses_mm_mixed),
 		cmocka_unit_test(refuses_undeclared),
 		cmocka_unit_test(refuses_memlock),
 		cmocka_unit_test(memlock_need_mixed),

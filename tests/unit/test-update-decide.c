@@ -476,10 +476,17 @@ static void R14_iommufd_mm_hold_successor(void **state)
 		/* user accounting: killed first, as before (the uncharge of a dead mm works there) */
 		ROW("A", RB_KILL_NEW, RBT_VERIFY, true, PH_VERIFY, MM_N, .iof_mm = false),
 		ROW("A", RB_KILL_NEW, RBT_DEADLINE, true, PH_RESTORE, MM_N, .iof_mm = false),
-		/* a mixed instance: killed first (A/B: O's VHOST_NEW_OWNER needs N's mm dead; C: the release
-		 * needs N's copy closed) */
+		/* a mixed instance: never held (A/B: O's VHOST_NEW_OWNER needs N's mm dead; C: the release needs
+		 * N's copy closed).  The preflight refuses such an update (iof_preflight(), docs/IOMMUFD.md
+		 * "Mixed instances"), so these rows are the decision's own guard, at every rollback point after
+		 * the claim: killed first, then R8 (A/B) or R9 (C) at its exit */
 		ROW("ABC", RB_KILL_NEW, RBT_VERIFY, true, PH_VERIFY, MM_N, .vdpa = true),
+		ROW("ABC", RB_KILL_NEW, RBT_VERIFY, true, PH_RESTORE, MM_N, .vdpa = true),
 		ROW("ABC", RB_KILL_NEW, RBT_DEADLINE, true, PH_RESTORE, MM_N, .vdpa = true),
+		ROW("AB", RB_RECLAIM, RBT_NEW_EXIT, true, PH_VERIFY, MM_N, .vdpa = true, .kill_pending = true,
+		    .new_alive = false),
+		ROW("C", RB_RETAKE, RBT_NEW_EXIT, true, PH_VERIFY, MM_N, .vdpa = true, .kill_pending = true,
+		    .new_alive = false, .released = true),
 		/* the hold could not be made (the state write naming N failed: no restart would know of a
 		 * stopped N; or the SIGSTOP failed): killed first */
 		ROW("A", RB_KILL_NEW, RBT_VERIFY, true, PH_VERIFY, MM_N, .hold_failed = true),

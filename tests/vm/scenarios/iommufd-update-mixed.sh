@@ -16,7 +16,12 @@
 #      image's mm: rolled-back, 17408 kB, its traffic and DMA;
 #  t2: transfer mode, the successor exits right after its CHANGE_PROCESS: vlud releases and reopens the
 #      device and the old VMM takes both back (re-pin, CHANGE_PROCESS from the dead successor) and calls
-#      update.ready: rolled-back, verified at 17408 kB, its traffic and DMA go on.
+#      update.ready: rolled-back, verified at 17408 kB, its traffic and DMA go on;
+#  m1: the iommufd in mm accounting (minivmm --edu-acct mm): refused up front in transfer mode (a
+#      rollback after the successor's CHANGE_PROCESS would uncharge a dead mm: the successor must be gone
+#      before the old VMM takes the vhost-vdpa device back) and in exec mode, each with its reason and
+#      nothing touched (VmPin, VmLck, every held fd by id and inode, DRIVER_OK); traffic with no frame
+#      lost, the edu DMAs again at the end, no kernel warning.
 # flavour: iommufd
 # use_va: 0
 # devices: 1
@@ -24,6 +29,7 @@
 . /scenarios/lib/update.sh
 . /scenarios/lib/edu.sh
 . /scenarios/lib/mixed.sh
+. /scenarios/lib/untouched.sh
 
 mixed_start
 # ---- x1: exec mode, ok
@@ -34,6 +40,8 @@ mixed_transfer_ok t1 vm2 C
 mixed_exec_die x2 vm3 C
 # ---- t2: transfer mode, the successor dies with the charge after its claim: the old VMM takes both back
 mixed_transfer_die t2 vm4 C
+# ---- m1: mm accounting: refused up front, in transfer and exec mode, nothing touched
+mixed_mm_refused m1 vm5
 
 stop_vlud
 exit $((FAILS > 0))
