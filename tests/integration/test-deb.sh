@@ -145,6 +145,12 @@ for fn in $(sed -n 's/^[[:space:]]*\(vlu_[a-z_]*\);/\1/p' "$TOP/clients/libvlu/l
 	grep -q "^ $fn@LIBVLU_0 " "$T/symbols" || missing="$missing $fn"
 done
 check libvlu0/symbols "not in the symbols file:$missing" test -z "$missing" -a -s "$T/symbols"
+# the source file too: a symbol missing there is only a dpkg-gensymbols warning at build time
+src_missing=
+for fn in $(sed -n 's/^[[:space:]]*\(vlu_[a-z_]*\);/\1/p' "$TOP/clients/libvlu/libvlu.sym"); do
+	grep -q "^ $fn@LIBVLU_0 " "$TOP/debian/libvlu0.symbols" || src_missing="$src_missing $fn"
+done
+check libvlu0/symbols-source "not in debian/libvlu0.symbols:$src_missing" test -z "$src_missing"
 check libvlu0/shlibs "shlibs: $(ctl libvlu0 shlibs)" test "$(ctl libvlu0 shlibs)" = "libvlu 0 libvlu0 (>= $VERSION)"
 
 # ---- lintian ----
