@@ -39,8 +39,9 @@
  *       CHANGE_PROCESS on an empty context succeeds (the capability probe), with __reserved set it fails
  *       EOPNOTSUPP, with a plain IOMMU_IOAS_MAP (user VA) mapping it fails EINVAL.
  *   vlu-iommufd vmm SOCKET /dev/vfio/devices/vfioN BDF LOG MARKER [--acct user|mm] [--stay-after-commit]
+ *       [--stop-at-held-reclaim] [--reattach-when-vlud-lost] [--stop-at-save-if FILE]
  *       [--skip-change-process|--die-after-claim|--die-after-change-process|
- *       --fail-after-change-process|--hang-after-change-process]
+ *       --fail-after-change-process|--hang-after-change-process|--stop-before-claim|--stop-before-ready]
  *       an update-capable VMM through vlud (scenarios iommufd-update*, see vmm_main() below); --acct mm:
  *       its iommufd in mm accounting mode (VmLck asserted with VmPin by every image).
  *
@@ -856,6 +857,9 @@ enum vmm_fault {
 	VMM_DIE_AFTER_CHANGE_PROCESS,
 	VMM_FAIL_AFTER_CHANGE_PROCESS, /* moves the charge, then update.ready without iommufd_moved */
 	VMM_HANG_AFTER_CHANGE_PROCESS, /* moves the charge, then never sends update.ready */
+	VMM_STOP_BEFORE_CLAIM,	       /* stops itself (SIGSTOP) before it connects to claim: vlud in phase claim */
+	VMM_STOP_BEFORE_READY,	       /* stops itself after its CHANGE_PROCESS and DMA, before update.ready:
+					* vlud in phase restore */
 };
 
 struct vmm {
@@ -876,6 +880,14 @@ struct vmm {
 	 * this image stops itself (SIGSTOP) before its CHANGE_PROCESS; the scenario restarts vlud meanwhile
 	 * and continues it: it takes the charge back, then reattaches to the restarted vlud */
 	bool stop_at_reclaim;
+	/* --stop-at-save-if FILE: at update.save, if FILE exists, it is removed and this image stops itself
+	 * (SIGSTOP) before it saves: vlud in phase save; the scenario kills vlud meanwhile and continues it */
+	const char *stop_save_file;
+	bool stopped_at_save; /* (that stop happened: update.saved to the killed vlud is expected to fail) */
+	/* --reattach-when-vlud-lost: the connection gone (vlud killed), this image reattaches to the
+	 * restarted vlud instead of exiting (vmm_lost()) */
+	bool reattach_on_loss;
+	const char *role; /* "first", or a new image's role (vmm_successor()) */
 	const char *sock;
 };
 
@@ -909,12 +921,23 @@ static void vmm_event(struct vlu *v, const char *name, json_object *ev, void *us
 
 		/* nothing to quiesce for the device: its IOAS never changes; this VMM makes no IOAS change from
 		 * here on */
+		if (m->stop_save_file && unlink(m->stop_save_file) == 0) {
+			printf("# %s: stopping before the save (--stop-at-save-if %s)\n", cmd, m->stop_save_file);
+			fflush(stdout);
+			raise(SIGSTOP);
+			m->stopped_at_save = true;
+		}
 		s.gen++;
 		m->saved_gen = s.gen;
 		if (fd >= 0 && write(fd, &s, sizeof(s)) == (ssize_t)sizeof(s) &&
 		    fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW) == 0)
 			r = vlu_update_saved(v, fd, sizeof(s), NULL);
-		{
+		if (m->stopped_at_save) {
+			/* continued by the scenario, which killed vlud meanwhile: nobody takes the save */
+			m->stopped_at_save = false;
+			printf("# %s: update.saved to the killed vlud: %s\n", cmd, r < 0 ? strerror(-r) : "answered");
+			tap(r < 0, "update-saved-%u-to-the-killed-vlud-fails", s.gen);
+		} else {
 			char n[32];
 
 			snprintf(n, sizeof(n), "update-saved-%u", s.gen);
@@ -1085,6 +1108,73 @@ static void vmm_reclaim(struct vmm *m, json_object *ev)
 	vmm_mark(m->marker, "reclaimed", m->st.gen);
 }
 
+/*
+ * --reattach-when-vlud-lost: the connection to vlud is gone in the middle of an update (vlud killed; no
+ * verdict, no update.rolled-back, no update.ready to answer).  Like a VMM that meets a restarted vlud
+ * (docs/IOMMUFD.md "vlud restarted during a mixed update"), this image reattaches FIRST: the restarted vlud
+ * reserves the instance to the process that holds the iommufd charge (docs/UPDATE.md "An update of
+ * iommufd/VFIO devices"), so a refusal (Busy) means another process holds it and this one must not take
+ * it; it retries every 200 ms until SIGTERM (at most 60 s).  Once the instance is its own it calls
+ * IOMMU_IOAS_CHANGE_PROCESS (a no-op when the charge never left it: the kernel's need_charge_update()),
+ * checks its counters and its device (an edu DMA from its own mapping) and serves on (marker
+ * "ROLE-reattached").  Returns 0 when reattached, -1 when not (SIGTERM or the 60 s).
+ */
+static int vmm_lost(struct vmm *m)
+{
+	struct iommu_ioas_change_process chp = { .size = sizeof(chp) };
+	static char c[64], mrole[64];
+	struct vlu *nv = NULL;
+	unsigned refused = 0;
+	int k = 0;
+
+	/* an old image: the gen of the update it saved for */
+	if (m->saved_gen > m->st.gen)
+		m->st.gen = m->saved_gen;
+	snprintf(c, sizeof(c), "vmm-%u-%s", m->st.gen, m->role);
+	cmd = c;
+	printf("# %s: vlud is gone in the middle of an update: reattaching (VmPin %lld kB, VmLck %lld kB)\n", cmd,
+	       status_kb(getpid(), "VmPin"), status_kb(getpid(), "VmLck"));
+	for (int i = 0; i < 300 && !vmm_stop && !nv; i++) {
+		k = vlu_connect(m->sock, 5000, &nv);
+		if (k == 0 && (k = vlu_register(nv, VMM_INST, true)) < 0) {
+			vlu_close(nv);
+			nv = NULL;
+		}
+		if (nv)
+			break;
+		if (k == -EBUSY && refused++ % 10 == 0)
+			printf("# %s: reattach refused (%s), %u time(s): the instance is another process's\n", cmd,
+			       strerror(-k), refused);
+		fflush(stdout);
+		usleep(200000);
+	}
+	if (!nv) {
+		/* SIGTERM while refused: the charge was never touched; the scenario reads the counters */
+		printf("# %s: not reattached (%u refusals, last %s); VmPin %lld kB, VmLck %lld kB\n", cmd, refused,
+		       strerror(-k), status_kb(getpid(), "VmPin"), status_kb(getpid(), "VmLck"));
+		if (vmm_stop)
+			tap(refused > 0, "lost.reattach-refused");
+		else
+			tap_fail("lost.reattached", "no reattach in 60 s (%u refusals, last %s)", refused, strerror(-k));
+		vmm_stop = 1;
+		return -1;
+	}
+	tap(true, "lost.reattached");
+	printf("# %s: reattached after %u refusal(s)\n", cmd, refused);
+	vlu_close(m->v);
+	m->v = nv;
+	vlu_set_event_callback(m->v, vmm_event, m);
+	expect_ok("lost.change-process", ioctl(m->d.iommufd, IOMMU_IOAS_CHANGE_PROCESS, &chp));
+	expect_eq("lost.vmpin", status_kb(getpid(), "VmPin"), VMM_SIZE / 1024);
+	expect_eq("lost.vmlck", status_kb(getpid(), "VmLck"), m->mm ? VMM_SIZE / 1024 : 0);
+	m->st.seed = (uint8_t)(m->st.seed + 0x11);
+	dma_roundtrip(&m->d, m->memfd, m->mem, 5 * 4096, 6 * 4096, m->st.seed, "lost");
+	m->st.dst_off = 6 * 4096;
+	snprintf(mrole, sizeof(mrole), "%s-reattached", m->role);
+	vmm_mark(m->marker, mrole, m->st.gen);
+	return 0;
+}
+
 /* serve vlud until SIGTERM (or an exec) */
 static int vmm_loop(struct vmm *m)
 {
@@ -1097,6 +1187,8 @@ static int vmm_loop(struct vmm *m)
 			return tap_fail("poll", "%s", strerror(errno)), 1;
 		if (r > 0 && vlu_process(m->v) < 0) {
 			printf("# %s: vlud closed the connection\n", cmd);
+			if (m->reattach_on_loss && !vmm_stop && vmm_lost(m) == 0)
+				continue;
 			break;
 		}
 		if (m->reclaim_ev) {
@@ -1150,6 +1242,7 @@ static int vmm_first(struct vmm *m, const char *sock, const char *path, const ch
 	json_object *a;
 
 	cmd = "vmm-0-first";
+	m->role = "first";
 	if (!expect_ok("connect", vr(vlu_connect(sock, 5000, &m->v))) || !expect_ok("register", vr(vlu_register(m->v, VMM_INST, false))))
 		return 1;
 	if (!expect_ok("open-iommu", vr(vlu_device_open(m->v, "/dev/iommu", &m->d.iommufd, NULL))) ||
@@ -1205,9 +1298,31 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 	/* (named by pid until the saved state says which image this is) */
 	snprintf(c, sizeof(c), "vmm-pid%d-%.6s", (int)getpid(), token ? token : "?");
 	cmd = c;
+	if (fault == VMM_STOP_BEFORE_CLAIM) {
+		/* vlud waits for this claim (phase claim); the scenario kills it meanwhile: the restarted vlud
+		 * ended the update, and the claim is refused (nothing is handed over, nothing moved) */
+		snprintf(c, sizeof(c), "vmm-pid%d-stop-claim", (int)getpid());
+		printf("# %s: stopping before the claim (--stop-before-claim)\n", cmd);
+		fflush(stdout);
+		vmm_mark(marker, "stopped-before-claim", 0);
+		raise(SIGSTOP);
+	}
 	if (!expect_ok("connect", vr(vlu_connect(sock, 5000, &m->v))))
 		return 1;
 	k = vlu_update_claim(m->v, inst && *inst ? inst : VMM_INST, token, &info, &fds, &nfds);
+	if (fault == VMM_STOP_BEFORE_CLAIM) {
+		printf("# %s: claim after vlud's restart: %s\n", cmd, k < 0 ? strerror(-k) : "accepted");
+		tap(k < 0, "claim-refused-after-vlud-restart");
+		printf("# %s: VmPin %lld kB, VmLck %lld kB; exiting\n", cmd, status_kb(getpid(), "VmPin"),
+		       status_kb(getpid(), "VmLck"));
+		if (k >= 0) {
+			for (size_t i = 0; i < nfds; i++)
+				safe_close(fds[i]);
+			free(fds);
+			json_object_put(info);
+		}
+		return k < 0 ? 0 : 1;
+	}
 	if (!expect_ok("claim", vr(k)))
 		return 1;
 	if (json_object_object_get_ex(info, "iommufd", &io) && io) {
@@ -1223,7 +1338,9 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 	}
 	role = rollback ? "restarted" : fault == VMM_SKIP_CHANGE_PROCESS ? "skip" : fault == VMM_DIE_AFTER_CLAIM ? "die"
 	       : fault == VMM_DIE_AFTER_CHANGE_PROCESS ? "die-moved" : fault == VMM_FAIL_AFTER_CHANGE_PROCESS ? "fail-moved"
-	       : fault == VMM_HANG_AFTER_CHANGE_PROCESS ? "hang-moved" : "successor";
+	       : fault == VMM_HANG_AFTER_CHANGE_PROCESS ? "hang-moved" : fault == VMM_STOP_BEFORE_READY ? "stop-ready"
+	       : "successor";
+	m->role = role;
 	snprintf(c, sizeof(c), "vmm-%u-%s", m->st.gen, role);
 	cmd = c;
 	tap(true, "claim");
@@ -1302,9 +1419,30 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 	extra = json_object_new_object();
 	json_object_object_add(extra, "iommufd_moved", moved);
 	json_object_object_add(extra, "ioas", vmm_ioas(m));
+	if (fault == VMM_STOP_BEFORE_READY) {
+		/* vlud waits for update.ready (phase restore), the charge moved to this process; the scenario
+		 * kills vlud meanwhile, and the restarted vlud reserves the instance to this process */
+		printf("# %s: stopping before update.ready, the charge moved (pid %d)\n", cmd, (int)getpid());
+		fflush(stdout);
+		vmm_mark(marker, role, m->st.gen);
+		raise(SIGSTOP);
+	}
 	k = vlu_update_ready_with(m->v, NULL, extra, &verdict);
 	json_object_put(extra);
-	if (expect_ok("ready", vr(k))) {
+	if (fault == VMM_STOP_BEFORE_READY) {
+		printf("# %s: update.ready to the killed vlud: %s\n", cmd, k < 0 ? strerror(-k) : "answered");
+		tap(k < 0, "ready-to-the-killed-vlud-fails");
+		json_object_put(verdict);
+		json_object_put(info);
+		for (size_t i = 0; i < nfds; i++)
+			if ((int)i != ifd && (int)i != dfd && (int)i != mfd)
+				safe_close(fds[i]);
+		free(fds);
+		/* the instance is this process's again once it reattached (it holds the charge) */
+		if (k >= 0 || vmm_lost(m) < 0)
+			return 1;
+		return vmm_loop(m);
+	} else if (expect_ok("ready", vr(k))) {
 		const char *res = jstr(verdict, "result");
 
 		printf("# %s: verdict %s\n", cmd, json_object_to_json_string(verdict));
@@ -1327,8 +1465,9 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 
 /*
  * vmm SOCKET DEV BDF LOG MARKER [--acct user|mm] [--stay-after-commit] [--stop-at-held-reclaim]
+ *     [--reattach-when-vlud-lost] [--stop-at-save-if FILE]
  *     [--skip-change-process|--die-after-claim|--die-after-change-process|
- *       --fail-after-change-process|--hang-after-change-process]:
+ *       --fail-after-change-process|--hang-after-change-process|--stop-before-claim|--stop-before-ready]:
  * exec or transfer mode (the old image exits when the successor committed, and takes the charge back
  * when told to by a rollback: update.rolled-back with "iommufd").  stdout appended to LOG (the
  * restarted previous binary, spawned by vlud, writes there too); MARKER gets "ready PID GEN ROLE" when the
@@ -1340,12 +1479,18 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
  * the charge back from a successor vlud holds stopped (docs/UPDATE.md R14) stops itself (SIGSTOP) before
  * its CHANGE_PROCESS; continued (by the scenario, after it restarted vlud), it checks the successor still
  * stopped and charged, takes the charge back, and reattaches to the restarted vlud (marker "reattached")
- * instead of sending update.ready.  The fault options act in a new image only (given
- * as update.start's argv); each option at most once.
+ * instead of sending update.ready.  --reattach-when-vlud-lost: an image whose connection to vlud is gone (vlud
+ * killed) reattaches to the restarted vlud instead of exiting: reattach first, then CHANGE_PROCESS and a DMA
+ * check (vmm_lost()).  --stop-at-save-if FILE: at an update.save while FILE exists, FILE is removed and the
+ * image stops itself (SIGSTOP) before it saves (vlud in phase save).  --stop-before-claim: a new image stops
+ * itself before it connects to claim (phase claim; continued, it expects the claim refused and exits);
+ * --stop-before-ready: after its CHANGE_PROCESS and DMA, before update.ready (phase restore; continued, it
+ * expects update.ready to fail and reattaches as vmm_lost() does).  The fault options act in a new image
+ * only (given as update.start's argv); each option at most once.
  */
 static int vmm_main(int argc, char **argv)
 {
-	struct vmm m = { .d = { .iommufd = -EBADF, .devfd = -EBADF }, .memfd = -EBADF, .mem = MAP_FAILED };
+	struct vmm m = { .d = { .iommufd = -EBADF, .devfd = -EBADF }, .memfd = -EBADF, .mem = MAP_FAILED, .role = "first" };
 	enum vmm_fault fault = VMM_OK;
 	bool acct_seen = false;
 	int fd, r;
@@ -1369,6 +1514,14 @@ static int vmm_main(int argc, char **argv)
 			m.stop_at_reclaim = true;
 			continue;
 		}
+		if (strcmp(argv[i], "--reattach-when-vlud-lost") == 0 && !m.reattach_on_loss) {
+			m.reattach_on_loss = true;
+			continue;
+		}
+		if (strcmp(argv[i], "--stop-at-save-if") == 0 && !m.stop_save_file && i + 1 < argc) {
+			m.stop_save_file = argv[++i];
+			continue;
+		}
 		if (strcmp(argv[i], "--skip-change-process") == 0)
 			f = VMM_SKIP_CHANGE_PROCESS;
 		else if (strcmp(argv[i], "--die-after-claim") == 0)
@@ -1379,6 +1532,10 @@ static int vmm_main(int argc, char **argv)
 			f = VMM_FAIL_AFTER_CHANGE_PROCESS;
 		else if (strcmp(argv[i], "--hang-after-change-process") == 0)
 			f = VMM_HANG_AFTER_CHANGE_PROCESS;
+		else if (strcmp(argv[i], "--stop-before-claim") == 0)
+			f = VMM_STOP_BEFORE_CLAIM;
+		else if (strcmp(argv[i], "--stop-before-ready") == 0)
+			f = VMM_STOP_BEFORE_READY;
 		if (f == VMM_OK || fault != VMM_OK)
 			return usage();
 		fault = f;
@@ -1421,7 +1578,8 @@ static int usage(void)
 			"       vlu-iommufd vlud SOCKET /dev/vfio/devices/vfioN BDF [--keep-ipc-lock]\n"
 			"       vlu-iommufd vmm SOCKET /dev/vfio/devices/vfioN BDF LOG MARKER [--acct user|mm]\n"
 			"           [--stay-after-commit] [--stop-at-held-reclaim] [--skip-change-process|--die-after-claim|--die-after-change-process|\n"
-			"           --fail-after-change-process|--hang-after-change-process]\n");
+			"           --fail-after-change-process|--hang-after-change-process|--stop-before-claim|--stop-before-ready]\n"
+			"           [--reattach-when-vlud-lost] [--stop-at-save-if FILE]\n");
 	return 2;
 }
 

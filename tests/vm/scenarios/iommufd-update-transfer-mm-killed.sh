@@ -26,11 +26,33 @@
 #      stopping vlud would kill the successor): the stopping vlud ends the update failed
 #      without killing the held successor (the verdict says it stays stopped, named by the state), the
 #      next vlud keeps it stopped and charged, and kills it at the old VMM's reattach; no new WARNING.
+# k3-k5: vlud killed (SIGKILL, restarted by vlu-fdstore) while a plain transfer-mode update (no failure) is
+#      stopped in the phases before and after the hand-over (docs/UPDATE.md "An update of iommufd/VFIO
+#      devices": the restarted vlud ends it, interrupted_by_restart, and reserves the instance to the
+#      process that holds the charge); the VMMs reattach instead of exiting (--reattach-when-vlud-lost:
+#      reattach first, then CHANGE_PROCESS, a no-op where the charge is already theirs, and a DMA check):
+#  k3. save: the old VMM stops itself at update.save, before it saves (--stop-at-save-if); the verdict
+#      phase save, reserved to the old VMM, another process's reattach refused; continued, its
+#      update.saved fails, it reattaches and keeps the charge (VmPin and VmLck 1024 kB), DMA.
+#  k4. claim: the spawned successor stops itself before it connects to claim (--stop-before-claim), the
+#      old VMM is stopped by the scenario; the verdict phase claim, reserved to the old VMM; the old VMM,
+#      continued, reattaches and keeps the charge; the successor, continued, is refused its claim (nothing
+#      handed over, nothing moved: its VmPin and VmLck 0) and exits.
+#  k5. restore: the successor stops itself after its CHANGE_PROCESS and DMA, before update.ready
+#      (--stop-before-ready: the charge is its own, VmPin and VmLck 1024 kB, the old VMM's 0), the old
+#      VMM is stopped by the scenario; the verdict phase restore, reserved to the successor; the old VMM,
+#      continued, is refused (Busy) and never takes the charge (0 kB; a take-back would take it from a
+#      live successor, or, once it died, from a dead mm: the second kernel bug in mm mode); the
+#      successor, continued, finds update.ready failing, reattaches, is the instance's VMM, DMA; the old
+#      VMM, still refused, is stopped (SIGTERM).
+#      Each of k3-k5: exactly one process charged (1024 kB VmPin and VmLck), every held fd the same (id,
+#      inode, count) and no new kernel WARNING.  Only transfer mode with mm accounting here (this VMM's):
+#      exec mode refuses mm accounting, and nothing in these three phases uncharges a dead mm.
 # The VMM's own TAP lines (every process's) are in its log, printed at the end.
 # flavour: iommufd
 # use_va: 0
 # devices: 1
-# timeout: 240
+# timeout: 360
 # shellcheck disable=SC2034,SC2154 # IOFU_MODE: read by lib/iofu.sh's update; bdf, dev: edu_bind's
 . /scenarios/lib/tap.sh
 . /scenarios/lib/edu.sh
@@ -44,6 +66,63 @@ MARK=$IOFU_TMP-vmm.ready
 ready_ge() { [ "$(cat "$FDS_DIR/ready" 2> /dev/null || echo 0)" -ge "$1" ]; }
 is_stopped() { grep -q '^State:[[:space:]]*T' "/proc/$1/status" 2> /dev/null; }
 warnings() { dmesg | grep -c 'WARNING:'; }
+# nheld: how many fds vlud holds for the instance
+nheld() { vluctl --socket "$SOCK" --json fds iofu | jget '.fds[].name' | wc -l; }
+# vlogok GEN-ROLE CHECK: the VMM's own TAP line vmm-GEN-ROLE.CHECK passed once
+vlogok() { grep -c "^ok - .*/vmm-$1\.$2\$" "$LOG"; }
+# killed_in K PHASE HEIR TEXT: the update stopped in PHASE (update.status), vlud killed (SIGKILL) and restarted
+# by vlu-fdstore; the restarted vlud ended it (update.status: the same id, interrupted_by_restart, PHASE, the
+# iommufd and the VFIO cdev named, reserved to HEIR; logged once with TEXT) and refuses another process's reattach
+killed_in() {
+	_k=$1 _ph=$2 _heir=$3 _text=$4
+	vluctl --socket "$SOCK" --json call update.status '{"instance":"iofu"}' > "$IOFU_TMP-$_k.running" 2>&1
+	expect "$_k-running-in-$_ph" "$(jget .running.phase "$IOFU_TMP-$_k.running")" = "$_ph"
+	_id=$(jget .running.id "$IOFU_TMP-$_k.running")
+	r0=$(cat "$FDS_DIR/ready")
+	kill -9 "$VLUD"
+	if wait_until 300 ready_ge $((r0 + 1)) && [ "$(cat "$FDS_DIR/pid")" != "$VLUD" ]; then
+		t_ok "$_k-vlud-restarted"
+	else
+		t_fail "$_k-vlud-restarted" "pid $(cat "$FDS_DIR/pid"), ready $(cat "$FDS_DIR/ready")"
+	fi
+	VLUD=$(cat "$FDS_DIR/pid")
+	wait "$UPD" 2> /dev/null
+	_st=$IOFU_TMP-$_k.ustatus
+	vluctl --socket "$SOCK" --json call update.status '{"instance":"iofu"}' > "$_st" 2>&1
+	sed "s/^/# $_k update.status after the restart: /" "$_st" | cut -c1-800
+	expect "$_k-restart-verdict-id" "$(jget .last.id "$_st")" -eq "${_id:-0}"
+	expect "$_k-restart-verdict-interrupted" "$(jget .last.interrupted_by_restart "$_st")" = true
+	expect "$_k-restart-verdict-phase" "$(jget .last.phase "$_st")" = "$_ph"
+	expect "$_k-restart-verdict-failed" "$(jget .last.result "$_st")" = failed
+	expect "$_k-restart-reserved-to-heir" "$(jget .last.reattach_reserved_for "$_st")" -eq "$_heir"
+	expect "$_k-restart-verdict-iommufd-fds" "$(jget '.last.iommufd_fds[]' "$_st" | wc -l)" -eq 2
+	if jhas '.last.iommufd_fds[]' "$_st" "vfio:$vf"; then t_ok "$_k-restart-verdict-names-vfio"; else t_fail "$_k-restart-verdict-names-vfio" "$(jget .last.iommufd_fds "$_st")"; fi
+	expect "$_k-restart-verdict-logged-once" "$(grep -cF "update ${_id:-0} of iofu: failed: vlud restarted during the update (phase $_ph): $_text" "$IOFU_TMP-vlud.log")" -eq 1
+	vluctl --socket "$SOCK" --json call instance.register '{"name":"iofu","reattach":true}' > "$IOFU_TMP-$_k.other" 2>&1
+	if grep -q "reserved to pid $_heir," "$IOFU_TMP-$_k.other"; then t_ok "$_k-other-reattach-refused"; else t_fail "$_k-other-reattach-refused" "$(head -c 400 "$IOFU_TMP-$_k.other")"; fi
+}
+# lost_end K GEN-ROLE PID W0: the end of K (k3-k5): PID, the VMM image vmm-GEN-ROLE that reattached to the
+# restarted vlud, passed its own checks once (reattached, CHANGE_PROCESS, VmPin, VmLck, DMA from its mapping);
+# it alone is charged (VmPin and VmLck 1024 kB; a second live process of the update is checked by the case);
+# it is the instance's VMM; every held fd the same (id and inode) and as many; no kernel WARNING since W0
+lost_end() {
+	_k=$1 _img=$2 _p=$3 _w0=$4
+	for _c in reattached change-process vmpin vmlck dma data in-memfd; do
+		expect "$_k-$_c" "$(vlogok "$_img" "lost.$_c")" -eq 1
+	done
+	expect "$_k-vmpin" "$(vmpin "$_p")" -eq 1024
+	expect "$_k-vmlck" "$(vmlck "$_p")" -eq 1024
+	vluctl --socket "$SOCK" --json instances > "$IOFU_TMP-$_k.inst" 2>&1
+	expect "$_k-instance-attached-to-it" "$(jget '.instances[name=iofu].pid' "$IOFU_TMP-$_k.inst")" -eq "$_p"
+	expect "$_k-fds-kept" "$(held)" = "$held0"
+	expect "$_k-fds-count" "$(nheld)" -eq "$nheld0"
+	_w1=$(warnings)
+	if [ "$_w1" -eq "$_w0" ]; then
+		t_ok "$_k-no-kernel-warning"
+	else
+		t_fail "$_k-no-kernel-warning" "$((_w1 - _w0)) new WARNING line(s) in dmesg: $(dmesg | grep 'WARNING:' | tail -1)"
+	fi
+}
 # taken_back K GEN SUCC W0 CHECK...: the end of K (k1, k2), the old VMM $O stopped at its take-back: continued,
 # it reattaches (its image GEN ready), at which vlud kills the held successor SUCC (logged); each CHECK of the
 # old VMM's own (its TAP line vmm-GEN-reclaimed.reclaim.CHECK) passed once; its VmPin and VmLck 1024 kB, the
@@ -77,16 +156,17 @@ edu_find
 edu_bind
 echo "# edu $bdf: $dev"
 mkdir -p /run/vlud "$FDS_DIR"
-rm -f "$FDS_DIR"/*
-iofu_conf '"timeouts": { "update": { "commit_ms": 30000 } }' '"update": { "held_successor_survives_stop": true }'
+rm -f "$FDS_DIR"/* "$IOFU_TMP-stop-save"
+iofu_conf '"timeouts": { "update": { "save_ms": 30000, "commit_ms": 30000 } }' '"update": { "held_successor_survives_stop": true }'
 vlu-fdstore --socket "$SOCK" --notify "$FDS_DIR/notify" --dir "$FDS_DIR" --restart-on-exit -- vlud --config "$IOFU_TMP-vlud.conf" \
 	> "$IOFU_TMP-vlud.log" 2>&1 &
 FDS=$!
 if wait_until 300 ready_ge 1; then t_ok vlud-ready-under-vlu-fdstore; else t_fail vlud-ready-under-vlu-fdstore "no READY=1"; fi
 VLUD=$(cat "$FDS_DIR/pid")
 
-iofu_vmm --acct mm --stop-at-held-reclaim
+iofu_vmm --acct mm --stop-at-held-reclaim --reattach-when-vlud-lost --stop-at-save-if "$IOFU_TMP-stop-save"
 O=$VMM
+nheld0=$(nheld)
 expect vmlck-first "$(vmlck "$O")" -eq 1024
 BIN=$(readlink "/proc/$O/exe")
 SUCC="--arg $BIN --arg vmm --arg $SOCK --arg $dev --arg $bdf --arg $LOG --arg $MARK --arg --acct --arg mm"
@@ -187,5 +267,78 @@ taken_back k2 2 "$N2" "$w0" successor-stopped-after-vlud-restart successor-vmpin
 	change-process successor-vmpin-after=0 successor-vmlck-after=0 successor-still-stopped vmpin=1024 vmlck=1024 \
 	ready-to-the-killed-vlud-fails reattached
 
-iofu_stop "$O" "$FDS" 80
+
+# k3: vlud killed in phase save (the old VMM stopped itself at update.save, before its save)
+w0=$(warnings)
+: > "$IOFU_TMP-stop-save"
+# shellcheck disable=SC2086
+update k3 $SUCC &
+UPD=$!
+if wait_until 300 is_stopped "$O"; then t_ok k3-old-vmm-stopped-at-save; else t_fail k3-old-vmm-stopped-at-save "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
+killed_in k3 save "$O" "before the hand-over, the old VMM (pid $O, alive) holds the iommufd charge"
+kill -CONT "$O"
+if wait_until 300 ready 3 first-reattached; then t_ok k3-old-vmm-reattached; else t_fail k3-old-vmm-reattached "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
+expect k3-saved-to-the-killed-vlud-fails "$(grep -c '^ok - .*\.update-saved-3-to-the-killed-vlud-fails$' "$LOG")" -eq 1
+lost_end k3 3-first "$O" "$w0"
+
+# k4: vlud killed in phase claim (the successor stopped itself before its claim; the old VMM stopped)
+w0=$(warnings)
+# shellcheck disable=SC2086
+update k4 $SUCC --arg --stop-before-claim &
+UPD=$!
+N4=
+if wait_until 300 ready 0 stopped-before-claim && N4=$pid && wait_until 100 is_stopped "$N4"; then
+	t_ok k4-successor-stopped-before-claim
+else
+	t_fail k4-successor-stopped-before-claim "pid ${N4:-?}: $(tail -3 "$LOG" | tr '\n' ' ')"
+fi
+kill -STOP "$O"
+if wait_until 100 is_stopped "$O"; then t_ok k4-old-vmm-stopped; else t_fail k4-old-vmm-stopped "pid $O: $(grep State "/proc/$O/status")"; fi
+killed_in k4 claim "$O" "before the hand-over, the old VMM (pid $O, alive) holds the iommufd charge"
+kill -CONT "$O"
+if wait_until 300 ready 4 first-reattached; then t_ok k4-old-vmm-reattached; else t_fail k4-old-vmm-reattached "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
+expect k4-successor-vmpin "$(vmpin "${N4:-0}")" -eq 0
+expect k4-successor-vmlck "$(vmlck "${N4:-0}")" -eq 0
+kill -CONT "${N4:-0}"
+if wait_until 100 gone "${N4:-0}"; then t_ok k4-successor-exited; else t_fail k4-successor-exited "pid ${N4:-?}: $(grep State "/proc/${N4:-0}/status")"; fi
+expect k4-claim-refused "$(vlogok "pid${N4:-0}-stop-claim" claim-refused-after-vlud-restart)" -eq 1
+lost_end k4 4-first "$O" "$w0"
+
+# k5: vlud killed in phase restore (the successor stopped itself after its CHANGE_PROCESS, before
+# update.ready; the old VMM stopped)
+w0=$(warnings)
+# shellcheck disable=SC2086
+update k5 $SUCC --arg --stop-before-ready &
+UPD=$!
+N5=
+if wait_until 300 ready 5 stop-ready && N5=$pid && wait_until 100 is_stopped "$N5"; then
+	t_ok k5-successor-stopped-before-ready
+else
+	t_fail k5-successor-stopped-before-ready "pid ${N5:-?}: $(tail -3 "$LOG" | tr '\n' ' ')"
+fi
+N5=${N5:-0}
+kill -STOP "$O"
+if wait_until 100 is_stopped "$O"; then t_ok k5-old-vmm-stopped; else t_fail k5-old-vmm-stopped "pid $O: $(grep State "/proc/$O/status")"; fi
+expect k5-moved-vmpin-successor "$(vmpin "$N5")" -eq 1024
+expect k5-moved-vmlck-successor "$(vmlck "$N5")" -eq 1024
+expect k5-moved-vmpin-old "$(vmpin "$O")" -eq 0
+expect k5-moved-vmlck-old "$(vmlck "$O")" -eq 0
+killed_in k5 restore "$N5" "the successor (pid $N5, alive) had claimed every fd; the iommufd charge is its own once its IOMMU_IOAS_CHANGE_PROCESS ran"
+# the old VMM first: refused while the successor lives, it does not touch the charge
+kill -CONT "$O"
+if wait_until 300 grep -q "^# vmm-5-first: reattach refused" "$LOG"; then t_ok k5-old-vmm-refused; else t_fail k5-old-vmm-refused "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
+expect k5-old-vmpin-untouched "$(vmpin "$O")" -eq 0
+expect k5-old-vmlck-untouched "$(vmlck "$O")" -eq 0
+kill -CONT "$N5"
+if wait_until 300 ready 5 stop-ready-reattached; then t_ok k5-successor-reattached; else t_fail k5-successor-reattached "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
+expect k5-ready-to-the-killed-vlud-fails "$(vlogok 5-stop-ready ready-to-the-killed-vlud-fails)" -eq 1
+expect k5-old-vmpin "$(vmpin "$O")" -eq 0
+expect k5-old-vmlck "$(vmlck "$O")" -eq 0
+# still refused (the instance is the successor's now); stopped, it says so itself
+kill "$O"
+if wait_until 100 gone "$O"; then t_ok k5-old-vmm-exited; else t_fail k5-old-vmm-exited "pid $O: $(grep State "/proc/$O/status")"; fi
+expect k5-old-vmm-never-reattached "$(vlogok 5-first lost.reattach-refused)" -eq 1
+lost_end k5 5-stop-ready "$N5" "$w0"
+
+iofu_stop "$N5" "$FDS" 80
 exit $((FAILS > 0))
