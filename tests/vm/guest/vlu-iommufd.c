@@ -39,7 +39,7 @@
  *       CHANGE_PROCESS on an empty context succeeds (the capability probe), with __reserved set it fails
  *       EOPNOTSUPP, with a plain IOMMU_IOAS_MAP (user VA) mapping it fails EINVAL.
  *   vlu-iommufd vmm SOCKET /dev/vfio/devices/vfioN BDF LOG MARKER [--acct user|mm] [--stay-after-commit]
- *       [--stop-at-held-reclaim] [--reattach-when-vlud-lost] [--stop-at-save-if FILE]
+ *       [--stop-at-held-reclaim] [--reattach-when-vlud-lost] [--stop-at-save-if FILE] [--first-gen N]
  *       [--skip-change-process|--die-after-claim|--die-after-change-process|
  *       --fail-after-change-process|--hang-after-change-process|--stop-before-claim|--stop-before-ready]
  *       an update-capable VMM through vlud (scenarios iommufd-update*, see vmm_main() below); --acct mm:
@@ -888,6 +888,9 @@ struct vmm {
 	 * restarted vlud instead of exiting (vmm_lost()) */
 	bool reattach_on_loss;
 	const char *role; /* "first", or a new image's role (vmm_successor()) */
+	/* --first-gen N: the first image's gen (0 by default; its TAP names vmm-N-first.*, its first save N+1):
+	 * a second first VMM in one scenario gets names of its own */
+	unsigned first_gen;
 	const char *sock;
 };
 
@@ -1241,7 +1244,10 @@ static int vmm_first(struct vmm *m, const char *sock, const char *path, const ch
 	const char *n = "ram";
 	json_object *a;
 
-	cmd = "vmm-0-first";
+	static char c[32];
+
+	snprintf(c, sizeof(c), "vmm-%u-first", m->first_gen);
+	cmd = c;
 	m->role = "first";
 	if (!expect_ok("connect", vr(vlu_connect(sock, 5000, &m->v))) || !expect_ok("register", vr(vlu_register(m->v, VMM_INST, false))))
 		return 1;
@@ -1275,9 +1281,10 @@ static int vmm_first(struct vmm *m, const char *sock, const char *path, const ch
 		return 1;
 	}
 	json_object_put(a);
-	m->st = (struct vmm_state){ .magic = VMM_MAGIC, .ioas = m->d.ioas, .gen = 0, .seed = 0x21, .dst_off = 4096 };
+	m->st = (struct vmm_state){ .magic = VMM_MAGIC, .ioas = m->d.ioas, .gen = m->first_gen, .seed = 0x21,
+				    .dst_off = 4096 };
 	dma_roundtrip(&m->d, m->memfd, m->mem, 0, m->st.dst_off, m->st.seed, "before");
-	vmm_mark(marker, "first", 0);
+	vmm_mark(marker, "first", m->st.gen);
 	return vmm_loop(m);
 }
 
@@ -1465,7 +1472,7 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 
 /*
  * vmm SOCKET DEV BDF LOG MARKER [--acct user|mm] [--stay-after-commit] [--stop-at-held-reclaim]
- *     [--reattach-when-vlud-lost] [--stop-at-save-if FILE]
+ *     [--reattach-when-vlud-lost] [--stop-at-save-if FILE] [--first-gen N]
  *     [--skip-change-process|--die-after-claim|--die-after-change-process|
  *       --fail-after-change-process|--hang-after-change-process|--stop-before-claim|--stop-before-ready]:
  * exec or transfer mode (the old image exits when the successor committed, and takes the charge back
@@ -1485,7 +1492,8 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
  * image stops itself (SIGSTOP) before it saves (vlud in phase save).  --stop-before-claim: a new image stops
  * itself before it connects to claim (phase claim; continued, it expects the claim refused and exits);
  * --stop-before-ready: after its CHANGE_PROCESS and DMA, before update.ready (phase restore; continued, it
- * expects update.ready to fail and reattaches as vmm_lost() does).  The fault options act in a new image
+ * expects update.ready to fail and reattaches as vmm_lost() does).  --first-gen N: the first image starts at
+ * gen N (TAP names vmm-N-first.*, marker "ready PID N first"), for a second first VMM in one scenario.  The fault options act in a new image
  * only (given as update.start's argv); each option at most once.
  */
 static int vmm_main(int argc, char **argv)
@@ -1516,6 +1524,10 @@ static int vmm_main(int argc, char **argv)
 		}
 		if (strcmp(argv[i], "--reattach-when-vlud-lost") == 0 && !m.reattach_on_loss) {
 			m.reattach_on_loss = true;
+			continue;
+		}
+		if (strcmp(argv[i], "--first-gen") == 0 && i + 1 < argc) {
+			m.first_gen = (unsigned)strtoul(argv[++i], NULL, 10);
 			continue;
 		}
 		if (strcmp(argv[i], "--stop-at-save-if") == 0 && !m.stop_save_file && i + 1 < argc) {
@@ -1579,7 +1591,7 @@ static int usage(void)
 			"       vlu-iommufd vmm SOCKET /dev/vfio/devices/vfioN BDF LOG MARKER [--acct user|mm]\n"
 			"           [--stay-after-commit] [--stop-at-held-reclaim] [--skip-change-process|--die-after-claim|--die-after-change-process|\n"
 			"           --fail-after-change-process|--hang-after-change-process|--stop-before-claim|--stop-before-ready]\n"
-			"           [--reattach-when-vlud-lost] [--stop-at-save-if FILE]\n");
+			"           [--reattach-when-vlud-lost] [--stop-at-save-if FILE] [--first-gen N]\n");
 	return 2;
 }
 

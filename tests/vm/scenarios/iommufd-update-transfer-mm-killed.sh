@@ -45,9 +45,14 @@
 #      live successor, or, once it died, from a dead mm: the second kernel bug in mm mode); the
 #      successor, continued, finds update.ready failing, reattaches, is the instance's VMM, DMA; the old
 #      VMM, still refused, is stopped (SIGTERM).
-#      Each of k3-k5: exactly one process charged (1024 kB VmPin and VmLck), every held fd the same (id,
-#      inode, count) and no new kernel WARNING.  Only transfer mode with mm accounting here (this VMM's):
-#      exec mode refuses mm accounting, and nothing in these three phases uncharges a dead mm.
+#  k6, k7. user accounting and exec mode (which refuses mm accounting): the instance released, a second
+#      VMM (`--first-gen 10`: TAP names of its own) in user mode; vlud killed in phase save (the VMM stopped
+#      at update.save: as k3) and in phase restore (the new image, the same pid, stopped after its
+#      CHANGE_PROCESS from the old image's dead mm, before update.ready: reserved to that pid, its
+#      update.ready fails, it reattaches and keeps the charge).
+#      Each of k3-k7: exactly one process charged (VmPin 1024 kB; VmLck 1024 kB in mm accounting, 0 in user),
+#      every held fd the same (id, inode, count) and no new kernel WARNING.  Nothing in these phases
+#      uncharges a dead mm in mm accounting (the stock kernel's second bug).
 # The VMM's own TAP lines (every process's) are in its log, printed at the end.
 # flavour: iommufd
 # use_va: 0
@@ -66,8 +71,9 @@ MARK=$IOFU_TMP-vmm.ready
 ready_ge() { [ "$(cat "$FDS_DIR/ready" 2> /dev/null || echo 0)" -ge "$1" ]; }
 is_stopped() { grep -q '^State:[[:space:]]*T' "/proc/$1/status" 2> /dev/null; }
 warnings() { dmesg | grep -c 'WARNING:'; }
-# nheld: how many fds vlud holds for the instance
+# nheld: how many fds vlud holds for the instance; store_empty: vlu-fdstore holds none of them (h<id>, g<group>)
 nheld() { vluctl --socket "$SOCK" --json fds iofu | jget '.fds[].name' | wc -l; }
+store_empty() { ! grep -q '^[hg]' "$FDS_DIR/store"; }
 # vlogok GEN-ROLE CHECK: the VMM's own TAP line vmm-GEN-ROLE.CHECK passed once
 vlogok() { grep -c "^ok - .*/vmm-$1\.$2\$" "$LOG"; }
 # killed_in K PHASE HEIR TEXT: the update stopped in PHASE (update.status), vlud killed (SIGKILL) and restarted
@@ -103,7 +109,8 @@ killed_in() {
 }
 # lost_end K GEN-ROLE PID W0: the end of K (k3-k5): PID, the VMM image vmm-GEN-ROLE that reattached to the
 # restarted vlud, passed its own checks once (reattached, CHANGE_PROCESS, VmPin, VmLck, DMA from its mapping);
-# it alone is charged (VmPin and VmLck 1024 kB; a second live process of the update is checked by the case);
+# it alone is charged (VmPin 1024 kB, VmLck $LCK: 1024 kB in mm accounting, 0 in user; a second live process
+# of the update is checked by the case);
 # it is the instance's VMM; every held fd the same (id and inode) and as many; no kernel WARNING since W0
 lost_end() {
 	_k=$1 _img=$2 _p=$3 _w0=$4
@@ -111,7 +118,7 @@ lost_end() {
 		expect "$_k-$_c" "$(vlogok "$_img" "lost.$_c")" -eq 1
 	done
 	expect "$_k-vmpin" "$(vmpin "$_p")" -eq 1024
-	expect "$_k-vmlck" "$(vmlck "$_p")" -eq 1024
+	expect "$_k-vmlck" "$(vmlck "$_p")" -eq "$LCK"
 	vluctl --socket "$SOCK" --json instances > "$IOFU_TMP-$_k.inst" 2>&1
 	expect "$_k-instance-attached-to-it" "$(jget '.instances[name=iofu].pid' "$IOFU_TMP-$_k.inst")" -eq "$_p"
 	expect "$_k-fds-kept" "$(held)" = "$held0"
@@ -167,6 +174,7 @@ VLUD=$(cat "$FDS_DIR/pid")
 iofu_vmm --acct mm --stop-at-held-reclaim --reattach-when-vlud-lost --stop-at-save-if "$IOFU_TMP-stop-save"
 O=$VMM
 nheld0=$(nheld)
+LCK=1024
 expect vmlck-first "$(vmlck "$O")" -eq 1024
 BIN=$(readlink "/proc/$O/exe")
 SUCC="--arg $BIN --arg vmm --arg $SOCK --arg $dev --arg $bdf --arg $LOG --arg $MARK --arg --acct --arg mm"
@@ -340,5 +348,61 @@ if wait_until 100 gone "$O"; then t_ok k5-old-vmm-exited; else t_fail k5-old-vmm
 expect k5-old-vmm-never-reattached "$(vlogok 5-first lost.reattach-refused)" -eq 1
 lost_end k5 5-stop-ready "$N5" "$w0"
 
-iofu_stop "$N5" "$FDS" 80
+
+# k6, k7: user accounting and exec mode, with a VMM of their own (gen 10 on: TAP names of its own), once the
+# instance of k1-k5 is released
+kill "$N5"
+if wait_until 50 gone "$N5"; then t_ok user-mm-vmm-stopped; else t_fail user-mm-vmm-stopped "pid $N5: $(grep State "/proc/$N5/status")"; fi
+vluctl --socket "$SOCK" --json call instance.release '{"name":"iofu"}' > "$IOFU_TMP-release.json" 2>&1
+expect user-mm-instance-released "$(jget .closed_fds "$IOFU_TMP-release.json")" -eq "$nheld0"
+# vlu-fdstore's copies gone too (FDSTOREREMOVE): until then the VFIO cdev is still bound to the old context
+if wait_until 100 store_empty; then t_ok user-mm-store-emptied; else t_fail user-mm-store-emptied "$(tr '\n' ' ' < "$FDS_DIR/store")"; fi
+echo "# the VMM's log of k1-k5 (every process and image):"
+cat "$LOG"
+: > "$LOG"
+vlu-iommufd vmm "$SOCK" "$dev" "$bdf" "$LOG" "$MARK" --first-gen 10 --reattach-when-vlud-lost \
+	--stop-at-save-if "$IOFU_TMP-stop-save" &
+O2=$!
+if wait_until 300 ready 10 first; then t_ok user-vmm-ready; else t_fail user-vmm-ready "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
+expect user-vmpin-first "$(vmpin "$O2")" -eq 1024
+expect user-vmlck-first "$(vmlck "$O2")" -eq 0
+held0=$(held)
+echo "# held: $held0"
+nheld0=$(nheld)
+IOFU_MODE="exec"
+LCK=0
+ARGS="--arg $BIN --arg vmm --arg $SOCK --arg $dev --arg $bdf --arg $LOG --arg $MARK"
+
+# k6: vlud killed in phase save of an exec-mode update (the VMM stopped itself at update.save)
+w0=$(warnings)
+: > "$IOFU_TMP-stop-save"
+update k6 &
+UPD=$!
+if wait_until 300 is_stopped "$O2"; then t_ok k6-vmm-stopped-at-save; else t_fail k6-vmm-stopped-at-save "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
+killed_in k6 save "$O2" "before the hand-over, the old VMM (pid $O2, alive) holds the iommufd charge"
+kill -CONT "$O2"
+if wait_until 300 ready 11 first-reattached; then t_ok k6-vmm-reattached; else t_fail k6-vmm-reattached "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
+expect k6-saved-to-the-killed-vlud-fails "$(grep -c '^ok - .*\.update-saved-11-to-the-killed-vlud-fails$' "$LOG")" -eq 1
+lost_end k6 11-first "$O2" "$w0"
+
+# k7: vlud killed in phase restore of an exec-mode update (the new image, in the same pid, stopped itself
+# after its CHANGE_PROCESS from the old image's dead mm, before update.ready)
+w0=$(warnings)
+# shellcheck disable=SC2086 # ARGS: --arg pairs, no spaces in them
+update k7 $ARGS --arg --stop-before-ready &
+UPD=$!
+if wait_until 300 ready 12 stop-ready && wait_until 100 is_stopped "$O2"; then
+	t_ok k7-new-image-stopped-before-ready
+else
+	t_fail k7-new-image-stopped-before-ready "$(tail -3 "$LOG" | tr '\n' ' ')"
+fi
+expect k7-new-image-same-pid "${pid:-0}" -eq "$O2"
+expect k7-moved-vmpin "$(vmpin "$O2")" -eq 1024
+killed_in k7 restore "$O2" "the successor (pid $O2, alive) had claimed every fd; the iommufd charge is its own once its IOMMU_IOAS_CHANGE_PROCESS ran"
+kill -CONT "$O2"
+if wait_until 300 ready 12 stop-ready-reattached; then t_ok k7-new-image-reattached; else t_fail k7-new-image-reattached "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
+expect k7-ready-to-the-killed-vlud-fails "$(vlogok 12-stop-ready ready-to-the-killed-vlud-fails)" -eq 1
+lost_end k7 12-stop-ready "$O2" "$w0"
+
+iofu_stop "$O2" "$FDS" 80
 exit $((FAILS > 0))
