@@ -107,7 +107,7 @@ killed_in() {
 	vluctl --socket "$SOCK" --json call instance.register '{"name":"iofu","reattach":true}' > "$IOFU_TMP-$_k.other" 2>&1
 	if grep -q "reserved to pid $_heir," "$IOFU_TMP-$_k.other"; then t_ok "$_k-other-reattach-refused"; else t_fail "$_k-other-reattach-refused" "$(head -c 400 "$IOFU_TMP-$_k.other")"; fi
 }
-# lost_end K GEN-ROLE PID W0: the end of K (k3-k5): PID, the VMM image vmm-GEN-ROLE that reattached to the
+# lost_end K GEN-ROLE PID W0: the end of K (k3-k7): PID, the VMM image vmm-GEN-ROLE that reattached to the
 # restarted vlud, passed its own checks once (reattached, CHANGE_PROCESS, VmPin, VmLck, DMA from its mapping);
 # it alone is charged (VmPin 1024 kB, VmLck $LCK: 1024 kB in mm accounting, 0 in user; a second live process
 # of the update is checked by the case);
@@ -115,7 +115,7 @@ killed_in() {
 lost_end() {
 	_k=$1 _img=$2 _p=$3 _w0=$4
 	for _c in reattached change-process vmpin vmlck dma data in-memfd; do
-		expect "$_k-$_c" "$(vlogok "$_img" "lost.$_c")" -eq 1
+		expect "$_k-own-$_c" "$(vlogok "$_img" "lost.$_c")" -eq 1
 	done
 	expect "$_k-vmpin" "$(vmpin "$_p")" -eq 1024
 	expect "$_k-vmlck" "$(vmlck "$_p")" -eq "$LCK"
