@@ -345,6 +345,40 @@ static void R11_device_lost(void **state)
 	assert_string_equal(update_action_result(RB_RESUME, true), "failed");
 }
 
+/* O is told the update's end on its own connection whenever it is O's and O runs, whatever the result:
+ * a "failed" RB_RESUME (transfer mode, path C, the claim's reopen lost a device) leaves O suspended as a
+ * "rolled-back" one does, and an O subscribed to other events, or to none, must hear it all the same */
+static void old_told_whatever_result(void **state)
+{
+	struct rb_facts lost = FACTS(RBT_FAILED, true, 'C', PH_CLAIM, .released = true, .lost = true);
+	struct rb_facts back = FACTS(RBT_NEW_EXIT, true, 'A', PH_CLAIM);
+	/* transfer mode, N has the instance on its own connection: O, alive, waits for update.completed */
+	struct rb_facts done = FACTS(RBT_FAILED, true, 'B', PH_VERIFY, .inst_on_old_conn = false);
+	/* exec mode before the exec: the one connection is O's */
+	struct rb_facts exec_save = FACTS(RBT_FAILED, false, 'A', PH_SAVE);
+	/* exec mode, the connection kept across the exec (rb_facts(): not O's any more), or O gone */
+	struct rb_facts exec_kept = FACTS(RBT_DEADLINE, false, 'A', PH_EXEC, .old_conn = false);
+	struct rb_facts gone = FACTS(RBT_NEW_EXIT, true, 'A', PH_RESTORE, O_GONE);
+
+	(void)state;
+	assert_action(lost, RB_RESUME);
+	assert_string_equal(update_action_result(update_decide(&lost), lost.lost), "failed");
+	assert_true(update_tells_old(&lost));
+	assert_action(back, RB_RESUME);
+	assert_string_equal(update_action_result(update_decide(&back), back.lost), "rolled-back");
+	assert_true(update_tells_old(&back));
+	assert_true(update_tells_old(&done));
+	assert_true(update_tells_old(&exec_save));
+	assert_false(update_tells_old(&exec_kept));
+	assert_false(update_tells_old(&gone));
+	/* O's process alive, its connection closed (or the reverse): nobody to tell directly */
+	gone.old_alive = true;
+	assert_false(update_tells_old(&gone));
+	gone.old_alive = false;
+	gone.old_conn = true;
+	assert_false(update_tells_old(&gone));
+}
+
 /* exec mode, the new image's update.ready found a failed verification (it runs, as O's pid): with
  * .device_state = true, an undeclared device-state difference */
 #define EXEC_READY(routes, want, ...)                                                                                  \
@@ -905,6 +939,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(R9_transfer_c_retake),
 	cmocka_unit_test(R10_released_or_stopping),
 	cmocka_unit_test(R11_device_lost),
+	cmocka_unit_test(old_told_whatever_result),
 	cmocka_unit_test(claimant_exit_waits_for_release),
 	cmocka_unit_test(R12_device_state_differs),
 	cmocka_unit_test(R13_iommufd_verify_failed),
