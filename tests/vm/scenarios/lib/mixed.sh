@@ -304,6 +304,10 @@ mixed_mm_refused() {
 			_why="an iommufd uses mm accounting (IOMMU_OPTION_RLIMIT_MODE 1) and exec mode leaves no old mm"
 		fi
 		if jget .error.desc "$_t.reply" | grep -qF "$_why"; then t_ok "$_t/reason"; else t_fail "$_t/reason" "$(jget .error.desc "$_t.reply")"; fi
+		if [ "$_m" = exec ]; then
+			# the advice that passes: user accounting, not transfer mode (refused just above)
+			if jget .error.desc "$_t.reply" | grep -qF "): use user accounting (the instance also holds vhost-vdpa devices"; then t_ok "$_t/advice-user-accounting"; else t_fail "$_t/advice-user-accounting" "$(jget .error.desc "$_t.reply")"; fi
+		fi
 		if grep -qF "update of $2 refused: $_why" vlud.log; then t_ok "$_t/refusal-logged"; else t_fail "$_t/refusal-logged" "not in vlud's log"; fi
 		untouched "$_t" "$2" "$O" "$_pin0" "$_fd0"
 		expect "$_t/vmlck-unchanged" "$(vmlck "$O")" -eq "$_lck0"
