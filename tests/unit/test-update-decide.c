@@ -967,14 +967,26 @@ static int case_row(const char *name)
 	return *end == '_' && n > 0 && n < 1000 ? (int)n : 0;
 }
 
-/* the rollback table's rows in docs/UPDATE.md and the R cases above are the same set of ids */
+/* the cells of a table line: its '|' that are not escaped ("\\|") */
+static unsigned pipes(const char *line)
+{
+	unsigned n = 0;
+
+	for (const char *p = line; *p; p++)
+		if (*p == '|' && (p == line || p[-1] != '\\'))
+			n++;
+	return n;
+}
+
+/* the rollback table's rows in docs/UPDATE.md and the R cases above are the same set of ids, and every row
+ * has the header's cells (a cell too many renders as a column the header does not name) */
 static void doc_rows_match(void **state)
 {
 	const char *top = getenv("VLU_TOP");
 	bool in_doc[1000] = { false }, in_test[1000] = { false };
 	char path[4096], line[8192];
 	bool in_section = false;
-	unsigned rows = 0;
+	unsigned rows = 0, head = 0;
 	FILE *f;
 
 	(void)state;
@@ -999,10 +1011,16 @@ static void doc_rows_match(void **state)
 			in_section = strncmp(line, "## Rollback", 11) == 0;
 			continue;
 		}
+		if (in_section && strncmp(line, "| id |", 6) == 0)
+			head = pipes(line);
 		if (!in_section || sscanf(line, "| R%d |", &n) != 1)
 			continue;
 		if (n <= 0 || n >= 1000 || in_doc[n])
 			fail_msg("docs/UPDATE.md: rollback row R%d: out of range or twice", n);
+		if (!head)
+			fail_msg("docs/UPDATE.md: rollback row R%d before the table's header (| id | ...)", n);
+		if (pipes(line) != head)
+			fail_msg("docs/UPDATE.md: rollback row R%d has %u cells, the header %u", n, pipes(line) - 1, head - 1);
 		in_doc[n] = true;
 		rows++;
 	}
