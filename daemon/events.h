@@ -33,8 +33,10 @@ struct conn;
 
 /* events_emit(), and the event straight to connection c (may be NULL) when its subscription does not
  * deliver it (not subscribed, or a filter without this event): a VMM in a live update hears what
- * concerns it (update.save, update.rolled-back) whatever it subscribed to, exactly once.  data is
- * consumed. */
+ * concerns it (update.save, update.rolled-back, update.completed) whatever it subscribed to, exactly once.
+ * The direct path does not apply the uid binding of subscriptions, deliberately: c is the update's own old
+ * VMM (u->old_conn, while it is O's: upd_old_conn_told()), which the update addresses whoever owns the name
+ * by now (the subscribers still get it through the binding).  data is consumed. */
 void events_tell(struct conn *c, enum vlu_event_id ev, const char *instance, json_object *data);
 
 #endif

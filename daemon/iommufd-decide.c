@@ -100,10 +100,15 @@ int iof_preflight(const struct iof_facts *f, const struct iof_ioas *a, size_t n,
 		return fail(why, len, "the VMM has CAP_IPC_LOCK: its iommufd mappings are not accounted and "
 				      "IOMMU_IOAS_CHANGE_PROCESS would move no charge while switching their mm (the new "
 				      "process's VmPin underflows at the first unmap: a kernel bug, docs/IOMMUFD.md)");
+	/* the exec rule first (its reason names what any instance in mm accounting hits), with the advice that
+	 * works: a mixed instance is refused in transfer mode too (below), only user accounting updates it */
 	if (pinned && mm && f->exec_mode)
 		return fail(why, len, "an iommufd uses mm accounting (IOMMU_OPTION_RLIMIT_MODE 1) and exec mode leaves no "
 				      "old mm to uncharge at the successor's IOMMU_IOAS_CHANGE_PROCESS (the kernel WARNs and "
-				      "fails after a partial move: a kernel bug, docs/IOMMUFD.md): use transfer mode");
+				      "fails after a partial move: a kernel bug, docs/IOMMUFD.md): %s",
+			    f->vdpa ? "use user accounting (the instance also holds vhost-vdpa devices: in mm accounting "
+				      "it is refused in transfer mode too)"
+				    : "use transfer mode");
 	/* a mixed instance in transfer mode: a rollback after the successor's CHANGE_PROCESS needs the successor
 	 * gone before the old VMM takes its vhost-vdpa devices back (VHOST_NEW_OWNER refuses while the
 	 * successor's mm lives; path C's reopened device is released only once its copy is closed), so the old

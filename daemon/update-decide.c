@@ -89,6 +89,11 @@ const char *update_trigger_name(enum rb_trigger t)
 	return "?";
 }
 
+bool update_tells_old(const struct rb_facts *f)
+{
+	return f->old_conn && f->old_alive;
+}
+
 const char *update_action_result(enum rb_action a, bool lost)
 {
 	switch (a) {

@@ -218,5 +218,11 @@ const char *update_action_name(enum rb_action a);
 const char *update_trigger_name(enum rb_trigger t);
 /* the result an action ends with ("rolled-back" or "failed"; NULL: the update goes on) */
 const char *update_action_result(enum rb_action a, bool lost);
+/* Is O told the update's end (update.rolled-back, update.completed) on its own connection, whatever it
+ * subscribed to?  Whenever that connection is still O's and O runs, whatever the result: a VMM that
+ * filtered the events out, or never subscribed, would otherwise stay suspended.  Exec mode: a connection
+ * the new image kept across the exec is not O's (f->old_conn is false), the new image is told nothing more
+ * than any subscriber.  Pure. */
+bool update_tells_old(const struct rb_facts *f);
 
 #endif

@@ -364,6 +364,8 @@ void upd_new_exit_cb(struct ev_loop *loop, ev_io *w, int revents);
 void upd_rollback(struct update *u, enum rb_trigger t, enum cause c, const char *fmt, ...) _printf_(4, 5);
 /* the same, the cause already recorded (upd_set_failure()) */
 void upd_rollback_act(struct update *u, enum rb_trigger t);
+/* O's connection when O is told the update's end directly (update_tells_old()), else NULL */
+struct conn *upd_old_conn_told(const struct update *u);
 /* update.ready by O once the reopened device is back (phase rollback) */
 int upd_retake_ready(struct request *r, struct update *u, const char *err);
 /* R14: the successor D stopped (u->new_held) is killed now (the update ends: upd_finish()); vlud stopping

@@ -72,6 +72,13 @@ static struct rb_facts rb_facts(const struct update *u, enum rb_trigger t)
 	return f;
 }
 
+struct conn *upd_old_conn_told(const struct update *u)
+{
+	struct rb_facts f = rb_facts(u, RBT_FAILED);
+
+	return update_tells_old(&f) ? upd_conn_by_id(u->old_conn) : NULL;
+}
+
 /* ---------------------------------------------------------------- the recoveries */
 
 /* Exec mode, the old image is gone and its successor failed: start the previous binary (with the
@@ -707,10 +714,9 @@ void upd_rollback_act(struct update *u, enum rb_trigger t)
 	jadd(d, "phase", jnew_str(update_phase_name(u->phase)));
 	jadd(d, "reinit", jnew_bool(u->route == 'B' && u->phase >= PH_EXEC));
 	jadd(d, "reclaim", jnew_bool(u->phase >= PH_RESTORE));
-	if (f.old_conn && f.old_alive && strcmp(result, "rolled-back") == 0)
-		events_tell(upd_conn_by_id(u->old_conn), VLU_EV_UPDATE_ROLLED_BACK, u->inst->name, d);
-	else
-		events_emit(VLU_EV_UPDATE_ROLLED_BACK, u->inst->name, d);
+	/* O hears it whatever the result and whatever it subscribed to: a "failed" (a device lost, the charge
+	 * not taken back) leaves O suspended just as well until it reads this */
+	events_tell(upd_old_conn_told(u), VLU_EV_UPDATE_ROLLED_BACK, u->inst->name, d);
 	upd_finish(u, result, VLU_EV_UPDATE_COMPLETED, NULL);
 }
 

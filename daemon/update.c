@@ -771,10 +771,9 @@ void upd_finish(struct update *u, const char *result, enum vlu_event_id event, j
 		upd_deferred_error(&u->starter, VLU_ERR_GENERIC, desc, v);
 	} else
 		upd_deferred_return(&u->starter, json_object_get(v), NULL, 0);
-	if (u->mode == MODE_TRANSFER && u->old_conn && u->inst->conn != upd_conn_by_id(u->old_conn))
-		events_tell(upd_conn_by_id(u->old_conn), event, u->inst->name, json_object_get(v));
-	else
-		events_emit(event, u->inst->name, json_object_get(v));
+	/* O's connection while it is O's (exec mode: not once the new image has it, nor after the claim),
+	 * whatever the result: O waits for this verdict (transfer mode: to exit; else to run on) */
+	events_tell(upd_old_conn_told(u), event, u->inst->name, json_object_get(v));
 	vlud_log(error[0] ? LOG_WARNING : LOG_INFO, "update %" PRIu64 " of %s: %s (path %s, %s mode)%s%s", u->id,
 		 u->inst->name, result, upd_route_str(u->route), upd_mode_name(u->mode), error[0] ? ": " : "", error);
 	json_object_put(v);

@@ -321,5 +321,5 @@ const char *const vlu_event_names[_VLU_EV_MAX] = {
 	[VLU_EV_UPDATE_KILLED] = "update.killed",
 };
 
-/* the filter is one bit per event */
-_Static_assert(_VLU_EV_MAX <= 64, "vlu_event_mask has 64 bits");
+/* the filter is one bit per event, and VLU_EVENTS_ALL shifts by _VLU_EV_MAX: 64 would be undefined */
+_Static_assert(_VLU_EV_MAX < 64, "vlu_event_mask has 64 bits, VLU_EVENTS_ALL needs _VLU_EV_MAX < 64");

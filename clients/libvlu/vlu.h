@@ -121,9 +121,11 @@ int vlu_fd_remove(struct vlu *v, const char *const *names, size_t n, const char 
 int vlu_subscribe(struct vlu *v, const char *instance);
 /* vlu_subscribe() with a filter: receive only the events named in events[0..n) (1..16 names, each a known
  * event name, docs/PROTOCOL.md section 8; duplicates allowed).  Replaces this connection's previous
- * subscription and filter.  Events the daemon addresses to this connection itself (a live update's
- * update.save, update.exec, update.arm, and update.rolled-back to the old VMM) arrive whatever the filter
- * says.  -EINVAL: events NULL, n == 0, a NULL name, or a name the daemon does not know (InvalidArgument,
+ * subscription and filter.  Events the daemon addresses to this connection itself arrive whatever the filter
+ * says, and without any subscription, exactly once: a live update's update.save, update.exec, update.arm,
+ * and to the old VMM update.rolled-back and the verdict's update.completed, whatever the result, while its
+ * connection is the old VMM's (docs/UPDATE.md "Events"); a VMM needs no subscription for its own updates.
+ * -EINVAL: events NULL, n == 0, a NULL name, or a name the daemon does not know (InvalidArgument,
  * vlu_last_error() names the entry); -E2BIG: n > 16; else as vlu_call().  A refused call leaves the previous
  * subscription (or none) in force. */
 int vlu_subscribe_events(struct vlu *v, const char *instance, const char *const *events, size_t n);

@@ -551,21 +551,28 @@ void mv_vlud_event(struct mv_vmm *v, const char *name, json_object *event)
 	}
 }
 
-/* What mv_vlud_event() acts on, and how it reaches us: update.save (events_tell), update.exec and update.arm
- * (to O's connection only) come whether we subscribed or not; update.rolled-back comes to O the same way
- * when vlud tells O to take back, but to subscribers only when the update ends without O's part
- * (restarted_previous, brought_back, O's take-back failed) and update.completed to subscribers only
- * unless a transfer-mode O has left the instance to its successor.  So the subscription needs these two
- * and nothing else: update.started, update.phase, update.exec-sent and the rest would each be a message,
- * a wake-up and a JSON parse in the old image inside the pause (docs/BENCH.md, decision 8).  No fallback
- * to an unfiltered subscribe: minivmm is built with the vlud of its tree (a vlud without the argument
- * refuses it, InvalidArgument, logged: the subscription is not needed to run). */
+/* What mv_vlud_event() acts on, and how it reaches us: vlud tells O's connection itself update.save,
+ * update.exec, update.arm, and update.rolled-back and the verdict's update.completed whatever the result,
+ * subscribed or not, as long as the connection is O's (docs/UPDATE.md "Events"): the subscription is not
+ * needed for O to take back or to leave.  It is for what vlud gives subscribers only: update.rolled-back
+ * when an update ends without O's part (restarted_previous; brought_back, once O's update.ready verified);
+ * and, for a vlud older than that rule, which told O update.completed directly only in
+ * transfer mode once the successor had the instance and update.rolled-back only with the result
+ * rolled-back: there the subscription is what brings O the rest.  So it names these two and nothing else:
+ * update.started, update.phase, update.exec-sent and the rest would each be a message, a wake-up and a JSON
+ * parse in the old image inside the pause (docs/BENCH.md, decision 8). */
 static const char *const subscribed_events[] = { "update.completed", "update.rolled-back" };
 
 int mv_vlud_subscribe(struct mv_vmm *v)
 {
 	int r = vlu_subscribe_events(v->link, v->o.instance, subscribed_events, ELEMENTSOF(subscribed_events));
 
+	/* our arguments are valid, so InvalidArgument is a vlud older than the events argument (or one that does
+	 * not know one of the names): every event of the instance then, the pause's extra messages included */
+	if (r == -EINVAL) {
+		log_daemon_error(v, "events.subscribe with a filter (falling back to every event)", r);
+		r = vlu_subscribe(v->link, v->o.instance);
+	}
 	if (r < 0)
 		log_daemon_error(v, "events.subscribe", r); /* not needed to run */
 	return r;

@@ -188,6 +188,26 @@ static void test_tell_exactly_once(void **state)
 			    "update.save,update.rolled-back,update.completed,update.completed,update.completed");
 }
 
+/* the update's end told to O (daemon/update-rollback.c, update.c: update_tells_old()) with a "failed"
+ * verdict: O hears update.rolled-back and update.completed once, subscribed to other events or to none */
+static void test_tell_failed_verdict(void **state)
+{
+	json_object *v = json_object_new_object();
+
+	(void)state;
+	json_object_object_add(v, "result", json_object_new_string("failed"));
+	conns[VMM_A_FILT].sub_events = VLU_EVENT_BIT(VLU_EV_FD_STORED);
+	events_tell(&conns[VMM_A_FILT], VLU_EV_UPDATE_ROLLED_BACK, "vm-a", json_object_get(v));
+	events_tell(&conns[VMM_A_FILT], VLU_EV_UPDATE_COMPLETED, "vm-a", json_object_get(v));
+	assert_string_equal(sent[VMM_A_FILT], "update.rolled-back,update.completed");
+	conns[VMM_A_FILT].subscribed = false;
+	events_tell(&conns[VMM_A_FILT], VLU_EV_UPDATE_ROLLED_BACK, "vm-a", json_object_get(v));
+	events_tell(&conns[VMM_A_FILT], VLU_EV_UPDATE_COMPLETED, "vm-a", v);
+	assert_string_equal(sent[VMM_A_FILT], "update.rolled-back,update.completed,update.rolled-back,update.completed");
+	/* the unfiltered VMM subscription of the same instance through its subscription, once each */
+	assert_string_equal(sent[VMM_A], "update.rolled-back,update.completed,update.rolled-back,update.completed");
+}
+
 /* a subscription to another instance (an operator's): the addressed connection still gets it, once */
 static void test_tell_other_scope(void **state)
 {
@@ -207,6 +227,7 @@ int main(void)
 		cmocka_unit_test_setup(test_uid_binding, setup),
 		cmocka_unit_test_setup(test_tell_exactly_once, setup),
 		cmocka_unit_test_setup(test_tell_other_scope, setup),
+		cmocka_unit_test_setup(test_tell_failed_verdict, setup),
 	};
 
 	if (!getenv("CMOCKA_MESSAGE_OUTPUT"))

@@ -219,6 +219,27 @@ static void refuses_mm_mixed(void **state)
 	CHECK_PREFLIGHT(cases);
 }
 
+/* exec mode's refusal in mm accounting advises what will pass: transfer mode for an iommufd-only instance,
+ * user accounting for a mixed one (refused in transfer mode too), never transfer mode there */
+static void exec_mm_advice(void **state)
+{
+	const struct iof_ioas a = IOAS(maps1, .acct = IOF_ACCT_MM);
+	const struct iof_facts only = FACTS(.vmpin_kb = 1024);
+	const struct iof_facts mixed = FACTS(.vdpa = true, .vdpa_pinned_kb = 4096, .vmpin_kb = 4096 + 1024);
+	uint64_t pinned, need;
+	char why[512];
+
+	(void)state;
+	assert_int_equal(iof_preflight(&only, &a, 1, &pinned, &need, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "exec mode leaves no old mm"));
+	assert_non_null(strstr(why, "): use transfer mode"));
+	assert_int_equal(iof_preflight(&mixed, &a, 1, &pinned, &need, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "exec mode leaves no old mm"));
+	assert_null(strstr(why, "use transfer mode"));
+	assert_non_null(strstr(why, "): use user accounting (the instance also holds vhost-vdpa devices"));
+	assert_true(strlen(why) < sizeof(why) - 1); /* not truncated */
+}
+
 static void refuses_undeclared(void **state)
 {
 	static const struct preflight cases[] = {
@@ -468,6 +489,7 @@ int main(void)
 		cmocka_unit_test(refuses_cap_ipc_lock),
 		cmocka_unit_test(refuses_mm_exec),
 		cmocka_unit_test(refuses_mm_mixed),
+		cmocka_unit_test(exec_mm_advice),
 		cmocka_unit_test(refuses_undeclared),
 		cmocka_unit_test(refuses_memlock),
 		cmocka_unit_test(memlock_need_mixed),

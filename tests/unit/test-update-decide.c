@@ -345,6 +345,40 @@ static void R11_device_lost(void **state)
 	assert_string_equal(update_action_result(RB_RESUME, true), "failed");
 }
 
+/* O is told the update's end on its own connection whenever it is O's and O runs, whatever the result:
+ * a "failed" RB_RESUME (transfer mode, path C, the claim's reopen lost a device) leaves O suspended as a
+ * "rolled-back" one does, and an O subscribed to other events, or to none, must hear it all the same */
+static void old_told_whatever_result(void **state)
+{
+	struct rb_facts lost = FACTS(RBT_FAILED, true, 'C', PH_CLAIM, .released = true, .lost = true);
+	struct rb_facts back = FACTS(RBT_NEW_EXIT, true, 'A', PH_CLAIM);
+	/* transfer mode, N has the instance on its own connection: O, alive, waits for update.completed */
+	struct rb_facts done = FACTS(RBT_FAILED, true, 'B', PH_VERIFY, .inst_on_old_conn = false);
+	/* exec mode before the exec: the one connection is O's */
+	struct rb_facts exec_save = FACTS(RBT_FAILED, false, 'A', PH_SAVE);
+	/* exec mode, the connection kept across the exec (rb_facts(): not O's any more), or O gone */
+	struct rb_facts exec_kept = FACTS(RBT_DEADLINE, false, 'A', PH_EXEC, .old_conn = false);
+	struct rb_facts gone = FACTS(RBT_NEW_EXIT, true, 'A', PH_RESTORE, O_GONE);
+
+	(void)state;
+	assert_action(lost, RB_RESUME);
+	assert_string_equal(update_action_result(update_decide(&lost), lost.lost), "failed");
+	assert_true(update_tells_old(&lost));
+	assert_action(back, RB_RESUME);
+	assert_string_equal(update_action_result(update_decide(&back), back.lost), "rolled-back");
+	assert_true(update_tells_old(&back));
+	assert_true(update_tells_old(&done));
+	assert_true(update_tells_old(&exec_save));
+	assert_false(update_tells_old(&exec_kept));
+	assert_false(update_tells_old(&gone));
+	/* O's process alive, its connection closed (or the reverse): nobody to tell directly */
+	gone.old_alive = true;
+	assert_false(update_tells_old(&gone));
+	gone.old_alive = false;
+	gone.old_conn = true;
+	assert_false(update_tells_old(&gone));
+}
+
 /* exec mode, the new image's update.ready found a failed verification (it runs, as O's pid): with
  * .device_state = true, an undeclared device-state difference */
 #define EXEC_READY(routes, want, ...)                                                                                  \
@@ -905,6 +939,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(R9_transfer_c_retake),
 	cmocka_unit_test(R10_released_or_stopping),
 	cmocka_unit_test(R11_device_lost),
+	cmocka_unit_test(old_told_whatever_result),
 	cmocka_unit_test(claimant_exit_waits_for_release),
 	cmocka_unit_test(R12_device_state_differs),
 	cmocka_unit_test(R13_iommufd_verify_failed),
@@ -932,14 +967,26 @@ static int case_row(const char *name)
 	return *end == '_' && n > 0 && n < 1000 ? (int)n : 0;
 }
 
-/* the rollback table's rows in docs/UPDATE.md and the R cases above are the same set of ids */
+/* the cells of a table line: its '|' that are not escaped ("\\|") */
+static unsigned pipes(const char *line)
+{
+	unsigned n = 0;
+
+	for (const char *p = line; *p; p++)
+		if (*p == '|' && (p == line || p[-1] != '\\'))
+			n++;
+	return n;
+}
+
+/* the rollback table's rows in docs/UPDATE.md and the R cases above are the same set of ids, and every row
+ * has the header's cells (a cell too many renders as a column the header does not name) */
 static void doc_rows_match(void **state)
 {
 	const char *top = getenv("VLU_TOP");
 	bool in_doc[1000] = { false }, in_test[1000] = { false };
 	char path[4096], line[8192];
 	bool in_section = false;
-	unsigned rows = 0;
+	unsigned rows = 0, head = 0;
 	FILE *f;
 
 	(void)state;
@@ -964,10 +1011,16 @@ static void doc_rows_match(void **state)
 			in_section = strncmp(line, "## Rollback", 11) == 0;
 			continue;
 		}
+		if (in_section && strncmp(line, "| id |", 6) == 0)
+			head = pipes(line);
 		if (!in_section || sscanf(line, "| R%d |", &n) != 1)
 			continue;
 		if (n <= 0 || n >= 1000 || in_doc[n])
 			fail_msg("docs/UPDATE.md: rollback row R%d: out of range or twice", n);
+		if (!head)
+			fail_msg("docs/UPDATE.md: rollback row R%d before the table's header (| id | ...)", n);
+		if (pipes(line) != head)
+			fail_msg("docs/UPDATE.md: rollback row R%d has %u cells, the header %u", n, pipes(line) - 1, head - 1);
 		in_doc[n] = true;
 		rows++;
 	}
