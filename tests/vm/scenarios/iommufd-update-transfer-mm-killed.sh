@@ -75,7 +75,8 @@ warnings() { dmesg | grep -c 'WARNING:'; }
 nheld() { vluctl --socket "$SOCK" --json fds iofu | jget '.fds[].name' | wc -l; }
 store_empty() { ! grep -q '^[hg]' "$FDS_DIR/store"; }
 # vlogok GEN-ROLE CHECK: the VMM's own TAP line vmm-GEN-ROLE.CHECK passed once
-vlogok() { grep -c "^ok - .*/vmm-$1\.$2\$" "$LOG"; }
+# (the VMM names a VmPin/VmLck check with the value it read: "lost.vmpin=1024")
+vlogok() { grep -cE "^ok - .*/vmm-$1\.$2(=[0-9]+)?$" "$LOG"; }
 # killed_in K PHASE HEIR TEXT: the update stopped in PHASE (update.status), vlud killed (SIGKILL) and restarted
 # by vlu-fdstore; the restarted vlud ended it (update.status: the same id, interrupted_by_restart, PHASE, the
 # iommufd and the VFIO cdev named, reserved to HEIR; logged once with TEXT) and refuses another process's reattach
