@@ -616,6 +616,10 @@ void upd_rollback_act(struct update *u, enum rb_trigger t)
 		if (a == RB_RESTART_PREVIOUS) {
 			rolling_back(u, &logged);
 			u->acted = a;
+			/* O is gone (exec'd or dead): a connection its image kept across the exec is not O's, for
+			 * whatever follows (the previous binary's claim, a failed restart's next decision, the
+			 * verdict) */
+			u->old_conn = 0;
 			if (restart_previous(u) == 0)
 				return;
 			f = rb_facts(u, t); /* the phase may have moved (spawn) */

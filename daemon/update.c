@@ -123,13 +123,34 @@ int upd_pid_holds_rdev(pid_t pid, dev_t rdev)
 
 bool upd_old_execed(const struct update *u)
 {
+	unsigned checked = 0;
+	struct list *p, *n;
+
 	if (u->mode != MODE_EXEC || u->restarted || u->phase != PH_EXEC)
 		return false;
 	for (unsigned i = 0; i < u->ndevs; i++) {
 		struct held *h = held_find(u->inst, u->devs[i].name);
 
-		if (h && upd_pid_holds_rdev(u->old_pid, (dev_t)h->rdev) == 1)
+		if (!h)
+			continue;
+		checked++;
+		if (upd_pid_holds_rdev(u->old_pid, (dev_t)h->rdev) == 1)
 			return false;
+	}
+	/* the VFIO cdevs too (an iommufd-only instance has no vhost-vdpa device to look for: without them the
+	 * old image would count as exec'd for the whole phase, and a failed exec as a successor's failure);
+	 * /dev/iommu only when nothing else is held: every iommufd has that rdev, a fresh image's own too */
+	for (int pass = 0; pass < 2; pass++) {
+		list_for_each_safe(p, n, &u->inst->held) {
+			struct held *h = list_entry(p, struct held, link);
+
+			if (h->type != (pass ? VLUD_FD_IOMMUFD : VLUD_FD_VFIO) || (pass && checked))
+				continue;
+			if (!pass)
+				checked++;
+			if (upd_pid_holds_rdev(u->old_pid, (dev_t)h->rdev) == 1)
+				return false;
+		}
 	}
 	return true;
 }
@@ -747,6 +768,11 @@ void upd_finish(struct update *u, const char *result, enum vlu_event_id event, j
 	char error[1024];
 	json_object *v;
 
+	/* O's connection while it is O's, decided in the phase the update ends in (PH_DONE would count a
+	 * connection the new image kept across its exec as O's again) */
+	struct conn *oc = upd_old_conn_told(u);
+	uint64_t told = oc ? oc->id : 0;
+
 	upd_held_kill(u); /* R14: a successor D kept stopped for the take-back dies with the update's end */
 	upd_error_text(u, error, sizeof(error)); /* the verdict's error, built once */
 	claim_pending_end(u, result, error);
@@ -773,7 +799,7 @@ void upd_finish(struct update *u, const char *result, enum vlu_event_id event, j
 		upd_deferred_return(&u->starter, json_object_get(v), NULL, 0);
 	/* O's connection while it is O's (exec mode: not once the new image has it, nor after the claim),
 	 * whatever the result: O waits for this verdict (transfer mode: to exit; else to run on) */
-	events_tell(upd_old_conn_told(u), event, u->inst->name, json_object_get(v));
+	events_tell(upd_conn_by_id(told), event, u->inst->name, json_object_get(v));
 	vlud_log(error[0] ? LOG_WARNING : LOG_INFO, "update %" PRIu64 " of %s: %s (path %s, %s mode)%s%s", u->id,
 		 u->inst->name, result, upd_route_str(u->route), upd_mode_name(u->mode), error[0] ? ": " : "", error);
 	json_object_put(v);

@@ -124,7 +124,8 @@ int vlu_subscribe(struct vlu *v, const char *instance);
  * subscription and filter.  Events the daemon addresses to this connection itself arrive whatever the filter
  * says, and without any subscription, exactly once: a live update's update.save, update.exec, update.arm,
  * and to the old VMM update.rolled-back and the verdict's update.completed, whatever the result, while its
- * connection is the old VMM's (docs/UPDATE.md "Events"); a VMM needs no subscription for its own updates.
+ * connection is the old VMM's (docs/UPDATE.md "Events"): the end of its own update reaches a running old
+ * VMM unsubscribed; restarted_previous, brought_back and a restarted vlud's verdict reach subscribers only.
  * -EINVAL: events NULL, n == 0, a NULL name, or a name the daemon does not know (InvalidArgument,
  * vlu_last_error() names the entry); -E2BIG: n > 16; else as vlu_call().  A refused call leaves the previous
  * subscription (or none) in force. */

@@ -537,10 +537,15 @@ void mv_vlud_event(struct mv_vmm *v, const char *name, json_object *event)
 	else if (strcmp(name, "update.rolled-back") == 0) {
 		mv_log("vlud update rolled back: %s", jstr(data, "reason") ? jstr(data, "reason") : "?");
 		rollback_local(v, -ECANCELED, data);
-	} else if (strcmp(name, "update.completed") == 0 && upd_active && upd_transfer) {
+	} else if (strcmp(name, "update.completed") == 0 && upd_active) {
 		const char *res = jstr(data, "result");
+		bool ok = res && strcmp(res, "ok") == 0;
 
-		if (res && strcmp(res, "ok") == 0) {
+		/* exec mode: an update vlud stopped (R10: a release, its own stop) ends with this alone, no
+		 * update.rolled-back: run on; an "ok" cannot reach the old image (it has exec'd by then) */
+		if (ok && !upd_transfer)
+			return;
+		if (ok) {
 			/* the successor owns the device and carries the traffic state: leave without a reset */
 			mv_log("vlud update: handed over (transfer mode); exiting");
 			mv_vdev_done(&v->dev);
