@@ -18,7 +18,11 @@
  *     between the exec and the claim): its socket (a SEQPACKET pair) subscribed with a filter without
  *     update.completed, the connection the exec'd image kept receives no update.completed, an operator
  *     subscriber exactly one; a failed exec (O still holds its VFIO cdev): O's connection gets it once,
- *     told directly (before 75a8bad the kept connection was told, PH_DONE counting it as O's again).
+ *     told directly (before 75a8bad the kept connection was told, PH_DONE counting it as O's again);
+ *   - upd_rollback_act(), RB_RESTART_PREVIOUS whose restart fails (an argv spawn_successor() refuses): the
+ *     next decision finds no connection of O's (keep-suspended, "failed"); the kept connection hears
+ *     neither update.rolled-back nor update.completed (before 75a8bad it counted as O's again in phase
+ *     spawn: "resume", the exec'd image told it had the devices back).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +37,8 @@
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -60,6 +66,7 @@ void vlud_log(int prio, const char *fmt, ...)
 
 	if (prio > vlud_log_level)
 		return;
+	fputs("# ", stderr); /* (TAP comments) */
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -99,6 +106,9 @@ static pid_t child_holding(const char *path)
 	if (pid == 0) {
 		int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
 
+		/* (a failed assertion leaves no child behind) */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+			_exit(1);
 		if (path && (fd < 0 || dup2(fd, 100) < 0))
 			_exit(1);
 		if (dup2(p[1], 101) < 0)
@@ -320,24 +330,37 @@ static int conn_socket(struct conn *c, uint64_t id, bool operator, vlu_event_mas
 	return sv[1];
 }
 
-/* how many update.completed events are waiting at sock */
-static unsigned completed_at(int sock)
+/* the update.completed (and update.rolled-back) events waiting at sock; result: the last verdict's */
+static unsigned ends_at(int sock, unsigned *rolled_back, char *result, size_t len)
 {
 	char buf[65536];
 	unsigned n = 0;
 	ssize_t k;
 
+	if (rolled_back)
+		*rolled_back = 0;
 	while ((k = recv(sock, buf, sizeof(buf) - 1, MSG_DONTWAIT)) > 0) {
-		json_object *m, *e;
+		json_object *m, *e, *d, *r;
 
 		buf[k] = '\0';
 		m = json_tokener_parse(buf);
 		assert_non_null(m);
-		if (json_object_object_get_ex(m, "event", &e) && strcmp(json_object_get_string(e), "update.completed") == 0)
+		if (json_object_object_get_ex(m, "event", &e) && strcmp(json_object_get_string(e), "update.completed") == 0) {
 			n++;
+			if (result && json_object_object_get_ex(m, "data", &d) && json_object_object_get_ex(d, "result", &r))
+				snprintf(result, len, "%s", json_object_get_string(r));
+		}
+		if (rolled_back && json_object_object_get_ex(m, "event", &e) &&
+		    strcmp(json_object_get_string(e), "update.rolled-back") == 0)
+			(*rolled_back)++;
 		json_object_put(m);
 	}
 	return n;
+}
+
+static unsigned completed_at(int sock)
+{
+	return ends_at(sock, NULL, NULL, 0);
 }
 
 /* upd_finish() of an update in phase exec whose O is pid: update.completed at O's kept connection and at an
@@ -393,6 +416,51 @@ static void finish_failed_exec_tells_o(void **state)
 	child_end(before);
 }
 
+/* RB_RESTART_PREVIOUS drops O's connection: the exec'd image (alive, its kept connection open) fails in phase
+ * exec, the previous binary's restart fails (an argv spawn_successor() refuses: E2BIG), and the next decision
+ * sees no connection of O's (keep-suspended: "failed"), not the kept one as O's again in phase spawn (which
+ * would "resume" the exec'd image as O and tell it rolled-back) */
+static void failed_restart_tells_nobody(void **state)
+{
+	struct update *u = calloc(1, sizeof(*u));
+	pid_t after = child_holding(NULL);
+	unsigned rb_kept, rb_op, c_kept, c_op;
+	char res_op[32] = "", res_kept[32] = "";
+	struct conn op;
+	int ks, os;
+
+	(void)state;
+	assert_non_null(u);
+	vl.loop = ev_default_loop(0);
+	setup_update(u, after, true, true);
+	ks = conn_socket(&kept, 7, false,
+			 VLU_EVENTS_ALL & ~(VLU_EVENT_BIT(VLU_EV_UPDATE_COMPLETED) | VLU_EVENT_BIT(VLU_EV_UPDATE_ROLLED_BACK)));
+	os = conn_socket(&op, 8, true, VLU_EVENTS_ALL);
+	u->id = 43;
+	u->phases = json_object_new_array();
+	u->t_start_us = u->t_phase_us = now_monotonic_us();
+	u->claim_pidfd = u->claim_same_pidfd = -EBADF;
+	u->state_fd = memfd_create("saved", MFD_CLOEXEC);
+	assert_true(u->state_fd >= 0);
+	u->prev_binary = strdup("/bin/true");
+	u->prev_argv = json_object_new_array();
+	for (int i = 0; i < 65; i++)
+		json_object_array_add(u->prev_argv, json_object_new_string("x"));
+	upd_rollback_act(u, RBT_FAILED); /* ends the update: frees u */
+	c_kept = ends_at(ks, &rb_kept, res_kept, sizeof(res_kept));
+	c_op = ends_at(os, &rb_op, res_op, sizeof(res_op));
+	assert_int_equal(c_kept, 0);
+	assert_int_equal(rb_kept, 0);
+	assert_int_equal(c_op, 1);
+	assert_string_equal(res_op, "failed");
+	list_del(&op.link);
+	close(op.fd);
+	close(kept.fd);
+	close(ks);
+	close(os);
+	child_end(after);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -405,6 +473,7 @@ int main(void)
 		cmocka_unit_test(told_only_while_o),
 		cmocka_unit_test(finish_after_exec_tells_subscribers_only),
 		cmocka_unit_test(finish_failed_exec_tells_o),
+		cmocka_unit_test(failed_restart_tells_nobody),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
