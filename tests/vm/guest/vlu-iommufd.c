@@ -42,6 +42,7 @@
  *       [--stop-at-held-reclaim] [--reattach-when-vlud-lost] [--stop-at-save-if FILE] [--first-gen N]
  *       [--skip-change-process|--die-after-claim|--die-after-change-process|
  *       --fail-after-change-process|--hang-after-change-process|--stop-before-claim|--stop-before-ready]
+ *       [--fail-exec-if FILE]
  *       an update-capable VMM through vlud (scenarios iommufd-update*, see vmm_main() below); --acct mm:
  *       its iommufd in mm accounting mode (VmLck asserted with VmPin by every image).
  *
@@ -884,6 +885,11 @@ struct vmm {
 	 * (SIGSTOP) before it saves: vlud in phase save; the scenario kills vlud meanwhile and continues it */
 	const char *stop_save_file;
 	bool stopped_at_save; /* (that stop happened: update.saved to the killed vlud is expected to fail) */
+	/* --fail-exec-if FILE: at update.exec, if FILE exists, it is removed and this image's exec fails (a
+	 * binary that does not exist); it calls update.abort (docs/UPDATE.md R1: resume), then waits for the
+	 * verdict on its own connection (failed_exec) and checks that it serves on with its charge (resume_check) */
+	const char *fail_exec_file;
+	bool failed_exec, resume_check;
 	/* --reattach-when-vlud-lost: the connection gone (vlud killed), this image reattaches to the
 	 * restarted vlud instead of exiting (vmm_lost()) */
 	bool reattach_on_loss;
@@ -958,6 +964,12 @@ static void vmm_event(struct vlu *v, const char *name, json_object *ev, void *us
 		if (strcmp(name, "update.rolled-back") == 0 && json_object_object_get_ex(data, "iommufd", &io) && io) {
 			json_object_put(m->reclaim_ev);
 			m->reclaim_ev = json_object_get(data);
+		}
+		/* exec mode, this image's exec failed and it aborted: the verdict, told to it directly */
+		if (strcmp(name, "update.completed") == 0 && m->failed_exec) {
+			expect_str("failed-exec.verdict", jstr(data, "result"), "rolled-back");
+			m->failed_exec = false;
+			m->resume_check = true;
 		}
 		/* transfer mode: the successor committed; this image is done, its charge went to the successor
 		 * (VmLck too in mm mode; 0 in user mode: user->locked_vm is in no /proc file) */
@@ -1199,6 +1211,38 @@ static int vmm_loop(struct vmm *m)
 
 			vmm_reclaim(m, ev);
 			json_object_put(ev);
+		}
+		if (m->resume_check) {
+			/* the update rolled back in phase exec: nothing moved; this image still holds the charge
+			 * (VmPin, VmLck in mm mode) and its device works */
+			m->resume_check = false;
+			expect_eq("failed-exec.vmpin", status_kb(getpid(), "VmPin"), VMM_SIZE / 1024);
+			expect_eq("failed-exec.vmlck", status_kb(getpid(), "VmLck"), m->mm ? VMM_SIZE / 1024 : 0);
+			m->st.seed = (uint8_t)(0x80 + m->st.gen);
+			dma_roundtrip(&m->d, m->memfd, m->mem, 2 * 4096, (16 + m->st.gen) * 4096, m->st.seed, "failed-exec");
+			vmm_mark(m->marker, "resumed", m->st.gen);
+		}
+		if (m->exec_ev && m->fail_exec_file && unlink(m->fail_exec_file) == 0) {
+			json_object *ev = TAKE_PTR(m->exec_ev), *bad = NULL, *data = NULL, *a;
+			int k;
+
+			/* the event as vlud sent it, but a binary that does not exist: vlu_update_exec() fails the
+			 * way a real exec does (ENOENT), after the save: vlud is in phase exec */
+			if (json_object_deep_copy(ev, &bad, NULL) == 0 && json_object_object_get_ex(bad, "data", &data))
+				json_object_object_add(data, "binary", json_object_new_string("/nonexistent/vlu-iommufd"));
+			printf("# %s: exec'ing a binary that does not exist (--fail-exec-if %s)\n", cmd, m->fail_exec_file);
+			fflush(stdout);
+			k = bad ? vlu_update_exec(bad) : -ENOMEM;
+			expect_eq("failed-exec.enoent", k, -ENOENT);
+			json_object_put(bad);
+			json_object_put(ev);
+			/* as minivmm does: the exec failed, vlud is asked to roll back */
+			a = json_object_new_object();
+			json_object_object_add(a, "instance", json_object_new_string(VMM_INST));
+			m->failed_exec = true;
+			expect_ok("failed-exec.abort", vr(vlu_call(m->v, "update.abort", a, NULL, 0, 10000, NULL, NULL, NULL)));
+			json_object_put(a);
+			continue;
 		}
 		if (m->exec_ev) {
 			int k;
@@ -1493,8 +1537,12 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
  * itself before it connects to claim (phase claim; continued, it expects the claim refused and exits);
  * --stop-before-ready: after its CHANGE_PROCESS and DMA, before update.ready (phase restore; continued, it
  * expects update.ready to fail and reattaches as vmm_lost() does).  --first-gen N: the first image starts at
- * gen N (TAP names vmm-N-first.*, marker "ready PID N first"), for a second first VMM in one scenario.  The fault options act in a new image
- * only (given as update.start's argv); each option at most once.
+ * gen N (TAP names vmm-N-first.*, marker "ready PID N first"), for a second first VMM in one scenario.
+ * --fail-exec-if FILE: at an update.exec while FILE exists, FILE is removed and the image's exec fails (a
+ * binary that does not exist: ENOENT); it calls update.abort, expects the verdict rolled-back on its own
+ * connection, then checks its VmPin/VmLck and a DMA (TAP <image>.failed-exec.*) and marks "ready PID GEN
+ * resumed" (exec mode; given to the first image, every image of its command line has it).  The fault
+ * options act in a new image only (given as update.start's argv); each option at most once.
  */
 static int vmm_main(int argc, char **argv)
 {
@@ -1532,6 +1580,10 @@ static int vmm_main(int argc, char **argv)
 		}
 		if (strcmp(argv[i], "--stop-at-save-if") == 0 && !m.stop_save_file && i + 1 < argc) {
 			m.stop_save_file = argv[++i];
+			continue;
+		}
+		if (strcmp(argv[i], "--fail-exec-if") == 0 && !m.fail_exec_file && i + 1 < argc) {
+			m.fail_exec_file = argv[++i];
 			continue;
 		}
 		if (strcmp(argv[i], "--skip-change-process") == 0)
@@ -1591,7 +1643,7 @@ static int usage(void)
 			"       vlu-iommufd vmm SOCKET /dev/vfio/devices/vfioN BDF LOG MARKER [--acct user|mm]\n"
 			"           [--stay-after-commit] [--stop-at-held-reclaim] [--skip-change-process|--die-after-claim|--die-after-change-process|\n"
 			"           --fail-after-change-process|--hang-after-change-process|--stop-before-claim|--stop-before-ready]\n"
-			"           [--reattach-when-vlud-lost] [--stop-at-save-if FILE] [--first-gen N]\n");
+			"           [--reattach-when-vlud-lost] [--stop-at-save-if FILE] [--fail-exec-if FILE] [--first-gen N]\n");
 	return 2;
 }
 

@@ -11,7 +11,12 @@
 #  2. a successor that does not call CHANGE_PROCESS but says it did: VmPin did not move, the verification
 #     fails, vlud kills it and restarts the previous binary, which is told (rollback:true) to call
 #     CHANGE_PROCESS: rolled-back, the charge with the restarted process, DMA works there;
-#  3. a successor that dies after its claim, before update.ready: rolled back the same way.
+#  3. a successor that dies after its claim, before update.ready: rolled back the same way;
+#  4. an exec that fails (the VMM execs a binary that does not exist, then calls update.abort: UPDATE.md R1,
+#     resume): rolled-back, told to the VMM on its own connection, no previous binary restarted, the same
+#     pid the instance's VMM and the only one, VmPin/VmLck unchanged, a DMA after, every held fd the same,
+#     no kernel WARNING (before 75a8bad an iommufd-only image counted as exec'd for the whole phase: the
+#     previous binary was restarted beside the running VMM).
 # The VMM's own TAP lines (every image's) are in its log, printed at the end.
 # flavour: iommufd
 # use_va: 0
@@ -21,8 +26,11 @@
 . /scenarios/lib/edu.sh
 . /scenarios/lib/iofu.sh
 
-iofu_start exec /tmp/x
+iofu_start exec /tmp/x --fail-exec-if /tmp/x-fail-exec
 BIN=$(readlink "/proc/$VMM/exe")
+# the live processes running the VMM's binary
+vmms() { for _p in /proc/[0-9]*; do [ "$(readlink "$_p/exe" 2> /dev/null)" = "$BIN" ] && echo "${_p#/proc/}"; done; }
+warnings() { dmesg | grep -c 'WARNING:'; }
 
 # 1. the update
 update u1
@@ -74,5 +82,33 @@ expect u3-fds-kept "$(held)" = "$held0"
 for c in change-process after.dma after.in-memfd; do
 	expect "u3-restarted-$c" "$(grep -c "^ok - .*/vmm-3-restarted\.$c\(=.*\)\?\$" $LOG)" -eq 1
 done
+
+# 4. the exec fails (every image has --fail-exec-if: the file says which update): R1, resume, nothing moved
+VMM=$pid
+w0=$(warnings)
+pin0=$(vmpin "$VMM")
+lck0=$(vmlck "$VMM")
+touch /tmp/x-fail-exec
+update u4
+expect u4-result "$(v .result u4)" = rolled-back
+r4=$(v .restarted_previous u4)
+if [ "$r4" != true ]; then t_ok u4-not-restarted; else t_fail u4-not-restarted "restarted_previous $r4"; fi
+if wait_until 100 ready 3 resumed; then t_ok u4-resumed-serves; else t_fail u4-resumed-serves "$(tail -3 "$LOG" | tr '\n' ' ')"; fi
+expect u4-same-pid "$pid" -eq "$VMM"
+expect u4-only-vmm "$(vmms | tr '\n' ' ')" = "$VMM "
+vluctl --socket "$SOCK" --json instances > /tmp/x-u4.inst 2>&1
+expect u4-instance-attached-to-it "$(jget '.instances[name=iofu].pid' /tmp/x-u4.inst)" -eq "$VMM"
+expect u4-vmpin-unchanged "$(vmpin "$VMM")" -eq "$pin0"
+expect u4-vmlck-unchanged "$(vmlck "$VMM")" -eq "$lck0"
+expect u4-fds-kept "$(held)" = "$held0"
+for c in enoent abort verdict vmpin vmlck dma data in-memfd; do
+	expect "u4-vmm-failed-exec-$c" "$(grep -c "^ok - .*/vmm-3-restarted\.failed-exec\.$c\(=.*\)\?\$" "$LOG")" -eq 1
+done
+w1=$(warnings)
+if [ "$w1" -eq "$w0" ]; then
+	t_ok u4-no-kernel-warning
+else
+	t_fail u4-no-kernel-warning "$((w1 - w0)) new WARNING line(s) in dmesg: $(dmesg | grep 'WARNING:' | tail -1)"
+fi
 iofu_end "$pid"
 exit $((FAILS > 0))
