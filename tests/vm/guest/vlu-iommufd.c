@@ -1335,6 +1335,17 @@ static int vmm_first(struct vmm *m, const char *sock, const char *path, const ch
 /* a new image (exec'ed by the old one, or the previous binary restarted by vlud's rollback): claim, map
  * the memfd at a new address, IOMMU_IOAS_CHANGE_PROCESS on every iommufd the claim names, check the data
  * the old image's DMA left and DMA again, update.ready with iommufd_moved and the new uaddr */
+/* the successor's claim done with: the replies, and every claimed fd but the three it keeps */
+static void claimed_end(json_object *verdict, json_object *info, int *fds, size_t nfds, int ifd, int dfd, int mfd)
+{
+	json_object_put(verdict);
+	json_object_put(info);
+	for (size_t i = 0; i < nfds; i++)
+		if ((int)i != ifd && (int)i != dfd && (int)i != mfd)
+			safe_close(fds[i]);
+	free(fds);
+}
+
 static int vmm_successor(struct vmm *m, const char *sock, const char *marker, enum vmm_fault fault)
 {
 	const char *token = vlu_update_token(), *inst = getenv("VLU_UPDATE_INSTANCE");
@@ -1483,12 +1494,7 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 	if (fault == VMM_STOP_BEFORE_READY) {
 		printf("# %s: update.ready to the killed vlud: %s\n", cmd, k < 0 ? strerror(-k) : "answered");
 		tap(k < 0, "ready-to-the-killed-vlud-fails");
-		json_object_put(verdict);
-		json_object_put(info);
-		for (size_t i = 0; i < nfds; i++)
-			if ((int)i != ifd && (int)i != dfd && (int)i != mfd)
-				safe_close(fds[i]);
-		free(fds);
+		claimed_end(verdict, info, fds, nfds, ifd, dfd, mfd);
 		/* the instance is this process's again once it reattached (it holds the charge) */
 		if (k >= 0 || vmm_lost(m) < 0)
 			return 1;
@@ -1504,12 +1510,7 @@ static int vmm_successor(struct vmm *m, const char *sock, const char *marker, en
 		else
 			expect_str("verdict", res, rollback ? "rolled-back" : "ok");
 	}
-	json_object_put(verdict);
-	json_object_put(info);
-	for (size_t i = 0; i < nfds; i++)
-		if ((int)i != ifd && (int)i != dfd && (int)i != mfd)
-			safe_close(fds[i]);
-	free(fds);
+	claimed_end(verdict, info, fds, nfds, ifd, dfd, mfd);
 	vmm_mark(marker, role, m->st.gen);
 	return vmm_loop(m);
 }
