@@ -1,5 +1,5 @@
 # daemon/ - vlud, the supervisor daemon; its unit tests (state, vmpin); units and configuration.
-VLUD_SRCS := main.c config.c policy.c conn.c commands.c instance.c held.c device.c persist.c state.c caps.c \
+VLUD_SRCS := main.c clock.c config.c policy.c conn.c commands.c instance.c held.c device.c persist.c state.c caps.c \
 	     fdtype.c events.c iommufd-decide.c update.c update-iommufd.c update-decide.c update-preflight.c update-phases.c \
 	     update-rollback.c update-restore.c update-held.c update-proc.c vmpin.c spawn.c closer.c devstate.c
 VLUD_OBJS := $(VLUD_SRCS:%.c=$(O)/daemon/%.o)

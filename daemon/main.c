@@ -59,22 +59,6 @@ void vlud_log(int prio, const char *fmt, ...)
 	errno = saved;
 }
 
-int64_t now_realtime_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t now_monotonic_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 void vlud_notify_status(void)
 {
 	status_dirty = true; /* sent once per loop iteration (status_cb) */
