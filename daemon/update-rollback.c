@@ -719,8 +719,10 @@ void upd_rollback_act(struct update *u, enum rb_trigger t)
 	jadd(d, "reinit", jnew_bool(u->route == 'B' && u->phase >= PH_EXEC));
 	jadd(d, "reclaim", jnew_bool(u->phase >= PH_RESTORE));
 	/* O hears it whatever the result and whatever it subscribed to: a "failed" (a device lost, the charge
-	 * not taken back) leaves O suspended just as well until it reads this */
-	events_tell(upd_old_conn_told(u), VLU_EV_UPDATE_ROLLED_BACK, u->inst->name, d);
+	 * not taken back) leaves O suspended just as well until it reads this (f: the facts this action was
+	 * decided on, not a second scan of O's fds) */
+	events_tell(update_tells_old(&f) ? upd_conn_by_id(u->old_conn) : NULL, VLU_EV_UPDATE_ROLLED_BACK,
+		    u->inst->name, d);
 	upd_finish(u, result, VLU_EV_UPDATE_COMPLETED, NULL);
 }
 
