@@ -18,7 +18,11 @@
 #                 nodefer (touched, and the exec tears the old image's address space down inside the pause as
 #                 before libvlu's vlu_exec_defer_teardown: MINIVMM_NO_DEFER_TEARDOWN=1), hugetlb (touched, in
 #                 2 MiB hugetlb pages: minivmm --hugetlb; the guest reserves vm.nr_hugepages for each such
-#                 run and gives them back after it), hugetlb-nodefer (hugetlb without the deferred teardown)
+#                 run and gives them back after it), hugetlb-nodefer (hugetlb without the deferred teardown);
+#                 any of them with "-noaslr": the run with kernel.randomize_va_space 0 (restored after it)
+#   BENCH_NOASLR_MEMS  sizes of the extra path-A rows "touched-noaslr" of both drivers after the others
+#                 (patched modules, when A is among BENCH_PATHS; "" = none): the protocol's cost without
+#                 TCG translating every fresh image's code again (docs/BENCH.md)
 #
 # Output (serial console): one line per minivmm run
 #   BENCH {"modules":..,"driver":..,"ram":..,"path":..,"mem":..,"rc":..,"minivmm":<minivmm --json verdict>,"vlud":[<verdicts>]}
@@ -86,6 +90,16 @@ run_one() {
 	limit=$((30 + BENCH_REPS * (3 + mb * 8 / 1000)))
 	extra=
 	nodefer=0
+	aslr=
+	case $ram in *-noaslr)
+		# the same run with ASLR off for it (BENCH_NOASLR_MEMS): the old and the new image map their
+		# libraries at the same addresses, so TCG reuses the code it translated for the previous image
+		# (docs/BENCH.md); vlud, already running, is not affected
+		aslr=$(cat /proc/sys/kernel/randomize_va_space)
+		echo 0 > /proc/sys/kernel/randomize_va_space
+		ram=${ram%-noaslr}
+		;;
+	esac
 	case $ram in
 	lazy) extra=--no-prefault ;;
 	nodefer) nodefer=1 ;;
@@ -93,7 +107,7 @@ run_one() {
 	hugetlb-nodefer) extra=--hugetlb nodefer=1 ;;
 	esac
 	case $ram in hugetlb*) huge_reserve "$mb" ;; esac
-	echo "# $(up) path $path, $mem guest RAM ($ram), $BENCH_REPS updates driven by $drv (deadline ${limit}s)"
+	echo "# $(up) path $path, $mem guest RAM ($ram${aslr:+, ASLR off}), $BENCH_REPS updates driven by $drv (deadline ${limit}s)"
 	rm -f "$tag.out" "$tag.log" "$tag.vlud"
 	if [ "$drv" = vlud ]; then
 		MINIVMM_NO_DEFER_TEARDOWN=$nodefer minivmm --vlud "$VLUD_SOCK" --instance bench --vdpa vdpa0 --mem "$mem" --duration 0 --json $extra \
@@ -141,6 +155,7 @@ run_one() {
 	[ "$drv" = vlud ] && vluctl --socket "$VLUD_SOCK" release bench > /dev/null 2>&1
 	wait_released
 	case $ram in hugetlb*) huge_reserve 0 ;; esac
+	[ -n "$aslr" ] && { echo "$aslr" > /proc/sys/kernel/randomize_va_space; ram=$ram-noaslr; }
 	sed "s/^/[$tag] /" "$tag.log"
 	verdict=$(cat "$tag.out" 2> /dev/null)
 	[ -n "$verdict" ] || verdict=null
@@ -180,6 +195,16 @@ for drv in $BENCH_DRIVER; do
 		done
 	done
 done
+case " $BENCH_PATHS " in *" A "*)
+	if [ "$MODS" = patched ]; then
+		for mem in ${BENCH_NOASLR_MEMS:-}; do
+			for drv in $BENCH_DRIVER; do
+				run_one "$drv" touched-noaslr A "$mem" 1
+			done
+		done
+	fi
+	;;
+esac
 if [ -n "$VPID" ]; then
 	kill -TERM "$VPID"
 	wait "$VPID"

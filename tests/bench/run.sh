@@ -25,6 +25,7 @@
 # BENCH_PATHS (force paths), BENCH_DRIVER (default "vlud standalone": updates driven by the daemon, and by
 # minivmm alone without a daemon), BENCH_RAM (default "touched lazy hugetlb": minivmm by default, with
 # --no-prefault, with --hugetlb; also nodefer, hugetlb-nodefer: tests/bench/guest-pause.sh),
+# BENCH_NOASLR_MEMS (default "64M 1G": the path-A rows with ASLR off in the guest, "" = none),
 # BENCH_IOMMUFD (1: the iommufd rows, 0: not), BENCH_IOF_MODES (default "transfer exec"),
 # RIG_BINS.
 set -uo pipefail
@@ -36,6 +37,7 @@ OUT=${BENCH_OUT:-$O/bench}
 if [ "${1:-}" = quick ]; then
 	OUT=${BENCH_OUT:-$O/bench-quick}
 	BENCH_REPS=1 BENCH_MEMS=64M BENCH_VM_MEMORY=1G BENCH_MODULES=patched BENCH_RAM="touched hugetlb"
+	BENCH_NOASLR_MEMS=64M
 fi
 mkdir -p "$OUT"
 BENCH_REPS=${BENCH_REPS:-5}
@@ -48,6 +50,7 @@ BENCH_MODULES=${BENCH_MODULES:-stock patched}
 BENCH_PATHS=${BENCH_PATHS:-}
 BENCH_DRIVER=${BENCH_DRIVER:-vlud standalone}
 BENCH_RAM=${BENCH_RAM:-touched lazy hugetlb}
+BENCH_NOASLR_MEMS=${BENCH_NOASLR_MEMS-64M 1G}
 BENCH_IOMMUFD=${BENCH_IOMMUFD:-1}
 BENCH_IOF_MODES=${BENCH_IOF_MODES:-transfer exec}
 # the rig boots: one per module set (vhost-vdpa pause), "iommufd" for the CHANGE_PROCESS rows
@@ -174,6 +177,7 @@ do_vm() {
 			echo "BENCH_PATHS='$BENCH_PATHS'"
 			echo "BENCH_DRIVER='$drv'"
 			echo "BENCH_RAM='$BENCH_RAM'"
+			echo "BENCH_NOASLR_MEMS='$BENCH_NOASLR_MEMS'"
 			cat "$TOP/tests/bench/guest-pause.sh"
 		} > "$scen/$name.sh"
 	done
