@@ -29,6 +29,9 @@ int fdtype_from_name(const char *name);
 void fdtype_init(void);
 /* Classify fd; fills *ret_st.  vdpa_major < 0: no vhost-vdpa driver known, never VHOST_VDPA. */
 int fdtype_detect(int fd, int vdpa_major, struct stat *ret_st); /* -EBADFD: an O_PATH fd (refused) */
+/* The same answer, but a memfd sealed against writes (F_SEAL_WRITE, F_SEAL_SHRINK, F_SEAL_GROW) is told by its
+ * seals alone, without the readlink: for the state memfd of an update, inside the pause. */
+int fdtype_detect_sealed(int fd, int vdpa_major, struct stat *ret_st);
 
 /* The kind of the character device rdev: VLUD_FD_VHOST_VDPA (major vdpa_major), VLUD_FD_IOMMUFD (misc
  * major 10, the minor of "iommu" in /proc/misc), VLUD_FD_VFIO (the major of "vfio-dev" in /proc/devices),

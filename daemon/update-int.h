@@ -119,6 +119,9 @@ struct update {
 	pid_t old_start_of, new_start_of;
 	uint64_t old_start, new_start;
 	int old_pidfd; /* owned: O */
+	/* old_pidfd's pid as its fdinfo said at update.start (outside the pause; a pidfd's pid never changes,
+	 * only its liveness, which the claim polls): the claim of an exec-mode image compares with this */
+	pid_t old_pidfd_pid;
 	int new_pidfd; /* owned: N (transfer mode); exec mode: -EBADF (same process) */
 	ev_io old_io, new_io;
 	uid_t uid;

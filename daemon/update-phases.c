@@ -130,7 +130,7 @@ int update_cmd_saved(struct request *r)
 		return 0;
 	}
 	size = upd_jint(r->args, "state_size", -1);
-	type = fdtype_detect(r->fds[0], vl.vdpa_major, &st);
+	type = fdtype_detect_sealed(r->fds[0], vl.vdpa_major, &st);
 	if (type != VLUD_FD_MEMFD)
 		return request_error(r, VLU_ERR_INVALID_ARGUMENT, "the state fd is not a memfd");
 	if ((uint64_t)size > max || (uint64_t)st.st_size > max)
@@ -388,7 +388,10 @@ int update_cmd_claim(struct request *r)
 	}
 	want_pid = u->mode == MODE_EXEC && !u->restarted ? u->old_pid : u->new_pid;
 	expect_pidfd = u->mode == MODE_EXEC && !u->restarted ? u->old_pidfd : u->new_pidfd;
-	pfd_pid = upd_pidfd_pid(expect_pidfd);
+	/* the pid behind the pidfd vlud watches: O's was read at update.start (the fdinfo read costs 0.5-1 ms
+	 * under TCG, inside the pause here: docs/BENCH.md); a pidfd's pid does not change, and its process
+	 * being alive is checked below either way */
+	pfd_pid = expect_pidfd == u->old_pidfd ? u->old_pidfd_pid : upd_pidfd_pid(expect_pidfd);
 	/* exec mode: the new image may claim on the old image's connection, kept across the exec
 	 * (vlu_update_exec_keep, docs/PROTOCOL.md): the instance is registered on it */
 	kept = u->mode == MODE_EXEC && !u->restarted && c->id == u->old_conn && c->inst == inst;

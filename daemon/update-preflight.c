@@ -473,6 +473,7 @@ int update_cmd_start(struct request *r)
 	u->old_pidfd = fcntl(inst->pidfd, F_DUPFD_CLOEXEC, 3);
 	if (u->old_pidfd < 0)
 		return request_error(r, VLU_ERR_INTERNAL, "dup pidfd: %s", strerror(errno));
+	u->old_pidfd_pid = upd_pidfd_pid(u->old_pidfd);
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
 		return request_error(r, VLU_ERR_INTERNAL, "getrandom: %s", strerror(errno));
 	for (unsigned i = 0; i < sizeof(rnd); i++)

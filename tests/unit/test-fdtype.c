@@ -3,14 +3,23 @@
  * test-fdtype.c - the parsers that tell vlud which driver a character device belongs to
  * (daemon/fdtype.c): the major of a char driver in /proc/devices, the minor of a misc device in
  * /proc/misc.  The texts have the kernel's format (numbers made up); vfio's group nodes ("vfio") and the
- * device cdevs ("vfio-dev") are different drivers, and block devices never count.
+ * device cdevs ("vfio-dev") are different drivers, and block devices never count.  And on real fds,
+ * fdtype_detect_sealed() (the state memfd's check inside an update's pause) gives fdtype_detect()'s answer
+ * for every kind of fd, a sealed memfd without the readlink, an O_PATH fd refused.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "fdtype.h"
 
@@ -71,12 +80,72 @@ static void names(void **state)
 	assert_int_equal(fdtype_from_name("vfio-dev"), -EINVAL);
 }
 
+/* fdtype_detect_sealed(fd) == want, and fdtype_detect(fd) agrees */
+static void both(int fd, int want)
+{
+	struct stat a, b;
+
+	assert_true(fd >= 0);
+	assert_int_equal(fdtype_detect_sealed(fd, -1, &a), want);
+	assert_int_equal(fdtype_detect(fd, -1, &b), want);
+	if (want >= 0)
+		assert_true(a.st_ino == b.st_ino && a.st_size == b.st_size);
+}
+
+static void sealed(void **state)
+{
+	char path[64], tmpl[] = "/dev/shm/vlu-test-fdtype.XXXXXX";
+	int m = memfd_create("state", MFD_CLOEXEC | MFD_ALLOW_SEALING), p[2], f, o;
+
+	(void)state;
+	assert_true(m >= 0);
+	assert_int_equal(write(m, "saved", 5), 5);
+	both(m, VLUD_FD_MEMFD); /* not sealed yet: fdtype_detect's answer (the caller refuses the seals) */
+	assert_int_equal(fcntl(m, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW), 0);
+	both(m, VLUD_FD_MEMFD);
+	{
+		struct stat st;
+
+		assert_int_equal(fdtype_detect_sealed(m, -1, &st), VLUD_FD_MEMFD);
+		assert_int_equal(st.st_size, 5);
+	}
+	/* an O_PATH fd of the sealed memfd proves nothing: refused, as every O_PATH fd */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", m);
+	o = open(path, O_PATH | O_CLOEXEC);
+	both(o, -EBADFD);
+	close(o);
+	close(m);
+
+	/* no sealing allowed: a memfd, with F_SEAL_SEAL only */
+	m = memfd_create("state", MFD_CLOEXEC);
+	both(m, VLUD_FD_MEMFD);
+	assert_int_equal(fcntl(m, F_GET_SEALS), F_SEAL_SEAL);
+	close(m);
+
+	/* a tmpfs file that is no memfd: born with F_SEAL_SEAL, it can never carry F_SEAL_WRITE */
+	f = mkstemp(tmpl);
+	assert_true(f >= 0);
+	unlink(tmpl);
+	both(f, VLUD_FD_FILE);
+	assert_int_equal(fcntl(f, F_ADD_SEALS, F_SEAL_WRITE), -1);
+	close(f);
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	both(p[0], VLUD_FD_PIPE);
+	close(p[0]);
+	close(p[1]);
+	f = eventfd(0, EFD_CLOEXEC);
+	both(f, VLUD_FD_EVENTFD);
+	close(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(chr_major),
 		cmocka_unit_test(misc_minor),
 		cmocka_unit_test(names),
+		cmocka_unit_test(sealed),
 	};
 
 	return cmocka_run_group_tests_name("fdtype", tests, NULL, NULL);
