@@ -402,6 +402,12 @@ static double median_of_copy(const struct bstat_samples *s, double *ret_min)
 	return m.n ? m.p50 : NAN;
 }
 
+/* a number, or null when there was none (json-c would write NaN or Infinity, which are not JSON) */
+static json_object *num_or_null(double v)
+{
+	return isfinite(v) ? json_object_new_double(v) : NULL;
+}
+
 /* fd store on against off for the row just measured (before row() sorts the samples): the ratio of the
  * medians and of the minima, the median of the per-pair ratios (request k of one mode against request k
  * of the other, taken next to each other) and vlud's CPU medians */
@@ -421,15 +427,15 @@ static json_object *compare(const struct side *off, const struct side *on, const
 	json_object_object_add(o, "op", json_object_new_string(op));
 	json_object_object_add(o, "nfds", json_object_new_int64((int64_t)nfds));
 	json_object_object_add(o, "held", json_object_new_int64((int64_t)held));
-	json_object_object_add(o, "on_median_us", json_object_new_double(on_med));
-	json_object_object_add(o, "off_median_us", json_object_new_double(off_med));
-	json_object_object_add(o, "ratio_medians", json_object_new_double(on_med / off_med));
-	json_object_object_add(o, "on_min_us", json_object_new_double(on_min));
-	json_object_object_add(o, "off_min_us", json_object_new_double(off_min));
-	json_object_object_add(o, "ratio_minima", json_object_new_double(on_min / off_min));
-	json_object_object_add(o, "paired_ratio_median", json_object_new_double(pmed));
-	json_object_object_add(o, "on_vlud_cpu_median_us", json_object_new_double(on_cpu));
-	json_object_object_add(o, "off_vlud_cpu_median_us", json_object_new_double(off_cpu));
+	json_object_object_add(o, "on_median_us", num_or_null(on_med));
+	json_object_object_add(o, "off_median_us", num_or_null(off_med));
+	json_object_object_add(o, "ratio_medians", num_or_null(on_med / off_med));
+	json_object_object_add(o, "on_min_us", num_or_null(on_min));
+	json_object_object_add(o, "off_min_us", num_or_null(off_min));
+	json_object_object_add(o, "ratio_minima", num_or_null(on_min / off_min));
+	json_object_object_add(o, "paired_ratio_median", num_or_null(pmed));
+	json_object_object_add(o, "on_vlud_cpu_median_us", num_or_null(on_cpu));
+	json_object_object_add(o, "off_vlud_cpu_median_us", num_or_null(off_cpu));
 	fprintf(cmp_out, "  %-22s %5zu %5zu %10.1f %10.1f %7.2f %10.1f %10.1f %7.2f %8.2f %9.1f %9.1f\n", op, nfds,
 		held, on_med, off_med, on_med / off_med, on_min, off_min, on_min / off_min, pmed, on_cpu, off_cpu);
 	return o;

@@ -111,7 +111,7 @@ static const char *jstr(json_object *o, const char *k)
 static double jdbl(json_object *o, const char *k, double dflt)
 {
 	json_object *v;
-	return json_object_object_get_ex(o, k, &v) ? json_object_get_double(v) : dflt;
+	return json_object_object_get_ex(o, k, &v) && v ? json_object_get_double(v) : dflt; /* null: none */
 }
 
 static json_object *jget(json_object *o, const char *k)
