@@ -878,8 +878,12 @@ int main(int argc, char **argv)
 	bstat_raise_nofile();
 	printf("# bench-fd: fd handoff through vlud (%s), %u repetitions per row, times per request/reply round trip\n",
 	       integ_prog("vlud"), reps);
-	if (!only || strcmp(only, "fd") == 0)
+	if (!only || strcmp(only, "fd") == 0) {
 		json_object_object_add(doc, "fdstore_vs_plain", run_fd(modes));
+		/* how the two modes of the fd rows were taken (before 2026-12-03: one after the other) */
+		json_object_object_add(doc, "schedule", json_object_new_string("interleaved"));
+		json_object_object_add(doc, "daemon_cpu", json_object_new_int(daemon_cpu));
+	}
 	if (!only || strcmp(only, "recovery") == 0) {
 		static const size_t ns[] = { 10, 100, 1000 };
 		json_object *rec = json_object_new_array();
@@ -893,9 +897,6 @@ int main(int argc, char **argv)
 	}
 	json_object_object_add(doc, "bench", json_object_new_string("fd"));
 	json_object_object_add(doc, "reps", json_object_new_int((int)reps));
-	/* how the two modes of the fd rows were taken (before 2026-12-03: one after the other) */
-	json_object_object_add(doc, "schedule", json_object_new_string("interleaved"));
-	json_object_object_add(doc, "daemon_cpu", json_object_new_int(daemon_cpu));
 	json_object_object_add(doc, "modes", modes);
 	if (json_path) {
 		int r = bstat_write_json(json_path, doc);
