@@ -72,8 +72,10 @@ void sdstore_handle(struct sdstore *s, char *msg, int *fds, size_t nfds)
 			s->stopping = true;
 		else if (strcmp(line, "WATCHDOG=1") == 0)
 			s->n_watchdog++;
-		else if (strncmp(line, "STATUS=", 7) == 0)
+		else if (strncmp(line, "STATUS=", 7) == 0) {
 			snprintf(s->status, sizeof(s->status), "%s", line + 7);
+			s->n_status++;
+		}
 		else if (strcmp(line, "FDSTORE=1") == 0)
 			fdstore = true;
 		else if (strcmp(line, "FDSTOREREMOVE=1") == 0)

@@ -30,6 +30,7 @@ struct sdstore {
 	unsigned n_ready; /* READY=1 seen (count) */
 	unsigned n_msgs;
 	char status[512]; /* last STATUS= */
+	unsigned n_status; /* STATUS= seen (count): vlud sends one after each change, once its reply is out */
 	struct sdstore_fd store[SDSTORE_MAX];
 	size_t n_store;
 	unsigned n_stored_total, n_removed_total, n_errors;
