@@ -201,9 +201,11 @@ int fdtype_detect_sealed(int fd, int vdpa_major, struct stat *ret_st)
 	const int need = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW;
 	int fl = fcntl(fd, F_GETFL), seals;
 
-	if (fl >= 0 && !(fl & O_PATH) && fstat(fd, ret_st) == 0 && S_ISREG(ret_st->st_mode)) {
+	/* the seals before fstat(): once F_SEAL_SHRINK and F_SEAL_GROW are in, the size it reads is final (the
+	 * other order takes a size the sender may still change, then seals it) */
+	if (fl >= 0 && !(fl & O_PATH)) {
 		seals = fcntl(fd, F_GET_SEALS);
-		if (seals >= 0 && (seals & need) == need)
+		if (seals >= 0 && (seals & need) == need && fstat(fd, ret_st) == 0 && S_ISREG(ret_st->st_mode))
 			return VLUD_FD_MEMFD;
 	}
 	return fdtype_detect(fd, vdpa_major, ret_st);

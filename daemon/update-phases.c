@@ -133,17 +133,21 @@ int update_cmd_saved(struct request *r)
 	type = fdtype_detect_sealed(r->fds[0], vl.vdpa_major, &st);
 	if (type != VLUD_FD_MEMFD)
 		return request_error(r, VLU_ERR_INVALID_ARGUMENT, "the state fd is not a memfd");
+	seals = fcntl(r->fds[0], F_GET_SEALS);
+	if (seals < 0 || (seals & (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW))
+		/* the successor must get exactly what O saved: nobody may change it afterwards */
+		return request_error(r, VLU_ERR_INVALID_ARGUMENT,
+				     "the state memfd must be sealed (F_SEAL_WRITE, F_SEAL_SHRINK, F_SEAL_GROW)");
+	/* the size once sealed: fdtype_detect_sealed() read it after the seals, but fdtype_detect() (a memfd O
+	 * sealed only after that) before them */
+	if (fstat(r->fds[0], &st) < 0)
+		return request_error(r, VLU_ERR_INTERNAL, "fstat of the state memfd: %s", strerror(errno));
 	if ((uint64_t)size > max || (uint64_t)st.st_size > max)
 		return request_error(r, VLU_ERR_LIMIT_EXCEEDED, "state of %" PRId64 " bytes exceeds %" PRIu64 " (max_state_bytes)",
 				     size, max);
 	if (st.st_size < size)
 		return request_error(r, VLU_ERR_INVALID_ARGUMENT, "state_size %" PRId64 " but the memfd has %lld bytes",
 				     size, (long long)st.st_size);
-	seals = fcntl(r->fds[0], F_GET_SEALS);
-	if (seals < 0 || (seals & (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW))
-		/* the successor must get exactly what O saved: nobody may change it afterwards */
-		return request_error(r, VLU_ERR_INVALID_ARGUMENT,
-				     "the state memfd must be sealed (F_SEAL_WRITE, F_SEAL_SHRINK, F_SEAL_GROW)");
 	u->state_fd = TAKE_FD(r->fds[0]);
 	u->state_size = (uint64_t)size;
 	if (json_object_object_get_ex(r->args, "vrings", &vr))

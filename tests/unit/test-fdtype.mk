@@ -4,6 +4,6 @@ $(O)/tests/unit/test-fdtype.o: ALL_CFLAGS += -I$(TOP)/daemon
 
 $(O)/tests/unit-fdtype: $(O)/tests/unit/test-fdtype.o $(O)/daemon/fdtype.o
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS)
+	$(CC) $(ALL_LDFLAGS) -Wl,--wrap=readlink -Wl,--wrap=readlinkat -o $@ $^ $(CMOCKA_LIBS)
 
 TEST_BINS += $(O)/tests/unit-fdtype
