@@ -474,9 +474,9 @@ int update_cmd_start(struct request *r)
 	if (u->old_pidfd < 0)
 		return request_error(r, VLU_ERR_INTERNAL, "dup pidfd: %s", strerror(errno));
 	u->old_pidfd_pid = upd_pidfd_pid(u->old_pidfd);
-	if (u->old_pidfd_pid != u->old_pid)
+	if (u->mode == MODE_EXEC && u->old_pidfd_pid != u->old_pid)
 		/* the claim of an exec-mode image compares with it: checked here, before O suspends and execs, not
-		 * found at the claim inside the pause (and rolled back) */
+		 * found at the claim inside the pause (and rolled back); a transfer's claim does not use it */
 		return refuse(r, inst, VLU_ERR_UNSUPPORTED, "the pidfd of pid %d names pid %d (fdinfo)",
 			      (int)u->old_pid, (int)u->old_pidfd_pid);
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
