@@ -192,10 +192,10 @@ int fdtype_detect(int fd, int vdpa_major, struct stat *ret_st)
 	return VLUD_FD_OTHER;
 }
 
-/* Only memfd_create(MFD_ALLOW_SEALING) makes a file that can carry F_SEAL_WRITE: other shmem and hugetlbfs
- * files are born with F_SEAL_SEAL, other file systems have no seals (EINVAL).  So a file sealed so is a memfd,
- * and the readlink of /proc/self/fd (0.2-0.4 ms under TCG, inside the pause when vlud checks O's state
- * memfd: docs/BENCH.md) is not needed to tell it; anything else gets fdtype_detect()'s answer. */
+/* Only memfd_create() (MFD_ALLOW_SEALING or MFD_NOEXEC_SEAL) makes a file that can carry F_SEAL_WRITE: other
+ * shmem and hugetlbfs files are born with F_SEAL_SEAL, other file systems have no seals (EINVAL).  So a file
+ * sealed so is a memfd, and the readlink of /proc/self/fd (0.2-0.4 ms under TCG, inside the pause when vlud
+ * checks O's state memfd: docs/BENCH.md) is not needed to tell it; anything else gets fdtype_detect()'s answer. */
 int fdtype_detect_sealed(int fd, int vdpa_major, struct stat *ret_st)
 {
 	const int need = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW;
