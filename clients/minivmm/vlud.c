@@ -13,7 +13,9 @@
  *     update.rolled-back  RESUME / re-create the vrings (mv_update_rollback) and carry on; with reopened:true
  *                         (path C, transfer mode) fd.retrieve the reopened device, take it like a path-C
  *                         successor (mv_update_rollback) and call update.ready (vlud verifies)
- *     update.completed    transfer mode, result ok: the successor owns the device now; exit without reset
+ *     update.completed    transfer mode, result ok: the successor owns the device now; exit without reset;
+ *                         not ok with no update.rolled-back before it (R10: vlud ended the update): the
+ *                         device says whether it is still ours, as when vlud is gone (rollback_local)
  *   new image (N): $VLU_UPDATE_TOKEN set -> the old image's connection adopted (vlu_update_connect; kept
  *     across the exec by vlu_update_exec_keep unless MINIVMM_NO_KEEP_CONN) or a new one, update.claim
  *     (every held fd + the state memfd), the fd numbers in the blob are replaced by the claimed ones,
@@ -129,7 +131,7 @@ static void test_stop_at(const char *point)
 	}
 }
 
-static void rollback_local(struct mv_vmm *v, int err, json_object *data);
+static void rollback_local(struct mv_vmm *v, int err, json_object *data, bool ended);
 
 static void on_save(struct mv_vmm *v, json_object *data)
 {
@@ -194,7 +196,7 @@ static void on_save(struct mv_vmm *v, json_object *data)
 		       strerror(-r));
 		unsigned idx = v->st->nupdates;
 
-		rollback_local(v, r, NULL);
+		rollback_local(v, r, NULL, false);
 		v->await_echo_upd = (int)idx; /* the first echo after that is measured (traffic runs again) */
 		link_lost = true;
 	} else if (r < 0)
@@ -269,11 +271,18 @@ static void reopen_from_dead_owner(struct mv_vmm *v)
 	v->reopened = true;
 }
 
-static void rollback_local(struct mv_vmm *v, int err, json_object *data)
+/* The update is off: take the device back and run it, or stop when it is not ours any more.  data: vlud's
+ * update.rolled-back (it hands the device back; reclaim, reinit, reopened say how).  NULL: nobody hands
+ * anything back, the device says what became of it: vlud gone (killed, crashed; ended false), or vlud
+ * ended the update itself with a verdict that is not ok and no update.rolled-back (ended true: R10, vlud
+ * stopping or the instance released, docs/UPDATE.md), perhaps after the successor's claim and its
+ * VHOST_NEW_OWNER: the successor owns the device then, and we must not run it. */
+static void rollback_local(struct mv_vmm *v, int err, json_object *data, bool ended)
 {
 	struct mv_state *s = v->st;
 	struct mv_update_rec *u = &s->upd[s->nupdates];
 	bool touched = v->suspended;
+	const char *gone = ended ? "vlud ended the update without handing the device back," : "vlud restarted";
 
 	if (!upd_active)
 		return;
@@ -320,16 +329,18 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 		return;
 	}
 	if (!data && upd_transfer && !v->reopened && (v->dev.backend_acked & MV_BF(NEW_OWNER))) {
-		/* no rollback event: vlud restarted during a transfer-mode update.  Had the successor taken the
-		 * device over (its VHOST_NEW_OWNER after the claim, paths A and B) and died since, its dead mm is
-		 * the consent to take it back; -EBUSY: we never lost it; -EPERM: the successor lives and owns
-		 * it (the restarted vlud reserves the instance to it): not ours any more (chaos soak seed 6,
+		/* no rollback event: vlud restarted during a transfer-mode update, or ended it (R10).  Had the
+		 * successor taken the device over (its VHOST_NEW_OWNER after the claim, paths A and B) and died
+		 * since, its dead mm is the consent to take it back; -EBUSY: we never lost it; -EPERM: the
+		 * successor lives and owns it (the restarted vlud reserves the instance to it; after R10 it
+		 * holds its datapath until it reattached): not ours any more (chaos soak seed 6,
 		 * kill 53: vlud and then the successor killed after the claim; RESUME failed EPERM and the
 		 * datapath ran on a device this process no longer owned) */
 		/* first withdraw the consent we armed for the successor: while we still own the device this
 		 * stops a take-over racing ours (chaos soak, patched, seed 20261205 kill 140: the old VMM took
 		 * the device back as vlud died, the armed successor's VHOST_NEW_OWNER came 10 ms later, and the
 		 * old VMM ran on a device the successor owned; the successor died, its charge with it) */
+		char why[160];
 		int r;
 
 		(void)mv_vdev_arm(&v->dev, -1);
@@ -341,19 +352,24 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 		if (r == 0 && mv_update_rings_undriven(v, v->st, "take-back") == -ESTALE) {
 			/* the successor drove the rings (vlud gave it the instance after its restart) and died:
 			 * they moved on from our saved state, which must not drive them */
-			stop_not_ours(v, -ESTALE, "vlud restarted and the successor ran the device before it died: our "
-				      "state is stale, stopping");
+			snprintf(why, sizeof(why), "%s and the successor ran the device before it died: our state is "
+				 "stale, stopping", gone);
+			stop_not_ours(v, -ESTALE, why);
 			return;
 		}
 		if (r == 0) {
-			mv_log("vlud restarted and the successor that had taken the device over is gone: owner again "
-			       "(VHOST_NEW_OWNER)");
+			mv_log("%s and the successor that had taken the device over is gone: owner again "
+			       "(VHOST_NEW_OWNER)", gone);
 			if ((v->dev.backend_acked & MV_BF(IOTLB_REMAP)) && (r = mv_vdev_remap(&v->dev, &v->mem)) < 0)
 				mv_log("rollback: IOTLB_REMAP: %s", strerror(-r));
 			if (upd_path == 'B')
 				v->was_reset = true; /* the successor re-created the vrings: ours again from a reset */
 		} else if (r == -EPERM) {
-			stop_not_ours(v, err, "vlud restarted and the successor owns the device: not ours any more, stopping");
+			/* (R10 after the claim: the successor, alive, runs the device once it is back with a vlud,
+			 * or after MV_HOLD_FOR_VLUD_S; we neither drive nor reset it) */
+			snprintf(why, sizeof(why), "%s and the successor owns the device: not ours any more, stopping",
+				 gone);
+			stop_not_ours(v, err, why);
 			return;
 		} else if (r != -EBUSY)
 			mv_log("rollback: VHOST_NEW_OWNER: %s", strerror(-r));
@@ -366,8 +382,8 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 		uint8_t st = 0;
 
 		if (mv_vdev_get_status(&v->dev, &st) == 0 && !(st & VIRTIO_CONFIG_S_DRIVER_OK)) {
-			mv_log("vlud restarted after resetting the device for the update (status 0x%x): re-creating the "
-			       "vrings", st);
+			mv_log("%s after resetting the device for the update (status 0x%x): re-creating the vrings",
+			       gone, st);
 			v->was_reset = true;
 		}
 	}
@@ -424,8 +440,9 @@ static void rollback_local(struct mv_vmm *v, int err, json_object *data)
 			 * rollback event (vlud restarted during a transfer-mode update) nobody says whether the
 			 * successor got that far: we run the device again, so the charge is ours either way (io
 			 * NULL: our own iommufd; a no-op if it never moved) */
-			r = mv_edu_take(v, io, s->generation, s->generation, data ? "reclaimed" : "reclaimed-after-restart",
-					&moved);
+			const char *what = data ? "reclaimed" : ended ? "reclaimed-after-end" : "reclaimed-after-restart";
+
+			r = mv_edu_take(v, io, s->generation, s->generation, what, &moved);
 			if (r >= 0 && (extra = json_object_new_object())) {
 				json_object_object_add(extra, "iommufd_moved", TAKE_PTR(moved));
 				json_object_object_add(extra, "ioas", mv_edu_ioas_json(v));
@@ -483,7 +500,7 @@ static void on_exec(struct mv_vmm *v, json_object *event)
 
 			mv_log("vlud is gone (its connection hung up before the exec: %s): the update is off, the "
 			       "device stays ours; reattaching", strerror(-k));
-			rollback_local(v, -ECONNRESET, NULL);
+			rollback_local(v, -ECONNRESET, NULL, false);
 			v->await_echo_upd = (int)idx;
 			link_lost = true;
 			return;
@@ -517,7 +534,7 @@ static void on_exec(struct mv_vmm *v, json_object *event)
 
 		json_object_object_add(args, "instance", json_object_new_string(v->o.instance));
 		if (vlu_call(v->link, "update.abort", args, NULL, 0, 0, NULL, NULL, NULL) < 0)
-			rollback_local(v, r, NULL);
+			rollback_local(v, r, NULL, false);
 	}
 }
 
@@ -536,13 +553,12 @@ void mv_vlud_event(struct mv_vmm *v, const char *name, json_object *event)
 		on_arm(v, data);
 	else if (strcmp(name, "update.rolled-back") == 0) {
 		mv_log("vlud update rolled back: %s", jstr(data, "reason") ? jstr(data, "reason") : "?");
-		rollback_local(v, -ECANCELED, data);
+		rollback_local(v, -ECANCELED, data, false);
 	} else if (strcmp(name, "update.completed") == 0 && upd_active) {
 		const char *res = jstr(data, "result");
 		bool ok = res && strcmp(res, "ok") == 0;
 
-		/* exec mode: an update vlud stopped (R10: a release, its own stop) ends with this alone, no
-		 * update.rolled-back: run on; an "ok" cannot reach the old image (it has exec'd by then) */
+		/* an "ok" cannot reach the old image in exec mode (it has exec'd by then) */
 		if (ok && !upd_transfer)
 			return;
 		if (ok) {
@@ -552,7 +568,15 @@ void mv_vlud_event(struct mv_vmm *v, const char *name, json_object *event)
 			fflush(NULL);
 			_exit(0);
 		}
-		rollback_local(v, -ECANCELED, data);
+		/* Not ok, and no update.rolled-back came first: vlud ended the update itself (R10: its stop, the
+		 * instance's release) and hands nothing back.  In transfer mode it may have done so after the
+		 * successor's claim, and on paths A and B the successor's VHOST_NEW_OWNER may have made it the
+		 * owner: the verdict does not say, the device does (as when vlud is gone: withdraw the consent,
+		 * then VHOST_NEW_OWNER; EPERM: the successor owns it, we stop without driving or resetting it).
+		 * Before this the old VMM RESUMEd and drove the rings next to the successor that owned the
+		 * device (review LOW 7).  Not the verdict as rollback data: it names no reclaim or reinit (path
+		 * B's reset: the device's status says it), and its "iommufd" is counters, not what to take. */
+		rollback_local(v, -ECANCELED, NULL, true);
 	}
 }
 
@@ -661,7 +685,7 @@ void mv_vlud_tick(struct mv_vmm *v)
 			v->link_reattaches++;
 		}
 		mv_log("vlud went away during the update (after our save): the update is off, taking the device back");
-		rollback_local(v, -ECONNRESET, NULL);
+		rollback_local(v, -ECONNRESET, NULL, false);
 		v->await_echo_upd = (int)idx;
 		return;
 	}

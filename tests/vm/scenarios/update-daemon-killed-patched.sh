@@ -24,6 +24,10 @@
 #            VMM takes the device back and runs it, then is killed; the successor, continued, owns the
 #            device by the dead mm's consent but must see that it ran since the save (vring bases past
 #            the saved ones) and stop without driving it (chaos soak seed 20261205 kill 600)
+#   stopped-claimed  transfer mode: the spawned successor stopped after its take-over (before update.ready),
+#            vlud stopped with SIGTERM (R10; vlu-fdstore --restart-on-exit starts it again): the old VMM, told
+#            the verdict alone, sees from the device that the successor owns it and stops without touching it
+#            (no RESUME, no reattach); the successor, continued, reattaches and runs the device (review LOW 7)
 # flavour: debian
 # modules: patched
 # use_va: 0

@@ -6,14 +6,16 @@ FDS_DIR=/run/vlu-fdstore
 
 # start_vlud_fdstore [EXTRA-JSON-MEMBERS]: vlud under vlu-fdstore (pid of the current vlud: $FDS_DIR/pid)
 # (the policy of lib/update.sh without vhost-vdpa fds, phase save's deadline 60 s: the VMM stopped there;
-# EXTRA-JSON-MEMBERS as vlud_conf's)
+# EXTRA-JSON-MEMBERS as vlud_conf's).  --restart-on-exit: a vlud stopped by SIGTERM (exit 0: stopped_claimed,
+# a `systemctl restart`) is started again with its store; every other exit here is a SIGKILL, restarted anyway
 start_vlud_fdstore() {
 	# shellcheck disable=SC2034 # read by vlud_conf
 	VLUD_FD_TYPES='"memfd", "eventfd"' UPD_SAVE_MS=60000
 	vlud_conf "${1:-}"
 	mkdir -p "$FDS_DIR"
 	rm -f "$FDS_DIR"/*
-	vlu-fdstore --socket "$SOCK" --notify "$FDS_DIR/notify" --dir "$FDS_DIR" -- vlud -c vlud.conf -d > vlud.log 2>&1 &
+	vlu-fdstore --socket "$SOCK" --notify "$FDS_DIR/notify" --dir "$FDS_DIR" --restart-on-exit -- vlud -c vlud.conf -d \
+		> vlud.log 2>&1 &
 	FDS_PID=$!
 	wait_ready 1 || { t_fail vlud/started "no READY=1 from vlud under vlu-fdstore"; sed 's/^/[vlud] /' vlud.log; exit 1; }
 	t_ok vlud/started-under-vlu-fdstore
@@ -237,6 +239,63 @@ killed_taken_back() {
 	if vctl instances 2> /dev/null | grep -q "^$INST  *orphaned"; then t_ok "$ph/instance-orphaned"; else t_fail "$ph/instance-orphaned" "$(vctl instances 2>&1 | tr '\n' ' ')"; fi
 }
 
+# stopped_claimed (path A, transfer mode): R10 after the claim.  The successor vlud spawned stops itself after
+# its take-over (its VHOST_NEW_OWNER: it owns the device), before update.ready; vlud is stopped (SIGTERM, as a
+# `systemctl restart`; vlu-fdstore starts it again with its store): it ends the update (R10: RESUME, the verdict
+# failed to the old VMM, no update.rolled-back).  The old VMM must learn from the device that the successor
+# owns it (its VHOST_NEW_OWNER: EPERM) and stop without touching it: no RESUME (the patched kernel fences it:
+# "rollback RESUME: Operation not permitted"), no datapath, no reattach.  The successor, continued, finds vlud
+# gone at update.ready, reattaches to the restarted vlud (the instance orphaned, reserved to nobody) and runs
+# the device.  Review finding LOW 7: the old VMM RESUMEd and drove the rings next to the successor and
+# reattached first, so the successor, refused Busy, stopped (docs/UPDATE.md "R10 after the claim").
+stopped_claimed() {
+	ph=stopped-claimed
+	vctl --json call update.start "{\"instance\":\"$INST\",\"mode\":\"transfer\",\"path\":\"A\",\"wait\":false,\"argv\":[\"minivmm\",\"--vlud\",\"$SOCK\",\"--instance\",\"$INST\",\"--vdpa\",\"vdpa0\",\"--mem\",\"64M\",\"--duration\",\"0\",\"--pause-frames\",\"8\",\"--test-stop-at\",\"ready\"]}" > "$ph.start" 2>&1
+	sed "s/^/[$ph update.start] /" "$ph.start"
+	uid=$(jget .id "$ph.start")
+	expect "$ph/update-started" "$uid" -gt 0
+	wait_until 300 grep -q "spawned successor .* as pid" vlud.log
+	npid=$(sed -n 's/.*spawned successor .* as pid \([0-9]*\) .*/\1/p' vlud.log | tail -1)
+	wait_until 300 is_stopped "${npid:-0}"
+	if is_stopped "${npid:-0}"; then t_ok "$ph/successor-stopped-before-ready"; else t_fail "$ph/successor-stopped-before-ready" "pid ${npid:-none}"; fi
+	vctl --json call update.status "{\"instance\":\"$INST\"}" > "$ph.running" 2>&1
+	expect "$ph/running-in-phase-restore" "$(jget .running.phase "$ph.running")" = restore
+	old=$(vlud_pid)
+	r0=$(cat "$FDS_DIR/ready")
+	kill -TERM "$old"
+	if wait_ready $((r0 + 1)) && [ "$(vlud_pid)" != "$old" ]; then t_ok "$ph/vlud-started-again"; else t_fail "$ph/vlud-started-again" "pid $(vlud_pid)"; fi
+	if grep -q "service pid $old exited with status 0" vlud.log; then t_ok "$ph/vlud-stopped-cleanly"; else t_fail "$ph/vlud-stopped-cleanly" "not in the log"; fi
+	ustatus "$INST" "$ph.ustatus"
+	expect "$ph/verdict-failed" "$(jget .last.result "$ph.ustatus")" = failed
+	expect "$ph/verdict-id" "$(jget .last.id "$ph.ustatus")" -eq "$uid"
+	if jget .last.error "$ph.ustatus" | grep -q "^the daemon is stopping during phase restore"; then t_ok "$ph/verdict-r10"; else t_fail "$ph/verdict-r10" "$(jget .last.error "$ph.ustatus")"; fi
+	# the old VMM: the successor owns the device, so it stops by itself without touching it
+	wait_until 100 proc_gone "$VMM_PID"
+	if proc_gone "$VMM_PID"; then t_ok "$ph/old-vmm-stopped"; else t_fail "$ph/old-vmm-stopped" "pid $VMM_PID still runs"; fi
+	sed "s/^/[$INST] /" "$INST.log"
+	if grep -q "the successor owns the device: not ours any more, stopping" "$INST.log"; then t_ok "$ph/old-vmm-saw-the-successor-own-it"; else t_fail "$ph/old-vmm-saw-the-successor-own-it" "not in its log"; fi
+	if grep -q "rollback RESUME\|rollback (re-create vrings)" "$INST.log"; then t_fail "$ph/old-vmm-did-not-touch-the-device" "$(grep 'rollback ' "$INST.log" | tr '\n' ' ')"; else t_ok "$ph/old-vmm-did-not-touch-the-device"; fi
+	if grep -q "vlud: reattached" "$INST.log"; then t_fail "$ph/old-vmm-did-not-reattach" "it did"; else t_ok "$ph/old-vmm-did-not-reattach"; fi
+	if grep -q "exit: the device's owner is another process: not resetting it" "$INST.log"; then t_ok "$ph/old-vmm-did-not-reset"; else t_fail "$ph/old-vmm-did-not-reset" "not in its log"; fi
+	# the successor, continued (the old VMM still runs if it failed the checks above: then it reattached
+	# first and the successor, refused Busy, stops): vlud gone at update.ready, it holds, reattaches, runs
+	kill -CONT "$npid"
+	if wait_attached "$npid"; then t_ok "$ph/successor-reattached"; else t_fail "$ph/successor-reattached" "$(vctl instances 2>&1 | tr '\n' ' ')"; fi
+	kill -9 "$VMM_PID" 2> /dev/null
+	wait "$VMM_PID"
+	wait_until 50 grep -q "minivmm\[$npid\].*first echo after update" vlud.log
+	grep "minivmm\[$npid\]" vlud.log | sed "s/^/[$ph successor] /"
+	if grep "minivmm\[$npid\]" vlud.log | grep -q "vlud is back and gave us the instance: running the device"; then t_ok "$ph/successor-runs-the-device"; else t_fail "$ph/successor-runs-the-device" "not in its log"; fi
+	if grep "minivmm\[$npid\]" vlud.log | grep -q "first echo after update"; then t_ok "$ph/successor-traffic"; else t_fail "$ph/successor-traffic" "no echo after its take-over"; fi
+	expect "$ph/successor-vmpin" "$(vmpin "$npid")" -eq "$pin0"
+	st=$(devstatus)
+	expect "$ph/device-driver-ok" "$((${st:-0} & 4))" -eq 4
+	held_names > "held2-$ph.txt"
+	if cmp -s "held0-$ph.txt" "held2-$ph.txt"; then t_ok "$ph/every-fd-kept-same-names"; else t_fail "$ph/every-fd-kept-same-names" "$(diff "held0-$ph.txt" "held2-$ph.txt" | tr '\n' ' ')"; fi
+	kill -TERM "$npid"
+	wait_until 100 proc_gone "$npid"
+}
+
 # dk_run: the whole scenario
 dk_run() {
 	start_vlud_fdstore
@@ -284,6 +343,12 @@ dk_run() {
 		start_vmm_stop_at taken-back none
 		killed_taken_back
 		vctl release vm4 > /dev/null 2>&1
+		# ---- vm5 (path A): vlud stopped (R10) after the successor's take-over: it runs the device, not the
+		# old VMM
+		INST=vm5
+		start_vmm_stop_at stopped-claimed none
+		stopped_claimed
+		vctl release vm5 > /dev/null 2>&1
 	fi
 
 	# ---- device.reopen under the fd store: vlud's copy of the device is in the fd store too, held by
