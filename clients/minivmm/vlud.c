@@ -691,7 +691,10 @@ void mv_vlud_tick(struct mv_vmm *v)
 	}
 	if (v->held_until_us && now >= v->held_until_us)
 		run_after_hold(v, "vlud stayed away");
-	if (v->link || upd_active || now < next_try_us)
+	/* v->stop: stopping (e.g. the device is the successor's now, after R10): reattaching would take the
+	 * instance from the successor, which reattaches to the restarted vlud itself (CI of 2026-12-03: the
+	 * old VMM's loop saw vlud's close in the same pass as its decision to stop, and reattached first) */
+	if (v->link || upd_active || v->stop || now < next_try_us)
 		return;
 	if (!tries)
 		mv_log("vlud: connection lost; the datapath runs on, reattaching to %s", v->o.vlud);
