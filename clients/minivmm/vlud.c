@@ -15,7 +15,9 @@
  *                         successor (mv_update_rollback) and call update.ready (vlud verifies)
  *     update.completed    transfer mode, result ok: the successor owns the device now; exit without reset;
  *                         not ok with no update.rolled-back before it (R10: vlud ended the update): the
- *                         device says whether it is still ours, as when vlud is gone (rollback_local)
+ *                         device says whether it is still ours, as when vlud is gone (rollback_local);
+ *                         path C with our copy closed, vlud stopping before its release: reattach to the
+ *                         vlud started again and take the device back from its fd store, as when vlud is gone
  *   new image (N): $VLU_UPDATE_TOKEN set -> the old image's connection adopted (vlu_update_connect; kept
  *     across the exec by vlu_update_exec_keep unless MINIVMM_NO_KEEP_CONN) or a new one, update.claim
  *     (every held fd + the state memfd), the fd numbers in the blob are replaced by the claimed ones,
@@ -538,6 +540,20 @@ static void on_exec(struct mv_vmm *v, json_object *event)
 	}
 }
 
+/* A verdict (update.completed, not ok) of an update vlud ended because it is stopping (R10 by its SIGTERM or
+ * SIGINT: daemon/main.c update_stop_all("the daemon is stopping"), the verdict's error "the daemon is
+ * stopping during phase P", daemon/update.c stop_update()), before it released its copy of the device for
+ * a path-C claim (release_ms null) and with no device lost (a release the stop interrupted: device_lost).
+ * Not an instance's release ("the instance was released ..."): no vlud will ever hand that device back. */
+static bool stopping_before_release(json_object *verdict)
+{
+	static const char stopping[] = "the daemon is stopping";
+	const char *err = jstr(verdict, "error");
+
+	return err && strncmp(err, stopping, sizeof(stopping) - 1) == 0 &&
+	       !json_object_object_get(verdict, "release_ms") && !json_object_object_get(verdict, "device_lost");
+}
+
 void mv_vlud_event(struct mv_vmm *v, const char *name, json_object *event)
 {
 	json_object *data = json_object_object_get(event, "data");
@@ -576,6 +592,20 @@ void mv_vlud_event(struct mv_vmm *v, const char *name, json_object *event)
 		 * Before this the old VMM RESUMEd and drove the rings next to the successor that owned the
 		 * device (review LOW 7).  Not the verdict as rollback data: it names no reclaim or reinit (path
 		 * B's reset: the device's status says it), and its "iommufd" is counters, not what to take. */
+		if (v->dev.fd < 0 && stopping_before_release(data)) {
+			/* Transfer mode, path C, vlud stopping (SIGTERM) before it released its copy of the device
+			 * for the successor's claim: that copy is still the device we own, set up and resumed, and
+			 * it is in the fd store, but a stopping vlud reads no more requests, so rollback_local()'s
+			 * fd.retrieve fails and we stopped: a `systemctl restart vlud` took the VM down, where a
+			 * SIGKILL did not (review, MEDIUM).  Do as when vlud is gone: mv_vlud_tick reattaches to
+			 * the vlud started again (the instance orphaned, reserved to nobody: the update ended before
+			 * the stop) and rollback_local() fd.retrieves the device then.  A successor that has not
+			 * claimed holds nothing and cannot claim from that vlud (the token died with the update). */
+			mv_log("vlud update: vlud is stopping and still holds our device (not released for the "
+			       "successor): taking it back from the vlud started again");
+			link_lost = true;
+			return;
+		}
 		rollback_local(v, -ECANCELED, NULL, true);
 	}
 }

@@ -19,11 +19,18 @@
 #            successor left it, nothing resumed), keeps every fd, refuses the claim; the new image, continued,
 #            takes the device over, finds vlud gone at update.ready (path A: RESUMEs it itself), runs on and
 #            reattaches: traffic with 0 lost, VmPin as expected, no fd leak
+#   stopped-before-claim  transfer mode, path C: the old VMM closed its copy of the device at the save, the
+#            spawned successor stopped before its claim, vlud stopped with SIGTERM (R10; vlu-fdstore
+#            --restart-on-exit starts it again): vlud's copy, never released, is still the old VMM's device;
+#            the old VMM, told the verdict alone by a vlud that answers no fd.retrieve any more, reattaches to
+#            the vlud started again and takes the device back from it (VmPin unchanged, the same fds, traffic
+#            with 0 lost); the successor, continued, is refused its claim and exits (review finding MEDIUM: the
+#            old VMM stopped, so a `systemctl restart vlud` took the VM down)
 # flavour: debian
 # modules: stock
 # use_va: 0
 # devices: 1
-# timeout: 360
+# timeout: 390
 . /scenarios/lib/update.sh
 . /scenarios/lib/daemon-killed.sh
 DK_PATH=C

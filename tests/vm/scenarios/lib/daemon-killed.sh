@@ -296,6 +296,68 @@ stopped_claimed() {
 	wait_until 100 proc_gone "$npid"
 }
 
+# stopped_before_claim (path C, transfer mode): R10 before the claim.  The old VMM closed its copy of the device
+# at the save (path C's release), the successor vlud spawned stops itself before its claim; vlud is stopped
+# (SIGTERM, as a `systemctl restart`; vlu-fdstore starts it again with its store): it ends the update (R10:
+# RESUME, the verdict failed to the old VMM, no update.rolled-back) with its copy of the device, the old VMM's,
+# never released.  A stopping vlud answers no fd.retrieve: the old VMM must see that from the verdict and do as
+# when vlud is killed: reattach to the vlud started again, fd.retrieve its device and run it, VmPin unchanged;
+# the successor, continued, is refused its claim (the update ended) and exits holding nothing.  Review finding
+# MEDIUM: the old VMM stopped (fd.retrieve failed), so a `systemctl restart vlud` in a path-C transfer update took
+# the VM down (docs/UPDATE.md "R10 after the claim").
+stopped_before_claim() {
+	ph=stopped-before-claim
+	n0=$(grep -c "spawned successor .* as pid" vlud.log)
+	vctl --json call update.start "{\"instance\":\"$INST\",\"mode\":\"transfer\",\"path\":\"C\",\"wait\":false,\"argv\":[\"minivmm\",\"--vlud\",\"$SOCK\",\"--instance\",\"$INST\",\"--vdpa\",\"vdpa0\",\"--mem\",\"64M\",\"--duration\",\"0\",\"--pause-frames\",\"8\",\"--test-stop-at\",\"claim\"]}" > "$ph.start" 2>&1
+	sed "s/^/[$ph update.start] /" "$ph.start"
+	uid=$(jget .id "$ph.start")
+	expect "$ph/update-started" "$uid" -gt 0
+	wait_until 300 sh -c "[ \$(grep -c 'spawned successor .* as pid' vlud.log) -gt $n0 ]"
+	npid=$(sed -n 's/.*spawned successor .* as pid \([0-9]*\) .*/\1/p' vlud.log | tail -1)
+	wait_until 300 is_stopped "${npid:-0}"
+	if is_stopped "${npid:-0}"; then t_ok "$ph/successor-stopped-before-claim"; else t_fail "$ph/successor-stopped-before-claim" "pid ${npid:-none}"; fi
+	vctl --json call update.status "{\"instance\":\"$INST\"}" > "$ph.running" 2>&1
+	expect "$ph/running-in-phase-claim" "$(jget .running.phase "$ph.running")" = claim
+	if grep -q "vlud update: path C, transfer mode: saving" "$INST.log"; then t_ok "$ph/old-vmm-saved-path-c-transfer"; else t_fail "$ph/old-vmm-saved-path-c-transfer" "not in its log"; fi
+	old=$(vlud_pid)
+	r0=$(cat "$FDS_DIR/ready")
+	kill -TERM "$old"
+	if wait_ready $((r0 + 1)) && [ "$(vlud_pid)" != "$old" ]; then t_ok "$ph/vlud-started-again"; else t_fail "$ph/vlud-started-again" "pid $(vlud_pid)"; fi
+	if grep -q "service pid $old exited with status 0" vlud.log; then t_ok "$ph/vlud-stopped-cleanly"; else t_fail "$ph/vlud-stopped-cleanly" "not in the log"; fi
+	ustatus "$INST" "$ph.ustatus"
+	expect "$ph/verdict-failed" "$(jget .last.result "$ph.ustatus")" = failed
+	expect "$ph/verdict-id" "$(jget .last.id "$ph.ustatus")" -eq "$uid"
+	if jget .last.error "$ph.ustatus" | grep -q "^the daemon is stopping during phase claim"; then t_ok "$ph/verdict-r10"; else t_fail "$ph/verdict-r10" "$(jget .last.error "$ph.ustatus")"; fi
+	rel=$(jget .last.release_ms "$ph.ustatus")
+	if [ -z "$rel" ] || [ "$rel" = null ]; then t_ok "$ph/verdict-not-released"; else t_fail "$ph/verdict-not-released" "release_ms $rel"; fi
+	# the old VMM: vlud still held its device, so it reattaches and takes it back from the fd store
+	if wait_attached "$VMM_PID"; then t_ok "$ph/old-vmm-reattached"; else t_fail "$ph/old-vmm-reattached" "$(vctl instances 2>&1 | tr '\n' ' ')"; fi
+	if proc_gone "$VMM_PID"; then t_fail "$ph/old-vmm-runs" "pid $VMM_PID exited"; else t_ok "$ph/old-vmm-runs"; fi
+	if grep -q "vlud is stopping and still holds our device" "$INST.log"; then t_ok "$ph/old-vmm-saw-vlud-stopping"; else t_fail "$ph/old-vmm-saw-vlud-stopping" "not in its log"; fi
+	if grep -q "the device is not ours any more" "$INST.log"; then t_fail "$ph/old-vmm-did-not-give-up" "$(grep 'not ours' "$INST.log")"; else t_ok "$ph/old-vmm-did-not-give-up"; fi
+	# the successor, continued: its claim is refused by the vlud started again (its update ended), it exits
+	kill -CONT "$npid"
+	wait_until 100 proc_gone "$npid"
+	if proc_gone "$npid"; then t_ok "$ph/successor-exited"; else t_fail "$ph/successor-exited" "pid $npid still runs"; fi
+	grep "minivmm\[$npid\]" vlud.log | sed "s/^/[$ph successor] /"
+	if in_attached_to "$INST" "$VMM_PID"; then t_ok "$ph/old-vmm-still-attached"; else t_fail "$ph/old-vmm-still-attached" "$(vctl instances 2>&1 | tr '\n' ' ')"; fi
+	sleep 3 # traffic after the take-back
+	expect "$ph/vmpin-unchanged" "$(vmpin "$VMM_PID")" -eq "$pin0"
+	st=$(devstatus)
+	expect "$ph/device-driver-ok" "$((${st:-0} & 4))" -eq 4
+	held_names > "held2-$ph.txt"
+	if cmp -s "held0-$ph.txt" "held2-$ph.txt"; then t_ok "$ph/every-fd-kept-same-names"; else t_fail "$ph/every-fd-kept-same-names" "$(diff "held0-$ph.txt" "held2-$ph.txt" | tr '\n' ' ')"; fi
+	expect "$ph/fd-store-unchanged" "$(store_names)" -eq "$st0"
+	kill -TERM "$VMM_PID"
+	wait "$VMM_PID"
+	sed "s/^/[$INST] /" "$INST.log" "$INST.out"
+	f=$INST.out
+	expect "$ph/vmm-update1-recorded-not-ok" "$(val "$f" "update 1:" ok)" -eq 0
+	expect "$ph/vmm-zero-lost" "$(val "$f" traffic: lost)" -eq 0
+	expect "$ph/vmm-zero-dup" "$(val "$f" traffic: dup)" -eq 0
+	expect "$ph/vmm-all-echoed" "$(val "$f" traffic: echoed)" -eq "$(val "$f" traffic: sent)"
+}
+
 # dk_run: the whole scenario
 dk_run() {
 	start_vlud_fdstore
@@ -349,6 +411,14 @@ dk_run() {
 		start_vmm_stop_at stopped-claimed none
 		stopped_claimed
 		vctl release vm5 > /dev/null 2>&1
+	fi
+	# ---- vm6 (path C, transfer mode): vlud stopped (R10) while the spawned successor has not claimed: vlud's
+	# copy of the device is still the old VMM's, which takes it back from the vlud started again
+	if [ "$DK_PATH" = C ]; then
+		INST=vm6
+		start_vmm_stop_at stopped-before-claim none
+		stopped_before_claim
+		vctl release vm6 > /dev/null 2>&1
 	fi
 
 	# ---- device.reopen under the fd store: vlud's copy of the device is in the fd store too, held by
